@@ -1,0 +1,109 @@
+/** The `.ttt` abstract syntax tree. Every node keeps its source span for diagnostics. */
+import type { Span } from '../diagnostics/diagnostic.ts';
+
+export type BinaryOperator = '+' | '-' | '*' | '/' | '@';
+
+export type Expr =
+  | { kind: 'number'; value: number; span: Span }
+  | { kind: 'name'; name: string; span: Span }
+  | { kind: 'binary'; op: BinaryOperator; left: Expr; right: Expr; span: Span }
+  | { kind: 'negate'; operand: Expr; span: Span }
+  | { kind: 'call'; callee: string; calleeSpan: Span; args: Expr[]; named: NamedArg[]; span: Span };
+
+export interface NamedArg {
+  name: string;
+  value: Expr;
+  span: Span;
+}
+
+/** `[D, H]`; an empty list is a scalar. Each entry is a dim expression. */
+export interface TypeExpr {
+  dims: Expr[];
+  span: Span;
+}
+
+export interface Param {
+  name: string;
+  type: TypeExpr;
+  span: Span;
+}
+
+export interface LetStmt {
+  name: string;
+  value: Expr;
+  span: Span;
+}
+
+/** A body is `= EXPR` or `{ let ...; return EXPR }`; both become lets plus a result. */
+export interface Body {
+  lets: LetStmt[];
+  result: Expr;
+  span: Span;
+}
+
+export interface DimDecl {
+  kind: 'dim';
+  name: string;
+  value: Expr;
+  span: Span;
+}
+
+export interface MinibatchDecl {
+  kind: 'minibatch';
+  name: string;
+  value: Expr;
+  span: Span;
+}
+
+export interface TensorDecl {
+  kind: 'state' | 'param';
+  name: string;
+  type: TypeExpr;
+  span: Span;
+}
+
+export interface FnDecl {
+  kind: 'fn';
+  name: string;
+  params: Param[];
+  returnType: TypeExpr | undefined;
+  body: Body;
+  span: Span;
+}
+
+/** `loss(k: [D], v: [D]) = ...` or `output(q: [D]) = ...`: the parameters are per-token views. */
+export interface ViewFnDecl {
+  kind: 'loss' | 'output';
+  params: Param[];
+  body: Body;
+  span: Span;
+}
+
+export type RateSpec = { kind: 'token'; span: Span } | { kind: 'constant'; value: number; span: Span };
+export type ScaleSpec =
+  | { kind: 'position'; span: Span }
+  | { kind: 'none'; span: Span }
+  | { kind: 'constant'; value: number; span: Span };
+
+export interface UpdateDecl {
+  kind: 'update';
+  rule: string;
+  lr: RateSpec;
+  scale: ScaleSpec;
+  span: Span;
+}
+
+export type Member = DimDecl | MinibatchDecl | TensorDecl | FnDecl | ViewFnDecl | UpdateDecl;
+
+export interface LayerDecl {
+  name: string;
+  nameSpan: Span;
+  members: Member[];
+  span: Span;
+}
+
+export interface SourceFile {
+  file: string;
+  text: string;
+  layer: LayerDecl | undefined;
+}
