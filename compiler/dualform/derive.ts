@@ -1,0 +1,124 @@
+/**
+ * Derives the mini-batch program: one step of the inner loop over a chunk of K rows (one
+ * mini-batch, or part of one), from the per-token loss, its autodiff gradient and the update rule.
+ *
+ * Inputs: `view.NAME` [K, ...], `mask` [K] (1 for rows this call processes), `lr` [K] when
+ * `lr: token`, `scale` [K] when `scale: position`, `commit` (scale_{K-1} when the chunk ends the
+ * mini-batch, else 0), `keep` (0 when it ends it, else 1), `state.S` and `accum.S` per state, and
+ * `param.P`. Outputs: `output` [K, ...], `state.S`, `accum.S`.
+ *
+ * With A the carried accumulator and G_j = lr_j ∇loss_j at the chunk's starting state, row i
+ * reads out with S_i = S − scale_i (A + Σ_{j≤i} G_j); see semantics.md.
+ */
+import type { CheckedLayer } from '../check/checked.ts';
+import type { Diagnostic } from '../diagnostics/diagnostic.ts';
+import { grad } from '../autodiff/vjp.ts';
+import { Builder, type Port, type Program, size } from '../ir/ir.ts';
+import { Lowering } from '../ir/lower.ts';
+import type { Val } from '../ir/rows.ts';
+import { chooseForms, type FormChoice, type FormRequest } from './forms.ts';
+
+export interface ChunkProgram {
+  layer: CheckedLayer;
+  /** Rows per chunk: the mini-batch size. */
+  K: number;
+  forms: FormChoice[];
+  program: Program;
+}
+
+/** A dual-form matmul site on the key side: row activations X [K, m] and cotangents of X @ S. */
+interface KeySite {
+  x: number;
+  z: number;
+}
+
+export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = 'auto'): { chunk?: ChunkProgram; diagnostics: Diagnostic[] } {
+  const { forms, diagnostics } = chooseForms(layer, request);
+  if (diagnostics.length) return { diagnostics };
+  const K = layer.minibatch.size;
+  const b = new Builder();
+  const formOf = new Map(forms.map((f) => [f.state, f.form]));
+  const perRow = (s: string) => formOf.get(s) !== 'dual-matmul';
+  const shapeOf = new Map(layer.states.map((s) => [s.name, s.shape]));
+
+  const mask = b.input('mask', [K]);
+  const lrSpec = layer.update.lr;
+  const lr = lrSpec.kind === 'token' ? b.mul(b.input('lr', [K]), mask) : b.scale(mask, lrSpec.value);
+  const scaleSpec = layer.update.scale;
+  const scale = scaleSpec.kind === 'position' ? b.input('scale', [K]) : b.const(scaleSpec.kind === 'constant' ? scaleSpec.value : 1, [K]);
+  const commit = b.input('commit', []);
+  const keep = b.input('keep', []);
+  const state = new Map(layer.states.map((s) => [s.name, b.input(`state.${s.name}`, s.shape)]));
+  const accum = new Map(layer.states.map((s) => [s.name, b.input(`accum.${s.name}`, s.shape)]));
+  /** `scale` down the rows, broadcast over a row value's other axes. */
+  const rowScale = (shape: readonly number[]) => b.expand(b.reshape(scale, [K, ...shape.slice(1).map(() => 1)]), shape);
+
+  // Gradient at the chunk's starting state, lr-weighted: per-row copies where rows need their own state.
+  const rowCopies = new Map<string, number>();
+  const keySites = new Map<string, KeySite[]>(layer.states.map((s) => [s.name, []]));
+  const keyLowering = new Lowering(layer, b, K, {
+    value: (s) => {
+      if (!perRow(s)) return { id: state.get(s)!, rows: false };
+      const copy = b.expand(state.get(s)!, [K, ...shapeOf.get(s)!]);
+      rowCopies.set(s, copy);
+      return { id: copy, rows: true };
+    },
+    matmul: (s, x, sv) => {
+      if (perRow(s)) return undefined;
+      const site = { x: keyLowering.ops.lift(x), z: 0 };
+      site.z = b.matmul(site.x, sv.id);
+      if (!keySites.get(s)!.some((k) => k.z === site.z)) keySites.get(s)!.push(site);
+      return { id: site.z, rows: true };
+    },
+  });
+  const loss = keyLowering.ops.lift(keyLowering.viewFn(layer.loss));
+  const weighted = b.sum(b.mul(loss, lr), [0]);
+  const dualStates = layer.states.filter((s) => !perRow(s.name)).map((s) => s.name);
+  const rowStates = [...rowCopies.keys()];
+  const sites = dualStates.flatMap((s) => keySites.get(s)!);
+  const adjoints = grad(b, weighted, [...dualStates.map((s) => state.get(s)!), ...rowStates.map((s) => rowCopies.get(s)!), ...sites.map((k) => k.z)]);
+  const stepOf = new Map<string, number>();
+  dualStates.forEach((s, i) => stepOf.set(s, adjoints[i]));
+  const rowGrads = new Map(rowStates.map((s, i) => [s, adjoints[dualStates.length + i]]));
+  const delta = new Map(sites.map((k, i) => [k.z, adjoints[dualStates.length + rowStates.length + i]]));
+  for (const [s, g] of rowGrads) stepOf.set(s, b.sum(g, [0]));
+
+  // Per-row states: S_i = S − scale_i (A + Σ_{j≤i} G_j), the cumulative sum a tril product.
+  const tril = b.tril(K);
+  const rowState = (s: string): number => {
+    const shape = shapeOf.get(s)!;
+    const rowsShape = [K, ...shape];
+    const g = rowGrads.get(s) ?? b.const(0, rowsShape);
+    const cumulative = b.reshape(b.matmul(tril, b.reshape(g, [K, size(shape)])), rowsShape);
+    const total = b.add(b.expand(accum.get(s)!, rowsShape), cumulative);
+    return b.sub(b.expand(state.get(s)!, rowsShape), b.mul(rowScale(rowsShape), total));
+  };
+
+  // Read-out: x̄ S_i = x̄ S − scale_i (x̄ A + Σ_{j≤i} (x̄ · x_j) δ_j) for dual matmul states.
+  const queryLowering: Lowering = new Lowering(layer, b, K, {
+    value: (s) => (perRow(s) ? { id: rowState(s), rows: true } : { id: state.get(s)!, rows: false }),
+    matmul: (s, x, sv): Val | undefined => {
+      if (perRow(s)) return undefined;
+      const xq = queryLowering.ops.lift(x);
+      let correction = b.matmul(xq, accum.get(s)!);
+      for (const k of keySites.get(s)!) {
+        const attention = b.mul(tril, b.matmul(xq, b.mT(k.x)));
+        correction = b.add(correction, b.matmul(attention, delta.get(k.z)!));
+      }
+      const base = b.matmul(xq, sv.id);
+      return { id: b.sub(base, b.mul(rowScale(b.shape(base)), correction)), rows: true };
+    },
+  });
+  b.origin = layer.output.span;
+  const output = queryLowering.ops.lift(queryLowering.viewFn(layer.output));
+
+  b.origin = layer.update.span;
+  const outputs: Port[] = [{ name: 'output', node: output }];
+  for (const s of layer.states) {
+    const shape = shapeOf.get(s.name)!;
+    const total = b.add(accum.get(s.name)!, stepOf.get(s.name) ?? b.const(0, shape));
+    outputs.push({ name: `state.${s.name}`, node: b.sub(state.get(s.name)!, b.mul(b.expand(commit, shape), total)) });
+    outputs.push({ name: `accum.${s.name}`, node: b.mul(b.expand(keep, shape), total) });
+  }
+  return { chunk: { layer, K, forms, program: b.build(outputs) }, diagnostics: [] };
+}

@@ -1,0 +1,37 @@
+/** A dense row-major f64 tensor: the values the reference executor works on. */
+import { type Shape, showShape, size } from './ir.ts';
+
+export interface Tensor {
+  shape: Shape;
+  data: Float64Array;
+}
+
+export function tensor(shape: Shape, data?: ArrayLike<number>): Tensor {
+  const n = size(shape);
+  if (data && data.length !== n) throw new Error(`tensor of shape ${showShape(shape)} needs ${n} values, got ${data.length}`);
+  return { shape: [...shape], data: data ? Float64Array.from(data) : new Float64Array(n) };
+}
+
+export function strides(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+/** ‖a − b‖ / ‖b‖ (or ‖a − b‖ when b is zero). */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relative error of ${a.length} values against ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  if (Number.isNaN(num)) return Number.NaN;
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}

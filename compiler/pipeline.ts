@@ -1,0 +1,38 @@
+/** The compiler front to back, as one call: text → checked layer → derived mini-batch program. */
+import { check } from './check/check.ts';
+import type { CheckedLayer, DimOverrides } from './check/checked.ts';
+import { diag } from './diagnostics/codes.ts';
+import type { Diagnostic } from './diagnostics/diagnostic.ts';
+import { type ChunkProgram, deriveChunkProgram } from './dualform/derive.ts';
+import type { FormRequest } from './dualform/forms.ts';
+import { parse } from './syntax/parse.ts';
+
+export interface CompileOptions {
+  file: string;
+  overrides?: DimOverrides;
+  form?: FormRequest;
+}
+
+export interface Compiled {
+  layer: CheckedLayer;
+  chunk: ChunkProgram;
+}
+
+export type CompileResult = { ok: true; compiled: Compiled; diagnostics: Diagnostic[] } | { ok: false; diagnostics: Diagnostic[] };
+
+export function compileSpec(text: string, options: CompileOptions): CompileResult {
+  const parsed = parse(text, options.file);
+  if (parsed.diagnostics.length) return { ok: false, diagnostics: parsed.diagnostics };
+  const checked = check(parsed.source, options.overrides);
+  if (!checked.layer || checked.diagnostics.some((d) => d.severity === 'error')) return { ok: false, diagnostics: checked.diagnostics };
+  const layer = checked.layer;
+  try {
+    const derived = deriveChunkProgram(layer, options.form ?? 'auto');
+    if (!derived.chunk) return { ok: false, diagnostics: derived.diagnostics };
+    return { ok: true, compiled: { layer, chunk: derived.chunk }, diagnostics: checked.diagnostics };
+  } catch (e) {
+    // A checked layer should always lower; if it does not, say so as a diagnostic, not a crash.
+    const message = e instanceof Error ? e.message : String(e);
+    return { ok: false, diagnostics: [diag('TTT901', layer.ast.nameSpan, `internal compiler error while deriving the mini-batch program: ${message}`)] };
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * A scheduled kernel: the derived mini-batch program laid out for one workgroup (thread block)
+ * per (sequence, head) that walks the chunks in order. Renderers turn it into source text.
+ */
+import type { ChunkProgram } from '../dualform/derive.ts';
+import type { Program } from '../ir/ir.ts';
+
+export interface TargetLimits {
+  /** On-chip bytes per workgroup the kernel may use (WebGPU workgroup storage, CUDA shared memory). */
+  workgroupBytes: number;
+  /** Invocations (threads) per workgroup. */
+  invocations: number;
+}
+
+/** Where a buffer lives: on chip, or in this workgroup's slice of a global scratch buffer. */
+export interface Placement {
+  space: 'workgroup' | 'scratch';
+  /** Offset in f32 elements within that space. */
+  offset: number;
+}
+
+/** The state and accumulator of one state tensor: on chip, or in place in the output buffers. */
+export type Home = Placement | { space: 'global' };
+
+export type Stage =
+  /** Compute a node for every element into its buffer (inputs: load a view's rows). */
+  | { kind: 'compute'; node: number }
+  /** Write the processed rows of `output` to the output tensor. */
+  | { kind: 'output'; node: number }
+  /** Replace a state and its accumulator with their values after the chunk. */
+  | { kind: 'update'; state: string; stateNode: number; accumNode: number };
+
+export interface ScheduledKernel {
+  chunk: ChunkProgram;
+  program: Program;
+  invocations: number;
+  /** Nodes computed into buffers; every other node is recomputed inline where it is read. */
+  buffers: Map<number, Placement>;
+  states: Map<string, { state: Home; accum: Home }>;
+  /** The stages of one chunk, in order; a barrier follows each. */
+  stages: Stage[];
+  workgroupFloats: number;
+  scratchFloats: number;
+}

@@ -1,0 +1,72 @@
+/** From the derived mini-batch program and a target's limits to a scheduled kernel. */
+import type { ChunkProgram } from '../dualform/derive.ts';
+import { size } from '../ir/ir.ts';
+import { chooseBuffers } from './fusion.ts';
+import type { Home, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
+import { Arena, type Interval } from './place.ts';
+
+const F32_BYTES = 4;
+
+export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
+  const p = chunk.program;
+  const out = (name: string) => p.outputs.find((o) => o.name === name)!.node;
+  const outputNode = out('output');
+  const updates = chunk.layer.states.map((s) => ({ state: s.name, stateNode: out(`state.${s.name}`), accumNode: out(`accum.${s.name}`) }));
+  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)));
+
+  // Stages: buffered nodes in program order (already topological), then the writes.
+  const stages: Stage[] = [...p.nodes.filter((n) => buffered.has(n.id)).map((n) => ({ kind: 'compute' as const, node: n.id }))];
+  stages.push({ kind: 'output', node: outputNode }, ...updates.map((u) => ({ kind: 'update' as const, ...u })));
+
+  // A buffer lives from its stage to the last stage that reads it, through inlined nodes.
+  const stageOf = new Map<number, number>();
+  stages.forEach((s, i) => {
+    if (s.kind === 'compute') stageOf.set(s.node, i);
+  });
+  const lastRead = new Map<number, number>();
+  stages.forEach((s, i) => {
+    const seen = new Set<number>();
+    const visit = (id: number): void => {
+      if (seen.has(id)) return;
+      seen.add(id);
+      if (buffered.has(id)) lastRead.set(id, i);
+      else p.nodes[id].args.forEach(visit);
+    };
+    if (s.kind === 'compute') p.nodes[s.node].args.forEach(visit);
+    else if (s.kind === 'output') visit(s.node);
+    else [s.stateNode, s.accumNode].forEach(visit);
+  });
+
+  const intervals: Interval[] = [...buffered]
+    .map((id) => ({ key: id, elements: size(p.nodes[id].shape), from: stageOf.get(id)!, to: lastRead.get(id) ?? stageOf.get(id)! }))
+    .sort((a, b) => a.elements - b.elements);
+  const chip = new Arena(Math.floor(limits.workgroupBytes / F32_BYTES));
+  const scratch = new Arena(Number.MAX_SAFE_INTEGER);
+  const place = (iv: Interval): Placement => {
+    const offset = chip.place(iv);
+    return offset !== undefined ? { space: 'workgroup', offset } : { space: 'scratch', offset: scratch.place(iv)! };
+  };
+  const buffers = new Map<number, Placement>();
+  for (const iv of intervals) buffers.set(iv.key as number, place(iv));
+
+  // States live through every stage: on chip when they fit after the chunk's temporaries.
+  const always = (key: string, elements: number): Interval => ({ key, elements, from: 0, to: stages.length });
+  const homes = new Map<string, { state: Home; accum: Home }>();
+  const home = (key: string, elements: number): Home => {
+    const offset = chip.place(always(key, elements));
+    return offset === undefined ? { space: 'global' } : { space: 'workgroup', offset };
+  };
+  const stateHomes = chunk.layer.states.map((s) => home(`state.${s.name}`, size(s.shape)));
+  chunk.layer.states.forEach((s, i) => homes.set(s.name, { state: stateHomes[i], accum: home(`accum.${s.name}`, size(s.shape)) }));
+
+  return {
+    chunk,
+    program: p,
+    invocations: limits.invocations,
+    buffers,
+    states: homes,
+    stages,
+    workgroupFloats: chip.used,
+    scratchFloats: scratch.used,
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * The inner loop's data, in the `run` convention shared by every backend:
+ * views [B, H, T, ...], `lr` [B, H, T], `scale` [K], params [H, ...], states [B, H, ...] or
+ * [H, ...] (broadcast over B), optional accumulators [B, H, ...], and a start position in [0, K).
+ */
+import type { ChunkProgram } from '../compiler/dualform/derive.ts';
+import { showShape, size } from '../compiler/ir/ir.ts';
+import type { Tensor } from '../compiler/ir/tensor.ts';
+
+export interface InnerLoopInputs {
+  B: number;
+  H: number;
+  T: number;
+  start: number;
+  views: Map<string, Tensor>;
+  lr?: Tensor;
+  scale?: Tensor;
+  params: Map<string, Tensor>;
+  /** [B, H, ...] each (already broadcast over B). */
+  states: Map<string, Tensor>;
+  /** [B, H, ...] each; zeros when none were given. */
+  accums: Map<string, Tensor>;
+}
+
+export interface InnerLoopOutputs {
+  output: Tensor;
+  states: Map<string, Tensor>;
+  accums: Map<string, Tensor>;
+}
+
+export class InputError extends Error {}
+
+const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+function expect(name: string, t: Tensor | undefined, shape: readonly number[]): Tensor {
+  if (!t) throw new InputError(`missing input tensor '${name}' (expected shape ${showShape(shape)})`);
+  if (!same(t.shape, shape)) throw new InputError(`input tensor '${name}' has shape ${showShape(t.shape)}, expected ${showShape(shape)}`);
+  return t;
+}
+
+/** Repeat an [H, ...] tensor over B sequences. */
+function broadcastOverBatch(t: Tensor, B: number): Tensor {
+  const data = new Float64Array(B * t.data.length);
+  for (let b = 0; b < B; b++) data.set(t.data, b * t.data.length);
+  return { shape: [B, ...t.shape], data };
+}
+
+/**
+ * Gather and check the inner loop's inputs from named tensors (`q`, `lr`, `param.gamma`,
+ * `state.W1`, `accum.W1`, `start`, ...). Errors name the tensor and both shapes.
+ */
+export function innerLoopInputs(chunk: ChunkProgram, named: ReadonlyMap<string, Tensor>): InnerLoopInputs {
+  const L = chunk.layer;
+  const first = L.views[0];
+  const probe = named.get(first.name);
+  if (!probe) throw new InputError(`missing input tensor '${first.name}' (a view of the spec, shape [B, H, T, ${first.shape.join(', ')}])`);
+  if (probe.shape.length !== 3 + first.shape.length) throw new InputError(`input tensor '${first.name}' has shape ${showShape(probe.shape)}, expected [B, H, T, ${first.shape.join(', ')}]`);
+  const [B, H, T] = probe.shape;
+  const views = new Map(L.views.map((v) => [v.name, expect(v.name, named.get(v.name), [B, H, T, ...v.shape])]));
+  const lr = L.update.lr.kind === 'token' ? expect('lr', named.get('lr'), [B, H, T]) : undefined;
+  const scale = L.update.scale.kind === 'position' ? expect('scale', named.get('scale'), [chunk.K]) : undefined;
+  const params = new Map(L.params.map((p) => [p.name, expect(`param.${p.name}`, named.get(`param.${p.name}`), [H, ...p.shape])]));
+  const states = new Map<string, Tensor>();
+  const accums = new Map<string, Tensor>();
+  for (const s of L.states) {
+    const key = `state.${s.name}`;
+    const t = named.get(key);
+    states.set(s.name, t && t.shape.length === s.shape.length + 1 ? broadcastOverBatch(expect(key, t, [H, ...s.shape]), B) : expect(key, t, [B, H, ...s.shape]));
+    const a = named.get(`accum.${s.name}`);
+    accums.set(s.name, a ? expect(`accum.${s.name}`, a, [B, H, ...s.shape]) : { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) });
+  }
+  const startTensor = named.get('start');
+  const start = startTensor ? startTensor.data[0] : 0;
+  if (startTensor && size(startTensor.shape) !== 1) throw new InputError(`input tensor 'start' has shape ${showShape(startTensor.shape)}, expected [] or [1]`);
+  if (!Number.isInteger(start) || start < 0 || start >= chunk.K) throw new InputError(`start position ${start} is not an integer in [0, ${chunk.K})`);
+  return { B, H, T, start, views, lr, scale, params, states, accums };
+}
+
+/** The named tensors a backend writes: `output`, `state.S`, `accum.S`. */
+export function innerLoopOutputTensors(out: InnerLoopOutputs): Map<string, Tensor> {
+  const named = new Map<string, Tensor>([['output', out.output]]);
+  for (const [s, t] of out.states) named.set(`state.${s}`, t);
+  for (const [s, t] of out.accums) named.set(`accum.${s}`, t);
+  return named;
+}
+
+/** The factor the state takes its accumulator with when a mini-batch ends: scale_{K-1}. */
+export function commitScale(chunk: ChunkProgram, scale: ArrayLike<number> | undefined): number {
+  const spec = chunk.layer.update.scale;
+  if (spec.kind === 'position') return scale![chunk.K - 1];
+  return spec.kind === 'constant' ? spec.value : 1;
+}
+
+/** The chunks a call walks: rows [row, row + count) of a mini-batch, from token `token` on. */
+export interface Chunk {
+  token: number;
+  row: number;
+  count: number;
+  /** The chunk reaches the mini-batch's last row, so the state commits after it. */
+  ends: boolean;
+}
+
+export function chunks(start: number, T: number, K: number): Chunk[] {
+  const out: Chunk[] = [];
+  let row = start;
+  for (let token = 0; token < T; ) {
+    const count = Math.min(K - row, T - token);
+    out.push({ token, row, count, ends: row + count === K });
+    token += count;
+    row = (row + count) % K;
+  }
+  return out;
+}

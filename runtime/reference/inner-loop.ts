@@ -1,0 +1,65 @@
+/** The reference backend: the derived mini-batch program run chunk by chunk in f64. */
+import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
+import { execute } from '../../compiler/ir/execute.ts';
+import { size } from '../../compiler/ir/ir.ts';
+import type { Tensor } from '../../compiler/ir/tensor.ts';
+import { chunks, commitScale, type InnerLoopInputs, type InnerLoopOutputs } from '../inner-loop.ts';
+
+/** The `bh`-th block of `block` elements. */
+const slice = (t: Tensor, bh: number, block: number) => t.data.subarray(bh * block, (bh + 1) * block);
+
+export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLoopOutputs {
+  const { B, H, T, start } = inp;
+  const K = chunk.K;
+  const L = chunk.layer;
+  const outShape = chunk.program.nodes[chunk.program.outputs[0].node].shape.slice(1);
+  const outWidth = size(outShape);
+  const output: Tensor = { shape: [B, H, T, ...outShape], data: new Float64Array(B * H * T * outWidth) };
+  const states = new Map(L.states.map((s) => [s.name, { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) }]));
+  const accums = new Map(L.states.map((s) => [s.name, { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) }]));
+  const plan = chunks(start, T, K);
+  const scale = inp.scale?.data;
+
+  for (let bh = 0; bh < B * H; bh++) {
+    const h = bh % H;
+    const named = new Map<string, Tensor>();
+    for (const p of L.params) named.set(`param.${p.name}`, { shape: p.shape, data: slice(inp.params.get(p.name)!, h, size(p.shape)) });
+    for (const s of L.states) {
+      named.set(`state.${s.name}`, { shape: s.shape, data: slice(inp.states.get(s.name)!, bh, size(s.shape)).slice() });
+      named.set(`accum.${s.name}`, { shape: s.shape, data: slice(inp.accums.get(s.name)!, bh, size(s.shape)).slice() });
+    }
+    if (scale) named.set('scale', { shape: [K], data: Float64Array.from(scale) });
+    for (const c of plan) {
+      const mask = new Float64Array(K);
+      mask.fill(1, c.row, c.row + c.count);
+      named.set('mask', { shape: [K], data: mask });
+      named.set('commit', { shape: [], data: Float64Array.of(c.ends ? commitScale(chunk, scale) : 0) });
+      named.set('keep', { shape: [], data: Float64Array.of(c.ends ? 0 : 1) });
+      for (const v of L.views) {
+        const w = size(v.shape);
+        const rows = new Float64Array(K * w);
+        const src = slice(inp.views.get(v.name)!, bh, T * w);
+        rows.set(src.subarray(c.token * w, (c.token + c.count) * w), c.row * w);
+        named.set(`view.${v.name}`, { shape: [K, ...v.shape], data: rows });
+      }
+      if (inp.lr) {
+        const rows = new Float64Array(K);
+        rows.set(slice(inp.lr, bh, T).subarray(c.token, c.token + c.count), c.row);
+        named.set('lr', { shape: [K], data: rows });
+      }
+      const result = execute(chunk.program, named);
+      const out = result.get('output')!.data;
+      output.data.set(out.subarray(c.row * outWidth, (c.row + c.count) * outWidth), (bh * T + c.token) * outWidth);
+      for (const s of L.states) {
+        named.set(`state.${s.name}`, result.get(`state.${s.name}`)!);
+        named.set(`accum.${s.name}`, result.get(`accum.${s.name}`)!);
+      }
+    }
+    for (const s of L.states) {
+      const n = size(s.shape);
+      states.get(s.name)!.data.set(named.get(`state.${s.name}`)!.data, bh * n);
+      accums.get(s.name)!.data.set(named.get(`accum.${s.name}`)!.data, bh * n);
+    }
+  }
+  return { output, states, accums };
+}
