@@ -14,6 +14,9 @@ export interface CompileOptions {
 }
 
 export interface Compiled {
+  /** The spec's path and text, for annotating generated code with the lines it comes from. */
+  file: string;
+  text: string;
   layer: CheckedLayer;
   chunk: ChunkProgram;
 }
@@ -29,7 +32,7 @@ export function compileSpec(text: string, options: CompileOptions): CompileResul
   try {
     const derived = deriveChunkProgram(layer, options.form ?? 'auto');
     if (!derived.chunk) return { ok: false, diagnostics: derived.diagnostics };
-    return { ok: true, compiled: { layer, chunk: derived.chunk }, diagnostics: checked.diagnostics };
+    return { ok: true, compiled: { file: options.file, text, layer, chunk: derived.chunk }, diagnostics: checked.diagnostics };
   } catch (e) {
     // A checked layer should always lower; if it does not, say so as a diagnostic, not a crash.
     const message = e instanceof Error ? e.message : String(e);

@@ -1,0 +1,14 @@
+/** The inner-loop backends `tttc run --backend` offers. */
+import type { Compiled } from '../pipeline.ts';
+import type { InnerLoopInputs, InnerLoopOutputs } from '../../runtime/inner-loop.ts';
+import { runReference } from '../../runtime/reference/inner-loop.ts';
+
+export interface Backend {
+  /** The dtype the backend writes its results in. */
+  dtype: 'F64' | 'F32';
+  run(compiled: Compiled, inputs: InnerLoopInputs): Promise<InnerLoopOutputs>;
+}
+
+export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
+  ['reference', { dtype: 'F64', run: async (c, inputs) => runReference(c.chunk, inputs) }],
+]);

@@ -1,0 +1,52 @@
+/** Random inner-loop inputs in the `run` convention for any compiled spec. */
+import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
+import { size } from '../../compiler/ir/ir.ts';
+import type { Tensor } from '../../compiler/ir/tensor.ts';
+import { normals, rng, uniforms } from './random.ts';
+
+export interface InputOptions {
+  B: number;
+  H: number;
+  T: number;
+  start?: number;
+  /** Give a nonzero carried accumulator. */
+  accum?: boolean;
+  /** Give states as [H, ...] (broadcast over B) instead of [B, H, ...]. */
+  sharedState?: boolean;
+  seed: number;
+}
+
+export function randomInputs(chunk: ChunkProgram, o: InputOptions): Map<string, Tensor> {
+  const r = rng(o.seed);
+  const L = chunk.layer;
+  const { B, H, T } = o;
+  const named = new Map<string, Tensor>();
+  const put = (name: string, shape: number[], data: Float64Array) => named.set(name, { shape, data });
+  for (const v of L.views) put(v.name, [B, H, T, ...v.shape], normals(r, B * H * T * size(v.shape)));
+  if (L.update.lr.kind === 'token') put('lr', [B, H, T], uniforms(r, B * H * T, 0.01, 0.2));
+  if (L.update.scale.kind === 'position') put('scale', [chunk.K], uniforms(r, chunk.K, 0.1, 1));
+  for (const p of L.params) put(`param.${p.name}`, [H, ...p.shape], normals(r, H * size(p.shape), 0.5));
+  for (const s of L.states) {
+    const shape = o.sharedState ? [H, ...s.shape] : [B, H, ...s.shape];
+    const fanIn = s.shape.length === 2 ? s.shape[0] : 4;
+    put(`state.${s.name}`, shape, normals(r, size(shape), 1 / Math.sqrt(fanIn)));
+    if (o.accum) put(`accum.${s.name}`, [B, H, ...s.shape], normals(r, B * H * size(s.shape), 0.05 / Math.sqrt(fanIn)));
+  }
+  if (o.start) put('start', [], Float64Array.of(o.start));
+  return named;
+}
+
+/** Tokens [from, to) of every per-token tensor (views and lr); everything else as is. */
+export function sliceTokens(chunk: ChunkProgram, named: ReadonlyMap<string, Tensor>, from: number, to: number): Map<string, Tensor> {
+  const out = new Map(named);
+  const perToken = [...chunk.layer.views.map((v) => v.name), ...(chunk.layer.update.lr.kind === 'token' ? ['lr'] : [])];
+  for (const name of perToken) {
+    const t = named.get(name)!;
+    const [B, H, T, ...rest] = t.shape;
+    const w = size(rest);
+    const data = new Float64Array(B * H * (to - from) * w);
+    for (let bh = 0; bh < B * H; bh++) data.set(t.data.subarray((bh * T + from) * w, (bh * T + to) * w), bh * (to - from) * w);
+    out.set(name, { shape: [B, H, to - from, ...rest], data });
+  }
+  return out;
+}
