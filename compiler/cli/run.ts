@@ -35,4 +35,3 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   return 0;
 }
 
-export { runReference };

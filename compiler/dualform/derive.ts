@@ -56,16 +56,16 @@ export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = '
   // Gradient at the chunk's starting state, lr-weighted: per-row copies where rows need their own state.
   const rowCopies = new Map<string, number>();
   const keySites = new Map<string, KeySite[]>(layer.states.map((s) => [s.name, []]));
-  const keyLowering = new Lowering(layer, b, K, {
+  const keyLowering: Lowering = new Lowering(layer, b, K, {
     value: (s) => {
       if (!perRow(s)) return { id: state.get(s)!, rows: false };
       const copy = b.expand(state.get(s)!, [K, ...shapeOf.get(s)!]);
       rowCopies.set(s, copy);
       return { id: copy, rows: true };
     },
-    matmul: (s, x, sv) => {
+    matmul: (s, x, sv): Val | undefined => {
       if (perRow(s)) return undefined;
-      const site = { x: keyLowering.ops.lift(x), z: 0 };
+      const site: KeySite = { x: keyLowering.ops.lift(x), z: 0 };
       site.z = b.matmul(site.x, sv.id);
       if (!keySites.get(s)!.some((k) => k.z === site.z)) keySites.get(s)!.push(site);
       return { id: site.z, rows: true };
@@ -76,6 +76,7 @@ export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = '
   const dualStates = layer.states.filter((s) => !perRow(s.name)).map((s) => s.name);
   const rowStates = [...rowCopies.keys()];
   const sites = dualStates.flatMap((s) => keySites.get(s)!);
+  b.origin = layer.loss.span;
   const adjoints = grad(b, weighted, [...dualStates.map((s) => state.get(s)!), ...rowStates.map((s) => rowCopies.get(s)!), ...sites.map((k) => k.z)]);
   const stepOf = new Map<string, number>();
   dualStates.forEach((s, i) => stepOf.set(s, adjoints[i]));

@@ -44,7 +44,9 @@ export function chooseBuffers(p: Program, outputs: ReadonlySet<number>): Set<num
   const cost = new Array<number>(p.nodes.length).fill(0);
   for (const n of p.nodes) {
     const kind = n.op.kind;
-    if (kind === 'matmul' || kind === 'sum' || (kind === 'input' && n.op.name.startsWith('view.'))) {
+    // Per-token inputs are staged once per chunk: loading them is guarded (rows outside the chunk read 0).
+    const perToken = kind === 'input' && (n.op.name.startsWith('view.') || n.op.name === 'lr');
+    if (kind === 'matmul' || kind === 'sum' || perToken) {
       buffered.add(n.id);
       cost[n.id] = 1;
       continue;

@@ -24,12 +24,15 @@ export interface TypeExpr {
 
 export interface Param {
   name: string;
+  /** The name alone (declarations below have one too), so diagnostics can point at it. */
+  nameSpan: Span;
   type: TypeExpr;
   span: Span;
 }
 
 export interface LetStmt {
   name: string;
+  nameSpan: Span;
   value: Expr;
   span: Span;
 }
@@ -44,6 +47,7 @@ export interface Body {
 export interface DimDecl {
   kind: 'dim';
   name: string;
+  nameSpan: Span;
   value: Expr;
   span: Span;
 }
@@ -51,6 +55,7 @@ export interface DimDecl {
 export interface MinibatchDecl {
   kind: 'minibatch';
   name: string;
+  nameSpan: Span;
   value: Expr;
   span: Span;
 }
@@ -58,6 +63,7 @@ export interface MinibatchDecl {
 export interface TensorDecl {
   kind: 'state' | 'param';
   name: string;
+  nameSpan: Span;
   type: TypeExpr;
   span: Span;
 }
@@ -65,6 +71,7 @@ export interface TensorDecl {
 export interface FnDecl {
   kind: 'fn';
   name: string;
+  nameSpan: Span;
   params: Param[];
   returnType: TypeExpr | undefined;
   body: Body;
@@ -88,6 +95,7 @@ export type ScaleSpec =
 export interface UpdateDecl {
   kind: 'update';
   rule: string;
+  ruleSpan: Span;
   lr: RateSpec;
   scale: ScaleSpec;
   span: Span;

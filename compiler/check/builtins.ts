@@ -1,0 +1,28 @@
+/** The built-in functions' signatures: arity, named arguments, shape rule. Their lowering is `ir/builtins.ts`. */
+
+/**
+ * reduce: any tensor -> scalar (sum, mean). elementwise: same shape. normalise: same shape,
+ * normalised over the last axis, so rank >= 1. dot: two equal shapes -> scalar. transpose: [m,n] -> [n,m].
+ */
+type BuiltinKind = 'reduce' | 'elementwise' | 'normalise' | 'dot' | 'transpose';
+
+export interface Builtin {
+  kind: BuiltinKind;
+  arity: number;
+  /** Named arguments it accepts (each a positive number literal). */
+  named: readonly string[];
+}
+
+const elementwise: Builtin = { kind: 'elementwise', arity: 1, named: [] };
+const normalise: Builtin = { kind: 'normalise', arity: 1, named: ['eps'] };
+
+export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
+  ['sum', { kind: 'reduce', arity: 1, named: [] }],
+  ['mean', { kind: 'reduce', arity: 1, named: [] }],
+  ...['square', 'sqrt', 'rsqrt', 'exp', 'log', 'tanh', 'sigmoid', 'relu', 'silu', 'gelu', 'gelu_tanh'].map(
+    (name): [string, Builtin] => [name, elementwise],
+  ),
+  ...['layernorm', 'rmsnorm', 'l2norm'].map((name): [string, Builtin] => [name, normalise]),
+  ['dot', { kind: 'dot', arity: 2, named: [] }],
+  ['transpose', { kind: 'transpose', arity: 1, named: [] }],
+]);

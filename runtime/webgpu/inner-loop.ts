@@ -1,0 +1,137 @@
+/**
+ * The WebGPU backend of the inner loop: the generated WGSL kernel, its pipeline built once, the
+ * `run` convention's tensors packed into the kernel's buffers (see targets/wgsl/layout.ts).
+ */
+import type { Compiled } from '../../compiler/pipeline.ts';
+import { size } from '../../compiler/ir/ir.ts';
+import type { Tensor } from '../../compiler/ir/tensor.ts';
+import { paramFloats, stateFloats, tokenFloats } from '../../targets/wgsl/layout.ts';
+import { renderWgsl, UNIFORM_FIELDS, type WgslKernel } from '../../targets/wgsl/render.ts';
+import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
+import { deviceLimits, type GPUContext, getGPUDevice } from './device.ts';
+import { compileShader } from './shader.ts';
+
+const MAX_GROUPS_PER_AXIS = 65535;
+
+export class LimitError extends Error {}
+
+export class WebGPUInnerLoop {
+  private constructor(
+    readonly compiled: Compiled,
+    readonly ctx: GPUContext,
+    readonly wgsl: WgslKernel,
+    readonly pipeline: GPUComputePipeline,
+    /** Dawn's warnings about the generated WGSL (expected to be none). */
+    readonly warnings: string[],
+  ) {}
+
+  static async create(compiled: Compiled, ctx?: GPUContext): Promise<WebGPUInnerLoop> {
+    const context = ctx ?? (await getGPUDevice());
+    const limits = deviceLimits(context.device);
+    const invocations = Math.min(256, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+    const wgsl = renderWgsl(compiled, { workgroupBytes: limits.maxComputeWorkgroupStorageSize, invocations });
+    const buffers = wgsl.usesScratch ? 6 : 5;
+    if (buffers > limits.maxStorageBuffersPerShaderStage) {
+      throw new LimitError(`the kernel needs ${buffers} storage buffers per stage; the adapter allows ${limits.maxStorageBuffersPerShaderStage}`);
+    }
+    const shader = await compileShader(context.device, wgsl.code, `${compiled.layer.name}.wgsl`);
+    // An explicit layout: 'auto' would drop bindings a particular kernel happens not to read.
+    const kinds: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage', ...(wgsl.usesScratch ? ['storage' as const] : [])];
+    const bindGroupLayout = context.device.createBindGroupLayout({
+      entries: kinds.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })),
+    });
+    const layout = context.device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] });
+    const pipeline = await context.device.createComputePipelineAsync({ layout, compute: { module: shader.module, entryPoint: 'main' } });
+    return new WebGPUInnerLoop(compiled, context, wgsl, pipeline, shader.messages);
+  }
+
+  /** Run the kernel; `poison` NaN-fills the output buffers first, so an element it never writes shows. */
+  async run(inp: InnerLoopInputs, options: { poison?: boolean } = {}): Promise<InnerLoopOutputs> {
+    const { device } = this.ctx;
+    device.pushErrorScope('validation');
+    try {
+      return await this.dispatch(inp, options.poison ?? false);
+    } finally {
+      const error = await device.popErrorScope();
+      if (error) throw new Error(`WebGPU rejected the ${this.compiled.layer.name} kernel's dispatch: ${error.message}`);
+    }
+  }
+
+  private async dispatch(inp: InnerLoopInputs, poison: boolean): Promise<InnerLoopOutputs> {
+    const { device } = this.ctx;
+    const { layout, kernel } = this.wgsl;
+    const L = this.compiled.layer;
+    const { B, H, T } = inp;
+    const BH = B * H;
+    const BHT = BH * T;
+
+    const tokens = new Float32Array(Math.max(1, BHT * tokenFloats(layout)));
+    for (const r of layout.tokens) tokens.set(r.name === 'lr' ? inp.lr!.data : inp.views.get(r.name)!.data, BHT * r.prefix);
+    const weights = new Float32Array(Math.max(1, layout.scale + H * paramFloats(layout)));
+    if (layout.scale) weights.set(inp.scale!.data, 0);
+    for (const r of layout.params) weights.set(inp.params.get(r.name)!.data, layout.scale + H * r.prefix);
+    const stateIn = new Float32Array(BH * stateFloats(layout));
+    for (const r of layout.states) stateIn.set(inp.states.get(r.name)!.data, BH * r.prefix);
+    for (const r of layout.accums) stateIn.set(inp.accums.get(r.name)!.data, BH * r.prefix);
+
+    const limit = deviceLimits(device).maxStorageBufferBindingSize;
+    const storage = (label: string, floats: number, usage: number) => {
+      const bytes = Math.max(16, floats * 4);
+      if (bytes > limit) throw new LimitError(`buffer ${label} needs ${bytes} bytes; the adapter binds at most ${limit}`);
+      return device.createBuffer({ label, size: bytes, usage: GPUBufferUsage.STORAGE | usage });
+    };
+    const upload = (label: string, data: Float32Array<ArrayBuffer>) => {
+      const buf = storage(label, data.length, GPUBufferUsage.COPY_DST);
+      device.queue.writeBuffer(buf, 0, data);
+      return buf;
+    };
+    const outFloats = BHT * layout.outputWidth;
+    const stateOutFloats = stateIn.length;
+    const groupsX = Math.min(BH, MAX_GROUPS_PER_AXIS);
+    const groupsY = Math.ceil(BH / groupsX);
+    const uniforms = new Uint32Array(UNIFORM_FIELDS.length);
+    const fields: Record<string, number> = { B, H, T, start: inp.start, BH, BHT, groups_x: groupsX, pad: 0 };
+    UNIFORM_FIELDS.forEach((f, i) => (uniforms[i] = fields[f]));
+    const uniformBuffer = device.createBuffer({ label: 'uniforms', size: uniforms.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(uniformBuffer, 0, uniforms);
+
+    const buffers = [
+      uniformBuffer,
+      upload('tokens', tokens),
+      upload('weights', weights),
+      upload('state_in', stateIn),
+      storage('out', outFloats, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST),
+      storage('state_out', stateOutFloats, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST),
+      ...(this.wgsl.usesScratch ? [storage('scratch', BH * kernel.scratchFloats, 0)] : []),
+    ];
+    if (poison) for (const b of [buffers[4], buffers[5]]) device.queue.writeBuffer(b, 0, new Float32Array(b.size / 4).fill(Number.NaN));
+    const bindGroup = device.createBindGroup({
+      layout: this.pipeline.getBindGroupLayout(0),
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    const readOut = device.createBuffer({ size: Math.max(16, outFloats * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const readState = device.createBuffer({ size: Math.max(16, stateOutFloats * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(groupsX, groupsY);
+    pass.end();
+    encoder.copyBufferToBuffer(buffers[4], 0, readOut, 0, outFloats * 4);
+    encoder.copyBufferToBuffer(buffers[5], 0, readState, 0, stateOutFloats * 4);
+    device.queue.submit([encoder.finish()]);
+    await Promise.all([readOut.mapAsync(GPUMapMode.READ), readState.mapAsync(GPUMapMode.READ)]);
+    const out = new Float32Array(readOut.getMappedRange().slice(0, outFloats * 4));
+    const stateOut = new Float32Array(readState.getMappedRange().slice(0, stateOutFloats * 4));
+    for (const b of [...buffers, readOut, readState]) b.destroy();
+
+    const outputShape = kernel.program.nodes[kernel.program.outputs[0].node].shape.slice(1);
+    const unpack = (prefix: number, shape: readonly number[]): Tensor => ({ shape: [B, H, ...shape], data: Float64Array.from(stateOut.subarray(BH * prefix, BH * (prefix + size(shape)))) });
+    const shapeOf = new Map(L.states.map((s) => [s.name, s.shape]));
+    return {
+      output: { shape: [B, H, T, ...outputShape], data: Float64Array.from(out) },
+      states: new Map(layout.states.map((r) => [r.name, unpack(r.prefix, shapeOf.get(r.name)!)])),
+      accums: new Map(layout.accums.map((r) => [r.name, unpack(r.prefix, shapeOf.get(r.name)!)])),
+    };
+  }
+}

@@ -1,0 +1,20 @@
+/** What differs between C-like kernel languages; everything else is emitted once in clike/. */
+import type { UnaryFn } from '../../compiler/ir/ir.ts';
+
+export interface Dialect {
+  /** The type of loop counters and indices. */
+  indexType: string;
+  floatType: string;
+  /** A float literal. */
+  float(value: number): string;
+  unary(fn: UnaryFn, x: string): string;
+  select(condition: string, ifTrue: string, ifFalse: string): string;
+  /** `let`-style immutable and `var`-style mutable declarations. */
+  constant(name: string, type: string, value: string): string;
+  variable(name: string, type: string, value: string): string;
+  /** `for (i = from; i < to; i += step)` header, without the brace. */
+  loop(name: string, from: string, to: string, step?: string): string;
+  min(a: string, b: string): string;
+  /** Barrier after a stage; `storage` when global memory written in it is read next. */
+  barrier(storage: boolean): string;
+}

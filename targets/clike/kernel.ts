@@ -1,0 +1,235 @@
+/**
+ * The body of an inner-loop kernel, shared by every C-like target: one workgroup per
+ * (sequence, head) initialises the state, walks the chunks (views staged, stages separated by
+ * barriers, output rows written, state updated), and writes the state back.
+ */
+import { size } from '../../compiler/ir/ir.ts';
+import type { Home, Placement, ScheduledKernel, Stage } from '../../compiler/schedule/kernel.ts';
+import type { Dialect } from './dialect.ts';
+import { Index, add, div, mod, mul } from './index.ts';
+import { Lines } from './lines.ts';
+import { type Memory, ValueEmitter } from './values.ts';
+
+/** How a target reads and writes the kernel's global tensors (flat element offsets). */
+export interface Globals {
+  /** Uniform values: `T`, `start`, `H`. */
+  uniform(name: 'T' | 'start' | 'H'): string;
+  /** Per-token input tensors [B, H, T, ...]: a view `NAME`, or `lr`. */
+  token(name: string, flat: string): string;
+  scale(flat: string): string;
+  param(name: string, flat: string): string;
+  stateIn(name: string, flat: string): string;
+  accumIn(name: string, flat: string): string;
+  stateOut(name: string, flat: string): string;
+  accumOut(name: string, flat: string): string;
+  output(flat: string): string;
+  scratch(flat: string): string;
+  workgroup(flat: string): string;
+}
+
+export class KernelBody {
+  private readonly values: ValueEmitter;
+  private readonly stateSize: Map<string, number>;
+
+  constructor(
+    private readonly k: ScheduledKernel,
+    private readonly d: Dialect,
+    private readonly g: Globals,
+    /** Spec source text, to annotate each stage with the line it comes from. */
+    private readonly sourceLines: readonly string[],
+  ) {
+    const memory: Memory = {
+      isBuffered: (id) => k.buffers.has(id),
+      buffer: (id, flat) => this.place(k.buffers.get(id)!, flat),
+      input: (name, index) => this.input(name, index),
+    };
+    this.values = new ValueEmitter(k.program, d, memory);
+    this.stateSize = new Map(k.chunk.layer.states.map((s) => [s.name, size(s.shape)]));
+  }
+
+  private place(p: Placement, flat: string): string {
+    return p.space === 'workgroup' ? this.g.workgroup(add(String(p.offset), flat)) : this.g.scratch(add(add(mul('bh', this.k.scratchFloats), String(p.offset)), flat));
+  }
+
+  private home(h: Home, name: string, kind: 'state' | 'accum', flat: string): string {
+    if (h.space !== 'global') return this.place(h, flat);
+    const global = add(mul('bh', this.stateSize.get(name)!), flat);
+    return kind === 'state' ? this.g.stateOut(name, global) : this.g.accumOut(name, global);
+  }
+
+  private input(name: string, index: Index): string {
+    const dot = name.indexOf('.');
+    const [kind, rest] = dot < 0 ? [name, ''] : [name.slice(0, dot), name.slice(dot + 1)];
+    switch (kind) {
+      case 'mask': {
+        const r = index.dims()[0];
+        return this.d.select(`${r} >= row && ${r} < row + count`, this.d.float(1), this.d.float(0));
+      }
+      case 'commit':
+      case 'keep':
+        return kind;
+      case 'scale':
+        return this.g.scale(index.flat());
+      case 'param':
+        return this.g.param(rest, add(mul('h', size(index.shape)), index.flat()));
+      case 'state':
+      case 'accum':
+        return this.home(this.k.states.get(rest)![kind], rest, kind, index.flat());
+    }
+    throw new Error(`input ${name} has no inline reading`);
+  }
+
+  /** The spec line a node comes from, as a comment. */
+  private origin(id: number): string {
+    const o = this.k.program.nodes[id].origin;
+    if (!o) return '';
+    const text = (this.sourceLines[o.start.line - 1] ?? '').trim();
+    return `// line ${o.start.line}: ${text}`;
+  }
+
+  private elements(L: Lines, n: number, body: (e: string) => void): void {
+    L.open(this.d.loop('e', 'tid', String(n), String(this.k.invocations)));
+    body('e');
+    L.close();
+  }
+
+  emit(L: Lines): void {
+    const d = this.d;
+    const K = this.k.chunk.K;
+    const u = (n: 'T' | 'start' | 'H') => this.g.uniform(n);
+    L.line(d.constant('h', d.indexType, `bh % ${u('H')}`));
+    L.line('// The state and accumulator start from the inputs.');
+    for (const [name, h] of this.k.states) {
+      const n = this.stateSize.get(name)!;
+      this.elements(L, n, (e) => {
+        const src = add(mul('bh', n), e);
+        L.line(`${this.home(h.state, name, 'state', e)} = ${this.g.stateIn(name, src)};`);
+        L.line(`${this.home(h.accum, name, 'accum', e)} = ${this.g.accumIn(name, src)};`);
+      });
+    }
+    L.line(d.barrier(true), '');
+    L.line(d.variable('token', d.indexType, '0'), d.variable('row', d.indexType, u('start')));
+    L.open(`while (token < ${u('T')})`);
+    L.line(d.constant('count', d.indexType, d.min(`${K} - row`, `${u('T')} - token`)));
+    L.line(d.constant('ends', 'bool', `row + count == ${K}`));
+    L.line(d.constant('commit', d.floatType, d.select('ends', this.commitScale(), d.float(0))));
+    L.line(d.constant('keep', d.floatType, d.select('ends', d.float(0), d.float(1))));
+    for (const s of this.k.stages) {
+      L.line('');
+      this.stage(L, s);
+      L.line(d.barrier(this.writesStorage(s)));
+    }
+    L.line('', 'token = token + count;', `row = (row + count) % ${K};`);
+    L.close();
+    const onChip = [...this.k.states].filter(([, h]) => h.state.space !== 'global' || h.accum.space !== 'global');
+    if (onChip.length) L.line('', '// Write back the state kept on chip.');
+    for (const [name, h] of onChip) {
+      const n = this.stateSize.get(name)!;
+      this.elements(L, n, (e) => {
+        const dst = add(mul('bh', n), e);
+        if (h.state.space !== 'global') L.line(`${this.g.stateOut(name, dst)} = ${this.home(h.state, name, 'state', e)};`);
+        if (h.accum.space !== 'global') L.line(`${this.g.accumOut(name, dst)} = ${this.home(h.accum, name, 'accum', e)};`);
+      });
+    }
+  }
+
+  private commitScale(): string {
+    const s = this.k.chunk.layer.update.scale;
+    if (s.kind === 'position') return this.g.scale(String(this.k.chunk.K - 1));
+    return this.d.float(s.kind === 'constant' ? s.value : 1);
+  }
+
+  private writesStorage(s: Stage): boolean {
+    if (s.kind === 'compute') return this.k.buffers.get(s.node)!.space === 'scratch';
+    if (s.kind === 'output') return true;
+    const h = this.k.states.get(s.state)!;
+    return h.state.space === 'global' || h.accum.space === 'global';
+  }
+
+  private stage(L: Lines, s: Stage): void {
+    const d = this.d;
+    const nodes = this.k.program.nodes;
+    if (s.kind === 'update') {
+      const n = this.stateSize.get(s.state)!;
+      const h = this.k.states.get(s.state)!;
+      L.line(`// Update ${s.state} and its accumulator. ${this.origin(s.stateNode)}`);
+      this.elements(L, n, (e) => {
+        const index = Index.flat(nodes[s.stateNode].shape, e);
+        L.line(d.constant('next_state', d.floatType, this.values.value(s.stateNode, index)));
+        L.line(d.constant('next_accum', d.floatType, this.values.value(s.accumNode, index)));
+        L.line(`${this.home(h.state, s.state, 'state', e)} = next_state;`, `${this.home(h.accum, s.state, 'accum', e)} = next_accum;`);
+      });
+      return;
+    }
+    const node = nodes[s.node];
+    if (s.kind === 'output') {
+      const width = size(node.shape.slice(1));
+      L.line(`// Write the rows of this chunk. ${this.origin(s.node)}`);
+      L.open(d.loop('e', 'tid', `count * ${width}`, String(this.k.invocations)));
+      const value = this.values.value(s.node, Index.flat(node.shape, add(mul('row', width), 'e')));
+      L.line(`${this.g.output(add(mul(`bh * ${this.g.uniform('T')} + token`, width), 'e'))} = ${value};`);
+      L.close();
+      return;
+    }
+    const target = (flat: string) => this.place(this.k.buffers.get(s.node)!, flat);
+    const op = node.op;
+    if (op.kind === 'input') {
+      // Rows outside [row, row + count) read as 0, without touching memory out of range.
+      const width = size(node.shape.slice(1));
+      const name = op.name.startsWith('view.') ? op.name.slice(5) : op.name;
+      L.line(`// Stage ${name} for this chunk.`);
+      this.elements(L, size(node.shape), (e) => {
+        const r = div(e, width);
+        L.line(d.variable('x', d.floatType, d.float(0)));
+        // Added before subtracting `row`, so unsigned arithmetic never wraps.
+        const global = add(mul(`bh * ${this.g.uniform('T')} + token + ${r} - row`, width), mod(e, width));
+        L.open(`if (${r} >= row && ${r} < row + count)`).line(`x = ${this.g.token(name, global)};`).close();
+        L.line(`${target(e)} = x;`);
+      });
+      return;
+    }
+    L.line(`// %${s.node} = ${op.kind} ${this.origin(s.node)}`);
+    this.elements(L, size(node.shape), (e) => {
+      const index = Index.flat(node.shape, e);
+      if (op.kind === 'matmul') this.matmul(L, s.node, index);
+      else if (op.kind === 'sum') this.sum(L, s.node, index);
+      else L.line(`${target(e)} = ${this.values.value(s.node, index, true)};`);
+      if (op.kind === 'matmul' || op.kind === 'sum') L.line(`${target(e)} = acc;`);
+    });
+  }
+
+  private matmul(L: Lines, id: number, index: Index): void {
+    const d = this.d;
+    const n = this.k.program.nodes[id];
+    const [a, b] = n.args.map((x) => this.k.program.nodes[x]);
+    const dims = index.dims();
+    const r = dims.length;
+    const batch = dims.slice(0, r - 2);
+    const inner = a.shape[r - 1];
+    L.line(d.variable('acc', d.floatType, d.float(0)));
+    L.open(d.loop('p', '0', String(inner)));
+    const left = this.values.value(a.id, Index.dims(a.shape, [...batch, dims[r - 2], 'p']));
+    const right = this.values.value(b.id, Index.dims(b.shape, [...batch, 'p', dims[r - 1]]));
+    L.line(`acc = acc + ${left} * ${right};`);
+    L.close();
+  }
+
+  private sum(L: Lines, id: number, index: Index): void {
+    const d = this.d;
+    const n = this.k.program.nodes[id];
+    if (n.op.kind !== 'sum') return;
+    const axes = n.op.axes;
+    const x = this.k.program.nodes[n.args[0]];
+    const reducedShape = axes.map((a) => x.shape[a]);
+    const reduced = Index.flat(reducedShape, 'p').dims();
+    const kept = index.dims();
+    const source: string[] = [];
+    let ki = 0;
+    let ri = 0;
+    for (let a = 0; a < x.shape.length; a++) source.push(axes.includes(a) ? reduced[ri++] : kept[ki++]);
+    L.line(d.variable('acc', d.floatType, d.float(0)));
+    L.open(d.loop('p', '0', String(size(reducedShape))));
+    L.line(`acc = acc + ${this.values.value(x.id, Index.dims(x.shape, source))};`);
+    L.close();
+  }
+}

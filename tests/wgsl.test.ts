@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { relativeError, type Tensor } from '../compiler/ir/tensor.ts';
+import type { Compiled } from '../compiler/pipeline.ts';
+import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+import { runReference } from '../runtime/reference/inner-loop.ts';
+import { getGPUDevice } from '../runtime/webgpu/device.ts';
+import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
+import { randomInputs, sliceTokens } from './support/inputs.ts';
+import { loadReference, REFERENCE_FILES } from './support/reference-vectors.ts';
+import { compileExample, exampleFiles } from './support/specs.ts';
+
+/** The f32 kernel's tolerance against the f64 reference (relative error). */
+const TOL = 1e-5;
+
+async function runWgsl(c: Compiled, named: Map<string, Tensor>) {
+  const loop = await WebGPUInnerLoop.create(c);
+  expect(loop.warnings, 'Dawn compilation messages').toEqual([]);
+  return innerLoopOutputTensors(await loop.run(innerLoopInputs(c.chunk, named), { poison: true }));
+}
+
+function expectMatches(got: Map<string, Tensor>, want: Map<string, Tensor>, label: string): void {
+  for (const [name, w] of want) {
+    const g = got.get(name);
+    expect(g, `${label}: ${name}`).toBeDefined();
+    expect(g!.shape, `${label}: ${name}`).toEqual(w.shape);
+    expect(relativeError(g!.data, w.data), `${label}: ${name}`).toBeLessThan(TOL);
+  }
+}
+
+let adapter = '';
+beforeAll(async () => {
+  adapter = (await getGPUDevice()).adapterName;
+});
+afterAll(() => console.log(`WGSL kernels ran on: ${adapter}`));
+
+/** Sizes per example: each D in {32, 64, 128} and each K in {8, 16, 32} is covered. */
+const SIZES = [
+  { D: 32, K: 8, B: 2, H: 3, T: 21, start: 0, accum: false },
+  { D: 64, K: 16, B: 1, H: 2, T: 37, start: 5, accum: true },
+  { D: 128, K: 32, B: 2, H: 1, T: 40, start: 31, accum: true },
+];
+
+describe.each(exampleFiles)('WGSL kernel of %s against the f64 reference', (spec) => {
+  for (const s of SIZES) {
+    it(`D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}${s.accum ? ' with a carried accumulator' : ''}`, async () => {
+      const c = compileExample(spec, 'auto', { D: s.D, K: s.K });
+      const named = randomInputs(c.chunk, { ...s, seed: s.D + s.K });
+      const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.chunk, named)));
+      expectMatches(await runWgsl(c, named), want, spec);
+    });
+  }
+});
+
+describe('WGSL kernels on the published reference vectors', () => {
+  for (const file of REFERENCE_FILES) {
+    it(file, async () => {
+      const ref = await loadReference(file);
+      const spec = ref.kind === 'linear' ? 'ttt_linear.ttt' : 'ttt_mlp.ttt';
+      const c = compileExample(spec, 'auto', { D: Number(ref.metadata.head_dim), K: Number(ref.metadata.mini_batch_size) });
+      expectMatches(await runWgsl(c, ref.inputs), ref.expected, file);
+    });
+  }
+});
+
+describe('WGSL prefill equals token-by-token decode', () => {
+  for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt']) {
+    it(spec, async () => {
+      const c = compileExample(spec, 'auto', { D: 32, K: 8 });
+      const T = 11;
+      const named = randomInputs(c.chunk, { B: 2, H: 2, T, start: 0, seed: 5 });
+      const loop = await WebGPUInnerLoop.create(c);
+      const whole = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.chunk, named), { poison: true }));
+      let carried = new Map(named);
+      const width = 32;
+      const outputs: Float64Array[] = [];
+      for (let t = 0; t < T; t++) {
+        const one = sliceTokens(c.chunk, carried, t, t + 1);
+        one.set('start', { shape: [], data: Float64Array.of(t % c.chunk.K) });
+        const out = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.chunk, one), { poison: true }));
+        outputs.push(out.get('output')!.data);
+        carried = new Map(carried);
+        for (const [name, v] of out) if (name !== 'output') carried.set(name, v);
+      }
+      // Decode outputs are [B, H, 1, D] per step; gather them as [B, H, T, D].
+      const BH = 4;
+      const joined = new Float64Array(BH * T * width);
+      outputs.forEach((o, t) => {
+        for (let bh = 0; bh < BH; bh++) joined.set(o.subarray(bh * width, (bh + 1) * width), (bh * T + t) * width);
+      });
+      expect(relativeError(joined, whole.get('output')!.data)).toBeLessThan(TOL);
+      for (const [name, v] of whole) if (name !== 'output') expect(relativeError(carried.get(name)!.data, v.data), name).toBeLessThan(TOL);
+    });
+  }
+});
