@@ -4,10 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { check } from '../compiler/check/check.ts';
 import { CODES } from '../compiler/diagnostics/codes.ts';
 import { formatDiagnostic, type Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
+import type { FormRequest } from '../compiler/dualform/forms.ts';
+import { compileSpec } from '../compiler/pipeline.ts';
 import { parse } from '../compiler/syntax/parse.ts';
 
-/** Syntax diagnostics, or the checker's when the syntax is clean (as the pipeline does). */
-function diagnose(text: string, overrides: Record<string, number> = {}): Diagnostic[] {
+/** Syntax diagnostics, or the checker's when the syntax is clean; with a form, the whole pipeline's. */
+function diagnose(text: string, overrides: Record<string, number> = {}, form?: FormRequest): Diagnostic[] {
+  if (form) return compileSpec(text, { file: 'bad.ttt', overrides: new Map(Object.entries(overrides)), form }).diagnostics;
   const parsed = parse(text, 'bad.ttt');
   if (parsed.diagnostics.length) return parsed.diagnostics;
   return check(parsed.source, new Map(Object.entries(overrides))).diagnostics;
@@ -36,6 +39,8 @@ interface Case {
   what: string;
   text: string;
   overrides?: Record<string, number>;
+  /** Compile through the dual-form derivation with this form request. */
+  form?: FormRequest;
   code: keyof typeof CODES;
   /** Line and column of the span's start, and the text under the span. */
   line: number;
@@ -93,11 +98,15 @@ const cases: Case[] = [
   { what: 'a fn argument of the wrong shape', text: spec({ extra: 'fn f(x: [D]) = x', output: 'output(q: [D]) = f(W)' }), code: 'TTT315', line: 7, col: 22, under: 'W' },
   { what: 'a function call in a size', text: spec({ extra: 'dim E = sqrt(4)' }), code: 'TTT316', line: 5, col: 11, under: 'sqrt(4)' },
   { what: 'a zero eps', text: spec({ output: 'output(q: [D]) = rmsnorm(q, eps: 0)' }), code: 'TTT317', line: 7, col: 36, under: '0' },
+  // TTT4xx: dual form forced where a state has none
+  { what: 'a state inside a norm, dual forced', text: spec({ output: 'output(q: [D]) = q @ l2norm(W)' }), form: 'dual', code: 'TTT401', line: 7, col: 31, under: 'W' },
+  { what: 'a state on the left of a matmul, dual forced', text: spec({ output: 'output(q: [D]) = W @ q' }), form: 'dual', code: 'TTT401', line: 7, col: 20, under: 'W' },
+  { what: 'a state as matmul operand and elementwise, dual forced', text: spec({ loss: 'loss(k: [D], v: [D]) = sum(square(k @ W - v)) + sum(W * W)' }), form: 'dual', code: 'TTT402', line: 6, col: 55, under: 'W' },
 ];
 
 describe('malformed specs', () => {
-  it.each(cases)('$code: $what', ({ text, overrides, code, line, col, under }) => {
-    const diagnostics = diagnose(text, overrides);
+  it.each(cases)('$code: $what', ({ text, overrides, form, code, line, col, under }) => {
+    const diagnostics = diagnose(text, overrides, form);
     expect(diagnostics.length, JSON.stringify(diagnostics, null, 1)).toBeGreaterThan(0);
     const d = diagnostics[0]!;
     expect({

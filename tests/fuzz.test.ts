@@ -5,15 +5,20 @@ import { check } from '../compiler/check/check.ts';
 import { CODES } from '../compiler/diagnostics/codes.ts';
 import type { Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
 import { tttLexer } from '../compiler/syntax/lexer.ts';
+import { compileSpec } from '../compiler/pipeline.ts';
 import { parse } from '../compiler/syntax/parse.ts';
 import { rng } from './support/random.ts';
 
-/** The stage under test: text in, a layer or diagnostics out. Swap in the full pipeline later. */
+/** The stages under test: text in, a derived mini-batch program or diagnostics out. */
 function frontEnd(text: string): { ok: boolean; diagnostics: Diagnostic[] } {
   const parsed = parse(text, 'fuzz.ttt');
   // Check even after syntax errors, so the checker also meets the partial ASTs of error recovery.
   const checked = check(parsed.source);
-  return { ok: checked.layer !== undefined, diagnostics: [...parsed.diagnostics, ...checked.diagnostics] };
+  if (!checked.layer || parsed.diagnostics.length) return { ok: false, diagnostics: [...parsed.diagnostics, ...checked.diagnostics] };
+  // A spec that checks must also derive: an internal error here is a compiler bug.
+  const compiled = compileSpec(text, { file: 'fuzz.ttt' });
+  expect(compiled.diagnostics.map((d) => d.code)).not.toContain('TTT901');
+  return compiled;
 }
 
 const examplesDir = resolve(import.meta.dirname, '../examples');
