@@ -4,6 +4,7 @@
  */
 import type { ChunkProgram } from '../dualform/derive.ts';
 import type { Program } from '../ir/ir.ts';
+import type { Barrier } from './barriers.ts';
 
 export interface TargetLimits {
   /** On-chip bytes per workgroup the kernel may use (WebGPU workgroup storage, CUDA shared memory). */
@@ -37,8 +38,10 @@ export interface ScheduledKernel {
   /** Nodes computed into buffers; every other node is recomputed inline where it is read. */
   buffers: Map<number, Placement>;
   states: Map<string, { state: Home; accum: Home }>;
-  /** The stages of one chunk, in order; a barrier follows each. */
+  /** The stages of one chunk, in order. */
   stages: Stage[];
+  /** The barrier after each stage: none where no hazard follows, `storage` when global memory is involved. */
+  barriers: Barrier[];
   workgroupFloats: number;
   scratchFloats: number;
 }

@@ -1,6 +1,7 @@
 /** From the derived mini-batch program and a target's limits to a scheduled kernel. */
 import type { ChunkProgram } from '../dualform/derive.ts';
 import { size } from '../ir/ir.ts';
+import { placeBarriers } from './barriers.ts';
 import { chooseBuffers } from './fusion.ts';
 import type { Home, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
 import { Arena, type Interval } from './place.ts';
@@ -59,6 +60,7 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
   const stateHomes = chunk.layer.states.map((s) => home(`state.${s.name}`, size(s.shape)));
   chunk.layer.states.forEach((s, i) => homes.set(s.name, { state: stateHomes[i], accum: home(`accum.${s.name}`, size(s.shape)) }));
 
+  const stateSize = new Map(chunk.layer.states.map((s) => [s.name, size(s.shape)]));
   return {
     chunk,
     program: p,
@@ -66,6 +68,7 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
     buffers,
     states: homes,
     stages,
+    barriers: placeBarriers({ program: p, buffers, homes, stateSize }, stages),
     workgroupFloats: chip.used,
     scratchFloats: scratch.used,
   };

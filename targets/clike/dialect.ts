@@ -17,4 +17,6 @@ export interface Dialect {
   min(a: string, b: string): string;
   /** Barrier after a stage; `storage` when global memory written in it is read next. */
   barrier(storage: boolean): string;
+  /** A matmul operand as the product reads it, e.g. rounded to bf16; absent: as is. */
+  matmulOperand?(x: string): string;
 }

@@ -114,11 +114,12 @@ export class KernelBody {
     L.line(d.constant('ends', 'bool', `row + count == ${K}`));
     L.line(d.constant('commit', d.floatType, d.select('ends', this.commitScale(), d.float(0))));
     L.line(d.constant('keep', d.floatType, d.select('ends', d.float(0), d.float(1))));
-    for (const s of this.k.stages) {
+    this.k.stages.forEach((s, i) => {
       L.line('');
       this.stage(L, s);
-      L.line(d.barrier(this.writesStorage(s)));
-    }
+      const barrier = this.k.barriers[i];
+      if (barrier !== 'none') L.line(d.barrier(barrier === 'storage'));
+    });
     L.line('', 'token = token + count;', `row = (row + count) % ${K};`);
     L.close();
     const onChip = [...this.k.states].filter(([, h]) => h.state.space !== 'global' || h.accum.space !== 'global');
@@ -137,13 +138,6 @@ export class KernelBody {
     const s = this.k.chunk.layer.update.scale;
     if (s.kind === 'position') return this.g.scale(String(this.k.chunk.K - 1));
     return this.d.float(s.kind === 'constant' ? s.value : 1);
-  }
-
-  private writesStorage(s: Stage): boolean {
-    if (s.kind === 'compute') return this.k.buffers.get(s.node)!.space === 'scratch';
-    if (s.kind === 'output') return true;
-    const h = this.k.states.get(s.state)!;
-    return h.state.space === 'global' || h.accum.space === 'global';
   }
 
   private stage(L: Lines, s: Stage): void {
@@ -210,7 +204,8 @@ export class KernelBody {
     L.open(d.loop('p', '0', String(inner)));
     const left = this.values.value(a.id, Index.dims(a.shape, [...batch, dims[r - 2], 'p']));
     const right = this.values.value(b.id, Index.dims(b.shape, [...batch, 'p', dims[r - 1]]));
-    L.line(`acc = acc + ${left} * ${right};`);
+    const operand = (x: string) => (d.matmulOperand ? d.matmulOperand(x) : x);
+    L.line(`acc = acc + ${operand(left)} * ${operand(right)};`);
     L.close();
   }
 
