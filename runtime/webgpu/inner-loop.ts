@@ -9,7 +9,7 @@ import { paramFloats, stateFloats, tokenFloats } from '../../targets/wgsl/layout
 import { renderWgsl, UNIFORM_FIELDS, type WgslKernel } from '../../targets/wgsl/render.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import { deviceLimits, type GPUContext, getGPUDevice } from './device.ts';
-import { compileShader } from './shader.ts';
+import { computePipeline } from './pipelines.ts';
 
 const MAX_GROUPS_PER_AXIS = 65535;
 
@@ -34,15 +34,10 @@ export class WebGPUInnerLoop {
     if (buffers > limits.maxStorageBuffersPerShaderStage) {
       throw new LimitError(`the kernel needs ${buffers} storage buffers per stage; the adapter allows ${limits.maxStorageBuffersPerShaderStage}`);
     }
-    const shader = await compileShader(context.device, wgsl.code, `${compiled.layer.name}.wgsl`);
-    // An explicit layout: 'auto' would drop bindings a particular kernel happens not to read.
-    const kinds: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage', ...(wgsl.usesScratch ? ['storage' as const] : [])];
-    const bindGroupLayout = context.device.createBindGroupLayout({
-      entries: kinds.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })),
-    });
-    const layout = context.device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] });
-    const pipeline = await context.device.createComputePipelineAsync({ layout, compute: { module: shader.module, entryPoint: 'main' } });
-    return new WebGPUInnerLoop(compiled, context, wgsl, pipeline, shader.messages);
+    const bindings: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage'];
+    if (wgsl.usesScratch) bindings.push('storage');
+    const { pipeline, messages } = await computePipeline(context.device, wgsl.code, `${compiled.layer.name}.wgsl`, bindings);
+    return new WebGPUInnerLoop(compiled, context, wgsl, pipeline, messages);
   }
 
   /** Run the kernel; `poison` NaN-fills the output buffers first, so an element it never writes shows. */
