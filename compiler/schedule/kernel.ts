@@ -5,6 +5,7 @@
 import type { ChunkProgram } from '../dualform/derive.ts';
 import type { Program } from '../ir/ir.ts';
 import type { Barrier } from './barriers.ts';
+import type { Tile } from './tiles.ts';
 
 export interface TargetLimits {
   /** On-chip bytes per workgroup the kernel may use (WebGPU workgroup storage, CUDA shared memory). */
@@ -40,6 +41,8 @@ export interface ScheduledKernel {
   states: Map<string, { state: Home; accum: Home }>;
   /** The stages of one chunk, in order. */
   stages: Stage[];
+  /** The register tile of every buffered product. */
+  tiles: Map<number, Tile>;
   /** The barrier after each stage: none where no hazard follows, `storage` when global memory is involved. */
   barriers: Barrier[];
   workgroupFloats: number;

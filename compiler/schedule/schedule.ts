@@ -5,6 +5,7 @@ import { placeBarriers } from './barriers.ts';
 import { chooseBuffers } from './fusion.ts';
 import type { Home, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
 import { Arena, type Interval } from './place.ts';
+import { chooseTile, type Tile } from './tiles.ts';
 
 const F32_BYTES = 4;
 
@@ -61,6 +62,12 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
   chunk.layer.states.forEach((s, i) => homes.set(s.name, { state: stateHomes[i], accum: home(`accum.${s.name}`, size(s.shape)) }));
 
   const stateSize = new Map(chunk.layer.states.map((s) => [s.name, size(s.shape)]));
+  const tiles = new Map<number, Tile>();
+  for (const n of p.nodes) {
+    if (n.op.kind !== 'matmul') continue;
+    const r = n.shape.length;
+    tiles.set(n.id, chooseTile(n.shape[r - 2], n.shape[r - 1], size(n.shape.slice(0, r - 2)), limits.invocations));
+  }
   return {
     chunk,
     program: p,
@@ -68,6 +75,7 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
     buffers,
     states: homes,
     stages,
+    tiles,
     barriers: placeBarriers({ program: p, buffers, homes, stateSize }, stages),
     workgroupFloats: chip.used,
     scratchFloats: scratch.used,

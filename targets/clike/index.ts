@@ -3,6 +3,7 @@
  * flat offsets fold to short expressions of the few runtime variables (element, row, loop).
  */
 import type { Shape } from '../../compiler/ir/ir.ts';
+import { strides } from '../../compiler/ir/tensor.ts';
 
 const isNum = (s: string) => /^\d+$/.test(s);
 const wrap = (s: string) => (/^[\w.[\]]+$/.test(s) ? s : `(${s})`);
@@ -33,16 +34,6 @@ export function mod(a: string, n: number): string {
   return `${wrap(a)} % ${n}`;
 }
 
-export function stridesOf(shape: Shape): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
-}
-
 /** A position in a tensor of `shape`, known either as a flat offset or as one expression per axis. */
 export class Index {
   private constructor(
@@ -61,13 +52,13 @@ export class Index {
 
   flat(): string {
     if (this.flatExpr !== undefined) return this.flatExpr;
-    const st = stridesOf(this.shape);
+    const st = strides(this.shape);
     return this.dimExprs!.reduce((acc, d, i) => add(acc, mul(d, st[i])), '0');
   }
 
   dims(): string[] {
     if (this.dimExprs !== undefined) return [...this.dimExprs];
-    const st = stridesOf(this.shape);
+    const st = strides(this.shape);
     // The flat index is in range, so the outermost axis needs no modulo.
     return this.shape.map((n, i) => (n === 1 ? '0' : i === 0 ? div(this.flatExpr!, st[i]) : mod(div(this.flatExpr!, st[i]), n)));
   }
