@@ -97,7 +97,8 @@ export class KernelBody {
     const d = this.d;
     const K = this.k.chunk.K;
     const u = (n: 'T' | 'start' | 'H') => this.g.uniform(n);
-    L.line(d.constant('h', d.indexType, `bh % ${u('H')}`));
+    // Only params are per head; declared without them, `h` would be unused (nvcc warns).
+    if (this.k.chunk.layer.params.length > 0) L.line(d.constant('h', d.indexType, `bh % ${u('H')}`));
     L.line('// The state and accumulator start from the inputs.');
     for (const [name, h] of this.k.states) {
       const n = this.stateSize.get(name)!;
@@ -183,30 +184,42 @@ export class KernelBody {
       return;
     }
     L.line(`// %${s.node} = ${op.kind} ${this.origin(s.node)}`);
+    if (op.kind === 'matmul') {
+      this.matmul(L, s.node, target);
+      return;
+    }
     this.elements(L, size(node.shape), (e) => {
       const index = Index.flat(node.shape, e);
-      if (op.kind === 'matmul') this.matmul(L, s.node, index);
-      else if (op.kind === 'sum') this.sum(L, s.node, index);
-      else L.line(`${target(e)} = ${this.values.value(s.node, index, true)};`);
-      if (op.kind === 'matmul' || op.kind === 'sum') L.line(`${target(e)} = acc;`);
+      if (op.kind === 'sum') {
+        this.sum(L, s.node, index);
+        L.line(`${target(e)} = acc;`);
+      } else L.line(`${target(e)} = ${this.values.value(s.node, index, true)};`);
     });
   }
 
-  private matmul(L: Lines, id: number, index: Index): void {
+  /** A product, each invocation computing register tiles of the result (see schedule/tiles.ts). */
+  private matmul(L: Lines, id: number, target: (flat: string) => string): void {
     const d = this.d;
     const n = this.k.program.nodes[id];
     const [a, b] = n.args.map((x) => this.k.program.nodes[x]);
-    const dims = index.dims();
-    const r = dims.length;
-    const batch = dims.slice(0, r - 2);
-    const inner = a.shape[r - 1];
-    L.line(d.variable('acc', d.floatType, d.float(0)));
-    L.open(d.loop('p', '0', String(inner)));
-    const left = this.values.value(a.id, Index.dims(a.shape, [...batch, dims[r - 2], 'p']));
-    const right = this.values.value(b.id, Index.dims(b.shape, [...batch, 'p', dims[r - 1]]));
+    const { rows, cols } = this.k.tiles.get(id)!;
+    const r = n.shape.length;
+    const blocks = [...n.shape.slice(0, r - 2), n.shape[r - 2] / rows, n.shape[r - 1] / cols];
     const operand = (x: string) => (d.matmulOperand ? d.matmulOperand(x) : x);
-    L.line(`acc = acc + ${operand(left)} * ${operand(right)};`);
-    L.close();
+    const range = (k: number) => [...Array(k).keys()];
+    this.elements(L, size(blocks), (t) => {
+      const block = Index.flat(blocks, t).dims();
+      const batch = block.slice(0, r - 2);
+      const row = (i: number) => add(mul(block[r - 2], rows), String(i));
+      const col = (j: number) => add(mul(block[r - 1], cols), String(j));
+      for (const i of range(rows)) for (const j of range(cols)) L.line(d.variable(`acc${i}_${j}`, d.floatType, d.float(0)));
+      L.open(d.loop('p', '0', String(a.shape[r - 1])));
+      for (const i of range(rows)) L.line(d.constant(`a${i}`, d.floatType, operand(this.values.value(a.id, Index.dims(a.shape, [...batch, row(i), 'p'])))));
+      for (const j of range(cols)) L.line(d.constant(`b${j}`, d.floatType, operand(this.values.value(b.id, Index.dims(b.shape, [...batch, 'p', col(j)])))));
+      for (const i of range(rows)) for (const j of range(cols)) L.line(`acc${i}_${j} = acc${i}_${j} + a${i} * b${j};`);
+      L.close();
+      for (const i of range(rows)) for (const j of range(cols)) L.line(`${target(Index.dims(n.shape, [...batch, row(i), col(j)]).flat())} = acc${i}_${j};`);
+    });
   }
 
   private sum(L: Lines, id: number, index: Index): void {
