@@ -1,0 +1,43 @@
+/** CUDA C++'s spelling of the C-like kernel constructs: unsigned indices, f32 math, `__syncthreads`. */
+import type { UnaryFn } from '../../compiler/ir/ir.ts';
+import type { Dialect } from '../clike/dialect.ts';
+import { floatLiteral } from '../clike/literals.ts';
+
+/** `0.5` → `0.5f`, `(-2.0)` → `(-2.0f)`: an unsuffixed literal would make the expression double. */
+export function cudaFloat(value: number): string {
+  const text = floatLiteral(value);
+  return text.endsWith(')') ? `${text.slice(0, -1)}f)` : `${text}f`;
+}
+
+const MATH: Partial<Record<UnaryFn, string>> = { exp: 'expf', log: 'logf', tanh: 'tanhf', sqrt: 'sqrtf', erf: 'erff' };
+
+export const cuda: Dialect = {
+  indexType: 'unsigned',
+  floatType: 'float',
+  float: cudaFloat,
+  unary(fn: UnaryFn, x: string): string {
+    switch (fn) {
+      case 'neg':
+        return `(-${x})`;
+      case 'recip':
+        return `(1.0f / ${x})`;
+      case 'step':
+        return `(${x} > 0.0f ? 1.0f : 0.0f)`;
+      default:
+        return `${MATH[fn]}(${x})`;
+    }
+  },
+  select: (c, t, f) => `(${c} ? ${t} : ${f})`,
+  constant: (name, type, value) => `const ${type} ${name} = ${value};`,
+  variable: (name, type, value) => `${type} ${name} = ${value};`,
+  loop: (name, from, to, step = '1') => `for (unsigned ${name} = ${from}; ${name} < ${to}; ${name} += ${step})`,
+  min: (a, b) => `min(${a}, ${b})`,
+  // __syncthreads orders both shared and global memory among the block's threads.
+  barrier: () => '__syncthreads();',
+};
+
+/** The device helper that rounds a matmul operand to bf16 (declared in the generated .cu). */
+export const ROUND_BF16 = 'tttc_round_bf16';
+
+/** As `cuda`, with every matmul operand rounded to bf16; products still accumulate in f32. */
+export const cudaBf16: Dialect = { ...cuda, matmulOperand: (x) => `${ROUND_BF16}(${x})` };

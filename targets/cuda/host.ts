@@ -1,0 +1,134 @@
+/**
+ * The host side of the .cu: `extern "C"` functions that check a call's arguments, opt in to the
+ * shared memory the kernel needs and launch it, reporting failures as status codes and messages
+ * instead of launching out of bounds.
+ */
+import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
+import type { Lines } from '../clike/lines.ts';
+import { DEFAULT_SHARED_BYTES, type Arch } from './arch.ts';
+import type { CudaApi } from './api.ts';
+import { SCALAR_PARAMETERS } from './kernel.ts';
+import { elementCount, type KernelTensor } from './tensors.ts';
+
+/** Comma-separated items in lines of at most `width` characters (one item may exceed it). */
+function wrap(items: readonly string[], width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const [i, item] of items.entries()) {
+    const text = i < items.length - 1 ? `${item},` : item;
+    if (line && line.length + 1 + text.length > width) {
+      lines.push(line);
+      line = text;
+    } else line = line ? `${line} ${text}` : text;
+  }
+  return [...lines, line];
+}
+
+export function renderHost(L: Lines, api: CudaApi, arch: Arch, kernel: ScheduledKernel, tensors: readonly KernelTensor[]): void {
+  const sharedBytes = kernel.workgroupFloats * 4;
+  const usesScratch = kernel.scratchFloats > 0;
+  L.line(
+    `// Host side: argument checks and the launch (documented in ${api.header}).`,
+    '',
+    'namespace {',
+    '',
+    `constexpr int kMiniBatch = ${kernel.chunk.K};`,
+    `constexpr unsigned kThreads = ${kernel.invocations};`,
+    `constexpr size_t kSharedBytes = ${sharedBytes};`,
+    `constexpr size_t kScratchFloats = ${kernel.scratchFloats};  // per (sequence, head)`,
+    '',
+    'thread_local char last_error[512] = "";',
+    '',
+    `// Records why a call failed, for ${api.lastError}, and returns its status.`,
+    '__attribute__((format(printf, 2, 3))) int fail(int status, const char* format, ...) {',
+    '  va_list args;',
+    '  va_start(args, format);',
+    '  vsnprintf(last_error, sizeof last_error, format, args);',
+    '  va_end(args);',
+    '  return status;',
+    '}',
+    '',
+    'int cuda_failed(cudaError_t error, const char* what) {',
+    '  return fail(TTTC_ERROR_CUDA, "%s failed: %s (%s)", what, cudaGetErrorName(error), cudaGetErrorString(error));',
+    '}',
+    '',
+    '// A tensor of the call: where it starts, its size, and whether the kernel writes it.',
+    'struct Extent {',
+    '  const char* name;',
+    '  const void* data;',
+    '  size_t bytes;',
+    '  bool written;',
+    '};',
+    '',
+    'bool overlap(const Extent& a, const Extent& b) {',
+    '  const uintptr_t a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);',
+    '  return a0 < b0 + b.bytes && b0 < a0 + a.bytes;',
+    '}',
+    '',
+    '}  // namespace',
+    '',
+    `extern "C" size_t ${api.scratchBytes}(int B, int H) {`,
+    '  if (B < 1 || H < 1) return 0;',
+    '  return (size_t)B * H * kScratchFloats * sizeof(float);',
+    '}',
+    '',
+    `extern "C" const char* ${api.lastError}(void) {`,
+    '  return last_error;',
+    '}',
+    '',
+  );
+  L.open(`extern "C" int ${api.forward}(const ${api.args}* a, cudaStream_t stream)`);
+  L.line(
+    "last_error[0] = '\\0';",
+    'if (a == nullptr) return fail(TTTC_ERROR_NULL_POINTER, "args is NULL");',
+    'if (a->B < 1 || a->H < 1 || a->T < 1) return fail(TTTC_ERROR_BAD_SIZE, "B = %d, H = %d, T = %d: each must be at least 1", a->B, a->H, a->T);',
+    'if ((long long)a->B * a->H > INT_MAX) return fail(TTTC_ERROR_BAD_SIZE, "B * H = %lld blocks exceed the grid\'s 2^31 - 1", (long long)a->B * a->H);',
+    'if (a->start < 0 || a->start >= kMiniBatch) return fail(TTTC_ERROR_BAD_START, "start = %d is outside [0, %d)", a->start, kMiniBatch);',
+  );
+  if (usesScratch) {
+    L.line(
+      `const size_t scratch_bytes = ${api.scratchBytes}(a->B, a->H);`,
+      'if (a->scratch_bytes < scratch_bytes) {',
+      `  return fail(TTTC_ERROR_SCRATCH_TOO_SMALL, "scratch_bytes = %zu, but B = %d, H = %d need %zu (${api.scratchBytes})", a->scratch_bytes, a->B, a->H, scratch_bytes);`,
+      '}',
+    );
+  }
+  L.open('const Extent tensors[] =');
+  for (const t of tensors) L.line(`{"${t.field}", a->${t.field}, ${elementCount(t, 'a->')} * sizeof(float), ${t.written}},`);
+  if (usesScratch) L.line('{"scratch", a->scratch, scratch_bytes, true},');
+  L.close(';');
+  L.open('for (const Extent& t : tensors)');
+  L.line(
+    'if (t.data == nullptr) return fail(TTTC_ERROR_NULL_POINTER, "%s is NULL", t.name);',
+    'if (reinterpret_cast<uintptr_t>(t.data) % alignof(float) != 0) return fail(TTTC_ERROR_MISALIGNED, "%s (%p) is not 4-byte aligned", t.name, t.data);',
+  );
+  L.close();
+  L.open('for (const Extent& t : tensors)');
+  L.open('for (const Extent& u : tensors)');
+  L.open('if (&t < &u && (t.written || u.written) && overlap(t, u))');
+  L.line('return fail(TTTC_ERROR_OVERLAP, "%s and %s overlap; a tensor the kernel writes must not share memory with another", t.name, u.name);');
+  L.close().close().close();
+  if (sharedBytes > DEFAULT_SHARED_BYTES) {
+    L.line(
+      '',
+      `// Above ${DEFAULT_SHARED_BYTES / 1024} KB of dynamic shared memory a kernel must opt in, on each device.`,
+      'int device = 0, available = 0;',
+      'if (const cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return cuda_failed(e, "cudaGetDevice");',
+      'if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {',
+      '  return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");',
+      '}',
+      'if ((size_t)available < kSharedBytes) {',
+      `  return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for ${arch.name}, needs %zu", device, available, kSharedBytes);`,
+      '}',
+      `if (const cudaError_t e = cudaFuncSetAttribute(${api.kernel}, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {`,
+      '  return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");',
+      '}',
+    );
+  }
+  const args = [...SCALAR_PARAMETERS.map((p) => `(unsigned)a->${p}`), ...tensors.map((t) => `a->${t.field}`), ...(usesScratch ? ['a->scratch'] : [])];
+  L.line('', `${api.kernel}<<<(unsigned)(a->B * a->H), kThreads, kSharedBytes, stream>>>(`);
+  L.line(...wrap(args, 100).map((line, i, all) => `    ${line}${i === all.length - 1 ? ');' : ''}`));
+  L.line('if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return cuda_failed(e, "launching the kernel");');
+  L.line('return TTTC_OK;');
+  L.close();
+}
