@@ -3,6 +3,7 @@ import { CompileError, formatDiagnostics } from '../diagnostics/diagnostic.ts';
 import { parseArgs, type ParsedArgs, UsageError } from './args.ts';
 import { checkCommand, compileCommand, gradCommand } from './commands.ts';
 import { type CliIO, processIO } from './io.ts';
+import { LAYER_FLAGS, LAYER_USAGE, LAYER_VALUED, layerCommand } from './layer.ts';
 import { runCommand } from './run.ts';
 
 const COMMON = `  -D NAME=VALUE      override a dim or the minibatch size (repeatable), e.g. -D D=128 -D K=32
@@ -53,6 +54,13 @@ ${COMMON}`,
 ${COMMON}`,
     valued: ['form', 'inputs', 'out', 'backend'],
     run: runCommand,
+  },
+  layer: {
+    summary: 'run the whole sequence layer (projections, RoPE, inner loop, norm, gate) from safetensors weights',
+    usage: `${LAYER_USAGE}\n${COMMON}`,
+    valued: LAYER_VALUED,
+    flags: LAYER_FLAGS,
+    run: layerCommand,
   },
 };
 

@@ -1,0 +1,223 @@
+/**
+ * The layer's weights under the published PyTorch names (`q_proj.weight`, `ttt_norm_weight`,
+ * `W1`, ...), with an optional prefix (`weights.` in the reference files), checked against the
+ * compiled spec and the configuration. The spec's states and params find their tensors through
+ * an explicit name map: by default state NAME ← NAME and param NAME ← NAME, except gamma ←
+ * ttt_norm_weight and beta ← ttt_norm_bias.
+ */
+import type { Tensor } from '../../compiler/ir/tensor.ts';
+import type { Compiled } from '../../compiler/pipeline.ts';
+import { readSafetensorsFile, type SafeFile, toFloat64 } from '../safetensors.ts';
+import { type LayerConfig, type LayerConfigOptions, resolveLayerConfig } from './config.ts';
+
+export interface LayerWeights {
+  /** [C, C] each, `nn.Linear` layout: y = x Wᵀ. */
+  qProj: Tensor;
+  kProj: Tensor;
+  vProj: Tensor;
+  oProj: Tensor;
+  /** [C, C], when the gate is on. */
+  gProj?: Tensor;
+  /** [H, C] and [H], when the spec's lr is per token. */
+  lrWeight?: Tensor;
+  lrBias?: Tensor;
+  /** [K], the learned offset of scale_i, when the spec's scale is per position. */
+  tokenOffset?: Tensor;
+  /** [C] each. */
+  postNormWeight: Tensor;
+  postNormBias: Tensor;
+  /** Spec param name → [H, ...shape]. */
+  params: Map<string, Tensor>;
+  /** Spec state name → [H, ...shape]: the inner model's initial weights. */
+  states: Map<string, Tensor>;
+}
+
+/** Overrides of the spec-name → weight-name map (weight names without the prefix). */
+export interface WeightNames {
+  states?: Record<string, string>;
+  params?: Record<string, string>;
+}
+
+export interface WeightOptions {
+  /** Prepended to every weight name, e.g. `weights.`. */
+  prefix?: string;
+  names?: WeightNames;
+}
+
+export type LayerOptions = LayerConfigOptions & WeightOptions;
+
+export class WeightError extends Error {}
+
+const DEFAULT_PARAM_NAMES: Record<string, string> = { gamma: 'ttt_norm_weight', beta: 'ttt_norm_bias' };
+const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16']);
+
+/** One tensor the layer reads: its weight name and the shapes it may have (the first is canonical). */
+export interface WeightSpec {
+  name: string;
+  shapes: number[][];
+  /** Who reads it, for error messages: "the spec's state 'W1'". */
+  role?: string;
+}
+
+/** Spec name → weight name for states and params, checked for names the spec does not have. */
+export function weightNameMap(
+  compiled: Compiled,
+  names: WeightNames = {},
+): { states: Map<string, string>; params: Map<string, string> } {
+  const L = compiled.layer;
+  const build = (
+    kind: 'state' | 'param',
+    declared: readonly { name: string }[],
+    overrides: Record<string, string> = {},
+    defaults: Record<string, string> = {},
+  ) => {
+    const known = new Set(declared.map((d) => d.name));
+    for (const name of Object.keys(overrides)) {
+      if (!known.has(name))
+        throw new WeightError(
+          `the weight-name map names ${kind} '${name}', which the spec does not declare (its ${kind}s: ${[...known].join(', ') || 'none'})`,
+        );
+    }
+    return new Map(declared.map((d) => [d.name, overrides[d.name] ?? defaults[d.name] ?? d.name]));
+  };
+  return {
+    states: build('state', L.states, names.states),
+    params: build('param', L.params, names.params, DEFAULT_PARAM_NAMES),
+  };
+}
+
+/** Every tensor the layer reads, in a fixed order, with its accepted shapes. */
+export function weightSpecs(compiled: Compiled, config: LayerConfig, names: WeightNames = {}): WeightSpec[] {
+  const { width: C, heads: H, miniBatch: K } = config;
+  const L = compiled.layer;
+  const map = weightNameMap(compiled, names);
+  const specs: WeightSpec[] = [
+    { name: 'q_proj.weight', shapes: [[C, C]] },
+    { name: 'k_proj.weight', shapes: [[C, C]] },
+    { name: 'v_proj.weight', shapes: [[C, C]] },
+    { name: 'o_proj.weight', shapes: [[C, C]] },
+  ];
+  if (config.useGate) specs.push({ name: 'g_proj.weight', shapes: [[C, C]] });
+  if (L.update.lr.kind === 'token')
+    specs.push(
+      {
+        name: 'learnable_ttt_lr_weight',
+        shapes: [
+          [H, 1, C],
+          [H, C],
+        ],
+      },
+      { name: 'learnable_ttt_lr_bias', shapes: [[H, 1], [H]] },
+    );
+  if (L.update.scale.kind === 'position') specs.push({ name: 'learnable_token_idx', shapes: [[K]] });
+  specs.push({ name: 'post_norm.weight', shapes: [[C]] }, { name: 'post_norm.bias', shapes: [[C]] });
+  for (const p of L.params)
+    specs.push({ name: map.params.get(p.name)!, shapes: [[H, ...p.shape]], role: `the spec's param '${p.name}'` });
+  for (const s of L.states) {
+    // The PyTorch layers keep a bias state as [heads, 1, n]: a row vector per head.
+    const shapes =
+      s.shape.length === 1
+        ? [
+            [H, 1, ...s.shape],
+            [H, ...s.shape],
+          ]
+        : [[H, ...s.shape]];
+    specs.push({ name: map.states.get(s.name)!, shapes, role: `the spec's state '${s.name}'` });
+  }
+  return specs;
+}
+
+const showShape = (s: readonly number[]) => `[${s.join(', ')}]`;
+const sameShape = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** Reads one weight as f64, in its canonical shape; errors name the tensor and both shapes. */
+function readWeight(file: SafeFile, prefix: string, spec: WeightSpec): Tensor {
+  const full = prefix + spec.name;
+  const expected = spec.shapes.map(showShape).join(' or ');
+  const what = spec.role ? ` (for ${spec.role})` : '';
+  const t = file.tensors.get(full);
+  if (!t) {
+    const elsewhere = [...file.tensors.keys()].filter((n) => n.endsWith(`.${spec.name}`) || n === spec.name);
+    const hint = elsewhere.length ? `; the file has ${elsewhere.map((n) => `'${n}'`).join(', ')}: wrong prefix?` : '';
+    throw new WeightError(`${file.name}: missing tensor '${full}'${what}, expected shape ${expected}${hint}`);
+  }
+  if (!FLOAT_DTYPES.has(t.dtype))
+    throw new WeightError(
+      `${file.name}: tensor '${full}'${what} has dtype ${t.dtype}; weights must be F64, F32, F16 or BF16`,
+    );
+  if (!spec.shapes.some((s) => sameShape(s, t.shape)))
+    throw new WeightError(
+      `${file.name}: tensor '${full}'${what} has shape ${showShape(t.shape)}, expected ${expected}`,
+    );
+  return { shape: spec.shapes[0], data: Float64Array.from(toFloat64(t)) };
+}
+
+/** The weights of a layer from a parsed safetensors file, all checked before any is returned. */
+export function readLayerWeights(
+  file: SafeFile,
+  compiled: Compiled,
+  config: LayerConfig,
+  options: WeightOptions = {},
+): LayerWeights {
+  const prefix = options.prefix ?? '';
+  const specs = weightSpecs(compiled, config, options.names);
+  const read = new Map(specs.map((s) => [s.name, readWeight(file, prefix, s)]));
+  return assembleWeights(compiled, read, options.names);
+}
+
+/** Weights by name (without prefix, canonical shapes, as `weightSpecs` lists them) → the layer's weights. */
+export function assembleWeights(
+  compiled: Compiled,
+  byName: ReadonlyMap<string, Tensor>,
+  names: WeightNames = {},
+): LayerWeights {
+  const map = weightNameMap(compiled, names);
+  const get = (name: string) => byName.get(name)!;
+  const squeeze = (t: Tensor | undefined, shape: number[]) => t && { shape, data: t.data };
+  const lrWeight = byName.get('learnable_ttt_lr_weight');
+  const lrBias = byName.get('learnable_ttt_lr_bias');
+  return {
+    qProj: get('q_proj.weight'),
+    kProj: get('k_proj.weight'),
+    vProj: get('v_proj.weight'),
+    oProj: get('o_proj.weight'),
+    gProj: byName.get('g_proj.weight'),
+    lrWeight: squeeze(lrWeight, lrWeight ? [lrWeight.shape[0], lrWeight.shape[2]] : []),
+    lrBias: squeeze(lrBias, lrBias ? [lrBias.shape[0]] : []),
+    tokenOffset: byName.get('learnable_token_idx'),
+    postNormWeight: get('post_norm.weight'),
+    postNormBias: get('post_norm.bias'),
+    params: new Map(compiled.layer.params.map((p) => [p.name, get(map.params.get(p.name)!)])),
+    states: new Map(
+      compiled.layer.states.map((s) => {
+        const t = get(map.states.get(s.name)!);
+        return [s.name, { shape: [t.shape[0], ...s.shape], data: t.data }];
+      }),
+    ),
+  };
+}
+
+/** Configuration and weights from a weights file: options, else its metadata, else its shapes. */
+export function layerFromSafeFile(
+  file: SafeFile,
+  compiled: Compiled,
+  options: LayerOptions = {},
+): { config: LayerConfig; weights: LayerWeights } {
+  const prefix = options.prefix ?? '';
+  const q = file.tensors.get(`${prefix}q_proj.weight`);
+  const hints = {
+    width: q?.shape.length === 2 ? q.shape[1] : undefined,
+    hasGate: file.tensors.has(`${prefix}g_proj.weight`),
+  };
+  const config = resolveLayerConfig(compiled, options, file.metadata, hints);
+  return { config, weights: readLayerWeights(file, compiled, config, options) };
+}
+
+export async function loadLayerWeightsFile(
+  path: string,
+  compiled: Compiled,
+  options: LayerOptions = {},
+): Promise<{ config: LayerConfig; weights: LayerWeights }> {
+  return layerFromSafeFile(await readSafetensorsFile(path), compiled, options);
+}

@@ -1,0 +1,177 @@
+// The layer's WGSL kernels (runtime/layer/kernels) against the f64 reference, and the whole
+// WebGPU layer against the published PyTorch layer's outputs. Runs on SwiftShader where there is
+// no GPU, so sizes stay small.
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { relativeError, type Tensor } from '../compiler/ir/tensor.ts';
+import type { Compiled } from '../compiler/pipeline.ts';
+import { type LayerConfig, resolveLayerConfig } from '../runtime/layer/config.ts';
+import { linear } from '../runtime/layer/f64-ops.ts';
+import { MATMUL_TILE_COLS, MATMUL_TILE_ROWS, SKINNY_MAX_ROWS } from '../runtime/layer/kernels/matmul.ts';
+import { type InnerLoopBackend, referenceInnerLoop } from '../runtime/layer/layer.ts';
+import { ReferenceParts } from '../runtime/layer/reference-layer.ts';
+import { LAYER_SHADERS, LayerKernels } from '../runtime/layer/webgpu-kernels.ts';
+import { createWebGPULayer, WebGPUParts } from '../runtime/layer/webgpu-layer.ts';
+import { assembleWeights, layerFromSafeFile, type LayerWeights, weightSpecs } from '../runtime/layer/weights.ts';
+import { readSafetensorsFile, toFloat64 } from '../runtime/safetensors.ts';
+import { type GPUContext, getGPUDevice } from '../runtime/webgpu/device.ts';
+import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
+import { compileShader } from '../runtime/webgpu/shader.ts';
+import { normals, rng } from './support/random.ts';
+import { REFERENCE_FILES } from './support/reference-vectors.ts';
+import { compileExample, referenceDir } from './support/specs.ts';
+
+/** f32 kernels against f64: rounding of inputs and of sums over a few hundred terms. */
+const F32_TOLERANCE = 1e-5;
+
+let ctx: GPUContext;
+beforeAll(async () => {
+  ctx = await getGPUDevice();
+});
+
+function storageOf(data: Float32Array<ArrayBuffer>): GPUBuffer {
+  const buffer = ctx.device.createBuffer({
+    size: Math.max(16, data.byteLength),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  });
+  ctx.device.queue.writeBuffer(buffer, 0, data);
+  return buffer;
+}
+
+describe('layer kernels', () => {
+  it('every shader compiles with no errors and no warnings', async () => {
+    for (const [name, code] of Object.entries(LAYER_SHADERS)) {
+      const { messages } = await compileShader(ctx.device, code, `layer/${name}.wgsl`);
+      expect(messages, name).toEqual([]);
+    }
+  });
+
+  it('the matmul kernels agree with f64 on uneven sizes: tiled, edge tiles, and skinny for decode', async () => {
+    const kernels = await LayerKernels.forDevice(ctx.device);
+    const r = rng(7);
+    const cases = [
+      [SKINNY_MAX_ROWS, 70, 37],
+      [1, 200, 96],
+      [MATMUL_TILE_ROWS + 3, MATMUL_TILE_COLS * 2 + 5, 33],
+      [45, 20, 128],
+    ];
+    for (const [rows, cols, inner] of cases) {
+      const x = normals(r, rows * inner);
+      const w = normals(r, cols * inner, 1 / Math.sqrt(inner));
+      const y = storageOf(new Float32Array(rows * cols));
+      const batch = kernels.batch();
+      batch.matmul(storageOf(Float32Array.from(x)), storageOf(Float32Array.from(w)), y, rows, cols, inner);
+      const [got] = await batch.read([{ buffer: y, floats: rows * cols }]);
+      const want = linear(Float64Array.from(Float32Array.from(x)), rows, Float64Array.from(Float32Array.from(w)), cols);
+      expect(relativeError(got, want), `${rows}×${cols}×${inner}`).toBeLessThan(F32_TOLERANCE);
+    }
+  });
+});
+
+/** Random weights of the right shapes for a spec and a configuration. */
+function randomWeights(compiled: Compiled, config: LayerConfig, seed: number): LayerWeights {
+  const r = rng(seed);
+  const byName = new Map<string, Tensor>();
+  for (const spec of weightSpecs(compiled, config)) {
+    const shape = spec.shapes[0];
+    const n = shape.reduce((a, b) => a * b, 1);
+    const fanIn = shape.length > 1 ? shape[shape.length - 1] : 4;
+    byName.set(spec.name, { shape, data: normals(r, n, 1 / Math.sqrt(fanIn)) });
+  }
+  return assembleWeights(compiled, byName);
+}
+
+describe('WebGPU layer parts against the f64 reference parts', () => {
+  it('projections, RoPE at an offset, lr gate, post-norm with the gate, output projection', async () => {
+    // Odd sizes on purpose: 3 heads, T not a multiple of K, a start in the middle of a mini-batch.
+    const compiled = compileExample('ttt_linear.ttt', 'auto', { D: 16, K: 8 });
+    const config = resolveLayerConfig(compiled, { heads: 3, baseLr: 0.7, useGate: true });
+    const weights = randomWeights(compiled, config, 3);
+    const gpu = await WebGPUParts.create(compiled, config, weights, ctx);
+    const cpu = new ReferenceParts(compiled, config, weights);
+    const r = rng(11);
+    const x = { shape: [2, 13, 48], data: Float64Array.from(Float32Array.from(normals(r, 2 * 13 * 48))) };
+    const [got, want] = [await gpu.project(x, 5), await cpu.project(x, 5)];
+    for (const view of ['q', 'k', 'v'])
+      expect(relativeError(got.views.get(view)!.data, want.views.get(view)!.data), view).toBeLessThan(F32_TOLERANCE);
+    expect(relativeError(got.lr!.data, want.lr!.data), 'lr').toBeLessThan(F32_TOLERANCE);
+    const inner = { shape: [2, 3, 13, 16], data: normals(r, 2 * 3 * 13 * 16) };
+    expect(relativeError((await got.finish(inner)).data, (await want.finish(inner)).data), 'finish').toBeLessThan(
+      F32_TOLERANCE,
+    );
+    gpu.destroy();
+  });
+});
+
+interface ReferenceCase {
+  compiled: Compiled;
+  config: LayerConfig;
+  weights: LayerWeights;
+  x: Tensor;
+  layer: Tensor;
+  decode?: Tensor;
+}
+
+async function openCase(name: string): Promise<ReferenceCase> {
+  const file = await readSafetensorsFile(join(referenceDir, name));
+  const get = (n: string) => ({ shape: file.get(n).shape, data: toFloat64(file.get(n)) });
+  const spec = file.metadata.kind === 'linear' ? 'ttt_linear.ttt' : 'ttt_mlp.ttt';
+  const compiled = compileExample(spec, 'auto', {
+    D: Number(file.metadata.head_dim),
+    K: Number(file.metadata.mini_batch_size),
+  });
+  const { config, weights } = layerFromSafeFile(file, compiled, { prefix: 'weights.' });
+  const decode = file.tensors.has('output.decode') ? get('output.decode') : undefined;
+  return { compiled, config, weights, x: get('input.hidden_states'), layer: get('output.layer'), decode };
+}
+
+/** The first n tokens of t [B, T, C]. */
+function firstTokens(t: Tensor, n: number): Tensor {
+  const [B, T, C] = t.shape;
+  const data = new Float64Array(B * n * C);
+  for (let b = 0; b < B; b++) data.set(t.data.subarray(b * T * C, (b * T + n) * C), b * n * C);
+  return { shape: [B, n, C], data };
+}
+
+async function checkAgainstReference(
+  c: ReferenceCase,
+  label: string,
+  innerLoop: InnerLoopBackend,
+  decodeSteps: number,
+): Promise<void> {
+  const layer = await createWebGPULayer(c.compiled, c.config, c.weights, { innerLoop, context: ctx });
+  try {
+    const { output } = await layer.forward(c.x);
+    const layerError = relativeError(output.data, c.layer.data);
+    console.log(`${label}: output.layer rel. error ${layerError.toExponential(2)}`);
+    expect(layerError).toBeLessThan(1e-4);
+    if (!c.decode || !decodeSteps) return;
+    const { output: decoded } = await layer.decode(firstTokens(c.x, decodeSteps));
+    const decodeError = relativeError(decoded.data, firstTokens(c.decode, decodeSteps).data);
+    console.log(`${label}: output.decode (${decodeSteps} steps) rel. error ${decodeError.toExponential(2)}`);
+    expect(decodeError).toBeLessThan(1e-4);
+  } finally {
+    layer.destroy();
+  }
+}
+
+describe('WebGPU layer against the published PyTorch layer', () => {
+  for (const name of REFERENCE_FILES) {
+    it(`${name}: the f32 layer kernels around the f64 inner loop, prefill and every decode step`, async () => {
+      const c = await openCase(name);
+      await checkAgainstReference(
+        c,
+        `${name}, f64 inner loop`,
+        referenceInnerLoop(c.compiled),
+        c.decode?.shape[1] ?? 0,
+      );
+    });
+
+    // Building the WGSL inner loop's pipeline takes seconds on SwiftShader, and so does each
+    // decode step through it: a prefix of the decode steps shows the cache works.
+    it(`${name}: the whole WebGPU layer (WGSL inner loop)`, async () => {
+      const c = await openCase(name);
+      await checkAgainstReference(c, `${name}, WGSL inner loop`, await WebGPUInnerLoop.create(c.compiled, ctx), 4);
+    });
+  }
+});
