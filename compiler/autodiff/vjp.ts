@@ -51,7 +51,8 @@ function rule(b: Builder, n: Node, g: number): (number | undefined)[] {
         case 'sub':
           return [g, b.neg(g)];
         case 'mul':
-          return [b.mul(g, y), b.mul(g, x)];
+          // x · x (a square) gets one contribution, 2·g·x, not two equal ones to add.
+          return x === y ? [b.scale(b.mul(g, x), 2), undefined] : [b.mul(g, y), b.mul(g, x)];
         case 'div':
           return [b.div(g, y), b.neg(b.div(b.mul(g, out), y))];
       }

@@ -6,13 +6,23 @@ export const DEFAULT_EPS = 1e-6;
 
 type Builtin = (ops: RowOps, args: Val[], eps: number) => Val;
 
-/** Mean over the last token axis, broadcast back over it. */
-function lastAxisMean(ops: RowOps, v: Val, square: boolean): number {
+/**
+ * Mean over the last token axis, of x or of x², kept as an axis of size 1: row statistics stay
+ * one value per row until they meet the row again, so nothing is computed once per element.
+ * (The checker only lets the norms take vectors and matrices, so the last axis is a token axis.)
+ */
+function lastAxisMean(ops: RowOps, x: number, square: boolean): number {
   const b = ops.b;
-  const t = ops.token(v);
-  if (t.length === 0) throw new Error('normalisation of a scalar');
-  const x = square ? b.mul(v.id, v.id) : v.id;
-  return b.scale(b.rowSum(x), 1 / t[t.length - 1]);
+  const s = b.shape(x);
+  const summed = b.lastAxisSum(square ? b.mul(x, x) : x);
+  return b.scale(summed, 1 / s[s.length - 1]);
+}
+
+/** x · rsqrt(statistic + eps), the statistic broadcast from one value per row. */
+function normalise(ops: RowOps, x: number, statistic: number, eps: number): number {
+  const b = ops.b;
+  const inverse = rsqrt(ops, b.add(statistic, b.const(eps, b.shape(statistic))));
+  return b.mul(x, b.expand(inverse, b.shape(x)));
 }
 
 function sigmoid(ops: RowOps, x: number): number {
@@ -54,21 +64,15 @@ export const BUILTINS: Record<string, Builtin> = {
   layernorm: (ops, [x], eps) =>
     ops.map(x, (id) => {
       const b = ops.b;
-      const centred = b.sub(id, lastAxisMean(ops, x, false));
-      const variance = lastAxisMean(ops, { id: centred, rows: x.rows }, true);
-      return b.mul(centred, rsqrt(ops, b.add(variance, b.const(eps, b.shape(id)))));
+      const centred = b.sub(id, b.expand(lastAxisMean(ops, id, false), b.shape(id)));
+      return normalise(ops, centred, lastAxisMean(ops, centred, true), eps);
     }),
-  rmsnorm: (ops, [x], eps) =>
-    ops.map(x, (id) => {
-      const b = ops.b;
-      return b.mul(id, rsqrt(ops, b.add(lastAxisMean(ops, x, true), b.const(eps, b.shape(id)))));
-    }),
+  rmsnorm: (ops, [x], eps) => ops.map(x, (id) => normalise(ops, id, lastAxisMean(ops, id, true), eps)),
   l2norm: (ops, [x], eps) =>
     ops.map(x, (id) => {
       const b = ops.b;
       const t = ops.token(x);
-      const sumSq = b.scale(lastAxisMean(ops, x, true), t[t.length - 1]);
-      return b.mul(id, rsqrt(ops, b.add(sumSq, b.const(eps, b.shape(id)))));
+      return normalise(ops, id, b.scale(lastAxisMean(ops, id, true), t[t.length - 1]), eps);
     }),
   dot: (ops, [x, y]) => ops.sumAll(ops.zip([x, y], (a, c) => ops.b.mul(a, c))),
   transpose: (ops, [x]) => {

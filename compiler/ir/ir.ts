@@ -240,12 +240,11 @@ export class Builder {
     return this.transpose(x, perm);
   }
 
-  /** Sum over the last axis, keeping it as size 1, then broadcast back: a row-wise reduction. */
-  rowSum(x: number): number {
+  /** Sum over the last axis, keeping it as size 1 (broadcast it back with `expand`). */
+  lastAxisSum(x: number): number {
     const s = this.shape(x);
     const r = s.length;
-    const summed = this.sum(x, [r - 1]);
-    return this.expand(this.reshape(summed, [...s.slice(0, r - 1), 1]), s);
+    return this.reshape(this.sum(x, [r - 1]), [...s.slice(0, r - 1), 1]);
   }
 
   build(outputs: Port[]): Program {
