@@ -55,8 +55,23 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return (diff / scale if scale > 0 else diff).item()
 
 
+def poisoned(module, named: dict) -> tuple:
+    """NaN-filled output tensors, so an element the kernel never writes fails the comparison."""
+    first = named[next(iter(module.VIEWS))]
+    B, H, T = first.shape[:3]
+
+    def nan(*shape):
+        return torch.full(shape, float("nan"), dtype=torch.float32, device=first.device)
+
+    return (
+        nan(B, H, T, *module.OUTPUT),
+        {n: nan(B, H, *s) for n, s in module.STATES.items()},
+        {n: nan(B, H, *s) for n, s in module.STATES.items()},
+    )
+
+
 def call(module, named: dict, start: int) -> dict:
-    """Runs the kernel on named tensors in the `run` convention; returns its named outputs."""
+    """Runs the kernel on named tensors in the `run` convention, outputs poisoned first; returns its named outputs."""
     has_accums = any(f"accum.{n}" in named for n in module.STATES)
     output, states, accums = module.forward(
         views={n: named[n] for n in module.VIEWS},
@@ -66,6 +81,7 @@ def call(module, named: dict, start: int) -> dict:
         states={n: named[f"state.{n}"] for n in module.STATES},
         accums={n: named[f"accum.{n}"] for n in module.STATES} if has_accums else None,
         start=start,
+        out=poisoned(module, named),
     )
     return {"output": output, **{f"state.{n}": t for n, t in states.items()}, **{f"accum.{n}": t for n, t in accums.items()}}
 

@@ -115,8 +115,11 @@ def _state(label, t, shape, B, H, device):
     return _check(label, t, (B, H, *shape), device)
 
 
-def forward(*, views, lr=None, scale=None, params=None, states, accums=None, start=0):
-    """Runs the inner loop over the views' T tokens; returns (output, states, accums)."""
+def forward(*, views, lr=None, scale=None, params=None, states, accums=None, start=0, out=None):
+    """Runs the inner loop over the views' T tokens; returns (output, states, accums).
+
+    `out`, when given, is an (output, states, accums) triple of tensors to write into (e.g. reused
+    across decode steps); they must not overlap the inputs."""
     _names("views", views, VIEWS)
     first, first_shape = next(iter(VIEWS.items()))
     probe = views[first]
@@ -159,9 +162,18 @@ def forward(*, views, lr=None, scale=None, params=None, states, accums=None, sta
     def empty(*shape):
         return torch.empty(shape, dtype=torch.float32, device=device)
 
-    output = empty(B, H, T, *OUTPUT)
-    states_out = {n: empty(B, H, *s) for n, s in STATES.items()}
-    accums_out = {n: empty(B, H, *s) for n, s in STATES.items()}
+    if out is None:
+        output = empty(B, H, T, *OUTPUT)
+        states_out = {n: empty(B, H, *s) for n, s in STATES.items()}
+        accums_out = {n: empty(B, H, *s) for n, s in STATES.items()}
+    else:
+        if not isinstance(out, tuple) or len(out) != 3:
+            raise TypeError("out must be an (output, states, accums) tuple")
+        output = _check("out output", out[0], (B, H, T, *OUTPUT), device)
+        _names("out states", out[1], STATES)
+        _names("out accums", out[2], STATES)
+        states_out = {n: _check(f"out states['{n}']", out[1][n], (B, H, *s), device) for n, s in STATES.items()}
+        accums_out = {n: _check(f"out accums['{n}']", out[2][n], (B, H, *s), device) for n, s in STATES.items()}
     scratch = empty(B * H * SCRATCH_FLOATS)
     _extension().forward(*inputs, output, *states_out.values(), *accums_out.values(), scratch, start)
     return output, states_out, accums_out
