@@ -118,7 +118,7 @@ def _state(label, t, shape, B, H, device):
 def forward(*, views, lr=None, scale=None, params=None, states, accums=None, start=0, out=None):
     """Runs the inner loop over the views' T tokens; returns (output, states, accums).
 
-    `out`, when given, is an (output, states, accums) triple of tensors to write into (e.g. reused
+    out, when given, is an (output, states, accums) triple of tensors to write into (e.g. reused
     across decode steps); they must not overlap the inputs."""
     _names("views", views, VIEWS)
     first, first_shape = next(iter(VIEWS.items()))
