@@ -17,6 +17,7 @@ import { resolveLayerConfig } from '../runtime/layer/config.ts';
 import type { LayerTimings, SequenceLayer } from '../runtime/layer/layer.ts';
 import { createWebGPULayer } from '../runtime/layer/webgpu-layer.ts';
 import { assembleWeights, weightSpecs } from '../runtime/layer/weights.ts';
+import { signatureOf } from '../runtime/signature.ts';
 import { getGPUDevice } from '../runtime/webgpu/device.ts';
 import { normals, rng } from '../tests/support/random.ts';
 import { compileExample } from '../tests/support/specs.ts';
@@ -56,10 +57,11 @@ function randomTokens(seed: number, T: number): Tensor {
 
 async function buildLayer(): Promise<SequenceLayer> {
   const compiled = compileExample('ttt_linear.ttt', 'auto', { D: HEAD_DIM, K: 16 });
-  const config = resolveLayerConfig(compiled, { heads: HEADS, baseLr: 1, useGate: false });
+  const signature = signatureOf(compiled);
+  const config = resolveLayerConfig(signature, { heads: HEADS, baseLr: 1, useGate: false });
   const r = rng(1);
   const byName = new Map<string, Tensor>();
-  for (const spec of weightSpecs(compiled, config)) {
+  for (const spec of weightSpecs(signature, config)) {
     const shape = spec.shapes[0];
     byName.set(spec.name, {
       shape,
@@ -70,7 +72,7 @@ async function buildLayer(): Promise<SequenceLayer> {
       ),
     });
   }
-  return createWebGPULayer(compiled, config, assembleWeights(compiled, byName));
+  return createWebGPULayer(compiled, config, assembleWeights(signature, byName));
 }
 
 async function main(): Promise<void> {

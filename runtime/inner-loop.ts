@@ -3,9 +3,9 @@
  * views [B, H, T, ...], `lr` [B, H, T], `scale` [K], params [H, ...], states [B, H, ...] or
  * [H, ...] (broadcast over B), optional accumulators [B, H, ...], and a start position in [0, K).
  */
-import type { ChunkProgram } from '../compiler/dualform/derive.ts';
 import { showShape, size } from '../compiler/ir/ir.ts';
 import type { Tensor } from '../compiler/ir/tensor.ts';
+import type { InnerLoopSignature } from './signature.ts';
 
 export interface InnerLoopInputs {
   B: number;
@@ -49,20 +49,19 @@ function broadcastOverBatch(t: Tensor, B: number): Tensor {
  * Gather and check the inner loop's inputs from named tensors (`q`, `lr`, `param.gamma`,
  * `state.W1`, `accum.W1`, `start`, ...). Errors name the tensor and both shapes.
  */
-export function innerLoopInputs(chunk: ChunkProgram, named: ReadonlyMap<string, Tensor>): InnerLoopInputs {
-  const L = chunk.layer;
-  const first = L.views[0];
+export function innerLoopInputs(sig: InnerLoopSignature, named: ReadonlyMap<string, Tensor>): InnerLoopInputs {
+  const first = sig.views[0];
   const probe = named.get(first.name);
   if (!probe) throw new InputError(`missing input tensor '${first.name}' (a view of the spec, shape [B, H, T, ${first.shape.join(', ')}])`);
   if (probe.shape.length !== 3 + first.shape.length) throw new InputError(`input tensor '${first.name}' has shape ${showShape(probe.shape)}, expected [B, H, T, ${first.shape.join(', ')}]`);
   const [B, H, T] = probe.shape;
-  const views = new Map(L.views.map((v) => [v.name, expect(v.name, named.get(v.name), [B, H, T, ...v.shape])]));
-  const lr = L.update.lr.kind === 'token' ? expect('lr', named.get('lr'), [B, H, T]) : undefined;
-  const scale = L.update.scale.kind === 'position' ? expect('scale', named.get('scale'), [chunk.K]) : undefined;
-  const params = new Map(L.params.map((p) => [p.name, expect(`param.${p.name}`, named.get(`param.${p.name}`), [H, ...p.shape])]));
+  const views = new Map(sig.views.map((v) => [v.name, expect(v.name, named.get(v.name), [B, H, T, ...v.shape])]));
+  const lr = sig.lr.kind === 'token' ? expect('lr', named.get('lr'), [B, H, T]) : undefined;
+  const scale = sig.scale.kind === 'position' ? expect('scale', named.get('scale'), [sig.K]) : undefined;
+  const params = new Map(sig.params.map((p) => [p.name, expect(`param.${p.name}`, named.get(`param.${p.name}`), [H, ...p.shape])]));
   const states = new Map<string, Tensor>();
   const accums = new Map<string, Tensor>();
-  for (const s of L.states) {
+  for (const s of sig.states) {
     const key = `state.${s.name}`;
     const t = named.get(key);
     states.set(s.name, t && t.shape.length === s.shape.length + 1 ? broadcastOverBatch(expect(key, t, [H, ...s.shape]), B) : expect(key, t, [B, H, ...s.shape]));
@@ -72,7 +71,7 @@ export function innerLoopInputs(chunk: ChunkProgram, named: ReadonlyMap<string, 
   const startTensor = named.get('start');
   const start = startTensor ? startTensor.data[0] : 0;
   if (startTensor && size(startTensor.shape) !== 1) throw new InputError(`input tensor 'start' has shape ${showShape(startTensor.shape)}, expected [] or [1]`);
-  if (!Number.isInteger(start) || start < 0 || start >= chunk.K) throw new InputError(`start position ${start} is not an integer in [0, ${chunk.K})`);
+  if (!Number.isInteger(start) || start < 0 || start >= sig.K) throw new InputError(`start position ${start} is not an integer in [0, ${sig.K})`);
   return { B, H, T, start, views, lr, scale, params, states, accums };
 }
 
@@ -82,13 +81,6 @@ export function innerLoopOutputTensors(out: InnerLoopOutputs): Map<string, Tenso
   for (const [s, t] of out.states) named.set(`state.${s}`, t);
   for (const [s, t] of out.accums) named.set(`accum.${s}`, t);
   return named;
-}
-
-/** The factor the state takes its accumulator with when a mini-batch ends: scale_{K-1}. */
-export function commitScale(chunk: ChunkProgram, scale: ArrayLike<number> | undefined): number {
-  const spec = chunk.layer.update.scale;
-  if (spec.kind === 'position') return scale![chunk.K - 1];
-  return spec.kind === 'constant' ? spec.value : 1;
 }
 
 /** The chunks a call walks: rows [row, row + count) of a mini-batch, from token `token` on. */

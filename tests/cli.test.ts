@@ -93,6 +93,16 @@ describe('tttc', () => {
     expect(existsSync(empty)).toBe(false);
   });
 
+  it('compile --target ts writes the layer as a TypeScript module (tests/ts-target.test.ts runs it)', async () => {
+    const dir = scratch();
+    const r = await tttc('compile', example('ttt_linear.ttt'), '--target', 'ts', '--out', dir);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`wrote ${join(dir, 'ttt_linear.ts')}`);
+    const text = readFileSync(join(dir, 'ttt_linear.ts'), 'utf8');
+    expect(text).toContain("import * as tttc from 'tttc/runtime';");
+    expect(text).toContain('export class TTTLinear {');
+  });
+
   it('run on the reference backend reproduces the reference vectors, F64 in and out', async () => {
     const ref = await loadReference('linear_b2_h2_d64_k16_l64.safetensors');
     const dir = scratch();

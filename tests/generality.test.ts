@@ -5,6 +5,7 @@ import { relativeError } from '../compiler/ir/tensor.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { runReference } from '../runtime/reference/inner-loop.ts';
+import { signatureOf } from '../runtime/signature.ts';
 import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 import { randomInputs } from './support/inputs.ts';
 import { UNUSUAL_SPECS } from './specs/unusual.ts';
@@ -19,17 +20,17 @@ describe.each(Object.entries(UNUSUAL_SPECS))('%s', (_, text) => {
   const auto = compile(text, 'auto');
   const primal = compile(text, 'primal');
   const named = randomInputs(auto.chunk, { B: 2, H: 2, T: 8, start: 1, accum: true, seed: 11 });
-  const want = innerLoopOutputTensors(runReference(primal.chunk, innerLoopInputs(primal.chunk, named)));
+  const want = innerLoopOutputTensors(runReference(primal.chunk, innerLoopInputs(signatureOf(primal), named)));
 
   it('the chosen form equals the primal form (f64)', () => {
-    const got = innerLoopOutputTensors(runReference(auto.chunk, innerLoopInputs(auto.chunk, named)));
+    const got = innerLoopOutputTensors(runReference(auto.chunk, innerLoopInputs(signatureOf(auto), named)));
     for (const [name, w] of want) expect(relativeError(got.get(name)!.data, w.data), name).toBeLessThan(1e-12);
   });
 
   it('the WGSL kernel matches the reference (f32)', async () => {
     const loop = await WebGPUInnerLoop.create(auto);
     expect(loop.warnings).toEqual([]);
-    const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(auto.chunk, named), { poison: true }));
+    const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(auto), named), { poison: true }));
     for (const [name, w] of want) expect(relativeError(got.get(name)!.data, w.data), name).toBeLessThan(1e-5);
   });
 });

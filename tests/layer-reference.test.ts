@@ -20,6 +20,7 @@ import {
   toFloat64,
   writeSafetensors,
 } from '../runtime/safetensors.ts';
+import { type InnerLoopSignature, signatureOf } from '../runtime/signature.ts';
 import { REFERENCE_FILES } from './support/reference-vectors.ts';
 import { compileExample, referenceDir, repoRoot } from './support/specs.ts';
 
@@ -38,6 +39,7 @@ interface Case {
   path: string;
   file: SafeFile;
   compiled: Compiled;
+  signature: InnerLoopSignature;
   get(name: string): Tensor;
 }
 
@@ -50,7 +52,7 @@ async function openCase(name: string): Promise<Case> {
     K: Number(file.metadata.mini_batch_size),
   });
   const get = (n: string) => ({ shape: file.get(n).shape, data: toFloat64(file.get(n)) });
-  return { path, file, compiled, get };
+  return { path, file, compiled, signature: signatureOf(compiled), get };
 }
 
 /** Tokens [from, to) of x [B, T, C]. */
@@ -219,7 +221,7 @@ describe('weights', () => {
   }
 
   it('config comes from __metadata__, shapes fill in what it lacks', () => {
-    const { config } = layerFromSafeFile(c.file, c.compiled, { prefix: 'weights.' });
+    const { config } = layerFromSafeFile(c.file, c.signature, { prefix: 'weights.' });
     expect(config).toEqual({
       width: 128,
       heads: 4,
@@ -230,18 +232,18 @@ describe('weights', () => {
       ropeTheta: 10000,
     });
     const bare = readSafetensors(writeSafetensors(c.file.tensors), 'bare.safetensors');
-    expect(() => layerFromSafeFile(bare, c.compiled, { prefix: 'weights.' })).toThrow(
+    expect(() => layerFromSafeFile(bare, c.signature, { prefix: 'weights.' })).toThrow(
       /base inner learning rate is unknown/,
     );
-    expect(layerFromSafeFile(bare, c.compiled, { prefix: 'weights.', baseLr: 1 }).config).toEqual(config);
+    expect(layerFromSafeFile(bare, c.signature, { prefix: 'weights.', baseLr: 1 }).config).toEqual(config);
   });
 
   it('a missing tensor is named, with the shape expected and a hint about the prefix', () => {
     const file = edited((t) => t.delete('weights.W1'));
-    expect(() => layerFromSafeFile(file, c.compiled, { prefix: 'weights.' })).toThrow(
+    expect(() => layerFromSafeFile(file, c.signature, { prefix: 'weights.' })).toThrow(
       "bad.safetensors: missing tensor 'weights.W1' (for the spec's state 'W1'), expected shape [4, 32, 32]",
     );
-    expect(() => layerFromSafeFile(c.file, c.compiled)).toThrow(
+    expect(() => layerFromSafeFile(c.file, c.signature)).toThrow(
       /missing tensor 'q_proj.weight', expected shape \[128, 128\]; the file has 'weights.q_proj.weight': wrong prefix\?/,
     );
   });
@@ -249,17 +251,17 @@ describe('weights', () => {
   it('a mis-shaped tensor is named with both shapes', () => {
     const file = edited((t) => t.set('weights.b1', { dtype: 'F32', shape: [4, 32], data: new Float32Array(128) }));
     // [H, n] is the other accepted layout of a bias state, so this one loads.
-    expect(() => layerFromSafeFile(file, c.compiled, { prefix: 'weights.' })).not.toThrow();
+    expect(() => layerFromSafeFile(file, c.signature, { prefix: 'weights.' })).not.toThrow();
     const bad = edited((t) =>
       t.set('weights.ttt_norm_weight', { dtype: 'F32', shape: [4, 16], data: new Float32Array(64) }),
     );
-    expect(() => layerFromSafeFile(bad, c.compiled, { prefix: 'weights.' })).toThrow(
+    expect(() => layerFromSafeFile(bad, c.signature, { prefix: 'weights.' })).toThrow(
       "bad.safetensors: tensor 'weights.ttt_norm_weight' (for the spec's param 'gamma') has shape [4, 16], expected [4, 32]",
     );
     const proj = edited((t) =>
       t.set('weights.o_proj.weight', { dtype: 'F32', shape: [128, 64], data: new Float32Array(128 * 64) }),
     );
-    expect(() => layerFromSafeFile(proj, c.compiled, { prefix: 'weights.' })).toThrow(
+    expect(() => layerFromSafeFile(proj, c.signature, { prefix: 'weights.' })).toThrow(
       "tensor 'weights.o_proj.weight' has shape [128, 64], expected [128, 128]",
     );
   });
@@ -268,7 +270,7 @@ describe('weights', () => {
     const file = edited((t) =>
       t.set('weights.post_norm.bias', { dtype: 'I32', shape: [128], data: new Int32Array(128) }),
     );
-    expect(() => layerFromSafeFile(file, c.compiled, { prefix: 'weights.' })).toThrow(
+    expect(() => layerFromSafeFile(file, c.signature, { prefix: 'weights.' })).toThrow(
       "bad.safetensors: tensor 'weights.post_norm.bias' has dtype I32; weights must be F64, F32, F16 or BF16",
     );
   });
@@ -284,27 +286,29 @@ describe('weights', () => {
       t.set('weights.gain', t.get('weights.ttt_norm_weight')!);
       t.delete('weights.ttt_norm_weight');
     });
-    expect(() => layerFromSafeFile(renamed, c.compiled, { prefix: 'weights.' })).toThrow(
+    expect(() => layerFromSafeFile(renamed, c.signature, { prefix: 'weights.' })).toThrow(
       "missing tensor 'weights.ttt_norm_weight' (for the spec's param 'gamma')",
     );
-    const { config, weights } = layerFromSafeFile(renamed, c.compiled, {
+    const { config, weights } = layerFromSafeFile(renamed, c.signature, {
       prefix: 'weights.',
       names: { params: { gamma: 'gain' } },
     });
     const { output } = await createReferenceLayer(c.compiled, config, weights).forward(c.get('input.hidden_states'));
     expect(relativeError(output.data, c.get('output.layer').data)).toBeLessThan(AGAINST_REFERENCE);
-    expect(() => layerFromSafeFile(c.file, c.compiled, { prefix: 'weights.', names: { states: { W9: 'x' } } })).toThrow(
-      "the weight-name map names state 'W9', which the spec does not declare (its states: W1, b1)",
-    );
+    expect(() =>
+      layerFromSafeFile(c.file, c.signature, { prefix: 'weights.', names: { states: { W9: 'x' } } }),
+    ).toThrow("the weight-name map names state 'W9', which the spec does not declare (its states: W1, b1)");
   });
 
   it('a spec compiled for another head dim or mini-batch is told which -D to use', () => {
     const wrongD = compileExample('ttt_linear.ttt', 'auto', { D: 64, K: 16 });
-    expect(() => layerFromSafeFile(c.file, wrongD, { prefix: 'weights.' })).toThrow(
+    expect(() => layerFromSafeFile(c.file, signatureOf(wrongD), { prefix: 'weights.' })).toThrow(
       "the weights are for head_dim 32 but the spec's views have D = 64 (compile with -D D=32)",
     );
     const wrongK = compileExample('ttt_linear.ttt', 'auto', { D: 32, K: 8 });
-    expect(() => layerFromSafeFile(c.file, wrongK, { prefix: 'weights.' })).toThrow('(compile with -D K=16)');
+    expect(() => layerFromSafeFile(c.file, signatureOf(wrongK), { prefix: 'weights.' })).toThrow(
+      '(compile with -D K=16)',
+    );
   });
 
   it('a spec whose views the layer cannot feed is refused', async () => {
@@ -312,8 +316,8 @@ describe('weights', () => {
     const text = (await readFile(path, 'utf8')).replace('v: [D]', 'w: [D]').replace('- v))', '- w))');
     const result = compileSpec(text, { file: 'renamed.ttt', overrides: new Map([['D', 32]]) });
     if (!result.ok) throw new Error('the edited spec should compile');
-    expect(() => layerFromSafeFile(c.file, result.compiled, { prefix: 'weights.' })).toThrow(
-      "renamed.ttt: the sequence layer needs views q, k, v (from q_proj, k_proj, v_proj) and an output of one [D] vector per token; view 'w' has no projection",
+    expect(() => layerFromSafeFile(c.file, signatureOf(result.compiled), { prefix: 'weights.' })).toThrow(
+      "TTTLinear: the sequence layer needs views q, k, v (from q_proj, k_proj, v_proj) and an output of one [D] vector per token; view 'w' has no projection",
     );
   });
 
@@ -322,7 +326,7 @@ describe('weights', () => {
     expect(() =>
       layerFromSafeFile(
         edited((t) => t.delete('weights.W1')),
-        c.compiled,
+        c.signature,
         { prefix: 'weights.' },
       ),
     ).toThrow();

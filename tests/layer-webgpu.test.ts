@@ -8,12 +8,13 @@ import type { Compiled } from '../compiler/pipeline.ts';
 import { type LayerConfig, resolveLayerConfig } from '../runtime/layer/config.ts';
 import { linear } from '../runtime/layer/f64-ops.ts';
 import { MATMUL_TILE_COLS, MATMUL_TILE_ROWS, SKINNY_MAX_ROWS } from '../runtime/layer/kernels/matmul.ts';
-import { type InnerLoopBackend, referenceInnerLoop } from '../runtime/layer/layer.ts';
-import { ReferenceParts } from '../runtime/layer/reference-layer.ts';
+import type { InnerLoopBackend } from '../runtime/layer/layer.ts';
+import { ReferenceParts, referenceInnerLoop } from '../runtime/layer/reference-layer.ts';
 import { LAYER_SHADERS, LayerKernels } from '../runtime/layer/webgpu-kernels.ts';
 import { createWebGPULayer, WebGPUParts } from '../runtime/layer/webgpu-layer.ts';
 import { assembleWeights, layerFromSafeFile, type LayerWeights, weightSpecs } from '../runtime/layer/weights.ts';
 import { readSafetensorsFile, toFloat64 } from '../runtime/safetensors.ts';
+import { type InnerLoopSignature, signatureOf } from '../runtime/signature.ts';
 import { type GPUContext, getGPUDevice } from '../runtime/webgpu/device.ts';
 import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 import { compileShader } from '../runtime/webgpu/shader.ts';
@@ -69,26 +70,26 @@ describe('layer kernels', () => {
 });
 
 /** Random weights of the right shapes for a spec and a configuration. */
-function randomWeights(compiled: Compiled, config: LayerConfig, seed: number): LayerWeights {
+function randomWeights(signature: InnerLoopSignature, config: LayerConfig, seed: number): LayerWeights {
   const r = rng(seed);
   const byName = new Map<string, Tensor>();
-  for (const spec of weightSpecs(compiled, config)) {
+  for (const spec of weightSpecs(signature, config)) {
     const shape = spec.shapes[0];
     const n = shape.reduce((a, b) => a * b, 1);
     const fanIn = shape.length > 1 ? shape[shape.length - 1] : 4;
     byName.set(spec.name, { shape, data: normals(r, n, 1 / Math.sqrt(fanIn)) });
   }
-  return assembleWeights(compiled, byName);
+  return assembleWeights(signature, byName);
 }
 
 describe('WebGPU layer parts against the f64 reference parts', () => {
   it('projections, RoPE at an offset, lr gate, post-norm with the gate, output projection', async () => {
     // Odd sizes on purpose: 3 heads, T not a multiple of K, a start in the middle of a mini-batch.
-    const compiled = compileExample('ttt_linear.ttt', 'auto', { D: 16, K: 8 });
-    const config = resolveLayerConfig(compiled, { heads: 3, baseLr: 0.7, useGate: true });
-    const weights = randomWeights(compiled, config, 3);
-    const gpu = await WebGPUParts.create(compiled, config, weights, ctx);
-    const cpu = new ReferenceParts(compiled, config, weights);
+    const signature = signatureOf(compileExample('ttt_linear.ttt', 'auto', { D: 16, K: 8 }));
+    const config = resolveLayerConfig(signature, { heads: 3, baseLr: 0.7, useGate: true });
+    const weights = randomWeights(signature, config, 3);
+    const gpu = await WebGPUParts.create(signature, config, weights, ctx);
+    const cpu = new ReferenceParts(signature, config, weights);
     const r = rng(11);
     const x = { shape: [2, 13, 48], data: Float64Array.from(Float32Array.from(normals(r, 2 * 13 * 48))) };
     const [got, want] = [await gpu.project(x, 5), await cpu.project(x, 5)];
@@ -120,7 +121,7 @@ async function openCase(name: string): Promise<ReferenceCase> {
     D: Number(file.metadata.head_dim),
     K: Number(file.metadata.mini_batch_size),
   });
-  const { config, weights } = layerFromSafeFile(file, compiled, { prefix: 'weights.' });
+  const { config, weights } = layerFromSafeFile(file, signatureOf(compiled), { prefix: 'weights.' });
   const decode = file.tensors.has('output.decode') ? get('output.decode') : undefined;
   return { compiled, config, weights, x: get('input.hidden_states'), layer: get('output.layer'), decode };
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { relativeError } from '../compiler/ir/tensor.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { runReference } from '../runtime/reference/inner-loop.ts';
+import { signatureOf } from '../runtime/signature.ts';
 import { loadReference, REFERENCE_FILES } from './support/reference-vectors.ts';
 import { compileExample } from './support/specs.ts';
 
@@ -11,8 +12,8 @@ describe('reference executor against the published PyTorch layers (f64)', () => 
       it(`${file}, ${form} form`, async () => {
         const ref = await loadReference(file);
         const spec = ref.kind === 'linear' ? 'ttt_linear.ttt' : 'ttt_mlp.ttt';
-        const { chunk } = compileExample(spec, form, { D: Number(ref.metadata.head_dim), K: Number(ref.metadata.mini_batch_size) });
-        const out = innerLoopOutputTensors(runReference(chunk, innerLoopInputs(chunk, ref.inputs)));
+        const compiled = compileExample(spec, form, { D: Number(ref.metadata.head_dim), K: Number(ref.metadata.mini_batch_size) });
+        const out = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(signatureOf(compiled), ref.inputs)));
         for (const [name, want] of ref.expected) {
           const got = out.get(name)!;
           expect(got.shape).toEqual(want.shape);

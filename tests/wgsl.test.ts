@@ -3,6 +3,7 @@ import { relativeError, type Tensor } from '../compiler/ir/tensor.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { runReference } from '../runtime/reference/inner-loop.ts';
+import { signatureOf } from '../runtime/signature.ts';
 import { getGPUDevice } from '../runtime/webgpu/device.ts';
 import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 import { randomInputs, sliceTokens } from './support/inputs.ts';
@@ -15,7 +16,7 @@ const TOL = 1e-5;
 async function runWgsl(c: Compiled, named: Map<string, Tensor>) {
   const loop = await WebGPUInnerLoop.create(c);
   expect(loop.warnings, 'Dawn compilation messages').toEqual([]);
-  return innerLoopOutputTensors(await loop.run(innerLoopInputs(c.chunk, named), { poison: true }));
+  return innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(c), named), { poison: true }));
 }
 
 function expectMatches(got: Map<string, Tensor>, want: Map<string, Tensor>, label: string): void {
@@ -45,7 +46,7 @@ describe.each(exampleFiles)('WGSL kernel of %s against the f64 reference', (spec
     it(`D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}${s.accum ? ' with a carried accumulator' : ''}`, async () => {
       const c = compileExample(spec, 'auto', { D: s.D, K: s.K });
       const named = randomInputs(c.chunk, { ...s, seed: s.D + s.K });
-      const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.chunk, named)));
+      const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(signatureOf(c), named)));
       expectMatches(await runWgsl(c, named), want, spec);
     });
   }
@@ -69,14 +70,14 @@ describe('WGSL prefill equals token-by-token decode', () => {
       const T = 11;
       const named = randomInputs(c.chunk, { B: 2, H: 2, T, start: 0, seed: 5 });
       const loop = await WebGPUInnerLoop.create(c);
-      const whole = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.chunk, named), { poison: true }));
+      const whole = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(c), named), { poison: true }));
       let carried = new Map(named);
       const width = 32;
       const outputs: Float64Array[] = [];
       for (let t = 0; t < T; t++) {
         const one = sliceTokens(c.chunk, carried, t, t + 1);
         one.set('start', { shape: [], data: Float64Array.of(t % c.chunk.K) });
-        const out = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.chunk, one), { poison: true }));
+        const out = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(c), one), { poison: true }));
         outputs.push(out.get('output')!.data);
         carried = new Map(carried);
         for (const [name, v] of out) if (name !== 'output') carried.set(name, v);

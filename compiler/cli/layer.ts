@@ -7,6 +7,7 @@ import { createReferenceLayer } from '../../runtime/layer/reference-layer.ts';
 import { createWebGPULayer } from '../../runtime/layer/webgpu-layer.ts';
 import { type LayerOptions, layerFromSafeFile, WeightError } from '../../runtime/layer/weights.ts';
 import { readSafetensorsFile, type Tensor, toFloat64, writeSafetensorsFile } from '../../runtime/safetensors.ts';
+import { signatureOf } from '../../runtime/signature.ts';
 import type { Compiled } from '../pipeline.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
@@ -41,7 +42,7 @@ async function buildLayer(
   weightsPath: string,
   options: LayerOptions,
 ): Promise<SequenceLayer> {
-  const { config, weights } = layerFromSafeFile(await readSafetensorsFile(weightsPath), compiled, options);
+  const { config, weights } = layerFromSafeFile(await readSafetensorsFile(weightsPath), signatureOf(compiled), options);
   return backend === 'webgpu'
     ? createWebGPULayer(compiled, config, weights)
     : createReferenceLayer(compiled, config, weights);

@@ -2,9 +2,9 @@
  * The sequence layer's configuration (semantics.md §2): sizes and hyper-parameters, resolved from
  * explicit options, else a weights file's `__metadata__` (keys as the reference files write them),
  * else what the weights' shapes imply; the head dim and the mini-batch size always come from the
- * compiled spec, and any other source that disagrees with them is an error.
+ * spec's signature, and any other source that disagrees with them is an error.
  */
-import type { Compiled } from '../../compiler/pipeline.ts';
+import type { InnerLoopSignature } from '../signature.ts';
 
 export interface LayerConfig {
   /** C: the layer's input and output width, heads · headDim. */
@@ -50,24 +50,21 @@ export type ViewName = (typeof VIEW_NAMES)[number];
  * Checks the spec fits the sequence layer and returns its head dim: every view is one of q, k, v
  * and one [D] vector per token, and so is the output.
  */
-function specHeadDim(compiled: Compiled): number {
-  const L = compiled.layer;
+export function specHeadDim(signature: InnerLoopSignature): number {
   const fail = (why: string): never => {
     throw new LayerConfigError(
-      `${compiled.file}: the sequence layer needs views q, k, v (from q_proj, k_proj, v_proj) and an output of one [D] vector per token; ${why}`,
+      `${signature.layer}: the sequence layer needs views q, k, v (from q_proj, k_proj, v_proj) and an output of one [D] vector per token; ${why}`,
     );
   };
-  const D = L.views[0]?.shape[0];
+  const D = signature.views[0]?.shape[0];
   if (D === undefined) return fail('the spec has no views');
-  for (const v of L.views) {
+  for (const v of signature.views) {
     if (!(VIEW_NAMES as readonly string[]).includes(v.name)) fail(`view '${v.name}' has no projection`);
     if (v.shape.length !== 1 || v.shape[0] !== D)
       fail(`view '${v.name}' has shape [${v.shape.join(', ')}], expected [${D}]`);
   }
-  const program = compiled.chunk.program;
-  const outShape = program.nodes[program.outputs.find((o) => o.name === 'output')!.node].shape.slice(1);
-  if (outShape.length !== 1 || outShape[0] !== D)
-    fail(`the output has shape [${outShape.join(', ')}], expected [${D}]`);
+  const out = signature.output;
+  if (out.length !== 1 || out[0] !== D) fail(`the output has shape [${out.join(', ')}], expected [${D}]`);
   return D;
 }
 
@@ -96,13 +93,13 @@ function positiveInteger(name: string, value: number): number {
 }
 
 export function resolveLayerConfig(
-  compiled: Compiled,
+  signature: InnerLoopSignature,
   options: LayerConfigOptions = {},
   metadata: Record<string, string> = {},
   hints: WeightHints = {},
 ): LayerConfig {
-  const headDim = specHeadDim(compiled);
-  const miniBatch = compiled.chunk.K;
+  const headDim = specHeadDim(signature);
+  const miniBatch = signature.K;
   // The weights were trained for one D and K; a spec compiled for others would silently misread them.
   const metaD = metaNumber(metadata, 'head_dim');
   if (metaD !== undefined && metaD !== headDim)
@@ -134,7 +131,7 @@ export function resolveLayerConfig(
 
   const baseLr = options.baseLr ?? metaNumber(metadata, 'ttt_base_lr');
   // Only a per-token rate uses the base rate; it differs by model (1.0 TTT-Linear, 0.1 TTT-MLP), so no default.
-  if (baseLr === undefined && compiled.layer.update.lr.kind === 'token') {
+  if (baseLr === undefined && signature.lr.kind === 'token') {
     throw new LayerConfigError(
       "the base inner learning rate is unknown: give baseLr (tttc layer --base-lr) or set __metadata__ 'ttt_base_lr'",
     );

@@ -6,9 +6,8 @@
  * inner loop is any `InnerLoopBackend`.
  */
 import type { Tensor } from '../../compiler/ir/tensor.ts';
-import type { Compiled } from '../../compiler/pipeline.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
-import { runReference } from '../reference/inner-loop.ts';
+import type { InnerLoopSignature } from '../signature.ts';
 import { type CacheLayout, LayerCache } from './cache.ts';
 import type { LayerConfig } from './config.ts';
 import type { LayerWeights } from './weights.ts';
@@ -18,9 +17,8 @@ export interface InnerLoopBackend {
   run(inputs: InnerLoopInputs): Promise<InnerLoopOutputs>;
 }
 
-export function referenceInnerLoop(compiled: Compiled): InnerLoopBackend {
-  return { run: async (inputs) => runReference(compiled.chunk, inputs) };
-}
+/** post_norm's epsilon in the published layer. */
+export const POST_NORM_EPS = 1e-6;
 
 /** The per-token work before and after the inner loop, on one device. */
 export interface LayerParts {
@@ -60,7 +58,7 @@ export class SequenceLayer {
   private readonly busy = new WeakSet<LayerCache>();
 
   constructor(
-    readonly compiled: Compiled,
+    readonly signature: InnerLoopSignature,
     readonly config: LayerConfig,
     readonly weights: LayerWeights,
     private readonly parts: LayerParts,
@@ -69,7 +67,7 @@ export class SequenceLayer {
     this.cacheLayout = {
       heads: config.heads,
       miniBatch: config.miniBatch,
-      states: compiled.layer.states.map((s) => ({ name: s.name, shape: s.shape })),
+      states: signature.states.map((s) => ({ name: s.name, shape: s.shape })),
     };
     this.scale = weights.tokenOffset && positionScale(weights.tokenOffset.data);
   }

@@ -1,14 +1,18 @@
 /** The whole layer in float64 on the CPU: the reference every other device is held to. */
 import type { Tensor } from '../../compiler/ir/tensor.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
+import { runReference } from '../reference/inner-loop.ts';
+import { type InnerLoopSignature, signatureOf } from '../signature.ts';
 import type { LayerConfig, ViewName } from './config.ts';
 import { geluTanh, joinHeads, layerNormRows, linear, sigmoid, splitHeads } from './f64-ops.ts';
-import { type InnerLoopBackend, type LayerParts, type Projected, referenceInnerLoop, SequenceLayer } from './layer.ts';
+import { type InnerLoopBackend, type LayerParts, POST_NORM_EPS, type Projected, SequenceLayer } from './layer.ts';
 import { applyRope, type RopeTable, ropeTable } from './rope.ts';
-import { type LayerOptions, type LayerWeights, loadLayerWeightsFile } from './weights.ts';
+import { type LayerOptions, type LayerWeights, loadLayerWeights, type WeightsSource } from './weights.ts';
 
-/** post_norm's epsilon in the published layer. */
-export const POST_NORM_EPS = 1e-6;
+/** The inner loop as the f64 reference executor runs it: the one backend that needs the compiled program. */
+export function referenceInnerLoop(compiled: Compiled): InnerLoopBackend {
+  return { run: async (inputs) => runReference(compiled.chunk, inputs) };
+}
 
 const ROTATED: ReadonlySet<string> = new Set<ViewName>(['q', 'k']);
 
@@ -16,7 +20,7 @@ export class ReferenceParts implements LayerParts {
   private readonly rope: RopeTable;
 
   constructor(
-    private readonly compiled: Compiled,
+    private readonly signature: InnerLoopSignature,
     private readonly config: LayerConfig,
     private readonly weights: LayerWeights,
   ) {
@@ -30,7 +34,7 @@ export class ReferenceParts implements LayerParts {
     const views = new Map<string, Tensor>();
     const { qProj, kProj, vProj } = this.weights;
     const projections: Record<ViewName, Tensor> = { q: qProj, k: kProj, v: vProj };
-    for (const v of this.compiled.layer.views) {
+    for (const v of this.signature.views) {
       const y = linear(x.data, rows, projections[v.name as ViewName].data, C);
       if (ROTATED.has(v.name)) {
         for (let r = 0; r < rows; r++) {
@@ -83,20 +87,21 @@ export function createReferenceLayer(
   weights: LayerWeights,
   options: ReferenceLayerOptions = {},
 ): SequenceLayer {
+  const signature = signatureOf(compiled);
   return new SequenceLayer(
-    compiled,
+    signature,
     config,
     weights,
-    new ReferenceParts(compiled, config, weights),
+    new ReferenceParts(signature, config, weights),
     options.innerLoop ?? referenceInnerLoop(compiled),
   );
 }
 
 export async function loadReferenceLayer(
   compiled: Compiled,
-  weightsPath: string,
+  source: WeightsSource,
   options: LayerOptions & ReferenceLayerOptions = {},
 ): Promise<SequenceLayer> {
-  const { config, weights } = await loadLayerWeightsFile(weightsPath, compiled, options);
+  const { config, weights } = await loadLayerWeights(source, signatureOf(compiled), options);
   return createReferenceLayer(compiled, config, weights, options);
 }

@@ -8,14 +8,15 @@
  */
 import type { Tensor } from '../../compiler/ir/tensor.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
+import { type InnerLoopSignature, signatureOf } from '../signature.ts';
 import { deviceLimits, type GPUContext, getGPUDevice } from '../webgpu/device.ts';
 import { WebGPUInnerLoop } from '../webgpu/inner-loop.ts';
+import type { WgslKernelManifest } from '../webgpu/manifest.ts';
 import type { LayerConfig, ViewName } from './config.ts';
-import { type InnerLoopBackend, type LayerParts, type Projected, SequenceLayer } from './layer.ts';
-import { POST_NORM_EPS } from './reference-layer.ts';
+import { type InnerLoopBackend, type LayerParts, POST_NORM_EPS, type Projected, SequenceLayer } from './layer.ts';
 import { ropeTable } from './rope.ts';
 import { LayerKernels } from './webgpu-kernels.ts';
-import { type LayerOptions, type LayerWeights, loadLayerWeightsFile } from './weights.ts';
+import { type LayerOptions, type LayerWeights, loadLayerWeights, type WeightsSource } from './weights.ts';
 
 const ROTATED: ReadonlySet<string> = new Set<ViewName>(['q', 'k']);
 
@@ -30,10 +31,10 @@ interface ColumnLayout {
   total: number;
 }
 
-function columnLayout(compiled: Compiled, config: LayerConfig, weights: LayerWeights): ColumnLayout {
+function columnLayout(signature: InnerLoopSignature, config: LayerConfig, weights: LayerWeights): ColumnLayout {
   let total = 0;
   const take = (n: number) => (total += n) - n;
-  const views = new Map(compiled.layer.views.map((v) => [v.name, take(config.width)]));
+  const views = new Map(signature.views.map((v) => [v.name, take(config.width)]));
   const lr = weights.lrWeight ? take(config.heads) : undefined;
   const gate = config.useGate ? take(config.width) : undefined;
   return { views, lr, gate, total };
@@ -67,13 +68,13 @@ export class WebGPUParts implements LayerParts {
   ) {}
 
   static async create(
-    compiled: Compiled,
+    signature: InnerLoopSignature,
     config: LayerConfig,
     weights: LayerWeights,
     ctx: GPUContext,
   ): Promise<WebGPUParts> {
     const kernels = await LayerKernels.forDevice(ctx.device);
-    const columns = columnLayout(compiled, config, weights);
+    const columns = columnLayout(signature, config, weights);
     const rope = ropeTable(config.headDim, config.miniBatch, config.ropeTheta);
     const upload = (label: string, data: ArrayLike<number>) => uploadF32(ctx.device, label, Float32Array.from(data));
     const buffers = {
@@ -199,29 +200,42 @@ function uploadF32(device: GPUDevice, label: string, data: Float32Array<ArrayBuf
   return buffer;
 }
 
+/**
+ * The inner loop's WGSL kernel: a compiled spec's, rendered when the layer is created for the
+ * adapter's limits, or one rendered ahead of time (a generated module's manifest).
+ */
+export type WgslKernelSource = Compiled | WgslKernelManifest;
+
+const isManifest = (kernel: WgslKernelSource): kernel is WgslKernelManifest => 'signature' in kernel;
+const signatureOfKernel = (kernel: WgslKernelSource) => (isManifest(kernel) ? kernel.signature : signatureOf(kernel));
+
 export interface WebGPULayerOptions {
-  /** The inner loop; the generated WGSL kernel (WebGPUInnerLoop) when left out. */
+  /** The inner loop; the kernel's WebGPUInnerLoop when left out. */
   innerLoop?: InnerLoopBackend;
   context?: GPUContext;
 }
 
 export async function createWebGPULayer(
-  compiled: Compiled,
+  kernel: WgslKernelSource,
   config: LayerConfig,
   weights: LayerWeights,
   options: WebGPULayerOptions = {},
 ): Promise<SequenceLayer> {
   const ctx = options.context ?? (await getGPUDevice());
-  const parts = await WebGPUParts.create(compiled, config, weights, ctx);
-  const innerLoop = options.innerLoop ?? (await WebGPUInnerLoop.create(compiled, ctx));
-  return new SequenceLayer(compiled, config, weights, parts, innerLoop);
+  // The inner loop first: it may not fit the adapter, and then no layer buffers are left behind.
+  const innerLoop =
+    options.innerLoop ??
+    (isManifest(kernel) ? await WebGPUInnerLoop.fromManifest(kernel, ctx) : await WebGPUInnerLoop.create(kernel, ctx));
+  const signature = signatureOfKernel(kernel);
+  const parts = await WebGPUParts.create(signature, config, weights, ctx);
+  return new SequenceLayer(signature, config, weights, parts, innerLoop);
 }
 
 export async function loadWebGPULayer(
-  compiled: Compiled,
-  weightsPath: string,
+  kernel: WgslKernelSource,
+  source: WeightsSource,
   options: LayerOptions & WebGPULayerOptions = {},
 ): Promise<SequenceLayer> {
-  const { config, weights } = await loadLayerWeightsFile(weightsPath, compiled, options);
-  return createWebGPULayer(compiled, config, weights, options);
+  const { config, weights } = await loadLayerWeights(source, signatureOfKernel(kernel), options);
+  return createWebGPULayer(kernel, config, weights, options);
 }

@@ -1,13 +1,13 @@
 /**
  * The layer's weights under the published PyTorch names (`q_proj.weight`, `ttt_norm_weight`,
  * `W1`, ...), with an optional prefix (`weights.` in the reference files), checked against the
- * compiled spec and the configuration. The spec's states and params find their tensors through
+ * spec's signature and the configuration. The spec's states and params find their tensors through
  * an explicit name map: by default state NAME ← NAME and param NAME ← NAME, except gamma ←
  * ttt_norm_weight and beta ← ttt_norm_bias.
  */
 import type { Tensor } from '../../compiler/ir/tensor.ts';
-import type { Compiled } from '../../compiler/pipeline.ts';
-import { readSafetensorsFile, type SafeFile, toFloat64 } from '../safetensors.ts';
+import { readSafetensors, readSafetensorsFile, type SafeFile, toFloat64 } from '../safetensors.ts';
+import type { InnerLoopSignature } from '../signature.ts';
 import { type LayerConfig, type LayerConfigOptions, resolveLayerConfig } from './config.ts';
 
 export interface LayerWeights {
@@ -61,10 +61,9 @@ export interface WeightSpec {
 
 /** Spec name → weight name for states and params, checked for names the spec does not have. */
 export function weightNameMap(
-  compiled: Compiled,
+  signature: InnerLoopSignature,
   names: WeightNames = {},
 ): { states: Map<string, string>; params: Map<string, string> } {
-  const L = compiled.layer;
   const build = (
     kind: 'state' | 'param',
     declared: readonly { name: string }[],
@@ -81,16 +80,15 @@ export function weightNameMap(
     return new Map(declared.map((d) => [d.name, overrides[d.name] ?? defaults[d.name] ?? d.name]));
   };
   return {
-    states: build('state', L.states, names.states),
-    params: build('param', L.params, names.params, DEFAULT_PARAM_NAMES),
+    states: build('state', signature.states, names.states),
+    params: build('param', signature.params, names.params, DEFAULT_PARAM_NAMES),
   };
 }
 
 /** Every tensor the layer reads, in a fixed order, with its accepted shapes. */
-export function weightSpecs(compiled: Compiled, config: LayerConfig, names: WeightNames = {}): WeightSpec[] {
+export function weightSpecs(signature: InnerLoopSignature, config: LayerConfig, names: WeightNames = {}): WeightSpec[] {
   const { width: C, heads: H, miniBatch: K } = config;
-  const L = compiled.layer;
-  const map = weightNameMap(compiled, names);
+  const map = weightNameMap(signature, names);
   const specs: WeightSpec[] = [
     { name: 'q_proj.weight', shapes: [[C, C]] },
     { name: 'k_proj.weight', shapes: [[C, C]] },
@@ -98,7 +96,7 @@ export function weightSpecs(compiled: Compiled, config: LayerConfig, names: Weig
     { name: 'o_proj.weight', shapes: [[C, C]] },
   ];
   if (config.useGate) specs.push({ name: 'g_proj.weight', shapes: [[C, C]] });
-  if (L.update.lr.kind === 'token')
+  if (signature.lr.kind === 'token')
     specs.push(
       {
         name: 'learnable_ttt_lr_weight',
@@ -109,11 +107,11 @@ export function weightSpecs(compiled: Compiled, config: LayerConfig, names: Weig
       },
       { name: 'learnable_ttt_lr_bias', shapes: [[H, 1], [H]] },
     );
-  if (L.update.scale.kind === 'position') specs.push({ name: 'learnable_token_idx', shapes: [[K]] });
+  if (signature.scale.kind === 'position') specs.push({ name: 'learnable_token_idx', shapes: [[K]] });
   specs.push({ name: 'post_norm.weight', shapes: [[C]] }, { name: 'post_norm.bias', shapes: [[C]] });
-  for (const p of L.params)
+  for (const p of signature.params)
     specs.push({ name: map.params.get(p.name)!, shapes: [[H, ...p.shape]], role: `the spec's param '${p.name}'` });
-  for (const s of L.states) {
+  for (const s of signature.states) {
     // The PyTorch layers keep a bias state as [heads, 1, n]: a row vector per head.
     const shapes =
       s.shape.length === 1
@@ -156,23 +154,23 @@ function readWeight(file: SafeFile, prefix: string, spec: WeightSpec): Tensor {
 /** The weights of a layer from a parsed safetensors file, all checked before any is returned. */
 export function readLayerWeights(
   file: SafeFile,
-  compiled: Compiled,
+  signature: InnerLoopSignature,
   config: LayerConfig,
   options: WeightOptions = {},
 ): LayerWeights {
   const prefix = options.prefix ?? '';
-  const specs = weightSpecs(compiled, config, options.names);
+  const specs = weightSpecs(signature, config, options.names);
   const read = new Map(specs.map((s) => [s.name, readWeight(file, prefix, s)]));
-  return assembleWeights(compiled, read, options.names);
+  return assembleWeights(signature, read, options.names);
 }
 
 /** Weights by name (without prefix, canonical shapes, as `weightSpecs` lists them) → the layer's weights. */
 export function assembleWeights(
-  compiled: Compiled,
+  signature: InnerLoopSignature,
   byName: ReadonlyMap<string, Tensor>,
   names: WeightNames = {},
 ): LayerWeights {
-  const map = weightNameMap(compiled, names);
+  const map = weightNameMap(signature, names);
   const get = (name: string) => byName.get(name)!;
   const squeeze = (t: Tensor | undefined, shape: number[]) => t && { shape, data: t.data };
   const lrWeight = byName.get('learnable_ttt_lr_weight');
@@ -188,9 +186,9 @@ export function assembleWeights(
     tokenOffset: byName.get('learnable_token_idx'),
     postNormWeight: get('post_norm.weight'),
     postNormBias: get('post_norm.bias'),
-    params: new Map(compiled.layer.params.map((p) => [p.name, get(map.params.get(p.name)!)])),
+    params: new Map(signature.params.map((p) => [p.name, get(map.params.get(p.name)!)])),
     states: new Map(
-      compiled.layer.states.map((s) => {
+      signature.states.map((s) => {
         const t = get(map.states.get(s.name)!);
         return [s.name, { shape: [t.shape[0], ...s.shape], data: t.data }];
       }),
@@ -201,7 +199,7 @@ export function assembleWeights(
 /** Configuration and weights from a weights file: options, else its metadata, else its shapes. */
 export function layerFromSafeFile(
   file: SafeFile,
-  compiled: Compiled,
+  signature: InnerLoopSignature,
   options: LayerOptions = {},
 ): { config: LayerConfig; weights: LayerWeights } {
   const prefix = options.prefix ?? '';
@@ -210,14 +208,23 @@ export function layerFromSafeFile(
     width: q?.shape.length === 2 ? q.shape[1] : undefined,
     hasGate: file.tensors.has(`${prefix}g_proj.weight`),
   };
-  const config = resolveLayerConfig(compiled, options, file.metadata, hints);
-  return { config, weights: readLayerWeights(file, compiled, config, options) };
+  const config = resolveLayerConfig(signature, options, file.metadata, hints);
+  return { config, weights: readLayerWeights(file, signature, config, options) };
 }
 
-export async function loadLayerWeightsFile(
-  path: string,
-  compiled: Compiled,
+/** Safetensors weights: a file's path, its bytes, or the file already parsed. */
+export type WeightsSource = string | Uint8Array | SafeFile;
+
+export async function loadLayerWeights(
+  source: WeightsSource,
+  signature: InnerLoopSignature,
   options: LayerOptions = {},
 ): Promise<{ config: LayerConfig; weights: LayerWeights }> {
-  return layerFromSafeFile(await readSafetensorsFile(path), compiled, options);
+  const file =
+    typeof source === 'string'
+      ? await readSafetensorsFile(source)
+      : source instanceof Uint8Array
+        ? readSafetensors(source, 'weights')
+        : source;
+  return layerFromSafeFile(file, signature, options);
 }

@@ -3,10 +3,17 @@ import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
 import { execute } from '../../compiler/ir/execute.ts';
 import { size } from '../../compiler/ir/ir.ts';
 import type { Tensor } from '../../compiler/ir/tensor.ts';
-import { chunks, commitScale, type InnerLoopInputs, type InnerLoopOutputs } from '../inner-loop.ts';
+import { chunks, type InnerLoopInputs, type InnerLoopOutputs } from '../inner-loop.ts';
 
 /** The `bh`-th block of `block` elements. */
 const slice = (t: Tensor, bh: number, block: number) => t.data.subarray(bh * block, (bh + 1) * block);
+
+/** The factor the state takes its accumulator with when a mini-batch ends: scale_{K-1}. */
+function commitScale(chunk: ChunkProgram, scale: ArrayLike<number> | undefined): number {
+  const spec = chunk.layer.update.scale;
+  if (spec.kind === 'position') return scale![chunk.K - 1];
+  return spec.kind === 'constant' ? spec.value : 1;
+}
 
 export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLoopOutputs {
   const { B, H, T, start } = inp;

@@ -1,43 +1,71 @@
 /**
- * The WebGPU backend of the inner loop: the generated WGSL kernel, its pipeline built once, the
- * `run` convention's tensors packed into the kernel's buffers (see targets/wgsl/layout.ts).
+ * The WebGPU backend of the inner loop: a WGSL kernel from its manifest (runtime/webgpu/manifest.ts),
+ * its pipeline built once, the `run` convention's tensors packed into the kernel's buffers (see
+ * targets/wgsl/layout.ts).
  */
-import type { Compiled } from '../../compiler/pipeline.ts';
 import { size } from '../../compiler/ir/ir.ts';
 import type { Tensor } from '../../compiler/ir/tensor.ts';
-import { paramFloats, stateFloats, tokenFloats } from '../../targets/wgsl/layout.ts';
-import { renderWgsl, UNIFORM_FIELDS, type WgslKernel } from '../../targets/wgsl/render.ts';
+import type { Compiled } from '../../compiler/pipeline.ts';
+import { paramFloats, stateFloats, tokenFloats, UNIFORM_FIELDS } from '../../targets/wgsl/layout.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
-import { deviceLimits, type GPUContext, getGPUDevice } from './device.ts';
+import { deviceLimits, type GPUContext, getGPUDevice, type KernelLimits } from './device.ts';
+import type { WgslKernelManifest } from './manifest.ts';
 import { computePipeline } from './pipelines.ts';
 
 const MAX_GROUPS_PER_AXIS = 65535;
 
 export class LimitError extends Error {}
 
+/** The largest one-dimensional workgroup a device runs. */
+const maxInvocations = (limits: KernelLimits) => Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+
+/** What `create` schedules a kernel for on a device with these limits: 256 invocations at most, all its workgroup storage. */
+function schedulingLimits(limits: KernelLimits): WgslKernelManifest['scheduledFor'] {
+  return { workgroupBytes: limits.maxComputeWorkgroupStorageSize, invocations: Math.min(256, maxInvocations(limits)) };
+}
+
+/** Throws a LimitError unless the device offers what the kernel was scheduled for. */
+function checkLimits(manifest: WgslKernelManifest, limits: KernelLimits): void {
+  const name = `the ${manifest.signature.layer} kernel`;
+  const { workgroupBytes, invocations } = manifest.scheduledFor;
+  const rerender = 'render it for this adapter instead (WebGPUInnerLoop.create)';
+  if (workgroupBytes > limits.maxComputeWorkgroupStorageSize) {
+    throw new LimitError(`${name} was scheduled for ${workgroupBytes} bytes of workgroup storage; the adapter offers ${limits.maxComputeWorkgroupStorageSize}: ${rerender}`);
+  }
+  if (invocations > maxInvocations(limits)) {
+    throw new LimitError(`${name} was scheduled for ${invocations} invocations per workgroup; the adapter offers ${maxInvocations(limits)}: ${rerender}`);
+  }
+  const buffers = manifest.scratchFloats > 0 ? 6 : 5;
+  if (buffers > limits.maxStorageBuffersPerShaderStage) {
+    throw new LimitError(`${name} needs ${buffers} storage buffers per stage; the adapter allows ${limits.maxStorageBuffersPerShaderStage}`);
+  }
+}
+
 export class WebGPUInnerLoop {
   private constructor(
-    readonly compiled: Compiled,
+    readonly manifest: WgslKernelManifest,
     readonly ctx: GPUContext,
-    readonly wgsl: WgslKernel,
     readonly pipeline: GPUComputePipeline,
     /** Dawn's warnings about the generated WGSL (expected to be none). */
     readonly warnings: string[],
   ) {}
 
+  /** Renders the compiled spec's kernel for this adapter's limits, then builds it. */
   static async create(compiled: Compiled, ctx?: GPUContext): Promise<WebGPUInnerLoop> {
     const context = ctx ?? (await getGPUDevice());
-    const limits = deviceLimits(context.device);
-    const invocations = Math.min(256, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
-    const wgsl = renderWgsl(compiled, { workgroupBytes: limits.maxComputeWorkgroupStorageSize, invocations });
-    const buffers = wgsl.usesScratch ? 6 : 5;
-    if (buffers > limits.maxStorageBuffersPerShaderStage) {
-      throw new LimitError(`the kernel needs ${buffers} storage buffers per stage; the adapter allows ${limits.maxStorageBuffersPerShaderStage}`);
-    }
+    // Imported here rather than at the top: the manifest path must load without the compiler.
+    const { wgslManifest } = await import('../../targets/wgsl/render.ts');
+    return WebGPUInnerLoop.fromManifest(wgslManifest(compiled, schedulingLimits(deviceLimits(context.device))), context);
+  }
+
+  /** Builds a kernel rendered ahead of time; a LimitError if the adapter offers less than it was scheduled for. */
+  static async fromManifest(manifest: WgslKernelManifest, ctx?: GPUContext): Promise<WebGPUInnerLoop> {
+    const context = ctx ?? (await getGPUDevice());
+    checkLimits(manifest, deviceLimits(context.device));
     const bindings: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage'];
-    if (wgsl.usesScratch) bindings.push('storage');
-    const { pipeline, messages } = await computePipeline(context.device, wgsl.code, `${compiled.layer.name}.wgsl`, bindings);
-    return new WebGPUInnerLoop(compiled, context, wgsl, pipeline, messages);
+    if (manifest.scratchFloats > 0) bindings.push('storage');
+    const { pipeline, messages } = await computePipeline(context.device, manifest.code, `${manifest.signature.layer}.wgsl`, bindings);
+    return new WebGPUInnerLoop(manifest, context, pipeline, messages);
   }
 
   /** Run the kernel; `poison` NaN-fills the output buffers first, so an element it never writes shows. */
@@ -48,14 +76,13 @@ export class WebGPUInnerLoop {
       return await this.dispatch(inp, options.poison ?? false);
     } finally {
       const error = await device.popErrorScope();
-      if (error) throw new Error(`WebGPU rejected the ${this.compiled.layer.name} kernel's dispatch: ${error.message}`);
+      if (error) throw new Error(`WebGPU rejected the ${this.manifest.signature.layer} kernel's dispatch: ${error.message}`);
     }
   }
 
   private async dispatch(inp: InnerLoopInputs, poison: boolean): Promise<InnerLoopOutputs> {
     const { device } = this.ctx;
-    const { layout, kernel } = this.wgsl;
-    const L = this.compiled.layer;
+    const { layout, scratchFloats, signature } = this.manifest;
     const { B, H, T } = inp;
     const BH = B * H;
     const BHT = BH * T;
@@ -97,7 +124,7 @@ export class WebGPUInnerLoop {
       upload('state_in', stateIn),
       storage('out', outFloats, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST),
       storage('state_out', stateOutFloats, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST),
-      ...(this.wgsl.usesScratch ? [storage('scratch', BH * kernel.scratchFloats, 0)] : []),
+      ...(scratchFloats > 0 ? [storage('scratch', BH * scratchFloats, 0)] : []),
     ];
     if (poison) for (const b of [buffers[4], buffers[5]]) device.queue.writeBuffer(b, 0, new Float32Array(b.size / 4).fill(Number.NaN));
     const bindGroup = device.createBindGroup({
@@ -120,11 +147,10 @@ export class WebGPUInnerLoop {
     const stateOut = new Float32Array(readState.getMappedRange().slice(0, stateOutFloats * 4));
     for (const b of [...buffers, readOut, readState]) b.destroy();
 
-    const outputShape = kernel.program.nodes[kernel.program.outputs[0].node].shape.slice(1);
     const unpack = (prefix: number, shape: readonly number[]): Tensor => ({ shape: [B, H, ...shape], data: Float64Array.from(stateOut.subarray(BH * prefix, BH * (prefix + size(shape)))) });
-    const shapeOf = new Map(L.states.map((s) => [s.name, s.shape]));
+    const shapeOf = new Map(signature.states.map((s) => [s.name, s.shape]));
     return {
-      output: { shape: [B, H, T, ...outputShape], data: Float64Array.from(out) },
+      output: { shape: [B, H, T, ...signature.output], data: Float64Array.from(out) },
       states: new Map(layout.states.map((r) => [r.name, unpack(r.prefix, shapeOf.get(r.name)!)])),
       accums: new Map(layout.accums.map((r) => [r.name, unpack(r.prefix, shapeOf.get(r.name)!)])),
     };

@@ -6,6 +6,9 @@
 import type { CheckedLayer } from '../../compiler/check/checked.ts';
 import { size } from '../../compiler/ir/ir.ts';
 
+/** The uniform struct's fields (u32 each), in order: the shader declares them, the runtime fills them. */
+export const UNIFORM_FIELDS = ['B', 'H', 'T', 'start', 'BH', 'BHT', 'groups_x', 'pad'] as const;
+
 export interface Region {
   name: string;
   /** Elements per unit: per token (tokens), per head (weights) or per sequence-head (states). */

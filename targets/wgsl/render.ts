@@ -3,12 +3,14 @@ import type { Compiled } from '../../compiler/pipeline.ts';
 import type { ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { schedule } from '../../compiler/schedule/schedule.ts';
 import { size } from '../../compiler/ir/ir.ts';
+import { signatureOf } from '../../runtime/signature.ts';
+import type { WgslKernelManifest } from '../../runtime/webgpu/manifest.ts';
 import { add, mul } from '../clike/index.ts';
 import { type Globals, KernelBody } from '../clike/kernel.ts';
 import { Lines } from '../clike/lines.ts';
 import { stem, type Target } from '../target.ts';
 import { WGSL_ERF, wgsl } from './dialect.ts';
-import { type Layout, layoutOf } from './layout.ts';
+import { type Layout, layoutOf, UNIFORM_FIELDS } from './layout.ts';
 
 /** WebGPU's default limits: what any adapter offers. */
 export const WEBGPU_DEFAULT_LIMITS: TargetLimits = { workgroupBytes: 16384, invocations: 256 };
@@ -17,11 +19,7 @@ export interface WgslKernel {
   code: string;
   kernel: ScheduledKernel;
   layout: Layout;
-  usesScratch: boolean;
 }
-
-/** Uniform fields, in struct order. */
-export const UNIFORM_FIELDS = ['B', 'H', 'T', 'start', 'BH', 'BHT', 'groups_x', 'pad'] as const;
 
 function region(list: { name: string; prefix: number }[], name: string) {
   const r = list.find((x) => x.name === name);
@@ -50,7 +48,6 @@ export function renderWgsl(compiled: Compiled, limits: TargetLimits = WEBGPU_DEF
   };
   const body = new Lines();
   new KernelBody(kernel, wgsl, globals, compiled.text.split('\n')).emit(body);
-  const usesScratch = kernel.scratchFloats > 0;
   const L = compiled.layer;
   const L2 = new Lines();
   L2.line(
@@ -68,7 +65,7 @@ export function renderWgsl(compiled: Compiled, limits: TargetLimits = WEBGPU_DEF
     '@group(0) @binding(4) var<storage, read_write> out: array<f32>; // output: [B, H, T, ...]',
     '@group(0) @binding(5) var<storage, read_write> state_out: array<f32>; // as state_in',
   );
-  if (usesScratch) L2.line(`@group(0) @binding(6) var<storage, read_write> scratch: array<f32>; // ${kernel.scratchFloats} floats per workgroup`);
+  if (kernel.scratchFloats > 0) L2.line(`@group(0) @binding(6) var<storage, read_write> scratch: array<f32>; // ${kernel.scratchFloats} floats per workgroup`);
   if (kernel.workgroupFloats > 0) L2.line(`var<workgroup> smem: array<f32, ${kernel.workgroupFloats}>;`);
   if (body.toString().includes('tttc_erf')) L2.line('', WGSL_ERF);
   L2.line('', `@compute @workgroup_size(${kernel.invocations})`);
@@ -76,7 +73,19 @@ export function renderWgsl(compiled: Compiled, limits: TargetLimits = WEBGPU_DEF
   L2.line('let bh: u32 = wid.x + wid.y * u.groups_x;', 'if (bh >= u.BH) {', '  return;', '}');
   L2.line(...body.toString().trimEnd().split('\n'));
   L2.close();
-  return { code: L2.toString(), kernel, layout, usesScratch };
+  return { code: L2.toString(), kernel, layout };
+}
+
+/** The kernel with what the runtime needs to run it without the compiler. */
+export function wgslManifest(compiled: Compiled, limits: TargetLimits = WEBGPU_DEFAULT_LIMITS): WgslKernelManifest {
+  const { code, kernel, layout } = renderWgsl(compiled, limits);
+  return {
+    signature: signatureOf(compiled),
+    code,
+    layout,
+    scratchFloats: kernel.scratchFloats,
+    scheduledFor: { workgroupBytes: limits.workgroupBytes, invocations: limits.invocations },
+  };
 }
 
 export const wgslTarget: Target = {

@@ -7,6 +7,7 @@ import { formatDiagnostics } from '../../compiler/diagnostics/diagnostic.ts';
 import type { Tensor } from '../../compiler/ir/tensor.ts';
 import { compileSpec } from '../../compiler/pipeline.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../../runtime/inner-loop.ts';
+import { signatureOf } from '../../runtime/signature.ts';
 import { getGPUDevice } from '../../runtime/webgpu/device.ts';
 import { WebGPUInnerLoop } from '../../runtime/webgpu/inner-loop.ts';
 
@@ -47,7 +48,7 @@ window.runInnerLoop = async ({ file, spec, dims, inputs }) => {
   const ctx = await getGPUDevice();
   const loop = await WebGPUInnerLoop.create(compiled, ctx);
   const named = new Map(Object.entries(inputs).map(([name, t]): [string, Tensor] => [name, { shape: t.shape, data: Float64Array.from(t.data) }]));
-  const outputs = innerLoopOutputTensors(await loop.run(innerLoopInputs(compiled.chunk, named), { poison: true }));
+  const outputs = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(compiled), named), { poison: true }));
 
   const { vendor, architecture, device, description } = ctx.adapter.info;
   return {

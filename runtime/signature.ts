@@ -1,0 +1,49 @@
+/**
+ * A compiled inner loop as the runtime sees it: the names and shapes of its tensors and how it
+ * learns, no programs. Plain JSON, so a generated module can embed it and the WebGPU runtime can
+ * run a kernel rendered ahead of time without loading the compiler.
+ */
+import type { Compiled } from '../compiler/pipeline.ts';
+
+export interface TensorSignature {
+  name: string;
+  shape: readonly number[];
+}
+
+export interface InnerLoopSignature {
+  /** The spec's `layer NAME`. */
+  layer: string;
+  /** The mini-batch size. */
+  K: number;
+  /** Per-token shapes, in the order the spec first uses the views. */
+  views: readonly TensorSignature[];
+  /** The output's per-token shape. */
+  output: readonly number[];
+  /** Per-head shapes. */
+  states: readonly TensorSignature[];
+  params: readonly TensorSignature[];
+  /** The inner learning rate: an `lr` input per token, or a constant. */
+  lr: { kind: 'token' } | { kind: 'constant'; value: number };
+  /** scale_i of the update: a `scale` input per mini-batch position, none, or a constant. */
+  scale: { kind: 'position' } | { kind: 'none' } | { kind: 'constant'; value: number };
+}
+
+const tensors = (list: readonly { name: string; shape: readonly number[] }[]): TensorSignature[] =>
+  list.map((t) => ({ name: t.name, shape: [...t.shape] }));
+
+/** The signature of a compiled spec (only types come from the compiler: nothing of it is loaded). */
+export function signatureOf(compiled: Compiled): InnerLoopSignature {
+  const L = compiled.layer;
+  const { program } = compiled.chunk;
+  const { lr, scale } = L.update;
+  return {
+    layer: L.name,
+    K: compiled.chunk.K,
+    views: tensors(L.views),
+    output: program.nodes[program.outputs[0].node].shape.slice(1),
+    states: tensors(L.states),
+    params: tensors(L.params),
+    lr: lr.kind === 'token' ? { kind: 'token' } : { kind: 'constant', value: lr.value },
+    scale: scale.kind === 'constant' ? { kind: 'constant', value: scale.value } : { kind: scale.kind },
+  };
+}

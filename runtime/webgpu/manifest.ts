@@ -1,0 +1,17 @@
+/**
+ * A WGSL inner-loop kernel rendered ahead of time, with everything the runtime needs to bind and
+ * size its buffers: what `tttc compile --target ts` embeds in a generated module. Plain JSON.
+ */
+import type { Layout } from '../../targets/wgsl/layout.ts';
+import type { InnerLoopSignature } from '../signature.ts';
+
+export interface WgslKernelManifest {
+  signature: InnerLoopSignature;
+  /** The compute shader; its buffer offsets are the layout's. */
+  code: string;
+  layout: Layout;
+  /** Floats of global scratch per workgroup; 0 when the kernel binds no scratch buffer. */
+  scratchFloats: number;
+  /** The device limits the kernel was scheduled for: an adapter must offer at least these. */
+  scheduledFor: { workgroupBytes: number; invocations: number };
+}
