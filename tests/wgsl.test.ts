@@ -6,6 +6,7 @@ import { runReference } from '../runtime/reference/inner-loop.ts';
 import { signatureOf } from '../runtime/signature.ts';
 import { getGPUDevice } from '../runtime/webgpu/device.ts';
 import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
+import { wgslManifest } from '../targets/wgsl/render.ts';
 import { randomInputs, sliceTokens } from './support/inputs.ts';
 import { loadReference, REFERENCE_FILES } from './support/reference-vectors.ts';
 import { compileExample, exampleFiles } from './support/specs.ts';
@@ -93,3 +94,16 @@ describe('WGSL prefill equals token-by-token decode', () => {
     });
   }
 });
+
+describe('WGSL dispatch beyond 65,535 workgroups', () => {
+  it('257 × 256 sequence-heads (a 2-D grid of workgroups), each written', async () => {
+    // A kernel scheduled for 4 invocations per workgroup keeps SwiftShader fast at this count.
+    const c = compileExample('delta_rule.ttt', 'auto', { D: 2, K: 2 });
+    const named = randomInputs(c.chunk, { B: 257, H: 256, T: 1, seed: 1 });
+    const inputs = innerLoopInputs(signatureOf(c), named);
+    const loop = await WebGPUInnerLoop.fromManifest(wgslManifest(c, { workgroupBytes: 16384, invocations: 4 }));
+    const got = innerLoopOutputTensors(await loop.run(inputs, { poison: true }));
+    expectMatches(got, innerLoopOutputTensors(runReference(c.chunk, inputs)), 'B·H = 65792');
+  });
+});
+
