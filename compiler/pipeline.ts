@@ -11,6 +11,8 @@ export interface CompileOptions {
   file: string;
   overrides?: DimOverrides;
   form?: FormRequest;
+  /** Tokens per chunk of the mini-batch program (default: the mini-batch size; 1 for decode). */
+  rows?: number;
 }
 
 export interface Compiled {
@@ -29,8 +31,12 @@ export function compileSpec(text: string, options: CompileOptions): CompileResul
   const checked = check(parsed.source, options.overrides);
   if (!checked.layer || checked.diagnostics.some((d) => d.severity === 'error')) return { ok: false, diagnostics: checked.diagnostics };
   const layer = checked.layer;
+  const rows = options.rows ?? layer.minibatch.size;
+  if (!Number.isInteger(rows) || rows < 1 || rows > layer.minibatch.size) {
+    return { ok: false, diagnostics: [diag('TTT501', layer.ast.nameSpan, `rows per chunk must be a whole number in [1, ${layer.minibatch.size}], got ${rows}`)] };
+  }
   try {
-    const derived = deriveChunkProgram(layer, options.form ?? 'auto');
+    const derived = deriveChunkProgram(layer, options.form ?? 'auto', rows);
     if (!derived.chunk) return { ok: false, diagnostics: derived.diagnostics };
     return { ok: true, compiled: { file: options.file, text, layer, chunk: derived.chunk }, diagnostics: checked.diagnostics };
   } catch (e) {

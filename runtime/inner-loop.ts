@@ -83,23 +83,27 @@ export function innerLoopOutputTensors(out: InnerLoopOutputs): Map<string, Tenso
   return named;
 }
 
-/** The chunks a call walks: rows [row, row + count) of a mini-batch, from token `token` on. */
+/**
+ * The chunks a call walks: `count` tokens from token `token` on, at mini-batch positions
+ * [position, position + count), in the first `count` rows of the mini-batch program.
+ */
 export interface Chunk {
   token: number;
-  row: number;
+  position: number;
   count: number;
   /** The chunk reaches the mini-batch's last row, so the state commits after it. */
   ends: boolean;
 }
 
-export function chunks(start: number, T: number, K: number): Chunk[] {
+/** Chunks of at most `rows` tokens that never cross a mini-batch boundary. */
+export function chunks(start: number, T: number, K: number, rows: number): Chunk[] {
   const out: Chunk[] = [];
-  let row = start;
+  let position = start;
   for (let token = 0; token < T; ) {
-    const count = Math.min(K - row, T - token);
-    out.push({ token, row, count, ends: row + count === K });
+    const count = Math.min(rows, K - position, T - token);
+    out.push({ token, position, count, ends: position + count === K });
     token += count;
-    row = (row + count) % K;
+    position = (position + count) % K;
   }
   return out;
 }

@@ -1,11 +1,12 @@
 /**
- * Derives the mini-batch program: one step of the inner loop over a chunk of K rows (one
- * mini-batch, or part of one), from the per-token loss, its autodiff gradient and the update rule.
+ * Derives the mini-batch program: one step of the inner loop over a chunk of R rows (R = K for
+ * prefill, fewer for decode): consecutive tokens of one mini-batch, from the per-token loss, its
+ * autodiff gradient and the update rule.
  *
- * Inputs: `view.NAME` [K, ...], `mask` [K] (1 for rows this call processes), `lr` [K] when
- * `lr: token`, `scale` [K] when `scale: position`, `commit` (scale_{K-1} when the chunk ends the
- * mini-batch, else 0), `keep` (0 when it ends it, else 1), `state.S` and `accum.S` per state, and
- * `param.P`. Outputs: `output` [K, ...], `state.S`, `accum.S`.
+ * Inputs: `view.NAME` [R, ...], `mask` [R] (1 for rows holding a token), `lr` [R] when
+ * `lr: token`, `scale` [R] (each row's scale_i) when `scale: position`, `commit` (scale_{K-1}
+ * when the chunk ends the mini-batch, else 0), `keep` (0 when it ends it, else 1), `state.S` and
+ * `accum.S` per state, and `param.P`. Outputs: `output` [R, ...], `state.S`, `accum.S`.
  *
  * With A the carried accumulator and G_j = lr_j ∇loss_j at the chunk's starting state, row i
  * reads out with S_i = S − scale_i (A + Σ_{j≤i} G_j); see semantics.md.
@@ -20,46 +21,48 @@ import { chooseForms, type FormChoice, type FormRequest } from './forms.ts';
 
 export interface ChunkProgram {
   layer: CheckedLayer;
-  /** Rows per chunk: the mini-batch size. */
+  /** The mini-batch size. */
   K: number;
+  /** Rows per chunk: at most K tokens of one mini-batch are processed at once. */
+  rows: number;
   forms: FormChoice[];
   program: Program;
 }
 
-/** A dual-form matmul site on the key side: row activations X [K, m] and cotangents of X @ S. */
+/** A dual-form matmul site on the key side: row activations X [R, m] and cotangents of X @ S. */
 interface KeySite {
   x: number;
   z: number;
 }
 
-export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = 'auto'): { chunk?: ChunkProgram; diagnostics: Diagnostic[] } {
+export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = 'auto', rows = layer.minibatch.size): { chunk?: ChunkProgram; diagnostics: Diagnostic[] } {
   const { forms, diagnostics } = chooseForms(layer, request);
   if (diagnostics.length) return { diagnostics };
-  const K = layer.minibatch.size;
+  const R = rows;
   const b = new Builder();
   const formOf = new Map(forms.map((f) => [f.state, f.form]));
   const perRow = (s: string) => formOf.get(s) !== 'dual-matmul';
   const shapeOf = new Map(layer.states.map((s) => [s.name, s.shape]));
 
-  const mask = b.input('mask', [K]);
+  const mask = b.input('mask', [R]);
   const lrSpec = layer.update.lr;
-  const lr = lrSpec.kind === 'token' ? b.mul(b.input('lr', [K]), mask) : b.scale(mask, lrSpec.value);
+  const lr = lrSpec.kind === 'token' ? b.mul(b.input('lr', [R]), mask) : b.scale(mask, lrSpec.value);
   const scaleSpec = layer.update.scale;
-  const scale = scaleSpec.kind === 'position' ? b.input('scale', [K]) : b.const(scaleSpec.kind === 'constant' ? scaleSpec.value : 1, [K]);
+  const scale = scaleSpec.kind === 'position' ? b.input('scale', [R]) : b.const(scaleSpec.kind === 'constant' ? scaleSpec.value : 1, [R]);
   const commit = b.input('commit', []);
   const keep = b.input('keep', []);
   const state = new Map(layer.states.map((s) => [s.name, b.input(`state.${s.name}`, s.shape)]));
   const accum = new Map(layer.states.map((s) => [s.name, b.input(`accum.${s.name}`, s.shape)]));
   /** `scale` down the rows, broadcast over a row value's other axes. */
-  const rowScale = (shape: readonly number[]) => b.expand(b.reshape(scale, [K, ...shape.slice(1).map(() => 1)]), shape);
+  const rowScale = (shape: readonly number[]) => b.expand(b.reshape(scale, [R, ...shape.slice(1).map(() => 1)]), shape);
 
   // Gradient at the chunk's starting state, lr-weighted: per-row copies where rows need their own state.
   const rowCopies = new Map<string, number>();
   const keySites = new Map<string, KeySite[]>(layer.states.map((s) => [s.name, []]));
-  const keyLowering: Lowering = new Lowering(layer, b, K, {
+  const keyLowering: Lowering = new Lowering(layer, b, R, {
     value: (s) => {
       if (!perRow(s)) return { id: state.get(s)!, rows: false };
-      const copy = b.expand(state.get(s)!, [K, ...shapeOf.get(s)!]);
+      const copy = b.expand(state.get(s)!, [R, ...shapeOf.get(s)!]);
       rowCopies.set(s, copy);
       return { id: copy, rows: true };
     },
@@ -85,18 +88,18 @@ export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = '
   for (const [s, g] of rowGrads) stepOf.set(s, b.sum(g, [0]));
 
   // Per-row states: S_i = S − scale_i (A + Σ_{j≤i} G_j), the cumulative sum a tril product.
-  const tril = b.tril(K);
+  const tril = b.tril(R);
   const rowState = (s: string): number => {
     const shape = shapeOf.get(s)!;
-    const rowsShape = [K, ...shape];
+    const rowsShape = [R, ...shape];
     const g = rowGrads.get(s) ?? b.const(0, rowsShape);
-    const cumulative = b.reshape(b.matmul(tril, b.reshape(g, [K, size(shape)])), rowsShape);
+    const cumulative = b.reshape(b.matmul(tril, b.reshape(g, [R, size(shape)])), rowsShape);
     const total = b.add(b.expand(accum.get(s)!, rowsShape), cumulative);
     return b.sub(b.expand(state.get(s)!, rowsShape), b.mul(rowScale(rowsShape), total));
   };
 
   // Read-out: x̄ S_i = x̄ S − scale_i (x̄ A + Σ_{j≤i} (x̄ · x_j) δ_j) for dual matmul states.
-  const queryLowering: Lowering = new Lowering(layer, b, K, {
+  const queryLowering: Lowering = new Lowering(layer, b, R, {
     value: (s) => (perRow(s) ? { id: rowState(s), rows: true } : { id: state.get(s)!, rows: false }),
     matmul: (s, x, sv): Val | undefined => {
       if (perRow(s)) return undefined;
@@ -121,5 +124,5 @@ export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = '
     outputs.push({ name: `state.${s.name}`, node: b.sub(state.get(s.name)!, b.mul(b.expand(commit, shape), total)) });
     outputs.push({ name: `accum.${s.name}`, node: b.mul(b.expand(keep, shape), total) });
   }
-  return { chunk: { layer, K, forms, program: b.build(outputs) }, diagnostics: [] };
+  return { chunk: { layer, K: layer.minibatch.size, rows, forms, program: b.build(outputs) }, diagnostics: [] };
 }

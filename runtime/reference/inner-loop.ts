@@ -24,7 +24,8 @@ export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLo
   const output: Tensor = { shape: [B, H, T, ...outShape], data: new Float64Array(B * H * T * outWidth) };
   const states = new Map(L.states.map((s) => [s.name, { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) }]));
   const accums = new Map(L.states.map((s) => [s.name, { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) }]));
-  const plan = chunks(start, T, K);
+  const R = chunk.rows;
+  const plan = chunks(start, T, K, R);
   const scale = inp.scale?.data;
 
   for (let bh = 0; bh < B * H; bh++) {
@@ -35,28 +36,33 @@ export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLo
       named.set(`state.${s.name}`, { shape: s.shape, data: slice(inp.states.get(s.name)!, bh, size(s.shape)).slice() });
       named.set(`accum.${s.name}`, { shape: s.shape, data: slice(inp.accums.get(s.name)!, bh, size(s.shape)).slice() });
     }
-    if (scale) named.set('scale', { shape: [K], data: Float64Array.from(scale) });
     for (const c of plan) {
-      const mask = new Float64Array(K);
-      mask.fill(1, c.row, c.row + c.count);
-      named.set('mask', { shape: [K], data: mask });
+      const mask = new Float64Array(R);
+      mask.fill(1, 0, c.count);
+      named.set('mask', { shape: [R], data: mask });
+      if (scale) {
+        // Each row's own scale_i; rows past the chunk's tokens are masked and read 0.
+        const rows = new Float64Array(R);
+        rows.set(scale.subarray(c.position, c.position + c.count));
+        named.set('scale', { shape: [R], data: rows });
+      }
       named.set('commit', { shape: [], data: Float64Array.of(c.ends ? commitScale(chunk, scale) : 0) });
       named.set('keep', { shape: [], data: Float64Array.of(c.ends ? 0 : 1) });
       for (const v of L.views) {
         const w = size(v.shape);
-        const rows = new Float64Array(K * w);
+        const rows = new Float64Array(R * w);
         const src = slice(inp.views.get(v.name)!, bh, T * w);
-        rows.set(src.subarray(c.token * w, (c.token + c.count) * w), c.row * w);
-        named.set(`view.${v.name}`, { shape: [K, ...v.shape], data: rows });
+        rows.set(src.subarray(c.token * w, (c.token + c.count) * w));
+        named.set(`view.${v.name}`, { shape: [R, ...v.shape], data: rows });
       }
       if (inp.lr) {
-        const rows = new Float64Array(K);
-        rows.set(slice(inp.lr, bh, T).subarray(c.token, c.token + c.count), c.row);
-        named.set('lr', { shape: [K], data: rows });
+        const rows = new Float64Array(R);
+        rows.set(slice(inp.lr, bh, T).subarray(c.token, c.token + c.count));
+        named.set('lr', { shape: [R], data: rows });
       }
       const result = execute(chunk.program, named);
       const out = result.get('output')!.data;
-      output.data.set(out.subarray(c.row * outWidth, (c.row + c.count) * outWidth), (bh * T + c.token) * outWidth);
+      output.data.set(out.subarray(0, c.count * outWidth), (bh * T + c.token) * outWidth);
       for (const s of L.states) {
         named.set(`state.${s.name}`, result.get(`state.${s.name}`)!);
         named.set(`accum.${s.name}`, result.get(`accum.${s.name}`)!);

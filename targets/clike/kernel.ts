@@ -63,13 +63,15 @@ export class KernelBody {
     switch (kind) {
       case 'mask': {
         const r = index.dims()[0];
-        return this.d.select(`${r} >= row && ${r} < row + count`, this.d.float(1), this.d.float(0));
+        return this.d.select(`${r} < count`, this.d.float(1), this.d.float(0));
       }
       case 'commit':
       case 'keep':
         return kind;
       case 'scale':
-        return this.g.scale(index.flat());
+        // Row r's scale is that of position `position + r`; rows past the chunk's tokens are
+        // masked, and clamping keeps their read in range.
+        return this.g.scale(this.d.min(`position + ${index.flat()}`, String(this.k.chunk.K - 1)));
       case 'param':
         return this.g.param(rest, add(mul('h', size(index.shape)), index.flat()));
       case 'state':
@@ -109,10 +111,13 @@ export class KernelBody {
       });
     }
     L.line(d.barrier(true), '');
-    L.line(d.variable('token', d.indexType, '0'), d.variable('row', d.indexType, u('start')));
+    // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
+    L.line(d.variable('token', d.indexType, '0'), d.variable('position', d.indexType, u('start')));
     L.open(`while (token < ${u('T')})`);
-    L.line(d.constant('count', d.indexType, d.min(`${K} - row`, `${u('T')} - token`)));
-    L.line(d.constant('ends', 'bool', `row + count == ${K}`));
+    const room = d.min(`${K} - position`, `${u('T')} - token`);
+    const R = this.k.chunk.rows;
+    L.line(d.constant('count', d.indexType, R < K ? d.min(String(R), room) : room));
+    L.line(d.constant('ends', 'bool', `position + count == ${K}`));
     L.line(d.constant('commit', d.floatType, d.select('ends', this.commitScale(), d.float(0))));
     L.line(d.constant('keep', d.floatType, d.select('ends', d.float(0), d.float(1))));
     this.k.stages.forEach((s, i) => {
@@ -121,7 +126,7 @@ export class KernelBody {
       const barrier = this.k.barriers[i];
       if (barrier !== 'none') L.line(d.barrier(barrier === 'storage'));
     });
-    L.line('', 'token = token + count;', `row = (row + count) % ${K};`);
+    L.line('', 'token = token + count;', `position = (position + count) % ${K};`);
     L.close();
     const onChip = [...this.k.states].filter(([, h]) => h.state.space !== 'global' || h.accum.space !== 'global');
     if (onChip.length) L.line('', '// Write back the state kept on chip.');
@@ -161,7 +166,7 @@ export class KernelBody {
       const width = size(node.shape.slice(1));
       L.line(`// Write the rows of this chunk. ${this.origin(s.node)}`);
       L.open(d.loop('e', 'tid', `count * ${width}`, String(this.k.invocations)));
-      const value = this.values.value(s.node, Index.flat(node.shape, add(mul('row', width), 'e')));
+      const value = this.values.value(s.node, Index.flat(node.shape, 'e'));
       L.line(`${this.g.output(add(mul(`bh * ${this.g.uniform('T')} + token`, width), 'e'))} = ${value};`);
       L.close();
       return;
@@ -169,16 +174,15 @@ export class KernelBody {
     const target = (flat: string) => this.place(this.k.buffers.get(s.node)!, flat);
     const op = node.op;
     if (op.kind === 'input') {
-      // Rows outside [row, row + count) read as 0, without touching memory out of range.
+      // Rows past the chunk's tokens read as 0, without touching memory out of range.
       const width = size(node.shape.slice(1));
       const name = op.name.startsWith('view.') ? op.name.slice(5) : op.name;
       L.line(`// Stage ${name} for this chunk.`);
       this.elements(L, size(node.shape), (e) => {
         const r = div(e, width);
         L.line(d.variable('x', d.floatType, d.float(0)));
-        // Added before subtracting `row`, so unsigned arithmetic never wraps.
-        const global = add(mul(`bh * ${this.g.uniform('T')} + token + ${r} - row`, width), mod(e, width));
-        L.open(`if (${r} >= row && ${r} < row + count)`).line(`x = ${this.g.token(name, global)};`).close();
+        const global = add(mul(`bh * ${this.g.uniform('T')} + token + ${r}`, width), mod(e, width));
+        L.open(`if (${r} < count)`).line(`x = ${this.g.token(name, global)};`).close();
         L.line(`${target(e)} = x;`);
       });
       return;
