@@ -37,6 +37,12 @@ describe.each(exampleFiles)('%s', (spec) => {
     });
   });
 
+  it('programs of fewer rows than the mini-batch (decode-sized) give the same results', () => {
+    const named = randomInputs(dual.chunk, { B: 1, H: 2, T: 9, start: 3, accum: true, seed: 21 });
+    const whole = run(dual, named);
+    for (const rows of [1, 3]) expectClose(run(compileExample(spec, 'auto', small, rows), named), whole, 1e-12);
+  });
+
   it('processing T tokens at once equals any split (prefill, then one-token decode)', () => {
     const T = 10;
     const named = randomInputs(dual.chunk, { B: 2, H: 1, T, start: 1, accum: true, seed: 7 });

@@ -95,6 +95,17 @@ describe('WGSL prefill equals token-by-token decode', () => {
   }
 });
 
+describe('WGSL kernels of fewer rows than the mini-batch (decode-sized)', () => {
+  for (const rows of [1, 5]) {
+    it(`ttt_mlp.ttt with ${rows}-row chunks`, async () => {
+      const c = compileExample('ttt_mlp.ttt', 'auto', { D: 32, K: 8 }, rows);
+      const named = randomInputs(c.chunk, { B: 2, H: 1, T: 11, start: 6, accum: true, seed: 4 });
+      const want = innerLoopOutputTensors(runReference(compileExample('ttt_mlp.ttt', 'auto', { D: 32, K: 8 }).chunk, innerLoopInputs(signatureOf(c), named)));
+      expectMatches(await runWgsl(c, named), want, `${rows} rows`);
+    });
+  }
+});
+
 describe('WGSL dispatch beyond 65,535 workgroups', () => {
   it('257 × 256 sequence-heads (a 2-D grid of workgroups), each written', async () => {
     // A kernel scheduled for 4 invocations per workgroup keeps SwiftShader fast at this count.

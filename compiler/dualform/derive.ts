@@ -25,6 +25,8 @@ export interface ChunkProgram {
   K: number;
   /** Rows per chunk: at most K tokens of one mini-batch are processed at once. */
   rows: number;
+  /** The form that was asked for, to derive the same program again for another number of rows. */
+  request: FormRequest;
   forms: FormChoice[];
   program: Program;
 }
@@ -124,5 +126,5 @@ export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = '
     outputs.push({ name: `state.${s.name}`, node: b.sub(state.get(s.name)!, b.mul(b.expand(commit, shape), total)) });
     outputs.push({ name: `accum.${s.name}`, node: b.mul(b.expand(keep, shape), total) });
   }
-  return { chunk: { layer, K: layer.minibatch.size, rows, forms, program: b.build(outputs) }, diagnostics: [] };
+  return { chunk: { layer, K: layer.minibatch.size, rows, request, forms, program: b.build(outputs) }, diagnostics: [] };
 }

@@ -35,20 +35,39 @@ function checkLimits(manifest: WgslKernelManifest, limits: KernelLimits): void {
   if (invocations > maxInvocations(limits)) {
     throw new LimitError(`${name} was scheduled for ${invocations} invocations per workgroup; the adapter offers ${maxInvocations(limits)}: ${rerender}`);
   }
-  const buffers = manifest.scratchFloats > 0 ? 6 : 5;
+  const buffers = Math.max(manifest.scratchFloats, manifest.decode?.scratchFloats ?? 0) > 0 ? 6 : 5;
   if (buffers > limits.maxStorageBuffersPerShaderStage) {
     throw new LimitError(`${name} needs ${buffers} storage buffers per stage; the adapter allows ${limits.maxStorageBuffersPerShaderStage}`);
   }
+}
+
+/** A built kernel: its pipeline and the global scratch each workgroup needs. */
+interface Kernel {
+  pipeline: GPUComputePipeline;
+  scratchFloats: number;
+  messages: string[];
+}
+
+async function buildKernel(device: GPUDevice, code: string, scratchFloats: number, label: string): Promise<Kernel> {
+  const bindings: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage'];
+  if (scratchFloats > 0) bindings.push('storage');
+  const { pipeline, messages } = await computePipeline(device, code, label, bindings);
+  return { pipeline, scratchFloats, messages };
 }
 
 export class WebGPUInnerLoop {
   private constructor(
     readonly manifest: WgslKernelManifest,
     readonly ctx: GPUContext,
-    readonly pipeline: GPUComputePipeline,
-    /** Dawn's warnings about the generated WGSL (expected to be none). */
-    readonly warnings: string[],
+    private readonly prefill: Kernel,
+    /** For calls of one token, when the manifest has a one-row kernel. */
+    private readonly decode: Kernel | undefined,
   ) {}
+
+  /** Dawn's warnings about the generated WGSL (expected to be none). */
+  get warnings(): string[] {
+    return [...this.prefill.messages, ...(this.decode?.messages ?? [])];
+  }
 
   /** Renders the compiled spec's kernel for this adapter's limits, then builds it. */
   static async create(compiled: Compiled, ctx?: GPUContext): Promise<WebGPUInnerLoop> {
@@ -62,10 +81,10 @@ export class WebGPUInnerLoop {
   static async fromManifest(manifest: WgslKernelManifest, ctx?: GPUContext): Promise<WebGPUInnerLoop> {
     const context = ctx ?? (await getGPUDevice());
     checkLimits(manifest, deviceLimits(context.device));
-    const bindings: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage'];
-    if (manifest.scratchFloats > 0) bindings.push('storage');
-    const { pipeline, messages } = await computePipeline(context.device, manifest.code, `${manifest.signature.layer}.wgsl`, bindings);
-    return new WebGPUInnerLoop(manifest, context, pipeline, messages);
+    const name = manifest.signature.layer;
+    const prefill = await buildKernel(context.device, manifest.code, manifest.scratchFloats, `${name}.wgsl`);
+    const decode = manifest.decode && (await buildKernel(context.device, manifest.decode.code, manifest.decode.scratchFloats, `${name}.decode.wgsl`));
+    return new WebGPUInnerLoop(manifest, context, prefill, decode);
   }
 
   /** Run the kernel; `poison` NaN-fills the output buffers first, so an element it never writes shows. */
@@ -82,8 +101,10 @@ export class WebGPUInnerLoop {
 
   private async dispatch(inp: InnerLoopInputs, poison: boolean): Promise<InnerLoopOutputs> {
     const { device } = this.ctx;
-    const { layout, scratchFloats, signature } = this.manifest;
+    const { layout, signature } = this.manifest;
     const { B, H, T } = inp;
+    const kernel = T === 1 && this.decode ? this.decode : this.prefill;
+    const { scratchFloats } = kernel;
     const BH = B * H;
     const BHT = BH * T;
 
@@ -128,14 +149,14 @@ export class WebGPUInnerLoop {
     ];
     if (poison) for (const b of [buffers[4], buffers[5]]) device.queue.writeBuffer(b, 0, new Float32Array(b.size / 4).fill(Number.NaN));
     const bindGroup = device.createBindGroup({
-      layout: this.pipeline.getBindGroupLayout(0),
+      layout: kernel.pipeline.getBindGroupLayout(0),
       entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
     const readOut = device.createBuffer({ size: Math.max(16, outFloats * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const readState = device.createBuffer({ size: Math.max(16, stateOutFloats * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
-    pass.setPipeline(this.pipeline);
+    pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(groupsX, groupsY);
     pass.end();

@@ -14,4 +14,9 @@ export interface WgslKernelManifest {
   scratchFloats: number;
   /** The device limits the kernel was scheduled for: an adapter must offer at least these. */
   scheduledFor: { workgroupBytes: number; invocations: number };
+  /**
+   * The same kernel for calls of one token (decode): its mini-batch program has one row, not K,
+   * so a token does not pay for a whole mini-batch. Same layout and limits.
+   */
+  decode?: { code: string; scratchFloats: number };
 }

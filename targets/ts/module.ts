@@ -68,13 +68,14 @@ function header(compiled: Compiled, manifest: WgslKernelManifest, moduleName: st
 
 /** The manifest as an object literal: plain data, with the WGSL last and readable as a template literal. */
 function manifestLiteral(manifest: WgslKernelManifest): WriterFunction {
-  const { signature, layout, scratchFloats, scheduledFor, code } = manifest;
+  const { signature, layout, scratchFloats, scheduledFor, code, decode } = manifest;
   return Writers.object({
     signature: JSON.stringify(signature),
     layout: JSON.stringify(layout),
     scratchFloats: String(scratchFloats),
     scheduledFor: JSON.stringify(scheduledFor),
     code: templateLiteral(code),
+    ...(decode && { decode: Writers.object({ scratchFloats: String(decode.scratchFloats), code: templateLiteral(decode.code) }) }),
   });
 }
 

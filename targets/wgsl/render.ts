@@ -1,4 +1,5 @@
 /** The WGSL renderer: a scheduled inner-loop kernel as a WGSL compute shader. */
+import { deriveChunkProgram } from '../../compiler/dualform/derive.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import type { ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { schedule } from '../../compiler/schedule/schedule.ts';
@@ -79,13 +80,19 @@ export function renderWgsl(compiled: Compiled, limits: TargetLimits = WEBGPU_DEF
 /** The kernel with what the runtime needs to run it without the compiler. */
 export function wgslManifest(compiled: Compiled, limits: TargetLimits = WEBGPU_DEFAULT_LIMITS): WgslKernelManifest {
   const { code, kernel, layout } = renderWgsl(compiled, limits);
-  return {
+  const manifest: WgslKernelManifest = {
     signature: signatureOf(compiled),
     code,
     layout,
     scratchFloats: kernel.scratchFloats,
     scheduledFor: { workgroupBytes: limits.workgroupBytes, invocations: limits.invocations },
   };
+  if (compiled.chunk.rows > 1) {
+    const { chunk } = deriveChunkProgram(compiled.layer, compiled.chunk.request, 1);
+    const decode = renderWgsl({ ...compiled, chunk: chunk! }, limits);
+    manifest.decode = { code: decode.code, scratchFloats: decode.kernel.scratchFloats };
+  }
+  return manifest;
 }
 
 export const wgslTarget: Target = {

@@ -9,10 +9,10 @@ export const repoRoot = resolve(import.meta.dirname, '../..');
 export const referenceDir = resolve(repoRoot, '../shared/testdata/ttt-reference');
 export const exampleFiles = readdirSync(join(repoRoot, 'examples')).filter((f) => f.endsWith('.ttt')).sort();
 
-export function compileExample(name: string, form: FormRequest = 'auto', overrides: Record<string, number> = {}): Compiled {
+export function compileExample(name: string, form: FormRequest = 'auto', overrides: Record<string, number> = {}, rows?: number): Compiled {
   const file = join(repoRoot, 'examples', name);
   const text = readFileSync(file, 'utf8');
-  const result = compileSpec(text, { file, form, overrides: new Map(Object.entries(overrides)) });
+  const result = compileSpec(text, { file, form, overrides: new Map(Object.entries(overrides)), rows });
   if (!result.ok) throw new Error(formatDiagnostics(result.diagnostics, text));
   return result.compiled;
 }
