@@ -5,11 +5,8 @@
  * tokens, default 5 × 2048) and decode latency per token (median of --steps steps after a
  * prefill), each with its time split between the projections (q, k, v, lr and gate columns in
  * one matmul, then head split, RoPE and the lr gate), the inner-loop kernel, and the post-norm and
- * output projection. Each phase's time includes its uploads and read-backs.
- *
- * Measured on SwiftShader 5.0.0 (no GPU; 2 CPU cores shared with other work), T = 2048:
- * 117 tokens/s prefill (17.5 s: projections 47%, inner loop 26%, post-norm + o_proj 28%) and
- * 235 ms per decode token (inner loop 80%).
+ * output projection. Each phase's time includes its uploads and read-backs. Figures measured so
+ * far are in docs/performance.md.
  */
 import { join } from 'node:path';
 import type { Tensor } from '../compiler/ir/tensor.ts';
