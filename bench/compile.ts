@@ -13,7 +13,9 @@ const RUNS = 50;
 
 console.log(`compile time, median of ${RUNS} runs after 10 warm-up runs (node ${process.version})`);
 console.log('spec'.padEnd(26), 'derive (ms)'.padStart(12), '+ WGSL (ms)'.padStart(12), 'IR nodes'.padStart(9));
-for (const name of readdirSync(examples).filter((f) => f.endsWith('.ttt')).sort()) {
+for (const name of readdirSync(examples)
+  .filter((f) => f.endsWith('.ttt'))
+  .sort()) {
   const file = join(examples, name);
   const text = readFileSync(file, 'utf8');
   const derive = () => {
@@ -23,5 +25,10 @@ for (const name of readdirSync(examples).filter((f) => f.endsWith('.ttt')).sort(
   };
   const ms = await timeMedian(RUNS, 10, derive);
   const withWgsl = await timeMedian(RUNS, 10, () => renderWgsl(derive()));
-  console.log(name.padEnd(26), ms.toFixed(2).padStart(12), withWgsl.toFixed(2).padStart(12), String(derive().chunk.program.nodes.length).padStart(9));
+  console.log(
+    name.padEnd(26),
+    ms.toFixed(2).padStart(12),
+    withWgsl.toFixed(2).padStart(12),
+    String(derive().chunk.program.nodes.length).padStart(9),
+  );
 }

@@ -26,8 +26,16 @@ const H = 4;
 const REFERENCE_T = Math.min(T, 128);
 
 const { adapterName } = await getGPUDevice();
-console.log(`WGSL inner-loop kernel on "${adapterName}": B·H = ${B * H}, T = ${T}, D = 64, K = 16, median of ${RUNS} runs`);
-console.log('layer'.padEnd(12), 'WGSL tok/s'.padStart(12), 'f64 ref tok/s'.padStart(14), 'ratio'.padStart(8), 'kernel ms'.padStart(10));
+console.log(
+  `WGSL inner-loop kernel on "${adapterName}": B·H = ${B * H}, T = ${T}, D = 64, K = 16, median of ${RUNS} runs`,
+);
+console.log(
+  'layer'.padEnd(12),
+  'WGSL tok/s'.padStart(12),
+  'f64 ref tok/s'.padStart(14),
+  'ratio'.padStart(8),
+  'kernel ms'.padStart(10),
+);
 for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt']) {
   const file = join(resolve(import.meta.dirname, '../examples'), spec);
   const result = compileSpec(readFileSync(file, 'utf8'), { file });
@@ -40,5 +48,11 @@ for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt']) {
   const refMs = await timeMedian(3, 1, () => runReference(c.chunk, refInputs));
   const gpuRate = (B * H * T) / (gpuMs / 1000);
   const refRate = (B * H * REFERENCE_T) / (refMs / 1000);
-  console.log(c.layer.name.padEnd(12), gpuRate.toFixed(0).padStart(12), refRate.toFixed(0).padStart(14), (gpuRate / refRate).toFixed(1).padStart(8), gpuMs.toFixed(1).padStart(10));
+  console.log(
+    c.layer.name.padEnd(12),
+    gpuRate.toFixed(0).padStart(12),
+    refRate.toFixed(0).padStart(14),
+    (gpuRate / refRate).toFixed(1).padStart(8),
+    gpuMs.toFixed(1).padStart(10),
+  );
 }

@@ -23,25 +23,45 @@ export interface Compiled {
   chunk: ChunkProgram;
 }
 
-export type CompileResult = { ok: true; compiled: Compiled; diagnostics: Diagnostic[] } | { ok: false; diagnostics: Diagnostic[] };
+export type CompileResult =
+  { ok: true; compiled: Compiled; diagnostics: Diagnostic[] } | { ok: false; diagnostics: Diagnostic[] };
 
 export function compileSpec(text: string, options: CompileOptions): CompileResult {
   const parsed = parse(text, options.file);
   if (parsed.diagnostics.length) return { ok: false, diagnostics: parsed.diagnostics };
   const checked = check(parsed.source, options.overrides);
-  if (!checked.layer || checked.diagnostics.some((d) => d.severity === 'error')) return { ok: false, diagnostics: checked.diagnostics };
+  if (!checked.layer || checked.diagnostics.some((d) => d.severity === 'error'))
+    return { ok: false, diagnostics: checked.diagnostics };
   const layer = checked.layer;
   const rows = options.rows ?? layer.minibatch.size;
   if (!Number.isInteger(rows) || rows < 1 || rows > layer.minibatch.size) {
-    return { ok: false, diagnostics: [diag('TTT501', layer.ast.nameSpan, `rows per chunk must be a whole number in [1, ${layer.minibatch.size}], got ${rows}`)] };
+    return {
+      ok: false,
+      diagnostics: [
+        diag(
+          'TTT501',
+          layer.ast.nameSpan,
+          `rows per chunk must be a whole number in [1, ${layer.minibatch.size}], got ${rows}`,
+        ),
+      ],
+    };
   }
   try {
     const derived = deriveChunkProgram(layer, options.form ?? 'auto', rows);
     if (!derived.chunk) return { ok: false, diagnostics: derived.diagnostics };
-    return { ok: true, compiled: { file: options.file, text, layer, chunk: derived.chunk }, diagnostics: checked.diagnostics };
+    return {
+      ok: true,
+      compiled: { file: options.file, text, layer, chunk: derived.chunk },
+      diagnostics: checked.diagnostics,
+    };
   } catch (e) {
     // A checked layer should always lower; if it does not, say so as a diagnostic, not a crash.
     const message = e instanceof Error ? e.message : String(e);
-    return { ok: false, diagnostics: [diag('TTT901', layer.ast.nameSpan, `internal compiler error while deriving the mini-batch program: ${message}`)] };
+    return {
+      ok: false,
+      diagnostics: [
+        diag('TTT901', layer.ast.nameSpan, `internal compiler error while deriving the mini-batch program: ${message}`),
+      ],
+    };
   }
 }

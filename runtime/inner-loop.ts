@@ -34,7 +34,8 @@ const same = (a: readonly number[], b: readonly number[]) => a.length === b.leng
 
 function expect(name: string, t: Tensor | undefined, shape: readonly number[]): Tensor {
   if (!t) throw new InputError(`missing input tensor '${name}' (expected shape ${showShape(shape)})`);
-  if (!same(t.shape, shape)) throw new InputError(`input tensor '${name}' has shape ${showShape(t.shape)}, expected ${showShape(shape)}`);
+  if (!same(t.shape, shape))
+    throw new InputError(`input tensor '${name}' has shape ${showShape(t.shape)}, expected ${showShape(shape)}`);
   return t;
 }
 
@@ -52,26 +53,46 @@ function broadcastOverBatch(t: Tensor, B: number): Tensor {
 export function innerLoopInputs(sig: InnerLoopSignature, named: ReadonlyMap<string, Tensor>): InnerLoopInputs {
   const first = sig.views[0];
   const probe = named.get(first.name);
-  if (!probe) throw new InputError(`missing input tensor '${first.name}' (a view of the spec, shape [B, H, T, ${first.shape.join(', ')}])`);
-  if (probe.shape.length !== 3 + first.shape.length) throw new InputError(`input tensor '${first.name}' has shape ${showShape(probe.shape)}, expected [B, H, T, ${first.shape.join(', ')}]`);
+  if (!probe)
+    throw new InputError(
+      `missing input tensor '${first.name}' (a view of the spec, shape [B, H, T, ${first.shape.join(', ')}])`,
+    );
+  if (probe.shape.length !== 3 + first.shape.length)
+    throw new InputError(
+      `input tensor '${first.name}' has shape ${showShape(probe.shape)}, expected [B, H, T, ${first.shape.join(', ')}]`,
+    );
   const [B, H, T] = probe.shape;
   const views = new Map(sig.views.map((v) => [v.name, expect(v.name, named.get(v.name), [B, H, T, ...v.shape])]));
   const lr = sig.lr.kind === 'token' ? expect('lr', named.get('lr'), [B, H, T]) : undefined;
   const scale = sig.scale.kind === 'position' ? expect('scale', named.get('scale'), [sig.K]) : undefined;
-  const params = new Map(sig.params.map((p) => [p.name, expect(`param.${p.name}`, named.get(`param.${p.name}`), [H, ...p.shape])]));
+  const params = new Map(
+    sig.params.map((p) => [p.name, expect(`param.${p.name}`, named.get(`param.${p.name}`), [H, ...p.shape])]),
+  );
   const states = new Map<string, Tensor>();
   const accums = new Map<string, Tensor>();
   for (const s of sig.states) {
     const key = `state.${s.name}`;
     const t = named.get(key);
-    states.set(s.name, t && t.shape.length === s.shape.length + 1 ? broadcastOverBatch(expect(key, t, [H, ...s.shape]), B) : expect(key, t, [B, H, ...s.shape]));
+    states.set(
+      s.name,
+      t && t.shape.length === s.shape.length + 1
+        ? broadcastOverBatch(expect(key, t, [H, ...s.shape]), B)
+        : expect(key, t, [B, H, ...s.shape]),
+    );
     const a = named.get(`accum.${s.name}`);
-    accums.set(s.name, a ? expect(`accum.${s.name}`, a, [B, H, ...s.shape]) : { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) });
+    accums.set(
+      s.name,
+      a
+        ? expect(`accum.${s.name}`, a, [B, H, ...s.shape])
+        : { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) },
+    );
   }
   const startTensor = named.get('start');
   const start = startTensor ? startTensor.data[0] : 0;
-  if (startTensor && size(startTensor.shape) !== 1) throw new InputError(`input tensor 'start' has shape ${showShape(startTensor.shape)}, expected [] or [1]`);
-  if (!Number.isInteger(start) || start < 0 || start >= sig.K) throw new InputError(`start position ${start} is not an integer in [0, ${sig.K})`);
+  if (startTensor && size(startTensor.shape) !== 1)
+    throw new InputError(`input tensor 'start' has shape ${showShape(startTensor.shape)}, expected [] or [1]`);
+  if (!Number.isInteger(start) || start < 0 || start >= sig.K)
+    throw new InputError(`start position ${start} is not an integer in [0, ${sig.K})`);
   return { B, H, T, start, views, lr, scale, params, states, accums };
 }
 
@@ -99,7 +120,7 @@ export interface Chunk {
 export function chunks(start: number, T: number, K: number, rows: number): Chunk[] {
   const out: Chunk[] = [];
   let position = start;
-  for (let token = 0; token < T; ) {
+  for (let token = 0; token < T;) {
     const count = Math.min(rows, K - position, T - token);
     out.push({ token, position, count, ends: position + count === K });
     token += count;

@@ -7,7 +7,8 @@ const FLOAT = new Set(['F64', 'F32', 'F16', 'BF16', 'I64', 'I32']);
 export function namedF64(file: SafeFile): Map<string, F64Tensor> {
   const out = new Map<string, F64Tensor>();
   for (const [name, t] of file.tensors) {
-    if (!FLOAT.has(t.dtype)) throw new Error(`${file.name}: tensor '${name}' has dtype ${t.dtype}; expected F32 or F64`);
+    if (!FLOAT.has(t.dtype))
+      throw new Error(`${file.name}: tensor '${name}' has dtype ${t.dtype}; expected F32 or F64`);
     out.set(name, { shape: t.shape, data: toFloat64(t) });
   }
   return out;
@@ -16,7 +17,12 @@ export function namedF64(file: SafeFile): Map<string, F64Tensor> {
 export function toSafeTensors(named: ReadonlyMap<string, F64Tensor>, dtype: 'F64' | 'F32'): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
   for (const [name, t] of named) {
-    out.set(name, dtype === 'F64' ? { dtype, shape: [...t.shape], data: t.data } : { dtype, shape: [...t.shape], data: Float32Array.from(t.data) });
+    out.set(
+      name,
+      dtype === 'F64'
+        ? { dtype, shape: [...t.shape], data: t.data }
+        : { dtype, shape: [...t.shape], data: Float32Array.from(t.data) },
+    );
   }
   return out;
 }

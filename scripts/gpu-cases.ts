@@ -49,13 +49,20 @@ interface Case {
   expected: Record<string, FileEntry>;
 }
 
-const { values } = parseArgs({ options: { out: { type: 'string', default: 'build/gpu-cases' }, arch: { type: 'string', default: 'sm_90' } } });
+const { values } = parseArgs({
+  options: { out: { type: 'string', default: 'build/gpu-cases' }, arch: { type: 'string', default: 'sm_90' } },
+});
 const out = values.out!;
 rmSync(out, { recursive: true, force: true });
 const modules = new Map<string, string>();
 
 /** Generates a kernel once per (spec, sizes, dtype) and returns its Python module's path. */
-function kernel(spec: string, D: number, K: number, dtype: TargetOptions['dtype']): { module: string; compiled: Compiled } {
+function kernel(
+  spec: string,
+  D: number,
+  K: number,
+  dtype: TargetOptions['dtype'],
+): { module: string; compiled: Compiled } {
   const compiled = compileExample(spec, 'auto', { D, K });
   const id = `${spec.replace(/\.ttt$/, '')}-D${D}-K${K}-${dtype}`;
   if (!modules.has(id)) {
@@ -68,7 +75,11 @@ function kernel(spec: string, D: number, K: number, dtype: TargetOptions['dtype'
   return { module: modules.get(id)!, compiled };
 }
 
-function writeTensors(dir: string, named: ReadonlyMap<string, Tensor>, dtype: FileEntry['dtype']): Record<string, FileEntry> {
+function writeTensors(
+  dir: string,
+  named: ReadonlyMap<string, Tensor>,
+  dtype: FileEntry['dtype'],
+): Record<string, FileEntry> {
   mkdirSync(join(out, dir), { recursive: true });
   const entries: Record<string, FileEntry> = {};
   for (const [name, t] of named) {
@@ -81,10 +92,15 @@ function writeTensors(dir: string, named: ReadonlyMap<string, Tensor>, dtype: Fi
 }
 
 /** The inputs as the kernel sees them: rounded to f32, so the reference computes from the same values. */
-const toF32 = (named: ReadonlyMap<string, Tensor>) => new Map([...named].map(([n, t]) => [n, { shape: t.shape, data: Float64Array.from(Float32Array.from(t.data)) }]));
+const toF32 = (named: ReadonlyMap<string, Tensor>) =>
+  new Map([...named].map(([n, t]) => [n, { shape: t.shape, data: Float64Array.from(Float32Array.from(t.data)) }]));
 
 const cases: Case[] = [];
-function addCase(c: Omit<Case, 'inputs' | 'expected'>, inputs: Map<string, Tensor>, expected: Map<string, Tensor>): void {
+function addCase(
+  c: Omit<Case, 'inputs' | 'expected'>,
+  inputs: Map<string, Tensor>,
+  expected: Map<string, Tensor>,
+): void {
   const dir = join('cases', String(cases.length));
   // `start` goes in the manifest; every other input is a tensor file.
   const tensors = new Map([...inputs].filter(([n]) => n !== 'start'));
@@ -96,7 +112,17 @@ for (const spec of exampleFiles) {
     const { module, compiled } = kernel(spec, s.D, s.K, 'f32');
     const named = toF32(randomInputs(compiled.chunk, { ...s, seed: s.D + s.K }));
     const want = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(signatureOf(compiled), named)));
-    addCase({ name: `${spec} D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}`, module, start: s.start, tolerance: F32_TOLERANCE, decode: true }, named, want);
+    addCase(
+      {
+        name: `${spec} D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}`,
+        module,
+        start: s.start,
+        tolerance: F32_TOLERANCE,
+        decode: true,
+      },
+      named,
+      want,
+    );
   }
 }
 
@@ -104,7 +130,11 @@ for (const file of REFERENCE_FILES) {
   const ref = await loadReference(file);
   const spec = ref.kind === 'linear' ? 'ttt_linear.ttt' : 'ttt_mlp.ttt';
   const { module } = kernel(spec, Number(ref.metadata.head_dim), Number(ref.metadata.mini_batch_size), 'f32');
-  addCase({ name: `${file} (${spec})`, module, start: 0, tolerance: F32_TOLERANCE, decode: false }, ref.inputs, ref.expected);
+  addCase(
+    { name: `${file} (${spec})`, module, start: 0, tolerance: F32_TOLERANCE, decode: false },
+    ref.inputs,
+    ref.expected,
+  );
 }
 
 {
@@ -112,12 +142,25 @@ for (const file of REFERENCE_FILES) {
   const { module, compiled } = kernel('ttt_linear.ttt', s.D, s.K, 'bf16');
   const named = toF32(randomInputs(compiled.chunk, { ...s, seed: 7 }));
   const want = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(signatureOf(compiled), named)));
-  addCase({ name: `ttt_linear.ttt bf16 D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}`, module, start: s.start, tolerance: BF16_TOLERANCE, decode: false }, named, want);
+  addCase(
+    {
+      name: `ttt_linear.ttt bf16 D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}`,
+      module,
+      start: s.start,
+      tolerance: BF16_TOLERANCE,
+      decode: false,
+    },
+    named,
+    want,
+  );
 }
 
 // The smallest TTT-Linear case runs again under compute-sanitizer (memcheck, racecheck, synccheck).
 const sanitize = cases.find((c) => c.name.startsWith('ttt_linear.ttt D=32'))!.name;
 const header = JSON.stringify({ arch: values.arch, byteOrder: 'little-endian', sanitize }).slice(0, -1);
 // One case per line: a readable manifest that is still plain JSON.
-writeFileSync(join(out, 'manifest.json'), `${header},\n"cases": [\n${cases.map((c) => JSON.stringify(c)).join(',\n')}\n]}\n`);
+writeFileSync(
+  join(out, 'manifest.json'),
+  `${header},\n"cases": [\n${cases.map((c) => JSON.stringify(c)).join(',\n')}\n]}\n`,
+);
 console.log(`wrote ${cases.length} cases over ${modules.size} kernels for ${values.arch} to ${out}`);

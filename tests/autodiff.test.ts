@@ -9,7 +9,12 @@ import { int, normals, pick, rng, uniforms } from './support/random.ts';
  * Every op's VJP rule against central finite differences in f64. Each case builds
  * f(x, y) = Σ w ⊙ op(x, y) with a random cotangent w, on random shapes.
  */
-type Case = { name: string; args: (r: () => number) => Shape[]; build: (b: Builder, ids: number[], shapes: Shape[], r: () => number) => number; positive?: boolean };
+type Case = {
+  name: string;
+  args: (r: () => number) => Shape[];
+  build: (b: Builder, ids: number[], shapes: Shape[], r: () => number) => number;
+  positive?: boolean;
+};
 
 const randShape = (r: () => number, rank = int(r, 0, 3)): number[] => Array.from({ length: rank }, () => int(r, 1, 4));
 
@@ -56,12 +61,17 @@ const cases: Case[] = [
   {
     name: 'sum',
     args: (r) => [randShape(r, int(r, 1, 3))],
-    build: (b, [x], [s], r) => b.sum(x, s.map((_, i) => i).filter(() => r() < 0.6)),
+    build: (b, [x], [s], r) =>
+      b.sum(
+        x,
+        s.map((_, i) => i).filter(() => r() < 0.6),
+      ),
   },
   {
     name: 'expand',
     args: (r) => [randShape(r, int(r, 0, 2)).map((d) => (r() < 0.5 ? 1 : d))],
-    build: (b, [x], [s], r) => b.expand(x, [...randShape(r, int(r, 0, 2)), ...s.map((d) => (d === 1 ? int(r, 1, 3) : d))]),
+    build: (b, [x], [s], r) =>
+      b.expand(x, [...randShape(r, int(r, 0, 2)), ...s.map((d) => (d === 1 ? int(r, 1, 3) : d))]),
   },
   {
     name: 'reshape',
@@ -98,11 +108,17 @@ function checkCase(c: Case, seed: number): void {
   const ids = shapes.map((s, i) => b.input(`x${i}`, s));
   const y = c.build(b, ids, shapes, r);
   const w = b.input('w', b.shape(y));
-  const f = b.sum(b.mul(y, w), b.shape(y).map((_, i) => i));
+  const f = b.sum(
+    b.mul(y, w),
+    b.shape(y).map((_, i) => i),
+  );
   const grads = grad(b, f, ids);
   const program = b.build([{ name: 'f', node: f }, ...grads.map((g, i) => ({ name: `g${i}`, node: g }))]);
   const inputs = new Map<string, Tensor>(
-    shapes.map((s, i) => [`x${i}`, { shape: s, data: c.positive ? uniforms(r, size(s), 0.5, 2) : normals(r, size(s)) }]),
+    shapes.map((s, i) => [
+      `x${i}`,
+      { shape: s, data: c.positive ? uniforms(r, size(s), 0.5, 2) : normals(r, size(s)) },
+    ]),
   );
   inputs.set('w', { shape: b.shape(y), data: normals(r, size(b.shape(y))) });
   const out = execute(program, inputs);
@@ -118,7 +134,9 @@ function checkCase(c: Case, seed: number): void {
       const down = execute(program, inputs).get('f')!.data[0];
       x[j] = keep;
       const numeric = (up - down) / (2 * h);
-      expect(Math.abs(analytic[j] - numeric), `${c.name} seed ${seed} arg ${i} elem ${j}`).toBeLessThan(1e-6 * Math.max(1, Math.abs(numeric)));
+      expect(Math.abs(analytic[j] - numeric), `${c.name} seed ${seed} arg ${i} elem ${j}`).toBeLessThan(
+        1e-6 * Math.max(1, Math.abs(numeric)),
+      );
     }
   });
 }

@@ -30,7 +30,10 @@ beforeAll(() => {
 });
 afterAll(async () => {
   if (adapter) console.log(`Browser WGSL kernels ran on: ${adapter.name} (${JSON.stringify(adapter)})`);
-  await harness.then((h) => h.close(), () => {});
+  await harness.then(
+    (h) => h.close(),
+    () => {},
+  );
 });
 
 describe('WGSL inner loop in headless Chromium against the f64 reference', () => {

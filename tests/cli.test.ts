@@ -23,7 +23,9 @@ const scratch = () => mkdtempSync(join(tmpdir(), 'tttc-cli-'));
 
 describe('tttc', () => {
   it('the installed command runs (bin/tttc.mjs)', () => {
-    const out = execFileSync(process.execPath, [join(repoRoot, 'bin/tttc.mjs'), 'check', example('ttt_mlp.ttt')], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [join(repoRoot, 'bin/tttc.mjs'), 'check', example('ttt_mlp.ttt')], {
+      encoding: 'utf8',
+    });
     expect(out).toContain('TTTMLP: ok');
     expect(out).toMatch(/W1\s+dual-matmul/);
   });
@@ -124,13 +126,27 @@ describe('tttc', () => {
     await writeSafetensorsFile(inputs, toSafeTensors(named, 'F32'));
     const run = async (backend: string) => {
       const out = join(dir, `${backend}.safetensors`);
-      const r = await tttc('run', example('delta_rule.ttt'), '-D', 'D=16', '-D', 'K=4', '--inputs', inputs, '--out', out, '--backend', backend);
+      const r = await tttc(
+        'run',
+        example('delta_rule.ttt'),
+        '-D',
+        'D=16',
+        '-D',
+        'K=4',
+        '--inputs',
+        inputs,
+        '--out',
+        out,
+        '--backend',
+        backend,
+      );
       expect(r.code, r.err).toBe(0);
       return readSafetensorsFile(out);
     };
     const [gpu, reference] = [await run('webgpu'), await run('reference')];
     expect(gpu.get('output').dtype).toBe('F32');
-    for (const name of ['output', 'state.S', 'accum.S']) expect(relativeError(toFloat64(gpu.get(name)), toFloat64(reference.get(name))), name).toBeLessThan(1e-5);
+    for (const name of ['output', 'state.S', 'accum.S'])
+      expect(relativeError(toFloat64(gpu.get(name)), toFloat64(reference.get(name))), name).toBeLessThan(1e-5);
   });
 
   it('run names the tensor and both shapes when an input is mis-shaped', async () => {
@@ -140,7 +156,18 @@ describe('tttc', () => {
     const dir = scratch();
     const inputs = join(dir, 'in.safetensors');
     await writeSafetensorsFile(inputs, toSafeTensors(named, 'F32'));
-    const r = await tttc('run', example('delta_rule.ttt'), '-D', 'D=16', '-D', 'K=4', '--inputs', inputs, '--out', join(dir, 'o.safetensors'));
+    const r = await tttc(
+      'run',
+      example('delta_rule.ttt'),
+      '-D',
+      'D=16',
+      '-D',
+      'K=4',
+      '--inputs',
+      inputs,
+      '--out',
+      join(dir, 'o.safetensors'),
+    );
     expect(r.code).toBe(1);
     expect(r.err).toContain("'state.S' has shape [1, 2, 16, 15], expected [1, 2, 16, 16]");
     expect(existsSync(join(dir, 'o.safetensors'))).toBe(false);

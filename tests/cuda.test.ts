@@ -89,7 +89,9 @@ interface ReportRow {
 }
 
 /** Registers, stack, spills and static shared memory of the one kernel in ptxas's `-v` report. */
-function ptxasReport(output: string): Pick<ReportRow, 'registers' | 'stackFrameBytes' | 'spillStoreBytes' | 'spillLoadBytes' | 'staticSharedBytes'> {
+function ptxasReport(
+  output: string,
+): Pick<ReportRow, 'registers' | 'stackFrameBytes' | 'spillStoreBytes' | 'spillLoadBytes' | 'staticSharedBytes'> {
   const frame = /(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads/.exec(output);
   const used = /Used (\d+) registers[^\n]*/.exec(output);
   if (!frame || !used) throw new Error(`no ptxas report in:\n${output}`);
@@ -107,7 +109,8 @@ const PLANNED = [
   ...exampleFiles.flatMap((spec) => ARCHS.map((arch) => ({ spec, options: { arch, dtype: 'f32' } as TargetOptions }))),
   ...ARCHS.map((arch) => ({ spec: 'ttt_linear.ttt', options: { arch, dtype: 'bf16' } as TargetOptions })),
 ];
-const label = (p: { spec: string; options: TargetOptions }) => `${p.spec.replace(/\.ttt$/, '')}-${p.options.arch}-${p.options.dtype}`;
+const label = (p: { spec: string; options: TargetOptions }) =>
+  `${p.spec.replace(/\.ttt$/, '')}-${p.options.arch}-${p.options.dtype}`;
 
 let builds: Build[] = [];
 const report: ReportRow[] = [];
@@ -117,7 +120,15 @@ beforeAll(async () => {
     PLANNED.map((p) => async () => {
       const cuda = renderCuda(compileExample(p.spec), p.options);
       const dir = writeKernel(label(p), cuda);
-      const nvcc = await tool('nvcc', ['-c', '-O3', gencode(p.options.arch), ...STRICT, '-o', join(dir, `${cuda.api.stem}.o`), join(dir, cuda.api.source)]);
+      const nvcc = await tool('nvcc', [
+        '-c',
+        '-O3',
+        gencode(p.options.arch),
+        ...STRICT,
+        '-o',
+        join(dir, `${cuda.api.stem}.o`),
+        join(dir, cuda.api.source),
+      ]);
       return { ...p, cuda, nvcc };
     }),
     CONCURRENT_BUILDS,
@@ -141,7 +152,9 @@ afterAll(() => {
   ];
   const cells = [columns.map(([h]) => h), ...report.map((r) => columns.map(([, f]) => String(f(r))))];
   const widths = columns.map((_, i) => Math.max(...cells.map((row) => row[i].length)));
-  console.log(`CUDA kernels (nvcc -c, ${CONCURRENT_BUILDS} at a time; build/cuda-report.json):\n${cells.map((row) => row.map((c, i) => c.padEnd(widths[i])).join('  ')).join('\n')}`);
+  console.log(
+    `CUDA kernels (nvcc -c, ${CONCURRENT_BUILDS} at a time; build/cuda-report.json):\n${cells.map((row) => row.map((c, i) => c.padEnd(widths[i])).join('  ')).join('\n')}`,
+  );
 });
 
 describe('CUDA kernels build with nvcc without a warning', () => {
@@ -162,7 +175,8 @@ describe('CUDA kernels build with nvcc without a warning', () => {
       report.push(row);
       expect(row.dynamicSharedBytes + row.staticSharedBytes).toBeLessThanOrEqual(b.cuda.arch.limits.workgroupBytes);
       // TTT-Linear at D = 64 is the layer to keep fast: no local-memory traffic at all.
-      if (p.spec === 'ttt_linear.ttt') expect([row.stackFrameBytes, row.spillStoreBytes, row.spillLoadBytes]).toEqual([0, 0, 0]);
+      if (p.spec === 'ttt_linear.ttt')
+        expect([row.stackFrameBytes, row.spillStoreBytes, row.spillLoadBytes]).toEqual([0, 0, 0]);
     });
   }
 });
@@ -238,11 +252,25 @@ describe('the launcher checks its arguments before launching', () => {
       const dir = writeKernel(`launcher-${spec}-${D}`, cuda);
       writeFileSync(join(dir, 'driver.c'), launcherDriver(cuda));
       const exe = join(dir, 'driver');
-      const built = await tool('nvcc', ['-O1', gencode('sm_90'), ...STRICT, '-o', exe, join(dir, 'driver.c'), join(dir, cuda.api.source)]);
+      const built = await tool('nvcc', [
+        '-O1',
+        gencode('sm_90'),
+        ...STRICT,
+        '-o',
+        exe,
+        join(dir, 'driver.c'),
+        join(dir, cuda.api.source),
+      ]);
       expect(built.ok, built.output).toBe(true);
       const ran = await tool(exe, []);
       expect(ran.ok, ran.output).toBe(true);
-      const lines = new Map(ran.output.trim().split('\n').map((l) => l.split('\t')).map(([name, ...rest]) => [name, rest]));
+      const lines = new Map(
+        ran.output
+          .trim()
+          .split('\n')
+          .map((l) => l.split('\t'))
+          .map(([name, ...rest]) => [name, rest]),
+      );
       const status = (name: string) => ({ status: Number(lines.get(name)?.[0]), message: lines.get(name)?.[1] });
 
       const K = cuda.kernel.chunk.K;
@@ -253,10 +281,16 @@ describe('the launcher checks its arguments before launching', () => {
       expect(status('output misaligned').message).toMatch(/^output \(0x[0-9a-f]+\) is not 4-byte aligned$/);
       expect(status('T = 0')).toEqual({ status: BAD_SIZE, message: 'B = 1, H = 1, T = 0: each must be at least 1' });
       expect(status('B = -1')).toEqual({ status: BAD_SIZE, message: 'B = -1, H = 1, T = 1: each must be at least 1' });
-      expect(status('B * H = 2^32')).toEqual({ status: BAD_SIZE, message: "B * H = 4294967296 blocks exceed the grid's 2^31 - 1" });
+      expect(status('B * H = 2^32')).toEqual({
+        status: BAD_SIZE,
+        message: "B * H = 4294967296 blocks exceed the grid's 2^31 - 1",
+      });
       expect(status('start = -1')).toEqual({ status: BAD_START, message: `start = -1 is outside [0, ${K})` });
       expect(status('start = K')).toEqual({ status: BAD_START, message: `start = ${K} is outside [0, ${K})` });
-      expect(status([...lines.keys()].find((n) => n.startsWith('output overlaps'))!)).toMatchObject({ status: OVERLAP, message: expect.stringMatching(/^output and state_out_\w+ overlap; /) });
+      expect(status([...lines.keys()].find((n) => n.startsWith('output overlaps'))!)).toMatchObject({
+        status: OVERLAP,
+        message: expect.stringMatching(/^output and state_out_\w+ overlap; /),
+      });
       const scratch = cuda.kernel.scratchFloats * 4;
       expect(lines.get('scratch_bytes(2, 3)')).toEqual([String(6 * scratch)]);
       expect(lines.get('scratch_bytes(0, 3)')).toEqual(['0']);

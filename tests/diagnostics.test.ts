@@ -10,7 +10,8 @@ import { parse } from '../compiler/syntax/parse.ts';
 
 /** Syntax diagnostics, or the checker's when the syntax is clean; with a form, the whole pipeline's. */
 function diagnose(text: string, overrides: Record<string, number> = {}, form?: FormRequest): Diagnostic[] {
-  if (form) return compileSpec(text, { file: 'bad.ttt', overrides: new Map(Object.entries(overrides)), form }).diagnostics;
+  if (form)
+    return compileSpec(text, { file: 'bad.ttt', overrides: new Map(Object.entries(overrides)), form }).diagnostics;
   const parsed = parse(text, 'bad.ttt');
   if (parsed.diagnostics.length) return parsed.diagnostics;
   return check(parsed.source, new Map(Object.entries(overrides))).diagnostics;

@@ -8,7 +8,8 @@ import { randomInputs, sliceTokens } from './support/inputs.ts';
 import { compileExample, exampleFiles } from './support/specs.ts';
 
 const small = { D: 8, K: 4 };
-const run = (c: Compiled, named: Map<string, Tensor>) => innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(signatureOf(c), named)));
+const run = (c: Compiled, named: Map<string, Tensor>) =>
+  innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(signatureOf(c), named)));
 
 function expectClose(got: Map<string, Tensor>, want: Map<string, Tensor>, tol: number): void {
   expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
@@ -63,7 +64,8 @@ describe.each(exampleFiles)('%s', (spec) => {
       }
       const joined = joinTokens(outputs);
       expect(relativeError(joined.data, whole.get('output')!.data), `splits ${splits}`).toBeLessThan(1e-12);
-      for (const [name, t] of whole) if (name !== 'output') expect(relativeError(carried.get(name)!.data, t.data), name).toBeLessThan(1e-12);
+      for (const [name, t] of whole)
+        if (name !== 'output') expect(relativeError(carried.get(name)!.data, t.data), name).toBeLessThan(1e-12);
     }
   });
 });

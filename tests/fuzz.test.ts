@@ -14,7 +14,8 @@ function frontEnd(text: string): { ok: boolean; diagnostics: Diagnostic[] } {
   const parsed = parse(text, 'fuzz.ttt');
   // Check even after syntax errors, so the checker also meets the partial ASTs of error recovery.
   const checked = check(parsed.source);
-  if (!checked.layer || parsed.diagnostics.length) return { ok: false, diagnostics: [...parsed.diagnostics, ...checked.diagnostics] };
+  if (!checked.layer || parsed.diagnostics.length)
+    return { ok: false, diagnostics: [...parsed.diagnostics, ...checked.diagnostics] };
   // A spec that checks must also derive: an internal error here is a compiler bug.
   const compiled = compileSpec(text, { file: 'fuzz.ttt' });
   expect(compiled.diagnostics.map((d) => d.code)).not.toContain('TTT901');

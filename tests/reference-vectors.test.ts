@@ -12,8 +12,13 @@ describe('reference executor against the published PyTorch layers (f64)', () => 
       it(`${file}, ${form} form`, async () => {
         const ref = await loadReference(file);
         const spec = ref.kind === 'linear' ? 'ttt_linear.ttt' : 'ttt_mlp.ttt';
-        const compiled = compileExample(spec, form, { D: Number(ref.metadata.head_dim), K: Number(ref.metadata.mini_batch_size) });
-        const out = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(signatureOf(compiled), ref.inputs)));
+        const compiled = compileExample(spec, form, {
+          D: Number(ref.metadata.head_dim),
+          K: Number(ref.metadata.mini_batch_size),
+        });
+        const out = innerLoopOutputTensors(
+          runReference(compiled.chunk, innerLoopInputs(signatureOf(compiled), ref.inputs)),
+        );
         for (const [name, want] of ref.expected) {
           const got = out.get(name)!;
           expect(got.shape).toEqual(want.shape);

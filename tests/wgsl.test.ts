@@ -58,7 +58,10 @@ describe('WGSL kernels on the published reference vectors', () => {
     it(file, async () => {
       const ref = await loadReference(file);
       const spec = ref.kind === 'linear' ? 'ttt_linear.ttt' : 'ttt_mlp.ttt';
-      const c = compileExample(spec, 'auto', { D: Number(ref.metadata.head_dim), K: Number(ref.metadata.mini_batch_size) });
+      const c = compileExample(spec, 'auto', {
+        D: Number(ref.metadata.head_dim),
+        K: Number(ref.metadata.mini_batch_size),
+      });
       expectMatches(await runWgsl(c, ref.inputs), ref.expected, file);
     });
   }
@@ -90,7 +93,8 @@ describe('WGSL prefill equals token-by-token decode', () => {
         for (let bh = 0; bh < BH; bh++) joined.set(o.subarray(bh * width, (bh + 1) * width), (bh * T + t) * width);
       });
       expect(relativeError(joined, whole.get('output')!.data)).toBeLessThan(TOL);
-      for (const [name, v] of whole) if (name !== 'output') expect(relativeError(carried.get(name)!.data, v.data), name).toBeLessThan(TOL);
+      for (const [name, v] of whole)
+        if (name !== 'output') expect(relativeError(carried.get(name)!.data, v.data), name).toBeLessThan(TOL);
     });
   }
 });
@@ -100,7 +104,12 @@ describe('WGSL kernels of fewer rows than the mini-batch (decode-sized)', () => 
     it(`ttt_mlp.ttt with ${rows}-row chunks`, async () => {
       const c = compileExample('ttt_mlp.ttt', 'auto', { D: 32, K: 8 }, rows);
       const named = randomInputs(c.chunk, { B: 2, H: 1, T: 11, start: 6, accum: true, seed: 4 });
-      const want = innerLoopOutputTensors(runReference(compileExample('ttt_mlp.ttt', 'auto', { D: 32, K: 8 }).chunk, innerLoopInputs(signatureOf(c), named)));
+      const want = innerLoopOutputTensors(
+        runReference(
+          compileExample('ttt_mlp.ttt', 'auto', { D: 32, K: 8 }).chunk,
+          innerLoopInputs(signatureOf(c), named),
+        ),
+      );
       expectMatches(await runWgsl(c, named), want, `${rows} rows`);
     });
   }
@@ -117,4 +126,3 @@ describe('WGSL dispatch beyond 65,535 workgroups', () => {
     expectMatches(got, innerLoopOutputTensors(runReference(c.chunk, inputs)), 'B·H = 65792');
   });
 });
-

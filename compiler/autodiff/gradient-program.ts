@@ -12,5 +12,8 @@ export function gradientProgram(layer: CheckedLayer): Program {
   const loss = b.reshape(perRow, []);
   b.origin = layer.update.span;
   const grads = grad(b, loss, [...states.values()]);
-  return b.build([{ name: 'loss', node: loss }, ...layer.states.map((s, i) => ({ name: `grad.${s.name}`, node: grads[i] }))]);
+  return b.build([
+    { name: 'loss', node: loss },
+    ...layer.states.map((s, i) => ({ name: `grad.${s.name}`, node: grads[i] })),
+  ]);
 }

@@ -23,7 +23,10 @@ export function checkCommand(a: ParsedArgs, io: CliIO): number {
     `  views:     ${L.views.map((v) => `${v.name} ${shape(v.shape)}`).join(', ')}`,
     `  update:    sgd, lr ${L.update.lr.kind === 'token' ? 'per token' : L.update.lr.value}, scale ${L.update.scale.kind === 'constant' ? L.update.scale.value : L.update.scale.kind}`,
     `  form:`,
-    ...c.chunk.forms.map((f) => `    ${f.state.padEnd(8)} ${f.form}${f.why ? `  (${f.why.message}, at line ${f.why.span.start.line})` : ''}`),
+    ...c.chunk.forms.map(
+      (f) =>
+        `    ${f.state.padEnd(8)} ${f.form}${f.why ? `  (${f.why.message}, at line ${f.why.span.start.line})` : ''}`,
+    ),
   ];
   io.out(lines.join('\n'));
   return 0;
@@ -55,8 +58,12 @@ function writeAll(dir: string, files: GeneratedFile[]): void {
 }
 
 export async function compileCommand(a: ParsedArgs, io: CliIO): Promise<number> {
-  const targetNames = (a.options.get('target') ?? 'ir').split(',').map((t) => t.trim()).filter(Boolean);
-  for (const t of targetNames) if (!TARGETS.has(t)) throw new UsageError(`unknown target '${t}'; targets: ${[...TARGETS.keys()].join(', ')}`);
+  const targetNames = (a.options.get('target') ?? 'ir')
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  for (const t of targetNames)
+    if (!TARGETS.has(t)) throw new UsageError(`unknown target '${t}'; targets: ${[...TARGETS.keys()].join(', ')}`);
   const dtype = a.options.get('dtype') ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${dtype}'`);
   const arch = a.options.get('arch') ?? 'sm_90';

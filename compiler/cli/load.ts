@@ -6,9 +6,15 @@ import { type Compiled, compileSpec } from '../pipeline.ts';
 import { UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 
-export function loadSpec(file: string | undefined, defines: ReadonlyMap<string, number>, form: string | undefined, io: CliIO): Compiled | undefined {
+export function loadSpec(
+  file: string | undefined,
+  defines: ReadonlyMap<string, number>,
+  form: string | undefined,
+  io: CliIO,
+): Compiled | undefined {
   if (!file) throw new UsageError('missing the spec file');
-  if (form !== undefined && !['auto', 'dual', 'primal'].includes(form)) throw new UsageError(`--form must be auto, dual or primal, got '${form}'`);
+  if (form !== undefined && !['auto', 'dual', 'primal'].includes(form))
+    throw new UsageError(`--form must be auto, dual or primal, got '${form}'`);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -73,7 +73,7 @@ function overview(): string {
     '',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
-    'Run `tttc COMMAND --help` for a command\'s options.',
+    "Run `tttc COMMAND --help` for a command's options.",
   ].join('\n');
 }
 

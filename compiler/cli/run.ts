@@ -31,8 +31,12 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   const started = performance.now();
   const result = await backend.run(c, named);
   const ms = performance.now() - started;
-  await writeSafetensorsFile(out, toSafeTensors(innerLoopOutputTensors(result), backend.dtype), { backend: backendName, spec: c.file });
-  io.out(`${c.layer.name}: ${named.B}×${named.H} sequences of ${named.T} tokens on ${backendName} in ${ms.toFixed(1)} ms; wrote ${out}`);
+  await writeSafetensorsFile(out, toSafeTensors(innerLoopOutputTensors(result), backend.dtype), {
+    backend: backendName,
+    spec: c.file,
+  });
+  io.out(
+    `${c.layer.name}: ${named.B}×${named.H} sequences of ${named.T} tokens on ${backendName} in ${ms.toFixed(1)} ms; wrote ${out}`,
+  );
   return 0;
 }
-

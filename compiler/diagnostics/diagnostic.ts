@@ -36,7 +36,11 @@ export class CompileError extends Error {
 }
 
 export function spanUnion(a: Span, b: Span): Span {
-  return { file: a.file, start: a.start.offset <= b.start.offset ? a.start : b.start, end: a.end.offset >= b.end.offset ? a.end : b.end };
+  return {
+    file: a.file,
+    start: a.start.offset <= b.start.offset ? a.start : b.start,
+    end: a.end.offset >= b.end.offset ? a.end : b.end,
+  };
 }
 
 /** `file:line:col: error TTT101: message`, the source line, a marker under the span, and the hint. */

@@ -37,7 +37,11 @@ interface KeySite {
   z: number;
 }
 
-export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = 'auto', rows = layer.minibatch.size): { chunk?: ChunkProgram; diagnostics: Diagnostic[] } {
+export function deriveChunkProgram(
+  layer: CheckedLayer,
+  request: FormRequest = 'auto',
+  rows = layer.minibatch.size,
+): { chunk?: ChunkProgram; diagnostics: Diagnostic[] } {
   const { forms, diagnostics } = chooseForms(layer, request);
   if (diagnostics.length) return { diagnostics };
   const R = rows;
@@ -50,7 +54,10 @@ export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = '
   const lrSpec = layer.update.lr;
   const lr = lrSpec.kind === 'token' ? b.mul(b.input('lr', [R]), mask) : b.scale(mask, lrSpec.value);
   const scaleSpec = layer.update.scale;
-  const scale = scaleSpec.kind === 'position' ? b.input('scale', [R]) : b.const(scaleSpec.kind === 'constant' ? scaleSpec.value : 1, [R]);
+  const scale =
+    scaleSpec.kind === 'position'
+      ? b.input('scale', [R])
+      : b.const(scaleSpec.kind === 'constant' ? scaleSpec.value : 1, [R]);
   const commit = b.input('commit', []);
   const keep = b.input('keep', []);
   const state = new Map(layer.states.map((s) => [s.name, b.input(`state.${s.name}`, s.shape)]));
@@ -82,7 +89,11 @@ export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = '
   const rowStates = [...rowCopies.keys()];
   const sites = dualStates.flatMap((s) => keySites.get(s)!);
   b.origin = layer.loss.span;
-  const adjoints = grad(b, weighted, [...dualStates.map((s) => state.get(s)!), ...rowStates.map((s) => rowCopies.get(s)!), ...sites.map((k) => k.z)]);
+  const adjoints = grad(b, weighted, [
+    ...dualStates.map((s) => state.get(s)!),
+    ...rowStates.map((s) => rowCopies.get(s)!),
+    ...sites.map((k) => k.z),
+  ]);
   const stepOf = new Map<string, number>();
   dualStates.forEach((s, i) => stepOf.set(s, adjoints[i]));
   const rowGrads = new Map(rowStates.map((s, i) => [s, adjoints[dualStates.length + i]]));
@@ -126,5 +137,8 @@ export function deriveChunkProgram(layer: CheckedLayer, request: FormRequest = '
     outputs.push({ name: `state.${s.name}`, node: b.sub(state.get(s.name)!, b.mul(b.expand(commit, shape), total)) });
     outputs.push({ name: `accum.${s.name}`, node: b.mul(b.expand(keep, shape), total) });
   }
-  return { chunk: { layer, K: layer.minibatch.size, rows, request, forms, program: b.build(outputs) }, diagnostics: [] };
+  return {
+    chunk: { layer, K: layer.minibatch.size, rows, request, forms, program: b.build(outputs) },
+    diagnostics: [],
+  };
 }

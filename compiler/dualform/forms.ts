@@ -40,23 +40,50 @@ function collectUses(layer: CheckedLayer): Map<string, Use[]> {
 
 function classify(state: string, uses: Use[]): FormChoice {
   const other = uses.find((u) => u.kind === 'other');
-  if (other) return { state, form: 'primal', why: { code: 'TTT401', message: `state ${state} is used here other than as \`x @ ${state}\`, \`z + ${state}\` or \`z * ${state}\``, span: other.span } };
+  if (other)
+    return {
+      state,
+      form: 'primal',
+      why: {
+        code: 'TTT401',
+        message: `state ${state} is used here other than as \`x @ ${state}\`, \`z + ${state}\` or \`z * ${state}\``,
+        span: other.span,
+      },
+    };
   const matmul = uses.find((u) => u.kind === 'matmul');
   const elementwise = uses.find((u) => u.kind === 'elementwise');
   if (matmul && elementwise) {
-    return { state, form: 'primal', why: { code: 'TTT402', message: `state ${state} is used both as a matrix operand and elementwise`, span: elementwise.span } };
+    return {
+      state,
+      form: 'primal',
+      why: {
+        code: 'TTT402',
+        message: `state ${state} is used both as a matrix operand and elementwise`,
+        span: elementwise.span,
+      },
+    };
   }
   return { state, form: elementwise ? 'dual-elementwise' : 'dual-matmul' };
 }
 
-export function chooseForms(layer: CheckedLayer, request: FormRequest): { forms: FormChoice[]; diagnostics: Diagnostic[] } {
+export function chooseForms(
+  layer: CheckedLayer,
+  request: FormRequest,
+): { forms: FormChoice[]; diagnostics: Diagnostic[] } {
   const uses = collectUses(layer);
   const forms = layer.states.map((s) => classify(s.name, uses.get(s.name)!));
   const diagnostics: Diagnostic[] = [];
   if (request === 'dual') {
     for (const f of forms) {
       if (f.form === 'primal' && f.why) {
-        diagnostics.push(diag(f.why.code, f.why.span, `${f.why.message}, so it has no dual form`, 'use `--form primal` (or the default, `auto`), or rewrite the model so the state enters linearly'));
+        diagnostics.push(
+          diag(
+            f.why.code,
+            f.why.span,
+            `${f.why.message}, so it has no dual form`,
+            'use `--form primal` (or the default, `auto`), or rewrite the model so the state enters linearly',
+          ),
+        );
       }
     }
   }

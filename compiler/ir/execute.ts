@@ -1,6 +1,16 @@
 /** The f64 reference executor: evaluates a program node by node on dense tensors. */
 import { erf } from './erf.ts';
-import { type BinaryFn, evalBinary, type Node, type Program, type UnaryFn, IRError, sameShape, showShape, size } from './ir.ts';
+import {
+  type BinaryFn,
+  evalBinary,
+  type Node,
+  type Program,
+  type UnaryFn,
+  IRError,
+  sameShape,
+  showShape,
+  size,
+} from './ir.ts';
 import { strides, type Tensor } from './tensor.ts';
 
 export function evalUnary(fn: UnaryFn, x: number): number {
@@ -115,7 +125,8 @@ function evalNode(n: Node, vals: Tensor[], inputs: ReadonlyMap<string, Tensor>):
     case 'input': {
       const t = inputs.get(n.op.name);
       if (!t) throw new IRError(`missing input ${n.op.name}`);
-      if (!sameShape(t.shape, n.shape)) throw new IRError(`input ${n.op.name} has shape ${showShape(t.shape)}, expected ${showShape(n.shape)}`);
+      if (!sameShape(t.shape, n.shape))
+        throw new IRError(`input ${n.op.name} has shape ${showShape(t.shape)}, expected ${showShape(n.shape)}`);
       return t.data;
     }
     case 'const':

@@ -53,7 +53,8 @@ export class IRError extends Error {}
 
 /** Shape of the result of a matmul of `a` by `b`, or an error. */
 function matmulShape(a: Shape, b: Shape): Shape {
-  if (a.length < 2 || a.length !== b.length) throw new IRError(`matmul of ${showShape(a)} by ${showShape(b)}: ranks must match and be ≥ 2`);
+  if (a.length < 2 || a.length !== b.length)
+    throw new IRError(`matmul of ${showShape(a)} by ${showShape(b)}: ranks must match and be ≥ 2`);
   const r = a.length;
   for (let i = 0; i < r - 2; i++) {
     if (a[i] !== b[i]) throw new IRError(`matmul batch dims differ: ${showShape(a)} by ${showShape(b)}`);
@@ -219,12 +220,16 @@ export class Builder {
 
   transpose(x: number, perm: readonly number[]): number {
     const s = this.shape(x);
-    if (perm.length !== s.length || [...perm].sort().some((p, i) => p !== i)) throw new IRError(`bad permutation ${perm} of ${showShape(s)}`);
+    if (perm.length !== s.length || [...perm].sort().some((p, i) => p !== i))
+      throw new IRError(`bad permutation ${perm} of ${showShape(s)}`);
     if (perm.every((p, i) => p === i)) return x;
     const n = this.nodes[x];
     if (n.op.kind === 'transpose') {
       const inner = n.op.perm;
-      return this.transpose(n.args[0], perm.map((p) => inner[p]));
+      return this.transpose(
+        n.args[0],
+        perm.map((p) => inner[p]),
+      );
     }
     const c = this.constValue(x);
     const shape = perm.map((p) => s[p]);

@@ -131,7 +131,9 @@ export class Lowering {
     if (lt.length === 1 && rt.length === 1) return ops.sumAll(ops.zip([left, right], (x, y) => b.mul(x, y)));
     // Vectors become [1, m] on the left and [n, 1] on the right, and lose that axis again after.
     const asMatrix = (v: Val, t: readonly number[], side: 'l' | 'r'): Val =>
-      t.length === 2 ? v : ops.map(v, (id) => b.reshape(id, [...(v.rows ? [this.R] : []), ...(side === 'l' ? [1, t[0]] : [t[0], 1])]));
+      t.length === 2
+        ? v
+        : ops.map(v, (id) => b.reshape(id, [...(v.rows ? [this.R] : []), ...(side === 'l' ? [1, t[0]] : [t[0], 1])]));
     const product = ops.matmul(asMatrix(left, lt, 'l'), asMatrix(right, rt, 'r'));
     const pt = ops.token(product);
     const token = lt.length === 1 ? [pt[1]] : rt.length === 1 ? [pt[0]] : pt;

@@ -8,7 +8,8 @@ export interface Tensor {
 
 export function tensor(shape: Shape, data?: ArrayLike<number>): Tensor {
   const n = size(shape);
-  if (data && data.length !== n) throw new Error(`tensor of shape ${showShape(shape)} needs ${n} values, got ${data.length}`);
+  if (data && data.length !== n)
+    throw new Error(`tensor of shape ${showShape(shape)} needs ${n} values, got ${data.length}`);
   return { shape: [...shape], data: data ? Float64Array.from(data) : new Float64Array(n) };
 }
 

@@ -46,7 +46,8 @@ export function accesses(m: MemoryMap, s: Stage): { reads: Range[]; writes: Rang
     }
     if (n.op.kind === 'input') {
       const [kind, name] = n.op.name.split('.');
-      if (kind === 'state' || kind === 'accum') reads.push(rangeOf(m.homes.get(name)![kind], m.stateSize.get(name)!, `${kind}.${name}`));
+      if (kind === 'state' || kind === 'accum')
+        reads.push(rangeOf(m.homes.get(name)![kind], m.stateSize.get(name)!, `${kind}.${name}`));
     }
     n.args.forEach(visit);
   };

@@ -13,11 +13,17 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
   const p = chunk.program;
   const out = (name: string) => p.outputs.find((o) => o.name === name)!.node;
   const outputNode = out('output');
-  const updates = chunk.layer.states.map((s) => ({ state: s.name, stateNode: out(`state.${s.name}`), accumNode: out(`accum.${s.name}`) }));
+  const updates = chunk.layer.states.map((s) => ({
+    state: s.name,
+    stateNode: out(`state.${s.name}`),
+    accumNode: out(`accum.${s.name}`),
+  }));
   const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)));
 
   // Stages: buffered nodes in program order (already topological), then the writes.
-  const stages: Stage[] = [...p.nodes.filter((n) => buffered.has(n.id)).map((n) => ({ kind: 'compute' as const, node: n.id }))];
+  const stages: Stage[] = [
+    ...p.nodes.filter((n) => buffered.has(n.id)).map((n) => ({ kind: 'compute' as const, node: n.id })),
+  ];
   stages.push({ kind: 'output', node: outputNode }, ...updates.map((u) => ({ kind: 'update' as const, ...u })));
 
   // A buffer lives from its stage to the last stage that reads it, through inlined nodes.
@@ -40,7 +46,12 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
   });
 
   const intervals: Interval[] = [...buffered]
-    .map((id) => ({ key: id, elements: size(p.nodes[id].shape), from: stageOf.get(id)!, to: lastRead.get(id) ?? stageOf.get(id)! }))
+    .map((id) => ({
+      key: id,
+      elements: size(p.nodes[id].shape),
+      from: stageOf.get(id)!,
+      to: lastRead.get(id) ?? stageOf.get(id)!,
+    }))
     .sort((a, b) => a.elements - b.elements);
   const chip = new Arena(Math.floor(limits.workgroupBytes / F32_BYTES));
   const scratch = new Arena(Number.MAX_SAFE_INTEGER);
@@ -59,7 +70,9 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
     return offset === undefined ? { space: 'global' } : { space: 'workgroup', offset };
   };
   const stateHomes = chunk.layer.states.map((s) => home(`state.${s.name}`, size(s.shape)));
-  chunk.layer.states.forEach((s, i) => homes.set(s.name, { state: stateHomes[i], accum: home(`accum.${s.name}`, size(s.shape)) }));
+  chunk.layer.states.forEach((s, i) =>
+    homes.set(s.name, { state: stateHomes[i], accum: home(`accum.${s.name}`, size(s.shape)) }),
+  );
 
   const stateSize = new Map(chunk.layer.states.map((s) => [s.name, size(s.shape)]));
   const tiles = new Map<number, Tile>();

@@ -16,7 +16,9 @@ export function chooseTile(m: number, n: number, batch: number, invocations: num
     for (const cols of SIDES) {
       if (m % rows || n % cols) continue;
       const blocks = batch * (m / rows) * (n / cols);
-      const better = rows * cols > best.rows * best.cols || (rows * cols === best.rows * best.cols && Math.abs(rows - cols) < Math.abs(best.rows - best.cols));
+      const better =
+        rows * cols > best.rows * best.cols ||
+        (rows * cols === best.rows * best.cols && Math.abs(rows - cols) < Math.abs(best.rows - best.cols));
       if (blocks >= invocations && better) best = { rows, cols };
     }
   }

@@ -88,9 +88,7 @@ export interface ViewFnDecl {
 
 export type RateSpec = { kind: 'token'; span: Span } | { kind: 'constant'; value: number; span: Span };
 export type ScaleSpec =
-  | { kind: 'position'; span: Span }
-  | { kind: 'none'; span: Span }
-  | { kind: 'constant'; value: number; span: Span };
+  { kind: 'position'; span: Span } | { kind: 'none'; span: Span } | { kind: 'constant'; value: number; span: Span };
 
 export interface UpdateDecl {
   kind: 'update';

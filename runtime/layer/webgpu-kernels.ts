@@ -2,7 +2,7 @@
  * The layer's own WGSL kernels (kernels/*.ts), compiled once per device, and a `KernelBatch`
  * that records their dispatches into one command buffer and reads results back.
  */
-import { compileShader } from '../webgpu/shader.ts';
+import { computePipeline, workgroupGrid } from '../webgpu/pipelines.ts';
 import { LR_GATE_WGSL } from './kernels/lr-gate.ts';
 import {
   MATMUL_SKINNY_WGSL,
@@ -25,18 +25,9 @@ export const LAYER_SHADERS = {
 
 type KernelName = keyof typeof LAYER_SHADERS;
 
-const MAX_GROUPS_PER_AXIS = 65535;
 const ELEMENTWISE_GROUP = 64;
 
 export class KernelWarning extends Error {}
-
-/** Workgroups as (x, y) so a large count fits the per-axis limit; kernels rebuild the index from both. */
-function spread(groups: number): [number, number] {
-  const x = Math.max(1, Math.min(groups, MAX_GROUPS_PER_AXIS));
-  return [x, Math.ceil(groups / x)];
-}
-
-const compiledFor = new WeakMap<GPUDevice, Promise<LayerKernels>>();
 
 export class LayerKernels {
   private constructor(
@@ -45,31 +36,16 @@ export class LayerKernels {
   ) {}
 
   /**
-   * The kernels for a device, compiled on first use and shared by every layer on it (compiling
-   * takes seconds on a software adapter). A warning is an error, so a shader that compiles with
-   * one never ships.
+   * The kernels for a device; their pipelines are built once per device (runtime/webgpu/pipelines.ts),
+   * since compiling takes seconds on a software adapter. A warning is an error, so a shader that
+   * compiles with one never ships.
    */
-  static forDevice(device: GPUDevice): Promise<LayerKernels> {
-    let kernels = compiledFor.get(device);
-    if (!kernels) {
-      kernels = LayerKernels.compile(device);
-      compiledFor.set(device, kernels);
-      kernels.catch(() => compiledFor.delete(device));
-    }
-    return kernels;
-  }
-
-  private static async compile(device: GPUDevice): Promise<LayerKernels> {
+  static async forDevice(device: GPUDevice): Promise<LayerKernels> {
     const entries = await Promise.all(
       (Object.keys(LAYER_SHADERS) as KernelName[]).map(async (name) => {
-        const shader = await compileShader(device, LAYER_SHADERS[name], `layer/${name}.wgsl`);
-        if (shader.messages.length)
-          throw new KernelWarning(`WGSL of layer/${name}.wgsl compiles with messages:\n${shader.messages.join('\n')}`);
-        const pipeline = await device.createComputePipelineAsync({
-          label: `layer/${name}`,
-          layout: 'auto',
-          compute: { module: shader.module, entryPoint: 'main' },
-        });
+        const { pipeline, messages } = await computePipeline(device, LAYER_SHADERS[name], `layer/${name}.wgsl`);
+        if (messages.length)
+          throw new KernelWarning(`WGSL of layer/${name}.wgsl compiles with messages:\n${messages.join('\n')}`);
         return [name, pipeline] as const;
       }),
     );
@@ -140,7 +116,7 @@ export class KernelBatch {
       'split_rope',
       [o.T, o.H, o.D, o.stride, o.column, o.rotate ? 1 : 0, o.offset, o.K, pairs, 0, 0, 0],
       [p, cos, sin, view],
-      spread(Math.ceil(pairs / ELEMENTWISE_GROUP)),
+      workgroupGrid(Math.ceil(pairs / ELEMENTWISE_GROUP)),
     );
   }
 
@@ -156,7 +132,7 @@ export class KernelBatch {
       'lr_gate',
       [o.T, o.H, o.stride, o.column, count, { f32: o.scale }, 0, 0],
       [p, bias, lr],
-      spread(Math.ceil(count / ELEMENTWISE_GROUP)),
+      workgroupGrid(Math.ceil(count / ELEMENTWISE_GROUP)),
     );
   }
 
@@ -184,7 +160,7 @@ export class KernelBatch {
       0,
       0,
     ];
-    this.dispatch('post_norm', fields, [inner, p, weight, bias, y], spread(rows));
+    this.dispatch('post_norm', fields, [inner, p, weight, bias, y], workgroupGrid(rows));
   }
 
   /** Submits everything recorded and returns the given buffers' first `floats` values each. */

@@ -22,8 +22,12 @@ export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLo
   const outShape = chunk.program.nodes[chunk.program.outputs[0].node].shape.slice(1);
   const outWidth = size(outShape);
   const output: Tensor = { shape: [B, H, T, ...outShape], data: new Float64Array(B * H * T * outWidth) };
-  const states = new Map(L.states.map((s) => [s.name, { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) }]));
-  const accums = new Map(L.states.map((s) => [s.name, { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) }]));
+  const states = new Map(
+    L.states.map((s) => [s.name, { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) }]),
+  );
+  const accums = new Map(
+    L.states.map((s) => [s.name, { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) }]),
+  );
   const R = chunk.rows;
   const plan = chunks(start, T, K, R);
   const scale = inp.scale?.data;
@@ -31,7 +35,8 @@ export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLo
   for (let bh = 0; bh < B * H; bh++) {
     const h = bh % H;
     const named = new Map<string, Tensor>();
-    for (const p of L.params) named.set(`param.${p.name}`, { shape: p.shape, data: slice(inp.params.get(p.name)!, h, size(p.shape)) });
+    for (const p of L.params)
+      named.set(`param.${p.name}`, { shape: p.shape, data: slice(inp.params.get(p.name)!, h, size(p.shape)) });
     for (const s of L.states) {
       named.set(`state.${s.name}`, { shape: s.shape, data: slice(inp.states.get(s.name)!, bh, size(s.shape)).slice() });
       named.set(`accum.${s.name}`, { shape: s.shape, data: slice(inp.accums.get(s.name)!, bh, size(s.shape)).slice() });

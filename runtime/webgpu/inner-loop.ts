@@ -10,14 +10,13 @@ import { paramFloats, stateFloats, tokenFloats, UNIFORM_FIELDS } from '../../tar
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import { deviceLimits, type GPUContext, getGPUDevice, type KernelLimits } from './device.ts';
 import type { WgslKernelManifest } from './manifest.ts';
-import { computePipeline } from './pipelines.ts';
-
-const MAX_GROUPS_PER_AXIS = 65535;
+import { computePipeline, workgroupGrid } from './pipelines.ts';
 
 export class LimitError extends Error {}
 
 /** The largest one-dimensional workgroup a device runs. */
-const maxInvocations = (limits: KernelLimits) => Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+const maxInvocations = (limits: KernelLimits) =>
+  Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
 
 /** What `create` schedules a kernel for on a device with these limits: 256 invocations at most, all its workgroup storage. */
 function schedulingLimits(limits: KernelLimits): WgslKernelManifest['scheduledFor'] {
@@ -30,14 +29,20 @@ function checkLimits(manifest: WgslKernelManifest, limits: KernelLimits): void {
   const { workgroupBytes, invocations } = manifest.scheduledFor;
   const rerender = 'render it for this adapter instead (WebGPUInnerLoop.create)';
   if (workgroupBytes > limits.maxComputeWorkgroupStorageSize) {
-    throw new LimitError(`${name} was scheduled for ${workgroupBytes} bytes of workgroup storage; the adapter offers ${limits.maxComputeWorkgroupStorageSize}: ${rerender}`);
+    throw new LimitError(
+      `${name} was scheduled for ${workgroupBytes} bytes of workgroup storage; the adapter offers ${limits.maxComputeWorkgroupStorageSize}: ${rerender}`,
+    );
   }
   if (invocations > maxInvocations(limits)) {
-    throw new LimitError(`${name} was scheduled for ${invocations} invocations per workgroup; the adapter offers ${maxInvocations(limits)}: ${rerender}`);
+    throw new LimitError(
+      `${name} was scheduled for ${invocations} invocations per workgroup; the adapter offers ${maxInvocations(limits)}: ${rerender}`,
+    );
   }
   const buffers = Math.max(manifest.scratchFloats, manifest.decode?.scratchFloats ?? 0) > 0 ? 6 : 5;
   if (buffers > limits.maxStorageBuffersPerShaderStage) {
-    throw new LimitError(`${name} needs ${buffers} storage buffers per stage; the adapter allows ${limits.maxStorageBuffersPerShaderStage}`);
+    throw new LimitError(
+      `${name} needs ${buffers} storage buffers per stage; the adapter allows ${limits.maxStorageBuffersPerShaderStage}`,
+    );
   }
 }
 
@@ -49,7 +54,14 @@ interface Kernel {
 }
 
 async function buildKernel(device: GPUDevice, code: string, scratchFloats: number, label: string): Promise<Kernel> {
-  const bindings: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage'];
+  const bindings: GPUBufferBindingType[] = [
+    'uniform',
+    'read-only-storage',
+    'read-only-storage',
+    'read-only-storage',
+    'storage',
+    'storage',
+  ];
   if (scratchFloats > 0) bindings.push('storage');
   const { pipeline, messages } = await computePipeline(device, code, label, bindings);
   return { pipeline, scratchFloats, messages };
@@ -74,7 +86,10 @@ export class WebGPUInnerLoop {
     const context = ctx ?? (await getGPUDevice());
     // Imported here rather than at the top: the manifest path must load without the compiler.
     const { wgslManifest } = await import('../../targets/wgsl/render.ts');
-    return WebGPUInnerLoop.fromManifest(wgslManifest(compiled, schedulingLimits(deviceLimits(context.device))), context);
+    return WebGPUInnerLoop.fromManifest(
+      wgslManifest(compiled, schedulingLimits(deviceLimits(context.device))),
+      context,
+    );
   }
 
   /** Builds a kernel rendered ahead of time; a LimitError if the adapter offers less than it was scheduled for. */
@@ -83,7 +98,9 @@ export class WebGPUInnerLoop {
     checkLimits(manifest, deviceLimits(context.device));
     const name = manifest.signature.layer;
     const prefill = await buildKernel(context.device, manifest.code, manifest.scratchFloats, `${name}.wgsl`);
-    const decode = manifest.decode && (await buildKernel(context.device, manifest.decode.code, manifest.decode.scratchFloats, `${name}.decode.wgsl`));
+    const decode =
+      manifest.decode &&
+      (await buildKernel(context.device, manifest.decode.code, manifest.decode.scratchFloats, `${name}.decode.wgsl`));
     return new WebGPUInnerLoop(manifest, context, prefill, decode);
   }
 
@@ -95,7 +112,8 @@ export class WebGPUInnerLoop {
       return await this.dispatch(inp, options.poison ?? false);
     } finally {
       const error = await device.popErrorScope();
-      if (error) throw new Error(`WebGPU rejected the ${this.manifest.signature.layer} kernel's dispatch: ${error.message}`);
+      if (error)
+        throw new Error(`WebGPU rejected the ${this.manifest.signature.layer} kernel's dispatch: ${error.message}`);
     }
   }
 
@@ -109,7 +127,8 @@ export class WebGPUInnerLoop {
     const BHT = BH * T;
 
     const tokens = new Float32Array(Math.max(1, BHT * tokenFloats(layout)));
-    for (const r of layout.tokens) tokens.set(r.name === 'lr' ? inp.lr!.data : inp.views.get(r.name)!.data, BHT * r.prefix);
+    for (const r of layout.tokens)
+      tokens.set(r.name === 'lr' ? inp.lr!.data : inp.views.get(r.name)!.data, BHT * r.prefix);
     const weights = new Float32Array(Math.max(1, layout.scale + H * paramFloats(layout)));
     if (layout.scale) weights.set(inp.scale!.data, 0);
     for (const r of layout.params) weights.set(inp.params.get(r.name)!.data, layout.scale + H * r.prefix);
@@ -120,7 +139,8 @@ export class WebGPUInnerLoop {
     const limit = deviceLimits(device).maxStorageBufferBindingSize;
     const storage = (label: string, floats: number, usage: number) => {
       const bytes = Math.max(16, floats * 4);
-      if (bytes > limit) throw new LimitError(`buffer ${label} needs ${bytes} bytes; the adapter binds at most ${limit}`);
+      if (bytes > limit)
+        throw new LimitError(`buffer ${label} needs ${bytes} bytes; the adapter binds at most ${limit}`);
       return device.createBuffer({ label, size: bytes, usage: GPUBufferUsage.STORAGE | usage });
     };
     const upload = (label: string, data: Float32Array<ArrayBuffer>) => {
@@ -130,12 +150,15 @@ export class WebGPUInnerLoop {
     };
     const outFloats = BHT * layout.outputWidth;
     const stateOutFloats = stateIn.length;
-    const groupsX = Math.min(BH, MAX_GROUPS_PER_AXIS);
-    const groupsY = Math.ceil(BH / groupsX);
+    const [groupsX, groupsY] = workgroupGrid(BH);
     const uniforms = new Uint32Array(UNIFORM_FIELDS.length);
     const fields: Record<string, number> = { B, H, T, start: inp.start, BH, BHT, groups_x: groupsX, pad: 0 };
     UNIFORM_FIELDS.forEach((f, i) => (uniforms[i] = fields[f]));
-    const uniformBuffer = device.createBuffer({ label: 'uniforms', size: uniforms.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const uniformBuffer = device.createBuffer({
+      label: 'uniforms',
+      size: uniforms.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
     device.queue.writeBuffer(uniformBuffer, 0, uniforms);
 
     const buffers = [
@@ -147,13 +170,21 @@ export class WebGPUInnerLoop {
       storage('state_out', stateOutFloats, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST),
       ...(scratchFloats > 0 ? [storage('scratch', BH * scratchFloats, 0)] : []),
     ];
-    if (poison) for (const b of [buffers[4], buffers[5]]) device.queue.writeBuffer(b, 0, new Float32Array(b.size / 4).fill(Number.NaN));
+    if (poison)
+      for (const b of [buffers[4], buffers[5]])
+        device.queue.writeBuffer(b, 0, new Float32Array(b.size / 4).fill(Number.NaN));
     const bindGroup = device.createBindGroup({
       layout: kernel.pipeline.getBindGroupLayout(0),
       entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
-    const readOut = device.createBuffer({ size: Math.max(16, outFloats * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const readState = device.createBuffer({ size: Math.max(16, stateOutFloats * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const readOut = device.createBuffer({
+      size: Math.max(16, outFloats * 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const readState = device.createBuffer({
+      size: Math.max(16, stateOutFloats * 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
     pass.setPipeline(kernel.pipeline);
@@ -168,7 +199,10 @@ export class WebGPUInnerLoop {
     const stateOut = new Float32Array(readState.getMappedRange().slice(0, stateOutFloats * 4));
     for (const b of [...buffers, readOut, readState]) b.destroy();
 
-    const unpack = (prefix: number, shape: readonly number[]): Tensor => ({ shape: [B, H, ...shape], data: Float64Array.from(stateOut.subarray(BH * prefix, BH * (prefix + size(shape)))) });
+    const unpack = (prefix: number, shape: readonly number[]): Tensor => ({
+      shape: [B, H, ...shape],
+      data: Float64Array.from(stateOut.subarray(BH * prefix, BH * (prefix + size(shape)))),
+    });
     const shapeOf = new Map(signature.states.map((s) => [s.name, s.shape]));
     return {
       output: { shape: [B, H, T, ...signature.output], data: Float64Array.from(out) },

@@ -60,7 +60,9 @@ export class Index {
     if (this.dimExprs !== undefined) return [...this.dimExprs];
     const st = strides(this.shape);
     // The flat index is in range, so the outermost axis needs no modulo.
-    return this.shape.map((n, i) => (n === 1 ? '0' : i === 0 ? div(this.flatExpr!, st[i]) : mod(div(this.flatExpr!, st[i]), n)));
+    return this.shape.map((n, i) =>
+      n === 1 ? '0' : i === 0 ? div(this.flatExpr!, st[i]) : mod(div(this.flatExpr!, st[i]), n),
+    );
   }
 
   /** The same element seen through a reshape to `shape` (row-major order is unchanged). */

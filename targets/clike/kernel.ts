@@ -48,7 +48,9 @@ export class KernelBody {
   }
 
   private place(p: Placement, flat: string): string {
-    return p.space === 'workgroup' ? this.g.workgroup(add(String(p.offset), flat)) : this.g.scratch(add(add(mul('bh', this.k.scratchFloats), String(p.offset)), flat));
+    return p.space === 'workgroup'
+      ? this.g.workgroup(add(String(p.offset), flat))
+      : this.g.scratch(add(add(mul('bh', this.k.scratchFloats), String(p.offset)), flat));
   }
 
   private home(h: Home, name: string, kind: 'state' | 'accum', flat: string): string {
@@ -134,8 +136,10 @@ export class KernelBody {
       const n = this.stateSize.get(name)!;
       this.elements(L, n, (e) => {
         const dst = add(mul('bh', n), e);
-        if (h.state.space !== 'global') L.line(`${this.g.stateOut(name, dst)} = ${this.home(h.state, name, 'state', e)};`);
-        if (h.accum.space !== 'global') L.line(`${this.g.accumOut(name, dst)} = ${this.home(h.accum, name, 'accum', e)};`);
+        if (h.state.space !== 'global')
+          L.line(`${this.g.stateOut(name, dst)} = ${this.home(h.state, name, 'state', e)};`);
+        if (h.accum.space !== 'global')
+          L.line(`${this.g.accumOut(name, dst)} = ${this.home(h.accum, name, 'accum', e)};`);
       });
     }
   }
@@ -157,7 +161,10 @@ export class KernelBody {
         const index = Index.flat(nodes[s.stateNode].shape, e);
         L.line(d.constant('next_state', d.floatType, this.values.value(s.stateNode, index)));
         L.line(d.constant('next_accum', d.floatType, this.values.value(s.accumNode, index)));
-        L.line(`${this.home(h.state, s.state, 'state', e)} = next_state;`, `${this.home(h.accum, s.state, 'accum', e)} = next_accum;`);
+        L.line(
+          `${this.home(h.state, s.state, 'state', e)} = next_state;`,
+          `${this.home(h.accum, s.state, 'accum', e)} = next_accum;`,
+        );
       });
       return;
     }
@@ -182,7 +189,9 @@ export class KernelBody {
         const r = div(e, width);
         L.line(d.variable('x', d.floatType, d.float(0)));
         const global = add(mul(`bh * ${this.g.uniform('T')} + token + ${r}`, width), mod(e, width));
-        L.open(`if (${r} < count)`).line(`x = ${this.g.token(name, global)};`).close();
+        L.open(`if (${r} < count)`)
+          .line(`x = ${this.g.token(name, global)};`)
+          .close();
         L.line(`${target(e)} = x;`);
       });
       return;
@@ -216,13 +225,30 @@ export class KernelBody {
       const batch = block.slice(0, r - 2);
       const row = (i: number) => add(mul(block[r - 2], rows), String(i));
       const col = (j: number) => add(mul(block[r - 1], cols), String(j));
-      for (const i of range(rows)) for (const j of range(cols)) L.line(d.variable(`acc${i}_${j}`, d.floatType, d.float(0)));
+      for (const i of range(rows))
+        for (const j of range(cols)) L.line(d.variable(`acc${i}_${j}`, d.floatType, d.float(0)));
       L.open(d.loop('p', '0', String(a.shape[r - 1])));
-      for (const i of range(rows)) L.line(d.constant(`a${i}`, d.floatType, operand(this.values.value(a.id, Index.dims(a.shape, [...batch, row(i), 'p'])))));
-      for (const j of range(cols)) L.line(d.constant(`b${j}`, d.floatType, operand(this.values.value(b.id, Index.dims(b.shape, [...batch, 'p', col(j)])))));
+      for (const i of range(rows))
+        L.line(
+          d.constant(
+            `a${i}`,
+            d.floatType,
+            operand(this.values.value(a.id, Index.dims(a.shape, [...batch, row(i), 'p']))),
+          ),
+        );
+      for (const j of range(cols))
+        L.line(
+          d.constant(
+            `b${j}`,
+            d.floatType,
+            operand(this.values.value(b.id, Index.dims(b.shape, [...batch, 'p', col(j)]))),
+          ),
+        );
       for (const i of range(rows)) for (const j of range(cols)) L.line(`acc${i}_${j} = acc${i}_${j} + a${i} * b${j};`);
       L.close();
-      for (const i of range(rows)) for (const j of range(cols)) L.line(`${target(Index.dims(n.shape, [...batch, row(i), col(j)]).flat())} = acc${i}_${j};`);
+      for (const i of range(rows))
+        for (const j of range(cols))
+          L.line(`${target(Index.dims(n.shape, [...batch, row(i), col(j)]).flat())} = acc${i}_${j};`);
     });
   }
 

@@ -25,6 +25,9 @@ export interface Arch {
 
 export function archOf(name: string): Arch {
   const kb = OPT_IN_KB[name];
-  if (kb === undefined) throw new Error(`the CUDA target knows no shared-memory limit for --arch ${name}; use one of ${Object.keys(OPT_IN_KB).join(', ')}`);
+  if (kb === undefined)
+    throw new Error(
+      `the CUDA target knows no shared-memory limit for --arch ${name}; use one of ${Object.keys(OPT_IN_KB).join(', ')}`,
+    );
   return { name, number: Number(/\d+/.exec(name)![0]), limits: { workgroupBytes: kb * 1024, invocations: THREADS } };
 }

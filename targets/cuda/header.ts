@@ -13,7 +13,7 @@ export const STATUS_CODES: readonly [string, string][] = [
   ['TTTC_ERROR_MISALIGNED', 'a tensor is not 4-byte aligned'],
   ['TTTC_ERROR_BAD_SIZE', 'B, H or T is below 1, or B * H exceeds 2^31 - 1'],
   ['TTTC_ERROR_BAD_START', 'start is outside [0, K)'],
-  ['TTTC_ERROR_SCRATCH_TOO_SMALL', 'scratch_bytes is below the layer\'s scratch_bytes(B, H)'],
+  ['TTTC_ERROR_SCRATCH_TOO_SMALL', "scratch_bytes is below the layer's scratch_bytes(B, H)"],
   ['TTTC_ERROR_OVERLAP', 'a tensor the kernel writes overlaps another tensor'],
   ['TTTC_ERROR_DEVICE', 'the device offers less shared memory per block than the kernel needs'],
   ['TTTC_ERROR_CUDA', 'the CUDA runtime reported an error (no device, a failed launch, ...)'],
@@ -31,7 +31,14 @@ const ROLE_NOTES: Record<Role, string> = {
   accum_out: 'accumulator after the call',
 };
 
-export function renderHeader(compiled: Compiled, kernel: ScheduledKernel, api: CudaApi, arch: Arch, dtype: string, tensors: readonly KernelTensor[]): string {
+export function renderHeader(
+  compiled: Compiled,
+  kernel: ScheduledKernel,
+  api: CudaApi,
+  arch: Arch,
+  dtype: string,
+  tensors: readonly KernelTensor[],
+): string {
   const L = new Lines();
   const K = compiled.chunk.K;
   const guard = `${api.macro}_H`;
@@ -41,8 +48,8 @@ export function renderHeader(compiled: Compiled, kernel: ScheduledKernel, api: C
     ' *',
     ` * One call runs the inner loop over T tokens of B sequences x H heads, from position \`start\` inside a`,
     ` * mini-batch of K = ${K} tokens, and writes the outputs and the state after the last token: prefill`,
-    ' * (start 0), continuation and decode (T = 1) are the same call; pass one call\'s state_out and',
-    ' * accum_out as the next call\'s state and accum, and start = (start + T) % K.',
+    " * (start 0), continuation and decode (T = 1) are the same call; pass one call's state_out and",
+    " * accum_out as the next call's state and accum, and start = (start + T) % K.",
     ' *',
     ' * Tensors are float32, row-major, contiguous and 4-byte aligned device memory; a tensor the kernel',
     ' * writes must not overlap any other. The launch is asynchronous on `stream`.',
@@ -61,7 +68,9 @@ export function renderHeader(compiled: Compiled, kernel: ScheduledKernel, api: C
     '#define TTTC_STATUS_DEFINED',
     '/* What every tttc launcher returns; its last_error function says why in words. */',
     'enum tttc_status {',
-    ...STATUS_CODES.map(([name, what], i) => `  ${`${name} = ${i}${i < STATUS_CODES.length - 1 ? ',' : ''}`.padEnd(34)}/* ${what} */`),
+    ...STATUS_CODES.map(
+      ([name, what], i) => `  ${`${name} = ${i}${i < STATUS_CODES.length - 1 ? ',' : ''}`.padEnd(34)}/* ${what} */`,
+    ),
     '};',
     '#endif',
     '',
@@ -75,7 +84,10 @@ export function renderHeader(compiled: Compiled, kernel: ScheduledKernel, api: C
     ['int H;', 'heads, >= 1'],
     ['int T;', 'tokens in this call, >= 1'],
     ['int start;', 'position of the first token in its mini-batch, in [0, K)'],
-    ...tensors.map((t): [string, string] => [`${t.written ? 'float*' : 'const float*'} ${t.field};`, `${showTensorShape(t)}: ${ROLE_NOTES[t.role]}`]),
+    ...tensors.map((t): [string, string] => [
+      `${t.written ? 'float*' : 'const float*'} ${t.field};`,
+      `${showTensorShape(t)}: ${ROLE_NOTES[t.role]}`,
+    ]),
     ['float* scratch;', `${api.scratchBytes}(B, H) bytes of workspace; may be NULL when that is 0`],
     ['size_t scratch_bytes;', 'the size of scratch'],
   ];

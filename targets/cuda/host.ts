@@ -24,7 +24,13 @@ function wrap(items: readonly string[], width: number): string[] {
   return [...lines, line];
 }
 
-export function renderHost(L: Lines, api: CudaApi, arch: Arch, kernel: ScheduledKernel, tensors: readonly KernelTensor[]): void {
+export function renderHost(
+  L: Lines,
+  api: CudaApi,
+  arch: Arch,
+  kernel: ScheduledKernel,
+  tensors: readonly KernelTensor[],
+): void {
   const sharedBytes = kernel.workgroupFloats * 4;
   const usesScratch = kernel.scratchFloats > 0;
   L.line(
@@ -94,7 +100,8 @@ export function renderHost(L: Lines, api: CudaApi, arch: Arch, kernel: Scheduled
     );
   }
   L.open('const Extent tensors[] =');
-  for (const t of tensors) L.line(`{"${t.field}", a->${t.field}, ${elementCount(t, 'a->')} * sizeof(float), ${t.written}},`);
+  for (const t of tensors)
+    L.line(`{"${t.field}", a->${t.field}, ${elementCount(t, 'a->')} * sizeof(float), ${t.written}},`);
   if (usesScratch) L.line('{"scratch", a->scratch, scratch_bytes, true},');
   L.close(';');
   L.open('for (const Extent& t : tensors)');
@@ -106,7 +113,9 @@ export function renderHost(L: Lines, api: CudaApi, arch: Arch, kernel: Scheduled
   L.open('for (const Extent& t : tensors)');
   L.open('for (const Extent& u : tensors)');
   L.open('if (&t < &u && (t.written || u.written) && overlap(t, u))');
-  L.line('return fail(TTTC_ERROR_OVERLAP, "%s and %s overlap; a tensor the kernel writes must not share memory with another", t.name, u.name);');
+  L.line(
+    'return fail(TTTC_ERROR_OVERLAP, "%s and %s overlap; a tensor the kernel writes must not share memory with another", t.name, u.name);',
+  );
   L.close().close().close();
   if (sharedBytes > DEFAULT_SHARED_BYTES) {
     L.line(
@@ -125,10 +134,16 @@ export function renderHost(L: Lines, api: CudaApi, arch: Arch, kernel: Scheduled
       '}',
     );
   }
-  const args = [...SCALAR_PARAMETERS.map((p) => `(unsigned)a->${p}`), ...tensors.map((t) => `a->${t.field}`), ...(usesScratch ? ['a->scratch'] : [])];
+  const args = [
+    ...SCALAR_PARAMETERS.map((p) => `(unsigned)a->${p}`),
+    ...tensors.map((t) => `a->${t.field}`),
+    ...(usesScratch ? ['a->scratch'] : []),
+  ];
   L.line('', `${api.kernel}<<<(unsigned)(a->B * a->H), kThreads, kSharedBytes, stream>>>(`);
   L.line(...wrap(args, 100).map((line, i, all) => `    ${line}${i === all.length - 1 ? ');' : ''}`));
-  L.line('if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return cuda_failed(e, "launching the kernel");');
+  L.line(
+    'if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return cuda_failed(e, "launching the kernel");',
+  );
   L.line('return TTTC_OK;');
   L.close();
 }

@@ -32,12 +32,19 @@ function globalsOf(tensors: readonly KernelTensor[]): Globals {
 /** Parameter declarations, each with its shape as a comment. */
 function parameters(kernel: ScheduledKernel, tensors: readonly KernelTensor[]): [string, string][] {
   const list: [string, string][] = SCALAR_PARAMETERS.map((p) => [`const unsigned ${p}`, '']);
-  for (const t of tensors) list.push([`${t.written ? 'float' : 'const float'}* __restrict__ ${t.field}`, showTensorShape(t)]);
-  if (kernel.scratchFloats > 0) list.push(['float* __restrict__ scratch', `[B, H, ${kernel.scratchFloats}]: a slice per block`]);
+  for (const t of tensors)
+    list.push([`${t.written ? 'float' : 'const float'}* __restrict__ ${t.field}`, showTensorShape(t)]);
+  if (kernel.scratchFloats > 0)
+    list.push(['float* __restrict__ scratch', `[B, H, ${kernel.scratchFloats}]: a slice per block`]);
   return list;
 }
 
-const indent = (lines: Lines) => lines.toString().trimEnd().split('\n').map((l) => (l ? `  ${l}` : l));
+const indent = (lines: Lines) =>
+  lines
+    .toString()
+    .trimEnd()
+    .split('\n')
+    .map((l) => (l ? `  ${l}` : l));
 
 export function renderKernel(
   L: Lines,
@@ -50,11 +57,15 @@ export function renderKernel(
   // One block per SM is enough (shared memory, not registers, limits the blocks per SM): it lets
   // ptxas use up to 255 registers (with `__launch_bounds__(256)` alone it capped TTT-Linear at 40 and spilled).
   L.line(`__global__ void __launch_bounds__(${kernel.invocations}, 1) ${name}(`);
-  const params = parameters(kernel, tensors).map(([decl, comment], i, all) => [`${decl}${i === all.length - 1 ? ') {' : ','}`, comment]);
+  const params = parameters(kernel, tensors).map(([decl, comment], i, all) => [
+    `${decl}${i === all.length - 1 ? ') {' : ','}`,
+    comment,
+  ]);
   const width = Math.max(...params.map(([decl]) => decl.length));
   for (const [decl, comment] of params) L.line(`    ${comment ? `${decl.padEnd(width)}  // ${comment}` : decl}`);
   const body = new Lines();
-  if (kernel.workgroupFloats > 0) body.line(`extern __shared__ float smem[];  // ${kernel.workgroupFloats} floats, placed by the scheduler`);
+  if (kernel.workgroupFloats > 0)
+    body.line(`extern __shared__ float smem[];  // ${kernel.workgroupFloats} floats, placed by the scheduler`);
   body.line('// One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.');
   body.line('const size_t bh = blockIdx.x;', 'const unsigned tid = threadIdx.x;');
   new KernelBody(kernel, dialect, globalsOf(tensors), sourceLines).emit(body);

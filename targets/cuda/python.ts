@@ -9,9 +9,16 @@ import type { Arch } from './arch.ts';
 import { outputShape } from './tensors.ts';
 
 const tuple = (s: readonly number[]) => (s.length === 1 ? `(${s[0]},)` : `(${s.join(', ')})`);
-const shapes = (items: readonly { name: string; shape: readonly number[] }[]) => `{${items.map((i) => `"${i.name}": ${tuple(i.shape)}`).join(', ')}}`;
+const shapes = (items: readonly { name: string; shape: readonly number[] }[]) =>
+  `{${items.map((i) => `"${i.name}": ${tuple(i.shape)}`).join(', ')}}`;
 
-export function renderPython(compiled: Compiled, kernel: ScheduledKernel, api: CudaApi, arch: Arch, dtype: string): string {
+export function renderPython(
+  compiled: Compiled,
+  kernel: ScheduledKernel,
+  api: CudaApi,
+  arch: Arch,
+  dtype: string,
+): string {
   const L = compiled.layer;
   const K = compiled.chunk.K;
   const hasLr = L.update.lr.kind === 'token';
@@ -20,7 +27,9 @@ export function renderPython(compiled: Compiled, kernel: ScheduledKernel, api: C
     [`views={${L.views.map((v) => `"${v.name}": ${v.name}`).join(', ')}},`, '[B, H, T, ...] each'],
     ...(hasLr ? [['lr=lr,', '[B, H, T]'] as [string, string]] : []),
     ...(hasScale ? [['scale=scale,', `[${K}]`] as [string, string]] : []),
-    ...(L.params.length ? [[`params={${L.params.map((p) => `"${p.name}": ${p.name}`).join(', ')}},`, '[H, ...] each'] as [string, string]] : []),
+    ...(L.params.length
+      ? [[`params={${L.params.map((p) => `"${p.name}": ${p.name}`).join(', ')}},`, '[H, ...] each'] as [string, string]]
+      : []),
     [`states={${L.states.map((s) => `"${s.name}": ${s.name}`).join(', ')}},`, '[B, H, ...] or [H, ...] each'],
     ['accums=None,', '[B, H, ...] each, from the previous call; None: zeros'],
     ['start=0,', 'position of the first token in its mini-batch'],

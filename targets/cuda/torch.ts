@@ -20,7 +20,11 @@ export function renderTorchSource(compiled: Compiled, api: CudaApi, tensors: rea
     `#include "${api.header}"`,
     '',
   );
-  const params = [...tensors.map((t) => `const torch::Tensor& ${t.field}`), 'const torch::Tensor& scratch', 'int64_t start'];
+  const params = [
+    ...tensors.map((t) => `const torch::Tensor& ${t.field}`),
+    'const torch::Tensor& scratch',
+    'int64_t start',
+  ];
   L.line('void forward(', ...params.map((p, i) => `    ${p}${i === params.length - 1 ? ') {' : ','}`));
   const body = [
     `const c10::cuda::CUDAGuard guard(${output.field}.device());`,

@@ -75,7 +75,9 @@ function manifestLiteral(manifest: WgslKernelManifest): WriterFunction {
     scratchFloats: String(scratchFloats),
     scheduledFor: JSON.stringify(scheduledFor),
     code: templateLiteral(code),
-    ...(decode && { decode: Writers.object({ scratchFloats: String(decode.scratchFloats), code: templateLiteral(decode.code) }) }),
+    ...(decode && {
+      decode: Writers.object({ scratchFloats: String(decode.scratchFloats), code: templateLiteral(decode.code) }),
+    }),
   });
 }
 

@@ -29,7 +29,8 @@ export const wgsl: Dialect = {
   select: (c, t, f) => `select(${f}, ${t}, ${c})`,
   constant: (name, type, value) => `let ${name}: ${type} = ${value};`,
   variable: (name, type, value) => `var ${name}: ${type} = ${value};`,
-  loop: (name, from, to, step = '1') => `for (var ${name}: u32 = ${from}; ${name} < ${to}; ${name} = ${name} + ${step})`,
+  loop: (name, from, to, step = '1') =>
+    `for (var ${name}: u32 = ${from}; ${name} < ${to}; ${name} = ${name} + ${step})`,
   min: (a, b) => `min(${a}, ${b})`,
   barrier: (storage) => (storage ? 'storageBarrier();\nworkgroupBarrier();' : 'workgroupBarrier();'),
 };

@@ -38,7 +38,10 @@ function regions(items: { name: string; width: number }[], start = 0): Region[] 
 }
 
 export function layoutOf(layer: CheckedLayer, K: number, outputWidth: number): Layout {
-  const tokens = regions([...layer.views.map((v) => ({ name: v.name, width: size(v.shape) })), ...(layer.update.lr.kind === 'token' ? [{ name: 'lr', width: 1 }] : [])]);
+  const tokens = regions([
+    ...layer.views.map((v) => ({ name: v.name, width: size(v.shape) })),
+    ...(layer.update.lr.kind === 'token' ? [{ name: 'lr', width: 1 }] : []),
+  ]);
   const stateItems = layer.states.map((s) => ({ name: s.name, width: size(s.shape) }));
   const states = regions(stateItems);
   const total = stateItems.reduce((a, s) => a + s.width, 0);

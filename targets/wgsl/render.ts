@@ -38,7 +38,8 @@ export function renderWgsl(compiled: Compiled, limits: TargetLimits = WEBGPU_DEF
     uniform: (n) => `u.${n}`,
     token: (name, flat) => at('tokens', counted('u.BHT', region(layout.tokens, name).prefix), flat),
     scale: (flat) => `weights[${flat}]`,
-    param: (name, flat) => at('weights', add(String(layout.scale), counted('u.H', region(layout.params, name).prefix)), flat),
+    param: (name, flat) =>
+      at('weights', add(String(layout.scale), counted('u.H', region(layout.params, name).prefix)), flat),
     stateIn: (name, flat) => at('state_in', counted('u.BH', region(layout.states, name).prefix), flat),
     accumIn: (name, flat) => at('state_in', counted('u.BH', region(layout.accums, name).prefix), flat),
     stateOut: (name, flat) => at('state_out', counted('u.BH', region(layout.states, name).prefix), flat),
@@ -66,7 +67,10 @@ export function renderWgsl(compiled: Compiled, limits: TargetLimits = WEBGPU_DEF
     '@group(0) @binding(4) var<storage, read_write> out: array<f32>; // output: [B, H, T, ...]',
     '@group(0) @binding(5) var<storage, read_write> state_out: array<f32>; // as state_in',
   );
-  if (kernel.scratchFloats > 0) L2.line(`@group(0) @binding(6) var<storage, read_write> scratch: array<f32>; // ${kernel.scratchFloats} floats per workgroup`);
+  if (kernel.scratchFloats > 0)
+    L2.line(
+      `@group(0) @binding(6) var<storage, read_write> scratch: array<f32>; // ${kernel.scratchFloats} floats per workgroup`,
+    );
   if (kernel.workgroupFloats > 0) L2.line(`var<workgroup> smem: array<f32, ${kernel.workgroupFloats}>;`);
   if (body.toString().includes('tttc_erf')) L2.line('', WGSL_ERF);
   L2.line('', `@compute @workgroup_size(${kernel.invocations})`);

@@ -40,15 +40,25 @@ declare global {
 window.runInnerLoop = async ({ file, spec, dims, inputs }) => {
   // Without this check a missing navigator.gpu would send getGPUDevice down its Node path, whose
   // import('webgpu') fails in a page with an unhelpful module-resolution error.
-  if (!navigator.gpu) throw new Error(`navigator.gpu is undefined (secure context: ${isSecureContext}); WebGPU is disabled in this browser`);
+  if (!navigator.gpu)
+    throw new Error(
+      `navigator.gpu is undefined (secure context: ${isSecureContext}); WebGPU is disabled in this browser`,
+    );
   const result = compileSpec(spec, { file, overrides: new Map(Object.entries(dims)) });
   if (!result.ok) throw new Error(formatDiagnostics(result.diagnostics, spec));
   const compiled = result.compiled;
 
   const ctx = await getGPUDevice();
   const loop = await WebGPUInnerLoop.create(compiled, ctx);
-  const named = new Map(Object.entries(inputs).map(([name, t]): [string, Tensor] => [name, { shape: t.shape, data: Float64Array.from(t.data) }]));
-  const outputs = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(compiled), named), { poison: true }));
+  const named = new Map(
+    Object.entries(inputs).map(([name, t]): [string, Tensor] => [
+      name,
+      { shape: t.shape, data: Float64Array.from(t.data) },
+    ]),
+  );
+  const outputs = innerLoopOutputTensors(
+    await loop.run(innerLoopInputs(signatureOf(compiled), named), { poison: true }),
+  );
 
   const { vendor, architecture, device, description } = ctx.adapter.info;
   return {

@@ -57,7 +57,8 @@ export class BrowserHarness {
   ) {}
 
   static async start(): Promise<BrowserHarness> {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}; install it (Debian: apt-get install chromium)`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(`Chromium not found at ${CHROMIUM}; install it (Debian: apt-get install chromium)`);
     const dir = mkdtempSync(join(tmpdir(), 'tttc-browser-'));
     let server: Server | undefined;
     let browser: Browser | undefined;
@@ -77,7 +78,12 @@ export class BrowserHarness {
         executablePath: CHROMIUM,
         // Our flags only: Playwright's defaults carry their own --enable-features, which would replace ours.
         ignoreDefaultArgs: true,
-        args: [...CHROMIUM_FLAGS, `--user-data-dir=${join(dir, 'profile')}`, '--remote-debugging-pipe', '--no-startup-window'],
+        args: [
+          ...CHROMIUM_FLAGS,
+          `--user-data-dir=${join(dir, 'profile')}`,
+          '--remote-debugging-pipe',
+          '--no-startup-window',
+        ],
       });
       const page = await browser.newPage();
       const pageErrors: string[] = [];
@@ -116,7 +122,8 @@ async function close(dir: string, server?: Server, browser?: Browser): Promise<v
 }
 
 // The empty icon keeps Chromium from fetching /favicon.ico, whose 404 would log a console error.
-const PAGE = '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/entry.js"></script>';
+const PAGE =
+  '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/entry.js"></script>';
 
 /** A static server for the page and its bundle on a random port of 127.0.0.1. */
 async function serve(site: string): Promise<Server> {

@@ -37,7 +37,12 @@ export function randomInputs(chunk: ChunkProgram, o: InputOptions): Map<string, 
 }
 
 /** Tokens [from, to) of every per-token tensor (views and lr); everything else as is. */
-export function sliceTokens(chunk: ChunkProgram, named: ReadonlyMap<string, Tensor>, from: number, to: number): Map<string, Tensor> {
+export function sliceTokens(
+  chunk: ChunkProgram,
+  named: ReadonlyMap<string, Tensor>,
+  from: number,
+  to: number,
+): Map<string, Tensor> {
   const out = new Map(named);
   const perToken = [...chunk.layer.views.map((v) => v.name), ...(chunk.layer.update.lr.kind === 'token' ? ['lr'] : [])];
   for (const name of perToken) {
@@ -45,7 +50,8 @@ export function sliceTokens(chunk: ChunkProgram, named: ReadonlyMap<string, Tens
     const [B, H, T, ...rest] = t.shape;
     const w = size(rest);
     const data = new Float64Array(B * H * (to - from) * w);
-    for (let bh = 0; bh < B * H; bh++) data.set(t.data.subarray((bh * T + from) * w, (bh * T + to) * w), bh * (to - from) * w);
+    for (let bh = 0; bh < B * H; bh++)
+      data.set(t.data.subarray((bh * T + from) * w, (bh * T + to) * w), bh * (to - from) * w);
     out.set(name, { shape: [B, H, to - from, ...rest], data });
   }
   return out;

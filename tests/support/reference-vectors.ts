@@ -15,7 +15,11 @@ export interface ReferenceCase {
   all: Map<string, Tensor>;
 }
 
-export const REFERENCE_FILES = ['linear_b2_h2_d64_k16_l64.safetensors', 'mlp_b2_h2_d64_k16_l64.safetensors', 'linear_gate_b1_h4_d32_k16_l40.safetensors'];
+export const REFERENCE_FILES = [
+  'linear_b2_h2_d64_k16_l64.safetensors',
+  'mlp_b2_h2_d64_k16_l64.safetensors',
+  'linear_gate_b1_h4_d32_k16_l40.safetensors',
+];
 
 export async function loadReference(file: string): Promise<ReferenceCase> {
   const f = await readSafetensorsFile(join(referenceDir, file));

@@ -7,9 +7,16 @@ import { type Compiled, compileSpec } from '../../compiler/pipeline.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
 export const referenceDir = resolve(repoRoot, '../shared/testdata/ttt-reference');
-export const exampleFiles = readdirSync(join(repoRoot, 'examples')).filter((f) => f.endsWith('.ttt')).sort();
+export const exampleFiles = readdirSync(join(repoRoot, 'examples'))
+  .filter((f) => f.endsWith('.ttt'))
+  .sort();
 
-export function compileExample(name: string, form: FormRequest = 'auto', overrides: Record<string, number> = {}, rows?: number): Compiled {
+export function compileExample(
+  name: string,
+  form: FormRequest = 'auto',
+  overrides: Record<string, number> = {},
+  rows?: number,
+): Compiled {
   const file = join(repoRoot, 'examples', name);
   const text = readFileSync(file, 'utf8');
   const result = compileSpec(text, { file, form, overrides: new Map(Object.entries(overrides)), rows });
