@@ -55,4 +55,16 @@ layer Mixed {
   output(q: [D]) = f(q)
   update sgd(lr: token, scale: position)
 }`,
+  'a scalar view, a scalar output and a matrix parameter': `
+layer ScalarTarget {
+  dim D = 5
+  minibatch K = 4
+  state w: [D]
+  state M: [D, D]
+  param P: [D, D]
+  fn predict(x: [D]) -> [] = dot(w, tanh(x @ M) @ P)
+  loss(k: [D], y: []) = square(predict(k) - y)
+  output(q: [D]) = predict(q)
+  update sgd(lr: token, scale: position)
+}`,
 };
