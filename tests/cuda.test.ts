@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { size } from '../compiler/ir/ir.ts';
 import { renderCuda, type CudaKernel } from '../targets/cuda/render.ts';
 import type { TargetOptions } from '../targets/target.ts';
+import { compileSpec } from '../compiler/pipeline.ts';
+import { UNUSUAL_SPECS } from './specs/unusual.ts';
 import { compileExample, exampleFiles, repoRoot } from './support/specs.ts';
 
 const execFileAsync = promisify(execFile);
@@ -105,9 +107,20 @@ function ptxasReport(
   };
 }
 
+/** Specs unlike the examples, by a file-like name; built for sm_90 only, to keep the suite short. */
+const UNUSUAL = new Map(
+  Object.values(UNUSUAL_SPECS).map((text, i) => {
+    const compiled = compileSpec(text, { file: `unusual_${i}.ttt` });
+    if (!compiled.ok) throw new Error(`unusual spec ${i} does not compile`);
+    return [`unusual_${i}.ttt`, compiled.compiled];
+  }),
+);
+const compiledSpec = (spec: string) => UNUSUAL.get(spec) ?? compileExample(spec);
+
 const PLANNED = [
   ...exampleFiles.flatMap((spec) => ARCHS.map((arch) => ({ spec, options: { arch, dtype: 'f32' } as TargetOptions }))),
   ...ARCHS.map((arch) => ({ spec: 'ttt_linear.ttt', options: { arch, dtype: 'bf16' } as TargetOptions })),
+  ...[...UNUSUAL.keys()].map((spec) => ({ spec, options: { arch: 'sm_90', dtype: 'f32' } as TargetOptions })),
 ];
 const label = (p: { spec: string; options: TargetOptions }) =>
   `${p.spec.replace(/\.ttt$/, '')}-${p.options.arch}-${p.options.dtype}`;
@@ -118,7 +131,7 @@ const report: ReportRow[] = [];
 beforeAll(async () => {
   builds = await inPool(
     PLANNED.map((p) => async () => {
-      const cuda = renderCuda(compileExample(p.spec), p.options);
+      const cuda = renderCuda(compiledSpec(p.spec), p.options);
       const dir = writeKernel(label(p), cuda);
       const nvcc = await tool('nvcc', [
         '-c',
