@@ -6,6 +6,7 @@ import { chooseBuffers } from './fusion.ts';
 import type { Home, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
 import { Arena, type Interval } from './place.ts';
 import { chooseTile, type Tile } from './tiles.ts';
+import { type HomeKey, readsPerChunk } from './traffic.ts';
 
 const F32_BYTES = 4;
 
@@ -45,33 +46,42 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
     else [s.stateNode, s.accumNode].forEach(visit);
   });
 
-  const intervals: Interval[] = [...buffered]
-    .map((id) => ({
-      key: id,
-      elements: size(p.nodes[id].shape),
-      from: stageOf.get(id)!,
-      to: lastRead.get(id) ?? stageOf.get(id)!,
-    }))
-    .sort((a, b) => a.elements - b.elements);
+  // On-chip memory goes to what is read most per element: temporaries for their live range,
+  // states and accumulators for the whole kernel. What does not fit goes to global memory.
+  const reads = readsPerChunk(p, stages, buffered);
+  const temporaries: Interval[] = [...buffered].map((id) => ({
+    key: id,
+    elements: size(p.nodes[id].shape),
+    from: stageOf.get(id)!,
+    to: lastRead.get(id) ?? stageOf.get(id)!,
+  }));
+  const homeIntervals: Interval[] = chunk.layer.states.flatMap((s) =>
+    (['state', 'accum'] as const).map((kind) => ({
+      key: `${kind}.${s.name}`,
+      elements: size(s.shape),
+      from: 0,
+      to: stages.length,
+    })),
+  );
+  const density = (iv: Interval) => (reads.get(iv.key as number | HomeKey) ?? 0) / iv.elements;
+  const candidates = [...temporaries, ...homeIntervals].sort(
+    (a, b) => density(b) - density(a) || a.elements - b.elements,
+  );
   const chip = new Arena(Math.floor(limits.workgroupBytes / F32_BYTES));
   const scratch = new Arena(Number.MAX_SAFE_INTEGER);
-  const place = (iv: Interval): Placement => {
-    const offset = chip.place(iv);
-    return offset !== undefined ? { space: 'workgroup', offset } : { space: 'scratch', offset: scratch.place(iv)! };
-  };
   const buffers = new Map<number, Placement>();
-  for (const iv of intervals) buffers.set(iv.key as number, place(iv));
-
-  // States live through every stage: on chip when they fit after the chunk's temporaries.
-  const always = (key: string, elements: number): Interval => ({ key, elements, from: 0, to: stages.length });
-  const homes = new Map<string, { state: Home; accum: Home }>();
-  const home = (key: string, elements: number): Home => {
-    const offset = chip.place(always(key, elements));
-    return offset === undefined ? { space: 'global' } : { space: 'workgroup', offset };
-  };
-  const stateHomes = chunk.layer.states.map((s) => home(`state.${s.name}`, size(s.shape)));
-  chunk.layer.states.forEach((s, i) =>
-    homes.set(s.name, { state: stateHomes[i], accum: home(`accum.${s.name}`, size(s.shape)) }),
+  const homePlaces = new Map<string, Home>();
+  for (const iv of candidates) {
+    const offset = chip.place(iv);
+    const onChip = offset === undefined ? undefined : { space: 'workgroup' as const, offset };
+    if (typeof iv.key === 'string') homePlaces.set(iv.key, onChip ?? { space: 'global' });
+    else buffers.set(iv.key, onChip ?? { space: 'scratch', offset: scratch.place(iv)! });
+  }
+  const homes = new Map(
+    chunk.layer.states.map((s) => [
+      s.name,
+      { state: homePlaces.get(`state.${s.name}`)!, accum: homePlaces.get(`accum.${s.name}`)! },
+    ]),
   );
 
   const stateSize = new Map(chunk.layer.states.map((s) => [s.name, size(s.shape)]));
