@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Times tttc's generated CUDA kernels for TTT-Linear and TTT-MLP on one GPU, side by side with the
+paper's dual form in plain PyTorch (bench/gpu/dual_form.py) and PyTorch's causal scaled-dot-product
+attention, and sets each kernel against its floor (bench/gpu/floors.py).
+
+    python3 bench/gpu/bench.py --kernels DIR --out results.json [--svg plot.svg]
+        [--layers linear mlp] [--dtypes f32 bf16] [--tokens 2048 8192 32768] [--heads 64 512]
+        [--runs 20] [--warmup 3] [--copies 3]
+
+DIR holds the kernels `bench/gpu.sh --prepare DIR` generates; bench/gpu.sh runs both steps.
+Sizes: D = 64, K = 16, 16 heads (B = B·H / 16). Operands per case:
+- f32: the kernel with f32 matmul operands; the dual form and SDPA in float32, TF32 off.
+- bf16: the kernel with bf16 matmul operands (its tensors stay float32: the binding takes
+  float32 and keeps f32 state and accumulation); the dual form under torch.autocast(bfloat16),
+  as a PyTorch user would run it; SDPA on bfloat16 q, k, v.
+Each output is checked against the float32 dual form on the same inputs (relative error).
+The results file is rewritten after every (B·H, T), so a run cut short keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import pathlib
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import dual_form  # noqa: E402
+import floors  # noqa: E402
+import kernels  # noqa: E402
+import report  # noqa: E402
+import timing  # noqa: E402
+
+D, K, HEADS = 64, 16, 16
+DEVICE = "cuda"  # check_bench_cpu.py runs this file's orchestration on "cpu"
+BASE_LR = {"linear": 1.0, "mlp": 0.1}  # the paper's inner learning rates (semantics.md §1)
+DTYPES = ("f32", "bf16")  # bf16 last: its SDPA converts the shared inputs in place
+# Above these, a relative error against the f32 dual form is flagged (METHOD.md: f32 lands far
+# under 1e-3, bf16 operands between 1e-3 and 1e-2; a long sequence compounds rounding).
+ERROR_BOUNDS = {"f32": 1e-3, "bf16": 5e-2}
+
+
+@dataclasses.dataclass
+class Workload:
+    """One layer's inputs for one (B, H, T): q, k, v and lr per input copy, shared parameters and
+    initial state, as random as a trained model's (nothing zero: zeros hide unwritten outputs)."""
+
+    layer: str
+    views: list[dict[str, torch.Tensor]]
+    lrs: list[torch.Tensor]
+    scale: torch.Tensor
+    params: dict[str, torch.Tensor]
+    states: dict[str, torch.Tensor]
+
+    def kernel(self, module, i: int, accums: dict, out: tuple) -> None:
+        v = self.views[i]
+        module.forward(views={n: v[n] for n in module.VIEWS}, lr=self.lrs[i], scale=self.scale, params=self.params, states=self.states, accums=accums, start=0, out=out)
+
+    def dual_form(self, i: int, out: torch.Tensor, bf16: bool) -> None:
+        v = self.views[i]
+        with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=bf16):
+            dual_form.forward(self.layer, v["q"], v["k"], v["v"], self.lrs[i], self.scale, self.params["gamma"], self.params["beta"], self.states, out=out)
+
+    def one_block(self) -> Workload:
+        """The first (sequence, head) alone: one block of the kernel, to time the sequential chain."""
+        one = lambda t: t[:1, :1].contiguous()  # noqa: E731
+        return Workload(self.layer, [{n: one(t) for n, t in v.items()} for v in self.views], [one(t) for t in self.lrs], self.scale, {n: p[:1].contiguous() for n, p in self.params.items()}, {n: one(s) for n, s in self.states.items()})
+
+
+def random_views(B: int, H: int, T: int, copies: int) -> list[dict[str, torch.Tensor]]:
+    """q, k, v standard normal, and gate = σ(·)/D, the layer-independent part of lr_t."""
+    return [{**{n: torch.randn(B, H, T, D, device=DEVICE) for n in ("q", "k", "v")}, "gate": torch.sigmoid(torch.randn(B, H, T, device=DEVICE)) / D} for _ in range(copies)]
+
+
+def workload(layer: str, views: list[dict], scale: torch.Tensor) -> Workload:
+    B, H = views[0]["q"].shape[:2]
+    params = {"gamma": 1 + 0.1 * torch.randn(H, D, device=DEVICE), "beta": 0.1 * torch.randn(H, D, device=DEVICE)}
+    states = {n: 0.02 * torch.randn(B, H, *s, device=DEVICE) for n, s in floors.state_shapes(layer, D).items()}
+    return Workload(layer, views, [BASE_LR[layer] * v["gate"] for v in views], scale, params, states)
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    """‖got − want‖ / ‖want‖ in float64, one sequence at a time: a float64 copy of a whole
+    output would not fit beside the inputs at the largest sizes."""
+    diff = sum((g.double() - w.double()).square().sum() for g, w in zip(got, want))
+    norm = sum(w.double().square().sum() for w in want)
+    return (diff / norm).sqrt().item()
+
+
+def bytes_needed(BH: int, T: int, copies: int) -> int:
+    """Device memory a (B·H, T) group holds at its peak: the input copies, four [B, H, T, D]
+    outputs (kernel, dual form, its f32 reference, SDPA) and the dual form's E matrices."""
+    return 4 * BH * T * (copies * (3 * D + 1) + 4 * D + K)
+
+
+def attempt(case: dict, name: str, measure):
+    """measure(), or None with a note in the case when the device runs out of memory."""
+    try:
+        return measure()
+    except torch.cuda.OutOfMemoryError:
+        case["notes"][name] = "skipped: out of device memory"
+        torch.cuda.empty_cache()
+        return None
+
+
+def measure_layer(case: dict, module, w: Workload, reference: torch.Tensor, args) -> None:
+    """Times the kernel and the dual form for one case, then checks both outputs on copy 0."""
+    B, H, T, bf16 = case["B"], case["H"], case["T"], case["dtype"] == "bf16"
+    accums = {n: torch.zeros(B, H, *s, device=DEVICE) for n, s in module.STATES.items()}  # start = 0: nothing accumulated
+    out = kernels.outputs(module, B, H, T, DEVICE)
+    dual_out = torch.empty(B, H, T, D, device=DEVICE)
+    runs = {"tttc": (lambda i: w.kernel(module, i, accums, out), out[0]), "dual_form": (lambda i: w.dual_form(i, dual_out, bf16), dual_out)}
+    for name, (call, result) in runs.items():
+        t = attempt(case, name, lambda: timing.time_ms(call, args.copies, args.runs, args.warmup))
+        if t is None:
+            continue
+        case["times"][name] = t
+        if name == "tttc" or bf16:  # the f32 dual form is the reference itself
+            result.fill_(float("nan"))
+            call(0)
+            case["errors"][name] = relative_error(result, reference)
+        error = case["errors"].get(name)
+        print(f"  {case['layer']:6} {case['dtype']:4} B·H={case['BH']:<4} T={T:<6} {name:9} {t['median_ms']:10.3f} ms  error {'-' if error is None else f'{error:.1e}'}", flush=True)
+
+
+def measure_chain(module, w: Workload, args) -> dict:
+    one = w.one_block()
+    accums = {n: torch.zeros(1, 1, *s, device=DEVICE) for n, s in module.STATES.items()}
+    out = kernels.outputs(module, 1, 1, one.views[0]["q"].shape[2], DEVICE)
+    return timing.time_ms(lambda i: one.kernel(module, i, accums, out), args.copies, args.runs, args.warmup)
+
+
+def measure_sdpa(cases: list[dict], views: list[dict], args) -> None:
+    """Causal attention over the same q, k, v ([B, H, T, 64]) in each case's dtype."""
+    for dtype in (d for d in DTYPES if d in args.dtypes):
+        of_dtype = [c for c in cases if c["dtype"] == dtype]
+        if dtype == "bf16":
+            for v in views:  # in place, freeing each float32 tensor as its copy is made
+                v.update({n: v[n].to(torch.bfloat16) for n in ("q", "k", "v")})
+        t = attempt(of_dtype[0], "sdpa", lambda: timing.time_ms(lambda i: F.scaled_dot_product_attention(views[i]["q"], views[i]["k"], views[i]["v"], is_causal=True), args.copies, args.runs, args.warmup))
+        for c in of_dtype:
+            if t is None:
+                c["notes"]["sdpa"] = of_dtype[0]["notes"]["sdpa"]
+            else:
+                c["times"]["sdpa"] = t
+        if t is not None:
+            print(f"  sdpa   {dtype:4} B·H={of_dtype[0]['BH']:<4} T={of_dtype[0]['T']:<6} {'':9} {t['median_ms']:10.3f} ms", flush=True)
+
+
+def run_group(BH: int, T: int, modules: dict, chains: dict, args) -> list[dict]:
+    """Every case of one (B·H, T): both layers and dtypes share one set of input copies."""
+    B, H = BH // HEADS, HEADS
+    cases = [{"layer": l, "dtype": d, "B": B, "H": H, "BH": BH, "T": T, "times": {}, "chain": None, "errors": {}, "notes": {}} for l in args.layers for d in args.dtypes]
+    torch.cuda.empty_cache()
+    need, (free, _) = bytes_needed(BH, T, args.copies), torch.cuda.mem_get_info()
+    if need > 0.9 * free:
+        for c in cases:
+            c["notes"]["all"] = f"skipped: needs about {need / 2**30:.0f} GiB, {free / 2**30:.0f} GiB free"
+        return cases
+    scale = torch.tensor([1.0 / (i + 1) for i in range(K)], device=DEVICE)  # the learned offset at its initial 0
+    views = random_views(B, H, T, args.copies)
+    for layer in args.layers:
+        w = workload(layer, views, scale)
+        reference = torch.empty(B, H, T, D, device=DEVICE)
+        w.dual_form(0, reference, bf16=False)
+        for c in (c for c in cases if c["layer"] == layer):
+            module = modules[(layer, c["dtype"])]
+            measure_layer(c, module, w, reference, args)
+            key = (layer, c["dtype"], T)
+            if key not in chains:
+                chains[key] = attempt(c, "chain", lambda: measure_chain(module, w, args))
+            c["chain"] = chains[key]
+        del w, reference
+    torch.cuda.empty_cache()
+    measure_sdpa(cases, views, args)
+    return cases
+
+
+def describe_device() -> dict:
+    p = torch.cuda.get_device_properties(0)
+    return {
+        "device": torch.cuda.get_device_name(),
+        "capability": f"sm_{p.major}{p.minor}",
+        "multiprocessors": p.multi_processor_count,
+        "memory_GiB": round(p.total_memory / 2**30, 1),
+        "l2_MB": round(getattr(p, "L2_cache_size", 0) / 1e6, 1),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+    }
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kernels", type=pathlib.Path, required=True, help="folder from bench/gpu.sh --prepare")
+    parser.add_argument("--out", type=pathlib.Path, required=True, help="results JSON")
+    parser.add_argument("--svg", type=pathlib.Path, help="tokens/s plot (default: tokens-per-second.svg beside --out)")
+    parser.add_argument("--layers", nargs="+", choices=floors.LAYERS, default=list(floors.LAYERS))
+    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
+    parser.add_argument("--tokens", nargs="+", type=int, default=[2048, 8192, 32768], help="T, multiples of K = 16")
+    parser.add_argument("--heads", nargs="+", type=int, default=[64, 512], help="B·H, multiples of 16")
+    parser.add_argument("--runs", type=int, default=20, help="timed calls per measurement (median)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--copies", type=int, default=3, help="input copies rotated between calls")
+    args = parser.parse_args()
+    if any(T % K for T in args.tokens) or any(BH % HEADS for BH in args.heads):
+        parser.error(f"T must be a multiple of {K} and B·H a multiple of {HEADS}")
+    args.dtypes = [d for d in DTYPES if d in args.dtypes]
+    args.svg = args.svg or args.out.with_name("tokens-per-second.svg")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    if not torch.cuda.is_available():
+        print("no CUDA device visible to PyTorch", file=sys.stderr)
+        return 1
+    torch.set_float32_matmul_precision("highest")  # TF32 off: float32 stays float32 (dual form, f32 ceiling)
+    torch.manual_seed(0)
+    paths = {(l, d): kernels.module_path(args.kernels, l, d) for l in args.layers for d in args.dtypes}
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        print(f"missing generated kernels (run bench/gpu.sh --prepare {args.kernels}): {missing}", file=sys.stderr)
+        return 1
+    began = time.time()
+    kernels.build_all(list(paths.values()))
+    modules = {key: kernels.load(p) for key, p in paths.items()}
+    for (layer, _), m in modules.items():
+        assert m.STATES == floors.state_shapes(layer, D) and m.K == K, f"{layer}: the generated kernel's sizes differ from D = {D}, K = {K}"
+
+    results = {
+        **describe_device(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "method": {"timer": "CUDA events, one call each, device idle before each", "statistic": "median", "runs": args.runs, "warmup": args.warmup, "input_copies": args.copies, "tf32": False},
+        "sizes": {"D": D, "K": K, "heads": HEADS, "T": args.tokens, "BH": args.heads},
+        "ceilings": timing.measure_ceilings(args.runs, args.warmup),
+        "cases": [],
+    }
+    c = results["ceilings"]
+    print(f"{results['device']}: copy {c['bandwidth_GBps']:.0f} GB/s, matmul f32 {c['matmul_TFLOPs']['f32']:.1f} TFLOP/s, bf16 {c['matmul_TFLOPs']['bf16']:.0f} TFLOP/s ({time.time() - began:.0f} s)", flush=True)
+    chains = {}
+    for BH in args.heads:
+        for T in args.tokens:
+            cases = run_group(BH, T, modules, chains, args)
+            results["cases"] += [report.finish_case(case, results["ceilings"], D, K) for case in cases]
+            report.write(results, args.out, args.svg)
+            print(f"B·H = {BH}, T = {T} done ({time.time() - began:.0f} s)", flush=True)
+    print(report.table(results))
+    flagged = [f"{c['layer']} {c['dtype']} B·H={c['BH']} T={c['T']} {name}: {e:.1e}" for c in results["cases"] for name, e in c["errors"].items() if not e < ERROR_BOUNDS[c["dtype"]]]
+    if flagged:
+        print("relative errors against the f32 dual form above bounds:\n  " + "\n  ".join(flagged))
+    return 1 if flagged else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""tttc's generated CUDA kernels, as `bench/gpu.sh --prepare DIR` lays them out:
+DIR/<layer>-<dtype>/ttt_<layer>.py beside its .cu and _torch.cpp (tttc compile --target cuda)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.util
+import multiprocessing
+import os
+import pathlib
+
+import torch
+
+
+def module_path(root: pathlib.Path, layer: str, dtype: str) -> pathlib.Path:
+    return root / f"{layer}-{dtype}" / f"ttt_{layer}.py"
+
+
+def load(path: pathlib.Path):
+    spec = importlib.util.spec_from_file_location(f"tttc_bench_{path.parent.name.replace('-', '_')}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _build(path: str) -> str:
+    load(pathlib.Path(path))._extension()
+    return path
+
+
+def build_all(paths: list[pathlib.Path]) -> None:
+    """Builds the extensions side by side into torch's cache (torch builds one at a time per
+    process), so that loading them afterwards costs nothing."""
+    workers = max(1, min(len(paths), (os.cpu_count() or 2) // 2))
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for path in pool.map(_build, [str(p) for p in paths]):
+            print(f"built {path}", flush=True)
+
+
+def outputs(module, B: int, H: int, T: int, device: str) -> tuple:
+    """An (output, states, accums) triple for `out=`, NaN-filled so an unwritten element shows."""
+
+    def nan(*shape):
+        return torch.full(shape, float("nan"), device=device)
+
+    return (nan(B, H, T, *module.OUTPUT), {n: nan(B, H, *s) for n, s in module.STATES.items()}, {n: nan(B, H, *s) for n, s in module.STATES.items()})
