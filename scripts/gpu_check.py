@@ -14,10 +14,7 @@ Needs PyTorch with CUDA, nvcc and a GPU; exits 1 when anything fails.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import importlib.util
 import json
-import multiprocessing
 import os
 import pathlib
 import shutil
@@ -26,22 +23,12 @@ import sys
 
 import torch
 
+# The generated bindings are loaded and built as the GPU benchmark does.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench" / "gpu"))
+import kernels  # noqa: E402
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 SANITIZER_TOOLS = ["memcheck", "racecheck", "synccheck"]
-
-
-def load_module(path: pathlib.Path):
-    name = "tttc_case_" + "_".join(path.with_suffix("").parts[-2:]).replace("-", "_")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def build_extension(path: str) -> str:
-    """Builds one kernel's extension into torch's cache, so the checking process only loads it."""
-    load_module(pathlib.Path(path))._extension()
-    return path
 
 
 def read_tensor(root: pathlib.Path, entry: dict) -> torch.Tensor:
@@ -55,19 +42,11 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return (diff / scale if scale > 0 else diff).item()
 
 
-def poisoned(module, named: dict) -> tuple:
+def poisoned_outputs(module, named: dict) -> tuple:
     """NaN-filled output tensors, so an element the kernel never writes fails the comparison."""
     first = named[next(iter(module.VIEWS))]
     B, H, T = first.shape[:3]
-
-    def nan(*shape):
-        return torch.full(shape, float("nan"), dtype=torch.float32, device=first.device)
-
-    return (
-        nan(B, H, T, *module.OUTPUT),
-        {n: nan(B, H, *s) for n, s in module.STATES.items()},
-        {n: nan(B, H, *s) for n, s in module.STATES.items()},
-    )
+    return kernels.outputs(module, B, H, T, first.device)
 
 
 def call(module, named: dict, start: int) -> dict:
@@ -81,7 +60,7 @@ def call(module, named: dict, start: int) -> dict:
         states={n: named[f"state.{n}"] for n in module.STATES},
         accums={n: named[f"accum.{n}"] for n in module.STATES} if has_accums else None,
         start=start,
-        out=poisoned(module, named),
+        out=poisoned_outputs(module, named),
     )
     return {"output": output, **{f"state.{n}": t for n, t in states.items()}, **{f"accum.{n}": t for n, t in accums.items()}}
 
@@ -101,7 +80,7 @@ def decode(module, named: dict, start: int) -> dict:
 
 
 def check_case(root: pathlib.Path, case: dict) -> list[str]:
-    module = load_module(root / case["module"])
+    module = kernels.load(root / case["module"])
     named = {n: read_tensor(root, e) for n, e in case["inputs"].items()}
     got = call(module, named, case["start"])
     failures = []
@@ -149,13 +128,7 @@ def main() -> int:
         print("no CUDA device visible to PyTorch", file=sys.stderr)
         return 1
 
-    # torch builds one extension at a time per process: build them side by side first.
-    modules = sorted({str(root / c["module"]) for c in cases})
-    if len(modules) > 1:
-        workers = max(1, min(len(modules), (os.cpu_count() or 2) // 2))
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for path in pool.map(build_extension, modules):
-                print(f"built {pathlib.Path(path).relative_to(root)}")
+    kernels.build_all(sorted({root / c["module"] for c in cases}))
 
     failures = {}
     for case in cases:

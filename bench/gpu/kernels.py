@@ -8,6 +8,7 @@ import importlib.util
 import multiprocessing
 import os
 import pathlib
+import re
 
 import torch
 
@@ -17,7 +18,9 @@ def module_path(root: pathlib.Path, layer: str, dtype: str) -> pathlib.Path:
 
 
 def load(path: pathlib.Path):
-    spec = importlib.util.spec_from_file_location(f"tttc_bench_{path.parent.name.replace('-', '_')}", path)
+    """A generated binding module (`<stem>.py` next to its `.cu`), under a name unique to its folder."""
+    name = re.sub(r"\W", "_", f"tttc_{path.parent.name}_{path.stem}")
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -81,4 +81,3 @@ export const BUILTINS: Record<string, Builtin> = {
   },
 };
 
-export const BUILTINS_WITH_EPS = new Set(['layernorm', 'rmsnorm', 'l2norm']);

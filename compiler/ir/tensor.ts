@@ -1,16 +1,9 @@
 /** A dense row-major f64 tensor: the values the reference executor works on. */
-import { type Shape, showShape, size } from './ir.ts';
+import type { Shape } from './ir.ts';
 
 export interface Tensor {
   shape: Shape;
   data: Float64Array;
-}
-
-export function tensor(shape: Shape, data?: ArrayLike<number>): Tensor {
-  const n = size(shape);
-  if (data && data.length !== n)
-    throw new Error(`tensor of shape ${showShape(shape)} needs ${n} values, got ${data.length}`);
-  return { shape: [...shape], data: data ? Float64Array.from(data) : new Float64Array(n) };
 }
 
 export function strides(shape: Shape): number[] {
