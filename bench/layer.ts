@@ -9,7 +9,7 @@
  * far are in docs/performance.md.
  */
 import { join } from 'node:path';
-import type { Tensor } from '../compiler/ir/tensor.ts';
+import type { Tensor } from '../core/tensor.ts';
 import { resolveLayerConfig } from '../runtime/layer/config.ts';
 import type { LayerTimings, SequenceLayer } from '../runtime/layer/layer.ts';
 import { createWebGPULayer } from '../runtime/layer/webgpu-layer.ts';

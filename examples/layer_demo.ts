@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
-import { relativeError, type Tensor } from '../compiler/ir/tensor.ts';
+import { relativeError, type Tensor } from '../core/tensor.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import type { SequenceLayer } from '../runtime/layer/layer.ts';
 import { loadReferenceLayer } from '../runtime/layer/reference-layer.ts';

@@ -3,7 +3,7 @@
  * `tttc compile --target ts` imports, and what a program needs to run a kernel rendered ahead of
  * time on WebGPU. Nothing here loads the compiler (tests/ts-target.test.ts checks).
  */
-export type { Tensor } from '../compiler/ir/tensor.ts';
+export type { Tensor } from '../core/tensor.ts';
 export {
   InputError,
   innerLoopInputs,

@@ -3,8 +3,8 @@
  * views [B, H, T, ...], `lr` [B, H, T], `scale` [K], params [H, ...], states [B, H, ...] or
  * [H, ...] (broadcast over B), optional accumulators [B, H, ...], and a start position in [0, K).
  */
-import { showShape, size } from '../compiler/ir/ir.ts';
-import type { Tensor } from '../compiler/ir/tensor.ts';
+import { showShape, size } from '../core/shape.ts';
+import type { Tensor } from '../core/tensor.ts';
 import type { InnerLoopSignature } from './signature.ts';
 
 export interface InnerLoopInputs {

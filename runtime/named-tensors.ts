@@ -1,5 +1,5 @@
 /** Conversions between safetensors files and the f64 named tensors the inner loop works on. */
-import type { Tensor as F64Tensor } from '../compiler/ir/tensor.ts';
+import type { Tensor as F64Tensor } from '../core/tensor.ts';
 import { type SafeFile, type Tensor, toFloat64 } from './safetensors.ts';
 
 const FLOAT = new Set(['F64', 'F32', 'F16', 'BF16', 'I64', 'I32']);

@@ -8,7 +8,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Tensor } from '../compiler/ir/tensor.ts';
+import type { Tensor } from '../core/tensor.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { runReference } from '../runtime/reference/inner-loop.ts';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { grad } from '../compiler/autodiff/vjp.ts';
 import { execute } from '../compiler/ir/execute.ts';
 import { Builder, type Shape, size } from '../compiler/ir/ir.ts';
-import type { Tensor } from '../compiler/ir/tensor.ts';
+import type { Tensor } from '../core/tensor.ts';
 import { int, normals, pick, rng, uniforms } from './support/random.ts';
 
 /**

@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../compiler/cli/main.ts';
-import { relativeError } from '../compiler/ir/tensor.ts';
+import { main } from '../cli/main.ts';
+import { relativeError } from '../core/tensor.ts';
 import { readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
 import { toSafeTensors } from '../runtime/named-tensors.ts';
 import { randomInputs } from './support/inputs.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.ts';
-import { relativeError, type Tensor } from '../compiler/ir/tensor.ts';
+import { relativeError, type Tensor } from '../core/tensor.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { runReference } from '../runtime/reference/inner-loop.ts';
 import { signatureOf } from '../runtime/signature.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
 import type { FormRequest } from '../compiler/dualform/forms.ts';
-import { relativeError } from '../compiler/ir/tensor.ts';
+import { relativeError } from '../core/tensor.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { runReference } from '../runtime/reference/inner-loop.ts';

@@ -3,7 +3,7 @@
 // no GPU, so sizes stay small.
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { relativeError, type Tensor } from '../compiler/ir/tensor.ts';
+import { relativeError, type Tensor } from '../core/tensor.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { type LayerConfig, resolveLayerConfig } from '../runtime/layer/config.ts';
 import { linear } from '../runtime/layer/f64-ops.ts';

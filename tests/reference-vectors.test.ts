@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { relativeError } from '../compiler/ir/tensor.ts';
+import { relativeError } from '../core/tensor.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { runReference } from '../runtime/reference/inner-loop.ts';
 import { signatureOf } from '../runtime/signature.ts';

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { relativeError, type Tensor } from '../compiler/ir/tensor.ts';
+import { relativeError, type Tensor } from '../core/tensor.ts';
 import { readSafetensorsFile, toFloat64 } from '../runtime/safetensors.ts';
 import { LimitError, WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 import type { WgslKernelManifest } from '../runtime/webgpu/manifest.ts';

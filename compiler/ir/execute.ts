@@ -11,7 +11,7 @@ import {
   showShape,
   size,
 } from './ir.ts';
-import { strides, type Tensor } from './tensor.ts';
+import { strides, type Tensor } from '../../core/tensor.ts';
 
 export function evalUnary(fn: UnaryFn, x: number): number {
   switch (fn) {

@@ -4,7 +4,10 @@
  */
 import type { Span } from '../diagnostics/diagnostic.ts';
 
-export type Shape = readonly number[];
+import { type Shape, sameShape, showShape, size } from '../../core/shape.ts';
+
+export type { Shape };
+export { sameShape, showShape, size };
 
 export type UnaryFn = 'neg' | 'exp' | 'log' | 'tanh' | 'sqrt' | 'recip' | 'erf' | 'step';
 export type BinaryFn = 'add' | 'sub' | 'mul' | 'div';
@@ -45,9 +48,6 @@ export interface Program {
   readonly outputs: readonly Port[];
 }
 
-export const size = (shape: Shape): number => shape.reduce((a, b) => a * b, 1);
-export const sameShape = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
-export const showShape = (s: Shape): string => `[${s.join(', ')}]`;
 
 export class IRError extends Error {}
 

@@ -4,7 +4,7 @@
  * layer has seen (position mod K is where the next token sits in its mini-batch). Saved as
  * safetensors: `state.NAME` and `accum.NAME` [B, H, ...] in F64, the position in `__metadata__`.
  */
-import type { Tensor } from '../../compiler/ir/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import { type SafeFile, readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../safetensors.ts';
 
 /** What a cache must hold for one layer. */

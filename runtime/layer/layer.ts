@@ -5,7 +5,7 @@
  * `LayerParts` (f64 on the CPU in reference-layer.ts, f32 kernels in webgpu-layer.ts), and the
  * inner loop is any `InnerLoopBackend`.
  */
-import type { Tensor } from '../../compiler/ir/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import type { InnerLoopSignature } from '../signature.ts';
 import { type CacheLayout, LayerCache } from './cache.ts';

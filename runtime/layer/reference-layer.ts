@@ -1,5 +1,5 @@
 /** The whole layer in float64 on the CPU: the reference every other device is held to. */
-import type { Tensor } from '../../compiler/ir/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { runReference } from '../reference/inner-loop.ts';
 import { type InnerLoopSignature, signatureOf } from '../signature.ts';

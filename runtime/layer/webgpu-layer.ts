@@ -6,7 +6,7 @@
  * heads, applies post-norm and the gate, and the matmul kernel does the output projection. The
  * fused projection stays on the device between the two halves for the gate.
  */
-import type { Tensor } from '../../compiler/ir/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { type InnerLoopSignature, signatureOf } from '../signature.ts';
 import { deviceLimits, type GPUContext, getGPUDevice } from '../webgpu/device.ts';

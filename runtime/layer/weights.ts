@@ -5,7 +5,7 @@
  * an explicit name map: by default state NAME ← NAME and param NAME ← NAME, except gamma ←
  * ttt_norm_weight and beta ← ttt_norm_bias.
  */
-import type { Tensor } from '../../compiler/ir/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import { readSafetensors, readSafetensorsFile, type SafeFile, toFloat64 } from '../safetensors.ts';
 import type { InnerLoopSignature } from '../signature.ts';
 import { type LayerConfig, type LayerConfigOptions, resolveLayerConfig } from './config.ts';

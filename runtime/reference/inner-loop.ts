@@ -1,8 +1,8 @@
 /** The reference backend: the derived mini-batch program run chunk by chunk in f64. */
 import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
 import { execute } from '../../compiler/ir/execute.ts';
-import { size } from '../../compiler/ir/ir.ts';
-import type { Tensor } from '../../compiler/ir/tensor.ts';
+import { size } from '../../core/shape.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import { chunks, type InnerLoopInputs, type InnerLoopOutputs } from '../inner-loop.ts';
 
 /** The `bh`-th block of `block` elements. */

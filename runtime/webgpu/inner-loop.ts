@@ -3,8 +3,8 @@
  * its pipeline built once, the `run` convention's tensors packed into the kernel's buffers (see
  * targets/wgsl/layout.ts).
  */
-import { size } from '../../compiler/ir/ir.ts';
-import type { Tensor } from '../../compiler/ir/tensor.ts';
+import { size } from '../../core/shape.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { paramFloats, stateFloats, tokenFloats, UNIFORM_FIELDS } from '../../targets/wgsl/layout.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';

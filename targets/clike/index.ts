@@ -3,7 +3,7 @@
  * flat offsets fold to short expressions of the few runtime variables (element, row, loop).
  */
 import type { Shape } from '../../compiler/ir/ir.ts';
-import { strides } from '../../compiler/ir/tensor.ts';
+import { strides } from '../../core/tensor.ts';
 
 const isNum = (s: string) => /^\d+$/.test(s);
 const wrap = (s: string) => (/^[\w.[\]]+$/.test(s) ? s : `(${s})`);

@@ -4,7 +4,7 @@
  * cross the page boundary as plain arrays, which Playwright serializes exactly (NaN included).
  */
 import { formatDiagnostics } from '../../compiler/diagnostics/diagnostic.ts';
-import type { Tensor } from '../../compiler/ir/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import { compileSpec } from '../../compiler/pipeline.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../../runtime/inner-loop.ts';
 import { signatureOf } from '../../runtime/signature.ts';

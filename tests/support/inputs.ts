@@ -1,7 +1,7 @@
 /** Random inner-loop inputs in the `run` convention for any compiled spec. */
 import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
 import { size } from '../../compiler/ir/ir.ts';
-import type { Tensor } from '../../compiler/ir/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import { normals, rng, uniforms } from './random.ts';
 
 export interface InputOptions {

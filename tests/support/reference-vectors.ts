@@ -1,6 +1,6 @@
 /** Reads a reference-vector file into the `run` convention of the example specs. */
 import { join } from 'node:path';
-import type { Tensor } from '../../compiler/ir/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import { readSafetensorsFile, toFloat64 } from '../../runtime/safetensors.ts';
 import { referenceDir } from './specs.ts';
 

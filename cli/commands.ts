@@ -1,10 +1,10 @@
 /** The `tttc` commands other than `run` and `layer`: check, grad, compile. */
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { gradientProgram } from '../autodiff/gradient-program.ts';
-import { printProgram } from '../ir/print.ts';
-import { TARGETS } from '../../targets/index.ts';
-import type { GeneratedFile, TargetOptions } from '../../targets/target.ts';
+import { gradientProgram } from '../compiler/autodiff/gradient-program.ts';
+import { printProgram } from '../compiler/ir/print.ts';
+import { TARGETS } from '../targets/index.ts';
+import type { GeneratedFile, TargetOptions } from '../targets/target.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';

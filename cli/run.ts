@@ -1,8 +1,8 @@
 /** `tttc run`: the inner loop over a safetensors file of inputs, on a chosen backend. */
-import { InputError, innerLoopInputs, innerLoopOutputTensors } from '../../runtime/inner-loop.ts';
-import { namedF64, toSafeTensors } from '../../runtime/named-tensors.ts';
-import { readSafetensorsFile, writeSafetensorsFile } from '../../runtime/safetensors.ts';
-import { signatureOf } from '../../runtime/signature.ts';
+import { InputError, innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+import { namedF64, toSafeTensors } from '../runtime/named-tensors.ts';
+import { readSafetensorsFile, writeSafetensorsFile } from '../runtime/safetensors.ts';
+import { signatureOf } from '../runtime/signature.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';

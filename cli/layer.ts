@@ -1,14 +1,14 @@
 /** `tttc layer`: the whole sequence layer (projections, RoPE, inner loop, post-norm, gate, output projection) over hidden states. */
-import type { Tensor as F64Tensor } from '../ir/tensor.ts';
-import { CacheError } from '../../runtime/layer/cache.ts';
-import { LayerConfigError } from '../../runtime/layer/config.ts';
-import { LayerInputError, type SequenceLayer } from '../../runtime/layer/layer.ts';
-import { createReferenceLayer } from '../../runtime/layer/reference-layer.ts';
-import { createWebGPULayer } from '../../runtime/layer/webgpu-layer.ts';
-import { type LayerOptions, layerFromSafeFile, WeightError } from '../../runtime/layer/weights.ts';
-import { readSafetensorsFile, type Tensor, toFloat64, writeSafetensorsFile } from '../../runtime/safetensors.ts';
-import { signatureOf } from '../../runtime/signature.ts';
-import type { Compiled } from '../pipeline.ts';
+import type { Tensor as F64Tensor } from '../core/tensor.ts';
+import { CacheError } from '../runtime/layer/cache.ts';
+import { LayerConfigError } from '../runtime/layer/config.ts';
+import { LayerInputError, type SequenceLayer } from '../runtime/layer/layer.ts';
+import { createReferenceLayer } from '../runtime/layer/reference-layer.ts';
+import { createWebGPULayer } from '../runtime/layer/webgpu-layer.ts';
+import { type LayerOptions, layerFromSafeFile, WeightError } from '../runtime/layer/weights.ts';
+import { readSafetensorsFile, type Tensor, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
+import { signatureOf } from '../runtime/signature.ts';
+import type { Compiled } from '../compiler/pipeline.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';

@@ -1,8 +1,8 @@
 /** Reading and compiling the spec a command names, with diagnostics printed on failure. */
 import { readFileSync } from 'node:fs';
-import { formatDiagnostics } from '../diagnostics/diagnostic.ts';
-import type { FormRequest } from '../dualform/forms.ts';
-import { type Compiled, compileSpec } from '../pipeline.ts';
+import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
+import type { FormRequest } from '../compiler/dualform/forms.ts';
+import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
 import { UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 

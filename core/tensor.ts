@@ -1,5 +1,5 @@
 /** A dense row-major f64 tensor: the values the reference executor works on. */
-import type { Shape } from './ir.ts';
+import type { Shape } from './shape.ts';
 
 export interface Tensor {
   shape: Shape;

@@ -1,8 +1,8 @@
 /** The inner-loop backends `tttc run --backend` offers. */
-import type { Compiled } from '../pipeline.ts';
-import type { InnerLoopInputs, InnerLoopOutputs } from '../../runtime/inner-loop.ts';
-import { runReference } from '../../runtime/reference/inner-loop.ts';
-import { WebGPUInnerLoop } from '../../runtime/webgpu/inner-loop.ts';
+import type { Compiled } from '../compiler/pipeline.ts';
+import type { InnerLoopInputs, InnerLoopOutputs } from '../runtime/inner-loop.ts';
+import { runReference } from '../runtime/reference/inner-loop.ts';
+import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 
 export interface Backend {
   /** The dtype the backend writes its results in. */

@@ -1,5 +1,5 @@
 /** `tttc`: the command line. Every command takes `--help`; exit 0 on success, 1 on errors, 2 on bad usage. */
-import { CompileError, formatDiagnostics } from '../diagnostics/diagnostic.ts';
+import { CompileError, formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
 import { parseArgs, type ParsedArgs, UsageError } from './args.ts';
 import { checkCommand, compileCommand, gradCommand } from './commands.ts';
 import { type CliIO, processIO } from './io.ts';
