@@ -13,6 +13,7 @@ export function commentText(text: string): string {
     .replace(UNSAFE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)
     .replace(/\*\//g, '* /')
     .replace(/"""/g, '"\\""');
-  // A trailing backslash would splice the next line into the comment in C and CUDA.
-  return escaped.endsWith('\\') ? `${escaped} ` : escaped;
+  // A trailing backslash (even before spaces) would splice the next line into a C or CUDA comment.
+  const trimmed = escaped.trimEnd();
+  return trimmed.endsWith('\\') ? `${trimmed}.` : trimmed;
 }
