@@ -17,7 +17,7 @@ import { readSafetensorsFile, toFloat64 } from '../runtime/safetensors.ts';
 import { getGPUDevice } from '../runtime/webgpu/device.ts';
 
 const weightsPath = fileURLToPath(
-  new URL('../../shared/testdata/ttt-reference/linear_b2_h2_d64_k16_l64.safetensors', import.meta.url),
+  new URL('../tests/fixtures/ttt-reference/linear_b2_h2_d64_k16_l64.safetensors', import.meta.url),
 );
 const specPath = fileURLToPath(new URL('./ttt_linear.ttt', import.meta.url));
 const PREFILL = 40; // not a multiple of K = 16: decode starts in the middle of a mini-batch

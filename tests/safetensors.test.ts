@@ -14,7 +14,7 @@ import {
 } from '../runtime/safetensors.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const referenceDir = resolve(repoRoot, '../shared/testdata/ttt-reference');
+const referenceDir = resolve(repoRoot, 'tests/fixtures/ttt-reference');
 
 const allDtypes: Record<string, Tensor> = {
   f64: { dtype: 'F64', shape: [2, 2], data: new Float64Array([1.5, -2, Math.PI, 1e-300]) },

@@ -5,7 +5,7 @@ multiply-add counts of bench/gpu/floors.py against the matmuls dual_form.py actu
 
     python3 bench/gpu/check_dual_form.py [REFERENCE_DIR]
 
-REFERENCE_DIR defaults to ../shared/testdata/ttt-reference beside the repository. Needs PyTorch
+REFERENCE_DIR defaults to tests/fixtures/ttt-reference in the repository. Needs PyTorch
 (any recent CPU build, e.g. Debian's python3-torch); not part of the vitest suite. Exits 1 when
 an error exceeds its bound.
 """
@@ -25,7 +25,7 @@ import dual_form  # noqa: E402
 import floors  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-DEFAULT_REFERENCE = REPO.parent / "shared" / "testdata" / "ttt-reference"
+DEFAULT_REFERENCE = REPO / "tests" / "fixtures" / "ttt-reference"
 # An f64 executor should land below 1e-10 (the reference's README). TTT-MLP's reference used the
 # truncated gelu constant 0.79788456 in its gelu derivative, dual_form.py the exact √(2/π): that
 # alone moves the result by a few 1e-12, still well inside the bound.

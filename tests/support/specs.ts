@@ -6,7 +6,7 @@ import type { FormRequest } from '../../compiler/dualform/forms.ts';
 import { type Compiled, compileSpec } from '../../compiler/pipeline.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
-export const referenceDir = resolve(repoRoot, '../shared/testdata/ttt-reference');
+export const referenceDir = resolve(repoRoot, 'tests/fixtures/ttt-reference');
 export const exampleFiles = readdirSync(join(repoRoot, 'examples'))
   .filter((f) => f.endsWith('.ttt'))
   .sort();
