@@ -1,6 +1,13 @@
 /** The inner-loop backends `tttc run --backend` offers. */
+import { deriveChunkBackward } from '../compiler/backward/derive.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
-import type { InnerLoopInputs, InnerLoopOutputs } from '../runtime/inner-loop.ts';
+import type {
+  InnerLoopCotangents,
+  InnerLoopGradients,
+  InnerLoopInputs,
+  InnerLoopOutputs,
+} from '../runtime/inner-loop.ts';
+import { runReferenceBackward } from '../runtime/reference/backward.ts';
 import { runReference } from '../runtime/reference/inner-loop.ts';
 import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 
@@ -8,9 +15,22 @@ export interface Backend {
   /** The dtype the backend writes its results in. */
   dtype: 'F64' | 'F32';
   run(compiled: Compiled, inputs: InnerLoopInputs): Promise<InnerLoopOutputs>;
+  /** The call and the gradients of its inputs, for cotangents of its outputs; absent where not built yet. */
+  backward?(
+    compiled: Compiled,
+    inputs: InnerLoopInputs,
+    cotangents: InnerLoopCotangents,
+  ): Promise<{ outputs: InnerLoopOutputs; grads: InnerLoopGradients }>;
 }
 
 export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
-  ['reference', { dtype: 'F64', run: async (c, inputs) => runReference(c.chunk, inputs) }],
+  [
+    'reference',
+    {
+      dtype: 'F64',
+      run: async (c, inputs) => runReference(c.chunk, inputs),
+      backward: async (c, inputs, cotangents) => runReferenceBackward(deriveChunkBackward(c.chunk), inputs, cotangents),
+    },
+  ],
   ['webgpu', { dtype: 'F32', run: async (c, inputs) => (await WebGPUInnerLoop.create(c)).run(inputs) }],
 ]);

@@ -44,15 +44,18 @@ ${COMMON}`,
     run: compileCommand,
   },
   run: {
-    summary: 'run the inner loop over inputs in a safetensors file',
-    usage: `tttc run FILE --inputs IN.safetensors --out OUT.safetensors [options]
+    summary: 'run the inner loop over inputs in a safetensors file, and its backward with --cotangents',
+    usage: `tttc run FILE --inputs IN.safetensors --out OUT.safetensors [--cotangents CT.safetensors] [options]
 
   --inputs FILE      views by name ([B, H, T, ...]), lr [B, H, T], scale [K], param.NAME [H, ...],
                      state.NAME [B, H, ...] or [H, ...], optional accum.NAME [B, H, ...] and start
   --out FILE         writes output [B, H, T, ...], state.NAME and accum.NAME [B, H, ...]
+  --cotangents FILE  cotangents of the outputs: output [B, H, T, ...] (required), optional
+                     state.NAME and accum.NAME [B, H, ...]; --out then also holds grad.NAME,
+                     shaped like NAME, for every differentiable input (reference backend)
   --backend NAME     reference (f64 on the CPU, default) or webgpu (f32)
 ${COMMON}`,
-    valued: ['form', 'inputs', 'out', 'backend'],
+    valued: ['form', 'inputs', 'out', 'backend', 'cotangents'],
     run: runCommand,
   },
   layer: {

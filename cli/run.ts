@@ -1,5 +1,12 @@
-/** `tttc run`: the inner loop over a safetensors file of inputs, on a chosen backend. */
-import { InputError, innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+/** `tttc run`: the inner loop over a safetensors file of inputs, on a chosen backend; with cotangents, its gradients too. */
+import type { Tensor } from '../core/tensor.ts';
+import {
+  gradientTensors,
+  InputError,
+  innerLoopCotangents,
+  innerLoopInputs,
+  innerLoopOutputTensors,
+} from '../runtime/inner-loop.ts';
 import { namedF64, toSafeTensors } from '../runtime/named-tensors.ts';
 import { readSafetensorsFile, writeSafetensorsFile } from '../runtime/safetensors.ts';
 import { signatureOf } from '../runtime/signature.ts';
@@ -11,32 +18,47 @@ import { BACKENDS } from './backends.ts';
 export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   const inputs = a.options.get('inputs');
   const out = a.options.get('out');
+  const cotangentsFile = a.options.get('cotangents');
   if (!inputs) throw new UsageError('missing --inputs IN.safetensors');
   if (!out) throw new UsageError('missing --out OUT.safetensors');
   const backendName = a.options.get('backend') ?? 'reference';
   const backend = BACKENDS.get(backendName);
   if (!backend) throw new UsageError(`unknown backend '${backendName}'; backends: ${[...BACKENDS.keys()].join(', ')}`);
+  if (cotangentsFile && !backend.backward) {
+    const able = [...BACKENDS].filter(([, b]) => b.backward).map(([n]) => n);
+    throw new UsageError(`backend '${backendName}' has no backward yet; --cotangents runs on: ${able.join(', ')}`);
+  }
   const c = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
   if (!c) return 1;
-  let named;
+  let file = inputs;
+  let named, namedInputs, cotangents;
   try {
-    named = innerLoopInputs(signatureOf(c), namedF64(await readSafetensorsFile(inputs)));
+    namedInputs = namedF64(await readSafetensorsFile(inputs));
+    named = innerLoopInputs(signatureOf(c), namedInputs);
+    if (cotangentsFile) {
+      file = cotangentsFile;
+      cotangents = innerLoopCotangents(signatureOf(c), named, namedF64(await readSafetensorsFile(cotangentsFile)));
+    }
   } catch (e) {
     if (e instanceof InputError) {
-      io.err(`error TTT502: ${inputs}: ${e.message}`);
+      io.err(`error TTT502: ${file}: ${e.message}`);
       return 1;
     }
     throw e;
   }
   const started = performance.now();
-  const result = await backend.run(c, named);
+  let tensors: Map<string, Tensor>;
+  if (cotangents) {
+    const { outputs, grads } = await backend.backward!(c, named, cotangents);
+    tensors = new Map([...innerLoopOutputTensors(outputs), ...gradientTensors(grads, namedInputs)]);
+  } else tensors = innerLoopOutputTensors(await backend.run(c, named));
   const ms = performance.now() - started;
-  await writeSafetensorsFile(out, toSafeTensors(innerLoopOutputTensors(result), backend.dtype), {
+  await writeSafetensorsFile(out, toSafeTensors(tensors, backend.dtype), {
     backend: backendName,
     spec: c.file,
   });
   io.out(
-    `${c.layer.name}: ${named.B}×${named.H} sequences of ${named.T} tokens on ${backendName} in ${ms.toFixed(1)} ms; wrote ${out}`,
+    `${c.layer.name}: ${named.B}×${named.H} sequences of ${named.T} tokens on ${backendName}${cotangents ? ' with gradients' : ''} in ${ms.toFixed(1)} ms; wrote ${out}`,
   );
   return 0;
 }

@@ -128,3 +128,87 @@ export function chunks(start: number, T: number, K: number, rows: number): Chunk
   }
   return out;
 }
+
+/** Cotangents of a call's outputs, in the `run` convention; zeros where none were given. */
+export interface InnerLoopCotangents {
+  /** [B, H, T, ...output]. */
+  output: Tensor;
+  /** [B, H, ...] each. */
+  states: Map<string, Tensor>;
+  accums: Map<string, Tensor>;
+}
+
+/** Gradients of a call's inputs: the shapes of `InnerLoopInputs` (states and accumulators per sequence). */
+export interface InnerLoopGradients {
+  views: Map<string, Tensor>;
+  lr?: Tensor;
+  scale?: Tensor;
+  /** [H, ...] each: summed over the sequences. */
+  params: Map<string, Tensor>;
+  /** [B, H, ...] each. */
+  states: Map<string, Tensor>;
+  accums: Map<string, Tensor>;
+}
+
+/**
+ * Gather and check cotangents from named tensors: `output` (required), optional `state.NAME`
+ * and `accum.NAME`. Errors name the tensor and both shapes; an unknown name is an error.
+ */
+export function innerLoopCotangents(
+  sig: InnerLoopSignature,
+  inputs: InnerLoopInputs,
+  named: ReadonlyMap<string, Tensor>,
+): InnerLoopCotangents {
+  const { B, H, T } = inputs;
+  const check = (name: string, t: Tensor | undefined, shape: readonly number[]): Tensor => {
+    if (!t) throw new InputError(`missing cotangent '${name}' (expected shape ${showShape(shape)})`);
+    if (!same(t.shape, shape))
+      throw new InputError(`cotangent '${name}' has shape ${showShape(t.shape)}, expected ${showShape(shape)}`);
+    return t;
+  };
+  const perHead = (prefix: string) =>
+    new Map(
+      sig.states.map((s) => {
+        const shape = [B, H, ...s.shape];
+        const t = named.get(`${prefix}.${s.name}`);
+        return [s.name, t ? check(`${prefix}.${s.name}`, t, shape) : { shape, data: new Float64Array(size(shape)) }];
+      }),
+    );
+  const known = new Set(['output', ...sig.states.flatMap((s) => [`state.${s.name}`, `accum.${s.name}`])]);
+  for (const name of named.keys())
+    if (!known.has(name))
+      throw new InputError(
+        `unknown cotangent '${name}': expected output, state.NAME or accum.NAME of the spec's states`,
+      );
+  return {
+    output: check('output', named.get('output'), [B, H, T, ...sig.output]),
+    states: perHead('state'),
+    accums: perHead('accum'),
+  };
+}
+
+/** Sum a [B, H, ...] tensor over B. */
+function sumOverBatch(t: Tensor): Tensor {
+  const [B, ...rest] = t.shape;
+  const n = size(rest);
+  const data = new Float64Array(n);
+  for (let b = 0; b < B; b++) for (let i = 0; i < n; i++) data[i] += t.data[b * n + i];
+  return { shape: rest, data };
+}
+
+/**
+ * The named tensors `grad.NAME` for every differentiable tensor NAME of the named inputs, each
+ * shaped like that input: a state given per head [H, ...] gets its gradient summed over B, and
+ * accumulators get one only when they were given.
+ */
+export function gradientTensors(grads: InnerLoopGradients, named: ReadonlyMap<string, Tensor>): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [v, t] of grads.views) out.set(`grad.${v}`, t);
+  if (grads.lr) out.set('grad.lr', grads.lr);
+  if (grads.scale) out.set('grad.scale', grads.scale);
+  for (const [p, t] of grads.params) out.set(`grad.param.${p}`, t);
+  for (const [s, t] of grads.states)
+    out.set(`grad.state.${s}`, named.get(`state.${s}`)!.shape.length < t.shape.length ? sumOverBatch(t) : t);
+  for (const [s, t] of grads.accums) if (named.has(`accum.${s}`)) out.set(`grad.accum.${s}`, t);
+  return out;
+}
