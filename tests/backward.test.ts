@@ -178,7 +178,19 @@ function checkSpec(auto: Compiled, primal: Compiled): void {
 }
 
 describe.each(exampleFiles)('backward of %s', (spec) => {
-  checkSpec(compileExample(spec, 'auto', small), compileExample(spec, 'primal', small));
+  const auto = compileExample(spec, 'auto', small);
+  checkSpec(auto, compileExample(spec, 'primal', small));
+
+  it('programs of fewer rows than the mini-batch (chunks inside mini-batches) give the same gradients', () => {
+    const named = randomInputs(auto.chunk, { B: 1, H: 2, T: 9, start: 3, accum: true, seed: 8 });
+    const ct = randomCotangents(auto, named, true, 9);
+    const whole = derivedGradients(auto, named, ct);
+    for (const rows of [1, 3]) {
+      const got = derivedGradients(compileExample(spec, 'auto', small, rows), named, ct);
+      for (const [n, w] of whole)
+        expect(relativeError(got.get(n)!.data, w.data), `${n}, ${rows} rows`).toBeLessThan(1e-12);
+    }
+  });
 });
 
 describe.each(Object.entries(UNUSUAL_SPECS))('backward of %s', (_, text) => {
