@@ -8,7 +8,7 @@ import type {
   InnerLoopOutputs,
 } from '../runtime/inner-loop.ts';
 import { runReferenceBackward } from '../runtime/reference/backward.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
+import { type Checkpoints, runReference } from '../runtime/reference/inner-loop.ts';
 import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 
 export interface Backend {
@@ -29,7 +29,11 @@ export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
     {
       dtype: 'F64',
       run: async (c, inputs) => runReference(c.chunk, inputs),
-      backward: async (c, inputs, cotangents) => runReferenceBackward(deriveChunkBackward(c.chunk), inputs, cotangents),
+      backward: async (c, inputs, cotangents) => {
+        const checkpoints: Checkpoints = [];
+        const outputs = runReference(c.chunk, inputs, checkpoints);
+        return { outputs, grads: runReferenceBackward(deriveChunkBackward(c.chunk), inputs, checkpoints, cotangents) };
+      },
     },
   ],
   ['webgpu', { dtype: 'F32', run: async (c, inputs) => (await WebGPUInnerLoop.create(c)).run(inputs) }],

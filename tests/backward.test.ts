@@ -12,7 +12,7 @@ import {
   innerLoopOutputTensors,
 } from '../runtime/inner-loop.ts';
 import { runReferenceBackward } from '../runtime/reference/backward.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
+import { type Checkpoints, runReference } from '../runtime/reference/inner-loop.ts';
 import { signatureOf } from '../runtime/signature.ts';
 import { type InputOptions, randomInputs } from './support/inputs.ts';
 import { primalSequenceGradients } from './support/primal-sequence.ts';
@@ -48,7 +48,14 @@ function randomCotangents(
 function derivedGradients(c: Compiled, named: Map<string, Tensor>, ct: Map<string, Tensor>): Map<string, Tensor> {
   const sig = signatureOf(c);
   const inputs = innerLoopInputs(sig, named);
-  const { grads } = runReferenceBackward(deriveChunkBackward(c.chunk), inputs, innerLoopCotangents(sig, inputs, ct));
+  const checkpoints: Checkpoints = [];
+  runReference(c.chunk, inputs, checkpoints);
+  const grads = runReferenceBackward(
+    deriveChunkBackward(c.chunk),
+    inputs,
+    checkpoints,
+    innerLoopCotangents(sig, inputs, ct),
+  );
   return gradientTensors(grads, named);
 }
 

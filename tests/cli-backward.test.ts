@@ -5,9 +5,15 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../cli/main.ts';
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
-import { gradientTensors, innerLoopCotangents, innerLoopInputs } from '../runtime/inner-loop.ts';
+import {
+  gradientTensors,
+  innerLoopCotangents,
+  innerLoopInputs,
+  innerLoopOutputTensors,
+} from '../runtime/inner-loop.ts';
 import { toSafeTensors } from '../runtime/named-tensors.ts';
 import { runReferenceBackward } from '../runtime/reference/backward.ts';
+import { type Checkpoints, runReference } from '../runtime/reference/inner-loop.ts';
 import { readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
 import { signatureOf } from '../runtime/signature.ts';
 import { randomInputs } from './support/inputs.ts';
@@ -64,9 +70,13 @@ describe('tttc run --cotangents', () => {
 
     const sig = signatureOf(compiled);
     const inputs = innerLoopInputs(sig, named);
-    const { grads } = runReferenceBackward(
+    const checkpoints: Checkpoints = [];
+    const outputs = innerLoopOutputTensors(runReference(compiled.chunk, inputs, checkpoints));
+    for (const [n, t] of outputs) expect(relativeError(toFloat64(out.get(n)), t.data), n).toBe(0);
+    const grads = runReferenceBackward(
       deriveChunkBackward(compiled.chunk),
       inputs,
+      checkpoints,
       innerLoopCotangents(sig, inputs, cotangents),
     );
     for (const [n, t] of gradientTensors(grads, named)) expect(relativeError(toFloat64(out.get(n)), t.data), n).toBe(0);

@@ -1,25 +1,15 @@
 /**
- * The reference backward (f64): for each sequence-head, the forward walk saving the carried
- * state and accumulator each chunk starts from, then the same chunks in reverse, each running
- * the chunk's backward program (compiler/backward) on its saved carry and the cotangents of its
- * outputs, handing the carry's cotangent to the chunk before.
+ * The reference backward (f64): for each sequence-head, the chunks of the call in reverse, each
+ * running the chunk's backward program (compiler/backward) on the carry it started from (saved
+ * by the forward, `runReference` with checkpoints) and the cotangents of its outputs, handing the
+ * carry's cotangent to the chunk before.
  */
 import { type ChunkBackward, cotangentName, gradName } from '../../compiler/backward/derive.ts';
 import { execute } from '../../compiler/ir/execute.ts';
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
-import type { InnerLoopCotangents, InnerLoopGradients, InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
-import {
-  carriedNames,
-  chunkInputs,
-  emptyOutputs,
-  headParams,
-  planOf,
-  slice,
-  storeCarry,
-  tokenRows,
-  walkForward,
-} from './inner-loop.ts';
+import type { InnerLoopCotangents, InnerLoopGradients, InnerLoopInputs } from '../inner-loop.ts';
+import { carriedNames, type Checkpoints, chunkInputs, headParams, planOf, slice, tokenRows } from './inner-loop.ts';
 
 const zerosLike = (t: Tensor): Tensor => ({ shape: t.shape, data: new Float64Array(t.data.length) });
 
@@ -43,13 +33,13 @@ function addInto(dst: Float64Array, src: ArrayLike<number>, at = 0, count = src.
 export function runReferenceBackward(
   backward: ChunkBackward,
   inp: InnerLoopInputs,
+  checkpoints: Checkpoints,
   cotangents: InnerLoopCotangents,
-): { outputs: InnerLoopOutputs; grads: InnerLoopGradients } {
+): InnerLoopGradients {
   const chunk = backward.forward;
   const R = chunk.rows;
   const K = chunk.K;
   const plan = planOf(chunk, inp);
-  const outputs = emptyOutputs(chunk, inp);
   const grads = emptyGradients(inp);
   const outputPort = chunk.program.outputs.find((o) => o.name === 'output')!;
   const outputRowShape = chunk.program.nodes[outputPort.node].shape;
@@ -63,8 +53,7 @@ export function runReferenceBackward(
 
   for (let bh = 0; bh < inp.B * inp.H; bh++) {
     const h = bh % inp.H;
-    const saved: Map<string, Tensor>[] = [];
-    storeCarry(chunk, outputs, bh, walkForward(chunk, inp, bh, outputs.output, saved));
+    const saved = checkpoints[bh];
 
     // The carry's cotangent, from the cotangents of the call's final states and accumulators.
     let carried = new Map<string, Tensor>();
@@ -101,5 +90,5 @@ export function runReferenceBackward(
     }
     for (const [n, g] of carried) slice(carriedOf(n)!.grads, bh, g.data.length).set(g.data);
   }
-  return { outputs, grads };
+  return grads;
 }

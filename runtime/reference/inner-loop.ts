@@ -75,7 +75,7 @@ export function headParams(chunk: ChunkProgram, inp: InnerLoopInputs, h: number)
  * Returns the carried states and accumulators after the last chunk; with `saved`, also the
  * ones each chunk starts from (what the backward recomputes the chunk from).
  */
-export function walkForward(
+function walkForward(
   chunk: ChunkProgram,
   inp: InnerLoopInputs,
   bh: number,
@@ -103,7 +103,7 @@ export function walkForward(
 }
 
 /** Empty outputs for a call: output [B, H, T, ...], states and accumulators [B, H, ...]. */
-export function emptyOutputs(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLoopOutputs {
+function emptyOutputs(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLoopOutputs {
   const { B, H, T } = inp;
   const outShape = outputShape(chunk);
   const perHead = () =>
@@ -121,7 +121,7 @@ export function emptyOutputs(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLo
 }
 
 /** Store sequence-head `bh`'s final carry into the call's states and accumulators. */
-export function storeCarry(chunk: ChunkProgram, out: InnerLoopOutputs, bh: number, carry: Map<string, Tensor>): void {
+function storeCarry(chunk: ChunkProgram, out: InnerLoopOutputs, bh: number, carry: Map<string, Tensor>): void {
   for (const s of chunk.layer.states) {
     const n = size(s.shape);
     out.states.get(s.name)!.data.set(carry.get(`state.${s.name}`)!.data, bh * n);
@@ -129,8 +129,16 @@ export function storeCarry(chunk: ChunkProgram, out: InnerLoopOutputs, bh: numbe
   }
 }
 
-export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLoopOutputs {
+/** What the forward saves for the backward: per sequence-head, the carry each chunk starts from. */
+export type Checkpoints = Map<string, Tensor>[][];
+
+/** The call; with `checkpoints` (an empty array), also what the backward recomputes each chunk from. */
+export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs, checkpoints?: Checkpoints): InnerLoopOutputs {
   const out = emptyOutputs(chunk, inp);
-  for (let bh = 0; bh < inp.B * inp.H; bh++) storeCarry(chunk, out, bh, walkForward(chunk, inp, bh, out.output));
+  for (let bh = 0; bh < inp.B * inp.H; bh++) {
+    const saved: Map<string, Tensor>[] | undefined = checkpoints && [];
+    if (saved) checkpoints!.push(saved);
+    storeCarry(chunk, out, bh, walkForward(chunk, inp, bh, out.output, saved));
+  }
   return out;
 }
