@@ -32,7 +32,7 @@ const examples = resolve(import.meta.dirname, '../examples');
 const mib = (floats: number) => `${((floats * 4) / 2 ** 20).toFixed(2)} MiB`;
 
 console.log(
-  `backward memory per (sequence, head), f32, T = ${T}; reference f64 backward/forward time, median of ${RUNS}`,
+  `backward memory per (sequence, head), f32, T = ${T}; reference f64 (forward with checkpoints + backward)/forward time, median of ${RUNS}`,
 );
 console.log(
   'spec'.padEnd(24),

@@ -9,13 +9,6 @@ import { type Chunk, chunks, type InnerLoopInputs, type InnerLoopOutputs } from 
 export const slice = (t: Tensor, bh: number, block: number): Float64Array =>
   t.data.subarray(bh * block, (bh + 1) * block);
 
-/** The factor the state takes its accumulator with when a mini-batch ends: scale_{K-1}. */
-function commitScale(chunk: ChunkProgram, scale: ArrayLike<number> | undefined): number {
-  const spec = chunk.layer.update.scale;
-  if (spec.kind === 'position') return scale![chunk.K - 1];
-  return spec.kind === 'constant' ? spec.value : 1;
-}
-
 /** The chunks a call walks, in the rows of this chunk program. */
 export const planOf = (chunk: ChunkProgram, inp: InnerLoopInputs): Chunk[] =>
   chunks(inp.start, inp.T, chunk.K, chunk.rows);
@@ -28,47 +21,68 @@ export const carriedNames = (chunk: ChunkProgram): string[] =>
 export const outputShape = (chunk: ChunkProgram): readonly number[] =>
   chunk.program.nodes[chunk.program.outputs[0].node].shape.slice(1);
 
-/** Tokens [c.token, c.token + c.count) of a [B, H, T, ...] tensor's `bh`-th sequence, zero-padded to R rows. */
-export function tokenRows(t: Tensor, bh: number, c: Chunk, R: number): Float64Array {
+/**
+ * A chunk-program input and, for data, the elements of a call input it is read from: its first
+ * `count` values are `from[at, at + count)`, the rest zeros. The backward adds gradients back
+ * along the same path, so this is the one definition of how a call feeds its chunks.
+ */
+export interface Gathered {
+  value: Tensor;
+  from?: { tensor: Tensor; at: number; count: number };
+}
+
+function gather(shape: readonly number[], tensor: Tensor, at: number, count: number): Gathered {
+  const data = new Float64Array(size(shape));
+  data.set(tensor.data.subarray(at, at + count));
+  return { value: { shape, data }, from: { tensor, at, count } };
+}
+
+const constant = (shape: readonly number[], data: Float64Array): Gathered => ({ value: { shape, data } });
+
+/** Tokens [c.token, c.token + c.count) of a [B, H, T, ...] tensor's `bh`-th sequence, as R rows. */
+export function tokenRows(t: Tensor, bh: number, c: Chunk, R: number): Gathered {
   const [, , T, ...rest] = t.shape;
   const w = size(rest);
-  const rows = new Float64Array(R * w);
-  rows.set(slice(t, bh, T * w).subarray(c.token * w, (c.token + c.count) * w));
-  return rows;
+  return gather([R, ...rest], t, (bh * T + c.token) * w, c.count * w);
+}
+
+/** The factor the state takes its accumulator with: scale_{K-1} when the chunk ends a mini-batch, else 0. */
+function commitInput(chunk: ChunkProgram, inp: InnerLoopInputs, c: Chunk): Gathered {
+  if (!c.ends) return constant([], Float64Array.of(0));
+  if (inp.scale) return gather([], inp.scale, chunk.K - 1, 1);
+  const spec = chunk.layer.update.scale;
+  return constant([], Float64Array.of(spec.kind === 'constant' ? spec.value : 1));
 }
 
 /** The chunk program's inputs that change from chunk to chunk: mask, scale, commit, keep, views, lr. */
-export function chunkInputs(chunk: ChunkProgram, inp: InnerLoopInputs, bh: number, c: Chunk): Map<string, Tensor> {
+export function chunkInputs(chunk: ChunkProgram, inp: InnerLoopInputs, bh: number, c: Chunk): Map<string, Gathered> {
   const R = chunk.rows;
-  const L = chunk.layer;
-  const named = new Map<string, Tensor>();
+  const named = new Map<string, Gathered>();
   const mask = new Float64Array(R);
   mask.fill(1, 0, c.count);
-  named.set('mask', { shape: [R], data: mask });
-  const scale = inp.scale?.data;
-  if (scale) {
-    // Each row's own scale_i; rows past the chunk's tokens are masked and read 0.
-    const rows = new Float64Array(R);
-    rows.set(scale.subarray(c.position, c.position + c.count));
-    named.set('scale', { shape: [R], data: rows });
-  }
-  named.set('commit', { shape: [], data: Float64Array.of(c.ends ? commitScale(chunk, scale) : 0) });
-  named.set('keep', { shape: [], data: Float64Array.of(c.ends ? 0 : 1) });
-  for (const v of L.views)
-    named.set(`view.${v.name}`, { shape: [R, ...v.shape], data: tokenRows(inp.views.get(v.name)!, bh, c, R) });
-  if (inp.lr) named.set('lr', { shape: [R], data: tokenRows(inp.lr, bh, c, R) });
+  named.set('mask', constant([R], mask));
+  // Each row's own scale_i; rows past the chunk's tokens are masked and read 0.
+  if (inp.scale) named.set('scale', gather([R], inp.scale, c.position, c.count));
+  named.set('commit', commitInput(chunk, inp, c));
+  named.set('keep', constant([], Float64Array.of(c.ends ? 0 : 1)));
+  for (const v of chunk.layer.views) named.set(`view.${v.name}`, tokenRows(inp.views.get(v.name)!, bh, c, R));
+  if (inp.lr) named.set('lr', tokenRows(inp.lr, bh, c, R));
   return named;
 }
 
 /** Head `h`'s parameters as chunk-program inputs. */
-export function headParams(chunk: ChunkProgram, inp: InnerLoopInputs, h: number): Map<string, Tensor> {
+export function headParams(chunk: ChunkProgram, inp: InnerLoopInputs, h: number): Map<string, Gathered> {
   return new Map(
-    chunk.layer.params.map((p) => [
-      `param.${p.name}`,
-      { shape: p.shape, data: slice(inp.params.get(p.name)!, h, size(p.shape)) },
-    ]),
+    chunk.layer.params.map((p) => {
+      const n = size(p.shape);
+      return [`param.${p.name}`, gather(p.shape, inp.params.get(p.name)!, h * n, n)];
+    }),
   );
 }
+
+/** The values of gathered inputs. */
+export const values = (named: ReadonlyMap<string, Gathered>): [string, Tensor][] =>
+  [...named].map(([n, g]) => [n, g.value]);
 
 /**
  * Walk sequence-head `bh` forward, chunk by chunk, writing its output rows into `output`.
@@ -84,7 +98,7 @@ function walkForward(
 ): Map<string, Tensor> {
   const L = chunk.layer;
   const outWidth = size(outputShape(chunk));
-  const named = headParams(chunk, inp, bh % inp.H);
+  const named = new Map(values(headParams(chunk, inp, bh % inp.H)));
   let carry = new Map<string, Tensor>();
   for (const s of L.states) {
     carry.set(`state.${s.name}`, { shape: s.shape, data: slice(inp.states.get(s.name)!, bh, size(s.shape)).slice() });
@@ -92,7 +106,7 @@ function walkForward(
   }
   for (const c of planOf(chunk, inp)) {
     saved?.push(carry);
-    for (const [n, t] of chunkInputs(chunk, inp, bh, c)) named.set(n, t);
+    for (const [n, t] of values(chunkInputs(chunk, inp, bh, c))) named.set(n, t);
     for (const [n, t] of carry) named.set(n, t);
     const result = execute(chunk.program, named);
     const out = result.get('output')!.data;
