@@ -109,6 +109,8 @@ function primalGradients(c: Compiled, named: Map<string, Tensor>, ct: Map<string
     const t = out.get(name)!.data;
     for (let i = 0; i < g.length; i++) t[at + i] += g[i];
   };
+  const perHead = (s: string) =>
+    named.get(`state.${s}`)!.shape.length === 1 + sig.states.find((x) => x.name === s)!.shape.length;
   for (let bh = 0; bh < B * H; bh++) {
     const h = bh % H;
     const g = primalSequenceGradients(L, {
@@ -129,13 +131,8 @@ function primalGradients(c: Compiled, named: Map<string, Tensor>, ct: Map<string
     if (g.lr) add('grad.lr', bh * T, g.lr);
     if (g.scale) add('grad.scale', 0, g.scale);
     for (const [p, d] of g.params) add(`grad.param.${p}`, h * d.length, d);
-    for (const [s, d] of g.states)
-      add(
-        `grad.state.${s}`,
-        (named.get(`state.${s}`)!.shape.length === 1 + L.states.find((x) => x.name === s)!.shape.length ? h : bh) *
-          d.length,
-        d,
-      );
+    // A state given per head [H, ...] gets the sum over its sequences.
+    for (const [s, d] of g.states) add(`grad.state.${s}`, (perHead(s) ? h : bh) * d.length, d);
     for (const [s, d] of g.accums) if (named.has(`accum.${s}`)) add(`grad.accum.${s}`, bh * d.length, d);
   }
   return out;
