@@ -7,11 +7,13 @@
  * - saved at chunk starts (what the backward walk does): ⌈T/K⌉·|θ| (+ the initial accumulator);
  * - per-token states (autodiff through the primal form, what a generic framework keeps): T·|θ|;
  * - recompute the chain (nothing saved but θ): |θ|, at ⌈T/K⌉(⌈T/K⌉+1)/2 chunk forwards instead of ⌈T/K⌉.
+ * Arithmetic: the chunk backward program's (which recomputes the chunk's forward) over the forward's.
  * Usage: npx tsx bench/backward.ts [--tokens T] [--runs N]
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
+import type { Program } from '../compiler/ir/ir.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { size } from '../core/shape.ts';
 import { innerLoopCotangents, innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
@@ -29,6 +31,15 @@ const T = arg('tokens', 2048);
 const RUNS = arg('runs', 5);
 /** The reference executor is slow: it times 2½ mini-batches of one sequence-head. */
 const examples = resolve(import.meta.dirname, '../examples');
+/** Arithmetic of a program: 2mnk per matrix product, one per element of every other computed node. */
+function flops(p: Program): number {
+  let total = 0;
+  for (const n of p.nodes) {
+    if (n.op.kind === 'matmul') total += 2 * size(n.shape) * p.nodes[n.args[0]].shape.at(-1)!;
+    else if (!['input', 'const', 'reshape', 'expand'].includes(n.op.kind)) total += size(n.shape);
+  }
+  return total;
+}
 const mib = (floats: number) => `${((floats * 4) / 2 ** 20).toFixed(2)} MiB`;
 
 console.log(
@@ -41,6 +52,7 @@ console.log(
   'per token'.padStart(11),
   'chain'.padStart(10),
   'IR fwd/bwd'.padStart(11),
+  'flops bwd/fwd'.padStart(14),
   'ref (fwd+bwd)/fwd'.padStart(12),
 );
 for (const name of readdirSync(examples)
@@ -73,6 +85,7 @@ for (const name of readdirSync(examples)
     mib(T * theta).padStart(11),
     mib(theta).padStart(10),
     `${c.chunk.program.nodes.length}/${backward.program.nodes.length}`.padStart(11),
+    (flops(backward.program) / flops(c.chunk.program)).toFixed(2).padStart(14),
     (backwardMs / forwardMs).toFixed(2).padStart(18),
   );
 }
