@@ -34,7 +34,8 @@ const SPEC = [
   '',
 ].join('\n');
 
-const FILE = `dir/evil\n${PAYLOAD}\r${PAYLOAD}\u2028${PAYLOAD}"""\n${PAYLOAD}\n"*/ \\N{x} \\u \\.ttt`;
+// Everything after the last `/` too, where a base name is taken.
+const FILE = `d"*/ir/evil\n${PAYLOAD}\r${PAYLOAD}\u2028${PAYLOAD}"""\n${PAYLOAD}\n" \\N{x} \\u \\.ttt`;
 
 let compiled: Compiled;
 const outputs = new Map<string, GeneratedFile[]>();

@@ -7,6 +7,7 @@ import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { SourceFile, TensorDecl, UpdateDecl, ViewFnDecl } from '../syntax/ast.ts';
 import type { CheckedLayer, CheckedTensor, CheckedView, CheckedViewFn, DimOverrides, Shape } from './checked.ts';
 import { checkConstants } from './constants.ts';
+import { calleesFirst } from './fn-order.ts';
 import { checkSizeLimits, checkTensorLimit } from './limits.ts';
 import { collectScope, type Report } from './scope.ts';
 import { formatShape, sameShape } from './shape-rules.ts';
@@ -44,7 +45,7 @@ export function check(
     if (scope.symbols.get(decl.name) === decl) tensorShapes.set(decl.name, shape);
   }
   const shapes = new ShapeChecker(scope, sizes, tensorShapes, report);
-  for (const fn of scope.fns) shapes.fn(fn);
+  for (const fn of calleesFirst(scope)) shapes.fn(fn);
   const loss = scope.loss && checkViewFn(scope.loss, shapes, sizes);
   const output = scope.output && checkViewFn(scope.output, shapes, sizes);
   if (loss?.result && loss.result.length > 0) {
