@@ -31,6 +31,9 @@ const BASE = {
   update: 'update sgd(lr: token, scale: position)',
 };
 
+/** 300 fns calling each other in a cycle, on one line. */
+const CYCLE = Array.from({ length: 300 }, (_, i) => `fn g${i}(x: [D]) -> [D] = g${(i + 1) % 300}(x)`).join(' ');
+
 function spec(parts: Partial<typeof BASE>): string {
   const p = { ...BASE, ...parts };
   return `layer T {\n${[p.dim, p.minibatch, p.state, p.extra, p.loss, p.output, p.update].map((l) => `  ${l}`).join('\n')}\n}\n`;
@@ -77,6 +80,7 @@ const cases: Case[] = [
   { what: 'an unknown named argument', text: spec({ output: 'output(q: [D]) = q * sum(q, eps: 1e-5)' }), code: 'TTT207', line: 7, col: 31, under: 'eps: 1e-5' },
   { what: 'an unknown update argument', text: spec({ update: 'update sgd(lr: token, scale: none, momentum: 0.9)' }), code: 'TTT207', line: 8, col: 38, under: 'momentum' },
   { what: 'a layer with no view', text: spec({ loss: 'loss() = sum(square(W))', output: 'output() = W' }), code: 'TTT209', line: 1, col: 7, under: 'T' },
+  { what: 'a cycle of fns too long to follow', text: spec({ extra: CYCLE }), code: 'TTT210', line: 5, col: 3 + CYCLE.indexOf('g255(x)'), under: 'g255(x)' },
   { what: 'too few arguments', text: spec({ output: 'output(q: [D]) = q * dot(q)' }), code: 'TTT208', line: 7, col: 24, under: 'dot(q)' },
   // TTT3xx: sizes and shapes
   { what: 'a zero dim', text: spec({ dim: 'dim D = 0' }), code: 'TTT301', line: 2, col: 11, under: '0' },
