@@ -5,6 +5,7 @@ import { diag } from './diagnostics/codes.ts';
 import type { Diagnostic } from './diagnostics/diagnostic.ts';
 import { type ChunkProgram, deriveChunkProgram } from './dualform/derive.ts';
 import type { FormRequest } from './dualform/forms.ts';
+import { programLimits } from './ir/limits.ts';
 import { parse } from './syntax/parse.ts';
 
 export interface CompileOptions {
@@ -49,6 +50,8 @@ export function compileSpec(text: string, options: CompileOptions): CompileResul
   try {
     const derived = deriveChunkProgram(layer, options.form ?? 'auto', rows);
     if (!derived.chunk) return { ok: false, diagnostics: derived.diagnostics };
+    const limits = programLimits(derived.chunk.program, layer.ast.nameSpan);
+    if (limits.length) return { ok: false, diagnostics: limits };
     return {
       ok: true,
       compiled: { file: options.file, text, layer, chunk: derived.chunk },

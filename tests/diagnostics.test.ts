@@ -31,6 +31,9 @@ const BASE = {
   update: 'update sgd(lr: token, scale: position)',
 };
 
+/** 300 fns calling each other in a cycle, on one line. */
+const CYCLE = Array.from({ length: 300 }, (_, i) => `fn g${i}(x: [D]) -> [D] = g${(i + 1) % 300}(x)`).join(' ');
+
 function spec(parts: Partial<typeof BASE>): string {
   const p = { ...BASE, ...parts };
   return `layer T {\n${[p.dim, p.minibatch, p.state, p.extra, p.loss, p.output, p.update].map((l) => `  ${l}`).join('\n')}\n}\n`;
@@ -76,6 +79,8 @@ const cases: Case[] = [
   { what: 'an unknown function', text: spec({ output: 'output(q: [D]) = softmax(q @ W)' }), code: 'TTT206', line: 7, col: 20, under: 'softmax' },
   { what: 'an unknown named argument', text: spec({ output: 'output(q: [D]) = q * sum(q, eps: 1e-5)' }), code: 'TTT207', line: 7, col: 31, under: 'eps: 1e-5' },
   { what: 'an unknown update argument', text: spec({ update: 'update sgd(lr: token, scale: none, momentum: 0.9)' }), code: 'TTT207', line: 8, col: 38, under: 'momentum' },
+  { what: 'a layer with no view', text: spec({ loss: 'loss() = sum(square(W))', output: 'output() = W' }), code: 'TTT209', line: 1, col: 7, under: 'T' },
+  { what: 'a cycle of fns too long to follow', text: spec({ extra: CYCLE }), code: 'TTT210', line: 5, col: 3 + CYCLE.indexOf('g255(x)'), under: 'g255(x)' },
   { what: 'too few arguments', text: spec({ output: 'output(q: [D]) = q * dot(q)' }), code: 'TTT208', line: 7, col: 24, under: 'dot(q)' },
   // TTT3xx: sizes and shapes
   { what: 'a zero dim', text: spec({ dim: 'dim D = 0' }), code: 'TTT301', line: 2, col: 11, under: '0' },
@@ -99,6 +104,17 @@ const cases: Case[] = [
   { what: 'a fn argument of the wrong shape', text: spec({ extra: 'fn f(x: [D]) = x', output: 'output(q: [D]) = f(W)' }), code: 'TTT315', line: 7, col: 22, under: 'W' },
   { what: 'a function call in a size', text: spec({ extra: 'dim E = sqrt(4)' }), code: 'TTT316', line: 5, col: 11, under: 'sqrt(4)' },
   { what: 'a zero eps', text: spec({ output: 'output(q: [D]) = rmsnorm(q, eps: 0)' }), code: 'TTT317', line: 7, col: 36, under: '0' },
+  { what: 'a number beyond f32', text: spec({ output: 'output(q: [D]) = q @ W * 1e39' }), code: 'TTT318', line: 7, col: 28, under: '1e39' },
+  { what: 'a number that overflows f64', text: spec({ output: 'output(q: [D]) = q @ W * 1e999' }), code: 'TTT318', line: 7, col: 28, under: '1e999' },
+  { what: 'a NaN square root', text: spec({ output: 'output(q: [D]) = q @ W * sqrt(0 - 1)' }), code: 'TTT319', line: 7, col: 28, under: 'sqrt(0 - 1)' },
+  { what: 'the log of zero', text: spec({ output: 'output(q: [D]) = q @ W + log(0)' }), code: 'TTT319', line: 7, col: 28, under: 'log(0)' },
+  { what: 'a division by zero', text: spec({ output: 'output(q: [D]) = q @ W * (2 / 0)' }), code: 'TTT319', line: 7, col: 28, under: '(2 / 0)' },
+  { what: 'a product of constants beyond f32', text: spec({ output: 'output(q: [D]) = q @ W * (1e20 * 1e20)' }), code: 'TTT319', line: 7, col: 28, under: '(1e20 * 1e20)' },
+  { what: 'a constant beyond f32 through a let', text: spec({ output: 'output(q: [D]) {\n let c = 1e30\n return q @ W * (c * c) }' }), form: 'auto', code: 'TTT319', line: 9, col: 9, under: 'q @ W * (c * c)' },
+  { what: 'a dim beyond 32-bit indices', text: spec({ dim: 'dim D = 4294967296' }), code: 'TTT320', line: 2, col: 11, under: '4294967296' },
+  { what: 'a -D value beyond 32-bit indices', text: spec({}), overrides: { D: 4294967296 }, code: 'TTT320', line: 2, col: 7, under: 'D' },
+  { what: 'a state beyond 32-bit indices', text: spec({ dim: 'dim D = 65536' }), code: 'TTT320', line: 4, col: 12, under: '[D, D]' },
+  { what: 'a mini-batch of a view beyond 32-bit indices', text: spec({ dim: 'dim D = 4', minibatch: 'minibatch K = 1073741824' }), code: 'TTT320', line: 6, col: 8, under: 'k: [D]' },
   // TTT4xx: dual form forced where a state has none
   { what: 'a state inside a norm, dual forced', text: spec({ output: 'output(q: [D]) = q @ l2norm(W)' }), form: 'dual', code: 'TTT401', line: 7, col: 31, under: 'W' },
   { what: 'a state on the left of a matmul, dual forced', text: spec({ output: 'output(q: [D]) = W @ q' }), form: 'dual', code: 'TTT401', line: 7, col: 20, under: 'W' },

@@ -6,6 +6,9 @@ import { diag } from '../diagnostics/codes.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { SourceFile, TensorDecl, UpdateDecl, ViewFnDecl } from '../syntax/ast.ts';
 import type { CheckedLayer, CheckedTensor, CheckedView, CheckedViewFn, DimOverrides, Shape } from './checked.ts';
+import { checkConstants } from './constants.ts';
+import { calleesFirst } from './fn-order.ts';
+import { checkSizeLimits, checkTensorLimit } from './limits.ts';
 import { collectScope, type Report } from './scope.ts';
 import { formatShape, sameShape } from './shape-rules.ts';
 import { ShapeChecker, type Locals } from './shapes.ts';
@@ -34,20 +37,28 @@ export function check(
   const scope = collectScope(layer, report);
   const sizes = new Sizes(scope, report);
   sizes.evaluate(overrides);
+  checkSizeLimits(scope, sizes.values, overrides, report);
   const tensorShapes = new Map<string, Shape | undefined>();
   for (const decl of [...scope.states, ...scope.params]) {
     const shape = sizes.resolve(decl.type);
+    if (shape) checkTensorLimit(`${decl.kind} '${decl.name}'`, shape, 1, decl.type.span, report);
     if (scope.symbols.get(decl.name) === decl) tensorShapes.set(decl.name, shape);
   }
   const shapes = new ShapeChecker(scope, sizes, tensorShapes, report);
-  for (const fn of scope.fns) shapes.fn(fn);
+  for (const fn of calleesFirst(scope)) shapes.fn(fn);
   const loss = scope.loss && checkViewFn(scope.loss, shapes, sizes);
   const output = scope.output && checkViewFn(scope.output, shapes, sizes);
   if (loss?.result && loss.result.length > 0) {
     report(diag('TTT308', scope.loss!.body.result.span, `the loss is ${formatShape(loss.result)}, not a scalar`));
   }
   if (loss && output) checkSharedViews(loss, output, report);
+  if (loss && output && loss.fn.views.length + output.fn.views.length === 0)
+    report(diag('TTT209', layer.nameSpan, `layer '${layer.name}' has no view: neither loss nor output reads a token`));
+  const K = scope.minibatch && sizes.values.get(scope.minibatch.name);
+  for (const view of [...(loss?.fn.views ?? []), ...(output?.fn.views ?? [])])
+    if (K) checkTensorLimit(`a mini-batch of view '${view.name}'`, view.shape, K, view.span, report);
   if (scope.update) checkUpdate(scope.update, report);
+  checkConstants(layer, report);
 
   diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset);
   if (diagnostics.length > 0 || !loss || !output || !scope.update || !scope.minibatch)

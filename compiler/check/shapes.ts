@@ -23,6 +23,9 @@ export type Locals = Map<string, Local>;
 
 type Call = Extract<Expr, { kind: 'call' }>;
 
+/** How deep checking one fn may lead into others still being checked (only a cycle does). */
+const MAX_NESTED_FNS = 256;
+
 export class ShapeChecker {
   /** Shape of every value expression checked. */
   readonly shapes = new Map<Expr, Shape>();
@@ -63,6 +66,19 @@ export class ShapeChecker {
         const cycle = [...this.active.slice(this.active.indexOf(decl)), decl].map((f) => f.name).join(' -> ');
         this.report(diag('TTT204', call.span, `'${decl.name}' is recursive: ${cycle}`));
       }
+      return undefined;
+    }
+    // Fns are checked callees first, so only a cycle nests here; a long one is refused before it
+    // can exhaust the stack.
+    if (this.active.length >= MAX_NESTED_FNS) {
+      if (call)
+        this.report(
+          diag(
+            'TTT210',
+            call.span,
+            `fn calls nest more than ${MAX_NESTED_FNS} deep here: a cycle of fns (recursion) this long, or a chain beyond it`,
+          ),
+        );
       return undefined;
     }
     this.active.push(decl);

@@ -39,6 +39,14 @@ export const CODES = {
     hint: 'only the norms take a named argument, `eps`; fns take none',
   },
   TTT208: { title: 'wrong number of arguments', hint: 'pass as many positional arguments as the function declares' },
+  TTT209: {
+    title: 'layer reads no per-token input',
+    hint: 'give `loss` or `output` at least one view parameter, e.g. `output(q: [D]) = q @ W`',
+  },
+  TTT210: {
+    title: 'spec nested too deeply',
+    hint: 'fns calling fns, or lets built on lets, nest too deeply to compile; flatten the chain',
+  },
 
   TTT301: { title: 'dim is not a positive integer', hint: 'sizes are whole numbers of at least 1' },
   TTT302: { title: 'unknown or later dim', hint: 'a dim may use only dims declared above it' },
@@ -63,6 +71,15 @@ export const CODES = {
   TTT315: { title: 'argument shape mismatch', hint: 'pass an argument of the shape the fn declares' },
   TTT316: { title: 'not an integer expression', hint: 'sizes use whole numbers, dims, `+ - * /` and parentheses only' },
   TTT317: { title: 'bad eps', hint: '`eps` is a positive number literal, e.g. `eps: 1e-5`' },
+  TTT318: { title: 'number outside f32', hint: 'kernels compute in f32: write a number of magnitude at most 3.4e38' },
+  TTT319: {
+    title: 'constant is not a finite f32 value',
+    hint: 'this constant subexpression evaluates to NaN, an infinity or beyond f32 (e.g. `log(0)`, `1 / 0`); change it',
+  },
+  TTT320: {
+    title: 'size too large for 32-bit indices',
+    hint: 'kernels index tensors with 32-bit integers: keep every size and tensor below 2^31 elements',
+  },
 
   TTT401: {
     title: 'state has no dual form',

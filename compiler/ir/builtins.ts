@@ -80,4 +80,3 @@ export const BUILTINS: Record<string, Builtin> = {
     return ops.map(x, (id) => ops.b.transpose(id, [...Array(r - 2).keys(), r - 1, r - 2]));
   },
 };
-

@@ -1,8 +1,8 @@
 /** The f64 reference executor: evaluates a program node by node on dense tensors. */
-import { erf } from './erf.ts';
 import {
   type BinaryFn,
   evalBinary,
+  evalUnary,
   type Node,
   type Program,
   type UnaryFn,
@@ -12,27 +12,6 @@ import {
   size,
 } from './ir.ts';
 import { strides, type Tensor } from '../../core/tensor.ts';
-
-export function evalUnary(fn: UnaryFn, x: number): number {
-  switch (fn) {
-    case 'neg':
-      return -x;
-    case 'exp':
-      return Math.exp(x);
-    case 'log':
-      return Math.log(x);
-    case 'tanh':
-      return Math.tanh(x);
-    case 'sqrt':
-      return Math.sqrt(x);
-    case 'recip':
-      return 1 / x;
-    case 'erf':
-      return erf(x);
-    case 'step':
-      return x > 0 ? 1 : 0;
-  }
-}
 
 function unary(fn: UnaryFn, x: Float64Array): Float64Array {
   const out = new Float64Array(x.length);

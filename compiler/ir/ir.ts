@@ -3,6 +3,7 @@
  * Elementwise ops take operands of equal shape; broadcasting is an explicit `expand`.
  */
 import type { Span } from '../diagnostics/diagnostic.ts';
+import { erf } from './erf.ts';
 
 import { type Shape, sameShape, showShape, size } from '../../core/shape.ts';
 
@@ -47,7 +48,6 @@ export interface Program {
   readonly inputs: readonly Port[];
   readonly outputs: readonly Port[];
 }
-
 
 export class IRError extends Error {}
 
@@ -132,7 +132,8 @@ export class Builder {
 
   unary(fn: UnaryFn, x: number): number {
     const c = this.constValue(x);
-    if (c !== undefined && fn === 'neg') return this.const(-c, this.shape(x));
+    // Folded so that no generated code evaluates a function of constants (WGSL would, at compile time).
+    if (c !== undefined) return this.const(evalUnary(fn, c), this.shape(x));
     if (fn === 'neg') {
       const n = this.nodes[x];
       if (n.op.kind === 'unary' && n.op.fn === 'neg') return n.args[0];
@@ -183,7 +184,10 @@ export class Builder {
 
   matmul(a: number, b: number): number {
     const shape = matmulShape(this.shape(a), this.shape(b));
-    if (this.constValue(a) === 0 || this.constValue(b) === 0) return this.const(0, shape);
+    const ca = this.constValue(a);
+    const cb = this.constValue(b);
+    if (ca === 0 || cb === 0) return this.const(0, shape);
+    if (ca !== undefined && cb !== undefined) return this.const(ca * cb * this.shape(b).at(-2)!, shape);
     return this.make({ kind: 'matmul' }, [a, b], shape);
   }
 
@@ -254,6 +258,27 @@ export class Builder {
 
   build(outputs: Port[]): Program {
     return prune({ nodes: this.nodes, inputs: this.inputs, outputs });
+  }
+}
+
+export function evalUnary(fn: UnaryFn, x: number): number {
+  switch (fn) {
+    case 'neg':
+      return -x;
+    case 'exp':
+      return Math.exp(x);
+    case 'log':
+      return Math.log(x);
+    case 'tanh':
+      return Math.tanh(x);
+    case 'sqrt':
+      return Math.sqrt(x);
+    case 'recip':
+      return 1 / x;
+    case 'erf':
+      return erf(x);
+    case 'step':
+      return x > 0 ? 1 : 0;
   }
 }
 

@@ -31,6 +31,24 @@ export class LowerError extends Error {}
 
 type Env = ReadonlyMap<string, Val>;
 
+/** An expression being lowered, with the values of the operands lowered so far. */
+interface ExprTask {
+  kind: 'expr';
+  e: Expr;
+  env: Env;
+  vals: Val[];
+}
+
+/** A body being lowered: the values of its lets so far, then of its result. */
+interface BodyTask {
+  kind: 'body';
+  body: Body;
+  env: Map<string, Val>;
+  vals: Val[];
+}
+
+type Task = ExprTask | BodyTask;
+
 export class Lowering {
   readonly ops: RowOps;
 
@@ -50,10 +68,90 @@ export class Lowering {
     return this.body(fn.body, env);
   }
 
-  private body(body: Body, outer: Env): Val {
-    const env = new Map(outer);
-    for (const l of body.lets) env.set(l.name, this.expr(l.value, env));
-    return this.expr(body.result, env);
+  /**
+   * Lowers a body: its lets in order, then its result. Fn calls are inlined, so the spec's depth
+   * (fns calling fns, expressions within expressions) is walked with an explicit stack of tasks
+   * instead of recursion; each task's operands are finished, in source order, before it is.
+   */
+  private body(root: Body, outer: Env): Val {
+    const saved = this.b.origin;
+    const stack: Task[] = [{ kind: 'body', body: root, env: new Map(outer), vals: [] }];
+    let result: Val | undefined;
+    try {
+      while (stack.length) {
+        const t = stack[stack.length - 1];
+        const next = this.next(t);
+        if (next) {
+          stack.push(next);
+          continue;
+        }
+        if (t.kind === 'expr') this.b.origin = t.e.span;
+        const v = t.kind === 'body' ? t.vals[t.vals.length - 1] : this.finish(t);
+        stack.pop();
+        const parent = stack[stack.length - 1];
+        if (!parent) result = v;
+        else if (parent.kind === 'body') this.bindLet(parent, v);
+        else this.accept(parent, v);
+      }
+    } finally {
+      this.b.origin = saved;
+    }
+    return result!;
+  }
+
+  /** The task to run before `t` can finish, if any. */
+  private next(t: Task): Task | undefined {
+    if (t.kind === 'body') {
+      const { lets, result } = t.body;
+      const i = t.vals.length;
+      if (i < lets.length) return { kind: 'expr', e: lets[i].value, env: t.env, vals: [] };
+      return i === lets.length ? { kind: 'expr', e: result, env: t.env, vals: [] } : undefined;
+    }
+    const e = t.e;
+    const i = t.vals.length;
+    switch (e.kind) {
+      case 'number':
+      case 'name':
+        return undefined;
+      case 'negate':
+        return i === 0 ? { kind: 'expr', e: e.operand, env: t.env, vals: [] } : undefined;
+      case 'binary':
+        return i < 2 ? { kind: 'expr', e: i === 0 ? e.left : e.right, env: t.env, vals: [] } : undefined;
+      case 'call': {
+        if (i < e.args.length) return { kind: 'expr', e: e.args[i], env: t.env, vals: [] };
+        const fn = this.layer.fns.get(e.callee);
+        if (!fn || i > e.args.length) return undefined;
+        // The arguments are done: the fn's body, with its parameters bound to them, is the call's value.
+        const inner = new Map<string, Val>(fn.params.map((p, k) => [p.name, t.vals[k]]));
+        return { kind: 'body', body: fn.body, env: inner, vals: [] };
+      }
+    }
+  }
+
+  private bindLet(t: BodyTask, v: Val): void {
+    const lets = t.body.lets;
+    if (t.vals.length < lets.length) t.env.set(lets[t.vals.length].name, v);
+    t.vals.push(v);
+  }
+
+  /** Takes an operand's value as soon as it is lowered, telling the binding how a state is used. */
+  private accept(t: ExprTask, v: Val): void {
+    const e = t.e;
+    const i = t.vals.length;
+    if (e.kind === 'binary' && e.op !== '@') t.vals.push(this.operand(e, i === 0 ? e.left : e.right, v));
+    else if (e.kind === 'binary' && i === 0) t.vals.push(this.plain(v, e.left.span));
+    else if (e.kind === 'call' && !this.layer.fns.has(e.callee) && i < e.args.length)
+      t.vals.push(this.plain(v, e.args[i].span));
+    else t.vals.push(v);
+  }
+
+  /** A `+ - * /` operand: a state here is an elementwise use, except as a divisor. */
+  private operand(e: Expr & { kind: 'binary' }, x: Expr, v: Val): Val {
+    if (v.state !== undefined && e.op !== '/') {
+      this.states.use?.(v.state, 'elementwise', x.span);
+      return { id: v.id, rows: v.rows };
+    }
+    return this.plain(v, x.span);
   }
 
   /** A value consumed by anything but a dual-form position: a state here is an `other` use. */
@@ -74,51 +172,37 @@ export class Lowering {
     throw new LowerError(`${span.file}:${span.start.line}:${span.start.col}: unknown name ${name}`);
   }
 
-  expr(e: Expr, env: Env): Val {
-    const saved = this.b.origin;
-    this.b.origin = e.span;
-    try {
-      return this.exprInner(e, env);
-    } finally {
-      this.b.origin = saved;
-    }
-  }
-
-  private exprInner(e: Expr, env: Env): Val {
+  /** An expression's value from its operands' (with the builder's origin at the expression). */
+  private finish(t: ExprTask): Val {
     const b = this.b;
+    const { e, vals } = t;
     switch (e.kind) {
       case 'number':
         return { id: b.const(e.value), rows: false };
       case 'name':
-        return this.name(e.name, env, e.span);
+        return this.name(e.name, t.env, e.span);
       case 'negate':
-        return this.ops.map(this.plain(this.expr(e.operand, env), e.span), (id) => b.neg(id));
-      case 'binary':
-        return e.op === '@' ? this.matmul(e, env) : this.elementwise(e, env);
-      case 'call':
-        return this.call(e, env);
+        return this.ops.map(this.plain(vals[0], e.span), (id) => b.neg(id));
+      case 'binary': {
+        if (e.op === '@') return this.matmul(e, vals[0], vals[1]);
+        const fn = ({ '+': 'add', '-': 'sub', '*': 'mul', '/': 'div' } as const)[e.op];
+        return this.ops.zip([vals[0], vals[1]], (a, c) => b.binary(fn, a, c));
+      }
+      case 'call': {
+        if (this.layer.fns.has(e.callee)) return vals[e.args.length];
+        const builtin = BUILTINS[e.callee];
+        if (!builtin) throw new LowerError(`unknown function ${e.callee}`);
+        const epsArg = e.named.find((n) => n.name === 'eps');
+        const eps = epsArg ? this.constant(epsArg.value) : DEFAULT_EPS;
+        return builtin(this.ops, vals, eps);
+      }
     }
   }
 
-  private elementwise(e: Expr & { kind: 'binary' }, env: Env): Val {
-    const linear = e.op !== '/';
-    const operand = (x: Expr) => {
-      const v = this.expr(x, env);
-      if (v.state !== undefined && linear) {
-        this.states.use?.(v.state, 'elementwise', x.span);
-        return { id: v.id, rows: v.rows };
-      }
-      return this.plain(v, x.span);
-    };
-    const fn = ({ '+': 'add', '-': 'sub', '*': 'mul', '/': 'div' } as const)[e.op as '+' | '-' | '*' | '/'];
-    return this.ops.zip([operand(e.left), operand(e.right)], (a, c) => this.b.binary(fn, a, c));
-  }
-
-  private matmul(e: Expr & { kind: 'binary' }, env: Env): Val {
+  /** `left @ right`, with left already taken as a plain value and right as lowered. */
+  private matmul(e: Expr & { kind: 'binary' }, left: Val, rightRaw: Val): Val {
     const b = this.b;
     const ops = this.ops;
-    const left = this.plain(this.expr(e.left, env), e.left.span);
-    const rightRaw = this.expr(e.right, env);
     const lt = ops.token(left);
     const rt = ops.token(rightRaw);
     const dualPosition = rightRaw.state !== undefined && lt.length === 1 && rt.length === 2;
@@ -140,24 +224,9 @@ export class Lowering {
     return ops.map(product, (id) => b.reshape(id, [...(product.rows ? [this.R] : []), ...token]));
   }
 
-  private call(e: Expr & { kind: 'call' }, env: Env): Val {
-    const fn = this.layer.fns.get(e.callee);
-    if (fn) {
-      const inner = new Map<string, Val>();
-      fn.params.forEach((p, i) => inner.set(p.name, this.expr(e.args[i], env)));
-      return this.body(fn.body, inner);
-    }
-    const builtin = BUILTINS[e.callee];
-    if (!builtin) throw new LowerError(`unknown function ${e.callee}`);
-    const args = e.args.map((a) => this.plain(this.expr(a, env), a.span));
-    const epsArg = e.named.find((n) => n.name === 'eps');
-    const eps = epsArg ? this.constant(epsArg.value) : DEFAULT_EPS;
-    return builtin(this.ops, args, eps);
-  }
-
   /** A compile-time number (named arguments such as `eps`). */
   private constant(e: Expr): number {
-    const v = this.expr(e, new Map());
+    const v = this.body({ lets: [], result: e, span: e.span }, new Map());
     const c = this.b.constValue(v.id);
     if (c === undefined) throw new LowerError('expected a constant');
     return c;

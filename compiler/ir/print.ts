@@ -22,7 +22,8 @@ function describe(op: Op): string {
 export function printNode(n: Node): string {
   const args = n.args.map((a) => `%${a}`).join(', ');
   const text = `%${n.id}: [${n.shape.join(', ')}] = ${describe(n.op)}${args ? ' ' + args : ''}`;
-  const where = n.origin ? `${n.origin.file.split('/').pop()}:${n.origin.start.line}` : '';
+  // The line alone: the listing is of one spec, and its file name is spec text, not safe to print.
+  const where = n.origin ? `line ${n.origin.start.line}` : '';
   return where ? `${text.padEnd(56)} # ${where}` : text;
 }
 

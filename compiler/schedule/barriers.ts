@@ -35,24 +35,29 @@ function rangeOf(p: Placement | Home, elements: number, name: string): Range {
 export function accesses(m: MemoryMap, s: Stage): { reads: Range[]; writes: Range[] } {
   const reads: Range[] = [];
   const seen = new Set<number>();
-  const visit = (id: number): void => {
-    if (seen.has(id)) return;
-    seen.add(id);
-    const n = m.program.nodes[id];
-    const placed = m.buffers.get(id);
-    if (placed) {
-      reads.push(rangeOf(placed, size(n.shape), ''));
-      return;
+  // An explicit stack: chains of inlined nodes can be thousands deep.
+  const visit = (...roots: number[]): void => {
+    const stack = [...roots];
+    while (stack.length) {
+      const id = stack.pop()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const n = m.program.nodes[id];
+      const placed = m.buffers.get(id);
+      if (placed) {
+        reads.push(rangeOf(placed, size(n.shape), ''));
+        continue;
+      }
+      if (n.op.kind === 'input') {
+        const [kind, name] = n.op.name.split('.');
+        if (kind === 'state' || kind === 'accum')
+          reads.push(rangeOf(m.homes.get(name)![kind], m.stateSize.get(name)!, `${kind}.${name}`));
+      }
+      stack.push(...n.args);
     }
-    if (n.op.kind === 'input') {
-      const [kind, name] = n.op.name.split('.');
-      if (kind === 'state' || kind === 'accum')
-        reads.push(rangeOf(m.homes.get(name)![kind], m.stateSize.get(name)!, `${kind}.${name}`));
-    }
-    n.args.forEach(visit);
   };
   if (s.kind === 'compute') {
-    m.program.nodes[s.node].args.forEach(visit);
+    visit(...m.program.nodes[s.node].args);
     return { reads, writes: [rangeOf(m.buffers.get(s.node)!, size(m.program.nodes[s.node].shape), '')] };
   }
   if (s.kind === 'output') {

@@ -29,6 +29,12 @@ function inlineCost(n: Node, cost: number[]): number {
 /** Nodes that are read by a loop over another axis (a product or reduction) re-read each element many times. */
 const CHEAP_IN_LOOP = 4;
 const CHEAP_TO_REPEAT = 3;
+/**
+ * The deepest chain of nodes inlined into one expression. Deeper chains (thousands of lets or
+ * fns) get a buffer every so often: the expression stays readable, and neither the renderer nor
+ * the target compilers meet unbounded nesting.
+ */
+const MAX_INLINE_DEPTH = 48;
 
 export function chooseBuffers(p: Program, outputs: ReadonlySet<number>): Set<number> {
   const uses = new Array<number>(p.nodes.length).fill(0);
@@ -42,7 +48,9 @@ export function chooseBuffers(p: Program, outputs: ReadonlySet<number>): Set<num
   for (const o of outputs) uses[o]++;
   const buffered = new Set<number>();
   const cost = new Array<number>(p.nodes.length).fill(0);
+  const depth = new Array<number>(p.nodes.length).fill(0);
   for (const n of p.nodes) {
+    depth[n.id] = 1 + Math.max(0, ...n.args.map((a) => (buffered.has(a) ? 0 : depth[a])));
     const kind = n.op.kind;
     // Per-token inputs are staged once per chunk: loading them is guarded (rows outside the chunk read 0).
     const perToken = kind === 'input' && (n.op.name.startsWith('view.') || n.op.name === 'lr');
@@ -54,7 +62,8 @@ export function chooseBuffers(p: Program, outputs: ReadonlySet<number>): Set<num
     const c = inlineCost(n, cost);
     const repeated = uses[n.id] > 1 && c > CHEAP_TO_REPEAT;
     const inLoop = readInLoop[n.id] && c > CHEAP_IN_LOOP;
-    if (kind !== 'input' && kind !== 'const' && kind !== 'tril' && (repeated || inLoop)) {
+    const deep = depth[n.id] >= MAX_INLINE_DEPTH;
+    if (kind !== 'input' && kind !== 'const' && kind !== 'tril' && (repeated || inLoop || deep)) {
       buffered.add(n.id);
       cost[n.id] = 1;
     } else {

@@ -35,15 +35,16 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
   const lastRead = new Map<number, number>();
   stages.forEach((s, i) => {
     const seen = new Set<number>();
-    const visit = (id: number): void => {
-      if (seen.has(id)) return;
+    // An explicit stack: chains of inlined nodes can be thousands deep.
+    const stack =
+      s.kind === 'compute' ? [...p.nodes[s.node].args] : s.kind === 'output' ? [s.node] : [s.stateNode, s.accumNode];
+    while (stack.length) {
+      const id = stack.pop()!;
+      if (seen.has(id)) continue;
       seen.add(id);
       if (buffered.has(id)) lastRead.set(id, i);
-      else p.nodes[id].args.forEach(visit);
-    };
-    if (s.kind === 'compute') p.nodes[s.node].args.forEach(visit);
-    else if (s.kind === 'output') visit(s.node);
-    else [s.stateNode, s.accumNode].forEach(visit);
+      else stack.push(...p.nodes[id].args);
+    }
   });
 
   // On-chip memory goes to what is read most per element: temporaries for their live range,

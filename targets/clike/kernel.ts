@@ -9,6 +9,7 @@ import type { Dialect } from './dialect.ts';
 import { Index, add, div, mod, mul } from './index.ts';
 import { Lines } from './lines.ts';
 import { type Memory, ValueEmitter } from './values.ts';
+import { commentText } from '../text.ts';
 
 /** How a target reads and writes the kernel's global tensors (flat element offsets). */
 export interface Globals {
@@ -88,7 +89,7 @@ export class KernelBody {
     const o = this.k.program.nodes[id].origin;
     if (!o) return '';
     const text = (this.sourceLines[o.start.line - 1] ?? '').trim();
-    return `// line ${o.start.line}: ${text}`;
+    return `// line ${o.start.line}: ${commentText(text)}`;
   }
 
   private elements(L: Lines, n: number, body: (e: string) => void): void {

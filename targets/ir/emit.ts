@@ -2,6 +2,7 @@
 import { gradientProgram } from '../../compiler/autodiff/gradient-program.ts';
 import { printProgram } from '../../compiler/ir/print.ts';
 import { stem, type Target } from '../target.ts';
+import { commentText } from '../text.ts';
 
 export const irTarget: Target = {
   name: 'ir',
@@ -9,7 +10,7 @@ export const irTarget: Target = {
   emit(compiled) {
     const forms = compiled.chunk.forms.map((f) => `#   ${f.state}: ${f.form}`).join('\n');
     const contents = [
-      `# ${compiled.layer.name}: compiled from ${compiled.file} by tttc`,
+      `# ${compiled.layer.name}: compiled from ${commentText(compiled.file)} by tttc`,
       `# mini-batch K = ${compiled.chunk.K}; form per state:`,
       forms,
       '',
