@@ -1,7 +1,7 @@
 /** The `.ttt` editor: CodeMirror 6 with the language's highlighting and the compiler's diagnostics as squiggles. */
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
 import { HighlightStyle, StreamLanguage, syntaxHighlighting, type StreamParser } from '@codemirror/language';
-import { type Diagnostic as LintDiagnostic, forceLinting, linter, lintGutter } from '@codemirror/lint';
+import { lintGutter, setDiagnostics } from '@codemirror/lint';
 import { EditorState, type Extension, StateEffect, StateField } from '@codemirror/state';
 import {
   Decoration,
@@ -100,23 +100,6 @@ export interface SpecEditor {
 }
 
 export function createSpecEditor(parent: HTMLElement, text: string, onChange: (text: string) => void): SpecEditor {
-  let current: readonly PlaygroundDiagnostic[] = [];
-  const lint = linter(
-    (view): LintDiagnostic[] => {
-      const length = view.state.doc.length;
-      return current.map((d) => {
-        const from = Math.min(d.from, length);
-        return {
-          from,
-          to: Math.min(Math.max(d.to, from), length),
-          severity: d.severity,
-          source: d.code,
-          message: `${d.message}\nhint: ${d.hint}`,
-        };
-      });
-    },
-    { delay: 0 },
-  );
   const extensions: Extension[] = [
     lineNumbers(),
     history(),
@@ -126,7 +109,6 @@ export function createSpecEditor(parent: HTMLElement, text: string, onChange: (t
     tttLanguage,
     highlight,
     lintGutter(),
-    lint,
     markedLine,
     EditorView.updateListener.of((u) => u.docChanged && onChange(u.state.doc.toString())),
     EditorView.lineWrapping,
@@ -137,8 +119,18 @@ export function createSpecEditor(parent: HTMLElement, text: string, onChange: (t
     text: () => view.state.doc.toString(),
     setText: (t) => view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: t } }),
     setDiagnostics(diagnostics) {
-      current = diagnostics;
-      forceLinting(view);
+      const length = view.state.doc.length;
+      const marks = diagnostics.map((d) => {
+        const from = Math.min(d.from, length);
+        return {
+          from,
+          to: Math.min(Math.max(d.to, from), length),
+          severity: d.severity,
+          source: d.code,
+          message: `${d.message}\nhint: ${d.hint}`,
+        };
+      });
+      view.dispatch(setDiagnostics(view.state, marks));
     },
     markLine(line) {
       view.dispatch({ effects: markLineEffect.of(line) });

@@ -109,6 +109,7 @@ export class RunPanel {
     this.running = true;
     const panel = $('panel-run');
     panel.dataset.state = 'running';
+    delete panel.dataset.maxError;
     const button = $<HTMLButtonElement>('run');
     button.disabled = true;
     try {
@@ -172,6 +173,7 @@ export class RunPanel {
     const gpu = await runner.run(inp);
     const whole = relativeErrorPerToken(gpu.output, reference.output, B * H, T);
     const stepped = relativeErrorPerToken(gpu.stepOutput, reference.output, B * H, T);
+    $('panel-run').dataset.maxError = String(Math.max(...whole, ...stepped));
     lines.push(
       `output vs the f64 reference, largest relative error of a token: ${Math.max(...whole).toExponential(2)} (whole sequence), ${Math.max(...stepped).toExponential(2)} (token by token)`,
       `time: whole sequence ${ms(gpu.sequenceMs)} (${ms(gpu.sequenceMs / T)} per token); one-token calls: median ${ms(median(gpu.tokenMs))}`,
