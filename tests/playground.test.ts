@@ -109,8 +109,14 @@ describe('the playground page in headless Chromium', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function open(address: string): Promise<{ page: Page; errors: string[] }> {
+  async function open(
+    address: string,
+    options: { noWebGPU?: boolean } = {},
+  ): Promise<{ page: Page; errors: string[] }> {
     const page = await browser!.newPage({ viewport: { width: 1500, height: 950 } });
+    // As in a browser without WebGPU.
+    if (options.noWebGPU)
+      await page.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }));
     const errors: string[] = [];
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
     page.on('pageerror', (e) => errors.push(e.message));
@@ -176,8 +182,18 @@ describe('the playground page in headless Chromium', () => {
     await expect.poll(() => page.evaluate(() => location.hash)).toMatch(/^#s=/);
     const link = page.url();
     const spec = await page.locator('#editor .cm-content').textContent();
-    const shared = await open(link);
+    // Opened in a browser without WebGPU: the link still works, the page says why kernels cannot
+    // run, and a run still plots the inner loss from the f64 reference.
+    const shared = await open(link, { noWebGPU: true });
     await shared.page.locator('#problems li.ok').waitFor();
+    await shared.page.locator('#tabs button[data-tab="run"]').click();
+    await expect.poll(() => shared.page.locator('#run-status').textContent()).toContain('WebGPU is not available');
+    await shared.page.locator('#run').click();
+    await expect.poll(() => shared.page.locator('#panel-run').getAttribute('data-state')).toBe('done');
+    expect(
+      await shared.page.locator('#chart-loss path[data-series="after its update"]').getAttribute('data-points'),
+    ).toBe(String(T));
+    expect(await shared.page.locator('#chart-error path').count()).toBe(0);
     for (const [name, value] of Object.entries(SIZES))
       expect(await shared.page.locator(`#sizes input[name="${name}"]`).inputValue()).toBe(String(value));
     expect(await shared.page.locator('#editor .cm-content').textContent()).toBe(spec);

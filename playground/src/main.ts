@@ -175,9 +175,11 @@ class Playground {
       case 'check':
         renderSummary($('panel-check'), layer.summary);
         break;
-      case 'grad':
-        this.grad.show(layer.gradientText(), [], 'plain');
+      case 'grad': {
+        const code = layer.gradient();
+        this.grad.show(code.text, code.specLines, 'plain');
         break;
+      }
       case 'wgsl': {
         const code = layer.wgsl();
         this.wgsl.show(code.text, code.specLines, 'wgsl');

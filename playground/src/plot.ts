@@ -6,6 +6,8 @@ export interface Series {
   values: ArrayLike<number>;
   /** Draw as a dashed line. */
   dashed?: boolean;
+  /** Also draw the running mean over this many tokens, bold, over the faint raw values. */
+  smooth?: number;
 }
 
 export interface ChartSpec {
@@ -19,7 +21,7 @@ export interface ChartSpec {
 const SVG = 'http://www.w3.org/2000/svg';
 const W = 560;
 const H = 220;
-const M = { left: 56, right: 12, top: 28, bottom: 34 };
+const M = { left: 56, right: 12, top: 40, bottom: 34 };
 
 function el<K extends keyof SVGElementTagNameMap>(
   name: K,
@@ -89,18 +91,17 @@ export function drawChart(host: HTMLElement, spec: ChartSpec): void {
     ),
   );
 
-  let legendX = W - M.right;
-  for (const s of [...spec.series].reverse()) {
-    const label = el('text', { x: legendX, y: 16, class: 'legend', 'text-anchor': 'end', fill: s.color }, s.name);
-    svg.append(label);
-    legendX -= 8 + 6.2 * s.name.length;
-  }
+  let legendX = M.left;
   for (const s of spec.series) {
+    svg.append(el('text', { x: legendX, y: 30, class: 'legend', fill: s.color }, `— ${s.name}`));
+    legendX += 24 + 6 * s.name.length;
+  }
+  const line = (values: ArrayLike<number>): { d: string; points: number } => {
     let d = '';
     let points = 0;
     let pen = false;
-    for (let i = 0; i < s.values.length; i++) {
-      const v = f(s.values[i]);
+    for (let i = 0; i < values.length; i++) {
+      const v = f(values[i]);
       if (!Number.isFinite(v)) {
         pen = false;
         continue;
@@ -109,9 +110,38 @@ export function drawChart(host: HTMLElement, spec: ChartSpec): void {
       pen = true;
       points++;
     }
-    const path = el('path', { d, stroke: s.color, class: 'series', 'data-series': s.name, 'data-points': points });
+    return { d, points };
+  };
+  for (const s of spec.series) {
+    const raw = line(s.values);
+    const path = el('path', {
+      d: raw.d,
+      stroke: s.color,
+      class: 'series',
+      'data-series': s.name,
+      'data-points': raw.points,
+    });
     if (s.dashed) path.setAttribute('stroke-dasharray', '4 3');
+    if (s.smooth) path.setAttribute('stroke-opacity', '0.35');
     svg.append(path);
+    if (s.smooth) {
+      const mean = line(runningMean(s.values, s.smooth));
+      svg.append(
+        el('path', { d: mean.d, stroke: s.color, class: 'series smooth', 'data-series': `${s.name} (running mean)` }),
+      );
+    }
   }
   host.replaceChildren(svg);
+}
+
+/** The mean of each value and the `window − 1` before it (fewer at the start). */
+function runningMean(values: ArrayLike<number>, window: number): Float64Array {
+  const out = new Float64Array(values.length);
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) {
+    sum += values[i];
+    if (i >= window) sum -= values[i - window];
+    out[i] = sum / Math.min(i + 1, window);
+  }
+  return out;
 }

@@ -89,7 +89,7 @@ export class RunPanel {
     return {
       B: int('B', 1, 16),
       H: int('H', 1, 16),
-      T: int('T', 1, 4096),
+      T: int('T', 1, 1024),
       seed: int('seed', 1, 2 ** 31),
       map: get('map') === 'nonlinear' ? 'nonlinear' : 'linear',
       noise: Math.max(0, Number(get('noise')) || 0),
@@ -144,12 +144,13 @@ export class RunPanel {
     lines.push(
       `inner loss, mean over the first and last quarter of the sequence: ${mean(before, 0, q).toPrecision(4)} → ${mean(before, T - q, T).toPrecision(4)} before each update, ${mean(after, T - q, T).toPrecision(4)} after`,
     );
+    const smooth = Math.max(2, Math.round(T / 16));
     drawChart($('chart-loss'), {
-      title: `Inner loss per token (mean over ${B * H} sequence${B * H > 1 ? 's' : ''} × heads, f64)`,
+      title: `Inner loss per token, f64 (mean of ${B * H} sequences; bold: running mean of ${smooth})`,
       yLabel: 'loss',
       series: [
-        { name: 'before its update', color: '#dc2626', values: before },
-        { name: 'after its update', color: '#2563eb', values: after },
+        { name: 'before its update', color: '#dc2626', values: before, smooth },
+        { name: 'after its update', color: '#2563eb', values: after, smooth },
       ],
     });
 

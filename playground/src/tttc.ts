@@ -162,9 +162,11 @@ export class CompiledLayer {
     };
   }
 
-  /** The per-token gradient program, as `tttc grad` prints it. */
-  gradientText(): string {
-    return printProgram(gradientProgram(this.compiled.layer), `grad_${this.compiled.layer.name}`);
+  /** The per-token gradient program, as `tttc grad` prints it: each node ends in `# file:LINE`. */
+  gradient(): GeneratedCode {
+    const text = printProgram(gradientProgram(this.compiled.layer), `grad_${this.compiled.layer.name}`);
+    const specLines = text.split('\n').map((line) => Number(/# \S*:(\d+)$/.exec(line)?.[1] ?? 0));
+    return { path: `grad_${this.compiled.layer.name}`, text, specLines };
   }
 
   /** The WGSL kernel `tttc compile --target wgsl` writes (WebGPU's default limits). */
