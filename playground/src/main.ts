@@ -163,6 +163,8 @@ class Playground {
     for (const b of document.querySelectorAll<HTMLButtonElement>('#tabs button'))
       b.setAttribute('aria-selected', String(b.dataset.tab === tab));
     for (const t of ['check', 'grad', 'wgsl', 'cuda', 'run']) $(`panel-${t}`).hidden = t !== tab;
+    // Opening the Run tab starts building the kernels; edits made while it is open do not.
+    if (tab === 'run') this.run.prepare();
     this.renderTab();
   }
 

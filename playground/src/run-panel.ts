@@ -83,6 +83,21 @@ export class RunPanel {
       `${input.name} + noise; ${lr}; scale 1; params ~ N(0, 0.5²); matrix states ~ N(0, 1/fan-in), other states ~ N(0, 0.5²).`;
   }
 
+  /**
+   * Start building the layer's kernels ahead of a run (on SwiftShader this takes seconds), once
+   * per compiled layer; a failure is reported by the run that awaits it.
+   */
+  prepare(): Promise<WebGPURunner> | undefined {
+    const layer = this.layer;
+    if (!layer || !navigator.gpu) return undefined;
+    if (this.runner?.layer !== layer) {
+      const runner = layer.webgpu();
+      runner.catch(() => {});
+      this.runner = { layer, runner };
+    }
+    return this.runner.runner;
+  }
+
   private read(): SequenceOptions {
     const get = (k: string) => (this.form.elements.namedItem(k) as HTMLInputElement).value;
     const int = (k: string, lo: number, hi: number) => Math.min(hi, Math.max(lo, Math.round(Number(get(k))) || lo));
@@ -130,6 +145,8 @@ export class RunPanel {
     const lines: string[] = [];
     const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
     this.status('Generating inputs and the f64 reference…');
+    // The kernels build in the GPU process while the reference runs here.
+    const kernels = this.prepare();
     await frame();
     const inp = layer.inputs(syntheticSequence(layer.summary, o));
     let start = performance.now();
@@ -165,9 +182,10 @@ export class RunPanel {
     this.status(`${lines.join('\n')}\nBuilding the WGSL kernels for this adapter…`);
     await frame();
     start = performance.now();
-    if (this.runner?.layer !== layer) this.runner = { layer, runner: layer.webgpu() };
-    const runner = await this.runner.runner;
-    lines.push(`WebGPU adapter: ${runner.adapterName}; kernels ready in ${ms(performance.now() - start)}`);
+    const runner = await (kernels ?? layer.webgpu());
+    lines.push(
+      `WebGPU adapter: ${runner.adapterName}; kernels ready ${ms(performance.now() - start)} after the reference`,
+    );
     if (runner.warnings.length) lines.push(`WGSL compiler messages: ${runner.warnings.join('; ')}`);
     this.status(`${lines.join('\n')}\nRunning…`);
     await frame();
