@@ -141,6 +141,11 @@ describe('the playground page in headless Chromium', () => {
     await page.locator('#problems li.ok').waitFor();
     expect(await page.locator('#editor .cm-lintRange-error').count()).toBe(0);
 
+    // What `tttc check` says, and the CUDA kernel.
+    expect(await page.locator('#panel-check').textContent()).toContain('W1       dual-matmul');
+    await page.locator('#tabs button[data-tab="cuda"]').click();
+    await expect.poll(() => page.locator('#panel-cuda .cm-content').textContent()).toContain('__global__');
+
     // The WGSL panel shows the kernel, with the spec lines its stages come from.
     await page.locator('#tabs button[data-tab="wgsl"]').click();
     const wgsl = page.locator('#panel-wgsl .cm-content');

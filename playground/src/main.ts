@@ -83,10 +83,10 @@ class Playground {
     const result = analyse(this.state.spec, { file: this.state.file, dims: this.state.dims, form: this.state.form });
     this.diagnostics = result.diagnostics;
     this.editor.setDiagnostics(result.diagnostics);
-    this.showProblems();
     $('stale').hidden = !!result.layer || !this.layer;
+    if (result.layer) this.layer = result.layer;
+    this.showProblems();
     if (result.layer) {
-      this.layer = result.layer;
       this.rendered.clear();
       this.showSizes(result.layer.summary);
       this.run.setLayer(result.layer);
