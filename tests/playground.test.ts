@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticSequence } from '../playground/src/synthetic.ts';
 import { analyse } from '../playground/src/tttc.ts';
 import { CHROMIUM, CHROMIUM_FLAGS } from './browser/harness.ts';
-import { repoRoot } from './support/specs.ts';
+import { UNUSUAL_SPECS } from './specs/unusual.ts';
+import { exampleFiles, repoRoot } from './support/specs.ts';
 
 /** The f32 kernels' tolerance against the f64 reference (relative error), as in browser.test.ts. */
 const TOL = 1e-5;
@@ -43,6 +44,43 @@ describe('the playground adapter', () => {
       }
       // The loss before token t is the loss at the state after token t − 1, so they differ.
       expect(trace.before.some((b, i) => Math.abs(b - trace.after[i]) > 1e-9)).toBe(true);
+    });
+  }
+});
+
+describe('the playground on every example and unusual spec', () => {
+  const specs = [
+    ...exampleFiles.map((f): [string, string] => [f, readFileSync(join(repoRoot, 'examples', f), 'utf8')]),
+    ...Object.entries(UNUSUAL_SPECS),
+    [
+      'a loss that reads no view',
+      'layer NoView { dim D = 4; minibatch K = 2; state W: [D, D]\n' +
+        '  loss() = sum(square(W)); output(q: [D]) = q @ W; update sgd(lr: 0.1, scale: none) }',
+    ],
+  ];
+  for (const [name, text] of specs) {
+    it(`${name}: panels, synthetic inputs and a finite loss trace`, () => {
+      const { layer, diagnostics } = analyse(text, { file: 'spec.ttt', dims: {}, form: 'auto' });
+      if (!layer) throw new Error(JSON.stringify(diagnostics));
+      // Small sizes, where the spec declares them.
+      const small = Object.fromEntries(layer.summary.sizes.map((s) => [s.name, Math.min(s.value, 8)]));
+      const sized = analyse(text, { file: 'spec.ttt', dims: small, form: 'auto' }).layer ?? layer;
+      expect(sized.wgsl().text).toContain('@compute');
+      expect(sized.cuda()[0].text).toContain('__global__');
+      expect(sized.gradient().text).toContain('return loss');
+      const named = syntheticSequence(sized.summary, {
+        B: 1,
+        H: 2,
+        T: 7,
+        seed: 2,
+        map: 'nonlinear',
+        noise: 0.1,
+        lr: 0.05,
+      });
+      const inp = sized.inputs(named);
+      const trace = sized.lossTrace(inp);
+      expect([...trace.before, ...trace.after].every(Number.isFinite)).toBe(true);
+      expect(sized.reference(inp).output.data.every(Number.isFinite)).toBe(true);
     });
   }
 });

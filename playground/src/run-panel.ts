@@ -75,12 +75,20 @@ export class RunPanel {
   setLayer(layer: CompiledLayer): void {
     this.layer = layer;
     const s = layer.summary;
-    const [input, ...targets] = s.lossViews;
+    const input = s.lossViews[0] ?? s.outputViews[0];
+    const targets = s.lossViews.slice(1).map((v) => v.name);
+    const outputs = s.outputViews.filter((v) => v !== input).map((v) => v.name);
     const lr = s.lr.kind === 'token' ? 'lr per token as set here' : `the spec's constant lr ${s.lr.value}`;
-    $('run-about').textContent =
-      `Inputs: ${input.name} ~ N(0, 1); ${targets.map((t) => t.name).join(', ') || 'no other loss view'} = a fixed random ` +
-      `map of ${input.name} per head + noise; ${s.outputViews.map((v) => v.name).join(', ') || 'no output-only view'} = ` +
-      `${input.name} + noise; ${lr}; scale 1; params ~ N(0, 0.5²); matrix states ~ N(0, 1/fan-in), other states ~ N(0, 0.5²).`;
+    const scale =
+      s.scale.kind === 'position'
+        ? 'scale 1 at every position'
+        : `the spec's scale (${s.scale.kind === 'constant' ? s.scale.value : 'none'})`;
+    $('run-about').textContent = input
+      ? `Inputs: ${input.name} ~ N(0, 1)` +
+        (targets.length ? `; ${targets.join(', ')} = a fixed random map of ${input.name} per head + noise` : '') +
+        (outputs.length ? `; ${outputs.join(', ')} = ${input.name} (or a linear map of it) + noise` : '') +
+        `; ${lr}; ${scale}; params ~ N(0, 0.5²); matrix states ~ N(0, 1/fan-in), other states ~ N(0, 0.5²).`
+      : `${s.name} reads no per-token views: there is no sequence to run.`;
   }
 
   /**

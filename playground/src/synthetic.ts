@@ -1,6 +1,6 @@
 /**
- * A synthetic sequence with something to learn, for any layer: the loss's first view is the
- * input x ~ N(0, 1); every other view of the loss is a fixed random map of x (per head) plus
+ * A synthetic sequence with something to learn, for any layer: the loss's first view (the
+ * output's if the loss reads none) is the input x ~ N(0, 1); every other view of the loss is a fixed random map of x (per head) plus
  * noise, so the inner model can learn that map; views only the output reads are x plus noise
  * (or a linear map of x where their shape differs). Named in the `run` convention.
  */
@@ -44,18 +44,22 @@ export function syntheticSequence(layer: LayerSummary, o: SequenceOptions): Map<
   const normal = normals(o.seed);
   const fill = (n: number, std: number) => Float64Array.from({ length: n }, () => normal(std));
   const { B, H, T } = o;
-  const [input, ...targets] = layer.lossViews;
+  // The input: the loss's first view, or the output's when the loss reads none.
+  const input = layer.lossViews[0] ?? layer.outputViews[0];
+  if (!input) throw new Error(`${layer.name} reads no per-token views, so there is no sequence to feed it`);
+  const targets = layer.lossViews.slice(1);
+  const outputViews = layer.outputViews.filter((v) => v !== input);
   const nx = width(input);
   // Per head: a hidden map for the nonlinear case, and one output map per other view.
   const hidden = Array.from({ length: H }, () => fill(nx * nx, 1 / Math.sqrt(nx)));
   const mapOf = (t: TensorInfo) => Array.from({ length: H }, () => fill(nx * width(t), 1 / Math.sqrt(nx)));
   const targetMaps = targets.map(mapOf);
-  const outputMaps = layer.outputViews.map((v) => (width(v) === nx ? undefined : mapOf(v)));
+  const outputMaps = outputViews.map((v) => (width(v) === nx ? undefined : mapOf(v)));
 
   const data = (t: TensorInfo) => new Float64Array(B * H * T * width(t));
   const x = data(input);
   const ys = targets.map(data);
-  const qs = layer.outputViews.map(data);
+  const qs = outputViews.map(data);
   for (let bh = 0; bh < B * H; bh++) {
     const h = bh % H;
     for (let t = 0; t < T; t++) {
@@ -68,7 +72,7 @@ export function syntheticSequence(layer: LayerSummary, o: SequenceOptions): Map<
         const y = times(features, targetMaps[i][h], n).map((z) => z + normal(o.noise));
         ys[i].set(y, row * n);
       });
-      layer.outputViews.forEach((v, i) => {
+      outputViews.forEach((v, i) => {
         const n = width(v);
         const maps = outputMaps[i];
         const q = maps ? times(xt, maps[h], n) : xt.slice();
@@ -84,7 +88,7 @@ export function syntheticSequence(layer: LayerSummary, o: SequenceOptions): Map<
   const perToken = (t: TensorInfo, d: Float64Array) => named.set(t.name, { shape: [B, H, T, ...t.shape], data: d });
   perToken(input, x);
   targets.forEach((v, i) => perToken(v, ys[i]));
-  layer.outputViews.forEach((v, i) => perToken(v, qs[i]));
+  outputViews.forEach((v, i) => perToken(v, qs[i]));
   if (layer.lr.kind === 'token') named.set('lr', { shape: [B, H, T], data: new Float64Array(B * H * T).fill(o.lr) });
   if (layer.scale.kind === 'position')
     named.set('scale', { shape: [layer.K], data: new Float64Array(layer.K).fill(1) });
