@@ -25,7 +25,7 @@ describe('the playground adapter', () => {
   // These specs read out f(q) and learn 0.5‖f(k) − v‖²: with q = k (no noise), the loss after a
   // token's update is 0.5‖output − v‖², computed here from the reference executor's output.
   for (const spec of ['delta_rule.ttt', 'ttt_linear.ttt', 'weightnorm_linear.ttt', 'ttt_mlp.ttt']) {
-    it(`${spec}: the loss after each update matches the reference output (scales vary by position)`, () => {
+    it(`${spec}: the loss after each update matches the reference output (scales vary by position)`, async () => {
       const text = readFileSync(join(repoRoot, 'examples', spec), 'utf8');
       const { layer } = analyse(text, { file: spec, dims: { D: 8, K: 4 }, form: 'auto' });
       if (!layer) throw new Error(`${spec} did not compile`);
@@ -33,7 +33,7 @@ describe('the playground adapter', () => {
       const named = syntheticSequence(layer.summary, options);
       if (named.has('scale')) named.set('scale', { shape: [4], data: Float64Array.of(0.3, 0.5, 0.7, 0.9) });
       const inp = layer.inputs(named);
-      const trace = layer.lossTrace(inp);
+      const trace = await layer.lossTrace(inp);
       const output = layer.reference(inp).output.data;
       const v = named.get('v')!.data;
       const D = 8;
@@ -59,7 +59,7 @@ describe('the playground on every example and unusual spec', () => {
     ],
   ];
   for (const [name, text] of specs) {
-    it(`${name}: panels, synthetic inputs and a finite loss trace`, () => {
+    it(`${name}: panels, synthetic inputs and a finite loss trace`, async () => {
       const { layer, diagnostics } = analyse(text, { file: 'spec.ttt', dims: {}, form: 'auto' });
       if (!layer) throw new Error(JSON.stringify(diagnostics));
       // Small sizes, where the spec declares them.
@@ -78,7 +78,7 @@ describe('the playground on every example and unusual spec', () => {
         lr: 0.05,
       });
       const inp = sized.inputs(named);
-      const trace = sized.lossTrace(inp);
+      const trace = await sized.lossTrace(inp);
       expect([...trace.before, ...trace.after].every(Number.isFinite)).toBe(true);
       expect(sized.reference(inp).output.data.every(Number.isFinite)).toBe(true);
     });

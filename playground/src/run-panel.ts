@@ -158,7 +158,9 @@ export class RunPanel {
     await frame();
     const inp = layer.inputs(syntheticSequence(layer.summary, o));
     let start = performance.now();
-    const trace = layer.lossTrace(inp);
+    const trace = await layer.lossTrace(inp, (t) =>
+      this.status(`Stepping the f64 reference through the sequence: token ${t} of ${T}…`),
+    );
     const reference = layer.reference(inp);
     lines.push(
       `f64 reference (loss before/after each token, and the output): ${ms(performance.now() - start)} on the CPU`,

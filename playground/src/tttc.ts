@@ -203,9 +203,13 @@ export class CompiledLayer {
    * in f64, [B, H, T] each. The reference executor steps one token at a time; after token t at
    * mini-batch position i the state token t reads out with is θ_t = S − scale_i · A (S the
    * mini-batch's starting state, A its accumulator: semantics.md), and the state before token t is
-   * θ_{t−1}. The loss is the spec's own, evaluated by the gradient program.
+   * θ_{t−1}. The loss is the spec's own, evaluated by the gradient program. Yields to the event
+   * loop every few milliseconds, so a page stays responsive; `progress` hears each token done.
    */
-  lossTrace(inp: InnerLoopInputs): { before: Float64Array; after: Float64Array } {
+  async lossTrace(
+    inp: InnerLoopInputs,
+    progress?: (tokens: number) => void,
+  ): Promise<{ before: Float64Array; after: Float64Array }> {
     const L = this.compiled.layer;
     this.stepChunk ??= deriveChunkProgram(L, this.compiled.chunk.request, 1).chunk!;
     this.lossProgram ??= gradientProgram(L);
@@ -222,7 +226,13 @@ export class CompiledLayer {
     let accums = inp.accums;
     // θ before the first token: the starting state less its carried accumulator.
     let theta = effectiveStates(states, accums, inp.start > 0 ? scaleAt(inp.start - 1) : 0);
+    let paused = performance.now();
     for (let t = 0; t < T; t++) {
+      if (performance.now() - paused > 30) {
+        progress?.(t);
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        paused = performance.now();
+      }
       const position = (inp.start + t) % K;
       const token = sliceToken(inp, t);
       for (let bh = 0; bh < B * H; bh++) before[bh * T + t] = this.loss(theta, token, inp, bh, lossViews);
