@@ -28,6 +28,7 @@ class Playground {
   /** Which panels show the current layer already. */
   private rendered = new Set<Tab>();
   private timer?: ReturnType<typeof setTimeout>;
+  private saveTimer?: ReturnType<typeof setTimeout>;
   private readonly editor;
   private readonly grad: CodeView;
   private readonly wgsl: CodeView;
@@ -45,7 +46,10 @@ class Playground {
     this.grad = new CodeView($('panel-grad'), mark);
     this.wgsl = new CodeView($('panel-wgsl'), mark);
     this.cuda = new CodeView($('panel-cuda'), mark);
-    this.run = new RunPanel(initial.run, (run) => (this.state.run = run));
+    this.run = new RunPanel(initial.run, (run) => {
+      this.state.run = run;
+      this.saveSoon();
+    });
 
     const example = $<HTMLSelectElement>('example');
     example.append(new Option('(choose)', ''), ...Object.keys(EXAMPLES).map((name) => new Option(name, name)));
@@ -78,8 +82,20 @@ class Playground {
     this.analyse();
   }
 
+  /** Keep the address bar's link in step with the page, so a reload or a copied URL reproduces it. */
+  private saveSoon(): void {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = setTimeout(() => void this.save(), 400);
+  }
+
+  private async save(): Promise<void> {
+    clearTimeout(this.saveTimer);
+    history.replaceState(null, '', await encodeState(this.state));
+  }
+
   private analyse(): void {
     clearTimeout(this.timer);
+    this.saveSoon();
     const result = analyse(this.state.spec, { file: this.state.file, dims: this.state.dims, form: this.state.form });
     this.diagnostics = result.diagnostics;
     this.editor.setDiagnostics(result.diagnostics);
@@ -207,8 +223,7 @@ class Playground {
   }
 
   private async share(): Promise<void> {
-    const hash = await encodeState(this.state);
-    history.replaceState(null, '', hash);
+    await this.save();
     const status = $('share-status');
     try {
       await navigator.clipboard.writeText(location.href);
