@@ -16,6 +16,7 @@ import { parse } from '../../compiler/syntax/parse.ts';
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import { renderCuda } from '../../targets/cuda/render.ts';
+import { stem } from '../../targets/target.ts';
 import { renderWgsl } from '../../targets/wgsl/render.ts';
 import { innerLoopInputs, type InnerLoopInputs, type InnerLoopOutputs } from '../../runtime/inner-loop.ts';
 import { runReference } from '../../runtime/reference/inner-loop.ts';
@@ -165,14 +166,14 @@ export class CompiledLayer {
   /** The per-token gradient program, as `tttc grad` prints it: each node ends in `# file:LINE`. */
   gradient(): GeneratedCode {
     const text = printProgram(gradientProgram(this.compiled.layer), `grad_${this.compiled.layer.name}`);
-    const specLines = text.split('\n').map((line) => Number(/# \S*:(\d+)$/.exec(line)?.[1] ?? 0));
+    const specLines = text.split('\n').map((line) => Number(/# .*:(\d+)$/.exec(line)?.[1] ?? 0));
     return { path: `grad_${this.compiled.layer.name}`, text, specLines };
   }
 
   /** The WGSL kernel `tttc compile --target wgsl` writes (WebGPU's default limits). */
   wgsl(): GeneratedCode {
     const text = renderWgsl(this.compiled).code;
-    return { path: `${this.stem()}.wgsl`, text, specLines: specLinesOf(text) };
+    return { path: `${stem(this.compiled)}.wgsl`, text, specLines: specLinesOf(text) };
   }
 
   /** The CUDA files `tttc compile --target cuda` writes. */
@@ -182,10 +183,6 @@ export class CompiledLayer {
       text: f.contents,
       specLines: specLinesOf(f.contents),
     }));
-  }
-
-  private stem(): string {
-    return (this.compiled.file.split('/').pop() ?? 'layer').replace(/\.ttt$/, '');
   }
 
   /** Gather named tensors (the `run` convention) into the inner loop's inputs; throws on bad shapes. */
@@ -204,7 +201,7 @@ export class CompiledLayer {
    * mini-batch position i the state token t reads out with is θ_t = S − scale_i · A (S the
    * mini-batch's starting state, A its accumulator: semantics.md), and the state before token t is
    * θ_{t−1}. The loss is the spec's own, evaluated by the gradient program. Yields to the event
-   * loop every few milliseconds, so a page stays responsive; `progress` hears each token done.
+   * loop every few milliseconds, so a page stays responsive, and tells `progress` how far it got.
    */
   async lossTrace(
     inp: InnerLoopInputs,
