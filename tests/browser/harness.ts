@@ -20,7 +20,7 @@ export const CHROMIUM = '/usr/bin/chromium';
  * the other GPU flags ask for SwiftShader's Vulkan even where a GPU exists, so results do not depend
  * on the machine, and the rest keep the browser off the network.
  */
-const CHROMIUM_FLAGS = [
+export const CHROMIUM_FLAGS = [
   '--headless=new',
   '--no-sandbox',
   '--enable-unsafe-webgpu',
