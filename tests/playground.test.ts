@@ -202,6 +202,7 @@ describe('the playground page in headless Chromium', () => {
       await expect.poll(() => page.locator(`#sizes input[name="${name}"]`).inputValue()).toBe(String(value));
     }
     await page.locator('#tabs button[data-tab="run"]').click();
+    await page.locator('#run-options input[name="T"]').fill('40');
     await page.locator('#run').click();
     const panel = page.locator('#panel-run');
     await expect.poll(() => panel.getAttribute('data-state'), { timeout: 50_000 }).toMatch(/done|failed/);

@@ -102,9 +102,10 @@ class Playground {
     $('stale').hidden = !!result.layer || !this.layer;
     if (result.layer) this.layer = result.layer;
     this.showProblems();
+    // The size controls stay, from the last layer that compiled, so a bad -D value can be fixed.
+    if (this.layer) this.showSizes(this.layer.summary);
     if (result.layer) {
       this.rendered.clear();
-      this.showSizes(result.layer.summary);
       this.run.setLayer(result.layer);
       this.renderTab();
     }
@@ -149,7 +150,7 @@ class Playground {
         input.type = 'number';
         input.min = '1';
         input.name = s.name;
-        input.value = String(s.value);
+        input.value = String(this.state.dims[s.name] ?? s.value);
         label.title = s.minibatch ? 'the minibatch size (-D)' : 'a dim (-D)';
         if (s.name in this.state.dims) label.classList.add('changed');
         input.addEventListener('change', () => {

@@ -51,17 +51,14 @@ export class RunPanel {
   private running = false;
 
   constructor(
-    private options: SequenceOptions,
-    onChange: (options: SequenceOptions) => void,
+    options: SequenceOptions,
+    private readonly onChange: (options: SequenceOptions) => void,
   ) {
     for (const [k, v] of Object.entries(options)) {
       const field = this.form.elements.namedItem(k) as HTMLInputElement | HTMLSelectElement | null;
       if (field) field.value = String(v);
     }
-    this.form.addEventListener('change', () => {
-      this.options = this.read();
-      onChange(this.options);
-    });
+    this.form.addEventListener('change', () => this.onChange(this.read()));
     $('run').addEventListener('click', () => void this.run());
     void webgpuUnavailable().then((why) => {
       if (why)
@@ -148,7 +145,8 @@ export class RunPanel {
   }
 
   private async runOnce(layer: CompiledLayer): Promise<void> {
-    const o = (this.options = this.read());
+    const o = this.read();
+    this.onChange(o);
     const { B, H, T } = o;
     const lines: string[] = [];
     const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
