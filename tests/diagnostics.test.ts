@@ -105,6 +105,7 @@ const cases: Case[] = [
   { what: 'a function call in a size', text: spec({ extra: 'dim E = sqrt(4)' }), code: 'TTT316', line: 5, col: 11, under: 'sqrt(4)' },
   { what: 'a zero eps', text: spec({ output: 'output(q: [D]) = rmsnorm(q, eps: 0)' }), code: 'TTT317', line: 7, col: 36, under: '0' },
   { what: 'a number beyond f32', text: spec({ output: 'output(q: [D]) = q @ W * 1e39' }), code: 'TTT318', line: 7, col: 28, under: '1e39' },
+  { what: 'a learning rate beyond f32', text: spec({ update: 'update sgd(lr: 1e39, scale: none)' }), code: 'TTT318', line: 8, col: 18, under: '1e39' },
   { what: 'a number that overflows f64', text: spec({ output: 'output(q: [D]) = q @ W * 1e999' }), code: 'TTT318', line: 7, col: 28, under: '1e999' },
   { what: 'a NaN square root', text: spec({ output: 'output(q: [D]) = q @ W * sqrt(0 - 1)' }), code: 'TTT319', line: 7, col: 28, under: 'sqrt(0 - 1)' },
   { what: 'the log of zero', text: spec({ output: 'output(q: [D]) = q @ W + log(0)' }), code: 'TTT319', line: 7, col: 28, under: 'log(0)' },

@@ -6,7 +6,7 @@ import { diag } from '../diagnostics/codes.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { SourceFile, TensorDecl, UpdateDecl, ViewFnDecl } from '../syntax/ast.ts';
 import type { CheckedLayer, CheckedTensor, CheckedView, CheckedViewFn, DimOverrides, Shape } from './checked.ts';
-import { checkConstants } from './constants.ts';
+import { checkConstants, checkUpdateConstants } from './constants.ts';
 import { calleesFirst } from './fn-order.ts';
 import { checkSizeLimits, checkTensorLimit } from './limits.ts';
 import { collectScope, type Report } from './scope.ts';
@@ -58,6 +58,7 @@ export function check(
   for (const view of [...(loss?.fn.views ?? []), ...(output?.fn.views ?? [])])
     if (K) checkTensorLimit(`a mini-batch of view '${view.name}'`, view.shape, K, view.span, report);
   if (scope.update) checkUpdate(scope.update, report);
+  if (scope.update) checkUpdateConstants(scope.update, report);
   checkConstants(layer, report);
 
   diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset);
