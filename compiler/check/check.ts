@@ -8,7 +8,7 @@ import type { SourceFile, TensorDecl, UpdateDecl, ViewFnDecl } from '../syntax/a
 import type { CheckedLayer, CheckedTensor, CheckedView, CheckedViewFn, DimOverrides, Shape } from './checked.ts';
 import { checkConstants, checkUpdateConstants } from './constants.ts';
 import { calleesFirst } from './fn-order.ts';
-import { checkSizeLimits, checkTensorLimit } from './limits.ts';
+import { checkPackedLimit, checkSizeLimits, checkTensorLimit } from './limits.ts';
 import { collectScope, type Report } from './scope.ts';
 import { formatShape, sameShape } from './shape-rules.ts';
 import { ShapeChecker, type Locals } from './shapes.ts';
@@ -44,6 +44,9 @@ export function check(
     if (shape) checkTensorLimit(`${decl.kind} '${decl.name}'`, shape, 1, decl.type.span, report);
     if (scope.symbols.get(decl.name) === decl) tensorShapes.set(decl.name, shape);
   }
+  const shapeOf = (decls: TensorDecl[]) => decls.map((d) => tensorShapes.get(d.name));
+  checkPackedLimit('the states and their accumulators', shapeOf(scope.states), 2, layer.nameSpan, report);
+  checkPackedLimit('the params', shapeOf(scope.params), 1, layer.nameSpan, report);
   const shapes = new ShapeChecker(scope, sizes, tensorShapes, report);
   for (const fn of calleesFirst(scope)) shapes.fn(fn);
   const loss = scope.loss && checkViewFn(scope.loss, shapes, sizes);
