@@ -39,3 +39,8 @@ export function stringText(text: string): string {
     .replace(/"/g, '\\"')
     .replace(UNSAFE, (c) => `\\${visible(c)}`);
 }
+
+/** Any text as a TypeScript template literal, kept exactly (backticks, backslashes and `${` escaped). */
+export function templateLiteral(text: string): string {
+  return '`' + text.replace(/[`\\]|\$\{/g, (m) => `\\${m}`) + '`';
+}

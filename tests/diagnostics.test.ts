@@ -105,6 +105,7 @@ const cases: Case[] = [
   { what: 'a function call in a size', text: spec({ extra: 'dim E = sqrt(4)' }), code: 'TTT316', line: 5, col: 11, under: 'sqrt(4)' },
   { what: 'a zero eps', text: spec({ output: 'output(q: [D]) = rmsnorm(q, eps: 0)' }), code: 'TTT317', line: 7, col: 36, under: '0' },
   { what: 'a number beyond f32', text: spec({ output: 'output(q: [D]) = q @ W * 1e39' }), code: 'TTT318', line: 7, col: 28, under: '1e39' },
+  { what: 'a learning rate beyond f32', text: spec({ update: 'update sgd(lr: 1e39, scale: none)' }), code: 'TTT318', line: 8, col: 18, under: '1e39' },
   { what: 'a number that overflows f64', text: spec({ output: 'output(q: [D]) = q @ W * 1e999' }), code: 'TTT318', line: 7, col: 28, under: '1e999' },
   { what: 'a NaN square root', text: spec({ output: 'output(q: [D]) = q @ W * sqrt(0 - 1)' }), code: 'TTT319', line: 7, col: 28, under: 'sqrt(0 - 1)' },
   { what: 'the log of zero', text: spec({ output: 'output(q: [D]) = q @ W + log(0)' }), code: 'TTT319', line: 7, col: 28, under: 'log(0)' },
@@ -114,6 +115,7 @@ const cases: Case[] = [
   { what: 'a dim beyond 32-bit indices', text: spec({ dim: 'dim D = 4294967296' }), code: 'TTT320', line: 2, col: 11, under: '4294967296' },
   { what: 'a -D value beyond 32-bit indices', text: spec({}), overrides: { D: 4294967296 }, code: 'TTT320', line: 2, col: 7, under: 'D' },
   { what: 'a state beyond 32-bit indices', text: spec({ dim: 'dim D = 65536' }), code: 'TTT320', line: 4, col: 12, under: '[D, D]' },
+  { what: 'states and accumulators beyond 32-bit indices together', text: spec({ dim: 'dim D = 32768', state: 'state W: [D, D]', extra: 'state U: [D]' }), code: 'TTT320', line: 1, col: 7, under: 'T' },
   { what: 'a mini-batch of a view beyond 32-bit indices', text: spec({ dim: 'dim D = 4', minibatch: 'minibatch K = 1073741824' }), code: 'TTT320', line: 6, col: 8, under: 'k: [D]' },
   // TTT4xx: dual form forced where a state has none
   { what: 'a state inside a norm, dual forced', text: spec({ output: 'output(q: [D]) = q @ l2norm(W)' }), form: 'dual', code: 'TTT401', line: 7, col: 31, under: 'W' },

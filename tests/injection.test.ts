@@ -28,7 +28,7 @@ const SPEC = [
   '  minibatch K = 2',
   '  state W: [D, D]',
   `  loss(k: [D], v: [D]) = sum(square(k @ W - v)) # ends the comment?\r#include "/etc/hostname"\r${PAYLOAD}`,
-  `  output(q: [D]) = tanh(q @ W) # a line separator\u2028${PAYLOAD} and a paragraph one\u2029${PAYLOAD} */ ${PAYLOAD} /*`,
+  `  output(q: [D]) = tanh(q @ W) # a line separator\u2028${PAYLOAD} and a paragraph one\u2029${PAYLOAD} */ ${PAYLOAD} /* \`\${${PAYLOAD}}\` \\`,
   `  update sgd(lr: token, scale: position) # splices the next line \\`,
   '}',
   '',
@@ -64,6 +64,13 @@ describe('spec text in generated code', () => {
         expect(f.contents, `${target}: ${f.path}`).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u2028\u2029]/);
         expect(f.contents, `${target}: ${f.path}`).not.toContain('#include "/etc/hostname"\n');
       }
+    }
+  });
+
+  it('the kernels quote the spec lines, escaped', () => {
+    for (const code of [file('wgsl', '.wgsl').contents, file('cuda', '.cu').contents]) {
+      expect(code).toContain('# ends the comment?\\u{d}#include "/etc/hostname"\\u{d}INJECTED_CODE();');
+      expect(code).toContain('# a line separator\\u{2028}INJECTED_CODE();');
     }
   });
 

@@ -6,9 +6,9 @@ import { diag } from '../diagnostics/codes.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { SourceFile, TensorDecl, UpdateDecl, ViewFnDecl } from '../syntax/ast.ts';
 import type { CheckedLayer, CheckedTensor, CheckedView, CheckedViewFn, DimOverrides, Shape } from './checked.ts';
-import { checkConstants } from './constants.ts';
+import { checkConstants, checkUpdateConstants } from './constants.ts';
 import { calleesFirst } from './fn-order.ts';
-import { checkSizeLimits, checkTensorLimit } from './limits.ts';
+import { checkPackedLimit, checkSizeLimits, checkTensorLimit } from './limits.ts';
 import { collectScope, type Report } from './scope.ts';
 import { formatShape, sameShape } from './shape-rules.ts';
 import { ShapeChecker, type Locals } from './shapes.ts';
@@ -44,6 +44,9 @@ export function check(
     if (shape) checkTensorLimit(`${decl.kind} '${decl.name}'`, shape, 1, decl.type.span, report);
     if (scope.symbols.get(decl.name) === decl) tensorShapes.set(decl.name, shape);
   }
+  const shapeOf = (decls: TensorDecl[]) => decls.map((d) => tensorShapes.get(d.name));
+  checkPackedLimit('the states and their accumulators', shapeOf(scope.states), 2, layer.nameSpan, report);
+  checkPackedLimit('the params', shapeOf(scope.params), 1, layer.nameSpan, report);
   const shapes = new ShapeChecker(scope, sizes, tensorShapes, report);
   for (const fn of calleesFirst(scope)) shapes.fn(fn);
   const loss = scope.loss && checkViewFn(scope.loss, shapes, sizes);
@@ -58,6 +61,7 @@ export function check(
   for (const view of [...(loss?.fn.views ?? []), ...(output?.fn.views ?? [])])
     if (K) checkTensorLimit(`a mini-batch of view '${view.name}'`, view.shape, K, view.span, report);
   if (scope.update) checkUpdate(scope.update, report);
+  if (scope.update) checkUpdateConstants(scope.update, report);
   checkConstants(layer, report);
 
   diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset);

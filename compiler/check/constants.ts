@@ -4,7 +4,7 @@
  * generated WGSL and CUDA write them as f32 literals and WGSL refuses any that overflow.
  */
 import { diag } from '../diagnostics/codes.ts';
-import type { BinaryOperator, Expr, LayerDecl } from '../syntax/ast.ts';
+import type { BinaryOperator, Expr, LayerDecl, UpdateDecl } from '../syntax/ast.ts';
 import { postorder } from '../syntax/walk.ts';
 import type { Report } from './scope.ts';
 
@@ -84,4 +84,12 @@ function describe(v: number): string {
   if (Number.isNaN(v)) return 'NaN';
   if (!Number.isFinite(v)) return v > 0 ? 'infinite' : '-infinite';
   return `${v}, beyond f32`;
+}
+
+/** A constant learning rate or scale is an f32 in the kernel too. */
+export function checkUpdateConstants(update: UpdateDecl, report: Report): void {
+  for (const arg of [update.lr, update.scale]) {
+    if (arg.kind === 'constant' && Number.isFinite(arg.value) && arg.value > F32_MAX)
+      report(diag('TTT318', arg.span, `${arg.value} is outside the range of f32 (±${F32_MAX.toPrecision(9)})`));
+  }
 }

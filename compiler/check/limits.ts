@@ -32,3 +32,21 @@ export function checkTensorLimit(what: string, shape: Shape, rows: number, span:
   if (elements <= MAX_INDEX) return;
   report(diag('TTT320', span, `${what} has ${elements} elements, beyond the 32-bit index range (2^31 - 1)`));
 }
+
+/**
+ * Reports tensors packed into one buffer per (sequence, head), each state with its accumulator
+ * (`copies` = 2), whose offsets together pass 32 bits although each tensor fits.
+ */
+export function checkPackedLimit(
+  what: string,
+  shapes: readonly (Shape | undefined)[],
+  copies: number,
+  span: Span,
+  report: Report,
+): void {
+  const sizes = shapes.map((s) => (s ?? []).reduce((p, d) => p * d, 1));
+  if (sizes.some((n) => n > MAX_INDEX)) return; // that tensor is reported itself
+  const total = copies * sizes.reduce((p, n) => p + n, 0);
+  if (total <= MAX_INDEX) return;
+  report(diag('TTT320', span, `${what} take ${total} elements together, beyond the 32-bit index range (2^31 - 1)`));
+}

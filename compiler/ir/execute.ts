@@ -1,8 +1,9 @@
 /** The f64 reference executor: evaluates a program node by node on dense tensors. */
+import { erf } from './erf.ts';
 import {
   type BinaryFn,
   evalBinary,
-  evalUnary,
+  evalElementary,
   type Node,
   type Program,
   type UnaryFn,
@@ -12,6 +13,10 @@ import {
   size,
 } from './ir.ts';
 import { strides, type Tensor } from '../../core/tensor.ts';
+
+export function evalUnary(fn: UnaryFn, x: number): number {
+  return fn === 'erf' ? erf(x) : evalElementary(fn, x);
+}
 
 function unary(fn: UnaryFn, x: Float64Array): Float64Array {
   const out = new Float64Array(x.length);

@@ -3,7 +3,6 @@
  * Elementwise ops take operands of equal shape; broadcasting is an explicit `expand`.
  */
 import type { Span } from '../diagnostics/diagnostic.ts';
-import { erf } from './erf.ts';
 
 import { type Shape, sameShape, showShape, size } from '../../core/shape.ts';
 
@@ -132,8 +131,9 @@ export class Builder {
 
   unary(fn: UnaryFn, x: number): number {
     const c = this.constValue(x);
-    // Folded so that no generated code evaluates a function of constants (WGSL would, at compile time).
-    if (c !== undefined) return this.const(evalUnary(fn, c), this.shape(x));
+    // Folded so that no generated code applies a built-in function to constants: WGSL evaluates
+    // those at compile time and refuses NaN or overflow. erf is a generated helper, left as is.
+    if (c !== undefined && fn !== 'erf') return this.const(evalElementary(fn, c), this.shape(x));
     if (fn === 'neg') {
       const n = this.nodes[x];
       if (n.op.kind === 'unary' && n.op.fn === 'neg') return n.args[0];
@@ -261,7 +261,11 @@ export class Builder {
   }
 }
 
-export function evalUnary(fn: UnaryFn, x: number): number {
+/**
+ * The f64 value of a unary op other than erf (which lives in erf.ts, outside this module that the
+ * runtime loads).
+ */
+export function evalElementary(fn: Exclude<UnaryFn, 'erf'>, x: number): number {
   switch (fn) {
     case 'neg':
       return -x;
@@ -275,8 +279,6 @@ export function evalUnary(fn: UnaryFn, x: number): number {
       return Math.sqrt(x);
     case 'recip':
       return 1 / x;
-    case 'erf':
-      return erf(x);
     case 'step':
       return x > 0 ? 1 : 0;
   }

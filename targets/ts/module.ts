@@ -10,7 +10,7 @@ import { weightNameMap } from '../../runtime/layer/weights.ts';
 import type { InnerLoopSignature, TensorSignature } from '../../runtime/signature.ts';
 import type { WgslKernelManifest } from '../../runtime/webgpu/manifest.ts';
 import { WEBGPU_DEFAULT_LIMITS, wgslManifest } from '../wgsl/render.ts';
-import { commentText } from '../text.ts';
+import { commentText, templateLiteral } from '../text.ts';
 
 /**
  * The runtime, by package name: a user's project resolves it in node_modules, and a module
@@ -27,8 +27,6 @@ const listed = (tensors: readonly TensorSignature[]) =>
 const literalUnion = (names: readonly string[]) => names.map((n) => `'${n}'`).join(' | ');
 
 /** WGSL as a template literal, kept line for line. */
-const templateLiteral = (text: string) => '`' + text.replace(/[`\\]|\$\{/g, (m) => `\\${m}`) + '`';
-
 /** The layer's name, which the class takes; refused where TypeScript does not allow it. */
 function className(layer: string): string {
   const scanner = ts.createScanner(ts.ScriptTarget.Latest, true, ts.LanguageVariant.Standard, layer);
