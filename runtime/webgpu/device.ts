@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // One WebGPU device per process: navigator.gpu in a browser, Dawn (the `webgpu` package) in Node,
 // falling back to the SwiftShader CPU driver when Node finds no GPU.
 
