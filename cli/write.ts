@@ -14,13 +14,15 @@ async function kindOf(path: string, follow = false): Promise<'missing' | 'direct
   try {
     return (await (follow ? stat : lstat)(path)).isDirectory() ? 'directory' : 'other';
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    // ENOTDIR: a file stands where a folder above it should be; the walk up finds and names it.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'missing';
     throw e;
   }
 }
 
-/** Creates `dir` and its missing parents below `root`; returns those it created, outermost first. */
-async function makeFolders(root: string, dir: string): Promise<string[]> {
+/** The folders from `root` down to `dir` that do not exist yet, outermost first; throws if a file is in the way. */
+async function missingFolders(root: string, dir: string): Promise<string[]> {
   const missing: string[] = [];
   for (let d = dir; d !== root && d.startsWith(root + sep); d = dirname(d)) {
     const kind = await kindOf(d);
@@ -28,7 +30,6 @@ async function makeFolders(root: string, dir: string): Promise<string[]> {
     if (kind === 'other') throw new UnsafeOutputError(`${d} is in the way: it is not a folder`);
     missing.unshift(d);
   }
-  for (const d of missing) await mkdir(d);
   return missing;
 }
 
@@ -53,7 +54,10 @@ export async function writeAllOrNone(
   if (rootKind === 'other') throw new UnsafeOutputError(`--out ${dir} is not a folder`);
   if (rootKind === 'missing') await mkdir(dir, { recursive: true });
   // Every target must be absent or a regular file that is no input, before anything is written.
-  for (const p of paths) await checkOutputPath(p, inputs);
+  for (const p of paths) {
+    await missingFolders(dir, dirname(p));
+    await checkOutputPath(p, inputs);
+  }
 
   const staging = await mkdtemp(join(dir, '.tttc-staging-'));
   const created: string[] = [];
@@ -61,7 +65,10 @@ export async function writeAllOrNone(
   try {
     for (const [i, f] of files.entries()) await writeFile(join(staging, String(i)), f.contents, { flag: 'wx' });
     for (const [i, path] of paths.entries()) {
-      created.push(...(await makeFolders(dir, dirname(path))));
+      for (const d of await missingFolders(dir, dirname(path))) {
+        await mkdir(d);
+        created.push(d);
+      }
       const existing = await checkOutputPath(path, inputs);
       const aside = existing ? join(staging, `${i}.old`) : undefined;
       if (aside) await rename(path, aside);
