@@ -4,7 +4,7 @@
  * `tttc compile --target ts` imports, and what a program needs to run a kernel rendered ahead of
  * time on WebGPU. Nothing here loads the compiler (tests/ts-target.test.ts checks).
  */
-export type { Tensor } from '../core/tensor.ts';
+export type { Tensor, TensorInput } from '../core/tensor.ts';
 export {
   InputError,
   innerLoopInputs,
@@ -24,9 +24,11 @@ export {
 } from './layer/webgpu-layer.ts';
 export { type LayerOptions, WeightError, type WeightNames, type WeightsSource } from './layer/weights.ts';
 export {
+  loadSafetensors,
   readSafetensors,
   readSafetensorsFile,
   type SafeFile,
+  type SafetensorsSource,
   type Tensor as SafeTensor,
   toFloat32,
   toFloat64,

@@ -261,7 +261,31 @@ function makeSafeFile(name: string, tensors: Map<string, Tensor>, metadata: Reco
   };
 }
 
-/** Reads and parses a safetensors file; error messages start with `path`. */
+/** Where safetensors bytes come from: a path or URL (fetched in a browser), the bytes, or a parsed file. */
+export type SafetensorsSource = string | URL | ArrayBuffer | Uint8Array | SafeFile;
+
+const inNode = () => typeof process !== 'undefined' && Boolean(process.versions?.node);
+
+/**
+ * Reads a safetensors source. In Node a string or `file:` URL is a file, read from disk; in a
+ * browser (and for http(s) URLs anywhere) it is fetched.
+ */
+export async function loadSafetensors(source: SafetensorsSource): Promise<SafeFile> {
+  if (source instanceof Uint8Array) return readSafetensors(source, 'safetensors');
+  if (source instanceof ArrayBuffer) return readSafetensors(new Uint8Array(source), 'safetensors');
+  if (typeof source !== 'string' && !(source instanceof URL)) return source;
+  const name = String(source);
+  const remote = /^https?:/i.test(name);
+  if (inNode() && !remote) {
+    const { fileURLToPath } = await import('node:url');
+    return readSafetensorsFile(source instanceof URL || name.startsWith('file:') ? fileURLToPath(source) : name);
+  }
+  const response = await fetch(source);
+  if (!response.ok) throw new Error(`${name}: fetching it failed: HTTP ${response.status} ${response.statusText}`);
+  return readSafetensors(new Uint8Array(await response.arrayBuffer()), name);
+}
+
+/** Reads and parses a safetensors file (Node only); error messages start with `path`. */
 export async function readSafetensorsFile(path: string): Promise<SafeFile> {
   const { readFile } = await import('node:fs/promises');
   return readSafetensors(await readFile(path), path);
