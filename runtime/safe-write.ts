@@ -51,8 +51,15 @@ export async function checkOutputPath(path: string, inputs: readonly string[] = 
 /** A fresh file beside `path` with a random name, created exclusively (never through a link). */
 export async function createTemporaryBeside(path: string) {
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
-  const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o666);
-  return { temporary, handle };
+  try {
+    const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o666);
+    return { temporary, handle };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      throw new UnsafeOutputError(`cannot write ${path}: the folder ${dirname(path)} does not exist`);
+    throw e;
+  }
 }
 
 /** Writes `bytes` to `path` atomically and safely (see the file comment). */

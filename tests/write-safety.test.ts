@@ -91,6 +91,10 @@ describe('safe outputs', () => {
     expect(statSync(out).mode & 0o777).toBe(0o600);
     await writeFileSafely(out, new Uint8Array([1, 2]));
     expect([...readFileSync(out)]).toEqual([1, 2]);
+    const nowhere = join(dir, 'no-such-folder', 'out.safetensors');
+    expect((await run(nowhere)).err).toContain(
+      `cannot write ${nowhere}: the folder ${join(dir, 'no-such-folder')} does not exist`,
+    );
   });
 });
 
