@@ -62,7 +62,7 @@ export interface CheckOutput {
   layer?: LayerSummary;
 }
 
-export function toDiagnostic(d: InternalDiagnostic): Diagnostic {
+function toDiagnostic(d: InternalDiagnostic): Diagnostic {
   const at = (p: InternalDiagnostic['span']['start']): Location => ({ offset: p.offset, line: p.line, column: p.col });
   return {
     code: d.code,
