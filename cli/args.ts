@@ -9,25 +9,41 @@ export interface ParsedArgs {
   defines: Map<string, number>;
 }
 
-export function parseArgs(argv: readonly string[], valued: readonly string[], flags: readonly string[]): ParsedArgs {
+export interface ArgSpec {
+  /** Options that take a value (`--name value` or `--name=value`); an empty value is refused. */
+  valued: readonly string[];
+  flags: readonly string[];
+  /** How many positional arguments the command takes; more are refused. */
+  positional: number;
+}
+
+export function parseArgs(argv: readonly string[], spec: ArgSpec): ParsedArgs {
   const out: ParsedArgs = { positional: [], options: new Map(), flags: new Set(), defines: new Map() };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '-D' || a.startsWith('-D')) {
+    if (a.startsWith('-D')) {
       const def = a === '-D' ? argv[++i] : a.slice(2);
       const m = def === undefined ? null : /^([A-Za-z_][A-Za-z0-9_]*)=(-?\d+)$/.exec(def);
       if (!m) throw new UsageError(`-D expects NAME=INTEGER, got '${def ?? ''}'`);
       out.defines.set(m[1], Number(m[2]));
     } else if (a.startsWith('--')) {
       const [name, inline] = a.slice(2).split(/=(.*)/s, 2);
-      if (flags.includes(name)) out.flags.add(name);
-      else if (valued.includes(name)) {
+      if (spec.flags.includes(name)) {
+        if (inline !== undefined) throw new UsageError(`--${name} takes no value`);
+        out.flags.add(name);
+      } else if (spec.valued.includes(name)) {
         const value = inline ?? argv[++i];
-        if (value === undefined) throw new UsageError(`--${name} needs a value`);
+        if (value === undefined || value === '') throw new UsageError(`--${name} needs a value`);
+        if (out.options.has(name)) throw new UsageError(`--${name} given twice`);
         out.options.set(name, value);
       } else throw new UsageError(`unknown option --${name}`);
     } else if (a === '-h') out.flags.add('help');
+    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
     else out.positional.push(a);
+  }
+  if (out.positional.length > spec.positional) {
+    const extra = out.positional.slice(spec.positional);
+    throw new UsageError(`unexpected argument${extra.length === 1 ? '' : 's'} ${extra.map((e) => `'${e}'`).join(' ')}`);
   }
   return out;
 }

@@ -1,35 +1,71 @@
-/** The `tttc` commands other than `run` and `layer`: check, grad, compile. */
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+/** The `tttc` commands that only compile: check, grad, compile (over the compiler API in api/). */
+import { readFileSync } from 'node:fs';
+import { check, compile, type CompileOptions, type Diagnostic, type LayerSummary } from '../api/index.ts';
+import type { FormRequest } from '../compiler/dualform/forms.ts';
 import { gradientProgram } from '../compiler/autodiff/gradient-program.ts';
 import { printProgram } from '../compiler/ir/print.ts';
-import { TARGETS } from '../targets/index.ts';
-import type { GeneratedFile, TargetOptions } from '../targets/target.ts';
+import { type Diagnostic as SpanDiagnostic, formatDiagnostic } from '../compiler/diagnostics/diagnostic.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
+import { writeAllOrNone } from './write.ts';
 
 const shape = (s: readonly number[]) => `[${s.join(', ')}]`;
 
-export function checkCommand(a: ParsedArgs, io: CliIO): number {
-  const c = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
-  if (!c) return 1;
-  const L = c.layer;
-  const lines = [
+function readSpec(file: string | undefined): { file: string; text: string } {
+  if (!file) throw new UsageError('missing the spec file');
+  try {
+    return { file, text: readFileSync(file, 'utf8') };
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+function specOptions(a: ParsedArgs, file: string): CompileOptions {
+  return { file, defines: a.defines, form: a.options.get('form') as FormRequest | undefined };
+}
+
+/** The API's diagnostic back in the compiler's own form, which formatDiagnostic prints. */
+function withSpan(d: Diagnostic): SpanDiagnostic {
+  const at = (p: Diagnostic['span']['start']) => ({ offset: p.offset, line: p.line, col: p.column });
+  return { ...d, span: { file: d.file, start: at(d.span.start), end: at(d.span.end) } };
+}
+
+/** Diagnostics as `tttc` prints them, then `N errors` when there are errors. */
+function reportDiagnostics(diagnostics: readonly Diagnostic[], text: string, io: CliIO): void {
+  if (diagnostics.length === 0) return;
+  io.err(diagnostics.map((d) => formatDiagnostic(withSpan(d), text)).join('\n\n'));
+  const errors = diagnostics.filter((d) => d.severity === 'error').length;
+  if (errors) io.err(`${errors} error${errors === 1 ? '' : 's'}`);
+}
+
+export function summaryLines(L: LayerSummary): string[] {
+  const named = (xs: LayerSummary['states']) => xs.map((x) => `${x.name} ${shape(x.shape)}`).join(', ');
+  return [
     `${L.name}: ok`,
-    `  dims:      ${[...L.dims].map(([n, v]) => `${n} = ${v}`).join(', ')}; minibatch ${L.minibatch.name} = ${L.minibatch.size}`,
-    `  state:     ${L.states.map((s) => `${s.name} ${shape(s.shape)}`).join(', ')}`,
-    `  params:    ${L.params.map((p) => `${p.name} ${shape(p.shape)}`).join(', ') || '(none)'}`,
-    `  views:     ${L.views.map((v) => `${v.name} ${shape(v.shape)}`).join(', ')}`,
-    `  update:    sgd, lr ${L.update.lr.kind === 'token' ? 'per token' : L.update.lr.value}, scale ${L.update.scale.kind === 'constant' ? L.update.scale.value : L.update.scale.kind}`,
+    `  dims:      ${Object.entries(L.dims)
+      .map(([n, v]) => `${n} = ${v}`)
+      .join(', ')}; minibatch ${L.minibatch.name} = ${L.minibatch.size}`,
+    `  state:     ${named(L.states)}`,
+    `  params:    ${named(L.params) || '(none)'}`,
+    `  views:     ${named(L.views)}`,
+    `  update:    ${L.update.rule}, lr ${L.update.lr === 'token' ? 'per token' : L.update.lr}, scale ${L.update.scale}`,
     `  form:`,
-    ...c.chunk.forms.map(
-      (f) =>
-        `    ${f.state.padEnd(8)} ${f.form}${f.why ? `  (${f.why.message}, at line ${f.why.span.start.line})` : ''}`,
+    ...L.forms.map(
+      (f) => `    ${f.state.padEnd(8)} ${f.form}${f.why ? `  (${f.why.message}, at line ${f.why.line})` : ''}`,
     ),
   ];
-  io.out(lines.join('\n'));
-  return 0;
+}
+
+export function checkCommand(a: ParsedArgs, io: CliIO): number {
+  const { file, text } = readSpec(a.positional[0]);
+  const result = check(text, specOptions(a, file));
+  if (a.flags.has('json')) io.out(JSON.stringify(result, null, 2));
+  else {
+    reportDiagnostics(result.diagnostics, text, io);
+    if (result.layer) io.out(summaryLines(result.layer).join('\n'));
+  }
+  return result.ok ? 0 : 1;
 }
 
 export function gradCommand(a: ParsedArgs, io: CliIO): number {
@@ -39,42 +75,22 @@ export function gradCommand(a: ParsedArgs, io: CliIO): number {
   return 0;
 }
 
-/** Write every file or none: stage them all beside their targets, then rename into place. */
-function writeAll(dir: string, files: GeneratedFile[]): void {
-  const staged: [string, string][] = [];
-  try {
-    for (const f of files) {
-      const path = join(dir, f.path);
-      mkdirSync(dirname(path), { recursive: true });
-      const temporary = `${path}.${process.pid}.tmp`;
-      writeFileSync(temporary, f.contents);
-      staged.push([temporary, path]);
-    }
-  } catch (e) {
-    for (const [t] of staged) rmSync(t, { force: true });
-    throw e;
-  }
-  for (const [t, p] of staged) renameSync(t, p);
-}
-
 export async function compileCommand(a: ParsedArgs, io: CliIO): Promise<number> {
-  const targetNames = (a.options.get('target') ?? 'ir')
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
-  for (const t of targetNames)
-    if (!TARGETS.has(t)) throw new UsageError(`unknown target '${t}'; targets: ${[...TARGETS.keys()].join(', ')}`);
-  const dtype = a.options.get('dtype') ?? 'f32';
-  if (dtype !== 'f32' && dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${dtype}'`);
-  const arch = a.options.get('arch') ?? 'sm_90';
-  if (!/^sm_\d+a?$/.test(arch)) throw new UsageError(`--arch must look like sm_80 or sm_90, got '${arch}'`);
-  const c = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
-  if (!c) return 1;
-  const options: TargetOptions = { arch, dtype };
-  const files: GeneratedFile[] = [];
-  for (const t of targetNames) files.push(...(await TARGETS.get(t)!.emit(c, options)));
+  const targets = (a.options.get('target') ?? 'ir').split(',').map((t) => t.trim());
+  if (targets.some((t) => t === '')) throw new UsageError(`--target has an empty entry: '${a.options.get('target')}'`);
+  const { file, text } = readSpec(a.positional[0]);
+  const result = await compile(text, {
+    ...specOptions(a, file),
+    targets,
+    arch: a.options.get('arch'),
+    dtype: a.options.get('dtype') as CompileOptions['dtype'],
+  });
   const dir = a.options.get('out') ?? 'build';
-  writeAll(dir, files);
-  for (const f of files) io.out(`wrote ${join(dir, f.path)}`);
-  return 0;
+  const written = result.ok ? await writeAllOrNone(dir, result.files, [file]) : [];
+  if (a.flags.has('json')) io.out(JSON.stringify({ ok: result.ok, diagnostics: result.diagnostics, written }, null, 2));
+  else {
+    reportDiagnostics(result.diagnostics, text, io);
+    for (const path of written) io.out(`wrote ${path}`);
+  }
+  return result.ok ? 0 : 1;
 }

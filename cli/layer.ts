@@ -12,22 +12,8 @@ import type { Compiled } from '../compiler/pipeline.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
-
-export const LAYER_USAGE = `tttc layer FILE --weights W.safetensors --input X.safetensors --out Y.safetensors [options]
-
-  --weights FILE     the layer's weights under the PyTorch names (q_proj.weight, ..., W1, b1);
-                     sizes from its __metadata__ (heads, width, ttt_base_lr, use_gate, rope_theta)
-                     or its shapes
-  --prefix P         prefix of every weight name, e.g. weights.
-  --input FILE       hidden_states [B, T, C]
-  --input-name NAME  the input tensor's name (default hidden_states)
-  --out FILE         writes output [B, T, C]
-  --decode           run the tokens one at a time through the decode cache (default: one prefill)
-  --backend NAME     reference (f64 on the CPU, default) or webgpu (f32)
-  --base-lr R        the inner learning rate's base, when the weights' metadata has no ttt_base_lr`;
-
-export const LAYER_VALUED = ['form', 'weights', 'prefix', 'input', 'input-name', 'out', 'backend', 'base-lr'];
-export const LAYER_FLAGS = ['decode'];
+import { phases } from './progress.ts';
+import { checkOutputPath } from '../runtime/safe-write.ts';
 
 const BACKENDS = ['reference', 'webgpu'] as const;
 type BackendName = (typeof BACKENDS)[number];
@@ -50,8 +36,9 @@ async function buildLayer(
 
 async function readInput(path: string, name: string): Promise<F64Tensor> {
   const t = (await readSafetensorsFile(path)).get(name);
-  if (!['F64', 'F32', 'F16', 'BF16'].includes(t.dtype))
-    throw new LayerInputError(`${path}: tensor '${name}' has dtype ${t.dtype}; expected a float dtype`);
+  const floats = ['F64', 'F32', 'F16', 'BF16'];
+  if (!floats.includes(t.dtype))
+    throw new LayerInputError(`${path}: tensor '${name}' has dtype ${t.dtype}; expected one of ${floats.join(', ')}`);
   return { shape: t.shape, data: Float64Array.from(toFloat64(t)) };
 }
 
@@ -69,29 +56,42 @@ export async function layerCommand(a: ParsedArgs, io: CliIO): Promise<number> {
     throw new UsageError(`unknown backend '${backend}'; backends: ${BACKENDS.join(', ')}`);
   const baseLrText = a.options.get('base-lr');
   const baseLr = baseLrText === undefined ? undefined : Number(baseLrText);
-  if (baseLr !== undefined && !Number.isFinite(baseLr))
+  if (baseLr !== undefined && (baseLrText!.trim() === '' || !Number.isFinite(baseLr)))
     throw new UsageError(`--base-lr expects a number, got '${baseLrText}'`);
   const compiled = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
   if (!compiled) return 1;
+  await checkOutputPath(out, [compiled.file, weightsPath, inputPath]);
 
   const decode = a.flags.has('decode');
+  const progress = phases(io, a.flags.has('verbose'));
   let layer: SequenceLayer | undefined;
   try {
-    layer = await buildLayer(backend, compiled, weightsPath, { prefix: a.options.get('prefix'), baseLr });
-    const x = await readInput(inputPath, a.options.get('input-name') ?? 'hidden_states');
+    layer = await progress.time(`set-up (${backend}: weights, kernels)`, () =>
+      buildLayer(backend, compiled, weightsPath, { prefix: a.options.get('prefix'), baseLr }),
+    );
+    const x = await progress.time('read input', () =>
+      readInput(inputPath, a.options.get('input-name') ?? 'hidden_states'),
+    );
     const started = performance.now();
     const { output } = decode ? await layer.decode(x) : await layer.forward(x);
     const ms = performance.now() - started;
+    const t = layer.lastTimings;
+    progress.report(
+      `${decode ? 'decode' : 'prefill'} ${ms.toFixed(1)} ms (last call: projections ${t.project.toFixed(1)} ms, inner loop ${t.innerLoop.toFixed(1)} ms, norm and output ${t.finish.toFixed(1)} ms)`,
+    );
     const shape = [...output.shape];
     // The f32 backend's results are written as F32: F64 would claim digits it does not have.
     const tensor: Tensor =
       backend === 'webgpu'
         ? { dtype: 'F32', shape, data: Float32Array.from(output.data) }
         : { dtype: 'F64', shape, data: output.data };
-    await writeSafetensorsFile(
-      out,
-      { output: tensor },
-      { backend, spec: compiled.file, mode: decode ? 'decode' : 'prefill' },
+    await progress.time('write', () =>
+      writeSafetensorsFile(
+        out,
+        { output: tensor },
+        { backend, spec: compiled.file, mode: decode ? 'decode' : 'prefill' },
+        { inputs: [compiled.file, weightsPath, inputPath] },
+      ),
     );
     const [B, T] = x.shape;
     io.out(

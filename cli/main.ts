@@ -1,47 +1,56 @@
 /** `tttc`: the command line. Every command takes `--help`; exit 0 on success, 1 on errors, 2 on bad usage. */
-import { CompileError, formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
-import { parseArgs, type ParsedArgs, UsageError } from './args.ts';
-import { checkCommand, compileCommand, gradCommand } from './commands.ts';
+import { OptionError } from '../api/options.ts';
+import { type ArgSpec, parseArgs, type ParsedArgs, UsageError } from './args.ts';
 import { type CliIO, processIO } from './io.ts';
-import { LAYER_FLAGS, LAYER_USAGE, LAYER_VALUED, layerCommand } from './layer.ts';
-import { runCommand } from './run.ts';
 
 const COMMON = `  -D NAME=VALUE      override a dim or the minibatch size (repeatable), e.g. -D D=128 -D K=32
   --form FORM        auto (default: dual form where a state allows it), dual, or primal
   -h, --help         show this help`;
 
-interface Command {
+type CommandRun = (a: ParsedArgs, io: CliIO) => number | Promise<number>;
+
+interface Command extends ArgSpec {
   summary: string;
   usage: string;
-  valued: string[];
-  flags?: string[];
-  run(a: ParsedArgs, io: CliIO): number | Promise<number>;
+  /** The command's code, imported only when the command runs: `tttc check` never loads a backend. */
+  load(): Promise<CommandRun>;
 }
 
-const COMMANDS: Record<string, Command> = {
+// Each command is one entry: its options, its help, and where its code lives.
+export const COMMANDS: Record<string, Command> = {
   check: {
     summary: 'check a spec and summarise it: dims, state, params, views, the form chosen per state',
-    usage: `tttc check FILE [options]\n\n${COMMON}`,
+    usage: `tttc check FILE [options]
+
+  --json             print the summary and diagnostics as JSON
+${COMMON}`,
     valued: ['form'],
-    run: checkCommand,
+    flags: ['json'],
+    positional: 1,
+    load: () => import('./commands.ts').then((m) => m.checkCommand),
   },
   grad: {
     summary: 'print the derived per-token gradient program',
     usage: `tttc grad FILE [options]\n\n${COMMON}`,
     valued: ['form'],
-    run: gradCommand,
+    flags: [],
+    positional: 1,
+    load: () => import('./commands.ts').then((m) => m.gradCommand),
   },
   compile: {
     summary: 'generate code for one or more targets',
     usage: `tttc compile FILE --target T[,T...] --out DIR [options]
 
   --target LIST      comma list of targets: ir, wgsl, cuda, ts (default ir)
-  --out DIR          output folder (default build)
+  --out DIR          output folder (default build); every file is written or none
   --arch ARCH        CUDA architecture: sm_80 or sm_90 (default sm_90)
   --dtype DTYPE      matmul operands: f32 (default) or bf16 (CUDA; f32 state and accumulation)
+  --json             print the files written and the diagnostics as JSON
 ${COMMON}`,
     valued: ['form', 'target', 'out', 'arch', 'dtype'],
-    run: compileCommand,
+    flags: ['json'],
+    positional: 1,
+    load: () => import('./commands.ts').then((m) => m.compileCommand),
   },
   run: {
     summary: 'run the inner loop over inputs in a safetensors file, and its backward with --cotangents',
@@ -54,16 +63,50 @@ ${COMMON}`,
                      state.NAME and accum.NAME [B, H, ...]; --out then also holds grad.NAME,
                      shaped like NAME, for every differentiable input (reference backend)
   --backend NAME     reference (f64 on the CPU, default) or webgpu (f32)
+  --verbose          print phase timings on stderr (always on a terminal)
 ${COMMON}`,
     valued: ['form', 'inputs', 'out', 'backend', 'cotangents'],
-    run: runCommand,
+    flags: ['verbose'],
+    positional: 1,
+    load: () => import('./run.ts').then((m) => m.runCommand),
   },
   layer: {
     summary: 'run the whole sequence layer (projections, RoPE, inner loop, norm, gate) from safetensors weights',
-    usage: `${LAYER_USAGE}\n${COMMON}`,
-    valued: LAYER_VALUED,
-    flags: LAYER_FLAGS,
-    run: layerCommand,
+    usage: `tttc layer FILE --weights W.safetensors --input X.safetensors --out Y.safetensors [options]
+
+  --weights FILE     the layer's weights under the PyTorch names (q_proj.weight, ..., W1, b1);
+                     sizes from its __metadata__ (heads, width, ttt_base_lr, use_gate, rope_theta)
+                     or its shapes
+  --prefix P         prefix of every weight name, e.g. weights.
+  --input FILE       hidden_states [B, T, C]
+  --input-name NAME  the input tensor's name (default hidden_states)
+  --out FILE         writes output [B, T, C]
+  --decode           run the tokens one at a time through the decode cache (default: one prefill)
+  --backend NAME     reference (f64 on the CPU, default) or webgpu (f32)
+  --base-lr R        the inner learning rate's base, when the weights' metadata has no ttt_base_lr
+  --verbose          print phase timings on stderr (always on a terminal)
+${COMMON}`,
+    valued: ['form', 'weights', 'prefix', 'input', 'input-name', 'out', 'backend', 'base-lr'],
+    flags: ['decode', 'verbose'],
+    positional: 1,
+    load: () => import('./layer.ts').then((m) => m.layerCommand),
+  },
+  'example-inputs': {
+    summary: "write random inputs (and, with --weights, a whole layer's weights) for a spec",
+    usage: `tttc example-inputs FILE --out IN.safetensors [options]
+
+  --out FILE         writes what \`tttc run --inputs\` reads: views, lr, scale, params, states
+  --batch B          sequences per batch (default 1)
+  --heads H          heads (default 2)
+  --tokens T         tokens per sequence (default: two mini-batches)
+  --seed N           random seed (default 1)
+  --weights FILE     also write weights for \`tttc layer --weights\` (and --hidden for its input)
+  --hidden FILE      writes hidden_states [B, T, heads × D] for \`tttc layer --input\`
+${COMMON}`,
+    valued: ['form', 'out', 'batch', 'heads', 'tokens', 'seed', 'weights', 'hidden'],
+    flags: [],
+    positional: 1,
+    load: () => import('./example-inputs.ts').then((m) => m.exampleInputsCommand),
   },
 };
 
@@ -76,36 +119,64 @@ function overview(): string {
     '',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
-    "Run `tttc COMMAND --help` for a command's options.",
+    "Run `tttc help COMMAND` (or `tttc COMMAND --help`) for a command's options; `tttc --version` for the version.",
   ].join('\n');
+}
+
+async function version(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  // The sources run from cli/, the built package from dist/cli/: look one and two folders up.
+  for (const up of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(await readFile(new URL(up, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'tttc' && pkg.version) return pkg.version;
+    } catch {
+      // not this folder
+    }
+  }
+  return 'unknown';
 }
 
 export async function main(argv: readonly string[], io: CliIO = processIO): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V') {
+    io.out(`tttc ${await version()}`);
+    return 0;
+  }
+  if (name === 'help' && rest.length > 0) {
+    const topic = COMMANDS[rest[0]];
+    if (!topic || rest.length > 1) {
+      io.err(`tttc help: unknown command '${rest.join(' ')}'\n\n${overview()}`);
+      return 2;
+    }
+    io.out(`usage: ${topic.usage}`);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     io.out(overview());
     return name ? 0 : 2;
   }
-  const command = COMMANDS[name];
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
     io.err(`tttc: unknown command '${name}'\n\n${overview()}`);
     return 2;
   }
   try {
-    const args = parseArgs(rest, command.valued, ['help', ...(command.flags ?? [])]);
+    const args = parseArgs(rest, { ...command, flags: ['help', ...command.flags] });
     if (args.flags.has('help')) {
       io.out(`usage: ${command.usage}`);
       return 0;
     }
-    return await command.run(args, io);
+    return await (
+      await command.load()
+    )(args, io);
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof OptionError) {
       io.err(`tttc ${name}: error TTT501: ${e.message}\nusage: ${command.usage.split('\n')[0]}`);
       return 2;
-    }
-    if (e instanceof CompileError) {
-      io.err(formatDiagnostics(e.diagnostics, ''));
-      return 1;
     }
     const message = e instanceof Error ? e.message : String(e);
     io.err(`tttc ${name}: error: ${message}`);

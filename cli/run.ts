@@ -8,12 +8,14 @@ import {
   innerLoopOutputTensors,
 } from '../runtime/inner-loop.ts';
 import { namedF64, toSafeTensors } from '../runtime/named-tensors.ts';
+import { checkOutputPath } from '../runtime/safe-write.ts';
 import { readSafetensorsFile, writeSafetensorsFile } from '../runtime/safetensors.ts';
 import { signatureOf } from '../runtime/signature.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
 import { BACKENDS } from './backends.ts';
+import { phases } from './progress.ts';
 
 export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   const inputs = a.options.get('inputs');
@@ -30,14 +32,19 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   }
   const c = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
   if (!c) return 1;
+  // Refused before the work rather than after it.
+  const readFrom = cotangentsFile ? [c.file, inputs, cotangentsFile] : [c.file, inputs];
+  await checkOutputPath(out, readFrom);
+  const progress = phases(io, a.flags.has('verbose'));
   let file = inputs;
   let named, namedInputs, cotangents;
   try {
-    namedInputs = namedF64(await readSafetensorsFile(inputs));
+    namedInputs = namedF64(await progress.time('read inputs', () => readSafetensorsFile(inputs)));
     named = innerLoopInputs(signatureOf(c), namedInputs);
     if (cotangentsFile) {
       file = cotangentsFile;
-      cotangents = innerLoopCotangents(signatureOf(c), named, namedF64(await readSafetensorsFile(cotangentsFile)));
+      const read = namedF64(await progress.time('read cotangents', () => readSafetensorsFile(cotangentsFile)));
+      cotangents = innerLoopCotangents(signatureOf(c), named, read);
     }
   } catch (e) {
     if (e instanceof InputError) {
@@ -49,14 +56,23 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   const started = performance.now();
   let tensors: Map<string, Tensor>;
   if (cotangents) {
-    const { outputs, grads } = await backend.backward!(c, named, cotangents);
+    const { outputs, grads } = await progress.time(`set-up, run and backward (${backendName})`, () =>
+      backend.backward!(c, named, cotangents),
+    );
     tensors = new Map([...innerLoopOutputTensors(outputs), ...gradientTensors(grads, namedInputs)]);
-  } else tensors = innerLoopOutputTensors(await backend.run(c, named));
+  } else {
+    const result = await progress.time(`set-up and run (${backendName})`, () => backend.run(c, named));
+    tensors = innerLoopOutputTensors(result);
+  }
   const ms = performance.now() - started;
-  await writeSafetensorsFile(out, toSafeTensors(tensors, backend.dtype), {
-    backend: backendName,
-    spec: c.file,
-  });
+  await progress.time('write', () =>
+    writeSafetensorsFile(
+      out,
+      toSafeTensors(tensors, backend.dtype),
+      { backend: backendName, spec: c.file },
+      { inputs: readFrom },
+    ),
+  );
   io.out(
     `${c.layer.name}: ${named.B}×${named.H} sequences of ${named.T} tokens on ${backendName}${cotangents ? ' with gradients' : ''} in ${ms.toFixed(1)} ms; wrote ${out}`,
   );

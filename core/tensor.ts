@@ -6,6 +6,19 @@ export interface Tensor {
   data: Float64Array;
 }
 
+/** What public entry points accept: f64 values, or f32 as the kernels compute in. */
+export interface TensorInput {
+  shape: Shape;
+  data: Float64Array | Float32Array;
+}
+
+/** The tensor as f64: itself when it is f64 already, else a widened copy. */
+export function asF64(t: TensorInput): Tensor {
+  return t.data instanceof Float64Array
+    ? { shape: t.shape, data: t.data }
+    : { shape: t.shape, data: Float64Array.from(t.data) };
+}
+
 export function strides(shape: Shape): number[] {
   const s = new Array<number>(shape.length);
   let acc = 1;

@@ -4,7 +4,7 @@
  * [H, ...] (broadcast over B), optional accumulators [B, H, ...], and a start position in [0, K).
  */
 import { showShape, size } from '../core/shape.ts';
-import type { Tensor } from '../core/tensor.ts';
+import { asF64, type Tensor, type TensorInput } from '../core/tensor.ts';
 import type { InnerLoopSignature } from './signature.ts';
 
 export interface InnerLoopInputs {
@@ -50,7 +50,8 @@ function broadcastOverBatch(t: Tensor, B: number): Tensor {
  * Gather and check the inner loop's inputs from named tensors (`q`, `lr`, `param.gamma`,
  * `state.W1`, `accum.W1`, `start`, ...). Errors name the tensor and both shapes.
  */
-export function innerLoopInputs(sig: InnerLoopSignature, named: ReadonlyMap<string, Tensor>): InnerLoopInputs {
+export function innerLoopInputs(sig: InnerLoopSignature, given: ReadonlyMap<string, TensorInput>): InnerLoopInputs {
+  const named = new Map([...given].map(([name, t]) => [name, asF64(t)]));
   const first = sig.views[0];
   const probe = named.get(first.name);
   if (!probe)

@@ -8,7 +8,7 @@ export function namedF64(file: SafeFile): Map<string, F64Tensor> {
   const out = new Map<string, F64Tensor>();
   for (const [name, t] of file.tensors) {
     if (!FLOAT.has(t.dtype))
-      throw new Error(`${file.name}: tensor '${name}' has dtype ${t.dtype}; expected F32 or F64`);
+      throw new Error(`${file.name}: tensor '${name}' has dtype ${t.dtype}; expected one of ${[...FLOAT].join(', ')}`);
     out.set(name, { shape: t.shape, data: toFloat64(t) });
   }
   return out;

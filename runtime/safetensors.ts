@@ -116,20 +116,80 @@ export function readSafetensors(bytes: Uint8Array, name = 'safetensors'): SafeFi
   const dataLength = bytes.length - dataStart;
 
   let header: unknown;
+  let json: string;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, dataStart)));
+    json = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, dataStart));
+    header = JSON.parse(json);
   } catch (error) {
     return fail(`header is not valid UTF-8 JSON: ${(error as Error).message}`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+  // JSON.parse keeps the last of two equal keys; two tensors under one name is a corrupt file.
+  const duplicate = duplicateKey(json);
+  if (duplicate !== undefined) fail(`header names '${duplicate}' twice`);
 
   const tensors = new Map<string, Tensor>();
+  const extents: { key: string; begin: number; end: number }[] = [];
   let metadata: Record<string, string> = {};
   for (const [key, entry] of Object.entries(header as Record<string, unknown>)) {
     if (key === '__metadata__') metadata = parseMetadata(entry, fail);
-    else tensors.set(key, parseTensor(key, entry, bytes, dataStart, dataLength, fail));
+    else {
+      tensors.set(key, parseTensor(key, entry, bytes, dataStart, dataLength, fail));
+      const [begin, end] = (entry as { data_offsets: [number, number] }).data_offsets;
+      extents.push({ key, begin, end });
+    }
   }
+  checkExtents(extents, dataLength, fail);
   return makeSafeFile(name, tensors, metadata);
+}
+
+/**
+ * The tensors' byte ranges, in offset order, must tile the data section exactly, as the format's
+ * reference implementation requires: no two tensors share bytes, and no bytes belong to none.
+ */
+function checkExtents(
+  extents: { key: string; begin: number; end: number }[],
+  dataLength: number,
+  fail: (message: string) => never,
+): void {
+  extents.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let previous: (typeof extents)[number] | undefined;
+  for (const e of extents) {
+    if (e.begin < at)
+      fail(
+        `tensor '${e.key}' (bytes ${e.begin}..${e.end}) overlaps tensor '${previous!.key}' (bytes ${previous!.begin}..${previous!.end})`,
+      );
+    if (e.begin > at)
+      fail(`bytes ${at}..${e.begin} of the data section belong to no tensor (before tensor '${e.key}')`);
+    at = e.end;
+    previous = e;
+  }
+  if (at !== dataLength) fail(`bytes ${at}..${dataLength} of the data section belong to no tensor`);
+}
+
+/** The first key that occurs twice in one object of a JSON text, if any (JSON.parse hides them). */
+function duplicateKey(json: string): string | undefined {
+  const objects: (Set<string> | undefined)[] = []; // one entry per open object or array (undefined)
+  let lastString: string | undefined;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
+      lastString = json.slice(i, j + 1);
+      i = j;
+    } else if (c === '{') objects.push(new Set());
+    else if (c === '[') objects.push(undefined);
+    else if (c === '}' || c === ']') objects.pop();
+    else if (c === ':') {
+      const keys = objects[objects.length - 1];
+      const key = JSON.parse(lastString!) as string;
+      if (keys?.has(key)) return key;
+      keys?.add(key);
+    }
+  }
+  return undefined;
 }
 
 function parseMetadata(entry: unknown, fail: (message: string) => never): Record<string, string> {
@@ -201,7 +261,31 @@ function makeSafeFile(name: string, tensors: Map<string, Tensor>, metadata: Reco
   };
 }
 
-/** Reads and parses a safetensors file; error messages start with `path`. */
+/** Where safetensors bytes come from: a path or URL (fetched in a browser), the bytes, or a parsed file. */
+export type SafetensorsSource = string | URL | ArrayBuffer | Uint8Array | SafeFile;
+
+const inNode = () => typeof process !== 'undefined' && Boolean(process.versions?.node);
+
+/**
+ * Reads a safetensors source. In Node a string or `file:` URL is a file, read from disk; in a
+ * browser (and for http(s) URLs anywhere) it is fetched.
+ */
+export async function loadSafetensors(source: SafetensorsSource): Promise<SafeFile> {
+  if (source instanceof Uint8Array) return readSafetensors(source, 'safetensors');
+  if (source instanceof ArrayBuffer) return readSafetensors(new Uint8Array(source), 'safetensors');
+  if (typeof source !== 'string' && !(source instanceof URL)) return source;
+  const name = String(source);
+  const remote = /^https?:/i.test(name);
+  if (inNode() && !remote) {
+    const { fileURLToPath } = await import('node:url');
+    return readSafetensorsFile(source instanceof URL || name.startsWith('file:') ? fileURLToPath(source) : name);
+  }
+  const response = await fetch(source);
+  if (!response.ok) throw new Error(`${name}: fetching it failed: HTTP ${response.status} ${response.statusText}`);
+  return readSafetensors(new Uint8Array(await response.arrayBuffer()), name);
+}
+
+/** Reads and parses a safetensors file (Node only); error messages start with `path`. */
 export async function readSafetensorsFile(path: string): Promise<SafeFile> {
   const { readFile } = await import('node:fs/promises');
   return readSafetensors(await readFile(path), path);
@@ -273,24 +357,19 @@ function checkWritable(name: string, tensor: Tensor): void {
 }
 
 /**
- * Writes a safetensors file atomically: the bytes go to a temporary file beside `path`, which is
- * then renamed over it, so a failure never leaves a half-written file at `path`.
+ * Writes a safetensors file atomically (Node only): through a fresh temporary file beside `path`,
+ * renamed over it, so a failure never leaves a half-written file. Refuses a `path` that is not a
+ * regular file (a device, a directory, a symbolic link) or that is one of `options.inputs`.
  */
 export async function writeSafetensorsFile(
   path: string,
   tensors: Map<string, Tensor> | Record<string, Tensor>,
   metadata?: Record<string, string>,
+  options: { inputs?: readonly string[] } = {},
 ): Promise<void> {
-  const { writeFile, rename, rm } = await import('node:fs/promises');
   const bytes = writeSafetensors(tensors, metadata);
-  const temporary = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  try {
-    await writeFile(temporary, bytes);
-    await rename(temporary, path);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
+  const { writeFileSafely } = await import('./safe-write.ts');
+  await writeFileSafely(path, bytes, options.inputs);
 }
 
 // ---------------------------------------------------------------------------------------------

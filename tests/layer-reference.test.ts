@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseArgs, UsageError } from '../cli/args.ts';
-import { LAYER_FLAGS, LAYER_VALUED, layerCommand } from '../cli/layer.ts';
+import { layerCommand } from '../cli/layer.ts';
+import { COMMANDS } from '../cli/main.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
 import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
 import { LayerCache } from '../runtime/layer/cache.ts';
@@ -339,7 +340,7 @@ describe('tttc layer', () => {
   const run = async (...argv: string[]) => {
     let out = '';
     let err = '';
-    const code = await layerCommand(parseArgs(argv, LAYER_VALUED, ['help', ...LAYER_FLAGS]), {
+    const code = await layerCommand(parseArgs(argv, COMMANDS.layer), {
       out: (t) => (out += t + '\n'),
       err: (t) => (err += t + '\n'),
     });

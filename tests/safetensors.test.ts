@@ -78,16 +78,37 @@ describe('safetensors round trip', () => {
     expect(readSafetensors(shifted.subarray(1)).get('x').data).toEqual(new Float64Array([1.25, -3]));
   });
 
-  it('accepts unsorted and overlapping offsets', () => {
+  it('accepts unsorted offsets', () => {
     const header = {
-      b: { dtype: 'U8', shape: [2], data_offsets: [2, 4] },
+      b: { dtype: 'U8', shape: [1], data_offsets: [3, 4] },
       a: { dtype: 'U8', shape: [3], data_offsets: [0, 3] },
     };
     const bytes = rawFile(header, 4);
     bytes.set([10, 11, 12, 13], bytes.length - 4);
     const file = readSafetensors(bytes);
     expect([...file.get('a').data]).toEqual([10, 11, 12]);
-    expect([...file.get('b').data]).toEqual([12, 13]);
+    expect([...file.get('b').data]).toEqual([13]);
+  });
+
+  it('refuses overlapping offsets, bytes of no tensor and duplicate names', () => {
+    const u8 = (begin: number, end: number) => ({ dtype: 'U8', shape: [end - begin], data_offsets: [begin, end] });
+    expect(() => readSafetensors(rawFile({ b: u8(2, 4), a: u8(0, 3) }, 4), 'f')).toThrow(
+      "f: tensor 'b' (bytes 2..4) overlaps tensor 'a' (bytes 0..3)",
+    );
+    expect(() => readSafetensors(rawFile({ a: u8(0, 2), b: u8(0, 2) }, 2), 'f')).toThrow(/overlaps/);
+    expect(() => readSafetensors(rawFile({ a: u8(0, 1), b: u8(2, 3) }, 3), 'f')).toThrow(
+      "f: bytes 1..2 of the data section belong to no tensor (before tensor 'b')",
+    );
+    expect(() => readSafetensors(rawFile({ a: u8(0, 1) }, 3), 'f')).toThrow(
+      'f: bytes 1..3 of the data section belong to no tensor',
+    );
+    // JSON.parse would keep only the second 'a'.
+    const json =
+      '{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}';
+    const twice = new Uint8Array(8 + json.length + 1);
+    new DataView(twice.buffer).setBigUint64(0, BigInt(json.length), true);
+    twice.set(new TextEncoder().encode(json), 8);
+    expect(() => readSafetensors(twice, 'f')).toThrow("f: header names 'a' twice");
   });
 
   it('writes files atomically and reads them back', async () => {
@@ -101,9 +122,11 @@ describe('safetensors round trip', () => {
 
     const bad = { w: { dtype: 'F32', shape: [4], data: new Float32Array(3) } } as Record<string, Tensor>;
     await expect(writeSafetensorsFile(path, bad)).rejects.toThrow("tensor 'w' has 3 elements but shape [4] needs 4");
-    // The rename onto a directory fails after the temporary was written: it must be cleaned up.
+    // A directory in the way is refused before anything is written.
     mkdirSync(join(dir, 'sub'));
-    await expect(writeSafetensorsFile(join(dir, 'sub'), { w: allDtypes.f32! })).rejects.toThrow(/EISDIR/);
+    await expect(writeSafetensorsFile(join(dir, 'sub'), { w: allDtypes.f32! })).rejects.toThrow(
+      `${join(dir, 'sub')} is a directory; refusing to write over it`,
+    );
     expect(readdirSync(dir).sort()).toEqual(['out.safetensors', 'sub']);
     expect(readSafetensors(readFileSync(path)).get('w').data).toEqual(allDtypes.f32!.data);
   });

@@ -32,10 +32,11 @@ function parseTokens(
     );
     return undefined;
   }
-  tttParser.input = tokens;
-  const cst = tttParser.file();
-  diagnostics.push(...tttParser.errors.map((e) => parseError(e, spans, textLength)));
-  const ast = toAst(cst, spans, tttParser.errors.length > 0);
+  const parser = tttParser();
+  parser.input = tokens;
+  const cst = parser.file();
+  diagnostics.push(...parser.errors.map((e) => parseError(e, spans, textLength)));
+  const ast = toAst(cst, spans, parser.errors.length > 0);
   diagnostics.push(...ast.diagnostics);
   return ast.layer;
 }

@@ -273,5 +273,9 @@ const messages: IParserErrorMessageProvider = {
     `expected ${customUserDescription ?? firstTokens(expectedIterationPaths)} but found ${describeToken(actual[0]!)}`,
 };
 
-/** One parser instance, reused: building it (grammar analysis) costs more than a parse. */
-export const tttParser = new TttParser();
+let parser: TttParser | undefined;
+
+/** One parser instance, built on first use and reused: building it (grammar analysis) costs more than a parse. */
+export function tttParser(): TttParser {
+  return (parser ??= new TttParser());
+}

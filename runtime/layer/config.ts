@@ -136,6 +136,12 @@ export function resolveLayerConfig(
       "the base inner learning rate is unknown: give baseLr (tttc layer --base-lr) or set __metadata__ 'ttt_base_lr'",
     );
   }
+  if (baseLr !== undefined && !(baseLr >= 0 && Number.isFinite(baseLr)))
+    throw new LayerConfigError(`the base inner learning rate must be a finite number >= 0, got ${baseLr}`);
+  const ropeTheta = options.ropeTheta ?? metaNumber(metadata, 'rope_theta') ?? DEFAULT_ROPE_THETA;
+  // RoPE's frequencies are theta^(-2i/D): a theta <= 0 makes them NaN or infinite.
+  if (!(ropeTheta > 0 && Number.isFinite(ropeTheta)))
+    throw new LayerConfigError(`rope_theta must be a finite number > 0, got ${ropeTheta}`);
   return {
     width,
     heads: resolvedHeads,
@@ -143,6 +149,6 @@ export function resolveLayerConfig(
     miniBatch,
     baseLr: baseLr ?? 1,
     useGate: options.useGate ?? metaBool(metadata, 'use_gate') ?? hints.hasGate ?? false,
-    ropeTheta: options.ropeTheta ?? metaNumber(metadata, 'rope_theta') ?? DEFAULT_ROPE_THETA,
+    ropeTheta,
   };
 }

@@ -5,7 +5,7 @@
  * `LayerParts` (f64 on the CPU in reference-layer.ts, f32 kernels in webgpu-layer.ts), and the
  * inner loop is any `InnerLoopBackend`.
  */
-import type { Tensor } from '../../core/tensor.ts';
+import { asF64, type Tensor, type TensorInput } from '../../core/tensor.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import type { InnerLoopSignature } from '../signature.ts';
 import { type CacheLayout, LayerCache } from './cache.ts';
@@ -83,12 +83,13 @@ export class SequenceLayer {
    * The layer over x [B, T, C], T ≥ 1, continuing from `cache` (which it advances) or from the
    * initial state. A failed call leaves the cache as it was.
    */
-  async forward(x: Tensor, cache?: LayerCache): Promise<{ output: Tensor; cache: LayerCache }> {
-    return this.call(x, cache, 'forward');
+  async forward(x: TensorInput, cache?: LayerCache): Promise<{ output: Tensor; cache: LayerCache }> {
+    return this.call(asF64(x), cache, 'forward');
   }
 
   /** One token per sequence, x [B, 1, C] or [B, C]; the output has x's shape. */
-  async step(x: Tensor, cache: LayerCache): Promise<Tensor> {
+  async step(input: TensorInput, cache: LayerCache): Promise<Tensor> {
+    const x = asF64(input);
     const C = this.config.width;
     if (x.shape.length === 2) {
       const { output } = await this.call({ shape: [x.shape[0], 1, x.shape[1]], data: x.data }, cache, 'step');
@@ -102,7 +103,8 @@ export class SequenceLayer {
   }
 
   /** x [B, T, C] one token at a time through `step`: the decode path, same result as `forward`. */
-  async decode(x: Tensor, cache?: LayerCache): Promise<{ output: Tensor; cache: LayerCache }> {
+  async decode(input: TensorInput, cache?: LayerCache): Promise<{ output: Tensor; cache: LayerCache }> {
+    const x = asF64(input);
     const [B, T] = this.checkInput(x, 'decode');
     const C = this.config.width;
     const c = cache ?? this.createCache(B);

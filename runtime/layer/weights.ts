@@ -6,7 +6,7 @@
  * ttt_norm_weight and beta ← ttt_norm_bias.
  */
 import type { Tensor } from '../../core/tensor.ts';
-import { readSafetensors, readSafetensorsFile, type SafeFile, toFloat64 } from '../safetensors.ts';
+import { loadSafetensors, type SafeFile, type SafetensorsSource, toFloat64 } from '../safetensors.ts';
 import type { InnerLoopSignature } from '../signature.ts';
 import { type LayerConfig, type LayerConfigOptions, resolveLayerConfig } from './config.ts';
 
@@ -212,19 +212,13 @@ export function layerFromSafeFile(
   return { config, weights: readLayerWeights(file, signature, config, options) };
 }
 
-/** Safetensors weights: a file's path, its bytes, or the file already parsed. */
-export type WeightsSource = string | Uint8Array | SafeFile;
+/** Safetensors weights: a file's path or URL (fetched in a browser), its bytes, or the file already parsed. */
+export type WeightsSource = SafetensorsSource;
 
 export async function loadLayerWeights(
   source: WeightsSource,
   signature: InnerLoopSignature,
   options: LayerOptions = {},
 ): Promise<{ config: LayerConfig; weights: LayerWeights }> {
-  const file =
-    typeof source === 'string'
-      ? await readSafetensorsFile(source)
-      : source instanceof Uint8Array
-        ? readSafetensors(source, 'weights')
-        : source;
-  return layerFromSafeFile(file, signature, options);
+  return layerFromSafeFile(await loadSafetensors(source), signature, options);
 }

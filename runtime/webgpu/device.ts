@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // One WebGPU device per process: navigator.gpu in a browser, Dawn (the `webgpu` package) in Node,
 // falling back to the SwiftShader CPU driver when Node finds no GPU.
 
@@ -75,18 +76,37 @@ async function requestAdapter(options: GPURequestAdapterOptions): Promise<GPUAda
   return requestNodeAdapter(options);
 }
 
+/** Dawn, the `webgpu` package: an optional dependency, loaded only in Node and only when a device is asked for. */
+async function loadDawn(): Promise<typeof import('webgpu')> {
+  if (typeof process === 'undefined' || !process.versions?.node)
+    throw new Error('No WebGPU: this environment has neither navigator.gpu nor Node (for Dawn, the `webgpu` package)');
+  // A name in a variable: browser bundlers must not try to resolve a Node-only package.
+  const dawn = 'webgpu';
+  try {
+    return (await import(/* @vite-ignore */ dawn)) as typeof import('webgpu');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new Error('WebGPU in Node needs Dawn: `npm install webgpu` (an optional peer dependency of tttc)');
+  }
+}
+
 async function requestNodeAdapter(options: GPURequestAdapterOptions): Promise<GPUAdapter> {
-  const { create, globals } = await import('webgpu');
+  const { create, globals } = await loadDawn();
   // Kernel code uses the WebGPU enums (GPUBufferUsage, GPUMapMode, ...) as globals, as in a browser.
   Object.assign(globalThis, globals);
+  const { findSwiftShaderIcd, systemVulkanLoader, useVulkanIcd, SWIFTSHADER_ICDS } =
+    await import('./software-vulkan.ts');
 
+  // Without a system Vulkan loader Dawn's first try finds nothing and prints a warning with a
+  // source line: go to SwiftShader directly instead (unless the user chose a driver).
+  const direct = !process.env.VK_ICD_FILENAMES && !systemVulkanLoader() ? findSwiftShaderIcd() : undefined;
+  if (direct) useVulkanIcd(direct);
   dawnInstance = create([]);
   const adapter = await dawnInstance.requestAdapter(options);
   if (adapter) return adapter;
 
   // Retry with the user's VK_ICD_FILENAMES if set (it may name Chromium's SwiftShader, whose
   // loader we must still provide), else with SwiftShader if installed.
-  const { findSwiftShaderIcd, useVulkanIcd, SWIFTSHADER_ICDS } = await import('./software-vulkan.ts');
   const userIcd = process.env.VK_ICD_FILENAMES;
   const icd = userIcd || findSwiftShaderIcd();
   if (icd) {

@@ -20,6 +20,18 @@ export function findSwiftShaderIcd(): string | undefined {
   return SWIFTSHADER_ICDS.find((path) => existsSync(path));
 }
 
+/** Whether the system's Vulkan loader (libvulkan.so.1) can be loaded; elsewhere than Linux, assume so. */
+export function systemVulkanLoader(): boolean {
+  if (process.platform !== 'linux') return true;
+  try {
+    // Loads it (Dawn would load it next anyway) and then throws: it is no Node addon.
+    process.dlopen({ exports: {} }, 'libvulkan.so.1', constants.dlopen.RTLD_NOW | RTLD_NODELETE);
+  } catch (error) {
+    return (error as Error).message.includes('did not self-register');
+  }
+  return true;
+}
+
 /**
  * Makes the next Dawn instance see only the given ICD (driver manifest). The Vulkan loader reads VK_ICD_FILENAMES
  * from the environment each time an instance is created, so setting it in-process works.

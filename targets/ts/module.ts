@@ -58,7 +58,7 @@ function header(compiled: Compiled, manifest: WgslKernelManifest, moduleName: st
     `//   import { ${s.layer} } from './${moduleName}.js';`,
     '//',
     `//   const layer = await ${s.layer}.load('weights.safetensors', { prefix: 'weights.' });`,
-    '//   const { output, cache } = await layer.forward(x); // x: { shape: [B, T, C], data: Float64Array }',
+    '//   const { output, cache } = await layer.forward(x); // x: { shape: [B, T, C], data: Float32Array or Float64Array }',
     '//   const y = await layer.step(token, cache); // the next token of each sequence: [B, C]',
     '//   layer.destroy();',
     '',
@@ -155,6 +155,7 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
 
   const cache = `${RT}.LayerCache`;
   const tensor = `${RT}.Tensor`;
+  const input = `${RT}.TensorInput`;
   const layerClass = file.addClass({
     isExported: true,
     name,
@@ -173,11 +174,12 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
         isStatic: true,
         isAsync: true,
         docs: [
-          'The layer from safetensors weights (a path, the bytes, or the parsed file) under the PyTorch names\n' +
+          'The layer from safetensors weights (a path or URL, fetched in a browser; the bytes; or the parsed file)\n' +
+            'under the PyTorch names ' +
             '(q_proj.weight, ..., the states and params), each checked against the spec.',
         ],
         parameters: [
-          { name: 'weights', type: `string | Uint8Array | ${RT}.SafeFile` },
+          { name: 'weights', type: `${RT}.SafetensorsSource` },
           { name: 'options', type: type('Options'), initializer: '{}' },
         ],
         returnType: `Promise<${name}>`,
@@ -194,7 +196,7 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
         name: 'forward',
         docs: ['The layer over x [B, T, C], continuing from `cache` (which it advances) or from the initial state.'],
         parameters: [
-          { name: 'x', type: tensor },
+          { name: 'x', type: input },
           { name: 'cache', hasQuestionToken: true, type: cache },
         ],
         returnType: `Promise<{ output: ${tensor}; cache: ${cache} }>`,
@@ -204,7 +206,7 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
         name: 'step',
         docs: ["One token per sequence, x [B, 1, C] or [B, C], continuing from `cache`; the output has x's shape."],
         parameters: [
-          { name: 'x', type: tensor },
+          { name: 'x', type: input },
           { name: 'cache', type: cache },
         ],
         returnType: `Promise<${tensor}>`,

@@ -1,0 +1,50 @@
+/** The compiler API's options, checked and given their defaults; the CLI's flags map onto these. */
+import type { FormRequest } from '../compiler/dualform/forms.ts';
+import { TARGET_NAMES } from '../targets/index.ts';
+
+export interface CompileOptions {
+  /** The spec's file name, used in diagnostics and generated code (default `layer.ttt`). */
+  file?: string;
+  /** Dim and mini-batch overrides, as `-D NAME=VALUE` gives them. */
+  defines?: Record<string, number> | ReadonlyMap<string, number>;
+  /** Code-generation targets: `ir`, `wgsl`, `cuda`, `ts` (default `['ir']`). */
+  targets?: readonly string[];
+  /** CUDA architecture, e.g. `sm_80` or `sm_90` (default `sm_90`). */
+  arch?: string;
+  /** Matmul operands: `f32` (default) or `bf16` (CUDA; f32 state and accumulation). */
+  dtype?: 'f32' | 'bf16';
+  /** Per-state form: `auto` (default), `dual` or `primal`. */
+  form?: FormRequest;
+}
+
+/** A bad option (not a bad spec): an unknown target, a malformed arch, a non-integer define. */
+export class OptionError extends Error {
+  override name = 'OptionError';
+}
+
+export interface ResolvedOptions {
+  file: string;
+  defines: Map<string, number>;
+  targets: string[];
+  arch: string;
+  dtype: 'f32' | 'bf16';
+  form: FormRequest;
+}
+
+export function resolveOptions(options: CompileOptions): ResolvedOptions {
+  const targets = [...new Set(options.targets ?? ['ir'])];
+  if (targets.length === 0) throw new OptionError(`no targets given; targets: ${TARGET_NAMES.join(', ')}`);
+  for (const t of targets)
+    if (!TARGET_NAMES.includes(t)) throw new OptionError(`unknown target '${t}'; targets: ${TARGET_NAMES.join(', ')}`);
+  const arch = options.arch ?? 'sm_90';
+  if (!/^sm_\d+a?$/.test(arch)) throw new OptionError(`arch must look like sm_80 or sm_90, got '${arch}'`);
+  const dtype = options.dtype ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'bf16') throw new OptionError(`dtype must be f32 or bf16, got '${dtype}'`);
+  const form = options.form ?? 'auto';
+  if (!['auto', 'dual', 'primal'].includes(form))
+    throw new OptionError(`form must be auto, dual or primal, got '${form}'`);
+  const defines = new Map(options.defines instanceof Map ? options.defines : Object.entries(options.defines ?? {}));
+  for (const [name, value] of defines)
+    if (!Number.isSafeInteger(value)) throw new OptionError(`define ${name} must be an integer, got ${value}`);
+  return { file: options.file ?? 'layer.ttt', defines, targets, arch, dtype, form };
+}
