@@ -50,9 +50,12 @@ ${COMMON}`,
   --inputs FILE      views by name ([B, H, T, ...]), lr [B, H, T], scale [K], param.NAME [H, ...],
                      state.NAME [B, H, ...] or [H, ...], optional accum.NAME [B, H, ...] and start
   --out FILE         writes output [B, H, T, ...], state.NAME and accum.NAME [B, H, ...]
-  --backend NAME     reference (f64 on the CPU, default) or webgpu (f32)
+  --backend NAME     reference (f64 on the CPU, default), webgpu (f32), or cuda-cpu (the generated
+                     CUDA built as host C++ and run on the CPU)
+  --arch ARCH        cuda-cpu: the CUDA architecture to generate for and emulate (default sm_90)
+  --dtype DTYPE      cuda-cpu: matmul operands, f32 (default) or bf16
 ${COMMON}`,
-    valued: ['form', 'inputs', 'out', 'backend'],
+    valued: ['form', 'inputs', 'out', 'backend', 'arch', 'dtype'],
     run: runCommand,
   },
   layer: {

@@ -16,6 +16,10 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   const backendName = a.options.get('backend') ?? 'reference';
   const backend = BACKENDS.get(backendName);
   if (!backend) throw new UsageError(`unknown backend '${backendName}'; backends: ${[...BACKENDS.keys()].join(', ')}`);
+  const dtype = a.options.get('dtype') ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${dtype}'`);
+  const arch = a.options.get('arch') ?? 'sm_90';
+  if (!/^sm_\d+a?$/.test(arch)) throw new UsageError(`--arch must look like sm_80 or sm_90, got '${arch}'`);
   const c = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
   if (!c) return 1;
   let named;
@@ -29,7 +33,7 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
     throw e;
   }
   const started = performance.now();
-  const result = await backend.run(c, named);
+  const result = await backend.run(c, named, { arch, dtype });
   const ms = performance.now() - started;
   await writeSafetensorsFile(out, toSafeTensors(innerLoopOutputTensors(result), backend.dtype), {
     backend: backendName,
