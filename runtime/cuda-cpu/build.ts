@@ -17,7 +17,7 @@ const execFileAsync = promisify(execFile);
 export type CudaCpuMode = 'fast' | 'asan' | 'tsan';
 
 export const MODE_FLAGS: Record<CudaCpuMode, readonly string[]> = {
-  fast: ['-O2'],
+  fast: ['-O1'],
   asan: ['-O1', '-g', '-fsanitize=address', '-fno-omit-frame-pointer'],
   tsan: ['-O1', '-g', '-fsanitize=thread'],
 };
@@ -72,7 +72,7 @@ export async function buildProgram(p: CudaCpuProgram, mode: CudaCpuMode): Promis
   try {
     for (const f of p.files) writeFileSync(join(work, f.path), f.contents);
     writeFileSync(join(work, 'driver.cpp'), driver);
-    const args = [...flags, '-I', INCLUDE_DIR, '-I', work, '-x', 'c++', join(work, p.source), join(work, 'driver.cpp')];
+    const args = [...flags, '-I', INCLUDE_DIR, '-I', work, join(work, 'driver.cpp')];
     try {
       await execFileAsync(compiler, [...args, '-o', join(work, 'run')], { maxBuffer: 1 << 24 });
     } catch (e) {

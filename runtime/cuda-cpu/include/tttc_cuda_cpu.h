@@ -29,8 +29,6 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 
-#include <mutex>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -57,6 +55,7 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 #ifdef TTTC_CUDA_CPU_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -162,15 +161,118 @@ constexpr size_t kOptInSharedBytes = opt_in_shared_bytes(TTTC_CUDA_CPU_ARCH);
 constexpr unsigned kWarp = 32;
 constexpr unsigned kMaxThreads = 1024;
 
-/* ---- Fibers and barriers ----------------------------------------------------------------- */
+}  // namespace tttc_cpu
+
+/* ---- Built-in variables: per OS thread, set by the scheduler as it switches fibers --------- */
+
+inline thread_local uint3 threadIdx = {0, 0, 0};
+inline thread_local uint3 blockIdx = {0, 0, 0};
+inline thread_local dim3 blockDim;
+inline thread_local dim3 gridDim;
+constexpr int warpSize = 32;
+
+namespace tttc_cpu {
+
+/* ---- Fibers -------------------------------------------------------------------------------- */
+
+/* State the scheduler and the fibers share is read and written with relaxed atomics: ThreadSanitizer
+ * then checks only the kernel's own memory, and learns of ordering only from barriers. */
+template <class T>
+inline T load(const T& x) {
+  return __atomic_load_n(&x, __ATOMIC_RELAXED);
+}
+template <class T>
+inline void store(T& x, T v) {
+  __atomic_store_n(&x, v, __ATOMIC_RELAXED);
+}
+template <class T>
+inline T add(T& x, T v) {
+  return __atomic_add_fetch(&x, v, __ATOMIC_RELAXED);
+}
+
+#ifdef TTTC_CUDA_CPU_TSAN
+extern "C" void AnnotateIgnoreWritesBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
+#endif
+
+#if defined(__x86_64__)
+/* Saves the callee-saved registers and the FP control words on the current stack, stores its
+ * pointer in *from and continues on the stack `to` (saved the same way, or made by new_stack). */
+extern "C" void tttc_cpu_switch(void** from, void* to);
+__asm__(
+    ".text\n"
+    ".weak tttc_cpu_switch\n"
+    ".hidden tttc_cpu_switch\n"
+    ".type tttc_cpu_switch,@function\n"
+    "tttc_cpu_switch:\n"
+    "  pushq %rbp\n"
+    "  pushq %rbx\n"
+    "  pushq %r12\n"
+    "  pushq %r13\n"
+    "  pushq %r14\n"
+    "  pushq %r15\n"
+    "  subq $8, %rsp\n"
+    "  stmxcsr (%rsp)\n"
+    "  fnstcw 4(%rsp)\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  ldmxcsr (%rsp)\n"
+    "  fldcw 4(%rsp)\n"
+    "  addq $8, %rsp\n"
+    "  popq %r15\n"
+    "  popq %r14\n"
+    "  popq %r13\n"
+    "  popq %r12\n"
+    "  popq %rbx\n"
+    "  popq %rbp\n"
+    "  ret\n"
+    ".size tttc_cpu_switch, .-tttc_cpu_switch\n");
+
+struct Context {
+  void* sp = nullptr;
+};
+
+/* A stack whose first switch "returns" into start(). */
+inline void new_context(Context& c, char* stack, size_t bytes, void (*start)()) {
+  uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + bytes) & ~(uintptr_t)15;
+  uint64_t* sp = reinterpret_cast<uint64_t*>(top);
+  *--sp = 0; /* start() never returns: a null return address ends backtraces */
+  *--sp = reinterpret_cast<uint64_t>(start);
+  for (int r = 0; r < 6; r++) *--sp = 0; /* rbp, rbx, r12-r15 */
+  uint32_t control[2] = {__builtin_ia32_stmxcsr(), 0x037f};
+  *--sp = 0;
+  memcpy(sp, control, sizeof control);
+  c.sp = sp;
+}
+/* `to` is read before the caller tells ThreadSanitizer of the switch, so the read is the switcher's. */
+inline void* target(Context& to) { return to.sp; }
+inline void switch_context(Context& from, void* to) { tttc_cpu_switch(&from.sp, to); }
+#else
+struct Context {
+  ucontext_t uc;
+};
+inline void new_context(Context& c, char* stack, size_t bytes, void (*start)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = bytes;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, start, 0);
+}
+inline ucontext_t* target(Context& to) { return &to.uc; }
+inline void switch_context(Context& from, ucontext_t* to) { swapcontext(&from.uc, to); }
+#endif
 
 struct Fiber {
-  ucontext_t context;
+  Context context;
   uint3 index;
   unsigned linear;
   bool done;
+  char* stack;
 #ifdef TTTC_CUDA_CPU_TSAN
   void* tsan;
+#endif
+#ifdef TTTC_CUDA_CPU_ASAN
+  void* fake_stack;
 #endif
 };
 
@@ -187,49 +289,41 @@ struct Barrier {
  * this operation's values cannot see the next operation's (which cannot open before it arrives). */
 struct Warp {
   Barrier barrier;
-  unsigned mask = 0;
   uint64_t slots[2][kWarp] = {};
 };
 
 struct Block {
-  uint3 index;
-  dim3 dim;
-  dim3 grid;
   unsigned threads = 0;
   unsigned exited = 0;
   /* Bumped by every arrival and exit: a round of the scheduler without it is a deadlock. */
   unsigned long long progress = 0;
   Fiber* fibers = nullptr;
-  Fiber* current = nullptr;
-  ucontext_t scheduler;
+  Context scheduler;
 #ifdef TTTC_CUDA_CPU_TSAN
   void* scheduler_tsan = nullptr;
+  /* The scheduler's setup of a block precedes its threads; their ends precede the next block's setup. */
+  char start_sync = 0;
   char done_sync = 0;
 #endif
+#ifdef TTTC_CUDA_CPU_ASAN
+  void* scheduler_fake_stack = nullptr;
+  const void* scheduler_stack = nullptr;
+  size_t scheduler_stack_bytes = 0;
+#endif
   void* shared = nullptr;
-  size_t shared_bytes = 0;
   Barrier barrier;
+  /* __syncthreads_count's tallies, by barrier generation (see arrive_and_wait). */
+  int counts[2] = {0, 0};
   Warp* warps = nullptr;
   void (*body)(void*) = nullptr;
   void* closure = nullptr;
-  const char* deadlock = nullptr;
 };
 
 inline thread_local Block* tl_block = nullptr;
-}  // namespace tttc_cpu
-
-/* ---- Built-in variables: per OS thread, set by the scheduler as it switches fibers --------- */
-
-inline thread_local uint3 threadIdx = {0, 0, 0};
-inline thread_local uint3 blockIdx = {0, 0, 0};
-inline thread_local dim3 blockDim;
-inline thread_local dim3 gridDim;
-constexpr int warpSize = 32;
-
-namespace tttc_cpu {
+inline thread_local Fiber* tl_fiber = nullptr;
 
 inline Block& block() {
-  if (tl_block == nullptr) {
+  if (tl_block == nullptr || tl_fiber == nullptr) {
     fprintf(stderr, "tttc cuda-cpu: a device built-in was used outside a kernel launch\n");
     abort();
   }
@@ -238,30 +332,74 @@ inline Block& block() {
 
 inline void* dynamic_shared() { return block().shared; }
 
-/* Back to the scheduler; returns when the scheduler runs this fiber again. */
-inline void yield() {
-  Block& b = block();
-  Fiber* f = b.current;
+/* From the running fiber back to the scheduler; `exiting` when it will never run again. */
+inline void to_scheduler(bool exiting) {
+  Block& b = *tl_block;
+  Fiber* f = tl_fiber;
+  auto to = target(b.scheduler);
 #ifdef TTTC_CUDA_CPU_TSAN
   __tsan_switch_to_fiber(b.scheduler_tsan, __tsan_switch_to_fiber_no_sync);
 #endif
-  swapcontext(&f->context, &b.scheduler);
+#ifdef TTTC_CUDA_CPU_ASAN
+  __sanitizer_start_switch_fiber(exiting ? nullptr : &f->fake_stack, b.scheduler_stack, b.scheduler_stack_bytes);
+#endif
+  (void)exiting;
+  switch_context(f->context, to);
+#ifdef TTTC_CUDA_CPU_ASAN
+  __sanitizer_finish_switch_fiber(f->fake_stack, nullptr, nullptr);
+#endif
 }
 
-/* Waits until `expected` fibers have arrived (exited threads count as arrived for the block). */
-inline void arrive_and_wait(Barrier& bar, unsigned expected, unsigned exited) {
+/* The scheduler's writes of the variables fibers read to know who they are (threadIdx, ...): the
+ * kernel reads them plainly, so ThreadSanitizer must not see these writes as racing with it. */
+template <class T>
+inline void set_untracked(T& variable, T value) {
+#ifdef TTTC_CUDA_CPU_TSAN
+  AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+#endif
+  variable = value;
+#ifdef TTTC_CUDA_CPU_TSAN
+  AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+#endif
+}
+
+/* From the scheduler into fiber f, until it waits or ends. */
+inline void to_fiber(Block& b, Fiber& f, size_t stack_bytes) {
+  set_untracked(tl_fiber, &f);
+  set_untracked(::threadIdx, f.index);
+  auto to = target(f.context);
+#ifdef TTTC_CUDA_CPU_TSAN
+  __tsan_switch_to_fiber(f.tsan, __tsan_switch_to_fiber_no_sync);
+#endif
+#ifdef TTTC_CUDA_CPU_ASAN
+  __sanitizer_start_switch_fiber(&b.scheduler_fake_stack, f.stack, stack_bytes);
+#endif
+  (void)stack_bytes;
+  switch_context(b.scheduler, to);
+#ifdef TTTC_CUDA_CPU_ASAN
+  __sanitizer_finish_switch_fiber(b.scheduler_fake_stack, nullptr, nullptr);
+#endif
+}
+
+/* Opens a barrier whose every expected fiber has arrived (exited threads count for the block's). */
+inline void open(Block& b, Barrier& bar, unsigned generation) {
+  if (&bar == &b.barrier) store(b.counts[(generation + 1) & 1], 0);
+  store(bar.arrived, 0u);
+  store(bar.generation, generation + 1);
+}
+
+inline void arrive_and_wait(Barrier& bar, unsigned expected, bool counts_exited) {
   Block& b = block();
-  const unsigned generation = bar.generation;
+  const unsigned generation = load(bar.generation);
   char* sync = &bar.sync[generation & 1];
 #ifdef TTTC_CUDA_CPU_TSAN
   __tsan_release(sync);
 #endif
-  b.progress++;
-  if (++bar.arrived + exited >= expected) {
-    bar.arrived = 0;
-    bar.generation++;
+  add(b.progress, 1ull);
+  if (add(bar.arrived, 1u) + (counts_exited ? load(b.exited) : 0u) >= expected) {
+    open(b, bar, generation);
   } else {
-    while (bar.generation == generation) yield();
+    while (load(bar.generation) == generation) to_scheduler(false);
   }
 #ifdef TTTC_CUDA_CPU_TSAN
   __tsan_acquire(sync);
@@ -271,31 +409,28 @@ inline void arrive_and_wait(Barrier& bar, unsigned expected, unsigned exited) {
 
 inline void sync_block() {
   Block& b = block();
-  arrive_and_wait(b.barrier, b.threads, b.exited);
+  arrive_and_wait(b.barrier, b.threads, true);
 }
 
-inline unsigned lane() { return block().current->linear % kWarp; }
+inline unsigned lane() { return (block(), tl_fiber->linear % kWarp); }
 
-inline Warp& warp() {
-  Block& b = block();
-  return b.warps[b.current->linear / kWarp];
-}
+inline Warp& warp() { return block().warps[tl_fiber->linear / kWarp]; }
 
 /* A warp-level rendezvous of the lanes in `mask`: every one of them must call it. */
 inline void sync_warp(unsigned mask) {
   const unsigned me = lane();
   if (!(mask >> me & 1u)) {
     fprintf(stderr, "tttc cuda-cpu: lane %u of warp %u called a warp operation with mask 0x%08x, which leaves it out\n",
-            me, block().current->linear / kWarp, mask);
+            me, tl_fiber->linear / kWarp, mask);
     abort();
   }
-  arrive_and_wait(warp().barrier, (unsigned)__builtin_popcount(mask), 0);
+  arrive_and_wait(warp().barrier, (unsigned)__builtin_popcount(mask), false);
 }
 
 /* Publishes this lane's value, waits for the lanes of `mask`, returns every lane's slot. */
 inline const uint64_t* exchange(unsigned mask, uint64_t value) {
   Warp& w = warp();
-  uint64_t* slots = w.slots[w.barrier.generation & 1];
+  uint64_t* slots = w.slots[load(w.barrier.generation) & 1];
   slots[lane()] = value;
   sync_warp(mask);
   return slots;
@@ -342,17 +477,16 @@ inline cudaError_t record(cudaError_t e) {
   return e;
 }
 
-/* Dynamic shared memory each kernel opted in to (cudaFuncAttributeMaxDynamicSharedMemorySize). */
+/* Dynamic shared memory each kernel opted in to (cudaFuncAttributeMaxDynamicSharedMemorySize).
+ * Launches and attributes come from one host thread at a time, as the launchers make them. */
 struct FuncAttribute {
   const void* func;
   size_t max_dynamic_shared;
 };
-inline std::mutex attributes_mutex;
 inline FuncAttribute attributes[256];
 inline unsigned attribute_count = 0;
 
 inline size_t allowed_dynamic_shared(const void* func) {
-  std::lock_guard<std::mutex> lock(attributes_mutex);
   for (unsigned i = 0; i < attribute_count; i++)
     if (attributes[i].func == func) return attributes[i].max_dynamic_shared;
   return kDefaultSharedBytes;
@@ -360,7 +494,6 @@ inline size_t allowed_dynamic_shared(const void* func) {
 
 inline cudaError_t set_dynamic_shared(const void* func, int bytes) {
   if (bytes < 0 || (size_t)bytes > kOptInSharedBytes) return record(cudaErrorInvalidValue);
-  std::lock_guard<std::mutex> lock(attributes_mutex);
   for (unsigned i = 0; i < attribute_count; i++)
     if (attributes[i].func == func) {
       attributes[i].max_dynamic_shared = (size_t)bytes;
@@ -373,71 +506,67 @@ inline cudaError_t set_dynamic_shared(const void* func, int bytes) {
 
 /* Stacks are mapped once per launch and touched only as deep as a thread goes. */
 #if defined(TTTC_CUDA_CPU_ASAN) || defined(TTTC_CUDA_CPU_TSAN)
-constexpr size_t kStackBytes = 512 * 1024;
+constexpr size_t kStackBytes = 256 * 1024;
 #else
-constexpr size_t kStackBytes = 128 * 1024;
+constexpr size_t kStackBytes = 64 * 1024;
 #endif
 
-inline void fiber_entry() {
+/* Where every fiber starts: the kernel, then the exit's bookkeeping; it never returns. */
+inline void fiber_start() {
+#ifdef TTTC_CUDA_CPU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &tl_block->scheduler_stack, &tl_block->scheduler_stack_bytes);
+#endif
+#ifdef TTTC_CUDA_CPU_TSAN
+  __tsan_acquire(&tl_block->start_sync);
+#endif
   Block& b = block();
   b.body(b.closure);
-  Fiber* f = b.current;
-  f->done = true;
-  b.exited++;
-  b.progress++;
-  /* An exit may complete a barrier that the other threads are waiting at. */
-  if (b.barrier.arrived > 0 && b.barrier.arrived + b.exited >= b.threads) {
-    b.barrier.arrived = 0;
-    b.barrier.generation++;
-  }
+  store(tl_fiber->done, true);
+  const unsigned exited = add(b.exited, 1u);
+  add(b.progress, 1ull);
+  /* An exit may complete the barrier the block's other threads are waiting at. */
+  const unsigned arrived = load(b.barrier.arrived);
+  if (arrived > 0 && arrived + exited >= b.threads) open(b, b.barrier, load(b.barrier.generation));
 #ifdef TTTC_CUDA_CPU_TSAN
   __tsan_release(&b.done_sync);
-  __tsan_switch_to_fiber(b.scheduler_tsan, __tsan_switch_to_fiber_no_sync);
 #endif
-  /* uc_link returns to the scheduler. */
+  to_scheduler(true);
+  __builtin_unreachable();
 }
 
-/* Runs one block to completion; false on a deadlock (described in b.deadlock). */
+/* Runs one block to completion; false on a deadlock. */
 inline bool run_block(Block& b, char* stacks) {
   for (unsigned t = 0; t < b.threads; t++) {
     Fiber& f = b.fibers[t];
-    f.index = {t % b.dim.x, t / b.dim.x % b.dim.y, t / (b.dim.x * b.dim.y)};
+    const dim3 d = ::blockDim;
+    f.index = {t % d.x, t / d.x % d.y, t / (d.x * d.y)};
     f.linear = t;
     f.done = false;
-    getcontext(&f.context);
-    f.context.uc_stack.ss_sp = stacks + (size_t)t * kStackBytes;
-    f.context.uc_stack.ss_size = kStackBytes;
-    f.context.uc_link = &b.scheduler;
-    makecontext(&f.context, fiber_entry, 0);
-#ifdef TTTC_CUDA_CPU_TSAN
-    f.tsan = __tsan_create_fiber(0);
+    f.stack = stacks + (size_t)t * kStackBytes;
+    new_context(f.context, f.stack, kStackBytes, fiber_start);
+#ifdef TTTC_CUDA_CPU_ASAN
+    f.fake_stack = nullptr;
 #endif
   }
+#ifdef TTTC_CUDA_CPU_TSAN
+  __tsan_release(&b.start_sync);
+#endif
   bool ok = true;
   for (unsigned live = b.threads; live > 0 && ok;) {
-    const unsigned long long before = b.progress;
+    const unsigned long long before = load(b.progress);
     live = 0;
     for (unsigned t = 0; t < b.threads; t++) {
       Fiber& f = b.fibers[t];
-      if (f.done) continue;
-      b.current = &f;
-      ::threadIdx = f.index;
-#ifdef TTTC_CUDA_CPU_TSAN
-      __tsan_switch_to_fiber(f.tsan, __tsan_switch_to_fiber_no_sync);
-#endif
-      swapcontext(&b.scheduler, &f.context);
-      if (!f.done) live++;
+      if (load(f.done)) continue;
+      to_fiber(b, f, kStackBytes);
+      if (!load(f.done)) live++;
     }
-    if (live > 0 && b.progress == before) {
-      b.deadlock = "every live thread waits at a barrier or warp operation that the others never reach";
-      ok = false;
-    }
+    ok = live == 0 || load(b.progress) != before;
   }
 #ifdef TTTC_CUDA_CPU_TSAN
   __tsan_acquire(&b.done_sync);
-  for (unsigned t = 0; t < b.threads; t++) __tsan_destroy_fiber(b.fibers[t].tsan);
 #endif
-  b.current = nullptr;
+  set_untracked(tl_fiber, (Fiber*)nullptr);
   return ok;
 }
 
@@ -455,41 +584,53 @@ inline cudaError_t launch(const void* func, const cudaLaunchConfig_t& config, vo
   const size_t stack_bytes = (size_t)threads * kStackBytes;
   void* stacks = mmap(nullptr, stack_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (stacks == MAP_FAILED) return record(cudaErrorMemoryAllocation);
+  const unsigned warp_count = (unsigned)((threads + kWarp - 1) / kWarp);
   Fiber* fibers = new Fiber[threads];
-  Warp* warps = new Warp[(threads + kWarp - 1) / kWarp];
+  Warp* warps = new Warp[warp_count];
   cudaError_t result = cudaSuccess;
   Block b;
-  b.dim = d;
-  b.grid = g;
   b.threads = (unsigned)threads;
   b.fibers = fibers;
+  b.warps = warps;
   b.body = body;
   b.closure = closure;
 #ifdef TTTC_CUDA_CPU_TSAN
+  /* One ThreadSanitizer fiber per thread index, reused by every block (creating them per block costs
+   * seconds); blocks run in order, so races between blocks do not show, only those within one. */
   b.scheduler_tsan = __tsan_get_current_fiber();
+  for (unsigned t = 0; t < threads; t++) fibers[t].tsan = __tsan_create_fiber(0);
 #endif
   ::blockDim = d;
   ::gridDim = g;
-  tl_block = &b;
+  set_untracked(tl_block, &b);
   for (unsigned z = 0; z < g.z && result == cudaSuccess; z++)
     for (unsigned y = 0; y < g.y && result == cudaSuccess; y++)
       for (unsigned x = 0; x < g.x && result == cudaSuccess; x++) {
-        b.index = {x, y, z};
-        ::blockIdx = b.index;
+        set_untracked(::blockIdx, uint3{x, y, z});
         b.exited = 0;
         b.barrier = Barrier();
-        for (unsigned w = 0; w < (threads + kWarp - 1) / kWarp; w++) warps[w] = Warp();
+        b.counts[0] = b.counts[1] = 0;
+        for (unsigned w = 0; w < warp_count; w++) warps[w] = Warp();
         /* Exactly the launch's bytes, filled with NaN bytes: shared memory starts undefined. */
-        b.shared_bytes = config.dynamicSmemBytes;
         b.shared = config.dynamicSmemBytes > 0 ? malloc(config.dynamicSmemBytes) : nullptr;
         if (b.shared) memset(b.shared, 0xff, config.dynamicSmemBytes);
+#ifdef TTTC_CUDA_CPU_ASAN
+        /* Frames a previous block's fibers left poisoned must not trip this block's. */
+        __asan_unpoison_memory_region(stacks, stack_bytes);
+#endif
         if (!run_block(b, static_cast<char*>(stacks))) {
-          fprintf(stderr, "tttc cuda-cpu: deadlock in block (%u, %u, %u): %s\n", x, y, z, b.deadlock);
+          fprintf(stderr,
+                  "tttc cuda-cpu: deadlock in block (%u, %u, %u): every live thread waits at a barrier or warp "
+                  "operation that the others never reach\n",
+                  x, y, z);
           result = cudaErrorLaunchFailure;
         }
         free(b.shared);
       }
-  tl_block = nullptr;
+  set_untracked(tl_block, (Block*)nullptr);
+#ifdef TTTC_CUDA_CPU_TSAN
+  for (unsigned t = 0; t < threads; t++) __tsan_destroy_fiber(fibers[t].tsan);
+#endif
   delete[] warps;
   delete[] fibers;
   munmap(stacks, stack_bytes);
@@ -500,25 +641,17 @@ inline cudaError_t launch(const void* func, const cudaLaunchConfig_t& config, vo
   return cudaSuccess;
 }
 
-template <class Kernel, class Args, size_t... I>
-inline void invoke(Kernel kernel, Args& args, std::index_sequence<I...>) {
-  kernel(std::get<I>(args)...);
-}
-
 }  // namespace tttc_cpu
 
 /* ---- Synchronisation and warp operations -------------------------------------------------- */
 
 inline void __syncthreads() { ::tttc_cpu::sync_block(); }
 inline int __syncthreads_count(int predicate) {
-  static thread_local int count;
   ::tttc_cpu::Block& b = ::tttc_cpu::block();
-  if (b.barrier.arrived == 0) count = 0;
-  count += predicate != 0;
+  int& count = b.counts[::tttc_cpu::load(b.barrier.generation) & 1];
+  if (predicate) ::tttc_cpu::add(count, 1);
   __syncthreads();
-  const int result = count;
-  __syncthreads();
-  return result;
+  return ::tttc_cpu::load(count);
 }
 inline int __syncthreads_and(int predicate) { return __syncthreads_count(predicate) == (int)::tttc_cpu::block().threads; }
 inline int __syncthreads_or(int predicate) { return __syncthreads_count(predicate) > 0; }
@@ -527,10 +660,10 @@ inline void __threadfence() {}
 inline void __threadfence_block() {}
 inline unsigned __activemask() {
   ::tttc_cpu::Block& b = ::tttc_cpu::block();
-  const unsigned first = b.current->linear / ::tttc_cpu::kWarp * ::tttc_cpu::kWarp;
+  const unsigned first = ::tttc_cpu::tl_fiber->linear / ::tttc_cpu::kWarp * ::tttc_cpu::kWarp;
   unsigned mask = 0;
   for (unsigned l = 0; l < ::tttc_cpu::kWarp && first + l < b.threads; l++)
-    if (!b.fibers[first + l].done) mask |= 1u << l;
+    if (!::tttc_cpu::load(b.fibers[first + l].done)) mask |= 1u << l;
   return mask;
 }
 
@@ -810,17 +943,12 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 /* Runs the kernel over the grid before returning (every stream is synchronous here). */
 template <class... Expected, class... Actual>
 inline cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* config, void (*kernel)(Expected...), Actual&&... args) {
-  using Args = std::tuple<std::decay_t<Expected>...>;
-  Args bound(std::forward<Actual>(args)...);
-  struct Closure {
-    void (*kernel)(Expected...);
-    Args* args;
-  } closure{kernel, &bound};
-  auto body = [](void* c) {
-    Closure* self = static_cast<Closure*>(c);
-    ::tttc_cpu::invoke(self->kernel, *self->args, std::index_sequence_for<Expected...>());
-  };
-  return ::tttc_cpu::launch(reinterpret_cast<const void*>(kernel), *config, body, &closure);
+  /* The arguments convert to the kernel's parameter types, as CUDA's own template does. */
+  return [&](std::decay_t<Expected>... coerced) {
+    auto call = [&]() { kernel(coerced...); };
+    auto body = [](void* c) { (*static_cast<decltype(call)*>(c))(); };
+    return ::tttc_cpu::launch(reinterpret_cast<const void*>(kernel), *config, body, &call);
+  }(std::forward<Actual>(args)...);
 }
 
 #endif /* TTTC_CUDA_CPU_H */
