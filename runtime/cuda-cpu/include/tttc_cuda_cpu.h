@@ -66,7 +66,6 @@
 #define __host__
 #define __constant__
 #define __forceinline__ inline __attribute__((always_inline))
-#define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
 /* Static shared arrays: one per OS thread, so every fiber of the running block shares it. */
 #define __shared__ static thread_local
