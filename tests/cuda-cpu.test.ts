@@ -4,20 +4,26 @@
  * and the sanitizer builds (AddressSanitizer, ThreadSanitizer) on every example. Builds are cached
  * (node_modules/.cache/tttc), so a second run compiles nothing.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../cli/main.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
 import type { CudaCpuMode } from '../runtime/cuda-cpu/build.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+import { toSafeTensors } from '../runtime/named-tensors.ts';
+import { readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
 import { runReference } from '../runtime/reference/inner-loop.ts';
 import { signatureOf } from '../runtime/signature.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import { randomInputs, sliceTokens } from './support/inputs.ts';
 import { loadReference, REFERENCE_FILES } from './support/reference-vectors.ts';
-import { compileExample, exampleFiles } from './support/specs.ts';
+import { compileExample, exampleFiles, repoRoot } from './support/specs.ts';
 import { UNUSUAL_SPECS } from './specs/unusual.ts';
 
 /** The f32 kernel's tolerance against the f64 reference (relative error), as for WGSL. */
@@ -191,4 +197,29 @@ describe.each(exampleFiles)('generated CUDA of %s under the sanitizers', (spec) 
       expect(worstError(got, reference(c, named), `${spec} ${mode}`)).toBeLessThan(TOL);
     });
   }
+});
+
+describe('tttc run --backend cuda-cpu', () => {
+  it('runs the generated CUDA for the chosen --arch and --dtype and writes F32 results', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tttc-cuda-cpu-cli-'));
+    const spec = join(repoRoot, 'examples', 'ttt_linear.ttt');
+    const c = compileExample('ttt_linear.ttt', 'auto', { D: 32, K: 8 });
+    const named = randomInputs(c.chunk, { B: 1, H: 2, T: 9, start: 2, seed: 7 });
+    await writeSafetensorsFile(join(dir, 'in.safetensors'), toSafeTensors(named, 'F32'));
+    let out = '';
+    const io = { out: (t: string) => (out += t), err: (t: string) => (out += t) };
+    const args = ['-D', 'D=32', '-D', 'K=8', '--inputs', join(dir, 'in.safetensors'), '--backend', 'cuda-cpu'];
+    const code = await main(['run', spec, ...args, '--arch', 'sm_80', '--out', join(dir, 'out.safetensors')], io);
+    expect(code, out).toBe(0);
+    expect(out).toContain('on cuda-cpu');
+    const file = await readSafetensorsFile(join(dir, 'out.safetensors'));
+    const want = reference(c, named);
+    for (const [name, w] of want) {
+      expect(file.get(name).dtype).toBe('F32');
+      expect(relativeError(toFloat64(file.get(name)), w.data), name).toBeLessThan(TOL);
+    }
+    const bad = await main(['run', spec, ...args, '--dtype', 'f16', '--out', join(dir, 'x.safetensors')], io);
+    expect(bad).not.toBe(0);
+    expect(out).toContain('--dtype must be f32 or bf16');
+  });
 });
