@@ -32,8 +32,9 @@ const TOL = 1e-5;
  * bf16 operands keep 8 significant bits: each rounding is off by up to 2^-9 ≈ 2e-3 (relative), a
  * product of two rounded operands by up to 4e-3, and a mini-batch chains a few matmuls (forward,
  * gradient, update) whose errors add; states and accumulators carry them across mini-batches.
- * 3e-2 is about eight bf16 ulps at unit scale, and measured errors stay below half of it. The
- * floor shows the operands really were rounded (an f32 kernel is near 1e-7).
+ * 3e-2 is about eight bf16 ulps at unit scale; measured: 2.5e-3 (gated_linear) to 1.6e-2
+ * (three_layer_mlp, three matmuls deep). The floor shows the operands really were rounded (an f32
+ * kernel is near 1e-7).
  */
 const BF16_TOL = 3e-2;
 const BF16_FLOOR = 1e-4;
