@@ -72,7 +72,8 @@ extern "C" int mirror_forward(const mirror_args* a, cudaStream_t stream) {
 `;
 }
 
-function mirror(bug: Bug): CudaCpuProgram {
+/** A hand-written layer: `x` [B, H, T] in, `y` [B, H, T, ...outputShape] out, the launcher as in source(). */
+function program(contents: string, outputShape: number[] = []): CudaCpuProgram {
   return {
     signature: {
       layer: 'Mirror',
@@ -86,7 +87,7 @@ function mirror(bug: Bug): CudaCpuProgram {
     },
     arch: 'sm_90',
     files: [
-      { path: 'mirror.cu', contents: source(bug) },
+      { path: 'mirror.cu', contents },
       { path: 'mirror.h', contents: HEADER },
     ],
     source: 'mirror.cu',
@@ -95,7 +96,7 @@ function mirror(bug: Bug): CudaCpuProgram {
     sizes: { B: 'B', H: 'H', T: 'T', start: 'start' },
     tensors: [
       { role: 'view', name: 'x', field: 'x', lead: ['B', 'H', 'T'], shape: [], written: false },
-      { role: 'output', name: 'output', field: 'y', lead: ['B', 'H', 'T'], shape: [], written: true },
+      { role: 'output', name: 'output', field: 'y', lead: ['B', 'H', 'T'], shape: outputShape, written: true },
     ],
     scratch: { pointer: 'scratch', bytes: 'scratch_bytes', size: 'mirror_scratch_bytes' },
     forward: 'mirror_forward',
@@ -108,14 +109,20 @@ const H = 1;
 const T = 64;
 const x: Tensor = { shape: [B, H, T], data: Float64Array.from({ length: B * H * T }, (_, i) => i + 1) };
 
+const mirror = (bug: Bug) => program(source(bug));
+
 async function run(bug: Bug, mode: CudaCpuMode): Promise<Float64Array> {
-  const loop = await CudaCpuInnerLoop.create(mirror(bug), mode);
+  return runProgram(mirror(bug), mode);
+}
+
+async function runProgram(p: CudaCpuProgram, mode: CudaCpuMode = 'fast', input: Tensor = x): Promise<Float64Array> {
+  const loop = await CudaCpuInnerLoop.create(p, mode);
   const out = await loop.run({
     B,
     H,
     T,
     start: 0,
-    views: new Map([['x', x]]),
+    views: new Map([['x', input]]),
     params: new Map(),
     states: new Map(),
     accums: new Map(),
@@ -163,5 +170,82 @@ describe('the generated launcher on the emulated device', () => {
     const loop = await CudaCpuInnerLoop.create(program);
     const inputs = innerLoopInputs(signatureOf(c), randomInputs(c.chunk, { B: 1, H: 1, T: 1, seed: 1 }));
     await expect(loop.run(inputs)).rejects.toThrow(/offers 166912 bytes of shared memory per block; .* needs 230400/);
+  });
+});
+
+/** Each thread writes 7 values: warp sum (xor shuffles), up by 1, down by 3, lane 5's value, the
+ * ballot of x > 40, the block's count of x > 10, and x rounded to bf16. */
+const WARP_KERNEL = source('none')
+  .replace(
+    /__global__[\s\S]*?\n}\n/,
+    `__global__ void mirror_kernel(const unsigned n, const float* __restrict__ x, float* __restrict__ y) {
+  const unsigned t = threadIdx.x;
+  const float v = x[(size_t)blockIdx.x * n + t];
+  float sum = v;
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  float* out = y + ((size_t)blockIdx.x * n + t) * 7;
+  out[0] = sum;
+  out[1] = __shfl_up_sync(0xffffffffu, v, 1);
+  out[2] = __shfl_down_sync(0xffffffffu, v, 3);
+  out[3] = __shfl_sync(0xffffffffu, v, 5);
+  out[4] = (float)__ballot_sync(0xffffffffu, v > 40.0f);
+  out[5] = (float)__syncthreads_count(v > 10.0f);
+  out[6] = __bfloat162float(__float2bfloat16(v));
+}
+`,
+  )
+  .replace('#include <cuda_runtime.h>', '#include <cuda_runtime.h>\n#include <cuda_bf16.h>');
+
+/** bf16 by round-to-nearest-even, from the two bf16 neighbours of an f32 (not from its bits' arithmetic). */
+function bf16(v: number): number {
+  const f = new Float32Array([v]);
+  const u = new Uint32Array(f.buffer);
+  const down = new Float32Array(new Uint32Array([u[0] & 0xffff0000]).buffer)[0];
+  const up = new Float32Array(new Uint32Array([(u[0] & 0xffff0000) + 0x10000]).buffer)[0];
+  const [dd, du] = [Math.abs(f[0] - down), Math.abs(up - f[0])];
+  if (dd !== du) return dd < du ? down : up;
+  return (u[0] >>> 16) % 2 === 0 ? down : up;
+}
+
+describe('warp operations, block votes and bf16 in the header', () => {
+  it('shuffles, ballots, __syncthreads_count and bf16 rounding (ties to even) give what CUDA defines', async () => {
+    // Values with ties for bf16: i + i/256 is halfway between two bf16 numbers for small i.
+    const input: Tensor = {
+      shape: [B, H, T],
+      data: Float64Array.from({ length: B * H * T }, (_, i) => (i % 50) * (1 + 1 / 256)),
+    };
+    const got = await runProgram(program(WARP_KERNEL, [7]), 'fast', input);
+    const want: number[] = [];
+    const f32 = (v: number) => Math.fround(v);
+    for (let row = 0; row < B * H; row++) {
+      const xs = Array.from({ length: T }, (_, t) => f32(input.data[row * T + t]));
+      const count = xs.filter((v) => v > 10).length;
+      for (let t = 0; t < T; t++) {
+        const base = t - (t % 32);
+        const lane = t % 32;
+        const warp = xs.slice(base, base + 32);
+        let ballot = 0;
+        warp.forEach((v, l) => (ballot |= v > 40 ? 1 << l : 0));
+        want.push(
+          warp.reduce((a, b) => a + b, 0),
+          lane >= 1 ? xs[t - 1] : xs[t],
+          lane + 3 < 32 ? xs[t + 3] : xs[t],
+          xs[base + 5],
+          ballot >>> 0,
+          count,
+          bf16(xs[t]),
+        );
+      }
+    }
+    expect(got.length).toBe(want.length);
+    for (let i = 0; i < want.length; i++) {
+      // The xor tree sums in another order than reduce: allow f32 rounding for the sums only.
+      if (i % 7 === 0) expect(Math.abs(got[i] - want[i]), `value ${i}`).toBeLessThanOrEqual(1e-4 * Math.abs(want[i]));
+      else expect(got[i], `value ${i} (component ${i % 7})`).toBe(f32(want[i]));
+    }
+  });
+
+  it('ThreadSanitizer sees no race in them', async () => {
+    await expect(runProgram(program(WARP_KERNEL, [7]), 'tsan')).resolves.toHaveLength(B * H * T * 7);
   });
 });
