@@ -14,8 +14,10 @@
  * float math the kernels use, the runtime calls a launcher makes (device memory is host memory;
  * launches are synchronous on every stream), and cudaLaunchKernelEx. The emulated device is
  * TTTC_CUDA_CPU_ARCH (e.g. 80, 90): its shared-memory limits are that architecture's.
- * Not yet: inline PTX (mma.sync, ldmatrix, cp.async), wmma fragments, cooperative groups,
- * __launch_bounds__ checks at launch, textures, graphs, events' timing.
+ * Not yet: inline PTX (mma.sync, ldmatrix, cp.async) and wmma fragments (a warp-level fragment
+ * type would sit on the same exchange as the shuffles), cooperative groups, __launch_bounds__
+ * checks at launch, blocks in parallel on several cores, races between blocks under
+ * ThreadSanitizer (blocks run in order), textures, graphs, events.
  */
 #ifndef TTTC_CUDA_CPU_H
 #define TTTC_CUDA_CPU_H
@@ -381,7 +383,7 @@ inline void to_fiber(Block& b, Fiber& f, size_t stack_bytes) {
 }
 
 /* Opens a barrier whose every expected fiber has arrived (exited threads count for the block's). */
-inline void open(Block& b, Barrier& bar, unsigned generation) {
+inline void open_barrier(Block& b, Barrier& bar, unsigned generation) {
   if (&bar == &b.barrier) store(b.counts[(generation + 1) & 1], 0);
   store(bar.arrived, 0u);
   store(bar.generation, generation + 1);
@@ -396,7 +398,7 @@ inline void arrive_and_wait(Barrier& bar, unsigned expected, bool counts_exited)
 #endif
   add(b.progress, 1ull);
   if (add(bar.arrived, 1u) + (counts_exited ? load(b.exited) : 0u) >= expected) {
-    open(b, bar, generation);
+    open_barrier(b, bar, generation);
   } else {
     while (load(bar.generation) == generation) to_scheduler(false);
   }
@@ -411,7 +413,10 @@ inline void sync_block() {
   arrive_and_wait(b.barrier, b.threads, true);
 }
 
-inline unsigned lane() { return (block(), tl_fiber->linear % kWarp); }
+inline unsigned lane() {
+  block();
+  return tl_fiber->linear % kWarp;
+}
 
 inline Warp& warp() { return block().warps[tl_fiber->linear / kWarp]; }
 
@@ -525,7 +530,7 @@ inline void fiber_start() {
   add(b.progress, 1ull);
   /* An exit may complete the barrier the block's other threads are waiting at. */
   const unsigned arrived = load(b.barrier.arrived);
-  if (arrived > 0 && arrived + exited >= b.threads) open(b, b.barrier, load(b.barrier.generation));
+  if (arrived > 0 && arrived + exited >= b.threads) open_barrier(b, b.barrier, load(b.barrier.generation));
 #ifdef TTTC_CUDA_CPU_TSAN
   __tsan_release(&b.done_sync);
 #endif
