@@ -7,14 +7,18 @@ import type {
   InnerLoopInputs,
   InnerLoopOutputs,
 } from '../runtime/inner-loop.ts';
+import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import { runReferenceBackward } from '../runtime/reference/backward.ts';
 import { type Checkpoints, runReference } from '../runtime/reference/inner-loop.ts';
 import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
+import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import type { TargetOptions } from '../targets/target.ts';
 
 export interface Backend {
   /** The dtype the backend writes its results in. */
   dtype: 'F64' | 'F32';
-  run(compiled: Compiled, inputs: InnerLoopInputs): Promise<InnerLoopOutputs>;
+  /** `options` choose the generated code where a backend runs generated CUDA (`--arch`, `--dtype`). */
+  run(compiled: Compiled, inputs: InnerLoopInputs, options: TargetOptions): Promise<InnerLoopOutputs>;
   /** The call and the gradients of its inputs, for cotangents of its outputs; absent where not built yet. */
   backward?(
     compiled: Compiled,
@@ -37,4 +41,11 @@ export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
     },
   ],
   ['webgpu', { dtype: 'F32', run: async (c, inputs) => (await WebGPUInnerLoop.create(c)).run(inputs) }],
+  [
+    'cuda-cpu',
+    {
+      dtype: 'F32',
+      run: async (c, inputs, options) => (await CudaCpuInnerLoop.create(cudaCpuProgram(c, options))).run(inputs),
+    },
+  ],
 ]);

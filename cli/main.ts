@@ -62,10 +62,13 @@ ${COMMON}`,
   --cotangents FILE  cotangents of the outputs: output [B, H, T, ...] (required), optional
                      state.NAME and accum.NAME [B, H, ...]; --out then also holds grad.NAME,
                      shaped like NAME, for every differentiable input (reference backend)
-  --backend NAME     reference (f64 on the CPU, default) or webgpu (f32)
+  --backend NAME     reference (f64 on the CPU, default), webgpu (f32), or cuda-cpu (the generated
+                     CUDA built as host C++ and run on the CPU)
+  --arch ARCH        cuda-cpu: the CUDA architecture to generate for and emulate (default sm_90)
+  --dtype DTYPE      cuda-cpu: matmul operands, f32 (default) or bf16
   --verbose          print phase timings on stderr (always on a terminal)
 ${COMMON}`,
-    valued: ['form', 'inputs', 'out', 'backend', 'cotangents'],
+    valued: ['form', 'inputs', 'out', 'backend', 'cotangents', 'arch', 'dtype'],
     flags: ['verbose'],
     positional: 1,
     load: () => import('./run.ts').then((m) => m.runCommand),

@@ -30,6 +30,10 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
     const able = [...BACKENDS].filter(([, b]) => b.backward).map(([n]) => n);
     throw new UsageError(`backend '${backendName}' has no backward yet; --cotangents runs on: ${able.join(', ')}`);
   }
+  const dtype = a.options.get('dtype') ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${dtype}'`);
+  const arch = a.options.get('arch') ?? 'sm_90';
+  if (!/^sm_\d+a?$/.test(arch)) throw new UsageError(`--arch must look like sm_80 or sm_90, got '${arch}'`);
   const c = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
   if (!c) return 1;
   // Refused before the work rather than after it.
@@ -61,7 +65,7 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
     );
     tensors = new Map([...innerLoopOutputTensors(outputs), ...gradientTensors(grads, namedInputs)]);
   } else {
-    const result = await progress.time(`set-up and run (${backendName})`, () => backend.run(c, named));
+    const result = await progress.time(`set-up and run (${backendName})`, () => backend.run(c, named, { arch, dtype }));
     tensors = innerLoopOutputTensors(result);
   }
   const ms = performance.now() - started;

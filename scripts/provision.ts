@@ -4,6 +4,8 @@
  *   than the sources.
  * - A Vulkan driver for the WebGPU tests: SwiftShader, the CPU driver Debian's chromium ships, is
  *   installed with apt when missing and we are root; otherwise we say what to install.
+ * - Debian's PyTorch (CPU) with its C++ headers, pybind11 and ninja, for the test that builds the
+ *   generated PyTorch extension for CPU tensors: installed the same way.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -38,20 +40,42 @@ const sourcesChanged = Math.max(
 );
 if (!existsSync(built) || statSync(built).mtimeMs < sourcesChanged) run(process.execPath, ['scripts/build.mjs']);
 
+const asRoot = process.getuid?.() === 0;
+const aptEnv = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+const canApt = asRoot && existsSync('/usr/bin/apt-get');
+
 if (!process.env.VK_ICD_FILENAMES && !findSwiftShaderIcd()) {
-  const asRoot = process.getuid?.() === 0;
   if (systemVulkanLoader()) {
     console.error('pretest: no SwiftShader; the WebGPU tests will use the Vulkan driver of this machine');
-  } else if (asRoot && existsSync('/usr/bin/apt-get')) {
+  } else if (canApt) {
     console.error('pretest: installing chromium for SwiftShader, the CPU Vulkan driver the WebGPU tests use');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    run('apt-get', ['update'], env);
-    run('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], env);
+    run('apt-get', ['update'], aptEnv);
+    run('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], aptEnv);
   } else {
     console.error(
       'pretest: the WebGPU tests need a Vulkan driver and none was found. Install SwiftShader, the CPU driver\n' +
         "Chromium ships ('apt-get install chromium' as root on Debian), or set VK_ICD_FILENAMES to a driver's\n" +
         `manifest. Looked for: ${SWIFTSHADER_ICDS.join(', ')}.`,
+    );
+    process.exit(1);
+  }
+}
+
+const TORCH_PACKAGES = ['python3-torch', 'libtorch-dev', 'python3-dev', 'pybind11-dev', 'ninja-build'];
+const torchReady =
+  spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0 &&
+  existsSync('/usr/include/torch/extension.h') &&
+  existsSync('/usr/include/pybind11/pybind11.h') &&
+  spawnSync('ninja', ['--version'], { stdio: 'ignore' }).status === 0;
+if (!torchReady && !process.env.TTTC_PYTHON) {
+  if (canApt) {
+    console.error("pretest: installing Debian's PyTorch (CPU) for the PyTorch binding's CPU test");
+    run('apt-get', ['update'], aptEnv);
+    run('apt-get', ['install', '-y', '--no-install-recommends', ...TORCH_PACKAGES], aptEnv);
+  } else {
+    console.error(
+      `pretest: the PyTorch binding's CPU test needs Debian's torch: 'apt-get install ${TORCH_PACKAGES.join(' ')}'\n` +
+        'as root, or TTTC_PYTHON naming a Python with torch and its C++ extension toolchain.',
     );
     process.exit(1);
   }

@@ -139,11 +139,18 @@ export function renderHost(
     ...tensors.map((t) => `a->${t.field}`),
     ...(usesScratch ? ['a->scratch'] : []),
   ];
-  L.line('', `${api.kernel}<<<(unsigned)(a->B * a->H), kThreads, kSharedBytes, stream>>>(`);
-  L.line(...wrap(args, 100).map((line, i, all) => `    ${line}${i === all.length - 1 ? ');' : ''}`));
+  // cudaLaunchKernelEx rather than `<<<>>>`: plain C++, so the CPU runtime (runtime/cuda-cpu) builds it too.
   L.line(
-    'if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return cuda_failed(e, "launching the kernel");',
+    '',
+    'cudaLaunchConfig_t launch = {};',
+    'launch.gridDim = dim3((unsigned)(a->B * a->H));',
+    'launch.blockDim = dim3(kThreads);',
+    'launch.dynamicSmemBytes = kSharedBytes;',
+    'launch.stream = stream;',
+    `const cudaError_t launched = cudaLaunchKernelEx(&launch, ${api.kernel},`,
   );
+  L.line(...wrap(args, 100).map((line, i, all) => `    ${line}${i === all.length - 1 ? ');' : ''}`));
+  L.line('if (launched != cudaSuccess) return cuda_failed(launched, "launching the kernel");');
   L.line('return TTTC_OK;');
   L.close();
 }

@@ -65,7 +65,7 @@ export function renderKernel(
   for (const [decl, comment] of params) L.line(`    ${comment ? `${decl.padEnd(width)}  // ${comment}` : decl}`);
   const body = new Lines();
   if (kernel.workgroupFloats > 0)
-    body.line(`extern __shared__ float smem[];  // ${kernel.workgroupFloats} floats, placed by the scheduler`);
+    body.line(`TTTC_DYNAMIC_SHARED(float, smem);  // ${kernel.workgroupFloats} floats, placed by the scheduler`);
   body.line('// One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.');
   body.line('const size_t bh = blockIdx.x;', 'const unsigned tid = threadIdx.x;');
   new KernelBody(kernel, dialect, globalsOf(tensors), sourceLines).emit(body);

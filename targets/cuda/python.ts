@@ -50,13 +50,18 @@ ${example.map(([code, note]) => `        ${code.padEnd(width)}  # ${note}`).join
 Tensors are torch.float32, contiguous, on one CUDA device; states and accums come back as
 [B, H, ...] dicts to pass to the next call, with start advanced by T modulo K = ${K}. The first
 call builds ${api.source} and ${api.torchSource} (beside this file) with torch.utils.cpp_extension.
+
+CPU tensors run the same source on the CPU, built as host C++ against tttc's CUDA-on-the-CPU
+headers (set TTTC_CUDA_CPU_INCLUDE to tttc's runtime/cuda-cpu/include): slow, for tests.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import pathlib
+import tempfile
 from collections.abc import Mapping
 
 import torch
@@ -85,6 +90,26 @@ def _extension():
         name=f"tttc_${api.stem}_{digest}",
         sources=[str(p) for p in _SOURCES],
         extra_cuda_cflags=["-O3", "-gencode=${gencode}=sm_${arch.number}", "-gencode=${gencode}=compute_${arch.number}"],
+    )
+
+
+@functools.cache
+def _cpu_extension():
+    include = pathlib.Path(os.environ.get("TTTC_CUDA_CPU_INCLUDE", ""))
+    if not (include / "tttc_cuda_cpu.h").is_file():
+        raise RuntimeError(
+            "CPU tensors need tttc's CUDA-on-the-CPU headers: set TTTC_CUDA_CPU_INCLUDE to tttc's runtime/cuda-cpu/include"
+        )
+    headers = sorted(p for p in include.rglob("*.h"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*_SOURCES, *headers])).hexdigest()[:12]
+    # The .cu compiled as C++: a one-line source that includes it, since its suffix would call nvcc.
+    unit = pathlib.Path(tempfile.gettempdir()) / f"tttc_${api.stem}_cpu_{digest}.cpp"
+    unit.write_text(f'#include "{_SOURCES[0]}"\\n')
+    return torch.utils.cpp_extension.load(
+        name=f"tttc_${api.stem}_cpu_{digest}",
+        sources=[str(unit), str(_SOURCES[1])],
+        extra_include_paths=[str(include), str(_HERE)],
+        extra_cflags=["-O1", "-std=c++17", "-DTTTC_CUDA_CPU_ARCH=${arch.number}"],
     )
 
 
@@ -139,13 +164,13 @@ def forward(*, views, lr=None, scale=None, params=None, states, accums=None, sta
         raise ValueError(f"views['{first}'] has shape {tuple(probe.shape)}, expected (B, H, T, {', '.join(map(str, first_shape))})")
     B, H, T = probe.shape[:3]
     device = probe.device
-    if device.type != "cuda":
-        raise ValueError(f"views['{first}'] is on {device}, expected a CUDA device")
+    if device.type not in ("cuda", "cpu"):
+        raise ValueError(f"views['{first}'] is on {device}, expected a CUDA device (or the CPU)")
     if T < 1:
         raise ValueError(f"views['{first}'] has T = {T} tokens; a call needs at least one")
     if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < K:
         raise ValueError(f"start = {start!r} is not an int in [0, {K})")
-    capability = torch.cuda.get_device_capability(device)
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else ARCH
     if capability < ARCH:
         raise RuntimeError(f"this kernel was generated for ${arch.name}; {device} is sm_{capability[0]}{capability[1]}: regenerate it with tttc compile --arch")
 
@@ -185,7 +210,8 @@ def forward(*, views, lr=None, scale=None, params=None, states, accums=None, sta
         states_out = {n: _check(f"out states['{n}']", out[1][n], (B, H, *s), device) for n, s in STATES.items()}
         accums_out = {n: _check(f"out accums['{n}']", out[2][n], (B, H, *s), device) for n, s in STATES.items()}
     scratch = empty(B * H * SCRATCH_FLOATS)
-    _extension().forward(*inputs, output, *states_out.values(), *accums_out.values(), scratch, start)
+    extension = _extension() if device.type == "cuda" else _cpu_extension()
+    extension.forward(*inputs, output, *states_out.values(), *accums_out.values(), scratch, start)
     return output, states_out, accums_out
 `;
 }

@@ -1,0 +1,2 @@
+/* tttc cuda-cpu: cuda_runtime.h for host C++ (see tttc_cuda_cpu.h). */
+#include "tttc_cuda_cpu.h"

@@ -1,0 +1,41 @@
+/**
+ * A generated CUDA layer as the CPU runtime needs it: the source files `tttc compile --target cuda`
+ * writes, and the launcher's C interface (its functions and the fields of its argument struct,
+ * each tied to a tensor of the `run` convention). Plain JSON; nothing here reads the source.
+ */
+import type { InnerLoopSignature } from '../signature.ts';
+
+/** Which tensor of the `run` convention a field of the argument struct holds. */
+export type CudaTensorRole =
+  'view' | 'lr' | 'scale' | 'param' | 'state' | 'accum' | 'output' | 'state_out' | 'accum_out';
+
+export interface CudaTensorField {
+  role: CudaTensorRole;
+  /** The view, param or state name; `lr`, `scale` or `output` for those. */
+  name: string;
+  /** The field of the argument struct. */
+  field: string;
+  /** The call-dependent leading axes, then the fixed shape. */
+  lead: readonly ('B' | 'H' | 'T')[];
+  shape: readonly number[];
+  written: boolean;
+}
+
+export interface CudaCpuProgram {
+  signature: InnerLoopSignature;
+  /** The emulated device, e.g. `sm_90`: its shared-memory limits are the launcher's to check. */
+  arch: string;
+  files: readonly { path: string; contents: string }[];
+  /** The file with the kernel and launcher (compiled as C++) and the header declaring the API. */
+  source: string;
+  header: string;
+  /** The argument struct's type and its scalar fields. */
+  argsType: string;
+  sizes: { B: string; H: string; T: string; start: string };
+  tensors: readonly CudaTensorField[];
+  /** Workspace: the struct's pointer and size fields and the function giving its size for (B, H). */
+  scratch: { pointer: string; bytes: string; size: string };
+  /** `int forward(const args*, cudaStream_t)` and `const char* last_error(void)`. */
+  forward: string;
+  lastError: string;
+}

@@ -1,0 +1,97 @@
+/**
+ * The generated PyTorch binding on CPU tensors: tests/torch/cpu_binding.py loads the module
+ * `tttc compile --target cuda` writes, runs it on CPU float32 tensors (the .cu built as host C++
+ * with torch.utils.cpp_extension against runtime/cuda-cpu/include) and tries bad calls. Needs a
+ * python3 with torch (Debian's python3-torch; .ci/run installs it). Builds are cached under
+ * node_modules/.cache/tttc, keyed by the generated files.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Tensor } from '../core/tensor.ts';
+import { cacheRoot, INCLUDE_DIR } from '../runtime/cuda-cpu/build.ts';
+import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+import { runReference } from '../runtime/reference/inner-loop.ts';
+import { signatureOf } from '../runtime/signature.ts';
+import { renderCuda } from '../targets/cuda/render.ts';
+import { randomInputs } from './support/inputs.ts';
+import { compileExample, repoRoot } from './support/specs.ts';
+
+/** The first interpreter that imports torch: $TTTC_PYTHON, python3 on PATH, or Debian's. */
+function pythonWithTorch(): string {
+  const candidates = [process.env.TTTC_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
+  for (const python of candidates) {
+    try {
+      execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
+      return python;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error(`no python3 imports torch (tried ${candidates.join(', ')}); install python3-torch`);
+}
+
+const json = (t: Tensor) => ({ shape: t.shape, data: [...t.data] });
+
+describe('the generated PyTorch binding on CPU tensors', () => {
+  it('ttt_linear: matches the f64 reference within 1e-5, and bad calls raise errors that name the tensor', () => {
+    const c = compileExample('ttt_linear.ttt', 'auto', { D: 32, K: 8 });
+    const cuda = renderCuda(c, { arch: 'sm_90', dtype: 'f32' });
+    const digest = createHash('sha256').update(JSON.stringify(cuda.files)).digest('hex').slice(0, 16);
+    const dir = join(cacheRoot(), 'torch-modules', digest);
+    if (!existsSync(join(dir, cuda.api.python))) {
+      mkdirSync(dir, { recursive: true });
+      for (const f of cuda.files) writeFileSync(join(dir, f.path), f.contents);
+    }
+
+    const named = randomInputs(c.chunk, { B: 2, H: 2, T: 13, start: 3, accum: true, seed: 21 });
+    const inputs = innerLoopInputs(signatureOf(c), named);
+    const expected = innerLoopOutputTensors(runReference(c.chunk, inputs));
+    const byName = (m: Map<string, Tensor>) => Object.fromEntries([...m].map(([n, t]) => [n, json(t)]));
+    const input = {
+      views: byName(inputs.views),
+      ...(inputs.lr ? { lr: json(inputs.lr) } : {}),
+      ...(inputs.scale ? { scale: json(inputs.scale) } : {}),
+      params: byName(inputs.params),
+      states: byName(inputs.states),
+      accums: byName(inputs.accums),
+      start: inputs.start,
+    };
+    const casePath = join(dir, 'case.json');
+    writeFileSync(casePath, JSON.stringify({ inputs: input, expected: byName(expected) }));
+
+    const stdout = execFileSync(
+      pythonWithTorch(),
+      [join(repoRoot, 'tests/torch/cpu_binding.py'), dir, cuda.api.stem, casePath],
+      {
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          TTTC_CUDA_CPU_INCLUDE: INCLUDE_DIR,
+          TORCH_EXTENSIONS_DIR: join(cacheRoot(), 'torch-extensions'),
+          PYTHONDONTWRITEBYTECODE: '1',
+        },
+      },
+    );
+    const result = JSON.parse(stdout) as {
+      errors: Record<string, number | null>;
+      messages: Record<string, string | null>;
+    };
+    expect(Object.keys(result.errors).sort()).toEqual([...expected.keys()].sort());
+    for (const [name, e] of Object.entries(result.errors)) expect(e ?? Number.NaN, name).toBeLessThan(1e-5);
+
+    const m = result.messages;
+    expect(m['f64 view']).toMatch(/^TypeError: views\['\w+'\] has dtype torch.float64, expected torch.float32/);
+    expect(m['short view']).toMatch(
+      /^ValueError: views\['\w+'\] has shape \(2, 2, 13, 31\), expected \(2, 2, 13, 32\)/,
+    );
+    expect(m['missing state']).toMatch(/^ValueError: states must have exactly the names .* missing \['W1'\]/);
+    expect(m['start out of range']).toMatch(/^ValueError: start = 8 is not an int in \[0, 8\)/);
+    expect(m['state not contiguous']).toMatch(/^ValueError: states\['W1'\] is not contiguous/);
+    expect(m['not a tensor']).toMatch(/^TypeError: views\['\w+'\] must be a torch.Tensor, got list/);
+  });
+});
