@@ -63,6 +63,10 @@ export const CODES = {
   TTT315: { title: 'argument shape mismatch', hint: 'pass an argument of the shape the fn declares' },
   TTT316: { title: 'not an integer expression', hint: 'sizes use whole numbers, dims, `+ - * /` and parentheses only' },
   TTT317: { title: 'bad eps', hint: '`eps` is a positive number literal, e.g. `eps: 1e-5`' },
+  TTT340: {
+    title: 'bad exponent',
+    hint: 'the exponent of `pow` is a number literal, e.g. `pow(x, 3)` or `pow(x, -0.5)`',
+  },
 
   TTT401: {
     title: 'state has no dual form',
