@@ -48,7 +48,6 @@ export interface Program {
   readonly outputs: readonly Port[];
 }
 
-
 export class IRError extends Error {}
 
 /** Shape of the result of a matmul of `a` by `b`, or an error. */

@@ -3,7 +3,8 @@ import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
 import { execute } from '../../compiler/ir/execute.ts';
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
-import { chunks, type InnerLoopInputs, type InnerLoopOutputs } from '../inner-loop.ts';
+import { optimizerState } from '../../core/update-rule.ts';
+import { chunks, InputError, type InnerLoopInputs, type InnerLoopOutputs } from '../inner-loop.ts';
 
 /** The `bh`-th block of `block` elements. */
 const slice = (t: Tensor, bh: number, block: number) => t.data.subarray(bh * block, (bh + 1) * block);
@@ -29,7 +30,14 @@ export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLo
     L.states.map((s) => [s.name, { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) }]),
   );
   const R = chunk.rows;
+  if (L.update.rules.read === 'after' && R < K)
+    throw new InputError(
+      `read order 'after' needs the whole mini-batch in one chunk: this program has ${R} rows, the mini-batch ${K}`,
+    );
   const plan = chunks(start, T, K, R);
+  const opts = new Map(
+    [...(inp.opts ?? [])].map(([s, t]) => [s, { shape: t.shape, data: new Float64Array(t.data.length) }]),
+  );
   const scale = inp.scale?.data;
 
   for (let bh = 0; bh < B * H; bh++) {
@@ -41,6 +49,8 @@ export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLo
       named.set(`state.${s.name}`, { shape: s.shape, data: slice(inp.states.get(s.name)!, bh, size(s.shape)).slice() });
       named.set(`accum.${s.name}`, { shape: s.shape, data: slice(inp.accums.get(s.name)!, bh, size(s.shape)).slice() });
     }
+    for (const [s, t] of inp.opts ?? [])
+      named.set(optimizerState(s), { shape: t.shape.slice(2), data: slice(t, bh, size(t.shape.slice(2))).slice() });
     for (const c of plan) {
       const mask = new Float64Array(R);
       mask.fill(1, 0, c.count);
@@ -60,10 +70,11 @@ export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLo
         rows.set(src.subarray(c.token * w, (c.token + c.count) * w));
         named.set(`view.${v.name}`, { shape: [R, ...v.shape], data: rows });
       }
-      if (inp.lr) {
+      const perToken = new Map([...(inp.lr ? [['lr', inp.lr] as const] : []), ...(inp.tokens ?? [])]);
+      for (const [name, t] of perToken) {
         const rows = new Float64Array(R);
-        rows.set(slice(inp.lr, bh, T).subarray(c.token, c.token + c.count));
-        named.set('lr', { shape: [R], data: rows });
+        rows.set(slice(t, bh, T).subarray(c.token, c.token + c.count));
+        named.set(name, { shape: [R], data: rows });
       }
       const result = execute(chunk.program, named);
       const out = result.get('output')!.data;
@@ -72,12 +83,17 @@ export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLo
         named.set(`state.${s.name}`, result.get(`state.${s.name}`)!);
         named.set(`accum.${s.name}`, result.get(`accum.${s.name}`)!);
       }
+      for (const s of opts.keys()) named.set(optimizerState(s), result.get(optimizerState(s))!);
     }
     for (const s of L.states) {
       const n = size(s.shape);
       states.get(s.name)!.data.set(named.get(`state.${s.name}`)!.data, bh * n);
       accums.get(s.name)!.data.set(named.get(`accum.${s.name}`)!.data, bh * n);
     }
+    for (const [s, t] of opts) {
+      const n = size(t.shape.slice(2));
+      t.data.set(named.get(optimizerState(s))!.data, bh * n);
+    }
   }
-  return { output, states, accums };
+  return { output, states, accums, ...(inp.opts ? { opts } : {}) };
 }
