@@ -2,7 +2,9 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { gradientProgram } from '../compiler/autodiff/gradient-program.ts';
+import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
 import { printProgram } from '../compiler/ir/print.ts';
+import { kernelRuleRefusal, ruleFeatures } from '../compiler/schedule/rule-support.ts';
 import { TARGETS } from '../targets/index.ts';
 import type { GeneratedFile, TargetOptions } from '../targets/target.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
@@ -21,7 +23,9 @@ export function checkCommand(a: ParsedArgs, io: CliIO): number {
     `  state:     ${L.states.map((s) => `${s.name} ${shape(s.shape)}`).join(', ')}`,
     `  params:    ${L.params.map((p) => `${p.name} ${shape(p.shape)}`).join(', ') || '(none)'}`,
     `  views:     ${L.views.map((v) => `${v.name} ${shape(v.shape)}`).join(', ')}`,
-    `  update:    sgd, lr ${L.update.lr.kind === 'token' ? 'per token' : L.update.lr.value}, scale ${L.update.scale.kind === 'constant' ? L.update.scale.value : L.update.scale.kind}`,
+    L.update.rules.plain
+      ? `  update:    sgd, lr ${L.update.lr.kind === 'token' ? 'per token' : L.update.lr.value}, scale ${L.update.scale.kind === 'constant' ? L.update.scale.value : L.update.scale.kind}`
+      : `  update:    sgd, ${[...L.update.rules.rates].map(([s, r]) => `${s} at ${r.spec.kind === 'token' ? r.input : r.spec.value}`).join(', ')}; ${ruleFeatures(L.update.rules).join(', ')}`,
     `  form:`,
     ...c.chunk.forms.map(
       (f) =>
@@ -70,6 +74,11 @@ export async function compileCommand(a: ParsedArgs, io: CliIO): Promise<number> 
   if (!/^sm_\d+a?$/.test(arch)) throw new UsageError(`--arch must look like sm_80 or sm_90, got '${arch}'`);
   const c = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
   if (!c) return 1;
+  const refusals = targetNames.flatMap((t) => (t === 'ir' ? [] : (kernelRuleRefusal(c.layer, t) ?? [])));
+  if (refusals.length) {
+    io.err(formatDiagnostics(refusals, c.text));
+    return 1;
+  }
   const options: TargetOptions = { arch, dtype };
   const files: GeneratedFile[] = [];
   for (const t of targetNames) files.push(...(await TARGETS.get(t)!.emit(c, options)));

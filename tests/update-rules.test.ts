@@ -1,7 +1,10 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
+import { CompileError, formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
+import { kernelRuleRefusal } from '../compiler/schedule/rule-support.ts';
+import { schedule } from '../compiler/schedule/schedule.ts';
+import { WEBGPU_DEFAULT_LIMITS } from '../targets/wgsl/render.ts';
 import type { FormRequest } from '../compiler/dualform/forms.ts';
 import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
@@ -139,3 +142,21 @@ function joinTokens(parts: Tensor[]): Tensor {
   }
   return { shape: [B, H, T, ...rest], data };
 }
+
+describe('targets', () => {
+  it('the fused-kernel targets refuse a rule beyond plain sgd with TTT601 naming the rule and the target', () => {
+    const file = join(rulesDir, 'titans_mlp_memory.ttt');
+    const c = compile(readFileSync(file, 'utf8'), file, 'auto', { D: 4, H: 6, K: 4 });
+    const refusal = kernelRuleRefusal(c.layer, 'wgsl');
+    expect(refusal?.code).toBe('TTT601');
+    expect(refusal?.message).toContain('wgsl');
+    expect(refusal?.message).toContain('decay: token, momentum: token');
+    expect(() => schedule(c.chunk, WEBGPU_DEFAULT_LIMITS)).toThrow(CompileError);
+  });
+
+  it('plain sgd is not refused', () => {
+    const file = join(repoRoot, 'examples/ttt_linear.ttt');
+    const c = compile(readFileSync(file, 'utf8'), file, 'auto', { D: 4, K: 4 });
+    expect(kernelRuleRefusal(c.layer, 'cuda')).toBeUndefined();
+  });
+});

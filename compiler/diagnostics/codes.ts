@@ -1,6 +1,6 @@
 /**
  * The one catalogue of diagnostic codes. Ranges: TTT1xx syntax, TTT2xx names, TTT3xx dims and
- * shapes, TTT4xx dual form, TTT5xx command line and data, TTT9xx internal errors. `docs/language.md` lists the same table;
+ * shapes, TTT4xx dual form, TTT5xx command line and data, TTT6xx targets, TTT9xx internal errors. `docs/language.md` lists the same table;
  * a test keeps the two in step.
  */
 import type { Diagnostic, Span } from './diagnostic.ts';
@@ -114,6 +114,11 @@ export const CODES = {
 
   TTT501: { title: 'bad command-line option', hint: 'run `tttc --help` for the options' },
   TTT502: { title: 'bad input data', hint: 'check the shapes and the file format of the inputs' },
+
+  TTT601: {
+    title: 'update rule not rendered by a target',
+    hint: 'run it on the f64 reference (`tttc run`) or emit the IR (`--target ir`); the fused kernels render plain `sgd` only',
+  },
 
   TTT901: {
     title: 'internal compiler error',
