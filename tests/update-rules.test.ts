@@ -211,6 +211,22 @@ function joinTokens(parts: Tensor[]): Tensor {
   return { shape: [B, H, T, ...rest], data };
 }
 
+describe('chunks of 2048 tokens in the reference executor', () => {
+  // Gated DeltaNet reads causally through ten K×K matrices (seconds per chunk in f64): one chunk.
+  for (const [name, overrides, T] of [
+    ['lact_swiglu.ttt', { D: 8, H: 8, K: 2048 }, 2048 + 37],
+    ['gated_deltanet.ttt', { D: 8, K: 2048 }, 2048],
+  ] as const) {
+    it(`${name} at K = 2048 equals the per-token recurrence (T = ${T})`, () => {
+      const file = join(rulesDir, name);
+      const c = compile(readFileSync(file, 'utf8'), file, 'auto', overrides);
+      expect(c.chunk.K).toBe(2048);
+      const named = inputs(c, { B: 1, H: 1, T, accum: true, seed: 9 });
+      expectClose(run(c, named), runRecurrence(c.layer, named), 1e-10, `${name} K=2048`);
+    });
+  }
+});
+
 describe('targets', () => {
   it('the fused-kernel targets refuse a rule beyond plain sgd with TTT601 naming the rule and the target', () => {
     const file = join(rulesDir, 'titans_mlp_memory.ttt');
