@@ -108,6 +108,17 @@ const cases: Case[] = [
     positive: !Number.isInteger(c),
   })),
   {
+    name: 'concat',
+    args: (r) => {
+      const lead = randShape(r, int(r, 0, 1));
+      return [
+        [...lead, int(r, 1, 4)],
+        [...lead, int(r, 1, 4)],
+      ];
+    },
+    build: (b, ids) => language(b, 'concat', ids),
+  },
+  {
     name: 'outer',
     args: (r) => [[int(r, 1, 5)], [int(r, 1, 5)]],
     build: (b, ids) => language(b, 'outer', ids),
@@ -252,6 +263,18 @@ describe('the small built-ins compute what they say (f64)', () => {
         value('pow', [positive], [c]),
         [...positive].map((v) => v ** c),
       );
+  });
+
+  it('concat of vectors and of matrices (along the last axis)', () => {
+    near(value('concat', [x.subarray(0, 3), y.subarray(0, 5)]), [...x.subarray(0, 3), ...y.subarray(0, 5)]);
+    const b = new Builder();
+    const p = b.input('p', [2, 3]);
+    const q = b.input('q', [2, 1]);
+    const out = execute(b.build([{ name: 'y', node: language(b, 'concat', [p, q]) }]), {
+      p: { shape: [2, 3], data: Float64Array.of(1, 2, 3, 4, 5, 6) },
+      q: { shape: [2, 1], data: Float64Array.of(7, 8) },
+    });
+    near(out.get('y')!.data, [1, 2, 3, 7, 4, 5, 6, 8]);
   });
 
   it('outer', () => {

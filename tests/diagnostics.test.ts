@@ -86,6 +86,7 @@ const cases: Case[] = [
   { what: 'an elementwise shape mismatch', text: spec({ extra: 'param g: [K]', output: 'output(q: [D]) = 2 * (q + g)' }), code: 'TTT304', line: 7, col: 24, under: '(q + g)' },
   { what: 'a matrix against a vector of another width', text: spec({ extra: 'param g: [K]', output: 'output(q: [D]) = sum(W * g) * q' }), code: 'TTT304', line: 7, col: 24, under: 'W * g' },
   { what: 'min of shapes that do not broadcast', text: spec({ extra: 'param g: [K]', output: 'output(q: [D]) = min(q, g)' }), code: 'TTT304', line: 7, col: 20, under: 'min(q, g)' },
+  { what: 'concat of a vector and a matrix', text: spec({ output: 'output(q: [D]) = sum(concat(q, W)) * q' }), code: 'TTT304', line: 7, col: 24, under: 'concat(q, W)' },
   { what: 'outer of a matrix', text: spec({ output: 'output(q: [D]) = sum(outer(W, q)) * q' }), code: 'TTT311', line: 7, col: 30, under: 'W' },
   { what: 'a matmul inner-size mismatch', text: spec({ extra: 'param P: [K, D]', output: 'output(q: [D]) = q @ P' }), code: 'TTT305', line: 7, col: 20, under: 'q @ P' },
   { what: 'a matmul with a scalar', text: spec({ output: 'output(q: [D]) = q @ q @ W' }), code: 'TTT305', line: 7, col: 20, under: 'q @ q @ W' },

@@ -5,8 +5,10 @@
  * normalised over the last axis, so rank >= 1. dot: two equal shapes -> scalar. transpose: [m,n] -> [n,m].
  * broadcast: elementwise over its arguments broadcast together like `+` (min, max, clamp).
  * power: same shape, the exponent a constant. outer: [m], [n] -> [m, n].
+ * concat: [..., m], [..., n] -> [..., m + n], the leading axes equal.
  */
-type BuiltinKind = 'reduce' | 'elementwise' | 'normalise' | 'dot' | 'transpose' | 'broadcast' | 'power' | 'outer';
+type BuiltinKind =
+  'reduce' | 'elementwise' | 'normalise' | 'dot' | 'transpose' | 'broadcast' | 'power' | 'outer' | 'concat';
 
 export interface Builtin {
   kind: BuiltinKind;
@@ -32,4 +34,5 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
   ['clamp', { kind: 'broadcast', arity: 3, named: [] }],
   ['pow', { kind: 'power', arity: 2, named: [] }],
   ['outer', { kind: 'outer', arity: 2, named: [] }],
+  ['concat', { kind: 'concat', arity: 2, named: [] }],
 ]);

@@ -221,6 +221,16 @@ export class ShapeChecker {
               diag('TTT311', e.args[i]!.span, `'outer' takes two vectors, but this argument is ${formatShape(s!)}`),
             );
         return [a[0]!, b![0]!];
+      case 'concat':
+        if (a.length === 0 || a.length !== b!.length || !sameShape(a.slice(0, -1), b!.slice(0, -1)))
+          return this.fail(
+            diag(
+              'TTT304',
+              e.span,
+              `'concat' joins the last axes of two tensors of the same rank and leading sizes, but gets ${formatShape(a)} and ${formatShape(b!)}`,
+            ),
+          );
+        return [...a.slice(0, -1), a.at(-1)! + b!.at(-1)!];
     }
   }
 

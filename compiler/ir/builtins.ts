@@ -33,6 +33,33 @@ function sigmoid(ops: RowOps, x: number): number {
 
 const rsqrt = (ops: RowOps, x: number) => ops.b.unary('recip', ops.b.unary('sqrt', x));
 
+/** The numbers 0, 1, ..., n − 1, as a [n] node made of the IR's own ops (tril · 1 counts). */
+function iota(ops: RowOps, n: number): number {
+  const b = ops.b;
+  const counts = b.reshape(b.matmul(b.tril(n), b.const(1, [n, 1])), [n]);
+  return b.sub(counts, b.const(1, [n]));
+}
+
+/**
+ * `v`'s last axis (size m) placed at [offset, offset + m) of a last axis of size `width`, zeros
+ * elsewhere: v @ S with the selector S[i, j] = [j = i + offset], built from comparisons of iotas.
+ */
+function placed(ops: RowOps, v: Val, offset: number, width: number): Val {
+  const b = ops.b;
+  const t = ops.token(v);
+  const m = t.at(-1)!;
+  const row = b.expand(b.reshape(b.add(iota(ops, m), b.const(offset, [m])), [m, 1]), [m, width]);
+  const column = b.expand(b.reshape(iota(ops, width), [1, width]), [m, width]);
+  const half = b.const(0.5, [m, width]);
+  const selector = b.mul(
+    b.unary('step', b.add(b.sub(column, row), half)),
+    b.unary('step', b.add(b.sub(row, column), half)),
+  );
+  const left = t.length === 1 ? ops.map(v, (id) => b.reshape(id, [...(v.rows ? [ops.R] : []), 1, m])) : v;
+  const product = ops.matmul(left, { id: selector, rows: false });
+  return t.length === 1 ? ops.map(product, (id) => b.reshape(id, [...(v.rows ? [ops.R] : []), width])) : product;
+}
+
 /** max(x, y) = x + relu(y − x): on a tie the gradient goes to x. */
 function maximum(ops: RowOps, x: number, y: number): number {
   const b = ops.b;
@@ -139,6 +166,11 @@ export const BUILTINS: Record<string, Builtin> = {
     const column = b.expand(b.reshape(id(x), [...lead, m, 1]), [...lead, m, n]);
     const row = b.expand(b.reshape(id(y), [...lead, 1, n]), [...lead, m, n]);
     return { id: b.mul(column, row), rows };
+  },
+  concat: (ops, [x, y]) => {
+    const m = ops.token(x).at(-1)!;
+    const n = ops.token(y).at(-1)!;
+    return ops.zip([placed(ops, x, 0, m + n), placed(ops, y, m, m + n)], (a, c) => ops.b.add(a, c));
   },
   dot: (ops, [x, y]) => ops.sumAll(ops.zip([x, y], (a, c) => ops.b.mul(a, c))),
   transpose: (ops, [x]) => {
