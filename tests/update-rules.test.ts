@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CompileError, formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
 import { kernelRuleRefusal } from '../compiler/schedule/rule-support.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
+import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 import { WEBGPU_DEFAULT_LIMITS } from '../targets/wgsl/render.ts';
 import type { FormRequest } from '../compiler/dualform/forms.ts';
 import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
@@ -225,6 +226,59 @@ describe('chunks of 2048 tokens in the reference executor', () => {
       expectClose(run(c, named), runRecurrence(c.layer, named), 1e-10, `${name} K=2048`);
     });
   }
+});
+
+/** Rules the fused kernels render: constant decay and rates, `read: before`, commits, orthogonalisation. */
+const KERNEL_RULES: Record<string, string> = {
+  'constant decay, causal (a mini-batch Gated DeltaNet with a fixed gate)': `
+layer ConstantDecay {
+  dim D = 8
+  minibatch K = 4
+  state S: [D, D]
+  state c: [D]
+  loss(k: [D], v: [D]) = 0.5 * sum(square(l2norm(k) @ S + c - v))
+  output(q: [D]) = l2norm(q) @ S + c
+  update sgd(lr: token, decay: 0.9)
+}`,
+  'constant rates per state, apply then update, commits and Muon (LaCT at a small chunk)': `
+layer SmallLaCT {
+  dim D = 4
+  dim H = 6
+  minibatch K = 4
+  state W1: [D, H]
+  state W3: [D, H]
+  state W2: [H, D]
+  param n1: [H]
+  param n2: [D]
+  fn f(x: [D]) -> [D] = (silu(x @ W1) * (x @ W3)) @ W2
+  loss(k: [D], v: [D]) = -dot(f(k), v)
+  output(q: [D]) = f(q)
+  update sgd(lr: token, read: before) {
+    lr W3: 0.05
+    orthogonalize W1(steps: 2)
+    orthogonalize W2(steps: 1)
+    commit W1 = transpose(l2norm(transpose(W1))) * n1
+    commit W2 = transpose(l2norm(transpose(W2))) * n2
+  }
+}`,
+};
+
+describe.each(Object.entries(KERNEL_RULES))('WGSL kernel of a rule it renders: %s', (_, text) => {
+  it('matches the f64 reference (f32, 1e-5), prefill with a carried accumulator and decode', async () => {
+    const c = compile(text, 'rule.ttt', 'auto', {});
+    expect(kernelRuleRefusal(c.layer, 'wgsl')).toBeUndefined();
+    const named = inputs(c, { B: 2, H: 2, T: 13, start: 3, accum: true, seed: 77 });
+    const want = run(c, named);
+    const loop = await WebGPUInnerLoop.create(c);
+    expect(loop.warnings).toEqual([]);
+    const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(c), named), { poison: true }));
+    for (const [name, w] of want) expect(relativeError(got.get(name)!.data, w.data), name).toBeLessThan(1e-5);
+    const one = sliceTokens(c.chunk, named, 0, 1);
+    const decoded = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(c), one), { poison: true }));
+    const wantOne = run(c, one);
+    for (const [name, w] of wantOne)
+      expect(relativeError(decoded.get(name)!.data, w.data), `decode ${name}`).toBeLessThan(1e-5);
+  });
 });
 
 describe('targets', () => {

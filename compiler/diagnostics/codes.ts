@@ -117,7 +117,7 @@ export const CODES = {
 
   TTT601: {
     title: 'update rule not rendered by a target',
-    hint: 'run it on the f64 reference (`tttc run`) or emit the IR (`--target ir`); the fused kernels render plain `sgd` only',
+    hint: 'run it on the f64 reference (`tttc run`) or emit the IR (`--target ir`)',
   },
 
   TTT901: {

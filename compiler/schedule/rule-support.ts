@@ -1,9 +1,9 @@
 /**
  * Which update rules the fused-kernel targets (WGSL, CUDA, the TS module that embeds WGSL) render.
- * Their kernels bind only the paper's inputs (views, `lr`, `scale`, params, state, accumulator),
- * call the one-row decode program for any start, and read the state's end for no token; so a rule
- * beyond plain sgd is refused with a diagnostic naming the rule and the target, never rendered
- * into a kernel that would compute something else. The f64 reference and the IR target run every rule.
+ * Their kernels render any chunk program but bind only the paper's inputs and outputs (views,
+ * `lr`, `scale`, params, state, accumulator) and run one-row programs for decode; a rule that
+ * needs more is refused with a diagnostic naming its parts and the target, never rendered into a
+ * kernel that would compute something else. The f64 reference and the IR target run every rule.
  */
 import type { CheckedLayer, CheckedUpdateRule } from '../check/checked.ts';
 import { diag } from '../diagnostics/codes.ts';
@@ -22,15 +22,26 @@ export function ruleFeatures(rule: CheckedUpdateRule): string[] {
   return features;
 }
 
+/**
+ * The parts of a rule the kernels cannot render: anything that adds an input or an output beyond
+ * the paper's (per-token decay, momentum and its optimizer state, per-token rates of their own),
+ * and `read: after`, whose outputs need the whole mini-batch in one chunk.
+ */
+function unrendered(rule: CheckedUpdateRule): string[] {
+  const parts: string[] = [];
+  const own = [...rule.rates].filter(([, r]) => r.input !== 'lr' && r.spec.kind === 'token').map(([s]) => s);
+  if (own.length) parts.push(`per-token rates per state (${own.map((s) => `lr ${s}: token`).join(', ')})`);
+  if (rule.decay?.kind === 'token') parts.push('decay: token');
+  if (rule.momentum) parts.push(`momentum: ${rule.momentum.kind === 'token' ? 'token' : rule.momentum.value}`);
+  if (rule.read === 'after') parts.push('read: after');
+  return parts;
+}
+
 /** The diagnostic refusing `layer` for a kernel target, or undefined when the target renders its rule. */
 export function kernelRuleRefusal(layer: CheckedLayer, target: string): Diagnostic | undefined {
-  const rule = layer.update.rules;
-  if (rule.plain) return undefined;
-  return diag(
-    'TTT601',
-    layer.update.span,
-    `the ${target} target does not render this update rule yet: ${ruleFeatures(rule).join(', ')}`,
-  );
+  const parts = unrendered(layer.update.rules);
+  if (parts.length === 0) return undefined;
+  return diag('TTT601', layer.update.span, `the ${target} target does not render ${parts.join(', ')} yet`);
 }
 
 export function assertKernelRenders(layer: CheckedLayer, target: string): void {
