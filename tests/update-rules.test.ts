@@ -5,6 +5,7 @@ import { CompileError, formatDiagnostics } from '../compiler/diagnostics/diagnos
 import { kernelRuleRefusal } from '../compiler/schedule/rule-support.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
+import { renderCuda } from '../targets/cuda/render.ts';
 import { WEBGPU_DEFAULT_LIMITS } from '../targets/wgsl/render.ts';
 import type { FormRequest } from '../compiler/dualform/forms.ts';
 import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
@@ -290,6 +291,14 @@ describe('targets', () => {
     expect(refusal?.message).toContain('wgsl');
     expect(refusal?.message).toContain('decay: token, momentum: token');
     expect(() => schedule(c.chunk, WEBGPU_DEFAULT_LIMITS)).toThrow(CompileError);
+  });
+
+  it('the CUDA renderer takes the rules the WGSL kernel renders (built by nvcc in tests/cuda.test.ts style, not run here)', () => {
+    for (const text of Object.values(KERNEL_RULES)) {
+      const c = compile(text, 'rule.ttt', 'auto', {});
+      const files = renderCuda(c, { arch: 'sm_90', dtype: 'f32' }).files;
+      expect(files.length).toBeGreaterThan(0);
+    }
   });
 
   it('plain sgd is not refused', () => {
