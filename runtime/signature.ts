@@ -39,12 +39,7 @@ const tensors = (list: readonly { name: string; shape: readonly number[] }[]): T
 export function signatureOf(compiled: Compiled): InnerLoopSignature {
   const L = compiled.layer;
   const { program } = compiled.chunk;
-  const { scale } = L.update;
-  // The shared rate is an input only when some state reads it.
-  const lr = [...L.update.rules.rates.values()].find((r) => r.input === 'lr')?.spec ?? {
-    kind: 'constant',
-    value: 1,
-  };
+  const { lr, scale } = L.update;
   return {
     layer: L.name,
     K: compiled.chunk.K,

@@ -74,7 +74,10 @@ export function check(
       views: [...loss.fn.views, ...output.fn.views.filter((v) => !loss.fn.views.some((l) => l.name === v.name))],
       update: {
         rule: 'sgd',
-        lr: scope.update.lr ?? { kind: 'constant', value: 1, span: scope.update.span },
+        // The shared rate, when some state reads it; else an unused constant, so that no stage expects an `lr` input.
+        lr: [...rules.rates.values()].some((r) => r.input === 'lr')
+          ? scope.update.lr!
+          : { kind: 'constant', value: 1, span: scope.update.span },
         scale: scope.update.scale,
         span: scope.update.span,
         rules,

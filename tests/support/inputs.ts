@@ -25,8 +25,7 @@ export function randomInputs(chunk: ChunkProgram, o: InputOptions): Map<string, 
   const named = new Map<string, Tensor>();
   const put = (name: string, shape: number[], data: Float64Array) => named.set(name, { shape, data });
   for (const v of L.views) put(v.name, [B, H, T, ...v.shape], normals(r, B * H * T * size(v.shape)));
-  if (L.update.lr.kind === 'token' && [...L.update.rules.rates.values()].some((x) => x.input === 'lr'))
-    put('lr', [B, H, T], uniforms(r, B * H * T, 0.01, 0.2));
+  if (L.update.lr.kind === 'token') put('lr', [B, H, T], uniforms(r, B * H * T, 0.01, 0.2));
   if (L.update.scale.kind === 'position') put('scale', [chunk.K], uniforms(r, chunk.K, 0.1, 1));
   for (const p of L.params) put(`param.${p.name}`, [H, ...p.shape], normals(r, H * size(p.shape), 0.5));
   for (const s of L.states) {
@@ -61,7 +60,7 @@ export function sliceTokens(
   const L = chunk.layer;
   const perToken = [
     ...L.views.map((v) => v.name),
-    ...(L.update.lr.kind === 'token' && [...L.update.rules.rates.values()].some((r) => r.input === 'lr') ? ['lr'] : []),
+    ...(L.update.lr.kind === 'token' ? ['lr'] : []),
     ...(L.update.rules.plain ? [] : ruleSignature(L).tokenInputs),
   ];
   for (const name of perToken) {
