@@ -193,7 +193,7 @@ export function deriveRuleProgram(layer: CheckedLayer, forms: FormChoice[], R: n
   };
   const query: Lowering = new Lowering(layer, b, R, {
     value: readState,
-    matmul: (s, x, _sv): Val | undefined => {
+    matmul: (s, x): Val | undefined => {
       if (rule.read !== 'causal' || perRow(s)) return undefined;
       const c = coef.get(s)!;
       const xq = query.ops.lift(x);

@@ -48,6 +48,7 @@ export interface Program {
   readonly outputs: readonly Port[];
 }
 
+
 export class IRError extends Error {}
 
 /** Shape of the result of a matmul of `a` by `b`, or an error. */
