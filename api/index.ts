@@ -5,6 +5,7 @@
  */
 import type { Diagnostic as InternalDiagnostic } from '../compiler/diagnostics/diagnostic.ts';
 import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
+import { kernelRuleRefusal, ruleFeatures } from '../compiler/schedule/rule-support.ts';
 import { loadTarget } from '../targets/index.ts';
 import type { GeneratedFile } from '../targets/target.ts';
 import { type CompileOptions, resolveOptions } from './options.ts';
@@ -50,7 +51,15 @@ export interface LayerSummary {
   states: { name: string; shape: number[] }[];
   params: { name: string; shape: number[] }[];
   views: { name: string; shape: number[] }[];
-  update: { rule: 'sgd'; lr: number | 'token'; scale: number | 'position' | 'none' };
+  update: {
+    rule: 'sgd';
+    lr: number | 'token';
+    scale: number | 'position' | 'none';
+    /** Each state's rate, in the spec's words: a constant or `token`. */
+    rates: Record<string, number | 'token'>;
+    /** The rule's parts beyond plain sgd (decay, momentum, read order, commits...); empty for the paper's. */
+    features: string[];
+  };
   /** The form chosen for each state and, when it is primal, why a dual form was not possible. */
   forms: { state: string; form: string; why?: { code: string; message: string; line: number } }[];
 }
@@ -92,6 +101,10 @@ function summarise(c: Compiled): LayerSummary {
       rule: L.update.rule,
       lr: lr.kind === 'token' ? 'token' : lr.value,
       scale: scale.kind === 'constant' ? scale.value : scale.kind,
+      rates: Object.fromEntries(
+        [...L.update.rules.rates].map(([state, r]) => [state, r.spec.kind === 'token' ? 'token' : r.spec.value]),
+      ),
+      features: ruleFeatures(L.update.rules),
     },
     forms: c.chunk.forms.map((f) => ({
       state: f.state,
@@ -119,6 +132,8 @@ export async function compile(source: string, options: CompileOptions = {}): Pro
   const result = compileSpec(source, { file: o.file, overrides: o.defines, form: o.form });
   const diagnostics = result.diagnostics.map(toDiagnostic);
   if (!result.ok) return { ok: false, diagnostics, files: [] };
+  const refusals = o.targets.flatMap((t) => (t === 'ir' ? [] : (kernelRuleRefusal(result.compiled.layer, t) ?? [])));
+  if (refusals.length) return { ok: false, diagnostics: [...diagnostics, ...refusals.map(toDiagnostic)], files: [] };
   const files: GeneratedFile[] = [];
   for (const t of targets) files.push(...(await t.emit(result.compiled, { arch: o.arch, dtype: o.dtype })));
   return { ok: true, diagnostics, files };

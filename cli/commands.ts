@@ -49,7 +49,11 @@ export function summaryLines(L: LayerSummary): string[] {
     `  state:     ${named(L.states)}`,
     `  params:    ${named(L.params) || '(none)'}`,
     `  views:     ${named(L.views)}`,
-    `  update:    ${L.update.rule}, lr ${L.update.lr === 'token' ? 'per token' : L.update.lr}, scale ${L.update.scale}`,
+    L.update.features.length === 0
+      ? `  update:    ${L.update.rule}, lr ${L.update.lr === 'token' ? 'per token' : L.update.lr}, scale ${L.update.scale}`
+      : `  update:    ${L.update.rule}, ${Object.entries(L.update.rates)
+          .map(([s, r]) => `${s} at ${r === 'token' ? 'a rate per token' : r}`)
+          .join(', ')}; ${L.update.features.join(', ')}`,
     `  form:`,
     ...L.forms.map(
       (f) => `    ${f.state.padEnd(8)} ${f.form}${f.why ? `  (${f.why.message}, at line ${f.why.line})` : ''}`,

@@ -5,6 +5,7 @@
  */
 import { showShape, size } from '../core/shape.ts';
 import { asF64, type Tensor, type TensorInput } from '../core/tensor.ts';
+import { DECAY_INPUT, MOMENTUM_INPUT, optimizerState, type UpdateRuleSignature } from '../core/update-rule.ts';
 import type { InnerLoopSignature } from './signature.ts';
 
 export interface InnerLoopInputs {
@@ -20,12 +21,17 @@ export interface InnerLoopInputs {
   states: Map<string, Tensor>;
   /** [B, H, ...] each; zeros when none were given. */
   accums: Map<string, Tensor>;
+  /** A rule's extra per-token inputs [B, H, T] (`lr.S`, `decay`, `momentum`), by name. */
+  tokens?: Map<string, Tensor>;
+  /** A rule's optimizer states [B, H, ...], by state name; zeros when none were given. */
+  opts?: Map<string, Tensor>;
 }
 
 export interface InnerLoopOutputs {
   output: Tensor;
   states: Map<string, Tensor>;
   accums: Map<string, Tensor>;
+  opts?: Map<string, Tensor>;
 }
 
 export class InputError extends Error {}
@@ -88,13 +94,44 @@ export function innerLoopInputs(sig: InnerLoopSignature, given: ReadonlyMap<stri
         : { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) },
     );
   }
+  const rule = sig.rule && ruleInputs(sig, sig.rule, named, B, H, T);
   const startTensor = named.get('start');
   const start = startTensor ? startTensor.data[0] : 0;
   if (startTensor && size(startTensor.shape) !== 1)
     throw new InputError(`input tensor 'start' has shape ${showShape(startTensor.shape)}, expected [] or [1]`);
   if (!Number.isInteger(start) || start < 0 || start >= sig.K)
     throw new InputError(`start position ${start} is not an integer in [0, ${sig.K})`);
-  return { B, H, T, start, views, lr, scale, params, states, accums };
+  if (sig.rule?.read === 'after' && start !== 0)
+    throw new InputError(
+      `start position ${start}: with read order 'after' a token reads the end of its mini-batch, so calls start at a mini-batch boundary (start 0)`,
+    );
+  return { B, H, T, start, views, lr, scale, params, states, accums, ...rule };
+}
+
+/** The per-token inputs and optimizer states of a rule beyond plain sgd. */
+function ruleInputs(
+  sig: InnerLoopSignature,
+  rule: UpdateRuleSignature,
+  named: ReadonlyMap<string, Tensor>,
+  B: number,
+  H: number,
+  T: number,
+): { tokens: Map<string, Tensor>; opts: Map<string, Tensor> } {
+  const tokens = new Map(rule.tokenInputs.map((n) => [n, expect(n, named.get(n), [B, H, T])]));
+  for (const n of [DECAY_INPUT, MOMENTUM_INPUT]) {
+    const bad = tokens.get(n)?.data.findIndex((x) => !(x > 0 && Number.isFinite(x)));
+    if (bad !== undefined && bad >= 0)
+      throw new InputError(
+        `input tensor '${n}' has ${tokens.get(n)!.data[bad]} at flat index ${bad}; it must be positive`,
+      );
+  }
+  const opts = new Map<string, Tensor>();
+  for (const s of rule.optimizerStates) {
+    const shape = [B, H, ...sig.states.find((t) => t.name === s)!.shape];
+    const given = named.get(optimizerState(s));
+    opts.set(s, given ? expect(optimizerState(s), given, shape) : { shape, data: new Float64Array(size(shape)) });
+  }
+  return { tokens, opts };
 }
 
 /** The named tensors a backend writes: `output`, `state.S`, `accum.S`. */
@@ -102,6 +139,7 @@ export function innerLoopOutputTensors(out: InnerLoopOutputs): Map<string, Tenso
   const named = new Map<string, Tensor>([['output', out.output]]);
   for (const [s, t] of out.states) named.set(`state.${s}`, t);
   for (const [s, t] of out.accums) named.set(`accum.${s}`, t);
+  for (const [s, t] of out.opts ?? []) named.set(optimizerState(s), t);
   return named;
 }
 
@@ -137,6 +175,8 @@ export interface InnerLoopCotangents {
   /** [B, H, ...] each. */
   states: Map<string, Tensor>;
   accums: Map<string, Tensor>;
+  /** [B, H, ...] each, by state name: cotangents of a rule's optimizer states. */
+  opts: Map<string, Tensor>;
 }
 
 /** Gradients of a call's inputs: the shapes of `InnerLoopInputs` (states and accumulators per sequence). */
@@ -149,6 +189,10 @@ export interface InnerLoopGradients {
   /** [B, H, ...] each. */
   states: Map<string, Tensor>;
   accums: Map<string, Tensor>;
+  /** A rule's per-token inputs [B, H, T] (`lr.S`, `decay`, `momentum`), by name. */
+  tokens: Map<string, Tensor>;
+  /** A rule's optimizer states [B, H, ...], by state name. */
+  opts: Map<string, Tensor>;
 }
 
 /**
@@ -167,24 +211,30 @@ export function innerLoopCotangents(
       throw new InputError(`cotangent '${name}' has shape ${showShape(t.shape)}, expected ${showShape(shape)}`);
     return t;
   };
-  const perHead = (prefix: string) =>
+  const perHead = (prefix: string, states = sig.states) =>
     new Map(
-      sig.states.map((s) => {
+      states.map((s) => {
         const shape = [B, H, ...s.shape];
         const t = named.get(`${prefix}.${s.name}`);
         return [s.name, t ? check(`${prefix}.${s.name}`, t, shape) : { shape, data: new Float64Array(size(shape)) }];
       }),
     );
-  const known = new Set(['output', ...sig.states.flatMap((s) => [`state.${s.name}`, `accum.${s.name}`])]);
+  const optimized = sig.states.filter((s) => sig.rule?.optimizerStates.includes(s.name));
+  const known = new Set([
+    'output',
+    ...sig.states.flatMap((s) => [`state.${s.name}`, `accum.${s.name}`]),
+    ...optimized.map((s) => optimizerState(s.name)),
+  ]);
   for (const name of named.keys())
     if (!known.has(name))
       throw new InputError(
-        `unknown cotangent '${name}': expected output, state.NAME or accum.NAME of the spec's states`,
+        `unknown cotangent '${name}': expected output, state.NAME, accum.NAME or opt.NAME of the spec's states`,
       );
   return {
     output: check('output', named.get('output'), [B, H, T, ...sig.output]),
     states: perHead('state'),
     accums: perHead('accum'),
+    opts: perHead('opt', optimized),
   };
 }
 
@@ -211,5 +261,7 @@ export function gradientTensors(grads: InnerLoopGradients, named: ReadonlyMap<st
   for (const [s, t] of grads.states)
     out.set(`grad.state.${s}`, named.get(`state.${s}`)!.shape.length < t.shape.length ? sumOverBatch(t) : t);
   for (const [s, t] of grads.accums) if (named.has(`accum.${s}`)) out.set(`grad.accum.${s}`, t);
+  for (const [n, t] of grads.tokens) out.set(`grad.${n}`, t);
+  for (const [s, t] of grads.opts) if (named.has(optimizerState(s))) out.set(`grad.${optimizerState(s)}`, t);
   return out;
 }

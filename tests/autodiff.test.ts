@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { grad } from '../compiler/autodiff/vjp.ts';
 import { execute } from '../compiler/ir/execute.ts';
+import { BUILTINS } from '../compiler/ir/builtins.ts';
 import { Builder, type Shape, size } from '../compiler/ir/ir.ts';
+import { RowOps } from '../compiler/ir/rows.ts';
 import type { Tensor } from '../core/tensor.ts';
 import { int, normals, pick, rng, uniforms } from './support/random.ts';
 
@@ -90,6 +92,37 @@ const cases: Case[] = [
       return b.transpose(x, perm);
     },
   },
+  ...['abs', 'min', 'max', 'clamp'].map((name): Case => ({
+    name,
+    args: (r) => {
+      const s = randShape(r, int(r, 1, 3));
+      // Arguments broadcast together: some take the trailing axes only.
+      return Array.from({ length: BUILTINS_ARITY[name] }, () => s.slice(int(r, 0, s.length)));
+    },
+    build: (b, ids) => language(b, name, ids),
+  })),
+  ...[3, -2, 0.5, 1.5, -0.75].map((c): Case => ({
+    name: `pow(x, ${c})`,
+    args: (r) => [randShape(r)],
+    build: (b, [x]) => language(b, 'pow', [x, b.const(c)]),
+    positive: !Number.isInteger(c),
+  })),
+  {
+    name: 'concat',
+    args: (r) => {
+      const lead = randShape(r, int(r, 0, 1));
+      return [
+        [...lead, int(r, 1, 4)],
+        [...lead, int(r, 1, 4)],
+      ];
+    },
+    build: (b, ids) => language(b, 'concat', ids),
+  },
+  {
+    name: 'outer',
+    args: (r) => [[int(r, 1, 5)], [int(r, 1, 5)]],
+    build: (b, ids) => language(b, 'outer', ids),
+  },
   {
     name: 'composite (second derivative of tanh·x)',
     args: (r) => [randShape(r, 1)],
@@ -100,6 +133,17 @@ const cases: Case[] = [
     },
   },
 ];
+
+const BUILTINS_ARITY: Record<string, number> = { abs: 1, min: 2, max: 2, clamp: 3 };
+
+/** A language built-in applied to row-free values, as the lowering applies it. */
+function language(b: Builder, name: string, ids: number[]): number {
+  return BUILTINS[name](
+    new RowOps(b, 1),
+    ids.map((id) => ({ id, rows: false })),
+    0,
+  ).id;
+}
 
 function checkCase(c: Case, seed: number): void {
   const r = rng(seed);
@@ -173,5 +217,71 @@ describe('autodiff: every VJP rule against central finite differences (f64)', ()
         trial,
       );
     }
+  });
+});
+
+describe('the small built-ins compute what they say (f64)', () => {
+  const value = (name: string, args: Float64Array[], extra: number[] = []): Float64Array => {
+    const b = new Builder();
+    const ids = args.map((a, i) => b.input(`x${i}`, [a.length]));
+    const y = language(b, name, [...ids, ...extra.map((c) => b.const(c))]);
+    const inputs = new Map(args.map((a, i) => [`x${i}`, { shape: [a.length], data: a }]));
+    return execute(b.build([{ name: 'y', node: y }]), inputs).get('y')!.data;
+  };
+  const r = rng(5);
+  const x = normals(r, 9);
+  const y = normals(r, 9);
+  const z = normals(r, 9).map((v) => v + 1);
+  const near = (got: Float64Array, want: number[]) =>
+    want.forEach((w, i) => expect(Math.abs(got[i] - w)).toBeLessThanOrEqual(1e-13 * Math.max(1, Math.abs(w))));
+
+  it('abs, min, max, clamp', () => {
+    near(value('abs', [x]), [...x].map(Math.abs));
+    near(
+      value('min', [x, y]),
+      [...x].map((v, i) => Math.min(v, y[i])),
+    );
+    near(
+      value('max', [x, y]),
+      [...x].map((v, i) => Math.max(v, y[i])),
+    );
+    near(
+      value('clamp', [x, y, z]),
+      [...x].map((v, i) => Math.min(Math.max(v, y[i]), z[i])),
+    );
+  });
+
+  it('pow with whole, negative and fractional exponents', () => {
+    for (const c of [0, 1, 2, 5, -3])
+      near(
+        value('pow', [x], [c]),
+        [...x].map((v) => v ** c),
+      );
+    const positive = x.map((v) => Math.abs(v) + 0.1);
+    for (const c of [0.5, -0.5, 1.25, 100.5])
+      near(
+        value('pow', [positive], [c]),
+        [...positive].map((v) => v ** c),
+      );
+  });
+
+  it('concat of vectors and of matrices (along the last axis)', () => {
+    near(value('concat', [x.subarray(0, 3), y.subarray(0, 5)]), [...x.subarray(0, 3), ...y.subarray(0, 5)]);
+    const b = new Builder();
+    const p = b.input('p', [2, 3]);
+    const q = b.input('q', [2, 1]);
+    const out = execute(b.build([{ name: 'y', node: language(b, 'concat', [p, q]) }]), {
+      p: { shape: [2, 3], data: Float64Array.of(1, 2, 3, 4, 5, 6) },
+      q: { shape: [2, 1], data: Float64Array.of(7, 8) },
+    });
+    near(out.get('y')!.data, [1, 2, 3, 7, 4, 5, 6, 8]);
+  });
+
+  it('outer', () => {
+    const got = value('outer', [x.subarray(0, 3), y.subarray(0, 4)]);
+    near(
+      got,
+      Array.from({ length: 12 }, (_, k) => x[Math.floor(k / 4)] * y[k % 4]),
+    );
   });
 });

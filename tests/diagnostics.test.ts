@@ -78,7 +78,7 @@ const cases: Case[] = [
   { what: 'no minibatch', text: spec({ minibatch: '' }), code: 'TTT205', line: 1, col: 7, under: 'T' },
   { what: 'an unknown function', text: spec({ output: 'output(q: [D]) = softmax(q @ W)' }), code: 'TTT206', line: 7, col: 20, under: 'softmax' },
   { what: 'an unknown named argument', text: spec({ output: 'output(q: [D]) = q * sum(q, eps: 1e-5)' }), code: 'TTT207', line: 7, col: 31, under: 'eps: 1e-5' },
-  { what: 'an unknown update argument', text: spec({ update: 'update sgd(lr: token, scale: none, momentum: 0.9)' }), code: 'TTT207', line: 8, col: 38, under: 'momentum' },
+  { what: 'an unknown update argument', text: spec({ update: 'update sgd(lr: token, scale: none, nesterov: 0.9)' }), code: 'TTT207', line: 8, col: 38, under: 'nesterov' },
   { what: 'a layer with no view', text: spec({ loss: 'loss() = sum(square(W))', output: 'output() = W' }), code: 'TTT209', line: 1, col: 7, under: 'T' },
   { what: 'a cycle of fns too long to follow', text: spec({ extra: CYCLE }), code: 'TTT210', line: 5, col: 3 + CYCLE.indexOf('g255(x)'), under: 'g255(x)' },
   { what: 'too few arguments', text: spec({ output: 'output(q: [D]) = q * dot(q)' }), code: 'TTT208', line: 7, col: 24, under: 'dot(q)' },
@@ -88,7 +88,11 @@ const cases: Case[] = [
   { what: 'a dim that uses a later one', text: spec({ dim: 'dim D = 2 * H', extra: 'dim H = 2' }), code: 'TTT302', line: 2, col: 15, under: 'H' },
   { what: 'an unknown dim in a type', text: spec({ extra: 'param g: [E]' }), code: 'TTT302', line: 5, col: 13, under: 'E' },
   { what: 'an inexact division', text: spec({ extra: 'dim E = D / 3' }), code: 'TTT303', line: 5, col: 11, under: 'D / 3' },
-  { what: 'an elementwise shape mismatch', text: spec({ output: 'output(q: [D]) = 2 * (q + W)' }), code: 'TTT304', line: 7, col: 24, under: '(q + W)' },
+  { what: 'an elementwise shape mismatch', text: spec({ extra: 'param g: [K]', output: 'output(q: [D]) = 2 * (q + g)' }), code: 'TTT304', line: 7, col: 24, under: '(q + g)' },
+  { what: 'a matrix against a vector of another width', text: spec({ extra: 'param g: [K]', output: 'output(q: [D]) = sum(W * g) * q' }), code: 'TTT304', line: 7, col: 24, under: 'W * g' },
+  { what: 'min of shapes that do not broadcast', text: spec({ extra: 'param g: [K]', output: 'output(q: [D]) = min(q, g)' }), code: 'TTT304', line: 7, col: 20, under: 'min(q, g)' },
+  { what: 'concat of a vector and a matrix', text: spec({ output: 'output(q: [D]) = sum(concat(q, W)) * q' }), code: 'TTT304', line: 7, col: 24, under: 'concat(q, W)' },
+  { what: 'outer of a matrix', text: spec({ output: 'output(q: [D]) = sum(outer(W, q)) * q' }), code: 'TTT311', line: 7, col: 30, under: 'W' },
   { what: 'a matmul inner-size mismatch', text: spec({ extra: 'param P: [K, D]', output: 'output(q: [D]) = q @ P' }), code: 'TTT305', line: 7, col: 20, under: 'q @ P' },
   { what: 'a matmul with a scalar', text: spec({ output: 'output(q: [D]) = q @ q @ W' }), code: 'TTT305', line: 7, col: 20, under: 'q @ q @ W' },
   { what: 'a -D override of an unknown name', text: spec({}), overrides: { Q: 3 }, code: 'TTT306', line: 1, col: 7, under: 'T' },
@@ -103,6 +107,24 @@ const cases: Case[] = [
   { what: 'a bad scale', text: spec({ update: 'update sgd(lr: token, scale: token)' }), code: 'TTT314', line: 8, col: 32, under: 'token' },
   { what: 'a fn argument of the wrong shape', text: spec({ extra: 'fn f(x: [D]) = x', output: 'output(q: [D]) = f(W)' }), code: 'TTT315', line: 7, col: 22, under: 'W' },
   { what: 'a function call in a size', text: spec({ extra: 'dim E = sqrt(4)' }), code: 'TTT316', line: 5, col: 11, under: 'sqrt(4)' },
+  { what: 'a computed exponent', text: spec({ output: 'output(q: [D]) = pow(q, sum(q)) @ W' }), code: 'TTT340', line: 7, col: 27, under: 'sum(q)' },
+  // TTT34x: update rules beyond plain sgd
+  { what: 'a decay above 1', text: spec({ update: 'update sgd(lr: token, decay: 1.5)' }), code: 'TTT341', line: 8, col: 32, under: '1.5' },
+  { what: 'a momentum that is a word', text: spec({ update: 'update sgd(lr: token, momentum: position)' }), code: 'TTT341', line: 8, col: 35, under: 'position' },
+  { what: 'an unknown read order', text: spec({ update: 'update sgd(lr: token, read: later)' }), code: 'TTT342', line: 8, col: 31, under: 'later' },
+  { what: 'a commit transform with causal reading', text: spec({ update: 'update sgd(lr: token) { commit W = W * 0.5 }' }), code: 'TTT343', line: 8, col: 27, under: 'commit W = W * 0.5' },
+  { what: 'orthogonalize with causal reading', text: spec({ update: 'update sgd(lr: token, read: causal) { orthogonalize W }' }), code: 'TTT343', line: 8, col: 41, under: 'orthogonalize W' },
+  { what: 'a per-state rate naming a param', text: spec({ extra: 'param g: [D]', update: 'update sgd(lr: token) { lr g: token }' }), code: 'TTT344', line: 8, col: 30, under: 'g' },
+  { what: 'a commit of a name declared nowhere', text: spec({ update: 'update sgd(lr: token, read: after) { commit V = W }' }), code: 'TTT344', line: 8, col: 47, under: 'V' },
+  { what: 'a commit transform of the wrong shape', text: spec({ update: 'update sgd(lr: token, read: after) { commit W = sum(W) }' }), code: 'TTT345', line: 8, col: 51, under: 'sum(W)' },
+  { what: 'a commit transform that reads a view', text: spec({ update: 'update sgd(lr: token, read: after) { commit W = W * k }' }), code: 'TTT201', line: 8, col: 55, under: 'k' },
+  { what: 'a scale with decay', text: spec({ update: 'update sgd(lr: token, scale: position, decay: 0.9)' }), code: 'TTT346', line: 8, col: 32, under: 'position' },
+  { what: 'orthogonalize of a vector', text: spec({ extra: 'state c: [D]', update: 'update sgd(lr: token, read: before) { orthogonalize c }' }), code: 'TTT347', line: 8, col: 55, under: 'c' },
+  { what: 'orthogonalize with momentum', text: spec({ update: 'update sgd(lr: token, momentum: 0.9, read: before) { orthogonalize W }' }), code: 'TTT347', line: 8, col: 56, under: 'orthogonalize W' },
+  { what: 'an unknown update statement', text: spec({ update: 'update sgd(lr: token) { momentum W: 0.9 }' }), code: 'TTT348', line: 8, col: 27, under: 'momentum W: 0.9' },
+  { what: 'zero Newton–Schulz steps', text: spec({ update: 'update sgd(lr: token, read: before) { orthogonalize W(steps: 0) }' }), code: 'TTT349', line: 8, col: 64, under: '0' },
+  { what: 'a state without a rate', text: spec({ extra: 'state c: [D]', update: 'update sgd(read: before) { lr W: token }' }), code: 'TTT350', line: 8, col: 3, under: 'update sgd(read: before) { lr W: token }' },
+  { what: 'two rates for one state', text: spec({ update: 'update sgd(lr: token) { lr W: token; lr W: 0.1 }' }), code: 'TTT202', line: 8, col: 43, under: 'W' },
   { what: 'a zero eps', text: spec({ output: 'output(q: [D]) = rmsnorm(q, eps: 0)' }), code: 'TTT317', line: 7, col: 36, under: '0' },
   { what: 'a number beyond f32', text: spec({ output: 'output(q: [D]) = q @ W * 1e39' }), code: 'TTT318', line: 7, col: 28, under: '1e39' },
   { what: 'a learning rate beyond f32', text: spec({ update: 'update sgd(lr: 1e39, scale: none)' }), code: 'TTT318', line: 8, col: 18, under: '1e39' },
@@ -210,7 +232,7 @@ describe('the catalogue', () => {
 
   it('codes are unique within their ranges and have a title and a hint', () => {
     for (const [code, info] of Object.entries(CODES)) {
-      expect(code).toMatch(/^TTT[1-59]\d\d$/);
+      expect(code).toMatch(/^TTT[1-69]\d\d$/);
       expect(info.title.length).toBeGreaterThan(0);
       expect(info.hint.length).toBeGreaterThan(0);
     }

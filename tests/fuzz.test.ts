@@ -23,9 +23,12 @@ function frontEnd(text: string): { ok: boolean; diagnostics: Diagnostic[] } {
 }
 
 const examplesDir = resolve(import.meta.dirname, '../examples');
-const examples = readdirSync(examplesDir)
-  .filter((f) => f.endsWith('.ttt'))
-  .sort();
+const examples = [
+  ...readdirSync(examplesDir).filter((f) => f.endsWith('.ttt')),
+  ...readdirSync(join(examplesDir, 'rules'))
+    .filter((f) => f.endsWith('.ttt'))
+    .map((f) => `rules/${f}`),
+].sort();
 
 const TOKENS = [
   'layer',
@@ -41,6 +44,15 @@ const TOKENS = [
   'update',
   'f32',
   'sgd',
+  'decay',
+  'momentum',
+  'read',
+  'before',
+  'commit',
+  'orthogonalize',
+  'lr',
+  '{',
+  '}',
   'token',
   'position',
   'none',

@@ -13,6 +13,7 @@ import { collectScope, type Report } from './scope.ts';
 import { formatShape, sameShape } from './shape-rules.ts';
 import { ShapeChecker, type Locals } from './shapes.ts';
 import { Sizes } from './sizes.ts';
+import { checkUpdateRule } from './update-rule.ts';
 
 export function check(
   source: SourceFile,
@@ -63,9 +64,10 @@ export function check(
   if (scope.update) checkUpdate(scope.update, report);
   if (scope.update) checkUpdateConstants(scope.update, report);
   checkConstants(layer, report);
+  const rules = scope.update && checkUpdateRule(scope.update, scope, shapes, tensorShapes, report);
 
   diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset);
-  if (diagnostics.length > 0 || !loss || !output || !scope.update || !scope.minibatch)
+  if (diagnostics.length > 0 || !loss || !output || !scope.update || !rules || !scope.minibatch)
     return { layer: undefined, diagnostics };
 
   const tensor = (decl: TensorDecl): CheckedTensor => ({
@@ -85,7 +87,16 @@ export function check(
       loss: loss.fn,
       output: output.fn,
       views: [...loss.fn.views, ...output.fn.views.filter((v) => !loss.fn.views.some((l) => l.name === v.name))],
-      update: { rule: 'sgd', lr: scope.update.lr, scale: scope.update.scale, span: scope.update.span },
+      update: {
+        rule: 'sgd',
+        // The shared rate, when some state reads it; else an unused constant, so that no stage expects an `lr` input.
+        lr: [...rules.rates.values()].some((r) => r.input === 'lr')
+          ? scope.update.lr!
+          : { kind: 'constant', value: 1, span: scope.update.span },
+        scale: scope.update.scale,
+        span: scope.update.span,
+        rules,
+      },
       shapes: shapes.shapes,
     },
     diagnostics,
@@ -132,7 +143,7 @@ function checkSharedViews(loss: ViewFnResult, output: ViewFnResult, report: Repo
 
 function checkUpdate(update: UpdateDecl, report: Report): void {
   if (update.rule !== 'sgd') report(diag('TTT312', update.ruleSpan, `unknown update rule '${update.rule}'`));
-  if (update.lr.kind === 'constant' && !isPositiveNumber(update.lr.value)) {
+  if (update.lr?.kind === 'constant' && !isPositiveNumber(update.lr.value)) {
     report(diag('TTT313', update.lr.span, `the learning rate must be positive, not ${update.lr.value}`));
   }
   if (update.scale.kind === 'constant' && !isPositiveNumber(update.scale.value)) {

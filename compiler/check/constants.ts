@@ -88,8 +88,9 @@ function describe(v: number): string {
 
 /** A constant learning rate or scale is an f32 in the kernel too. */
 export function checkUpdateConstants(update: UpdateDecl, report: Report): void {
-  for (const arg of [update.lr, update.scale]) {
-    if (arg.kind === 'constant' && Number.isFinite(arg.value) && arg.value > F32_MAX)
+  const rates = update.rates.map((r) => r.rate);
+  for (const arg of [update.lr, update.scale, update.decay, update.momentum, ...rates]) {
+    if (arg?.kind === 'constant' && Number.isFinite(arg.value) && arg.value > F32_MAX)
       report(diag('TTT318', arg.span, `${arg.value} is outside the range of f32 (±${F32_MAX.toPrecision(9)})`));
   }
 }

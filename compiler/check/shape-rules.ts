@@ -9,11 +9,13 @@ export function formatShape(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }
 
-/** `+ - * /`: equal shapes, or one side a scalar that is broadcast. */
+/**
+ * `+ - * /`: equal shapes, or the lower-rank side broadcast against the other's trailing axes
+ * (a scalar against anything, a vector [n] against each row of a matrix [m, n]).
+ */
 export function elementwiseShape(a: Shape, b: Shape): Shape | undefined {
-  if (a.length === 0) return b;
-  if (b.length === 0 || sameShape(a, b)) return a;
-  return undefined;
+  const [low, high] = a.length <= b.length ? [a, b] : [b, a];
+  return sameShape(low, high.slice(high.length - low.length)) ? high : undefined;
 }
 
 /** `@`: [m]@[m,n] -> [n], [m,n]@[n,p] -> [m,p], [m,n]@[n] -> [m], [m]@[m] -> scalar. */

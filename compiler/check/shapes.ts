@@ -192,7 +192,7 @@ export class ShapeChecker {
     if (args.length !== builtin.arity)
       return this.fail(diag('TTT208', e.span, countMessage(e.callee, builtin.arity, args.length)));
     const [a, b] = args;
-    if (!a || (builtin.arity === 2 && !b)) return undefined;
+    if (!a || args.some((x) => !x)) return undefined;
     switch (builtin.kind) {
       case 'reduce':
         return [];
@@ -220,7 +220,45 @@ export class ShapeChecker {
             diag('TTT311', e.args[0]!.span, `'transpose' needs a matrix, but its argument is ${formatShape(a)}`),
           );
         return [a[1]!, a[0]!];
+      case 'broadcast':
+        return this.broadcastCall(e, args as Shape[]);
+      case 'power':
+        if (constantExponent(e.args[1]!) === undefined)
+          this.report(diag('TTT340', e.args[1]!.span, `the exponent of 'pow' must be a number, like 'pow(x, 3)'`));
+        if (b!.length !== 0)
+          return this.fail(
+            diag('TTT340', e.args[1]!.span, `the exponent of 'pow' is a scalar, not ${formatShape(b!)}`),
+          );
+        return a;
+      case 'outer':
+        for (const [i, s] of args.entries())
+          if (s!.length !== 1)
+            return this.fail(
+              diag('TTT311', e.args[i]!.span, `'outer' takes two vectors, but this argument is ${formatShape(s!)}`),
+            );
+        return [a[0]!, b![0]!];
+      case 'concat':
+        if (a.length === 0 || a.length !== b!.length || !sameShape(a.slice(0, -1), b!.slice(0, -1)))
+          return this.fail(
+            diag(
+              'TTT304',
+              e.span,
+              `'concat' joins the last axes of two tensors of the same rank and leading sizes, but gets ${formatShape(a)} and ${formatShape(b!)}`,
+            ),
+          );
+        return [...a.slice(0, -1), a.at(-1)! + b!.at(-1)!];
     }
+  }
+
+  /** min, max, clamp: their arguments broadcast together like the operands of `+`. */
+  private broadcastCall(e: Call, args: Shape[]): Shape | undefined {
+    let shape: Shape | undefined = args[0];
+    for (const s of args.slice(1)) shape = shape && elementwiseShape(shape, s);
+    if (shape) return shape;
+    const shown = args.map(formatShape).join(', ');
+    return this.fail(
+      diag('TTT304', e.span, `'${e.callee}' needs arguments that broadcast together, but gets ${shown}`),
+    );
   }
 
   /** Named arguments of a built-in: known, given once, each a positive number literal. */
@@ -245,6 +283,16 @@ export class ShapeChecker {
     this.report(d);
     return undefined;
   }
+}
+
+/** The value of a number literal, possibly negated: the only exponents `pow` takes. */
+export function constantExponent(e: Expr): number | undefined {
+  if (e.kind === 'number') return e.value;
+  if (e.kind === 'negate') {
+    const inner = constantExponent(e.operand);
+    return inner === undefined ? undefined : -inner;
+  }
+  return undefined;
 }
 
 function countMessage(callee: string, expected: number, given: number): string {

@@ -1,6 +1,6 @@
 /**
  * The one catalogue of diagnostic codes. Ranges: TTT1xx syntax, TTT2xx names, TTT3xx dims and
- * shapes, TTT4xx dual form, TTT5xx command line and data, TTT9xx internal errors. `docs/language.md` lists the same table;
+ * shapes, TTT4xx dual form, TTT5xx command line and data, TTT6xx targets, TTT9xx internal errors. `docs/language.md` lists the same table;
  * a test keeps the two in step.
  */
 import type { Diagnostic, Span } from './diagnostic.ts';
@@ -81,6 +81,46 @@ export const CODES = {
     hint: 'kernels index tensors with 32-bit integers: keep every size and tensor below 2^31 elements',
   },
 
+  TTT340: {
+    title: 'bad exponent',
+    hint: 'the exponent of `pow` is a number literal, e.g. `pow(x, 3)` or `pow(x, -0.5)`',
+  },
+
+  TTT341: {
+    title: 'bad decay or momentum',
+    hint: '`decay` is `token` or a number in (0, 1]; `momentum` is `token` or a number in [0, 1)',
+  },
+  TTT342: { title: 'bad read order', hint: '`read` is `causal` (the default), `before` or `after`' },
+  TTT343: {
+    title: 'commit transform with causal reading',
+    hint: 'a commit transform or `orthogonalize` changes the state only between mini-batches; use `read: before` or `read: after`',
+  },
+  TTT344: {
+    title: 'update statement names no state',
+    hint: '`lr`, `commit` and `orthogonalize` in the update block each name a `state`',
+  },
+  TTT345: {
+    title: 'commit transform of the wrong shape',
+    hint: 'a commit transform gives the state a new value of the state’s own shape',
+  },
+  TTT346: {
+    title: 'scale with a rule beyond plain sgd',
+    hint: 'with decay, momentum, rates per state, a read order or a block, `scale` is `none` (or left out)',
+  },
+  TTT347: {
+    title: 'orthogonalize of a non-matrix state, or with decay or momentum',
+    hint: 'Newton–Schulz orthogonalises a matrix’s summed update; drop `decay` and `momentum` to use it',
+  },
+  TTT348: {
+    title: 'unknown update statement',
+    hint: 'the update block holds `lr S: RATE`, `commit S = EXPR` and `orthogonalize S(steps: N)`',
+  },
+  TTT349: { title: 'bad orthogonalize steps', hint: '`steps` is a whole number from 1 to 20, e.g. `steps: 5`' },
+  TTT350: {
+    title: 'state without a learning rate',
+    hint: 'give `lr` in `update sgd(...)` or `lr S: RATE` in the block for every state',
+  },
+
   TTT401: {
     title: 'state has no dual form',
     hint: 'a state has a dual form only as `x @ S`, `z + S` or `z * S`; compile with the primal form instead',
@@ -92,6 +132,11 @@ export const CODES = {
 
   TTT501: { title: 'bad command-line option', hint: 'run `tttc --help` for the options' },
   TTT502: { title: 'bad input data', hint: 'check the shapes and the file format of the inputs' },
+
+  TTT601: {
+    title: 'update rule not rendered by a target',
+    hint: 'run it on the f64 reference (`tttc run`) or emit the IR (`--target ir`)',
+  },
 
   TTT901: {
     title: 'internal compiler error',

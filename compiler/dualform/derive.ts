@@ -13,11 +13,12 @@
  */
 import type { CheckedLayer } from '../check/checked.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
-import { grad } from '../autodiff/vjp.ts';
 import { Builder, type Port, type Program, size } from '../ir/ir.ts';
 import { Lowering } from '../ir/lower.ts';
 import type { Val } from '../ir/rows.ts';
 import { chooseForms, type FormChoice, type FormRequest } from './forms.ts';
+import { keySide } from './key-side.ts';
+import { deriveRuleProgram } from './rules.ts';
 
 export interface ChunkProgram {
   layer: CheckedLayer;
@@ -31,12 +32,6 @@ export interface ChunkProgram {
   program: Program;
 }
 
-/** A dual-form matmul site on the key side: row activations X [R, m] and cotangents of X @ S. */
-interface KeySite {
-  x: number;
-  z: number;
-}
-
 export function deriveChunkProgram(
   layer: CheckedLayer,
   request: FormRequest = 'auto',
@@ -44,6 +39,10 @@ export function deriveChunkProgram(
 ): { chunk?: ChunkProgram; diagnostics: Diagnostic[] } {
   const { forms, diagnostics } = chooseForms(layer, request);
   if (diagnostics.length) return { diagnostics };
+  if (!layer.update.rules.plain) {
+    const program = deriveRuleProgram(layer, forms, rows);
+    return { chunk: { layer, K: layer.minibatch.size, rows, request, forms, program }, diagnostics: [] };
+  }
   const R = rows;
   const b = new Builder();
   const formOf = new Map(forms.map((f) => [f.state, f.form]));
@@ -66,46 +65,16 @@ export function deriveChunkProgram(
   const rowScale = (shape: readonly number[]) => b.expand(b.reshape(scale, [R, ...shape.slice(1).map(() => 1)]), shape);
 
   // Gradient at the chunk's starting state, lr-weighted: per-row copies where rows need their own state.
-  const rowCopies = new Map<string, number>();
-  const keySites = new Map<string, KeySite[]>(layer.states.map((s) => [s.name, []]));
-  const keyLowering: Lowering = new Lowering(layer, b, R, {
-    value: (s) => {
-      if (!perRow(s)) return { id: state.get(s)!, rows: false };
-      const copy = b.expand(state.get(s)!, [R, ...shapeOf.get(s)!]);
-      rowCopies.set(s, copy);
-      return { id: copy, rows: true };
-    },
-    matmul: (s, x, sv): Val | undefined => {
-      if (perRow(s)) return undefined;
-      const site: KeySite = { x: keyLowering.ops.lift(x), z: 0 };
-      site.z = b.matmul(site.x, sv.id);
-      if (!keySites.get(s)!.some((k) => k.z === site.z)) keySites.get(s)!.push(site);
-      return { id: site.z, rows: true };
-    },
-  });
-  const loss = keyLowering.ops.lift(keyLowering.viewFn(layer.loss));
-  const weighted = b.sum(b.mul(loss, lr), [0]);
-  const dualStates = layer.states.filter((s) => !perRow(s.name)).map((s) => s.name);
-  const rowStates = [...rowCopies.keys()];
-  const sites = dualStates.flatMap((s) => keySites.get(s)!);
-  b.origin = layer.loss.span;
-  const adjoints = grad(b, weighted, [
-    ...dualStates.map((s) => state.get(s)!),
-    ...rowStates.map((s) => rowCopies.get(s)!),
-    ...sites.map((k) => k.z),
-  ]);
-  const stepOf = new Map<string, number>();
-  dualStates.forEach((s, i) => stepOf.set(s, adjoints[i]));
-  const rowGrads = new Map(rowStates.map((s, i) => [s, adjoints[dualStates.length + i]]));
-  const delta = new Map(sites.map((k, i) => [k.z, adjoints[dualStates.length + rowStates.length + i]]));
-  for (const [s, g] of rowGrads) stepOf.set(s, b.sum(g, [0]));
+  const keys = keySide(layer, b, R, state, perRow, lr);
+  const stepOf = new Map(keys.summed);
+  for (const [s, g] of keys.rowGrads) stepOf.set(s, b.sum(g, [0]));
 
   // Per-row states: S_i = S − scale_i (A + Σ_{j≤i} G_j), the cumulative sum a tril product.
   const tril = b.tril(R);
   const rowState = (s: string): number => {
     const shape = shapeOf.get(s)!;
     const rowsShape = [R, ...shape];
-    const g = rowGrads.get(s) ?? b.const(0, rowsShape);
+    const g = keys.rowGrads.get(s) ?? b.const(0, rowsShape);
     const cumulative = b.reshape(b.matmul(tril, b.reshape(g, [R, size(shape)])), rowsShape);
     const total = b.add(b.expand(accum.get(s)!, rowsShape), cumulative);
     return b.sub(b.expand(state.get(s)!, rowsShape), b.mul(rowScale(rowsShape), total));
@@ -118,9 +87,9 @@ export function deriveChunkProgram(
       if (perRow(s)) return undefined;
       const xq = queryLowering.ops.lift(x);
       let correction = b.matmul(xq, accum.get(s)!);
-      for (const k of keySites.get(s)!) {
+      for (const k of keys.sites.get(s)!) {
         const attention = b.mul(tril, b.matmul(xq, b.mT(k.x)));
-        correction = b.add(correction, b.matmul(attention, delta.get(k.z)!));
+        correction = b.add(correction, b.matmul(attention, k.delta));
       }
       const base = b.matmul(xq, sv.id);
       return { id: b.sub(base, b.mul(rowScale(b.shape(base)), correction)), rows: true };

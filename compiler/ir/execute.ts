@@ -2,7 +2,6 @@
 import { erf } from './erf.ts';
 import {
   type BinaryFn,
-  evalBinary,
   evalElementary,
   type Node,
   type Program,
@@ -26,7 +25,21 @@ function unary(fn: UnaryFn, x: Float64Array): Float64Array {
 
 function binary(fn: BinaryFn, a: Float64Array, b: Float64Array): Float64Array {
   const out = new Float64Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = evalBinary(fn, a[i], b[i]);
+  // One loop per operation: K×K operands of large mini-batches make the per-element dispatch costly.
+  switch (fn) {
+    case 'add':
+      for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
+      break;
+    case 'sub':
+      for (let i = 0; i < a.length; i++) out[i] = a[i] - b[i];
+      break;
+    case 'mul':
+      for (let i = 0; i < a.length; i++) out[i] = a[i] * b[i];
+      break;
+    case 'div':
+      for (let i = 0; i < a.length; i++) out[i] = a[i] / b[i];
+      break;
+  }
   return out;
 }
 
@@ -84,10 +97,16 @@ function expand(x: Tensor, shape: readonly number[]): Float64Array {
   const out = new Float64Array(size(shape));
   const off = shape.length - x.shape.length;
   const xs = strides(x.shape);
-  forEachIndex(shape, (flat, idx) => {
+  // The source stride of each output axis (0 where the axis is broadcast); the innermost axis runs in a plain loop.
+  const step = shape.map((_, d) => (d < off || x.shape[d - off] === 1 ? 0 : xs[d - off]));
+  const inner = shape.length ? shape[shape.length - 1] : 1;
+  const innerStep = shape.length ? step[shape.length - 1] : 0;
+  const outer = shape.slice(0, -1);
+  forEachIndex(outer, (row, idx) => {
     let i = 0;
-    for (let d = 0; d < x.shape.length; d++) if (x.shape[d] !== 1) i += idx[off + d] * xs[d];
-    out[flat] = x.data[i];
+    for (let d = 0; d < idx.length; d++) i += idx[d] * step[d];
+    const o = row * inner;
+    for (let j = 0; j < inner; j++) out[o + j] = x.data[i + j * innerStep];
   });
   return out;
 }

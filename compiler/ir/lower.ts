@@ -68,6 +68,11 @@ export class Lowering {
     return this.body(fn.body, env);
   }
 
+  /** Lower one expression (a commit transform, say) with names bound by `env` and the layer. */
+  expr(e: Expr, env: Env = new Map()): Val {
+    return this.body({ lets: [], result: e, span: e.span }, env);
+  }
+
   /**
    * Lowers a body: its lets in order, then its result. Fn calls are inlined, so the spec's depth
    * (fns calling fns, expressions within expressions) is walked with an explicit stack of tasks

@@ -2,6 +2,7 @@
 import type { ChunkProgram } from '../dualform/derive.ts';
 import { size } from '../ir/ir.ts';
 import { placeBarriers } from './barriers.ts';
+import { assertKernelRenders } from './rule-support.ts';
 import { chooseBuffers } from './fusion.ts';
 import type { Home, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
 import { Arena, type Interval } from './place.ts';
@@ -11,6 +12,7 @@ import { type HomeKey, readsPerChunk } from './traffic.ts';
 const F32_BYTES = 4;
 
 export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
+  assertKernelRenders(chunk.layer, 'fused-kernel (WGSL, CUDA, TS)');
   const p = chunk.program;
   const out = (name: string) => p.outputs.find((o) => o.name === name)!.node;
   const outputNode = out('output');

@@ -90,12 +90,50 @@ export type RateSpec = { kind: 'token'; span: Span } | { kind: 'constant'; value
 export type ScaleSpec =
   { kind: 'position'; span: Span } | { kind: 'none'; span: Span } | { kind: 'constant'; value: number; span: Span };
 
+/** A per-token factor of the update (decay, momentum): a `[T]` input or a constant. */
+export type FactorSpec = RateSpec;
+
+/** Which state a token's output reads (semantics.md §6). */
+export type ReadOrder = 'causal' | 'before' | 'after';
+
+/** `lr W1: token` in the update's block: a rate of its own for one state. */
+export interface StateRate {
+  state: string;
+  stateSpan: Span;
+  rate: RateSpec;
+  span: Span;
+}
+
+/** `commit W1 = EXPR`: the state is replaced by EXPR when a mini-batch ends. */
+export interface CommitTransform {
+  state: string;
+  stateSpan: Span;
+  value: Expr;
+  span: Span;
+}
+
+/** `orthogonalize W1(steps: 5)`: Newton–Schulz on the mini-batch's summed update of W1 (Muon). */
+export interface Orthogonalize {
+  state: string;
+  stateSpan: Span;
+  steps: number;
+  stepsSpan: Span;
+  span: Span;
+}
+
 export interface UpdateDecl {
   kind: 'update';
   rule: string;
   ruleSpan: Span;
-  lr: RateSpec;
+  /** Undefined only when the block gives rates of their own (the checker asks that every state has one). */
+  lr: RateSpec | undefined;
   scale: ScaleSpec;
+  decay: FactorSpec | undefined;
+  momentum: FactorSpec | undefined;
+  read: { order: ReadOrder; span: Span } | undefined;
+  rates: StateRate[];
+  commits: CommitTransform[];
+  orthogonalize: Orthogonalize[];
   span: Span;
 }
 

@@ -87,6 +87,48 @@ class TttParser extends CstParser {
     this.CONSUME(T.LParen);
     this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.updateArg, { LABEL: 'args' }) });
     this.CONSUME(T.RParen);
+    this.OPTION(() => {
+      this.CONSUME(T.LBrace, { LABEL: 'open' });
+      this.MANY(() => {
+        this.OR([
+          { ALT: () => this.SUBRULE(this.updateStmt, { LABEL: 'stmts' }) },
+          { ALT: () => this.CONSUME(T.Semicolon) },
+        ]);
+      });
+      this.CONSUME(T.RBrace, { LABEL: 'close' });
+    });
+  });
+
+  /** `lr W1: token`, `commit W1 = e`, `orthogonalize W1(steps: 5)`: a verb, a state, then its form. */
+  updateStmt = this.RULE('updateStmt', () => {
+    this.CONSUME(T.Identifier, { LABEL: 'verb' });
+    this.CONSUME2(T.Identifier, { LABEL: 'target' });
+    this.OPTION(() => {
+      this.OR([
+        {
+          ALT: () => {
+            this.CONSUME(T.Colon);
+            this.OR2([
+              { ALT: () => this.CONSUME3(T.Identifier, { LABEL: 'value' }) },
+              { ALT: () => this.CONSUME(T.NumberLiteral, { LABEL: 'value' }) },
+            ]);
+          },
+        },
+        {
+          ALT: () => {
+            this.CONSUME(T.Equals);
+            this.SUBRULE(this.expression, { LABEL: 'expr' });
+          },
+        },
+        {
+          ALT: () => {
+            this.CONSUME(T.LParen);
+            this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.updateArg, { LABEL: 'args' }) });
+            this.CONSUME(T.RParen, { LABEL: 'close' });
+          },
+        },
+      ]);
+    });
   });
 
   /** `lr: token`, `scale: 0.5`: the value is a word or a number, interpreted by `to-ast.ts`. */

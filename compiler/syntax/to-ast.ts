@@ -18,8 +18,15 @@ import type {
   ScaleSpec,
   TypeExpr,
   UpdateDecl,
+  FactorSpec,
+  ReadOrder,
 } from './ast.ts';
+import { DEFAULT_NEWTON_SCHULZ_STEPS, MAX_NEWTON_SCHULZ_STEPS } from '../../core/update-rule.ts';
 import { Equals, F32, Minibatch, NumberLiteral, Output, Param as ParamKeyword } from './lexer.ts';
+
+/** The arguments of `update sgd(...)`. */
+const UPDATE_ARGS = ['lr', 'scale', 'decay', 'momentum', 'read'];
+const READ_ORDERS: readonly ReadOrder[] = ['causal', 'before', 'after'];
 
 /** Deeper expressions are refused so that recursive passes over the AST cannot overflow the stack. */
 const MAX_EXPR_DEPTH = 200;
@@ -244,34 +251,154 @@ export function toAst(
   function updateDecl(node: CstNode): UpdateDecl | undefined {
     const keyword = tokenAt(node, 'keyword');
     const rule = tokenAt(node, 'rule');
-    const close = tokenAt(node, 'RParen');
+    const close = tokenAt(node, 'close') ?? tokenAt(node, 'RParen');
     if (!keyword || !rule || !close) return undefined;
     const span = spanUnion(spans.token(keyword), spans.token(close));
-    let lr: RateSpec | undefined;
-    let scale: ScaleSpec | undefined;
+    const args = new Map<string, IToken>();
     let wellFormed = true;
-    const seen = new Set<string>();
     for (const arg of nodesAt(node, 'args')) {
       const name = tokenAt(arg, 'name');
       const value = tokenAt(arg, 'value');
       if (!name || !value) return undefined;
-      if (seen.has(name.image) || (name.image !== 'lr' && name.image !== 'scale')) {
-        const why = seen.has(name.image)
+      if (args.has(name.image) || !UPDATE_ARGS.includes(name.image)) {
+        const why = args.has(name.image)
           ? `'${name.image}' is given twice`
-          : `update takes 'lr' and 'scale', not '${name.image}'`;
+          : `update takes ${UPDATE_ARGS.map((a) => `'${a}'`).join(', ')}, not '${name.image}'`;
         report(diag('TTT207', spans.token(name), why));
         wellFormed = false;
         continue;
       }
-      seen.add(name.image);
-      if (name.image === 'lr') lr = rateSpec(value);
-      else scale = scaleSpec(value);
+      args.set(name.image, value);
     }
-    if (!seen.has('lr') && !recovered) report(diag('TTT313', span, "update needs a learning rate, e.g. 'lr: token'"));
-    if (!seen.has('scale') && !recovered)
+    const block = updateBlock(node);
+    if (!block) return undefined;
+    const at = (name: string) => args.get(name);
+    const lr = at('lr') && rateSpec(at('lr')!);
+    const scale = at('scale') ? scaleSpec(at('scale')!) : undefined;
+    const decay = at('decay') && factorSpec(at('decay')!, 'decay');
+    const momentum = at('momentum') && factorSpec(at('momentum')!, 'momentum');
+    const read = at('read') && readOrder(at('read')!);
+    // Beyond plain sgd, `scale` can only be `none`, so it may be left out.
+    const extended = ['decay', 'momentum', 'read'].some((a) => args.has(a)) || tokenAt(node, 'open') !== undefined;
+    if (!args.has('lr') && block.rates.length === 0 && !recovered)
+      report(diag('TTT313', span, "update needs a learning rate, e.g. 'lr: token'"));
+    if (!args.has('scale') && !extended && !recovered)
       report(diag('TTT314', span, "update needs a scale, e.g. 'scale: position' or 'scale: none'"));
-    if (!wellFormed || !lr || !scale) return undefined;
-    return { kind: 'update', rule: rule.image, ruleSpan: spans.token(rule), lr, scale, span };
+    const failed = (name: string, value: unknown) => args.has(name) && value === undefined;
+    if (
+      !wellFormed ||
+      !block.ok ||
+      ['lr', 'scale', 'decay', 'momentum', 'read'].some((a) => failed(a, { lr, scale, decay, momentum, read }[a]))
+    )
+      return undefined;
+    if ((!lr && block.rates.length === 0) || (!scale && !extended)) return undefined;
+    return {
+      kind: 'update',
+      rule: rule.image,
+      ruleSpan: spans.token(rule),
+      lr,
+      scale: scale ?? { kind: 'none', span: spans.token(rule) },
+      decay,
+      momentum,
+      read,
+      rates: block.rates,
+      commits: block.commits,
+      orthogonalize: block.orthogonalize,
+      span,
+    };
+  }
+
+  /** The statements of the update's block: rates of their own, commit transforms, orthogonalisation. */
+  function updateBlock(
+    node: CstNode,
+  ): (Pick<UpdateDecl, 'rates' | 'commits' | 'orthogonalize'> & { ok: boolean }) | undefined {
+    const out: Pick<UpdateDecl, 'rates' | 'commits' | 'orthogonalize'> & { ok: boolean } = {
+      rates: [],
+      commits: [],
+      orthogonalize: [],
+      ok: true,
+    };
+    for (const stmt of nodesAt(node, 'stmts')) {
+      const verb = tokenAt(stmt, 'verb');
+      const target = tokenAt(stmt, 'target');
+      if (!verb || !target) return undefined;
+      const value = tokenAt(stmt, 'value');
+      const expr = nodeAt(stmt, 'expr');
+      const parens = tokenAt(stmt, 'LParen') !== undefined;
+      const last = tokenAt(stmt, 'close') ?? value;
+      const span = spanUnion(
+        spans.token(verb),
+        expr ? (topExpr(expr)?.span ?? spans.token(target)) : last ? spans.token(last) : spans.token(target),
+      );
+      const head = { state: target.image, stateSpan: spans.token(target), span };
+      if (verb.image === 'lr' && value) {
+        const rate = rateSpec(value);
+        if (rate) out.rates.push({ ...head, rate });
+        else out.ok = false;
+      } else if (verb.image === 'commit' && expr) {
+        const e = topExpr(expr);
+        if (e) out.commits.push({ ...head, value: e });
+        else out.ok = false;
+      } else if (verb.image === 'orthogonalize' && !value && !expr) {
+        const steps = orthogonalizeSteps(stmt, spans.token(target));
+        if (steps) out.orthogonalize.push({ ...head, ...steps });
+        else out.ok = false;
+      } else {
+        report(
+          diag(
+            'TTT348',
+            spanUnion(spans.token(verb), span),
+            `'${verb.image} ${target.image}${value ? ': ...' : expr ? ' = ...' : parens ? '(...)' : ''}' is not an update statement`,
+          ),
+        );
+        out.ok = false;
+      }
+    }
+    return out;
+  }
+
+  /** `(steps: N)` of `orthogonalize`, 5 when left out. */
+  function orthogonalizeSteps(stmt: CstNode, fallback: Span): { steps: number; stepsSpan: Span } | undefined {
+    let result = { steps: DEFAULT_NEWTON_SCHULZ_STEPS, stepsSpan: fallback };
+    for (const arg of nodesAt(stmt, 'args')) {
+      const name = tokenAt(arg, 'name');
+      const value = tokenAt(arg, 'value');
+      if (!name || !value) return undefined;
+      if (name.image !== 'steps') {
+        report(diag('TTT207', spans.token(name), `orthogonalize takes only 'steps', not '${name.image}'`));
+        return undefined;
+      }
+      const steps = Number(value.image);
+      if (value.tokenType !== NumberLiteral || !Number.isInteger(steps) || steps < 1 || steps > MAX_NEWTON_SCHULZ_STEPS)
+        return report(
+          diag(
+            'TTT349',
+            spans.token(value),
+            `'steps' is a whole number from 1 to ${MAX_NEWTON_SCHULZ_STEPS}, not '${value.image}'`,
+          ),
+        );
+      result = { steps, stepsSpan: spans.token(value) };
+    }
+    return result;
+  }
+
+  function factorSpec(value: IToken, what: 'decay' | 'momentum'): FactorSpec | undefined {
+    const span = spans.token(value);
+    if (value.tokenType === NumberLiteral) {
+      const v = Number(value.image);
+      const ok = what === 'decay' ? v > 0 && v <= 1 : v >= 0 && v < 1;
+      if (ok) return { kind: 'constant', value: v, span };
+      const range = what === 'decay' ? 'in (0, 1]' : 'in [0, 1)';
+      return report(diag('TTT341', span, `a constant ${what} is a number ${range}, not ${value.image}`));
+    }
+    if (value.image === 'token') return { kind: 'token', span };
+    return report(diag('TTT341', span, `the ${what} is 'token' or a number, not '${value.image}'`));
+  }
+
+  function readOrder(value: IToken): { order: ReadOrder; span: Span } | undefined {
+    const span = spans.token(value);
+    if (READ_ORDERS.includes(value.image as ReadOrder)) return { order: value.image as ReadOrder, span };
+    return report(diag('TTT342', span, `the read order is 'causal', 'before' or 'after', not '${value.image}'`));
   }
 
   function rateSpec(value: IToken): RateSpec | undefined {

@@ -9,6 +9,7 @@ import { type ChunkBackward, cotangentName, gradName } from '../../compiler/back
 import { execute } from '../../compiler/ir/execute.ts';
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
+import { optimizerState } from '../../core/update-rule.ts';
 import type { InnerLoopCotangents, InnerLoopGradients, InnerLoopInputs } from '../inner-loop.ts';
 import {
   carriedNames,
@@ -44,14 +45,16 @@ export function runReferenceBackward(
     params: zerosForAll(inp.params),
     states: zerosForAll(inp.states),
     accums: zerosForAll(inp.accums),
+    tokens: zerosForAll(inp.tokens ?? new Map()),
+    opts: zerosForAll(inp.opts ?? new Map()),
   };
-  /** A carried input `state.S` or `accum.S`: its gradient and the cotangent of its final value. */
-  const carriedOf = (input: string) => {
-    const [kind, state] = input.split(/\.(.*)/s, 2);
-    if (kind === 'state') return { grad: grads.states.get(state)!, cotangent: cotangents.states.get(state)! };
-    if (kind === 'accum') return { grad: grads.accums.get(state)!, cotangent: cotangents.accums.get(state)! };
-    return undefined;
-  };
+  /** A carried input `state.S`, `accum.S` or `opt.S`: its gradient and the cotangent of its final value. */
+  const carriedInputs = new Map<string, { grad: Tensor; cotangent: Tensor }>();
+  for (const [s, grad] of grads.states) carriedInputs.set(`state.${s}`, { grad, cotangent: cotangents.states.get(s)! });
+  for (const [s, grad] of grads.accums) carriedInputs.set(`accum.${s}`, { grad, cotangent: cotangents.accums.get(s)! });
+  for (const [s, grad] of grads.opts)
+    carriedInputs.set(optimizerState(s), { grad, cotangent: cotangents.opts.get(s)! });
+  const carriedOf = (input: string) => carriedInputs.get(input);
 
   for (let bh = 0; bh < inp.B * inp.H; bh++) {
     let carried = new Map<string, Tensor>();

@@ -3,15 +3,21 @@ import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
 import { execute } from '../../compiler/ir/execute.ts';
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
-import { type Chunk, chunks, type InnerLoopInputs, type InnerLoopOutputs } from '../inner-loop.ts';
+import { optimizerState } from '../../core/update-rule.ts';
+import { type Chunk, chunks, InputError, type InnerLoopInputs, type InnerLoopOutputs } from '../inner-loop.ts';
 
 /** The `bh`-th block of `block` elements. */
 export const slice = (t: Tensor, bh: number, block: number): Float64Array =>
   t.data.subarray(bh * block, (bh + 1) * block);
 
 /** The chunks a call walks, in the rows of this chunk program. */
-export const planOf = (chunk: ChunkProgram, inp: InnerLoopInputs): Chunk[] =>
-  chunks(inp.start, inp.T, chunk.K, chunk.rows);
+export function planOf(chunk: ChunkProgram, inp: InnerLoopInputs): Chunk[] {
+  if (chunk.layer.update.rules.read === 'after' && chunk.rows < chunk.K)
+    throw new InputError(
+      `read order 'after' needs the whole mini-batch in one chunk: this program has ${chunk.rows} rows, the mini-batch ${chunk.K}`,
+    );
+  return chunks(inp.start, inp.T, chunk.K, chunk.rows);
+}
 
 /** Names of what a chunk hands to the next: every output of the program but `output`. */
 export const carriedNames = (chunk: ChunkProgram): string[] =>
@@ -67,6 +73,8 @@ export function chunkInputs(chunk: ChunkProgram, inp: InnerLoopInputs, bh: numbe
   named.set('keep', constant([], Float64Array.of(c.ends ? 0 : 1)));
   for (const v of chunk.layer.views) named.set(`view.${v.name}`, tokenRows(inp.views.get(v.name)!, bh, c, R));
   if (inp.lr) named.set('lr', tokenRows(inp.lr, bh, c, R));
+  // A rule's other per-token inputs (`lr.S`, `decay`, `momentum`), [B, H, T] each.
+  for (const [name, t] of inp.tokens ?? []) named.set(name, tokenRows(t, bh, c, R));
   return named;
 }
 
@@ -104,6 +112,10 @@ function walkForward(
     carry.set(`state.${s.name}`, { shape: s.shape, data: slice(inp.states.get(s.name)!, bh, size(s.shape)).slice() });
     carry.set(`accum.${s.name}`, { shape: s.shape, data: slice(inp.accums.get(s.name)!, bh, size(s.shape)).slice() });
   }
+  for (const [s, t] of inp.opts ?? []) {
+    const shape = t.shape.slice(2);
+    carry.set(optimizerState(s), { shape, data: slice(t, bh, size(shape)).slice() });
+  }
   for (const c of planOf(chunk, inp)) {
     saved?.push(carry);
     for (const [n, t] of values(chunkInputs(chunk, inp, bh, c))) named.set(n, t);
@@ -127,10 +139,13 @@ function emptyOutputs(chunk: ChunkProgram, inp: InnerLoopInputs): InnerLoopOutpu
         { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) },
       ]),
     );
+  const opts =
+    inp.opts && new Map([...inp.opts].map(([s, t]) => [s, { shape: t.shape, data: new Float64Array(t.data.length) }]));
   return {
     output: { shape: [B, H, T, ...outShape], data: new Float64Array(B * H * T * size(outShape)) },
     states: perHead(),
     accums: perHead(),
+    ...(opts && { opts }),
   };
 }
 
@@ -140,6 +155,10 @@ function storeCarry(chunk: ChunkProgram, out: InnerLoopOutputs, bh: number, carr
     const n = size(s.shape);
     out.states.get(s.name)!.data.set(carry.get(`state.${s.name}`)!.data, bh * n);
     out.accums.get(s.name)!.data.set(carry.get(`accum.${s.name}`)!.data, bh * n);
+  }
+  for (const [s, t] of out.opts ?? []) {
+    const value = carry.get(optimizerState(s))!.data;
+    t.data.set(value, bh * value.length);
   }
 }
 

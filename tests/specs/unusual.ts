@@ -1,5 +1,23 @@
 /** Specs unlike the examples, to exercise the compiler's general paths (each is a valid layer). */
 export const UNUSUAL_SPECS: Record<string, string> = {
+  'abs, min, max, clamp, pow, outer, concat and a vector broadcast against a matrix': `
+layer SmallBuiltins {
+  dim D = 4
+  dim E = 3
+  minibatch K = 4
+  state W: [D, E]
+  state b: [E]
+  state M: [D, D]
+  param g: [D]
+  fn f(x: [D]) -> [D] {
+    let h = clamp(x @ W + b, -2, 2)
+    let wide = concat(h, abs(x)) @ transpose(concat(W, M))
+    return max(wide, -1) + min(x, 1) * pow(sigmoid(x), 3) + sum(outer(x, g) * M) * pow(1 + abs(x), -0.5)
+  }
+  loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+  output(q: [D]) = f(q) + sum(W * b) * q
+  update sgd(lr: token, scale: position)
+}`,
   'views of different widths and a wider output': `
 layer Widths {
   dim D = 6

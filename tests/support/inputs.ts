@@ -2,6 +2,8 @@
 import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
 import { size } from '../../compiler/ir/ir.ts';
 import type { Tensor } from '../../core/tensor.ts';
+import { DECAY_INPUT, MOMENTUM_INPUT, optimizerState } from '../../core/update-rule.ts';
+import { ruleSignature } from '../../runtime/signature.ts';
 import { normals, rng, uniforms } from './random.ts';
 
 export interface InputOptions {
@@ -32,6 +34,17 @@ export function randomInputs(chunk: ChunkProgram, o: InputOptions): Map<string, 
     put(`state.${s.name}`, shape, normals(r, size(shape), 1 / Math.sqrt(fanIn)));
     if (o.accum) put(`accum.${s.name}`, [B, H, ...s.shape], normals(r, B * H * size(s.shape), 0.05 / Math.sqrt(fanIn)));
   }
+  if (!L.update.rules.plain) {
+    const rule = ruleSignature(L);
+    for (const n of rule.tokenInputs) {
+      const factor = n === DECAY_INPUT || n === MOMENTUM_INPUT;
+      put(n, [B, H, T], factor ? uniforms(r, B * H * T, 0.3, 0.95) : uniforms(r, B * H * T, 0.01, 0.2));
+    }
+    for (const s of rule.optimizerStates) {
+      const shape = L.states.find((t) => t.name === s)!.shape;
+      if (o.accum) put(optimizerState(s), [B, H, ...shape], normals(r, B * H * size(shape), 0.05));
+    }
+  }
   if (o.start) put('start', [], Float64Array.of(o.start));
   return named;
 }
@@ -44,7 +57,12 @@ export function sliceTokens(
   to: number,
 ): Map<string, Tensor> {
   const out = new Map(named);
-  const perToken = [...chunk.layer.views.map((v) => v.name), ...(chunk.layer.update.lr.kind === 'token' ? ['lr'] : [])];
+  const L = chunk.layer;
+  const perToken = [
+    ...L.views.map((v) => v.name),
+    ...(L.update.lr.kind === 'token' ? ['lr'] : []),
+    ...(L.update.rules.plain ? [] : ruleSignature(L).tokenInputs),
+  ];
   for (const name of perToken) {
     const t = named.get(name)!;
     const [B, H, T, ...rest] = t.shape;
