@@ -55,8 +55,8 @@ export interface LayerSummary {
     rule: 'sgd';
     lr: number | 'token';
     scale: number | 'position' | 'none';
-    /** Each state's rate, in the spec's words: a constant or `token`. */
-    rates: Record<string, number | 'token'>;
+    /** Each state's rate: a constant, or the per-token input it reads (`lr`, or `lr.S` of its own). */
+    rates: Record<string, number | string>;
     /** The rule's parts beyond plain sgd (decay, momentum, read order, commits...); empty for the paper's. */
     features: string[];
   };
@@ -102,7 +102,7 @@ function summarise(c: Compiled): LayerSummary {
       lr: lr.kind === 'token' ? 'token' : lr.value,
       scale: scale.kind === 'constant' ? scale.value : scale.kind,
       rates: Object.fromEntries(
-        [...L.update.rules.rates].map(([state, r]) => [state, r.spec.kind === 'token' ? 'token' : r.spec.value]),
+        [...L.update.rules.rates].map(([state, r]) => [state, r.spec.kind === 'token' ? r.input : r.spec.value]),
       ),
       features: ruleFeatures(L.update.rules),
     },

@@ -52,7 +52,7 @@ export function summaryLines(L: LayerSummary): string[] {
     L.update.features.length === 0
       ? `  update:    ${L.update.rule}, lr ${L.update.lr === 'token' ? 'per token' : L.update.lr}, scale ${L.update.scale}`
       : `  update:    ${L.update.rule}, ${Object.entries(L.update.rates)
-          .map(([s, r]) => `${s} at ${r === 'token' ? 'a rate per token' : r}`)
+          .map(([s, r]) => `${s} at ${r}`)
           .join(', ')}; ${L.update.features.join(', ')}`,
     `  form:`,
     ...L.forms.map(
