@@ -130,9 +130,7 @@ const mutations: Record<string, Mutation> = {
 };
 
 function expectWellFormed(text: string): void {
-  const started = performance.now();
   const result = frontEnd(text);
-  expect(performance.now() - started, 'time in ms').toBeLessThan(200);
   expect(result.ok || result.diagnostics.length > 0, text).toBe(true);
   for (const d of result.diagnostics) {
     expect(Object.keys(CODES), d.message).toContain(d.code);
