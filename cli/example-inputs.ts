@@ -3,6 +3,7 @@
  * can be tried without a trained model: the inner loop's inputs, and optionally a whole layer's
  * weights and hidden states.
  */
+import { normal, rng } from '../core/random.ts';
 import { resolveLayerConfig } from '../runtime/layer/config.ts';
 import { weightSpecs } from '../runtime/layer/weights.ts';
 import type { Tensor } from '../runtime/safetensors.ts';
@@ -12,22 +13,10 @@ import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
 
-/** xorshift32: the same seed gives the same files on every machine. */
+/** Normal samples of a standard deviation, seeded: the same seed gives the same files everywhere. */
 function normals(seed: number): (n: number, std: number) => Float32Array {
-  let s = seed >>> 0 || 1;
-  const uniform = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  return (n, std) =>
-    Float32Array.from(
-      { length: n },
-      () => std * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()),
-    );
+  const rand = rng(seed);
+  return (n, std) => Float32Array.from({ length: n }, () => normal(rand, std));
 }
 
 const count = (shape: readonly number[]) => shape.reduce((n, d) => n * d, 1);

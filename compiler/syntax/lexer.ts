@@ -3,7 +3,11 @@ import { createToken, Lexer, type TokenType } from 'chevrotain';
 
 export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_]*/, label: 'a name' });
 
+/** Every keyword of the language, in declaration order (editors highlight these). */
+export const KEYWORDS: string[] = [];
+
 function keyword(word: string): TokenType {
+  KEYWORDS.push(word);
   return createToken({
     name: word[0]!.toUpperCase() + word.slice(1),
     pattern: new RegExp(word),

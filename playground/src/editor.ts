@@ -13,23 +13,9 @@ import {
   lineNumbers,
 } from '@codemirror/view';
 import { tags } from '@lezer/highlight';
-import { builtinNames, type PlaygroundDiagnostic } from './tttc.ts';
+import { builtinNames, keywords, type PlaygroundDiagnostic } from './tttc.ts';
 
-/** docs/language.md, "Lexical structure". */
-const KEYWORDS = new Set([
-  'layer',
-  'dim',
-  'minibatch',
-  'state',
-  'param',
-  'fn',
-  'let',
-  'return',
-  'loss',
-  'output',
-  'update',
-  'f32',
-]);
+const KEYWORDS = new Set(keywords);
 const BUILTINS = new Set(builtinNames);
 
 const tttParser: StreamParser<null> = {

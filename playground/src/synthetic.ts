@@ -5,6 +5,7 @@
  * (or a linear map of x where their shape differs). Named in the `run` convention.
  */
 import type { LayerSummary, Tensor, TensorInfo } from './tttc.ts';
+import { normal, rng } from '../../core/random.ts';
 
 export interface SequenceOptions {
   B: number;
@@ -17,18 +18,10 @@ export interface SequenceOptions {
   lr: number;
 }
 
-/** xorshift32 and Box–Muller: the same numbers for the same seed in every browser. */
+/** Seeded normal samples: the same numbers for the same seed in every browser. */
 function normals(seed: number): (std?: number) => number {
-  let s = seed >>> 0 || 1;
-  const uniform = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-  return (std = 1) => std * Math.sqrt(-2 * Math.log(Math.max(uniform(), 1e-12))) * Math.cos(2 * Math.PI * uniform());
+  const rand = rng(seed);
+  return (std = 1) => normal(rand, std);
 }
 
 const width = (t: TensorInfo) => t.shape.reduce((a, b) => a * b, 1);

@@ -366,3 +366,5 @@ export async function webgpuUnavailable(): Promise<string | undefined> {
 
 /** The built-in functions' names, for highlighting. */
 export const builtinNames: readonly string[] = [...BUILTINS.keys()];
+
+export { KEYWORDS as keywords } from '../../compiler/syntax/lexer.ts';

@@ -1,22 +1,11 @@
 /** Seeded random numbers for reproducible tests. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
+import { normal, rng } from '../../core/random.ts';
+
+export { rng };
 
 export function normals(rand: () => number, n: number, std = 1): Float64Array {
   const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = Math.max(rand(), 1e-12);
-    out[i] = std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-  }
+  for (let i = 0; i < n; i++) out[i] = normal(rand, std);
   return out;
 }
 
