@@ -1,8 +1,8 @@
 /** The inner-loop backends `tttc run --backend` offers. */
+import { webgpuInnerLoop } from './link.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../runtime/inner-loop.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
-import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 
 export interface Backend {
   /** The dtype the backend writes its results in. */
@@ -12,5 +12,5 @@ export interface Backend {
 
 export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
   ['reference', { dtype: 'F64', run: async (c, inputs) => runReference(c.chunk, inputs) }],
-  ['webgpu', { dtype: 'F32', run: async (c, inputs) => (await WebGPUInnerLoop.create(c)).run(inputs) }],
+  ['webgpu', { dtype: 'F32', run: async (c, inputs) => (await webgpuInnerLoop(c)).run(inputs) }],
 ]);

@@ -2,7 +2,6 @@
 import { InputError, innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { namedF64, toSafeTensors } from '../runtime/named-tensors.ts';
 import { readSafetensorsFile, writeSafetensorsFile } from '../runtime/safetensors.ts';
-import { signatureOf } from '../runtime/signature.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
@@ -20,7 +19,7 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   if (!c) return 1;
   let named;
   try {
-    named = innerLoopInputs(signatureOf(c), namedF64(await readSafetensorsFile(inputs)));
+    named = innerLoopInputs(c.signature, namedF64(await readSafetensorsFile(inputs)));
   } catch (e) {
     if (e instanceof InputError) {
       io.err(`error TTT502: ${inputs}: ${e.message}`);

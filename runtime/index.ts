@@ -14,16 +14,10 @@ export {
 export { CacheError, LayerCache } from './layer/cache.ts';
 export { type LayerConfig, LayerConfigError, type LayerConfigOptions } from './layer/config.ts';
 export { LayerInputError, type LayerTimings, type SequenceLayer } from './layer/layer.ts';
-export {
-  createWebGPULayer,
-  DeviceLimitError,
-  loadWebGPULayer,
-  type WebGPULayerOptions,
-  type WgslKernelSource,
-} from './layer/webgpu-layer.ts';
+export { createWebGPULayer, DeviceLimitError, loadWebGPULayer, type WebGPULayerOptions } from './layer/webgpu-layer.ts';
 export { type LayerOptions, WeightError, type WeightNames, type WeightsSource } from './layer/weights.ts';
 export { readSafetensors, readSafetensorsFile, type SafeFile } from './safetensors.ts';
-export type { InnerLoopSignature, TensorSignature } from './signature.ts';
 export { type GPUContext, getGPUDevice } from './webgpu/device.ts';
 export { LimitError, WebGPUInnerLoop } from './webgpu/inner-loop.ts';
-export type { WgslKernelManifest } from './webgpu/manifest.ts';
+export type { WgslKernelManifest } from '../core/manifest.ts';
+export type { KernelSignature, Port } from '../core/signature.ts';

@@ -1,12 +1,22 @@
 /**
- * The inner loop's data, in the `run` convention shared by every backend:
- * views [B, H, T, ...], `lr` [B, H, T], `scale` [K], params [H, ...], states [B, H, ...] or
- * [H, ...] (broadcast over B), optional accumulators [B, H, ...], and a start position in [0, K).
+ * The inner loop's data, in the `run` convention shared by every backend (README, "The run
+ * convention"): each port of the kernel signature under its run key (core/mangle.ts): views
+ * [B, H, T, ...] by name (`view.NAME` always works and is needed for names the convention reserves),
+ * `lr` [B, H, T], `scale` [K], `param.NAME` [H, ...], `state.NAME` [B, H, ...] or [H, ...]
+ * (broadcast over B), optional `accum.NAME` [B, H, ...], and `start`, a position in [0, K).
  */
+import { runKey, runKeys } from '../core/mangle.ts';
 import { showShape, size } from '../core/shape.ts';
+import {
+  type KernelSignature,
+  type Port,
+  paramPorts,
+  ratePort,
+  scalePort,
+  statePorts,
+  viewPorts,
+} from '../core/signature.ts';
 import type { Tensor } from '../core/tensor.ts';
-import type { InnerLoopSignature } from './signature.ts';
-
 export interface InnerLoopInputs {
   B: number;
   H: number;
@@ -46,44 +56,57 @@ function broadcastOverBatch(t: Tensor, B: number): Tensor {
   return { shape: [B, ...t.shape], data };
 }
 
+/** The tensor a run file gives for a port, under any of its names (never under two). */
+function given(named: ReadonlyMap<string, Tensor>, port: Port): { key: string; tensor?: Tensor } {
+  const found = runKeys(port).filter((k) => named.has(k));
+  if (found.length > 1)
+    throw new InputError(
+      `input tensors ${found.map((k) => `'${k}'`).join(' and ')} name the same ${port.role}; give one`,
+    );
+  const key = found[0] ?? runKey(port);
+  return { key, tensor: named.get(key) };
+}
+
 /**
  * Gather and check the inner loop's inputs from named tensors (`q`, `lr`, `param.gamma`,
  * `state.W1`, `accum.W1`, `start`, ...). Errors name the tensor and both shapes.
  */
-export function innerLoopInputs(sig: InnerLoopSignature, named: ReadonlyMap<string, Tensor>): InnerLoopInputs {
-  const first = sig.views[0];
-  const probe = named.get(first.name);
-  if (!probe)
-    throw new InputError(
-      `missing input tensor '${first.name}' (a view of the spec, shape [B, H, T, ${first.shape.join(', ')}])`,
-    );
+export function innerLoopInputs(sig: KernelSignature, named: ReadonlyMap<string, Tensor>): InnerLoopInputs {
+  const viewList = viewPorts(sig);
+  if (viewList.length === 0) throw new InputError(`${sig.layer} has no views, so a call has no tokens to walk`);
+  const first = viewList[0];
+  const { key: firstKey, tensor: probe } = given(named, first);
+  const perToken = `[B, H, T, ${first.shape.join(', ')}]`.replace(', ]', ']');
+  if (!probe) throw new InputError(`missing input tensor '${firstKey}' (a view of the spec, shape ${perToken})`);
   if (probe.shape.length !== 3 + first.shape.length)
-    throw new InputError(
-      `input tensor '${first.name}' has shape ${showShape(probe.shape)}, expected [B, H, T, ${first.shape.join(', ')}]`,
-    );
+    throw new InputError(`input tensor '${firstKey}' has shape ${showShape(probe.shape)}, expected ${perToken}`);
   const [B, H, T] = probe.shape;
-  const views = new Map(sig.views.map((v) => [v.name, expect(v.name, named.get(v.name), [B, H, T, ...v.shape])]));
-  const lr = sig.lr.kind === 'token' ? expect('lr', named.get('lr'), [B, H, T]) : undefined;
-  const scale = sig.scale.kind === 'position' ? expect('scale', named.get('scale'), [sig.K]) : undefined;
-  const params = new Map(
-    sig.params.map((p) => [p.name, expect(`param.${p.name}`, named.get(`param.${p.name}`), [H, ...p.shape])]),
-  );
+  const read = (port: Port, shape: readonly number[]) => {
+    const { key, tensor } = given(named, port);
+    return expect(key, tensor, shape);
+  };
+  const views = new Map(viewList.map((v) => [v.name, read(v, [B, H, T, ...v.shape])]));
+  const rate = ratePort(sig);
+  const lr = rate ? read(rate, [B, H, T]) : undefined;
+  const scalePortOf = scalePort(sig);
+  const scale = scalePortOf ? read(scalePortOf, scalePortOf.shape) : undefined;
+  const params = new Map(paramPorts(sig).map((p) => [p.name, read(p, [H, ...p.shape])]));
   const states = new Map<string, Tensor>();
   const accums = new Map<string, Tensor>();
-  for (const s of sig.states) {
-    const key = `state.${s.name}`;
-    const t = named.get(key);
+  const accumOf = new Map(sig.inputs.filter((p) => p.role === 'accum').map((p) => [p.name, p]));
+  for (const s of statePorts(sig)) {
+    const { key, tensor } = given(named, s);
     states.set(
       s.name,
-      t && t.shape.length === s.shape.length + 1
-        ? broadcastOverBatch(expect(key, t, [H, ...s.shape]), B)
-        : expect(key, t, [B, H, ...s.shape]),
+      tensor && tensor.shape.length === s.shape.length + 1
+        ? broadcastOverBatch(expect(key, tensor, [H, ...s.shape]), B)
+        : expect(key, tensor, [B, H, ...s.shape]),
     );
-    const a = named.get(`accum.${s.name}`);
+    const a = given(named, accumOf.get(s.name)!);
     accums.set(
       s.name,
-      a
-        ? expect(`accum.${s.name}`, a, [B, H, ...s.shape])
+      a.tensor
+        ? expect(a.key, a.tensor, [B, H, ...s.shape])
         : { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) },
     );
   }
@@ -96,35 +119,10 @@ export function innerLoopInputs(sig: InnerLoopSignature, named: ReadonlyMap<stri
   return { B, H, T, start, views, lr, scale, params, states, accums };
 }
 
-/** The named tensors a backend writes: `output`, `state.S`, `accum.S`. */
+/** The named tensors a backend writes, under the output ports' run keys: `output`, `state.S`, `accum.S`. */
 export function innerLoopOutputTensors(out: InnerLoopOutputs): Map<string, Tensor> {
-  const named = new Map<string, Tensor>([['output', out.output]]);
-  for (const [s, t] of out.states) named.set(`state.${s}`, t);
-  for (const [s, t] of out.accums) named.set(`accum.${s}`, t);
+  const named = new Map<string, Tensor>([[runKey({ role: 'output', name: 'output' }), out.output]]);
+  for (const [name, t] of out.states) named.set(runKey({ role: 'state', name }), t);
+  for (const [name, t] of out.accums) named.set(runKey({ role: 'accum', name }), t);
   return named;
-}
-
-/**
- * The chunks a call walks: `count` tokens from token `token` on, at mini-batch positions
- * [position, position + count), in the first `count` rows of the mini-batch program.
- */
-export interface Chunk {
-  token: number;
-  position: number;
-  count: number;
-  /** The chunk reaches the mini-batch's last row, so the state commits after it. */
-  ends: boolean;
-}
-
-/** Chunks of at most `rows` tokens that never cross a mini-batch boundary. */
-export function chunks(start: number, T: number, K: number, rows: number): Chunk[] {
-  const out: Chunk[] = [];
-  let position = start;
-  for (let token = 0; token < T;) {
-    const count = Math.min(rows, K - position, T - token);
-    out.push({ token, position, count, ends: position + count === K });
-    token += count;
-    position = (position + count) % K;
-  }
-  return out;
 }

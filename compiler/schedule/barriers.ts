@@ -3,6 +3,7 @@
  * last barrier, or writes memory read or written since then (memory is shared between buffers
  * whose lives do not overlap, so hazards are tracked on address ranges, not on nodes).
  */
+import { programKey } from '../../core/mangle.ts';
 import type { Program } from '../ir/ir.ts';
 import { size } from '../ir/ir.ts';
 import type { Home, Placement, Stage } from './kernel.ts';
@@ -24,6 +25,8 @@ export interface MemoryMap {
   buffers: ReadonlyMap<number, Placement>;
   homes: ReadonlyMap<string, { state: Home; accum: Home }>;
   stateSize: ReadonlyMap<string, number>;
+  /** The state or accumulator each home input of the program (by its key) is. */
+  homeInputs: ReadonlyMap<string, { kind: 'state' | 'accum'; name: string }>;
 }
 
 function rangeOf(p: Placement | Home, elements: number, name: string): Range {
@@ -44,11 +47,9 @@ export function accesses(m: MemoryMap, s: Stage): { reads: Range[]; writes: Rang
       reads.push(rangeOf(placed, size(n.shape), ''));
       return;
     }
-    if (n.op.kind === 'input') {
-      const [kind, name] = n.op.name.split('.');
-      if (kind === 'state' || kind === 'accum')
-        reads.push(rangeOf(m.homes.get(name)![kind], m.stateSize.get(name)!, `${kind}.${name}`));
-    }
+    const key = n.op.kind === 'input' ? n.op.name : '';
+    const home = m.homeInputs.get(key);
+    if (home) reads.push(rangeOf(m.homes.get(home.name)![home.kind], m.stateSize.get(home.name)!, key));
     n.args.forEach(visit);
   };
   if (s.kind === 'compute') {
@@ -63,7 +64,8 @@ export function accesses(m: MemoryMap, s: Stage): { reads: Range[]; writes: Rang
   visit(s.accumNode);
   const h = m.homes.get(s.state)!;
   const n = m.stateSize.get(s.state)!;
-  return { reads, writes: [rangeOf(h.state, n, `state.${s.state}`), rangeOf(h.accum, n, `accum.${s.state}`)] };
+  const key = (role: 'state' | 'accum') => programKey({ role, name: s.state });
+  return { reads, writes: [rangeOf(h.state, n, key('state')), rangeOf(h.accum, n, key('accum'))] };
 }
 
 /** The barrier after each stage; the last always has one, since the next chunk reads the new state. */

@@ -1,6 +1,8 @@
 /** Random inner-loop inputs in the `run` convention for any compiled spec. */
 import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
 import { size } from '../../compiler/ir/ir.ts';
+import { kernelSignature } from '../../compiler/signature.ts';
+import { runKey } from '../../core/mangle.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import { normals, rng, uniforms } from './random.ts';
 
@@ -22,15 +24,17 @@ export function randomInputs(chunk: ChunkProgram, o: InputOptions): Map<string, 
   const { B, H, T } = o;
   const named = new Map<string, Tensor>();
   const put = (name: string, shape: number[], data: Float64Array) => named.set(name, { shape, data });
-  for (const v of L.views) put(v.name, [B, H, T, ...v.shape], normals(r, B * H * T * size(v.shape)));
+  const key = (role: 'view' | 'param' | 'state' | 'accum', name: string) => runKey({ role, name });
+  for (const v of L.views) put(key('view', v.name), [B, H, T, ...v.shape], normals(r, B * H * T * size(v.shape)));
   if (L.update.lr.kind === 'token') put('lr', [B, H, T], uniforms(r, B * H * T, 0.01, 0.2));
   if (L.update.scale.kind === 'position') put('scale', [chunk.K], uniforms(r, chunk.K, 0.1, 1));
-  for (const p of L.params) put(`param.${p.name}`, [H, ...p.shape], normals(r, H * size(p.shape), 0.5));
+  for (const p of L.params) put(key('param', p.name), [H, ...p.shape], normals(r, H * size(p.shape), 0.5));
   for (const s of L.states) {
     const shape = o.sharedState ? [H, ...s.shape] : [B, H, ...s.shape];
     const fanIn = s.shape.length === 2 ? s.shape[0] : 4;
-    put(`state.${s.name}`, shape, normals(r, size(shape), 1 / Math.sqrt(fanIn)));
-    if (o.accum) put(`accum.${s.name}`, [B, H, ...s.shape], normals(r, B * H * size(s.shape), 0.05 / Math.sqrt(fanIn)));
+    put(key('state', s.name), shape, normals(r, size(shape), 1 / Math.sqrt(fanIn)));
+    if (o.accum)
+      put(key('accum', s.name), [B, H, ...s.shape], normals(r, B * H * size(s.shape), 0.05 / Math.sqrt(fanIn)));
   }
   if (o.start) put('start', [], Float64Array.of(o.start));
   return named;
@@ -44,7 +48,8 @@ export function sliceTokens(
   to: number,
 ): Map<string, Tensor> {
   const out = new Map(named);
-  const perToken = [...chunk.layer.views.map((v) => v.name), ...(chunk.layer.update.lr.kind === 'token' ? ['lr'] : [])];
+  const sig = kernelSignature(chunk.layer, chunk);
+  const perToken = sig.inputs.filter((p) => p.lead.includes('T')).map(runKey);
   for (const name of perToken) {
     const t = named.get(name)!;
     const [B, H, T, ...rest] = t.shape;
