@@ -36,19 +36,7 @@ export const RESERVED_RUN_KEYS: ReadonlySet<string> = new Set(['lr', 'scale', 's
  * is reserved), `lr`, `scale`, `param.NAME`, `state.NAME`, `accum.NAME`, `output`.
  */
 export function runKey(p: Pick<Port, 'role' | 'name' | 'grad'>): string {
-  const base = (() => {
-    switch (p.role) {
-      case 'view':
-        return RESERVED_RUN_KEYS.has(p.name) ? `view.${p.name}` : p.name;
-      case 'rate':
-        return 'lr';
-      case 'scale':
-      case 'output':
-        return p.role;
-      default:
-        return `${p.role}.${p.name}`;
-    }
-  })();
+  const base = p.role === 'view' && !RESERVED_RUN_KEYS.has(p.name) ? p.name : programKey(p);
   return p.grad ? `grad.${base}` : base;
 }
 

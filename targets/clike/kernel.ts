@@ -6,7 +6,7 @@
 import { WALK } from '../../compiler/dualform/derive.ts';
 import { size } from '../../compiler/ir/ir.ts';
 import type { Home, Placement, ScheduledKernel, Stage } from '../../compiler/schedule/kernel.ts';
-import { programKey } from '../../core/mangle.ts';
+import { dimConstant, programKey } from '../../core/mangle.ts';
 import { showShape } from '../../core/shape.ts';
 import type { KernelSignature, Port } from '../../core/signature.ts';
 import { commentText } from '../text.ts';
@@ -123,8 +123,11 @@ export class KernelBody {
 
   emit(L: Lines): void {
     const d = this.d;
-    const K = this.k.chunk.K;
     const u = (n: 'T' | 'start' | 'H') => this.g.uniform(n);
+    // The walk of core/walk.ts: chunks of at most R rows that never cross a mini-batch of K.
+    const K = dimConstant(this.k.chunk.layer.minibatch.name);
+    L.line(`// Tokens per mini-batch (the spec's \`minibatch ${this.k.chunk.layer.minibatch.name}\`).`);
+    L.line(d.constant(K, d.indexType, String(this.k.chunk.K)));
     // Only params are per head; declared without them, `h` would be unused (nvcc warns).
     if (this.k.chunk.layer.params.length > 0) L.line(d.constant('h', d.indexType, `bh % ${u('H')}`));
     L.line('// The state and accumulator start from the inputs.');
@@ -142,7 +145,7 @@ export class KernelBody {
     L.open(`while (token < ${u('T')})`);
     const room = d.min(`${K} - position`, `${u('T')} - token`);
     const R = this.k.chunk.rows;
-    L.line(d.constant('count', d.indexType, R < K ? d.min(String(R), room) : room));
+    L.line(d.constant('count', d.indexType, R < this.k.chunk.K ? d.min(String(R), room) : room));
     L.line(d.constant('ends', 'bool', `position + count == ${K}`));
     L.line(d.constant('commit', d.floatType, d.select('ends', this.commitScale(), d.float(0))));
     L.line(d.constant('keep', d.floatType, d.select('ends', d.float(0), d.float(1))));

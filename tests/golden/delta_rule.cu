@@ -37,6 +37,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
+  // Tokens per mini-batch (the spec's `minibatch K`).
+  const unsigned dim_K = 16;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[3072 + e] = state_S[bh * 4096 + e];
@@ -47,8 +49,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(16 - position, T - token);
-    const bool ends = position + count == 16;
+    const unsigned count = min(dim_K - position, T - token);
+    const bool ends = position + count == dim_K;
     const float commit = (ends ? 1.0f : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
@@ -277,7 +279,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     __syncthreads();
 
     token = token + count;
-    position = (position + count) % 16;
+    position = (position + count) % dim_K;
   }
 
   // Write back the state kept on chip.
@@ -304,6 +306,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
+  // Tokens per mini-batch (the spec's `minibatch K`).
+  const unsigned dim_K = 16;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[192 + e] = state_S[bh * 4096 + e];
@@ -314,8 +318,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(16 - position, T - token));
-    const bool ends = position + count == 16;
+    const unsigned count = min(1, min(dim_K - position, T - token));
+    const bool ends = position + count == dim_K;
     const float commit = (ends ? 1.0f : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
@@ -500,7 +504,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncthreads();
 
     token = token + count;
-    position = (position + count) % 16;
+    position = (position + count) % dim_K;
   }
 
   // Write back the state kept on chip.

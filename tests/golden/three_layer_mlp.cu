@@ -55,6 +55,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
+  // Tokens per mini-batch (the spec's `minibatch K`).
+  const unsigned dim_K = 8;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
@@ -78,8 +80,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(8 - position, T - token);
-    const bool ends = position + count == 8;
+    const unsigned count = min(dim_K - position, T - token);
+    const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[7] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
@@ -711,7 +713,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     token = token + count;
-    position = (position + count) % 8;
+    position = (position + count) % dim_K;
   }
 
   // Write back the state kept on chip.
@@ -765,6 +767,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
+  // Tokens per mini-batch (the spec's `minibatch K`).
+  const unsigned dim_K = 8;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
@@ -788,8 +792,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(8 - position, T - token));
-    const bool ends = position + count == 8;
+    const unsigned count = min(1, min(dim_K - position, T - token));
+    const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[7] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
@@ -1377,7 +1381,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncthreads();
 
     token = token + count;
-    position = (position + count) % 8;
+    position = (position + count) % dim_K;
   }
 
   // Write back the state kept on chip.

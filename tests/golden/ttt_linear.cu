@@ -45,6 +45,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
+  // Tokens per mini-batch (the spec's `minibatch K`).
+  const unsigned dim_K = 16;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
@@ -60,8 +62,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(16 - position, T - token);
-    const bool ends = position + count == 16;
+    const unsigned count = min(dim_K - position, T - token);
+    const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[15] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
@@ -434,7 +436,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncthreads();
 
     token = token + count;
-    position = (position + count) % 16;
+    position = (position + count) % dim_K;
   }
 
   // Write back the state kept on chip.
@@ -472,6 +474,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
+  // Tokens per mini-batch (the spec's `minibatch K`).
+  const unsigned dim_K = 16;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
@@ -487,8 +491,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(16 - position, T - token));
-    const bool ends = position + count == 16;
+    const unsigned count = min(1, min(dim_K - position, T - token));
+    const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[15] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
@@ -807,7 +811,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncthreads();
 
     token = token + count;
-    position = (position + count) % 16;
+    position = (position + count) % dim_K;
   }
 
   // Write back the state kept on chip.

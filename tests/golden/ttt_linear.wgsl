@@ -20,6 +20,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (bh >= u.BH) {
     return;
   }
+  // Tokens per mini-batch (the spec's `minibatch K`).
+  let dim_K: u32 = 16;
   let h: u32 = bh % u.H;
   // The state and accumulator start from the inputs.
   for (var e: u32 = tid; e < 4096; e = e + 256) {
@@ -36,8 +38,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
-    let count: u32 = min(16 - position, u.T - token);
-    let ends: bool = position + count == 16;
+    let count: u32 = min(dim_K - position, u.T - token);
+    let ends: bool = position + count == dim_K;
     let commit: f32 = select(0.0, weights[15], ends);
     let keep: f32 = select(1.0, 0.0, ends);
 
@@ -424,6 +426,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     token = token + count;
-    position = (position + count) % 16;
+    position = (position + count) % dim_K;
   }
 }

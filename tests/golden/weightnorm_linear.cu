@@ -43,6 +43,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
+  // Tokens per mini-batch (the spec's `minibatch K`).
+  const unsigned dim_K = 8;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
     smem[18272 + e] = state_W[bh * 1024 + e];
@@ -57,8 +59,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(8 - position, T - token);
-    const bool ends = position + count == 8;
+    const unsigned count = min(dim_K - position, T - token);
+    const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[7] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
@@ -371,7 +373,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     token = token + count;
-    position = (position + count) % 8;
+    position = (position + count) % dim_K;
   }
 
   // Write back the state kept on chip.
@@ -407,6 +409,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
+  // Tokens per mini-batch (the spec's `minibatch K`).
+  const unsigned dim_K = 8;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
     smem[4288 + e] = state_W[bh * 1024 + e];
@@ -421,8 +425,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(8 - position, T - token));
-    const bool ends = position + count == 8;
+    const unsigned count = min(1, min(dim_K - position, T - token));
+    const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[7] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
@@ -656,7 +660,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     token = token + count;
-    position = (position + count) % 8;
+    position = (position + count) % dim_K;
   }
 
   // Write back the state kept on chip.
