@@ -8,7 +8,7 @@
  * output projection. Each phase's time includes its uploads and read-backs. Figures measured so
  * far are in docs/performance.md.
  */
-import { webgpuLayer } from '../cli/link.ts';
+import { webgpuLayer } from '../cli/link-layer.ts';
 import { join } from 'node:path';
 import type { Tensor } from '../core/tensor.ts';
 import { resolveLayerConfig } from '../runtime/layer/config.ts';

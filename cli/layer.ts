@@ -1,5 +1,5 @@
 /** `tttc layer`: the whole sequence layer (projections, RoPE, inner loop, post-norm, gate, output projection) over hidden states. */
-import { referenceLayer, webgpuLayer } from './link.ts';
+import { referenceLayer, webgpuLayer } from './link-layer.ts';
 import type { Tensor as F64Tensor } from '../core/tensor.ts';
 import { CacheError } from '../runtime/layer/cache.ts';
 import { LayerConfigError } from '../runtime/layer/config.ts';

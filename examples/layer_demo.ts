@@ -5,7 +5,7 @@
  *
  *   npx tsx examples/layer_demo.ts
  */
-import { loadReferenceLayerOf, loadWebGPULayerOf } from '../cli/link.ts';
+import { loadReferenceLayerOf, loadWebGPULayerOf } from '../cli/link-layer.ts';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';

@@ -152,7 +152,7 @@ beforeAll(async () => {
     }),
     CONCURRENT_BUILDS,
   );
-}, 600_000);
+}, 1_200_000);
 
 afterAll(() => {
   rmSync(work, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 // The whole TTT layer in f64 (runtime/layer) against the published PyTorch layer's outputs, its
 // prefill/decode bookkeeping, its cache files, and its errors for bad weights and inputs.
-import { loadReferenceLayerOf, referenceLayer } from '../cli/link.ts';
+import { loadReferenceLayerOf, referenceLayer } from '../cli/link-layer.ts';
 import { type KernelSignature } from '../core/signature.ts';
 import { mkdtempSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';

@@ -1,7 +1,8 @@
 // The layer's WGSL kernels (runtime/layer/kernels) against the f64 reference, and the whole
 // WebGPU layer against the published PyTorch layer's outputs. Runs on SwiftShader where there is
 // no GPU, so sizes stay small.
-import { referenceInnerLoop, webgpuInnerLoop, webgpuLayer } from '../cli/link.ts';
+import { webgpuLayer } from '../cli/link-layer.ts';
+import { referenceInnerLoop, webgpuInnerLoop } from '../cli/link.ts';
 import { type KernelSignature } from '../core/signature.ts';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';

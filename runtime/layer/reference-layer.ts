@@ -69,7 +69,7 @@ export class ReferenceParts implements LayerParts {
   }
 }
 
-/** The layer's parts in f64 around an inner loop (cli/link.ts gives the reference executor's). */
+/** The layer's parts in f64 around an inner loop (cli/link-layer.ts gives the reference executor's). */
 export function createReferenceLayer(
   signature: KernelSignature,
   config: LayerConfig,

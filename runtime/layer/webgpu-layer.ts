@@ -205,7 +205,7 @@ export interface WebGPULayerOptions {
   context?: GPUContext;
 }
 
-/** A layer around a WGSL kernel rendered ahead of time (cli/link.ts renders one for a compiled spec). */
+/** A layer around a WGSL kernel rendered ahead of time (cli/link-layer.ts renders one for a compiled spec). */
 export async function createWebGPULayer(
   kernel: WgslKernelManifest,
   config: LayerConfig,

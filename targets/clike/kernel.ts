@@ -43,6 +43,9 @@ class Ports {
   }
 }
 
+/** True unless the chunk starts a mini-batch after another ended it (then every accumulator is zero). */
+const ACCUM_LIVE = 'accum_live';
+
 export class KernelBody {
   private readonly values: ValueEmitter;
   private readonly stateSize: Map<string, number>;
@@ -149,6 +152,11 @@ export class KernelBody {
     L.line(d.constant('ends', 'bool', `position + count == ${K}`));
     L.line(d.constant('commit', d.floatType, d.select('ends', this.commitScale(), d.float(0))));
     L.line(d.constant('keep', d.floatType, d.select('ends', d.float(0), d.float(1))));
+    if (this.k.stages.some((s) => s.kind === 'compute' && this.readsAccum(s.node))) {
+      // A chunk that starts a mini-batch after another ended it finds every accumulator at zero,
+      // so products with an accumulator are skipped (their result is zero) on a full prefill.
+      L.line(d.constant(ACCUM_LIVE, 'bool', 'token == 0 || position != 0'));
+    }
     this.k.stages.forEach((s, i) => {
       L.line('');
       this.stage(L, s);
@@ -260,6 +268,8 @@ export class KernelBody {
       const col = (j: number) => add(mul(block[r - 1], cols), String(j));
       for (const i of range(rows))
         for (const j of range(cols)) L.line(d.variable(`acc${i}_${j}`, d.floatType, d.float(0)));
+      const skippable = this.readsAccum(id);
+      if (skippable) L.open(`if (${ACCUM_LIVE})`);
       L.open(d.loop('p', '0', String(a.shape[r - 1])));
       L.line(
         ...this.values.statements((v) => [
@@ -273,9 +283,20 @@ export class KernelBody {
       );
       for (const i of range(rows)) for (const j of range(cols)) L.line(`acc${i}_${j} = acc${i}_${j} + a${i} * b${j};`);
       L.close();
+      if (skippable) L.close();
       for (const i of range(rows))
         for (const j of range(cols))
           L.line(`${target(Index.dims(n.shape, [...batch, row(i), col(j)]).flat())} = acc${i}_${j};`);
+    });
+  }
+
+  /** Whether a product reads an accumulator as an operand directly (not through a buffer). */
+  private readsAccum(id: number): boolean {
+    const n = this.k.program.nodes[id];
+    if (n.op.kind !== 'matmul') return false;
+    return n.args.some((x) => {
+      const op = this.k.program.nodes[x].op;
+      return op.kind === 'input' && !this.k.buffers.has(x) && this.ports.ofInput(op.name)?.role === 'accum';
     });
   }
 

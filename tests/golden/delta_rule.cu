@@ -53,6 +53,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? 1.0f : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+    const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
     for (unsigned e = tid; e < 16; e += 256) {
@@ -189,15 +190,17 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[((e / 32) * 2) * 64 + p];
-        const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
-        const float b0 = smem[7168 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[7168 + p * 64 + (e % 32) * 2 + 1];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[((e / 32) * 2) * 64 + p];
+          const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
+          const float b0 = smem[7168 + p * 64 + (e % 32) * 2];
+          const float b1 = smem[7168 + p * 64 + (e % 32) * 2 + 1];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+          acc1_0 = acc1_0 + a1 * b0;
+          acc1_1 = acc1_1 + a1 * b1;
+        }
       }
       smem[11520 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
       smem[11520 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
@@ -322,6 +325,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? 1.0f : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+    const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
     for (unsigned e = tid; e < 1; e += 256) {
@@ -444,10 +448,12 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[p];
-        const float b0 = smem[4288 + p * 64 + e % 64];
-        acc0_0 = acc0_0 + a0 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[p];
+          const float b0 = smem[4288 + p * 64 + e % 64];
+          acc0_0 = acc0_0 + a0 * b0;
+        }
       }
       smem[8385 + e % 64] = acc0_0;
     }

@@ -63,6 +63,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[15] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+    const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
     for (unsigned e = tid; e < 16; e += 256) {
@@ -260,15 +261,17 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[((e / 32) * 2) * 64 + p];
-        const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
-        const float b0 = smem[8192 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[8192 + p * 64 + (e % 32) * 2 + 1];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[((e / 32) * 2) * 64 + p];
+          const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
+          const float b0 = smem[8192 + p * 64 + (e % 32) * 2];
+          const float b1 = smem[8192 + p * 64 + (e % 32) * 2 + 1];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+          acc1_0 = acc1_0 + a1 * b0;
+          acc1_1 = acc1_1 + a1 * b1;
+        }
       }
       smem[12544 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
       smem[12544 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
@@ -455,6 +458,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[15] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+    const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
     for (unsigned e = tid; e < 1; e += 256) {
@@ -638,10 +642,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[p];
-        const float b0 = smem[4480 + p * 64 + e % 64];
-        acc0_0 = acc0_0 + a0 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[p];
+          const float b0 = smem[4480 + p * 64 + e % 64];
+          acc0_0 = acc0_0 + a0 * b0;
+        }
       }
       smem[4353 + e % 64] = acc0_0;
     }

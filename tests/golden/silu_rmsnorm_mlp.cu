@@ -65,6 +65,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[15] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+    const bool accum_live = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
@@ -392,21 +393,23 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + ((e / 64) * 4) * 64 + p];
-        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[21504 + p * 128 + (e % 64) * 2];
-        const float b1 = smem[21504 + p * 128 + (e % 64) * 2 + 1];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[1024 + ((e / 64) * 4) * 64 + p];
+          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
+          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
+          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
+          const float b0 = smem[21504 + p * 128 + (e % 64) * 2];
+          const float b1 = smem[21504 + p * 128 + (e % 64) * 2 + 1];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+          acc1_0 = acc1_0 + a1 * b0;
+          acc1_1 = acc1_1 + a1 * b1;
+          acc2_0 = acc2_0 + a2 * b0;
+          acc2_1 = acc2_1 + a2 * b1;
+          acc3_0 = acc3_0 + a3 * b0;
+          acc3_1 = acc3_1 + a3 * b1;
+        }
       }
       smem[41984 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
       smem[41984 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
@@ -523,15 +526,17 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
-        const float a0 = smem[2048 + ((e / 32) * 2) * 128 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
-        const float b0 = smem[29696 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[29696 + p * 64 + (e % 32) * 2 + 1];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
+      if (accum_live) {
+        for (unsigned p = 0; p < 128; p += 1) {
+          const float a0 = smem[2048 + ((e / 32) * 2) * 128 + p];
+          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
+          const float b0 = smem[29696 + p * 64 + (e % 32) * 2];
+          const float b1 = smem[29696 + p * 64 + (e % 32) * 2 + 1];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+          acc1_0 = acc1_0 + a1 * b0;
+          acc1_1 = acc1_1 + a1 * b1;
+        }
       }
       smem[37888 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
       smem[37888 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
@@ -696,6 +701,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[15] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+    const bool accum_live = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
@@ -955,10 +961,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[64 + p];
-        const float b0 = smem[16832 + p * 128 + e % 128];
-        acc0_0 = acc0_0 + a0 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[64 + p];
+          const float b0 = smem[16832 + p * 128 + e % 128];
+          acc0_0 = acc0_0 + a0 * b0;
+        }
       }
       smem[33344 + e % 128] = acc0_0;
     }
@@ -1015,10 +1023,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
-        const float a0 = smem[128 + p];
-        const float b0 = smem[25024 + p * 64 + e % 64];
-        acc0_0 = acc0_0 + a0 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 128; p += 1) {
+          const float a0 = smem[128 + p];
+          const float b0 = smem[25024 + p * 64 + e % 64];
+          acc0_0 = acc0_0 + a0 * b0;
+        }
       }
       smem[16704 + e % 64] = acc0_0;
     }

@@ -42,6 +42,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let ends: bool = position + count == dim_K;
     let commit: f32 = select(0.0, weights[15], ends);
     let keep: f32 = select(1.0, 0.0, ends);
+    let accum_live: bool = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
@@ -380,21 +381,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc2_1: f32 = 0.0;
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-        let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-        let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[u.BH * 16384 + bh * 8192 + p * 128 + (e % 64) * 2];
-        let b1: f32 = state_out[u.BH * 16384 + bh * 8192 + p * 128 + (e % 64) * 2 + 1];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
+      if (accum_live) {
+        for (var p: u32 = 0; p < 64; p = p + 1) {
+          let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
+          let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
+          let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
+          let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
+          let b0: f32 = state_out[u.BH * 16384 + bh * 8192 + p * 128 + (e % 64) * 2];
+          let b1: f32 = state_out[u.BH * 16384 + bh * 8192 + p * 128 + (e % 64) * 2 + 1];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+          acc1_0 = acc1_0 + a1 * b0;
+          acc1_1 = acc1_1 + a1 * b1;
+          acc2_0 = acc2_0 + a2 * b0;
+          acc2_1 = acc2_1 + a2 * b1;
+          acc3_0 = acc3_0 + a3 * b0;
+          acc3_1 = acc3_1 + a3 * b1;
+        }
       }
       scratch[bh * 26624 + 4096 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
       scratch[bh * 26624 + 4096 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
@@ -516,15 +519,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 128; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 32) * 2) * 128 + p];
-        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
-        let b0: f32 = state_out[u.BH * 24576 + bh * 8192 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 24576 + bh * 8192 + p * 64 + (e % 32) * 2 + 1];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
+      if (accum_live) {
+        for (var p: u32 = 0; p < 128; p = p + 1) {
+          let a0: f32 = smem[2048 + ((e / 32) * 2) * 128 + p];
+          let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
+          let b0: f32 = state_out[u.BH * 24576 + bh * 8192 + p * 64 + (e % 32) * 2];
+          let b1: f32 = state_out[u.BH * 24576 + bh * 8192 + p * 64 + (e % 32) * 2 + 1];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+          acc1_0 = acc1_0 + a1 * b0;
+          acc1_1 = acc1_1 + a1 * b1;
+        }
       }
       scratch[bh * 26624 + 256 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
       scratch[bh * 26624 + 256 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;

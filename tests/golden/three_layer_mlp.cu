@@ -84,6 +84,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[7] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+    const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
     for (unsigned e = tid; e < 8; e += 256) {
@@ -450,12 +451,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[256 + ((e / 64) * 2) * 32 + p];
-        const float a1 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
-        const float b0 = smem[11264 + p * 64 + e % 64];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 32; p += 1) {
+          const float a0 = smem[256 + ((e / 64) * 2) * 32 + p];
+          const float a1 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
+          const float b0 = smem[11264 + p * 64 + e % 64];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc1_0 = acc1_0 + a1 * b0;
+        }
       }
       smem[20096 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
       smem[20096 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
@@ -529,12 +532,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + ((e / 64) * 2) * 64 + p];
-        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
-        const float b0 = smem[15360 + p * 64 + e % 64];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[1024 + ((e / 64) * 2) * 64 + p];
+          const float a1 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
+          const float b0 = smem[15360 + p * 64 + e % 64];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc1_0 = acc1_0 + a1 * b0;
+        }
       }
       smem[20096 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
       smem[20096 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
@@ -593,10 +598,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[512 + (e / 32) * 64 + p];
-        const float b0 = smem[13312 + p * 32 + e % 32];
-        acc0_0 = acc0_0 + a0 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[512 + (e / 32) * 64 + p];
+          const float b0 = smem[13312 + p * 32 + e % 32];
+          acc0_0 = acc0_0 + a0 * b0;
+        }
       }
       smem[1280 + (e / 32) * 32 + e % 32] = acc0_0;
     }
@@ -796,6 +803,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[7] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+    const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
     for (unsigned e = tid; e < 1; e += 256) {
@@ -1145,10 +1153,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[32 + p];
-        const float b0 = smem[8640 + p * 64 + e % 64];
-        acc0_0 = acc0_0 + a0 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 32; p += 1) {
+          const float a0 = smem[32 + p];
+          const float b0 = smem[8640 + p * 64 + e % 64];
+          acc0_0 = acc0_0 + a0 * b0;
+        }
       }
       smem[16832 + e % 64] = acc0_0;
     }
@@ -1208,10 +1218,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[128 + p];
-        const float b0 = smem[12736 + p * 64 + e % 64];
-        acc0_0 = acc0_0 + a0 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[128 + p];
+          const float b0 = smem[12736 + p * 64 + e % 64];
+          acc0_0 = acc0_0 + a0 * b0;
+        }
       }
       smem[16832 + e % 64] = acc0_0;
     }
@@ -1261,10 +1273,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[64 + p];
-        const float b0 = smem[10688 + p * 32 + e % 32];
-        acc0_0 = acc0_0 + a0 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[64 + p];
+          const float b0 = smem[10688 + p * 32 + e % 32];
+          acc0_0 = acc0_0 + a0 * b0;
+        }
       }
       smem[160 + e % 32] = acc0_0;
     }

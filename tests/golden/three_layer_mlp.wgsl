@@ -50,6 +50,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let ends: bool = position + count == dim_K;
     let commit: f32 = select(0.0, weights[7], ends);
     let keep: f32 = select(1.0, 0.0, ends);
+    let accum_live: bool = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
     for (var e: u32 = tid; e < 8; e = e + 256) {
@@ -422,12 +423,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[256 + ((e / 64) * 2) * 32 + p];
-        let a1: f32 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
-        let b0: f32 = state_out[u.BH * 8256 + bh * 2048 + p * 64 + e % 64];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+      if (accum_live) {
+        for (var p: u32 = 0; p < 32; p = p + 1) {
+          let a0: f32 = smem[256 + ((e / 64) * 2) * 32 + p];
+          let a1: f32 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
+          let b0: f32 = state_out[u.BH * 8256 + bh * 2048 + p * 64 + e % 64];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc1_0 = acc1_0 + a1 * b0;
+        }
       }
       scratch[bh * 10240 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
       scratch[bh * 10240 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
@@ -504,12 +507,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + ((e / 64) * 2) * 64 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
-        let b0: f32 = state_out[u.BH * 10368 + bh * 4096 + p * 64 + e % 64];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+      if (accum_live) {
+        for (var p: u32 = 0; p < 64; p = p + 1) {
+          let a0: f32 = smem[1024 + ((e / 64) * 2) * 64 + p];
+          let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
+          let b0: f32 = state_out[u.BH * 10368 + bh * 4096 + p * 64 + e % 64];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc1_0 = acc1_0 + a1 * b0;
+        }
       }
       scratch[bh * 10240 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
       scratch[bh * 10240 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
@@ -571,10 +576,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[512 + (e / 32) * 64 + p];
-        let b0: f32 = state_out[u.BH * 14464 + bh * 2048 + p * 32 + e % 32];
-        acc0_0 = acc0_0 + a0 * b0;
+      if (accum_live) {
+        for (var p: u32 = 0; p < 64; p = p + 1) {
+          let a0: f32 = smem[512 + (e / 32) * 64 + p];
+          let b0: f32 = state_out[u.BH * 14464 + bh * 2048 + p * 32 + e % 32];
+          acc0_0 = acc0_0 + a0 * b0;
+        }
       }
       smem[1280 + (e / 32) * 32 + e % 32] = acc0_0;
     }

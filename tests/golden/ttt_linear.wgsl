@@ -42,6 +42,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let ends: bool = position + count == dim_K;
     let commit: f32 = select(0.0, weights[15], ends);
     let keep: f32 = select(1.0, 0.0, ends);
+    let accum_live: bool = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
     for (var e: u32 = tid; e < 16; e = e + 256) {
@@ -267,15 +268,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[((e / 32) * 2) * 64 + p];
-        let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
-        let b0: f32 = state_out[u.BH * 4160 + bh * 4096 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 4160 + bh * 4096 + p * 64 + (e % 32) * 2 + 1];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
+      if (accum_live) {
+        for (var p: u32 = 0; p < 64; p = p + 1) {
+          let a0: f32 = smem[((e / 32) * 2) * 64 + p];
+          let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
+          let b0: f32 = state_out[u.BH * 4160 + bh * 4096 + p * 64 + (e % 32) * 2];
+          let b1: f32 = state_out[u.BH * 4160 + bh * 4096 + p * 64 + (e % 32) * 2 + 1];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+          acc1_0 = acc1_0 + a1 * b0;
+          acc1_1 = acc1_1 + a1 * b1;
+        }
       }
       scratch[bh * 7168 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
       scratch[bh * 7168 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;

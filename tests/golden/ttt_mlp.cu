@@ -85,6 +85,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[15] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+    const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
     for (unsigned e = tid; e < 16; e += 256) {
@@ -552,31 +553,33 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + ((e / 64) * 4) * 64 + p];
-        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4];
-        const float b1 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 3];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[1024 + ((e / 64) * 4) * 64 + p];
+          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
+          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
+          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
+          const float b0 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4];
+          const float b1 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 1];
+          const float b2 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 2];
+          const float b3 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 3];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+          acc0_2 = acc0_2 + a0 * b2;
+          acc0_3 = acc0_3 + a0 * b3;
+          acc1_0 = acc1_0 + a1 * b0;
+          acc1_1 = acc1_1 + a1 * b1;
+          acc1_2 = acc1_2 + a1 * b2;
+          acc1_3 = acc1_3 + a1 * b3;
+          acc2_0 = acc2_0 + a2 * b0;
+          acc2_1 = acc2_1 + a2 * b1;
+          acc2_2 = acc2_2 + a2 * b2;
+          acc2_3 = acc2_3 + a2 * b3;
+          acc3_0 = acc3_0 + a3 * b0;
+          acc3_1 = acc3_1 + a3 * b1;
+          acc3_2 = acc3_2 + a3 * b2;
+          acc3_3 = acc3_3 + a3 * b3;
+        }
       }
       smem[45248 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
       smem[45248 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
@@ -814,15 +817,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
-        const float a0 = smem[2048 + ((e / 32) * 2) * 256 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 256 + p];
-        const float b0 = out_accum_W2[bh * 16384 + p * 64 + (e % 32) * 2];
-        const float b1 = out_accum_W2[bh * 16384 + p * 64 + (e % 32) * 2 + 1];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
+      if (accum_live) {
+        for (unsigned p = 0; p < 256; p += 1) {
+          const float a0 = smem[2048 + ((e / 32) * 2) * 256 + p];
+          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 256 + p];
+          const float b0 = out_accum_W2[bh * 16384 + p * 64 + (e % 32) * 2];
+          const float b1 = out_accum_W2[bh * 16384 + p * 64 + (e % 32) * 2 + 1];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+          acc1_0 = acc1_0 + a1 * b0;
+          acc1_1 = acc1_1 + a1 * b1;
+        }
       }
       smem[45248 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
       smem[45248 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
@@ -1068,6 +1073,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[15] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+    const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
     for (unsigned e = tid; e < 1; e += 256) {
@@ -1407,10 +1413,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[64 + p];
-        const float b0 = smem[33472 + p * 256 + e % 256];
-        acc0_0 = acc0_0 + a0 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 64; p += 1) {
+          const float a0 = smem[64 + p];
+          const float b0 = smem[33472 + p * 256 + e % 256];
+          acc0_0 = acc0_0 + a0 * b0;
+        }
       }
       smem[50369 + e % 256] = acc0_0;
     }
@@ -1477,10 +1485,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
-        const float a0 = smem[128 + p];
-        const float b0 = out_accum_W2[bh * 16384 + p * 64 + e % 64];
-        acc0_0 = acc0_0 + a0 * b0;
+      if (accum_live) {
+        for (unsigned p = 0; p < 256; p += 1) {
+          const float a0 = smem[128 + p];
+          const float b0 = out_accum_W2[bh * 16384 + p * 64 + e % 64];
+          acc0_0 = acc0_0 + a0 * b0;
+        }
       }
       smem[49921 + e % 64] = acc0_0;
     }

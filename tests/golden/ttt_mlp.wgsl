@@ -50,6 +50,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let ends: bool = position + count == dim_K;
     let commit: f32 = select(0.0, weights[15], ends);
     let keep: f32 = select(1.0, 0.0, ends);
+    let accum_live: bool = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
     for (var e: u32 = tid; e < 16; e = e + 256) {
@@ -532,31 +533,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-        let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-        let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4];
-        let b1: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 1];
-        let b2: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 2];
-        let b3: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 3];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
+      if (accum_live) {
+        for (var p: u32 = 0; p < 64; p = p + 1) {
+          let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
+          let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
+          let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
+          let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
+          let b0: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4];
+          let b1: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 1];
+          let b2: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 2];
+          let b3: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 3];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+          acc0_2 = acc0_2 + a0 * b2;
+          acc0_3 = acc0_3 + a0 * b3;
+          acc1_0 = acc1_0 + a1 * b0;
+          acc1_1 = acc1_1 + a1 * b1;
+          acc1_2 = acc1_2 + a1 * b2;
+          acc1_3 = acc1_3 + a1 * b3;
+          acc2_0 = acc2_0 + a2 * b0;
+          acc2_1 = acc2_1 + a2 * b1;
+          acc2_2 = acc2_2 + a2 * b2;
+          acc2_3 = acc2_3 + a2 * b3;
+          acc3_0 = acc3_0 + a3 * b0;
+          acc3_1 = acc3_1 + a3 * b1;
+          acc3_2 = acc3_2 + a3 * b2;
+          acc3_3 = acc3_3 + a3 * b3;
+        }
       }
       scratch[bh * 63488 + 8192 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
       scratch[bh * 63488 + 8192 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
@@ -798,15 +801,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 256; p = p + 1) {
-        let a0: f32 = scratch[bh * 63488 + ((e / 32) * 2) * 256 + p];
-        let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * 256 + p];
-        let b0: f32 = state_out[u.BH * 49728 + bh * 16384 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 49728 + bh * 16384 + p * 64 + (e % 32) * 2 + 1];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
+      if (accum_live) {
+        for (var p: u32 = 0; p < 256; p = p + 1) {
+          let a0: f32 = scratch[bh * 63488 + ((e / 32) * 2) * 256 + p];
+          let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * 256 + p];
+          let b0: f32 = state_out[u.BH * 49728 + bh * 16384 + p * 64 + (e % 32) * 2];
+          let b1: f32 = state_out[u.BH * 49728 + bh * 16384 + p * 64 + (e % 32) * 2 + 1];
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+          acc1_0 = acc1_0 + a1 * b0;
+          acc1_1 = acc1_1 + a1 * b1;
+        }
       }
       scratch[bh * 63488 + 8192 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
       scratch[bh * 63488 + 8192 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
