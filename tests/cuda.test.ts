@@ -308,7 +308,7 @@ describe('the launcher checks its arguments before launching', () => {
       expect(status('start = K')).toEqual({ status: BAD_START, message: `start = ${K} is outside [0, ${K})` });
       expect(status([...lines.keys()].find((n) => n.startsWith('output overlaps'))!)).toMatchObject({
         status: OVERLAP,
-        message: expect.stringMatching(/^output and state_out_\w+ overlap; /),
+        message: expect.stringMatching(/^output and out_state_\w+ overlap; /),
       });
       const scratch = cuda.kernel.scratchFloats * 4;
       expect(lines.get('scratch_bytes(2, 3)')).toEqual([String(6 * scratch)]);
