@@ -7,6 +7,7 @@ import { programKey } from '../../core/mangle.ts';
 import type { Program } from '../ir/ir.ts';
 import { size } from '../ir/ir.ts';
 import type { Home, Placement, Stage } from './kernel.ts';
+import { stageReads } from './reads.ts';
 
 /** An address range in one memory space; `global:NAME` spaces are the state tensors kept in place. */
 export interface Range {
@@ -37,31 +38,17 @@ function rangeOf(p: Placement | Home, elements: number, name: string): Range {
 /** What a stage reads (through every inlined node) and writes. */
 export function accesses(m: MemoryMap, s: Stage): { reads: Range[]; writes: Range[] } {
   const reads: Range[] = [];
-  const seen = new Set<number>();
-  const visit = (id: number): void => {
-    if (seen.has(id)) return;
-    seen.add(id);
+  for (const id of stageReads(s, m.program, (x) => m.buffers.has(x))) {
     const n = m.program.nodes[id];
     const placed = m.buffers.get(id);
-    if (placed) {
-      reads.push(rangeOf(placed, size(n.shape), ''));
-      return;
-    }
     const key = n.op.kind === 'input' ? n.op.name : '';
     const home = m.homeInputs.get(key);
-    if (home) reads.push(rangeOf(m.homes.get(home.name)![home.kind], m.stateSize.get(home.name)!, key));
-    n.args.forEach(visit);
-  };
-  if (s.kind === 'compute') {
-    m.program.nodes[s.node].args.forEach(visit);
+    if (placed) reads.push(rangeOf(placed, size(n.shape), ''));
+    else if (home) reads.push(rangeOf(m.homes.get(home.name)![home.kind], m.stateSize.get(home.name)!, key));
+  }
+  if (s.kind === 'compute')
     return { reads, writes: [rangeOf(m.buffers.get(s.node)!, size(m.program.nodes[s.node].shape), '')] };
-  }
-  if (s.kind === 'output') {
-    visit(s.node);
-    return { reads, writes: [] };
-  }
-  visit(s.stateNode);
-  visit(s.accumNode);
+  if (s.kind === 'output') return { reads, writes: [] };
   const h = m.homes.get(s.state)!;
   const n = m.stateSize.get(s.state)!;
   const key = (role: 'state' | 'accum') => programKey({ role, name: s.state });

@@ -6,6 +6,7 @@ import { placeBarriers } from './barriers.ts';
 import { chooseBuffers } from './fusion.ts';
 import type { Home, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
 import { Arena, type Interval } from './place.ts';
+import { stageReads } from './reads.ts';
 import { chooseTile, type Tile } from './tiles.ts';
 import { type HomeKey, readsPerChunk } from './traffic.ts';
 
@@ -54,16 +55,7 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKerne
   });
   const lastRead = new Map<number, number>();
   stages.forEach((s, i) => {
-    const seen = new Set<number>();
-    const visit = (id: number): void => {
-      if (seen.has(id)) return;
-      seen.add(id);
-      if (buffered.has(id)) lastRead.set(id, i);
-      else p.nodes[id].args.forEach(visit);
-    };
-    if (s.kind === 'compute') p.nodes[s.node].args.forEach(visit);
-    else if (s.kind === 'output') visit(s.node);
-    else [s.stateNode, s.accumNode].forEach(visit);
+    for (const id of stageReads(s, p, (x) => buffered.has(x))) if (buffered.has(id)) lastRead.set(id, i);
   });
 
   // On-chip memory goes to what is read most per element: temporaries for their live range,
