@@ -17,9 +17,8 @@ import type { Program } from '../compiler/ir/ir.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { size } from '../core/shape.ts';
 import { innerLoopCotangents, innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
-import { runReferenceBackward } from '../runtime/reference/backward.ts';
-import { type Checkpoints, runReference } from '../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
+import { runReferenceBackward } from '../compiler/reference/backward.ts';
+import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
 import { randomInputs } from '../tests/support/inputs.ts';
 import { timeMedian } from './stats.ts';
 
@@ -67,7 +66,7 @@ for (const name of readdirSync(examples)
   const backward = deriveChunkBackward(c.chunk);
 
   const named = randomInputs(c.chunk, { B: 1, H: 1, T: Math.floor(2.5 * K), seed: 1 });
-  const sig = signatureOf(c);
+  const sig = c.signature;
   const inputs = innerLoopInputs(sig, named);
   const outputs = innerLoopOutputTensors(runReference(c.chunk, inputs));
   const cotangents = innerLoopCotangents(sig, inputs, new Map([['output', outputs.get('output')!]]));

@@ -8,13 +8,12 @@
  * output projection. Each phase's time includes its uploads and read-backs. Figures measured so
  * far are in docs/performance.md.
  */
+import { webgpuLayer } from '../cli/link-layer.ts';
 import { join } from 'node:path';
 import type { Tensor } from '../core/tensor.ts';
 import { resolveLayerConfig } from '../runtime/layer/config.ts';
 import type { LayerTimings, SequenceLayer } from '../runtime/layer/layer.ts';
-import { createWebGPULayer } from '../runtime/layer/webgpu-layer.ts';
 import { assembleWeights, weightSpecs } from '../runtime/layer/weights.ts';
-import { signatureOf } from '../runtime/signature.ts';
 import { getGPUDevice } from '../runtime/webgpu/device.ts';
 import { normals, rng } from '../tests/support/random.ts';
 import { compileExample } from '../tests/support/specs.ts';
@@ -54,7 +53,7 @@ function randomTokens(seed: number, T: number): Tensor {
 
 async function buildLayer(): Promise<SequenceLayer> {
   const compiled = compileExample('ttt_linear.ttt', 'auto', { D: HEAD_DIM, K: 16 });
-  const signature = signatureOf(compiled);
+  const signature = compiled.signature;
   const config = resolveLayerConfig(signature, { heads: HEADS, baseLr: 1, useGate: false });
   const r = rng(1);
   const byName = new Map<string, Tensor>();
@@ -69,7 +68,7 @@ async function buildLayer(): Promise<SequenceLayer> {
       ),
     });
   }
-  return createWebGPULayer(compiled, config, assembleWeights(signature, byName));
+  return webgpuLayer(compiled, config, assembleWeights(signature, byName));
 }
 
 async function main(): Promise<void> {

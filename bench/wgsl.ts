@@ -3,14 +3,13 @@
  * TTT-Linear and TTT-MLP at B·H = 8, T = 2048, D = 64, K = 16, on whatever adapter is found.
  * Usage: npx tsx bench/wgsl.ts [--tokens T] [--runs N]
  */
+import { webgpuInnerLoop } from '../cli/link.ts';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { innerLoopInputs } from '../runtime/inner-loop.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import { getGPUDevice } from '../runtime/webgpu/device.ts';
-import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 import { randomInputs } from '../tests/support/inputs.ts';
 import { timeMedian } from './stats.ts';
 
@@ -41,10 +40,10 @@ for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt']) {
   const result = compileSpec(readFileSync(file, 'utf8'), { file });
   if (!result.ok) throw new Error(`${spec} does not compile`);
   const c = result.compiled;
-  const loop = await WebGPUInnerLoop.create(c);
-  const inputs = innerLoopInputs(signatureOf(c), randomInputs(c.chunk, { B, H, T, seed: 1 }));
+  const loop = await webgpuInnerLoop(c);
+  const inputs = innerLoopInputs(c.signature, randomInputs(c.chunk, { B, H, T, seed: 1 }));
   const gpuMs = await timeMedian(RUNS, 1, () => loop.run(inputs));
-  const refInputs = innerLoopInputs(signatureOf(c), randomInputs(c.chunk, { B, H, T: REFERENCE_T, seed: 1 }));
+  const refInputs = innerLoopInputs(c.signature, randomInputs(c.chunk, { B, H, T: REFERENCE_T, seed: 1 }));
   const refMs = await timeMedian(3, 1, () => runReference(c.chunk, refInputs));
   const gpuRate = (B * H * T) / (gpuMs / 1000);
   const refRate = (B * H * REFERENCE_T) / (refMs / 1000);

@@ -1,6 +1,8 @@
 /** The inner-loop backends `tttc run --backend` offers. */
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
+import { runReferenceBackward } from '../compiler/reference/backward.ts';
+import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
 import type {
   InnerLoopCotangents,
   InnerLoopGradients,
@@ -8,11 +10,9 @@ import type {
   InnerLoopOutputs,
 } from '../runtime/inner-loop.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
-import { runReferenceBackward } from '../runtime/reference/backward.ts';
-import { type Checkpoints, runReference } from '../runtime/reference/inner-loop.ts';
-import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import type { TargetOptions } from '../targets/target.ts';
+import { webgpuInnerLoop } from './link.ts';
 
 export interface Backend {
   /** The dtype the backend writes its results in. */
@@ -40,7 +40,7 @@ export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
       },
     },
   ],
-  ['webgpu', { dtype: 'F32', run: async (c, inputs) => (await WebGPUInnerLoop.create(c)).run(inputs) }],
+  ['webgpu', { dtype: 'F32', run: async (c, inputs) => (await webgpuInnerLoop(c)).run(inputs) }],
   [
     'cuda-cpu',
     {

@@ -8,7 +8,8 @@ import { resolveLayerConfig } from '../runtime/layer/config.ts';
 import { weightSpecs } from '../runtime/layer/weights.ts';
 import type { Tensor } from '../runtime/safetensors.ts';
 import { writeSafetensorsFile } from '../runtime/safetensors.ts';
-import { type InnerLoopSignature, signatureOf } from '../runtime/signature.ts';
+import { runKey } from '../core/mangle.ts';
+import { type KernelSignature, paramPorts, statePorts, viewPorts } from '../core/signature.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
@@ -32,9 +33,9 @@ function positiveInt(a: ParsedArgs, name: string, fallback: number): number {
 }
 
 /** What `tttc run --inputs` reads: views [B, H, T, ...], lr [B, H, T], scale [K], params, states. */
-function innerLoopInputs(sig: InnerLoopSignature, B: number, H: number, T: number, random: ReturnType<typeof normals>) {
+function innerLoopInputs(sig: KernelSignature, B: number, H: number, T: number, random: ReturnType<typeof normals>) {
   const out: Record<string, Tensor> = {};
-  for (const v of sig.views) out[v.name] = f32([B, H, T, ...v.shape], random(B * H * T * count(v.shape), 1));
+  for (const v of viewPorts(sig)) out[runKey(v)] = f32([B, H, T, ...v.shape], random(B * H * T * count(v.shape), 1));
   if (sig.lr.kind === 'token')
     out.lr = f32(
       [B, H, T],
@@ -45,16 +46,16 @@ function innerLoopInputs(sig: InnerLoopSignature, B: number, H: number, T: numbe
       [sig.K],
       Float32Array.from({ length: sig.K }, (_, i) => 1 / (i + 1)),
     );
-  for (const p of sig.params) out[`param.${p.name}`] = f32([H, ...p.shape], random(H * count(p.shape), 0.5));
-  for (const s of sig.states) {
+  for (const p of paramPorts(sig)) out[runKey(p)] = f32([H, ...p.shape], random(H * count(p.shape), 0.5));
+  for (const s of statePorts(sig)) {
     const std = 1 / Math.sqrt(s.shape.length === 2 ? s.shape[0] : 4);
-    out[`state.${s.name}`] = f32([B, H, ...s.shape], random(B * H * count(s.shape), std));
+    out[runKey(s)] = f32([B, H, ...s.shape], random(B * H * count(s.shape), std));
   }
   return out;
 }
 
 /** A whole layer's weights under the PyTorch names, with the metadata `tttc layer` reads its sizes from. */
-function layerWeights(sig: InnerLoopSignature, H: number, random: ReturnType<typeof normals>) {
+function layerWeights(sig: KernelSignature, H: number, random: ReturnType<typeof normals>) {
   const config = resolveLayerConfig(sig, { heads: H, baseLr: 1 });
   const out: Record<string, Tensor> = {};
   for (const w of weightSpecs(sig, config)) {
@@ -91,7 +92,7 @@ export async function exampleInputsCommand(a: ParsedArgs, io: CliIO): Promise<nu
   if (hiddenPath && !weightsPath) throw new UsageError('--hidden needs --weights: hidden states are for a whole layer');
   const compiled = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
   if (!compiled) return 1;
-  const sig = signatureOf(compiled);
+  const sig = compiled.signature;
   const T = positiveInt(a, 'tokens', 2 * sig.K);
   const random = normals(seed);
   const spec = [compiled.file];

@@ -1,13 +1,11 @@
 /** `tttc layer`: the whole sequence layer (projections, RoPE, inner loop, post-norm, gate, output projection) over hidden states. */
+import { referenceLayer, webgpuLayer } from './link-layer.ts';
 import type { Tensor as F64Tensor } from '../core/tensor.ts';
 import { CacheError } from '../runtime/layer/cache.ts';
 import { LayerConfigError } from '../runtime/layer/config.ts';
 import { LayerInputError, type SequenceLayer } from '../runtime/layer/layer.ts';
-import { createReferenceLayer } from '../runtime/layer/reference-layer.ts';
-import { createWebGPULayer } from '../runtime/layer/webgpu-layer.ts';
 import { type LayerOptions, layerFromSafeFile, WeightError } from '../runtime/layer/weights.ts';
 import { readSafetensorsFile, type Tensor, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
-import { signatureOf } from '../runtime/signature.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
@@ -28,10 +26,8 @@ async function buildLayer(
   weightsPath: string,
   options: LayerOptions,
 ): Promise<SequenceLayer> {
-  const { config, weights } = layerFromSafeFile(await readSafetensorsFile(weightsPath), signatureOf(compiled), options);
-  return backend === 'webgpu'
-    ? createWebGPULayer(compiled, config, weights)
-    : createReferenceLayer(compiled, config, weights);
+  const { config, weights } = layerFromSafeFile(await readSafetensorsFile(weightsPath), compiled.signature, options);
+  return backend === 'webgpu' ? webgpuLayer(compiled, config, weights) : referenceLayer(compiled, config, weights);
 }
 
 async function readInput(path: string, name: string): Promise<F64Tensor> {

@@ -10,7 +10,6 @@ import {
 import { namedF64, toSafeTensors } from '../runtime/named-tensors.ts';
 import { checkOutputPath } from '../runtime/safe-write.ts';
 import { readSafetensorsFile, writeSafetensorsFile } from '../runtime/safetensors.ts';
-import { signatureOf } from '../runtime/signature.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
@@ -44,11 +43,11 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   let named, namedInputs, cotangents;
   try {
     namedInputs = namedF64(await progress.time('read inputs', () => readSafetensorsFile(inputs)));
-    named = innerLoopInputs(signatureOf(c), namedInputs);
+    named = innerLoopInputs(c.signature, namedInputs);
     if (cotangentsFile) {
       file = cotangentsFile;
       const read = namedF64(await progress.time('read cotangents', () => readSafetensorsFile(cotangentsFile)));
-      cotangents = innerLoopCotangents(signatureOf(c), named, read);
+      cotangents = innerLoopCotangents(c.signature, named, read);
     }
   } catch (e) {
     if (e instanceof InputError) {

@@ -1,4 +1,8 @@
-/** The compiler front to back, as one call: text → checked layer → derived mini-batch program. */
+/**
+ * The compiler front to back, as one call: text → checked layer → its kernel signature and the
+ * mini-batch program of every variant, each derived once for every target to schedule and print.
+ */
+import type { KernelSignature } from '../core/signature.ts';
 import { check } from './check/check.ts';
 import type { CheckedLayer, DimOverrides } from './check/checked.ts';
 import { diag } from './diagnostics/codes.ts';
@@ -6,6 +10,7 @@ import type { Diagnostic } from './diagnostics/diagnostic.ts';
 import { type ChunkProgram, deriveChunkProgram } from './dualform/derive.ts';
 import type { FormRequest } from './dualform/forms.ts';
 import { programLimits } from './ir/limits.ts';
+import { kernelSignature } from './signature.ts';
 import { parse } from './syntax/parse.ts';
 
 export interface CompileOptions {
@@ -16,13 +21,32 @@ export interface CompileOptions {
   rows?: number;
 }
 
+/**
+ * A kernel variant: `prefill` walks any number of tokens with chunks of `rows` (the mini-batch
+ * size unless asked otherwise); `decode` is the same kernel with one-row chunks, for calls of one
+ * token. A backward variant will join them. Every variant has the compilation's signature.
+ */
+export type VariantName = 'prefill' | 'decode';
+
+export interface Variant {
+  name: VariantName;
+  chunk: ChunkProgram;
+}
+
 export interface Compiled {
   /** The spec's path and text, for annotating generated code with the lines it comes from. */
   file: string;
   text: string;
   layer: CheckedLayer;
+  signature: KernelSignature;
+  /** The prefill variant's program. */
   chunk: ChunkProgram;
+  /** Prefill first; decode when prefill's chunks have more than one row. */
+  variants: readonly Variant[];
 }
+
+export const variantOf = (c: Compiled, name: VariantName): Variant | undefined =>
+  c.variants.find((v) => v.name === name);
 
 export type CompileResult =
   { ok: true; compiled: Compiled; diagnostics: Diagnostic[] } | { ok: false; diagnostics: Diagnostic[] };
@@ -48,13 +72,17 @@ export function compileSpec(text: string, options: CompileOptions): CompileResul
     };
   }
   try {
-    const derived = deriveChunkProgram(layer, options.form ?? 'auto', rows);
+    const request = options.form ?? 'auto';
+    const derived = deriveChunkProgram(layer, request, rows);
     if (!derived.chunk) return { ok: false, diagnostics: derived.diagnostics };
     const limits = programLimits(derived.chunk.program, layer.ast.nameSpan);
     if (limits.length) return { ok: false, diagnostics: limits };
+    const chunk = derived.chunk;
+    const variants: Variant[] = [{ name: 'prefill', chunk }];
+    if (rows > 1) variants.push({ name: 'decode', chunk: deriveChunkProgram(layer, request, 1).chunk! });
     return {
       ok: true,
-      compiled: { file: options.file, text, layer, chunk: derived.chunk },
+      compiled: { file: options.file, text, layer, signature: kernelSignature(layer, chunk), chunk, variants },
       diagnostics: checked.diagnostics,
     };
   } catch (e) {

@@ -5,14 +5,13 @@
  *
  *   npx tsx examples/layer_demo.ts
  */
+import { loadReferenceLayerOf, loadWebGPULayerOf } from '../cli/link-layer.ts';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import type { SequenceLayer } from '../runtime/layer/layer.ts';
-import { loadReferenceLayer } from '../runtime/layer/reference-layer.ts';
-import { loadWebGPULayer } from '../runtime/layer/webgpu-layer.ts';
 import { readSafetensorsFile, toFloat64 } from '../runtime/safetensors.ts';
 import { getGPUDevice } from '../runtime/webgpu/device.ts';
 
@@ -67,11 +66,11 @@ console.log(
   `TTT-Linear, ${file.metadata.heads} heads of ${file.metadata.head_dim}, width ${file.metadata.width}, ${x.shape[0]} sequences`,
 );
 
-await demo('f64 reference', () => loadReferenceLayer(result.compiled, weightsPath, { prefix: 'weights.' }), x, want);
+await demo('f64 reference', () => loadReferenceLayerOf(result.compiled, weightsPath, { prefix: 'weights.' }), x, want);
 const { adapterName } = await getGPUDevice();
 await demo(
   `WebGPU, f32 (${adapterName})`,
-  () => loadWebGPULayer(result.compiled, weightsPath, { prefix: 'weights.' }),
+  () => loadWebGPULayerOf(result.compiled, weightsPath, { prefix: 'weights.' }),
   x,
   want,
 );

@@ -18,13 +18,7 @@ export type { CudaCpuProgram, CudaTensorField } from './cuda-cpu/program.ts';
 export { CacheError, LayerCache } from './layer/cache.ts';
 export { type LayerConfig, LayerConfigError, type LayerConfigOptions } from './layer/config.ts';
 export { LayerInputError, type LayerTimings, type SequenceLayer } from './layer/layer.ts';
-export {
-  createWebGPULayer,
-  DeviceLimitError,
-  loadWebGPULayer,
-  type WebGPULayerOptions,
-  type WgslKernelSource,
-} from './layer/webgpu-layer.ts';
+export { createWebGPULayer, DeviceLimitError, loadWebGPULayer, type WebGPULayerOptions } from './layer/webgpu-layer.ts';
 export { type LayerOptions, WeightError, type WeightNames, type WeightsSource } from './layer/weights.ts';
 export {
   loadSafetensors,
@@ -38,7 +32,7 @@ export {
   writeSafetensors,
   writeSafetensorsFile,
 } from './safetensors.ts';
-export type { InnerLoopSignature, TensorSignature } from './signature.ts';
 export { type GPUContext, getGPUDevice } from './webgpu/device.ts';
 export { LimitError, WebGPUInnerLoop } from './webgpu/inner-loop.ts';
-export type { WgslKernelManifest } from './webgpu/manifest.ts';
+export type { WgslKernelManifest } from '../core/manifest.ts';
+export type { KernelSignature, Port } from '../core/signature.ts';

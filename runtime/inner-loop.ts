@@ -1,12 +1,24 @@
 /**
- * The inner loop's data, in the `run` convention shared by every backend:
- * views [B, H, T, ...], `lr` [B, H, T], `scale` [K], params [H, ...], states [B, H, ...] or
- * [H, ...] (broadcast over B), optional accumulators [B, H, ...], and a start position in [0, K).
+ * The inner loop's data, in the `run` convention shared by every backend (README, "The run
+ * convention"): each port of the kernel signature under its run key (core/mangle.ts): views
+ * [B, H, T, ...] by name (`view.NAME` always works and is needed for names the convention reserves),
+ * `lr` [B, H, T], `scale` [K], `param.NAME` [H, ...], `state.NAME` [B, H, ...] or [H, ...]
+ * (broadcast over B), optional `accum.NAME` [B, H, ...], and `start`, a position in [0, K).
  */
+import { runKey, runKeys } from '../core/mangle.ts';
 import { showShape, size } from '../core/shape.ts';
+import {
+  type KernelSignature,
+  type Port,
+  paramPorts,
+  ratePort,
+  scalePort,
+  statePorts,
+  outputPort,
+  viewPorts,
+} from '../core/signature.ts';
 import { asF64, type Tensor, type TensorInput } from '../core/tensor.ts';
 import { DECAY_INPUT, MOMENTUM_INPUT, optimizerState, type UpdateRuleSignature } from '../core/update-rule.ts';
-import type { InnerLoopSignature } from './signature.ts';
 
 export interface InnerLoopInputs {
   B: number;
@@ -52,49 +64,61 @@ function broadcastOverBatch(t: Tensor, B: number): Tensor {
   return { shape: [B, ...t.shape], data };
 }
 
+/** The tensor a run file gives for a port, under any of its names (never under two). */
+function given(named: ReadonlyMap<string, Tensor>, port: Port): { key: string; tensor?: Tensor } {
+  const found = runKeys(port).filter((k) => named.has(k));
+  if (found.length > 1)
+    throw new InputError(
+      `input tensors ${found.map((k) => `'${k}'`).join(' and ')} name the same ${port.role}; give one`,
+    );
+  const key = found[0] ?? runKey(port);
+  return { key, tensor: named.get(key) };
+}
+
 /**
  * Gather and check the inner loop's inputs from named tensors (`q`, `lr`, `param.gamma`,
  * `state.W1`, `accum.W1`, `start`, ...). Errors name the tensor and both shapes.
  */
-export function innerLoopInputs(sig: InnerLoopSignature, given: ReadonlyMap<string, TensorInput>): InnerLoopInputs {
-  const named = new Map([...given].map(([name, t]) => [name, asF64(t)]));
-  const first = sig.views[0];
-  const probe = named.get(first.name);
-  if (!probe)
-    throw new InputError(
-      `missing input tensor '${first.name}' (a view of the spec, shape [B, H, T, ${first.shape.join(', ')}])`,
-    );
+export function innerLoopInputs(sig: KernelSignature, given_: ReadonlyMap<string, TensorInput>): InnerLoopInputs {
+  const named = new Map([...given_].map(([name, t]) => [name, asF64(t)]));
+  const viewList = viewPorts(sig);
+  if (viewList.length === 0) throw new InputError(`${sig.layer} has no views, so a call has no tokens to walk`);
+  const first = viewList[0];
+  const { key: firstKey, tensor: probe } = given(named, first);
+  const perToken = `[B, H, T, ${first.shape.join(', ')}]`.replace(', ]', ']');
+  if (!probe) throw new InputError(`missing input tensor '${firstKey}' (a view of the spec, shape ${perToken})`);
   if (probe.shape.length !== 3 + first.shape.length)
-    throw new InputError(
-      `input tensor '${first.name}' has shape ${showShape(probe.shape)}, expected [B, H, T, ${first.shape.join(', ')}]`,
-    );
+    throw new InputError(`input tensor '${firstKey}' has shape ${showShape(probe.shape)}, expected ${perToken}`);
   const [B, H, T] = probe.shape;
-  const views = new Map(sig.views.map((v) => [v.name, expect(v.name, named.get(v.name), [B, H, T, ...v.shape])]));
-  const lr = sig.lr.kind === 'token' ? expect('lr', named.get('lr'), [B, H, T]) : undefined;
-  const scale = sig.scale.kind === 'position' ? expect('scale', named.get('scale'), [sig.K]) : undefined;
-  const params = new Map(
-    sig.params.map((p) => [p.name, expect(`param.${p.name}`, named.get(`param.${p.name}`), [H, ...p.shape])]),
-  );
+  const read = (port: Port, shape: readonly number[]) => {
+    const { key, tensor } = given(named, port);
+    return expect(key, tensor, shape);
+  };
+  const views = new Map(viewList.map((v) => [v.name, read(v, [B, H, T, ...v.shape])]));
+  const rate = ratePort(sig);
+  const lr = rate ? read(rate, [B, H, T]) : undefined;
+  const scalePortOf = scalePort(sig);
+  const scale = scalePortOf ? read(scalePortOf, scalePortOf.shape) : undefined;
+  const params = new Map(paramPorts(sig).map((p) => [p.name, read(p, [H, ...p.shape])]));
   const states = new Map<string, Tensor>();
   const accums = new Map<string, Tensor>();
-  for (const s of sig.states) {
-    const key = `state.${s.name}`;
-    const t = named.get(key);
+  const accumOf = new Map(sig.inputs.filter((p) => p.role === 'accum').map((p) => [p.name, p]));
+  for (const s of statePorts(sig)) {
+    const { key, tensor } = given(named, s);
     states.set(
       s.name,
-      t && t.shape.length === s.shape.length + 1
-        ? broadcastOverBatch(expect(key, t, [H, ...s.shape]), B)
-        : expect(key, t, [B, H, ...s.shape]),
+      tensor && tensor.shape.length === s.shape.length + 1
+        ? broadcastOverBatch(expect(key, tensor, [H, ...s.shape]), B)
+        : expect(key, tensor, [B, H, ...s.shape]),
     );
-    const a = named.get(`accum.${s.name}`);
+    const a = given(named, accumOf.get(s.name)!);
     accums.set(
       s.name,
-      a
-        ? expect(`accum.${s.name}`, a, [B, H, ...s.shape])
+      a.tensor
+        ? expect(a.key, a.tensor, [B, H, ...s.shape])
         : { shape: [B, H, ...s.shape], data: new Float64Array(B * H * size(s.shape)) },
     );
   }
-  const rule = sig.rule && ruleInputs(sig, sig.rule, named, B, H, T);
   const startTensor = named.get('start');
   const start = startTensor ? startTensor.data[0] : 0;
   if (startTensor && size(startTensor.shape) !== 1)
@@ -105,12 +129,13 @@ export function innerLoopInputs(sig: InnerLoopSignature, given: ReadonlyMap<stri
     throw new InputError(
       `start position ${start}: with read order 'after' a token reads the end of its mini-batch, so calls start at a mini-batch boundary (start 0)`,
     );
+  const rule = sig.rule && ruleInputs(sig, sig.rule, named, B, H, T);
   return { B, H, T, start, views, lr, scale, params, states, accums, ...rule };
 }
 
 /** The per-token inputs and optimizer states of a rule beyond plain sgd. */
 function ruleInputs(
-  sig: InnerLoopSignature,
+  sig: KernelSignature,
   rule: UpdateRuleSignature,
   named: ReadonlyMap<string, Tensor>,
   B: number,
@@ -127,45 +152,20 @@ function ruleInputs(
   }
   const opts = new Map<string, Tensor>();
   for (const s of rule.optimizerStates) {
-    const shape = [B, H, ...sig.states.find((t) => t.name === s)!.shape];
+    const shape = [B, H, ...statePorts(sig).find((t) => t.name === s)!.shape];
     const given = named.get(optimizerState(s));
     opts.set(s, given ? expect(optimizerState(s), given, shape) : { shape, data: new Float64Array(size(shape)) });
   }
   return { tokens, opts };
 }
 
-/** The named tensors a backend writes: `output`, `state.S`, `accum.S`. */
+/** The named tensors a backend writes, under the output ports' run keys: `output`, `state.S`, `accum.S`. */
 export function innerLoopOutputTensors(out: InnerLoopOutputs): Map<string, Tensor> {
-  const named = new Map<string, Tensor>([['output', out.output]]);
-  for (const [s, t] of out.states) named.set(`state.${s}`, t);
-  for (const [s, t] of out.accums) named.set(`accum.${s}`, t);
+  const named = new Map<string, Tensor>([[runKey({ role: 'output', name: 'output' }), out.output]]);
+  for (const [name, t] of out.states) named.set(runKey({ role: 'state', name }), t);
+  for (const [name, t] of out.accums) named.set(runKey({ role: 'accum', name }), t);
   for (const [s, t] of out.opts ?? []) named.set(optimizerState(s), t);
   return named;
-}
-
-/**
- * The chunks a call walks: `count` tokens from token `token` on, at mini-batch positions
- * [position, position + count), in the first `count` rows of the mini-batch program.
- */
-export interface Chunk {
-  token: number;
-  position: number;
-  count: number;
-  /** The chunk reaches the mini-batch's last row, so the state commits after it. */
-  ends: boolean;
-}
-
-/** Chunks of at most `rows` tokens that never cross a mini-batch boundary. */
-export function chunks(start: number, T: number, K: number, rows: number): Chunk[] {
-  const out: Chunk[] = [];
-  let position = start;
-  for (let token = 0; token < T;) {
-    const count = Math.min(rows, K - position, T - token);
-    out.push({ token, position, count, ends: position + count === K });
-    token += count;
-    position = (position + count) % K;
-  }
-  return out;
 }
 
 /** Cotangents of a call's outputs, in the `run` convention; zeros where none were given. */
@@ -196,11 +196,11 @@ export interface InnerLoopGradients {
 }
 
 /**
- * Gather and check cotangents from named tensors: `output` (required), optional `state.NAME`
- * and `accum.NAME`. Errors name the tensor and both shapes; an unknown name is an error.
+ * Gather and check cotangents from named tensors: `output` (required), optional `state.NAME`,
+ * `accum.NAME` and `opt.NAME`. Errors name the tensor and both shapes; an unknown name is an error.
  */
 export function innerLoopCotangents(
-  sig: InnerLoopSignature,
+  sig: KernelSignature,
   inputs: InnerLoopInputs,
   named: ReadonlyMap<string, Tensor>,
 ): InnerLoopCotangents {
@@ -211,18 +211,22 @@ export function innerLoopCotangents(
       throw new InputError(`cotangent '${name}' has shape ${showShape(t.shape)}, expected ${showShape(shape)}`);
     return t;
   };
-  const perHead = (prefix: string, states = sig.states) =>
+  const states = statePorts(sig);
+  const optimized = states.filter((s) => sig.rule?.optimizerStates.includes(s.name));
+  const perHead = (key: (name: string) => string, ports: readonly Port[]) =>
     new Map(
-      states.map((s) => {
+      ports.map((s) => {
         const shape = [B, H, ...s.shape];
-        const t = named.get(`${prefix}.${s.name}`);
-        return [s.name, t ? check(`${prefix}.${s.name}`, t, shape) : { shape, data: new Float64Array(size(shape)) }];
+        const t = named.get(key(s.name));
+        return [s.name, t ? check(key(s.name), t, shape) : { shape, data: new Float64Array(size(shape)) }];
       }),
     );
-  const optimized = sig.states.filter((s) => sig.rule?.optimizerStates.includes(s.name));
+  const stateKey = (name: string) => runKey({ role: 'state', name });
+  const accumKey = (name: string) => runKey({ role: 'accum', name });
+  const output = outputPort(sig);
   const known = new Set([
-    'output',
-    ...sig.states.flatMap((s) => [`state.${s.name}`, `accum.${s.name}`]),
+    runKey(output),
+    ...states.flatMap((s) => [stateKey(s.name), accumKey(s.name)]),
     ...optimized.map((s) => optimizerState(s.name)),
   ]);
   for (const name of named.keys())
@@ -231,10 +235,10 @@ export function innerLoopCotangents(
         `unknown cotangent '${name}': expected output, state.NAME, accum.NAME or opt.NAME of the spec's states`,
       );
   return {
-    output: check('output', named.get('output'), [B, H, T, ...sig.output]),
-    states: perHead('state'),
-    accums: perHead('accum'),
-    opts: perHead('opt', optimized),
+    output: check(runKey(output), named.get(runKey(output)), [B, H, T, ...output.shape]),
+    states: perHead(stateKey, states),
+    accums: perHead(accumKey, states),
+    opts: perHead(optimizerState, optimized),
   };
 }
 
@@ -250,17 +254,20 @@ function sumOverBatch(t: Tensor): Tensor {
 /**
  * The named tensors `grad.NAME` for every differentiable tensor NAME of the named inputs, each
  * shaped like that input: a state given per head [H, ...] gets its gradient summed over B, and
- * accumulators get one only when they were given.
+ * accumulators and optimizer states get one only when they were given.
  */
 export function gradientTensors(grads: InnerLoopGradients, named: ReadonlyMap<string, Tensor>): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
-  for (const [v, t] of grads.views) out.set(`grad.${v}`, t);
-  if (grads.lr) out.set('grad.lr', grads.lr);
-  if (grads.scale) out.set('grad.scale', grads.scale);
-  for (const [p, t] of grads.params) out.set(`grad.param.${p}`, t);
-  for (const [s, t] of grads.states)
-    out.set(`grad.state.${s}`, named.get(`state.${s}`)!.shape.length < t.shape.length ? sumOverBatch(t) : t);
-  for (const [s, t] of grads.accums) if (named.has(`accum.${s}`)) out.set(`grad.accum.${s}`, t);
+  const grad = (role: Port['role'], name: string) => runKey({ role, name, grad: true });
+  for (const [v, t] of grads.views) out.set(grad('view', v), t);
+  if (grads.lr) out.set(grad('rate', 'lr'), grads.lr);
+  if (grads.scale) out.set(grad('scale', 'scale'), grads.scale);
+  for (const [p, t] of grads.params) out.set(grad('param', p), t);
+  for (const [s, t] of grads.states) {
+    const given = named.get(runKey({ role: 'state', name: s }))!;
+    out.set(grad('state', s), given.shape.length < t.shape.length ? sumOverBatch(t) : t);
+  }
+  for (const [s, t] of grads.accums) if (named.has(runKey({ role: 'accum', name: s }))) out.set(grad('accum', s), t);
   for (const [n, t] of grads.tokens) out.set(`grad.${n}`, t);
   for (const [s, t] of grads.opts) if (named.has(optimizerState(s))) out.set(`grad.${optimizerState(s)}`, t);
   return out;

@@ -11,8 +11,7 @@ import { parseArgs } from 'node:util';
 import type { Tensor } from '../core/tensor.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import { randomInputs } from '../tests/support/inputs.ts';
@@ -111,7 +110,7 @@ for (const spec of exampleFiles) {
   for (const s of SIZES) {
     const { module, compiled } = kernel(spec, s.D, s.K, 'f32');
     const named = toF32(randomInputs(compiled.chunk, { ...s, seed: s.D + s.K }));
-    const want = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(signatureOf(compiled), named)));
+    const want = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(compiled.signature, named)));
     addCase(
       {
         name: `${spec} D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}`,
@@ -141,7 +140,7 @@ for (const file of REFERENCE_FILES) {
   const s = SIZES[1];
   const { module, compiled } = kernel('ttt_linear.ttt', s.D, s.K, 'bf16');
   const named = toF32(randomInputs(compiled.chunk, { ...s, seed: 7 }));
-  const want = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(signatureOf(compiled), named)));
+  const want = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(compiled.signature, named)));
   addCase(
     {
       name: `ttt_linear.ttt bf16 D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}`,

@@ -5,15 +5,15 @@ import type { FormRequest } from '../compiler/dualform/forms.ts';
 import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
 import { size } from '../core/shape.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
+import { outputPort, statePorts } from '../core/signature.ts';
 import {
   gradientTensors,
   innerLoopCotangents,
   innerLoopInputs,
   innerLoopOutputTensors,
 } from '../runtime/inner-loop.ts';
-import { runReferenceBackward } from '../runtime/reference/backward.ts';
-import { type Checkpoints, runReference } from '../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
+import { runReferenceBackward } from '../compiler/reference/backward.ts';
+import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
 import { type InputOptions, randomInputs } from './support/inputs.ts';
 import { primalSequenceGradients } from './support/primal-sequence.ts';
 import { normals, rng } from './support/random.ts';
@@ -37,7 +37,7 @@ function randomCotangents(
   seed: number,
 ): Map<string, Tensor> {
   const r = rng(seed);
-  const outs = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(signatureOf(c), named)));
+  const outs = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
   const ct = new Map<string, Tensor>();
   for (const [n, t] of outs)
     if (n === 'output' || carried) ct.set(n, { shape: t.shape, data: normals(r, t.data.length) });
@@ -46,7 +46,7 @@ function randomCotangents(
 
 /** The derived backward on the reference backend: the call's outputs and `grad.NAME` tensors. */
 function derivedGradients(c: Compiled, named: Map<string, Tensor>, ct: Map<string, Tensor>): Map<string, Tensor> {
-  const sig = signatureOf(c);
+  const sig = c.signature;
   const inputs = innerLoopInputs(sig, named);
   const checkpoints: Checkpoints = [];
   runReference(c.chunk, inputs, checkpoints);
@@ -61,7 +61,7 @@ function derivedGradients(c: Compiled, named: Map<string, Tensor>, ct: Map<strin
 
 /** ⟨cotangents, outputs⟩ of the forward: the scalar whose gradient the backward gives. */
 function pairing(c: Compiled, named: Map<string, Tensor>, ct: Map<string, Tensor>): number {
-  const outs = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(signatureOf(c), named)));
+  const outs = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
   let s = 0;
   for (const [n, t] of ct) {
     const o = outs.get(n)!.data;
@@ -91,7 +91,7 @@ function finiteDifference(
 /** The primal implementation's gradients for every sequence-head, in the `grad.NAME` convention. */
 function primalGradients(c: Compiled, named: Map<string, Tensor>, ct: Map<string, Tensor>): Map<string, Tensor> {
   const L = c.layer;
-  const sig = signatureOf(c);
+  const sig = c.signature;
   const inp = innerLoopInputs(sig, named);
   const cot = innerLoopCotangents(sig, inp, ct);
   const { B, H, T } = inp;
@@ -110,7 +110,7 @@ function primalGradients(c: Compiled, named: Map<string, Tensor>, ct: Map<string
     for (let i = 0; i < g.length; i++) t[at + i] += g[i];
   };
   const perHead = (s: string) =>
-    named.get(`state.${s}`)!.shape.length === 1 + sig.states.find((x) => x.name === s)!.shape.length;
+    named.get(`state.${s}`)!.shape.length === 1 + statePorts(sig).find((x) => x.name === s)!.shape.length;
   for (let bh = 0; bh < B * H; bh++) {
     const h = bh % H;
     const g = primalSequenceGradients(L, {
@@ -123,7 +123,7 @@ function primalGradients(c: Compiled, named: Map<string, Tensor>, ct: Map<string
       params: new Map(L.params.map((p) => [p.name, block(inp.params.get(p.name)!, h, p.shape)])),
       states: new Map(L.states.map((s) => [s.name, block(inp.states.get(s.name)!, bh, s.shape)])),
       accums: new Map(L.states.map((s) => [s.name, block(inp.accums.get(s.name)!, bh, s.shape)])),
-      ctOutput: block(cot.output, bh, [T, ...sig.output]),
+      ctOutput: block(cot.output, bh, [T, ...outputPort(sig).shape]),
       ctStates: new Map(L.states.map((s) => [s.name, block(cot.states.get(s.name)!, bh, s.shape)])),
       ctAccums: new Map(L.states.map((s) => [s.name, block(cot.accums.get(s.name)!, bh, s.shape)])),
     });

@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relativeError, type Tensor } from '../core/tensor.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import type { BrowserRunResult, PlainTensor } from './browser/entry.ts';
 import { BrowserHarness } from './browser/harness.ts';
 import { randomInputs } from './support/inputs.ts';
@@ -41,7 +40,7 @@ describe('WGSL inner loop in headless Chromium against the f64 reference', () =>
     it(`${spec} at D=${DIMS.D} K=${DIMS.K} B=${SIZES.B} H=${SIZES.H} T=${SIZES.T} start=${SIZES.start} with carried accumulators`, async () => {
       const c = compileExample(spec, 'auto', DIMS);
       const named = randomInputs(c.chunk, SIZES);
-      const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(signatureOf(c), named)));
+      const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
 
       const file = join(repoRoot, 'examples', spec);
       const inputs = Object.fromEntries([...named].map(([name, t]) => [name, plain(t)]));

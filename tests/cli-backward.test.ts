@@ -12,10 +12,9 @@ import {
   innerLoopOutputTensors,
 } from '../runtime/inner-loop.ts';
 import { toSafeTensors } from '../runtime/named-tensors.ts';
-import { runReferenceBackward } from '../runtime/reference/backward.ts';
-import { type Checkpoints, runReference } from '../runtime/reference/inner-loop.ts';
+import { runReferenceBackward } from '../compiler/reference/backward.ts';
+import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
 import { readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
-import { signatureOf } from '../runtime/signature.ts';
 import { randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
@@ -68,7 +67,7 @@ describe('tttc run --cotangents', () => {
     for (const n of differentiable) expect(out.get(`grad.${n}`).shape, n).toEqual(named.get(n)!.shape);
     expect(out.get('grad.state.W1').shape).toEqual([3, 4, 4]);
 
-    const sig = signatureOf(compiled);
+    const sig = compiled.signature;
     const inputs = innerLoopInputs(sig, named);
     const checkpoints: Checkpoints = [];
     const outputs = innerLoopOutputTensors(runReference(compiled.chunk, inputs, checkpoints));

@@ -11,7 +11,6 @@ import type { CudaCpuMode } from '../runtime/cuda-cpu/build.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import type { CudaCpuProgram } from '../runtime/cuda-cpu/program.ts';
 import { innerLoopInputs } from '../runtime/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { randomInputs } from './support/inputs.ts';
 import { compileExample } from './support/specs.ts';
@@ -78,12 +77,10 @@ function program(contents: string, outputShape: number[] = []): CudaCpuProgram {
     signature: {
       layer: 'Mirror',
       K: 1,
-      views: [{ name: 'x', shape: [] }],
-      output: [],
-      states: [],
-      params: [],
       lr: { kind: 'constant', value: 0 },
       scale: { kind: 'none' },
+      inputs: [{ role: 'view', name: 'x', io: 'in', lead: ['B', 'H', 'T'], shape: [] }],
+      outputs: [{ role: 'output', name: 'output', io: 'out', lead: ['B', 'H', 'T'], shape: outputShape }],
     },
     arch: 'sm_90',
     files: [
@@ -168,7 +165,7 @@ describe('the generated launcher on the emulated device', () => {
     const c = compileExample('delta_rule.ttt', 'auto', { D: 128, K: 16 });
     const program = { ...cudaCpuProgram(c, { arch: 'sm_90', dtype: 'f32' }), arch: 'sm_80' };
     const loop = await CudaCpuInnerLoop.create(program);
-    const inputs = innerLoopInputs(signatureOf(c), randomInputs(c.chunk, { B: 1, H: 1, T: 1, seed: 1 }));
+    const inputs = innerLoopInputs(c.signature, randomInputs(c.chunk, { B: 1, H: 1, T: 1, seed: 1 }));
     await expect(loop.run(inputs)).rejects.toThrow(/offers 166912 bytes of shared memory per block; .* needs 230400/);
   });
 });

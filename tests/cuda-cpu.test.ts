@@ -17,8 +17,7 @@ import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { toSafeTensors } from '../runtime/named-tensors.ts';
 import { readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import { randomInputs, sliceTokens } from './support/inputs.ts';
@@ -59,7 +58,7 @@ async function runCpu(
 ): Promise<Map<string, Tensor>> {
   const loop = await CudaCpuInnerLoop.create(cudaCpuProgram(c, options), mode);
   const started = performance.now();
-  const out = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(c), named)));
+  const out = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named)));
   const label = `${c.file.split('/').pop()} ${options.arch} ${options.dtype} ${mode} K=${c.chunk.K} ${[...c.layer.dims].map(([n, v]) => `${n}=${v}`).join(' ')}`;
   timings.set(
     label,
@@ -84,7 +83,7 @@ function worstError(got: Map<string, Tensor>, want: Map<string, Tensor>, label: 
 }
 
 const reference = (c: Compiled, named: Map<string, Tensor>) =>
-  innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(signatureOf(c), named)));
+  innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
 
 describe.each(exampleFiles)('generated CUDA of %s on the CPU against the f64 reference', (spec) => {
   for (const arch of ARCHS) {

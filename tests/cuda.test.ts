@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { size } from '../compiler/ir/ir.ts';
+import { identifier } from '../core/mangle.ts';
 import { renderCuda, type CudaKernel } from '../targets/cuda/render.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
@@ -90,10 +91,15 @@ interface ReportRow {
   nvccSeconds: number;
 }
 
-/** Registers, stack, spills and static shared memory of the one kernel in ptxas's `-v` report. */
+/** Registers, stack, spills and static shared memory of one kernel (by name) in ptxas's `-v` report. */
 function ptxasReport(
-  output: string,
+  all: string,
+  kernel: string,
 ): Pick<ReportRow, 'registers' | 'stackFrameBytes' | 'spillStoreBytes' | 'spillLoadBytes' | 'staticSharedBytes'> {
+  // The mangled entry name holds the kernel's name with its length before it: `_Z19tttc_ttt_mlp_kernel...`.
+  const entry = all.indexOf(`${kernel.length}${kernel}`);
+  const next = all.indexOf('Compiling entry function', entry + 1);
+  const output = entry < 0 ? '' : all.slice(entry, next < 0 ? undefined : next);
   const frame = /(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads/.exec(output);
   const used = /Used (\d+) registers[^\n]*/.exec(output);
   if (!frame || !used) throw new Error(`no ptxas report in:\n${output}`);
@@ -146,7 +152,7 @@ beforeAll(async () => {
     }),
     CONCURRENT_BUILDS,
   );
-}, 600_000);
+}, 1_200_000);
 
 afterAll(() => {
   rmSync(work, { recursive: true, force: true });
@@ -180,7 +186,7 @@ describe('CUDA kernels build with nvcc without a warning', () => {
         spec: p.spec,
         arch: p.options.arch,
         dtype: p.options.dtype,
-        ...ptxasReport(b.nvcc.output),
+        ...ptxasReport(b.nvcc.output, b.cuda.api.kernel),
         dynamicSharedBytes: b.cuda.sharedBytes,
         scratchBytesPerBlock: b.cuda.kernel.scratchFloats * 4,
         nvccSeconds: b.nvcc.seconds,
@@ -197,8 +203,8 @@ describe('CUDA kernels build with nvcc without a warning', () => {
 /** A C program that calls the launcher with one bad argument at a time and prints `case, status, message`. */
 function launcherDriver(cuda: CudaKernel): string {
   const { api, tensors } = cuda;
-  const firstView = tensors.find((t) => t.role === 'view')!.field;
-  const firstStateOut = tensors.find((t) => t.role === 'state_out')!.field;
+  const firstView = identifier(tensors.find((t) => t.role === 'view')!);
+  const firstStateOut = identifier(tensors.find((t) => t.role === 'state' && t.io === 'out')!);
   return `#include <stdio.h>
 #include <stdlib.h>
 #include <cuda_runtime_api.h>
@@ -221,7 +227,7 @@ int main(void) {
   good.B = 1;
   good.H = 1;
   good.T = 1;
-${tensors.map((t) => `  good.${t.field} = buffer(${size(t.shape)});`).join('\n')}
+${tensors.map((t) => `  good.${identifier(t)} = buffer(${size(t.shape)});`).join('\n')}
   good.scratch_bytes = ${api.scratchBytes}(1, 1);
   good.scratch = good.scratch_bytes ? buffer(good.scratch_bytes / sizeof(float)) : NULL;
 
@@ -287,7 +293,7 @@ describe('the launcher checks its arguments before launching', () => {
       const status = (name: string) => ({ status: Number(lines.get(name)?.[0]), message: lines.get(name)?.[1] });
 
       const K = cuda.kernel.chunk.K;
-      const firstView = cuda.tensors.find((t) => t.role === 'view')!.field;
+      const firstView = identifier(cuda.tensors.find((t) => t.role === 'view')!);
       expect(status('args NULL')).toEqual({ status: NULL_POINTER, message: 'args is NULL' });
       expect(status(`${firstView} NULL`)).toEqual({ status: NULL_POINTER, message: `${firstView} is NULL` });
       expect(status('output misaligned').status).toBe(MISALIGNED);
@@ -302,7 +308,7 @@ describe('the launcher checks its arguments before launching', () => {
       expect(status('start = K')).toEqual({ status: BAD_START, message: `start = ${K} is outside [0, ${K})` });
       expect(status([...lines.keys()].find((n) => n.startsWith('output overlaps'))!)).toMatchObject({
         status: OVERLAP,
-        message: expect.stringMatching(/^output and state_out_\w+ overlap; /),
+        message: expect.stringMatching(/^output and out_state_\w+ overlap; /),
       });
       const scratch = cuda.kernel.scratchFloats * 4;
       expect(lines.get('scratch_bytes(2, 3)')).toEqual([String(6 * scratch)]);

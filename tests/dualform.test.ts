@@ -2,14 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import { randomInputs, sliceTokens } from './support/inputs.ts';
 import { compileExample, exampleFiles } from './support/specs.ts';
 
 const small = { D: 8, K: 4 };
 const run = (c: Compiled, named: Map<string, Tensor>) =>
-  innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(signatureOf(c), named)));
+  innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
 
 function expectClose(got: Map<string, Tensor>, want: Map<string, Tensor>, tol: number): void {
   expect([...got.keys()].sort()).toEqual([...want.keys()].sort());

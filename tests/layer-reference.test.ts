@@ -1,5 +1,7 @@
 // The whole TTT layer in f64 (runtime/layer) against the published PyTorch layer's outputs, its
 // prefill/decode bookkeeping, its cache files, and its errors for bad weights and inputs.
+import { loadReferenceLayerOf, referenceLayer } from '../cli/link-layer.ts';
+import { type KernelSignature } from '../core/signature.ts';
 import { mkdtempSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,7 +14,6 @@ import { relativeError, type Tensor } from '../core/tensor.ts';
 import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
 import { LayerCache } from '../runtime/layer/cache.ts';
 import type { SequenceLayer } from '../runtime/layer/layer.ts';
-import { createReferenceLayer, loadReferenceLayer } from '../runtime/layer/reference-layer.ts';
 import { layerFromSafeFile } from '../runtime/layer/weights.ts';
 import {
   readSafetensors,
@@ -21,7 +22,6 @@ import {
   toFloat64,
   writeSafetensors,
 } from '../runtime/safetensors.ts';
-import { type InnerLoopSignature, signatureOf } from '../runtime/signature.ts';
 import { REFERENCE_FILES } from './support/reference-vectors.ts';
 import { compileExample, referenceDir, repoRoot } from './support/specs.ts';
 
@@ -40,7 +40,7 @@ interface Case {
   path: string;
   file: SafeFile;
   compiled: Compiled;
-  signature: InnerLoopSignature;
+  signature: KernelSignature;
   get(name: string): Tensor;
 }
 
@@ -53,7 +53,7 @@ async function openCase(name: string): Promise<Case> {
     K: Number(file.metadata.mini_batch_size),
   });
   const get = (n: string) => ({ shape: file.get(n).shape, data: toFloat64(file.get(n)) });
-  return { path, file, compiled, signature: signatureOf(compiled), get };
+  return { path, file, compiled, signature: compiled.signature, get };
 }
 
 /** Tokens [from, to) of x [B, T, C]. */
@@ -80,7 +80,7 @@ describe('reference layer against the published PyTorch layer (f64)', () => {
   for (const name of REFERENCE_FILES) {
     it(`${name}: prefill reproduces output.layer, token-by-token decode output.decode`, async () => {
       const c = await openCase(name);
-      const layer = await loadReferenceLayer(c.compiled, c.path, { prefix: 'weights.' });
+      const layer = await loadReferenceLayerOf(c.compiled, c.path, { prefix: 'weights.' });
       const x = c.get('input.hidden_states');
       const { output, cache } = await layer.forward(x);
       expect(output.shape).toEqual(x.shape);
@@ -106,7 +106,7 @@ describe('prefill and decode', () => {
   let whole: Tensor;
   beforeAll(async () => {
     c = await openCase('linear_gate_b1_h4_d32_k16_l40.safetensors');
-    layer = await loadReferenceLayer(c.compiled, c.path, { prefix: 'weights.' });
+    layer = await loadReferenceLayerOf(c.compiled, c.path, { prefix: 'weights.' });
     x = c.get('input.hidden_states');
     // Prefill of the whole sequence is what every other way of running it must equal.
     whole = (await layer.forward(x)).output;
@@ -163,7 +163,7 @@ describe('prefill and decode', () => {
     const path = join(scratch(), 'cache.safetensors');
     await layer.createCache(1).save(path);
     const other = await openCase('linear_b2_h2_d64_k16_l64.safetensors');
-    const otherLayer = await loadReferenceLayer(other.compiled, other.path, { prefix: 'weights.' });
+    const otherLayer = await loadReferenceLayerOf(other.compiled, other.path, { prefix: 'weights.' });
     await expect(LayerCache.load(path, otherLayer.cacheLayout)).rejects.toThrow(
       /cache is for 4 heads, the layer has 2/,
     );
@@ -279,7 +279,7 @@ describe('weights', () => {
   it('a truncated file is refused by the reader', async () => {
     const path = join(scratch(), 'truncated.safetensors');
     await writeFile(path, bytes.subarray(0, bytes.length - 1000));
-    await expect(loadReferenceLayer(c.compiled, path, { prefix: 'weights.' })).rejects.toThrow(/truncated file\?/);
+    await expect(loadReferenceLayerOf(c.compiled, path, { prefix: 'weights.' })).rejects.toThrow(/truncated file\?/);
   });
 
   it('the spec-name → weight-name map is explicit and checked', async () => {
@@ -294,7 +294,7 @@ describe('weights', () => {
       prefix: 'weights.',
       names: { params: { gamma: 'gain' } },
     });
-    const { output } = await createReferenceLayer(c.compiled, config, weights).forward(c.get('input.hidden_states'));
+    const { output } = await referenceLayer(c.compiled, config, weights).forward(c.get('input.hidden_states'));
     expect(relativeError(output.data, c.get('output.layer').data)).toBeLessThan(AGAINST_REFERENCE);
     expect(() =>
       layerFromSafeFile(c.file, c.signature, { prefix: 'weights.', names: { states: { W9: 'x' } } }),
@@ -303,13 +303,11 @@ describe('weights', () => {
 
   it('a spec compiled for another head dim or mini-batch is told which -D to use', () => {
     const wrongD = compileExample('ttt_linear.ttt', 'auto', { D: 64, K: 16 });
-    expect(() => layerFromSafeFile(c.file, signatureOf(wrongD), { prefix: 'weights.' })).toThrow(
+    expect(() => layerFromSafeFile(c.file, wrongD.signature, { prefix: 'weights.' })).toThrow(
       "the weights are for head_dim 32 but the spec's views have D = 64 (compile with -D D=32)",
     );
     const wrongK = compileExample('ttt_linear.ttt', 'auto', { D: 32, K: 8 });
-    expect(() => layerFromSafeFile(c.file, signatureOf(wrongK), { prefix: 'weights.' })).toThrow(
-      '(compile with -D K=16)',
-    );
+    expect(() => layerFromSafeFile(c.file, wrongK.signature, { prefix: 'weights.' })).toThrow('(compile with -D K=16)');
   });
 
   it('a spec whose views the layer cannot feed is refused', async () => {
@@ -317,13 +315,13 @@ describe('weights', () => {
     const text = (await readFile(path, 'utf8')).replace('v: [D]', 'w: [D]').replace('- v))', '- w))');
     const result = compileSpec(text, { file: 'renamed.ttt', overrides: new Map([['D', 32]]) });
     if (!result.ok) throw new Error('the edited spec should compile');
-    expect(() => layerFromSafeFile(c.file, signatureOf(result.compiled), { prefix: 'weights.' })).toThrow(
+    expect(() => layerFromSafeFile(c.file, result.compiled.signature, { prefix: 'weights.' })).toThrow(
       "TTTLinear: the sequence layer needs views q, k, v (from q_proj, k_proj, v_proj) and an output of one [D] vector per token; view 'w' has no projection",
     );
   });
 
   it('a failed load leaves an already loaded layer working', async () => {
-    const layer = await loadReferenceLayer(c.compiled, c.path, { prefix: 'weights.' });
+    const layer = await loadReferenceLayerOf(c.compiled, c.path, { prefix: 'weights.' });
     expect(() =>
       layerFromSafeFile(
         edited((t) => t.delete('weights.W1')),

@@ -1,6 +1,9 @@
 // The layer's WGSL kernels (runtime/layer/kernels) against the f64 reference, and the whole
 // WebGPU layer against the published PyTorch layer's outputs. Runs on SwiftShader where there is
 // no GPU, so sizes stay small.
+import { webgpuLayer } from '../cli/link-layer.ts';
+import { referenceInnerLoop, webgpuInnerLoop } from '../cli/link.ts';
+import { type KernelSignature } from '../core/signature.ts';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { relativeError, type Tensor } from '../core/tensor.ts';
@@ -9,14 +12,12 @@ import { type LayerConfig, resolveLayerConfig } from '../runtime/layer/config.ts
 import { linear } from '../runtime/layer/f64-ops.ts';
 import { MATMUL_TILE_COLS, MATMUL_TILE_ROWS, SKINNY_MAX_ROWS } from '../runtime/layer/kernels/matmul.ts';
 import type { InnerLoopBackend } from '../runtime/layer/layer.ts';
-import { ReferenceParts, referenceInnerLoop } from '../runtime/layer/reference-layer.ts';
+import { ReferenceParts } from '../runtime/layer/reference-layer.ts';
 import { LAYER_SHADERS, LayerKernels } from '../runtime/layer/webgpu-kernels.ts';
-import { createWebGPULayer, WebGPUParts } from '../runtime/layer/webgpu-layer.ts';
+import { WebGPUParts } from '../runtime/layer/webgpu-layer.ts';
 import { assembleWeights, layerFromSafeFile, type LayerWeights, weightSpecs } from '../runtime/layer/weights.ts';
 import { readSafetensorsFile, toFloat64 } from '../runtime/safetensors.ts';
-import { type InnerLoopSignature, signatureOf } from '../runtime/signature.ts';
 import { type GPUContext, getGPUDevice } from '../runtime/webgpu/device.ts';
-import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 import { compileShader } from '../runtime/webgpu/shader.ts';
 import { normals, rng } from './support/random.ts';
 import { REFERENCE_FILES } from './support/reference-vectors.ts';
@@ -70,7 +71,7 @@ describe('layer kernels', () => {
 });
 
 /** Random weights of the right shapes for a spec and a configuration. */
-function randomWeights(signature: InnerLoopSignature, config: LayerConfig, seed: number): LayerWeights {
+function randomWeights(signature: KernelSignature, config: LayerConfig, seed: number): LayerWeights {
   const r = rng(seed);
   const byName = new Map<string, Tensor>();
   for (const spec of weightSpecs(signature, config)) {
@@ -85,7 +86,7 @@ function randomWeights(signature: InnerLoopSignature, config: LayerConfig, seed:
 describe('WebGPU layer parts against the f64 reference parts', () => {
   it('projections, RoPE at an offset, lr gate, post-norm with the gate, output projection', async () => {
     // Odd sizes on purpose: 3 heads, T not a multiple of K, a start in the middle of a mini-batch.
-    const signature = signatureOf(compileExample('ttt_linear.ttt', 'auto', { D: 16, K: 8 }));
+    const signature = compileExample('ttt_linear.ttt', 'auto', { D: 16, K: 8 }).signature;
     const config = resolveLayerConfig(signature, { heads: 3, baseLr: 0.7, useGate: true });
     const weights = randomWeights(signature, config, 3);
     const gpu = await WebGPUParts.create(signature, config, weights, ctx);
@@ -121,7 +122,7 @@ async function openCase(name: string): Promise<ReferenceCase> {
     D: Number(file.metadata.head_dim),
     K: Number(file.metadata.mini_batch_size),
   });
-  const { config, weights } = layerFromSafeFile(file, signatureOf(compiled), { prefix: 'weights.' });
+  const { config, weights } = layerFromSafeFile(file, compiled.signature, { prefix: 'weights.' });
   const decode = file.tensors.has('output.decode') ? get('output.decode') : undefined;
   return { compiled, config, weights, x: get('input.hidden_states'), layer: get('output.layer'), decode };
 }
@@ -140,7 +141,7 @@ async function checkAgainstReference(
   innerLoop: InnerLoopBackend,
   decodeSteps: number,
 ): Promise<void> {
-  const layer = await createWebGPULayer(c.compiled, c.config, c.weights, { innerLoop, context: ctx });
+  const layer = await webgpuLayer(c.compiled, c.config, c.weights, { innerLoop, context: ctx });
   try {
     const { output } = await layer.forward(c.x);
     const layerError = relativeError(output.data, c.layer.data);
@@ -172,7 +173,7 @@ describe('WebGPU layer against the published PyTorch layer', () => {
     // decode step through it: a prefix of the decode steps shows the cache works.
     it(`${name}: the whole WebGPU layer (WGSL inner loop)`, async () => {
       const c = await openCase(name);
-      await checkAgainstReference(c, `${name}, WGSL inner loop`, await WebGPUInnerLoop.create(c.compiled, ctx), 4);
+      await checkAgainstReference(c, `${name}, WGSL inner loop`, await webgpuInnerLoop(c.compiled, ctx), 4);
     });
   }
 });

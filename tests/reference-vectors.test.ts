@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { relativeError } from '../core/tensor.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import { loadReference, REFERENCE_FILES } from './support/reference-vectors.ts';
 import { compileExample } from './support/specs.ts';
 
@@ -17,7 +16,7 @@ describe('reference executor against the published PyTorch layers (f64)', () => 
           K: Number(ref.metadata.mini_batch_size),
         });
         const out = innerLoopOutputTensors(
-          runReference(compiled.chunk, innerLoopInputs(signatureOf(compiled), ref.inputs)),
+          runReference(compiled.chunk, innerLoopInputs(compiled.signature, ref.inputs)),
         );
         for (const [name, want] of ref.expected) {
           const got = out.get(name)!;

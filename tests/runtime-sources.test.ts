@@ -6,9 +6,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { innerLoopInputs } from '../runtime/inner-loop.ts';
-import { loadReferenceLayer } from '../runtime/layer/reference-layer.ts';
+import { loadReferenceLayerOf } from '../cli/link-layer.ts';
 import { loadSafetensors } from '../runtime/safetensors.ts';
-import { signatureOf } from '../runtime/signature.ts';
 import { randomInputs } from './support/inputs.ts';
 import { compileExample, referenceDir } from './support/specs.ts';
 
@@ -40,7 +39,7 @@ describe('runtime sources', () => {
 
   it('a layer takes Float32Array input as the same values in f64', async () => {
     const compiled = compileExample('ttt_linear.ttt');
-    const layer = await loadReferenceLayer(compiled, weightsPath, { prefix: 'weights.' });
+    const layer = await loadReferenceLayerOf(compiled, weightsPath, { prefix: 'weights.' });
     const C = 128;
     const data = Float32Array.from({ length: 2 * 5 * C }, (_, i) => Math.sin(i));
     const f32 = await layer.forward({ shape: [2, 5, C], data });
@@ -54,7 +53,7 @@ describe('runtime sources', () => {
     const c = compileExample('delta_rule.ttt', 'auto', { D: 4, K: 2 });
     const named = randomInputs(c.chunk, { B: 1, H: 1, T: 3, seed: 3 });
     const f32 = new Map([...named].map(([k, t]) => [k, { shape: t.shape, data: Float32Array.from(t.data) }]));
-    const inputs = innerLoopInputs(signatureOf(c), f32);
+    const inputs = innerLoopInputs(c.signature, f32);
     expect(inputs.T).toBe(3);
     expect([...inputs.views.values()][0].data).toBeInstanceOf(Float64Array);
   });

@@ -13,8 +13,7 @@ import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../core/tensor.ts';
 import { cacheRoot, INCLUDE_DIR } from '../runtime/cuda-cpu/build.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import { randomInputs } from './support/inputs.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
@@ -47,7 +46,7 @@ describe('the generated PyTorch binding on CPU tensors', () => {
     }
 
     const named = randomInputs(c.chunk, { B: 2, H: 2, T: 13, start: 3, accum: true, seed: 21 });
-    const inputs = innerLoopInputs(signatureOf(c), named);
+    const inputs = innerLoopInputs(c.signature, named);
     const expected = innerLoopOutputTensors(runReference(c.chunk, inputs));
     const byName = (m: Map<string, Tensor>) => Object.fromEntries([...m].map(([n, t]) => [n, json(t)]));
     const input = {

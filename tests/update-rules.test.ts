@@ -4,15 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { CompileError, formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
 import { kernelRuleRefusal } from '../compiler/schedule/rule-support.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
-import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
+import { webgpuInnerLoop } from '../cli/link.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import { WEBGPU_DEFAULT_LIMITS } from '../targets/wgsl/render.ts';
 import type { FormRequest } from '../compiler/dualform/forms.ts';
 import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import { randomInputs, sliceTokens } from './support/inputs.ts';
 import { runRecurrence } from './support/recurrence.ts';
 import { int, pick, rng } from './support/random.ts';
@@ -38,7 +37,7 @@ function compile(
 }
 
 const run = (c: Compiled, named: Map<string, Tensor>) =>
-  innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(signatureOf(c), named)));
+  innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
 
 function expectClose(got: Map<string, Tensor>, want: Map<string, Tensor>, tol: number, what: string): void {
   expect([...got.keys()].sort(), what).toEqual([...want.keys()].sort());
@@ -270,12 +269,12 @@ describe.each(Object.entries(KERNEL_RULES))('WGSL kernel of a rule it renders: %
     expect(kernelRuleRefusal(c.layer, 'wgsl')).toBeUndefined();
     const named = inputs(c, { B: 2, H: 2, T: 13, start: 3, accum: true, seed: 77 });
     const want = run(c, named);
-    const loop = await WebGPUInnerLoop.create(c);
+    const loop = await webgpuInnerLoop(c);
     expect(loop.warnings).toEqual([]);
-    const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(c), named), { poison: true }));
+    const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named), { poison: true }));
     for (const [name, w] of want) expect(relativeError(got.get(name)!.data, w.data), name).toBeLessThan(1e-5);
     const one = sliceTokens(c.chunk, named, 0, 1);
-    const decoded = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(c), one), { poison: true }));
+    const decoded = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, one), { poison: true }));
     const wantOne = run(c, one);
     for (const [name, w] of wantOne)
       expect(relativeError(decoded.get(name)!.data, w.data), `decode ${name}`).toBeLessThan(1e-5);

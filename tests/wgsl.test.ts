@@ -1,9 +1,9 @@
+import { webgpuInnerLoop } from '../cli/link.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relativeError, type Tensor } from '../core/tensor.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
-import { runReference } from '../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../runtime/signature.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import { getGPUDevice } from '../runtime/webgpu/device.ts';
 import { WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 import { wgslManifest } from '../targets/wgsl/render.ts';
@@ -15,9 +15,9 @@ import { compileExample, exampleFiles } from './support/specs.ts';
 const TOL = 1e-5;
 
 async function runWgsl(c: Compiled, named: Map<string, Tensor>) {
-  const loop = await WebGPUInnerLoop.create(c);
+  const loop = await webgpuInnerLoop(c);
   expect(loop.warnings, 'Dawn compilation messages').toEqual([]);
-  return innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(c), named), { poison: true }));
+  return innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named), { poison: true }));
 }
 
 function expectMatches(got: Map<string, Tensor>, want: Map<string, Tensor>, label: string): void {
@@ -47,7 +47,7 @@ describe.each(exampleFiles)('WGSL kernel of %s against the f64 reference', (spec
     it(`D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}${s.accum ? ' with a carried accumulator' : ''}`, async () => {
       const c = compileExample(spec, 'auto', { D: s.D, K: s.K });
       const named = randomInputs(c.chunk, { ...s, seed: s.D + s.K });
-      const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(signatureOf(c), named)));
+      const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
       expectMatches(await runWgsl(c, named), want, spec);
     });
   }
@@ -73,15 +73,15 @@ describe('WGSL prefill equals token-by-token decode', () => {
       const c = compileExample(spec, 'auto', { D: 32, K: 8 });
       const T = 11;
       const named = randomInputs(c.chunk, { B: 2, H: 2, T, start: 0, seed: 5 });
-      const loop = await WebGPUInnerLoop.create(c);
-      const whole = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(c), named), { poison: true }));
+      const loop = await webgpuInnerLoop(c);
+      const whole = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named), { poison: true }));
       let carried = new Map(named);
       const width = 32;
       const outputs: Float64Array[] = [];
       for (let t = 0; t < T; t++) {
         const one = sliceTokens(c.chunk, carried, t, t + 1);
         one.set('start', { shape: [], data: Float64Array.of(t % c.chunk.K) });
-        const out = innerLoopOutputTensors(await loop.run(innerLoopInputs(signatureOf(c), one), { poison: true }));
+        const out = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, one), { poison: true }));
         outputs.push(out.get('output')!.data);
         carried = new Map(carried);
         for (const [name, v] of out) if (name !== 'output') carried.set(name, v);
@@ -105,10 +105,7 @@ describe('WGSL kernels of fewer rows than the mini-batch (decode-sized)', () => 
       const c = compileExample('ttt_mlp.ttt', 'auto', { D: 32, K: 8 }, rows);
       const named = randomInputs(c.chunk, { B: 2, H: 1, T: 11, start: 6, accum: true, seed: 4 });
       const want = innerLoopOutputTensors(
-        runReference(
-          compileExample('ttt_mlp.ttt', 'auto', { D: 32, K: 8 }).chunk,
-          innerLoopInputs(signatureOf(c), named),
-        ),
+        runReference(compileExample('ttt_mlp.ttt', 'auto', { D: 32, K: 8 }).chunk, innerLoopInputs(c.signature, named)),
       );
       expectMatches(await runWgsl(c, named), want, `${rows} rows`);
     });
@@ -120,7 +117,7 @@ describe('WGSL dispatch beyond 65,535 workgroups', () => {
     // A kernel scheduled for 4 invocations per workgroup keeps SwiftShader fast at this count.
     const c = compileExample('delta_rule.ttt', 'auto', { D: 2, K: 2 });
     const named = randomInputs(c.chunk, { B: 257, H: 256, T: 1, seed: 1 });
-    const inputs = innerLoopInputs(signatureOf(c), named);
+    const inputs = innerLoopInputs(c.signature, named);
     const loop = await WebGPUInnerLoop.fromManifest(wgslManifest(c, { workgroupBytes: 16384, invocations: 4 }));
     const got = innerLoopOutputTensors(await loop.run(inputs, { poison: true }));
     expectMatches(got, innerLoopOutputTensors(runReference(c.chunk, inputs)), 'B·H = 65792');

@@ -11,6 +11,7 @@
  * With A the carried accumulator and G_j = lr_j ∇loss_j at the chunk's starting state, row i
  * reads out with S_i = S − scale_i (A + Σ_{j≤i} G_j); see semantics.md.
  */
+import { programKey } from '../../core/mangle.ts';
 import type { CheckedLayer } from '../check/checked.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { Builder, type Port, type Program, size } from '../ir/ir.ts';
@@ -19,6 +20,9 @@ import type { Val } from '../ir/rows.ts';
 import { chooseForms, type FormChoice, type FormRequest } from './forms.ts';
 import { keySide } from './key-side.ts';
 import { deriveRuleProgram } from './rules.ts';
+
+/** The walk's inputs to a chunk: which rows hold tokens, and whether the chunk ends the mini-batch. */
+export const WALK = { mask: 'mask', commit: 'commit', keep: 'keep' } as const;
 
 export interface ChunkProgram {
   layer: CheckedLayer;
@@ -49,18 +53,25 @@ export function deriveChunkProgram(
   const perRow = (s: string) => formOf.get(s) !== 'dual-matmul';
   const shapeOf = new Map(layer.states.map((s) => [s.name, s.shape]));
 
-  const mask = b.input('mask', [R]);
+  const mask = b.input(WALK.mask, [R]);
   const lrSpec = layer.update.lr;
-  const lr = lrSpec.kind === 'token' ? b.mul(b.input('lr', [R]), mask) : b.scale(mask, lrSpec.value);
+  const lr =
+    lrSpec.kind === 'token'
+      ? b.mul(b.input(programKey({ role: 'rate', name: 'lr' }), [R]), mask)
+      : b.scale(mask, lrSpec.value);
   const scaleSpec = layer.update.scale;
   const scale =
     scaleSpec.kind === 'position'
-      ? b.input('scale', [R])
+      ? b.input(programKey({ role: 'scale', name: 'scale' }), [R])
       : b.const(scaleSpec.kind === 'constant' ? scaleSpec.value : 1, [R]);
-  const commit = b.input('commit', []);
-  const keep = b.input('keep', []);
-  const state = new Map(layer.states.map((s) => [s.name, b.input(`state.${s.name}`, s.shape)]));
-  const accum = new Map(layer.states.map((s) => [s.name, b.input(`accum.${s.name}`, s.shape)]));
+  const commit = b.input(WALK.commit, []);
+  const keep = b.input(WALK.keep, []);
+  const state = new Map(
+    layer.states.map((s) => [s.name, b.input(programKey({ role: 'state', name: s.name }), s.shape)]),
+  );
+  const accum = new Map(
+    layer.states.map((s) => [s.name, b.input(programKey({ role: 'accum', name: s.name }), s.shape)]),
+  );
   /** `scale` down the rows, broadcast over a row value's other axes. */
   const rowScale = (shape: readonly number[]) => b.expand(b.reshape(scale, [R, ...shape.slice(1).map(() => 1)]), shape);
 
@@ -99,12 +110,15 @@ export function deriveChunkProgram(
   const output = queryLowering.ops.lift(queryLowering.viewFn(layer.output));
 
   b.origin = layer.update.span;
-  const outputs: Port[] = [{ name: 'output', node: output }];
+  const outputs: Port[] = [{ name: programKey({ role: 'output', name: 'output' }), node: output }];
   for (const s of layer.states) {
     const shape = shapeOf.get(s.name)!;
     const total = b.add(accum.get(s.name)!, stepOf.get(s.name) ?? b.const(0, shape));
-    outputs.push({ name: `state.${s.name}`, node: b.sub(state.get(s.name)!, b.mul(b.expand(commit, shape), total)) });
-    outputs.push({ name: `accum.${s.name}`, node: b.mul(b.expand(keep, shape), total) });
+    outputs.push({
+      name: programKey({ role: 'state', name: s.name }),
+      node: b.sub(state.get(s.name)!, b.mul(b.expand(commit, shape), total)),
+    });
+    outputs.push({ name: programKey({ role: 'accum', name: s.name }), node: b.mul(b.expand(keep, shape), total) });
   }
   return {
     chunk: { layer, K: layer.minibatch.size, rows, request, forms, program: b.build(outputs) },

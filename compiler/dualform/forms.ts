@@ -5,6 +5,7 @@
  *   S − scale_i·(A + Σ_{j≤i} G_j), which is the dual form of an additive/elementwise state.
  * - `primal`: anything else; rows get their own copy built from per-token gradients.
  */
+import { programKey } from '../../core/mangle.ts';
 import type { CheckedLayer } from '../check/checked.ts';
 import { diag } from '../diagnostics/codes.ts';
 import type { Diagnostic, Span } from '../diagnostics/diagnostic.ts';
@@ -30,7 +31,10 @@ function collectUses(layer: CheckedLayer): Map<string, Use[]> {
   const uses = new Map<string, Use[]>(layer.states.map((s) => [s.name, []]));
   const b = new Builder();
   const lowering = new Lowering(layer, b, layer.minibatch.size, {
-    value: (name) => ({ id: b.input(`state.${name}`, layer.states.find((s) => s.name === name)!.shape), rows: false }),
+    value: (name) => ({
+      id: b.input(programKey({ role: 'state', name }), layer.states.find((s) => s.name === name)!.shape),
+      rows: false,
+    }),
     use: (name, kind, span) => uses.get(name)!.push({ kind, span }),
   });
   lowering.viewFn(layer.loss);

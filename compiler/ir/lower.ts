@@ -3,6 +3,7 @@
  * How states appear is up to the caller (a `StateBinding`): the dual-form derivation binds them
  * differently for the gradient and for the read-out, and watches how each state is used.
  */
+import { programKey } from '../../core/mangle.ts';
 import type { Span } from '../diagnostics/diagnostic.ts';
 import type { CheckedLayer, CheckedViewFn } from '../check/checked.ts';
 import type { Body, Expr } from '../syntax/ast.ts';
@@ -64,7 +65,11 @@ export class Lowering {
   /** Lower a loss/output body with its views bound to row inputs `view.NAME` of shape [R, ...]. */
   viewFn(fn: CheckedViewFn): Val {
     const env = new Map<string, Val>();
-    for (const v of fn.views) env.set(v.name, { id: this.b.input(`view.${v.name}`, [this.R, ...v.shape]), rows: true });
+    for (const v of fn.views)
+      env.set(v.name, {
+        id: this.b.input(programKey({ role: 'view', name: v.name }), [this.R, ...v.shape]),
+        rows: true,
+      });
     return this.body(fn.body, env);
   }
 
@@ -171,7 +176,7 @@ export class Lowering {
     const L = this.layer;
     if (L.states.some((s) => s.name === name)) return { ...this.states.value(name), state: name };
     const param = L.params.find((p) => p.name === name);
-    if (param) return { id: this.b.input(`param.${name}`, param.shape), rows: false };
+    if (param) return { id: this.b.input(programKey({ role: 'param', name }), param.shape), rows: false };
     const dim = L.dims.get(name) ?? (L.minibatch.name === name ? L.minibatch.size : undefined);
     if (dim !== undefined) return { id: this.b.const(dim), rows: false };
     throw new LowerError(`${span.file}:${span.start.line}:${span.start.col}: unknown name ${name}`);

@@ -3,9 +3,11 @@
  * last barrier, or writes memory read or written since then (memory is shared between buffers
  * whose lives do not overlap, so hazards are tracked on address ranges, not on nodes).
  */
+import { programKey } from '../../core/mangle.ts';
 import type { Program } from '../ir/ir.ts';
 import { size } from '../ir/ir.ts';
 import type { Home, Placement, Stage } from './kernel.ts';
+import { stageReads } from './reads.ts';
 
 /** An address range in one memory space; `global:NAME` spaces are the state tensors kept in place. */
 export interface Range {
@@ -24,6 +26,8 @@ export interface MemoryMap {
   buffers: ReadonlyMap<number, Placement>;
   homes: ReadonlyMap<string, { state: Home; accum: Home }>;
   stateSize: ReadonlyMap<string, number>;
+  /** The state or accumulator each home input of the program (by its key) is. */
+  homeInputs: ReadonlyMap<string, { kind: 'state' | 'accum'; name: string }>;
 }
 
 function rangeOf(p: Placement | Home, elements: number, name: string): Range {
@@ -34,41 +38,21 @@ function rangeOf(p: Placement | Home, elements: number, name: string): Range {
 /** What a stage reads (through every inlined node) and writes. */
 export function accesses(m: MemoryMap, s: Stage): { reads: Range[]; writes: Range[] } {
   const reads: Range[] = [];
-  const seen = new Set<number>();
-  // An explicit stack: chains of inlined nodes can be thousands deep.
-  const visit = (...roots: number[]): void => {
-    const stack = [...roots];
-    while (stack.length) {
-      const id = stack.pop()!;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      const n = m.program.nodes[id];
-      const placed = m.buffers.get(id);
-      if (placed) {
-        reads.push(rangeOf(placed, size(n.shape), ''));
-        continue;
-      }
-      if (n.op.kind === 'input') {
-        const [kind, name] = n.op.name.split('.');
-        if (kind === 'state' || kind === 'accum')
-          reads.push(rangeOf(m.homes.get(name)![kind], m.stateSize.get(name)!, `${kind}.${name}`));
-      }
-      stack.push(...n.args);
-    }
-  };
-  if (s.kind === 'compute') {
-    visit(...m.program.nodes[s.node].args);
+  for (const id of stageReads(s, m.program, (x) => m.buffers.has(x))) {
+    const n = m.program.nodes[id];
+    const placed = m.buffers.get(id);
+    const key = n.op.kind === 'input' ? n.op.name : '';
+    const home = m.homeInputs.get(key);
+    if (placed) reads.push(rangeOf(placed, size(n.shape), ''));
+    else if (home) reads.push(rangeOf(m.homes.get(home.name)![home.kind], m.stateSize.get(home.name)!, key));
+  }
+  if (s.kind === 'compute')
     return { reads, writes: [rangeOf(m.buffers.get(s.node)!, size(m.program.nodes[s.node].shape), '')] };
-  }
-  if (s.kind === 'output') {
-    visit(s.node);
-    return { reads, writes: [] };
-  }
-  visit(s.stateNode);
-  visit(s.accumNode);
+  if (s.kind === 'output') return { reads, writes: [] };
   const h = m.homes.get(s.state)!;
   const n = m.stateSize.get(s.state)!;
-  return { reads, writes: [rangeOf(h.state, n, `state.${s.state}`), rangeOf(h.accum, n, `accum.${s.state}`)] };
+  const key = (role: 'state' | 'accum') => programKey({ role, name: s.state });
+  return { reads, writes: [rangeOf(h.state, n, key('state')), rangeOf(h.accum, n, key('accum'))] };
 }
 
 /** The barrier after each stage; the last always has one, since the next chunk reads the new state. */

@@ -36,7 +36,12 @@ const CHEAP_TO_REPEAT = 3;
  */
 const MAX_INLINE_DEPTH = 48;
 
-export function chooseBuffers(p: Program, outputs: ReadonlySet<number>): Set<number> {
+export function chooseBuffers(
+  p: Program,
+  outputs: ReadonlySet<number>,
+  /** The program keys of per-token inputs (views, rate). */
+  perTokenInputs: ReadonlySet<string>,
+): Set<number> {
   const uses = new Array<number>(p.nodes.length).fill(0);
   const readInLoop = new Array<boolean>(p.nodes.length).fill(false);
   for (const n of p.nodes) {
@@ -53,7 +58,7 @@ export function chooseBuffers(p: Program, outputs: ReadonlySet<number>): Set<num
     depth[n.id] = 1 + Math.max(0, ...n.args.map((a) => (buffered.has(a) ? 0 : depth[a])));
     const kind = n.op.kind;
     // Per-token inputs are staged once per chunk: loading them is guarded (rows outside the chunk read 0).
-    const perToken = kind === 'input' && (n.op.name.startsWith('view.') || n.op.name === 'lr');
+    const perToken = n.op.kind === 'input' && perTokenInputs.has(n.op.name);
     if (kind === 'matmul' || kind === 'sum' || perToken) {
       buffered.add(n.id);
       cost[n.id] = 1;

@@ -1,4 +1,5 @@
 /** From the derived mini-batch program and a target's limits to a scheduled kernel. */
+import { programKey } from '../../core/mangle.ts';
 import type { ChunkProgram } from '../dualform/derive.ts';
 import { size } from '../ir/ir.ts';
 import { placeBarriers } from './barriers.ts';
@@ -6,22 +7,42 @@ import { assertKernelRenders } from './rule-support.ts';
 import { chooseBuffers } from './fusion.ts';
 import type { Home, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
 import { Arena, type Interval } from './place.ts';
+import { stageReads } from './reads.ts';
 import { chooseTile, type Tile } from './tiles.ts';
 import { type HomeKey, readsPerChunk } from './traffic.ts';
 
 const F32_BYTES = 4;
 
+/** Scheduled kernels by program and limits: every target of one compile schedules a variant once. */
+const scheduled = new WeakMap<ChunkProgram, Map<string, ScheduledKernel>>();
+
 export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
   assertKernelRenders(chunk.layer, 'fused-kernel (WGSL, CUDA, TS)');
+  const byLimits = scheduled.get(chunk) ?? new Map<string, ScheduledKernel>();
+  scheduled.set(chunk, byLimits);
+  const key = `${limits.workgroupBytes}/${limits.invocations}`;
+  const known = byLimits.get(key);
+  if (known) return known;
+  const kernel = scheduleOnce(chunk, limits);
+  byLimits.set(key, kernel);
+  return kernel;
+}
+
+function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
   const p = chunk.program;
   const out = (name: string) => p.outputs.find((o) => o.name === name)!.node;
-  const outputNode = out('output');
+  const outputNode = out(programKey({ role: 'output', name: 'output' }));
   const updates = chunk.layer.states.map((s) => ({
     state: s.name,
-    stateNode: out(`state.${s.name}`),
-    accumNode: out(`accum.${s.name}`),
+    stateNode: out(programKey({ role: 'state', name: s.name })),
+    accumNode: out(programKey({ role: 'accum', name: s.name })),
   }));
-  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)));
+  const perToken = new Set([
+    ...chunk.layer.views.map((v) => programKey({ role: 'view', name: v.name })),
+    programKey({ role: 'rate', name: 'lr' }),
+  ]);
+  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), perToken);
+  const homeKey = (kind: 'state' | 'accum', name: string): HomeKey => programKey({ role: kind, name });
 
   // Stages: buffered nodes in program order (already topological), then the writes.
   const stages: Stage[] = [
@@ -36,22 +57,17 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
   });
   const lastRead = new Map<number, number>();
   stages.forEach((s, i) => {
-    const seen = new Set<number>();
-    // An explicit stack: chains of inlined nodes can be thousands deep.
-    const stack =
-      s.kind === 'compute' ? [...p.nodes[s.node].args] : s.kind === 'output' ? [s.node] : [s.stateNode, s.accumNode];
-    while (stack.length) {
-      const id = stack.pop()!;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      if (buffered.has(id)) lastRead.set(id, i);
-      else stack.push(...p.nodes[id].args);
-    }
+    for (const id of stageReads(s, p, (x) => buffered.has(x))) if (buffered.has(id)) lastRead.set(id, i);
   });
 
   // On-chip memory goes to what is read most per element: temporaries for their live range,
   // states and accumulators for the whole kernel. What does not fit goes to global memory.
-  const reads = readsPerChunk(p, stages, buffered);
+  const reads = readsPerChunk(
+    p,
+    stages,
+    buffered,
+    new Set(chunk.layer.states.flatMap((s) => [homeKey('state', s.name), homeKey('accum', s.name)])),
+  );
   const temporaries: Interval[] = [...buffered].map((id) => ({
     key: id,
     elements: size(p.nodes[id].shape),
@@ -60,7 +76,7 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
   }));
   const homeIntervals: Interval[] = chunk.layer.states.flatMap((s) =>
     (['state', 'accum'] as const).map((kind) => ({
-      key: `${kind}.${s.name}`,
+      key: homeKey(kind, s.name),
       elements: size(s.shape),
       from: 0,
       to: stages.length,
@@ -83,11 +99,16 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
   const homes = new Map(
     chunk.layer.states.map((s) => [
       s.name,
-      { state: homePlaces.get(`state.${s.name}`)!, accum: homePlaces.get(`accum.${s.name}`)! },
+      { state: homePlaces.get(homeKey('state', s.name))!, accum: homePlaces.get(homeKey('accum', s.name))! },
     ]),
   );
 
   const stateSize = new Map(chunk.layer.states.map((s) => [s.name, size(s.shape)]));
+  const homeInputs = new Map(
+    chunk.layer.states.flatMap((s) =>
+      (['state', 'accum'] as const).map((kind) => [homeKey(kind, s.name), { kind, name: s.name }] as const),
+    ),
+  );
   const tiles = new Map<number, Tile>();
   for (const n of p.nodes) {
     if (n.op.kind !== 'matmul') continue;
@@ -102,7 +123,7 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
     states: homes,
     stages,
     tiles,
-    barriers: placeBarriers({ program: p, buffers, homes, stateSize }, stages),
+    barriers: placeBarriers({ program: p, buffers, homes, stateSize, homeInputs }, stages),
     workgroupFloats: chip.used,
     scratchFloats: scratch.used,
   };

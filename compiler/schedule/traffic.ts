@@ -6,14 +6,15 @@
 import { type Program, size } from '../ir/ir.ts';
 import type { Stage } from './kernel.ts';
 
-/** The key of a state's or accumulator's home: `state.NAME` or `accum.NAME`. */
-export type HomeKey = `state.${string}` | `accum.${string}`;
+/** The key of a state's or accumulator's home: its program key (`state.NAME` or `accum.NAME`). */
+export type HomeKey = string;
 
 /** Element reads per chunk, by buffered node id or home key. */
 export function readsPerChunk(
   p: Program,
   stages: readonly Stage[],
   buffered: ReadonlySet<number>,
+  homes: ReadonlySet<HomeKey>,
 ): Map<number | HomeKey, number> {
   const reads = new Map<number | HomeKey, number>();
   const add = (key: number | HomeKey, n: number) => reads.set(key, (reads.get(key) ?? 0) + n);
@@ -37,7 +38,7 @@ export function readsPerChunk(
       const n = evaluations.get(id)!;
       const node = p.nodes[id];
       if (buffered.has(id) && !(s.kind === 'compute' && s.node === id)) add(id, n);
-      else if (node.op.kind === 'input' && /^(state|accum)\./.test(node.op.name)) add(node.op.name as HomeKey, n);
+      else if (node.op.kind === 'input' && homes.has(node.op.name)) add(node.op.name, n);
       else for (const a of node.args) evaluate(a, n);
     }
   }

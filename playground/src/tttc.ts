@@ -19,10 +19,11 @@ import { renderCuda } from '../../targets/cuda/render.ts';
 import { stem } from '../../targets/target.ts';
 import { renderWgsl } from '../../targets/wgsl/render.ts';
 import { innerLoopInputs, type InnerLoopInputs, type InnerLoopOutputs } from '../../runtime/inner-loop.ts';
-import { runReference } from '../../runtime/reference/inner-loop.ts';
-import { signatureOf } from '../../runtime/signature.ts';
+import { runReference } from '../../compiler/reference/inner-loop.ts';
 import { getGPUDevice } from '../../runtime/webgpu/device.ts';
-import { WebGPUInnerLoop } from '../../runtime/webgpu/inner-loop.ts';
+import type { WebGPUInnerLoop } from '../../runtime/webgpu/inner-loop.ts';
+import { webgpuInnerLoop } from '../../cli/link.ts';
+import { outputPort } from '../../core/signature.ts';
 
 export type { FormRequest, Tensor };
 
@@ -134,7 +135,7 @@ export class CompiledLayer {
 
   constructor(private readonly compiled: Compiled) {
     const L = compiled.layer;
-    const sig = signatureOf(compiled);
+    const sig = compiled.signature;
     const lossNames = new Set(L.loss.views.map((v) => v.name));
     const tensor = (t: { name: string; shape: readonly number[] }) => ({ name: t.name, shape: [...t.shape] });
     const sizes = L.ast.members.flatMap((m) =>
@@ -151,7 +152,7 @@ export class CompiledLayer {
       params: L.params.map(tensor),
       lossViews: L.views.filter((v) => lossNames.has(v.name)).map(tensor),
       outputViews: L.views.filter((v) => !lossNames.has(v.name)).map(tensor),
-      output: sig.output,
+      output: outputPort(sig).shape,
       lr: sig.lr,
       scale: sig.scale,
       K: sig.K,
@@ -187,7 +188,7 @@ export class CompiledLayer {
 
   /** Gather named tensors (the `run` convention) into the inner loop's inputs; throws on bad shapes. */
   inputs(named: ReadonlyMap<string, Tensor>): InnerLoopInputs {
-    return innerLoopInputs(signatureOf(this.compiled), named);
+    return innerLoopInputs(this.compiled.signature, named);
   }
 
   /** The f64 reference executor over the whole sequence. */
@@ -263,7 +264,7 @@ export class CompiledLayer {
   /** Build the WGSL kernels for the browser's adapter (rendered for its limits). */
   async webgpu(): Promise<WebGPURunner> {
     const ctx = await getGPUDevice();
-    return new WebGPURunner(await WebGPUInnerLoop.create(this.compiled, ctx));
+    return new WebGPURunner(await webgpuInnerLoop(this.compiled, ctx));
   }
 }
 
@@ -335,7 +336,7 @@ export class WebGPURunner {
     const sequenceMs = performance.now() - start;
     const { B, H, T } = inp;
     const K = this.loop.manifest.signature.K;
-    const width = size(this.loop.manifest.signature.output);
+    const width = size(outputPort(this.loop.manifest.signature).shape);
     const stepOutput = { shape: whole.output.shape, data: new Float64Array(whole.output.data.length) };
     const tokenMs = new Float64Array(T);
     let { states, accums } = inp;

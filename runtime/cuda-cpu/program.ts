@@ -3,7 +3,7 @@
  * writes, and the launcher's C interface (its functions and the fields of its argument struct,
  * each tied to a tensor of the `run` convention). Plain JSON; nothing here reads the source.
  */
-import type { InnerLoopSignature } from '../signature.ts';
+import type { KernelSignature } from '../../core/signature.ts';
 
 /** Which tensor of the `run` convention a field of the argument struct holds. */
 export type CudaTensorRole =
@@ -22,7 +22,7 @@ export interface CudaTensorField {
 }
 
 export interface CudaCpuProgram {
-  signature: InnerLoopSignature;
+  signature: KernelSignature;
   /** The emulated device, e.g. `sm_90`: its shared-memory limits are the launcher's to check. */
   arch: string;
   files: readonly { path: string; contents: string }[];

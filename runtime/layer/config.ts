@@ -4,7 +4,7 @@
  * else what the weights' shapes imply; the head dim and the mini-batch size always come from the
  * spec's signature, and any other source that disagrees with them is an error.
  */
-import type { InnerLoopSignature } from '../signature.ts';
+import { type KernelSignature, viewPorts, outputPort } from '../../core/signature.ts';
 
 export interface LayerConfig {
   /** C: the layer's input and output width, heads · headDim. */
@@ -50,20 +50,20 @@ export type ViewName = (typeof VIEW_NAMES)[number];
  * Checks the spec fits the sequence layer and returns its head dim: every view is one of q, k, v
  * and one [D] vector per token, and so is the output.
  */
-export function specHeadDim(signature: InnerLoopSignature): number {
+export function specHeadDim(signature: KernelSignature): number {
   const fail = (why: string): never => {
     throw new LayerConfigError(
       `${signature.layer}: the sequence layer needs views q, k, v (from q_proj, k_proj, v_proj) and an output of one [D] vector per token; ${why}`,
     );
   };
-  const D = signature.views[0]?.shape[0];
+  const D = viewPorts(signature)[0]?.shape[0];
   if (D === undefined) return fail('the spec has no views');
-  for (const v of signature.views) {
+  for (const v of viewPorts(signature)) {
     if (!(VIEW_NAMES as readonly string[]).includes(v.name)) fail(`view '${v.name}' has no projection`);
     if (v.shape.length !== 1 || v.shape[0] !== D)
       fail(`view '${v.name}' has shape [${v.shape.join(', ')}], expected [${D}]`);
   }
-  const out = signature.output;
+  const out = outputPort(signature).shape;
   if (out.length !== 1 || out[0] !== D) fail(`the output has shape [${out.join(', ')}], expected [${D}]`);
   return D;
 }
@@ -93,7 +93,7 @@ function positiveInteger(name: string, value: number): number {
 }
 
 export function resolveLayerConfig(
-  signature: InnerLoopSignature,
+  signature: KernelSignature,
   options: LayerConfigOptions = {},
   metadata: Record<string, string> = {},
   hints: WeightHints = {},

@@ -5,9 +5,9 @@
  * `LayerParts` (f64 on the CPU in reference-layer.ts, f32 kernels in webgpu-layer.ts), and the
  * inner loop is any `InnerLoopBackend`.
  */
+import { type KernelSignature, statePorts } from '../../core/signature.ts';
 import { asF64, type Tensor, type TensorInput } from '../../core/tensor.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
-import type { InnerLoopSignature } from '../signature.ts';
 import { type CacheLayout, LayerCache } from './cache.ts';
 import type { LayerConfig } from './config.ts';
 import type { LayerWeights } from './weights.ts';
@@ -58,7 +58,7 @@ export class SequenceLayer {
   private readonly busy = new WeakSet<LayerCache>();
 
   constructor(
-    readonly signature: InnerLoopSignature,
+    readonly signature: KernelSignature,
     readonly config: LayerConfig,
     readonly weights: LayerWeights,
     private readonly parts: LayerParts,
@@ -67,7 +67,7 @@ export class SequenceLayer {
     this.cacheLayout = {
       heads: config.heads,
       miniBatch: config.miniBatch,
-      states: signature.states.map((s) => ({ name: s.name, shape: s.shape })),
+      states: statePorts(signature).map((s) => ({ name: s.name, shape: s.shape })),
     };
     this.scale = weights.tokenOffset && positionScale(weights.tokenOffset.data);
   }

@@ -1,18 +1,11 @@
 /** The whole layer in float64 on the CPU: the reference every other device is held to. */
+import { type KernelSignature, viewPorts } from '../../core/signature.ts';
 import type { Tensor } from '../../core/tensor.ts';
-import type { Compiled } from '../../compiler/pipeline.ts';
-import { runReference } from '../reference/inner-loop.ts';
-import { type InnerLoopSignature, signatureOf } from '../signature.ts';
 import type { LayerConfig, ViewName } from './config.ts';
 import { geluTanh, joinHeads, layerNormRows, linear, sigmoid, splitHeads } from './f64-ops.ts';
 import { type InnerLoopBackend, type LayerParts, POST_NORM_EPS, type Projected, SequenceLayer } from './layer.ts';
 import { applyRope, type RopeTable, ropeTable } from './rope.ts';
 import { type LayerOptions, type LayerWeights, loadLayerWeights, type WeightsSource } from './weights.ts';
-
-/** The inner loop as the f64 reference executor runs it: the one backend that needs the compiled program. */
-export function referenceInnerLoop(compiled: Compiled): InnerLoopBackend {
-  return { run: async (inputs) => runReference(compiled.chunk, inputs) };
-}
 
 const ROTATED: ReadonlySet<string> = new Set<ViewName>(['q', 'k']);
 
@@ -20,7 +13,7 @@ export class ReferenceParts implements LayerParts {
   private readonly rope: RopeTable;
 
   constructor(
-    private readonly signature: InnerLoopSignature,
+    private readonly signature: KernelSignature,
     private readonly config: LayerConfig,
     private readonly weights: LayerWeights,
   ) {
@@ -34,7 +27,7 @@ export class ReferenceParts implements LayerParts {
     const views = new Map<string, Tensor>();
     const { qProj, kProj, vProj } = this.weights;
     const projections: Record<ViewName, Tensor> = { q: qProj, k: kProj, v: vProj };
-    for (const v of this.signature.views) {
+    for (const v of viewPorts(this.signature)) {
       const y = linear(x.data, rows, projections[v.name as ViewName].data, C);
       if (ROTATED.has(v.name)) {
         for (let r = 0; r < rows; r++) {
@@ -76,32 +69,22 @@ export class ReferenceParts implements LayerParts {
   }
 }
 
-export interface ReferenceLayerOptions {
-  /** The inner loop; the f64 reference executor when left out. */
-  innerLoop?: InnerLoopBackend;
-}
-
+/** The layer's parts in f64 around an inner loop (cli/link-layer.ts gives the reference executor's). */
 export function createReferenceLayer(
-  compiled: Compiled,
+  signature: KernelSignature,
   config: LayerConfig,
   weights: LayerWeights,
-  options: ReferenceLayerOptions = {},
+  innerLoop: InnerLoopBackend,
 ): SequenceLayer {
-  const signature = signatureOf(compiled);
-  return new SequenceLayer(
-    signature,
-    config,
-    weights,
-    new ReferenceParts(signature, config, weights),
-    options.innerLoop ?? referenceInnerLoop(compiled),
-  );
+  return new SequenceLayer(signature, config, weights, new ReferenceParts(signature, config, weights), innerLoop);
 }
 
 export async function loadReferenceLayer(
-  compiled: Compiled,
+  signature: KernelSignature,
   source: WeightsSource,
-  options: LayerOptions & ReferenceLayerOptions = {},
+  innerLoop: InnerLoopBackend,
+  options: LayerOptions = {},
 ): Promise<SequenceLayer> {
-  const { config, weights } = await loadLayerWeights(source, signatureOf(compiled), options);
-  return createReferenceLayer(compiled, config, weights, options);
+  const { config, weights } = await loadLayerWeights(source, signature, options);
+  return createReferenceLayer(signature, config, weights, innerLoop);
 }

@@ -6,12 +6,11 @@
  * heads, applies post-norm and the gate, and the matmul kernel does the output projection. The
  * fused projection stays on the device between the two halves for the gate.
  */
+import { type KernelSignature, viewPorts } from '../../core/signature.ts';
 import type { Tensor } from '../../core/tensor.ts';
-import type { Compiled } from '../../compiler/pipeline.ts';
-import { type InnerLoopSignature, signatureOf } from '../signature.ts';
 import { deviceLimits, type GPUContext, getGPUDevice } from '../webgpu/device.ts';
 import { WebGPUInnerLoop } from '../webgpu/inner-loop.ts';
-import type { WgslKernelManifest } from '../webgpu/manifest.ts';
+import type { WgslKernelManifest } from '../../core/manifest.ts';
 import type { LayerConfig, ViewName } from './config.ts';
 import { type InnerLoopBackend, type LayerParts, POST_NORM_EPS, type Projected, SequenceLayer } from './layer.ts';
 import { ropeTable } from './rope.ts';
@@ -31,10 +30,10 @@ interface ColumnLayout {
   total: number;
 }
 
-function columnLayout(signature: InnerLoopSignature, config: LayerConfig, weights: LayerWeights): ColumnLayout {
+function columnLayout(signature: KernelSignature, config: LayerConfig, weights: LayerWeights): ColumnLayout {
   let total = 0;
   const take = (n: number) => (total += n) - n;
-  const views = new Map(signature.views.map((v) => [v.name, take(config.width)]));
+  const views = new Map(viewPorts(signature).map((v) => [v.name, take(config.width)]));
   const lr = weights.lrWeight ? take(config.heads) : undefined;
   const gate = config.useGate ? take(config.width) : undefined;
   return { views, lr, gate, total };
@@ -68,7 +67,7 @@ export class WebGPUParts implements LayerParts {
   ) {}
 
   static async create(
-    signature: InnerLoopSignature,
+    signature: KernelSignature,
     config: LayerConfig,
     weights: LayerWeights,
     ctx: GPUContext,
@@ -200,42 +199,32 @@ function uploadF32(device: GPUDevice, label: string, data: Float32Array<ArrayBuf
   return buffer;
 }
 
-/**
- * The inner loop's WGSL kernel: a compiled spec's, rendered when the layer is created for the
- * adapter's limits, or one rendered ahead of time (a generated module's manifest).
- */
-export type WgslKernelSource = Compiled | WgslKernelManifest;
-
-const isManifest = (kernel: WgslKernelSource): kernel is WgslKernelManifest => 'signature' in kernel;
-const signatureOfKernel = (kernel: WgslKernelSource) => (isManifest(kernel) ? kernel.signature : signatureOf(kernel));
-
 export interface WebGPULayerOptions {
   /** The inner loop; the kernel's WebGPUInnerLoop when left out. */
   innerLoop?: InnerLoopBackend;
   context?: GPUContext;
 }
 
+/** A layer around a WGSL kernel rendered ahead of time (cli/link-layer.ts renders one for a compiled spec). */
 export async function createWebGPULayer(
-  kernel: WgslKernelSource,
+  kernel: WgslKernelManifest,
   config: LayerConfig,
   weights: LayerWeights,
   options: WebGPULayerOptions = {},
 ): Promise<SequenceLayer> {
   const ctx = options.context ?? (await getGPUDevice());
   // The inner loop first: it may not fit the adapter, and then no layer buffers are left behind.
-  const innerLoop =
-    options.innerLoop ??
-    (isManifest(kernel) ? await WebGPUInnerLoop.fromManifest(kernel, ctx) : await WebGPUInnerLoop.create(kernel, ctx));
-  const signature = signatureOfKernel(kernel);
+  const innerLoop = options.innerLoop ?? (await WebGPUInnerLoop.fromManifest(kernel, ctx));
+  const signature = kernel.signature;
   const parts = await WebGPUParts.create(signature, config, weights, ctx);
   return new SequenceLayer(signature, config, weights, parts, innerLoop);
 }
 
 export async function loadWebGPULayer(
-  kernel: WgslKernelSource,
+  kernel: WgslKernelManifest,
   source: WeightsSource,
   options: LayerOptions & WebGPULayerOptions = {},
 ): Promise<SequenceLayer> {
-  const { config, weights } = await loadLayerWeights(source, signatureOfKernel(kernel), options);
+  const { config, weights } = await loadLayerWeights(source, kernel.signature, options);
   return createWebGPULayer(kernel, config, weights, options);
 }

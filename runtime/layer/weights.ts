@@ -5,9 +5,9 @@
  * an explicit name map: by default state NAME ← NAME and param NAME ← NAME, except gamma ←
  * ttt_norm_weight and beta ← ttt_norm_bias.
  */
+import { type KernelSignature, statePorts, paramPorts } from '../../core/signature.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import { loadSafetensors, type SafeFile, type SafetensorsSource, toFloat64 } from '../safetensors.ts';
-import type { InnerLoopSignature } from '../signature.ts';
 import { type LayerConfig, type LayerConfigOptions, resolveLayerConfig } from './config.ts';
 
 export interface LayerWeights {
@@ -61,7 +61,7 @@ export interface WeightSpec {
 
 /** Spec name → weight name for states and params, checked for names the spec does not have. */
 export function weightNameMap(
-  signature: InnerLoopSignature,
+  signature: KernelSignature,
   names: WeightNames = {},
 ): { states: Map<string, string>; params: Map<string, string> } {
   const build = (
@@ -80,13 +80,13 @@ export function weightNameMap(
     return new Map(declared.map((d) => [d.name, overrides[d.name] ?? defaults[d.name] ?? d.name]));
   };
   return {
-    states: build('state', signature.states, names.states),
-    params: build('param', signature.params, names.params, DEFAULT_PARAM_NAMES),
+    states: build('state', statePorts(signature), names.states),
+    params: build('param', paramPorts(signature), names.params, DEFAULT_PARAM_NAMES),
   };
 }
 
 /** Every tensor the layer reads, in a fixed order, with its accepted shapes. */
-export function weightSpecs(signature: InnerLoopSignature, config: LayerConfig, names: WeightNames = {}): WeightSpec[] {
+export function weightSpecs(signature: KernelSignature, config: LayerConfig, names: WeightNames = {}): WeightSpec[] {
   const { width: C, heads: H, miniBatch: K } = config;
   const map = weightNameMap(signature, names);
   const specs: WeightSpec[] = [
@@ -109,9 +109,9 @@ export function weightSpecs(signature: InnerLoopSignature, config: LayerConfig, 
     );
   if (signature.scale.kind === 'position') specs.push({ name: 'learnable_token_idx', shapes: [[K]] });
   specs.push({ name: 'post_norm.weight', shapes: [[C]] }, { name: 'post_norm.bias', shapes: [[C]] });
-  for (const p of signature.params)
+  for (const p of paramPorts(signature))
     specs.push({ name: map.params.get(p.name)!, shapes: [[H, ...p.shape]], role: `the spec's param '${p.name}'` });
-  for (const s of signature.states) {
+  for (const s of statePorts(signature)) {
     // The PyTorch layers keep a bias state as [heads, 1, n]: a row vector per head.
     const shapes =
       s.shape.length === 1
@@ -154,7 +154,7 @@ function readWeight(file: SafeFile, prefix: string, spec: WeightSpec): Tensor {
 /** The weights of a layer from a parsed safetensors file, all checked before any is returned. */
 export function readLayerWeights(
   file: SafeFile,
-  signature: InnerLoopSignature,
+  signature: KernelSignature,
   config: LayerConfig,
   options: WeightOptions = {},
 ): LayerWeights {
@@ -166,7 +166,7 @@ export function readLayerWeights(
 
 /** Weights by name (without prefix, canonical shapes, as `weightSpecs` lists them) → the layer's weights. */
 export function assembleWeights(
-  signature: InnerLoopSignature,
+  signature: KernelSignature,
   byName: ReadonlyMap<string, Tensor>,
   names: WeightNames = {},
 ): LayerWeights {
@@ -186,9 +186,9 @@ export function assembleWeights(
     tokenOffset: byName.get('learnable_token_idx'),
     postNormWeight: get('post_norm.weight'),
     postNormBias: get('post_norm.bias'),
-    params: new Map(signature.params.map((p) => [p.name, get(map.params.get(p.name)!)])),
+    params: new Map(paramPorts(signature).map((p) => [p.name, get(map.params.get(p.name)!)])),
     states: new Map(
-      signature.states.map((s) => {
+      statePorts(signature).map((s) => {
         const t = get(map.states.get(s.name)!);
         return [s.name, { shape: [t.shape[0], ...s.shape], data: t.data }];
       }),
@@ -199,7 +199,7 @@ export function assembleWeights(
 /** Configuration and weights from a weights file: options, else its metadata, else its shapes. */
 export function layerFromSafeFile(
   file: SafeFile,
-  signature: InnerLoopSignature,
+  signature: KernelSignature,
   options: LayerOptions = {},
 ): { config: LayerConfig; weights: LayerWeights } {
   const prefix = options.prefix ?? '';
@@ -217,7 +217,7 @@ export type WeightsSource = SafetensorsSource;
 
 export async function loadLayerWeights(
   source: WeightsSource,
-  signature: InnerLoopSignature,
+  signature: KernelSignature,
   options: LayerOptions = {},
 ): Promise<{ config: LayerConfig; weights: LayerWeights }> {
   return layerFromSafeFile(await loadSafetensors(source), signature, options);

@@ -1,15 +1,15 @@
 /**
  * The WebGPU backend of the inner loop: a WGSL kernel from its manifest (runtime/webgpu/manifest.ts),
  * its pipeline built once, the `run` convention's tensors packed into the kernel's buffers (see
- * targets/wgsl/layout.ts).
+ * core/packing.ts).
  */
+import { statePorts, outputPort } from '../../core/signature.ts';
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
-import type { Compiled } from '../../compiler/pipeline.ts';
-import { paramFloats, stateFloats, tokenFloats, UNIFORM_FIELDS } from '../../targets/wgsl/layout.ts';
+import { paramFloats, stateFloats, tokenFloats, UNIFORM_FIELDS } from '../../core/packing.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import { deviceLimits, type GPUContext, getGPUDevice, type KernelLimits } from './device.ts';
-import type { WgslKernelManifest } from './manifest.ts';
+import type { WgslKernelManifest } from '../../core/manifest.ts';
 import { computePipeline, workgroupGrid } from './pipelines.ts';
 
 export class LimitError extends Error {}
@@ -18,8 +18,8 @@ export class LimitError extends Error {}
 const maxInvocations = (limits: KernelLimits) =>
   Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
 
-/** What `create` schedules a kernel for on a device with these limits: 256 invocations at most, all its workgroup storage. */
-function schedulingLimits(limits: KernelLimits): WgslKernelManifest['scheduledFor'] {
+/** What a kernel for a device with these limits is scheduled for: 256 invocations at most, all its workgroup storage. */
+export function schedulingLimits(limits: KernelLimits): WgslKernelManifest['scheduledFor'] {
   return { workgroupBytes: limits.maxComputeWorkgroupStorageSize, invocations: Math.min(256, maxInvocations(limits)) };
 }
 
@@ -27,7 +27,7 @@ function schedulingLimits(limits: KernelLimits): WgslKernelManifest['scheduledFo
 function checkLimits(manifest: WgslKernelManifest, limits: KernelLimits): void {
   const name = `the ${manifest.signature.layer} kernel`;
   const { workgroupBytes, invocations } = manifest.scheduledFor;
-  const rerender = 'render it for this adapter instead (WebGPUInnerLoop.create)';
+  const rerender = 'render it for this adapter instead (webgpuInnerLoop in cli/link.ts)';
   if (workgroupBytes > limits.maxComputeWorkgroupStorageSize) {
     throw new LimitError(
       `${name} was scheduled for ${workgroupBytes} bytes of workgroup storage; the adapter offers ${limits.maxComputeWorkgroupStorageSize}: ${rerender}`,
@@ -81,17 +81,6 @@ export class WebGPUInnerLoop {
     return [...this.prefill.messages, ...(this.decode?.messages ?? [])];
   }
 
-  /** Renders the compiled spec's kernel for this adapter's limits, then builds it. */
-  static async create(compiled: Compiled, ctx?: GPUContext): Promise<WebGPUInnerLoop> {
-    const context = ctx ?? (await getGPUDevice());
-    // Imported here rather than at the top: the manifest path must load without the compiler.
-    const { wgslManifest } = await import('../../targets/wgsl/render.ts');
-    return WebGPUInnerLoop.fromManifest(
-      wgslManifest(compiled, schedulingLimits(deviceLimits(context.device))),
-      context,
-    );
-  }
-
   /** Builds a kernel rendered ahead of time; a LimitError if the adapter offers less than it was scheduled for. */
   static async fromManifest(manifest: WgslKernelManifest, ctx?: GPUContext): Promise<WebGPUInnerLoop> {
     const context = ctx ?? (await getGPUDevice());
@@ -128,7 +117,7 @@ export class WebGPUInnerLoop {
 
     const tokens = new Float32Array(Math.max(1, BHT * tokenFloats(layout)));
     for (const r of layout.tokens)
-      tokens.set(r.name === 'lr' ? inp.lr!.data : inp.views.get(r.name)!.data, BHT * r.prefix);
+      tokens.set(r.role === 'rate' ? inp.lr!.data : inp.views.get(r.name)!.data, BHT * r.prefix);
     const weights = new Float32Array(Math.max(1, layout.scale + H * paramFloats(layout)));
     if (layout.scale) weights.set(inp.scale!.data, 0);
     for (const r of layout.params) weights.set(inp.params.get(r.name)!.data, layout.scale + H * r.prefix);
@@ -203,9 +192,9 @@ export class WebGPUInnerLoop {
       shape: [B, H, ...shape],
       data: Float64Array.from(stateOut.subarray(BH * prefix, BH * (prefix + size(shape)))),
     });
-    const shapeOf = new Map(signature.states.map((s) => [s.name, s.shape]));
+    const shapeOf = new Map(statePorts(signature).map((s) => [s.name, s.shape]));
     return {
-      output: { shape: [B, H, T, ...signature.output], data: Float64Array.from(out) },
+      output: { shape: [B, H, T, ...outputPort(signature).shape], data: Float64Array.from(out) },
       states: new Map(layout.states.map((r) => [r.name, unpack(r.prefix, shapeOf.get(r.name)!)])),
       accums: new Map(layout.accums.map((r) => [r.name, unpack(r.prefix, shapeOf.get(r.name)!)])),
     };

@@ -3,37 +3,57 @@
  * (sequence, head) initialises the state, walks the chunks (views staged, stages separated by
  * barriers, output rows written, state updated), and writes the state back.
  */
+import { WALK } from '../../compiler/dualform/derive.ts';
 import { size } from '../../compiler/ir/ir.ts';
 import type { Home, Placement, ScheduledKernel, Stage } from '../../compiler/schedule/kernel.ts';
+import { dimConstant, programKey } from '../../core/mangle.ts';
+import { showShape } from '../../core/shape.ts';
+import type { KernelSignature, Port } from '../../core/signature.ts';
+import { commentText } from '../text.ts';
 import type { Dialect } from './dialect.ts';
 import { Index, add, div, mod, mul } from './index.ts';
 import { Lines } from './lines.ts';
 import { type Memory, ValueEmitter } from './values.ts';
-import { commentText } from '../text.ts';
 
 /** How a target reads and writes the kernel's global tensors (flat element offsets). */
 export interface Globals {
   /** Uniform values: `T`, `start`, `H`. */
   uniform(name: 'T' | 'start' | 'H'): string;
-  /** Per-token input tensors [B, H, T, ...]: a view `NAME`, or `lr`. */
-  token(name: string, flat: string): string;
-  scale(flat: string): string;
-  param(name: string, flat: string): string;
-  stateIn(name: string, flat: string): string;
-  accumIn(name: string, flat: string): string;
-  stateOut(name: string, flat: string): string;
-  accumOut(name: string, flat: string): string;
-  output(flat: string): string;
+  /** Element `flat` of a port of the kernel signature, read or written. */
+  port(port: Port, flat: string): string;
   scratch(flat: string): string;
   workgroup(flat: string): string;
 }
 
+/** The ports of a signature by role, direction and name. */
+class Ports {
+  private readonly byKey: Map<string, Port>;
+  constructor(private readonly sig: KernelSignature) {
+    this.byKey = new Map(sig.inputs.map((p) => [programKey(p), p]));
+  }
+  /** The input port a mini-batch program input reads; none for the walk's own inputs. */
+  ofInput(key: string): Port | undefined {
+    return this.byKey.get(key);
+  }
+  get(role: Port['role'], io: Port['io'], name: string): Port {
+    const list = io === 'in' ? this.sig.inputs : this.sig.outputs;
+    const p = list.find((x) => x.role === role && x.name === name);
+    if (!p) throw new Error(`the kernel signature has no ${io} ${role} ${name}`);
+    return p;
+  }
+}
+
+/** True unless the chunk starts a mini-batch after another ended it (then every accumulator is zero). */
+const ACCUM_LIVE = 'accum_live';
+
 export class KernelBody {
   private readonly values: ValueEmitter;
   private readonly stateSize: Map<string, number>;
+  private readonly ports: Ports;
 
   constructor(
     private readonly k: ScheduledKernel,
+    signature: KernelSignature,
     private readonly d: Dialect,
     private readonly g: Globals,
     /** Spec source text, to annotate each stage with the line it comes from. */
@@ -44,6 +64,7 @@ export class KernelBody {
       buffer: (id, flat) => this.place(k.buffers.get(id)!, flat),
       input: (name, index) => this.input(name, index),
     };
+    this.ports = new Ports(signature);
     this.values = new ValueEmitter(k.program, d, memory);
     this.stateSize = new Map(k.chunk.layer.states.map((s) => [s.name, size(s.shape)]));
   }
@@ -57,39 +78,44 @@ export class KernelBody {
   private home(h: Home, name: string, kind: 'state' | 'accum', flat: string): string {
     if (h.space !== 'global') return this.place(h, flat);
     const global = add(mul('bh', this.stateSize.get(name)!), flat);
-    return kind === 'state' ? this.g.stateOut(name, global) : this.g.accumOut(name, global);
+    return this.g.port(this.ports.get(kind, 'out', name), global);
   }
 
-  private input(name: string, index: Index): string {
-    const dot = name.indexOf('.');
-    const [kind, rest] = dot < 0 ? [name, ''] : [name.slice(0, dot), name.slice(dot + 1)];
-    switch (kind) {
-      case 'mask': {
+  private input(key: string, index: Index): string {
+    const port = this.ports.ofInput(key);
+    if (!port) {
+      if (key === WALK.mask) {
         const r = index.dims()[0];
         return this.d.select(`${r} < count`, this.d.float(1), this.d.float(0));
       }
-      case 'commit':
-      case 'keep':
-        return kind;
+      if (key === WALK.commit || key === WALK.keep) return key;
+      throw new Error(`input ${key} is neither a port nor the walk's`);
+    }
+    switch (port.role) {
       case 'scale':
         // Row r's scale is that of position `position + r`; rows past the chunk's tokens are
         // masked, and clamping keeps their read in range.
-        return this.g.scale(this.d.min(`position + ${index.flat()}`, String(this.k.chunk.K - 1)));
+        return this.g.port(port, this.d.min(`position + ${index.flat()}`, String(this.k.chunk.K - 1)));
       case 'param':
-        return this.g.param(rest, add(mul('h', size(index.shape)), index.flat()));
+        return this.g.port(port, add(mul('h', size(index.shape)), index.flat()));
       case 'state':
       case 'accum':
-        return this.home(this.k.states.get(rest)![kind], rest, kind, index.flat());
+        return this.home(this.k.states.get(port.name)![port.role], port.name, port.role, index.flat());
     }
-    throw new Error(`input ${name} has no inline reading`);
+    throw new Error(`the ${port.role} ${port.name} has no inline reading`);
   }
 
-  /** The spec line a node comes from, as a comment. */
+  /** The spec line a node comes from, quoted safely for a comment. */
   private origin(id: number): string {
     const o = this.k.program.nodes[id].origin;
     if (!o) return '';
-    const text = (this.sourceLines[o.start.line - 1] ?? '').trim();
-    return `// line ${o.start.line}: ${commentText(text)}`;
+    return `line ${o.start.line}: ${commentText((this.sourceLines[o.start.line - 1] ?? '').trim())}`;
+  }
+
+  /** A stage's comment: what it computes and the spec line it comes from. */
+  private describe(id: number, what: string): string {
+    const origin = this.origin(id);
+    return `// ${what}${origin ? `, from ${origin}` : '.'}`;
   }
 
   private elements(L: Lines, n: number, body: (e: string) => void): void {
@@ -100,8 +126,11 @@ export class KernelBody {
 
   emit(L: Lines): void {
     const d = this.d;
-    const K = this.k.chunk.K;
     const u = (n: 'T' | 'start' | 'H') => this.g.uniform(n);
+    // The walk of core/walk.ts: chunks of at most R rows that never cross a mini-batch of K.
+    const K = dimConstant(this.k.chunk.layer.minibatch.name);
+    L.line(`// Tokens per mini-batch (the spec's \`minibatch ${this.k.chunk.layer.minibatch.name}\`).`);
+    L.line(d.constant(K, d.indexType, String(this.k.chunk.K)));
     // Only params are per head; declared without them, `h` would be unused (nvcc warns).
     if (this.k.chunk.layer.params.length > 0) L.line(d.constant('h', d.indexType, `bh % ${u('H')}`));
     L.line('// The state and accumulator start from the inputs.');
@@ -109,25 +138,30 @@ export class KernelBody {
       const n = this.stateSize.get(name)!;
       this.elements(L, n, (e) => {
         const src = add(mul('bh', n), e);
-        L.line(`${this.home(h.state, name, 'state', e)} = ${this.g.stateIn(name, src)};`);
-        L.line(`${this.home(h.accum, name, 'accum', e)} = ${this.g.accumIn(name, src)};`);
+        L.line(`${this.home(h.state, name, 'state', e)} = ${this.g.port(this.ports.get('state', 'in', name), src)};`);
+        L.line(`${this.home(h.accum, name, 'accum', e)} = ${this.g.port(this.ports.get('accum', 'in', name), src)};`);
       });
     }
-    L.line(d.barrier(true), '');
+    L.line(...d.barrier(true).split('\n'), '');
     // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
     L.line(d.variable('token', d.indexType, '0'), d.variable('position', d.indexType, u('start')));
     L.open(`while (token < ${u('T')})`);
     const room = d.min(`${K} - position`, `${u('T')} - token`);
     const R = this.k.chunk.rows;
-    L.line(d.constant('count', d.indexType, R < K ? d.min(String(R), room) : room));
+    L.line(d.constant('count', d.indexType, R < this.k.chunk.K ? d.min(String(R), room) : room));
     L.line(d.constant('ends', 'bool', `position + count == ${K}`));
     L.line(d.constant('commit', d.floatType, d.select('ends', this.commitScale(), d.float(0))));
     L.line(d.constant('keep', d.floatType, d.select('ends', d.float(0), d.float(1))));
+    if (this.k.stages.some((s) => s.kind === 'compute' && this.readsAccum(s.node))) {
+      // A chunk that starts a mini-batch after another ended it finds every accumulator at zero,
+      // so products with an accumulator are skipped (their result is zero) on a full prefill.
+      L.line(d.constant(ACCUM_LIVE, 'bool', 'token == 0 || position != 0'));
+    }
     this.k.stages.forEach((s, i) => {
       L.line('');
       this.stage(L, s);
       const barrier = this.k.barriers[i];
-      if (barrier !== 'none') L.line(d.barrier(barrier === 'storage'));
+      if (barrier !== 'none') L.line(...d.barrier(barrier === 'storage').split('\n'));
     });
     L.line('', 'token = token + count;', `position = (position + count) % ${K};`);
     L.close();
@@ -137,17 +171,16 @@ export class KernelBody {
       const n = this.stateSize.get(name)!;
       this.elements(L, n, (e) => {
         const dst = add(mul('bh', n), e);
-        if (h.state.space !== 'global')
-          L.line(`${this.g.stateOut(name, dst)} = ${this.home(h.state, name, 'state', e)};`);
-        if (h.accum.space !== 'global')
-          L.line(`${this.g.accumOut(name, dst)} = ${this.home(h.accum, name, 'accum', e)};`);
+        for (const role of ['state', 'accum'] as const)
+          if (h[role].space !== 'global')
+            L.line(`${this.g.port(this.ports.get(role, 'out', name), dst)} = ${this.home(h[role], name, role, e)};`);
       });
     }
   }
 
   private commitScale(): string {
     const s = this.k.chunk.layer.update.scale;
-    if (s.kind === 'position') return this.g.scale(String(this.k.chunk.K - 1));
+    if (s.kind === 'position') return this.g.port(this.ports.get('scale', 'in', 'scale'), String(this.k.chunk.K - 1));
     return this.d.float(s.kind === 'constant' ? s.value : 1);
   }
 
@@ -157,11 +190,15 @@ export class KernelBody {
     if (s.kind === 'update') {
       const n = this.stateSize.get(s.state)!;
       const h = this.k.states.get(s.state)!;
-      L.line(`// Update ${s.state} and its accumulator. ${this.origin(s.stateNode)}`);
+      L.line(this.describe(s.stateNode, `Update ${commentText(s.state)} and its accumulator`));
       this.elements(L, n, (e) => {
         const index = Index.flat(nodes[s.stateNode].shape, e);
-        L.line(d.constant('next_state', d.floatType, this.values.value(s.stateNode, index)));
-        L.line(d.constant('next_accum', d.floatType, this.values.value(s.accumNode, index)));
+        L.line(
+          ...this.values.statements((v) => [
+            d.constant('next_state', d.floatType, v(s.stateNode, index)),
+            d.constant('next_accum', d.floatType, v(s.accumNode, index)),
+          ]),
+        );
         L.line(
           `${this.home(h.state, s.state, 'state', e)} = next_state;`,
           `${this.home(h.accum, s.state, 'accum', e)} = next_accum;`,
@@ -172,10 +209,11 @@ export class KernelBody {
     const node = nodes[s.node];
     if (s.kind === 'output') {
       const width = size(node.shape.slice(1));
-      L.line(`// Write the rows of this chunk. ${this.origin(s.node)}`);
+      L.line(this.describe(s.node, "Write this chunk's output rows"));
       L.open(d.loop('e', 'tid', `count * ${width}`, String(this.k.invocations)));
-      const value = this.values.value(s.node, Index.flat(node.shape, 'e'));
-      L.line(`${this.g.output(add(mul(`bh * ${this.g.uniform('T')} + token`, width), 'e'))} = ${value};`);
+      const flat = add(mul(`bh * ${this.g.uniform('T')} + token`, width), 'e');
+      const output = this.g.port(this.ports.get('output', 'out', 'output'), flat);
+      L.line(...this.values.statements((v) => [`${output} = ${v(s.node, Index.flat(node.shape, 'e'))};`]));
       L.close();
       return;
     }
@@ -184,20 +222,22 @@ export class KernelBody {
     if (op.kind === 'input') {
       // Rows past the chunk's tokens read as 0, without touching memory out of range.
       const width = size(node.shape.slice(1));
-      const name = op.name.startsWith('view.') ? op.name.slice(5) : op.name;
-      L.line(`// Stage ${name} for this chunk.`);
+      const port = this.ports.ofInput(op.name);
+      if (!port) throw new Error(`the buffered input ${op.name} is not a port`);
+      L.line(`// Stage the ${port.role} ${port.name} for this chunk.`);
       this.elements(L, size(node.shape), (e) => {
         const r = div(e, width);
         L.line(d.variable('x', d.floatType, d.float(0)));
         const global = add(mul(`bh * ${this.g.uniform('T')} + token + ${r}`, width), mod(e, width));
         L.open(`if (${r} < count)`)
-          .line(`x = ${this.g.token(name, global)};`)
+          .line(`x = ${this.g.port(port, global)};`)
           .close();
         L.line(`${target(e)} = x;`);
       });
       return;
     }
-    L.line(`// %${s.node} = ${op.kind} ${this.origin(s.node)}`);
+    const what = { matmul: 'product', sum: 'sum' }[op.kind as string] ?? 'elementwise';
+    L.line(this.describe(s.node, `${showShape(node.shape)} ${what}`));
     if (op.kind === 'matmul') {
       this.matmul(L, s.node, target);
       return;
@@ -207,7 +247,7 @@ export class KernelBody {
       if (op.kind === 'sum') {
         this.sum(L, s.node, index);
         L.line(`${target(e)} = acc;`);
-      } else L.line(`${target(e)} = ${this.values.value(s.node, index, true)};`);
+      } else L.line(...this.values.statements((v) => [`${target(e)} = ${v(s.node, index, true)};`]));
     });
   }
 
@@ -228,28 +268,35 @@ export class KernelBody {
       const col = (j: number) => add(mul(block[r - 1], cols), String(j));
       for (const i of range(rows))
         for (const j of range(cols)) L.line(d.variable(`acc${i}_${j}`, d.floatType, d.float(0)));
+      const skippable = this.readsAccum(id);
+      if (skippable) L.open(`if (${ACCUM_LIVE})`);
       L.open(d.loop('p', '0', String(a.shape[r - 1])));
-      for (const i of range(rows))
-        L.line(
-          d.constant(
-            `a${i}`,
-            d.floatType,
-            operand(this.values.value(a.id, Index.dims(a.shape, [...batch, row(i), 'p']))),
+      L.line(
+        ...this.values.statements((v) => [
+          ...range(rows).map((i) =>
+            d.constant(`a${i}`, d.floatType, operand(v(a.id, Index.dims(a.shape, [...batch, row(i), 'p'])))),
           ),
-        );
-      for (const j of range(cols))
-        L.line(
-          d.constant(
-            `b${j}`,
-            d.floatType,
-            operand(this.values.value(b.id, Index.dims(b.shape, [...batch, 'p', col(j)]))),
+          ...range(cols).map((j) =>
+            d.constant(`b${j}`, d.floatType, operand(v(b.id, Index.dims(b.shape, [...batch, 'p', col(j)])))),
           ),
-        );
+        ]),
+      );
       for (const i of range(rows)) for (const j of range(cols)) L.line(`acc${i}_${j} = acc${i}_${j} + a${i} * b${j};`);
       L.close();
+      if (skippable) L.close();
       for (const i of range(rows))
         for (const j of range(cols))
           L.line(`${target(Index.dims(n.shape, [...batch, row(i), col(j)]).flat())} = acc${i}_${j};`);
+    });
+  }
+
+  /** Whether a product reads an accumulator as an operand directly (not through a buffer). */
+  private readsAccum(id: number): boolean {
+    const n = this.k.program.nodes[id];
+    if (n.op.kind !== 'matmul') return false;
+    return n.args.some((x) => {
+      const op = this.k.program.nodes[x].op;
+      return op.kind === 'input' && !this.k.buffers.has(x) && this.ports.ofInput(op.name)?.role === 'accum';
     });
   }
 
@@ -268,7 +315,7 @@ export class KernelBody {
     for (let a = 0; a < x.shape.length; a++) source.push(axes.includes(a) ? reduced[ri++] : kept[ki++]);
     L.line(d.variable('acc', d.floatType, d.float(0)));
     L.open(d.loop('p', '0', String(size(reducedShape))));
-    L.line(`acc = acc + ${this.values.value(x.id, Index.dims(x.shape, source))};`);
+    L.line(...this.values.statements((v) => [`acc = acc + ${v(x.id, Index.dims(x.shape, source))};`]));
     L.close();
   }
 }

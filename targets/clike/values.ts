@@ -1,4 +1,7 @@
-/** Emits the value of an IR node at an index as one expression, inlining every unbuffered node. */
+/**
+ * Emits the value of an IR node at an index as an expression, inlining every unbuffered node; in
+ * `statements`, an inlined value a statement reads more than once is computed once into a name.
+ */
 import type { Node, Program } from '../../compiler/ir/ir.ts';
 import type { Dialect } from './dialect.ts';
 import { Index } from './index.ts';
@@ -13,16 +16,67 @@ export interface Memory {
 
 const BINARY = { add: '+', sub: '-', mul: '*', div: '/' } as const;
 
+/** The value of a node at an index, as `ValueEmitter.value` gives it. */
+export type ValueOf = (id: number, index: Index, fresh?: boolean) => string;
+
+/** Reads per (node, index) while counting a statement; names and their definitions while binding. */
+type Sharing =
+  | { mode: 'count'; reads: Map<string, number> }
+  | { mode: 'bind'; reads: Map<string, number>; names: Map<string, string>; lets: string[] };
+
 export class ValueEmitter {
+  private sharing: Sharing | undefined;
+  private named = 0;
+
   constructor(
     private readonly program: Program,
     private readonly d: Dialect,
     private readonly memory: Memory,
   ) {}
 
+  /**
+   * The lines `build` writes, preceded by a named constant for every inlined arithmetic value they
+   * read more than once at the same index (so a value is computed once and a line stays short).
+   */
+  statements(build: (value: ValueOf) => string[]): string[] {
+    const value: ValueOf = (id, index, fresh) => this.value(id, index, fresh);
+    const reads = new Map<string, number>();
+    this.sharing = { mode: 'count', reads };
+    build(value);
+    const lets: string[] = [];
+    this.sharing = { mode: 'bind', reads, names: new Map(), lets };
+    try {
+      const lines = build(value);
+      return [...lets, ...lines];
+    } finally {
+      this.sharing = undefined;
+    }
+  }
+
   /** The node's value at `index`; `fresh` computes a buffered node from its operands instead of reading it back. */
   value(id: number, index: Index, fresh = false): string {
-    if (!fresh && this.memory.isBuffered(id)) return this.memory.buffer(id, index.flat());
+    const read = !fresh && this.memory.isBuffered(id);
+    const kind = this.program.nodes[id].op.kind;
+    const s = this.sharing;
+    const compute = () => (read ? this.memory.buffer(id, index.flat()) : this.compute(id, index));
+    if (fresh || !s || (!read && kind !== 'unary' && kind !== 'binary')) return compute();
+    const key = `${id}@${index.flat()}`;
+    if (s.mode === 'count') {
+      const seen = s.reads.get(key) ?? 0;
+      s.reads.set(key, seen + 1);
+      return seen ? key : compute();
+    }
+    if ((s.reads.get(key) ?? 0) < 2) return compute();
+    const known = s.names.get(key);
+    if (known) return known;
+    const expression = compute();
+    const name = `v${this.named++}`;
+    s.lets.push(this.d.constant(name, this.d.floatType, expression));
+    s.names.set(key, name);
+    return name;
+  }
+
+  private compute(id: number, index: Index): string {
     const n = this.program.nodes[id];
     const arg = (i: number, idx: Index) => this.value(n.args[i], idx);
     switch (n.op.kind) {

@@ -5,7 +5,9 @@ export interface CudaApi {
   source: string;
   torchSource: string;
   python: string;
+  /** The prefill kernel; `decodeKernel` is its one-row variant, launched for calls of one token. */
   kernel: string;
+  decodeKernel: string;
   args: string;
   forward: string;
   scratchBytes: string;
@@ -23,6 +25,7 @@ export function apiOf(stem: string): CudaApi {
     torchSource: `${stem}_torch.cpp`,
     python: `${stem}.py`,
     kernel: `${prefix}_kernel`,
+    decodeKernel: `${prefix}_decode_kernel`,
     args: `${prefix}_args`,
     forward: `${prefix}_forward`,
     scratchBytes: `${prefix}_scratch_bytes`,

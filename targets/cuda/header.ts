@@ -1,10 +1,11 @@
 /** The generated C header: status codes, the argument struct and the launcher's functions, documented. */
 import type { Compiled } from '../../compiler/pipeline.ts';
-import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
 import { Lines } from '../clike/lines.ts';
 import type { CudaApi } from './api.ts';
 import type { Arch } from './arch.ts';
-import { type KernelTensor, type Role, showTensorShape } from './tensors.ts';
+import { identifier } from '../../core/mangle.ts';
+import { type Port, showPortShape } from '../../core/signature.ts';
+import { portNote } from './tensors.ts';
 import { commentText } from '../text.ts';
 
 /** Status codes, shared by every generated layer's launcher (guarded, so several headers can be included). */
@@ -20,25 +21,14 @@ export const STATUS_CODES: readonly [string, string][] = [
   ['TTTC_ERROR_CUDA', 'the CUDA runtime reported an error (no device, a failed launch, ...)'],
 ];
 
-const ROLE_NOTES: Record<Role, string> = {
-  view: 'per-token input',
-  lr: 'per-token learning rate',
-  scale: 'per-position scale, shared by every sequence and head',
-  param: 'per-head parameter',
-  state: 'state before the call',
-  accum: 'accumulator before the call: zeros for a new sequence',
-  output: 'output, one row per token',
-  state_out: 'state after the call',
-  accum_out: 'accumulator after the call',
-};
-
 export function renderHeader(
   compiled: Compiled,
-  kernel: ScheduledKernel,
+  /** Floats of scratch per sequence-head: the most any variant needs. */
+  scratchFloats: number,
   api: CudaApi,
   arch: Arch,
   dtype: string,
-  tensors: readonly KernelTensor[],
+  tensors: readonly Port[],
 ): string {
   const L = new Lines();
   const K = compiled.chunk.K;
@@ -49,8 +39,8 @@ export function renderHeader(
     ' *',
     ` * One call runs the inner loop over T tokens of B sequences x H heads, from position \`start\` inside a`,
     ` * mini-batch of K = ${K} tokens, and writes the outputs and the state after the last token: prefill`,
-    " * (start 0), continuation and decode (T = 1) are the same call; pass one call's state_out and",
-    " * accum_out as the next call's state and accum, and start = (start + T) % K.",
+    " * (start 0), continuation and decode (T = 1) are the same call; pass one call's out_state_* and",
+    " * out_accum_* as the next call's state_* and accum_*, and start = (start + T) % K.",
     ' *',
     ' * Tensors are float32, row-major, contiguous and 4-byte aligned device memory; a tensor the kernel',
     ' * writes must not overlap any other. The launch is asynchronous on `stream`.',
@@ -86,8 +76,8 @@ export function renderHeader(
     ['int T;', 'tokens in this call, >= 1'],
     ['int start;', 'position of the first token in its mini-batch, in [0, K)'],
     ...tensors.map((t): [string, string] => [
-      `${t.written ? 'float*' : 'const float*'} ${t.field};`,
-      `${showTensorShape(t)}: ${ROLE_NOTES[t.role]}`,
+      `${t.io === 'out' ? 'float*' : 'const float*'} ${identifier(t)};`,
+      `${showPortShape(t)}: ${portNote(t)}`,
     ]),
     ['float* scratch;', `${api.scratchBytes}(B, H) bytes of workspace; may be NULL when that is 0`],
     ['size_t scratch_bytes;', 'the size of scratch'],
@@ -97,7 +87,7 @@ export function renderHeader(
   L.line(
     `} ${api.args};`,
     '',
-    `/* Bytes of scratch a call with B sequences and H heads needs (${kernel.scratchFloats * 4} bytes per sequence-head); 0 for B or H below 1. */`,
+    `/* Bytes of scratch a call with B sequences and H heads needs (${scratchFloats * 4} bytes per sequence-head); 0 for B or H below 1. */`,
     `size_t ${api.scratchBytes}(int B, int H);`,
     '',
     '/* Checks the arguments and launches the kernel on `stream`; returns a tttc_status (TTTC_OK when launched). */',

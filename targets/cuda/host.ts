@@ -3,12 +3,15 @@
  * shared memory the kernel needs and launch it, reporting failures as status codes and messages
  * instead of launching out of bounds.
  */
+import type { VariantName } from '../../compiler/pipeline.ts';
 import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
 import type { Lines } from '../clike/lines.ts';
 import { DEFAULT_SHARED_BYTES, type Arch } from './arch.ts';
 import type { CudaApi } from './api.ts';
 import { SCALAR_PARAMETERS } from './kernel.ts';
-import { elementCount, type KernelTensor } from './tensors.ts';
+import { identifier } from '../../core/mangle.ts';
+import type { Port } from '../../core/signature.ts';
+import { elementCount } from './tensors.ts';
 
 /** Comma-separated items in lines of at most `width` characters (one item may exceed it). */
 function wrap(items: readonly string[], width: number): string[] {
@@ -24,15 +27,28 @@ function wrap(items: readonly string[], width: number): string[] {
   return [...lines, line];
 }
 
+/** A `__global__` function of the .cu and its schedule. */
+export interface HostKernel {
+  variant: VariantName;
+  name: string;
+  kernel: ScheduledKernel;
+}
+
+/** The constant holding a kernel's dynamic shared memory per block. */
+const sharedConstant = (v: HostKernel) => (v.variant === 'decode' ? 'kDecodeSharedBytes' : 'kSharedBytes');
+
 export function renderHost(
   L: Lines,
   api: CudaApi,
   arch: Arch,
-  kernel: ScheduledKernel,
-  tensors: readonly KernelTensor[],
+  /** Prefill first, then the one-row decode kernel when there is one. */
+  variants: readonly HostKernel[],
+  tensors: readonly Port[],
 ): void {
-  const sharedBytes = kernel.workgroupFloats * 4;
-  const usesScratch = kernel.scratchFloats > 0;
+  const kernel = variants[0].kernel;
+  const sharedBytes = Math.max(...variants.map((v) => v.kernel.workgroupFloats * 4));
+  const scratchFloats = Math.max(...variants.map((v) => v.kernel.scratchFloats));
+  const usesScratch = scratchFloats > 0;
   L.line(
     `// Host side: argument checks and the launch (documented in ${api.header}).`,
     '',
@@ -40,8 +56,8 @@ export function renderHost(
     '',
     `constexpr int kMiniBatch = ${kernel.chunk.K};`,
     `constexpr unsigned kThreads = ${kernel.invocations};`,
-    `constexpr size_t kSharedBytes = ${sharedBytes};`,
-    `constexpr size_t kScratchFloats = ${kernel.scratchFloats};  // per (sequence, head)`,
+    ...variants.map((v) => `constexpr size_t ${sharedConstant(v)} = ${v.kernel.workgroupFloats * 4};`),
+    `constexpr size_t kScratchFloats = ${scratchFloats};  // per (sequence, head)`,
     '',
     'thread_local char last_error[512] = "";',
     '',
@@ -101,7 +117,7 @@ export function renderHost(
   }
   L.open('const Extent tensors[] =');
   for (const t of tensors)
-    L.line(`{"${t.field}", a->${t.field}, ${elementCount(t, 'a->')} * sizeof(float), ${t.written}},`);
+    L.line(`{"${identifier(t)}", a->${identifier(t)}, ${elementCount(t, 'a->')} * sizeof(float), ${t.io === 'out'}},`);
   if (usesScratch) L.line('{"scratch", a->scratch, scratch_bytes, true},');
   L.close(';');
   L.open('for (const Extent& t : tensors)');
@@ -126,31 +142,45 @@ export function renderHost(
       'if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {',
       '  return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");',
       '}',
-      'if ((size_t)available < kSharedBytes) {',
-      `  return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for ${arch.name}, needs %zu", device, available, kSharedBytes);`,
-      '}',
-      `if (const cudaError_t e = cudaFuncSetAttribute(${api.kernel}, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {`,
-      '  return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");',
+      `if ((size_t)available < ${sharedBytes}) {`,
+      `  return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for ${arch.name}, needs %zu", device, available, (size_t)${sharedBytes});`,
       '}',
     );
+    for (const v of variants.filter((x) => x.kernel.workgroupFloats * 4 > DEFAULT_SHARED_BYTES))
+      L.line(
+        `if (const cudaError_t e = cudaFuncSetAttribute(${v.name}, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)${sharedConstant(v)}); e != cudaSuccess) {`,
+        '  return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");',
+        '}',
+      );
   }
-  const args = [
-    ...SCALAR_PARAMETERS.map((p) => `(unsigned)a->${p}`),
-    ...tensors.map((t) => `a->${t.field}`),
-    ...(usesScratch ? ['a->scratch'] : []),
-  ];
-  // cudaLaunchKernelEx rather than `<<<>>>`: plain C++, so the CPU runtime (runtime/cuda-cpu) builds it too.
-  L.line(
-    '',
-    'cudaLaunchConfig_t launch = {};',
-    'launch.gridDim = dim3((unsigned)(a->B * a->H));',
-    'launch.blockDim = dim3(kThreads);',
-    'launch.dynamicSmemBytes = kSharedBytes;',
-    'launch.stream = stream;',
-    `const cudaError_t launched = cudaLaunchKernelEx(&launch, ${api.kernel},`,
-  );
-  L.line(...wrap(args, 100).map((line, i, all) => `    ${line}${i === all.length - 1 ? ');' : ''}`));
-  L.line('if (launched != cudaSuccess) return cuda_failed(launched, "launching the kernel");');
+  const launch = (v: HostKernel) => {
+    const args = [
+      ...SCALAR_PARAMETERS.map((p) => `(unsigned)a->${p}`),
+      ...tensors.map((t) => `a->${identifier(t)}`),
+      ...(v.kernel.scratchFloats > 0 ? ['a->scratch'] : []),
+    ];
+    // cudaLaunchKernelEx rather than `<<<>>>`: plain C++, so the CPU runtime (runtime/cuda-cpu) builds it too.
+    L.line(
+      'cudaLaunchConfig_t launch = {};',
+      'launch.gridDim = dim3((unsigned)(a->B * a->H));',
+      'launch.blockDim = dim3(kThreads);',
+      `launch.dynamicSmemBytes = ${sharedConstant(v)};`,
+      'launch.stream = stream;',
+      `const cudaError_t launched = cudaLaunchKernelEx(&launch, ${v.name},`,
+    );
+    L.line(...wrap(args, 100).map((line, i, all) => `    ${line}${i === all.length - 1 ? ');' : ''}`));
+    L.line('if (launched != cudaSuccess) return cuda_failed(launched, "launching the kernel");');
+  };
+  L.line('');
+  if (variants.length > 1) {
+    L.line('// A call of one token runs the one-row kernel: it does not pay for a whole mini-batch.');
+    L.open('if (a->T == 1)');
+    launch(variants[1]);
+    L.close();
+    L.open('else');
+    launch(variants[0]);
+    L.close();
+  } else launch(variants[0]);
   L.line('return TTTC_OK;');
   L.close();
 }

@@ -3,37 +3,24 @@ import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
 import type { Dialect } from '../clike/dialect.ts';
 import { type Globals, KernelBody } from '../clike/kernel.ts';
 import { Lines } from '../clike/lines.ts';
-import { type KernelTensor, showTensorShape } from './tensors.ts';
+import { identifier } from '../../core/mangle.ts';
+import { type KernelSignature, type Port, showPortShape } from '../../core/signature.ts';
 
 /** The kernel's scalar parameters, before its tensors. */
 export const SCALAR_PARAMETERS = ['H', 'T', 'start'] as const;
 
-function globalsOf(tensors: readonly KernelTensor[]): Globals {
-  const field = (role: KernelTensor['role'], name: string) => {
-    const t = tensors.find((x) => x.role === role && x.name === name);
-    if (!t) throw new Error(`the CUDA kernel has no ${role} tensor ${name}`);
-    return t.field;
-  };
-  return {
-    uniform: (n) => n,
-    token: (name, flat) => `${field(name === 'lr' ? 'lr' : 'view', name)}[${flat}]`,
-    scale: (flat) => `${field('scale', 'scale')}[${flat}]`,
-    param: (name, flat) => `${field('param', name)}[${flat}]`,
-    stateIn: (name, flat) => `${field('state', name)}[${flat}]`,
-    accumIn: (name, flat) => `${field('accum', name)}[${flat}]`,
-    stateOut: (name, flat) => `${field('state_out', name)}[${flat}]`,
-    accumOut: (name, flat) => `${field('accum_out', name)}[${flat}]`,
-    output: (flat) => `${field('output', 'output')}[${flat}]`,
-    scratch: (flat) => `scratch[${flat}]`,
-    workgroup: (flat) => `smem[${flat}]`,
-  };
-}
+const globals: Globals = {
+  uniform: (n) => n,
+  port: (p, flat) => `${identifier(p)}[${flat}]`,
+  scratch: (flat) => `scratch[${flat}]`,
+  workgroup: (flat) => `smem[${flat}]`,
+};
 
 /** Parameter declarations, each with its shape as a comment. */
-function parameters(kernel: ScheduledKernel, tensors: readonly KernelTensor[]): [string, string][] {
+function parameters(kernel: ScheduledKernel, tensors: readonly Port[]): [string, string][] {
   const list: [string, string][] = SCALAR_PARAMETERS.map((p) => [`const unsigned ${p}`, '']);
   for (const t of tensors)
-    list.push([`${t.written ? 'float' : 'const float'}* __restrict__ ${t.field}`, showTensorShape(t)]);
+    list.push([`${t.io === 'out' ? 'float' : 'const float'}* __restrict__ ${identifier(t)}`, showPortShape(t)]);
   if (kernel.scratchFloats > 0)
     list.push(['float* __restrict__ scratch', `[B, H, ${kernel.scratchFloats}]: a slice per block`]);
   return list;
@@ -50,7 +37,8 @@ export function renderKernel(
   L: Lines,
   name: string,
   kernel: ScheduledKernel,
-  tensors: readonly KernelTensor[],
+  signature: KernelSignature,
+  tensors: readonly Port[],
   dialect: Dialect,
   sourceLines: readonly string[],
 ): void {
@@ -68,6 +56,6 @@ export function renderKernel(
     body.line(`TTTC_DYNAMIC_SHARED(float, smem);  // ${kernel.workgroupFloats} floats, placed by the scheduler`);
   body.line('// One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.');
   body.line('const size_t bh = blockIdx.x;', 'const unsigned tid = threadIdx.x;');
-  new KernelBody(kernel, dialect, globalsOf(tensors), sourceLines).emit(body);
+  new KernelBody(kernel, signature, dialect, globals, sourceLines).emit(body);
   L.line(...indent(body), '}');
 }

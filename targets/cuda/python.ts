@@ -3,11 +3,10 @@
  * `forward` in the `run` convention, checking every tensor with errors that name it.
  */
 import type { Compiled } from '../../compiler/pipeline.ts';
-import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
 import type { CudaApi } from './api.ts';
 import type { Arch } from './arch.ts';
+import { outputPort } from '../../core/signature.ts';
 import { stringText } from '../text.ts';
-import { outputShape } from './tensors.ts';
 
 const tuple = (s: readonly number[]) => (s.length === 1 ? `(${s[0]},)` : `(${s.join(', ')})`);
 const shapes = (items: readonly { name: string; shape: readonly number[] }[]) =>
@@ -15,7 +14,8 @@ const shapes = (items: readonly { name: string; shape: readonly number[] }[]) =>
 
 export function renderPython(
   compiled: Compiled,
-  kernel: ScheduledKernel,
+  /** Floats of scratch per sequence-head: the most any variant needs. */
+  scratchFloats: number,
   api: CudaApi,
   arch: Arch,
   dtype: string,
@@ -75,8 +75,8 @@ HAS_LR = ${hasLr ? 'True' : 'False'}
 HAS_SCALE = ${hasScale ? 'True' : 'False'}
 PARAMS = ${shapes(L.params)}
 STATES = ${shapes(L.states)}
-OUTPUT = ${tuple(outputShape(kernel))}
-SCRATCH_FLOATS = ${kernel.scratchFloats}  # per (sequence, head)
+OUTPUT = ${tuple(outputPort(compiled.signature).shape)}
+SCRATCH_FLOATS = ${scratchFloats}  # per (sequence, head)
 
 _HERE = pathlib.Path(__file__).resolve().parent
 _SOURCES = [_HERE / "${api.source}", _HERE / "${api.torchSource}"]

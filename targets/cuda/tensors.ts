@@ -1,58 +1,33 @@
 /**
- * The tensors of one CUDA kernel call, in order: each becomes a kernel parameter, a field of the
- * launcher's argument struct and an argument of the PyTorch wrapper, all spelled from this list
- * so they cannot disagree.
+ * The tensors of one CUDA kernel call are the ports of the kernel signature, in its order: each
+ * becomes a kernel parameter, a field of the launcher's argument struct and an argument of the
+ * PyTorch wrapper, all spelt by core/mangle.ts so they cannot disagree.
  */
-import type { Compiled } from '../../compiler/pipeline.ts';
-import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
-import { size } from '../../compiler/ir/ir.ts';
+import { size } from '../../core/shape.ts';
+import type { Port } from '../../core/signature.ts';
 
-export type Role = 'view' | 'lr' | 'scale' | 'param' | 'state' | 'accum' | 'output' | 'state_out' | 'accum_out';
-
-/** The leading, call-dependent axes of a tensor. */
-export type Axis = 'B' | 'H' | 'T';
-
-export interface KernelTensor {
-  role: Role;
-  /** The name in the `run` convention's dictionaries: a view, param or state name; `lr`, `scale`, `output`. */
-  name: string;
-  /** The C identifier: `view_q`, `param_gamma`, `state_W1`, `accum_out_W1`, ... */
-  field: string;
-  lead: readonly Axis[];
-  /** Shape after the leading axes. */
-  shape: readonly number[];
-  written: boolean;
+/** What a port holds, for the header's field comments. */
+export function portNote(p: Port): string {
+  if (p.io === 'out')
+    return (
+      { state: 'state after the call', accum: 'accumulator after the call' }[p.role as string] ??
+      'output, one row per token'
+    );
+  return {
+    view: 'per-token input',
+    rate: 'per-token learning rate',
+    scale: 'per-position scale, shared by every sequence and head',
+    param: 'per-head parameter',
+    state: 'state before the call',
+    accum: 'accumulator before the call: zeros for a new sequence',
+    output: 'output, one row per token',
+  }[p.role];
 }
 
-export function kernelTensors(compiled: Compiled, kernel: ScheduledKernel): KernelTensor[] {
-  const L = compiled.layer;
-  const out: KernelTensor[] = [];
-  const add = (role: Role, name: string, field: string, lead: Axis[], shape: readonly number[]) =>
-    out.push({ role, name, field, lead, shape, written: role === 'output' || role.endsWith('_out') });
-  for (const v of L.views) add('view', v.name, `view_${v.name}`, ['B', 'H', 'T'], v.shape);
-  if (L.update.lr.kind === 'token') add('lr', 'lr', 'lr', ['B', 'H', 'T'], []);
-  if (L.update.scale.kind === 'position') add('scale', 'scale', 'scale', [], [compiled.chunk.K]);
-  for (const p of L.params) add('param', p.name, `param_${p.name}`, ['H'], p.shape);
-  for (const s of L.states) add('state', s.name, `state_${s.name}`, ['B', 'H'], s.shape);
-  for (const s of L.states) add('accum', s.name, `accum_${s.name}`, ['B', 'H'], s.shape);
-  add('output', 'output', 'output', ['B', 'H', 'T'], outputShape(kernel));
-  for (const s of L.states) add('state_out', s.name, `state_out_${s.name}`, ['B', 'H'], s.shape);
-  for (const s of L.states) add('accum_out', s.name, `accum_out_${s.name}`, ['B', 'H'], s.shape);
-  return out;
-}
-
-/** The output's per-token shape. */
-export function outputShape(kernel: ScheduledKernel): readonly number[] {
-  return kernel.program.nodes[kernel.program.outputs[0].node].shape.slice(1);
-}
-
-/** `[B, H, T, 64]`, for comments and messages. */
-export const showTensorShape = (t: KernelTensor) => `[${[...t.lead, ...t.shape].join(', ')}]`;
-
-/** The tensor's element count as a C expression of the call's `B`, `H`, `T` (read from `args`). */
-export function elementCount(t: KernelTensor, args: string): string {
+/** The port's element count as a C expression of the call's `B`, `H`, `T` (read from `args`). */
+export function elementCount(p: Port, args: string): string {
   // The cast first, so the whole product is in size_t.
-  const n = size(t.shape);
-  const factors = [...t.lead.map((a) => `${args}${a}`), ...(n > 1 || t.lead.length === 0 ? [String(n)] : [])];
+  const n = size(p.shape);
+  const factors = [...p.lead.map((a) => `${args}${a}`), ...(n > 1 || p.lead.length === 0 ? [String(n)] : [])];
   return `(size_t)${factors.join(' * ')}`;
 }

@@ -3,12 +3,12 @@
  * named after the layer that loads its weights and runs on WebGPU through the runtime, the spec's
  * state and param names as literal types, and the WGSL kernel embedded as a manifest.
  */
+import { type KernelSignature, paramPorts, type Port, statePorts, viewPorts } from '../../core/signature.ts';
 import { Project, Scope, ts, VariableDeclarationKind, type WriterFunction, Writers } from 'ts-morph';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { specHeadDim } from '../../runtime/layer/config.ts';
 import { weightNameMap } from '../../runtime/layer/weights.ts';
-import type { InnerLoopSignature, TensorSignature } from '../../runtime/signature.ts';
-import type { WgslKernelManifest } from '../../runtime/webgpu/manifest.ts';
+import type { WgslKernelManifest } from '../../core/manifest.ts';
 import { WEBGPU_DEFAULT_LIMITS, wgslManifest } from '../wgsl/render.ts';
 import { commentText, templateLiteral } from '../text.ts';
 
@@ -22,8 +22,7 @@ export const RUNTIME_IMPORT = 'tttc/runtime';
 const RT = 'tttc';
 
 const shape = (s: readonly number[]) => `[${s.join(', ')}]`;
-const listed = (tensors: readonly TensorSignature[]) =>
-  tensors.map((t) => `${t.name} ${shape(t.shape)}`).join(', ') || 'none';
+const listed = (tensors: readonly Port[]) => tensors.map((t) => `${t.name} ${shape(t.shape)}`).join(', ') || 'none';
 const literalUnion = (names: readonly string[]) => names.map((n) => `'${n}'`).join(' | ');
 
 /** WGSL as a template literal, kept line for line. */
@@ -38,7 +37,7 @@ function className(layer: string): string {
 }
 
 /** "W1 ← W1, gamma ← ttt_norm_weight": where the runtime looks for each state and param by default. */
-function defaultWeightNames(signature: InnerLoopSignature): string {
+function defaultWeightNames(signature: KernelSignature): string {
   const { states, params } = weightNameMap(signature);
   return [...states, ...params].map(([spec, weight]) => `${spec} ← ${weight}`).join(', ');
 }
@@ -53,7 +52,7 @@ function header(compiled: Compiled, manifest: WgslKernelManifest, moduleName: st
     '//',
     `// ${s.layer}: a Test-Time-Training sequence layer on WebGPU. Its inner loop is the WGSL kernel`,
     "// in `manifest` below, rendered for WebGPU's default limits, so any adapter runs it.",
-    `// Per head: states ${listed(s.states)}; params ${listed(s.params)}; views ${listed(s.views)}.`,
+    `// Per head: states ${listed(statePorts(s))}; params ${listed(paramPorts(s))}; views ${listed(viewPorts(s))}.`,
     '//',
     `//   import { ${s.layer} } from './${moduleName}.js';`,
     '//',
@@ -100,13 +99,13 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
     {
       key: 'states',
       alias: type('State'),
-      tensors: s.states,
+      tensors: statePorts(s),
       doc: "The spec's states: the inner model's weights, one copy per sequence and head.",
     },
     {
       key: 'params',
       alias: type('Param'),
-      tensors: s.params,
+      tensors: paramPorts(s),
       doc: "The spec's params: learned in the outer loop, one per head.",
     },
   ].filter((r) => r.tensors.length > 0);

@@ -1,17 +1,16 @@
 /** The WGSL renderer: a scheduled inner-loop kernel as a WGSL compute shader. */
-import { deriveChunkProgram } from '../../compiler/dualform/derive.ts';
-import type { Compiled } from '../../compiler/pipeline.ts';
+import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
+import { type Compiled, variantOf } from '../../compiler/pipeline.ts';
 import type { ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { schedule } from '../../compiler/schedule/schedule.ts';
-import { size } from '../../compiler/ir/ir.ts';
-import { signatureOf } from '../../runtime/signature.ts';
-import type { WgslKernelManifest } from '../../runtime/webgpu/manifest.ts';
+import type { WgslKernelManifest } from '../../core/manifest.ts';
 import { add, mul } from '../clike/index.ts';
 import { type Globals, KernelBody } from '../clike/kernel.ts';
 import { Lines } from '../clike/lines.ts';
 import { stem, type Target } from '../target.ts';
 import { WGSL_ERF, wgsl } from './dialect.ts';
-import { type Layout, layoutOf, UNIFORM_FIELDS } from './layout.ts';
+import { type Layout, layoutOf, regionOf, UNIFORM_FIELDS } from '../../core/packing.ts';
+import type { Port } from '../../core/signature.ts';
 import { commentText } from '../text.ts';
 
 /** WebGPU's default limits: what any adapter offers. */
@@ -23,34 +22,45 @@ export interface WgslKernel {
   layout: Layout;
 }
 
-function region(list: { name: string; prefix: number }[], name: string) {
-  const r = list.find((x) => x.name === name);
-  if (!r) throw new Error(`no buffer region for ${name}`);
-  return r;
+/** Where a port's elements live in the packed buffers (core/packing.ts). */
+function portAccess(layout: Layout): (port: Port, flat: string) => string {
+  const at = (buffer: string, base: string, flat: string) => `${buffer}[${add(base, flat)}]`;
+  return (port, flat) => {
+    const state = port.io === 'in' ? 'state_in' : 'state_out';
+    switch (port.role) {
+      case 'view':
+      case 'rate':
+        return at('tokens', mul('u.BHT', regionOf(layout.tokens, port).prefix), flat);
+      case 'scale':
+        return `weights[${flat}]`;
+      case 'param':
+        return at('weights', add(String(layout.scale), mul('u.H', regionOf(layout.params, port).prefix)), flat);
+      case 'state':
+        return at(state, mul('u.BH', regionOf(layout.states, port).prefix), flat);
+      case 'accum':
+        return at(state, mul('u.BH', regionOf(layout.accums, port).prefix), flat);
+      case 'output':
+        return `out[${flat}]`;
+    }
+  };
 }
 
-export function renderWgsl(compiled: Compiled, limits: TargetLimits = WEBGPU_DEFAULT_LIMITS): WgslKernel {
-  const kernel = schedule(compiled.chunk, limits);
-  const outputShape = kernel.program.nodes[kernel.program.outputs[0].node].shape;
-  const layout = layoutOf(compiled.layer, compiled.chunk.K, size(outputShape.slice(1)));
-  const at = (buffer: string, base: string, flat: string) => `${buffer}[${add(base, flat)}]`;
-  const counted = (count: string, prefix: number) => mul(count, prefix);
+/** One variant's kernel (the compilation's prefill program unless `chunk` says otherwise). */
+export function renderWgsl(
+  compiled: Compiled,
+  limits: TargetLimits = WEBGPU_DEFAULT_LIMITS,
+  chunk: ChunkProgram = compiled.chunk,
+): WgslKernel {
+  const kernel = schedule(chunk, limits);
+  const layout = layoutOf(compiled.signature);
   const globals: Globals = {
     uniform: (n) => `u.${n}`,
-    token: (name, flat) => at('tokens', counted('u.BHT', region(layout.tokens, name).prefix), flat),
-    scale: (flat) => `weights[${flat}]`,
-    param: (name, flat) =>
-      at('weights', add(String(layout.scale), counted('u.H', region(layout.params, name).prefix)), flat),
-    stateIn: (name, flat) => at('state_in', counted('u.BH', region(layout.states, name).prefix), flat),
-    accumIn: (name, flat) => at('state_in', counted('u.BH', region(layout.accums, name).prefix), flat),
-    stateOut: (name, flat) => at('state_out', counted('u.BH', region(layout.states, name).prefix), flat),
-    accumOut: (name, flat) => at('state_out', counted('u.BH', region(layout.accums, name).prefix), flat),
-    output: (flat) => `out[${flat}]`,
+    port: portAccess(layout),
     scratch: (flat) => `scratch[${flat}]`,
     workgroup: (flat) => `smem[${flat}]`,
   };
   const body = new Lines();
-  new KernelBody(kernel, wgsl, globals, compiled.text.split('\n')).emit(body);
+  new KernelBody(kernel, compiled.signature, wgsl, globals, compiled.text.split('\n')).emit(body);
   const L = compiled.layer;
   const L2 = new Lines();
   L2.line(
@@ -86,15 +96,15 @@ export function renderWgsl(compiled: Compiled, limits: TargetLimits = WEBGPU_DEF
 export function wgslManifest(compiled: Compiled, limits: TargetLimits = WEBGPU_DEFAULT_LIMITS): WgslKernelManifest {
   const { code, kernel, layout } = renderWgsl(compiled, limits);
   const manifest: WgslKernelManifest = {
-    signature: signatureOf(compiled),
+    signature: compiled.signature,
     code,
     layout,
     scratchFloats: kernel.scratchFloats,
     scheduledFor: { workgroupBytes: limits.workgroupBytes, invocations: limits.invocations },
   };
-  if (compiled.chunk.rows > 1) {
-    const { chunk } = deriveChunkProgram(compiled.layer, compiled.chunk.request, 1);
-    const decode = renderWgsl({ ...compiled, chunk: chunk! }, limits);
+  const variant = variantOf(compiled, 'decode');
+  if (variant) {
+    const decode = renderWgsl(compiled, limits, variant.chunk);
     manifest.decode = { code: decode.code, scratchFloats: decode.kernel.scratchFloats };
   }
   return manifest;

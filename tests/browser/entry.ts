@@ -3,13 +3,12 @@
  * spec and runs its WGSL inner loop through the runtime's browser path (navigator.gpu). Tensors
  * cross the page boundary as plain arrays, which Playwright serializes exactly (NaN included).
  */
+import { webgpuInnerLoop } from '../../cli/link.ts';
 import { formatDiagnostics } from '../../compiler/diagnostics/diagnostic.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import { compileSpec } from '../../compiler/pipeline.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../../runtime/inner-loop.ts';
-import { signatureOf } from '../../runtime/signature.ts';
 import { getGPUDevice } from '../../runtime/webgpu/device.ts';
-import { WebGPUInnerLoop } from '../../runtime/webgpu/inner-loop.ts';
 
 export interface PlainTensor {
   shape: readonly number[];
@@ -49,16 +48,14 @@ window.runInnerLoop = async ({ file, spec, dims, inputs }) => {
   const compiled = result.compiled;
 
   const ctx = await getGPUDevice();
-  const loop = await WebGPUInnerLoop.create(compiled, ctx);
+  const loop = await webgpuInnerLoop(compiled, ctx);
   const named = new Map(
     Object.entries(inputs).map(([name, t]): [string, Tensor] => [
       name,
       { shape: t.shape, data: Float64Array.from(t.data) },
     ]),
   );
-  const outputs = innerLoopOutputTensors(
-    await loop.run(innerLoopInputs(signatureOf(compiled), named), { poison: true }),
-  );
+  const outputs = innerLoopOutputTensors(await loop.run(innerLoopInputs(compiled.signature, named), { poison: true }));
 
   const { vendor, architecture, device, description } = ctx.adapter.info;
   return {

@@ -1,9 +1,10 @@
 /** Random inner-loop inputs in the `run` convention for any compiled spec. */
 import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
 import { size } from '../../compiler/ir/ir.ts';
+import { kernelSignature } from '../../compiler/signature.ts';
+import { runKey } from '../../core/mangle.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import { DECAY_INPUT, MOMENTUM_INPUT, optimizerState } from '../../core/update-rule.ts';
-import { ruleSignature } from '../../runtime/signature.ts';
 import { normals, rng, uniforms } from './random.ts';
 
 export interface InputOptions {
@@ -24,18 +25,20 @@ export function randomInputs(chunk: ChunkProgram, o: InputOptions): Map<string, 
   const { B, H, T } = o;
   const named = new Map<string, Tensor>();
   const put = (name: string, shape: number[], data: Float64Array) => named.set(name, { shape, data });
-  for (const v of L.views) put(v.name, [B, H, T, ...v.shape], normals(r, B * H * T * size(v.shape)));
+  const key = (role: 'view' | 'param' | 'state' | 'accum', name: string) => runKey({ role, name });
+  for (const v of L.views) put(key('view', v.name), [B, H, T, ...v.shape], normals(r, B * H * T * size(v.shape)));
   if (L.update.lr.kind === 'token') put('lr', [B, H, T], uniforms(r, B * H * T, 0.01, 0.2));
   if (L.update.scale.kind === 'position') put('scale', [chunk.K], uniforms(r, chunk.K, 0.1, 1));
-  for (const p of L.params) put(`param.${p.name}`, [H, ...p.shape], normals(r, H * size(p.shape), 0.5));
+  for (const p of L.params) put(key('param', p.name), [H, ...p.shape], normals(r, H * size(p.shape), 0.5));
   for (const s of L.states) {
     const shape = o.sharedState ? [H, ...s.shape] : [B, H, ...s.shape];
     const fanIn = s.shape.length === 2 ? s.shape[0] : 4;
-    put(`state.${s.name}`, shape, normals(r, size(shape), 1 / Math.sqrt(fanIn)));
-    if (o.accum) put(`accum.${s.name}`, [B, H, ...s.shape], normals(r, B * H * size(s.shape), 0.05 / Math.sqrt(fanIn)));
+    put(key('state', s.name), shape, normals(r, size(shape), 1 / Math.sqrt(fanIn)));
+    if (o.accum)
+      put(key('accum', s.name), [B, H, ...s.shape], normals(r, B * H * size(s.shape), 0.05 / Math.sqrt(fanIn)));
   }
-  if (!L.update.rules.plain) {
-    const rule = ruleSignature(L);
+  const rule = kernelSignature(L, chunk).rule;
+  if (rule) {
     for (const n of rule.tokenInputs) {
       const factor = n === DECAY_INPUT || n === MOMENTUM_INPUT;
       put(n, [B, H, T], factor ? uniforms(r, B * H * T, 0.3, 0.95) : uniforms(r, B * H * T, 0.01, 0.2));
@@ -57,12 +60,8 @@ export function sliceTokens(
   to: number,
 ): Map<string, Tensor> {
   const out = new Map(named);
-  const L = chunk.layer;
-  const perToken = [
-    ...L.views.map((v) => v.name),
-    ...(L.update.lr.kind === 'token' ? ['lr'] : []),
-    ...(L.update.rules.plain ? [] : ruleSignature(L).tokenInputs),
-  ];
+  const sig = kernelSignature(chunk.layer, chunk);
+  const perToken = [...sig.inputs.filter((p) => p.lead.includes('T')).map(runKey), ...(sig.rule?.tokenInputs ?? [])];
   for (const name of perToken) {
     const t = named.get(name)!;
     const [B, H, T, ...rest] = t.shape;

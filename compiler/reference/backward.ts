@@ -5,12 +5,12 @@
  * carry's cotangent to the chunk before. Every other input's gradient goes back along the path
  * its values came by (`Gathered`).
  */
-import { type ChunkBackward, cotangentName, gradName } from '../../compiler/backward/derive.ts';
-import { execute } from '../../compiler/ir/execute.ts';
+import { type ChunkBackward, cotangentName, gradName } from '../backward/derive.ts';
+import { execute } from '../ir/execute.ts';
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import { optimizerState } from '../../core/update-rule.ts';
-import type { InnerLoopCotangents, InnerLoopGradients, InnerLoopInputs } from '../inner-loop.ts';
+import type { InnerLoopCotangents, InnerLoopGradients, InnerLoopInputs } from '../../runtime/inner-loop.ts';
 import {
   carriedNames,
   type Checkpoints,

@@ -1,10 +1,14 @@
-/** The reference backend: the derived mini-batch program run chunk by chunk in f64. */
-import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
-import { execute } from '../../compiler/ir/execute.ts';
+/**
+ * The reference backend: the derived mini-batch program run chunk by chunk in f64, over the walk
+ * of core/walk.ts. The CLI and tests link it to the runtime as an inner-loop backend.
+ */
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import { optimizerState } from '../../core/update-rule.ts';
-import { type Chunk, chunks, InputError, type InnerLoopInputs, type InnerLoopOutputs } from '../inner-loop.ts';
+import { type Chunk, chunks } from '../../core/walk.ts';
+import { InputError, type InnerLoopInputs, type InnerLoopOutputs } from '../../runtime/inner-loop.ts';
+import { type ChunkProgram, WALK } from '../dualform/derive.ts';
+import { execute } from '../ir/execute.ts';
 
 /** The `bh`-th block of `block` elements. */
 export const slice = (t: Tensor, bh: number, block: number): Float64Array =>
@@ -66,11 +70,11 @@ export function chunkInputs(chunk: ChunkProgram, inp: InnerLoopInputs, bh: numbe
   const named = new Map<string, Gathered>();
   const mask = new Float64Array(R);
   mask.fill(1, 0, c.count);
-  named.set('mask', constant([R], mask));
+  named.set(WALK.mask, constant([R], mask));
   // Each row's own scale_i; rows past the chunk's tokens are masked and read 0.
   if (inp.scale) named.set('scale', gather([R], inp.scale, c.position, c.count));
-  named.set('commit', commitInput(chunk, inp, c));
-  named.set('keep', constant([], Float64Array.of(c.ends ? 0 : 1)));
+  named.set(WALK.commit, commitInput(chunk, inp, c));
+  named.set(WALK.keep, constant([], Float64Array.of(c.ends ? 0 : 1)));
   for (const v of chunk.layer.views) named.set(`view.${v.name}`, tokenRows(inp.views.get(v.name)!, bh, c, R));
   if (inp.lr) named.set('lr', tokenRows(inp.lr, bh, c, R));
   // A rule's other per-token inputs (`lr.S`, `decay`, `momentum`), [B, H, T] each.

@@ -1,12 +1,13 @@
 /**
  * A WGSL inner-loop kernel rendered ahead of time, with everything the runtime needs to bind and
- * size its buffers: what `tttc compile --target ts` embeds in a generated module. Plain JSON.
+ * size its buffers: what the WGSL target produces and `tttc compile --target ts` embeds in a
+ * generated module. Plain JSON.
  */
-import type { Layout } from '../../targets/wgsl/layout.ts';
-import type { InnerLoopSignature } from '../signature.ts';
+import type { Layout } from './packing.ts';
+import type { KernelSignature } from './signature.ts';
 
 export interface WgslKernelManifest {
-  signature: InnerLoopSignature;
+  signature: KernelSignature;
   /** The compute shader; its buffer offsets are the layout's. */
   code: string;
   layout: Layout;

@@ -1,0 +1,67 @@
+/**
+ * The kernel signature: the tensors one call of a compiled inner loop reads and writes, each a
+ * port with a role, a name, leading call axes and a shape. Derived once per compiled variant
+ * (compiler/signature.ts); every consumer (renderers, launchers, bindings, manifests, the
+ * runtime's run convention) reads ports from here and spells them with core/mangle.ts, so none
+ * parses names back into roles. Plain JSON, so generated modules can embed it.
+ */
+import type { Shape } from './shape.ts';
+import type { UpdateRuleSignature } from './update-rule.ts';
+
+/**
+ * What a port carries. `rate` is the per-token inner learning rate (`lr: token`), `scale` the
+ * per-position scale_i (`scale: position`), `accum` the decode accumulator carried between calls.
+ * Backward variants add cotangent ports (`grad`), update rules with optimizer states add
+ * per-state ports of their own role; the mangler gives each role a prefix of its own.
+ */
+export type Role = 'view' | 'rate' | 'scale' | 'param' | 'state' | 'accum' | 'output';
+
+/** The leading, call-dependent axes of a tensor: sequences, heads, tokens. */
+export type Axis = 'B' | 'H' | 'T';
+
+export interface Port {
+  role: Role;
+  /** The spec's name for views, params and states; the role itself for the rest. */
+  name: string;
+  /** `in`: read by the call; `out`: written by it (states and accumulators are both). */
+  io: 'in' | 'out';
+  /** The cotangent of the port with this role and name (backward variants). */
+  grad?: true;
+  lead: readonly Axis[];
+  /** The shape after the leading axes. */
+  shape: Shape;
+}
+
+export type Rate = { kind: 'token' } | { kind: 'constant'; value: number };
+export type Scale = { kind: 'position' } | { kind: 'none' } | { kind: 'constant'; value: number };
+
+export interface KernelSignature {
+  /** The spec's `layer NAME`. */
+  layer: string;
+  /** The mini-batch size. */
+  K: number;
+  /** How the inner loop learns: an `lr` per token or a constant, and its scale_i. */
+  lr: Rate;
+  scale: Scale;
+  /** In call order: views, rate, scale, params, states, accumulators. */
+  inputs: readonly Port[];
+  /** In call order: output, states, accumulators. */
+  outputs: readonly Port[];
+  /** A rule beyond plain sgd: its extra per-token inputs and optimizer states. Absent for plain sgd. */
+  rule?: UpdateRuleSignature;
+}
+
+const withRole = (ports: readonly Port[], role: Role) => ports.filter((p) => p.role === role);
+
+export const viewPorts = (s: KernelSignature) => withRole(s.inputs, 'view');
+export const paramPorts = (s: KernelSignature) => withRole(s.inputs, 'param');
+export const statePorts = (s: KernelSignature) => withRole(s.inputs, 'state');
+export const outputPort = (s: KernelSignature): Port => withRole(s.outputs, 'output')[0];
+export const ratePort = (s: KernelSignature): Port | undefined => withRole(s.inputs, 'rate')[0];
+export const scalePort = (s: KernelSignature): Port | undefined => withRole(s.inputs, 'scale')[0];
+
+/** Every port, inputs then outputs: the order of kernel parameters and launcher fields. */
+export const allPorts = (s: KernelSignature): Port[] => [...s.inputs, ...s.outputs];
+
+/** The port's full shape, leading axes by name: `[B, H, T, 64]`, for comments and messages. */
+export const showPortShape = (p: Port): string => `[${[...p.lead, ...p.shape].join(', ')}]`;
