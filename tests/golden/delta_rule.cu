@@ -15,6 +15,12 @@
 
 #include "delta_rule.h"
 
+// Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which
+// has no `extern __shared__`, can give each thread block its own.
+#ifndef TTTC_DYNAMIC_SHARED
+#define TTTC_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 // The shared-memory layout assumes sm_90's limit; older devices cannot run this kernel.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
 #error "generated for sm_90 or later: regenerate with tttc compile --arch"
@@ -33,7 +39,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     float* __restrict__ output,         // [B, H, T, 64]
     float* __restrict__ out_state_S,    // [B, H, 64, 64]
     float* __restrict__ out_accum_S) {  // [B, H, 64, 64]
-  extern __shared__ float smem[];  // 16640 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 16640 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -305,7 +311,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     float* __restrict__ output,         // [B, H, T, 64]
     float* __restrict__ out_state_S,    // [B, H, 64, 64]
     float* __restrict__ out_accum_S) {  // [B, H, 64, 64]
-  extern __shared__ float smem[];  // 12545 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 12545 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -616,15 +622,26 @@ extern "C" int tttc_delta_rule_forward(const tttc_delta_rule_args* a, cudaStream
 
   // A call of one token runs the one-row kernel: it does not pay for a whole mini-batch.
   if (a->T == 1) {
-    tttc_delta_rule_decode_kernel<<<(unsigned)(a->B * a->H), kThreads, kDecodeSharedBytes, stream>>>(
+    cudaLaunchConfig_t launch = {};
+    launch.gridDim = dim3((unsigned)(a->B * a->H));
+    launch.blockDim = dim3(kThreads);
+    launch.dynamicSmemBytes = kDecodeSharedBytes;
+    launch.stream = stream;
+    const cudaError_t launched = cudaLaunchKernelEx(&launch, tttc_delta_rule_decode_kernel,
         (unsigned)a->H, (unsigned)a->T, (unsigned)a->start, a->view_k, a->view_v, a->view_q, a->lr,
         a->state_S, a->accum_S, a->output, a->out_state_S, a->out_accum_S);
+    if (launched != cudaSuccess) return cuda_failed(launched, "launching the kernel");
   }
   else {
-    tttc_delta_rule_kernel<<<(unsigned)(a->B * a->H), kThreads, kSharedBytes, stream>>>(
+    cudaLaunchConfig_t launch = {};
+    launch.gridDim = dim3((unsigned)(a->B * a->H));
+    launch.blockDim = dim3(kThreads);
+    launch.dynamicSmemBytes = kSharedBytes;
+    launch.stream = stream;
+    const cudaError_t launched = cudaLaunchKernelEx(&launch, tttc_delta_rule_kernel,
         (unsigned)a->H, (unsigned)a->T, (unsigned)a->start, a->view_k, a->view_v, a->view_q, a->lr,
         a->state_S, a->accum_S, a->output, a->out_state_S, a->out_accum_S);
+    if (launched != cudaSuccess) return cuda_failed(launched, "launching the kernel");
   }
-  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return cuda_failed(e, "launching the kernel");
   return TTTC_OK;
 }

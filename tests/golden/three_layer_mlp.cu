@@ -18,6 +18,12 @@
 
 #include "three_layer_mlp.h"
 
+// Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which
+// has no `extern __shared__`, can give each thread block its own.
+#ifndef TTTC_DYNAMIC_SHARED
+#define TTTC_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 // The shared-memory layout assumes sm_90's limit; older devices cannot run this kernel.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
 #error "generated for sm_90 or later: regenerate with tttc compile --arch"
@@ -51,7 +57,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W2,       // [B, H, 64, 64]
     float* __restrict__ out_accum_W3) {     // [B, H, 64, 32]
-  extern __shared__ float smem[];  // 30336 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 30336 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -770,7 +776,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W2,       // [B, H, 64, 64]
     float* __restrict__ out_accum_W3) {     // [B, H, 64, 32]
-  extern __shared__ float smem[];  // 25408 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 25408 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -1528,19 +1534,30 @@ extern "C" int tttc_three_layer_mlp_forward(const tttc_three_layer_mlp_args* a, 
 
   // A call of one token runs the one-row kernel: it does not pay for a whole mini-batch.
   if (a->T == 1) {
-    tttc_three_layer_mlp_decode_kernel<<<(unsigned)(a->B * a->H), kThreads, kDecodeSharedBytes, stream>>>(
+    cudaLaunchConfig_t launch = {};
+    launch.gridDim = dim3((unsigned)(a->B * a->H));
+    launch.blockDim = dim3(kThreads);
+    launch.dynamicSmemBytes = kDecodeSharedBytes;
+    launch.stream = stream;
+    const cudaError_t launched = cudaLaunchKernelEx(&launch, tttc_three_layer_mlp_decode_kernel,
         (unsigned)a->H, (unsigned)a->T, (unsigned)a->start, a->view_k, a->view_v, a->view_q, a->lr,
         a->scale, a->param_gamma, a->param_beta, a->state_W1, a->state_b1, a->state_W2, a->state_W3,
         a->accum_W1, a->accum_b1, a->accum_W2, a->accum_W3, a->output, a->out_state_W1, a->out_state_b1,
         a->out_state_W2, a->out_state_W3, a->out_accum_W1, a->out_accum_b1, a->out_accum_W2, a->out_accum_W3);
+    if (launched != cudaSuccess) return cuda_failed(launched, "launching the kernel");
   }
   else {
-    tttc_three_layer_mlp_kernel<<<(unsigned)(a->B * a->H), kThreads, kSharedBytes, stream>>>(
+    cudaLaunchConfig_t launch = {};
+    launch.gridDim = dim3((unsigned)(a->B * a->H));
+    launch.blockDim = dim3(kThreads);
+    launch.dynamicSmemBytes = kSharedBytes;
+    launch.stream = stream;
+    const cudaError_t launched = cudaLaunchKernelEx(&launch, tttc_three_layer_mlp_kernel,
         (unsigned)a->H, (unsigned)a->T, (unsigned)a->start, a->view_k, a->view_v, a->view_q, a->lr,
         a->scale, a->param_gamma, a->param_beta, a->state_W1, a->state_b1, a->state_W2, a->state_W3,
         a->accum_W1, a->accum_b1, a->accum_W2, a->accum_W3, a->output, a->out_state_W1, a->out_state_b1,
         a->out_state_W2, a->out_state_W3, a->out_accum_W1, a->out_accum_b1, a->out_accum_W2, a->out_accum_W3);
+    if (launched != cudaSuccess) return cuda_failed(launched, "launching the kernel");
   }
-  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return cuda_failed(e, "launching the kernel");
   return TTTC_OK;
 }
