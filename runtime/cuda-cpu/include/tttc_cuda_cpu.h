@@ -14,8 +14,9 @@
  * float math the kernels use, the runtime calls a launcher makes (device memory is host memory;
  * launches are synchronous on every stream), and cudaLaunchKernelEx. The emulated device is
  * TTTC_CUDA_CPU_ARCH (e.g. 80, 90): its shared-memory limits are that architecture's.
- * Not yet: inline PTX (mma.sync, ldmatrix, cp.async) and wmma fragments (a warp-level fragment
- * type would sit on the same exchange as the shuffles), cooperative groups, __launch_bounds__
+ * The warp-level matrix operations (mma.sync m16n8k16 bf16, ldmatrix, cp.async) come from
+ * tttc_cuda_cpu_mma.h, as the functions targets/cuda/mma.ts defines in inline PTX for nvcc.
+ * Not yet: other inline PTX, wmma fragments, wgmma, TMA, cooperative groups, __launch_bounds__
  * checks at launch, blocks in parallel on several cores, races between blocks under
  * ThreadSanitizer (blocks run in order), textures, graphs, events.
  */
@@ -954,5 +955,7 @@ inline cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* config, void (*k
     return ::tttc_cpu::launch(reinterpret_cast<const void*>(kernel), *config, body, &call);
   }(std::forward<Actual>(args)...);
 }
+
+#include "tttc_cuda_cpu_mma.h"
 
 #endif /* TTTC_CUDA_CPU_H */
