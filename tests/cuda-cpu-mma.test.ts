@@ -28,21 +28,21 @@ function hasNvcc(): boolean {
   }
 }
 
-/** The fixture and the header in a folder of the cache named by their digest and the build's. */
-function sourceDir(build: string): string {
-  const digest = createHash('sha256').update(JSON.stringify({ build, FIXTURE, MMA_HEADER })).digest('hex').slice(0, 24);
+/** The fixture (or a variant of it) and the header in a cache folder named by their digest and the build's. */
+function sourceDir(build: string, fixture = FIXTURE): string {
+  const digest = createHash('sha256').update(JSON.stringify({ build, fixture, MMA_HEADER })).digest('hex').slice(0, 24);
   const dir = join(cacheRoot(), 'cuda-mma', digest);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'mma.cu'), FIXTURE);
+  writeFileSync(join(dir, 'mma.cu'), fixture);
   writeFileSync(join(dir, MMA_HEADER_FILE), MMA_HEADER);
   return dir;
 }
 
 /** The fixture built for the CPU with g++ in `mode`, cached by a digest of sources, headers and flags. */
-async function buildCpu(mode: CudaCpuMode): Promise<string> {
+async function buildCpu(mode: CudaCpuMode, fixture = FIXTURE): Promise<string> {
   const headers = ['tttc_cuda_cpu.h', 'tttc_cuda_cpu_mma.h'].map((h) => readFileSync(join(INCLUDE_DIR, h), 'utf8'));
   const flags = ['-std=c++17', '-Wall', '-Wextra', '-Werror', '-DTTTC_CUDA_CPU_ARCH=80', ...MODE_FLAGS[mode]];
-  const dir = sourceDir(JSON.stringify({ flags, headers }));
+  const dir = sourceDir(JSON.stringify({ flags, headers }), fixture);
   const executable = join(dir, `mma-${mode}`);
   if (existsSync(executable)) return executable;
   const partial = `${executable}.${process.pid}`;
@@ -123,8 +123,18 @@ const CASES = ['tile_ldmatrix_b_n_major', 'tile_ldmatrix_b_k_major_trans', 'tile
 describe('tensor-core products on the CPU (tttc_cuda_cpu_mma.h)', () => {
   let fast = '';
   let asan = '';
+  let tsan = '';
+  let unsynchronised = '';
   beforeAll(async () => {
-    [fast, asan] = await Promise.all([buildCpu('fast'), buildCpu('asan')]);
+    // The 64x64 kernel without the barrier between its cp.async staging and the warps' ldmatrix reads.
+    const withoutBarrier = FIXTURE.replace('tttc_cp_async_wait<0>();\n  __syncthreads();', 'tttc_cp_async_wait<0>();');
+    expect(withoutBarrier).not.toBe(FIXTURE);
+    [fast, asan, tsan, unsynchronised] = await Promise.all([
+      buildCpu('fast'),
+      buildCpu('asan'),
+      buildCpu('tsan'),
+      buildCpu('tsan', withoutBarrier),
+    ]);
   }, 300_000);
 
   it.each(SEEDS)('agree with the f64 product of the bf16 operands (seed %i)', async (seed) => {
@@ -142,10 +152,24 @@ describe('tensor-core products on the CPU (tttc_cuda_cpu_mma.h)', () => {
     expect(() => check(off)).toThrow(/D\[0\]\[0\]/);
   });
 
-  it('run clean under AddressSanitizer', async () => {
-    const { stdout, stderr } = await execFileAsync(asan, ['11'], { maxBuffer: 1 << 24 });
-    expect(stderr).toBe('');
-    for (const c of parseCases(stdout)) check(c);
+  it.each([
+    ['AddressSanitizer', () => asan],
+    ['ThreadSanitizer', () => tsan],
+  ])(
+    'run clean under %s',
+    async (_, executable) => {
+      const { stdout, stderr } = await execFileAsync(executable(), ['11'], { maxBuffer: 1 << 24 });
+      expect(stderr).toBe('');
+      for (const c of parseCases(stdout)) check(c);
+    },
+    120_000,
+  );
+
+  it('ThreadSanitizer sees ldmatrix read what other warps staged without a barrier', async () => {
+    const run = execFileAsync(unsynchronised, ['11'], { maxBuffer: 1 << 24 });
+    await expect(run).rejects.toMatchObject({
+      stderr: expect.stringMatching(/ThreadSanitizer: data race[\s\S]*ldmatrix/),
+    });
   }, 120_000);
 });
 

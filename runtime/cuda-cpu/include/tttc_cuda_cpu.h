@@ -340,7 +340,9 @@ inline void to_scheduler(bool exiting) {
   Fiber* f = tl_fiber;
   auto to = target(b.scheduler);
 #ifdef TTTC_CUDA_CPU_TSAN
-  __tsan_switch_to_fiber(b.scheduler_tsan, __tsan_switch_to_fiber_no_sync);
+  /* An exit orders the thread's work before the scheduler's (the next launch reuses what it read);
+   * fibers still learn of each other only through barriers, as the scheduler never syncs into one. */
+  __tsan_switch_to_fiber(b.scheduler_tsan, exiting ? 0 : __tsan_switch_to_fiber_no_sync);
 #endif
 #ifdef TTTC_CUDA_CPU_ASAN
   __sanitizer_start_switch_fiber(exiting ? nullptr : &f->fake_stack, b.scheduler_stack, b.scheduler_stack_bytes);
@@ -801,7 +803,9 @@ inline float bf16_to_float(uint16_t b) {
 
 struct __nv_bfloat16 {
   uint16_t __x;
-  __nv_bfloat16() = default;
+  /* constexpr, so that a static __shared__ array of bf16 is constant-initialised: a dynamic
+   * initialiser's guard is a thread_local byte every fiber of the block would race on. */
+  constexpr __nv_bfloat16() : __x(0) {}
   __nv_bfloat16(float f) : __x(::tttc_cpu::float_to_bf16_rn(f)) {}
   __nv_bfloat16(double d) : __x(::tttc_cpu::float_to_bf16_rn((float)d)) {}
   __nv_bfloat16(int i) : __x(::tttc_cpu::float_to_bf16_rn((float)i)) {}

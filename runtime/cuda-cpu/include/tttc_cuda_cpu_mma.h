@@ -22,10 +22,11 @@
  * result a tensor core may return: A100/H100 tensor cores align the products to the largest
  * exponent and truncate to a few bits beyond f32's significand before normalising (Fasi, Higham,
  * Mikaitis, Pranesh, "Numerical behavior of NVIDIA tensor cores", PeerJ CS 2021). Hence:
- *   emulated:  |D - exact| <= 2^-24 |exact| (one rounding) per mma;
- *   hardware:  |D - exact| <= 2^-22 (|C| + sum_k |A_ik B_kj|) per mma (truncation, below 2 ulp of
- *              the largest term); a K loop of s mma steps accumulates s such errors.
- * Tests of generated kernels should use the hardware bound, which covers the emulation.
+ *   emulated:  |D - exact| <= 2^-24 |exact| per mma (one rounding);
+ *   hardware:  |D - exact| <= 18 * 2^-23 (|C| + sum_k |A_ik B_kj|) per mma, read conservatively
+ *              (each of the 17 aligned terms truncated below one f32 ulp of the largest, plus
+ *              the final normalisation); a k loop of s mma steps accumulates s such errors.
+ * A GPU check of a kernel should allow the hardware bound, which covers the emulation.
  *
  * cp.async is emulated as the plain copy it performs, done when issued; commit and wait are then
  * no-ops. That is one legal timing of the asynchronous copy, so a kernel that reads a buffer
