@@ -14,8 +14,9 @@
  * float math the kernels use, the runtime calls a launcher makes (device memory is host memory;
  * launches are synchronous on every stream), and cudaLaunchKernelEx. The emulated device is
  * TTTC_CUDA_CPU_ARCH (e.g. 80, 90): its shared-memory limits are that architecture's.
- * Not yet: inline PTX (mma.sync, ldmatrix, cp.async) and wmma fragments (a warp-level fragment
- * type would sit on the same exchange as the shuffles), cooperative groups, __launch_bounds__
+ * The warp-level matrix operations (mma.sync m16n8k16 bf16, ldmatrix, cp.async) come from
+ * tttc_cuda_cpu_mma.h, as the functions targets/cuda/mma.ts defines in inline PTX for nvcc.
+ * Not yet: other inline PTX, wmma fragments, wgmma, TMA, cooperative groups, __launch_bounds__
  * checks at launch, blocks in parallel on several cores, races between blocks under
  * ThreadSanitizer (blocks run in order), textures, graphs, events.
  */
@@ -339,7 +340,9 @@ inline void to_scheduler(bool exiting) {
   Fiber* f = tl_fiber;
   auto to = target(b.scheduler);
 #ifdef TTTC_CUDA_CPU_TSAN
-  __tsan_switch_to_fiber(b.scheduler_tsan, __tsan_switch_to_fiber_no_sync);
+  /* An exit orders the thread's work before the scheduler's (the next launch reuses what it read);
+   * fibers still learn of each other only through barriers, as the scheduler never syncs into one. */
+  __tsan_switch_to_fiber(b.scheduler_tsan, exiting ? 0 : __tsan_switch_to_fiber_no_sync);
 #endif
 #ifdef TTTC_CUDA_CPU_ASAN
   __sanitizer_start_switch_fiber(exiting ? nullptr : &f->fake_stack, b.scheduler_stack, b.scheduler_stack_bytes);
@@ -800,7 +803,9 @@ inline float bf16_to_float(uint16_t b) {
 
 struct __nv_bfloat16 {
   uint16_t __x;
-  __nv_bfloat16() = default;
+  /* constexpr, so that a static __shared__ array of bf16 is constant-initialised: a dynamic
+   * initialiser's guard is a thread_local byte every fiber of the block would race on. */
+  constexpr __nv_bfloat16() : __x(0) {}
   __nv_bfloat16(float f) : __x(::tttc_cpu::float_to_bf16_rn(f)) {}
   __nv_bfloat16(double d) : __x(::tttc_cpu::float_to_bf16_rn((float)d)) {}
   __nv_bfloat16(int i) : __x(::tttc_cpu::float_to_bf16_rn((float)i)) {}
@@ -954,5 +959,7 @@ inline cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* config, void (*k
     return ::tttc_cpu::launch(reinterpret_cast<const void*>(kernel), *config, body, &call);
   }(std::forward<Actual>(args)...);
 }
+
+#include "tttc_cuda_cpu_mma.h"
 
 #endif /* TTTC_CUDA_CPU_H */
