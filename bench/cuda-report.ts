@@ -14,6 +14,9 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { compile } from '../api/index.ts';
+import { compileSpec } from '../compiler/pipeline.ts';
+import { schedule } from '../compiler/schedule/schedule.ts';
+import { archOf } from '../targets/cuda/arch.ts';
 import { ARCHS, type Occupancy, occupancy } from './cuda-occupancy.ts';
 import {
   type Barriers,
@@ -43,6 +46,8 @@ interface KernelReport extends Resources, Barriers {
   variant: 'prefill' | 'decode';
   threads: number;
   dynamicSharedBytes: number;
+  /** Barriers the scheduler placed after the stages of one mini-batch (ScheduledKernel.barriers), to check the count in the source. */
+  scheduledBarriers: number;
   occupancy: Occupancy;
   ptx: Counts;
   /** SASS counts when cuobjdump is on the machine. */
@@ -140,6 +145,7 @@ const skipped: Skipped[] = [];
 const jobs: (() => Promise<KernelReport[]>)[] = [];
 for (const spec of specs) {
   const source = readFileSync(join(root, spec), 'utf8');
+  const checked = compileSpec(source, { file: basename(spec) });
   for (const arch of Object.keys(ARCHS) as (keyof typeof ARCHS)[])
     for (const dtype of DTYPES) {
       const out = await compile(source, { file: basename(spec), targets: ['cuda'], arch, dtype });
@@ -151,6 +157,15 @@ for (const spec of specs) {
       const files = out.files.filter((f) => f.path.endsWith('.cu') || f.path.endsWith('.h'));
       const cu = files.find((f) => f.path.endsWith('.cu'));
       if (!cu) throw new Error(`${spec}: the cuda target emitted no .cu file`);
+      // The scheduler's barriers per variant, for the launch's kernel name (`..._decode_kernel` for decode).
+      const scheduled = new Map(
+        checked.ok
+          ? checked.compiled.variants.map((v) => [
+              v.name,
+              schedule(v.chunk, archOf(arch).limits).barriers.filter((b) => b !== 'none').length,
+            ])
+          : [],
+      );
       jobs.push(async () => {
         const result = await nvcc(files, cu.path, arch);
         const resources = ptxasResources(result.ptxasLog);
@@ -159,15 +174,17 @@ for (const spec of specs) {
           const counts = result.counts[kernel];
           if (!r || !counts) throw new Error(`${spec} ${arch} ${dtype}: nvcc reported nothing for ${kernel}`);
           const shared = r.staticSharedBytes + launch.dynamicSharedBytes;
+          const variant = kernel.endsWith('_decode_kernel') ? 'decode' : 'prefill';
           return {
             example: spec,
             arch,
             dtype,
             kernel,
-            variant: kernel.endsWith('_decode_kernel') ? 'decode' : 'prefill',
+            variant,
             ...r,
             ...launch,
             ...barriers(cu.contents, kernel),
+            scheduledBarriers: scheduled.get(variant) ?? -1,
             occupancy: occupancy(ARCHS[arch], launch.threads, r.registers, shared),
             ptx: counts,
             ...(result.sass?.[kernel] && { sass: result.sass[kernel] }),
@@ -213,7 +230,11 @@ const rows = kernels.map((k) => [
   `${kb(k.staticSharedBytes)}+${kb(k.dynamicSharedBytes)}`,
   String(k.occupancy.blocks),
   k.occupancy.limiter,
-  k.inInnerLoops ? `${k.perMinibatch} (${k.inInnerLoops} in loops)` : String(k.perMinibatch),
+  [
+    String(k.perMinibatch),
+    k.inInnerLoops ? ` (${k.inInnerLoops} in loops)` : '',
+    k.scheduledBarriers === k.perMinibatch ? '' : ` (scheduled ${k.scheduledBarriers})`,
+  ].join(''),
   String(k.ptx.mma),
   String(k.ptx.wgmma),
   String(k.ptx.ldmatrix),
@@ -244,7 +265,8 @@ writeFileSync(
     {
       generated: new Date().toISOString(),
       nvcc: nvccVersion,
-      barriers: 'static __syncthreads() in the generated mini-batch loop (the kernel outermost while)',
+      barriers:
+        'perMinibatch: __syncthreads() in the generated mini-batch loop (the kernel outermost while), each counted once; scheduledBarriers: the stages with a barrier in compiler/schedule (ScheduledKernel.barriers)',
       occupancy:
         'CUDA occupancy calculator rules: warps, registers (256 per warp unit), shared memory (128-byte unit + 1 KB reserved per block), 32 blocks',
       bankConflicts: 'not computed: no kernel IR with shared-memory index expressions',
