@@ -12,13 +12,21 @@ import type {
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import type { TargetOptions } from '../targets/target.ts';
+import type { PhaseListener } from '../runtime/webgpu/inner-loop.ts';
 import { webgpuInnerLoop } from './link.ts';
 
 export interface Backend {
   /** The dtype the backend writes its results in. */
   dtype: 'F64' | 'F32';
-  /** `options` choose the generated code where a backend runs generated CUDA (`--arch`, `--dtype`). */
-  run(compiled: Compiled, inputs: InnerLoopInputs, options: TargetOptions): Promise<InnerLoopOutputs>;
+  /**
+   * `options` choose the generated code where a backend runs generated CUDA (`--arch`, `--dtype`);
+   * `onPhase` hears of the phases a backend times apart (set-up, upload, kernels, download).
+   */
+  run(
+    compiled: Compiled,
+    inputs: InnerLoopInputs,
+    options: TargetOptions & { onPhase?: PhaseListener },
+  ): Promise<InnerLoopOutputs>;
   /** The call and the gradients of its inputs, for cotangents of its outputs; absent where not built yet. */
   backward?(
     compiled: Compiled,
@@ -40,7 +48,18 @@ export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
       },
     },
   ],
-  ['webgpu', { dtype: 'F32', run: async (c, inputs) => (await webgpuInnerLoop(c)).run(inputs) }],
+  [
+    'webgpu',
+    {
+      dtype: 'F32',
+      run: async (c, inputs, { onPhase }) => {
+        const started = performance.now();
+        const loop = await webgpuInnerLoop(c);
+        onPhase?.('set-up (adapter, kernels)', performance.now() - started);
+        return loop.run(inputs, { onPhase });
+      },
+    },
+  ],
   [
     'cuda-cpu',
     {

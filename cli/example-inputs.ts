@@ -9,7 +9,7 @@ import { weightSpecs } from '../runtime/layer/weights.ts';
 import type { Tensor } from '../runtime/safetensors.ts';
 import { writeSafetensorsFile } from '../runtime/safetensors.ts';
 import { runKey } from '../core/mangle.ts';
-import { type KernelSignature, paramPorts, statePorts, viewPorts } from '../core/signature.ts';
+import { type KernelSignature, outputPort, paramPorts, statePorts, viewPorts } from '../core/signature.ts';
 import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
@@ -89,6 +89,7 @@ export async function exampleInputsCommand(a: ParsedArgs, io: CliIO): Promise<nu
   const seed = positiveInt(a, 'seed', 1);
   const weightsPath = a.options.get('weights');
   const hiddenPath = a.options.get('hidden');
+  const cotangentsPath = a.options.get('cotangents');
   if (hiddenPath && !weightsPath) throw new UsageError('--hidden needs --weights: hidden states are for a whole layer');
   const compiled = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
   if (!compiled) return 1;
@@ -99,6 +100,14 @@ export async function exampleInputsCommand(a: ParsedArgs, io: CliIO): Promise<nu
 
   await writeSafetensorsFile(out, innerLoopInputs(sig, B, H, T, random), { seed: String(seed) }, { inputs: spec });
   io.out(`wrote ${out}: inputs of ${B}×${H} sequences of ${T} tokens for ${sig.layer}`);
+  if (cotangentsPath) {
+    // The cotangent of the output alone: what `tttc run --cotangents` needs at least.
+    const output = outputPort(sig);
+    const shape = [B, H, T, ...output.shape];
+    const cotangents = { [runKey(output)]: f32(shape, random(count(shape), 1)) };
+    await writeSafetensorsFile(cotangentsPath, cotangents, { seed: String(seed) }, { inputs: [...spec, out] });
+    io.out(`wrote ${cotangentsPath}: the cotangent of ${runKey(output)} [${shape.join(', ')}]`);
+  }
   if (weightsPath) {
     const { weights, metadata, width } = layerWeights(sig, H, random);
     await writeSafetensorsFile(weightsPath, weights, metadata, { inputs: [...spec, out] });

@@ -105,8 +105,9 @@ ${COMMON}`,
   --seed N           random seed (default 1)
   --weights FILE     also write weights for \`tttc layer --weights\` (and --hidden for its input)
   --hidden FILE      writes hidden_states [B, T, heads × D] for \`tttc layer --input\`
+  --cotangents FILE  writes a random cotangent of the output for \`tttc run --cotangents\`
 ${COMMON}`,
-    valued: ['form', 'out', 'batch', 'heads', 'tokens', 'seed', 'weights', 'hidden'],
+    valued: ['form', 'out', 'batch', 'heads', 'tokens', 'seed', 'weights', 'hidden', 'cotangents'],
     flags: [],
     positional: 1,
     load: () => import('./example-inputs.ts').then((m) => m.exampleInputsCommand),

@@ -64,7 +64,10 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
     );
     tensors = new Map([...innerLoopOutputTensors(outputs), ...gradientTensors(grads, namedInputs)]);
   } else {
-    const result = await progress.time(`set-up and run (${backendName})`, () => backend.run(c, named, { arch, dtype }));
+    const onPhase = (name: string, ms: number) => progress.report(`  ${name}: ${ms.toFixed(1)} ms`);
+    const result = await progress.time(`set-up and run (${backendName})`, () =>
+      backend.run(c, named, { arch, dtype, onPhase }),
+    );
     tensors = innerLoopOutputTensors(result);
   }
   const ms = performance.now() - started;

@@ -14,9 +14,7 @@ export interface TensorInput {
 
 /** The tensor as f64: itself when it is f64 already, else a widened copy. */
 export function asF64(t: TensorInput): Tensor {
-  return t.data instanceof Float64Array
-    ? { shape: t.shape, data: t.data }
-    : { shape: t.shape, data: Float64Array.from(t.data) };
+  return t.data instanceof Float64Array ? (t as Tensor) : { shape: t.shape, data: Float64Array.from(t.data) };
 }
 
 export function strides(shape: Shape): number[] {

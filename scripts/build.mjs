@@ -13,7 +13,7 @@ rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
 
 await build({
   absWorkingDir: root,
-  entryPoints: ['api/index.ts', 'runtime/index.ts', 'cli/main.ts'],
+  entryPoints: ['api/index.ts', 'runtime/index.ts', 'runtime/cuda-cpu/index.ts', 'cli/main.ts'],
   outdir: 'dist',
   outbase: '.',
   chunkNames: 'chunks/[name]-[hash]',

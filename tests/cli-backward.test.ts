@@ -108,4 +108,17 @@ describe('tttc run --cotangents', () => {
     expect(res.err).toContain("backend 'webgpu' has no backward yet; --cotangents runs on: reference");
     expect(existsSync(p.out)).toBe(false);
   });
+
+  it('example-inputs writes cotangents that run --cotangents takes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tttc-ct-'));
+    const [inputs, ct, out] = ['in', 'ct', 'out'].map((n) => join(dir, `${n}.safetensors`));
+    const made = await tttc('example-inputs', spec, ...dims, '--out', inputs, '--cotangents', ct, '--tokens', '7');
+    expect(made.code, made.err).toBe(0);
+    expect((await readSafetensorsFile(ct)).tensors.get('output')!.shape).toEqual([1, 2, 7, 4]);
+    const res = await tttc('run', spec, ...dims, '--inputs', inputs, '--cotangents', ct, '--out', out);
+    expect(res.code, res.err).toBe(0);
+    const grads = (await readSafetensorsFile(out)).tensors;
+    expect(grads.get('grad.q')!.shape).toEqual([1, 2, 7, 4]);
+    expect(grads.get('grad.state.W1')!.shape).toEqual([1, 2, 4, 4]);
+  });
 });

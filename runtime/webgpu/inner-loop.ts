@@ -13,6 +13,14 @@ import { deviceLimits, type GPUContext, getGPUDevice, type KernelLimits } from '
 import type { WgslKernelManifest } from '../../core/manifest.ts';
 import { computePipeline, workgroupGrid } from './pipelines.ts';
 
+/** Told the name and wall time in ms of each phase of a run. */
+export type PhaseListener = (name: string, ms: number) => void;
+
+export interface RunOptions {
+  poison?: boolean;
+  onPhase?: PhaseListener;
+}
+
 export class LimitError extends Error {}
 
 /** The largest one-dimensional workgroup a device runs. */
@@ -94,12 +102,16 @@ export class WebGPUInnerLoop {
     return new WebGPUInnerLoop(manifest, context, prefill, decode);
   }
 
-  /** Run the kernel; `poison` NaN-fills the output buffers first, so an element it never writes shows. */
-  async run(inp: InnerLoopInputs, options: { poison?: boolean } = {}): Promise<InnerLoopOutputs> {
+  /**
+   * Run the kernel; `poison` NaN-fills the output buffers first, so an element it never writes
+   * shows. With `onPhase`, the upload, the kernels and the download are timed apart (each waits
+   * for the queue, which a call without it does not).
+   */
+  async run(inp: InnerLoopInputs, options: RunOptions = {}): Promise<InnerLoopOutputs> {
     const { device } = this.ctx;
     device.pushErrorScope('validation');
     try {
-      return await this.dispatch(inp, options.poison ?? false);
+      return await this.dispatch(inp, options.poison ?? false, options.onPhase);
     } finally {
       const error = await device.popErrorScope();
       if (error)
@@ -107,8 +119,16 @@ export class WebGPUInnerLoop {
     }
   }
 
-  private async dispatch(inp: InnerLoopInputs, poison: boolean): Promise<InnerLoopOutputs> {
+  private async dispatch(inp: InnerLoopInputs, poison: boolean, onPhase?: PhaseListener): Promise<InnerLoopOutputs> {
     const { device } = this.ctx;
+    let phaseStart = performance.now();
+    const phase = async (name: string) => {
+      if (!onPhase) return;
+      await device.queue.onSubmittedWorkDone();
+      const now = performance.now();
+      onPhase(name, now - phaseStart);
+      phaseStart = now;
+    };
     const { layout, signature } = this.manifest;
     const { B, H, T } = inp;
     const kernel = T === 1 && this.decode ? this.decode : this.prefill;
@@ -180,19 +200,25 @@ export class WebGPUInnerLoop {
       size: Math.max(16, stateOutFloats * 4),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
+    await phase('upload');
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(groupsX, groupsY);
     pass.end();
-    encoder.copyBufferToBuffer(buffers[4], 0, readOut, 0, outFloats * 4);
-    encoder.copyBufferToBuffer(buffers[5], 0, readState, 0, stateOutFloats * 4);
-    device.queue.submit([encoder.finish()]);
+    // Timed, the kernels go alone in a submission; untimed, one submission also copies back.
+    const copies = onPhase ? device.createCommandEncoder() : encoder;
+    if (onPhase) device.queue.submit([encoder.finish()]);
+    await phase('kernels');
+    copies.copyBufferToBuffer(buffers[4], 0, readOut, 0, outFloats * 4);
+    copies.copyBufferToBuffer(buffers[5], 0, readState, 0, stateOutFloats * 4);
+    device.queue.submit([copies.finish()]);
     await Promise.all([readOut.mapAsync(GPUMapMode.READ), readState.mapAsync(GPUMapMode.READ)]);
     const out = new Float32Array(readOut.getMappedRange().slice(0, outFloats * 4));
     const stateOut = new Float32Array(readState.getMappedRange().slice(0, stateOutFloats * 4));
     for (const b of [...buffers, readOut, readState]) b.destroy();
+    await phase('download');
 
     const unpack = (prefix: number, shape: readonly number[]): Tensor => ({
       shape: [B, H, ...shape],

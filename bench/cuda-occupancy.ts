@@ -1,0 +1,99 @@
+/**
+ * Blocks per SM from a kernel's registers, shared memory and threads, by the rules of the CUDA
+ * occupancy calculator (CUDA C++ Programming Guide, "Compute Capabilities", table "Technical
+ * Specifications per Compute Capability"; CUDA C++ Best Practices Guide, "Occupancy"): a block
+ * is resident only when its warps, its registers and its shared memory all fit beside the others.
+ */
+
+export interface ArchLimits {
+  arch: string;
+  /** 32-bit registers per SM. */
+  registersPerSm: number;
+  /** Registers are allocated per warp in units of this many. */
+  registerUnit: number;
+  /** Shared memory per SM at the largest carveout, in bytes. */
+  sharedPerSm: number;
+  /** The most shared memory one block may have once it opts in (cudaFuncAttributeMaxDynamicSharedMemorySize). */
+  sharedPerBlockOptIn: number;
+  /** Shared memory is allocated in units of this many bytes. */
+  sharedUnit: number;
+  /** Shared memory the system reserves for every resident block (CUDA 11+, cc 8.0 and later). */
+  sharedReservedPerBlock: number;
+  threadsPerSm: number;
+  blocksPerSm: number;
+}
+
+const KB = 1024;
+
+export const ARCHS: Record<'sm_80' | 'sm_90', ArchLimits> = {
+  // A100: 64K registers, 164 KB shared memory per SM of which one block may opt in to 163 KB.
+  sm_80: {
+    arch: 'sm_80',
+    registersPerSm: 65536,
+    registerUnit: 256,
+    sharedPerSm: 164 * KB,
+    sharedPerBlockOptIn: 163 * KB,
+    sharedUnit: 128,
+    sharedReservedPerBlock: KB,
+    threadsPerSm: 2048,
+    blocksPerSm: 32,
+  },
+  // H100/H200: 64K registers, 228 KB shared memory per SM of which one block may opt in to 227 KB.
+  sm_90: {
+    arch: 'sm_90',
+    registersPerSm: 65536,
+    registerUnit: 256,
+    sharedPerSm: 228 * KB,
+    sharedPerBlockOptIn: 227 * KB,
+    sharedUnit: 128,
+    sharedReservedPerBlock: KB,
+    threadsPerSm: 2048,
+    blocksPerSm: 32,
+  },
+};
+
+export interface Occupancy {
+  /** Resident blocks per SM: the least of the four limits below (0: the kernel cannot launch). */
+  blocks: number;
+  byWarps: number;
+  byRegisters: number;
+  byShared: number;
+  byBlocks: number;
+  /** Which limit binds. */
+  limiter: 'warps' | 'registers' | 'shared' | 'blocks';
+  /** Resident warps over the SM's 64. */
+  warpOccupancy: number;
+}
+
+const roundUp = (x: number, unit: number) => Math.ceil(x / unit) * unit;
+
+/** Blocks per SM for a block of `threads` threads with `registers` per thread and `sharedBytes` (static + dynamic). */
+export function occupancy(limits: ArchLimits, threads: number, registers: number, sharedBytes: number): Occupancy {
+  const warps = Math.ceil(threads / 32);
+  const byWarps = Math.floor(limits.threadsPerSm / 32 / warps);
+  // Registers: each warp takes registers x 32 rounded up to the allocation unit.
+  const perWarp = roundUp(Math.max(registers, 1) * 32, limits.registerUnit);
+  const byRegisters = Math.floor(Math.floor(limits.registersPerSm / perWarp) / warps);
+  // Shared memory: the block's bytes rounded to the unit, plus the system's reserve; above the
+  // opt-in limit the launch fails.
+  const perBlock = roundUp(sharedBytes, limits.sharedUnit) + limits.sharedReservedPerBlock;
+  const byShared =
+    sharedBytes > limits.sharedPerBlockOptIn
+      ? 0
+      : sharedBytes === 0
+        ? limits.blocksPerSm
+        : Math.floor(limits.sharedPerSm / perBlock);
+  const byBlocks = limits.blocksPerSm;
+  const all = { warps: byWarps, registers: byRegisters, shared: byShared, blocks: byBlocks } as const;
+  const limiter = (Object.keys(all) as (keyof typeof all)[]).reduce((a, b) => (all[b] < all[a] ? b : a));
+  const blocks = all[limiter];
+  return {
+    blocks,
+    byWarps,
+    byRegisters,
+    byShared,
+    byBlocks,
+    limiter,
+    warpOccupancy: (blocks * warps) / (limits.threadsPerSm / 32),
+  };
+}

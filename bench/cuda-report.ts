@@ -1,0 +1,281 @@
+/**
+ * A static report per generated CUDA kernel (no GPU): every example compiled for cuda through the
+ * compiler API, for sm_80 and sm_90 and f32 and bf16 operands; per kernel (prefill and decode) the
+ * registers, spills, stack and shared memory from `ptxas -v` and the launcher, blocks per SM by the
+ * occupancy rules, barriers per mini-batch from the generated source, and instruction counts from
+ * the PTX. nvcc outputs are cached by source digest, so a rerun is fast.
+ *
+ *   npm run report:cuda [-- --out build/cuda-report.json]
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { compile } from '../api/index.ts';
+import { compileSpec } from '../compiler/pipeline.ts';
+import { schedule } from '../compiler/schedule/schedule.ts';
+import { archOf } from '../targets/cuda/arch.ts';
+import { ARCHS, type Occupancy, occupancy } from './cuda-occupancy.ts';
+import {
+  type Barriers,
+  type Counts,
+  type Resources,
+  barriers,
+  launches,
+  ptxCounts,
+  ptxasResources,
+} from './cuda-kernels.ts';
+
+const run = promisify(execFile);
+const root = resolve(import.meta.dirname, '..');
+const cacheDir = join(root, 'node_modules/.cache/tttc/cuda-report');
+const DTYPES = ['f32', 'bf16'] as const;
+/** At most this many nvcc processes at once (the machine is shared). */
+const PARALLEL = 2;
+
+const outArg = process.argv.indexOf('--out');
+const outPath = resolve(root, outArg > 0 ? process.argv[outArg + 1] : 'build/cuda-report.json');
+
+interface KernelReport extends Resources, Barriers {
+  example: string;
+  arch: string;
+  dtype: string;
+  kernel: string;
+  variant: 'prefill' | 'decode';
+  threads: number;
+  dynamicSharedBytes: number;
+  /** Barriers the scheduler placed after the stages of one mini-batch (ScheduledKernel.barriers), to check the count in the source. */
+  scheduledBarriers: number;
+  occupancy: Occupancy;
+  ptx: Counts;
+  /** SASS counts when cuobjdump is on the machine. */
+  sass?: { hmma: number; hgmma: number; ffma: number };
+}
+
+interface Skipped {
+  example: string;
+  arch: string;
+  dtype: string;
+  code: string;
+  reason: string;
+}
+
+interface NvccResult {
+  ptxasLog: string;
+  counts: Record<string, Counts>;
+  sass?: Record<string, { hmma: number; hgmma: number; ffma: number }>;
+}
+
+async function has(tool: string): Promise<boolean> {
+  try {
+    await run('which', [tool]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const nvccVersion = (await run('nvcc', ['--version'])).stdout.trim().split('\n').at(-1) ?? '';
+const withSass = await has('cuobjdump');
+
+/** SASS counts per kernel from `cuobjdump -sass`, whose functions start at `Function : <symbol>`. */
+function sassCounts(sass: string): Record<string, { hmma: number; hgmma: number; ffma: number }> {
+  const out: Record<string, { hmma: number; hgmma: number; ffma: number }> = {};
+  for (const part of sass.split(/\s+Function : /).slice(1)) {
+    const symbol = /^(\S+)/.exec(part)?.[1] ?? '';
+    const name = /^_Z(\d+)/.exec(symbol);
+    const key = name ? symbol.slice(name[0].length, name[0].length + Number(name[1])) : symbol;
+    const count = (re: RegExp) => part.match(re)?.length ?? 0;
+    out[key] = { hmma: count(/\bHMMA\b/g), hgmma: count(/\bHGMMA\b/g), ffma: count(/\bFFMA\b/g) };
+  }
+  return out;
+}
+
+/** PTX and ptxas -v for one generated source, from the cache when the same source was compiled before. */
+async function nvcc(files: { path: string; contents: string }[], cu: string, arch: string): Promise<NvccResult> {
+  const digest = createHash('sha256');
+  for (const f of files) digest.update(f.path).update('\0').update(f.contents).update('\0');
+  digest.update(arch).update(nvccVersion).update(String(withSass));
+  const cached = join(cacheDir, `${digest.digest('hex')}.json`);
+  if (existsSync(cached)) return JSON.parse(readFileSync(cached, 'utf8')) as NvccResult;
+  const dir = mkdtempSync(join(tmpdir(), 'tttc-report-'));
+  try {
+    for (const f of files) writeFileSync(join(dir, f.path), f.contents);
+    const ptx = join(dir, 'k.ptx');
+    const cubin = join(dir, 'k.cubin');
+    await run('nvcc', [`-arch=${arch}`, '-ptx', '-o', ptx, cu], { cwd: dir });
+    // ptxas on nvcc's PTX is what `nvcc -Xptxas -v` runs; it reports on stderr.
+    const { stderr } = await run('ptxas', [`-arch=${arch}`, '-v', '-o', cubin, ptx], { cwd: dir });
+    const result: NvccResult = {
+      ptxasLog: stderr,
+      counts: Object.fromEntries(ptxCounts(readFileSync(ptx, 'utf8'))),
+    };
+    if (withSass) result.sass = sassCounts((await run('cuobjdump', ['-sass', cubin], { maxBuffer: 1 << 28 })).stdout);
+    mkdirSync(cacheDir, { recursive: true });
+    writeFileSync(cached, JSON.stringify(result));
+    return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function pool<T>(jobs: (() => Promise<T>)[], width: number): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await jobs[i]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, jobs.length) }, worker));
+  return results;
+}
+
+const specs = ['examples', 'examples/rules'].flatMap((d) =>
+  readdirSync(join(root, d))
+    .filter((f) => f.endsWith('.ttt'))
+    .sort()
+    .map((f) => join(d, f)),
+);
+
+const skipped: Skipped[] = [];
+const jobs: (() => Promise<KernelReport[]>)[] = [];
+for (const spec of specs) {
+  const source = readFileSync(join(root, spec), 'utf8');
+  const checked = compileSpec(source, { file: basename(spec) });
+  for (const arch of Object.keys(ARCHS) as (keyof typeof ARCHS)[])
+    for (const dtype of DTYPES) {
+      const out = await compile(source, { file: basename(spec), targets: ['cuda'], arch, dtype });
+      if (!out.ok) {
+        const d = out.diagnostics.find((x) => x.severity === 'error');
+        skipped.push({ example: spec, arch, dtype, code: d?.code ?? '?', reason: d?.message ?? 'no diagnostic' });
+        continue;
+      }
+      const files = out.files.filter((f) => f.path.endsWith('.cu') || f.path.endsWith('.h'));
+      const cu = files.find((f) => f.path.endsWith('.cu'));
+      if (!cu) throw new Error(`${spec}: the cuda target emitted no .cu file`);
+      // The scheduler's barriers per variant, for the launch's kernel name (`..._decode_kernel` for decode).
+      const scheduled = new Map(
+        checked.ok
+          ? checked.compiled.variants.map((v) => [
+              v.name,
+              schedule(v.chunk, archOf(arch).limits).barriers.filter((b) => b !== 'none').length,
+            ])
+          : [],
+      );
+      jobs.push(async () => {
+        const result = await nvcc(files, cu.path, arch);
+        const resources = ptxasResources(result.ptxasLog);
+        return [...launches(cu.contents)].map(([kernel, launch]): KernelReport => {
+          const r = resources.get(kernel);
+          const counts = result.counts[kernel];
+          if (!r || !counts) throw new Error(`${spec} ${arch} ${dtype}: nvcc reported nothing for ${kernel}`);
+          const shared = r.staticSharedBytes + launch.dynamicSharedBytes;
+          const variant = kernel.endsWith('_decode_kernel') ? 'decode' : 'prefill';
+          return {
+            example: spec,
+            arch,
+            dtype,
+            kernel,
+            variant,
+            ...r,
+            ...launch,
+            ...barriers(cu.contents, kernel),
+            scheduledBarriers: scheduled.get(variant) ?? -1,
+            occupancy: occupancy(ARCHS[arch], launch.threads, r.registers, shared),
+            ptx: counts,
+            ...(result.sass?.[kernel] && { sass: result.sass[kernel] }),
+          };
+        });
+      });
+    }
+}
+
+const started = performance.now();
+const kernels = (await pool(jobs, PARALLEL)).flat();
+const seconds = (performance.now() - started) / 1000;
+
+const kb = (bytes: number) => (bytes / 1024).toFixed(1);
+const header = [
+  'example',
+  'arch',
+  'dtype',
+  'kernel',
+  'thr',
+  'regs',
+  'spill',
+  'stack',
+  'smem KB (s+d)',
+  'blk/SM',
+  'limit',
+  'bar/mb',
+  'mma',
+  'wgmma',
+  'ldmatrix',
+  'fma.f32',
+  'cvt.bf16',
+];
+const rows = kernels.map((k) => [
+  k.example.replace(/^examples\//, ''),
+  k.arch,
+  k.dtype,
+  k.variant,
+  String(k.threads),
+  String(k.registers),
+  `${k.spillStores}/${k.spillLoads}`,
+  String(k.stackBytes),
+  `${kb(k.staticSharedBytes)}+${kb(k.dynamicSharedBytes)}`,
+  String(k.occupancy.blocks),
+  k.occupancy.limiter,
+  [
+    String(k.perMinibatch),
+    k.inInnerLoops ? ` (${k.inInnerLoops} in loops)` : '',
+    k.scheduledBarriers === k.perMinibatch ? '' : ` (scheduled ${k.scheduledBarriers})`,
+  ].join(''),
+  String(k.ptx.mma),
+  String(k.ptx.wgmma),
+  String(k.ptx.ldmatrix),
+  String(k.ptx.ffma),
+  String(k.ptx.cvtBf16),
+]);
+const table = [header, ...rows];
+const widths = header.map((_, i) => Math.max(...table.map((r) => r[i].length)));
+const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+console.log(`static CUDA report (no GPU): ${nvccVersion}; ${jobs.length} nvcc builds in ${seconds.toFixed(1)} s`);
+console.log(line(header));
+console.log(line(widths.map((w) => '-'.repeat(w))));
+for (const r of rows) console.log(line(r));
+for (const s of skipped) console.log(`skipped ${s.example} ${s.arch} ${s.dtype}: ${s.code} ${s.reason}`);
+console.log(
+  withSass
+    ? 'SASS counts from cuobjdump are in the JSON.'
+    : 'cuobjdump is not on this machine: counts are from the PTX only.',
+);
+console.log(
+  'bank conflicts: not computed; the CUDA renderer prints shared-memory indices as text and no kernel IR holds them as expressions yet.',
+);
+
+mkdirSync(dirname(outPath), { recursive: true });
+writeFileSync(
+  outPath,
+  JSON.stringify(
+    {
+      generated: new Date().toISOString(),
+      nvcc: nvccVersion,
+      barriers:
+        'perMinibatch: __syncthreads() in the generated mini-batch loop (the kernel outermost while), each counted once; scheduledBarriers: the stages with a barrier in compiler/schedule (ScheduledKernel.barriers)',
+      occupancy:
+        'CUDA occupancy calculator rules: warps, registers (256 per warp unit), shared memory (128-byte unit + 1 KB reserved per block), 32 blocks',
+      bankConflicts: 'not computed: no kernel IR with shared-memory index expressions',
+      archs: ARCHS,
+      kernels,
+      skipped,
+    },
+    null,
+    2,
+  ) + '\n',
+);
+console.log(`wrote ${outPath}`);
