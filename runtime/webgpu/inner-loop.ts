@@ -140,7 +140,9 @@ export class WebGPUInnerLoop {
     const tokenData = (r: Region): Float64Array => {
       if (r.role === 'view') return inp.views.get(r.name)!.data;
       if (r.role === 'rate') return inp.lr!.data;
-      return inp.tokens!.get(runKey(r))!.data;
+      const t = inp.tokens?.get(runKey(r));
+      if (!t) throw new Error(`the kernel reads the per-token input '${runKey(r)}', which the inputs lack`);
+      return t.data;
     };
     for (const r of layout.tokens) tokens.set(tokenData(r), BHT * r.prefix);
     const weights = new Float32Array(Math.max(1, layout.scale + H * paramFloats(layout)));
@@ -149,7 +151,11 @@ export class WebGPUInnerLoop {
     const stateIn = new Float32Array(BH * stateFloats(layout));
     for (const r of layout.states) stateIn.set(inp.states.get(r.name)!.data, BH * r.prefix);
     for (const r of layout.accums) stateIn.set(inp.accums.get(r.name)!.data, BH * r.prefix);
-    for (const r of layout.opts) stateIn.set(inp.opts!.get(r.name)!.data, BH * r.prefix);
+    for (const r of layout.opts) {
+      const t = inp.opts?.get(r.name);
+      if (!t) throw new Error(`the kernel carries the optimizer state '${runKey(r)}', which the inputs lack`);
+      stateIn.set(t.data, BH * r.prefix);
+    }
 
     const limit = deviceLimits(device).maxStorageBufferBindingSize;
     const storage = (label: string, floats: number, usage: number) => {
