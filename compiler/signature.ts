@@ -14,19 +14,23 @@ export function kernelSignature(layer: CheckedLayer, chunk: ChunkProgram): Kerne
     shape: [...shape],
   });
   const { lr, scale } = layer.update;
+  const optimized = layer.update.rules.momentum ? layer.states : [];
   const inputs: Port[] = [
     ...layer.views.map((v) => port('view', v.name, 'in', ['B', 'H', 'T'], v.shape)),
     ...(lr.kind === 'token' ? [port('rate', 'lr', 'in', ['B', 'H', 'T'], [])] : []),
+    ...ruleTokenRoles(layer).map(([role, name]) => port(role, name, 'in', ['B', 'H', 'T'], [])),
     ...(scale.kind === 'position' ? [port('scale', 'scale', 'in', [], [chunk.K])] : []),
     ...layer.params.map((p) => port('param', p.name, 'in', ['H'], p.shape)),
     ...layer.states.map((s) => port('state', s.name, 'in', ['B', 'H'], s.shape)),
     ...layer.states.map((s) => port('accum', s.name, 'in', ['B', 'H'], s.shape)),
+    ...optimized.map((s) => port('opt', s.name, 'in', ['B', 'H'], s.shape)),
   ];
   const outputShape = program.nodes[program.outputs.find((o) => o.name === 'output')!.node].shape.slice(1);
   const outputs: Port[] = [
     port('output', 'output', 'out', ['B', 'H', 'T'], outputShape),
     ...layer.states.map((s) => port('state', s.name, 'out', ['B', 'H'], s.shape)),
     ...layer.states.map((s) => port('accum', s.name, 'out', ['B', 'H'], s.shape)),
+    ...optimized.map((s) => port('opt', s.name, 'out', ['B', 'H'], s.shape)),
   ];
   return {
     layer: layer.name,
@@ -37,6 +41,17 @@ export function kernelSignature(layer: CheckedLayer, chunk: ChunkProgram): Kerne
     outputs,
     ...(layer.update.rules.plain ? {} : { rule: ruleSignature(layer) }),
   };
+}
+
+/** The roles and names of a rule's per-token inputs: per-state rates (by state), decay, momentum. */
+export function ruleTokenRoles(layer: CheckedLayer): [Role, string][] {
+  const rule = layer.update.rules;
+  const own = [...rule.rates].filter(([, r]) => r.spec.kind === 'token' && r.input !== 'lr');
+  return [
+    ...own.map(([s]): [Role, string] => ['state-rate', s]),
+    ...(rule.decay?.kind === 'token' ? [['decay', DECAY_INPUT] as [Role, string]] : []),
+    ...(rule.momentum?.kind === 'token' ? [['momentum', MOMENTUM_INPUT] as [Role, string]] : []),
+  ];
 }
 
 /** The extra tensors of a rule beyond plain sgd: per-token inputs and optimizer states. */

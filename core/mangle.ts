@@ -6,6 +6,7 @@
  * keys are the `run` convention's tensor names (README: "The run convention").
  */
 import type { Port, Role } from './signature.ts';
+import { DECAY_INPUT, MOMENTUM_INPUT, optimizerState, stateRateInput } from './update-rule.ts';
 
 /** Identifier prefixes by role and direction; a nameless role is spelt by the fixed word alone. */
 const IDENTIFIER: Record<Role, { in: string; out: string; named: boolean }> = {
@@ -16,6 +17,10 @@ const IDENTIFIER: Record<Role, { in: string; out: string; named: boolean }> = {
   state: { in: 'state_', out: 'out_state_', named: true },
   accum: { in: 'accum_', out: 'out_accum_', named: true },
   output: { in: 'output', out: 'output', named: false },
+  'state-rate': { in: 'lr_', out: 'out_lr_', named: true },
+  decay: { in: 'decay', out: 'out_decay', named: false },
+  momentum: { in: 'momentum', out: 'out_momentum', named: false },
+  opt: { in: 'opt_', out: 'out_opt_', named: true },
 };
 
 /** The port's identifier in generated code: `view_q`, `lr`, `param_gamma`, `out_state_W1`, ... */
@@ -29,11 +34,19 @@ export function identifier(p: Port): string {
 export const dimConstant = (dim: string): string => `dim_${dim}`;
 
 /** Run-file names that mean something of their own: a view so named is given as `view.NAME`. */
-export const RESERVED_RUN_KEYS: ReadonlySet<string> = new Set(['lr', 'scale', 'start', 'output']);
+export const RESERVED_RUN_KEYS: ReadonlySet<string> = new Set([
+  'lr',
+  'scale',
+  'start',
+  'output',
+  DECAY_INPUT,
+  MOMENTUM_INPUT,
+]);
 
 /**
  * The port's name in the `run` convention's tensor files: views by name (`view.NAME` when the name
- * is reserved), `lr`, `scale`, `param.NAME`, `state.NAME`, `accum.NAME`, `output`.
+ * is reserved), `lr`, `scale`, `param.NAME`, `state.NAME`, `accum.NAME`, `output`, and a rule's
+ * `lr.NAME`, `decay`, `momentum`, `opt.NAME`.
  */
 export function runKey(p: Pick<Port, 'role' | 'name' | 'grad'>): string {
   const base = p.role === 'view' && !RESERVED_RUN_KEYS.has(p.name) ? p.name : programKey(p);
@@ -55,6 +68,14 @@ export function programKey(p: Pick<Port, 'role' | 'name'>): string {
     case 'scale':
     case 'output':
       return p.role;
+    case 'state-rate':
+      return stateRateInput(p.name);
+    case 'decay':
+      return DECAY_INPUT;
+    case 'momentum':
+      return MOMENTUM_INPUT;
+    case 'opt':
+      return optimizerState(p.name);
     default:
       return `${p.role}.${p.name}`;
   }

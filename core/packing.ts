@@ -19,14 +19,15 @@ export interface Region {
 }
 
 export interface Layout {
-  /** Views and the rate, in the signature's order. */
+  /** Views, the rate and a rule's per-token inputs, in the signature's order. */
   tokens: Region[];
   /** `scale` first (K constants, no count), then params per head. */
   scale: number;
   params: Region[];
-  /** States then accumulators, each region per sequence-head. */
+  /** States, accumulators, then a rule's optimizer states, each region per sequence-head. */
   states: Region[];
   accums: Region[];
+  opts: Region[];
   outputWidth: number;
 }
 
@@ -39,18 +40,20 @@ function regions(ports: readonly Port[], start = 0): Region[] {
   });
 }
 
+/** The first unit after a run of regions. */
+const end = (rs: readonly Region[]) => rs.reduce((a, r) => Math.max(a, r.prefix + r.width), 0);
+
 export function layoutOf(sig: KernelSignature): Layout {
   const inputs = (...roles: Role[]) => sig.inputs.filter((p) => roles.includes(p.role));
   const states = regions(inputs('state'));
+  const accums = regions(inputs('accum'), end(states));
   return {
-    tokens: regions(inputs('view', 'rate')),
+    tokens: regions(inputs('view', 'rate', 'state-rate', 'decay', 'momentum')),
     scale: inputs('scale').reduce((a, p) => a + size(p.shape), 0),
     params: regions(inputs('param')),
     states,
-    accums: regions(
-      inputs('accum'),
-      states.reduce((a, s) => a + s.width, 0),
-    ),
+    accums,
+    opts: regions(inputs('opt'), end(accums)),
     outputWidth: size(sig.outputs.find((p) => p.role === 'output')!.shape),
   };
 }
@@ -62,7 +65,7 @@ export function regionOf(list: readonly Region[], port: Pick<Port, 'role' | 'nam
   return r;
 }
 
-/** Floats per sequence-head of the state buffers (states and accumulators). */
-export const stateFloats = (l: Layout) => l.accums.reduce((a, r) => a + r.width, 0) * 2;
+/** Floats per sequence-head of the state buffers (states, accumulators, optimizer states). */
+export const stateFloats = (l: Layout) => [...l.states, ...l.accums, ...l.opts].reduce((a, r) => a + r.width, 0);
 export const tokenFloats = (l: Layout) => l.tokens.reduce((a, r) => a + r.width, 0);
 export const paramFloats = (l: Layout) => l.params.reduce((a, r) => a + r.width, 0);

@@ -14,7 +14,20 @@ import type { UpdateRuleSignature } from './update-rule.ts';
  * Backward variants add cotangent ports (`grad`), update rules with optimizer states add
  * per-state ports of their own role; the mangler gives each role a prefix of its own.
  */
-export type Role = 'view' | 'rate' | 'scale' | 'param' | 'state' | 'accum' | 'output';
+export type Role =
+  | 'view'
+  | 'rate'
+  | 'scale'
+  | 'param'
+  | 'state'
+  | 'accum'
+  | 'output'
+  /** An update rule's per-token inputs (core/update-rule.ts): a state's own rate, named by the state. */
+  | 'state-rate'
+  | 'decay'
+  | 'momentum'
+  /** An update rule's optimizer state, named by its state: carried between calls like the accumulator. */
+  | 'opt';
 
 /** The leading, call-dependent axes of a tensor: sequences, heads, tokens. */
 export type Axis = 'B' | 'H' | 'T';
@@ -43,9 +56,9 @@ export interface KernelSignature {
   /** How the inner loop learns: an `lr` per token or a constant, and its scale_i. */
   lr: Rate;
   scale: Scale;
-  /** In call order: views, rate, scale, params, states, accumulators. */
+  /** In call order: views, rate, a rule's per-token inputs, scale, params, states, accumulators, optimizer states. */
   inputs: readonly Port[];
-  /** In call order: output, states, accumulators. */
+  /** In call order: output, states, accumulators, optimizer states. */
   outputs: readonly Port[];
   /** A rule beyond plain sgd: its extra per-token inputs and optimizer states. Absent for plain sgd. */
   rule?: UpdateRuleSignature;
@@ -59,6 +72,10 @@ export const statePorts = (s: KernelSignature) => withRole(s.inputs, 'state');
 export const outputPort = (s: KernelSignature): Port => withRole(s.outputs, 'output')[0];
 export const ratePort = (s: KernelSignature): Port | undefined => withRole(s.inputs, 'rate')[0];
 export const scalePort = (s: KernelSignature): Port | undefined => withRole(s.inputs, 'scale')[0];
+
+/** The per-token [B, H, T] inputs of an update rule: per-state rates, decay, momentum. */
+export const ruleTokenPorts = (s: KernelSignature) =>
+  s.inputs.filter((p) => p.role === 'state-rate' || p.role === 'decay' || p.role === 'momentum');
 
 /** Every port, inputs then outputs: the order of kernel parameters and launcher fields. */
 export const allPorts = (s: KernelSignature): Port[] => [...s.inputs, ...s.outputs];

@@ -157,10 +157,23 @@ function evalNode(n: Node, vals: Tensor[], inputs: ReadonlyMap<string, Tensor>):
   }
 }
 
-/** Run a program in f64. Inputs are looked up by name; every output is returned by name. */
-export function execute(p: Program, inputs: ReadonlyMap<string, Tensor> | Record<string, Tensor>): Map<string, Tensor> {
+/**
+ * The arithmetic of an evaluation: f64, or every node's values rounded to f32 (what an f32 kernel
+ * cannot do better than, up to the order of its sums: the floor a kernel's error is judged by).
+ */
+export type Precision = 'f64' | 'f32';
+
+/** Run a program in f64 (or rounded to f32). Inputs are looked up by name; every output is returned by name. */
+export function execute(
+  p: Program,
+  inputs: ReadonlyMap<string, Tensor> | Record<string, Tensor>,
+  precision: Precision = 'f64',
+): Map<string, Tensor> {
   const byName = inputs instanceof Map ? inputs : new Map(Object.entries(inputs));
   const vals: Tensor[] = new Array(p.nodes.length);
-  for (const n of p.nodes) vals[n.id] = { shape: n.shape, data: evalNode(n, vals, byName) };
+  for (const n of p.nodes) {
+    const data = evalNode(n, vals, byName);
+    vals[n.id] = { shape: n.shape, data: precision === 'f32' ? data.map(Math.fround) : data };
+  }
   return new Map(p.outputs.map((o) => [o.name, vals[o.node]]));
 }

@@ -8,7 +8,7 @@ import { optimizerState } from '../../core/update-rule.ts';
 import { type Chunk, chunks } from '../../core/walk.ts';
 import { InputError, type InnerLoopInputs, type InnerLoopOutputs } from '../../runtime/inner-loop.ts';
 import { type ChunkProgram, WALK } from '../dualform/derive.ts';
-import { execute } from '../ir/execute.ts';
+import { execute, type Precision } from '../ir/execute.ts';
 
 /** The `bh`-th block of `block` elements. */
 export const slice = (t: Tensor, bh: number, block: number): Float64Array =>
@@ -107,6 +107,7 @@ function walkForward(
   bh: number,
   output: Tensor,
   saved?: Map<string, Tensor>[],
+  precision: Precision = 'f64',
 ): Map<string, Tensor> {
   const L = chunk.layer;
   const outWidth = size(outputShape(chunk));
@@ -124,7 +125,7 @@ function walkForward(
     saved?.push(carry);
     for (const [n, t] of values(chunkInputs(chunk, inp, bh, c))) named.set(n, t);
     for (const [n, t] of carry) named.set(n, t);
-    const result = execute(chunk.program, named);
+    const result = execute(chunk.program, named, precision);
     const out = result.get('output')!.data;
     output.data.set(out.subarray(0, c.count * outWidth), (bh * inp.T + c.token) * outWidth);
     carry = new Map(carriedNames(chunk).map((n) => [n, result.get(n)!]));
@@ -169,13 +170,21 @@ function storeCarry(chunk: ChunkProgram, out: InnerLoopOutputs, bh: number, carr
 /** What the forward saves for the backward: per sequence-head, the carry each chunk starts from. */
 export type Checkpoints = Map<string, Tensor>[][];
 
-/** The call; with `checkpoints` (an empty array), also what the backward recomputes each chunk from. */
-export function runReference(chunk: ChunkProgram, inp: InnerLoopInputs, checkpoints?: Checkpoints): InnerLoopOutputs {
+/**
+ * The call; with `checkpoints` (an empty array), also what the backward recomputes each chunk from;
+ * with `precision` 'f32', every value of the chunk program rounded to f32 (tests' error floor).
+ */
+export function runReference(
+  chunk: ChunkProgram,
+  inp: InnerLoopInputs,
+  checkpoints?: Checkpoints,
+  precision: Precision = 'f64',
+): InnerLoopOutputs {
   const out = emptyOutputs(chunk, inp);
   for (let bh = 0; bh < inp.B * inp.H; bh++) {
     const saved: Map<string, Tensor>[] | undefined = checkpoints && [];
     if (saved) checkpoints!.push(saved);
-    storeCarry(chunk, out, bh, walkForward(chunk, inp, bh, out.output, saved));
+    storeCarry(chunk, out, bh, walkForward(chunk, inp, bh, out.output, saved, precision));
   }
   return out;
 }

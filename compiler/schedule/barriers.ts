@@ -6,7 +6,7 @@
 import { programKey } from '../../core/mangle.ts';
 import type { Program } from '../ir/ir.ts';
 import { size } from '../ir/ir.ts';
-import type { Home, Placement, Stage } from './kernel.ts';
+import type { Carried, Home, Homes, Placement, Stage } from './kernel.ts';
 import { stageReads } from './reads.ts';
 
 /** An address range in one memory space; `global:NAME` spaces are the state tensors kept in place. */
@@ -24,10 +24,10 @@ const hits = (xs: readonly Range[], ys: readonly Range[]) => xs.some((x) => ys.s
 export interface MemoryMap {
   program: Program;
   buffers: ReadonlyMap<number, Placement>;
-  homes: ReadonlyMap<string, { state: Home; accum: Home }>;
+  homes: ReadonlyMap<string, Homes>;
   stateSize: ReadonlyMap<string, number>;
-  /** The state or accumulator each home input of the program (by its key) is. */
-  homeInputs: ReadonlyMap<string, { kind: 'state' | 'accum'; name: string }>;
+  /** The carried value each home input of the program (by its key) is. */
+  homeInputs: ReadonlyMap<string, { kind: Carried; name: string }>;
 }
 
 function rangeOf(p: Placement | Home, elements: number, name: string): Range {
@@ -44,15 +44,17 @@ export function accesses(m: MemoryMap, s: Stage): { reads: Range[]; writes: Rang
     const key = n.op.kind === 'input' ? n.op.name : '';
     const home = m.homeInputs.get(key);
     if (placed) reads.push(rangeOf(placed, size(n.shape), ''));
-    else if (home) reads.push(rangeOf(m.homes.get(home.name)![home.kind], m.stateSize.get(home.name)!, key));
+    else if (home) reads.push(rangeOf(m.homes.get(home.name)![home.kind]!, m.stateSize.get(home.name)!, key));
   }
   if (s.kind === 'compute')
     return { reads, writes: [rangeOf(m.buffers.get(s.node)!, size(m.program.nodes[s.node].shape), '')] };
   if (s.kind === 'output') return { reads, writes: [] };
   const h = m.homes.get(s.state)!;
   const n = m.stateSize.get(s.state)!;
-  const key = (role: 'state' | 'accum') => programKey({ role, name: s.state });
-  return { reads, writes: [rangeOf(h.state, n, key('state')), rangeOf(h.accum, n, key('accum'))] };
+  const key = (role: Carried) => programKey({ role, name: s.state });
+  const writes = [rangeOf(h.state, n, key('state')), rangeOf(h.accum, n, key('accum'))];
+  if (h.opt) writes.push(rangeOf(h.opt, n, key('opt')));
+  return { reads, writes };
 }
 
 /** The barrier after each stage; the last always has one, since the next chunk reads the new state. */

@@ -24,13 +24,19 @@ export interface Placement {
 /** The state and accumulator of one state tensor: on chip, or in place in the output buffers. */
 export type Home = Placement | { space: 'global' };
 
+/** What a state tensor carries between chunks: the state, its accumulator, and a rule's optimizer state. */
+export type Carried = 'state' | 'accum' | 'opt';
+
+/** The homes of one state tensor's carried values; `opt` only where the rule has momentum. */
+export type Homes = { state: Home; accum: Home; opt?: Home };
+
 export type Stage =
   /** Compute a node for every element into its buffer (inputs: load a view's rows). */
   | { kind: 'compute'; node: number }
   /** Write the processed rows of `output` to the output tensor. */
   | { kind: 'output'; node: number }
-  /** Replace a state and its accumulator with their values after the chunk. */
-  | { kind: 'update'; state: string; stateNode: number; accumNode: number };
+  /** Replace a state, its accumulator and its optimizer state (if any) with their values after the chunk. */
+  | { kind: 'update'; state: string; stateNode: number; accumNode: number; optNode?: number };
 
 export interface ScheduledKernel {
   chunk: ChunkProgram;
@@ -38,7 +44,7 @@ export interface ScheduledKernel {
   invocations: number;
   /** Nodes computed into buffers; every other node is recomputed inline where it is read. */
   buffers: Map<number, Placement>;
-  states: Map<string, { state: Home; accum: Home }>;
+  states: Map<string, Homes>;
   /** The stages of one chunk, in order. */
   stages: Stage[];
   /** The register tile of every buffered product. */

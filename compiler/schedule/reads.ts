@@ -10,7 +10,7 @@ import type { Stage } from './kernel.ts';
 export function stageRoots(s: Stage, p: Program): readonly number[] {
   if (s.kind === 'compute') return p.nodes[s.node].args;
   if (s.kind === 'output') return [s.node];
-  return [s.stateNode, s.accumNode];
+  return [s.stateNode, s.accumNode, ...(s.optNode === undefined ? [] : [s.optNode])];
 }
 
 /** Every node the stage reads, once each: buffered nodes, and the inlined nodes on the way to them. */

@@ -1,9 +1,10 @@
 /**
  * Which update rules the fused-kernel targets (WGSL, CUDA, the TS module that embeds WGSL) render.
- * Their kernels render any chunk program but bind only the paper's inputs and outputs (views,
- * `lr`, `scale`, params, state, accumulator) and run one-row programs for decode; a rule that
- * needs more is refused with a diagnostic naming its parts and the target, never rendered into a
- * kernel that would compute something else. The f64 reference and the IR target run every rule.
+ * Their kernels render any chunk program, bind every port of the kernel signature (a rule's
+ * per-token inputs and carried optimizer states included) and run one-row programs for decode; a
+ * rule they cannot walk chunk by chunk is refused with a diagnostic naming its parts and the
+ * target, never rendered into a kernel that would compute something else. The f64 reference and
+ * the IR target run every rule.
  */
 import type { CheckedLayer, CheckedUpdateRule } from '../check/checked.ts';
 import { diag } from '../diagnostics/codes.ts';
@@ -23,18 +24,11 @@ export function ruleFeatures(rule: CheckedUpdateRule): string[] {
 }
 
 /**
- * The parts of a rule the kernels cannot render: anything that adds an input or an output beyond
- * the paper's (per-token decay, momentum and its optimizer state, per-token rates of their own),
- * and `read: after`, whose outputs need the whole mini-batch in one chunk.
+ * The parts of a rule the kernels cannot render: `read: after`, whose outputs read the end of
+ * their mini-batch, so a chunk would need tokens it has not seen yet.
  */
 function unrendered(rule: CheckedUpdateRule): string[] {
-  const parts: string[] = [];
-  const own = [...rule.rates].filter(([, r]) => r.input !== 'lr' && r.spec.kind === 'token').map(([s]) => s);
-  if (own.length) parts.push(`per-token rates per state (${own.map((s) => `lr ${s}: token`).join(', ')})`);
-  if (rule.decay?.kind === 'token') parts.push('decay: token');
-  if (rule.momentum) parts.push(`momentum: ${rule.momentum.kind === 'token' ? 'token' : rule.momentum.value}`);
-  if (rule.read === 'after') parts.push('read: after');
-  return parts;
+  return rule.read === 'after' ? ['read: after'] : [];
 }
 
 /** The diagnostic refusing `layer` for a kernel target, or undefined when the target renders its rule. */

@@ -5,7 +5,8 @@ import { size } from '../ir/ir.ts';
 import { placeBarriers } from './barriers.ts';
 import { assertKernelRenders } from './rule-support.ts';
 import { chooseBuffers } from './fusion.ts';
-import type { Home, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
+import { ruleTokenRoles } from '../signature.ts';
+import type { Carried, Home, Homes, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
 import { Arena, type Interval } from './place.ts';
 import { stageReads } from './reads.ts';
 import { chooseTile, type Tile } from './tiles.ts';
@@ -32,17 +33,20 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKerne
   const p = chunk.program;
   const out = (name: string) => p.outputs.find((o) => o.name === name)!.node;
   const outputNode = out(programKey({ role: 'output', name: 'output' }));
+  const carried: Carried[] = chunk.layer.update.rules.momentum ? ['state', 'accum', 'opt'] : ['state', 'accum'];
   const updates = chunk.layer.states.map((s) => ({
     state: s.name,
     stateNode: out(programKey({ role: 'state', name: s.name })),
     accumNode: out(programKey({ role: 'accum', name: s.name })),
+    ...(carried.includes('opt') ? { optNode: out(programKey({ role: 'opt', name: s.name })) } : {}),
   }));
   const perToken = new Set([
     ...chunk.layer.views.map((v) => programKey({ role: 'view', name: v.name })),
     programKey({ role: 'rate', name: 'lr' }),
+    ...ruleTokenRoles(chunk.layer).map(([role, name]) => programKey({ role, name })),
   ]);
   const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), perToken);
-  const homeKey = (kind: 'state' | 'accum', name: string): HomeKey => programKey({ role: kind, name });
+  const homeKey = (kind: Carried, name: string): HomeKey => programKey({ role: kind, name });
 
   // Stages: buffered nodes in program order (already topological), then the writes.
   const stages: Stage[] = [
@@ -66,7 +70,7 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKerne
     p,
     stages,
     buffered,
-    new Set(chunk.layer.states.flatMap((s) => [homeKey('state', s.name), homeKey('accum', s.name)])),
+    new Set(chunk.layer.states.flatMap((s) => carried.map((kind) => homeKey(kind, s.name)))),
   );
   const temporaries: Interval[] = [...buffered].map((id) => ({
     key: id,
@@ -75,7 +79,7 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKerne
     to: lastRead.get(id) ?? stageOf.get(id)!,
   }));
   const homeIntervals: Interval[] = chunk.layer.states.flatMap((s) =>
-    (['state', 'accum'] as const).map((kind) => ({
+    carried.map((kind) => ({
       key: homeKey(kind, s.name),
       elements: size(s.shape),
       from: 0,
@@ -96,18 +100,16 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKerne
     if (typeof iv.key === 'string') homePlaces.set(iv.key, onChip ?? { space: 'global' });
     else buffers.set(iv.key, onChip ?? { space: 'scratch', offset: scratch.place(iv)! });
   }
-  const homes = new Map(
+  const homes = new Map<string, Homes>(
     chunk.layer.states.map((s) => [
       s.name,
-      { state: homePlaces.get(homeKey('state', s.name))!, accum: homePlaces.get(homeKey('accum', s.name))! },
+      Object.fromEntries(carried.map((kind) => [kind, homePlaces.get(homeKey(kind, s.name))!])) as Homes,
     ]),
   );
 
   const stateSize = new Map(chunk.layer.states.map((s) => [s.name, size(s.shape)]));
   const homeInputs = new Map(
-    chunk.layer.states.flatMap((s) =>
-      (['state', 'accum'] as const).map((kind) => [homeKey(kind, s.name), { kind, name: s.name }] as const),
-    ),
+    chunk.layer.states.flatMap((s) => carried.map((kind) => [homeKey(kind, s.name), { kind, name: s.name }] as const)),
   );
   const tiles = new Map<number, Tile>();
   for (const n of p.nodes) {

@@ -5,8 +5,9 @@
  */
 import { type Program, size } from '../ir/ir.ts';
 import type { Stage } from './kernel.ts';
+import { stageRoots } from './reads.ts';
 
-/** The key of a state's or accumulator's home: its program key (`state.NAME` or `accum.NAME`). */
+/** The key of a carried value's home: its program key (`state.NAME`, `accum.NAME`, `opt.NAME`). */
 export type HomeKey = string;
 
 /** Element reads per chunk, by buffered node id or home key. */
@@ -31,7 +32,7 @@ export function readsPerChunk(
       } else if (n.op.kind === 'sum') evaluate(n.args[0], size(p.nodes[n.args[0]].shape));
       else n.args.forEach((a) => evaluate(a, elements));
     } else if (s.kind === 'output') evaluate(s.node, size(p.nodes[s.node].shape));
-    else for (const id of [s.stateNode, s.accumNode]) evaluate(id, size(p.nodes[id].shape));
+    else for (const id of stageRoots(s, p)) evaluate(id, size(p.nodes[id].shape));
 
     // Arguments have smaller ids, so one pass from the top reaches every path.
     for (const id of [...evaluations.keys()].sort((a, b) => b - a)) {

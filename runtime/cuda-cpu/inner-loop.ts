@@ -38,6 +38,10 @@ function inputOf(t: CudaTensorField, inputs: InnerLoopInputs): Tensor | undefine
       return inputs.states.get(t.name);
     case 'accum':
       return inputs.accums.get(t.name);
+    case 'token':
+      return inputs.tokens?.get(t.name);
+    case 'opt':
+      return inputs.opts?.get(t.name);
     default:
       return undefined;
   }
@@ -109,6 +113,7 @@ export class CudaCpuInnerLoop {
       if (t.role === 'output') out.output = tensor;
       else if (t.role === 'state_out') out.states.set(t.name, tensor);
       else if (t.role === 'accum_out') out.accums.set(t.name, tensor);
+      else if (t.role === 'opt_out') (out.opts ??= new Map()).set(t.name, tensor);
     }
     return out;
   }

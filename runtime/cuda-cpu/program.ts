@@ -7,11 +7,24 @@ import type { KernelSignature } from '../../core/signature.ts';
 
 /** Which tensor of the `run` convention a field of the argument struct holds. */
 export type CudaTensorRole =
-  'view' | 'lr' | 'scale' | 'param' | 'state' | 'accum' | 'output' | 'state_out' | 'accum_out';
+  | 'view'
+  | 'lr'
+  | 'scale'
+  | 'param'
+  | 'state'
+  | 'accum'
+  | 'output'
+  | 'state_out'
+  | 'accum_out'
+  /** A rule's per-token input (`lr.S`, `decay`, `momentum`), named by its run key. */
+  | 'token'
+  /** A rule's optimizer state, named by its state, before and after the call. */
+  | 'opt'
+  | 'opt_out';
 
 export interface CudaTensorField {
   role: CudaTensorRole;
-  /** The view, param or state name; `lr`, `scale` or `output` for those. */
+  /** The view, param or state name; `lr`, `scale` or `output` for those; a token input's run key. */
   name: string;
   /** The field of the argument struct. */
   field: string;

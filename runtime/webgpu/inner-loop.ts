@@ -6,7 +6,8 @@
 import { statePorts, outputPort } from '../../core/signature.ts';
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
-import { paramFloats, stateFloats, tokenFloats, UNIFORM_FIELDS } from '../../core/packing.ts';
+import { paramFloats, type Region, stateFloats, tokenFloats, UNIFORM_FIELDS } from '../../core/packing.ts';
+import { runKey } from '../../core/mangle.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import { deviceLimits, type GPUContext, getGPUDevice, type KernelLimits } from './device.ts';
 import type { WgslKernelManifest } from '../../core/manifest.ts';
@@ -136,14 +137,25 @@ export class WebGPUInnerLoop {
     const BHT = BH * T;
 
     const tokens = new Float32Array(Math.max(1, BHT * tokenFloats(layout)));
-    for (const r of layout.tokens)
-      tokens.set(r.role === 'rate' ? inp.lr!.data : inp.views.get(r.name)!.data, BHT * r.prefix);
+    const tokenData = (r: Region): Float64Array => {
+      if (r.role === 'view') return inp.views.get(r.name)!.data;
+      if (r.role === 'rate') return inp.lr!.data;
+      const t = inp.tokens?.get(runKey(r));
+      if (!t) throw new Error(`the kernel reads the per-token input '${runKey(r)}', which the inputs lack`);
+      return t.data;
+    };
+    for (const r of layout.tokens) tokens.set(tokenData(r), BHT * r.prefix);
     const weights = new Float32Array(Math.max(1, layout.scale + H * paramFloats(layout)));
     if (layout.scale) weights.set(inp.scale!.data, 0);
     for (const r of layout.params) weights.set(inp.params.get(r.name)!.data, layout.scale + H * r.prefix);
     const stateIn = new Float32Array(BH * stateFloats(layout));
     for (const r of layout.states) stateIn.set(inp.states.get(r.name)!.data, BH * r.prefix);
     for (const r of layout.accums) stateIn.set(inp.accums.get(r.name)!.data, BH * r.prefix);
+    for (const r of layout.opts) {
+      const t = inp.opts?.get(r.name);
+      if (!t) throw new Error(`the kernel carries the optimizer state '${runKey(r)}', which the inputs lack`);
+      stateIn.set(t.data, BH * r.prefix);
+    }
 
     const limit = deviceLimits(device).maxStorageBufferBindingSize;
     const storage = (label: string, floats: number, usage: number) => {
@@ -223,6 +235,9 @@ export class WebGPUInnerLoop {
       output: { shape: [B, H, T, ...outputPort(signature).shape], data: Float64Array.from(out) },
       states: new Map(layout.states.map((r) => [r.name, unpack(r.prefix, shapeOf.get(r.name)!)])),
       accums: new Map(layout.accums.map((r) => [r.name, unpack(r.prefix, shapeOf.get(r.name)!)])),
+      ...(layout.opts.length
+        ? { opts: new Map(layout.opts.map((r) => [r.name, unpack(r.prefix, shapeOf.get(r.name)!)])) }
+        : {}),
     };
   }
 }

@@ -5,7 +5,7 @@
  */
 import { WALK } from '../../compiler/dualform/derive.ts';
 import { size } from '../../compiler/ir/ir.ts';
-import type { Home, Placement, ScheduledKernel, Stage } from '../../compiler/schedule/kernel.ts';
+import type { Carried, Home, Placement, ScheduledKernel, Stage } from '../../compiler/schedule/kernel.ts';
 import { dimConstant, programKey } from '../../core/mangle.ts';
 import { showShape } from '../../core/shape.ts';
 import type { KernelSignature, Port } from '../../core/signature.ts';
@@ -75,7 +75,7 @@ export class KernelBody {
       : this.g.scratch(add(add(mul('bh', this.k.scratchFloats), String(p.offset)), flat));
   }
 
-  private home(h: Home, name: string, kind: 'state' | 'accum', flat: string): string {
+  private home(h: Home, name: string, kind: Carried, flat: string): string {
     if (h.space !== 'global') return this.place(h, flat);
     const global = add(mul('bh', this.stateSize.get(name)!), flat);
     return this.g.port(this.ports.get(kind, 'out', name), global);
@@ -100,7 +100,8 @@ export class KernelBody {
         return this.g.port(port, add(mul('h', size(index.shape)), index.flat()));
       case 'state':
       case 'accum':
-        return this.home(this.k.states.get(port.name)![port.role], port.name, port.role, index.flat());
+      case 'opt':
+        return this.home(this.k.states.get(port.name)![port.role]!, port.name, port.role, index.flat());
     }
     throw new Error(`the ${port.role} ${port.name} has no inline reading`);
   }
@@ -133,13 +134,15 @@ export class KernelBody {
     L.line(d.constant(K, d.indexType, String(this.k.chunk.K)));
     // Only params are per head; declared without them, `h` would be unused (nvcc warns).
     if (this.k.chunk.layer.params.length > 0) L.line(d.constant('h', d.indexType, `bh % ${u('H')}`));
-    L.line('// The state and accumulator start from the inputs.');
+    L.line(
+      `// The ${this.carried().length > 2 ? 'state, accumulator and optimizer state' : 'state and accumulator'} start from the inputs.`,
+    );
     for (const [name, h] of this.k.states) {
       const n = this.stateSize.get(name)!;
       this.elements(L, n, (e) => {
         const src = add(mul('bh', n), e);
-        L.line(`${this.home(h.state, name, 'state', e)} = ${this.g.port(this.ports.get('state', 'in', name), src)};`);
-        L.line(`${this.home(h.accum, name, 'accum', e)} = ${this.g.port(this.ports.get('accum', 'in', name), src)};`);
+        for (const role of this.carried())
+          L.line(`${this.home(h[role]!, name, role, e)} = ${this.g.port(this.ports.get(role, 'in', name), src)};`);
       });
     }
     L.line(...d.barrier(true).split('\n'), '');
@@ -165,17 +168,22 @@ export class KernelBody {
     });
     L.line('', 'token = token + count;', `position = (position + count) % ${K};`);
     L.close();
-    const onChip = [...this.k.states].filter(([, h]) => h.state.space !== 'global' || h.accum.space !== 'global');
+    const onChip = [...this.k.states].filter(([, h]) => this.carried().some((role) => h[role]!.space !== 'global'));
     if (onChip.length) L.line('', '// Write back the state kept on chip.');
     for (const [name, h] of onChip) {
       const n = this.stateSize.get(name)!;
       this.elements(L, n, (e) => {
         const dst = add(mul('bh', n), e);
-        for (const role of ['state', 'accum'] as const)
-          if (h[role].space !== 'global')
-            L.line(`${this.g.port(this.ports.get(role, 'out', name), dst)} = ${this.home(h[role], name, role, e)};`);
+        for (const role of this.carried())
+          if (h[role]!.space !== 'global')
+            L.line(`${this.g.port(this.ports.get(role, 'out', name), dst)} = ${this.home(h[role]!, name, role, e)};`);
       });
     }
+  }
+
+  /** What each state tensor carries between chunks: the state, its accumulator, and an optimizer state with momentum. */
+  private carried(): Carried[] {
+    return this.k.chunk.layer.update.rules.momentum ? ['state', 'accum', 'opt'] : ['state', 'accum'];
   }
 
   private commitScale(): string {
@@ -190,19 +198,24 @@ export class KernelBody {
     if (s.kind === 'update') {
       const n = this.stateSize.get(s.state)!;
       const h = this.k.states.get(s.state)!;
-      L.line(this.describe(s.stateNode, `Update ${commentText(s.state)} and its accumulator`));
+      const opt = s.optNode;
+      const what = opt === undefined ? 'its accumulator' : 'its accumulator and optimizer state';
+      L.line(this.describe(s.stateNode, `Update ${commentText(s.state)} and ${what}`));
       this.elements(L, n, (e) => {
         const index = Index.flat(nodes[s.stateNode].shape, e);
+        // Every new value is computed before any is stored: each reads the old ones.
         L.line(
           ...this.values.statements((v) => [
             d.constant('next_state', d.floatType, v(s.stateNode, index)),
             d.constant('next_accum', d.floatType, v(s.accumNode, index)),
+            ...(opt === undefined ? [] : [d.constant('next_opt', d.floatType, v(opt, index))]),
           ]),
         );
         L.line(
           `${this.home(h.state, s.state, 'state', e)} = next_state;`,
           `${this.home(h.accum, s.state, 'accum', e)} = next_accum;`,
         );
+        if (opt !== undefined) L.line(`${this.home(h.opt!, s.state, 'opt', e)} = next_opt;`);
       });
       return;
     }

@@ -1,6 +1,6 @@
 /** A rendered CUDA layer as the CPU runtime (runtime/cuda-cpu) runs it: its files and launcher interface. */
 import type { Compiled } from '../../compiler/pipeline.ts';
-import { identifier } from '../../core/mangle.ts';
+import { identifier, runKey } from '../../core/mangle.ts';
 import type { Port } from '../../core/signature.ts';
 import type { CudaCpuProgram, CudaTensorField, CudaTensorRole } from '../../runtime/cuda-cpu/program.ts';
 import type { TargetOptions } from '../target.ts';
@@ -26,7 +26,21 @@ export function cudaCpuProgram(compiled: Compiled, options: TargetOptions): Cuda
 
 /** A launcher field as the CPU runtime fills it: which tensor of the call it holds. */
 function tensorField(p: Port): CudaTensorField {
-  const role: CudaTensorRole =
-    p.role === 'rate' ? 'lr' : p.io === 'out' && (p.role === 'state' || p.role === 'accum') ? `${p.role}_out` : p.role;
-  return { role, name: p.name, field: identifier(p), lead: p.lead, shape: p.shape, written: p.io === 'out' };
+  const field = { field: identifier(p), lead: p.lead, shape: p.shape, written: p.io === 'out' };
+  switch (p.role) {
+    case 'rate':
+      return { role: 'lr', name: p.name, ...field };
+    case 'state-rate':
+    case 'decay':
+    case 'momentum':
+      return { role: 'token', name: runKey(p), ...field };
+    case 'state':
+    case 'accum':
+    case 'opt': {
+      const role: CudaTensorRole = p.io === 'out' ? `${p.role}_out` : p.role;
+      return { role, name: p.name, ...field };
+    }
+    default:
+      return { role: p.role, name: p.name, ...field };
+  }
 }

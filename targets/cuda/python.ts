@@ -5,7 +5,8 @@
 import type { Compiled } from '../../compiler/pipeline.ts';
 import type { CudaApi } from './api.ts';
 import type { Arch } from './arch.ts';
-import { outputPort } from '../../core/signature.ts';
+import { runKey } from '../../core/mangle.ts';
+import { outputPort, ruleTokenPorts } from '../../core/signature.ts';
 import { stringText } from '../text.ts';
 
 const tuple = (s: readonly number[]) => (s.length === 1 ? `(${s[0]},)` : `(${s.join(', ')})`);
@@ -24,15 +25,27 @@ export function renderPython(
   const K = compiled.chunk.K;
   const hasLr = L.update.lr.kind === 'token';
   const hasScale = L.update.scale.kind === 'position';
+  const sig = compiled.signature;
+  // A rule's per-token inputs by run key (`lr.W1`, `decay`, `momentum`) and its optimizer states.
+  const tokens = ruleTokenPorts(sig).map((p) => runKey(p));
+  const opts = sig.outputs.filter((p) => p.role === 'opt').map((p) => ({ name: p.name, shape: p.shape }));
+  const rule = sig.rule !== undefined;
+  const returned = opts.length ? 'output, states, accums, opts' : 'output, states, accums';
   const example: [string, string][] = [
     [`views={${L.views.map((v) => `"${v.name}": ${v.name}`).join(', ')}},`, '[B, H, T, ...] each'],
     ...(hasLr ? [['lr=lr,', '[B, H, T]'] as [string, string]] : []),
+    ...(tokens.length
+      ? [[`tokens={${tokens.map((n) => `"${n}": ...`).join(', ')}},`, '[B, H, T] each'] as [string, string]]
+      : []),
     ...(hasScale ? [['scale=scale,', `[${K}]`] as [string, string]] : []),
     ...(L.params.length
       ? [[`params={${L.params.map((p) => `"${p.name}": ${p.name}`).join(', ')}},`, '[H, ...] each'] as [string, string]]
       : []),
     [`states={${L.states.map((s) => `"${s.name}": ${s.name}`).join(', ')}},`, '[B, H, ...] or [H, ...] each'],
     ['accums=None,', '[B, H, ...] each, from the previous call; None: zeros'],
+    ...(opts.length
+      ? [['opts=None,', 'optimizer states [B, H, ...] each, from the previous call; None: zeros'] as [string, string]]
+      : []),
     ['start=0,', 'position of the first token in its mini-batch'],
   ];
   const width = Math.max(...example.map(([code]) => code.length));
@@ -43,11 +56,11 @@ export function renderPython(
 (${arch.name}, ${dtype} matmul operands, f32 state and accumulation).
 
     import ${api.stem}
-    output, states, accums = ${api.stem}.forward(
+    ${returned} = ${api.stem}.forward(
 ${example.map(([code, note]) => `        ${code.padEnd(width)}  # ${note}`).join('\n')}
     )
 
-Tensors are torch.float32, contiguous, on one CUDA device; states and accums come back as
+Tensors are torch.float32, contiguous, on one CUDA device; states and accums${opts.length ? ' (and opts)' : ''} come back as
 [B, H, ...] dicts to pass to the next call, with start advanced by T modulo K = ${K}. The first
 call builds ${api.source} and ${api.torchSource} (beside this file) with torch.utils.cpp_extension.
 
@@ -67,7 +80,7 @@ from collections.abc import Mapping
 import torch
 import torch.utils.cpp_extension
 
-# The kernel's tensors, in the order the extension takes them (views, lr, scale, params, states).
+# The kernel's tensors, in the order the extension takes them (views, lr, ${rule ? "the rule's tokens, " : ''}scale, params, states).
 K = ${K}
 ARCH = (${major}, ${minor})
 VIEWS = ${shapes(L.views)}
@@ -75,7 +88,7 @@ HAS_LR = ${hasLr ? 'True' : 'False'}
 HAS_SCALE = ${hasScale ? 'True' : 'False'}
 PARAMS = ${shapes(L.params)}
 STATES = ${shapes(L.states)}
-OUTPUT = ${tuple(outputPort(compiled.signature).shape)}
+${rule ? `TOKENS = [${tokens.map((n) => `"${stringText(n)}"`).join(', ')}]\nOPTS = ${shapes(opts)}\n` : ''}OUTPUT = ${tuple(outputPort(compiled.signature).shape)}
 SCRATCH_FLOATS = ${scratchFloats}  # per (sequence, head)
 
 _HERE = pathlib.Path(__file__).resolve().parent
@@ -150,10 +163,10 @@ def _state(label, t, shape, B, H, device):
     return _check(label, t, (B, H, *shape), device)
 
 
-def forward(*, views, lr=None, scale=None, params=None, states, accums=None, start=0, out=None):
-    """Runs the inner loop over the views' T tokens; returns (output, states, accums).
+def forward(*, views, lr=None, ${rule ? 'tokens=None, ' : ''}scale=None, params=None, states, accums=None, ${rule ? 'opts=None, ' : ''}start=0, out=None):
+    """Runs the inner loop over the views' T tokens; returns (${returned}).
 
-    out, when given, is an (output, states, accums) triple of tensors to write into (e.g. reused
+    out, when given, is an (${returned}) tuple of tensors to write into (e.g. reused
     across decode steps); they must not overlap the inputs."""
     _names("views", views, VIEWS)
     first, first_shape = next(iter(VIEWS.items()))
@@ -179,7 +192,14 @@ def forward(*, views, lr=None, scale=None, params=None, states, accums=None, sta
         inputs.append(_check("lr", lr, (B, H, T), device))
     else:
         _absent("lr", lr)
-    if HAS_SCALE:
+${
+  rule
+    ? `    tokens = {} if tokens is None else tokens
+    _names("tokens", tokens, TOKENS)
+    inputs += [_check(f"tokens['{n}']", tokens[n], (B, H, T), device) for n in TOKENS]
+`
+    : ''
+}    if HAS_SCALE:
         inputs.append(_check("scale", scale, (K,), device))
     else:
         _absent("scale", scale)
@@ -193,25 +213,42 @@ def forward(*, views, lr=None, scale=None, params=None, states, accums=None, sta
     else:
         _names("accums", accums, STATES)
         inputs += [_check(f"accums['{n}']", accums[n], (B, H, *s), device) for n, s in STATES.items()]
-
+${
+  rule
+    ? `    if opts is None:
+        inputs += [torch.zeros((B, H, *s), dtype=torch.float32, device=device) for s in OPTS.values()]
+    else:
+        _names("opts", opts, OPTS)
+        inputs += [_check(f"opts['{n}']", opts[n], (B, H, *s), device) for n, s in OPTS.items()]
+`
+    : ''
+}
     def empty(*shape):
         return torch.empty(shape, dtype=torch.float32, device=device)
 
     if out is None:
         output = empty(B, H, T, *OUTPUT)
         states_out = {n: empty(B, H, *s) for n, s in STATES.items()}
-        accums_out = {n: empty(B, H, *s) for n, s in STATES.items()}
+        accums_out = {n: empty(B, H, *s) for n, s in STATES.items()}${
+          rule ? '\n        opts_out = {n: empty(B, H, *s) for n, s in OPTS.items()}' : ''
+        }
     else:
-        if not isinstance(out, tuple) or len(out) != 3:
-            raise TypeError("out must be an (output, states, accums) tuple")
+        if not isinstance(out, tuple) or len(out) != ${opts.length ? 4 : 3}:
+            raise TypeError("out must be an (${returned}) tuple")
         output = _check("out output", out[0], (B, H, T, *OUTPUT), device)
         _names("out states", out[1], STATES)
         _names("out accums", out[2], STATES)
         states_out = {n: _check(f"out states['{n}']", out[1][n], (B, H, *s), device) for n, s in STATES.items()}
-        accums_out = {n: _check(f"out accums['{n}']", out[2][n], (B, H, *s), device) for n, s in STATES.items()}
+        accums_out = {n: _check(f"out accums['{n}']", out[2][n], (B, H, *s), device) for n, s in STATES.items()}${
+          rule
+            ? opts.length
+              ? `\n        _names("out opts", out[3], OPTS)\n        opts_out = {n: _check(f"out opts['{n}']", out[3][n], (B, H, *s), device) for n, s in OPTS.items()}`
+              : '\n        opts_out = {}'
+            : ''
+        }
     scratch = empty(B * H * SCRATCH_FLOATS)
     extension = _extension() if device.type == "cuda" else _cpu_extension()
-    extension.forward(*inputs, output, *states_out.values(), *accums_out.values(), scratch, start)
-    return output, states_out, accums_out
+    extension.forward(*inputs, output, *states_out.values(), *accums_out.values(), ${rule ? '*opts_out.values(), ' : ''}scratch, start)
+    return output, states_out, accums_out${opts.length ? ', opts_out' : ''}
 `;
 }

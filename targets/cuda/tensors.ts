@@ -10,8 +10,9 @@ import type { Port } from '../../core/signature.ts';
 export function portNote(p: Port): string {
   if (p.io === 'out')
     return (
-      { state: 'state after the call', accum: 'accumulator after the call' }[p.role as string] ??
-      'output, one row per token'
+      { state: 'state after the call', accum: 'accumulator after the call', opt: 'optimizer state after the call' }[
+        p.role as string
+      ] ?? 'output, one row per token'
     );
   return {
     view: 'per-token input',
@@ -21,6 +22,10 @@ export function portNote(p: Port): string {
     state: 'state before the call',
     accum: 'accumulator before the call: zeros for a new sequence',
     output: 'output, one row per token',
+    'state-rate': "the state's own per-token learning rate",
+    decay: 'per-token decay (retention), positive',
+    momentum: 'per-token momentum, positive',
+    opt: 'optimizer state before the call: zeros for a new sequence',
   }[p.role];
 }
 

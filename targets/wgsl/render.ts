@@ -30,6 +30,9 @@ function portAccess(layout: Layout): (port: Port, flat: string) => string {
     switch (port.role) {
       case 'view':
       case 'rate':
+      case 'state-rate':
+      case 'decay':
+      case 'momentum':
         return at('tokens', mul('u.BHT', regionOf(layout.tokens, port).prefix), flat);
       case 'scale':
         return `weights[${flat}]`;
@@ -39,6 +42,8 @@ function portAccess(layout: Layout): (port: Port, flat: string) => string {
         return at(state, mul('u.BH', regionOf(layout.states, port).prefix), flat);
       case 'accum':
         return at(state, mul('u.BH', regionOf(layout.accums, port).prefix), flat);
+      case 'opt':
+        return at(state, mul('u.BH', regionOf(layout.opts, port).prefix), flat);
       case 'output':
         return `out[${flat}]`;
     }
@@ -74,7 +79,7 @@ export function renderWgsl(
     '@group(0) @binding(0) var<uniform> u: Uniforms;',
     `@group(0) @binding(1) var<storage, read> tokens: array<f32>; // ${layout.tokens.map((t) => t.name).join(', ')}: [B, H, T, ...] each`,
     `@group(0) @binding(2) var<storage, read> weights: array<f32>; // ${[layout.scale ? 'scale [K]' : '', ...layout.params.map((p) => `${p.name} [H, ...]`)].filter(Boolean).join(', ') || '(unused)'}`,
-    `@group(0) @binding(3) var<storage, read> state_in: array<f32>; // states, then accumulators: [B, H, ...] each`,
+    `@group(0) @binding(3) var<storage, read> state_in: array<f32>; // states, ${layout.opts.length ? 'accumulators, then optimizer states' : 'then accumulators'}: [B, H, ...] each`,
     '@group(0) @binding(4) var<storage, read_write> out: array<f32>; // output: [B, H, T, ...]',
     '@group(0) @binding(5) var<storage, read_write> state_out: array<f32>; // as state_in',
   );

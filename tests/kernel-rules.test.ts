@@ -1,0 +1,194 @@
+/**
+ * Update rules in the fused kernels: every example in examples/rules/ and random rule combinations
+ * (per-state per-token rates, per-token or constant decay and momentum with carried optimizer
+ * states, read orders, commits, Newton–Schulz) on WebGPU (SwiftShader) and through the CUDA CPU
+ * runtime, against the f64 reference within 1e-5 (relative): prefill over partial mini-batches
+ * from a nonzero start with carried accumulators and optimizer states, and one-token decode.
+ * Outputs are poisoned (NaN) before each kernel runs. `read: after` stays refused with TTT601.
+ * The examples build with nvcc for sm_80 and sm_90 without a warning.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { webgpuInnerLoop } from '../cli/link.ts';
+import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
+import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
+import { kernelRuleRefusal } from '../compiler/schedule/rule-support.ts';
+import { identifier, runKey } from '../core/mangle.ts';
+import { allPorts } from '../core/signature.ts';
+import { relativeError, type Tensor } from '../core/tensor.ts';
+import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
+import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import { renderCuda } from '../targets/cuda/render.ts';
+import { randomInputs, sliceTokens } from './support/inputs.ts';
+import { randomRuleSpec } from './support/rule-spec.ts';
+import { repoRoot } from './support/specs.ts';
+
+const TOL = 1e-5;
+/** How far above the f32-rounded program a kernel may be where that program itself misses TOL. */
+const F32_FLOOR_FACTOR = 4;
+const rulesDir = join(repoRoot, 'examples/rules');
+
+function compile(text: string, file: string, overrides: Record<string, number>): Compiled {
+  const declared = Object.entries(overrides).filter(([n]) => new RegExp(`(dim|minibatch)\\s+${n}\\b`).test(text));
+  const result = compileSpec(text, { file, overrides: new Map(declared) });
+  if (!result.ok) throw new Error(formatDiagnostics(result.diagnostics, text));
+  return result.compiled;
+}
+
+/** Random inputs with a quarter of the usual rates, as tests/update-rules.test.ts (momentum near 1 diverges otherwise). */
+function inputs(c: Compiled, o: Parameters<typeof randomInputs>[1]): Map<string, Tensor> {
+  const named = randomInputs(c.chunk, o);
+  for (const [name, t] of named)
+    if (name === 'lr' || name.startsWith('lr.')) named.set(name, { shape: t.shape, data: t.data.map((x) => x / 4) });
+  return named;
+}
+
+const reference = (c: Compiled, named: Map<string, Tensor>, precision: 'f64' | 'f32' = 'f64') =>
+  innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named), undefined, precision));
+
+/**
+ * Each tensor within 1e-5 (relative) of the f64 reference, or, where the kernel is further off,
+ * within four times the error of the chunk program itself evaluated with every value rounded to
+ * f32 (the floor of any f32 kernel, which sums in another order): LaCT's five Newton–Schulz steps
+ * on a small update amplify f32 rounding to 1e-5 and beyond. Every such case is logged.
+ */
+function expectClose(
+  got: Map<string, Tensor>,
+  want: Map<string, Tensor>,
+  floor: () => Map<string, Tensor>,
+  what: string,
+): void {
+  expect([...got.keys()].sort(), what).toEqual([...want.keys()].sort());
+  for (const [name, w] of want) {
+    const g = got.get(name)!;
+    expect(g.shape, `${what}: ${name}`).toEqual(w.shape);
+    const e = relativeError(g.data, w.data);
+    expect(Number.isNaN(e), `${what}: ${name} has NaN`).toBe(false);
+    if (e < TOL) continue;
+    const f32 = relativeError(floor().get(name)!.data, w.data);
+    console.log(`${what}: ${name}: ${e.toExponential(2)} against f64, the program in f32 ${f32.toExponential(2)}`);
+    expect(e, `${what}: ${name} against four times the f32 floor`).toBeLessThan(F32_FLOOR_FACTOR * f32);
+  }
+}
+
+type Backend = (c: Compiled, named: Map<string, Tensor>) => Promise<Map<string, Tensor>>;
+
+const webgpu: Backend = async (c, named) => {
+  const loop = await webgpuInnerLoop(c);
+  expect(loop.warnings).toEqual([]);
+  return innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named), { poison: true }));
+};
+
+/** The CUDA CPU runtime poisons every tensor the kernel writes before it runs. */
+const cudaCpu: Backend = async (c, named) => {
+  const loop = await CudaCpuInnerLoop.create(cudaCpuProgram(c, { arch: 'sm_90', dtype: 'f32' }));
+  return innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named)));
+};
+
+/** Prefill over partial mini-batches from a nonzero start with carried state, then one-token decode. */
+async function checkKernels(c: Compiled, backend: Backend, seed: number): Promise<void> {
+  const named = inputs(c, { B: 2, H: 2, T: 13, start: 1, accum: true, seed });
+  const once = <T>(f: () => T) => {
+    let v: T | undefined;
+    return () => (v ??= f());
+  };
+  expectClose(
+    await backend(c, named),
+    reference(c, named),
+    once(() => reference(c, named, 'f32')),
+    'prefill',
+  );
+  const one = sliceTokens(c.chunk, named, 0, 1);
+  expectClose(
+    await backend(c, one),
+    reference(c, one),
+    once(() => reference(c, one, 'f32')),
+    'decode',
+  );
+}
+
+const examples = readdirSync(rulesDir)
+  .filter((f) => f.endsWith('.ttt'))
+  .sort()
+  .map((name) => {
+    const file = join(rulesDir, name);
+    return { name, c: compile(readFileSync(file, 'utf8'), file, { D: 4, H: 6, K: 4 }) };
+  });
+const rendered = examples.filter((e) => e.c.layer.update.rules.read !== 'after');
+
+describe.each(rendered.map((e) => [e.name, e.c] as const))('examples/rules/%s in the kernels', (_, c) => {
+  it('WebGPU matches the f64 reference (1e-5)', () => checkKernels(c, webgpu, 41));
+  it('cuda-cpu matches the f64 reference (1e-5)', () => checkKernels(c, cudaCpu, 43));
+});
+
+describe('random rule combinations in the kernels', () => {
+  for (let seed = 1; seed <= 16; seed++) {
+    const c = compile(randomRuleSpec(seed), `random${seed}.ttt`, {});
+    if (c.layer.update.rules.read === 'after') continue;
+    it(`rule ${seed} on WebGPU and cuda-cpu`, async () => {
+      await checkKernels(c, webgpu, 500 + seed);
+      await checkKernels(c, cudaCpu, 600 + seed);
+    });
+  }
+});
+
+describe('nvcc builds the rule examples (at the sizes above: their own sizes take minutes)', () => {
+  const run = promisify(execFile);
+  for (const name of readdirSync(rulesDir).filter((f) => f.endsWith('.ttt'))) {
+    const file = join(rulesDir, name);
+    const c = compile(readFileSync(file, 'utf8'), file, { D: 4, H: 6, K: 4 });
+    if (c.layer.update.rules.read === 'after') continue;
+    it.each(['sm_80', 'sm_90'] as const)(
+      `${name} for %s`,
+      async (arch) => {
+        const dir = mkdtempSync(join(tmpdir(), 'tttc-kernel-rules-'));
+        try {
+          const cuda = renderCuda(c, { arch, dtype: 'f32' });
+          mkdirSync(dir, { recursive: true });
+          for (const f of cuda.files) writeFileSync(join(dir, f.path), f.contents);
+          const gencode = `-gencode=arch=compute_${arch.slice(3)},code=${arch}`;
+          const flags = ['-Werror', 'all-warnings', '-Xcompiler', '-Wall,-Wextra,-Werror'];
+          const { stdout, stderr } = await run('nvcc', ['-c', '-O3', gencode, ...flags, '-o', 'k.o', cuda.api.source], {
+            cwd: dir,
+          });
+          expect(stdout + stderr).not.toMatch(/warning/i);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+      300_000,
+    );
+  }
+});
+
+describe('the kernel signature of a rule', () => {
+  it("gives a rule's per-token inputs and optimizer states ports, spelt without dots and apart", () => {
+    for (const { c } of examples) {
+      const ports = allPorts(c.signature);
+      const ids = ports.map(identifier);
+      for (const id of ids) expect(id).toMatch(/^[A-Za-z_][A-Za-z0-9_]*$/);
+      expect(new Set(ids).size).toBe(ids.length);
+      const keys = c.signature.inputs.map((p) => runKey(p));
+      expect(new Set(keys).size).toBe(keys.length);
+      for (const n of c.signature.rule?.tokenInputs ?? []) expect(keys).toContain(n);
+      for (const s of c.signature.rule?.optimizerStates ?? [])
+        expect(c.signature.outputs.some((p) => p.role === 'opt' && p.name === s)).toBe(true);
+    }
+  });
+
+  it('read: after is still refused with TTT601', () => {
+    const after = examples.filter((e) => e.c.layer.update.rules.read === 'after');
+    expect(after.length).toBeGreaterThan(0);
+    for (const { c } of after) {
+      const refusal = kernelRuleRefusal(c.layer, 'wgsl');
+      expect(refusal?.code).toBe('TTT601');
+      expect(refusal?.message).toContain('read: after');
+    }
+  });
+});
