@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../cli/main.ts';
+import { tttc } from './support/cli.ts';
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
 import {
@@ -18,13 +18,6 @@ import { readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../runtime
 import { randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
-
-async function tttc(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
-  return { code, out, err };
-}
 
 const spec = join(repoRoot, 'examples', 'ttt_linear.ttt');
 const dims = ['-D', 'D=4', '-D', 'K=4'];

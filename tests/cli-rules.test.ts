@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../cli/main.ts';
+import { tttc } from './support/cli.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { relativeError } from '../core/tensor.ts';
 import { toSafeTensors } from '../runtime/named-tensors.ts';
@@ -11,13 +11,6 @@ import { randomInputs } from './support/inputs.ts';
 import { runRecurrence } from './support/recurrence.ts';
 import { repoRoot } from './support/specs.ts';
 import { readFileSync } from 'node:fs';
-
-async function tttc(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
-  return { code, out, err };
-}
 
 const rule = (name: string) => join(repoRoot, 'examples/rules', name);
 

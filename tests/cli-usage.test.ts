@@ -4,17 +4,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tttc } from './support/cli.ts';
 import { colourDiagnostics, escapeControl, wantsColour } from '../cli/io.ts';
-import { main } from '../cli/main.ts';
 import { readSafetensorsFile, writeSafetensorsFile } from '../runtime/safetensors.ts';
 import { repoRoot } from './support/specs.ts';
-
-async function tttc(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
-  return { code, out, err };
-}
 
 const example = (name: string) => join(repoRoot, 'examples', name);
 const scratch = () => mkdtempSync(join(tmpdir(), 'tttc-usage-'));

@@ -3,20 +3,13 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../cli/main.ts';
+import { tttc } from './support/cli.ts';
 import { relativeError } from '../core/tensor.ts';
 import { readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
 import { toSafeTensors } from '../runtime/named-tensors.ts';
 import { randomInputs } from './support/inputs.ts';
 import { loadReference } from './support/reference-vectors.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
-
-async function tttc(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
-  return { code, out, err };
-}
 
 const example = (name: string) => join(repoRoot, 'examples', name);
 const scratch = () => mkdtempSync(join(tmpdir(), 'tttc-cli-'));

@@ -7,12 +7,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticSequence } from '../playground/src/synthetic.ts';
 import { analyse } from '../playground/src/tttc.ts';
-import { CHROMIUM, CHROMIUM_FLAGS } from './browser/harness.ts';
+import { CHROMIUM, launchChromium } from './browser/harness.ts';
 import { UNUSUAL_SPECS } from './specs/unusual.ts';
 import { exampleFiles, repoRoot } from './support/specs.ts';
 
@@ -129,16 +129,7 @@ describe('the playground page in headless Chromium', () => {
     });
     server = await serve(join(dir, 'site'));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/index.html`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      ignoreDefaultArgs: true,
-      args: [
-        ...CHROMIUM_FLAGS,
-        `--user-data-dir=${join(dir, 'profile')}`,
-        '--remote-debugging-pipe',
-        '--no-startup-window',
-      ],
-    });
+    browser = await launchChromium(join(dir, 'profile'));
   });
 
   afterAll(async () => {

@@ -17,17 +17,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../cli/main.ts';
+import { tttc } from './support/cli.ts';
 import { writeAllOrNone } from '../cli/write.ts';
 import { checkOutputPath, writeFileSafely } from '../runtime/safe-write.ts';
 import { repoRoot } from './support/specs.ts';
-
-async function tttc(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
-  return { code, out, err };
-}
 
 const spec = join(repoRoot, 'examples/ttt_linear.ttt');
 const D = ['-D', 'D=8', '-D', 'K=4'];

@@ -74,17 +74,7 @@ export class BrowserHarness {
         logLevel: 'silent',
       });
       server = await serve(join(dir, 'site'));
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        // Our flags only: Playwright's defaults carry their own --enable-features, which would replace ours.
-        ignoreDefaultArgs: true,
-        args: [
-          ...CHROMIUM_FLAGS,
-          `--user-data-dir=${join(dir, 'profile')}`,
-          '--remote-debugging-pipe',
-          '--no-startup-window',
-        ],
-      });
+      browser = await launchChromium(join(dir, 'profile'));
       const page = await browser.newPage();
       const pageErrors: string[] = [];
       page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
@@ -126,6 +116,16 @@ const PAGE =
   '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/entry.js"></script>';
 
 /** A static server for the page and its bundle on a random port of 127.0.0.1. */
+/** Debian's Chromium with WebGPU on SwiftShader and a fresh profile in `profileDir`. */
+export function launchChromium(profileDir: string): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    // Our flags only: Playwright's defaults carry their own --enable-features, which would replace ours.
+    ignoreDefaultArgs: true,
+    args: [...CHROMIUM_FLAGS, `--user-data-dir=${profileDir}`, '--remote-debugging-pipe', '--no-startup-window'],
+  });
+}
+
 async function serve(site: string): Promise<Server> {
   const server = createServer(async (req, res) => {
     if (req.url === '/') {
