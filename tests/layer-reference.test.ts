@@ -14,7 +14,8 @@ import { relativeError, type Tensor } from '../core/tensor.ts';
 import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
 import { LayerCache } from '../runtime/layer/cache.ts';
 import type { SequenceLayer } from '../runtime/layer/layer.ts';
-import { layerFromSafeFile } from '../runtime/layer/weights.ts';
+import { resolveLayerConfig } from '../runtime/layer/config.ts';
+import { layerFromSafeFile, weightSpecs } from '../runtime/layer/weights.ts';
 import {
   readSafetensors,
   readSafetensorsFile,
@@ -22,6 +23,8 @@ import {
   toFloat64,
   writeSafetensors,
 } from '../runtime/safetensors.ts';
+import { randomWeights, recurrenceInnerLoop } from './support/layer-rules.ts';
+import { normals, rng } from './support/random.ts';
 import { REFERENCE_FILES } from './support/reference-vectors.ts';
 import { compileExample, referenceDir, repoRoot } from './support/specs.ts';
 
@@ -401,5 +404,96 @@ describe('tttc layer', () => {
     );
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/error TTT502: .*missing tensor 'q_proj.weight'.*wrong prefix\?/);
+  });
+});
+
+describe('update rules in the layer', () => {
+  // Small sizes: 2 heads of D = 8, K = 4, so 11 tokens cover partial mini-batches.
+  const RULE_EXAMPLES = [
+    'rules/titans_mlp_memory.ttt',
+    'rules/gated_deltanet.ttt',
+    'rules/per_state_rates.ttt',
+    'rules/lact_swiglu.ttt',
+  ];
+  const setUp = (name: string) => {
+    const compiled = compileExample(name, 'auto', { D: 8, K: 4 });
+    const config = resolveLayerConfig(compiled.signature, { heads: 2, baseLr: 0.5 });
+    const weights = randomWeights(compiled.signature, config, 21);
+    const x = { shape: [2, 11, 16], data: normals(rng(5), 2 * 11 * 16) };
+    return { compiled, config, weights, x, layer: referenceLayer(compiled, config, weights) };
+  };
+
+  for (const name of RULE_EXAMPLES) {
+    it(`${name}: prefill equals the literal per-token recurrence (1e-10); decode and any split equal prefill (1e-12)`, async () => {
+      const { compiled, config, weights, x, layer } = setUp(name);
+      const { output: whole, cache } = await layer.forward(x);
+      const literal = referenceLayer(compiled, config, weights, recurrenceInnerLoop(compiled));
+      const { output: want, cache: wantCache } = await literal.forward(x);
+      expect(relativeError(whole.data, want.data)).toBeLessThan(1e-10);
+      for (const [s, t] of wantCache.opts)
+        expect(relativeError(cache.opts.get(s)!.data, t.data), s).toBeLessThan(1e-10);
+      expect([...cache.opts.keys()]).toEqual(compiled.signature.rule!.optimizerStates);
+
+      const { output: decoded, cache: decodeCache } = await layer.decode(x);
+      expect(relativeError(decoded.data, whole.data)).toBeLessThan(1e-12);
+      const pieces = layer.createCache(2);
+      const outputs: Tensor[] = [];
+      for (const [from, to] of [
+        [0, 3],
+        [3, 9],
+        [9, 11],
+      ])
+        outputs.push((await layer.forward(tokens(x, from, to), pieces)).output);
+      expect(relativeError(outputs.reduce(concat).data, whole.data)).toBeLessThan(1e-12);
+      for (const c of [decodeCache, pieces]) {
+        for (const [s, t] of cache.states) expect(relativeError(c.states.get(s)!.data, t.data), s).toBeLessThan(1e-12);
+        for (const [s, t] of cache.opts) expect(relativeError(c.opts.get(s)!.data, t.data), s).toBeLessThan(1e-12);
+      }
+    });
+  }
+
+  it('the optimizer state is saved with the cache and a restored cache continues exactly', async () => {
+    const { x, layer } = setUp('rules/titans_mlp_memory.ttt');
+    const { output: whole } = await layer.forward(x);
+    const { cache } = await layer.forward(tokens(x, 0, 6));
+    const path = join(scratch(), 'cache.safetensors');
+    await cache.save(path);
+    const saved = await readSafetensorsFile(path);
+    expect([...saved.tensors.keys()].filter((n) => n.startsWith('opt.'))).toEqual(['opt.W1', 'opt.W2']);
+    const restored = await LayerCache.load(path, layer.cacheLayout);
+    const { output } = await layer.forward(tokens(x, 6, 11), restored);
+    expect(relativeError(output.data, tokens(whole, 6, 11).data)).toBeLessThan(1e-12);
+    // A cache without the optimizer state is refused, naming the tensor.
+    const tensors = new Map([...saved.tensors].filter(([n]) => n !== 'opt.W2'));
+    expect(() => LayerCache.fromSafeFile({ ...saved, tensors }, layer.cacheLayout)).toThrow(
+      "missing tensor 'opt.W2' (expected shape [B, 2, 32, 8])",
+    );
+  });
+
+  it('the rule gates are weights of their own, checked like the others', () => {
+    const { compiled, config } = setUp('rules/titans_mlp_memory.ttt');
+    const names = weightSpecs(compiled.signature, config).map((s) => `${s.name} ${JSON.stringify(s.shapes[0])}`);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'rule.decay.weight [2,16]',
+        'rule.decay.bias [2]',
+        'rule.momentum.weight [2,16]',
+        'rule.momentum.bias [2]',
+      ]),
+    );
+    const rates = setUp('rules/lact_swiglu.ttt');
+    expect(weightSpecs(rates.compiled.signature, rates.config).map((s) => s.name)).toEqual(
+      expect.arrayContaining(['rule.lr.W1.weight', 'rule.lr.W3.bias', 'rule.lr.W2.weight']),
+    );
+    expect(() => resolveLayerConfig(rates.compiled.signature, { heads: 2 })).toThrow(
+      /base inner learning rate is unknown/,
+    );
+  });
+
+  it("read order 'after' is refused: a token would read tokens decode has not seen", () => {
+    const compiled = compileExample('rules/ttt_mlp_noncausal.ttt', 'auto', { D: 8, K: 4 });
+    expect(() => resolveLayerConfig(compiled.signature, { heads: 2, baseLr: 1 })).toThrow(
+      /read order 'after' \(update, then apply\) reads tokens not yet seen/,
+    );
   });
 });

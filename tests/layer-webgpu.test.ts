@@ -1,9 +1,8 @@
 // The layer's WGSL kernels (runtime/layer/kernels) against the f64 reference, and the whole
 // WebGPU layer against the published PyTorch layer's outputs. Runs on SwiftShader where there is
 // no GPU, so sizes stay small.
-import { webgpuLayer } from '../cli/link-layer.ts';
+import { referenceLayer, webgpuLayer } from '../cli/link-layer.ts';
 import { referenceInnerLoop, webgpuInnerLoop } from '../cli/link.ts';
-import { type KernelSignature } from '../core/signature.ts';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { relativeError, type Tensor } from '../core/tensor.ts';
@@ -15,10 +14,11 @@ import type { InnerLoopBackend } from '../runtime/layer/layer.ts';
 import { ReferenceParts } from '../runtime/layer/reference-layer.ts';
 import { LAYER_SHADERS, LayerKernels } from '../runtime/layer/webgpu-kernels.ts';
 import { WebGPUParts } from '../runtime/layer/webgpu-layer.ts';
-import { assembleWeights, layerFromSafeFile, type LayerWeights, weightSpecs } from '../runtime/layer/weights.ts';
+import { layerFromSafeFile, type LayerWeights } from '../runtime/layer/weights.ts';
 import { readSafetensorsFile, toFloat64 } from '../runtime/safetensors.ts';
 import { type GPUContext, getGPUDevice } from '../runtime/webgpu/device.ts';
 import { compileShader } from '../runtime/webgpu/shader.ts';
+import { randomWeights } from './support/layer-rules.ts';
 import { normals, rng } from './support/random.ts';
 import { REFERENCE_FILES } from './support/reference-vectors.ts';
 import { compileExample, referenceDir } from './support/specs.ts';
@@ -69,19 +69,6 @@ describe('layer kernels', () => {
     }
   });
 });
-
-/** Random weights of the right shapes for a spec and a configuration. */
-function randomWeights(signature: KernelSignature, config: LayerConfig, seed: number): LayerWeights {
-  const r = rng(seed);
-  const byName = new Map<string, Tensor>();
-  for (const spec of weightSpecs(signature, config)) {
-    const shape = spec.shapes[0];
-    const n = shape.reduce((a, b) => a * b, 1);
-    const fanIn = shape.length > 1 ? shape[shape.length - 1] : 4;
-    byName.set(spec.name, { shape, data: normals(r, n, 1 / Math.sqrt(fanIn)) });
-  }
-  return assembleWeights(signature, byName);
-}
 
 describe('WebGPU layer parts against the f64 reference parts', () => {
   it('projections, RoPE at an offset, lr gate, post-norm with the gate, output projection', async () => {
@@ -177,3 +164,85 @@ describe('WebGPU layer against the published PyTorch layer', () => {
     });
   }
 });
+
+describe('WebGPU layer with update rules against the f64 layer', () => {
+  it('the rule gates (decay, momentum, per-state rates) agree with the f64 parts', async () => {
+    for (const name of ['rules/titans_mlp_memory.ttt', 'rules/lact_swiglu.ttt']) {
+      const signature = compileExample(name, 'auto', { D: 8, K: 4 }).signature;
+      const config = resolveLayerConfig(signature, { heads: 3, baseLr: 0.7 });
+      const weights = randomWeights(signature, config, 4);
+      const gpu = await WebGPUParts.create(signature, config, weights, ctx);
+      const cpu = new ReferenceParts(signature, config, weights);
+      const x = { shape: [2, 5, 24], data: Float64Array.from(Float32Array.from(normals(rng(12), 2 * 5 * 24))) };
+      const [got, want] = [await gpu.project(x, 1), await cpu.project(x, 1)];
+      expect([...got.tokens!.keys()], name).toEqual(signature.rule!.tokenInputs);
+      for (const [input, t] of want.tokens!)
+        expect(relativeError(got.tokens!.get(input)!.data, t.data), `${name}: ${input}`).toBeLessThan(F32_TOLERANCE);
+      got.discard();
+      gpu.destroy();
+    }
+  });
+
+  // Building the WGSL inner loop takes seconds on SwiftShader: one spec per rule family, few tokens.
+  for (const name of [
+    'rules/titans_mlp_memory.ttt',
+    'rules/gated_deltanet.ttt',
+    'rules/per_state_rates.ttt',
+    'rules/lact_swiglu.ttt',
+  ]) {
+    it(`${name}: the whole WebGPU layer equals the f64 layer, prefill and decode, optimizer states carried`, async () => {
+      const compiled = compileExample(name, 'auto', { D: 8, K: 4 });
+      const config = resolveLayerConfig(compiled.signature, { heads: 2, baseLr: 0.5 });
+      const weights = randomWeights(compiled.signature, config, 21);
+      const x = { shape: [2, 7, 16], data: Float64Array.from(Float32Array.from(normals(rng(5), 2 * 7 * 16))) };
+      const reference = referenceLayer(compiled, config, weights);
+      const { output: want, cache: wantCache } = await reference.forward(x);
+      const layer = await webgpuLayer(compiled, config, weights, { context: ctx });
+      try {
+        const { output, cache } = await layer.forward(x);
+        const error = relativeError(output.data, want.data);
+        console.log(`${name}: WebGPU layer prefill rel. error ${error.toExponential(2)}`);
+        expect(error).toBeLessThan(1e-4);
+        for (const [s, t] of wantCache.opts)
+          expect(relativeError(cache.opts.get(s)!.data, t.data), s).toBeLessThan(1e-4);
+        // Decode: prefill 5 tokens, then step through the last 2, continuing from the carried caches.
+        const { output: head, cache: stepCache } = await layer.forward(firstTokens(x, 5));
+        const steps: Tensor[] = [head];
+        for (let t = 5; t < 7; t++) steps.push(await layer.step(tokenAt(x, t), stepCache));
+        const decodeError = relativeError(joinAlongT(steps).data, want.data);
+        console.log(`${name}: WebGPU layer prefill + decode rel. error ${decodeError.toExponential(2)}`);
+        expect(decodeError).toBeLessThan(1e-4);
+        for (const [s, t] of wantCache.states)
+          expect(relativeError(stepCache.states.get(s)!.data, t.data), s).toBeLessThan(1e-4);
+        for (const [s, t] of wantCache.opts)
+          expect(relativeError(stepCache.opts.get(s)!.data, t.data), s).toBeLessThan(1e-4);
+      } finally {
+        layer.destroy();
+      }
+    });
+  }
+});
+
+/** Token t of x [B, T, C], as [B, 1, C]. */
+function tokenAt(x: Tensor, t: number): Tensor {
+  const [B, T, C] = x.shape;
+  const data = new Float64Array(B * C);
+  for (let b = 0; b < B; b++) data.set(x.data.subarray((b * T + t) * C, (b * T + t + 1) * C), b * C);
+  return { shape: [B, 1, C], data };
+}
+
+/** [B, Ti, C] tensors joined along T. */
+function joinAlongT(parts: Tensor[]): Tensor {
+  const [B, , C] = parts[0].shape;
+  const T = parts.reduce((a, p) => a + p.shape[1], 0);
+  const data = new Float64Array(B * T * C);
+  for (let b = 0; b < B; b++) {
+    let t0 = 0;
+    for (const p of parts) {
+      const Ti = p.shape[1];
+      data.set(p.data.subarray(b * Ti * C, (b + 1) * Ti * C), (b * T + t0) * C);
+      t0 += Ti;
+    }
+  }
+  return { shape: [B, T, C], data };
+}

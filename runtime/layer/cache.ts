@@ -1,10 +1,12 @@
 /**
  * The decode cache: per sequence and head the inner state θ at the start of the current
- * mini-batch, the accumulator A of the gradients taken in it so far, and how many tokens the
- * layer has seen (position mod K is where the next token sits in its mini-batch). Saved as
- * safetensors: `state.NAME` and `accum.NAME` [B, H, ...] in F64, the position in `__metadata__`.
+ * mini-batch, the accumulator A of the gradients taken in it so far, an update rule's optimizer
+ * states (momentum's u, core/update-rule.ts), and how many tokens the layer has seen (position
+ * mod K is where the next token sits in its mini-batch). Saved as safetensors: `state.NAME`,
+ * `accum.NAME` and `opt.NAME` [B, H, ...] in F64, the position in `__metadata__`.
  */
 import type { Tensor } from '../../core/tensor.ts';
+import { optimizerState } from '../../core/update-rule.ts';
 import { type SafeFile, readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../safetensors.ts';
 
 /** What a cache must hold for one layer. */
@@ -13,6 +15,8 @@ export interface CacheLayout {
   miniBatch: number;
   /** The spec's states, per-head shapes. */
   states: readonly { name: string; shape: readonly number[] }[];
+  /** The states whose update rule carries an optimizer state of the state's shape. */
+  optimizerStates: readonly string[];
 }
 
 export class CacheError extends Error {}
@@ -26,6 +30,7 @@ export class LayerCache {
     readonly batch: number,
     private statesNow: Map<string, Tensor>,
     private accumsNow: Map<string, Tensor>,
+    private optsNow: Map<string, Tensor>,
     private tokens: number,
   ) {}
 
@@ -33,14 +38,17 @@ export class LayerCache {
   static fresh(layout: CacheLayout, batch: number, initial: ReadonlyMap<string, Tensor>): LayerCache {
     const states = new Map<string, Tensor>();
     const accums = new Map<string, Tensor>();
+    const opts = new Map<string, Tensor>();
     for (const s of layout.states) {
       const init = initial.get(s.name)!;
       const data = new Float64Array(batch * init.data.length);
       for (let b = 0; b < batch; b++) data.set(init.data, b * init.data.length);
       states.set(s.name, { shape: [batch, layout.heads, ...s.shape], data });
       accums.set(s.name, { shape: [batch, layout.heads, ...s.shape], data: new Float64Array(data.length) });
+      if (layout.optimizerStates.includes(s.name))
+        opts.set(s.name, { shape: [batch, layout.heads, ...s.shape], data: new Float64Array(data.length) });
     }
-    return new LayerCache(layout, batch, states, accums, 0);
+    return new LayerCache(layout, batch, states, accums, opts, 0);
   }
 
   /** Tokens seen so far. */
@@ -63,10 +71,25 @@ export class LayerCache {
     return this.accumsNow;
   }
 
+  /** [B, H, ...] per state with an optimizer state: momentum's u after the tokens seen. */
+  get opts(): ReadonlyMap<string, Tensor> {
+    return this.optsNow;
+  }
+
   /** Takes the inner loop's results after `count` more tokens (all at once, so a failed call changes nothing). */
-  advance(states: Map<string, Tensor>, accums: Map<string, Tensor>, count: number): void {
+  advance(
+    states: Map<string, Tensor>,
+    accums: Map<string, Tensor>,
+    opts: Map<string, Tensor> | undefined,
+    count: number,
+  ): void {
+    if (this.layout.optimizerStates.some((s) => !opts?.has(s)))
+      throw new CacheError(
+        `the inner loop returned no optimizer state for ${this.layout.optimizerStates.map(optimizerState).join(', ')}`,
+      );
     this.statesNow = states;
     this.accumsNow = accums;
+    this.optsNow = new Map(this.layout.optimizerStates.map((s) => [s, opts!.get(s)!]));
     this.tokens += count;
   }
 
@@ -74,6 +97,8 @@ export class LayerCache {
     const tensors = new Map<string, { dtype: 'F64'; shape: number[]; data: Float64Array }>();
     for (const [n, t] of this.statesNow) tensors.set(`state.${n}`, { dtype: 'F64', shape: [...t.shape], data: t.data });
     for (const [n, t] of this.accumsNow) tensors.set(`accum.${n}`, { dtype: 'F64', shape: [...t.shape], data: t.data });
+    for (const [n, t] of this.optsNow)
+      tensors.set(optimizerState(n), { dtype: 'F64', shape: [...t.shape], data: t.data });
     const metadata = {
       format: FORMAT,
       position: String(this.tokens),
@@ -115,6 +140,11 @@ export class LayerCache {
     };
     const states = new Map(layout.states.map((s) => [s.name, read(`state.${s.name}`, s.shape)]));
     const accums = new Map(layout.states.map((s) => [s.name, read(`accum.${s.name}`, s.shape)]));
-    return new LayerCache(layout, batch!, states, accums, position);
+    const opts = new Map(
+      layout.states
+        .filter((s) => layout.optimizerStates.includes(s.name))
+        .map((s) => [s.name, read(optimizerState(s.name), s.shape)]),
+    );
+    return new LayerCache(layout, batch!, states, accums, opts, position);
   }
 }

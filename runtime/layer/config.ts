@@ -5,6 +5,7 @@
  * spec's signature, and any other source that disagrees with them is an error.
  */
 import { type KernelSignature, viewPorts, outputPort } from '../../core/signature.ts';
+import { stateRateInput } from '../../core/update-rule.ts';
 
 export interface LayerConfig {
   /** C: the layer's input and output width, heads · headDim. */
@@ -65,6 +66,11 @@ export function specHeadDim(signature: KernelSignature): number {
   }
   const out = outputPort(signature).shape;
   if (out.length !== 1 || out[0] !== D) fail(`the output has shape [${out.join(', ')}], expected [${D}]`);
+  // Under 'after' a token reads the end of its mini-batch, which decode has not seen yet.
+  if (signature.rule?.read === 'after')
+    throw new LayerConfigError(
+      `${signature.layer}: read order 'after' (update, then apply) reads tokens not yet seen, so the sequence layer cannot decode it; use read order 'causal' or 'before'`,
+    );
   return D;
 }
 
@@ -130,8 +136,10 @@ export function resolveLayerConfig(
     throw new LayerConfigError(`width ${width} is not heads × head_dim = ${resolvedHeads} × ${headDim}`);
 
   const baseLr = options.baseLr ?? metaNumber(metadata, 'ttt_base_lr');
-  // Only a per-token rate uses the base rate; it differs by model (1.0 TTT-Linear, 0.1 TTT-MLP), so no default.
-  if (baseLr === undefined && signature.lr.kind === 'token') {
+  // Only per-token rates use the base rate; it differs by model (1.0 TTT-Linear, 0.1 TTT-MLP), so no default.
+  const tokenRates =
+    signature.lr.kind === 'token' || (signature.rule?.tokenInputs ?? []).some((n) => n.startsWith(stateRateInput('')));
+  if (baseLr === undefined && tokenRates) {
     throw new LayerConfigError(
       "the base inner learning rate is unknown: give baseLr (tttc layer --base-lr) or set __metadata__ 'ttt_base_lr'",
     );

@@ -33,6 +33,8 @@ export interface Projected {
   views: Map<string, Tensor>;
   /** [B, H, T], when the spec's lr is per token. */
   lr?: Tensor;
+  /** [B, H, T] each: the update rule's per-token inputs (runtime/layer/rule-gates.ts), by name. */
+  tokens?: Map<string, Tensor>;
   /** Heads joined, post-norm, gate and output projection: inner-loop output [B, H, T, D] → [B, T, C]. */
   finish(inner: Tensor): Promise<Tensor>;
   /** Releases what `finish` would have used, when the inner loop fails. */
@@ -68,6 +70,7 @@ export class SequenceLayer {
       heads: config.heads,
       miniBatch: config.miniBatch,
       states: statePorts(signature).map((s) => ({ name: s.name, shape: s.shape })),
+      optimizerStates: signature.rule?.optimizerStates ?? [],
     };
     this.scale = weights.tokenOffset && positionScale(weights.tokenOffset.data);
   }
@@ -156,6 +159,7 @@ export class SequenceLayer {
         params: this.weights.params,
         states: new Map(cache.states),
         accums: new Map(cache.accums),
+        ...(this.signature.rule && { tokens: projected.tokens, opts: new Map(cache.opts) }),
       });
     } catch (e) {
       projected.discard();
@@ -164,7 +168,7 @@ export class SequenceLayer {
     const t2 = performance.now();
     const output = await projected.finish(inner.output);
     this.lastTimings = { project: t1 - t0, innerLoop: t2 - t1, finish: performance.now() - t2 };
-    cache.advance(inner.states, inner.accums, T);
+    cache.advance(inner.states, inner.accums, inner.opts, T);
     return output;
   }
 
@@ -197,11 +201,14 @@ export class SequenceLayer {
       theirs === ours ||
       (theirs.heads === ours.heads &&
         theirs.miniBatch === ours.miniBatch &&
+        theirs.optimizerStates.join() === ours.optimizerStates.join() &&
         theirs.states.every(
           (s, i) => s.name === ours.states[i]?.name && showShape(s.shape) === showShape(ours.states[i].shape),
         ));
     if (!same)
-      throw new LayerInputError('the cache was made for a different layer (heads, mini-batch size or states differ)');
+      throw new LayerInputError(
+        'the cache was made for a different layer (heads, mini-batch size, states or optimizer states differ)',
+      );
     if (this.busy.has(cache))
       throw new LayerInputError('the cache is in use by another call that has not finished; await it first');
   }

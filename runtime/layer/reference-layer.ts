@@ -5,6 +5,7 @@ import type { LayerConfig, ViewName } from './config.ts';
 import { geluTanh, joinHeads, layerNormRows, linear, sigmoid, splitHeads } from './f64-ops.ts';
 import { type InnerLoopBackend, type LayerParts, POST_NORM_EPS, type Projected, SequenceLayer } from './layer.ts';
 import { applyRope, type RopeTable, ropeTable } from './rope.ts';
+import { ruleGateScale } from './rule-gates.ts';
 import { type LayerOptions, type LayerWeights, loadLayerWeights, type WeightsSource } from './weights.ts';
 
 const ROTATED: ReadonlySet<string> = new Set<ViewName>(['q', 'k']);
@@ -37,22 +38,25 @@ export class ReferenceParts implements LayerParts {
       }
       views.set(v.name, { shape: [B, H, T, D], data: splitHeads(y, B, T, H, D) });
     }
-    return { views, lr: this.learningRates(x), finish: async (inner) => this.finish(x, inner), discard: () => {} };
+    const { lrWeight, lrBias, ruleGates } = this.weights;
+    const { baseLr } = this.config;
+    const lr = lrWeight && lrBias && this.gate(x, lrWeight, lrBias, baseLr / D);
+    const tokens = new Map(
+      [...ruleGates].map(([input, g]) => [input, this.gate(x, g.weight, g.bias, ruleGateScale(input, baseLr, D))]),
+    );
+    return { views, lr, tokens, finish: async (inner) => this.finish(x, inner), discard: () => {} };
   }
 
-  /** lr [B, H, T] = base_lr · σ(x·w_h + c_h) / D. */
-  private learningRates(x: Tensor): Tensor | undefined {
-    const { lrWeight, lrBias } = this.weights;
-    if (!lrWeight || !lrBias) return undefined;
-    const { heads: H, headDim: D, baseLr } = this.config;
+  /** A per-token gate [B, H, T] = scale · σ(x·w_h + c_h): the lr, and a rule's inputs (rule-gates.ts). */
+  private gate(x: Tensor, weight: Tensor, bias: Tensor, scale: number): Tensor {
+    const { heads: H } = this.config;
     const [B, T] = x.shape;
-    const z = linear(x.data, B * T, lrWeight.data, H);
-    const lr = new Float64Array(B * H * T);
+    const z = linear(x.data, B * T, weight.data, H);
+    const out = new Float64Array(B * H * T);
     for (let b = 0; b < B; b++)
       for (let t = 0; t < T; t++)
-        for (let h = 0; h < H; h++)
-          lr[(b * H + h) * T + t] = (baseLr * sigmoid(z[(b * T + t) * H + h] + lrBias.data[h])) / D;
-    return { shape: [B, H, T], data: lr };
+        for (let h = 0; h < H; h++) out[(b * H + h) * T + t] = scale * sigmoid(z[(b * T + t) * H + h] + bias.data[h]);
+    return { shape: [B, H, T], data: out };
   }
 
   private finish(x: Tensor, inner: Tensor): Tensor {

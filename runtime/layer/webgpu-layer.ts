@@ -1,8 +1,9 @@
 /**
  * The layer's own arithmetic on WebGPU in f32. One matmul projects x onto every column the layer
- * needs at once: the views (q, k, v), the lr gate (H columns) and, when gated, the output gate
- * (C columns), with their weights stacked as one [columns, C] matrix uploaded at creation. Small
- * kernels then split heads and apply RoPE, and form lr; after the inner loop, one kernel joins
+ * needs at once: the views (q, k, v), the lr gate (H columns), the gates of an update rule's
+ * per-token inputs (H columns each) and, when gated, the output gate (C columns), with their
+ * weights stacked as one [columns, C] matrix uploaded at creation. Small kernels then split heads
+ * and apply RoPE, and form lr and the rule's inputs; after the inner loop, one kernel joins
  * heads, applies post-norm and the gate, and the matmul kernel does the output projection. The
  * fused projection stays on the device between the two halves for the gate.
  */
@@ -14,6 +15,7 @@ import type { WgslKernelManifest } from '../../core/manifest.ts';
 import type { LayerConfig, ViewName } from './config.ts';
 import { type InnerLoopBackend, type LayerParts, POST_NORM_EPS, type Projected, SequenceLayer } from './layer.ts';
 import { ropeTable } from './rope.ts';
+import { ruleGateScale } from './rule-gates.ts';
 import { LayerKernels } from './webgpu-kernels.ts';
 import { type LayerOptions, type LayerWeights, loadLayerWeights, type WeightsSource } from './weights.ts';
 
@@ -25,6 +27,8 @@ export class DeviceLimitError extends Error {}
 interface ColumnLayout {
   views: Map<string, number>;
   lr?: number;
+  /** An update rule's per-token input → its first column. */
+  ruleGates: Map<string, number>;
   gate?: number;
   /** Columns in all: the row stride of the fused projection. */
   total: number;
@@ -35,8 +39,9 @@ function columnLayout(signature: KernelSignature, config: LayerConfig, weights: 
   const take = (n: number) => (total += n) - n;
   const views = new Map(viewPorts(signature).map((v) => [v.name, take(config.width)]));
   const lr = weights.lrWeight ? take(config.heads) : undefined;
+  const ruleGates = new Map([...weights.ruleGates.keys()].map((input) => [input, take(config.heads)]));
   const gate = config.useGate ? take(config.width) : undefined;
-  return { views, lr, gate, total };
+  return { views, lr, ruleGates, gate, total };
 }
 
 /** The stacked [total, C] weight of the fused projection, in f32. */
@@ -45,6 +50,7 @@ function stackedWeights(weights: LayerWeights, layout: ColumnLayout, C: number):
   const projections: Record<ViewName, Tensor> = { q: weights.qProj, k: weights.kProj, v: weights.vProj };
   for (const [view, column] of layout.views) out.set(projections[view as ViewName].data, column * C);
   if (layout.lr !== undefined) out.set(weights.lrWeight!.data, layout.lr * C);
+  for (const [input, column] of layout.ruleGates) out.set(weights.ruleGates.get(input)!.weight.data, column * C);
   if (layout.gate !== undefined) out.set(weights.gProj!.data, layout.gate * C);
   return out;
 }
@@ -63,6 +69,8 @@ export class WebGPUParts implements LayerParts {
       lrBias: GPUBuffer;
       cos: GPUBuffer;
       sin: GPUBuffer;
+      /** An update rule's per-token input → its gate's bias [H]. */
+      ruleBiases: Map<string, GPUBuffer>;
     },
   ) {}
 
@@ -84,6 +92,9 @@ export class WebGPUParts implements LayerParts {
       lrBias: upload('layer/lr_bias', weights.lrBias?.data ?? [0]),
       cos: upload('layer/rope_cos', rope.cos),
       sin: upload('layer/rope_sin', rope.sin),
+      ruleBiases: new Map(
+        [...weights.ruleGates].map(([input, g]) => [input, upload(`layer/rule_gate_bias_${input}`, g.bias.data)]),
+      ),
     };
     return new WebGPUParts(ctx, kernels, config, columns, buffers);
   }
@@ -102,7 +113,16 @@ export class WebGPUParts implements LayerParts {
       buffer: storage(device, `layer/view_${name}`, N * C),
     }));
     const lrBuffer = this.columns.lr === undefined ? undefined : storage(device, 'layer/lr', N * H);
-    const transient = [xBuffer, ...viewBuffers.map((v) => v.buffer), ...(lrBuffer ? [lrBuffer] : [])];
+    const ruleBuffers = [...this.columns.ruleGates.keys()].map((name) => ({
+      name,
+      buffer: storage(device, `layer/rule_${name}`, N * H),
+    }));
+    const transient = [
+      xBuffer,
+      ...viewBuffers.map((v) => v.buffer),
+      ...(lrBuffer ? [lrBuffer] : []),
+      ...ruleBuffers.map((r) => r.buffer),
+    ];
     try {
       const batch = this.kernels.batch();
       batch.matmul(xBuffer, this.buffers.stacked, p, N, stride, C);
@@ -129,15 +149,27 @@ export class WebGPUParts implements LayerParts {
           column: this.columns.lr!,
           scale: this.config.baseLr / D,
         });
+      for (const { name, buffer } of ruleBuffers)
+        batch.lrGate(p, this.buffers.ruleBiases.get(name)!, buffer, {
+          B,
+          T,
+          H,
+          stride,
+          column: this.columns.ruleGates.get(name)!,
+          scale: ruleGateScale(name, this.config.baseLr, D),
+        });
+      const perToken = [...(lrBuffer ? [lrBuffer] : []), ...ruleBuffers.map((r) => r.buffer)];
       const read = await batch.read([
         ...viewBuffers.map((v) => ({ buffer: v.buffer, floats: N * C })),
-        ...(lrBuffer ? [{ buffer: lrBuffer, floats: N * H }] : []),
+        ...perToken.map((buffer) => ({ buffer, floats: N * H })),
       ]);
       const views = new Map(
         viewBuffers.map((v, i) => [v.name, { shape: [B, H, T, D], data: Float64Array.from(read[i]) }]),
       );
-      const lr = lrBuffer && { shape: [B, H, T], data: Float64Array.from(read[viewBuffers.length]) };
-      return { views, lr, finish: (inner) => this.finish(p, inner, B, T), discard: () => p.destroy() };
+      const gates = read.slice(viewBuffers.length).map((data) => ({ shape: [B, H, T], data: Float64Array.from(data) }));
+      const lr = lrBuffer && gates.shift();
+      const tokens = new Map(ruleBuffers.map((r, i) => [r.name, gates[i]]));
+      return { views, lr, tokens, finish: (inner) => this.finish(p, inner, B, T), discard: () => p.destroy() };
     } catch (e) {
       p.destroy();
       throw e;
@@ -173,7 +205,8 @@ export class WebGPUParts implements LayerParts {
   }
 
   destroy(): void {
-    for (const b of Object.values(this.buffers)) b.destroy();
+    const { ruleBiases, ...fixed } = this.buffers;
+    for (const b of [...Object.values(fixed), ...ruleBiases.values()]) b.destroy();
   }
 
   private checkSize(what: string, floats: number): void {

@@ -3,12 +3,15 @@
  * `W1`, ...), with an optional prefix (`weights.` in the reference files), checked against the
  * spec's signature and the configuration. The spec's states and params find their tensors through
  * an explicit name map: by default state NAME ← NAME and param NAME ← NAME, except gamma ←
- * ttt_norm_weight and beta ← ttt_norm_bias.
+ * ttt_norm_weight and beta ← ttt_norm_bias. An update rule's per-token inputs (`lr.S`, `decay`,
+ * `momentum`) each have a learned gate like the lr's, `rule.NAME.weight` [H, C] and
+ * `rule.NAME.bias` [H] (runtime/layer/rule-gates.ts says what they compute).
  */
 import { type KernelSignature, statePorts, paramPorts } from '../../core/signature.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import { loadSafetensors, type SafeFile, type SafetensorsSource, toFloat64 } from '../safetensors.ts';
 import { type LayerConfig, type LayerConfigOptions, resolveLayerConfig } from './config.ts';
+import { ruleGateWeightNames } from './rule-gates.ts';
 
 export interface LayerWeights {
   /** [C, C] each, `nn.Linear` layout: y = x Wᵀ. */
@@ -21,6 +24,8 @@ export interface LayerWeights {
   /** [H, C] and [H], when the spec's lr is per token. */
   lrWeight?: Tensor;
   lrBias?: Tensor;
+  /** An update rule's per-token input (`lr.S`, `decay`, `momentum`) → its gate, [H, C] and [H]. */
+  ruleGates: Map<string, { weight: Tensor; bias: Tensor }>;
   /** [K], the learned offset of scale_i, when the spec's scale is per position. */
   tokenOffset?: Tensor;
   /** [C] each. */
@@ -107,6 +112,11 @@ export function weightSpecs(signature: KernelSignature, config: LayerConfig, nam
       },
       { name: 'learnable_ttt_lr_bias', shapes: [[H, 1], [H]] },
     );
+  for (const input of signature.rule?.tokenInputs ?? []) {
+    const names = ruleGateWeightNames(input);
+    const role = `the update rule's per-token '${input}'`;
+    specs.push({ name: names.weight, shapes: [[H, C]], role }, { name: names.bias, shapes: [[H]], role });
+  }
   if (signature.scale.kind === 'position') specs.push({ name: 'learnable_token_idx', shapes: [[K]] });
   specs.push({ name: 'post_norm.weight', shapes: [[C]] }, { name: 'post_norm.bias', shapes: [[C]] });
   for (const p of paramPorts(signature))
@@ -183,6 +193,12 @@ export function assembleWeights(
     gProj: byName.get('g_proj.weight'),
     lrWeight: squeeze(lrWeight, lrWeight ? [lrWeight.shape[0], lrWeight.shape[2]] : []),
     lrBias: squeeze(lrBias, lrBias ? [lrBias.shape[0]] : []),
+    ruleGates: new Map(
+      (signature.rule?.tokenInputs ?? []).map((input) => {
+        const names = ruleGateWeightNames(input);
+        return [input, { weight: get(names.weight), bias: get(names.bias) }];
+      }),
+    ),
     tokenOffset: byName.get('learnable_token_idx'),
     postNormWeight: get('post_norm.weight'),
     postNormBias: get('post_norm.bias'),

@@ -1,6 +1,7 @@
 /**
- * The per-token inner learning rate, lr [B, H, T] = base_lr · σ(z + c_h) / D, z the lr-gate
- * columns of the fused projection p [B·T, stride]. One thread per (token, head).
+ * A per-token gate [B, H, T] = scale · σ(z + c_h), z the gate's columns of the fused projection
+ * p [B·T, stride]: the inner learning rate (scale base_lr / D) and an update rule's per-token
+ * inputs (runtime/layer/rule-gates.ts). One thread per (token, head).
  */
 export const LR_GATE_WGSL = /* wgsl */ `
 struct Params {
