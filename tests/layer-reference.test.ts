@@ -481,6 +481,11 @@ describe('update rules in the layer', () => {
         'rule.momentum.bias [2]',
       ]),
     );
+    const renamed = weightSpecs(compiled.signature, config, { ruleGates: { decay: 'forget_gate' } }).map((s) => s.name);
+    expect(renamed).toEqual(expect.arrayContaining(['forget_gate.weight', 'forget_gate.bias', 'rule.momentum.bias']));
+    expect(() => weightSpecs(compiled.signature, config, { ruleGates: { forget: 'f' } })).toThrow(
+      "the weight-name map names rule input 'forget', which the spec does not declare (its rule inputs: decay, momentum)",
+    );
     const rates = setUp('rules/lact_swiglu.ttt');
     expect(weightSpecs(rates.compiled.signature, rates.config).map((s) => s.name)).toEqual(
       expect.arrayContaining(['rule.lr.W1.weight', 'rule.lr.W3.bias', 'rule.lr.W2.weight']),

@@ -8,19 +8,55 @@ import { build } from 'esbuild';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relativeError, type Tensor } from '../core/tensor.ts';
-import { readSafetensorsFile, toFloat64 } from '../runtime/safetensors.ts';
+import { referenceLayer } from '../cli/link-layer.ts';
+import type { LayerCache } from '../runtime/layer/cache.ts';
+import { resolveLayerConfig } from '../runtime/layer/config.ts';
+import { layerFromSafeFile, weightSpecs } from '../runtime/layer/weights.ts';
+import { readSafetensors, readSafetensorsFile, toFloat64, writeSafetensors } from '../runtime/safetensors.ts';
+import { normals, rng } from './support/random.ts';
 import { LimitError, WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 import type { WgslKernelManifest } from '../core/manifest.ts';
 import { tsTarget } from '../targets/ts/emit.ts';
 import { WEBGPU_DEFAULT_LIMITS, wgslManifest } from '../targets/wgsl/render.ts';
 import { compileExample, referenceDir, repoRoot } from './support/specs.ts';
 
-/** Spec → the module it generates; delta_rule has no params and no position scale. */
-const MODULES = { 'ttt_linear.ttt': 'ttt_linear', 'ttt_mlp.ttt': 'ttt_mlp', 'delta_rule.ttt': 'delta_rule' };
+/**
+ * Spec → the module it generates; delta_rule has no params and no position scale; Titans' memory
+ * has an update rule with per-token decay and momentum and optimizer states, per_state_rates a
+ * rate per state and no optimizer state.
+ */
+const MODULES = {
+  'ttt_linear.ttt': 'ttt_linear',
+  'ttt_mlp.ttt': 'ttt_mlp',
+  'delta_rule.ttt': 'delta_rule',
+  'rules/titans_mlp_memory.ttt': 'titans_mlp_memory',
+  'rules/per_state_rates.ttt': 'per_state_rates',
+};
+/** Small sizes for the rules examples, so their kernels build quickly on SwiftShader. */
+const SIZES: Record<string, Record<string, number>> = {
+  'rules/titans_mlp_memory.ttt': { D: 8, K: 4 },
+  'rules/per_state_rates.ttt': { D: 8, K: 4 },
+};
+const compileModule = (spec: string) => compileExample(spec, 'auto', SIZES[spec] ?? {});
 
 const USAGE = `import { DeltaRule } from './gen/delta_rule.js';
+import { PerStateRates, type PerStateRatesRuleInput } from './gen/per_state_rates.js';
+import { TitansMemory, type TitansMemoryCache, type TitansMemoryOptimizerState } from './gen/titans_mlp_memory.js';
 import { TTTLinear } from './gen/ttt_linear.js';
 import { TTTMLP } from './gen/ttt_mlp.js';
+
+export async function rules(x: { shape: number[]; data: Float64Array }, bytes: Uint8Array): Promise<number> {
+  const titans = await TitansMemory.load(bytes, { baseLr: 1, names: { ruleGates: { decay: 'forget_gate' } } });
+  const { cache } = await titans.forward(x);
+  const carried: TitansMemoryCache = cache;
+  const which: TitansMemoryOptimizerState = 'W2';
+  const u = carried.opts.get(which)!;
+  await titans.step({ shape: [x.shape[0], x.shape[2]], data: new Float64Array(x.shape[0] * x.shape[2]) }, carried);
+  const gates = await titans.ruleInputs(x);
+  const rates = await (await PerStateRates.load(bytes)).ruleInputs(x);
+  const rate: PerStateRatesRuleInput = 'lr.W';
+  return u.data.length + gates.get('momentum')!.data.length + rates.get(rate)!.data.length;
+}
 
 export async function usage(x: { shape: number[]; data: Float64Array }, bytes: Uint8Array): Promise<number> {
   const layer = await TTTLinear.load('weights.safetensors', { prefix: 'weights.', names: { params: { gamma: 'g' } } });
@@ -39,15 +75,21 @@ export async function usage(x: { shape: number[]; data: Float64Array }, bytes: U
 /** Each line a separate mistake the types must catch. */
 const MISUSES = [
   "await TTTLinear.load('w.safetensors', { prefx: 'weights.' });",
+  "(await TitansMemory.load('w.safetensors')).createCache(1).opts.get('W3');",
+  "await TitansMemory.load('w.safetensors', { names: { ruleGates: { forget: 'f' } } });",
+  "await (await PerStateRates.load('w.safetensors')).ruleInputs(x).then((m) => m.get('lr.b'));",
+  "await (await TTTLinear.load('w.safetensors')).ruleInputs(x);",
   "await TTTLinear.load('w.safetensors', { names: { states: { W2: 'w2' } } });",
   "if ((await TTTLinear.load('w.safetensors')).config.miniBatch === 32) return;",
   "await DeltaRule.load('w.safetensors', { names: { params: { gamma: 'g' } } });",
 ];
 
 const MISUSE = `import { DeltaRule } from './gen/delta_rule.js';
+import { PerStateRates } from './gen/per_state_rates.js';
+import { TitansMemory } from './gen/titans_mlp_memory.js';
 import { TTTLinear } from './gen/ttt_linear.js';
 
-export async function misuse(): Promise<void> {
+export async function misuse(x: { shape: number[]; data: Float64Array }): Promise<void> {
 ${MISUSES.map((m) => `  ${m}`).join('\n')}
 }
 `;
@@ -60,7 +102,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(repoRoot, 'build', 'ts-target-'));
   mkdirSync(join(dir, 'gen'));
   for (const spec of Object.keys(MODULES)) {
-    for (const f of await tsTarget.emit(compileExample(spec), { arch: 'sm_90', dtype: 'f32' })) {
+    for (const f of await tsTarget.emit(compileModule(spec), { arch: 'sm_90', dtype: 'f32' })) {
       writeFileSync(join(dir, 'gen', f.path), f.contents);
     }
   }
@@ -93,18 +135,22 @@ describe('the ts target', () => {
     const misuses = errors.get('misuse.ts') ?? [];
     errors.delete('misuse.ts');
     expect(Object.fromEntries(errors)).toEqual({});
-    // One error per misuse, on its line (the fifth line of misuse.ts is the first).
-    expect(misuses.map((m) => Number(m.split(':')[0]))).toEqual(MISUSES.map((_, i) => 5 + i));
+    // One error per misuse, on its line (the seventh line of misuse.ts is the first).
+    expect(misuses.map((m) => Number(m.split(':')[0]))).toEqual(MISUSES.map((_, i) => 7 + i));
     expect(misuses[0]).toContain("'prefx' does not exist");
-    expect(misuses[1]).toContain("'W2' does not exist");
-    expect(misuses[2]).toContain("the types '16' and '32' have no overlap");
-    expect(misuses[3]).toContain("'params' does not exist");
+    expect(misuses[1]).toContain(`'"W3"' is not assignable to parameter of type 'TitansMemoryOptimizerState'`);
+    expect(misuses[2]).toContain("'forget' does not exist");
+    expect(misuses[3]).toContain(`'"lr.b"' is not assignable to parameter of type '"lr.W"'`);
+    expect(misuses[4]).toContain("Property 'ruleInputs' does not exist on type 'TTTLinear'");
+    expect(misuses[5]).toContain("'W2' does not exist");
+    expect(misuses[6]).toContain("the types '16' and '32' have no overlap");
+    expect(misuses[7]).toContain("'params' does not exist");
   });
 
   it('embeds the manifest for WebGPU default limits, the WGSL kept exactly', async () => {
     for (const [spec, module] of Object.entries(MODULES)) {
       const generated = await import(pathToFileURL(join(dir, 'gen', `${module}.ts`)).href);
-      expect(generated.manifest).toEqual(wgslManifest(compileExample(spec), WEBGPU_DEFAULT_LIMITS));
+      expect(generated.manifest).toEqual(wgslManifest(compileModule(spec), WEBGPU_DEFAULT_LIMITS));
     }
   });
 
@@ -182,5 +228,71 @@ describe('the generated TTT-Linear module on WebGPU', () => {
     await expect(WebGPUInnerLoop.fromManifest(greedy)).rejects.toThrow(
       `the TTTLinear kernel was scheduled for ${1 << 30} bytes of workgroup storage`,
     );
+  });
+});
+
+describe('the generated Titans memory module (an update rule) on WebGPU', () => {
+  interface GeneratedLayer {
+    forward(x: Tensor, cache?: unknown): Promise<{ output: Tensor; cache: LayerCache }>;
+    step(x: Tensor, cache: unknown): Promise<Tensor>;
+    ruleInputs(x: Tensor): Promise<ReadonlyMap<string, Tensor>>;
+    destroy(): void;
+  }
+  interface GeneratedModule {
+    TitansMemory: { load(weights: Uint8Array, options: { baseLr: number }): Promise<GeneratedLayer> };
+  }
+
+  it('forward and a step after it equal the f64 layer, the optimizer states carried in the cache', async () => {
+    const compiled = compileModule('rules/titans_mlp_memory.ttt');
+    const config = resolveLayerConfig(compiled.signature, { heads: 2, baseLr: 0.5 });
+    const r = rng(8);
+    const named = new Map(
+      weightSpecs(compiled.signature, config).map((w) => {
+        const shape = w.shapes[0];
+        const n = shape.reduce((a, b) => a * b, 1);
+        return [
+          w.name,
+          { dtype: 'F32' as const, shape, data: Float32Array.from(normals(r, n, 1 / Math.sqrt(shape.at(-1)!))) },
+        ];
+      }),
+    );
+    const bytes = writeSafetensors(named);
+    const { weights } = layerFromSafeFile(readSafetensors(bytes), compiled.signature, { heads: 2, baseLr: 0.5 });
+    const reference = referenceLayer(compiled, config, weights);
+    const x = { shape: [2, 6, 16], data: Float64Array.from(Float32Array.from(normals(r, 2 * 6 * 16))) };
+    const { output: want, cache: wantCache } = await reference.forward(x);
+
+    const { TitansMemory }: GeneratedModule = await import(
+      pathToFileURL(join(dir, 'gen', 'titans_mlp_memory.ts')).href
+    );
+    const layer = await TitansMemory.load(bytes, { baseLr: 0.5 });
+    try {
+      const first = (t: Tensor, n: number) => {
+        const data = new Float64Array(2 * n * 16);
+        for (let b = 0; b < 2; b++) data.set(t.data.subarray(b * 6 * 16, (b * 6 + n) * 16), b * n * 16);
+        return { shape: [2, n, 16], data };
+      };
+      const { output, cache } = await layer.forward(x);
+      expect(relativeError(output.data, want.data)).toBeLessThan(1e-4);
+      expect([...cache.opts.keys()]).toEqual(['W1', 'W2']);
+      for (const [s, t] of wantCache.opts) expect(relativeError(cache.opts.get(s)!.data, t.data), s).toBeLessThan(1e-4);
+      const gates = await layer.ruleInputs(x);
+      expect([...gates.keys()]).toEqual(['decay', 'momentum']);
+      const wantGates = await reference.ruleInputs(x);
+      for (const [n, t] of wantGates) expect(relativeError(gates.get(n)!.data, t.data), n).toBeLessThan(1e-5);
+
+      // Five tokens as a prefill, then the sixth through step.
+      const { cache: stepCache } = await layer.forward(first(x, 5));
+      const last = await layer.step(
+        { shape: [2, 16], data: Float64Array.from([...x.data.subarray(80, 96), ...x.data.subarray(176, 192)]) },
+        stepCache,
+      );
+      const wantLast = Float64Array.from([...want.data.subarray(80, 96), ...want.data.subarray(176, 192)]);
+      expect(relativeError(last.data, wantLast)).toBeLessThan(1e-4);
+      for (const [s, t] of wantCache.opts)
+        expect(relativeError(stepCache.opts.get(s)!.data, t.data), s).toBeLessThan(1e-4);
+    } finally {
+      layer.destroy();
+    }
   });
 });

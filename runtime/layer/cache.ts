@@ -24,13 +24,14 @@ export class CacheError extends Error {}
 const FORMAT = 'tttc-layer-cache';
 const showShape = (s: readonly number[]) => `[${s.join(', ')}]`;
 
-export class LayerCache {
+/** `O`: the names of the states with an optimizer state, as a generated module types them. */
+export class LayerCache<O extends string = string> {
   private constructor(
     readonly layout: CacheLayout,
     readonly batch: number,
     private statesNow: Map<string, Tensor>,
     private accumsNow: Map<string, Tensor>,
-    private optsNow: Map<string, Tensor>,
+    private optsNow: Map<O, Tensor>,
     private tokens: number,
   ) {}
 
@@ -72,7 +73,7 @@ export class LayerCache {
   }
 
   /** [B, H, ...] per state with an optimizer state: momentum's u after the tokens seen. */
-  get opts(): ReadonlyMap<string, Tensor> {
+  get opts(): ReadonlyMap<O, Tensor> {
     return this.optsNow;
   }
 
@@ -89,7 +90,7 @@ export class LayerCache {
       );
     this.statesNow = states;
     this.accumsNow = accums;
-    this.optsNow = new Map(this.layout.optimizerStates.map((s) => [s, opts!.get(s)!]));
+    this.optsNow = new Map(this.layout.optimizerStates.map((s) => [s as O, opts!.get(s)!]));
     this.tokens += count;
   }
 

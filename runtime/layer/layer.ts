@@ -121,6 +121,18 @@ export class SequenceLayer {
     return { output: { shape: [B, T, C], data: output }, cache: c };
   }
 
+  /**
+   * The update rule's per-token inputs [B, H, T] its gates give for x [B, T, C] (runtime/layer/
+   * rule-gates.ts), by name: what a call over x feeds the inner loop. Empty without such inputs.
+   */
+  async ruleInputs(input: TensorInput): Promise<Map<string, Tensor>> {
+    const x = asF64(input);
+    this.checkInput(x, 'ruleInputs');
+    const projected = await this.parts.project(x, 0);
+    projected.discard();
+    return projected.tokens ?? new Map();
+  }
+
   destroy(): void {
     this.parts.destroy?.();
   }

@@ -4,14 +4,15 @@
  * spec's signature and the configuration. The spec's states and params find their tensors through
  * an explicit name map: by default state NAME ← NAME and param NAME ← NAME, except gamma ←
  * ttt_norm_weight and beta ← ttt_norm_bias. An update rule's per-token inputs (`lr.S`, `decay`,
- * `momentum`) each have a learned gate like the lr's, `rule.NAME.weight` [H, C] and
- * `rule.NAME.bias` [H] (runtime/layer/rule-gates.ts says what they compute).
+ * `momentum`) each have a learned gate like the lr's, `STEM.weight` [H, C] and `STEM.bias` [H],
+ * the stem `rule.NAME` unless the map names another (runtime/layer/rule-gates.ts says what they
+ * compute).
  */
 import { type KernelSignature, statePorts, paramPorts } from '../../core/signature.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import { loadSafetensors, type SafeFile, type SafetensorsSource, toFloat64 } from '../safetensors.ts';
 import { type LayerConfig, type LayerConfigOptions, resolveLayerConfig } from './config.ts';
-import { ruleGateWeightNames } from './rule-gates.ts';
+import { defaultRuleGateStem, ruleGateWeightNames } from './rule-gates.ts';
 
 export interface LayerWeights {
   /** [C, C] each, `nn.Linear` layout: y = x Wᵀ. */
@@ -41,6 +42,8 @@ export interface LayerWeights {
 export interface WeightNames {
   states?: Record<string, string>;
   params?: Record<string, string>;
+  /** An update rule's per-token input (`decay`, `lr.W1`, ...) → the stem of its gate's `.weight` and `.bias`. */
+  ruleGates?: Record<string, string>;
 }
 
 export interface WeightOptions {
@@ -64,13 +67,13 @@ export interface WeightSpec {
   role?: string;
 }
 
-/** Spec name → weight name for states and params, checked for names the spec does not have. */
+/** Spec name → weight name for states, params and rule gates (a stem), checked for names the spec does not have. */
 export function weightNameMap(
   signature: KernelSignature,
   names: WeightNames = {},
-): { states: Map<string, string>; params: Map<string, string> } {
+): { states: Map<string, string>; params: Map<string, string>; ruleGates: Map<string, string> } {
   const build = (
-    kind: 'state' | 'param',
+    kind: 'state' | 'param' | 'rule input',
     declared: readonly { name: string }[],
     overrides: Record<string, string> = {},
     defaults: Record<string, string> = {},
@@ -87,6 +90,12 @@ export function weightNameMap(
   return {
     states: build('state', statePorts(signature), names.states),
     params: build('param', paramPorts(signature), names.params, DEFAULT_PARAM_NAMES),
+    ruleGates: build(
+      'rule input',
+      (signature.rule?.tokenInputs ?? []).map((name) => ({ name })),
+      names.ruleGates,
+      Object.fromEntries((signature.rule?.tokenInputs ?? []).map((n) => [n, defaultRuleGateStem(n)])),
+    ),
   };
 }
 
@@ -112,8 +121,8 @@ export function weightSpecs(signature: KernelSignature, config: LayerConfig, nam
       },
       { name: 'learnable_ttt_lr_bias', shapes: [[H, 1], [H]] },
     );
-  for (const input of signature.rule?.tokenInputs ?? []) {
-    const names = ruleGateWeightNames(input);
+  for (const [input, stem] of map.ruleGates) {
+    const names = ruleGateWeightNames(stem);
     const role = `the update rule's per-token '${input}'`;
     specs.push({ name: names.weight, shapes: [[H, C]], role }, { name: names.bias, shapes: [[H]], role });
   }
@@ -194,8 +203,8 @@ export function assembleWeights(
     lrWeight: squeeze(lrWeight, lrWeight ? [lrWeight.shape[0], lrWeight.shape[2]] : []),
     lrBias: squeeze(lrBias, lrBias ? [lrBias.shape[0]] : []),
     ruleGates: new Map(
-      (signature.rule?.tokenInputs ?? []).map((input) => {
-        const names = ruleGateWeightNames(input);
+      [...map.ruleGates].map(([input, stem]) => {
+        const names = ruleGateWeightNames(stem);
         return [input, { weight: get(names.weight), bias: get(names.bias) }];
       }),
     ),

@@ -1,13 +1,15 @@
 /**
  * The module the `ts` target generates for a spec, built as a syntax tree with ts-morph: a class
  * named after the layer that loads its weights and runs on WebGPU through the runtime, the spec's
- * state and param names as literal types, and the WGSL kernel embedded as a manifest.
+ * state and param names (and an update rule's per-token inputs and optimizer states) as literal
+ * types, and the WGSL kernel embedded as a manifest.
  */
 import { type KernelSignature, paramPorts, type Port, statePorts, viewPorts } from '../../core/signature.ts';
 import { Project, Scope, ts, VariableDeclarationKind, type WriterFunction, Writers } from 'ts-morph';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { specHeadDim } from '../../runtime/layer/config.ts';
 import { weightNameMap } from '../../runtime/layer/weights.ts';
+import { optimizerState } from '../../core/update-rule.ts';
 import type { WgslKernelManifest } from '../../core/manifest.ts';
 import { WEBGPU_DEFAULT_LIMITS, wgslManifest } from '../wgsl/render.ts';
 import { commentText, templateLiteral } from '../text.ts';
@@ -36,10 +38,23 @@ function className(layer: string): string {
   return layer;
 }
 
-/** "W1 ← W1, gamma ← ttt_norm_weight": where the runtime looks for each state and param by default. */
+/** "W1 ← W1, gamma ← ttt_norm_weight, decay ← rule.decay": where the runtime looks for each by default. */
 function defaultWeightNames(signature: KernelSignature): string {
-  const { states, params } = weightNameMap(signature);
-  return [...states, ...params].map(([spec, weight]) => `${spec} ← ${weight}`).join(', ');
+  const { states, params, ruleGates } = weightNameMap(signature);
+  return [...states, ...params, ...ruleGates].map(([spec, weight]) => `${spec} ← ${weight}`).join(', ');
+}
+
+/** The header's lines on an update rule beyond plain sgd. */
+function ruleLines(s: KernelSignature): string[] {
+  if (!s.rule) return [];
+  const { read, tokenInputs, optimizerStates } = s.rule;
+  const inputs = tokenInputs.length
+    ? `per-token inputs ${tokenInputs.join(', ')}, each a learned gate of the hidden state (rule.NAME.weight [H, C], rule.NAME.bias [H])`
+    : 'no per-token inputs';
+  const opts = optimizerStates.length
+    ? `; optimizer states ${optimizerStates.map(optimizerState).join(', ')}, carried in the cache`
+    : '';
+  return [`// Update rule: read order ${read}; ${inputs}${opts}.`];
 }
 
 function header(compiled: Compiled, manifest: WgslKernelManifest, moduleName: string): string {
@@ -53,6 +68,7 @@ function header(compiled: Compiled, manifest: WgslKernelManifest, moduleName: st
     `// ${s.layer}: a Test-Time-Training sequence layer on WebGPU. Its inner loop is the WGSL kernel`,
     "// in `manifest` below, rendered for WebGPU's default limits, so any adapter runs it.",
     `// Per head: states ${listed(statePorts(s))}; params ${listed(paramPorts(s))}; views ${listed(viewPorts(s))}.`,
+    ...ruleLines(s),
     '//',
     `//   import { ${s.layer} } from './${moduleName}.js';`,
     '//',
@@ -94,19 +110,33 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
     moduleSpecifier: RUNTIME_IMPORT,
   });
   // The spec's names as literal types, so that a weight-name map can only name what the spec
-  // declares; a spec without params gets no `params` map to fill in.
+  // declares; a spec without params gets no `params` map to fill in, one without a rule's
+  // per-token inputs no `ruleGates`.
+  const ruleInputs = s.rule?.tokenInputs ?? [];
+  const optimized = s.rule?.optimizerStates ?? [];
   const renamable = [
     {
       key: 'states',
+      label: 'states',
       alias: type('State'),
       tensors: statePorts(s),
       doc: "The spec's states: the inner model's weights, one copy per sequence and head.",
     },
     {
       key: 'params',
+      label: 'params',
       alias: type('Param'),
       tensors: paramPorts(s),
       doc: "The spec's params: learned in the outer loop, one per head.",
+    },
+    {
+      key: 'ruleGates',
+      label: "rule inputs' gates (a stem: STEM.weight, STEM.bias)",
+      alias: type('RuleInput'),
+      tensors: ruleInputs.map((name) => ({ name })),
+      doc:
+        "The update rule's per-token inputs [B, H, T]: each a learned gate of the hidden state, weights STEM.weight [H, C]\n" +
+        'and STEM.bias [H] (lr.S = base_lr · σ(x·w + c) / D; decay and momentum = σ(x·w + c)).',
     },
   ].filter((r) => r.tensors.length > 0);
   for (const r of renamable)
@@ -116,6 +146,23 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
       type: literalUnion(r.tensors.map((t) => t.name)),
       docs: [r.doc],
     });
+  if (optimized.length)
+    file.addTypeAlias({
+      isExported: true,
+      name: type('OptimizerState'),
+      type: literalUnion(optimized),
+      docs: ["The states whose update rule carries an optimizer state (momentum's u, opt.S), of the state's shape."],
+    });
+  file.addTypeAlias({
+    isExported: true,
+    name: type('Cache'),
+    type: optimized.length ? `${RT}.LayerCache<${type('OptimizerState')}>` : `${RT}.LayerCache`,
+    docs: [
+      optimized.length
+        ? 'A decode cache: per sequence and head the states, accumulators and optimizer states [B, H, ...], and the position.'
+        : 'A decode cache: per sequence and head the states and accumulators [B, H, ...], and the position.',
+    ],
+  });
   file.addTypeAlias({
     isExported: true,
     name: type('Config'),
@@ -139,7 +186,7 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
         hasQuestionToken: true,
         type: `{ ${renamable.map((r) => `${r.key}?: Partial<Record<${r.alias}, string>>`).join('; ')} }`,
         docs: [
-          `Weight names (without the prefix) of the spec's ${renamable.map((r) => r.key).join(' and ')}, where not the defaults:\n` +
+          `Weight names (without the prefix) of the spec's ${renamable.map((r) => r.label).join(' and ')}, where not the defaults:\n` +
             `${defaultWeightNames(s)}.`,
         ],
       },
@@ -153,6 +200,7 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
   });
 
   const cache = `${RT}.LayerCache`;
+  const typedCache = type('Cache');
   const tensor = `${RT}.Tensor`;
   const input = `${RT}.TensorInput`;
   const layerClass = file.addClass({
@@ -188,8 +236,8 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
         name: 'createCache',
         docs: ['A decode cache for `batch` sequences before their first token.'],
         parameters: [{ name: 'batch', type: 'number' }],
-        returnType: cache,
-        statements: 'return this.layer.createCache(batch);',
+        returnType: typedCache,
+        statements: `return this.layer.createCache(batch) as ${typedCache};`,
       },
       {
         name: 'forward',
@@ -198,9 +246,20 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
           { name: 'x', type: input },
           { name: 'cache', hasQuestionToken: true, type: cache },
         ],
-        returnType: `Promise<{ output: ${tensor}; cache: ${cache} }>`,
-        statements: 'return this.layer.forward(x, cache);',
+        returnType: `Promise<{ output: ${tensor}; cache: ${typedCache} }>`,
+        statements: `return this.layer.forward(x, cache) as Promise<{ output: ${tensor}; cache: ${typedCache} }>;`,
       },
+      ...(ruleInputs.length
+        ? [
+            {
+              name: 'ruleInputs',
+              docs: ["The update rule's per-token inputs [B, H, T] the layer's gates give for x [B, T, C]."],
+              parameters: [{ name: 'x', type: input }],
+              returnType: `Promise<ReadonlyMap<${type('RuleInput')}, ${tensor}>>`,
+              statements: `return this.layer.ruleInputs(x) as Promise<ReadonlyMap<${type('RuleInput')}, ${tensor}>>;`,
+            },
+          ]
+        : []),
       {
         name: 'step',
         docs: ["One token per sequence, x [B, 1, C] or [B, C], continuing from `cache`; the output has x's shape."],
