@@ -495,6 +495,20 @@ describe('update rules in the layer', () => {
     );
   });
 
+  it('a decay gate that rounds to 0 is a clear error, and the cache is left as it was', async () => {
+    const { compiled, config, weights, x } = setUp('rules/gated_deltanet.ttt');
+    const gate = weights.ruleGates.get('decay')!;
+    const bias = Float64Array.from(gate.bias.data);
+    bias[1] = -1000;
+    const closed = { ...weights, ruleGates: new Map([['decay', { ...gate, bias: { shape: [2], data: bias } }]]) };
+    const layer = referenceLayer(compiled, config, closed);
+    const cache = layer.createCache(2);
+    await expect(layer.forward(x, cache)).rejects.toThrow(
+      'the decay gate gives 0 for sequence 0, head 1, token 0 of the call; it must be positive (its logit is too far below zero)',
+    );
+    expect(cache.position).toBe(0);
+  });
+
   it("read order 'after' is refused: a token would read tokens decode has not seen", () => {
     const compiled = compileExample('rules/ttt_mlp_noncausal.ttt', 'auto', { D: 8, K: 4 });
     expect(() => resolveLayerConfig(compiled.signature, { heads: 2, baseLr: 1 })).toThrow(

@@ -7,6 +7,7 @@
  */
 import { type KernelSignature, statePorts } from '../../core/signature.ts';
 import { asF64, type Tensor, type TensorInput } from '../../core/tensor.ts';
+import { DECAY_INPUT, MOMENTUM_INPUT } from '../../core/update-rule.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import { type CacheLayout, LayerCache } from './cache.ts';
 import type { LayerConfig } from './config.ts';
@@ -160,6 +161,7 @@ export class SequenceLayer {
     const t1 = performance.now();
     let inner: InnerLoopOutputs;
     try {
+      checkFactors(projected.tokens);
       inner = await this.innerLoop.run({
         B,
         H,
@@ -223,6 +225,23 @@ export class SequenceLayer {
       );
     if (this.busy.has(cache))
       throw new LayerInputError('the cache is in use by another call that has not finished; await it first');
+  }
+}
+
+/**
+ * Decay and momentum enter the kernels through their logarithms (cumulative products), so a gate
+ * that rounds to 0 (a logit below about −88 in f32, −745 in f64) would turn the call to NaN.
+ */
+function checkFactors(tokens: ReadonlyMap<string, Tensor> | undefined): void {
+  for (const name of [DECAY_INPUT, MOMENTUM_INPUT]) {
+    const t = tokens?.get(name);
+    const bad = t?.data.findIndex((v) => !(v > 0 && Number.isFinite(v))) ?? -1;
+    if (bad < 0) continue;
+    const [, H, T] = t!.shape;
+    const [b, h, i] = [Math.floor(bad / (H * T)), Math.floor(bad / T) % H, bad % T];
+    throw new LayerInputError(
+      `the ${name} gate gives ${t!.data[bad]} for sequence ${b}, head ${h}, token ${i} of the call; it must be positive (its logit is too far below zero)`,
+    );
   }
 }
 
