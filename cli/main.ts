@@ -77,7 +77,8 @@ ${COMMON}`,
     summary: 'run the whole sequence layer (projections, RoPE, inner loop, norm, gate) from safetensors weights',
     usage: `tttc layer FILE --weights W.safetensors --input X.safetensors --out Y.safetensors [options]
 
-  --weights FILE     the layer's weights under the PyTorch names (q_proj.weight, ..., W1, b1);
+  --weights FILE     the layer's weights under the PyTorch names (q_proj.weight, ..., W1, b1;
+                     an update rule's gates rule.decay.weight, rule.lr.W1.bias, ...);
                      sizes from its __metadata__ (heads, width, ttt_base_lr, use_gate, rope_theta)
                      or its shapes
   --prefix P         prefix of every weight name, e.g. weights.
