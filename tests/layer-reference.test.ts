@@ -24,6 +24,7 @@ import {
   writeSafetensors,
 } from '../runtime/safetensors.ts';
 import { randomWeights, recurrenceInnerLoop } from './support/layer-rules.ts';
+import { randomRuleSpec } from './support/rule-spec.ts';
 import { normals, rng } from './support/random.ts';
 import { REFERENCE_FILES } from './support/reference-vectors.ts';
 import { compileExample, referenceDir, repoRoot } from './support/specs.ts';
@@ -451,6 +452,28 @@ describe('update rules in the layer', () => {
       }
     });
   }
+
+  it('random rules (every option on every kind of state): the layer equals the literal recurrence, decode equals prefill', async () => {
+    let ran = 0;
+    for (let seed = 1; ran < 6; seed++) {
+      const text = randomRuleSpec(seed);
+      if (/read: after/.test(text)) continue;
+      ran++;
+      const result = compileSpec(text, { file: `random${seed}.ttt` });
+      if (!result.ok) throw new Error(`random${seed}: ${result.diagnostics.map((d) => d.message).join('; ')}`);
+      const compiled = result.compiled;
+      const config = resolveLayerConfig(compiled.signature, { heads: 2, baseLr: 0.5 });
+      const weights = randomWeights(compiled.signature, config, seed);
+      const x = { shape: [2, 7, 8], data: normals(rng(seed), 2 * 7 * 8) };
+      const layer = referenceLayer(compiled, config, weights);
+      const { output: whole } = await layer.forward(x);
+      const literal = referenceLayer(compiled, config, weights, recurrenceInnerLoop(compiled));
+      expect(relativeError(whole.data, (await literal.forward(x)).output.data), `random${seed}`).toBeLessThan(1e-10);
+      expect(relativeError((await layer.decode(x)).output.data, whole.data), `random${seed} decode`).toBeLessThan(
+        1e-12,
+      );
+    }
+  });
 
   it('the optimizer state is saved with the cache and a restored cache continues exactly', async () => {
     const { x, layer } = setUp('rules/titans_mlp_memory.ttt');
