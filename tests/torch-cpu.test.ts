@@ -17,20 +17,7 @@ import { runReference } from '../compiler/reference/inner-loop.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import { randomInputs } from './support/inputs.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
-
-/** The first interpreter that imports torch: $TTTC_PYTHON, python3 on PATH, or Debian's. */
-function pythonWithTorch(): string {
-  const candidates = [process.env.TTTC_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
-  for (const python of candidates) {
-    try {
-      execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
-      return python;
-    } catch {
-      // try the next one
-    }
-  }
-  throw new Error(`no python3 imports torch (tried ${candidates.join(', ')}); install python3-torch`);
-}
+import { pythonWithTorch } from './torch/python.ts';
 
 const json = (t: Tensor) => ({ shape: t.shape, data: [...t.data] });
 

@@ -1,0 +1,204 @@
+/**
+ * torch.autograd through the generated PyTorch binding on CPU tensors: forward by the fused kernel
+ * (built as host C++ against runtime/cuda-cpu/include), backward by the generated backward module,
+ * against the f64 reference backward (runReferenceBackward). tests/torch/grad_binding.py drives
+ * the module. Builds are cached under node_modules/.cache/tttc, keyed by the generated files.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { deriveChunkBackward } from '../compiler/backward/derive.ts';
+import type { Compiled } from '../compiler/pipeline.ts';
+import { runReferenceBackward } from '../compiler/reference/backward.ts';
+import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
+import { runKey } from '../core/mangle.ts';
+import type { Port } from '../core/signature.ts';
+import type { Tensor } from '../core/tensor.ts';
+import { chunks } from '../core/walk.ts';
+import { cacheRoot, INCLUDE_DIR } from '../runtime/cuda-cpu/build.ts';
+import {
+  gradientTensors,
+  innerLoopCotangents,
+  innerLoopInputs,
+  innerLoopOutputTensors,
+} from '../runtime/inner-loop.ts';
+import { cudaTarget } from '../targets/cuda/target.ts';
+import { type InputOptions, randomInputs } from './support/inputs.ts';
+import { normals, rng } from './support/random.ts';
+import { compileExample, repoRoot } from './support/specs.ts';
+import { pythonWithTorch } from './torch/python.ts';
+import { stem } from '../targets/target.ts';
+
+const json = (t: Tensor) => ({ shape: t.shape, data: [...t.data] });
+const byName = (m: ReadonlyMap<string, Tensor>) => Object.fromEntries([...m].map(([n, t]) => [n, json(t)]));
+
+/** Where the binding takes a port's tensor: its keyword argument and, for dicts, the name in it. */
+function pathOf(p: Port): string[] {
+  switch (p.role) {
+    case 'view':
+      return ['views', p.name];
+    case 'rate':
+      return ['lr'];
+    case 'scale':
+      return ['scale'];
+    case 'param':
+      return ['params', p.name];
+    case 'state':
+      return ['states', p.name];
+    case 'accum':
+      return ['accums', p.name];
+    case 'opt':
+      return ['opts', p.name];
+    default:
+      return ['tokens', runKey(p)];
+  }
+}
+
+/** The generated CUDA target's files, written once per digest. */
+async function moduleDir(c: Compiled): Promise<string> {
+  const files = await cudaTarget.emit(c, { arch: 'sm_90', dtype: 'f32' });
+  const digest = createHash('sha256').update(JSON.stringify(files)).digest('hex').slice(0, 16);
+  const dir = join(cacheRoot(), 'torch-modules', digest);
+  if (!files.every((f) => existsSync(join(dir, f.path)))) {
+    mkdirSync(dir, { recursive: true });
+    for (const f of files) writeFileSync(join(dir, f.path), f.contents);
+  }
+  return dir;
+}
+
+interface Result {
+  outputs: Record<string, number | null>;
+  grads: Record<string, number | null>;
+  grads32: Record<string, number | null>;
+  missing: string[];
+  walks: unknown[];
+  double: string | null;
+}
+
+/** Walks over many calls, for the module's chunk plan to reproduce. */
+function walkCases(K: number, rows: number) {
+  const cases = [];
+  for (const [k, r] of [
+    [K, rows],
+    [4, 4],
+    [5, 2],
+    [16, 3],
+    [7, 1],
+  ])
+    for (let start = 0; start < k; start += Math.max(1, Math.floor(k / 3)))
+      for (const T of [1, 2, k - 1, k, k + 1, 3 * k + 2])
+        if (T > 0)
+          cases.push({
+            args: [start, T, k, r],
+            chunks: chunks(start, T, k, r).map((c) => [c.token, c.position, c.count, c.ends]),
+          });
+  return cases;
+}
+
+async function autogradAgainstReference(c: Compiled, o: InputOptions): Promise<Result> {
+  const dir = await moduleDir(c);
+  const named = randomInputs(c.chunk, o);
+  const sig = c.signature;
+  const inputs = innerLoopInputs(sig, named);
+  const checkpoints: Checkpoints = [];
+  const outputs = innerLoopOutputTensors(runReference(c.chunk, inputs, checkpoints));
+  const r = rng(o.seed + 1);
+  const ct = new Map([...outputs].map(([n, t]) => [n, { shape: t.shape, data: normals(r, t.data.length) }]));
+  const cotangents = innerLoopCotangents(sig, inputs, ct);
+  const grads = gradientTensors(
+    runReferenceBackward(deriveChunkBackward(c.chunk), inputs, checkpoints, cotangents),
+    named,
+  );
+
+  const call: Record<string, unknown> = { start: inputs.start };
+  const expectedGrads = [];
+  for (const p of sig.inputs) {
+    const t = named.get(runKey(p));
+    if (!t) continue;
+    const path = pathOf(p);
+    if (path.length === 1) call[path[0]] = json(t);
+    else ((call[path[0]] ??= {}) as Record<string, unknown>)[path[1]] = json(t);
+    const name = runKey({ ...p, grad: true });
+    expectedGrads.push({ name, path, tensor: json(grads.get(name)!) });
+  }
+  const caseJson = {
+    inputs: call,
+    cotangents: {
+      output: json(cotangents.output),
+      states: byName(cotangents.states),
+      accums: byName(cotangents.accums),
+      opts: byName(cotangents.opts),
+    },
+    expected: { outputs: byName(outputs), grads: expectedGrads },
+    walks: walkCases(c.chunk.K, c.chunk.rows),
+  };
+  const casePath = join(dir, `grad-case-${o.seed}.json`);
+  writeFileSync(casePath, JSON.stringify(caseJson));
+  const stdout = execFileSync(
+    pythonWithTorch(),
+    [join(repoRoot, 'tests/torch/grad_binding.py'), dir, stem(c), casePath],
+    {
+      encoding: 'utf8',
+      maxBuffer: 1 << 26,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        TTTC_CUDA_CPU_INCLUDE: INCLUDE_DIR,
+        TORCH_EXTENSIONS_DIR: join(cacheRoot(), 'torch-extensions'),
+        PYTHONDONTWRITEBYTECODE: '1',
+      },
+    },
+  );
+  return JSON.parse(stdout) as Result;
+}
+
+/** Float64 backward (the default) within 1e-4 of the reference; float32 too when `f32`. */
+function expectClose(result: Result, layer: string, f32: boolean) {
+  expect(result.missing, 'inputs autograd gave no gradient').toEqual([]);
+  expect(result.walks, 'walks the module plans differently from core/walk.ts').toEqual([]);
+  for (const [name, e] of Object.entries(result.outputs)) expect(e ?? Number.NaN, `output ${name}`).toBeLessThan(1e-5);
+  for (const [name, e] of Object.entries(result.grads)) expect(e ?? Number.NaN, name).toBeLessThan(1e-4);
+  if (f32)
+    for (const [name, e] of Object.entries(result.grads32))
+      expect(e ?? Number.NaN, `${name} (float32)`).toBeLessThan(1e-4);
+  expect(result.double).toMatch(new RegExp(`^double backward of the ${layer} inner loop is not supported`));
+}
+
+describe('torch.autograd through the generated binding on CPU tensors', () => {
+  it('ttt_linear: gradients of every input match the f64 reference backward within 1e-4', async () => {
+    const c = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
+    // start 1, T 10: chunks of 3, 4 and a trailing partial 3; carried accumulators.
+    const result = await autogradAgainstReference(c, { B: 2, H: 2, T: 10, start: 1, accum: true, seed: 31 });
+    expect(Object.keys(result.grads).sort()).toEqual(
+      ['grad.k', 'grad.v', 'grad.q', 'grad.lr', 'grad.scale', 'grad.param.gamma', 'grad.param.beta']
+        .concat(['grad.state.W1', 'grad.state.b1', 'grad.accum.W1', 'grad.accum.b1'])
+        .sort(),
+    );
+    expectClose(result, c.layer.name, true);
+  });
+
+  it('ttt_mlp with states given per head: gradients match, summed over the sequences', async () => {
+    const c = compileExample('ttt_mlp.ttt', 'auto', { D: 8, K: 4 });
+    const result = await autogradAgainstReference(c, {
+      B: 2,
+      H: 2,
+      T: 9,
+      start: 2,
+      accum: true,
+      sharedState: true,
+      seed: 32,
+    });
+    expectClose(result, c.layer.name, true);
+  });
+
+  it('a rule with decay, momentum and optimizer states (Titans): gradients match', async () => {
+    const c = compileExample('rules/titans_mlp_memory.ttt', 'auto', { D: 8, K: 4 });
+    const result = await autogradAgainstReference(c, { B: 1, H: 2, T: 7, start: 3, accum: true, seed: 33 });
+    expect(Object.keys(result.grads)).toEqual(expect.arrayContaining(['grad.decay', 'grad.momentum', 'grad.opt.W1']));
+    // Float32 is not asserted here: on these random inputs the memory grows until pre-activations
+    // pass 88, where exp in the derivative of silu overflows float32 (the forward's silu does not).
+    expectClose(result, c.layer.name, false);
+  });
+});
