@@ -90,9 +90,9 @@ describe('spec text in generated code', () => {
     expect(out.diagnostics?.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))).toEqual([]);
   });
 
-  it('the Python binding and its backward compile', async () => {
+  it('the Python binding, its backward and its layer compile', async () => {
     const modules = outputs.get('cuda')!.filter((f) => f.path.endsWith('.py'));
-    expect(modules).toHaveLength(2);
+    expect(modules.length).toBeGreaterThanOrEqual(2);
     for (const py of modules) {
       const script = 'import sys; compile(sys.stdin.read(), "binding.py", "exec")';
       const child = execFileAsync('python3', ['-c', script]);

@@ -25,6 +25,9 @@ import {
   innerLoopOutputTensors,
 } from '../runtime/inner-loop.ts';
 import { cudaTarget } from '../targets/cuda/target.ts';
+import { referenceLayer } from '../cli/link-layer.ts';
+import { resolveLayerConfig } from '../runtime/layer/config.ts';
+import { assembleWeights, weightSpecs } from '../runtime/layer/weights.ts';
 import { type InputOptions, randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
@@ -66,6 +69,21 @@ async function moduleDir(c: Compiled): Promise<string> {
     for (const f of files) writeFileSync(join(dir, f.path), f.contents);
   }
   return dir;
+}
+
+/** Runs a driver of tests/torch/ on a generated module folder; returns its stdout. */
+function runPython(driver: string, ...args: string[]): string {
+  return execFileSync(pythonWithTorch(), [join(repoRoot, 'tests/torch', driver), ...args], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      TTTC_CUDA_CPU_INCLUDE: INCLUDE_DIR,
+      TORCH_EXTENSIONS_DIR: join(cacheRoot(), 'torch-extensions'),
+      PYTHONDONTWRITEBYTECODE: '1',
+    },
+  });
 }
 
 interface Result {
@@ -136,21 +154,7 @@ async function autogradAgainstReference(c: Compiled, o: InputOptions): Promise<R
   };
   const casePath = join(dir, `grad-case-${o.seed}.json`);
   writeFileSync(casePath, JSON.stringify(caseJson));
-  const stdout = execFileSync(
-    pythonWithTorch(),
-    [join(repoRoot, 'tests/torch/grad_binding.py'), dir, stem(c), casePath],
-    {
-      encoding: 'utf8',
-      maxBuffer: 1 << 26,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        TTTC_CUDA_CPU_INCLUDE: INCLUDE_DIR,
-        TORCH_EXTENSIONS_DIR: join(cacheRoot(), 'torch-extensions'),
-        PYTHONDONTWRITEBYTECODE: '1',
-      },
-    },
-  );
+  const stdout = runPython('grad_binding.py', dir, stem(c), casePath);
   return JSON.parse(stdout) as Result;
 }
 
@@ -201,4 +205,54 @@ describe('torch.autograd through the generated binding on CPU tensors', () => {
     // pass 88, where exp in the derivative of silu overflows float32 (the forward's silu does not).
     expectClose(result, c.layer.name, false);
   });
+});
+
+describe('the generated nn.Module of the whole layer on CPU tensors', () => {
+  it.each([
+    ['ttt_linear.ttt', true],
+    ['ttt_mlp.ttt', false],
+  ])(
+    '%s (gate %s): matches the f64 TypeScript reference layer within 1e-4 and backpropagates',
+    async (spec, useGate) => {
+      const c = compileExample(spec, 'auto', { D: 8, K: 4 });
+      const dir = await moduleDir(c);
+      const config = resolveLayerConfig(c.signature, { heads: 2, baseLr: 0.5, useGate });
+      const r = rng(41);
+      const weights = new Map<string, Tensor>();
+      for (const w of weightSpecs(c.signature, config)) {
+        const shape = w.shapes[0];
+        const n = shape.reduce((p, d) => p * d, 1);
+        // Norm weights near one; everything else scaled by its fan-in.
+        const data =
+          w.name.endsWith('norm.weight') || w.name === 'ttt_norm_weight'
+            ? normals(r, n, 0.1).map((v) => 1 + v)
+            : normals(r, n, 1 / Math.sqrt(shape[shape.length - 1]));
+        weights.set(w.name, { shape, data });
+      }
+      // T 10: two whole mini-batches of 4 and a partial one.
+      const x = { shape: [2, 10, config.width], data: normals(r, 2 * 10 * config.width) };
+      const layer = referenceLayer(c, config, assembleWeights(c.signature, weights));
+      const { output } = await layer.forward(x);
+      const casePath = join(dir, 'layer-case.json');
+      writeFileSync(
+        casePath,
+        JSON.stringify({
+          width: config.width,
+          options: { base_lr: config.baseLr, use_gate: useGate },
+          weights: byName(weights),
+          x: json(x),
+          expected: json(output),
+        }),
+      );
+      const result = JSON.parse(runPython('layer_module.py', dir, stem(c), casePath)) as {
+        error: number;
+        bad: string[];
+        autograd: number;
+        difference: number;
+      };
+      expect(result.error).toBeLessThan(1e-4);
+      expect(result.bad, 'parameters without a finite, nonzero gradient').toEqual([]);
+      expect(Math.abs(result.autograd - result.difference)).toBeLessThan(1e-2 * Math.abs(result.autograd));
+    },
+  );
 });

@@ -1,9 +1,11 @@
 /**
  * `tttc compile --target cuda`: the .cu (kernel and launcher), its header, the PyTorch binding (.py)
- * and the generated backward it differentiates with (STEM_backward.py).
+ * the generated backward it differentiates with (STEM_backward.py) and, for specs that fit the
+ * paper's sequence layer, that layer as a torch.nn.Module (STEM_layer.py).
  */
 import type { Target } from '../target.ts';
 import { backwardModule, renderTorchBackward } from '../torch/backward.ts';
+import { fitsLayer, layerModule, renderTorchLayer } from '../torch/layer.ts';
 import { renderCuda } from './render.ts';
 
 export const cudaTarget: Target = {
@@ -12,5 +14,6 @@ export const cudaTarget: Target = {
   emit: (compiled, options) => [
     ...renderCuda(compiled, options).files,
     { path: backwardModule(compiled), contents: renderTorchBackward(compiled) },
+    ...(fitsLayer(compiled) ? [{ path: layerModule(compiled), contents: renderTorchLayer(compiled) }] : []),
   ],
 };
