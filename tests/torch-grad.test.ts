@@ -6,15 +6,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
-import type { Compiled } from '../compiler/pipeline.ts';
+import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
 import { runReferenceBackward } from '../compiler/reference/backward.ts';
 import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
-import { runKey } from '../core/mangle.ts';
-import type { Port } from '../core/signature.ts';
+import { programKey, runKey } from '../core/mangle.ts';
+import type { KernelSignature, Port } from '../core/signature.ts';
 import type { Tensor } from '../core/tensor.ts';
 import { chunks } from '../core/walk.ts';
 import { cacheRoot, INCLUDE_DIR } from '../runtime/cuda-cpu/build.ts';
@@ -23,14 +23,18 @@ import {
   innerLoopCotangents,
   innerLoopInputs,
   innerLoopOutputTensors,
+  type InnerLoopGradients,
+  type InnerLoopInputs,
 } from '../runtime/inner-loop.ts';
 import { cudaTarget } from '../targets/cuda/target.ts';
+import { backwardModule, renderTorchBackward } from '../targets/torch/backward.ts';
 import { referenceLayer } from '../cli/link-layer.ts';
 import { resolveLayerConfig } from '../runtime/layer/config.ts';
 import { assembleWeights, weightSpecs } from '../runtime/layer/weights.ts';
 import { type InputOptions, randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
-import { compileExample, repoRoot } from './support/specs.ts';
+import { compileExample, exampleFiles, repoRoot } from './support/specs.ts';
+import { UNUSUAL_SPECS } from './specs/unusual.ts';
 import { pythonWithTorch } from './torch/python.ts';
 import { stem } from '../targets/target.ts';
 
@@ -204,6 +208,89 @@ describe('torch.autograd through the generated binding on CPU tensors', () => {
     // Float32 is not asserted here: on these random inputs the memory grows until pre-activations
     // pass 88, where exp in the derivative of silu overflows float32 (the forward's silu does not).
     expectClose(result, c.layer.name, false);
+  });
+});
+
+/** A call's tensors (inputs, or gradients shaped like them) by their mini-batch program names. */
+function byProgramKey(sig: KernelSignature, t: InnerLoopGradients | InnerLoopInputs): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const p of sig.inputs) {
+    const [group, name] = pathOf(p);
+    const value = {
+      views: t.views,
+      lr: t.lr,
+      scale: t.scale,
+      params: t.params,
+      states: t.states,
+      accums: t.accums,
+      opts: t.opts,
+      tokens: t.tokens,
+    }[group];
+    const tensor = value instanceof Map ? value.get(name) : value;
+    if (tensor) out[programKey(p)] = json(tensor as Tensor);
+  }
+  return out;
+}
+
+/** Every example (rules included), the unusual specs, and a program of fewer rows than K. */
+function backwardCases(): [string, Compiled][] {
+  const small = { D: 4, K: 4 };
+  const rules = readdirSync(join(repoRoot, 'examples/rules')).filter((f) => f.endsWith('.ttt'));
+  return [
+    ...exampleFiles.map((f): [string, Compiled] => [f, compileExample(f, 'auto', small)]),
+    ...rules.map((f): [string, Compiled] => [`rules/${f}`, compileExample(`rules/${f}`, 'auto', small)]),
+    ['ttt_mlp.ttt, 3 rows', compileExample('ttt_mlp.ttt', 'auto', small, 3)],
+    ...Object.entries(UNUSUAL_SPECS).map(([name, text]): [string, Compiled] => {
+      const r = compileSpec(text, { file: 'unusual.ttt' });
+      if (!r.ok) throw new Error(name);
+      return [name, r.compiled];
+    }),
+  ];
+}
+
+describe('the generated backward module alone, in float64', () => {
+  it('matches the f64 reference backward below 1e-10 for every example and unusual spec', () => {
+    const cases: Record<string, unknown> = {};
+    backwardCases().forEach(([label, c], i) => {
+      const contents = renderTorchBackward(c);
+      const dir = join(cacheRoot(), 'torch-backward', createHash('sha256').update(contents).digest('hex').slice(0, 16));
+      mkdirSync(dir, { recursive: true });
+      const module = join(dir, backwardModule(c));
+      writeFileSync(module, contents);
+      const start = c.signature.rule?.read === 'after' ? 0 : Math.min(1, c.chunk.K - 1);
+      const named = randomInputs(c.chunk, { B: 2, H: 2, T: c.chunk.K + 4, start, accum: true, seed: 50 + i });
+      const inputs = innerLoopInputs(c.signature, named);
+      const checkpoints: Checkpoints = [];
+      const outputs = innerLoopOutputTensors(runReference(c.chunk, inputs, checkpoints));
+      const r = rng(70 + i);
+      const ct = new Map([...outputs].map(([n, t]) => [n, { shape: t.shape, data: normals(r, t.data.length) }]));
+      const cotangents = innerLoopCotangents(c.signature, inputs, ct);
+      const grads = runReferenceBackward(deriveChunkBackward(c.chunk), inputs, checkpoints, cotangents);
+      const programCotangents: Record<string, unknown> = { output: json(cotangents.output) };
+      for (const o of c.signature.outputs)
+        if (o.role !== 'output') {
+          const m = { state: cotangents.states, accum: cotangents.accums, opt: cotangents.opts }[o.role as string]!;
+          programCotangents[programKey(o)] = json(m.get(o.name)!);
+        }
+      cases[label] = {
+        module,
+        start,
+        inputs: byProgramKey(c.signature, inputs),
+        cotangents: programCotangents,
+        expected: byProgramKey(c.signature, grads),
+      };
+    });
+    const casesPath = join(cacheRoot(), 'torch-backward', 'cases.json');
+    writeFileSync(casesPath, JSON.stringify(cases));
+    const result = JSON.parse(runPython('backward_module.py', casesPath)) as Record<
+      string,
+      Record<string, number | null>
+    >;
+    expect(Object.keys(result).sort()).toEqual(Object.keys(cases).sort());
+    for (const [label, errors] of Object.entries(result)) {
+      expect(Object.keys(errors).length, label).toBeGreaterThan(0);
+      for (const [name, e] of Object.entries(errors)) expect(e ?? Number.NaN, `${label}: ${name}`).toBeLessThan(1e-10);
+    }
   });
 });
 
