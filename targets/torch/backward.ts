@@ -74,16 +74,15 @@ in PyTorch, derived from the spec by reverse-mode autodiff of the mini-batch pro
 inputs: the call's tensors by their mini-batch program names (${list(compiled.signature.inputs.map(programKey))}),
 views and per-token inputs [B, H, T, ...], params [H, ...], states, accumulators and optimizer
 states [B, H, ...]. cotangents: those of the outputs (${list(forward.outputs.map((o) => o.name))}),
-[B, H, T, ...] and [B, H, ...]. Returns the gradient of every input but the accumulators' and
-optimizer states' zeros, shaped like it: params summed over the sequences, scale over the
-mini-batches. dtype is what the walk computes in (the inputs' when None): float32 can overflow
+[B, H, T, ...] and [B, H, ...]. Returns the gradient of every input, shaped like it: params
+summed over the sequences, scale over the mini-batches. dtype is what the walk computes in (the inputs' when None): float32 can overflow
 where the forward does not (exp of a large pre-activation in the derivative of a sigmoid or
 silu), float64 does not.
 
 The walk recomputes the carry each chunk starts from with the mini-batch program (one walk
 forward), then walks the chunks in reverse, each back-propagated from the carry it started from,
-handing the carry's cotangent to the chunk before. It holds one carry per chunk while it runs:
-ceil(T / ROWS) * ${carryFloats} floats per (sequence, head).
+handing the carry's cotangent to the chunk before. It holds one carry per chunk while it runs
+(at most ceil(T / ROWS) + 1 chunks): ${carryFloats} floats per chunk and (sequence, head).
 """
 
 import math

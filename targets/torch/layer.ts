@@ -4,10 +4,10 @@
  * position scales, the spec's inner loop through the differentiable binding (STEM.py), post-norm,
  * gate and output projection. Weights carry the published names the TypeScript runtime reads
  * (runtime/layer/weights.ts), so one state_dict serves both. Emitted only for specs that fit the
- * layer (views among q, k, v and a [D] output, as runtime/layer/config.ts checks).
+ * layer (`fitsLayer`).
  */
 import type { Compiled } from '../../compiler/pipeline.ts';
-import { type Port, paramPorts, statePorts } from '../../core/signature.ts';
+import { type Port, paramPorts, ruleTokenPorts, statePorts } from '../../core/signature.ts';
 import { LayerConfigError, resolveLayerConfig, specHeadDim } from '../../runtime/layer/config.ts';
 import { POST_NORM_EPS } from '../../runtime/layer/layer.ts';
 import { weightNameMap, weightSpecs } from '../../runtime/layer/weights.ts';
@@ -18,11 +18,14 @@ import { pythonFloat } from './program.ts';
 
 export const layerModule = (compiled: Compiled): string => `${stem(compiled)}_layer.py`;
 
-/** Whether the spec fits the sequence layer. */
+/**
+ * Whether the spec fits the sequence layer: its views and output as runtime/layer/config.ts checks
+ * them, and no per-token input of a rule beyond lr, which the published layer has no weights for.
+ */
 export function fitsLayer(compiled: Compiled): boolean {
   try {
     specHeadDim(compiled.signature);
-    return true;
+    return ruleTokenPorts(compiled.signature).length === 0;
   } catch (e) {
     if (e instanceof LayerConfigError) return false;
     throw e;

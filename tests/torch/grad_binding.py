@@ -7,7 +7,8 @@ outputs, the f64 reference's outputs and gradients (each with the path of its in
 and walks to check the module's chunk plan against. The kernel's outputs are poisoned with NaN
 before it runs. Prints one JSON object: the relative error of every output and gradient (the backward in
 float64, its default, and in float32), the
-gradients autograd did not give, the walks that differ, and the message of a double backward.
+gradients autograd did not give, the walks that differ, and the messages of a double backward and
+of out= on tensors that require grad.
 """
 
 import importlib.util
@@ -118,7 +119,16 @@ def main():
         double = None
     except RuntimeError as e:
         double = str(e)
-    print(json.dumps({"outputs": outputs, "grads": grads, "grads32": grads32, "missing": missing, "walks": walks, "double": double}))
+    try:
+        layer.forward(**call_of(case["inputs"]), out=())
+        out = None
+    except ValueError as e:
+        out = str(e)
+    print(
+        json.dumps(
+            {"outputs": outputs, "grads": grads, "grads32": grads32, "missing": missing, "walks": walks, "double": double, "out": out}
+        )
+    )
 
 
 main()
