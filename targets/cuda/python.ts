@@ -128,7 +128,10 @@ def _cpu_extension():
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*_SOURCES, *headers])).hexdigest()[:12]
     # The .cu compiled as C++: a one-line source that includes it, since its suffix would call nvcc.
     unit = pathlib.Path(tempfile.gettempdir()) / f"tttc_${api.stem}_cpu_{digest}.cpp"
-    unit.write_text(f'#include "{_SOURCES[0]}"\\n')
+    text = f'#include "{_SOURCES[0]}"\\n'
+    # Rewritten only when it differs: a newer file would make ninja compile it again.
+    if not unit.is_file() or unit.read_text() != text:
+        unit.write_text(text)
     return torch.utils.cpp_extension.load(
         name=f"tttc_${api.stem}_cpu_{digest}",
         sources=[str(unit), str(_SOURCES[1])],

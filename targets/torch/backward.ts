@@ -5,11 +5,12 @@
  * core/walk.ts. The binding's `torch.autograd.Function` (targets/cuda/python.ts) calls it.
  *
  * Checkpoints: the backward recomputes the carry at each chunk's start with the generated forward
- * program (its carried outputs only), in one walk forward, rather than having the fused forward
- * kernel save them: the kernel stays one launch that holds nothing for training, and between
- * forward and backward autograd keeps only the call's inputs. During the backward the walk holds
- * one carry per chunk, ⌈T / rows⌉ · (|states| + |accumulators| + |optimizer states|) floats per
- * (sequence, head), released chunk by chunk as the reverse walk passes them.
+ * program (its carried outputs only) rather than having the fused forward kernel save them: the
+ * kernel stays one launch that holds nothing for training, and between forward and backward
+ * autograd keeps only the call's inputs. Of c chunks the walk keeps the carries at the starts of
+ * segments of ⌈√c⌉ chunks and recomputes each segment's others when the reverse walk reaches it:
+ * about 2√c carries of |states| + |accumulators| + |optimizer states| floats per (sequence, head)
+ * at once, for two walks forward of the carry program.
  */
 import { cotangentName, deriveChunkBackward, gradName } from '../../compiler/backward/derive.ts';
 import { WALK } from '../../compiler/dualform/derive.ts';
@@ -79,10 +80,12 @@ summed over the sequences, scale over the mini-batches. dtype is what the walk c
 where the forward does not (exp of a large pre-activation in the derivative of a sigmoid or
 silu), float64 does not.
 
-The walk recomputes the carry each chunk starts from with the mini-batch program (one walk
-forward), then walks the chunks in reverse, each back-propagated from the carry it started from,
-handing the carry's cotangent to the chunk before. It holds one carry per chunk while it runs
-(at most ceil(T / ROWS) + 1 chunks): ${carryFloats} floats per chunk and (sequence, head).
+The walk recomputes the carries the chunks start from with the mini-batch program, then walks the
+chunks in reverse, each back-propagated from the carry it started from, handing the carry's
+cotangent to the chunk before. With c chunks (at most ceil(T / ROWS) + 1) it keeps the carry at
+the start of every segment of ceil(sqrt(c)) chunks from one walk forward, and recomputes a
+segment's other carries when the reverse walk reaches it: about 2 sqrt(c) carries at once, of
+${carryFloats} floats per (sequence, head), for a second walk forward.
 """
 
 import math
@@ -152,11 +155,17 @@ def backward(inputs, cotangents, start, dtype=None):
     params = {k: inputs[k].unsqueeze(0).expand(B, *inputs[k].shape).reshape(n, *inputs[k].shape[1:]) for k in PARAMS}
     plan = chunks(start, T, K, ROWS)
 
-    saved = []
+    def step(chunk, carry):
+        return chunk_carry({**_walk_inputs(per_token, scale, chunk, n), **params, **carry}, n, dtype, device)
+
+    # The carry at the start of every segment of that many chunks, in one walk forward.
+    segment = math.isqrt(len(plan) - 1) + 1
     carry = {k: inputs[k].reshape(n, *inputs[k].shape[2:]) for k in CARRIED}
-    for chunk in plan:
-        saved.append(carry)
-        carry = chunk_carry({**_walk_inputs(per_token, scale, chunk, n), **params, **carry}, n, dtype, device)
+    starts = [carry]
+    for i, chunk in enumerate(plan[: (len(plan) - 1) // segment * segment]):
+        carry = step(chunk, carry)
+        if (i + 1) % segment == 0:
+            starts.append(carry)
     del carry
 
     grads = {k: torch.zeros_like(t) for k, t in per_token.items()}
@@ -164,24 +173,31 @@ def backward(inputs, cotangents, start, dtype=None):
     scale_grad = torch.zeros_like(scale) if HAS_SCALE else None
     output = cotangents["output"].reshape(n, T, *cotangents["output"].shape[3:])
     carried = {k: cotangents[k].reshape(n, *cotangents[k].shape[2:]) for k in CARRIED}
-    for i in reversed(range(len(plan))):
-        token, position, count, ends = plan[i]
-        x = _walk_inputs(per_token, scale, plan[i], n)
-        x.update(params)
-        x.update(saved[i])
-        saved[i] = None
-        x[COTANGENT["output"]] = _rows(output, token, count)
-        x.update({COTANGENT[k]: t for k, t in carried.items()})
-        g = chunk_backward(x, n, dtype, device)
-        for k in TOKEN_INPUTS:
-            grads[k][:, token : token + count] += g[GRAD[k]][:, :count]
-        for k in PARAMS:
-            grads[k] += g[GRAD[k]]
-        if HAS_SCALE:
-            scale_grad[position : position + count] += g[GRAD["scale"]][:, :count].sum(0)
-            if ends:
-                scale_grad[K - 1] += g[GRAD[COMMIT_INPUT]].sum()
-        carried = {k: g[GRAD[k]] for k in CARRIED}
+    for s in reversed(range(len(starts))):
+        # The segment's carries again from its start, then its chunks in reverse.
+        first, end = s * segment, min((s + 1) * segment, len(plan))
+        saved = [starts[s]]
+        starts[s] = None
+        for chunk in plan[first : end - 1]:
+            saved.append(step(chunk, saved[-1]))
+        for i in reversed(range(first, end)):
+            token, position, count, ends = plan[i]
+            x = _walk_inputs(per_token, scale, plan[i], n)
+            x.update(params)
+            x.update(saved[i - first])
+            saved[i - first] = None
+            x[COTANGENT["output"]] = _rows(output, token, count)
+            x.update({COTANGENT[k]: t for k, t in carried.items()})
+            g = chunk_backward(x, n, dtype, device)
+            for k in TOKEN_INPUTS:
+                grads[k][:, token : token + count] += g[GRAD[k]][:, :count]
+            for k in PARAMS:
+                grads[k] += g[GRAD[k]]
+            if HAS_SCALE:
+                scale_grad[position : position + count] += g[GRAD["scale"]][:, :count].sum(0)
+                if ends:
+                    scale_grad[K - 1] += g[GRAD[COMMIT_INPUT]].sum()
+            carried = {k: g[GRAD[k]] for k in CARRIED}
 
     result = {k: grads[k].reshape(inputs[k].shape) for k in TOKEN_INPUTS}
     result.update({k: grads[k].reshape(B, *inputs[k].shape).sum(0) for k in PARAMS})
