@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
@@ -28,6 +28,7 @@ import {
 } from '../runtime/inner-loop.ts';
 import { cudaTarget } from '../targets/cuda/target.ts';
 import { backwardModule, renderTorchBackward } from '../targets/torch/backward.ts';
+import { layerModule } from '../targets/torch/layer.ts';
 import { referenceLayer } from '../cli/link-layer.ts';
 import { resolveLayerConfig } from '../runtime/layer/config.ts';
 import { assembleWeights, weightSpecs } from '../runtime/layer/weights.ts';
@@ -349,4 +350,44 @@ describe('the generated nn.Module of the whole layer on CPU tensors', () => {
       expect(Math.abs(result.autograd - result.difference)).toBeLessThan(1e-2 * Math.abs(result.autograd));
     },
   );
+});
+
+describe('the training example (examples/train)', () => {
+  it('trains a few steps through the generated layer and writes its loss curve', async () => {
+    const c = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
+    const dir = await moduleDir(c);
+    const plot = join(dir, 'train-loss.svg');
+    rmSync(plot, { force: true });
+    const stdout = execFileSync(
+      pythonWithTorch(),
+      [
+        join(repoRoot, 'examples/train/train.py'),
+        join(dir, layerModule(c)),
+        '--steps',
+        '4',
+        '--tokens',
+        '10',
+        '--plot',
+        plot,
+      ],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          TTTC_CUDA_CPU_INCLUDE: INCLUDE_DIR,
+          TORCH_EXTENSIONS_DIR: join(cacheRoot(), 'torch-extensions'),
+        },
+      },
+    );
+    expect(stdout).toMatch(/^first loss \d+\.\d+, final loss \d+\.\d+/m);
+    const svg = readFileSync(plot, 'utf8');
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    expect(
+      svg
+        .match(/<polyline points="([^"]*)"/)![1]
+        .trim()
+        .split(' '),
+    ).toHaveLength(4);
+  });
 });
