@@ -36,8 +36,13 @@ import { type InputOptions, randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
 import { compileExample, exampleFiles, repoRoot } from './support/specs.ts';
 import { UNUSUAL_SPECS } from './specs/unusual.ts';
+import { randomSpec } from './support/random-spec.ts';
+import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
 import { pythonWithTorch } from './torch/python.ts';
 import { stem } from '../targets/target.ts';
+
+/** A first run builds the extension (host C++ of the whole kernel): minutes on a loaded 2-core machine. */
+const BUILD_TIMEOUT = 300_000;
 
 const json = (t: Tensor) => ({ shape: t.shape, data: [...t.data] });
 const byName = (m: ReadonlyMap<string, Tensor>) => Object.fromEntries([...m].map(([n, t]) => [n, json(t)]));
@@ -181,40 +186,52 @@ function expectClose(result: Result, layer: string, f32: boolean) {
 }
 
 describe('torch.autograd through the generated binding on CPU tensors', () => {
-  it('ttt_linear: gradients of every input match the f64 reference backward within 1e-4', async () => {
-    const c = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
-    // start 1, T 10: chunks of 3, 4 and a trailing partial 3; carried accumulators.
-    const result = await autogradAgainstReference(c, { B: 2, H: 2, T: 10, start: 1, accum: true, seed: 31 });
-    expect(Object.keys(result.grads).sort()).toEqual(
-      ['grad.k', 'grad.v', 'grad.q', 'grad.lr', 'grad.scale', 'grad.param.gamma', 'grad.param.beta']
-        .concat(['grad.state.W1', 'grad.state.b1', 'grad.accum.W1', 'grad.accum.b1'])
-        .sort(),
-    );
-    expectClose(result, c.layer.name, true);
-  });
+  it(
+    'ttt_linear: gradients of every input match the f64 reference backward within 1e-4',
+    async () => {
+      const c = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
+      // start 1, T 10: chunks of 3, 4 and a trailing partial 3; carried accumulators.
+      const result = await autogradAgainstReference(c, { B: 2, H: 2, T: 10, start: 1, accum: true, seed: 31 });
+      expect(Object.keys(result.grads).sort()).toEqual(
+        ['grad.k', 'grad.v', 'grad.q', 'grad.lr', 'grad.scale', 'grad.param.gamma', 'grad.param.beta']
+          .concat(['grad.state.W1', 'grad.state.b1', 'grad.accum.W1', 'grad.accum.b1'])
+          .sort(),
+      );
+      expectClose(result, c.layer.name, true);
+    },
+    BUILD_TIMEOUT,
+  );
 
-  it('ttt_mlp with states given per head: gradients match, summed over the sequences', async () => {
-    const c = compileExample('ttt_mlp.ttt', 'auto', { D: 8, K: 4 });
-    const result = await autogradAgainstReference(c, {
-      B: 2,
-      H: 2,
-      T: 9,
-      start: 2,
-      accum: true,
-      sharedState: true,
-      seed: 32,
-    });
-    expectClose(result, c.layer.name, true);
-  });
+  it(
+    'ttt_mlp with states given per head: gradients match, summed over the sequences',
+    async () => {
+      const c = compileExample('ttt_mlp.ttt', 'auto', { D: 8, K: 4 });
+      const result = await autogradAgainstReference(c, {
+        B: 2,
+        H: 2,
+        T: 9,
+        start: 2,
+        accum: true,
+        sharedState: true,
+        seed: 32,
+      });
+      expectClose(result, c.layer.name, true);
+    },
+    BUILD_TIMEOUT,
+  );
 
-  it('a rule with decay, momentum and optimizer states (Titans): gradients match', async () => {
-    const c = compileExample('rules/titans_mlp_memory.ttt', 'auto', { D: 8, K: 4 });
-    const result = await autogradAgainstReference(c, { B: 1, H: 2, T: 7, start: 3, accum: true, seed: 33 });
-    expect(Object.keys(result.grads)).toEqual(expect.arrayContaining(['grad.decay', 'grad.momentum', 'grad.opt.W1']));
-    // Float32 is not asserted here: on these random inputs the memory grows until pre-activations
-    // pass 88, where exp in the derivative of silu overflows float32 (the forward's silu does not).
-    expectClose(result, c.layer.name, false);
-  });
+  it(
+    'a rule with decay, momentum and optimizer states (Titans): gradients match',
+    async () => {
+      const c = compileExample('rules/titans_mlp_memory.ttt', 'auto', { D: 8, K: 4 });
+      const result = await autogradAgainstReference(c, { B: 1, H: 2, T: 7, start: 3, accum: true, seed: 33 });
+      expect(Object.keys(result.grads)).toEqual(expect.arrayContaining(['grad.decay', 'grad.momentum', 'grad.opt.W1']));
+      // Float32 is not asserted here: on these random inputs the memory grows until pre-activations
+      // pass 88, where exp in the derivative of silu overflows float32 (the forward's silu does not).
+      expectClose(result, c.layer.name, false);
+    },
+    BUILD_TIMEOUT,
+  );
 });
 
 /** A call's tensors (inputs, or gradients shaped like them) by their mini-batch program names. */
@@ -238,7 +255,7 @@ function byProgramKey(sig: KernelSignature, t: InnerLoopGradients | InnerLoopInp
   return out;
 }
 
-/** Every example (rules included), the unusual specs, and a program of fewer rows than K. */
+/** Every example (rules included), the unusual and some random specs, and a program of fewer rows than K. */
 function backwardCases(): [string, Compiled][] {
   const small = { D: 4, K: 4 };
   const rules = readdirSync(join(repoRoot, 'examples/rules')).filter((f) => f.endsWith('.ttt'));
@@ -246,16 +263,19 @@ function backwardCases(): [string, Compiled][] {
     ...exampleFiles.map((f): [string, Compiled] => [f, compileExample(f, 'auto', small)]),
     ...rules.map((f): [string, Compiled] => [`rules/${f}`, compileExample(`rules/${f}`, 'auto', small)]),
     ['ttt_mlp.ttt, 3 rows', compileExample('ttt_mlp.ttt', 'auto', small, 3)],
-    ...Object.entries(UNUSUAL_SPECS).map(([name, text]): [string, Compiled] => {
+    ...[
+      ...Object.entries(UNUSUAL_SPECS),
+      ...[1, 2, 3, 4, 5, 6, 7, 8].map((seed) => [`random spec ${seed}`, randomSpec(seed)]),
+    ].map(([name, text]): [string, Compiled] => {
       const r = compileSpec(text, { file: 'unusual.ttt' });
-      if (!r.ok) throw new Error(name);
+      if (!r.ok) throw new Error(`${name}: ${formatDiagnostics(r.diagnostics, text)}`);
       return [name, r.compiled];
     }),
   ];
 }
 
 describe('the generated backward module alone, in float64', () => {
-  it('matches the f64 reference backward below 1e-10 for every example and unusual spec', () => {
+  it('matches the f64 reference backward below 1e-10 for every example, unusual and random spec', () => {
     const cases: Record<string, unknown> = {};
     backwardCases().forEach(([label, c], i) => {
       const contents = renderTorchBackward(c);
@@ -349,45 +369,50 @@ describe('the generated nn.Module of the whole layer on CPU tensors', () => {
       expect(result.bad, 'parameters without a finite, nonzero gradient').toEqual([]);
       expect(Math.abs(result.autograd - result.difference)).toBeLessThan(1e-2 * Math.abs(result.autograd));
     },
+    BUILD_TIMEOUT,
   );
 });
 
 describe('the training example (examples/train)', () => {
-  it('trains a few steps through the generated layer and writes its loss curve', async () => {
-    const c = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
-    const dir = await moduleDir(c);
-    const plot = join(dir, 'train-loss.svg');
-    rmSync(plot, { force: true });
-    const stdout = execFileSync(
-      pythonWithTorch(),
-      [
-        join(repoRoot, 'examples/train/train.py'),
-        join(dir, layerModule(c)),
-        '--steps',
-        '4',
-        '--tokens',
-        '10',
-        '--plot',
-        plot,
-      ],
-      {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          TTTC_CUDA_CPU_INCLUDE: INCLUDE_DIR,
-          TORCH_EXTENSIONS_DIR: join(cacheRoot(), 'torch-extensions'),
+  it(
+    'trains a few steps through the generated layer and writes its loss curve',
+    async () => {
+      const c = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
+      const dir = await moduleDir(c);
+      const plot = join(dir, 'train-loss.svg');
+      rmSync(plot, { force: true });
+      const stdout = execFileSync(
+        pythonWithTorch(),
+        [
+          join(repoRoot, 'examples/train/train.py'),
+          join(dir, layerModule(c)),
+          '--steps',
+          '4',
+          '--tokens',
+          '10',
+          '--plot',
+          plot,
+        ],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: {
+            ...process.env,
+            TTTC_CUDA_CPU_INCLUDE: INCLUDE_DIR,
+            TORCH_EXTENSIONS_DIR: join(cacheRoot(), 'torch-extensions'),
+          },
         },
-      },
-    );
-    expect(stdout).toMatch(/^first loss \d+\.\d+, final loss \d+\.\d+/m);
-    const svg = readFileSync(plot, 'utf8');
-    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
-    expect(
-      svg
-        .match(/<polyline points="([^"]*)"/)![1]
-        .trim()
-        .split(' '),
-    ).toHaveLength(4);
-  });
+      );
+      expect(stdout).toMatch(/^first loss \d+\.\d+, final loss \d+\.\d+/m);
+      const svg = readFileSync(plot, 'utf8');
+      expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+      expect(
+        svg
+          .match(/<polyline points="([^"]*)"/)![1]
+          .trim()
+          .split(' '),
+      ).toHaveLength(4);
+    },
+    BUILD_TIMEOUT,
+  );
 });

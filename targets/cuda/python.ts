@@ -1,6 +1,8 @@
 /**
  * The Python half of the PyTorch binding: builds the extension on first use and exposes
- * `forward` in the `run` convention, checking every tensor with errors that name it.
+ * `forward` in the `run` convention, checking every tensor with errors that name it; differentiable
+ * through a torch.autograd.Function whose backward is the generated STEM_backward.py
+ * (targets/torch/backward.ts).
  */
 import type { Compiled } from '../../compiler/pipeline.ts';
 import type { CudaApi } from './api.ts';
@@ -67,6 +69,10 @@ ${example.map(([code, note]) => `        ${code.padEnd(width)}  # ${note}`).join
 Tensors are torch.float32, contiguous, on one CUDA device; states and accums${opts.length ? ' (and opts)' : ''} come back as
 [B, H, ...] dicts to pass to the next call, with start advanced by T modulo K = ${K}. The first
 call builds ${api.source} and ${api.torchSource} (beside this file) with torch.utils.cpp_extension.
+
+forward is differentiable: when a tensor requires grad, the call is one torch.autograd.Function
+whose backward is ${backwardFile} (derived from the spec, unfused, computing in BACKWARD_DTYPE),
+giving the gradient of every tensor passed; a double backward raises an error.
 
 CPU tensors run the same source on the CPU, built as host C++ against tttc's CUDA-on-the-CPU
 headers (set TTTC_CUDA_CPU_INCLUDE to tttc's runtime/cuda-cpu/include): slow, for tests.

@@ -17,6 +17,7 @@ import { WALK } from '../../compiler/dualform/derive.ts';
 import { prune } from '../../compiler/ir/ir.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { programKey } from '../../core/mangle.ts';
+import { viewPorts } from '../../core/signature.ts';
 import { size } from '../../core/shape.ts';
 import { stem } from '../target.ts';
 import { stringText } from '../text.ts';
@@ -33,8 +34,11 @@ const dict = (pairs: readonly [string, string][]) =>
 /** The chunk program's inputs, sorted by how a call feeds them; anything else is a compiler bug. */
 function inputClasses(compiled: Compiled) {
   const sig = compiled.signature;
+  const read = new Set(compiled.chunk.program.inputs.map((i) => i.name));
   const tokens = sig.inputs.filter((p) => p.lead.includes('T')).map(programKey);
   const params = sig.inputs.filter((p) => p.role === 'param').map(programKey);
+  // A view or param the spec declares and never reads is no input of the program: its gradient is zero.
+  const unread = [...tokens, ...params].filter((n) => !read.has(n));
   const carried = compiled.chunk.program.outputs.map((o) => o.name).filter((n) => n !== 'output');
   const scale = sig.inputs.some((p) => p.role === 'scale');
   const known = new Set<string>([
@@ -47,7 +51,13 @@ function inputClasses(compiled: Compiled) {
   for (const i of compiled.chunk.program.inputs)
     if (!known.has(i.name))
       throw new Error(`the generated backward does not know how a call feeds chunk input '${i.name}'`);
-  return { tokens, params, carried, scale };
+  return {
+    tokens: tokens.filter((n) => read.has(n)),
+    params: params.filter((n) => read.has(n)),
+    carried,
+    scale,
+    unread,
+  };
 }
 
 /** The factor a state commits its accumulator with at a mini-batch's end when no `scale` is given. */
@@ -58,7 +68,7 @@ function commitConstant(compiled: Compiled): number {
 
 export function renderTorchBackward(compiled: Compiled): string {
   const chunk = compiled.chunk;
-  const { tokens, params, carried, scale } = inputClasses(compiled);
+  const { tokens, params, carried, scale, unread } = inputClasses(compiled);
   const backward = deriveChunkBackward(chunk);
   const forward = chunk.program;
   const carryProgram = prune({ ...forward, outputs: forward.outputs.filter((o) => o.name !== 'output') });
@@ -98,6 +108,8 @@ ROWS = ${chunk.rows}
 TOKEN_INPUTS = ${list(tokens)}  # [B, H, T, ...]: the chunk's rows
 PARAMS = ${list(params)}  # [H, ...]
 CARRIED = ${list(carried)}  # [B, H, ...]: handed from chunk to chunk
+UNREAD = ${list(unread)}  # inputs the program does not read: zero gradients
+FIRST_VIEW = "${stringText(programKey(viewPorts(compiled.signature)[0]))}"  # the call's B, H, T
 HAS_SCALE = ${scale ? 'True' : 'False'}
 COMMIT = ${pythonFloat(commitConstant(compiled))}  # what a state commits its accumulator with at a mini-batch's end, without scale
 MASK, COMMIT_INPUT, KEEP = "${WALK.mask}", "${WALK.commit}", "${WALK.keep}"
@@ -121,20 +133,23 @@ def _rows(t, token, count):
     return rows
 
 
-def _walk_inputs(per_token, scale, chunk, n):
+def _walk_inputs(per_token, scale, chunk, n, dtype, device):
     """A chunk's mask, scale, commit, keep and per-token rows, as the reference walk gathers them."""
     token, position, count, ends = chunk
-    like = next(iter(per_token.values()))
-    mask = like.new_zeros(ROWS)
+
+    def full(shape, value):
+        return torch.full(shape, value, dtype=dtype, device=device)
+
+    mask = full((ROWS,), 0.0)
     mask[:count] = 1
-    x = {MASK: mask.expand(n, ROWS), KEEP: like.new_full((n,), 0.0 if ends else 1.0)}
+    x = {MASK: mask.expand(n, ROWS), KEEP: full((n,), 0.0 if ends else 1.0)}
     if scale is not None:
-        rows = like.new_zeros(ROWS)
+        rows = full((ROWS,), 0.0)
         rows[:count] = scale[position : position + count]
         x["scale"] = rows.expand(n, ROWS)
-        x[COMMIT_INPUT] = (scale[K - 1] if ends else like.new_zeros(())).expand(n)
+        x[COMMIT_INPUT] = (scale[K - 1] if ends else full((), 0.0)).expand(n)
     else:
-        x[COMMIT_INPUT] = like.new_full((n,), COMMIT if ends else 0.0)
+        x[COMMIT_INPUT] = full((n,), COMMIT if ends else 0.0)
     for key, t in per_token.items():
         x[key] = _rows(t, token, count)
     return x
@@ -144,7 +159,7 @@ def _walk_inputs(per_token, scale, chunk, n):
 def backward(inputs, cotangents, start, dtype=None):
     """The gradients, computed in dtype (default: the inputs') and returned in each input's dtype."""
     given = {k: t.dtype for k, t in inputs.items()}
-    first = inputs[TOKEN_INPUTS[0]]
+    first = inputs[FIRST_VIEW]
     dtype, device = dtype or first.dtype, first.device
     inputs = {k: t.to(dtype) for k, t in inputs.items()}
     cotangents = {k: t.to(dtype) for k, t in cotangents.items()}
@@ -156,7 +171,7 @@ def backward(inputs, cotangents, start, dtype=None):
     plan = chunks(start, T, K, ROWS)
 
     def step(chunk, carry):
-        return chunk_carry({**_walk_inputs(per_token, scale, chunk, n), **params, **carry}, n, dtype, device)
+        return chunk_carry({**_walk_inputs(per_token, scale, chunk, n, dtype, device), **params, **carry}, n, dtype, device)
 
     # The carry at the start of every segment of that many chunks, in one walk forward.
     segment = math.isqrt(len(plan) - 1) + 1
@@ -182,7 +197,7 @@ def backward(inputs, cotangents, start, dtype=None):
             saved.append(step(chunk, saved[-1]))
         for i in reversed(range(first, end)):
             token, position, count, ends = plan[i]
-            x = _walk_inputs(per_token, scale, plan[i], n)
+            x = _walk_inputs(per_token, scale, plan[i], n, dtype, device)
             x.update(params)
             x.update(saved[i - first])
             saved[i - first] = None
@@ -202,6 +217,7 @@ def backward(inputs, cotangents, start, dtype=None):
     result = {k: grads[k].reshape(inputs[k].shape) for k in TOKEN_INPUTS}
     result.update({k: grads[k].reshape(B, *inputs[k].shape).sum(0) for k in PARAMS})
     result.update({k: carried[k].reshape(inputs[k].shape) for k in CARRIED})
+    result.update({k: torch.zeros_like(inputs[k]) for k in UNREAD})
     if HAS_SCALE:
         result["scale"] = scale_grad
     return {k: t.to(given[k]) for k, t in result.items()}
