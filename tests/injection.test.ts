@@ -90,12 +90,15 @@ describe('spec text in generated code', () => {
     expect(out.diagnostics?.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))).toEqual([]);
   });
 
-  it('the Python binding compiles', async () => {
-    const py = file('cuda', '.py');
-    const script = 'import sys; compile(sys.stdin.read(), "binding.py", "exec")';
-    const child = execFileAsync('python3', ['-c', script]);
-    child.child.stdin!.end(py.contents);
-    await expect(child).resolves.toBeDefined();
+  it('the Python binding, its backward and its layer compile', async () => {
+    const modules = outputs.get('cuda')!.filter((f) => f.path.endsWith('.py'));
+    expect(modules.length).toBeGreaterThanOrEqual(2);
+    for (const py of modules) {
+      const script = 'import sys; compile(sys.stdin.read(), "binding.py", "exec")';
+      const child = execFileAsync('python3', ['-c', script]);
+      child.child.stdin!.end(py.contents);
+      await expect(child, py.path).resolves.toBeDefined();
+    }
   });
 
   it('the CUDA source and header compile with nvcc', async () => {

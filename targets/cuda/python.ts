@@ -1,15 +1,19 @@
 /**
  * The Python half of the PyTorch binding: builds the extension on first use and exposes
- * `forward` in the `run` convention, checking every tensor with errors that name it.
+ * `forward` in the `run` convention, checking every tensor with errors that name it; differentiable
+ * through a torch.autograd.Function whose backward is the generated STEM_backward.py
+ * (targets/torch/backward.ts).
  */
 import type { Compiled } from '../../compiler/pipeline.ts';
 import type { CudaApi } from './api.ts';
 import type { Arch } from './arch.ts';
-import { runKey } from '../../core/mangle.ts';
-import { outputPort, ruleTokenPorts } from '../../core/signature.ts';
+import { programKey, runKey } from '../../core/mangle.ts';
+import { outputPort, type Port, ruleTokenPorts } from '../../core/signature.ts';
 import { stringText } from '../text.ts';
+import { backwardModule } from '../torch/backward.ts';
 
 const tuple = (s: readonly number[]) => (s.length === 1 ? `(${s[0]},)` : `(${s.join(', ')})`);
+const keys = (ports: readonly Port[]) => `[${ports.map((p) => `"${stringText(programKey(p))}"`).join(', ')}]`;
 const shapes = (items: readonly { name: string; shape: readonly number[] }[]) =>
   `{${items.map((i) => `"${i.name}": ${tuple(i.shape)}`).join(', ')}}`;
 
@@ -30,6 +34,8 @@ export function renderPython(
   const tokens = ruleTokenPorts(sig).map((p) => runKey(p));
   const opts = sig.outputs.filter((p) => p.role === 'opt').map((p) => ({ name: p.name, shape: p.shape }));
   const rule = sig.rule !== undefined;
+  const backwardFile = backwardModule(compiled);
+  const layerText = stringText(L.name);
   const returned = opts.length ? 'output, states, accums, opts' : 'output, states, accums';
   const example: [string, string][] = [
     [`views={${L.views.map((v) => `"${v.name}": ${v.name}`).join(', ')}},`, '[B, H, T, ...] each'],
@@ -64,6 +70,10 @@ Tensors are torch.float32, contiguous, on one CUDA device; states and accums${op
 [B, H, ...] dicts to pass to the next call, with start advanced by T modulo K = ${K}. The first
 call builds ${api.source} and ${api.torchSource} (beside this file) with torch.utils.cpp_extension.
 
+forward is differentiable: when a tensor requires grad, the call is one torch.autograd.Function
+whose backward is ${backwardFile} (derived from the spec, unfused, computing in BACKWARD_DTYPE),
+giving the gradient of every tensor passed; a double backward raises an error.
+
 CPU tensors run the same source on the CPU, built as host C++ against tttc's CUDA-on-the-CPU
 headers (set TTTC_CUDA_CPU_INCLUDE to tttc's runtime/cuda-cpu/include): slow, for tests.
 """
@@ -72,6 +82,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 import pathlib
 import tempfile
@@ -89,7 +100,13 @@ HAS_SCALE = ${hasScale ? 'True' : 'False'}
 PARAMS = ${shapes(L.params)}
 STATES = ${shapes(L.states)}
 ${rule ? `TOKENS = [${tokens.map((n) => `"${stringText(n)}"`).join(', ')}]\nOPTS = ${shapes(opts)}\n` : ''}OUTPUT = ${tuple(outputPort(compiled.signature).shape)}
+# Every tensor of a call in kernel order, by its name in the mini-batch program (the backward's keys).
+INPUT_KEYS = ${keys(sig.inputs)}
+OUTPUT_KEYS = ${keys(sig.outputs)}
 SCRATCH_FLOATS = ${scratchFloats}  # per (sequence, head)
+# What the backward computes in: float64 by default, since its derivatives can overflow float32
+# where the forward does not; set torch.float32 for speed.
+BACKWARD_DTYPE = torch.float64
 
 _HERE = pathlib.Path(__file__).resolve().parent
 _SOURCES = [_HERE / "${api.source}", _HERE / "${api.torchSource}"]
@@ -117,7 +134,10 @@ def _cpu_extension():
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*_SOURCES, *headers])).hexdigest()[:12]
     # The .cu compiled as C++: a one-line source that includes it, since its suffix would call nvcc.
     unit = pathlib.Path(tempfile.gettempdir()) / f"tttc_${api.stem}_cpu_{digest}.cpp"
-    unit.write_text(f'#include "{_SOURCES[0]}"\\n')
+    text = f'#include "{_SOURCES[0]}"\\n'
+    # Rewritten only when it differs: a newer file would make ninja compile it again.
+    if not unit.is_file() or unit.read_text() != text:
+        unit.write_text(text)
     return torch.utils.cpp_extension.load(
         name=f"tttc_${api.stem}_cpu_{digest}",
         sources=[str(unit), str(_SOURCES[1])],
@@ -161,6 +181,77 @@ def _state(label, t, shape, B, H, device):
     if isinstance(t, torch.Tensor) and tuple(t.shape) != (B, H, *shape):
         raise ValueError(f"{label} has shape {tuple(t.shape)}, expected {(B, H, *shape)} or {(H, *shape)}")
     return _check(label, t, (B, H, *shape), device)
+
+
+def _empty_outputs(B, H, T, device):
+    """The call's outputs in kernel order: output, states, accumulators${rule ? ', optimizer states' : ''}."""
+    def empty(*shape):
+        return torch.empty(shape, dtype=torch.float32, device=device)
+
+    return [
+        empty(B, H, T, *OUTPUT),
+        *(empty(B, H, *s) for s in STATES.values()),
+        *(empty(B, H, *s) for s in STATES.values()),${rule ? '\n        *(empty(B, H, *s) for s in OPTS.values()),' : ''}
+    ]
+
+
+def _given_outputs(out, B, H, T, device):
+    if not isinstance(out, tuple) or len(out) != ${opts.length ? 4 : 3}:
+        raise TypeError("out must be an (${returned}) tuple")
+    _names("out states", out[1], STATES)
+    _names("out accums", out[2], STATES)${opts.length ? '\n    _names("out opts", out[3], OPTS)' : ''}
+    return [
+        _check("out output", out[0], (B, H, T, *OUTPUT), device),
+        *(_check(f"out states['{n}']", out[1][n], (B, H, *s), device) for n, s in STATES.items()),
+        *(_check(f"out accums['{n}']", out[2][n], (B, H, *s), device) for n, s in STATES.items()),${
+          opts.length
+            ? `\n        *(_check(f"out opts['{n}']", out[3][n], (B, H, *s), device) for n, s in OPTS.items()),`
+            : ''
+        }
+    ]
+
+
+def _launch(inputs, outputs, start):
+    """Runs the fused kernel: reads inputs, writes outputs (both in kernel order)."""
+    B, H = outputs[0].shape[:2]
+    scratch = torch.empty(B * H * SCRATCH_FLOATS, dtype=torch.float32, device=outputs[0].device)
+    extension = _extension() if outputs[0].device.type == "cuda" else _cpu_extension()
+    extension.forward(*inputs, *outputs, scratch, start)
+
+
+@functools.cache
+def _backward_module():
+    path = _HERE / "${backwardFile}"
+    spec = importlib.util.spec_from_file_location(f"{__name__}_backward", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _InnerLoop(torch.autograd.Function):
+    """One kernel call as a differentiable op: forward by the fused kernel, backward by the
+    generated backward (${backwardFile}), which recomputes each chunk's carry from the inputs."""
+
+    @staticmethod
+    def forward(ctx, start, *inputs):
+        B, H, T = inputs[0].shape[:3]
+        outputs = _empty_outputs(B, H, T, inputs[0].device)
+        _launch(inputs, outputs, start)
+        ctx.start = start
+        ctx.save_for_backward(*inputs)
+        return tuple(outputs)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "double backward of the ${layerText} inner loop is not supported: its backward is not itself differentiable (create_graph=True)"
+            )
+        inputs = ctx.saved_tensors
+        keyed = dict(zip(INPUT_KEYS, inputs)), dict(zip(OUTPUT_KEYS, cotangents))
+        grads = _backward_module().backward(*keyed, ctx.start, dtype=BACKWARD_DTYPE)
+        wanted = ctx.needs_input_grad[1:]
+        return (None, *(grads.get(k) if need else None for k, need in zip(INPUT_KEYS, wanted)))
 
 
 def forward(*, views, lr=None, ${rule ? 'tokens=None, ' : ''}scale=None, params=None, states, accums=None, ${rule ? 'opts=None, ' : ''}start=0, out=None):
@@ -223,32 +314,18 @@ ${
 `
     : ''
 }
-    def empty(*shape):
-        return torch.empty(shape, dtype=torch.float32, device=device)
-
-    if out is None:
-        output = empty(B, H, T, *OUTPUT)
-        states_out = {n: empty(B, H, *s) for n, s in STATES.items()}
-        accums_out = {n: empty(B, H, *s) for n, s in STATES.items()}${
-          rule ? '\n        opts_out = {n: empty(B, H, *s) for n, s in OPTS.items()}' : ''
-        }
+    if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+        if out is not None:
+            raise ValueError("out= writes in place, which autograd cannot follow: pass out=None when a tensor requires grad")
+        results = _InnerLoop.apply(start, *inputs)
     else:
-        if not isinstance(out, tuple) or len(out) != ${opts.length ? 4 : 3}:
-            raise TypeError("out must be an (${returned}) tuple")
-        output = _check("out output", out[0], (B, H, T, *OUTPUT), device)
-        _names("out states", out[1], STATES)
-        _names("out accums", out[2], STATES)
-        states_out = {n: _check(f"out states['{n}']", out[1][n], (B, H, *s), device) for n, s in STATES.items()}
-        accums_out = {n: _check(f"out accums['{n}']", out[2][n], (B, H, *s), device) for n, s in STATES.items()}${
-          rule
-            ? opts.length
-              ? `\n        _names("out opts", out[3], OPTS)\n        opts_out = {n: _check(f"out opts['{n}']", out[3][n], (B, H, *s), device) for n, s in OPTS.items()}`
-              : '\n        opts_out = {}'
-            : ''
-        }
-    scratch = empty(B * H * SCRATCH_FLOATS)
-    extension = _extension() if device.type == "cuda" else _cpu_extension()
-    extension.forward(*inputs, output, *states_out.values(), *accums_out.values(), ${rule ? '*opts_out.values(), ' : ''}scratch, start)
+        results = _empty_outputs(B, H, T, device) if out is None else _given_outputs(out, B, H, T, device)
+        _launch(inputs, results, start)
+    states_out = dict(zip(STATES, results[1 : 1 + len(STATES)]))
+    accums_out = dict(zip(STATES, results[1 + len(STATES) : 1 + 2 * len(STATES)]))${
+      rule ? '\n    opts_out = dict(zip(OPTS, results[1 + 2 * len(STATES) :]))' : ''
+    }
+    output = results[0]
     return output, states_out, accums_out${opts.length ? ', opts_out' : ''}
 `;
 }

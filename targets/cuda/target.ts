@@ -1,9 +1,19 @@
-/** `tttc compile --target cuda`: the .cu (kernel and launcher), its header and the PyTorch binding. */
+/**
+ * `tttc compile --target cuda`: the .cu (kernel and launcher), its header, the PyTorch binding (.py)
+ * the generated backward it differentiates with (STEM_backward.py) and, for specs that fit the
+ * paper's sequence layer, that layer as a torch.nn.Module (STEM_layer.py).
+ */
 import type { Target } from '../target.ts';
+import { backwardModule, renderTorchBackward } from '../torch/backward.ts';
+import { fitsLayer, layerModule, renderTorchLayer } from '../torch/layer.ts';
 import { renderCuda } from './render.ts';
 
 export const cudaTarget: Target = {
   name: 'cuda',
-  description: 'a fused CUDA kernel with a checked C launcher (.cu, .h) and a PyTorch binding (.py)',
-  emit: (compiled, options) => renderCuda(compiled, options).files,
+  description: 'a fused CUDA kernel with a checked C launcher (.cu, .h) and a differentiable PyTorch binding (.py)',
+  emit: (compiled, options) => [
+    ...renderCuda(compiled, options).files,
+    { path: backwardModule(compiled), contents: renderTorchBackward(compiled) },
+    ...(fitsLayer(compiled) ? [{ path: layerModule(compiled), contents: renderTorchLayer(compiled) }] : []),
+  ],
 };
