@@ -52,6 +52,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
@@ -96,7 +97,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[2048 + ((e / 32) * 2) * 64 + p];
+        const float a0 = smem[2048 + (e / 32) * 128 + p];
         const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 64 + p];
         const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
         const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
@@ -105,8 +106,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[12288 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[12288 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[12288 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[12288 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[12288 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[12288 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -114,7 +115,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
 
     // [16, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[1024 + e] = ((((smem[e / 64] * (e / 64 < count ? 1.0f : 0.0f)) * 0.5f) * (smem[12288 + e] - smem[11264 + e])) * 2.0f);
+      smem[1024 + e] = smem[e / 64] * (e / 64 < count ? 1.0f : 0.0f) * 0.5f * (smem[12288 + e] - smem[11264 + e]) * 2.0f;
     }
     __syncthreads();
 
@@ -162,10 +163,10 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[12544 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[12544 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[12544 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[12544 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      smem[12544 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[12544 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[12544 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[12544 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       smem[12544 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       smem[12544 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       smem[12544 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -198,7 +199,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[((e / 32) * 2) * 64 + p];
+          const float a0 = smem[(e / 32) * 128 + p];
           const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
           const float b0 = smem[7168 + p * 64 + (e % 32) * 2];
           const float b1 = smem[7168 + p * 64 + (e % 32) * 2 + 1];
@@ -208,8 +209,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[11520 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[11520 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[11520 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[11520 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[11520 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[11520 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -233,7 +234,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11264 + ((e / 32) * 2) * 16 + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11264 + (e / 32) * 32 + p]);
         const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11264 + ((e / 32) * 2 + 1) * 16 + p]);
         const float b0 = smem[1024 + p * 64 + (e % 32) * 2];
         const float b1 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
@@ -242,8 +243,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -256,7 +257,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[((e / 32) * 2) * 64 + p];
+        const float a0 = smem[(e / 32) * 128 + p];
         const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
         const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
         const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
@@ -265,8 +266,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -274,14 +275,14 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = (smem[1024 + e] - (smem[11520 + e] + smem[2048 + e]));
+      output[(bh * T + token) * 64 + e] = smem[1024 + e] - (smem[11520 + e] + smem[2048 + e]);
     }
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = (smem[7168 + e] + smem[12544 + e]);
-      const float next_state = (smem[3072 + e] - (commit * v0));
-      const float next_accum = (keep * v0);
+      const float v0 = smem[7168 + e] + smem[12544 + e];
+      const float next_state = smem[3072 + e] - commit * v0;
+      const float next_accum = keep * v0;
       smem[3072 + e] = next_state;
       smem[7168 + e] = next_accum;
     }
@@ -317,6 +318,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[192 + e] = state_S[bh * 4096 + e];
@@ -324,10 +327,11 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
     const float commit = (ends ? 1.0f : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
@@ -375,7 +379,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
 
     // [1, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[64 + e] = ((((smem[0] * (0 < count ? 1.0f : 0.0f)) * 0.5f) * (smem[8448 + e] - smem[8384 + e])) * 2.0f);
+      smem[64 + e] = smem[0] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[8448 + e] - smem[8384 + e]) * 2.0f;
     }
     __syncthreads();
 
@@ -423,10 +427,10 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8449 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[8449 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[8449 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[8449 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      smem[8449 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[8449 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[8449 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[8449 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       smem[8449 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       smem[8449 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       smem[8449 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -502,14 +506,14 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = (smem[64 + e] - (smem[8385 + e] + smem[128 + e]));
+      output[(bh * T + token) * 64 + e] = smem[64 + e] - (smem[8385 + e] + smem[128 + e]);
     }
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = (smem[4288 + e] + smem[8449 + e]);
-      const float next_state = (smem[192 + e] - (commit * v0));
-      const float next_accum = (keep * v0);
+      const float v0 = smem[4288 + e] + smem[8449 + e];
+      const float next_state = smem[192 + e] - commit * v0;
+      const float next_accum = keep * v0;
       smem[192 + e] = next_state;
       smem[4288 + e] = next_accum;
     }

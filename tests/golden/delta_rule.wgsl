@@ -30,6 +30,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
@@ -74,7 +75,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 32) * 2) * 64 + p];
+        let a0: f32 = smem[2048 + (e / 32) * 128 + p];
         let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * 64 + p];
         let b0: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2];
         let b1: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2 + 1];
@@ -83,8 +84,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 5120 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 5120 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 5120 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 5120 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -93,7 +94,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[1024 + e] = ((((smem[e / 64] * select(0.0, 1.0, e / 64 < count)) * 0.5) * (scratch[bh * 5120 + e] - smem[3072 + e])) * 2.0);
+      smem[1024 + e] = smem[e / 64] * select(0.0, 1.0, e / 64 < count) * 0.5 * (scratch[bh * 5120 + e] - smem[3072 + e]) * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -142,10 +143,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -179,7 +180,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_1: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[((e / 32) * 2) * 64 + p];
+          let a0: f32 = smem[(e / 32) * 128 + p];
           let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
           let b0: f32 = state_out[u.BH * 4096 + bh * 4096 + p * 64 + (e % 32) * 2];
           let b1: f32 = state_out[u.BH * 4096 + bh * 4096 + p * 64 + (e % 32) * 2 + 1];
@@ -189,8 +190,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 5120 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 5120 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 5120 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 5120 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -215,7 +216,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[3072 + ((e / 32) * 2) * 16 + p]);
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[3072 + (e / 32) * 32 + p]);
         let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[3072 + ((e / 32) * 2 + 1) * 16 + p]);
         let b0: f32 = smem[1024 + p * 64 + (e % 32) * 2];
         let b1: f32 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
@@ -224,8 +225,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -238,7 +239,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[((e / 32) * 2) * 64 + p];
+        let a0: f32 = smem[(e / 32) * 128 + p];
         let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
         let b0: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2];
         let b1: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2 + 1];
@@ -247,8 +248,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -257,14 +258,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
     for (var e: u32 = tid; e < count * 64; e = e + 256) {
-      out[(bh * u.T + token) * 64 + e] = (smem[1024 + e] - (scratch[bh * 5120 + e] + smem[2048 + e]));
+      out[(bh * u.T + token) * 64 + e] = smem[1024 + e] - (scratch[bh * 5120 + e] + smem[2048 + e]);
     }
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v0: f32 = (state_out[u.BH * 4096 + bh * 4096 + e] + scratch[bh * 5120 + 1024 + e]);
-      let next_state: f32 = (state_out[bh * 4096 + e] - (commit * v0));
-      let next_accum: f32 = (keep * v0);
+      let v0: f32 = state_out[u.BH * 4096 + bh * 4096 + e] + scratch[bh * 5120 + 1024 + e];
+      let next_state: f32 = state_out[bh * 4096 + e] - commit * v0;
+      let next_accum: f32 = keep * v0;
       state_out[bh * 4096 + e] = next_state;
       state_out[u.BH * 4096 + bh * 4096 + e] = next_accum;
     }

@@ -62,12 +62,13 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
     const unsigned count = min(dim_K - position, T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -106,7 +107,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[2048 + ((e / 32) * 2) * 64 + p];
+        const float a0 = smem[2048 + (e / 32) * 128 + p];
         const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 64 + p];
         const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
         const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
@@ -115,8 +116,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[12288 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[12288 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[12288 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[12288 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[12288 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[12288 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -127,7 +128,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
         const float v0 = smem[12288 + e * 64 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
       smem[32 + e] = acc;
     }
@@ -135,7 +136,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[e] = sqrtf((((smem[32 + e] * 0.015625f) * 64.0f) + 0.000001f));
+      smem[e] = sqrtf(smem[32 + e] * 0.015625f * 64.0f + 0.000001f);
     }
     __syncthreads();
 
@@ -147,13 +148,13 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[13312 + e] = ((((smem[16 + e / 64] * (e / 64 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[12288 + e] * smem[14336 + e / 64]) * smem[14432 + e % 64]) - smem[48 + e])) * 2.0f);
+      smem[13312 + e] = smem[16 + e / 64] * (e / 64 < count ? 1.0f : 0.0f) * 0.5f * (smem[12288 + e] * smem[14336 + e / 64] * smem[14432 + e % 64] - smem[48 + e]) * 2.0f;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[7168 + e] = (smem[13312 + e] * (smem[12288 + e] * smem[14336 + e / 64]));
+      smem[7168 + e] = smem[13312 + e] * (smem[12288 + e] * smem[14336 + e / 64]);
     }
     __syncthreads();
 
@@ -168,7 +169,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[16 + e] = ((smem[13312 + e] * smem[14432 + e % 64]) * smem[12288 + e]);
+      smem[16 + e] = smem[13312 + e] * smem[14432 + e % 64] * smem[12288 + e];
     }
     __syncthreads();
 
@@ -185,7 +186,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v1 = smem[14336 + e / 64];
-      smem[1024 + e] = (((smem[13312 + e] * smem[14432 + e % 64]) * v1) + (((((((-(smem[14352 + e / 64] * (v1 * v1))) * 0.5f) / smem[e / 64]) * 64.0f) * 0.015625f) * smem[12288 + e]) * 2.0f));
+      smem[1024 + e] = smem[13312 + e] * smem[14432 + e % 64] * v1 + (-(smem[14352 + e / 64] * (v1 * v1))) * 0.5f / smem[e / 64] * 64.0f * 0.015625f * smem[12288 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -233,10 +234,10 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[15584 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[15584 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[15584 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[15584 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      smem[15584 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       smem[15584 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       smem[15584 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       smem[15584 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -269,7 +270,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[((e / 32) * 2) * 64 + p];
+          const float a0 = smem[(e / 32) * 128 + p];
           const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
           const float b0 = smem[8192 + p * 64 + (e % 32) * 2];
           const float b1 = smem[8192 + p * 64 + (e % 32) * 2 + 1];
@@ -279,8 +280,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[12544 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[12544 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[12544 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[12544 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[12544 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[12544 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -304,7 +305,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[12288 + ((e / 32) * 2) * 16 + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[12288 + (e / 32) * 32 + p]);
         const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[12288 + ((e / 32) * 2 + 1) * 16 + p]);
         const float b0 = smem[1024 + p * 64 + (e % 32) * 2];
         const float b1 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
@@ -313,8 +314,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -327,7 +328,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[((e / 32) * 2) * 64 + p];
+        const float a0 = smem[(e / 32) * 128 + p];
         const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
         const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
         const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
@@ -336,8 +337,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -345,7 +346,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[14560 + e] = (smem[1024 + e] - (scale[min(position + e / 64, 15)] * (smem[12544 + e] + smem[2048 + e])));
+      smem[14560 + e] = smem[1024 + e] - scale[min(position + e / 64, dim_K - 1)] * (smem[12544 + e] + smem[2048 + e]);
     }
     __syncthreads();
 
@@ -354,7 +355,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
         const float v2 = smem[14560 + e * 64 + p];
-        acc = acc + (v2 * v2);
+        acc = acc + v2 * v2;
       }
       smem[e] = acc;
     }
@@ -375,8 +376,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[16 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[16 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[16 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[16 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[16 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[16 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -384,14 +385,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = ((smem[14560 + e] * (1.0f / sqrtf((((smem[e / 64] * 0.015625f) * 64.0f) + 0.000001f)))) * (smem[14432 + e % 64] - (scale[min(position + e / 64, 15)] * (smem[14496 + e % 64] + smem[16 + e]))));
+      output[(bh * T + token) * 64 + e] = smem[14560 + e] * (1.0f / sqrtf(smem[e / 64] * 0.015625f * 64.0f + 0.000001f)) * (smem[14432 + e % 64] - scale[min(position + e / 64, dim_K - 1)] * (smem[14496 + e % 64] + smem[16 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = (smem[8192 + e] + smem[15584 + e]);
-      const float next_state = (smem[3072 + e] - (commit * v3));
-      const float next_accum = (keep * v3);
+      const float v3 = smem[8192 + e] + smem[15584 + e];
+      const float next_state = smem[3072 + e] - commit * v3;
+      const float next_accum = keep * v3;
       smem[3072 + e] = next_state;
       smem[8192 + e] = next_accum;
     }
@@ -399,9 +400,9 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = (smem[14496 + e] + smem[14368 + e]);
-      const float next_state = (smem[14432 + e] - (commit * v4));
-      const float next_accum = (keep * v4);
+      const float v4 = smem[14496 + e] + smem[14368 + e];
+      const float next_state = smem[14432 + e] - commit * v4;
+      const float next_accum = keep * v4;
       smem[14432 + e] = next_state;
       smem[14496 + e] = next_accum;
     }
@@ -446,6 +447,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[256 + e] = state_W[bh * 4096 + e];
@@ -457,12 +460,13 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -511,7 +515,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
         const float v0 = smem[4352 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
       smem[2 + e] = acc;
     }
@@ -519,7 +523,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf((((smem[2 + e] * 0.015625f) * 64.0f) + 0.000001f));
+      smem[e] = sqrtf(smem[2 + e] * 0.015625f * 64.0f + 0.000001f);
     }
     __syncthreads();
 
@@ -531,13 +535,13 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[4416 + e] = ((((smem[1] * (0 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[4352 + e] * smem[8576]) * smem[8706 + e % 64]) - smem[3 + e])) * 2.0f);
+      smem[4416 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[4352 + e] * smem[8576] * smem[8706 + e % 64] - smem[3 + e]) * 2.0f;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[192 + e] = (smem[4416 + e] * (smem[4352 + e] * smem[8576]));
+      smem[192 + e] = smem[4416 + e] * (smem[4352 + e] * smem[8576]);
     }
     __syncthreads();
 
@@ -552,7 +556,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[1 + e] = ((smem[4416 + e] * smem[8706 + e % 64]) * smem[4352 + e]);
+      smem[1 + e] = smem[4416 + e] * smem[8706 + e % 64] * smem[4352 + e];
     }
     __syncthreads();
 
@@ -569,7 +573,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       const float v1 = smem[8576];
-      smem[64 + e] = (((smem[4416 + e] * smem[8706 + e % 64]) * v1) + (((((((-(smem[8577] * (v1 * v1))) * 0.5f) / smem[0]) * 64.0f) * 0.015625f) * smem[4352 + e]) * 2.0f));
+      smem[64 + e] = smem[4416 + e] * smem[8706 + e % 64] * v1 + (-(smem[8577] * (v1 * v1))) * 0.5f / smem[0] * 64.0f * 0.015625f * smem[4352 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -617,10 +621,10 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8834 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[8834 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[8834 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[8834 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      smem[8834 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       smem[8834 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       smem[8834 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       smem[8834 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -696,7 +700,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[8642 + e] = (smem[64 + e] - (scale[min(position + 0, 15)] * (smem[4353 + e] + smem[128 + e])));
+      smem[8642 + e] = smem[64 + e] - scale[min(position, dim_K - 1)] * (smem[4353 + e] + smem[128 + e]);
     }
     __syncthreads();
 
@@ -705,7 +709,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
         const float v2 = smem[8642 + p];
-        acc = acc + (v2 * v2);
+        acc = acc + v2 * v2;
       }
       smem[e] = acc;
     }
@@ -724,14 +728,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = ((smem[8642 + e] * (1.0f / sqrtf((((smem[0] * 0.015625f) * 64.0f) + 0.000001f)))) * (smem[8706 + e % 64] - (scale[min(position + 0, 15)] * (smem[8770 + e % 64] + smem[1 + e]))));
+      output[(bh * T + token) * 64 + e] = smem[8642 + e] * (1.0f / sqrtf(smem[0] * 0.015625f * 64.0f + 0.000001f)) * (smem[8706 + e % 64] - scale[min(position, dim_K - 1)] * (smem[8770 + e % 64] + smem[1 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = (smem[4480 + e] + smem[8834 + e]);
-      const float next_state = (smem[256 + e] - (commit * v3));
-      const float next_accum = (keep * v3);
+      const float v3 = smem[4480 + e] + smem[8834 + e];
+      const float next_state = smem[256 + e] - commit * v3;
+      const float next_accum = keep * v3;
       smem[256 + e] = next_state;
       smem[4480 + e] = next_accum;
     }
@@ -739,9 +743,9 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = (smem[8770 + e] + smem[8578 + e]);
-      const float next_state = (smem[8706 + e] - (commit * v4));
-      const float next_accum = (keep * v4);
+      const float v4 = smem[8770 + e] + smem[8578 + e];
+      const float next_state = smem[8706 + e] - commit * v4;
+      const float next_accum = keep * v4;
       smem[8706 + e] = next_state;
       smem[8770 + e] = next_accum;
     }

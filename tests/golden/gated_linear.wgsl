@@ -34,12 +34,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
     let count: u32 = min(dim_K - position, u.T - token);
     let ends: bool = position + count == dim_K;
-    let commit: f32 = select(0.0, weights[15], ends);
+    let commit: f32 = select(0.0, weights[dim_K - 1], ends);
     let keep: f32 = select(1.0, 0.0, ends);
     let accum_live: bool = token == 0 || position != 0;
 
@@ -78,7 +79,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 32) * 2) * 64 + p];
+        let a0: f32 = smem[2048 + (e / 32) * 128 + p];
         let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * 64 + p];
         let b0: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2];
         let b1: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2 + 1];
@@ -87,8 +88,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 7264 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 7264 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 7264 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 7264 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 7264 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 7264 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -100,7 +101,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
         let v0: f32 = scratch[bh * 7264 + e * 64 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
       smem[32 + e] = acc;
     }
@@ -109,7 +110,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < 16; e = e + 256) {
-      smem[e] = sqrt((((smem[32 + e] * 0.015625) * 64.0) + 0.000001));
+      smem[e] = sqrt(smem[32 + e] * 0.015625 * 64.0 + 0.000001);
     }
     workgroupBarrier();
 
@@ -122,14 +123,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 7264 + 1024 + e] = ((((smem[16 + e / 64] * select(0.0, 1.0, e / 64 < count)) * 0.5) * (((scratch[bh * 7264 + e] * scratch[bh * 7264 + 2048 + e / 64]) * state_out[u.BH * 4096 + bh * 64 + e % 64]) - smem[48 + e])) * 2.0);
+      scratch[bh * 7264 + 1024 + e] = smem[16 + e / 64] * select(0.0, 1.0, e / 64 < count) * 0.5 * (scratch[bh * 7264 + e] * scratch[bh * 7264 + 2048 + e / 64] * state_out[u.BH * 4096 + bh * 64 + e % 64] - smem[48 + e]) * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[3072 + e] = (scratch[bh * 7264 + 1024 + e] * (scratch[bh * 7264 + e] * scratch[bh * 7264 + 2048 + e / 64]));
+      smem[3072 + e] = scratch[bh * 7264 + 1024 + e] * (scratch[bh * 7264 + e] * scratch[bh * 7264 + 2048 + e / 64]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -145,7 +146,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[16 + e] = ((scratch[bh * 7264 + 1024 + e] * state_out[u.BH * 4096 + bh * 64 + e % 64]) * scratch[bh * 7264 + e]);
+      smem[16 + e] = scratch[bh * 7264 + 1024 + e] * state_out[u.BH * 4096 + bh * 64 + e % 64] * scratch[bh * 7264 + e];
     }
     storageBarrier();
     workgroupBarrier();
@@ -164,7 +165,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v1: f32 = scratch[bh * 7264 + 2048 + e / 64];
-      smem[1024 + e] = (((scratch[bh * 7264 + 1024 + e] * state_out[u.BH * 4096 + bh * 64 + e % 64]) * v1) + (((((((-(scratch[bh * 7264 + 2064 + e / 64] * (v1 * v1))) * 0.5) / smem[e / 64]) * 64.0) * 0.015625) * scratch[bh * 7264 + e]) * 2.0));
+      smem[1024 + e] = scratch[bh * 7264 + 1024 + e] * state_out[u.BH * 4096 + bh * 64 + e % 64] * v1 + (-(scratch[bh * 7264 + 2064 + e / 64] * (v1 * v1))) * 0.5 / smem[e / 64] * 64.0 * 0.015625 * scratch[bh * 7264 + e] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -213,10 +214,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 7264 + 3168 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 7264 + 3168 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 7264 + 3168 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 7264 + 3168 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -250,7 +251,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_1: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[((e / 32) * 2) * 64 + p];
+          let a0: f32 = smem[(e / 32) * 128 + p];
           let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
           let b0: f32 = state_out[u.BH * 4160 + bh * 4096 + p * 64 + (e % 32) * 2];
           let b1: f32 = state_out[u.BH * 4160 + bh * 4096 + p * 64 + (e % 32) * 2 + 1];
@@ -260,8 +261,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 7264 + 256 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 7264 + 256 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 7264 + 256 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 7264 + 256 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 7264 + 256 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 7264 + 256 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -286,7 +287,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * scratch[bh * 7264 + ((e / 32) * 2) * 16 + p]);
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * scratch[bh * 7264 + (e / 32) * 32 + p]);
         let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * scratch[bh * 7264 + ((e / 32) * 2 + 1) * 16 + p]);
         let b0: f32 = smem[1024 + p * 64 + (e % 32) * 2];
         let b1: f32 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
@@ -295,8 +296,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -310,7 +311,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[((e / 32) * 2) * 64 + p];
+        let a0: f32 = smem[(e / 32) * 128 + p];
         let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
         let b0: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2];
         let b1: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2 + 1];
@@ -319,8 +320,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -329,7 +330,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 7264 + 2144 + e] = (smem[1024 + e] - (weights[min(position + e / 64, 15)] * (scratch[bh * 7264 + 256 + e] + smem[2048 + e])));
+      scratch[bh * 7264 + 2144 + e] = smem[1024 + e] - weights[min(position + e / 64, dim_K - 1)] * (scratch[bh * 7264 + 256 + e] + smem[2048 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -339,7 +340,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
         let v2: f32 = scratch[bh * 7264 + 2144 + e * 64 + p];
-        acc = acc + (v2 * v2);
+        acc = acc + v2 * v2;
       }
       smem[e] = acc;
     }
@@ -360,8 +361,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[16 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[16 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[16 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[16 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[16 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[16 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -370,14 +371,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < count * 64; e = e + 256) {
-      out[(bh * u.T + token) * 64 + e] = ((scratch[bh * 7264 + 2144 + e] * (1.0 / sqrt((((smem[e / 64] * 0.015625) * 64.0) + 0.000001)))) * (state_out[u.BH * 4096 + bh * 64 + e % 64] - (weights[min(position + e / 64, 15)] * (state_out[u.BH * 8256 + bh * 64 + e % 64] + smem[16 + e]))));
+      out[(bh * u.T + token) * 64 + e] = scratch[bh * 7264 + 2144 + e] * (1.0 / sqrt(smem[e / 64] * 0.015625 * 64.0 + 0.000001)) * (state_out[u.BH * 4096 + bh * 64 + e % 64] - weights[min(position + e / 64, dim_K - 1)] * (state_out[u.BH * 8256 + bh * 64 + e % 64] + smem[16 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v3: f32 = (state_out[u.BH * 4160 + bh * 4096 + e] + scratch[bh * 7264 + 3168 + e]);
-      let next_state: f32 = (state_out[bh * 4096 + e] - (commit * v3));
-      let next_accum: f32 = (keep * v3);
+      let v3: f32 = state_out[u.BH * 4160 + bh * 4096 + e] + scratch[bh * 7264 + 3168 + e];
+      let next_state: f32 = state_out[bh * 4096 + e] - commit * v3;
+      let next_accum: f32 = keep * v3;
       state_out[bh * 4096 + e] = next_state;
       state_out[u.BH * 4160 + bh * 4096 + e] = next_accum;
     }
@@ -386,9 +387,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 64; e = e + 256) {
-      let v4: f32 = (state_out[u.BH * 8256 + bh * 64 + e] + scratch[bh * 7264 + 2080 + e]);
-      let next_state: f32 = (state_out[u.BH * 4096 + bh * 64 + e] - (commit * v4));
-      let next_accum: f32 = (keep * v4);
+      let v4: f32 = state_out[u.BH * 8256 + bh * 64 + e] + scratch[bh * 7264 + 2080 + e];
+      let next_state: f32 = state_out[u.BH * 4096 + bh * 64 + e] - commit * v4;
+      let next_accum: f32 = keep * v4;
       state_out[u.BH * 4096 + bh * 64 + e] = next_state;
       state_out[u.BH * 8256 + bh * 64 + e] = next_accum;
     }

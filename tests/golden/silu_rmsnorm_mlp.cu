@@ -64,12 +64,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
     const unsigned count = min(dim_K - position, T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -103,7 +104,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[2048 + ((e / 64) * 4) * 64 + p];
+        const float a0 = smem[2048 + (e / 64) * 256 + p];
         const float a1 = smem[2048 + ((e / 64) * 4 + 1) * 64 + p];
         const float a2 = smem[2048 + ((e / 64) * 4 + 2) * 64 + p];
         const float a3 = smem[2048 + ((e / 64) * 4 + 3) * 64 + p];
@@ -118,8 +119,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[39936 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[39936 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
+      smem[39936 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[39936 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
       smem[39936 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
       smem[39936 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
       smem[39936 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
@@ -148,7 +149,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 128; p += 1) {
-        const float a0 = (smem[39936 + ((e / 32) * 2) * 128 + p] * smem[44032 + ((e / 32) * 2) * 128 + p]);
+        const float a0 = (smem[39936 + (e / 32) * 256 + p] * smem[44032 + (e / 32) * 256 + p]);
         const float a1 = (smem[39936 + ((e / 32) * 2 + 1) * 128 + p] * smem[44032 + ((e / 32) * 2 + 1) * 128 + p]);
         const float b0 = smem[13312 + p * 64 + (e % 32) * 2];
         const float b1 = smem[13312 + p * 64 + (e % 32) * 2 + 1];
@@ -157,8 +158,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[4096 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[4096 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -169,7 +170,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
         const float v0 = smem[4096 + e * 64 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
       smem[e] = acc;
     }
@@ -177,7 +178,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[1024 + e] = sqrtf(((smem[e] * 0.015625f) + 0.00001f));
+      smem[1024 + e] = sqrtf(smem[e] * 0.015625f + 0.00001f);
     }
     __syncthreads();
 
@@ -189,7 +190,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[37888 + e] = ((((((e / 64 < count ? 1.0f : 0.0f) * 0.05f) * 0.5f) * ((smem[2048 + e] + ((smem[4096 + e] * smem[1040 + e / 64]) * param_g[h * 64 + e % 64])) - smem[3072 + e])) * 2.0f) * param_g[h * 64 + e % 64]);
+      const float v1 = param_g[h * 64 + e % 64];
+      smem[37888 + e] = (e / 64 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[4096 + e] * smem[1040 + e / 64] * v1 - smem[3072 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -197,7 +199,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (smem[37888 + e * 64 + p] * smem[4096 + e * 64 + p]);
+        acc = acc + smem[37888 + e * 64 + p] * smem[4096 + e * 64 + p];
       }
       smem[1056 + e] = acc;
     }
@@ -205,8 +207,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = smem[1040 + e / 64];
-      smem[e] = ((smem[37888 + e] * v1) + ((((((-(smem[1056 + e / 64] * (v1 * v1))) * 0.5f) / smem[1024 + e / 64]) * 0.015625f) * smem[4096 + e]) * 2.0f));
+      const float v2 = smem[1040 + e / 64];
+      smem[e] = smem[37888 + e] * v2 + (-(smem[1056 + e / 64] * (v2 * v2))) * 0.5f / smem[1024 + e / 64] * 0.015625f * smem[4096 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -221,11 +223,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[((e / 64) * 4) * 64 + p];
+        const float a0 = smem[(e / 64) * 256 + p];
         const float a1 = smem[((e / 64) * 4 + 1) * 64 + p];
         const float a2 = smem[((e / 64) * 4 + 2) * 64 + p];
         const float a3 = smem[((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[13312 + ((e % 64) * 2) * 64 + p];
+        const float b0 = smem[13312 + (e % 64) * 128 + p];
         const float b1 = smem[13312 + ((e % 64) * 2 + 1) * 64 + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
@@ -236,8 +238,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[37888 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[37888 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
+      smem[37888 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[37888 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
       smem[37888 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
       smem[37888 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
       smem[37888 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
@@ -290,10 +292,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[48128 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[48128 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[48128 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[48128 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       smem[48128 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       smem[48128 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       smem[48128 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -311,9 +313,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v2 = smem[37888 + e];
-      const float v3 = smem[44032 + e];
-      smem[3072 + e] = ((v2 * v3) + (-((-((v2 * smem[39936 + e]) * (v3 * v3))) * smem[41984 + e])));
+      const float v3 = smem[37888 + e];
+      const float v4 = smem[44032 + e];
+      smem[3072 + e] = v3 * v4 + (-((-(v3 * smem[39936 + e] * (v4 * v4))) * smem[41984 + e]));
     }
     __syncthreads();
 
@@ -361,10 +363,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 8192 + ((e / 32) * 4) * 128 + (e % 32) * 4] = acc0_0;
-      scratch[bh * 8192 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 1] = acc0_1;
-      scratch[bh * 8192 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 2] = acc0_2;
-      scratch[bh * 8192 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 3] = acc0_3;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
       scratch[bh * 8192 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4] = acc1_0;
       scratch[bh * 8192 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 1] = acc1_1;
       scratch[bh * 8192 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 2] = acc1_2;
@@ -401,7 +403,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[1024 + ((e / 64) * 4) * 64 + p];
+          const float a0 = smem[1024 + (e / 64) * 256 + p];
           const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
           const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
           const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
@@ -417,8 +419,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
           acc3_1 = acc3_1 + a3 * b1;
         }
       }
-      smem[41984 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[41984 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
+      smem[41984 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[41984 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
       smem[41984 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
       smem[41984 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
       smem[41984 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
@@ -450,7 +452,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4) * 16 + p]);
+        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[37888 + (e / 64) * 64 + p]);
         const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 1) * 16 + p]);
         const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 2) * 16 + p]);
         const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 3) * 16 + p]);
@@ -465,8 +467,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[46080 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[46080 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
+      smem[46080 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[46080 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
       smem[46080 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
       smem[46080 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
       smem[46080 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
@@ -487,7 +489,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + ((e / 64) * 4) * 64 + p];
+        const float a0 = smem[1024 + (e / 64) * 256 + p];
         const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
         const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
         const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
@@ -502,8 +504,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[2048 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[2048 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
+      smem[2048 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[2048 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
       smem[2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
       smem[2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
       smem[2048 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
@@ -515,14 +517,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 2048; e += 256) {
-      smem[37888 + e] = (smem[2048 + e] - (scale[min(position + e / 128, 15)] * (smem[41984 + e] + smem[46080 + e])));
+      smem[37888 + e] = smem[2048 + e] - scale[min(position + e / 128, dim_K - 1)] * (smem[41984 + e] + smem[46080 + e]);
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v4 = smem[37888 + e];
-      smem[2048 + e] = (v4 * (1.0f / (1.0f + expf((-v4)))));
+      const float v5 = smem[37888 + e];
+      smem[2048 + e] = v5 * (1.0f / (1.0f + expf((-v5))));
     }
     __syncthreads();
 
@@ -534,7 +536,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < 128; p += 1) {
-          const float a0 = smem[2048 + ((e / 32) * 2) * 128 + p];
+          const float a0 = smem[2048 + (e / 32) * 256 + p];
           const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
           const float b0 = smem[29696 + p * 64 + (e % 32) * 2];
           const float b1 = smem[29696 + p * 64 + (e % 32) * 2 + 1];
@@ -544,8 +546,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[37888 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[37888 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[37888 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[37888 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[37888 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[37888 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -569,7 +571,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[4096 + ((e / 32) * 2) * 16 + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[4096 + (e / 32) * 32 + p]);
         const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[4096 + ((e / 32) * 2 + 1) * 16 + p]);
         const float b0 = smem[p * 64 + (e % 32) * 2];
         const float b1 = smem[p * 64 + (e % 32) * 2 + 1];
@@ -578,8 +580,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[38912 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[38912 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[38912 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[38912 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[38912 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[38912 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -592,7 +594,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 128; p += 1) {
-        const float a0 = smem[2048 + ((e / 32) * 2) * 128 + p];
+        const float a0 = smem[2048 + (e / 32) * 256 + p];
         const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
         const float b0 = smem[13312 + p * 64 + (e % 32) * 2];
         const float b1 = smem[13312 + p * 64 + (e % 32) * 2 + 1];
@@ -601,8 +603,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -610,7 +612,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[2048 + e] = (smem[e] - (scale[min(position + e / 64, 15)] * (smem[37888 + e] + smem[38912 + e])));
+      smem[2048 + e] = smem[e] - scale[min(position + e / 64, dim_K - 1)] * (smem[37888 + e] + smem[38912 + e]);
     }
     __syncthreads();
 
@@ -618,8 +620,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float v5 = smem[2048 + e * 64 + p];
-        acc = acc + (v5 * v5);
+        const float v6 = smem[2048 + e * 64 + p];
+        acc = acc + v6 * v6;
       }
       smem[e] = acc;
     }
@@ -627,23 +629,23 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = (smem[1024 + e] + ((smem[2048 + e] * (1.0f / sqrtf(((smem[e / 64] * 0.015625f) + 0.00001f)))) * param_g[h * 64 + e % 64]));
+      output[(bh * T + token) * 64 + e] = smem[1024 + e] + smem[2048 + e] * (1.0f / sqrtf(smem[e / 64] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % 64];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v6 = (smem[21504 + e] + scratch[bh * 8192 + e]);
-      const float next_state = (smem[5120 + e] - (commit * v6));
-      const float next_accum = (keep * v6);
+      const float v7 = smem[21504 + e] + scratch[bh * 8192 + e];
+      const float next_state = smem[5120 + e] - commit * v7;
+      const float next_accum = keep * v7;
       smem[5120 + e] = next_state;
       smem[21504 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v7 = (smem[29696 + e] + smem[48128 + e]);
-      const float next_state = (smem[13312 + e] - (commit * v7));
-      const float next_accum = (keep * v7);
+      const float v8 = smem[29696 + e] + smem[48128 + e];
+      const float next_state = smem[13312 + e] - commit * v8;
+      const float next_accum = keep * v8;
       smem[13312 + e] = next_state;
       smem[29696 + e] = next_accum;
     }
@@ -688,6 +690,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
@@ -700,12 +704,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -769,7 +774,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
         const float v0 = smem[256 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
       smem[e] = acc;
     }
@@ -777,7 +782,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[64 + e] = sqrtf(((smem[e] * 0.015625f) + 0.00001f));
+      smem[64 + e] = sqrtf(smem[e] * 0.015625f + 0.00001f);
     }
     __syncthreads();
 
@@ -789,7 +794,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[16704 + e] = ((((((0 < count ? 1.0f : 0.0f) * 0.05f) * 0.5f) * ((smem[128 + e] + ((smem[256 + e] * smem[65]) * param_g[h * 64 + e % 64])) - smem[192 + e])) * 2.0f) * param_g[h * 64 + e % 64]);
+      const float v1 = param_g[h * 64 + e % 64];
+      smem[16704 + e] = (0 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[128 + e] + smem[256 + e] * smem[65] * v1 - smem[192 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -797,7 +803,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (smem[16704 + p] * smem[256 + p]);
+        acc = acc + smem[16704 + p] * smem[256 + p];
       }
       smem[66 + e] = acc;
     }
@@ -805,8 +811,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = smem[65];
-      smem[e] = ((smem[16704 + e] * v1) + ((((((-(smem[66] * (v1 * v1))) * 0.5f) / smem[64]) * 0.015625f) * smem[256 + e]) * 2.0f));
+      const float v2 = smem[65];
+      smem[e] = smem[16704 + e] * v2 + (-(smem[66] * (v2 * v2))) * 0.5f / smem[64] * 0.015625f * smem[256 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -865,10 +871,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[33728 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[33728 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[33728 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[33728 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      smem[33728 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       smem[33728 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       smem[33728 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       smem[33728 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -886,9 +892,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 128; e += 256) {
-      const float v2 = smem[16704 + e];
-      const float v3 = smem[33472 + e];
-      smem[192 + e] = ((v2 * v3) + (-((-((v2 * smem[33216 + e]) * (v3 * v3))) * smem[33344 + e])));
+      const float v3 = smem[16704 + e];
+      const float v4 = smem[33472 + e];
+      smem[192 + e] = v3 * v4 + (-((-(v3 * smem[33216 + e] * (v4 * v4))) * smem[33344 + e]));
     }
     __syncthreads();
 
@@ -936,10 +942,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[41920 + ((e / 32) * 4) * 128 + (e % 32) * 4] = acc0_0;
-      smem[41920 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 1] = acc0_1;
-      smem[41920 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 2] = acc0_2;
-      smem[41920 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 3] = acc0_3;
+      smem[41920 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
+      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
+      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
+      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
       smem[41920 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4] = acc1_0;
       smem[41920 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 1] = acc1_1;
       smem[41920 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 2] = acc1_2;
@@ -1015,14 +1021,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      smem[16704 + e] = (smem[128 + e] - (scale[min(position + 0, 15)] * (smem[33344 + e] + smem[33600 + e])));
+      smem[16704 + e] = smem[128 + e] - scale[min(position, dim_K - 1)] * (smem[33344 + e] + smem[33600 + e]);
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      const float v4 = smem[16704 + e];
-      smem[128 + e] = (v4 * (1.0f / (1.0f + expf((-v4)))));
+      const float v5 = smem[16704 + e];
+      smem[128 + e] = v5 * (1.0f / (1.0f + expf((-v5))));
     }
     __syncthreads();
 
@@ -1077,7 +1083,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[128 + e] = (smem[e] - (scale[min(position + 0, 15)] * (smem[16704 + e] + smem[16768 + e])));
+      smem[128 + e] = smem[e] - scale[min(position, dim_K - 1)] * (smem[16704 + e] + smem[16768 + e]);
     }
     __syncthreads();
 
@@ -1085,8 +1091,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float v5 = smem[128 + p];
-        acc = acc + (v5 * v5);
+        const float v6 = smem[128 + p];
+        acc = acc + v6 * v6;
       }
       smem[e] = acc;
     }
@@ -1094,23 +1100,23 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = (smem[64 + e] + ((smem[128 + e] * (1.0f / sqrtf(((smem[0] * 0.015625f) + 0.00001f)))) * param_g[h * 64 + e % 64]));
+      output[(bh * T + token) * 64 + e] = smem[64 + e] + smem[128 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % 64];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v6 = (smem[16832 + e] + smem[41920 + e]);
-      const float next_state = (smem[320 + e] - (commit * v6));
-      const float next_accum = (keep * v6);
+      const float v7 = smem[16832 + e] + smem[41920 + e];
+      const float next_state = smem[320 + e] - commit * v7;
+      const float next_accum = keep * v7;
       smem[320 + e] = next_state;
       smem[16832 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v7 = (smem[25024 + e] + smem[33728 + e]);
-      const float next_state = (smem[8512 + e] - (commit * v7));
-      const float next_accum = (keep * v7);
+      const float v8 = smem[25024 + e] + smem[33728 + e];
+      const float next_state = smem[8512 + e] - commit * v8;
+      const float next_accum = keep * v8;
       smem[8512 + e] = next_state;
       smem[25024 + e] = next_accum;
     }

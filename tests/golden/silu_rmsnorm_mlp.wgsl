@@ -35,12 +35,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
     let count: u32 = min(dim_K - position, u.T - token);
     let ends: bool = position + count == dim_K;
-    let commit: f32 = select(0.0, weights[15], ends);
+    let commit: f32 = select(0.0, weights[dim_K - 1], ends);
     let keep: f32 = select(1.0, 0.0, ends);
     let accum_live: bool = token == 0 || position != 0;
 
@@ -74,7 +75,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 64) * 4) * 64 + p];
+        let a0: f32 = smem[2048 + (e / 64) * 256 + p];
         let a1: f32 = smem[2048 + ((e / 64) * 4 + 1) * 64 + p];
         let a2: f32 = smem[2048 + ((e / 64) * 4 + 2) * 64 + p];
         let a3: f32 = smem[2048 + ((e / 64) * 4 + 3) * 64 + p];
@@ -89,8 +90,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 26624 + 2048 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 26624 + 2048 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 2048 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      scratch[bh * 26624 + 2048 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
       scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
       scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
       scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
@@ -122,7 +123,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 128; p = p + 1) {
-        let a0: f32 = (scratch[bh * 26624 + 2048 + ((e / 32) * 2) * 128 + p] * scratch[bh * 26624 + 6144 + ((e / 32) * 2) * 128 + p]);
+        let a0: f32 = (scratch[bh * 26624 + 2048 + (e / 32) * 256 + p] * scratch[bh * 26624 + 6144 + (e / 32) * 256 + p]);
         let a1: f32 = (scratch[bh * 26624 + 2048 + ((e / 32) * 2 + 1) * 128 + p] * scratch[bh * 26624 + 6144 + ((e / 32) * 2 + 1) * 128 + p]);
         let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + p * 64 + (e % 32) * 2];
         let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + p * 64 + (e % 32) * 2 + 1];
@@ -131,8 +132,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 26624 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 26624 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 26624 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 26624 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 26624 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -144,7 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
         let v0: f32 = scratch[bh * 26624 + e * 64 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
       smem[e] = acc;
     }
@@ -153,7 +154,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 16; e = e + 256) {
-      smem[1024 + e] = sqrt(((smem[e] * 0.015625) + 0.00001));
+      smem[1024 + e] = sqrt(smem[e] * 0.015625 + 0.00001);
     }
     workgroupBarrier();
 
@@ -165,7 +166,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 26624 + 1024 + e] = (((((select(0.0, 1.0, e / 64 < count) * 0.05) * 0.5) * ((smem[2048 + e] + ((scratch[bh * 26624 + e] * smem[1040 + e / 64]) * weights[16 + h * 64 + e % 64])) - smem[3072 + e])) * 2.0) * weights[16 + h * 64 + e % 64]);
+      let v1: f32 = weights[16 + h * 64 + e % 64];
+      scratch[bh * 26624 + 1024 + e] = select(0.0, 1.0, e / 64 < count) * 0.05 * 0.5 * (smem[2048 + e] + scratch[bh * 26624 + e] * smem[1040 + e / 64] * v1 - smem[3072 + e]) * 2.0 * v1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -174,7 +176,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + (scratch[bh * 26624 + 1024 + e * 64 + p] * scratch[bh * 26624 + e * 64 + p]);
+        acc = acc + scratch[bh * 26624 + 1024 + e * 64 + p] * scratch[bh * 26624 + e * 64 + p];
       }
       smem[1056 + e] = acc;
     }
@@ -183,8 +185,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v1: f32 = smem[1040 + e / 64];
-      smem[e] = ((scratch[bh * 26624 + 1024 + e] * v1) + ((((((-(smem[1056 + e / 64] * (v1 * v1))) * 0.5) / smem[1024 + e / 64]) * 0.015625) * scratch[bh * 26624 + e]) * 2.0));
+      let v2: f32 = smem[1040 + e / 64];
+      smem[e] = scratch[bh * 26624 + 1024 + e] * v2 + (-(smem[1056 + e / 64] * (v2 * v2))) * 0.5 / smem[1024 + e / 64] * 0.015625 * scratch[bh * 26624 + e] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -200,11 +202,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[((e / 64) * 4) * 64 + p];
+        let a0: f32 = smem[(e / 64) * 256 + p];
         let a1: f32 = smem[((e / 64) * 4 + 1) * 64 + p];
         let a2: f32 = smem[((e / 64) * 4 + 2) * 64 + p];
         let a3: f32 = smem[((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + ((e % 64) * 2) * 64 + p];
+        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + (e % 64) * 128 + p];
         let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + ((e % 64) * 2 + 1) * 64 + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
@@ -215,8 +217,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 8192 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      scratch[bh * 26624 + 8192 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
       scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
       scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
       scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
@@ -269,10 +271,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 26624 + 10240 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 26624 + 10240 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 26624 + 10240 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 26624 + 10240 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -291,9 +293,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      let v2: f32 = scratch[bh * 26624 + 8192 + e];
-      let v3: f32 = scratch[bh * 26624 + 6144 + e];
-      scratch[bh * 26624 + e] = ((v2 * v3) + (-((-((v2 * scratch[bh * 26624 + 2048 + e]) * (v3 * v3))) * scratch[bh * 26624 + 4096 + e])));
+      let v3: f32 = scratch[bh * 26624 + 8192 + e];
+      let v4: f32 = scratch[bh * 26624 + 6144 + e];
+      scratch[bh * 26624 + e] = v3 * v4 + (-((-(v3 * scratch[bh * 26624 + 2048 + e] * (v4 * v4))) * scratch[bh * 26624 + 4096 + e]));
     }
     storageBarrier();
     workgroupBarrier();
@@ -342,10 +344,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4) * 128 + (e % 32) * 4] = acc0_0;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 1] = acc0_1;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 2] = acc0_2;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 3] = acc0_3;
+      scratch[bh * 26624 + 18432 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
+      scratch[bh * 26624 + 18432 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
+      scratch[bh * 26624 + 18432 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
+      scratch[bh * 26624 + 18432 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
       scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4] = acc1_0;
       scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 1] = acc1_1;
       scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 2] = acc1_2;
@@ -383,7 +385,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
+          let a0: f32 = smem[1024 + (e / 64) * 256 + p];
           let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
           let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
           let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
@@ -399,8 +401,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           acc3_1 = acc3_1 + a3 * b1;
         }
       }
-      scratch[bh * 26624 + 4096 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 26624 + 4096 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 4096 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      scratch[bh * 26624 + 4096 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
       scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
       scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
       scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
@@ -433,7 +435,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 4) * smem[3072 + ((e / 64) * 4) * 16 + p]);
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 4) * smem[3072 + (e / 64) * 64 + p]);
         let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 1) * smem[3072 + ((e / 64) * 4 + 1) * 16 + p]);
         let a2: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 2) * smem[3072 + ((e / 64) * 4 + 2) * 16 + p]);
         let a3: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 3) * smem[3072 + ((e / 64) * 4 + 3) * 16 + p]);
@@ -448,8 +450,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 8192 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      scratch[bh * 26624 + 8192 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
       scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
       scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
       scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
@@ -471,7 +473,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
+        let a0: f32 = smem[1024 + (e / 64) * 256 + p];
         let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
         let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
         let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
@@ -486,8 +488,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[2048 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[2048 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
+      smem[2048 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[2048 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
       smem[2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
       smem[2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
       smem[2048 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
@@ -500,15 +502,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      scratch[bh * 26624 + e] = (smem[2048 + e] - (weights[min(position + e / 128, 15)] * (scratch[bh * 26624 + 4096 + e] + scratch[bh * 26624 + 8192 + e])));
+      scratch[bh * 26624 + e] = smem[2048 + e] - weights[min(position + e / 128, dim_K - 1)] * (scratch[bh * 26624 + 4096 + e] + scratch[bh * 26624 + 8192 + e]);
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      let v4: f32 = scratch[bh * 26624 + e];
-      smem[2048 + e] = (v4 * (1.0 / (1.0 + exp((-v4)))));
+      let v5: f32 = scratch[bh * 26624 + e];
+      smem[2048 + e] = v5 * (1.0 / (1.0 + exp((-v5))));
     }
     storageBarrier();
     workgroupBarrier();
@@ -521,7 +523,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_1: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < 128; p = p + 1) {
-          let a0: f32 = smem[2048 + ((e / 32) * 2) * 128 + p];
+          let a0: f32 = smem[2048 + (e / 32) * 256 + p];
           let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
           let b0: f32 = state_out[u.BH * 24576 + bh * 8192 + p * 64 + (e % 32) * 2];
           let b1: f32 = state_out[u.BH * 24576 + bh * 8192 + p * 64 + (e % 32) * 2 + 1];
@@ -531,8 +533,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 26624 + 256 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 26624 + 256 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 256 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 26624 + 256 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 26624 + 256 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 26624 + 256 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -557,7 +559,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * scratch[bh * 26624 + ((e / 32) * 2) * 16 + p]);
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * scratch[bh * 26624 + (e / 32) * 32 + p]);
         let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * scratch[bh * 26624 + ((e / 32) * 2 + 1) * 16 + p]);
         let b0: f32 = smem[p * 64 + (e % 32) * 2];
         let b1: f32 = smem[p * 64 + (e % 32) * 2 + 1];
@@ -566,8 +568,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 26624 + 1280 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 26624 + 1280 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 1280 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 26624 + 1280 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 26624 + 1280 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 26624 + 1280 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -581,7 +583,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 128; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 32) * 2) * 128 + p];
+        let a0: f32 = smem[2048 + (e / 32) * 256 + p];
         let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
         let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + p * 64 + (e % 32) * 2];
         let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + p * 64 + (e % 32) * 2 + 1];
@@ -590,8 +592,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -600,7 +602,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[2048 + e] = (smem[e] - (weights[min(position + e / 64, 15)] * (scratch[bh * 26624 + 256 + e] + scratch[bh * 26624 + 1280 + e])));
+      smem[2048 + e] = smem[e] - weights[min(position + e / 64, dim_K - 1)] * (scratch[bh * 26624 + 256 + e] + scratch[bh * 26624 + 1280 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -609,8 +611,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v5: f32 = smem[2048 + e * 64 + p];
-        acc = acc + (v5 * v5);
+        let v6: f32 = smem[2048 + e * 64 + p];
+        acc = acc + v6 * v6;
       }
       smem[e] = acc;
     }
@@ -618,23 +620,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < count * 64; e = e + 256) {
-      out[(bh * u.T + token) * 64 + e] = (smem[1024 + e] + ((smem[2048 + e] * (1.0 / sqrt(((smem[e / 64] * 0.015625) + 0.00001)))) * weights[16 + h * 64 + e % 64]));
+      out[(bh * u.T + token) * 64 + e] = smem[1024 + e] + smem[2048 + e] * (1.0 / sqrt(smem[e / 64] * 0.015625 + 0.00001)) * weights[16 + h * 64 + e % 64];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      let v6: f32 = (state_out[u.BH * 16384 + bh * 8192 + e] + scratch[bh * 26624 + 18432 + e]);
-      let next_state: f32 = (state_out[bh * 8192 + e] - (commit * v6));
-      let next_accum: f32 = (keep * v6);
+      let v7: f32 = state_out[u.BH * 16384 + bh * 8192 + e] + scratch[bh * 26624 + 18432 + e];
+      let next_state: f32 = state_out[bh * 8192 + e] - commit * v7;
+      let next_accum: f32 = keep * v7;
       state_out[bh * 8192 + e] = next_state;
       state_out[u.BH * 16384 + bh * 8192 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      let v7: f32 = (state_out[u.BH * 24576 + bh * 8192 + e] + scratch[bh * 26624 + 10240 + e]);
-      let next_state: f32 = (state_out[u.BH * 8192 + bh * 8192 + e] - (commit * v7));
-      let next_accum: f32 = (keep * v7);
+      let v8: f32 = state_out[u.BH * 24576 + bh * 8192 + e] + scratch[bh * 26624 + 10240 + e];
+      let next_state: f32 = state_out[u.BH * 8192 + bh * 8192 + e] - commit * v8;
+      let next_accum: f32 = keep * v8;
       state_out[u.BH * 8192 + bh * 8192 + e] = next_state;
       state_out[u.BH * 24576 + bh * 8192 + e] = next_accum;
     }

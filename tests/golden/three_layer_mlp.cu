@@ -83,12 +83,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
     const unsigned count = min(dim_K - position, T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[7] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -125,20 +126,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[1024 + ((e / 64) * 2) * 32 + p];
+        const float a0 = smem[1024 + (e / 64) * 64 + p];
         const float a1 = smem[1024 + ((e / 64) * 2 + 1) * 32 + p];
         const float b0 = smem[3072 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[(e / 64) * 128 + e % 64] = acc0_0;
       smem[((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[1536 + e] = tanhf((smem[e] + smem[19968 + e % 64]));
+      smem[1536 + e] = tanhf(smem[e] + smem[19968 + e % 64]);
     }
     __syncthreads();
 
@@ -147,13 +148,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1536 + ((e / 64) * 2) * 64 + p];
+        const float a0 = smem[1536 + (e / 64) * 128 + p];
         const float a1 = smem[1536 + ((e / 64) * 2 + 1) * 64 + p];
         const float b0 = smem[7168 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[(e / 64) * 128 + e % 64] = acc0_0;
       smem[((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
     __syncthreads();
@@ -188,7 +189,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[1280 + e] = (smem[e] - (smem[256 + e / 32] * 0.03125f));
+      smem[1280 + e] = smem[e] - smem[256 + e / 32] * 0.03125f;
     }
     __syncthreads();
 
@@ -197,7 +198,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
         const float v0 = smem[1280 + e * 32 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
       smem[8 + e] = acc;
     }
@@ -205,7 +206,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 8; e += 256) {
-      smem[e] = sqrtf(((smem[8 + e] * 0.03125f) + 0.000001f));
+      smem[e] = sqrtf(smem[8 + e] * 0.03125f + 0.000001f);
     }
     __syncthreads();
 
@@ -217,7 +218,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[2048 + e] = (((((smem[512 + e / 32] * (e / 32 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[1024 + e] + ((smem[1280 + e] * smem[8 + e / 32]) * param_gamma[h * 32 + e % 32])) + param_beta[h * 32 + e % 32]) - smem[520 + e])) * 2.0f) * param_gamma[h * 32 + e % 32]);
+      const float v1 = param_gamma[h * 32 + e % 32];
+      smem[2048 + e] = smem[512 + e / 32] * (e / 32 < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] + smem[1280 + e] * smem[8 + e / 32] * v1 + param_beta[h * 32 + e % 32] - smem[520 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -225,7 +227,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 8; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[2048 + e * 32 + p] * smem[1280 + e * 32 + p]);
+        acc = acc + smem[2048 + e * 32 + p] * smem[1280 + e * 32 + p];
       }
       smem[16 + e] = acc;
     }
@@ -233,8 +235,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v1 = smem[8 + e / 32];
-      smem[256 + e] = ((smem[2048 + e] * v1) + ((((((-(smem[16 + e / 32] * (v1 * v1))) * 0.5f) / smem[e / 32]) * 0.03125f) * smem[1280 + e]) * 2.0f));
+      const float v2 = smem[8 + e / 32];
+      smem[256 + e] = smem[2048 + e] * v2 + (-(smem[16 + e / 32] * (v2 * v2))) * 0.5f / smem[e / 32] * 0.03125f * smem[1280 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -250,7 +252,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = (smem[256 + e] + (smem[512 + e / 32] * 0.03125f));
+      smem[e] = smem[256 + e] + smem[512 + e / 32] * 0.03125f;
     }
     __syncthreads();
 
@@ -259,13 +261,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[((e / 64) * 2) * 32 + p];
+        const float a0 = smem[(e / 64) * 64 + p];
         const float a1 = smem[((e / 64) * 2 + 1) * 32 + p];
         const float b0 = smem[5120 + (e % 64) * 32 + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2048 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[2048 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -295,8 +297,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[22144 + ((e / 16) * 4) * 32 + (e % 16) * 2] = acc0_0;
-      smem[22144 + ((e / 16) * 4) * 32 + (e % 16) * 2 + 1] = acc0_1;
+      smem[22144 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
+      smem[22144 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
       smem[22144 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2] = acc1_0;
       smem[22144 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2 + 1] = acc1_1;
       smem[22144 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2] = acc2_0;
@@ -308,8 +310,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 512; e += 256) {
-      const float v2 = smem[2560 + e];
-      smem[512 + e] = (smem[2048 + e] * (1.0f - (v2 * v2)));
+      const float v3 = smem[2560 + e];
+      smem[512 + e] = smem[2048 + e] * (1.0f - v3 * v3);
     }
     __syncthreads();
 
@@ -318,13 +320,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[512 + ((e / 64) * 2) * 64 + p];
+        const float a0 = smem[512 + (e / 64) * 128 + p];
         const float a1 = smem[512 + ((e / 64) * 2 + 1) * 64 + p];
         const float b0 = smem[7168 + (e % 64) * 64 + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[19456 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[19456 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[19456 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -372,10 +374,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[26240 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[26240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[26240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[26240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      smem[26240 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       smem[26240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       smem[26240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       smem[26240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -393,8 +395,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 512; e += 256) {
-      const float v3 = smem[1536 + e];
-      smem[2048 + e] = (smem[19456 + e] * (1.0f - (v3 * v3)));
+      const float v4 = smem[1536 + e];
+      smem[2048 + e] = smem[19456 + e] * (1.0f - v4 * v4);
     }
     __syncthreads();
 
@@ -433,8 +435,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[24192 + ((e / 32) * 4) * 64 + (e % 32) * 2] = acc0_0;
-      smem[24192 + ((e / 32) * 4) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[24192 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
+      smem[24192 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
       smem[24192 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[24192 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
       smem[24192 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2] = acc2_0;
@@ -459,14 +461,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc1_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < 32; p += 1) {
-          const float a0 = smem[256 + ((e / 64) * 2) * 32 + p];
+          const float a0 = smem[256 + (e / 64) * 64 + p];
           const float a1 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
           const float b0 = smem[11264 + p * 64 + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      smem[20096 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[20096 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[20096 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -487,13 +489,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[1280 + ((e / 64) * 2) * 8 + p]);
+        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[1280 + (e / 64) * 16 + p]);
         const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[1280 + ((e / 64) * 2 + 1) * 8 + p]);
         const float b0 = smem[2048 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[20608 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[20608 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[20608 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -502,13 +504,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[256 + ((e / 64) * 2) * 32 + p];
+        const float a0 = smem[256 + (e / 64) * 64 + p];
         const float a1 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
         const float b0 = smem[3072 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[21120 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[21120 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[21120 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -523,14 +525,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[21632 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[21632 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[21632 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[1024 + e] = tanhf(((smem[21120 + e] - (scale[min(position + e / 64, 7)] * (smem[20096 + e] + smem[20608 + e]))) + (smem[19968 + e % 64] - (scale[min(position + e / 64, 7)] * (smem[20032 + e % 64] + smem[21632 + e])))));
+      const float v5 = scale[min(position + e / 64, dim_K - 1)];
+      smem[1024 + e] = tanhf(smem[21120 + e] - v5 * (smem[20096 + e] + smem[20608 + e]) + (smem[19968 + e % 64] - v5 * (smem[20032 + e % 64] + smem[21632 + e])));
     }
     __syncthreads();
 
@@ -540,14 +543,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc1_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[1024 + ((e / 64) * 2) * 64 + p];
+          const float a0 = smem[1024 + (e / 64) * 128 + p];
           const float a1 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
           const float b0 = smem[15360 + p * 64 + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      smem[20096 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[20096 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[20096 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -568,13 +571,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[2048 + ((e / 64) * 2) * 8 + p]);
+        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[2048 + (e / 64) * 16 + p]);
         const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[2048 + ((e / 64) * 2 + 1) * 8 + p]);
         const float b0 = smem[512 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[1536 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[1536 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[1536 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
     __syncthreads();
@@ -584,20 +587,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + ((e / 64) * 2) * 64 + p];
+        const float a0 = smem[1024 + (e / 64) * 128 + p];
         const float a1 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
         const float b0 = smem[7168 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2048 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[2048 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[512 + e] = tanhf((smem[2048 + e] - (scale[min(position + e / 64, 7)] * (smem[20096 + e] + smem[1536 + e]))));
+      smem[512 + e] = tanhf(smem[2048 + e] - scale[min(position + e / 64, dim_K - 1)] * (smem[20096 + e] + smem[1536 + e]));
     }
     __syncthreads();
 
@@ -652,7 +655,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = (smem[1024 + e] - (scale[min(position + e / 32, 7)] * (smem[1280 + e] + smem[1536 + e])));
+      smem[e] = smem[1024 + e] - scale[min(position + e / 32, dim_K - 1)] * (smem[1280 + e] + smem[1536 + e]);
     }
     __syncthreads();
 
@@ -668,7 +671,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[520 + e] = (smem[e] - (smem[512 + e / 32] * 0.03125f));
+      smem[520 + e] = smem[e] - smem[512 + e / 32] * 0.03125f;
     }
     __syncthreads();
 
@@ -676,8 +679,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 8; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        const float v4 = smem[520 + e * 32 + p];
-        acc = acc + (v4 * v4);
+        const float v6 = smem[520 + e * 32 + p];
+        acc = acc + v6 * v6;
       }
       smem[e] = acc;
     }
@@ -685,41 +688,41 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = ((smem[256 + e] + ((smem[520 + e] * (1.0f / sqrtf(((smem[e / 32] * 0.03125f) + 0.000001f)))) * param_gamma[h * 32 + e % 32])) + param_beta[h * 32 + e % 32]);
+      output[(bh * T + token) * 32 + e] = smem[256 + e] + smem[520 + e] * (1.0f / sqrtf(smem[e / 32] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % 32] + param_beta[h * 32 + e % 32];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v5 = (smem[11264 + e] + smem[24192 + e]);
-      const float next_state = (smem[3072 + e] - (commit * v5));
-      const float next_accum = (keep * v5);
+      const float v7 = smem[11264 + e] + smem[24192 + e];
+      const float next_state = smem[3072 + e] - commit * v7;
+      const float next_accum = keep * v7;
       smem[3072 + e] = next_state;
       smem[11264 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v6 = (smem[20032 + e] + smem[19456 + e]);
-      const float next_state = (smem[19968 + e] - (commit * v6));
-      const float next_accum = (keep * v6);
+      const float v8 = smem[20032 + e] + smem[19456 + e];
+      const float next_state = smem[19968 + e] - commit * v8;
+      const float next_accum = keep * v8;
       smem[19968 + e] = next_state;
       smem[20032 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v7 = (smem[15360 + e] + smem[26240 + e]);
-      const float next_state = (smem[7168 + e] - (commit * v7));
-      const float next_accum = (keep * v7);
+      const float v9 = smem[15360 + e] + smem[26240 + e];
+      const float next_state = smem[7168 + e] - commit * v9;
+      const float next_accum = keep * v9;
       smem[7168 + e] = next_state;
       smem[15360 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v8 = (smem[13312 + e] + smem[22144 + e]);
-      const float next_state = (smem[5120 + e] - (commit * v8));
-      const float next_accum = (keep * v8);
+      const float v10 = smem[13312 + e] + smem[22144 + e];
+      const float next_state = smem[5120 + e] - commit * v10;
+      const float next_accum = keep * v10;
       smem[5120 + e] = next_state;
       smem[13312 + e] = next_accum;
     }
@@ -782,6 +785,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 8;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
@@ -802,12 +807,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[7] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -853,7 +859,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[192 + e] = tanhf((smem[e] + smem[17088 + e % 64]));
+      smem[192 + e] = tanhf(smem[e] + smem[17088 + e % 64]);
     }
     __syncthreads();
 
@@ -899,7 +905,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[160 + e] = (smem[e] - (smem[32] * 0.03125f));
+      smem[160 + e] = smem[e] - smem[32] * 0.03125f;
     }
     __syncthreads();
 
@@ -908,7 +914,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
         const float v0 = smem[160 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
       smem[1 + e] = acc;
     }
@@ -916,7 +922,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf(((smem[1 + e] * 0.03125f) + 0.000001f));
+      smem[e] = sqrtf(smem[1 + e] * 0.03125f + 0.000001f);
     }
     __syncthreads();
 
@@ -928,7 +934,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[256 + e] = (((((smem[64] * (0 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[128 + e] + ((smem[160 + e] * smem[1]) * param_gamma[h * 32 + e % 32])) + param_beta[h * 32 + e % 32]) - smem[65 + e])) * 2.0f) * param_gamma[h * 32 + e % 32]);
+      const float v1 = param_gamma[h * 32 + e % 32];
+      smem[256 + e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[160 + e] * smem[1] * v1 + param_beta[h * 32 + e % 32] - smem[65 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -936,7 +943,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[256 + p] * smem[160 + p]);
+        acc = acc + smem[256 + p] * smem[160 + p];
       }
       smem[2 + e] = acc;
     }
@@ -944,8 +951,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      const float v1 = smem[1];
-      smem[32 + e] = ((smem[256 + e] * v1) + ((((((-(smem[2] * (v1 * v1))) * 0.5f) / smem[0]) * 0.03125f) * smem[160 + e]) * 2.0f));
+      const float v2 = smem[1];
+      smem[32 + e] = smem[256 + e] * v2 + (-(smem[2] * (v2 * v2))) * 0.5f / smem[0] * 0.03125f * smem[160 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -961,7 +968,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = (smem[32 + e] + (smem[64] * 0.03125f));
+      smem[e] = smem[32 + e] + smem[64] * 0.03125f;
     }
     __syncthreads();
 
@@ -1002,8 +1009,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[17216 + ((e / 16) * 4) * 32 + (e % 16) * 2] = acc0_0;
-      smem[17216 + ((e / 16) * 4) * 32 + (e % 16) * 2 + 1] = acc0_1;
+      smem[17216 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
+      smem[17216 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
       smem[17216 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2] = acc1_0;
       smem[17216 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2 + 1] = acc1_1;
       smem[17216 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2] = acc2_0;
@@ -1015,8 +1022,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v2 = smem[320 + e];
-      smem[64 + e] = (smem[256 + e] * (1.0f - (v2 * v2)));
+      const float v3 = smem[320 + e];
+      smem[64 + e] = smem[256 + e] * (1.0f - v3 * v3);
     }
     __syncthreads();
 
@@ -1075,10 +1082,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[21312 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[21312 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[21312 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[21312 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      smem[21312 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       smem[21312 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       smem[21312 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       smem[21312 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -1096,8 +1103,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v3 = smem[192 + e];
-      smem[256 + e] = (smem[8576 + e] * (1.0f - (v3 * v3)));
+      const float v4 = smem[192 + e];
+      smem[256 + e] = smem[8576 + e] * (1.0f - v4 * v4);
     }
     __syncthreads();
 
@@ -1136,8 +1143,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[19264 + ((e / 32) * 4) * 64 + (e % 32) * 2] = acc0_0;
-      smem[19264 + ((e / 32) * 4) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[19264 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
+      smem[19264 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
       smem[19264 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[19264 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
       smem[19264 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2] = acc2_0;
@@ -1217,7 +1224,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[128 + e] = tanhf(((smem[16960 + e] - (scale[min(position + 0, 7)] * (smem[16832 + e] + smem[16896 + e]))) + (smem[17088 + e % 64] - (scale[min(position + 0, 7)] * (smem[17152 + e % 64] + smem[17024 + e])))));
+      const float v5 = scale[min(position, dim_K - 1)];
+      smem[128 + e] = tanhf(smem[16960 + e] - v5 * (smem[16832 + e] + smem[16896 + e]) + (smem[17088 + e % 64] - v5 * (smem[17152 + e % 64] + smem[17024 + e])));
     }
     __syncthreads();
 
@@ -1272,7 +1280,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[64 + e] = tanhf((smem[256 + e] - (scale[min(position + 0, 7)] * (smem[16832 + e] + smem[192 + e]))));
+      smem[64 + e] = tanhf(smem[256 + e] - scale[min(position, dim_K - 1)] * (smem[16832 + e] + smem[192 + e]));
     }
     __syncthreads();
 
@@ -1327,7 +1335,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = (smem[128 + e] - (scale[min(position + 0, 7)] * (smem[160 + e] + smem[192 + e])));
+      smem[e] = smem[128 + e] - scale[min(position, dim_K - 1)] * (smem[160 + e] + smem[192 + e]);
     }
     __syncthreads();
 
@@ -1343,7 +1351,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[65 + e] = (smem[e] - (smem[64] * 0.03125f));
+      smem[65 + e] = smem[e] - smem[64] * 0.03125f;
     }
     __syncthreads();
 
@@ -1351,8 +1359,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        const float v4 = smem[65 + p];
-        acc = acc + (v4 * v4);
+        const float v6 = smem[65 + p];
+        acc = acc + v6 * v6;
       }
       smem[e] = acc;
     }
@@ -1360,41 +1368,41 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = ((smem[32 + e] + ((smem[65 + e] * (1.0f / sqrtf(((smem[0] * 0.03125f) + 0.000001f)))) * param_gamma[h * 32 + e % 32])) + param_beta[h * 32 + e % 32]);
+      output[(bh * T + token) * 32 + e] = smem[32 + e] + smem[65 + e] * (1.0f / sqrtf(smem[0] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % 32] + param_beta[h * 32 + e % 32];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v5 = (smem[8640 + e] + smem[19264 + e]);
-      const float next_state = (smem[384 + e] - (commit * v5));
-      const float next_accum = (keep * v5);
+      const float v7 = smem[8640 + e] + smem[19264 + e];
+      const float next_state = smem[384 + e] - commit * v7;
+      const float next_accum = keep * v7;
       smem[384 + e] = next_state;
       smem[8640 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v6 = (smem[17152 + e] + smem[8576 + e]);
-      const float next_state = (smem[17088 + e] - (commit * v6));
-      const float next_accum = (keep * v6);
+      const float v8 = smem[17152 + e] + smem[8576 + e];
+      const float next_state = smem[17088 + e] - commit * v8;
+      const float next_accum = keep * v8;
       smem[17088 + e] = next_state;
       smem[17152 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v7 = (smem[12736 + e] + smem[21312 + e]);
-      const float next_state = (smem[4480 + e] - (commit * v7));
-      const float next_accum = (keep * v7);
+      const float v9 = smem[12736 + e] + smem[21312 + e];
+      const float next_state = smem[4480 + e] - commit * v9;
+      const float next_accum = keep * v9;
       smem[4480 + e] = next_state;
       smem[12736 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v8 = (smem[10688 + e] + smem[17216 + e]);
-      const float next_state = (smem[2432 + e] - (commit * v8));
-      const float next_accum = (keep * v8);
+      const float v10 = smem[10688 + e] + smem[17216 + e];
+      const float next_state = smem[2432 + e] - commit * v10;
+      const float next_accum = keep * v10;
       smem[2432 + e] = next_state;
       smem[10688 + e] = next_accum;
     }

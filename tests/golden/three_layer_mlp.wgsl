@@ -43,12 +43,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
     let count: u32 = min(dim_K - position, u.T - token);
     let ends: bool = position + count == dim_K;
-    let commit: f32 = select(0.0, weights[7], ends);
+    let commit: f32 = select(0.0, weights[dim_K - 1], ends);
     let keep: f32 = select(1.0, 0.0, ends);
     let accum_live: bool = token == 0 || position != 0;
 
@@ -85,13 +86,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[1024 + ((e / 64) * 2) * 32 + p];
+        let a0: f32 = smem[1024 + (e / 64) * 64 + p];
         let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * 32 + p];
         let b0: f32 = state_out[bh * 2048 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[(e / 64) * 128 + e % 64] = acc0_0;
       smem[((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
     storageBarrier();
@@ -99,7 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[1536 + e] = tanh(clamp((smem[e] + smem[3584 + e % 64]), -15.0, 15.0));
+      smem[1536 + e] = tanh(clamp(smem[e] + smem[3584 + e % 64], -15.0, 15.0));
     }
     workgroupBarrier();
 
@@ -108,13 +109,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1536 + ((e / 64) * 2) * 64 + p];
+        let a0: f32 = smem[1536 + (e / 64) * 128 + p];
         let a1: f32 = smem[1536 + ((e / 64) * 2 + 1) * 64 + p];
         let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[(e / 64) * 128 + e % 64] = acc0_0;
       smem[((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
     storageBarrier();
@@ -151,7 +152,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[1280 + e] = (smem[e] - (smem[256 + e / 32] * 0.03125));
+      smem[1280 + e] = smem[e] - smem[256 + e / 32] * 0.03125;
     }
     workgroupBarrier();
 
@@ -160,7 +161,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 32; p = p + 1) {
         let v0: f32 = smem[1280 + e * 32 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
       smem[8 + e] = acc;
     }
@@ -168,7 +169,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 8; e = e + 256) {
-      smem[e] = sqrt(((smem[8 + e] * 0.03125) + 0.000001));
+      smem[e] = sqrt(smem[8 + e] * 0.03125 + 0.000001);
     }
     workgroupBarrier();
 
@@ -180,7 +181,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[2048 + e] = (((((smem[512 + e / 32] * select(0.0, 1.0, e / 32 < count)) * 0.5) * (((smem[1024 + e] + ((smem[1280 + e] * smem[8 + e / 32]) * weights[8 + h * 32 + e % 32])) + weights[8 + u.H * 32 + h * 32 + e % 32]) - smem[520 + e])) * 2.0) * weights[8 + h * 32 + e % 32]);
+      let v1: f32 = weights[8 + h * 32 + e % 32];
+      smem[2048 + e] = smem[512 + e / 32] * select(0.0, 1.0, e / 32 < count) * 0.5 * (smem[1024 + e] + smem[1280 + e] * smem[8 + e / 32] * v1 + weights[8 + u.H * 32 + h * 32 + e % 32] - smem[520 + e]) * 2.0 * v1;
     }
     workgroupBarrier();
 
@@ -188,7 +190,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 32; p = p + 1) {
-        acc = acc + (smem[2048 + e * 32 + p] * smem[1280 + e * 32 + p]);
+        acc = acc + smem[2048 + e * 32 + p] * smem[1280 + e * 32 + p];
       }
       smem[16 + e] = acc;
     }
@@ -196,8 +198,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      let v1: f32 = smem[8 + e / 32];
-      smem[256 + e] = ((smem[2048 + e] * v1) + ((((((-(smem[16 + e / 32] * (v1 * v1))) * 0.5) / smem[e / 32]) * 0.03125) * smem[1280 + e]) * 2.0));
+      let v2: f32 = smem[8 + e / 32];
+      smem[256 + e] = smem[2048 + e] * v2 + (-(smem[16 + e / 32] * (v2 * v2))) * 0.5 / smem[e / 32] * 0.03125 * smem[1280 + e] * 2.0;
     }
     workgroupBarrier();
 
@@ -213,7 +215,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[e] = (smem[256 + e] + (smem[512 + e / 32] * 0.03125));
+      smem[e] = smem[256 + e] + smem[512 + e / 32] * 0.03125;
     }
     workgroupBarrier();
 
@@ -222,13 +224,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[((e / 64) * 2) * 32 + p];
+        let a0: f32 = smem[(e / 64) * 64 + p];
         let a1: f32 = smem[((e / 64) * 2 + 1) * 32 + p];
         let b0: f32 = state_out[u.BH * 6208 + bh * 2048 + (e % 64) * 32 + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2048 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[2048 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -258,8 +260,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 10240 + 2048 + ((e / 16) * 4) * 32 + (e % 16) * 2] = acc0_0;
-      scratch[bh * 10240 + 2048 + ((e / 16) * 4) * 32 + (e % 16) * 2 + 1] = acc0_1;
+      scratch[bh * 10240 + 2048 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
+      scratch[bh * 10240 + 2048 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
       scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2] = acc1_0;
       scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2 + 1] = acc1_1;
       scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2] = acc2_0;
@@ -272,8 +274,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      let v2: f32 = smem[2560 + e];
-      smem[512 + e] = (smem[2048 + e] * (1.0 - (v2 * v2)));
+      let v3: f32 = smem[2560 + e];
+      smem[512 + e] = smem[2048 + e] * (1.0 - v3 * v3);
     }
     workgroupBarrier();
 
@@ -282,13 +284,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[512 + ((e / 64) * 2) * 64 + p];
+        let a0: f32 = smem[512 + (e / 64) * 128 + p];
         let a1: f32 = smem[512 + ((e / 64) * 2 + 1) * 64 + p];
         let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + (e % 64) * 64 + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[3072 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[3072 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[3072 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -336,10 +338,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 10240 + 6144 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 10240 + 6144 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 10240 + 6144 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 10240 + 6144 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -358,8 +360,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      let v3: f32 = smem[1536 + e];
-      smem[2048 + e] = (smem[3072 + e] * (1.0 - (v3 * v3)));
+      let v4: f32 = smem[1536 + e];
+      smem[2048 + e] = smem[3072 + e] * (1.0 - v4 * v4);
     }
     workgroupBarrier();
 
@@ -398,8 +400,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 10240 + 4096 + ((e / 32) * 4) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 10240 + 4096 + ((e / 32) * 4) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 10240 + 4096 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 10240 + 4096 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
       scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2] = acc2_0;
@@ -425,14 +427,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < 32; p = p + 1) {
-          let a0: f32 = smem[256 + ((e / 64) * 2) * 32 + p];
+          let a0: f32 = smem[256 + (e / 64) * 64 + p];
           let a1: f32 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
           let b0: f32 = state_out[u.BH * 8256 + bh * 2048 + p * 64 + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      scratch[bh * 10240 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      scratch[bh * 10240 + (e / 64) * 128 + e % 64] = acc0_0;
       scratch[bh * 10240 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -454,13 +456,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < 8; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 2) * smem[1280 + ((e / 64) * 2) * 8 + p]);
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 2) * smem[1280 + (e / 64) * 16 + p]);
         let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 2 + 1) * smem[1280 + ((e / 64) * 2 + 1) * 8 + p]);
         let b0: f32 = smem[2048 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      scratch[bh * 10240 + 512 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      scratch[bh * 10240 + 512 + (e / 64) * 128 + e % 64] = acc0_0;
       scratch[bh * 10240 + 512 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -469,13 +471,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[256 + ((e / 64) * 2) * 32 + p];
+        let a0: f32 = smem[256 + (e / 64) * 64 + p];
         let a1: f32 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
         let b0: f32 = state_out[bh * 2048 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      scratch[bh * 10240 + 1024 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      scratch[bh * 10240 + 1024 + (e / 64) * 128 + e % 64] = acc0_0;
       scratch[bh * 10240 + 1024 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -490,7 +492,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      scratch[bh * 10240 + 1536 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      scratch[bh * 10240 + 1536 + (e / 64) * 128 + e % 64] = acc0_0;
       scratch[bh * 10240 + 1536 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
     storageBarrier();
@@ -498,7 +500,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[1024 + e] = tanh(clamp(((scratch[bh * 10240 + 1024 + e] - (weights[min(position + e / 64, 7)] * (scratch[bh * 10240 + e] + scratch[bh * 10240 + 512 + e]))) + (smem[3584 + e % 64] - (weights[min(position + e / 64, 7)] * (smem[3648 + e % 64] + scratch[bh * 10240 + 1536 + e])))), -15.0, 15.0));
+      let v5: f32 = weights[min(position + e / 64, dim_K - 1)];
+      smem[1024 + e] = tanh(clamp(scratch[bh * 10240 + 1024 + e] - v5 * (scratch[bh * 10240 + e] + scratch[bh * 10240 + 512 + e]) + (smem[3584 + e % 64] - v5 * (smem[3648 + e % 64] + scratch[bh * 10240 + 1536 + e])), -15.0, 15.0));
     }
     storageBarrier();
     workgroupBarrier();
@@ -509,14 +512,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[1024 + ((e / 64) * 2) * 64 + p];
+          let a0: f32 = smem[1024 + (e / 64) * 128 + p];
           let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
           let b0: f32 = state_out[u.BH * 10368 + bh * 4096 + p * 64 + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      scratch[bh * 10240 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      scratch[bh * 10240 + (e / 64) * 128 + e % 64] = acc0_0;
       scratch[bh * 10240 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
 
@@ -538,13 +541,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < 8; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 2) * smem[2048 + ((e / 64) * 2) * 8 + p]);
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 2) * smem[2048 + (e / 64) * 16 + p]);
         let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 2 + 1) * smem[2048 + ((e / 64) * 2 + 1) * 8 + p]);
         let b0: f32 = smem[512 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[1536 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[1536 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[1536 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
     workgroupBarrier();
@@ -554,13 +557,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + ((e / 64) * 2) * 64 + p];
+        let a0: f32 = smem[1024 + (e / 64) * 128 + p];
         let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
         let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + p * 64 + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2048 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
+      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
       smem[2048 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
     }
     storageBarrier();
@@ -568,7 +571,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[512 + e] = tanh(clamp((smem[2048 + e] - (weights[min(position + e / 64, 7)] * (scratch[bh * 10240 + e] + smem[1536 + e]))), -15.0, 15.0));
+      smem[512 + e] = tanh(clamp(smem[2048 + e] - weights[min(position + e / 64, dim_K - 1)] * (scratch[bh * 10240 + e] + smem[1536 + e]), -15.0, 15.0));
     }
     storageBarrier();
     workgroupBarrier();
@@ -626,7 +629,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[e] = (smem[1024 + e] - (weights[min(position + e / 32, 7)] * (smem[1280 + e] + smem[1536 + e])));
+      smem[e] = smem[1024 + e] - weights[min(position + e / 32, dim_K - 1)] * (smem[1280 + e] + smem[1536 + e]);
     }
     workgroupBarrier();
 
@@ -642,7 +645,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[520 + e] = (smem[e] - (smem[512 + e / 32] * 0.03125));
+      smem[520 + e] = smem[e] - smem[512 + e / 32] * 0.03125;
     }
     workgroupBarrier();
 
@@ -650,8 +653,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 32; p = p + 1) {
-        let v4: f32 = smem[520 + e * 32 + p];
-        acc = acc + (v4 * v4);
+        let v6: f32 = smem[520 + e * 32 + p];
+        acc = acc + v6 * v6;
       }
       smem[e] = acc;
     }
@@ -659,41 +662,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < count * 32; e = e + 256) {
-      out[(bh * u.T + token) * 32 + e] = ((smem[256 + e] + ((smem[520 + e] * (1.0 / sqrt(((smem[e / 32] * 0.03125) + 0.000001)))) * weights[8 + h * 32 + e % 32])) + weights[8 + u.H * 32 + h * 32 + e % 32]);
+      out[(bh * u.T + token) * 32 + e] = smem[256 + e] + smem[520 + e] * (1.0 / sqrt(smem[e / 32] * 0.03125 + 0.000001)) * weights[8 + h * 32 + e % 32] + weights[8 + u.H * 32 + h * 32 + e % 32];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      let v5: f32 = (state_out[u.BH * 8256 + bh * 2048 + e] + scratch[bh * 10240 + 4096 + e]);
-      let next_state: f32 = (state_out[bh * 2048 + e] - (commit * v5));
-      let next_accum: f32 = (keep * v5);
+      let v7: f32 = state_out[u.BH * 8256 + bh * 2048 + e] + scratch[bh * 10240 + 4096 + e];
+      let next_state: f32 = state_out[bh * 2048 + e] - commit * v7;
+      let next_accum: f32 = keep * v7;
       state_out[bh * 2048 + e] = next_state;
       state_out[u.BH * 8256 + bh * 2048 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 64; e = e + 256) {
-      let v6: f32 = (smem[3648 + e] + smem[3072 + e]);
-      let next_state: f32 = (smem[3584 + e] - (commit * v6));
-      let next_accum: f32 = (keep * v6);
+      let v8: f32 = smem[3648 + e] + smem[3072 + e];
+      let next_state: f32 = smem[3584 + e] - commit * v8;
+      let next_accum: f32 = keep * v8;
       smem[3584 + e] = next_state;
       smem[3648 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v7: f32 = (state_out[u.BH * 10368 + bh * 4096 + e] + scratch[bh * 10240 + 6144 + e]);
-      let next_state: f32 = (state_out[u.BH * 2112 + bh * 4096 + e] - (commit * v7));
-      let next_accum: f32 = (keep * v7);
+      let v9: f32 = state_out[u.BH * 10368 + bh * 4096 + e] + scratch[bh * 10240 + 6144 + e];
+      let next_state: f32 = state_out[u.BH * 2112 + bh * 4096 + e] - commit * v9;
+      let next_accum: f32 = keep * v9;
       state_out[u.BH * 2112 + bh * 4096 + e] = next_state;
       state_out[u.BH * 10368 + bh * 4096 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      let v8: f32 = (state_out[u.BH * 14464 + bh * 2048 + e] + scratch[bh * 10240 + 2048 + e]);
-      let next_state: f32 = (state_out[u.BH * 6208 + bh * 2048 + e] - (commit * v8));
-      let next_accum: f32 = (keep * v8);
+      let v10: f32 = state_out[u.BH * 14464 + bh * 2048 + e] + scratch[bh * 10240 + 2048 + e];
+      let next_state: f32 = state_out[u.BH * 6208 + bh * 2048 + e] - commit * v10;
+      let next_accum: f32 = keep * v10;
       state_out[u.BH * 6208 + bh * 2048 + e] = next_state;
       state_out[u.BH * 14464 + bh * 2048 + e] = next_accum;
     }

@@ -65,12 +65,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
     const unsigned count = min(dim_K - position, T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -109,7 +110,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[2048 + ((e / 32) * 2) * 64 + p];
+        const float a0 = smem[2048 + (e / 32) * 128 + p];
         const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 64 + p];
         const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
         const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
@@ -118,8 +119,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[11264 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[11264 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[11264 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[11264 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[11264 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[11264 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -137,7 +138,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[12416 + e] = ((smem[11264 + e] + smem[12288 + e % 64]) - (smem[e / 64] * 0.015625f));
+      smem[12416 + e] = smem[11264 + e] + smem[12288 + e % 64] - smem[e / 64] * 0.015625f;
     }
     __syncthreads();
 
@@ -146,7 +147,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
         const float v0 = smem[12416 + e * 64 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
       smem[32 + e] = acc;
     }
@@ -154,7 +155,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[e] = sqrtf(((smem[32 + e] * 0.015625f) + 0.000001f));
+      smem[e] = sqrtf(smem[32 + e] * 0.015625f + 0.000001f);
     }
     __syncthreads();
 
@@ -166,7 +167,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[13440 + e] = (((((smem[16 + e / 64] * (e / 64 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[2048 + e] + ((smem[12416 + e] * smem[32 + e / 64]) * param_gamma[h * 64 + e % 64])) + param_beta[h * 64 + e % 64]) - smem[48 + e])) * 2.0f) * param_gamma[h * 64 + e % 64]);
+      const float v1 = param_gamma[h * 64 + e % 64];
+      smem[13440 + e] = smem[16 + e / 64] * (e / 64 < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[12416 + e] * smem[32 + e / 64] * v1 + param_beta[h * 64 + e % 64] - smem[48 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -174,7 +176,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (smem[13440 + e * 64 + p] * smem[12416 + e * 64 + p]);
+        acc = acc + smem[13440 + e * 64 + p] * smem[12416 + e * 64 + p];
       }
       smem[16 + e] = acc;
     }
@@ -182,8 +184,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = smem[32 + e / 64];
-      smem[11264 + e] = ((smem[13440 + e] * v1) + ((((((-(smem[16 + e / 64] * (v1 * v1))) * 0.5f) / smem[e / 64]) * 0.015625f) * smem[12416 + e]) * 2.0f));
+      const float v2 = smem[32 + e / 64];
+      smem[11264 + e] = smem[13440 + e] * v2 + (-(smem[16 + e / 64] * (v2 * v2))) * 0.5f / smem[e / 64] * 0.015625f * smem[12416 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -199,7 +201,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[1024 + e] = (smem[11264 + e] + (smem[e / 64] * 0.015625f));
+      smem[1024 + e] = smem[11264 + e] + smem[e / 64] * 0.015625f;
     }
     __syncthreads();
 
@@ -256,10 +258,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[15488 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[15488 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[15488 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[15488 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      smem[15488 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       smem[15488 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       smem[15488 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       smem[15488 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -292,7 +294,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[((e / 32) * 2) * 64 + p];
+          const float a0 = smem[(e / 32) * 128 + p];
           const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
           const float b0 = smem[7168 + p * 64 + (e % 32) * 2];
           const float b1 = smem[7168 + p * 64 + (e % 32) * 2 + 1];
@@ -302,8 +304,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[12416 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[12416 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[12416 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[12416 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[12416 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[12416 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -327,7 +329,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11328 + ((e / 32) * 2) * 16 + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11328 + (e / 32) * 32 + p]);
         const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11328 + ((e / 32) * 2 + 1) * 16 + p]);
         const float b0 = smem[1024 + p * 64 + (e % 32) * 2];
         const float b1 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
@@ -336,8 +338,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -349,7 +351,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[((e / 32) * 2) * 64 + p];
+        const float a0 = smem[(e / 32) * 128 + p];
         const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
         const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
         const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
@@ -358,8 +360,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[13440 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[13440 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[13440 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[13440 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[13440 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[13440 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -380,8 +382,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[14464 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[14464 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[14464 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[14464 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[14464 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[14464 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -389,7 +391,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[1024 + e] = ((smem[13440 + e] - (scale[min(position + e / 64, 15)] * (smem[12416 + e] + smem[2048 + e]))) + (smem[12288 + e % 64] - (scale[min(position + e / 64, 15)] * (smem[12352 + e % 64] + smem[14464 + e]))));
+      const float v3 = scale[min(position + e / 64, dim_K - 1)];
+      smem[1024 + e] = smem[13440 + e] - v3 * (smem[12416 + e] + smem[2048 + e]) + (smem[12288 + e % 64] - v3 * (smem[12352 + e % 64] + smem[14464 + e]));
     }
     __syncthreads();
 
@@ -405,7 +408,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[12416 + e] = (smem[1024 + e] - (smem[2048 + e / 64] * 0.015625f));
+      smem[12416 + e] = smem[1024 + e] - smem[2048 + e / 64] * 0.015625f;
     }
     __syncthreads();
 
@@ -413,8 +416,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float v2 = smem[12416 + e * 64 + p];
-        acc = acc + (v2 * v2);
+        const float v4 = smem[12416 + e * 64 + p];
+        acc = acc + v4 * v4;
       }
       smem[1024 + e] = acc;
     }
@@ -422,23 +425,23 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = ((smem[e] + ((smem[12416 + e] * (1.0f / sqrtf(((smem[1024 + e / 64] * 0.015625f) + 0.000001f)))) * param_gamma[h * 64 + e % 64])) + param_beta[h * 64 + e % 64]);
+      output[(bh * T + token) * 64 + e] = smem[e] + smem[12416 + e] * (1.0f / sqrtf(smem[1024 + e / 64] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % 64] + param_beta[h * 64 + e % 64];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = (smem[7168 + e] + smem[15488 + e]);
-      const float next_state = (smem[3072 + e] - (commit * v3));
-      const float next_accum = (keep * v3);
+      const float v5 = smem[7168 + e] + smem[15488 + e];
+      const float next_state = smem[3072 + e] - commit * v5;
+      const float next_accum = keep * v5;
       smem[3072 + e] = next_state;
       smem[7168 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = (smem[12352 + e] + smem[11264 + e]);
-      const float next_state = (smem[12288 + e] - (commit * v4));
-      const float next_accum = (keep * v4);
+      const float v6 = smem[12352 + e] + smem[11264 + e];
+      const float next_state = smem[12288 + e] - commit * v6;
+      const float next_accum = keep * v6;
       smem[12288 + e] = next_state;
       smem[12352 + e] = next_accum;
     }
@@ -485,6 +488,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
@@ -497,12 +502,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -558,7 +564,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[8448 + e] = ((smem[4288 + e] + smem[8640 + e % 64]) - (smem[0] * 0.015625f));
+      smem[8448 + e] = smem[4288 + e] + smem[8640 + e % 64] - smem[0] * 0.015625f;
     }
     __syncthreads();
 
@@ -567,7 +573,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
         const float v0 = smem[8448 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
       smem[2 + e] = acc;
     }
@@ -575,7 +581,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf(((smem[2 + e] * 0.015625f) + 0.000001f));
+      smem[e] = sqrtf(smem[2 + e] * 0.015625f + 0.000001f);
     }
     __syncthreads();
 
@@ -587,7 +593,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[8512 + e] = (((((smem[1] * (0 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[128 + e] + ((smem[8448 + e] * smem[2]) * param_gamma[h * 64 + e % 64])) + param_beta[h * 64 + e % 64]) - smem[3 + e])) * 2.0f) * param_gamma[h * 64 + e % 64]);
+      const float v1 = param_gamma[h * 64 + e % 64];
+      smem[8512 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[8448 + e] * smem[2] * v1 + param_beta[h * 64 + e % 64] - smem[3 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -595,7 +602,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (smem[8512 + p] * smem[8448 + p]);
+        acc = acc + smem[8512 + p] * smem[8448 + p];
       }
       smem[1 + e] = acc;
     }
@@ -603,8 +610,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = smem[2];
-      smem[4288 + e] = ((smem[8512 + e] * v1) + ((((((-(smem[1] * (v1 * v1))) * 0.5f) / smem[0]) * 0.015625f) * smem[8448 + e]) * 2.0f));
+      const float v2 = smem[2];
+      smem[4288 + e] = smem[8512 + e] * v2 + (-(smem[1] * (v2 * v2))) * 0.5f / smem[0] * 0.015625f * smem[8448 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -620,7 +627,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[64 + e] = (smem[4288 + e] + (smem[0] * 0.015625f));
+      smem[64 + e] = smem[4288 + e] + smem[0] * 0.015625f;
     }
     __syncthreads();
 
@@ -677,10 +684,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8768 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[8768 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[8768 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[8768 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      smem[8768 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       smem[8768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       smem[8768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       smem[8768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -767,7 +774,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[64 + e] = ((smem[4288 + e] - (scale[min(position + 0, 15)] * (smem[8512 + e] + smem[128 + e]))) + (smem[8640 + e % 64] - (scale[min(position + 0, 15)] * (smem[8704 + e % 64] + smem[8576 + e]))));
+      const float v3 = scale[min(position, dim_K - 1)];
+      smem[64 + e] = smem[4288 + e] - v3 * (smem[8512 + e] + smem[128 + e]) + (smem[8640 + e % 64] - v3 * (smem[8704 + e % 64] + smem[8576 + e]));
     }
     __syncthreads();
 
@@ -783,7 +791,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[4288 + e] = (smem[64 + e] - (smem[128] * 0.015625f));
+      smem[4288 + e] = smem[64 + e] - smem[128] * 0.015625f;
     }
     __syncthreads();
 
@@ -791,8 +799,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 64; p += 1) {
-        const float v2 = smem[4288 + p];
-        acc = acc + (v2 * v2);
+        const float v4 = smem[4288 + p];
+        acc = acc + v4 * v4;
       }
       smem[64 + e] = acc;
     }
@@ -800,23 +808,23 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = ((smem[e] + ((smem[4288 + e] * (1.0f / sqrtf(((smem[64] * 0.015625f) + 0.000001f)))) * param_gamma[h * 64 + e % 64])) + param_beta[h * 64 + e % 64]);
+      output[(bh * T + token) * 64 + e] = smem[e] + smem[4288 + e] * (1.0f / sqrtf(smem[64] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % 64] + param_beta[h * 64 + e % 64];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = (smem[4352 + e] + smem[8768 + e]);
-      const float next_state = (smem[192 + e] - (commit * v3));
-      const float next_accum = (keep * v3);
+      const float v5 = smem[4352 + e] + smem[8768 + e];
+      const float next_state = smem[192 + e] - commit * v5;
+      const float next_accum = keep * v5;
       smem[192 + e] = next_state;
       smem[4352 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = (smem[8704 + e] + smem[8448 + e]);
-      const float next_state = (smem[8640 + e] - (commit * v4));
-      const float next_accum = (keep * v4);
+      const float v6 = smem[8704 + e] + smem[8448 + e];
+      const float next_state = smem[8640 + e] - commit * v6;
+      const float next_accum = keep * v6;
       smem[8640 + e] = next_state;
       smem[8704 + e] = next_accum;
     }

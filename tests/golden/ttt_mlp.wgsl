@@ -43,12 +43,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
     let count: u32 = min(dim_K - position, u.T - token);
     let ends: bool = position + count == dim_K;
-    let commit: f32 = select(0.0, weights[15], ends);
+    let commit: f32 = select(0.0, weights[dim_K - 1], ends);
     let keep: f32 = select(1.0, 0.0, ends);
     let accum_live: bool = token == 0 || position != 0;
 
@@ -99,7 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 64) * 4) * 64 + p];
+        let a0: f32 = smem[2048 + (e / 64) * 256 + p];
         let a1: f32 = smem[2048 + ((e / 64) * 4 + 1) * 64 + p];
         let a2: f32 = smem[2048 + ((e / 64) * 4 + 2) * 64 + p];
         let a3: f32 = smem[2048 + ((e / 64) * 4 + 3) * 64 + p];
@@ -124,10 +125,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 10240 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 10240 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 10240 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 10240 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
       scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
       scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
       scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
@@ -146,28 +147,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v0: f32 = (scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256]);
-      scratch[bh * 63488 + 14336 + e] = (v0 * v0);
+      let v0: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256];
+      scratch[bh * 63488 + 14336 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      scratch[bh * 63488 + e] = ((scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256]) * 0.5);
-    }
-    storageBarrier();
-    workgroupBarrier();
-
-    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v1: f32 = (scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256]);
-      scratch[bh * 63488 + 18432 + e] = tanh(clamp(((v1 + ((scratch[bh * 63488 + 14336 + e] * v1) * 0.044715)) * 0.7978845608028654), -15.0, 15.0));
+      scratch[bh * 63488 + e] = (scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256]) * 0.5;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      scratch[bh * 63488 + 4096 + e] = (scratch[bh * 63488 + e] * (1.0 + scratch[bh * 63488 + 18432 + e]));
+      let v1: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256];
+      scratch[bh * 63488 + 18432 + e] = tanh(clamp((v1 + scratch[bh * 63488 + 14336 + e] * v1 * 0.044715) * 0.7978845608028654, -15.0, 15.0));
+    }
+    storageBarrier();
+    workgroupBarrier();
+
+    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
+    for (var e: u32 = tid; e < 4096; e = e + 256) {
+      scratch[bh * 63488 + 4096 + e] = scratch[bh * 63488 + e] * (1.0 + scratch[bh * 63488 + 18432 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -179,7 +180,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 256; p = p + 1) {
-        let a0: f32 = scratch[bh * 63488 + 4096 + ((e / 32) * 2) * 256 + p];
+        let a0: f32 = scratch[bh * 63488 + 4096 + (e / 32) * 512 + p];
         let a1: f32 = scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * 256 + p];
         let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2];
         let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2 + 1];
@@ -188,8 +189,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -209,7 +210,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 63488 + 9216 + e] = ((scratch[bh * 63488 + 8192 + e] + smem[3136 + e % 64]) - (smem[e / 64] * 0.015625));
+      scratch[bh * 63488 + 9216 + e] = scratch[bh * 63488 + 8192 + e] + smem[3136 + e % 64] - smem[e / 64] * 0.015625;
     }
     storageBarrier();
     workgroupBarrier();
@@ -219,7 +220,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
         let v2: f32 = scratch[bh * 63488 + 9216 + e * 64 + p];
-        acc = acc + (v2 * v2);
+        acc = acc + v2 * v2;
       }
       smem[32 + e] = acc;
     }
@@ -228,7 +229,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
-      smem[e] = sqrt(((smem[32 + e] * 0.015625) + 0.000001));
+      smem[e] = sqrt(smem[32 + e] * 0.015625 + 0.000001);
     }
     workgroupBarrier();
 
@@ -240,7 +241,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 63488 + 8192 + e] = (((((smem[16 + e / 64] * select(0.0, 1.0, e / 64 < count)) * 0.5) * (((smem[2048 + e] + ((scratch[bh * 63488 + 9216 + e] * smem[32 + e / 64]) * weights[16 + h * 64 + e % 64])) + weights[16 + u.H * 64 + h * 64 + e % 64]) - smem[48 + e])) * 2.0) * weights[16 + h * 64 + e % 64]);
+      let v3: f32 = weights[16 + h * 64 + e % 64];
+      scratch[bh * 63488 + 8192 + e] = smem[16 + e / 64] * select(0.0, 1.0, e / 64 < count) * 0.5 * (smem[2048 + e] + scratch[bh * 63488 + 9216 + e] * smem[32 + e / 64] * v3 + weights[16 + u.H * 64 + h * 64 + e % 64] - smem[48 + e]) * 2.0 * v3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -249,7 +251,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + (scratch[bh * 63488 + 8192 + e * 64 + p] * scratch[bh * 63488 + 9216 + e * 64 + p]);
+        acc = acc + scratch[bh * 63488 + 8192 + e * 64 + p] * scratch[bh * 63488 + 9216 + e * 64 + p];
       }
       smem[16 + e] = acc;
     }
@@ -258,8 +260,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v3: f32 = smem[32 + e / 64];
-      smem[1024 + e] = ((scratch[bh * 63488 + 8192 + e] * v3) + ((((((-(smem[16 + e / 64] * (v3 * v3))) * 0.5) / smem[e / 64]) * 0.015625) * scratch[bh * 63488 + 9216 + e]) * 2.0));
+      let v4: f32 = smem[32 + e / 64];
+      smem[1024 + e] = scratch[bh * 63488 + 8192 + e] * v4 + (-(smem[16 + e / 64] * (v4 * v4))) * 0.5 / smem[e / 64] * 0.015625 * scratch[bh * 63488 + 9216 + e] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -276,7 +278,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[e] = (smem[1024 + e] + (smem[3072 + e / 64] * 0.015625));
+      smem[e] = smem[1024 + e] + smem[3072 + e / 64] * 0.015625;
     }
     workgroupBarrier();
 
@@ -308,11 +310,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[((e / 64) * 4) * 64 + p];
+        let a0: f32 = smem[(e / 64) * 256 + p];
         let a1: f32 = smem[((e / 64) * 4 + 1) * 64 + p];
         let a2: f32 = smem[((e / 64) * 4 + 2) * 64 + p];
         let a3: f32 = smem[((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4) * 64 + p];
+        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + (e % 64) * 256 + p];
         let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 1) * 64 + p];
         let b2: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 2) * 64 + p];
         let b3: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 3) * 64 + p];
@@ -333,10 +335,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 22528 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 22528 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 22528 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 22528 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
       scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
       scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
       scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
@@ -395,10 +397,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 30720 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 63488 + 30720 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 30720 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 30720 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
       scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
       scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
       scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
@@ -417,18 +419,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v4: f32 = scratch[bh * 63488 + 18432 + e];
-      scratch[bh * 63488 + 26624 + e] = (((scratch[bh * 63488 + 22528 + e] * scratch[bh * 63488 + e]) * (1.0 - (v4 * v4))) * 0.7978845608028654);
+      let v5: f32 = scratch[bh * 63488 + 18432 + e];
+      scratch[bh * 63488 + 26624 + e] = scratch[bh * 63488 + 22528 + e] * scratch[bh * 63488 + e] * (1.0 - v5 * v5) * 0.7978845608028654;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v5: f32 = scratch[bh * 63488 + 26624 + e];
-      let v6: f32 = (v5 * 0.044715);
-      let v7: f32 = (scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256]);
-      scratch[bh * 63488 + e] = (((((scratch[bh * 63488 + 22528 + e] * (1.0 + scratch[bh * 63488 + 18432 + e])) * 0.5) + v5) + (v6 * scratch[bh * 63488 + 14336 + e])) + (((v6 * v7) * v7) * 2.0));
+      let v6: f32 = scratch[bh * 63488 + 26624 + e];
+      let v7: f32 = v6 * 0.044715;
+      let v8: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256];
+      scratch[bh * 63488 + e] = scratch[bh * 63488 + 22528 + e] * (1.0 + scratch[bh * 63488 + 18432 + e]) * 0.5 + v6 + v7 * scratch[bh * 63488 + 14336 + e] + v7 * v8 * v8 * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -486,10 +488,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 47104 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 47104 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 47104 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 47104 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
       scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
       scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
       scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
@@ -535,7 +537,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_3: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
+          let a0: f32 = smem[1024 + (e / 64) * 256 + p];
           let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
           let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
           let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
@@ -561,10 +563,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           acc3_3 = acc3_3 + a3 * b3;
         }
       }
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 8192 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 8192 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 8192 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 8192 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
       scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
       scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
       scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
@@ -611,7 +613,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 4) * smem[3520 + ((e / 64) * 4) * 16 + p]);
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 4) * smem[3520 + (e / 64) * 64 + p]);
         let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 1) * smem[3520 + ((e / 64) * 4 + 1) * 16 + p]);
         let a2: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 2) * smem[3520 + ((e / 64) * 4 + 2) * 16 + p]);
         let a3: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 3) * smem[3520 + ((e / 64) * 4 + 3) * 16 + p]);
@@ -636,10 +638,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 12288 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 12288 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 12288 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 12288 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
       scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
       scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
       scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
@@ -673,7 +675,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
+        let a0: f32 = smem[1024 + (e / 64) * 256 + p];
         let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
         let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
         let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
@@ -698,10 +700,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 16384 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
       scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
       scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
       scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
@@ -760,10 +762,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 20480 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
       scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
       scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
       scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
@@ -782,15 +784,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      scratch[bh * 63488 + 24576 + e] = ((scratch[bh * 63488 + 16384 + e] - (weights[min(position + e / 256, 15)] * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 12288 + e]))) + (smem[3776 + e % 256] - (weights[min(position + e / 256, 15)] * (state_out[u.BH * 49472 + bh * 256 + e % 256] + scratch[bh * 63488 + 20480 + e]))));
+      let v9: f32 = weights[min(position + e / 256, dim_K - 1)];
+      scratch[bh * 63488 + 24576 + e] = scratch[bh * 63488 + 16384 + e] - v9 * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 12288 + e]) + (smem[3776 + e % 256] - v9 * (state_out[u.BH * 49472 + bh * 256 + e % 256] + scratch[bh * 63488 + 20480 + e]));
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v8: f32 = scratch[bh * 63488 + 24576 + e];
-      scratch[bh * 63488 + e] = ((v8 * 0.5) * (1.0 + tanh(clamp(((v8 + (((v8 * v8) * v8) * 0.044715)) * 0.7978845608028654), -15.0, 15.0))));
+      let v10: f32 = scratch[bh * 63488 + 24576 + e];
+      scratch[bh * 63488 + e] = v10 * 0.5 * (1.0 + tanh(clamp((v10 + v10 * v10 * v10 * 0.044715) * 0.7978845608028654, -15.0, 15.0)));
     }
     storageBarrier();
     workgroupBarrier();
@@ -803,7 +806,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_1: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < 256; p = p + 1) {
-          let a0: f32 = scratch[bh * 63488 + ((e / 32) * 2) * 256 + p];
+          let a0: f32 = scratch[bh * 63488 + (e / 32) * 512 + p];
           let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * 256 + p];
           let b0: f32 = state_out[u.BH * 49728 + bh * 16384 + p * 64 + (e % 32) * 2];
           let b1: f32 = state_out[u.BH * 49728 + bh * 16384 + p * 64 + (e % 32) * 2 + 1];
@@ -813,8 +816,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -839,7 +842,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[2048 + ((e / 32) * 2) * 16 + p]);
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[2048 + (e / 32) * 32 + p]);
         let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[2048 + ((e / 32) * 2 + 1) * 16 + p]);
         let b0: f32 = smem[p * 64 + (e % 32) * 2];
         let b1: f32 = smem[p * 64 + (e % 32) * 2 + 1];
@@ -848,8 +851,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 63488 + 4096 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 63488 + 4096 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 63488 + 4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 63488 + 4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -863,7 +866,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < 256; p = p + 1) {
-        let a0: f32 = scratch[bh * 63488 + ((e / 32) * 2) * 256 + p];
+        let a0: f32 = scratch[bh * 63488 + (e / 32) * 512 + p];
         let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * 256 + p];
         let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2];
         let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2 + 1];
@@ -872,8 +875,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -896,8 +899,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 63488 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 63488 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 63488 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 63488 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
       scratch[bh * 63488 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
       scratch[bh * 63488 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
     }
@@ -906,7 +909,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[e] = ((smem[2048 + e] - (weights[min(position + e / 64, 15)] * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 4096 + e]))) + (smem[3136 + e % 64] - (weights[min(position + e / 64, 15)] * (smem[3200 + e % 64] + scratch[bh * 63488 + e]))));
+      let v11: f32 = weights[min(position + e / 64, dim_K - 1)];
+      smem[e] = smem[2048 + e] - v11 * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 4096 + e]) + (smem[3136 + e % 64] - v11 * (smem[3200 + e % 64] + scratch[bh * 63488 + e]));
     }
     storageBarrier();
     workgroupBarrier();
@@ -923,7 +927,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 63488 + e] = (smem[e] - (smem[2048 + e / 64] * 0.015625));
+      scratch[bh * 63488 + e] = smem[e] - smem[2048 + e / 64] * 0.015625;
     }
     storageBarrier();
     workgroupBarrier();
@@ -932,8 +936,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v9: f32 = scratch[bh * 63488 + e * 64 + p];
-        acc = acc + (v9 * v9);
+        let v12: f32 = scratch[bh * 63488 + e * 64 + p];
+        acc = acc + v12 * v12;
       }
       smem[e] = acc;
     }
@@ -942,41 +946,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < count * 64; e = e + 256) {
-      out[(bh * u.T + token) * 64 + e] = ((smem[1024 + e] + ((scratch[bh * 63488 + e] * (1.0 / sqrt(((smem[e / 64] * 0.015625) + 0.000001)))) * weights[16 + h * 64 + e % 64])) + weights[16 + u.H * 64 + h * 64 + e % 64]);
+      out[(bh * u.T + token) * 64 + e] = smem[1024 + e] + scratch[bh * 63488 + e] * (1.0 / sqrt(smem[e / 64] * 0.015625 + 0.000001)) * weights[16 + h * 64 + e % 64] + weights[16 + u.H * 64 + h * 64 + e % 64];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 16384; e = e + 256) {
-      let v10: f32 = (state_out[u.BH * 33088 + bh * 16384 + e] + scratch[bh * 63488 + 47104 + e]);
-      let next_state: f32 = (state_out[bh * 16384 + e] - (commit * v10));
-      let next_accum: f32 = (keep * v10);
+      let v13: f32 = state_out[u.BH * 33088 + bh * 16384 + e] + scratch[bh * 63488 + 47104 + e];
+      let next_state: f32 = state_out[bh * 16384 + e] - commit * v13;
+      let next_accum: f32 = keep * v13;
       state_out[bh * 16384 + e] = next_state;
       state_out[u.BH * 33088 + bh * 16384 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      let v11: f32 = (state_out[u.BH * 49472 + bh * 256 + e] + smem[3264 + e]);
-      let next_state: f32 = (smem[3776 + e] - (commit * v11));
-      let next_accum: f32 = (keep * v11);
+      let v14: f32 = state_out[u.BH * 49472 + bh * 256 + e] + smem[3264 + e];
+      let next_state: f32 = smem[3776 + e] - commit * v14;
+      let next_accum: f32 = keep * v14;
       smem[3776 + e] = next_state;
       state_out[u.BH * 49472 + bh * 256 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 16384; e = e + 256) {
-      let v12: f32 = (state_out[u.BH * 49728 + bh * 16384 + e] + scratch[bh * 63488 + 30720 + e]);
-      let next_state: f32 = (state_out[u.BH * 16640 + bh * 16384 + e] - (commit * v12));
-      let next_accum: f32 = (keep * v12);
+      let v15: f32 = state_out[u.BH * 49728 + bh * 16384 + e] + scratch[bh * 63488 + 30720 + e];
+      let next_state: f32 = state_out[u.BH * 16640 + bh * 16384 + e] - commit * v15;
+      let next_accum: f32 = keep * v15;
       state_out[u.BH * 16640 + bh * 16384 + e] = next_state;
       state_out[u.BH * 49728 + bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 64; e = e + 256) {
-      let v13: f32 = (smem[3200 + e] + smem[3072 + e]);
-      let next_state: f32 = (smem[3136 + e] - (commit * v13));
-      let next_accum: f32 = (keep * v13);
+      let v16: f32 = smem[3200 + e] + smem[3072 + e];
+      let next_state: f32 = smem[3136 + e] - commit * v16;
+      let next_accum: f32 = keep * v16;
       smem[3136 + e] = next_state;
       smem[3200 + e] = next_accum;
     }

@@ -62,12 +62,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
     const unsigned count = min(dim_K - position, T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[7] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
     // Stage the rate lr for this chunk.
@@ -101,7 +102,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[18272 + (e % 32) * 32 + p] * smem[18272 + (e % 32) * 32 + p]);
+        const float v0 = smem[18272 + (e % 32) * 32 + p];
+        acc = acc + v0 * v0;
       }
       smem[e] = acc;
     }
@@ -109,7 +111,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[256 + e] = sqrtf((((smem[e] * 0.03125f) * 32.0f) + 0.000001f));
+      smem[256 + e] = sqrtf(smem[e] * 0.03125f * 32.0f + 0.000001f);
     }
     __syncthreads();
 
@@ -133,7 +135,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = ((((smem[512 + e / 32] * (e / 32 < count ? 1.0f : 0.0f)) * 0.5f) * ((smem[1032 + e] + smem[16672 + e % 32]) - smem[776 + e])) * 2.0f);
+      smem[e] = smem[512 + e / 32] * (e / 32 < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[16672 + e % 32] - smem[776 + e]) * 2.0f;
     }
     __syncthreads();
 
@@ -190,10 +192,10 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4] = acc0_0;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 1] = acc0_1;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 2] = acc0_2;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 3] = acc0_3;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4] = acc0_0;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
       smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4] = acc1_0;
       smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 1] = acc1_1;
       smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 2] = acc1_2;
@@ -213,7 +215,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[20320 + (e / 32) * 1024 + (e % 32) * 32 + p] * smem[18272 + (e % 32) * 32 + p]);
+        acc = acc + smem[20320 + (e / 32) * 1024 + (e % 32) * 32 + p] * smem[18272 + (e % 32) * 32 + p];
       }
       smem[8960 + e] = acc;
     }
@@ -221,8 +223,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v0 = smem[8704 + (e / 1024) * 32 + (e / 32) % 32];
-      smem[512 + e] = ((smem[20320 + e] * v0) + (((((((-(smem[8960 + (e / 1024) * 32 + (e / 32) % 32] * (v0 * v0))) * 0.5f) / smem[256 + (e / 1024) * 32 + (e / 32) % 32]) * 32.0f) * 0.03125f) * smem[18272 + ((e / 32) % 32) * 32 + e % 32]) * 2.0f));
+      const float v1 = smem[8704 + (e / 1024) * 32 + (e / 32) % 32];
+      smem[512 + e] = smem[20320 + e] * v1 + (-(smem[8960 + (e / 1024) * 32 + (e / 32) % 32] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * 32 + (e / 32) % 32] * 32.0f * 0.03125f * smem[18272 + ((e / 32) % 32) * 32 + e % 32] * 2.0f;
     }
     __syncthreads();
 
@@ -288,10 +290,10 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[20320 + ((e / 256) * 4) * 1024 + (e % 256) * 4] = acc0_0;
-      smem[20320 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 1] = acc0_1;
-      smem[20320 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 2] = acc0_2;
-      smem[20320 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 3] = acc0_3;
+      smem[20320 + (e / 256) * 4096 + (e % 256) * 4] = acc0_0;
+      smem[20320 + (e / 256) * 4096 + (e % 256) * 4 + 1] = acc0_1;
+      smem[20320 + (e / 256) * 4096 + (e % 256) * 4 + 2] = acc0_2;
+      smem[20320 + (e / 256) * 4096 + (e % 256) * 4 + 3] = acc0_3;
       smem[20320 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4] = acc1_0;
       smem[20320 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 1] = acc1_1;
       smem[20320 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 2] = acc1_2;
@@ -309,7 +311,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 8192; e += 256) {
-      smem[256 + e] = (smem[18272 + ((e / 32) % 32) * 32 + e % 32] - (scale[min(position + e / 1024, 7)] * (smem[19296 + ((e / 32) % 32) * 32 + e % 32] + smem[20320 + e])));
+      smem[256 + e] = smem[18272 + ((e / 32) % 32) * 32 + e % 32] - scale[min(position + e / 1024, dim_K - 1)] * (smem[19296 + ((e / 32) % 32) * 32 + e % 32] + smem[20320 + e]);
     }
     __syncthreads();
 
@@ -317,8 +319,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        const float v1 = smem[256 + (e / 32) * 1024 + (e % 32) * 32 + p];
-        acc = acc + (v1 * v1);
+        const float v2 = smem[256 + (e / 32) * 1024 + (e % 32) * 32 + p];
+        acc = acc + v2 * v2;
       }
       smem[16992 + e] = acc;
     }
@@ -326,7 +328,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 8192; e += 256) {
-      smem[8448 + e] = (smem[256 + e] * (1.0f / sqrtf((((smem[16992 + (e / 1024) * 32 + (e / 32) % 32] * 0.03125f) * 32.0f) + 0.000001f))));
+      smem[8448 + e] = smem[256 + e] * (1.0f / sqrtf(smem[16992 + (e / 1024) * 32 + (e / 32) % 32] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
 
@@ -355,14 +357,14 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = (smem[256 + e] + (smem[16672 + e % 32] - (scale[min(position + e / 32, 7)] * (smem[16704 + e % 32] + smem[512 + e]))));
+      output[(bh * T + token) * 32 + e] = smem[256 + e] + (smem[16672 + e % 32] - scale[min(position + e / 32, dim_K - 1)] * (smem[16704 + e % 32] + smem[512 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v2 = (smem[19296 + e] + smem[17248 + e]);
-      const float next_state = (smem[18272 + e] - (commit * v2));
-      const float next_accum = (keep * v2);
+      const float v3 = smem[19296 + e] + smem[17248 + e];
+      const float next_state = smem[18272 + e] - commit * v3;
+      const float next_accum = keep * v3;
       smem[18272 + e] = next_state;
       smem[19296 + e] = next_accum;
     }
@@ -370,9 +372,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 32; e += 256) {
-      const float v3 = (smem[16704 + e] + smem[16640 + e]);
-      const float next_state = (smem[16672 + e] - (commit * v3));
-      const float next_accum = (keep * v3);
+      const float v4 = smem[16704 + e] + smem[16640 + e];
+      const float next_state = smem[16672 + e] - commit * v4;
+      const float next_accum = keep * v4;
       smem[16672 + e] = next_state;
       smem[16704 + e] = next_accum;
     }
@@ -417,6 +419,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 8;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
     smem[4288 + e] = state_W[bh * 1024 + e];
@@ -428,12 +432,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[7] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
     // Stage the rate lr for this chunk.
@@ -467,7 +472,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = tid; e < 32; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[4288 + (e % 32) * 32 + p] * smem[4288 + (e % 32) * 32 + p]);
+        const float v0 = smem[4288 + (e % 32) * 32 + p];
+        acc = acc + v0 * v0;
       }
       smem[e] = acc;
     }
@@ -475,7 +481,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[32 + e] = sqrtf((((smem[e] * 0.03125f) * 32.0f) + 0.000001f));
+      smem[32 + e] = sqrtf(smem[e] * 0.03125f * 32.0f + 0.000001f);
     }
     __syncthreads();
 
@@ -499,7 +505,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // [1, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = ((((smem[64] * (0 < count ? 1.0f : 0.0f)) * 0.5f) * ((smem[129 + e] + smem[2176 + e % 32]) - smem[97 + e])) * 2.0f);
+      smem[e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[129 + e] + smem[2176 + e % 32] - smem[97 + e]) * 2.0f;
     }
     __syncthreads();
 
@@ -528,8 +534,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2240 + (((e / 16) % 16) * 2) * 32 + (e % 16) * 2] = acc0_0;
-      smem[2240 + (((e / 16) % 16) * 2) * 32 + (e % 16) * 2 + 1] = acc0_1;
+      smem[2240 + ((e / 16) % 16) * 64 + (e % 16) * 2] = acc0_0;
+      smem[2240 + ((e / 16) % 16) * 64 + (e % 16) * 2 + 1] = acc0_1;
       smem[2240 + (((e / 16) % 16) * 2 + 1) * 32 + (e % 16) * 2] = acc1_0;
       smem[2240 + (((e / 16) % 16) * 2 + 1) * 32 + (e % 16) * 2 + 1] = acc1_1;
     }
@@ -539,7 +545,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = tid; e < 32; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[2240 + (e % 32) * 32 + p] * smem[4288 + (e % 32) * 32 + p]);
+        acc = acc + smem[2240 + (e % 32) * 32 + p] * smem[4288 + (e % 32) * 32 + p];
       }
       smem[1120 + e] = acc;
     }
@@ -547,8 +553,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // [1, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v0 = smem[1088 + (e / 32) % 32];
-      smem[64 + e] = ((smem[2240 + e] * v0) + (((((((-(smem[1120 + (e / 32) % 32] * (v0 * v0))) * 0.5f) / smem[32 + (e / 32) % 32]) * 32.0f) * 0.03125f) * smem[4288 + ((e / 32) % 32) * 32 + e % 32]) * 2.0f));
+      const float v1 = smem[1088 + (e / 32) % 32];
+      smem[64 + e] = smem[2240 + e] * v1 + (-(smem[1120 + (e / 32) % 32] * (v1 * v1))) * 0.5f / smem[32 + (e / 32) % 32] * 32.0f * 0.03125f * smem[4288 + ((e / 32) % 32) * 32 + e % 32] * 2.0f;
     }
     __syncthreads();
 
@@ -596,7 +602,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // [1, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[32 + e] = (smem[4288 + ((e / 32) % 32) * 32 + e % 32] - (scale[min(position + 0, 7)] * (smem[5312 + ((e / 32) % 32) * 32 + e % 32] + smem[3264 + e])));
+      smem[32 + e] = smem[4288 + ((e / 32) % 32) * 32 + e % 32] - scale[min(position, dim_K - 1)] * (smem[5312 + ((e / 32) % 32) * 32 + e % 32] + smem[3264 + e]);
     }
     __syncthreads();
 
@@ -604,8 +610,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = tid; e < 32; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 32; p += 1) {
-        const float v1 = smem[32 + (e % 32) * 32 + p];
-        acc = acc + (v1 * v1);
+        const float v2 = smem[32 + (e % 32) * 32 + p];
+        acc = acc + v2 * v2;
       }
       smem[2144 + e] = acc;
     }
@@ -613,7 +619,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // [1, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[1056 + e] = (smem[32 + e] * (1.0f / sqrtf((((smem[2144 + (e / 32) % 32] * 0.03125f) * 32.0f) + 0.000001f))));
+      smem[1056 + e] = smem[32 + e] * (1.0f / sqrtf(smem[2144 + (e / 32) % 32] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
 
@@ -642,14 +648,14 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = (smem[32 + e] + (smem[2176 + e % 32] - (scale[min(position + 0, 7)] * (smem[2208 + e % 32] + smem[64 + e]))));
+      output[(bh * T + token) * 32 + e] = smem[32 + e] + (smem[2176 + e % 32] - scale[min(position, dim_K - 1)] * (smem[2208 + e % 32] + smem[64 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v2 = (smem[5312 + e] + smem[2240 + e]);
-      const float next_state = (smem[4288 + e] - (commit * v2));
-      const float next_accum = (keep * v2);
+      const float v3 = smem[5312 + e] + smem[2240 + e];
+      const float next_state = smem[4288 + e] - commit * v3;
+      const float next_accum = keep * v3;
       smem[4288 + e] = next_state;
       smem[5312 + e] = next_accum;
     }
@@ -657,9 +663,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 32; e += 256) {
-      const float v3 = (smem[2208 + e] + smem[2080 + e]);
-      const float next_state = (smem[2176 + e] - (commit * v3));
-      const float next_accum = (keep * v3);
+      const float v4 = smem[2208 + e] + smem[2080 + e];
+      const float next_state = smem[2176 + e] - commit * v4;
+      const float next_accum = keep * v4;
       smem[2176 + e] = next_state;
       smem[2208 + e] = next_accum;
     }

@@ -34,12 +34,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
     let count: u32 = min(dim_K - position, u.T - token);
     let ends: bool = position + count == dim_K;
-    let commit: f32 = select(0.0, weights[7], ends);
+    let commit: f32 = select(0.0, weights[dim_K - 1], ends);
     let keep: f32 = select(1.0, 0.0, ends);
 
     // Stage the rate lr for this chunk.
@@ -73,7 +74,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 32; p = p + 1) {
-        acc = acc + (smem[1888 + (e % 32) * 32 + p] * smem[1888 + (e % 32) * 32 + p]);
+        let v0: f32 = smem[1888 + (e % 32) * 32 + p];
+        acc = acc + v0 * v0;
       }
       smem[e] = acc;
     }
@@ -81,7 +83,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[256 + e] = sqrt((((smem[e] * 0.03125) * 32.0) + 0.000001));
+      smem[256 + e] = sqrt(smem[e] * 0.03125 * 32.0 + 0.000001);
     }
     workgroupBarrier();
 
@@ -105,7 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[e] = ((((smem[512 + e / 32] * select(0.0, 1.0, e / 32 < count)) * 0.5) * ((smem[1376 + e] + smem[544 + e % 32]) - smem[864 + e])) * 2.0);
+      smem[e] = smem[512 + e / 32] * select(0.0, 1.0, e / 32 < count) * 0.5 * (smem[1376 + e] + smem[544 + e % 32] - smem[864 + e]) * 2.0;
     }
     workgroupBarrier();
 
@@ -162,10 +164,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4] = acc0_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 1] = acc0_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 2] = acc0_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 3] = acc0_3;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4] = acc0_0;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
       scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4] = acc1_0;
       scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 1] = acc1_1;
       scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 2] = acc1_2;
@@ -186,7 +188,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 32; p = p + 1) {
-        acc = acc + (scratch[bh * 16384 + 8192 + (e / 32) * 1024 + (e % 32) * 32 + p] * smem[1888 + (e % 32) * 32 + p]);
+        acc = acc + scratch[bh * 16384 + 8192 + (e / 32) * 1024 + (e % 32) * 32 + p] * smem[1888 + (e % 32) * 32 + p];
       }
       smem[608 + e] = acc;
     }
@@ -195,8 +197,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      let v0: f32 = smem[1120 + (e / 1024) * 32 + (e / 32) % 32];
-      scratch[bh * 16384 + e] = ((scratch[bh * 16384 + 8192 + e] * v0) + (((((((-(smem[608 + (e / 1024) * 32 + (e / 32) % 32] * (v0 * v0))) * 0.5) / smem[256 + (e / 1024) * 32 + (e / 32) % 32]) * 32.0) * 0.03125) * smem[1888 + ((e / 32) % 32) * 32 + e % 32]) * 2.0));
+      let v1: f32 = smem[1120 + (e / 1024) * 32 + (e / 32) % 32];
+      scratch[bh * 16384 + e] = scratch[bh * 16384 + 8192 + e] * v1 + (-(smem[608 + (e / 1024) * 32 + (e / 32) % 32] * (v1 * v1))) * 0.5 / smem[256 + (e / 1024) * 32 + (e / 32) % 32] * 32.0 * 0.03125 * smem[1888 + ((e / 32) % 32) * 32 + e % 32] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -263,10 +265,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4) * 1024 + (e % 256) * 4] = acc0_0;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 1] = acc0_1;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 2] = acc0_2;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 3] = acc0_3;
+      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4] = acc0_0;
+      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4 + 1] = acc0_1;
+      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4 + 2] = acc0_2;
+      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4 + 3] = acc0_3;
       scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4] = acc1_0;
       scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 1] = acc1_1;
       scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 2] = acc1_2;
@@ -285,7 +287,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      scratch[bh * 16384 + e] = (smem[1888 + ((e / 32) % 32) * 32 + e % 32] - (weights[min(position + e / 1024, 7)] * (smem[2912 + ((e / 32) % 32) * 32 + e % 32] + scratch[bh * 16384 + 8192 + e])));
+      scratch[bh * 16384 + e] = smem[1888 + ((e / 32) % 32) * 32 + e % 32] - weights[min(position + e / 1024, dim_K - 1)] * (smem[2912 + ((e / 32) % 32) * 32 + e % 32] + scratch[bh * 16384 + 8192 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -294,8 +296,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < 32; p = p + 1) {
-        let v1: f32 = scratch[bh * 16384 + (e / 32) * 1024 + (e % 32) * 32 + p];
-        acc = acc + (v1 * v1);
+        let v2: f32 = scratch[bh * 16384 + (e / 32) * 1024 + (e % 32) * 32 + p];
+        acc = acc + v2 * v2;
       }
       smem[608 + e] = acc;
     }
@@ -304,7 +306,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      scratch[bh * 16384 + 8192 + e] = (scratch[bh * 16384 + e] * (1.0 / sqrt((((smem[608 + (e / 1024) * 32 + (e / 32) % 32] * 0.03125) * 32.0) + 0.000001))));
+      scratch[bh * 16384 + 8192 + e] = scratch[bh * 16384 + e] * (1.0 / sqrt(smem[608 + (e / 1024) * 32 + (e / 32) % 32] * 0.03125 * 32.0 + 0.000001));
     }
     storageBarrier();
     workgroupBarrier();
@@ -336,14 +338,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < count * 32; e = e + 256) {
-      out[(bh * u.T + token) * 32 + e] = (smem[608 + e] + (smem[544 + e % 32] - (weights[min(position + e / 32, 7)] * (smem[576 + e % 32] + smem[256 + e]))));
+      out[(bh * u.T + token) * 32 + e] = smem[608 + e] + (smem[544 + e % 32] - weights[min(position + e / 32, dim_K - 1)] * (smem[576 + e % 32] + smem[256 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v2: f32 = (smem[2912 + e] + smem[864 + e]);
-      let next_state: f32 = (smem[1888 + e] - (commit * v2));
-      let next_accum: f32 = (keep * v2);
+      let v3: f32 = smem[2912 + e] + smem[864 + e];
+      let next_state: f32 = smem[1888 + e] - commit * v3;
+      let next_accum: f32 = keep * v3;
       smem[1888 + e] = next_state;
       smem[2912 + e] = next_accum;
     }
@@ -351,9 +353,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 32; e = e + 256) {
-      let v3: f32 = (smem[576 + e] + smem[512 + e]);
-      let next_state: f32 = (smem[544 + e] - (commit * v3));
-      let next_accum: f32 = (keep * v3);
+      let v4: f32 = smem[576 + e] + smem[512 + e];
+      let next_state: f32 = smem[544 + e] - commit * v4;
+      let next_accum: f32 = keep * v4;
       smem[544 + e] = next_state;
       smem[576 + e] = next_accum;
     }
