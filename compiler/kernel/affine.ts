@@ -7,6 +7,8 @@
 import { type Expr, int } from './ir.ts';
 
 const constant = (e: Expr): number | undefined => (e.kind === 'int' ? e.value : undefined);
+/** The value of a literal or a named constant: scalings and divisions by either fold. */
+const known = (e: Expr): number | undefined => (e.kind === 'int' || e.kind === 'dim' ? e.value : undefined);
 const node = (op: '+' | '-' | '*' | '/' | '%', a: Expr, b: Expr): Expr => ({ kind: 'index', op, a, b });
 
 /** A named compile-time constant. */
@@ -45,35 +47,39 @@ export function sub(a: Expr, b: Expr): Expr {
 
 export function mul(a: Expr, b: Expr | number): Expr {
   const right = typeof b === 'number' ? int(b) : b;
-  const [x, y] = [constant(a), constant(right)];
-  if (x !== undefined && y !== undefined) return int(x * y);
+  const [x, y] = [known(a), known(right)];
   if (x === 0 || y === 0) return int(0);
   if (x === 1) return right;
   if (y === 1) return a;
+  if (x !== undefined && y !== undefined) return int(x * y);
   if (x !== undefined) return mul(right, a);
-  if (y !== undefined && a.kind === 'index' && a.op === '*' && constant(a.b) !== undefined)
-    return mul(a.a, constant(a.b)! * y);
+  if (y !== undefined && a.kind === 'index' && a.op === '*' && known(a.b) !== undefined)
+    return mul(a.a, known(a.b)! * y);
   return node('*', a, right);
 }
 
-export function div(a: Expr, n: number): Expr {
+export function div(a: Expr, b: Expr | number): Expr {
+  const right = typeof b === 'number' ? int(b) : b;
+  const n = known(right);
+  if (n === undefined) return node('/', a, right);
   const x = constant(a);
   if (n === 1) return a;
   if (x !== undefined) return int(Math.floor(x / n));
-  if (a.kind === 'index' && a.op === '*' && constant(a.b) !== undefined && constant(a.b)! % n === 0)
-    return mul(a.a, constant(a.b)! / n);
-  if (a.kind === 'index' && a.op === '/' && constant(a.b) !== undefined) return div(a.a, constant(a.b)! * n);
-  return node('/', a, int(n));
+  if (a.kind === 'index' && a.op === '*' && known(a.b) !== undefined && known(a.b)! % n === 0)
+    return mul(a.a, known(a.b)! / n);
+  if (a.kind === 'index' && a.op === '/' && known(a.b) !== undefined) return div(a.a, known(a.b)! * n);
+  return node('/', a, right);
 }
 
-/** `a % n`; a divisor that is not a literal (a named constant, a uniform) stays as written. */
-export function mod(a: Expr, n: Expr | number): Expr {
-  if (typeof n !== 'number') return constant(n) === undefined ? node('%', a, n) : mod(a, constant(n)!);
+export function mod(a: Expr, b: Expr | number): Expr {
+  const right = typeof b === 'number' ? int(b) : b;
+  const n = known(right);
+  if (n === undefined) return node('%', a, right);
   const x = constant(a);
   if (n === 1) return int(0);
   if (x !== undefined) return int(x % n);
-  if (a.kind === 'index' && a.op === '*' && constant(a.b) !== undefined && constant(a.b)! % n === 0) return int(0);
-  return node('%', a, int(n));
+  if (a.kind === 'index' && a.op === '*' && known(a.b) !== undefined && known(a.b)! % n === 0) return int(0);
+  return node('%', a, right);
 }
 
 /** The largest value an index can take, as far as its form tells (runtime values are unbounded). */
@@ -93,18 +99,15 @@ export function upperBound(e: Expr): number {
         case '*':
           return upperBound(e.a) * upperBound(e.b);
         case '/':
-          return Math.floor(upperBound(e.a) / Math.max(1, constant(e.b) ?? 1));
+          return Math.floor(upperBound(e.a) / Math.max(1, known(e.b) ?? 1));
         case '%':
-          return constant(e.b) === undefined ? upperBound(e.a) : Math.min(upperBound(e.a), constant(e.b)! - 1);
+          return known(e.b) === undefined ? upperBound(e.a) : Math.min(upperBound(e.a), known(e.b)! - 1);
       }
     // falls through
     default:
       return Infinity;
   }
 }
-
-/** The value of a constant or named constant. */
-const known = (e: Expr): number | undefined => (e.kind === 'int' || e.kind === 'dim' ? e.value : undefined);
 
 /** `min(a, b)`, or the operand that is never larger than the other. */
 export function min(a: Expr, b: Expr): Expr {

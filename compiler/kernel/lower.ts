@@ -38,7 +38,7 @@ import {
   variable,
 } from './ir.ts';
 import { shareValues } from './share.ts';
-import { Index } from './tensor-index.ts';
+import { type DimNames, Index, LITERALS } from './tensor-index.ts';
 import { Values } from './values.ts';
 import { lowerWalk, WALK_NAMES } from './walk.ts';
 
@@ -93,6 +93,9 @@ class Lowering {
   private readonly ports: Ports;
   private readonly K: Expr;
   private readonly rows: Expr;
+  /** The spec's dims by value, where one dim alone has that value. */
+  private readonly names: DimNames;
+  private readonly specDims: { spec: string; value: number; expr: Expr }[];
   private readonly carried: Carried[];
   private named = 0;
 
@@ -110,6 +113,17 @@ class Lowering {
     this.stateSize = new Map(k.chunk.layer.states.map((s) => [s.name, size(s.shape)]));
     this.K = dim(dimConstant(k.chunk.layer.minibatch.name), k.chunk.K);
     this.rows = dim('chunk_rows', k.chunk.rows);
+    const layer = k.chunk.layer;
+    this.specDims = [...layer.dims]
+      .filter(([n]) => n !== layer.minibatch.name)
+      .map(([n, value]) => ({ spec: n, value, expr: dim(dimConstant(n), value) }));
+    const byValue = new Map<number, Expr[]>();
+    for (const d of [{ value: k.chunk.K, expr: this.K }, ...this.specDims])
+      byValue.set(d.value, [...(byValue.get(d.value) ?? []), d.expr]);
+    this.names = (n) => {
+      const candidates = byValue.get(n) ?? [];
+      return candidates.length === 1 && n > 1 ? candidates[0] : int(n);
+    };
     this.carried = k.chunk.layer.update.rules.momentum ? ['state', 'accum', 'opt'] : ['state', 'accum'];
   }
 
@@ -265,7 +279,7 @@ class Lowering {
       const h = this.k.states.get(s.state)!;
       const opt = s.optNode;
       const what = opt === undefined ? 'its accumulator' : 'its accumulator and optimizer state';
-      const index = Index.flat(nodes[s.stateNode].shape, e);
+      const index = Index.flat(nodes[s.stateNode].shape, e, this.names);
       const next = (role: Carried) => `next_${role}`;
       // Every new value is computed before any is stored: each reads the old ones.
       const roles: [Carried, number][] = [
@@ -285,7 +299,7 @@ class Lowering {
     if (s.kind === 'output') {
       const width = size(node.shape.slice(1));
       const flat = add(mul(add(mul(bh, uniform('T')), token), width), e);
-      const value = this.values.value(s.node, Index.flat(node.shape, e));
+      const value = this.values.value(s.node, Index.flat(node.shape, e, this.names));
       return [
         this.describe(s.node, "Write this chunk's output rows"),
         this.elements(mul(count, width), this.shared([store(this.ports.get('output', 'out', 'output'), flat, value)])),
@@ -316,7 +330,7 @@ class Lowering {
     const what = { matmul: 'product', sum: 'sum' }[op.kind as string] ?? 'elementwise';
     const head = this.describe(s.node, `${showShape(node.shape)} ${what}`);
     if (op.kind === 'matmul') return [head, this.matmul(s.node, target)];
-    const index = Index.flat(node.shape, e);
+    const index = Index.flat(node.shape, e, this.names);
     if (op.kind === 'sum')
       return [head, this.elements(size(node.shape), [...this.sum(s.node, index), target(e, name('acc'))])];
     return [head, this.elements(size(node.shape), this.shared([target(e, this.values.value(s.node, index, true))]))];
@@ -332,7 +346,7 @@ class Lowering {
     const range = (k: number) => [...Array(k).keys()];
     const t = name('e');
     const p = name('p');
-    const block = Index.flat(blocks, t).dims();
+    const block = Index.flat(blocks, t, LITERALS).dims();
     const batch = block.slice(0, r - 2);
     const row = (i: number) => add(mul(block[r - 2], rows), int(i));
     const col = (j: number) => add(mul(block[r - 1], cols), int(j));
@@ -342,21 +356,38 @@ class Lowering {
     const step: Stmt[] = [
       ...this.shared([
         ...range(rows).map((i) =>
-          constant(`a${i}`, 'float', operand(this.values.value(a.id, Index.dims(a.shape, [...batch, row(i), p])))),
+          constant(
+            `a${i}`,
+            'float',
+            operand(this.values.value(a.id, Index.dims(a.shape, [...batch, row(i), p], this.names))),
+          ),
         ),
         ...range(cols).map((j) =>
-          constant(`b${j}`, 'float', operand(this.values.value(b.id, Index.dims(b.shape, [...batch, p, col(j)])))),
+          constant(
+            `b${j}`,
+            'float',
+            operand(this.values.value(b.id, Index.dims(b.shape, [...batch, p, col(j)], this.names))),
+          ),
         ),
       ]),
       ...tile.map(([i, j]) =>
         assign(acc(i, j), floatOp('+', name(acc(i, j)), floatOp('*', name(`a${i}`), name(`b${j}`)))),
       ),
     ];
-    const loop: Stmt = { kind: 'for', counter: 'p', from: int(0), to: int(a.shape[r - 1]), step: int(1), body: step };
+    const loop: Stmt = {
+      kind: 'for',
+      counter: 'p',
+      from: int(0),
+      to: this.names(a.shape[r - 1]),
+      step: int(1),
+      body: step,
+    };
     return this.elements(size(blocks), [
       ...tile.map(([i, j]) => variable(acc(i, j), 'float', float(0))),
       this.readsAccum(id) ? { kind: 'if', condition: name(ACCUM_LIVE), body: [loop] } : loop,
-      ...tile.map(([i, j]) => target(Index.dims(n.shape, [...batch, row(i), col(j)]).flat(), name(acc(i, j)))),
+      ...tile.map(([i, j]) =>
+        target(Index.dims(n.shape, [...batch, row(i), col(j)], this.names).flat(), name(acc(i, j))),
+      ),
     ]);
   }
 
@@ -377,20 +408,20 @@ class Lowering {
     const axes = n.op.axes;
     const x = this.k.program.nodes[n.args[0]];
     const reducedShape = axes.map((a) => x.shape[a]);
-    const reduced = Index.flat(reducedShape, name('p')).dims();
+    const reduced = Index.flat(reducedShape, name('p'), this.names).dims();
     const kept = index.dims();
     const source: Expr[] = [];
     let ki = 0;
     let ri = 0;
     for (let a = 0; a < x.shape.length; a++) source.push(axes.includes(a) ? reduced[ri++] : kept[ki++]);
-    const value = this.values.value(x.id, Index.dims(x.shape, source));
+    const value = this.values.value(x.id, Index.dims(x.shape, source, this.names));
     return [
       variable('acc', 'float', float(0)),
       {
         kind: 'for',
         counter: 'p',
         from: int(0),
-        to: int(size(reducedShape)),
+        to: this.names(size(reducedShape)),
         step: int(1),
         body: this.shared([assign('acc', floatOp('+', name('acc'), value))]),
       },
@@ -416,6 +447,7 @@ class Lowering {
     const known: [Expr, string][] = [
       [this.K, `Tokens per mini-batch (the spec's \`minibatch ${minibatch}\`).`],
       [this.rows, 'Rows per chunk: at most this many tokens of one mini-batch are processed at once.'],
+      ...this.specDims.map((d): [Expr, string] => [d.expr, `The spec's \`dim ${d.spec}\`.`]),
     ];
     return known.flatMap(([d, note]) =>
       d.kind === 'dim' && used.has(d.name) ? [{ name: d.name, value: d.value, note }] : [],

@@ -5,7 +5,7 @@
  */
 import type { Node, Program } from '../ir/ir.ts';
 import { type Expr, type FloatOp, compare, exprKey, float, floatOp, int, select } from './ir.ts';
-import { Index } from './tensor-index.ts';
+import type { Index } from './tensor-index.ts';
 
 export interface Sources {
   isBuffered(node: number): boolean;
@@ -59,7 +59,7 @@ export class Values {
         const dims = index.dims();
         const source = new Array<Expr>(dims.length);
         n.op.perm.forEach((p, i) => (source[p] = dims[i]));
-        return arg(0, Index.dims(this.program.nodes[n.args[0]].shape, source));
+        return arg(0, index.at(this.program.nodes[n.args[0]].shape, source));
       }
       case 'matmul':
       case 'sum':
@@ -71,7 +71,7 @@ export class Values {
     const from = this.program.nodes[n.args[0]].shape;
     const dims = index.dims();
     const off = n.shape.length - from.length;
-    return Index.dims(
+    return index.at(
       from,
       from.map((size, i) => (size === 1 ? int(0) : dims[off + i])),
     );

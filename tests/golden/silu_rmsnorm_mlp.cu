@@ -52,6 +52,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
+  // The spec's `dim H`.
+  const unsigned dim_H = 128;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
@@ -103,13 +107,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[2048 + (e / 64) * 256 + p];
-        const float a1 = smem[2048 + ((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[2048 + ((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[2048 + ((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[5120 + p * 128 + (e % 64) * 2];
-        const float b1 = smem[5120 + p * 128 + (e % 64) * 2 + 1];
+        const float a1 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[5120 + p * dim_H + (e % 64) * 2];
+        const float b1 = smem[5120 + p * dim_H + (e % 64) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -121,12 +125,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       }
       smem[39936 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
       smem[39936 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[39936 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      smem[39936 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      smem[39936 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      smem[39936 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      smem[39936 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      smem[39936 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      smem[39936 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[39936 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[39936 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[39936 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[39936 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[39936 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
@@ -148,11 +152,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = (smem[39936 + (e / 32) * 256 + p] * smem[44032 + (e / 32) * 256 + p]);
-        const float a1 = (smem[39936 + ((e / 32) * 2 + 1) * 128 + p] * smem[44032 + ((e / 32) * 2 + 1) * 128 + p]);
-        const float b0 = smem[13312 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[13312 + p * 64 + (e % 32) * 2 + 1];
+        const float a1 = (smem[39936 + ((e / 32) * 2 + 1) * dim_H + p] * smem[44032 + ((e / 32) * 2 + 1) * dim_H + p]);
+        const float b0 = smem[13312 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[13312 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -160,16 +164,16 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       }
       smem[4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v0 = smem[4096 + e * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float v0 = smem[4096 + e * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[e] = acc;
@@ -190,16 +194,16 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = param_g[h * 64 + e % 64];
-      smem[37888 + e] = (e / 64 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[4096 + e] * smem[1040 + e / 64] * v1 - smem[3072 + e]) * 2.0f * v1;
+      const float v1 = param_g[h * 64 + e % dim_D];
+      smem[37888 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[4096 + e] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
     // [16] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + smem[37888 + e * 64 + p] * smem[4096 + e * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + smem[37888 + e * dim_D + p] * smem[4096 + e * dim_D + p];
       }
       smem[1056 + e] = acc;
     }
@@ -207,8 +211,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v2 = smem[1040 + e / 64];
-      smem[e] = smem[37888 + e] * v2 + (-(smem[1056 + e / 64] * (v2 * v2))) * 0.5f / smem[1024 + e / 64] * 0.015625f * smem[4096 + e] * 2.0f;
+      const float v2 = smem[1040 + e / dim_D];
+      smem[e] = smem[37888 + e] * v2 + (-(smem[1056 + e / dim_D] * (v2 * v2))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[4096 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -222,13 +226,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 64) * 256 + p];
-        const float a1 = smem[((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[((e / 64) * 4 + 3) * 64 + p];
+        const float a1 = smem[((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[((e / 64) * 4 + 3) * dim_D + p];
         const float b0 = smem[13312 + (e % 64) * 128 + p];
-        const float b1 = smem[13312 + ((e % 64) * 2 + 1) * 64 + p];
+        const float b1 = smem[13312 + ((e % 64) * 2 + 1) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -240,12 +244,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       }
       smem[37888 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
       smem[37888 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[37888 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      smem[37888 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      smem[37888 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      smem[37888 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      smem[37888 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      smem[37888 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      smem[37888 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[37888 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[37888 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[37888 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[37888 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[37888 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
 
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -266,15 +270,15 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = (smem[39936 + p * 128 + (e / 16) * 4] * smem[44032 + p * 128 + (e / 16) * 4]);
-        const float a1 = (smem[39936 + p * 128 + (e / 16) * 4 + 1] * smem[44032 + p * 128 + (e / 16) * 4 + 1]);
-        const float a2 = (smem[39936 + p * 128 + (e / 16) * 4 + 2] * smem[44032 + p * 128 + (e / 16) * 4 + 2]);
-        const float a3 = (smem[39936 + p * 128 + (e / 16) * 4 + 3] * smem[44032 + p * 128 + (e / 16) * 4 + 3]);
-        const float b0 = smem[p * 64 + (e % 16) * 4];
-        const float b1 = smem[p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[p * 64 + (e % 16) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = (smem[39936 + p * dim_H + (e / 16) * 4] * smem[44032 + p * dim_H + (e / 16) * 4]);
+        const float a1 = (smem[39936 + p * dim_H + (e / 16) * 4 + 1] * smem[44032 + p * dim_H + (e / 16) * 4 + 1]);
+        const float a2 = (smem[39936 + p * dim_H + (e / 16) * 4 + 2] * smem[44032 + p * dim_H + (e / 16) * 4 + 2]);
+        const float a3 = (smem[39936 + p * dim_H + (e / 16) * 4 + 3] * smem[44032 + p * dim_H + (e / 16) * 4 + 3]);
+        const float b0 = smem[p * dim_D + (e % 16) * 4];
+        const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -296,18 +300,18 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
       smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
       smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[48128 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[48128 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[48128 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[48128 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[48128 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[48128 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[48128 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[48128 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[48128 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[48128 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[48128 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[48128 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
@@ -337,15 +341,15 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = smem[2048 + p * 64 + (e / 32) * 4];
-        const float a1 = smem[2048 + p * 64 + (e / 32) * 4 + 1];
-        const float a2 = smem[2048 + p * 64 + (e / 32) * 4 + 2];
-        const float a3 = smem[2048 + p * 64 + (e / 32) * 4 + 3];
-        const float b0 = smem[3072 + p * 128 + (e % 32) * 4];
-        const float b1 = smem[3072 + p * 128 + (e % 32) * 4 + 1];
-        const float b2 = smem[3072 + p * 128 + (e % 32) * 4 + 2];
-        const float b3 = smem[3072 + p * 128 + (e % 32) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[2048 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[3072 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -367,18 +371,18 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
       scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
       scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4] = acc1_0;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 1] = acc1_1;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 2] = acc1_2;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 3] = acc1_3;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4] = acc2_0;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 1] = acc2_1;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 2] = acc2_2;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 3] = acc2_3;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4] = acc3_0;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 1] = acc3_1;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 2] = acc3_2;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 3] = acc3_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -402,13 +406,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[1024 + (e / 64) * 256 + p];
-          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-          const float b0 = smem[21504 + p * 128 + (e % 64) * 2];
-          const float b1 = smem[21504 + p * 128 + (e % 64) * 2 + 1];
+          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+          const float b0 = smem[21504 + p * dim_H + (e % 64) * 2];
+          const float b1 = smem[21504 + p * dim_H + (e % 64) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
@@ -421,23 +425,23 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       }
       smem[41984 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
       smem[41984 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[41984 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      smem[41984 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      smem[41984 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      smem[41984 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      smem[41984 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      smem[41984 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      smem[41984 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[41984 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[41984 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[41984 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[41984 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[41984 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + (e / 16) * 64 + p];
-        const float b0 = smem[2048 + (e % 16) * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[1024 + (e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[37888 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[37888 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -451,13 +455,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[37888 + (e / 64) * 64 + p]);
-        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 1) * 16 + p]);
-        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 2) * 16 + p]);
-        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 3) * 16 + p]);
-        const float b0 = smem[3072 + p * 128 + (e % 64) * 2];
-        const float b1 = smem[3072 + p * 128 + (e % 64) * 2 + 1];
+        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 1) * dim_K + p]);
+        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 2) * dim_K + p]);
+        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 3) * dim_K + p]);
+        const float b0 = smem[3072 + p * dim_H + (e % 64) * 2];
+        const float b1 = smem[3072 + p * dim_H + (e % 64) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -469,12 +473,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       }
       smem[46080 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
       smem[46080 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[46080 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      smem[46080 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      smem[46080 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      smem[46080 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      smem[46080 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      smem[46080 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      smem[46080 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[46080 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[46080 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[46080 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[46080 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[46080 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
@@ -488,13 +492,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 64) * 256 + p];
-        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[5120 + p * 128 + (e % 64) * 2];
-        const float b1 = smem[5120 + p * 128 + (e % 64) * 2 + 1];
+        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[5120 + p * dim_H + (e % 64) * 2];
+        const float b1 = smem[5120 + p * dim_H + (e % 64) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -506,18 +510,18 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       }
       smem[2048 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
       smem[2048 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      smem[2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      smem[2048 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      smem[2048 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      smem[2048 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      smem[2048 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 2048; e += 256) {
-      smem[37888 + e] = smem[2048 + e] - scale[min(position + e / 128, dim_K - 1)] * (smem[41984 + e] + smem[46080 + e]);
+      smem[37888 + e] = smem[2048 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[41984 + e] + smem[46080 + e]);
     }
     __syncthreads();
 
@@ -535,11 +539,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 128; p += 1) {
+        for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[2048 + (e / 32) * 256 + p];
-          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
-          const float b0 = smem[29696 + p * 64 + (e % 32) * 2];
-          const float b1 = smem[29696 + p * 64 + (e % 32) * 2 + 1];
+          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+          const float b0 = smem[29696 + p * dim_D + (e % 32) * 2];
+          const float b1 = smem[29696 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
@@ -548,19 +552,19 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       }
       smem[37888 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[37888 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[37888 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[37888 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[37888 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[37888 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
-        const float a0 = smem[2048 + (e / 16) * 128 + p];
-        const float b0 = (smem[39936 + (e % 16) * 128 + p] * smem[44032 + (e % 16) * 128 + p]);
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[2048 + (e / 16) * dim_H + p];
+        const float b0 = (smem[39936 + (e % 16) * dim_H + p] * smem[44032 + (e % 16) * dim_H + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[4096 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[4096 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -570,11 +574,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[4096 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[4096 + ((e / 32) * 2 + 1) * 16 + p]);
-        const float b0 = smem[p * 64 + (e % 32) * 2];
-        const float b1 = smem[p * 64 + (e % 32) * 2 + 1];
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[4096 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[p * dim_D + (e % 32) * 2];
+        const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -582,8 +586,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       }
       smem[38912 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[38912 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[38912 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[38912 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[38912 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[38912 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -593,11 +597,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 32) * 256 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
-        const float b0 = smem[13312 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[13312 + p * 64 + (e % 32) * 2 + 1];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[13312 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[13312 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -605,22 +609,22 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       }
       smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[2048 + e] = smem[e] - scale[min(position + e / 64, dim_K - 1)] * (smem[37888 + e] + smem[38912 + e]);
+      smem[2048 + e] = smem[e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[37888 + e] + smem[38912 + e]);
     }
     __syncthreads();
 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v6 = smem[2048 + e * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float v6 = smem[2048 + e * dim_D + p];
         acc = acc + v6 * v6;
       }
       smem[e] = acc;
@@ -629,7 +633,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[1024 + e] + smem[2048 + e] * (1.0f / sqrtf(smem[e / 64] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % 64];
+      output[(bh * T + token) * 64 + e] = smem[1024 + e] + smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
@@ -692,6 +696,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
   const unsigned dim_K = 16;
   // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
   const unsigned chunk_rows = 1;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
+  // The spec's `dim H`.
+  const unsigned dim_H = 128;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
@@ -736,9 +744,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[320 + p * 128 + e % 128];
+        const float b0 = smem[320 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[33216 + e % 128] = acc0_0;
@@ -760,9 +768,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = (smem[33216 + p] * smem[33472 + p]);
-        const float b0 = smem[8512 + p * 64 + e % 64];
+        const float b0 = smem[8512 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[256 + e % 64] = acc0_0;
@@ -772,7 +780,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float v0 = smem[256 + p];
         acc = acc + v0 * v0;
       }
@@ -794,7 +802,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = param_g[h * 64 + e % 64];
+      const float v1 = param_g[h * 64 + e % dim_D];
       smem[16704 + e] = (0 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[128 + e] + smem[256 + e] * smem[65] * v1 - smem[192 + e]) * 2.0f * v1;
     }
     __syncthreads();
@@ -802,7 +810,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + smem[16704 + p] * smem[256 + p];
       }
       smem[66 + e] = acc;
@@ -819,9 +827,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[8512 + (e % 128) * 64 + p];
+        const float b0 = smem[8512 + (e % 128) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[16704 + e % 128] = acc0_0;
@@ -846,14 +854,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = (smem[33216 + p * 128 + (e / 16) * 4] * smem[33472 + p * 128 + (e / 16) * 4]);
-        const float a1 = (smem[33216 + p * 128 + (e / 16) * 4 + 1] * smem[33472 + p * 128 + (e / 16) * 4 + 1]);
-        const float a2 = (smem[33216 + p * 128 + (e / 16) * 4 + 2] * smem[33472 + p * 128 + (e / 16) * 4 + 2]);
-        const float a3 = (smem[33216 + p * 128 + (e / 16) * 4 + 3] * smem[33472 + p * 128 + (e / 16) * 4 + 3]);
-        const float b0 = smem[p * 64 + (e % 16) * 4];
-        const float b1 = smem[p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[p * 64 + (e % 16) * 4 + 3];
+        const float a0 = (smem[33216 + p * dim_H + (e / 16) * 4] * smem[33472 + p * dim_H + (e / 16) * 4]);
+        const float a1 = (smem[33216 + p * dim_H + (e / 16) * 4 + 1] * smem[33472 + p * dim_H + (e / 16) * 4 + 1]);
+        const float a2 = (smem[33216 + p * dim_H + (e / 16) * 4 + 2] * smem[33472 + p * dim_H + (e / 16) * 4 + 2]);
+        const float a3 = (smem[33216 + p * dim_H + (e / 16) * 4 + 3] * smem[33472 + p * dim_H + (e / 16) * 4 + 3]);
+        const float b0 = smem[p * dim_D + (e % 16) * 4];
+        const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -875,18 +883,18 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
       smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
       smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[33728 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[33728 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[33728 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[33728 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[33728 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[33728 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[33728 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[33728 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[33728 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[33728 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[33728 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[33728 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
@@ -917,14 +925,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * 64 + (e / 32) * 4];
-        const float a1 = smem[128 + p * 64 + (e / 32) * 4 + 1];
-        const float a2 = smem[128 + p * 64 + (e / 32) * 4 + 2];
-        const float a3 = smem[128 + p * 64 + (e / 32) * 4 + 3];
-        const float b0 = smem[192 + p * 128 + (e % 32) * 4];
-        const float b1 = smem[192 + p * 128 + (e % 32) * 4 + 1];
-        const float b2 = smem[192 + p * 128 + (e % 32) * 4 + 2];
-        const float b3 = smem[192 + p * 128 + (e % 32) * 4 + 3];
+        const float a0 = smem[128 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[192 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[192 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[192 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[192 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -946,18 +954,18 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
       smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
       smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
-      smem[41920 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4] = acc1_0;
-      smem[41920 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 1] = acc1_1;
-      smem[41920 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 2] = acc1_2;
-      smem[41920 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 3] = acc1_3;
-      smem[41920 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4] = acc2_0;
-      smem[41920 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 1] = acc2_1;
-      smem[41920 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 2] = acc2_2;
-      smem[41920 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 3] = acc2_3;
-      smem[41920 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4] = acc3_0;
-      smem[41920 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 1] = acc3_1;
-      smem[41920 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 2] = acc3_2;
-      smem[41920 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 3] = acc3_3;
+      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
+      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
+      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
+      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
+      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
+      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
+      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
+      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -974,9 +982,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[64 + p];
-          const float b0 = smem[16832 + p * 128 + e % 128];
+          const float b0 = smem[16832 + p * dim_H + e % 128];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -986,7 +994,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1000,7 +1008,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16704 + p]);
-        const float b0 = smem[192 + p * 128 + e % 128];
+        const float b0 = smem[192 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[33600 + e % 128] = acc0_0;
@@ -1010,9 +1018,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
-        const float b0 = smem[320 + p * 128 + e % 128];
+        const float b0 = smem[320 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[128 + e % 128] = acc0_0;
@@ -1036,9 +1044,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 128; p += 1) {
+        for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = smem[25024 + p * 64 + e % 64];
+          const float b0 = smem[25024 + p * dim_D + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1048,7 +1056,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
         const float b0 = (smem[33216 + p] * smem[33472 + p]);
         acc0_0 = acc0_0 + a0 * b0;
@@ -1062,7 +1070,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[256 + p]);
-        const float b0 = smem[p * 64 + e % 64];
+        const float b0 = smem[p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[16768 + e % 64] = acc0_0;
@@ -1072,9 +1080,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[8512 + p * 64 + e % 64];
+        const float b0 = smem[8512 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 64] = acc0_0;
@@ -1090,7 +1098,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float v6 = smem[128 + p];
         acc = acc + v6 * v6;
       }
@@ -1100,7 +1108,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[64 + e] + smem[128 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % 64];
+      output[(bh * T + token) * 64 + e] = smem[64 + e] + smem[128 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)

@@ -63,6 +63,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 8;
+  // The spec's `dim D`.
+  const unsigned dim_D = 32;
+  // The spec's `dim H`.
+  const unsigned dim_H = 64;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
@@ -125,21 +129,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 64) * 64 + p];
-        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * 32 + p];
-        const float b0 = smem[3072 + p * 64 + e % 64];
+        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[3072 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
       smem[(e / 64) * 128 + e % 64] = acc0_0;
-      smem[((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[1536 + e] = tanhf(smem[e] + smem[19968 + e % 64]);
+      smem[1536 + e] = tanhf(smem[e] + smem[19968 + e % dim_H]);
     }
     __syncthreads();
 
@@ -147,15 +151,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1536 + (e / 64) * 128 + p];
-        const float a1 = smem[1536 + ((e / 64) * 2 + 1) * 64 + p];
-        const float b0 = smem[7168 + p * 64 + e % 64];
+        const float a1 = smem[1536 + ((e / 64) * 2 + 1) * dim_H + p];
+        const float b0 = smem[7168 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
       smem[(e / 64) * 128 + e % 64] = acc0_0;
-      smem[((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
@@ -168,20 +172,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[2560 + (e / 32) * 64 + p];
-        const float b0 = smem[5120 + p * 32 + e % 32];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[2560 + (e / 32) * dim_H + p];
+        const float b0 = smem[5120 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[(e / 32) * 32 + e % 32] = acc0_0;
+      smem[(e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 8; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + smem[e * 32 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + smem[e * dim_D + p];
       }
       smem[256 + e] = acc;
     }
@@ -189,15 +193,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[1280 + e] = smem[e] - smem[256 + e / 32] * 0.03125f;
+      smem[1280 + e] = smem[e] - smem[256 + e / dim_D] * 0.03125f;
     }
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 8; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float v0 = smem[1280 + e * 32 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float v0 = smem[1280 + e * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[8 + e] = acc;
@@ -218,16 +222,16 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v1 = param_gamma[h * 32 + e % 32];
-      smem[2048 + e] = smem[512 + e / 32] * (e / 32 < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] + smem[1280 + e] * smem[8 + e / 32] * v1 + param_beta[h * 32 + e % 32] - smem[520 + e]) * 2.0f * v1;
+      const float v1 = param_gamma[h * 32 + e % dim_D];
+      smem[2048 + e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] + smem[1280 + e] * smem[8 + e / dim_D] * v1 + param_beta[h * 32 + e % dim_D] - smem[520 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 8; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + smem[2048 + e * 32 + p] * smem[1280 + e * 32 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + smem[2048 + e * dim_D + p] * smem[1280 + e * dim_D + p];
       }
       smem[16 + e] = acc;
     }
@@ -235,16 +239,16 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v2 = smem[8 + e / 32];
-      smem[256 + e] = smem[2048 + e] * v2 + (-(smem[16 + e / 32] * (v2 * v2))) * 0.5f / smem[e / 32] * 0.03125f * smem[1280 + e] * 2.0f;
+      const float v2 = smem[8 + e / dim_D];
+      smem[256 + e] = smem[2048 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 0.03125f * smem[1280 + e] * 2.0f;
     }
     __syncthreads();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 8; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (-smem[256 + e * 32 + p]);
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + (-smem[256 + e * dim_D + p]);
       }
       smem[512 + e] = acc;
     }
@@ -252,7 +256,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = smem[256 + e] + smem[512 + e / 32] * 0.03125f;
+      smem[e] = smem[256 + e] + smem[512 + e / dim_D] * 0.03125f;
     }
     __syncthreads();
 
@@ -260,15 +264,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 64) * 64 + p];
-        const float a1 = smem[((e / 64) * 2 + 1) * 32 + p];
-        const float b0 = smem[5120 + (e % 64) * 32 + p];
+        const float a1 = smem[((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[5120 + (e % 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
       smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[2048 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -281,13 +285,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = smem[2560 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[2560 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[2560 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[2560 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[p * 32 + (e % 16) * 2];
-        const float b1 = smem[p * 32 + (e % 16) * 2 + 1];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[2560 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[2560 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[2560 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[2560 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[p * dim_D + (e % 16) * 2];
+        const float b1 = smem[p * dim_D + (e % 16) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -299,12 +303,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       }
       smem[22144 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
       smem[22144 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
-      smem[22144 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2] = acc1_0;
-      smem[22144 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2 + 1] = acc1_1;
-      smem[22144 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2] = acc2_0;
-      smem[22144 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2 + 1] = acc2_1;
-      smem[22144 + ((e / 16) * 4 + 3) * 32 + (e % 16) * 2] = acc3_0;
-      smem[22144 + ((e / 16) * 4 + 3) * 32 + (e % 16) * 2 + 1] = acc3_1;
+      smem[22144 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
+      smem[22144 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
+      smem[22144 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
+      smem[22144 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
+      smem[22144 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
+      smem[22144 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
@@ -319,15 +323,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[512 + (e / 64) * 128 + p];
-        const float a1 = smem[512 + ((e / 64) * 2 + 1) * 64 + p];
-        const float b0 = smem[7168 + (e % 64) * 64 + p];
+        const float a1 = smem[512 + ((e / 64) * 2 + 1) * dim_H + p];
+        const float b0 = smem[7168 + (e % 64) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
       smem[19456 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[19456 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[19456 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -348,15 +352,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = smem[1536 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[1536 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[1536 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[1536 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[512 + p * 64 + (e % 16) * 4];
-        const float b1 = smem[512 + p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[512 + p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[512 + p * 64 + (e % 16) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[1536 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[1536 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[1536 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[1536 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[512 + p * dim_H + (e % 16) * 4];
+        const float b1 = smem[512 + p * dim_H + (e % 16) * 4 + 1];
+        const float b2 = smem[512 + p * dim_H + (e % 16) * 4 + 2];
+        const float b3 = smem[512 + p * dim_H + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -378,18 +382,18 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
       smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
       smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[26240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[26240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[26240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[26240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[26240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[26240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[26240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[26240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[26240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[26240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[26240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[26240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
+      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
+      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
+      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
+      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
+      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
+      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
+      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
+      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
+      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
+      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
+      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
@@ -403,8 +407,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        acc = acc + smem[2048 + p * 64 + e];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        acc = acc + smem[2048 + p * dim_H + e];
       }
       smem[19456 + e] = acc;
     }
@@ -419,13 +423,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = smem[1024 + p * 32 + (e / 32) * 4];
-        const float a1 = smem[1024 + p * 32 + (e / 32) * 4 + 1];
-        const float a2 = smem[1024 + p * 32 + (e / 32) * 4 + 2];
-        const float a3 = smem[1024 + p * 32 + (e / 32) * 4 + 3];
-        const float b0 = smem[2048 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[2048 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[1024 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[1024 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[1024 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[1024 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[2048 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[2048 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -437,12 +441,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       }
       smem[24192 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
       smem[24192 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
-      smem[24192 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[24192 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
-      smem[24192 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2] = acc2_0;
-      smem[24192 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2 + 1] = acc2_1;
-      smem[24192 + ((e / 32) * 4 + 3) * 64 + (e % 32) * 2] = acc3_0;
-      smem[24192 + ((e / 32) * 4 + 3) * 64 + (e % 32) * 2 + 1] = acc3_1;
+      smem[24192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
+      smem[24192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
+      smem[24192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
+      smem[24192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
+      smem[24192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
+      smem[24192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
     }
 
     // Stage the view q for this chunk.
@@ -460,27 +464,27 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 32; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[256 + (e / 64) * 64 + p];
-          const float a1 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
-          const float b0 = smem[11264 + p * 64 + e % 64];
+          const float a1 = smem[256 + ((e / 64) * 2 + 1) * dim_D + p];
+          const float b0 = smem[11264 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
       smem[20096 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[20096 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[20096 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[256 + (e / 8) * 32 + p];
-        const float b0 = smem[1024 + (e % 8) * 32 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[256 + (e / 8) * dim_D + p];
+        const float b0 = smem[1024 + (e % 8) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1280 + (e / 8) * 8 + e % 8] = acc0_0;
+      smem[1280 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     __syncthreads();
 
@@ -488,52 +492,52 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[1280 + (e / 64) * 16 + p]);
-        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[1280 + ((e / 64) * 2 + 1) * 8 + p]);
-        const float b0 = smem[2048 + p * 64 + e % 64];
+        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[1280 + ((e / 64) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
       smem[20608 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[20608 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[20608 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[256 + (e / 64) * 64 + p];
-        const float a1 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
-        const float b0 = smem[3072 + p * 64 + e % 64];
+        const float a1 = smem[256 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[3072 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
       smem[21120 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[21120 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[21120 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 64) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[2048 + p * 64 + e % 64];
+        const float b0 = smem[2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
       smem[21632 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[21632 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[21632 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 512; e += 256) {
-      const float v5 = scale[min(position + e / 64, dim_K - 1)];
-      smem[1024 + e] = tanhf(smem[21120 + e] - v5 * (smem[20096 + e] + smem[20608 + e]) + (smem[19968 + e % 64] - v5 * (smem[20032 + e % 64] + smem[21632 + e])));
+      const float v5 = scale[min(position + e / dim_H, dim_K - 1)];
+      smem[1024 + e] = tanhf(smem[21120 + e] - v5 * (smem[20096 + e] + smem[20608 + e]) + (smem[19968 + e % dim_H] - v5 * (smem[20032 + e % dim_H] + smem[21632 + e])));
     }
     __syncthreads();
 
@@ -542,27 +546,27 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[1024 + (e / 64) * 128 + p];
-          const float a1 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
-          const float b0 = smem[15360 + p * 64 + e % 64];
+          const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_H + p];
+          const float b0 = smem[15360 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
       smem[20096 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[20096 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[20096 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 8] product, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + (e / 8) * 64 + p];
-        const float b0 = smem[1536 + (e % 8) * 64 + p];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[1024 + (e / 8) * dim_H + p];
+        const float b0 = smem[1536 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[2048 + (e / 8) * 8 + e % 8] = acc0_0;
+      smem[2048 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     __syncthreads();
 
@@ -570,15 +574,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[2048 + (e / 64) * 16 + p]);
-        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[2048 + ((e / 64) * 2 + 1) * 8 + p]);
-        const float b0 = smem[512 + p * 64 + e % 64];
+        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[2048 + ((e / 64) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[512 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
       smem[1536 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[1536 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[1536 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
@@ -586,21 +590,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1024 + (e / 64) * 128 + p];
-        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
-        const float b0 = smem[7168 + p * 64 + e % 64];
+        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_H + p];
+        const float b0 = smem[7168 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
       smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[2048 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[512 + e] = tanhf(smem[2048 + e] - scale[min(position + e / 64, dim_K - 1)] * (smem[20096 + e] + smem[1536 + e]));
+      smem[512 + e] = tanhf(smem[2048 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[20096 + e] + smem[1536 + e]));
     }
     __syncthreads();
 
@@ -608,62 +612,62 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[512 + (e / 32) * 64 + p];
-          const float b0 = smem[13312 + p * 32 + e % 32];
+        for (unsigned p = 0; p < dim_H; p += 1) {
+          const float a0 = smem[512 + (e / 32) * dim_H + p];
+          const float b0 = smem[13312 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[1280 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1280 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
 
     // [8, 8] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[512 + (e / 8) * 64 + p];
-        const float b0 = smem[2560 + (e % 8) * 64 + p];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[512 + (e / 8) * dim_H + p];
+        const float b0 = smem[2560 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1024 + (e / 8) * 8 + e % 8] = acc0_0;
+      smem[1024 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     __syncthreads();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[1024 + (e / 32) * 8 + p]);
-        const float b0 = smem[p * 32 + e % 32];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[1024 + (e / 32) * dim_K + p]);
+        const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1536 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1536 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[512 + (e / 32) * 64 + p];
-        const float b0 = smem[5120 + p * 32 + e % 32];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[512 + (e / 32) * dim_H + p];
+        const float b0 = smem[5120 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1024 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = smem[1024 + e] - scale[min(position + e / 32, dim_K - 1)] * (smem[1280 + e] + smem[1536 + e]);
+      smem[e] = smem[1024 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[1280 + e] + smem[1536 + e]);
     }
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 8; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + smem[e * 32 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + smem[e * dim_D + p];
       }
       smem[512 + e] = acc;
     }
@@ -671,15 +675,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[520 + e] = smem[e] - smem[512 + e / 32] * 0.03125f;
+      smem[520 + e] = smem[e] - smem[512 + e / dim_D] * 0.03125f;
     }
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 8; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float v6 = smem[520 + e * 32 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float v6 = smem[520 + e * dim_D + p];
         acc = acc + v6 * v6;
       }
       smem[e] = acc;
@@ -688,7 +692,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = smem[256 + e] + smem[520 + e] * (1.0f / sqrtf(smem[e / 32] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % 32] + param_beta[h * 32 + e % 32];
+      output[(bh * T + token) * 32 + e] = smem[256 + e] + smem[520 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
@@ -787,6 +791,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   const unsigned dim_K = 8;
   // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
   const unsigned chunk_rows = 1;
+  // The spec's `dim D`.
+  const unsigned dim_D = 32;
+  // The spec's `dim H`.
+  const unsigned dim_H = 64;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
@@ -848,9 +856,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[384 + p * 64 + e % 64];
+        const float b0 = smem[384 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 64] = acc0_0;
@@ -859,16 +867,16 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[192 + e] = tanhf(smem[e] + smem[17088 + e % 64]);
+      smem[192 + e] = tanhf(smem[e] + smem[17088 + e % dim_H]);
     }
     __syncthreads();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
-        const float b0 = smem[4480 + p * 64 + e % 64];
+        const float b0 = smem[4480 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 64] = acc0_0;
@@ -884,9 +892,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[320 + p];
-        const float b0 = smem[2432 + p * 32 + e % 32];
+        const float b0 = smem[2432 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 32] = acc0_0;
@@ -896,7 +904,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + smem[p];
       }
       smem[32 + e] = acc;
@@ -912,7 +920,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float v0 = smem[160 + p];
         acc = acc + v0 * v0;
       }
@@ -934,15 +942,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      const float v1 = param_gamma[h * 32 + e % 32];
-      smem[256 + e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[160 + e] * smem[1] * v1 + param_beta[h * 32 + e % 32] - smem[65 + e]) * 2.0f * v1;
+      const float v1 = param_gamma[h * 32 + e % dim_D];
+      smem[256 + e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[160 + e] * smem[1] * v1 + param_beta[h * 32 + e % dim_D] - smem[65 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + smem[256 + p] * smem[160 + p];
       }
       smem[2 + e] = acc;
@@ -959,7 +967,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + (-smem[32 + p]);
       }
       smem[64 + e] = acc;
@@ -975,9 +983,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[2432 + (e % 64) * 32 + p];
+        const float b0 = smem[2432 + (e % 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[256 + e % 64] = acc0_0;
@@ -994,12 +1002,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[320 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[320 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[320 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[320 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[p * 32 + (e % 16) * 2];
-        const float b1 = smem[p * 32 + (e % 16) * 2 + 1];
+        const float a0 = smem[320 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[320 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[320 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[320 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[p * dim_D + (e % 16) * 2];
+        const float b1 = smem[p * dim_D + (e % 16) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -1011,12 +1019,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       }
       smem[17216 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
       smem[17216 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
-      smem[17216 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2] = acc1_0;
-      smem[17216 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2 + 1] = acc1_1;
-      smem[17216 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2] = acc2_0;
-      smem[17216 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2 + 1] = acc2_1;
-      smem[17216 + ((e / 16) * 4 + 3) * 32 + (e % 16) * 2] = acc3_0;
-      smem[17216 + ((e / 16) * 4 + 3) * 32 + (e % 16) * 2 + 1] = acc3_1;
+      smem[17216 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
+      smem[17216 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
+      smem[17216 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
+      smem[17216 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
+      smem[17216 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
+      smem[17216 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
@@ -1030,9 +1038,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[64 + p];
-        const float b0 = smem[4480 + (e % 64) * 64 + p];
+        const float b0 = smem[4480 + (e % 64) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[8576 + e % 64] = acc0_0;
@@ -1057,14 +1065,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[192 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[192 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[192 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[192 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[64 + p * 64 + (e % 16) * 4];
-        const float b1 = smem[64 + p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[64 + p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[64 + p * 64 + (e % 16) * 4 + 3];
+        const float a0 = smem[192 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[192 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[192 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[192 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[64 + p * dim_H + (e % 16) * 4];
+        const float b1 = smem[64 + p * dim_H + (e % 16) * 4 + 1];
+        const float b2 = smem[64 + p * dim_H + (e % 16) * 4 + 2];
+        const float b3 = smem[64 + p * dim_H + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -1086,18 +1094,18 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
       smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
       smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[21312 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[21312 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[21312 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[21312 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[21312 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[21312 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[21312 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[21312 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[21312 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[21312 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[21312 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[21312 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
+      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
+      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
+      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
+      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
+      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
+      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
+      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
+      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
+      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
+      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
+      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
@@ -1128,12 +1136,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * 32 + (e / 32) * 4];
-        const float a1 = smem[128 + p * 32 + (e / 32) * 4 + 1];
-        const float a2 = smem[128 + p * 32 + (e / 32) * 4 + 2];
-        const float a3 = smem[128 + p * 32 + (e / 32) * 4 + 3];
-        const float b0 = smem[256 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[256 + p * 64 + (e % 32) * 2 + 1];
+        const float a0 = smem[128 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[256 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[256 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -1145,12 +1153,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       }
       smem[19264 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
       smem[19264 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
-      smem[19264 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[19264 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
-      smem[19264 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2] = acc2_0;
-      smem[19264 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2 + 1] = acc2_1;
-      smem[19264 + ((e / 32) * 4 + 3) * 64 + (e % 32) * 2] = acc3_0;
-      smem[19264 + ((e / 32) * 4 + 3) * 64 + (e % 32) * 2 + 1] = acc3_1;
+      smem[19264 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
+      smem[19264 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
+      smem[19264 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
+      smem[19264 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
+      smem[19264 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
+      smem[19264 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
     }
 
     // Stage the view q for this chunk.
@@ -1167,9 +1175,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 32; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[32 + p];
-          const float b0 = smem[8640 + p * 64 + e % 64];
+          const float b0 = smem[8640 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1179,7 +1187,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 1] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[32 + p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1193,7 +1201,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[160 + p]);
-        const float b0 = smem[256 + p * 64 + e % 64];
+        const float b0 = smem[256 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[16896 + e % 64] = acc0_0;
@@ -1202,9 +1210,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[32 + p];
-        const float b0 = smem[384 + p * 64 + e % 64];
+        const float b0 = smem[384 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[16960 + e % 64] = acc0_0;
@@ -1215,7 +1223,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[256 + p * 64 + e % 64];
+        const float b0 = smem[256 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[17024 + e % 64] = acc0_0;
@@ -1225,7 +1233,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
       const float v5 = scale[min(position, dim_K - 1)];
-      smem[128 + e] = tanhf(smem[16960 + e] - v5 * (smem[16832 + e] + smem[16896 + e]) + (smem[17088 + e % 64] - v5 * (smem[17152 + e % 64] + smem[17024 + e])));
+      smem[128 + e] = tanhf(smem[16960 + e] - v5 * (smem[16832 + e] + smem[16896 + e]) + (smem[17088 + e % dim_H] - v5 * (smem[17152 + e % dim_H] + smem[17024 + e])));
     }
     __syncthreads();
 
@@ -1233,9 +1241,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = smem[12736 + p * 64 + e % 64];
+          const float b0 = smem[12736 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1245,7 +1253,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 1] product, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
         const float b0 = smem[192 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1259,7 +1267,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[256 + p]);
-        const float b0 = smem[64 + p * 64 + e % 64];
+        const float b0 = smem[64 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[192 + e % 64] = acc0_0;
@@ -1269,9 +1277,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[4480 + p * 64 + e % 64];
+        const float b0 = smem[4480 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[256 + e % 64] = acc0_0;
@@ -1288,9 +1296,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 32; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[64 + p];
-          const float b0 = smem[10688 + p * 32 + e % 32];
+          const float b0 = smem[10688 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1300,7 +1308,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 1] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[64 + p];
         const float b0 = smem[320 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1314,7 +1322,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[128 + p]);
-        const float b0 = smem[p * 32 + e % 32];
+        const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[192 + e % 32] = acc0_0;
@@ -1324,9 +1332,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[64 + p];
-        const float b0 = smem[2432 + p * 32 + e % 32];
+        const float b0 = smem[2432 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[128 + e % 32] = acc0_0;
@@ -1342,7 +1350,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + smem[p];
       }
       smem[64 + e] = acc;
@@ -1358,7 +1366,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float v6 = smem[65 + p];
         acc = acc + v6 * v6;
       }
@@ -1368,7 +1376,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = smem[32 + e] + smem[65 + e] * (1.0f / sqrtf(smem[0] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % 32] + param_beta[h * 32 + e % 32];
+      output[(bh * T + token) * 32 + e] = smem[32 + e] + smem[65 + e] * (1.0f / sqrtf(smem[0] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)

@@ -53,6 +53,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
@@ -109,11 +111,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[2048 + (e / 32) * 128 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 64 + p];
-        const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[3072 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[3072 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -121,16 +123,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       }
       smem[11264 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[11264 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[11264 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[11264 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[11264 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[11264 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (smem[11264 + e * 64 + p] + smem[12288 + p]);
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + (smem[11264 + e * dim_D + p] + smem[12288 + p]);
       }
       smem[e] = acc;
     }
@@ -138,15 +140,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[12416 + e] = smem[11264 + e] + smem[12288 + e % 64] - smem[e / 64] * 0.015625f;
+      smem[12416 + e] = smem[11264 + e] + smem[12288 + e % dim_D] - smem[e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v0 = smem[12416 + e * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float v0 = smem[12416 + e * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[32 + e] = acc;
@@ -167,16 +169,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = param_gamma[h * 64 + e % 64];
-      smem[13440 + e] = smem[16 + e / 64] * (e / 64 < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[12416 + e] * smem[32 + e / 64] * v1 + param_beta[h * 64 + e % 64] - smem[48 + e]) * 2.0f * v1;
+      const float v1 = param_gamma[h * 64 + e % dim_D];
+      smem[13440 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[12416 + e] * smem[32 + e / dim_D] * v1 + param_beta[h * 64 + e % dim_D] - smem[48 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + smem[13440 + e * 64 + p] * smem[12416 + e * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + smem[13440 + e * dim_D + p] * smem[12416 + e * dim_D + p];
       }
       smem[16 + e] = acc;
     }
@@ -184,16 +186,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v2 = smem[32 + e / 64];
-      smem[11264 + e] = smem[13440 + e] * v2 + (-(smem[16 + e / 64] * (v2 * v2))) * 0.5f / smem[e / 64] * 0.015625f * smem[12416 + e] * 2.0f;
+      const float v2 = smem[32 + e / dim_D];
+      smem[11264 + e] = smem[13440 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[12416 + e] * 2.0f;
     }
     __syncthreads();
 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (-smem[11264 + e * 64 + p]);
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + (-smem[11264 + e * dim_D + p]);
       }
       smem[e] = acc;
     }
@@ -201,15 +203,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[1024 + e] = smem[11264 + e] + smem[e / 64] * 0.015625f;
+      smem[1024 + e] = smem[11264 + e] + smem[e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        acc = acc + smem[1024 + p * 64 + e];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        acc = acc + smem[1024 + p * dim_D + e];
       }
       smem[11264 + e] = acc;
     }
@@ -232,15 +234,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = smem[2048 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[2048 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[2048 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[2048 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[1024 + p * 64 + (e % 16) * 4];
-        const float b1 = smem[1024 + p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[1024 + p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[1024 + p * 64 + (e % 16) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[2048 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
+        const float b0 = smem[1024 + p * dim_D + (e % 16) * 4];
+        const float b1 = smem[1024 + p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[1024 + p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[1024 + p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -262,18 +264,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
       smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
       smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[15488 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[15488 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[15488 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[15488 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[15488 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[15488 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[15488 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[15488 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[15488 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[15488 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[15488 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[15488 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -293,11 +295,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[(e / 32) * 128 + p];
-          const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
-          const float b0 = smem[7168 + p * 64 + (e % 32) * 2];
-          const float b1 = smem[7168 + p * 64 + (e % 32) * 2 + 1];
+          const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
+          const float b0 = smem[7168 + p * dim_D + (e % 32) * 2];
+          const float b1 = smem[7168 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
@@ -306,19 +308,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       }
       smem[12416 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[12416 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[12416 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[12416 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[12416 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[12416 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[(e / 16) * 64 + p];
-        const float b0 = smem[2048 + (e % 16) * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[11328 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[11328 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -328,11 +330,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11328 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11328 + ((e / 32) * 2 + 1) * 16 + p]);
-        const float b0 = smem[1024 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11328 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[1024 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -340,8 +342,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       }
       smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
@@ -350,11 +352,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 32) * 128 + p];
-        const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
-        const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
+        const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[3072 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[3072 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -362,8 +364,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       }
       smem[13440 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[13440 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[13440 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[13440 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[13440 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[13440 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
@@ -372,11 +374,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 32) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[1024 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
+        const float b0 = smem[1024 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -384,23 +386,23 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       }
       smem[14464 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[14464 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[14464 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[14464 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[14464 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[14464 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v3 = scale[min(position + e / 64, dim_K - 1)];
-      smem[1024 + e] = smem[13440 + e] - v3 * (smem[12416 + e] + smem[2048 + e]) + (smem[12288 + e % 64] - v3 * (smem[12352 + e % 64] + smem[14464 + e]));
+      const float v3 = scale[min(position + e / dim_D, dim_K - 1)];
+      smem[1024 + e] = smem[13440 + e] - v3 * (smem[12416 + e] + smem[2048 + e]) + (smem[12288 + e % dim_D] - v3 * (smem[12352 + e % dim_D] + smem[14464 + e]));
     }
     __syncthreads();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + smem[1024 + e * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + smem[1024 + e * dim_D + p];
       }
       smem[2048 + e] = acc;
     }
@@ -408,15 +410,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[12416 + e] = smem[1024 + e] - smem[2048 + e / 64] * 0.015625f;
+      smem[12416 + e] = smem[1024 + e] - smem[2048 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v4 = smem[12416 + e * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float v4 = smem[12416 + e * dim_D + p];
         acc = acc + v4 * v4;
       }
       smem[1024 + e] = acc;
@@ -425,7 +427,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[e] + smem[12416 + e] * (1.0f / sqrtf(smem[1024 + e / 64] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % 64] + param_beta[h * 64 + e % 64];
+      output[(bh * T + token) * 64 + e] = smem[e] + smem[12416 + e] * (1.0f / sqrtf(smem[1024 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
@@ -490,6 +492,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
   const unsigned dim_K = 16;
   // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
   const unsigned chunk_rows = 1;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
@@ -543,9 +547,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[192 + p * 64 + e % 64];
+        const float b0 = smem[192 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[4288 + e % 64] = acc0_0;
@@ -555,7 +559,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + (smem[4288 + p] + smem[8640 + p]);
       }
       smem[e] = acc;
@@ -564,14 +568,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[8448 + e] = smem[4288 + e] + smem[8640 + e % 64] - smem[0] * 0.015625f;
+      smem[8448 + e] = smem[4288 + e] + smem[8640 + e % dim_D] - smem[0] * 0.015625f;
     }
     __syncthreads();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float v0 = smem[8448 + p];
         acc = acc + v0 * v0;
       }
@@ -593,15 +597,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = param_gamma[h * 64 + e % 64];
-      smem[8512 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[8448 + e] * smem[2] * v1 + param_beta[h * 64 + e % 64] - smem[3 + e]) * 2.0f * v1;
+      const float v1 = param_gamma[h * 64 + e % dim_D];
+      smem[8512 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[8448 + e] * smem[2] * v1 + param_beta[h * 64 + e % dim_D] - smem[3 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + smem[8512 + p] * smem[8448 + p];
       }
       smem[1 + e] = acc;
@@ -618,7 +622,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + (-smem[4288 + p]);
       }
       smem[e] = acc;
@@ -659,14 +663,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[128 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[128 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[128 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[64 + p * 64 + (e % 16) * 4];
-        const float b1 = smem[64 + p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[64 + p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[64 + p * 64 + (e % 16) * 4 + 3];
+        const float a0 = smem[128 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 16) * 4 + 3];
+        const float b0 = smem[64 + p * dim_D + (e % 16) * 4];
+        const float b1 = smem[64 + p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[64 + p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[64 + p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -688,18 +692,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
       smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
       smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[8768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[8768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[8768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[8768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[8768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[8768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[8768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[8768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[8768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[8768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[8768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[8768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -716,9 +720,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[p];
-          const float b0 = smem[4352 + p * 64 + e % 64];
+          const float b0 = smem[4352 + p * dim_D + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -728,7 +732,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // [1, 1] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -742,7 +746,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[4288 + p]);
-        const float b0 = smem[64 + p * 64 + e % 64];
+        const float b0 = smem[64 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[128 + e % 64] = acc0_0;
@@ -752,9 +756,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[192 + p * 64 + e % 64];
+        const float b0 = smem[192 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[4288 + e % 64] = acc0_0;
@@ -765,7 +769,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[64 + p * 64 + e % 64];
+        const float b0 = smem[64 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[8576 + e % 64] = acc0_0;
@@ -775,14 +779,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       const float v3 = scale[min(position, dim_K - 1)];
-      smem[64 + e] = smem[4288 + e] - v3 * (smem[8512 + e] + smem[128 + e]) + (smem[8640 + e % 64] - v3 * (smem[8704 + e % 64] + smem[8576 + e]));
+      smem[64 + e] = smem[4288 + e] - v3 * (smem[8512 + e] + smem[128 + e]) + (smem[8640 + e % dim_D] - v3 * (smem[8704 + e % dim_D] + smem[8576 + e]));
     }
     __syncthreads();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + smem[64 + p];
       }
       smem[128 + e] = acc;
@@ -798,7 +802,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float v4 = smem[4288 + p];
         acc = acc + v4 * v4;
       }
@@ -808,7 +812,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[e] + smem[4288 + e] * (1.0f / sqrtf(smem[64] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % 64] + param_beta[h * 64 + e % 64];
+      output[(bh * T + token) * 64 + e] = smem[e] + smem[4288 + e] * (1.0f / sqrtf(smem[64] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)

@@ -64,6 +64,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
+  // The spec's `dim H`.
+  const unsigned dim_H = 256;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
@@ -140,15 +144,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[2048 + (e / 64) * 256 + p];
-        const float a1 = smem[2048 + ((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[2048 + ((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[2048 + ((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[11264 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[11264 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[11264 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[11264 + p * 256 + (e % 64) * 4 + 3];
+        const float a1 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -170,36 +174,36 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[47296 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      smem[47296 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      smem[47296 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      smem[47296 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      smem[47296 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      smem[47296 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      smem[47296 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      smem[47296 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      smem[47296 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      smem[47296 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      smem[47296 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      smem[47296 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = smem[47296 + e] + smem[44736 + e % 256];
+      const float v0 = smem[47296 + e] + smem[44736 + e % dim_H];
       smem[51392 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      smem[3072 + e] = (smem[47296 + e] + smem[44736 + e % 256]) * 0.5f;
+      smem[3072 + e] = (smem[47296 + e] + smem[44736 + e % dim_H]) * 0.5f;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v1 = smem[47296 + e] + smem[44736 + e % 256];
+      const float v1 = smem[47296 + e] + smem[44736 + e % dim_H];
       scratch[bh * 45056 + e] = tanhf((v1 + smem[51392 + e] * v1 * 0.044715f) * 0.7978845608028654f);
     }
     __syncthreads();
@@ -216,11 +220,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[7168 + (e / 32) * 512 + p];
-        const float a1 = smem[7168 + ((e / 32) * 2 + 1) * 256 + p];
-        const float b0 = smem[27648 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[27648 + p * 64 + (e % 32) * 2 + 1];
+        const float a1 = smem[7168 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -228,16 +232,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       }
       smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[45248 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[45248 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (smem[45248 + e * 64 + p] + smem[44096 + p]);
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + (smem[45248 + e * dim_D + p] + smem[44096 + p]);
       }
       smem[e] = acc;
     }
@@ -245,15 +249,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[46272 + e] = smem[45248 + e] + smem[44096 + e % 64] - smem[e / 64] * 0.015625f;
+      smem[46272 + e] = smem[45248 + e] + smem[44096 + e % dim_D] - smem[e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v2 = smem[46272 + e * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float v2 = smem[46272 + e * dim_D + p];
         acc = acc + v2 * v2;
       }
       smem[32 + e] = acc;
@@ -274,16 +278,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v3 = param_gamma[h * 64 + e % 64];
-      smem[45248 + e] = smem[16 + e / 64] * (e / 64 < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[46272 + e] * smem[32 + e / 64] * v3 + param_beta[h * 64 + e % 64] - smem[48 + e]) * 2.0f * v3;
+      const float v3 = param_gamma[h * 64 + e % dim_D];
+      smem[45248 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[46272 + e] * smem[32 + e / dim_D] * v3 + param_beta[h * 64 + e % dim_D] - smem[48 + e]) * 2.0f * v3;
     }
     __syncthreads();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + smem[45248 + e * 64 + p] * smem[46272 + e * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + smem[45248 + e * dim_D + p] * smem[46272 + e * dim_D + p];
       }
       smem[16 + e] = acc;
     }
@@ -291,16 +295,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v4 = smem[32 + e / 64];
-      smem[1024 + e] = smem[45248 + e] * v4 + (-(smem[16 + e / 64] * (v4 * v4))) * 0.5f / smem[e / 64] * 0.015625f * smem[46272 + e] * 2.0f;
+      const float v4 = smem[32 + e / dim_D];
+      smem[1024 + e] = smem[45248 + e] * v4 + (-(smem[16 + e / dim_D] * (v4 * v4))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[46272 + e] * 2.0f;
     }
     __syncthreads();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (-smem[1024 + e * 64 + p]);
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + (-smem[1024 + e * dim_D + p]);
       }
       smem[44032 + e] = acc;
     }
@@ -308,15 +312,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[e] = smem[1024 + e] + smem[44032 + e / 64] * 0.015625f;
+      smem[e] = smem[1024 + e] + smem[44032 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        acc = acc + smem[p * 64 + e];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        acc = acc + smem[p * dim_D + e];
       }
       smem[44032 + e] = acc;
     }
@@ -339,15 +343,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 64) * 256 + p];
-        const float a1 = smem[((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[((e / 64) * 4 + 3) * 64 + p];
+        const float a1 = smem[((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[((e / 64) * 4 + 3) * dim_D + p];
         const float b0 = smem[27648 + (e % 64) * 256 + p];
-        const float b1 = smem[27648 + ((e % 64) * 4 + 1) * 64 + p];
-        const float b2 = smem[27648 + ((e % 64) * 4 + 2) * 64 + p];
-        const float b3 = smem[27648 + ((e % 64) * 4 + 3) * 64 + p];
+        const float b1 = smem[27648 + ((e % 64) * 4 + 1) * dim_D + p];
+        const float b2 = smem[27648 + ((e % 64) * 4 + 2) * dim_D + p];
+        const float b3 = smem[27648 + ((e % 64) * 4 + 3) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -369,18 +373,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -401,15 +405,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = smem[7168 + p * 256 + (e / 16) * 4];
-        const float a1 = smem[7168 + p * 256 + (e / 16) * 4 + 1];
-        const float a2 = smem[7168 + p * 256 + (e / 16) * 4 + 2];
-        const float a3 = smem[7168 + p * 256 + (e / 16) * 4 + 3];
-        const float b0 = smem[p * 64 + (e % 16) * 4];
-        const float b1 = smem[p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[p * 64 + (e % 16) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[7168 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[7168 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[7168 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[7168 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[p * dim_D + (e % 16) * 4];
+        const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -431,18 +435,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
       scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
       scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
@@ -457,7 +461,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = tid; e < 4096; e += 256) {
       const float v6 = scratch[bh * 45056 + 8192 + e];
       const float v7 = v6 * 0.044715f;
-      const float v8 = smem[47296 + e] + smem[44736 + e % 256];
+      const float v8 = smem[47296 + e] + smem[44736 + e % dim_H];
       smem[3072 + e] = scratch[bh * 45056 + 4096 + e] * (1.0f + scratch[bh * 45056 + e]) * 0.5f + v6 + v7 * smem[51392 + e] + v7 * v8 * v8 * 2.0f;
     }
     __syncthreads();
@@ -465,8 +469,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        acc = acc + smem[3072 + p * 256 + e];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        acc = acc + smem[3072 + p * dim_H + e];
       }
       smem[44224 + e] = acc;
     }
@@ -489,15 +493,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = smem[2048 + p * 64 + (e / 64) * 4];
-        const float a1 = smem[2048 + p * 64 + (e / 64) * 4 + 1];
-        const float a2 = smem[2048 + p * 64 + (e / 64) * 4 + 2];
-        const float a3 = smem[2048 + p * 64 + (e / 64) * 4 + 3];
-        const float b0 = smem[3072 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[3072 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * 256 + (e % 64) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[2048 + p * dim_D + (e / 64) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 64) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 64) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 64) * 4 + 3];
+        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -519,18 +523,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -562,15 +566,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[1024 + (e / 64) * 256 + p];
-          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-          const float b0 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4];
-          const float b1 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 1];
-          const float b2 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 2];
-          const float b3 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 3];
+          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+          const float b0 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4];
+          const float b1 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
+          const float b2 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
+          const float b3 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc0_2 = acc0_2 + a0 * b2;
@@ -593,29 +597,29 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[45248 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      smem[45248 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      smem[45248 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      smem[45248 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      smem[45248 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      smem[45248 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      smem[45248 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      smem[45248 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      smem[45248 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      smem[45248 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      smem[45248 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      smem[45248 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + (e / 16) * 64 + p];
-        const float b0 = smem[2048 + (e % 16) * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[1024 + (e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[44480 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[44480 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -637,15 +641,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[44480 + (e / 64) * 64 + p]);
-        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 1) * 16 + p]);
-        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 2) * 16 + p]);
-        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 3) * 16 + p]);
-        const float b0 = smem[3072 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[3072 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * 256 + (e % 64) * 4 + 3];
+        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 1) * dim_K + p]);
+        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 2) * dim_K + p]);
+        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 3) * dim_K + p]);
+        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -667,18 +671,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[49344 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      smem[49344 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      smem[49344 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      smem[49344 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      smem[49344 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      smem[49344 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      smem[49344 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      smem[49344 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      smem[49344 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      smem[49344 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      smem[49344 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      smem[49344 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -699,15 +703,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 64) * 256 + p];
-        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[11264 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[11264 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[11264 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[11264 + p * 256 + (e % 64) * 4 + 3];
+        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -729,18 +733,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[53440 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      smem[53440 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      smem[53440 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      smem[53440 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      smem[53440 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      smem[53440 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      smem[53440 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      smem[53440 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      smem[53440 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      smem[53440 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      smem[53440 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      smem[53440 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -761,15 +765,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 64) * 4 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f);
         const float a2 = (p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f);
         const float a3 = (p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f);
-        const float b0 = smem[3072 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[3072 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * 256 + (e % 64) * 4 + 3];
+        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -791,25 +795,25 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v9 = scale[min(position + e / 256, dim_K - 1)];
-      scratch[bh * 45056 + 4096 + e] = smem[53440 + e] - v9 * (smem[45248 + e] + smem[49344 + e]) + (smem[44736 + e % 256] - v9 * (smem[44992 + e % 256] + scratch[bh * 45056 + e]));
+      const float v9 = scale[min(position + e / dim_H, dim_K - 1)];
+      scratch[bh * 45056 + 4096 + e] = smem[53440 + e] - v9 * (smem[45248 + e] + smem[49344 + e]) + (smem[44736 + e % dim_H] - v9 * (smem[44992 + e % dim_H] + scratch[bh * 45056 + e]));
     }
     __syncthreads();
 
@@ -827,11 +831,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 256; p += 1) {
+        for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[2048 + (e / 32) * 512 + p];
-          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 256 + p];
-          const float b0 = out_accum_W2[bh * 16384 + p * 64 + (e % 32) * 2];
-          const float b1 = out_accum_W2[bh * 16384 + p * 64 + (e % 32) * 2 + 1];
+          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+          const float b0 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2];
+          const float b1 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
@@ -840,19 +844,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       }
       smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[45248 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[45248 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
-        const float a0 = smem[2048 + (e / 16) * 256 + p];
-        const float b0 = smem[7168 + (e % 16) * 256 + p];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[2048 + (e / 16) * dim_H + p];
+        const float b0 = smem[7168 + (e % 16) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[6144 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[6144 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -862,11 +866,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[6144 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[6144 + ((e / 32) * 2 + 1) * 16 + p]);
-        const float b0 = smem[p * 64 + (e % 32) * 2];
-        const float b1 = smem[p * 64 + (e % 32) * 2 + 1];
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[6144 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[p * dim_D + (e % 32) * 2];
+        const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -874,8 +878,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       }
       smem[6400 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[6400 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[6400 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[6400 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -884,11 +888,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 32) * 512 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 256 + p];
-        const float b0 = smem[27648 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[27648 + p * 64 + (e % 32) * 2 + 1];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -896,8 +900,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       }
       smem[7424 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[7424 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[7424 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[7424 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -907,11 +911,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 32) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[p * 64 + (e % 32) * 2];
-        const float b1 = smem[p * 64 + (e % 32) * 2 + 1];
+        const float b0 = smem[p * dim_D + (e % 32) * 2];
+        const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -919,23 +923,23 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       }
       smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v11 = scale[min(position + e / 64, dim_K - 1)];
-      smem[e] = smem[7424 + e] - v11 * (smem[45248 + e] + smem[6400 + e]) + (smem[44096 + e % 64] - v11 * (smem[44160 + e % 64] + smem[2048 + e]));
+      const float v11 = scale[min(position + e / dim_D, dim_K - 1)];
+      smem[e] = smem[7424 + e] - v11 * (smem[45248 + e] + smem[6400 + e]) + (smem[44096 + e % dim_D] - v11 * (smem[44160 + e % dim_D] + smem[2048 + e]));
     }
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + smem[e * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + smem[e * dim_D + p];
       }
       smem[2048 + e] = acc;
     }
@@ -943,15 +947,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[2064 + e] = smem[e] - smem[2048 + e / 64] * 0.015625f;
+      smem[2064 + e] = smem[e] - smem[2048 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v12 = smem[2064 + e * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float v12 = smem[2064 + e * dim_D + p];
         acc = acc + v12 * v12;
       }
       smem[e] = acc;
@@ -960,7 +964,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[1024 + e] + smem[2064 + e] * (1.0f / sqrtf(smem[e / 64] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % 64] + param_beta[h * 64 + e % 64];
+      output[(bh * T + token) * 64 + e] = smem[1024 + e] + smem[2064 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
@@ -1058,6 +1062,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
   const unsigned dim_K = 16;
   // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
   const unsigned chunk_rows = 1;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
+  // The spec's `dim H`.
+  const unsigned dim_H = 256;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
@@ -1119,9 +1127,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[704 + p * 256 + e % 256];
+        const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[50113 + e % 256] = acc0_0;
@@ -1130,19 +1138,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v0 = smem[50113 + e] + smem[51649 + e % 256];
+      const float v0 = smem[50113 + e] + smem[51649 + e % dim_H];
       smem[50369 + e] = v0 * v0;
     }
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[192 + e] = (smem[50113 + e] + smem[51649 + e % 256]) * 0.5f;
+      smem[192 + e] = (smem[50113 + e] + smem[51649 + e % dim_H]) * 0.5f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v1 = smem[50113 + e] + smem[51649 + e % 256];
+      const float v1 = smem[50113 + e] + smem[51649 + e % dim_H];
       smem[50625 + e] = tanhf((v1 + smem[50369 + e] * v1 * 0.044715f) * 0.7978845608028654f);
     }
     __syncthreads();
@@ -1156,9 +1164,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[448 + p];
-        const float b0 = smem[17088 + p * 64 + e % 64];
+        const float b0 = smem[17088 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[49856 + e % 64] = acc0_0;
@@ -1168,7 +1176,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + (smem[49856 + p] + smem[49985 + p]);
       }
       smem[e] = acc;
@@ -1177,14 +1185,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[49920 + e] = smem[49856 + e] + smem[49985 + e % 64] - smem[0] * 0.015625f;
+      smem[49920 + e] = smem[49856 + e] + smem[49985 + e % dim_D] - smem[0] * 0.015625f;
     }
     __syncthreads();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float v2 = smem[49920 + p];
         acc = acc + v2 * v2;
       }
@@ -1206,15 +1214,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v3 = param_gamma[h * 64 + e % 64];
-      smem[49856 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[49920 + e] * smem[2] * v3 + param_beta[h * 64 + e % 64] - smem[3 + e]) * 2.0f * v3;
+      const float v3 = param_gamma[h * 64 + e % dim_D];
+      smem[49856 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[49920 + e] * smem[2] * v3 + param_beta[h * 64 + e % dim_D] - smem[3 + e]) * 2.0f * v3;
     }
     __syncthreads();
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + smem[49856 + p] * smem[49920 + p];
       }
       smem[1 + e] = acc;
@@ -1231,7 +1239,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + (-smem[64 + p]);
       }
       smem[49856 + e] = acc;
@@ -1256,9 +1264,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[17088 + (e % 256) * 64 + p];
+        const float b0 = smem[17088 + (e % 256) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[50881 + e % 256] = acc0_0;
@@ -1283,14 +1291,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[448 + p * 256 + (e / 16) * 4];
-        const float a1 = smem[448 + p * 256 + (e / 16) * 4 + 1];
-        const float a2 = smem[448 + p * 256 + (e / 16) * 4 + 2];
-        const float a3 = smem[448 + p * 256 + (e / 16) * 4 + 3];
-        const float b0 = smem[p * 64 + (e % 16) * 4];
-        const float b1 = smem[p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[p * 64 + (e % 16) * 4 + 3];
+        const float a0 = smem[448 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[448 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[448 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[448 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[p * dim_D + (e % 16) * 4];
+        const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -1312,18 +1320,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       scratch[bh * 32768 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
       scratch[bh * 32768 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
       scratch[bh * 32768 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
@@ -1338,7 +1346,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       const float v6 = smem[51137 + e];
       const float v7 = v6 * 0.044715f;
-      const float v8 = smem[50113 + e] + smem[51649 + e % 256];
+      const float v8 = smem[50113 + e] + smem[51649 + e % dim_H];
       smem[192 + e] = smem[50881 + e] * (1.0f + smem[50625 + e]) * 0.5f + v6 + v7 * smem[50369 + e] + v7 * v8 * v8 * 2.0f;
     }
     __syncthreads();
@@ -1371,14 +1379,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * 64 + (e / 64) * 4];
-        const float a1 = smem[128 + p * 64 + (e / 64) * 4 + 1];
-        const float a2 = smem[128 + p * 64 + (e / 64) * 4 + 2];
-        const float a3 = smem[128 + p * 64 + (e / 64) * 4 + 3];
-        const float b0 = smem[192 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[192 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[192 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[192 + p * 256 + (e % 64) * 4 + 3];
+        const float a0 = smem[128 + p * dim_D + (e / 64) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 64) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 64) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 64) * 4 + 3];
+        const float b0 = smem[192 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[192 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[192 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[192 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -1400,18 +1408,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       scratch[bh * 32768 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       scratch[bh * 32768 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       scratch[bh * 32768 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -1428,9 +1436,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[64 + p];
-          const float b0 = smem[33472 + p * 256 + e % 256];
+          const float b0 = smem[33472 + p * dim_H + e % 256];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1440,7 +1448,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 1] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1454,7 +1462,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[49856 + p]);
-        const float b0 = smem[192 + p * 256 + e % 256];
+        const float b0 = smem[192 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[50625 + e % 256] = acc0_0;
@@ -1463,9 +1471,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
-        const float b0 = smem[704 + p * 256 + e % 256];
+        const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[50881 + e % 256] = acc0_0;
@@ -1476,7 +1484,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[192 + p * 256 + e % 256];
+        const float b0 = smem[192 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[51137 + e % 256] = acc0_0;
@@ -1486,7 +1494,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       const float v9 = scale[min(position, dim_K - 1)];
-      smem[51393 + e] = smem[50881 + e] - v9 * (smem[50369 + e] + smem[50625 + e]) + (smem[51649 + e % 256] - v9 * (smem[51905 + e % 256] + smem[51137 + e]));
+      smem[51393 + e] = smem[50881 + e] - v9 * (smem[50369 + e] + smem[50625 + e]) + (smem[51649 + e % dim_H] - v9 * (smem[51905 + e % dim_H] + smem[51137 + e]));
     }
     __syncthreads();
 
@@ -1501,9 +1509,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 256; p += 1) {
+        for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = out_accum_W2[bh * 16384 + p * 64 + e % 64];
+          const float b0 = out_accum_W2[bh * 16384 + p * dim_D + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1513,7 +1521,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 1] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
         const float b0 = smem[448 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1527,7 +1535,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[384 + p]);
-        const float b0 = smem[p * 64 + e % 64];
+        const float b0 = smem[p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[385 + e % 64] = acc0_0;
@@ -1536,9 +1544,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[17088 + p * 64 + e % 64];
+        const float b0 = smem[17088 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[449 + e % 64] = acc0_0;
@@ -1550,7 +1558,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[p * 64 + e % 64];
+        const float b0 = smem[p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[128 + e % 64] = acc0_0;
@@ -1560,14 +1568,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       const float v11 = scale[min(position, dim_K - 1)];
-      smem[e] = smem[449 + e] - v11 * (smem[49921 + e] + smem[385 + e]) + (smem[49985 + e % 64] - v11 * (smem[50049 + e % 64] + smem[128 + e]));
+      smem[e] = smem[449 + e] - v11 * (smem[49921 + e] + smem[385 + e]) + (smem[49985 + e % dim_D] - v11 * (smem[50049 + e % dim_D] + smem[128 + e]));
     }
     __syncthreads();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + smem[p];
       }
       smem[128 + e] = acc;
@@ -1583,7 +1591,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float v12 = smem[129 + p];
         acc = acc + v12 * v12;
       }
@@ -1593,7 +1601,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[64 + e] + smem[129 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % 64] + param_beta[h * 64 + e % 64];
+      output[(bh * T + token) * 64 + e] = smem[64 + e] + smem[129 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)

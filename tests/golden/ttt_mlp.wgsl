@@ -22,6 +22,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   // Tokens per mini-batch (the spec's `minibatch K`).
   let dim_K: u32 = 16;
+  // The spec's `dim D`.
+  let dim_D: u32 = 64;
+  // The spec's `dim H`.
+  let dim_H: u32 = 256;
   let h: u32 = bh % u.H;
   // The state and accumulator start from the inputs.
   for (var e: u32 = tid; e < 16384; e = e + 256) {
@@ -99,15 +103,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = smem[2048 + (e / 64) * 256 + p];
-        let a1: f32 = smem[2048 + ((e / 64) * 4 + 1) * 64 + p];
-        let a2: f32 = smem[2048 + ((e / 64) * 4 + 2) * 64 + p];
-        let a3: f32 = smem[2048 + ((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4];
-        let b1: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 1];
-        let b2: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 2];
-        let b3: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 3];
+        let a1: f32 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
+        let a2: f32 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
+        let a3: f32 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
+        let b0: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4];
+        let b1: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
+        let b2: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
+        let b3: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -129,38 +133,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       scratch[bh * 63488 + 10240 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       scratch[bh * 63488 + 10240 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       scratch[bh * 63488 + 10240 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v0: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256];
+      let v0: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % dim_H];
       scratch[bh * 63488 + 14336 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      scratch[bh * 63488 + e] = (scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256]) * 0.5;
+      scratch[bh * 63488 + e] = (scratch[bh * 63488 + 10240 + e] + smem[3776 + e % dim_H]) * 0.5;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v1: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256];
+      let v1: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % dim_H];
       scratch[bh * 63488 + 18432 + e] = tanh(clamp((v1 + scratch[bh * 63488 + 14336 + e] * v1 * 0.044715) * 0.7978845608028654, -15.0, 15.0));
     }
     storageBarrier();
@@ -179,11 +183,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 256; p = p + 1) {
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
         let a0: f32 = scratch[bh * 63488 + 4096 + (e / 32) * 512 + p];
-        let a1: f32 = scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * 256 + p];
-        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2 + 1];
+        let a1: f32 = scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -191,8 +195,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -200,8 +204,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + (scratch[bh * 63488 + 8192 + e * 64 + p] + smem[3136 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + (scratch[bh * 63488 + 8192 + e * dim_D + p] + smem[3136 + p]);
       }
       smem[e] = acc;
     }
@@ -210,7 +214,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 63488 + 9216 + e] = scratch[bh * 63488 + 8192 + e] + smem[3136 + e % 64] - smem[e / 64] * 0.015625;
+      scratch[bh * 63488 + 9216 + e] = scratch[bh * 63488 + 8192 + e] + smem[3136 + e % dim_D] - smem[e / dim_D] * 0.015625;
     }
     storageBarrier();
     workgroupBarrier();
@@ -218,8 +222,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v2: f32 = scratch[bh * 63488 + 9216 + e * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v2: f32 = scratch[bh * 63488 + 9216 + e * dim_D + p];
         acc = acc + v2 * v2;
       }
       smem[32 + e] = acc;
@@ -241,8 +245,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v3: f32 = weights[16 + h * 64 + e % 64];
-      scratch[bh * 63488 + 8192 + e] = smem[16 + e / 64] * select(0.0, 1.0, e / 64 < count) * 0.5 * (smem[2048 + e] + scratch[bh * 63488 + 9216 + e] * smem[32 + e / 64] * v3 + weights[16 + u.H * 64 + h * 64 + e % 64] - smem[48 + e]) * 2.0 * v3;
+      let v3: f32 = weights[16 + h * 64 + e % dim_D];
+      scratch[bh * 63488 + 8192 + e] = smem[16 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[2048 + e] + scratch[bh * 63488 + 9216 + e] * smem[32 + e / dim_D] * v3 + weights[16 + u.H * 64 + h * 64 + e % dim_D] - smem[48 + e]) * 2.0 * v3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -250,8 +254,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + scratch[bh * 63488 + 8192 + e * 64 + p] * scratch[bh * 63488 + 9216 + e * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + scratch[bh * 63488 + 8192 + e * dim_D + p] * scratch[bh * 63488 + 9216 + e * dim_D + p];
       }
       smem[16 + e] = acc;
     }
@@ -260,8 +264,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v4: f32 = smem[32 + e / 64];
-      smem[1024 + e] = scratch[bh * 63488 + 8192 + e] * v4 + (-(smem[16 + e / 64] * (v4 * v4))) * 0.5 / smem[e / 64] * 0.015625 * scratch[bh * 63488 + 9216 + e] * 2.0;
+      let v4: f32 = smem[32 + e / dim_D];
+      smem[1024 + e] = scratch[bh * 63488 + 8192 + e] * v4 + (-(smem[16 + e / dim_D] * (v4 * v4))) * 0.5 / smem[e / dim_D] * 0.015625 * scratch[bh * 63488 + 9216 + e] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -269,8 +273,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + (-smem[1024 + e * 64 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + (-smem[1024 + e * dim_D + p]);
       }
       smem[3072 + e] = acc;
     }
@@ -278,15 +282,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[e] = smem[1024 + e] + smem[3072 + e / 64] * 0.015625;
+      smem[e] = smem[1024 + e] + smem[3072 + e / dim_D] * 0.015625;
     }
     workgroupBarrier();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        acc = acc + smem[p * 64 + e];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        acc = acc + smem[p * dim_D + e];
       }
       smem[3072 + e] = acc;
     }
@@ -309,15 +313,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = smem[(e / 64) * 256 + p];
-        let a1: f32 = smem[((e / 64) * 4 + 1) * 64 + p];
-        let a2: f32 = smem[((e / 64) * 4 + 2) * 64 + p];
-        let a3: f32 = smem[((e / 64) * 4 + 3) * 64 + p];
+        let a1: f32 = smem[((e / 64) * 4 + 1) * dim_D + p];
+        let a2: f32 = smem[((e / 64) * 4 + 2) * dim_D + p];
+        let a3: f32 = smem[((e / 64) * 4 + 3) * dim_D + p];
         let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + (e % 64) * 256 + p];
-        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 1) * 64 + p];
-        let b2: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 2) * 64 + p];
-        let b3: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 3) * 64 + p];
+        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 1) * dim_D + p];
+        let b2: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 2) * dim_D + p];
+        let b3: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 3) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -339,18 +343,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       scratch[bh * 63488 + 22528 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       scratch[bh * 63488 + 22528 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       scratch[bh * 63488 + 22528 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -371,15 +375,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = scratch[bh * 63488 + 4096 + p * 256 + (e / 16) * 4];
-        let a1: f32 = scratch[bh * 63488 + 4096 + p * 256 + (e / 16) * 4 + 1];
-        let a2: f32 = scratch[bh * 63488 + 4096 + p * 256 + (e / 16) * 4 + 2];
-        let a3: f32 = scratch[bh * 63488 + 4096 + p * 256 + (e / 16) * 4 + 3];
-        let b0: f32 = smem[p * 64 + (e % 16) * 4];
-        let b1: f32 = smem[p * 64 + (e % 16) * 4 + 1];
-        let b2: f32 = smem[p * 64 + (e % 16) * 4 + 2];
-        let b3: f32 = smem[p * 64 + (e % 16) * 4 + 3];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = scratch[bh * 63488 + 4096 + p * dim_H + (e / 16) * 4];
+        let a1: f32 = scratch[bh * 63488 + 4096 + p * dim_H + (e / 16) * 4 + 1];
+        let a2: f32 = scratch[bh * 63488 + 4096 + p * dim_H + (e / 16) * 4 + 2];
+        let a3: f32 = scratch[bh * 63488 + 4096 + p * dim_H + (e / 16) * 4 + 3];
+        let b0: f32 = smem[p * dim_D + (e % 16) * 4];
+        let b1: f32 = smem[p * dim_D + (e % 16) * 4 + 1];
+        let b2: f32 = smem[p * dim_D + (e % 16) * 4 + 2];
+        let b3: f32 = smem[p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -401,18 +405,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       scratch[bh * 63488 + 30720 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
       scratch[bh * 63488 + 30720 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
       scratch[bh * 63488 + 30720 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -429,7 +433,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 4096; e = e + 256) {
       let v6: f32 = scratch[bh * 63488 + 26624 + e];
       let v7: f32 = v6 * 0.044715;
-      let v8: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256];
+      let v8: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % dim_H];
       scratch[bh * 63488 + e] = scratch[bh * 63488 + 22528 + e] * (1.0 + scratch[bh * 63488 + 18432 + e]) * 0.5 + v6 + v7 * scratch[bh * 63488 + 14336 + e] + v7 * v8 * v8 * 2.0;
     }
     storageBarrier();
@@ -438,8 +442,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        acc = acc + scratch[bh * 63488 + p * 256 + e];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        acc = acc + scratch[bh * 63488 + p * dim_H + e];
       }
       smem[3264 + e] = acc;
     }
@@ -462,15 +466,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = smem[2048 + p * 64 + (e / 64) * 4];
-        let a1: f32 = smem[2048 + p * 64 + (e / 64) * 4 + 1];
-        let a2: f32 = smem[2048 + p * 64 + (e / 64) * 4 + 2];
-        let a3: f32 = smem[2048 + p * 64 + (e / 64) * 4 + 3];
-        let b0: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4];
-        let b1: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 1];
-        let b2: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 2];
-        let b3: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 3];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = smem[2048 + p * dim_D + (e / 64) * 4];
+        let a1: f32 = smem[2048 + p * dim_D + (e / 64) * 4 + 1];
+        let a2: f32 = smem[2048 + p * dim_D + (e / 64) * 4 + 2];
+        let a3: f32 = smem[2048 + p * dim_D + (e / 64) * 4 + 3];
+        let b0: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4];
+        let b1: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 1];
+        let b2: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 2];
+        let b3: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -492,18 +496,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       scratch[bh * 63488 + 47104 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       scratch[bh * 63488 + 47104 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       scratch[bh * 63488 + 47104 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -536,15 +540,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 64; p = p + 1) {
+        for (var p: u32 = 0; p < dim_D; p = p + 1) {
           let a0: f32 = smem[1024 + (e / 64) * 256 + p];
-          let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-          let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-          let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-          let b0: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4];
-          let b1: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 1];
-          let b2: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 2];
-          let b3: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 3];
+          let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+          let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+          let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+          let b0: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4];
+          let b1: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
+          let b2: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
+          let b3: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc0_2 = acc0_2 + a0 * b2;
@@ -567,29 +571,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       scratch[bh * 63488 + 8192 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       scratch[bh * 63488 + 8192 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       scratch[bh * 63488 + 8192 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + (e / 16) * 64 + p];
-        let b0: f32 = smem[2048 + (e % 16) * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[1024 + (e / 16) * dim_D + p];
+        let b0: f32 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[3520 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[3520 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -612,15 +616,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 4) * smem[3520 + (e / 64) * 64 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 1) * smem[3520 + ((e / 64) * 4 + 1) * 16 + p]);
-        let a2: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 2) * smem[3520 + ((e / 64) * 4 + 2) * 16 + p]);
-        let a3: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 3) * smem[3520 + ((e / 64) * 4 + 3) * 16 + p]);
-        let b0: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4];
-        let b1: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 1];
-        let b2: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 2];
-        let b3: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 3];
+        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 1) * smem[3520 + ((e / 64) * 4 + 1) * dim_K + p]);
+        let a2: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 2) * smem[3520 + ((e / 64) * 4 + 2) * dim_K + p]);
+        let a3: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 3) * smem[3520 + ((e / 64) * 4 + 3) * dim_K + p]);
+        let b0: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4];
+        let b1: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 1];
+        let b2: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 2];
+        let b3: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -642,18 +646,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       scratch[bh * 63488 + 12288 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       scratch[bh * 63488 + 12288 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       scratch[bh * 63488 + 12288 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -674,15 +678,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = smem[1024 + (e / 64) * 256 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-        let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-        let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4];
-        let b1: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 1];
-        let b2: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 2];
-        let b3: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 3];
+        let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+        let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+        let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+        let b0: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4];
+        let b1: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
+        let b2: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
+        let b3: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -704,18 +708,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       scratch[bh * 63488 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       scratch[bh * 63488 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       scratch[bh * 63488 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -736,15 +740,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= (e / 64) * 4);
         let a1: f32 = select(0.0, 1.0, p <= (e / 64) * 4 + 1);
         let a2: f32 = select(0.0, 1.0, p <= (e / 64) * 4 + 2);
         let a3: f32 = select(0.0, 1.0, p <= (e / 64) * 4 + 3);
-        let b0: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4];
-        let b1: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 1];
-        let b2: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 2];
-        let b3: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 3];
+        let b0: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4];
+        let b1: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 1];
+        let b2: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 2];
+        let b3: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -766,26 +770,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       scratch[bh * 63488 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
       scratch[bh * 63488 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
       scratch[bh * 63488 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v9: f32 = weights[min(position + e / 256, dim_K - 1)];
-      scratch[bh * 63488 + 24576 + e] = scratch[bh * 63488 + 16384 + e] - v9 * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 12288 + e]) + (smem[3776 + e % 256] - v9 * (state_out[u.BH * 49472 + bh * 256 + e % 256] + scratch[bh * 63488 + 20480 + e]));
+      let v9: f32 = weights[min(position + e / dim_H, dim_K - 1)];
+      scratch[bh * 63488 + 24576 + e] = scratch[bh * 63488 + 16384 + e] - v9 * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 12288 + e]) + (smem[3776 + e % dim_H] - v9 * (state_out[u.BH * 49472 + bh * 256 + e % dim_H] + scratch[bh * 63488 + 20480 + e]));
     }
     storageBarrier();
     workgroupBarrier();
@@ -805,11 +809,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 256; p = p + 1) {
+        for (var p: u32 = 0; p < dim_H; p = p + 1) {
           let a0: f32 = scratch[bh * 63488 + (e / 32) * 512 + p];
-          let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * 256 + p];
-          let b0: f32 = state_out[u.BH * 49728 + bh * 16384 + p * 64 + (e % 32) * 2];
-          let b1: f32 = state_out[u.BH * 49728 + bh * 16384 + p * 64 + (e % 32) * 2 + 1];
+          let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * dim_H + p];
+          let b0: f32 = state_out[u.BH * 49728 + bh * 16384 + p * dim_D + (e % 32) * 2];
+          let b1: f32 = state_out[u.BH * 49728 + bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
@@ -818,19 +822,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 256; p = p + 1) {
-        let a0: f32 = scratch[bh * 63488 + (e / 16) * 256 + p];
-        let b0: f32 = scratch[bh * 63488 + 4096 + (e % 16) * 256 + p];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = scratch[bh * 63488 + (e / 16) * dim_H + p];
+        let b0: f32 = scratch[bh * 63488 + 4096 + (e % 16) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[2048 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[2048 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -841,11 +845,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[2048 + (e / 32) * 32 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[2048 + ((e / 32) * 2 + 1) * 16 + p]);
-        let b0: f32 = smem[p * 64 + (e % 32) * 2];
-        let b1: f32 = smem[p * 64 + (e % 32) * 2 + 1];
+        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[2048 + ((e / 32) * 2 + 1) * dim_K + p]);
+        let b0: f32 = smem[p * dim_D + (e % 32) * 2];
+        let b1: f32 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -853,8 +857,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       scratch[bh * 63488 + 4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       scratch[bh * 63488 + 4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -865,11 +869,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 256; p = p + 1) {
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
         let a0: f32 = scratch[bh * 63488 + (e / 32) * 512 + p];
-        let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * 256 + p];
-        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2 + 1];
+        let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -877,8 +881,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -889,11 +893,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= (e / 32) * 2);
         let a1: f32 = select(0.0, 1.0, p <= (e / 32) * 2 + 1);
-        let b0: f32 = smem[p * 64 + (e % 32) * 2];
-        let b1: f32 = smem[p * 64 + (e % 32) * 2 + 1];
+        let b0: f32 = smem[p * dim_D + (e % 32) * 2];
+        let b1: f32 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -901,16 +905,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       scratch[bh * 63488 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
       scratch[bh * 63488 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 63488 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 63488 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 63488 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 63488 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v11: f32 = weights[min(position + e / 64, dim_K - 1)];
-      smem[e] = smem[2048 + e] - v11 * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 4096 + e]) + (smem[3136 + e % 64] - v11 * (smem[3200 + e % 64] + scratch[bh * 63488 + e]));
+      let v11: f32 = weights[min(position + e / dim_D, dim_K - 1)];
+      smem[e] = smem[2048 + e] - v11 * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 4096 + e]) + (smem[3136 + e % dim_D] - v11 * (smem[3200 + e % dim_D] + scratch[bh * 63488 + e]));
     }
     storageBarrier();
     workgroupBarrier();
@@ -918,8 +922,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + smem[e * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + smem[e * dim_D + p];
       }
       smem[2048 + e] = acc;
     }
@@ -927,7 +931,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 63488 + e] = smem[e] - smem[2048 + e / 64] * 0.015625;
+      scratch[bh * 63488 + e] = smem[e] - smem[2048 + e / dim_D] * 0.015625;
     }
     storageBarrier();
     workgroupBarrier();
@@ -935,8 +939,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v12: f32 = scratch[bh * 63488 + e * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v12: f32 = scratch[bh * 63488 + e * dim_D + p];
         acc = acc + v12 * v12;
       }
       smem[e] = acc;
@@ -946,7 +950,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < count * 64; e = e + 256) {
-      out[(bh * u.T + token) * 64 + e] = smem[1024 + e] + scratch[bh * 63488 + e] * (1.0 / sqrt(smem[e / 64] * 0.015625 + 0.000001)) * weights[16 + h * 64 + e % 64] + weights[16 + u.H * 64 + h * 64 + e % 64];
+      out[(bh * u.T + token) * 64 + e] = smem[1024 + e] + scratch[bh * 63488 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.015625 + 0.000001)) * weights[16 + h * 64 + e % dim_D] + weights[16 + u.H * 64 + h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)

@@ -22,6 +22,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   // Tokens per mini-batch (the spec's `minibatch K`).
   let dim_K: u32 = 8;
+  // The spec's `dim D`.
+  let dim_D: u32 = 32;
   // The state and accumulator start from the inputs.
   for (var e: u32 = tid; e < 1024; e = e + 256) {
     smem[1888 + e] = state_in[bh * 1024 + e];
@@ -73,8 +75,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let v0: f32 = smem[1888 + (e % 32) * 32 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v0: f32 = smem[1888 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[e] = acc;
@@ -96,26 +98,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[608 + (e / 32) * 32 + p];
-        let b0: f32 = (smem[1888 + p * 32 + e % 32] * smem[1120 + (e / 32) * 32 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[608 + (e / 32) * dim_D + p];
+        let b0: f32 = (smem[1888 + p * dim_D + e % 32] * smem[1120 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1376 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1376 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     workgroupBarrier();
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[e] = smem[512 + e / 32] * select(0.0, 1.0, e / 32 < count) * 0.5 * (smem[1376 + e] + smem[544 + e % 32] - smem[864 + e]) * 2.0;
+      smem[e] = smem[512 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1376 + e] + smem[544 + e % dim_D] - smem[864 + e]) * 2.0;
     }
     workgroupBarrier();
 
     // [32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 32; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
-        acc = acc + smem[p * 32 + e];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        acc = acc + smem[p * dim_D + e];
       }
       smem[512 + e] = acc;
     }
@@ -139,14 +141,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < 1; p = p + 1) {
-        let a0: f32 = smem[608 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4];
-        let a1: f32 = smem[608 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4 + 1];
-        let a2: f32 = smem[608 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4 + 2];
-        let a3: f32 = smem[608 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4 + 3];
-        let b0: f32 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4];
-        let b1: f32 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4 + 1];
-        let b2: f32 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4 + 2];
-        let b3: f32 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4 + 3];
+        let a0: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4];
+        let a1: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 1];
+        let a2: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 2];
+        let a3: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 3];
+        let b0: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4];
+        let b1: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 1];
+        let b2: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 2];
+        let b3: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -168,18 +170,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
       scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
       scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4] = acc1_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 1] = acc1_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 2] = acc1_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 3] = acc1_3;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4] = acc2_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4 + 1] = acc2_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4 + 2] = acc2_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4 + 3] = acc2_3;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4] = acc3_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4 + 1] = acc3_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4 + 2] = acc3_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4 + 3] = acc3_3;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4] = acc1_0;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 1] = acc1_1;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 2] = acc1_2;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 3] = acc1_3;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4] = acc2_0;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 1] = acc2_1;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 2] = acc2_2;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 3] = acc2_3;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4] = acc3_0;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 1] = acc3_1;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 2] = acc3_2;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 3] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -187,8 +189,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        acc = acc + scratch[bh * 16384 + 8192 + (e / 32) * 1024 + (e % 32) * 32 + p] * smem[1888 + (e % 32) * 32 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + scratch[bh * 16384 + 8192 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[1888 + (e % dim_D) * dim_D + p];
       }
       smem[608 + e] = acc;
     }
@@ -197,8 +199,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      let v1: f32 = smem[1120 + (e / 1024) * 32 + (e / 32) % 32];
-      scratch[bh * 16384 + e] = scratch[bh * 16384 + 8192 + e] * v1 + (-(smem[608 + (e / 1024) * 32 + (e / 32) % 32] * (v1 * v1))) * 0.5 / smem[256 + (e / 1024) * 32 + (e / 32) % 32] * 32.0 * 0.03125 * smem[1888 + ((e / 32) % 32) * 32 + e % 32] * 2.0;
+      let v1: f32 = smem[1120 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
+      scratch[bh * 16384 + e] = scratch[bh * 16384 + 8192 + e] * v1 + (-(smem[608 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5 / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0 * 0.03125 * smem[1888 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -206,8 +208,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [32, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
-        acc = acc + scratch[bh * 16384 + p * 1024 + (e / 32) * 32 + e % 32];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        acc = acc + scratch[bh * 16384 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
       }
       smem[864 + e] = acc;
     }
@@ -239,7 +241,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= (e / 256) * 4);
         let a1: f32 = select(0.0, 1.0, p <= (e / 256) * 4 + 1);
         let a2: f32 = select(0.0, 1.0, p <= (e / 256) * 4 + 2);
@@ -287,7 +289,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      scratch[bh * 16384 + e] = smem[1888 + ((e / 32) % 32) * 32 + e % 32] - weights[min(position + e / 1024, dim_K - 1)] * (smem[2912 + ((e / 32) % 32) * 32 + e % 32] + scratch[bh * 16384 + 8192 + e]);
+      scratch[bh * 16384 + e] = smem[1888 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - weights[min(position + e / 1024, dim_K - 1)] * (smem[2912 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + scratch[bh * 16384 + 8192 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -295,8 +297,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let v2: f32 = scratch[bh * 16384 + (e / 32) * 1024 + (e % 32) * 32 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v2: f32 = scratch[bh * 16384 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
         acc = acc + v2 * v2;
       }
       smem[608 + e] = acc;
@@ -306,7 +308,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      scratch[bh * 16384 + 8192 + e] = scratch[bh * 16384 + e] * (1.0 / sqrt(smem[608 + (e / 1024) * 32 + (e / 32) % 32] * 0.03125 * 32.0 + 0.000001));
+      scratch[bh * 16384 + 8192 + e] = scratch[bh * 16384 + e] * (1.0 / sqrt(smem[608 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125 * 32.0 + 0.000001));
     }
     storageBarrier();
     workgroupBarrier();
@@ -314,12 +316,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[256 + (e / 32) * 32 + p];
-        let b0: f32 = scratch[bh * 16384 + 8192 + (e / 32) * 1024 + p * 32 + e % 32];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[256 + (e / 32) * dim_D + p];
+        let b0: f32 = scratch[bh * 16384 + 8192 + (e / 32) * 1024 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[608 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[608 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -327,18 +329,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= e / 32);
-        let b0: f32 = smem[p * 32 + e % 32];
+        let b0: f32 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < count * 32; e = e + 256) {
-      out[(bh * u.T + token) * 32 + e] = smem[608 + e] + (smem[544 + e % 32] - weights[min(position + e / 32, dim_K - 1)] * (smem[576 + e % 32] + smem[256 + e]));
+      out[(bh * u.T + token) * 32 + e] = smem[608 + e] + (smem[544 + e % dim_D] - weights[min(position + e / dim_D, dim_K - 1)] * (smem[576 + e % dim_D] + smem[256 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
