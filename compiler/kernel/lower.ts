@@ -6,15 +6,15 @@
  * The kernel's own values: `bh` (the workgroup's sequence-head), `tid` (the invocation), the
  * uniforms `T`, `start`, `H`, and the dims it declares; the target binds them.
  */
-import { dimConstant, programKey } from '../../core/mangle.ts';
+import { programKey } from '../../core/mangle.ts';
 import { showShape, size } from '../../core/shape.ts';
 import type { KernelSignature, Port } from '../../core/signature.ts';
 import { WALK } from '../dualform/derive.ts';
 import type { Carried, Home, Placement, ScheduledKernel, Stage } from '../schedule/kernel.ts';
-import { add, dim, div, mod, mul, sub } from './affine.ts';
+import { add, div, mod, mul, sub } from './affine.ts';
+import { KernelDims } from './dims.ts';
 import {
   type Buffer,
-  type DimConstant,
   type Expr,
   type Kernel,
   type Stmt,
@@ -29,10 +29,7 @@ import {
   int,
   load,
   name,
-  nested,
-  operands,
   select,
-  statementExprs,
   store,
   uniform,
   variable,
@@ -45,12 +42,10 @@ import { lowerWalk, WALK_NAMES } from './walk.ts';
 const bh = name('bh');
 const tid = name('tid');
 const h = name('h');
-const { token, position, count, ends } = {
-  token: name(WALK_NAMES.token),
-  position: name(WALK_NAMES.position),
-  count: name(WALK_NAMES.count),
-  ends: name(WALK_NAMES.ends),
-};
+const token = name(WALK_NAMES.token);
+const position = name(WALK_NAMES.position);
+const count = name(WALK_NAMES.count);
+const ends = name(WALK_NAMES.ends);
 const commit = name(WALK.commit);
 const keep = name(WALK.keep);
 /** True unless the chunk starts a mini-batch after another ended it (then every accumulator is zero). */
@@ -78,24 +73,29 @@ class Ports {
   }
 }
 
+/** What the target's invocations can do beyond the C-like basics. */
+export interface KernelFeatures {
+  /** Invocations in a group that exchange values by lane shuffles (a CUDA warp: 32); absent: none. */
+  lanes?: number;
+}
+
 export function lowerKernel(
   k: ScheduledKernel,
   signature: KernelSignature,
   /** Spec source text, to annotate each stage with the line it comes from. */
   sourceLines: readonly string[],
+  features: KernelFeatures = {},
 ): Kernel {
-  return new Lowering(k, signature, sourceLines).kernel();
+  return new Lowering(k, signature, sourceLines, features).kernel();
 }
 
 class Lowering {
   private readonly values: Values;
   private readonly stateSize: Map<string, number>;
   private readonly ports: Ports;
+  private readonly dims: KernelDims;
   private readonly K: Expr;
-  private readonly rows: Expr;
-  /** The spec's dims by value, where one dim alone has that value. */
   private readonly names: DimNames;
-  private readonly specDims: { spec: string; value: number; expr: Expr }[];
   private readonly carried: Carried[];
   private named = 0;
 
@@ -103,6 +103,7 @@ class Lowering {
     private readonly k: ScheduledKernel,
     signature: KernelSignature,
     private readonly sourceLines: readonly string[],
+    private readonly features: KernelFeatures,
   ) {
     this.ports = new Ports(signature);
     this.values = new Values(k.program, {
@@ -111,19 +112,9 @@ class Lowering {
       input: (key, index) => this.input(key, index),
     });
     this.stateSize = new Map(k.chunk.layer.states.map((s) => [s.name, size(s.shape)]));
-    this.K = dim(dimConstant(k.chunk.layer.minibatch.name), k.chunk.K);
-    this.rows = dim('chunk_rows', k.chunk.rows);
-    const layer = k.chunk.layer;
-    this.specDims = [...layer.dims]
-      .filter(([n]) => n !== layer.minibatch.name)
-      .map(([n, value]) => ({ spec: n, value, expr: dim(dimConstant(n), value) }));
-    const byValue = new Map<number, Expr[]>();
-    for (const d of [{ value: k.chunk.K, expr: this.K }, ...this.specDims])
-      byValue.set(d.value, [...(byValue.get(d.value) ?? []), d.expr]);
-    this.names = (n) => {
-      const candidates = byValue.get(n) ?? [];
-      return candidates.length === 1 && n > 1 ? candidates[0] : int(n);
-    };
+    this.dims = new KernelDims(k.chunk.layer, k.chunk.rows);
+    this.K = this.dims.K;
+    this.names = this.dims.names;
     this.carried = k.chunk.layer.update.rules.momentum ? ['state', 'accum', 'opt'] : ['state', 'accum'];
   }
 
@@ -131,7 +122,7 @@ class Lowering {
     const body = this.body();
     return {
       invocations: this.k.invocations,
-      dims: this.dimsUsed(body),
+      dims: this.dims.declared(body),
       ports: this.ports.all(),
       workgroupFloats: this.k.workgroupFloats,
       scratchFloats: this.k.scratchFloats,
@@ -227,7 +218,7 @@ class Lowering {
     }
     out.push(barrier(true), blank);
     out.push(comment('Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.'));
-    out.push(...lowerWalk({ start: uniform('start'), T: uniform('T'), K: this.K, rows: this.rows }, this.chunk()));
+    out.push(...lowerWalk({ start: uniform('start'), T: uniform('T'), K: this.K, rows: this.dims.rows }, this.chunk()));
     const onChip = [...this.k.states].filter(([, h]) => this.carried.some((role) => h[role]!.space !== 'global'));
     if (onChip.length) out.push(blank, comment('Write back the state kept on chip.'));
     for (const [state, h] of onChip) {
@@ -297,7 +288,7 @@ class Lowering {
     }
     const node = nodes[s.node];
     if (s.kind === 'output') {
-      const width = size(node.shape.slice(1));
+      const width = this.names(size(node.shape.slice(1)));
       const flat = add(mul(add(mul(bh, uniform('T')), token), width), e);
       const value = this.values.value(s.node, Index.flat(node.shape, e, this.names));
       return [
@@ -313,7 +304,7 @@ class Lowering {
     const op = node.op;
     if (op.kind === 'input') {
       // Rows past the chunk's tokens read as 0, without touching memory out of range.
-      const width = size(node.shape.slice(1));
+      const width = this.names(size(node.shape.slice(1)));
       const port = this.ports.ofInput(op.name);
       if (!port) throw new Error(`the buffered input ${op.name} is not a port`);
       const r = div(e, width);
@@ -331,8 +322,7 @@ class Lowering {
     const head = this.describe(s.node, `${showShape(node.shape)} ${what}`);
     if (op.kind === 'matmul') return [head, this.matmul(s.node, target)];
     const index = Index.flat(node.shape, e, this.names);
-    if (op.kind === 'sum')
-      return [head, this.elements(size(node.shape), [...this.sum(s.node, index), target(e, name('acc'))])];
+    if (op.kind === 'sum') return [head, ...this.sum(s.node, index, (value) => target(e, value))];
     return [head, this.elements(size(node.shape), this.shared([target(e, this.values.value(s.node, index, true))]))];
   }
 
@@ -401,8 +391,13 @@ class Lowering {
     });
   }
 
-  /** `acc`, the sum of the reduced axes at `index` of a sum node. */
-  private sum(id: number, index: Index): Stmt[] {
+  /**
+   * A sum stage: every element of the result, the sum of the reduced axes at its index. With lane
+   * shuffles and a long reduction over fewer elements than there are invocations, a group of lanes
+   * sums each element (each lane every `lanes`-th term, then a butterfly of shuffles), so the
+   * invocations that one-element-per-invocation would leave idle share the work.
+   */
+  private sum(id: number, index: Index, write: (value: Expr) => Stmt): Stmt[] {
     const n = this.k.program.nodes[id];
     if (n.op.kind !== 'sum') throw new Error(`node %${id} is not a sum`);
     const axes = n.op.axes;
@@ -415,42 +410,42 @@ class Lowering {
     let ri = 0;
     for (let a = 0; a < x.shape.length; a++) source.push(axes.includes(a) ? reduced[ri++] : kept[ki++]);
     const value = this.values.value(x.id, Index.dims(x.shape, source, this.names));
-    return [
+    const terms = size(reducedShape);
+    const elements = size(n.shape);
+    const acc = name('acc');
+    const accumulate = (from: Expr, step: number): Stmt[] => [
       variable('acc', 'float', float(0)),
       {
         kind: 'for',
         counter: 'p',
-        from: int(0),
-        to: this.names(size(reducedShape)),
-        step: int(1),
-        body: this.shared([assign('acc', floatOp('+', name('acc'), value))]),
+        from,
+        to: this.names(terms),
+        step: int(step),
+        body: this.shared([assign('acc', floatOp('+', acc, value))]),
       },
     ];
-  }
-
-  /** The named constants the body reads: the mini-batch, rows per chunk. */
-  private dimsUsed(body: readonly Stmt[]): DimConstant[] {
-    const used = new Set<string>();
-    const pending: Stmt[] = [...body];
-    const exprs: Expr[] = [];
-    while (pending.length > 0) {
-      const s = pending.pop()!;
-      exprs.push(...statementExprs(s));
-      pending.push(...nested(s));
-    }
-    while (exprs.length > 0) {
-      const x = exprs.pop()!;
-      if (x.kind === 'dim') used.add(x.name);
-      exprs.push(...operands(x));
-    }
-    const minibatch = this.k.chunk.layer.minibatch.name;
-    const known: [Expr, string][] = [
-      [this.K, `Tokens per mini-batch (the spec's \`minibatch ${minibatch}\`).`],
-      [this.rows, 'Rows per chunk: at most this many tokens of one mini-batch are processed at once.'],
-      ...this.specDims.map((d): [Expr, string] => [d.expr, `The spec's \`dim ${d.spec}\`.`]),
+    const lanes = this.features.lanes;
+    const invocations = this.k.invocations;
+    if (!lanes || terms < lanes || elements >= invocations || invocations % lanes !== 0)
+      return [this.elements(elements, [...accumulate(int(0), 1), write(acc)])];
+    const lane = mod(tid, lanes);
+    const butterfly: Stmt[] = [];
+    for (let m = lanes / 2; m >= 1; m /= 2)
+      butterfly.push(assign('acc', floatOp('+', acc, { kind: 'shuffle-xor', x: acc, mask: m, width: lanes })));
+    return [
+      comment(`${lanes} lanes per element: lane l sums terms l, l + ${lanes}, ...; shuffles then combine the lanes.`),
+      {
+        kind: 'for',
+        counter: 'e',
+        from: div(tid, lanes),
+        to: int(elements),
+        step: int(invocations / lanes),
+        body: [
+          ...accumulate(lane, lanes),
+          ...butterfly,
+          { kind: 'if', condition: compare('==', lane, int(0)), body: [write(acc)] },
+        ],
+      },
     ];
-    return known.flatMap(([d, note]) =>
-      d.kind === 'dim' && used.has(d.name) ? [{ name: d.name, value: d.value, note }] : [],
-    );
   }
 }

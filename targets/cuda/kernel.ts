@@ -7,6 +7,9 @@ import { type Memory, Printer, SCRATCH_ARRAY, WORKGROUP_ARRAY } from '../clike/p
 import { identifier } from '../../core/mangle.ts';
 import { type KernelSignature, type Port, showPortShape } from '../../core/signature.ts';
 
+/** Threads of a warp, which exchange values by shuffles. */
+const WARP = 32;
+
 /** The kernel's scalar parameters, before its tensors. */
 export const SCALAR_PARAMETERS = ['H', 'T', 'start'] as const;
 
@@ -58,6 +61,6 @@ export function renderKernel(
     );
   body.line('// One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.');
   body.line('const size_t bh = blockIdx.x;', 'const unsigned tid = threadIdx.x;');
-  new Printer(dialect, memory).kernel(lowerKernel(kernel, signature, sourceLines), body);
+  new Printer(dialect, memory).kernel(lowerKernel(kernel, signature, sourceLines, { lanes: WARP }), body);
   L.line(...indent(body), '}');
 }

@@ -76,8 +76,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -85,8 +85,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[11264 + e] = x;
     }
@@ -186,8 +186,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -276,8 +276,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     __syncthreads();
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[1024 + e] - (smem[11520 + e] + smem[2048 + e]);
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] - (smem[11520 + e] + smem[2048 + e]);
     }
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
@@ -353,8 +353,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[128 + e] = x;
     }
@@ -362,8 +362,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[8384 + e] = x;
     }
@@ -452,8 +452,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -509,8 +509,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncthreads();
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[64 + e] - (smem[8385 + e] + smem[128 + e]);
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[64 + e] - (smem[8385 + e] + smem[128 + e]);
     }
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)

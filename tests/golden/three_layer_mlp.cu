@@ -109,8 +109,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_k[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
@@ -118,8 +118,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_v[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[520 + e] = x;
     }
@@ -182,12 +182,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[e * dim_D + p];
       }
-      smem[256 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[256 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -198,13 +206,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v0 = smem[1280 + e * dim_D + p];
         acc = acc + v0 * v0;
       }
-      smem[8 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[8 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -228,12 +244,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[2048 + e * dim_D + p] * smem[1280 + e * dim_D + p];
       }
-      smem[16 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[16 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -245,12 +269,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[256 + e * dim_D + p]);
       }
-      smem[512 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[512 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -452,8 +484,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_q[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[256 + e] = x;
     }
@@ -664,12 +696,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[e * dim_D + p];
       }
-      smem[512 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[512 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -680,19 +720,27 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v6 = smem[520 + e * dim_D + p];
         acc = acc + v6 * v6;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = smem[256 + e] + smem[520 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[256 + e] + smem[520 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
@@ -837,8 +885,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_k[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[128 + e] = x;
     }
@@ -846,8 +894,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_v[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[65 + e] = x;
     }
@@ -902,12 +950,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[p];
       }
-      smem[32 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[32 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -918,13 +974,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v0 = smem[160 + p];
         acc = acc + v0 * v0;
       }
-      smem[1 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[1 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -948,12 +1012,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[256 + p] * smem[160 + p];
       }
-      smem[2 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[2 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -965,12 +1037,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[32 + p]);
       }
-      smem[64 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[64 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -1164,8 +1244,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_q[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[32 + e] = x;
     }
@@ -1348,12 +1428,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[p];
       }
-      smem[64 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[64 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -1364,19 +1452,27 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v6 = smem[65 + p];
         acc = acc + v6 * v6;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = smem[32 + e] + smem[65 + e] * (1.0f / sqrtf(smem[0] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[32 + e] + smem[65 + e] * (1.0f / sqrtf(smem[0] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)

@@ -69,8 +69,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view k for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[(bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
@@ -78,8 +78,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view v for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[u.BHT * 32 + (bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 32 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[520 + e] = x;
     }
@@ -417,8 +417,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view q for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[u.BHT * 64 + (bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[256 + e] = x;
     }
@@ -665,8 +665,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < count * 32; e = e + 256) {
-      out[(bh * u.T + token) * 32 + e] = smem[256 + e] + smem[520 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.03125 + 0.000001)) * weights[8 + h * 32 + e % dim_D] + weights[8 + u.H * 32 + h * 32 + e % dim_D];
+    for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
+      out[(bh * u.T + token) * dim_D + e] = smem[256 + e] + smem[520 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.03125 + 0.000001)) * weights[8 + h * 32 + e % dim_D] + weights[8 + u.H * 32 + h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)

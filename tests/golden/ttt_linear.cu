@@ -89,8 +89,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -98,8 +98,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[48 + e] = x;
     }
@@ -129,12 +129,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[11264 + e * dim_D + p] + smem[12288 + p]);
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
@@ -145,13 +153,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v0 = smem[12416 + e * dim_D + p];
         acc = acc + v0 * v0;
       }
-      smem[32 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[32 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -175,12 +191,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[13440 + e * dim_D + p] * smem[12416 + e * dim_D + p];
       }
-      smem[16 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[16 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -192,12 +216,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[11264 + e * dim_D + p]);
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
@@ -281,8 +313,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -399,12 +431,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[1024 + e * dim_D + p];
       }
-      smem[2048 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[2048 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -415,19 +455,27 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v4 = smem[12416 + e * dim_D + p];
         acc = acc + v4 * v4;
       }
-      smem[1024 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[1024 + e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[e] + smem[12416 + e] * (1.0f / sqrtf(smem[1024 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[12416 + e] * (1.0f / sqrtf(smem[1024 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
@@ -528,8 +576,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[128 + e] = x;
     }
@@ -537,8 +585,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[3 + e] = x;
     }
@@ -557,12 +605,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[4288 + p] + smem[8640 + p]);
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
@@ -573,13 +629,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v0 = smem[8448 + p];
         acc = acc + v0 * v0;
       }
-      smem[2 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[2 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -603,12 +667,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[8512 + p] * smem[8448 + p];
       }
-      smem[1 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[1 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -620,12 +692,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[4288 + p]);
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
@@ -709,8 +789,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -784,12 +864,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[64 + p];
       }
-      smem[128 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[128 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -800,19 +888,27 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v4 = smem[4288 + p];
         acc = acc + v4 * v4;
       }
-      smem[64 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[64 + e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[e] + smem[4288 + e] * (1.0f / sqrtf(smem[64] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[4288 + e] * (1.0f / sqrtf(smem[64] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)

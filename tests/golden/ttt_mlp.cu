@@ -110,8 +110,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -119,8 +119,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[48 + e] = x;
     }
@@ -238,12 +238,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[45248 + e * dim_D + p] + smem[44096 + p]);
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
@@ -254,13 +262,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v2 = smem[46272 + e * dim_D + p];
         acc = acc + v2 * v2;
       }
-      smem[32 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[32 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -284,12 +300,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[45248 + e * dim_D + p] * smem[46272 + e * dim_D + p];
       }
-      smem[16 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[16 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -301,12 +325,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[1024 + e * dim_D + p]);
       }
-      smem[44032 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[44032 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -540,8 +572,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
@@ -936,12 +968,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[e * dim_D + p];
       }
-      smem[2048 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[2048 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -952,19 +992,27 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v12 = smem[2064 + e * dim_D + p];
         acc = acc + v12 * v12;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[1024 + e] + smem[2064 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2064 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
@@ -1108,8 +1156,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[128 + e] = x;
     }
@@ -1117,8 +1165,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[3 + e] = x;
     }
@@ -1174,12 +1222,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[49856 + p] + smem[49985 + p]);
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
@@ -1190,13 +1246,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v2 = smem[49920 + p];
         acc = acc + v2 * v2;
       }
-      smem[2 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[2 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -1220,12 +1284,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[49856 + p] * smem[49920 + p];
       }
-      smem[1 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[1 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -1237,12 +1309,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[64 + p]);
       }
-      smem[49856 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[49856 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -1425,8 +1505,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[64 + e] = x;
     }
@@ -1573,12 +1653,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[p];
       }
-      smem[128 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[128 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -1589,19 +1677,27 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v12 = smem[129 + p];
         acc = acc + v12 * v12;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = smem[64 + e] + smem[129 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[129 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)

@@ -85,8 +85,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_k[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[520 + e] = x;
     }
@@ -94,8 +94,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_v[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[776 + e] = x;
     }
@@ -242,8 +242,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_q[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[16736 + e] = x;
     }
@@ -358,8 +358,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = smem[256 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[16704 + e % dim_D] + smem[512 + e]));
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[256 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[16704 + e % dim_D] + smem[512 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
@@ -457,8 +457,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_k[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[65 + e] = x;
     }
@@ -466,20 +466,28 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_v[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[97 + e] = x;
     }
 
     // [1, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 32; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 32; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v0 = smem[4288 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
@@ -546,12 +554,20 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // [1, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 32; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 32; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[2240 + (e % dim_D) * dim_D + p] * smem[4288 + (e % dim_D) * dim_D + p];
       }
-      smem[1120 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[1120 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -574,8 +590,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_q[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2112 + e] = x;
     }
@@ -611,13 +627,21 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // [1, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 32; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 32; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v2 = smem[32 + (e % dim_D) * dim_D + p];
         acc = acc + v2 * v2;
       }
-      smem[2144 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[2144 + e] = acc;
+      }
     }
     __syncthreads();
 
@@ -651,8 +675,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = smem[32 + e] + (smem[2176 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2208 + e % dim_D] + smem[64 + e]));
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[32 + e] + (smem[2176 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2208 + e % dim_D] + smem[64 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)

@@ -57,8 +57,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view k for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[(bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[608 + e] = x;
     }
@@ -66,8 +66,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view v for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[u.BHT * 32 + (bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 32 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[864 + e] = x;
     }
@@ -217,8 +217,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view q for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[u.BHT * 64 + (bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[256 + e] = x;
     }
@@ -339,8 +339,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (var e: u32 = tid; e < count * 32; e = e + 256) {
-      out[(bh * u.T + token) * 32 + e] = smem[608 + e] + (smem[544 + e % dim_D] - weights[min(position + e / dim_D, dim_K - 1)] * (smem[576 + e % dim_D] + smem[256 + e]));
+    for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
+      out[(bh * u.T + token) * dim_D + e] = smem[608 + e] + (smem[544 + e % dim_D] - weights[min(position + e / dim_D, dim_K - 1)] * (smem[576 + e % dim_D] + smem[256 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
