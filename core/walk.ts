@@ -36,7 +36,7 @@ export const WALK_STEP = {
 };
 
 /** The value of a walk expression (comparisons give 1 or 0). */
-export function evaluateWalk(e: WalkExpr, values: Readonly<Partial<Record<WalkValue, number>>>): number {
+function evaluateWalk(e: WalkExpr, values: Readonly<Partial<Record<WalkValue, number>>>): number {
   if (typeof e === 'number') return e;
   if (typeof e === 'string') {
     const v = values[e];

@@ -83,7 +83,7 @@ export function mod(a: Expr, b: Expr | number): Expr {
 }
 
 /** The largest value an index can take, as far as its form tells (runtime values are unbounded). */
-export function upperBound(e: Expr): number {
+function upperBound(e: Expr): number {
   switch (e.kind) {
     case 'int':
     case 'dim':
