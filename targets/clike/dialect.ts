@@ -19,4 +19,6 @@ export interface Dialect {
   barrier(storage: boolean): string;
   /** A matmul operand as the product reads it, e.g. rounded to bf16; absent: as is. */
   matmulOperand?(x: string): string;
+  /** `x` of the lane `lane ^ mask` among groups of `width` lanes; absent where the language has no such exchange. */
+  shuffleXor?(x: string, mask: number, width: number): string;
 }

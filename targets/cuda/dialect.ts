@@ -34,6 +34,7 @@ export const cuda: Dialect = {
   min: (a, b) => `min(${a}, ${b})`,
   // __syncthreads orders both shared and global memory among the block's threads.
   barrier: () => '__syncthreads();',
+  shuffleXor: (x, mask, width) => `__shfl_xor_sync(0xffffffffu, ${x}, ${mask}, ${width})`,
 };
 
 /** The device helper that rounds a matmul operand to bf16 (declared in the generated .cu). */

@@ -1,19 +1,22 @@
 /** The `__global__` function: one thread block per (sequence, head) runs the shared C-like body. */
 import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
+import { lowerKernel } from '../../compiler/kernel/lower.ts';
 import type { Dialect } from '../clike/dialect.ts';
-import { type Globals, KernelBody } from '../clike/kernel.ts';
 import { Lines } from '../clike/lines.ts';
+import { type Memory, Printer, SCRATCH_ARRAY, WORKGROUP_ARRAY } from '../clike/print.ts';
 import { identifier } from '../../core/mangle.ts';
 import { type KernelSignature, type Port, showPortShape } from '../../core/signature.ts';
+
+/** Threads of a warp, which exchange values by shuffles. */
+const WARP = 32;
 
 /** The kernel's scalar parameters, before its tensors. */
 export const SCALAR_PARAMETERS = ['H', 'T', 'start'] as const;
 
-const globals: Globals = {
+/** Every port is a kernel parameter of its own; the uniforms are the scalar parameters. */
+const memory: Memory = {
   uniform: (n) => n,
-  port: (p, flat) => `${identifier(p)}[${flat}]`,
-  scratch: (flat) => `scratch[${flat}]`,
-  workgroup: (flat) => `smem[${flat}]`,
+  port: (p, index) => ({ array: identifier(p), index }),
 };
 
 /** Parameter declarations, each with its shape as a comment. */
@@ -22,7 +25,7 @@ function parameters(kernel: ScheduledKernel, tensors: readonly Port[]): [string,
   for (const t of tensors)
     list.push([`${t.io === 'out' ? 'float' : 'const float'}* __restrict__ ${identifier(t)}`, showPortShape(t)]);
   if (kernel.scratchFloats > 0)
-    list.push(['float* __restrict__ scratch', `[B, H, ${kernel.scratchFloats}]: a slice per block`]);
+    list.push([`float* __restrict__ ${SCRATCH_ARRAY}`, `[B, H, ${kernel.scratchFloats}]: a slice per block`]);
   return list;
 }
 
@@ -53,9 +56,11 @@ export function renderKernel(
   for (const [decl, comment] of params) L.line(`    ${comment ? `${decl.padEnd(width)}  // ${comment}` : decl}`);
   const body = new Lines();
   if (kernel.workgroupFloats > 0)
-    body.line(`TTTC_DYNAMIC_SHARED(float, smem);  // ${kernel.workgroupFloats} floats, placed by the scheduler`);
+    body.line(
+      `TTTC_DYNAMIC_SHARED(float, ${WORKGROUP_ARRAY});  // ${kernel.workgroupFloats} floats, placed by the scheduler`,
+    );
   body.line('// One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.');
   body.line('const size_t bh = blockIdx.x;', 'const unsigned tid = threadIdx.x;');
-  new KernelBody(kernel, signature, dialect, globals, sourceLines).emit(body);
+  new Printer(dialect, memory).kernel(lowerKernel(kernel, signature, sourceLines, { lanes: WARP }), body);
   L.line(...indent(body), '}');
 }

@@ -4,13 +4,14 @@ import { type Compiled, variantOf } from '../../compiler/pipeline.ts';
 import type { ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { schedule } from '../../compiler/schedule/schedule.ts';
 import type { WgslKernelManifest } from '../../core/manifest.ts';
-import { add, mul } from '../clike/index.ts';
-import { type Globals, KernelBody } from '../clike/kernel.ts';
+import { add, mul } from '../../compiler/kernel/affine.ts';
+import { type Expr, int, uniform } from '../../compiler/kernel/ir.ts';
+import { lowerKernel } from '../../compiler/kernel/lower.ts';
 import { Lines } from '../clike/lines.ts';
+import { type Memory, Printer, SCRATCH_ARRAY, WORKGROUP_ARRAY } from '../clike/print.ts';
 import { stem, type Target } from '../target.ts';
 import { WGSL_ERF, wgsl } from './dialect.ts';
 import { type Layout, layoutOf, regionOf, UNIFORM_FIELDS } from '../../core/packing.ts';
-import type { Port } from '../../core/signature.ts';
 import { commentText } from '../text.ts';
 
 /** WebGPU's default limits: what any adapter offers. */
@@ -23,9 +24,9 @@ export interface WgslKernel {
 }
 
 /** Where a port's elements live in the packed buffers (core/packing.ts). */
-function portAccess(layout: Layout): (port: Port, flat: string) => string {
-  const at = (buffer: string, base: string, flat: string) => `${buffer}[${add(base, flat)}]`;
-  return (port, flat) => {
+function portAccess(layout: Layout): Memory['port'] {
+  const at = (array: string, base: Expr, index: Expr) => ({ array, index: add(base, index) });
+  return (port, index) => {
     const state = port.io === 'in' ? 'state_in' : 'state_out';
     switch (port.role) {
       case 'view':
@@ -33,19 +34,19 @@ function portAccess(layout: Layout): (port: Port, flat: string) => string {
       case 'state-rate':
       case 'decay':
       case 'momentum':
-        return at('tokens', mul('u.BHT', regionOf(layout.tokens, port).prefix), flat);
+        return at('tokens', mul(uniform('BHT'), regionOf(layout.tokens, port).prefix), index);
       case 'scale':
-        return `weights[${flat}]`;
+        return { array: 'weights', index };
       case 'param':
-        return at('weights', add(String(layout.scale), mul('u.H', regionOf(layout.params, port).prefix)), flat);
+        return at('weights', add(int(layout.scale), mul(uniform('H'), regionOf(layout.params, port).prefix)), index);
       case 'state':
-        return at(state, mul('u.BH', regionOf(layout.states, port).prefix), flat);
+        return at(state, mul(uniform('BH'), regionOf(layout.states, port).prefix), index);
       case 'accum':
-        return at(state, mul('u.BH', regionOf(layout.accums, port).prefix), flat);
+        return at(state, mul(uniform('BH'), regionOf(layout.accums, port).prefix), index);
       case 'opt':
-        return at(state, mul('u.BH', regionOf(layout.opts, port).prefix), flat);
+        return at(state, mul(uniform('BH'), regionOf(layout.opts, port).prefix), index);
       case 'output':
-        return `out[${flat}]`;
+        return { array: 'out', index };
     }
   };
 }
@@ -58,14 +59,9 @@ export function renderWgsl(
 ): WgslKernel {
   const kernel = schedule(chunk, limits);
   const layout = layoutOf(compiled.signature);
-  const globals: Globals = {
-    uniform: (n) => `u.${n}`,
-    port: portAccess(layout),
-    scratch: (flat) => `scratch[${flat}]`,
-    workgroup: (flat) => `smem[${flat}]`,
-  };
+  const memory: Memory = { uniform: (n) => `u.${n}`, port: portAccess(layout) };
   const body = new Lines();
-  new KernelBody(kernel, compiled.signature, wgsl, globals, compiled.text.split('\n')).emit(body);
+  new Printer(wgsl, memory).kernel(lowerKernel(kernel, compiled.signature, compiled.text.split('\n')), body);
   const L = compiled.layer;
   const L2 = new Lines();
   L2.line(
@@ -85,9 +81,9 @@ export function renderWgsl(
   );
   if (kernel.scratchFloats > 0)
     L2.line(
-      `@group(0) @binding(6) var<storage, read_write> scratch: array<f32>; // ${kernel.scratchFloats} floats per workgroup`,
+      `@group(0) @binding(6) var<storage, read_write> ${SCRATCH_ARRAY}: array<f32>; // ${kernel.scratchFloats} floats per workgroup`,
     );
-  if (kernel.workgroupFloats > 0) L2.line(`var<workgroup> smem: array<f32, ${kernel.workgroupFloats}>;`);
+  if (kernel.workgroupFloats > 0) L2.line(`var<workgroup> ${WORKGROUP_ARRAY}: array<f32, ${kernel.workgroupFloats}>;`);
   if (body.toString().includes('tttc_erf')) L2.line('', WGSL_ERF);
   L2.line('', `@compute @workgroup_size(${kernel.invocations})`);
   L2.open('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32)');

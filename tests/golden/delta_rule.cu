@@ -45,6 +45,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[3072 + e] = state_S[bh * 4096 + e];
@@ -52,6 +54,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
@@ -73,8 +76,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -82,8 +85,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[11264 + e] = x;
     }
@@ -95,26 +98,26 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[2048 + ((e / 32) * 2) * 64 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 64 + p];
-        const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[2048 + (e / 32) * 128 + p];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[3072 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[3072 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[12288 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[12288 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[12288 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[12288 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[12288 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[12288 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[1024 + e] = ((((smem[e / 64] * (e / 64 < count ? 1.0f : 0.0f)) * 0.5f) * (smem[12288 + e] - smem[11264 + e])) * 2.0f);
+      smem[1024 + e] = smem[e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[12288 + e] - smem[11264 + e]) * 2.0f;
     }
     __syncthreads();
 
@@ -136,15 +139,15 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = smem[2048 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[2048 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[2048 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[2048 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[1024 + p * 64 + (e % 16) * 4];
-        const float b1 = smem[1024 + p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[1024 + p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[1024 + p * 64 + (e % 16) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[2048 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
+        const float b0 = smem[1024 + p * dim_D + (e % 16) * 4];
+        const float b1 = smem[1024 + p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[1024 + p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[1024 + p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -162,29 +165,29 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[12544 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[12544 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[12544 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[12544 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      smem[12544 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[12544 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[12544 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[12544 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[12544 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[12544 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[12544 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[12544 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[12544 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[12544 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[12544 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[12544 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[12544 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[12544 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[12544 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[12544 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[12544 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[12544 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[12544 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[12544 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[12544 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[12544 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[12544 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[12544 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[12544 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[12544 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[12544 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[12544 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -197,32 +200,32 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[((e / 32) * 2) * 64 + p];
-          const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
-          const float b0 = smem[7168 + p * 64 + (e % 32) * 2];
-          const float b1 = smem[7168 + p * 64 + (e % 32) * 2 + 1];
+        for (unsigned p = 0; p < dim_D; p += 1) {
+          const float a0 = smem[(e / 32) * 128 + p];
+          const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
+          const float b0 = smem[7168 + p * dim_D + (e % 32) * 2];
+          const float b1 = smem[7168 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[11520 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[11520 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[11520 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[11520 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[11520 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[11520 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[11520 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[11520 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 10: output(q: [D]) = q @ S
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[(e / 16) * 64 + p];
-        const float b0 = smem[2048 + (e % 16) * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[11264 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[11264 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -232,20 +235,20 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11264 + ((e / 32) * 2) * 16 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11264 + ((e / 32) * 2 + 1) * 16 + p]);
-        const float b0 = smem[1024 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11264 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11264 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[1024 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -255,33 +258,33 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[((e / 32) * 2) * 64 + p];
-        const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
-        const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 32) * 128 + p];
+        const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[3072 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[3072 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = (smem[1024 + e] - (smem[11520 + e] + smem[2048 + e]));
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] - (smem[11520 + e] + smem[2048 + e]);
     }
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = (smem[7168 + e] + smem[12544 + e]);
-      const float next_state = (smem[3072 + e] - (commit * v0));
-      const float next_accum = (keep * v0);
+      const float v0 = smem[7168 + e] + smem[12544 + e];
+      const float next_state = smem[3072 + e] - commit * v0;
+      const float next_accum = keep * v0;
       smem[3072 + e] = next_state;
       smem[7168 + e] = next_accum;
     }
@@ -317,6 +320,10 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[192 + e] = state_S[bh * 4096 + e];
@@ -324,10 +331,11 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
     const float commit = (ends ? 1.0f : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
@@ -345,8 +353,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[128 + e] = x;
     }
@@ -354,8 +362,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[8384 + e] = x;
     }
@@ -364,9 +372,9 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     // [1, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[192 + p * 64 + e % 64];
+        const float b0 = smem[192 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[8448 + e % 64] = acc0_0;
@@ -375,7 +383,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
 
     // [1, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[64 + e] = ((((smem[0] * (0 < count ? 1.0f : 0.0f)) * 0.5f) * (smem[8448 + e] - smem[8384 + e])) * 2.0f);
+      smem[64 + e] = smem[0] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[8448 + e] - smem[8384 + e]) * 2.0f;
     }
     __syncthreads();
 
@@ -398,14 +406,14 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[128 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[128 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[128 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[64 + p * 64 + (e % 16) * 4];
-        const float b1 = smem[64 + p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[64 + p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[64 + p * 64 + (e % 16) * 4 + 3];
+        const float a0 = smem[128 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 16) * 4 + 3];
+        const float b0 = smem[64 + p * dim_D + (e % 16) * 4];
+        const float b1 = smem[64 + p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[64 + p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[64 + p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -423,29 +431,29 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8449 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[8449 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[8449 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[8449 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      smem[8449 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[8449 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[8449 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[8449 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[8449 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[8449 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[8449 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[8449 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[8449 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[8449 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[8449 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[8449 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[8449 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[8449 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[8449 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[8449 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[8449 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[8449 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[8449 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[8449 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[8449 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[8449 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[8449 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[8449 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[8449 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[8449 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[8449 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[8449 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -455,9 +463,9 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[p];
-          const float b0 = smem[4288 + p * 64 + e % 64];
+          const float b0 = smem[4288 + p * dim_D + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -467,7 +475,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     // [1, 1] product, from line 10: output(q: [D]) = q @ S
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -481,7 +489,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8384 + p]);
-        const float b0 = smem[64 + p * 64 + e % 64];
+        const float b0 = smem[64 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[128 + e % 64] = acc0_0;
@@ -491,9 +499,9 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[192 + p * 64 + e % 64];
+        const float b0 = smem[192 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[64 + e % 64] = acc0_0;
@@ -501,15 +509,15 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncthreads();
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = (smem[64 + e] - (smem[8385 + e] + smem[128 + e]));
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[64 + e] - (smem[8385 + e] + smem[128 + e]);
     }
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = (smem[4288 + e] + smem[8449 + e]);
-      const float next_state = (smem[192 + e] - (commit * v0));
-      const float next_accum = (keep * v0);
+      const float v0 = smem[4288 + e] + smem[8449 + e];
+      const float next_state = smem[192 + e] - commit * v0;
+      const float next_accum = keep * v0;
       smem[192 + e] = next_state;
       smem[4288 + e] = next_accum;
     }

@@ -22,6 +22,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   // Tokens per mini-batch (the spec's `minibatch K`).
   let dim_K: u32 = 16;
+  // The spec's `dim D`.
+  let dim_D: u32 = 64;
   // The state and accumulator start from the inputs.
   for (var e: u32 = tid; e < 4096; e = e + 256) {
     state_out[bh * 4096 + e] = state_in[bh * 4096 + e];
@@ -30,6 +32,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
@@ -51,8 +54,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view k for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[(bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -60,8 +63,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view v for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[u.BHT * 64 + (bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[3072 + e] = x;
     }
@@ -73,27 +76,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 32) * 2) * 64 + p];
-        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * 64 + p];
-        let b0: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[2048 + (e / 32) * 128 + p];
+        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 5120 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 5120 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 5120 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 5120 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[1024 + e] = ((((smem[e / 64] * select(0.0, 1.0, e / 64 < count)) * 0.5) * (scratch[bh * 5120 + e] - smem[3072 + e])) * 2.0);
+      smem[1024 + e] = smem[e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (scratch[bh * 5120 + e] - smem[3072 + e]) * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -116,15 +119,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = smem[2048 + p * 64 + (e / 16) * 4];
-        let a1: f32 = smem[2048 + p * 64 + (e / 16) * 4 + 1];
-        let a2: f32 = smem[2048 + p * 64 + (e / 16) * 4 + 2];
-        let a3: f32 = smem[2048 + p * 64 + (e / 16) * 4 + 3];
-        let b0: f32 = smem[1024 + p * 64 + (e % 16) * 4];
-        let b1: f32 = smem[1024 + p * 64 + (e % 16) * 4 + 1];
-        let b2: f32 = smem[1024 + p * 64 + (e % 16) * 4 + 2];
-        let b3: f32 = smem[1024 + p * 64 + (e % 16) * 4 + 3];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = smem[2048 + p * dim_D + (e / 16) * 4];
+        let a1: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
+        let a2: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
+        let a3: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
+        let b0: f32 = smem[1024 + p * dim_D + (e % 16) * 4];
+        let b1: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 1];
+        let b2: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 2];
+        let b3: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -142,29 +145,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[u.BHT * 128 + (bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 128 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -178,32 +181,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[((e / 32) * 2) * 64 + p];
-          let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
-          let b0: f32 = state_out[u.BH * 4096 + bh * 4096 + p * 64 + (e % 32) * 2];
-          let b1: f32 = state_out[u.BH * 4096 + bh * 4096 + p * 64 + (e % 32) * 2 + 1];
+        for (var p: u32 = 0; p < dim_D; p = p + 1) {
+          let a0: f32 = smem[(e / 32) * 128 + p];
+          let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
+          let b0: f32 = state_out[u.BH * 4096 + bh * 4096 + p * dim_D + (e % 32) * 2];
+          let b1: f32 = state_out[u.BH * 4096 + bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 5120 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 5120 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 5120 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 5120 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 10: output(q: [D]) = q @ S
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[(e / 16) * 64 + p];
-        let b0: f32 = smem[2048 + (e % 16) * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[(e / 16) * dim_D + p];
+        let b0: f32 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[3072 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[3072 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -214,20 +217,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[3072 + ((e / 32) * 2) * 16 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[3072 + ((e / 32) * 2 + 1) * 16 + p]);
-        let b0: f32 = smem[1024 + p * 64 + (e % 32) * 2];
-        let b1: f32 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[3072 + (e / 32) * 32 + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[3072 + ((e / 32) * 2 + 1) * dim_K + p]);
+        let b0: f32 = smem[1024 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     workgroupBarrier();
 
@@ -237,34 +240,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[((e / 32) * 2) * 64 + p];
-        let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
-        let b0: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[(e / 32) * 128 + p];
+        let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
-    for (var e: u32 = tid; e < count * 64; e = e + 256) {
-      out[(bh * u.T + token) * 64 + e] = (smem[1024 + e] - (scratch[bh * 5120 + e] + smem[2048 + e]));
+    for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
+      out[(bh * u.T + token) * dim_D + e] = smem[1024 + e] - (scratch[bh * 5120 + e] + smem[2048 + e]);
     }
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v0: f32 = (state_out[u.BH * 4096 + bh * 4096 + e] + scratch[bh * 5120 + 1024 + e]);
-      let next_state: f32 = (state_out[bh * 4096 + e] - (commit * v0));
-      let next_accum: f32 = (keep * v0);
+      let v0: f32 = state_out[u.BH * 4096 + bh * 4096 + e] + scratch[bh * 5120 + 1024 + e];
+      let next_state: f32 = state_out[bh * 4096 + e] - commit * v0;
+      let next_accum: f32 = keep * v0;
       state_out[bh * 4096 + e] = next_state;
       state_out[u.BH * 4096 + bh * 4096 + e] = next_accum;
     }

@@ -51,6 +51,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[3072 + e] = state_W[bh * 4096 + e];
@@ -62,12 +64,13 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
     const unsigned count = min(dim_K - position, T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -83,8 +86,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -92,8 +95,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[48 + e] = x;
     }
@@ -105,37 +108,45 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[2048 + ((e / 32) * 2) * 64 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 64 + p];
-        const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[2048 + (e / 32) * 128 + p];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[3072 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[3072 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[12288 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[12288 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[12288 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[12288 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[12288 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[12288 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v0 = smem[12288 + e * 64 + p];
-        acc = acc + (v0 * v0);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v0 = smem[12288 + e * dim_D + p];
+        acc = acc + v0 * v0;
       }
-      smem[32 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[32 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[e] = sqrtf((((smem[32 + e] * 0.015625f) * 64.0f) + 0.000001f));
+      smem[e] = sqrtf(smem[32 + e] * 0.015625f * 64.0f + 0.000001f);
     }
     __syncthreads();
 
@@ -147,45 +158,53 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[13312 + e] = ((((smem[16 + e / 64] * (e / 64 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[12288 + e] * smem[14336 + e / 64]) * smem[14432 + e % 64]) - smem[48 + e])) * 2.0f);
+      smem[13312 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[12288 + e] * smem[14336 + e / dim_D] * smem[14432 + e % dim_D] - smem[48 + e]) * 2.0f;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[7168 + e] = (smem[13312 + e] * (smem[12288 + e] * smem[14336 + e / 64]));
+      smem[7168 + e] = smem[13312 + e] * (smem[12288 + e] * smem[14336 + e / dim_D]);
     }
     __syncthreads();
 
     // [64] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        acc = acc + smem[7168 + p * 64 + e];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        acc = acc + smem[7168 + p * dim_D + e];
       }
       smem[14368 + e] = acc;
     }
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[16 + e] = ((smem[13312 + e] * smem[14432 + e % 64]) * smem[12288 + e]);
+      smem[16 + e] = smem[13312 + e] * smem[14432 + e % dim_D] * smem[12288 + e];
     }
     __syncthreads();
 
     // [16] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + smem[16 + e * 64 + p];
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[16 + e * dim_D + p];
       }
-      smem[14352 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[14352 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = smem[14336 + e / 64];
-      smem[1024 + e] = (((smem[13312 + e] * smem[14432 + e % 64]) * v1) + (((((((-(smem[14352 + e / 64] * (v1 * v1))) * 0.5f) / smem[e / 64]) * 64.0f) * 0.015625f) * smem[12288 + e]) * 2.0f));
+      const float v1 = smem[14336 + e / dim_D];
+      smem[1024 + e] = smem[13312 + e] * smem[14432 + e % dim_D] * v1 + (-(smem[14352 + e / dim_D] * (v1 * v1))) * 0.5f / smem[e / dim_D] * 64.0f * 0.015625f * smem[12288 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -207,15 +226,15 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = smem[2048 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[2048 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[2048 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[2048 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[1024 + p * 64 + (e % 16) * 4];
-        const float b1 = smem[1024 + p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[1024 + p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[1024 + p * 64 + (e % 16) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[2048 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
+        const float b0 = smem[1024 + p * dim_D + (e % 16) * 4];
+        const float b1 = smem[1024 + p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[1024 + p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[1024 + p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -233,29 +252,29 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[15584 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[15584 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[15584 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[15584 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      smem[15584 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[15584 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[15584 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[15584 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[15584 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[15584 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[15584 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[15584 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[15584 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[15584 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[15584 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[15584 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[15584 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -268,32 +287,32 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[((e / 32) * 2) * 64 + p];
-          const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
-          const float b0 = smem[8192 + p * 64 + (e % 32) * 2];
-          const float b1 = smem[8192 + p * 64 + (e % 32) * 2 + 1];
+        for (unsigned p = 0; p < dim_D; p += 1) {
+          const float a0 = smem[(e / 32) * 128 + p];
+          const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
+          const float b0 = smem[8192 + p * dim_D + (e % 32) * 2];
+          const float b1 = smem[8192 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[12544 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[12544 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[12544 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[12544 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[12544 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[12544 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[12544 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[12544 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[(e / 16) * 64 + p];
-        const float b0 = smem[2048 + (e % 16) * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[12288 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[12288 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -303,20 +322,20 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[12288 + ((e / 32) * 2) * 16 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[12288 + ((e / 32) * 2 + 1) * 16 + p]);
-        const float b0 = smem[1024 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[12288 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[12288 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[1024 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -326,37 +345,45 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[((e / 32) * 2) * 64 + p];
-        const float a1 = smem[((e / 32) * 2 + 1) * 64 + p];
-        const float b0 = smem[3072 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 32) * 128 + p];
+        const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[3072 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[3072 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[14560 + e] = (smem[1024 + e] - (scale[min(position + e / 64, 15)] * (smem[12544 + e] + smem[2048 + e])));
+      smem[14560 + e] = smem[1024 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[12544 + e] + smem[2048 + e]);
     }
     __syncthreads();
 
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v2 = smem[14560 + e * 64 + p];
-        acc = acc + (v2 * v2);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v2 = smem[14560 + e * dim_D + p];
+        acc = acc + v2 * v2;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
@@ -365,33 +392,33 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 32) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[7168 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[7168 + p * 64 + (e % 32) * 2 + 1];
+        const float b0 = smem[7168 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[7168 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[16 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[16 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[16 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[16 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[16 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[16 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[16 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[16 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = ((smem[14560 + e] * (1.0f / sqrtf((((smem[e / 64] * 0.015625f) * 64.0f) + 0.000001f)))) * (smem[14432 + e % 64] - (scale[min(position + e / 64, 15)] * (smem[14496 + e % 64] + smem[16 + e]))));
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[14560 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f * 64.0f + 0.000001f)) * (smem[14432 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[14496 + e % dim_D] + smem[16 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = (smem[8192 + e] + smem[15584 + e]);
-      const float next_state = (smem[3072 + e] - (commit * v3));
-      const float next_accum = (keep * v3);
+      const float v3 = smem[8192 + e] + smem[15584 + e];
+      const float next_state = smem[3072 + e] - commit * v3;
+      const float next_accum = keep * v3;
       smem[3072 + e] = next_state;
       smem[8192 + e] = next_accum;
     }
@@ -399,9 +426,9 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = (smem[14496 + e] + smem[14368 + e]);
-      const float next_state = (smem[14432 + e] - (commit * v4));
-      const float next_accum = (keep * v4);
+      const float v4 = smem[14496 + e] + smem[14368 + e];
+      const float next_state = smem[14432 + e] - commit * v4;
+      const float next_accum = keep * v4;
       smem[14432 + e] = next_state;
       smem[14496 + e] = next_accum;
     }
@@ -446,6 +473,10 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[256 + e] = state_W[bh * 4096 + e];
@@ -457,12 +488,13 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -478,8 +510,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[128 + e] = x;
     }
@@ -487,8 +519,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[3 + e] = x;
     }
@@ -497,9 +529,9 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[256 + p * 64 + e % 64];
+        const float b0 = smem[256 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[4352 + e % 64] = acc0_0;
@@ -507,19 +539,27 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v0 = smem[4352 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
-      smem[2 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[2 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf((((smem[2 + e] * 0.015625f) * 64.0f) + 0.000001f));
+      smem[e] = sqrtf(smem[2 + e] * 0.015625f * 64.0f + 0.000001f);
     }
     __syncthreads();
 
@@ -531,13 +571,13 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[4416 + e] = ((((smem[1] * (0 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[4352 + e] * smem[8576]) * smem[8706 + e % 64]) - smem[3 + e])) * 2.0f);
+      smem[4416 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[4352 + e] * smem[8576] * smem[8706 + e % dim_D] - smem[3 + e]) * 2.0f;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[192 + e] = (smem[4416 + e] * (smem[4352 + e] * smem[8576]));
+      smem[192 + e] = smem[4416 + e] * (smem[4352 + e] * smem[8576]);
     }
     __syncthreads();
 
@@ -552,24 +592,32 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[1 + e] = ((smem[4416 + e] * smem[8706 + e % 64]) * smem[4352 + e]);
+      smem[1 + e] = smem[4416 + e] * smem[8706 + e % dim_D] * smem[4352 + e];
     }
     __syncthreads();
 
     // [1] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[1 + p];
       }
-      smem[8577 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[8577 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       const float v1 = smem[8576];
-      smem[64 + e] = (((smem[4416 + e] * smem[8706 + e % 64]) * v1) + (((((((-(smem[8577] * (v1 * v1))) * 0.5f) / smem[0]) * 64.0f) * 0.015625f) * smem[4352 + e]) * 2.0f));
+      smem[64 + e] = smem[4416 + e] * smem[8706 + e % dim_D] * v1 + (-(smem[8577] * (v1 * v1))) * 0.5f / smem[0] * 64.0f * 0.015625f * smem[4352 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -592,14 +640,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[128 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[128 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[128 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[64 + p * 64 + (e % 16) * 4];
-        const float b1 = smem[64 + p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[64 + p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[64 + p * 64 + (e % 16) * 4 + 3];
+        const float a0 = smem[128 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 16) * 4 + 3];
+        const float b0 = smem[64 + p * dim_D + (e % 16) * 4];
+        const float b1 = smem[64 + p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[64 + p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[64 + p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -617,29 +665,29 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8834 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[8834 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[8834 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[8834 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      smem[8834 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[8834 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[8834 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[8834 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[8834 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[8834 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[8834 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[8834 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[8834 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[8834 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[8834 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[8834 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[8834 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -649,9 +697,9 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[p];
-          const float b0 = smem[4480 + p * 64 + e % 64];
+          const float b0 = smem[4480 + p * dim_D + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -661,7 +709,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     // [1, 1] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -675,7 +723,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[4352 + p]);
-        const float b0 = smem[64 + p * 64 + e % 64];
+        const float b0 = smem[64 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[128 + e % 64] = acc0_0;
@@ -685,9 +733,9 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[256 + p * 64 + e % 64];
+        const float b0 = smem[256 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[64 + e % 64] = acc0_0;
@@ -696,18 +744,26 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[8642 + e] = (smem[64 + e] - (scale[min(position + 0, 15)] * (smem[4353 + e] + smem[128 + e])));
+      smem[8642 + e] = smem[64 + e] - scale[min(position, dim_K - 1)] * (smem[4353 + e] + smem[128 + e]);
     }
     __syncthreads();
 
     // [1] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v2 = smem[8642 + p];
-        acc = acc + (v2 * v2);
+        acc = acc + v2 * v2;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
@@ -715,7 +771,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[192 + p * 64 + e % 64];
+        const float b0 = smem[192 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[1 + e % 64] = acc0_0;
@@ -723,15 +779,15 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncthreads();
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = ((smem[8642 + e] * (1.0f / sqrtf((((smem[0] * 0.015625f) * 64.0f) + 0.000001f)))) * (smem[8706 + e % 64] - (scale[min(position + 0, 15)] * (smem[8770 + e % 64] + smem[1 + e]))));
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[8642 + e] * (1.0f / sqrtf(smem[0] * 0.015625f * 64.0f + 0.000001f)) * (smem[8706 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8770 + e % dim_D] + smem[1 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = (smem[4480 + e] + smem[8834 + e]);
-      const float next_state = (smem[256 + e] - (commit * v3));
-      const float next_accum = (keep * v3);
+      const float v3 = smem[4480 + e] + smem[8834 + e];
+      const float next_state = smem[256 + e] - commit * v3;
+      const float next_accum = keep * v3;
       smem[256 + e] = next_state;
       smem[4480 + e] = next_accum;
     }
@@ -739,9 +795,9 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = (smem[8770 + e] + smem[8578 + e]);
-      const float next_state = (smem[8706 + e] - (commit * v4));
-      const float next_accum = (keep * v4);
+      const float v4 = smem[8770 + e] + smem[8578 + e];
+      const float next_state = smem[8706 + e] - commit * v4;
+      const float next_accum = keep * v4;
       smem[8706 + e] = next_state;
       smem[8770 + e] = next_accum;
     }

@@ -22,6 +22,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   // Tokens per mini-batch (the spec's `minibatch K`).
   let dim_K: u32 = 16;
+  // The spec's `dim D`.
+  let dim_D: u32 = 64;
   // The state and accumulator start from the inputs.
   for (var e: u32 = tid; e < 4096; e = e + 256) {
     state_out[bh * 4096 + e] = state_in[bh * 4096 + e];
@@ -34,12 +36,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
     let count: u32 = min(dim_K - position, u.T - token);
     let ends: bool = position + count == dim_K;
-    let commit: f32 = select(0.0, weights[15], ends);
+    let commit: f32 = select(0.0, weights[dim_K - 1], ends);
     let keep: f32 = select(1.0, 0.0, ends);
     let accum_live: bool = token == 0 || position != 0;
 
@@ -55,8 +58,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view k for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[(bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -64,8 +67,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view v for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[u.BHT * 64 + (bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[48 + e] = x;
     }
@@ -77,20 +80,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 32) * 2) * 64 + p];
-        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * 64 + p];
-        let b0: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[2048 + (e / 32) * 128 + p];
+        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 7264 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 7264 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 7264 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 7264 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 7264 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 7264 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 7264 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 7264 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -98,9 +101,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v0: f32 = scratch[bh * 7264 + e * 64 + p];
-        acc = acc + (v0 * v0);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v0: f32 = scratch[bh * 7264 + e * dim_D + p];
+        acc = acc + v0 * v0;
       }
       smem[32 + e] = acc;
     }
@@ -109,7 +112,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < 16; e = e + 256) {
-      smem[e] = sqrt((((smem[32 + e] * 0.015625) * 64.0) + 0.000001));
+      smem[e] = sqrt(smem[32 + e] * 0.015625 * 64.0 + 0.000001);
     }
     workgroupBarrier();
 
@@ -122,14 +125,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 7264 + 1024 + e] = ((((smem[16 + e / 64] * select(0.0, 1.0, e / 64 < count)) * 0.5) * (((scratch[bh * 7264 + e] * scratch[bh * 7264 + 2048 + e / 64]) * state_out[u.BH * 4096 + bh * 64 + e % 64]) - smem[48 + e])) * 2.0);
+      scratch[bh * 7264 + 1024 + e] = smem[16 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (scratch[bh * 7264 + e] * scratch[bh * 7264 + 2048 + e / dim_D] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] - smem[48 + e]) * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[3072 + e] = (scratch[bh * 7264 + 1024 + e] * (scratch[bh * 7264 + e] * scratch[bh * 7264 + 2048 + e / 64]));
+      smem[3072 + e] = scratch[bh * 7264 + 1024 + e] * (scratch[bh * 7264 + e] * scratch[bh * 7264 + 2048 + e / dim_D]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -137,15 +140,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [64] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        acc = acc + smem[3072 + p * 64 + e];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        acc = acc + smem[3072 + p * dim_D + e];
       }
       scratch[bh * 7264 + 2080 + e] = acc;
     }
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[16 + e] = ((scratch[bh * 7264 + 1024 + e] * state_out[u.BH * 4096 + bh * 64 + e % 64]) * scratch[bh * 7264 + e]);
+      smem[16 + e] = scratch[bh * 7264 + 1024 + e] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] * scratch[bh * 7264 + e];
     }
     storageBarrier();
     workgroupBarrier();
@@ -153,8 +156,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + smem[16 + e * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + smem[16 + e * dim_D + p];
       }
       scratch[bh * 7264 + 2064 + e] = acc;
     }
@@ -163,8 +166,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v1: f32 = scratch[bh * 7264 + 2048 + e / 64];
-      smem[1024 + e] = (((scratch[bh * 7264 + 1024 + e] * state_out[u.BH * 4096 + bh * 64 + e % 64]) * v1) + (((((((-(scratch[bh * 7264 + 2064 + e / 64] * (v1 * v1))) * 0.5) / smem[e / 64]) * 64.0) * 0.015625) * scratch[bh * 7264 + e]) * 2.0));
+      let v1: f32 = scratch[bh * 7264 + 2048 + e / dim_D];
+      smem[1024 + e] = scratch[bh * 7264 + 1024 + e] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] * v1 + (-(scratch[bh * 7264 + 2064 + e / dim_D] * (v1 * v1))) * 0.5 / smem[e / dim_D] * 64.0 * 0.015625 * scratch[bh * 7264 + e] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -187,15 +190,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = smem[2048 + p * 64 + (e / 16) * 4];
-        let a1: f32 = smem[2048 + p * 64 + (e / 16) * 4 + 1];
-        let a2: f32 = smem[2048 + p * 64 + (e / 16) * 4 + 2];
-        let a3: f32 = smem[2048 + p * 64 + (e / 16) * 4 + 3];
-        let b0: f32 = smem[1024 + p * 64 + (e % 16) * 4];
-        let b1: f32 = smem[1024 + p * 64 + (e % 16) * 4 + 1];
-        let b2: f32 = smem[1024 + p * 64 + (e % 16) * 4 + 2];
-        let b3: f32 = smem[1024 + p * 64 + (e % 16) * 4 + 3];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = smem[2048 + p * dim_D + (e / 16) * 4];
+        let a1: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
+        let a2: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
+        let a3: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
+        let b0: f32 = smem[1024 + p * dim_D + (e % 16) * 4];
+        let b1: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 1];
+        let b2: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 2];
+        let b3: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -213,29 +216,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 7264 + 3168 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 7264 + 3168 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 7264 + 3168 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 7264 + 3168 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 7264 + 3168 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[u.BHT * 128 + (bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 128 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -249,32 +252,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[((e / 32) * 2) * 64 + p];
-          let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
-          let b0: f32 = state_out[u.BH * 4160 + bh * 4096 + p * 64 + (e % 32) * 2];
-          let b1: f32 = state_out[u.BH * 4160 + bh * 4096 + p * 64 + (e % 32) * 2 + 1];
+        for (var p: u32 = 0; p < dim_D; p = p + 1) {
+          let a0: f32 = smem[(e / 32) * 128 + p];
+          let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
+          let b0: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + (e % 32) * 2];
+          let b1: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 7264 + 256 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 7264 + 256 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 7264 + 256 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 7264 + 256 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 7264 + 256 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 7264 + 256 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 7264 + 256 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 7264 + 256 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[(e / 16) * 64 + p];
-        let b0: f32 = smem[2048 + (e % 16) * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[(e / 16) * dim_D + p];
+        let b0: f32 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      scratch[bh * 7264 + (e / 16) * 16 + e % 16] = acc0_0;
+      scratch[bh * 7264 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -285,20 +288,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * scratch[bh * 7264 + ((e / 32) * 2) * 16 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * scratch[bh * 7264 + ((e / 32) * 2 + 1) * 16 + p]);
-        let b0: f32 = smem[1024 + p * 64 + (e % 32) * 2];
-        let b1: f32 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * scratch[bh * 7264 + (e / 32) * 32 + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * scratch[bh * 7264 + ((e / 32) * 2 + 1) * dim_K + p]);
+        let b0: f32 = smem[1024 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -309,27 +312,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[((e / 32) * 2) * 64 + p];
-        let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
-        let b0: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[(e / 32) * 128 + p];
+        let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[1024 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 7264 + 2144 + e] = (smem[1024 + e] - (weights[min(position + e / 64, 15)] * (scratch[bh * 7264 + 256 + e] + smem[2048 + e])));
+      scratch[bh * 7264 + 2144 + e] = smem[1024 + e] - weights[min(position + e / dim_D, dim_K - 1)] * (scratch[bh * 7264 + 256 + e] + smem[2048 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -337,9 +340,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v2: f32 = scratch[bh * 7264 + 2144 + e * 64 + p];
-        acc = acc + (v2 * v2);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v2: f32 = scratch[bh * 7264 + 2144 + e * dim_D + p];
+        acc = acc + v2 * v2;
       }
       smem[e] = acc;
     }
@@ -350,34 +353,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= (e / 32) * 2);
         let a1: f32 = select(0.0, 1.0, p <= (e / 32) * 2 + 1);
-        let b0: f32 = smem[3072 + p * 64 + (e % 32) * 2];
-        let b1: f32 = smem[3072 + p * 64 + (e % 32) * 2 + 1];
+        let b0: f32 = smem[3072 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = smem[3072 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[16 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[16 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[16 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[16 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[16 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[16 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[16 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[16 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (var e: u32 = tid; e < count * 64; e = e + 256) {
-      out[(bh * u.T + token) * 64 + e] = ((scratch[bh * 7264 + 2144 + e] * (1.0 / sqrt((((smem[e / 64] * 0.015625) * 64.0) + 0.000001)))) * (state_out[u.BH * 4096 + bh * 64 + e % 64] - (weights[min(position + e / 64, 15)] * (state_out[u.BH * 8256 + bh * 64 + e % 64] + smem[16 + e]))));
+    for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
+      out[(bh * u.T + token) * dim_D + e] = scratch[bh * 7264 + 2144 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.015625 * 64.0 + 0.000001)) * (state_out[u.BH * 4096 + bh * 64 + e % dim_D] - weights[min(position + e / dim_D, dim_K - 1)] * (state_out[u.BH * 8256 + bh * 64 + e % dim_D] + smem[16 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v3: f32 = (state_out[u.BH * 4160 + bh * 4096 + e] + scratch[bh * 7264 + 3168 + e]);
-      let next_state: f32 = (state_out[bh * 4096 + e] - (commit * v3));
-      let next_accum: f32 = (keep * v3);
+      let v3: f32 = state_out[u.BH * 4160 + bh * 4096 + e] + scratch[bh * 7264 + 3168 + e];
+      let next_state: f32 = state_out[bh * 4096 + e] - commit * v3;
+      let next_accum: f32 = keep * v3;
       state_out[bh * 4096 + e] = next_state;
       state_out[u.BH * 4160 + bh * 4096 + e] = next_accum;
     }
@@ -386,9 +389,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 64; e = e + 256) {
-      let v4: f32 = (state_out[u.BH * 8256 + bh * 64 + e] + scratch[bh * 7264 + 2080 + e]);
-      let next_state: f32 = (state_out[u.BH * 4096 + bh * 64 + e] - (commit * v4));
-      let next_accum: f32 = (keep * v4);
+      let v4: f32 = state_out[u.BH * 8256 + bh * 64 + e] + scratch[bh * 7264 + 2080 + e];
+      let next_state: f32 = state_out[u.BH * 4096 + bh * 64 + e] - commit * v4;
+      let next_accum: f32 = keep * v4;
       state_out[u.BH * 4096 + bh * 64 + e] = next_state;
       state_out[u.BH * 8256 + bh * 64 + e] = next_accum;
     }

@@ -52,6 +52,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
+  // The spec's `dim H`.
+  const unsigned dim_H = 128;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
@@ -64,20 +68,21 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
     const unsigned count = min(dim_K - position, T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -85,8 +90,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[3072 + e] = x;
     }
@@ -102,13 +107,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[2048 + ((e / 64) * 4) * 64 + p];
-        const float a1 = smem[2048 + ((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[2048 + ((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[2048 + ((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[5120 + p * 128 + (e % 64) * 2];
-        const float b1 = smem[5120 + p * 128 + (e % 64) * 2 + 1];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[2048 + (e / 64) * 256 + p];
+        const float a1 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[5120 + p * dim_H + (e % 64) * 2];
+        const float b1 = smem[5120 + p * dim_H + (e % 64) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -118,14 +123,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[39936 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[39936 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
-      smem[39936 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      smem[39936 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      smem[39936 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      smem[39936 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      smem[39936 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      smem[39936 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      smem[39936 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[39936 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      smem[39936 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[39936 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[39936 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[39936 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[39936 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[39936 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
@@ -147,37 +152,45 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
-        const float a0 = (smem[39936 + ((e / 32) * 2) * 128 + p] * smem[44032 + ((e / 32) * 2) * 128 + p]);
-        const float a1 = (smem[39936 + ((e / 32) * 2 + 1) * 128 + p] * smem[44032 + ((e / 32) * 2 + 1) * 128 + p]);
-        const float b0 = smem[13312 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[13312 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = (smem[39936 + (e / 32) * 256 + p] * smem[44032 + (e / 32) * 256 + p]);
+        const float a1 = (smem[39936 + ((e / 32) * 2 + 1) * dim_H + p] * smem[44032 + ((e / 32) * 2 + 1) * dim_H + p]);
+        const float b0 = smem[13312 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[13312 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[4096 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[4096 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v0 = smem[4096 + e * 64 + p];
-        acc = acc + (v0 * v0);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v0 = smem[4096 + e * dim_D + p];
+        acc = acc + v0 * v0;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[1024 + e] = sqrtf(((smem[e] * 0.015625f) + 0.00001f));
+      smem[1024 + e] = sqrtf(smem[e] * 0.015625f + 0.00001f);
     }
     __syncthreads();
 
@@ -189,24 +202,33 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[37888 + e] = ((((((e / 64 < count ? 1.0f : 0.0f) * 0.05f) * 0.5f) * ((smem[2048 + e] + ((smem[4096 + e] * smem[1040 + e / 64]) * param_g[h * 64 + e % 64])) - smem[3072 + e])) * 2.0f) * param_g[h * 64 + e % 64]);
+      const float v1 = param_g[h * 64 + e % dim_D];
+      smem[37888 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[4096 + e] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
     // [16] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (smem[37888 + e * 64 + p] * smem[4096 + e * 64 + p]);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[37888 + e * dim_D + p] * smem[4096 + e * dim_D + p];
       }
-      smem[1056 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[1056 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = smem[1040 + e / 64];
-      smem[e] = ((smem[37888 + e] * v1) + ((((((-(smem[1056 + e / 64] * (v1 * v1))) * 0.5f) / smem[1024 + e / 64]) * 0.015625f) * smem[4096 + e]) * 2.0f));
+      const float v2 = smem[1040 + e / dim_D];
+      smem[e] = smem[37888 + e] * v2 + (-(smem[1056 + e / dim_D] * (v2 * v2))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[4096 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -220,13 +242,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[((e / 64) * 4) * 64 + p];
-        const float a1 = smem[((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[13312 + ((e % 64) * 2) * 64 + p];
-        const float b1 = smem[13312 + ((e % 64) * 2 + 1) * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 64) * 256 + p];
+        const float a1 = smem[((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[((e / 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[13312 + (e % 64) * 128 + p];
+        const float b1 = smem[13312 + ((e % 64) * 2 + 1) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -236,14 +258,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[37888 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[37888 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
-      smem[37888 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      smem[37888 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      smem[37888 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      smem[37888 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      smem[37888 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      smem[37888 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      smem[37888 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[37888 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      smem[37888 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[37888 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[37888 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[37888 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[37888 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[37888 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
 
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -264,15 +286,15 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = (smem[39936 + p * 128 + (e / 16) * 4] * smem[44032 + p * 128 + (e / 16) * 4]);
-        const float a1 = (smem[39936 + p * 128 + (e / 16) * 4 + 1] * smem[44032 + p * 128 + (e / 16) * 4 + 1]);
-        const float a2 = (smem[39936 + p * 128 + (e / 16) * 4 + 2] * smem[44032 + p * 128 + (e / 16) * 4 + 2]);
-        const float a3 = (smem[39936 + p * 128 + (e / 16) * 4 + 3] * smem[44032 + p * 128 + (e / 16) * 4 + 3]);
-        const float b0 = smem[p * 64 + (e % 16) * 4];
-        const float b1 = smem[p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[p * 64 + (e % 16) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = (smem[39936 + p * dim_H + (e / 16) * 4] * smem[44032 + p * dim_H + (e / 16) * 4]);
+        const float a1 = (smem[39936 + p * dim_H + (e / 16) * 4 + 1] * smem[44032 + p * dim_H + (e / 16) * 4 + 1]);
+        const float a2 = (smem[39936 + p * dim_H + (e / 16) * 4 + 2] * smem[44032 + p * dim_H + (e / 16) * 4 + 2]);
+        const float a3 = (smem[39936 + p * dim_H + (e / 16) * 4 + 3] * smem[44032 + p * dim_H + (e / 16) * 4 + 3]);
+        const float b0 = smem[p * dim_D + (e % 16) * 4];
+        const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -290,30 +312,30 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[48128 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[48128 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[48128 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[48128 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      smem[48128 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[48128 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[48128 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[48128 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[48128 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[48128 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[48128 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[48128 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[48128 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[48128 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[48128 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[48128 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v2 = smem[37888 + e];
-      const float v3 = smem[44032 + e];
-      smem[3072 + e] = ((v2 * v3) + (-((-((v2 * smem[39936 + e]) * (v3 * v3))) * smem[41984 + e])));
+      const float v3 = smem[37888 + e];
+      const float v4 = smem[44032 + e];
+      smem[3072 + e] = v3 * v4 + (-((-(v3 * smem[39936 + e] * (v4 * v4))) * smem[41984 + e]));
     }
     __syncthreads();
 
@@ -335,15 +357,15 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = smem[2048 + p * 64 + (e / 32) * 4];
-        const float a1 = smem[2048 + p * 64 + (e / 32) * 4 + 1];
-        const float a2 = smem[2048 + p * 64 + (e / 32) * 4 + 2];
-        const float a3 = smem[2048 + p * 64 + (e / 32) * 4 + 3];
-        const float b0 = smem[3072 + p * 128 + (e % 32) * 4];
-        const float b1 = smem[3072 + p * 128 + (e % 32) * 4 + 1];
-        const float b2 = smem[3072 + p * 128 + (e % 32) * 4 + 2];
-        const float b3 = smem[3072 + p * 128 + (e % 32) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[2048 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[3072 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -361,29 +383,29 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 8192 + ((e / 32) * 4) * 128 + (e % 32) * 4] = acc0_0;
-      scratch[bh * 8192 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 1] = acc0_1;
-      scratch[bh * 8192 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 2] = acc0_2;
-      scratch[bh * 8192 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 3] = acc0_3;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4] = acc1_0;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 1] = acc1_1;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 2] = acc1_2;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 3] = acc1_3;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4] = acc2_0;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 1] = acc2_1;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 2] = acc2_2;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 3] = acc2_3;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4] = acc3_0;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 1] = acc3_1;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 2] = acc3_2;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 3] = acc3_3;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
@@ -400,13 +422,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[1024 + ((e / 64) * 4) * 64 + p];
-          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-          const float b0 = smem[21504 + p * 128 + (e % 64) * 2];
-          const float b1 = smem[21504 + p * 128 + (e % 64) * 2 + 1];
+        for (unsigned p = 0; p < dim_D; p += 1) {
+          const float a0 = smem[1024 + (e / 64) * 256 + p];
+          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+          const float b0 = smem[21504 + p * dim_H + (e % 64) * 2];
+          const float b1 = smem[21504 + p * dim_H + (e % 64) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
@@ -417,25 +439,25 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
           acc3_1 = acc3_1 + a3 * b1;
         }
       }
-      smem[41984 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[41984 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
-      smem[41984 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      smem[41984 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      smem[41984 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      smem[41984 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      smem[41984 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      smem[41984 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      smem[41984 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[41984 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      smem[41984 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[41984 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[41984 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[41984 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[41984 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[41984 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + (e / 16) * 64 + p];
-        const float b0 = smem[2048 + (e % 16) * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[1024 + (e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[37888 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[37888 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -449,13 +471,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4) * 16 + p]);
-        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 1) * 16 + p]);
-        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 2) * 16 + p]);
-        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 3) * 16 + p]);
-        const float b0 = smem[3072 + p * 128 + (e % 64) * 2];
-        const float b1 = smem[3072 + p * 128 + (e % 64) * 2 + 1];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[37888 + (e / 64) * 64 + p]);
+        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 1) * dim_K + p]);
+        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 2) * dim_K + p]);
+        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 3) * dim_K + p]);
+        const float b0 = smem[3072 + p * dim_H + (e % 64) * 2];
+        const float b1 = smem[3072 + p * dim_H + (e % 64) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -465,14 +487,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[46080 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[46080 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
-      smem[46080 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      smem[46080 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      smem[46080 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      smem[46080 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      smem[46080 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      smem[46080 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      smem[46080 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[46080 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      smem[46080 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[46080 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[46080 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[46080 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[46080 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[46080 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
@@ -486,13 +508,13 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + ((e / 64) * 4) * 64 + p];
-        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[5120 + p * 128 + (e % 64) * 2];
-        const float b1 = smem[5120 + p * 128 + (e % 64) * 2 + 1];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[1024 + (e / 64) * 256 + p];
+        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[5120 + p * dim_H + (e % 64) * 2];
+        const float b1 = smem[5120 + p * dim_H + (e % 64) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -502,27 +524,27 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[2048 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[2048 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      smem[2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      smem[2048 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      smem[2048 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      smem[2048 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      smem[2048 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      smem[2048 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[2048 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 2048; e += 256) {
-      smem[37888 + e] = (smem[2048 + e] - (scale[min(position + e / 128, 15)] * (smem[41984 + e] + smem[46080 + e])));
+      smem[37888 + e] = smem[2048 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[41984 + e] + smem[46080 + e]);
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v4 = smem[37888 + e];
-      smem[2048 + e] = (v4 * (1.0f / (1.0f + expf((-v4)))));
+      const float v5 = smem[37888 + e];
+      smem[2048 + e] = v5 * (1.0f / (1.0f + expf((-v5))));
     }
     __syncthreads();
 
@@ -533,32 +555,32 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 128; p += 1) {
-          const float a0 = smem[2048 + ((e / 32) * 2) * 128 + p];
-          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
-          const float b0 = smem[29696 + p * 64 + (e % 32) * 2];
-          const float b1 = smem[29696 + p * 64 + (e % 32) * 2 + 1];
+        for (unsigned p = 0; p < dim_H; p += 1) {
+          const float a0 = smem[2048 + (e / 32) * 256 + p];
+          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+          const float b0 = smem[29696 + p * dim_D + (e % 32) * 2];
+          const float b1 = smem[29696 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[37888 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[37888 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[37888 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[37888 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[37888 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[37888 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[37888 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[37888 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
-        const float a0 = smem[2048 + (e / 16) * 128 + p];
-        const float b0 = (smem[39936 + (e % 16) * 128 + p] * smem[44032 + (e % 16) * 128 + p]);
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[2048 + (e / 16) * dim_H + p];
+        const float b0 = (smem[39936 + (e % 16) * dim_H + p] * smem[44032 + (e % 16) * dim_H + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[4096 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[4096 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -568,20 +590,20 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[4096 + ((e / 32) * 2) * 16 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[4096 + ((e / 32) * 2 + 1) * 16 + p]);
-        const float b0 = smem[p * 64 + (e % 32) * 2];
-        const float b1 = smem[p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[4096 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[4096 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[p * dim_D + (e % 32) * 2];
+        const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[38912 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[38912 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[38912 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[38912 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[38912 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[38912 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[38912 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[38912 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -591,59 +613,67 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
-        const float a0 = smem[2048 + ((e / 32) * 2) * 128 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
-        const float b0 = smem[13312 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[13312 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[2048 + (e / 32) * 256 + p];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[13312 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[13312 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[2048 + e] = (smem[e] - (scale[min(position + e / 64, 15)] * (smem[37888 + e] + smem[38912 + e])));
+      smem[2048 + e] = smem[e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[37888 + e] + smem[38912 + e]);
     }
     __syncthreads();
 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v5 = smem[2048 + e * 64 + p];
-        acc = acc + (v5 * v5);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v6 = smem[2048 + e * dim_D + p];
+        acc = acc + v6 * v6;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = (smem[1024 + e] + ((smem[2048 + e] * (1.0f / sqrtf(((smem[e / 64] * 0.015625f) + 0.00001f)))) * param_g[h * 64 + e % 64]));
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v6 = (smem[21504 + e] + scratch[bh * 8192 + e]);
-      const float next_state = (smem[5120 + e] - (commit * v6));
-      const float next_accum = (keep * v6);
+      const float v7 = smem[21504 + e] + scratch[bh * 8192 + e];
+      const float next_state = smem[5120 + e] - commit * v7;
+      const float next_accum = keep * v7;
       smem[5120 + e] = next_state;
       smem[21504 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v7 = (smem[29696 + e] + smem[48128 + e]);
-      const float next_state = (smem[13312 + e] - (commit * v7));
-      const float next_accum = (keep * v7);
+      const float v8 = smem[29696 + e] + smem[48128 + e];
+      const float next_state = smem[13312 + e] - commit * v8;
+      const float next_accum = keep * v8;
       smem[13312 + e] = next_state;
       smem[29696 + e] = next_accum;
     }
@@ -688,6 +718,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
+  // The spec's `dim H`.
+  const unsigned dim_H = 128;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
@@ -700,20 +736,21 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[128 + e] = x;
     }
@@ -721,8 +758,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[192 + e] = x;
     }
@@ -731,9 +768,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[320 + p * 128 + e % 128];
+        const float b0 = smem[320 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[33216 + e % 128] = acc0_0;
@@ -755,9 +792,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = (smem[33216 + p] * smem[33472 + p]);
-        const float b0 = smem[8512 + p * 64 + e % 64];
+        const float b0 = smem[8512 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[256 + e % 64] = acc0_0;
@@ -765,19 +802,27 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v0 = smem[256 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[64 + e] = sqrtf(((smem[e] * 0.015625f) + 0.00001f));
+      smem[64 + e] = sqrtf(smem[e] * 0.015625f + 0.00001f);
     }
     __syncthreads();
 
@@ -789,33 +834,42 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[16704 + e] = ((((((0 < count ? 1.0f : 0.0f) * 0.05f) * 0.5f) * ((smem[128 + e] + ((smem[256 + e] * smem[65]) * param_g[h * 64 + e % 64])) - smem[192 + e])) * 2.0f) * param_g[h * 64 + e % 64]);
+      const float v1 = param_g[h * 64 + e % dim_D];
+      smem[16704 + e] = (0 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[128 + e] + smem[256 + e] * smem[65] * v1 - smem[192 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
     // [1] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (smem[16704 + p] * smem[256 + p]);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[16704 + p] * smem[256 + p];
       }
-      smem[66 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[66 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = smem[65];
-      smem[e] = ((smem[16704 + e] * v1) + ((((((-(smem[66] * (v1 * v1))) * 0.5f) / smem[64]) * 0.015625f) * smem[256 + e]) * 2.0f));
+      const float v2 = smem[65];
+      smem[e] = smem[16704 + e] * v2 + (-(smem[66] * (v2 * v2))) * 0.5f / smem[64] * 0.015625f * smem[256 + e] * 2.0f;
     }
     __syncthreads();
 
     // [1, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[8512 + (e % 128) * 64 + p];
+        const float b0 = smem[8512 + (e % 128) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[16704 + e % 128] = acc0_0;
@@ -840,14 +894,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = (smem[33216 + p * 128 + (e / 16) * 4] * smem[33472 + p * 128 + (e / 16) * 4]);
-        const float a1 = (smem[33216 + p * 128 + (e / 16) * 4 + 1] * smem[33472 + p * 128 + (e / 16) * 4 + 1]);
-        const float a2 = (smem[33216 + p * 128 + (e / 16) * 4 + 2] * smem[33472 + p * 128 + (e / 16) * 4 + 2]);
-        const float a3 = (smem[33216 + p * 128 + (e / 16) * 4 + 3] * smem[33472 + p * 128 + (e / 16) * 4 + 3]);
-        const float b0 = smem[p * 64 + (e % 16) * 4];
-        const float b1 = smem[p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[p * 64 + (e % 16) * 4 + 3];
+        const float a0 = (smem[33216 + p * dim_H + (e / 16) * 4] * smem[33472 + p * dim_H + (e / 16) * 4]);
+        const float a1 = (smem[33216 + p * dim_H + (e / 16) * 4 + 1] * smem[33472 + p * dim_H + (e / 16) * 4 + 1]);
+        const float a2 = (smem[33216 + p * dim_H + (e / 16) * 4 + 2] * smem[33472 + p * dim_H + (e / 16) * 4 + 2]);
+        const float a3 = (smem[33216 + p * dim_H + (e / 16) * 4 + 3] * smem[33472 + p * dim_H + (e / 16) * 4 + 3]);
+        const float b0 = smem[p * dim_D + (e % 16) * 4];
+        const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -865,30 +919,30 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[33728 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[33728 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[33728 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[33728 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      smem[33728 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[33728 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[33728 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[33728 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[33728 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[33728 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[33728 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[33728 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[33728 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[33728 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[33728 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[33728 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[33728 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 128; e += 256) {
-      const float v2 = smem[16704 + e];
-      const float v3 = smem[33472 + e];
-      smem[192 + e] = ((v2 * v3) + (-((-((v2 * smem[33216 + e]) * (v3 * v3))) * smem[33344 + e])));
+      const float v3 = smem[16704 + e];
+      const float v4 = smem[33472 + e];
+      smem[192 + e] = v3 * v4 + (-((-(v3 * smem[33216 + e] * (v4 * v4))) * smem[33344 + e]));
     }
     __syncthreads();
 
@@ -911,14 +965,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * 64 + (e / 32) * 4];
-        const float a1 = smem[128 + p * 64 + (e / 32) * 4 + 1];
-        const float a2 = smem[128 + p * 64 + (e / 32) * 4 + 2];
-        const float a3 = smem[128 + p * 64 + (e / 32) * 4 + 3];
-        const float b0 = smem[192 + p * 128 + (e % 32) * 4];
-        const float b1 = smem[192 + p * 128 + (e % 32) * 4 + 1];
-        const float b2 = smem[192 + p * 128 + (e % 32) * 4 + 2];
-        const float b3 = smem[192 + p * 128 + (e % 32) * 4 + 3];
+        const float a0 = smem[128 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[192 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[192 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[192 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[192 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -936,29 +990,29 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[41920 + ((e / 32) * 4) * 128 + (e % 32) * 4] = acc0_0;
-      smem[41920 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 1] = acc0_1;
-      smem[41920 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 2] = acc0_2;
-      smem[41920 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 3] = acc0_3;
-      smem[41920 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4] = acc1_0;
-      smem[41920 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 1] = acc1_1;
-      smem[41920 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 2] = acc1_2;
-      smem[41920 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 3] = acc1_3;
-      smem[41920 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4] = acc2_0;
-      smem[41920 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 1] = acc2_1;
-      smem[41920 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 2] = acc2_2;
-      smem[41920 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 3] = acc2_3;
-      smem[41920 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4] = acc3_0;
-      smem[41920 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 1] = acc3_1;
-      smem[41920 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 2] = acc3_2;
-      smem[41920 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 3] = acc3_3;
+      smem[41920 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
+      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
+      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
+      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
+      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
+      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
+      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
+      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
+      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
+      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
+      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
+      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[64 + e] = x;
     }
@@ -968,9 +1022,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[64 + p];
-          const float b0 = smem[16832 + p * 128 + e % 128];
+          const float b0 = smem[16832 + p * dim_H + e % 128];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -980,7 +1034,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -994,7 +1048,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16704 + p]);
-        const float b0 = smem[192 + p * 128 + e % 128];
+        const float b0 = smem[192 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[33600 + e % 128] = acc0_0;
@@ -1004,9 +1058,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
-        const float b0 = smem[320 + p * 128 + e % 128];
+        const float b0 = smem[320 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[128 + e % 128] = acc0_0;
@@ -1015,14 +1069,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      smem[16704 + e] = (smem[128 + e] - (scale[min(position + 0, 15)] * (smem[33344 + e] + smem[33600 + e])));
+      smem[16704 + e] = smem[128 + e] - scale[min(position, dim_K - 1)] * (smem[33344 + e] + smem[33600 + e]);
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      const float v4 = smem[16704 + e];
-      smem[128 + e] = (v4 * (1.0f / (1.0f + expf((-v4)))));
+      const float v5 = smem[16704 + e];
+      smem[128 + e] = v5 * (1.0f / (1.0f + expf((-v5))));
     }
     __syncthreads();
 
@@ -1030,9 +1084,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 128; p += 1) {
+        for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = smem[25024 + p * 64 + e % 64];
+          const float b0 = smem[25024 + p * dim_D + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1042,7 +1096,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
         const float b0 = (smem[33216 + p] * smem[33472 + p]);
         acc0_0 = acc0_0 + a0 * b0;
@@ -1056,7 +1110,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[256 + p]);
-        const float b0 = smem[p * 64 + e % 64];
+        const float b0 = smem[p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[16768 + e % 64] = acc0_0;
@@ -1066,9 +1120,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 128; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[8512 + p * 64 + e % 64];
+        const float b0 = smem[8512 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 64] = acc0_0;
@@ -1077,40 +1131,48 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[128 + e] = (smem[e] - (scale[min(position + 0, 15)] * (smem[16704 + e] + smem[16768 + e])));
+      smem[128 + e] = smem[e] - scale[min(position, dim_K - 1)] * (smem[16704 + e] + smem[16768 + e]);
     }
     __syncthreads();
 
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v5 = smem[128 + p];
-        acc = acc + (v5 * v5);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v6 = smem[128 + p];
+        acc = acc + v6 * v6;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = (smem[64 + e] + ((smem[128 + e] * (1.0f / sqrtf(((smem[0] * 0.015625f) + 0.00001f)))) * param_g[h * 64 + e % 64]));
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[128 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v6 = (smem[16832 + e] + smem[41920 + e]);
-      const float next_state = (smem[320 + e] - (commit * v6));
-      const float next_accum = (keep * v6);
+      const float v7 = smem[16832 + e] + smem[41920 + e];
+      const float next_state = smem[320 + e] - commit * v7;
+      const float next_accum = keep * v7;
       smem[320 + e] = next_state;
       smem[16832 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v7 = (smem[25024 + e] + smem[33728 + e]);
-      const float next_state = (smem[8512 + e] - (commit * v7));
-      const float next_accum = (keep * v7);
+      const float v8 = smem[25024 + e] + smem[33728 + e];
+      const float next_state = smem[8512 + e] - commit * v8;
+      const float next_accum = keep * v8;
       smem[8512 + e] = next_state;
       smem[25024 + e] = next_accum;
     }

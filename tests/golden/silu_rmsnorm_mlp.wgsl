@@ -22,6 +22,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   // Tokens per mini-batch (the spec's `minibatch K`).
   let dim_K: u32 = 16;
+  // The spec's `dim D`.
+  let dim_D: u32 = 64;
+  // The spec's `dim H`.
+  let dim_H: u32 = 128;
   let h: u32 = bh % u.H;
   // The state and accumulator start from the inputs.
   for (var e: u32 = tid; e < 8192; e = e + 256) {
@@ -35,20 +39,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
     let count: u32 = min(dim_K - position, u.T - token);
     let ends: bool = position + count == dim_K;
-    let commit: f32 = select(0.0, weights[15], ends);
+    let commit: f32 = select(0.0, weights[dim_K - 1], ends);
     let keep: f32 = select(1.0, 0.0, ends);
     let accum_live: bool = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[(bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -56,8 +61,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view v for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[u.BHT * 64 + (bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[3072 + e] = x;
     }
@@ -73,13 +78,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc2_1: f32 = 0.0;
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 64) * 4) * 64 + p];
-        let a1: f32 = smem[2048 + ((e / 64) * 4 + 1) * 64 + p];
-        let a2: f32 = smem[2048 + ((e / 64) * 4 + 2) * 64 + p];
-        let a3: f32 = smem[2048 + ((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[bh * 8192 + p * 128 + (e % 64) * 2];
-        let b1: f32 = state_out[bh * 8192 + p * 128 + (e % 64) * 2 + 1];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[2048 + (e / 64) * 256 + p];
+        let a1: f32 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
+        let a2: f32 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
+        let a3: f32 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
+        let b0: f32 = state_out[bh * 8192 + p * dim_H + (e % 64) * 2];
+        let b1: f32 = state_out[bh * 8192 + p * dim_H + (e % 64) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -89,14 +94,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 26624 + 2048 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 26624 + 2048 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
-      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      scratch[bh * 26624 + 2048 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      scratch[bh * 26624 + 2048 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      scratch[bh * 26624 + 2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -121,20 +126,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 128; p = p + 1) {
-        let a0: f32 = (scratch[bh * 26624 + 2048 + ((e / 32) * 2) * 128 + p] * scratch[bh * 26624 + 6144 + ((e / 32) * 2) * 128 + p]);
-        let a1: f32 = (scratch[bh * 26624 + 2048 + ((e / 32) * 2 + 1) * 128 + p] * scratch[bh * 26624 + 6144 + ((e / 32) * 2 + 1) * 128 + p]);
-        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = (scratch[bh * 26624 + 2048 + (e / 32) * 256 + p] * scratch[bh * 26624 + 6144 + (e / 32) * 256 + p]);
+        let a1: f32 = (scratch[bh * 26624 + 2048 + ((e / 32) * 2 + 1) * dim_H + p] * scratch[bh * 26624 + 6144 + ((e / 32) * 2 + 1) * dim_H + p]);
+        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 26624 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 26624 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 26624 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 26624 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 26624 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 26624 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 26624 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -142,9 +147,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v0: f32 = scratch[bh * 26624 + e * 64 + p];
-        acc = acc + (v0 * v0);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v0: f32 = scratch[bh * 26624 + e * dim_D + p];
+        acc = acc + v0 * v0;
       }
       smem[e] = acc;
     }
@@ -153,7 +158,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 16; e = e + 256) {
-      smem[1024 + e] = sqrt(((smem[e] * 0.015625) + 0.00001));
+      smem[1024 + e] = sqrt(smem[e] * 0.015625 + 0.00001);
     }
     workgroupBarrier();
 
@@ -165,7 +170,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 26624 + 1024 + e] = (((((select(0.0, 1.0, e / 64 < count) * 0.05) * 0.5) * ((smem[2048 + e] + ((scratch[bh * 26624 + e] * smem[1040 + e / 64]) * weights[16 + h * 64 + e % 64])) - smem[3072 + e])) * 2.0) * weights[16 + h * 64 + e % 64]);
+      let v1: f32 = weights[16 + h * 64 + e % dim_D];
+      scratch[bh * 26624 + 1024 + e] = select(0.0, 1.0, e / dim_D < count) * 0.05 * 0.5 * (smem[2048 + e] + scratch[bh * 26624 + e] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0 * v1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -173,8 +179,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + (scratch[bh * 26624 + 1024 + e * 64 + p] * scratch[bh * 26624 + e * 64 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + scratch[bh * 26624 + 1024 + e * dim_D + p] * scratch[bh * 26624 + e * dim_D + p];
       }
       smem[1056 + e] = acc;
     }
@@ -183,8 +189,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v1: f32 = smem[1040 + e / 64];
-      smem[e] = ((scratch[bh * 26624 + 1024 + e] * v1) + ((((((-(smem[1056 + e / 64] * (v1 * v1))) * 0.5) / smem[1024 + e / 64]) * 0.015625) * scratch[bh * 26624 + e]) * 2.0));
+      let v2: f32 = smem[1040 + e / dim_D];
+      smem[e] = scratch[bh * 26624 + 1024 + e] * v2 + (-(smem[1056 + e / dim_D] * (v2 * v2))) * 0.5 / smem[1024 + e / dim_D] * 0.015625 * scratch[bh * 26624 + e] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -199,13 +205,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc2_1: f32 = 0.0;
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[((e / 64) * 4) * 64 + p];
-        let a1: f32 = smem[((e / 64) * 4 + 1) * 64 + p];
-        let a2: f32 = smem[((e / 64) * 4 + 2) * 64 + p];
-        let a3: f32 = smem[((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + ((e % 64) * 2) * 64 + p];
-        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + ((e % 64) * 2 + 1) * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[(e / 64) * 256 + p];
+        let a1: f32 = smem[((e / 64) * 4 + 1) * dim_D + p];
+        let a2: f32 = smem[((e / 64) * 4 + 2) * dim_D + p];
+        let a3: f32 = smem[((e / 64) * 4 + 3) * dim_D + p];
+        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + (e % 64) * 128 + p];
+        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + ((e % 64) * 2 + 1) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -215,14 +221,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      scratch[bh * 26624 + 8192 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      scratch[bh * 26624 + 8192 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
 
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -243,15 +249,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (scratch[bh * 26624 + 2048 + p * 128 + (e / 16) * 4] * scratch[bh * 26624 + 6144 + p * 128 + (e / 16) * 4]);
-        let a1: f32 = (scratch[bh * 26624 + 2048 + p * 128 + (e / 16) * 4 + 1] * scratch[bh * 26624 + 6144 + p * 128 + (e / 16) * 4 + 1]);
-        let a2: f32 = (scratch[bh * 26624 + 2048 + p * 128 + (e / 16) * 4 + 2] * scratch[bh * 26624 + 6144 + p * 128 + (e / 16) * 4 + 2]);
-        let a3: f32 = (scratch[bh * 26624 + 2048 + p * 128 + (e / 16) * 4 + 3] * scratch[bh * 26624 + 6144 + p * 128 + (e / 16) * 4 + 3]);
-        let b0: f32 = smem[p * 64 + (e % 16) * 4];
-        let b1: f32 = smem[p * 64 + (e % 16) * 4 + 1];
-        let b2: f32 = smem[p * 64 + (e % 16) * 4 + 2];
-        let b3: f32 = smem[p * 64 + (e % 16) * 4 + 3];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = (scratch[bh * 26624 + 2048 + p * dim_H + (e / 16) * 4] * scratch[bh * 26624 + 6144 + p * dim_H + (e / 16) * 4]);
+        let a1: f32 = (scratch[bh * 26624 + 2048 + p * dim_H + (e / 16) * 4 + 1] * scratch[bh * 26624 + 6144 + p * dim_H + (e / 16) * 4 + 1]);
+        let a2: f32 = (scratch[bh * 26624 + 2048 + p * dim_H + (e / 16) * 4 + 2] * scratch[bh * 26624 + 6144 + p * dim_H + (e / 16) * 4 + 2]);
+        let a3: f32 = (scratch[bh * 26624 + 2048 + p * dim_H + (e / 16) * 4 + 3] * scratch[bh * 26624 + 6144 + p * dim_H + (e / 16) * 4 + 3]);
+        let b0: f32 = smem[p * dim_D + (e % 16) * 4];
+        let b1: f32 = smem[p * dim_D + (e % 16) * 4 + 1];
+        let b2: f32 = smem[p * dim_D + (e % 16) * 4 + 2];
+        let b3: f32 = smem[p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -269,31 +275,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 26624 + 10240 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 26624 + 10240 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 26624 + 10240 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 26624 + 10240 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 26624 + 10240 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      let v2: f32 = scratch[bh * 26624 + 8192 + e];
-      let v3: f32 = scratch[bh * 26624 + 6144 + e];
-      scratch[bh * 26624 + e] = ((v2 * v3) + (-((-((v2 * scratch[bh * 26624 + 2048 + e]) * (v3 * v3))) * scratch[bh * 26624 + 4096 + e])));
+      let v3: f32 = scratch[bh * 26624 + 8192 + e];
+      let v4: f32 = scratch[bh * 26624 + 6144 + e];
+      scratch[bh * 26624 + e] = v3 * v4 + (-((-(v3 * scratch[bh * 26624 + 2048 + e] * (v4 * v4))) * scratch[bh * 26624 + 4096 + e]));
     }
     storageBarrier();
     workgroupBarrier();
@@ -316,15 +322,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = smem[2048 + p * 64 + (e / 32) * 4];
-        let a1: f32 = smem[2048 + p * 64 + (e / 32) * 4 + 1];
-        let a2: f32 = smem[2048 + p * 64 + (e / 32) * 4 + 2];
-        let a3: f32 = smem[2048 + p * 64 + (e / 32) * 4 + 3];
-        let b0: f32 = scratch[bh * 26624 + p * 128 + (e % 32) * 4];
-        let b1: f32 = scratch[bh * 26624 + p * 128 + (e % 32) * 4 + 1];
-        let b2: f32 = scratch[bh * 26624 + p * 128 + (e % 32) * 4 + 2];
-        let b3: f32 = scratch[bh * 26624 + p * 128 + (e % 32) * 4 + 3];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = smem[2048 + p * dim_D + (e / 32) * 4];
+        let a1: f32 = smem[2048 + p * dim_D + (e / 32) * 4 + 1];
+        let a2: f32 = smem[2048 + p * dim_D + (e / 32) * 4 + 2];
+        let a3: f32 = smem[2048 + p * dim_D + (e / 32) * 4 + 3];
+        let b0: f32 = scratch[bh * 26624 + p * dim_H + (e % 32) * 4];
+        let b1: f32 = scratch[bh * 26624 + p * dim_H + (e % 32) * 4 + 1];
+        let b2: f32 = scratch[bh * 26624 + p * dim_H + (e % 32) * 4 + 2];
+        let b3: f32 = scratch[bh * 26624 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -342,29 +348,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4) * 128 + (e % 32) * 4] = acc0_0;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 1] = acc0_1;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 2] = acc0_2;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4) * 128 + (e % 32) * 4 + 3] = acc0_3;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4] = acc1_0;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 1] = acc1_1;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 2] = acc1_2;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 1) * 128 + (e % 32) * 4 + 3] = acc1_3;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4] = acc2_0;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 1] = acc2_1;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 2] = acc2_2;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 2) * 128 + (e % 32) * 4 + 3] = acc2_3;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4] = acc3_0;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 1] = acc3_1;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 2] = acc3_2;
-      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 3) * 128 + (e % 32) * 4 + 3] = acc3_3;
+      scratch[bh * 26624 + 18432 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
+      scratch[bh * 26624 + 18432 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
+      scratch[bh * 26624 + 18432 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
+      scratch[bh * 26624 + 18432 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
+      scratch[bh * 26624 + 18432 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[u.BHT * 128 + (bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 128 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
@@ -382,13 +388,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
-          let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-          let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-          let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-          let b0: f32 = state_out[u.BH * 16384 + bh * 8192 + p * 128 + (e % 64) * 2];
-          let b1: f32 = state_out[u.BH * 16384 + bh * 8192 + p * 128 + (e % 64) * 2 + 1];
+        for (var p: u32 = 0; p < dim_D; p = p + 1) {
+          let a0: f32 = smem[1024 + (e / 64) * 256 + p];
+          let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+          let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+          let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+          let b0: f32 = state_out[u.BH * 16384 + bh * 8192 + p * dim_H + (e % 64) * 2];
+          let b1: f32 = state_out[u.BH * 16384 + bh * 8192 + p * dim_H + (e % 64) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
@@ -399,25 +405,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           acc3_1 = acc3_1 + a3 * b1;
         }
       }
-      scratch[bh * 26624 + 4096 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 26624 + 4096 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
-      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      scratch[bh * 26624 + 4096 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      scratch[bh * 26624 + 4096 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      scratch[bh * 26624 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + (e / 16) * 64 + p];
-        let b0: f32 = smem[2048 + (e % 16) * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[1024 + (e / 16) * dim_D + p];
+        let b0: f32 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[3072 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[3072 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -432,13 +438,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc2_1: f32 = 0.0;
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 4) * smem[3072 + ((e / 64) * 4) * 16 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 1) * smem[3072 + ((e / 64) * 4 + 1) * 16 + p]);
-        let a2: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 2) * smem[3072 + ((e / 64) * 4 + 2) * 16 + p]);
-        let a3: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 3) * smem[3072 + ((e / 64) * 4 + 3) * 16 + p]);
-        let b0: f32 = scratch[bh * 26624 + p * 128 + (e % 64) * 2];
-        let b1: f32 = scratch[bh * 26624 + p * 128 + (e % 64) * 2 + 1];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 4) * smem[3072 + (e / 64) * 64 + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 1) * smem[3072 + ((e / 64) * 4 + 1) * dim_K + p]);
+        let a2: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 2) * smem[3072 + ((e / 64) * 4 + 2) * dim_K + p]);
+        let a3: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 3) * smem[3072 + ((e / 64) * 4 + 3) * dim_K + p]);
+        let b0: f32 = scratch[bh * 26624 + p * dim_H + (e % 64) * 2];
+        let b1: f32 = scratch[bh * 26624 + p * dim_H + (e % 64) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -448,14 +454,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      scratch[bh * 26624 + 8192 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      scratch[bh * 26624 + 8192 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      scratch[bh * 26624 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -470,13 +476,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc2_1: f32 = 0.0;
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-        let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-        let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[bh * 8192 + p * 128 + (e % 64) * 2];
-        let b1: f32 = state_out[bh * 8192 + p * 128 + (e % 64) * 2 + 1];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[1024 + (e / 64) * 256 + p];
+        let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+        let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+        let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+        let b0: f32 = state_out[bh * 8192 + p * dim_H + (e % 64) * 2];
+        let b1: f32 = state_out[bh * 8192 + p * dim_H + (e % 64) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -486,29 +492,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[2048 + ((e / 64) * 4) * 128 + (e % 64) * 2] = acc0_0;
-      smem[2048 + ((e / 64) * 4) * 128 + (e % 64) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2] = acc1_0;
-      smem[2048 + ((e / 64) * 4 + 1) * 128 + (e % 64) * 2 + 1] = acc1_1;
-      smem[2048 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2] = acc2_0;
-      smem[2048 + ((e / 64) * 4 + 2) * 128 + (e % 64) * 2 + 1] = acc2_1;
-      smem[2048 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2] = acc3_0;
-      smem[2048 + ((e / 64) * 4 + 3) * 128 + (e % 64) * 2 + 1] = acc3_1;
+      smem[2048 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[2048 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      scratch[bh * 26624 + e] = (smem[2048 + e] - (weights[min(position + e / 128, 15)] * (scratch[bh * 26624 + 4096 + e] + scratch[bh * 26624 + 8192 + e])));
+      scratch[bh * 26624 + e] = smem[2048 + e] - weights[min(position + e / dim_H, dim_K - 1)] * (scratch[bh * 26624 + 4096 + e] + scratch[bh * 26624 + 8192 + e]);
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      let v4: f32 = scratch[bh * 26624 + e];
-      smem[2048 + e] = (v4 * (1.0 / (1.0 + exp((-v4)))));
+      let v5: f32 = scratch[bh * 26624 + e];
+      smem[2048 + e] = v5 * (1.0 / (1.0 + exp((-v5))));
     }
     storageBarrier();
     workgroupBarrier();
@@ -520,32 +526,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 128; p = p + 1) {
-          let a0: f32 = smem[2048 + ((e / 32) * 2) * 128 + p];
-          let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
-          let b0: f32 = state_out[u.BH * 24576 + bh * 8192 + p * 64 + (e % 32) * 2];
-          let b1: f32 = state_out[u.BH * 24576 + bh * 8192 + p * 64 + (e % 32) * 2 + 1];
+        for (var p: u32 = 0; p < dim_H; p = p + 1) {
+          let a0: f32 = smem[2048 + (e / 32) * 256 + p];
+          let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+          let b0: f32 = state_out[u.BH * 24576 + bh * 8192 + p * dim_D + (e % 32) * 2];
+          let b1: f32 = state_out[u.BH * 24576 + bh * 8192 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 26624 + 256 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 26624 + 256 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 26624 + 256 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 26624 + 256 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 26624 + 256 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 26624 + 256 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 256 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 26624 + 256 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 128; p = p + 1) {
-        let a0: f32 = smem[2048 + (e / 16) * 128 + p];
-        let b0: f32 = (scratch[bh * 26624 + 2048 + (e % 16) * 128 + p] * scratch[bh * 26624 + 6144 + (e % 16) * 128 + p]);
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = smem[2048 + (e / 16) * dim_H + p];
+        let b0: f32 = (scratch[bh * 26624 + 2048 + (e % 16) * dim_H + p] * scratch[bh * 26624 + 6144 + (e % 16) * dim_H + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      scratch[bh * 26624 + (e / 16) * 16 + e % 16] = acc0_0;
+      scratch[bh * 26624 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -556,20 +562,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * scratch[bh * 26624 + ((e / 32) * 2) * 16 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * scratch[bh * 26624 + ((e / 32) * 2 + 1) * 16 + p]);
-        let b0: f32 = smem[p * 64 + (e % 32) * 2];
-        let b1: f32 = smem[p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * scratch[bh * 26624 + (e / 32) * 32 + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * scratch[bh * 26624 + ((e / 32) * 2 + 1) * dim_K + p]);
+        let b0: f32 = smem[p * dim_D + (e % 32) * 2];
+        let b1: f32 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 26624 + 1280 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 26624 + 1280 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 26624 + 1280 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 26624 + 1280 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 26624 + 1280 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 26624 + 1280 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 26624 + 1280 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 26624 + 1280 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -580,27 +586,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 128; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 32) * 2) * 128 + p];
-        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * 128 + p];
-        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = smem[2048 + (e / 32) * 256 + p];
+        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[2048 + e] = (smem[e] - (weights[min(position + e / 64, 15)] * (scratch[bh * 26624 + 256 + e] + scratch[bh * 26624 + 1280 + e])));
+      smem[2048 + e] = smem[e] - weights[min(position + e / dim_D, dim_K - 1)] * (scratch[bh * 26624 + 256 + e] + scratch[bh * 26624 + 1280 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -608,33 +614,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v5: f32 = smem[2048 + e * 64 + p];
-        acc = acc + (v5 * v5);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v6: f32 = smem[2048 + e * dim_D + p];
+        acc = acc + v6 * v6;
       }
       smem[e] = acc;
     }
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (var e: u32 = tid; e < count * 64; e = e + 256) {
-      out[(bh * u.T + token) * 64 + e] = (smem[1024 + e] + ((smem[2048 + e] * (1.0 / sqrt(((smem[e / 64] * 0.015625) + 0.00001)))) * weights[16 + h * 64 + e % 64]));
+    for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
+      out[(bh * u.T + token) * dim_D + e] = smem[1024 + e] + smem[2048 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.015625 + 0.00001)) * weights[16 + h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      let v6: f32 = (state_out[u.BH * 16384 + bh * 8192 + e] + scratch[bh * 26624 + 18432 + e]);
-      let next_state: f32 = (state_out[bh * 8192 + e] - (commit * v6));
-      let next_accum: f32 = (keep * v6);
+      let v7: f32 = state_out[u.BH * 16384 + bh * 8192 + e] + scratch[bh * 26624 + 18432 + e];
+      let next_state: f32 = state_out[bh * 8192 + e] - commit * v7;
+      let next_accum: f32 = keep * v7;
       state_out[bh * 8192 + e] = next_state;
       state_out[u.BH * 16384 + bh * 8192 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      let v7: f32 = (state_out[u.BH * 24576 + bh * 8192 + e] + scratch[bh * 26624 + 10240 + e]);
-      let next_state: f32 = (state_out[u.BH * 8192 + bh * 8192 + e] - (commit * v7));
-      let next_accum: f32 = (keep * v7);
+      let v8: f32 = state_out[u.BH * 24576 + bh * 8192 + e] + scratch[bh * 26624 + 10240 + e];
+      let next_state: f32 = state_out[u.BH * 8192 + bh * 8192 + e] - commit * v8;
+      let next_accum: f32 = keep * v8;
       state_out[u.BH * 8192 + bh * 8192 + e] = next_state;
       state_out[u.BH * 24576 + bh * 8192 + e] = next_accum;
     }

@@ -63,6 +63,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 8;
+  // The spec's `dim D`.
+  const unsigned dim_D = 32;
+  // The spec's `dim H`.
+  const unsigned dim_H = 64;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
@@ -83,12 +87,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
     const unsigned count = min(dim_K - position, T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[7] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -104,8 +109,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_k[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
@@ -113,8 +118,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_v[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[520 + e] = x;
     }
@@ -124,21 +129,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[1024 + ((e / 64) * 2) * 32 + p];
-        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * 32 + p];
-        const float b0 = smem[3072 + p * 64 + e % 64];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[1024 + (e / 64) * 64 + p];
+        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[3072 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[(e / 64) * 128 + e % 64] = acc0_0;
+      smem[((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[1536 + e] = tanhf((smem[e] + smem[19968 + e % 64]));
+      smem[1536 + e] = tanhf(smem[e] + smem[19968 + e % dim_H]);
     }
     __syncthreads();
 
@@ -146,15 +151,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1536 + ((e / 64) * 2) * 64 + p];
-        const float a1 = smem[1536 + ((e / 64) * 2 + 1) * 64 + p];
-        const float b0 = smem[7168 + p * 64 + e % 64];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[1536 + (e / 64) * 128 + p];
+        const float a1 = smem[1536 + ((e / 64) * 2 + 1) * dim_H + p];
+        const float b0 = smem[7168 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[(e / 64) * 128 + e % 64] = acc0_0;
+      smem[((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
@@ -167,45 +172,61 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[2560 + (e / 32) * 64 + p];
-        const float b0 = smem[5120 + p * 32 + e % 32];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[2560 + (e / 32) * dim_H + p];
+        const float b0 = smem[5120 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[(e / 32) * 32 + e % 32] = acc0_0;
+      smem[(e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + smem[e * 32 + p];
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[e * dim_D + p];
       }
-      smem[256 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[256 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[1280 + e] = (smem[e] - (smem[256 + e / 32] * 0.03125f));
+      smem[1280 + e] = smem[e] - smem[256 + e / dim_D] * 0.03125f;
     }
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float v0 = smem[1280 + e * 32 + p];
-        acc = acc + (v0 * v0);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v0 = smem[1280 + e * dim_D + p];
+        acc = acc + v0 * v0;
       }
-      smem[8 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[8 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 8; e += 256) {
-      smem[e] = sqrtf(((smem[8 + e] * 0.03125f) + 0.000001f));
+      smem[e] = sqrtf(smem[8 + e] * 0.03125f + 0.000001f);
     }
     __syncthreads();
 
@@ -217,40 +238,57 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[2048 + e] = (((((smem[512 + e / 32] * (e / 32 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[1024 + e] + ((smem[1280 + e] * smem[8 + e / 32]) * param_gamma[h * 32 + e % 32])) + param_beta[h * 32 + e % 32]) - smem[520 + e])) * 2.0f) * param_gamma[h * 32 + e % 32]);
+      const float v1 = param_gamma[h * 32 + e % dim_D];
+      smem[2048 + e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] + smem[1280 + e] * smem[8 + e / dim_D] * v1 + param_beta[h * 32 + e % dim_D] - smem[520 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[2048 + e * 32 + p] * smem[1280 + e * 32 + p]);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[2048 + e * dim_D + p] * smem[1280 + e * dim_D + p];
       }
-      smem[16 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[16 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v1 = smem[8 + e / 32];
-      smem[256 + e] = ((smem[2048 + e] * v1) + ((((((-(smem[16 + e / 32] * (v1 * v1))) * 0.5f) / smem[e / 32]) * 0.03125f) * smem[1280 + e]) * 2.0f));
+      const float v2 = smem[8 + e / dim_D];
+      smem[256 + e] = smem[2048 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 0.03125f * smem[1280 + e] * 2.0f;
     }
     __syncthreads();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (-smem[256 + e * 32 + p]);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + (-smem[256 + e * dim_D + p]);
       }
-      smem[512 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[512 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = (smem[256 + e] + (smem[512 + e / 32] * 0.03125f));
+      smem[e] = smem[256 + e] + smem[512 + e / dim_D] * 0.03125f;
     }
     __syncthreads();
 
@@ -258,15 +296,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[((e / 64) * 2) * 32 + p];
-        const float a1 = smem[((e / 64) * 2 + 1) * 32 + p];
-        const float b0 = smem[5120 + (e % 64) * 32 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 64) * 64 + p];
+        const float a1 = smem[((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[5120 + (e % 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2048 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[2048 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -279,13 +317,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = smem[2560 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[2560 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[2560 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[2560 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[p * 32 + (e % 16) * 2];
-        const float b1 = smem[p * 32 + (e % 16) * 2 + 1];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[2560 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[2560 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[2560 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[2560 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[p * dim_D + (e % 16) * 2];
+        const float b1 = smem[p * dim_D + (e % 16) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -295,21 +333,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[22144 + ((e / 16) * 4) * 32 + (e % 16) * 2] = acc0_0;
-      smem[22144 + ((e / 16) * 4) * 32 + (e % 16) * 2 + 1] = acc0_1;
-      smem[22144 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2] = acc1_0;
-      smem[22144 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2 + 1] = acc1_1;
-      smem[22144 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2] = acc2_0;
-      smem[22144 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2 + 1] = acc2_1;
-      smem[22144 + ((e / 16) * 4 + 3) * 32 + (e % 16) * 2] = acc3_0;
-      smem[22144 + ((e / 16) * 4 + 3) * 32 + (e % 16) * 2 + 1] = acc3_1;
+      smem[22144 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
+      smem[22144 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
+      smem[22144 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
+      smem[22144 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
+      smem[22144 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
+      smem[22144 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
+      smem[22144 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
+      smem[22144 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 512; e += 256) {
-      const float v2 = smem[2560 + e];
-      smem[512 + e] = (smem[2048 + e] * (1.0f - (v2 * v2)));
+      const float v3 = smem[2560 + e];
+      smem[512 + e] = smem[2048 + e] * (1.0f - v3 * v3);
     }
     __syncthreads();
 
@@ -317,15 +355,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[512 + ((e / 64) * 2) * 64 + p];
-        const float a1 = smem[512 + ((e / 64) * 2 + 1) * 64 + p];
-        const float b0 = smem[7168 + (e % 64) * 64 + p];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[512 + (e / 64) * 128 + p];
+        const float a1 = smem[512 + ((e / 64) * 2 + 1) * dim_H + p];
+        const float b0 = smem[7168 + (e % 64) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[19456 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[19456 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[19456 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[19456 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -346,15 +384,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = smem[1536 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[1536 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[1536 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[1536 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[512 + p * 64 + (e % 16) * 4];
-        const float b1 = smem[512 + p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[512 + p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[512 + p * 64 + (e % 16) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[1536 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[1536 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[1536 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[1536 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[512 + p * dim_H + (e % 16) * 4];
+        const float b1 = smem[512 + p * dim_H + (e % 16) * 4 + 1];
+        const float b2 = smem[512 + p * dim_H + (e % 16) * 4 + 2];
+        const float b3 = smem[512 + p * dim_H + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -372,37 +410,37 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[26240 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[26240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[26240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[26240 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      smem[26240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[26240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[26240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[26240 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[26240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[26240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[26240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[26240 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[26240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[26240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[26240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[26240 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[26240 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
+      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
+      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
+      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
+      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
+      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
+      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
+      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
+      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
+      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
+      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
+      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 512; e += 256) {
-      const float v3 = smem[1536 + e];
-      smem[2048 + e] = (smem[19456 + e] * (1.0f - (v3 * v3)));
+      const float v4 = smem[1536 + e];
+      smem[2048 + e] = smem[19456 + e] * (1.0f - v4 * v4);
     }
     __syncthreads();
 
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        acc = acc + smem[2048 + p * 64 + e];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        acc = acc + smem[2048 + p * dim_H + e];
       }
       smem[19456 + e] = acc;
     }
@@ -417,13 +455,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc2_1 = 0.0f;
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = smem[1024 + p * 32 + (e / 32) * 4];
-        const float a1 = smem[1024 + p * 32 + (e / 32) * 4 + 1];
-        const float a2 = smem[1024 + p * 32 + (e / 32) * 4 + 2];
-        const float a3 = smem[1024 + p * 32 + (e / 32) * 4 + 3];
-        const float b0 = smem[2048 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[2048 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[1024 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[1024 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[1024 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[1024 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[2048 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[2048 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -433,21 +471,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[24192 + ((e / 32) * 4) * 64 + (e % 32) * 2] = acc0_0;
-      smem[24192 + ((e / 32) * 4) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[24192 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[24192 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
-      smem[24192 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2] = acc2_0;
-      smem[24192 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2 + 1] = acc2_1;
-      smem[24192 + ((e / 32) * 4 + 3) * 64 + (e % 32) * 2] = acc3_0;
-      smem[24192 + ((e / 32) * 4 + 3) * 64 + (e % 32) * 2 + 1] = acc3_1;
+      smem[24192 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
+      smem[24192 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
+      smem[24192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
+      smem[24192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
+      smem[24192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
+      smem[24192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
+      smem[24192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
+      smem[24192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
     }
 
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_q[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[256 + e] = x;
     }
@@ -458,27 +496,27 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 32; p += 1) {
-          const float a0 = smem[256 + ((e / 64) * 2) * 32 + p];
-          const float a1 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
-          const float b0 = smem[11264 + p * 64 + e % 64];
+        for (unsigned p = 0; p < dim_D; p += 1) {
+          const float a0 = smem[256 + (e / 64) * 64 + p];
+          const float a1 = smem[256 + ((e / 64) * 2 + 1) * dim_D + p];
+          const float b0 = smem[11264 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      smem[20096 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[20096 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[20096 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[20096 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[256 + (e / 8) * 32 + p];
-        const float b0 = smem[1024 + (e % 8) * 32 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[256 + (e / 8) * dim_D + p];
+        const float b0 = smem[1024 + (e % 8) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1280 + (e / 8) * 8 + e % 8] = acc0_0;
+      smem[1280 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     __syncthreads();
 
@@ -486,51 +524,52 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[1280 + ((e / 64) * 2) * 8 + p]);
-        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[1280 + ((e / 64) * 2 + 1) * 8 + p]);
-        const float b0 = smem[2048 + p * 64 + e % 64];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[1280 + (e / 64) * 16 + p]);
+        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[1280 + ((e / 64) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[20608 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[20608 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[20608 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[20608 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[256 + ((e / 64) * 2) * 32 + p];
-        const float a1 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
-        const float b0 = smem[3072 + p * 64 + e % 64];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[256 + (e / 64) * 64 + p];
+        const float a1 = smem[256 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[3072 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[21120 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[21120 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[21120 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[21120 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 64) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[2048 + p * 64 + e % 64];
+        const float b0 = smem[2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[21632 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[21632 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[21632 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[21632 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[1024 + e] = tanhf(((smem[21120 + e] - (scale[min(position + e / 64, 7)] * (smem[20096 + e] + smem[20608 + e]))) + (smem[19968 + e % 64] - (scale[min(position + e / 64, 7)] * (smem[20032 + e % 64] + smem[21632 + e])))));
+      const float v5 = scale[min(position + e / dim_H, dim_K - 1)];
+      smem[1024 + e] = tanhf(smem[21120 + e] - v5 * (smem[20096 + e] + smem[20608 + e]) + (smem[19968 + e % dim_H] - v5 * (smem[20032 + e % dim_H] + smem[21632 + e])));
     }
     __syncthreads();
 
@@ -539,27 +578,27 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[1024 + ((e / 64) * 2) * 64 + p];
-          const float a1 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
-          const float b0 = smem[15360 + p * 64 + e % 64];
+        for (unsigned p = 0; p < dim_H; p += 1) {
+          const float a0 = smem[1024 + (e / 64) * 128 + p];
+          const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_H + p];
+          const float b0 = smem[15360 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      smem[20096 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[20096 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[20096 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[20096 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 8] product, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + (e / 8) * 64 + p];
-        const float b0 = smem[1536 + (e % 8) * 64 + p];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[1024 + (e / 8) * dim_H + p];
+        const float b0 = smem[1536 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[2048 + (e / 8) * 8 + e % 8] = acc0_0;
+      smem[2048 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     __syncthreads();
 
@@ -567,15 +606,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[2048 + ((e / 64) * 2) * 8 + p]);
-        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[2048 + ((e / 64) * 2 + 1) * 8 + p]);
-        const float b0 = smem[512 + p * 64 + e % 64];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[2048 + (e / 64) * 16 + p]);
+        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[2048 + ((e / 64) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[512 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[1536 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[1536 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[1536 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[1536 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
@@ -583,21 +622,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + ((e / 64) * 2) * 64 + p];
-        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
-        const float b0 = smem[7168 + p * 64 + e % 64];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[1024 + (e / 64) * 128 + p];
+        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_H + p];
+        const float b0 = smem[7168 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2048 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[2048 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[512 + e] = tanhf((smem[2048 + e] - (scale[min(position + e / 64, 7)] * (smem[20096 + e] + smem[1536 + e]))));
+      smem[512 + e] = tanhf(smem[2048 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[20096 + e] + smem[1536 + e]));
     }
     __syncthreads();
 
@@ -605,121 +644,137 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[512 + (e / 32) * 64 + p];
-          const float b0 = smem[13312 + p * 32 + e % 32];
+        for (unsigned p = 0; p < dim_H; p += 1) {
+          const float a0 = smem[512 + (e / 32) * dim_H + p];
+          const float b0 = smem[13312 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[1280 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1280 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
 
     // [8, 8] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[512 + (e / 8) * 64 + p];
-        const float b0 = smem[2560 + (e % 8) * 64 + p];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[512 + (e / 8) * dim_H + p];
+        const float b0 = smem[2560 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1024 + (e / 8) * 8 + e % 8] = acc0_0;
+      smem[1024 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     __syncthreads();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[1024 + (e / 32) * 8 + p]);
-        const float b0 = smem[p * 32 + e % 32];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[1024 + (e / 32) * dim_K + p]);
+        const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1536 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1536 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[512 + (e / 32) * 64 + p];
-        const float b0 = smem[5120 + p * 32 + e % 32];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[512 + (e / 32) * dim_H + p];
+        const float b0 = smem[5120 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1024 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = (smem[1024 + e] - (scale[min(position + e / 32, 7)] * (smem[1280 + e] + smem[1536 + e])));
+      smem[e] = smem[1024 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[1280 + e] + smem[1536 + e]);
     }
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + smem[e * 32 + p];
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[e * dim_D + p];
       }
-      smem[512 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[512 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[520 + e] = (smem[e] - (smem[512 + e / 32] * 0.03125f));
+      smem[520 + e] = smem[e] - smem[512 + e / dim_D] * 0.03125f;
     }
     __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float v4 = smem[520 + e * 32 + p];
-        acc = acc + (v4 * v4);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v6 = smem[520 + e * dim_D + p];
+        acc = acc + v6 * v6;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = ((smem[256 + e] + ((smem[520 + e] * (1.0f / sqrtf(((smem[e / 32] * 0.03125f) + 0.000001f)))) * param_gamma[h * 32 + e % 32])) + param_beta[h * 32 + e % 32]);
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[256 + e] + smem[520 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v5 = (smem[11264 + e] + smem[24192 + e]);
-      const float next_state = (smem[3072 + e] - (commit * v5));
-      const float next_accum = (keep * v5);
+      const float v7 = smem[11264 + e] + smem[24192 + e];
+      const float next_state = smem[3072 + e] - commit * v7;
+      const float next_accum = keep * v7;
       smem[3072 + e] = next_state;
       smem[11264 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v6 = (smem[20032 + e] + smem[19456 + e]);
-      const float next_state = (smem[19968 + e] - (commit * v6));
-      const float next_accum = (keep * v6);
+      const float v8 = smem[20032 + e] + smem[19456 + e];
+      const float next_state = smem[19968 + e] - commit * v8;
+      const float next_accum = keep * v8;
       smem[19968 + e] = next_state;
       smem[20032 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v7 = (smem[15360 + e] + smem[26240 + e]);
-      const float next_state = (smem[7168 + e] - (commit * v7));
-      const float next_accum = (keep * v7);
+      const float v9 = smem[15360 + e] + smem[26240 + e];
+      const float next_state = smem[7168 + e] - commit * v9;
+      const float next_accum = keep * v9;
       smem[7168 + e] = next_state;
       smem[15360 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v8 = (smem[13312 + e] + smem[22144 + e]);
-      const float next_state = (smem[5120 + e] - (commit * v8));
-      const float next_accum = (keep * v8);
+      const float v10 = smem[13312 + e] + smem[22144 + e];
+      const float next_state = smem[5120 + e] - commit * v10;
+      const float next_accum = keep * v10;
       smem[5120 + e] = next_state;
       smem[13312 + e] = next_accum;
     }
@@ -782,6 +837,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 8;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
+  // The spec's `dim D`.
+  const unsigned dim_D = 32;
+  // The spec's `dim H`.
+  const unsigned dim_H = 64;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
@@ -802,12 +863,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[7] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -823,8 +885,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_k[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[128 + e] = x;
     }
@@ -832,8 +894,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_v[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[65 + e] = x;
     }
@@ -842,9 +904,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[384 + p * 64 + e % 64];
+        const float b0 = smem[384 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 64] = acc0_0;
@@ -853,16 +915,16 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[192 + e] = tanhf((smem[e] + smem[17088 + e % 64]));
+      smem[192 + e] = tanhf(smem[e] + smem[17088 + e % dim_H]);
     }
     __syncthreads();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
-        const float b0 = smem[4480 + p * 64 + e % 64];
+        const float b0 = smem[4480 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 64] = acc0_0;
@@ -878,9 +940,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[320 + p];
-        const float b0 = smem[2432 + p * 32 + e % 32];
+        const float b0 = smem[2432 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 32] = acc0_0;
@@ -888,35 +950,51 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[p];
       }
-      smem[32 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[32 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[160 + e] = (smem[e] - (smem[32] * 0.03125f));
+      smem[160 + e] = smem[e] - smem[32] * 0.03125f;
     }
     __syncthreads();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v0 = smem[160 + p];
-        acc = acc + (v0 * v0);
+        acc = acc + v0 * v0;
       }
-      smem[1 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[1 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf(((smem[1 + e] * 0.03125f) + 0.000001f));
+      smem[e] = sqrtf(smem[1 + e] * 0.03125f + 0.000001f);
     }
     __syncthreads();
 
@@ -928,49 +1006,66 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[256 + e] = (((((smem[64] * (0 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[128 + e] + ((smem[160 + e] * smem[1]) * param_gamma[h * 32 + e % 32])) + param_beta[h * 32 + e % 32]) - smem[65 + e])) * 2.0f) * param_gamma[h * 32 + e % 32]);
+      const float v1 = param_gamma[h * 32 + e % dim_D];
+      smem[256 + e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[160 + e] * smem[1] * v1 + param_beta[h * 32 + e % dim_D] - smem[65 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[256 + p] * smem[160 + p]);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[256 + p] * smem[160 + p];
       }
-      smem[2 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[2 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      const float v1 = smem[1];
-      smem[32 + e] = ((smem[256 + e] * v1) + ((((((-(smem[2] * (v1 * v1))) * 0.5f) / smem[0]) * 0.03125f) * smem[160 + e]) * 2.0f));
+      const float v2 = smem[1];
+      smem[32 + e] = smem[256 + e] * v2 + (-(smem[2] * (v2 * v2))) * 0.5f / smem[0] * 0.03125f * smem[160 + e] * 2.0f;
     }
     __syncthreads();
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[32 + p]);
       }
-      smem[64 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[64 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = (smem[32 + e] + (smem[64] * 0.03125f));
+      smem[e] = smem[32 + e] + smem[64] * 0.03125f;
     }
     __syncthreads();
 
     // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[2432 + (e % 64) * 32 + p];
+        const float b0 = smem[2432 + (e % 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[256 + e % 64] = acc0_0;
@@ -987,12 +1082,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[320 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[320 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[320 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[320 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[p * 32 + (e % 16) * 2];
-        const float b1 = smem[p * 32 + (e % 16) * 2 + 1];
+        const float a0 = smem[320 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[320 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[320 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[320 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[p * dim_D + (e % 16) * 2];
+        const float b1 = smem[p * dim_D + (e % 16) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -1002,30 +1097,30 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[17216 + ((e / 16) * 4) * 32 + (e % 16) * 2] = acc0_0;
-      smem[17216 + ((e / 16) * 4) * 32 + (e % 16) * 2 + 1] = acc0_1;
-      smem[17216 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2] = acc1_0;
-      smem[17216 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2 + 1] = acc1_1;
-      smem[17216 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2] = acc2_0;
-      smem[17216 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2 + 1] = acc2_1;
-      smem[17216 + ((e / 16) * 4 + 3) * 32 + (e % 16) * 2] = acc3_0;
-      smem[17216 + ((e / 16) * 4 + 3) * 32 + (e % 16) * 2 + 1] = acc3_1;
+      smem[17216 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
+      smem[17216 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
+      smem[17216 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
+      smem[17216 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
+      smem[17216 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
+      smem[17216 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
+      smem[17216 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
+      smem[17216 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v2 = smem[320 + e];
-      smem[64 + e] = (smem[256 + e] * (1.0f - (v2 * v2)));
+      const float v3 = smem[320 + e];
+      smem[64 + e] = smem[256 + e] * (1.0f - v3 * v3);
     }
     __syncthreads();
 
     // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[64 + p];
-        const float b0 = smem[4480 + (e % 64) * 64 + p];
+        const float b0 = smem[4480 + (e % 64) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[8576 + e % 64] = acc0_0;
@@ -1050,14 +1145,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[192 + p * 64 + (e / 16) * 4];
-        const float a1 = smem[192 + p * 64 + (e / 16) * 4 + 1];
-        const float a2 = smem[192 + p * 64 + (e / 16) * 4 + 2];
-        const float a3 = smem[192 + p * 64 + (e / 16) * 4 + 3];
-        const float b0 = smem[64 + p * 64 + (e % 16) * 4];
-        const float b1 = smem[64 + p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[64 + p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[64 + p * 64 + (e % 16) * 4 + 3];
+        const float a0 = smem[192 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[192 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[192 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[192 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[64 + p * dim_H + (e % 16) * 4];
+        const float b1 = smem[64 + p * dim_H + (e % 16) * 4 + 1];
+        const float b2 = smem[64 + p * dim_H + (e % 16) * 4 + 2];
+        const float b3 = smem[64 + p * dim_H + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -1075,29 +1170,29 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[21312 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      smem[21312 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      smem[21312 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      smem[21312 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      smem[21312 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      smem[21312 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      smem[21312 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      smem[21312 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      smem[21312 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      smem[21312 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      smem[21312 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      smem[21312 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      smem[21312 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      smem[21312 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      smem[21312 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      smem[21312 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      smem[21312 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
+      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
+      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
+      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
+      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
+      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
+      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
+      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
+      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
+      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
+      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
+      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v3 = smem[192 + e];
-      smem[256 + e] = (smem[8576 + e] * (1.0f - (v3 * v3)));
+      const float v4 = smem[192 + e];
+      smem[256 + e] = smem[8576 + e] * (1.0f - v4 * v4);
     }
     __syncthreads();
 
@@ -1121,12 +1216,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * 32 + (e / 32) * 4];
-        const float a1 = smem[128 + p * 32 + (e / 32) * 4 + 1];
-        const float a2 = smem[128 + p * 32 + (e / 32) * 4 + 2];
-        const float a3 = smem[128 + p * 32 + (e / 32) * 4 + 3];
-        const float b0 = smem[256 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[256 + p * 64 + (e % 32) * 2 + 1];
+        const float a0 = smem[128 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[256 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[256 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -1136,21 +1231,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[19264 + ((e / 32) * 4) * 64 + (e % 32) * 2] = acc0_0;
-      smem[19264 + ((e / 32) * 4) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[19264 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[19264 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
-      smem[19264 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2] = acc2_0;
-      smem[19264 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2 + 1] = acc2_1;
-      smem[19264 + ((e / 32) * 4 + 3) * 64 + (e % 32) * 2] = acc3_0;
-      smem[19264 + ((e / 32) * 4 + 3) * 64 + (e % 32) * 2 + 1] = acc3_1;
+      smem[19264 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
+      smem[19264 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
+      smem[19264 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
+      smem[19264 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
+      smem[19264 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
+      smem[19264 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
+      smem[19264 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
+      smem[19264 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
     }
 
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_q[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[32 + e] = x;
     }
@@ -1160,9 +1255,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 32; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[32 + p];
-          const float b0 = smem[8640 + p * 64 + e % 64];
+          const float b0 = smem[8640 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1172,7 +1267,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 1] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[32 + p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1186,7 +1281,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[160 + p]);
-        const float b0 = smem[256 + p * 64 + e % 64];
+        const float b0 = smem[256 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[16896 + e % 64] = acc0_0;
@@ -1195,9 +1290,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[32 + p];
-        const float b0 = smem[384 + p * 64 + e % 64];
+        const float b0 = smem[384 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[16960 + e % 64] = acc0_0;
@@ -1208,7 +1303,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[256 + p * 64 + e % 64];
+        const float b0 = smem[256 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[17024 + e % 64] = acc0_0;
@@ -1217,7 +1312,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[128 + e] = tanhf(((smem[16960 + e] - (scale[min(position + 0, 7)] * (smem[16832 + e] + smem[16896 + e]))) + (smem[17088 + e % 64] - (scale[min(position + 0, 7)] * (smem[17152 + e % 64] + smem[17024 + e])))));
+      const float v5 = scale[min(position, dim_K - 1)];
+      smem[128 + e] = tanhf(smem[16960 + e] - v5 * (smem[16832 + e] + smem[16896 + e]) + (smem[17088 + e % dim_H] - v5 * (smem[17152 + e % dim_H] + smem[17024 + e])));
     }
     __syncthreads();
 
@@ -1225,9 +1321,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = smem[12736 + p * 64 + e % 64];
+          const float b0 = smem[12736 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1237,7 +1333,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 1] product, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
         const float b0 = smem[192 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1251,7 +1347,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[256 + p]);
-        const float b0 = smem[64 + p * 64 + e % 64];
+        const float b0 = smem[64 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[192 + e % 64] = acc0_0;
@@ -1261,9 +1357,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[4480 + p * 64 + e % 64];
+        const float b0 = smem[4480 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[256 + e % 64] = acc0_0;
@@ -1272,7 +1368,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[64 + e] = tanhf((smem[256 + e] - (scale[min(position + 0, 7)] * (smem[16832 + e] + smem[192 + e]))));
+      smem[64 + e] = tanhf(smem[256 + e] - scale[min(position, dim_K - 1)] * (smem[16832 + e] + smem[192 + e]));
     }
     __syncthreads();
 
@@ -1280,9 +1376,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 32; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[64 + p];
-          const float b0 = smem[10688 + p * 32 + e % 32];
+          const float b0 = smem[10688 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1292,7 +1388,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 1] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[64 + p];
         const float b0 = smem[320 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1306,7 +1402,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[128 + p]);
-        const float b0 = smem[p * 32 + e % 32];
+        const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[192 + e % 32] = acc0_0;
@@ -1316,9 +1412,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[64 + p];
-        const float b0 = smem[2432 + p * 32 + e % 32];
+        const float b0 = smem[2432 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[128 + e % 32] = acc0_0;
@@ -1327,74 +1423,90 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = (smem[128 + e] - (scale[min(position + 0, 7)] * (smem[160 + e] + smem[192 + e])));
+      smem[e] = smem[128 + e] - scale[min(position, dim_K - 1)] * (smem[160 + e] + smem[192 + e]);
     }
     __syncthreads();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[p];
       }
-      smem[64 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[64 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[65 + e] = (smem[e] - (smem[64] * 0.03125f));
+      smem[65 + e] = smem[e] - smem[64] * 0.03125f;
     }
     __syncthreads();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float v4 = smem[65 + p];
-        acc = acc + (v4 * v4);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v6 = smem[65 + p];
+        acc = acc + v6 * v6;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = ((smem[32 + e] + ((smem[65 + e] * (1.0f / sqrtf(((smem[0] * 0.03125f) + 0.000001f)))) * param_gamma[h * 32 + e % 32])) + param_beta[h * 32 + e % 32]);
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[32 + e] + smem[65 + e] * (1.0f / sqrtf(smem[0] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v5 = (smem[8640 + e] + smem[19264 + e]);
-      const float next_state = (smem[384 + e] - (commit * v5));
-      const float next_accum = (keep * v5);
+      const float v7 = smem[8640 + e] + smem[19264 + e];
+      const float next_state = smem[384 + e] - commit * v7;
+      const float next_accum = keep * v7;
       smem[384 + e] = next_state;
       smem[8640 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v6 = (smem[17152 + e] + smem[8576 + e]);
-      const float next_state = (smem[17088 + e] - (commit * v6));
-      const float next_accum = (keep * v6);
+      const float v8 = smem[17152 + e] + smem[8576 + e];
+      const float next_state = smem[17088 + e] - commit * v8;
+      const float next_accum = keep * v8;
       smem[17088 + e] = next_state;
       smem[17152 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v7 = (smem[12736 + e] + smem[21312 + e]);
-      const float next_state = (smem[4480 + e] - (commit * v7));
-      const float next_accum = (keep * v7);
+      const float v9 = smem[12736 + e] + smem[21312 + e];
+      const float next_state = smem[4480 + e] - commit * v9;
+      const float next_accum = keep * v9;
       smem[4480 + e] = next_state;
       smem[12736 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v8 = (smem[10688 + e] + smem[17216 + e]);
-      const float next_state = (smem[2432 + e] - (commit * v8));
-      const float next_accum = (keep * v8);
+      const float v10 = smem[10688 + e] + smem[17216 + e];
+      const float next_state = smem[2432 + e] - commit * v10;
+      const float next_accum = keep * v10;
       smem[2432 + e] = next_state;
       smem[10688 + e] = next_accum;
     }

@@ -22,6 +22,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   // Tokens per mini-batch (the spec's `minibatch K`).
   let dim_K: u32 = 8;
+  // The spec's `dim D`.
+  let dim_D: u32 = 32;
+  // The spec's `dim H`.
+  let dim_H: u32 = 64;
   let h: u32 = bh % u.H;
   // The state and accumulator start from the inputs.
   for (var e: u32 = tid; e < 2048; e = e + 256) {
@@ -43,12 +47,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
     let count: u32 = min(dim_K - position, u.T - token);
     let ends: bool = position + count == dim_K;
-    let commit: f32 = select(0.0, weights[7], ends);
+    let commit: f32 = select(0.0, weights[dim_K - 1], ends);
     let keep: f32 = select(1.0, 0.0, ends);
     let accum_live: bool = token == 0 || position != 0;
 
@@ -64,8 +69,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view k for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[(bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
@@ -73,8 +78,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view v for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[u.BHT * 32 + (bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 32 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[520 + e] = x;
     }
@@ -84,22 +89,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[1024 + ((e / 64) * 2) * 32 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * 32 + p];
-        let b0: f32 = state_out[bh * 2048 + p * 64 + e % 64];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[1024 + (e / 64) * 64 + p];
+        let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
+        let b0: f32 = state_out[bh * 2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[(e / 64) * 128 + e % 64] = acc0_0;
+      smem[((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[1536 + e] = tanh(clamp((smem[e] + smem[3584 + e % 64]), -15.0, 15.0));
+      smem[1536 + e] = tanh(clamp(smem[e] + smem[3584 + e % dim_H], -15.0, 15.0));
     }
     workgroupBarrier();
 
@@ -107,15 +112,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1536 + ((e / 64) * 2) * 64 + p];
-        let a1: f32 = smem[1536 + ((e / 64) * 2 + 1) * 64 + p];
-        let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + p * 64 + e % 64];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = smem[1536 + (e / 64) * 128 + p];
+        let a1: f32 = smem[1536 + ((e / 64) * 2 + 1) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[(e / 64) * 128 + e % 64] = acc0_0;
+      smem[((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -129,12 +134,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[2560 + (e / 32) * 64 + p];
-        let b0: f32 = state_out[u.BH * 6208 + bh * 2048 + p * 32 + e % 32];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = smem[2560 + (e / 32) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 6208 + bh * 2048 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[(e / 32) * 32 + e % 32] = acc0_0;
+      smem[(e / 32) * dim_D + e % 32] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -142,8 +147,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        acc = acc + smem[e * 32 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + smem[e * dim_D + p];
       }
       smem[256 + e] = acc;
     }
@@ -151,16 +156,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[1280 + e] = (smem[e] - (smem[256 + e / 32] * 0.03125));
+      smem[1280 + e] = smem[e] - smem[256 + e / dim_D] * 0.03125;
     }
     workgroupBarrier();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let v0: f32 = smem[1280 + e * 32 + p];
-        acc = acc + (v0 * v0);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v0: f32 = smem[1280 + e * dim_D + p];
+        acc = acc + v0 * v0;
       }
       smem[8 + e] = acc;
     }
@@ -168,7 +173,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 8; e = e + 256) {
-      smem[e] = sqrt(((smem[8 + e] * 0.03125) + 0.000001));
+      smem[e] = sqrt(smem[8 + e] * 0.03125 + 0.000001);
     }
     workgroupBarrier();
 
@@ -180,15 +185,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[2048 + e] = (((((smem[512 + e / 32] * select(0.0, 1.0, e / 32 < count)) * 0.5) * (((smem[1024 + e] + ((smem[1280 + e] * smem[8 + e / 32]) * weights[8 + h * 32 + e % 32])) + weights[8 + u.H * 32 + h * 32 + e % 32]) - smem[520 + e])) * 2.0) * weights[8 + h * 32 + e % 32]);
+      let v1: f32 = weights[8 + h * 32 + e % dim_D];
+      smem[2048 + e] = smem[512 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1024 + e] + smem[1280 + e] * smem[8 + e / dim_D] * v1 + weights[8 + u.H * 32 + h * 32 + e % dim_D] - smem[520 + e]) * 2.0 * v1;
     }
     workgroupBarrier();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        acc = acc + (smem[2048 + e * 32 + p] * smem[1280 + e * 32 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + smem[2048 + e * dim_D + p] * smem[1280 + e * dim_D + p];
       }
       smem[16 + e] = acc;
     }
@@ -196,16 +202,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      let v1: f32 = smem[8 + e / 32];
-      smem[256 + e] = ((smem[2048 + e] * v1) + ((((((-(smem[16 + e / 32] * (v1 * v1))) * 0.5) / smem[e / 32]) * 0.03125) * smem[1280 + e]) * 2.0));
+      let v2: f32 = smem[8 + e / dim_D];
+      smem[256 + e] = smem[2048 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5 / smem[e / dim_D] * 0.03125 * smem[1280 + e] * 2.0;
     }
     workgroupBarrier();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        acc = acc + (-smem[256 + e * 32 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + (-smem[256 + e * dim_D + p]);
       }
       smem[512 + e] = acc;
     }
@@ -213,7 +219,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[e] = (smem[256 + e] + (smem[512 + e / 32] * 0.03125));
+      smem[e] = smem[256 + e] + smem[512 + e / dim_D] * 0.03125;
     }
     workgroupBarrier();
 
@@ -221,15 +227,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[((e / 64) * 2) * 32 + p];
-        let a1: f32 = smem[((e / 64) * 2 + 1) * 32 + p];
-        let b0: f32 = state_out[u.BH * 6208 + bh * 2048 + (e % 64) * 32 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[(e / 64) * 64 + p];
+        let a1: f32 = smem[((e / 64) * 2 + 1) * dim_D + p];
+        let b0: f32 = state_out[u.BH * 6208 + bh * 2048 + (e % 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2048 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[2048 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -242,13 +248,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc2_1: f32 = 0.0;
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
-        let a0: f32 = smem[2560 + p * 64 + (e / 16) * 4];
-        let a1: f32 = smem[2560 + p * 64 + (e / 16) * 4 + 1];
-        let a2: f32 = smem[2560 + p * 64 + (e / 16) * 4 + 2];
-        let a3: f32 = smem[2560 + p * 64 + (e / 16) * 4 + 3];
-        let b0: f32 = smem[p * 32 + (e % 16) * 2];
-        let b1: f32 = smem[p * 32 + (e % 16) * 2 + 1];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = smem[2560 + p * dim_H + (e / 16) * 4];
+        let a1: f32 = smem[2560 + p * dim_H + (e / 16) * 4 + 1];
+        let a2: f32 = smem[2560 + p * dim_H + (e / 16) * 4 + 2];
+        let a3: f32 = smem[2560 + p * dim_H + (e / 16) * 4 + 3];
+        let b0: f32 = smem[p * dim_D + (e % 16) * 2];
+        let b1: f32 = smem[p * dim_D + (e % 16) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -258,22 +264,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 10240 + 2048 + ((e / 16) * 4) * 32 + (e % 16) * 2] = acc0_0;
-      scratch[bh * 10240 + 2048 + ((e / 16) * 4) * 32 + (e % 16) * 2 + 1] = acc0_1;
-      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2] = acc1_0;
-      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 1) * 32 + (e % 16) * 2 + 1] = acc1_1;
-      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2] = acc2_0;
-      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 2) * 32 + (e % 16) * 2 + 1] = acc2_1;
-      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 3) * 32 + (e % 16) * 2] = acc3_0;
-      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 3) * 32 + (e % 16) * 2 + 1] = acc3_1;
+      scratch[bh * 10240 + 2048 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
+      scratch[bh * 10240 + 2048 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
+      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
+      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
+      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
+      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
+      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
+      scratch[bh * 10240 + 2048 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      let v2: f32 = smem[2560 + e];
-      smem[512 + e] = (smem[2048 + e] * (1.0 - (v2 * v2)));
+      let v3: f32 = smem[2560 + e];
+      smem[512 + e] = smem[2048 + e] * (1.0 - v3 * v3);
     }
     workgroupBarrier();
 
@@ -281,15 +287,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[512 + ((e / 64) * 2) * 64 + p];
-        let a1: f32 = smem[512 + ((e / 64) * 2 + 1) * 64 + p];
-        let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + (e % 64) * 64 + p];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = smem[512 + (e / 64) * 128 + p];
+        let a1: f32 = smem[512 + ((e / 64) * 2 + 1) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + (e % 64) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[3072 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[3072 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[3072 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[3072 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -310,15 +316,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
-        let a0: f32 = smem[1536 + p * 64 + (e / 16) * 4];
-        let a1: f32 = smem[1536 + p * 64 + (e / 16) * 4 + 1];
-        let a2: f32 = smem[1536 + p * 64 + (e / 16) * 4 + 2];
-        let a3: f32 = smem[1536 + p * 64 + (e / 16) * 4 + 3];
-        let b0: f32 = smem[512 + p * 64 + (e % 16) * 4];
-        let b1: f32 = smem[512 + p * 64 + (e % 16) * 4 + 1];
-        let b2: f32 = smem[512 + p * 64 + (e % 16) * 4 + 2];
-        let b3: f32 = smem[512 + p * 64 + (e % 16) * 4 + 3];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = smem[1536 + p * dim_H + (e / 16) * 4];
+        let a1: f32 = smem[1536 + p * dim_H + (e / 16) * 4 + 1];
+        let a2: f32 = smem[1536 + p * dim_H + (e / 16) * 4 + 2];
+        let a3: f32 = smem[1536 + p * dim_H + (e / 16) * 4 + 3];
+        let b0: f32 = smem[512 + p * dim_H + (e % 16) * 4];
+        let b1: f32 = smem[512 + p * dim_H + (e % 16) * 4 + 1];
+        let b2: f32 = smem[512 + p * dim_H + (e % 16) * 4 + 2];
+        let b3: f32 = smem[512 + p * dim_H + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -336,38 +342,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 10240 + 6144 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 10240 + 6144 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 10240 + 6144 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 10240 + 6144 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 10240 + 6144 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      let v3: f32 = smem[1536 + e];
-      smem[2048 + e] = (smem[3072 + e] * (1.0 - (v3 * v3)));
+      let v4: f32 = smem[1536 + e];
+      smem[2048 + e] = smem[3072 + e] * (1.0 - v4 * v4);
     }
     workgroupBarrier();
 
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
-        acc = acc + smem[2048 + p * 64 + e];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        acc = acc + smem[2048 + p * dim_H + e];
       }
       smem[3072 + e] = acc;
     }
@@ -382,13 +388,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc2_1: f32 = 0.0;
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
-        let a0: f32 = smem[1024 + p * 32 + (e / 32) * 4];
-        let a1: f32 = smem[1024 + p * 32 + (e / 32) * 4 + 1];
-        let a2: f32 = smem[1024 + p * 32 + (e / 32) * 4 + 2];
-        let a3: f32 = smem[1024 + p * 32 + (e / 32) * 4 + 3];
-        let b0: f32 = smem[2048 + p * 64 + (e % 32) * 2];
-        let b1: f32 = smem[2048 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = smem[1024 + p * dim_D + (e / 32) * 4];
+        let a1: f32 = smem[1024 + p * dim_D + (e / 32) * 4 + 1];
+        let a2: f32 = smem[1024 + p * dim_D + (e / 32) * 4 + 2];
+        let a3: f32 = smem[1024 + p * dim_D + (e / 32) * 4 + 3];
+        let b0: f32 = smem[2048 + p * dim_H + (e % 32) * 2];
+        let b1: f32 = smem[2048 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -398,21 +404,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 10240 + 4096 + ((e / 32) * 4) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 10240 + 4096 + ((e / 32) * 4) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
-      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2] = acc2_0;
-      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 2) * 64 + (e % 32) * 2 + 1] = acc2_1;
-      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 3) * 64 + (e % 32) * 2] = acc3_0;
-      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 3) * 64 + (e % 32) * 2 + 1] = acc3_1;
+      scratch[bh * 10240 + 4096 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 10240 + 4096 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
+      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
+      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
+      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
+      scratch[bh * 10240 + 4096 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
     }
 
     // Stage the view q for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[u.BHT * 64 + (bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[256 + e] = x;
     }
@@ -424,27 +430,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 32; p = p + 1) {
-          let a0: f32 = smem[256 + ((e / 64) * 2) * 32 + p];
-          let a1: f32 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
-          let b0: f32 = state_out[u.BH * 8256 + bh * 2048 + p * 64 + e % 64];
+        for (var p: u32 = 0; p < dim_D; p = p + 1) {
+          let a0: f32 = smem[256 + (e / 64) * 64 + p];
+          let a1: f32 = smem[256 + ((e / 64) * 2 + 1) * dim_D + p];
+          let b0: f32 = state_out[u.BH * 8256 + bh * 2048 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      scratch[bh * 10240 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      scratch[bh * 10240 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      scratch[bh * 10240 + (e / 64) * 128 + e % 64] = acc0_0;
+      scratch[bh * 10240 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[256 + (e / 8) * 32 + p];
-        let b0: f32 = smem[1024 + (e % 8) * 32 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[256 + (e / 8) * dim_D + p];
+        let b0: f32 = smem[1024 + (e % 8) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1280 + (e / 8) * 8 + e % 8] = acc0_0;
+      smem[1280 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -453,52 +459,53 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 2) * smem[1280 + ((e / 64) * 2) * 8 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 2 + 1) * smem[1280 + ((e / 64) * 2 + 1) * 8 + p]);
-        let b0: f32 = smem[2048 + p * 64 + e % 64];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 2) * smem[1280 + (e / 64) * 16 + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 2 + 1) * smem[1280 + ((e / 64) * 2 + 1) * dim_K + p]);
+        let b0: f32 = smem[2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      scratch[bh * 10240 + 512 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      scratch[bh * 10240 + 512 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      scratch[bh * 10240 + 512 + (e / 64) * 128 + e % 64] = acc0_0;
+      scratch[bh * 10240 + 512 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[256 + ((e / 64) * 2) * 32 + p];
-        let a1: f32 = smem[256 + ((e / 64) * 2 + 1) * 32 + p];
-        let b0: f32 = state_out[bh * 2048 + p * 64 + e % 64];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[256 + (e / 64) * 64 + p];
+        let a1: f32 = smem[256 + ((e / 64) * 2 + 1) * dim_D + p];
+        let b0: f32 = state_out[bh * 2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      scratch[bh * 10240 + 1024 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      scratch[bh * 10240 + 1024 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      scratch[bh * 10240 + 1024 + (e / 64) * 128 + e % 64] = acc0_0;
+      scratch[bh * 10240 + 1024 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= (e / 64) * 2);
         let a1: f32 = select(0.0, 1.0, p <= (e / 64) * 2 + 1);
-        let b0: f32 = smem[2048 + p * 64 + e % 64];
+        let b0: f32 = smem[2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      scratch[bh * 10240 + 1536 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      scratch[bh * 10240 + 1536 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      scratch[bh * 10240 + 1536 + (e / 64) * 128 + e % 64] = acc0_0;
+      scratch[bh * 10240 + 1536 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[1024 + e] = tanh(clamp(((scratch[bh * 10240 + 1024 + e] - (weights[min(position + e / 64, 7)] * (scratch[bh * 10240 + e] + scratch[bh * 10240 + 512 + e]))) + (smem[3584 + e % 64] - (weights[min(position + e / 64, 7)] * (smem[3648 + e % 64] + scratch[bh * 10240 + 1536 + e])))), -15.0, 15.0));
+      let v5: f32 = weights[min(position + e / dim_H, dim_K - 1)];
+      smem[1024 + e] = tanh(clamp(scratch[bh * 10240 + 1024 + e] - v5 * (scratch[bh * 10240 + e] + scratch[bh * 10240 + 512 + e]) + (smem[3584 + e % dim_H] - v5 * (smem[3648 + e % dim_H] + scratch[bh * 10240 + 1536 + e])), -15.0, 15.0));
     }
     storageBarrier();
     workgroupBarrier();
@@ -508,27 +515,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[1024 + ((e / 64) * 2) * 64 + p];
-          let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
-          let b0: f32 = state_out[u.BH * 10368 + bh * 4096 + p * 64 + e % 64];
+        for (var p: u32 = 0; p < dim_H; p = p + 1) {
+          let a0: f32 = smem[1024 + (e / 64) * 128 + p];
+          let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * dim_H + p];
+          let b0: f32 = state_out[u.BH * 10368 + bh * 4096 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      scratch[bh * 10240 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      scratch[bh * 10240 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      scratch[bh * 10240 + (e / 64) * 128 + e % 64] = acc0_0;
+      scratch[bh * 10240 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 8] product, from line 16: let h2 = tanh(h1 @ W2)
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + (e / 8) * 64 + p];
-        let b0: f32 = smem[1536 + (e % 8) * 64 + p];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = smem[1024 + (e / 8) * dim_H + p];
+        let b0: f32 = smem[1536 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[2048 + (e / 8) * 8 + e % 8] = acc0_0;
+      smem[2048 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -537,15 +544,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 2) * smem[2048 + ((e / 64) * 2) * 8 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 2 + 1) * smem[2048 + ((e / 64) * 2 + 1) * 8 + p]);
-        let b0: f32 = smem[512 + p * 64 + e % 64];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 2) * smem[2048 + (e / 64) * 16 + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 2 + 1) * smem[2048 + ((e / 64) * 2 + 1) * dim_K + p]);
+        let b0: f32 = smem[512 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[1536 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[1536 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[1536 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[1536 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     workgroupBarrier();
 
@@ -553,22 +560,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + ((e / 64) * 2) * 64 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * 64 + p];
-        let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + p * 64 + e % 64];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = smem[1024 + (e / 64) * 128 + p];
+        let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2048 + ((e / 64) * 2) * 64 + e % 64] = acc0_0;
-      smem[2048 + ((e / 64) * 2 + 1) * 64 + e % 64] = acc1_0;
+      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[512 + e] = tanh(clamp((smem[2048 + e] - (weights[min(position + e / 64, 7)] * (scratch[bh * 10240 + e] + smem[1536 + e]))), -15.0, 15.0));
+      smem[512 + e] = tanh(clamp(smem[2048 + e] - weights[min(position + e / dim_H, dim_K - 1)] * (scratch[bh * 10240 + e] + smem[1536 + e]), -15.0, 15.0));
     }
     storageBarrier();
     workgroupBarrier();
@@ -577,24 +584,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[512 + (e / 32) * 64 + p];
-          let b0: f32 = state_out[u.BH * 14464 + bh * 2048 + p * 32 + e % 32];
+        for (var p: u32 = 0; p < dim_H; p = p + 1) {
+          let a0: f32 = smem[512 + (e / 32) * dim_H + p];
+          let b0: f32 = state_out[u.BH * 14464 + bh * 2048 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[1280 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1280 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
 
     // [8, 8] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[512 + (e / 8) * 64 + p];
-        let b0: f32 = smem[2560 + (e % 8) * 64 + p];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = smem[512 + (e / 8) * dim_H + p];
+        let b0: f32 = smem[2560 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1024 + (e / 8) * 8 + e % 8] = acc0_0;
+      smem[1024 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -602,39 +609,39 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= e / 32) * smem[1024 + (e / 32) * 8 + p]);
-        let b0: f32 = smem[p * 32 + e % 32];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = (select(0.0, 1.0, p <= e / 32) * smem[1024 + (e / 32) * dim_K + p]);
+        let b0: f32 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1536 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1536 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     workgroupBarrier();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[512 + (e / 32) * 64 + p];
-        let b0: f32 = state_out[u.BH * 6208 + bh * 2048 + p * 32 + e % 32];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = smem[512 + (e / 32) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 6208 + bh * 2048 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1024 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[e] = (smem[1024 + e] - (weights[min(position + e / 32, 7)] * (smem[1280 + e] + smem[1536 + e])));
+      smem[e] = smem[1024 + e] - weights[min(position + e / dim_D, dim_K - 1)] * (smem[1280 + e] + smem[1536 + e]);
     }
     workgroupBarrier();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        acc = acc + smem[e * 32 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + smem[e * dim_D + p];
       }
       smem[512 + e] = acc;
     }
@@ -642,58 +649,58 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[520 + e] = (smem[e] - (smem[512 + e / 32] * 0.03125));
+      smem[520 + e] = smem[e] - smem[512 + e / dim_D] * 0.03125;
     }
     workgroupBarrier();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let v4: f32 = smem[520 + e * 32 + p];
-        acc = acc + (v4 * v4);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v6: f32 = smem[520 + e * dim_D + p];
+        acc = acc + v6 * v6;
       }
       smem[e] = acc;
     }
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < count * 32; e = e + 256) {
-      out[(bh * u.T + token) * 32 + e] = ((smem[256 + e] + ((smem[520 + e] * (1.0 / sqrt(((smem[e / 32] * 0.03125) + 0.000001)))) * weights[8 + h * 32 + e % 32])) + weights[8 + u.H * 32 + h * 32 + e % 32]);
+    for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
+      out[(bh * u.T + token) * dim_D + e] = smem[256 + e] + smem[520 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.03125 + 0.000001)) * weights[8 + h * 32 + e % dim_D] + weights[8 + u.H * 32 + h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      let v5: f32 = (state_out[u.BH * 8256 + bh * 2048 + e] + scratch[bh * 10240 + 4096 + e]);
-      let next_state: f32 = (state_out[bh * 2048 + e] - (commit * v5));
-      let next_accum: f32 = (keep * v5);
+      let v7: f32 = state_out[u.BH * 8256 + bh * 2048 + e] + scratch[bh * 10240 + 4096 + e];
+      let next_state: f32 = state_out[bh * 2048 + e] - commit * v7;
+      let next_accum: f32 = keep * v7;
       state_out[bh * 2048 + e] = next_state;
       state_out[u.BH * 8256 + bh * 2048 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 64; e = e + 256) {
-      let v6: f32 = (smem[3648 + e] + smem[3072 + e]);
-      let next_state: f32 = (smem[3584 + e] - (commit * v6));
-      let next_accum: f32 = (keep * v6);
+      let v8: f32 = smem[3648 + e] + smem[3072 + e];
+      let next_state: f32 = smem[3584 + e] - commit * v8;
+      let next_accum: f32 = keep * v8;
       smem[3584 + e] = next_state;
       smem[3648 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v7: f32 = (state_out[u.BH * 10368 + bh * 4096 + e] + scratch[bh * 10240 + 6144 + e]);
-      let next_state: f32 = (state_out[u.BH * 2112 + bh * 4096 + e] - (commit * v7));
-      let next_accum: f32 = (keep * v7);
+      let v9: f32 = state_out[u.BH * 10368 + bh * 4096 + e] + scratch[bh * 10240 + 6144 + e];
+      let next_state: f32 = state_out[u.BH * 2112 + bh * 4096 + e] - commit * v9;
+      let next_accum: f32 = keep * v9;
       state_out[u.BH * 2112 + bh * 4096 + e] = next_state;
       state_out[u.BH * 10368 + bh * 4096 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      let v8: f32 = (state_out[u.BH * 14464 + bh * 2048 + e] + scratch[bh * 10240 + 2048 + e]);
-      let next_state: f32 = (state_out[u.BH * 6208 + bh * 2048 + e] - (commit * v8));
-      let next_accum: f32 = (keep * v8);
+      let v10: f32 = state_out[u.BH * 14464 + bh * 2048 + e] + scratch[bh * 10240 + 2048 + e];
+      let next_state: f32 = state_out[u.BH * 6208 + bh * 2048 + e] - commit * v10;
+      let next_accum: f32 = keep * v10;
       state_out[u.BH * 6208 + bh * 2048 + e] = next_state;
       state_out[u.BH * 14464 + bh * 2048 + e] = next_accum;
     }

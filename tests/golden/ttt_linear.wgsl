@@ -22,6 +22,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   // Tokens per mini-batch (the spec's `minibatch K`).
   let dim_K: u32 = 16;
+  // The spec's `dim D`.
+  let dim_D: u32 = 64;
   let h: u32 = bh % u.H;
   // The state and accumulator start from the inputs.
   for (var e: u32 = tid; e < 4096; e = e + 256) {
@@ -35,12 +37,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
     let count: u32 = min(dim_K - position, u.T - token);
     let ends: bool = position + count == dim_K;
-    let commit: f32 = select(0.0, weights[15], ends);
+    let commit: f32 = select(0.0, weights[dim_K - 1], ends);
     let keep: f32 = select(1.0, 0.0, ends);
     let accum_live: bool = token == 0 || position != 0;
 
@@ -56,8 +59,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view k for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[(bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -65,8 +68,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view v for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[u.BHT * 64 + (bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[48 + e] = x;
     }
@@ -78,20 +81,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 32) * 2) * 64 + p];
-        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * 64 + p];
-        let b0: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[2048 + (e / 32) * 128 + p];
+        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[3072 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[3072 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[3072 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[3072 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[3072 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[3072 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[3072 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[3072 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -99,8 +102,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + (smem[3072 + e * 64 + p] + state_out[u.BH * 4096 + bh * 64 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + (smem[3072 + e * dim_D + p] + state_out[u.BH * 4096 + bh * 64 + p]);
       }
       smem[e] = acc;
     }
@@ -109,7 +112,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 7168 + e] = ((smem[3072 + e] + state_out[u.BH * 4096 + bh * 64 + e % 64]) - (smem[e / 64] * 0.015625));
+      scratch[bh * 7168 + e] = smem[3072 + e] + state_out[u.BH * 4096 + bh * 64 + e % dim_D] - smem[e / dim_D] * 0.015625;
     }
     storageBarrier();
     workgroupBarrier();
@@ -117,9 +120,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v0: f32 = scratch[bh * 7168 + e * 64 + p];
-        acc = acc + (v0 * v0);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v0: f32 = scratch[bh * 7168 + e * dim_D + p];
+        acc = acc + v0 * v0;
       }
       smem[32 + e] = acc;
     }
@@ -128,7 +131,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
-      smem[e] = sqrt(((smem[32 + e] * 0.015625) + 0.000001));
+      smem[e] = sqrt(smem[32 + e] * 0.015625 + 0.000001);
     }
     workgroupBarrier();
 
@@ -140,7 +143,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 7168 + 1024 + e] = (((((smem[16 + e / 64] * select(0.0, 1.0, e / 64 < count)) * 0.5) * (((smem[2048 + e] + ((scratch[bh * 7168 + e] * smem[32 + e / 64]) * weights[16 + h * 64 + e % 64])) + weights[16 + u.H * 64 + h * 64 + e % 64]) - smem[48 + e])) * 2.0) * weights[16 + h * 64 + e % 64]);
+      let v1: f32 = weights[16 + h * 64 + e % dim_D];
+      scratch[bh * 7168 + 1024 + e] = smem[16 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[2048 + e] + scratch[bh * 7168 + e] * smem[32 + e / dim_D] * v1 + weights[16 + u.H * 64 + h * 64 + e % dim_D] - smem[48 + e]) * 2.0 * v1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -148,8 +152,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + (scratch[bh * 7168 + 1024 + e * 64 + p] * scratch[bh * 7168 + e * 64 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + scratch[bh * 7168 + 1024 + e * dim_D + p] * scratch[bh * 7168 + e * dim_D + p];
       }
       smem[16 + e] = acc;
     }
@@ -158,8 +162,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v1: f32 = smem[32 + e / 64];
-      smem[3072 + e] = ((scratch[bh * 7168 + 1024 + e] * v1) + ((((((-(smem[16 + e / 64] * (v1 * v1))) * 0.5) / smem[e / 64]) * 0.015625) * scratch[bh * 7168 + e]) * 2.0));
+      let v2: f32 = smem[32 + e / dim_D];
+      smem[3072 + e] = scratch[bh * 7168 + 1024 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5 / smem[e / dim_D] * 0.015625 * scratch[bh * 7168 + e] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -167,8 +171,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + (-smem[3072 + e * 64 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + (-smem[3072 + e * dim_D + p]);
       }
       smem[e] = acc;
     }
@@ -176,15 +180,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[1024 + e] = (smem[3072 + e] + (smem[e / 64] * 0.015625));
+      smem[1024 + e] = smem[3072 + e] + smem[e / dim_D] * 0.015625;
     }
     workgroupBarrier();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        acc = acc + smem[1024 + p * 64 + e];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        acc = acc + smem[1024 + p * dim_D + e];
       }
       smem[3072 + e] = acc;
     }
@@ -207,15 +211,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = smem[2048 + p * 64 + (e / 16) * 4];
-        let a1: f32 = smem[2048 + p * 64 + (e / 16) * 4 + 1];
-        let a2: f32 = smem[2048 + p * 64 + (e / 16) * 4 + 2];
-        let a3: f32 = smem[2048 + p * 64 + (e / 16) * 4 + 3];
-        let b0: f32 = smem[1024 + p * 64 + (e % 16) * 4];
-        let b1: f32 = smem[1024 + p * 64 + (e % 16) * 4 + 1];
-        let b2: f32 = smem[1024 + p * 64 + (e % 16) * 4 + 2];
-        let b3: f32 = smem[1024 + p * 64 + (e % 16) * 4 + 3];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = smem[2048 + p * dim_D + (e / 16) * 4];
+        let a1: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
+        let a2: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
+        let a3: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
+        let b0: f32 = smem[1024 + p * dim_D + (e % 16) * 4];
+        let b1: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 1];
+        let b2: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 2];
+        let b3: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -233,29 +237,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 7168 + 3072 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 7168 + 3072 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 7168 + 3072 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 7168 + 3072 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 7168 + 3072 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[u.BHT * 128 + (bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 128 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -269,32 +273,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[((e / 32) * 2) * 64 + p];
-          let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
-          let b0: f32 = state_out[u.BH * 4160 + bh * 4096 + p * 64 + (e % 32) * 2];
-          let b1: f32 = state_out[u.BH * 4160 + bh * 4096 + p * 64 + (e % 32) * 2 + 1];
+        for (var p: u32 = 0; p < dim_D; p = p + 1) {
+          let a0: f32 = smem[(e / 32) * 128 + p];
+          let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
+          let b0: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + (e % 32) * 2];
+          let b1: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 7168 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 7168 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 7168 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 7168 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 7168 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 7168 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 7168 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 7168 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[(e / 16) * 64 + p];
-        let b0: f32 = smem[2048 + (e % 16) * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[(e / 16) * dim_D + p];
+        let b0: f32 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[3136 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[3136 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -305,20 +309,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[3136 + ((e / 32) * 2) * 16 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[3136 + ((e / 32) * 2 + 1) * 16 + p]);
-        let b0: f32 = smem[1024 + p * 64 + (e % 32) * 2];
-        let b1: f32 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[3136 + (e / 32) * 32 + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[3136 + ((e / 32) * 2 + 1) * dim_K + p]);
+        let b0: f32 = smem[1024 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
@@ -327,20 +331,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[((e / 32) * 2) * 64 + p];
-        let a1: f32 = smem[((e / 32) * 2 + 1) * 64 + p];
-        let b0: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[(e / 32) * 128 + p];
+        let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 7168 + 1024 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 7168 + 1024 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 7168 + 1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 7168 + 1024 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 7168 + 1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 7168 + 1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 7168 + 1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 7168 + 1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
@@ -349,27 +353,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= (e / 32) * 2);
         let a1: f32 = select(0.0, 1.0, p <= (e / 32) * 2 + 1);
-        let b0: f32 = smem[1024 + p * 64 + (e % 32) * 2];
-        let b1: f32 = smem[1024 + p * 64 + (e % 32) * 2 + 1];
+        let b0: f32 = smem[1024 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 7168 + 2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 7168 + 2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 7168 + 2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 7168 + 2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 7168 + 2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 7168 + 2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 7168 + 2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 7168 + 2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[1024 + e] = ((scratch[bh * 7168 + 1024 + e] - (weights[min(position + e / 64, 15)] * (scratch[bh * 7168 + e] + smem[2048 + e]))) + (state_out[u.BH * 4096 + bh * 64 + e % 64] - (weights[min(position + e / 64, 15)] * (state_out[u.BH * 8256 + bh * 64 + e % 64] + scratch[bh * 7168 + 2048 + e]))));
+      let v3: f32 = weights[min(position + e / dim_D, dim_K - 1)];
+      smem[1024 + e] = scratch[bh * 7168 + 1024 + e] - v3 * (scratch[bh * 7168 + e] + smem[2048 + e]) + (state_out[u.BH * 4096 + bh * 64 + e % dim_D] - v3 * (state_out[u.BH * 8256 + bh * 64 + e % dim_D] + scratch[bh * 7168 + 2048 + e]));
     }
     storageBarrier();
     workgroupBarrier();
@@ -377,8 +382,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + smem[1024 + e * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + smem[1024 + e * dim_D + p];
       }
       smem[2048 + e] = acc;
     }
@@ -386,7 +391,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 7168 + e] = (smem[1024 + e] - (smem[2048 + e / 64] * 0.015625));
+      scratch[bh * 7168 + e] = smem[1024 + e] - smem[2048 + e / dim_D] * 0.015625;
     }
     storageBarrier();
     workgroupBarrier();
@@ -394,9 +399,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v2: f32 = scratch[bh * 7168 + e * 64 + p];
-        acc = acc + (v2 * v2);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v4: f32 = scratch[bh * 7168 + e * dim_D + p];
+        acc = acc + v4 * v4;
       }
       smem[1024 + e] = acc;
     }
@@ -404,24 +409,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < count * 64; e = e + 256) {
-      out[(bh * u.T + token) * 64 + e] = ((smem[e] + ((scratch[bh * 7168 + e] * (1.0 / sqrt(((smem[1024 + e / 64] * 0.015625) + 0.000001)))) * weights[16 + h * 64 + e % 64])) + weights[16 + u.H * 64 + h * 64 + e % 64]);
+    for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
+      out[(bh * u.T + token) * dim_D + e] = smem[e] + scratch[bh * 7168 + e] * (1.0 / sqrt(smem[1024 + e / dim_D] * 0.015625 + 0.000001)) * weights[16 + h * 64 + e % dim_D] + weights[16 + u.H * 64 + h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v3: f32 = (state_out[u.BH * 4160 + bh * 4096 + e] + scratch[bh * 7168 + 3072 + e]);
-      let next_state: f32 = (state_out[bh * 4096 + e] - (commit * v3));
-      let next_accum: f32 = (keep * v3);
+      let v5: f32 = state_out[u.BH * 4160 + bh * 4096 + e] + scratch[bh * 7168 + 3072 + e];
+      let next_state: f32 = state_out[bh * 4096 + e] - commit * v5;
+      let next_accum: f32 = keep * v5;
       state_out[bh * 4096 + e] = next_state;
       state_out[u.BH * 4160 + bh * 4096 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 64; e = e + 256) {
-      let v4: f32 = (state_out[u.BH * 8256 + bh * 64 + e] + smem[3072 + e]);
-      let next_state: f32 = (state_out[u.BH * 4096 + bh * 64 + e] - (commit * v4));
-      let next_accum: f32 = (keep * v4);
+      let v6: f32 = state_out[u.BH * 8256 + bh * 64 + e] + smem[3072 + e];
+      let next_state: f32 = state_out[u.BH * 4096 + bh * 64 + e] - commit * v6;
+      let next_accum: f32 = keep * v6;
       state_out[u.BH * 4096 + bh * 64 + e] = next_state;
       state_out[u.BH * 8256 + bh * 64 + e] = next_accum;
     }

@@ -64,6 +64,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
+  // The spec's `dim H`.
+  const unsigned dim_H = 256;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
@@ -84,12 +88,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
     const unsigned count = min(dim_K - position, T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -105,8 +110,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -114,8 +119,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[48 + e] = x;
     }
@@ -139,15 +144,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[2048 + ((e / 64) * 4) * 64 + p];
-        const float a1 = smem[2048 + ((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[2048 + ((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[2048 + ((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[11264 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[11264 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[11264 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[11264 + p * 256 + (e % 64) * 4 + 3];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[2048 + (e / 64) * 256 + p];
+        const float a1 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -165,47 +170,47 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[47296 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      smem[47296 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      smem[47296 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      smem[47296 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      smem[47296 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      smem[47296 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      smem[47296 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      smem[47296 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      smem[47296 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      smem[47296 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      smem[47296 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      smem[47296 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      smem[47296 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      smem[47296 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      smem[47296 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      smem[47296 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      smem[47296 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = (smem[47296 + e] + smem[44736 + e % 256]);
-      smem[51392 + e] = (v0 * v0);
+      const float v0 = smem[47296 + e] + smem[44736 + e % dim_H];
+      smem[51392 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      smem[3072 + e] = ((smem[47296 + e] + smem[44736 + e % 256]) * 0.5f);
-    }
-    __syncthreads();
-
-    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v1 = (smem[47296 + e] + smem[44736 + e % 256]);
-      scratch[bh * 45056 + e] = tanhf(((v1 + ((smem[51392 + e] * v1) * 0.044715f)) * 0.7978845608028654f));
+      smem[3072 + e] = (smem[47296 + e] + smem[44736 + e % dim_H]) * 0.5f;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      smem[7168 + e] = (smem[3072 + e] * (1.0f + scratch[bh * 45056 + e]));
+      const float v1 = smem[47296 + e] + smem[44736 + e % dim_H];
+      scratch[bh * 45056 + e] = tanhf((v1 + smem[51392 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+    }
+    __syncthreads();
+
+    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
+    for (unsigned e = tid; e < 4096; e += 256) {
+      smem[7168 + e] = smem[3072 + e] * (1.0f + scratch[bh * 45056 + e]);
     }
     __syncthreads();
 
@@ -215,53 +220,69 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
-        const float a0 = smem[7168 + ((e / 32) * 2) * 256 + p];
-        const float a1 = smem[7168 + ((e / 32) * 2 + 1) * 256 + p];
-        const float b0 = smem[27648 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[27648 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[7168 + (e / 32) * 512 + p];
+        const float a1 = smem[7168 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[45248 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[45248 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[45248 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[45248 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (smem[45248 + e * 64 + p] + smem[44096 + p]);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + (smem[45248 + e * dim_D + p] + smem[44096 + p]);
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[46272 + e] = ((smem[45248 + e] + smem[44096 + e % 64]) - (smem[e / 64] * 0.015625f));
+      smem[46272 + e] = smem[45248 + e] + smem[44096 + e % dim_D] - smem[e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v2 = smem[46272 + e * 64 + p];
-        acc = acc + (v2 * v2);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v2 = smem[46272 + e * dim_D + p];
+        acc = acc + v2 * v2;
       }
-      smem[32 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[32 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[e] = sqrtf(((smem[32 + e] * 0.015625f) + 0.000001f));
+      smem[e] = sqrtf(smem[32 + e] * 0.015625f + 0.000001f);
     }
     __syncthreads();
 
@@ -273,48 +294,65 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[45248 + e] = (((((smem[16 + e / 64] * (e / 64 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[2048 + e] + ((smem[46272 + e] * smem[32 + e / 64]) * param_gamma[h * 64 + e % 64])) + param_beta[h * 64 + e % 64]) - smem[48 + e])) * 2.0f) * param_gamma[h * 64 + e % 64]);
+      const float v3 = param_gamma[h * 64 + e % dim_D];
+      smem[45248 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[46272 + e] * smem[32 + e / dim_D] * v3 + param_beta[h * 64 + e % dim_D] - smem[48 + e]) * 2.0f * v3;
     }
     __syncthreads();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (smem[45248 + e * 64 + p] * smem[46272 + e * 64 + p]);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[45248 + e * dim_D + p] * smem[46272 + e * dim_D + p];
       }
-      smem[16 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[16 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v3 = smem[32 + e / 64];
-      smem[1024 + e] = ((smem[45248 + e] * v3) + ((((((-(smem[16 + e / 64] * (v3 * v3))) * 0.5f) / smem[e / 64]) * 0.015625f) * smem[46272 + e]) * 2.0f));
+      const float v4 = smem[32 + e / dim_D];
+      smem[1024 + e] = smem[45248 + e] * v4 + (-(smem[16 + e / dim_D] * (v4 * v4))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[46272 + e] * 2.0f;
     }
     __syncthreads();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (-smem[1024 + e * 64 + p]);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + (-smem[1024 + e * dim_D + p]);
       }
-      smem[44032 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[44032 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[e] = (smem[1024 + e] + (smem[44032 + e / 64] * 0.015625f));
+      smem[e] = smem[1024 + e] + smem[44032 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        acc = acc + smem[p * 64 + e];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        acc = acc + smem[p * dim_D + e];
       }
       smem[44032 + e] = acc;
     }
@@ -337,15 +375,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[((e / 64) * 4) * 64 + p];
-        const float a1 = smem[((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[27648 + ((e % 64) * 4) * 64 + p];
-        const float b1 = smem[27648 + ((e % 64) * 4 + 1) * 64 + p];
-        const float b2 = smem[27648 + ((e % 64) * 4 + 2) * 64 + p];
-        const float b3 = smem[27648 + ((e % 64) * 4 + 3) * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 64) * 256 + p];
+        const float a1 = smem[((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[((e / 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[27648 + (e % 64) * 256 + p];
+        const float b1 = smem[27648 + ((e % 64) * 4 + 1) * dim_D + p];
+        const float b2 = smem[27648 + ((e % 64) * 4 + 2) * dim_D + p];
+        const float b3 = smem[27648 + ((e % 64) * 4 + 3) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -363,22 +401,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -399,15 +437,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = smem[7168 + p * 256 + (e / 16) * 4];
-        const float a1 = smem[7168 + p * 256 + (e / 16) * 4 + 1];
-        const float a2 = smem[7168 + p * 256 + (e / 16) * 4 + 2];
-        const float a3 = smem[7168 + p * 256 + (e / 16) * 4 + 3];
-        const float b0 = smem[p * 64 + (e % 16) * 4];
-        const float b1 = smem[p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[p * 64 + (e % 16) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[7168 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[7168 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[7168 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[7168 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[p * dim_D + (e % 16) * 4];
+        const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -425,46 +463,46 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v4 = scratch[bh * 45056 + e];
-      scratch[bh * 45056 + 8192 + e] = (((scratch[bh * 45056 + 4096 + e] * smem[3072 + e]) * (1.0f - (v4 * v4))) * 0.7978845608028654f);
+      const float v5 = scratch[bh * 45056 + e];
+      scratch[bh * 45056 + 8192 + e] = scratch[bh * 45056 + 4096 + e] * smem[3072 + e] * (1.0f - v5 * v5) * 0.7978845608028654f;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v5 = scratch[bh * 45056 + 8192 + e];
-      const float v6 = (v5 * 0.044715f);
-      const float v7 = (smem[47296 + e] + smem[44736 + e % 256]);
-      smem[3072 + e] = (((((scratch[bh * 45056 + 4096 + e] * (1.0f + scratch[bh * 45056 + e])) * 0.5f) + v5) + (v6 * smem[51392 + e])) + (((v6 * v7) * v7) * 2.0f));
+      const float v6 = scratch[bh * 45056 + 8192 + e];
+      const float v7 = v6 * 0.044715f;
+      const float v8 = smem[47296 + e] + smem[44736 + e % dim_H];
+      smem[3072 + e] = scratch[bh * 45056 + 4096 + e] * (1.0f + scratch[bh * 45056 + e]) * 0.5f + v6 + v7 * smem[51392 + e] + v7 * v8 * v8 * 2.0f;
     }
     __syncthreads();
 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        acc = acc + smem[3072 + p * 256 + e];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        acc = acc + smem[3072 + p * dim_H + e];
       }
       smem[44224 + e] = acc;
     }
@@ -487,15 +525,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = smem[2048 + p * 64 + (e / 64) * 4];
-        const float a1 = smem[2048 + p * 64 + (e / 64) * 4 + 1];
-        const float a2 = smem[2048 + p * 64 + (e / 64) * 4 + 2];
-        const float a3 = smem[2048 + p * 64 + (e / 64) * 4 + 3];
-        const float b0 = smem[3072 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[3072 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * 256 + (e % 64) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = smem[2048 + p * dim_D + (e / 64) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 64) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 64) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 64) * 4 + 3];
+        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -513,29 +551,29 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 1024; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
@@ -560,15 +598,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
-          const float a0 = smem[1024 + ((e / 64) * 4) * 64 + p];
-          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-          const float b0 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4];
-          const float b1 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 1];
-          const float b2 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 2];
-          const float b3 = out_accum_W1[bh * 16384 + p * 256 + (e % 64) * 4 + 3];
+        for (unsigned p = 0; p < dim_D; p += 1) {
+          const float a0 = smem[1024 + (e / 64) * 256 + p];
+          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+          const float b0 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4];
+          const float b1 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
+          const float b2 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
+          const float b3 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc0_2 = acc0_2 + a0 * b2;
@@ -587,33 +625,33 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc3_3 = acc3_3 + a3 * b3;
         }
       }
-      smem[45248 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      smem[45248 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      smem[45248 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      smem[45248 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      smem[45248 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      smem[45248 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      smem[45248 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      smem[45248 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      smem[45248 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      smem[45248 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      smem[45248 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      smem[45248 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      smem[45248 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      smem[45248 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      smem[45248 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      smem[45248 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      smem[45248 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + (e / 16) * 64 + p];
-        const float b0 = smem[2048 + (e % 16) * 64 + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[1024 + (e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[44480 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[44480 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -635,15 +673,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4) * 16 + p]);
-        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 1) * 16 + p]);
-        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 2) * 16 + p]);
-        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 3) * 16 + p]);
-        const float b0 = smem[3072 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[3072 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * 256 + (e % 64) * 4 + 3];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[44480 + (e / 64) * 64 + p]);
+        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 1) * dim_K + p]);
+        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 2) * dim_K + p]);
+        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 3) * dim_K + p]);
+        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -661,22 +699,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[49344 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      smem[49344 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      smem[49344 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      smem[49344 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      smem[49344 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      smem[49344 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      smem[49344 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      smem[49344 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      smem[49344 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      smem[49344 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      smem[49344 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      smem[49344 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      smem[49344 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      smem[49344 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      smem[49344 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      smem[49344 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      smem[49344 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -697,15 +735,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float a0 = smem[1024 + ((e / 64) * 4) * 64 + p];
-        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-        const float b0 = smem[11264 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[11264 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[11264 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[11264 + p * 256 + (e % 64) * 4 + 3];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[1024 + (e / 64) * 256 + p];
+        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -723,22 +761,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[53440 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      smem[53440 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      smem[53440 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      smem[53440 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      smem[53440 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      smem[53440 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      smem[53440 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      smem[53440 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      smem[53440 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      smem[53440 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      smem[53440 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      smem[53440 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      smem[53440 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      smem[53440 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      smem[53440 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      smem[53440 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      smem[53440 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -759,15 +797,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 64) * 4 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f);
         const float a2 = (p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f);
         const float a3 = (p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f);
-        const float b0 = smem[3072 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[3072 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * 256 + (e % 64) * 4 + 3];
+        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -785,35 +823,36 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      scratch[bh * 45056 + 4096 + e] = ((smem[53440 + e] - (scale[min(position + e / 256, 15)] * (smem[45248 + e] + smem[49344 + e]))) + (smem[44736 + e % 256] - (scale[min(position + e / 256, 15)] * (smem[44992 + e % 256] + scratch[bh * 45056 + e]))));
+      const float v9 = scale[min(position + e / dim_H, dim_K - 1)];
+      scratch[bh * 45056 + 4096 + e] = smem[53440 + e] - v9 * (smem[45248 + e] + smem[49344 + e]) + (smem[44736 + e % dim_H] - v9 * (smem[44992 + e % dim_H] + scratch[bh * 45056 + e]));
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v8 = scratch[bh * 45056 + 4096 + e];
-      smem[2048 + e] = ((v8 * 0.5f) * (1.0f + tanhf(((v8 + (((v8 * v8) * v8) * 0.044715f)) * 0.7978845608028654f))));
+      const float v10 = scratch[bh * 45056 + 4096 + e];
+      smem[2048 + e] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
     }
     __syncthreads();
 
@@ -824,32 +863,32 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 256; p += 1) {
-          const float a0 = smem[2048 + ((e / 32) * 2) * 256 + p];
-          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 256 + p];
-          const float b0 = out_accum_W2[bh * 16384 + p * 64 + (e % 32) * 2];
-          const float b1 = out_accum_W2[bh * 16384 + p * 64 + (e % 32) * 2 + 1];
+        for (unsigned p = 0; p < dim_H; p += 1) {
+          const float a0 = smem[2048 + (e / 32) * 512 + p];
+          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+          const float b0 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2];
+          const float b1 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[45248 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[45248 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[45248 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[45248 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
-        const float a0 = smem[2048 + (e / 16) * 256 + p];
-        const float b0 = smem[7168 + (e % 16) * 256 + p];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[2048 + (e / 16) * dim_H + p];
+        const float b0 = smem[7168 + (e % 16) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[6144 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[6144 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -859,20 +898,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[6144 + ((e / 32) * 2) * 16 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[6144 + ((e / 32) * 2 + 1) * 16 + p]);
-        const float b0 = smem[p * 64 + (e % 32) * 2];
-        const float b1 = smem[p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[6144 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[6144 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[p * dim_D + (e % 32) * 2];
+        const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[6400 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[6400 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[6400 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[6400 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[6400 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[6400 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -881,20 +920,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
-        const float a0 = smem[2048 + ((e / 32) * 2) * 256 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * 256 + p];
-        const float b0 = smem[27648 + p * 64 + (e % 32) * 2];
-        const float b1 = smem[27648 + p * 64 + (e % 32) * 2 + 1];
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[2048 + (e / 32) * 512 + p];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[7424 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[7424 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[7424 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[7424 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[7424 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[7424 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -904,93 +943,110 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 16; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 32) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[p * 64 + (e % 32) * 2];
-        const float b1 = smem[p * 64 + (e % 32) * 2 + 1];
+        const float b0 = smem[p * dim_D + (e % 32) * 2];
+        const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[e] = ((smem[7424 + e] - (scale[min(position + e / 64, 15)] * (smem[45248 + e] + smem[6400 + e]))) + (smem[44096 + e % 64] - (scale[min(position + e / 64, 15)] * (smem[44160 + e % 64] + smem[2048 + e]))));
+      const float v11 = scale[min(position + e / dim_D, dim_K - 1)];
+      smem[e] = smem[7424 + e] - v11 * (smem[45248 + e] + smem[6400 + e]) + (smem[44096 + e % dim_D] - v11 * (smem[44160 + e % dim_D] + smem[2048 + e]));
     }
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + smem[e * 64 + p];
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[e * dim_D + p];
       }
-      smem[2048 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[2048 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[2064 + e] = (smem[e] - (smem[2048 + e / 64] * 0.015625f));
+      smem[2064 + e] = smem[e] - smem[2048 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v9 = smem[2064 + e * 64 + p];
-        acc = acc + (v9 * v9);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v12 = smem[2064 + e * dim_D + p];
+        acc = acc + v12 * v12;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = ((smem[1024 + e] + ((smem[2064 + e] * (1.0f / sqrtf(((smem[e / 64] * 0.015625f) + 0.000001f)))) * param_gamma[h * 64 + e % 64])) + param_beta[h * 64 + e % 64]);
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2064 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
-      const float v10 = (out_accum_W1[bh * 16384 + e] + scratch[bh * 45056 + 28672 + e]);
-      const float next_state = (smem[11264 + e] - (commit * v10));
-      const float next_accum = (keep * v10);
+      const float v13 = out_accum_W1[bh * 16384 + e] + scratch[bh * 45056 + 28672 + e];
+      const float next_state = smem[11264 + e] - commit * v13;
+      const float next_accum = keep * v13;
       smem[11264 + e] = next_state;
       out_accum_W1[bh * 16384 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v11 = (smem[44992 + e] + smem[44224 + e]);
-      const float next_state = (smem[44736 + e] - (commit * v11));
-      const float next_accum = (keep * v11);
+      const float v14 = smem[44992 + e] + smem[44224 + e];
+      const float next_state = smem[44736 + e] - commit * v14;
+      const float next_accum = keep * v14;
       smem[44736 + e] = next_state;
       smem[44992 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
-      const float v12 = (out_accum_W2[bh * 16384 + e] + scratch[bh * 45056 + 12288 + e]);
-      const float next_state = (smem[27648 + e] - (commit * v12));
-      const float next_accum = (keep * v12);
+      const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 45056 + 12288 + e];
+      const float next_state = smem[27648 + e] - commit * v15;
+      const float next_accum = keep * v15;
       smem[27648 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v13 = (smem[44160 + e] + smem[44032 + e]);
-      const float next_state = (smem[44096 + e] - (commit * v13));
-      const float next_accum = (keep * v13);
+      const float v16 = smem[44160 + e] + smem[44032 + e];
+      const float next_state = smem[44096 + e] - commit * v16;
+      const float next_accum = keep * v16;
       smem[44096 + e] = next_state;
       smem[44160 + e] = next_accum;
     }
@@ -1052,6 +1108,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
+  // The spec's `dim D`.
+  const unsigned dim_D = 64;
+  // The spec's `dim H`.
+  const unsigned dim_H = 256;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
@@ -1072,12 +1134,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[15] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
@@ -1093,8 +1156,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_k[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[128 + e] = x;
     }
@@ -1102,8 +1165,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_v[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[3 + e] = x;
     }
@@ -1112,9 +1175,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[704 + p * 256 + e % 256];
+        const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[50113 + e % 256] = acc0_0;
@@ -1123,35 +1186,35 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v0 = (smem[50113 + e] + smem[51649 + e % 256]);
-      smem[50369 + e] = (v0 * v0);
+      const float v0 = smem[50113 + e] + smem[51649 + e % dim_H];
+      smem[50369 + e] = v0 * v0;
     }
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[192 + e] = ((smem[50113 + e] + smem[51649 + e % 256]) * 0.5f);
-    }
-    __syncthreads();
-
-    // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v1 = (smem[50113 + e] + smem[51649 + e % 256]);
-      smem[50625 + e] = tanhf(((v1 + ((smem[50369 + e] * v1) * 0.044715f)) * 0.7978845608028654f));
+      smem[192 + e] = (smem[50113 + e] + smem[51649 + e % dim_H]) * 0.5f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[448 + e] = (smem[192 + e] * (1.0f + smem[50625 + e]));
+      const float v1 = smem[50113 + e] + smem[51649 + e % dim_H];
+      smem[50625 + e] = tanhf((v1 + smem[50369 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+    }
+    __syncthreads();
+
+    // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
+    for (unsigned e = tid; e < 256; e += 256) {
+      smem[448 + e] = smem[192 + e] * (1.0f + smem[50625 + e]);
     }
     __syncthreads();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[448 + p];
-        const float b0 = smem[17088 + p * 64 + e % 64];
+        const float b0 = smem[17088 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[49856 + e % 64] = acc0_0;
@@ -1159,35 +1222,51 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[49856 + p] + smem[49985 + p]);
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[49920 + e] = ((smem[49856 + e] + smem[49985 + e % 64]) - (smem[0] * 0.015625f));
+      smem[49920 + e] = smem[49856 + e] + smem[49985 + e % dim_D] - smem[0] * 0.015625f;
     }
     __syncthreads();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v2 = smem[49920 + p];
-        acc = acc + (v2 * v2);
+        acc = acc + v2 * v2;
       }
-      smem[2 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[2 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf(((smem[2 + e] * 0.015625f) + 0.000001f));
+      smem[e] = sqrtf(smem[2 + e] * 0.015625f + 0.000001f);
     }
     __syncthreads();
 
@@ -1199,40 +1278,57 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[49856 + e] = (((((smem[1] * (0 < count ? 1.0f : 0.0f)) * 0.5f) * (((smem[128 + e] + ((smem[49920 + e] * smem[2]) * param_gamma[h * 64 + e % 64])) + param_beta[h * 64 + e % 64]) - smem[3 + e])) * 2.0f) * param_gamma[h * 64 + e % 64]);
+      const float v3 = param_gamma[h * 64 + e % dim_D];
+      smem[49856 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[49920 + e] * smem[2] * v3 + param_beta[h * 64 + e % dim_D] - smem[3 + e]) * 2.0f * v3;
     }
     __syncthreads();
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        acc = acc + (smem[49856 + p] * smem[49920 + p]);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[49856 + p] * smem[49920 + p];
       }
-      smem[1 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[1 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v3 = smem[2];
-      smem[64 + e] = ((smem[49856 + e] * v3) + ((((((-(smem[1] * (v3 * v3))) * 0.5f) / smem[0]) * 0.015625f) * smem[49920 + e]) * 2.0f));
+      const float v4 = smem[2];
+      smem[64 + e] = smem[49856 + e] * v4 + (-(smem[1] * (v4 * v4))) * 0.5f / smem[0] * 0.015625f * smem[49920 + e] * 2.0f;
     }
     __syncthreads();
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[64 + p]);
       }
-      smem[49856 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[49856 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[e] = (smem[64 + e] + (smem[49856] * 0.015625f));
+      smem[e] = smem[64 + e] + smem[49856] * 0.015625f;
     }
     __syncthreads();
 
@@ -1248,9 +1344,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[17088 + (e % 256) * 64 + p];
+        const float b0 = smem[17088 + (e % 256) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[50881 + e % 256] = acc0_0;
@@ -1275,14 +1371,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[448 + p * 256 + (e / 16) * 4];
-        const float a1 = smem[448 + p * 256 + (e / 16) * 4 + 1];
-        const float a2 = smem[448 + p * 256 + (e / 16) * 4 + 2];
-        const float a3 = smem[448 + p * 256 + (e / 16) * 4 + 3];
-        const float b0 = smem[p * 64 + (e % 16) * 4];
-        const float b1 = smem[p * 64 + (e % 16) * 4 + 1];
-        const float b2 = smem[p * 64 + (e % 16) * 4 + 2];
-        const float b3 = smem[p * 64 + (e % 16) * 4 + 3];
+        const float a0 = smem[448 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[448 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[448 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[448 + p * dim_H + (e / 16) * 4 + 3];
+        const float b0 = smem[p * dim_D + (e % 16) * 4];
+        const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
+        const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
+        const float b3 = smem[p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -1300,38 +1396,38 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 32768 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 32768 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 32768 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 32768 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 32768 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 32768 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 32768 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 32768 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v4 = smem[50625 + e];
-      smem[51137 + e] = (((smem[50881 + e] * smem[192 + e]) * (1.0f - (v4 * v4))) * 0.7978845608028654f);
+      const float v5 = smem[50625 + e];
+      smem[51137 + e] = smem[50881 + e] * smem[192 + e] * (1.0f - v5 * v5) * 0.7978845608028654f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v5 = smem[51137 + e];
-      const float v6 = (v5 * 0.044715f);
-      const float v7 = (smem[50113 + e] + smem[51649 + e % 256]);
-      smem[192 + e] = (((((smem[50881 + e] * (1.0f + smem[50625 + e])) * 0.5f) + v5) + (v6 * smem[50369 + e])) + (((v6 * v7) * v7) * 2.0f));
+      const float v6 = smem[51137 + e];
+      const float v7 = v6 * 0.044715f;
+      const float v8 = smem[50113 + e] + smem[51649 + e % dim_H];
+      smem[192 + e] = smem[50881 + e] * (1.0f + smem[50625 + e]) * 0.5f + v6 + v7 * smem[50369 + e] + v7 * v8 * v8 * 2.0f;
     }
     __syncthreads();
 
@@ -1363,14 +1459,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * 64 + (e / 64) * 4];
-        const float a1 = smem[128 + p * 64 + (e / 64) * 4 + 1];
-        const float a2 = smem[128 + p * 64 + (e / 64) * 4 + 2];
-        const float a3 = smem[128 + p * 64 + (e / 64) * 4 + 3];
-        const float b0 = smem[192 + p * 256 + (e % 64) * 4];
-        const float b1 = smem[192 + p * 256 + (e % 64) * 4 + 1];
-        const float b2 = smem[192 + p * 256 + (e % 64) * 4 + 2];
-        const float b3 = smem[192 + p * 256 + (e % 64) * 4 + 3];
+        const float a0 = smem[128 + p * dim_D + (e / 64) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 64) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 64) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 64) * 4 + 3];
+        const float b0 = smem[192 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[192 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[192 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[192 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -1388,29 +1484,29 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 64; e += 256) {
       float x = 0.0f;
-      if (e / 64 < count) {
-        x = view_q[(bh * T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[64 + e] = x;
     }
@@ -1420,9 +1516,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 64; p += 1) {
+        for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[64 + p];
-          const float b0 = smem[33472 + p * 256 + e % 256];
+          const float b0 = smem[33472 + p * dim_H + e % 256];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1432,7 +1528,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 1] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1446,7 +1542,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[49856 + p]);
-        const float b0 = smem[192 + p * 256 + e % 256];
+        const float b0 = smem[192 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[50625 + e % 256] = acc0_0;
@@ -1455,9 +1551,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
-        const float b0 = smem[704 + p * 256 + e % 256];
+        const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[50881 + e % 256] = acc0_0;
@@ -1468,7 +1564,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[192 + p * 256 + e % 256];
+        const float b0 = smem[192 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[51137 + e % 256] = acc0_0;
@@ -1477,14 +1573,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[51393 + e] = ((smem[50881 + e] - (scale[min(position + 0, 15)] * (smem[50369 + e] + smem[50625 + e]))) + (smem[51649 + e % 256] - (scale[min(position + 0, 15)] * (smem[51905 + e % 256] + smem[51137 + e]))));
+      const float v9 = scale[min(position, dim_K - 1)];
+      smem[51393 + e] = smem[50881 + e] - v9 * (smem[50369 + e] + smem[50625 + e]) + (smem[51649 + e % dim_H] - v9 * (smem[51905 + e % dim_H] + smem[51137 + e]));
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v8 = smem[51393 + e];
-      smem[128 + e] = ((v8 * 0.5f) * (1.0f + tanhf(((v8 + (((v8 * v8) * v8) * 0.044715f)) * 0.7978845608028654f))));
+      const float v10 = smem[51393 + e];
+      smem[128 + e] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
     }
     __syncthreads();
 
@@ -1492,9 +1589,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       if (accum_live) {
-        for (unsigned p = 0; p < 256; p += 1) {
+        for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = out_accum_W2[bh * 16384 + p * 64 + e % 64];
+          const float b0 = out_accum_W2[bh * 16384 + p * dim_D + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1504,7 +1601,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 1] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
         const float b0 = smem[448 + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1518,7 +1615,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[384 + p]);
-        const float b0 = smem[p * 64 + e % 64];
+        const float b0 = smem[p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[385 + e % 64] = acc0_0;
@@ -1527,9 +1624,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 256; p += 1) {
+      for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[17088 + p * 64 + e % 64];
+        const float b0 = smem[17088 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[449 + e % 64] = acc0_0;
@@ -1541,7 +1638,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[p * 64 + e % 64];
+        const float b0 = smem[p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[128 + e % 64] = acc0_0;
@@ -1550,74 +1647,91 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[e] = ((smem[449 + e] - (scale[min(position + 0, 15)] * (smem[49921 + e] + smem[385 + e]))) + (smem[49985 + e % 64] - (scale[min(position + 0, 15)] * (smem[50049 + e % 64] + smem[128 + e]))));
+      const float v11 = scale[min(position, dim_K - 1)];
+      smem[e] = smem[449 + e] - v11 * (smem[49921 + e] + smem[385 + e]) + (smem[49985 + e % dim_D] - v11 * (smem[50049 + e % dim_D] + smem[128 + e]));
     }
     __syncthreads();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[p];
       }
-      smem[128 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[128 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[129 + e] = (smem[e] - (smem[128] * 0.015625f));
+      smem[129 + e] = smem[e] - smem[128] * 0.015625f;
     }
     __syncthreads();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 64; p += 1) {
-        const float v9 = smem[129 + p];
-        acc = acc + (v9 * v9);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v12 = smem[129 + p];
+        acc = acc + v12 * v12;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < count * 64; e += 256) {
-      output[(bh * T + token) * 64 + e] = ((smem[64 + e] + ((smem[129 + e] * (1.0f / sqrtf(((smem[0] * 0.015625f) + 0.000001f)))) * param_gamma[h * 64 + e % 64])) + param_beta[h * 64 + e % 64]);
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[129 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
-      const float v10 = (smem[33472 + e] + scratch[bh * 32768 + 16384 + e]);
-      const float next_state = (smem[704 + e] - (commit * v10));
-      const float next_accum = (keep * v10);
+      const float v13 = smem[33472 + e] + scratch[bh * 32768 + 16384 + e];
+      const float next_state = smem[704 + e] - commit * v13;
+      const float next_accum = keep * v13;
       smem[704 + e] = next_state;
       smem[33472 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v11 = (smem[51905 + e] + smem[50113 + e]);
-      const float next_state = (smem[51649 + e] - (commit * v11));
-      const float next_accum = (keep * v11);
+      const float v14 = smem[51905 + e] + smem[50113 + e];
+      const float next_state = smem[51649 + e] - commit * v14;
+      const float next_accum = keep * v14;
       smem[51649 + e] = next_state;
       smem[51905 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
-      const float v12 = (out_accum_W2[bh * 16384 + e] + scratch[bh * 32768 + e]);
-      const float next_state = (smem[17088 + e] - (commit * v12));
-      const float next_accum = (keep * v12);
+      const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 32768 + e];
+      const float next_state = smem[17088 + e] - commit * v15;
+      const float next_accum = keep * v15;
       smem[17088 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v13 = (smem[50049 + e] + smem[49857 + e]);
-      const float next_state = (smem[49985 + e] - (commit * v13));
-      const float next_accum = (keep * v13);
+      const float v16 = smem[50049 + e] + smem[49857 + e];
+      const float next_state = smem[49985 + e] - commit * v16;
+      const float next_accum = keep * v16;
       smem[49985 + e] = next_state;
       smem[50049 + e] = next_accum;
     }

@@ -22,6 +22,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   // Tokens per mini-batch (the spec's `minibatch K`).
   let dim_K: u32 = 16;
+  // The spec's `dim D`.
+  let dim_D: u32 = 64;
+  // The spec's `dim H`.
+  let dim_H: u32 = 256;
   let h: u32 = bh % u.H;
   // The state and accumulator start from the inputs.
   for (var e: u32 = tid; e < 16384; e = e + 256) {
@@ -43,12 +47,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
     let count: u32 = min(dim_K - position, u.T - token);
     let ends: bool = position + count == dim_K;
-    let commit: f32 = select(0.0, weights[15], ends);
+    let commit: f32 = select(0.0, weights[dim_K - 1], ends);
     let keep: f32 = select(1.0, 0.0, ends);
     let accum_live: bool = token == 0 || position != 0;
 
@@ -64,8 +69,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view k for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[(bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2048 + e] = x;
     }
@@ -73,8 +78,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view v for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[u.BHT * 64 + (bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[48 + e] = x;
     }
@@ -98,15 +103,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[2048 + ((e / 64) * 4) * 64 + p];
-        let a1: f32 = smem[2048 + ((e / 64) * 4 + 1) * 64 + p];
-        let a2: f32 = smem[2048 + ((e / 64) * 4 + 2) * 64 + p];
-        let a3: f32 = smem[2048 + ((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4];
-        let b1: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 1];
-        let b2: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 2];
-        let b3: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 3];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[2048 + (e / 64) * 256 + p];
+        let a1: f32 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
+        let a2: f32 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
+        let a3: f32 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
+        let b0: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4];
+        let b1: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
+        let b2: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
+        let b3: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -124,50 +129,50 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 10240 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 10240 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 10240 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 10240 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 10240 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v0: f32 = (scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256]);
-      scratch[bh * 63488 + 14336 + e] = (v0 * v0);
+      let v0: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % dim_H];
+      scratch[bh * 63488 + 14336 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      scratch[bh * 63488 + e] = ((scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256]) * 0.5);
-    }
-    storageBarrier();
-    workgroupBarrier();
-
-    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v1: f32 = (scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256]);
-      scratch[bh * 63488 + 18432 + e] = tanh(clamp(((v1 + ((scratch[bh * 63488 + 14336 + e] * v1) * 0.044715)) * 0.7978845608028654), -15.0, 15.0));
+      scratch[bh * 63488 + e] = (scratch[bh * 63488 + 10240 + e] + smem[3776 + e % dim_H]) * 0.5;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      scratch[bh * 63488 + 4096 + e] = (scratch[bh * 63488 + e] * (1.0 + scratch[bh * 63488 + 18432 + e]));
+      let v1: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % dim_H];
+      scratch[bh * 63488 + 18432 + e] = tanh(clamp((v1 + scratch[bh * 63488 + 14336 + e] * v1 * 0.044715) * 0.7978845608028654, -15.0, 15.0));
+    }
+    storageBarrier();
+    workgroupBarrier();
+
+    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
+    for (var e: u32 = tid; e < 4096; e = e + 256) {
+      scratch[bh * 63488 + 4096 + e] = scratch[bh * 63488 + e] * (1.0 + scratch[bh * 63488 + 18432 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -178,20 +183,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 256; p = p + 1) {
-        let a0: f32 = scratch[bh * 63488 + 4096 + ((e / 32) * 2) * 256 + p];
-        let a1: f32 = scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * 256 + p];
-        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = scratch[bh * 63488 + 4096 + (e / 32) * 512 + p];
+        let a1: f32 = scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -199,8 +204,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + (scratch[bh * 63488 + 8192 + e * 64 + p] + smem[3136 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + (scratch[bh * 63488 + 8192 + e * dim_D + p] + smem[3136 + p]);
       }
       smem[e] = acc;
     }
@@ -209,7 +214,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 63488 + 9216 + e] = ((scratch[bh * 63488 + 8192 + e] + smem[3136 + e % 64]) - (smem[e / 64] * 0.015625));
+      scratch[bh * 63488 + 9216 + e] = scratch[bh * 63488 + 8192 + e] + smem[3136 + e % dim_D] - smem[e / dim_D] * 0.015625;
     }
     storageBarrier();
     workgroupBarrier();
@@ -217,9 +222,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v2: f32 = scratch[bh * 63488 + 9216 + e * 64 + p];
-        acc = acc + (v2 * v2);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v2: f32 = scratch[bh * 63488 + 9216 + e * dim_D + p];
+        acc = acc + v2 * v2;
       }
       smem[32 + e] = acc;
     }
@@ -228,7 +233,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
-      smem[e] = sqrt(((smem[32 + e] * 0.015625) + 0.000001));
+      smem[e] = sqrt(smem[32 + e] * 0.015625 + 0.000001);
     }
     workgroupBarrier();
 
@@ -240,7 +245,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 63488 + 8192 + e] = (((((smem[16 + e / 64] * select(0.0, 1.0, e / 64 < count)) * 0.5) * (((smem[2048 + e] + ((scratch[bh * 63488 + 9216 + e] * smem[32 + e / 64]) * weights[16 + h * 64 + e % 64])) + weights[16 + u.H * 64 + h * 64 + e % 64]) - smem[48 + e])) * 2.0) * weights[16 + h * 64 + e % 64]);
+      let v3: f32 = weights[16 + h * 64 + e % dim_D];
+      scratch[bh * 63488 + 8192 + e] = smem[16 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[2048 + e] + scratch[bh * 63488 + 9216 + e] * smem[32 + e / dim_D] * v3 + weights[16 + u.H * 64 + h * 64 + e % dim_D] - smem[48 + e]) * 2.0 * v3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -248,8 +254,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + (scratch[bh * 63488 + 8192 + e * 64 + p] * scratch[bh * 63488 + 9216 + e * 64 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + scratch[bh * 63488 + 8192 + e * dim_D + p] * scratch[bh * 63488 + 9216 + e * dim_D + p];
       }
       smem[16 + e] = acc;
     }
@@ -258,8 +264,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v3: f32 = smem[32 + e / 64];
-      smem[1024 + e] = ((scratch[bh * 63488 + 8192 + e] * v3) + ((((((-(smem[16 + e / 64] * (v3 * v3))) * 0.5) / smem[e / 64]) * 0.015625) * scratch[bh * 63488 + 9216 + e]) * 2.0));
+      let v4: f32 = smem[32 + e / dim_D];
+      smem[1024 + e] = scratch[bh * 63488 + 8192 + e] * v4 + (-(smem[16 + e / dim_D] * (v4 * v4))) * 0.5 / smem[e / dim_D] * 0.015625 * scratch[bh * 63488 + 9216 + e] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -267,8 +273,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + (-smem[1024 + e * 64 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + (-smem[1024 + e * dim_D + p]);
       }
       smem[3072 + e] = acc;
     }
@@ -276,15 +282,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[e] = (smem[1024 + e] + (smem[3072 + e / 64] * 0.015625));
+      smem[e] = smem[1024 + e] + smem[3072 + e / dim_D] * 0.015625;
     }
     workgroupBarrier();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        acc = acc + smem[p * 64 + e];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        acc = acc + smem[p * dim_D + e];
       }
       smem[3072 + e] = acc;
     }
@@ -307,15 +313,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[((e / 64) * 4) * 64 + p];
-        let a1: f32 = smem[((e / 64) * 4 + 1) * 64 + p];
-        let a2: f32 = smem[((e / 64) * 4 + 2) * 64 + p];
-        let a3: f32 = smem[((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4) * 64 + p];
-        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 1) * 64 + p];
-        let b2: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 2) * 64 + p];
-        let b3: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 3) * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[(e / 64) * 256 + p];
+        let a1: f32 = smem[((e / 64) * 4 + 1) * dim_D + p];
+        let a2: f32 = smem[((e / 64) * 4 + 2) * dim_D + p];
+        let a3: f32 = smem[((e / 64) * 4 + 3) * dim_D + p];
+        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + (e % 64) * 256 + p];
+        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 1) * dim_D + p];
+        let b2: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 2) * dim_D + p];
+        let b3: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 3) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -333,22 +339,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 22528 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 22528 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 22528 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 22528 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 22528 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -369,15 +375,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = scratch[bh * 63488 + 4096 + p * 256 + (e / 16) * 4];
-        let a1: f32 = scratch[bh * 63488 + 4096 + p * 256 + (e / 16) * 4 + 1];
-        let a2: f32 = scratch[bh * 63488 + 4096 + p * 256 + (e / 16) * 4 + 2];
-        let a3: f32 = scratch[bh * 63488 + 4096 + p * 256 + (e / 16) * 4 + 3];
-        let b0: f32 = smem[p * 64 + (e % 16) * 4];
-        let b1: f32 = smem[p * 64 + (e % 16) * 4 + 1];
-        let b2: f32 = smem[p * 64 + (e % 16) * 4 + 2];
-        let b3: f32 = smem[p * 64 + (e % 16) * 4 + 3];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = scratch[bh * 63488 + 4096 + p * dim_H + (e / 16) * 4];
+        let a1: f32 = scratch[bh * 63488 + 4096 + p * dim_H + (e / 16) * 4 + 1];
+        let a2: f32 = scratch[bh * 63488 + 4096 + p * dim_H + (e / 16) * 4 + 2];
+        let a3: f32 = scratch[bh * 63488 + 4096 + p * dim_H + (e / 16) * 4 + 3];
+        let b0: f32 = smem[p * dim_D + (e % 16) * 4];
+        let b1: f32 = smem[p * dim_D + (e % 16) * 4 + 1];
+        let b2: f32 = smem[p * dim_D + (e % 16) * 4 + 2];
+        let b3: f32 = smem[p * dim_D + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -395,40 +401,40 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4) * 64 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4) * 64 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4] = acc1_0;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * 64 + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4] = acc2_0;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * 64 + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4] = acc3_0;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * 64 + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 30720 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 63488 + 30720 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 30720 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 30720 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 30720 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v4: f32 = scratch[bh * 63488 + 18432 + e];
-      scratch[bh * 63488 + 26624 + e] = (((scratch[bh * 63488 + 22528 + e] * scratch[bh * 63488 + e]) * (1.0 - (v4 * v4))) * 0.7978845608028654);
+      let v5: f32 = scratch[bh * 63488 + 18432 + e];
+      scratch[bh * 63488 + 26624 + e] = scratch[bh * 63488 + 22528 + e] * scratch[bh * 63488 + e] * (1.0 - v5 * v5) * 0.7978845608028654;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v5: f32 = scratch[bh * 63488 + 26624 + e];
-      let v6: f32 = (v5 * 0.044715);
-      let v7: f32 = (scratch[bh * 63488 + 10240 + e] + smem[3776 + e % 256]);
-      scratch[bh * 63488 + e] = (((((scratch[bh * 63488 + 22528 + e] * (1.0 + scratch[bh * 63488 + 18432 + e])) * 0.5) + v5) + (v6 * scratch[bh * 63488 + 14336 + e])) + (((v6 * v7) * v7) * 2.0));
+      let v6: f32 = scratch[bh * 63488 + 26624 + e];
+      let v7: f32 = v6 * 0.044715;
+      let v8: f32 = scratch[bh * 63488 + 10240 + e] + smem[3776 + e % dim_H];
+      scratch[bh * 63488 + e] = scratch[bh * 63488 + 22528 + e] * (1.0 + scratch[bh * 63488 + 18432 + e]) * 0.5 + v6 + v7 * scratch[bh * 63488 + 14336 + e] + v7 * v8 * v8 * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -436,8 +442,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        acc = acc + scratch[bh * 63488 + p * 256 + e];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        acc = acc + scratch[bh * 63488 + p * dim_H + e];
       }
       smem[3264 + e] = acc;
     }
@@ -460,15 +466,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = smem[2048 + p * 64 + (e / 64) * 4];
-        let a1: f32 = smem[2048 + p * 64 + (e / 64) * 4 + 1];
-        let a2: f32 = smem[2048 + p * 64 + (e / 64) * 4 + 2];
-        let a3: f32 = smem[2048 + p * 64 + (e / 64) * 4 + 3];
-        let b0: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4];
-        let b1: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 1];
-        let b2: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 2];
-        let b3: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 3];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = smem[2048 + p * dim_D + (e / 64) * 4];
+        let a1: f32 = smem[2048 + p * dim_D + (e / 64) * 4 + 1];
+        let a2: f32 = smem[2048 + p * dim_D + (e / 64) * 4 + 2];
+        let a3: f32 = smem[2048 + p * dim_D + (e / 64) * 4 + 3];
+        let b0: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4];
+        let b1: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 1];
+        let b2: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 2];
+        let b3: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -486,29 +492,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 47104 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 47104 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 47104 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 47104 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 47104 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 64 < count) {
-        x = tokens[u.BHT * 128 + (bh * u.T + token + e / 64) * 64 + e % 64];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 128 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
@@ -534,15 +540,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 64; p = p + 1) {
-          let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
-          let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-          let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-          let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-          let b0: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4];
-          let b1: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 1];
-          let b2: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 2];
-          let b3: f32 = state_out[u.BH * 33088 + bh * 16384 + p * 256 + (e % 64) * 4 + 3];
+        for (var p: u32 = 0; p < dim_D; p = p + 1) {
+          let a0: f32 = smem[1024 + (e / 64) * 256 + p];
+          let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+          let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+          let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+          let b0: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4];
+          let b1: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
+          let b2: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
+          let b3: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc0_2 = acc0_2 + a0 * b2;
@@ -561,33 +567,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           acc3_3 = acc3_3 + a3 * b3;
         }
       }
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 8192 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 8192 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 8192 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 8192 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + (e / 16) * 64 + p];
-        let b0: f32 = smem[2048 + (e % 16) * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[1024 + (e / 16) * dim_D + p];
+        let b0: f32 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[3520 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[3520 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -610,15 +616,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 4) * smem[3520 + ((e / 64) * 4) * 16 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 1) * smem[3520 + ((e / 64) * 4 + 1) * 16 + p]);
-        let a2: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 2) * smem[3520 + ((e / 64) * 4 + 2) * 16 + p]);
-        let a3: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 3) * smem[3520 + ((e / 64) * 4 + 3) * 16 + p]);
-        let b0: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4];
-        let b1: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 1];
-        let b2: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 2];
-        let b3: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 3];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 4) * smem[3520 + (e / 64) * 64 + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 1) * smem[3520 + ((e / 64) * 4 + 1) * dim_K + p]);
+        let a2: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 2) * smem[3520 + ((e / 64) * 4 + 2) * dim_K + p]);
+        let a3: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 3) * smem[3520 + ((e / 64) * 4 + 3) * dim_K + p]);
+        let b0: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4];
+        let b1: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 1];
+        let b2: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 2];
+        let b3: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -636,22 +642,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 12288 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 12288 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 12288 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 12288 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 12288 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -672,15 +678,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let a0: f32 = smem[1024 + ((e / 64) * 4) * 64 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * 64 + p];
-        let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * 64 + p];
-        let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * 64 + p];
-        let b0: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4];
-        let b1: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 1];
-        let b2: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 2];
-        let b3: f32 = state_out[bh * 16384 + p * 256 + (e % 64) * 4 + 3];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[1024 + (e / 64) * 256 + p];
+        let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+        let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+        let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+        let b0: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4];
+        let b1: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
+        let b2: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
+        let b3: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -698,22 +704,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 16384 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -734,15 +740,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= (e / 64) * 4);
         let a1: f32 = select(0.0, 1.0, p <= (e / 64) * 4 + 1);
         let a2: f32 = select(0.0, 1.0, p <= (e / 64) * 4 + 2);
         let a3: f32 = select(0.0, 1.0, p <= (e / 64) * 4 + 3);
-        let b0: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4];
-        let b1: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 1];
-        let b2: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 2];
-        let b3: f32 = scratch[bh * 63488 + p * 256 + (e % 64) * 4 + 3];
+        let b0: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4];
+        let b1: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 1];
+        let b2: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 2];
+        let b3: f32 = scratch[bh * 63488 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -760,37 +766,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4) * 256 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4) * 256 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4] = acc1_0;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * 256 + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4] = acc2_0;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * 256 + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4] = acc3_0;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * 256 + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 63488 + 20480 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 63488 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 63488 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 63488 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 63488 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      scratch[bh * 63488 + 24576 + e] = ((scratch[bh * 63488 + 16384 + e] - (weights[min(position + e / 256, 15)] * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 12288 + e]))) + (smem[3776 + e % 256] - (weights[min(position + e / 256, 15)] * (state_out[u.BH * 49472 + bh * 256 + e % 256] + scratch[bh * 63488 + 20480 + e]))));
+      let v9: f32 = weights[min(position + e / dim_H, dim_K - 1)];
+      scratch[bh * 63488 + 24576 + e] = scratch[bh * 63488 + 16384 + e] - v9 * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 12288 + e]) + (smem[3776 + e % dim_H] - v9 * (state_out[u.BH * 49472 + bh * 256 + e % dim_H] + scratch[bh * 63488 + 20480 + e]));
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v8: f32 = scratch[bh * 63488 + 24576 + e];
-      scratch[bh * 63488 + e] = ((v8 * 0.5) * (1.0 + tanh(clamp(((v8 + (((v8 * v8) * v8) * 0.044715)) * 0.7978845608028654), -15.0, 15.0))));
+      let v10: f32 = scratch[bh * 63488 + 24576 + e];
+      scratch[bh * 63488 + e] = v10 * 0.5 * (1.0 + tanh(clamp((v10 + v10 * v10 * v10 * 0.044715) * 0.7978845608028654, -15.0, 15.0)));
     }
     storageBarrier();
     workgroupBarrier();
@@ -802,32 +809,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       if (accum_live) {
-        for (var p: u32 = 0; p < 256; p = p + 1) {
-          let a0: f32 = scratch[bh * 63488 + ((e / 32) * 2) * 256 + p];
-          let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * 256 + p];
-          let b0: f32 = state_out[u.BH * 49728 + bh * 16384 + p * 64 + (e % 32) * 2];
-          let b1: f32 = state_out[u.BH * 49728 + bh * 16384 + p * 64 + (e % 32) * 2 + 1];
+        for (var p: u32 = 0; p < dim_H; p = p + 1) {
+          let a0: f32 = scratch[bh * 63488 + (e / 32) * 512 + p];
+          let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * dim_H + p];
+          let b0: f32 = state_out[u.BH * 49728 + bh * 16384 + p * dim_D + (e % 32) * 2];
+          let b1: f32 = state_out[u.BH * 49728 + bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 63488 + 8192 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 63488 + 8192 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 256; p = p + 1) {
-        let a0: f32 = scratch[bh * 63488 + (e / 16) * 256 + p];
-        let b0: f32 = scratch[bh * 63488 + 4096 + (e % 16) * 256 + p];
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = scratch[bh * 63488 + (e / 16) * dim_H + p];
+        let b0: f32 = scratch[bh * 63488 + 4096 + (e % 16) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[2048 + (e / 16) * 16 + e % 16] = acc0_0;
+      smem[2048 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -838,44 +845,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[2048 + ((e / 32) * 2) * 16 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[2048 + ((e / 32) * 2 + 1) * 16 + p]);
-        let b0: f32 = smem[p * 64 + (e % 32) * 2];
-        let b1: f32 = smem[p * 64 + (e % 32) * 2 + 1];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-      }
-      scratch[bh * 63488 + 4096 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 63488 + 4096 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
-    }
-    storageBarrier();
-    workgroupBarrier();
-
-    // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
-      var acc0_0: f32 = 0.0;
-      var acc0_1: f32 = 0.0;
-      var acc1_0: f32 = 0.0;
-      var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 256; p = p + 1) {
-        let a0: f32 = scratch[bh * 63488 + ((e / 32) * 2) * 256 + p];
-        let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * 256 + p];
-        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * 64 + (e % 32) * 2 + 1];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[2048 + (e / 32) * 32 + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[2048 + ((e / 32) * 2 + 1) * dim_K + p]);
+        let b0: f32 = smem[p * dim_D + (e % 32) * 2];
+        let b1: f32 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      smem[2048 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 63488 + 4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 63488 + 4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 63488 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -886,27 +869,52 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
-      for (var p: u32 = 0; p < 16; p = p + 1) {
+      for (var p: u32 = 0; p < dim_H; p = p + 1) {
+        let a0: f32 = scratch[bh * 63488 + (e / 32) * 512 + p];
+        let a1: f32 = scratch[bh * 63488 + ((e / 32) * 2 + 1) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2];
+        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+        acc1_0 = acc1_0 + a1 * b0;
+        acc1_1 = acc1_1 + a1 * b1;
+      }
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+    }
+    storageBarrier();
+    workgroupBarrier();
+
+    // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
+    for (var e: u32 = tid; e < 256; e = e + 256) {
+      var acc0_0: f32 = 0.0;
+      var acc0_1: f32 = 0.0;
+      var acc1_0: f32 = 0.0;
+      var acc1_1: f32 = 0.0;
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= (e / 32) * 2);
         let a1: f32 = select(0.0, 1.0, p <= (e / 32) * 2 + 1);
-        let b0: f32 = smem[p * 64 + (e % 32) * 2];
-        let b1: f32 = smem[p * 64 + (e % 32) * 2 + 1];
+        let b0: f32 = smem[p * dim_D + (e % 32) * 2];
+        let b1: f32 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 63488 + ((e / 32) * 2) * 64 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 63488 + ((e / 32) * 2) * 64 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 63488 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2] = acc1_0;
-      scratch[bh * 63488 + ((e / 32) * 2 + 1) * 64 + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 63488 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 63488 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 63488 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 63488 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[e] = ((smem[2048 + e] - (weights[min(position + e / 64, 15)] * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 4096 + e]))) + (smem[3136 + e % 64] - (weights[min(position + e / 64, 15)] * (smem[3200 + e % 64] + scratch[bh * 63488 + e]))));
+      let v11: f32 = weights[min(position + e / dim_D, dim_K - 1)];
+      smem[e] = smem[2048 + e] - v11 * (scratch[bh * 63488 + 8192 + e] + scratch[bh * 63488 + 4096 + e]) + (smem[3136 + e % dim_D] - v11 * (smem[3200 + e % dim_D] + scratch[bh * 63488 + e]));
     }
     storageBarrier();
     workgroupBarrier();
@@ -914,8 +922,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        acc = acc + smem[e * 64 + p];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + smem[e * dim_D + p];
       }
       smem[2048 + e] = acc;
     }
@@ -923,7 +931,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 63488 + e] = (smem[e] - (smem[2048 + e / 64] * 0.015625));
+      scratch[bh * 63488 + e] = smem[e] - smem[2048 + e / dim_D] * 0.015625;
     }
     storageBarrier();
     workgroupBarrier();
@@ -931,9 +939,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 64; p = p + 1) {
-        let v9: f32 = scratch[bh * 63488 + e * 64 + p];
-        acc = acc + (v9 * v9);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v12: f32 = scratch[bh * 63488 + e * dim_D + p];
+        acc = acc + v12 * v12;
       }
       smem[e] = acc;
     }
@@ -941,42 +949,42 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < count * 64; e = e + 256) {
-      out[(bh * u.T + token) * 64 + e] = ((smem[1024 + e] + ((scratch[bh * 63488 + e] * (1.0 / sqrt(((smem[e / 64] * 0.015625) + 0.000001)))) * weights[16 + h * 64 + e % 64])) + weights[16 + u.H * 64 + h * 64 + e % 64]);
+    for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
+      out[(bh * u.T + token) * dim_D + e] = smem[1024 + e] + scratch[bh * 63488 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.015625 + 0.000001)) * weights[16 + h * 64 + e % dim_D] + weights[16 + u.H * 64 + h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 16384; e = e + 256) {
-      let v10: f32 = (state_out[u.BH * 33088 + bh * 16384 + e] + scratch[bh * 63488 + 47104 + e]);
-      let next_state: f32 = (state_out[bh * 16384 + e] - (commit * v10));
-      let next_accum: f32 = (keep * v10);
+      let v13: f32 = state_out[u.BH * 33088 + bh * 16384 + e] + scratch[bh * 63488 + 47104 + e];
+      let next_state: f32 = state_out[bh * 16384 + e] - commit * v13;
+      let next_accum: f32 = keep * v13;
       state_out[bh * 16384 + e] = next_state;
       state_out[u.BH * 33088 + bh * 16384 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      let v11: f32 = (state_out[u.BH * 49472 + bh * 256 + e] + smem[3264 + e]);
-      let next_state: f32 = (smem[3776 + e] - (commit * v11));
-      let next_accum: f32 = (keep * v11);
+      let v14: f32 = state_out[u.BH * 49472 + bh * 256 + e] + smem[3264 + e];
+      let next_state: f32 = smem[3776 + e] - commit * v14;
+      let next_accum: f32 = keep * v14;
       smem[3776 + e] = next_state;
       state_out[u.BH * 49472 + bh * 256 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 16384; e = e + 256) {
-      let v12: f32 = (state_out[u.BH * 49728 + bh * 16384 + e] + scratch[bh * 63488 + 30720 + e]);
-      let next_state: f32 = (state_out[u.BH * 16640 + bh * 16384 + e] - (commit * v12));
-      let next_accum: f32 = (keep * v12);
+      let v15: f32 = state_out[u.BH * 49728 + bh * 16384 + e] + scratch[bh * 63488 + 30720 + e];
+      let next_state: f32 = state_out[u.BH * 16640 + bh * 16384 + e] - commit * v15;
+      let next_accum: f32 = keep * v15;
       state_out[u.BH * 16640 + bh * 16384 + e] = next_state;
       state_out[u.BH * 49728 + bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 64; e = e + 256) {
-      let v13: f32 = (smem[3200 + e] + smem[3072 + e]);
-      let next_state: f32 = (smem[3136 + e] - (commit * v13));
-      let next_accum: f32 = (keep * v13);
+      let v16: f32 = smem[3200 + e] + smem[3072 + e];
+      let next_state: f32 = smem[3136 + e] - commit * v16;
+      let next_accum: f32 = keep * v16;
       smem[3136 + e] = next_state;
       smem[3200 + e] = next_accum;
     }

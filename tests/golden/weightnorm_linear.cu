@@ -51,6 +51,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 8;
+  // The spec's `dim D`.
+  const unsigned dim_D = 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
     smem[18272 + e] = state_W[bh * 1024 + e];
@@ -62,12 +64,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
     const unsigned count = min(dim_K - position, T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[7] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
     // Stage the rate lr for this chunk.
@@ -82,8 +85,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_k[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[520 + e] = x;
     }
@@ -91,8 +94,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_v[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[776 + e] = x;
     }
@@ -100,8 +103,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[18272 + (e % 32) * 32 + p] * smem[18272 + (e % 32) * 32 + p]);
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float v0 = smem[18272 + (e % dim_D) * dim_D + p];
+        acc = acc + v0 * v0;
       }
       smem[e] = acc;
     }
@@ -109,7 +113,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[256 + e] = sqrtf((((smem[e] * 0.03125f) * 32.0f) + 0.000001f));
+      smem[256 + e] = sqrtf(smem[e] * 0.03125f * 32.0f + 0.000001f);
     }
     __syncthreads();
 
@@ -122,26 +126,26 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[520 + (e / 32) * 32 + p];
-        const float b0 = (smem[18272 + p * 32 + e % 32] * smem[8704 + (e / 32) * 32 + p]);
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[520 + (e / 32) * dim_D + p];
+        const float b0 = (smem[18272 + p * dim_D + e % 32] * smem[8704 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1032 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1032 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = ((((smem[512 + e / 32] * (e / 32 < count ? 1.0f : 0.0f)) * 0.5f) * ((smem[1032 + e] + smem[16672 + e % 32]) - smem[776 + e])) * 2.0f);
+      smem[e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[16672 + e % dim_D] - smem[776 + e]) * 2.0f;
     }
     __syncthreads();
 
     // [32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        acc = acc + smem[p * 32 + e];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        acc = acc + smem[p * dim_D + e];
       }
       smem[16640 + e] = acc;
     }
@@ -165,14 +169,14 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[520 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4];
-        const float a1 = smem[520 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4 + 1];
-        const float a2 = smem[520 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4 + 2];
-        const float a3 = smem[520 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4 + 3];
-        const float b0 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4];
-        const float b1 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4 + 1];
-        const float b2 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4 + 2];
-        const float b3 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4 + 3];
+        const float a0 = smem[520 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4];
+        const float a1 = smem[520 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 1];
+        const float a2 = smem[520 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 2];
+        const float a3 = smem[520 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 3];
+        const float b0 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4];
+        const float b1 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 1];
+        const float b2 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 2];
+        const float b3 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -190,30 +194,30 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4] = acc0_0;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 1] = acc0_1;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 2] = acc0_2;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 3] = acc0_3;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4] = acc1_0;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 1] = acc1_1;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 2] = acc1_2;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 3] = acc1_3;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4] = acc2_0;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4 + 1] = acc2_1;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4 + 2] = acc2_2;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4 + 3] = acc2_3;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4] = acc3_0;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4 + 1] = acc3_1;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4 + 2] = acc3_2;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4 + 3] = acc3_3;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4] = acc0_0;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4] = acc1_0;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 1] = acc1_1;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 2] = acc1_2;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 3] = acc1_3;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4] = acc2_0;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 1] = acc2_1;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 2] = acc2_2;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 3] = acc2_3;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4] = acc3_0;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 1] = acc3_1;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 2] = acc3_2;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [8, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[20320 + (e / 32) * 1024 + (e % 32) * 32 + p] * smem[18272 + (e % 32) * 32 + p]);
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + smem[20320 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18272 + (e % dim_D) * dim_D + p];
       }
       smem[8960 + e] = acc;
     }
@@ -221,16 +225,16 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v0 = smem[8704 + (e / 1024) * 32 + (e / 32) % 32];
-      smem[512 + e] = ((smem[20320 + e] * v0) + (((((((-(smem[8960 + (e / 1024) * 32 + (e / 32) % 32] * (v0 * v0))) * 0.5f) / smem[256 + (e / 1024) * 32 + (e / 32) % 32]) * 32.0f) * 0.03125f) * smem[18272 + ((e / 32) % 32) * 32 + e % 32]) * 2.0f));
+      const float v1 = smem[8704 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
+      smem[512 + e] = smem[20320 + e] * v1 + (-(smem[8960 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
     // [32, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
-        acc = acc + smem[512 + p * 1024 + (e / 32) * 32 + e % 32];
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        acc = acc + smem[512 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
       }
       smem[17248 + e] = acc;
     }
@@ -238,8 +242,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_q[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[16736 + e] = x;
     }
@@ -262,7 +266,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 256) * 4 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 256) * 4 + 1 ? 1.0f : 0.0f);
         const float a2 = (p <= (e / 256) * 4 + 2 ? 1.0f : 0.0f);
@@ -288,10 +292,10 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[20320 + ((e / 256) * 4) * 1024 + (e % 256) * 4] = acc0_0;
-      smem[20320 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 1] = acc0_1;
-      smem[20320 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 2] = acc0_2;
-      smem[20320 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 3] = acc0_3;
+      smem[20320 + (e / 256) * 4096 + (e % 256) * 4] = acc0_0;
+      smem[20320 + (e / 256) * 4096 + (e % 256) * 4 + 1] = acc0_1;
+      smem[20320 + (e / 256) * 4096 + (e % 256) * 4 + 2] = acc0_2;
+      smem[20320 + (e / 256) * 4096 + (e % 256) * 4 + 3] = acc0_3;
       smem[20320 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4] = acc1_0;
       smem[20320 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 1] = acc1_1;
       smem[20320 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 2] = acc1_2;
@@ -309,16 +313,16 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 8192; e += 256) {
-      smem[256 + e] = (smem[18272 + ((e / 32) % 32) * 32 + e % 32] - (scale[min(position + e / 1024, 7)] * (smem[19296 + ((e / 32) % 32) * 32 + e % 32] + smem[20320 + e])));
+      smem[256 + e] = smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * (smem[19296 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[20320 + e]);
     }
     __syncthreads();
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float v1 = smem[256 + (e / 32) * 1024 + (e % 32) * 32 + p];
-        acc = acc + (v1 * v1);
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float v2 = smem[256 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
+        acc = acc + v2 * v2;
       }
       smem[16992 + e] = acc;
     }
@@ -326,43 +330,43 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 8192; e += 256) {
-      smem[8448 + e] = (smem[256 + e] * (1.0f / sqrtf((((smem[16992 + (e / 1024) * 32 + (e / 32) % 32] * 0.03125f) * 32.0f) + 0.000001f))));
+      smem[8448 + e] = smem[256 + e] * (1.0f / sqrtf(smem[16992 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
 
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float a0 = smem[16736 + (e / 32) * 32 + p];
-        const float b0 = smem[8448 + (e / 32) * 1024 + p * 32 + e % 32];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[16736 + (e / 32) * dim_D + p];
+        const float b0 = smem[8448 + (e / 32) * 1024 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
 
     // [8, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 8; p += 1) {
+      for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
-        const float b0 = smem[p * 32 + e % 32];
+        const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[512 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[512 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = (smem[256 + e] + (smem[16672 + e % 32] - (scale[min(position + e / 32, 7)] * (smem[16704 + e % 32] + smem[512 + e]))));
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[256 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[16704 + e % dim_D] + smem[512 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v2 = (smem[19296 + e] + smem[17248 + e]);
-      const float next_state = (smem[18272 + e] - (commit * v2));
-      const float next_accum = (keep * v2);
+      const float v3 = smem[19296 + e] + smem[17248 + e];
+      const float next_state = smem[18272 + e] - commit * v3;
+      const float next_accum = keep * v3;
       smem[18272 + e] = next_state;
       smem[19296 + e] = next_accum;
     }
@@ -370,9 +374,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 32; e += 256) {
-      const float v3 = (smem[16704 + e] + smem[16640 + e]);
-      const float next_state = (smem[16672 + e] - (commit * v3));
-      const float next_accum = (keep * v3);
+      const float v4 = smem[16704 + e] + smem[16640 + e];
+      const float next_state = smem[16672 + e] - commit * v4;
+      const float next_accum = keep * v4;
       smem[16672 + e] = next_state;
       smem[16704 + e] = next_accum;
     }
@@ -417,6 +421,10 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 8;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 1;
+  // The spec's `dim D`.
+  const unsigned dim_D = 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
     smem[4288 + e] = state_W[bh * 1024 + e];
@@ -428,12 +436,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
   }
   __syncthreads();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
   while (token < T) {
-    const unsigned count = min(1, min(dim_K - position, T - token));
+    const unsigned count = min(min(chunk_rows, dim_K - position), T - token);
     const bool ends = position + count == dim_K;
-    const float commit = (ends ? scale[7] : 0.0f);
+    const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
 
     // Stage the rate lr for this chunk.
@@ -448,8 +457,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // Stage the view k for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_k[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[65 + e] = x;
     }
@@ -457,25 +466,34 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // Stage the view v for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_v[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[97 + e] = x;
     }
 
     // [1, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 32; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 32; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[4288 + (e % 32) * 32 + p] * smem[4288 + (e % 32) * 32 + p]);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v0 = smem[4288 + (e % dim_D) * dim_D + p];
+        acc = acc + v0 * v0;
       }
-      smem[e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[32 + e] = sqrtf((((smem[e] * 0.03125f) * 32.0f) + 0.000001f));
+      smem[32 + e] = sqrtf(smem[e] * 0.03125f * 32.0f + 0.000001f);
     }
     __syncthreads();
 
@@ -488,9 +506,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // [1, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 32; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[65 + p];
-        const float b0 = (smem[4288 + p * 32 + e % 32] * smem[1088 + p]);
+        const float b0 = (smem[4288 + p * dim_D + e % 32] * smem[1088 + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[129 + e % 32] = acc0_0;
@@ -499,7 +517,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // [1, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = ((((smem[64] * (0 < count ? 1.0f : 0.0f)) * 0.5f) * ((smem[129 + e] + smem[2176 + e % 32]) - smem[97 + e])) * 2.0f);
+      smem[e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[129 + e] + smem[2176 + e % dim_D] - smem[97 + e]) * 2.0f;
     }
     __syncthreads();
 
@@ -519,36 +537,44 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[65 + p * 32 + ((e / 16) % 16) * 2];
-        const float a1 = smem[65 + p * 32 + ((e / 16) % 16) * 2 + 1];
-        const float b0 = smem[p * 32 + (e % 16) * 2];
-        const float b1 = smem[p * 32 + (e % 16) * 2 + 1];
+        const float a0 = smem[65 + p * dim_D + ((e / 16) % 16) * 2];
+        const float a1 = smem[65 + p * dim_D + ((e / 16) % 16) * 2 + 1];
+        const float b0 = smem[p * dim_D + (e % 16) * 2];
+        const float b1 = smem[p * dim_D + (e % 16) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2240 + (((e / 16) % 16) * 2) * 32 + (e % 16) * 2] = acc0_0;
-      smem[2240 + (((e / 16) % 16) * 2) * 32 + (e % 16) * 2 + 1] = acc0_1;
-      smem[2240 + (((e / 16) % 16) * 2 + 1) * 32 + (e % 16) * 2] = acc1_0;
-      smem[2240 + (((e / 16) % 16) * 2 + 1) * 32 + (e % 16) * 2 + 1] = acc1_1;
+      smem[2240 + ((e / 16) % 16) * 64 + (e % 16) * 2] = acc0_0;
+      smem[2240 + ((e / 16) % 16) * 64 + (e % 16) * 2 + 1] = acc0_1;
+      smem[2240 + (((e / 16) % 16) * 2 + 1) * dim_D + (e % 16) * 2] = acc1_0;
+      smem[2240 + (((e / 16) % 16) * 2 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [1, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 32; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 32; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        acc = acc + (smem[2240 + (e % 32) * 32 + p] * smem[4288 + (e % 32) * 32 + p]);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[2240 + (e % dim_D) * dim_D + p] * smem[4288 + (e % dim_D) * dim_D + p];
       }
-      smem[1120 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[1120 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v0 = smem[1088 + (e / 32) % 32];
-      smem[64 + e] = ((smem[2240 + e] * v0) + (((((((-(smem[1120 + (e / 32) % 32] * (v0 * v0))) * 0.5f) / smem[32 + (e / 32) % 32]) * 32.0f) * 0.03125f) * smem[4288 + ((e / 32) % 32) * 32 + e % 32]) * 2.0f));
+      const float v1 = smem[1088 + (e / dim_D) % dim_D];
+      smem[64 + e] = smem[2240 + e] * v1 + (-(smem[1120 + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[32 + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[4288 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
@@ -556,7 +582,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = tid; e < 1024; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        acc = acc + smem[64 + (e / 32) * 32 + e % 32];
+        acc = acc + smem[64 + (e / dim_D) * dim_D + e % dim_D];
       }
       smem[2240 + e] = acc;
     }
@@ -564,8 +590,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // Stage the view q for this chunk.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
-      if (e / 32 < count) {
-        x = view_q[(bh * T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[2112 + e] = x;
     }
@@ -596,33 +622,41 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // [1, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[32 + e] = (smem[4288 + ((e / 32) % 32) * 32 + e % 32] - (scale[min(position + 0, 7)] * (smem[5312 + ((e / 32) % 32) * 32 + e % 32] + smem[3264 + e])));
+      smem[32 + e] = smem[4288 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[5312 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[3264 + e]);
     }
     __syncthreads();
 
     // [1, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 32; e += 256) {
+    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < 32; e += 8) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
-        const float v1 = smem[32 + (e % 32) * 32 + p];
-        acc = acc + (v1 * v1);
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        const float v2 = smem[32 + (e % dim_D) * dim_D + p];
+        acc = acc + v2 * v2;
       }
-      smem[2144 + e] = acc;
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[2144 + e] = acc;
+      }
     }
     __syncthreads();
 
     // [1, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[1056 + e] = (smem[32 + e] * (1.0f / sqrtf((((smem[2144 + (e / 32) % 32] * 0.03125f) * 32.0f) + 0.000001f))));
+      smem[1056 + e] = smem[32 + e] * (1.0f / sqrtf(smem[2144 + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
 
     // [1, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 32; e += 256) {
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 32; p += 1) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[2112 + p];
-        const float b0 = smem[1056 + p * 32 + e % 32];
+        const float b0 = smem[1056 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[32 + e % 32] = acc0_0;
@@ -633,7 +667,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[p * 32 + e % 32];
+        const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[64 + e % 32] = acc0_0;
@@ -641,15 +675,15 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < count * 32; e += 256) {
-      output[(bh * T + token) * 32 + e] = (smem[32 + e] + (smem[2176 + e % 32] - (scale[min(position + 0, 7)] * (smem[2208 + e % 32] + smem[64 + e]))));
+    for (unsigned e = tid; e < count * dim_D; e += 256) {
+      output[(bh * T + token) * dim_D + e] = smem[32 + e] + (smem[2176 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2208 + e % dim_D] + smem[64 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v2 = (smem[5312 + e] + smem[2240 + e]);
-      const float next_state = (smem[4288 + e] - (commit * v2));
-      const float next_accum = (keep * v2);
+      const float v3 = smem[5312 + e] + smem[2240 + e];
+      const float next_state = smem[4288 + e] - commit * v3;
+      const float next_accum = keep * v3;
       smem[4288 + e] = next_state;
       smem[5312 + e] = next_accum;
     }
@@ -657,9 +691,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 32; e += 256) {
-      const float v3 = (smem[2208 + e] + smem[2080 + e]);
-      const float next_state = (smem[2176 + e] - (commit * v3));
-      const float next_accum = (keep * v3);
+      const float v4 = smem[2208 + e] + smem[2080 + e];
+      const float next_state = smem[2176 + e] - commit * v4;
+      const float next_accum = keep * v4;
       smem[2176 + e] = next_state;
       smem[2208 + e] = next_accum;
     }

@@ -22,6 +22,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   // Tokens per mini-batch (the spec's `minibatch K`).
   let dim_K: u32 = 8;
+  // The spec's `dim D`.
+  let dim_D: u32 = 32;
   // The state and accumulator start from the inputs.
   for (var e: u32 = tid; e < 1024; e = e + 256) {
     smem[1888 + e] = state_in[bh * 1024 + e];
@@ -34,12 +36,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
+  // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   var token: u32 = 0;
   var position: u32 = u.start;
   while (token < u.T) {
     let count: u32 = min(dim_K - position, u.T - token);
     let ends: bool = position + count == dim_K;
-    let commit: f32 = select(0.0, weights[7], ends);
+    let commit: f32 = select(0.0, weights[dim_K - 1], ends);
     let keep: f32 = select(1.0, 0.0, ends);
 
     // Stage the rate lr for this chunk.
@@ -54,8 +57,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view k for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[(bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[608 + e] = x;
     }
@@ -63,8 +66,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view v for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[u.BHT * 32 + (bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 32 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[864 + e] = x;
     }
@@ -72,8 +75,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        acc = acc + (smem[1888 + (e % 32) * 32 + p] * smem[1888 + (e % 32) * 32 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v0: f32 = smem[1888 + (e % dim_D) * dim_D + p];
+        acc = acc + v0 * v0;
       }
       smem[e] = acc;
     }
@@ -81,7 +85,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[256 + e] = sqrt((((smem[e] * 0.03125) * 32.0) + 0.000001));
+      smem[256 + e] = sqrt(smem[e] * 0.03125 * 32.0 + 0.000001);
     }
     workgroupBarrier();
 
@@ -94,26 +98,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[608 + (e / 32) * 32 + p];
-        let b0: f32 = (smem[1888 + p * 32 + e % 32] * smem[1120 + (e / 32) * 32 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[608 + (e / 32) * dim_D + p];
+        let b0: f32 = (smem[1888 + p * dim_D + e % 32] * smem[1120 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1376 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[1376 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     workgroupBarrier();
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[e] = ((((smem[512 + e / 32] * select(0.0, 1.0, e / 32 < count)) * 0.5) * ((smem[1376 + e] + smem[544 + e % 32]) - smem[864 + e])) * 2.0);
+      smem[e] = smem[512 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1376 + e] + smem[544 + e % dim_D] - smem[864 + e]) * 2.0;
     }
     workgroupBarrier();
 
     // [32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 32; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
-        acc = acc + smem[p * 32 + e];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        acc = acc + smem[p * dim_D + e];
       }
       smem[512 + e] = acc;
     }
@@ -137,14 +141,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < 1; p = p + 1) {
-        let a0: f32 = smem[608 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4];
-        let a1: f32 = smem[608 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4 + 1];
-        let a2: f32 = smem[608 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4 + 2];
-        let a3: f32 = smem[608 + (e / 64) * 32 + p * 32 + ((e / 8) % 8) * 4 + 3];
-        let b0: f32 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4];
-        let b1: f32 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4 + 1];
-        let b2: f32 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4 + 2];
-        let b3: f32 = smem[(e / 64) * 32 + p * 32 + (e % 8) * 4 + 3];
+        let a0: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4];
+        let a1: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 1];
+        let a2: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 2];
+        let a3: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 3];
+        let b0: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4];
+        let b1: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 1];
+        let b2: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 2];
+        let b3: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -162,22 +166,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4] = acc0_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 1] = acc0_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 2] = acc0_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4) * 32 + (e % 8) * 4 + 3] = acc0_3;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4] = acc1_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 1] = acc1_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 2] = acc1_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * 32 + (e % 8) * 4 + 3] = acc1_3;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4] = acc2_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4 + 1] = acc2_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4 + 2] = acc2_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * 32 + (e % 8) * 4 + 3] = acc2_3;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4] = acc3_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4 + 1] = acc3_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4 + 2] = acc3_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * 32 + (e % 8) * 4 + 3] = acc3_3;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4] = acc0_0;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4] = acc1_0;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 1] = acc1_1;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 2] = acc1_2;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 3] = acc1_3;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4] = acc2_0;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 1] = acc2_1;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 2] = acc2_2;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 3] = acc2_3;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4] = acc3_0;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 1] = acc3_1;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 2] = acc3_2;
+      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 3] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -185,8 +189,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        acc = acc + (scratch[bh * 16384 + 8192 + (e / 32) * 1024 + (e % 32) * 32 + p] * smem[1888 + (e % 32) * 32 + p]);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        acc = acc + scratch[bh * 16384 + 8192 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[1888 + (e % dim_D) * dim_D + p];
       }
       smem[608 + e] = acc;
     }
@@ -195,8 +199,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      let v0: f32 = smem[1120 + (e / 1024) * 32 + (e / 32) % 32];
-      scratch[bh * 16384 + e] = ((scratch[bh * 16384 + 8192 + e] * v0) + (((((((-(smem[608 + (e / 1024) * 32 + (e / 32) % 32] * (v0 * v0))) * 0.5) / smem[256 + (e / 1024) * 32 + (e / 32) % 32]) * 32.0) * 0.03125) * smem[1888 + ((e / 32) % 32) * 32 + e % 32]) * 2.0));
+      let v1: f32 = smem[1120 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
+      scratch[bh * 16384 + e] = scratch[bh * 16384 + 8192 + e] * v1 + (-(smem[608 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5 / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0 * 0.03125 * smem[1888 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -204,8 +208,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [32, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
-        acc = acc + scratch[bh * 16384 + p * 1024 + (e / 32) * 32 + e % 32];
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
+        acc = acc + scratch[bh * 16384 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
       }
       smem[864 + e] = acc;
     }
@@ -213,8 +217,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Stage the view q for this chunk.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
-      if (e / 32 < count) {
-        x = tokens[u.BHT * 64 + (bh * u.T + token + e / 32) * 32 + e % 32];
+      if (e / dim_D < count) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[256 + e] = x;
     }
@@ -237,7 +241,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= (e / 256) * 4);
         let a1: f32 = select(0.0, 1.0, p <= (e / 256) * 4 + 1);
         let a2: f32 = select(0.0, 1.0, p <= (e / 256) * 4 + 2);
@@ -263,10 +267,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4) * 1024 + (e % 256) * 4] = acc0_0;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 1] = acc0_1;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 2] = acc0_2;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4) * 1024 + (e % 256) * 4 + 3] = acc0_3;
+      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4] = acc0_0;
+      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4 + 1] = acc0_1;
+      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4 + 2] = acc0_2;
+      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4 + 3] = acc0_3;
       scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4] = acc1_0;
       scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 1] = acc1_1;
       scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 2] = acc1_2;
@@ -285,7 +289,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      scratch[bh * 16384 + e] = (smem[1888 + ((e / 32) % 32) * 32 + e % 32] - (weights[min(position + e / 1024, 7)] * (smem[2912 + ((e / 32) % 32) * 32 + e % 32] + scratch[bh * 16384 + 8192 + e])));
+      scratch[bh * 16384 + e] = smem[1888 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - weights[min(position + e / 1024, dim_K - 1)] * (smem[2912 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + scratch[bh * 16384 + 8192 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -293,9 +297,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let v1: f32 = scratch[bh * 16384 + (e / 32) * 1024 + (e % 32) * 32 + p];
-        acc = acc + (v1 * v1);
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let v2: f32 = scratch[bh * 16384 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
+        acc = acc + v2 * v2;
       }
       smem[608 + e] = acc;
     }
@@ -304,7 +308,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      scratch[bh * 16384 + 8192 + e] = (scratch[bh * 16384 + e] * (1.0 / sqrt((((smem[608 + (e / 1024) * 32 + (e / 32) % 32] * 0.03125) * 32.0) + 0.000001))));
+      scratch[bh * 16384 + 8192 + e] = scratch[bh * 16384 + e] * (1.0 / sqrt(smem[608 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125 * 32.0 + 0.000001));
     }
     storageBarrier();
     workgroupBarrier();
@@ -312,12 +316,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 32; p = p + 1) {
-        let a0: f32 = smem[256 + (e / 32) * 32 + p];
-        let b0: f32 = scratch[bh * 16384 + 8192 + (e / 32) * 1024 + p * 32 + e % 32];
+      for (var p: u32 = 0; p < dim_D; p = p + 1) {
+        let a0: f32 = smem[256 + (e / 32) * dim_D + p];
+        let b0: f32 = scratch[bh * 16384 + 8192 + (e / 32) * 1024 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[608 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[608 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -325,25 +329,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
-      for (var p: u32 = 0; p < 8; p = p + 1) {
+      for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= e / 32);
-        let b0: f32 = smem[p * 32 + e % 32];
+        let b0: f32 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256 + (e / 32) * 32 + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (var e: u32 = tid; e < count * 32; e = e + 256) {
-      out[(bh * u.T + token) * 32 + e] = (smem[608 + e] + (smem[544 + e % 32] - (weights[min(position + e / 32, 7)] * (smem[576 + e % 32] + smem[256 + e]))));
+    for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
+      out[(bh * u.T + token) * dim_D + e] = smem[608 + e] + (smem[544 + e % dim_D] - weights[min(position + e / dim_D, dim_K - 1)] * (smem[576 + e % dim_D] + smem[256 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v2: f32 = (smem[2912 + e] + smem[864 + e]);
-      let next_state: f32 = (smem[1888 + e] - (commit * v2));
-      let next_accum: f32 = (keep * v2);
+      let v3: f32 = smem[2912 + e] + smem[864 + e];
+      let next_state: f32 = smem[1888 + e] - commit * v3;
+      let next_accum: f32 = keep * v3;
       smem[1888 + e] = next_state;
       smem[2912 + e] = next_accum;
     }
@@ -351,9 +355,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 32; e = e + 256) {
-      let v3: f32 = (smem[576 + e] + smem[512 + e]);
-      let next_state: f32 = (smem[544 + e] - (commit * v3));
-      let next_accum: f32 = (keep * v3);
+      let v4: f32 = smem[576 + e] + smem[512 + e];
+      let next_state: f32 = smem[544 + e] - commit * v4;
+      let next_accum: f32 = keep * v4;
       smem[544 + e] = next_state;
       smem[576 + e] = next_accum;
     }

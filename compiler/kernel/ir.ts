@@ -1,0 +1,215 @@
+/**
+ * The kernel IR: one workgroup's program, below the tensor IR and above the printers. Scheduling
+ * decides what it contains (compiler/kernel/lower.ts); targets/clike/print.ts spells it in WGSL or
+ * CUDA. Buffers are named by what they are (a port of the kernel signature, on-chip memory, the
+ * workgroup's slice of scratch); index expressions are built by the folding constructors of
+ * affine.ts; dims are named constants. Plain data, so passes can read and rewrite it.
+ */
+import type { UnaryFn } from '../ir/ir.ts';
+import type { Port } from '../../core/signature.ts';
+
+/** The scalar types a kernel names: indices (unsigned), floats (f32) and conditions. */
+export type Type = 'index' | 'float' | 'bool';
+
+/** Values of the call every invocation reads: its shape (`T`, `H`), its position, packed sizes. */
+export type Uniform = 'T' | 'H' | 'start' | 'BH' | 'BHT';
+
+/** Memory a kernel reads and writes. */
+export type Buffer =
+  /** A global tensor of the kernel signature; the index is the flat element of the whole port (lead axes included). */
+  | { kind: 'port'; port: Port }
+  /** On-chip memory shared by the workgroup (WebGPU workgroup storage, CUDA shared memory). */
+  | { kind: 'workgroup' }
+  /** Global scratch: the index is into the whole buffer (every workgroup's slice). */
+  | { kind: 'scratch' };
+
+export type IndexOp = '+' | '-' | '*' | '/' | '%';
+export type FloatOp = '+' | '-' | '*' | '/';
+export type CompareOp = '<' | '<=' | '==' | '!=';
+
+export type Expr =
+  | { kind: 'int'; value: number }
+  | { kind: 'float'; value: number }
+  /** A declared value, a loop counter, or one of the kernel's own values (`bh`, `tid`). */
+  | { kind: 'name'; name: string }
+  /** A named compile-time constant (the spec's dims, the mini-batch, rows per chunk). */
+  | { kind: 'dim'; name: string; value: number }
+  | { kind: 'uniform'; name: Uniform }
+  | { kind: 'load'; buffer: Buffer; index: Expr }
+  /** Unsigned index arithmetic; build it with affine.ts, which folds constants. */
+  | { kind: 'index'; op: IndexOp; a: Expr; b: Expr }
+  | { kind: 'min'; a: Expr; b: Expr }
+  | { kind: 'float-op'; op: FloatOp; a: Expr; b: Expr }
+  | { kind: 'unary'; fn: UnaryFn; x: Expr }
+  | { kind: 'compare'; op: CompareOp; a: Expr; b: Expr }
+  | { kind: 'or'; a: Expr; b: Expr }
+  | { kind: 'select'; condition: Expr; ifTrue: Expr; ifFalse: Expr }
+  /** A matmul operand as the product reads it (a dialect may round it, e.g. to bf16). */
+  | { kind: 'operand'; x: Expr }
+  /** Warp/subgroup exchange: `x` of the lane whose index is this lane's XOR `mask`. */
+  | { kind: 'shuffle-xor'; x: Expr; mask: number; width: number };
+
+export type Stmt =
+  /** A comment line; the printer escapes it (it may quote the spec). */
+  | { kind: 'comment'; text: string }
+  | { kind: 'blank' }
+  | { kind: 'let'; name: string; type: Type; value: Expr; mutable: boolean }
+  | { kind: 'assign'; name: string; value: Expr }
+  | { kind: 'store'; buffer: Buffer; index: Expr; value: Expr }
+  /** `for (counter = from; counter < to; counter += step)`; a loop over invocations starts at `tid` and steps by their count. */
+  | { kind: 'for'; counter: string; from: Expr; to: Expr; step: Expr; body: Stmt[] }
+  | { kind: 'while'; condition: Expr; body: Stmt[] }
+  | { kind: 'if'; condition: Expr; body: Stmt[] }
+  /** Every invocation waits for the others; `storage` when global memory written before is read after. */
+  | { kind: 'barrier'; storage: boolean };
+
+/** A named compile-time constant and what it is, for the comment above its declaration. */
+export interface DimConstant {
+  name: string;
+  value: number;
+  note: string;
+}
+
+export interface Kernel {
+  /** Invocations (threads) per workgroup. */
+  invocations: number;
+  dims: DimConstant[];
+  /** Every port of the kernel signature, inputs then outputs: the global buffers. */
+  ports: readonly Port[];
+  /** On-chip floats per workgroup and global scratch floats per workgroup. */
+  workgroupFloats: number;
+  scratchFloats: number;
+  body: Stmt[];
+}
+
+export const int = (value: number): Expr => ({ kind: 'int', value });
+export const float = (value: number): Expr => ({ kind: 'float', value });
+export const name = (n: string): Expr => ({ kind: 'name', name: n });
+export const uniform = (n: Uniform): Expr => ({ kind: 'uniform', name: n });
+export const load = (buffer: Buffer, index: Expr): Expr => ({ kind: 'load', buffer, index });
+export const compare = (op: CompareOp, a: Expr, b: Expr): Expr => ({ kind: 'compare', op, a, b });
+export const select = (condition: Expr, ifTrue: Expr, ifFalse: Expr): Expr => ({
+  kind: 'select',
+  condition,
+  ifTrue,
+  ifFalse,
+});
+export const floatOp = (op: FloatOp, a: Expr, b: Expr): Expr => ({ kind: 'float-op', op, a, b });
+
+export const comment = (text: string): Stmt => ({ kind: 'comment', text });
+export const blank: Stmt = { kind: 'blank' };
+export const constant = (n: string, type: Type, value: Expr): Stmt => ({
+  kind: 'let',
+  name: n,
+  type,
+  value,
+  mutable: false,
+});
+export const variable = (n: string, type: Type, value: Expr): Stmt => ({
+  kind: 'let',
+  name: n,
+  type,
+  value,
+  mutable: true,
+});
+export const assign = (n: string, value: Expr): Stmt => ({ kind: 'assign', name: n, value });
+export const store = (buffer: Buffer, index: Expr, value: Expr): Stmt => ({ kind: 'store', buffer, index, value });
+export const barrier = (storage: boolean): Stmt => ({ kind: 'barrier', storage });
+
+/** The direct operands of an expression. */
+export function operands(e: Expr): Expr[] {
+  switch (e.kind) {
+    case 'load':
+      return [e.index];
+    case 'index':
+    case 'min':
+    case 'float-op':
+    case 'compare':
+    case 'or':
+      return [e.a, e.b];
+    case 'unary':
+    case 'operand':
+    case 'shuffle-xor':
+      return [e.x];
+    case 'select':
+      return [e.condition, e.ifTrue, e.ifFalse];
+    default:
+      return [];
+  }
+}
+
+/** Every expression a statement reads directly (not those of nested statements). */
+export function statementExprs(s: Stmt): Expr[] {
+  switch (s.kind) {
+    case 'let':
+    case 'assign':
+      return [s.value];
+    case 'store':
+      return [s.index, s.value];
+    case 'for':
+      return [s.from, s.to, s.step];
+    case 'while':
+    case 'if':
+      return [s.condition];
+    default:
+      return [];
+  }
+}
+
+/** The statements nested in a statement. */
+export const nested = (s: Stmt): Stmt[] => (s.kind === 'for' || s.kind === 'while' || s.kind === 'if' ? s.body : []);
+
+/** The expression with each direct operand replaced by `f` of it (the same object when none changes). */
+export function mapOperands(e: Expr, f: (x: Expr) => Expr): Expr {
+  switch (e.kind) {
+    case 'load': {
+      const index = f(e.index);
+      return index === e.index ? e : { ...e, index };
+    }
+    case 'index':
+    case 'min':
+    case 'float-op':
+    case 'compare':
+    case 'or': {
+      const [a, b] = [f(e.a), f(e.b)];
+      return a === e.a && b === e.b ? e : { ...e, a, b };
+    }
+    case 'unary':
+    case 'operand':
+    case 'shuffle-xor': {
+      const x = f(e.x);
+      return x === e.x ? e : { ...e, x };
+    }
+    case 'select': {
+      const [condition, ifTrue, ifFalse] = [f(e.condition), f(e.ifTrue), f(e.ifFalse)];
+      return condition === e.condition && ifTrue === e.ifTrue && ifFalse === e.ifFalse
+        ? e
+        : { ...e, condition, ifTrue, ifFalse };
+    }
+    default:
+      return e;
+  }
+}
+
+/** A key equal for structurally equal expressions. */
+export function exprKey(e: Expr): string {
+  switch (e.kind) {
+    case 'int':
+    case 'float':
+      return `${e.kind}:${e.value}`;
+    case 'name':
+    case 'dim':
+    case 'uniform':
+      return `${e.kind}:${e.name}`;
+    case 'load': {
+      const b = e.buffer;
+      const where = b.kind === 'port' ? `${b.port.io}.${b.port.role}.${b.port.name}` : b.kind;
+      return `${where}[${exprKey(e.index)}]`;
+    }
+    default: {
+      const tag =
+        'op' in e ? e.op : 'fn' in e ? e.fn : e.kind === 'shuffle-xor' ? `${e.kind}${e.mask}/${e.width}` : e.kind;
+      return `${e.kind}${tag}(${operands(e).map(exprKey).join(',')})`;
+    }
+  }
+}

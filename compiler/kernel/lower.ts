@@ -1,0 +1,451 @@
+/**
+ * From a scheduled kernel and its signature to the kernel IR: one workgroup per (sequence, head)
+ * initialises the state, walks the chunks (core/walk.ts; views staged, stages separated by the
+ * scheduled barriers, output rows written, state updated), and writes the state back.
+ *
+ * The kernel's own values: `bh` (the workgroup's sequence-head), `tid` (the invocation), the
+ * uniforms `T`, `start`, `H`, and the dims it declares; the target binds them.
+ */
+import { programKey } from '../../core/mangle.ts';
+import { showShape, size } from '../../core/shape.ts';
+import type { KernelSignature, Port } from '../../core/signature.ts';
+import { WALK } from '../dualform/derive.ts';
+import type { Carried, Home, Placement, ScheduledKernel, Stage } from '../schedule/kernel.ts';
+import { add, div, mod, mul, sub } from './affine.ts';
+import { KernelDims } from './dims.ts';
+import {
+  type Buffer,
+  type Expr,
+  type Kernel,
+  type Stmt,
+  assign,
+  barrier,
+  blank,
+  comment,
+  compare,
+  constant,
+  float,
+  floatOp,
+  int,
+  load,
+  name,
+  select,
+  store,
+  uniform,
+  variable,
+} from './ir.ts';
+import { shareValues } from './share.ts';
+import { type DimNames, Index, LITERALS } from './tensor-index.ts';
+import { Values } from './values.ts';
+import { lowerWalk, WALK_NAMES } from './walk.ts';
+
+const bh = name('bh');
+const tid = name('tid');
+const h = name('h');
+const token = name(WALK_NAMES.token);
+const position = name(WALK_NAMES.position);
+const count = name(WALK_NAMES.count);
+const ends = name(WALK_NAMES.ends);
+const commit = name(WALK.commit);
+const keep = name(WALK.keep);
+/** True unless the chunk starts a mini-batch after another ended it (then every accumulator is zero). */
+const ACCUM_LIVE = 'accum_live';
+
+/** The ports of a signature by role, direction and name. */
+class Ports {
+  private readonly byKey: Map<string, Port>;
+  constructor(private readonly sig: KernelSignature) {
+    this.byKey = new Map(sig.inputs.map((p) => [programKey(p), p]));
+  }
+  /** Inputs then outputs: the kernel's global buffers. */
+  all(): Port[] {
+    return [...this.sig.inputs, ...this.sig.outputs];
+  }
+  /** The input port a mini-batch program input reads; none for the walk's own inputs. */
+  ofInput(key: string): Port | undefined {
+    return this.byKey.get(key);
+  }
+  get(role: Port['role'], io: Port['io'], name: string): Buffer {
+    const list = io === 'in' ? this.sig.inputs : this.sig.outputs;
+    const port = list.find((x) => x.role === role && x.name === name);
+    if (!port) throw new Error(`the kernel signature has no ${io} ${role} ${name}`);
+    return { kind: 'port', port };
+  }
+}
+
+/** What the target's invocations can do beyond the C-like basics. */
+export interface KernelFeatures {
+  /** Invocations in a group that exchange values by lane shuffles (a CUDA warp: 32); absent: none. */
+  lanes?: number;
+}
+
+export function lowerKernel(
+  k: ScheduledKernel,
+  signature: KernelSignature,
+  /** Spec source text, to annotate each stage with the line it comes from. */
+  sourceLines: readonly string[],
+  features: KernelFeatures = {},
+): Kernel {
+  return new Lowering(k, signature, sourceLines, features).kernel();
+}
+
+class Lowering {
+  private readonly values: Values;
+  private readonly stateSize: Map<string, number>;
+  private readonly ports: Ports;
+  private readonly dims: KernelDims;
+  private readonly K: Expr;
+  private readonly names: DimNames;
+  private readonly carried: Carried[];
+  private named = 0;
+
+  constructor(
+    private readonly k: ScheduledKernel,
+    signature: KernelSignature,
+    private readonly sourceLines: readonly string[],
+    private readonly features: KernelFeatures,
+  ) {
+    this.ports = new Ports(signature);
+    this.values = new Values(k.program, {
+      isBuffered: (id) => k.buffers.has(id),
+      buffer: (id, flat) => this.place(k.buffers.get(id)!, flat),
+      input: (key, index) => this.input(key, index),
+    });
+    this.stateSize = new Map(k.chunk.layer.states.map((s) => [s.name, size(s.shape)]));
+    this.dims = new KernelDims(k.chunk.layer, k.chunk.rows);
+    this.K = this.dims.K;
+    this.names = this.dims.names;
+    this.carried = k.chunk.layer.update.rules.momentum ? ['state', 'accum', 'opt'] : ['state', 'accum'];
+  }
+
+  kernel(): Kernel {
+    const body = this.body();
+    return {
+      invocations: this.k.invocations,
+      dims: this.dims.declared(body),
+      ports: this.ports.all(),
+      workgroupFloats: this.k.workgroupFloats,
+      scratchFloats: this.k.scratchFloats,
+      body,
+    };
+  }
+
+  /** Named values for the statements of one group, each read more than once computed once. */
+  private shared(group: Stmt[]): Stmt[] {
+    return shareValues(group, () => `v${this.named++}`);
+  }
+
+  private place(p: Placement, flat: Expr): Expr {
+    return p.space === 'workgroup'
+      ? load({ kind: 'workgroup' }, add(int(p.offset), flat))
+      : load({ kind: 'scratch' }, add(add(mul(bh, this.k.scratchFloats), int(p.offset)), flat));
+  }
+
+  /** Where a carried value lives: its buffer on chip or in scratch, or in place in its output port. */
+  private home(h: Home, state: string, kind: Carried, flat: Expr): { buffer: Buffer; index: Expr } {
+    if (h.space === 'global')
+      return { buffer: this.ports.get(kind, 'out', state), index: add(mul(bh, this.stateSize.get(state)!), flat) };
+    const at = this.place(h, flat);
+    if (at.kind !== 'load') throw new Error('a placement is a load');
+    return { buffer: at.buffer, index: at.index };
+  }
+
+  private readHome(h: Home, state: string, kind: Carried, flat: Expr): Expr {
+    const at = this.home(h, state, kind, flat);
+    return load(at.buffer, at.index);
+  }
+
+  private writeHome(h: Home, state: string, kind: Carried, flat: Expr, value: Expr): Stmt {
+    const at = this.home(h, state, kind, flat);
+    return store(at.buffer, at.index, value);
+  }
+
+  private input(key: string, index: Index): Expr {
+    const port = this.ports.ofInput(key);
+    if (!port) {
+      if (key === WALK.mask) return select(compare('<', index.dims()[0], count), float(1), float(0));
+      if (key === WALK.commit) return commit;
+      if (key === WALK.keep) return keep;
+      throw new Error(`input ${key} is neither a port nor the walk's`);
+    }
+    const buffer: Buffer = { kind: 'port', port };
+    switch (port.role) {
+      case 'scale':
+        // Row r's scale is that of position `position + r`; rows past the chunk's tokens are
+        // masked, and clamping keeps their read in range.
+        return load(buffer, { kind: 'min', a: add(position, index.flat()), b: sub(this.K, int(1)) });
+      case 'param':
+        return load(buffer, add(mul(h, size(index.shape)), index.flat()));
+      case 'state':
+      case 'accum':
+      case 'opt':
+        return this.readHome(this.k.states.get(port.name)![port.role]!, port.name, port.role, index.flat());
+    }
+    throw new Error(`the ${port.role} ${port.name} has no inline reading`);
+  }
+
+  /** A stage's comment: what it computes and the spec line it comes from (the printer escapes it). */
+  private describe(id: number, what: string): Stmt {
+    const o = this.k.program.nodes[id].origin;
+    if (!o) return comment(`${what}.`);
+    return comment(`${what}, from line ${o.start.line}: ${(this.sourceLines[o.start.line - 1] ?? '').trim()}`);
+  }
+
+  /** `body(e)` for every element e < n, the workgroup's invocations taking every `invocations`-th. */
+  private elements(n: Expr | number, body: Stmt[]): Stmt {
+    const to = typeof n === 'number' ? int(n) : n;
+    return { kind: 'for', counter: 'e', from: tid, to, step: int(this.k.invocations), body };
+  }
+
+  private body(): Stmt[] {
+    const out: Stmt[] = [];
+    // Only params are per head; declared without them, `h` would be unused (nvcc warns).
+    if (this.k.chunk.layer.params.length > 0) out.push(constant('h', 'index', mod(bh, uniform('H'))));
+    const what = this.carried.length > 2 ? 'state, accumulator and optimizer state' : 'state and accumulator';
+    out.push(comment(`The ${what} start from the inputs.`));
+    const e = name('e');
+    for (const [state, h] of this.k.states) {
+      const n = this.stateSize.get(state)!;
+      const src = add(mul(bh, n), e);
+      out.push(
+        this.elements(
+          n,
+          this.carried.map((role) =>
+            this.writeHome(h[role]!, state, role, e, load(this.ports.get(role, 'in', state), src)),
+          ),
+        ),
+      );
+    }
+    out.push(barrier(true), blank);
+    out.push(comment('Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.'));
+    out.push(...lowerWalk({ start: uniform('start'), T: uniform('T'), K: this.K, rows: this.dims.rows }, this.chunk()));
+    const onChip = [...this.k.states].filter(([, h]) => this.carried.some((role) => h[role]!.space !== 'global'));
+    if (onChip.length) out.push(blank, comment('Write back the state kept on chip.'));
+    for (const [state, h] of onChip) {
+      const n = this.stateSize.get(state)!;
+      const dst = add(mul(bh, n), e);
+      out.push(
+        this.elements(
+          n,
+          this.carried
+            .filter((role) => h[role]!.space !== 'global')
+            .map((role) => store(this.ports.get(role, 'out', state), dst, this.readHome(h[role]!, state, role, e))),
+        ),
+      );
+    }
+    return out;
+  }
+
+  /** One chunk: the walk's factors, then every stage with the barrier after it. */
+  private chunk(): Stmt[] {
+    const out: Stmt[] = [
+      constant(WALK.commit, 'float', select(ends, this.commitScale(), float(0))),
+      constant(WALK.keep, 'float', select(ends, float(0), float(1))),
+    ];
+    if (this.k.stages.some((s) => s.kind === 'compute' && this.readsAccum(s.node))) {
+      // A chunk that starts a mini-batch after another ended it finds every accumulator at zero,
+      // so products with an accumulator are skipped (their result is zero) on a full prefill.
+      const live: Expr = { kind: 'or', a: compare('==', token, int(0)), b: compare('!=', position, int(0)) };
+      out.push(constant(ACCUM_LIVE, 'bool', live));
+    }
+    this.k.stages.forEach((s, i) => {
+      out.push(blank, ...this.stage(s));
+      const b = this.k.barriers[i];
+      if (b !== 'none') out.push(barrier(b === 'storage'));
+    });
+    return out;
+  }
+
+  private commitScale(): Expr {
+    const s = this.k.chunk.layer.update.scale;
+    if (s.kind === 'position') return load(this.ports.get('scale', 'in', 'scale'), sub(this.K, int(1)));
+    return float(s.kind === 'constant' ? s.value : 1);
+  }
+
+  private stage(s: Stage): Stmt[] {
+    const nodes = this.k.program.nodes;
+    const e = name('e');
+    if (s.kind === 'update') {
+      const n = this.stateSize.get(s.state)!;
+      const h = this.k.states.get(s.state)!;
+      const opt = s.optNode;
+      const what = opt === undefined ? 'its accumulator' : 'its accumulator and optimizer state';
+      const index = Index.flat(nodes[s.stateNode].shape, e, this.names);
+      const next = (role: Carried) => `next_${role}`;
+      // Every new value is computed before any is stored: each reads the old ones.
+      const roles: [Carried, number][] = [
+        ['state', s.stateNode],
+        ['accum', s.accumNode],
+        ...(opt === undefined ? [] : [['opt', opt] as [Carried, number]]),
+      ];
+      return [
+        this.describe(s.stateNode, `Update ${s.state} and ${what}`),
+        this.elements(n, [
+          ...this.shared(roles.map(([role, id]) => constant(next(role), 'float', this.values.value(id, index)))),
+          ...roles.map(([role]) => this.writeHome(h[role]!, s.state, role, e, name(next(role)))),
+        ]),
+      ];
+    }
+    const node = nodes[s.node];
+    if (s.kind === 'output') {
+      const width = this.names(size(node.shape.slice(1)));
+      const flat = add(mul(add(mul(bh, uniform('T')), token), width), e);
+      const value = this.values.value(s.node, Index.flat(node.shape, e, this.names));
+      return [
+        this.describe(s.node, "Write this chunk's output rows"),
+        this.elements(mul(count, width), this.shared([store(this.ports.get('output', 'out', 'output'), flat, value)])),
+      ];
+    }
+    const target = (flat: Expr, value: Expr): Stmt => {
+      const at = this.place(this.k.buffers.get(s.node)!, flat);
+      if (at.kind !== 'load') throw new Error('a placement is a load');
+      return store(at.buffer, at.index, value);
+    };
+    const op = node.op;
+    if (op.kind === 'input') {
+      // Rows past the chunk's tokens read as 0, without touching memory out of range.
+      const width = this.names(size(node.shape.slice(1)));
+      const port = this.ports.ofInput(op.name);
+      if (!port) throw new Error(`the buffered input ${op.name} is not a port`);
+      const r = div(e, width);
+      const global = add(mul(add(add(mul(bh, uniform('T')), token), r), width), mod(e, width));
+      return [
+        comment(`Stage the ${port.role} ${port.name} for this chunk.`),
+        this.elements(size(node.shape), [
+          variable('x', 'float', float(0)),
+          { kind: 'if', condition: compare('<', r, count), body: [assign('x', load({ kind: 'port', port }, global))] },
+          target(e, name('x')),
+        ]),
+      ];
+    }
+    const what = { matmul: 'product', sum: 'sum' }[op.kind as string] ?? 'elementwise';
+    const head = this.describe(s.node, `${showShape(node.shape)} ${what}`);
+    if (op.kind === 'matmul') return [head, this.matmul(s.node, target)];
+    const index = Index.flat(node.shape, e, this.names);
+    if (op.kind === 'sum') return [head, ...this.sum(s.node, index, (value) => target(e, value))];
+    return [head, this.elements(size(node.shape), this.shared([target(e, this.values.value(s.node, index, true))]))];
+  }
+
+  /** A product, each invocation computing register tiles of the result (see schedule/tiles.ts). */
+  private matmul(id: number, target: (flat: Expr, value: Expr) => Stmt): Stmt {
+    const n = this.k.program.nodes[id];
+    const [a, b] = n.args.map((x) => this.k.program.nodes[x]);
+    const { rows, cols } = this.k.tiles.get(id)!;
+    const r = n.shape.length;
+    const blocks = [...n.shape.slice(0, r - 2), n.shape[r - 2] / rows, n.shape[r - 1] / cols];
+    const range = (k: number) => [...Array(k).keys()];
+    const t = name('e');
+    const p = name('p');
+    const block = Index.flat(blocks, t, LITERALS).dims();
+    const batch = block.slice(0, r - 2);
+    const row = (i: number) => add(mul(block[r - 2], rows), int(i));
+    const col = (j: number) => add(mul(block[r - 1], cols), int(j));
+    const acc = (i: number, j: number) => `acc${i}_${j}`;
+    const tile = range(rows).flatMap((i) => range(cols).map((j) => [i, j] as const));
+    const operand = (x: Expr): Expr => ({ kind: 'operand', x });
+    const step: Stmt[] = [
+      ...this.shared([
+        ...range(rows).map((i) =>
+          constant(
+            `a${i}`,
+            'float',
+            operand(this.values.value(a.id, Index.dims(a.shape, [...batch, row(i), p], this.names))),
+          ),
+        ),
+        ...range(cols).map((j) =>
+          constant(
+            `b${j}`,
+            'float',
+            operand(this.values.value(b.id, Index.dims(b.shape, [...batch, p, col(j)], this.names))),
+          ),
+        ),
+      ]),
+      ...tile.map(([i, j]) =>
+        assign(acc(i, j), floatOp('+', name(acc(i, j)), floatOp('*', name(`a${i}`), name(`b${j}`)))),
+      ),
+    ];
+    const loop: Stmt = {
+      kind: 'for',
+      counter: 'p',
+      from: int(0),
+      to: this.names(a.shape[r - 1]),
+      step: int(1),
+      body: step,
+    };
+    return this.elements(size(blocks), [
+      ...tile.map(([i, j]) => variable(acc(i, j), 'float', float(0))),
+      this.readsAccum(id) ? { kind: 'if', condition: name(ACCUM_LIVE), body: [loop] } : loop,
+      ...tile.map(([i, j]) =>
+        target(Index.dims(n.shape, [...batch, row(i), col(j)], this.names).flat(), name(acc(i, j))),
+      ),
+    ]);
+  }
+
+  /** Whether a product reads an accumulator as an operand directly (not through a buffer). */
+  private readsAccum(id: number): boolean {
+    const n = this.k.program.nodes[id];
+    if (n.op.kind !== 'matmul') return false;
+    return n.args.some((x) => {
+      const op = this.k.program.nodes[x].op;
+      return op.kind === 'input' && !this.k.buffers.has(x) && this.ports.ofInput(op.name)?.role === 'accum';
+    });
+  }
+
+  /**
+   * A sum stage: every element of the result, the sum of the reduced axes at its index. With lane
+   * shuffles and a long reduction over fewer elements than there are invocations, a group of lanes
+   * sums each element (each lane every `lanes`-th term, then a butterfly of shuffles), so the
+   * invocations that one-element-per-invocation would leave idle share the work.
+   */
+  private sum(id: number, index: Index, write: (value: Expr) => Stmt): Stmt[] {
+    const n = this.k.program.nodes[id];
+    if (n.op.kind !== 'sum') throw new Error(`node %${id} is not a sum`);
+    const axes = n.op.axes;
+    const x = this.k.program.nodes[n.args[0]];
+    const reducedShape = axes.map((a) => x.shape[a]);
+    const reduced = Index.flat(reducedShape, name('p'), this.names).dims();
+    const kept = index.dims();
+    const source: Expr[] = [];
+    let ki = 0;
+    let ri = 0;
+    for (let a = 0; a < x.shape.length; a++) source.push(axes.includes(a) ? reduced[ri++] : kept[ki++]);
+    const value = this.values.value(x.id, Index.dims(x.shape, source, this.names));
+    const terms = size(reducedShape);
+    const elements = size(n.shape);
+    const acc = name('acc');
+    const accumulate = (from: Expr, step: number): Stmt[] => [
+      variable('acc', 'float', float(0)),
+      {
+        kind: 'for',
+        counter: 'p',
+        from,
+        to: this.names(terms),
+        step: int(step),
+        body: this.shared([assign('acc', floatOp('+', acc, value))]),
+      },
+    ];
+    const lanes = this.features.lanes;
+    const invocations = this.k.invocations;
+    if (!lanes || terms < lanes || elements >= invocations || invocations % lanes !== 0)
+      return [this.elements(elements, [...accumulate(int(0), 1), write(acc)])];
+    const lane = mod(tid, lanes);
+    const butterfly: Stmt[] = [];
+    for (let m = lanes / 2; m >= 1; m /= 2)
+      butterfly.push(assign('acc', floatOp('+', acc, { kind: 'shuffle-xor', x: acc, mask: m, width: lanes })));
+    return [
+      comment(`${lanes} lanes per element: lane l sums terms l, l + ${lanes}, ...; shuffles then combine the lanes.`),
+      {
+        kind: 'for',
+        counter: 'e',
+        from: div(tid, lanes),
+        to: int(elements),
+        step: int(invocations / lanes),
+        body: [
+          ...accumulate(lane, lanes),
+          ...butterfly,
+          { kind: 'if', condition: compare('==', lane, int(0)), body: [write(acc)] },
+        ],
+      },
+    ];
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The one printer of the kernel IR (compiler/kernel/ir.ts) for C-like languages: statements and
+ * expressions are spelt here, what differs between WGSL and CUDA comes from the Dialect, and where
+ * a port's elements live from the target's Memory. Comments pass through targets/text.ts.
+ */
+import type { Buffer, Expr, Kernel, Stmt, Type, Uniform } from '../../compiler/kernel/ir.ts';
+import type { UnaryFn } from '../../compiler/ir/ir.ts';
+import type { Port } from '../../core/signature.ts';
+import { commentText } from '../text.ts';
+import type { Dialect } from './dialect.ts';
+import { Lines } from './lines.ts';
+
+/** The arrays every C-like target declares for on-chip memory and global scratch. */
+export const WORKGROUP_ARRAY = 'smem';
+export const SCRATCH_ARRAY = 'scratch';
+
+/** Unary functions the dialects spell as operators, whose operand must be parenthesised. */
+const OPERATOR_UNARY: ReadonlySet<UnaryFn> = new Set(['neg', 'recip', 'step']);
+
+/** How a target binds the kernel's globals. */
+export interface Memory {
+  /** The array holding a port, and where in it the port's flat element `index` is. */
+  port(port: Port, index: Expr): { array: string; index: Expr };
+  uniform(name: Uniform): string;
+}
+
+export class Printer {
+  constructor(
+    private readonly d: Dialect,
+    private readonly memory: Memory,
+  ) {}
+
+  /** The kernel's body: its named constants, then its statements. */
+  kernel(k: Kernel, L: Lines): void {
+    for (const c of k.dims) {
+      L.line(`// ${commentText(c.note)}`);
+      L.line(this.d.constant(c.name, this.d.indexType, String(c.value)));
+    }
+    this.statements(k.body, L);
+  }
+
+  statements(body: readonly Stmt[], L: Lines): void {
+    for (const s of body) this.statement(s, L);
+  }
+
+  private type(t: Type): string {
+    return t === 'index' ? this.d.indexType : t === 'float' ? this.d.floatType : 'bool';
+  }
+
+  private element(buffer: Buffer, index: Expr): string {
+    if (buffer.kind === 'workgroup') return `${WORKGROUP_ARRAY}[${this.expr(index)}]`;
+    if (buffer.kind === 'scratch') return `${SCRATCH_ARRAY}[${this.expr(index)}]`;
+    const at = this.memory.port(buffer.port, index);
+    return `${at.array}[${this.expr(at.index)}]`;
+  }
+
+  statement(s: Stmt, L: Lines): void {
+    const d = this.d;
+    switch (s.kind) {
+      case 'comment':
+        L.line(`// ${commentText(s.text)}`);
+        return;
+      case 'blank':
+        L.line('');
+        return;
+      case 'let':
+        L.line((s.mutable ? d.variable : d.constant)(s.name, this.type(s.type), this.value(s.value)));
+        return;
+      case 'assign':
+        L.line(`${s.name} = ${this.value(s.value)};`);
+        return;
+      case 'store':
+        L.line(`${this.element(s.buffer, s.index)} = ${this.value(s.value)};`);
+        return;
+      case 'for': {
+        const step = s.step.kind === 'int' && s.step.value === 1 ? undefined : this.expr(s.step);
+        L.open(d.loop(s.counter, this.expr(s.from), this.expr(s.to), step));
+        break;
+      }
+      case 'while':
+        L.open(`while (${this.expr(s.condition)})`);
+        break;
+      case 'if':
+        L.open(`if (${this.expr(s.condition)})`);
+        break;
+      case 'barrier':
+        L.line(...d.barrier(s.storage).split('\n'));
+        return;
+    }
+    this.statements(s.body, L);
+    L.close();
+  }
+
+  expr(e: Expr): string {
+    const d = this.d;
+    switch (e.kind) {
+      case 'int':
+        return String(e.value);
+      case 'float':
+        return d.float(e.value);
+      case 'name':
+      case 'dim':
+        return e.name;
+      case 'uniform':
+        return this.memory.uniform(e.name);
+      case 'load':
+        return this.element(e.buffer, e.index);
+      case 'index': {
+        // Products, quotients and remainders wrap a compound operand, so no reader needs precedence rules.
+        const scaling = e.op === '*' || e.op === '/' || e.op === '%';
+        const wrapA = scaling && e.a.kind === 'index';
+        const wrapB = e.b.kind === 'index' && (scaling || e.op === '-' || e.b.op === '-');
+        return `${this.wrapped(e.a, wrapA)} ${e.op} ${this.wrapped(e.b, wrapB)}`;
+      }
+      case 'min':
+        return d.min(this.expr(e.a), this.expr(e.b));
+      case 'float-op':
+        return `(${this.arithmetic(e)})`;
+      case 'unary':
+        // A function-call spelling has parentheses of its own; `neg`, `recip` and `step` are operators.
+        return d.unary(e.fn, OPERATOR_UNARY.has(e.fn) ? this.expr(e.x) : this.value(e.x));
+      case 'compare':
+        return `${this.expr(e.a)} ${e.op} ${this.expr(e.b)}`;
+      case 'or':
+        return `${this.expr(e.a)} || ${this.expr(e.b)}`;
+      case 'select':
+        return d.select(this.expr(e.condition), this.expr(e.ifTrue), this.expr(e.ifFalse));
+      case 'operand':
+        return d.matmulOperand ? d.matmulOperand(this.value(e.x)) : this.expr(e.x);
+      case 'shuffle-xor':
+        if (!d.shuffleXor) throw new Error('this kernel language has no lane exchange');
+        return d.shuffleXor(this.expr(e.x), e.mask, e.width);
+    }
+  }
+
+  /** A whole statement's value: arithmetic needs no parentheses of its own there. */
+  private value(e: Expr): string {
+    return e.kind === 'float-op' ? this.arithmetic(e) : this.expr(e);
+  }
+
+  /**
+   * Float arithmetic without outer parentheses; an operand is parenthesised unless it binds
+   * tighter (a product inside a sum) or is the left operand of the same precedence, so the
+   * evaluation order, which float rounding depends on, is the tree's.
+   */
+  private arithmetic(e: Expr & { kind: 'float-op' }): string {
+    const rank = (op: string) => (op === '*' || op === '/' ? 2 : 1);
+    const side = (x: Expr, left: boolean) => {
+      if (x.kind !== 'float-op') return this.expr(x);
+      const bare = rank(x.op) > rank(e.op) || (left && rank(x.op) === rank(e.op));
+      return bare ? this.arithmetic(x) : `(${this.arithmetic(x)})`;
+    };
+    return `${side(e.a, true)} ${e.op} ${side(e.b, false)}`;
+  }
+
+  private wrapped(e: Expr, wrap: boolean): string {
+    return wrap ? `(${this.expr(e)})` : this.expr(e);
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * The kernel IR on its own: the folding index arithmetic, the C-like printer on a hand-built
+ * kernel in both dialects, and the mini-batch walk, whose one definition (core/walk.ts) gives the
+ * chunks of the reference executor and runtime and, lowered, the kernels' loop.
+ */
+import { describe, expect, it } from 'vitest';
+import { add, dim, div, min, mod, mul, sub } from '../compiler/kernel/affine.ts';
+import {
+  type Expr,
+  type Kernel,
+  type Stmt,
+  assign,
+  barrier,
+  comment,
+  compare,
+  constant,
+  float,
+  floatOp,
+  int,
+  load,
+  name,
+  store,
+  uniform,
+  variable,
+} from '../compiler/kernel/ir.ts';
+import { shareValues } from '../compiler/kernel/share.ts';
+import { lowerWalk, type WalkInputs } from '../compiler/kernel/walk.ts';
+import type { Port } from '../core/signature.ts';
+import { chunks } from '../core/walk.ts';
+import { Lines } from '../targets/clike/lines.ts';
+import { type Memory, Printer } from '../targets/clike/print.ts';
+import { cuda } from '../targets/cuda/dialect.ts';
+import { wgsl } from '../targets/wgsl/dialect.ts';
+
+const e = name('e');
+const p = name('p');
+
+describe('index arithmetic folds as it builds', () => {
+  const print = (x: Expr) =>
+    new Printer(cuda, { uniform: (n) => n, port: (_, index) => ({ array: 'a', index }) }).expr(x);
+
+  it('folds constants and identities', () => {
+    expect(print(add(int(2), int(3)))).toBe('5');
+    expect(print(add(e, int(0)))).toBe('e');
+    expect(print(mul(e, 1))).toBe('e');
+    expect(print(mul(e, 0))).toBe('0');
+    expect(print(mul(int(4), e))).toBe('e * 4');
+    expect(print(div(int(17), 4))).toBe('4');
+    expect(print(mod(int(17), 4))).toBe('1');
+    expect(print(mod(e, 1))).toBe('0');
+    expect(print(sub(int(9), int(4)))).toBe('5');
+    expect(print(sub(e, int(0)))).toBe('e');
+  });
+
+  it('merges scalings, divisions and adjacent constants', () => {
+    expect(print(mul(mul(div(e, 32), 2), 64))).toBe('(e / 32) * 128');
+    expect(print(div(mul(e, 8), 4))).toBe('e * 2');
+    expect(print(div(div(e, 4), 2))).toBe('e / 8');
+    expect(print(mod(mul(e, 8), 4))).toBe('0');
+    expect(print(add(add(int(2048), e), add(int(1), int(2))))).toBe('2048 + e + 3');
+    expect(print(add(add(int(2048), mul(p, 64)), e))).toBe('2048 + p * 64 + e');
+  });
+
+  it('keeps the operand of a min that can be smaller, drops the one that cannot', () => {
+    const K = dim('dim_K', 16);
+    const room = sub(K, name('position'));
+    expect(print(min(dim('chunk_rows', 16), room))).toBe('dim_K - position');
+    expect(print(min(dim('chunk_rows', 1), room))).toBe('min(chunk_rows, dim_K - position)');
+    expect(print(min(room, uniform('T')))).toBe('min(dim_K - position, T)');
+    expect(print(min(int(63), mod(e, 64)))).toBe('e % 64');
+  });
+
+  it('parenthesises compound operands of products and of subtraction', () => {
+    expect(print(mul(add(mul(div(e, 32), 2), int(1)), 64))).toBe('((e / 32) * 2 + 1) * 64');
+    expect(print(sub(name('a'), add(name('b'), name('c'))))).toBe('a - (b + c)');
+  });
+
+  it('is evaluated as the integers it stands for', () => {
+    const evalIndex = (x: Expr, env: Record<string, number>): number => {
+      if (x.kind === 'int' || x.kind === 'dim') return x.value;
+      if (x.kind === 'name') return env[x.name];
+      if (x.kind !== 'index') throw new Error(x.kind);
+      const [a, b] = [evalIndex(x.a, env), evalIndex(x.b, env)];
+      return { '+': a + b, '-': a - b, '*': a * b, '/': Math.floor(a / b), '%': a % b }[x.op];
+    };
+    for (let v = 0; v < 300; v += 7) {
+      const built = add(mul(add(mul(div(e, 32), 2), int(1)), 64), mod(div(mul(e, 6), 3), 5));
+      const expected = ((Math.floor(v / 32) * 2 + 1) * 64 + (((v * 6) / 3) % 5)) | 0;
+      expect(evalIndex(built, { e: v })).toBe(expected);
+    }
+  });
+});
+
+describe('the C-like printer', () => {
+  const port: Port = { role: 'view', name: 'k', io: 'in', lead: ['B', 'H', 'T'], shape: [4] };
+  const out: Port = { role: 'output', name: 'output', io: 'out', lead: ['B', 'H', 'T'], shape: [4] };
+  const K = dim('dim_K', 8);
+  const body: Stmt[] = [
+    comment('Stage a view; a spec line */ cannot end this comment\r#include "x"'),
+    {
+      kind: 'for',
+      counter: 'e',
+      from: name('tid'),
+      to: K,
+      step: int(64),
+      body: [
+        variable('x', 'float', float(0)),
+        {
+          kind: 'if',
+          condition: compare('<', div(e, 4), name('count')),
+          body: [assign('x', load({ kind: 'port', port }, e))],
+        },
+        store({ kind: 'workgroup' }, add(int(16), e), name('x')),
+      ],
+    },
+    barrier(true),
+    constant(
+      'y',
+      'float',
+      floatOp(
+        '-',
+        floatOp('*', load({ kind: 'workgroup' }, e), float(2)),
+        floatOp('+', float(1), { kind: 'unary', fn: 'exp', x: float(-0.5) }),
+      ),
+    ),
+    store({ kind: 'port', port: out }, add(mul(uniform('T'), 4), e), { kind: 'operand', x: name('y') }),
+  ];
+  const kernel: Kernel = {
+    invocations: 64,
+    dims: [{ name: 'dim_K', value: 8, note: 'Tokens per mini-batch.' }],
+    ports: [port, out],
+    workgroupFloats: 32,
+    scratchFloats: 0,
+    body,
+  };
+  const memory = (uniformOf: (n: string) => string): Memory => ({
+    uniform: uniformOf,
+    port: (q, index) => ({
+      array: q.role === 'view' ? 'tokens' : 'out',
+      index: q.role === 'view' ? add(mul(uniform('BHT'), 4), index) : index,
+    }),
+  });
+  const printed = (d: typeof wgsl, m: Memory) => {
+    const L = new Lines();
+    new Printer(d, m).kernel(kernel, L);
+    return L.toString();
+  };
+
+  it('prints WGSL', () => {
+    expect(
+      printed(
+        wgsl,
+        memory((n) => `u.${n}`),
+      ),
+    ).toBe(
+      [
+        '// Tokens per mini-batch.',
+        'let dim_K: u32 = 8;',
+        '// Stage a view; a spec line * / cannot end this comment\\u{d}#include "x"',
+        'for (var e: u32 = tid; e < dim_K; e = e + 64) {',
+        '  var x: f32 = 0.0;',
+        '  if (e / 4 < count) {',
+        '    x = tokens[u.BHT * 4 + e];',
+        '  }',
+        '  smem[16 + e] = x;',
+        '}',
+        'storageBarrier();',
+        'workgroupBarrier();',
+        'let y: f32 = smem[e] * 2.0 - (1.0 + exp((-0.5)));',
+        'out[u.T * 4 + e] = y;',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('prints CUDA', () => {
+    expect(
+      printed(
+        cuda,
+        memory((n) => n),
+      ),
+    ).toBe(
+      [
+        '// Tokens per mini-batch.',
+        'const unsigned dim_K = 8;',
+        '// Stage a view; a spec line * / cannot end this comment\\u{d}#include "x"',
+        'for (unsigned e = tid; e < dim_K; e += 64) {',
+        '  float x = 0.0f;',
+        '  if (e / 4 < count) {',
+        '    x = tokens[BHT * 4 + e];',
+        '  }',
+        '  smem[16 + e] = x;',
+        '}',
+        '__syncthreads();',
+        'const float y = smem[e] * 2.0f - (1.0f + expf((-0.5f)));',
+        'out[T * 4 + e] = y;',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('prints warp shuffles where the dialect has them', () => {
+    const sum = floatOp('+', name('acc'), { kind: 'shuffle-xor', x: name('acc'), mask: 16, width: 32 });
+    const m = memory((n) => n);
+    expect(new Printer(cuda, m).expr(sum)).toBe('(acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32))');
+    expect(() => new Printer(wgsl, m).expr(sum)).toThrow(/no lane exchange/);
+  });
+
+  it('names a value a group of statements reads twice, once', () => {
+    const v = floatOp('*', load({ kind: 'workgroup' }, e), float(3));
+    const group = shareValues([store({ kind: 'workgroup' }, e, floatOp('+', v, v))], () => 'v0');
+    const L = new Lines();
+    new Printer(
+      cuda,
+      memory((n) => n),
+    ).statements(group, L);
+    expect(L.toString()).toBe(['const float v0 = smem[e] * 3.0f;', 'smem[e] = v0 + v0;', ''].join('\n'));
+  });
+});
+
+/** The chunks of the old hand-written recurrence, from the semantics: at most `rows`, never across K, never past T. */
+function chunksByHand(start: number, T: number, K: number, rows: number) {
+  const out = [];
+  let position = start;
+  for (let token = 0; token < T;) {
+    const count = Math.min(rows, K - position, T - token);
+    out.push({ token, position, count, ends: position + count === K });
+    token += count;
+    position = (position + count) % K;
+  }
+  return out;
+}
+
+/** Runs the lowered walk, recording the walk's values wherever the chunk body stands. */
+function runLoweredWalk(start: number, T: number, K: number, rows: number) {
+  const inputs: WalkInputs = {
+    start: uniform('start'),
+    T: uniform('T'),
+    K: dim('dim_K', K),
+    rows: dim('chunk_rows', rows),
+  };
+  const marker = comment('chunk');
+  const env = new Map<string, number>([
+    ['start', start],
+    ['T', T],
+  ]);
+  const value = (x: Expr): number => {
+    switch (x.kind) {
+      case 'int':
+      case 'dim':
+        return x.value;
+      case 'name':
+      case 'uniform':
+        if (!env.has(x.name)) throw new Error(`${x.name} read before it is set`);
+        return env.get(x.name)!;
+      case 'index': {
+        const [a, b] = [value(x.a), value(x.b)];
+        return { '+': a + b, '-': a - b, '*': a * b, '/': Math.floor(a / b), '%': a % b }[x.op];
+      }
+      case 'min':
+        return Math.min(value(x.a), value(x.b));
+      case 'compare': {
+        const [a, b] = [value(x.a), value(x.b)];
+        return { '<': a < b, '<=': a <= b, '==': a === b, '!=': a !== b }[x.op] ? 1 : 0;
+      }
+      default:
+        throw new Error(`the walk has no ${x.kind}`);
+    }
+  };
+  const seen: { token: number; position: number; count: number; ends: boolean }[] = [];
+  const run = (body: readonly Stmt[]) => {
+    for (const s of body) {
+      if (s === marker)
+        seen.push({
+          token: env.get('token')!,
+          position: env.get('position')!,
+          count: env.get('count')!,
+          ends: env.get('ends') === 1,
+        });
+      else if (s.kind === 'let' || s.kind === 'assign') env.set(s.name, value(s.value));
+      else if (s.kind === 'while') while (value(s.condition)) run(s.body);
+      else if (s.kind !== 'blank') throw new Error(`the walk has no ${s.kind}`);
+      if (seen.length > 10_000) throw new Error('the walk does not end');
+    }
+  };
+  run(lowerWalk(inputs, [marker]));
+  return seen;
+}
+
+describe('the mini-batch walk is defined once', () => {
+  const cases: [number, number, number, number][] = [];
+  for (const K of [1, 2, 3, 5, 16])
+    for (const rows of [...new Set([1, 2, K])].filter((r) => r <= K))
+      for (let start = 0; start < K; start++) for (const T of [1, 2, 3, 7, 16, 33]) cases.push([start, T, K, rows]);
+
+  it('chunks() evaluates the walk as the recurrence of the semantics', () => {
+    for (const [start, T, K, rows] of cases) expect(chunks(start, T, K, rows)).toEqual(chunksByHand(start, T, K, rows));
+  });
+
+  it("the kernel's lowered walk visits the same chunks", () => {
+    for (const [start, T, K, rows] of cases)
+      expect(runLoweredWalk(start, T, K, rows)).toEqual(chunks(start, T, K, rows));
+  });
+});
