@@ -21,7 +21,8 @@ import { compileExample, repoRoot } from './support/specs.ts';
 
 const json = (t: Tensor) => ({ shape: t.shape, data: [...t.data] });
 
-describe('the generated PyTorch binding on CPU tensors', () => {
+// A first run builds the extension (host C++ of the whole kernel): minutes on a loaded 2-core machine.
+describe('the generated PyTorch binding on CPU tensors', { timeout: 300_000 }, () => {
   it('ttt_linear: matches the f64 reference within 1e-5, and bad calls raise errors that name the tensor', () => {
     const c = compileExample('ttt_linear.ttt', 'auto', { D: 32, K: 8 });
     const cuda = renderCuda(c, { arch: 'sm_90', dtype: 'f32' });

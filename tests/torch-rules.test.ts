@@ -131,7 +131,8 @@ function expectClose(label: string, errors: Record<string, number | null>[], flo
   });
 }
 
-describe('the generated PyTorch binding of update rules on CPU tensors', () => {
+// A first run builds the extension (host C++ of the whole kernel): minutes on a loaded 2-core machine.
+describe('the generated PyTorch binding of update rules on CPU tensors', { timeout: 300_000 }, () => {
   it('Titans memory (decay, momentum, opt.S): two calls continuing each other match the f64 reference within 1e-5', () => {
     const { errors, floors, messages } = runBinding('rules/titans_mlp_memory.ttt', 1);
     expectClose('titans_mlp_memory', errors, floors);
