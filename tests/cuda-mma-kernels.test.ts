@@ -3,7 +3,8 @@
  * compiler/kernel/mma.ts): every example run through cuda-cpu for sm_80 and sm_90 against the f64
  * reference and against the reference with bf16 product operands; padded tiles (K = 8 rows in a
  * 16-row tile, an 8-long contraction in a 16-long step); f32 kernels keep FFMA products; and nvcc
- * -Werror builds TTT-Linear and TTT-MLP with mma.sync and ldmatrix in the PTX and no spills.
+ * -Werror builds TTT-Linear and TTT-MLP with mma.sync and ldmatrix in the PTX and no spills; the
+ * staging runs clean under AddressSanitizer and ThreadSanitizer.
  * Builds are cached by digest (the cuda-cpu ones shared with tests/cuda-cpu.test.ts).
  *
  * Tolerances. A bf16 kernel rounds each product operand to bf16 (8 significant bits, unit
@@ -34,7 +35,7 @@ import type { Compiled } from '../compiler/pipeline.ts';
 import type { Precision } from '../compiler/ir/execute.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
-import { cacheRoot } from '../runtime/cuda-cpu/build.ts';
+import { cacheRoot, type CudaCpuMode } from '../runtime/cuda-cpu/build.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
@@ -67,7 +68,12 @@ function worst(got: Map<string, Tensor>, want: Map<string, Tensor>): number {
   return e;
 }
 
-async function checkAgainstReferences(spec: string, arch: string, size: typeof SIZE): Promise<void> {
+async function checkAgainstReferences(
+  spec: string,
+  arch: string,
+  size: typeof SIZE,
+  mode: CudaCpuMode = 'fast',
+): Promise<void> {
   const c = compileExample(spec, 'auto', { D: size.D, K: size.K });
   const program = cudaCpuProgram(c, { arch, dtype: 'bf16' });
   expect(program.files.some((f) => f.path === MMA_HEADER_FILE)).toBe(true);
@@ -75,7 +81,7 @@ async function checkAgainstReferences(spec: string, arch: string, size: typeof S
   const named = randomInputs(c.chunk, size);
   const f64 = reference(c, named, 'f64');
   const model = reference(c, named, 'bf16');
-  const loop = await CudaCpuInnerLoop.create(program, 'fast');
+  const loop = await CudaCpuInnerLoop.create(program, mode);
   const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named)));
   const eModel = worst(model, f64);
   const eKernel = worst(got, model);
@@ -95,6 +101,15 @@ describe.each(exampleFiles)('bf16 kernel of %s on tensor cores, on the CPU', (sp
 describe('padded tensor-core tiles on the CPU', () => {
   for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
     it(`${spec}, sm_90, D=32 K=8`, () => checkAgainstReferences(spec, 'sm_90', PADDED));
+});
+
+describe('tensor-core staging under the sanitizers', () => {
+  // Staging slices inside the shared memory the kernel declares (AddressSanitizer: allocated at
+  // exactly that size), and no lane overwriting rows another still loads (ThreadSanitizer, which
+  // sees the warp barriers as the only order between lanes).
+  for (const mode of ['asan', 'tsan'] as const)
+    it(`ttt_linear.ttt, sm_90, D=32 K=8: ${mode} clean`, () =>
+      checkAgainstReferences('ttt_linear.ttt', 'sm_90', PADDED, mode));
 });
 
 describe('f32 kernels keep FFMA products', () => {
