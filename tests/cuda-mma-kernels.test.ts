@@ -21,9 +21,16 @@
  *    measured: at most 7e-5 (three_layer_mlp's output, three products deep), mostly below 2e-6.
  *    A kernel that rounded differently (truncation, a second rounding, an operand not rounded,
  *    a fragment element in the wrong place) lands near e_model or beyond, far above it.
- * Against the f64 reference the kernel is then within e_model + MODEL_TOL (triangle inequality),
- * and the kernel must be nearer the bf16 model than the f64 reference is, which shows its operands
- * really were rounded.
+ *  - where later steps amplify a flipped rounding (a normalisation of the state, as in
+ *    lact_swiglu), the flips cost more than the estimate above; how much is measured, not
+ *    assumed: e_flip is the distance between the bf16 model run on the inputs and on the inputs
+ *    nudged by one f32 ulp (2^-23, alternating signs), i.e. the effect of f32-sized differences
+ *    through bf16 rounding, which is all that separates the kernel from the model. The kernel
+ *    must be within MODEL_TOL + 4 e_flip (e_flip: 2e-5 for TTT-Linear's output, 1.6e-3 for
+ *    lact_swiglu's; the kernel with FFMA products is as far from the model there).
+ * Against the f64 reference the kernel is then within e_model + that bound (triangle inequality),
+ * and its output must be nearer the bf16 model than the f64 reference is, which shows its
+ * operands really were rounded.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -79,22 +86,41 @@ async function checkAgainstReferences(
   expect(program.files.some((f) => f.path === MMA_HEADER_FILE)).toBe(true);
   expect(program.files.find((f) => f.path === program.source)!.contents).toContain('tttc_mma_m16n8k16_bf16(');
   const named = randomInputs(c.chunk, size);
+  const nudged = new Map(
+    [...named].map(([n, t]): [string, Tensor] => [
+      n,
+      n === 'start' ? t : { shape: t.shape, data: t.data.map((x, i) => x * (1 + (i % 2 ? 1 : -1) * 2 ** -23)) },
+    ]),
+  );
   const f64 = reference(c, named, 'f64');
   const model = reference(c, named, 'bf16');
   const loop = await CudaCpuInnerLoop.create(program, mode);
   const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named)));
   const eModel = worst(model, f64);
+  const eFlip = worst(reference(c, nudged, 'bf16'), model);
+  const bound = MODEL_TOL + 4 * eFlip;
   const eKernel = worst(got, model);
-  expect(eKernel, `kernel vs the bf16-operand reference (e_model ${eModel})`).toBeLessThan(MODEL_TOL);
-  expect(worst(got, f64)).toBeLessThan(eModel + MODEL_TOL);
+  expect(eKernel, `kernel vs the bf16-operand reference (e_model ${eModel}, e_flip ${eFlip})`).toBeLessThan(bound);
+  expect(worst(got, f64)).toBeLessThan(eModel + bound);
   // The operands were rounded: the output is nearer the bf16 model than the f64 reference is.
   const output = (m: Map<string, Tensor>) => m.get('output')!.data;
-  expect(relativeError(output(got), output(model))).toBeLessThan(relativeError(output(f64), output(model)) / 4);
+  expect(relativeError(output(got), output(model))).toBeLessThan(
+    relativeError(output(f64), output(model)) / 4 + 4 * eFlip,
+  );
 }
 
-describe.each(exampleFiles)('bf16 kernel of %s on tensor cores, on the CPU', (spec) => {
+/**
+ * The examples and the update-rule examples the CUDA target renders, but titans_mlp_memory, whose
+ * f64 reference overflows on these random inputs at D = 64.
+ */
+const SPECS = [
+  ...exampleFiles,
+  ...['gated_deltanet.ttt', 'lact_swiglu.ttt', 'per_state_rates.ttt'].map((f) => `rules/${f}`),
+];
+
+describe.each(SPECS)('bf16 kernel of %s on tensor cores, on the CPU', (spec) => {
   for (const arch of ARCHS)
-    it(`${arch}: D=64 K=16 within ${MODEL_TOL} of the bf16-operand reference`, () =>
+    it(`${arch}: D=64 K=16 against the bf16-operand and f64 references`, () =>
       checkAgainstReferences(spec, arch, SIZE));
 });
 
