@@ -403,6 +403,7 @@ class Lowering {
     return lowerTensorCoreProduct(this.k.tensorCores!, this.k.invocations, {
       shape: n.shape,
       contraction: a.shape[a.shape.length - 1],
+      staging: this.k.tensorCores!.products.get(id)!,
       a: (batch, row, p) => this.values.value(a.id, Index.dims(a.shape, [...batch, row, p], this.names)),
       b: (batch, p, col) => this.values.value(b.id, Index.dims(b.shape, [...batch, p, col], this.names)),
       store: (batch, row, col, value) => target(Index.dims(n.shape, [...batch, row, col], this.names).flat(), value),

@@ -17,6 +17,8 @@ export interface TensorCoreProduct {
   /** The product's shape: batch axes, then rows and columns. */
   shape: readonly number[];
   contraction: number;
+  /** Where the warps' staging slices start in on-chip memory, in floats. */
+  staging: number;
   /** A's element at (batch, row, p) and B's at (batch, p, col): the operands as the product reads them. */
   a(batch: Expr[], row: Expr, p: Expr): Expr;
   b(batch: Expr[], p: Expr, col: Expr): Expr;
@@ -54,7 +56,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   const col0 = mul(at[r - 1], MMA_TILE.n);
   const k0 = slabs > 1 ? name('k0') : int(0);
   // This warp's slice: A's rows, then B's columns, each `rowStride` bf16 elements apart.
-  const slice = add(int(plan.stagingOffset * 2), mul(div(tid, WARP_LANES), plan.warpElements));
+  const slice = add(int(p.staging * 2), mul(div(tid, WARP_LANES), plan.warpElements));
   const aRow = (i: Expr) => add(slice, mul(i, plan.rowStride));
   const bRow = (j: Expr) => add(slice, mul(add(int(MMA_TILE.m), j), plan.rowStride));
   const within = (i: Expr, extent: number, padded: boolean) => (padded ? compare('<', i, int(extent)) : undefined);

@@ -59,10 +59,8 @@ export interface ScheduledKernel {
 
 /** Products on warp-level tensor cores, each warp staging its operands as bf16 in a slice of its own. */
 export interface TensorCorePlan {
-  /** The buffered products computed this way. */
-  products: ReadonlySet<number>;
-  /** Where the warps' staging slices start in on-chip memory, in floats (a multiple of 4: 16 bytes). */
-  stagingOffset: number;
+  /** The buffered products computed this way, each with where its warps' staging slices start in on-chip memory (floats, a multiple of 4: 16 bytes). */
+  products: ReadonlyMap<number, number>;
   /** Contraction columns staged at once: a multiple of 16. */
   slab: number;
   /** bf16 elements between staged rows: the slab plus 8 (16 bytes), so ldmatrix's rows fall in distinct banks. */

@@ -59,7 +59,7 @@ export function renderKernel(
     );
   if (kernel.tensorCores)
     body.line(
-      `__nv_bfloat16* const ${WORKGROUP_BF16} = reinterpret_cast<__nv_bfloat16*>(${WORKGROUP_ARRAY});  // tensor-core operands, staged from float ${kernel.tensorCores.stagingOffset} on`,
+      `__nv_bfloat16* const ${WORKGROUP_BF16} = reinterpret_cast<__nv_bfloat16*>(${WORKGROUP_ARRAY});  // tensor-core operands, staged as bf16`,
     );
   body.line('// One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.');
   body.line('const size_t bh = blockIdx.x;', 'const unsigned tid = threadIdx.x;');
