@@ -124,9 +124,13 @@ describe.each(SPECS)('bf16 kernel of %s on tensor cores, on the CPU', (spec) => 
       checkAgainstReferences(spec, arch, SIZE));
 });
 
+/** Tiles padded in rows (12 of 16) and contraction (24 of 32, 12 of 16). */
+const ODD = { D: 24, K: 12, B: 1, H: 2, T: 29, start: 7, accum: true, seed: 13 };
+
 describe('padded tensor-core tiles on the CPU', () => {
   for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
-    it(`${spec}, sm_90, D=32 K=8`, () => checkAgainstReferences(spec, 'sm_90', PADDED));
+    for (const size of [PADDED, ODD])
+      it(`${spec}, sm_90, D=${size.D} K=${size.K}`, () => checkAgainstReferences(spec, 'sm_90', size));
 });
 
 describe('tensor-core staging under the sanitizers', () => {
