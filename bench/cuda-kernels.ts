@@ -47,7 +47,9 @@ export interface Barriers {
  * Barriers per mini-batch of `kernel`, counted in the generated source: the kernel's outermost
  * `while` is its walk over the mini-batches.
  */
-export function barriers(source: string, kernel: string): Barriers {
+export function barriers(commented: string, kernel: string): Barriers {
+  // Comments quote the spec, whose braces would unbalance the count.
+  const source = commented.replace(/\/\/[^\n]*/g, '');
   const def = new RegExp(`__global__[^\\n]*\\b${kernel}\\(`).exec(source);
   if (!def) throw new Error(`the source does not define ${kernel}`);
   const body = braced(source, source.indexOf('{', def.index));

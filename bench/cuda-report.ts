@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import { compile } from '../api/index.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
+import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { archOf } from '../targets/cuda/arch.ts';
 import { ARCHS, type Occupancy, occupancy } from './cuda-occupancy.ts';
 import {
@@ -154,7 +155,7 @@ for (const spec of specs) {
         skipped.push({ example: spec, arch, dtype, code: d?.code ?? '?', reason: d?.message ?? 'no diagnostic' });
         continue;
       }
-      const files = out.files.filter((f) => f.path.endsWith('.cu') || f.path.endsWith('.h'));
+      const files = out.files.filter((f) => /\.(cu|cuh|h)$/.test(f.path));
       const cu = files.find((f) => f.path.endsWith('.cu'));
       if (!cu) throw new Error(`${spec}: the cuda target emitted no .cu file`);
       // The scheduler's barriers per variant, for the launch's kernel name (`..._decode_kernel` for decode).
@@ -162,7 +163,9 @@ for (const spec of specs) {
         checked.ok
           ? checked.compiled.variants.map((v) => [
               v.name,
-              schedule(v.chunk, archOf(arch).limits).barriers.filter((b) => b !== 'none').length,
+              (dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, archOf(arch).limits).barriers.filter(
+                (b) => b !== 'none',
+              ).length,
             ])
           : [],
       );

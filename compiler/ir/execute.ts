@@ -159,9 +159,31 @@ function evalNode(n: Node, vals: Tensor[], inputs: ReadonlyMap<string, Tensor>):
 
 /**
  * The arithmetic of an evaluation: f64, or every node's values rounded to f32 (what an f32 kernel
- * cannot do better than, up to the order of its sums: the floor a kernel's error is judged by).
+ * cannot do better than, up to the order of its sums: the floor a kernel's error is judged by), or
+ * `bf16`: as f32, with every product's operands rounded to bf16 (what a kernel with bf16 products
+ * and f32 accumulation computes, up to the order of its sums).
  */
-export type Precision = 'f64' | 'f32';
+export type Precision = 'f64' | 'f32' | 'bf16';
+
+const bits = new Uint32Array(1);
+const asFloat = new Float32Array(bits.buffer);
+
+/** `x` rounded to f32 and then to bfloat16 (8 significant bits), to nearest even. */
+export function roundBf16(x: number): number {
+  asFloat[0] = x;
+  if (!Number.isFinite(asFloat[0])) return asFloat[0];
+  const b = bits[0];
+  bits[0] = (b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000;
+  return asFloat[0];
+}
+
+/** The values a node reads: for a product in `bf16`, its operands rounded. */
+function operandsOf(n: Node, vals: Tensor[], precision: Precision): Tensor[] {
+  if (precision !== 'bf16' || n.op.kind !== 'matmul') return vals;
+  const rounded = [...vals];
+  for (const a of n.args) rounded[a] = { shape: vals[a].shape, data: vals[a].data.map(roundBf16) };
+  return rounded;
+}
 
 /** Run a program in f64 (or rounded to f32). Inputs are looked up by name; every output is returned by name. */
 export function execute(
@@ -172,8 +194,8 @@ export function execute(
   const byName = inputs instanceof Map ? inputs : new Map(Object.entries(inputs));
   const vals: Tensor[] = new Array(p.nodes.length);
   for (const n of p.nodes) {
-    const data = evalNode(n, vals, byName);
-    vals[n.id] = { shape: n.shape, data: precision === 'f32' ? data.map(Math.fround) : data };
+    const data = evalNode(n, operandsOf(n, vals, precision), byName);
+    vals[n.id] = { shape: n.shape, data: precision === 'f64' ? data : data.map(Math.fround) };
   }
   return new Map(p.outputs.map((o) => [o.name, vals[o.node]]));
 }

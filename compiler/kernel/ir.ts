@@ -47,7 +47,16 @@ export type Expr =
   /** A matmul operand as the product reads it (a dialect may round it, e.g. to bf16). */
   | { kind: 'operand'; x: Expr }
   /** Warp/subgroup exchange: `x` of the lane whose index is this lane's XOR `mask`. */
-  | { kind: 'shuffle-xor'; x: Expr; mask: number; width: number };
+  | { kind: 'shuffle-xor'; x: Expr; mask: number; width: number }
+  /** This lane's element `element` of an accumulator fragment (see FragmentRole). */
+  | { kind: 'fragment-element'; fragment: string; element: number };
+
+/**
+ * A warp's share of one tensor-core product (mma m16n8k16, bf16 operands, f32 accumulation): `a`
+ * a 16x16 operand tile, `b` a 16x8 one, `c` the 16x8 f32 accumulator; which lane holds what is
+ * the target's fragment layout (targets/cuda/mma.ts).
+ */
+export type FragmentRole = 'a' | 'b' | 'c';
 
 export type Stmt =
   /** A comment line; the printer escapes it (it may quote the spec). */
@@ -61,7 +70,21 @@ export type Stmt =
   | { kind: 'while'; condition: Expr; body: Stmt[] }
   | { kind: 'if'; condition: Expr; body: Stmt[] }
   /** Every invocation waits for the others; `storage` when global memory written before is read after. */
-  | { kind: 'barrier'; storage: boolean };
+  | { kind: 'barrier'; storage: boolean }
+  /** The lanes of each warp wait for each other (on-chip memory one wrote is read by another). */
+  | { kind: 'warp-barrier' }
+  /** Declares a fragment of this lane; an accumulator starts at zero. */
+  | { kind: 'fragment'; name: string; role: FragmentRole }
+  /** Stores `value` rounded to bf16 in on-chip memory; `index` counts bf16 elements from its start. */
+  | { kind: 'store-bf16'; index: Expr; value: Expr }
+  /**
+   * Warp-collective: loads operand fragment `fragment` from bf16 rows in on-chip memory (ldmatrix),
+   * this lane naming the row that starts at bf16 element `index` (16-byte aligned); `transpose`
+   * when the rows run along the product's contraction for `a` but across it for `b`.
+   */
+  | { kind: 'load-fragment'; fragment: string; role: 'a' | 'b'; index: Expr; transpose: boolean }
+  /** Warp-collective: `c += a b` on tensor cores. */
+  | { kind: 'mma'; c: string; a: string; b: string };
 
 /** A named compile-time constant and what it is, for the comment above its declaration. */
 export interface DimConstant {
@@ -151,6 +174,10 @@ export function statementExprs(s: Stmt): Expr[] {
     case 'while':
     case 'if':
       return [s.condition];
+    case 'store-bf16':
+      return [s.index, s.value];
+    case 'load-fragment':
+      return [s.index];
     default:
       return [];
   }
@@ -201,6 +228,8 @@ export function exprKey(e: Expr): string {
     case 'dim':
     case 'uniform':
       return `${e.kind}:${e.name}`;
+    case 'fragment-element':
+      return `${e.fragment}[${e.element}]`;
     case 'load': {
       const b = e.buffer;
       const where = b.kind === 'port' ? `${b.port.io}.${b.port.role}.${b.port.name}` : b.kind;

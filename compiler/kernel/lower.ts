@@ -34,6 +34,7 @@ import {
   uniform,
   variable,
 } from './ir.ts';
+import { lowerTensorCoreProduct } from './mma.ts';
 import { shareValues } from './share.ts';
 import { type DimNames, Index, LITERALS } from './tensor-index.ts';
 import { Values } from './values.ts';
@@ -320,7 +321,11 @@ class Lowering {
     }
     const what = { matmul: 'product', sum: 'sum' }[op.kind as string] ?? 'elementwise';
     const head = this.describe(s.node, `${showShape(node.shape)} ${what}`);
-    if (op.kind === 'matmul') return [head, this.matmul(s.node, target)];
+    if (op.kind === 'matmul')
+      return [
+        head,
+        this.k.tensorCores?.products.has(s.node) ? this.tensorCoreProduct(s.node, target) : this.matmul(s.node, target),
+      ];
     const index = Index.flat(node.shape, e, this.names);
     if (op.kind === 'sum') return [head, ...this.sum(s.node, index, (value) => target(e, value))];
     return [head, this.elements(size(node.shape), this.shared([target(e, this.values.value(s.node, index, true))]))];
@@ -379,6 +384,22 @@ class Lowering {
         target(Index.dims(n.shape, [...batch, row(i), col(j)], this.names).flat(), name(acc(i, j))),
       ),
     ]);
+  }
+
+  /** A product on tensor cores, each warp computing 16x8 tiles of the result (see ./mma.ts). */
+  private tensorCoreProduct(id: number, target: (flat: Expr, value: Expr) => Stmt): Stmt {
+    const n = this.k.program.nodes[id];
+    const [a, b] = n.args.map((x) => this.k.program.nodes[x]);
+    return lowerTensorCoreProduct(this.k.tensorCores!, this.k.invocations, {
+      shape: n.shape,
+      contraction: a.shape[a.shape.length - 1],
+      staging: this.k.tensorCores!.products.get(id)!,
+      a: (batch, row, p) => this.values.value(a.id, Index.dims(a.shape, [...batch, row, p], this.names)),
+      b: (batch, p, col) => this.values.value(b.id, Index.dims(b.shape, [...batch, p, col], this.names)),
+      store: (batch, row, col, value) => target(Index.dims(n.shape, [...batch, row, col], this.names).flat(), value),
+      shared: (group) => this.shared(group),
+      live: this.readsAccum(id) ? name(ACCUM_LIVE) : undefined,
+    });
   }
 
   /** Whether a product reads an accumulator as an operand directly (not through a buffer). */

@@ -47,6 +47,7 @@ function rewriteStatement(s: Stmt, f: (e: Expr) => Expr): Stmt {
     case 'assign':
       return { ...s, value: f(s.value) };
     case 'store':
+    case 'store-bf16':
       return { ...s, index: f(s.index), value: f(s.value) };
     default:
       return s;

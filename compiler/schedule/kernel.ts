@@ -53,4 +53,18 @@ export interface ScheduledKernel {
   barriers: Barrier[];
   workgroupFloats: number;
   scratchFloats: number;
+  /** Products a target computes on tensor cores (schedule/tensor-cores.ts); absent: none. */
+  tensorCores?: TensorCorePlan;
+}
+
+/** Products on warp-level tensor cores, each warp staging its operands as bf16 in a slice of its own. */
+export interface TensorCorePlan {
+  /** The buffered products computed this way, each with where its warps' staging slices start in on-chip memory (floats, a multiple of 4: 16 bytes). */
+  products: ReadonlyMap<number, number>;
+  /** Contraction columns staged at once: a multiple of 16. */
+  slab: number;
+  /** bf16 elements between staged rows: the slab plus 8 (16 bytes), so ldmatrix's rows fall in distinct banks. */
+  rowStride: number;
+  /** bf16 elements of each warp's slice: 16 rows of A, then 8 of B transposed. */
+  warpElements: number;
 }

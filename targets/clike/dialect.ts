@@ -1,5 +1,20 @@
 /** What differs between C-like kernel languages; everything else is emitted once in clike/. */
 import type { UnaryFn } from '../../compiler/ir/ir.ts';
+import type { Expr, Stmt } from '../../compiler/kernel/ir.ts';
+
+/** The kernel IR's warp-level tensor-core statements. */
+export type FragmentStmt = Extract<
+  Stmt,
+  { kind: 'warp-barrier' | 'fragment' | 'store-bf16' | 'load-fragment' | 'mma' }
+>;
+
+/** How a language with tensor cores spells their statements. */
+export interface FragmentSpelling {
+  /** The statement as one line; `expr` spells its expressions. */
+  statement(s: FragmentStmt, expr: (e: Expr) => string): string;
+  /** This lane's element of an accumulator fragment. */
+  element(fragment: string, element: number): string;
+}
 
 export interface Dialect {
   /** The type of loop counters and indices. */
@@ -21,4 +36,6 @@ export interface Dialect {
   matmulOperand?(x: string): string;
   /** `x` of the lane `lane ^ mask` among groups of `width` lanes; absent where the language has no such exchange. */
   shuffleXor?(x: string, mask: number, width: number): string;
+  /** Tensor-core fragments; absent where the language has none (the scheduler then plans no such product). */
+  fragments?: FragmentSpelling;
 }

@@ -86,6 +86,13 @@ export class Printer {
       case 'barrier':
         L.line(...d.barrier(s.storage).split('\n'));
         return;
+      case 'warp-barrier':
+      case 'fragment':
+      case 'store-bf16':
+      case 'load-fragment':
+      case 'mma':
+        L.line(this.fragments().statement(s, (e) => this.value(e)));
+        return;
     }
     this.statements(s.body, L);
     L.close();
@@ -130,7 +137,14 @@ export class Printer {
       case 'shuffle-xor':
         if (!d.shuffleXor) throw new Error('this kernel language has no lane exchange');
         return d.shuffleXor(this.expr(e.x), e.mask, e.width);
+      case 'fragment-element':
+        return this.fragments().element(e.fragment, e.element);
     }
+  }
+
+  private fragments(): NonNullable<Dialect['fragments']> {
+    if (!this.d.fragments) throw new Error('this kernel language has no tensor-core fragments');
+    return this.d.fragments;
   }
 
   /** A whole statement's value: arithmetic needs no parentheses of its own there. */

@@ -4,6 +4,7 @@ import { identifier, runKey } from '../../core/mangle.ts';
 import type { Port } from '../../core/signature.ts';
 import type { CudaCpuProgram, CudaTensorField, CudaTensorRole } from '../../runtime/cuda-cpu/program.ts';
 import type { TargetOptions } from '../target.ts';
+import { MMA_HEADER_FILE } from './mma.ts';
 import { renderCuda } from './render.ts';
 
 export function cudaCpuProgram(compiled: Compiled, options: TargetOptions): CudaCpuProgram {
@@ -12,7 +13,7 @@ export function cudaCpuProgram(compiled: Compiled, options: TargetOptions): Cuda
   return {
     signature: compiled.signature,
     arch: cuda.arch.name,
-    files: cuda.files.filter((f) => f.path === api.source || f.path === api.header),
+    files: cuda.files.filter((f) => f.path === api.source || f.path === api.header || f.path === MMA_HEADER_FILE),
     source: api.source,
     header: api.header,
     argsType: api.args,

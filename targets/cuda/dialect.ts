@@ -2,6 +2,7 @@
 import type { UnaryFn } from '../../compiler/ir/ir.ts';
 import type { Dialect } from '../clike/dialect.ts';
 import { floatLiteral } from '../clike/literals.ts';
+import { cudaFragments } from './fragments.ts';
 
 /** `0.5` → `0.5f`, `(-2.0)` → `(-2.0f)`: an unsuffixed literal would make the expression double. */
 export function cudaFloat(value: number): string {
@@ -40,5 +41,8 @@ export const cuda: Dialect = {
 /** The device helper that rounds a matmul operand to bf16 (declared in the generated .cu). */
 export const ROUND_BF16 = 'tttc_round_bf16';
 
-/** As `cuda`, with every matmul operand rounded to bf16; products still accumulate in f32. */
-export const cudaBf16: Dialect = { ...cuda, matmulOperand: (x) => `${ROUND_BF16}(${x})` };
+/**
+ * As `cuda`, with every matmul operand rounded to bf16; products still accumulate in f32. Products
+ * the scheduler put on tensor cores stage their operands as bf16 (./fragments.ts).
+ */
+export const cudaBf16: Dialect = { ...cuda, matmulOperand: (x) => `${ROUND_BF16}(${x})`, fragments: cudaFragments };

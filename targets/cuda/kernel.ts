@@ -5,6 +5,7 @@ import type { Dialect } from '../clike/dialect.ts';
 import { Lines } from '../clike/lines.ts';
 import { type Memory, Printer, SCRATCH_ARRAY, WORKGROUP_ARRAY } from '../clike/print.ts';
 import { identifier } from '../../core/mangle.ts';
+import { WORKGROUP_BF16 } from './fragments.ts';
 import { type KernelSignature, type Port, showPortShape } from '../../core/signature.ts';
 
 /** Threads of a warp, which exchange values by shuffles. */
@@ -58,6 +59,10 @@ export function renderKernel(
   if (kernel.workgroupFloats > 0)
     body.line(
       `TTTC_DYNAMIC_SHARED(float, ${WORKGROUP_ARRAY});  // ${kernel.workgroupFloats} floats, placed by the scheduler`,
+    );
+  if (kernel.tensorCores)
+    body.line(
+      `__nv_bfloat16* const ${WORKGROUP_BF16} = reinterpret_cast<__nv_bfloat16*>(${WORKGROUP_ARRAY});  // tensor-core operands, staged as bf16`,
     );
   body.line('// One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.');
   body.line('const size_t bh = blockIdx.x;', 'const unsigned tid = threadIdx.x;');

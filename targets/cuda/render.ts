@@ -10,6 +10,8 @@ import { cuda, cudaBf16, ROUND_BF16 } from './dialect.ts';
 import { renderHeader } from './header.ts';
 import { type HostKernel, renderHost } from './host.ts';
 import { renderKernel } from './kernel.ts';
+import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
+import { scheduleWithTensorCores } from '../../compiler/schedule/tensor-cores.ts';
 import { renderPython } from './python.ts';
 import { renderTorchSource } from './torch.ts';
 import { allPorts, type Port } from '../../core/signature.ts';
@@ -57,6 +59,7 @@ function renderSource(
     ...(dtype === 'bf16' ? ['#include <cuda_bf16.h>'] : []),
     '',
     `#include "${api.header}"`,
+    ...(variants.some((v) => v.kernel.tensorCores) ? [`#include "${MMA_HEADER_FILE}"`] : []),
     '',
     "// Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which",
     '// has no `extern __shared__`, can give each thread block its own.',
@@ -98,17 +101,22 @@ function renderSource(
 export function renderCuda(compiled: Compiled, options: TargetOptions): CudaKernel {
   const arch = archOf(options.arch);
   const api = apiOf(stem(compiled));
+  // bf16 operands put the products that fit on tensor cores; f32 keeps every product on FFMA.
+  const scheduled = (v: Compiled['variants'][number]) =>
+    options.dtype === 'bf16' ? scheduleWithTensorCores(v.chunk, arch.limits) : schedule(v.chunk, arch.limits);
   const variants: HostKernel[] = compiled.variants.map((v) => ({
     variant: v.name,
     name: v.name === 'decode' ? api.decodeKernel : api.kernel,
-    kernel: schedule(v.chunk, arch.limits),
+    kernel: scheduled(v),
   }));
+  const tensorCores = variants.some((v) => v.kernel.tensorCores);
   const kernel = variants[0].kernel;
   const scratchFloats = Math.max(...variants.map((v) => v.kernel.scratchFloats));
   const tensors = allPorts(compiled.signature);
   const files: GeneratedFile[] = [
     { path: api.source, contents: renderSource(compiled, variants, tensors, api, arch, options.dtype) },
     { path: api.header, contents: renderHeader(compiled, scratchFloats, api, arch, options.dtype, tensors) },
+    ...(tensorCores ? [{ path: MMA_HEADER_FILE, contents: MMA_HEADER }] : []),
     { path: api.torchSource, contents: renderTorchSource(compiled, api, tensors) },
     { path: api.python, contents: renderPython(compiled, scratchFloats, api, arch, options.dtype) },
   ];

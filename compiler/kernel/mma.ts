@@ -1,0 +1,148 @@
+/**
+ * A product on tensor cores (schedule/tensor-cores.ts chose it), as kernel-IR statements. Each
+ * warp takes 16x8 output tiles in turn; per tile and contraction slab its lanes compute the
+ * operands' elements (any inlined expression, as the register-tiled loop would read them), store
+ * them as bf16 in the warp's own slice of on-chip memory (A's 16 rows, then B's 8 columns as rows,
+ * both running along the contraction), and the warp loads fragments with ldmatrix and accumulates
+ * with mma in f32. Only the warp exchanges data there, so warp barriers suffice; rows and columns
+ * past the product's extents are staged as zeros and never stored.
+ */
+import { LITERALS, Index } from './tensor-index.ts';
+import { add, div, mod, mul } from './affine.ts';
+import { type Expr, type Stmt, assign, compare, float, int, name, variable } from './ir.ts';
+import { MMA_TILE, WARP_LANES } from '../schedule/tensor-cores.ts';
+import type { TensorCorePlan } from '../schedule/kernel.ts';
+
+export interface TensorCoreProduct {
+  /** The product's shape: batch axes, then rows and columns. */
+  shape: readonly number[];
+  contraction: number;
+  /** Where the warps' staging slices start in on-chip memory, in floats. */
+  staging: number;
+  /** A's element at (batch, row, p) and B's at (batch, p, col): the operands as the product reads them. */
+  a(batch: Expr[], row: Expr, p: Expr): Expr;
+  b(batch: Expr[], p: Expr, col: Expr): Expr;
+  /** Stores the product's element at (batch, row, col). */
+  store(batch: Expr[], row: Expr, col: Expr, value: Expr): Stmt;
+  /** Names the values a group of statements reads more than once. */
+  shared(group: Stmt[]): Stmt[];
+  /** When present, the product is zero unless this holds (it is the same for every invocation). */
+  live?: Expr;
+}
+
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+const range = (n: number) => [...Array(n).keys()];
+
+/** `body` when every condition holds (nested ifs: the kernel IR has no conjunction). */
+function guarded(conditions: (Expr | undefined)[], body: Stmt[]): Stmt[] {
+  return conditions.reduceRight<Stmt[]>((inner, c) => (c ? [{ kind: 'if', condition: c, body: inner }] : inner), body);
+}
+
+export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number, p: TensorCoreProduct): Stmt {
+  const r = p.shape.length;
+  const [m, n] = [p.shape[r - 2], p.shape[r - 1]];
+  const slab = Math.min(plan.slab, roundUp(p.contraction, MMA_TILE.k));
+  const slabs = Math.ceil(p.contraction / slab);
+  const tiles = [...p.shape.slice(0, r - 2), Math.ceil(m / MMA_TILE.m), Math.ceil(n / MMA_TILE.n)];
+  const tileCount = tiles.reduce((x, y) => x * y, 1);
+
+  const tid = name('tid');
+  const lane = name('lane');
+  const e = name('e');
+  const x = name('x');
+  const at = Index.flat(tiles, name('tile'), LITERALS).dims();
+  const batch = at.slice(0, r - 2);
+  const row0 = mul(at[r - 2], MMA_TILE.m);
+  const col0 = mul(at[r - 1], MMA_TILE.n);
+  const k0 = slabs > 1 ? name('k0') : int(0);
+  // This warp's slice: A's rows, then B's columns, each `rowStride` bf16 elements apart.
+  const slice = add(int(p.staging * 2), mul(div(tid, WARP_LANES), plan.warpElements));
+  const aRow = (i: Expr) => add(slice, mul(i, plan.rowStride));
+  const bRow = (j: Expr) => add(slice, mul(add(int(MMA_TILE.m), j), plan.rowStride));
+  const within = (i: Expr, extent: number, padded: boolean) => (padded ? compare('<', i, int(extent)) : undefined);
+  const padK = p.contraction % slab !== 0;
+
+  /** `count` elements staged by the warp's lanes: element `e` is value(e) at staged position(e). */
+  const stage = (count: number, conditions: (Expr | undefined)[], value: Expr, at: Expr): Stmt => ({
+    kind: 'for',
+    counter: 'e',
+    from: lane,
+    to: int(count),
+    step: int(WARP_LANES),
+    body: conditions.some((c) => c !== undefined)
+      ? [
+          variable('x', 'float', float(0)),
+          ...guarded(conditions, p.shared([assign('x', value)])),
+          { kind: 'store-bf16', index: at, value: x },
+        ]
+      : p.shared([{ kind: 'store-bf16', index: at, value }]),
+  });
+  // A: consecutive lanes take consecutive contraction columns of a row (A's rows are contiguous);
+  // B: consecutive lanes take consecutive output columns of a contraction row (B's rows are).
+  const [ai, aq] = [div(e, slab), mod(e, slab)];
+  const [bj, bq] = [mod(e, MMA_TILE.n), div(e, MMA_TILE.n)];
+  const stageA = stage(
+    MMA_TILE.m * slab,
+    [within(add(row0, ai), m, m % MMA_TILE.m !== 0), within(add(k0, aq), p.contraction, padK)],
+    p.a(batch, add(row0, ai), add(k0, aq)),
+    add(aRow(ai), aq),
+  );
+  const stageB = stage(
+    MMA_TILE.n * slab,
+    [within(add(col0, bj), n, n % MMA_TILE.n !== 0), within(add(k0, bq), p.contraction, padK)],
+    p.b(batch, add(k0, bq), add(col0, bj)),
+    add(bRow(bj), bq),
+  );
+  // ldmatrix: lane l names row l % 16 of A at column 8 (l / 16) of the step, and row l % 8 of B
+  // (transposed) at column 8 ((l / 8) % 2): the four and two 8x8 matrices of the fragments.
+  const steps = range(slab / MMA_TILE.k).flatMap((s): Stmt[] => [
+    {
+      kind: 'load-fragment',
+      fragment: 'fa',
+      role: 'a',
+      index: add(add(aRow(mod(lane, 16)), int(s * MMA_TILE.k)), mul(div(lane, 16), 8)),
+      transpose: false,
+    },
+    {
+      kind: 'load-fragment',
+      fragment: 'fb',
+      role: 'b',
+      index: add(add(bRow(mod(lane, 8)), int(s * MMA_TILE.k)), mul(mod(div(lane, 8), 2), 8)),
+      transpose: false,
+    },
+    { kind: 'mma', c: 'fc', a: 'fa', b: 'fb' },
+  ]);
+  // The second warp barrier keeps the next slab's (or tile's, or product's) staging from
+  // overwriting rows another lane has yet to load.
+  const slabBody: Stmt[] = [stageA, stageB, { kind: 'warp-barrier' }, ...steps, { kind: 'warp-barrier' }];
+  const accumulate: Stmt[] =
+    slabs > 1
+      ? [{ kind: 'for', counter: 'k0', from: int(0), to: int(slabs * slab), step: int(slab), body: slabBody }]
+      : slabBody;
+
+  // Accumulator element i of lane l: row l / 4 (+ 8 for i >= 2), column 2 (l % 4) + i % 2.
+  const stores = range(4).flatMap((i) => {
+    const row = add(add(row0, div(lane, 4)), int(8 * Math.floor(i / 2)));
+    const col = add(add(col0, mul(mod(lane, 4), 2)), int(i % 2));
+    const value: Expr = { kind: 'fragment-element', fragment: 'fc', element: i };
+    return guarded(
+      [within(row, m, m % MMA_TILE.m !== 0), within(col, n, n % MMA_TILE.n !== 0)],
+      [p.store(batch, row, col, value)],
+    );
+  });
+  return {
+    kind: 'for',
+    counter: 'tile',
+    from: div(tid, WARP_LANES),
+    to: int(tileCount),
+    step: int(invocations / WARP_LANES),
+    body: [
+      { kind: 'let', name: 'lane', type: 'index', value: mod(tid, WARP_LANES), mutable: false },
+      { kind: 'fragment', name: 'fa', role: 'a' },
+      { kind: 'fragment', name: 'fb', role: 'b' },
+      { kind: 'fragment', name: 'fc', role: 'c' },
+      ...(p.live ? [{ kind: 'if' as const, condition: p.live, body: accumulate }] : accumulate),
+      ...stores,
+    ],
+  };
+}

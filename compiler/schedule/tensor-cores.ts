@@ -1,0 +1,152 @@
+/**
+ * Which buffered products run on tensor cores (warp-level mma m16n8k16: 16x8 output tiles, the
+ * contraction in steps of 16, bf16 operands, f32 accumulation), for a target that has them and
+ * rounds products' operands to bf16 anyway. Decided from shapes and on-chip room alone: a product
+ * qualifies when padding its extents to the tile wastes at most half of each (padded rows and
+ * columns are staged as zeros and never stored), and the warps' staging slices fit in on-chip
+ * memory: in a gap no warp uses during the product where there is one, else after the buffers. Everything else keeps its register-tiled loop.
+ */
+import type { ChunkProgram } from '../dualform/derive.ts';
+import type { ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts';
+import { size } from '../ir/ir.ts';
+import { stageReads } from './reads.ts';
+import { schedule } from './schedule.ts';
+
+/** The mma shape: output rows, output columns, contraction per instruction. */
+export const MMA_TILE = { m: 16, n: 8, k: 16 } as const;
+export const WARP_LANES = 32;
+/** At most this many contraction columns are staged at once, so a warp's slice stays small. */
+const MAX_SLAB = 32;
+/** Padding after each staged row, in bf16 elements: 16 bytes, which keeps rows aligned for ldmatrix. */
+const ROW_PADDING = 8;
+
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+
+/** Whether an extent fills at least half of the tiles it pads to. */
+const fills = (extent: number, tile: number) => 2 * extent >= roundUp(extent, tile);
+
+/** The product's output rows, output columns and contraction (the last axes; leading axes are a batch). */
+export function productExtents(k: ScheduledKernel, id: number): { m: number; n: number; contraction: number } {
+  const node = k.program.nodes[id];
+  const a = k.program.nodes[node.args[0]];
+  const r = node.shape.length;
+  return { m: node.shape[r - 2], n: node.shape[r - 1], contraction: a.shape[r - 1] };
+}
+
+type Sizing = Omit<TensorCorePlan, 'products'>;
+
+/** The products that qualify and the staging they need. */
+function plan(k: ScheduledKernel): { products: number[]; sizing: Sizing } | undefined {
+  if (k.invocations % WARP_LANES !== 0) return undefined;
+  const products: number[] = [];
+  let contraction = 0;
+  for (const id of k.buffers.keys()) {
+    if (k.program.nodes[id].op.kind !== 'matmul') continue;
+    const e = productExtents(k, id);
+    if (!fills(e.m, MMA_TILE.m) || !fills(e.n, MMA_TILE.n) || !fills(e.contraction, MMA_TILE.k)) continue;
+    products.push(id);
+    contraction = Math.max(contraction, e.contraction);
+  }
+  if (products.length === 0) return undefined;
+  const slab = Math.min(MAX_SLAB, roundUp(contraction, MMA_TILE.k));
+  const rowStride = slab + ROW_PADDING;
+  return { products, sizing: { slab, rowStride, warpElements: (MMA_TILE.m + MMA_TILE.n) * rowStride } };
+}
+
+/** Floats of on-chip memory the warps' staging slices take. */
+const stagingFloats = (k: ScheduledKernel, s: Sizing) => ((k.invocations / WARP_LANES) * s.warpElements) / 2;
+
+interface Span {
+  from: number;
+  to: number;
+}
+
+/**
+ * On-chip memory in use while a stage runs, as seen by any warp: the homes kept on chip, and each
+ * buffer live at some stage with no barrier between it and this one (another warp may still be
+ * there).
+ */
+function busy(k: ScheduledKernel, stage: number): Span[] {
+  const lo = intervalStart(k, stage);
+  let hi = stage;
+  while (hi < k.stages.length - 1 && k.barriers[hi] === 'none') hi++;
+  const life = new Map<number, Span>();
+  k.stages.forEach((s, i) => {
+    const touched = stageReads(s, k.program, (x) => k.buffers.has(x)).filter((x) => k.buffers.has(x));
+    if (s.kind === 'compute') touched.push(s.node);
+    for (const id of touched) {
+      const l = life.get(id);
+      life.set(id, l ? { from: Math.min(l.from, i), to: Math.max(l.to, i) } : { from: i, to: i });
+    }
+  });
+  const out: Span[] = [];
+  for (const [id, l] of life) {
+    const p = k.buffers.get(id)!;
+    if (p.space === 'workgroup' && l.from <= hi && lo <= l.to)
+      out.push({ from: p.offset, to: p.offset + size(k.program.nodes[id].shape) });
+  }
+  const stateSize = new Map(k.chunk.layer.states.map((st) => [st.name, size(st.shape)]));
+  for (const [state, homes] of k.states)
+    for (const h of Object.values(homes))
+      if (h.space === 'workgroup') out.push({ from: h.offset, to: h.offset + stateSize.get(state)! });
+  return out;
+}
+
+/** The lowest 16-byte-aligned offset where `floats` fit beside every busy span. */
+function firstGap(spans: readonly Span[], floats: number): number {
+  let offset = 0;
+  for (const b of [...spans].sort((x, y) => x.from - y.from)) {
+    if (offset + floats <= b.from) break;
+    offset = Math.max(offset, roundUp(b.to, 4));
+  }
+  return offset;
+}
+
+/** The first stage of the barrier interval holding `stage`: the stages no barrier separates run together. */
+function intervalStart(k: ScheduledKernel, stage: number): number {
+  let lo = stage;
+  while (lo > 0 && k.barriers[lo - 1] === 'none') lo--;
+  return lo;
+}
+
+/**
+ * Each product's staging placed in on-chip memory no warp can be using while it runs, so a gap
+ * between the scheduled buffers serves; products no barrier separates share one place (slices are
+ * per warp, and a warp runs them in turn). Undefined when it does not fit.
+ */
+function placed(k: ScheduledKernel, limits: TargetLimits): ScheduledKernel | undefined {
+  const p = plan(k);
+  if (!p) return undefined;
+  const floats = stagingFloats(k, p.sizing);
+  const stageOf = new Map(k.stages.flatMap((s, i) => (s.kind === 'compute' ? [[s.node, i] as const] : [])));
+  const byInterval = new Map<number, number>();
+  const products = new Map<number, number>();
+  let workgroupFloats = k.workgroupFloats;
+  for (const id of p.products) {
+    const stage = stageOf.get(id)!;
+    const lo = intervalStart(k, stage);
+    const offset = byInterval.get(lo) ?? firstGap(busy(k, stage), floats);
+    byInterval.set(lo, offset);
+    products.set(id, offset);
+    workgroupFloats = Math.max(workgroupFloats, offset + floats);
+  }
+  if (workgroupFloats * 4 > limits.workgroupBytes) return undefined;
+  return { ...k, workgroupFloats, tensorCores: { products, ...p.sizing } };
+}
+
+/**
+ * The chunk scheduled with its qualifying products on tensor cores: the staging goes after the
+ * scheduled buffers, and where on-chip memory is full, the buffers are scheduled again within
+ * what the staging leaves (the rest goes to scratch). Unchanged when no product qualifies.
+ */
+export function scheduleWithTensorCores(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
+  const k = schedule(chunk, limits);
+  const p = plan(k);
+  if (!p) return k;
+  const room = limits.workgroupBytes - stagingFloats(k, p.sizing) * 4 - 16;
+  return (
+    placed(k, limits) ??
+    (room > 0 ? placed(schedule(chunk, { ...limits, workgroupBytes: room }), limits) : undefined) ??
+    k
+  );
+}

@@ -1,0 +1,207 @@
+/**
+ * The generated bf16 CUDA with its products on tensor cores (compiler/schedule/tensor-cores.ts,
+ * compiler/kernel/mma.ts): every example run through cuda-cpu for sm_80 and sm_90 against the f64
+ * reference and against the reference with bf16 product operands; padded tiles (K = 8 rows in a
+ * 16-row tile, an 8-long contraction in a 16-long step); f32 kernels keep FFMA products; and nvcc
+ * -Werror builds TTT-Linear and TTT-MLP with mma.sync and ldmatrix in the PTX and no spills; the
+ * staging runs clean under AddressSanitizer and ThreadSanitizer.
+ * Builds are cached by digest (the cuda-cpu ones shared with tests/cuda-cpu.test.ts).
+ *
+ * Tolerances. A bf16 kernel rounds each product operand to bf16 (8 significant bits, unit
+ * roundoff u = 2^-9) and accumulates in f32. The reference run with precision 'bf16' does exactly
+ * that in exact arithmetic with f32 values (compiler/ir/execute.ts), so
+ *  - its distance from the f64 reference, e_model, is the error bf16 operand rounding causes for
+ *    these inputs (measured 2e-4 to 1.6e-2 over the examples' outputs, states and accumulators);
+ *  - the kernel differs from it only by f32 summation order (n 2^-24 relative for a contraction
+ *    of n <= 256: 1.5e-5) and by operands whose f32 value lands on the other side of a bf16
+ *    rounding boundary than the model's: a fraction of about n 2^-24 / 2^-9 = n 2^-15 of them
+ *    (<= 2^-7), each off by one bf16 ulp (2^-8), which moves a product by about
+ *    2^-8 sqrt(n 2^-15) <= 3.5e-4 (relative, root-mean-square as relativeError measures).
+ *    MODEL_TOL = 2^-11 = 4.9e-4 allows that for one product with the rest of the chain on top;
+ *    measured: at most 7e-5 (three_layer_mlp's output, three products deep), mostly below 2e-6.
+ *    A kernel that rounded differently (truncation, a second rounding, an operand not rounded,
+ *    a fragment element in the wrong place) lands near e_model or beyond, far above it.
+ *  - where later steps amplify a flipped rounding (a normalisation of the state, as in
+ *    lact_swiglu), the flips cost more than the estimate above; how much is measured, not
+ *    assumed: e_flip is the distance between the bf16 model run on the inputs and on the inputs
+ *    nudged by one f32 ulp (2^-23, alternating signs), i.e. the effect of f32-sized differences
+ *    through bf16 rounding, which is all that separates the kernel from the model. The kernel
+ *    must be within MODEL_TOL + 4 e_flip (e_flip: 2e-5 for TTT-Linear's output, 1.6e-3 for
+ *    lact_swiglu's; the kernel with FFMA products is as far from the model there).
+ * Against the f64 reference the kernel is then within e_model + that bound (triangle inequality),
+ * and its output must be nearer the bf16 model than the f64 reference is, which shows its
+ * operands really were rounded.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import type { Compiled } from '../compiler/pipeline.ts';
+import type { Precision } from '../compiler/ir/execute.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
+import { relativeError, type Tensor } from '../core/tensor.ts';
+import { cacheRoot, type CudaCpuMode } from '../runtime/cuda-cpu/build.ts';
+import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
+import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import { MMA_HEADER_FILE } from '../targets/cuda/mma.ts';
+import { renderCuda } from '../targets/cuda/render.ts';
+import { randomInputs } from './support/inputs.ts';
+import { compileExample, exampleFiles } from './support/specs.ts';
+
+const execFileAsync = promisify(execFile);
+const MODEL_TOL = 2 ** -11;
+const ARCHS = ['sm_80', 'sm_90'] as const;
+/** As the bf16 case of tests/cuda-cpu.test.ts (the same sources, so its builds are reused). */
+const SIZE = { D: 64, K: 16, B: 1, H: 2, T: 37, start: 5, accum: true, seed: 3 };
+/** Tiles padded in rows (K = 8 of 16) and contraction (8 of 16). */
+const PADDED = { D: 32, K: 8, B: 2, H: 1, T: 19, start: 3, accum: true, seed: 7 };
+
+const reference = (c: Compiled, named: Map<string, Tensor>, precision: Precision) =>
+  innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named), undefined, precision));
+
+/** The largest relative error over the outputs, states and accumulators. */
+function worst(got: Map<string, Tensor>, want: Map<string, Tensor>): number {
+  let e = 0;
+  for (const [name, w] of want) {
+    const g = got.get(name);
+    expect(g?.shape, name).toEqual(w.shape);
+    const x = relativeError(g!.data, w.data);
+    expect(Number.isNaN(x), `${name} has NaN`).toBe(false);
+    e = Math.max(e, x);
+  }
+  return e;
+}
+
+async function checkAgainstReferences(
+  spec: string,
+  arch: string,
+  size: typeof SIZE,
+  mode: CudaCpuMode = 'fast',
+): Promise<void> {
+  const c = compileExample(spec, 'auto', { D: size.D, K: size.K });
+  const program = cudaCpuProgram(c, { arch, dtype: 'bf16' });
+  expect(program.files.some((f) => f.path === MMA_HEADER_FILE)).toBe(true);
+  expect(program.files.find((f) => f.path === program.source)!.contents).toContain('tttc_mma_m16n8k16_bf16(');
+  const named = randomInputs(c.chunk, size);
+  const nudged = new Map(
+    [...named].map(([n, t]): [string, Tensor] => [
+      n,
+      n === 'start' ? t : { shape: t.shape, data: t.data.map((x, i) => x * (1 + (i % 2 ? 1 : -1) * 2 ** -23)) },
+    ]),
+  );
+  const f64 = reference(c, named, 'f64');
+  const model = reference(c, named, 'bf16');
+  const loop = await CudaCpuInnerLoop.create(program, mode);
+  const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named)));
+  const eModel = worst(model, f64);
+  const eFlip = worst(reference(c, nudged, 'bf16'), model);
+  const bound = MODEL_TOL + 4 * eFlip;
+  const eKernel = worst(got, model);
+  expect(eKernel, `kernel vs the bf16-operand reference (e_model ${eModel}, e_flip ${eFlip})`).toBeLessThan(bound);
+  expect(worst(got, f64)).toBeLessThan(eModel + bound);
+  // The operands were rounded: the output is nearer the bf16 model than the f64 reference is.
+  const output = (m: Map<string, Tensor>) => m.get('output')!.data;
+  expect(relativeError(output(got), output(model))).toBeLessThan(
+    relativeError(output(f64), output(model)) / 4 + 4 * eFlip,
+  );
+}
+
+/**
+ * The examples and the update-rule examples the CUDA target renders, but titans_mlp_memory, whose
+ * f64 reference overflows on these random inputs at D = 64.
+ */
+const SPECS = [
+  ...exampleFiles,
+  ...['gated_deltanet.ttt', 'lact_swiglu.ttt', 'per_state_rates.ttt'].map((f) => `rules/${f}`),
+];
+
+describe.each(SPECS)('bf16 kernel of %s on tensor cores, on the CPU', (spec) => {
+  for (const arch of ARCHS)
+    it(`${arch}: D=64 K=16 against the bf16-operand and f64 references`, () =>
+      checkAgainstReferences(spec, arch, SIZE));
+});
+
+/** Tiles padded in rows (12 of 16) and contraction (24 of 32, 12 of 16). */
+const ODD = { D: 24, K: 12, B: 1, H: 2, T: 29, start: 7, accum: true, seed: 13 };
+
+describe('padded tensor-core tiles on the CPU', () => {
+  for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
+    for (const size of [PADDED, ODD])
+      it(`${spec}, sm_90, D=${size.D} K=${size.K}`, () => checkAgainstReferences(spec, 'sm_90', size));
+});
+
+describe('tensor-core staging under the sanitizers', () => {
+  // Staging slices inside the shared memory the kernel declares (AddressSanitizer: allocated at
+  // exactly that size), and no lane overwriting rows another still loads (ThreadSanitizer, which
+  // sees the warp barriers as the only order between lanes).
+  // Both place some products' staging in gaps between the scheduled buffers.
+  for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
+    for (const mode of ['asan', 'tsan'] as const)
+      it(`${spec}, sm_90, D=32 K=8: ${mode} clean`, () => checkAgainstReferences(spec, 'sm_90', PADDED, mode));
+});
+
+describe('f32 kernels keep FFMA products', () => {
+  it.each(exampleFiles)('%s', (spec) => {
+    for (const arch of ARCHS) {
+      const cuda = renderCuda(compileExample(spec), { arch, dtype: 'f32' });
+      expect(cuda.kernel.tensorCores).toBeUndefined();
+      expect(cuda.files.map((f) => f.path)).not.toContain(MMA_HEADER_FILE);
+      expect(cuda.files[0].contents).not.toMatch(/tttc_mma|tttc_ldmatrix|__nv_bfloat16/);
+    }
+  });
+});
+
+/** Warnings are errors everywhere, as in tests/cuda.test.ts. */
+const STRICT = ['-Werror', 'all-warnings', '-Xptxas', '-v,-Werror', '-Xcompiler', '-Wall,-Wextra,-Werror'];
+
+/** nvcc's object, PTX and ptxas log for a bf16 kernel, cached by a digest of the files and flags. */
+async function nvccBuild(spec: string, arch: string): Promise<{ ptx: string; log: string; kernels: string[] }> {
+  const cuda = renderCuda(compileExample(spec), { arch, dtype: 'bf16' });
+  const flags = ['-c', '-O3', `-gencode=arch=compute_${arch.slice(3)},code=${arch}`, ...STRICT];
+  const digest = createHash('sha256')
+    .update(JSON.stringify({ flags, files: cuda.files.map((f) => [f.path, f.contents]) }))
+    .digest('hex')
+    .slice(0, 24);
+  const dir = join(cacheRoot(), 'cuda-mma-kernels', digest);
+  const kernels = [cuda.api.kernel, cuda.api.decodeKernel];
+  const read = () => {
+    const ptx = readdirSync(dir).find((f) => f.endsWith('.ptx'))!;
+    return { ptx: readFileSync(join(dir, ptx), 'utf8'), log: readFileSync(join(dir, 'nvcc.log'), 'utf8'), kernels };
+  };
+  if (existsSync(join(dir, 'nvcc.log'))) return read();
+  const work = `${dir}.${process.pid}`;
+  mkdirSync(work, { recursive: true });
+  try {
+    for (const f of cuda.files) writeFileSync(join(work, f.path), f.contents);
+    const { stdout, stderr } = await execFileAsync(
+      'nvcc',
+      [...flags, '--keep', '--keep-dir', work, '-o', join(work, 'kernel.o'), join(work, cuda.api.source)],
+      { cwd: work, maxBuffer: 1 << 24 },
+    );
+    writeFileSync(join(work, 'nvcc.log'), stdout + stderr);
+    for (const f of readdirSync(work)) if (!f.endsWith('.ptx') && f !== 'nvcc.log') rmSync(join(work, f));
+    renameSync(work, dir);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return read();
+}
+
+describe('nvcc -Werror builds the bf16 TTT-Linear and TTT-MLP with tensor-core products', () => {
+  for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
+    for (const arch of ARCHS)
+      it(`${spec} ${arch}: mma.sync and ldmatrix in the PTX, no spills`, async () => {
+        const { ptx, log, kernels } = await nvccBuild(spec, arch);
+        expect(log).not.toMatch(/warning/i);
+        expect(ptx).toMatch(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32/);
+        expect(ptx).toMatch(/ldmatrix\.sync\.aligned\.m8n8\.x4\.shared\.b16/);
+        for (const kernel of kernels) {
+          const entry = log.split(/Compiling entry function /).find((b) => b.includes(`${kernel}j`));
+          expect(entry, kernel).toBeDefined();
+          expect(entry, kernel).toMatch(/0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads/);
+        }
+      }, 300_000);
+});
