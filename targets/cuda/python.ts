@@ -10,6 +10,7 @@ import type { Arch } from './arch.ts';
 import { programKey, runKey } from '../../core/mangle.ts';
 import { outputPort, type Port, ruleTokenPorts } from '../../core/signature.ts';
 import { stringText } from '../text.ts';
+import { MMA_HEADER_FILE } from './mma.ts';
 import { backwardModule } from '../torch/backward.ts';
 
 const tuple = (s: readonly number[]) => (s.length === 1 ? `(${s[0]},)` : `(${s.join(', ')})`);
@@ -110,12 +111,14 @@ BACKWARD_DTYPE = torch.float64
 
 _HERE = pathlib.Path(__file__).resolve().parent
 _SOURCES = [_HERE / "${api.source}", _HERE / "${api.torchSource}"]
+# What the sources include from beside them (the tensor-core header only when a product uses it).
+_LOCAL_HEADERS = [p for p in (_HERE / "${api.header}", _HERE / "${MMA_HEADER_FILE}") if p.is_file()]
 
 
 @functools.cache
 def _extension():
     # A digest of the sources in the name lets kernels of different sizes load side by side.
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in _SOURCES)).hexdigest()[:12]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*_SOURCES, *_LOCAL_HEADERS])).hexdigest()[:12]
     return torch.utils.cpp_extension.load(
         name=f"tttc_${api.stem}_{digest}",
         sources=[str(p) for p in _SOURCES],
@@ -131,7 +134,7 @@ def _cpu_extension():
             "CPU tensors need tttc's CUDA-on-the-CPU headers: set TTTC_CUDA_CPU_INCLUDE to tttc's runtime/cuda-cpu/include"
         )
     headers = sorted(p for p in include.rglob("*.h"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*_SOURCES, *headers])).hexdigest()[:12]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*_SOURCES, *_LOCAL_HEADERS, *headers])).hexdigest()[:12]
     # The .cu compiled as C++: a one-line source that includes it, since its suffix would call nvcc.
     unit = pathlib.Path(tempfile.gettempdir()) / f"tttc_${api.stem}_cpu_{digest}.cpp"
     text = f'#include "{_SOURCES[0]}"\\n'
