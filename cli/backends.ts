@@ -13,7 +13,7 @@ import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import type { PhaseListener } from '../runtime/webgpu/inner-loop.ts';
-import { webgpuInnerLoop } from './link.ts';
+import { webgpuInnerLoop, webgpuInnerLoopBackward } from './link.ts';
 
 export interface Backend {
   /** The dtype the backend writes its results in. */
@@ -58,6 +58,7 @@ export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
         onPhase?.('set-up (adapter, kernels)', performance.now() - started);
         return loop.run(inputs, { onPhase });
       },
+      backward: async (c, inputs, cotangents) => (await webgpuInnerLoopBackward(c)).run(inputs, cotangents),
     },
   ],
   [

@@ -6,7 +6,7 @@
  * The kernel's own values: `bh` (the workgroup's sequence-head), `tid` (the invocation), the
  * uniforms `T`, `start`, `H`, and the dims it declares; the target binds them.
  */
-import { dimConstant, programKey } from '../../core/mangle.ts';
+import { chunkInputKey, dimConstant } from '../../core/mangle.ts';
 import { showShape, size } from '../../core/shape.ts';
 import type { KernelSignature, Port } from '../../core/signature.ts';
 import { WALK } from '../dualform/derive.ts';
@@ -40,7 +40,7 @@ import {
 import { shareValues } from './share.ts';
 import { Index } from './tensor-index.ts';
 import { Values } from './values.ts';
-import { lowerWalk, WALK_NAMES } from './walk.ts';
+import { lowerWalk, WALK_NAMES, type WalkInputs } from './walk.ts';
 
 const bh = name('bh');
 const tid = name('tid');
@@ -57,10 +57,10 @@ const keep = name(WALK.keep);
 const ACCUM_LIVE = 'accum_live';
 
 /** The ports of a signature by role, direction and name. */
-class Ports {
+export class Ports {
   private readonly byKey: Map<string, Port>;
   constructor(private readonly sig: KernelSignature) {
-    this.byKey = new Map(sig.inputs.map((p) => [programKey(p), p]));
+    this.byKey = new Map(sig.inputs.map((p) => [chunkInputKey(p), p]));
   }
   /** Inputs then outputs: the kernel's global buffers. */
   all(): Port[] {
@@ -87,17 +87,18 @@ export function lowerKernel(
   return new Lowering(k, signature, sourceLines).kernel();
 }
 
-class Lowering {
-  private readonly values: Values;
-  private readonly stateSize: Map<string, number>;
-  private readonly ports: Ports;
-  private readonly K: Expr;
-  private readonly rows: Expr;
-  private readonly carried: Carried[];
+/** The lowering of the forward kernel; variants (compiler/kernel/checkpoint.ts, backward.ts) extend it. */
+export class Lowering {
+  protected readonly values: Values;
+  protected readonly stateSize: Map<string, number>;
+  protected readonly ports: Ports;
+  protected readonly K: Expr;
+  protected readonly rows: Expr;
+  protected readonly carried: Carried[];
   private named = 0;
 
   constructor(
-    private readonly k: ScheduledKernel,
+    protected readonly k: ScheduledKernel,
     signature: KernelSignature,
     private readonly sourceLines: readonly string[],
   ) {
@@ -126,18 +127,18 @@ class Lowering {
   }
 
   /** Named values for the statements of one group, each read more than once computed once. */
-  private shared(group: Stmt[]): Stmt[] {
+  protected shared(group: Stmt[]): Stmt[] {
     return shareValues(group, () => `v${this.named++}`);
   }
 
-  private place(p: Placement, flat: Expr): Expr {
+  protected place(p: Placement, flat: Expr): Expr {
     return p.space === 'workgroup'
       ? load({ kind: 'workgroup' }, add(int(p.offset), flat))
       : load({ kind: 'scratch' }, add(add(mul(bh, this.k.scratchFloats), int(p.offset)), flat));
   }
 
   /** Where a carried value lives: its buffer on chip or in scratch, or in place in its output port. */
-  private home(h: Home, state: string, kind: Carried, flat: Expr): { buffer: Buffer; index: Expr } {
+  protected home(h: Home, state: string, kind: Carried, flat: Expr): { buffer: Buffer; index: Expr } {
     if (h.space === 'global')
       return { buffer: this.ports.get(kind, 'out', state), index: add(mul(bh, this.stateSize.get(state)!), flat) };
     const at = this.place(h, flat);
@@ -145,17 +146,17 @@ class Lowering {
     return { buffer: at.buffer, index: at.index };
   }
 
-  private readHome(h: Home, state: string, kind: Carried, flat: Expr): Expr {
+  protected readHome(h: Home, state: string, kind: Carried, flat: Expr): Expr {
     const at = this.home(h, state, kind, flat);
     return load(at.buffer, at.index);
   }
 
-  private writeHome(h: Home, state: string, kind: Carried, flat: Expr, value: Expr): Stmt {
+  protected writeHome(h: Home, state: string, kind: Carried, flat: Expr, value: Expr): Stmt {
     const at = this.home(h, state, kind, flat);
     return store(at.buffer, at.index, value);
   }
 
-  private input(key: string, index: Index): Expr {
+  protected input(key: string, index: Index): Expr {
     const port = this.ports.ofInput(key);
     if (!port) {
       if (key === WALK.mask) return select(compare('<', index.dims()[0], count), float(1), float(0));
@@ -180,19 +181,19 @@ class Lowering {
   }
 
   /** A stage's comment: what it computes and the spec line it comes from (the printer escapes it). */
-  private describe(id: number, what: string): Stmt {
+  protected describe(id: number, what: string): Stmt {
     const o = this.k.program.nodes[id].origin;
     if (!o) return comment(`${what}.`);
     return comment(`${what}, from line ${o.start.line}: ${(this.sourceLines[o.start.line - 1] ?? '').trim()}`);
   }
 
   /** `body(e)` for every element e < n, the workgroup's invocations taking every `invocations`-th. */
-  private elements(n: Expr | number, body: Stmt[]): Stmt {
+  protected elements(n: Expr | number, body: Stmt[]): Stmt {
     const to = typeof n === 'number' ? int(n) : n;
     return { kind: 'for', counter: 'e', from: tid, to, step: int(this.k.invocations), body };
   }
 
-  private body(): Stmt[] {
+  protected body(): Stmt[] {
     const out: Stmt[] = [];
     // Only params are per head; declared without them, `h` would be unused (nvcc warns).
     if (this.k.chunk.layer.params.length > 0) out.push(constant('h', 'index', mod(bh, uniform('H'))));
@@ -213,7 +214,7 @@ class Lowering {
     }
     out.push(barrier(true), blank);
     out.push(comment('Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.'));
-    out.push(...lowerWalk({ start: uniform('start'), T: uniform('T'), K: this.K, rows: this.rows }, this.chunk()));
+    out.push(...this.walk(this.chunk()));
     const onChip = [...this.k.states].filter(([, h]) => this.carried.some((role) => h[role]!.space !== 'global'));
     if (onChip.length) out.push(blank, comment('Write back the state kept on chip.'));
     for (const [state, h] of onChip) {
@@ -231,8 +232,17 @@ class Lowering {
     return out;
   }
 
+  /** The chunks of the call, each processed by `chunk`. */
+  protected walk(chunk: Stmt[]): Stmt[] {
+    return lowerWalk(this.walkInputs(), chunk);
+  }
+
+  protected walkInputs(): WalkInputs {
+    return { start: uniform('start'), T: uniform('T'), K: this.K, rows: this.rows };
+  }
+
   /** One chunk: the walk's factors, then every stage with the barrier after it. */
-  private chunk(): Stmt[] {
+  protected chunk(): Stmt[] {
     const out: Stmt[] = [
       constant(WALK.commit, 'float', select(ends, this.commitScale(), float(0))),
       constant(WALK.keep, 'float', select(ends, float(0), float(1))),
@@ -257,7 +267,7 @@ class Lowering {
     return float(s.kind === 'constant' ? s.value : 1);
   }
 
-  private stage(s: Stage): Stmt[] {
+  protected stage(s: Stage): Stmt[] {
     const nodes = this.k.program.nodes;
     const e = name('e');
     if (s.kind === 'update') {

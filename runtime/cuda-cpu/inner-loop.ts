@@ -47,7 +47,13 @@ function inputOf(t: CudaTensorField, inputs: InnerLoopInputs): Tensor | undefine
   }
 }
 
-const shapeOf = (t: CudaTensorField, i: InnerLoopInputs) => [...t.lead.map((a) => i[a]), ...t.shape];
+const shapeOf = (t: CudaTensorField, i: InnerLoopInputs) => [
+  ...t.lead.map((a) => {
+    if (a === 'C') throw new Error(`the CPU runtime runs no kernel with per-chunk tensors (${t.field})`);
+    return i[a];
+  }),
+  ...t.shape,
+];
 
 export class CudaCpuInnerLoop {
   private constructor(

@@ -3,7 +3,7 @@
  * writes, and the launcher's C interface (its functions and the fields of its argument struct,
  * each tied to a tensor of the `run` convention). Plain JSON; nothing here reads the source.
  */
-import type { KernelSignature } from '../../core/signature.ts';
+import type { Axis, KernelSignature } from '../../core/signature.ts';
 
 /** Which tensor of the `run` convention a field of the argument struct holds. */
 export type CudaTensorRole =
@@ -20,7 +20,9 @@ export type CudaTensorRole =
   | 'token'
   /** A rule's optimizer state, named by its state, before and after the call. */
   | 'opt'
-  | 'opt_out';
+  | 'opt_out'
+  /** What each chunk started from, saved by a forward for its backward. */
+  | 'checkpoint';
 
 export interface CudaTensorField {
   role: CudaTensorRole;
@@ -29,7 +31,7 @@ export interface CudaTensorField {
   /** The field of the argument struct. */
   field: string;
   /** The call-dependent leading axes, then the fixed shape. */
-  lead: readonly ('B' | 'H' | 'T')[];
+  lead: readonly Axis[];
   shape: readonly number[];
   written: boolean;
 }

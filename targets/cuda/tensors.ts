@@ -26,6 +26,7 @@ export function portNote(p: Port): string {
     decay: 'per-token decay (retention), positive',
     momentum: 'per-token momentum, positive',
     opt: 'optimizer state before the call: zeros for a new sequence',
+    checkpoint: 'what each chunk started from, saved by the forward',
   }[p.role];
 }
 
