@@ -76,8 +76,10 @@ export class WebGPUInnerLoopBackward {
       throw new LimitError(
         `the ${name} backward kernels need ${most} storage buffers per stage; the adapter allows ${limits.maxStorageBuffersPerShaderStage}`,
       );
-    const f = await computePipeline(device, manifest.forward.code, `${name}.checkpoints.wgsl`, forwardBindings);
-    const b = await computePipeline(device, manifest.backward.code, `${name}.backward.wgsl`, backwardBindings);
+    const [f, b] = await Promise.all([
+      computePipeline(device, manifest.forward.code, `${name}.checkpoints.wgsl`, forwardBindings),
+      computePipeline(device, manifest.backward.code, `${name}.backward.wgsl`, backwardBindings),
+    ]);
     return new WebGPUInnerLoopBackward(manifest, context, f.pipeline, b.pipeline, [...f.messages, ...b.messages]);
   }
 

@@ -10,7 +10,6 @@ import { lowerKernel } from '../../compiler/kernel/lower.ts';
 import { lowerCheckpointingKernel } from '../../compiler/kernel/checkpoint.ts';
 import { Lines } from '../clike/lines.ts';
 import { type Memory, Printer, SCRATCH_ARRAY, WORKGROUP_ARRAY } from '../clike/print.ts';
-import { stem, type Target } from '../target.ts';
 import { WGSL_ERF, wgsl } from './dialect.ts';
 import { type Layout, layoutOf, regionOf, UNIFORM_FIELDS } from '../../core/packing.ts';
 import { commentText } from '../text.ts';
@@ -125,9 +124,3 @@ export function wgslManifest(compiled: Compiled, limits: TargetLimits = WEBGPU_D
   }
   return manifest;
 }
-
-export const wgslTarget: Target = {
-  name: 'wgsl',
-  description: 'a fused WGSL compute kernel for WebGPU (default limits)',
-  emit: (compiled) => [{ path: `${stem(compiled)}.wgsl`, contents: renderWgsl(compiled).code }],
-};
