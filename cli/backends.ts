@@ -10,7 +10,8 @@ import type {
   InnerLoopOutputs,
 } from '../runtime/inner-loop.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
-import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import { cudaCpuBackwardProgram, cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import type { PhaseListener } from '../runtime/webgpu/inner-loop.ts';
 import { webgpuInnerLoop, webgpuInnerLoopBackward } from './link.ts';
@@ -32,6 +33,7 @@ export interface Backend {
     compiled: Compiled,
     inputs: InnerLoopInputs,
     cotangents: InnerLoopCotangents,
+    options: TargetOptions,
   ): Promise<{ outputs: InnerLoopOutputs; grads: InnerLoopGradients }>;
 }
 
@@ -66,6 +68,8 @@ export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
     {
       dtype: 'F32',
       run: async (c, inputs, options) => (await CudaCpuInnerLoop.create(cudaCpuProgram(c, options))).run(inputs),
+      backward: async (c, inputs, cotangents, options) =>
+        (await CudaCpuBackward.create(cudaCpuBackwardProgram(c, options))).run(inputs, cotangents),
     },
   ],
 ]);

@@ -21,7 +21,8 @@ const IDENTIFIER: Record<Role, { in: string; out: string; named: boolean }> = {
   decay: { in: 'decay', out: 'out_decay', named: false },
   momentum: { in: 'momentum', out: 'out_momentum', named: false },
   opt: { in: 'opt_', out: 'out_opt_', named: true },
-  checkpoint: { in: 'checkpoints', out: 'out_checkpoints', named: false },
+  // One tensor, written by the checkpointing forward and read by the backward: one name for both.
+  checkpoint: { in: 'checkpoints', out: 'checkpoints', named: false },
 };
 
 /** The port's identifier in generated code: `view_q`, `lr`, `param_gamma`, `out_state_W1`, ... */

@@ -3,7 +3,7 @@
  * writes, and the launcher's C interface (its functions and the fields of its argument struct,
  * each tied to a tensor of the `run` convention). Plain JSON; nothing here reads the source.
  */
-import type { Axis, KernelSignature } from '../../core/signature.ts';
+import type { Axis, KernelSignature, Role } from '../../core/signature.ts';
 
 /** Which tensor of the `run` convention a field of the argument struct holds. */
 export type CudaTensorRole =
@@ -22,7 +22,10 @@ export type CudaTensorRole =
   | 'opt'
   | 'opt_out'
   /** What each chunk started from, saved by a forward for its backward. */
-  | 'checkpoint';
+  | 'checkpoint'
+  /** A backward's cotangent of the call's output `port`, and its gradient of the call's input `port`. */
+  | 'cotangent'
+  | 'gradient';
 
 export interface CudaTensorField {
   role: CudaTensorRole;
@@ -34,6 +37,8 @@ export interface CudaTensorField {
   lead: readonly Axis[];
   shape: readonly number[];
   written: boolean;
+  /** For a cotangent or gradient: the call's tensor it belongs to. */
+  of?: { role: Role; name: string };
 }
 
 export interface CudaCpuProgram {
@@ -53,4 +58,6 @@ export interface CudaCpuProgram {
   /** `int forward(const args*, cudaStream_t)` and `const char* last_error(void)`. */
   forward: string;
   lastError: string;
+  /** Rows per chunk of the mini-batch program, when a tensor has a chunk axis: with K, the chunks of a call. */
+  rows?: number;
 }

@@ -46,6 +46,27 @@ function renderSource(
     `// Forms: ${compiled.chunk.forms.map((f) => `${f.state} ${f.form}`).join(', ')}.`,
     `// Shared memory: ${kernel.workgroupFloats * 4} bytes per block; global scratch: ${kernel.scratchFloats * 4} bytes per block.`,
     ...[...kernel.states].map(([s, h]) => `// ${s}: state ${where(h.state)}, accumulator ${where(h.accum)}.`),
+  );
+  renderPreamble(L, api, arch, dtype);
+  for (const v of variants) {
+    renderKernel(
+      L,
+      v.name,
+      v.kernel,
+      compiled.signature,
+      tensors,
+      dtype === 'bf16' ? cudaBf16 : cuda,
+      compiled.text.split('\n'),
+    );
+    L.line('');
+  }
+  renderHost(L, api, arch, variants, tensors);
+  return L.toString();
+}
+
+/** What every generated .cu starts with after its comment: includes, the shared-memory macro, the arch guard, the bf16 helper. */
+export function renderPreamble(L: Lines, api: CudaApi, arch: Arch, dtype: TargetOptions['dtype']): void {
+  L.line(
     '',
     '#include <climits>',
     '#include <cstdarg>',
@@ -79,20 +100,6 @@ function renderSource(
       '',
     );
   }
-  for (const v of variants) {
-    renderKernel(
-      L,
-      v.name,
-      v.kernel,
-      compiled.signature,
-      tensors,
-      dtype === 'bf16' ? cudaBf16 : cuda,
-      compiled.text.split('\n'),
-    );
-    L.line('');
-  }
-  renderHost(L, api, arch, variants, tensors);
-  return L.toString();
 }
 
 export function renderCuda(compiled: Compiled, options: TargetOptions): CudaKernel {
