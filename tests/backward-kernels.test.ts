@@ -3,6 +3,11 @@
  * 1e-4 relative per tensor, with a partial trailing mini-batch, a nonzero start, carried
  * accumulators and cotangents of every output, outputs NaN-poisoned before the kernels run.
  */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webgpuInnerLoopBackward } from '../cli/link.ts';
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
@@ -18,10 +23,18 @@ import {
   innerLoopInputs,
   innerLoopOutputTensors,
 } from '../runtime/inner-loop.ts';
+import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import { getGPUDevice } from '../runtime/webgpu/device.ts';
+import { renderCudaBackward } from '../targets/cuda/backward.ts';
+import { cudaCpuBackwardProgram } from '../targets/cuda/cpu.ts';
 import { randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
 import { compileExample } from './support/specs.ts';
+
+const execFileAsync = promisify(execFile);
+
+/** Warnings are errors everywhere: nvcc's front end, ptxas and the host compiler (as tests/cuda.test.ts). */
+const STRICT = ['-Werror', 'all-warnings', '-Xptxas', '-v,-Werror', '-Xcompiler', '-Wall,-Wextra,-Werror'];
 
 /** The f32 kernels' tolerance against the f64 reference (relative error per tensor). */
 const TOL = 1e-4;
@@ -77,6 +90,14 @@ describe.each(SPECS)('backward kernels of %s', (spec) => {
   const ct = randomCotangents(c, named, 12);
   const want = referenceGradients(c, named, ct);
 
+  it('CUDA through cuda-cpu matches the f64 reference backward', async () => {
+    const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, { arch: 'sm_90', dtype: 'f32' }));
+    const inputs = innerLoopInputs(c.signature, named);
+    const got = await loop.run(inputs, innerLoopCotangents(c.signature, inputs, ct));
+    expectClose(innerLoopOutputTensors(got.outputs), want.outputs, `${spec} outputs`);
+    expectClose(gradientTensors(got.grads, named), want.grads, `${spec} gradients`);
+  });
+
   it('WGSL on WebGPU matches the f64 reference backward', async () => {
     const loop = await webgpuInnerLoopBackward(c);
     expect(loop.warnings, 'Dawn compilation messages').toEqual([]);
@@ -84,5 +105,18 @@ describe.each(SPECS)('backward kernels of %s', (spec) => {
     const got = await loop.run(inputs, innerLoopCotangents(c.signature, inputs, ct), { poison: true });
     expectClose(innerLoopOutputTensors(got.outputs), want.outputs, `${spec} outputs`);
     expectClose(gradientTensors(got.grads, named), want.grads, `${spec} gradients`);
+  });
+});
+
+/** nvcc on the largest of the backward kernels (each example's takes 5-15 s per arch on 2 cores). */
+describe('nvcc', () => {
+  const c = compileExample('ttt_mlp.ttt', 'auto', { D: 64, K: 16 });
+  it.each(['sm_80', 'sm_90'])('nvcc builds the CUDA backward for %s without a warning', async (arch) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tttc-backward-nvcc-'));
+    const cuda = renderCudaBackward(c, { arch, dtype: 'f32' });
+    for (const f of cuda.files) writeFileSync(join(dir, f.path), f.contents);
+    const flags = [`-gencode=arch=compute_${arch.slice(3)},code=${arch}`, ...STRICT];
+    await execFileAsync('nvcc', ['-c', cuda.api.source, '-o', 'backward.o', ...flags], { cwd: dir });
+    rmSync(dir, { recursive: true, force: true });
   });
 });
