@@ -57,7 +57,7 @@ const keep = name(WALK.keep);
 const ACCUM_LIVE = 'accum_live';
 
 /** The ports of a signature by role, direction and name. */
-export class Ports {
+class Ports {
   private readonly byKey: Map<string, Port>;
   constructor(private readonly sig: KernelSignature) {
     this.byKey = new Map(sig.inputs.map((p) => [chunkInputKey(p), p]));
@@ -91,7 +91,7 @@ export function lowerKernel(
 export class Lowering {
   protected readonly values: Values;
   protected readonly stateSize: Map<string, number>;
-  protected readonly ports: Ports;
+  private readonly ports: Ports;
   protected readonly K: Expr;
   protected readonly rows: Expr;
   protected readonly carried: Carried[];
@@ -138,7 +138,7 @@ export class Lowering {
   }
 
   /** Where a carried value lives: its buffer on chip or in scratch, or in place in its output port. */
-  protected home(h: Home, state: string, kind: Carried, flat: Expr): { buffer: Buffer; index: Expr } {
+  private home(h: Home, state: string, kind: Carried, flat: Expr): { buffer: Buffer; index: Expr } {
     if (h.space === 'global')
       return { buffer: this.ports.get(kind, 'out', state), index: add(mul(bh, this.stateSize.get(state)!), flat) };
     const at = this.place(h, flat);
@@ -151,7 +151,7 @@ export class Lowering {
     return load(at.buffer, at.index);
   }
 
-  protected writeHome(h: Home, state: string, kind: Carried, flat: Expr, value: Expr): Stmt {
+  private writeHome(h: Home, state: string, kind: Carried, flat: Expr, value: Expr): Stmt {
     const at = this.home(h, state, kind, flat);
     return store(at.buffer, at.index, value);
   }
@@ -181,7 +181,7 @@ export class Lowering {
   }
 
   /** A stage's comment: what it computes and the spec line it comes from (the printer escapes it). */
-  protected describe(id: number, what: string): Stmt {
+  private describe(id: number, what: string): Stmt {
     const o = this.k.program.nodes[id].origin;
     if (!o) return comment(`${what}.`);
     return comment(`${what}, from line ${o.start.line}: ${(this.sourceLines[o.start.line - 1] ?? '').trim()}`);
