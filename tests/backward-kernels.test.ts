@@ -11,7 +11,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webgpuInnerLoopBackward } from '../cli/link.ts';
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
-import type { Compiled } from '../compiler/pipeline.ts';
+import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
+import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
 import { runReferenceBackward } from '../compiler/reference/backward.ts';
 import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
 import { runKey } from '../core/mangle.ts';
@@ -30,6 +31,7 @@ import { cudaCpuBackwardProgram } from '../targets/cuda/cpu.ts';
 import { randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
 import { compileExample } from './support/specs.ts';
+import { UNUSUAL_SPECS } from './specs/unusual.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -118,5 +120,22 @@ describe('nvcc', () => {
     const flags = [`-gencode=arch=compute_${arch.slice(3)},code=${arch}`, ...STRICT];
     await execFileAsync('nvcc', ['-c', cuda.api.source, '-o', 'backward.o', ...flags], { cwd: dir });
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+/** Specs beyond the examples (primal and dual states side by side, scalar states and views, ...), on cuda-cpu. */
+describe.each(Object.entries(UNUSUAL_SPECS))('CUDA backward of %s', (_, text) => {
+  it('matches the f64 reference backward', async () => {
+    const r = compileSpec(text, { file: 'unusual.ttt' });
+    if (!r.ok) throw new Error(formatDiagnostics(r.diagnostics, text));
+    const c = r.compiled;
+    const named = randomInputs(c.chunk, { B: 2, H: 1, T: 2 * c.chunk.K + 3, start: 1, accum: true, seed: 5 });
+    const ct = randomCotangents(c, named, 6);
+    const want = referenceGradients(c, named, ct);
+    const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, { arch: 'sm_90', dtype: 'f32' }));
+    const inputs = innerLoopInputs(c.signature, named);
+    const got = await loop.run(inputs, innerLoopCotangents(c.signature, inputs, ct));
+    expectClose(innerLoopOutputTensors(got.outputs), want.outputs, 'outputs');
+    expectClose(gradientTensors(got.grads, named), want.grads, 'gradients');
   });
 });
