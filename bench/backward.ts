@@ -1,7 +1,7 @@
 /**
  * The backward of the inner loop: memory it keeps per (sequence, head) and, on the f64 reference
- * backend, its time over the forward's (median of runs). The WebGPU backward does not exist yet,
- * so no kernel time is reported.
+ * backend, its time over the forward's (median of runs). The fused WGSL backward's time:
+ * bench/backward-webgpu.ts.
  *
  * Memory, f32, per (sequence, head), T tokens, mini-batch K, state size |θ| floats:
  * - saved at chunk starts (what the backward walk does): ⌈T/K⌉·|θ| (+ the initial accumulator);

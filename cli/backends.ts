@@ -10,10 +10,11 @@ import type {
   InnerLoopOutputs,
 } from '../runtime/inner-loop.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
-import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import { cudaCpuBackwardProgram, cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import type { PhaseListener } from '../runtime/webgpu/inner-loop.ts';
-import { webgpuInnerLoop } from './link.ts';
+import { webgpuInnerLoop, webgpuInnerLoopBackward } from './link.ts';
 
 export interface Backend {
   /** The dtype the backend writes its results in. */
@@ -32,6 +33,7 @@ export interface Backend {
     compiled: Compiled,
     inputs: InnerLoopInputs,
     cotangents: InnerLoopCotangents,
+    options: TargetOptions,
   ): Promise<{ outputs: InnerLoopOutputs; grads: InnerLoopGradients }>;
 }
 
@@ -58,6 +60,7 @@ export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
         onPhase?.('set-up (adapter, kernels)', performance.now() - started);
         return loop.run(inputs, { onPhase });
       },
+      backward: async (c, inputs, cotangents) => (await webgpuInnerLoopBackward(c)).run(inputs, cotangents),
     },
   ],
   [
@@ -65,6 +68,8 @@ export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
     {
       dtype: 'F32',
       run: async (c, inputs, options) => (await CudaCpuInnerLoop.create(cudaCpuProgram(c, options))).run(inputs),
+      backward: async (c, inputs, cotangents, options) =>
+        (await CudaCpuBackward.create(cudaCpuBackwardProgram(c, options))).run(inputs, cotangents),
     },
   ],
 ]);

@@ -10,6 +10,8 @@ import type { InnerLoopBackend } from '../runtime/layer/layer.ts';
 import { deviceLimits, type GPUContext, getGPUDevice } from '../runtime/webgpu/device.ts';
 import { schedulingLimits, WebGPUInnerLoop } from '../runtime/webgpu/inner-loop.ts';
 import { wgslManifest } from '../targets/wgsl/render.ts';
+import { wgslBackwardManifest } from '../targets/wgsl/backward.ts';
+import { WebGPUInnerLoopBackward } from '../runtime/webgpu/backward.ts';
 
 /** The inner loop as the f64 reference executor runs it. */
 export function referenceInnerLoop(compiled: Compiled): InnerLoopBackend {
@@ -25,4 +27,11 @@ export async function webgpuManifest(compiled: Compiled, ctx: GPUContext): Promi
 export async function webgpuInnerLoop(compiled: Compiled, ctx?: GPUContext): Promise<WebGPUInnerLoop> {
   const context = ctx ?? (await getGPUDevice());
   return WebGPUInnerLoop.fromManifest(await webgpuManifest(compiled, context), context);
+}
+
+/** The compiled spec's backward kernels (the checkpointing forward and the backward) for this adapter, built. */
+export async function webgpuInnerLoopBackward(compiled: Compiled, ctx?: GPUContext): Promise<WebGPUInnerLoopBackward> {
+  const context = ctx ?? (await getGPUDevice());
+  const manifest = wgslBackwardManifest(compiled, schedulingLimits(deviceLimits(context.device)));
+  return WebGPUInnerLoopBackward.fromManifest(manifest, context);
 }

@@ -60,7 +60,7 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   let tensors: Map<string, Tensor>;
   if (cotangents) {
     const { outputs, grads } = await progress.time(`set-up, run and backward (${backendName})`, () =>
-      backend.backward!(c, named, cotangents),
+      backend.backward!(c, named, cotangents, { arch, dtype }),
     );
     tensors = new Map([...innerLoopOutputTensors(outputs), ...gradientTensors(grads, namedInputs)]);
   } else {

@@ -21,6 +21,8 @@ const IDENTIFIER: Record<Role, { in: string; out: string; named: boolean }> = {
   decay: { in: 'decay', out: 'out_decay', named: false },
   momentum: { in: 'momentum', out: 'out_momentum', named: false },
   opt: { in: 'opt_', out: 'out_opt_', named: true },
+  // One tensor, written by the checkpointing forward and read by the backward: one name for both.
+  checkpoint: { in: 'checkpoints', out: 'checkpoints', named: false },
 };
 
 /** The port's identifier in generated code: `view_q`, `lr`, `param_gamma`, `out_state_W1`, ... */
@@ -59,6 +61,13 @@ export function runKeys(p: Port): string[] {
   const long = `${p.grad ? 'grad.' : ''}view.${p.name}`;
   return p.role === 'view' && key !== long ? [key, long] : [key];
 }
+
+/**
+ * The mini-batch program input a port feeds: its program key, or for a cotangent port (a
+ * backward's `grad` input) `cotangent.` and that key, as compiler/backward/derive.ts names them.
+ */
+export const chunkInputKey = (p: Pick<Port, 'role' | 'name' | 'grad'>): string =>
+  p.grad ? `cotangent.${programKey(p)}` : programKey(p);
 
 /** The port as the mini-batch program's inputs and outputs name it: `view.q`, `lr`, `state.W1`, ... */
 export function programKey(p: Pick<Port, 'role' | 'name'>): string {

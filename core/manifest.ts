@@ -21,3 +21,18 @@ export interface WgslKernelManifest {
    */
   decode?: { code: string; scratchFloats: number };
 }
+
+/**
+ * The WGSL kernels of a backward call (targets/wgsl/backward.ts): the forward that also saves its
+ * checkpoints, then the backward that reads them. Buffers as `backwardBindings` lists them.
+ */
+export interface WgslBackwardManifest {
+  /** The forward's signature and layout; the backward's ports derive from them (compiler/backward/signature.ts). */
+  signature: KernelSignature;
+  layout: Layout;
+  /** Rows per chunk: with K and the call's start and T, the chunks a call walks (core/walk.ts). */
+  rows: number;
+  forward: { code: string; scratchFloats: number };
+  backward: { code: string; scratchFloats: number };
+  scheduledFor: { workgroupBytes: number; invocations: number };
+}

@@ -27,10 +27,15 @@ export type Role =
   | 'decay'
   | 'momentum'
   /** An update rule's optimizer state, named by its state: carried between calls like the accumulator. */
-  | 'opt';
+  | 'opt'
+  /**
+   * What a chunk starts from (states, accumulators, optimizer states, packed as core/packing.ts
+   * packs them per sequence-head), saved by the forward for the backward, per chunk of the call.
+   */
+  | 'checkpoint';
 
-/** The leading, call-dependent axes of a tensor: sequences, heads, tokens. */
-export type Axis = 'B' | 'H' | 'T';
+/** The leading, call-dependent axes of a tensor: sequences, heads, tokens, and the chunks a call walks. */
+export type Axis = 'C' | 'B' | 'H' | 'T';
 
 export interface Port {
   role: Role;

@@ -6,7 +6,11 @@
  */
 export type { Tensor, TensorInput } from '../core/tensor.ts';
 export {
+  gradientTensors,
   InputError,
+  innerLoopCotangents,
+  type InnerLoopCotangents,
+  type InnerLoopGradients,
   innerLoopInputs,
   type InnerLoopInputs,
   type InnerLoopOutputs,
@@ -31,5 +35,6 @@ export {
 } from './safetensors.ts';
 export { type GPUContext, getGPUDevice } from './webgpu/device.ts';
 export { LimitError, WebGPUInnerLoop } from './webgpu/inner-loop.ts';
-export type { WgslKernelManifest } from '../core/manifest.ts';
+export { type BackwardResult, checkpointFloats, WebGPUInnerLoopBackward } from './webgpu/backward.ts';
+export type { WgslBackwardManifest, WgslKernelManifest } from '../core/manifest.ts';
 export type { KernelSignature, Port } from '../core/signature.ts';

@@ -6,7 +6,7 @@ import type { Target } from './target.ts';
 
 const LOADERS: ReadonlyMap<string, () => Promise<Target>> = new Map([
   ['ir', () => import('./ir/emit.ts').then((m) => m.irTarget)],
-  ['wgsl', () => import('./wgsl/render.ts').then((m) => m.wgslTarget)],
+  ['wgsl', () => import('./wgsl/target.ts').then((m) => m.wgslTarget)],
   ['cuda', () => import('./cuda/target.ts').then((m) => m.cudaTarget)],
   ['ts', () => import('./ts/emit.ts').then((m) => m.tsTarget, needsToolchain)],
 ]);

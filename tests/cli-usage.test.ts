@@ -73,7 +73,9 @@ describe('tttc usage', () => {
     expect(JSON.parse(r.out)).toEqual({
       ok: true,
       diagnostics: [],
-      written: [join(dir, 'ttt_linear.ir.txt'), join(dir, 'ttt_linear.wgsl')],
+      written: ['ttt_linear.ir.txt', 'ttt_linear.wgsl', 'ttt_linear.checkpoints.wgsl', 'ttt_linear.backward.wgsl'].map(
+        (f) => join(dir, f),
+      ),
     });
   });
 

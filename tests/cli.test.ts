@@ -81,8 +81,14 @@ describe('tttc', () => {
     const dir = scratch();
     const r = await tttc('compile', example('ttt_linear.ttt'), '--target', 'ir,wgsl', '--out', dir);
     expect(r.code).toBe(0);
-    expect(readdirSync(dir).sort()).toEqual(['ttt_linear.ir.txt', 'ttt_linear.wgsl']);
-    expect(readFileSync(join(dir, 'ttt_linear.wgsl'), 'utf8')).toContain('@compute');
+    expect(readdirSync(dir).sort()).toEqual([
+      'ttt_linear.backward.wgsl',
+      'ttt_linear.checkpoints.wgsl',
+      'ttt_linear.ir.txt',
+      'ttt_linear.wgsl',
+    ]);
+    for (const f of ['ttt_linear.wgsl', 'ttt_linear.checkpoints.wgsl', 'ttt_linear.backward.wgsl'])
+      expect(readFileSync(join(dir, f), 'utf8')).toContain('@compute');
     const empty = join(dir, 'empty');
     expect((await tttc('compile', example('weightnorm_linear.ttt'), '--form', 'dual', '--out', empty)).code).toBe(1);
     expect(existsSync(empty)).toBe(false);

@@ -145,6 +145,11 @@ describe('compile writes all files or none', () => {
     const dir = scratch();
     const r = await tttc('compile', spec, '--target', 'wgsl,ir,wgsl', '--out', dir);
     expect(r.code, r.err).toBe(0);
-    expect(readdirSync(dir).sort()).toEqual(['ttt_linear.ir.txt', 'ttt_linear.wgsl']);
+    expect(readdirSync(dir).sort()).toEqual([
+      'ttt_linear.backward.wgsl',
+      'ttt_linear.checkpoints.wgsl',
+      'ttt_linear.ir.txt',
+      'ttt_linear.wgsl',
+    ]);
   });
 });

@@ -32,7 +32,18 @@ export interface ChunkBackward {
   differentiable: readonly string[];
 }
 
+/** Backwards by chunk program: every target of one compile derives a backward once. */
+const derived = new WeakMap<ChunkProgram, ChunkBackward>();
+
 export function deriveChunkBackward(forward: ChunkProgram): ChunkBackward {
+  const known = derived.get(forward);
+  if (known) return known;
+  const backward = deriveOnce(forward);
+  derived.set(forward, backward);
+  return backward;
+}
+
+function deriveOnce(forward: ChunkProgram): ChunkBackward {
   const p = forward.program;
   const b = new Builder(p);
   const differentiable = p.inputs.filter((i) => !SELECTORS.has(i.name));

@@ -6,7 +6,7 @@
  * The kernel's own values: `bh` (the workgroup's sequence-head), `tid` (the invocation), the
  * uniforms `T`, `start`, `H`, and the dims it declares; the target binds them.
  */
-import { programKey } from '../../core/mangle.ts';
+import { chunkInputKey } from '../../core/mangle.ts';
 import { showShape, size } from '../../core/shape.ts';
 import type { KernelSignature, Port } from '../../core/signature.ts';
 import { WALK } from '../dualform/derive.ts';
@@ -38,7 +38,7 @@ import { lowerTensorCoreProduct } from './mma.ts';
 import { shareValues } from './share.ts';
 import { type DimNames, Index, LITERALS } from './tensor-index.ts';
 import { Values } from './values.ts';
-import { lowerWalk, WALK_NAMES } from './walk.ts';
+import { lowerWalk, WALK_NAMES, type WalkInputs } from './walk.ts';
 
 const bh = name('bh');
 const tid = name('tid');
@@ -56,7 +56,7 @@ const ACCUM_LIVE = 'accum_live';
 class Ports {
   private readonly byKey: Map<string, Port>;
   constructor(private readonly sig: KernelSignature) {
-    this.byKey = new Map(sig.inputs.map((p) => [programKey(p), p]));
+    this.byKey = new Map(sig.inputs.map((p) => [chunkInputKey(p), p]));
   }
   /** Inputs then outputs: the kernel's global buffers. */
   all(): Port[] {
@@ -90,18 +90,19 @@ export function lowerKernel(
   return new Lowering(k, signature, sourceLines, features).kernel();
 }
 
-class Lowering {
-  private readonly values: Values;
-  private readonly stateSize: Map<string, number>;
+/** The lowering of the forward kernel; variants (compiler/kernel/checkpoint.ts, backward.ts) extend it. */
+export class Lowering {
+  protected readonly values: Values;
+  protected readonly stateSize: Map<string, number>;
   private readonly ports: Ports;
   private readonly dims: KernelDims;
-  private readonly K: Expr;
-  private readonly names: DimNames;
-  private readonly carried: Carried[];
+  protected readonly K: Expr;
+  protected readonly names: DimNames;
+  protected readonly carried: Carried[];
   private named = 0;
 
   constructor(
-    private readonly k: ScheduledKernel,
+    protected readonly k: ScheduledKernel,
     signature: KernelSignature,
     private readonly sourceLines: readonly string[],
     private readonly features: KernelFeatures,
@@ -132,11 +133,11 @@ class Lowering {
   }
 
   /** Named values for the statements of one group, each read more than once computed once. */
-  private shared(group: Stmt[]): Stmt[] {
+  protected shared(group: Stmt[]): Stmt[] {
     return shareValues(group, () => `v${this.named++}`);
   }
 
-  private place(p: Placement, flat: Expr): Expr {
+  protected place(p: Placement, flat: Expr): Expr {
     return p.space === 'workgroup'
       ? load({ kind: 'workgroup' }, add(int(p.offset), flat))
       : load({ kind: 'scratch' }, add(add(mul(bh, this.k.scratchFloats), int(p.offset)), flat));
@@ -151,7 +152,7 @@ class Lowering {
     return { buffer: at.buffer, index: at.index };
   }
 
-  private readHome(h: Home, state: string, kind: Carried, flat: Expr): Expr {
+  protected readHome(h: Home, state: string, kind: Carried, flat: Expr): Expr {
     const at = this.home(h, state, kind, flat);
     return load(at.buffer, at.index);
   }
@@ -161,7 +162,7 @@ class Lowering {
     return store(at.buffer, at.index, value);
   }
 
-  private input(key: string, index: Index): Expr {
+  protected input(key: string, index: Index): Expr {
     const port = this.ports.ofInput(key);
     if (!port) {
       if (key === WALK.mask) return select(compare('<', index.dims()[0], count), float(1), float(0));
@@ -193,12 +194,12 @@ class Lowering {
   }
 
   /** `body(e)` for every element e < n, the workgroup's invocations taking every `invocations`-th. */
-  private elements(n: Expr | number, body: Stmt[]): Stmt {
+  protected elements(n: Expr | number, body: Stmt[]): Stmt {
     const to = typeof n === 'number' ? int(n) : n;
     return { kind: 'for', counter: 'e', from: tid, to, step: int(this.k.invocations), body };
   }
 
-  private body(): Stmt[] {
+  protected body(): Stmt[] {
     const out: Stmt[] = [];
     // Only params are per head; declared without them, `h` would be unused (nvcc warns).
     if (this.k.chunk.layer.params.length > 0) out.push(constant('h', 'index', mod(bh, uniform('H'))));
@@ -219,7 +220,7 @@ class Lowering {
     }
     out.push(barrier(true), blank);
     out.push(comment('Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.'));
-    out.push(...lowerWalk({ start: uniform('start'), T: uniform('T'), K: this.K, rows: this.dims.rows }, this.chunk()));
+    out.push(...this.walk(this.chunk()));
     const onChip = [...this.k.states].filter(([, h]) => this.carried.some((role) => h[role]!.space !== 'global'));
     if (onChip.length) out.push(blank, comment('Write back the state kept on chip.'));
     for (const [state, h] of onChip) {
@@ -237,8 +238,17 @@ class Lowering {
     return out;
   }
 
+  /** The chunks of the call, each processed by `chunk`. */
+  protected walk(chunk: Stmt[]): Stmt[] {
+    return lowerWalk(this.walkInputs(), chunk);
+  }
+
+  protected walkInputs(): WalkInputs {
+    return { start: uniform('start'), T: uniform('T'), K: this.K, rows: this.dims.rows };
+  }
+
   /** One chunk: the walk's factors, then every stage with the barrier after it. */
-  private chunk(): Stmt[] {
+  protected chunk(): Stmt[] {
     const out: Stmt[] = [
       constant(WALK.commit, 'float', select(ends, this.commitScale(), float(0))),
       constant(WALK.keep, 'float', select(ends, float(0), float(1))),
@@ -263,7 +273,7 @@ class Lowering {
     return float(s.kind === 'constant' ? s.value : 1);
   }
 
-  private stage(s: Stage): Stmt[] {
+  protected stage(s: Stage): Stmt[] {
     const nodes = this.k.program.nodes;
     const e = name('e');
     if (s.kind === 'update') {

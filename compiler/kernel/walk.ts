@@ -13,7 +13,7 @@ export type WalkInputs = Record<'start' | 'T' | 'K' | 'rows', Expr>;
 /** The names the walk declares. */
 export const WALK_NAMES = { token: 'token', position: 'position', count: 'count', ends: 'ends' } as const;
 
-function walkExpr(e: WalkExpr, inputs: WalkInputs): Expr {
+export function walkExpr(e: WalkExpr, inputs: WalkInputs): Expr {
   if (typeof e === 'number') return int(e);
   if (typeof e === 'string')
     return e in inputs ? inputs[e as keyof WalkInputs] : name(WALK_NAMES[e as Exclude<WalkValue, keyof WalkInputs>]);

@@ -49,6 +49,8 @@ export function accesses(m: MemoryMap, s: Stage): { reads: Range[]; writes: Rang
   if (s.kind === 'compute')
     return { reads, writes: [rangeOf(m.buffers.get(s.node)!, size(m.program.nodes[s.node].shape), '')] };
   if (s.kind === 'output') return { reads, writes: [] };
+  // Two gradients of one port (a row's scale and the commit's) are added to the same elements.
+  if (s.kind === 'gradient') return { reads, writes: [{ space: `gradient:${s.port}`, from: 0, to: 1 }] };
   const h = m.homes.get(s.state)!;
   const n = m.stateSize.get(s.state)!;
   const key = (role: Carried) => programKey({ role, name: s.state });

@@ -36,7 +36,13 @@ export type Stage =
   /** Write the processed rows of `output` to the output tensor. */
   | { kind: 'output'; node: number }
   /** Replace a state, its accumulator and its optimizer state (if any) with their values after the chunk. */
-  | { kind: 'update'; state: string; stateNode: number; accumNode: number; optNode?: number };
+  | { kind: 'update'; state: string; stateNode: number; accumNode: number; optNode?: number }
+  /**
+   * A backward kernel's gradient of the chunk input `input` (node: its value): rows of a per-token
+   * input written in place, a per-chunk input's added to its sequence-head's sum; `port` is the
+   * program key of the input port whose gradient it is (the walk's `commit` is that of `scale`).
+   */
+  | { kind: 'gradient'; node: number; input: string; port: string };
 
 export interface ScheduledKernel {
   chunk: ChunkProgram;

@@ -10,35 +10,49 @@ export interface Interval {
   to: number;
 }
 
-interface Placed extends Interval {
-  offset: number;
-}
-
-/** Lowest offset where `iv` fits beside the already placed buffers it overlaps in time. */
-function firstFit(placed: readonly Placed[], iv: Interval): number {
-  const busy = placed.filter((p) => p.from <= iv.to && iv.from <= p.to).sort((a, b) => a.offset - b.offset);
+/**
+ * Lowest offset where a buffer of `elements` live in stages [from, to] fits beside the placed
+ * buffers it overlaps in time; `placed` is in order of offset (ties in order of placement), so one
+ * pass finds it.
+ */
+function firstFit(placed: Placed, elements: number, from: number, to: number): number {
   let offset = 0;
-  for (const p of busy) {
-    if (offset + iv.elements <= p.offset) break;
-    offset = Math.max(offset, p.offset + p.elements);
+  for (let i = 0; i < placed.offset.length; i++) {
+    if (placed.from[i] > to || from > placed.to[i]) continue;
+    if (offset + elements <= placed.offset[i]) break;
+    offset = Math.max(offset, placed.offset[i] + placed.elements[i]);
   }
   return offset;
 }
 
+/** The placed buffers as columns, in order of offset: a kernel places thousands (a backward of a deep spec). */
+interface Placed {
+  offset: number[];
+  elements: number[];
+  from: number[];
+  to: number[];
+}
+
 export class Arena {
-  private readonly placed: Placed[] = [];
+  private readonly placed: Placed = { offset: [], elements: [], from: [], to: [] };
 
   constructor(readonly capacity: number) {}
 
   /** The offset given to `iv`, or undefined when it does not fit. */
   place(iv: Interval): number | undefined {
-    const offset = firstFit(this.placed, iv);
+    const offset = firstFit(this.placed, iv.elements, iv.from, iv.to);
     if (offset + iv.elements > this.capacity) return undefined;
-    this.placed.push({ ...iv, offset });
+    const p = this.placed;
+    let at = p.offset.length;
+    while (at > 0 && p.offset[at - 1] > offset) at--;
+    p.offset.splice(at, 0, offset);
+    p.elements.splice(at, 0, iv.elements);
+    p.from.splice(at, 0, iv.from);
+    p.to.splice(at, 0, iv.to);
     return offset;
   }
 
   get used(): number {
-    return this.placed.reduce((m, p) => Math.max(m, p.offset + p.elements), 0);
+    return this.placed.offset.reduce((m, o, i) => Math.max(m, o + this.placed.elements[i]), 0);
   }
 }

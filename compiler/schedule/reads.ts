@@ -9,7 +9,7 @@ import type { Stage } from './kernel.ts';
 /** The nodes whose values a stage's code evaluates directly: a compute stage's operands, what the others write. */
 export function stageRoots(s: Stage, p: Program): readonly number[] {
   if (s.kind === 'compute') return p.nodes[s.node].args;
-  if (s.kind === 'output') return [s.node];
+  if (s.kind === 'output' || s.kind === 'gradient') return [s.node];
   return [s.stateNode, s.accumNode, ...(s.optNode === undefined ? [] : [s.optNode])];
 }
 

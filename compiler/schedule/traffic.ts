@@ -31,7 +31,7 @@ export function readsPerChunk(
         n.args.forEach((a) => evaluate(a, elements * inner));
       } else if (n.op.kind === 'sum') evaluate(n.args[0], size(p.nodes[n.args[0]].shape));
       else n.args.forEach((a) => evaluate(a, elements));
-    } else if (s.kind === 'output') evaluate(s.node, size(p.nodes[s.node].shape));
+    } else if (s.kind === 'output' || s.kind === 'gradient') evaluate(s.node, size(p.nodes[s.node].shape));
     else for (const id of stageRoots(s, p)) evaluate(id, size(p.nodes[id].shape));
 
     // Arguments have smaller ids, so one pass from the top reaches every path.

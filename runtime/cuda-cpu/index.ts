@@ -4,5 +4,6 @@
  * load it).
  */
 export { type CudaCpuMode, CudaCpuBuildError } from './build.ts';
+export { CudaCpuBackward } from './backward.ts';
 export { CudaCpuInnerLoop, CudaCpuRunError } from './inner-loop.ts';
 export type { CudaCpuProgram, CudaTensorField } from './program.ts';

@@ -24,7 +24,8 @@ const SANITIZER_ENV = {
   TSAN_OPTIONS: 'halt_on_error=1:exitcode=87:report_signal_unsafe=0',
 };
 
-function inputOf(t: CudaTensorField, inputs: InnerLoopInputs): Tensor | undefined {
+/** The call's input a launcher field holds. */
+export function inputOf(t: CudaTensorField, inputs: InnerLoopInputs): Tensor | undefined {
   switch (t.role) {
     case 'view':
       return inputs.views.get(t.name);
@@ -47,7 +48,87 @@ function inputOf(t: CudaTensorField, inputs: InnerLoopInputs): Tensor | undefine
   }
 }
 
-const shapeOf = (t: CudaTensorField, i: InnerLoopInputs) => [...t.lead.map((a) => i[a]), ...t.shape];
+/** The tensor's shape in a call; `chunks`: how many the call walks, for a tensor with a chunk axis (checkpoints). */
+export function shapeOf(t: CudaTensorField, i: InnerLoopInputs, chunks?: number): number[] {
+  const lead = t.lead.map((a) => {
+    if (a !== 'C') return i[a];
+    if (chunks === undefined) throw new Error(`the CPU runtime needs the chunk count for ${t.field}`);
+    return chunks;
+  });
+  return [...lead, ...t.shape];
+}
+
+/**
+ * Runs a built launcher on the CPU: every tensor it reads from `given`, poisoned outputs, each
+ * tensor it writes returned by field, shaped by `shape`.
+ */
+export async function runDriver(
+  program: CudaCpuProgram,
+  mode: CudaCpuMode,
+  build: Built,
+  inputs: InnerLoopInputs,
+  shape: (t: CudaTensorField) => number[],
+  given: (t: CudaTensorField) => Tensor | undefined,
+): Promise<Map<CudaTensorField, Tensor>> {
+  const { B, H, T, start } = inputs;
+  const chunks: Buffer[] = [Buffer.from('TTCI'), Buffer.from(new Int32Array([B, H, T, start]).buffer)];
+  for (const t of program.tensors) {
+    const n = size(shape(t));
+    chunks.push(Buffer.from(new BigUint64Array([BigInt(n)]).buffer));
+    if (t.written) continue;
+    const x = given(t);
+    if (!x) throw new CudaCpuRunError(`the CUDA launcher takes ${t.role} '${t.name}', which the inputs lack`);
+    if (x.data.length !== n)
+      throw new CudaCpuRunError(`${t.role} '${t.name}' has ${x.data.length} values, expected ${n}`);
+    chunks.push(Buffer.from(Float32Array.from(x.data).buffer));
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'tttc-cuda-cpu-'));
+  try {
+    const input = join(dir, 'in.bin');
+    const output = join(dir, 'out.bin');
+    writeFileSync(input, Buffer.concat(chunks));
+    try {
+      await execFileAsync(build.executable, [input, output], {
+        env: { ...process.env, ...SANITIZER_ENV },
+        maxBuffer: 1 << 26,
+      });
+    } catch (e) {
+      const x = e as { stderr?: string; message: string };
+      throw new CudaCpuRunError(`${program.source} (${mode}) failed on the CPU:\n${x.stderr || x.message}`);
+    }
+    const bytes = readFileSync(output);
+    const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    const written = new Map<CudaTensorField, Tensor>();
+    let offset = 0;
+    for (const t of program.tensors) {
+      if (!t.written) continue;
+      const s = shape(t);
+      const n = size(s);
+      if (offset + n > values.length) throw new CudaCpuRunError(`the driver wrote ${values.length} values, too few`);
+      written.set(t, { shape: s, data: Float64Array.from(values.subarray(offset, offset + n)) });
+      offset += n;
+    }
+    return written;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The call's outputs among the tensors a launcher wrote. */
+export function outputsOf(written: ReadonlyMap<CudaTensorField, Tensor>): InnerLoopOutputs {
+  const out: InnerLoopOutputs = {
+    output: { shape: [], data: new Float64Array() },
+    states: new Map(),
+    accums: new Map(),
+  };
+  for (const [t, tensor] of written) {
+    if (t.role === 'output') out.output = tensor;
+    else if (t.role === 'state_out') out.states.set(t.name, tensor);
+    else if (t.role === 'accum_out') out.accums.set(t.name, tensor);
+    else if (t.role === 'opt_out') (out.opts ??= new Map()).set(t.name, tensor);
+  }
+  return out;
+}
 
 export class CudaCpuInnerLoop {
   private constructor(
@@ -62,59 +143,8 @@ export class CudaCpuInnerLoop {
 
   /** Runs one call; outputs start as NaN (the driver poisons every tensor the kernel writes). */
   async run(inputs: InnerLoopInputs): Promise<InnerLoopOutputs> {
-    const { B, H, T, start } = inputs;
-    const chunks: Buffer[] = [Buffer.from('TTCI'), Buffer.from(new Int32Array([B, H, T, start]).buffer)];
-    for (const t of this.program.tensors) {
-      const shape = shapeOf(t, inputs);
-      chunks.push(Buffer.from(new BigUint64Array([BigInt(size(shape))]).buffer));
-      if (t.written) continue;
-      const x = inputOf(t, inputs);
-      if (!x) throw new CudaCpuRunError(`the CUDA launcher takes ${t.role} '${t.name}', which the inputs lack`);
-      if (x.data.length !== size(shape))
-        throw new CudaCpuRunError(`${t.role} '${t.name}' has ${x.data.length} values, expected ${size(shape)}`);
-      chunks.push(Buffer.from(Float32Array.from(x.data).buffer));
-    }
-    const dir = mkdtempSync(join(tmpdir(), 'tttc-cuda-cpu-'));
-    try {
-      const input = join(dir, 'in.bin');
-      const output = join(dir, 'out.bin');
-      writeFileSync(input, Buffer.concat(chunks));
-      try {
-        await execFileAsync(this.build.executable, [input, output], {
-          env: { ...process.env, ...SANITIZER_ENV },
-          maxBuffer: 1 << 26,
-        });
-      } catch (e) {
-        const x = e as { stderr?: string; message: string };
-        throw new CudaCpuRunError(`${this.program.source} (${this.mode}) failed on the CPU:\n${x.stderr || x.message}`);
-      }
-      const bytes = readFileSync(output);
-      const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      return this.unpack(values, inputs);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
-
-  private unpack(values: Float32Array, inputs: InnerLoopInputs): InnerLoopOutputs {
-    let offset = 0;
-    const out: InnerLoopOutputs = {
-      output: { shape: [], data: new Float64Array() },
-      states: new Map(),
-      accums: new Map(),
-    };
-    for (const t of this.program.tensors) {
-      if (!t.written) continue;
-      const shape = shapeOf(t, inputs);
-      const n = size(shape);
-      if (offset + n > values.length) throw new CudaCpuRunError(`the driver wrote ${values.length} values, too few`);
-      const tensor: Tensor = { shape, data: Float64Array.from(values.subarray(offset, offset + n)) };
-      offset += n;
-      if (t.role === 'output') out.output = tensor;
-      else if (t.role === 'state_out') out.states.set(t.name, tensor);
-      else if (t.role === 'accum_out') out.accums.set(t.name, tensor);
-      else if (t.role === 'opt_out') (out.opts ??= new Map()).set(t.name, tensor);
-    }
-    return out;
+    const shape = (t: CudaTensorField) => shapeOf(t, inputs);
+    const given = (t: CudaTensorField) => inputOf(t, inputs);
+    return outputsOf(await runDriver(this.program, this.mode, this.build, inputs, shape, given));
   }
 }

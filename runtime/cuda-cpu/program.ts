@@ -3,7 +3,7 @@
  * writes, and the launcher's C interface (its functions and the fields of its argument struct,
  * each tied to a tensor of the `run` convention). Plain JSON; nothing here reads the source.
  */
-import type { KernelSignature } from '../../core/signature.ts';
+import type { Axis, KernelSignature, Role } from '../../core/signature.ts';
 
 /** Which tensor of the `run` convention a field of the argument struct holds. */
 export type CudaTensorRole =
@@ -20,7 +20,12 @@ export type CudaTensorRole =
   | 'token'
   /** A rule's optimizer state, named by its state, before and after the call. */
   | 'opt'
-  | 'opt_out';
+  | 'opt_out'
+  /** What each chunk started from, saved by a forward for its backward. */
+  | 'checkpoint'
+  /** A backward's cotangent of the call's output `port`, and its gradient of the call's input `port`. */
+  | 'cotangent'
+  | 'gradient';
 
 export interface CudaTensorField {
   role: CudaTensorRole;
@@ -29,9 +34,11 @@ export interface CudaTensorField {
   /** The field of the argument struct. */
   field: string;
   /** The call-dependent leading axes, then the fixed shape. */
-  lead: readonly ('B' | 'H' | 'T')[];
+  lead: readonly Axis[];
   shape: readonly number[];
   written: boolean;
+  /** For a cotangent or gradient: the call's tensor it belongs to. */
+  of?: { role: Role; name: string };
 }
 
 export interface CudaCpuProgram {
@@ -51,4 +58,6 @@ export interface CudaCpuProgram {
   /** `int forward(const args*, cudaStream_t)` and `const char* last_error(void)`. */
   forward: string;
   lastError: string;
+  /** Rows per chunk of the mini-batch program, when a tensor has a chunk axis: with K, the chunks of a call. */
+  rows?: number;
 }

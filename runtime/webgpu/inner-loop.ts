@@ -6,11 +6,11 @@
 import { statePorts, outputPort } from '../../core/signature.ts';
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
-import { paramFloats, type Region, stateFloats, tokenFloats, UNIFORM_FIELDS } from '../../core/packing.ts';
-import { runKey } from '../../core/mangle.ts';
+import { UNIFORM_FIELDS } from '../../core/packing.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import { deviceLimits, type GPUContext, getGPUDevice, type KernelLimits } from './device.ts';
 import type { WgslKernelManifest } from '../../core/manifest.ts';
+import { packStates, packTokens, packWeights } from './pack.ts';
 import { computePipeline, workgroupGrid } from './pipelines.ts';
 
 /** Told the name and wall time in ms of each phase of a run. */
@@ -136,26 +136,9 @@ export class WebGPUInnerLoop {
     const BH = B * H;
     const BHT = BH * T;
 
-    const tokens = new Float32Array(Math.max(1, BHT * tokenFloats(layout)));
-    const tokenData = (r: Region): Float64Array => {
-      if (r.role === 'view') return inp.views.get(r.name)!.data;
-      if (r.role === 'rate') return inp.lr!.data;
-      const t = inp.tokens?.get(runKey(r));
-      if (!t) throw new Error(`the kernel reads the per-token input '${runKey(r)}', which the inputs lack`);
-      return t.data;
-    };
-    for (const r of layout.tokens) tokens.set(tokenData(r), BHT * r.prefix);
-    const weights = new Float32Array(Math.max(1, layout.scale + H * paramFloats(layout)));
-    if (layout.scale) weights.set(inp.scale!.data, 0);
-    for (const r of layout.params) weights.set(inp.params.get(r.name)!.data, layout.scale + H * r.prefix);
-    const stateIn = new Float32Array(BH * stateFloats(layout));
-    for (const r of layout.states) stateIn.set(inp.states.get(r.name)!.data, BH * r.prefix);
-    for (const r of layout.accums) stateIn.set(inp.accums.get(r.name)!.data, BH * r.prefix);
-    for (const r of layout.opts) {
-      const t = inp.opts?.get(r.name);
-      if (!t) throw new Error(`the kernel carries the optimizer state '${runKey(r)}', which the inputs lack`);
-      stateIn.set(t.data, BH * r.prefix);
-    }
+    const tokens = packTokens(layout, inp);
+    const weights = packWeights(layout, inp);
+    const stateIn = packStates(layout, BH, inp);
 
     const limit = deviceLimits(device).maxStorageBufferBindingSize;
     const storage = (label: string, floats: number, usage: number) => {

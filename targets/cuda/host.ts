@@ -29,13 +29,23 @@ function wrap(items: readonly string[], width: number): string[] {
 
 /** A `__global__` function of the .cu and its schedule. */
 export interface HostKernel {
-  variant: VariantName;
+  variant: VariantName | 'checkpoints' | 'backward';
   name: string;
   kernel: ScheduledKernel;
+  /** Its tensors, when not every tensor of the call (kernels of a backward call take their own). */
+  tensors?: readonly Port[];
 }
 
 /** The constant holding a kernel's dynamic shared memory per block. */
-const sharedConstant = (v: HostKernel) => (v.variant === 'decode' ? 'kDecodeSharedBytes' : 'kSharedBytes');
+const sharedConstant = (v: HostKernel) =>
+  v.variant === 'prefill' ? 'kSharedBytes' : `k${v.variant[0].toUpperCase()}${v.variant.slice(1)}SharedBytes`;
+
+/** How a call runs its kernels: the one for its T (prefill, or decode for one token), or all in order (a backward call). */
+export interface HostLaunch {
+  sequence: boolean;
+  /** Statements that count the chunks of the call into `chunks`, when a tensor has a chunk axis. */
+  countChunks?: readonly string[];
+}
 
 export function renderHost(
   L: Lines,
@@ -44,6 +54,7 @@ export function renderHost(
   /** Prefill first, then the one-row decode kernel when there is one. */
   variants: readonly HostKernel[],
   tensors: readonly Port[],
+  how: HostLaunch = { sequence: false },
 ): void {
   const kernel = variants[0].kernel;
   const sharedBytes = Math.max(...variants.map((v) => v.kernel.workgroupFloats * 4));
@@ -115,6 +126,7 @@ export function renderHost(
       '}',
     );
   }
+  if (how.countChunks) L.line(...how.countChunks);
   L.open('const Extent tensors[] =');
   for (const t of tensors)
     L.line(`{"${identifier(t)}", a->${identifier(t)}, ${elementCount(t, 'a->')} * sizeof(float), ${t.io === 'out'}},`);
@@ -153,26 +165,31 @@ export function renderHost(
         '}',
       );
   }
-  const launch = (v: HostKernel) => {
+  const launch = (v: HostKernel, suffix = '') => {
     const args = [
       ...SCALAR_PARAMETERS.map((p) => `(unsigned)a->${p}`),
-      ...tensors.map((t) => `a->${identifier(t)}`),
+      ...(v.tensors ?? tensors).map((t) => `a->${identifier(t)}`),
       ...(v.kernel.scratchFloats > 0 ? ['a->scratch'] : []),
     ];
     // cudaLaunchKernelEx rather than `<<<>>>`: plain C++, so the CPU runtime (runtime/cuda-cpu) builds it too.
     L.line(
-      'cudaLaunchConfig_t launch = {};',
-      'launch.gridDim = dim3((unsigned)(a->B * a->H));',
-      'launch.blockDim = dim3(kThreads);',
-      `launch.dynamicSmemBytes = ${sharedConstant(v)};`,
-      'launch.stream = stream;',
-      `const cudaError_t launched = cudaLaunchKernelEx(&launch, ${v.name},`,
+      `cudaLaunchConfig_t launch${suffix} = {};`,
+      `launch${suffix}.gridDim = dim3((unsigned)(a->B * a->H));`,
+      `launch${suffix}.blockDim = dim3(kThreads);`,
+      `launch${suffix}.dynamicSmemBytes = ${sharedConstant(v)};`,
+      `launch${suffix}.stream = stream;`,
+      `const cudaError_t launched${suffix} = cudaLaunchKernelEx(&launch${suffix}, ${v.name},`,
     );
     L.line(...wrap(args, 100).map((line, i, all) => `    ${line}${i === all.length - 1 ? ');' : ''}`));
-    L.line('if (launched != cudaSuccess) return cuda_failed(launched, "launching the kernel");');
+    L.line(
+      `if (launched${suffix} != cudaSuccess) return cuda_failed(launched${suffix}, "launching ${suffix ? v.name : 'the kernel'}");`,
+    );
   };
   L.line('');
-  if (variants.length > 1) {
+  if (how.sequence) {
+    L.line('// The kernels run in order on the stream: each sees what the one before wrote.');
+    for (const v of variants) launch(v, `_${v.variant}`);
+  } else if (variants.length > 1) {
     L.line('// A call of one token runs the one-row kernel: it does not pay for a whole mini-batch.');
     L.open('if (a->T == 1)');
     launch(variants[1]);

@@ -1,6 +1,7 @@
 /** The `__global__` function: one thread block per (sequence, head) runs the shared C-like body. */
 import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
 import { lowerKernel } from '../../compiler/kernel/lower.ts';
+import type { Kernel } from '../../compiler/kernel/ir.ts';
 import type { Dialect } from '../clike/dialect.ts';
 import { Lines } from '../clike/lines.ts';
 import { type Memory, Printer, SCRATCH_ARRAY, WORKGROUP_ARRAY } from '../clike/print.ts';
@@ -9,14 +10,15 @@ import { WORKGROUP_BF16 } from './fragments.ts';
 import { type KernelSignature, type Port, showPortShape } from '../../core/signature.ts';
 
 /** Threads of a warp, which exchange values by shuffles. */
-const WARP = 32;
+export const WARP = 32;
 
 /** The kernel's scalar parameters, before its tensors. */
 export const SCALAR_PARAMETERS = ['H', 'T', 'start'] as const;
 
 /** Every port is a kernel parameter of its own; the uniforms are the scalar parameters. */
 const memory: Memory = {
-  uniform: (n) => n,
+  // One block per sequence-head: the grid is B·H blocks.
+  uniform: (n) => (n === 'BH' ? 'gridDim.x' : n),
   port: (p, index) => ({ array: identifier(p), index }),
 };
 
@@ -45,6 +47,8 @@ export function renderKernel(
   tensors: readonly Port[],
   dialect: Dialect,
   sourceLines: readonly string[],
+  /** The kernel IR to print, when it is not the forward's (the checkpointing forward, the backward). */
+  lowered: Kernel = lowerKernel(kernel, signature, sourceLines, { lanes: WARP }),
 ): void {
   // One block per SM is enough (shared memory, not registers, limits the blocks per SM): it lets
   // ptxas use up to 255 registers (with `__launch_bounds__(256)` alone it capped TTT-Linear at 40 and spilled).
@@ -66,6 +70,6 @@ export function renderKernel(
     );
   body.line('// One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.');
   body.line('const size_t bh = blockIdx.x;', 'const unsigned tid = threadIdx.x;');
-  new Printer(dialect, memory).kernel(lowerKernel(kernel, signature, sourceLines, { lanes: WARP }), body);
+  new Printer(dialect, memory).kernel(lowered, body);
   L.line(...indent(body), '}');
 }

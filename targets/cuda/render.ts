@@ -48,6 +48,40 @@ function renderSource(
     `// Forms: ${compiled.chunk.forms.map((f) => `${f.state} ${f.form}`).join(', ')}.`,
     `// Shared memory: ${kernel.workgroupFloats * 4} bytes per block; global scratch: ${kernel.scratchFloats * 4} bytes per block.`,
     ...[...kernel.states].map(([s, h]) => `// ${s}: state ${where(h.state)}, accumulator ${where(h.accum)}.`),
+  );
+  renderPreamble(
+    L,
+    api,
+    arch,
+    dtype,
+    variants.some((v) => v.kernel.tensorCores),
+  );
+  for (const v of variants) {
+    renderKernel(
+      L,
+      v.name,
+      v.kernel,
+      compiled.signature,
+      tensors,
+      dtype === 'bf16' ? cudaBf16 : cuda,
+      compiled.text.split('\n'),
+    );
+    L.line('');
+  }
+  renderHost(L, api, arch, variants, tensors);
+  return L.toString();
+}
+
+/** What every generated .cu starts with after its comment: includes, the shared-memory macro, the arch guard, the bf16 helper. */
+export function renderPreamble(
+  L: Lines,
+  api: CudaApi,
+  arch: Arch,
+  dtype: TargetOptions['dtype'],
+  /** Whether a kernel of the file runs products on tensor cores (through tttc_mma.cuh). */
+  tensorCores: boolean,
+): void {
+  L.line(
     '',
     '#include <climits>',
     '#include <cstdarg>',
@@ -59,7 +93,7 @@ function renderSource(
     ...(dtype === 'bf16' ? ['#include <cuda_bf16.h>'] : []),
     '',
     `#include "${api.header}"`,
-    ...(variants.some((v) => v.kernel.tensorCores) ? [`#include "${MMA_HEADER_FILE}"`] : []),
+    ...(tensorCores ? [`#include "${MMA_HEADER_FILE}"`] : []),
     '',
     "// Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which",
     '// has no `extern __shared__`, can give each thread block its own.',
@@ -82,20 +116,6 @@ function renderSource(
       '',
     );
   }
-  for (const v of variants) {
-    renderKernel(
-      L,
-      v.name,
-      v.kernel,
-      compiled.signature,
-      tensors,
-      dtype === 'bf16' ? cudaBf16 : cuda,
-      compiled.text.split('\n'),
-    );
-    L.line('');
-  }
-  renderHost(L, api, arch, variants, tensors);
-  return L.toString();
 }
 
 export function renderCuda(compiled: Compiled, options: TargetOptions): CudaKernel {

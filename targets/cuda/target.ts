@@ -1,18 +1,22 @@
 /**
  * `tttc compile --target cuda`: the .cu (kernel and launcher), its header, the PyTorch binding (.py)
  * the generated backward it differentiates with (STEM_backward.py) and, for specs that fit the
- * paper's sequence layer, that layer as a torch.nn.Module (STEM_layer.py).
+ * paper's sequence layer, that layer as a torch.nn.Module (STEM_layer.py); and the fused backward's
+ * .cu and header (backward.ts).
  */
 import type { Target } from '../target.ts';
 import { backwardModule, renderTorchBackward } from '../torch/backward.ts';
 import { fitsLayer, layerModule, renderTorchLayer } from '../torch/layer.ts';
+import { renderCudaBackward } from './backward.ts';
 import { renderCuda } from './render.ts';
 
 export const cudaTarget: Target = {
   name: 'cuda',
-  description: 'a fused CUDA kernel with a checked C launcher (.cu, .h) and a differentiable PyTorch binding (.py)',
+  description:
+    'a fused CUDA kernel with a checked C launcher (.cu, .h), its fused backward, and a differentiable PyTorch binding (.py)',
   emit: (compiled, options) => [
     ...renderCuda(compiled, options).files,
+    ...renderCudaBackward(compiled, options).files,
     { path: backwardModule(compiled), contents: renderTorchBackward(compiled) },
     ...(fitsLayer(compiled) ? [{ path: layerModule(compiled), contents: renderTorchLayer(compiled) }] : []),
   ],

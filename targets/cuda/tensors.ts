@@ -26,13 +26,18 @@ export function portNote(p: Port): string {
     decay: 'per-token decay (retention), positive',
     momentum: 'per-token momentum, positive',
     opt: 'optimizer state before the call: zeros for a new sequence',
+    checkpoint: 'what each chunk started from, saved by the forward',
   }[p.role];
 }
+
+/** The launcher's count of the chunks a call walks (the checkpoints' leading axis), computed from `T` and `start`. */
+export const CHUNKS = 'chunks';
 
 /** The port's element count as a C expression of the call's `B`, `H`, `T` (read from `args`). */
 export function elementCount(p: Port, args: string): string {
   // The cast first, so the whole product is in size_t.
   const n = size(p.shape);
-  const factors = [...p.lead.map((a) => `${args}${a}`), ...(n > 1 || p.lead.length === 0 ? [String(n)] : [])];
+  const lead = p.lead.map((a) => (a === 'C' ? CHUNKS : `${args}${a}`));
+  const factors = [...lead, ...(n > 1 || p.lead.length === 0 ? [String(n)] : [])];
   return `(size_t)${factors.join(' * ')}`;
 }

@@ -7,9 +7,9 @@ import type { WgslKernelManifest } from '../../core/manifest.ts';
 import { add, mul } from '../../compiler/kernel/affine.ts';
 import { type Expr, int, uniform } from '../../compiler/kernel/ir.ts';
 import { lowerKernel } from '../../compiler/kernel/lower.ts';
+import { lowerCheckpointingKernel } from '../../compiler/kernel/checkpoint.ts';
 import { Lines } from '../clike/lines.ts';
 import { type Memory, Printer, SCRATCH_ARRAY, WORKGROUP_ARRAY } from '../clike/print.ts';
-import { stem, type Target } from '../target.ts';
 import { WGSL_ERF, wgsl } from './dialect.ts';
 import { type Layout, layoutOf, regionOf, UNIFORM_FIELDS } from '../../core/packing.ts';
 import { commentText } from '../text.ts';
@@ -23,8 +23,11 @@ export interface WgslKernel {
   layout: Layout;
 }
 
+/** The buffer a forward that saves checkpoints writes them to, [C, B·H, carried floats]. */
+export const CHECKPOINT_ARRAY = 'checkpoints';
+
 /** Where a port's elements live in the packed buffers (core/packing.ts). */
-function portAccess(layout: Layout): Memory['port'] {
+export function portAccess(layout: Layout): Memory['port'] {
   const at = (array: string, base: Expr, index: Expr) => ({ array, index: add(base, index) });
   return (port, index) => {
     const state = port.io === 'in' ? 'state_in' : 'state_out';
@@ -47,21 +50,28 @@ function portAccess(layout: Layout): Memory['port'] {
         return at(state, mul(uniform('BH'), regionOf(layout.opts, port).prefix), index);
       case 'output':
         return { array: 'out', index };
+      case 'checkpoint':
+        return { array: CHECKPOINT_ARRAY, index };
     }
   };
 }
 
-/** One variant's kernel (the compilation's prefill program unless `chunk` says otherwise). */
+/**
+ * One variant's kernel (the compilation's prefill program unless `chunk` says otherwise); with
+ * `checkpoints`, the kernel also saves what each chunk starts from, for the backward.
+ */
 export function renderWgsl(
   compiled: Compiled,
   limits: TargetLimits = WEBGPU_DEFAULT_LIMITS,
   chunk: ChunkProgram = compiled.chunk,
+  checkpoints = false,
 ): WgslKernel {
   const kernel = schedule(chunk, limits);
   const layout = layoutOf(compiled.signature);
   const memory: Memory = { uniform: (n) => `u.${n}`, port: portAccess(layout) };
   const body = new Lines();
-  new Printer(wgsl, memory).kernel(lowerKernel(kernel, compiled.signature, compiled.text.split('\n')), body);
+  const lower = checkpoints ? lowerCheckpointingKernel : lowerKernel;
+  new Printer(wgsl, memory).kernel(lower(kernel, compiled.signature, compiled.text.split('\n')), body);
   const L = compiled.layer;
   const L2 = new Lines();
   L2.line(
@@ -82,6 +92,10 @@ export function renderWgsl(
   if (kernel.scratchFloats > 0)
     L2.line(
       `@group(0) @binding(6) var<storage, read_write> ${SCRATCH_ARRAY}: array<f32>; // ${kernel.scratchFloats} floats per workgroup`,
+    );
+  if (checkpoints)
+    L2.line(
+      `@group(0) @binding(${kernel.scratchFloats > 0 ? 7 : 6}) var<storage, read_write> ${CHECKPOINT_ARRAY}: array<f32>; // [C chunks, B, H, carried floats]`,
     );
   if (kernel.workgroupFloats > 0) L2.line(`var<workgroup> ${WORKGROUP_ARRAY}: array<f32, ${kernel.workgroupFloats}>;`);
   if (body.toString().includes('tttc_erf')) L2.line('', WGSL_ERF);
@@ -110,9 +124,3 @@ export function wgslManifest(compiled: Compiled, limits: TargetLimits = WEBGPU_D
   }
   return manifest;
 }
-
-export const wgslTarget: Target = {
-  name: 'wgsl',
-  description: 'a fused WGSL compute kernel for WebGPU (default limits)',
-  emit: (compiled) => [{ path: `${stem(compiled)}.wgsl`, contents: renderWgsl(compiled).code }],
-};
