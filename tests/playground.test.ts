@@ -180,9 +180,15 @@ describe('the playground page in headless Chromium', () => {
     const wgsl = page.locator('#panel-wgsl .cm-content');
     await expect.poll(() => wgsl.textContent()).toContain('@compute @workgroup_size');
     expect(await wgsl.textContent()).toContain('fn main(');
-    expect(
-      await page.locator('#panel-wgsl .spec-lines .cm-gutterElement', { hasText: 'spec 12' }).count(),
-    ).toBeGreaterThan(0);
+    // CodeMirror draws the gutter of the lines near the view only: scroll down until a stage from
+    // spec line 12 is drawn (how far down it starts depends on the kernel's preamble).
+    const spec12 = page.locator('#panel-wgsl .spec-lines .cm-gutterElement', { hasText: 'spec 12' });
+    const scroller = page.locator('#panel-wgsl .cm-scroller');
+    for (let screens = 0; screens < 50 && (await spec12.count()) === 0; screens++) {
+      await scroller.evaluate((el) => el.scrollBy(0, el.clientHeight));
+      await page.waitForTimeout(50);
+    }
+    expect(await spec12.count()).toBeGreaterThan(0);
 
     // Run the default spec on WebGPU (SwiftShader here), at sizes set like `-D D=16 -D K=8`:
     // SwiftShader takes about 25 s to build the kernels at the spec's own D=64, K=16.
