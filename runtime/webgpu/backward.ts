@@ -6,13 +6,13 @@
  */
 import type { WgslBackwardManifest } from '../../core/manifest.ts';
 import { runKey } from '../../core/mangle.ts';
-import { paramFloats, type Region, stateFloats, tokenFloats, UNIFORM_FIELDS } from '../../core/packing.ts';
+import { paramFloats, type Region, stateFloats, tokenFloats } from '../../core/packing.ts';
 import { outputPort, type Port } from '../../core/signature.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import { chunks } from '../../core/walk.ts';
 import type { InnerLoopCotangents, InnerLoopGradients, InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import { deviceLimits, type GPUContext, getGPUDevice } from './device.ts';
-import { LimitError } from './inner-loop.ts';
+import { callBuffers, LimitError } from './call-buffers.ts';
 import { packStates, packTokens, packWeights } from './pack.ts';
 import { computePipeline, workgroupGrid } from './pipelines.ts';
 
@@ -119,30 +119,11 @@ export class WebGPUInnerLoopBackward {
       gradTokens: BHT * tokenFloats(layout),
       gradOut: BH * (carriedFloats + sums),
     };
-    const limit = deviceLimits(device).maxStorageBufferBindingSize;
-    const storage = (label: string, floats: number, usage = 0) => {
-      const bytes = Math.max(16, floats * 4);
-      if (bytes > limit)
-        throw new LimitError(`buffer ${label} needs ${bytes} bytes; the adapter binds at most ${limit}`);
-      return device.createBuffer({ label, size: bytes, usage: GPUBufferUsage.STORAGE | usage });
-    };
-    const upload = (label: string, data: Float32Array<ArrayBuffer>) => {
-      const buf = storage(label, data.length, GPUBufferUsage.COPY_DST);
-      device.queue.writeBuffer(buf, 0, data);
-      return buf;
-    };
+    const { storage, upload, uniforms } = callBuffers(device);
     const written = (label: keyof typeof sizes) =>
       storage(label, sizes[label], GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
     const [groupsX, groupsY] = workgroupGrid(BH);
-    const uniforms = new Uint32Array(UNIFORM_FIELDS.length);
-    const fields: Record<string, number> = { B, H, T, start: inp.start, BH, BHT, groups_x: groupsX, pad: 0 };
-    UNIFORM_FIELDS.forEach((f, i) => (uniforms[i] = fields[f]));
-    const uniformBuffer = device.createBuffer({
-      label: 'uniforms',
-      size: uniforms.byteLength,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
-    device.queue.writeBuffer(uniformBuffer, 0, uniforms);
+    const uniformBuffer = uniforms({ B, H, T, start: inp.start });
     const scratchFloats = Math.max(this.manifest.forward.scratchFloats, this.manifest.backward.scratchFloats);
     const scratch = scratchFloats > 0 ? storage('scratch', BH * scratchFloats) : undefined;
     const tokenBuffer = upload('tokens', tokens);

@@ -6,8 +6,8 @@
 import { statePorts, outputPort } from '../../core/signature.ts';
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
-import { UNIFORM_FIELDS } from '../../core/packing.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
+import { callBuffers, LimitError } from './call-buffers.ts';
 import { deviceLimits, type GPUContext, getGPUDevice, type KernelLimits } from './device.ts';
 import type { WgslKernelManifest } from '../../core/manifest.ts';
 import { packStates, packTokens, packWeights } from './pack.ts';
@@ -21,7 +21,7 @@ export interface RunOptions {
   onPhase?: PhaseListener;
 }
 
-export class LimitError extends Error {}
+export { LimitError } from './call-buffers.ts';
 
 /** The largest one-dimensional workgroup a device runs. */
 const maxInvocations = (limits: KernelLimits) =>
@@ -140,33 +140,13 @@ export class WebGPUInnerLoop {
     const weights = packWeights(layout, inp);
     const stateIn = packStates(layout, BH, inp);
 
-    const limit = deviceLimits(device).maxStorageBufferBindingSize;
-    const storage = (label: string, floats: number, usage: number) => {
-      const bytes = Math.max(16, floats * 4);
-      if (bytes > limit)
-        throw new LimitError(`buffer ${label} needs ${bytes} bytes; the adapter binds at most ${limit}`);
-      return device.createBuffer({ label, size: bytes, usage: GPUBufferUsage.STORAGE | usage });
-    };
-    const upload = (label: string, data: Float32Array<ArrayBuffer>) => {
-      const buf = storage(label, data.length, GPUBufferUsage.COPY_DST);
-      device.queue.writeBuffer(buf, 0, data);
-      return buf;
-    };
+    const { storage, upload, uniforms } = callBuffers(device);
     const outFloats = BHT * layout.outputWidth;
     const stateOutFloats = stateIn.length;
     const [groupsX, groupsY] = workgroupGrid(BH);
-    const uniforms = new Uint32Array(UNIFORM_FIELDS.length);
-    const fields: Record<string, number> = { B, H, T, start: inp.start, BH, BHT, groups_x: groupsX, pad: 0 };
-    UNIFORM_FIELDS.forEach((f, i) => (uniforms[i] = fields[f]));
-    const uniformBuffer = device.createBuffer({
-      label: 'uniforms',
-      size: uniforms.byteLength,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
-    device.queue.writeBuffer(uniformBuffer, 0, uniforms);
 
     const buffers = [
-      uniformBuffer,
+      uniforms({ B, H, T, start: inp.start }),
       upload('tokens', tokens),
       upload('weights', weights),
       upload('state_in', stateIn),
