@@ -28,8 +28,8 @@ export interface Backend {
     inputs: InnerLoopInputs,
     options: TargetOptions & { onPhase?: PhaseListener },
   ): Promise<InnerLoopOutputs>;
-  /** The call and the gradients of its inputs, for cotangents of its outputs; absent where not built yet. */
-  backward?(
+  /** The call and the gradients of its inputs, for cotangents of its outputs. */
+  backward(
     compiled: Compiled,
     inputs: InnerLoopInputs,
     cotangents: InnerLoopCotangents,

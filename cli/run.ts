@@ -25,10 +25,6 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   const backendName = a.options.get('backend') ?? 'reference';
   const backend = BACKENDS.get(backendName);
   if (!backend) throw new UsageError(`unknown backend '${backendName}'; backends: ${[...BACKENDS.keys()].join(', ')}`);
-  if (cotangentsFile && !backend.backward) {
-    const able = [...BACKENDS].filter(([, b]) => b.backward).map(([n]) => n);
-    throw new UsageError(`backend '${backendName}' has no backward yet; --cotangents runs on: ${able.join(', ')}`);
-  }
   const dtype = a.options.get('dtype') ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${dtype}'`);
   const arch = a.options.get('arch') ?? 'sm_90';
