@@ -77,17 +77,19 @@ async function buildKernel(device: GPUDevice, code: string, scratchFloats: numbe
 }
 
 export class WebGPUInnerLoop {
+  /** The one-row kernel, built on the first one-token call: a prefill-only user never pays its compile. */
+  private decode: Promise<Kernel> | undefined;
+  private decodeMessages: string[] = [];
+
   private constructor(
     readonly manifest: WgslKernelManifest,
     readonly ctx: GPUContext,
     private readonly prefill: Kernel,
-    /** For calls of one token, when the manifest has a one-row kernel. */
-    private readonly decode: Kernel | undefined,
   ) {}
 
-  /** Dawn's warnings about the generated WGSL (expected to be none). */
+  /** Dawn's warnings about the generated WGSL of the kernels built so far (expected to be none). */
   get warnings(): string[] {
-    return [...this.prefill.messages, ...(this.decode?.messages ?? [])];
+    return [...this.prefill.messages, ...this.decodeMessages];
   }
 
   /** Builds a kernel rendered ahead of time; a LimitError if the adapter offers less than it was scheduled for. */
@@ -96,10 +98,23 @@ export class WebGPUInnerLoop {
     checkLimits(manifest, deviceLimits(context.device));
     const name = manifest.signature.layer;
     const prefill = await buildKernel(context.device, manifest.code, manifest.scratchFloats, `${name}.wgsl`);
-    const decode =
-      manifest.decode &&
-      (await buildKernel(context.device, manifest.decode.code, manifest.decode.scratchFloats, `${name}.decode.wgsl`));
-    return new WebGPUInnerLoop(manifest, context, prefill, decode);
+    return new WebGPUInnerLoop(manifest, context, prefill);
+  }
+
+  /** The kernel for a call of T tokens: the one-row kernel for one token when the manifest has one. */
+  private async kernelFor(T: number): Promise<Kernel> {
+    const { decode } = this.manifest;
+    if (T !== 1 || !decode) return this.prefill;
+    this.decode ??= buildKernel(
+      this.ctx.device,
+      decode.code,
+      decode.scratchFloats,
+      `${this.manifest.signature.layer}.decode.wgsl`,
+    ).then((kernel) => {
+      this.decodeMessages = kernel.messages;
+      return kernel;
+    });
+    return this.decode;
   }
 
   /**
@@ -131,7 +146,7 @@ export class WebGPUInnerLoop {
     };
     const { layout, signature } = this.manifest;
     const { B, H, T } = inp;
-    const kernel = T === 1 && this.decode ? this.decode : this.prefill;
+    const kernel = await this.kernelFor(T);
     const { scratchFloats } = kernel;
     const BH = B * H;
     const BHT = BH * T;
