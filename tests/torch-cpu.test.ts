@@ -50,9 +50,7 @@ describe('the generated PyTorch binding on CPU tensors', { timeout: 300_000 }, (
 
     const m = result.messages;
     expect(m['f64 view']).toMatch(/^TypeError: views\['\w+'\] has dtype torch.float64, expected torch.float32/);
-    expect(m['short view']).toMatch(
-      /^ValueError: views\['\w+'\] has shape \(2, 2, 13, 7\), expected \(2, 2, 13, 8\)/,
-    );
+    expect(m['short view']).toMatch(/^ValueError: views\['\w+'\] has shape \(2, 2, 13, 7\), expected \(2, 2, 13, 8\)/);
     expect(m['missing state']).toMatch(/^ValueError: states must have exactly the names .* missing \['W1'\]/);
     expect(m['start out of range']).toMatch(/^ValueError: start = 4 is not an int in \[0, 4\)/);
     expect(m['state not contiguous']).toMatch(/^ValueError: states\['W1'\] is not contiguous/);

@@ -105,7 +105,9 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
         path: api.header,
         contents: renderHeader(compiled, scratchFloats, api, arch, options.dtype, tensors, about, [
           {
-            comment: ['The chunks a call of T tokens from `start` walks: the checkpoints\' leading axis C; 0 for T below 1 or start outside [0, K).'],
+            comment: [
+              "The chunks a call of T tokens from `start` walks: the checkpoints' leading axis C; 0 for T below 1 or start outside [0, K).",
+            ],
             declaration: `size_t ${api.chunks}(int T, int start);`,
           },
           {
@@ -117,7 +119,9 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
             declaration: `int ${api.forwardCheckpoints}(const ${api.args}* args, cudaStream_t stream);`,
           },
           {
-            comment: [`${api.backwardFromCheckpoints} reads them (with the inputs and cotangents) and writes the gradients.`],
+            comment: [
+              `${api.backwardFromCheckpoints} reads them (with the inputs and cotangents) and writes the gradients.`,
+            ],
             declaration: `int ${api.backwardFromCheckpoints}(const ${api.args}* args, cudaStream_t stream);`,
           },
         ]),

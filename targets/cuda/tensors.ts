@@ -21,9 +21,7 @@ export function portNote(p: Port): string {
         accum: 'accumulator after the call',
         opt: 'optimizer state after the call',
         checkpoint: 'what each chunk started from, for the backward',
-      }[
-        p.role as string
-      ] ?? 'output, one row per token'
+      }[p.role as string] ?? 'output, one row per token'
     );
   return {
     view: 'per-token input',
