@@ -125,7 +125,9 @@ BACKWARD_DTYPE = torch.float32
 # (every input but the carried states), and the gradients it writes, in kernel order.
 CHECKPOINT_FLOATS = ${stateFloats(layoutOf(sig))}
 BACKWARD_INPUT_KEYS = ${keys(sig.inputs.filter((p) => !CARRIED_ROLES.has(p.role)))}
-GRADIENTS = [${gradients.join(', ')}]
+GRADIENTS = [
+${gradients.map((g) => `    ${g},`).join('\n')}
+]
 
 _HERE = pathlib.Path(__file__).resolve().parent
 # The kernels' sources (the forward's, the fused backward's), then the extension's own.
@@ -293,7 +295,8 @@ def _backward_module():
 class _InnerLoop(torch.autograd.Function):
     """One kernel call as a differentiable op. With BACKWARD_DTYPE float32, forward by the kernel
     that saves the checkpoints and backward by the fused backward kernel; with float64, forward by
-    the fused kernel and backward by ${backwardFile}, which recomputes each chunk's carry."""
+    the fused kernel and backward by ${backwardFile},
+    which recomputes each chunk's carry."""
 
     @staticmethod
     def forward(ctx, start, *inputs):
