@@ -225,7 +225,7 @@ function renderLauncher(
   };
   L.line('');
   if (sequence) {
-    L.line('// The kernels run in order on the stream: each sees what the one before wrote.');
+    if (variants.length > 1) L.line('// The kernels run in order on the stream: each sees what the one before wrote.');
     for (const v of variants) launch(v, `_${v.variant}`);
   } else if (variants.length > 1) {
     L.line('// A call of one token runs the one-row kernel: it does not pay for a whole mini-batch.');

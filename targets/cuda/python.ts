@@ -78,15 +78,16 @@ ${example.map(([code, note]) => `        ${code.padEnd(width)}  # ${note}`).join
 
 Tensors are torch.float32, contiguous, on one CUDA device; states and accums${opts.length ? ' (and opts)' : ''} come back as
 [B, H, ...] dicts to pass to the next call, with start advanced by T modulo K = ${K}. The first
-call builds ${api.source} and ${api.torchSource} (beside this file) with torch.utils.cpp_extension.
+call builds ${api.source}, ${fused.source}
+and ${api.torchSource} (beside this file) with torch.utils.cpp_extension.
 
 forward is differentiable: when a tensor requires grad, the call is one torch.autograd.Function
 giving the gradient of every tensor passed; a double backward raises an error. BACKWARD_DTYPE
 picks its backward when the forward runs: torch.float32 (the default) runs the fused backward
-kernel of ${fused.source}, derived from the spec, whose forward saves what each mini-batch starts
-from (the checkpoints) and whose backward walks the mini-batches in reverse from them;
-torch.float64 runs ${backwardFile} (derived from the spec, unfused torch ops, slower), for
-layers whose derivatives overflow float32 where the forward does not.
+kernel of ${fused.source}, derived from the spec: its forward saves what each
+mini-batch starts from (the checkpoints), its backward walks the mini-batches in reverse from
+them. torch.float64 runs ${backwardFile} (derived from the spec, unfused
+torch ops), for layers whose derivatives overflow float32 where the forward does not.
 
 CPU tensors run the same source on the CPU, built as host C++ against tttc's CUDA-on-the-CPU
 headers (set TTTC_CUDA_CPU_INCLUDE to tttc's runtime/cuda-cpu/include): slow, for tests.
@@ -118,8 +119,8 @@ ${rule ? `TOKENS = [${tokens.map((n) => `"${stringText(n)}"`).join(', ')}]\nOPTS
 INPUT_KEYS = ${keys(sig.inputs)}
 OUTPUT_KEYS = ${keys(sig.outputs)}
 SCRATCH_FLOATS = ${scratchFloats}  # per (sequence, head)
-# What the backward computes in: torch.float32 runs the fused backward kernel (fast, the default);
-# torch.float64 runs the unfused ${backwardFile}, for derivatives that overflow float32.
+# What the backward computes in: torch.float32 runs the fused backward kernel (the default: one
+# launch per call); torch.float64 runs the unfused ${backwardFile}, for derivatives that overflow float32.
 BACKWARD_DTYPE = torch.float32
 # The fused backward: the checkpoints' floats per (chunk, sequence, head), the inputs it reads
 # (every input but the carried states), and the gradients it writes, in kernel order.
