@@ -2,36 +2,27 @@
  * The generated PyTorch binding on CPU tensors: tests/torch/cpu_binding.py loads the module
  * `tttc compile --target cuda` writes, runs it on CPU float32 tensors (the .cu built as host C++
  * with torch.utils.cpp_extension against runtime/cuda-cpu/include) and tries bad calls. Needs a
- * python3 with torch (Debian's python3-torch; .ci/run installs it). Builds are cached under
- * node_modules/.cache/tttc, keyed by the generated files.
+ * python3 with torch (Debian's python3-torch; .ci/run installs it). At the sizes of
+ * tests/torch-grad.test.ts's ttt_linear, whose module folder and build it shares (support/torch-module.ts).
  */
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../core/tensor.ts';
-import { cacheRoot, INCLUDE_DIR } from '../runtime/cuda-cpu/build.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
-import { renderCuda } from '../targets/cuda/render.ts';
+import { stem } from '../targets/target.ts';
 import { randomInputs } from './support/inputs.ts';
-import { pythonWithTorch } from './support/python.ts';
-import { compileExample, repoRoot } from './support/specs.ts';
+import { compileExample } from './support/specs.ts';
+import { runTorchPython, torchModuleDir } from './support/torch-module.ts';
 
 const json = (t: Tensor) => ({ shape: t.shape, data: [...t.data] });
 
 // A first run builds the extension (host C++ of the whole kernel): minutes on a loaded 2-core machine.
 describe('the generated PyTorch binding on CPU tensors', { timeout: 300_000 }, () => {
-  it('ttt_linear: matches the f64 reference within 1e-5, and bad calls raise errors that name the tensor', () => {
-    const c = compileExample('ttt_linear.ttt', 'auto', { D: 32, K: 8 });
-    const cuda = renderCuda(c, { arch: 'sm_90', dtype: 'f32' });
-    const digest = createHash('sha256').update(JSON.stringify(cuda.files)).digest('hex').slice(0, 16);
-    const dir = join(cacheRoot(), 'torch-modules', digest);
-    if (!existsSync(join(dir, cuda.api.python))) {
-      mkdirSync(dir, { recursive: true });
-      for (const f of cuda.files) writeFileSync(join(dir, f.path), f.contents);
-    }
+  it('ttt_linear: matches the f64 reference within 1e-5, and bad calls raise errors that name the tensor', async () => {
+    const c = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
+    const dir = await torchModuleDir(c);
 
     const named = randomInputs(c.chunk, { B: 2, H: 2, T: 13, start: 3, accum: true, seed: 21 });
     const inputs = innerLoopInputs(c.signature, named);
@@ -46,24 +37,10 @@ describe('the generated PyTorch binding on CPU tensors', { timeout: 300_000 }, (
       accums: byName(inputs.accums),
       start: inputs.start,
     };
-    const casePath = join(dir, 'case.json');
+    const casePath = join(dir, 'cpu-case.json');
     writeFileSync(casePath, JSON.stringify({ inputs: input, expected: byName(expected) }));
 
-    const stdout = execFileSync(
-      pythonWithTorch(),
-      [join(repoRoot, 'tests/torch/cpu_binding.py'), dir, cuda.api.stem, casePath],
-      {
-        encoding: 'utf8',
-        maxBuffer: 1 << 24,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          TTTC_CUDA_CPU_INCLUDE: INCLUDE_DIR,
-          TORCH_EXTENSIONS_DIR: join(cacheRoot(), 'torch-extensions'),
-          PYTHONDONTWRITEBYTECODE: '1',
-        },
-      },
-    );
+    const stdout = runTorchPython('tests/torch/cpu_binding.py', dir, stem(c), casePath);
     const result = JSON.parse(stdout) as {
       errors: Record<string, number | null>;
       messages: Record<string, string | null>;
@@ -73,11 +50,9 @@ describe('the generated PyTorch binding on CPU tensors', { timeout: 300_000 }, (
 
     const m = result.messages;
     expect(m['f64 view']).toMatch(/^TypeError: views\['\w+'\] has dtype torch.float64, expected torch.float32/);
-    expect(m['short view']).toMatch(
-      /^ValueError: views\['\w+'\] has shape \(2, 2, 13, 31\), expected \(2, 2, 13, 32\)/,
-    );
+    expect(m['short view']).toMatch(/^ValueError: views\['\w+'\] has shape \(2, 2, 13, 7\), expected \(2, 2, 13, 8\)/);
     expect(m['missing state']).toMatch(/^ValueError: states must have exactly the names .* missing \['W1'\]/);
-    expect(m['start out of range']).toMatch(/^ValueError: start = 8 is not an int in \[0, 8\)/);
+    expect(m['start out of range']).toMatch(/^ValueError: start = 4 is not an int in \[0, 4\)/);
     expect(m['state not contiguous']).toMatch(/^ValueError: states\['W1'\] is not contiguous/);
     expect(m['not a tensor']).toMatch(/^TypeError: views\['\w+'\] must be a torch.Tensor, got list/);
   });

@@ -1,12 +1,12 @@
 /**
- * torch.autograd through the generated PyTorch binding on CPU tensors: forward by the fused kernel
- * (built as host C++ against runtime/cuda-cpu/include), backward by the generated backward module,
- * against the f64 reference backward (runReferenceBackward). tests/torch/grad_binding.py drives
- * the module. Builds are cached under node_modules/.cache/tttc, keyed by the generated files.
+ * torch.autograd through the generated PyTorch binding on CPU tensors (the extension built as host
+ * C++ against runtime/cuda-cpu/include): by default the forward that saves checkpoints and the fused
+ * backward kernel; with BACKWARD_DTYPE float64 the forward kernel and the unfused generated backward
+ * module; both against the f64 reference backward (runReferenceBackward). tests/torch/grad_binding.py
+ * drives the module. Module folders are shared with the other torch tests (support/torch-module.ts).
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
@@ -17,7 +17,7 @@ import { programKey, runKey } from '../core/mangle.ts';
 import type { KernelSignature, Port } from '../core/signature.ts';
 import type { Tensor } from '../core/tensor.ts';
 import { chunks } from '../core/walk.ts';
-import { cacheRoot, INCLUDE_DIR } from '../runtime/cuda-cpu/build.ts';
+import { cacheRoot } from '../runtime/cuda-cpu/build.ts';
 import {
   gradientTensors,
   innerLoopCotangents,
@@ -26,7 +26,6 @@ import {
   type InnerLoopGradients,
   type InnerLoopInputs,
 } from '../runtime/inner-loop.ts';
-import { cudaTarget } from '../targets/cuda/target.ts';
 import { backwardModule, renderTorchBackward } from '../targets/torch/backward.ts';
 import { layerModule } from '../targets/torch/layer.ts';
 import { referenceLayer } from '../cli/link-layer.ts';
@@ -38,7 +37,7 @@ import { compileExample, exampleFiles, repoRoot } from './support/specs.ts';
 import { UNUSUAL_SPECS } from './specs/unusual.ts';
 import { randomSpec } from './support/random-spec.ts';
 import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
-import { pythonWithTorch } from './support/python.ts';
+import { runTorchPython, torchModuleDir } from './support/torch-module.ts';
 import { stem } from '../targets/target.ts';
 
 /** A first run builds the extension (host C++ of the whole kernel): minutes on a loaded 2-core machine. */
@@ -69,40 +68,11 @@ function pathOf(p: Port): string[] {
   }
 }
 
-/**
- * The generated CUDA target's files in a folder named by a digest of the C++ sources alone, so that
- * a change to the Python modules (rewritten on every call) does not rebuild the extension.
- */
-async function moduleDir(c: Compiled): Promise<string> {
-  const files = await cudaTarget.emit(c, { arch: 'sm_90', dtype: 'f32' });
-  const sources = files.filter((f) => !f.path.endsWith('.py'));
-  const digest = createHash('sha256').update(JSON.stringify(sources)).digest('hex').slice(0, 16);
-  const dir = join(cacheRoot(), 'torch-modules', digest);
-  mkdirSync(dir, { recursive: true });
-  for (const f of files)
-    if (f.path.endsWith('.py') || !existsSync(join(dir, f.path))) writeFileSync(join(dir, f.path), f.contents);
-  return dir;
-}
-
-/** Runs a driver of tests/torch/ on a generated module folder; returns its stdout. */
-function runPython(driver: string, ...args: string[]): string {
-  return execFileSync(pythonWithTorch(), [join(repoRoot, 'tests/torch', driver), ...args], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 26,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      TTTC_CUDA_CPU_INCLUDE: INCLUDE_DIR,
-      TORCH_EXTENSIONS_DIR: join(cacheRoot(), 'torch-extensions'),
-      PYTHONDONTWRITEBYTECODE: '1',
-    },
-  });
-}
-
 interface Result {
   outputs: Record<string, number | null>;
+  /** By the fused backward kernel (the default), and by the unfused module in float64. */
   grads: Record<string, number | null>;
-  grads32: Record<string, number | null>;
+  grads64: Record<string, number | null>;
   missing: string[];
   walks: unknown[];
   double: string | null;
@@ -130,7 +100,7 @@ function walkCases(K: number, rows: number) {
 }
 
 async function autogradAgainstReference(c: Compiled, o: InputOptions): Promise<Result> {
-  const dir = await moduleDir(c);
+  const dir = await torchModuleDir(c);
   const named = randomInputs(c.chunk, o);
   const sig = c.signature;
   const inputs = innerLoopInputs(sig, named);
@@ -168,19 +138,23 @@ async function autogradAgainstReference(c: Compiled, o: InputOptions): Promise<R
   };
   const casePath = join(dir, `grad-case-${o.seed}.json`);
   writeFileSync(casePath, JSON.stringify(caseJson));
-  const stdout = runPython('grad_binding.py', dir, stem(c), casePath);
+  const stdout = runTorchPython('tests/torch/grad_binding.py', dir, stem(c), casePath);
   return JSON.parse(stdout) as Result;
 }
 
-/** Float64 backward (the default) within 1e-4 of the reference; float32 too when `f32`. */
-function expectClose(result: Result, layer: string, f32: boolean) {
+/** The fused backward (the default) and the unfused one in float64 each within 1e-4 of the reference. */
+function expectClose(result: Result, layer: string) {
   expect(result.missing, 'inputs autograd gave no gradient').toEqual([]);
   expect(result.walks, 'walks the module plans differently from core/walk.ts').toEqual([]);
   for (const [name, e] of Object.entries(result.outputs)) expect(e ?? Number.NaN, `output ${name}`).toBeLessThan(1e-5);
-  for (const [name, e] of Object.entries(result.grads)) expect(e ?? Number.NaN, name).toBeLessThan(1e-4);
-  if (f32)
-    for (const [name, e] of Object.entries(result.grads32))
-      expect(e ?? Number.NaN, `${name} (float32)`).toBeLessThan(1e-4);
+  console.log(
+    `${layer}: ${Object.entries(result.grads)
+      .map(([n, e]) => `${n} ${(e ?? NaN).toExponential(2)} (unfused ${(result.grads64[n] ?? NaN).toExponential(2)})`)
+      .join(', ')}`,
+  );
+  for (const [name, e] of Object.entries(result.grads)) expect(e ?? Number.NaN, `${name} (fused)`).toBeLessThan(1e-4);
+  for (const [name, e] of Object.entries(result.grads64))
+    expect(e ?? Number.NaN, `${name} (unfused, float64)`).toBeLessThan(1e-4);
   expect(result.out).toMatch(/^out= writes in place, which autograd cannot follow/);
   expect(result.double).toMatch(new RegExp(`^double backward of the ${layer} inner loop is not supported`));
 }
@@ -197,7 +171,7 @@ describe('torch.autograd through the generated binding on CPU tensors', () => {
           .concat(['grad.state.W1', 'grad.state.b1', 'grad.accum.W1', 'grad.accum.b1'])
           .sort(),
       );
-      expectClose(result, c.layer.name, true);
+      expectClose(result, c.layer.name);
     },
     BUILD_TIMEOUT,
   );
@@ -215,7 +189,7 @@ describe('torch.autograd through the generated binding on CPU tensors', () => {
         sharedState: true,
         seed: 32,
       });
-      expectClose(result, c.layer.name, true);
+      expectClose(result, c.layer.name);
     },
     BUILD_TIMEOUT,
   );
@@ -224,11 +198,20 @@ describe('torch.autograd through the generated binding on CPU tensors', () => {
     'a rule with decay, momentum and optimizer states (Titans): gradients match',
     async () => {
       const c = compileExample('rules/titans_mlp_memory.ttt', 'auto', { D: 8, K: 4 });
-      const result = await autogradAgainstReference(c, { B: 1, H: 2, T: 7, start: 3, accum: true, seed: 33 });
+      // Rates scaled by 0.3: at the drawn ones the memory grows until pre-activations pass 88, where
+      // exp in the derivative of silu overflows float32 (the forward's silu does not), and the fused
+      // backward, in float32, gives NaN; the unfused one, in float64, does not.
+      const result = await autogradAgainstReference(c, {
+        B: 1,
+        H: 2,
+        T: 7,
+        start: 3,
+        accum: true,
+        rates: 0.3,
+        seed: 33,
+      });
       expect(Object.keys(result.grads)).toEqual(expect.arrayContaining(['grad.decay', 'grad.momentum', 'grad.opt.W1']));
-      // Float32 is not asserted here: on these random inputs the memory grows until pre-activations
-      // pass 88, where exp in the derivative of silu overflows float32 (the forward's silu does not).
-      expectClose(result, c.layer.name, false);
+      expectClose(result, c.layer.name);
     },
     BUILD_TIMEOUT,
   );
@@ -310,7 +293,7 @@ describe('the generated backward module alone, in float64', () => {
     });
     const casesPath = join(cacheRoot(), 'torch-backward', 'cases.json');
     writeFileSync(casesPath, JSON.stringify(cases));
-    const result = JSON.parse(runPython('backward_module.py', casesPath)) as Record<
+    const result = JSON.parse(runTorchPython('tests/torch/backward_module.py', casesPath)) as Record<
       string,
       Record<string, number | null>
     >;
@@ -330,7 +313,7 @@ describe('the generated nn.Module of the whole layer on CPU tensors', () => {
     '%s (gate %s): matches the f64 TypeScript reference layer within 1e-4 and backpropagates',
     async (spec, useGate) => {
       const c = compileExample(spec, 'auto', { D: 8, K: 4 });
-      const dir = await moduleDir(c);
+      const dir = await torchModuleDir(c);
       const config = resolveLayerConfig(c.signature, { heads: 2, baseLr: 0.5, useGate });
       const r = rng(41);
       const weights = new Map<string, Tensor>();
@@ -359,7 +342,7 @@ describe('the generated nn.Module of the whole layer on CPU tensors', () => {
           expected: json(output),
         }),
       );
-      const result = JSON.parse(runPython('layer_module.py', dir, stem(c), casePath)) as {
+      const result = JSON.parse(runTorchPython('tests/torch/layer_module.py', dir, stem(c), casePath)) as {
         error: number;
         bad: string[];
         autograd: number;
@@ -378,30 +361,18 @@ describe('the training example (examples/train)', () => {
     'trains a few steps through the generated layer and writes its loss curve',
     async () => {
       const c = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
-      const dir = await moduleDir(c);
+      const dir = await torchModuleDir(c);
       const plot = join(dir, 'train-loss.svg');
       rmSync(plot, { force: true });
-      const stdout = execFileSync(
-        pythonWithTorch(),
-        [
-          join(repoRoot, 'examples/train/train.py'),
-          join(dir, layerModule(c)),
-          '--steps',
-          '4',
-          '--tokens',
-          '10',
-          '--plot',
-          plot,
-        ],
-        {
-          encoding: 'utf8',
-          stdio: ['ignore', 'pipe', 'pipe'],
-          env: {
-            ...process.env,
-            TTTC_CUDA_CPU_INCLUDE: INCLUDE_DIR,
-            TORCH_EXTENSIONS_DIR: join(cacheRoot(), 'torch-extensions'),
-          },
-        },
+      const stdout = runTorchPython(
+        'examples/train/train.py',
+        join(dir, layerModule(c)),
+        '--steps',
+        '4',
+        '--tokens',
+        '10',
+        '--plot',
+        plot,
       );
       expect(stdout).toMatch(/^first loss \d+\.\d+, final loss \d+\.\d+/m);
       const svg = readFileSync(plot, 'utf8');

@@ -4,22 +4,19 @@
  * as in tests/torch-cpu.test.ts) over a sequence in pieces, carrying states, accumulators and
  * optimizer states from one call to the next, and compares every piece with the f64 reference
  * (which tests/update-rules.test.ts holds to the literal per-token recurrence) within 1e-5, or the
- * f32 floor where Newton–Schulz amplifies rounding (expectClose). Builds are cached
- * under node_modules/.cache/tttc, keyed by the generated files.
+ * f32 floor where Newton–Schulz amplifies rounding (expectClose). Module folders are shared with
+ * the other torch tests (support/torch-module.ts).
  */
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { relativeError, type Tensor } from '../core/tensor.ts';
-import { cacheRoot, INCLUDE_DIR } from '../runtime/cuda-cpu/build.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
-import { renderCuda } from '../targets/cuda/render.ts';
+import { stem } from '../targets/target.ts';
 import { randomInputs, sliceTokens } from './support/inputs.ts';
-import { compileExample, repoRoot } from './support/specs.ts';
-import { pythonWithTorch } from './support/python.ts';
+import { compileExample } from './support/specs.ts';
+import { runTorchPython, torchModuleDir } from './support/torch-module.ts';
 
 const json = (t: Tensor) => ({ shape: t.shape, data: [...t.data] });
 const byName = (m: ReadonlyMap<string, Tensor>) => Object.fromEntries([...m].map(([n, t]) => [n, json(t)]));
@@ -31,22 +28,16 @@ const PIECES = [
 ];
 
 /** Runs `spec`'s binding over the pieces, each call after the first continuing from the binding's own outputs. */
-function runBinding(
+async function runBinding(
   spec: string,
   start: number,
-): {
+): Promise<{
   errors: Record<string, number | null>[];
   floors: Map<string, number>[];
   messages: Record<string, string | null>;
-} {
+}> {
   const c = compileExample(spec, 'auto', { D: 8, K: 4 });
-  const cuda = renderCuda(c, { arch: 'sm_90', dtype: 'f32' });
-  const digest = createHash('sha256').update(JSON.stringify(cuda.files)).digest('hex').slice(0, 16);
-  const dir = join(cacheRoot(), 'torch-modules', digest);
-  if (!existsSync(join(dir, cuda.api.python))) {
-    mkdirSync(dir, { recursive: true });
-    for (const f of cuda.files) writeFileSync(join(dir, f.path), f.contents);
-  }
+  const dir = await torchModuleDir(c);
 
   // Nonzero start, accumulators and optimizer states (randomInputs gives `opt.S` with `accum`).
   const named = randomInputs(c.chunk, { B: 2, H: 2, T: 13, start, accum: true, seed: 31 });
@@ -80,21 +71,7 @@ function runBinding(
   }
   const casePath = join(dir, 'rules-case.json');
   writeFileSync(casePath, JSON.stringify({ calls }));
-  const stdout = execFileSync(
-    pythonWithTorch(),
-    [join(repoRoot, 'tests/torch/rules_binding.py'), dir, cuda.api.stem, casePath],
-    {
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        TTTC_CUDA_CPU_INCLUDE: INCLUDE_DIR,
-        TORCH_EXTENSIONS_DIR: join(cacheRoot(), 'torch-extensions'),
-        PYTHONDONTWRITEBYTECODE: '1',
-      },
-    },
-  );
+  const stdout = runTorchPython('tests/torch/rules_binding.py', dir, stem(c), casePath);
   const result = JSON.parse(stdout);
   result.errors.forEach((e: Record<string, number | null>, i: number) =>
     expect(Object.keys(e).sort(), `call ${i}`).toEqual(Object.keys(calls[i].expected).sort()),
@@ -133,8 +110,8 @@ function expectClose(label: string, errors: Record<string, number | null>[], flo
 
 // A first run builds the extension (host C++ of the whole kernel): minutes on a loaded 2-core machine.
 describe('the generated PyTorch binding of update rules on CPU tensors', { timeout: 300_000 }, () => {
-  it('Titans memory (decay, momentum, opt.S): two calls continuing each other match the f64 reference within 1e-5', () => {
-    const { errors, floors, messages } = runBinding('rules/titans_mlp_memory.ttt', 1);
+  it('Titans memory (decay, momentum, opt.S): two calls continuing each other match the f64 reference within 1e-5', async () => {
+    const { errors, floors, messages } = await runBinding('rules/titans_mlp_memory.ttt', 1);
     expectClose('titans_mlp_memory', errors, floors);
     expect(Object.keys(errors[0])).toEqual(expect.arrayContaining(['opt.W1', 'opt.W2']));
     expect(messages['missing token']).toMatch(
@@ -154,8 +131,8 @@ describe('the generated PyTorch binding of update rules on CPU tensors', { timeo
     );
   });
 
-  it('LaCT (a rate per state, read before, Muon, renormalising commits): two calls match the f64 reference within 1e-5 or the f32 floor', () => {
-    const { errors, floors, messages } = runBinding('rules/lact_swiglu.ttt', 0);
+  it('LaCT (a rate per state, read before, Muon, renormalising commits): two calls match the f64 reference within 1e-5 or the f32 floor', async () => {
+    const { errors, floors, messages } = await runBinding('rules/lact_swiglu.ttt', 0);
     expectClose('lact_swiglu', errors, floors);
     expect(messages['missing token']).toMatch(
       /^ValueError: tokens must have exactly the names \['lr.W1', 'lr.W3', 'lr.W2'\]: missing \['lr.W1'\]/,

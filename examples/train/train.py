@@ -10,7 +10,7 @@ every sequence: what brings the loss below 1 is the layer's inner model learning
 it has read, at test time. That is where TTT should shine.
 
 The model is an embedding, the generated layer (STEM_layer.py: its forward runs the fused kernel,
-its backward the generated backward) with a residual, and a linear read-out, trained with Adam on
+its backward the fused backward kernel) with a residual, and a linear read-out, trained with Adam on
 the mean squared error. It prints the first and final losses and writes the loss curve as an SVG.
 """
 

@@ -17,9 +17,9 @@ import { identifier } from '../../core/mangle.ts';
 import { allPorts, type Port } from '../../core/signature.ts';
 import { Lines } from '../clike/lines.ts';
 import { Printer } from '../clike/print.ts';
-import { stem, type GeneratedFile, type TargetOptions } from '../target.ts';
+import type { GeneratedFile, TargetOptions } from '../target.ts';
 import { commentText } from '../text.ts';
-import { apiOf, type CudaApi } from './api.ts';
+import { type BackwardApi, backwardApi } from './backward-api.ts';
 import { archOf } from './arch.ts';
 import { cuda, cudaBf16 } from './dialect.ts';
 import { renderHeader } from './header.ts';
@@ -29,22 +29,10 @@ import { renderPreamble } from './render.ts';
 import { CHUNKS } from './tensors.ts';
 
 export interface CudaBackward {
-  api: CudaApi;
+  api: BackwardApi;
   /** The launcher's tensors, in argument-struct order: every tensor either kernel reads or writes, once. */
   tensors: Port[];
   files: GeneratedFile[];
-}
-
-/** The backward's names: `tttc_STEM_backward` for the launcher, its args, scratch size and errors. */
-export function backwardApi(compiled: Compiled): CudaApi {
-  const api = apiOf(`${stem(compiled)}_backward`);
-  const prefix = `tttc_${stem(compiled)}`;
-  return {
-    ...api,
-    kernel: `${prefix}_backward_kernel`,
-    decodeKernel: `${prefix}_checkpoints_kernel`,
-    forward: `${prefix}_backward`,
-  };
 }
 
 export function renderCudaBackward(compiled: Compiled, options: TargetOptions): CudaBackward {
@@ -88,12 +76,18 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
   });
   const count = new Lines();
   const walk = { start: uniform('start'), T: uniform('T'), K: int(compiled.chunk.K), rows: int(compiled.chunk.rows) };
-  count.line('// The chunks the call walks: the checkpoints hold what each starts from.');
-  new Printer(dialect, { uniform: (n) => `(unsigned)a->${n}`, port: () => unreachable() }).statements(
+  new Printer(dialect, { uniform: (n) => `(unsigned)${n}`, port: () => unreachable() }).statements(
     lowerChunkCount(walk, CHUNKS),
     count,
   );
-  renderHost(L, api, arch, variants, tensors, { sequence: true, countChunks: count.toString().trimEnd().split('\n') });
+  renderHost(L, api, arch, variants, tensors, {
+    sequence: true,
+    countChunks: { name: api.chunks, body: count.toString().trimEnd().split('\n') },
+    parts: [
+      { name: api.forwardCheckpoints, variants: [variants[0]], tensors: variants[0].tensors! },
+      { name: api.backwardFromCheckpoints, variants: [variants[1]], tensors: variants[1].tensors! },
+    ],
+  });
   const scratchFloats = Math.max(forwardKernel.scratchFloats, backwardKernel.scratchFloats);
   const about = [
     `One call runs the inner loop over T tokens of B sequences x H heads from position \`start\` (in [0, K), K =`,
@@ -107,7 +101,31 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
     tensors,
     files: [
       { path: api.source, contents: L.toString() },
-      { path: api.header, contents: renderHeader(compiled, scratchFloats, api, arch, options.dtype, tensors, about) },
+      {
+        path: api.header,
+        contents: renderHeader(compiled, scratchFloats, api, arch, options.dtype, tensors, about, [
+          {
+            comment: [
+              "The chunks a call of T tokens from `start` walks: the checkpoints' leading axis C; 0 for T below 1 or start outside [0, K).",
+            ],
+            declaration: `size_t ${api.chunks}(int T, int start);`,
+          },
+          {
+            comment: [
+              `The call in two halves, for a caller that keeps the checkpoints between its forward and its backward`,
+              `(same arguments and checks; each reads and checks only its own tensors, the rest may be NULL):`,
+              `${api.forwardCheckpoints} writes the outputs and the checkpoints, like the first half of ${api.forward};`,
+            ],
+            declaration: `int ${api.forwardCheckpoints}(const ${api.args}* args, cudaStream_t stream);`,
+          },
+          {
+            comment: [
+              `${api.backwardFromCheckpoints} reads them (with the inputs and cotangents) and writes the gradients.`,
+            ],
+            declaration: `int ${api.backwardFromCheckpoints}(const ${api.args}* args, cudaStream_t stream);`,
+          },
+        ]),
+      },
     ],
   };
 }

@@ -36,6 +36,8 @@ export function renderHeader(
     "(start 0), continuation and decode (T = 1) are the same call; pass one call's out_state_* and",
     "out_accum_* as the next call's state_* and accum_*, and start = (start + T) % K.",
   ],
+  /** Functions the header declares after the launcher, each with its comment lines (a backward's halves). */
+  more: readonly { comment: readonly string[]; declaration: string }[] = [],
 ): string {
   const L = new Lines();
   const K = compiled.chunk.K;
@@ -98,6 +100,7 @@ export function renderHeader(
     '/* Errors of the running kernel surface later, from the stream, as with any CUDA launch. */',
     `int ${api.forward}(const ${api.args}* args, cudaStream_t stream);`,
     '',
+    ...more.flatMap((f) => [...f.comment.map((c) => `/* ${c} */`), f.declaration, '']),
     `/* Why this thread's last failed call failed; "" after a call that launched. */`,
     `const char* ${api.lastError}(void);`,
     '',

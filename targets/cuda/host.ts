@@ -11,7 +11,7 @@ import type { CudaApi } from './api.ts';
 import { SCALAR_PARAMETERS } from './kernel.ts';
 import { identifier } from '../../core/mangle.ts';
 import type { Port } from '../../core/signature.ts';
-import { elementCount } from './tensors.ts';
+import { CHUNKS, elementCount } from './tensors.ts';
 
 /** Comma-separated items in lines of at most `width` characters (one item may exceed it). */
 function wrap(items: readonly string[], width: number): string[] {
@@ -40,11 +40,24 @@ export interface HostKernel {
 const sharedConstant = (v: HostKernel) =>
   v.variant === 'prefill' ? 'kSharedBytes' : `k${v.variant[0].toUpperCase()}${v.variant.slice(1)}SharedBytes`;
 
+/** One more `extern "C"` launcher of the .cu: runs some of the kernels, in order, on the tensors they take. */
+export interface HostEntry {
+  name: string;
+  variants: readonly HostKernel[];
+  tensors: readonly Port[];
+}
+
 /** How a call runs its kernels: the one for its T (prefill, or decode for one token), or all in order (a backward call). */
 export interface HostLaunch {
   sequence: boolean;
-  /** Statements that count the chunks of the call into `chunks`, when a tensor has a chunk axis. */
-  countChunks?: readonly string[];
+  /**
+   * The launcher's function counting the chunks a call walks (`size_t NAME(int T, int start)`)
+   * and its body, statements counting them into `chunks` from `T` and `start`, when a tensor has
+   * a chunk axis: the caller sizes the checkpoints with it, the launcher checks them with it.
+   */
+  countChunks?: { name: string; body: readonly string[] };
+  /** Launchers of parts of the call, beside the one of the whole call. */
+  parts?: readonly HostEntry[];
 }
 
 export function renderHost(
@@ -57,9 +70,7 @@ export function renderHost(
   how: HostLaunch = { sequence: false },
 ): void {
   const kernel = variants[0].kernel;
-  const sharedBytes = Math.max(...variants.map((v) => v.kernel.workgroupFloats * 4));
   const scratchFloats = Math.max(...variants.map((v) => v.kernel.scratchFloats));
-  const usesScratch = scratchFloats > 0;
   L.line(
     `// Host side: argument checks and the launch (documented in ${api.header}).`,
     '',
@@ -110,7 +121,33 @@ export function renderHost(
     '}',
     '',
   );
-  L.open(`extern "C" int ${api.forward}(const ${api.args}* a, cudaStream_t stream)`);
+  if (how.countChunks) {
+    L.open(`extern "C" size_t ${how.countChunks.name}(int T, int start)`);
+    L.line('if (T < 1 || start < 0 || start >= kMiniBatch) return 0;', ...how.countChunks.body, 'return chunks;');
+    L.close();
+    L.line('');
+  }
+  renderLauncher(L, api, arch, api.forward, variants, tensors, how.sequence, how.countChunks?.name);
+  for (const part of how.parts ?? []) {
+    L.line('');
+    renderLauncher(L, api, arch, part.name, part.variants, part.tensors, true, how.countChunks?.name);
+  }
+}
+
+/** One launcher: checks the call's arguments and its tensors, then launches its kernels. */
+function renderLauncher(
+  L: Lines,
+  api: CudaApi,
+  arch: Arch,
+  name: string,
+  variants: readonly HostKernel[],
+  tensors: readonly Port[],
+  sequence: boolean,
+  countChunks: string | undefined,
+): void {
+  const sharedBytes = Math.max(...variants.map((v) => v.kernel.workgroupFloats * 4));
+  const usesScratch = variants.some((v) => v.kernel.scratchFloats > 0);
+  L.open(`extern "C" int ${name}(const ${api.args}* a, cudaStream_t stream)`);
   L.line(
     "last_error[0] = '\\0';",
     'if (a == nullptr) return fail(TTTC_ERROR_NULL_POINTER, "args is NULL");',
@@ -126,7 +163,8 @@ export function renderHost(
       '}',
     );
   }
-  if (how.countChunks) L.line(...how.countChunks);
+  if (countChunks && tensors.some((t) => t.lead.includes('C')))
+    L.line(`const size_t ${CHUNKS} = ${countChunks}(a->T, a->start);`);
   L.open('const Extent tensors[] =');
   for (const t of tensors)
     L.line(`{"${identifier(t)}", a->${identifier(t)}, ${elementCount(t, 'a->')} * sizeof(float), ${t.io === 'out'}},`);
@@ -186,8 +224,8 @@ export function renderHost(
     );
   };
   L.line('');
-  if (how.sequence) {
-    L.line('// The kernels run in order on the stream: each sees what the one before wrote.');
+  if (sequence) {
+    if (variants.length > 1) L.line('// The kernels run in order on the stream: each sees what the one before wrote.');
     for (const v of variants) launch(v, `_${v.variant}`);
   } else if (variants.length > 1) {
     L.line('// A call of one token runs the one-row kernel: it does not pay for a whole mini-batch.');

@@ -1,14 +1,18 @@
 /**
  * The Python half of the PyTorch binding: builds the extension on first use and exposes
  * `forward` in the `run` convention, checking every tensor with errors that name it; differentiable
- * through a torch.autograd.Function whose backward is the generated STEM_backward.py
- * (targets/torch/backward.ts).
+ * through a torch.autograd.Function whose backward is the fused CUDA backward (STEM_backward.cu,
+ * from the checkpoints its forward saved) or, when asked for float64, the generated unfused
+ * STEM_unfused_backward.py (targets/torch/backward.ts).
  */
 import type { Compiled } from '../../compiler/pipeline.ts';
 import type { CudaApi } from './api.ts';
 import type { Arch } from './arch.ts';
 import { programKey, runKey } from '../../core/mangle.ts';
 import { outputPort, type Port, ruleTokenPorts } from '../../core/signature.ts';
+import { backwardSignature, CARRIED_ROLES } from '../../compiler/backward/signature.ts';
+import { layoutOf, stateFloats } from '../../core/packing.ts';
+import { backwardApi } from './backward-api.ts';
 import { stringText } from '../text.ts';
 import { MMA_HEADER_FILE } from './mma.ts';
 import { backwardModule } from '../torch/backward.ts';
@@ -36,6 +40,11 @@ export function renderPython(
   const opts = sig.outputs.filter((p) => p.role === 'opt').map((p) => ({ name: p.name, shape: p.shape }));
   const rule = sig.rule !== undefined;
   const backwardFile = backwardModule(compiled);
+  const fused = backwardApi(compiled);
+  // The fused backward's gradients in kernel order: the input each belongs to, its leading axes, its shape.
+  const gradients = backwardSignature(sig).outputs.map(
+    (p) => `("${stringText(programKey(p))}", "${p.lead.join('')}", ${tuple(p.shape)})`,
+  );
   const layerText = stringText(L.name);
   const returned = opts.length ? 'output, states, accums, opts' : 'output, states, accums';
   const example: [string, string][] = [
@@ -69,11 +78,16 @@ ${example.map(([code, note]) => `        ${code.padEnd(width)}  # ${note}`).join
 
 Tensors are torch.float32, contiguous, on one CUDA device; states and accums${opts.length ? ' (and opts)' : ''} come back as
 [B, H, ...] dicts to pass to the next call, with start advanced by T modulo K = ${K}. The first
-call builds ${api.source} and ${api.torchSource} (beside this file) with torch.utils.cpp_extension.
+call builds ${api.source}, ${fused.source}
+and ${api.torchSource} (beside this file) with torch.utils.cpp_extension.
 
 forward is differentiable: when a tensor requires grad, the call is one torch.autograd.Function
-whose backward is ${backwardFile} (derived from the spec, unfused, computing in BACKWARD_DTYPE),
-giving the gradient of every tensor passed; a double backward raises an error.
+giving the gradient of every tensor passed; a double backward raises an error. BACKWARD_DTYPE
+picks its backward when the forward runs: torch.float32 (the default) runs the fused backward
+kernel of ${fused.source}, derived from the spec: its forward saves what each
+mini-batch starts from (the checkpoints), its backward walks the mini-batches in reverse from
+them. torch.float64 runs ${backwardFile} (derived from the spec, unfused
+torch ops), for layers whose derivatives overflow float32 where the forward does not.
 
 CPU tensors run the same source on the CPU, built as host C++ against tttc's CUDA-on-the-CPU
 headers (set TTTC_CUDA_CPU_INCLUDE to tttc's runtime/cuda-cpu/include): slow, for tests.
@@ -105,14 +119,23 @@ ${rule ? `TOKENS = [${tokens.map((n) => `"${stringText(n)}"`).join(', ')}]\nOPTS
 INPUT_KEYS = ${keys(sig.inputs)}
 OUTPUT_KEYS = ${keys(sig.outputs)}
 SCRATCH_FLOATS = ${scratchFloats}  # per (sequence, head)
-# What the backward computes in: float64 by default, since its derivatives can overflow float32
-# where the forward does not; set torch.float32 for speed.
-BACKWARD_DTYPE = torch.float64
+# What the backward computes in: torch.float32 runs the fused backward kernel (the default: one
+# launch per call); torch.float64 runs the unfused ${backwardFile}, for derivatives that overflow float32.
+BACKWARD_DTYPE = torch.float32
+# The fused backward: the checkpoints' floats per (chunk, sequence, head), the inputs it reads
+# (every input but the carried states), and the gradients it writes, in kernel order.
+CHECKPOINT_FLOATS = ${stateFloats(layoutOf(sig))}
+BACKWARD_INPUT_KEYS = ${keys(sig.inputs.filter((p) => !CARRIED_ROLES.has(p.role)))}
+GRADIENTS = [
+${gradients.map((g) => `    ${g},`).join('\n')}
+]
 
 _HERE = pathlib.Path(__file__).resolve().parent
-_SOURCES = [_HERE / "${api.source}", _HERE / "${api.torchSource}"]
+# The kernels' sources (the forward's, the fused backward's), then the extension's own.
+_KERNEL_SOURCES = [_HERE / "${api.source}", _HERE / "${fused.source}"]
+_SOURCES = [*_KERNEL_SOURCES, _HERE / "${api.torchSource}"]
 # What the sources include from beside them (the tensor-core header only when a product uses it).
-_LOCAL_HEADERS = [p for p in (_HERE / "${api.header}", _HERE / "${MMA_HEADER_FILE}") if p.is_file()]
+_LOCAL_HEADERS = [p for p in (_HERE / "${api.header}", _HERE / "${fused.header}", _HERE / "${MMA_HEADER_FILE}") if p.is_file()]
 
 
 @functools.cache
@@ -135,15 +158,18 @@ def _cpu_extension():
         )
     headers = sorted(p for p in include.rglob("*.h"))
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*_SOURCES, *_LOCAL_HEADERS, *headers])).hexdigest()[:12]
-    # The .cu compiled as C++: a one-line source that includes it, since its suffix would call nvcc.
-    unit = pathlib.Path(tempfile.gettempdir()) / f"tttc_${api.stem}_cpu_{digest}.cpp"
-    text = f'#include "{_SOURCES[0]}"\\n'
-    # Rewritten only when it differs: a newer file would make ninja compile it again.
-    if not unit.is_file() or unit.read_text() != text:
-        unit.write_text(text)
+    # Each .cu compiled as C++: a one-line source that includes it, since its suffix would call nvcc.
+    units = []
+    for source in _KERNEL_SOURCES:
+        unit = pathlib.Path(tempfile.gettempdir()) / f"tttc_{source.stem}_cpu_{digest}.cpp"
+        text = f'#include "{source}"\\n'
+        # Rewritten only when it differs: a newer file would make ninja compile it again.
+        if not unit.is_file() or unit.read_text() != text:
+            unit.write_text(text)
+        units.append(str(unit))
     return torch.utils.cpp_extension.load(
         name=f"tttc_${api.stem}_cpu_{digest}",
-        sources=[str(unit), str(_SOURCES[1])],
+        sources=[*units, str(_SOURCES[-1])],
         extra_include_paths=[str(include), str(_HERE)],
         extra_cflags=["-O1", "-std=c++17", "-DTTTC_CUDA_CPU_ARCH=${arch.number}"],
     )
@@ -186,10 +212,15 @@ def _state(label, t, shape, B, H, device):
     return _check(label, t, (B, H, *shape), device)
 
 
+def _empty(*shape, device):
+    """A tensor a kernel writes (every one is allocated here)."""
+    return torch.empty(shape, dtype=torch.float32, device=device)
+
+
 def _empty_outputs(B, H, T, device):
     """The call's outputs in kernel order: output, states, accumulators${rule ? ', optimizer states' : ''}."""
     def empty(*shape):
-        return torch.empty(shape, dtype=torch.float32, device=device)
+        return _empty(*shape, device=device)
 
     return [
         empty(B, H, T, *OUTPUT),
@@ -214,12 +245,43 @@ def _given_outputs(out, B, H, T, device):
     ]
 
 
+def _extension_on(device):
+    return _extension() if device.type == "cuda" else _cpu_extension()
+
+
 def _launch(inputs, outputs, start):
     """Runs the fused kernel: reads inputs, writes outputs (both in kernel order)."""
     B, H = outputs[0].shape[:2]
     scratch = torch.empty(B * H * SCRATCH_FLOATS, dtype=torch.float32, device=outputs[0].device)
-    extension = _extension() if outputs[0].device.type == "cuda" else _cpu_extension()
-    extension.forward(*inputs, *outputs, scratch, start)
+    _extension_on(outputs[0].device).forward(*inputs, *outputs, scratch, start)
+
+
+def _launch_checkpoints(inputs, outputs, start):
+    """Runs the forward that also saves the checkpoints; returns them."""
+    B, H, T = outputs[0].shape[:3]
+    device = outputs[0].device
+    extension = _extension_on(device)
+    checkpoints = _empty(extension.checkpoint_chunks(T, start), B, H, CHECKPOINT_FLOATS, device=device)
+    extension.forward_checkpoints(*inputs, *outputs, checkpoints, start)
+    return checkpoints
+
+
+def _fused_backward(inputs, checkpoints, cotangents, start):
+    """The gradient of every input by its key, from the fused backward kernel. It sums the scale's
+    and the params' per (sequence, head); they are summed here to the inputs' shapes."""
+    keyed = dict(zip(INPUT_KEYS, inputs))
+    B, H, T = inputs[0].shape[:3]
+    device = inputs[0].device
+    sizes = {"B": B, "H": H, "T": T}
+    grads = [_empty(*(sizes[a] for a in lead), *shape, device=device) for _, lead, shape in GRADIENTS]
+    data = [keyed[k] for k in BACKWARD_INPUT_KEYS]
+    # Autograd gives zeros for the outputs that were not used, possibly expanded: made contiguous here.
+    _extension_on(device).backward(*data, checkpoints, *(c.contiguous() for c in cotangents), *grads, start)
+    summed = {}
+    for (key, _, _), g in zip(GRADIENTS, grads):
+        extra = g.dim() - keyed[key].dim()
+        summed[key] = g.sum(dim=tuple(range(extra))) if extra > 0 else g
+    return summed
 
 
 @functools.cache
@@ -232,16 +294,24 @@ def _backward_module():
 
 
 class _InnerLoop(torch.autograd.Function):
-    """One kernel call as a differentiable op: forward by the fused kernel, backward by the
-    generated backward (${backwardFile}), which recomputes each chunk's carry from the inputs."""
+    """One kernel call as a differentiable op. With BACKWARD_DTYPE float32, forward by the kernel
+    that saves the checkpoints and backward by the fused backward kernel; with float64, forward by
+    the fused kernel and backward by ${backwardFile},
+    which recomputes each chunk's carry."""
 
     @staticmethod
     def forward(ctx, start, *inputs):
+        if BACKWARD_DTYPE not in (torch.float32, torch.float64):
+            raise ValueError(f"BACKWARD_DTYPE is {BACKWARD_DTYPE}; set torch.float32 (fused) or torch.float64 (unfused)")
         B, H, T = inputs[0].shape[:3]
         outputs = _empty_outputs(B, H, T, inputs[0].device)
-        _launch(inputs, outputs, start)
         ctx.start = start
-        ctx.save_for_backward(*inputs)
+        ctx.fused = BACKWARD_DTYPE == torch.float32
+        if ctx.fused:
+            ctx.save_for_backward(*inputs, _launch_checkpoints(inputs, outputs, start))
+        else:
+            _launch(inputs, outputs, start)
+            ctx.save_for_backward(*inputs)
         return tuple(outputs)
 
     @staticmethod
@@ -250,9 +320,12 @@ class _InnerLoop(torch.autograd.Function):
             raise RuntimeError(
                 "double backward of the ${layerText} inner loop is not supported: its backward is not itself differentiable (create_graph=True)"
             )
-        inputs = ctx.saved_tensors
-        keyed = dict(zip(INPUT_KEYS, inputs)), dict(zip(OUTPUT_KEYS, cotangents))
-        grads = _backward_module().backward(*keyed, ctx.start, dtype=BACKWARD_DTYPE)
+        if ctx.fused:
+            *inputs, checkpoints = ctx.saved_tensors
+            grads = _fused_backward(inputs, checkpoints, cotangents, ctx.start)
+        else:
+            keyed = dict(zip(INPUT_KEYS, ctx.saved_tensors)), dict(zip(OUTPUT_KEYS, cotangents))
+            grads = _backward_module().backward(*keyed, ctx.start, dtype=torch.float64)
         wanted = ctx.needs_input_grad[1:]
         return (None, *(grads.get(k) if need else None for k, need in zip(INPUT_KEYS, wanted)))
 

@@ -14,6 +14,7 @@ import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
 import { scheduleWithTensorCores } from '../../compiler/schedule/tensor-cores.ts';
 import { renderPython } from './python.ts';
 import { renderTorchSource } from './torch.ts';
+import { backwardApi } from './backward-api.ts';
 import { allPorts, type Port } from '../../core/signature.ts';
 import { commentText } from '../text.ts';
 
@@ -137,7 +138,7 @@ export function renderCuda(compiled: Compiled, options: TargetOptions): CudaKern
     { path: api.source, contents: renderSource(compiled, variants, tensors, api, arch, options.dtype) },
     { path: api.header, contents: renderHeader(compiled, scratchFloats, api, arch, options.dtype, tensors) },
     ...(tensorCores ? [{ path: MMA_HEADER_FILE, contents: MMA_HEADER }] : []),
-    { path: api.torchSource, contents: renderTorchSource(compiled, api, tensors) },
+    { path: api.torchSource, contents: renderTorchSource(compiled, api, tensors, backwardApi(compiled)) },
     { path: api.python, contents: renderPython(compiled, scratchFloats, api, arch, options.dtype) },
   ];
   return { api, arch, kernel, tensors, sharedBytes: kernel.workgroupFloats * 4, files };

@@ -1,8 +1,8 @@
 /**
- * `tttc compile --target cuda`: the .cu (kernel and launcher), its header, the PyTorch binding (.py)
- * the generated backward it differentiates with (STEM_backward.py) and, for specs that fit the
- * paper's sequence layer, that layer as a torch.nn.Module (STEM_layer.py); and the fused backward's
- * .cu and header (backward.ts).
+ * `tttc compile --target cuda`: the .cu (kernel and launcher), its header, the PyTorch binding (.py,
+ * differentiated by the fused backward's .cu and header, backward.ts, or on request by the unfused
+ * STEM_unfused_backward.py) and, for specs that fit the paper's sequence layer, that layer as a
+ * torch.nn.Module (STEM_layer.py).
  */
 import type { Target } from '../target.ts';
 import { backwardModule, renderTorchBackward } from '../torch/backward.ts';

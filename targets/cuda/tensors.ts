@@ -5,14 +5,23 @@
  */
 import { size } from '../../core/shape.ts';
 import type { Port } from '../../core/signature.ts';
+import { identifier } from '../../core/mangle.ts';
 
 /** What a port holds, for the header's field comments. */
 export function portNote(p: Port): string {
+  // A backward's cotangent of an output and gradient of an input, named by that tensor's field.
+  if (p.grad) {
+    const of = identifier({ ...p, grad: undefined, io: p.io === 'in' ? 'out' : 'in' });
+    return p.io === 'in' ? `cotangent of ${of}` : `gradient of ${of}`;
+  }
   if (p.io === 'out')
     return (
-      { state: 'state after the call', accum: 'accumulator after the call', opt: 'optimizer state after the call' }[
-        p.role as string
-      ] ?? 'output, one row per token'
+      {
+        state: 'state after the call',
+        accum: 'accumulator after the call',
+        opt: 'optimizer state after the call',
+        checkpoint: 'what each chunk started from, for the backward',
+      }[p.role as string] ?? 'output, one row per token'
     );
   return {
     view: 'per-token input',

@@ -1,8 +1,9 @@
 /**
- * The backward of the inner loop as a generated PyTorch module (`STEM_backward.py`), derived and
+ * The backward of the inner loop as a generated PyTorch module (`STEM_unfused_backward.py`), derived and
  * unfused: the mini-batch program and its reverse-mode derivative (compiler/backward) printed as
  * torch functions batched over the (sequence, head) pairs, and a walk over the chunks of
- * core/walk.ts. The binding's `torch.autograd.Function` (targets/cuda/python.ts) calls it.
+ * core/walk.ts. The binding's `torch.autograd.Function` (targets/cuda/python.ts) calls it when asked
+ * for a float64 backward; its default is the fused backward kernel (targets/cuda/backward.ts).
  *
  * Checkpoints: the backward recomputes the carry at each chunk's start with the generated forward
  * program (its carried outputs only) rather than having the fused forward kernel save them: the
@@ -24,8 +25,8 @@ import { stringText } from '../text.ts';
 import { pythonFloat, renderTorchFunction } from './program.ts';
 import { PYTHON_CHUNKS } from './walk.ts';
 
-/** The file name of a spec's generated backward module. */
-export const backwardModule = (compiled: Compiled): string => `${stem(compiled)}_backward.py`;
+/** The file name of a spec's generated unfused backward module. */
+export const backwardModule = (compiled: Compiled): string => `${stem(compiled)}_unfused_backward.py`;
 
 const list = (names: readonly string[]) => `[${names.map((n) => `"${stringText(n)}"`).join(', ')}]`;
 const dict = (pairs: readonly [string, string][]) =>

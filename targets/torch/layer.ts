@@ -65,8 +65,8 @@ export function renderTorchLayer(compiled: Compiled): string {
 
 For x [B, T, C], C = heads * D (D = ${D}): q, k, v projections (nn.Linear without bias), RoPE on
 q and k at position t mod K (K = ${K}) on channel pairs (2m, 2m + 1),${hasLr ? '\nlr = base_lr * sigmoid(x w_h + c_h) / D,' : ''}${sig.scale.kind === 'position' ? '\nscale_i = max(0, 1 / (i + 1) + learnable_token_idx_i),' : ''}
-the inner loop (${inner}, forward by the fused kernel, backward by the generated backward) from
-the learned initial states, heads joined, post_norm (LayerNorm, eps ${POST_NORM_EPS}), the gate
+the inner loop (${inner}, forward by the fused kernel, backward by the fused backward kernel
+unless its BACKWARD_DTYPE asks for float64) from the learned initial states, heads joined, post_norm (LayerNorm, eps ${POST_NORM_EPS}), the gate
 y = gelu_tanh(g_proj(x)) * y when use_gate, and o_proj. Each sequence starts at its first token.
 
 The state_dict names are the published layer's, those tttc layer reads (q_proj.weight, ...,

@@ -2,7 +2,8 @@
  * The module the `ts` target generates for a spec, built as a syntax tree with ts-morph: a class
  * named after the layer that loads its weights and runs on WebGPU through the runtime, the spec's
  * state and param names (and an update rule's per-token inputs and optimizer states) as literal
- * types, and the WGSL kernel embedded as a manifest.
+ * types, and the WGSL kernel embedded as a manifest; and the backward of the inner loop (a class
+ * named `<layer>InnerLoopBackward` running the fused backward kernels, embedded as their manifest).
  */
 import { type KernelSignature, paramPorts, type Port, statePorts, viewPorts } from '../../core/signature.ts';
 import { Project, Scope, ts, VariableDeclarationKind, type WriterFunction, Writers } from 'ts-morph';
@@ -10,8 +11,9 @@ import type { Compiled } from '../../compiler/pipeline.ts';
 import { specHeadDim } from '../../runtime/layer/config.ts';
 import { weightNameMap } from '../../runtime/layer/weights.ts';
 import { optimizerState } from '../../core/update-rule.ts';
-import type { WgslKernelManifest } from '../../core/manifest.ts';
+import type { WgslBackwardManifest, WgslKernelManifest } from '../../core/manifest.ts';
 import { WEBGPU_DEFAULT_LIMITS, wgslManifest } from '../wgsl/render.ts';
+import { wgslBackwardManifest } from '../wgsl/backward.ts';
 import { commentText, templateLiteral } from '../text.ts';
 
 /**
@@ -76,6 +78,9 @@ function header(compiled: Compiled, manifest: WgslKernelManifest, moduleName: st
     '//   const { output, cache } = await layer.forward(x); // x: { shape: [B, T, C], data: Float32Array or Float64Array }',
     '//   const y = await layer.step(token, cache); // the next token of each sequence: [B, C]',
     '//   layer.destroy();',
+    '//',
+    `//   const backward = await ${s.layer}InnerLoopBackward.create();`,
+    '//   const { outputs, grads } = await backward.run(inputs, cotangents); // the inner loop alone, in the `run` convention',
     '',
   ].join('\n');
 }
@@ -92,6 +97,21 @@ function manifestLiteral(manifest: WgslKernelManifest): WriterFunction {
     ...(decode && {
       decode: Writers.object({ scratchFloats: String(decode.scratchFloats), code: templateLiteral(decode.code) }),
     }),
+  });
+}
+
+/** The backward manifest as an object literal, its two WGSL kernels readable as template literals. */
+function backwardManifestLiteral(manifest: WgslBackwardManifest): WriterFunction {
+  const { signature, layout, rows, forward, backward, scheduledFor } = manifest;
+  const kernel = (k: { code: string; scratchFloats: number }) =>
+    Writers.object({ scratchFloats: String(k.scratchFloats), code: templateLiteral(k.code) });
+  return Writers.object({
+    signature: JSON.stringify(signature),
+    layout: JSON.stringify(layout),
+    rows: String(rows),
+    scheduledFor: JSON.stringify(scheduledFor),
+    forward: kernel(forward),
+    backward: kernel(backward),
   });
 }
 
@@ -287,11 +307,70 @@ export function buildModule(compiled: Compiled, moduleName: string): string {
     statements: `return this.layer.config as ${type('Config')};`,
   });
 
+  const backward = type('InnerLoopBackward');
+  const result = `${RT}.BackwardResult`;
+  file.addClass({
+    isExported: true,
+    name: backward,
+    docs: [
+      `The backward of ${name}'s inner loop on WebGPU, derived from the spec: one call runs the forward that saves\n` +
+        'what each mini-batch starts from, then the fused backward kernel walking the mini-batches in reverse.',
+    ],
+    ctors: [
+      {
+        scope: Scope.Private,
+        parameters: [
+          { name: 'kernels', scope: Scope.Private, isReadonly: true, type: `${RT}.WebGPUInnerLoopBackward` },
+        ],
+      },
+    ],
+    methods: [
+      {
+        name: 'create',
+        isStatic: true,
+        isAsync: true,
+        docs: ["Builds the two kernels on `context`'s device (the process's shared one when left out)."],
+        parameters: [{ name: 'context', hasQuestionToken: true, type: `${RT}.GPUContext` }],
+        returnType: `Promise<${backward}>`,
+        statements: `return new ${backward}(await ${RT}.WebGPUInnerLoopBackward.fromManifest(backwardManifest, context));`,
+      },
+      {
+        name: 'run',
+        docs: [
+          'One call of the inner loop (inputs as `tttc run` takes them: views, lr, scale, params, states [B, H, ...],\n' +
+            'accumulators, start) and, for the cotangents of its outputs, the gradient of every input, shaped like it.\n' +
+            '`poison` fills every buffer the kernels write with NaN first (for tests).',
+        ],
+        parameters: [
+          { name: 'inputs', type: `${RT}.InnerLoopInputs` },
+          { name: 'cotangents', type: `${RT}.InnerLoopCotangents` },
+          { name: 'options', type: '{ poison?: boolean }', initializer: '{}' },
+        ],
+        returnType: `Promise<${result}>`,
+        statements: 'return this.kernels.run(inputs, cotangents, options);',
+      },
+    ],
+  });
+
   file.addVariableStatement({
     isExported: true,
     declarationKind: VariableDeclarationKind.Const,
     docs: ["The inner loop's WGSL kernel, and what the runtime needs to bind its buffers and check the adapter."],
     declarations: [{ name: 'manifest', type: `${RT}.WgslKernelManifest`, initializer: manifestLiteral(manifest) }],
+  });
+  file.addVariableStatement({
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    docs: [
+      "The backward's WGSL kernels (the checkpointing forward and the backward) and what the runtime needs to run them.",
+    ],
+    declarations: [
+      {
+        name: 'backwardManifest',
+        type: `${RT}.WgslBackwardManifest`,
+        initializer: backwardManifestLiteral(wgslBackwardManifest(compiled, WEBGPU_DEFAULT_LIMITS)),
+      },
+    ],
   });
   return file.getFullText();
 }

@@ -16,6 +16,11 @@ export interface InputOptions {
   accum?: boolean;
   /** Give states as [H, ...] (broadcast over B) instead of [B, H, ...]. */
   sharedState?: boolean;
+  /**
+   * A factor on the learning rates (`lr` and a rule's per-state rates): below 1 keeps a deep inner
+   * model's state from growing until its float32 derivatives overflow (silu's exp past 88).
+   */
+  rates?: number;
   seed: number;
 }
 
@@ -27,7 +32,9 @@ export function randomInputs(chunk: ChunkProgram, o: InputOptions): Map<string, 
   const put = (name: string, shape: number[], data: Float64Array) => named.set(name, { shape, data });
   const key = (role: 'view' | 'param' | 'state' | 'accum', name: string) => runKey({ role, name });
   for (const v of L.views) put(key('view', v.name), [B, H, T, ...v.shape], normals(r, B * H * T * size(v.shape)));
-  if (L.update.lr.kind === 'token') put('lr', [B, H, T], uniforms(r, B * H * T, 0.01, 0.2));
+  const rates = o.rates ?? 1;
+  const rate = (n: number) => uniforms(r, n, 0.01, 0.2).map((x) => rates * x);
+  if (L.update.lr.kind === 'token') put('lr', [B, H, T], rate(B * H * T));
   if (L.update.scale.kind === 'position') put('scale', [chunk.K], uniforms(r, chunk.K, 0.1, 1));
   for (const p of L.params) put(key('param', p.name), [H, ...p.shape], normals(r, H * size(p.shape), 0.5));
   for (const s of L.states) {
@@ -41,7 +48,7 @@ export function randomInputs(chunk: ChunkProgram, o: InputOptions): Map<string, 
   if (rule) {
     for (const n of rule.tokenInputs) {
       const factor = n === DECAY_INPUT || n === MOMENTUM_INPUT;
-      put(n, [B, H, T], factor ? uniforms(r, B * H * T, 0.3, 0.95) : uniforms(r, B * H * T, 0.01, 0.2));
+      put(n, [B, H, T], factor ? uniforms(r, B * H * T, 0.3, 0.95) : rate(B * H * T));
     }
     for (const s of rule.optimizerStates) {
       const shape = L.states.find((t) => t.name === s)!.shape;

@@ -2,7 +2,7 @@
 
 usage: backward_module.py CASES.json
 
-Each case names a generated STEM_backward.py and holds a call's inputs and its outputs'
+Each case names a generated STEM_unfused_backward.py and holds a call's inputs and its outputs'
 cotangents by their mini-batch program names, its start, and the f64 reference backward's
 gradients. Prints one JSON object: per case, the relative error of every gradient (None for NaN
 or a gradient the module did not give).

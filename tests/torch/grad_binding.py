@@ -5,9 +5,8 @@ usage: grad_binding.py MODULE_DIR STEM CASE.json
 CASE.json holds a call's inputs (in the binding's argument structure), the cotangents of its
 outputs, the f64 reference's outputs and gradients (each with the path of its input in the call),
 and walks to check the module's chunk plan against. The kernel's outputs are poisoned with NaN
-before it runs. Prints one JSON object: the relative error of every output and gradient (the backward in
-float64, its default, and in float32), the
-gradients autograd did not give, the walks that differ, and the messages of a double backward and
+before it runs. Prints one JSON object: the relative error of every output and gradient (by the
+fused backward, the default, and by the unfused backward in float64), the gradients autograd did not give, the walks that differ, and the messages of a double backward and
 of out= on tensors that require grad.
 """
 
@@ -69,19 +68,19 @@ def pairing(results, cotangents):
 
 
 def poison(layer):
-    """Fill the kernel's outputs with NaN before it writes them."""
-    fresh = layer._empty_outputs
+    """Fill every tensor the kernels write (outputs, checkpoints, gradients) with NaN before they run."""
+    fresh = layer._empty
 
-    def poisoned(*args):
-        return [t.fill_(math.nan) for t in fresh(*args)]
+    def poisoned(*shape, device):
+        return fresh(*shape, device=device).fill_(math.nan)
 
-    layer._empty_outputs = poisoned
+    layer._empty = poisoned
 
 
 def main():
     module_dir, stem, case_path = sys.argv[1:]
     layer = load(f"{module_dir}/{stem}.py", stem)
-    backward = load(f"{module_dir}/{stem}_backward.py", f"{stem}_backward")
+    backward = load(f"{module_dir}/{stem}_unfused_backward.py", f"{stem}_unfused_backward")
     with open(case_path) as f:
         case = json.load(f)
     poison(layer)
@@ -104,10 +103,11 @@ def main():
         else:
             grads[g["name"]] = relative_error(value, g["tensor"])
 
+    layer.BACKWARD_DTYPE = torch.float64
+    call64 = call_of(case["inputs"])
+    pairing(layer.forward(**call64), case["cotangents"]).backward()
+    grads64 = {g["name"]: relative_error(at(call64, g["path"]).grad, g["tensor"]) for g in case["expected"]["grads"]}
     layer.BACKWARD_DTYPE = torch.float32
-    call32 = call_of(case["inputs"])
-    pairing(layer.forward(**call32), case["cotangents"]).backward()
-    grads32 = {g["name"]: relative_error(at(call32, g["path"]).grad, g["tensor"]) for g in case["expected"]["grads"]}
 
     walks = [w for w in case["walks"] if [list(c) for c in backward.chunks(*w["args"])] != w["chunks"]]
 
@@ -126,7 +126,7 @@ def main():
         out = str(e)
     print(
         json.dumps(
-            {"outputs": outputs, "grads": grads, "grads32": grads32, "missing": missing, "walks": walks, "double": double, "out": out}
+            {"outputs": outputs, "grads": grads, "grads64": grads64, "missing": missing, "walks": walks, "double": double, "out": out}
         )
     )
 
