@@ -18,7 +18,7 @@ import { assertKernelRenders } from './rule-support.ts';
 const scheduled = new WeakMap<ChunkBackward, Map<string, ScheduledKernel>>();
 
 export function scheduleBackward(backward: ChunkBackward, limits: TargetLimits): ScheduledKernel {
-  assertKernelRenders(backward.forward.layer, 'fused backward kernel (WGSL, CUDA)');
+  assertKernelRenders(backward.forward, 'fused backward kernel (WGSL, CUDA)');
   const byLimits = scheduled.get(backward) ?? new Map<string, ScheduledKernel>();
   scheduled.set(backward, byLimits);
   const key = `${limits.workgroupBytes}/${limits.invocations}`;

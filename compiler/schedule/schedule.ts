@@ -12,7 +12,7 @@ import type { HomeKey } from './traffic.ts';
 const scheduled = new WeakMap<ChunkProgram, Map<string, ScheduledKernel>>();
 
 export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
-  assertKernelRenders(chunk.layer, 'fused-kernel (WGSL, CUDA, TS)');
+  assertKernelRenders(chunk, 'fused-kernel (WGSL, CUDA, TS)');
   const byLimits = scheduled.get(chunk) ?? new Map<string, ScheduledKernel>();
   scheduled.set(chunk, byLimits);
   const key = `${limits.workgroupBytes}/${limits.invocations}`;
