@@ -55,7 +55,7 @@ function scheduleOnce(backward: ChunkBackward, limits: TargetLimits): ScheduledK
     chunkInputKey({ role: 'output', name: 'output', grad: true }),
     ...carriedKeys.keys(),
   ]);
-  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), staged);
+  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), staged, limits.workgroupBytes / 4);
   // A carried cotangent's new value is buffered before any is replaced: each may read the old
   // ones at other elements (through a transpose), which the update would race with.
   for (const key of carriedKeys.keys()) {

@@ -39,7 +39,7 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKerne
     programKey({ role: 'rate', name: 'lr' }),
     ...ruleTokenRoles(chunk.layer).map(([role, name]) => programKey({ role, name })),
   ]);
-  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), perToken);
+  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), perToken, limits.workgroupBytes / 4);
   const homeKey = (kind: Carried, name: string): HomeKey => programKey({ role: kind, name });
 
   // Stages: buffered nodes in program order (already topological), then the writes.
