@@ -169,6 +169,26 @@ describe('read: after in the kernels (cuda-cpu)', () => {
   );
 });
 
+/**
+ * LaCT at its own chunk, K = 2048 (small D), through cuda-cpu: a full mini-batch and a partial one
+ * from a carried accumulator, against the f64 reference. Its fast weights read `before`, so the
+ * chunk holds [K, D] and [K, H] buffers, no K×K matrix, and most of them go to global scratch.
+ */
+describe('LaCT at K = 2048 in the kernels (cuda-cpu)', () => {
+  it('matches the f64 reference (1e-5)', async () => {
+    const file = join(rulesDir, 'lact_swiglu.ttt');
+    const c = compile(readFileSync(file, 'utf8'), file, { D: 8, H: 8, K: 2048 });
+    expect(c.chunk.K).toBe(2048);
+    const named = inputs(c, { B: 1, H: 1, T: 2048 + 37, accum: true, seed: 9 });
+    expectClose(
+      await cudaCpu(c, named),
+      reference(c, named),
+      () => reference(c, named, 'f32'),
+      'LaCT K = 2048',
+    );
+  }, 120_000);
+});
+
 describe('nvcc builds the rule examples (at the sizes above: their own sizes take minutes)', () => {
   const run = promisify(execFile);
   for (const name of readdirSync(rulesDir).filter((f) => f.endsWith('.ttt'))) {
