@@ -180,12 +180,7 @@ describe('LaCT at K = 2048 in the kernels (cuda-cpu)', () => {
     const c = compile(readFileSync(file, 'utf8'), file, { D: 8, H: 8, K: 2048 });
     expect(c.chunk.K).toBe(2048);
     const named = inputs(c, { B: 1, H: 1, T: 2048 + 37, accum: true, seed: 9 });
-    expectClose(
-      await cudaCpu(c, named),
-      reference(c, named),
-      () => reference(c, named, 'f32'),
-      'LaCT K = 2048',
-    );
+    expectClose(await cudaCpu(c, named), reference(c, named), () => reference(c, named, 'f32'), 'LaCT K = 2048');
   }, 120_000);
 });
 
