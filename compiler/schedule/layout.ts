@@ -58,7 +58,11 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
    * so a chain is one interval. On chip by reads per element; what does not fit goes to scratch.
    */
   const placeAll = (over: ReadonlyMap<number, number>) => {
-    const holder = (id: number): number => (over.has(id) ? holder(over.get(id)!) : id);
+    const holder = (id: number): number => {
+      let at = id;
+      while (over.has(at)) at = over.get(at)!;
+      return at;
+    };
     const groups = new Map<number, Interval & { reads: number }>();
     for (const id of buffered) {
       const from = stageOf.get(id)!;
