@@ -132,7 +132,9 @@ export async function compile(source: string, options: CompileOptions = {}): Pro
   const result = compileSpec(source, { file: o.file, overrides: o.defines, form: o.form });
   const diagnostics = result.diagnostics.map(toDiagnostic);
   if (!result.ok) return { ok: false, diagnostics, files: [] };
-  const refusals = o.targets.flatMap((t) => (t === 'ir' ? [] : (kernelRuleRefusal(result.compiled.layer, t) ?? [])));
+  const refusals = o.targets.flatMap((t) =>
+    t === 'ir' ? [] : result.compiled.variants.flatMap((v) => kernelRuleRefusal(v.chunk, t) ?? []),
+  );
   if (refusals.length) return { ok: false, diagnostics: [...diagnostics, ...refusals.map(toDiagnostic)], files: [] };
   const files: GeneratedFile[] = [];
   for (const t of targets) files.push(...(await t.emit(result.compiled, { arch: o.arch, dtype: o.dtype })));

@@ -24,7 +24,8 @@ export interface CompileOptions {
 /**
  * A kernel variant: `prefill` walks any number of tokens with chunks of `rows` (the mini-batch
  * size unless asked otherwise); `decode` is the same kernel with one-row chunks, for calls of one
- * token. A backward variant will join them. Every variant has the compilation's signature.
+ * token, except under read order `after`, where a token reads the end of its mini-batch. A
+ * backward variant will join them. Every variant has the compilation's signature.
  */
 export type VariantName = 'prefill' | 'decode';
 
@@ -41,7 +42,7 @@ export interface Compiled {
   signature: KernelSignature;
   /** The prefill variant's program. */
   chunk: ChunkProgram;
-  /** Prefill first; decode when prefill's chunks have more than one row. */
+  /** Prefill first; decode when prefill's chunks have more than one row and tokens are read one by one. */
   variants: readonly Variant[];
 }
 
@@ -79,7 +80,9 @@ export function compileSpec(text: string, options: CompileOptions): CompileResul
     if (limits.length) return { ok: false, diagnostics: limits };
     const chunk = derived.chunk;
     const variants: Variant[] = [{ name: 'prefill', chunk }];
-    if (rows > 1) variants.push({ name: 'decode', chunk: deriveChunkProgram(layer, request, 1).chunk! });
+    // Under read order 'after' a token reads the end of its mini-batch, so no call decodes one token.
+    if (rows > 1 && layer.update.rules.read !== 'after')
+      variants.push({ name: 'decode', chunk: deriveChunkProgram(layer, request, 1).chunk! });
     return {
       ok: true,
       compiled: { file: options.file, text, layer, signature: kernelSignature(layer, chunk), chunk, variants },

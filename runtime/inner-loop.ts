@@ -127,7 +127,7 @@ export function innerLoopInputs(sig: KernelSignature, given_: ReadonlyMap<string
     throw new InputError(`start position ${start} is not an integer in [0, ${sig.K})`);
   if (sig.rule?.read === 'after' && start !== 0)
     throw new InputError(
-      `start position ${start}: with read order 'after' a token reads the end of its mini-batch, so calls start at a mini-batch boundary (start 0)`,
+      `start position ${start}: with read order 'after' a token reads the end of its mini-batch, so calls start at a mini-batch boundary (start 0) and cannot decode token by token`,
     );
   const rule = sig.rule && ruleInputs(sig, sig.rule, named, B, H, T);
   return { B, H, T, start, views, lr, scale, params, states, accums, ...rule };

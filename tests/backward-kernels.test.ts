@@ -105,6 +105,26 @@ describe.each(SPECS)('backward kernels of %s', (spec) => {
   });
 });
 
+/**
+ * The non-causal reading (read: after: every token reads the end of its mini-batch) through
+ * cuda-cpu, from start 0 where its calls start (4 + 4 + 4 + 1 tokens). Its WGSL backward is printed
+ * from the same kernel IR; compiling it on SwiftShader takes half a minute, so it is left out here.
+ */
+describe('backward kernels of rules/ttt_mlp_noncausal.ttt', () => {
+  it('CUDA through cuda-cpu matches the f64 reference backward', async () => {
+    const c = compileExample('rules/ttt_mlp_noncausal.ttt', 'auto', { D: 8, K: 4 });
+    const named = randomInputs(c.chunk, { ...CALL, start: 0, seed: 13 });
+    named.get('lr')!.data.forEach((x, i, a) => (a[i] = 0.3 * x));
+    const ct = randomCotangents(c, named, 14);
+    const want = referenceGradients(c, named, ct);
+    const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, { arch: 'sm_90', dtype: 'f32' }));
+    const inputs = innerLoopInputs(c.signature, named);
+    const got = await loop.run(inputs, innerLoopCotangents(c.signature, inputs, ct));
+    expectClose(innerLoopOutputTensors(got.outputs), want.outputs, 'outputs');
+    expectClose(gradientTensors(got.grads, named), want.grads, 'gradients');
+  });
+});
+
 /** nvcc on the largest of the backward kernels (each example's takes 5-15 s per arch on 2 cores). */
 describe('nvcc', () => {
   const c = compileExample('ttt_mlp.ttt', 'auto', { D: 64, K: 16 });

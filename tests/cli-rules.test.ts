@@ -22,14 +22,36 @@ describe('tttc with update rules beyond plain sgd', () => {
     expect(r.out).toMatch(/W1\s+dual-matmul/);
   });
 
-  it('compile refuses a rule the kernels do not render, with TTT601 naming the target, and writes nothing', async () => {
+  it('compile renders read: after for the kernel targets, without a one-token decode kernel', async () => {
     const out = mkdtempSync(join(tmpdir(), 'tttc-rules-'));
-    const r = await tttc('compile', rule('ttt_mlp_noncausal.ttt'), '--target', 'ir,cuda', '--out', out);
+    const r = await tttc('compile', rule('ttt_mlp_noncausal.ttt'), '--target', 'ir,wgsl,cuda', '--out', out);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const files = readdirSync(out);
+    expect(files.some((f) => f.endsWith('.wgsl'))).toBe(true);
+    const cu = files.find((f) => f.endsWith('.cu') && !f.includes('torch'))!;
+    expect(readFileSync(join(out, cu), 'utf8')).not.toMatch(/decode_kernel/);
+  });
+
+  it('run refuses to continue a read: after sequence mid-mini-batch (no token-by-token decode), naming the reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tttc-rules-'));
+    const file = rule('ttt_mlp_noncausal.ttt');
+    const defines = ['-D', 'D=4', '-D', 'H=6', '-D', 'K=4'];
+    const compiled = compileSpec(readFileSync(file, 'utf8'), {
+      file,
+      overrides: new Map([
+        ['D', 4],
+        ['H', 6],
+        ['K', 4],
+      ]),
+    });
+    if (!compiled.ok) throw new Error('spec');
+    const named = randomInputs(compiled.compiled.chunk, { B: 1, H: 1, T: 1, start: 1, seed: 4 });
+    await writeSafetensorsFile(join(dir, 'in.safetensors'), toSafeTensors(named, 'F64'));
+    const r = await tttc('run', file, ...defines, '--inputs', join(dir, 'in.safetensors'), '--out', join(dir, 'o.st'));
     expect(r.code).toBe(1);
-    expect(r.err).toContain('error TTT601: the cuda target does not render read: after yet');
-    expect(r.out).toBe('');
-    expect(readdirSync(out)).toEqual([]);
-    expect((await tttc('compile', rule('ttt_mlp_noncausal.ttt'), '--target', 'ir', '--out', out)).code).toBe(0);
+    expect(r.err).toContain('TTT502');
+    expect(r.err).toContain("with read order 'after' a token reads the end of its mini-batch");
   });
 
   it('run on the reference reads decay, momentum and opt.* and writes opt.* like the state', async () => {

@@ -4,7 +4,10 @@
  * states, read orders, commits, Newton–Schulz) on WebGPU (SwiftShader) and through the CUDA CPU
  * runtime, against the f64 reference within 1e-5 (relative): prefill over partial mini-batches
  * from a nonzero start with carried accumulators and optimizer states, and one-token decode.
- * Outputs are poisoned (NaN) before each kernel runs. `read: after` stays refused with TTT601.
+ * Outputs are poisoned (NaN) before each kernel runs. `read: after` (update, then apply) runs on
+ * cuda-cpu from start 0 (where its calls start) against the reference and against the literal
+ * per-token recurrence of tests/support/recurrence.ts; it has no one-token decode variant, and
+ * chunks of fewer rows than the mini-batch are refused with TTT601.
  * The examples build with nvcc for sm_80 and sm_90 without a warning.
  */
 import { execFile } from 'node:child_process';
@@ -15,7 +18,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { webgpuInnerLoop } from '../cli/link.ts';
 import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
-import { type Compiled, compileSpec } from '../compiler/pipeline.ts';
+import { type Compiled, compileSpec, variantOf } from '../compiler/pipeline.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
 import { kernelRuleRefusal } from '../compiler/schedule/rule-support.ts';
 import { identifier, runKey } from '../core/mangle.ts';
@@ -26,6 +29,7 @@ import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.t
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import { randomInputs, sliceTokens } from './support/inputs.ts';
+import { runRecurrence } from './support/recurrence.ts';
 import { randomRuleSpec } from './support/rule-spec.ts';
 import { repoRoot } from './support/specs.ts';
 
@@ -138,12 +142,53 @@ describe('random rule combinations in the kernels', () => {
   }
 });
 
+/**
+ * `read: after` in whole-mini-batch chunks on cuda-cpu: a few random rules (token decay and momentum
+ * with commits; orthogonalisation) and the non-causal example, with a partial trailing mini-batch
+ * and carried accumulators, against the reference and the literal recurrence.
+ */
+describe('read: after in the kernels (cuda-cpu)', () => {
+  const cases = [
+    ...[3, 11, 23].map((seed) => ({ name: `rule ${seed}`, c: compile(randomRuleSpec(seed), `random${seed}.ttt`, {}) })),
+    ...examples.filter((e) => e.c.layer.update.rules.read === 'after'),
+  ];
+  it.each(cases.map((e) => [e.name, e.c] as const))(
+    '%s matches the reference and the recurrence (1e-5)',
+    async (_, c) => {
+      expect(c.layer.update.rules.read).toBe('after');
+      expect(variantOf(c, 'decode')).toBeUndefined();
+      const named = inputs(c, { B: 2, H: 2, T: 11, start: 0, accum: true, seed: 71 });
+      const got = await cudaCpu(c, named);
+      const recurrence = runRecurrence(c.layer, named);
+      expectClose(got, reference(c, named), () => reference(c, named, 'f32'), 'read: after');
+      for (const [name, want] of recurrence) {
+        const e = relativeError(got.get(name)!.data, want.data);
+        expect(e, `against the recurrence: ${name}`).toBeLessThan(TOL);
+      }
+    },
+  );
+});
+
+/**
+ * LaCT at its own chunk, K = 2048 (small D), through cuda-cpu: a full mini-batch and a partial one
+ * from a carried accumulator, against the f64 reference. Its fast weights read `before`, so the
+ * chunk holds [K, D] and [K, H] buffers, no K×K matrix, and most of them go to global scratch.
+ */
+describe('LaCT at K = 2048 in the kernels (cuda-cpu)', () => {
+  it('matches the f64 reference (1e-5)', async () => {
+    const file = join(rulesDir, 'lact_swiglu.ttt');
+    const c = compile(readFileSync(file, 'utf8'), file, { D: 8, H: 8, K: 2048 });
+    expect(c.chunk.K).toBe(2048);
+    const named = inputs(c, { B: 1, H: 1, T: 2048 + 37, accum: true, seed: 9 });
+    expectClose(await cudaCpu(c, named), reference(c, named), () => reference(c, named, 'f32'), 'LaCT K = 2048');
+  }, 120_000);
+});
+
 describe('nvcc builds the rule examples (at the sizes above: their own sizes take minutes)', () => {
   const run = promisify(execFile);
   for (const name of readdirSync(rulesDir).filter((f) => f.endsWith('.ttt'))) {
     const file = join(rulesDir, name);
     const c = compile(readFileSync(file, 'utf8'), file, { D: 4, H: 6, K: 4 });
-    if (c.layer.update.rules.read === 'after') continue;
     it.each(['sm_80', 'sm_90'] as const)(
       `${name} for %s`,
       async (arch) => {
@@ -182,13 +227,24 @@ describe('the kernel signature of a rule', () => {
     }
   });
 
-  it('read: after is still refused with TTT601', () => {
+  it('read: after renders in whole-mini-batch chunks and is refused with TTT601 in fewer rows', () => {
     const after = examples.filter((e) => e.c.layer.update.rules.read === 'after');
     expect(after.length).toBeGreaterThan(0);
     for (const { c } of after) {
-      const refusal = kernelRuleRefusal(c.layer, 'wgsl');
+      expect(kernelRuleRefusal(c.chunk, 'wgsl')).toBeUndefined();
+      const half = compileSpec(c.text, {
+        file: c.file,
+        overrides: new Map([
+          ['D', 4],
+          ['H', 6],
+          ['K', 4],
+        ]),
+        rows: 2,
+      });
+      if (!half.ok) throw new Error(formatDiagnostics(half.diagnostics, c.text));
+      const refusal = kernelRuleRefusal(half.compiled.chunk, 'wgsl');
       expect(refusal?.code).toBe('TTT601');
-      expect(refusal?.message).toContain('read: after');
+      expect(refusal?.message).toContain('read: after in chunks of 2 rows (the mini-batch has 4)');
     }
   });
 });

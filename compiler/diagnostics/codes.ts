@@ -135,7 +135,7 @@ export const CODES = {
 
   TTT601: {
     title: 'update rule not rendered by a target',
-    hint: 'run it on the f64 reference (`tttc run`) or emit the IR (`--target ir`)',
+    hint: 'compile with chunks of the whole mini-batch (the default), run it on the f64 reference (`tttc run`) or emit the IR (`--target ir`)',
   },
 
   TTT901: {

@@ -18,7 +18,7 @@ import { assertKernelRenders } from './rule-support.ts';
 const scheduled = new WeakMap<ChunkBackward, Map<string, ScheduledKernel>>();
 
 export function scheduleBackward(backward: ChunkBackward, limits: TargetLimits): ScheduledKernel {
-  assertKernelRenders(backward.forward.layer, 'fused backward kernel (WGSL, CUDA)');
+  assertKernelRenders(backward.forward, 'fused backward kernel (WGSL, CUDA)');
   const byLimits = scheduled.get(backward) ?? new Map<string, ScheduledKernel>();
   scheduled.set(backward, byLimits);
   const key = `${limits.workgroupBytes}/${limits.invocations}`;
@@ -55,7 +55,7 @@ function scheduleOnce(backward: ChunkBackward, limits: TargetLimits): ScheduledK
     chunkInputKey({ role: 'output', name: 'output', grad: true }),
     ...carriedKeys.keys(),
   ]);
-  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), staged);
+  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), staged, limits.workgroupBytes / 4);
   // A carried cotangent's new value is buffered before any is replaced: each may read the old
   // ones at other elements (through a transpose), which the update would race with.
   for (const key of carriedKeys.keys()) {

@@ -7,6 +7,7 @@ import type { ChunkProgram } from '../dualform/derive.ts';
 import { type Program, size } from '../ir/ir.ts';
 import { placeBarriers } from './barriers.ts';
 import type { Carried, Home, Homes, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
+import { inPlaceOperands } from './in-place.ts';
 import { Arena, type Interval } from './place.ts';
 import { stageReads } from './reads.ts';
 import { chooseTile, type Tile } from './tiles.ts';
@@ -44,12 +45,6 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     buffered,
     new Set(chunk.layer.states.flatMap((s) => carried.map((kind) => homeKey(kind, s.name)))),
   );
-  const temporaries: Interval[] = [...buffered].map((id) => ({
-    key: id,
-    elements: size(p.nodes[id].shape),
-    from: stageOf.get(id)!,
-    to: lastRead.get(id) ?? stageOf.get(id)!,
-  }));
   const homeIntervals: Interval[] = chunk.layer.states.flatMap((s) =>
     carried.map((kind) => ({
       key: homeKey(kind, s.name),
@@ -58,20 +53,57 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
       to: stages.length,
     })),
   );
-  const density = (iv: Interval) => (reads.get(iv.key as number | HomeKey) ?? 0) / iv.elements;
-  const candidates = [...temporaries, ...homeIntervals].sort(
-    (a, b) => density(b) - density(a) || a.elements - b.elements,
-  );
-  const chip = new Arena(Math.floor(limits.workgroupBytes / F32_BYTES));
-  const scratch = new Arena(Number.MAX_SAFE_INTEGER);
-  const buffers = new Map<number, Placement>();
-  const homePlaces = new Map<string, Home>();
-  for (const iv of candidates) {
-    const offset = chip.place(iv);
-    const onChip = offset === undefined ? undefined : { space: 'workgroup' as const, offset };
-    if (typeof iv.key === 'string') homePlaces.set(iv.key, onChip ?? { space: 'global' });
-    else buffers.set(iv.key, onChip ?? { space: 'scratch', offset: scratch.place(iv)! });
-  }
+  /**
+   * Places every buffer and home; a buffer written over its operand's (`over`) takes that buffer,
+   * so a chain is one interval. On chip by reads per element; what does not fit goes to scratch.
+   */
+  const placeAll = (over: ReadonlyMap<number, number>) => {
+    const holder = (id: number): number => {
+      let at = id;
+      while (over.has(at)) at = over.get(at)!;
+      return at;
+    };
+    const groups = new Map<number, Interval & { reads: number }>();
+    for (const id of buffered) {
+      const from = stageOf.get(id)!;
+      const to = lastRead.get(id) ?? from;
+      const key = holder(id);
+      const g = groups.get(key);
+      const r = reads.get(id) ?? 0;
+      if (g) groups.set(key, { ...g, from: Math.min(g.from, from), to: Math.max(g.to, to), reads: g.reads + r });
+      else groups.set(key, { key, elements: size(p.nodes[id].shape), from, to, reads: r });
+    }
+    const readsOf = (iv: Interval) =>
+      typeof iv.key === 'string' ? (reads.get(iv.key) ?? 0) : groups.get(iv.key)!.reads;
+    const density = (iv: Interval) => readsOf(iv) / iv.elements;
+    const candidates = [...groups.values(), ...homeIntervals].sort(
+      (a, b) => density(b) - density(a) || a.elements - b.elements,
+    );
+    const chip = new Arena(Math.floor(limits.workgroupBytes / F32_BYTES));
+    const placements = new Map<number, Placement>();
+    const homePlaces = new Map<string, Home>();
+    const spilled: Interval[] = [];
+    for (const iv of candidates) {
+      const offset = chip.place(iv);
+      if (offset === undefined) {
+        if (typeof iv.key === 'string') homePlaces.set(iv.key, { space: 'global' });
+        else spilled.push(iv);
+      } else if (typeof iv.key === 'string') homePlaces.set(iv.key, { space: 'workgroup', offset });
+      else placements.set(iv.key, { space: 'workgroup', offset });
+    }
+    const scratch = packScratch(spilled);
+    for (const [key, offset] of scratch.offsets) placements.set(key, { space: 'scratch', offset });
+    const buffers = new Map<number, Placement>([...buffered].map((id) => [id, placements.get(holder(id))!]));
+    return { buffers, homePlaces, workgroupFloats: chip.used, scratchFloats: scratch.used };
+  };
+  // In place where it leaves the smaller scratch slice (then on-chip use): a longer interval for
+  // the chain can fragment the packing more than the buffer it saves.
+  const inPlace = placeAll(inPlaceOperands(p, stages, (x) => buffered.has(x), lastRead));
+  const apart = placeAll(new Map());
+  const smaller =
+    apart.scratchFloats < inPlace.scratchFloats ||
+    (apart.scratchFloats === inPlace.scratchFloats && apart.workgroupFloats < inPlace.workgroupFloats);
+  const { buffers, homePlaces, workgroupFloats, scratchFloats } = smaller ? apart : inPlace;
   const homes = new Map<string, Homes>(
     chunk.layer.states.map((s) => [
       s.name,
@@ -98,7 +130,36 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     stages,
     tiles,
     barriers: placeBarriers({ program: p, buffers, homes, stateSize, homeInputs }, stages),
-    workgroupFloats: chip.used,
-    scratchFloats: scratch.used,
+    workgroupFloats,
+    scratchFloats,
   };
+}
+
+/**
+ * Scratch offsets for the buffers that do not fit on chip. Packing intervals of different sizes
+ * is NP-hard and no one greedy order packs every kernel best (measured over the examples' forward
+ * and backward kernels at K = 64 to 2048): largest first keeps the K×K buffers from being pushed up
+ * by small ones placed before them, earliest first fills the slice as lives begin, the on-chip
+ * order (reads per element) or the latest-ending first sometimes win by a quarter; best-fit beats
+ * first-fit now and then. Each packing is cheap, so all are tried and the smallest slice kept.
+ */
+function packScratch(spilled: readonly Interval[]): { offsets: Map<number, number>; used: number } {
+  const length = (iv: Interval) => iv.to - iv.from + 1;
+  const orders: Interval[][] = [
+    [...spilled].sort((a, b) => b.elements - a.elements || a.from - b.from),
+    [...spilled].sort((a, b) => b.elements - a.elements || b.from - a.from),
+    [...spilled].sort((a, b) => b.elements - a.elements || length(b) - length(a)),
+    [...spilled].sort((a, b) => b.elements * length(b) - a.elements * length(a)),
+    [...spilled].sort((a, b) => a.from - b.from || b.elements - a.elements),
+    [...spilled].sort((a, b) => b.to - a.to || b.elements - a.elements),
+    [...spilled],
+  ];
+  let best: { offsets: Map<number, number>; used: number } | undefined;
+  for (const fit of ['first', 'best'] as const)
+    for (const order of orders) {
+      const arena = new Arena(Number.MAX_SAFE_INTEGER, fit);
+      const offsets = new Map(order.map((iv) => [iv.key as number, arena.place(iv)!]));
+      if (!best || arena.used < best.used) best = { offsets, used: arena.used };
+    }
+  return best!;
 }

@@ -1,6 +1,7 @@
 /**
  * Places buffers in on-chip memory first-fit by live interval, so buffers whose lives do not
- * overlap share space; what does not fit goes to the workgroup's slice of global scratch.
+ * overlap share space; what does not fit goes to the workgroup's slice of global scratch, packed
+ * first-fit or best-fit (schedule/layout.ts tries both).
  */
 export interface Interval {
   key: number | string;
@@ -25,6 +26,27 @@ function firstFit(placed: Placed, elements: number, from: number, to: number): n
   return offset;
 }
 
+/**
+ * The offset of the smallest gap beside the placed buffers `iv`'s life overlaps that holds it, or
+ * the top of those buffers: packs a slice tighter than first-fit where small buffers would
+ * otherwise take the holes big ones need.
+ */
+function bestFit(placed: Placed, elements: number, from: number, to: number): number {
+  let offset = 0;
+  let best: number | undefined;
+  let bestGap = Infinity;
+  for (let i = 0; i < placed.offset.length; i++) {
+    if (placed.from[i] > to || from > placed.to[i]) continue;
+    const gap = placed.offset[i] - offset;
+    if (gap >= elements && gap < bestGap) {
+      best = offset;
+      bestGap = gap;
+    }
+    offset = Math.max(offset, placed.offset[i] + placed.elements[i]);
+  }
+  return best ?? offset;
+}
+
 /** The placed buffers as columns, in order of offset: a kernel places thousands (a backward of a deep spec). */
 interface Placed {
   offset: number[];
@@ -36,11 +58,14 @@ interface Placed {
 export class Arena {
   private readonly placed: Placed = { offset: [], elements: [], from: [], to: [] };
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    private readonly fit: 'first' | 'best' = 'first',
+  ) {}
 
   /** The offset given to `iv`, or undefined when it does not fit. */
   place(iv: Interval): number | undefined {
-    const offset = firstFit(this.placed, iv.elements, iv.from, iv.to);
+    const offset = (this.fit === 'first' ? firstFit : bestFit)(this.placed, iv.elements, iv.from, iv.to);
     if (offset + iv.elements > this.capacity) return undefined;
     const p = this.placed;
     let at = p.offset.length;

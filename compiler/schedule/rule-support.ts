@@ -2,13 +2,14 @@
  * Which update rules the fused-kernel targets (WGSL, CUDA, the TS module that embeds WGSL) render.
  * Their kernels render any chunk program, bind every port of the kernel signature (a rule's
  * per-token inputs and carried optimizer states included) and run one-row programs for decode; a
- * rule they cannot walk chunk by chunk is refused with a diagnostic naming its parts and the
+ * program they cannot walk chunk by chunk is refused with a diagnostic naming its parts and the
  * target, never rendered into a kernel that would compute something else. The f64 reference and
  * the IR target run every rule.
  */
-import type { CheckedLayer, CheckedUpdateRule } from '../check/checked.ts';
+import type { CheckedUpdateRule } from '../check/checked.ts';
 import { diag } from '../diagnostics/codes.ts';
 import { CompileError, type Diagnostic } from '../diagnostics/diagnostic.ts';
+import type { ChunkProgram } from '../dualform/derive.ts';
 
 /** The parts of a rule beyond plain sgd, in the spec's words. */
 export function ruleFeatures(rule: CheckedUpdateRule): string[] {
@@ -24,21 +25,24 @@ export function ruleFeatures(rule: CheckedUpdateRule): string[] {
 }
 
 /**
- * The parts of a rule the kernels cannot render: `read: after`, whose outputs read the end of
- * their mini-batch, so a chunk would need tokens it has not seen yet.
+ * The parts of a chunk program the kernels cannot walk: `read: after` in chunks of fewer rows than
+ * the mini-batch, whose outputs read the end of a mini-batch the chunk has not seen yet (the
+ * committed state a chunk computes is the one at its own end). A whole-mini-batch chunk renders.
  */
-function unrendered(rule: CheckedUpdateRule): string[] {
-  return rule.read === 'after' ? ['read: after'] : [];
+function unrendered(chunk: ChunkProgram): string[] {
+  return chunk.layer.update.rules.read === 'after' && chunk.rows < chunk.K
+    ? [`read: after in chunks of ${chunk.rows} rows (the mini-batch has ${chunk.K})`]
+    : [];
 }
 
-/** The diagnostic refusing `layer` for a kernel target, or undefined when the target renders its rule. */
-export function kernelRuleRefusal(layer: CheckedLayer, target: string): Diagnostic | undefined {
-  const parts = unrendered(layer.update.rules);
+/** The diagnostic refusing `chunk` for a kernel target, or undefined when the target renders it. */
+export function kernelRuleRefusal(chunk: ChunkProgram, target: string): Diagnostic | undefined {
+  const parts = unrendered(chunk);
   if (parts.length === 0) return undefined;
-  return diag('TTT601', layer.update.span, `the ${target} target does not render ${parts.join(', ')} yet`);
+  return diag('TTT601', chunk.layer.update.span, `the ${target} target does not render ${parts.join(', ')}`);
 }
 
-export function assertKernelRenders(layer: CheckedLayer, target: string): void {
-  const refusal = kernelRuleRefusal(layer, target);
+export function assertKernelRenders(chunk: ChunkProgram, target: string): void {
+  const refusal = kernelRuleRefusal(chunk, target);
   if (refusal) throw new CompileError([refusal]);
 }

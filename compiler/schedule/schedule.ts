@@ -12,7 +12,7 @@ import type { HomeKey } from './traffic.ts';
 const scheduled = new WeakMap<ChunkProgram, Map<string, ScheduledKernel>>();
 
 export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
-  assertKernelRenders(chunk.layer, 'fused-kernel (WGSL, CUDA, TS)');
+  assertKernelRenders(chunk, 'fused-kernel (WGSL, CUDA, TS)');
   const byLimits = scheduled.get(chunk) ?? new Map<string, ScheduledKernel>();
   scheduled.set(chunk, byLimits);
   const key = `${limits.workgroupBytes}/${limits.invocations}`;
@@ -39,7 +39,7 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKerne
     programKey({ role: 'rate', name: 'lr' }),
     ...ruleTokenRoles(chunk.layer).map(([role, name]) => programKey({ role, name })),
   ]);
-  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), perToken);
+  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), perToken, limits.workgroupBytes / 4);
   const homeKey = (kind: Carried, name: string): HomeKey => programKey({ role: kind, name });
 
   // Stages: buffered nodes in program order (already topological), then the writes.

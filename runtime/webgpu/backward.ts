@@ -125,7 +125,8 @@ export class WebGPUInnerLoopBackward {
     const [groupsX, groupsY] = workgroupGrid(BH);
     const uniformBuffer = uniforms({ B, H, T, start: inp.start });
     const scratchFloats = Math.max(this.manifest.forward.scratchFloats, this.manifest.backward.scratchFloats);
-    const scratch = scratchFloats > 0 ? storage('scratch', BH * scratchFloats) : undefined;
+    const scratch =
+      scratchFloats > 0 ? storage('scratch', BH * scratchFloats, 0, { count: BH, unit: 'sequence-head' }) : undefined;
     const tokenBuffer = upload('tokens', tokens);
     const weights = upload('weights', packWeights(layout, inp));
     const out = {

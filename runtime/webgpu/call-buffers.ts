@@ -10,8 +10,11 @@ import { workgroupGrid } from './pipelines.ts';
 export class LimitError extends Error {}
 
 export interface CallBuffers {
-  /** A storage buffer of `floats` f32 values; a LimitError when it passes the adapter's binding limit. */
-  storage(label: string, floats: number, usage?: number): GPUBuffer;
+  /**
+   * A storage buffer of `floats` f32 values; a LimitError naming the adapter's binding limit when
+   * it passes it, and, for a buffer of one slice per `per.unit` (`per.count` of them), the slice.
+   */
+  storage(label: string, floats: number, usage?: number, per?: { count: number; unit: string }): GPUBuffer;
   /** A storage buffer holding `data`. */
   upload(label: string, data: Float32Array<ArrayBuffer>): GPUBuffer;
   /** The uniform buffer of a call of B·H sequence-heads of T tokens from mini-batch position `start`. */
@@ -20,9 +23,17 @@ export interface CallBuffers {
 
 export function callBuffers(device: GPUDevice): CallBuffers {
   const limit = deviceLimits(device).maxStorageBufferBindingSize;
-  const storage = (label: string, floats: number, usage = 0) => {
+  const storage = (label: string, floats: number, usage = 0, per?: { count: number; unit: string }) => {
     const bytes = Math.max(16, floats * 4);
-    if (bytes > limit) throw new LimitError(`buffer ${label} needs ${bytes} bytes; the adapter binds at most ${limit}`);
+    if (bytes > limit) {
+      const slices = per ? ` (${(floats * 4) / per.count} per ${per.unit}, ${per.count} of them)` : '';
+      const fewer = per
+        ? `: call with at most ${Math.floor((limit * per.count) / (floats * 4))} ${per.unit}s at once`
+        : '';
+      throw new LimitError(
+        `buffer ${label} needs ${bytes} bytes${slices}; the adapter's maxStorageBufferBindingSize is ${limit} bytes${fewer}`,
+      );
+    }
     return device.createBuffer({ label, size: bytes, usage: GPUBufferUsage.STORAGE | usage });
   };
   return {

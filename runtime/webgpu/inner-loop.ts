@@ -167,7 +167,7 @@ export class WebGPUInnerLoop {
       upload('state_in', stateIn),
       storage('out', outFloats, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST),
       storage('state_out', stateOutFloats, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST),
-      ...(scratchFloats > 0 ? [storage('scratch', BH * scratchFloats, 0)] : []),
+      ...(scratchFloats > 0 ? [storage('scratch', BH * scratchFloats, 0, { count: BH, unit: 'sequence-head' })] : []),
     ];
     if (poison)
       for (const b of [buffers[4], buffers[5]])

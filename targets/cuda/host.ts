@@ -155,6 +155,11 @@ function renderLauncher(
     'if ((long long)a->B * a->H > INT_MAX) return fail(TTTC_ERROR_BAD_SIZE, "B * H = %lld blocks exceed the grid\'s 2^31 - 1", (long long)a->B * a->H);',
     'if (a->start < 0 || a->start >= kMiniBatch) return fail(TTTC_ERROR_BAD_START, "start = %d is outside [0, %d)", a->start, kMiniBatch);',
   );
+  // Under read order 'after' a token reads the end of its mini-batch: no call continues one.
+  if (kernel.chunk.layer.update.rules.read === 'after')
+    L.line(
+      'if (a->start != 0) return fail(TTTC_ERROR_BAD_START, "start = %d: with read order \'after\' a token reads the end of its mini-batch, so calls start at a mini-batch boundary (start 0) and cannot decode token by token", a->start);',
+    );
   if (usesScratch) {
     L.line(
       `const size_t scratch_bytes = ${api.scratchBytes}(a->B, a->H);`,

@@ -39,6 +39,13 @@ export function renderPython(
   const tokens = ruleTokenPorts(sig).map((p) => runKey(p));
   const opts = sig.outputs.filter((p) => p.role === 'opt').map((p) => ({ name: p.name, shape: p.shape }));
   const rule = sig.rule !== undefined;
+  // Under read order 'after' a token reads the end of its mini-batch: no call continues one.
+  const afterStart =
+    sig.rule?.read === 'after'
+      ? `    if start != 0:
+        raise ValueError(f"start = {start}: with read order 'after' a token reads the end of its mini-batch, so calls start at a mini-batch boundary (start 0) and cannot decode token by token")
+`
+      : '';
   const backwardFile = backwardModule(compiled);
   const fused = backwardApi(compiled);
   // The fused backward's gradients in kernel order: the input each belongs to, its leading axes, its shape.
@@ -350,7 +357,7 @@ def forward(*, views, lr=None, ${rule ? 'tokens=None, ' : ''}scale=None, params=
         raise ValueError(f"views['{first}'] has T = {T} tokens; a call needs at least one")
     if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < K:
         raise ValueError(f"start = {start!r} is not an int in [0, {K})")
-    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else ARCH
+${afterStart}    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else ARCH
     if capability < ARCH:
         raise RuntimeError(f"this kernel was generated for ${arch.name}; {device} is sm_{capability[0]}{capability[1]}: regenerate it with tttc compile --arch")
 

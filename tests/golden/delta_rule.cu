@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[11264 + e] = x;
+      smem[1024 + e] = x;
     }
     __syncthreads();
 
@@ -108,16 +108,16 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[12288 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[12288 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[11264 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[11264 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[11264 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[11264 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[1024 + e] = smem[e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[12288 + e] - smem[11264 + e]) * 2.0f;
+      smem[1024 + e] = smem[e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[11264 + e] - smem[1024 + e]) * 2.0f;
     }
     __syncthreads();
 
@@ -365,7 +365,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[8384 + e] = x;
+      smem[64 + e] = x;
     }
     __syncthreads();
 
@@ -377,13 +377,13 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
         const float b0 = smem[192 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[8448 + e % 64] = acc0_0;
+      smem[8384 + e % 64] = acc0_0;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[64 + e] = smem[0] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[8448 + e] - smem[8384 + e]) * 2.0f;
+      smem[64 + e] = smem[0] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[8384 + e] - smem[64 + e]) * 2.0f;
     }
     __syncthreads();
 

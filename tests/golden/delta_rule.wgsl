@@ -66,7 +66,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[3072 + e] = x;
+      smem[1024 + e] = x;
     }
     workgroupBarrier();
 
@@ -86,19 +86,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[3072 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[3072 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[3072 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[3072 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[1024 + e] = smem[e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (scratch[bh * 5120 + e] - smem[3072 + e]) * 2.0;
+      smem[1024 + e] = smem[e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[3072 + e] - smem[1024 + e]) * 2.0;
     }
-    storageBarrier();
     workgroupBarrier();
 
     // [64, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
@@ -145,22 +144,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 5120 + 1024 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 5120 + 1024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 5120 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 5120 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 5120 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 5120 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 5120 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 5120 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 5120 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 5120 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 5120 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 5120 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 5120 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 5120 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 5120 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 5120 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 5120 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 5120 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -192,10 +191,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 5120 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 5120 + 4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      scratch[bh * 5120 + 4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      scratch[bh * 5120 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      scratch[bh * 5120 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 10: output(q: [D]) = q @ S
@@ -260,12 +259,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = smem[1024 + e] - (scratch[bh * 5120 + e] + smem[2048 + e]);
+      out[(bh * u.T + token) * dim_D + e] = smem[1024 + e] - (scratch[bh * 5120 + 4096 + e] + smem[2048 + e]);
     }
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
     for (var e: u32 = tid; e < 4096; e = e + 256) {
-      let v0: f32 = state_out[u.BH * 4096 + bh * 4096 + e] + scratch[bh * 5120 + 1024 + e];
+      let v0: f32 = state_out[u.BH * 4096 + bh * 4096 + e] + scratch[bh * 5120 + e];
       let next_state: f32 = state_out[bh * 4096 + e] - commit * v0;
       let next_accum: f32 = keep * v0;
       state_out[bh * 4096 + e] = next_state;

@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W dual-matmul, s dual-elementwise.
-// Shared memory: 78720 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 74496 bytes per block; global scratch: 0 bytes per block.
 // W: state in shared memory, accumulator in shared memory.
 // s: state in shared memory, accumulator in shared memory.
 
@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     float* __restrict__ out_state_s,    // [B, H, 64]
     float* __restrict__ out_accum_W,    // [B, H, 64, 64]
     float* __restrict__ out_accum_s) {  // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 19680 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 18624 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -59,8 +59,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     smem[8192 + e] = accum_W[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[14432 + e] = state_s[bh * 64 + e];
-    smem[14496 + e] = accum_s[bh * 64 + e];
+    smem[14400 + e] = state_s[bh * 64 + e];
+    smem[14464 + e] = accum_s[bh * 64 + e];
   }
   __syncthreads();
 
@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[48 + e] = x;
+      smem[12288 + e] = x;
     }
     __syncthreads();
 
@@ -118,10 +118,10 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[12288 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[12288 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -130,7 +130,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[12288 + e * dim_D + p];
+        const float v0 = smem[1024 + e * dim_D + p];
         acc = acc + v0 * v0;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -139,32 +139,32 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[32 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncthreads();
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[e] = sqrtf(smem[32 + e] * 0.015625f * 64.0f + 0.000001f);
+      smem[e] = sqrtf(smem[e] * 0.015625f * 64.0f + 0.000001f);
     }
     __syncthreads();
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[14336 + e] = (1.0f / smem[e]);
+      smem[32 + e] = (1.0f / smem[e]);
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[13312 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[12288 + e] * smem[14336 + e / dim_D] * smem[14432 + e % dim_D] - smem[48 + e]) * 2.0f;
+      smem[12288 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] * smem[32 + e / dim_D] * smem[14400 + e % dim_D] - smem[12288 + e]) * 2.0f;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[7168 + e] = smem[13312 + e] * (smem[12288 + e] * smem[14336 + e / dim_D]);
+      smem[7168 + e] = smem[12288 + e] * (smem[1024 + e] * smem[32 + e / dim_D]);
     }
     __syncthreads();
 
@@ -174,12 +174,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[7168 + p * dim_D + e];
       }
-      smem[14368 + e] = acc;
+      smem[14336 + e] = acc;
     }
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[16 + e] = smem[13312 + e] * smem[14432 + e % dim_D] * smem[12288 + e];
+      smem[13312 + e] = smem[12288 + e] * smem[14400 + e % dim_D] * smem[1024 + e];
     }
     __syncthreads();
 
@@ -188,7 +188,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[16 + e * dim_D + p];
+        acc = acc + smem[13312 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -196,15 +196,15 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[14352 + e] = acc;
+        smem[16 + e] = acc;
       }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = smem[14336 + e / dim_D];
-      smem[1024 + e] = smem[13312 + e] * smem[14432 + e % dim_D] * v1 + (-(smem[14352 + e / dim_D] * (v1 * v1))) * 0.5f / smem[e / dim_D] * 64.0f * 0.015625f * smem[12288 + e] * 2.0f;
+      const float v1 = smem[32 + e / dim_D];
+      smem[1024 + e] = smem[12288 + e] * smem[14400 + e % dim_D] * v1 + (-(smem[16 + e / dim_D] * (v1 * v1))) * 0.5f / smem[e / dim_D] * 64.0f * 0.015625f * smem[1024 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -252,22 +252,22 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[15584 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      smem[14528 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[14528 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[14528 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[14528 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[14528 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[14528 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[14528 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[14528 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[14528 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[14528 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[14528 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[14528 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[14528 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[14528 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[14528 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[14528 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -364,7 +364,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[14560 + e] = smem[1024 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[12544 + e] + smem[2048 + e]);
+      smem[2048 + e] = smem[1024 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[12544 + e] + smem[2048 + e]);
     }
     __syncthreads();
 
@@ -373,7 +373,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[14560 + e * dim_D + p];
+        const float v2 = smem[2048 + e * dim_D + p];
         acc = acc + v2 * v2;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -411,12 +411,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[14560 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f * 64.0f + 0.000001f)) * (smem[14432 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[14496 + e % dim_D] + smem[16 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f * 64.0f + 0.000001f)) * (smem[14400 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[14464 + e % dim_D] + smem[16 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = smem[8192 + e] + smem[15584 + e];
+      const float v3 = smem[8192 + e] + smem[14528 + e];
       const float next_state = smem[3072 + e] - commit * v3;
       const float next_accum = keep * v3;
       smem[3072 + e] = next_state;
@@ -426,11 +426,11 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = smem[14496 + e] + smem[14368 + e];
-      const float next_state = smem[14432 + e] - commit * v4;
+      const float v4 = smem[14464 + e] + smem[14336 + e];
+      const float next_state = smem[14400 + e] - commit * v4;
       const float next_accum = keep * v4;
-      smem[14432 + e] = next_state;
-      smem[14496 + e] = next_accum;
+      smem[14400 + e] = next_state;
+      smem[14464 + e] = next_accum;
     }
     __syncthreads();
 
@@ -444,8 +444,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     out_accum_W[bh * 4096 + e] = smem[8192 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_s[bh * 64 + e] = smem[14432 + e];
-    out_accum_s[bh * 64 + e] = smem[14496 + e];
+    out_state_s[bh * 64 + e] = smem[14400 + e];
+    out_accum_s[bh * 64 + e] = smem[14464 + e];
   }
 }
 
@@ -467,7 +467,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     float* __restrict__ out_state_s,    // [B, H, 64]
     float* __restrict__ out_accum_W,    // [B, H, 64, 64]
     float* __restrict__ out_accum_s) {  // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 12930 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 12864 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -483,8 +483,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     smem[4480 + e] = accum_W[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[8706 + e] = state_s[bh * 64 + e];
-    smem[8770 + e] = accum_s[bh * 64 + e];
+    smem[8640 + e] = state_s[bh * 64 + e];
+    smem[8704 + e] = accum_s[bh * 64 + e];
   }
   __syncthreads();
 
@@ -522,7 +522,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[3 + e] = x;
+      smem[4352 + e] = x;
     }
     __syncthreads();
 
@@ -534,7 +534,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         const float b0 = smem[256 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[4352 + e % 64] = acc0_0;
+      smem[64 + e % 64] = acc0_0;
     }
     __syncthreads();
 
@@ -543,7 +543,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[4352 + p];
+        const float v0 = smem[64 + p];
         acc = acc + v0 * v0;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -552,32 +552,32 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[2 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf(smem[2 + e] * 0.015625f * 64.0f + 0.000001f);
+      smem[e] = sqrtf(smem[e] * 0.015625f * 64.0f + 0.000001f);
     }
     __syncthreads();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[8576 + e] = (1.0f / smem[e]);
+      smem[2 + e] = (1.0f / smem[e]);
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[4416 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[4352 + e] * smem[8576] * smem[8706 + e % dim_D] - smem[3 + e]) * 2.0f;
+      smem[4352 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[64 + e] * smem[2] * smem[8640 + e % dim_D] - smem[4352 + e]) * 2.0f;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[192 + e] = smem[4416 + e] * (smem[4352 + e] * smem[8576]);
+      smem[192 + e] = smem[4352 + e] * (smem[64 + e] * smem[2]);
     }
     __syncthreads();
 
@@ -587,12 +587,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[192 + e];
       }
-      smem[8578 + e] = acc;
+      smem[8576 + e] = acc;
     }
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[1 + e] = smem[4416 + e] * smem[8706 + e % dim_D] * smem[4352 + e];
+      smem[4416 + e] = smem[4352 + e] * smem[8640 + e % dim_D] * smem[64 + e];
     }
     __syncthreads();
 
@@ -601,7 +601,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[1 + p];
+        acc = acc + smem[4416 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -609,15 +609,15 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[8577 + e] = acc;
+        smem[1 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = smem[8576];
-      smem[64 + e] = smem[4416 + e] * smem[8706 + e % dim_D] * v1 + (-(smem[8577] * (v1 * v1))) * 0.5f / smem[0] * 64.0f * 0.015625f * smem[4352 + e] * 2.0f;
+      const float v1 = smem[2];
+      smem[64 + e] = smem[4352 + e] * smem[8640 + e % dim_D] * v1 + (-(smem[1] * (v1 * v1))) * 0.5f / smem[0] * 64.0f * 0.015625f * smem[64 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -665,22 +665,22 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8834 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      smem[8768 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -744,7 +744,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[8642 + e] = smem[64 + e] - scale[min(position, dim_K - 1)] * (smem[4353 + e] + smem[128 + e]);
+      smem[128 + e] = smem[64 + e] - scale[min(position, dim_K - 1)] * (smem[4353 + e] + smem[128 + e]);
     }
     __syncthreads();
 
@@ -753,7 +753,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[8642 + p];
+        const float v2 = smem[128 + p];
         acc = acc + v2 * v2;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -780,12 +780,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[8642 + e] * (1.0f / sqrtf(smem[0] * 0.015625f * 64.0f + 0.000001f)) * (smem[8706 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8770 + e % dim_D] + smem[1 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[128 + e] * (1.0f / sqrtf(smem[0] * 0.015625f * 64.0f + 0.000001f)) * (smem[8640 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8704 + e % dim_D] + smem[1 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = smem[4480 + e] + smem[8834 + e];
+      const float v3 = smem[4480 + e] + smem[8768 + e];
       const float next_state = smem[256 + e] - commit * v3;
       const float next_accum = keep * v3;
       smem[256 + e] = next_state;
@@ -795,11 +795,11 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = smem[8770 + e] + smem[8578 + e];
-      const float next_state = smem[8706 + e] - commit * v4;
+      const float v4 = smem[8704 + e] + smem[8576 + e];
+      const float next_state = smem[8640 + e] - commit * v4;
       const float next_accum = keep * v4;
-      smem[8706 + e] = next_state;
-      smem[8770 + e] = next_accum;
+      smem[8640 + e] = next_state;
+      smem[8704 + e] = next_accum;
     }
     __syncthreads();
 
@@ -813,8 +813,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     out_accum_W[bh * 4096 + e] = smem[4480 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_s[bh * 64 + e] = smem[8706 + e];
-    out_accum_s[bh * 64 + e] = smem[8770 + e];
+    out_state_s[bh * 64 + e] = smem[8640 + e];
+    out_accum_s[bh * 64 + e] = smem[8704 + e];
   }
 }
 
@@ -824,8 +824,8 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 78720;
-constexpr size_t kDecodeSharedBytes = 51720;
+constexpr size_t kSharedBytes = 74496;
+constexpr size_t kDecodeSharedBytes = 51456;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -907,8 +907,8 @@ extern "C" int tttc_gated_linear_forward(const tttc_gated_linear_args* a, cudaSt
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 78720) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)78720);
+  if ((size_t)available < 74496) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)74496);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_gated_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, W2 dual-matmul.
-// Shared memory: 225280 bytes per block; global scratch: 32768 bytes per block.
+// Shared memory: 214016 bytes per block; global scratch: 32768 bytes per block.
 // W1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in shared memory.
 
@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     float* __restrict__ out_accum_W1,    // [B, H, 64, 128]
     float* __restrict__ out_accum_W2,    // [B, H, 128, 64]
     float* __restrict__ scratch) {       // [B, H, 8192]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 56320 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 53504 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -59,12 +59,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[5120 + e] = state_W1[bh * 8192 + e];
-    smem[21504 + e] = accum_W1[bh * 8192 + e];
+    smem[6144 + e] = state_W1[bh * 8192 + e];
+    smem[22528 + e] = accum_W1[bh * 8192 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[13312 + e] = state_W2[bh * 8192 + e];
-    smem[29696 + e] = accum_W2[bh * 8192 + e];
+    smem[14336 + e] = state_W2[bh * 8192 + e];
+    smem[30720 + e] = accum_W2[bh * 8192 + e];
   }
   __syncthreads();
 
@@ -112,8 +112,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         const float a1 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
         const float a2 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
         const float a3 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[5120 + p * dim_H + (e % 64) * 2];
-        const float b1 = smem[5120 + p * dim_H + (e % 64) * 2 + 1];
+        const float b0 = smem[6144 + p * dim_H + (e % 64) * 2];
+        const float b1 = smem[6144 + p * dim_H + (e % 64) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -123,26 +123,26 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[39936 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      smem[39936 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[39936 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      smem[39936 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      smem[39936 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      smem[39936 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      smem[39936 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      smem[39936 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      smem[39168 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[39168 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      smem[39168 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[39168 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[39168 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[39168 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[39168 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[39168 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 2048; e += 256) {
-      smem[41984 + e] = expf((-smem[39936 + e]));
+      smem[4096 + e] = expf((-smem[39168 + e]));
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 2048; e += 256) {
-      smem[44032 + e] = (1.0f / (1.0f + smem[41984 + e]));
+      smem[41216 + e] = (1.0f / (1.0f + smem[4096 + e]));
     }
     __syncthreads();
 
@@ -153,19 +153,19 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = (smem[39936 + (e / 32) * 256 + p] * smem[44032 + (e / 32) * 256 + p]);
-        const float a1 = (smem[39936 + ((e / 32) * 2 + 1) * dim_H + p] * smem[44032 + ((e / 32) * 2 + 1) * dim_H + p]);
-        const float b0 = smem[13312 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[13312 + p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = (smem[39168 + (e / 32) * 256 + p] * smem[41216 + (e / 32) * 256 + p]);
+        const float a1 = (smem[39168 + ((e / 32) * 2 + 1) * dim_H + p] * smem[41216 + ((e / 32) * 2 + 1) * dim_H + p]);
+        const float b0 = smem[14336 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[14336 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -174,7 +174,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[4096 + e * dim_D + p];
+        const float v0 = smem[e * dim_D + p];
         acc = acc + v0 * v0;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -183,14 +183,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[1024 + e] = acc;
       }
     }
     __syncthreads();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[1024 + e] = sqrtf(smem[e] * 0.015625f + 0.00001f);
+      smem[1024 + e] = sqrtf(smem[1024 + e] * 0.015625f + 0.00001f);
     }
     __syncthreads();
 
@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v1 = param_g[h * 64 + e % dim_D];
-      smem[37888 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[4096 + e] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0f * v1;
+      smem[3072 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[e] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -212,7 +212,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[37888 + e * dim_D + p] * smem[4096 + e * dim_D + p];
+        acc = acc + smem[3072 + e * dim_D + p] * smem[e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -228,7 +228,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v2 = smem[1040 + e / dim_D];
-      smem[e] = smem[37888 + e] * v2 + (-(smem[1056 + e / dim_D] * (v2 * v2))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[4096 + e] * 2.0f;
+      smem[e] = smem[3072 + e] * v2 + (-(smem[1056 + e / dim_D] * (v2 * v2))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[e] * 2.0f;
     }
     __syncthreads();
 
@@ -247,8 +247,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         const float a1 = smem[((e / 64) * 4 + 1) * dim_D + p];
         const float a2 = smem[((e / 64) * 4 + 2) * dim_D + p];
         const float a3 = smem[((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[13312 + (e % 64) * 128 + p];
-        const float b1 = smem[13312 + ((e % 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[14336 + (e % 64) * 128 + p];
+        const float b1 = smem[14336 + ((e % 64) * 2 + 1) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -258,14 +258,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[37888 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      smem[37888 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[37888 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      smem[37888 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      smem[37888 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      smem[37888 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      smem[37888 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      smem[37888 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      smem[43264 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[43264 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      smem[43264 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[43264 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[43264 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[43264 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[43264 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[43264 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
 
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -287,10 +287,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (smem[39936 + p * dim_H + (e / 16) * 4] * smem[44032 + p * dim_H + (e / 16) * 4]);
-        const float a1 = (smem[39936 + p * dim_H + (e / 16) * 4 + 1] * smem[44032 + p * dim_H + (e / 16) * 4 + 1]);
-        const float a2 = (smem[39936 + p * dim_H + (e / 16) * 4 + 2] * smem[44032 + p * dim_H + (e / 16) * 4 + 2]);
-        const float a3 = (smem[39936 + p * dim_H + (e / 16) * 4 + 3] * smem[44032 + p * dim_H + (e / 16) * 4 + 3]);
+        const float a0 = (smem[39168 + p * dim_H + (e / 16) * 4] * smem[41216 + p * dim_H + (e / 16) * 4]);
+        const float a1 = (smem[39168 + p * dim_H + (e / 16) * 4 + 1] * smem[41216 + p * dim_H + (e / 16) * 4 + 1]);
+        const float a2 = (smem[39168 + p * dim_H + (e / 16) * 4 + 2] * smem[41216 + p * dim_H + (e / 16) * 4 + 2]);
+        const float a3 = (smem[39168 + p * dim_H + (e / 16) * 4 + 3] * smem[41216 + p * dim_H + (e / 16) * 4 + 3]);
         const float b0 = smem[p * dim_D + (e % 16) * 4];
         const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
         const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
@@ -312,30 +312,30 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[48128 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      smem[45312 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[45312 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[45312 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[45312 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[45312 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[45312 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[45312 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[45312 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[45312 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[45312 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[45312 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[45312 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[45312 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[45312 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[45312 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[45312 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v3 = smem[37888 + e];
-      const float v4 = smem[44032 + e];
-      smem[3072 + e] = v3 * v4 + (-((-(v3 * smem[39936 + e] * (v4 * v4))) * smem[41984 + e]));
+      const float v3 = smem[43264 + e];
+      const float v4 = smem[41216 + e];
+      smem[4096 + e] = v3 * v4 + (-((-(v3 * smem[39168 + e] * (v4 * v4))) * smem[4096 + e]));
     }
     __syncthreads();
 
@@ -362,10 +362,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         const float a1 = smem[2048 + p * dim_D + (e / 32) * 4 + 1];
         const float a2 = smem[2048 + p * dim_D + (e / 32) * 4 + 2];
         const float a3 = smem[2048 + p * dim_D + (e / 32) * 4 + 3];
-        const float b0 = smem[3072 + p * dim_H + (e % 32) * 4];
-        const float b1 = smem[3072 + p * dim_H + (e % 32) * 4 + 1];
-        const float b2 = smem[3072 + p * dim_H + (e % 32) * 4 + 2];
-        const float b3 = smem[3072 + p * dim_H + (e % 32) * 4 + 3];
+        const float b0 = smem[4096 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[4096 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[4096 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[4096 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -427,8 +427,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
           const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
           const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
           const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-          const float b0 = smem[21504 + p * dim_H + (e % 64) * 2];
-          const float b1 = smem[21504 + p * dim_H + (e % 64) * 2 + 1];
+          const float b0 = smem[22528 + p * dim_H + (e % 64) * 2];
+          const float b1 = smem[22528 + p * dim_H + (e % 64) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
@@ -439,14 +439,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
           acc3_1 = acc3_1 + a3 * b1;
         }
       }
-      smem[41984 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      smem[41984 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[41984 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      smem[41984 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      smem[41984 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      smem[41984 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      smem[41984 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      smem[41984 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      smem[43264 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[43264 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      smem[43264 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[43264 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[43264 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[43264 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[43264 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[43264 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
@@ -457,7 +457,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[37888 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[38912 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -472,49 +472,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[37888 + (e / 64) * 64 + p]);
-        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 1) * dim_K + p]);
-        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 2) * dim_K + p]);
-        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 3) * dim_K + p]);
-        const float b0 = smem[3072 + p * dim_H + (e % 64) * 2];
-        const float b1 = smem[3072 + p * dim_H + (e % 64) * 2 + 1];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-      }
-      smem[46080 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      smem[46080 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[46080 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      smem[46080 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      smem[46080 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      smem[46080 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      smem[46080 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      smem[46080 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
-    }
-    __syncthreads();
-
-    // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * 256 + p];
-        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
-        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
-        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[5120 + p * dim_H + (e % 64) * 2];
-        const float b1 = smem[5120 + p * dim_H + (e % 64) * 2 + 1];
+        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[38912 + (e / 64) * 64 + p]);
+        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[38912 + ((e / 64) * 4 + 1) * dim_K + p]);
+        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[38912 + ((e / 64) * 4 + 2) * dim_K + p]);
+        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[38912 + ((e / 64) * 4 + 3) * dim_K + p]);
+        const float b0 = smem[4096 + p * dim_H + (e % 64) * 2];
+        const float b1 = smem[4096 + p * dim_H + (e % 64) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -535,15 +498,52 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
     __syncthreads();
 
-    // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 2048; e += 256) {
-      smem[37888 + e] = smem[2048 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[41984 + e] + smem[46080 + e]);
+    // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
+    for (unsigned e = tid; e < 256; e += 256) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      float acc1_0 = 0.0f;
+      float acc1_1 = 0.0f;
+      float acc2_0 = 0.0f;
+      float acc2_1 = 0.0f;
+      float acc3_0 = 0.0f;
+      float acc3_1 = 0.0f;
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[1024 + (e / 64) * 256 + p];
+        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
+        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
+        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[6144 + p * dim_H + (e % 64) * 2];
+        const float b1 = smem[6144 + p * dim_H + (e % 64) * 2 + 1];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+        acc1_0 = acc1_0 + a1 * b0;
+        acc1_1 = acc1_1 + a1 * b1;
+        acc2_0 = acc2_0 + a2 * b0;
+        acc2_1 = acc2_1 + a2 * b1;
+        acc3_0 = acc3_0 + a3 * b0;
+        acc3_1 = acc3_1 + a3 * b1;
+      }
+      smem[4096 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
+      smem[4096 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
+      smem[4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
+      smem[4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
+      smem[4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
+      smem[4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
+      smem[4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
+      smem[4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v5 = smem[37888 + e];
+      smem[2048 + e] = smem[4096 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[43264 + e] + smem[2048 + e]);
+    }
+    __syncthreads();
+
+    // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
+    for (unsigned e = tid; e < 2048; e += 256) {
+      const float v5 = smem[2048 + e];
       smem[2048 + e] = v5 * (1.0f / (1.0f + expf((-v5))));
     }
     __syncthreads();
@@ -558,18 +558,18 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[2048 + (e / 32) * 256 + p];
           const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-          const float b0 = smem[29696 + p * dim_D + (e % 32) * 2];
-          const float b1 = smem[29696 + p * dim_D + (e % 32) * 2 + 1];
+          const float b0 = smem[30720 + p * dim_D + (e % 32) * 2];
+          const float b1 = smem[30720 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[37888 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[37888 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[37888 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[37888 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[4352 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[4352 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[4352 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[4352 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
@@ -577,7 +577,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 16) * dim_H + p];
-        const float b0 = (smem[39936 + (e % 16) * dim_H + p] * smem[44032 + (e % 16) * dim_H + p]);
+        const float b0 = (smem[39168 + (e % 16) * dim_H + p] * smem[41216 + (e % 16) * dim_H + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[4096 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -616,8 +616,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 32) * 256 + p];
         const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[13312 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[13312 + p * dim_D + (e % 32) * 2 + 1];
+        const float b0 = smem[14336 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[14336 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -632,7 +632,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[2048 + e] = smem[e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[37888 + e] + smem[38912 + e]);
+      smem[38912 + e] = smem[e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[4352 + e] + smem[38912 + e]);
     }
     __syncthreads();
 
@@ -641,7 +641,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[2048 + e * dim_D + p];
+        const float v6 = smem[38912 + e * dim_D + p];
         acc = acc + v6 * v6;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -657,25 +657,25 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[38912 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v7 = smem[21504 + e] + scratch[bh * 8192 + e];
-      const float next_state = smem[5120 + e] - commit * v7;
+      const float v7 = smem[22528 + e] + scratch[bh * 8192 + e];
+      const float next_state = smem[6144 + e] - commit * v7;
       const float next_accum = keep * v7;
-      smem[5120 + e] = next_state;
-      smem[21504 + e] = next_accum;
+      smem[6144 + e] = next_state;
+      smem[22528 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v8 = smem[29696 + e] + smem[48128 + e];
-      const float next_state = smem[13312 + e] - commit * v8;
+      const float v8 = smem[30720 + e] + smem[45312 + e];
+      const float next_state = smem[14336 + e] - commit * v8;
       const float next_accum = keep * v8;
-      smem[13312 + e] = next_state;
-      smem[29696 + e] = next_accum;
+      smem[14336 + e] = next_state;
+      smem[30720 + e] = next_accum;
     }
     __syncthreads();
 
@@ -685,12 +685,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W1[bh * 8192 + e] = smem[5120 + e];
-    out_accum_W1[bh * 8192 + e] = smem[21504 + e];
+    out_state_W1[bh * 8192 + e] = smem[6144 + e];
+    out_accum_W1[bh * 8192 + e] = smem[22528 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W2[bh * 8192 + e] = smem[13312 + e];
-    out_accum_W2[bh * 8192 + e] = smem[29696 + e];
+    out_state_W2[bh * 8192 + e] = smem[14336 + e];
+    out_accum_W2[bh * 8192 + e] = smem[30720 + e];
   }
 }
 
@@ -712,7 +712,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     float* __restrict__ out_state_W2,    // [B, H, 128, 64]
     float* __restrict__ out_accum_W1,    // [B, H, 64, 128]
     float* __restrict__ out_accum_W2) {  // [B, H, 128, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 50112 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 49921 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -727,12 +727,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[320 + e] = state_W1[bh * 8192 + e];
-    smem[16832 + e] = accum_W1[bh * 8192 + e];
+    smem[384 + e] = state_W1[bh * 8192 + e];
+    smem[16768 + e] = accum_W1[bh * 8192 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[8512 + e] = state_W2[bh * 8192 + e];
-    smem[25024 + e] = accum_W2[bh * 8192 + e];
+    smem[8576 + e] = state_W2[bh * 8192 + e];
+    smem[24960 + e] = accum_W2[bh * 8192 + e];
   }
   __syncthreads();
 
@@ -770,22 +770,22 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[320 + p * dim_H + e % 128];
+        const float b0 = smem[384 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[33216 + e % 128] = acc0_0;
+      smem[33153 + e % 128] = acc0_0;
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      smem[33344 + e] = expf((-smem[33216 + e]));
+      smem[256 + e] = expf((-smem[33153 + e]));
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      smem[33472 + e] = (1.0f / (1.0f + smem[33344 + e]));
+      smem[33281 + e] = (1.0f / (1.0f + smem[256 + e]));
     }
     __syncthreads();
 
@@ -793,11 +793,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = (smem[33216 + p] * smem[33472 + p]);
-        const float b0 = smem[8512 + p * dim_D + e % 64];
+        const float a0 = (smem[33153 + p] * smem[33281 + p]);
+        const float b0 = smem[8576 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256 + e % 64] = acc0_0;
+      smem[e % 64] = acc0_0;
     }
     __syncthreads();
 
@@ -806,7 +806,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[256 + p];
+        const float v0 = smem[p];
         acc = acc + v0 * v0;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -815,14 +815,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[64 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[64 + e] = sqrtf(smem[e] * 0.015625f + 0.00001f);
+      smem[64 + e] = sqrtf(smem[64 + e] * 0.015625f + 0.00001f);
     }
     __syncthreads();
 
@@ -835,7 +835,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       const float v1 = param_g[h * 64 + e % dim_D];
-      smem[16704 + e] = (0 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[128 + e] + smem[256 + e] * smem[65] * v1 - smem[192 + e]) * 2.0f * v1;
+      smem[192 + e] = (0 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[128 + e] + smem[e] * smem[65] * v1 - smem[192 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -844,7 +844,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[16704 + p] * smem[256 + p];
+        acc = acc + smem[192 + p] * smem[p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -860,7 +860,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       const float v2 = smem[65];
-      smem[e] = smem[16704 + e] * v2 + (-(smem[66] * (v2 * v2))) * 0.5f / smem[64] * 0.015625f * smem[256 + e] * 2.0f;
+      smem[e] = smem[192 + e] * v2 + (-(smem[66] * (v2 * v2))) * 0.5f / smem[64] * 0.015625f * smem[e] * 2.0f;
     }
     __syncthreads();
 
@@ -869,10 +869,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[8512 + (e % 128) * dim_D + p];
+        const float b0 = smem[8576 + (e % 128) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[16704 + e % 128] = acc0_0;
+      smem[33409 + e % 128] = acc0_0;
     }
 
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -894,10 +894,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = (smem[33216 + p * dim_H + (e / 16) * 4] * smem[33472 + p * dim_H + (e / 16) * 4]);
-        const float a1 = (smem[33216 + p * dim_H + (e / 16) * 4 + 1] * smem[33472 + p * dim_H + (e / 16) * 4 + 1]);
-        const float a2 = (smem[33216 + p * dim_H + (e / 16) * 4 + 2] * smem[33472 + p * dim_H + (e / 16) * 4 + 2]);
-        const float a3 = (smem[33216 + p * dim_H + (e / 16) * 4 + 3] * smem[33472 + p * dim_H + (e / 16) * 4 + 3]);
+        const float a0 = (smem[33153 + p * dim_H + (e / 16) * 4] * smem[33281 + p * dim_H + (e / 16) * 4]);
+        const float a1 = (smem[33153 + p * dim_H + (e / 16) * 4 + 1] * smem[33281 + p * dim_H + (e / 16) * 4 + 1]);
+        const float a2 = (smem[33153 + p * dim_H + (e / 16) * 4 + 2] * smem[33281 + p * dim_H + (e / 16) * 4 + 2]);
+        const float a3 = (smem[33153 + p * dim_H + (e / 16) * 4 + 3] * smem[33281 + p * dim_H + (e / 16) * 4 + 3]);
         const float b0 = smem[p * dim_D + (e % 16) * 4];
         const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
         const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
@@ -919,30 +919,30 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[33728 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      smem[33537 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[33537 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[33537 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[33537 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[33537 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[33537 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[33537 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[33537 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[33537 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[33537 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[33537 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[33537 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[33537 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[33537 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[33537 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[33537 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 128; e += 256) {
-      const float v3 = smem[16704 + e];
-      const float v4 = smem[33472 + e];
-      smem[192 + e] = v3 * v4 + (-((-(v3 * smem[33216 + e] * (v4 * v4))) * smem[33344 + e]));
+      const float v3 = smem[33409 + e];
+      const float v4 = smem[33281 + e];
+      smem[256 + e] = v3 * v4 + (-((-(v3 * smem[33153 + e] * (v4 * v4))) * smem[256 + e]));
     }
     __syncthreads();
 
@@ -969,10 +969,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         const float a1 = smem[128 + p * dim_D + (e / 32) * 4 + 1];
         const float a2 = smem[128 + p * dim_D + (e / 32) * 4 + 2];
         const float a3 = smem[128 + p * dim_D + (e / 32) * 4 + 3];
-        const float b0 = smem[192 + p * dim_H + (e % 32) * 4];
-        const float b1 = smem[192 + p * dim_H + (e % 32) * 4 + 1];
-        const float b2 = smem[192 + p * dim_H + (e % 32) * 4 + 2];
-        const float b3 = smem[192 + p * dim_H + (e % 32) * 4 + 3];
+        const float b0 = smem[256 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[256 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[256 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[256 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -990,22 +990,22 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[41920 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
-      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
-      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
-      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
-      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
-      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
-      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
-      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
-      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
-      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
-      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
-      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
-      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
-      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
-      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
-      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
+      smem[41729 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
+      smem[41729 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
+      smem[41729 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
+      smem[41729 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
+      smem[41729 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[41729 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[41729 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[41729 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      smem[41729 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
+      smem[41729 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
+      smem[41729 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
+      smem[41729 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
+      smem[41729 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
+      smem[41729 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
+      smem[41729 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
+      smem[41729 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -1024,11 +1024,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[64 + p];
-          const float b0 = smem[16832 + p * dim_H + e % 128];
+          const float b0 = smem[16768 + p * dim_H + e % 128];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[33344 + e % 128] = acc0_0;
+      smem[33409 + e % 128] = acc0_0;
     }
 
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
@@ -1039,7 +1039,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[16704] = acc0_0;
+      smem[33152] = acc0_0;
     }
     __syncthreads();
 
@@ -1047,11 +1047,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16704 + p]);
-        const float b0 = smem[192 + p * dim_H + e % 128];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[33152 + p]);
+        const float b0 = smem[256 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[33600 + e % 128] = acc0_0;
+      smem[128 + e % 128] = acc0_0;
     }
     __syncthreads();
 
@@ -1060,22 +1060,22 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
-        const float b0 = smem[320 + p * dim_H + e % 128];
+        const float b0 = smem[384 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[128 + e % 128] = acc0_0;
+      smem[256 + e % 128] = acc0_0;
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      smem[16704 + e] = smem[128 + e] - scale[min(position, dim_K - 1)] * (smem[33344 + e] + smem[33600 + e]);
+      smem[128 + e] = smem[256 + e] - scale[min(position, dim_K - 1)] * (smem[33409 + e] + smem[128 + e]);
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      const float v5 = smem[16704 + e];
+      const float v5 = smem[128 + e];
       smem[128 + e] = v5 * (1.0f / (1.0f + expf((-v5))));
     }
     __syncthreads();
@@ -1086,11 +1086,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = smem[25024 + p * dim_D + e % 64];
+          const float b0 = smem[24960 + p * dim_D + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[16704 + e % 64] = acc0_0;
+      smem[257 + e % 64] = acc0_0;
     }
 
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
@@ -1098,7 +1098,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = (smem[33216 + p] * smem[33472 + p]);
+        const float b0 = (smem[33153 + p] * smem[33281 + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[256] = acc0_0;
@@ -1113,7 +1113,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         const float b0 = smem[p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[16768 + e % 64] = acc0_0;
+      smem[33152 + e % 64] = acc0_0;
     }
     __syncthreads();
 
@@ -1122,7 +1122,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[8512 + p * dim_D + e % 64];
+        const float b0 = smem[8576 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 64] = acc0_0;
@@ -1131,7 +1131,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[128 + e] = smem[e] - scale[min(position, dim_K - 1)] * (smem[16704 + e] + smem[16768 + e]);
+      smem[33152 + e] = smem[e] - scale[min(position, dim_K - 1)] * (smem[257 + e] + smem[33152 + e]);
     }
     __syncthreads();
 
@@ -1140,7 +1140,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[128 + p];
+        const float v6 = smem[33152 + p];
         acc = acc + v6 * v6;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -1156,25 +1156,25 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[128 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[33152 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v7 = smem[16832 + e] + smem[41920 + e];
-      const float next_state = smem[320 + e] - commit * v7;
+      const float v7 = smem[16768 + e] + smem[41729 + e];
+      const float next_state = smem[384 + e] - commit * v7;
       const float next_accum = keep * v7;
-      smem[320 + e] = next_state;
-      smem[16832 + e] = next_accum;
+      smem[384 + e] = next_state;
+      smem[16768 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v8 = smem[25024 + e] + smem[33728 + e];
-      const float next_state = smem[8512 + e] - commit * v8;
+      const float v8 = smem[24960 + e] + smem[33537 + e];
+      const float next_state = smem[8576 + e] - commit * v8;
       const float next_accum = keep * v8;
-      smem[8512 + e] = next_state;
-      smem[25024 + e] = next_accum;
+      smem[8576 + e] = next_state;
+      smem[24960 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1184,12 +1184,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W1[bh * 8192 + e] = smem[320 + e];
-    out_accum_W1[bh * 8192 + e] = smem[16832 + e];
+    out_state_W1[bh * 8192 + e] = smem[384 + e];
+    out_accum_W1[bh * 8192 + e] = smem[16768 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W2[bh * 8192 + e] = smem[8512 + e];
-    out_accum_W2[bh * 8192 + e] = smem[25024 + e];
+    out_state_W2[bh * 8192 + e] = smem[8576 + e];
+    out_accum_W2[bh * 8192 + e] = smem[24960 + e];
   }
 }
 
@@ -1199,8 +1199,8 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 225280;
-constexpr size_t kDecodeSharedBytes = 200448;
+constexpr size_t kSharedBytes = 214016;
+constexpr size_t kDecodeSharedBytes = 199684;
 constexpr size_t kScratchFloats = 8192;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -1287,8 +1287,8 @@ extern "C" int tttc_silu_rmsnorm_mlp_forward(const tttc_silu_rmsnorm_mlp_args* a
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 225280) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)225280);
+  if ((size_t)available < 214016) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)214016);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_silu_rmsnorm_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

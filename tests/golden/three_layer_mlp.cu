@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 8) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, W3 dual-matmul.
-// Shared memory: 121344 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 117504 bytes per block; global scratch: 0 bytes per block.
 // W1: state in shared memory, accumulator in shared memory.
 // b1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in shared memory.
@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W2,       // [B, H, 64, 64]
     float* __restrict__ out_accum_W3) {     // [B, H, 64, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 30336 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 29376 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -74,8 +74,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     smem[11264 + e] = accum_W1[bh * 2048 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[19968 + e] = state_b1[bh * 64 + e];
-    smem[20032 + e] = accum_b1[bh * 64 + e];
+    smem[19520 + e] = state_b1[bh * 64 + e];
+    smem[19584 + e] = accum_b1[bh * 64 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[7168 + e] = state_W2[bh * 4096 + e];
@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[512 + e] = x;
+      smem[264 + e] = x;
     }
 
     // Stage the view k for this chunk.
@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[520 + e] = x;
+      smem[280 + e] = x;
     }
     __syncthreads();
 
@@ -136,14 +136,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[(e / 64) * 128 + e % 64] = acc0_0;
-      smem[((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[1536 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[1536 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[1536 + e] = tanhf(smem[e] + smem[19968 + e % dim_H]);
+      smem[1536 + e] = tanhf(smem[1536 + e] + smem[19520 + e % dim_H]);
     }
     __syncthreads();
 
@@ -158,14 +158,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[(e / 64) * 128 + e % 64] = acc0_0;
-      smem[((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[2560 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[2560 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[2560 + e] = tanhf(smem[e]);
+      smem[2560 + e] = tanhf(smem[2560 + e]);
     }
     __syncthreads();
 
@@ -201,7 +201,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[1280 + e] = smem[e] - smem[256 + e / dim_D] * 0.03125f;
+      smem[e] = smem[e] - smem[256 + e / dim_D] * 0.03125f;
     }
     __syncthreads();
 
@@ -210,7 +210,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[1280 + e * dim_D + p];
+        const float v0 = smem[e * dim_D + p];
         acc = acc + v0 * v0;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -219,27 +219,27 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[8 + e] = acc;
+        smem[256 + e] = acc;
       }
     }
     __syncthreads();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 8; e += 256) {
-      smem[e] = sqrtf(smem[8 + e] * 0.03125f + 0.000001f);
+      smem[256 + e] = sqrtf(smem[256 + e] * 0.03125f + 0.000001f);
     }
     __syncthreads();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 8; e += 256) {
-      smem[8 + e] = (1.0f / smem[e]);
+      smem[272 + e] = (1.0f / smem[256 + e]);
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
       const float v1 = param_gamma[h * 32 + e % dim_D];
-      smem[2048 + e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] + smem[1280 + e] * smem[8 + e / dim_D] * v1 + param_beta[h * 32 + e % dim_D] - smem[520 + e]) * 2.0f * v1;
+      smem[280 + e] = smem[264 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] + smem[e] * smem[272 + e / dim_D] * v1 + param_beta[h * 32 + e % dim_D] - smem[280 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -248,7 +248,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[2048 + e * dim_D + p] * smem[1280 + e * dim_D + p];
+        acc = acc + smem[280 + e * dim_D + p] * smem[e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -256,15 +256,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[16 + e] = acc;
+        smem[264 + e] = acc;
       }
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v2 = smem[8 + e / dim_D];
-      smem[256 + e] = smem[2048 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 0.03125f * smem[1280 + e] * 2.0f;
+      const float v2 = smem[272 + e / dim_D];
+      smem[e] = smem[280 + e] * v2 + (-(smem[264 + e / dim_D] * (v2 * v2))) * 0.5f / smem[256 + e / dim_D] * 0.03125f * smem[e] * 2.0f;
     }
     __syncthreads();
 
@@ -273,7 +273,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[256 + e * dim_D + p]);
+        acc = acc + (-smem[e * dim_D + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -281,14 +281,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[512 + e] = acc;
+        smem[256 + e] = acc;
       }
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = smem[256 + e] + smem[512 + e / dim_D] * 0.03125f;
+      smem[e] = smem[e] + smem[256 + e / dim_D] * 0.03125f;
     }
     __syncthreads();
 
@@ -303,8 +303,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[256 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[256 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -333,21 +333,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[22144 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
-      smem[22144 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
-      smem[22144 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
-      smem[22144 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
-      smem[22144 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
-      smem[22144 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
-      smem[22144 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
-      smem[22144 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
+      smem[21184 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
+      smem[21184 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
+      smem[21184 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
+      smem[21184 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
+      smem[21184 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
+      smem[21184 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
+      smem[21184 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
+      smem[21184 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 512; e += 256) {
       const float v3 = smem[2560 + e];
-      smem[512 + e] = smem[2048 + e] * (1.0f - v3 * v3);
+      smem[256 + e] = smem[256 + e] * (1.0f - v3 * v3);
     }
     __syncthreads();
 
@@ -356,14 +356,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[512 + (e / 64) * 128 + p];
-        const float a1 = smem[512 + ((e / 64) * 2 + 1) * dim_H + p];
+        const float a0 = smem[256 + (e / 64) * 128 + p];
+        const float a1 = smem[256 + ((e / 64) * 2 + 1) * dim_H + p];
         const float b0 = smem[7168 + (e % 64) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[19456 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[19456 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -389,10 +389,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         const float a1 = smem[1536 + p * dim_H + (e / 16) * 4 + 1];
         const float a2 = smem[1536 + p * dim_H + (e / 16) * 4 + 2];
         const float a3 = smem[1536 + p * dim_H + (e / 16) * 4 + 3];
-        const float b0 = smem[512 + p * dim_H + (e % 16) * 4];
-        const float b1 = smem[512 + p * dim_H + (e % 16) * 4 + 1];
-        const float b2 = smem[512 + p * dim_H + (e % 16) * 4 + 2];
-        const float b3 = smem[512 + p * dim_H + (e % 16) * 4 + 3];
+        const float b0 = smem[256 + p * dim_H + (e % 16) * 4];
+        const float b1 = smem[256 + p * dim_H + (e % 16) * 4 + 1];
+        const float b2 = smem[256 + p * dim_H + (e % 16) * 4 + 2];
+        const float b3 = smem[256 + p * dim_H + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -410,29 +410,29 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[26240 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
-      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
-      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
-      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
-      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
-      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
-      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
-      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
-      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
-      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
-      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
-      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
+      smem[25280 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[25280 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[25280 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[25280 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[25280 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
+      smem[25280 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
+      smem[25280 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
+      smem[25280 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
+      smem[25280 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
+      smem[25280 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
+      smem[25280 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
+      smem[25280 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
+      smem[25280 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
+      smem[25280 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
+      smem[25280 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
+      smem[25280 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 512; e += 256) {
       const float v4 = smem[1536 + e];
-      smem[2048 + e] = smem[19456 + e] * (1.0f - v4 * v4);
+      smem[2048 + e] = smem[2048 + e] * (1.0f - v4 * v4);
     }
     __syncthreads();
 
@@ -471,14 +471,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[24192 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
-      smem[24192 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
-      smem[24192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
-      smem[24192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
-      smem[24192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
-      smem[24192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
-      smem[24192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
-      smem[24192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
+      smem[23232 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
+      smem[23232 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
+      smem[23232 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
+      smem[23232 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
+      smem[23232 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
+      smem[23232 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
+      smem[23232 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
+      smem[23232 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
     }
 
     // Stage the view q for this chunk.
@@ -487,7 +487,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[256 + e] = x;
+      smem[768 + e] = x;
     }
     __syncthreads();
 
@@ -497,22 +497,22 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc1_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[256 + (e / 64) * 64 + p];
-          const float a1 = smem[256 + ((e / 64) * 2 + 1) * dim_D + p];
+          const float a0 = smem[768 + (e / 64) * 64 + p];
+          const float a1 = smem[768 + ((e / 64) * 2 + 1) * dim_D + p];
           const float b0 = smem[11264 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      smem[20096 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[20096 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[19648 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[19648 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[256 + (e / 8) * dim_D + p];
+        const float a0 = smem[768 + (e / 8) * dim_D + p];
         const float b0 = smem[1024 + (e % 8) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
@@ -531,8 +531,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[20608 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[20608 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[20160 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[20160 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
@@ -540,15 +540,16 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[256 + (e / 64) * 64 + p];
-        const float a1 = smem[256 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float a0 = smem[768 + (e / 64) * 64 + p];
+        const float a1 = smem[768 + ((e / 64) * 2 + 1) * dim_D + p];
         const float b0 = smem[3072 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[21120 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[21120 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[20672 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[20672 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
+    __syncthreads();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
@@ -561,15 +562,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[21632 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[21632 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[1024 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[1024 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 512; e += 256) {
       const float v5 = scale[min(position + e / dim_H, dim_K - 1)];
-      smem[1024 + e] = tanhf(smem[21120 + e] - v5 * (smem[20096 + e] + smem[20608 + e]) + (smem[19968 + e % dim_H] - v5 * (smem[20032 + e % dim_H] + smem[21632 + e])));
+      smem[1024 + e] = tanhf(smem[20672 + e] - v5 * (smem[19648 + e] + smem[20160 + e]) + (smem[19520 + e % dim_H] - v5 * (smem[19584 + e % dim_H] + smem[1024 + e])));
     }
     __syncthreads();
 
@@ -586,8 +587,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      smem[20096 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[20096 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[19648 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[19648 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 8] product, from line 16: let h2 = tanh(h1 @ W2)
@@ -609,7 +610,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[2048 + (e / 64) * 16 + p]);
         const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[2048 + ((e / 64) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[512 + p * dim_H + e % 64];
+        const float b0 = smem[256 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
@@ -629,14 +630,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[256 + (e / 64) * 128 + e % 64] = acc0_0;
+      smem[256 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[512 + e] = tanhf(smem[2048 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[20096 + e] + smem[1536 + e]));
+      smem[1536 + e] = tanhf(smem[256 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[19648 + e] + smem[1536 + e]));
     }
     __syncthreads();
 
@@ -645,23 +646,23 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[512 + (e / 32) * dim_H + p];
+          const float a0 = smem[1536 + (e / 32) * dim_H + p];
           const float b0 = smem[13312 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[1280 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
 
     // [8, 8] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[512 + (e / 8) * dim_H + p];
+        const float a0 = smem[1536 + (e / 8) * dim_H + p];
         const float b0 = smem[2560 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1024 + (e / 8) * dim_K + e % 8] = acc0_0;
+      smem[512 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     __syncthreads();
 
@@ -669,11 +670,11 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[1024 + (e / 32) * dim_K + p]);
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[512 + (e / 32) * dim_K + p]);
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1536 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
@@ -681,17 +682,17 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[512 + (e / 32) * dim_H + p];
+        const float a0 = smem[1536 + (e / 32) * dim_H + p];
         const float b0 = smem[5120 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[(e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = smem[1024 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[1280 + e] + smem[1536 + e]);
+      smem[256 + e] = smem[e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[1024 + e] + smem[256 + e]);
     }
     __syncthreads();
 
@@ -700,7 +701,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[e * dim_D + p];
+        acc = acc + smem[256 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -708,14 +709,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[512 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[520 + e] = smem[e] - smem[512 + e / dim_D] * 0.03125f;
+      smem[256 + e] = smem[256 + e] - smem[e / dim_D] * 0.03125f;
     }
     __syncthreads();
 
@@ -724,7 +725,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid / 32; e < 8; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[520 + e * dim_D + p];
+        const float v6 = smem[256 + e * dim_D + p];
         acc = acc + v6 * v6;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -740,12 +741,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[256 + e] + smem[520 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[768 + e] + smem[256 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v7 = smem[11264 + e] + smem[24192 + e];
+      const float v7 = smem[11264 + e] + smem[23232 + e];
       const float next_state = smem[3072 + e] - commit * v7;
       const float next_accum = keep * v7;
       smem[3072 + e] = next_state;
@@ -754,16 +755,16 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v8 = smem[20032 + e] + smem[19456 + e];
-      const float next_state = smem[19968 + e] - commit * v8;
+      const float v8 = smem[19584 + e] + smem[19456 + e];
+      const float next_state = smem[19520 + e] - commit * v8;
       const float next_accum = keep * v8;
-      smem[19968 + e] = next_state;
-      smem[20032 + e] = next_accum;
+      smem[19520 + e] = next_state;
+      smem[19584 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v9 = smem[15360 + e] + smem[26240 + e];
+      const float v9 = smem[15360 + e] + smem[25280 + e];
       const float next_state = smem[7168 + e] - commit * v9;
       const float next_accum = keep * v9;
       smem[7168 + e] = next_state;
@@ -772,7 +773,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v10 = smem[13312 + e] + smem[22144 + e];
+      const float v10 = smem[13312 + e] + smem[21184 + e];
       const float next_state = smem[5120 + e] - commit * v10;
       const float next_accum = keep * v10;
       smem[5120 + e] = next_state;
@@ -790,8 +791,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     out_accum_W1[bh * 2048 + e] = smem[11264 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[19968 + e];
-    out_accum_b1[bh * 64 + e] = smem[20032 + e];
+    out_state_b1[bh * 64 + e] = smem[19520 + e];
+    out_accum_b1[bh * 64 + e] = smem[19584 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
     out_state_W2[bh * 4096 + e] = smem[7168 + e];
@@ -831,7 +832,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W2,       // [B, H, 64, 64]
     float* __restrict__ out_accum_W3) {     // [B, H, 64, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 25408 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 25344 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -847,19 +848,19 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
     smem[384 + e] = state_W1[bh * 2048 + e];
-    smem[8640 + e] = accum_W1[bh * 2048 + e];
+    smem[8576 + e] = accum_W1[bh * 2048 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[17088 + e] = state_b1[bh * 64 + e];
-    smem[17152 + e] = accum_b1[bh * 64 + e];
+    smem[17024 + e] = state_b1[bh * 64 + e];
+    smem[17088 + e] = accum_b1[bh * 64 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[4480 + e] = state_W2[bh * 4096 + e];
-    smem[12736 + e] = accum_W2[bh * 4096 + e];
+    smem[12672 + e] = accum_W2[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
     smem[2432 + e] = state_W3[bh * 2048 + e];
-    smem[10688 + e] = accum_W3[bh * 2048 + e];
+    smem[10624 + e] = accum_W3[bh * 2048 + e];
   }
   __syncthreads();
 
@@ -879,7 +880,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[64 + e] = x;
+      smem[33 + e] = x;
     }
 
     // Stage the view k for this chunk.
@@ -897,7 +898,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[65 + e] = x;
+      smem[35 + e] = x;
     }
     __syncthreads();
 
@@ -909,13 +910,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         const float b0 = smem[384 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[e % 64] = acc0_0;
+      smem[192 + e % 64] = acc0_0;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[192 + e] = tanhf(smem[e] + smem[17088 + e % dim_H]);
+      smem[192 + e] = tanhf(smem[192 + e] + smem[17024 + e % dim_H]);
     }
     __syncthreads();
 
@@ -927,13 +928,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         const float b0 = smem[4480 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[e % 64] = acc0_0;
+      smem[320 + e % 64] = acc0_0;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[320 + e] = tanhf(smem[e]);
+      smem[320 + e] = tanhf(smem[320 + e]);
     }
     __syncthreads();
 
@@ -969,7 +970,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[160 + e] = smem[e] - smem[32] * 0.03125f;
+      smem[e] = smem[e] - smem[32] * 0.03125f;
     }
     __syncthreads();
 
@@ -978,7 +979,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[160 + p];
+        const float v0 = smem[p];
         acc = acc + v0 * v0;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -987,27 +988,27 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1 + e] = acc;
+        smem[32 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf(smem[1 + e] * 0.03125f + 0.000001f);
+      smem[32 + e] = sqrtf(smem[32 + e] * 0.03125f + 0.000001f);
     }
     __syncthreads();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[1 + e] = (1.0f / smem[e]);
+      smem[34 + e] = (1.0f / smem[32 + e]);
     }
     __syncthreads();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
       const float v1 = param_gamma[h * 32 + e % dim_D];
-      smem[256 + e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[160 + e] * smem[1] * v1 + param_beta[h * 32 + e % dim_D] - smem[65 + e]) * 2.0f * v1;
+      smem[35 + e] = smem[33] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[e] * smem[34] * v1 + param_beta[h * 32 + e % dim_D] - smem[35 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -1016,7 +1017,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[256 + p] * smem[160 + p];
+        acc = acc + smem[35 + p] * smem[p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1024,15 +1025,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[2 + e] = acc;
+        smem[33 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      const float v2 = smem[1];
-      smem[32 + e] = smem[256 + e] * v2 + (-(smem[2] * (v2 * v2))) * 0.5f / smem[0] * 0.03125f * smem[160 + e] * 2.0f;
+      const float v2 = smem[34];
+      smem[e] = smem[35 + e] * v2 + (-(smem[33] * (v2 * v2))) * 0.5f / smem[32] * 0.03125f * smem[e] * 2.0f;
     }
     __syncthreads();
 
@@ -1041,7 +1042,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[32 + p]);
+        acc = acc + (-smem[p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1049,14 +1050,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[64 + e] = acc;
+        smem[32 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = smem[32 + e] + smem[64] * 0.03125f;
+      smem[e] = smem[e] + smem[32] * 0.03125f;
     }
     __syncthreads();
 
@@ -1068,7 +1069,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         const float b0 = smem[2432 + (e % 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256 + e % 64] = acc0_0;
+      smem[32 + e % 64] = acc0_0;
     }
 
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -1097,21 +1098,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[17216 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
-      smem[17216 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
-      smem[17216 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
-      smem[17216 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
-      smem[17216 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
-      smem[17216 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
-      smem[17216 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
-      smem[17216 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
+      smem[17152 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
+      smem[17152 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
+      smem[17152 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
+      smem[17152 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
+      smem[17152 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
+      smem[17152 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
+      smem[17152 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
+      smem[17152 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       const float v3 = smem[320 + e];
-      smem[64 + e] = smem[256 + e] * (1.0f - v3 * v3);
+      smem[32 + e] = smem[32 + e] * (1.0f - v3 * v3);
     }
     __syncthreads();
 
@@ -1119,11 +1120,11 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[64 + p];
+        const float a0 = smem[32 + p];
         const float b0 = smem[4480 + (e % 64) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[8576 + e % 64] = acc0_0;
+      smem[256 + e % 64] = acc0_0;
     }
 
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -1149,10 +1150,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         const float a1 = smem[192 + p * dim_H + (e / 16) * 4 + 1];
         const float a2 = smem[192 + p * dim_H + (e / 16) * 4 + 2];
         const float a3 = smem[192 + p * dim_H + (e / 16) * 4 + 3];
-        const float b0 = smem[64 + p * dim_H + (e % 16) * 4];
-        const float b1 = smem[64 + p * dim_H + (e % 16) * 4 + 1];
-        const float b2 = smem[64 + p * dim_H + (e % 16) * 4 + 2];
-        const float b3 = smem[64 + p * dim_H + (e % 16) * 4 + 3];
+        const float b0 = smem[32 + p * dim_H + (e % 16) * 4];
+        const float b1 = smem[32 + p * dim_H + (e % 16) * 4 + 1];
+        const float b2 = smem[32 + p * dim_H + (e % 16) * 4 + 2];
+        const float b3 = smem[32 + p * dim_H + (e % 16) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -1170,29 +1171,29 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[21312 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
-      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
-      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
-      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
-      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
-      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
-      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
-      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
-      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
-      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
-      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
-      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
+      smem[21248 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[21248 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[21248 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[21248 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[21248 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
+      smem[21248 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
+      smem[21248 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
+      smem[21248 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
+      smem[21248 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
+      smem[21248 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
+      smem[21248 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
+      smem[21248 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
+      smem[21248 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
+      smem[21248 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
+      smem[21248 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
+      smem[21248 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       const float v4 = smem[192 + e];
-      smem[256 + e] = smem[8576 + e] * (1.0f - v4 * v4);
+      smem[256 + e] = smem[256 + e] * (1.0f - v4 * v4);
     }
     __syncthreads();
 
@@ -1202,7 +1203,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[256 + e];
       }
-      smem[8576 + e] = acc;
+      smem[16768 + e] = acc;
     }
 
     // [32, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -1231,14 +1232,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[19264 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
-      smem[19264 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
-      smem[19264 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
-      smem[19264 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
-      smem[19264 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
-      smem[19264 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
-      smem[19264 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
-      smem[19264 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
+      smem[19200 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
+      smem[19200 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
+      smem[19200 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
+      smem[19200 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
+      smem[19200 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
+      smem[19200 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
+      smem[19200 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
+      smem[19200 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
     }
 
     // Stage the view q for this chunk.
@@ -1247,7 +1248,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[32 + e] = x;
+      smem[96 + e] = x;
     }
     __syncthreads();
 
@@ -1256,8 +1257,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[32 + p];
-          const float b0 = smem[8640 + p * dim_H + e % 64];
+          const float a0 = smem[96 + p];
+          const float b0 = smem[8576 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1268,7 +1269,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[32 + p];
+        const float a0 = smem[96 + p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
@@ -1291,12 +1292,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[32 + p];
+        const float a0 = smem[96 + p];
         const float b0 = smem[384 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[16960 + e % 64] = acc0_0;
     }
+    __syncthreads();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
@@ -1306,14 +1308,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         const float b0 = smem[256 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[17024 + e % 64] = acc0_0;
+      smem[128 + e % 64] = acc0_0;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 64; e += 256) {
       const float v5 = scale[min(position, dim_K - 1)];
-      smem[128 + e] = tanhf(smem[16960 + e] - v5 * (smem[16832 + e] + smem[16896 + e]) + (smem[17088 + e % dim_H] - v5 * (smem[17152 + e % dim_H] + smem[17024 + e])));
+      smem[128 + e] = tanhf(smem[16960 + e] - v5 * (smem[16832 + e] + smem[16896 + e]) + (smem[17024 + e % dim_H] - v5 * (smem[17088 + e % dim_H] + smem[128 + e])));
     }
     __syncthreads();
 
@@ -1323,7 +1325,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = smem[12736 + p * dim_H + e % 64];
+          const float b0 = smem[12672 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
@@ -1347,7 +1349,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[256 + p]);
-        const float b0 = smem[64 + p * dim_H + e % 64];
+        const float b0 = smem[32 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[192 + e % 64] = acc0_0;
@@ -1362,13 +1364,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         const float b0 = smem[4480 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256 + e % 64] = acc0_0;
+      smem[32 + e % 64] = acc0_0;
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[64 + e] = tanhf(smem[256 + e] - scale[min(position, dim_K - 1)] * (smem[16832 + e] + smem[192 + e]));
+      smem[192 + e] = tanhf(smem[32 + e] - scale[min(position, dim_K - 1)] * (smem[16832 + e] + smem[192 + e]));
     }
     __syncthreads();
 
@@ -1377,23 +1379,23 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[64 + p];
-          const float b0 = smem[10688 + p * dim_D + e % 32];
+          const float a0 = smem[192 + p];
+          const float b0 = smem[10624 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[160 + e % 32] = acc0_0;
+      smem[128 + e % 32] = acc0_0;
     }
 
     // [1, 1] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[64 + p];
+        const float a0 = smem[192 + p];
         const float b0 = smem[320 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[128] = acc0_0;
+      smem[64] = acc0_0;
     }
     __syncthreads();
 
@@ -1401,11 +1403,11 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 32; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[128 + p]);
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[64 + p]);
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[192 + e % 32] = acc0_0;
+      smem[32 + e % 32] = acc0_0;
     }
     __syncthreads();
 
@@ -1413,17 +1415,17 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 32; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[64 + p];
+        const float a0 = smem[192 + p];
         const float b0 = smem[2432 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[128 + e % 32] = acc0_0;
+      smem[e % 32] = acc0_0;
     }
     __syncthreads();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = smem[128 + e] - scale[min(position, dim_K - 1)] * (smem[160 + e] + smem[192 + e]);
+      smem[32 + e] = smem[e] - scale[min(position, dim_K - 1)] * (smem[128 + e] + smem[32 + e]);
     }
     __syncthreads();
 
@@ -1432,7 +1434,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[p];
+        acc = acc + smem[32 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1440,14 +1442,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[64 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[65 + e] = smem[e] - smem[64] * 0.03125f;
+      smem[32 + e] = smem[32 + e] - smem[0] * 0.03125f;
     }
     __syncthreads();
 
@@ -1456,7 +1458,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[65 + p];
+        const float v6 = smem[32 + p];
         acc = acc + v6 * v6;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -1472,43 +1474,43 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[32 + e] + smem[65 + e] * (1.0f / sqrtf(smem[0] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[96 + e] + smem[32 + e] * (1.0f / sqrtf(smem[0] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v7 = smem[8640 + e] + smem[19264 + e];
+      const float v7 = smem[8576 + e] + smem[19200 + e];
       const float next_state = smem[384 + e] - commit * v7;
       const float next_accum = keep * v7;
       smem[384 + e] = next_state;
-      smem[8640 + e] = next_accum;
+      smem[8576 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v8 = smem[17152 + e] + smem[8576 + e];
-      const float next_state = smem[17088 + e] - commit * v8;
+      const float v8 = smem[17088 + e] + smem[16768 + e];
+      const float next_state = smem[17024 + e] - commit * v8;
       const float next_accum = keep * v8;
-      smem[17088 + e] = next_state;
-      smem[17152 + e] = next_accum;
+      smem[17024 + e] = next_state;
+      smem[17088 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v9 = smem[12736 + e] + smem[21312 + e];
+      const float v9 = smem[12672 + e] + smem[21248 + e];
       const float next_state = smem[4480 + e] - commit * v9;
       const float next_accum = keep * v9;
       smem[4480 + e] = next_state;
-      smem[12736 + e] = next_accum;
+      smem[12672 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v10 = smem[10688 + e] + smem[17216 + e];
+      const float v10 = smem[10624 + e] + smem[17152 + e];
       const float next_state = smem[2432 + e] - commit * v10;
       const float next_accum = keep * v10;
       smem[2432 + e] = next_state;
-      smem[10688 + e] = next_accum;
+      smem[10624 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1519,19 +1521,19 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 2048; e += 256) {
     out_state_W1[bh * 2048 + e] = smem[384 + e];
-    out_accum_W1[bh * 2048 + e] = smem[8640 + e];
+    out_accum_W1[bh * 2048 + e] = smem[8576 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[17088 + e];
-    out_accum_b1[bh * 64 + e] = smem[17152 + e];
+    out_state_b1[bh * 64 + e] = smem[17024 + e];
+    out_accum_b1[bh * 64 + e] = smem[17088 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
     out_state_W2[bh * 4096 + e] = smem[4480 + e];
-    out_accum_W2[bh * 4096 + e] = smem[12736 + e];
+    out_accum_W2[bh * 4096 + e] = smem[12672 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
     out_state_W3[bh * 2048 + e] = smem[2432 + e];
-    out_accum_W3[bh * 2048 + e] = smem[10688 + e];
+    out_accum_W3[bh * 2048 + e] = smem[10624 + e];
   }
 }
 
@@ -1541,8 +1543,8 @@ namespace {
 
 constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 121344;
-constexpr size_t kDecodeSharedBytes = 101632;
+constexpr size_t kSharedBytes = 117504;
+constexpr size_t kDecodeSharedBytes = 101376;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -1634,8 +1636,8 @@ extern "C" int tttc_three_layer_mlp_forward(const tttc_three_layer_mlp_args* a, 
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 121344) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)121344);
+  if ((size_t)available < 117504) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)117504);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_three_layer_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

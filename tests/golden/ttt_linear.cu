@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise.
-// Shared memory: 78336 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 75520 bytes per block; global scratch: 0 bytes per block.
 // W1: state in shared memory, accumulator in shared memory.
 // b1: state in shared memory, accumulator in shared memory.
 
@@ -47,7 +47,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     float* __restrict__ out_state_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W1,       // [B, H, 64, 64]
     float* __restrict__ out_accum_b1) {     // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 19584 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 18880 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -62,8 +62,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     smem[7168 + e] = accum_W1[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[12288 + e] = state_b1[bh * 64 + e];
-    smem[12352 + e] = accum_b1[bh * 64 + e];
+    smem[11328 + e] = state_b1[bh * 64 + e];
+    smem[11392 + e] = accum_b1[bh * 64 + e];
   }
   __syncthreads();
 
@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[48 + e] = x;
+      smem[11456 + e] = x;
     }
     __syncthreads();
 
@@ -121,10 +121,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[11264 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[11264 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[11264 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[11264 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -133,7 +133,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[11264 + e * dim_D + p] + smem[12288 + p]);
+        acc = acc + (smem[1024 + e * dim_D + p] + smem[11328 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -148,7 +148,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[12416 + e] = smem[11264 + e] + smem[12288 + e % dim_D] - smem[e / dim_D] * 0.015625f;
+      smem[1024 + e] = smem[1024 + e] + smem[11328 + e % dim_D] - smem[e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
@@ -157,7 +157,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[12416 + e * dim_D + p];
+        const float v0 = smem[1024 + e * dim_D + p];
         acc = acc + v0 * v0;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -166,14 +166,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[32 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncthreads();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[e] = sqrtf(smem[32 + e] * 0.015625f + 0.000001f);
+      smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
     __syncthreads();
 
@@ -186,7 +186,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v1 = param_gamma[h * 64 + e % dim_D];
-      smem[13440 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[12416 + e] * smem[32 + e / dim_D] * v1 + param_beta[h * 64 + e % dim_D] - smem[48 + e]) * 2.0f * v1;
+      smem[11456 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[1024 + e] * smem[32 + e / dim_D] * v1 + param_beta[h * 64 + e % dim_D] - smem[11456 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -195,7 +195,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[13440 + e * dim_D + p] * smem[12416 + e * dim_D + p];
+        acc = acc + smem[11456 + e * dim_D + p] * smem[1024 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -211,7 +211,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v2 = smem[32 + e / dim_D];
-      smem[11264 + e] = smem[13440 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[12416 + e] * 2.0f;
+      smem[1024 + e] = smem[11456 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[1024 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -220,7 +220,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[11264 + e * dim_D + p]);
+        acc = acc + (-smem[1024 + e * dim_D + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -235,7 +235,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[1024 + e] = smem[11264 + e] + smem[e / dim_D] * 0.015625f;
+      smem[1024 + e] = smem[1024 + e] + smem[e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
@@ -292,22 +292,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[15488 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      smem[14784 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[14784 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[14784 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[14784 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[14784 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[14784 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[14784 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[14784 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[14784 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[14784 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[14784 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[14784 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[14784 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[14784 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[14784 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[14784 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -338,10 +338,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[12416 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[12416 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[12416 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[12416 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[11712 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[11712 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[11712 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[11712 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
@@ -352,7 +352,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[11328 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[11456 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -363,8 +363,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11328 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11328 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11456 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11456 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[1024 + p * dim_D + (e % 32) * 2];
         const float b1 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
@@ -372,10 +372,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[12736 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[12736 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[12736 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[12736 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
@@ -394,10 +394,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[13440 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[13440 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[13440 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[13440 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[13760 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[13760 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[13760 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[13760 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
@@ -416,17 +416,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[14464 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[14464 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[14464 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[14464 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v3 = scale[min(position + e / dim_D, dim_K - 1)];
-      smem[1024 + e] = smem[13440 + e] - v3 * (smem[12416 + e] + smem[2048 + e]) + (smem[12288 + e % dim_D] - v3 * (smem[12352 + e % dim_D] + smem[14464 + e]));
+      smem[2048 + e] = smem[13760 + e] - v3 * (smem[11712 + e] + smem[12736 + e]) + (smem[11328 + e % dim_D] - v3 * (smem[11392 + e % dim_D] + smem[2048 + e]));
     }
     __syncthreads();
 
@@ -435,7 +435,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[1024 + e * dim_D + p];
+        acc = acc + smem[2048 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -443,14 +443,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[2048 + e] = acc;
+        smem[1024 + e] = acc;
       }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[12416 + e] = smem[1024 + e] - smem[2048 + e / dim_D] * 0.015625f;
+      smem[2048 + e] = smem[2048 + e] - smem[1024 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
@@ -459,7 +459,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v4 = smem[12416 + e * dim_D + p];
+        const float v4 = smem[2048 + e * dim_D + p];
         acc = acc + v4 * v4;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -475,12 +475,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[e] + smem[12416 + e] * (1.0f / sqrtf(smem[1024 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[2048 + e] * (1.0f / sqrtf(smem[1024 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v5 = smem[7168 + e] + smem[15488 + e];
+      const float v5 = smem[7168 + e] + smem[14784 + e];
       const float next_state = smem[3072 + e] - commit * v5;
       const float next_accum = keep * v5;
       smem[3072 + e] = next_state;
@@ -489,11 +489,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v6 = smem[12352 + e] + smem[11264 + e];
-      const float next_state = smem[12288 + e] - commit * v6;
+      const float v6 = smem[11392 + e] + smem[11264 + e];
+      const float next_state = smem[11328 + e] - commit * v6;
       const float next_accum = keep * v6;
-      smem[12288 + e] = next_state;
-      smem[12352 + e] = next_accum;
+      smem[11328 + e] = next_state;
+      smem[11392 + e] = next_accum;
     }
     __syncthreads();
 
@@ -507,8 +507,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     out_accum_W1[bh * 4096 + e] = smem[7168 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[12288 + e];
-    out_accum_b1[bh * 64 + e] = smem[12352 + e];
+    out_state_b1[bh * 64 + e] = smem[11328 + e];
+    out_accum_b1[bh * 64 + e] = smem[11392 + e];
   }
 }
 
@@ -951,7 +951,7 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 78336;
+constexpr size_t kSharedBytes = 75520;
 constexpr size_t kDecodeSharedBytes = 51456;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
@@ -1036,8 +1036,8 @@ extern "C" int tttc_ttt_linear_forward(const tttc_ttt_linear_args* a, cudaStream
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 78336) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)78336);
+  if ((size_t)available < 75520) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)75520);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

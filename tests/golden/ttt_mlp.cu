@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, b2 dual-elementwise.
-// Shared memory: 230144 bytes per block; global scratch: 180224 bytes per block.
+// Shared memory: 224000 bytes per block; global scratch: 163840 bytes per block.
 // W1: state in shared memory, accumulator in place in its global output.
 // b1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in place in its global output.
@@ -57,8 +57,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 256]
     float* __restrict__ out_accum_W2,       // [B, H, 256, 64]
     float* __restrict__ out_accum_b2,       // [B, H, 64]
-    float* __restrict__ scratch) {          // [B, H, 45056]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 57536 floats, placed by the scheduler
+    float* __restrict__ scratch) {          // [B, H, 40960]: a slice per block
+  TTTC_DYNAMIC_SHARED(float, smem);  // 56000 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -71,20 +71,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[11264 + e] = state_W1[bh * 16384 + e];
+    smem[14336 + e] = state_W1[bh * 16384 + e];
     out_accum_W1[bh * 16384 + e] = accum_W1[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    smem[44736 + e] = state_b1[bh * 256 + e];
-    smem[44992 + e] = accum_b1[bh * 256 + e];
+    smem[51392 + e] = state_b1[bh * 256 + e];
+    smem[51648 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[27648 + e] = state_W2[bh * 16384 + e];
+    smem[30720 + e] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[44096 + e] = state_b2[bh * 64 + e];
-    smem[44160 + e] = accum_b2[bh * 64 + e];
+    smem[51264 + e] = state_b2[bh * 64 + e];
+    smem[51328 + e] = accum_b2[bh * 64 + e];
   }
   __syncthreads();
 
@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[16 + e] = x;
+      smem[1040 + e] = x;
     }
 
     // Stage the view k for this chunk.
@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[48 + e] = x;
+      smem[3072 + e] = x;
     }
     __syncthreads();
 
@@ -149,10 +149,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         const float a1 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
         const float a2 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
         const float a3 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
+        const float b0 = smem[14336 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[14336 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[14336 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[14336 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -170,47 +170,47 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      smem[6144 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      smem[6144 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      smem[6144 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      smem[6144 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      smem[6144 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[6144 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[6144 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[6144 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[6144 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      smem[6144 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      smem[6144 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      smem[6144 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      smem[6144 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      smem[6144 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      smem[6144 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      smem[6144 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = smem[47296 + e] + smem[44736 + e % dim_H];
-      smem[51392 + e] = v0 * v0;
+      const float v0 = smem[6144 + e] + smem[51392 + e % dim_H];
+      smem[51904 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      smem[3072 + e] = (smem[47296 + e] + smem[44736 + e % dim_H]) * 0.5f;
-    }
-    __syncthreads();
-
-    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v1 = smem[47296 + e] + smem[44736 + e % dim_H];
-      scratch[bh * 45056 + e] = tanhf((v1 + smem[51392 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+      smem[47104 + e] = (smem[6144 + e] + smem[51392 + e % dim_H]) * 0.5f;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      smem[7168 + e] = smem[3072 + e] * (1.0f + scratch[bh * 45056 + e]);
+      const float v1 = smem[6144 + e] + smem[51392 + e % dim_H];
+      scratch[bh * 40960 + 16384 + e] = tanhf((v1 + smem[51904 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+    }
+    __syncthreads();
+
+    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
+    for (unsigned e = tid; e < 4096; e += 256) {
+      smem[10240 + e] = smem[47104 + e] * (1.0f + scratch[bh * 40960 + 16384 + e]);
     }
     __syncthreads();
 
@@ -221,19 +221,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[7168 + (e / 32) * 512 + p];
-        const float a1 = smem[7168 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = smem[10240 + (e / 32) * 512 + p];
+        const float a1 = smem[10240 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[30720 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[30720 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[45248 + e * dim_D + p] + smem[44096 + p]);
+        acc = acc + (smem[e * dim_D + p] + smem[51264 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -250,14 +250,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[1024 + e] = acc;
       }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[46272 + e] = smem[45248 + e] + smem[44096 + e % dim_D] - smem[e / dim_D] * 0.015625f;
+      smem[e] = smem[e] + smem[51264 + e % dim_D] - smem[1024 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
@@ -266,7 +266,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[46272 + e * dim_D + p];
+        const float v2 = smem[e * dim_D + p];
         acc = acc + v2 * v2;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -275,27 +275,27 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[32 + e] = acc;
+        smem[1024 + e] = acc;
       }
     }
     __syncthreads();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[e] = sqrtf(smem[32 + e] * 0.015625f + 0.000001f);
+      smem[1024 + e] = sqrtf(smem[1024 + e] * 0.015625f + 0.000001f);
     }
     __syncthreads();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 16; e += 256) {
-      smem[32 + e] = (1.0f / smem[e]);
+      smem[1056 + e] = (1.0f / smem[1024 + e]);
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v3 = param_gamma[h * 64 + e % dim_D];
-      smem[45248 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[46272 + e] * smem[32 + e / dim_D] * v3 + param_beta[h * 64 + e % dim_D] - smem[48 + e]) * 2.0f * v3;
+      smem[3072 + e] = smem[1040 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[e] * smem[1056 + e / dim_D] * v3 + param_beta[h * 64 + e % dim_D] - smem[3072 + e]) * 2.0f * v3;
     }
     __syncthreads();
 
@@ -304,7 +304,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[45248 + e * dim_D + p] * smem[46272 + e * dim_D + p];
+        acc = acc + smem[3072 + e * dim_D + p] * smem[e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -312,15 +312,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[16 + e] = acc;
+        smem[1040 + e] = acc;
       }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v4 = smem[32 + e / dim_D];
-      smem[1024 + e] = smem[45248 + e] * v4 + (-(smem[16 + e / dim_D] * (v4 * v4))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[46272 + e] * 2.0f;
+      const float v4 = smem[1056 + e / dim_D];
+      smem[e] = smem[3072 + e] * v4 + (-(smem[1040 + e / dim_D] * (v4 * v4))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[e] * 2.0f;
     }
     __syncthreads();
 
@@ -329,7 +329,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[1024 + e * dim_D + p]);
+        acc = acc + (-smem[e * dim_D + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -337,14 +337,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[44032 + e] = acc;
+        smem[1024 + e] = acc;
       }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[e] = smem[1024 + e] + smem[44032 + e / dim_D] * 0.015625f;
+      smem[e] = smem[e] + smem[1024 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
@@ -354,7 +354,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[p * dim_D + e];
       }
-      smem[44032 + e] = acc;
+      smem[51200 + e] = acc;
     }
 
     // [16, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -380,10 +380,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         const float a1 = smem[((e / 64) * 4 + 1) * dim_D + p];
         const float a2 = smem[((e / 64) * 4 + 2) * dim_D + p];
         const float a3 = smem[((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[27648 + (e % 64) * 256 + p];
-        const float b1 = smem[27648 + ((e % 64) * 4 + 1) * dim_D + p];
-        const float b2 = smem[27648 + ((e % 64) * 4 + 2) * dim_D + p];
-        const float b3 = smem[27648 + ((e % 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[30720 + (e % 64) * 256 + p];
+        const float b1 = smem[30720 + ((e % 64) * 4 + 1) * dim_D + p];
+        const float b2 = smem[30720 + ((e % 64) * 4 + 2) * dim_D + p];
+        const float b3 = smem[30720 + ((e % 64) * 4 + 3) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -401,22 +401,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 40960 + 20480 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 40960 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 40960 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 40960 + 20480 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -438,10 +438,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[7168 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[7168 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[7168 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[7168 + p * dim_H + (e / 16) * 4 + 3];
+        const float a0 = smem[10240 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[10240 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[10240 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[10240 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[p * dim_D + (e % 16) * 4];
         const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
         const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
@@ -463,38 +463,38 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 40960 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 40960 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 40960 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 40960 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v5 = scratch[bh * 45056 + e];
-      scratch[bh * 45056 + 8192 + e] = scratch[bh * 45056 + 4096 + e] * smem[3072 + e] * (1.0f - v5 * v5) * 0.7978845608028654f;
+      const float v5 = scratch[bh * 40960 + 16384 + e];
+      smem[47104 + e] = scratch[bh * 40960 + 20480 + e] * smem[47104 + e] * (1.0f - v5 * v5) * 0.7978845608028654f;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v6 = scratch[bh * 45056 + 8192 + e];
+      const float v6 = smem[47104 + e];
       const float v7 = v6 * 0.044715f;
-      const float v8 = smem[47296 + e] + smem[44736 + e % dim_H];
-      smem[3072 + e] = scratch[bh * 45056 + 4096 + e] * (1.0f + scratch[bh * 45056 + e]) * 0.5f + v6 + v7 * smem[51392 + e] + v7 * v8 * v8 * 2.0f;
+      const float v8 = smem[6144 + e] + smem[51392 + e % dim_H];
+      smem[6144 + e] = scratch[bh * 40960 + 20480 + e] * (1.0f + scratch[bh * 40960 + 16384 + e]) * 0.5f + v6 + v7 * smem[51904 + e] + v7 * v8 * v8 * 2.0f;
     }
     __syncthreads();
 
@@ -502,9 +502,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[3072 + p * dim_H + e];
+        acc = acc + smem[6144 + p * dim_H + e];
       }
-      smem[44224 + e] = acc;
+      smem[47104 + e] = acc;
     }
 
     // [64, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -530,10 +530,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         const float a1 = smem[2048 + p * dim_D + (e / 64) * 4 + 1];
         const float a2 = smem[2048 + p * dim_D + (e / 64) * 4 + 2];
         const float a3 = smem[2048 + p * dim_D + (e / 64) * 4 + 3];
-        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
+        const float b0 = smem[6144 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[6144 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[6144 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[6144 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -551,22 +551,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -625,22 +625,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc3_3 = acc3_3 + a3 * b3;
         }
       }
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      smem[51904 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      smem[51904 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      smem[51904 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      smem[51904 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      smem[51904 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[51904 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[51904 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[51904 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[51904 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      smem[51904 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      smem[51904 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      smem[51904 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      smem[51904 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      smem[51904 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      smem[51904 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      smem[51904 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -651,7 +651,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[44480 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[3072 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
 
@@ -674,14 +674,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[44480 + (e / 64) * 64 + p]);
-        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 1) * dim_K + p]);
-        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 2) * dim_K + p]);
-        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 3) * dim_K + p]);
-        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[3072 + (e / 64) * 64 + p]);
+        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[3072 + ((e / 64) * 4 + 1) * dim_K + p]);
+        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[3072 + ((e / 64) * 4 + 2) * dim_K + p]);
+        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[3072 + ((e / 64) * 4 + 3) * dim_K + p]);
+        const float b0 = smem[6144 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[6144 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[6144 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[6144 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -699,22 +699,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 40960 + 32768 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 40960 + 32768 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 40960 + 32768 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 40960 + 32768 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -740,10 +740,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
         const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
         const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
+        const float b0 = smem[14336 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[14336 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[14336 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[14336 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -761,23 +761,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 40960 + 36864 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 40960 + 36864 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 40960 + 36864 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 40960 + 36864 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
+    __syncthreads();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
@@ -802,10 +803,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         const float a1 = (p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f);
         const float a2 = (p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f);
         const float a3 = (p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f);
-        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
+        const float b0 = smem[6144 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[6144 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[6144 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[6144 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -823,35 +824,35 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      smem[2048 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      smem[2048 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      smem[2048 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      smem[2048 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
       const float v9 = scale[min(position + e / dim_H, dim_K - 1)];
-      scratch[bh * 45056 + 4096 + e] = smem[53440 + e] - v9 * (smem[45248 + e] + smem[49344 + e]) + (smem[44736 + e % dim_H] - v9 * (smem[44992 + e % dim_H] + scratch[bh * 45056 + e]));
+      smem[2048 + e] = scratch[bh * 40960 + 36864 + e] - v9 * (smem[51904 + e] + scratch[bh * 40960 + 32768 + e]) + (smem[51392 + e % dim_H] - v9 * (smem[51648 + e % dim_H] + smem[2048 + e]));
     }
     __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v10 = scratch[bh * 45056 + 4096 + e];
+      const float v10 = smem[2048 + e];
       smem[2048 + e] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
     }
     __syncthreads();
@@ -874,10 +875,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[6400 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[6400 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -885,7 +886,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 16) * dim_H + p];
-        const float b0 = smem[7168 + (e % 16) * dim_H + p];
+        const float b0 = smem[10240 + (e % 16) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[6144 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -908,10 +909,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[6400 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[6400 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[7424 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[7424 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -923,17 +924,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 32) * 512 + p];
         const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
+        const float b0 = smem[30720 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[30720 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[7424 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[7424 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[8448 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[8448 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[8448 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[8448 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -963,7 +964,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v11 = scale[min(position + e / dim_D, dim_K - 1)];
-      smem[e] = smem[7424 + e] - v11 * (smem[45248 + e] + smem[6400 + e]) + (smem[44096 + e % dim_D] - v11 * (smem[44160 + e % dim_D] + smem[2048 + e]));
+      smem[2048 + e] = smem[8448 + e] - v11 * (smem[6400 + e] + smem[7424 + e]) + (smem[51264 + e % dim_D] - v11 * (smem[51328 + e % dim_D] + smem[2048 + e]));
     }
     __syncthreads();
 
@@ -972,7 +973,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[e * dim_D + p];
+        acc = acc + smem[2048 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -980,14 +981,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[2048 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncthreads();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[2064 + e] = smem[e] - smem[2048 + e / dim_D] * 0.015625f;
+      smem[2048 + e] = smem[2048 + e] - smem[e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
@@ -996,7 +997,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = tid / 32; e < 16; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v12 = smem[2064 + e * dim_D + p];
+        const float v12 = smem[2048 + e * dim_D + p];
         acc = acc + v12 * v12;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -1012,43 +1013,43 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2064 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
-      const float v13 = out_accum_W1[bh * 16384 + e] + scratch[bh * 45056 + 28672 + e];
-      const float next_state = smem[11264 + e] - commit * v13;
+      const float v13 = out_accum_W1[bh * 16384 + e] + scratch[bh * 40960 + 16384 + e];
+      const float next_state = smem[14336 + e] - commit * v13;
       const float next_accum = keep * v13;
-      smem[11264 + e] = next_state;
+      smem[14336 + e] = next_state;
       out_accum_W1[bh * 16384 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v14 = smem[44992 + e] + smem[44224 + e];
-      const float next_state = smem[44736 + e] - commit * v14;
+      const float v14 = smem[51648 + e] + smem[47104 + e];
+      const float next_state = smem[51392 + e] - commit * v14;
       const float next_accum = keep * v14;
-      smem[44736 + e] = next_state;
-      smem[44992 + e] = next_accum;
+      smem[51392 + e] = next_state;
+      smem[51648 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
-      const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 45056 + 12288 + e];
-      const float next_state = smem[27648 + e] - commit * v15;
+      const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 40960 + e];
+      const float next_state = smem[30720 + e] - commit * v15;
       const float next_accum = keep * v15;
-      smem[27648 + e] = next_state;
+      smem[30720 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v16 = smem[44160 + e] + smem[44032 + e];
-      const float next_state = smem[44096 + e] - commit * v16;
+      const float v16 = smem[51328 + e] + smem[51200 + e];
+      const float next_state = smem[51264 + e] - commit * v16;
       const float next_accum = keep * v16;
-      smem[44096 + e] = next_state;
-      smem[44160 + e] = next_accum;
+      smem[51264 + e] = next_state;
+      smem[51328 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1058,18 +1059,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W1[bh * 16384 + e] = smem[11264 + e];
+    out_state_W1[bh * 16384 + e] = smem[14336 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    out_state_b1[bh * 256 + e] = smem[44736 + e];
-    out_accum_b1[bh * 256 + e] = smem[44992 + e];
+    out_state_b1[bh * 256 + e] = smem[51392 + e];
+    out_accum_b1[bh * 256 + e] = smem[51648 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W2[bh * 16384 + e] = smem[27648 + e];
+    out_state_W2[bh * 16384 + e] = smem[30720 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b2[bh * 64 + e] = smem[44096 + e];
-    out_accum_b2[bh * 64 + e] = smem[44160 + e];
+    out_state_b2[bh * 64 + e] = smem[51264 + e];
+    out_accum_b2[bh * 64 + e] = smem[51328 + e];
   }
 }
 
@@ -1102,7 +1103,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     float* __restrict__ out_accum_W2,       // [B, H, 256, 64]
     float* __restrict__ out_accum_b2,       // [B, H, 64]
     float* __restrict__ scratch) {          // [B, H, 32768]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 52161 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 51776 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -1117,20 +1118,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[704 + e] = state_W1[bh * 16384 + e];
-    smem[33472 + e] = accum_W1[bh * 16384 + e];
+    smem[896 + e] = state_W1[bh * 16384 + e];
+    smem[33920 + e] = accum_W1[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    smem[51649 + e] = state_b1[bh * 256 + e];
-    smem[51905 + e] = accum_b1[bh * 256 + e];
+    smem[51264 + e] = state_b1[bh * 256 + e];
+    smem[51520 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[17088 + e] = state_W2[bh * 16384 + e];
+    smem[17280 + e] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[49985 + e] = state_b2[bh * 64 + e];
-    smem[50049 + e] = accum_b2[bh * 64 + e];
+    smem[50368 + e] = state_b2[bh * 64 + e];
+    smem[50432 + e] = accum_b2[bh * 64 + e];
   }
   __syncthreads();
 
@@ -1150,7 +1151,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[1 + e] = x;
+      smem[65 + e] = x;
     }
 
     // Stage the view k for this chunk.
@@ -1168,7 +1169,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[3 + e] = x;
+      smem[192 + e] = x;
     }
     __syncthreads();
 
@@ -1177,35 +1178,35 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[704 + p * dim_H + e % 256];
+        const float b0 = smem[896 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[50113 + e % 256] = acc0_0;
+      smem[384 + e % 256] = acc0_0;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v0 = smem[50113 + e] + smem[51649 + e % dim_H];
-      smem[50369 + e] = v0 * v0;
+      const float v0 = smem[384 + e] + smem[51264 + e % dim_H];
+      smem[50496 + e] = v0 * v0;
     }
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[192 + e] = (smem[50113 + e] + smem[51649 + e % dim_H]) * 0.5f;
-    }
-    __syncthreads();
-
-    // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v1 = smem[50113 + e] + smem[51649 + e % dim_H];
-      smem[50625 + e] = tanhf((v1 + smem[50369 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+      smem[33664 + e] = (smem[384 + e] + smem[51264 + e % dim_H]) * 0.5f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[448 + e] = smem[192 + e] * (1.0f + smem[50625 + e]);
+      const float v1 = smem[384 + e] + smem[51264 + e % dim_H];
+      smem[50752 + e] = tanhf((v1 + smem[50496 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+    }
+    __syncthreads();
+
+    // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
+    for (unsigned e = tid; e < 256; e += 256) {
+      smem[640 + e] = smem[33664 + e] * (1.0f + smem[50752 + e]);
     }
     __syncthreads();
 
@@ -1213,11 +1214,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[448 + p];
-        const float b0 = smem[17088 + p * dim_D + e % 64];
+        const float a0 = smem[640 + p];
+        const float b0 = smem[17280 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[49856 + e % 64] = acc0_0;
+      smem[e % 64] = acc0_0;
     }
     __syncthreads();
 
@@ -1226,7 +1227,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[49856 + p] + smem[49985 + p]);
+        acc = acc + (smem[p] + smem[50368 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1234,14 +1235,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[64 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[49920 + e] = smem[49856 + e] + smem[49985 + e % dim_D] - smem[0] * 0.015625f;
+      smem[e] = smem[e] + smem[50368 + e % dim_D] - smem[64] * 0.015625f;
     }
     __syncthreads();
 
@@ -1250,7 +1251,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[49920 + p];
+        const float v2 = smem[p];
         acc = acc + v2 * v2;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -1259,27 +1260,27 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[2 + e] = acc;
+        smem[64 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf(smem[2 + e] * 0.015625f + 0.000001f);
+      smem[64 + e] = sqrtf(smem[64 + e] * 0.015625f + 0.000001f);
     }
     __syncthreads();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 1; e += 256) {
-      smem[2 + e] = (1.0f / smem[e]);
+      smem[66 + e] = (1.0f / smem[64 + e]);
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
       const float v3 = param_gamma[h * 64 + e % dim_D];
-      smem[49856 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[49920 + e] * smem[2] * v3 + param_beta[h * 64 + e % dim_D] - smem[3 + e]) * 2.0f * v3;
+      smem[192 + e] = smem[65] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[e] * smem[66] * v3 + param_beta[h * 64 + e % dim_D] - smem[192 + e]) * 2.0f * v3;
     }
     __syncthreads();
 
@@ -1288,7 +1289,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[49856 + p] * smem[49920 + p];
+        acc = acc + smem[192 + p] * smem[p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1296,15 +1297,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1 + e] = acc;
+        smem[65 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = smem[2];
-      smem[64 + e] = smem[49856 + e] * v4 + (-(smem[1] * (v4 * v4))) * 0.5f / smem[0] * 0.015625f * smem[49920 + e] * 2.0f;
+      const float v4 = smem[66];
+      smem[e] = smem[192 + e] * v4 + (-(smem[65] * (v4 * v4))) * 0.5f / smem[64] * 0.015625f * smem[e] * 2.0f;
     }
     __syncthreads();
 
@@ -1313,7 +1314,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[64 + p]);
+        acc = acc + (-smem[p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1321,14 +1322,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[49856 + e] = acc;
+        smem[64 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[e] = smem[64 + e] + smem[49856] * 0.015625f;
+      smem[e] = smem[e] + smem[64] * 0.015625f;
     }
     __syncthreads();
 
@@ -1338,7 +1339,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[e];
       }
-      smem[49857 + e] = acc;
+      smem[50304 + e] = acc;
     }
 
     // [1, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -1346,10 +1347,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[17088 + (e % 256) * dim_D + p];
+        const float b0 = smem[17280 + (e % 256) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[50881 + e % 256] = acc0_0;
+      smem[51008 + e % 256] = acc0_0;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -1371,10 +1372,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[448 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[448 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[448 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[448 + p * dim_H + (e / 16) * 4 + 3];
+        const float a0 = smem[640 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[640 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[640 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[640 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[p * dim_D + (e % 16) * 4];
         const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
         const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
@@ -1417,17 +1418,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v5 = smem[50625 + e];
-      smem[51137 + e] = smem[50881 + e] * smem[192 + e] * (1.0f - v5 * v5) * 0.7978845608028654f;
+      const float v5 = smem[50752 + e];
+      smem[33664 + e] = smem[51008 + e] * smem[33664 + e] * (1.0f - v5 * v5) * 0.7978845608028654f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v6 = smem[51137 + e];
+      const float v6 = smem[33664 + e];
       const float v7 = v6 * 0.044715f;
-      const float v8 = smem[50113 + e] + smem[51649 + e % dim_H];
-      smem[192 + e] = smem[50881 + e] * (1.0f + smem[50625 + e]) * 0.5f + v6 + v7 * smem[50369 + e] + v7 * v8 * v8 * 2.0f;
+      const float v8 = smem[384 + e] + smem[51264 + e % dim_H];
+      smem[384 + e] = smem[51008 + e] * (1.0f + smem[50752 + e]) * 0.5f + v6 + v7 * smem[50496 + e] + v7 * v8 * v8 * 2.0f;
     }
     __syncthreads();
 
@@ -1435,9 +1436,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        acc = acc + smem[192 + e];
+        acc = acc + smem[384 + e];
       }
-      smem[50113 + e] = acc;
+      smem[33664 + e] = acc;
     }
 
     // [64, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -1463,10 +1464,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         const float a1 = smem[128 + p * dim_D + (e / 64) * 4 + 1];
         const float a2 = smem[128 + p * dim_D + (e / 64) * 4 + 2];
         const float a3 = smem[128 + p * dim_D + (e / 64) * 4 + 3];
-        const float b0 = smem[192 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[192 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[192 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[192 + p * dim_H + (e % 64) * 4 + 3];
+        const float b0 = smem[384 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[384 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[384 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[384 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -1518,11 +1519,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[64 + p];
-          const float b0 = smem[33472 + p * dim_H + e % 256];
+          const float b0 = smem[33920 + p * dim_H + e % 256];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[50369 + e % 256] = acc0_0;
+      smem[50496 + e % 256] = acc0_0;
     }
 
     // [1, 1] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -1533,7 +1534,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[49856] = acc0_0;
+      smem[192] = acc0_0;
     }
     __syncthreads();
 
@@ -1541,11 +1542,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[49856 + p]);
-        const float b0 = smem[192 + p * dim_H + e % 256];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[192 + p]);
+        const float b0 = smem[384 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[50625 + e % 256] = acc0_0;
+      smem[50752 + e % 256] = acc0_0;
     }
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -1553,34 +1554,35 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
-        const float b0 = smem[704 + p * dim_H + e % 256];
+        const float b0 = smem[896 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[50881 + e % 256] = acc0_0;
+      smem[51008 + e % 256] = acc0_0;
     }
+    __syncthreads();
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[192 + p * dim_H + e % 256];
+        const float b0 = smem[384 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[51137 + e % 256] = acc0_0;
+      smem[128 + e % 256] = acc0_0;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       const float v9 = scale[min(position, dim_K - 1)];
-      smem[51393 + e] = smem[50881 + e] - v9 * (smem[50369 + e] + smem[50625 + e]) + (smem[51649 + e % dim_H] - v9 * (smem[51905 + e % dim_H] + smem[51137 + e]));
+      smem[128 + e] = smem[51008 + e] - v9 * (smem[50496 + e] + smem[50752 + e]) + (smem[51264 + e % dim_H] - v9 * (smem[51520 + e % dim_H] + smem[128 + e]));
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v10 = smem[51393 + e];
+      const float v10 = smem[128 + e];
       smem[128 + e] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
     }
     __syncthreads();
@@ -1595,7 +1597,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[49921 + e % 64] = acc0_0;
+      smem[385 + e % 64] = acc0_0;
     }
 
     // [1, 1] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -1603,7 +1605,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[448 + p];
+        const float b0 = smem[640 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[384] = acc0_0;
@@ -1618,7 +1620,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         const float b0 = smem[p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[385 + e % 64] = acc0_0;
+      smem[449 + e % 64] = acc0_0;
     }
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -1626,10 +1628,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[17088 + p * dim_D + e % 64];
+        const float b0 = smem[17280 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[449 + e % 64] = acc0_0;
+      smem[513 + e % 64] = acc0_0;
     }
     __syncthreads();
 
@@ -1648,7 +1650,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
       const float v11 = scale[min(position, dim_K - 1)];
-      smem[e] = smem[449 + e] - v11 * (smem[49921 + e] + smem[385 + e]) + (smem[49985 + e % dim_D] - v11 * (smem[50049 + e % dim_D] + smem[128 + e]));
+      smem[128 + e] = smem[513 + e] - v11 * (smem[385 + e] + smem[449 + e]) + (smem[50368 + e % dim_D] - v11 * (smem[50432 + e % dim_D] + smem[128 + e]));
     }
     __syncthreads();
 
@@ -1657,7 +1659,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[p];
+        acc = acc + smem[128 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1665,14 +1667,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[128 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 64; e += 256) {
-      smem[129 + e] = smem[e] - smem[128] * 0.015625f;
+      smem[128 + e] = smem[128 + e] - smem[0] * 0.015625f;
     }
     __syncthreads();
 
@@ -1681,7 +1683,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid / 32; e < 1; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v12 = smem[129 + p];
+        const float v12 = smem[128 + p];
         acc = acc + v12 * v12;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -1697,43 +1699,43 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[129 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[128 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
-      const float v13 = smem[33472 + e] + scratch[bh * 32768 + 16384 + e];
-      const float next_state = smem[704 + e] - commit * v13;
+      const float v13 = smem[33920 + e] + scratch[bh * 32768 + 16384 + e];
+      const float next_state = smem[896 + e] - commit * v13;
       const float next_accum = keep * v13;
-      smem[704 + e] = next_state;
-      smem[33472 + e] = next_accum;
+      smem[896 + e] = next_state;
+      smem[33920 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v14 = smem[51905 + e] + smem[50113 + e];
-      const float next_state = smem[51649 + e] - commit * v14;
+      const float v14 = smem[51520 + e] + smem[33664 + e];
+      const float next_state = smem[51264 + e] - commit * v14;
       const float next_accum = keep * v14;
-      smem[51649 + e] = next_state;
-      smem[51905 + e] = next_accum;
+      smem[51264 + e] = next_state;
+      smem[51520 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
       const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 32768 + e];
-      const float next_state = smem[17088 + e] - commit * v15;
+      const float next_state = smem[17280 + e] - commit * v15;
       const float next_accum = keep * v15;
-      smem[17088 + e] = next_state;
+      smem[17280 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 64; e += 256) {
-      const float v16 = smem[50049 + e] + smem[49857 + e];
-      const float next_state = smem[49985 + e] - commit * v16;
+      const float v16 = smem[50432 + e] + smem[50304 + e];
+      const float next_state = smem[50368 + e] - commit * v16;
       const float next_accum = keep * v16;
-      smem[49985 + e] = next_state;
-      smem[50049 + e] = next_accum;
+      smem[50368 + e] = next_state;
+      smem[50432 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1743,19 +1745,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W1[bh * 16384 + e] = smem[704 + e];
-    out_accum_W1[bh * 16384 + e] = smem[33472 + e];
+    out_state_W1[bh * 16384 + e] = smem[896 + e];
+    out_accum_W1[bh * 16384 + e] = smem[33920 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    out_state_b1[bh * 256 + e] = smem[51649 + e];
-    out_accum_b1[bh * 256 + e] = smem[51905 + e];
+    out_state_b1[bh * 256 + e] = smem[51264 + e];
+    out_accum_b1[bh * 256 + e] = smem[51520 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W2[bh * 16384 + e] = smem[17088 + e];
+    out_state_W2[bh * 16384 + e] = smem[17280 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b2[bh * 64 + e] = smem[49985 + e];
-    out_accum_b2[bh * 64 + e] = smem[50049 + e];
+    out_state_b2[bh * 64 + e] = smem[50368 + e];
+    out_accum_b2[bh * 64 + e] = smem[50432 + e];
   }
 }
 
@@ -1765,9 +1767,9 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 230144;
-constexpr size_t kDecodeSharedBytes = 208644;
-constexpr size_t kScratchFloats = 45056;  // per (sequence, head)
+constexpr size_t kSharedBytes = 224000;
+constexpr size_t kDecodeSharedBytes = 207104;
+constexpr size_t kScratchFloats = 40960;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
 
@@ -1863,8 +1865,8 @@ extern "C" int tttc_ttt_mlp_forward(const tttc_ttt_mlp_args* a, cudaStream_t str
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 230144) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)230144);
+  if ((size_t)available < 224000) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)224000);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

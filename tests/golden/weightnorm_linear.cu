@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 8) in order.
 // Forms: W primal, b dual-elementwise.
-// Shared memory: 114048 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 80256 bytes per block; global scratch: 0 bytes per block.
 // W: state in shared memory, accumulator in shared memory.
 // b: state in shared memory, accumulator in shared memory.
 
@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     float* __restrict__ out_state_b,    // [B, H, 32]
     float* __restrict__ out_accum_W,    // [B, H, 32, 32]
     float* __restrict__ out_accum_b) {  // [B, H, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 28512 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 20064 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -55,8 +55,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   const unsigned dim_D = 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
-    smem[18272 + e] = state_W[bh * 1024 + e];
-    smem[19296 + e] = accum_W[bh * 1024 + e];
+    smem[18016 + e] = state_W[bh * 1024 + e];
+    smem[19040 + e] = accum_W[bh * 1024 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
     smem[16672 + e] = state_b[bh * 32 + e];
@@ -97,29 +97,29 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[776 + e] = x;
+      smem[e] = x;
     }
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v0 = smem[18272 + (e % dim_D) * dim_D + p];
+        const float v0 = smem[18016 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
-      smem[e] = acc;
+      smem[256 + e] = acc;
     }
     __syncthreads();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[256 + e] = sqrtf(smem[e] * 0.03125f * 32.0f + 0.000001f);
+      smem[256 + e] = sqrtf(smem[256 + e] * 0.03125f * 32.0f + 0.000001f);
     }
     __syncthreads();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[8704 + e] = (1.0f / smem[256 + e]);
+      smem[776 + e] = (1.0f / smem[256 + e]);
     }
     __syncthreads();
 
@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[520 + (e / 32) * dim_D + p];
-        const float b0 = (smem[18272 + p * dim_D + e % 32] * smem[8704 + (e / 32) * dim_D + p]);
+        const float b0 = (smem[18016 + p * dim_D + e % 32] * smem[776 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[1032 + (e / 32) * dim_D + e % 32] = acc0_0;
@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[16672 + e % dim_D] - smem[776 + e]) * 2.0f;
+      smem[e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[16672 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
@@ -194,22 +194,22 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4] = acc0_0;
-      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
-      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
-      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4] = acc1_0;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 1] = acc1_1;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 2] = acc1_2;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 3] = acc1_3;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4] = acc2_0;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 1] = acc2_1;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 2] = acc2_2;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 3] = acc2_3;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4] = acc3_0;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 1] = acc3_1;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 2] = acc3_2;
-      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 3] = acc3_3;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4] = acc0_0;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4] = acc1_0;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 1] = acc1_1;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 2] = acc1_2;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 3] = acc1_3;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4] = acc2_0;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 1] = acc2_1;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 2] = acc2_2;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 3] = acc2_3;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4] = acc3_0;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 1] = acc3_1;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 2] = acc3_2;
+      smem[8448 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
@@ -217,16 +217,16 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        acc = acc + smem[20320 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18272 + (e % dim_D) * dim_D + p];
+        acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18016 + (e % dim_D) * dim_D + p];
       }
-      smem[8960 + e] = acc;
+      smem[512 + e] = acc;
     }
     __syncthreads();
 
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v1 = smem[8704 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
-      smem[512 + e] = smem[20320 + e] * v1 + (-(smem[8960 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
+      const float v1 = smem[776 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
+      smem[8448 + e] = smem[8448 + e] * v1 + (-(smem[512 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18016 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
@@ -234,9 +234,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = tid; e < 1024; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[512 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
+        acc = acc + smem[8448 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
       }
-      smem[17248 + e] = acc;
+      smem[16992 + e] = acc;
     }
 
     // Stage the view q for this chunk.
@@ -271,10 +271,10 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         const float a1 = (p <= (e / 256) * 4 + 1 ? 1.0f : 0.0f);
         const float a2 = (p <= (e / 256) * 4 + 2 ? 1.0f : 0.0f);
         const float a3 = (p <= (e / 256) * 4 + 3 ? 1.0f : 0.0f);
-        const float b0 = smem[512 + p * 1024 + (e % 256) * 4];
-        const float b1 = smem[512 + p * 1024 + (e % 256) * 4 + 1];
-        const float b2 = smem[512 + p * 1024 + (e % 256) * 4 + 2];
-        const float b3 = smem[512 + p * 1024 + (e % 256) * 4 + 3];
+        const float b0 = smem[8448 + p * 1024 + (e % 256) * 4];
+        const float b1 = smem[8448 + p * 1024 + (e % 256) * 4 + 1];
+        const float b2 = smem[8448 + p * 1024 + (e % 256) * 4 + 2];
+        const float b3 = smem[8448 + p * 1024 + (e % 256) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -292,28 +292,28 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[20320 + (e / 256) * 4096 + (e % 256) * 4] = acc0_0;
-      smem[20320 + (e / 256) * 4096 + (e % 256) * 4 + 1] = acc0_1;
-      smem[20320 + (e / 256) * 4096 + (e % 256) * 4 + 2] = acc0_2;
-      smem[20320 + (e / 256) * 4096 + (e % 256) * 4 + 3] = acc0_3;
-      smem[20320 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4] = acc1_0;
-      smem[20320 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 1] = acc1_1;
-      smem[20320 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 2] = acc1_2;
-      smem[20320 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 3] = acc1_3;
-      smem[20320 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4] = acc2_0;
-      smem[20320 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4 + 1] = acc2_1;
-      smem[20320 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4 + 2] = acc2_2;
-      smem[20320 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4 + 3] = acc2_3;
-      smem[20320 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4] = acc3_0;
-      smem[20320 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4 + 1] = acc3_1;
-      smem[20320 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4 + 2] = acc3_2;
-      smem[20320 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4 + 3] = acc3_3;
+      smem[256 + (e / 256) * 4096 + (e % 256) * 4] = acc0_0;
+      smem[256 + (e / 256) * 4096 + (e % 256) * 4 + 1] = acc0_1;
+      smem[256 + (e / 256) * 4096 + (e % 256) * 4 + 2] = acc0_2;
+      smem[256 + (e / 256) * 4096 + (e % 256) * 4 + 3] = acc0_3;
+      smem[256 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4] = acc1_0;
+      smem[256 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 1] = acc1_1;
+      smem[256 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 2] = acc1_2;
+      smem[256 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 3] = acc1_3;
+      smem[256 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4] = acc2_0;
+      smem[256 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4 + 1] = acc2_1;
+      smem[256 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4 + 2] = acc2_2;
+      smem[256 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4 + 3] = acc2_3;
+      smem[256 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4] = acc3_0;
+      smem[256 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4 + 1] = acc3_1;
+      smem[256 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4 + 2] = acc3_2;
+      smem[256 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 8192; e += 256) {
-      smem[256 + e] = smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * (smem[19296 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[20320 + e]);
+      smem[256 + e] = smem[18016 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * (smem[19040 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[256 + e]);
     }
     __syncthreads();
 
@@ -324,13 +324,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         const float v2 = smem[256 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
         acc = acc + v2 * v2;
       }
-      smem[16992 + e] = acc;
+      smem[8448 + e] = acc;
     }
     __syncthreads();
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 8192; e += 256) {
-      smem[8448 + e] = smem[256 + e] * (1.0f / sqrtf(smem[16992 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
+      smem[256 + e] = smem[256 + e] * (1.0f / sqrtf(smem[8448 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
 
@@ -339,11 +339,12 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[16736 + (e / 32) * dim_D + p];
-        const float b0 = smem[8448 + (e / 32) * 1024 + p * dim_D + e % 32];
+        const float b0 = smem[256 + (e / 32) * 1024 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[8448 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
+    __syncthreads();
 
     // [8, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
@@ -353,22 +354,22 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[512 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[256 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[16704 + e % dim_D] + smem[512 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[8448 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[16704 + e % dim_D] + smem[256 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v3 = smem[19296 + e] + smem[17248 + e];
-      const float next_state = smem[18272 + e] - commit * v3;
+      const float v3 = smem[19040 + e] + smem[16992 + e];
+      const float next_state = smem[18016 + e] - commit * v3;
       const float next_accum = keep * v3;
-      smem[18272 + e] = next_state;
-      smem[19296 + e] = next_accum;
+      smem[18016 + e] = next_state;
+      smem[19040 + e] = next_accum;
     }
     __syncthreads();
 
@@ -388,8 +389,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 1024; e += 256) {
-    out_state_W[bh * 1024 + e] = smem[18272 + e];
-    out_accum_W[bh * 1024 + e] = smem[19296 + e];
+    out_state_W[bh * 1024 + e] = smem[18016 + e];
+    out_accum_W[bh * 1024 + e] = smem[19040 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
     out_state_b[bh * 32 + e] = smem[16672 + e];
@@ -415,7 +416,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     float* __restrict__ out_state_b,    // [B, H, 32]
     float* __restrict__ out_accum_W,    // [B, H, 32, 32]
     float* __restrict__ out_accum_b) {  // [B, H, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 6336 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 5280 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -427,12 +428,12 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
   const unsigned dim_D = 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
-    smem[4288 + e] = state_W[bh * 1024 + e];
-    smem[5312 + e] = accum_W[bh * 1024 + e];
+    smem[3232 + e] = state_W[bh * 1024 + e];
+    smem[4256 + e] = accum_W[bh * 1024 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
-    smem[2176 + e] = state_b[bh * 32 + e];
-    smem[2208 + e] = accum_b[bh * 32 + e];
+    smem[2144 + e] = state_b[bh * 32 + e];
+    smem[2176 + e] = accum_b[bh * 32 + e];
   }
   __syncthreads();
 
@@ -469,7 +470,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[97 + e] = x;
+      smem[e] = x;
     }
 
     // [1, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
@@ -477,7 +478,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = tid / 32; e < 32; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[4288 + (e % dim_D) * dim_D + p];
+        const float v0 = smem[3232 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -486,20 +487,20 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[32 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[32 + e] = sqrtf(smem[e] * 0.03125f * 32.0f + 0.000001f);
+      smem[32 + e] = sqrtf(smem[32 + e] * 0.03125f * 32.0f + 0.000001f);
     }
     __syncthreads();
 
     // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[1088 + e] = (1.0f / smem[32 + e]);
+      smem[97 + e] = (1.0f / smem[32 + e]);
     }
     __syncthreads();
 
@@ -508,7 +509,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[65 + p];
-        const float b0 = (smem[4288 + p * dim_D + e % 32] * smem[1088 + p]);
+        const float b0 = (smem[3232 + p * dim_D + e % 32] * smem[97 + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[129 + e % 32] = acc0_0;
@@ -517,7 +518,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // [1, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[129 + e] + smem[2176 + e % dim_D] - smem[97 + e]) * 2.0f;
+      smem[e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[129 + e] + smem[2144 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
@@ -546,10 +547,10 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2240 + ((e / 16) % 16) * 64 + (e % 16) * 2] = acc0_0;
-      smem[2240 + ((e / 16) % 16) * 64 + (e % 16) * 2 + 1] = acc0_1;
-      smem[2240 + (((e / 16) % 16) * 2 + 1) * dim_D + (e % 16) * 2] = acc1_0;
-      smem[2240 + (((e / 16) % 16) * 2 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
+      smem[1056 + ((e / 16) % 16) * 64 + (e % 16) * 2] = acc0_0;
+      smem[1056 + ((e / 16) % 16) * 64 + (e % 16) * 2 + 1] = acc0_1;
+      smem[1056 + (((e / 16) % 16) * 2 + 1) * dim_D + (e % 16) * 2] = acc1_0;
+      smem[1056 + (((e / 16) % 16) * 2 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
     }
     __syncthreads();
 
@@ -558,7 +559,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = tid / 32; e < 32; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[2240 + (e % dim_D) * dim_D + p] * smem[4288 + (e % dim_D) * dim_D + p];
+        acc = acc + smem[1056 + (e % dim_D) * dim_D + p] * smem[3232 + (e % dim_D) * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -566,15 +567,15 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1120 + e] = acc;
+        smem[64 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = smem[1088 + (e / dim_D) % dim_D];
-      smem[64 + e] = smem[2240 + e] * v1 + (-(smem[1120 + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[32 + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[4288 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
+      const float v1 = smem[97 + (e / dim_D) % dim_D];
+      smem[1056 + e] = smem[1056 + e] * v1 + (-(smem[64 + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[32 + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[3232 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
@@ -582,9 +583,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = tid; e < 1024; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        acc = acc + smem[64 + (e / dim_D) * dim_D + e % dim_D];
+        acc = acc + smem[1056 + (e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2240 + e] = acc;
+      smem[2208 + e] = acc;
     }
 
     // Stage the view q for this chunk.
@@ -604,25 +605,25 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       float acc0_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[64 + p * 1024 + (e % 256) * 4];
-        const float b1 = smem[64 + p * 1024 + (e % 256) * 4 + 1];
-        const float b2 = smem[64 + p * 1024 + (e % 256) * 4 + 2];
-        const float b3 = smem[64 + p * 1024 + (e % 256) * 4 + 3];
+        const float b0 = smem[1056 + p * 1024 + (e % 256) * 4];
+        const float b1 = smem[1056 + p * 1024 + (e % 256) * 4 + 1];
+        const float b2 = smem[1056 + p * 1024 + (e % 256) * 4 + 2];
+        const float b3 = smem[1056 + p * 1024 + (e % 256) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
         acc0_3 = acc0_3 + a0 * b3;
       }
-      smem[3264 + (e % 256) * 4] = acc0_0;
-      smem[3264 + (e % 256) * 4 + 1] = acc0_1;
-      smem[3264 + (e % 256) * 4 + 2] = acc0_2;
-      smem[3264 + (e % 256) * 4 + 3] = acc0_3;
+      smem[32 + (e % 256) * 4] = acc0_0;
+      smem[32 + (e % 256) * 4 + 1] = acc0_1;
+      smem[32 + (e % 256) * 4 + 2] = acc0_2;
+      smem[32 + (e % 256) * 4 + 3] = acc0_3;
     }
     __syncthreads();
 
     // [1, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[32 + e] = smem[4288 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[5312 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[3264 + e]);
+      smem[32 + e] = smem[3232 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[4256 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[32 + e]);
     }
     __syncthreads();
 
@@ -640,14 +641,14 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[2144 + e] = acc;
+        smem[1056 + e] = acc;
       }
     }
     __syncthreads();
 
     // [1, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[1056 + e] = smem[32 + e] * (1.0f / sqrtf(smem[2144 + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
+      smem[32 + e] = smem[32 + e] * (1.0f / sqrtf(smem[1056 + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
 
@@ -656,11 +657,12 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[2112 + p];
-        const float b0 = smem[1056 + p * dim_D + e % 32];
+        const float b0 = smem[32 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[32 + e % 32] = acc0_0;
+      smem[1056 + e % 32] = acc0_0;
     }
+    __syncthreads();
 
     // [1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 32; e += 256) {
@@ -670,32 +672,32 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[64 + e % 32] = acc0_0;
+      smem[32 + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[32 + e] + (smem[2176 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2208 + e % dim_D] + smem[64 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[1056 + e] + (smem[2144 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2176 + e % dim_D] + smem[32 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v3 = smem[5312 + e] + smem[2240 + e];
-      const float next_state = smem[4288 + e] - commit * v3;
+      const float v3 = smem[4256 + e] + smem[2208 + e];
+      const float next_state = smem[3232 + e] - commit * v3;
       const float next_accum = keep * v3;
-      smem[4288 + e] = next_state;
-      smem[5312 + e] = next_accum;
+      smem[3232 + e] = next_state;
+      smem[4256 + e] = next_accum;
     }
     __syncthreads();
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 32; e += 256) {
-      const float v4 = smem[2208 + e] + smem[2080 + e];
-      const float next_state = smem[2176 + e] - commit * v4;
+      const float v4 = smem[2176 + e] + smem[2080 + e];
+      const float next_state = smem[2144 + e] - commit * v4;
       const float next_accum = keep * v4;
-      smem[2176 + e] = next_state;
-      smem[2208 + e] = next_accum;
+      smem[2144 + e] = next_state;
+      smem[2176 + e] = next_accum;
     }
     __syncthreads();
 
@@ -705,12 +707,12 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 1024; e += 256) {
-    out_state_W[bh * 1024 + e] = smem[4288 + e];
-    out_accum_W[bh * 1024 + e] = smem[5312 + e];
+    out_state_W[bh * 1024 + e] = smem[3232 + e];
+    out_accum_W[bh * 1024 + e] = smem[4256 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
-    out_state_b[bh * 32 + e] = smem[2176 + e];
-    out_accum_b[bh * 32 + e] = smem[2208 + e];
+    out_state_b[bh * 32 + e] = smem[2144 + e];
+    out_accum_b[bh * 32 + e] = smem[2176 + e];
   }
 }
 
@@ -720,8 +722,8 @@ namespace {
 
 constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 114048;
-constexpr size_t kDecodeSharedBytes = 25344;
+constexpr size_t kSharedBytes = 80256;
+constexpr size_t kDecodeSharedBytes = 21120;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -803,8 +805,8 @@ extern "C" int tttc_weightnorm_linear_forward(const tttc_weightnorm_linear_args*
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 114048) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)114048);
+  if ((size_t)available < 80256) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)80256);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_weightnorm_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

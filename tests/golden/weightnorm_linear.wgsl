@@ -69,7 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[u.BHT * 32 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[864 + e] = x;
+      smem[e] = x;
     }
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
@@ -79,19 +79,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let v0: f32 = smem[1888 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
-      smem[e] = acc;
+      smem[256 + e] = acc;
     }
     workgroupBarrier();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[256 + e] = sqrt(smem[e] * 0.03125 * 32.0 + 0.000001);
+      smem[256 + e] = sqrt(smem[256 + e] * 0.03125 * 32.0 + 0.000001);
     }
     workgroupBarrier();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[1120 + e] = (1.0 / smem[256 + e]);
+      smem[864 + e] = (1.0 / smem[256 + e]);
     }
     workgroupBarrier();
 
@@ -100,16 +100,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = smem[608 + (e / 32) * dim_D + p];
-        let b0: f32 = (smem[1888 + p * dim_D + e % 32] * smem[1120 + (e / 32) * dim_D + p]);
+        let b0: f32 = (smem[1888 + p * dim_D + e % 32] * smem[864 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1376 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[1120 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     workgroupBarrier();
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[e] = smem[512 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1376 + e] + smem[544 + e % dim_D] - smem[864 + e]) * 2.0;
+      smem[e] = smem[512 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1120 + e] + smem[544 + e % dim_D] - smem[e]) * 2.0;
     }
     workgroupBarrier();
 
@@ -166,22 +166,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4] = acc0_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4] = acc1_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 1] = acc1_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 2] = acc1_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 3] = acc1_3;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4] = acc2_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 1] = acc2_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 2] = acc2_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 3] = acc2_3;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4] = acc3_0;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 1] = acc3_1;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 2] = acc3_2;
-      scratch[bh * 16384 + 8192 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 3] = acc3_3;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4] = acc0_0;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4] = acc1_0;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 1] = acc1_1;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 2] = acc1_2;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 3] = acc1_3;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4] = acc2_0;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 1] = acc2_1;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 2] = acc2_2;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 3] = acc2_3;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4] = acc3_0;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 1] = acc3_1;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 2] = acc3_2;
+      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 3] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -190,7 +190,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + scratch[bh * 16384 + 8192 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[1888 + (e % dim_D) * dim_D + p];
+        acc = acc + scratch[bh * 16384 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[1888 + (e % dim_D) * dim_D + p];
       }
       smem[608 + e] = acc;
     }
@@ -199,8 +199,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      let v1: f32 = smem[1120 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
-      scratch[bh * 16384 + e] = scratch[bh * 16384 + 8192 + e] * v1 + (-(smem[608 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5 / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0 * 0.03125 * smem[1888 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0;
+      let v1: f32 = smem[864 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
+      scratch[bh * 16384 + e] = scratch[bh * 16384 + e] * v1 + (-(smem[608 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5 / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0 * 0.03125 * smem[1888 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -289,7 +289,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      scratch[bh * 16384 + e] = smem[1888 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - weights[min(position + e / 1024, dim_K - 1)] * (smem[2912 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + scratch[bh * 16384 + 8192 + e]);
+      scratch[bh * 16384 + 8192 + e] = smem[1888 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - weights[min(position + e / 1024, dim_K - 1)] * (smem[2912 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + scratch[bh * 16384 + 8192 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -298,7 +298,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let v2: f32 = scratch[bh * 16384 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
+        let v2: f32 = scratch[bh * 16384 + 8192 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
         acc = acc + v2 * v2;
       }
       smem[608 + e] = acc;
@@ -308,7 +308,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      scratch[bh * 16384 + 8192 + e] = scratch[bh * 16384 + e] * (1.0 / sqrt(smem[608 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125 * 32.0 + 0.000001));
+      scratch[bh * 16384 + 8192 + e] = scratch[bh * 16384 + 8192 + e] * (1.0 / sqrt(smem[608 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125 * 32.0 + 0.000001));
     }
     storageBarrier();
     workgroupBarrier();
