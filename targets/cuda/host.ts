@@ -156,7 +156,7 @@ function renderLauncher(
     'if (a->start < 0 || a->start >= kMiniBatch) return fail(TTTC_ERROR_BAD_START, "start = %d is outside [0, %d)", a->start, kMiniBatch);',
   );
   // Under read order 'after' a token reads the end of its mini-batch: no call continues one.
-  if (kernel.chunk.layer.update.rules.read === 'after')
+  if (variants[0].kernel.chunk.layer.update.rules.read === 'after')
     L.line(
       'if (a->start != 0) return fail(TTTC_ERROR_BAD_START, "start = %d: with read order \'after\' a token reads the end of its mini-batch, so calls start at a mini-batch boundary (start 0) and cannot decode token by token", a->start);',
     );
