@@ -300,8 +300,8 @@ class Accesses {
   readonly elements = new Set<OnChipElement>();
 
   statements(body: readonly Stmt[], samples: Sample[]): void {
+    // Statements no lane reaches at the samples are still walked: their elements need a layout.
     for (const s of body) {
-      if (samples.length === 0) return;
       this.scan(statementExprs(s), samples);
       switch (s.kind) {
         case 'let':
