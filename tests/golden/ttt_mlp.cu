@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     smem[44992 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[27648 + e] = state_W2[bh * 16384 + e];
+    smem[27648 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + e] = x;
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
     }
 
     // Stage the view v for this chunk.
@@ -145,14 +145,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 64) * 256 + p];
-        const float a1 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
-        const float a2 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
-        const float a3 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = smem[2048 + (e / 64) * dim_D + (p ^ ((e / 64) % 16))];
+        const float a1 = smem[2048 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 16))];
+        const float a2 = smem[2048 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 16))];
+        const float a3 = smem[2048 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 16))];
+        const float b0 = smem[11264 + p * dim_H + e % 64];
+        const float b1 = smem[11264 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[11264 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[11264 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -170,22 +170,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      smem[47296 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[47296 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      smem[47296 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      smem[47296 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      smem[47296 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[47296 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      smem[47296 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      smem[47296 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      smem[47296 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      smem[47296 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      smem[47296 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      smem[47296 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      smem[47296 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      smem[47296 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      smem[47296 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      smem[47296 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
     __syncthreads();
 
@@ -210,7 +210,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      smem[7168 + e] = smem[3072 + e] * (1.0f + scratch[bh * 45056 + e]);
+      smem[7168 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 16))] = smem[3072 + e] * (1.0f + scratch[bh * 45056 + e]);
     }
     __syncthreads();
 
@@ -221,19 +221,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[7168 + (e / 32) * 512 + p];
-        const float a1 = smem[7168 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = smem[7168 + (e / 32) * dim_H + (p ^ ((e / 32) % 16))];
+        const float a1 = smem[7168 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 16))];
+        const float b0 = smem[27648 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))];
+        const float b1 = smem[27648 + ((p * dim_D + e % 32 + 32) / dim_D) * dim_D + (((p * dim_D + e % 32 + 32) % dim_D) ^ (((p * dim_D + e % 32 + 32) / dim_D) % 32))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[45248 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[45248 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[45248 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[45248 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncthreads();
 
@@ -295,7 +295,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v3 = param_gamma[h * 64 + e % dim_D];
-      smem[45248 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[46272 + e] * smem[32 + e / dim_D] * v3 + param_beta[h * 64 + e % dim_D] - smem[48 + e]) * 2.0f * v3;
+      smem[45248 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[46272 + e] * smem[32 + e / dim_D] * v3 + param_beta[h * 64 + e % dim_D] - smem[48 + e]) * 2.0f * v3;
     }
     __syncthreads();
 
@@ -376,14 +376,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 64) * 256 + p];
-        const float a1 = smem[((e / 64) * 4 + 1) * dim_D + p];
-        const float a2 = smem[((e / 64) * 4 + 2) * dim_D + p];
-        const float a3 = smem[((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[27648 + (e % 64) * 256 + p];
-        const float b1 = smem[27648 + ((e % 64) * 4 + 1) * dim_D + p];
-        const float b2 = smem[27648 + ((e % 64) * 4 + 2) * dim_D + p];
-        const float b3 = smem[27648 + ((e % 64) * 4 + 3) * dim_D + p];
+        const float a0 = smem[(e / 64) * dim_D + p];
+        const float a1 = smem[(e / 64 + 4) * dim_D + p];
+        const float a2 = smem[(e / 64 + 8) * dim_D + p];
+        const float a3 = smem[(e / 64 + 12) * dim_D + p];
+        const float b0 = smem[27648 + (((e % 64) * dim_D + p) / dim_D) * dim_D + ((((e % 64) * dim_D + p) % dim_D) ^ ((((e % 64) * dim_D + p) / dim_D) % 32))];
+        const float b1 = smem[27648 + (((e % 64 + 64) * dim_D + p) / dim_D) * dim_D + ((((e % 64 + 64) * dim_D + p) % dim_D) ^ ((((e % 64 + 64) * dim_D + p) / dim_D) % 32))];
+        const float b2 = smem[27648 + (((e % 64 + 128) * dim_D + p) / dim_D) * dim_D + ((((e % 64 + 128) * dim_D + p) % dim_D) ^ ((((e % 64 + 128) * dim_D + p) / dim_D) % 32))];
+        const float b3 = smem[27648 + (((e % 64 + 192) * dim_D + p) / dim_D) * dim_D + ((((e % 64 + 192) * dim_D + p) % dim_D) ^ ((((e % 64 + 192) * dim_D + p) / dim_D) % 32))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -401,22 +401,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + 4096 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 45056 + 4096 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 45056 + 4096 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      scratch[bh * 45056 + 4096 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      scratch[bh * 45056 + 4096 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 45056 + 4096 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 45056 + 4096 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 45056 + 4096 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 45056 + 4096 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 45056 + 4096 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 45056 + 4096 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 45056 + 4096 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 45056 + 4096 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 45056 + 4096 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 45056 + 4096 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 45056 + 4096 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -438,14 +438,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[7168 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[7168 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[7168 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[7168 + p * dim_H + (e / 16) * 4 + 3];
-        const float b0 = smem[p * dim_D + (e % 16) * 4];
-        const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
-        const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
-        const float b3 = smem[p * dim_D + (e % 16) * 4 + 3];
+        const float a0 = smem[7168 + p * dim_H + ((e / 16) ^ (p % 16))];
+        const float a1 = smem[7168 + p * dim_H + ((e / 16 + 64) ^ (p % 16))];
+        const float a2 = smem[7168 + p * dim_H + ((e / 16 + 128) ^ (p % 16))];
+        const float a3 = smem[7168 + p * dim_H + ((e / 16 + 192) ^ (p % 16))];
+        const float b0 = smem[p * dim_D + e % 16];
+        const float b1 = smem[p * dim_D + e % 16 + 16];
+        const float b2 = smem[p * dim_D + e % 16 + 32];
+        const float b3 = smem[p * dim_D + e % 16 + 48];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -463,22 +463,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + 12288 + (e / 16) * dim_D + e % 16] = acc0_0;
+      scratch[bh * 45056 + 12288 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      scratch[bh * 45056 + 12288 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      scratch[bh * 45056 + 12288 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      scratch[bh * 45056 + 12288 + (e / 16 + 64) * dim_D + e % 16] = acc1_0;
+      scratch[bh * 45056 + 12288 + (e / 16 + 64) * dim_D + e % 16 + 16] = acc1_1;
+      scratch[bh * 45056 + 12288 + (e / 16 + 64) * dim_D + e % 16 + 32] = acc1_2;
+      scratch[bh * 45056 + 12288 + (e / 16 + 64) * dim_D + e % 16 + 48] = acc1_3;
+      scratch[bh * 45056 + 12288 + (e / 16 + 128) * dim_D + e % 16] = acc2_0;
+      scratch[bh * 45056 + 12288 + (e / 16 + 128) * dim_D + e % 16 + 16] = acc2_1;
+      scratch[bh * 45056 + 12288 + (e / 16 + 128) * dim_D + e % 16 + 32] = acc2_2;
+      scratch[bh * 45056 + 12288 + (e / 16 + 128) * dim_D + e % 16 + 48] = acc2_3;
+      scratch[bh * 45056 + 12288 + (e / 16 + 192) * dim_D + e % 16] = acc3_0;
+      scratch[bh * 45056 + 12288 + (e / 16 + 192) * dim_D + e % 16 + 16] = acc3_1;
+      scratch[bh * 45056 + 12288 + (e / 16 + 192) * dim_D + e % 16 + 32] = acc3_2;
+      scratch[bh * 45056 + 12288 + (e / 16 + 192) * dim_D + e % 16 + 48] = acc3_3;
     }
     __syncthreads();
 
@@ -526,14 +526,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + (e / 64) * 4];
-        const float a1 = smem[2048 + p * dim_D + (e / 64) * 4 + 1];
-        const float a2 = smem[2048 + p * dim_D + (e / 64) * 4 + 2];
-        const float a3 = smem[2048 + p * dim_D + (e / 64) * 4 + 3];
-        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = smem[2048 + p * dim_D + ((e / 64) ^ (p % 16))];
+        const float a1 = smem[2048 + p * dim_D + ((e / 64 + 16) ^ (p % 16))];
+        const float a2 = smem[2048 + p * dim_D + ((e / 64 + 32) ^ (p % 16))];
+        const float a3 = smem[2048 + p * dim_D + ((e / 64 + 48) ^ (p % 16))];
+        const float b0 = smem[3072 + p * dim_H + e % 64];
+        const float b1 = smem[3072 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[3072 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[3072 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -551,22 +551,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + 28672 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 45056 + 28672 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 45056 + 28672 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      scratch[bh * 45056 + 28672 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      scratch[bh * 45056 + 28672 + (e / 64 + 16) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 45056 + 28672 + (e / 64 + 16) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 45056 + 28672 + (e / 64 + 16) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 45056 + 28672 + (e / 64 + 16) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 45056 + 28672 + (e / 64 + 32) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 45056 + 28672 + (e / 64 + 32) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 45056 + 28672 + (e / 64 + 32) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 45056 + 28672 + (e / 64 + 32) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 45056 + 28672 + (e / 64 + 48) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 45056 + 28672 + (e / 64 + 48) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 45056 + 28672 + (e / 64 + 48) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 45056 + 28672 + (e / 64 + 48) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -575,7 +575,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[1024 + e] = x;
+      smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
     }
     __syncthreads();
 
@@ -599,14 +599,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_3 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[1024 + (e / 64) * 256 + p];
-          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
-          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
-          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-          const float b0 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4];
-          const float b1 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
-          const float b2 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
-          const float b3 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
+          const float a0 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 2))];
+          const float a1 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 2))];
+          const float a2 = smem[1024 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 2))];
+          const float a3 = smem[1024 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 2))];
+          const float b0 = out_accum_W1[bh * 16384 + p * dim_H + e % 64];
+          const float b1 = out_accum_W1[bh * 16384 + p * dim_H + e % 64 + 64];
+          const float b2 = out_accum_W1[bh * 16384 + p * dim_H + e % 64 + 128];
+          const float b3 = out_accum_W1[bh * 16384 + p * dim_H + e % 64 + 192];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc0_2 = acc0_2 + a0 * b2;
@@ -625,30 +625,30 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc3_3 = acc3_3 + a3 * b3;
         }
       }
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      smem[45248 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[45248 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      smem[45248 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      smem[45248 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      smem[45248 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[45248 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      smem[45248 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      smem[45248 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      smem[45248 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      smem[45248 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      smem[45248 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      smem[45248 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      smem[45248 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      smem[45248 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      smem[45248 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      smem[45248 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 16) * dim_D + p];
-        const float b0 = smem[2048 + (e % 16) * dim_D + p];
+        const float a0 = smem[1024 + (e / 16) * dim_D + (p ^ ((e / 16) % 2))];
+        const float b0 = smem[2048 + (e % 16) * dim_D + (p ^ ((e % 16) % 16))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[44480 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -674,14 +674,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[44480 + (e / 64) * 64 + p]);
-        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 1) * dim_K + p]);
-        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 2) * dim_K + p]);
-        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 3) * dim_K + p]);
-        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = ((p <= e / 64 ? 1.0f : 0.0f) * smem[44480 + (e / 64) * dim_K + p]);
+        const float a1 = ((p <= e / 64 + 4 ? 1.0f : 0.0f) * smem[44480 + (e / 64 + 4) * dim_K + p]);
+        const float a2 = ((p <= e / 64 + 8 ? 1.0f : 0.0f) * smem[44480 + (e / 64 + 8) * dim_K + p]);
+        const float a3 = ((p <= e / 64 + 12 ? 1.0f : 0.0f) * smem[44480 + (e / 64 + 12) * dim_K + p]);
+        const float b0 = smem[3072 + p * dim_H + e % 64];
+        const float b1 = smem[3072 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[3072 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[3072 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -699,22 +699,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      smem[49344 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[49344 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      smem[49344 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      smem[49344 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      smem[49344 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[49344 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      smem[49344 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      smem[49344 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      smem[49344 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      smem[49344 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      smem[49344 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      smem[49344 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      smem[49344 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      smem[49344 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      smem[49344 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      smem[49344 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -736,14 +736,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * 256 + p];
-        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
-        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
-        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 2))];
+        const float a1 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 2))];
+        const float a2 = smem[1024 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 2))];
+        const float a3 = smem[1024 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 2))];
+        const float b0 = smem[11264 + p * dim_H + e % 64];
+        const float b1 = smem[11264 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[11264 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[11264 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -761,22 +761,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      smem[53440 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[53440 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      smem[53440 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      smem[53440 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      smem[53440 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[53440 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      smem[53440 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      smem[53440 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      smem[53440 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      smem[53440 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      smem[53440 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      smem[53440 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      smem[53440 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      smem[53440 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      smem[53440 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      smem[53440 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -798,14 +798,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (p <= (e / 64) * 4 ? 1.0f : 0.0f);
-        const float a1 = (p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f);
-        const float a2 = (p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f);
-        const float a3 = (p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f);
-        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = (p <= e / 64 ? 1.0f : 0.0f);
+        const float a1 = (p <= e / 64 + 4 ? 1.0f : 0.0f);
+        const float a2 = (p <= e / 64 + 8 ? 1.0f : 0.0f);
+        const float a3 = (p <= e / 64 + 12 ? 1.0f : 0.0f);
+        const float b0 = smem[3072 + p * dim_H + e % 64];
+        const float b1 = smem[3072 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[3072 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[3072 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -823,22 +823,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 45056 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 45056 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      scratch[bh * 45056 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      scratch[bh * 45056 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 45056 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 45056 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 45056 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 45056 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 45056 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 45056 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 45056 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 45056 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 45056 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 45056 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 45056 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
     __syncthreads();
 
@@ -852,7 +852,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
       const float v10 = scratch[bh * 45056 + 4096 + e];
-      smem[2048 + e] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
+      smem[2048 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 2))] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
     }
     __syncthreads();
 
@@ -864,28 +864,28 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[2048 + (e / 32) * 512 + p];
-          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-          const float b0 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2];
-          const float b1 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
+          const float a0 = smem[2048 + (e / 32) * dim_H + (p ^ ((e / 32) % 2))];
+          const float a1 = smem[2048 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 2))];
+          const float b0 = out_accum_W2[bh * 16384 + p * dim_D + e % 32];
+          const float b1 = out_accum_W2[bh * 16384 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[45248 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[45248 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[45248 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[45248 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2048 + (e / 16) * dim_H + p];
-        const float b0 = smem[7168 + (e % 16) * dim_H + p];
+        const float a0 = smem[2048 + (e / 16) * dim_H + (p ^ ((e / 16) % 2))];
+        const float b0 = smem[7168 + (e % 16) * dim_H + (p ^ ((e % 16) % 16))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[6144 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -899,19 +899,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[6144 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[6144 + ((e / 32) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[p * dim_D + (e % 32) * 2];
-        const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[6144 + (e / 32) * dim_K + p]);
+        const float a1 = ((p <= e / 32 + 8 ? 1.0f : 0.0f) * smem[6144 + (e / 32 + 8) * dim_K + p]);
+        const float b0 = smem[p * dim_D + e % 32];
+        const float b1 = smem[p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[6400 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[6400 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[6400 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[6400 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[6400 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[6400 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -921,19 +921,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * 512 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = smem[2048 + (e / 32) * dim_H + (p ^ ((e / 32) % 2))];
+        const float a1 = smem[2048 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 2))];
+        const float b0 = smem[27648 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))];
+        const float b1 = smem[27648 + ((p * dim_D + e % 32 + 32) / dim_D) * dim_D + (((p * dim_D + e % 32 + 32) % dim_D) ^ (((p * dim_D + e % 32 + 32) / dim_D) % 32))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[7424 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[7424 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[7424 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[7424 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[7424 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[7424 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncthreads();
 
@@ -944,19 +944,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (p <= (e / 32) * 2 ? 1.0f : 0.0f);
-        const float a1 = (p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[p * dim_D + (e % 32) * 2];
-        const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
+        const float a1 = (p <= e / 32 + 8 ? 1.0f : 0.0f);
+        const float b0 = smem[p * dim_D + e % 32];
+        const float b1 = smem[p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncthreads();
 
@@ -1012,7 +1012,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2064 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + smem[2064 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
@@ -1036,9 +1036,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
       const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 45056 + 12288 + e];
-      const float next_state = smem[27648 + e] - commit * v15;
+      const float next_state = smem[27648 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] - commit * v15;
       const float next_accum = keep * v15;
-      smem[27648 + e] = next_state;
+      smem[27648 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
@@ -1065,7 +1065,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     out_accum_b1[bh * 256 + e] = smem[44992 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W2[bh * 16384 + e] = smem[27648 + e];
+    out_state_W2[bh * 16384 + e] = smem[27648 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))];
   }
   for (unsigned e = tid; e < 64; e += 256) {
     out_state_b2[bh * 64 + e] = smem[44096 + e];
@@ -1125,7 +1125,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     smem[51905 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[17088 + e] = state_W2[bh * 16384 + e];
+    smem[17088 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
@@ -1214,7 +1214,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[448 + p];
-        const float b0 = smem[17088 + p * dim_D + e % 64];
+        const float b0 = smem[17088 + ((p * dim_D + e % 64) / dim_D) * dim_D + (((p * dim_D + e % 64) % dim_D) ^ (((p * dim_D + e % 64) / dim_D) % 32))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[49856 + e % 64] = acc0_0;
@@ -1346,7 +1346,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[17088 + (e % 256) * dim_D + p];
+        const float b0 = smem[17088 + (((e % 256) * dim_D + p) / dim_D) * dim_D + ((((e % 256) * dim_D + p) % dim_D) ^ ((((e % 256) * dim_D + p) / dim_D) % 32))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[50881 + e % 256] = acc0_0;
@@ -1371,14 +1371,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[448 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[448 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[448 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[448 + p * dim_H + (e / 16) * 4 + 3];
-        const float b0 = smem[p * dim_D + (e % 16) * 4];
-        const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
-        const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
-        const float b3 = smem[p * dim_D + (e % 16) * 4 + 3];
+        const float a0 = smem[448 + p * dim_H + e / 16];
+        const float a1 = smem[448 + p * dim_H + e / 16 + 64];
+        const float a2 = smem[448 + p * dim_H + e / 16 + 128];
+        const float a3 = smem[448 + p * dim_H + e / 16 + 192];
+        const float b0 = smem[p * dim_D + e % 16];
+        const float b1 = smem[p * dim_D + e % 16 + 16];
+        const float b2 = smem[p * dim_D + e % 16 + 32];
+        const float b3 = smem[p * dim_D + e % 16 + 48];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -1396,22 +1396,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 32768 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 32768 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 32768 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 32768 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 32768 + (e / 16) * dim_D + e % 16] = acc0_0;
+      scratch[bh * 32768 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      scratch[bh * 32768 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      scratch[bh * 32768 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      scratch[bh * 32768 + (e / 16 + 64) * dim_D + e % 16] = acc1_0;
+      scratch[bh * 32768 + (e / 16 + 64) * dim_D + e % 16 + 16] = acc1_1;
+      scratch[bh * 32768 + (e / 16 + 64) * dim_D + e % 16 + 32] = acc1_2;
+      scratch[bh * 32768 + (e / 16 + 64) * dim_D + e % 16 + 48] = acc1_3;
+      scratch[bh * 32768 + (e / 16 + 128) * dim_D + e % 16] = acc2_0;
+      scratch[bh * 32768 + (e / 16 + 128) * dim_D + e % 16 + 16] = acc2_1;
+      scratch[bh * 32768 + (e / 16 + 128) * dim_D + e % 16 + 32] = acc2_2;
+      scratch[bh * 32768 + (e / 16 + 128) * dim_D + e % 16 + 48] = acc2_3;
+      scratch[bh * 32768 + (e / 16 + 192) * dim_D + e % 16] = acc3_0;
+      scratch[bh * 32768 + (e / 16 + 192) * dim_D + e % 16 + 16] = acc3_1;
+      scratch[bh * 32768 + (e / 16 + 192) * dim_D + e % 16 + 32] = acc3_2;
+      scratch[bh * 32768 + (e / 16 + 192) * dim_D + e % 16 + 48] = acc3_3;
     }
     __syncthreads();
 
@@ -1459,14 +1459,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + (e / 64) * 4];
-        const float a1 = smem[128 + p * dim_D + (e / 64) * 4 + 1];
-        const float a2 = smem[128 + p * dim_D + (e / 64) * 4 + 2];
-        const float a3 = smem[128 + p * dim_D + (e / 64) * 4 + 3];
-        const float b0 = smem[192 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[192 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[192 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[192 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = smem[128 + p * dim_D + e / 64];
+        const float a1 = smem[128 + p * dim_D + e / 64 + 16];
+        const float a2 = smem[128 + p * dim_D + e / 64 + 32];
+        const float a3 = smem[128 + p * dim_D + e / 64 + 48];
+        const float b0 = smem[192 + p * dim_H + e % 64];
+        const float b1 = smem[192 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[192 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[192 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -1484,22 +1484,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 32768 + 16384 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 32768 + 16384 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 32768 + 16384 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      scratch[bh * 32768 + 16384 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      scratch[bh * 32768 + 16384 + (e / 64 + 16) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 32768 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 32768 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 32768 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 32768 + 16384 + (e / 64 + 32) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 32768 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 32768 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 32768 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 32768 + 16384 + (e / 64 + 48) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 32768 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 32768 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 32768 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -1626,7 +1626,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[17088 + p * dim_D + e % 64];
+        const float b0 = smem[17088 + ((p * dim_D + e % 64) / dim_D) * dim_D + (((p * dim_D + e % 64) % dim_D) ^ (((p * dim_D + e % 64) / dim_D) % 32))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[449 + e % 64] = acc0_0;
@@ -1721,9 +1721,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
       const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 32768 + e];
-      const float next_state = smem[17088 + e] - commit * v15;
+      const float next_state = smem[17088 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] - commit * v15;
       const float next_accum = keep * v15;
-      smem[17088 + e] = next_state;
+      smem[17088 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
@@ -1751,7 +1751,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     out_accum_b1[bh * 256 + e] = smem[51905 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W2[bh * 16384 + e] = smem[17088 + e];
+    out_state_W2[bh * 16384 + e] = smem[17088 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))];
   }
   for (unsigned e = tid; e < 64; e += 256) {
     out_state_b2[bh * 64 + e] = smem[49985 + e];
