@@ -16,6 +16,7 @@ import { kernelRuleRefusal } from '../compiler/schedule/rule-support.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { archOf } from '../targets/cuda/arch.ts';
+import { WARP } from '../targets/cuda/kernel.ts';
 import { WEBGPU_DEFAULT_LIMITS } from '../targets/wgsl/render.ts';
 
 const root = resolve(import.meta.dirname, '..');
@@ -24,8 +25,8 @@ const jsonArg = process.argv.indexOf('--json');
 /** How each target schedules and lowers a variant. */
 const TARGETS: { name: string; limits: TargetLimits; tensorCores: boolean; lanes?: number }[] = [
   { name: 'wgsl', limits: WEBGPU_DEFAULT_LIMITS, tensorCores: false },
-  { name: 'cuda sm_80 f32', limits: archOf('sm_80').limits, tensorCores: false, lanes: 32 },
-  { name: 'cuda sm_80 bf16', limits: archOf('sm_80').limits, tensorCores: true, lanes: 32 },
+  { name: 'cuda sm_80 f32', limits: archOf('sm_80').limits, tensorCores: false, lanes: WARP },
+  { name: 'cuda sm_80 bf16', limits: archOf('sm_80').limits, tensorCores: true, lanes: WARP },
 ];
 
 export interface BankRow extends OnChipLayout {
