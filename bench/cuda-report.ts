@@ -14,10 +14,13 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { compile } from '../api/index.ts';
+import type { OnChipLayout } from '../compiler/kernel/ir.ts';
+import { lowerKernel } from '../compiler/kernel/lower.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { archOf } from '../targets/cuda/arch.ts';
+import { WARP } from '../targets/cuda/kernel.ts';
 import { ARCHS, type Occupancy, occupancy } from './cuda-occupancy.ts';
 import {
   type Barriers,
@@ -49,6 +52,8 @@ interface KernelReport extends Resources, Barriers {
   dynamicSharedBytes: number;
   /** Barriers the scheduler placed after the stages of one mini-batch (ScheduledKernel.barriers), to check the count in the source. */
   scheduledBarriers: number;
+  /** Shared-memory bank conflicts from the kernel IR (compiler/kernel/banks.ts), row-major and with the chosen layouts. */
+  banks?: OnChipLayout;
   occupancy: Occupancy;
   ptx: Counts;
   /** SASS counts when cuobjdump is on the machine. */
@@ -158,15 +163,15 @@ for (const spec of specs) {
       const files = out.files.filter((f) => /\.(cu|cuh|h)$/.test(f.path));
       const cu = files.find((f) => f.path.endsWith('.cu'));
       if (!cu) throw new Error(`${spec}: the cuda target emitted no .cu file`);
-      // The scheduler's barriers per variant, for the launch's kernel name (`..._decode_kernel` for decode).
+      // The scheduler's barriers and the kernel IR's bank conflicts per variant, for the launch's
+      // kernel name (`..._decode_kernel` for decode).
       const scheduled = new Map(
         checked.ok
-          ? checked.compiled.variants.map((v) => [
-              v.name,
-              (dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, archOf(arch).limits).barriers.filter(
-                (b) => b !== 'none',
-              ).length,
-            ])
+          ? checked.compiled.variants.map((v) => {
+              const k = (dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, archOf(arch).limits);
+              const lowered = lowerKernel(k, checked.compiled.signature, source.split('\n'), { lanes: WARP });
+              return [v.name, { barriers: k.barriers.filter((b) => b !== 'none').length, banks: lowered.onChip }];
+            })
           : [],
       );
       jobs.push(async () => {
@@ -187,7 +192,8 @@ for (const spec of specs) {
             ...r,
             ...launch,
             ...barriers(cu.contents, kernel),
-            scheduledBarriers: scheduled.get(variant) ?? -1,
+            scheduledBarriers: scheduled.get(variant)?.barriers ?? -1,
+            banks: scheduled.get(variant)?.banks,
             occupancy: occupancy(ARCHS[arch], launch.threads, r.registers, shared),
             ptx: counts,
             ...(result.sass?.[kernel] && { sass: result.sass[kernel] }),
@@ -220,6 +226,8 @@ const header = [
   'ldmatrix',
   'fma.f32',
   'cvt.bf16',
+  'bank worst',
+  'wavefronts/req',
 ];
 const rows = kernels.map((k) => [
   k.example.replace(/^examples\//, ''),
@@ -243,6 +251,10 @@ const rows = kernels.map((k) => [
   String(k.ptx.ldmatrix),
   String(k.ptx.ffma),
   String(k.ptx.cvtBf16),
+  k.banks ? `${k.banks.rowMajor.worst} -> ${k.banks.chosen.worst}` : '?',
+  k.banks
+    ? `${k.banks.rowMajor.wavefrontsPerRequest.toFixed(2)} -> ${k.banks.chosen.wavefrontsPerRequest.toFixed(2)}`
+    : '?',
 ]);
 const table = [header, ...rows];
 const widths = header.map((_, i) => Math.max(...table.map((r) => r[i].length)));
@@ -258,7 +270,7 @@ console.log(
     : 'cuobjdump is not on this machine: counts are from the PTX only.',
 );
 console.log(
-  'bank conflicts: not computed; the CUDA renderer prints shared-memory indices as text and no kernel IR holds them as expressions yet.',
+  'bank conflicts (compiler/kernel/banks.ts, a 32-lane warp, 32 banks of 4 bytes): worst wavefronts of one request and average per conflict-free wavefront, with every shared buffer row-major -> with the chosen swizzles.',
 );
 
 mkdirSync(dirname(outPath), { recursive: true });
@@ -272,7 +284,8 @@ writeFileSync(
         'perMinibatch: __syncthreads() in the generated mini-batch loop (the kernel outermost while), each counted once; scheduledBarriers: the stages with a barrier in compiler/schedule (ScheduledKernel.barriers)',
       occupancy:
         'CUDA occupancy calculator rules: warps, registers (256 per warp unit), shared memory (128-byte unit + 1 KB reserved per block), 32 blocks',
-      bankConflicts: 'not computed: no kernel IR with shared-memory index expressions',
+      bankConflicts:
+        'banks: from the kernel IR (compiler/kernel/banks.ts) for a 32-lane warp and 32 banks of 4 bytes; worst: the most wavefronts one request phase takes; wavefrontsPerRequest: wavefronts per conflict-free wavefront, weighted by how often a warp makes each request per chunk; rowMajor: every shared buffer row-major; chosen: with the swizzles listed',
       archs: ARCHS,
       kernels,
       skipped,

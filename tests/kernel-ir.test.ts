@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { add, dim, div, min, mod, mul, sub } from '../compiler/kernel/affine.ts';
+import { layOutOnChip } from '../compiler/kernel/banks.ts';
 import {
   type Expr,
   type Kernel,
@@ -81,7 +82,7 @@ describe('index arithmetic folds as it builds', () => {
       if (x.kind === 'name') return env[x.name];
       if (x.kind !== 'index') throw new Error(x.kind);
       const [a, b] = [evalIndex(x.a, env), evalIndex(x.b, env)];
-      return { '+': a + b, '-': a - b, '*': a * b, '/': Math.floor(a / b), '%': a % b }[x.op];
+      return { '+': a + b, '-': a - b, '*': a * b, '/': Math.floor(a / b), '%': a % b, '^': a ^ b }[x.op];
     };
     for (let v = 0; v < 300; v += 7) {
       const built = add(mul(add(mul(div(e, 32), 2), int(1)), 64), mod(div(mul(e, 6), 3), 5));
@@ -132,6 +133,7 @@ describe('the C-like printer', () => {
     workgroupFloats: 32,
     scratchFloats: 0,
     body,
+    onChip: layOutOnChip(body),
   };
   const memory = (uniformOf: (n: string) => string): Memory => ({
     uniform: uniformOf,
@@ -255,7 +257,7 @@ function runLoweredWalk(start: number, T: number, K: number, rows: number) {
         return env.get(x.name)!;
       case 'index': {
         const [a, b] = [value(x.a), value(x.b)];
-        return { '+': a + b, '-': a - b, '*': a * b, '/': Math.floor(a / b), '%': a % b }[x.op];
+        return { '+': a + b, '-': a - b, '*': a * b, '/': Math.floor(a / b), '%': a % b, '^': a ^ b }[x.op];
       }
       case 'min':
         return Math.min(value(x.a), value(x.b));

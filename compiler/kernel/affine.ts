@@ -4,12 +4,12 @@
  * and a `min` whose operand can never be the smaller disappears. Every index of the kernel IR is
  * built here, so the printers never do algebra on text. Indices are unsigned.
  */
-import { type Expr, int } from './ir.ts';
+import { type Expr, type IndexOp, int } from './ir.ts';
 
 const constant = (e: Expr): number | undefined => (e.kind === 'int' ? e.value : undefined);
 /** The value of a literal or a named constant: scalings and divisions by either fold. */
 const known = (e: Expr): number | undefined => (e.kind === 'int' || e.kind === 'dim' ? e.value : undefined);
-const node = (op: '+' | '-' | '*' | '/' | '%', a: Expr, b: Expr): Expr => ({ kind: 'index', op, a, b });
+const node = (op: IndexOp, a: Expr, b: Expr): Expr => ({ kind: 'index', op, a, b });
 
 /** A named compile-time constant. */
 export const dim = (name: string, value: number): Expr => ({ kind: 'dim', name, value });
@@ -82,6 +82,15 @@ export function mod(a: Expr, b: Expr | number): Expr {
   return node('%', a, right);
 }
 
+/** `a ^ b` (bitwise XOR), for swizzled layouts. */
+export function xor(a: Expr, b: Expr): Expr {
+  const [x, y] = [constant(a), constant(b)];
+  if (x !== undefined && y !== undefined) return int(x ^ y);
+  if (y === 0) return a;
+  if (x === 0) return b;
+  return node('^', a, b);
+}
+
 /** The largest value an index can take, as far as its form tells (runtime values are unbounded). */
 function upperBound(e: Expr): number {
   switch (e.kind) {
@@ -102,6 +111,11 @@ function upperBound(e: Expr): number {
           return Math.floor(upperBound(e.a) / Math.max(1, known(e.b) ?? 1));
         case '%':
           return known(e.b) === undefined ? upperBound(e.a) : Math.min(upperBound(e.a), known(e.b)! - 1);
+        case '^': {
+          // Below the power of two above both operands.
+          const bound = Math.max(upperBound(e.a), upperBound(e.b));
+          return bound === Infinity ? Infinity : 2 ** Math.ceil(Math.log2(bound + 1)) - 1;
+        }
       }
     // falls through
     default:

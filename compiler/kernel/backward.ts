@@ -95,9 +95,10 @@ class BackwardLowering extends Lowering {
     if (s.kind === 'gradient') return this.gradientStage(s);
     const op = s.kind === 'compute' ? this.k.program.nodes[s.node].op : undefined;
     if (s.kind !== 'compute' || op?.kind !== 'input' || !this.carriedKeys.has(op.name)) return super.stage(s);
-    const at = this.place(this.k.buffers.get(s.node)!, e);
+    const shape = this.k.program.nodes[s.node].shape;
+    const at = this.placeNode(s.node, Index.flat(shape, e, this.names));
     if (at.kind !== 'load') throw new Error('a placement is a load');
-    const n = size(this.k.program.nodes[s.node].shape);
+    const n = size(shape);
     return [
       comment(`Stage ${op.name} as this chunk started with it.`),
       this.elements(n, [store(at.buffer, at.index, this.checkpoint(op.name, e)!)]),

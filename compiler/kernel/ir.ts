@@ -23,7 +23,8 @@ export type Buffer =
   /** Global scratch: the index is into the whole buffer (every workgroup's slice). */
   | { kind: 'scratch' };
 
-export type IndexOp = '+' | '-' | '*' | '/' | '%';
+/** `^` is the bitwise XOR of a swizzled on-chip layout (compiler/kernel/banks.ts). */
+export type IndexOp = '+' | '-' | '*' | '/' | '%' | '^';
 export type FloatOp = '+' | '-' | '*' | '/';
 export type CompareOp = '<' | '<=' | '==' | '!=';
 
@@ -49,7 +50,29 @@ export type Expr =
   /** Warp/subgroup exchange: `x` of the lane whose index is this lane's XOR `mask`. */
   | { kind: 'shuffle-xor'; x: Expr; mask: number; width: number }
   /** This lane's element `element` of an accumulator fragment (see FragmentRole). */
-  | { kind: 'fragment-element'; fragment: string; element: number };
+  | { kind: 'fragment-element'; fragment: string; element: number }
+  | OnChipElement;
+
+/**
+ * Where element (row, col) of an on-chip buffer lies relative to the buffer's start: `flat`
+ * row-major, or `rowStart + (col ^ (row % width) * step)` when swizzled. The lowering writes every
+ * on-chip index with one; compiler/kernel/banks.ts then chooses each buffer's layout from all its
+ * accesses and sets `laidOut`, which is what the element is from then on (printers print it).
+ */
+export interface OnChipElement {
+  kind: 'on-chip-element';
+  /** Names the buffer: all its elements get the same layout. */
+  buffer: string;
+  /** Floats the buffer holds: a buffer of at most 32 has no bank conflicts to remove. */
+  size: number;
+  /** Columns per row: a swizzle width divides it, so a swizzled column stays in its row. */
+  columns: number;
+  flat: Expr;
+  rowStart: Expr;
+  row: Expr;
+  col: Expr;
+  laidOut?: Expr;
+}
 
 /**
  * A warp's share of one tensor-core product (mma m16n8k16, bf16 operands, f32 accumulation): `a`
@@ -103,6 +126,29 @@ export interface Kernel {
   workgroupFloats: number;
   scratchFloats: number;
   body: Stmt[];
+  /** The layouts chosen for on-chip buffers and the bank conflicts they leave (compiler/kernel/banks.ts). */
+  onChip: OnChipLayout;
+}
+
+/**
+ * Shared-memory bank conflicts of a kernel's on-chip accesses for one warp of 32 lanes and 32
+ * banks of 4 bytes: `worst` the most wavefronts one phase of a request takes (1: no conflict),
+ * `wavefrontsPerRequest` the wavefronts per conflict-free wavefront, averaged over the requests a
+ * warp makes per chunk (a request of 16 bytes per lane has 4 phases of 8 lanes).
+ */
+export interface BankFigures {
+  /** Requests a warp makes per chunk (loops whose trip count is known at compile time counted). */
+  requests: number;
+  worst: number;
+  wavefrontsPerRequest: number;
+}
+
+export interface OnChipLayout {
+  /** Buffers whose column index is XORed with `(row % width) * step`; every other buffer is row-major. */
+  swizzles: { buffer: string; width: number; step: number }[];
+  /** The conflicts with every buffer row-major, and with the chosen layouts. */
+  rowMajor: BankFigures;
+  chosen: BankFigures;
 }
 
 export const int = (value: number): Expr => ({ kind: 'int', value });
@@ -156,6 +202,8 @@ export function operands(e: Expr): Expr[] {
       return [e.x];
     case 'select':
       return [e.condition, e.ifTrue, e.ifFalse];
+    case 'on-chip-element':
+      return e.laidOut ? [e.laidOut] : [e.flat, e.rowStart, e.row, e.col];
     default:
       return [];
   }
@@ -213,6 +261,16 @@ export function mapOperands(e: Expr, f: (x: Expr) => Expr): Expr {
         ? e
         : { ...e, condition, ifTrue, ifFalse };
     }
+    case 'on-chip-element': {
+      if (e.laidOut) {
+        const laidOut = f(e.laidOut);
+        return laidOut === e.laidOut ? e : { ...e, laidOut };
+      }
+      const [flat, rowStart, row, col] = [f(e.flat), f(e.rowStart), f(e.row), f(e.col)];
+      return flat === e.flat && rowStart === e.rowStart && row === e.row && col === e.col
+        ? e
+        : { ...e, flat, rowStart, row, col };
+    }
     default:
       return e;
   }
@@ -237,7 +295,15 @@ export function exprKey(e: Expr): string {
     }
     default: {
       const tag =
-        'op' in e ? e.op : 'fn' in e ? e.fn : e.kind === 'shuffle-xor' ? `${e.kind}${e.mask}/${e.width}` : e.kind;
+        'op' in e
+          ? e.op
+          : 'fn' in e
+            ? e.fn
+            : e.kind === 'shuffle-xor'
+              ? `${e.kind}${e.mask}/${e.width}`
+              : e.kind === 'on-chip-element'
+                ? `${e.buffer}/${e.size}/${e.columns}`
+                : e.kind;
       return `${e.kind}${tag}(${operands(e).map(exprKey).join(',')})`;
     }
   }

@@ -7,7 +7,7 @@
  * uniforms `T`, `start`, `H`, and the dims it declares; the target binds them.
  */
 import { chunkInputKey } from '../../core/mangle.ts';
-import { showShape, size } from '../../core/shape.ts';
+import { type Shape, showShape, size } from '../../core/shape.ts';
 import type { KernelSignature, Port } from '../../core/signature.ts';
 import { WALK } from '../dualform/derive.ts';
 import type { Carried, Home, Placement, ScheduledKernel, Stage } from '../schedule/kernel.ts';
@@ -34,6 +34,7 @@ import {
   uniform,
   variable,
 } from './ir.ts';
+import { layOutOnChip, onChipElement } from './banks.ts';
 import { lowerTensorCoreProduct } from './mma.ts';
 import { shareValues } from './share.ts';
 import { type DimNames, Index, LITERALS } from './tensor-index.ts';
@@ -94,6 +95,7 @@ export function lowerKernel(
 export class Lowering {
   protected readonly values: Values;
   protected readonly stateSize: Map<string, number>;
+  private readonly stateShape: Map<string, Shape>;
   private readonly ports: Ports;
   private readonly dims: KernelDims;
   protected readonly K: Expr;
@@ -110,10 +112,11 @@ export class Lowering {
     this.ports = new Ports(signature);
     this.values = new Values(k.program, {
       isBuffered: (id) => k.buffers.has(id),
-      buffer: (id, flat) => this.place(k.buffers.get(id)!, flat),
+      buffer: (id, at) => this.placeNode(id, at),
       input: (key, index) => this.input(key, index),
     });
     this.stateSize = new Map(k.chunk.layer.states.map((s) => [s.name, size(s.shape)]));
+    this.stateShape = new Map(k.chunk.layer.states.map((s) => [s.name, s.shape]));
     this.dims = new KernelDims(k.chunk.layer, k.chunk.rows);
     this.K = this.dims.K;
     this.names = this.dims.names;
@@ -122,6 +125,7 @@ export class Lowering {
 
   kernel(): Kernel {
     const body = this.body();
+    const onChip = layOutOnChip(body);
     return {
       invocations: this.k.invocations,
       dims: this.dims.declared(body),
@@ -129,6 +133,7 @@ export class Lowering {
       workgroupFloats: this.k.workgroupFloats,
       scratchFloats: this.k.scratchFloats,
       body,
+      onChip,
     };
   }
 
@@ -137,17 +142,23 @@ export class Lowering {
     return shareValues(group, () => `v${this.named++}`);
   }
 
-  protected place(p: Placement, flat: Expr): Expr {
+  /** Element `at` of a buffer named `buffer` (on chip, its layout is chosen after lowering: banks.ts). */
+  private place(p: Placement, at: Index, buffer: string): Expr {
     return p.space === 'workgroup'
-      ? load({ kind: 'workgroup' }, add(int(p.offset), flat))
-      : load({ kind: 'scratch' }, add(add(mul(bh, this.k.scratchFloats), int(p.offset)), flat));
+      ? load({ kind: 'workgroup' }, add(int(p.offset), onChipElement(buffer, at)))
+      : load({ kind: 'scratch' }, add(add(mul(bh, this.k.scratchFloats), int(p.offset)), at.flat()));
+  }
+
+  /** Element `at` of a buffered node. */
+  protected placeNode(id: number, at: Index): Expr {
+    return this.place(this.k.buffers.get(id)!, at, `%${id}`);
   }
 
   /** Where a carried value lives: its buffer on chip or in scratch, or in place in its output port. */
   private home(h: Home, state: string, kind: Carried, flat: Expr): { buffer: Buffer; index: Expr } {
     if (h.space === 'global')
       return { buffer: this.ports.get(kind, 'out', state), index: add(mul(bh, this.stateSize.get(state)!), flat) };
-    const at = this.place(h, flat);
+    const at = this.place(h, Index.flat(this.stateShape.get(state)!, flat, this.names), `${state}.${kind}`);
     if (at.kind !== 'load') throw new Error('a placement is a load');
     return { buffer: at.buffer, index: at.index };
   }
@@ -307,8 +318,8 @@ export class Lowering {
         this.elements(mul(count, width), this.shared([store(this.ports.get('output', 'out', 'output'), flat, value)])),
       ];
     }
-    const target = (flat: Expr, value: Expr): Stmt => {
-      const at = this.place(this.k.buffers.get(s.node)!, flat);
+    const target = (index: Index, value: Expr): Stmt => {
+      const at = this.placeNode(s.node, index);
       if (at.kind !== 'load') throw new Error('a placement is a load');
       return store(at.buffer, at.index, value);
     };
@@ -325,7 +336,7 @@ export class Lowering {
         this.elements(size(node.shape), [
           variable('x', 'float', float(0)),
           { kind: 'if', condition: compare('<', r, count), body: [assign('x', load({ kind: 'port', port }, global))] },
-          target(e, name('x')),
+          target(Index.flat(node.shape, e, this.names), name('x')),
         ]),
       ];
     }
@@ -337,12 +348,15 @@ export class Lowering {
         this.k.tensorCores?.products.has(s.node) ? this.tensorCoreProduct(s.node, target) : this.matmul(s.node, target),
       ];
     const index = Index.flat(node.shape, e, this.names);
-    if (op.kind === 'sum') return [head, ...this.sum(s.node, index, (value) => target(e, value))];
-    return [head, this.elements(size(node.shape), this.shared([target(e, this.values.value(s.node, index, true))]))];
+    if (op.kind === 'sum') return [head, ...this.sum(s.node, index, (value) => target(index, value))];
+    return [
+      head,
+      this.elements(size(node.shape), this.shared([target(index, this.values.value(s.node, index, true))])),
+    ];
   }
 
   /** A product, each invocation computing register tiles of the result (see schedule/tiles.ts). */
-  private matmul(id: number, target: (flat: Expr, value: Expr) => Stmt): Stmt {
+  private matmul(id: number, target: (at: Index, value: Expr) => Stmt): Stmt {
     const n = this.k.program.nodes[id];
     const [a, b] = n.args.map((x) => this.k.program.nodes[x]);
     const { rows, cols } = this.k.tiles.get(id)!;
@@ -353,8 +367,10 @@ export class Lowering {
     const p = name('p');
     const block = Index.flat(blocks, t, LITERALS).dims();
     const batch = block.slice(0, r - 2);
-    const row = (i: number) => add(mul(block[r - 2], rows), int(i));
-    const col = (j: number) => add(mul(block[r - 1], cols), int(j));
+    // A tile's rows and columns are `blocks` apart, so neighbouring invocations take neighbouring
+    // rows and columns: a warp's reads of a row (or, swizzled, a column) then hit distinct banks.
+    const row = (i: number) => add(block[r - 2], int(i * blocks[r - 2]));
+    const col = (j: number) => add(block[r - 1], int(j * blocks[r - 1]));
     const acc = (i: number, j: number) => `acc${i}_${j}`;
     const tile = range(rows).flatMap((i) => range(cols).map((j) => [i, j] as const));
     const operand = (x: Expr): Expr => ({ kind: 'operand', x });
@@ -390,14 +406,12 @@ export class Lowering {
     return this.elements(size(blocks), [
       ...tile.map(([i, j]) => variable(acc(i, j), 'float', float(0))),
       this.readsAccum(id) ? { kind: 'if', condition: name(ACCUM_LIVE), body: [loop] } : loop,
-      ...tile.map(([i, j]) =>
-        target(Index.dims(n.shape, [...batch, row(i), col(j)], this.names).flat(), name(acc(i, j))),
-      ),
+      ...tile.map(([i, j]) => target(Index.dims(n.shape, [...batch, row(i), col(j)], this.names), name(acc(i, j)))),
     ]);
   }
 
   /** A product on tensor cores, each warp computing 16x8 tiles of the result (see ./mma.ts). */
-  private tensorCoreProduct(id: number, target: (flat: Expr, value: Expr) => Stmt): Stmt {
+  private tensorCoreProduct(id: number, target: (at: Index, value: Expr) => Stmt): Stmt {
     const n = this.k.program.nodes[id];
     const [a, b] = n.args.map((x) => this.k.program.nodes[x]);
     return lowerTensorCoreProduct(this.k.tensorCores!, this.k.invocations, {
@@ -406,7 +420,7 @@ export class Lowering {
       staging: this.k.tensorCores!.products.get(id)!,
       a: (batch, row, p) => this.values.value(a.id, Index.dims(a.shape, [...batch, row, p], this.names)),
       b: (batch, p, col) => this.values.value(b.id, Index.dims(b.shape, [...batch, p, col], this.names)),
-      store: (batch, row, col, value) => target(Index.dims(n.shape, [...batch, row, col], this.names).flat(), value),
+      store: (batch, row, col, value) => target(Index.dims(n.shape, [...batch, row, col], this.names), value),
       shared: (group) => this.shared(group),
       live: this.readsAccum(id) ? name(ACCUM_LIVE) : undefined,
     });

@@ -9,8 +9,8 @@ import type { Index } from './tensor-index.ts';
 
 export interface Sources {
   isBuffered(node: number): boolean;
-  /** Read element `flat` of a buffered node. */
-  buffer(node: number, flat: Expr): Expr;
+  /** Read element `at` of a buffered node. */
+  buffer(node: number, at: Index): Expr;
   /** An input that has no buffer (scale, params, states, accumulators, the walk's mask, commit, keep). */
   input(name: string, index: Index): Expr;
 }
@@ -30,7 +30,7 @@ export class Values {
     const key = `${id}${fresh ? '!' : '@'}${exprKey(index.flat())}`;
     const known = this.built.get(key);
     if (known) return known;
-    const e = !fresh && this.sources.isBuffered(id) ? this.sources.buffer(id, index.flat()) : this.compute(id, index);
+    const e = !fresh && this.sources.isBuffered(id) ? this.sources.buffer(id, index) : this.compute(id, index);
     this.built.set(key, e);
     return e;
   }

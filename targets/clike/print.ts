@@ -17,6 +17,15 @@ export const SCRATCH_ARRAY = 'scratch';
 /** Unary functions the dialects spell as operators, whose operand must be parenthesised. */
 const OPERATOR_UNARY: ReadonlySet<UnaryFn> = new Set(['neg', 'recip', 'step']);
 
+const isXor = (e: Expr) => e.kind === 'index' && e.op === '^';
+
+/** What an on-chip element stands for once its buffer's layout is chosen (compiler/kernel/banks.ts); any other expression itself. */
+function laidOut(e: Expr): Expr {
+  if (e.kind !== 'on-chip-element') return e;
+  if (!e.laidOut) throw new Error(`the layout of on-chip buffer ${e.buffer} was never chosen`);
+  return laidOut(e.laidOut);
+}
+
 /** How a target binds the kernel's globals. */
 export interface Memory {
   /** The array holding a port, and where in it the port's flat element `index` is. */
@@ -98,8 +107,9 @@ export class Printer {
     L.close();
   }
 
-  expr(e: Expr): string {
+  expr(x: Expr): string {
     const d = this.d;
+    const e = x.kind === 'on-chip-element' ? laidOut(x) : x;
     switch (e.kind) {
       case 'int':
         return String(e.value);
@@ -113,11 +123,14 @@ export class Printer {
       case 'load':
         return this.element(e.buffer, e.index);
       case 'index': {
-        // Products, quotients and remainders wrap a compound operand, so no reader needs precedence rules.
-        const scaling = e.op === '*' || e.op === '/' || e.op === '%';
-        const wrapA = scaling && e.a.kind === 'index';
-        const wrapB = e.b.kind === 'index' && (scaling || e.op === '-' || e.b.op === '-');
-        return `${this.wrapped(e.a, wrapA)} ${e.op} ${this.wrapped(e.b, wrapB)}`;
+        const [a, b] = [laidOut(e.a), laidOut(e.b)];
+        // Products, quotients, remainders and XORs wrap a compound operand, and a XOR is wrapped
+        // wherever it is an operand (C ranks `^` below `+` and `<`; WGSL refuses to mix it
+        // unparenthesised), so no reader needs precedence rules.
+        const scaling = e.op === '*' || e.op === '/' || e.op === '%' || e.op === '^';
+        const wrapA = (scaling && a.kind === 'index') || isXor(a);
+        const wrapB = b.kind === 'index' && (scaling || e.op === '-' || b.op === '-' || b.op === '^');
+        return `${this.wrapped(a, wrapA)} ${e.op} ${this.wrapped(b, wrapB)}`;
       }
       case 'min':
         return d.min(this.expr(e.a), this.expr(e.b));
@@ -127,7 +140,8 @@ export class Printer {
         // A function-call spelling has parentheses of its own; `neg`, `recip` and `step` are operators.
         return d.unary(e.fn, OPERATOR_UNARY.has(e.fn) ? this.expr(e.x) : this.value(e.x));
       case 'compare':
-        return `${this.expr(e.a)} ${e.op} ${this.expr(e.b)}`;
+        const [a, b] = [laidOut(e.a), laidOut(e.b)];
+        return `${this.wrapped(a, isXor(a))} ${e.op} ${this.wrapped(b, isXor(b))}`;
       case 'or':
         return `${this.expr(e.a)} || ${this.expr(e.b)}`;
       case 'select':
@@ -139,6 +153,8 @@ export class Printer {
         return d.shuffleXor(this.expr(e.x), e.mask, e.width);
       case 'fragment-element':
         return this.fragments().element(e.fragment, e.element);
+      case 'on-chip-element':
+        return this.expr(laidOut(e));
     }
   }
 

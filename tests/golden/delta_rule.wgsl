@@ -57,7 +57,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + e] = x;
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
     }
 
     // Stage the view v for this chunk.
@@ -77,19 +77,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[2048 + (e / 32) * 128 + p];
-        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
-        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = smem[2048 + (e / 32) * dim_D + (p ^ ((e / 32) % 16))];
+        let a1: f32 = smem[2048 + (e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 16))];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + e % 32];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[3072 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[3072 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[3072 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[3072 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[3072 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[3072 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[3072 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[3072 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -119,14 +119,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = smem[2048 + p * dim_D + (e / 16) * 4];
-        let a1: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
-        let a2: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
-        let a3: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
-        let b0: f32 = smem[1024 + p * dim_D + (e % 16) * 4];
-        let b1: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 1];
-        let b2: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 2];
-        let b3: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 3];
+        let a0: f32 = smem[2048 + p * dim_D + ((e / 16) ^ (p % 16))];
+        let a1: f32 = smem[2048 + p * dim_D + ((e / 16 + 16) ^ (p % 16))];
+        let a2: f32 = smem[2048 + p * dim_D + ((e / 16 + 32) ^ (p % 16))];
+        let a3: f32 = smem[2048 + p * dim_D + ((e / 16 + 48) ^ (p % 16))];
+        let b0: f32 = smem[1024 + p * dim_D + e % 16];
+        let b1: f32 = smem[1024 + p * dim_D + e % 16 + 16];
+        let b2: f32 = smem[1024 + p * dim_D + e % 16 + 32];
+        let b3: f32 = smem[1024 + p * dim_D + e % 16 + 48];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -144,22 +144,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 5120 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 5120 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 5120 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 5120 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 5120 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 5120 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 5120 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 5120 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 5120 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 5120 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 5120 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 5120 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 5120 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 5120 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 5120 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 5120 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 5120 + (e / 16) * dim_D + e % 16] = acc0_0;
+      scratch[bh * 5120 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      scratch[bh * 5120 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      scratch[bh * 5120 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      scratch[bh * 5120 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      scratch[bh * 5120 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      scratch[bh * 5120 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
+      scratch[bh * 5120 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
+      scratch[bh * 5120 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      scratch[bh * 5120 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      scratch[bh * 5120 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
+      scratch[bh * 5120 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
+      scratch[bh * 5120 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      scratch[bh * 5120 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
+      scratch[bh * 5120 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
+      scratch[bh * 5120 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -168,7 +168,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[u.BHT * 128 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[e] = x;
+      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
     }
     storageBarrier();
     workgroupBarrier();
@@ -181,28 +181,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_1: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < dim_D; p = p + 1) {
-          let a0: f32 = smem[(e / 32) * 128 + p];
-          let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
-          let b0: f32 = state_out[u.BH * 4096 + bh * 4096 + p * dim_D + (e % 32) * 2];
-          let b1: f32 = state_out[u.BH * 4096 + bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
+          let a0: f32 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
+          let a1: f32 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+          let b0: f32 = state_out[u.BH * 4096 + bh * 4096 + p * dim_D + e % 32];
+          let b1: f32 = state_out[u.BH * 4096 + bh * 4096 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 5120 + 4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 5120 + 4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 5120 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 5120 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 5120 + 4096 + (e / 32) * dim_D + e % 32] = acc0_0;
+      scratch[bh * 5120 + 4096 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      scratch[bh * 5120 + 4096 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      scratch[bh * 5120 + 4096 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 10: output(q: [D]) = q @ S
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 16) * dim_D + p];
-        let b0: f32 = smem[2048 + (e % 16) * dim_D + p];
+        let a0: f32 = smem[(e / 16) * dim_D + (p ^ ((e / 16) % 2))];
+        let b0: f32 = smem[2048 + (e % 16) * dim_D + (p ^ ((e % 16) % 16))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[3072 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -217,19 +217,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[3072 + (e / 32) * 32 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[3072 + ((e / 32) * 2 + 1) * dim_K + p]);
-        let b0: f32 = smem[1024 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = (select(0.0, 1.0, p <= e / 32) * smem[3072 + (e / 32) * dim_K + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= e / 32 + 8) * smem[3072 + (e / 32 + 8) * dim_K + p]);
+        let b0: f32 = smem[1024 + p * dim_D + e % 32];
+        let b1: f32 = smem[1024 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     workgroupBarrier();
 
@@ -240,19 +240,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 32) * 128 + p];
-        let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
-        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
+        let a1: f32 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + e % 32];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[1024 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[1024 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[1024 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();

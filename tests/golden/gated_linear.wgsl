@@ -61,7 +61,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + e] = x;
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
     }
 
     // Stage the view v for this chunk.
@@ -82,19 +82,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[2048 + (e / 32) * 128 + p];
-        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
-        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = smem[2048 + (e / 32) * dim_D + (p ^ ((e / 32) % 16))];
+        let a1: f32 = smem[2048 + (e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 16))];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + e % 32];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[1024 + (e / 32) * dim_D + ((e % 32) ^ ((e / 32) % 16))] = acc0_0;
+      smem[1024 + (e / 32) * dim_D + ((e % 32 + 32) ^ ((e / 32) % 16))] = acc0_1;
+      smem[1024 + (e / 32 + 8) * dim_D + ((e % 32) ^ ((e / 32 + 8) % 16))] = acc1_0;
+      smem[1024 + (e / 32 + 8) * dim_D + ((e % 32 + 32) ^ ((e / 32 + 8) % 16))] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -103,7 +103,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let v0: f32 = smem[1024 + e * dim_D + p];
+        let v0: f32 = smem[1024 + e * dim_D + (p ^ (e % 16))];
         acc = acc + v0 * v0;
       }
       smem[e] = acc;
@@ -124,14 +124,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 5440 + e] = smem[16 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1024 + e] * smem[32 + e / dim_D] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] - scratch[bh * 5440 + e]) * 2.0;
+      scratch[bh * 5440 + e] = smem[16 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[32 + e / dim_D] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] - scratch[bh * 5440 + e]) * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[3072 + e] = scratch[bh * 5440 + e] * (smem[1024 + e] * smem[32 + e / dim_D]);
+      smem[3072 + e] = scratch[bh * 5440 + e] * (smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[32 + e / dim_D]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -147,7 +147,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 5440 + 1024 + e] = scratch[bh * 5440 + e] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] * smem[1024 + e];
+      scratch[bh * 5440 + 1024 + e] = scratch[bh * 5440 + e] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] * smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))];
     }
     storageBarrier();
     workgroupBarrier();
@@ -166,7 +166,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v1: f32 = smem[32 + e / dim_D];
-      smem[1024 + e] = scratch[bh * 5440 + e] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] * v1 + (-(smem[16 + e / dim_D] * (v1 * v1))) * 0.5 / smem[e / dim_D] * 64.0 * 0.015625 * smem[1024 + e] * 2.0;
+      smem[1024 + e] = scratch[bh * 5440 + e] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] * v1 + (-(smem[16 + e / dim_D] * (v1 * v1))) * 0.5 / smem[e / dim_D] * 64.0 * 0.015625 * smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -190,14 +190,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = smem[2048 + p * dim_D + (e / 16) * 4];
-        let a1: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
-        let a2: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
-        let a3: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
-        let b0: f32 = smem[1024 + p * dim_D + (e % 16) * 4];
-        let b1: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 1];
-        let b2: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 2];
-        let b3: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 3];
+        let a0: f32 = smem[2048 + p * dim_D + ((e / 16) ^ (p % 16))];
+        let a1: f32 = smem[2048 + p * dim_D + ((e / 16 + 16) ^ (p % 16))];
+        let a2: f32 = smem[2048 + p * dim_D + ((e / 16 + 32) ^ (p % 16))];
+        let a3: f32 = smem[2048 + p * dim_D + ((e / 16 + 48) ^ (p % 16))];
+        let b0: f32 = smem[1024 + p * dim_D + e % 16];
+        let b1: f32 = smem[1024 + p * dim_D + e % 16 + 16];
+        let b2: f32 = smem[1024 + p * dim_D + e % 16 + 32];
+        let b3: f32 = smem[1024 + p * dim_D + e % 16 + 48];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -215,22 +215,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 5440 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 5440 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 5440 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 5440 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 5440 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 5440 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 5440 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 5440 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 5440 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 5440 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 5440 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 5440 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 5440 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 5440 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 5440 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 5440 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 5440 + (e / 16) * dim_D + e % 16] = acc0_0;
+      scratch[bh * 5440 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      scratch[bh * 5440 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      scratch[bh * 5440 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      scratch[bh * 5440 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      scratch[bh * 5440 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      scratch[bh * 5440 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
+      scratch[bh * 5440 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
+      scratch[bh * 5440 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      scratch[bh * 5440 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      scratch[bh * 5440 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
+      scratch[bh * 5440 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
+      scratch[bh * 5440 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      scratch[bh * 5440 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
+      scratch[bh * 5440 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
+      scratch[bh * 5440 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -239,7 +239,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[u.BHT * 128 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[e] = x;
+      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
     }
     storageBarrier();
     workgroupBarrier();
@@ -252,28 +252,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_1: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < dim_D; p = p + 1) {
-          let a0: f32 = smem[(e / 32) * 128 + p];
-          let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
-          let b0: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + (e % 32) * 2];
-          let b1: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
+          let a0: f32 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
+          let a1: f32 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+          let b0: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + e % 32];
+          let b1: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 5440 + 4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 5440 + 4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 5440 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 5440 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 5440 + 4096 + (e / 32) * dim_D + e % 32] = acc0_0;
+      scratch[bh * 5440 + 4096 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      scratch[bh * 5440 + 4096 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      scratch[bh * 5440 + 4096 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 16) * dim_D + p];
-        let b0: f32 = smem[2048 + (e % 16) * dim_D + p];
+        let a0: f32 = smem[(e / 16) * dim_D + (p ^ ((e / 16) % 2))];
+        let b0: f32 = smem[2048 + (e % 16) * dim_D + (p ^ ((e % 16) % 16))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       scratch[bh * 5440 + 5120 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -288,19 +288,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * scratch[bh * 5440 + 5120 + (e / 32) * 32 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * scratch[bh * 5440 + 5120 + ((e / 32) * 2 + 1) * dim_K + p]);
-        let b0: f32 = smem[1024 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = (select(0.0, 1.0, p <= e / 32) * scratch[bh * 5440 + 5120 + (e / 32) * dim_K + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= e / 32 + 8) * scratch[bh * 5440 + 5120 + (e / 32 + 8) * dim_K + p]);
+        let b0: f32 = smem[1024 + p * dim_D + e % 32];
+        let b1: f32 = smem[1024 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -312,26 +312,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 32) * 128 + p];
-        let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
-        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
+        let a1: f32 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + e % 32];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[1024 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[1024 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[1024 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[2048 + e] = smem[1024 + e] - weights[min(position + e / dim_D, dim_K - 1)] * (scratch[bh * 5440 + 4096 + e] + smem[2048 + e]);
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[1024 + e] - weights[min(position + e / dim_D, dim_K - 1)] * (scratch[bh * 5440 + 4096 + e] + smem[2048 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -340,7 +340,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let v2: f32 = smem[2048 + e * dim_D + p];
+        let v2: f32 = smem[2048 + e * dim_D + (p ^ (e % 16))];
         acc = acc + v2 * v2;
       }
       smem[e] = acc;
@@ -353,25 +353,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = select(0.0, 1.0, p <= (e / 32) * 2);
-        let a1: f32 = select(0.0, 1.0, p <= (e / 32) * 2 + 1);
-        let b0: f32 = smem[3072 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = smem[3072 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = select(0.0, 1.0, p <= e / 32);
+        let a1: f32 = select(0.0, 1.0, p <= e / 32 + 8);
+        let b0: f32 = smem[3072 + p * dim_D + e % 32];
+        let b1: f32 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[16 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[16 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[16 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[16 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[16 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[16 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[16 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[16 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = smem[2048 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.015625 * 64.0 + 0.000001)) * (state_out[u.BH * 4096 + bh * 64 + e % dim_D] - weights[min(position + e / dim_D, dim_K - 1)] * (state_out[u.BH * 8256 + bh * 64 + e % dim_D] + smem[16 + e]));
+      out[(bh * u.T + token) * dim_D + e] = smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * (1.0 / sqrt(smem[e / dim_D] * 0.015625 * 64.0 + 0.000001)) * (state_out[u.BH * 4096 + bh * 64 + e % dim_D] - weights[min(position + e / dim_D, dim_K - 1)] * (state_out[u.BH * 8256 + bh * 64 + e % dim_D] + smem[16 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)

@@ -55,7 +55,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + e] = x;
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
     }
 
     // Stage the view v for this chunk.
@@ -79,12 +79,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[2048 + (e / 64) * 256 + p];
-        let a1: f32 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
-        let a2: f32 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
-        let a3: f32 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
-        let b0: f32 = state_out[bh * 8192 + p * dim_H + (e % 64) * 2];
-        let b1: f32 = state_out[bh * 8192 + p * dim_H + (e % 64) * 2 + 1];
+        let a0: f32 = smem[2048 + (e / 64) * dim_D + (p ^ ((e / 64) % 16))];
+        let a1: f32 = smem[2048 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 16))];
+        let a2: f32 = smem[2048 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 16))];
+        let a3: f32 = smem[2048 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 16))];
+        let b0: f32 = state_out[bh * 8192 + p * dim_H + e % 64];
+        let b1: f32 = state_out[bh * 8192 + p * dim_H + e % 64 + 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -94,14 +94,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 24832 + 16384 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 24832 + 16384 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      scratch[bh * 24832 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      scratch[bh * 24832 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      scratch[bh * 24832 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      scratch[bh * 24832 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      scratch[bh * 24832 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      scratch[bh * 24832 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      scratch[bh * 24832 + 16384 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 24832 + 16384 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 24832 + 16384 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 24832 + 16384 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 24832 + 16384 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 24832 + 16384 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 24832 + 16384 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 24832 + 16384 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -127,19 +127,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = (scratch[bh * 24832 + 16384 + (e / 32) * 256 + p] * scratch[bh * 24832 + 20480 + (e / 32) * 256 + p]);
-        let a1: f32 = (scratch[bh * 24832 + 16384 + ((e / 32) * 2 + 1) * dim_H + p] * scratch[bh * 24832 + 20480 + ((e / 32) * 2 + 1) * dim_H + p]);
-        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = (scratch[bh * 24832 + 16384 + (e / 32) * dim_H + p] * scratch[bh * 24832 + 20480 + (e / 32) * dim_H + p]);
+        let a1: f32 = (scratch[bh * 24832 + 16384 + (e / 32 + 8) * dim_H + p] * scratch[bh * 24832 + 20480 + (e / 32 + 8) * dim_H + p]);
+        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + e % 32];
+        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[(e / 32) * dim_D + ((e % 32) ^ ((e / 32) % 16))] = acc0_0;
+      smem[(e / 32) * dim_D + ((e % 32 + 32) ^ ((e / 32) % 16))] = acc0_1;
+      smem[(e / 32 + 8) * dim_D + ((e % 32) ^ ((e / 32 + 8) % 16))] = acc1_0;
+      smem[(e / 32 + 8) * dim_D + ((e % 32 + 32) ^ ((e / 32 + 8) % 16))] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -148,7 +148,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let v0: f32 = smem[e * dim_D + p];
+        let v0: f32 = smem[e * dim_D + (p ^ (e % 16))];
         acc = acc + v0 * v0;
       }
       smem[1024 + e] = acc;
@@ -170,7 +170,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v1: f32 = weights[16 + h * 64 + e % dim_D];
-      smem[3072 + e] = select(0.0, 1.0, e / dim_D < count) * 0.05 * 0.5 * (smem[2048 + e] + smem[e] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0 * v1;
+      smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = select(0.0, 1.0, e / dim_D < count) * 0.05 * 0.5 * (smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0 * v1;
     }
     workgroupBarrier();
 
@@ -178,7 +178,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + smem[3072 + e * dim_D + p] * smem[e * dim_D + p];
+        acc = acc + smem[3072 + e * dim_D + (p ^ (e % 16))] * smem[e * dim_D + (p ^ (e % 16))];
       }
       smem[1056 + e] = acc;
     }
@@ -187,7 +187,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v2: f32 = smem[1040 + e / dim_D];
-      smem[e] = smem[3072 + e] * v2 + (-(smem[1056 + e / dim_D] * (v2 * v2))) * 0.5 / smem[1024 + e / dim_D] * 0.015625 * smem[e] * 2.0;
+      smem[e] = smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * v2 + (-(smem[1056 + e / dim_D] * (v2 * v2))) * 0.5 / smem[1024 + e / dim_D] * 0.015625 * smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
     }
     workgroupBarrier();
 
@@ -202,12 +202,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 64) * 256 + p];
-        let a1: f32 = smem[((e / 64) * 4 + 1) * dim_D + p];
-        let a2: f32 = smem[((e / 64) * 4 + 2) * dim_D + p];
-        let a3: f32 = smem[((e / 64) * 4 + 3) * dim_D + p];
-        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + (e % 64) * 128 + p];
-        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + ((e % 64) * 2 + 1) * dim_D + p];
+        let a0: f32 = smem[(e / 64) * dim_D + p];
+        let a1: f32 = smem[(e / 64 + 4) * dim_D + p];
+        let a2: f32 = smem[(e / 64 + 8) * dim_D + p];
+        let a3: f32 = smem[(e / 64 + 12) * dim_D + p];
+        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + (e % 64) * dim_D + p];
+        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + (e % 64 + 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -217,14 +217,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 24832 + 8192 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 24832 + 8192 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      scratch[bh * 24832 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      scratch[bh * 24832 + 8192 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      scratch[bh * 24832 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      scratch[bh * 24832 + 8192 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      scratch[bh * 24832 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      scratch[bh * 24832 + 8192 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      scratch[bh * 24832 + 8192 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 24832 + 8192 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 24832 + 8192 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 24832 + 8192 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 24832 + 8192 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 24832 + 8192 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 24832 + 8192 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 24832 + 8192 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
     }
 
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -246,14 +246,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = (scratch[bh * 24832 + 16384 + p * dim_H + (e / 16) * 4] * scratch[bh * 24832 + 20480 + p * dim_H + (e / 16) * 4]);
-        let a1: f32 = (scratch[bh * 24832 + 16384 + p * dim_H + (e / 16) * 4 + 1] * scratch[bh * 24832 + 20480 + p * dim_H + (e / 16) * 4 + 1]);
-        let a2: f32 = (scratch[bh * 24832 + 16384 + p * dim_H + (e / 16) * 4 + 2] * scratch[bh * 24832 + 20480 + p * dim_H + (e / 16) * 4 + 2]);
-        let a3: f32 = (scratch[bh * 24832 + 16384 + p * dim_H + (e / 16) * 4 + 3] * scratch[bh * 24832 + 20480 + p * dim_H + (e / 16) * 4 + 3]);
-        let b0: f32 = smem[p * dim_D + (e % 16) * 4];
-        let b1: f32 = smem[p * dim_D + (e % 16) * 4 + 1];
-        let b2: f32 = smem[p * dim_D + (e % 16) * 4 + 2];
-        let b3: f32 = smem[p * dim_D + (e % 16) * 4 + 3];
+        let a0: f32 = (scratch[bh * 24832 + 16384 + p * dim_H + e / 16] * scratch[bh * 24832 + 20480 + p * dim_H + e / 16]);
+        let a1: f32 = (scratch[bh * 24832 + 16384 + p * dim_H + e / 16 + 32] * scratch[bh * 24832 + 20480 + p * dim_H + e / 16 + 32]);
+        let a2: f32 = (scratch[bh * 24832 + 16384 + p * dim_H + e / 16 + 64] * scratch[bh * 24832 + 20480 + p * dim_H + e / 16 + 64]);
+        let a3: f32 = (scratch[bh * 24832 + 16384 + p * dim_H + e / 16 + 96] * scratch[bh * 24832 + 20480 + p * dim_H + e / 16 + 96]);
+        let b0: f32 = smem[p * dim_D + e % 16];
+        let b1: f32 = smem[p * dim_D + e % 16 + 16];
+        let b2: f32 = smem[p * dim_D + e % 16 + 32];
+        let b3: f32 = smem[p * dim_D + e % 16 + 48];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -271,22 +271,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 24832 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 24832 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 24832 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 24832 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 24832 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 24832 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 24832 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 24832 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 24832 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 24832 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 24832 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 24832 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 24832 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 24832 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 24832 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 24832 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 24832 + (e / 16) * dim_D + e % 16] = acc0_0;
+      scratch[bh * 24832 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      scratch[bh * 24832 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      scratch[bh * 24832 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      scratch[bh * 24832 + (e / 16 + 32) * dim_D + e % 16] = acc1_0;
+      scratch[bh * 24832 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc1_1;
+      scratch[bh * 24832 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc1_2;
+      scratch[bh * 24832 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc1_3;
+      scratch[bh * 24832 + (e / 16 + 64) * dim_D + e % 16] = acc2_0;
+      scratch[bh * 24832 + (e / 16 + 64) * dim_D + e % 16 + 16] = acc2_1;
+      scratch[bh * 24832 + (e / 16 + 64) * dim_D + e % 16 + 32] = acc2_2;
+      scratch[bh * 24832 + (e / 16 + 64) * dim_D + e % 16 + 48] = acc2_3;
+      scratch[bh * 24832 + (e / 16 + 96) * dim_D + e % 16] = acc3_0;
+      scratch[bh * 24832 + (e / 16 + 96) * dim_D + e % 16 + 16] = acc3_1;
+      scratch[bh * 24832 + (e / 16 + 96) * dim_D + e % 16 + 32] = acc3_2;
+      scratch[bh * 24832 + (e / 16 + 96) * dim_D + e % 16 + 48] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -319,14 +319,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = smem[2048 + p * dim_D + (e / 32) * 4];
-        let a1: f32 = smem[2048 + p * dim_D + (e / 32) * 4 + 1];
-        let a2: f32 = smem[2048 + p * dim_D + (e / 32) * 4 + 2];
-        let a3: f32 = smem[2048 + p * dim_D + (e / 32) * 4 + 3];
-        let b0: f32 = scratch[bh * 24832 + 18432 + p * dim_H + (e % 32) * 4];
-        let b1: f32 = scratch[bh * 24832 + 18432 + p * dim_H + (e % 32) * 4 + 1];
-        let b2: f32 = scratch[bh * 24832 + 18432 + p * dim_H + (e % 32) * 4 + 2];
-        let b3: f32 = scratch[bh * 24832 + 18432 + p * dim_H + (e % 32) * 4 + 3];
+        let a0: f32 = smem[2048 + p * dim_D + ((e / 32) ^ (p % 16))];
+        let a1: f32 = smem[2048 + p * dim_D + ((e / 32 + 16) ^ (p % 16))];
+        let a2: f32 = smem[2048 + p * dim_D + ((e / 32 + 32) ^ (p % 16))];
+        let a3: f32 = smem[2048 + p * dim_D + ((e / 32 + 48) ^ (p % 16))];
+        let b0: f32 = scratch[bh * 24832 + 18432 + p * dim_H + e % 32];
+        let b1: f32 = scratch[bh * 24832 + 18432 + p * dim_H + e % 32 + 32];
+        let b2: f32 = scratch[bh * 24832 + 18432 + p * dim_H + e % 32 + 64];
+        let b3: f32 = scratch[bh * 24832 + 18432 + p * dim_H + e % 32 + 96];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -344,22 +344,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 24832 + 8192 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
-      scratch[bh * 24832 + 8192 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
-      scratch[bh * 24832 + 8192 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
-      scratch[bh * 24832 + 8192 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
-      scratch[bh * 24832 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
+      scratch[bh * 24832 + 8192 + (e / 32) * dim_H + e % 32] = acc0_0;
+      scratch[bh * 24832 + 8192 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
+      scratch[bh * 24832 + 8192 + (e / 32) * dim_H + e % 32 + 64] = acc0_2;
+      scratch[bh * 24832 + 8192 + (e / 32) * dim_H + e % 32 + 96] = acc0_3;
+      scratch[bh * 24832 + 8192 + (e / 32 + 16) * dim_H + e % 32] = acc1_0;
+      scratch[bh * 24832 + 8192 + (e / 32 + 16) * dim_H + e % 32 + 32] = acc1_1;
+      scratch[bh * 24832 + 8192 + (e / 32 + 16) * dim_H + e % 32 + 64] = acc1_2;
+      scratch[bh * 24832 + 8192 + (e / 32 + 16) * dim_H + e % 32 + 96] = acc1_3;
+      scratch[bh * 24832 + 8192 + (e / 32 + 32) * dim_H + e % 32] = acc2_0;
+      scratch[bh * 24832 + 8192 + (e / 32 + 32) * dim_H + e % 32 + 32] = acc2_1;
+      scratch[bh * 24832 + 8192 + (e / 32 + 32) * dim_H + e % 32 + 64] = acc2_2;
+      scratch[bh * 24832 + 8192 + (e / 32 + 32) * dim_H + e % 32 + 96] = acc2_3;
+      scratch[bh * 24832 + 8192 + (e / 32 + 48) * dim_H + e % 32] = acc3_0;
+      scratch[bh * 24832 + 8192 + (e / 32 + 48) * dim_H + e % 32 + 32] = acc3_1;
+      scratch[bh * 24832 + 8192 + (e / 32 + 48) * dim_H + e % 32 + 64] = acc3_2;
+      scratch[bh * 24832 + 8192 + (e / 32 + 48) * dim_H + e % 32 + 96] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -368,7 +368,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[u.BHT * 128 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[1024 + e] = x;
+      smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
     }
     storageBarrier();
     workgroupBarrier();
@@ -385,12 +385,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < dim_D; p = p + 1) {
-          let a0: f32 = smem[1024 + (e / 64) * 256 + p];
-          let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
-          let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
-          let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-          let b0: f32 = state_out[u.BH * 16384 + bh * 8192 + p * dim_H + (e % 64) * 2];
-          let b1: f32 = state_out[u.BH * 16384 + bh * 8192 + p * dim_H + (e % 64) * 2 + 1];
+          let a0: f32 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 2))];
+          let a1: f32 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 2))];
+          let a2: f32 = smem[1024 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 2))];
+          let a3: f32 = smem[1024 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 2))];
+          let b0: f32 = state_out[u.BH * 16384 + bh * 8192 + p * dim_H + e % 64];
+          let b1: f32 = state_out[u.BH * 16384 + bh * 8192 + p * dim_H + e % 64 + 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
@@ -401,22 +401,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           acc3_1 = acc3_1 + a3 * b1;
         }
       }
-      scratch[bh * 24832 + 22528 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 24832 + 22528 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      scratch[bh * 24832 + 22528 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      scratch[bh * 24832 + 22528 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      scratch[bh * 24832 + 22528 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      scratch[bh * 24832 + 22528 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      scratch[bh * 24832 + 22528 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      scratch[bh * 24832 + 22528 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      scratch[bh * 24832 + 22528 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 24832 + 22528 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 24832 + 22528 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 24832 + 22528 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 24832 + 22528 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 24832 + 22528 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 24832 + 22528 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 24832 + 22528 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[1024 + (e / 16) * dim_D + p];
-        let b0: f32 = smem[2048 + (e % 16) * dim_D + p];
+        let a0: f32 = smem[1024 + (e / 16) * dim_D + (p ^ ((e / 16) % 2))];
+        let b0: f32 = smem[2048 + (e % 16) * dim_D + (p ^ ((e % 16) % 16))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       scratch[bh * 24832 + 24576 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -435,12 +435,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 4) * scratch[bh * 24832 + 24576 + (e / 64) * 64 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 1) * scratch[bh * 24832 + 24576 + ((e / 64) * 4 + 1) * dim_K + p]);
-        let a2: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 2) * scratch[bh * 24832 + 24576 + ((e / 64) * 4 + 2) * dim_K + p]);
-        let a3: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 3) * scratch[bh * 24832 + 24576 + ((e / 64) * 4 + 3) * dim_K + p]);
-        let b0: f32 = scratch[bh * 24832 + 18432 + p * dim_H + (e % 64) * 2];
-        let b1: f32 = scratch[bh * 24832 + 18432 + p * dim_H + (e % 64) * 2 + 1];
+        let a0: f32 = (select(0.0, 1.0, p <= e / 64) * scratch[bh * 24832 + 24576 + (e / 64) * dim_K + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= e / 64 + 4) * scratch[bh * 24832 + 24576 + (e / 64 + 4) * dim_K + p]);
+        let a2: f32 = (select(0.0, 1.0, p <= e / 64 + 8) * scratch[bh * 24832 + 24576 + (e / 64 + 8) * dim_K + p]);
+        let a3: f32 = (select(0.0, 1.0, p <= e / 64 + 12) * scratch[bh * 24832 + 24576 + (e / 64 + 12) * dim_K + p]);
+        let b0: f32 = scratch[bh * 24832 + 18432 + p * dim_H + e % 64];
+        let b1: f32 = scratch[bh * 24832 + 18432 + p * dim_H + e % 64 + 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -450,14 +450,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[2048 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      smem[2048 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      smem[2048 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[2048 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      smem[2048 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[2048 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      smem[2048 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      smem[2048 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      smem[2048 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      smem[2048 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -473,12 +473,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[1024 + (e / 64) * 256 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
-        let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
-        let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-        let b0: f32 = state_out[bh * 8192 + p * dim_H + (e % 64) * 2];
-        let b1: f32 = state_out[bh * 8192 + p * dim_H + (e % 64) * 2 + 1];
+        let a0: f32 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 2))];
+        let a1: f32 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 2))];
+        let a2: f32 = smem[1024 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 2))];
+        let a3: f32 = smem[1024 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 2))];
+        let b0: f32 = state_out[bh * 8192 + p * dim_H + e % 64];
+        let b1: f32 = state_out[bh * 8192 + p * dim_H + e % 64 + 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -488,14 +488,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 24832 + 18432 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      scratch[bh * 24832 + 18432 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      scratch[bh * 24832 + 18432 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      scratch[bh * 24832 + 18432 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      scratch[bh * 24832 + 18432 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      scratch[bh * 24832 + 18432 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      scratch[bh * 24832 + 18432 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      scratch[bh * 24832 + 18432 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      scratch[bh * 24832 + 18432 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 24832 + 18432 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 24832 + 18432 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 24832 + 18432 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 24832 + 18432 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 24832 + 18432 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 24832 + 18432 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 24832 + 18432 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -510,7 +510,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 2048; e = e + 256) {
       let v5: f32 = smem[2048 + e];
-      smem[2048 + e] = v5 * (1.0 / (1.0 + exp((-v5))));
+      smem[2048 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 2))] = v5 * (1.0 / (1.0 + exp((-v5))));
     }
     workgroupBarrier();
 
@@ -522,27 +522,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_1: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < dim_H; p = p + 1) {
-          let a0: f32 = smem[2048 + (e / 32) * 256 + p];
-          let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-          let b0: f32 = state_out[u.BH * 24576 + bh * 8192 + p * dim_D + (e % 32) * 2];
-          let b1: f32 = state_out[u.BH * 24576 + bh * 8192 + p * dim_D + (e % 32) * 2 + 1];
+          let a0: f32 = smem[2048 + (e / 32) * dim_H + (p ^ ((e / 32) % 2))];
+          let a1: f32 = smem[2048 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 2))];
+          let b0: f32 = state_out[u.BH * 24576 + bh * 8192 + p * dim_D + e % 32];
+          let b1: f32 = state_out[u.BH * 24576 + bh * 8192 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 24832 + 18432 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 24832 + 18432 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 24832 + 18432 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 24832 + 18432 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 24832 + 18432 + (e / 32) * dim_D + e % 32] = acc0_0;
+      scratch[bh * 24832 + 18432 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      scratch[bh * 24832 + 18432 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      scratch[bh * 24832 + 18432 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = smem[2048 + (e / 16) * dim_H + p];
+        let a0: f32 = smem[2048 + (e / 16) * dim_H + (p ^ ((e / 16) % 2))];
         let b0: f32 = (scratch[bh * 24832 + 16384 + (e % 16) * dim_H + p] * scratch[bh * 24832 + 20480 + (e % 16) * dim_H + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
@@ -558,19 +558,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * scratch[bh * 24832 + 19456 + (e / 32) * 32 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * scratch[bh * 24832 + 19456 + ((e / 32) * 2 + 1) * dim_K + p]);
-        let b0: f32 = smem[p * dim_D + (e % 32) * 2];
-        let b1: f32 = smem[p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = (select(0.0, 1.0, p <= e / 32) * scratch[bh * 24832 + 19456 + (e / 32) * dim_K + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= e / 32 + 8) * scratch[bh * 24832 + 19456 + (e / 32 + 8) * dim_K + p]);
+        let b0: f32 = smem[p * dim_D + e % 32];
+        let b1: f32 = smem[p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 24832 + 16384 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 24832 + 16384 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 24832 + 16384 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 24832 + 16384 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 24832 + 16384 + (e / 32) * dim_D + e % 32] = acc0_0;
+      scratch[bh * 24832 + 16384 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      scratch[bh * 24832 + 16384 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      scratch[bh * 24832 + 16384 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -582,19 +582,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = smem[2048 + (e / 32) * 256 + p];
-        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = smem[2048 + (e / 32) * dim_H + (p ^ ((e / 32) % 2))];
+        let a1: f32 = smem[2048 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 2))];
+        let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + e % 32];
+        let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[(e / 32) * dim_D + e % 32] = acc0_0;
+      smem[(e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[(e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[(e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -620,7 +620,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = smem[1024 + e] + scratch[bh * 24832 + 16384 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.015625 + 0.00001)) * weights[16 + h * 64 + e % dim_D];
+      out[(bh * u.T + token) * dim_D + e] = smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + scratch[bh * 24832 + 16384 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.015625 + 0.00001)) * weights[16 + h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)

@@ -72,7 +72,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[1024 + e] = x;
+      smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = x;
     }
 
     // Stage the view v for this chunk.
@@ -90,21 +90,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[1024 + (e / 64) * 64 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
+        let a0: f32 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 8))];
+        let a1: f32 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 8))];
         let b0: f32 = state_out[bh * 2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[1536 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[1536 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[1536 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[1536 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[1536 + e] = tanh(clamp(smem[1536 + e] + smem[3136 + e % dim_H], -15.0, 15.0));
+      smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))] = tanh(clamp(smem[1536 + e] + smem[3136 + e % dim_H], -15.0, 15.0));
     }
     workgroupBarrier();
 
@@ -113,21 +113,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = smem[1536 + (e / 64) * 128 + p];
-        let a1: f32 = smem[1536 + ((e / 64) * 2 + 1) * dim_H + p];
+        let a0: f32 = smem[1536 + (e / 64) * dim_H + (p ^ ((e / 64) % 8))];
+        let a1: f32 = smem[1536 + (e / 64 + 4) * dim_H + (p ^ ((e / 64 + 4) % 8))];
         let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2560 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[2560 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[2560 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[2560 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[2560 + e] = tanh(clamp(smem[2560 + e], -15.0, 15.0));
+      smem[2560 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))] = tanh(clamp(smem[2560 + e], -15.0, 15.0));
     }
     workgroupBarrier();
 
@@ -135,11 +135,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = smem[2560 + (e / 32) * dim_H + p];
+        let a0: f32 = smem[2560 + (e / 32) * dim_H + (p ^ ((e / 32) % 8))];
         let b0: f32 = state_out[u.BH * 6208 + bh * 2048 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[(e / 32) * dim_D + e % 32] = acc0_0;
+      smem[(e / 32) * dim_D + ((e % 32) ^ ((e / 32) % 8))] = acc0_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -148,7 +148,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + smem[e * dim_D + p];
+        acc = acc + smem[e * dim_D + (p ^ (e % 8))];
       }
       smem[256 + e] = acc;
     }
@@ -156,7 +156,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[e] = smem[e] - smem[256 + e / dim_D] * 0.03125;
+      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] - smem[256 + e / dim_D] * 0.03125;
     }
     workgroupBarrier();
 
@@ -164,7 +164,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let v0: f32 = smem[e * dim_D + p];
+        let v0: f32 = smem[e * dim_D + (p ^ (e % 8))];
         acc = acc + v0 * v0;
       }
       smem[256 + e] = acc;
@@ -186,7 +186,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
       let v1: f32 = weights[8 + h * 32 + e % dim_D];
-      smem[280 + e] = smem[264 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1024 + e] + smem[e] * smem[272 + e / dim_D] * v1 + weights[8 + u.H * 32 + h * 32 + e % dim_D] - smem[280 + e]) * 2.0 * v1;
+      smem[280 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = smem[264 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] + smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] * smem[272 + e / dim_D] * v1 + weights[8 + u.H * 32 + h * 32 + e % dim_D] - smem[280 + e]) * 2.0 * v1;
     }
     workgroupBarrier();
 
@@ -194,7 +194,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + smem[280 + e * dim_D + p] * smem[e * dim_D + p];
+        acc = acc + smem[280 + e * dim_D + (p ^ (e % 8))] * smem[e * dim_D + (p ^ (e % 8))];
       }
       smem[264 + e] = acc;
     }
@@ -203,7 +203,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
       let v2: f32 = smem[272 + e / dim_D];
-      smem[e] = smem[280 + e] * v2 + (-(smem[264 + e / dim_D] * (v2 * v2))) * 0.5 / smem[256 + e / dim_D] * 0.03125 * smem[e] * 2.0;
+      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = smem[280 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] * v2 + (-(smem[264 + e / dim_D] * (v2 * v2))) * 0.5 / smem[256 + e / dim_D] * 0.03125 * smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] * 2.0;
     }
     workgroupBarrier();
 
@@ -211,7 +211,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + (-smem[e * dim_D + p]);
+        acc = acc + (-smem[e * dim_D + (p ^ (e % 8))]);
       }
       smem[256 + e] = acc;
     }
@@ -219,7 +219,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[e] = smem[e] + smem[256 + e / dim_D] * 0.03125;
+      smem[e] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] + smem[256 + e / dim_D] * 0.03125;
     }
     workgroupBarrier();
 
@@ -228,14 +228,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 64) * 64 + p];
-        let a1: f32 = smem[((e / 64) * 2 + 1) * dim_D + p];
+        let a0: f32 = smem[(e / 64) * dim_D + p];
+        let a1: f32 = smem[(e / 64 + 4) * dim_D + p];
         let b0: f32 = state_out[u.BH * 6208 + bh * 2048 + (e % 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[256 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[256 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[256 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[256 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
     }
 
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -249,12 +249,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = smem[2560 + p * dim_H + (e / 16) * 4];
-        let a1: f32 = smem[2560 + p * dim_H + (e / 16) * 4 + 1];
-        let a2: f32 = smem[2560 + p * dim_H + (e / 16) * 4 + 2];
-        let a3: f32 = smem[2560 + p * dim_H + (e / 16) * 4 + 3];
-        let b0: f32 = smem[p * dim_D + (e % 16) * 2];
-        let b1: f32 = smem[p * dim_D + (e % 16) * 2 + 1];
+        let a0: f32 = smem[2560 + p * dim_H + ((e / 16) ^ (p % 8))];
+        let a1: f32 = smem[2560 + p * dim_H + ((e / 16 + 16) ^ (p % 8))];
+        let a2: f32 = smem[2560 + p * dim_H + ((e / 16 + 32) ^ (p % 8))];
+        let a3: f32 = smem[2560 + p * dim_H + ((e / 16 + 48) ^ (p % 8))];
+        let b0: f32 = smem[p * dim_D + e % 16];
+        let b1: f32 = smem[p * dim_D + e % 16 + 16];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -264,21 +264,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 9216 + 4096 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
-      scratch[bh * 9216 + 4096 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
-      scratch[bh * 9216 + 4096 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
-      scratch[bh * 9216 + 4096 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
-      scratch[bh * 9216 + 4096 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
-      scratch[bh * 9216 + 4096 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
-      scratch[bh * 9216 + 4096 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
-      scratch[bh * 9216 + 4096 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
+      scratch[bh * 9216 + 4096 + (e / 16) * dim_D + e % 16] = acc0_0;
+      scratch[bh * 9216 + 4096 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      scratch[bh * 9216 + 4096 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      scratch[bh * 9216 + 4096 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      scratch[bh * 9216 + 4096 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      scratch[bh * 9216 + 4096 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      scratch[bh * 9216 + 4096 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      scratch[bh * 9216 + 4096 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      let v3: f32 = smem[2560 + e];
+      let v3: f32 = smem[2560 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))];
       smem[256 + e] = smem[256 + e] * (1.0 - v3 * v3);
     }
     workgroupBarrier();
@@ -288,14 +288,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = smem[256 + (e / 64) * 128 + p];
-        let a1: f32 = smem[256 + ((e / 64) * 2 + 1) * dim_H + p];
+        let a0: f32 = smem[256 + (e / 64) * dim_H + p];
+        let a1: f32 = smem[256 + (e / 64 + 4) * dim_H + p];
         let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + (e % 64) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[2048 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[2048 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
     }
 
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -317,14 +317,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = smem[1536 + p * dim_H + (e / 16) * 4];
-        let a1: f32 = smem[1536 + p * dim_H + (e / 16) * 4 + 1];
-        let a2: f32 = smem[1536 + p * dim_H + (e / 16) * 4 + 2];
-        let a3: f32 = smem[1536 + p * dim_H + (e / 16) * 4 + 3];
-        let b0: f32 = smem[256 + p * dim_H + (e % 16) * 4];
-        let b1: f32 = smem[256 + p * dim_H + (e % 16) * 4 + 1];
-        let b2: f32 = smem[256 + p * dim_H + (e % 16) * 4 + 2];
-        let b3: f32 = smem[256 + p * dim_H + (e % 16) * 4 + 3];
+        let a0: f32 = smem[1536 + p * dim_H + ((e / 16) ^ (p % 8))];
+        let a1: f32 = smem[1536 + p * dim_H + ((e / 16 + 16) ^ (p % 8))];
+        let a2: f32 = smem[1536 + p * dim_H + ((e / 16 + 32) ^ (p % 8))];
+        let a3: f32 = smem[1536 + p * dim_H + ((e / 16 + 48) ^ (p % 8))];
+        let b0: f32 = smem[256 + p * dim_H + e % 16];
+        let b1: f32 = smem[256 + p * dim_H + e % 16 + 16];
+        let b2: f32 = smem[256 + p * dim_H + e % 16 + 32];
+        let b3: f32 = smem[256 + p * dim_H + e % 16 + 48];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -342,29 +342,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 9216 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 9216 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 9216 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 9216 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 9216 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
-      scratch[bh * 9216 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 9216 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 9216 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 9216 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
-      scratch[bh * 9216 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 9216 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 9216 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 9216 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
-      scratch[bh * 9216 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 9216 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 9216 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 9216 + (e / 16) * dim_H + e % 16] = acc0_0;
+      scratch[bh * 9216 + (e / 16) * dim_H + e % 16 + 16] = acc0_1;
+      scratch[bh * 9216 + (e / 16) * dim_H + e % 16 + 32] = acc0_2;
+      scratch[bh * 9216 + (e / 16) * dim_H + e % 16 + 48] = acc0_3;
+      scratch[bh * 9216 + (e / 16 + 16) * dim_H + e % 16] = acc1_0;
+      scratch[bh * 9216 + (e / 16 + 16) * dim_H + e % 16 + 16] = acc1_1;
+      scratch[bh * 9216 + (e / 16 + 16) * dim_H + e % 16 + 32] = acc1_2;
+      scratch[bh * 9216 + (e / 16 + 16) * dim_H + e % 16 + 48] = acc1_3;
+      scratch[bh * 9216 + (e / 16 + 32) * dim_H + e % 16] = acc2_0;
+      scratch[bh * 9216 + (e / 16 + 32) * dim_H + e % 16 + 16] = acc2_1;
+      scratch[bh * 9216 + (e / 16 + 32) * dim_H + e % 16 + 32] = acc2_2;
+      scratch[bh * 9216 + (e / 16 + 32) * dim_H + e % 16 + 48] = acc2_3;
+      scratch[bh * 9216 + (e / 16 + 48) * dim_H + e % 16] = acc3_0;
+      scratch[bh * 9216 + (e / 16 + 48) * dim_H + e % 16 + 16] = acc3_1;
+      scratch[bh * 9216 + (e / 16 + 48) * dim_H + e % 16 + 32] = acc3_2;
+      scratch[bh * 9216 + (e / 16 + 48) * dim_H + e % 16 + 48] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      let v4: f32 = smem[1536 + e];
+      let v4: f32 = smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))];
       smem[2048 + e] = smem[2048 + e] * (1.0 - v4 * v4);
     }
     workgroupBarrier();
@@ -389,12 +389,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = smem[1024 + p * dim_D + (e / 32) * 4];
-        let a1: f32 = smem[1024 + p * dim_D + (e / 32) * 4 + 1];
-        let a2: f32 = smem[1024 + p * dim_D + (e / 32) * 4 + 2];
-        let a3: f32 = smem[1024 + p * dim_D + (e / 32) * 4 + 3];
-        let b0: f32 = smem[2048 + p * dim_H + (e % 32) * 2];
-        let b1: f32 = smem[2048 + p * dim_H + (e % 32) * 2 + 1];
+        let a0: f32 = smem[1024 + p * dim_D + ((e / 32) ^ (p % 8))];
+        let a1: f32 = smem[1024 + p * dim_D + ((e / 32 + 8) ^ (p % 8))];
+        let a2: f32 = smem[1024 + p * dim_D + ((e / 32 + 16) ^ (p % 8))];
+        let a3: f32 = smem[1024 + p * dim_D + ((e / 32 + 24) ^ (p % 8))];
+        let b0: f32 = smem[2048 + p * dim_H + e % 32];
+        let b1: f32 = smem[2048 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -404,14 +404,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      scratch[bh * 9216 + 6144 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 9216 + 6144 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 9216 + 6144 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
-      scratch[bh * 9216 + 6144 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
-      scratch[bh * 9216 + 6144 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
-      scratch[bh * 9216 + 6144 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
-      scratch[bh * 9216 + 6144 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
-      scratch[bh * 9216 + 6144 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
+      scratch[bh * 9216 + 6144 + (e / 32) * dim_H + e % 32] = acc0_0;
+      scratch[bh * 9216 + 6144 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
+      scratch[bh * 9216 + 6144 + (e / 32 + 8) * dim_H + e % 32] = acc1_0;
+      scratch[bh * 9216 + 6144 + (e / 32 + 8) * dim_H + e % 32 + 32] = acc1_1;
+      scratch[bh * 9216 + 6144 + (e / 32 + 16) * dim_H + e % 32] = acc2_0;
+      scratch[bh * 9216 + 6144 + (e / 32 + 16) * dim_H + e % 32 + 32] = acc2_1;
+      scratch[bh * 9216 + 6144 + (e / 32 + 24) * dim_H + e % 32] = acc3_0;
+      scratch[bh * 9216 + 6144 + (e / 32 + 24) * dim_H + e % 32 + 32] = acc3_1;
     }
 
     // Stage the view q for this chunk.
@@ -420,7 +420,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[768 + e] = x;
+      smem[768 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 4))] = x;
     }
     storageBarrier();
     workgroupBarrier();
@@ -431,23 +431,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < dim_D; p = p + 1) {
-          let a0: f32 = smem[768 + (e / 64) * 64 + p];
-          let a1: f32 = smem[768 + ((e / 64) * 2 + 1) * dim_D + p];
+          let a0: f32 = smem[768 + (e / 64) * dim_D + (p ^ ((e / 64) % 4))];
+          let a1: f32 = smem[768 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 4))];
           let b0: f32 = state_out[u.BH * 8256 + bh * 2048 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      smem[3264 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[3264 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[3264 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[3264 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[768 + (e / 8) * dim_D + p];
-        let b0: f32 = smem[1024 + (e % 8) * dim_D + p];
+        let a0: f32 = smem[768 + (e / 8) * dim_D + (p ^ ((e / 8) % 4))];
+        let b0: f32 = smem[1024 + (e % 8) * dim_D + (p ^ ((e % 8) % 8))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[1280 + (e / 8) * dim_K + e % 8] = acc0_0;
@@ -460,14 +460,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 2) * smem[1280 + (e / 64) * 16 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 2 + 1) * smem[1280 + ((e / 64) * 2 + 1) * dim_K + p]);
+        let a0: f32 = (select(0.0, 1.0, p <= e / 64) * smem[1280 + (e / 64) * dim_K + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= e / 64 + 4) * smem[1280 + (e / 64 + 4) * dim_K + p]);
         let b0: f32 = smem[2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      scratch[bh * 9216 + 8192 + (e / 64) * 128 + e % 64] = acc0_0;
-      scratch[bh * 9216 + 8192 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 9216 + 8192 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 9216 + 8192 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
@@ -475,14 +475,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[768 + (e / 64) * 64 + p];
-        let a1: f32 = smem[768 + ((e / 64) * 2 + 1) * dim_D + p];
+        let a0: f32 = smem[768 + (e / 64) * dim_D + (p ^ ((e / 64) % 4))];
+        let a1: f32 = smem[768 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 4))];
         let b0: f32 = state_out[bh * 2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      scratch[bh * 9216 + 8704 + (e / 64) * 128 + e % 64] = acc0_0;
-      scratch[bh * 9216 + 8704 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 9216 + 8704 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 9216 + 8704 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -492,21 +492,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = select(0.0, 1.0, p <= (e / 64) * 2);
-        let a1: f32 = select(0.0, 1.0, p <= (e / 64) * 2 + 1);
+        let a0: f32 = select(0.0, 1.0, p <= e / 64);
+        let a1: f32 = select(0.0, 1.0, p <= e / 64 + 4);
         let b0: f32 = smem[2048 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[1024 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[1024 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[1024 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[1024 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
     }
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 512; e = e + 256) {
       let v5: f32 = weights[min(position + e / dim_H, dim_K - 1)];
-      smem[1024 + e] = tanh(clamp(scratch[bh * 9216 + 8704 + e] - v5 * (smem[3264 + e] + scratch[bh * 9216 + 8192 + e]) + (smem[3136 + e % dim_H] - v5 * (smem[3200 + e % dim_H] + smem[1024 + e])), -15.0, 15.0));
+      smem[1024 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 4))] = tanh(clamp(scratch[bh * 9216 + 8704 + e] - v5 * (smem[3264 + e] + scratch[bh * 9216 + 8192 + e]) + (smem[3136 + e % dim_H] - v5 * (smem[3200 + e % dim_H] + smem[1024 + e])), -15.0, 15.0));
     }
     storageBarrier();
     workgroupBarrier();
@@ -517,23 +517,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < dim_H; p = p + 1) {
-          let a0: f32 = smem[1024 + (e / 64) * 128 + p];
-          let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * dim_H + p];
+          let a0: f32 = smem[1024 + (e / 64) * dim_H + (p ^ ((e / 64) % 4))];
+          let a1: f32 = smem[1024 + (e / 64 + 4) * dim_H + (p ^ ((e / 64 + 4) % 4))];
           let b0: f32 = state_out[u.BH * 10368 + bh * 4096 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
         }
       }
-      smem[3264 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[3264 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[3264 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[3264 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
     }
 
     // [8, 8] product, from line 16: let h2 = tanh(h1 @ W2)
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = smem[1024 + (e / 8) * dim_H + p];
-        let b0: f32 = smem[1536 + (e % 8) * dim_H + p];
+        let a0: f32 = smem[1024 + (e / 8) * dim_H + (p ^ ((e / 8) % 4))];
+        let b0: f32 = smem[1536 + (e % 8) * dim_H + (p ^ ((e % 8) % 8))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[2048 + (e / 8) * dim_K + e % 8] = acc0_0;
@@ -546,14 +546,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 2) * smem[2048 + (e / 64) * 16 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 2 + 1) * smem[2048 + ((e / 64) * 2 + 1) * dim_K + p]);
+        let a0: f32 = (select(0.0, 1.0, p <= e / 64) * smem[2048 + (e / 64) * dim_K + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= e / 64 + 4) * smem[2048 + (e / 64 + 4) * dim_K + p]);
         let b0: f32 = smem[256 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[1536 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[1536 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[1536 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[1536 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
     }
     workgroupBarrier();
 
@@ -562,21 +562,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = smem[1024 + (e / 64) * 128 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 2 + 1) * dim_H + p];
+        let a0: f32 = smem[1024 + (e / 64) * dim_H + (p ^ ((e / 64) % 4))];
+        let a1: f32 = smem[1024 + (e / 64 + 4) * dim_H + (p ^ ((e / 64 + 4) % 4))];
         let b0: f32 = state_out[u.BH * 2112 + bh * 4096 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[256 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[256 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[256 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[256 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[1536 + e] = tanh(clamp(smem[256 + e] - weights[min(position + e / dim_H, dim_K - 1)] * (smem[3264 + e] + smem[1536 + e]), -15.0, 15.0));
+      smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 4))] = tanh(clamp(smem[256 + e] - weights[min(position + e / dim_H, dim_K - 1)] * (smem[3264 + e] + smem[1536 + e]), -15.0, 15.0));
     }
     workgroupBarrier();
 
@@ -585,7 +585,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < dim_H; p = p + 1) {
-          let a0: f32 = smem[1536 + (e / 32) * dim_H + p];
+          let a0: f32 = smem[1536 + (e / 32) * dim_H + (p ^ ((e / 32) % 4))];
           let b0: f32 = state_out[u.BH * 14464 + bh * 2048 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
@@ -597,8 +597,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = smem[1536 + (e / 8) * dim_H + p];
-        let b0: f32 = smem[2560 + (e % 8) * dim_H + p];
+        let a0: f32 = smem[1536 + (e / 8) * dim_H + (p ^ ((e / 8) % 4))];
+        let b0: f32 = smem[2560 + (e % 8) * dim_H + (p ^ ((e % 8) % 8))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[512 + (e / 8) * dim_K + e % 8] = acc0_0;
@@ -622,7 +622,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = smem[1536 + (e / 32) * dim_H + p];
+        let a0: f32 = smem[1536 + (e / 32) * dim_H + (p ^ ((e / 32) % 4))];
         let b0: f32 = state_out[u.BH * 6208 + bh * 2048 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
@@ -633,7 +633,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[256 + e] = smem[e] - weights[min(position + e / dim_D, dim_K - 1)] * (smem[1024 + e] + smem[256 + e]);
+      smem[256 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = smem[e] - weights[min(position + e / dim_D, dim_K - 1)] * (smem[1024 + e] + smem[256 + e]);
     }
     workgroupBarrier();
 
@@ -641,7 +641,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + smem[256 + e * dim_D + p];
+        acc = acc + smem[256 + e * dim_D + (p ^ (e % 8))];
       }
       smem[e] = acc;
     }
@@ -649,7 +649,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[256 + e] = smem[256 + e] - smem[e / dim_D] * 0.03125;
+      smem[256 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = smem[256 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] - smem[e / dim_D] * 0.03125;
     }
     workgroupBarrier();
 
@@ -657,7 +657,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 8; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let v6: f32 = smem[256 + e * dim_D + p];
+        let v6: f32 = smem[256 + e * dim_D + (p ^ (e % 8))];
         acc = acc + v6 * v6;
       }
       smem[e] = acc;
@@ -666,7 +666,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = smem[768 + e] + smem[256 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.03125 + 0.000001)) * weights[8 + h * 32 + e % dim_D] + weights[8 + u.H * 32 + h * 32 + e % dim_D];
+      out[(bh * u.T + token) * dim_D + e] = smem[768 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 4))] + smem[256 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] * (1.0 / sqrt(smem[e / dim_D] * 0.03125 + 0.000001)) * weights[8 + h * 32 + e % dim_D] + weights[8 + u.H * 32 + h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)

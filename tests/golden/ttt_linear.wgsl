@@ -62,7 +62,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + e] = x;
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
     }
 
     // Stage the view v for this chunk.
@@ -83,19 +83,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[2048 + (e / 32) * 128 + p];
-        let a1: f32 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
-        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = smem[2048 + (e / 32) * dim_D + (p ^ ((e / 32) % 16))];
+        let a1: f32 = smem[2048 + (e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 16))];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + e % 32];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[1024 + (e / 32) * dim_D + ((e % 32) ^ ((e / 32) % 16))] = acc0_0;
+      smem[1024 + (e / 32) * dim_D + ((e % 32 + 32) ^ ((e / 32) % 16))] = acc0_1;
+      smem[1024 + (e / 32 + 8) * dim_D + ((e % 32) ^ ((e / 32 + 8) % 16))] = acc1_0;
+      smem[1024 + (e / 32 + 8) * dim_D + ((e % 32 + 32) ^ ((e / 32 + 8) % 16))] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -104,7 +104,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + (smem[1024 + e * dim_D + p] + smem[3136 + p]);
+        acc = acc + (smem[1024 + e * dim_D + (p ^ (e % 16))] + smem[3136 + p]);
       }
       smem[e] = acc;
     }
@@ -112,7 +112,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[1024 + e] = smem[1024 + e] + smem[3136 + e % dim_D] - smem[e / dim_D] * 0.015625;
+      smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[3136 + e % dim_D] - smem[e / dim_D] * 0.015625;
     }
     workgroupBarrier();
 
@@ -120,7 +120,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let v0: f32 = smem[1024 + e * dim_D + p];
+        let v0: f32 = smem[1024 + e * dim_D + (p ^ (e % 16))];
         acc = acc + v0 * v0;
       }
       smem[e] = acc;
@@ -142,7 +142,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v1: f32 = weights[16 + h * 64 + e % dim_D];
-      scratch[bh * 7168 + e] = smem[16 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[2048 + e] + smem[1024 + e] * smem[32 + e / dim_D] * v1 + weights[16 + u.H * 64 + h * 64 + e % dim_D] - scratch[bh * 7168 + e]) * 2.0 * v1;
+      scratch[bh * 7168 + e] = smem[16 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[32 + e / dim_D] * v1 + weights[16 + u.H * 64 + h * 64 + e % dim_D] - scratch[bh * 7168 + e]) * 2.0 * v1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -151,7 +151,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + scratch[bh * 7168 + e * dim_D + p] * smem[1024 + e * dim_D + p];
+        acc = acc + scratch[bh * 7168 + e * dim_D + p] * smem[1024 + e * dim_D + (p ^ (e % 16))];
       }
       smem[16 + e] = acc;
     }
@@ -161,7 +161,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v2: f32 = smem[32 + e / dim_D];
-      smem[1024 + e] = scratch[bh * 7168 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5 / smem[e / dim_D] * 0.015625 * smem[1024 + e] * 2.0;
+      smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 7168 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5 / smem[e / dim_D] * 0.015625 * smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -170,7 +170,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + (-smem[1024 + e * dim_D + p]);
+        acc = acc + (-smem[1024 + e * dim_D + (p ^ (e % 16))]);
       }
       smem[e] = acc;
     }
@@ -178,7 +178,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[1024 + e] = smem[1024 + e] + smem[e / dim_D] * 0.015625;
+      smem[1024 + e] = smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[e / dim_D] * 0.015625;
     }
     workgroupBarrier();
 
@@ -210,14 +210,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = smem[2048 + p * dim_D + (e / 16) * 4];
-        let a1: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
-        let a2: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
-        let a3: f32 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
-        let b0: f32 = smem[1024 + p * dim_D + (e % 16) * 4];
-        let b1: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 1];
-        let b2: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 2];
-        let b3: f32 = smem[1024 + p * dim_D + (e % 16) * 4 + 3];
+        let a0: f32 = smem[2048 + p * dim_D + ((e / 16) ^ (p % 16))];
+        let a1: f32 = smem[2048 + p * dim_D + ((e / 16 + 16) ^ (p % 16))];
+        let a2: f32 = smem[2048 + p * dim_D + ((e / 16 + 32) ^ (p % 16))];
+        let a3: f32 = smem[2048 + p * dim_D + ((e / 16 + 48) ^ (p % 16))];
+        let b0: f32 = smem[1024 + p * dim_D + e % 16];
+        let b1: f32 = smem[1024 + p * dim_D + e % 16 + 16];
+        let b2: f32 = smem[1024 + p * dim_D + e % 16 + 32];
+        let b3: f32 = smem[1024 + p * dim_D + e % 16 + 48];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -235,22 +235,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 7168 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 7168 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 7168 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 7168 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 7168 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 7168 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 7168 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 7168 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 7168 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 7168 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 7168 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 7168 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 7168 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 7168 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 7168 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 7168 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 7168 + (e / 16) * dim_D + e % 16] = acc0_0;
+      scratch[bh * 7168 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      scratch[bh * 7168 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      scratch[bh * 7168 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      scratch[bh * 7168 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      scratch[bh * 7168 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      scratch[bh * 7168 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
+      scratch[bh * 7168 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
+      scratch[bh * 7168 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      scratch[bh * 7168 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      scratch[bh * 7168 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
+      scratch[bh * 7168 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
+      scratch[bh * 7168 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      scratch[bh * 7168 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
+      scratch[bh * 7168 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
+      scratch[bh * 7168 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -259,7 +259,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[u.BHT * 128 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[e] = x;
+      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
     }
     storageBarrier();
     workgroupBarrier();
@@ -272,28 +272,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_1: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < dim_D; p = p + 1) {
-          let a0: f32 = smem[(e / 32) * 128 + p];
-          let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
-          let b0: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + (e % 32) * 2];
-          let b1: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
+          let a0: f32 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
+          let a1: f32 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+          let b0: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + e % 32];
+          let b1: f32 = state_out[u.BH * 4160 + bh * 4096 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 7168 + 4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 7168 + 4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 7168 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 7168 + 4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 7168 + 4096 + (e / 32) * dim_D + e % 32] = acc0_0;
+      scratch[bh * 7168 + 4096 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      scratch[bh * 7168 + 4096 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      scratch[bh * 7168 + 4096 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 16) * dim_D + p];
-        let b0: f32 = smem[2048 + (e % 16) * dim_D + p];
+        let a0: f32 = smem[(e / 16) * dim_D + (p ^ ((e / 16) % 2))];
+        let b0: f32 = smem[2048 + (e % 16) * dim_D + (p ^ ((e % 16) % 16))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[3264 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -308,19 +308,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[3264 + (e / 32) * 32 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[3264 + ((e / 32) * 2 + 1) * dim_K + p]);
-        let b0: f32 = smem[1024 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = (select(0.0, 1.0, p <= e / 32) * smem[3264 + (e / 32) * dim_K + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= e / 32 + 8) * smem[3264 + (e / 32 + 8) * dim_K + p]);
+        let b0: f32 = smem[1024 + p * dim_D + e % 32];
+        let b1: f32 = smem[1024 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 7168 + 5120 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 7168 + 5120 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 7168 + 5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 7168 + 5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 7168 + 5120 + (e / 32) * dim_D + e % 32] = acc0_0;
+      scratch[bh * 7168 + 5120 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      scratch[bh * 7168 + 5120 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      scratch[bh * 7168 + 5120 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
@@ -330,19 +330,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 32) * 128 + p];
-        let a1: f32 = smem[((e / 32) * 2 + 1) * dim_D + p];
-        let b0: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = state_out[bh * 4096 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
+        let a1: f32 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+        let b0: f32 = state_out[bh * 4096 + p * dim_D + e % 32];
+        let b1: f32 = state_out[bh * 4096 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 7168 + 6144 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 7168 + 6144 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 7168 + 6144 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 7168 + 6144 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 7168 + 6144 + (e / 32) * dim_D + e % 32] = acc0_0;
+      scratch[bh * 7168 + 6144 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      scratch[bh * 7168 + 6144 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      scratch[bh * 7168 + 6144 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
@@ -352,19 +352,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = select(0.0, 1.0, p <= (e / 32) * 2);
-        let a1: f32 = select(0.0, 1.0, p <= (e / 32) * 2 + 1);
-        let b0: f32 = smem[1024 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = select(0.0, 1.0, p <= e / 32);
+        let a1: f32 = select(0.0, 1.0, p <= e / 32 + 8);
+        let b0: f32 = smem[1024 + p * dim_D + e % 32];
+        let b1: f32 = smem[1024 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -372,7 +372,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v3: f32 = weights[min(position + e / dim_D, dim_K - 1)];
-      smem[2048 + e] = scratch[bh * 7168 + 6144 + e] - v3 * (scratch[bh * 7168 + 4096 + e] + scratch[bh * 7168 + 5120 + e]) + (smem[3136 + e % dim_D] - v3 * (smem[3200 + e % dim_D] + smem[2048 + e]));
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 7168 + 6144 + e] - v3 * (scratch[bh * 7168 + 4096 + e] + scratch[bh * 7168 + 5120 + e]) + (smem[3136 + e % dim_D] - v3 * (smem[3200 + e % dim_D] + smem[2048 + e]));
     }
     storageBarrier();
     workgroupBarrier();
@@ -381,7 +381,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + smem[2048 + e * dim_D + p];
+        acc = acc + smem[2048 + e * dim_D + (p ^ (e % 16))];
       }
       smem[1024 + e] = acc;
     }
@@ -389,7 +389,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[2048 + e] = smem[2048 + e] - smem[1024 + e / dim_D] * 0.015625;
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] - smem[1024 + e / dim_D] * 0.015625;
     }
     workgroupBarrier();
 
@@ -397,7 +397,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let v4: f32 = smem[2048 + e * dim_D + p];
+        let v4: f32 = smem[2048 + e * dim_D + (p ^ (e % 16))];
         acc = acc + v4 * v4;
       }
       smem[1024 + e] = acc;
@@ -406,7 +406,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = smem[e] + smem[2048 + e] * (1.0 / sqrt(smem[1024 + e / dim_D] * 0.015625 + 0.000001)) * weights[16 + h * 64 + e % dim_D] + weights[16 + u.H * 64 + h * 64 + e % dim_D];
+      out[(bh * u.T + token) * dim_D + e] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * (1.0 / sqrt(smem[1024 + e / dim_D] * 0.015625 + 0.000001)) * weights[16 + h * 64 + e % dim_D] + weights[16 + u.H * 64 + h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)

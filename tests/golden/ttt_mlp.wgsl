@@ -72,7 +72,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + e] = x;
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
     }
 
     // Stage the view v for this chunk.
@@ -105,14 +105,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[2048 + (e / 64) * 256 + p];
-        let a1: f32 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
-        let a2: f32 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
-        let a3: f32 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
-        let b0: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4];
-        let b1: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
-        let b2: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
-        let b3: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
+        let a0: f32 = smem[2048 + (e / 64) * dim_D + (p ^ ((e / 64) % 16))];
+        let a1: f32 = smem[2048 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 16))];
+        let a2: f32 = smem[2048 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 16))];
+        let a3: f32 = smem[2048 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 16))];
+        let b0: f32 = state_out[bh * 16384 + p * dim_H + e % 64];
+        let b1: f32 = state_out[bh * 16384 + p * dim_H + e % 64 + 64];
+        let b2: f32 = state_out[bh * 16384 + p * dim_H + e % 64 + 128];
+        let b3: f32 = state_out[bh * 16384 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -130,22 +130,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 57344 + 32768 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 57344 + 32768 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 57344 + 32768 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 57344 + 32768 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 57344 + 32768 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 57344 + 32768 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 57344 + 32768 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 57344 + 32768 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      scratch[bh * 57344 + 32768 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      scratch[bh * 57344 + 32768 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 57344 + 32768 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 57344 + 32768 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 57344 + 32768 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 57344 + 32768 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 57344 + 32768 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 57344 + 32768 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 57344 + 32768 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 57344 + 32768 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 57344 + 32768 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 57344 + 32768 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 57344 + 32768 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -185,19 +185,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = scratch[bh * 57344 + 36864 + (e / 32) * 512 + p];
-        let a1: f32 = scratch[bh * 57344 + 36864 + ((e / 32) * 2 + 1) * dim_H + p];
-        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = scratch[bh * 57344 + 36864 + (e / 32) * dim_H + p];
+        let a1: f32 = scratch[bh * 57344 + 36864 + (e / 32 + 8) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + e % 32];
+        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[(e / 32) * dim_D + ((e % 32) ^ ((e / 32) % 16))] = acc0_0;
+      smem[(e / 32) * dim_D + ((e % 32 + 32) ^ ((e / 32) % 16))] = acc0_1;
+      smem[(e / 32 + 8) * dim_D + ((e % 32) ^ ((e / 32 + 8) % 16))] = acc1_0;
+      smem[(e / 32 + 8) * dim_D + ((e % 32 + 32) ^ ((e / 32 + 8) % 16))] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -206,7 +206,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + (smem[e * dim_D + p] + smem[3136 + p]);
+        acc = acc + (smem[e * dim_D + (p ^ (e % 16))] + smem[3136 + p]);
       }
       smem[1024 + e] = acc;
     }
@@ -214,7 +214,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[e] = smem[e] + smem[3136 + e % dim_D] - smem[1024 + e / dim_D] * 0.015625;
+      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[3136 + e % dim_D] - smem[1024 + e / dim_D] * 0.015625;
     }
     workgroupBarrier();
 
@@ -222,7 +222,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let v2: f32 = smem[e * dim_D + p];
+        let v2: f32 = smem[e * dim_D + (p ^ (e % 16))];
         acc = acc + v2 * v2;
       }
       smem[1024 + e] = acc;
@@ -244,7 +244,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v3: f32 = weights[16 + h * 64 + e % dim_D];
-      scratch[bh * 57344 + e] = smem[1040 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[2048 + e] + smem[e] * smem[1056 + e / dim_D] * v3 + weights[16 + u.H * 64 + h * 64 + e % dim_D] - scratch[bh * 57344 + e]) * 2.0 * v3;
+      scratch[bh * 57344 + e] = smem[1040 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[1056 + e / dim_D] * v3 + weights[16 + u.H * 64 + h * 64 + e % dim_D] - scratch[bh * 57344 + e]) * 2.0 * v3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -253,7 +253,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + scratch[bh * 57344 + e * dim_D + p] * smem[e * dim_D + p];
+        acc = acc + scratch[bh * 57344 + e * dim_D + p] * smem[e * dim_D + (p ^ (e % 16))];
       }
       smem[1040 + e] = acc;
     }
@@ -263,7 +263,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v4: f32 = smem[1056 + e / dim_D];
-      smem[e] = scratch[bh * 57344 + e] * v4 + (-(smem[1040 + e / dim_D] * (v4 * v4))) * 0.5 / smem[1024 + e / dim_D] * 0.015625 * smem[e] * 2.0;
+      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 57344 + e] * v4 + (-(smem[1040 + e / dim_D] * (v4 * v4))) * 0.5 / smem[1024 + e / dim_D] * 0.015625 * smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -272,7 +272,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + (-smem[e * dim_D + p]);
+        acc = acc + (-smem[e * dim_D + (p ^ (e % 16))]);
       }
       smem[1024 + e] = acc;
     }
@@ -280,7 +280,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[e] = smem[e] + smem[1024 + e / dim_D] * 0.015625;
+      smem[e] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[1024 + e / dim_D] * 0.015625;
     }
     workgroupBarrier();
 
@@ -312,14 +312,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 64) * 256 + p];
-        let a1: f32 = smem[((e / 64) * 4 + 1) * dim_D + p];
-        let a2: f32 = smem[((e / 64) * 4 + 2) * dim_D + p];
-        let a3: f32 = smem[((e / 64) * 4 + 3) * dim_D + p];
-        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + (e % 64) * 256 + p];
-        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 1) * dim_D + p];
-        let b2: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 2) * dim_D + p];
-        let b3: f32 = state_out[u.BH * 16640 + bh * 16384 + ((e % 64) * 4 + 3) * dim_D + p];
+        let a0: f32 = smem[(e / 64) * dim_D + p];
+        let a1: f32 = smem[(e / 64 + 4) * dim_D + p];
+        let a2: f32 = smem[(e / 64 + 8) * dim_D + p];
+        let a3: f32 = smem[(e / 64 + 12) * dim_D + p];
+        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + (e % 64) * dim_D + p];
+        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + (e % 64 + 64) * dim_D + p];
+        let b2: f32 = state_out[u.BH * 16640 + bh * 16384 + (e % 64 + 128) * dim_D + p];
+        let b3: f32 = state_out[u.BH * 16640 + bh * 16384 + (e % 64 + 192) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -337,22 +337,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 57344 + 28672 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 57344 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 57344 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 57344 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 57344 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 57344 + 28672 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 57344 + 28672 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 57344 + 28672 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      scratch[bh * 57344 + 28672 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      scratch[bh * 57344 + 28672 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 57344 + 28672 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 57344 + 28672 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 57344 + 28672 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 57344 + 28672 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 57344 + 28672 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 57344 + 28672 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 57344 + 28672 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 57344 + 28672 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 57344 + 28672 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 57344 + 28672 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 57344 + 28672 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -374,14 +374,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = scratch[bh * 57344 + 36864 + p * dim_H + (e / 16) * 4];
-        let a1: f32 = scratch[bh * 57344 + 36864 + p * dim_H + (e / 16) * 4 + 1];
-        let a2: f32 = scratch[bh * 57344 + 36864 + p * dim_H + (e / 16) * 4 + 2];
-        let a3: f32 = scratch[bh * 57344 + 36864 + p * dim_H + (e / 16) * 4 + 3];
-        let b0: f32 = smem[p * dim_D + (e % 16) * 4];
-        let b1: f32 = smem[p * dim_D + (e % 16) * 4 + 1];
-        let b2: f32 = smem[p * dim_D + (e % 16) * 4 + 2];
-        let b3: f32 = smem[p * dim_D + (e % 16) * 4 + 3];
+        let a0: f32 = scratch[bh * 57344 + 36864 + p * dim_H + e / 16];
+        let a1: f32 = scratch[bh * 57344 + 36864 + p * dim_H + e / 16 + 64];
+        let a2: f32 = scratch[bh * 57344 + 36864 + p * dim_H + e / 16 + 128];
+        let a3: f32 = scratch[bh * 57344 + 36864 + p * dim_H + e / 16 + 192];
+        let b0: f32 = smem[p * dim_D + e % 16];
+        let b1: f32 = smem[p * dim_D + e % 16 + 16];
+        let b2: f32 = smem[p * dim_D + e % 16 + 32];
+        let b3: f32 = smem[p * dim_D + e % 16 + 48];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -399,22 +399,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 57344 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 57344 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 57344 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 57344 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 57344 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 57344 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 57344 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 57344 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 57344 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 57344 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 57344 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 57344 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 57344 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 57344 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 57344 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 57344 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 57344 + (e / 16) * dim_D + e % 16] = acc0_0;
+      scratch[bh * 57344 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      scratch[bh * 57344 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      scratch[bh * 57344 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      scratch[bh * 57344 + (e / 16 + 64) * dim_D + e % 16] = acc1_0;
+      scratch[bh * 57344 + (e / 16 + 64) * dim_D + e % 16 + 16] = acc1_1;
+      scratch[bh * 57344 + (e / 16 + 64) * dim_D + e % 16 + 32] = acc1_2;
+      scratch[bh * 57344 + (e / 16 + 64) * dim_D + e % 16 + 48] = acc1_3;
+      scratch[bh * 57344 + (e / 16 + 128) * dim_D + e % 16] = acc2_0;
+      scratch[bh * 57344 + (e / 16 + 128) * dim_D + e % 16 + 16] = acc2_1;
+      scratch[bh * 57344 + (e / 16 + 128) * dim_D + e % 16 + 32] = acc2_2;
+      scratch[bh * 57344 + (e / 16 + 128) * dim_D + e % 16 + 48] = acc2_3;
+      scratch[bh * 57344 + (e / 16 + 192) * dim_D + e % 16] = acc3_0;
+      scratch[bh * 57344 + (e / 16 + 192) * dim_D + e % 16 + 16] = acc3_1;
+      scratch[bh * 57344 + (e / 16 + 192) * dim_D + e % 16 + 32] = acc3_2;
+      scratch[bh * 57344 + (e / 16 + 192) * dim_D + e % 16 + 48] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -465,14 +465,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = smem[2048 + p * dim_D + (e / 64) * 4];
-        let a1: f32 = smem[2048 + p * dim_D + (e / 64) * 4 + 1];
-        let a2: f32 = smem[2048 + p * dim_D + (e / 64) * 4 + 2];
-        let a3: f32 = smem[2048 + p * dim_D + (e / 64) * 4 + 3];
-        let b0: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4];
-        let b1: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4 + 1];
-        let b2: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4 + 2];
-        let b3: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4 + 3];
+        let a0: f32 = smem[2048 + p * dim_D + ((e / 64) ^ (p % 16))];
+        let a1: f32 = smem[2048 + p * dim_D + ((e / 64 + 16) ^ (p % 16))];
+        let a2: f32 = smem[2048 + p * dim_D + ((e / 64 + 32) ^ (p % 16))];
+        let a3: f32 = smem[2048 + p * dim_D + ((e / 64 + 48) ^ (p % 16))];
+        let b0: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64];
+        let b1: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64 + 64];
+        let b2: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64 + 128];
+        let b3: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -490,22 +490,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 57344 + 16384 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 57344 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 57344 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 57344 + 16384 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 57344 + 16384 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 57344 + 16384 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 57344 + 16384 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 57344 + 16384 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      scratch[bh * 57344 + 16384 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      scratch[bh * 57344 + 16384 + (e / 64 + 16) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 57344 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 57344 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 57344 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 57344 + 16384 + (e / 64 + 32) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 57344 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 57344 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 57344 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 57344 + 16384 + (e / 64 + 48) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 57344 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 57344 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 57344 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -514,7 +514,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[u.BHT * 128 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[1024 + e] = x;
+      smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
     }
     storageBarrier();
     workgroupBarrier();
@@ -539,14 +539,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_3: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < dim_D; p = p + 1) {
-          let a0: f32 = smem[1024 + (e / 64) * 256 + p];
-          let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
-          let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
-          let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-          let b0: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4];
-          let b1: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
-          let b2: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
-          let b3: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
+          let a0: f32 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 2))];
+          let a1: f32 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 2))];
+          let a2: f32 = smem[1024 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 2))];
+          let a3: f32 = smem[1024 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 2))];
+          let b0: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + e % 64];
+          let b1: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + e % 64 + 64];
+          let b2: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + e % 64 + 128];
+          let b3: f32 = state_out[u.BH * 33088 + bh * 16384 + p * dim_H + e % 64 + 192];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc0_2 = acc0_2 + a0 * b2;
@@ -565,30 +565,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           acc3_3 = acc3_3 + a3 * b3;
         }
       }
-      scratch[bh * 57344 + 40960 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 57344 + 40960 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 57344 + 40960 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 57344 + 40960 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 57344 + 40960 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 57344 + 40960 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 57344 + 40960 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 57344 + 40960 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      scratch[bh * 57344 + 40960 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      scratch[bh * 57344 + 40960 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 57344 + 40960 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 57344 + 40960 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 57344 + 40960 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 57344 + 40960 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 57344 + 40960 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 57344 + 40960 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 57344 + 40960 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 57344 + 40960 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 57344 + 40960 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 57344 + 40960 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 57344 + 40960 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[1024 + (e / 16) * dim_D + p];
-        let b0: f32 = smem[2048 + (e % 16) * dim_D + p];
+        let a0: f32 = smem[1024 + (e / 16) * dim_D + (p ^ ((e / 16) % 2))];
+        let b0: f32 = smem[2048 + (e % 16) * dim_D + (p ^ ((e % 16) % 16))];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[3520 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -615,14 +615,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 64) * 4) * smem[3520 + (e / 64) * 64 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 1) * smem[3520 + ((e / 64) * 4 + 1) * dim_K + p]);
-        let a2: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 2) * smem[3520 + ((e / 64) * 4 + 2) * dim_K + p]);
-        let a3: f32 = (select(0.0, 1.0, p <= (e / 64) * 4 + 3) * smem[3520 + ((e / 64) * 4 + 3) * dim_K + p]);
-        let b0: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4];
-        let b1: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4 + 1];
-        let b2: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4 + 2];
-        let b3: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4 + 3];
+        let a0: f32 = (select(0.0, 1.0, p <= e / 64) * smem[3520 + (e / 64) * dim_K + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= e / 64 + 4) * smem[3520 + (e / 64 + 4) * dim_K + p]);
+        let a2: f32 = (select(0.0, 1.0, p <= e / 64 + 8) * smem[3520 + (e / 64 + 8) * dim_K + p]);
+        let a3: f32 = (select(0.0, 1.0, p <= e / 64 + 12) * smem[3520 + (e / 64 + 12) * dim_K + p]);
+        let b0: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64];
+        let b1: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64 + 64];
+        let b2: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64 + 128];
+        let b3: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -640,22 +640,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 57344 + 45056 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 57344 + 45056 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 57344 + 45056 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 57344 + 45056 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 57344 + 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 57344 + 45056 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 57344 + 45056 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 57344 + 45056 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      scratch[bh * 57344 + 45056 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      scratch[bh * 57344 + 45056 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 57344 + 45056 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 57344 + 45056 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 57344 + 45056 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 57344 + 45056 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 57344 + 45056 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 57344 + 45056 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 57344 + 45056 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 57344 + 45056 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 57344 + 45056 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 57344 + 45056 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 57344 + 45056 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -677,14 +677,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[1024 + (e / 64) * 256 + p];
-        let a1: f32 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
-        let a2: f32 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
-        let a3: f32 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-        let b0: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4];
-        let b1: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
-        let b2: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
-        let b3: f32 = state_out[bh * 16384 + p * dim_H + (e % 64) * 4 + 3];
+        let a0: f32 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 2))];
+        let a1: f32 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 2))];
+        let a2: f32 = smem[1024 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 2))];
+        let a3: f32 = smem[1024 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 2))];
+        let b0: f32 = state_out[bh * 16384 + p * dim_H + e % 64];
+        let b1: f32 = state_out[bh * 16384 + p * dim_H + e % 64 + 64];
+        let b2: f32 = state_out[bh * 16384 + p * dim_H + e % 64 + 128];
+        let b3: f32 = state_out[bh * 16384 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -702,22 +702,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 57344 + 49152 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 57344 + 49152 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 57344 + 49152 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 57344 + 49152 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 57344 + 49152 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 57344 + 49152 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 57344 + 49152 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 57344 + 49152 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      scratch[bh * 57344 + 49152 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      scratch[bh * 57344 + 49152 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 57344 + 49152 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 57344 + 49152 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 57344 + 49152 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 57344 + 49152 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 57344 + 49152 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 57344 + 49152 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 57344 + 49152 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 57344 + 49152 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 57344 + 49152 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 57344 + 49152 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 57344 + 49152 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -739,14 +739,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = select(0.0, 1.0, p <= (e / 64) * 4);
-        let a1: f32 = select(0.0, 1.0, p <= (e / 64) * 4 + 1);
-        let a2: f32 = select(0.0, 1.0, p <= (e / 64) * 4 + 2);
-        let a3: f32 = select(0.0, 1.0, p <= (e / 64) * 4 + 3);
-        let b0: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4];
-        let b1: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4 + 1];
-        let b2: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4 + 2];
-        let b3: f32 = scratch[bh * 57344 + 32768 + p * dim_H + (e % 64) * 4 + 3];
+        let a0: f32 = select(0.0, 1.0, p <= e / 64);
+        let a1: f32 = select(0.0, 1.0, p <= e / 64 + 4);
+        let a2: f32 = select(0.0, 1.0, p <= e / 64 + 8);
+        let a3: f32 = select(0.0, 1.0, p <= e / 64 + 12);
+        let b0: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64];
+        let b1: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64 + 64];
+        let b2: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64 + 128];
+        let b3: f32 = scratch[bh * 57344 + 32768 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -764,22 +764,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 57344 + 53248 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 57344 + 53248 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 57344 + 53248 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 57344 + 53248 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 57344 + 53248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 57344 + 53248 + (e / 64) * dim_H + e % 64] = acc0_0;
+      scratch[bh * 57344 + 53248 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      scratch[bh * 57344 + 53248 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
+      scratch[bh * 57344 + 53248 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
+      scratch[bh * 57344 + 53248 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 57344 + 53248 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 57344 + 53248 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 57344 + 53248 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 57344 + 53248 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 57344 + 53248 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 57344 + 53248 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 57344 + 53248 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 57344 + 53248 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 57344 + 53248 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 57344 + 53248 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 57344 + 53248 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -808,20 +808,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_1: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < dim_H; p = p + 1) {
-          let a0: f32 = scratch[bh * 57344 + 53248 + (e / 32) * 512 + p];
-          let a1: f32 = scratch[bh * 57344 + 53248 + ((e / 32) * 2 + 1) * dim_H + p];
-          let b0: f32 = state_out[u.BH * 49728 + bh * 16384 + p * dim_D + (e % 32) * 2];
-          let b1: f32 = state_out[u.BH * 49728 + bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
+          let a0: f32 = scratch[bh * 57344 + 53248 + (e / 32) * dim_H + p];
+          let a1: f32 = scratch[bh * 57344 + 53248 + (e / 32 + 8) * dim_H + p];
+          let b0: f32 = state_out[u.BH * 49728 + bh * 16384 + p * dim_D + e % 32];
+          let b1: f32 = state_out[u.BH * 49728 + bh * 16384 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      scratch[bh * 57344 + 32768 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 57344 + 32768 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 57344 + 32768 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 57344 + 32768 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 57344 + 32768 + (e / 32) * dim_D + e % 32] = acc0_0;
+      scratch[bh * 57344 + 32768 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      scratch[bh * 57344 + 32768 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      scratch[bh * 57344 + 32768 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -844,19 +844,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = (select(0.0, 1.0, p <= (e / 32) * 2) * smem[2048 + (e / 32) * 32 + p]);
-        let a1: f32 = (select(0.0, 1.0, p <= (e / 32) * 2 + 1) * smem[2048 + ((e / 32) * 2 + 1) * dim_K + p]);
-        let b0: f32 = smem[p * dim_D + (e % 32) * 2];
-        let b1: f32 = smem[p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = (select(0.0, 1.0, p <= e / 32) * smem[2048 + (e / 32) * dim_K + p]);
+        let a1: f32 = (select(0.0, 1.0, p <= e / 32 + 8) * smem[2048 + (e / 32 + 8) * dim_K + p]);
+        let b0: f32 = smem[p * dim_D + e % 32];
+        let b1: f32 = smem[p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 57344 + 33792 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 57344 + 33792 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 57344 + 33792 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 57344 + 33792 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 57344 + 33792 + (e / 32) * dim_D + e % 32] = acc0_0;
+      scratch[bh * 57344 + 33792 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      scratch[bh * 57344 + 33792 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      scratch[bh * 57344 + 33792 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -866,19 +866,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
-        let a0: f32 = scratch[bh * 57344 + 53248 + (e / 32) * 512 + p];
-        let a1: f32 = scratch[bh * 57344 + 53248 + ((e / 32) * 2 + 1) * dim_H + p];
-        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2];
-        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = scratch[bh * 57344 + 53248 + (e / 32) * dim_H + p];
+        let a1: f32 = scratch[bh * 57344 + 53248 + (e / 32 + 8) * dim_H + p];
+        let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + e % 32];
+        let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      scratch[bh * 57344 + 34816 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      scratch[bh * 57344 + 34816 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      scratch[bh * 57344 + 34816 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      scratch[bh * 57344 + 34816 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      scratch[bh * 57344 + 34816 + (e / 32) * dim_D + e % 32] = acc0_0;
+      scratch[bh * 57344 + 34816 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      scratch[bh * 57344 + 34816 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      scratch[bh * 57344 + 34816 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -890,26 +890,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc1_0: f32 = 0.0;
       var acc1_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = select(0.0, 1.0, p <= (e / 32) * 2);
-        let a1: f32 = select(0.0, 1.0, p <= (e / 32) * 2 + 1);
-        let b0: f32 = smem[p * dim_D + (e % 32) * 2];
-        let b1: f32 = smem[p * dim_D + (e % 32) * 2 + 1];
+        let a0: f32 = select(0.0, 1.0, p <= e / 32);
+        let a1: f32 = select(0.0, 1.0, p <= e / 32 + 8);
+        let b0: f32 = smem[p * dim_D + e % 32];
+        let b1: f32 = smem[p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v11: f32 = weights[min(position + e / dim_D, dim_K - 1)];
-      smem[2048 + e] = scratch[bh * 57344 + 34816 + e] - v11 * (scratch[bh * 57344 + 32768 + e] + scratch[bh * 57344 + 33792 + e]) + (smem[3136 + e % dim_D] - v11 * (smem[3200 + e % dim_D] + smem[2048 + e]));
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 57344 + 34816 + e] - v11 * (scratch[bh * 57344 + 32768 + e] + scratch[bh * 57344 + 33792 + e]) + (smem[3136 + e % dim_D] - v11 * (smem[3200 + e % dim_D] + smem[2048 + e]));
     }
     storageBarrier();
     workgroupBarrier();
@@ -918,7 +918,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + smem[2048 + e * dim_D + p];
+        acc = acc + smem[2048 + e * dim_D + (p ^ (e % 16))];
       }
       smem[e] = acc;
     }
@@ -926,7 +926,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[2048 + e] = smem[2048 + e] - smem[e / dim_D] * 0.015625;
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] - smem[e / dim_D] * 0.015625;
     }
     workgroupBarrier();
 
@@ -934,7 +934,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 16; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let v12: f32 = smem[2048 + e * dim_D + p];
+        let v12: f32 = smem[2048 + e * dim_D + (p ^ (e % 16))];
         acc = acc + v12 * v12;
       }
       smem[e] = acc;
@@ -943,7 +943,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = smem[1024 + e] + smem[2048 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.015625 + 0.000001)) * weights[16 + h * 64 + e % dim_D] + weights[16 + u.H * 64 + h * 64 + e % dim_D];
+      out[(bh * u.T + token) * dim_D + e] = smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * (1.0 / sqrt(smem[e / dim_D] * 0.015625 + 0.000001)) * weights[16 + h * 64 + e % dim_D] + weights[16 + u.H * 64 + h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)

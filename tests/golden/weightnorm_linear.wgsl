@@ -26,7 +26,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let dim_D: u32 = 32;
   // The state and accumulator start from the inputs.
   for (var e: u32 = tid; e < 1024; e = e + 256) {
-    smem[1888 + e] = state_in[bh * 1024 + e];
+    smem[1888 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = state_in[bh * 1024 + e];
     smem[2912 + e] = state_in[u.BH * 1056 + bh * 1024 + e];
   }
   for (var e: u32 = tid; e < 32; e = e + 256) {
@@ -76,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let v0: f32 = smem[1888 + (e % dim_D) * dim_D + p];
+        let v0: f32 = smem[1888 + (((e % dim_D) * dim_D + p) / dim_D) * dim_D + ((((e % dim_D) * dim_D + p) % dim_D) ^ ((((e % dim_D) * dim_D + p) / dim_D) % 32))];
         acc = acc + v0 * v0;
       }
       smem[256 + e] = acc;
@@ -100,7 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = smem[608 + (e / 32) * dim_D + p];
-        let b0: f32 = (smem[1888 + p * dim_D + e % 32] * smem[864 + (e / 32) * dim_D + p]);
+        let b0: f32 = (smem[1888 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))] * smem[864 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[1120 + (e / 32) * dim_D + e % 32] = acc0_0;
@@ -141,14 +141,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < 1; p = p + 1) {
-        let a0: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4];
-        let a1: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 1];
-        let a2: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 2];
-        let a3: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + ((e / 8) % 8) * 4 + 3];
-        let b0: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4];
-        let b1: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 1];
-        let b2: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 2];
-        let b3: f32 = smem[(e / 64) * dim_D + p * dim_D + (e % 8) * 4 + 3];
+        let a0: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8];
+        let a1: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 8];
+        let a2: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 16];
+        let a3: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 24];
+        let b0: f32 = smem[(e / 64) * dim_D + p * dim_D + e % 8];
+        let b1: f32 = smem[(e / 64) * dim_D + p * dim_D + e % 8 + 8];
+        let b2: f32 = smem[(e / 64) * dim_D + p * dim_D + e % 8 + 16];
+        let b3: f32 = smem[(e / 64) * dim_D + p * dim_D + e % 8 + 24];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -166,22 +166,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4] = acc0_0;
-      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
-      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
-      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4] = acc1_0;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 1] = acc1_1;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 2] = acc1_2;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 3] = acc1_3;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4] = acc2_0;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 1] = acc2_1;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 2] = acc2_2;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 3] = acc2_3;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4] = acc3_0;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 1] = acc3_1;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 2] = acc3_2;
-      scratch[bh * 16384 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 3] = acc3_3;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8] = acc0_0;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 8] = acc0_1;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 16] = acc0_2;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 24] = acc0_3;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8] = acc1_0;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 8] = acc1_1;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 16] = acc1_2;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 24] = acc1_3;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8] = acc2_0;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 8] = acc2_1;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 16] = acc2_2;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 24] = acc2_3;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8] = acc3_0;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 8] = acc3_1;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 16] = acc3_2;
+      scratch[bh * 16384 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 24] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -190,7 +190,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + scratch[bh * 16384 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[1888 + (e % dim_D) * dim_D + p];
+        acc = acc + scratch[bh * 16384 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[1888 + (((e % dim_D) * dim_D + p) / dim_D) * dim_D + ((((e % dim_D) * dim_D + p) % dim_D) ^ ((((e % dim_D) * dim_D + p) / dim_D) % 32))];
       }
       smem[608 + e] = acc;
     }
@@ -200,7 +200,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 8192; e = e + 256) {
       let v1: f32 = smem[864 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
-      scratch[bh * 16384 + e] = scratch[bh * 16384 + e] * v1 + (-(smem[608 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5 / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0 * 0.03125 * smem[1888 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0;
+      scratch[bh * 16384 + e] = scratch[bh * 16384 + e] * v1 + (-(smem[608 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5 / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0 * 0.03125 * smem[1888 + ((((e / dim_D) % dim_D) * dim_D + e % dim_D) / dim_D) * dim_D + (((((e / dim_D) % dim_D) * dim_D + e % dim_D) % dim_D) ^ (((((e / dim_D) % dim_D) * dim_D + e % dim_D) / dim_D) % 32))] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -242,14 +242,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        let a0: f32 = select(0.0, 1.0, p <= (e / 256) * 4);
-        let a1: f32 = select(0.0, 1.0, p <= (e / 256) * 4 + 1);
-        let a2: f32 = select(0.0, 1.0, p <= (e / 256) * 4 + 2);
-        let a3: f32 = select(0.0, 1.0, p <= (e / 256) * 4 + 3);
-        let b0: f32 = scratch[bh * 16384 + p * 1024 + (e % 256) * 4];
-        let b1: f32 = scratch[bh * 16384 + p * 1024 + (e % 256) * 4 + 1];
-        let b2: f32 = scratch[bh * 16384 + p * 1024 + (e % 256) * 4 + 2];
-        let b3: f32 = scratch[bh * 16384 + p * 1024 + (e % 256) * 4 + 3];
+        let a0: f32 = select(0.0, 1.0, p <= e / 256);
+        let a1: f32 = select(0.0, 1.0, p <= e / 256 + 2);
+        let a2: f32 = select(0.0, 1.0, p <= e / 256 + 4);
+        let a3: f32 = select(0.0, 1.0, p <= e / 256 + 6);
+        let b0: f32 = scratch[bh * 16384 + p * 1024 + e % 256];
+        let b1: f32 = scratch[bh * 16384 + p * 1024 + e % 256 + 256];
+        let b2: f32 = scratch[bh * 16384 + p * 1024 + e % 256 + 512];
+        let b3: f32 = scratch[bh * 16384 + p * 1024 + e % 256 + 768];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -267,29 +267,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4] = acc0_0;
-      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4 + 1] = acc0_1;
-      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4 + 2] = acc0_2;
-      scratch[bh * 16384 + 8192 + (e / 256) * 4096 + (e % 256) * 4 + 3] = acc0_3;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4] = acc1_0;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 1] = acc1_1;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 2] = acc1_2;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 1) * 1024 + (e % 256) * 4 + 3] = acc1_3;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4] = acc2_0;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4 + 1] = acc2_1;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4 + 2] = acc2_2;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 2) * 1024 + (e % 256) * 4 + 3] = acc2_3;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4] = acc3_0;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4 + 1] = acc3_1;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4 + 2] = acc3_2;
-      scratch[bh * 16384 + 8192 + ((e / 256) * 4 + 3) * 1024 + (e % 256) * 4 + 3] = acc3_3;
+      scratch[bh * 16384 + 8192 + (e / 256) * 1024 + e % 256] = acc0_0;
+      scratch[bh * 16384 + 8192 + (e / 256) * 1024 + e % 256 + 256] = acc0_1;
+      scratch[bh * 16384 + 8192 + (e / 256) * 1024 + e % 256 + 512] = acc0_2;
+      scratch[bh * 16384 + 8192 + (e / 256) * 1024 + e % 256 + 768] = acc0_3;
+      scratch[bh * 16384 + 8192 + (e / 256 + 2) * 1024 + e % 256] = acc1_0;
+      scratch[bh * 16384 + 8192 + (e / 256 + 2) * 1024 + e % 256 + 256] = acc1_1;
+      scratch[bh * 16384 + 8192 + (e / 256 + 2) * 1024 + e % 256 + 512] = acc1_2;
+      scratch[bh * 16384 + 8192 + (e / 256 + 2) * 1024 + e % 256 + 768] = acc1_3;
+      scratch[bh * 16384 + 8192 + (e / 256 + 4) * 1024 + e % 256] = acc2_0;
+      scratch[bh * 16384 + 8192 + (e / 256 + 4) * 1024 + e % 256 + 256] = acc2_1;
+      scratch[bh * 16384 + 8192 + (e / 256 + 4) * 1024 + e % 256 + 512] = acc2_2;
+      scratch[bh * 16384 + 8192 + (e / 256 + 4) * 1024 + e % 256 + 768] = acc2_3;
+      scratch[bh * 16384 + 8192 + (e / 256 + 6) * 1024 + e % 256] = acc3_0;
+      scratch[bh * 16384 + 8192 + (e / 256 + 6) * 1024 + e % 256 + 256] = acc3_1;
+      scratch[bh * 16384 + 8192 + (e / 256 + 6) * 1024 + e % 256 + 512] = acc3_2;
+      scratch[bh * 16384 + 8192 + (e / 256 + 6) * 1024 + e % 256 + 768] = acc3_3;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (var e: u32 = tid; e < 8192; e = e + 256) {
-      scratch[bh * 16384 + 8192 + e] = smem[1888 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - weights[min(position + e / 1024, dim_K - 1)] * (smem[2912 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + scratch[bh * 16384 + 8192 + e]);
+      scratch[bh * 16384 + 8192 + e] = smem[1888 + ((((e / dim_D) % dim_D) * dim_D + e % dim_D) / dim_D) * dim_D + (((((e / dim_D) % dim_D) * dim_D + e % dim_D) % dim_D) ^ (((((e / dim_D) % dim_D) * dim_D + e % dim_D) / dim_D) % 32))] - weights[min(position + e / 1024, dim_K - 1)] * (smem[2912 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + scratch[bh * 16384 + 8192 + e]);
     }
     storageBarrier();
     workgroupBarrier();
@@ -346,9 +346,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v3: f32 = smem[2912 + e] + smem[864 + e];
-      let next_state: f32 = smem[1888 + e] - commit * v3;
+      let next_state: f32 = smem[1888 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] - commit * v3;
       let next_accum: f32 = keep * v3;
-      smem[1888 + e] = next_state;
+      smem[1888 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = next_state;
       smem[2912 + e] = next_accum;
     }
     workgroupBarrier();
@@ -369,7 +369,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   // Write back the state kept on chip.
   for (var e: u32 = tid; e < 1024; e = e + 256) {
-    state_out[bh * 1024 + e] = smem[1888 + e];
+    state_out[bh * 1024 + e] = smem[1888 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))];
     state_out[u.BH * 1056 + bh * 1024 + e] = smem[2912 + e];
   }
   for (var e: u32 = tid; e < 32; e = e + 256) {
