@@ -48,7 +48,7 @@ export function bankRows(): BankRow[] {
     const source = readFileSync(join(root, spec), 'utf8');
     const checked = compileSpec(source, { file: basename(spec) });
     // Specs the fused kernels do not render (a refusal from the checker or the scheduler) are left out.
-    if (!checked.ok || kernelRuleRefusal(checked.compiled.layer, 'fused-kernel')) continue;
+    if (!checked.ok || kernelRuleRefusal(checked.compiled.chunk, 'fused-kernel')) continue;
     const c = checked.compiled;
     for (const t of TARGETS)
       for (const v of c.variants) {
