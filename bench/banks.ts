@@ -8,7 +8,7 @@
  */
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { lowerKernel } from '../compiler/kernel/lower.ts';
+import { type KernelFeatures, lowerKernel } from '../compiler/kernel/lower.ts';
 import type { OnChipLayout } from '../compiler/kernel/ir.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import type { TargetLimits } from '../compiler/schedule/kernel.ts';
@@ -16,17 +16,17 @@ import { kernelRuleRefusal } from '../compiler/schedule/rule-support.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { archOf } from '../targets/cuda/arch.ts';
-import { WARP } from '../targets/cuda/kernel.ts';
+import { CUDA_FEATURES } from '../targets/cuda/kernel.ts';
 import { WEBGPU_DEFAULT_LIMITS } from '../targets/wgsl/render.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const jsonArg = process.argv.indexOf('--json');
 
 /** How each target schedules and lowers a variant. */
-const TARGETS: { name: string; limits: TargetLimits; tensorCores: boolean; lanes?: number }[] = [
-  { name: 'wgsl', limits: WEBGPU_DEFAULT_LIMITS, tensorCores: false },
-  { name: 'cuda sm_80 f32', limits: archOf('sm_80').limits, tensorCores: false, lanes: WARP },
-  { name: 'cuda sm_80 bf16', limits: archOf('sm_80').limits, tensorCores: true, lanes: WARP },
+const TARGETS: { name: string; limits: TargetLimits; tensorCores: boolean; features: KernelFeatures }[] = [
+  { name: 'wgsl', limits: WEBGPU_DEFAULT_LIMITS, tensorCores: false, features: {} },
+  { name: 'cuda sm_80 f32', limits: archOf('sm_80').limits, tensorCores: false, features: CUDA_FEATURES },
+  { name: 'cuda sm_80 bf16', limits: archOf('sm_80').limits, tensorCores: true, features: CUDA_FEATURES },
 ];
 
 export interface BankRow extends OnChipLayout {
@@ -53,7 +53,7 @@ export function bankRows(): BankRow[] {
     for (const t of TARGETS)
       for (const v of c.variants) {
         const k = (t.tensorCores ? scheduleWithTensorCores : schedule)(v.chunk, t.limits);
-        const lowered = lowerKernel(k, c.signature, source.split('\n'), t.lanes ? { lanes: t.lanes } : {});
+        const lowered = lowerKernel(k, c.signature, source.split('\n'), t.features);
         rows.push({ example: spec, target: t.name, variant: v.name, ...lowered.onChip });
       }
   }

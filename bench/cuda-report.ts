@@ -20,7 +20,7 @@ import { compileSpec } from '../compiler/pipeline.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { archOf } from '../targets/cuda/arch.ts';
-import { WARP } from '../targets/cuda/kernel.ts';
+import { CUDA_FEATURES } from '../targets/cuda/kernel.ts';
 import { ARCHS, type Occupancy, occupancy } from './cuda-occupancy.ts';
 import {
   type Barriers,
@@ -169,7 +169,7 @@ for (const spec of specs) {
         checked.ok
           ? checked.compiled.variants.map((v) => {
               const k = (dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, archOf(arch).limits);
-              const lowered = lowerKernel(k, checked.compiled.signature, source.split('\n'), { lanes: WARP });
+              const lowered = lowerKernel(k, checked.compiled.signature, source.split('\n'), CUDA_FEATURES);
               return [v.name, { barriers: k.barriers.filter((b) => b !== 'none').length, banks: lowered.onChip }];
             })
           : [],

@@ -18,6 +18,7 @@ import { schedule } from '../compiler/schedule/schedule.ts';
 import { Lines } from '../targets/clike/lines.ts';
 import { Printer } from '../targets/clike/print.ts';
 import { archOf } from '../targets/cuda/arch.ts';
+import { CUDA_FEATURES } from '../targets/cuda/kernel.ts';
 import { cuda } from '../targets/cuda/dialect.ts';
 import { wgsl } from '../targets/wgsl/dialect.ts';
 import { WEBGPU_DEFAULT_LIMITS } from '../targets/wgsl/render.ts';
@@ -176,5 +177,18 @@ describe("the examples' kernels", () => {
     expect(k.onChip.chosen.worst).toBeLessThan(k.onChip.rowMajor.worst);
     expect(k.onChip.chosen.wavefrontsPerRequest).toBeLessThan(k.onChip.rowMajor.wavefrontsPerRequest);
     expect(k.onChip.chosen.wavefrontsPerRequest).toBeLessThan(1.1);
+  });
+});
+
+describe('the CUDA lowering', () => {
+  it('keeps on-chip buffers row-major (a swizzle costs registers in unrolled loops) and still reports their conflicts', () => {
+    const source = readFileSync(join(import.meta.dirname, '../examples/ttt_linear.ttt'), 'utf8');
+    const compiled = compileSpec(source, { file: 'ttt_linear.ttt' });
+    if (!compiled.ok) throw new Error('ttt_linear.ttt does not compile');
+    const c = compiled.compiled;
+    const k = lowerKernel(schedule(c.chunk, archOf('sm_80').limits), c.signature, source.split('\n'), CUDA_FEATURES);
+    expect(k.onChip.swizzles).toEqual([]);
+    expect(k.onChip.chosen).toEqual(k.onChip.rowMajor);
+    expect(k.onChip.rowMajor.requests).toBeGreaterThan(0);
   });
 });

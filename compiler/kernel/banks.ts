@@ -454,7 +454,7 @@ const figures = (t: Tally): BankFigures => ({
  * Chooses the layout of every on-chip buffer of a lowered body and sets each on-chip element's
  * index in it (OnChipElement.laidOut); returns what the choice measured.
  */
-export function layOutOnChip(body: readonly Stmt[]): OnChipLayout {
+export function layOutOnChip(body: readonly Stmt[], { swizzle } = { swizzle: true }): OnChipLayout {
   const accesses = new Accesses();
   const tid = lanes((i) => i);
   accesses.statements(body, [
@@ -469,7 +469,7 @@ export function layOutOnChip(body: readonly Stmt[]): OnChipLayout {
     addTo(rowMajor, plain);
     // The first of the fewest wavefronts: row-major unless a swizzle saves some.
     let best: [Swizzle, Tally] = [ROW_MAJOR, plain];
-    if (plain.wavefronts > plain.ideal + 1e-9)
+    if (swizzle && plain.wavefronts > plain.ideal + 1e-9)
       for (const swizzle of swizzlesFor(columns).slice(1)) {
         const t = tallyLayout(requests, swizzle);
         if (t.wavefronts < best[1].wavefronts - 1e-9) best = [swizzle, t];

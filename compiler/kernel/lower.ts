@@ -79,6 +79,11 @@ class Ports {
 export interface KernelFeatures {
   /** Invocations in a group that exchange values by lane shuffles (a CUDA warp: 32); absent: none. */
   lanes?: number;
+  /**
+   * Keep every on-chip buffer row-major rather than XOR-swizzled against bank conflicts: a swizzle
+   * read inside an unrolled loop costs an address register per iteration (see CUDA_FEATURES).
+   */
+  rowMajorOnChip?: boolean;
 }
 
 export function lowerKernel(
@@ -125,7 +130,7 @@ export class Lowering {
 
   kernel(): Kernel {
     const body = this.body();
-    const onChip = layOutOnChip(body);
+    const onChip = layOutOnChip(body, { swizzle: !this.features.rowMajorOnChip });
     return {
       invocations: this.k.invocations,
       dims: this.dims.declared(body),

@@ -24,7 +24,7 @@ import { archOf } from './arch.ts';
 import { cuda, cudaBf16 } from './dialect.ts';
 import { renderHeader } from './header.ts';
 import { type HostKernel, renderHost } from './host.ts';
-import { renderKernel, WARP } from './kernel.ts';
+import { CUDA_FEATURES, renderKernel } from './kernel.ts';
 import { renderPreamble } from './render.ts';
 import { CHUNKS } from './tensors.ts';
 
@@ -67,8 +67,8 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
   // Both kernels keep every product on FFMA: the backward's schedules plan no tensor cores yet.
   renderPreamble(L, api, arch, options.dtype, false);
   const lowered = [
-    lowerCheckpointingKernel(forwardKernel, sig, lines, { lanes: WARP }),
-    lowerBackwardKernel(backwardKernel, backward, sig, lines, { lanes: WARP }),
+    lowerCheckpointingKernel(forwardKernel, sig, lines, CUDA_FEATURES),
+    lowerBackwardKernel(backwardKernel, backward, sig, lines, CUDA_FEATURES),
   ];
   variants.forEach((v, i) => {
     renderKernel(L, v.name, v.kernel, sig, v.tensors!, dialect, lines, lowered[i]);

@@ -1,6 +1,6 @@
 /** The `__global__` function: one thread block per (sequence, head) runs the shared C-like body. */
 import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
-import { lowerKernel } from '../../compiler/kernel/lower.ts';
+import { type KernelFeatures, lowerKernel } from '../../compiler/kernel/lower.ts';
 import type { Kernel } from '../../compiler/kernel/ir.ts';
 import type { Dialect } from '../clike/dialect.ts';
 import { Lines } from '../clike/lines.ts';
@@ -11,6 +11,15 @@ import { type KernelSignature, type Port, showPortShape } from '../../core/signa
 
 /** Threads of a warp, which exchange values by shuffles. */
 export const WARP = 32;
+
+/**
+ * How CUDA kernels are lowered: warps of 32 lanes; on-chip buffers row-major. XOR swizzles removed
+ * the bank conflicts the kernel IR shows (TTT-Linear f32: worst 16-way, 2.06 wavefronts per request)
+ * but ptxas then held an address per unrolled read: TTT-Linear went from 80 to 244 registers and
+ * from 2 to 1 block per SM on sm_80. Until a GPU weighs conflicts against occupancy, CUDA keeps
+ * the strided register tiles (which remove the stride conflicts) and row-major buffers.
+ */
+export const CUDA_FEATURES: KernelFeatures = { lanes: WARP, rowMajorOnChip: true };
 
 /** The kernel's scalar parameters, before its tensors. */
 export const SCALAR_PARAMETERS = ['H', 'T', 'start'] as const;
@@ -48,7 +57,7 @@ export function renderKernel(
   dialect: Dialect,
   sourceLines: readonly string[],
   /** The kernel IR to print, when it is not the forward's (the checkpointing forward, the backward). */
-  lowered: Kernel = lowerKernel(kernel, signature, sourceLines, { lanes: WARP }),
+  lowered: Kernel = lowerKernel(kernel, signature, sourceLines, CUDA_FEATURES),
 ): void {
   // One block per SM is enough (shared memory, not registers, limits the blocks per SM): it lets
   // ptxas use up to 255 registers (with `__launch_bounds__(256)` alone it capped TTT-Linear at 40 and spilled).

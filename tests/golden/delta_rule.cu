@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
+      smem[2048 + e] = x;
     }
 
     // Stage the view v for this chunk.
@@ -99,8 +99,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * dim_D + (p ^ ((e / 32) % 16))];
-        const float a1 = smem[2048 + (e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 16))];
+        const float a0 = smem[2048 + (e / 32) * dim_D + p];
+        const float a1 = smem[2048 + (e / 32 + 8) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -140,10 +140,10 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + ((e / 16) ^ (p % 16))];
-        const float a1 = smem[2048 + p * dim_D + ((e / 16 + 16) ^ (p % 16))];
-        const float a2 = smem[2048 + p * dim_D + ((e / 16 + 32) ^ (p % 16))];
-        const float a3 = smem[2048 + p * dim_D + ((e / 16 + 48) ^ (p % 16))];
+        const float a0 = smem[2048 + p * dim_D + e / 16];
+        const float a1 = smem[2048 + p * dim_D + e / 16 + 16];
+        const float a2 = smem[2048 + p * dim_D + e / 16 + 32];
+        const float a3 = smem[2048 + p * dim_D + e / 16 + 48];
         const float b0 = smem[1024 + p * dim_D + e % 16];
         const float b1 = smem[1024 + p * dim_D + e % 16 + 16];
         const float b2 = smem[1024 + p * dim_D + e % 16 + 32];
@@ -165,22 +165,22 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[12544 + (e / 16) * dim_D + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[12544 + (e / 16) * dim_D + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[12544 + (e / 16) * dim_D + ((e % 16 + 32) ^ (((e / 16) % 2) * 16))] = acc0_2;
-      smem[12544 + (e / 16) * dim_D + ((e % 16 + 48) ^ (((e / 16) % 2) * 16))] = acc0_3;
-      smem[12544 + (e / 16 + 16) * dim_D + ((e % 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_0;
-      smem[12544 + (e / 16 + 16) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_1;
-      smem[12544 + (e / 16 + 16) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 16) % 2) * 16))] = acc1_2;
-      smem[12544 + (e / 16 + 16) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 16) % 2) * 16))] = acc1_3;
-      smem[12544 + (e / 16 + 32) * dim_D + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_0;
-      smem[12544 + (e / 16 + 32) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_1;
-      smem[12544 + (e / 16 + 32) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 32) % 2) * 16))] = acc2_2;
-      smem[12544 + (e / 16 + 32) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 32) % 2) * 16))] = acc2_3;
-      smem[12544 + (e / 16 + 48) * dim_D + ((e % 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_0;
-      smem[12544 + (e / 16 + 48) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_1;
-      smem[12544 + (e / 16 + 48) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 48) % 2) * 16))] = acc3_2;
-      smem[12544 + (e / 16 + 48) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 48) % 2) * 16))] = acc3_3;
+      smem[12544 + (e / 16) * dim_D + e % 16] = acc0_0;
+      smem[12544 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[12544 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      smem[12544 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      smem[12544 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      smem[12544 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      smem[12544 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
+      smem[12544 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
+      smem[12544 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      smem[12544 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      smem[12544 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
+      smem[12544 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
+      smem[12544 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      smem[12544 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
+      smem[12544 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
+      smem[12544 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -189,7 +189,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
+      smem[e] = x;
     }
     __syncthreads();
 
@@ -201,8 +201,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
-          const float a1 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+          const float a0 = smem[(e / 32) * dim_D + p];
+          const float a1 = smem[(e / 32 + 8) * dim_D + p];
           const float b0 = smem[7168 + p * dim_D + e % 32];
           const float b1 = smem[7168 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -221,8 +221,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 16) * dim_D + (p ^ ((e / 16) % 2))];
-        const float b0 = smem[2048 + (e % 16) * dim_D + (p ^ ((e % 16) % 16))];
+        const float a0 = smem[(e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[11264 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -259,8 +259,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
-        const float a1 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+        const float a0 = smem[(e / 32) * dim_D + p];
+        const float a1 = smem[(e / 32 + 8) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -282,7 +282,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = smem[7168 + e] + smem[12544 + (e / dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % 2) * 16))];
+      const float v0 = smem[7168 + e] + smem[12544 + e];
       const float next_state = smem[3072 + e] - commit * v0;
       const float next_accum = keep * v0;
       smem[3072 + e] = next_state;
@@ -431,22 +431,22 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8449 + (e / 16) * dim_D + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[8449 + (e / 16) * dim_D + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[8449 + (e / 16) * dim_D + ((e % 16 + 32) ^ (((e / 16) % 2) * 16))] = acc0_2;
-      smem[8449 + (e / 16) * dim_D + ((e % 16 + 48) ^ (((e / 16) % 2) * 16))] = acc0_3;
-      smem[8449 + (e / 16 + 16) * dim_D + ((e % 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_0;
-      smem[8449 + (e / 16 + 16) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_1;
-      smem[8449 + (e / 16 + 16) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 16) % 2) * 16))] = acc1_2;
-      smem[8449 + (e / 16 + 16) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 16) % 2) * 16))] = acc1_3;
-      smem[8449 + (e / 16 + 32) * dim_D + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_0;
-      smem[8449 + (e / 16 + 32) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_1;
-      smem[8449 + (e / 16 + 32) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 32) % 2) * 16))] = acc2_2;
-      smem[8449 + (e / 16 + 32) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 32) % 2) * 16))] = acc2_3;
-      smem[8449 + (e / 16 + 48) * dim_D + ((e % 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_0;
-      smem[8449 + (e / 16 + 48) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_1;
-      smem[8449 + (e / 16 + 48) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 48) % 2) * 16))] = acc3_2;
-      smem[8449 + (e / 16 + 48) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 48) % 2) * 16))] = acc3_3;
+      smem[8449 + (e / 16) * dim_D + e % 16] = acc0_0;
+      smem[8449 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[8449 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      smem[8449 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      smem[8449 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      smem[8449 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      smem[8449 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
+      smem[8449 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
+      smem[8449 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      smem[8449 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      smem[8449 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
+      smem[8449 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
+      smem[8449 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      smem[8449 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
+      smem[8449 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
+      smem[8449 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -515,7 +515,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = smem[4288 + e] + smem[8449 + (e / dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % 2) * 16))];
+      const float v0 = smem[4288 + e] + smem[8449 + e];
       const float next_state = smem[192 + e] - commit * v0;
       const float next_accum = keep * v0;
       smem[192 + e] = next_state;

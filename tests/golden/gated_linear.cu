@@ -89,7 +89,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
+      smem[2048 + e] = x;
     }
 
     // Stage the view v for this chunk.
@@ -109,8 +109,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * dim_D + (p ^ ((e / 32) % 16))];
-        const float a1 = smem[2048 + (e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 16))];
+        const float a0 = smem[2048 + (e / 32) * dim_D + p];
+        const float a1 = smem[2048 + (e / 32 + 8) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -227,10 +227,10 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + ((e / 16) ^ (p % 16))];
-        const float a1 = smem[2048 + p * dim_D + ((e / 16 + 16) ^ (p % 16))];
-        const float a2 = smem[2048 + p * dim_D + ((e / 16 + 32) ^ (p % 16))];
-        const float a3 = smem[2048 + p * dim_D + ((e / 16 + 48) ^ (p % 16))];
+        const float a0 = smem[2048 + p * dim_D + e / 16];
+        const float a1 = smem[2048 + p * dim_D + e / 16 + 16];
+        const float a2 = smem[2048 + p * dim_D + e / 16 + 32];
+        const float a3 = smem[2048 + p * dim_D + e / 16 + 48];
         const float b0 = smem[1024 + p * dim_D + e % 16];
         const float b1 = smem[1024 + p * dim_D + e % 16 + 16];
         const float b2 = smem[1024 + p * dim_D + e % 16 + 32];
@@ -252,22 +252,22 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[14528 + (e / 16) * dim_D + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[14528 + (e / 16) * dim_D + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[14528 + (e / 16) * dim_D + ((e % 16 + 32) ^ (((e / 16) % 2) * 16))] = acc0_2;
-      smem[14528 + (e / 16) * dim_D + ((e % 16 + 48) ^ (((e / 16) % 2) * 16))] = acc0_3;
-      smem[14528 + (e / 16 + 16) * dim_D + ((e % 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_0;
-      smem[14528 + (e / 16 + 16) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_1;
-      smem[14528 + (e / 16 + 16) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 16) % 2) * 16))] = acc1_2;
-      smem[14528 + (e / 16 + 16) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 16) % 2) * 16))] = acc1_3;
-      smem[14528 + (e / 16 + 32) * dim_D + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_0;
-      smem[14528 + (e / 16 + 32) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_1;
-      smem[14528 + (e / 16 + 32) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 32) % 2) * 16))] = acc2_2;
-      smem[14528 + (e / 16 + 32) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 32) % 2) * 16))] = acc2_3;
-      smem[14528 + (e / 16 + 48) * dim_D + ((e % 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_0;
-      smem[14528 + (e / 16 + 48) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_1;
-      smem[14528 + (e / 16 + 48) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 48) % 2) * 16))] = acc3_2;
-      smem[14528 + (e / 16 + 48) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 48) % 2) * 16))] = acc3_3;
+      smem[14528 + (e / 16) * dim_D + e % 16] = acc0_0;
+      smem[14528 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[14528 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      smem[14528 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      smem[14528 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      smem[14528 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      smem[14528 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
+      smem[14528 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
+      smem[14528 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      smem[14528 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      smem[14528 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
+      smem[14528 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
+      smem[14528 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      smem[14528 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
+      smem[14528 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
+      smem[14528 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -276,7 +276,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
+      smem[e] = x;
     }
     __syncthreads();
 
@@ -288,8 +288,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
-          const float a1 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+          const float a0 = smem[(e / 32) * dim_D + p];
+          const float a1 = smem[(e / 32 + 8) * dim_D + p];
           const float b0 = smem[8192 + p * dim_D + e % 32];
           const float b1 = smem[8192 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -308,8 +308,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 16) * dim_D + (p ^ ((e / 16) % 2))];
-        const float b0 = smem[2048 + (e % 16) * dim_D + (p ^ ((e % 16) % 16))];
+        const float a0 = smem[(e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[12288 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -346,8 +346,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
-        const float a1 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+        const float a0 = smem[(e / 32) * dim_D + p];
+        const float a1 = smem[(e / 32 + 8) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -416,7 +416,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = smem[8192 + e] + smem[14528 + (e / dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % 2) * 16))];
+      const float v3 = smem[8192 + e] + smem[14528 + e];
       const float next_state = smem[3072 + e] - commit * v3;
       const float next_accum = keep * v3;
       smem[3072 + e] = next_state;
@@ -665,22 +665,22 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8768 + (e / 16) * dim_D + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[8768 + (e / 16) * dim_D + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[8768 + (e / 16) * dim_D + ((e % 16 + 32) ^ (((e / 16) % 2) * 16))] = acc0_2;
-      smem[8768 + (e / 16) * dim_D + ((e % 16 + 48) ^ (((e / 16) % 2) * 16))] = acc0_3;
-      smem[8768 + (e / 16 + 16) * dim_D + ((e % 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_0;
-      smem[8768 + (e / 16 + 16) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_1;
-      smem[8768 + (e / 16 + 16) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 16) % 2) * 16))] = acc1_2;
-      smem[8768 + (e / 16 + 16) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 16) % 2) * 16))] = acc1_3;
-      smem[8768 + (e / 16 + 32) * dim_D + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_0;
-      smem[8768 + (e / 16 + 32) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_1;
-      smem[8768 + (e / 16 + 32) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 32) % 2) * 16))] = acc2_2;
-      smem[8768 + (e / 16 + 32) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 32) % 2) * 16))] = acc2_3;
-      smem[8768 + (e / 16 + 48) * dim_D + ((e % 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_0;
-      smem[8768 + (e / 16 + 48) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_1;
-      smem[8768 + (e / 16 + 48) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 48) % 2) * 16))] = acc3_2;
-      smem[8768 + (e / 16 + 48) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 48) % 2) * 16))] = acc3_3;
+      smem[8768 + (e / 16) * dim_D + e % 16] = acc0_0;
+      smem[8768 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[8768 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      smem[8768 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      smem[8768 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
+      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
+      smem[8768 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
+      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
+      smem[8768 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
+      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
+      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -785,7 +785,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = smem[4480 + e] + smem[8768 + (e / dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % 2) * 16))];
+      const float v3 = smem[4480 + e] + smem[8768 + e];
       const float next_state = smem[256 + e] - commit * v3;
       const float next_accum = keep * v3;
       smem[256 + e] = next_state;

@@ -63,7 +63,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     smem[22528 + e] = accum_W1[bh * 8192 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[14336 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = state_W2[bh * 8192 + e];
+    smem[14336 + e] = state_W2[bh * 8192 + e];
     smem[30720 + e] = accum_W2[bh * 8192 + e];
   }
   __syncthreads();
@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
+      smem[2048 + e] = x;
     }
 
     // Stage the view v for this chunk.
@@ -108,10 +108,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 64) * dim_D + (p ^ ((e / 64) % 16))];
-        const float a1 = smem[2048 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 16))];
-        const float a2 = smem[2048 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 16))];
-        const float a3 = smem[2048 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 16))];
+        const float a0 = smem[2048 + (e / 64) * dim_D + p];
+        const float a1 = smem[2048 + (e / 64 + 4) * dim_D + p];
+        const float a2 = smem[2048 + (e / 64 + 8) * dim_D + p];
+        const float a3 = smem[2048 + (e / 64 + 12) * dim_D + p];
         const float b0 = smem[6144 + p * dim_H + e % 64];
         const float b1 = smem[6144 + p * dim_H + e % 64 + 64];
         acc0_0 = acc0_0 + a0 * b0;
@@ -123,26 +123,26 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[39168 + (e / 64) * dim_H + ((e % 64) ^ ((e / 64) % 16))] = acc0_0;
-      smem[39168 + (e / 64) * dim_H + ((e % 64 + 64) ^ ((e / 64) % 16))] = acc0_1;
-      smem[39168 + (e / 64 + 4) * dim_H + ((e % 64) ^ ((e / 64 + 4) % 16))] = acc1_0;
-      smem[39168 + (e / 64 + 4) * dim_H + ((e % 64 + 64) ^ ((e / 64 + 4) % 16))] = acc1_1;
-      smem[39168 + (e / 64 + 8) * dim_H + ((e % 64) ^ ((e / 64 + 8) % 16))] = acc2_0;
-      smem[39168 + (e / 64 + 8) * dim_H + ((e % 64 + 64) ^ ((e / 64 + 8) % 16))] = acc2_1;
-      smem[39168 + (e / 64 + 12) * dim_H + ((e % 64) ^ ((e / 64 + 12) % 16))] = acc3_0;
-      smem[39168 + (e / 64 + 12) * dim_H + ((e % 64 + 64) ^ ((e / 64 + 12) % 16))] = acc3_1;
+      smem[39168 + (e / 64) * dim_H + e % 64] = acc0_0;
+      smem[39168 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
+      smem[39168 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[39168 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
+      smem[39168 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
+      smem[39168 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
+      smem[39168 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
+      smem[39168 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 2048; e += 256) {
-      smem[4096 + e] = expf((-smem[39168 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 16))]));
+      smem[4096 + e] = expf((-smem[39168 + e]));
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 2048; e += 256) {
-      smem[41216 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 16))] = (1.0f / (1.0f + smem[4096 + e]));
+      smem[41216 + e] = (1.0f / (1.0f + smem[4096 + e]));
     }
     __syncthreads();
 
@@ -153,10 +153,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = (smem[39168 + (e / 32) * dim_H + (p ^ ((e / 32) % 16))] * smem[41216 + (e / 32) * dim_H + (p ^ ((e / 32) % 16))]);
-        const float a1 = (smem[39168 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 16))] * smem[41216 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 16))]);
-        const float b0 = smem[14336 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))];
-        const float b1 = smem[14336 + ((p * dim_D + e % 32 + 32) / dim_D) * dim_D + (((p * dim_D + e % 32 + 32) % dim_D) ^ (((p * dim_D + e % 32 + 32) / dim_D) % 32))];
+        const float a0 = (smem[39168 + (e / 32) * dim_H + p] * smem[41216 + (e / 32) * dim_H + p]);
+        const float a1 = (smem[39168 + (e / 32 + 8) * dim_H + p] * smem[41216 + (e / 32 + 8) * dim_H + p]);
+        const float b0 = smem[14336 + p * dim_D + e % 32];
+        const float b1 = smem[14336 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v1 = param_g[h * 64 + e % dim_D];
-      smem[3072 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[e] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0f * v1;
+      smem[3072 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[e] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -247,8 +247,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         const float a1 = smem[(e / 64 + 4) * dim_D + p];
         const float a2 = smem[(e / 64 + 8) * dim_D + p];
         const float a3 = smem[(e / 64 + 12) * dim_D + p];
-        const float b0 = smem[14336 + (((e % 64) * dim_D + p) / dim_D) * dim_D + ((((e % 64) * dim_D + p) % dim_D) ^ ((((e % 64) * dim_D + p) / dim_D) % 32))];
-        const float b1 = smem[14336 + (((e % 64 + 64) * dim_D + p) / dim_D) * dim_D + ((((e % 64 + 64) * dim_D + p) % dim_D) ^ ((((e % 64 + 64) * dim_D + p) / dim_D) % 32))];
+        const float b0 = smem[14336 + (e % 64) * dim_D + p];
+        const float b1 = smem[14336 + (e % 64 + 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -287,10 +287,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (smem[39168 + p * dim_H + ((e / 16) ^ (p % 16))] * smem[41216 + p * dim_H + ((e / 16) ^ (p % 16))]);
-        const float a1 = (smem[39168 + p * dim_H + ((e / 16 + 32) ^ (p % 16))] * smem[41216 + p * dim_H + ((e / 16 + 32) ^ (p % 16))]);
-        const float a2 = (smem[39168 + p * dim_H + ((e / 16 + 64) ^ (p % 16))] * smem[41216 + p * dim_H + ((e / 16 + 64) ^ (p % 16))]);
-        const float a3 = (smem[39168 + p * dim_H + ((e / 16 + 96) ^ (p % 16))] * smem[41216 + p * dim_H + ((e / 16 + 96) ^ (p % 16))]);
+        const float a0 = (smem[39168 + p * dim_H + e / 16] * smem[41216 + p * dim_H + e / 16]);
+        const float a1 = (smem[39168 + p * dim_H + e / 16 + 32] * smem[41216 + p * dim_H + e / 16 + 32]);
+        const float a2 = (smem[39168 + p * dim_H + e / 16 + 64] * smem[41216 + p * dim_H + e / 16 + 64]);
+        const float a3 = (smem[39168 + p * dim_H + e / 16 + 96] * smem[41216 + p * dim_H + e / 16 + 96]);
         const float b0 = smem[p * dim_D + e % 16];
         const float b1 = smem[p * dim_D + e % 16 + 16];
         const float b2 = smem[p * dim_D + e % 16 + 32];
@@ -312,30 +312,30 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[45312 + (e / 16) * dim_D + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[45312 + (e / 16) * dim_D + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[45312 + (e / 16) * dim_D + ((e % 16 + 32) ^ (((e / 16) % 2) * 16))] = acc0_2;
-      smem[45312 + (e / 16) * dim_D + ((e % 16 + 48) ^ (((e / 16) % 2) * 16))] = acc0_3;
-      smem[45312 + (e / 16 + 32) * dim_D + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc1_0;
-      smem[45312 + (e / 16 + 32) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc1_1;
-      smem[45312 + (e / 16 + 32) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 32) % 2) * 16))] = acc1_2;
-      smem[45312 + (e / 16 + 32) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 32) % 2) * 16))] = acc1_3;
-      smem[45312 + (e / 16 + 64) * dim_D + ((e % 16) ^ (((e / 16 + 64) % 2) * 16))] = acc2_0;
-      smem[45312 + (e / 16 + 64) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 64) % 2) * 16))] = acc2_1;
-      smem[45312 + (e / 16 + 64) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 64) % 2) * 16))] = acc2_2;
-      smem[45312 + (e / 16 + 64) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 64) % 2) * 16))] = acc2_3;
-      smem[45312 + (e / 16 + 96) * dim_D + ((e % 16) ^ (((e / 16 + 96) % 2) * 16))] = acc3_0;
-      smem[45312 + (e / 16 + 96) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 96) % 2) * 16))] = acc3_1;
-      smem[45312 + (e / 16 + 96) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 96) % 2) * 16))] = acc3_2;
-      smem[45312 + (e / 16 + 96) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 96) % 2) * 16))] = acc3_3;
+      smem[45312 + (e / 16) * dim_D + e % 16] = acc0_0;
+      smem[45312 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[45312 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      smem[45312 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      smem[45312 + (e / 16 + 32) * dim_D + e % 16] = acc1_0;
+      smem[45312 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc1_1;
+      smem[45312 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc1_2;
+      smem[45312 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc1_3;
+      smem[45312 + (e / 16 + 64) * dim_D + e % 16] = acc2_0;
+      smem[45312 + (e / 16 + 64) * dim_D + e % 16 + 16] = acc2_1;
+      smem[45312 + (e / 16 + 64) * dim_D + e % 16 + 32] = acc2_2;
+      smem[45312 + (e / 16 + 64) * dim_D + e % 16 + 48] = acc2_3;
+      smem[45312 + (e / 16 + 96) * dim_D + e % 16] = acc3_0;
+      smem[45312 + (e / 16 + 96) * dim_D + e % 16 + 16] = acc3_1;
+      smem[45312 + (e / 16 + 96) * dim_D + e % 16 + 32] = acc3_2;
+      smem[45312 + (e / 16 + 96) * dim_D + e % 16 + 48] = acc3_3;
     }
     __syncthreads();
 
     // [16, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 2048; e += 256) {
       const float v3 = smem[43264 + e];
-      const float v4 = smem[41216 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 16))];
-      smem[4096 + e] = v3 * v4 + (-((-(v3 * smem[39168 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 16))] * (v4 * v4))) * smem[4096 + e]));
+      const float v4 = smem[41216 + e];
+      smem[4096 + e] = v3 * v4 + (-((-(v3 * smem[39168 + e] * (v4 * v4))) * smem[4096 + e]));
     }
     __syncthreads();
 
@@ -358,10 +358,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + ((e / 32) ^ (p % 16))];
-        const float a1 = smem[2048 + p * dim_D + ((e / 32 + 16) ^ (p % 16))];
-        const float a2 = smem[2048 + p * dim_D + ((e / 32 + 32) ^ (p % 16))];
-        const float a3 = smem[2048 + p * dim_D + ((e / 32 + 48) ^ (p % 16))];
+        const float a0 = smem[2048 + p * dim_D + e / 32];
+        const float a1 = smem[2048 + p * dim_D + e / 32 + 16];
+        const float a2 = smem[2048 + p * dim_D + e / 32 + 32];
+        const float a3 = smem[2048 + p * dim_D + e / 32 + 48];
         const float b0 = smem[4096 + p * dim_H + e % 32];
         const float b1 = smem[4096 + p * dim_H + e % 32 + 32];
         const float b2 = smem[4096 + p * dim_H + e % 32 + 64];
@@ -407,7 +407,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
+      smem[1024 + e] = x;
     }
     __syncthreads();
 
@@ -423,10 +423,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 2))];
-          const float a1 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 2))];
-          const float a2 = smem[1024 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 2))];
-          const float a3 = smem[1024 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 2))];
+          const float a0 = smem[1024 + (e / 64) * dim_D + p];
+          const float a1 = smem[1024 + (e / 64 + 4) * dim_D + p];
+          const float a2 = smem[1024 + (e / 64 + 8) * dim_D + p];
+          const float a3 = smem[1024 + (e / 64 + 12) * dim_D + p];
           const float b0 = smem[22528 + p * dim_H + e % 64];
           const float b1 = smem[22528 + p * dim_H + e % 64 + 64];
           acc0_0 = acc0_0 + a0 * b0;
@@ -453,8 +453,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 16) * dim_D + (p ^ ((e / 16) % 2))];
-        const float b0 = smem[2048 + (e % 16) * dim_D + (p ^ ((e % 16) % 16))];
+        const float a0 = smem[1024 + (e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[38912 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -509,10 +509,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 2))];
-        const float a1 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 2))];
-        const float a2 = smem[1024 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 2))];
-        const float a3 = smem[1024 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 2))];
+        const float a0 = smem[1024 + (e / 64) * dim_D + p];
+        const float a1 = smem[1024 + (e / 64 + 4) * dim_D + p];
+        const float a2 = smem[1024 + (e / 64 + 8) * dim_D + p];
+        const float a3 = smem[1024 + (e / 64 + 12) * dim_D + p];
         const float b0 = smem[6144 + p * dim_H + e % 64];
         const float b1 = smem[6144 + p * dim_H + e % 64 + 64];
         acc0_0 = acc0_0 + a0 * b0;
@@ -544,7 +544,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 2048; e += 256) {
       const float v5 = smem[2048 + e];
-      smem[2048 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 2))] = v5 * (1.0f / (1.0f + expf((-v5))));
+      smem[2048 + e] = v5 * (1.0f / (1.0f + expf((-v5))));
     }
     __syncthreads();
 
@@ -556,8 +556,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[2048 + (e / 32) * dim_H + (p ^ ((e / 32) % 2))];
-          const float a1 = smem[2048 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 2))];
+          const float a0 = smem[2048 + (e / 32) * dim_H + p];
+          const float a1 = smem[2048 + (e / 32 + 8) * dim_H + p];
           const float b0 = smem[30720 + p * dim_D + e % 32];
           const float b1 = smem[30720 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -576,8 +576,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2048 + (e / 16) * dim_H + (p ^ ((e / 16) % 2))];
-        const float b0 = (smem[39168 + (e % 16) * dim_H + (p ^ ((e % 16) % 16))] * smem[41216 + (e % 16) * dim_H + (p ^ ((e % 16) % 16))]);
+        const float a0 = smem[2048 + (e / 16) * dim_H + p];
+        const float b0 = (smem[39168 + (e % 16) * dim_H + p] * smem[41216 + (e % 16) * dim_H + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[4096 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -614,10 +614,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * dim_H + (p ^ ((e / 32) % 2))];
-        const float a1 = smem[2048 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 2))];
-        const float b0 = smem[14336 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))];
-        const float b1 = smem[14336 + ((p * dim_D + e % 32 + 32) / dim_D) * dim_D + (((p * dim_D + e % 32 + 32) % dim_D) ^ (((p * dim_D + e % 32 + 32) / dim_D) % 32))];
+        const float a0 = smem[2048 + (e / 32) * dim_H + p];
+        const float a1 = smem[2048 + (e / 32 + 8) * dim_H + p];
+        const float b0 = smem[14336 + p * dim_D + e % 32];
+        const float b1 = smem[14336 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -657,7 +657,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + smem[38912 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[38912 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
@@ -671,10 +671,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v8 = smem[30720 + e] + smem[45312 + (e / dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % 2) * 16))];
-      const float next_state = smem[14336 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] - commit * v8;
+      const float v8 = smem[30720 + e] + smem[45312 + e];
+      const float next_state = smem[14336 + e] - commit * v8;
       const float next_accum = keep * v8;
-      smem[14336 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = next_state;
+      smem[14336 + e] = next_state;
       smem[30720 + e] = next_accum;
     }
     __syncthreads();
@@ -689,7 +689,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     out_accum_W1[bh * 8192 + e] = smem[22528 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W2[bh * 8192 + e] = smem[14336 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))];
+    out_state_W2[bh * 8192 + e] = smem[14336 + e];
     out_accum_W2[bh * 8192 + e] = smem[30720 + e];
   }
 }
@@ -731,7 +731,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     smem[16768 + e] = accum_W1[bh * 8192 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[8576 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = state_W2[bh * 8192 + e];
+    smem[8576 + e] = state_W2[bh * 8192 + e];
     smem[24960 + e] = accum_W2[bh * 8192 + e];
   }
   __syncthreads();
@@ -794,7 +794,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = (smem[33153 + p] * smem[33281 + p]);
-        const float b0 = smem[8576 + ((p * dim_D + e % 64) / dim_D) * dim_D + (((p * dim_D + e % 64) % dim_D) ^ (((p * dim_D + e % 64) / dim_D) % 32))];
+        const float b0 = smem[8576 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 64] = acc0_0;
@@ -869,7 +869,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[8576 + (((e % 128) * dim_D + p) / dim_D) * dim_D + ((((e % 128) * dim_D + p) % dim_D) ^ ((((e % 128) * dim_D + p) / dim_D) % 32))];
+        const float b0 = smem[8576 + (e % 128) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[33409 + e % 128] = acc0_0;
@@ -919,22 +919,22 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[33537 + (e / 16) * dim_D + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[33537 + (e / 16) * dim_D + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[33537 + (e / 16) * dim_D + ((e % 16 + 32) ^ (((e / 16) % 2) * 16))] = acc0_2;
-      smem[33537 + (e / 16) * dim_D + ((e % 16 + 48) ^ (((e / 16) % 2) * 16))] = acc0_3;
-      smem[33537 + (e / 16 + 32) * dim_D + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc1_0;
-      smem[33537 + (e / 16 + 32) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc1_1;
-      smem[33537 + (e / 16 + 32) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 32) % 2) * 16))] = acc1_2;
-      smem[33537 + (e / 16 + 32) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 32) % 2) * 16))] = acc1_3;
-      smem[33537 + (e / 16 + 64) * dim_D + ((e % 16) ^ (((e / 16 + 64) % 2) * 16))] = acc2_0;
-      smem[33537 + (e / 16 + 64) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 64) % 2) * 16))] = acc2_1;
-      smem[33537 + (e / 16 + 64) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 64) % 2) * 16))] = acc2_2;
-      smem[33537 + (e / 16 + 64) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 64) % 2) * 16))] = acc2_3;
-      smem[33537 + (e / 16 + 96) * dim_D + ((e % 16) ^ (((e / 16 + 96) % 2) * 16))] = acc3_0;
-      smem[33537 + (e / 16 + 96) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 96) % 2) * 16))] = acc3_1;
-      smem[33537 + (e / 16 + 96) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 96) % 2) * 16))] = acc3_2;
-      smem[33537 + (e / 16 + 96) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 96) % 2) * 16))] = acc3_3;
+      smem[33537 + (e / 16) * dim_D + e % 16] = acc0_0;
+      smem[33537 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[33537 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      smem[33537 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      smem[33537 + (e / 16 + 32) * dim_D + e % 16] = acc1_0;
+      smem[33537 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc1_1;
+      smem[33537 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc1_2;
+      smem[33537 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc1_3;
+      smem[33537 + (e / 16 + 64) * dim_D + e % 16] = acc2_0;
+      smem[33537 + (e / 16 + 64) * dim_D + e % 16 + 16] = acc2_1;
+      smem[33537 + (e / 16 + 64) * dim_D + e % 16 + 32] = acc2_2;
+      smem[33537 + (e / 16 + 64) * dim_D + e % 16 + 48] = acc2_3;
+      smem[33537 + (e / 16 + 96) * dim_D + e % 16] = acc3_0;
+      smem[33537 + (e / 16 + 96) * dim_D + e % 16 + 16] = acc3_1;
+      smem[33537 + (e / 16 + 96) * dim_D + e % 16 + 32] = acc3_2;
+      smem[33537 + (e / 16 + 96) * dim_D + e % 16 + 48] = acc3_3;
     }
     __syncthreads();
 
@@ -1122,7 +1122,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[8576 + ((p * dim_D + e % 64) / dim_D) * dim_D + (((p * dim_D + e % 64) % dim_D) ^ (((p * dim_D + e % 64) / dim_D) % 32))];
+        const float b0 = smem[8576 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 64] = acc0_0;
@@ -1170,10 +1170,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = tid; e < 8192; e += 256) {
-      const float v8 = smem[24960 + e] + smem[33537 + (e / dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % 2) * 16))];
-      const float next_state = smem[8576 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] - commit * v8;
+      const float v8 = smem[24960 + e] + smem[33537 + e];
+      const float next_state = smem[8576 + e] - commit * v8;
       const float next_accum = keep * v8;
-      smem[8576 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = next_state;
+      smem[8576 + e] = next_state;
       smem[24960 + e] = next_accum;
     }
     __syncthreads();
@@ -1188,7 +1188,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     out_accum_W1[bh * 8192 + e] = smem[16768 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W2[bh * 8192 + e] = smem[8576 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))];
+    out_state_W2[bh * 8192 + e] = smem[8576 + e];
     out_accum_W2[bh * 8192 + e] = smem[24960 + e];
   }
 }

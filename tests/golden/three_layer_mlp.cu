@@ -78,11 +78,11 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     smem[19584 + e] = accum_b1[bh * 64 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    smem[7168 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 32))] = state_W2[bh * 4096 + e];
+    smem[7168 + e] = state_W2[bh * 4096 + e];
     smem[15360 + e] = accum_W2[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    smem[5120 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = state_W3[bh * 2048 + e];
+    smem[5120 + e] = state_W3[bh * 2048 + e];
     smem[13312 + e] = accum_W3[bh * 2048 + e];
   }
   __syncthreads();
@@ -112,7 +112,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = x;
+      smem[1024 + e] = x;
     }
 
     // Stage the view v for this chunk.
@@ -130,8 +130,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 8))];
-        const float a1 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 8))];
+        const float a0 = smem[1024 + (e / 64) * dim_D + p];
+        const float a1 = smem[1024 + (e / 64 + 4) * dim_D + p];
         const float b0 = smem[3072 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))] = tanhf(smem[1536 + e] + smem[19520 + e % dim_H]);
+      smem[1536 + e] = tanhf(smem[1536 + e] + smem[19520 + e % dim_H]);
     }
     __syncthreads();
 
@@ -152,9 +152,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[1536 + (e / 64) * dim_H + (p ^ ((e / 64) % 8))];
-        const float a1 = smem[1536 + (e / 64 + 4) * dim_H + (p ^ ((e / 64 + 4) % 8))];
-        const float b0 = smem[7168 + ((p * dim_H + e % 64) / dim_H) * dim_H + (((p * dim_H + e % 64) % dim_H) ^ (((p * dim_H + e % 64) / dim_H) % 32))];
+        const float a0 = smem[1536 + (e / 64) * dim_H + p];
+        const float a1 = smem[1536 + (e / 64 + 4) * dim_H + p];
+        const float b0 = smem[7168 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
@@ -165,7 +165,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[2560 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))] = tanhf(smem[2560 + e]);
+      smem[2560 + e] = tanhf(smem[2560 + e]);
     }
     __syncthreads();
 
@@ -173,8 +173,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2560 + (e / 32) * dim_H + (p ^ ((e / 32) % 8))];
-        const float b0 = smem[5120 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))];
+        const float a0 = smem[2560 + (e / 32) * dim_H + p];
+        const float b0 = smem[5120 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[(e / 32) * dim_D + e % 32] = acc0_0;
@@ -239,7 +239,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
       const float v1 = param_gamma[h * 32 + e % dim_D];
-      smem[280 + e] = smem[264 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] + smem[e] * smem[272 + e / dim_D] * v1 + param_beta[h * 32 + e % dim_D] - smem[280 + e]) * 2.0f * v1;
+      smem[280 + e] = smem[264 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] + smem[e] * smem[272 + e / dim_D] * v1 + param_beta[h * 32 + e % dim_D] - smem[280 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -299,7 +299,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 64) * dim_D + p];
         const float a1 = smem[(e / 64 + 4) * dim_D + p];
-        const float b0 = smem[5120 + (((e % 64) * dim_D + p) / dim_D) * dim_D + ((((e % 64) * dim_D + p) % dim_D) ^ ((((e % 64) * dim_D + p) / dim_D) % 32))];
+        const float b0 = smem[5120 + (e % 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
@@ -318,10 +318,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2560 + p * dim_H + ((e / 16) ^ (p % 8))];
-        const float a1 = smem[2560 + p * dim_H + ((e / 16 + 16) ^ (p % 8))];
-        const float a2 = smem[2560 + p * dim_H + ((e / 16 + 32) ^ (p % 8))];
-        const float a3 = smem[2560 + p * dim_H + ((e / 16 + 48) ^ (p % 8))];
+        const float a0 = smem[2560 + p * dim_H + e / 16];
+        const float a1 = smem[2560 + p * dim_H + e / 16 + 16];
+        const float a2 = smem[2560 + p * dim_H + e / 16 + 32];
+        const float a3 = smem[2560 + p * dim_H + e / 16 + 48];
         const float b0 = smem[p * dim_D + e % 16];
         const float b1 = smem[p * dim_D + e % 16 + 16];
         acc0_0 = acc0_0 + a0 * b0;
@@ -333,20 +333,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[21184 + (e / 16) * dim_D + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[21184 + (e / 16) * dim_D + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[21184 + (e / 16 + 16) * dim_D + ((e % 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_0;
-      smem[21184 + (e / 16 + 16) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_1;
-      smem[21184 + (e / 16 + 32) * dim_D + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_0;
-      smem[21184 + (e / 16 + 32) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_1;
-      smem[21184 + (e / 16 + 48) * dim_D + ((e % 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_0;
-      smem[21184 + (e / 16 + 48) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_1;
+      smem[21184 + (e / 16) * dim_D + e % 16] = acc0_0;
+      smem[21184 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[21184 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      smem[21184 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      smem[21184 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      smem[21184 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      smem[21184 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      smem[21184 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 512; e += 256) {
-      const float v3 = smem[2560 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))];
+      const float v3 = smem[2560 + e];
       smem[256 + e] = smem[256 + e] * (1.0f - v3 * v3);
     }
     __syncthreads();
@@ -358,7 +358,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[256 + (e / 64) * dim_H + p];
         const float a1 = smem[256 + (e / 64 + 4) * dim_H + p];
-        const float b0 = smem[7168 + (((e % 64) * dim_H + p) / dim_H) * dim_H + ((((e % 64) * dim_H + p) % dim_H) ^ ((((e % 64) * dim_H + p) / dim_H) % 32))];
+        const float b0 = smem[7168 + (e % 64) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
@@ -385,10 +385,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[1536 + p * dim_H + ((e / 16) ^ (p % 8))];
-        const float a1 = smem[1536 + p * dim_H + ((e / 16 + 16) ^ (p % 8))];
-        const float a2 = smem[1536 + p * dim_H + ((e / 16 + 32) ^ (p % 8))];
-        const float a3 = smem[1536 + p * dim_H + ((e / 16 + 48) ^ (p % 8))];
+        const float a0 = smem[1536 + p * dim_H + e / 16];
+        const float a1 = smem[1536 + p * dim_H + e / 16 + 16];
+        const float a2 = smem[1536 + p * dim_H + e / 16 + 32];
+        const float a3 = smem[1536 + p * dim_H + e / 16 + 48];
         const float b0 = smem[256 + p * dim_H + e % 16];
         const float b1 = smem[256 + p * dim_H + e % 16 + 16];
         const float b2 = smem[256 + p * dim_H + e % 16 + 32];
@@ -410,28 +410,28 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[25280 + (e / 16) * dim_H + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[25280 + (e / 16) * dim_H + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[25280 + (e / 16) * dim_H + ((e % 16 + 32) ^ (((e / 16) % 2) * 16))] = acc0_2;
-      smem[25280 + (e / 16) * dim_H + ((e % 16 + 48) ^ (((e / 16) % 2) * 16))] = acc0_3;
-      smem[25280 + (e / 16 + 16) * dim_H + ((e % 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_0;
-      smem[25280 + (e / 16 + 16) * dim_H + ((e % 16 + 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_1;
-      smem[25280 + (e / 16 + 16) * dim_H + ((e % 16 + 32) ^ (((e / 16 + 16) % 2) * 16))] = acc1_2;
-      smem[25280 + (e / 16 + 16) * dim_H + ((e % 16 + 48) ^ (((e / 16 + 16) % 2) * 16))] = acc1_3;
-      smem[25280 + (e / 16 + 32) * dim_H + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_0;
-      smem[25280 + (e / 16 + 32) * dim_H + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_1;
-      smem[25280 + (e / 16 + 32) * dim_H + ((e % 16 + 32) ^ (((e / 16 + 32) % 2) * 16))] = acc2_2;
-      smem[25280 + (e / 16 + 32) * dim_H + ((e % 16 + 48) ^ (((e / 16 + 32) % 2) * 16))] = acc2_3;
-      smem[25280 + (e / 16 + 48) * dim_H + ((e % 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_0;
-      smem[25280 + (e / 16 + 48) * dim_H + ((e % 16 + 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_1;
-      smem[25280 + (e / 16 + 48) * dim_H + ((e % 16 + 32) ^ (((e / 16 + 48) % 2) * 16))] = acc3_2;
-      smem[25280 + (e / 16 + 48) * dim_H + ((e % 16 + 48) ^ (((e / 16 + 48) % 2) * 16))] = acc3_3;
+      smem[25280 + (e / 16) * dim_H + e % 16] = acc0_0;
+      smem[25280 + (e / 16) * dim_H + e % 16 + 16] = acc0_1;
+      smem[25280 + (e / 16) * dim_H + e % 16 + 32] = acc0_2;
+      smem[25280 + (e / 16) * dim_H + e % 16 + 48] = acc0_3;
+      smem[25280 + (e / 16 + 16) * dim_H + e % 16] = acc1_0;
+      smem[25280 + (e / 16 + 16) * dim_H + e % 16 + 16] = acc1_1;
+      smem[25280 + (e / 16 + 16) * dim_H + e % 16 + 32] = acc1_2;
+      smem[25280 + (e / 16 + 16) * dim_H + e % 16 + 48] = acc1_3;
+      smem[25280 + (e / 16 + 32) * dim_H + e % 16] = acc2_0;
+      smem[25280 + (e / 16 + 32) * dim_H + e % 16 + 16] = acc2_1;
+      smem[25280 + (e / 16 + 32) * dim_H + e % 16 + 32] = acc2_2;
+      smem[25280 + (e / 16 + 32) * dim_H + e % 16 + 48] = acc2_3;
+      smem[25280 + (e / 16 + 48) * dim_H + e % 16] = acc3_0;
+      smem[25280 + (e / 16 + 48) * dim_H + e % 16 + 16] = acc3_1;
+      smem[25280 + (e / 16 + 48) * dim_H + e % 16 + 32] = acc3_2;
+      smem[25280 + (e / 16 + 48) * dim_H + e % 16 + 48] = acc3_3;
     }
     __syncthreads();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 512; e += 256) {
-      const float v4 = smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))];
+      const float v4 = smem[1536 + e];
       smem[2048 + e] = smem[2048 + e] * (1.0f - v4 * v4);
     }
     __syncthreads();
@@ -456,10 +456,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[1024 + p * dim_D + ((e / 32) ^ (p % 8))];
-        const float a1 = smem[1024 + p * dim_D + ((e / 32 + 8) ^ (p % 8))];
-        const float a2 = smem[1024 + p * dim_D + ((e / 32 + 16) ^ (p % 8))];
-        const float a3 = smem[1024 + p * dim_D + ((e / 32 + 24) ^ (p % 8))];
+        const float a0 = smem[1024 + p * dim_D + e / 32];
+        const float a1 = smem[1024 + p * dim_D + e / 32 + 8];
+        const float a2 = smem[1024 + p * dim_D + e / 32 + 16];
+        const float a3 = smem[1024 + p * dim_D + e / 32 + 24];
         const float b0 = smem[2048 + p * dim_H + e % 32];
         const float b1 = smem[2048 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -487,7 +487,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[768 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 4))] = x;
+      smem[768 + e] = x;
     }
     __syncthreads();
 
@@ -497,8 +497,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc1_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[768 + (e / 64) * dim_D + (p ^ ((e / 64) % 4))];
-          const float a1 = smem[768 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 4))];
+          const float a0 = smem[768 + (e / 64) * dim_D + p];
+          const float a1 = smem[768 + (e / 64 + 4) * dim_D + p];
           const float b0 = smem[11264 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
@@ -512,8 +512,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[768 + (e / 8) * dim_D + (p ^ ((e / 8) % 4))];
-        const float b0 = smem[1024 + (e % 8) * dim_D + (p ^ ((e % 8) % 8))];
+        const float a0 = smem[768 + (e / 8) * dim_D + p];
+        const float b0 = smem[1024 + (e % 8) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[1280 + (e / 8) * dim_K + e % 8] = acc0_0;
@@ -540,8 +540,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[768 + (e / 64) * dim_D + (p ^ ((e / 64) % 4))];
-        const float a1 = smem[768 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 4))];
+        const float a0 = smem[768 + (e / 64) * dim_D + p];
+        const float a1 = smem[768 + (e / 64 + 4) * dim_D + p];
         const float b0 = smem[3072 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
@@ -570,7 +570,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 512; e += 256) {
       const float v5 = scale[min(position + e / dim_H, dim_K - 1)];
-      smem[1024 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 4))] = tanhf(smem[20672 + e] - v5 * (smem[19648 + e] + smem[20160 + e]) + (smem[19520 + e % dim_H] - v5 * (smem[19584 + e % dim_H] + smem[1024 + e])));
+      smem[1024 + e] = tanhf(smem[20672 + e] - v5 * (smem[19648 + e] + smem[20160 + e]) + (smem[19520 + e % dim_H] - v5 * (smem[19584 + e % dim_H] + smem[1024 + e])));
     }
     __syncthreads();
 
@@ -580,8 +580,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc1_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[1024 + (e / 64) * dim_H + (p ^ ((e / 64) % 4))];
-          const float a1 = smem[1024 + (e / 64 + 4) * dim_H + (p ^ ((e / 64 + 4) % 4))];
+          const float a0 = smem[1024 + (e / 64) * dim_H + p];
+          const float a1 = smem[1024 + (e / 64 + 4) * dim_H + p];
           const float b0 = smem[15360 + p * dim_H + e % 64];
           acc0_0 = acc0_0 + a0 * b0;
           acc1_0 = acc1_0 + a1 * b0;
@@ -595,8 +595,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[1024 + (e / 8) * dim_H + (p ^ ((e / 8) % 4))];
-        const float b0 = smem[1536 + (e % 8) * dim_H + (p ^ ((e % 8) % 8))];
+        const float a0 = smem[1024 + (e / 8) * dim_H + p];
+        const float b0 = smem[1536 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[2048 + (e / 8) * dim_K + e % 8] = acc0_0;
@@ -624,9 +624,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc1_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * dim_H + (p ^ ((e / 64) % 4))];
-        const float a1 = smem[1024 + (e / 64 + 4) * dim_H + (p ^ ((e / 64 + 4) % 4))];
-        const float b0 = smem[7168 + ((p * dim_H + e % 64) / dim_H) * dim_H + (((p * dim_H + e % 64) % dim_H) ^ (((p * dim_H + e % 64) / dim_H) % 32))];
+        const float a0 = smem[1024 + (e / 64) * dim_H + p];
+        const float a1 = smem[1024 + (e / 64 + 4) * dim_H + p];
+        const float b0 = smem[7168 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
@@ -637,7 +637,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = tid; e < 512; e += 256) {
-      smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 4))] = tanhf(smem[256 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[19648 + e] + smem[1536 + e]));
+      smem[1536 + e] = tanhf(smem[256 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[19648 + e] + smem[1536 + e]));
     }
     __syncthreads();
 
@@ -646,7 +646,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[1536 + (e / 32) * dim_H + (p ^ ((e / 32) % 4))];
+          const float a0 = smem[1536 + (e / 32) * dim_H + p];
           const float b0 = smem[13312 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
@@ -658,8 +658,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 64; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[1536 + (e / 8) * dim_H + (p ^ ((e / 8) % 4))];
-        const float b0 = smem[2560 + (e % 8) * dim_H + (p ^ ((e % 8) % 8))];
+        const float a0 = smem[1536 + (e / 8) * dim_H + p];
+        const float b0 = smem[2560 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[512 + (e / 8) * dim_K + e % 8] = acc0_0;
@@ -682,8 +682,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[1536 + (e / 32) * dim_H + (p ^ ((e / 32) % 4))];
-        const float b0 = smem[5120 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))];
+        const float a0 = smem[1536 + (e / 32) * dim_H + p];
+        const float b0 = smem[5120 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[(e / 32) * dim_D + e % 32] = acc0_0;
@@ -741,7 +741,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[768 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 4))] + smem[256 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[768 + e] + smem[256 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
@@ -764,19 +764,19 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v9 = smem[15360 + e] + smem[25280 + (e / dim_H) * dim_H + ((e % dim_H) ^ (((e / dim_H) % 2) * 16))];
-      const float next_state = smem[7168 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 32))] - commit * v9;
+      const float v9 = smem[15360 + e] + smem[25280 + e];
+      const float next_state = smem[7168 + e] - commit * v9;
       const float next_accum = keep * v9;
-      smem[7168 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 32))] = next_state;
+      smem[7168 + e] = next_state;
       smem[15360 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v10 = smem[13312 + e] + smem[21184 + (e / dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % 2) * 16))];
-      const float next_state = smem[5120 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] - commit * v10;
+      const float v10 = smem[13312 + e] + smem[21184 + e];
+      const float next_state = smem[5120 + e] - commit * v10;
       const float next_accum = keep * v10;
-      smem[5120 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = next_state;
+      smem[5120 + e] = next_state;
       smem[13312 + e] = next_accum;
     }
     __syncthreads();
@@ -795,11 +795,11 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     out_accum_b1[bh * 64 + e] = smem[19584 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    out_state_W2[bh * 4096 + e] = smem[7168 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 32))];
+    out_state_W2[bh * 4096 + e] = smem[7168 + e];
     out_accum_W2[bh * 4096 + e] = smem[15360 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    out_state_W3[bh * 2048 + e] = smem[5120 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))];
+    out_state_W3[bh * 2048 + e] = smem[5120 + e];
     out_accum_W3[bh * 2048 + e] = smem[13312 + e];
   }
 }
@@ -855,11 +855,11 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     smem[17088 + e] = accum_b1[bh * 64 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    smem[4480 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 32))] = state_W2[bh * 4096 + e];
+    smem[4480 + e] = state_W2[bh * 4096 + e];
     smem[12672 + e] = accum_W2[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    smem[2432 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = state_W3[bh * 2048 + e];
+    smem[2432 + e] = state_W3[bh * 2048 + e];
     smem[10624 + e] = accum_W3[bh * 2048 + e];
   }
   __syncthreads();
@@ -925,7 +925,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
-        const float b0 = smem[4480 + ((p * dim_H + e % 64) / dim_H) * dim_H + (((p * dim_H + e % 64) % dim_H) ^ (((p * dim_H + e % 64) / dim_H) % 32))];
+        const float b0 = smem[4480 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[320 + e % 64] = acc0_0;
@@ -943,7 +943,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[320 + p];
-        const float b0 = smem[2432 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))];
+        const float b0 = smem[2432 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 32] = acc0_0;
@@ -1066,7 +1066,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[2432 + (((e % 64) * dim_D + p) / dim_D) * dim_D + ((((e % 64) * dim_D + p) % dim_D) ^ ((((e % 64) * dim_D + p) / dim_D) % 32))];
+        const float b0 = smem[2432 + (e % 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[32 + e % 64] = acc0_0;
@@ -1098,14 +1098,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[17152 + (e / 16) * dim_D + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[17152 + (e / 16) * dim_D + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[17152 + (e / 16 + 16) * dim_D + ((e % 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_0;
-      smem[17152 + (e / 16 + 16) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_1;
-      smem[17152 + (e / 16 + 32) * dim_D + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_0;
-      smem[17152 + (e / 16 + 32) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_1;
-      smem[17152 + (e / 16 + 48) * dim_D + ((e % 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_0;
-      smem[17152 + (e / 16 + 48) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_1;
+      smem[17152 + (e / 16) * dim_D + e % 16] = acc0_0;
+      smem[17152 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[17152 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      smem[17152 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      smem[17152 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      smem[17152 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      smem[17152 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      smem[17152 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
     }
     __syncthreads();
 
@@ -1121,7 +1121,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[32 + p];
-        const float b0 = smem[4480 + (((e % 64) * dim_H + p) / dim_H) * dim_H + ((((e % 64) * dim_H + p) % dim_H) ^ ((((e % 64) * dim_H + p) / dim_H) % 32))];
+        const float b0 = smem[4480 + (e % 64) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[256 + e % 64] = acc0_0;
@@ -1171,22 +1171,22 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[21248 + (e / 16) * dim_H + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[21248 + (e / 16) * dim_H + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[21248 + (e / 16) * dim_H + ((e % 16 + 32) ^ (((e / 16) % 2) * 16))] = acc0_2;
-      smem[21248 + (e / 16) * dim_H + ((e % 16 + 48) ^ (((e / 16) % 2) * 16))] = acc0_3;
-      smem[21248 + (e / 16 + 16) * dim_H + ((e % 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_0;
-      smem[21248 + (e / 16 + 16) * dim_H + ((e % 16 + 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_1;
-      smem[21248 + (e / 16 + 16) * dim_H + ((e % 16 + 32) ^ (((e / 16 + 16) % 2) * 16))] = acc1_2;
-      smem[21248 + (e / 16 + 16) * dim_H + ((e % 16 + 48) ^ (((e / 16 + 16) % 2) * 16))] = acc1_3;
-      smem[21248 + (e / 16 + 32) * dim_H + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_0;
-      smem[21248 + (e / 16 + 32) * dim_H + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_1;
-      smem[21248 + (e / 16 + 32) * dim_H + ((e % 16 + 32) ^ (((e / 16 + 32) % 2) * 16))] = acc2_2;
-      smem[21248 + (e / 16 + 32) * dim_H + ((e % 16 + 48) ^ (((e / 16 + 32) % 2) * 16))] = acc2_3;
-      smem[21248 + (e / 16 + 48) * dim_H + ((e % 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_0;
-      smem[21248 + (e / 16 + 48) * dim_H + ((e % 16 + 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_1;
-      smem[21248 + (e / 16 + 48) * dim_H + ((e % 16 + 32) ^ (((e / 16 + 48) % 2) * 16))] = acc3_2;
-      smem[21248 + (e / 16 + 48) * dim_H + ((e % 16 + 48) ^ (((e / 16 + 48) % 2) * 16))] = acc3_3;
+      smem[21248 + (e / 16) * dim_H + e % 16] = acc0_0;
+      smem[21248 + (e / 16) * dim_H + e % 16 + 16] = acc0_1;
+      smem[21248 + (e / 16) * dim_H + e % 16 + 32] = acc0_2;
+      smem[21248 + (e / 16) * dim_H + e % 16 + 48] = acc0_3;
+      smem[21248 + (e / 16 + 16) * dim_H + e % 16] = acc1_0;
+      smem[21248 + (e / 16 + 16) * dim_H + e % 16 + 16] = acc1_1;
+      smem[21248 + (e / 16 + 16) * dim_H + e % 16 + 32] = acc1_2;
+      smem[21248 + (e / 16 + 16) * dim_H + e % 16 + 48] = acc1_3;
+      smem[21248 + (e / 16 + 32) * dim_H + e % 16] = acc2_0;
+      smem[21248 + (e / 16 + 32) * dim_H + e % 16 + 16] = acc2_1;
+      smem[21248 + (e / 16 + 32) * dim_H + e % 16 + 32] = acc2_2;
+      smem[21248 + (e / 16 + 32) * dim_H + e % 16 + 48] = acc2_3;
+      smem[21248 + (e / 16 + 48) * dim_H + e % 16] = acc3_0;
+      smem[21248 + (e / 16 + 48) * dim_H + e % 16 + 16] = acc3_1;
+      smem[21248 + (e / 16 + 48) * dim_H + e % 16 + 32] = acc3_2;
+      smem[21248 + (e / 16 + 48) * dim_H + e % 16 + 48] = acc3_3;
     }
     __syncthreads();
 
@@ -1361,7 +1361,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[4480 + ((p * dim_H + e % 64) / dim_H) * dim_H + (((p * dim_H + e % 64) % dim_H) ^ (((p * dim_H + e % 64) / dim_H) % 32))];
+        const float b0 = smem[4480 + p * dim_H + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[32 + e % 64] = acc0_0;
@@ -1416,7 +1416,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
-        const float b0 = smem[2432 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))];
+        const float b0 = smem[2432 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 32] = acc0_0;
@@ -1497,19 +1497,19 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v9 = smem[12672 + e] + smem[21248 + (e / dim_H) * dim_H + ((e % dim_H) ^ (((e / dim_H) % 2) * 16))];
-      const float next_state = smem[4480 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 32))] - commit * v9;
+      const float v9 = smem[12672 + e] + smem[21248 + e];
+      const float next_state = smem[4480 + e] - commit * v9;
       const float next_accum = keep * v9;
-      smem[4480 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 32))] = next_state;
+      smem[4480 + e] = next_state;
       smem[12672 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 2048; e += 256) {
-      const float v10 = smem[10624 + e] + smem[17152 + (e / dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % 2) * 16))];
-      const float next_state = smem[2432 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] - commit * v10;
+      const float v10 = smem[10624 + e] + smem[17152 + e];
+      const float next_state = smem[2432 + e] - commit * v10;
       const float next_accum = keep * v10;
-      smem[2432 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = next_state;
+      smem[2432 + e] = next_state;
       smem[10624 + e] = next_accum;
     }
     __syncthreads();
@@ -1528,11 +1528,11 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     out_accum_b1[bh * 64 + e] = smem[17088 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    out_state_W2[bh * 4096 + e] = smem[4480 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 32))];
+    out_state_W2[bh * 4096 + e] = smem[4480 + e];
     out_accum_W2[bh * 4096 + e] = smem[12672 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    out_state_W3[bh * 2048 + e] = smem[2432 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))];
+    out_state_W3[bh * 2048 + e] = smem[2432 + e];
     out_accum_W3[bh * 2048 + e] = smem[10624 + e];
   }
 }

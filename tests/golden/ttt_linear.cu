@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
+      smem[2048 + e] = x;
     }
 
     // Stage the view v for this chunk.
@@ -112,8 +112,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * dim_D + (p ^ ((e / 32) % 16))];
-        const float a1 = smem[2048 + (e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 16))];
+        const float a0 = smem[2048 + (e / 32) * dim_D + p];
+        const float a1 = smem[2048 + (e / 32 + 8) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -186,7 +186,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v1 = param_gamma[h * 64 + e % dim_D];
-      smem[11456 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[1024 + e] * smem[32 + e / dim_D] * v1 + param_beta[h * 64 + e % dim_D] - smem[11456 + e]) * 2.0f * v1;
+      smem[11456 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[1024 + e] * smem[32 + e / dim_D] * v1 + param_beta[h * 64 + e % dim_D] - smem[11456 + e]) * 2.0f * v1;
     }
     __syncthreads();
 
@@ -267,10 +267,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + ((e / 16) ^ (p % 16))];
-        const float a1 = smem[2048 + p * dim_D + ((e / 16 + 16) ^ (p % 16))];
-        const float a2 = smem[2048 + p * dim_D + ((e / 16 + 32) ^ (p % 16))];
-        const float a3 = smem[2048 + p * dim_D + ((e / 16 + 48) ^ (p % 16))];
+        const float a0 = smem[2048 + p * dim_D + e / 16];
+        const float a1 = smem[2048 + p * dim_D + e / 16 + 16];
+        const float a2 = smem[2048 + p * dim_D + e / 16 + 32];
+        const float a3 = smem[2048 + p * dim_D + e / 16 + 48];
         const float b0 = smem[1024 + p * dim_D + e % 16];
         const float b1 = smem[1024 + p * dim_D + e % 16 + 16];
         const float b2 = smem[1024 + p * dim_D + e % 16 + 32];
@@ -292,22 +292,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[14784 + (e / 16) * dim_D + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[14784 + (e / 16) * dim_D + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[14784 + (e / 16) * dim_D + ((e % 16 + 32) ^ (((e / 16) % 2) * 16))] = acc0_2;
-      smem[14784 + (e / 16) * dim_D + ((e % 16 + 48) ^ (((e / 16) % 2) * 16))] = acc0_3;
-      smem[14784 + (e / 16 + 16) * dim_D + ((e % 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_0;
-      smem[14784 + (e / 16 + 16) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_1;
-      smem[14784 + (e / 16 + 16) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 16) % 2) * 16))] = acc1_2;
-      smem[14784 + (e / 16 + 16) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 16) % 2) * 16))] = acc1_3;
-      smem[14784 + (e / 16 + 32) * dim_D + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_0;
-      smem[14784 + (e / 16 + 32) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_1;
-      smem[14784 + (e / 16 + 32) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 32) % 2) * 16))] = acc2_2;
-      smem[14784 + (e / 16 + 32) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 32) % 2) * 16))] = acc2_3;
-      smem[14784 + (e / 16 + 48) * dim_D + ((e % 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_0;
-      smem[14784 + (e / 16 + 48) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_1;
-      smem[14784 + (e / 16 + 48) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 48) % 2) * 16))] = acc3_2;
-      smem[14784 + (e / 16 + 48) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 48) % 2) * 16))] = acc3_3;
+      smem[14784 + (e / 16) * dim_D + e % 16] = acc0_0;
+      smem[14784 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[14784 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      smem[14784 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      smem[14784 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      smem[14784 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      smem[14784 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
+      smem[14784 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
+      smem[14784 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      smem[14784 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      smem[14784 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
+      smem[14784 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
+      smem[14784 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      smem[14784 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
+      smem[14784 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
+      smem[14784 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -316,7 +316,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
+      smem[e] = x;
     }
     __syncthreads();
 
@@ -328,8 +328,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
-          const float a1 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+          const float a0 = smem[(e / 32) * dim_D + p];
+          const float a1 = smem[(e / 32 + 8) * dim_D + p];
           const float b0 = smem[7168 + p * dim_D + e % 32];
           const float b1 = smem[7168 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -348,8 +348,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 16) * dim_D + (p ^ ((e / 16) % 2))];
-        const float b0 = smem[2048 + (e % 16) * dim_D + (p ^ ((e % 16) % 16))];
+        const float a0 = smem[(e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[11456 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -385,8 +385,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 32) * dim_D + (p ^ ((e / 32) % 2))];
-        const float a1 = smem[(e / 32 + 8) * dim_D + (p ^ ((e / 32 + 8) % 2))];
+        const float a0 = smem[(e / 32) * dim_D + p];
+        const float a1 = smem[(e / 32 + 8) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -475,12 +475,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + smem[2048 + e] * (1.0f / sqrtf(smem[1024 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[2048 + e] * (1.0f / sqrtf(smem[1024 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v5 = smem[7168 + e] + smem[14784 + (e / dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % 2) * 16))];
+      const float v5 = smem[7168 + e] + smem[14784 + e];
       const float next_state = smem[3072 + e] - commit * v5;
       const float next_accum = keep * v5;
       smem[3072 + e] = next_state;
@@ -768,22 +768,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8768 + (e / 16) * dim_D + ((e % 16) ^ (((e / 16) % 2) * 16))] = acc0_0;
-      smem[8768 + (e / 16) * dim_D + ((e % 16 + 16) ^ (((e / 16) % 2) * 16))] = acc0_1;
-      smem[8768 + (e / 16) * dim_D + ((e % 16 + 32) ^ (((e / 16) % 2) * 16))] = acc0_2;
-      smem[8768 + (e / 16) * dim_D + ((e % 16 + 48) ^ (((e / 16) % 2) * 16))] = acc0_3;
-      smem[8768 + (e / 16 + 16) * dim_D + ((e % 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_0;
-      smem[8768 + (e / 16 + 16) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 16) % 2) * 16))] = acc1_1;
-      smem[8768 + (e / 16 + 16) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 16) % 2) * 16))] = acc1_2;
-      smem[8768 + (e / 16 + 16) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 16) % 2) * 16))] = acc1_3;
-      smem[8768 + (e / 16 + 32) * dim_D + ((e % 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_0;
-      smem[8768 + (e / 16 + 32) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 32) % 2) * 16))] = acc2_1;
-      smem[8768 + (e / 16 + 32) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 32) % 2) * 16))] = acc2_2;
-      smem[8768 + (e / 16 + 32) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 32) % 2) * 16))] = acc2_3;
-      smem[8768 + (e / 16 + 48) * dim_D + ((e % 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_0;
-      smem[8768 + (e / 16 + 48) * dim_D + ((e % 16 + 16) ^ (((e / 16 + 48) % 2) * 16))] = acc3_1;
-      smem[8768 + (e / 16 + 48) * dim_D + ((e % 16 + 32) ^ (((e / 16 + 48) % 2) * 16))] = acc3_2;
-      smem[8768 + (e / 16 + 48) * dim_D + ((e % 16 + 48) ^ (((e / 16 + 48) % 2) * 16))] = acc3_3;
+      smem[8768 + (e / 16) * dim_D + e % 16] = acc0_0;
+      smem[8768 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[8768 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
+      smem[8768 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
+      smem[8768 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
+      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
+      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
+      smem[8768 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
+      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
+      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
+      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
+      smem[8768 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
+      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
+      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
+      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -913,7 +913,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 4096; e += 256) {
-      const float v5 = smem[4352 + e] + smem[8768 + (e / dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % 2) * 16))];
+      const float v5 = smem[4352 + e] + smem[8768 + e];
       const float next_state = smem[192 + e] - commit * v5;
       const float next_accum = keep * v5;
       smem[192 + e] = next_state;

@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     smem[51648 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[30720 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = state_W2[bh * 16384 + e];
+    smem[30720 + e] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
+      smem[2048 + e] = x;
     }
 
     // Stage the view v for this chunk.
@@ -145,10 +145,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 64) * dim_D + (p ^ ((e / 64) % 16))];
-        const float a1 = smem[2048 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 16))];
-        const float a2 = smem[2048 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 16))];
-        const float a3 = smem[2048 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 16))];
+        const float a0 = smem[2048 + (e / 64) * dim_D + p];
+        const float a1 = smem[2048 + (e / 64 + 4) * dim_D + p];
+        const float a2 = smem[2048 + (e / 64 + 8) * dim_D + p];
+        const float a3 = smem[2048 + (e / 64 + 12) * dim_D + p];
         const float b0 = smem[14336 + p * dim_H + e % 64];
         const float b1 = smem[14336 + p * dim_H + e % 64 + 64];
         const float b2 = smem[14336 + p * dim_H + e % 64 + 128];
@@ -210,7 +210,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
-      smem[10240 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 16))] = smem[47104 + e] * (1.0f + scratch[bh * 40960 + 16384 + e]);
+      smem[10240 + e] = smem[47104 + e] * (1.0f + scratch[bh * 40960 + 16384 + e]);
     }
     __syncthreads();
 
@@ -221,10 +221,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[10240 + (e / 32) * dim_H + (p ^ ((e / 32) % 16))];
-        const float a1 = smem[10240 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 16))];
-        const float b0 = smem[30720 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))];
-        const float b1 = smem[30720 + ((p * dim_D + e % 32 + 32) / dim_D) * dim_D + (((p * dim_D + e % 32 + 32) % dim_D) ^ (((p * dim_D + e % 32 + 32) / dim_D) % 32))];
+        const float a0 = smem[10240 + (e / 32) * dim_H + p];
+        const float a1 = smem[10240 + (e / 32 + 8) * dim_H + p];
+        const float b0 = smem[30720 + p * dim_D + e % 32];
+        const float b1 = smem[30720 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -295,7 +295,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v3 = param_gamma[h * 64 + e % dim_D];
-      smem[3072 + e] = smem[1040 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[e] * smem[1056 + e / dim_D] * v3 + param_beta[h * 64 + e % dim_D] - smem[3072 + e]) * 2.0f * v3;
+      smem[3072 + e] = smem[1040 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[e] * smem[1056 + e / dim_D] * v3 + param_beta[h * 64 + e % dim_D] - smem[3072 + e]) * 2.0f * v3;
     }
     __syncthreads();
 
@@ -380,10 +380,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         const float a1 = smem[(e / 64 + 4) * dim_D + p];
         const float a2 = smem[(e / 64 + 8) * dim_D + p];
         const float a3 = smem[(e / 64 + 12) * dim_D + p];
-        const float b0 = smem[30720 + (((e % 64) * dim_D + p) / dim_D) * dim_D + ((((e % 64) * dim_D + p) % dim_D) ^ ((((e % 64) * dim_D + p) / dim_D) % 32))];
-        const float b1 = smem[30720 + (((e % 64 + 64) * dim_D + p) / dim_D) * dim_D + ((((e % 64 + 64) * dim_D + p) % dim_D) ^ ((((e % 64 + 64) * dim_D + p) / dim_D) % 32))];
-        const float b2 = smem[30720 + (((e % 64 + 128) * dim_D + p) / dim_D) * dim_D + ((((e % 64 + 128) * dim_D + p) % dim_D) ^ ((((e % 64 + 128) * dim_D + p) / dim_D) % 32))];
-        const float b3 = smem[30720 + (((e % 64 + 192) * dim_D + p) / dim_D) * dim_D + ((((e % 64 + 192) * dim_D + p) % dim_D) ^ ((((e % 64 + 192) * dim_D + p) / dim_D) % 32))];
+        const float b0 = smem[30720 + (e % 64) * dim_D + p];
+        const float b1 = smem[30720 + (e % 64 + 64) * dim_D + p];
+        const float b2 = smem[30720 + (e % 64 + 128) * dim_D + p];
+        const float b3 = smem[30720 + (e % 64 + 192) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -438,10 +438,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[10240 + p * dim_H + ((e / 16) ^ (p % 16))];
-        const float a1 = smem[10240 + p * dim_H + ((e / 16 + 64) ^ (p % 16))];
-        const float a2 = smem[10240 + p * dim_H + ((e / 16 + 128) ^ (p % 16))];
-        const float a3 = smem[10240 + p * dim_H + ((e / 16 + 192) ^ (p % 16))];
+        const float a0 = smem[10240 + p * dim_H + e / 16];
+        const float a1 = smem[10240 + p * dim_H + e / 16 + 64];
+        const float a2 = smem[10240 + p * dim_H + e / 16 + 128];
+        const float a3 = smem[10240 + p * dim_H + e / 16 + 192];
         const float b0 = smem[p * dim_D + e % 16];
         const float b1 = smem[p * dim_D + e % 16 + 16];
         const float b2 = smem[p * dim_D + e % 16 + 32];
@@ -526,10 +526,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + ((e / 64) ^ (p % 16))];
-        const float a1 = smem[2048 + p * dim_D + ((e / 64 + 16) ^ (p % 16))];
-        const float a2 = smem[2048 + p * dim_D + ((e / 64 + 32) ^ (p % 16))];
-        const float a3 = smem[2048 + p * dim_D + ((e / 64 + 48) ^ (p % 16))];
+        const float a0 = smem[2048 + p * dim_D + e / 64];
+        const float a1 = smem[2048 + p * dim_D + e / 64 + 16];
+        const float a2 = smem[2048 + p * dim_D + e / 64 + 32];
+        const float a3 = smem[2048 + p * dim_D + e / 64 + 48];
         const float b0 = smem[6144 + p * dim_H + e % 64];
         const float b1 = smem[6144 + p * dim_H + e % 64 + 64];
         const float b2 = smem[6144 + p * dim_H + e % 64 + 128];
@@ -575,7 +575,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
+      smem[1024 + e] = x;
     }
     __syncthreads();
 
@@ -599,10 +599,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_3 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 2))];
-          const float a1 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 2))];
-          const float a2 = smem[1024 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 2))];
-          const float a3 = smem[1024 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 2))];
+          const float a0 = smem[1024 + (e / 64) * dim_D + p];
+          const float a1 = smem[1024 + (e / 64 + 4) * dim_D + p];
+          const float a2 = smem[1024 + (e / 64 + 8) * dim_D + p];
+          const float a3 = smem[1024 + (e / 64 + 12) * dim_D + p];
           const float b0 = out_accum_W1[bh * 16384 + p * dim_H + e % 64];
           const float b1 = out_accum_W1[bh * 16384 + p * dim_H + e % 64 + 64];
           const float b2 = out_accum_W1[bh * 16384 + p * dim_H + e % 64 + 128];
@@ -647,8 +647,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 16) * dim_D + (p ^ ((e / 16) % 2))];
-        const float b0 = smem[2048 + (e % 16) * dim_D + (p ^ ((e % 16) % 16))];
+        const float a0 = smem[1024 + (e / 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[3072 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -736,10 +736,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * dim_D + (p ^ ((e / 64) % 2))];
-        const float a1 = smem[1024 + (e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 2))];
-        const float a2 = smem[1024 + (e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 2))];
-        const float a3 = smem[1024 + (e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 2))];
+        const float a0 = smem[1024 + (e / 64) * dim_D + p];
+        const float a1 = smem[1024 + (e / 64 + 4) * dim_D + p];
+        const float a2 = smem[1024 + (e / 64 + 8) * dim_D + p];
+        const float a3 = smem[1024 + (e / 64 + 12) * dim_D + p];
         const float b0 = smem[14336 + p * dim_H + e % 64];
         const float b1 = smem[14336 + p * dim_H + e % 64 + 64];
         const float b2 = smem[14336 + p * dim_H + e % 64 + 128];
@@ -853,7 +853,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 4096; e += 256) {
       const float v10 = smem[2048 + e];
-      smem[2048 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 2))] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
+      smem[2048 + e] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
     }
     __syncthreads();
 
@@ -865,8 +865,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[2048 + (e / 32) * dim_H + (p ^ ((e / 32) % 2))];
-          const float a1 = smem[2048 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 2))];
+          const float a0 = smem[2048 + (e / 32) * dim_H + p];
+          const float a1 = smem[2048 + (e / 32 + 8) * dim_H + p];
           const float b0 = out_accum_W2[bh * 16384 + p * dim_D + e % 32];
           const float b1 = out_accum_W2[bh * 16384 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -885,8 +885,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2048 + (e / 16) * dim_H + (p ^ ((e / 16) % 2))];
-        const float b0 = smem[10240 + (e % 16) * dim_H + (p ^ ((e % 16) % 16))];
+        const float a0 = smem[2048 + (e / 16) * dim_H + p];
+        const float b0 = smem[10240 + (e % 16) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[6144 + (e / 16) * dim_K + e % 16] = acc0_0;
@@ -922,10 +922,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * dim_H + (p ^ ((e / 32) % 2))];
-        const float a1 = smem[2048 + (e / 32 + 8) * dim_H + (p ^ ((e / 32 + 8) % 2))];
-        const float b0 = smem[30720 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))];
-        const float b1 = smem[30720 + ((p * dim_D + e % 32 + 32) / dim_D) * dim_D + (((p * dim_D + e % 32 + 32) % dim_D) ^ (((p * dim_D + e % 32 + 32) / dim_D) % 32))];
+        const float a0 = smem[2048 + (e / 32) * dim_H + p];
+        const float a1 = smem[2048 + (e / 32 + 8) * dim_H + p];
+        const float b0 = smem[30720 + p * dim_D + e % 32];
+        const float b1 = smem[30720 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -1013,7 +1013,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
@@ -1037,9 +1037,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
       const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 40960 + e];
-      const float next_state = smem[30720 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] - commit * v15;
+      const float next_state = smem[30720 + e] - commit * v15;
       const float next_accum = keep * v15;
-      smem[30720 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = next_state;
+      smem[30720 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
@@ -1066,7 +1066,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     out_accum_b1[bh * 256 + e] = smem[51648 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W2[bh * 16384 + e] = smem[30720 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))];
+    out_state_W2[bh * 16384 + e] = smem[30720 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
     out_state_b2[bh * 64 + e] = smem[51264 + e];
@@ -1126,7 +1126,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     smem[51520 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[17280 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = state_W2[bh * 16384 + e];
+    smem[17280 + e] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
@@ -1215,7 +1215,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[640 + p];
-        const float b0 = smem[17280 + ((p * dim_D + e % 64) / dim_D) * dim_D + (((p * dim_D + e % 64) % dim_D) ^ (((p * dim_D + e % 64) / dim_D) % 32))];
+        const float b0 = smem[17280 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 64] = acc0_0;
@@ -1347,7 +1347,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[17280 + (((e % 256) * dim_D + p) / dim_D) * dim_D + ((((e % 256) * dim_D + p) % dim_D) ^ ((((e % 256) * dim_D + p) / dim_D) % 32))];
+        const float b0 = smem[17280 + (e % 256) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[51008 + e % 256] = acc0_0;
@@ -1628,7 +1628,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[17280 + ((p * dim_D + e % 64) / dim_D) * dim_D + (((p * dim_D + e % 64) % dim_D) ^ (((p * dim_D + e % 64) / dim_D) % 32))];
+        const float b0 = smem[17280 + p * dim_D + e % 64];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[513 + e % 64] = acc0_0;
@@ -1723,9 +1723,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 16384; e += 256) {
       const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 32768 + e];
-      const float next_state = smem[17280 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] - commit * v15;
+      const float next_state = smem[17280 + e] - commit * v15;
       const float next_accum = keep * v15;
-      smem[17280 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = next_state;
+      smem[17280 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
@@ -1753,7 +1753,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     out_accum_b1[bh * 256 + e] = smem[51520 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W2[bh * 16384 + e] = smem[17280 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))];
+    out_state_W2[bh * 16384 + e] = smem[17280 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
     out_state_b2[bh * 64 + e] = smem[50368 + e];

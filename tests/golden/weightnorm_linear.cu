@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   const unsigned dim_D = 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
-    smem[18016 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = state_W[bh * 1024 + e];
+    smem[18016 + e] = state_W[bh * 1024 + e];
     smem[19040 + e] = accum_W[bh * 1024 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v0 = smem[18016 + (((e % dim_D) * dim_D + p) / dim_D) * dim_D + ((((e % dim_D) * dim_D + p) % dim_D) ^ ((((e % dim_D) * dim_D + p) / dim_D) % 32))];
+        const float v0 = smem[18016 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[256 + e] = acc;
@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[520 + (e / 32) * dim_D + p];
-        const float b0 = (smem[18016 + ((p * dim_D + e % 32) / dim_D) * dim_D + (((p * dim_D + e % 32) % dim_D) ^ (((p * dim_D + e % 32) / dim_D) % 32))] * smem[776 + (e / 32) * dim_D + p]);
+        const float b0 = (smem[18016 + p * dim_D + e % 32] * smem[776 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[1032 + (e / 32) * dim_D + e % 32] = acc0_0;
@@ -194,22 +194,22 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + ((e % 8) ^ (((e / 8) % 8) % 32))] = acc0_0;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + ((e % 8 + 8) ^ (((e / 8) % 8) % 32))] = acc0_1;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + ((e % 8 + 16) ^ (((e / 8) % 8) % 32))] = acc0_2;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + ((e % 8 + 24) ^ (((e / 8) % 8) % 32))] = acc0_3;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + ((e % 8) ^ (((e / 8) % 8 + 8) % 32))] = acc1_0;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + ((e % 8 + 8) ^ (((e / 8) % 8 + 8) % 32))] = acc1_1;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + ((e % 8 + 16) ^ (((e / 8) % 8 + 8) % 32))] = acc1_2;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + ((e % 8 + 24) ^ (((e / 8) % 8 + 8) % 32))] = acc1_3;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + ((e % 8) ^ (((e / 8) % 8 + 16) % 32))] = acc2_0;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + ((e % 8 + 8) ^ (((e / 8) % 8 + 16) % 32))] = acc2_1;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + ((e % 8 + 16) ^ (((e / 8) % 8 + 16) % 32))] = acc2_2;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + ((e % 8 + 24) ^ (((e / 8) % 8 + 16) % 32))] = acc2_3;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + ((e % 8) ^ (((e / 8) % 8 + 24) % 32))] = acc3_0;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + ((e % 8 + 8) ^ (((e / 8) % 8 + 24) % 32))] = acc3_1;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + ((e % 8 + 16) ^ (((e / 8) % 8 + 24) % 32))] = acc3_2;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + ((e % 8 + 24) ^ (((e / 8) % 8 + 24) % 32))] = acc3_3;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8] = acc0_0;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 8] = acc0_1;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 16] = acc0_2;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 24] = acc0_3;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8] = acc1_0;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 8] = acc1_1;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 16] = acc1_2;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 24] = acc1_3;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8] = acc2_0;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 8] = acc2_1;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 16] = acc2_2;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 24] = acc2_3;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8] = acc3_0;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 8] = acc3_1;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 16] = acc3_2;
+      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 24] = acc3_3;
     }
     __syncthreads();
 
@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + (p ^ ((e % dim_D) % 32))] * smem[18016 + (((e % dim_D) * dim_D + p) / dim_D) * dim_D + ((((e % dim_D) * dim_D + p) % dim_D) ^ ((((e % dim_D) * dim_D + p) / dim_D) % 32))];
+        acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18016 + (e % dim_D) * dim_D + p];
       }
       smem[512 + e] = acc;
     }
@@ -226,7 +226,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 8192; e += 256) {
       const float v1 = smem[776 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
-      smem[8448 + e] = smem[8448 + (e / 1024) * 1024 + ((e / dim_D) % dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % dim_D) % 32))] * v1 + (-(smem[512 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18016 + ((((e / dim_D) % dim_D) * dim_D + e % dim_D) / dim_D) * dim_D + (((((e / dim_D) % dim_D) * dim_D + e % dim_D) % dim_D) ^ (((((e / dim_D) % dim_D) * dim_D + e % dim_D) / dim_D) % 32))] * 2.0f;
+      smem[8448 + e] = smem[8448 + e] * v1 + (-(smem[512 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18016 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
@@ -313,7 +313,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 8192; e += 256) {
-      smem[256 + (e / 1024) * 1024 + ((e / dim_D) % dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % dim_D) % 32))] = smem[18016 + ((((e / dim_D) % dim_D) * dim_D + e % dim_D) / dim_D) * dim_D + (((((e / dim_D) % dim_D) * dim_D + e % dim_D) % dim_D) ^ (((((e / dim_D) % dim_D) * dim_D + e % dim_D) / dim_D) % 32))] - scale[min(position + e / 1024, dim_K - 1)] * (smem[19040 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[256 + e]);
+      smem[256 + e] = smem[18016 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * (smem[19040 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[256 + e]);
     }
     __syncthreads();
 
@@ -321,7 +321,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v2 = smem[256 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + (p ^ ((e % dim_D) % 32))];
+        const float v2 = smem[256 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
         acc = acc + v2 * v2;
       }
       smem[8448 + e] = acc;
@@ -330,7 +330,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 8192; e += 256) {
-      smem[256 + e] = smem[256 + (e / 1024) * 1024 + ((e / dim_D) % dim_D) * dim_D + ((e % dim_D) ^ (((e / dim_D) % dim_D) % 32))] * (1.0f / sqrtf(smem[8448 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
+      smem[256 + e] = smem[256 + e] * (1.0f / sqrtf(smem[8448 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
 
@@ -366,9 +366,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v3 = smem[19040 + e] + smem[16992 + e];
-      const float next_state = smem[18016 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] - commit * v3;
+      const float next_state = smem[18016 + e] - commit * v3;
       const float next_accum = keep * v3;
-      smem[18016 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = next_state;
+      smem[18016 + e] = next_state;
       smem[19040 + e] = next_accum;
     }
     __syncthreads();
@@ -389,7 +389,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 1024; e += 256) {
-    out_state_W[bh * 1024 + e] = smem[18016 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))];
+    out_state_W[bh * 1024 + e] = smem[18016 + e];
     out_accum_W[bh * 1024 + e] = smem[19040 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
@@ -547,10 +547,10 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1056 + ((e / 16) % 16) * dim_D + ((e % 16) ^ ((((e / 16) % 16) % 2) * 16))] = acc0_0;
-      smem[1056 + ((e / 16) % 16) * dim_D + ((e % 16 + 16) ^ ((((e / 16) % 16) % 2) * 16))] = acc0_1;
-      smem[1056 + ((e / 16) % 16 + 16) * dim_D + ((e % 16) ^ ((((e / 16) % 16 + 16) % 2) * 16))] = acc1_0;
-      smem[1056 + ((e / 16) % 16 + 16) * dim_D + ((e % 16 + 16) ^ ((((e / 16) % 16 + 16) % 2) * 16))] = acc1_1;
+      smem[1056 + ((e / 16) % 16) * dim_D + e % 16] = acc0_0;
+      smem[1056 + ((e / 16) % 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[1056 + ((e / 16) % 16 + 16) * dim_D + e % 16] = acc1_0;
+      smem[1056 + ((e / 16) % 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
     }
     __syncthreads();
 
@@ -559,7 +559,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = tid / 32; e < 32; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[1056 + (e % dim_D) * dim_D + (p ^ (((e % dim_D) % 2) * 16))] * smem[3232 + (e % dim_D) * dim_D + p];
+        acc = acc + smem[1056 + (e % dim_D) * dim_D + p] * smem[3232 + (e % dim_D) * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -575,7 +575,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // [1, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v1 = smem[97 + (e / dim_D) % dim_D];
-      smem[1056 + e] = smem[1056 + ((e / dim_D) % dim_D) * dim_D + ((e % dim_D) ^ ((((e / dim_D) % dim_D) % 2) * 16))] * v1 + (-(smem[64 + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[32 + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[3232 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
+      smem[1056 + e] = smem[1056 + e] * v1 + (-(smem[64 + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[32 + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[3232 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
