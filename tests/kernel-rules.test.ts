@@ -184,6 +184,19 @@ describe('LaCT at K = 2048 in the kernels (cuda-cpu)', () => {
   }, 120_000);
 });
 
+/**
+ * The same on WebGPU, whose smaller workgroup memory sends most buffers to scratch and whose
+ * on-chip buffers may be swizzled: buffers shared in place must keep one indexing.
+ */
+describe('LaCT at K = 2048 in the kernels (WebGPU)', () => {
+  it('matches the f64 reference (1e-5)', async () => {
+    const file = join(rulesDir, 'lact_swiglu.ttt');
+    const c = compile(readFileSync(file, 'utf8'), file, { D: 8, H: 8, K: 2048 });
+    const named = inputs(c, { B: 1, H: 1, T: 2048 + 37, accum: true, seed: 9 });
+    expectClose(await webgpu(c, named), reference(c, named), () => reference(c, named, 'f32'), 'LaCT K = 2048');
+  }, 120_000);
+});
+
 describe('nvcc builds the rule examples (at the sizes above: their own sizes take minutes)', () => {
   const run = promisify(execFile);
   for (const name of readdirSync(rulesDir).filter((f) => f.endsWith('.ttt'))) {

@@ -107,6 +107,8 @@ export class Lowering {
   protected readonly names: DimNames;
   protected readonly carried: Carried[];
   private named = 0;
+  /** Per chain of buffers shared in place (by its first node): whether its nodes agree on rows and columns. */
+  private chainsAgree: Map<number, boolean> | undefined;
 
   constructor(
     protected readonly k: ScheduledKernel,
@@ -147,16 +149,36 @@ export class Lowering {
     return shareValues(group, () => `v${this.named++}`);
   }
 
-  /** Element `at` of a buffer named `buffer` (on chip, its layout is chosen after lowering: banks.ts). */
-  private place(p: Placement, at: Index, buffer: string): Expr {
+  /**
+   * The name under which a buffered node's on-chip layout is chosen. A chain sharing one buffer in
+   * place, where one stage reads element e and the next writes it, takes its first node's name
+   * when its nodes agree on rows and columns; otherwise it stays row-major (no name).
+   */
+  private layoutName(id: number): string | undefined {
+    const first = this.k.inPlace.get(id);
+    if (first === undefined) return `%${id}`;
+    if (!this.chainsAgree) {
+      const trailing = (n: number) => this.k.program.nodes[n].shape.slice(-2).join('x');
+      this.chainsAgree = new Map();
+      for (const [n, f] of this.k.inPlace)
+        this.chainsAgree.set(f, (this.chainsAgree.get(f) ?? true) && trailing(n) === trailing(f));
+    }
+    return this.chainsAgree.get(first) ? `%${first}` : undefined;
+  }
+
+  /**
+   * Element `at` of a buffer named `buffer`; on chip, its layout is chosen after lowering
+   * (banks.ts), or row-major for an unnamed buffer.
+   */
+  private place(p: Placement, at: Index, buffer: string | undefined): Expr {
     return p.space === 'workgroup'
-      ? load({ kind: 'workgroup' }, add(int(p.offset), onChipElement(buffer, at)))
+      ? load({ kind: 'workgroup' }, add(int(p.offset), buffer === undefined ? at.flat() : onChipElement(buffer, at)))
       : load({ kind: 'scratch' }, add(add(mul(bh, this.k.scratchFloats), int(p.offset)), at.flat()));
   }
 
   /** Element `at` of a buffered node. */
   protected placeNode(id: number, at: Index): Expr {
-    return this.place(this.k.buffers.get(id)!, at, `%${id}`);
+    return this.place(this.k.buffers.get(id)!, at, this.layoutName(id));
   }
 
   /** Where a carried value lives: its buffer on chip or in scratch, or in place in its output port. */

@@ -59,6 +59,12 @@ export interface ScheduledKernel {
   barriers: Barrier[];
   workgroupFloats: number;
   scratchFloats: number;
+  /**
+   * Buffered nodes that share one buffer in place (schedule/in-place.ts), each with the first node
+   * of its chain: a stage reads element e of one and writes element e of the next, so a chain
+   * must index its buffer alike.
+   */
+  inPlace: ReadonlyMap<number, number>;
   /** Products a target computes on tensor cores (schedule/tensor-cores.ts); absent: none. */
   tensorCores?: TensorCorePlan;
 }

@@ -94,7 +94,8 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     const scratch = packScratch(spilled);
     for (const [key, offset] of scratch.offsets) placements.set(key, { space: 'scratch', offset });
     const buffers = new Map<number, Placement>([...buffered].map((id) => [id, placements.get(holder(id))!]));
-    return { buffers, homePlaces, workgroupFloats: chip.used, scratchFloats: scratch.used };
+    const inPlace = new Map([...over].flat().map((id) => [id, holder(id)]));
+    return { buffers, homePlaces, workgroupFloats: chip.used, scratchFloats: scratch.used, inPlace };
   };
   // In place where it leaves the smaller scratch slice (then on-chip use): a longer interval for
   // the chain can fragment the packing more than the buffer it saves.
@@ -103,7 +104,7 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
   const smaller =
     apart.scratchFloats < inPlace.scratchFloats ||
     (apart.scratchFloats === inPlace.scratchFloats && apart.workgroupFloats < inPlace.workgroupFloats);
-  const { buffers, homePlaces, workgroupFloats, scratchFloats } = smaller ? apart : inPlace;
+  const { buffers, homePlaces, workgroupFloats, scratchFloats, inPlace: sharedInPlace } = smaller ? apart : inPlace;
   const homes = new Map<string, Homes>(
     chunk.layer.states.map((s) => [
       s.name,
@@ -132,6 +133,7 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     barriers: placeBarriers({ program: p, buffers, homes, stateSize, homeInputs }, stages),
     workgroupFloats,
     scratchFloats,
+    inPlace: sharedInPlace,
   };
 }
 

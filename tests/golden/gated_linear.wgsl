@@ -166,7 +166,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v1: f32 = smem[32 + e / dim_D];
-      smem[1024 + e] = scratch[bh * 5440 + e] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] * v1 + (-(smem[16 + e / dim_D] * (v1 * v1))) * 0.5 / smem[e / dim_D] * 64.0 * 0.015625 * smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
+      smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 5440 + e] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] * v1 + (-(smem[16 + e / dim_D] * (v1 * v1))) * 0.5 / smem[e / dim_D] * 64.0 * 0.015625 * smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -194,10 +194,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let a1: f32 = smem[2048 + p * dim_D + ((e / 16 + 16) ^ (p % 16))];
         let a2: f32 = smem[2048 + p * dim_D + ((e / 16 + 32) ^ (p % 16))];
         let a3: f32 = smem[2048 + p * dim_D + ((e / 16 + 48) ^ (p % 16))];
-        let b0: f32 = smem[1024 + p * dim_D + e % 16];
-        let b1: f32 = smem[1024 + p * dim_D + e % 16 + 16];
-        let b2: f32 = smem[1024 + p * dim_D + e % 16 + 32];
-        let b3: f32 = smem[1024 + p * dim_D + e % 16 + 48];
+        let b0: f32 = smem[1024 + p * dim_D + ((e % 16) ^ (p % 16))];
+        let b1: f32 = smem[1024 + p * dim_D + ((e % 16 + 16) ^ (p % 16))];
+        let b2: f32 = smem[1024 + p * dim_D + ((e % 16 + 32) ^ (p % 16))];
+        let b3: f32 = smem[1024 + p * dim_D + ((e % 16 + 48) ^ (p % 16))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -290,17 +290,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = (select(0.0, 1.0, p <= e / 32) * scratch[bh * 5440 + 5120 + (e / 32) * dim_K + p]);
         let a1: f32 = (select(0.0, 1.0, p <= e / 32 + 8) * scratch[bh * 5440 + 5120 + (e / 32 + 8) * dim_K + p]);
-        let b0: f32 = smem[1024 + p * dim_D + e % 32];
-        let b1: f32 = smem[1024 + p * dim_D + e % 32 + 32];
+        let b0: f32 = smem[1024 + p * dim_D + ((e % 32) ^ (p % 16))];
+        let b1: f32 = smem[1024 + p * dim_D + ((e % 32 + 32) ^ (p % 16))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[2048 + (e / 32) * dim_D + ((e % 32) ^ ((e / 32) % 16))] = acc0_0;
+      smem[2048 + (e / 32) * dim_D + ((e % 32 + 32) ^ ((e / 32) % 16))] = acc0_1;
+      smem[2048 + (e / 32 + 8) * dim_D + ((e % 32) ^ ((e / 32 + 8) % 16))] = acc1_0;
+      smem[2048 + (e / 32 + 8) * dim_D + ((e % 32 + 32) ^ ((e / 32 + 8) % 16))] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -331,7 +331,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[1024 + e] - weights[min(position + e / dim_D, dim_K - 1)] * (scratch[bh * 5440 + 4096 + e] + smem[2048 + e]);
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[1024 + e] - weights[min(position + e / dim_D, dim_K - 1)] * (scratch[bh * 5440 + 4096 + e] + smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))]);
     }
     storageBarrier();
     workgroupBarrier();

@@ -64,7 +64,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[3072 + e] = x;
+      smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
     }
     workgroupBarrier();
 
@@ -170,7 +170,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v1: f32 = weights[16 + h * 64 + e % dim_D];
-      smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = select(0.0, 1.0, e / dim_D < count) * 0.05 * 0.5 * (smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0 * v1;
+      smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = select(0.0, 1.0, e / dim_D < count) * 0.05 * 0.5 * (smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[1040 + e / dim_D] * v1 - smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))]) * 2.0 * v1;
     }
     workgroupBarrier();
 
@@ -187,7 +187,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v2: f32 = smem[1040 + e / dim_D];
-      smem[e] = smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * v2 + (-(smem[1056 + e / dim_D] * (v2 * v2))) * 0.5 / smem[1024 + e / dim_D] * 0.015625 * smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
+      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * v2 + (-(smem[1056 + e / dim_D] * (v2 * v2))) * 0.5 / smem[1024 + e / dim_D] * 0.015625 * smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
     }
     workgroupBarrier();
 
@@ -202,10 +202,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_0: f32 = 0.0;
       var acc3_1: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 64) * dim_D + p];
-        let a1: f32 = smem[(e / 64 + 4) * dim_D + p];
-        let a2: f32 = smem[(e / 64 + 8) * dim_D + p];
-        let a3: f32 = smem[(e / 64 + 12) * dim_D + p];
+        let a0: f32 = smem[(e / 64) * dim_D + (p ^ ((e / 64) % 16))];
+        let a1: f32 = smem[(e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 16))];
+        let a2: f32 = smem[(e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 16))];
+        let a3: f32 = smem[(e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 16))];
         let b0: f32 = state_out[u.BH * 8192 + bh * 8192 + (e % 64) * dim_D + p];
         let b1: f32 = state_out[u.BH * 8192 + bh * 8192 + (e % 64 + 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
@@ -250,10 +250,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let a1: f32 = (scratch[bh * 24832 + 16384 + p * dim_H + e / 16 + 32] * scratch[bh * 24832 + 20480 + p * dim_H + e / 16 + 32]);
         let a2: f32 = (scratch[bh * 24832 + 16384 + p * dim_H + e / 16 + 64] * scratch[bh * 24832 + 20480 + p * dim_H + e / 16 + 64]);
         let a3: f32 = (scratch[bh * 24832 + 16384 + p * dim_H + e / 16 + 96] * scratch[bh * 24832 + 20480 + p * dim_H + e / 16 + 96]);
-        let b0: f32 = smem[p * dim_D + e % 16];
-        let b1: f32 = smem[p * dim_D + e % 16 + 16];
-        let b2: f32 = smem[p * dim_D + e % 16 + 32];
-        let b3: f32 = smem[p * dim_D + e % 16 + 48];
+        let b0: f32 = smem[p * dim_D + ((e % 16) ^ (p % 16))];
+        let b1: f32 = smem[p * dim_D + ((e % 16 + 16) ^ (p % 16))];
+        let b2: f32 = smem[p * dim_D + ((e % 16 + 32) ^ (p % 16))];
+        let b3: f32 = smem[p * dim_D + ((e % 16 + 48) ^ (p % 16))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -450,14 +450,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[2048 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[2048 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      smem[2048 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      smem[2048 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      smem[2048 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      smem[2048 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      smem[2048 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      smem[2048 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      smem[2048 + (e / 64) * dim_H + ((e % 64) ^ ((e / 64) % 2))] = acc0_0;
+      smem[2048 + (e / 64) * dim_H + ((e % 64 + 64) ^ ((e / 64) % 2))] = acc0_1;
+      smem[2048 + (e / 64 + 4) * dim_H + ((e % 64) ^ ((e / 64 + 4) % 2))] = acc1_0;
+      smem[2048 + (e / 64 + 4) * dim_H + ((e % 64 + 64) ^ ((e / 64 + 4) % 2))] = acc1_1;
+      smem[2048 + (e / 64 + 8) * dim_H + ((e % 64) ^ ((e / 64 + 8) % 2))] = acc2_0;
+      smem[2048 + (e / 64 + 8) * dim_H + ((e % 64 + 64) ^ ((e / 64 + 8) % 2))] = acc2_1;
+      smem[2048 + (e / 64 + 12) * dim_H + ((e % 64) ^ ((e / 64 + 12) % 2))] = acc3_0;
+      smem[2048 + (e / 64 + 12) * dim_H + ((e % 64 + 64) ^ ((e / 64 + 12) % 2))] = acc3_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -502,14 +502,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      smem[2048 + e] = scratch[bh * 24832 + 18432 + e] - weights[min(position + e / dim_H, dim_K - 1)] * (scratch[bh * 24832 + 22528 + e] + smem[2048 + e]);
+      smem[2048 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 2))] = scratch[bh * 24832 + 18432 + e] - weights[min(position + e / dim_H, dim_K - 1)] * (scratch[bh * 24832 + 22528 + e] + smem[2048 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 2))]);
     }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < 2048; e = e + 256) {
-      let v5: f32 = smem[2048 + e];
+      let v5: f32 = smem[2048 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 2))];
       smem[2048 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 2))] = v5 * (1.0 / (1.0 + exp((-v5))));
     }
     workgroupBarrier();
@@ -560,8 +560,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = (select(0.0, 1.0, p <= e / 32) * scratch[bh * 24832 + 19456 + (e / 32) * dim_K + p]);
         let a1: f32 = (select(0.0, 1.0, p <= e / 32 + 8) * scratch[bh * 24832 + 19456 + (e / 32 + 8) * dim_K + p]);
-        let b0: f32 = smem[p * dim_D + e % 32];
-        let b1: f32 = smem[p * dim_D + e % 32 + 32];
+        let b0: f32 = smem[p * dim_D + ((e % 32) ^ (p % 16))];
+        let b1: f32 = smem[p * dim_D + ((e % 32 + 32) ^ (p % 16))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;

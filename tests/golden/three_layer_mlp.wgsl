@@ -81,7 +81,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (e / dim_D < count) {
         x = tokens[u.BHT * 32 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[280 + e] = x;
+      smem[280 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = x;
     }
     workgroupBarrier();
 
@@ -96,15 +96,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[1536 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[1536 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[1536 + (e / 64) * dim_H + ((e % 64) ^ ((e / 64) % 8))] = acc0_0;
+      smem[1536 + (e / 64 + 4) * dim_H + ((e % 64) ^ ((e / 64 + 4) % 8))] = acc1_0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))] = tanh(clamp(smem[1536 + e] + smem[3136 + e % dim_H], -15.0, 15.0));
+      smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))] = tanh(clamp(smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))] + smem[3136 + e % dim_H], -15.0, 15.0));
     }
     workgroupBarrier();
 
@@ -119,15 +119,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[2560 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[2560 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[2560 + (e / 64) * dim_H + ((e % 64) ^ ((e / 64) % 8))] = acc0_0;
+      smem[2560 + (e / 64 + 4) * dim_H + ((e % 64) ^ ((e / 64 + 4) % 8))] = acc1_0;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[2560 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))] = tanh(clamp(smem[2560 + e], -15.0, 15.0));
+      smem[2560 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))] = tanh(clamp(smem[2560 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 8))], -15.0, 15.0));
     }
     workgroupBarrier();
 
@@ -186,7 +186,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
       let v1: f32 = weights[8 + h * 32 + e % dim_D];
-      smem[280 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = smem[264 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] + smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] * smem[272 + e / dim_D] * v1 + weights[8 + u.H * 32 + h * 32 + e % dim_D] - smem[280 + e]) * 2.0 * v1;
+      smem[280 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = smem[264 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] + smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] * smem[272 + e / dim_D] * v1 + weights[8 + u.H * 32 + h * 32 + e % dim_D] - smem[280 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))]) * 2.0 * v1;
     }
     workgroupBarrier();
 
@@ -219,7 +219,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[e] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] + smem[256 + e / dim_D] * 0.03125;
+      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] + smem[256 + e / dim_D] * 0.03125;
     }
     workgroupBarrier();
 
@@ -228,8 +228,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 64) * dim_D + p];
-        let a1: f32 = smem[(e / 64 + 4) * dim_D + p];
+        let a0: f32 = smem[(e / 64) * dim_D + (p ^ ((e / 64) % 8))];
+        let a1: f32 = smem[(e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 8))];
         let b0: f32 = state_out[u.BH * 6208 + bh * 2048 + (e % 64) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
@@ -253,8 +253,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let a1: f32 = smem[2560 + p * dim_H + ((e / 16 + 16) ^ (p % 8))];
         let a2: f32 = smem[2560 + p * dim_H + ((e / 16 + 32) ^ (p % 8))];
         let a3: f32 = smem[2560 + p * dim_H + ((e / 16 + 48) ^ (p % 8))];
-        let b0: f32 = smem[p * dim_D + e % 16];
-        let b1: f32 = smem[p * dim_D + e % 16 + 16];
+        let b0: f32 = smem[p * dim_D + ((e % 16) ^ (p % 8))];
+        let b1: f32 = smem[p * dim_D + ((e % 16 + 16) ^ (p % 8))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -498,15 +498,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[1024 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[1024 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[1024 + (e / 64) * dim_H + ((e % 64) ^ ((e / 64) % 4))] = acc0_0;
+      smem[1024 + (e / 64 + 4) * dim_H + ((e % 64) ^ ((e / 64 + 4) % 4))] = acc1_0;
     }
     workgroupBarrier();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (var e: u32 = tid; e < 512; e = e + 256) {
       let v5: f32 = weights[min(position + e / dim_H, dim_K - 1)];
-      smem[1024 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 4))] = tanh(clamp(scratch[bh * 9216 + 8704 + e] - v5 * (smem[3264 + e] + scratch[bh * 9216 + 8192 + e]) + (smem[3136 + e % dim_H] - v5 * (smem[3200 + e % dim_H] + smem[1024 + e])), -15.0, 15.0));
+      smem[1024 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 4))] = tanh(clamp(scratch[bh * 9216 + 8704 + e] - v5 * (smem[3264 + e] + scratch[bh * 9216 + 8192 + e]) + (smem[3136 + e % dim_H] - v5 * (smem[3200 + e % dim_H] + smem[1024 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 4))])), -15.0, 15.0));
     }
     storageBarrier();
     workgroupBarrier();
@@ -552,8 +552,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc0_0 = acc0_0 + a0 * b0;
         acc1_0 = acc1_0 + a1 * b0;
       }
-      smem[1536 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[1536 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[1536 + (e / 64) * dim_H + ((e % 64) ^ ((e / 64) % 4))] = acc0_0;
+      smem[1536 + (e / 64 + 4) * dim_H + ((e % 64) ^ ((e / 64 + 4) % 4))] = acc1_0;
     }
     workgroupBarrier();
 
@@ -576,7 +576,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (var e: u32 = tid; e < 512; e = e + 256) {
-      smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 4))] = tanh(clamp(smem[256 + e] - weights[min(position + e / dim_H, dim_K - 1)] * (smem[3264 + e] + smem[1536 + e]), -15.0, 15.0));
+      smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 4))] = tanh(clamp(smem[256 + e] - weights[min(position + e / dim_H, dim_K - 1)] * (smem[3264 + e] + smem[1536 + (e / dim_H) * dim_H + ((e % dim_H) ^ ((e / dim_H) % 4))]), -15.0, 15.0));
     }
     workgroupBarrier();
 
@@ -611,10 +611,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = (select(0.0, 1.0, p <= e / 32) * smem[512 + (e / 32) * dim_K + p]);
-        let b0: f32 = smem[p * dim_D + e % 32];
+        let b0: f32 = smem[p * dim_D + ((e % 32) ^ (p % 8))];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_D + ((e % 32) ^ ((e / 32) % 8))] = acc0_0;
     }
     workgroupBarrier();
 
@@ -633,7 +633,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < 256; e = e + 256) {
-      smem[256 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = smem[e] - weights[min(position + e / dim_D, dim_K - 1)] * (smem[1024 + e] + smem[256 + e]);
+      smem[256 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))] = smem[e] - weights[min(position + e / dim_D, dim_K - 1)] * (smem[1024 + e] + smem[256 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 8))]);
     }
     workgroupBarrier();
 

@@ -178,7 +178,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[1024 + e] = smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[e / dim_D] * 0.015625;
+      smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[e / dim_D] * 0.015625;
     }
     workgroupBarrier();
 
@@ -186,7 +186,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        acc = acc + smem[1024 + p * dim_D + e];
+        acc = acc + smem[1024 + p * dim_D + (e ^ (p % 16))];
       }
       smem[3072 + e] = acc;
     }
@@ -214,10 +214,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let a1: f32 = smem[2048 + p * dim_D + ((e / 16 + 16) ^ (p % 16))];
         let a2: f32 = smem[2048 + p * dim_D + ((e / 16 + 32) ^ (p % 16))];
         let a3: f32 = smem[2048 + p * dim_D + ((e / 16 + 48) ^ (p % 16))];
-        let b0: f32 = smem[1024 + p * dim_D + e % 16];
-        let b1: f32 = smem[1024 + p * dim_D + e % 16 + 16];
-        let b2: f32 = smem[1024 + p * dim_D + e % 16 + 32];
-        let b3: f32 = smem[1024 + p * dim_D + e % 16 + 48];
+        let b0: f32 = smem[1024 + p * dim_D + ((e % 16) ^ (p % 16))];
+        let b1: f32 = smem[1024 + p * dim_D + ((e % 16 + 16) ^ (p % 16))];
+        let b2: f32 = smem[1024 + p * dim_D + ((e % 16 + 32) ^ (p % 16))];
+        let b3: f32 = smem[1024 + p * dim_D + ((e % 16 + 48) ^ (p % 16))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -310,8 +310,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = (select(0.0, 1.0, p <= e / 32) * smem[3264 + (e / 32) * dim_K + p]);
         let a1: f32 = (select(0.0, 1.0, p <= e / 32 + 8) * smem[3264 + (e / 32 + 8) * dim_K + p]);
-        let b0: f32 = smem[1024 + p * dim_D + e % 32];
-        let b1: f32 = smem[1024 + p * dim_D + e % 32 + 32];
+        let b0: f32 = smem[1024 + p * dim_D + ((e % 32) ^ (p % 16))];
+        let b1: f32 = smem[1024 + p * dim_D + ((e % 32 + 32) ^ (p % 16))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -354,17 +354,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= e / 32);
         let a1: f32 = select(0.0, 1.0, p <= e / 32 + 8);
-        let b0: f32 = smem[1024 + p * dim_D + e % 32];
-        let b1: f32 = smem[1024 + p * dim_D + e % 32 + 32];
+        let b0: f32 = smem[1024 + p * dim_D + ((e % 32) ^ (p % 16))];
+        let b1: f32 = smem[1024 + p * dim_D + ((e % 32 + 32) ^ (p % 16))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[2048 + (e / 32) * dim_D + ((e % 32) ^ ((e / 32) % 16))] = acc0_0;
+      smem[2048 + (e / 32) * dim_D + ((e % 32 + 32) ^ ((e / 32) % 16))] = acc0_1;
+      smem[2048 + (e / 32 + 8) * dim_D + ((e % 32) ^ ((e / 32 + 8) % 16))] = acc1_0;
+      smem[2048 + (e / 32 + 8) * dim_D + ((e % 32 + 32) ^ ((e / 32 + 8) % 16))] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -372,7 +372,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v3: f32 = weights[min(position + e / dim_D, dim_K - 1)];
-      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 7168 + 6144 + e] - v3 * (scratch[bh * 7168 + 4096 + e] + scratch[bh * 7168 + 5120 + e]) + (smem[3136 + e % dim_D] - v3 * (smem[3200 + e % dim_D] + smem[2048 + e]));
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 7168 + 6144 + e] - v3 * (scratch[bh * 7168 + 4096 + e] + scratch[bh * 7168 + 5120 + e]) + (smem[3136 + e % dim_D] - v3 * (smem[3200 + e % dim_D] + smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))]));
     }
     storageBarrier();
     workgroupBarrier();

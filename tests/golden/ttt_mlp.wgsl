@@ -280,7 +280,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[e] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[1024 + e / dim_D] * 0.015625;
+      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[1024 + e / dim_D] * 0.015625;
     }
     workgroupBarrier();
 
@@ -288,7 +288,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var e: u32 = tid; e < 64; e = e + 256) {
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
-        acc = acc + smem[p * dim_D + e];
+        acc = acc + smem[p * dim_D + (e ^ (p % 16))];
       }
       smem[3072 + e] = acc;
     }
@@ -312,10 +312,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        let a0: f32 = smem[(e / 64) * dim_D + p];
-        let a1: f32 = smem[(e / 64 + 4) * dim_D + p];
-        let a2: f32 = smem[(e / 64 + 8) * dim_D + p];
-        let a3: f32 = smem[(e / 64 + 12) * dim_D + p];
+        let a0: f32 = smem[(e / 64) * dim_D + (p ^ ((e / 64) % 16))];
+        let a1: f32 = smem[(e / 64 + 4) * dim_D + (p ^ ((e / 64 + 4) % 16))];
+        let a2: f32 = smem[(e / 64 + 8) * dim_D + (p ^ ((e / 64 + 8) % 16))];
+        let a3: f32 = smem[(e / 64 + 12) * dim_D + (p ^ ((e / 64 + 12) % 16))];
         let b0: f32 = state_out[u.BH * 16640 + bh * 16384 + (e % 64) * dim_D + p];
         let b1: f32 = state_out[u.BH * 16640 + bh * 16384 + (e % 64 + 64) * dim_D + p];
         let b2: f32 = state_out[u.BH * 16640 + bh * 16384 + (e % 64 + 128) * dim_D + p];
@@ -378,10 +378,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let a1: f32 = scratch[bh * 57344 + 36864 + p * dim_H + e / 16 + 64];
         let a2: f32 = scratch[bh * 57344 + 36864 + p * dim_H + e / 16 + 128];
         let a3: f32 = scratch[bh * 57344 + 36864 + p * dim_H + e / 16 + 192];
-        let b0: f32 = smem[p * dim_D + e % 16];
-        let b1: f32 = smem[p * dim_D + e % 16 + 16];
-        let b2: f32 = smem[p * dim_D + e % 16 + 32];
-        let b3: f32 = smem[p * dim_D + e % 16 + 48];
+        let b0: f32 = smem[p * dim_D + ((e % 16) ^ (p % 16))];
+        let b1: f32 = smem[p * dim_D + ((e % 16 + 16) ^ (p % 16))];
+        let b2: f32 = smem[p * dim_D + ((e % 16 + 32) ^ (p % 16))];
+        let b3: f32 = smem[p * dim_D + ((e % 16 + 48) ^ (p % 16))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -846,8 +846,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = (select(0.0, 1.0, p <= e / 32) * smem[2048 + (e / 32) * dim_K + p]);
         let a1: f32 = (select(0.0, 1.0, p <= e / 32 + 8) * smem[2048 + (e / 32 + 8) * dim_K + p]);
-        let b0: f32 = smem[p * dim_D + e % 32];
-        let b1: f32 = smem[p * dim_D + e % 32 + 32];
+        let b0: f32 = smem[p * dim_D + ((e % 32) ^ (p % 16))];
+        let b1: f32 = smem[p * dim_D + ((e % 32 + 32) ^ (p % 16))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -892,24 +892,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= e / 32);
         let a1: f32 = select(0.0, 1.0, p <= e / 32 + 8);
-        let b0: f32 = smem[p * dim_D + e % 32];
-        let b1: f32 = smem[p * dim_D + e % 32 + 32];
+        let b0: f32 = smem[p * dim_D + ((e % 32) ^ (p % 16))];
+        let b1: f32 = smem[p * dim_D + ((e % 32 + 32) ^ (p % 16))];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[2048 + (e / 32) * dim_D + ((e % 32) ^ ((e / 32) % 16))] = acc0_0;
+      smem[2048 + (e / 32) * dim_D + ((e % 32 + 32) ^ ((e / 32) % 16))] = acc0_1;
+      smem[2048 + (e / 32 + 8) * dim_D + ((e % 32) ^ ((e / 32 + 8) % 16))] = acc1_0;
+      smem[2048 + (e / 32 + 8) * dim_D + ((e % 32 + 32) ^ ((e / 32 + 8) % 16))] = acc1_1;
     }
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v11: f32 = weights[min(position + e / dim_D, dim_K - 1)];
-      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 57344 + 34816 + e] - v11 * (scratch[bh * 57344 + 32768 + e] + scratch[bh * 57344 + 33792 + e]) + (smem[3136 + e % dim_D] - v11 * (smem[3200 + e % dim_D] + smem[2048 + e]));
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 57344 + 34816 + e] - v11 * (scratch[bh * 57344 + 32768 + e] + scratch[bh * 57344 + 33792 + e]) + (smem[3136 + e % dim_D] - v11 * (smem[3200 + e % dim_D] + smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))]));
     }
     storageBarrier();
     workgroupBarrier();
