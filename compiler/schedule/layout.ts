@@ -5,8 +5,9 @@
  */
 import type { ChunkProgram } from '../dualform/derive.ts';
 import { type Program, size } from '../ir/ir.ts';
-import { placeBarriers } from './barriers.ts';
-import type { Carried, Home, Homes, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
+import { type MemoryMap, placeBarriers } from './barriers.ts';
+import type { Carried, Home, Homes, Placement, ScheduledKernel, Stage, TargetLimits, WarpRows } from './kernel.ts';
+import { chooseWarpRows } from './warp-rows.ts';
 import { Arena, type Interval } from './place.ts';
 import { stageReads } from './reads.ts';
 import { chooseTile, type Tile } from './tiles.ts';
@@ -44,11 +45,13 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     buffered,
     new Set(chunk.layer.states.flatMap((s) => carried.map((kind) => homeKey(kind, s.name)))),
   );
+  const warpRows = chooseWarpRows(p, stages, (id) => buffered.has(id), limits.invocations, limits.lanes);
+  const held = warpRows.size > 0 ? heldThrough(chunk, p, plan, warpRows) : (i: number) => i;
   const temporaries: Interval[] = [...buffered].map((id) => ({
     key: id,
     elements: size(p.nodes[id].shape),
     from: stageOf.get(id)!,
-    to: lastRead.get(id) ?? stageOf.get(id)!,
+    to: held(lastRead.get(id) ?? stageOf.get(id)!),
   }));
   const homeIntervals: Interval[] = chunk.layer.states.flatMap((s) =>
     carried.map((kind) => ({
@@ -79,17 +82,13 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     ]),
   );
 
-  const stateSize = new Map(chunk.layer.states.map((s) => [s.name, size(s.shape)]));
-  const homeInputs = new Map(
-    chunk.layer.states.flatMap((s) => carried.map((kind) => [homeKey(kind, s.name), { kind, name: s.name }] as const)),
-  );
   const tiles = new Map<number, Tile>();
   for (const n of p.nodes) {
     if (n.op.kind !== 'matmul') continue;
     const r = n.shape.length;
     tiles.set(n.id, chooseTile(n.shape[r - 2], n.shape[r - 1], size(n.shape.slice(0, r - 2)), limits.invocations));
   }
-  return {
+  const laidOut = {
     chunk,
     program: p,
     invocations: limits.invocations,
@@ -97,8 +96,77 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     states: homes,
     stages,
     tiles,
-    barriers: placeBarriers({ program: p, buffers, homes, stateSize, homeInputs }, stages),
     workgroupFloats: chip.used,
     scratchFloats: scratch.used,
+  };
+  return { ...laidOut, ...synchronise(laidOut, limits.lanes, homeKey) };
+}
+
+/**
+ * The warp rows (warp-rows.ts) and barriers (barriers.ts) of a laid-out kernel. `onTensorCores`:
+ * products computed by warps on tensor-core tiles, which own no rows.
+ */
+export function synchronise(
+  k: Omit<ScheduledKernel, 'barriers' | 'warpRows'>,
+  lanes: number | undefined,
+  homeKey: KernelPlan['homeKey'],
+  onTensorCores: ReadonlySet<number> = new Set(),
+): Pick<ScheduledKernel, 'barriers' | 'warpRows'> {
+  const isBuffered = (id: number) => k.buffers.has(id);
+  const warpRows = chooseWarpRows(k.program, k.stages, isBuffered, k.invocations, lanes, onTensorCores);
+  const memory = memoryMap(k.chunk, k.program, k.buffers, k.states, homeKey, warpRows);
+  return { barriers: placeBarriers(memory, k.stages), ...(warpRows.size > 0 ? { warpRows } : {}) };
+}
+
+function memoryMap(
+  chunk: ChunkProgram,
+  program: Program,
+  buffers: ReadonlyMap<number, Placement>,
+  homes: ReadonlyMap<string, Homes>,
+  homeKey: KernelPlan['homeKey'],
+  warpRows: ReadonlyMap<number, WarpRows>,
+): MemoryMap {
+  const states = chunk.layer.states;
+  const homeInputs = new Map(
+    states.flatMap((s) =>
+      (Object.keys(homes.get(s.name)!) as Carried[]).map(
+        (kind) => [homeKey(kind, s.name), { kind, name: s.name }] as const,
+      ),
+    ),
+  );
+  const stateSize = new Map(states.map((s) => [s.name, size(s.shape)]));
+  return { program, buffers, homes, stateSize, homeInputs, warpRows };
+}
+
+/**
+ * Where warps own rows, another warp may still be reading a buffer after its last reader's stage
+ * (only a workgroup barrier tells), so its memory is held until the next workgroup barrier: where
+ * that is, placed as if no two buffers shared memory (then every barrier is one the data needs).
+ * Memory shared any sooner would need a workgroup barrier of its own.
+ */
+function heldThrough(
+  chunk: ChunkProgram,
+  p: Program,
+  plan: KernelPlan,
+  warpRows: ReadonlyMap<number, WarpRows>,
+): (lastRead: number) => number {
+  let offset = 0;
+  const own = (elements: number): Placement => {
+    const at = { space: 'workgroup' as const, offset };
+    offset += elements;
+    return at;
+  };
+  const buffers = new Map([...plan.buffered].map((id) => [id, own(size(p.nodes[id].shape))]));
+  const homes = new Map(
+    chunk.layer.states.map((s) => [
+      s.name,
+      Object.fromEntries(plan.carried.map((kind) => [kind, own(size(s.shape))])) as Homes,
+    ]),
+  );
+  const barriers = placeBarriers(memoryMap(chunk, p, buffers, homes, plan.homeKey, warpRows), plan.stages);
+  return (lastRead) => {
+    let i = lastRead;
+    while (barriers[i] !== 'workgroup' && barriers[i] !== 'storage') i++;
+    return i;
   };
 }

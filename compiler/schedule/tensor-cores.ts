@@ -10,7 +10,9 @@ import type { ChunkProgram } from '../dualform/derive.ts';
 import type { ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts';
 import { size } from '../ir/ir.ts';
 import { stageReads } from './reads.ts';
-import { schedule } from './schedule.ts';
+import type { Barrier } from './barriers.ts';
+import { synchronise } from './layout.ts';
+import { homeKey, schedule } from './schedule.ts';
 
 /** The mma shape: output rows, output columns, contraction per instruction. */
 export const MMA_TILE = { m: 16, n: 8, k: 16 } as const;
@@ -69,7 +71,7 @@ interface Span {
 function busy(k: ScheduledKernel, stage: number): Span[] {
   const lo = intervalStart(k, stage);
   let hi = stage;
-  while (hi < k.stages.length - 1 && k.barriers[hi] === 'none') hi++;
+  while (hi < k.stages.length - 1 && !acrossWarps(k.barriers[hi])) hi++;
   const life = new Map<number, Span>();
   k.stages.forEach((s, i) => {
     const touched = stageReads(s, k.program, (x) => k.buffers.has(x)).filter((x) => k.buffers.has(x));
@@ -102,10 +104,13 @@ function firstGap(spans: readonly Span[], floats: number): number {
   return offset;
 }
 
+/** Whether a barrier orders every warp (a warp barrier orders one warp's lanes alone). */
+const acrossWarps = (b: Barrier) => b === 'workgroup' || b === 'storage';
+
 /** The first stage of the barrier interval holding `stage`: the stages no barrier separates run together. */
 function intervalStart(k: ScheduledKernel, stage: number): number {
   let lo = stage;
-  while (lo > 0 && k.barriers[lo - 1] === 'none') lo--;
+  while (lo > 0 && !acrossWarps(k.barriers[lo - 1])) lo--;
   return lo;
 }
 
@@ -114,9 +119,11 @@ function intervalStart(k: ScheduledKernel, stage: number): number {
  * between the scheduled buffers serves; products no barrier separates share one place (slices are
  * per warp, and a warp runs them in turn). Undefined when it does not fit.
  */
-function placed(k: ScheduledKernel, limits: TargetLimits): ScheduledKernel | undefined {
-  const p = plan(k);
+function placed(scheduled: ScheduledKernel, limits: TargetLimits): ScheduledKernel | undefined {
+  const p = plan(scheduled);
   if (!p) return undefined;
+  // Warps own the products' tiles, not their rows: the rows and barriers around them change.
+  const k = { ...scheduled, ...synchronise(scheduled, limits.lanes, homeKey, new Set(p.products)) };
   const floats = stagingFloats(k, p.sizing);
   const stageOf = new Map(k.stages.flatMap((s, i) => (s.kind === 'compute' ? [[s.node, i] as const] : [])));
   const byInterval = new Map<number, number>();

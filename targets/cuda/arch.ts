@@ -1,5 +1,6 @@
 /** What the scheduler may use per thread block on each CUDA architecture `--arch` names. */
 import type { TargetLimits } from '../../compiler/schedule/kernel.ts';
+import { WARP_LANES } from '../../compiler/schedule/tensor-cores.ts';
 
 export const THREADS = 256;
 
@@ -29,5 +30,9 @@ export function archOf(name: string): Arch {
     throw new Error(
       `the CUDA target knows no shared-memory limit for --arch ${name}; use one of ${Object.keys(OPT_IN_KB).join(', ')}`,
     );
-  return { name, number: Number(/\d+/.exec(name)![0]), limits: { workgroupBytes: kb * 1024, invocations: THREADS } };
+  return {
+    name,
+    number: Number(/\d+/.exec(name)![0]),
+    limits: { workgroupBytes: kb * 1024, invocations: THREADS, lanes: WARP_LANES },
+  };
 }

@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W dual-matmul, s dual-elementwise.
-// Shared memory: 78720 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 90880 bytes per block; global scratch: 0 bytes per block.
 // W: state in shared memory, accumulator in shared memory.
 // s: state in shared memory, accumulator in shared memory.
 
@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     float* __restrict__ out_state_s,    // [B, H, 64]
     float* __restrict__ out_accum_W,    // [B, H, 64, 64]
     float* __restrict__ out_accum_s) {  // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 19680 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 22720 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -59,8 +59,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     smem[8192 + e] = accum_W[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[14432 + e] = state_s[bh * 64 + e];
-    smem[14496 + e] = accum_s[bh * 64 + e];
+    smem[15424 + e] = state_s[bh * 64 + e];
+    smem[15488 + e] = accum_s[bh * 64 + e];
   }
   __syncthreads();
 
@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -93,17 +93,17 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[48 + e] = x;
+      smem[64 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -123,15 +123,15 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
       smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[12288 + e * dim_D + p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[12288 + e * dim_D + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -142,53 +142,53 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         smem[32 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       smem[e] = sqrtf(smem[32 + e] * 0.015625f * 64.0f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 16; e += 256) {
-      smem[14336 + e] = (1.0f / smem[e]);
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+      smem[48 + e] = (1.0f / smem[e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[13312 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[12288 + e] * smem[14336 + e / dim_D] * smem[14432 + e % dim_D] - smem[48 + e]) * 2.0f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[13312 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[12288 + e] * smem[48 + e / dim_D] * smem[15424 + e % dim_D] - smem[64 + e]) * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[7168 + e] = smem[13312 + e] * (smem[12288 + e] * smem[14336 + e / dim_D]);
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[7168 + e] = smem[13312 + e] * (smem[12288 + e] * smem[48 + e / dim_D]);
     }
     __syncthreads();
 
     // [64] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[7168 + p * dim_D + e];
       }
-      smem[14368 + e] = acc;
+      smem[15360 + e] = acc;
     }
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[16 + e] = smem[13312 + e] * smem[14432 + e % dim_D] * smem[12288 + e];
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[14336 + e] = smem[13312 + e] * smem[15424 + e % dim_D] * smem[12288 + e];
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[16 + e * dim_D + p];
+        acc = acc + smem[14336 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -196,20 +196,20 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[14352 + e] = acc;
+        smem[16 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = smem[14336 + e / dim_D];
-      smem[1024 + e] = smem[13312 + e] * smem[14432 + e % dim_D] * v1 + (-(smem[14352 + e / dim_D] * (v1 * v1))) * 0.5f / smem[e / dim_D] * 64.0f * 0.015625f * smem[12288 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v2 = smem[48 + e / dim_D];
+      smem[1024 + e] = smem[13312 + e] * smem[15424 + e % dim_D] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 64.0f * 0.015625f * smem[12288 + e] * 2.0f;
     }
     __syncthreads();
 
     // [64, 64] product, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -252,36 +252,36 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[15584 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[15584 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      smem[15584 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      smem[15584 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      smem[15584 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      smem[18624 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[18624 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[18624 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[18624 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[18624 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[18624 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[18624 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[18624 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[18624 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[18624 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[18624 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[18624 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[18624 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[18624 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[18624 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[18624 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -298,33 +298,33 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[12544 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[12544 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[12544 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[12544 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[13584 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[13584 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[13584 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[13584 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
         const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[12288 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[13328 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[12288 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[12288 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[13328 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[13328 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[1024 + p * dim_D + (e % 32) * 2];
         const float b1 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
@@ -332,15 +332,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[15552 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[15552 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[15552 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[15552 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncthreads();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -355,26 +354,26 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[1024 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[12288 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[12288 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[12288 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[14560 + e] = smem[1024 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[12544 + e] + smem[2048 + e]);
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[16576 + e] = smem[12288 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[13584 + e] + smem[15552 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[14560 + e * dim_D + p];
-        acc = acc + v2 * v2;
+        const float v4 = smem[16576 + e * dim_D + p];
+        acc = acc + v4 * v4;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -382,12 +381,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[13312 + e] = acc;
       }
     }
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -402,35 +401,35 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[16 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[16 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[16 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[16 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[17600 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[17600 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[17600 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[17600 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+    }
+    __syncwarp();
+
+    // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[16576 + e] * (1.0f / sqrtf(smem[13312 + e / dim_D] * 0.015625f * 64.0f + 0.000001f)) * (smem[15424 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[15488 + e % dim_D] + smem[17600 + e]));
     }
     __syncthreads();
 
-    // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[14560 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f * 64.0f + 0.000001f)) * (smem[14432 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[14496 + e % dim_D] + smem[16 + e]));
-    }
-
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = smem[8192 + e] + smem[15584 + e];
-      const float next_state = smem[3072 + e] - commit * v3;
-      const float next_accum = keep * v3;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v5 = smem[8192 + e] + smem[18624 + e];
+      const float next_state = smem[3072 + e] - commit * v5;
+      const float next_accum = keep * v5;
       smem[3072 + e] = next_state;
       smem[8192 + e] = next_accum;
     }
-    __syncthreads();
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = smem[14496 + e] + smem[14368 + e];
-      const float next_state = smem[14432 + e] - commit * v4;
-      const float next_accum = keep * v4;
-      smem[14432 + e] = next_state;
-      smem[14496 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v6 = smem[15488 + e] + smem[15360 + e];
+      const float next_state = smem[15424 + e] - commit * v6;
+      const float next_accum = keep * v6;
+      smem[15424 + e] = next_state;
+      smem[15488 + e] = next_accum;
     }
     __syncthreads();
 
@@ -444,8 +443,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     out_accum_W[bh * 4096 + e] = smem[8192 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_s[bh * 64 + e] = smem[14432 + e];
-    out_accum_s[bh * 64 + e] = smem[14496 + e];
+    out_state_s[bh * 64 + e] = smem[15424 + e];
+    out_accum_s[bh * 64 + e] = smem[15488 + e];
   }
 }
 
@@ -467,7 +466,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     float* __restrict__ out_state_s,    // [B, H, 64]
     float* __restrict__ out_accum_W,    // [B, H, 64, 64]
     float* __restrict__ out_accum_s) {  // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 12930 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 13120 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -480,11 +479,11 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[256 + e] = state_W[bh * 4096 + e];
-    smem[4480 + e] = accum_W[bh * 4096 + e];
+    smem[4544 + e] = accum_W[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[8706 + e] = state_s[bh * 64 + e];
-    smem[8770 + e] = accum_s[bh * 64 + e];
+    smem[8896 + e] = state_s[bh * 64 + e];
+    smem[8960 + e] = accum_s[bh * 64 + e];
   }
   __syncthreads();
 
@@ -499,7 +498,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -508,7 +507,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -517,34 +516,38 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[3 + e] = x;
+      smem[4 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[256 + p * dim_D + e % 64];
+        const float b0 = smem[256 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[256 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[4352 + e % 64] = acc0_0;
+      smem[4352 + (e % 32) * 2] = acc0_0;
+      smem[4352 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[4352 + p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[4352 + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -555,53 +558,53 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         smem[2 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       smem[e] = sqrtf(smem[2 + e] * 0.015625f * 64.0f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[8576 + e] = (1.0f / smem[e]);
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[3 + e] = (1.0f / smem[e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[4416 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[4352 + e] * smem[8576] * smem[8706 + e % dim_D] - smem[3 + e]) * 2.0f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[4416 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[4352 + e] * smem[3] * smem[8896 + e % dim_D] - smem[4 + e]) * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[192 + e] = smem[4416 + e] * (smem[4352 + e] * smem[8576]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[192 + e] = smem[4416 + e] * (smem[4352 + e] * smem[3]);
     }
     __syncthreads();
 
     // [64] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[192 + e];
       }
-      smem[8578 + e] = acc;
+      smem[8640 + e] = acc;
     }
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[1 + e] = smem[4416 + e] * smem[8706 + e % dim_D] * smem[4352 + e];
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[4480 + e] = smem[4416 + e] * smem[8896 + e % dim_D] * smem[4352 + e];
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[1 + p];
+        acc = acc + smem[4480 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -609,20 +612,20 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[8577 + e] = acc;
+        smem[1 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = smem[8576];
-      smem[64 + e] = smem[4416 + e] * smem[8706 + e % dim_D] * v1 + (-(smem[8577] * (v1 * v1))) * 0.5f / smem[0] * 64.0f * 0.015625f * smem[4352 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v2 = smem[3];
+      smem[64 + e] = smem[4416 + e] * smem[8896 + e % dim_D] * v2 + (-(smem[1] * (v2 * v2))) * 0.5f / smem[0] * 64.0f * 0.015625f * smem[4352 + e] * 2.0f;
     }
     __syncthreads();
 
     // [64, 64] product, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -665,96 +668,107 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8834 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[8834 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      smem[8834 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      smem[8834 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      smem[8834 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      smem[9024 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[9024 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[9024 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[9024 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[9024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[9024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[9024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[9024 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[9024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[9024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[9024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[9024 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[9024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[9024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[9024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[9024 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[p];
-          const float b0 = smem[4480 + p * dim_D + e % 64];
+          const float b0 = smem[4544 + p * dim_D + (e % 32) * 2];
+          const float b1 = smem[4544 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[4353 + e % 64] = acc0_0;
+      smem[4418 + (e % 32) * 2] = acc0_0;
+      smem[4418 + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [1, 1] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[4352] = acc0_0;
+      smem[4416] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[4352 + p]);
-        const float b0 = smem[64 + p * dim_D + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[4416 + p]);
+        const float b0 = smem[64 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[64 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[128 + e % 64] = acc0_0;
+      smem[8704 + (e % 32) * 2] = acc0_0;
+      smem[8704 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[256 + p * dim_D + e % 64];
+        const float b0 = smem[256 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[256 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[64 + e % 64] = acc0_0;
+      smem[4352 + (e % 32) * 2] = acc0_0;
+      smem[4352 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[8642 + e] = smem[64 + e] - scale[min(position, dim_K - 1)] * (smem[4353 + e] + smem[128 + e]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[8768 + e] = smem[4352 + e] - scale[min(position, dim_K - 1)] * (smem[4418 + e] + smem[8704 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[8642 + p];
-        acc = acc + v2 * v2;
+        const float v4 = smem[8768 + p];
+        acc = acc + v4 * v4;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -762,44 +776,48 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[4417 + e] = acc;
       }
     }
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[192 + p * dim_D + e % 64];
+        const float b0 = smem[192 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[192 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[1 + e % 64] = acc0_0;
+      smem[8832 + (e % 32) * 2] = acc0_0;
+      smem[8832 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[8642 + e] * (1.0f / sqrtf(smem[0] * 0.015625f * 64.0f + 0.000001f)) * (smem[8706 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8770 + e % dim_D] + smem[1 + e]));
-    }
-
-    // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = smem[4480 + e] + smem[8834 + e];
-      const float next_state = smem[256 + e] - commit * v3;
-      const float next_accum = keep * v3;
-      smem[256 + e] = next_state;
-      smem[4480 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[8768 + e] * (1.0f / sqrtf(smem[4417] * 0.015625f * 64.0f + 0.000001f)) * (smem[8896 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8960 + e % dim_D] + smem[8832 + e]));
     }
     __syncthreads();
 
+    // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v5 = smem[4544 + e] + smem[9024 + e];
+      const float next_state = smem[256 + e] - commit * v5;
+      const float next_accum = keep * v5;
+      smem[256 + e] = next_state;
+      smem[4544 + e] = next_accum;
+    }
+
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = smem[8770 + e] + smem[8578 + e];
-      const float next_state = smem[8706 + e] - commit * v4;
-      const float next_accum = keep * v4;
-      smem[8706 + e] = next_state;
-      smem[8770 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v6 = smem[8960 + e] + smem[8640 + e];
+      const float next_state = smem[8896 + e] - commit * v6;
+      const float next_accum = keep * v6;
+      smem[8896 + e] = next_state;
+      smem[8960 + e] = next_accum;
     }
     __syncthreads();
 
@@ -810,11 +828,11 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 4096; e += 256) {
     out_state_W[bh * 4096 + e] = smem[256 + e];
-    out_accum_W[bh * 4096 + e] = smem[4480 + e];
+    out_accum_W[bh * 4096 + e] = smem[4544 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_s[bh * 64 + e] = smem[8706 + e];
-    out_accum_s[bh * 64 + e] = smem[8770 + e];
+    out_state_s[bh * 64 + e] = smem[8896 + e];
+    out_accum_s[bh * 64 + e] = smem[8960 + e];
   }
 }
 
@@ -824,8 +842,8 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 78720;
-constexpr size_t kDecodeSharedBytes = 51720;
+constexpr size_t kSharedBytes = 90880;
+constexpr size_t kDecodeSharedBytes = 52480;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -907,8 +925,8 @@ extern "C" int tttc_gated_linear_forward(const tttc_gated_linear_args* a, cudaSt
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 78720) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)78720);
+  if ((size_t)available < 90880) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)90880);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_gated_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

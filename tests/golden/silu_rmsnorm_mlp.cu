@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, W2 dual-matmul.
-// Shared memory: 225280 bytes per block; global scratch: 32768 bytes per block.
+// Shared memory: 227392 bytes per block; global scratch: 65536 bytes per block.
 // W1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in shared memory.
 
@@ -45,8 +45,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     float* __restrict__ out_state_W2,    // [B, H, 128, 64]
     float* __restrict__ out_accum_W1,    // [B, H, 64, 128]
     float* __restrict__ out_accum_W2,    // [B, H, 128, 64]
-    float* __restrict__ scratch) {       // [B, H, 8192]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 56320 floats, placed by the scheduler
+    float* __restrict__ scratch) {       // [B, H, 16384]: a slice per block
+  TTTC_DYNAMIC_SHARED(float, smem);  // 56848 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -59,12 +59,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[5120 + e] = state_W1[bh * 8192 + e];
-    smem[21504 + e] = accum_W1[bh * 8192 + e];
+    smem[7168 + e] = state_W1[bh * 8192 + e];
+    smem[23552 + e] = accum_W1[bh * 8192 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[13312 + e] = state_W2[bh * 8192 + e];
-    smem[29696 + e] = accum_W2[bh * 8192 + e];
+    smem[15360 + e] = state_W2[bh * 8192 + e];
+    smem[31744 + e] = accum_W2[bh * 8192 + e];
   }
   __syncthreads();
 
@@ -79,103 +79,103 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + e] = x;
+      smem[4096 + e] = x;
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[3072 + e] = x;
+      smem[1088 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
+      float acc0_2 = 0.0f;
+      float acc0_3 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
+      float acc1_2 = 0.0f;
+      float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 64) * 256 + p];
-        const float a1 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
-        const float a2 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
-        const float a3 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[5120 + p * dim_H + (e % 64) * 2];
-        const float b1 = smem[5120 + p * dim_H + (e % 64) * 2 + 1];
+        const float a0 = smem[4096 + (e / 32) * 128 + p];
+        const float a1 = smem[4096 + ((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[7168 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[7168 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[7168 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[7168 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
+        acc0_2 = acc0_2 + a0 * b2;
+        acc0_3 = acc0_3 + a0 * b3;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
+        acc1_2 = acc1_2 + a1 * b2;
+        acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[39936 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      smem[39936 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[39936 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      smem[39936 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      smem[39936 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      smem[39936 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      smem[39936 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      smem[39936 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      smem[48656 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
+      smem[48656 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
+      smem[48656 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
+      smem[48656 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
+      smem[48656 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[48656 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[48656 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[48656 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 2048; e += 256) {
-      smem[41984 + e] = expf((-smem[39936 + e]));
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      smem[39936 + e] = expf((-smem[48656 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 2048; e += 256) {
-      smem[44032 + e] = (1.0f / (1.0f + smem[41984 + e]));
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      smem[50704 + e] = (1.0f / (1.0f + smem[39936 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = (smem[39936 + (e / 32) * 256 + p] * smem[44032 + (e / 32) * 256 + p]);
-        const float a1 = (smem[39936 + ((e / 32) * 2 + 1) * dim_H + p] * smem[44032 + ((e / 32) * 2 + 1) * dim_H + p]);
-        const float b0 = smem[13312 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[13312 + p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = (smem[48656 + (e / 32) * 256 + p] * smem[50704 + (e / 32) * 256 + p]);
+        const float a1 = (smem[48656 + ((e / 32) * 2 + 1) * dim_H + p] * smem[50704 + ((e / 32) * 2 + 1) * dim_H + p]);
+        const float b0 = smem[15360 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[15360 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[2112 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2112 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2112 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2112 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[4096 + e * dim_D + p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[2112 + e * dim_D + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -183,36 +183,36 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[1040 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 16; e += 256) {
-      smem[1024 + e] = sqrtf(smem[e] * 0.015625f + 0.00001f);
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+      smem[1024 + e] = sqrtf(smem[1040 + e] * 0.015625f + 0.00001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 16; e += 256) {
-      smem[1040 + e] = (1.0f / smem[1024 + e]);
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+      smem[1056 + e] = (1.0f / smem[1024 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = param_g[h * 64 + e % dim_D];
-      smem[37888 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[4096 + e] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0f * v1;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v2 = param_g[h * 64 + e % dim_D];
+      smem[5120 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[4096 + e] + smem[2112 + e] * smem[1056 + e / dim_D] * v2 - smem[1088 + e]) * 2.0f * v2;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[37888 + e * dim_D + p] * smem[4096 + e * dim_D + p];
+        acc = acc + smem[5120 + e * dim_D + p] * smem[2112 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -220,56 +220,57 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1056 + e] = acc;
+        smem[1072 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v2 = smem[1040 + e / dim_D];
-      smem[e] = smem[37888 + e] * v2 + (-(smem[1056 + e / dim_D] * (v2 * v2))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[4096 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v3 = smem[1056 + e / dim_D];
+      smem[e] = smem[5120 + e] * v3 + (-(smem[1072 + e / dim_D] * (v3 * v3))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[2112 + e] * 2.0f;
+    }
+    __syncwarp();
+
+    // [16, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      float acc0_2 = 0.0f;
+      float acc0_3 = 0.0f;
+      float acc1_0 = 0.0f;
+      float acc1_1 = 0.0f;
+      float acc1_2 = 0.0f;
+      float acc1_3 = 0.0f;
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 32) * 128 + p];
+        const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[15360 + (e % 32) * 256 + p];
+        const float b1 = smem[15360 + ((e % 32) * 4 + 1) * dim_D + p];
+        const float b2 = smem[15360 + ((e % 32) * 4 + 2) * dim_D + p];
+        const float b3 = smem[15360 + ((e % 32) * 4 + 3) * dim_D + p];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+        acc0_2 = acc0_2 + a0 * b2;
+        acc0_3 = acc0_3 + a0 * b3;
+        acc1_0 = acc1_0 + a1 * b0;
+        acc1_1 = acc1_1 + a1 * b1;
+        acc1_2 = acc1_2 + a1 * b2;
+        acc1_3 = acc1_3 + a1 * b3;
+      }
+      smem[41984 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
+      smem[41984 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
+      smem[41984 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
+      smem[41984 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
+      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
     }
     __syncthreads();
 
-    // [16, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 64) * 256 + p];
-        const float a1 = smem[((e / 64) * 4 + 1) * dim_D + p];
-        const float a2 = smem[((e / 64) * 4 + 2) * dim_D + p];
-        const float a3 = smem[((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[13312 + (e % 64) * 128 + p];
-        const float b1 = smem[13312 + ((e % 64) * 2 + 1) * dim_D + p];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-      }
-      smem[37888 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      smem[37888 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[37888 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      smem[37888 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      smem[37888 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      smem[37888 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      smem[37888 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      smem[37888 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
-    }
-
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -287,10 +288,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (smem[39936 + p * dim_H + (e / 16) * 4] * smem[44032 + p * dim_H + (e / 16) * 4]);
-        const float a1 = (smem[39936 + p * dim_H + (e / 16) * 4 + 1] * smem[44032 + p * dim_H + (e / 16) * 4 + 1]);
-        const float a2 = (smem[39936 + p * dim_H + (e / 16) * 4 + 2] * smem[44032 + p * dim_H + (e / 16) * 4 + 2]);
-        const float a3 = (smem[39936 + p * dim_H + (e / 16) * 4 + 3] * smem[44032 + p * dim_H + (e / 16) * 4 + 3]);
+        const float a0 = (smem[48656 + p * dim_H + (e / 16) * 4] * smem[50704 + p * dim_H + (e / 16) * 4]);
+        const float a1 = (smem[48656 + p * dim_H + (e / 16) * 4 + 1] * smem[50704 + p * dim_H + (e / 16) * 4 + 1]);
+        const float a2 = (smem[48656 + p * dim_H + (e / 16) * 4 + 2] * smem[50704 + p * dim_H + (e / 16) * 4 + 2]);
+        const float a3 = (smem[48656 + p * dim_H + (e / 16) * 4 + 3] * smem[50704 + p * dim_H + (e / 16) * 4 + 3]);
         const float b0 = smem[p * dim_D + (e % 16) * 4];
         const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
         const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
@@ -312,35 +313,34 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[48128 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 16384 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 16384 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 16384 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 16384 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 16384 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 16384 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 16384 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 16384 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 16384 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 16384 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 16384 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 16384 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 16384 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 16384 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 16384 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 16384 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
-    __syncthreads();
 
     // [16, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v3 = smem[37888 + e];
-      const float v4 = smem[44032 + e];
-      smem[3072 + e] = v3 * v4 + (-((-(v3 * smem[39936 + e] * (v4 * v4))) * smem[41984 + e]));
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v4 = smem[41984 + e];
+      const float v5 = smem[50704 + e];
+      smem[5120 + e] = v4 * v5 + (-((-(v4 * smem[48656 + e] * (v5 * v5))) * smem[39936 + e]));
     }
     __syncthreads();
 
     // [64, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -358,14 +358,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + (e / 32) * 4];
-        const float a1 = smem[2048 + p * dim_D + (e / 32) * 4 + 1];
-        const float a2 = smem[2048 + p * dim_D + (e / 32) * 4 + 2];
-        const float a3 = smem[2048 + p * dim_D + (e / 32) * 4 + 3];
-        const float b0 = smem[3072 + p * dim_H + (e % 32) * 4];
-        const float b1 = smem[3072 + p * dim_H + (e % 32) * 4 + 1];
-        const float b2 = smem[3072 + p * dim_H + (e % 32) * 4 + 2];
-        const float b3 = smem[3072 + p * dim_H + (e % 32) * 4 + 3];
+        const float a0 = smem[4096 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[4096 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[4096 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[4096 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[5120 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[5120 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[5120 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[5120 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -383,173 +383,172 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
-      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
-      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
-      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
-      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
-      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
-      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
+      scratch[bh * 16384 + 8192 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
+      scratch[bh * 16384 + 8192 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
+      scratch[bh * 16384 + 8192 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
+      scratch[bh * 16384 + 8192 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
+      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
+      float acc0_2 = 0.0f;
+      float acc0_3 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
+      float acc1_2 = 0.0f;
+      float acc1_3 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[1024 + (e / 64) * 256 + p];
-          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
-          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
-          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-          const float b0 = smem[21504 + p * dim_H + (e % 64) * 2];
-          const float b1 = smem[21504 + p * dim_H + (e % 64) * 2 + 1];
+          const float a0 = smem[1024 + (e / 32) * 128 + p];
+          const float a1 = smem[1024 + ((e / 32) * 2 + 1) * dim_D + p];
+          const float b0 = smem[23552 + p * dim_H + (e % 32) * 4];
+          const float b1 = smem[23552 + p * dim_H + (e % 32) * 4 + 1];
+          const float b2 = smem[23552 + p * dim_H + (e % 32) * 4 + 2];
+          const float b3 = smem[23552 + p * dim_H + (e % 32) * 4 + 3];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
+          acc0_2 = acc0_2 + a0 * b2;
+          acc0_3 = acc0_3 + a0 * b3;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
-          acc2_0 = acc2_0 + a2 * b0;
-          acc2_1 = acc2_1 + a2 * b1;
-          acc3_0 = acc3_0 + a3 * b0;
-          acc3_1 = acc3_1 + a3 * b1;
+          acc1_2 = acc1_2 + a1 * b2;
+          acc1_3 = acc1_3 + a1 * b3;
         }
       }
-      smem[41984 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      smem[41984 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[41984 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      smem[41984 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      smem[41984 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      smem[41984 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      smem[41984 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      smem[41984 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      smem[52752 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
+      smem[52752 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
+      smem[52752 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
+      smem[52752 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
+      smem[52752 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[52752 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[52752 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[52752 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 16) * dim_D + p];
-        const float b0 = smem[2048 + (e % 16) * dim_D + p];
+        const float b0 = smem[4096 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[37888 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[45072 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
+      float acc0_2 = 0.0f;
+      float acc0_3 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
+      float acc1_2 = 0.0f;
+      float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[37888 + (e / 64) * 64 + p]);
-        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 1) * dim_K + p]);
-        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 2) * dim_K + p]);
-        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[37888 + ((e / 64) * 4 + 3) * dim_K + p]);
-        const float b0 = smem[3072 + p * dim_H + (e % 64) * 2];
-        const float b1 = smem[3072 + p * dim_H + (e % 64) * 2 + 1];
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[45072 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[45072 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[5120 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[5120 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[5120 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[5120 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
+        acc0_2 = acc0_2 + a0 * b2;
+        acc0_3 = acc0_3 + a0 * b3;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
+        acc1_2 = acc1_2 + a1 * b2;
+        acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[46080 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      smem[46080 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[46080 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      smem[46080 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      smem[46080 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      smem[46080 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      smem[46080 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      smem[46080 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      smem[54800 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
+      smem[54800 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
+      smem[54800 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
+      smem[54800 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
+      smem[54800 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[54800 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[54800 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[54800 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
     }
-    __syncthreads();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
+      float acc0_2 = 0.0f;
+      float acc0_3 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
+      float acc1_2 = 0.0f;
+      float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * 256 + p];
-        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
-        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
-        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[5120 + p * dim_H + (e % 64) * 2];
-        const float b1 = smem[5120 + p * dim_H + (e % 64) * 2 + 1];
+        const float a0 = smem[1024 + (e / 32) * 128 + p];
+        const float a1 = smem[1024 + ((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[7168 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[7168 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[7168 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[7168 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
+        acc0_2 = acc0_2 + a0 * b2;
+        acc0_3 = acc0_3 + a0 * b3;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
+        acc1_2 = acc1_2 + a1 * b2;
+        acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[2048 + (e / 64) * 512 + (e % 64) * 2] = acc0_0;
-      smem[2048 + (e / 64) * 512 + (e % 64) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2] = acc1_0;
-      smem[2048 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 2 + 1] = acc1_1;
-      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2] = acc2_0;
-      smem[2048 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 2 + 1] = acc2_1;
-      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2] = acc3_0;
-      smem[2048 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 2 + 1] = acc3_1;
+      smem[40960 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
+      smem[40960 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
+      smem[40960 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
+      smem[40960 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
+      smem[40960 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[40960 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[40960 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[40960 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 2048; e += 256) {
-      smem[37888 + e] = smem[2048 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[41984 + e] + smem[46080 + e]);
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      smem[43008 + e] = smem[40960 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[52752 + e] + smem[54800 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v5 = smem[37888 + e];
-      smem[2048 + e] = v5 * (1.0f / (1.0f + expf((-v5))));
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v6 = smem[43008 + e];
+      smem[2048 + e] = v6 * (1.0f / (1.0f + expf((-v6))));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -558,41 +557,41 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[2048 + (e / 32) * 256 + p];
           const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-          const float b0 = smem[29696 + p * dim_D + (e % 32) * 2];
-          const float b1 = smem[29696 + p * dim_D + (e % 32) * 2 + 1];
+          const float b0 = smem[31744 + p * dim_D + (e % 32) * 2];
+          const float b1 = smem[31744 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[37888 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[37888 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[37888 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[37888 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[45584 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[45584 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[45584 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[45584 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 16) * dim_H + p];
-        const float b0 = (smem[39936 + (e % 16) * dim_H + p] * smem[44032 + (e % 16) * dim_H + p]);
+        const float b0 = (smem[48656 + (e % 16) * dim_H + p] * smem[50704 + (e % 16) * dim_H + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[4096 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[45328 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[4096 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[4096 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[45328 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[45328 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[p * dim_D + (e % 32) * 2];
         const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
@@ -600,15 +599,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[38912 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[38912 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[38912 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[38912 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[46608 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[46608 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[46608 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[46608 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncthreads();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -616,33 +614,33 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 32) * 256 + p];
         const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[13312 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[13312 + p * dim_D + (e % 32) * 2 + 1];
+        const float b0 = smem[15360 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[15360 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[39936 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[39936 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[2048 + e] = smem[e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[37888 + e] + smem[38912 + e]);
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[47632 + e] = smem[39936 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[45584 + e] + smem[46608 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[2048 + e * dim_D + p];
-        acc = acc + v6 * v6;
+        const float v8 = smem[47632 + e * dim_D + p];
+        acc = acc + v8 * v8;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -650,32 +648,33 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[45056 + e] = acc;
       }
+    }
+    __syncwarp();
+
+    // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[47632 + e] * (1.0f / sqrtf(smem[45056 + e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
     __syncthreads();
 
-    // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
-    }
-
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = tid; e < 8192; e += 256) {
-      const float v7 = smem[21504 + e] + scratch[bh * 8192 + e];
-      const float next_state = smem[5120 + e] - commit * v7;
-      const float next_accum = keep * v7;
-      smem[5120 + e] = next_state;
-      smem[21504 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+      const float v9 = smem[23552 + e] + scratch[bh * 16384 + 8192 + e];
+      const float next_state = smem[7168 + e] - commit * v9;
+      const float next_accum = keep * v9;
+      smem[7168 + e] = next_state;
+      smem[23552 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = tid; e < 8192; e += 256) {
-      const float v8 = smem[29696 + e] + smem[48128 + e];
-      const float next_state = smem[13312 + e] - commit * v8;
-      const float next_accum = keep * v8;
-      smem[13312 + e] = next_state;
-      smem[29696 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+      const float v10 = smem[31744 + e] + scratch[bh * 16384 + e];
+      const float next_state = smem[15360 + e] - commit * v10;
+      const float next_accum = keep * v10;
+      smem[15360 + e] = next_state;
+      smem[31744 + e] = next_accum;
     }
     __syncthreads();
 
@@ -685,12 +684,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W1[bh * 8192 + e] = smem[5120 + e];
-    out_accum_W1[bh * 8192 + e] = smem[21504 + e];
+    out_state_W1[bh * 8192 + e] = smem[7168 + e];
+    out_accum_W1[bh * 8192 + e] = smem[23552 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W2[bh * 8192 + e] = smem[13312 + e];
-    out_accum_W2[bh * 8192 + e] = smem[29696 + e];
+    out_state_W2[bh * 8192 + e] = smem[15360 + e];
+    out_accum_W2[bh * 8192 + e] = smem[31744 + e];
   }
 }
 
@@ -712,7 +711,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     float* __restrict__ out_state_W2,    // [B, H, 128, 64]
     float* __restrict__ out_accum_W1,    // [B, H, 64, 128]
     float* __restrict__ out_accum_W2) {  // [B, H, 128, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 50112 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 50240 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -728,11 +727,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
     smem[320 + e] = state_W1[bh * 8192 + e];
-    smem[16832 + e] = accum_W1[bh * 8192 + e];
+    smem[16960 + e] = accum_W1[bh * 8192 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
     smem[8512 + e] = state_W2[bh * 8192 + e];
-    smem[25024 + e] = accum_W2[bh * 8192 + e];
+    smem[25152 + e] = accum_W2[bh * 8192 + e];
   }
   __syncthreads();
 
@@ -747,7 +746,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -756,7 +755,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -773,41 +772,45 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         const float b0 = smem[320 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[33216 + e % 128] = acc0_0;
+      smem[33344 + e % 128] = acc0_0;
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      smem[33344 + e] = expf((-smem[33216 + e]));
+      smem[16768 + e] = expf((-smem[33344 + e]));
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      smem[33472 + e] = (1.0f / (1.0f + smem[33344 + e]));
+      smem[33472 + e] = (1.0f / (1.0f + smem[16768 + e]));
     }
     __syncthreads();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = (smem[33216 + p] * smem[33472 + p]);
-        const float b0 = smem[8512 + p * dim_D + e % 64];
+        const float a0 = (smem[33344 + p] * smem[33472 + p]);
+        const float b0 = smem[8512 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[8512 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[256 + e % 64] = acc0_0;
+      smem[256 + (e % 32) * 2] = acc0_0;
+      smem[256 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[256 + p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[256 + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -815,33 +818,33 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[65 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[64 + e] = sqrtf(smem[e] * 0.015625f + 0.00001f);
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[64 + e] = sqrtf(smem[65 + e] * 0.015625f + 0.00001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[65 + e] = (1.0f / smem[64 + e]);
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[66 + e] = (1.0f / smem[64 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = param_g[h * 64 + e % dim_D];
-      smem[16704 + e] = (0 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[128 + e] + smem[256 + e] * smem[65] * v1 - smem[192 + e]) * 2.0f * v1;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v2 = param_g[h * 64 + e % dim_D];
+      smem[16704 + e] = (0 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[128 + e] + smem[256 + e] * smem[66] * v2 - smem[192 + e]) * 2.0f * v2;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[16704 + p] * smem[256 + p];
@@ -852,15 +855,15 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[66 + e] = acc;
+        smem[67 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v2 = smem[65];
-      smem[e] = smem[16704 + e] * v2 + (-(smem[66] * (v2 * v2))) * 0.5f / smem[64] * 0.015625f * smem[256 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v3 = smem[66];
+      smem[e] = smem[16704 + e] * v3 + (-(smem[67] * (v3 * v3))) * 0.5f / smem[64] * 0.015625f * smem[256 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -872,11 +875,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         const float b0 = smem[8512 + (e % 128) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[16704 + e % 128] = acc0_0;
+      smem[33600 + e % 128] = acc0_0;
     }
 
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -894,10 +897,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = (smem[33216 + p * dim_H + (e / 16) * 4] * smem[33472 + p * dim_H + (e / 16) * 4]);
-        const float a1 = (smem[33216 + p * dim_H + (e / 16) * 4 + 1] * smem[33472 + p * dim_H + (e / 16) * 4 + 1]);
-        const float a2 = (smem[33216 + p * dim_H + (e / 16) * 4 + 2] * smem[33472 + p * dim_H + (e / 16) * 4 + 2]);
-        const float a3 = (smem[33216 + p * dim_H + (e / 16) * 4 + 3] * smem[33472 + p * dim_H + (e / 16) * 4 + 3]);
+        const float a0 = (smem[33344 + p * dim_H + (e / 16) * 4] * smem[33472 + p * dim_H + (e / 16) * 4]);
+        const float a1 = (smem[33344 + p * dim_H + (e / 16) * 4 + 1] * smem[33472 + p * dim_H + (e / 16) * 4 + 1]);
+        const float a2 = (smem[33344 + p * dim_H + (e / 16) * 4 + 2] * smem[33472 + p * dim_H + (e / 16) * 4 + 2]);
+        const float a3 = (smem[33344 + p * dim_H + (e / 16) * 4 + 3] * smem[33472 + p * dim_H + (e / 16) * 4 + 3]);
         const float b0 = smem[p * dim_D + (e % 16) * 4];
         const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
         const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
@@ -919,35 +922,35 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[33728 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[33728 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      smem[33728 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      smem[33728 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      smem[33728 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      smem[33856 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[33856 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[33856 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[33856 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[33856 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[33856 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[33856 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[33856 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[33856 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[33856 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[33856 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[33856 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[33856 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[33856 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[33856 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[33856 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 128; e += 256) {
-      const float v3 = smem[16704 + e];
-      const float v4 = smem[33472 + e];
-      smem[192 + e] = v3 * v4 + (-((-(v3 * smem[33216 + e] * (v4 * v4))) * smem[33344 + e]));
+      const float v4 = smem[33600 + e];
+      const float v5 = smem[33472 + e];
+      smem[192 + e] = v4 * v5 + (-((-(v4 * smem[33344 + e] * (v5 * v5))) * smem[16768 + e]));
     }
     __syncthreads();
 
     // [64, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -990,26 +993,26 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[41920 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
-      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
-      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
-      smem[41920 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
-      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
-      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
-      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
-      smem[41920 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
-      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
-      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
-      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
-      smem[41920 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
-      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
-      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
-      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
-      smem[41920 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
+      smem[42048 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
+      smem[42048 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
+      smem[42048 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
+      smem[42048 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
+      smem[42048 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[42048 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[42048 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[42048 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      smem[42048 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
+      smem[42048 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
+      smem[42048 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
+      smem[42048 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
+      smem[42048 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
+      smem[42048 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
+      smem[42048 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
+      smem[42048 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1024,22 +1027,22 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[64 + p];
-          const float b0 = smem[16832 + p * dim_H + e % 128];
+          const float b0 = smem[16960 + p * dim_H + e % 128];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[33344 + e % 128] = acc0_0;
+      smem[33600 + e % 128] = acc0_0;
     }
 
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[16704] = acc0_0;
+      smem[16832] = acc0_0;
     }
     __syncthreads();
 
@@ -1047,13 +1050,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16704 + p]);
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16832 + p]);
         const float b0 = smem[192 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[33600 + e % 128] = acc0_0;
+      smem[33728 + e % 128] = acc0_0;
     }
-    __syncthreads();
 
     // [1, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
@@ -1063,85 +1065,96 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         const float b0 = smem[320 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[128 + e % 128] = acc0_0;
+      smem[16704 + e % 128] = acc0_0;
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      smem[16704 + e] = smem[128 + e] - scale[min(position, dim_K - 1)] * (smem[33344 + e] + smem[33600 + e]);
+      smem[16832 + e] = smem[16704 + e] - scale[min(position, dim_K - 1)] * (smem[33600 + e] + smem[33728 + e]);
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      const float v5 = smem[16704 + e];
-      smem[128 + e] = v5 * (1.0f / (1.0f + expf((-v5))));
+      const float v6 = smem[16832 + e];
+      smem[128 + e] = v6 * (1.0f / (1.0f + expf((-v6))));
     }
     __syncthreads();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = smem[25024 + p * dim_D + e % 64];
+          const float b0 = smem[25152 + p * dim_D + (e % 32) * 2];
+          const float b1 = smem[25152 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[16704 + e % 64] = acc0_0;
+      smem[16706 + (e % 32) * 2] = acc0_0;
+      smem[16706 + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = (smem[33216 + p] * smem[33472 + p]);
+        const float b0 = (smem[33344 + p] * smem[33472 + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256] = acc0_0;
+      smem[16704] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[256 + p]);
-        const float b0 = smem[p * dim_D + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16704 + p]);
+        const float b0 = smem[p * dim_D + (e % 32) * 2];
+        const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[16768 + e % 64] = acc0_0;
+      smem[16770 + (e % 32) * 2] = acc0_0;
+      smem[16770 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[8512 + p * dim_D + e % 64];
+        const float b0 = smem[8512 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[8512 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[e % 64] = acc0_0;
+      smem[256 + (e % 32) * 2] = acc0_0;
+      smem[256 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[128 + e] = smem[e] - scale[min(position, dim_K - 1)] * (smem[16704 + e] + smem[16768 + e]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[16834 + e] = smem[256 + e] - scale[min(position, dim_K - 1)] * (smem[16706 + e] + smem[16770 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[128 + p];
-        acc = acc + v6 * v6;
+        const float v8 = smem[16834 + p];
+        acc = acc + v8 * v8;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1149,32 +1162,33 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[16705 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[128 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[16834 + e] * (1.0f / sqrtf(smem[16705] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = tid; e < 8192; e += 256) {
-      const float v7 = smem[16832 + e] + smem[41920 + e];
-      const float next_state = smem[320 + e] - commit * v7;
-      const float next_accum = keep * v7;
+    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+      const float v9 = smem[16960 + e] + smem[42048 + e];
+      const float next_state = smem[320 + e] - commit * v9;
+      const float next_accum = keep * v9;
       smem[320 + e] = next_state;
-      smem[16832 + e] = next_accum;
+      smem[16960 + e] = next_accum;
     }
+    __syncthreads();
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = tid; e < 8192; e += 256) {
-      const float v8 = smem[25024 + e] + smem[33728 + e];
-      const float next_state = smem[8512 + e] - commit * v8;
-      const float next_accum = keep * v8;
+    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+      const float v10 = smem[25152 + e] + smem[33856 + e];
+      const float next_state = smem[8512 + e] - commit * v10;
+      const float next_accum = keep * v10;
       smem[8512 + e] = next_state;
-      smem[25024 + e] = next_accum;
+      smem[25152 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1185,11 +1199,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 8192; e += 256) {
     out_state_W1[bh * 8192 + e] = smem[320 + e];
-    out_accum_W1[bh * 8192 + e] = smem[16832 + e];
+    out_accum_W1[bh * 8192 + e] = smem[16960 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
     out_state_W2[bh * 8192 + e] = smem[8512 + e];
-    out_accum_W2[bh * 8192 + e] = smem[25024 + e];
+    out_accum_W2[bh * 8192 + e] = smem[25152 + e];
   }
 }
 
@@ -1199,9 +1213,9 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 225280;
-constexpr size_t kDecodeSharedBytes = 200448;
-constexpr size_t kScratchFloats = 8192;  // per (sequence, head)
+constexpr size_t kSharedBytes = 227392;
+constexpr size_t kDecodeSharedBytes = 200960;
+constexpr size_t kScratchFloats = 16384;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
 
@@ -1287,8 +1301,8 @@ extern "C" int tttc_silu_rmsnorm_mlp_forward(const tttc_silu_rmsnorm_mlp_args* a
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 225280) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)225280);
+  if ((size_t)available < 227392) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)227392);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_silu_rmsnorm_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

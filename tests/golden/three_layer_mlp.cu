@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 8) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, W3 dual-matmul.
-// Shared memory: 121344 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 134720 bytes per block; global scratch: 0 bytes per block.
 // W1: state in shared memory, accumulator in shared memory.
 // b1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in shared memory.
@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W2,       // [B, H, 64, 64]
     float* __restrict__ out_accum_W3) {     // [B, H, 64, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 30336 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 33680 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -70,20 +70,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
-    smem[3072 + e] = state_W1[bh * 2048 + e];
-    smem[11264 + e] = accum_W1[bh * 2048 + e];
+    smem[3840 + e] = state_W1[bh * 2048 + e];
+    smem[12032 + e] = accum_W1[bh * 2048 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[19968 + e] = state_b1[bh * 64 + e];
-    smem[20032 + e] = accum_b1[bh * 64 + e];
+    smem[21008 + e] = state_b1[bh * 64 + e];
+    smem[21072 + e] = accum_b1[bh * 64 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    smem[7168 + e] = state_W2[bh * 4096 + e];
-    smem[15360 + e] = accum_W2[bh * 4096 + e];
+    smem[7936 + e] = state_W2[bh * 4096 + e];
+    smem[16128 + e] = accum_W2[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    smem[5120 + e] = state_W3[bh * 2048 + e];
-    smem[13312 + e] = accum_W3[bh * 2048 + e];
+    smem[5888 + e] = state_W3[bh * 2048 + e];
+    smem[14080 + e] = accum_W3[bh * 2048 + e];
   }
   __syncthreads();
 
@@ -98,95 +98,95 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 8; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < tid / 32 + 1; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[512 + e] = x;
+      smem[1800 + e] = x;
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[1024 + e] = x;
+      smem[2048 + e] = x;
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[520 + e] = x;
+      smem[2816 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * 64 + p];
-        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
-        const float b0 = smem[3072 + p * dim_H + e % 64];
+        const float a0 = smem[2048 + (e / 32) * dim_D + p];
+        const float b0 = smem[3840 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[3840 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[(e / 64) * 128 + e % 64] = acc0_0;
-      smem[((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[20480 + (e / 32) * dim_H + (e % 32) * 2] = acc0_0;
+      smem[20480 + (e / 32) * dim_H + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 512; e += 256) {
-      smem[1536 + e] = tanhf(smem[e] + smem[19968 + e % dim_H]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      smem[2304 + e] = tanhf(smem[20480 + e] + smem[21008 + e % dim_H]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[1536 + (e / 64) * 128 + p];
-        const float a1 = smem[1536 + ((e / 64) * 2 + 1) * dim_H + p];
-        const float b0 = smem[7168 + p * dim_H + e % 64];
+        const float a0 = smem[2304 + (e / 32) * dim_H + p];
+        const float b0 = smem[7936 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[7936 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[(e / 64) * 128 + e % 64] = acc0_0;
-      smem[((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[776 + (e / 32) * dim_H + (e % 32) * 2] = acc0_0;
+      smem[776 + (e / 32) * dim_H + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 512; e += 256) {
-      smem[2560 + e] = tanhf(smem[e]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      smem[3328 + e] = tanhf(smem[776 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2560 + (e / 32) * dim_H + p];
-        const float b0 = smem[5120 + p * dim_D + e % 32];
+        const float a0 = smem[3328 + (e / 32) * dim_H + p];
+        const float b0 = smem[5888 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[(e / 32) * dim_D + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[e * dim_D + p];
+        acc = acc + smem[256 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -194,24 +194,24 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[256 + e] = acc;
+        smem[1808 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
-      smem[1280 + e] = smem[e] - smem[256 + e / dim_D] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      smem[3072 + e] = smem[256 + e] - smem[1808 + e / dim_D] * 0.03125f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[1280 + e * dim_D + p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[3072 + e * dim_D + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -219,36 +219,36 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[8 + e] = acc;
+        smem[1816 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
-      smem[e] = sqrtf(smem[8 + e] * 0.03125f + 0.000001f);
+    for (unsigned e = tid / 32 + tid % 32; e < tid / 32 + 1; e += 32) {
+      smem[512 + e] = sqrtf(smem[1816 + e] * 0.03125f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
-      smem[8 + e] = (1.0f / smem[e]);
+    for (unsigned e = tid / 32 + tid % 32; e < tid / 32 + 1; e += 32) {
+      smem[1824 + e] = (1.0f / smem[512 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v1 = param_gamma[h * 32 + e % dim_D];
-      smem[2048 + e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] + smem[1280 + e] * smem[8 + e / dim_D] * v1 + param_beta[h * 32 + e % dim_D] - smem[520 + e]) * 2.0f * v1;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      const float v2 = param_gamma[h * 32 + e % dim_D];
+      smem[20224 + e] = smem[1800 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[3072 + e] * smem[1824 + e / dim_D] * v2 + param_beta[h * 32 + e % dim_D] - smem[2816 + e]) * 2.0f * v2;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[2048 + e * dim_D + p] * smem[1280 + e * dim_D + p];
+        acc = acc + smem[20224 + e * dim_D + p] * smem[3072 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -256,24 +256,24 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[16 + e] = acc;
+        smem[1832 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v2 = smem[8 + e / dim_D];
-      smem[256 + e] = smem[2048 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 0.03125f * smem[1280 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      const float v3 = smem[1824 + e / dim_D];
+      smem[520 + e] = smem[20224 + e] * v3 + (-(smem[1832 + e / dim_D] * (v3 * v3))) * 0.5f / smem[512 + e / dim_D] * 0.03125f * smem[3072 + e] * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[256 + e * dim_D + p]);
+        acc = acc + (-smem[520 + e * dim_D + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -281,34 +281,35 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[512 + e] = acc;
+        smem[1840 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = smem[256 + e] + smem[512 + e / dim_D] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      smem[e] = smem[520 + e] + smem[1840 + e / dim_D] * 0.03125f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 64) * 64 + p];
-        const float a1 = smem[((e / 64) * 2 + 1) * dim_D + p];
-        const float b0 = smem[5120 + (e % 64) * dim_D + p];
+        const float a0 = smem[(e / 32) * dim_D + p];
+        const float b0 = smem[5888 + (e % 32) * 64 + p];
+        const float b1 = smem[5888 + ((e % 32) * 2 + 1) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[1288 + (e / 32) * dim_H + (e % 32) * 2] = acc0_0;
+      smem[1288 + (e / 32) * dim_H + (e % 32) * 2 + 1] = acc0_1;
     }
+    __syncthreads();
 
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -318,10 +319,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2560 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[2560 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[2560 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[2560 + p * dim_H + (e / 16) * 4 + 3];
+        const float a0 = smem[3328 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[3328 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[3328 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[3328 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[p * dim_D + (e % 16) * 2];
         const float b1 = smem[p * dim_D + (e % 16) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
@@ -333,41 +334,41 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[22144 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
-      smem[22144 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
-      smem[22144 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
-      smem[22144 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
-      smem[22144 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
-      smem[22144 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
-      smem[22144 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
-      smem[22144 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
+      smem[25488 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
+      smem[25488 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
+      smem[25488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
+      smem[25488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
+      smem[25488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
+      smem[25488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
+      smem[25488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
+      smem[25488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
     }
-    __syncthreads();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
-      const float v3 = smem[2560 + e];
-      smem[512 + e] = smem[2048 + e] * (1.0f - v3 * v3);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      const float v4 = smem[3328 + e];
+      smem[512 + e] = smem[1288 + e] * (1.0f - v4 * v4);
+    }
+    __syncwarp();
+
+    // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[512 + (e / 32) * dim_H + p];
+        const float b0 = smem[7936 + (e % 32) * 128 + p];
+        const float b1 = smem[7936 + ((e % 32) * 2 + 1) * dim_H + p];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+      }
+      smem[20224 + (e / 32) * dim_H + (e % 32) * 2] = acc0_0;
+      smem[20224 + (e / 32) * dim_H + (e % 32) * 2 + 1] = acc0_1;
     }
     __syncthreads();
 
-    // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
-      float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[512 + (e / 64) * 128 + p];
-        const float a1 = smem[512 + ((e / 64) * 2 + 1) * dim_H + p];
-        const float b0 = smem[7168 + (e % 64) * dim_H + p];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
-      }
-      smem[19456 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[19456 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
-    }
-
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -385,10 +386,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[1536 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[1536 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[1536 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[1536 + p * dim_H + (e / 16) * 4 + 3];
+        const float a0 = smem[2304 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[2304 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[2304 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[2304 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[512 + p * dim_H + (e % 16) * 4];
         const float b1 = smem[512 + p * dim_H + (e % 16) * 4 + 1];
         const float b2 = smem[512 + p * dim_H + (e % 16) * 4 + 2];
@@ -410,43 +411,42 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[26240 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[26240 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
-      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
-      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
-      smem[26240 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
-      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
-      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
-      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
-      smem[26240 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
-      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
-      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
-      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
-      smem[26240 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
+      smem[29584 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[29584 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[29584 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[29584 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[29584 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
+      smem[29584 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
+      smem[29584 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
+      smem[29584 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
+      smem[29584 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
+      smem[29584 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
+      smem[29584 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
+      smem[29584 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
+      smem[29584 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
+      smem[29584 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
+      smem[29584 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
+      smem[29584 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
     }
-    __syncthreads();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
-      const float v4 = smem[1536 + e];
-      smem[2048 + e] = smem[19456 + e] * (1.0f - v4 * v4);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      const float v5 = smem[2304 + e];
+      smem[2816 + e] = smem[20224 + e] * (1.0f - v5 * v5);
     }
     __syncthreads();
 
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[2048 + p * dim_H + e];
+        acc = acc + smem[2816 + p * dim_H + e];
       }
-      smem[19456 + e] = acc;
+      smem[20752 + e] = acc;
     }
 
     // [32, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -456,12 +456,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[1024 + p * dim_D + (e / 32) * 4];
-        const float a1 = smem[1024 + p * dim_D + (e / 32) * 4 + 1];
-        const float a2 = smem[1024 + p * dim_D + (e / 32) * 4 + 2];
-        const float a3 = smem[1024 + p * dim_D + (e / 32) * 4 + 3];
-        const float b0 = smem[2048 + p * dim_H + (e % 32) * 2];
-        const float b1 = smem[2048 + p * dim_H + (e % 32) * 2 + 1];
+        const float a0 = smem[2048 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[2816 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[2816 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -471,236 +471,234 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[24192 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
-      smem[24192 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
-      smem[24192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
-      smem[24192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
-      smem[24192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
-      smem[24192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
-      smem[24192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
-      smem[24192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
+      smem[27536 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
+      smem[27536 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
+      smem[27536 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
+      smem[27536 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
+      smem[27536 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
+      smem[27536 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
+      smem[27536 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
+      smem[27536 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[256 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[256 + (e / 64) * 64 + p];
-          const float a1 = smem[256 + ((e / 64) * 2 + 1) * dim_D + p];
-          const float b0 = smem[11264 + p * dim_H + e % 64];
+          const float a0 = smem[256 + (e / 32) * dim_D + p];
+          const float b0 = smem[12032 + p * dim_H + (e % 32) * 2];
+          const float b1 = smem[12032 + p * dim_H + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
-          acc1_0 = acc1_0 + a1 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[20096 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[20096 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[21904 + (e / 32) * dim_H + (e % 32) * 2] = acc0_0;
+      smem[21904 + (e / 32) * dim_H + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[256 + (e / 8) * dim_D + p];
-        const float b0 = smem[1024 + (e % 8) * dim_D + p];
+        const float b0 = smem[2048 + (e % 8) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1280 + (e / 8) * dim_K + e % 8] = acc0_0;
+      smem[20816 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[1280 + (e / 64) * 16 + p]);
-        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[1280 + ((e / 64) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[2048 + p * dim_H + e % 64];
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[20816 + (e / 32) * dim_K + p]);
+        const float b0 = smem[2816 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[2816 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[20608 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[20608 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[22416 + (e / 32) * dim_H + (e % 32) * 2] = acc0_0;
+      smem[22416 + (e / 32) * dim_H + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[256 + (e / 64) * 64 + p];
-        const float a1 = smem[256 + ((e / 64) * 2 + 1) * dim_D + p];
-        const float b0 = smem[3072 + p * dim_H + e % 64];
+        const float a0 = smem[256 + (e / 32) * dim_D + p];
+        const float b0 = smem[3840 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[3840 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[21120 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[21120 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[22928 + (e / 32) * dim_H + (e % 32) * 2] = acc0_0;
+      smem[22928 + (e / 32) * dim_H + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (p <= (e / 64) * 2 ? 1.0f : 0.0f);
-        const float a1 = (p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[2048 + p * dim_H + e % 64];
+        const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
+        const float b0 = smem[2816 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[2816 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[21632 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[21632 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[23440 + (e / 32) * dim_H + (e % 32) * 2] = acc0_0;
+      smem[23440 + (e / 32) * dim_H + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 512; e += 256) {
-      const float v5 = scale[min(position + e / dim_H, dim_K - 1)];
-      smem[1024 + e] = tanhf(smem[21120 + e] - v5 * (smem[20096 + e] + smem[20608 + e]) + (smem[19968 + e % dim_H] - v5 * (smem[20032 + e % dim_H] + smem[21632 + e])));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      const float v6 = scale[min(position + e / dim_H, dim_K - 1)];
+      smem[1024 + e] = tanhf(smem[22928 + e] - v6 * (smem[21904 + e] + smem[22416 + e]) + (smem[21008 + e % dim_H] - v6 * (smem[21072 + e % dim_H] + smem[23440 + e])));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[1024 + (e / 64) * 128 + p];
-          const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_H + p];
-          const float b0 = smem[15360 + p * dim_H + e % 64];
+          const float a0 = smem[1024 + (e / 32) * dim_H + p];
+          const float b0 = smem[16128 + p * dim_H + (e % 32) * 2];
+          const float b1 = smem[16128 + p * dim_H + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
-          acc1_0 = acc1_0 + a1 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[20096 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[20096 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[23952 + (e / 32) * dim_H + (e % 32) * 2] = acc0_0;
+      smem[23952 + (e / 32) * dim_H + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [8, 8] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1024 + (e / 8) * dim_H + p];
-        const float b0 = smem[1536 + (e % 8) * dim_H + p];
+        const float b0 = smem[2304 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[2048 + (e / 8) * dim_K + e % 8] = acc0_0;
+      smem[20880 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[2048 + (e / 64) * 16 + p]);
-        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[2048 + ((e / 64) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[512 + p * dim_H + e % 64];
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[20880 + (e / 32) * dim_K + p]);
+        const float b0 = smem[512 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[512 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[1536 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[1536 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[24464 + (e / 32) * dim_H + (e % 32) * 2] = acc0_0;
+      smem[24464 + (e / 32) * dim_H + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * 128 + p];
-        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_H + p];
-        const float b0 = smem[7168 + p * dim_H + e % 64];
+        const float a0 = smem[1024 + (e / 32) * dim_H + p];
+        const float b0 = smem[7936 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[7936 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[2048 + (e / 64) * 128 + e % 64] = acc0_0;
-      smem[2048 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[24976 + (e / 32) * dim_H + (e % 32) * 2] = acc0_0;
+      smem[24976 + (e / 32) * dim_H + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 512; e += 256) {
-      smem[512 + e] = tanhf(smem[2048 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[20096 + e] + smem[1536 + e]));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      smem[1536 + e] = tanhf(smem[24976 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[23952 + e] + smem[24464 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[512 + (e / 32) * dim_H + p];
-          const float b0 = smem[13312 + p * dim_D + e % 32];
+          const float a0 = smem[1536 + (e / 32) * dim_H + p];
+          const float b0 = smem[14080 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[1280 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[21136 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
 
     // [8, 8] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[512 + (e / 8) * dim_H + p];
-        const float b0 = smem[2560 + (e % 8) * dim_H + p];
+        const float a0 = smem[1536 + (e / 8) * dim_H + p];
+        const float b0 = smem[3328 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1024 + (e / 8) * dim_K + e % 8] = acc0_0;
+      smem[20944 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[1024 + (e / 32) * dim_K + p]);
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[20944 + (e / 32) * dim_K + p]);
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1536 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[21392 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
-    __syncthreads();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[512 + (e / 32) * dim_H + p];
-        const float b0 = smem[5120 + p * dim_D + e % 32];
+        const float a0 = smem[1536 + (e / 32) * dim_H + p];
+        const float b0 = smem[5888 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[20480 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = smem[1024 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[1280 + e] + smem[1536 + e]);
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      smem[20224 + e] = smem[20480 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[21136 + e] + smem[21392 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[e * dim_D + p];
+        acc = acc + smem[20224 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -708,24 +706,24 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[512 + e] = acc;
+        smem[20736 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
-      smem[520 + e] = smem[e] - smem[512 + e / dim_D] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      smem[21648 + e] = smem[20224 + e] - smem[20736 + e / dim_D] * 0.03125f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[520 + e * dim_D + p];
-        acc = acc + v6 * v6;
+        const float v8 = smem[21648 + e * dim_D + p];
+        acc = acc + v8 * v8;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -733,50 +731,51 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[20744 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[256 + e] + smem[520 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[256 + e] + smem[21648 + e] * (1.0f / sqrtf(smem[20744 + e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
+    __syncthreads();
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v7 = smem[11264 + e] + smem[24192 + e];
-      const float next_state = smem[3072 + e] - commit * v7;
-      const float next_accum = keep * v7;
-      smem[3072 + e] = next_state;
-      smem[11264 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v9 = smem[12032 + e] + smem[27536 + e];
+      const float next_state = smem[3840 + e] - commit * v9;
+      const float next_accum = keep * v9;
+      smem[3840 + e] = next_state;
+      smem[12032 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v8 = smem[20032 + e] + smem[19456 + e];
-      const float next_state = smem[19968 + e] - commit * v8;
-      const float next_accum = keep * v8;
-      smem[19968 + e] = next_state;
-      smem[20032 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v10 = smem[21072 + e] + smem[20752 + e];
+      const float next_state = smem[21008 + e] - commit * v10;
+      const float next_accum = keep * v10;
+      smem[21008 + e] = next_state;
+      smem[21072 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v9 = smem[15360 + e] + smem[26240 + e];
-      const float next_state = smem[7168 + e] - commit * v9;
-      const float next_accum = keep * v9;
-      smem[7168 + e] = next_state;
-      smem[15360 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v11 = smem[16128 + e] + smem[29584 + e];
+      const float next_state = smem[7936 + e] - commit * v11;
+      const float next_accum = keep * v11;
+      smem[7936 + e] = next_state;
+      smem[16128 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v10 = smem[13312 + e] + smem[22144 + e];
-      const float next_state = smem[5120 + e] - commit * v10;
-      const float next_accum = keep * v10;
-      smem[5120 + e] = next_state;
-      smem[13312 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v12 = smem[14080 + e] + smem[25488 + e];
+      const float next_state = smem[5888 + e] - commit * v12;
+      const float next_accum = keep * v12;
+      smem[5888 + e] = next_state;
+      smem[14080 + e] = next_accum;
     }
     __syncthreads();
 
@@ -786,20 +785,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 2048; e += 256) {
-    out_state_W1[bh * 2048 + e] = smem[3072 + e];
-    out_accum_W1[bh * 2048 + e] = smem[11264 + e];
+    out_state_W1[bh * 2048 + e] = smem[3840 + e];
+    out_accum_W1[bh * 2048 + e] = smem[12032 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[19968 + e];
-    out_accum_b1[bh * 64 + e] = smem[20032 + e];
+    out_state_b1[bh * 64 + e] = smem[21008 + e];
+    out_accum_b1[bh * 64 + e] = smem[21072 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    out_state_W2[bh * 4096 + e] = smem[7168 + e];
-    out_accum_W2[bh * 4096 + e] = smem[15360 + e];
+    out_state_W2[bh * 4096 + e] = smem[7936 + e];
+    out_accum_W2[bh * 4096 + e] = smem[16128 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    out_state_W3[bh * 2048 + e] = smem[5120 + e];
-    out_accum_W3[bh * 2048 + e] = smem[13312 + e];
+    out_state_W3[bh * 2048 + e] = smem[5888 + e];
+    out_accum_W3[bh * 2048 + e] = smem[14080 + e];
   }
 }
 
@@ -831,7 +830,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W2,       // [B, H, 64, 64]
     float* __restrict__ out_accum_W3) {     // [B, H, 64, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 25408 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 25888 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -846,20 +845,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
-    smem[384 + e] = state_W1[bh * 2048 + e];
-    smem[8640 + e] = accum_W1[bh * 2048 + e];
+    smem[512 + e] = state_W1[bh * 2048 + e];
+    smem[8768 + e] = accum_W1[bh * 2048 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[17088 + e] = state_b1[bh * 64 + e];
-    smem[17152 + e] = accum_b1[bh * 64 + e];
+    smem[17568 + e] = state_b1[bh * 64 + e];
+    smem[17632 + e] = accum_b1[bh * 64 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    smem[4480 + e] = state_W2[bh * 4096 + e];
-    smem[12736 + e] = accum_W2[bh * 4096 + e];
+    smem[4608 + e] = state_W2[bh * 4096 + e];
+    smem[12864 + e] = accum_W2[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    smem[2432 + e] = state_W3[bh * 2048 + e];
-    smem[10688 + e] = accum_W3[bh * 2048 + e];
+    smem[2560 + e] = state_W3[bh * 2048 + e];
+    smem[10816 + e] = accum_W3[bh * 2048 + e];
   }
   __syncthreads();
 
@@ -874,87 +873,95 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[64 + e] = x;
+      smem[225 + e] = x;
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[128 + e] = x;
+      smem[256 + e] = x;
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[65 + e] = x;
+      smem[352 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[128 + p];
-        const float b0 = smem[384 + p * dim_H + e % 64];
+        const float a0 = smem[256 + p];
+        const float b0 = smem[512 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[512 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[e % 64] = acc0_0;
+      smem[8704 + (e % 32) * 2] = acc0_0;
+      smem[8704 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[192 + e] = tanhf(smem[e] + smem[17088 + e % dim_H]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[288 + e] = tanhf(smem[8704 + e] + smem[17568 + e % dim_H]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[192 + p];
-        const float b0 = smem[4480 + p * dim_H + e % 64];
+        const float a0 = smem[288 + p];
+        const float b0 = smem[4608 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[4608 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[e % 64] = acc0_0;
+      smem[97 + (e % 32) * 2] = acc0_0;
+      smem[97 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[320 + e] = tanhf(smem[e]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[416 + e] = tanhf(smem[97 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[320 + p];
-        const float b0 = smem[2432 + p * dim_D + e % 32];
+        const float a0 = smem[416 + p];
+        const float b0 = smem[2560 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[e % 32] = acc0_0;
+      smem[32 + e % 32] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[p];
+        acc = acc + smem[32 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -962,24 +969,24 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[32 + e] = acc;
+        smem[226 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
-      smem[160 + e] = smem[e] - smem[32] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      smem[384 + e] = smem[32 + e] - smem[226] * 0.03125f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[160 + p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[384 + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -987,36 +994,36 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1 + e] = acc;
+        smem[227 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf(smem[1 + e] * 0.03125f + 0.000001f);
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[64 + e] = sqrtf(smem[227 + e] * 0.03125f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[1 + e] = (1.0f / smem[e]);
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[228 + e] = (1.0f / smem[64 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 32; e += 256) {
-      const float v1 = param_gamma[h * 32 + e % dim_D];
-      smem[256 + e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[160 + e] * smem[1] * v1 + param_beta[h * 32 + e % dim_D] - smem[65 + e]) * 2.0f * v1;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      const float v2 = param_gamma[h * 32 + e % dim_D];
+      smem[480 + e] = smem[225] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[256 + e] + smem[384 + e] * smem[228] * v2 + param_beta[h * 32 + e % dim_D] - smem[352 + e]) * 2.0f * v2;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[256 + p] * smem[160 + p];
+        acc = acc + smem[480 + p] * smem[384 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1024,24 +1031,24 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[2 + e] = acc;
+        smem[229 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 32; e += 256) {
-      const float v2 = smem[1];
-      smem[32 + e] = smem[256 + e] * v2 + (-(smem[2] * (v2 * v2))) * 0.5f / smem[0] * 0.03125f * smem[160 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      const float v3 = smem[228];
+      smem[65 + e] = smem[480 + e] * v3 + (-(smem[229] * (v3 * v3))) * 0.5f / smem[64] * 0.03125f * smem[384 + e] * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[32 + p]);
+        acc = acc + (-smem[65 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1049,30 +1056,35 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[64 + e] = acc;
+        smem[230 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = smem[32 + e] + smem[64] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      smem[e] = smem[65 + e] + smem[230] * 0.03125f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[2432 + (e % 64) * dim_D + p];
+        const float b0 = smem[2560 + (e % 32) * 64 + p];
+        const float b1 = smem[2560 + ((e % 32) * 2 + 1) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[256 + e % 64] = acc0_0;
+      smem[161 + (e % 32) * 2] = acc0_0;
+      smem[161 + (e % 32) * 2 + 1] = acc0_1;
     }
+    __syncthreads();
 
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -1082,10 +1094,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[320 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[320 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[320 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[320 + p * dim_H + (e / 16) * 4 + 3];
+        const float a0 = smem[416 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[416 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[416 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[416 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[p * dim_D + (e % 16) * 2];
         const float b1 = smem[p * dim_D + (e % 16) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1097,37 +1109,41 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[17216 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
-      smem[17216 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
-      smem[17216 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
-      smem[17216 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
-      smem[17216 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
-      smem[17216 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
-      smem[17216 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
-      smem[17216 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
+      smem[17696 + (e / 16) * 128 + (e % 16) * 2] = acc0_0;
+      smem[17696 + (e / 16) * 128 + (e % 16) * 2 + 1] = acc0_1;
+      smem[17696 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2] = acc1_0;
+      smem[17696 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 2 + 1] = acc1_1;
+      smem[17696 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2] = acc2_0;
+      smem[17696 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 2 + 1] = acc2_1;
+      smem[17696 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2] = acc3_0;
+      smem[17696 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 2 + 1] = acc3_1;
     }
-    __syncthreads();
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v3 = smem[320 + e];
-      smem[64 + e] = smem[256 + e] * (1.0f - v3 * v3);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v4 = smem[416 + e];
+      smem[64 + e] = smem[161 + e] * (1.0f - v4 * v4);
+    }
+    __syncwarp();
+
+    // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[64 + p];
+        const float b0 = smem[4608 + (e % 32) * 128 + p];
+        const float b1 = smem[4608 + ((e % 32) * 2 + 1) * dim_H + p];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+      }
+      smem[8704 + (e % 32) * 2] = acc0_0;
+      smem[8704 + (e % 32) * 2 + 1] = acc0_1;
     }
     __syncthreads();
 
-    // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[64 + p];
-        const float b0 = smem[4480 + (e % 64) * dim_H + p];
-        acc0_0 = acc0_0 + a0 * b0;
-      }
-      smem[8576 + e % 64] = acc0_0;
-    }
-
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -1145,10 +1161,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[192 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[192 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[192 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[192 + p * dim_H + (e / 16) * 4 + 3];
+        const float a0 = smem[288 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[288 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[288 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[288 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[64 + p * dim_H + (e % 16) * 4];
         const float b1 = smem[64 + p * dim_H + (e % 16) * 4 + 1];
         const float b2 = smem[64 + p * dim_H + (e % 16) * 4 + 2];
@@ -1170,43 +1186,42 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[21312 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[21312 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
-      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
-      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
-      smem[21312 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
-      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
-      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
-      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
-      smem[21312 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
-      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
-      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
-      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
-      smem[21312 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
+      smem[21792 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[21792 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[21792 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[21792 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[21792 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4] = acc1_0;
+      smem[21792 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 1] = acc1_1;
+      smem[21792 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 2] = acc1_2;
+      smem[21792 + ((e / 16) * 4 + 1) * dim_H + (e % 16) * 4 + 3] = acc1_3;
+      smem[21792 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4] = acc2_0;
+      smem[21792 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 1] = acc2_1;
+      smem[21792 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 2] = acc2_2;
+      smem[21792 + ((e / 16) * 4 + 2) * dim_H + (e % 16) * 4 + 3] = acc2_3;
+      smem[21792 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4] = acc3_0;
+      smem[21792 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 1] = acc3_1;
+      smem[21792 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 2] = acc3_2;
+      smem[21792 + ((e / 16) * 4 + 3) * dim_H + (e % 16) * 4 + 3] = acc3_3;
     }
-    __syncthreads();
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = smem[192 + e];
-      smem[256 + e] = smem[8576 + e] * (1.0f - v4 * v4);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v5 = smem[288 + e];
+      smem[352 + e] = smem[8704 + e] * (1.0f - v5 * v5);
     }
     __syncthreads();
 
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        acc = acc + smem[256 + e];
+        acc = acc + smem[352 + e];
       }
-      smem[8576 + e] = acc;
+      smem[17056 + e] = acc;
     }
 
     // [32, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -1216,12 +1231,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + (e / 32) * 4];
-        const float a1 = smem[128 + p * dim_D + (e / 32) * 4 + 1];
-        const float a2 = smem[128 + p * dim_D + (e / 32) * 4 + 2];
-        const float a3 = smem[128 + p * dim_D + (e / 32) * 4 + 3];
-        const float b0 = smem[256 + p * dim_H + (e % 32) * 2];
-        const float b1 = smem[256 + p * dim_H + (e % 32) * 2 + 1];
+        const float a0 = smem[256 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[256 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[256 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[256 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[352 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[352 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -1231,208 +1246,234 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[19264 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
-      smem[19264 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
-      smem[19264 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
-      smem[19264 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
-      smem[19264 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
-      smem[19264 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
-      smem[19264 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
-      smem[19264 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
+      smem[19744 + (e / 32) * 256 + (e % 32) * 2] = acc0_0;
+      smem[19744 + (e / 32) * 256 + (e % 32) * 2 + 1] = acc0_1;
+      smem[19744 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2] = acc1_0;
+      smem[19744 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 2 + 1] = acc1_1;
+      smem[19744 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2] = acc2_0;
+      smem[19744 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 2 + 1] = acc2_1;
+      smem[19744 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2] = acc3_0;
+      smem[19744 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 2 + 1] = acc3_1;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[32 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[32 + p];
-          const float b0 = smem[8640 + p * dim_H + e % 64];
+          const float b0 = smem[8768 + p * dim_H + (e % 32) * 2];
+          const float b1 = smem[8768 + p * dim_H + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[16832 + e % 64] = acc0_0;
+      smem[17120 + (e % 32) * 2] = acc0_0;
+      smem[17120 + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [1, 1] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[32 + p];
-        const float b0 = smem[128 + p];
+        const float b0 = smem[256 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[160] = acc0_0;
+      smem[8736] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[160 + p]);
-        const float b0 = smem[256 + p * dim_H + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8736 + p]);
+        const float b0 = smem[352 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[352 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[16896 + e % 64] = acc0_0;
+      smem[17184 + (e % 32) * 2] = acc0_0;
+      smem[17184 + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[32 + p];
-        const float b0 = smem[384 + p * dim_H + e % 64];
+        const float b0 = smem[512 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[512 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[16960 + e % 64] = acc0_0;
+      smem[17248 + (e % 32) * 2] = acc0_0;
+      smem[17248 + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[256 + p * dim_H + e % 64];
+        const float b0 = smem[352 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[352 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[17024 + e % 64] = acc0_0;
+      smem[17312 + (e % 32) * 2] = acc0_0;
+      smem[17312 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v5 = scale[min(position, dim_K - 1)];
-      smem[128 + e] = tanhf(smem[16960 + e] - v5 * (smem[16832 + e] + smem[16896 + e]) + (smem[17088 + e % dim_H] - v5 * (smem[17152 + e % dim_H] + smem[17024 + e])));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v6 = scale[min(position, dim_K - 1)];
+      smem[128 + e] = tanhf(smem[17248 + e] - v6 * (smem[17120 + e] + smem[17184 + e]) + (smem[17568 + e % dim_H] - v6 * (smem[17632 + e % dim_H] + smem[17312 + e])));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = smem[12736 + p * dim_H + e % 64];
+          const float b0 = smem[12864 + p * dim_H + (e % 32) * 2];
+          const float b1 = smem[12864 + p * dim_H + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[16832 + e % 64] = acc0_0;
+      smem[17376 + (e % 32) * 2] = acc0_0;
+      smem[17376 + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [1, 1] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[192 + p];
+        const float b0 = smem[288 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256] = acc0_0;
+      smem[8737] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[256 + p]);
-        const float b0 = smem[64 + p * dim_H + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8737 + p]);
+        const float b0 = smem[64 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[64 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[192 + e % 64] = acc0_0;
+      smem[17440 + (e % 32) * 2] = acc0_0;
+      smem[17440 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[4480 + p * dim_H + e % 64];
+        const float b0 = smem[4608 + p * dim_H + (e % 32) * 2];
+        const float b1 = smem[4608 + p * dim_H + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[256 + e % 64] = acc0_0;
+      smem[17504 + (e % 32) * 2] = acc0_0;
+      smem[17504 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[64 + e] = tanhf(smem[256 + e] - scale[min(position, dim_K - 1)] * (smem[16832 + e] + smem[192 + e]));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[192 + e] = tanhf(smem[17504 + e] - scale[min(position, dim_K - 1)] * (smem[17376 + e] + smem[17440 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[64 + p];
-          const float b0 = smem[10688 + p * dim_D + e % 32];
+          const float a0 = smem[192 + p];
+          const float b0 = smem[10816 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[160 + e % 32] = acc0_0;
+      smem[16960 + e % 32] = acc0_0;
     }
 
     // [1, 1] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[64 + p];
-        const float b0 = smem[320 + p];
+        const float a0 = smem[192 + p];
+        const float b0 = smem[416 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[128] = acc0_0;
+      smem[8738] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[128 + p]);
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8738 + p]);
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[192 + e % 32] = acc0_0;
+      smem[16992 + e % 32] = acc0_0;
     }
-    __syncthreads();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[64 + p];
-        const float b0 = smem[2432 + p * dim_D + e % 32];
+        const float a0 = smem[192 + p];
+        const float b0 = smem[2560 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[128 + e % 32] = acc0_0;
+      smem[8704 + e % 32] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = smem[128 + e] - scale[min(position, dim_K - 1)] * (smem[160 + e] + smem[192 + e]);
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      smem[480 + e] = smem[8704 + e] - scale[min(position, dim_K - 1)] * (smem[16960 + e] + smem[16992 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[p];
+        acc = acc + smem[480 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1440,24 +1481,24 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[64 + e] = acc;
+        smem[8739 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
-      smem[65 + e] = smem[e] - smem[64] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      smem[17024 + e] = smem[480 + e] - smem[8739] * 0.03125f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[65 + p];
-        acc = acc + v6 * v6;
+        const float v8 = smem[17024 + p];
+        acc = acc + v8 * v8;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1465,50 +1506,51 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[8740 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[32 + e] + smem[65 + e] * (1.0f / sqrtf(smem[0] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[32 + e] + smem[17024 + e] * (1.0f / sqrtf(smem[8740] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
+    __syncthreads();
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v7 = smem[8640 + e] + smem[19264 + e];
-      const float next_state = smem[384 + e] - commit * v7;
-      const float next_accum = keep * v7;
-      smem[384 + e] = next_state;
-      smem[8640 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v9 = smem[8768 + e] + smem[19744 + e];
+      const float next_state = smem[512 + e] - commit * v9;
+      const float next_accum = keep * v9;
+      smem[512 + e] = next_state;
+      smem[8768 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v8 = smem[17152 + e] + smem[8576 + e];
-      const float next_state = smem[17088 + e] - commit * v8;
-      const float next_accum = keep * v8;
-      smem[17088 + e] = next_state;
-      smem[17152 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v10 = smem[17632 + e] + smem[17056 + e];
+      const float next_state = smem[17568 + e] - commit * v10;
+      const float next_accum = keep * v10;
+      smem[17568 + e] = next_state;
+      smem[17632 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v9 = smem[12736 + e] + smem[21312 + e];
-      const float next_state = smem[4480 + e] - commit * v9;
-      const float next_accum = keep * v9;
-      smem[4480 + e] = next_state;
-      smem[12736 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v11 = smem[12864 + e] + smem[21792 + e];
+      const float next_state = smem[4608 + e] - commit * v11;
+      const float next_accum = keep * v11;
+      smem[4608 + e] = next_state;
+      smem[12864 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v10 = smem[10688 + e] + smem[17216 + e];
-      const float next_state = smem[2432 + e] - commit * v10;
-      const float next_accum = keep * v10;
-      smem[2432 + e] = next_state;
-      smem[10688 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v12 = smem[10816 + e] + smem[17696 + e];
+      const float next_state = smem[2560 + e] - commit * v12;
+      const float next_accum = keep * v12;
+      smem[2560 + e] = next_state;
+      smem[10816 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1518,20 +1560,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 2048; e += 256) {
-    out_state_W1[bh * 2048 + e] = smem[384 + e];
-    out_accum_W1[bh * 2048 + e] = smem[8640 + e];
+    out_state_W1[bh * 2048 + e] = smem[512 + e];
+    out_accum_W1[bh * 2048 + e] = smem[8768 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[17088 + e];
-    out_accum_b1[bh * 64 + e] = smem[17152 + e];
+    out_state_b1[bh * 64 + e] = smem[17568 + e];
+    out_accum_b1[bh * 64 + e] = smem[17632 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    out_state_W2[bh * 4096 + e] = smem[4480 + e];
-    out_accum_W2[bh * 4096 + e] = smem[12736 + e];
+    out_state_W2[bh * 4096 + e] = smem[4608 + e];
+    out_accum_W2[bh * 4096 + e] = smem[12864 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    out_state_W3[bh * 2048 + e] = smem[2432 + e];
-    out_accum_W3[bh * 2048 + e] = smem[10688 + e];
+    out_state_W3[bh * 2048 + e] = smem[2560 + e];
+    out_accum_W3[bh * 2048 + e] = smem[10816 + e];
   }
 }
 
@@ -1541,8 +1583,8 @@ namespace {
 
 constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 121344;
-constexpr size_t kDecodeSharedBytes = 101632;
+constexpr size_t kSharedBytes = 134720;
+constexpr size_t kDecodeSharedBytes = 103552;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -1634,8 +1676,8 @@ extern "C" int tttc_three_layer_mlp_forward(const tttc_three_layer_mlp_args* a, 
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 121344) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)121344);
+  if ((size_t)available < 134720) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)134720);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_three_layer_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

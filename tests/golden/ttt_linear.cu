@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise.
-// Shared memory: 78336 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 87936 bytes per block; global scratch: 0 bytes per block.
 // W1: state in shared memory, accumulator in shared memory.
 // b1: state in shared memory, accumulator in shared memory.
 
@@ -47,7 +47,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     float* __restrict__ out_state_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W1,       // [B, H, 64, 64]
     float* __restrict__ out_accum_b1) {     // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 19584 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 21984 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -62,8 +62,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     smem[7168 + e] = accum_W1[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[12288 + e] = state_b1[bh * 64 + e];
-    smem[12352 + e] = accum_b1[bh * 64 + e];
+    smem[12384 + e] = state_b1[bh * 64 + e];
+    smem[12448 + e] = accum_b1[bh * 64 + e];
   }
   __syncthreads();
 
@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -87,7 +87,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -96,17 +96,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[48 + e] = x;
+      smem[12512 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -121,44 +121,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[11264 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[11264 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[11264 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[11264 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[13536 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[13536 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[13536 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[13536 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[11264 + e * dim_D + p] + smem[12288 + p]);
-      }
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
-      if (tid % 32 == 0) {
-        smem[e] = acc;
-      }
-    }
-    __syncthreads();
-
-    // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[12416 + e] = smem[11264 + e] + smem[12288 + e % dim_D] - smem[e / dim_D] * 0.015625f;
-    }
-    __syncthreads();
-
-    // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
-      float acc = 0.0f;
-      for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[12416 + e * dim_D + p];
-        acc = acc + v0 * v0;
+        acc = acc + (smem[13536 + e * dim_D + p] + smem[12384 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -169,33 +144,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         smem[32 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
-    // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
-      smem[e] = sqrtf(smem[32 + e] * 0.015625f + 0.000001f);
+    // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[14560 + e] = smem[13536 + e] + smem[12384 + e % dim_D] - smem[32 + e / dim_D] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
-    // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
-      smem[32 + e] = (1.0f / smem[e]);
-    }
-    __syncthreads();
-
-    // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = param_gamma[h * 64 + e % dim_D];
-      smem[13440 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[12416 + e] * smem[32 + e / dim_D] * v1 + param_beta[h * 64 + e % dim_D] - smem[48 + e]) * 2.0f * v1;
-    }
-    __syncthreads();
-
-    // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[13440 + e * dim_D + p] * smem[12416 + e * dim_D + p];
+        const float v1 = smem[14560 + e * dim_D + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -203,21 +166,58 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[16 + e] = acc;
+        smem[48 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
+
+    // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+      smem[e] = sqrtf(smem[48 + e] * 0.015625f + 0.000001f);
+    }
+    __syncwarp();
+
+    // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+      smem[64 + e] = (1.0f / smem[e]);
+    }
+    __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v2 = smem[32 + e / dim_D];
-      smem[11264 + e] = smem[13440 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[12416 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v2 = param_gamma[h * 64 + e % dim_D];
+      smem[15584 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[14560 + e] * smem[64 + e / dim_D] * v2 + param_beta[h * 64 + e % dim_D] - smem[12512 + e]) * 2.0f * v2;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+      float acc = 0.0f;
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[15584 + e * dim_D + p] * smem[14560 + e * dim_D + p];
+      }
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[80 + e] = acc;
+      }
+    }
+    __syncwarp();
+
+    // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v3 = smem[64 + e / dim_D];
+      smem[11264 + e] = smem[15584 + e] * v3 + (-(smem[80 + e / dim_D] * (v3 * v3))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[14560 + e] * 2.0f;
+    }
+    __syncwarp();
+
+    // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[11264 + e * dim_D + p]);
@@ -228,28 +228,28 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[96 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[1024 + e] = smem[11264 + e] + smem[e / dim_D] * 0.015625f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[1024 + e] = smem[11264 + e] + smem[96 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[1024 + p * dim_D + e];
       }
-      smem[11264 + e] = acc;
+      smem[12320 + e] = acc;
     }
 
     // [64, 64] product, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -292,36 +292,36 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[15488 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[15488 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      smem[15488 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      smem[15488 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      smem[15488 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      smem[17888 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[17888 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[17888 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[17888 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[17888 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[17888 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[17888 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[17888 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[17888 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[17888 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[17888 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[17888 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[17888 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[17888 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[17888 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[17888 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -338,33 +338,33 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[12416 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[12416 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[12416 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[12416 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[12768 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[12768 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[12768 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[12768 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
         const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[11328 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[12512 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11328 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11328 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[12512 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[12512 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[1024 + p * dim_D + (e % 32) * 2];
         const float b1 = smem[1024 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
@@ -372,14 +372,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[13792 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[13792 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[13792 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[13792 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -394,14 +394,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[13440 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[13440 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[13440 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[13440 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[14816 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[14816 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[14816 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[14816 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -416,26 +416,26 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[14464 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[14464 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[14464 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[14464 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[15840 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[15840 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[15840 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[15840 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v3 = scale[min(position + e / dim_D, dim_K - 1)];
-      smem[1024 + e] = smem[13440 + e] - v3 * (smem[12416 + e] + smem[2048 + e]) + (smem[12288 + e % dim_D] - v3 * (smem[12352 + e % dim_D] + smem[14464 + e]));
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v4 = scale[min(position + e / dim_D, dim_K - 1)];
+      smem[11264 + e] = smem[14816 + e] - v4 * (smem[12768 + e] + smem[13792 + e]) + (smem[12384 + e % dim_D] - v4 * (smem[12448 + e % dim_D] + smem[15840 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[1024 + e * dim_D + p];
+        acc = acc + smem[11264 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -443,24 +443,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[2048 + e] = acc;
+        smem[12288 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[12416 + e] = smem[1024 + e] - smem[2048 + e / dim_D] * 0.015625f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[16864 + e] = smem[11264 + e] - smem[12288 + e / dim_D] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v4 = smem[12416 + e * dim_D + p];
-        acc = acc + v4 * v4;
+        const float v6 = smem[16864 + e * dim_D + p];
+        acc = acc + v6 * v6;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -468,32 +468,33 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1024 + e] = acc;
+        smem[12304 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[e] + smem[12416 + e] * (1.0f / sqrtf(smem[1024 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[16864 + e] * (1.0f / sqrtf(smem[12304 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
+    __syncthreads();
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v5 = smem[7168 + e] + smem[15488 + e];
-      const float next_state = smem[3072 + e] - commit * v5;
-      const float next_accum = keep * v5;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v7 = smem[7168 + e] + smem[17888 + e];
+      const float next_state = smem[3072 + e] - commit * v7;
+      const float next_accum = keep * v7;
       smem[3072 + e] = next_state;
       smem[7168 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v6 = smem[12352 + e] + smem[11264 + e];
-      const float next_state = smem[12288 + e] - commit * v6;
-      const float next_accum = keep * v6;
-      smem[12288 + e] = next_state;
-      smem[12352 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v8 = smem[12448 + e] + smem[12320 + e];
+      const float next_state = smem[12384 + e] - commit * v8;
+      const float next_accum = keep * v8;
+      smem[12384 + e] = next_state;
+      smem[12448 + e] = next_accum;
     }
     __syncthreads();
 
@@ -507,8 +508,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     out_accum_W1[bh * 4096 + e] = smem[7168 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[12288 + e];
-    out_accum_b1[bh * 64 + e] = smem[12352 + e];
+    out_state_b1[bh * 64 + e] = smem[12384 + e];
+    out_accum_b1[bh * 64 + e] = smem[12448 + e];
   }
 }
 
@@ -532,7 +533,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     float* __restrict__ out_state_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W1,       // [B, H, 64, 64]
     float* __restrict__ out_accum_b1) {     // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 12864 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 13059 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -545,12 +546,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
-    smem[192 + e] = state_W1[bh * 4096 + e];
+    smem[256 + e] = state_W1[bh * 4096 + e];
     smem[4352 + e] = accum_W1[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[8640 + e] = state_b1[bh * 64 + e];
-    smem[8704 + e] = accum_b1[bh * 64 + e];
+    smem[8835 + e] = state_b1[bh * 64 + e];
+    smem[8899 + e] = accum_b1[bh * 64 + e];
   }
   __syncthreads();
 
@@ -565,7 +566,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -574,7 +575,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -583,58 +584,37 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[3 + e] = x;
+      smem[8448 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[192 + p * dim_D + e % 64];
+        const float b0 = smem[256 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[256 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[4288 + e % 64] = acc0_0;
+      smem[8512 + (e % 32) * 2] = acc0_0;
+      smem[8512 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[4288 + p] + smem[8640 + p]);
-      }
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
-      if (tid % 32 == 0) {
-        smem[e] = acc;
-      }
-    }
-    __syncthreads();
-
-    // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[8448 + e] = smem[4288 + e] + smem[8640 + e % dim_D] - smem[0] * 0.015625f;
-    }
-    __syncthreads();
-
-    // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
-      float acc = 0.0f;
-      for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[8448 + p];
-        acc = acc + v0 * v0;
+        acc = acc + (smem[8512 + p] + smem[8835 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -645,33 +625,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
         smem[2 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
-    // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf(smem[2 + e] * 0.015625f + 0.000001f);
+    // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[8576 + e] = smem[8512 + e] + smem[8835 + e % dim_D] - smem[2] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
-    // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[2 + e] = (1.0f / smem[e]);
-    }
-    __syncthreads();
-
-    // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = param_gamma[h * 64 + e % dim_D];
-      smem[8512 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[8448 + e] * smem[2] * v1 + param_beta[h * 64 + e % dim_D] - smem[3 + e]) * 2.0f * v1;
-    }
-    __syncthreads();
-
-    // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[8512 + p] * smem[8448 + p];
+        const float v1 = smem[8576 + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -679,24 +647,36 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1 + e] = acc;
+        smem[3 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
+
+    // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[e] = sqrtf(smem[3 + e] * 0.015625f + 0.000001f);
+    }
+    __syncwarp();
+
+    // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[4 + e] = (1.0f / smem[e]);
+    }
+    __syncwarp();
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v2 = smem[2];
-      smem[4288 + e] = smem[8512 + e] * v2 + (-(smem[1] * (v2 * v2))) * 0.5f / smem[0] * 0.015625f * smem[8448 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v2 = param_gamma[h * 64 + e % dim_D];
+      smem[8640 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[8576 + e] * smem[4] * v2 + param_beta[h * 64 + e % dim_D] - smem[8448 + e]) * 2.0f * v2;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[4288 + p]);
+        acc = acc + smem[8640 + p] * smem[8576 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -704,28 +684,53 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[5 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[64 + e] = smem[4288 + e] + smem[0] * 0.015625f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v3 = smem[4];
+      smem[192 + e] = smem[8640 + e] * v3 + (-(smem[5] * (v3 * v3))) * 0.5f / smem[0] * 0.015625f * smem[8576 + e] * 2.0f;
+    }
+    __syncwarp();
+
+    // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+      float acc = 0.0f;
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + (-smem[192 + p]);
+      }
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[6 + e] = acc;
+      }
+    }
+    __syncwarp();
+
+    // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[64 + e] = smem[192 + e] + smem[6] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[64 + e];
       }
-      smem[8448 + e] = acc;
+      smem[8451 + e] = acc;
     }
 
     // [64, 64] product, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -768,107 +773,122 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8768 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      smem[8768 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      smem[8768 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      smem[8768 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      smem[8768 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      smem[8963 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[8963 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[8963 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[8963 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[8963 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[8963 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[8963 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[8963 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[8963 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[8963 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[8963 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[8963 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[8963 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[8963 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[8963 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[8963 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[p];
-          const float b0 = smem[4352 + p * dim_D + e % 64];
+          const float b0 = smem[4352 + p * dim_D + (e % 32) * 2];
+          const float b1 = smem[4352 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[8512 + e % 64] = acc0_0;
+      smem[8515 + (e % 32) * 2] = acc0_0;
+      smem[8515 + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [1, 1] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[4288] = acc0_0;
+      smem[8448] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[4288 + p]);
-        const float b0 = smem[64 + p * dim_D + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8448 + p]);
+        const float b0 = smem[64 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[64 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[128 + e % 64] = acc0_0;
+      smem[8579 + (e % 32) * 2] = acc0_0;
+      smem[8579 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[192 + p * dim_D + e % 64];
+        const float b0 = smem[256 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[256 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[4288 + e % 64] = acc0_0;
+      smem[8643 + (e % 32) * 2] = acc0_0;
+      smem[8643 + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[64 + p * dim_D + e % 64];
+        const float b0 = smem[64 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[64 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[8576 + e % 64] = acc0_0;
+      smem[8707 + (e % 32) * 2] = acc0_0;
+      smem[8707 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v3 = scale[min(position, dim_K - 1)];
-      smem[64 + e] = smem[4288 + e] - v3 * (smem[8512 + e] + smem[128 + e]) + (smem[8640 + e % dim_D] - v3 * (smem[8704 + e % dim_D] + smem[8576 + e]));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v4 = scale[min(position, dim_K - 1)];
+      smem[192 + e] = smem[8643 + e] - v4 * (smem[8515 + e] + smem[8579 + e]) + (smem[8835 + e % dim_D] - v4 * (smem[8899 + e % dim_D] + smem[8707 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[64 + p];
+        acc = acc + smem[192 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -876,24 +896,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[128 + e] = acc;
+        smem[8449 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[4288 + e] = smem[64 + e] - smem[128] * 0.015625f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[8771 + e] = smem[192 + e] - smem[8449] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v4 = smem[4288 + p];
-        acc = acc + v4 * v4;
+        const float v6 = smem[8771 + p];
+        acc = acc + v6 * v6;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -901,32 +921,33 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[64 + e] = acc;
+        smem[8450 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[e] + smem[4288 + e] * (1.0f / sqrtf(smem[64] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[8771 + e] * (1.0f / sqrtf(smem[8450] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
+    __syncthreads();
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v5 = smem[4352 + e] + smem[8768 + e];
-      const float next_state = smem[192 + e] - commit * v5;
-      const float next_accum = keep * v5;
-      smem[192 + e] = next_state;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v7 = smem[4352 + e] + smem[8963 + e];
+      const float next_state = smem[256 + e] - commit * v7;
+      const float next_accum = keep * v7;
+      smem[256 + e] = next_state;
       smem[4352 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v6 = smem[8704 + e] + smem[8448 + e];
-      const float next_state = smem[8640 + e] - commit * v6;
-      const float next_accum = keep * v6;
-      smem[8640 + e] = next_state;
-      smem[8704 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v8 = smem[8899 + e] + smem[8451 + e];
+      const float next_state = smem[8835 + e] - commit * v8;
+      const float next_accum = keep * v8;
+      smem[8835 + e] = next_state;
+      smem[8899 + e] = next_accum;
     }
     __syncthreads();
 
@@ -936,12 +957,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 4096; e += 256) {
-    out_state_W1[bh * 4096 + e] = smem[192 + e];
+    out_state_W1[bh * 4096 + e] = smem[256 + e];
     out_accum_W1[bh * 4096 + e] = smem[4352 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[8640 + e];
-    out_accum_b1[bh * 64 + e] = smem[8704 + e];
+    out_state_b1[bh * 64 + e] = smem[8835 + e];
+    out_accum_b1[bh * 64 + e] = smem[8899 + e];
   }
 }
 
@@ -951,8 +972,8 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 78336;
-constexpr size_t kDecodeSharedBytes = 51456;
+constexpr size_t kSharedBytes = 87936;
+constexpr size_t kDecodeSharedBytes = 52236;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -1036,8 +1057,8 @@ extern "C" int tttc_ttt_linear_forward(const tttc_ttt_linear_args* a, cudaStream
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 78336) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)78336);
+  if ((size_t)available < 87936) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)87936);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, b2 dual-elementwise.
-// Shared memory: 230144 bytes per block; global scratch: 180224 bytes per block.
+// Shared memory: 228096 bytes per block; global scratch: 212992 bytes per block.
 // W1: state in shared memory, accumulator in place in its global output.
 // b1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in place in its global output.
@@ -57,8 +57,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 256]
     float* __restrict__ out_accum_W2,       // [B, H, 256, 64]
     float* __restrict__ out_accum_b2,       // [B, H, 64]
-    float* __restrict__ scratch) {          // [B, H, 45056]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 57536 floats, placed by the scheduler
+    float* __restrict__ scratch) {          // [B, H, 53248]: a slice per block
+  TTTC_DYNAMIC_SHARED(float, smem);  // 57024 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -71,20 +71,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[11264 + e] = state_W1[bh * 16384 + e];
+    smem[15360 + e] = state_W1[bh * 16384 + e];
     out_accum_W1[bh * 16384 + e] = accum_W1[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    smem[44736 + e] = state_b1[bh * 256 + e];
-    smem[44992 + e] = accum_b1[bh * 256 + e];
+    smem[52416 + e] = state_b1[bh * 256 + e];
+    smem[52672 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[27648 + e] = state_W2[bh * 16384 + e];
+    smem[31744 + e] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[44096 + e] = state_b2[bh * 64 + e];
-    smem[44160 + e] = accum_b2[bh * 64 + e];
+    smem[52288 + e] = state_b2[bh * 64 + e];
+    smem[52352 + e] = accum_b2[bh * 64 + e];
   }
   __syncthreads();
 
@@ -99,16 +99,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[16 + e] = x;
+      smem[1040 + e] = x;
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -117,17 +117,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[48 + e] = x;
+      smem[4096 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -136,23 +136,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 64) * 256 + p];
-        const float a1 = smem[2048 + ((e / 64) * 4 + 1) * dim_D + p];
-        const float a2 = smem[2048 + ((e / 64) * 4 + 2) * dim_D + p];
-        const float a3 = smem[2048 + ((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = smem[2048 + (e / 64) * 128 + p];
+        const float a1 = smem[2048 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[15360 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[15360 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[15360 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[15360 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -161,88 +151,72 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_1 = acc1_1 + a1 * b1;
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[47296 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[47296 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[47296 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[47296 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      smem[52928 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      smem[52928 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      smem[52928 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      smem[52928 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      smem[52928 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[52928 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[52928 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[52928 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = smem[47296 + e] + smem[44736 + e % dim_H];
-      smem[51392 + e] = v0 * v0;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v0 = smem[52928 + e] + smem[52416 + e % dim_H];
+      scratch[bh * 53248 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      smem[3072 + e] = (smem[47296 + e] + smem[44736 + e % dim_H]) * 0.5f;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      smem[48128 + e] = (smem[52928 + e] + smem[52416 + e % dim_H]) * 0.5f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v1 = smem[47296 + e] + smem[44736 + e % dim_H];
-      scratch[bh * 45056 + e] = tanhf((v1 + smem[51392 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v1 = smem[52928 + e] + smem[52416 + e % dim_H];
+      scratch[bh * 53248 + 4096 + e] = tanhf((v1 + scratch[bh * 53248 + e] * v1 * 0.044715f) * 0.7978845608028654f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      smem[7168 + e] = smem[3072 + e] * (1.0f + scratch[bh * 45056 + e]);
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      smem[11264 + e] = smem[48128 + e] * (1.0f + scratch[bh * 53248 + 4096 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[7168 + (e / 32) * 512 + p];
-        const float a1 = smem[7168 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = smem[11264 + (e / 32) * 512 + p];
+        const float a1 = smem[11264 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[31744 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[31744 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[5120 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[5120 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[45248 + e * dim_D + p] + smem[44096 + p]);
+        acc = acc + (smem[5120 + e * dim_D + p] + smem[52288 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -250,24 +224,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[1056 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[46272 + e] = smem[45248 + e] + smem[44096 + e % dim_D] - smem[e / dim_D] * 0.015625f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[6144 + e] = smem[5120 + e] + smem[52288 + e % dim_D] - smem[1056 + e / dim_D] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[46272 + e * dim_D + p];
-        acc = acc + v2 * v2;
+        const float v3 = smem[6144 + e * dim_D + p];
+        acc = acc + v3 * v3;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -275,36 +249,36 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[32 + e] = acc;
+        smem[1072 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
-      smem[e] = sqrtf(smem[32 + e] * 0.015625f + 0.000001f);
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+      smem[1024 + e] = sqrtf(smem[1072 + e] * 0.015625f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
-      smem[32 + e] = (1.0f / smem[e]);
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+      smem[1088 + e] = (1.0f / smem[1024 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v3 = param_gamma[h * 64 + e % dim_D];
-      smem[45248 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[46272 + e] * smem[32 + e / dim_D] * v3 + param_beta[h * 64 + e % dim_D] - smem[48 + e]) * 2.0f * v3;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v4 = param_gamma[h * 64 + e % dim_D];
+      smem[7168 + e] = smem[1040 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[6144 + e] * smem[1088 + e / dim_D] * v4 + param_beta[h * 64 + e % dim_D] - smem[4096 + e]) * 2.0f * v4;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[45248 + e * dim_D + p] * smem[46272 + e * dim_D + p];
+        acc = acc + smem[7168 + e * dim_D + p] * smem[6144 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -312,24 +286,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[16 + e] = acc;
+        smem[1104 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v4 = smem[32 + e / dim_D];
-      smem[1024 + e] = smem[45248 + e] * v4 + (-(smem[16 + e / dim_D] * (v4 * v4))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[46272 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v5 = smem[1088 + e / dim_D];
+      smem[3072 + e] = smem[7168 + e] * v5 + (-(smem[1104 + e / dim_D] * (v5 * v5))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[6144 + e] * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[1024 + e * dim_D + p]);
+        acc = acc + (-smem[3072 + e * dim_D + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -337,28 +311,28 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[44032 + e] = acc;
+        smem[1120 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[e] = smem[1024 + e] + smem[44032 + e / dim_D] * 0.015625f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[e] = smem[3072 + e] + smem[1120 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[p * dim_D + e];
       }
-      smem[44032 + e] = acc;
+      smem[52224 + e] = acc;
     }
 
     // [16, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -367,23 +341,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 64) * 256 + p];
-        const float a1 = smem[((e / 64) * 4 + 1) * dim_D + p];
-        const float a2 = smem[((e / 64) * 4 + 2) * dim_D + p];
-        const float a3 = smem[((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[27648 + (e % 64) * 256 + p];
-        const float b1 = smem[27648 + ((e % 64) * 4 + 1) * dim_D + p];
-        const float b2 = smem[27648 + ((e % 64) * 4 + 2) * dim_D + p];
-        const float b3 = smem[27648 + ((e % 64) * 4 + 3) * dim_D + p];
+        const float a0 = smem[(e / 64) * 128 + p];
+        const float a1 = smem[((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[31744 + (e % 64) * 256 + p];
+        const float b1 = smem[31744 + ((e % 64) * 4 + 1) * dim_D + p];
+        const float b2 = smem[31744 + ((e % 64) * 4 + 2) * dim_D + p];
+        const float b3 = smem[31744 + ((e % 64) * 4 + 3) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -392,35 +356,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_1 = acc1_1 + a1 * b1;
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 4096 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 4096 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      smem[3072 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      smem[3072 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      smem[3072 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      smem[3072 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      smem[3072 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[3072 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[3072 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[3072 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -438,10 +386,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[7168 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[7168 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[7168 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[7168 + p * dim_H + (e / 16) * 4 + 3];
+        const float a0 = smem[11264 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[11264 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[11264 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[11264 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[p * dim_D + (e % 16) * 4];
         const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
         const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
@@ -463,52 +411,52 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 53248 + 20480 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 53248 + 20480 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 53248 + 20480 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 53248 + 20480 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v5 = scratch[bh * 45056 + e];
-      scratch[bh * 45056 + 8192 + e] = scratch[bh * 45056 + 4096 + e] * smem[3072 + e] * (1.0f - v5 * v5) * 0.7978845608028654f;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v6 = scratch[bh * 53248 + 4096 + e];
+      scratch[bh * 53248 + 8192 + e] = smem[3072 + e] * smem[48128 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v6 = scratch[bh * 45056 + 8192 + e];
-      const float v7 = v6 * 0.044715f;
-      const float v8 = smem[47296 + e] + smem[44736 + e % dim_H];
-      smem[3072 + e] = scratch[bh * 45056 + 4096 + e] * (1.0f + scratch[bh * 45056 + e]) * 0.5f + v6 + v7 * smem[51392 + e] + v7 * v8 * v8 * 2.0f;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v7 = scratch[bh * 53248 + 8192 + e];
+      const float v8 = v7 * 0.044715f;
+      const float v9 = smem[52928 + e] + smem[52416 + e % dim_H];
+      smem[7168 + e] = smem[3072 + e] * (1.0f + scratch[bh * 53248 + 4096 + e]) * 0.5f + v7 + v8 * scratch[bh * 53248 + e] + v8 * v9 * v9 * 2.0f;
     }
     __syncthreads();
 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[3072 + p * dim_H + e];
+        acc = acc + smem[7168 + p * dim_H + e];
       }
-      smem[44224 + e] = acc;
+      smem[49184 + e] = acc;
     }
 
     // [64, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -530,10 +478,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         const float a1 = smem[2048 + p * dim_D + (e / 64) * 4 + 1];
         const float a2 = smem[2048 + p * dim_D + (e / 64) * 4 + 2];
         const float a3 = smem[2048 + p * dim_D + (e / 64) * 4 + 3];
-        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
+        const float b0 = smem[7168 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[7168 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[7168 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[7168 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -551,36 +499,36 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 53248 + 36864 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 53248 + 36864 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 53248 + 36864 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 53248 + 36864 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -589,20 +537,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[1024 + (e / 64) * 256 + p];
-          const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
-          const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
-          const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
+          const float a0 = smem[1024 + (e / 64) * 128 + p];
+          const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
           const float b0 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4];
           const float b1 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4 + 1];
           const float b2 = out_accum_W1[bh * 16384 + p * dim_H + (e % 64) * 4 + 2];
@@ -615,48 +553,32 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc1_1 = acc1_1 + a1 * b1;
           acc1_2 = acc1_2 + a1 * b2;
           acc1_3 = acc1_3 + a1 * b3;
-          acc2_0 = acc2_0 + a2 * b0;
-          acc2_1 = acc2_1 + a2 * b1;
-          acc2_2 = acc2_2 + a2 * b2;
-          acc2_3 = acc2_3 + a2 * b3;
-          acc3_0 = acc3_0 + a3 * b0;
-          acc3_1 = acc3_1 + a3 * b1;
-          acc3_2 = acc3_2 + a3 * b2;
-          acc3_3 = acc3_3 + a3 * b3;
         }
       }
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[45248 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[45248 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[45248 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[45248 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 53248 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 53248 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 53248 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 53248 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 53248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 53248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 53248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 53248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 16) * dim_D + p];
         const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[44480 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[49440 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -665,23 +587,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 64) * 4 ? 1.0f : 0.0f) * smem[44480 + (e / 64) * 64 + p]);
-        const float a1 = ((p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 1) * dim_K + p]);
-        const float a2 = ((p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 2) * dim_K + p]);
-        const float a3 = ((p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 4 + 3) * dim_K + p]);
-        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[49440 + (e / 64) * 32 + p]);
+        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[49440 + ((e / 64) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[7168 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[7168 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[7168 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[7168 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -690,35 +602,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_1 = acc1_1 + a1 * b1;
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[49344 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[49344 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[49344 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[49344 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 53248 + 4096 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 53248 + 4096 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 53248 + 4096 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 53248 + 4096 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 53248 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 53248 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 53248 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 53248 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -727,23 +623,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * 256 + p];
-        const float a1 = smem[1024 + ((e / 64) * 4 + 1) * dim_D + p];
-        const float a2 = smem[1024 + ((e / 64) * 4 + 2) * dim_D + p];
-        const float a3 = smem[1024 + ((e / 64) * 4 + 3) * dim_D + p];
-        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = smem[1024 + (e / 64) * 128 + p];
+        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[15360 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[15360 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[15360 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[15360 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -752,35 +638,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_1 = acc1_1 + a1 * b1;
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      smem[53440 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[53440 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      smem[53440 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      smem[53440 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 53248 + 8192 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 53248 + 8192 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 53248 + 8192 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 53248 + 8192 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 53248 + 8192 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 53248 + 8192 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 53248 + 8192 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 53248 + 8192 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -789,23 +659,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (p <= (e / 64) * 4 ? 1.0f : 0.0f);
-        const float a1 = (p <= (e / 64) * 4 + 1 ? 1.0f : 0.0f);
-        const float a2 = (p <= (e / 64) * 4 + 2 ? 1.0f : 0.0f);
-        const float a3 = (p <= (e / 64) * 4 + 3 ? 1.0f : 0.0f);
-        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = (p <= (e / 64) * 2 ? 1.0f : 0.0f);
+        const float a1 = (p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f);
+        const float b0 = smem[7168 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[7168 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[7168 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[7168 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -814,58 +674,42 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_1 = acc1_1 + a1 * b1;
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 45056 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 45056 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 53248 + 12288 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 53248 + 12288 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 53248 + 12288 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 53248 + 12288 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 53248 + 12288 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 53248 + 12288 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 53248 + 12288 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 53248 + 12288 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v9 = scale[min(position + e / dim_H, dim_K - 1)];
-      scratch[bh * 45056 + 4096 + e] = smem[53440 + e] - v9 * (smem[45248 + e] + smem[49344 + e]) + (smem[44736 + e % dim_H] - v9 * (smem[44992 + e % dim_H] + scratch[bh * 45056 + e]));
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v10 = scale[min(position + e / dim_H, dim_K - 1)];
+      scratch[bh * 53248 + 16384 + e] = scratch[bh * 53248 + 8192 + e] - v10 * (scratch[bh * 53248 + e] + scratch[bh * 53248 + 4096 + e]) + (smem[52416 + e % dim_H] - v10 * (smem[52672 + e % dim_H] + scratch[bh * 53248 + 12288 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v10 = scratch[bh * 45056 + 4096 + e];
-      smem[2048 + e] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v11 = scratch[bh * 53248 + 16384 + e];
+      smem[3072 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[2048 + (e / 32) * 512 + p];
-          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+          const float a0 = smem[3072 + (e / 32) * 512 + p];
+          const float a1 = smem[3072 + ((e / 32) * 2 + 1) * dim_H + p];
           const float b0 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2];
           const float b1 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
@@ -874,33 +718,33 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[49952 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[49952 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[49952 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[49952 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2048 + (e / 16) * dim_H + p];
-        const float b0 = smem[7168 + (e % 16) * dim_H + p];
+        const float a0 = smem[3072 + (e / 16) * dim_H + p];
+        const float b0 = smem[11264 + (e % 16) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[6144 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[49696 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[6144 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[6144 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[49696 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[49696 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[p * dim_D + (e % 32) * 2];
         const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
@@ -908,37 +752,36 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[6400 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[6400 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[50976 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[50976 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[50976 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[50976 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * 512 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = smem[3072 + (e / 32) * 512 + p];
+        const float a1 = smem[3072 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[31744 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[31744 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[7424 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[7424 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[52928 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[52928 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[52928 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[52928 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncthreads();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -953,26 +796,26 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[53952 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[53952 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[53952 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[53952 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v11 = scale[min(position + e / dim_D, dim_K - 1)];
-      smem[e] = smem[7424 + e] - v11 * (smem[45248 + e] + smem[6400 + e]) + (smem[44096 + e % dim_D] - v11 * (smem[44160 + e % dim_D] + smem[2048 + e]));
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v12 = scale[min(position + e / dim_D, dim_K - 1)];
+      smem[48128 + e] = smem[52928 + e] - v12 * (smem[49952 + e] + smem[50976 + e]) + (smem[52288 + e % dim_D] - v12 * (smem[52352 + e % dim_D] + smem[53952 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[e * dim_D + p];
+        acc = acc + smem[48128 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -980,24 +823,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[2048 + e] = acc;
+        smem[49152 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[2064 + e] = smem[e] - smem[2048 + e / dim_D] * 0.015625f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[54976 + e] = smem[48128 + e] - smem[49152 + e / dim_D] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v12 = smem[2064 + e * dim_D + p];
-        acc = acc + v12 * v12;
+        const float v14 = smem[54976 + e * dim_D + p];
+        acc = acc + v14 * v14;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1005,50 +848,51 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[49168 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2064 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[54976 + e] * (1.0f / sqrtf(smem[49168 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
+    __syncthreads();
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 16384; e += 256) {
-      const float v13 = out_accum_W1[bh * 16384 + e] + scratch[bh * 45056 + 28672 + e];
-      const float next_state = smem[11264 + e] - commit * v13;
-      const float next_accum = keep * v13;
-      smem[11264 + e] = next_state;
+    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+      const float v15 = out_accum_W1[bh * 16384 + e] + scratch[bh * 53248 + 36864 + e];
+      const float next_state = smem[15360 + e] - commit * v15;
+      const float next_accum = keep * v15;
+      smem[15360 + e] = next_state;
       out_accum_W1[bh * 16384 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v14 = smem[44992 + e] + smem[44224 + e];
-      const float next_state = smem[44736 + e] - commit * v14;
-      const float next_accum = keep * v14;
-      smem[44736 + e] = next_state;
-      smem[44992 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      const float v16 = smem[52672 + e] + smem[49184 + e];
+      const float next_state = smem[52416 + e] - commit * v16;
+      const float next_accum = keep * v16;
+      smem[52416 + e] = next_state;
+      smem[52672 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 16384; e += 256) {
-      const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 45056 + 12288 + e];
-      const float next_state = smem[27648 + e] - commit * v15;
-      const float next_accum = keep * v15;
-      smem[27648 + e] = next_state;
+    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+      const float v17 = out_accum_W2[bh * 16384 + e] + scratch[bh * 53248 + 20480 + e];
+      const float next_state = smem[31744 + e] - commit * v17;
+      const float next_accum = keep * v17;
+      smem[31744 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v16 = smem[44160 + e] + smem[44032 + e];
-      const float next_state = smem[44096 + e] - commit * v16;
-      const float next_accum = keep * v16;
-      smem[44096 + e] = next_state;
-      smem[44160 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v18 = smem[52352 + e] + smem[52224 + e];
+      const float next_state = smem[52288 + e] - commit * v18;
+      const float next_accum = keep * v18;
+      smem[52288 + e] = next_state;
+      smem[52352 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1058,18 +902,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W1[bh * 16384 + e] = smem[11264 + e];
+    out_state_W1[bh * 16384 + e] = smem[15360 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    out_state_b1[bh * 256 + e] = smem[44736 + e];
-    out_accum_b1[bh * 256 + e] = smem[44992 + e];
+    out_state_b1[bh * 256 + e] = smem[52416 + e];
+    out_accum_b1[bh * 256 + e] = smem[52672 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W2[bh * 16384 + e] = smem[27648 + e];
+    out_state_W2[bh * 16384 + e] = smem[31744 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b2[bh * 64 + e] = smem[44096 + e];
-    out_accum_b2[bh * 64 + e] = smem[44160 + e];
+    out_state_b2[bh * 64 + e] = smem[52288 + e];
+    out_accum_b2[bh * 64 + e] = smem[52352 + e];
   }
 }
 
@@ -1102,7 +946,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     float* __restrict__ out_accum_W2,       // [B, H, 256, 64]
     float* __restrict__ out_accum_b2,       // [B, H, 64]
     float* __restrict__ scratch) {          // [B, H, 32768]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 52161 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 52224 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -1118,19 +962,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
     smem[704 + e] = state_W1[bh * 16384 + e];
-    smem[33472 + e] = accum_W1[bh * 16384 + e];
+    smem[33728 + e] = accum_W1[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    smem[51649 + e] = state_b1[bh * 256 + e];
-    smem[51905 + e] = accum_b1[bh * 256 + e];
+    smem[51712 + e] = state_b1[bh * 256 + e];
+    smem[51968 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
     smem[17088 + e] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[49985 + e] = state_b2[bh * 64 + e];
-    smem[50049 + e] = accum_b2[bh * 64 + e];
+    smem[50304 + e] = state_b2[bh * 64 + e];
+    smem[50368 + e] = accum_b2[bh * 64 + e];
   }
   __syncthreads();
 
@@ -1145,16 +989,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[1 + e] = x;
+      smem[65 + e] = x;
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1163,12 +1007,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[3 + e] = x;
+      smem[256 + e] = x;
     }
     __syncthreads();
 
@@ -1180,53 +1024,57 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[50113 + e % 256] = acc0_0;
+      smem[50432 + e % 256] = acc0_0;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v0 = smem[50113 + e] + smem[51649 + e % dim_H];
-      smem[50369 + e] = v0 * v0;
+      const float v0 = smem[50432 + e] + smem[51712 + e % dim_H];
+      smem[50688 + e] = v0 * v0;
     }
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[192 + e] = (smem[50113 + e] + smem[51649 + e % dim_H]) * 0.5f;
-    }
-    __syncthreads();
-
-    // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v1 = smem[50113 + e] + smem[51649 + e % dim_H];
-      smem[50625 + e] = tanhf((v1 + smem[50369 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+      smem[33472 + e] = (smem[50432 + e] + smem[51712 + e % dim_H]) * 0.5f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[448 + e] = smem[192 + e] * (1.0f + smem[50625 + e]);
+      const float v1 = smem[50432 + e] + smem[51712 + e % dim_H];
+      smem[50944 + e] = tanhf((v1 + smem[50688 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+    }
+    __syncthreads();
+
+    // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
+    for (unsigned e = tid; e < 256; e += 256) {
+      smem[448 + e] = smem[33472 + e] * (1.0f + smem[50944 + e]);
     }
     __syncthreads();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[448 + p];
-        const float b0 = smem[17088 + p * dim_D + e % 64];
+        const float b0 = smem[17088 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[17088 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[49856 + e % 64] = acc0_0;
+      smem[320 + (e % 32) * 2] = acc0_0;
+      smem[320 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[49856 + p] + smem[49985 + p]);
+        acc = acc + (smem[320 + p] + smem[50304 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1234,24 +1082,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[66 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[49920 + e] = smem[49856 + e] + smem[49985 + e % dim_D] - smem[0] * 0.015625f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[384 + e] = smem[320 + e] + smem[50304 + e % dim_D] - smem[66] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[49920 + p];
-        acc = acc + v2 * v2;
+        const float v3 = smem[384 + p];
+        acc = acc + v3 * v3;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1259,36 +1107,36 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[2 + e] = acc;
+        smem[67 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf(smem[2 + e] * 0.015625f + 0.000001f);
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[64 + e] = sqrtf(smem[67 + e] * 0.015625f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[2 + e] = (1.0f / smem[e]);
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[68 + e] = (1.0f / smem[64 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v3 = param_gamma[h * 64 + e % dim_D];
-      smem[49856 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[49920 + e] * smem[2] * v3 + param_beta[h * 64 + e % dim_D] - smem[3 + e]) * 2.0f * v3;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v4 = param_gamma[h * 64 + e % dim_D];
+      smem[50112 + e] = smem[65] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[384 + e] * smem[68] * v4 + param_beta[h * 64 + e % dim_D] - smem[256 + e]) * 2.0f * v4;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[49856 + p] * smem[49920 + p];
+        acc = acc + smem[50112 + p] * smem[384 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1296,24 +1144,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1 + e] = acc;
+        smem[69 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = smem[2];
-      smem[64 + e] = smem[49856 + e] * v4 + (-(smem[1] * (v4 * v4))) * 0.5f / smem[0] * 0.015625f * smem[49920 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v5 = smem[68];
+      smem[192 + e] = smem[50112 + e] * v5 + (-(smem[69] * (v5 * v5))) * 0.5f / smem[64] * 0.015625f * smem[384 + e] * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[64 + p]);
+        acc = acc + (-smem[192 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1321,24 +1169,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[49856 + e] = acc;
+        smem[70 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[e] = smem[64 + e] + smem[49856] * 0.015625f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[e] = smem[192 + e] + smem[70] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[e];
       }
-      smem[49857 + e] = acc;
+      smem[50112 + e] = acc;
     }
 
     // [1, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -1349,11 +1197,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         const float b0 = smem[17088 + (e % 256) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[50881 + e % 256] = acc0_0;
+      smem[51200 + e % 256] = acc0_0;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -1417,31 +1265,31 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v5 = smem[50625 + e];
-      smem[51137 + e] = smem[50881 + e] * smem[192 + e] * (1.0f - v5 * v5) * 0.7978845608028654f;
+      const float v6 = smem[50944 + e];
+      smem[51456 + e] = smem[51200 + e] * smem[33472 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v6 = smem[51137 + e];
-      const float v7 = v6 * 0.044715f;
-      const float v8 = smem[50113 + e] + smem[51649 + e % dim_H];
-      smem[192 + e] = smem[50881 + e] * (1.0f + smem[50625 + e]) * 0.5f + v6 + v7 * smem[50369 + e] + v7 * v8 * v8 * 2.0f;
+      const float v7 = smem[51456 + e];
+      const float v8 = v7 * 0.044715f;
+      const float v9 = smem[50432 + e] + smem[51712 + e % dim_H];
+      smem[192 + e] = smem[51200 + e] * (1.0f + smem[50944 + e]) * 0.5f + v7 + v8 * smem[50688 + e] + v8 * v9 * v9 * 2.0f;
     }
     __syncthreads();
 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[192 + e];
       }
-      smem[50113 + e] = acc;
+      smem[50432 + e] = acc;
     }
 
     // [64, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -1503,7 +1351,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1518,22 +1366,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[64 + p];
-          const float b0 = smem[33472 + p * dim_H + e % 256];
+          const float b0 = smem[33728 + p * dim_H + e % 256];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[50369 + e % 256] = acc0_0;
+      smem[50688 + e % 256] = acc0_0;
     }
 
     // [1, 1] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[49856] = acc0_0;
+      smem[33472] = acc0_0;
     }
     __syncthreads();
 
@@ -1541,11 +1389,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[49856 + p]);
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[33472 + p]);
         const float b0 = smem[192 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[50625 + e % 256] = acc0_0;
+      smem[50944 + e % 256] = acc0_0;
     }
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -1556,7 +1404,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[50881 + e % 256] = acc0_0;
+      smem[51200 + e % 256] = acc0_0;
     }
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -1567,97 +1415,112 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         const float b0 = smem[192 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[51137 + e % 256] = acc0_0;
+      smem[51456 + e % 256] = acc0_0;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v9 = scale[min(position, dim_K - 1)];
-      smem[51393 + e] = smem[50881 + e] - v9 * (smem[50369 + e] + smem[50625 + e]) + (smem[51649 + e % dim_H] - v9 * (smem[51905 + e % dim_H] + smem[51137 + e]));
+      const float v10 = scale[min(position, dim_K - 1)];
+      smem[33472 + e] = smem[51200 + e] - v10 * (smem[50688 + e] + smem[50944 + e]) + (smem[51712 + e % dim_H] - v10 * (smem[51968 + e % dim_H] + smem[51456 + e]));
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v10 = smem[51393 + e];
-      smem[128 + e] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
+      const float v11 = smem[33472 + e];
+      smem[128 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
     }
     __syncthreads();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = out_accum_W2[bh * 16384 + p * dim_D + e % 64];
+          const float b0 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2];
+          const float b1 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[49921 + e % 64] = acc0_0;
+      smem[33475 + (e % 32) * 2] = acc0_0;
+      smem[33475 + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [1, 1] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
         const float b0 = smem[448 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[384] = acc0_0;
+      smem[33472] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[384 + p]);
-        const float b0 = smem[p * dim_D + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[33472 + p]);
+        const float b0 = smem[p * dim_D + (e % 32) * 2];
+        const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[385 + e % 64] = acc0_0;
+      smem[33539 + (e % 32) * 2] = acc0_0;
+      smem[33539 + (e % 32) * 2 + 1] = acc0_1;
     }
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[17088 + p * dim_D + e % 64];
+        const float b0 = smem[17088 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[17088 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[449 + e % 64] = acc0_0;
+      smem[33603 + (e % 32) * 2] = acc0_0;
+      smem[33603 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[p * dim_D + e % 64];
+        const float b0 = smem[p * dim_D + (e % 32) * 2];
+        const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[128 + e % 64] = acc0_0;
+      smem[50176 + (e % 32) * 2] = acc0_0;
+      smem[50176 + (e % 32) * 2 + 1] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v11 = scale[min(position, dim_K - 1)];
-      smem[e] = smem[449 + e] - v11 * (smem[49921 + e] + smem[385 + e]) + (smem[49985 + e % dim_D] - v11 * (smem[50049 + e % dim_D] + smem[128 + e]));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v12 = scale[min(position, dim_K - 1)];
+      smem[384 + e] = smem[33603 + e] - v12 * (smem[33475 + e] + smem[33539 + e]) + (smem[50304 + e % dim_D] - v12 * (smem[50368 + e % dim_D] + smem[50176 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[p];
+        acc = acc + smem[384 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1665,24 +1528,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[128 + e] = acc;
+        smem[33473 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[129 + e] = smem[e] - smem[128] * 0.015625f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[50240 + e] = smem[384 + e] - smem[33473] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v12 = smem[129 + p];
-        acc = acc + v12 * v12;
+        const float v14 = smem[50240 + p];
+        acc = acc + v14 * v14;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1690,50 +1553,51 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[33474 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[129 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[50240 + e] * (1.0f / sqrtf(smem[33474] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 16384; e += 256) {
-      const float v13 = smem[33472 + e] + scratch[bh * 32768 + 16384 + e];
-      const float next_state = smem[704 + e] - commit * v13;
-      const float next_accum = keep * v13;
+    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+      const float v15 = smem[33728 + e] + scratch[bh * 32768 + 16384 + e];
+      const float next_state = smem[704 + e] - commit * v15;
+      const float next_accum = keep * v15;
       smem[704 + e] = next_state;
-      smem[33472 + e] = next_accum;
+      smem[33728 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v14 = smem[51905 + e] + smem[50113 + e];
-      const float next_state = smem[51649 + e] - commit * v14;
-      const float next_accum = keep * v14;
-      smem[51649 + e] = next_state;
-      smem[51905 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      const float v16 = smem[51968 + e] + smem[50432 + e];
+      const float next_state = smem[51712 + e] - commit * v16;
+      const float next_accum = keep * v16;
+      smem[51712 + e] = next_state;
+      smem[51968 + e] = next_accum;
     }
+    __syncthreads();
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 16384; e += 256) {
-      const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 32768 + e];
-      const float next_state = smem[17088 + e] - commit * v15;
-      const float next_accum = keep * v15;
+    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+      const float v17 = out_accum_W2[bh * 16384 + e] + scratch[bh * 32768 + e];
+      const float next_state = smem[17088 + e] - commit * v17;
+      const float next_accum = keep * v17;
       smem[17088 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v16 = smem[50049 + e] + smem[49857 + e];
-      const float next_state = smem[49985 + e] - commit * v16;
-      const float next_accum = keep * v16;
-      smem[49985 + e] = next_state;
-      smem[50049 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v18 = smem[50368 + e] + smem[50112 + e];
+      const float next_state = smem[50304 + e] - commit * v18;
+      const float next_accum = keep * v18;
+      smem[50304 + e] = next_state;
+      smem[50368 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1744,18 +1608,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 16384; e += 256) {
     out_state_W1[bh * 16384 + e] = smem[704 + e];
-    out_accum_W1[bh * 16384 + e] = smem[33472 + e];
+    out_accum_W1[bh * 16384 + e] = smem[33728 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    out_state_b1[bh * 256 + e] = smem[51649 + e];
-    out_accum_b1[bh * 256 + e] = smem[51905 + e];
+    out_state_b1[bh * 256 + e] = smem[51712 + e];
+    out_accum_b1[bh * 256 + e] = smem[51968 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
     out_state_W2[bh * 16384 + e] = smem[17088 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b2[bh * 64 + e] = smem[49985 + e];
-    out_accum_b2[bh * 64 + e] = smem[50049 + e];
+    out_state_b2[bh * 64 + e] = smem[50304 + e];
+    out_accum_b2[bh * 64 + e] = smem[50368 + e];
   }
 }
 
@@ -1765,9 +1629,9 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 230144;
-constexpr size_t kDecodeSharedBytes = 208644;
-constexpr size_t kScratchFloats = 45056;  // per (sequence, head)
+constexpr size_t kSharedBytes = 228096;
+constexpr size_t kDecodeSharedBytes = 208896;
+constexpr size_t kScratchFloats = 53248;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
 
@@ -1863,8 +1727,8 @@ extern "C" int tttc_ttt_mlp_forward(const tttc_ttt_mlp_args* a, cudaStream_t str
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 230144) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)230144);
+  if ((size_t)available < 228096) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)228096);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
