@@ -18,6 +18,12 @@ export interface TargetLimits {
    * rows are given to warps.
    */
   lanes?: number;
+  /**
+   * The on-chip memory of one multiprocessor, which the workgroups resident on it share: `bytes`
+   * in all, each workgroup's rounded up to `granule` bytes plus `reservedBytes` (CUDA's shared
+   * memory per SM); absent where the target does not say.
+   */
+  multiprocessor?: { bytes: number; granule: number; reservedBytes: number };
 }
 
 /** Where a buffer lives: on chip, or in this workgroup's slice of a global scratch buffer. */

@@ -45,36 +45,28 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     buffered,
     new Set(chunk.layer.states.flatMap((s) => carried.map((kind) => homeKey(kind, s.name)))),
   );
+  const place = (to: (lastRead: number) => number) =>
+    placeOnChip(
+      limits,
+      [...buffered].map((id) => ({
+        key: id,
+        elements: size(p.nodes[id].shape),
+        from: stageOf.get(id)!,
+        to: to(lastRead.get(id) ?? stageOf.get(id)!),
+      })),
+      chunk.layer.states.flatMap((s) =>
+        carried.map((kind) => ({ key: homeKey(kind, s.name), elements: size(s.shape), from: 0, to: stages.length })),
+      ),
+      reads,
+    );
+  // Where warps own rows, memory held to the next block barrier saves the barriers sharing it
+  // sooner would need, unless it costs scratch (global memory) or resident workgroups.
+  const plain = place((i) => i);
   const warpRows = chooseWarpRows(p, stages, (id) => buffered.has(id), limits.invocations, limits.lanes);
-  const held = warpRows.size > 0 ? heldThrough(chunk, p, plan, warpRows) : (i: number) => i;
-  const temporaries: Interval[] = [...buffered].map((id) => ({
-    key: id,
-    elements: size(p.nodes[id].shape),
-    from: stageOf.get(id)!,
-    to: held(lastRead.get(id) ?? stageOf.get(id)!),
-  }));
-  const homeIntervals: Interval[] = chunk.layer.states.flatMap((s) =>
-    carried.map((kind) => ({
-      key: homeKey(kind, s.name),
-      elements: size(s.shape),
-      from: 0,
-      to: stages.length,
-    })),
-  );
-  const density = (iv: Interval) => (reads.get(iv.key as number | HomeKey) ?? 0) / iv.elements;
-  const candidates = [...temporaries, ...homeIntervals].sort(
-    (a, b) => density(b) - density(a) || a.elements - b.elements,
-  );
-  const chip = new Arena(Math.floor(limits.workgroupBytes / F32_BYTES));
-  const scratch = new Arena(Number.MAX_SAFE_INTEGER);
-  const buffers = new Map<number, Placement>();
-  const homePlaces = new Map<string, Home>();
-  for (const iv of candidates) {
-    const offset = chip.place(iv);
-    const onChip = offset === undefined ? undefined : { space: 'workgroup' as const, offset };
-    if (typeof iv.key === 'string') homePlaces.set(iv.key, onChip ?? { space: 'global' });
-    else buffers.set(iv.key, onChip ?? { space: 'scratch', offset: scratch.place(iv)! });
-  }
+  const held = warpRows.size > 0 ? place(heldThrough(chunk, p, plan, warpRows)) : plain;
+  const resident = (floats: number) => residentWorkgroups(limits, floats * F32_BYTES);
+  const { buffers, homePlaces, chip, scratch } =
+    held.scratch.used <= plain.scratch.used && resident(held.chip.used) >= resident(plain.chip.used) ? held : plain;
   const homes = new Map<string, Homes>(
     chunk.layer.states.map((s) => [
       s.name,
@@ -100,6 +92,39 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     scratchFloats: scratch.used,
   };
   return { ...laidOut, ...synchronise(laidOut, limits.lanes, homeKey) };
+}
+
+/**
+ * Buffers and homes placed on chip first-fit, what is read most per element first; what does not
+ * fit goes to global memory (scratch for buffers, the output ports for homes).
+ */
+function placeOnChip(
+  limits: TargetLimits,
+  temporaries: Interval[],
+  homeIntervals: Interval[],
+  reads: ReadonlyMap<number | HomeKey, number>,
+) {
+  const density = (iv: Interval) => (reads.get(iv.key as number | HomeKey) ?? 0) / iv.elements;
+  const candidates = [...temporaries, ...homeIntervals].sort(
+    (a, b) => density(b) - density(a) || a.elements - b.elements,
+  );
+  const chip = new Arena(Math.floor(limits.workgroupBytes / F32_BYTES));
+  const scratch = new Arena(Number.MAX_SAFE_INTEGER);
+  const buffers = new Map<number, Placement>();
+  const homePlaces = new Map<string, Home>();
+  for (const iv of candidates) {
+    const offset = chip.place(iv);
+    const onChip = offset === undefined ? undefined : { space: 'workgroup' as const, offset };
+    if (typeof iv.key === 'string') homePlaces.set(iv.key, onChip ?? { space: 'global' });
+    else buffers.set(iv.key, onChip ?? { space: 'scratch', offset: scratch.place(iv)! });
+  }
+  return { buffers, homePlaces, chip, scratch };
+}
+
+/** Workgroups that on-chip memory lets a multiprocessor hold at once; unbounded where the target does not say. */
+function residentWorkgroups(limits: TargetLimits, bytes: number): number {
+  const m = limits.multiprocessor;
+  return m ? Math.floor(m.bytes / (Math.ceil(bytes / m.granule) * m.granule + m.reservedBytes)) : Infinity;
 }
 
 /**

@@ -15,7 +15,7 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
   assertKernelRenders(chunk.layer, 'fused-kernel (WGSL, CUDA, TS)');
   const byLimits = scheduled.get(chunk) ?? new Map<string, ScheduledKernel>();
   scheduled.set(chunk, byLimits);
-  const key = `${limits.workgroupBytes}/${limits.invocations}/${limits.lanes ?? 0}`;
+  const key = JSON.stringify(limits);
   const known = byLimits.get(key);
   if (known) return known;
   const kernel = scheduleOnce(chunk, limits);

@@ -14,6 +14,20 @@ const OPT_IN_KB: Record<string, number> = {
   sm_90a: 227,
 };
 
+/**
+ * Shared memory per SM at the largest carveout, in KB, which the resident blocks share (CUDA C++
+ * Programming Guide, "Technical Specifications per Compute Capability"); each block's is
+ * allocated in 128-byte units, plus 1 KB the system reserves per block.
+ */
+const PER_SM_KB: Record<string, number> = {
+  sm_80: 164,
+  sm_86: 100,
+  sm_87: 164,
+  sm_89: 100,
+  sm_90: 228,
+  sm_90a: 228,
+};
+
 /** Above this a kernel must opt in to more dynamic shared memory before it launches. */
 export const DEFAULT_SHARED_BYTES = 48 * 1024;
 
@@ -33,6 +47,11 @@ export function archOf(name: string): Arch {
   return {
     name,
     number: Number(/\d+/.exec(name)![0]),
-    limits: { workgroupBytes: kb * 1024, invocations: THREADS, lanes: WARP_LANES },
+    limits: {
+      workgroupBytes: kb * 1024,
+      invocations: THREADS,
+      lanes: WARP_LANES,
+      multiprocessor: { bytes: PER_SM_KB[name] * 1024, granule: 128, reservedBytes: 1024 },
+    },
   };
 }

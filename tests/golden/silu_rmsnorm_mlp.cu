@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, W2 dual-matmul.
-// Shared memory: 227392 bytes per block; global scratch: 65536 bytes per block.
+// Shared memory: 225280 bytes per block; global scratch: 32768 bytes per block.
 // W1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in shared memory.
 
@@ -45,8 +45,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     float* __restrict__ out_state_W2,    // [B, H, 128, 64]
     float* __restrict__ out_accum_W1,    // [B, H, 64, 128]
     float* __restrict__ out_accum_W2,    // [B, H, 128, 64]
-    float* __restrict__ scratch) {       // [B, H, 16384]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 56848 floats, placed by the scheduler
+    float* __restrict__ scratch) {       // [B, H, 8192]: a slice per block
+  TTTC_DYNAMIC_SHARED(float, smem);  // 56320 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -59,12 +59,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[7168 + e] = state_W1[bh * 8192 + e];
-    smem[23552 + e] = accum_W1[bh * 8192 + e];
+    smem[5120 + e] = state_W1[bh * 8192 + e];
+    smem[21504 + e] = accum_W1[bh * 8192 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[15360 + e] = state_W2[bh * 8192 + e];
-    smem[31744 + e] = accum_W2[bh * 8192 + e];
+    smem[13312 + e] = state_W2[bh * 8192 + e];
+    smem[29696 + e] = accum_W2[bh * 8192 + e];
   }
   __syncthreads();
 
@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[4096 + e] = x;
+      smem[2048 + e] = x;
     }
 
     // Stage the view v for this chunk.
@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[1088 + e] = x;
+      smem[3072 + e] = x;
     }
     __syncwarp();
 
@@ -108,12 +108,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[4096 + (e / 32) * 128 + p];
-        const float a1 = smem[4096 + ((e / 32) * 2 + 1) * dim_D + p];
-        const float b0 = smem[7168 + p * dim_H + (e % 32) * 4];
-        const float b1 = smem[7168 + p * dim_H + (e % 32) * 4 + 1];
-        const float b2 = smem[7168 + p * dim_H + (e % 32) * 4 + 2];
-        const float b3 = smem[7168 + p * dim_H + (e % 32) * 4 + 3];
+        const float a0 = smem[2048 + (e / 32) * 128 + p];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[5120 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[5120 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[5120 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[5120 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -123,26 +123,26 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[48656 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
-      smem[48656 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
-      smem[48656 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
-      smem[48656 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
-      smem[48656 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
-      smem[48656 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
-      smem[48656 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
-      smem[48656 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      smem[39936 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
+      smem[39936 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
+      smem[39936 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
+      smem[39936 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
     }
     __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
-      smem[39936 + e] = expf((-smem[48656 + e]));
+      smem[41984 + e] = expf((-smem[39936 + e]));
     }
     __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
-      smem[50704 + e] = (1.0f / (1.0f + smem[39936 + e]));
+      smem[44032 + e] = (1.0f / (1.0f + smem[41984 + e]));
     }
     __syncwarp();
 
@@ -153,19 +153,19 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = (smem[48656 + (e / 32) * 256 + p] * smem[50704 + (e / 32) * 256 + p]);
-        const float a1 = (smem[48656 + ((e / 32) * 2 + 1) * dim_H + p] * smem[50704 + ((e / 32) * 2 + 1) * dim_H + p]);
-        const float b0 = smem[15360 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[15360 + p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = (smem[39936 + (e / 32) * 256 + p] * smem[44032 + (e / 32) * 256 + p]);
+        const float a1 = (smem[39936 + ((e / 32) * 2 + 1) * dim_H + p] * smem[44032 + ((e / 32) * 2 + 1) * dim_H + p]);
+        const float b0 = smem[13312 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[13312 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2112 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[2112 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[2112 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[2112 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[4096 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[4096 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[4096 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncwarp();
 
@@ -174,7 +174,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v1 = smem[2112 + e * dim_D + p];
+        const float v1 = smem[4096 + e * dim_D + p];
         acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -183,27 +183,27 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1040 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
-      smem[1024 + e] = sqrtf(smem[1040 + e] * 0.015625f + 0.00001f);
+      smem[1024 + e] = sqrtf(smem[e] * 0.015625f + 0.00001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
-      smem[1056 + e] = (1.0f / smem[1024 + e]);
+      smem[1040 + e] = (1.0f / smem[1024 + e]);
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       const float v2 = param_g[h * 64 + e % dim_D];
-      smem[5120 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[4096 + e] + smem[2112 + e] * smem[1056 + e / dim_D] * v2 - smem[1088 + e]) * 2.0f * v2;
+      smem[37888 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[4096 + e] * smem[1040 + e / dim_D] * v2 - smem[3072 + e]) * 2.0f * v2;
     }
     __syncwarp();
 
@@ -212,7 +212,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[5120 + e * dim_D + p] * smem[2112 + e * dim_D + p];
+        acc = acc + smem[37888 + e * dim_D + p] * smem[4096 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -220,17 +220,17 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1072 + e] = acc;
+        smem[1056 + e] = acc;
       }
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
-      const float v3 = smem[1056 + e / dim_D];
-      smem[e] = smem[5120 + e] * v3 + (-(smem[1072 + e / dim_D] * (v3 * v3))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[2112 + e] * 2.0f;
+      const float v3 = smem[1040 + e / dim_D];
+      smem[e] = smem[37888 + e] * v3 + (-(smem[1056 + e / dim_D] * (v3 * v3))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[4096 + e] * 2.0f;
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
@@ -245,10 +245,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 32) * 128 + p];
         const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
-        const float b0 = smem[15360 + (e % 32) * 256 + p];
-        const float b1 = smem[15360 + ((e % 32) * 4 + 1) * dim_D + p];
-        const float b2 = smem[15360 + ((e % 32) * 4 + 2) * dim_D + p];
-        const float b3 = smem[15360 + ((e % 32) * 4 + 3) * dim_D + p];
+        const float b0 = smem[13312 + (e % 32) * 256 + p];
+        const float b1 = smem[13312 + ((e % 32) * 4 + 1) * dim_D + p];
+        const float b2 = smem[13312 + ((e % 32) * 4 + 2) * dim_D + p];
+        const float b3 = smem[13312 + ((e % 32) * 4 + 3) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -258,16 +258,15 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[41984 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
-      smem[41984 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
-      smem[41984 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
-      smem[41984 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
-      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
-      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
-      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
-      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      smem[37888 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
+      smem[37888 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
+      smem[37888 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
+      smem[37888 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
+      smem[37888 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[37888 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[37888 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[37888 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
     }
-    __syncthreads();
 
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
@@ -288,10 +287,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (smem[48656 + p * dim_H + (e / 16) * 4] * smem[50704 + p * dim_H + (e / 16) * 4]);
-        const float a1 = (smem[48656 + p * dim_H + (e / 16) * 4 + 1] * smem[50704 + p * dim_H + (e / 16) * 4 + 1]);
-        const float a2 = (smem[48656 + p * dim_H + (e / 16) * 4 + 2] * smem[50704 + p * dim_H + (e / 16) * 4 + 2]);
-        const float a3 = (smem[48656 + p * dim_H + (e / 16) * 4 + 3] * smem[50704 + p * dim_H + (e / 16) * 4 + 3]);
+        const float a0 = (smem[39936 + p * dim_H + (e / 16) * 4] * smem[44032 + p * dim_H + (e / 16) * 4]);
+        const float a1 = (smem[39936 + p * dim_H + (e / 16) * 4 + 1] * smem[44032 + p * dim_H + (e / 16) * 4 + 1]);
+        const float a2 = (smem[39936 + p * dim_H + (e / 16) * 4 + 2] * smem[44032 + p * dim_H + (e / 16) * 4 + 2]);
+        const float a3 = (smem[39936 + p * dim_H + (e / 16) * 4 + 3] * smem[44032 + p * dim_H + (e / 16) * 4 + 3]);
         const float b0 = smem[p * dim_D + (e % 16) * 4];
         const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
         const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
@@ -313,29 +312,30 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 16384 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 16384 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 16384 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 16384 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 16384 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 16384 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 16384 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 16384 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 16384 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 16384 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 16384 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 16384 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 16384 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 16384 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 16384 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 16384 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      smem[48128 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      smem[48128 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      smem[48128 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      smem[48128 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
+    __syncwarp();
 
     // [16, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
-      const float v4 = smem[41984 + e];
-      const float v5 = smem[50704 + e];
-      smem[5120 + e] = v4 * v5 + (-((-(v4 * smem[48656 + e] * (v5 * v5))) * smem[39936 + e]));
+      const float v4 = smem[37888 + e];
+      const float v5 = smem[44032 + e];
+      smem[3072 + e] = v4 * v5 + (-((-(v4 * smem[39936 + e] * (v5 * v5))) * smem[41984 + e]));
     }
     __syncthreads();
 
@@ -358,14 +358,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[4096 + p * dim_D + (e / 32) * 4];
-        const float a1 = smem[4096 + p * dim_D + (e / 32) * 4 + 1];
-        const float a2 = smem[4096 + p * dim_D + (e / 32) * 4 + 2];
-        const float a3 = smem[4096 + p * dim_D + (e / 32) * 4 + 3];
-        const float b0 = smem[5120 + p * dim_H + (e % 32) * 4];
-        const float b1 = smem[5120 + p * dim_H + (e % 32) * 4 + 1];
-        const float b2 = smem[5120 + p * dim_H + (e % 32) * 4 + 2];
-        const float b3 = smem[5120 + p * dim_H + (e % 32) * 4 + 3];
+        const float a0 = smem[2048 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[3072 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -383,22 +383,22 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 16384 + 8192 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
-      scratch[bh * 16384 + 8192 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
-      scratch[bh * 16384 + 8192 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
-      scratch[bh * 16384 + 8192 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
-      scratch[bh * 16384 + 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4] = acc0_0;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 1] = acc0_1;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 2] = acc0_2;
+      scratch[bh * 8192 + (e / 32) * 512 + (e % 32) * 4 + 3] = acc0_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4] = acc2_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 1] = acc2_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 2] = acc2_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + (e % 32) * 4 + 3] = acc2_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4] = acc3_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 1] = acc3_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 2] = acc3_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + (e % 32) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -425,10 +425,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[1024 + (e / 32) * 128 + p];
           const float a1 = smem[1024 + ((e / 32) * 2 + 1) * dim_D + p];
-          const float b0 = smem[23552 + p * dim_H + (e % 32) * 4];
-          const float b1 = smem[23552 + p * dim_H + (e % 32) * 4 + 1];
-          const float b2 = smem[23552 + p * dim_H + (e % 32) * 4 + 2];
-          const float b3 = smem[23552 + p * dim_H + (e % 32) * 4 + 3];
+          const float b0 = smem[21504 + p * dim_H + (e % 32) * 4];
+          const float b1 = smem[21504 + p * dim_H + (e % 32) * 4 + 1];
+          const float b2 = smem[21504 + p * dim_H + (e % 32) * 4 + 2];
+          const float b3 = smem[21504 + p * dim_H + (e % 32) * 4 + 3];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc0_2 = acc0_2 + a0 * b2;
@@ -439,14 +439,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
           acc1_3 = acc1_3 + a1 * b3;
         }
       }
-      smem[52752 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
-      smem[52752 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
-      smem[52752 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
-      smem[52752 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
-      smem[52752 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
-      smem[52752 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
-      smem[52752 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
-      smem[52752 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      smem[41984 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
+      smem[41984 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
+      smem[41984 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
+      smem[41984 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
+      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[41984 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
@@ -454,10 +454,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 16) * dim_D + p];
-        const float b0 = smem[4096 + (e % 16) * dim_D + p];
+        const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[45072 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[37888 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncwarp();
 
@@ -472,12 +472,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[45072 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[45072 + ((e / 32) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[5120 + p * dim_H + (e % 32) * 4];
-        const float b1 = smem[5120 + p * dim_H + (e % 32) * 4 + 1];
-        const float b2 = smem[5120 + p * dim_H + (e % 32) * 4 + 2];
-        const float b3 = smem[5120 + p * dim_H + (e % 32) * 4 + 3];
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[37888 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[37888 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[3072 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -487,15 +487,16 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[54800 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
-      smem[54800 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
-      smem[54800 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
-      smem[54800 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
-      smem[54800 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
-      smem[54800 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
-      smem[54800 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
-      smem[54800 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      smem[46080 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
+      smem[46080 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
+      smem[46080 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
+      smem[46080 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
+      smem[46080 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[46080 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[46080 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[46080 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
     }
+    __syncthreads();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
@@ -510,10 +511,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 32) * 128 + p];
         const float a1 = smem[1024 + ((e / 32) * 2 + 1) * dim_D + p];
-        const float b0 = smem[7168 + p * dim_H + (e % 32) * 4];
-        const float b1 = smem[7168 + p * dim_H + (e % 32) * 4 + 1];
-        const float b2 = smem[7168 + p * dim_H + (e % 32) * 4 + 2];
-        const float b3 = smem[7168 + p * dim_H + (e % 32) * 4 + 3];
+        const float b0 = smem[5120 + p * dim_H + (e % 32) * 4];
+        const float b1 = smem[5120 + p * dim_H + (e % 32) * 4 + 1];
+        const float b2 = smem[5120 + p * dim_H + (e % 32) * 4 + 2];
+        const float b3 = smem[5120 + p * dim_H + (e % 32) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -523,29 +524,29 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[40960 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
-      smem[40960 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
-      smem[40960 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
-      smem[40960 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
-      smem[40960 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
-      smem[40960 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
-      smem[40960 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
-      smem[40960 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
+      smem[2048 + (e / 32) * 256 + (e % 32) * 4] = acc0_0;
+      smem[2048 + (e / 32) * 256 + (e % 32) * 4 + 1] = acc0_1;
+      smem[2048 + (e / 32) * 256 + (e % 32) * 4 + 2] = acc0_2;
+      smem[2048 + (e / 32) * 256 + (e % 32) * 4 + 3] = acc0_3;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 1] = acc1_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 2] = acc1_2;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_H + (e % 32) * 4 + 3] = acc1_3;
     }
     __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
-      smem[43008 + e] = smem[40960 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[52752 + e] + smem[54800 + e]);
+      smem[37888 + e] = smem[2048 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[41984 + e] + smem[46080 + e]);
     }
     __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
-      const float v6 = smem[43008 + e];
+      const float v6 = smem[37888 + e];
       smem[2048 + e] = v6 * (1.0f / (1.0f + expf((-v6))));
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
@@ -557,18 +558,18 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[2048 + (e / 32) * 256 + p];
           const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-          const float b0 = smem[31744 + p * dim_D + (e % 32) * 2];
-          const float b1 = smem[31744 + p * dim_D + (e % 32) * 2 + 1];
+          const float b0 = smem[29696 + p * dim_D + (e % 32) * 2];
+          const float b1 = smem[29696 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[45584 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[45584 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[45584 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[45584 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[37888 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[37888 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[37888 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[37888 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
@@ -576,10 +577,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 16) * dim_H + p];
-        const float b0 = (smem[48656 + (e % 16) * dim_H + p] * smem[50704 + (e % 16) * dim_H + p]);
+        const float b0 = (smem[39936 + (e % 16) * dim_H + p] * smem[44032 + (e % 16) * dim_H + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[45328 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[4096 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncwarp();
 
@@ -590,8 +591,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[45328 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[45328 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[4096 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[4096 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[p * dim_D + (e % 32) * 2];
         const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
@@ -599,11 +600,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[46608 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[46608 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[46608 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[46608 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[38912 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[38912 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[38912 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[38912 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
+    __syncthreads();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
@@ -614,32 +616,32 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 32) * 256 + p];
         const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[15360 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[15360 + p * dim_D + (e % 32) * 2 + 1];
+        const float b0 = smem[13312 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[13312 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[39936 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[39936 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[39936 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[39936 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[(e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[(e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
-      smem[47632 + e] = smem[39936 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[45584 + e] + smem[46608 + e]);
+      smem[2048 + e] = smem[e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[37888 + e] + smem[38912 + e]);
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
     for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v8 = smem[47632 + e * dim_D + p];
+        const float v8 = smem[2048 + e * dim_D + p];
         acc = acc + v8 * v8;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -648,33 +650,32 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[45056 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncwarp();
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[47632 + e] * (1.0f / sqrtf(smem[45056 + e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
-    __syncthreads();
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
-      const float v9 = smem[23552 + e] + scratch[bh * 16384 + 8192 + e];
-      const float next_state = smem[7168 + e] - commit * v9;
+      const float v9 = smem[21504 + e] + scratch[bh * 8192 + e];
+      const float next_state = smem[5120 + e] - commit * v9;
       const float next_accum = keep * v9;
-      smem[7168 + e] = next_state;
-      smem[23552 + e] = next_accum;
+      smem[5120 + e] = next_state;
+      smem[21504 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
-      const float v10 = smem[31744 + e] + scratch[bh * 16384 + e];
-      const float next_state = smem[15360 + e] - commit * v10;
+      const float v10 = smem[29696 + e] + smem[48128 + e];
+      const float next_state = smem[13312 + e] - commit * v10;
       const float next_accum = keep * v10;
-      smem[15360 + e] = next_state;
-      smem[31744 + e] = next_accum;
+      smem[13312 + e] = next_state;
+      smem[29696 + e] = next_accum;
     }
     __syncthreads();
 
@@ -684,12 +685,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W1[bh * 8192 + e] = smem[7168 + e];
-    out_accum_W1[bh * 8192 + e] = smem[23552 + e];
+    out_state_W1[bh * 8192 + e] = smem[5120 + e];
+    out_accum_W1[bh * 8192 + e] = smem[21504 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W2[bh * 8192 + e] = smem[15360 + e];
-    out_accum_W2[bh * 8192 + e] = smem[31744 + e];
+    out_state_W2[bh * 8192 + e] = smem[13312 + e];
+    out_accum_W2[bh * 8192 + e] = smem[29696 + e];
   }
 }
 
@@ -1213,9 +1214,9 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 227392;
+constexpr size_t kSharedBytes = 225280;
 constexpr size_t kDecodeSharedBytes = 200960;
-constexpr size_t kScratchFloats = 16384;  // per (sequence, head)
+constexpr size_t kScratchFloats = 8192;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
 
@@ -1301,8 +1302,8 @@ extern "C" int tttc_silu_rmsnorm_mlp_forward(const tttc_silu_rmsnorm_mlp_args* a
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 227392) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)227392);
+  if ((size_t)available < 225280) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)225280);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_silu_rmsnorm_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

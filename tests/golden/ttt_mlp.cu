@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, b2 dual-elementwise.
-// Shared memory: 228096 bytes per block; global scratch: 212992 bytes per block.
+// Shared memory: 230144 bytes per block; global scratch: 180224 bytes per block.
 // W1: state in shared memory, accumulator in place in its global output.
 // b1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in place in its global output.
@@ -57,8 +57,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 256]
     float* __restrict__ out_accum_W2,       // [B, H, 256, 64]
     float* __restrict__ out_accum_b2,       // [B, H, 64]
-    float* __restrict__ scratch) {          // [B, H, 53248]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 57024 floats, placed by the scheduler
+    float* __restrict__ scratch) {          // [B, H, 45056]: a slice per block
+  TTTC_DYNAMIC_SHARED(float, smem);  // 57536 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -71,20 +71,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[15360 + e] = state_W1[bh * 16384 + e];
+    smem[11264 + e] = state_W1[bh * 16384 + e];
     out_accum_W1[bh * 16384 + e] = accum_W1[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    smem[52416 + e] = state_b1[bh * 256 + e];
-    smem[52672 + e] = accum_b1[bh * 256 + e];
+    smem[44736 + e] = state_b1[bh * 256 + e];
+    smem[44992 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[31744 + e] = state_W2[bh * 16384 + e];
+    smem[27648 + e] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[52288 + e] = state_b2[bh * 64 + e];
-    smem[52352 + e] = accum_b2[bh * 64 + e];
+    smem[44096 + e] = state_b2[bh * 64 + e];
+    smem[44160 + e] = accum_b2[bh * 64 + e];
   }
   __syncthreads();
 
@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[1040 + e] = x;
+      smem[16 + e] = x;
     }
 
     // Stage the view k for this chunk.
@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[4096 + e] = x;
+      smem[48 + e] = x;
     }
     __syncwarp();
 
@@ -139,10 +139,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[2048 + (e / 64) * 128 + p];
         const float a1 = smem[2048 + ((e / 64) * 2 + 1) * dim_D + p];
-        const float b0 = smem[15360 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[15360 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[15360 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[15360 + p * dim_H + (e % 64) * 4 + 3];
+        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -152,39 +152,39 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[52928 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
-      smem[52928 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
-      smem[52928 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
-      smem[52928 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
-      smem[52928 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[52928 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[52928 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[52928 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[47296 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      smem[47296 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      smem[47296 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      smem[47296 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      smem[47296 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[47296 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[47296 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[47296 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
-      const float v0 = smem[52928 + e] + smem[52416 + e % dim_H];
-      scratch[bh * 53248 + e] = v0 * v0;
+      const float v0 = smem[47296 + e] + smem[44736 + e % dim_H];
+      smem[51392 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
-      smem[48128 + e] = (smem[52928 + e] + smem[52416 + e % dim_H]) * 0.5f;
-    }
-    __syncwarp();
-
-    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
-      const float v1 = smem[52928 + e] + smem[52416 + e % dim_H];
-      scratch[bh * 53248 + 4096 + e] = tanhf((v1 + scratch[bh * 53248 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+      smem[3072 + e] = (smem[47296 + e] + smem[44736 + e % dim_H]) * 0.5f;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
-      smem[11264 + e] = smem[48128 + e] * (1.0f + scratch[bh * 53248 + 4096 + e]);
+      const float v1 = smem[47296 + e] + smem[44736 + e % dim_H];
+      scratch[bh * 45056 + e] = tanhf((v1 + smem[51392 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+    }
+    __syncwarp();
+
+    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      smem[7168 + e] = smem[3072 + e] * (1.0f + scratch[bh * 45056 + e]);
     }
     __syncwarp();
 
@@ -195,19 +195,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[11264 + (e / 32) * 512 + p];
-        const float a1 = smem[11264 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[31744 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[31744 + p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = smem[7168 + (e / 32) * 512 + p];
+        const float a1 = smem[7168 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[5120 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[5120 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[5120 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
     __syncwarp();
 
@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[5120 + e * dim_D + p] + smem[52288 + p]);
+        acc = acc + (smem[45248 + e * dim_D + p] + smem[44096 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -224,14 +224,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1056 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
-      smem[6144 + e] = smem[5120 + e] + smem[52288 + e % dim_D] - smem[1056 + e / dim_D] * 0.015625f;
+      smem[46272 + e] = smem[45248 + e] + smem[44096 + e % dim_D] - smem[e / dim_D] * 0.015625f;
     }
     __syncwarp();
 
@@ -240,7 +240,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v3 = smem[6144 + e * dim_D + p];
+        const float v3 = smem[46272 + e * dim_D + p];
         acc = acc + v3 * v3;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -249,27 +249,27 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1072 + e] = acc;
+        smem[32 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
-      smem[1024 + e] = sqrtf(smem[1072 + e] * 0.015625f + 0.000001f);
+      smem[e] = sqrtf(smem[32 + e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
-      smem[1088 + e] = (1.0f / smem[1024 + e]);
+      smem[32 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       const float v4 = param_gamma[h * 64 + e % dim_D];
-      smem[7168 + e] = smem[1040 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[6144 + e] * smem[1088 + e / dim_D] * v4 + param_beta[h * 64 + e % dim_D] - smem[4096 + e]) * 2.0f * v4;
+      smem[45248 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[46272 + e] * smem[32 + e / dim_D] * v4 + param_beta[h * 64 + e % dim_D] - smem[48 + e]) * 2.0f * v4;
     }
     __syncwarp();
 
@@ -278,7 +278,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[7168 + e * dim_D + p] * smem[6144 + e * dim_D + p];
+        acc = acc + smem[45248 + e * dim_D + p] * smem[46272 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -286,15 +286,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1104 + e] = acc;
+        smem[16 + e] = acc;
       }
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
-      const float v5 = smem[1088 + e / dim_D];
-      smem[3072 + e] = smem[7168 + e] * v5 + (-(smem[1104 + e / dim_D] * (v5 * v5))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[6144 + e] * 2.0f;
+      const float v5 = smem[32 + e / dim_D];
+      smem[1024 + e] = smem[45248 + e] * v5 + (-(smem[16 + e / dim_D] * (v5 * v5))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[46272 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -303,7 +303,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[3072 + e * dim_D + p]);
+        acc = acc + (-smem[1024 + e * dim_D + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -311,14 +311,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1120 + e] = acc;
+        smem[44032 + e] = acc;
       }
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
-      smem[e] = smem[3072 + e] + smem[1120 + e / dim_D] * 0.015625f;
+      smem[e] = smem[1024 + e] + smem[44032 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
@@ -328,7 +328,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[p * dim_D + e];
       }
-      smem[52224 + e] = acc;
+      smem[44032 + e] = acc;
     }
 
     // [16, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -344,10 +344,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 64) * 128 + p];
         const float a1 = smem[((e / 64) * 2 + 1) * dim_D + p];
-        const float b0 = smem[31744 + (e % 64) * 256 + p];
-        const float b1 = smem[31744 + ((e % 64) * 4 + 1) * dim_D + p];
-        const float b2 = smem[31744 + ((e % 64) * 4 + 2) * dim_D + p];
-        const float b3 = smem[31744 + ((e % 64) * 4 + 3) * dim_D + p];
+        const float b0 = smem[27648 + (e % 64) * 256 + p];
+        const float b1 = smem[27648 + ((e % 64) * 4 + 1) * dim_D + p];
+        const float b2 = smem[27648 + ((e % 64) * 4 + 2) * dim_D + p];
+        const float b3 = smem[27648 + ((e % 64) * 4 + 3) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -357,14 +357,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[3072 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
-      smem[3072 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
-      smem[3072 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
-      smem[3072 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
-      smem[3072 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      smem[3072 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      smem[3072 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      smem[3072 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + 4096 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 45056 + 4096 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 45056 + 4096 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 45056 + 4096 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -386,10 +386,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[11264 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[11264 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[11264 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[11264 + p * dim_H + (e / 16) * 4 + 3];
+        const float a0 = smem[7168 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[7168 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[7168 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[7168 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[p * dim_D + (e % 16) * 4];
         const float b1 = smem[p * dim_D + (e % 16) * 4 + 1];
         const float b2 = smem[p * dim_D + (e % 16) * 4 + 2];
@@ -411,38 +411,38 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 53248 + 20480 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
-      scratch[bh * 53248 + 20480 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
-      scratch[bh * 53248 + 20480 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
-      scratch[bh * 53248 + 20480 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
-      scratch[bh * 53248 + 20480 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4] = acc0_0;
+      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 1] = acc0_1;
+      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 2] = acc0_2;
+      scratch[bh * 45056 + 12288 + (e / 16) * 256 + (e % 16) * 4 + 3] = acc0_3;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4] = acc1_0;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 1) * dim_D + (e % 16) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4] = acc2_0;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 1] = acc2_1;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 2] = acc2_2;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 2) * dim_D + (e % 16) * 4 + 3] = acc2_3;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4] = acc3_0;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 1] = acc3_1;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 2] = acc3_2;
+      scratch[bh * 45056 + 12288 + ((e / 16) * 4 + 3) * dim_D + (e % 16) * 4 + 3] = acc3_3;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
-      const float v6 = scratch[bh * 53248 + 4096 + e];
-      scratch[bh * 53248 + 8192 + e] = smem[3072 + e] * smem[48128 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
+      const float v6 = scratch[bh * 45056 + e];
+      scratch[bh * 45056 + 8192 + e] = scratch[bh * 45056 + 4096 + e] * smem[3072 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
-      const float v7 = scratch[bh * 53248 + 8192 + e];
+      const float v7 = scratch[bh * 45056 + 8192 + e];
       const float v8 = v7 * 0.044715f;
-      const float v9 = smem[52928 + e] + smem[52416 + e % dim_H];
-      smem[7168 + e] = smem[3072 + e] * (1.0f + scratch[bh * 53248 + 4096 + e]) * 0.5f + v7 + v8 * scratch[bh * 53248 + e] + v8 * v9 * v9 * 2.0f;
+      const float v9 = smem[47296 + e] + smem[44736 + e % dim_H];
+      smem[3072 + e] = scratch[bh * 45056 + 4096 + e] * (1.0f + scratch[bh * 45056 + e]) * 0.5f + v7 + v8 * smem[51392 + e] + v8 * v9 * v9 * 2.0f;
     }
     __syncthreads();
 
@@ -450,9 +450,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[7168 + p * dim_H + e];
+        acc = acc + smem[3072 + p * dim_H + e];
       }
-      smem[49184 + e] = acc;
+      smem[44224 + e] = acc;
     }
 
     // [64, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -478,10 +478,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         const float a1 = smem[2048 + p * dim_D + (e / 64) * 4 + 1];
         const float a2 = smem[2048 + p * dim_D + (e / 64) * 4 + 2];
         const float a3 = smem[2048 + p * dim_D + (e / 64) * 4 + 3];
-        const float b0 = smem[7168 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[7168 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[7168 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[7168 + p * dim_H + (e % 64) * 4 + 3];
+        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -499,22 +499,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 53248 + 36864 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 53248 + 36864 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 53248 + 36864 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 53248 + 36864 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
-      scratch[bh * 53248 + 36864 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
+      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 45056 + 28672 + (e / 64) * 1024 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4] = acc2_0;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 1] = acc2_1;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 2] = acc2_2;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 2) * dim_H + (e % 64) * 4 + 3] = acc2_3;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4] = acc3_0;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 1] = acc3_1;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 2] = acc3_2;
+      scratch[bh * 45056 + 28672 + ((e / 64) * 4 + 3) * dim_H + (e % 64) * 4 + 3] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -555,14 +555,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc1_3 = acc1_3 + a1 * b3;
         }
       }
-      scratch[bh * 53248 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 53248 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 53248 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 53248 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 53248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 53248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 53248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 53248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[45248 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      smem[45248 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      smem[45248 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      smem[45248 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      smem[45248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[45248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[45248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[45248 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -573,7 +573,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[49440 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[44480 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncwarp();
 
@@ -588,12 +588,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[49440 + (e / 64) * 32 + p]);
-        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[49440 + ((e / 64) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[7168 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[7168 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[7168 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[7168 + p * dim_H + (e % 64) * 4 + 3];
+        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[44480 + (e / 64) * 32 + p]);
+        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[44480 + ((e / 64) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -603,14 +603,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      scratch[bh * 53248 + 4096 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 53248 + 4096 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 53248 + 4096 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 53248 + 4096 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 53248 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 53248 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 53248 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 53248 + 4096 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[49344 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      smem[49344 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      smem[49344 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      smem[49344 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      smem[49344 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[49344 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[49344 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[49344 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -626,10 +626,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 64) * 128 + p];
         const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
-        const float b0 = smem[15360 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[15360 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[15360 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[15360 + p * dim_H + (e % 64) * 4 + 3];
+        const float b0 = smem[11264 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[11264 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[11264 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[11264 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -639,14 +639,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      scratch[bh * 53248 + 8192 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 53248 + 8192 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 53248 + 8192 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 53248 + 8192 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 53248 + 8192 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 53248 + 8192 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 53248 + 8192 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 53248 + 8192 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      smem[53440 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      smem[53440 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      smem[53440 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      smem[53440 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      smem[53440 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      smem[53440 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      smem[53440 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      smem[53440 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -662,10 +662,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 64) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[7168 + p * dim_H + (e % 64) * 4];
-        const float b1 = smem[7168 + p * dim_H + (e % 64) * 4 + 1];
-        const float b2 = smem[7168 + p * dim_H + (e % 64) * 4 + 2];
-        const float b3 = smem[7168 + p * dim_H + (e % 64) * 4 + 3];
+        const float b0 = smem[3072 + p * dim_H + (e % 64) * 4];
+        const float b1 = smem[3072 + p * dim_H + (e % 64) * 4 + 1];
+        const float b2 = smem[3072 + p * dim_H + (e % 64) * 4 + 2];
+        const float b3 = smem[3072 + p * dim_H + (e % 64) * 4 + 3];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -675,28 +675,28 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      scratch[bh * 53248 + 12288 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
-      scratch[bh * 53248 + 12288 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
-      scratch[bh * 53248 + 12288 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
-      scratch[bh * 53248 + 12288 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
-      scratch[bh * 53248 + 12288 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
-      scratch[bh * 53248 + 12288 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
-      scratch[bh * 53248 + 12288 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
-      scratch[bh * 53248 + 12288 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
+      scratch[bh * 45056 + (e / 64) * 512 + (e % 64) * 4] = acc0_0;
+      scratch[bh * 45056 + (e / 64) * 512 + (e % 64) * 4 + 1] = acc0_1;
+      scratch[bh * 45056 + (e / 64) * 512 + (e % 64) * 4 + 2] = acc0_2;
+      scratch[bh * 45056 + (e / 64) * 512 + (e % 64) * 4 + 3] = acc0_3;
+      scratch[bh * 45056 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4] = acc1_0;
+      scratch[bh * 45056 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 1] = acc1_1;
+      scratch[bh * 45056 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 2] = acc1_2;
+      scratch[bh * 45056 + ((e / 64) * 2 + 1) * dim_H + (e % 64) * 4 + 3] = acc1_3;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
       const float v10 = scale[min(position + e / dim_H, dim_K - 1)];
-      scratch[bh * 53248 + 16384 + e] = scratch[bh * 53248 + 8192 + e] - v10 * (scratch[bh * 53248 + e] + scratch[bh * 53248 + 4096 + e]) + (smem[52416 + e % dim_H] - v10 * (smem[52672 + e % dim_H] + scratch[bh * 53248 + 12288 + e]));
+      scratch[bh * 45056 + 4096 + e] = smem[53440 + e] - v10 * (smem[45248 + e] + smem[49344 + e]) + (smem[44736 + e % dim_H] - v10 * (smem[44992 + e % dim_H] + scratch[bh * 45056 + e]));
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
-      const float v11 = scratch[bh * 53248 + 16384 + e];
-      smem[3072 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
+      const float v11 = scratch[bh * 45056 + 4096 + e];
+      smem[2048 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
     }
     __syncwarp();
 
@@ -708,8 +708,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[3072 + (e / 32) * 512 + p];
-          const float a1 = smem[3072 + ((e / 32) * 2 + 1) * dim_H + p];
+          const float a0 = smem[2048 + (e / 32) * 512 + p];
+          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
           const float b0 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2];
           const float b1 = out_accum_W2[bh * 16384 + p * dim_D + (e % 32) * 2 + 1];
           acc0_0 = acc0_0 + a0 * b0;
@@ -718,23 +718,23 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[49952 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[49952 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[49952 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[49952 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[45248 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[45248 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[45248 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[3072 + (e / 16) * dim_H + p];
-        const float b0 = smem[11264 + (e % 16) * dim_H + p];
+        const float a0 = smem[2048 + (e / 16) * dim_H + p];
+        const float b0 = smem[7168 + (e % 16) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[49696 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[6144 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
@@ -743,8 +743,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[49696 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[49696 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[6144 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[6144 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[p * dim_D + (e % 32) * 2];
         const float b1 = smem[p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
@@ -752,10 +752,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[50976 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[50976 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[50976 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[50976 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[6400 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[6400 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[6400 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -765,20 +765,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[3072 + (e / 32) * 512 + p];
-        const float a1 = smem[3072 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[31744 + p * dim_D + (e % 32) * 2];
-        const float b1 = smem[31744 + p * dim_D + (e % 32) * 2 + 1];
+        const float a0 = smem[2048 + (e / 32) * 512 + p];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[27648 + p * dim_D + (e % 32) * 2];
+        const float b1 = smem[27648 + p * dim_D + (e % 32) * 2 + 1];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[52928 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[52928 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[52928 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[52928 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[7424 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[7424 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[7424 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
+    __syncthreads();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
@@ -796,26 +797,26 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[53952 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
-      smem[53952 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
-      smem[53952 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
-      smem[53952 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2] = acc0_0;
+      smem[2048 + (e / 32) * 128 + (e % 32) * 2 + 1] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + (e % 32) * 2 + 1] = acc1_1;
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       const float v12 = scale[min(position + e / dim_D, dim_K - 1)];
-      smem[48128 + e] = smem[52928 + e] - v12 * (smem[49952 + e] + smem[50976 + e]) + (smem[52288 + e % dim_D] - v12 * (smem[52352 + e % dim_D] + smem[53952 + e]));
+      smem[e] = smem[7424 + e] - v12 * (smem[45248 + e] + smem[6400 + e]) + (smem[44096 + e % dim_D] - v12 * (smem[44160 + e % dim_D] + smem[2048 + e]));
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
     for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[48128 + e * dim_D + p];
+        acc = acc + smem[e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -823,23 +824,23 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[49152 + e] = acc;
+        smem[2048 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
-      smem[54976 + e] = smem[48128 + e] - smem[49152 + e / dim_D] * 0.015625f;
+      smem[2064 + e] = smem[e] - smem[2048 + e / dim_D] * 0.015625f;
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
     for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v14 = smem[54976 + e * dim_D + p];
+        const float v14 = smem[2064 + e * dim_D + p];
         acc = acc + v14 * v14;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -848,51 +849,50 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[49168 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncwarp();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[54976 + e] * (1.0f / sqrtf(smem[49168 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2064 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
-    __syncthreads();
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
-      const float v15 = out_accum_W1[bh * 16384 + e] + scratch[bh * 53248 + 36864 + e];
-      const float next_state = smem[15360 + e] - commit * v15;
+      const float v15 = out_accum_W1[bh * 16384 + e] + scratch[bh * 45056 + 28672 + e];
+      const float next_state = smem[11264 + e] - commit * v15;
       const float next_accum = keep * v15;
-      smem[15360 + e] = next_state;
+      smem[11264 + e] = next_state;
       out_accum_W1[bh * 16384 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
-      const float v16 = smem[52672 + e] + smem[49184 + e];
-      const float next_state = smem[52416 + e] - commit * v16;
+      const float v16 = smem[44992 + e] + smem[44224 + e];
+      const float next_state = smem[44736 + e] - commit * v16;
       const float next_accum = keep * v16;
-      smem[52416 + e] = next_state;
-      smem[52672 + e] = next_accum;
+      smem[44736 + e] = next_state;
+      smem[44992 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
-      const float v17 = out_accum_W2[bh * 16384 + e] + scratch[bh * 53248 + 20480 + e];
-      const float next_state = smem[31744 + e] - commit * v17;
+      const float v17 = out_accum_W2[bh * 16384 + e] + scratch[bh * 45056 + 12288 + e];
+      const float next_state = smem[27648 + e] - commit * v17;
       const float next_accum = keep * v17;
-      smem[31744 + e] = next_state;
+      smem[27648 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
-      const float v18 = smem[52352 + e] + smem[52224 + e];
-      const float next_state = smem[52288 + e] - commit * v18;
+      const float v18 = smem[44160 + e] + smem[44032 + e];
+      const float next_state = smem[44096 + e] - commit * v18;
       const float next_accum = keep * v18;
-      smem[52288 + e] = next_state;
-      smem[52352 + e] = next_accum;
+      smem[44096 + e] = next_state;
+      smem[44160 + e] = next_accum;
     }
     __syncthreads();
 
@@ -902,18 +902,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W1[bh * 16384 + e] = smem[15360 + e];
+    out_state_W1[bh * 16384 + e] = smem[11264 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    out_state_b1[bh * 256 + e] = smem[52416 + e];
-    out_accum_b1[bh * 256 + e] = smem[52672 + e];
+    out_state_b1[bh * 256 + e] = smem[44736 + e];
+    out_accum_b1[bh * 256 + e] = smem[44992 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W2[bh * 16384 + e] = smem[31744 + e];
+    out_state_W2[bh * 16384 + e] = smem[27648 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b2[bh * 64 + e] = smem[52288 + e];
-    out_accum_b2[bh * 64 + e] = smem[52352 + e];
+    out_state_b2[bh * 64 + e] = smem[44096 + e];
+    out_accum_b2[bh * 64 + e] = smem[44160 + e];
   }
 }
 
@@ -1629,9 +1629,9 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 228096;
+constexpr size_t kSharedBytes = 230144;
 constexpr size_t kDecodeSharedBytes = 208896;
-constexpr size_t kScratchFloats = 53248;  // per (sequence, head)
+constexpr size_t kScratchFloats = 45056;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
 
@@ -1727,8 +1727,8 @@ extern "C" int tttc_ttt_mlp_forward(const tttc_ttt_mlp_args* a, cudaStream_t str
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 228096) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)228096);
+  if ((size_t)available < 230144) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)230144);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 8) in order.
 // Forms: W primal, b dual-elementwise.
-// Shared memory: 146816 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 114048 bytes per block; global scratch: 0 bytes per block.
 // W: state in shared memory, accumulator in shared memory.
 // b: state in shared memory, accumulator in shared memory.
 
@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     float* __restrict__ out_state_b,    // [B, H, 32]
     float* __restrict__ out_accum_W,    // [B, H, 32, 32]
     float* __restrict__ out_accum_b) {  // [B, H, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 36704 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 28512 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -55,12 +55,12 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   const unsigned dim_D = 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
-    smem[26464 + e] = state_W[bh * 1024 + e];
-    smem[27488 + e] = accum_W[bh * 1024 + e];
+    smem[18272 + e] = state_W[bh * 1024 + e];
+    smem[19296 + e] = accum_W[bh * 1024 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
-    smem[25120 + e] = state_b[bh * 32 + e];
-    smem[25152 + e] = accum_b[bh * 32 + e];
+    smem[16672 + e] = state_b[bh * 32 + e];
+    smem[16704 + e] = accum_b[bh * 32 + e];
   }
   __syncthreads();
 
@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v0 = smem[26464 + (e % dim_D) * dim_D + p];
+        const float v0 = smem[18272 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[e] = acc;
@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[520 + (e / 32) * dim_D + p];
-        const float b0 = (smem[26464 + p * dim_D + e % 32] * smem[8704 + (e / 32) * dim_D + p]);
+        const float b0 = (smem[18272 + p * dim_D + e % 32] * smem[8704 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[1032 + (e / 32) * dim_D + e % 32] = acc0_0;
@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
-      smem[e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[25120 + e % dim_D] - smem[776 + e]) * 2.0f;
+      smem[e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[16672 + e % dim_D] - smem[776 + e]) * 2.0f;
     }
     __syncthreads();
 
@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[p * dim_D + e];
       }
-      smem[25088 + e] = acc;
+      smem[16640 + e] = acc;
     }
 
     // [8, 32, 32] product, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -194,22 +194,22 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[9216 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4] = acc0_0;
-      smem[9216 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
-      smem[9216 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
-      smem[9216 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4] = acc1_0;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 1] = acc1_1;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 2] = acc1_2;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 3] = acc1_3;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4] = acc2_0;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 1] = acc2_1;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 2] = acc2_2;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 3] = acc2_3;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4] = acc3_0;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 1] = acc3_1;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 2] = acc3_2;
-      smem[9216 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 3] = acc3_3;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4] = acc0_0;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 1] = acc0_1;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 2] = acc0_2;
+      smem[20320 + (e / 64) * 1024 + ((e / 8) % 8) * 128 + (e % 8) * 4 + 3] = acc0_3;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4] = acc1_0;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 1] = acc1_1;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 2] = acc1_2;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 1) * dim_D + (e % 8) * 4 + 3] = acc1_3;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4] = acc2_0;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 1] = acc2_1;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 2] = acc2_2;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 2) * dim_D + (e % 8) * 4 + 3] = acc2_3;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4] = acc3_0;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 1] = acc3_1;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 2] = acc3_2;
+      smem[20320 + (e / 64) * 1024 + (((e / 8) % 8) * 4 + 3) * dim_D + (e % 8) * 4 + 3] = acc3_3;
     }
     __syncthreads();
 
@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        acc = acc + smem[9216 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[26464 + (e % dim_D) * dim_D + p];
+        acc = acc + smem[20320 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18272 + (e % dim_D) * dim_D + p];
       }
       smem[8960 + e] = acc;
     }
@@ -226,7 +226,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
       const float v1 = smem[8704 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
-      smem[512 + e] = smem[9216 + e] * v1 + (-(smem[8960 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[26464 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
+      smem[512 + e] = smem[20320 + e] * v1 + (-(smem[8960 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
@@ -236,7 +236,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[512 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
       }
-      smem[25440 + e] = acc;
+      smem[17248 + e] = acc;
     }
 
     // Stage the view q for this chunk.
@@ -245,7 +245,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[256 + e] = x;
+      smem[16736 + e] = x;
     }
 
     // [8, 1024] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
@@ -265,16 +265,16 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         acc0_2 = acc0_2 + a0 * b2;
         acc0_3 = acc0_3 + a0 * b3;
       }
-      smem[28512 + (e / 256) * 1024 + (e % 256) * 4] = acc0_0;
-      smem[28512 + (e / 256) * 1024 + (e % 256) * 4 + 1] = acc0_1;
-      smem[28512 + (e / 256) * 1024 + (e % 256) * 4 + 2] = acc0_2;
-      smem[28512 + (e / 256) * 1024 + (e % 256) * 4 + 3] = acc0_3;
+      smem[20320 + (e / 256) * 1024 + (e % 256) * 4] = acc0_0;
+      smem[20320 + (e / 256) * 1024 + (e % 256) * 4 + 1] = acc0_1;
+      smem[20320 + (e / 256) * 1024 + (e % 256) * 4 + 2] = acc0_2;
+      smem[20320 + (e / 256) * 1024 + (e % 256) * 4 + 3] = acc0_3;
     }
-    __syncwarp();
+    __syncthreads();
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
-      smem[8704 + e] = smem[26464 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * (smem[27488 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[28512 + e]);
+      smem[256 + e] = smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * (smem[19296 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[20320 + e]);
     }
     __syncwarp();
 
@@ -282,16 +282,16 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v2 = smem[8704 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
+        const float v2 = smem[256 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
         acc = acc + v2 * v2;
       }
-      smem[25184 + e] = acc;
+      smem[16992 + e] = acc;
     }
     __syncwarp();
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
-      smem[16896 + e] = smem[8704 + e] * (1.0f / sqrtf(smem[25184 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
+      smem[8448 + e] = smem[256 + e] * (1.0f / sqrtf(smem[16992 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
 
@@ -299,11 +299,11 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[256 + (e / 32) * dim_D + p];
-        const float b0 = smem[16896 + (e / 32) * 1024 + p * dim_D + e % 32];
+        const float a0 = smem[16736 + (e / 32) * dim_D + p];
+        const float b0 = smem[8448 + (e / 32) * 1024 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[512 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
 
     // [8, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
@@ -314,32 +314,32 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[768 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[512 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[512 + e] + (smem[25120 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[25152 + e % dim_D] + smem[768 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[256 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[16704 + e % dim_D] + smem[512 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
-      const float v3 = smem[27488 + e] + smem[25440 + e];
-      const float next_state = smem[26464 + e] - commit * v3;
+      const float v3 = smem[19296 + e] + smem[17248 + e];
+      const float next_state = smem[18272 + e] - commit * v3;
       const float next_accum = keep * v3;
-      smem[26464 + e] = next_state;
-      smem[27488 + e] = next_accum;
+      smem[18272 + e] = next_state;
+      smem[19296 + e] = next_accum;
     }
     __syncthreads();
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = (tid / 32) * 4 + tid % 32; e < (tid / 32) * 4 + 4; e += 32) {
-      const float v4 = smem[25152 + e] + smem[25088 + e];
-      const float next_state = smem[25120 + e] - commit * v4;
+      const float v4 = smem[16704 + e] + smem[16640 + e];
+      const float next_state = smem[16672 + e] - commit * v4;
       const float next_accum = keep * v4;
-      smem[25120 + e] = next_state;
-      smem[25152 + e] = next_accum;
+      smem[16672 + e] = next_state;
+      smem[16704 + e] = next_accum;
     }
     __syncthreads();
 
@@ -349,12 +349,12 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 1024; e += 256) {
-    out_state_W[bh * 1024 + e] = smem[26464 + e];
-    out_accum_W[bh * 1024 + e] = smem[27488 + e];
+    out_state_W[bh * 1024 + e] = smem[18272 + e];
+    out_accum_W[bh * 1024 + e] = smem[19296 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
-    out_state_b[bh * 32 + e] = smem[25120 + e];
-    out_accum_b[bh * 32 + e] = smem[25152 + e];
+    out_state_b[bh * 32 + e] = smem[16672 + e];
+    out_accum_b[bh * 32 + e] = smem[16704 + e];
   }
 }
 
@@ -673,7 +673,7 @@ namespace {
 
 constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 146816;
+constexpr size_t kSharedBytes = 114048;
 constexpr size_t kDecodeSharedBytes = 25344;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
@@ -756,8 +756,8 @@ extern "C" int tttc_weightnorm_linear_forward(const tttc_weightnorm_linear_args*
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 146816) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)146816);
+  if ((size_t)available < 114048) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)114048);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_weightnorm_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
