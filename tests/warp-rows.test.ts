@@ -12,9 +12,10 @@ import type { Placement, Stage } from '../compiler/schedule/kernel.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { chooseWarpRows, rowReads } from '../compiler/schedule/warp-rows.ts';
-import { innerLoopInputs } from '../runtime/inner-loop.ts';
+import { innerLoopCotangents, innerLoopInputs } from '../runtime/inner-loop.ts';
+import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
-import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import { cudaCpuBackwardProgram, cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { archOf } from '../targets/cuda/arch.ts';
 import { randomInputs } from './support/inputs.ts';
 import { compileExample } from './support/specs.ts';
@@ -155,5 +156,25 @@ describe('the warp barriers of the generated CUDA are needed (ThreadSanitizer on
     const stripped = source.replace(/^\s*__syncwarp\(\);\n/gm, '');
     expect(stripped).not.toMatch(/__syncwarp/);
     await expect(run(stripped)).rejects.toThrow(/ThreadSanitizer: data race[\s\S]*tttc_ttt_linear/);
+  });
+
+  it('no race where buffers whose rows warps own share memory (sm_80, D = 64: holding them would cost a block)', async () => {
+    const wide = compileExample('ttt_linear.ttt', 'auto', { D: 64, K: 16 });
+    const loop = await CudaCpuInnerLoop.create(cudaCpuProgram(wide, { arch: 'sm_80', dtype: 'f32' }), 'tsan');
+    const named = randomInputs(wide.chunk, { B: 1, H: 1, T: 21, seed: 6, start: 2 });
+    await expect(loop.run(innerLoopInputs(wide.signature, named))).resolves.toBeDefined();
+  });
+
+  it('no race in the backward kernels, whose stages warps own too', async () => {
+    const small = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
+    const backward = cudaCpuBackwardProgram(small, { arch: 'sm_90', dtype: 'f32' });
+    expect(backward.files.find((f) => f.path === backward.source)!.contents).toMatch(/__syncwarp\(\);/);
+    const loop = await CudaCpuBackward.create(backward, 'tsan');
+    const named = randomInputs(small.chunk, { B: 1, H: 2, T: 9, seed: 8, start: 1, accum: true });
+    const inputs = innerLoopInputs(small.signature, named);
+    // Cotangents: the states' own values for the states and accumulators, a sine for the output rows.
+    const cotangents = new Map([...named].filter(([n]) => /^(state|accum)\./.test(n)));
+    cotangents.set('output', { shape: [1, 2, 9, 8], data: Float64Array.from({ length: 144 }, (_, i) => Math.sin(i)) });
+    await expect(loop.run(inputs, innerLoopCotangents(small.signature, inputs, cotangents))).resolves.toBeDefined();
   });
 });
