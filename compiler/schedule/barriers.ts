@@ -81,19 +81,76 @@ export function accesses(m: MemoryMap, s: Stage, rows?: WarpRows): { reads: Rang
   return { reads, writes: writes.map(written) };
 }
 
-/** Whether an access to `a` after `b` must wait for it: the same memory, and one of them writes. */
-const hazards = (
-  reads: readonly Range[],
-  writes: readonly Range[],
-  before: Pending,
-  keep: (x: Range, y: Range) => boolean,
-) =>
-  reads.some((x) => before.writes.some((y) => overlaps(x, y) && keep(x, y))) ||
-  writes.some((x) => [...before.reads, ...before.writes].some((y) => overlaps(x, y) && keep(x, y)));
+/**
+ * Ranges by space, each kept once and in order of start, so that those overlapping a range are
+ * found without visiting the rest: a deep kernel has thousands of stages between two barriers.
+ */
+class Ranges {
+  private readonly seen = new Set<string>();
+  private readonly spaces = new Map<string, { sorted: Range[]; longest: number }>();
 
-interface Pending {
-  reads: Range[];
-  writes: Range[];
+  add(r: Range): void {
+    const key = `${r.space}@${r.from}-${r.to}/${r.warps}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    const s = this.spaces.get(r.space) ?? { sorted: [], longest: 0 };
+    this.spaces.set(r.space, s);
+    s.sorted.splice(this.firstFrom(s.sorted, r.from), 0, r);
+    s.longest = Math.max(s.longest, r.to - r.from);
+  }
+
+  /** Whether one of the ranges overlapping `x` satisfies `test`. */
+  some(x: Range, test: (y: Range) => boolean): boolean {
+    const s = this.spaces.get(x.space);
+    if (!s) return false;
+    // Only ranges starting within `longest` before x's end can reach into it.
+    for (let i = this.firstFrom(s.sorted, x.from - s.longest); i < s.sorted.length; i++) {
+      const y = s.sorted[i];
+      if (y.from >= x.to) break;
+      if (overlaps(x, y) && test(y)) return true;
+    }
+    return false;
+  }
+
+  /** Whether any range is outside on-chip memory. */
+  global(): boolean {
+    return [...this.spaces.keys()].some((space) => space !== 'workgroup');
+  }
+
+  /** The index of the first range starting at `from` or later. */
+  private firstFrom(sorted: readonly Range[], from: number): number {
+    let [lo, hi] = [0, sorted.length];
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid].from < from) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/** The accesses since a barrier. */
+class Pending {
+  private readonly reads = new Ranges();
+  private readonly writes = new Ranges();
+
+  add(reads: readonly Range[], writes: readonly Range[]): void {
+    for (const r of reads) this.reads.add(r);
+    for (const r of writes) this.writes.add(r);
+  }
+
+  /** Whether a stage with these accesses must wait for those pending: the same memory, and one of them writes. */
+  hazard(reads: readonly Range[], writes: readonly Range[], keep: (x: Range, y: Range) => boolean): boolean {
+    return (
+      reads.some((x) => this.writes.some(x, (y) => keep(x, y))) ||
+      writes.some((x) => this.reads.some(x, (y) => keep(x, y)) || this.writes.some(x, (y) => keep(x, y)))
+    );
+  }
+
+  /** Whether any pending access is outside on-chip memory. */
+  global(): boolean {
+    return this.reads.global() || this.writes.global();
+  }
 }
 
 /**
@@ -104,23 +161,21 @@ interface Pending {
 export function placeBarriers(m: MemoryMap, stages: readonly Stage[]): Barrier[] {
   const access = stages.map((s, i) => accesses(m, s, m.warpRows.get(i)));
   const barriers: Barrier[] = stages.map(() => 'none');
-  let block: Pending = { reads: [], writes: [] };
-  let warp: Pending = { reads: [], writes: [] };
+  let block = new Pending();
+  let warp = new Pending();
   const close = (i: number) => {
-    barriers[i] = [...block.reads, ...block.writes].some((r) => r.space !== 'workgroup') ? 'storage' : 'workgroup';
-    block = { reads: [], writes: [] };
-    warp = { reads: [], writes: [] };
+    barriers[i] = block.global() ? 'storage' : 'workgroup';
+    block = new Pending();
+    warp = new Pending();
   };
   access.forEach((a, i) => {
-    if (i > 0 && hazards(a.reads, a.writes, block, (x, y) => !local(x, y))) close(i - 1);
-    else if (i > 0 && hazards(a.reads, a.writes, warp, () => true)) {
+    if (i > 0 && block.hazard(a.reads, a.writes, (x, y) => !local(x, y))) close(i - 1);
+    else if (i > 0 && warp.hazard(a.reads, a.writes, () => true)) {
       barriers[i - 1] = 'warp';
-      warp = { reads: [], writes: [] };
+      warp = new Pending();
     }
-    for (const p of [block, warp]) {
-      p.reads.push(...a.reads);
-      p.writes.push(...a.writes);
-    }
+    block.add(a.reads, a.writes);
+    warp.add(a.reads, a.writes);
   });
   close(stages.length - 1);
   return barriers;
