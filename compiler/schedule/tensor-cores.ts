@@ -147,13 +147,19 @@ function placed(scheduled: ScheduledKernel, limits: TargetLimits): ScheduledKern
  * what the staging leaves (the rest goes to scratch). Unchanged when no product qualifies.
  */
 export function scheduleWithTensorCores(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
-  const k = schedule(chunk, limits);
-  const p = plan(k);
-  if (!p) return k;
-  const room = limits.workgroupBytes - stagingFloats(k, p.sizing) * 4 - 16;
+  const plain = schedule(chunk, limits);
+  const p = plan(plain);
+  if (!p) return plain;
+  const staging = stagingFloats(plain, p.sizing) * 4;
+  // Each block also takes its warps' staging (where no gap holds it): the scheduler's count of
+  // resident blocks must include it.
+  const m = limits.multiprocessor;
+  const staged = m ? { ...limits, multiprocessor: { ...m, reservedBytes: m.reservedBytes + staging } } : limits;
+  const k = schedule(chunk, staged);
+  const room = limits.workgroupBytes - staging - 16;
   return (
     placed(k, limits) ??
-    (room > 0 ? placed(schedule(chunk, { ...limits, workgroupBytes: room }), limits) : undefined) ??
+    (room > 0 ? placed(schedule(chunk, { ...staged, workgroupBytes: room }), limits) : undefined) ??
     k
   );
 }
