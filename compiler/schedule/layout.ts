@@ -122,7 +122,7 @@ function placeOnChip(
 }
 
 /** Workgroups that on-chip memory lets a multiprocessor hold at once; unbounded where the target does not say. */
-function residentWorkgroups(limits: TargetLimits, bytes: number): number {
+export function residentWorkgroups(limits: TargetLimits, bytes: number): number {
   const m = limits.multiprocessor;
   return m ? Math.floor(m.bytes / (Math.ceil(bytes / m.granule) * m.granule + m.reservedBytes)) : Infinity;
 }

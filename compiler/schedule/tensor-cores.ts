@@ -11,7 +11,7 @@ import type { ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts'
 import { size } from '../ir/ir.ts';
 import { stageReads } from './reads.ts';
 import type { Barrier } from './barriers.ts';
-import { synchronise } from './layout.ts';
+import { residentWorkgroups, synchronise } from './layout.ts';
 import { homeKey, schedule } from './schedule.ts';
 
 /** The mma shape: output rows, output columns, contraction per instruction. */
@@ -151,15 +151,27 @@ export function scheduleWithTensorCores(chunk: ChunkProgram, limits: TargetLimit
   const p = plan(plain);
   if (!p) return plain;
   const staging = stagingFloats(plain, p.sizing) * 4;
-  // Each block also takes its warps' staging (where no gap holds it): the scheduler's count of
-  // resident blocks must include it.
-  const m = limits.multiprocessor;
-  const staged = m ? { ...limits, multiprocessor: { ...m, reservedBytes: m.reservedBytes + staging } } : limits;
-  const k = schedule(chunk, staged);
   const room = limits.workgroupBytes - staging - 16;
-  return (
-    placed(k, limits) ??
-    (room > 0 ? placed(schedule(chunk, { ...staged, workgroupBytes: room }), limits) : undefined) ??
-    k
-  );
+  const withStaging = (l: TargetLimits) =>
+    placed(schedule(chunk, l), limits) ??
+    (room > 0 ? placed(schedule(chunk, { ...l, workgroupBytes: room }), limits) : undefined) ??
+    schedule(chunk, l);
+  // The scheduler counts resident blocks without the staging, which may fit a gap or not: schedule
+  // also as if each block took it whole, and keep whichever leaves more blocks per SM, then less
+  // scratch, then fewer block barriers.
+  const m = limits.multiprocessor;
+  const options = [withStaging(limits)];
+  if (m) options.push(withStaging({ ...limits, multiprocessor: { ...m, reservedBytes: m.reservedBytes + staging } }));
+  const blockBarriers = (k: ScheduledKernel) => k.barriers.filter(acrossWarps).length;
+  const cost = (k: ScheduledKernel) => [
+    -residentWorkgroups(limits, k.workgroupFloats * 4),
+    k.scratchFloats,
+    blockBarriers(k),
+  ];
+  const better = (a: ScheduledKernel, b: ScheduledKernel) => {
+    const [x, y] = [cost(a), cost(b)];
+    const i = x.findIndex((v, j) => v !== y[j]);
+    return i >= 0 && x[i] < y[i];
+  };
+  return options.reduce((best, k) => (better(k, best) ? k : best));
 }
