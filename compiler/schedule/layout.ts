@@ -143,6 +143,7 @@ export function synchronise(
   return { barriers: placeBarriers(memory, k.stages), ...(warpRows.size > 0 ? { warpRows } : {}) };
 }
 
+/** What barrier placement reads of a kernel's memory: where each buffer and home is, and which program input each home holds. */
 function memoryMap(
   chunk: ChunkProgram,
   program: Program,
