@@ -39,6 +39,8 @@ function braced(source: string, open: number): string {
 export interface Barriers {
   /** `__syncthreads()` in the mini-batch loop, each counted once. */
   perMinibatch: number;
+  /** `__syncwarp()` in the mini-batch loop, each counted once (tensor-core products' included). */
+  warpPerMinibatch: number;
   /** Of those, the ones inside a nested loop (they run more than once per mini-batch). */
   inInnerLoops: number;
 }
@@ -54,10 +56,11 @@ export function barriers(commented: string, kernel: string): Barriers {
   if (!def) throw new Error(`the source does not define ${kernel}`);
   const body = braced(source, source.indexOf('{', def.index));
   const loop = /\n(\s*)while \(/.exec(body);
-  if (!loop) return { perMinibatch: 0, inInnerLoops: 0 };
+  if (!loop) return { perMinibatch: 0, warpPerMinibatch: 0, inInnerLoops: 0 };
   const inner = braced(body, body.indexOf('{', loop.index));
   let perMinibatch = 0;
   let inInnerLoops = 0;
+  const warpPerMinibatch = inner.match(/__syncwarp\(\)/g)?.length ?? 0;
   let depth = 0;
   const loops: number[] = [];
   // Track which braces open loops so that a barrier's loop depth is known.
@@ -75,7 +78,7 @@ export function barriers(commented: string, kernel: string): Barriers {
       if (loops.length > 0) inInnerLoops++;
     }
   }
-  return { perMinibatch, inInnerLoops };
+  return { perMinibatch, warpPerMinibatch, inInnerLoops };
 }
 
 export interface Resources {

@@ -4,6 +4,7 @@
  * Specifications per Compute Capability"; CUDA C++ Best Practices Guide, "Occupancy"): a block
  * is resident only when its warps, its registers and its shared memory all fit beside the others.
  */
+import { archOf } from '../targets/cuda/arch.ts';
 
 export interface ArchLimits {
   arch: string;
@@ -23,7 +24,18 @@ export interface ArchLimits {
   blocksPerSm: number;
 }
 
-const KB = 1024;
+/** Shared memory per SM, per block and its units, as the scheduler has them for the arch (targets/cuda/arch.ts). */
+function shared(
+  name: string,
+): Pick<ArchLimits, 'sharedPerSm' | 'sharedPerBlockOptIn' | 'sharedUnit' | 'sharedReservedPerBlock'> {
+  const { workgroupBytes, multiprocessor } = archOf(name).limits;
+  return {
+    sharedPerSm: multiprocessor!.bytes,
+    sharedPerBlockOptIn: workgroupBytes,
+    sharedUnit: multiprocessor!.granule,
+    sharedReservedPerBlock: multiprocessor!.reservedBytes,
+  };
+}
 
 export const ARCHS: Record<'sm_80' | 'sm_90', ArchLimits> = {
   // A100: 64K registers, 164 KB shared memory per SM of which one block may opt in to 163 KB.
@@ -31,10 +43,7 @@ export const ARCHS: Record<'sm_80' | 'sm_90', ArchLimits> = {
     arch: 'sm_80',
     registersPerSm: 65536,
     registerUnit: 256,
-    sharedPerSm: 164 * KB,
-    sharedPerBlockOptIn: 163 * KB,
-    sharedUnit: 128,
-    sharedReservedPerBlock: KB,
+    ...shared('sm_80'),
     threadsPerSm: 2048,
     blocksPerSm: 32,
   },
@@ -43,10 +52,7 @@ export const ARCHS: Record<'sm_80' | 'sm_90', ArchLimits> = {
     arch: 'sm_90',
     registersPerSm: 65536,
     registerUnit: 256,
-    sharedPerSm: 228 * KB,
-    sharedPerBlockOptIn: 227 * KB,
-    sharedUnit: 128,
-    sharedReservedPerBlock: KB,
+    ...shared('sm_90'),
     threadsPerSm: 2048,
     blocksPerSm: 32,
   },

@@ -50,7 +50,7 @@ interface KernelReport extends Resources, Barriers {
   variant: 'prefill' | 'decode';
   threads: number;
   dynamicSharedBytes: number;
-  /** Barriers the scheduler placed after the stages of one mini-batch (ScheduledKernel.barriers), to check the count in the source. */
+  /** Block barriers the scheduler placed after the stages of one mini-batch (ScheduledKernel.barriers), to check the count in the source. */
   scheduledBarriers: number;
   /** Shared-memory bank conflicts from the kernel IR (compiler/kernel/banks.ts), row-major and with the chosen layouts. */
   banks?: OnChipLayout;
@@ -170,7 +170,8 @@ for (const spec of specs) {
           ? checked.compiled.variants.map((v) => {
               const k = (dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, archOf(arch).limits);
               const lowered = lowerKernel(k, checked.compiled.signature, source.split('\n'), CUDA_FEATURES);
-              return [v.name, { barriers: k.barriers.filter((b) => b !== 'none').length, banks: lowered.onChip }];
+              const barriers = k.barriers.filter((b) => b === 'workgroup' || b === 'storage').length;
+              return [v.name, { barriers, banks: lowered.onChip }];
             })
           : [],
       );
@@ -221,6 +222,7 @@ const header = [
   'blk/SM',
   'limit',
   'bar/mb',
+  'warp/mb',
   'mma',
   'wgmma',
   'ldmatrix',
@@ -246,6 +248,7 @@ const rows = kernels.map((k) => [
     k.inInnerLoops ? ` (${k.inInnerLoops} in loops)` : '',
     k.scheduledBarriers === k.perMinibatch ? '' : ` (scheduled ${k.scheduledBarriers})`,
   ].join(''),
+  String(k.warpPerMinibatch),
   String(k.ptx.mma),
   String(k.ptx.wgmma),
   String(k.ptx.ldmatrix),
@@ -281,7 +284,7 @@ writeFileSync(
       generated: new Date().toISOString(),
       nvcc: nvccVersion,
       barriers:
-        'perMinibatch: __syncthreads() in the generated mini-batch loop (the kernel outermost while), each counted once; scheduledBarriers: the stages with a barrier in compiler/schedule (ScheduledKernel.barriers)',
+        'perMinibatch: __syncthreads() in the generated mini-batch loop (the kernel outermost while), each counted once; warpPerMinibatch: __syncwarp() there (the warp barriers between stages whose rows warps own, and those inside tensor-core products); scheduledBarriers: the stages with a block barrier in compiler/schedule (ScheduledKernel.barriers)',
       occupancy:
         'CUDA occupancy calculator rules: warps, registers (256 per warp unit), shared memory (128-byte unit + 1 KB reserved per block), 32 blocks',
       bankConflicts:

@@ -101,7 +101,7 @@ class BackwardLowering extends Lowering {
     const n = size(shape);
     return [
       comment(`Stage ${op.name} as this chunk started with it.`),
-      this.elements(n, [store(at.buffer, at.index, this.checkpoint(op.name, e)!)]),
+      this.stageElements(s, n, [store(at.buffer, at.index, this.checkpoint(op.name, e)!)]),
     ];
   }
 

@@ -55,8 +55,10 @@ class CheckpointLowering extends Lowering {
     const out: Stmt[] = [comment('Save what this chunk starts from, for the backward.')];
     for (const [state, homes] of this.k.states) {
       const n = this.stateSize.get(state)!;
+      const update = this.k.stages.find((s) => s.kind === 'update' && s.state === state)!;
       out.push(
-        this.elements(
+        this.stageElements(
+          update,
           n,
           this.carried.map((kind) =>
             store(

@@ -10,7 +10,7 @@ import { chunkInputKey } from '../../core/mangle.ts';
 import { type Shape, showShape, size } from '../../core/shape.ts';
 import type { KernelSignature, Port } from '../../core/signature.ts';
 import { WALK } from '../dualform/derive.ts';
-import type { Carried, Home, Placement, ScheduledKernel, Stage } from '../schedule/kernel.ts';
+import type { Carried, Home, Placement, ScheduledKernel, Stage, WarpRows } from '../schedule/kernel.ts';
 import { add, div, mod, mul, sub } from './affine.ts';
 import { KernelDims } from './dims.ts';
 import {
@@ -36,6 +36,7 @@ import {
 } from './ir.ts';
 import { layOutOnChip, onChipElement } from './banks.ts';
 import { lowerTensorCoreProduct } from './mma.ts';
+import { warpRowsLoop, warpSpan } from './warp-rows.ts';
 import { shareValues } from './share.ts';
 import { type DimNames, Index, LITERALS } from './tensor-index.ts';
 import { Values } from './values.ts';
@@ -237,6 +238,17 @@ export class Lowering {
     return { kind: 'for', counter: 'e', from: tid, to, step: int(this.k.invocations), body };
   }
 
+  /** The warps that own a stage's rows, if any (compiler/schedule/warp-rows.ts). */
+  protected warpRows(s: Stage): WarpRows | undefined {
+    return this.k.warpRows?.get(this.k.stages.indexOf(s));
+  }
+
+  /** `body(e)` for every element e < n of a stage: by the warps owning its rows where it has them. */
+  protected stageElements(s: Stage, n: Expr | number, body: Stmt[]): Stmt {
+    const rows = this.warpRows(s);
+    return rows ? warpSpan(rows, rows.rowsPerWarp * rows.rowElements, n, body) : this.elements(n, body);
+  }
+
   protected body(): Stmt[] {
     const out: Stmt[] = [];
     // Only params are per head; declared without them, `h` would be unused (nvcc warns).
@@ -300,7 +312,8 @@ export class Lowering {
     this.k.stages.forEach((s, i) => {
       out.push(blank, ...this.stage(s));
       const b = this.k.barriers[i];
-      if (b !== 'none') out.push(barrier(b === 'storage'));
+      if (b === 'warp') out.push({ kind: 'warp-barrier' });
+      else if (b !== 'none') out.push(barrier(b === 'storage'));
     });
     return out;
   }
@@ -329,7 +342,7 @@ export class Lowering {
       ];
       return [
         this.describe(s.stateNode, `Update ${s.state} and ${what}`),
-        this.elements(n, [
+        this.stageElements(s, n, [
           ...this.shared(roles.map(([role, id]) => constant(next(role), 'float', this.values.value(id, index)))),
           ...roles.map(([role]) => this.writeHome(h[role]!, s.state, role, e, name(next(role)))),
         ]),
@@ -342,7 +355,11 @@ export class Lowering {
       const value = this.values.value(s.node, Index.flat(node.shape, e, this.names));
       return [
         this.describe(s.node, "Write this chunk's output rows"),
-        this.elements(mul(count, width), this.shared([store(this.ports.get('output', 'out', 'output'), flat, value)])),
+        this.stageElements(
+          s,
+          mul(count, width),
+          this.shared([store(this.ports.get('output', 'out', 'output'), flat, value)]),
+        ),
       ];
     }
     const target = (index: Index, value: Expr): Stmt => {
@@ -360,7 +377,7 @@ export class Lowering {
       const global = add(mul(add(add(mul(bh, uniform('T')), token), r), width), mod(e, width));
       return [
         comment(`Stage the ${port.role} ${port.name} for this chunk.`),
-        this.elements(size(node.shape), [
+        this.stageElements(s, size(node.shape), [
           variable('x', 'float', float(0)),
           { kind: 'if', condition: compare('<', r, count), body: [assign('x', load({ kind: 'port', port }, global))] },
           target(Index.flat(node.shape, e, this.names), name('x')),
@@ -372,21 +389,24 @@ export class Lowering {
     if (op.kind === 'matmul')
       return [
         head,
-        this.k.tensorCores?.products.has(s.node) ? this.tensorCoreProduct(s.node, target) : this.matmul(s.node, target),
+        this.k.tensorCores?.products.has(s.node)
+          ? this.tensorCoreProduct(s.node, target)
+          : this.matmul(s.node, target, this.warpRows(s)),
       ];
     const index = Index.flat(node.shape, e, this.names);
-    if (op.kind === 'sum') return [head, ...this.sum(s.node, index, (value) => target(index, value))];
-    return [
-      head,
-      this.elements(size(node.shape), this.shared([target(index, this.values.value(s.node, index, true))])),
-    ];
+    if (op.kind === 'sum') return [head, ...this.sum(s.node, index, (value) => target(index, value), this.warpRows(s))];
+    const value = this.values.value(s.node, index, true);
+    return [head, this.stageElements(s, size(node.shape), this.shared([target(index, value)]))];
   }
 
-  /** A product, each invocation computing register tiles of the result (see schedule/tiles.ts). */
-  private matmul(id: number, target: (at: Index, value: Expr) => Stmt): Stmt {
+  /**
+   * A product, each invocation computing register tiles of the result (see schedule/tiles.ts); where
+   * warps own its rows, each warp's lanes take the tiles of its rows.
+   */
+  private matmul(id: number, target: (at: Index, value: Expr) => Stmt, owners?: WarpRows): Stmt {
     const n = this.k.program.nodes[id];
     const [a, b] = n.args.map((x) => this.k.program.nodes[x]);
-    const { rows, cols } = this.k.tiles.get(id)!;
+    const { rows, cols } = owners?.tile ?? this.k.tiles.get(id)!;
     const r = n.shape.length;
     const blocks = [...n.shape.slice(0, r - 2), n.shape[r - 2] / rows, n.shape[r - 1] / cols];
     const range = (k: number) => [...Array(k).keys()];
@@ -396,7 +416,9 @@ export class Lowering {
     const batch = block.slice(0, r - 2);
     // A tile's rows and columns are `blocks` apart, so neighbouring invocations take neighbouring
     // rows and columns: a warp's reads of a row (or, swizzled, a column) then hit distinct banks.
-    const row = (i: number) => add(block[r - 2], int(i * blocks[r - 2]));
+    // Where warps own rows, a tile's rows are consecutive instead, so each warp's rows are its own.
+    const row = (i: number) =>
+      owners ? add(mul(block[r - 2], rows), int(i)) : add(block[r - 2], int(i * blocks[r - 2]));
     const col = (j: number) => add(block[r - 1], int(j * blocks[r - 1]));
     const acc = (i: number, j: number) => `acc${i}_${j}`;
     const tile = range(rows).flatMap((i) => range(cols).map((j) => [i, j] as const));
@@ -430,11 +452,14 @@ export class Lowering {
       step: int(1),
       body: step,
     };
-    return this.elements(size(blocks), [
+    const body: Stmt[] = [
       ...tile.map(([i, j]) => variable(acc(i, j), 'float', float(0))),
       this.readsAccum(id) ? { kind: 'if', condition: name(ACCUM_LIVE), body: [loop] } : loop,
       ...tile.map(([i, j]) => target(Index.dims(n.shape, [...batch, row(i), col(j)], this.names), name(acc(i, j)))),
-    ]);
+    ];
+    if (!owners) return this.elements(size(blocks), body);
+    // A warp's rows are consecutive rows of tiles: consecutive blocks.
+    return warpSpan(owners, (owners.rowsPerWarp / rows) * blocks[r - 1], size(blocks), body);
   }
 
   /** A product on tensor cores, each warp computing 16x8 tiles of the result (see ./mma.ts). */
@@ -469,7 +494,7 @@ export class Lowering {
    * sums each element (each lane every `lanes`-th term, then a butterfly of shuffles), so the
    * invocations that one-element-per-invocation would leave idle share the work.
    */
-  private sum(id: number, index: Index, write: (value: Expr) => Stmt): Stmt[] {
+  private sum(id: number, index: Index, write: (value: Expr) => Stmt, owners?: WarpRows): Stmt[] {
     const n = this.k.program.nodes[id];
     if (n.op.kind !== 'sum') throw new Error(`node %${id} is not a sum`);
     const axes = n.op.axes;
@@ -496,27 +521,33 @@ export class Lowering {
         body: this.shared([assign('acc', floatOp('+', acc, value))]),
       },
     ];
-    const lanes = this.features.lanes;
+    const perLane = [...accumulate(int(0), 1), write(acc)];
+    if (owners && (owners.rowElements > 1 || terms < owners.lanes))
+      return [warpSpan(owners, owners.rowsPerWarp * owners.rowElements, elements, perLane)];
+    const lanes = owners?.lanes ?? this.features.lanes;
     const invocations = this.k.invocations;
-    if (!lanes || terms < lanes || elements >= invocations || invocations % lanes !== 0)
-      return [this.elements(elements, [...accumulate(int(0), 1), write(acc)])];
+    if (!lanes || (!owners && (terms < lanes || elements >= invocations || invocations % lanes !== 0)))
+      return [this.elements(elements, perLane)];
     const lane = mod(tid, lanes);
     const butterfly: Stmt[] = [];
     for (let m = lanes / 2; m >= 1; m /= 2)
       butterfly.push(assign('acc', floatOp('+', acc, { kind: 'shuffle-xor', x: acc, mask: m, width: lanes })));
+    const rowSum: Stmt[] = [
+      ...accumulate(lane, lanes),
+      ...butterfly,
+      { kind: 'if', condition: compare('==', lane, int(0)), body: [write(acc)] },
+    ];
+    const how = `lane l sums terms l, l + ${lanes}, ...; shuffles then combine the lanes.`;
+    if (owners) return [comment(`Each row by the warp that owns it: ${how}`), warpRowsLoop(owners, rowSum)];
     return [
-      comment(`${lanes} lanes per element: lane l sums terms l, l + ${lanes}, ...; shuffles then combine the lanes.`),
+      comment(`${lanes} lanes per element: ${how}`),
       {
         kind: 'for',
         counter: 'e',
         from: div(tid, lanes),
         to: int(elements),
         step: int(invocations / lanes),
-        body: [
-          ...accumulate(lane, lanes),
-          ...butterfly,
-          { kind: 'if', condition: compare('==', lane, int(0)), body: [write(acc)] },
-        ],
+        body: rowSum,
       },
     ];
   }

@@ -21,7 +21,7 @@ export function scheduleBackward(backward: ChunkBackward, limits: TargetLimits):
   assertKernelRenders(backward.forward, 'fused backward kernel (WGSL, CUDA)');
   const byLimits = scheduled.get(backward) ?? new Map<string, ScheduledKernel>();
   scheduled.set(backward, byLimits);
-  const key = `${limits.workgroupBytes}/${limits.invocations}`;
+  const key = JSON.stringify(limits);
   const known = byLimits.get(key);
   if (known) return known;
   const kernel = scheduleOnce(backward, limits);

@@ -1,25 +1,34 @@
 /**
  * Barrier placement: a stage needs a barrier before it only when it reads memory written since the
  * last barrier, or writes memory read or written since then (memory is shared between buffers
- * whose lives do not overlap, so hazards are tracked on address ranges, not on nodes).
+ * whose lives do not overlap, so hazards are tracked on address ranges, not on nodes). Where both
+ * accesses to the memory are by the warps that own its rows (schedule/warp-rows.ts), with the same
+ * rows to the same warps, only the lanes of one warp exchange data and a warp barrier suffices.
  */
 import { programKey } from '../../core/mangle.ts';
 import type { Program } from '../ir/ir.ts';
 import { size } from '../ir/ir.ts';
-import type { Carried, Home, Homes, Placement, Stage } from './kernel.ts';
+import type { Carried, Home, Homes, Placement, Stage, WarpRows } from './kernel.ts';
 import { stageReads } from './reads.ts';
+import { rowReads } from './warp-rows.ts';
 
 /** An address range in one memory space; `global:NAME` spaces are the state tensors kept in place. */
 export interface Range {
   space: string;
   from: number;
   to: number;
+  /**
+   * Where each element is touched by one warp alone: which, as a key equal for accesses that give
+   * every element to the same warp (rows of `rowElements` from `from`, `rowsPerWarp` rows a warp).
+   */
+  warps?: string;
 }
 
-export type Barrier = 'none' | 'workgroup' | 'storage';
+export type Barrier = 'none' | 'warp' | 'workgroup' | 'storage';
 
 const overlaps = (a: Range, b: Range) => a.space === b.space && a.from < b.to && b.from < a.to;
-const hits = (xs: readonly Range[], ys: readonly Range[]) => xs.some((x) => ys.some((y) => overlaps(x, y)));
+/** Two accesses to the same elements by the same warps: only lanes of one warp can conflict. */
+const local = (a: Range, b: Range) => a.warps !== undefined && a.warps === b.warps;
 
 export interface MemoryMap {
   program: Program;
@@ -28,6 +37,8 @@ export interface MemoryMap {
   stateSize: ReadonlyMap<string, number>;
   /** The carried value each home input of the program (by its key) is. */
   homeInputs: ReadonlyMap<string, { kind: Carried; name: string }>;
+  /** The stages whose rows warps own, by stage index. */
+  warpRows: ReadonlyMap<number, WarpRows>;
 }
 
 function rangeOf(p: Placement | Home, elements: number, name: string): Range {
@@ -35,19 +46,30 @@ function rangeOf(p: Placement | Home, elements: number, name: string): Range {
   return { space: p.space, from: p.offset, to: p.offset + elements };
 }
 
+/** The range as the warps owning its rows touch it: `rowElements` elements a row. */
+const byWarps = (r: Range, rows: WarpRows, rowElements: number): Range => ({
+  ...r,
+  warps: `${r.space}@${r.from}:${rowElements}x${rows.rowsPerWarp}`,
+});
+
 /** What a stage reads (through every inlined node) and writes. */
-export function accesses(m: MemoryMap, s: Stage): { reads: Range[]; writes: Range[] } {
+export function accesses(m: MemoryMap, s: Stage, rows?: WarpRows): { reads: Range[]; writes: Range[] } {
   const reads: Range[] = [];
+  const aligned = rows ? rowReads(s, m.program, (x) => m.buffers.has(x)) : new Map<number, boolean>();
   for (const id of stageReads(s, m.program, (x) => m.buffers.has(x))) {
     const n = m.program.nodes[id];
     const placed = m.buffers.get(id);
     const key = n.op.kind === 'input' ? n.op.name : '';
     const home = m.homeInputs.get(key);
-    if (placed) reads.push(rangeOf(placed, size(n.shape), ''));
-    else if (home) reads.push(rangeOf(m.homes.get(home.name)![home.kind]!, m.stateSize.get(home.name)!, key));
+    let r: Range | undefined;
+    if (placed) r = rangeOf(placed, size(n.shape), '');
+    else if (home) r = rangeOf(m.homes.get(home.name)![home.kind]!, m.stateSize.get(home.name)!, key);
+    if (!r) continue;
+    reads.push(rows && aligned.get(id) ? byWarps(r, rows, size(n.shape) / n.shape[0]) : r);
   }
+  const written = (r: Range) => (rows ? byWarps(r, rows, rows.rowElements) : r);
   if (s.kind === 'compute')
-    return { reads, writes: [rangeOf(m.buffers.get(s.node)!, size(m.program.nodes[s.node].shape), '')] };
+    return { reads, writes: [written(rangeOf(m.buffers.get(s.node)!, size(m.program.nodes[s.node].shape), ''))] };
   if (s.kind === 'output') return { reads, writes: [] };
   // Two gradients of one port (a row's scale and the commit's) are added to the same elements.
   if (s.kind === 'gradient') return { reads, writes: [{ space: `gradient:${s.port}`, from: 0, to: 1 }] };
@@ -56,24 +78,104 @@ export function accesses(m: MemoryMap, s: Stage): { reads: Range[]; writes: Rang
   const key = (role: Carried) => programKey({ role, name: s.state });
   const writes = [rangeOf(h.state, n, key('state')), rangeOf(h.accum, n, key('accum'))];
   if (h.opt) writes.push(rangeOf(h.opt, n, key('opt')));
-  return { reads, writes };
+  return { reads, writes: writes.map(written) };
 }
 
-/** The barrier after each stage; the last always has one, since the next chunk reads the new state. */
+/**
+ * Ranges by space, each kept once and in order of start, so that those overlapping a range are
+ * found without visiting the rest: a deep kernel has thousands of stages between two barriers.
+ */
+class Ranges {
+  private readonly seen = new Set<string>();
+  private readonly spaces = new Map<string, { sorted: Range[]; longest: number }>();
+
+  add(r: Range): void {
+    const key = `${r.space}@${r.from}-${r.to}/${r.warps}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    const s = this.spaces.get(r.space) ?? { sorted: [], longest: 0 };
+    this.spaces.set(r.space, s);
+    s.sorted.splice(this.firstFrom(s.sorted, r.from), 0, r);
+    s.longest = Math.max(s.longest, r.to - r.from);
+  }
+
+  /** Whether one of the ranges overlapping `x` satisfies `test`. */
+  some(x: Range, test: (y: Range) => boolean): boolean {
+    const s = this.spaces.get(x.space);
+    if (!s) return false;
+    // Only ranges starting within `longest` before x's end can reach into it.
+    for (let i = this.firstFrom(s.sorted, x.from - s.longest); i < s.sorted.length; i++) {
+      const y = s.sorted[i];
+      if (y.from >= x.to) break;
+      if (overlaps(x, y) && test(y)) return true;
+    }
+    return false;
+  }
+
+  /** Whether any range is outside on-chip memory. */
+  global(): boolean {
+    return [...this.spaces.keys()].some((space) => space !== 'workgroup');
+  }
+
+  /** The index of the first range starting at `from` or later. */
+  private firstFrom(sorted: readonly Range[], from: number): number {
+    let [lo, hi] = [0, sorted.length];
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid].from < from) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/** The accesses since a barrier. */
+class Pending {
+  private readonly reads = new Ranges();
+  private readonly writes = new Ranges();
+
+  add(reads: readonly Range[], writes: readonly Range[]): void {
+    for (const r of reads) this.reads.add(r);
+    for (const r of writes) this.writes.add(r);
+  }
+
+  /** Whether a stage with these accesses must wait for those pending: the same memory, and one of them writes. */
+  hazard(reads: readonly Range[], writes: readonly Range[], keep: (x: Range, y: Range) => boolean): boolean {
+    return (
+      reads.some((x) => this.writes.some(x, (y) => keep(x, y))) ||
+      writes.some((x) => this.reads.some(x, (y) => keep(x, y)) || this.writes.some(x, (y) => keep(x, y)))
+    );
+  }
+
+  /** Whether any pending access is outside on-chip memory. */
+  global(): boolean {
+    return this.reads.global() || this.writes.global();
+  }
+}
+
+/**
+ * The barrier after each stage; the last always has a workgroup's, since the next chunk reads the
+ * new state. A workgroup barrier where a hazard crosses warps since the last one; else a warp
+ * barrier where one within warps follows the last barrier of either kind.
+ */
 export function placeBarriers(m: MemoryMap, stages: readonly Stage[]): Barrier[] {
-  const access = stages.map((s) => accesses(m, s));
+  const access = stages.map((s, i) => accesses(m, s, m.warpRows.get(i)));
   const barriers: Barrier[] = stages.map(() => 'none');
-  let reads: Range[] = [];
-  let writes: Range[] = [];
+  let block = new Pending();
+  let warp = new Pending();
   const close = (i: number) => {
-    barriers[i] = [...reads, ...writes].some((r) => r.space !== 'workgroup') ? 'storage' : 'workgroup';
-    reads = [];
-    writes = [];
+    barriers[i] = block.global() ? 'storage' : 'workgroup';
+    block = new Pending();
+    warp = new Pending();
   };
   access.forEach((a, i) => {
-    if (i > 0 && (hits(a.reads, writes) || hits(a.writes, writes) || hits(a.writes, reads))) close(i - 1);
-    reads.push(...a.reads);
-    writes.push(...a.writes);
+    if (i > 0 && block.hazard(a.reads, a.writes, (x, y) => !local(x, y))) close(i - 1);
+    else if (i > 0 && warp.hazard(a.reads, a.writes, () => true)) {
+      barriers[i - 1] = 'warp';
+      warp = new Pending();
+    }
+    block.add(a.reads, a.writes);
+    warp.add(a.reads, a.writes);
   });
   close(stages.length - 1);
   return barriers;

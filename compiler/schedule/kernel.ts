@@ -12,6 +12,18 @@ export interface TargetLimits {
   workgroupBytes: number;
   /** Invocations (threads) per workgroup. */
   invocations: number;
+  /**
+   * Invocations per warp where the target has a barrier among a warp's lanes alone (CUDA's
+   * `__syncwarp`: 32); absent where every barrier is the workgroup's (WGSL), and then no stage's
+   * rows are given to warps.
+   */
+  lanes?: number;
+  /**
+   * The on-chip memory of one multiprocessor, which the workgroups resident on it share: `bytes`
+   * in all, each workgroup's rounded up to `granule` bytes plus `reservedBytes` (CUDA's shared
+   * memory per SM); absent where the target does not say.
+   */
+  multiprocessor?: { bytes: number; granule: number; reservedBytes: number };
 }
 
 /** Where a buffer lives: on chip, or in this workgroup's slice of a global scratch buffer. */
@@ -55,8 +67,13 @@ export interface ScheduledKernel {
   stages: Stage[];
   /** The register tile of every buffered product. */
   tiles: Map<number, Tile>;
-  /** The barrier after each stage: none where no hazard follows, `storage` when global memory is involved. */
+  /**
+   * The barrier after each stage: none where no hazard follows, `warp` where only lanes of one warp
+   * exchange data, `storage` when global memory is involved.
+   */
   barriers: Barrier[];
+  /** The stages whose rows warps own (schedule/warp-rows.ts), by stage index; absent: every invocation takes every element. */
+  warpRows?: ReadonlyMap<number, WarpRows>;
   workgroupFloats: number;
   scratchFloats: number;
   /**
@@ -67,6 +84,24 @@ export interface ScheduledKernel {
   inPlace: ReadonlyMap<number, number>;
   /** Products a target computes on tensor cores (schedule/tensor-cores.ts); absent: none. */
   tensorCores?: TensorCorePlan;
+}
+
+/**
+ * A stage whose result's rows (its first axis) belong to warps: warp w computes rows
+ * [w rowsPerWarp, (w + 1) rowsPerWarp), its lanes taking their elements in turn; a register-tiled
+ * product tiles the warp's rows with `tile` (schedule/tiles.ts) over the warp's lanes.
+ */
+export interface WarpRows {
+  /** The extent of the first axis. */
+  rows: number;
+  rowsPerWarp: number;
+  /** Elements per row (the product of the other axes). */
+  rowElements: number;
+  /** Warps in the workgroup and invocations in a warp. */
+  warps: number;
+  lanes: number;
+  /** A register-tiled product's tile within its warp's rows. */
+  tile?: Tile;
 }
 
 /** Products on warp-level tensor cores, each warp staging its operands as bf16 in a slice of its own. */

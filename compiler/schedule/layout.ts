@@ -5,8 +5,9 @@
  */
 import type { ChunkProgram } from '../dualform/derive.ts';
 import { type Program, size } from '../ir/ir.ts';
-import { placeBarriers } from './barriers.ts';
-import type { Carried, Home, Homes, Placement, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
+import { type MemoryMap, placeBarriers } from './barriers.ts';
+import type { Carried, Home, Homes, Placement, ScheduledKernel, Stage, TargetLimits, WarpRows } from './kernel.ts';
+import { chooseWarpRows } from './warp-rows.ts';
 import { inPlaceOperands } from './in-place.ts';
 import { Arena, type Interval } from './place.ts';
 import { stageReads } from './reads.ts';
@@ -46,18 +47,14 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     new Set(chunk.layer.states.flatMap((s) => carried.map((kind) => homeKey(kind, s.name)))),
   );
   const homeIntervals: Interval[] = chunk.layer.states.flatMap((s) =>
-    carried.map((kind) => ({
-      key: homeKey(kind, s.name),
-      elements: size(s.shape),
-      from: 0,
-      to: stages.length,
-    })),
+    carried.map((kind) => ({ key: homeKey(kind, s.name), elements: size(s.shape), from: 0, to: stages.length })),
   );
   /**
-   * Places every buffer and home; a buffer written over its operand's (`over`) takes that buffer,
-   * so a chain is one interval. On chip by reads per element; what does not fit goes to scratch.
+   * Places every buffer and home, each buffer held to `to(its last read)`; a buffer written over
+   * its operand's (`over`) takes that buffer, so a chain is one interval. On chip by reads per
+   * element; what does not fit goes to scratch.
    */
-  const placeAll = (over: ReadonlyMap<number, number>) => {
+  const placeAll = (over: ReadonlyMap<number, number>, to: (lastRead: number) => number) => {
     const holder = (id: number): number => {
       let at = id;
       while (over.has(at)) at = over.get(at)!;
@@ -66,12 +63,12 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     const groups = new Map<number, Interval & { reads: number }>();
     for (const id of buffered) {
       const from = stageOf.get(id)!;
-      const to = lastRead.get(id) ?? from;
+      const until = to(lastRead.get(id) ?? from);
       const key = holder(id);
       const g = groups.get(key);
       const r = reads.get(id) ?? 0;
-      if (g) groups.set(key, { ...g, from: Math.min(g.from, from), to: Math.max(g.to, to), reads: g.reads + r });
-      else groups.set(key, { key, elements: size(p.nodes[id].shape), from, to, reads: r });
+      if (g) groups.set(key, { ...g, from: Math.min(g.from, from), to: Math.max(g.to, until), reads: g.reads + r });
+      else groups.set(key, { key, elements: size(p.nodes[id].shape), from, to: until, reads: r });
     }
     const readsOf = (iv: Interval) =>
       typeof iv.key === 'string' ? (reads.get(iv.key) ?? 0) : groups.get(iv.key)!.reads;
@@ -99,12 +96,25 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
   };
   // In place where it leaves the smaller scratch slice (then on-chip use): a longer interval for
   // the chain can fragment the packing more than the buffer it saves.
-  const inPlace = placeAll(inPlaceOperands(p, stages, (x) => buffered.has(x), lastRead));
-  const apart = placeAll(new Map());
-  const smaller =
-    apart.scratchFloats < inPlace.scratchFloats ||
-    (apart.scratchFloats === inPlace.scratchFloats && apart.workgroupFloats < inPlace.workgroupFloats);
-  const { buffers, homePlaces, workgroupFloats, scratchFloats, inPlace: sharedInPlace } = smaller ? apart : inPlace;
+  const overOperands = inPlaceOperands(p, stages, (x) => buffered.has(x), lastRead);
+  const place = (to: (lastRead: number) => number) => {
+    const inPlace = placeAll(overOperands, to);
+    const apart = placeAll(new Map(), to);
+    const smaller =
+      apart.scratchFloats < inPlace.scratchFloats ||
+      (apart.scratchFloats === inPlace.scratchFloats && apart.workgroupFloats < inPlace.workgroupFloats);
+    return smaller ? apart : inPlace;
+  };
+  // Where warps own rows, memory held to the next block barrier saves the barriers sharing it
+  // sooner would need, unless it costs scratch (global memory) or resident workgroups.
+  const plain = place((i) => i);
+  const warpRows = chooseWarpRows(p, stages, (id) => buffered.has(id), limits.invocations, limits.lanes);
+  const held = warpRows.size > 0 ? place(heldThrough(chunk, p, plan, warpRows)) : plain;
+  const resident = (floats: number) => residentWorkgroups(limits, floats * F32_BYTES);
+  const { buffers, homePlaces, workgroupFloats, scratchFloats, inPlace } =
+    held.scratchFloats <= plain.scratchFloats && resident(held.workgroupFloats) >= resident(plain.workgroupFloats)
+      ? held
+      : plain;
   const homes = new Map<string, Homes>(
     chunk.layer.states.map((s) => [
       s.name,
@@ -112,17 +122,13 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     ]),
   );
 
-  const stateSize = new Map(chunk.layer.states.map((s) => [s.name, size(s.shape)]));
-  const homeInputs = new Map(
-    chunk.layer.states.flatMap((s) => carried.map((kind) => [homeKey(kind, s.name), { kind, name: s.name }] as const)),
-  );
   const tiles = new Map<number, Tile>();
   for (const n of p.nodes) {
     if (n.op.kind !== 'matmul') continue;
     const r = n.shape.length;
     tiles.set(n.id, chooseTile(n.shape[r - 2], n.shape[r - 1], size(n.shape.slice(0, r - 2)), limits.invocations));
   }
-  return {
+  const laidOut = {
     chunk,
     program: p,
     invocations: limits.invocations,
@@ -130,10 +136,86 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     states: homes,
     stages,
     tiles,
-    barriers: placeBarriers({ program: p, buffers, homes, stateSize, homeInputs }, stages),
     workgroupFloats,
     scratchFloats,
-    inPlace: sharedInPlace,
+    inPlace,
+  };
+  return { ...laidOut, ...synchronise(laidOut, limits.lanes, homeKey) };
+}
+
+/** Workgroups that on-chip memory lets a multiprocessor hold at once; unbounded where the target does not say. */
+export function residentWorkgroups(limits: TargetLimits, bytes: number): number {
+  const m = limits.multiprocessor;
+  return m ? Math.floor(m.bytes / (Math.ceil(bytes / m.granule) * m.granule + m.reservedBytes)) : Infinity;
+}
+
+/**
+ * The warp rows (warp-rows.ts) and barriers (barriers.ts) of a laid-out kernel. `onTensorCores`:
+ * products computed by warps on tensor-core tiles, which own no rows.
+ */
+export function synchronise(
+  k: Omit<ScheduledKernel, 'barriers' | 'warpRows'>,
+  lanes: number | undefined,
+  homeKey: KernelPlan['homeKey'],
+  onTensorCores: ReadonlySet<number> = new Set(),
+): Pick<ScheduledKernel, 'barriers' | 'warpRows'> {
+  const isBuffered = (id: number) => k.buffers.has(id);
+  const warpRows = chooseWarpRows(k.program, k.stages, isBuffered, k.invocations, lanes, onTensorCores);
+  const memory = memoryMap(k.chunk, k.program, k.buffers, k.states, homeKey, warpRows);
+  return { barriers: placeBarriers(memory, k.stages), ...(warpRows.size > 0 ? { warpRows } : {}) };
+}
+
+/** What barrier placement reads of a kernel's memory: where each buffer and home is, and which program input each home holds. */
+function memoryMap(
+  chunk: ChunkProgram,
+  program: Program,
+  buffers: ReadonlyMap<number, Placement>,
+  homes: ReadonlyMap<string, Homes>,
+  homeKey: KernelPlan['homeKey'],
+  warpRows: ReadonlyMap<number, WarpRows>,
+): MemoryMap {
+  const states = chunk.layer.states;
+  const homeInputs = new Map(
+    states.flatMap((s) =>
+      (Object.keys(homes.get(s.name)!) as Carried[]).map(
+        (kind) => [homeKey(kind, s.name), { kind, name: s.name }] as const,
+      ),
+    ),
+  );
+  const stateSize = new Map(states.map((s) => [s.name, size(s.shape)]));
+  return { program, buffers, homes, stateSize, homeInputs, warpRows };
+}
+
+/**
+ * Where warps own rows, another warp may still be reading a buffer after its last reader's stage
+ * (only a workgroup barrier tells), so its memory is held until the next workgroup barrier: where
+ * that is, placed as if no two buffers shared memory (then every barrier is one the data needs).
+ * Memory shared any sooner would need a workgroup barrier of its own.
+ */
+function heldThrough(
+  chunk: ChunkProgram,
+  p: Program,
+  plan: KernelPlan,
+  warpRows: ReadonlyMap<number, WarpRows>,
+): (lastRead: number) => number {
+  let offset = 0;
+  const own = (elements: number): Placement => {
+    const at = { space: 'workgroup' as const, offset };
+    offset += elements;
+    return at;
+  };
+  const buffers = new Map([...plan.buffered].map((id) => [id, own(size(p.nodes[id].shape))]));
+  const homes = new Map(
+    chunk.layer.states.map((s) => [
+      s.name,
+      Object.fromEntries(plan.carried.map((kind) => [kind, own(size(s.shape))])) as Homes,
+    ]),
+  );
+  const barriers = placeBarriers(memoryMap(chunk, p, buffers, homes, plan.homeKey, warpRows), plan.stages);
+  return (lastRead) => {
+    let i = lastRead;
+    while (barriers[i] !== 'workgroup' && barriers[i] !== 'storage') i++;
+    return i;
   };
 }
 

@@ -15,13 +15,16 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
   assertKernelRenders(chunk, 'fused-kernel (WGSL, CUDA, TS)');
   const byLimits = scheduled.get(chunk) ?? new Map<string, ScheduledKernel>();
   scheduled.set(chunk, byLimits);
-  const key = `${limits.workgroupBytes}/${limits.invocations}`;
+  const key = JSON.stringify(limits);
   const known = byLimits.get(key);
   if (known) return known;
   const kernel = scheduleOnce(chunk, limits);
   byLimits.set(key, kernel);
   return kernel;
 }
+
+/** The program input a forward kernel's carried value is: `state.S`, `accum.S`, `opt.S`. */
+export const homeKey = (kind: Carried, name: string): HomeKey => programKey({ role: kind, name });
 
 function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
   const p = chunk.program;
@@ -40,7 +43,6 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKerne
     ...ruleTokenRoles(chunk.layer).map(([role, name]) => programKey({ role, name })),
   ]);
   const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), perToken, limits.workgroupBytes / 4);
-  const homeKey = (kind: Carried, name: string): HomeKey => programKey({ role: kind, name });
 
   // Stages: buffered nodes in program order (already topological), then the writes.
   const stages: Stage[] = [

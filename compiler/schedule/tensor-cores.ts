@@ -10,7 +10,9 @@ import type { ChunkProgram } from '../dualform/derive.ts';
 import type { ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts';
 import { size } from '../ir/ir.ts';
 import { stageReads } from './reads.ts';
-import { schedule } from './schedule.ts';
+import type { Barrier } from './barriers.ts';
+import { residentWorkgroups, synchronise } from './layout.ts';
+import { homeKey, schedule } from './schedule.ts';
 
 /** The mma shape: output rows, output columns, contraction per instruction. */
 export const MMA_TILE = { m: 16, n: 8, k: 16 } as const;
@@ -69,7 +71,7 @@ interface Span {
 function busy(k: ScheduledKernel, stage: number): Span[] {
   const lo = intervalStart(k, stage);
   let hi = stage;
-  while (hi < k.stages.length - 1 && k.barriers[hi] === 'none') hi++;
+  while (hi < k.stages.length - 1 && !acrossWarps(k.barriers[hi])) hi++;
   const life = new Map<number, Span>();
   k.stages.forEach((s, i) => {
     const touched = stageReads(s, k.program, (x) => k.buffers.has(x)).filter((x) => k.buffers.has(x));
@@ -102,10 +104,13 @@ function firstGap(spans: readonly Span[], floats: number): number {
   return offset;
 }
 
+/** Whether a barrier orders every warp (a warp barrier orders one warp's lanes alone). */
+const acrossWarps = (b: Barrier) => b === 'workgroup' || b === 'storage';
+
 /** The first stage of the barrier interval holding `stage`: the stages no barrier separates run together. */
 function intervalStart(k: ScheduledKernel, stage: number): number {
   let lo = stage;
-  while (lo > 0 && k.barriers[lo - 1] === 'none') lo--;
+  while (lo > 0 && !acrossWarps(k.barriers[lo - 1])) lo--;
   return lo;
 }
 
@@ -114,9 +119,11 @@ function intervalStart(k: ScheduledKernel, stage: number): number {
  * between the scheduled buffers serves; products no barrier separates share one place (slices are
  * per warp, and a warp runs them in turn). Undefined when it does not fit.
  */
-function placed(k: ScheduledKernel, limits: TargetLimits): ScheduledKernel | undefined {
-  const p = plan(k);
+function placed(scheduled: ScheduledKernel, limits: TargetLimits): ScheduledKernel | undefined {
+  const p = plan(scheduled);
   if (!p) return undefined;
+  // Warps own the products' tiles, not their rows: the rows and barriers around them change.
+  const k = { ...scheduled, ...synchronise(scheduled, limits.lanes, homeKey, new Set(p.products)) };
   const floats = stagingFloats(k, p.sizing);
   const stageOf = new Map(k.stages.flatMap((s, i) => (s.kind === 'compute' ? [[s.node, i] as const] : [])));
   const byInterval = new Map<number, number>();
@@ -140,13 +147,31 @@ function placed(k: ScheduledKernel, limits: TargetLimits): ScheduledKernel | und
  * what the staging leaves (the rest goes to scratch). Unchanged when no product qualifies.
  */
 export function scheduleWithTensorCores(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
-  const k = schedule(chunk, limits);
-  const p = plan(k);
-  if (!p) return k;
-  const room = limits.workgroupBytes - stagingFloats(k, p.sizing) * 4 - 16;
-  return (
-    placed(k, limits) ??
-    (room > 0 ? placed(schedule(chunk, { ...limits, workgroupBytes: room }), limits) : undefined) ??
-    k
-  );
+  const plain = schedule(chunk, limits);
+  const p = plan(plain);
+  if (!p) return plain;
+  const staging = stagingFloats(plain, p.sizing) * 4;
+  const room = limits.workgroupBytes - staging - 16;
+  const withStaging = (l: TargetLimits) =>
+    placed(schedule(chunk, l), limits) ??
+    (room > 0 ? placed(schedule(chunk, { ...l, workgroupBytes: room }), limits) : undefined) ??
+    schedule(chunk, l);
+  // The scheduler counts resident blocks without the staging, which may fit a gap or not: schedule
+  // also as if each block took it whole, and keep whichever leaves more blocks per SM, then less
+  // scratch, then fewer block barriers.
+  const m = limits.multiprocessor;
+  const options = [withStaging(limits)];
+  if (m) options.push(withStaging({ ...limits, multiprocessor: { ...m, reservedBytes: m.reservedBytes + staging } }));
+  const blockBarriers = (k: ScheduledKernel) => k.barriers.filter(acrossWarps).length;
+  const cost = (k: ScheduledKernel) => [
+    -residentWorkgroups(limits, k.workgroupFloats * 4),
+    k.scratchFloats,
+    blockBarriers(k),
+  ];
+  const better = (a: ScheduledKernel, b: ScheduledKernel) => {
+    const [x, y] = [cost(a), cost(b)];
+    const i = x.findIndex((v, j) => v !== y[j]);
+    return i >= 0 && x[i] < y[i];
+  };
+  return options.reduce((best, k) => (better(k, best) ? k : best));
 }

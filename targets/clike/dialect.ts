@@ -3,10 +3,7 @@ import type { UnaryFn } from '../../compiler/ir/ir.ts';
 import type { Expr, Stmt } from '../../compiler/kernel/ir.ts';
 
 /** The kernel IR's warp-level tensor-core statements. */
-export type FragmentStmt = Extract<
-  Stmt,
-  { kind: 'warp-barrier' | 'fragment' | 'store-bf16' | 'load-fragment' | 'mma' }
->;
+export type FragmentStmt = Extract<Stmt, { kind: 'fragment' | 'store-bf16' | 'load-fragment' | 'mma' }>;
 
 /** How a language with tensor cores spells their statements. */
 export interface FragmentSpelling {
@@ -32,6 +29,8 @@ export interface Dialect {
   min(a: string, b: string): string;
   /** Barrier after a stage; `storage` when global memory written in it is read next. */
   barrier(storage: boolean): string;
+  /** A barrier among the lanes of one warp, ordering their memory accesses; absent where the language has none (the scheduler then gives no rows to warps). */
+  warpBarrier?: string;
   /** A matmul operand as the product reads it, e.g. rounded to bf16; absent: as is. */
   matmulOperand?(x: string): string;
   /** `x` of the lane `lane ^ mask` among groups of `width` lanes; absent where the language has no such exchange. */

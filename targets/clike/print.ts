@@ -96,6 +96,9 @@ export class Printer {
         L.line(...d.barrier(s.storage).split('\n'));
         return;
       case 'warp-barrier':
+        if (!d.warpBarrier) throw new Error('this kernel language has no warp barrier');
+        L.line(d.warpBarrier);
+        return;
       case 'fragment':
       case 'store-bf16':
       case 'load-fragment':

@@ -35,6 +35,8 @@ export const cuda: Dialect = {
   min: (a, b) => `min(${a}, ${b})`,
   // __syncthreads orders both shared and global memory among the block's threads.
   barrier: () => '__syncthreads();',
+  // __syncwarp orders the memory accesses of a warp's lanes, as __syncthreads does a block's.
+  warpBarrier: '__syncwarp();',
   shuffleXor: (x, mask, width) => `__shfl_xor_sync(0xffffffffu, ${x}, ${mask}, ${width})`,
 };
 

@@ -18,8 +18,6 @@ const DECLARATION = {
 export const cudaFragments: FragmentSpelling = {
   statement(s, expr) {
     switch (s.kind) {
-      case 'warp-barrier':
-        return '__syncwarp();';
       case 'fragment':
         return DECLARATION[s.role](s.name);
       case 'store-bf16':

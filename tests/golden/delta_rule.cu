@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: S dual-matmul.
-// Shared memory: 66560 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 74752 bytes per block; global scratch: 0 bytes per block.
 // S: state in shared memory, accumulator in shared memory.
 
 #include <climits>
@@ -39,7 +39,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     float* __restrict__ output,         // [B, H, T, 64]
     float* __restrict__ out_state_S,    // [B, H, 64, 64]
     float* __restrict__ out_accum_S) {  // [B, H, 64, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 16640 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 18688 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -74,7 +74,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -83,24 +83,24 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * dim_D + p];
-        const float a1 = smem[2048 + (e / 32 + 8) * dim_D + p];
+        const float a0 = smem[2048 + (e / 32) * 128 + p];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -108,21 +108,21 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[11264 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[11264 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[11264 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[11264 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[11264 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[11264 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[11264 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[11264 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       smem[1024 + e] = smem[e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[11264 + e] - smem[1024 + e]) * 2.0f;
     }
     __syncthreads();
 
     // [64, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -140,10 +140,10 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + e / 16];
-        const float a1 = smem[2048 + p * dim_D + e / 16 + 16];
-        const float a2 = smem[2048 + p * dim_D + e / 16 + 32];
-        const float a3 = smem[2048 + p * dim_D + e / 16 + 48];
+        const float a0 = smem[2048 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
         const float b0 = smem[1024 + p * dim_D + e % 16];
         const float b1 = smem[1024 + p * dim_D + e % 16 + 16];
         const float b2 = smem[1024 + p * dim_D + e % 16 + 32];
@@ -165,44 +165,44 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[12544 + (e / 16) * dim_D + e % 16] = acc0_0;
-      smem[12544 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      smem[12544 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
-      smem[12544 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
-      smem[12544 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
-      smem[12544 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
-      smem[12544 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
-      smem[12544 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
-      smem[12544 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
-      smem[12544 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
-      smem[12544 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
-      smem[12544 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
-      smem[12544 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
-      smem[12544 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
-      smem[12544 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
-      smem[12544 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
+      smem[14592 + (e / 16) * 256 + e % 16] = acc0_0;
+      smem[14592 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      smem[14592 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      smem[14592 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      smem[14592 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      smem[14592 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      smem[14592 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
+      smem[14592 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
+      smem[14592 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      smem[14592 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      smem[14592 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
+      smem[14592 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
+      smem[14592 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      smem[14592 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
+      smem[14592 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
+      smem[14592 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[(e / 32) * dim_D + p];
-          const float a1 = smem[(e / 32 + 8) * dim_D + p];
+          const float a0 = smem[(e / 32) * 128 + p];
+          const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
           const float b0 = smem[7168 + p * dim_D + e % 32];
           const float b1 = smem[7168 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -211,14 +211,14 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[11520 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[11520 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[11520 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[11520 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[11520 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[11520 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[11520 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[11520 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
@@ -227,17 +227,17 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       }
       smem[11264 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[11264 + (e / 32) * dim_K + p]);
-        const float a1 = ((p <= e / 32 + 8 ? 1.0f : 0.0f) * smem[11264 + (e / 32 + 8) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11264 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11264 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[1024 + p * dim_D + e % 32];
         const float b1 = smem[1024 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -245,22 +245,21 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[12544 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[12544 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[12544 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[12544 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 32) * dim_D + p];
-        const float a1 = smem[(e / 32 + 8) * dim_D + p];
+        const float a0 = smem[(e / 32) * 128 + p];
+        const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -268,21 +267,22 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[1024 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[1024 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[1024 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[13568 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[13568 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[13568 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[13568 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+    }
+    __syncwarp();
+
+    // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[13568 + e] - (smem[11520 + e] + smem[12544 + e]);
     }
     __syncthreads();
 
-    // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + e] - (smem[11520 + e] + smem[2048 + e]);
-    }
-
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = smem[7168 + e] + smem[12544 + e];
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v0 = smem[7168 + e] + smem[14592 + e];
       const float next_state = smem[3072 + e] - commit * v0;
       const float next_accum = keep * v0;
       smem[3072 + e] = next_state;
@@ -314,7 +314,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     float* __restrict__ output,         // [B, H, T, 64]
     float* __restrict__ out_state_S,    // [B, H, 64, 64]
     float* __restrict__ out_accum_S) {  // [B, H, 64, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 12545 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 12673 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -342,7 +342,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -351,7 +351,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -360,35 +360,39 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[64 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[192 + p * dim_D + e % 64];
+        const float b0 = smem[192 + p * dim_D + e % 32];
+        const float b1 = smem[192 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[8384 + e % 64] = acc0_0;
+      smem[8384 + e % 32] = acc0_0;
+      smem[8384 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       smem[64 + e] = smem[0] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[8384 + e] - smem[64 + e]) * 2.0f;
     }
     __syncthreads();
 
     // [64, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -406,10 +410,10 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + e / 16];
-        const float a1 = smem[128 + p * dim_D + e / 16 + 16];
-        const float a2 = smem[128 + p * dim_D + e / 16 + 32];
-        const float a3 = smem[128 + p * dim_D + e / 16 + 48];
+        const float a0 = smem[128 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 16) * 4 + 3];
         const float b0 = smem[64 + p * dim_D + e % 16];
         const float b1 = smem[64 + p * dim_D + e % 16 + 16];
         const float b2 = smem[64 + p * dim_D + e % 16 + 32];
@@ -431,49 +435,53 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8449 + (e / 16) * dim_D + e % 16] = acc0_0;
-      smem[8449 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      smem[8449 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
-      smem[8449 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
-      smem[8449 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
-      smem[8449 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
-      smem[8449 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
-      smem[8449 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
-      smem[8449 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
-      smem[8449 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
-      smem[8449 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
-      smem[8449 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
-      smem[8449 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
-      smem[8449 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
-      smem[8449 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
-      smem[8449 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
+      smem[8577 + (e / 16) * 256 + e % 16] = acc0_0;
+      smem[8577 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      smem[8577 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      smem[8577 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      smem[8577 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      smem[8577 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      smem[8577 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
+      smem[8577 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
+      smem[8577 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      smem[8577 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      smem[8577 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
+      smem[8577 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
+      smem[8577 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      smem[8577 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
+      smem[8577 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
+      smem[8577 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[p];
-          const float b0 = smem[4288 + p * dim_D + e % 64];
+          const float b0 = smem[4288 + p * dim_D + e % 32];
+          const float b1 = smem[4288 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[8385 + e % 64] = acc0_0;
+      smem[8385 + e % 32] = acc0_0;
+      smem[8385 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 1] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
@@ -482,40 +490,48 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       }
       smem[8384] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8384 + p]);
-        const float b0 = smem[64 + p * dim_D + e % 64];
+        const float b0 = smem[64 + p * dim_D + e % 32];
+        const float b1 = smem[64 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[128 + e % 64] = acc0_0;
+      smem[8449 + e % 32] = acc0_0;
+      smem[8449 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[192 + p * dim_D + e % 64];
+        const float b0 = smem[192 + p * dim_D + e % 32];
+        const float b1 = smem[192 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[64 + e % 64] = acc0_0;
+      smem[8513 + e % 32] = acc0_0;
+      smem[8513 + e % 32 + 32] = acc0_1;
+    }
+    __syncwarp();
+
+    // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[8513 + e] - (smem[8385 + e] + smem[8449 + e]);
     }
     __syncthreads();
 
-    // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[64 + e] - (smem[8385 + e] + smem[128 + e]);
-    }
-
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = smem[4288 + e] + smem[8449 + e];
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v0 = smem[4288 + e] + smem[8577 + e];
       const float next_state = smem[192 + e] - commit * v0;
       const float next_accum = keep * v0;
       smem[192 + e] = next_state;
@@ -540,8 +556,8 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 66560;
-constexpr size_t kDecodeSharedBytes = 50180;
+constexpr size_t kSharedBytes = 74752;
+constexpr size_t kDecodeSharedBytes = 50692;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -618,8 +634,8 @@ extern "C" int tttc_delta_rule_forward(const tttc_delta_rule_args* a, cudaStream
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 66560) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)66560);
+  if ((size_t)available < 74752) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)74752);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_delta_rule_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -93,24 +93,24 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[12288 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * dim_D + p];
-        const float a1 = smem[2048 + (e / 32 + 8) * dim_D + p];
+        const float a0 = smem[2048 + (e / 32) * 128 + p];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -118,20 +118,20 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[1024 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[1024 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[1024 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[1024 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[1024 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[1024 + e * dim_D + p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[1024 + e * dim_D + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -142,34 +142,34 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         smem[e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       smem[e] = sqrtf(smem[e] * 0.015625f * 64.0f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       smem[32 + e] = (1.0f / smem[e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       smem[12288 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] * smem[32 + e / dim_D] * smem[14400 + e % dim_D] - smem[12288 + e]) * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       smem[7168 + e] = smem[12288 + e] * (smem[1024 + e] * smem[32 + e / dim_D]);
     }
     __syncthreads();
 
     // [64] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[7168 + p * dim_D + e];
@@ -178,14 +178,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       smem[13312 + e] = smem[12288 + e] * smem[14400 + e % dim_D] * smem[1024 + e];
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[13312 + e * dim_D + p];
@@ -199,17 +199,17 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         smem[16 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = smem[32 + e / dim_D];
-      smem[1024 + e] = smem[12288 + e] * smem[14400 + e % dim_D] * v1 + (-(smem[16 + e / dim_D] * (v1 * v1))) * 0.5f / smem[e / dim_D] * 64.0f * 0.015625f * smem[1024 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v2 = smem[32 + e / dim_D];
+      smem[1024 + e] = smem[12288 + e] * smem[14400 + e % dim_D] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 64.0f * 0.015625f * smem[1024 + e] * 2.0f;
     }
     __syncthreads();
 
     // [64, 64] product, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -227,10 +227,10 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + e / 16];
-        const float a1 = smem[2048 + p * dim_D + e / 16 + 16];
-        const float a2 = smem[2048 + p * dim_D + e / 16 + 32];
-        const float a3 = smem[2048 + p * dim_D + e / 16 + 48];
+        const float a0 = smem[2048 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
         const float b0 = smem[1024 + p * dim_D + e % 16];
         const float b1 = smem[1024 + p * dim_D + e % 16 + 16];
         const float b2 = smem[1024 + p * dim_D + e % 16 + 32];
@@ -252,44 +252,44 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[14528 + (e / 16) * dim_D + e % 16] = acc0_0;
-      smem[14528 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      smem[14528 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
-      smem[14528 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
-      smem[14528 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
-      smem[14528 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
-      smem[14528 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
-      smem[14528 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
-      smem[14528 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
-      smem[14528 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
-      smem[14528 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
-      smem[14528 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
-      smem[14528 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
-      smem[14528 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
-      smem[14528 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
-      smem[14528 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
+      smem[14528 + (e / 16) * 256 + e % 16] = acc0_0;
+      smem[14528 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      smem[14528 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      smem[14528 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      smem[14528 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      smem[14528 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      smem[14528 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
+      smem[14528 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
+      smem[14528 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      smem[14528 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      smem[14528 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
+      smem[14528 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
+      smem[14528 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      smem[14528 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
+      smem[14528 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
+      smem[14528 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[(e / 32) * dim_D + p];
-          const float a1 = smem[(e / 32 + 8) * dim_D + p];
+          const float a0 = smem[(e / 32) * 128 + p];
+          const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
           const float b0 = smem[8192 + p * dim_D + e % 32];
           const float b1 = smem[8192 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -298,14 +298,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[12544 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[12544 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[12544 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[12544 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[12544 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[12544 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[12544 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[12544 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
@@ -317,14 +317,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[12288 + (e / 32) * dim_K + p]);
-        const float a1 = ((p <= e / 32 + 8 ? 1.0f : 0.0f) * smem[12288 + (e / 32 + 8) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[12288 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[12288 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[1024 + p * dim_D + e % 32];
         const float b1 = smem[1024 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -332,22 +332,22 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[2048 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[2048 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncthreads();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 32) * dim_D + p];
-        const float a1 = smem[(e / 32 + 8) * dim_D + p];
+        const float a0 = smem[(e / 32) * 128 + p];
+        const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -355,26 +355,26 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[1024 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[1024 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[1024 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[1024 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[1024 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       smem[2048 + e] = smem[1024 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[12544 + e] + smem[2048 + e]);
     }
     __syncthreads();
 
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[2048 + e * dim_D + p];
-        acc = acc + v2 * v2;
+        const float v4 = smem[2048 + e * dim_D + p];
+        acc = acc + v4 * v4;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -387,14 +387,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
-        const float a1 = (p <= e / 32 + 8 ? 1.0f : 0.0f);
+        const float a0 = (p <= (e / 32) * 2 ? 1.0f : 0.0f);
+        const float a1 = (p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f);
         const float b0 = smem[7168 + p * dim_D + e % 32];
         const float b1 = smem[7168 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -402,33 +402,33 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[16 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[16 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[16 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[16 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[16 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[16 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[16 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[16 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f * 64.0f + 0.000001f)) * (smem[14400 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[14464 + e % dim_D] + smem[16 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = smem[8192 + e] + smem[14528 + e];
-      const float next_state = smem[3072 + e] - commit * v3;
-      const float next_accum = keep * v3;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v5 = smem[8192 + e] + smem[14528 + e];
+      const float next_state = smem[3072 + e] - commit * v5;
+      const float next_accum = keep * v5;
       smem[3072 + e] = next_state;
       smem[8192 + e] = next_accum;
     }
     __syncthreads();
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = smem[14464 + e] + smem[14336 + e];
-      const float next_state = smem[14400 + e] - commit * v4;
-      const float next_accum = keep * v4;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v6 = smem[14464 + e] + smem[14336 + e];
+      const float next_state = smem[14400 + e] - commit * v6;
+      const float next_accum = keep * v6;
       smem[14400 + e] = next_state;
       smem[14464 + e] = next_accum;
     }
@@ -467,7 +467,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     float* __restrict__ out_state_s,    // [B, H, 64]
     float* __restrict__ out_accum_W,    // [B, H, 64, 64]
     float* __restrict__ out_accum_s) {  // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 12864 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 13056 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -483,8 +483,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     smem[4480 + e] = accum_W[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[8640 + e] = state_s[bh * 64 + e];
-    smem[8704 + e] = accum_s[bh * 64 + e];
+    smem[8832 + e] = state_s[bh * 64 + e];
+    smem[8896 + e] = accum_s[bh * 64 + e];
   }
   __syncthreads();
 
@@ -499,7 +499,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -508,7 +508,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -517,34 +517,38 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[4352 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[256 + p * dim_D + e % 64];
+        const float b0 = smem[256 + p * dim_D + e % 32];
+        const float b1 = smem[256 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[64 + e % 64] = acc0_0;
+      smem[64 + e % 32] = acc0_0;
+      smem[64 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[64 + p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[64 + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -555,34 +559,34 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         smem[e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       smem[e] = sqrtf(smem[e] * 0.015625f * 64.0f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       smem[2 + e] = (1.0f / smem[e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[4352 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[64 + e] * smem[2] * smem[8640 + e % dim_D] - smem[4352 + e]) * 2.0f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[4352 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[64 + e] * smem[2] * smem[8832 + e % dim_D] - smem[4352 + e]) * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       smem[192 + e] = smem[4352 + e] * (smem[64 + e] * smem[2]);
     }
     __syncthreads();
 
     // [64] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[192 + e];
@@ -591,14 +595,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[4416 + e] = smem[4352 + e] * smem[8640 + e % dim_D] * smem[64 + e];
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[4416 + e] = smem[4352 + e] * smem[8832 + e % dim_D] * smem[64 + e];
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[4416 + p];
@@ -612,17 +616,17 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         smem[1 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = smem[2];
-      smem[64 + e] = smem[4352 + e] * smem[8640 + e % dim_D] * v1 + (-(smem[1] * (v1 * v1))) * 0.5f / smem[0] * 64.0f * 0.015625f * smem[64 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v2 = smem[2];
+      smem[64 + e] = smem[4352 + e] * smem[8832 + e % dim_D] * v2 + (-(smem[1] * (v2 * v2))) * 0.5f / smem[0] * 64.0f * 0.015625f * smem[64 + e] * 2.0f;
     }
     __syncthreads();
 
     // [64, 64] product, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -640,10 +644,10 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + e / 16];
-        const float a1 = smem[128 + p * dim_D + e / 16 + 16];
-        const float a2 = smem[128 + p * dim_D + e / 16 + 32];
-        const float a3 = smem[128 + p * dim_D + e / 16 + 48];
+        const float a0 = smem[128 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 16) * 4 + 3];
         const float b0 = smem[64 + p * dim_D + e % 16];
         const float b1 = smem[64 + p * dim_D + e % 16 + 16];
         const float b2 = smem[64 + p * dim_D + e % 16 + 32];
@@ -665,96 +669,107 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8768 + (e / 16) * dim_D + e % 16] = acc0_0;
-      smem[8768 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      smem[8768 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
-      smem[8768 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
-      smem[8768 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
-      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
-      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
-      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
-      smem[8768 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
-      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
-      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
-      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
-      smem[8768 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
-      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
-      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
-      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
+      smem[8960 + (e / 16) * 256 + e % 16] = acc0_0;
+      smem[8960 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      smem[8960 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      smem[8960 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      smem[8960 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      smem[8960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      smem[8960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
+      smem[8960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
+      smem[8960 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      smem[8960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      smem[8960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
+      smem[8960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
+      smem[8960 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      smem[8960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
+      smem[8960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
+      smem[8960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[p];
-          const float b0 = smem[4480 + p * dim_D + e % 64];
+          const float b0 = smem[4480 + p * dim_D + e % 32];
+          const float b1 = smem[4480 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[4353 + e % 64] = acc0_0;
+      smem[8640 + e % 32] = acc0_0;
+      smem[8640 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 1] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[4352] = acc0_0;
+      smem[4416] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[4352 + p]);
-        const float b0 = smem[64 + p * dim_D + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[4416 + p]);
+        const float b0 = smem[64 + p * dim_D + e % 32];
+        const float b1 = smem[64 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[128 + e % 64] = acc0_0;
+      smem[8704 + e % 32] = acc0_0;
+      smem[8704 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[256 + p * dim_D + e % 64];
+        const float b0 = smem[256 + p * dim_D + e % 32];
+        const float b1 = smem[256 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[64 + e % 64] = acc0_0;
+      smem[4352 + e % 32] = acc0_0;
+      smem[4352 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[128 + e] = smem[64 + e] - scale[min(position, dim_K - 1)] * (smem[4353 + e] + smem[128 + e]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[8704 + e] = smem[4352 + e] - scale[min(position, dim_K - 1)] * (smem[8640 + e] + smem[8704 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[128 + p];
-        acc = acc + v2 * v2;
+        const float v4 = smem[8704 + p];
+        acc = acc + v4 * v4;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -762,44 +777,48 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[4417 + e] = acc;
       }
     }
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[192 + p * dim_D + e % 64];
+        const float b0 = smem[192 + p * dim_D + e % 32];
+        const float b1 = smem[192 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[1 + e % 64] = acc0_0;
+      smem[8768 + e % 32] = acc0_0;
+      smem[8768 + e % 32 + 32] = acc0_1;
+    }
+    __syncwarp();
+
+    // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[8704 + e] * (1.0f / sqrtf(smem[4417] * 0.015625f * 64.0f + 0.000001f)) * (smem[8832 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8896 + e % dim_D] + smem[8768 + e]));
     }
     __syncthreads();
 
-    // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[128 + e] * (1.0f / sqrtf(smem[0] * 0.015625f * 64.0f + 0.000001f)) * (smem[8640 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8704 + e % dim_D] + smem[1 + e]));
-    }
-
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v3 = smem[4480 + e] + smem[8768 + e];
-      const float next_state = smem[256 + e] - commit * v3;
-      const float next_accum = keep * v3;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v5 = smem[4480 + e] + smem[8960 + e];
+      const float next_state = smem[256 + e] - commit * v5;
+      const float next_accum = keep * v5;
       smem[256 + e] = next_state;
       smem[4480 + e] = next_accum;
     }
-    __syncthreads();
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = smem[8704 + e] + smem[8576 + e];
-      const float next_state = smem[8640 + e] - commit * v4;
-      const float next_accum = keep * v4;
-      smem[8640 + e] = next_state;
-      smem[8704 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v6 = smem[8896 + e] + smem[8576 + e];
+      const float next_state = smem[8832 + e] - commit * v6;
+      const float next_accum = keep * v6;
+      smem[8832 + e] = next_state;
+      smem[8896 + e] = next_accum;
     }
     __syncthreads();
 
@@ -813,8 +832,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     out_accum_W[bh * 4096 + e] = smem[4480 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_s[bh * 64 + e] = smem[8640 + e];
-    out_accum_s[bh * 64 + e] = smem[8704 + e];
+    out_state_s[bh * 64 + e] = smem[8832 + e];
+    out_accum_s[bh * 64 + e] = smem[8896 + e];
   }
 }
 
@@ -825,7 +844,7 @@ namespace {
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
 constexpr size_t kSharedBytes = 74496;
-constexpr size_t kDecodeSharedBytes = 51456;
+constexpr size_t kDecodeSharedBytes = 52224;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";

@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -88,73 +88,73 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[3072 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
+      float acc0_2 = 0.0f;
+      float acc0_3 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
+      float acc1_2 = 0.0f;
+      float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 64) * dim_D + p];
-        const float a1 = smem[2048 + (e / 64 + 4) * dim_D + p];
-        const float a2 = smem[2048 + (e / 64 + 8) * dim_D + p];
-        const float a3 = smem[2048 + (e / 64 + 12) * dim_D + p];
-        const float b0 = smem[6144 + p * dim_H + e % 64];
-        const float b1 = smem[6144 + p * dim_H + e % 64 + 64];
+        const float a0 = smem[2048 + (e / 32) * 128 + p];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[6144 + p * dim_H + e % 32];
+        const float b1 = smem[6144 + p * dim_H + e % 32 + 32];
+        const float b2 = smem[6144 + p * dim_H + e % 32 + 64];
+        const float b3 = smem[6144 + p * dim_H + e % 32 + 96];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
+        acc0_2 = acc0_2 + a0 * b2;
+        acc0_3 = acc0_3 + a0 * b3;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
+        acc1_2 = acc1_2 + a1 * b2;
+        acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[39168 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[39168 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      smem[39168 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      smem[39168 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      smem[39168 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      smem[39168 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      smem[39168 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      smem[39168 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      smem[39168 + (e / 32) * 256 + e % 32] = acc0_0;
+      smem[39168 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
+      smem[39168 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
+      smem[39168 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
+      smem[39168 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
+      smem[39168 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[39168 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
+      smem[39168 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 2048; e += 256) {
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
       smem[4096 + e] = expf((-smem[39168 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 2048; e += 256) {
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
       smem[41216 + e] = (1.0f / (1.0f + smem[4096 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = (smem[39168 + (e / 32) * dim_H + p] * smem[41216 + (e / 32) * dim_H + p]);
-        const float a1 = (smem[39168 + (e / 32 + 8) * dim_H + p] * smem[41216 + (e / 32 + 8) * dim_H + p]);
+        const float a0 = (smem[39168 + (e / 32) * 256 + p] * smem[41216 + (e / 32) * 256 + p]);
+        const float a1 = (smem[39168 + ((e / 32) * 2 + 1) * dim_H + p] * smem[41216 + ((e / 32) * 2 + 1) * dim_H + p]);
         const float b0 = smem[14336 + p * dim_D + e % 32];
         const float b1 = smem[14336 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -162,20 +162,20 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[(e / 32) * dim_D + e % 32] = acc0_0;
-      smem[(e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[(e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[(e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[(e / 32) * 128 + e % 32] = acc0_0;
+      smem[(e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[e * dim_D + p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[e * dim_D + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -186,30 +186,30 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         smem[1024 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       smem[1024 + e] = sqrtf(smem[1024 + e] * 0.015625f + 0.00001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       smem[1040 + e] = (1.0f / smem[1024 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = param_g[h * 64 + e % dim_D];
-      smem[3072 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[e] * smem[1040 + e / dim_D] * v1 - smem[3072 + e]) * 2.0f * v1;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v2 = param_g[h * 64 + e % dim_D];
+      smem[3072 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[e] * smem[1040 + e / dim_D] * v2 - smem[3072 + e]) * 2.0f * v2;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[3072 + e * dim_D + p] * smem[e * dim_D + p];
@@ -223,53 +223,54 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         smem[1056 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v2 = smem[1040 + e / dim_D];
-      smem[e] = smem[3072 + e] * v2 + (-(smem[1056 + e / dim_D] * (v2 * v2))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[e] * 2.0f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v3 = smem[1040 + e / dim_D];
+      smem[e] = smem[3072 + e] * v3 + (-(smem[1056 + e / dim_D] * (v3 * v3))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[e] * 2.0f;
+    }
+    __syncwarp();
+
+    // [16, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      float acc0_2 = 0.0f;
+      float acc0_3 = 0.0f;
+      float acc1_0 = 0.0f;
+      float acc1_1 = 0.0f;
+      float acc1_2 = 0.0f;
+      float acc1_3 = 0.0f;
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 32) * 128 + p];
+        const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[14336 + (e % 32) * dim_D + p];
+        const float b1 = smem[14336 + (e % 32 + 32) * dim_D + p];
+        const float b2 = smem[14336 + (e % 32 + 64) * dim_D + p];
+        const float b3 = smem[14336 + (e % 32 + 96) * dim_D + p];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+        acc0_2 = acc0_2 + a0 * b2;
+        acc0_3 = acc0_3 + a0 * b3;
+        acc1_0 = acc1_0 + a1 * b0;
+        acc1_1 = acc1_1 + a1 * b1;
+        acc1_2 = acc1_2 + a1 * b2;
+        acc1_3 = acc1_3 + a1 * b3;
+      }
+      smem[43264 + (e / 32) * 256 + e % 32] = acc0_0;
+      smem[43264 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
+      smem[43264 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
+      smem[43264 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
+      smem[43264 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
+      smem[43264 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[43264 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
+      smem[43264 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
     }
     __syncthreads();
 
-    // [16, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 64) * dim_D + p];
-        const float a1 = smem[(e / 64 + 4) * dim_D + p];
-        const float a2 = smem[(e / 64 + 8) * dim_D + p];
-        const float a3 = smem[(e / 64 + 12) * dim_D + p];
-        const float b0 = smem[14336 + (e % 64) * dim_D + p];
-        const float b1 = smem[14336 + (e % 64 + 64) * dim_D + p];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-      }
-      smem[43264 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[43264 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      smem[43264 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      smem[43264 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      smem[43264 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      smem[43264 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      smem[43264 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      smem[43264 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
-    }
-
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -287,10 +288,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (smem[39168 + p * dim_H + e / 16] * smem[41216 + p * dim_H + e / 16]);
-        const float a1 = (smem[39168 + p * dim_H + e / 16 + 32] * smem[41216 + p * dim_H + e / 16 + 32]);
-        const float a2 = (smem[39168 + p * dim_H + e / 16 + 64] * smem[41216 + p * dim_H + e / 16 + 64]);
-        const float a3 = (smem[39168 + p * dim_H + e / 16 + 96] * smem[41216 + p * dim_H + e / 16 + 96]);
+        const float a0 = (smem[39168 + p * dim_H + (e / 16) * 4] * smem[41216 + p * dim_H + (e / 16) * 4]);
+        const float a1 = (smem[39168 + p * dim_H + (e / 16) * 4 + 1] * smem[41216 + p * dim_H + (e / 16) * 4 + 1]);
+        const float a2 = (smem[39168 + p * dim_H + (e / 16) * 4 + 2] * smem[41216 + p * dim_H + (e / 16) * 4 + 2]);
+        const float a3 = (smem[39168 + p * dim_H + (e / 16) * 4 + 3] * smem[41216 + p * dim_H + (e / 16) * 4 + 3]);
         const float b0 = smem[p * dim_D + e % 16];
         const float b1 = smem[p * dim_D + e % 16 + 16];
         const float b2 = smem[p * dim_D + e % 16 + 32];
@@ -312,35 +313,34 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[45312 + (e / 16) * dim_D + e % 16] = acc0_0;
-      smem[45312 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      smem[45312 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
-      smem[45312 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
-      smem[45312 + (e / 16 + 32) * dim_D + e % 16] = acc1_0;
-      smem[45312 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc1_1;
-      smem[45312 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc1_2;
-      smem[45312 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc1_3;
-      smem[45312 + (e / 16 + 64) * dim_D + e % 16] = acc2_0;
-      smem[45312 + (e / 16 + 64) * dim_D + e % 16 + 16] = acc2_1;
-      smem[45312 + (e / 16 + 64) * dim_D + e % 16 + 32] = acc2_2;
-      smem[45312 + (e / 16 + 64) * dim_D + e % 16 + 48] = acc2_3;
-      smem[45312 + (e / 16 + 96) * dim_D + e % 16] = acc3_0;
-      smem[45312 + (e / 16 + 96) * dim_D + e % 16 + 16] = acc3_1;
-      smem[45312 + (e / 16 + 96) * dim_D + e % 16 + 32] = acc3_2;
-      smem[45312 + (e / 16 + 96) * dim_D + e % 16 + 48] = acc3_3;
+      smem[45312 + (e / 16) * 256 + e % 16] = acc0_0;
+      smem[45312 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      smem[45312 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      smem[45312 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      smem[45312 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      smem[45312 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      smem[45312 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
+      smem[45312 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
+      smem[45312 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      smem[45312 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      smem[45312 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
+      smem[45312 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
+      smem[45312 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      smem[45312 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
+      smem[45312 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
+      smem[45312 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
     }
-    __syncthreads();
 
     // [16, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v3 = smem[43264 + e];
-      const float v4 = smem[41216 + e];
-      smem[4096 + e] = v3 * v4 + (-((-(v3 * smem[39168 + e] * (v4 * v4))) * smem[4096 + e]));
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v4 = smem[43264 + e];
+      const float v5 = smem[41216 + e];
+      smem[4096 + e] = v4 * v5 + (-((-(v4 * smem[39168 + e] * (v5 * v5))) * smem[4096 + e]));
     }
     __syncthreads();
 
     // [64, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -358,10 +358,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + e / 32];
-        const float a1 = smem[2048 + p * dim_D + e / 32 + 16];
-        const float a2 = smem[2048 + p * dim_D + e / 32 + 32];
-        const float a3 = smem[2048 + p * dim_D + e / 32 + 48];
+        const float a0 = smem[2048 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 32) * 4 + 3];
         const float b0 = smem[4096 + p * dim_H + e % 32];
         const float b1 = smem[4096 + p * dim_H + e % 32 + 32];
         const float b2 = smem[4096 + p * dim_H + e % 32 + 64];
@@ -383,74 +383,74 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 8192 + (e / 32) * dim_H + e % 32] = acc0_0;
-      scratch[bh * 8192 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
-      scratch[bh * 8192 + (e / 32) * dim_H + e % 32 + 64] = acc0_2;
-      scratch[bh * 8192 + (e / 32) * dim_H + e % 32 + 96] = acc0_3;
-      scratch[bh * 8192 + (e / 32 + 16) * dim_H + e % 32] = acc1_0;
-      scratch[bh * 8192 + (e / 32 + 16) * dim_H + e % 32 + 32] = acc1_1;
-      scratch[bh * 8192 + (e / 32 + 16) * dim_H + e % 32 + 64] = acc1_2;
-      scratch[bh * 8192 + (e / 32 + 16) * dim_H + e % 32 + 96] = acc1_3;
-      scratch[bh * 8192 + (e / 32 + 32) * dim_H + e % 32] = acc2_0;
-      scratch[bh * 8192 + (e / 32 + 32) * dim_H + e % 32 + 32] = acc2_1;
-      scratch[bh * 8192 + (e / 32 + 32) * dim_H + e % 32 + 64] = acc2_2;
-      scratch[bh * 8192 + (e / 32 + 32) * dim_H + e % 32 + 96] = acc2_3;
-      scratch[bh * 8192 + (e / 32 + 48) * dim_H + e % 32] = acc3_0;
-      scratch[bh * 8192 + (e / 32 + 48) * dim_H + e % 32 + 32] = acc3_1;
-      scratch[bh * 8192 + (e / 32 + 48) * dim_H + e % 32 + 64] = acc3_2;
-      scratch[bh * 8192 + (e / 32 + 48) * dim_H + e % 32 + 96] = acc3_3;
+      scratch[bh * 8192 + (e / 32) * 512 + e % 32] = acc0_0;
+      scratch[bh * 8192 + (e / 32) * 512 + e % 32 + 32] = acc0_1;
+      scratch[bh * 8192 + (e / 32) * 512 + e % 32 + 64] = acc0_2;
+      scratch[bh * 8192 + (e / 32) * 512 + e % 32 + 96] = acc0_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + e % 32] = acc1_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + e % 32 + 64] = acc1_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 1) * dim_H + e % 32 + 96] = acc1_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + e % 32] = acc2_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + e % 32 + 32] = acc2_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + e % 32 + 64] = acc2_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 2) * dim_H + e % 32 + 96] = acc2_3;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + e % 32] = acc3_0;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 32] = acc3_1;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 64] = acc3_2;
+      scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 96] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
+      float acc0_2 = 0.0f;
+      float acc0_3 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
+      float acc1_2 = 0.0f;
+      float acc1_3 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[1024 + (e / 64) * dim_D + p];
-          const float a1 = smem[1024 + (e / 64 + 4) * dim_D + p];
-          const float a2 = smem[1024 + (e / 64 + 8) * dim_D + p];
-          const float a3 = smem[1024 + (e / 64 + 12) * dim_D + p];
-          const float b0 = smem[22528 + p * dim_H + e % 64];
-          const float b1 = smem[22528 + p * dim_H + e % 64 + 64];
+          const float a0 = smem[1024 + (e / 32) * 128 + p];
+          const float a1 = smem[1024 + ((e / 32) * 2 + 1) * dim_D + p];
+          const float b0 = smem[22528 + p * dim_H + e % 32];
+          const float b1 = smem[22528 + p * dim_H + e % 32 + 32];
+          const float b2 = smem[22528 + p * dim_H + e % 32 + 64];
+          const float b3 = smem[22528 + p * dim_H + e % 32 + 96];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
+          acc0_2 = acc0_2 + a0 * b2;
+          acc0_3 = acc0_3 + a0 * b3;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
-          acc2_0 = acc2_0 + a2 * b0;
-          acc2_1 = acc2_1 + a2 * b1;
-          acc3_0 = acc3_0 + a3 * b0;
-          acc3_1 = acc3_1 + a3 * b1;
+          acc1_2 = acc1_2 + a1 * b2;
+          acc1_3 = acc1_3 + a1 * b3;
         }
       }
-      smem[43264 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[43264 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      smem[43264 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      smem[43264 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      smem[43264 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      smem[43264 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      smem[43264 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      smem[43264 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      smem[43264 + (e / 32) * 256 + e % 32] = acc0_0;
+      smem[43264 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
+      smem[43264 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
+      smem[43264 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
+      smem[43264 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
+      smem[43264 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[43264 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
+      smem[43264 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 16) * dim_D + p];
@@ -462,102 +462,102 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncthreads();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
+      float acc0_2 = 0.0f;
+      float acc0_3 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
+      float acc1_2 = 0.0f;
+      float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 64 ? 1.0f : 0.0f) * smem[38912 + (e / 64) * dim_K + p]);
-        const float a1 = ((p <= e / 64 + 4 ? 1.0f : 0.0f) * smem[38912 + (e / 64 + 4) * dim_K + p]);
-        const float a2 = ((p <= e / 64 + 8 ? 1.0f : 0.0f) * smem[38912 + (e / 64 + 8) * dim_K + p]);
-        const float a3 = ((p <= e / 64 + 12 ? 1.0f : 0.0f) * smem[38912 + (e / 64 + 12) * dim_K + p]);
-        const float b0 = smem[4096 + p * dim_H + e % 64];
-        const float b1 = smem[4096 + p * dim_H + e % 64 + 64];
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[38912 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[38912 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[4096 + p * dim_H + e % 32];
+        const float b1 = smem[4096 + p * dim_H + e % 32 + 32];
+        const float b2 = smem[4096 + p * dim_H + e % 32 + 64];
+        const float b3 = smem[4096 + p * dim_H + e % 32 + 96];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
+        acc0_2 = acc0_2 + a0 * b2;
+        acc0_3 = acc0_3 + a0 * b3;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
+        acc1_2 = acc1_2 + a1 * b2;
+        acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[2048 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[2048 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      smem[2048 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      smem[2048 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      smem[2048 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      smem[2048 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      smem[2048 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      smem[2048 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      smem[2048 + (e / 32) * 256 + e % 32] = acc0_0;
+      smem[2048 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
+      smem[2048 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
+      smem[2048 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
     }
     __syncthreads();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
+      float acc0_2 = 0.0f;
+      float acc0_3 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
+      float acc1_2 = 0.0f;
+      float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * dim_D + p];
-        const float a1 = smem[1024 + (e / 64 + 4) * dim_D + p];
-        const float a2 = smem[1024 + (e / 64 + 8) * dim_D + p];
-        const float a3 = smem[1024 + (e / 64 + 12) * dim_D + p];
-        const float b0 = smem[6144 + p * dim_H + e % 64];
-        const float b1 = smem[6144 + p * dim_H + e % 64 + 64];
+        const float a0 = smem[1024 + (e / 32) * 128 + p];
+        const float a1 = smem[1024 + ((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[6144 + p * dim_H + e % 32];
+        const float b1 = smem[6144 + p * dim_H + e % 32 + 32];
+        const float b2 = smem[6144 + p * dim_H + e % 32 + 64];
+        const float b3 = smem[6144 + p * dim_H + e % 32 + 96];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
+        acc0_2 = acc0_2 + a0 * b2;
+        acc0_3 = acc0_3 + a0 * b3;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
+        acc1_2 = acc1_2 + a1 * b2;
+        acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[4096 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[4096 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      smem[4096 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      smem[4096 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      smem[4096 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      smem[4096 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      smem[4096 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      smem[4096 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
+      smem[4096 + (e / 32) * 256 + e % 32] = acc0_0;
+      smem[4096 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
+      smem[4096 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
+      smem[4096 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
+      smem[4096 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
+      smem[4096 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[4096 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
+      smem[4096 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 2048; e += 256) {
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
       smem[2048 + e] = smem[4096 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[43264 + e] + smem[2048 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v5 = smem[2048 + e];
-      smem[2048 + e] = v5 * (1.0f / (1.0f + expf((-v5))));
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v6 = smem[2048 + e];
+      smem[2048 + e] = v6 * (1.0f / (1.0f + expf((-v6))));
     }
     __syncthreads();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[2048 + (e / 32) * dim_H + p];
-          const float a1 = smem[2048 + (e / 32 + 8) * dim_H + p];
+          const float a0 = smem[2048 + (e / 32) * 256 + p];
+          const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
           const float b0 = smem[30720 + p * dim_D + e % 32];
           const float b1 = smem[30720 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -566,14 +566,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[4352 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[4352 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[4352 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[4352 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[4352 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[4352 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[4352 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[4352 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 16) * dim_H + p];
@@ -585,14 +585,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[4096 + (e / 32) * dim_K + p]);
-        const float a1 = ((p <= e / 32 + 8 ? 1.0f : 0.0f) * smem[4096 + (e / 32 + 8) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[4096 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[4096 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[p * dim_D + e % 32];
         const float b1 = smem[p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -600,22 +600,22 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[38912 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[38912 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[38912 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[38912 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[38912 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[38912 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[38912 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[38912 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncthreads();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * dim_H + p];
-        const float a1 = smem[2048 + (e / 32 + 8) * dim_H + p];
+        const float a0 = smem[2048 + (e / 32) * 256 + p];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_H + p];
         const float b0 = smem[14336 + p * dim_D + e % 32];
         const float b1 = smem[14336 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -623,26 +623,26 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[(e / 32) * dim_D + e % 32] = acc0_0;
-      smem[(e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[(e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[(e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[(e / 32) * 128 + e % 32] = acc0_0;
+      smem[(e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       smem[38912 + e] = smem[e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[4352 + e] + smem[38912 + e]);
     }
     __syncthreads();
 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[38912 + e * dim_D + p];
-        acc = acc + v6 * v6;
+        const float v8 = smem[38912 + e * dim_D + p];
+        acc = acc + v8 * v8;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -653,27 +653,27 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         smem[e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[38912 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = tid; e < 8192; e += 256) {
-      const float v7 = smem[22528 + e] + scratch[bh * 8192 + e];
-      const float next_state = smem[6144 + e] - commit * v7;
-      const float next_accum = keep * v7;
+    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+      const float v9 = smem[22528 + e] + scratch[bh * 8192 + e];
+      const float next_state = smem[6144 + e] - commit * v9;
+      const float next_accum = keep * v9;
       smem[6144 + e] = next_state;
       smem[22528 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = tid; e < 8192; e += 256) {
-      const float v8 = smem[30720 + e] + smem[45312 + e];
-      const float next_state = smem[14336 + e] - commit * v8;
-      const float next_accum = keep * v8;
+    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+      const float v10 = smem[30720 + e] + smem[45312 + e];
+      const float next_state = smem[14336 + e] - commit * v10;
+      const float next_accum = keep * v10;
       smem[14336 + e] = next_state;
       smem[30720 + e] = next_accum;
     }
@@ -712,7 +712,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     float* __restrict__ out_state_W2,    // [B, H, 128, 64]
     float* __restrict__ out_accum_W1,    // [B, H, 64, 128]
     float* __restrict__ out_accum_W2) {  // [B, H, 128, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 49921 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 50049 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -728,11 +728,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
     smem[384 + e] = state_W1[bh * 8192 + e];
-    smem[16768 + e] = accum_W1[bh * 8192 + e];
+    smem[16896 + e] = accum_W1[bh * 8192 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
     smem[8576 + e] = state_W2[bh * 8192 + e];
-    smem[24960 + e] = accum_W2[bh * 8192 + e];
+    smem[25088 + e] = accum_W2[bh * 8192 + e];
   }
   __syncthreads();
 
@@ -747,7 +747,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -756,7 +756,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -773,41 +773,45 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         const float b0 = smem[384 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[33153 + e % 128] = acc0_0;
+      smem[33281 + e % 128] = acc0_0;
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      smem[256 + e] = expf((-smem[33153 + e]));
+      smem[256 + e] = expf((-smem[33281 + e]));
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      smem[33281 + e] = (1.0f / (1.0f + smem[256 + e]));
+      smem[33409 + e] = (1.0f / (1.0f + smem[256 + e]));
     }
     __syncthreads();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = (smem[33153 + p] * smem[33281 + p]);
-        const float b0 = smem[8576 + p * dim_D + e % 64];
+        const float a0 = (smem[33281 + p] * smem[33409 + p]);
+        const float b0 = smem[8576 + p * dim_D + e % 32];
+        const float b1 = smem[8576 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[e % 64] = acc0_0;
+      smem[e % 32] = acc0_0;
+      smem[e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -818,30 +822,30 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         smem[64 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       smem[64 + e] = sqrtf(smem[64 + e] * 0.015625f + 0.00001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       smem[65 + e] = (1.0f / smem[64 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = param_g[h * 64 + e % dim_D];
-      smem[192 + e] = (0 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[128 + e] + smem[e] * smem[65] * v1 - smem[192 + e]) * 2.0f * v1;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v2 = param_g[h * 64 + e % dim_D];
+      smem[192 + e] = (0 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[128 + e] + smem[e] * smem[65] * v2 - smem[192 + e]) * 2.0f * v2;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p] * smem[p];
@@ -855,12 +859,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         smem[66 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v2 = smem[65];
-      smem[e] = smem[192 + e] * v2 + (-(smem[66] * (v2 * v2))) * 0.5f / smem[64] * 0.015625f * smem[e] * 2.0f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v3 = smem[65];
+      smem[e] = smem[192 + e] * v3 + (-(smem[66] * (v3 * v3))) * 0.5f / smem[64] * 0.015625f * smem[e] * 2.0f;
     }
     __syncthreads();
 
@@ -872,11 +876,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         const float b0 = smem[8576 + (e % 128) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[33409 + e % 128] = acc0_0;
+      smem[16768 + e % 128] = acc0_0;
     }
 
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -894,10 +898,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = (smem[33153 + p * dim_H + e / 16] * smem[33281 + p * dim_H + e / 16]);
-        const float a1 = (smem[33153 + p * dim_H + e / 16 + 32] * smem[33281 + p * dim_H + e / 16 + 32]);
-        const float a2 = (smem[33153 + p * dim_H + e / 16 + 64] * smem[33281 + p * dim_H + e / 16 + 64]);
-        const float a3 = (smem[33153 + p * dim_H + e / 16 + 96] * smem[33281 + p * dim_H + e / 16 + 96]);
+        const float a0 = (smem[33281 + p * dim_H + (e / 16) * 4] * smem[33409 + p * dim_H + (e / 16) * 4]);
+        const float a1 = (smem[33281 + p * dim_H + (e / 16) * 4 + 1] * smem[33409 + p * dim_H + (e / 16) * 4 + 1]);
+        const float a2 = (smem[33281 + p * dim_H + (e / 16) * 4 + 2] * smem[33409 + p * dim_H + (e / 16) * 4 + 2]);
+        const float a3 = (smem[33281 + p * dim_H + (e / 16) * 4 + 3] * smem[33409 + p * dim_H + (e / 16) * 4 + 3]);
         const float b0 = smem[p * dim_D + e % 16];
         const float b1 = smem[p * dim_D + e % 16 + 16];
         const float b2 = smem[p * dim_D + e % 16 + 32];
@@ -919,35 +923,35 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[33537 + (e / 16) * dim_D + e % 16] = acc0_0;
-      smem[33537 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      smem[33537 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
-      smem[33537 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
-      smem[33537 + (e / 16 + 32) * dim_D + e % 16] = acc1_0;
-      smem[33537 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc1_1;
-      smem[33537 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc1_2;
-      smem[33537 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc1_3;
-      smem[33537 + (e / 16 + 64) * dim_D + e % 16] = acc2_0;
-      smem[33537 + (e / 16 + 64) * dim_D + e % 16 + 16] = acc2_1;
-      smem[33537 + (e / 16 + 64) * dim_D + e % 16 + 32] = acc2_2;
-      smem[33537 + (e / 16 + 64) * dim_D + e % 16 + 48] = acc2_3;
-      smem[33537 + (e / 16 + 96) * dim_D + e % 16] = acc3_0;
-      smem[33537 + (e / 16 + 96) * dim_D + e % 16 + 16] = acc3_1;
-      smem[33537 + (e / 16 + 96) * dim_D + e % 16 + 32] = acc3_2;
-      smem[33537 + (e / 16 + 96) * dim_D + e % 16 + 48] = acc3_3;
+      smem[33665 + (e / 16) * 256 + e % 16] = acc0_0;
+      smem[33665 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      smem[33665 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      smem[33665 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      smem[33665 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      smem[33665 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      smem[33665 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
+      smem[33665 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
+      smem[33665 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      smem[33665 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      smem[33665 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
+      smem[33665 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
+      smem[33665 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      smem[33665 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
+      smem[33665 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
+      smem[33665 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 128; e += 256) {
-      const float v3 = smem[33409 + e];
-      const float v4 = smem[33281 + e];
-      smem[256 + e] = v3 * v4 + (-((-(v3 * smem[33153 + e] * (v4 * v4))) * smem[256 + e]));
+      const float v4 = smem[16768 + e];
+      const float v5 = smem[33409 + e];
+      smem[256 + e] = v4 * v5 + (-((-(v4 * smem[33281 + e] * (v5 * v5))) * smem[256 + e]));
     }
     __syncthreads();
 
     // [64, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -965,10 +969,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + e / 32];
-        const float a1 = smem[128 + p * dim_D + e / 32 + 16];
-        const float a2 = smem[128 + p * dim_D + e / 32 + 32];
-        const float a3 = smem[128 + p * dim_D + e / 32 + 48];
+        const float a0 = smem[128 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 32) * 4 + 3];
         const float b0 = smem[256 + p * dim_H + e % 32];
         const float b1 = smem[256 + p * dim_H + e % 32 + 32];
         const float b2 = smem[256 + p * dim_H + e % 32 + 64];
@@ -990,26 +994,26 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[41729 + (e / 32) * dim_H + e % 32] = acc0_0;
-      smem[41729 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
-      smem[41729 + (e / 32) * dim_H + e % 32 + 64] = acc0_2;
-      smem[41729 + (e / 32) * dim_H + e % 32 + 96] = acc0_3;
-      smem[41729 + (e / 32 + 16) * dim_H + e % 32] = acc1_0;
-      smem[41729 + (e / 32 + 16) * dim_H + e % 32 + 32] = acc1_1;
-      smem[41729 + (e / 32 + 16) * dim_H + e % 32 + 64] = acc1_2;
-      smem[41729 + (e / 32 + 16) * dim_H + e % 32 + 96] = acc1_3;
-      smem[41729 + (e / 32 + 32) * dim_H + e % 32] = acc2_0;
-      smem[41729 + (e / 32 + 32) * dim_H + e % 32 + 32] = acc2_1;
-      smem[41729 + (e / 32 + 32) * dim_H + e % 32 + 64] = acc2_2;
-      smem[41729 + (e / 32 + 32) * dim_H + e % 32 + 96] = acc2_3;
-      smem[41729 + (e / 32 + 48) * dim_H + e % 32] = acc3_0;
-      smem[41729 + (e / 32 + 48) * dim_H + e % 32 + 32] = acc3_1;
-      smem[41729 + (e / 32 + 48) * dim_H + e % 32 + 64] = acc3_2;
-      smem[41729 + (e / 32 + 48) * dim_H + e % 32 + 96] = acc3_3;
+      smem[41857 + (e / 32) * 512 + e % 32] = acc0_0;
+      smem[41857 + (e / 32) * 512 + e % 32 + 32] = acc0_1;
+      smem[41857 + (e / 32) * 512 + e % 32 + 64] = acc0_2;
+      smem[41857 + (e / 32) * 512 + e % 32 + 96] = acc0_3;
+      smem[41857 + ((e / 32) * 4 + 1) * dim_H + e % 32] = acc1_0;
+      smem[41857 + ((e / 32) * 4 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[41857 + ((e / 32) * 4 + 1) * dim_H + e % 32 + 64] = acc1_2;
+      smem[41857 + ((e / 32) * 4 + 1) * dim_H + e % 32 + 96] = acc1_3;
+      smem[41857 + ((e / 32) * 4 + 2) * dim_H + e % 32] = acc2_0;
+      smem[41857 + ((e / 32) * 4 + 2) * dim_H + e % 32 + 32] = acc2_1;
+      smem[41857 + ((e / 32) * 4 + 2) * dim_H + e % 32 + 64] = acc2_2;
+      smem[41857 + ((e / 32) * 4 + 2) * dim_H + e % 32 + 96] = acc2_3;
+      smem[41857 + ((e / 32) * 4 + 3) * dim_H + e % 32] = acc3_0;
+      smem[41857 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 32] = acc3_1;
+      smem[41857 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 64] = acc3_2;
+      smem[41857 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 96] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1024,22 +1028,22 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[64 + p];
-          const float b0 = smem[16768 + p * dim_H + e % 128];
+          const float b0 = smem[16896 + p * dim_H + e % 128];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[33409 + e % 128] = acc0_0;
+      smem[33537 + e % 128] = acc0_0;
     }
 
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[33152] = acc0_0;
+      smem[33280] = acc0_0;
     }
     __syncthreads();
 
@@ -1047,13 +1051,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 128; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[33152 + p]);
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[33280 + p]);
         const float b0 = smem[256 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[128 + e % 128] = acc0_0;
     }
-    __syncthreads();
 
     // [1, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
@@ -1063,85 +1066,96 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
         const float b0 = smem[384 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256 + e % 128] = acc0_0;
+      smem[16768 + e % 128] = acc0_0;
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      smem[128 + e] = smem[256 + e] - scale[min(position, dim_K - 1)] * (smem[33409 + e] + smem[128 + e]);
+      smem[128 + e] = smem[16768 + e] - scale[min(position, dim_K - 1)] * (smem[33537 + e] + smem[128 + e]);
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = tid; e < 128; e += 256) {
-      const float v5 = smem[128 + e];
-      smem[128 + e] = v5 * (1.0f / (1.0f + expf((-v5))));
+      const float v6 = smem[128 + e];
+      smem[128 + e] = v6 * (1.0f / (1.0f + expf((-v6))));
     }
     __syncthreads();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = smem[24960 + p * dim_D + e % 64];
+          const float b0 = smem[25088 + p * dim_D + e % 32];
+          const float b1 = smem[25088 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[257 + e % 64] = acc0_0;
+      smem[16768 + e % 32] = acc0_0;
+      smem[16768 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = (smem[33153 + p] * smem[33281 + p]);
+        const float b0 = (smem[33281 + p] * smem[33409 + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256] = acc0_0;
+      smem[320] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[256 + p]);
-        const float b0 = smem[p * dim_D + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[320 + p]);
+        const float b0 = smem[p * dim_D + e % 32];
+        const float b1 = smem[p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[33152 + e % 64] = acc0_0;
+      smem[16832 + e % 32] = acc0_0;
+      smem[16832 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[8576 + p * dim_D + e % 64];
+        const float b0 = smem[8576 + p * dim_D + e % 32];
+        const float b1 = smem[8576 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[e % 64] = acc0_0;
+      smem[256 + e % 32] = acc0_0;
+      smem[256 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[33152 + e] = smem[e] - scale[min(position, dim_K - 1)] * (smem[257 + e] + smem[33152 + e]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[16832 + e] = smem[256 + e] - scale[min(position, dim_K - 1)] * (smem[16768 + e] + smem[16832 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[33152 + p];
-        acc = acc + v6 * v6;
+        const float v8 = smem[16832 + p];
+        acc = acc + v8 * v8;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1149,32 +1163,33 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[321 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[33152 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[16832 + e] * (1.0f / sqrtf(smem[321] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = tid; e < 8192; e += 256) {
-      const float v7 = smem[16768 + e] + smem[41729 + e];
-      const float next_state = smem[384 + e] - commit * v7;
-      const float next_accum = keep * v7;
+    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+      const float v9 = smem[16896 + e] + smem[41857 + e];
+      const float next_state = smem[384 + e] - commit * v9;
+      const float next_accum = keep * v9;
       smem[384 + e] = next_state;
-      smem[16768 + e] = next_accum;
+      smem[16896 + e] = next_accum;
     }
+    __syncthreads();
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = tid; e < 8192; e += 256) {
-      const float v8 = smem[24960 + e] + smem[33537 + e];
-      const float next_state = smem[8576 + e] - commit * v8;
-      const float next_accum = keep * v8;
+    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+      const float v10 = smem[25088 + e] + smem[33665 + e];
+      const float next_state = smem[8576 + e] - commit * v10;
+      const float next_accum = keep * v10;
       smem[8576 + e] = next_state;
-      smem[24960 + e] = next_accum;
+      smem[25088 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1185,11 +1200,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 8192; e += 256) {
     out_state_W1[bh * 8192 + e] = smem[384 + e];
-    out_accum_W1[bh * 8192 + e] = smem[16768 + e];
+    out_accum_W1[bh * 8192 + e] = smem[16896 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
     out_state_W2[bh * 8192 + e] = smem[8576 + e];
-    out_accum_W2[bh * 8192 + e] = smem[24960 + e];
+    out_accum_W2[bh * 8192 + e] = smem[25088 + e];
   }
 }
 
@@ -1200,7 +1215,7 @@ namespace {
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
 constexpr size_t kSharedBytes = 214016;
-constexpr size_t kDecodeSharedBytes = 199684;
+constexpr size_t kDecodeSharedBytes = 200196;
 constexpr size_t kScratchFloats = 8192;  // per (sequence, head)
 
 thread_local char last_error[512] = "";

@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 8) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, W3 dual-matmul.
-// Shared memory: 117504 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 128576 bytes per block; global scratch: 0 bytes per block.
 // W1: state in shared memory, accumulator in shared memory.
 // b1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in shared memory.
@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W2,       // [B, H, 64, 64]
     float* __restrict__ out_accum_W3) {     // [B, H, 64, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 29376 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 32144 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -70,20 +70,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
-    smem[3072 + e] = state_W1[bh * 2048 + e];
-    smem[11264 + e] = accum_W1[bh * 2048 + e];
+    smem[3840 + e] = state_W1[bh * 2048 + e];
+    smem[12032 + e] = accum_W1[bh * 2048 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[19520 + e] = state_b1[bh * 64 + e];
-    smem[19584 + e] = accum_b1[bh * 64 + e];
+    smem[21008 + e] = state_b1[bh * 64 + e];
+    smem[21072 + e] = accum_b1[bh * 64 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    smem[7168 + e] = state_W2[bh * 4096 + e];
-    smem[15360 + e] = accum_W2[bh * 4096 + e];
+    smem[7936 + e] = state_W2[bh * 4096 + e];
+    smem[16128 + e] = accum_W2[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    smem[5120 + e] = state_W3[bh * 2048 + e];
-    smem[13312 + e] = accum_W3[bh * 2048 + e];
+    smem[5888 + e] = state_W3[bh * 2048 + e];
+    smem[14080 + e] = accum_W3[bh * 2048 + e];
   }
   __syncthreads();
 
@@ -98,92 +98,92 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 8; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < tid / 32 + 1; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[264 + e] = x;
+      smem[776 + e] = x;
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[1024 + e] = x;
+      smem[2048 + e] = x;
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[280 + e] = x;
+      smem[816 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * dim_D + p];
-        const float a1 = smem[1024 + (e / 64 + 4) * dim_D + p];
-        const float b0 = smem[3072 + p * dim_H + e % 64];
+        const float a0 = smem[2048 + (e / 32) * dim_D + p];
+        const float b0 = smem[3840 + p * dim_H + e % 32];
+        const float b1 = smem[3840 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[1536 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[1536 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[2304 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[2304 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 512; e += 256) {
-      smem[1536 + e] = tanhf(smem[1536 + e] + smem[19520 + e % dim_H]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      smem[2304 + e] = tanhf(smem[2304 + e] + smem[21008 + e % dim_H]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[1536 + (e / 64) * dim_H + p];
-        const float a1 = smem[1536 + (e / 64 + 4) * dim_H + p];
-        const float b0 = smem[7168 + p * dim_H + e % 64];
+        const float a0 = smem[2304 + (e / 32) * dim_H + p];
+        const float b0 = smem[7936 + p * dim_H + e % 32];
+        const float b1 = smem[7936 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[2560 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[2560 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[3328 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[3328 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 512; e += 256) {
-      smem[2560 + e] = tanhf(smem[2560 + e]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      smem[3328 + e] = tanhf(smem[3328 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2560 + (e / 32) * dim_H + p];
-        const float b0 = smem[5120 + p * dim_D + e % 32];
+        const float a0 = smem[3328 + (e / 32) * dim_H + p];
+        const float b0 = smem[5888 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[(e / 32) * dim_D + e % 32] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[e * dim_D + p];
@@ -194,24 +194,24 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[256 + e] = acc;
+        smem[784 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = smem[e] - smem[256 + e / dim_D] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      smem[e] = smem[e] - smem[784 + e / dim_D] * 0.03125f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[e * dim_D + p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[e * dim_D + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -219,36 +219,36 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[256 + e] = acc;
+        smem[768 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
-      smem[256 + e] = sqrtf(smem[256 + e] * 0.03125f + 0.000001f);
+    for (unsigned e = tid / 32 + tid % 32; e < tid / 32 + 1; e += 32) {
+      smem[768 + e] = sqrtf(smem[768 + e] * 0.03125f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 8; e += 256) {
-      smem[272 + e] = (1.0f / smem[256 + e]);
+    for (unsigned e = tid / 32 + tid % 32; e < tid / 32 + 1; e += 32) {
+      smem[792 + e] = (1.0f / smem[768 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v1 = param_gamma[h * 32 + e % dim_D];
-      smem[280 + e] = smem[264 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] + smem[e] * smem[272 + e / dim_D] * v1 + param_beta[h * 32 + e % dim_D] - smem[280 + e]) * 2.0f * v1;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      const float v2 = param_gamma[h * 32 + e % dim_D];
+      smem[816 + e] = smem[776 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[e] * smem[792 + e / dim_D] * v2 + param_beta[h * 32 + e % dim_D] - smem[816 + e]) * 2.0f * v2;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[280 + e * dim_D + p] * smem[e * dim_D + p];
+        acc = acc + smem[816 + e * dim_D + p] * smem[e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -256,21 +256,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[264 + e] = acc;
+        smem[800 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v2 = smem[272 + e / dim_D];
-      smem[e] = smem[280 + e] * v2 + (-(smem[264 + e / dim_D] * (v2 * v2))) * 0.5f / smem[256 + e / dim_D] * 0.03125f * smem[e] * 2.0f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      const float v3 = smem[792 + e / dim_D];
+      smem[e] = smem[816 + e] * v3 + (-(smem[800 + e / dim_D] * (v3 * v3))) * 0.5f / smem[768 + e / dim_D] * 0.03125f * smem[e] * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[e * dim_D + p]);
@@ -281,34 +281,35 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[256 + e] = acc;
+        smem[808 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
-      smem[e] = smem[e] + smem[256 + e / dim_D] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      smem[e] = smem[e] + smem[808 + e / dim_D] * 0.03125f;
+    }
+    __syncwarp();
+
+    // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 32) * dim_D + p];
+        const float b0 = smem[5888 + (e % 32) * dim_D + p];
+        const float b1 = smem[5888 + (e % 32 + 32) * dim_D + p];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+      }
+      smem[256 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
     __syncthreads();
 
-    // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
-      float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 64) * dim_D + p];
-        const float a1 = smem[(e / 64 + 4) * dim_D + p];
-        const float b0 = smem[5120 + (e % 64) * dim_D + p];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
-      }
-      smem[256 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[256 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-    }
-
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -318,10 +319,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2560 + p * dim_H + e / 16];
-        const float a1 = smem[2560 + p * dim_H + e / 16 + 16];
-        const float a2 = smem[2560 + p * dim_H + e / 16 + 32];
-        const float a3 = smem[2560 + p * dim_H + e / 16 + 48];
+        const float a0 = smem[3328 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[3328 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[3328 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[3328 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[p * dim_D + e % 16];
         const float b1 = smem[p * dim_D + e % 16 + 16];
         acc0_0 = acc0_0 + a0 * b0;
@@ -333,41 +334,41 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[21184 + (e / 16) * dim_D + e % 16] = acc0_0;
-      smem[21184 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      smem[21184 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
-      smem[21184 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
-      smem[21184 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
-      smem[21184 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
-      smem[21184 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
-      smem[21184 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
+      smem[23952 + (e / 16) * 128 + e % 16] = acc0_0;
+      smem[23952 + (e / 16) * 128 + e % 16 + 16] = acc0_1;
+      smem[23952 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      smem[23952 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      smem[23952 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      smem[23952 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      smem[23952 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      smem[23952 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
     }
-    __syncthreads();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
-      const float v3 = smem[2560 + e];
-      smem[256 + e] = smem[256 + e] * (1.0f - v3 * v3);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      const float v4 = smem[3328 + e];
+      smem[256 + e] = smem[256 + e] * (1.0f - v4 * v4);
+    }
+    __syncwarp();
+
+    // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[256 + (e / 32) * dim_H + p];
+        const float b0 = smem[7936 + (e % 32) * dim_H + p];
+        const float b1 = smem[7936 + (e % 32 + 32) * dim_H + p];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+      }
+      smem[2816 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[2816 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
     __syncthreads();
 
-    // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
-      float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
-      for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[256 + (e / 64) * dim_H + p];
-        const float a1 = smem[256 + (e / 64 + 4) * dim_H + p];
-        const float b0 = smem[7168 + (e % 64) * dim_H + p];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
-      }
-      smem[2048 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[2048 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-    }
-
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -385,10 +386,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[1536 + p * dim_H + e / 16];
-        const float a1 = smem[1536 + p * dim_H + e / 16 + 16];
-        const float a2 = smem[1536 + p * dim_H + e / 16 + 32];
-        const float a3 = smem[1536 + p * dim_H + e / 16 + 48];
+        const float a0 = smem[2304 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[2304 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[2304 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[2304 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[256 + p * dim_H + e % 16];
         const float b1 = smem[256 + p * dim_H + e % 16 + 16];
         const float b2 = smem[256 + p * dim_H + e % 16 + 32];
@@ -410,43 +411,42 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[25280 + (e / 16) * dim_H + e % 16] = acc0_0;
-      smem[25280 + (e / 16) * dim_H + e % 16 + 16] = acc0_1;
-      smem[25280 + (e / 16) * dim_H + e % 16 + 32] = acc0_2;
-      smem[25280 + (e / 16) * dim_H + e % 16 + 48] = acc0_3;
-      smem[25280 + (e / 16 + 16) * dim_H + e % 16] = acc1_0;
-      smem[25280 + (e / 16 + 16) * dim_H + e % 16 + 16] = acc1_1;
-      smem[25280 + (e / 16 + 16) * dim_H + e % 16 + 32] = acc1_2;
-      smem[25280 + (e / 16 + 16) * dim_H + e % 16 + 48] = acc1_3;
-      smem[25280 + (e / 16 + 32) * dim_H + e % 16] = acc2_0;
-      smem[25280 + (e / 16 + 32) * dim_H + e % 16 + 16] = acc2_1;
-      smem[25280 + (e / 16 + 32) * dim_H + e % 16 + 32] = acc2_2;
-      smem[25280 + (e / 16 + 32) * dim_H + e % 16 + 48] = acc2_3;
-      smem[25280 + (e / 16 + 48) * dim_H + e % 16] = acc3_0;
-      smem[25280 + (e / 16 + 48) * dim_H + e % 16 + 16] = acc3_1;
-      smem[25280 + (e / 16 + 48) * dim_H + e % 16 + 32] = acc3_2;
-      smem[25280 + (e / 16 + 48) * dim_H + e % 16 + 48] = acc3_3;
+      smem[28048 + (e / 16) * 256 + e % 16] = acc0_0;
+      smem[28048 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      smem[28048 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      smem[28048 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      smem[28048 + ((e / 16) * 4 + 1) * dim_H + e % 16] = acc1_0;
+      smem[28048 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 16] = acc1_1;
+      smem[28048 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 32] = acc1_2;
+      smem[28048 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 48] = acc1_3;
+      smem[28048 + ((e / 16) * 4 + 2) * dim_H + e % 16] = acc2_0;
+      smem[28048 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 16] = acc2_1;
+      smem[28048 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 32] = acc2_2;
+      smem[28048 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 48] = acc2_3;
+      smem[28048 + ((e / 16) * 4 + 3) * dim_H + e % 16] = acc3_0;
+      smem[28048 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 16] = acc3_1;
+      smem[28048 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 32] = acc3_2;
+      smem[28048 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 48] = acc3_3;
     }
-    __syncthreads();
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 512; e += 256) {
-      const float v4 = smem[1536 + e];
-      smem[2048 + e] = smem[2048 + e] * (1.0f - v4 * v4);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      const float v5 = smem[2304 + e];
+      smem[2816 + e] = smem[2816 + e] * (1.0f - v5 * v5);
     }
     __syncthreads();
 
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[2048 + p * dim_H + e];
+        acc = acc + smem[2816 + p * dim_H + e];
       }
-      smem[19456 + e] = acc;
+      smem[20752 + e] = acc;
     }
 
     // [32, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -456,12 +456,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[1024 + p * dim_D + e / 32];
-        const float a1 = smem[1024 + p * dim_D + e / 32 + 8];
-        const float a2 = smem[1024 + p * dim_D + e / 32 + 16];
-        const float a3 = smem[1024 + p * dim_D + e / 32 + 24];
-        const float b0 = smem[2048 + p * dim_H + e % 32];
-        const float b1 = smem[2048 + p * dim_H + e % 32 + 32];
+        const float a0 = smem[2048 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[2816 + p * dim_H + e % 32];
+        const float b1 = smem[2816 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -471,237 +471,234 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[23232 + (e / 32) * dim_H + e % 32] = acc0_0;
-      smem[23232 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
-      smem[23232 + (e / 32 + 8) * dim_H + e % 32] = acc1_0;
-      smem[23232 + (e / 32 + 8) * dim_H + e % 32 + 32] = acc1_1;
-      smem[23232 + (e / 32 + 16) * dim_H + e % 32] = acc2_0;
-      smem[23232 + (e / 32 + 16) * dim_H + e % 32 + 32] = acc2_1;
-      smem[23232 + (e / 32 + 24) * dim_H + e % 32] = acc3_0;
-      smem[23232 + (e / 32 + 24) * dim_H + e % 32 + 32] = acc3_1;
+      smem[26000 + (e / 32) * 256 + e % 32] = acc0_0;
+      smem[26000 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
+      smem[26000 + ((e / 32) * 4 + 1) * dim_H + e % 32] = acc1_0;
+      smem[26000 + ((e / 32) * 4 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[26000 + ((e / 32) * 4 + 2) * dim_H + e % 32] = acc2_0;
+      smem[26000 + ((e / 32) * 4 + 2) * dim_H + e % 32 + 32] = acc2_1;
+      smem[26000 + ((e / 32) * 4 + 3) * dim_H + e % 32] = acc3_0;
+      smem[26000 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 32] = acc3_1;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[768 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[768 + (e / 64) * dim_D + p];
-          const float a1 = smem[768 + (e / 64 + 4) * dim_D + p];
-          const float b0 = smem[11264 + p * dim_H + e % 64];
+          const float a0 = smem[768 + (e / 32) * dim_D + p];
+          const float b0 = smem[12032 + p * dim_H + e % 32];
+          const float b1 = smem[12032 + p * dim_H + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
-          acc1_0 = acc1_0 + a1 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[19648 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[19648 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[21392 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[21392 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
 
     // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[768 + (e / 8) * dim_D + p];
-        const float b0 = smem[1024 + (e % 8) * dim_D + p];
+        const float b0 = smem[2048 + (e % 8) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1280 + (e / 8) * dim_K + e % 8] = acc0_0;
+      smem[20816 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 64 ? 1.0f : 0.0f) * smem[1280 + (e / 64) * dim_K + p]);
-        const float a1 = ((p <= e / 64 + 4 ? 1.0f : 0.0f) * smem[1280 + (e / 64 + 4) * dim_K + p]);
-        const float b0 = smem[2048 + p * dim_H + e % 64];
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[20816 + (e / 32) * dim_K + p]);
+        const float b0 = smem[2816 + p * dim_H + e % 32];
+        const float b1 = smem[2816 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[20160 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[20160 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[21904 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[21904 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[768 + (e / 64) * dim_D + p];
-        const float a1 = smem[768 + (e / 64 + 4) * dim_D + p];
-        const float b0 = smem[3072 + p * dim_H + e % 64];
+        const float a0 = smem[768 + (e / 32) * dim_D + p];
+        const float b0 = smem[3840 + p * dim_H + e % 32];
+        const float b1 = smem[3840 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[20672 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[20672 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[22416 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[22416 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (p <= e / 64 ? 1.0f : 0.0f);
-        const float a1 = (p <= e / 64 + 4 ? 1.0f : 0.0f);
-        const float b0 = smem[2048 + p * dim_H + e % 64];
+        const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
+        const float b0 = smem[2816 + p * dim_H + e % 32];
+        const float b1 = smem[2816 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[1024 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[1024 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[1024 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[1024 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 512; e += 256) {
-      const float v5 = scale[min(position + e / dim_H, dim_K - 1)];
-      smem[1024 + e] = tanhf(smem[20672 + e] - v5 * (smem[19648 + e] + smem[20160 + e]) + (smem[19520 + e % dim_H] - v5 * (smem[19584 + e % dim_H] + smem[1024 + e])));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      const float v6 = scale[min(position + e / dim_H, dim_K - 1)];
+      smem[1024 + e] = tanhf(smem[22416 + e] - v6 * (smem[21392 + e] + smem[21904 + e]) + (smem[21008 + e % dim_H] - v6 * (smem[21072 + e % dim_H] + smem[1024 + e])));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[1024 + (e / 64) * dim_H + p];
-          const float a1 = smem[1024 + (e / 64 + 4) * dim_H + p];
-          const float b0 = smem[15360 + p * dim_H + e % 64];
+          const float a0 = smem[1024 + (e / 32) * dim_H + p];
+          const float b0 = smem[16128 + p * dim_H + e % 32];
+          const float b1 = smem[16128 + p * dim_H + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
-          acc1_0 = acc1_0 + a1 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[19648 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[19648 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[22928 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[22928 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
 
     // [8, 8] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1024 + (e / 8) * dim_H + p];
-        const float b0 = smem[1536 + (e % 8) * dim_H + p];
+        const float b0 = smem[2304 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[2048 + (e / 8) * dim_K + e % 8] = acc0_0;
+      smem[20880 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 64 ? 1.0f : 0.0f) * smem[2048 + (e / 64) * dim_K + p]);
-        const float a1 = ((p <= e / 64 + 4 ? 1.0f : 0.0f) * smem[2048 + (e / 64 + 4) * dim_K + p]);
-        const float b0 = smem[256 + p * dim_H + e % 64];
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[20880 + (e / 32) * dim_K + p]);
+        const float b0 = smem[256 + p * dim_H + e % 32];
+        const float b1 = smem[256 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[1536 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[1536 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[1536 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[1536 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
-      float acc1_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * dim_H + p];
-        const float a1 = smem[1024 + (e / 64 + 4) * dim_H + p];
-        const float b0 = smem[7168 + p * dim_H + e % 64];
+        const float a0 = smem[1024 + (e / 32) * dim_H + p];
+        const float b0 = smem[7936 + p * dim_H + e % 32];
+        const float b1 = smem[7936 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
-        acc1_0 = acc1_0 + a1 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[256 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[256 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
+      smem[23440 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[23440 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 512; e += 256) {
-      smem[1536 + e] = tanhf(smem[256 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[19648 + e] + smem[1536 + e]));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+      smem[1536 + e] = tanhf(smem[23440 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[22928 + e] + smem[1536 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[1536 + (e / 32) * dim_H + p];
-          const float b0 = smem[13312 + p * dim_D + e % 32];
+          const float b0 = smem[14080 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[21136 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
 
     // [8, 8] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1536 + (e / 8) * dim_H + p];
-        const float b0 = smem[2560 + (e % 8) * dim_H + p];
+        const float b0 = smem[3328 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[512 + (e / 8) * dim_K + e % 8] = acc0_0;
+      smem[20944 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[512 + (e / 32) * dim_K + p]);
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[20944 + (e / 32) * dim_K + p]);
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[20224 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
-    __syncthreads();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1536 + (e / 32) * dim_H + p];
-        const float b0 = smem[5120 + p * dim_D + e % 32];
+        const float b0 = smem[5888 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[(e / 32) * dim_D + e % 32] = acc0_0;
+      smem[20480 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
-      smem[256 + e] = smem[e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[1024 + e] + smem[256 + e]);
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      smem[20224 + e] = smem[20480 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[21136 + e] + smem[20224 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[256 + e * dim_D + p];
+        acc = acc + smem[20224 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -709,24 +706,24 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[20736 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
-      smem[256 + e] = smem[256 + e] - smem[e / dim_D] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      smem[20224 + e] = smem[20224 + e] - smem[20736 + e / dim_D] * 0.03125f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 8; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[256 + e * dim_D + p];
-        acc = acc + v6 * v6;
+        const float v8 = smem[20224 + e * dim_D + p];
+        acc = acc + v8 * v8;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -734,50 +731,51 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[20744 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[768 + e] + smem[256 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[768 + e] + smem[20224 + e] * (1.0f / sqrtf(smem[20744 + e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
+    __syncthreads();
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v7 = smem[11264 + e] + smem[23232 + e];
-      const float next_state = smem[3072 + e] - commit * v7;
-      const float next_accum = keep * v7;
-      smem[3072 + e] = next_state;
-      smem[11264 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v9 = smem[12032 + e] + smem[26000 + e];
+      const float next_state = smem[3840 + e] - commit * v9;
+      const float next_accum = keep * v9;
+      smem[3840 + e] = next_state;
+      smem[12032 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v8 = smem[19584 + e] + smem[19456 + e];
-      const float next_state = smem[19520 + e] - commit * v8;
-      const float next_accum = keep * v8;
-      smem[19520 + e] = next_state;
-      smem[19584 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v10 = smem[21072 + e] + smem[20752 + e];
+      const float next_state = smem[21008 + e] - commit * v10;
+      const float next_accum = keep * v10;
+      smem[21008 + e] = next_state;
+      smem[21072 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v9 = smem[15360 + e] + smem[25280 + e];
-      const float next_state = smem[7168 + e] - commit * v9;
-      const float next_accum = keep * v9;
-      smem[7168 + e] = next_state;
-      smem[15360 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v11 = smem[16128 + e] + smem[28048 + e];
+      const float next_state = smem[7936 + e] - commit * v11;
+      const float next_accum = keep * v11;
+      smem[7936 + e] = next_state;
+      smem[16128 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v10 = smem[13312 + e] + smem[21184 + e];
-      const float next_state = smem[5120 + e] - commit * v10;
-      const float next_accum = keep * v10;
-      smem[5120 + e] = next_state;
-      smem[13312 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v12 = smem[14080 + e] + smem[23952 + e];
+      const float next_state = smem[5888 + e] - commit * v12;
+      const float next_accum = keep * v12;
+      smem[5888 + e] = next_state;
+      smem[14080 + e] = next_accum;
     }
     __syncthreads();
 
@@ -787,20 +785,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 2048; e += 256) {
-    out_state_W1[bh * 2048 + e] = smem[3072 + e];
-    out_accum_W1[bh * 2048 + e] = smem[11264 + e];
+    out_state_W1[bh * 2048 + e] = smem[3840 + e];
+    out_accum_W1[bh * 2048 + e] = smem[12032 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[19520 + e];
-    out_accum_b1[bh * 64 + e] = smem[19584 + e];
+    out_state_b1[bh * 64 + e] = smem[21008 + e];
+    out_accum_b1[bh * 64 + e] = smem[21072 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    out_state_W2[bh * 4096 + e] = smem[7168 + e];
-    out_accum_W2[bh * 4096 + e] = smem[15360 + e];
+    out_state_W2[bh * 4096 + e] = smem[7936 + e];
+    out_accum_W2[bh * 4096 + e] = smem[16128 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    out_state_W3[bh * 2048 + e] = smem[5120 + e];
-    out_accum_W3[bh * 2048 + e] = smem[13312 + e];
+    out_state_W3[bh * 2048 + e] = smem[5888 + e];
+    out_accum_W3[bh * 2048 + e] = smem[14080 + e];
   }
 }
 
@@ -832,7 +830,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W2,       // [B, H, 64, 64]
     float* __restrict__ out_accum_W3) {     // [B, H, 64, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 25344 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 25669 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -847,20 +845,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
-    smem[384 + e] = state_W1[bh * 2048 + e];
-    smem[8576 + e] = accum_W1[bh * 2048 + e];
+    smem[512 + e] = state_W1[bh * 2048 + e];
+    smem[8736 + e] = accum_W1[bh * 2048 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[17024 + e] = state_b1[bh * 64 + e];
-    smem[17088 + e] = accum_b1[bh * 64 + e];
+    smem[17349 + e] = state_b1[bh * 64 + e];
+    smem[17413 + e] = accum_b1[bh * 64 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    smem[4480 + e] = state_W2[bh * 4096 + e];
-    smem[12672 + e] = accum_W2[bh * 4096 + e];
+    smem[4608 + e] = state_W2[bh * 4096 + e];
+    smem[12832 + e] = accum_W2[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    smem[2432 + e] = state_W3[bh * 2048 + e];
-    smem[10624 + e] = accum_W3[bh * 2048 + e];
+    smem[2560 + e] = state_W3[bh * 2048 + e];
+    smem[10784 + e] = accum_W3[bh * 2048 + e];
   }
   __syncthreads();
 
@@ -875,84 +873,92 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[33 + e] = x;
+      smem[97 + e] = x;
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[128 + e] = x;
+      smem[256 + e] = x;
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[35 + e] = x;
+      smem[102 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[128 + p];
-        const float b0 = smem[384 + p * dim_H + e % 64];
+        const float a0 = smem[256 + p];
+        const float b0 = smem[512 + p * dim_H + e % 32];
+        const float b1 = smem[512 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[192 + e % 64] = acc0_0;
+      smem[288 + e % 32] = acc0_0;
+      smem[288 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[192 + e] = tanhf(smem[192 + e] + smem[17024 + e % dim_H]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[288 + e] = tanhf(smem[288 + e] + smem[17349 + e % dim_H]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[192 + p];
-        const float b0 = smem[4480 + p * dim_H + e % 64];
+        const float a0 = smem[288 + p];
+        const float b0 = smem[4608 + p * dim_H + e % 32];
+        const float b1 = smem[4608 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[320 + e % 64] = acc0_0;
+      smem[416 + e % 32] = acc0_0;
+      smem[416 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[320 + e] = tanhf(smem[320 + e]);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[416 + e] = tanhf(smem[416 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[320 + p];
-        const float b0 = smem[2432 + p * dim_D + e % 32];
+        const float a0 = smem[416 + p];
+        const float b0 = smem[2560 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[e % 32] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[p];
@@ -963,24 +969,24 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[32 + e] = acc;
+        smem[98 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = smem[e] - smem[32] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      smem[e] = smem[e] - smem[98] * 0.03125f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -988,36 +994,36 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[32 + e] = acc;
+        smem[96 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[32 + e] = sqrtf(smem[32 + e] * 0.03125f + 0.000001f);
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[96 + e] = sqrtf(smem[96 + e] * 0.03125f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[34 + e] = (1.0f / smem[32 + e]);
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[99 + e] = (1.0f / smem[96 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 32; e += 256) {
-      const float v1 = param_gamma[h * 32 + e % dim_D];
-      smem[35 + e] = smem[33] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[e] * smem[34] * v1 + param_beta[h * 32 + e % dim_D] - smem[35 + e]) * 2.0f * v1;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      const float v2 = param_gamma[h * 32 + e % dim_D];
+      smem[102 + e] = smem[97] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[256 + e] + smem[e] * smem[99] * v2 + param_beta[h * 32 + e % dim_D] - smem[102 + e]) * 2.0f * v2;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[35 + p] * smem[p];
+        acc = acc + smem[102 + p] * smem[p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1025,21 +1031,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[33 + e] = acc;
+        smem[100 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 32; e += 256) {
-      const float v2 = smem[34];
-      smem[e] = smem[35 + e] * v2 + (-(smem[33] * (v2 * v2))) * 0.5f / smem[32] * 0.03125f * smem[e] * 2.0f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      const float v3 = smem[99];
+      smem[e] = smem[102 + e] * v3 + (-(smem[100] * (v3 * v3))) * 0.5f / smem[96] * 0.03125f * smem[e] * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[p]);
@@ -1050,30 +1056,35 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[32 + e] = acc;
+        smem[101 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 32; e += 256) {
-      smem[e] = smem[e] + smem[32] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      smem[e] = smem[e] + smem[101] * 0.03125f;
+    }
+    __syncwarp();
+
+    // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[p];
+        const float b0 = smem[2560 + (e % 32) * dim_D + p];
+        const float b1 = smem[2560 + (e % 32 + 32) * dim_D + p];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+      }
+      smem[32 + e % 32] = acc0_0;
+      smem[32 + e % 32 + 32] = acc0_1;
     }
     __syncthreads();
 
-    // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[p];
-        const float b0 = smem[2432 + (e % 64) * dim_D + p];
-        acc0_0 = acc0_0 + a0 * b0;
-      }
-      smem[32 + e % 64] = acc0_0;
-    }
-
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -1083,10 +1094,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[320 + p * dim_H + e / 16];
-        const float a1 = smem[320 + p * dim_H + e / 16 + 16];
-        const float a2 = smem[320 + p * dim_H + e / 16 + 32];
-        const float a3 = smem[320 + p * dim_H + e / 16 + 48];
+        const float a0 = smem[416 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[416 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[416 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[416 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[p * dim_D + e % 16];
         const float b1 = smem[p * dim_D + e % 16 + 16];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1098,37 +1109,41 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[17152 + (e / 16) * dim_D + e % 16] = acc0_0;
-      smem[17152 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      smem[17152 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
-      smem[17152 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
-      smem[17152 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
-      smem[17152 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
-      smem[17152 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
-      smem[17152 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
+      smem[17477 + (e / 16) * 128 + e % 16] = acc0_0;
+      smem[17477 + (e / 16) * 128 + e % 16 + 16] = acc0_1;
+      smem[17477 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      smem[17477 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      smem[17477 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      smem[17477 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      smem[17477 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      smem[17477 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
     }
-    __syncthreads();
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v3 = smem[320 + e];
-      smem[32 + e] = smem[32 + e] * (1.0f - v3 * v3);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v4 = smem[416 + e];
+      smem[32 + e] = smem[32 + e] * (1.0f - v4 * v4);
+    }
+    __syncwarp();
+
+    // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[32 + p];
+        const float b0 = smem[4608 + (e % 32) * dim_H + p];
+        const float b1 = smem[4608 + (e % 32 + 32) * dim_H + p];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+      }
+      smem[352 + e % 32] = acc0_0;
+      smem[352 + e % 32 + 32] = acc0_1;
     }
     __syncthreads();
 
-    // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[32 + p];
-        const float b0 = smem[4480 + (e % 64) * dim_H + p];
-        acc0_0 = acc0_0 + a0 * b0;
-      }
-      smem[256 + e % 64] = acc0_0;
-    }
-
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -1146,10 +1161,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[192 + p * dim_H + e / 16];
-        const float a1 = smem[192 + p * dim_H + e / 16 + 16];
-        const float a2 = smem[192 + p * dim_H + e / 16 + 32];
-        const float a3 = smem[192 + p * dim_H + e / 16 + 48];
+        const float a0 = smem[288 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[288 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[288 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[288 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[32 + p * dim_H + e % 16];
         const float b1 = smem[32 + p * dim_H + e % 16 + 16];
         const float b2 = smem[32 + p * dim_H + e % 16 + 32];
@@ -1171,43 +1186,42 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[21248 + (e / 16) * dim_H + e % 16] = acc0_0;
-      smem[21248 + (e / 16) * dim_H + e % 16 + 16] = acc0_1;
-      smem[21248 + (e / 16) * dim_H + e % 16 + 32] = acc0_2;
-      smem[21248 + (e / 16) * dim_H + e % 16 + 48] = acc0_3;
-      smem[21248 + (e / 16 + 16) * dim_H + e % 16] = acc1_0;
-      smem[21248 + (e / 16 + 16) * dim_H + e % 16 + 16] = acc1_1;
-      smem[21248 + (e / 16 + 16) * dim_H + e % 16 + 32] = acc1_2;
-      smem[21248 + (e / 16 + 16) * dim_H + e % 16 + 48] = acc1_3;
-      smem[21248 + (e / 16 + 32) * dim_H + e % 16] = acc2_0;
-      smem[21248 + (e / 16 + 32) * dim_H + e % 16 + 16] = acc2_1;
-      smem[21248 + (e / 16 + 32) * dim_H + e % 16 + 32] = acc2_2;
-      smem[21248 + (e / 16 + 32) * dim_H + e % 16 + 48] = acc2_3;
-      smem[21248 + (e / 16 + 48) * dim_H + e % 16] = acc3_0;
-      smem[21248 + (e / 16 + 48) * dim_H + e % 16 + 16] = acc3_1;
-      smem[21248 + (e / 16 + 48) * dim_H + e % 16 + 32] = acc3_2;
-      smem[21248 + (e / 16 + 48) * dim_H + e % 16 + 48] = acc3_3;
+      smem[21573 + (e / 16) * 256 + e % 16] = acc0_0;
+      smem[21573 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      smem[21573 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      smem[21573 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      smem[21573 + ((e / 16) * 4 + 1) * dim_H + e % 16] = acc1_0;
+      smem[21573 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 16] = acc1_1;
+      smem[21573 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 32] = acc1_2;
+      smem[21573 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 48] = acc1_3;
+      smem[21573 + ((e / 16) * 4 + 2) * dim_H + e % 16] = acc2_0;
+      smem[21573 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 16] = acc2_1;
+      smem[21573 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 32] = acc2_2;
+      smem[21573 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 48] = acc2_3;
+      smem[21573 + ((e / 16) * 4 + 3) * dim_H + e % 16] = acc3_0;
+      smem[21573 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 16] = acc3_1;
+      smem[21573 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 32] = acc3_2;
+      smem[21573 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 48] = acc3_3;
     }
-    __syncthreads();
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = smem[192 + e];
-      smem[256 + e] = smem[256 + e] * (1.0f - v4 * v4);
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v5 = smem[288 + e];
+      smem[352 + e] = smem[352 + e] * (1.0f - v5 * v5);
     }
     __syncthreads();
 
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        acc = acc + smem[256 + e];
+        acc = acc + smem[352 + e];
       }
-      smem[16768 + e] = acc;
+      smem[16965 + e] = acc;
     }
 
     // [32, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -1217,12 +1231,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc3_0 = 0.0f;
       float acc3_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + e / 32];
-        const float a1 = smem[128 + p * dim_D + e / 32 + 8];
-        const float a2 = smem[128 + p * dim_D + e / 32 + 16];
-        const float a3 = smem[128 + p * dim_D + e / 32 + 24];
-        const float b0 = smem[256 + p * dim_H + e % 32];
-        const float b1 = smem[256 + p * dim_H + e % 32 + 32];
+        const float a0 = smem[256 + p * dim_D + (e / 32) * 4];
+        const float a1 = smem[256 + p * dim_D + (e / 32) * 4 + 1];
+        const float a2 = smem[256 + p * dim_D + (e / 32) * 4 + 2];
+        const float a3 = smem[256 + p * dim_D + (e / 32) * 4 + 3];
+        const float b0 = smem[352 + p * dim_H + e % 32];
+        const float b1 = smem[352 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -1232,209 +1246,234 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc3_0 = acc3_0 + a3 * b0;
         acc3_1 = acc3_1 + a3 * b1;
       }
-      smem[19200 + (e / 32) * dim_H + e % 32] = acc0_0;
-      smem[19200 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
-      smem[19200 + (e / 32 + 8) * dim_H + e % 32] = acc1_0;
-      smem[19200 + (e / 32 + 8) * dim_H + e % 32 + 32] = acc1_1;
-      smem[19200 + (e / 32 + 16) * dim_H + e % 32] = acc2_0;
-      smem[19200 + (e / 32 + 16) * dim_H + e % 32 + 32] = acc2_1;
-      smem[19200 + (e / 32 + 24) * dim_H + e % 32] = acc3_0;
-      smem[19200 + (e / 32 + 24) * dim_H + e % 32 + 32] = acc3_1;
+      smem[19525 + (e / 32) * 256 + e % 32] = acc0_0;
+      smem[19525 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
+      smem[19525 + ((e / 32) * 4 + 1) * dim_H + e % 32] = acc1_0;
+      smem[19525 + ((e / 32) * 4 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[19525 + ((e / 32) * 4 + 2) * dim_H + e % 32] = acc2_0;
+      smem[19525 + ((e / 32) * 4 + 2) * dim_H + e % 32 + 32] = acc2_1;
+      smem[19525 + ((e / 32) * 4 + 3) * dim_H + e % 32] = acc3_0;
+      smem[19525 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 32] = acc3_1;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[96 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[96 + p];
-          const float b0 = smem[8576 + p * dim_H + e % 64];
+          const float b0 = smem[8736 + p * dim_H + e % 32];
+          const float b1 = smem[8736 + p * dim_H + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[16832 + e % 64] = acc0_0;
+      smem[17029 + e % 32] = acc0_0;
+      smem[17029 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 1] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[96 + p];
-        const float b0 = smem[128 + p];
+        const float b0 = smem[256 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[160] = acc0_0;
+      smem[16928] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[160 + p]);
-        const float b0 = smem[256 + p * dim_H + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16928 + p]);
+        const float b0 = smem[352 + p * dim_H + e % 32];
+        const float b1 = smem[352 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[16896 + e % 64] = acc0_0;
+      smem[17093 + e % 32] = acc0_0;
+      smem[17093 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[96 + p];
-        const float b0 = smem[384 + p * dim_H + e % 64];
+        const float b0 = smem[512 + p * dim_H + e % 32];
+        const float b1 = smem[512 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[16960 + e % 64] = acc0_0;
+      smem[17157 + e % 32] = acc0_0;
+      smem[17157 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[256 + p * dim_H + e % 64];
+        const float b0 = smem[352 + p * dim_H + e % 32];
+        const float b1 = smem[352 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[128 + e % 64] = acc0_0;
+      smem[128 + e % 32] = acc0_0;
+      smem[128 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v5 = scale[min(position, dim_K - 1)];
-      smem[128 + e] = tanhf(smem[16960 + e] - v5 * (smem[16832 + e] + smem[16896 + e]) + (smem[17024 + e % dim_H] - v5 * (smem[17088 + e % dim_H] + smem[128 + e])));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v6 = scale[min(position, dim_K - 1)];
+      smem[128 + e] = tanhf(smem[17157 + e] - v6 * (smem[17029 + e] + smem[17093 + e]) + (smem[17349 + e % dim_H] - v6 * (smem[17413 + e % dim_H] + smem[128 + e])));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = smem[12672 + p * dim_H + e % 64];
+          const float b0 = smem[12832 + p * dim_H + e % 32];
+          const float b1 = smem[12832 + p * dim_H + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[16832 + e % 64] = acc0_0;
+      smem[17221 + e % 32] = acc0_0;
+      smem[17221 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 1] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[192 + p];
+        const float b0 = smem[288 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256] = acc0_0;
+      smem[16929] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[256 + p]);
-        const float b0 = smem[32 + p * dim_H + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16929 + p]);
+        const float b0 = smem[32 + p * dim_H + e % 32];
+        const float b1 = smem[32 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[192 + e % 64] = acc0_0;
+      smem[192 + e % 32] = acc0_0;
+      smem[192 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[4480 + p * dim_H + e % 64];
+        const float b0 = smem[4608 + p * dim_H + e % 32];
+        const float b1 = smem[4608 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[32 + e % 64] = acc0_0;
+      smem[17285 + e % 32] = acc0_0;
+      smem[17285 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[192 + e] = tanhf(smem[32 + e] - scale[min(position, dim_K - 1)] * (smem[16832 + e] + smem[192 + e]));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[192 + e] = tanhf(smem[17285 + e] - scale[min(position, dim_K - 1)] * (smem[17221 + e] + smem[192 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[192 + p];
-          const float b0 = smem[10624 + p * dim_D + e % 32];
+          const float b0 = smem[10784 + p * dim_D + e % 32];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[128 + e % 32] = acc0_0;
+      smem[16933 + e % 32] = acc0_0;
     }
 
     // [1, 1] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
-        const float b0 = smem[320 + p];
+        const float b0 = smem[416 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[64] = acc0_0;
+      smem[16930] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[64 + p]);
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16930 + p]);
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[32 + e % 32] = acc0_0;
+      smem[480 + e % 32] = acc0_0;
     }
-    __syncthreads();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
-        const float b0 = smem[2432 + p * dim_D + e % 32];
+        const float b0 = smem[2560 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[e % 32] = acc0_0;
+      smem[8704 + e % 32] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
-      smem[32 + e] = smem[e] - scale[min(position, dim_K - 1)] * (smem[128 + e] + smem[32 + e]);
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      smem[480 + e] = smem[8704 + e] - scale[min(position, dim_K - 1)] * (smem[16933 + e] + smem[480 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[32 + p];
+        acc = acc + smem[480 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1442,24 +1481,24 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[16931 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < 32; e += 256) {
-      smem[32 + e] = smem[32 + e] - smem[0] * 0.03125f;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+      smem[480 + e] = smem[480 + e] - smem[16931] * 0.03125f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[32 + p];
-        acc = acc + v6 * v6;
+        const float v8 = smem[480 + p];
+        acc = acc + v8 * v8;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1467,50 +1506,51 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[16932 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[96 + e] + smem[32 + e] * (1.0f / sqrtf(smem[0] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[96 + e] + smem[480 + e] * (1.0f / sqrtf(smem[16932] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
+    __syncthreads();
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v7 = smem[8576 + e] + smem[19200 + e];
-      const float next_state = smem[384 + e] - commit * v7;
-      const float next_accum = keep * v7;
-      smem[384 + e] = next_state;
-      smem[8576 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v9 = smem[8736 + e] + smem[19525 + e];
+      const float next_state = smem[512 + e] - commit * v9;
+      const float next_accum = keep * v9;
+      smem[512 + e] = next_state;
+      smem[8736 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v8 = smem[17088 + e] + smem[16768 + e];
-      const float next_state = smem[17024 + e] - commit * v8;
-      const float next_accum = keep * v8;
-      smem[17024 + e] = next_state;
-      smem[17088 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v10 = smem[17413 + e] + smem[16965 + e];
+      const float next_state = smem[17349 + e] - commit * v10;
+      const float next_accum = keep * v10;
+      smem[17349 + e] = next_state;
+      smem[17413 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v9 = smem[12672 + e] + smem[21248 + e];
-      const float next_state = smem[4480 + e] - commit * v9;
-      const float next_accum = keep * v9;
-      smem[4480 + e] = next_state;
-      smem[12672 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v11 = smem[12832 + e] + smem[21573 + e];
+      const float next_state = smem[4608 + e] - commit * v11;
+      const float next_accum = keep * v11;
+      smem[4608 + e] = next_state;
+      smem[12832 + e] = next_accum;
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 2048; e += 256) {
-      const float v10 = smem[10624 + e] + smem[17152 + e];
-      const float next_state = smem[2432 + e] - commit * v10;
-      const float next_accum = keep * v10;
-      smem[2432 + e] = next_state;
-      smem[10624 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+      const float v12 = smem[10784 + e] + smem[17477 + e];
+      const float next_state = smem[2560 + e] - commit * v12;
+      const float next_accum = keep * v12;
+      smem[2560 + e] = next_state;
+      smem[10784 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1520,20 +1560,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 2048; e += 256) {
-    out_state_W1[bh * 2048 + e] = smem[384 + e];
-    out_accum_W1[bh * 2048 + e] = smem[8576 + e];
+    out_state_W1[bh * 2048 + e] = smem[512 + e];
+    out_accum_W1[bh * 2048 + e] = smem[8736 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[17024 + e];
-    out_accum_b1[bh * 64 + e] = smem[17088 + e];
+    out_state_b1[bh * 64 + e] = smem[17349 + e];
+    out_accum_b1[bh * 64 + e] = smem[17413 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
-    out_state_W2[bh * 4096 + e] = smem[4480 + e];
-    out_accum_W2[bh * 4096 + e] = smem[12672 + e];
+    out_state_W2[bh * 4096 + e] = smem[4608 + e];
+    out_accum_W2[bh * 4096 + e] = smem[12832 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
-    out_state_W3[bh * 2048 + e] = smem[2432 + e];
-    out_accum_W3[bh * 2048 + e] = smem[10624 + e];
+    out_state_W3[bh * 2048 + e] = smem[2560 + e];
+    out_accum_W3[bh * 2048 + e] = smem[10784 + e];
   }
 }
 
@@ -1543,8 +1583,8 @@ namespace {
 
 constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 117504;
-constexpr size_t kDecodeSharedBytes = 101376;
+constexpr size_t kSharedBytes = 128576;
+constexpr size_t kDecodeSharedBytes = 102676;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -1636,8 +1676,8 @@ extern "C" int tttc_three_layer_mlp_forward(const tttc_three_layer_mlp_args* a, 
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 117504) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)117504);
+  if ((size_t)available < 128576) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)128576);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_three_layer_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -87,7 +87,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -96,24 +96,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[11456 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * dim_D + p];
-        const float a1 = smem[2048 + (e / 32 + 8) * dim_D + p];
+        const float a0 = smem[2048 + (e / 32) * 128 + p];
+        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -121,16 +121,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[1024 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[1024 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[1024 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[1024 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[1024 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[1024 + e * dim_D + p] + smem[11328 + p]);
@@ -144,21 +144,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         smem[e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       smem[1024 + e] = smem[1024 + e] + smem[11328 + e % dim_D] - smem[e / dim_D] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[1024 + e * dim_D + p];
-        acc = acc + v0 * v0;
+        const float v1 = smem[1024 + e * dim_D + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -169,30 +169,30 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         smem[e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       smem[32 + e] = (1.0f / smem[e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = param_gamma[h * 64 + e % dim_D];
-      smem[11456 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[1024 + e] * smem[32 + e / dim_D] * v1 + param_beta[h * 64 + e % dim_D] - smem[11456 + e]) * 2.0f * v1;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v2 = param_gamma[h * 64 + e % dim_D];
+      smem[11456 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[1024 + e] * smem[32 + e / dim_D] * v2 + param_beta[h * 64 + e % dim_D] - smem[11456 + e]) * 2.0f * v2;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[11456 + e * dim_D + p] * smem[1024 + e * dim_D + p];
@@ -206,18 +206,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         smem[16 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v2 = smem[32 + e / dim_D];
-      smem[1024 + e] = smem[11456 + e] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[1024 + e] * 2.0f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v3 = smem[32 + e / dim_D];
+      smem[1024 + e] = smem[11456 + e] * v3 + (-(smem[16 + e / dim_D] * (v3 * v3))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[1024 + e] * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[1024 + e * dim_D + p]);
@@ -231,16 +231,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         smem[e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       smem[1024 + e] = smem[1024 + e] + smem[e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[1024 + p * dim_D + e];
@@ -249,7 +249,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // [64, 64] product, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -267,10 +267,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + e / 16];
-        const float a1 = smem[2048 + p * dim_D + e / 16 + 16];
-        const float a2 = smem[2048 + p * dim_D + e / 16 + 32];
-        const float a3 = smem[2048 + p * dim_D + e / 16 + 48];
+        const float a0 = smem[2048 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
         const float b0 = smem[1024 + p * dim_D + e % 16];
         const float b1 = smem[1024 + p * dim_D + e % 16 + 16];
         const float b2 = smem[1024 + p * dim_D + e % 16 + 32];
@@ -292,44 +292,44 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[14784 + (e / 16) * dim_D + e % 16] = acc0_0;
-      smem[14784 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      smem[14784 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
-      smem[14784 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
-      smem[14784 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
-      smem[14784 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
-      smem[14784 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
-      smem[14784 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
-      smem[14784 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
-      smem[14784 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
-      smem[14784 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
-      smem[14784 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
-      smem[14784 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
-      smem[14784 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
-      smem[14784 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
-      smem[14784 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
+      smem[14784 + (e / 16) * 256 + e % 16] = acc0_0;
+      smem[14784 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      smem[14784 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      smem[14784 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      smem[14784 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      smem[14784 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      smem[14784 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
+      smem[14784 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
+      smem[14784 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      smem[14784 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      smem[14784 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
+      smem[14784 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
+      smem[14784 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      smem[14784 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
+      smem[14784 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
+      smem[14784 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[(e / 32) * dim_D + p];
-          const float a1 = smem[(e / 32 + 8) * dim_D + p];
+          const float a0 = smem[(e / 32) * 128 + p];
+          const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
           const float b0 = smem[7168 + p * dim_D + e % 32];
           const float b1 = smem[7168 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -338,14 +338,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[11712 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[11712 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[11712 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[11712 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[11712 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[11712 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[11712 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[11712 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
@@ -354,17 +354,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       }
       smem[11456 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[11456 + (e / 32) * dim_K + p]);
-        const float a1 = ((p <= e / 32 + 8 ? 1.0f : 0.0f) * smem[11456 + (e / 32 + 8) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11456 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11456 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[1024 + p * dim_D + e % 32];
         const float b1 = smem[1024 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -372,21 +372,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[12736 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[12736 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[12736 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[12736 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[12736 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[12736 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[12736 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[12736 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 32) * dim_D + p];
-        const float a1 = smem[(e / 32 + 8) * dim_D + p];
+        const float a0 = smem[(e / 32) * 128 + p];
+        const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -394,21 +394,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[13760 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[13760 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[13760 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[13760 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[13760 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[13760 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[13760 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[13760 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
+    __syncthreads();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
-        const float a1 = (p <= e / 32 + 8 ? 1.0f : 0.0f);
+        const float a0 = (p <= (e / 32) * 2 ? 1.0f : 0.0f);
+        const float a1 = (p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f);
         const float b0 = smem[1024 + p * dim_D + e % 32];
         const float b1 = smem[1024 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -416,23 +417,23 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[2048 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[2048 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v3 = scale[min(position + e / dim_D, dim_K - 1)];
-      smem[2048 + e] = smem[13760 + e] - v3 * (smem[11712 + e] + smem[12736 + e]) + (smem[11328 + e % dim_D] - v3 * (smem[11392 + e % dim_D] + smem[2048 + e]));
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v4 = scale[min(position + e / dim_D, dim_K - 1)];
+      smem[2048 + e] = smem[13760 + e] - v4 * (smem[11712 + e] + smem[12736 + e]) + (smem[11328 + e % dim_D] - v4 * (smem[11392 + e % dim_D] + smem[2048 + e]));
     }
     __syncthreads();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[2048 + e * dim_D + p];
@@ -446,21 +447,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         smem[1024 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       smem[2048 + e] = smem[2048 + e] - smem[1024 + e / dim_D] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v4 = smem[2048 + e * dim_D + p];
-        acc = acc + v4 * v4;
+        const float v6 = smem[2048 + e * dim_D + p];
+        acc = acc + v6 * v6;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -471,27 +472,27 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         smem[1024 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[e] + smem[2048 + e] * (1.0f / sqrtf(smem[1024 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v5 = smem[7168 + e] + smem[14784 + e];
-      const float next_state = smem[3072 + e] - commit * v5;
-      const float next_accum = keep * v5;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v7 = smem[7168 + e] + smem[14784 + e];
+      const float next_state = smem[3072 + e] - commit * v7;
+      const float next_accum = keep * v7;
       smem[3072 + e] = next_state;
       smem[7168 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v6 = smem[11392 + e] + smem[11264 + e];
-      const float next_state = smem[11328 + e] - commit * v6;
-      const float next_accum = keep * v6;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v8 = smem[11392 + e] + smem[11264 + e];
+      const float next_state = smem[11328 + e] - commit * v8;
+      const float next_accum = keep * v8;
       smem[11328 + e] = next_state;
       smem[11392 + e] = next_accum;
     }
@@ -532,7 +533,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     float* __restrict__ out_state_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W1,       // [B, H, 64, 64]
     float* __restrict__ out_accum_b1) {     // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 12864 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 12931 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -545,12 +546,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
-    smem[192 + e] = state_W1[bh * 4096 + e];
+    smem[256 + e] = state_W1[bh * 4096 + e];
     smem[4352 + e] = accum_W1[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[8640 + e] = state_b1[bh * 64 + e];
-    smem[8704 + e] = accum_b1[bh * 64 + e];
+    smem[8707 + e] = state_b1[bh * 64 + e];
+    smem[8771 + e] = accum_b1[bh * 64 + e];
   }
   __syncthreads();
 
@@ -565,7 +566,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -574,7 +575,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -583,58 +584,37 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[3 + e] = x;
+      smem[192 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[192 + p * dim_D + e % 64];
+        const float b0 = smem[256 + p * dim_D + e % 32];
+        const float b1 = smem[256 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[4288 + e % 64] = acc0_0;
+      smem[64 + e % 32] = acc0_0;
+      smem[64 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[4288 + p] + smem[8640 + p]);
-      }
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
-      if (tid % 32 == 0) {
-        smem[e] = acc;
-      }
-    }
-    __syncthreads();
-
-    // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[8448 + e] = smem[4288 + e] + smem[8640 + e % dim_D] - smem[0] * 0.015625f;
-    }
-    __syncthreads();
-
-    // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
-      float acc = 0.0f;
-      for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v0 = smem[8448 + p];
-        acc = acc + v0 * v0;
+        acc = acc + (smem[64 + p] + smem[8707 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -645,58 +625,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
         smem[2 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
-    // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[e] = sqrtf(smem[2 + e] * 0.015625f + 0.000001f);
+    // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[64 + e] = smem[64 + e] + smem[8707 + e % dim_D] - smem[2] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
-    // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[2 + e] = (1.0f / smem[e]);
-    }
-    __syncthreads();
-
-    // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v1 = param_gamma[h * 64 + e % dim_D];
-      smem[8512 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[8448 + e] * smem[2] * v1 + param_beta[h * 64 + e % dim_D] - smem[3 + e]) * 2.0f * v1;
-    }
-    __syncthreads();
-
-    // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[8512 + p] * smem[8448 + p];
-      }
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
-      if (tid % 32 == 0) {
-        smem[1 + e] = acc;
-      }
-    }
-    __syncthreads();
-
-    // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v2 = smem[2];
-      smem[4288 + e] = smem[8512 + e] * v2 + (-(smem[1] * (v2 * v2))) * 0.5f / smem[0] * 0.015625f * smem[8448 + e] * 2.0f;
-    }
-    __syncthreads();
-
-    // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
-      float acc = 0.0f;
-      for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[4288 + p]);
+        const float v1 = smem[64 + p];
+        acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -707,25 +650,87 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
         smem[e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
+
+    // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
+    }
+    __syncwarp();
+
+    // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[3 + e] = (1.0f / smem[e]);
+    }
+    __syncwarp();
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[64 + e] = smem[4288 + e] + smem[0] * 0.015625f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v2 = param_gamma[h * 64 + e % dim_D];
+      smem[192 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[64 + e] * smem[3] * v2 + param_beta[h * 64 + e % dim_D] - smem[192 + e]) * 2.0f * v2;
+    }
+    __syncwarp();
+
+    // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+      float acc = 0.0f;
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + smem[192 + p] * smem[64 + p];
+      }
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[4 + e] = acc;
+      }
+    }
+    __syncwarp();
+
+    // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v3 = smem[3];
+      smem[64 + e] = smem[192 + e] * v3 + (-(smem[4] * (v3 * v3))) * 0.5f / smem[0] * 0.015625f * smem[64 + e] * 2.0f;
+    }
+    __syncwarp();
+
+    // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+      float acc = 0.0f;
+      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+        acc = acc + (-smem[64 + p]);
+      }
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
+      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
+      if (tid % 32 == 0) {
+        smem[5 + e] = acc;
+      }
+    }
+    __syncwarp();
+
+    // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[64 + e] = smem[64 + e] + smem[5] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[64 + e];
       }
-      smem[8448 + e] = acc;
+      smem[8451 + e] = acc;
     }
 
     // [64, 64] product, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -743,10 +748,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + e / 16];
-        const float a1 = smem[128 + p * dim_D + e / 16 + 16];
-        const float a2 = smem[128 + p * dim_D + e / 16 + 32];
-        const float a3 = smem[128 + p * dim_D + e / 16 + 48];
+        const float a0 = smem[128 + p * dim_D + (e / 16) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 16) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 16) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 16) * 4 + 3];
         const float b0 = smem[64 + p * dim_D + e % 16];
         const float b1 = smem[64 + p * dim_D + e % 16 + 16];
         const float b2 = smem[64 + p * dim_D + e % 16 + 32];
@@ -768,107 +773,122 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8768 + (e / 16) * dim_D + e % 16] = acc0_0;
-      smem[8768 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      smem[8768 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
-      smem[8768 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
-      smem[8768 + (e / 16 + 16) * dim_D + e % 16] = acc1_0;
-      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
-      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 32] = acc1_2;
-      smem[8768 + (e / 16 + 16) * dim_D + e % 16 + 48] = acc1_3;
-      smem[8768 + (e / 16 + 32) * dim_D + e % 16] = acc2_0;
-      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 16] = acc2_1;
-      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 32] = acc2_2;
-      smem[8768 + (e / 16 + 32) * dim_D + e % 16 + 48] = acc2_3;
-      smem[8768 + (e / 16 + 48) * dim_D + e % 16] = acc3_0;
-      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 16] = acc3_1;
-      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 32] = acc3_2;
-      smem[8768 + (e / 16 + 48) * dim_D + e % 16 + 48] = acc3_3;
+      smem[8835 + (e / 16) * 256 + e % 16] = acc0_0;
+      smem[8835 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      smem[8835 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      smem[8835 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      smem[8835 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      smem[8835 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      smem[8835 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
+      smem[8835 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
+      smem[8835 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      smem[8835 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      smem[8835 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
+      smem[8835 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
+      smem[8835 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      smem[8835 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
+      smem[8835 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
+      smem[8835 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[p];
-          const float b0 = smem[4352 + p * dim_D + e % 64];
+          const float b0 = smem[4352 + p * dim_D + e % 32];
+          const float b1 = smem[4352 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[8512 + e % 64] = acc0_0;
+      smem[8515 + e % 32] = acc0_0;
+      smem[8515 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 1] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[4288] = acc0_0;
+      smem[8448] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[4288 + p]);
-        const float b0 = smem[64 + p * dim_D + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8448 + p]);
+        const float b0 = smem[64 + p * dim_D + e % 32];
+        const float b1 = smem[64 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[128 + e % 64] = acc0_0;
+      smem[8579 + e % 32] = acc0_0;
+      smem[8579 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[192 + p * dim_D + e % 64];
+        const float b0 = smem[256 + p * dim_D + e % 32];
+        const float b1 = smem[256 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[4288 + e % 64] = acc0_0;
+      smem[8643 + e % 32] = acc0_0;
+      smem[8643 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[64 + p * dim_D + e % 64];
+        const float b0 = smem[64 + p * dim_D + e % 32];
+        const float b1 = smem[64 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[8576 + e % 64] = acc0_0;
+      smem[192 + e % 32] = acc0_0;
+      smem[192 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v3 = scale[min(position, dim_K - 1)];
-      smem[64 + e] = smem[4288 + e] - v3 * (smem[8512 + e] + smem[128 + e]) + (smem[8640 + e % dim_D] - v3 * (smem[8704 + e % dim_D] + smem[8576 + e]));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v4 = scale[min(position, dim_K - 1)];
+      smem[192 + e] = smem[8643 + e] - v4 * (smem[8515 + e] + smem[8579 + e]) + (smem[8707 + e % dim_D] - v4 * (smem[8771 + e % dim_D] + smem[192 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[64 + p];
+        acc = acc + smem[192 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -876,24 +896,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[128 + e] = acc;
+        smem[8449 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[4288 + e] = smem[64 + e] - smem[128] * 0.015625f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[192 + e] = smem[192 + e] - smem[8449] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v4 = smem[4288 + p];
-        acc = acc + v4 * v4;
+        const float v6 = smem[192 + p];
+        acc = acc + v6 * v6;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -901,32 +921,33 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[64 + e] = acc;
+        smem[8450 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[e] + smem[4288 + e] * (1.0f / sqrtf(smem[64] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[192 + e] * (1.0f / sqrtf(smem[8450] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
+    __syncthreads();
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v5 = smem[4352 + e] + smem[8768 + e];
-      const float next_state = smem[192 + e] - commit * v5;
-      const float next_accum = keep * v5;
-      smem[192 + e] = next_state;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v7 = smem[4352 + e] + smem[8835 + e];
+      const float next_state = smem[256 + e] - commit * v7;
+      const float next_accum = keep * v7;
+      smem[256 + e] = next_state;
       smem[4352 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v6 = smem[8704 + e] + smem[8448 + e];
-      const float next_state = smem[8640 + e] - commit * v6;
-      const float next_accum = keep * v6;
-      smem[8640 + e] = next_state;
-      smem[8704 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v8 = smem[8771 + e] + smem[8451 + e];
+      const float next_state = smem[8707 + e] - commit * v8;
+      const float next_accum = keep * v8;
+      smem[8707 + e] = next_state;
+      smem[8771 + e] = next_accum;
     }
     __syncthreads();
 
@@ -936,12 +957,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 4096; e += 256) {
-    out_state_W1[bh * 4096 + e] = smem[192 + e];
+    out_state_W1[bh * 4096 + e] = smem[256 + e];
     out_accum_W1[bh * 4096 + e] = smem[4352 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[8640 + e];
-    out_accum_b1[bh * 64 + e] = smem[8704 + e];
+    out_state_b1[bh * 64 + e] = smem[8707 + e];
+    out_accum_b1[bh * 64 + e] = smem[8771 + e];
   }
 }
 
@@ -952,7 +973,7 @@ namespace {
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
 constexpr size_t kSharedBytes = 75520;
-constexpr size_t kDecodeSharedBytes = 51456;
+constexpr size_t kDecodeSharedBytes = 51724;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";

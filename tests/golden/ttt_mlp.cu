@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, b2 dual-elementwise.
-// Shared memory: 224000 bytes per block; global scratch: 163840 bytes per block.
+// Shared memory: 231296 bytes per block; global scratch: 163840 bytes per block.
 // W1: state in shared memory, accumulator in place in its global output.
 // b1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in place in its global output.
@@ -58,7 +58,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     float* __restrict__ out_accum_W2,       // [B, H, 256, 64]
     float* __restrict__ out_accum_b2,       // [B, H, 64]
     float* __restrict__ scratch) {          // [B, H, 40960]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 56000 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 57824 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -71,20 +71,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[14336 + e] = state_W1[bh * 16384 + e];
+    smem[15360 + e] = state_W1[bh * 16384 + e];
     out_accum_W1[bh * 16384 + e] = accum_W1[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    smem[51392 + e] = state_b1[bh * 256 + e];
-    smem[51648 + e] = accum_b1[bh * 256 + e];
+    smem[50144 + e] = state_b1[bh * 256 + e];
+    smem[50400 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[30720 + e] = state_W2[bh * 16384 + e];
+    smem[31744 + e] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[51264 + e] = state_b2[bh * 64 + e];
-    smem[51328 + e] = accum_b2[bh * 64 + e];
+    smem[49248 + e] = state_b2[bh * 64 + e];
+    smem[49312 + e] = accum_b2[bh * 64 + e];
   }
   __syncthreads();
 
@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -108,7 +108,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -117,17 +117,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[3072 + e] = x;
+      smem[48128 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -136,23 +136,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 64) * dim_D + p];
-        const float a1 = smem[2048 + (e / 64 + 4) * dim_D + p];
-        const float a2 = smem[2048 + (e / 64 + 8) * dim_D + p];
-        const float a3 = smem[2048 + (e / 64 + 12) * dim_D + p];
-        const float b0 = smem[14336 + p * dim_H + e % 64];
-        const float b1 = smem[14336 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[14336 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[14336 + p * dim_H + e % 64 + 192];
+        const float a0 = smem[2048 + (e / 64) * 128 + p];
+        const float a1 = smem[2048 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[15360 + p * dim_H + e % 64];
+        const float b1 = smem[15360 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[15360 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[15360 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -161,88 +151,72 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_1 = acc1_1 + a1 * b1;
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[6144 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[6144 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      smem[6144 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
-      smem[6144 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
-      smem[6144 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      smem[6144 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      smem[6144 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
-      smem[6144 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
-      smem[6144 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      smem[6144 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      smem[6144 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
-      smem[6144 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
-      smem[6144 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      smem[6144 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
-      smem[6144 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
-      smem[6144 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
+      smem[7168 + (e / 64) * 512 + e % 64] = acc0_0;
+      smem[7168 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      smem[7168 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      smem[7168 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      smem[7168 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[7168 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      smem[7168 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      smem[7168 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v0 = smem[6144 + e] + smem[51392 + e % dim_H];
-      smem[51904 + e] = v0 * v0;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v0 = smem[7168 + e] + smem[50144 + e % dim_H];
+      smem[50656 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      smem[47104 + e] = (smem[6144 + e] + smem[51392 + e % dim_H]) * 0.5f;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      smem[3072 + e] = (smem[7168 + e] + smem[50144 + e % dim_H]) * 0.5f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v1 = smem[6144 + e] + smem[51392 + e % dim_H];
-      scratch[bh * 40960 + 16384 + e] = tanhf((v1 + smem[51904 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v1 = smem[7168 + e] + smem[50144 + e % dim_H];
+      scratch[bh * 40960 + 16384 + e] = tanhf((v1 + smem[50656 + e] * v1 * 0.044715f) * 0.7978845608028654f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      smem[10240 + e] = smem[47104 + e] * (1.0f + scratch[bh * 40960 + 16384 + e]);
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      smem[11264 + e] = smem[3072 + e] * (1.0f + scratch[bh * 40960 + 16384 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[10240 + (e / 32) * dim_H + p];
-        const float a1 = smem[10240 + (e / 32 + 8) * dim_H + p];
-        const float b0 = smem[30720 + p * dim_D + e % 32];
-        const float b1 = smem[30720 + p * dim_D + e % 32 + 32];
+        const float a0 = smem[11264 + (e / 32) * 512 + p];
+        const float a1 = smem[11264 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[31744 + p * dim_D + e % 32];
+        const float b1 = smem[31744 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[(e / 32) * dim_D + e % 32] = acc0_0;
-      smem[(e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[(e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[(e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[(e / 32) * 128 + e % 32] = acc0_0;
+      smem[(e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[e * dim_D + p] + smem[51264 + p]);
+        acc = acc + (smem[e * dim_D + p] + smem[49248 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -250,24 +224,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1024 + e] = acc;
+        smem[1056 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[e] = smem[e] + smem[51264 + e % dim_D] - smem[1024 + e / dim_D] * 0.015625f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[e] = smem[e] + smem[49248 + e % dim_D] - smem[1056 + e / dim_D] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[e * dim_D + p];
-        acc = acc + v2 * v2;
+        const float v3 = smem[e * dim_D + p];
+        acc = acc + v3 * v3;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -278,33 +252,33 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         smem[1024 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
       smem[1024 + e] = sqrtf(smem[1024 + e] * 0.015625f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 16; e += 256) {
-      smem[1056 + e] = (1.0f / smem[1024 + e]);
+    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+      smem[1072 + e] = (1.0f / smem[1024 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v3 = param_gamma[h * 64 + e % dim_D];
-      smem[3072 + e] = smem[1040 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[e] * smem[1056 + e / dim_D] * v3 + param_beta[h * 64 + e % dim_D] - smem[3072 + e]) * 2.0f * v3;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v4 = param_gamma[h * 64 + e % dim_D];
+      smem[48128 + e] = smem[1040 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[e] * smem[1072 + e / dim_D] * v4 + param_beta[h * 64 + e % dim_D] - smem[48128 + e]) * 2.0f * v4;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[3072 + e * dim_D + p] * smem[e * dim_D + p];
+        acc = acc + smem[48128 + e * dim_D + p] * smem[e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -312,21 +286,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1040 + e] = acc;
+        smem[1088 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v4 = smem[1056 + e / dim_D];
-      smem[e] = smem[3072 + e] * v4 + (-(smem[1040 + e / dim_D] * (v4 * v4))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[e] * 2.0f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v5 = smem[1072 + e / dim_D];
+      smem[e] = smem[48128 + e] * v5 + (-(smem[1088 + e / dim_D] * (v5 * v5))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[e] * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[e * dim_D + p]);
@@ -337,28 +311,28 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1024 + e] = acc;
+        smem[1104 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[e] = smem[e] + smem[1024 + e / dim_D] * 0.015625f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[e] = smem[e] + smem[1104 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[p * dim_D + e];
       }
-      smem[51200 + e] = acc;
+      smem[49184 + e] = acc;
     }
 
     // [16, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -367,23 +341,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 64) * dim_D + p];
-        const float a1 = smem[(e / 64 + 4) * dim_D + p];
-        const float a2 = smem[(e / 64 + 8) * dim_D + p];
-        const float a3 = smem[(e / 64 + 12) * dim_D + p];
-        const float b0 = smem[30720 + (e % 64) * dim_D + p];
-        const float b1 = smem[30720 + (e % 64 + 64) * dim_D + p];
-        const float b2 = smem[30720 + (e % 64 + 128) * dim_D + p];
-        const float b3 = smem[30720 + (e % 64 + 192) * dim_D + p];
+        const float a0 = smem[(e / 64) * 128 + p];
+        const float a1 = smem[((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[31744 + (e % 64) * dim_D + p];
+        const float b1 = smem[31744 + (e % 64 + 64) * dim_D + p];
+        const float b2 = smem[31744 + (e % 64 + 128) * dim_D + p];
+        const float b3 = smem[31744 + (e % 64 + 192) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -392,35 +356,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_1 = acc1_1 + a1 * b1;
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 40960 + 20480 + (e / 64) * dim_H + e % 64] = acc0_0;
-      scratch[bh * 40960 + 20480 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      scratch[bh * 40960 + 20480 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
-      scratch[bh * 40960 + 20480 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
-      scratch[bh * 40960 + 20480 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      scratch[bh * 40960 + 20480 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      scratch[bh * 40960 + 20480 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
-      scratch[bh * 40960 + 20480 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
-      scratch[bh * 40960 + 20480 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      scratch[bh * 40960 + 20480 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      scratch[bh * 40960 + 20480 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
-      scratch[bh * 40960 + 20480 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
-      scratch[bh * 40960 + 20480 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      scratch[bh * 40960 + 20480 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
-      scratch[bh * 40960 + 20480 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
-      scratch[bh * 40960 + 20480 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
+      scratch[bh * 40960 + 20480 + (e / 64) * 512 + e % 64] = acc0_0;
+      scratch[bh * 40960 + 20480 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      scratch[bh * 40960 + 20480 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      scratch[bh * 40960 + 20480 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 40960 + 20480 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -438,10 +386,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[10240 + p * dim_H + e / 16];
-        const float a1 = smem[10240 + p * dim_H + e / 16 + 64];
-        const float a2 = smem[10240 + p * dim_H + e / 16 + 128];
-        const float a3 = smem[10240 + p * dim_H + e / 16 + 192];
+        const float a0 = smem[11264 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[11264 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[11264 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[11264 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[p * dim_D + e % 16];
         const float b1 = smem[p * dim_D + e % 16 + 16];
         const float b2 = smem[p * dim_D + e % 16 + 32];
@@ -463,52 +411,52 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 40960 + (e / 16) * dim_D + e % 16] = acc0_0;
-      scratch[bh * 40960 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      scratch[bh * 40960 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
-      scratch[bh * 40960 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
-      scratch[bh * 40960 + (e / 16 + 64) * dim_D + e % 16] = acc1_0;
-      scratch[bh * 40960 + (e / 16 + 64) * dim_D + e % 16 + 16] = acc1_1;
-      scratch[bh * 40960 + (e / 16 + 64) * dim_D + e % 16 + 32] = acc1_2;
-      scratch[bh * 40960 + (e / 16 + 64) * dim_D + e % 16 + 48] = acc1_3;
-      scratch[bh * 40960 + (e / 16 + 128) * dim_D + e % 16] = acc2_0;
-      scratch[bh * 40960 + (e / 16 + 128) * dim_D + e % 16 + 16] = acc2_1;
-      scratch[bh * 40960 + (e / 16 + 128) * dim_D + e % 16 + 32] = acc2_2;
-      scratch[bh * 40960 + (e / 16 + 128) * dim_D + e % 16 + 48] = acc2_3;
-      scratch[bh * 40960 + (e / 16 + 192) * dim_D + e % 16] = acc3_0;
-      scratch[bh * 40960 + (e / 16 + 192) * dim_D + e % 16 + 16] = acc3_1;
-      scratch[bh * 40960 + (e / 16 + 192) * dim_D + e % 16 + 32] = acc3_2;
-      scratch[bh * 40960 + (e / 16 + 192) * dim_D + e % 16 + 48] = acc3_3;
+      scratch[bh * 40960 + (e / 16) * 256 + e % 16] = acc0_0;
+      scratch[bh * 40960 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      scratch[bh * 40960 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      scratch[bh * 40960 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
+      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
+      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
+      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
+      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
+      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
+      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v5 = scratch[bh * 40960 + 16384 + e];
-      smem[47104 + e] = scratch[bh * 40960 + 20480 + e] * smem[47104 + e] * (1.0f - v5 * v5) * 0.7978845608028654f;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v6 = scratch[bh * 40960 + 16384 + e];
+      smem[3072 + e] = scratch[bh * 40960 + 20480 + e] * smem[3072 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v6 = smem[47104 + e];
-      const float v7 = v6 * 0.044715f;
-      const float v8 = smem[6144 + e] + smem[51392 + e % dim_H];
-      smem[6144 + e] = scratch[bh * 40960 + 20480 + e] * (1.0f + scratch[bh * 40960 + 16384 + e]) * 0.5f + v6 + v7 * smem[51904 + e] + v7 * v8 * v8 * 2.0f;
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v7 = smem[3072 + e];
+      const float v8 = v7 * 0.044715f;
+      const float v9 = smem[7168 + e] + smem[50144 + e % dim_H];
+      smem[7168 + e] = scratch[bh * 40960 + 20480 + e] * (1.0f + scratch[bh * 40960 + 16384 + e]) * 0.5f + v7 + v8 * smem[50656 + e] + v8 * v9 * v9 * 2.0f;
     }
     __syncthreads();
 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[6144 + p * dim_H + e];
+        acc = acc + smem[7168 + p * dim_H + e];
       }
-      smem[47104 + e] = acc;
+      smem[49376 + e] = acc;
     }
 
     // [64, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -526,14 +474,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + e / 64];
-        const float a1 = smem[2048 + p * dim_D + e / 64 + 16];
-        const float a2 = smem[2048 + p * dim_D + e / 64 + 32];
-        const float a3 = smem[2048 + p * dim_D + e / 64 + 48];
-        const float b0 = smem[6144 + p * dim_H + e % 64];
-        const float b1 = smem[6144 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[6144 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[6144 + p * dim_H + e % 64 + 192];
+        const float a0 = smem[2048 + p * dim_D + (e / 64) * 4];
+        const float a1 = smem[2048 + p * dim_D + (e / 64) * 4 + 1];
+        const float a2 = smem[2048 + p * dim_D + (e / 64) * 4 + 2];
+        const float a3 = smem[2048 + p * dim_D + (e / 64) * 4 + 3];
+        const float b0 = smem[7168 + p * dim_H + e % 64];
+        const float b1 = smem[7168 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[7168 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[7168 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -551,36 +499,36 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 40960 + 16384 + (e / 64) * dim_H + e % 64] = acc0_0;
-      scratch[bh * 40960 + 16384 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      scratch[bh * 40960 + 16384 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
-      scratch[bh * 40960 + 16384 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
-      scratch[bh * 40960 + 16384 + (e / 64 + 16) * dim_H + e % 64] = acc1_0;
-      scratch[bh * 40960 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 64] = acc1_1;
-      scratch[bh * 40960 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 128] = acc1_2;
-      scratch[bh * 40960 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 192] = acc1_3;
-      scratch[bh * 40960 + 16384 + (e / 64 + 32) * dim_H + e % 64] = acc2_0;
-      scratch[bh * 40960 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 64] = acc2_1;
-      scratch[bh * 40960 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 128] = acc2_2;
-      scratch[bh * 40960 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 192] = acc2_3;
-      scratch[bh * 40960 + 16384 + (e / 64 + 48) * dim_H + e % 64] = acc3_0;
-      scratch[bh * 40960 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 64] = acc3_1;
-      scratch[bh * 40960 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 128] = acc3_2;
-      scratch[bh * 40960 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 192] = acc3_3;
+      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + e % 64] = acc0_0;
+      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + e % 64 + 64] = acc0_1;
+      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + e % 64 + 128] = acc0_2;
+      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + e % 64 + 192] = acc0_3;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -589,20 +537,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[1024 + (e / 64) * dim_D + p];
-          const float a1 = smem[1024 + (e / 64 + 4) * dim_D + p];
-          const float a2 = smem[1024 + (e / 64 + 8) * dim_D + p];
-          const float a3 = smem[1024 + (e / 64 + 12) * dim_D + p];
+          const float a0 = smem[1024 + (e / 64) * 128 + p];
+          const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
           const float b0 = out_accum_W1[bh * 16384 + p * dim_H + e % 64];
           const float b1 = out_accum_W1[bh * 16384 + p * dim_H + e % 64 + 64];
           const float b2 = out_accum_W1[bh * 16384 + p * dim_H + e % 64 + 128];
@@ -615,48 +553,32 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc1_1 = acc1_1 + a1 * b1;
           acc1_2 = acc1_2 + a1 * b2;
           acc1_3 = acc1_3 + a1 * b3;
-          acc2_0 = acc2_0 + a2 * b0;
-          acc2_1 = acc2_1 + a2 * b1;
-          acc2_2 = acc2_2 + a2 * b2;
-          acc2_3 = acc2_3 + a2 * b3;
-          acc3_0 = acc3_0 + a3 * b0;
-          acc3_1 = acc3_1 + a3 * b1;
-          acc3_2 = acc3_2 + a3 * b2;
-          acc3_3 = acc3_3 + a3 * b3;
         }
       }
-      smem[51904 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[51904 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      smem[51904 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
-      smem[51904 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
-      smem[51904 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      smem[51904 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      smem[51904 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
-      smem[51904 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
-      smem[51904 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      smem[51904 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      smem[51904 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
-      smem[51904 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
-      smem[51904 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      smem[51904 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
-      smem[51904 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
-      smem[51904 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
+      smem[53728 + (e / 64) * 512 + e % 64] = acc0_0;
+      smem[53728 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      smem[53728 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      smem[53728 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      smem[53728 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[53728 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      smem[53728 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      smem[53728 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 16) * dim_D + p];
         const float b0 = smem[2048 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[3072 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[49632 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -665,23 +587,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 64 ? 1.0f : 0.0f) * smem[3072 + (e / 64) * dim_K + p]);
-        const float a1 = ((p <= e / 64 + 4 ? 1.0f : 0.0f) * smem[3072 + (e / 64 + 4) * dim_K + p]);
-        const float a2 = ((p <= e / 64 + 8 ? 1.0f : 0.0f) * smem[3072 + (e / 64 + 8) * dim_K + p]);
-        const float a3 = ((p <= e / 64 + 12 ? 1.0f : 0.0f) * smem[3072 + (e / 64 + 12) * dim_K + p]);
-        const float b0 = smem[6144 + p * dim_H + e % 64];
-        const float b1 = smem[6144 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[6144 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[6144 + p * dim_H + e % 64 + 192];
+        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[49632 + (e / 64) * 32 + p]);
+        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[49632 + ((e / 64) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[7168 + p * dim_H + e % 64];
+        const float b1 = smem[7168 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[7168 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[7168 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -690,35 +602,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_1 = acc1_1 + a1 * b1;
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 40960 + 32768 + (e / 64) * dim_H + e % 64] = acc0_0;
-      scratch[bh * 40960 + 32768 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      scratch[bh * 40960 + 32768 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
-      scratch[bh * 40960 + 32768 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
-      scratch[bh * 40960 + 32768 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      scratch[bh * 40960 + 32768 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      scratch[bh * 40960 + 32768 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
-      scratch[bh * 40960 + 32768 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
-      scratch[bh * 40960 + 32768 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      scratch[bh * 40960 + 32768 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      scratch[bh * 40960 + 32768 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
-      scratch[bh * 40960 + 32768 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
-      scratch[bh * 40960 + 32768 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      scratch[bh * 40960 + 32768 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
-      scratch[bh * 40960 + 32768 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
-      scratch[bh * 40960 + 32768 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
+      scratch[bh * 40960 + 32768 + (e / 64) * 512 + e % 64] = acc0_0;
+      scratch[bh * 40960 + 32768 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      scratch[bh * 40960 + 32768 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      scratch[bh * 40960 + 32768 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 40960 + 32768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -727,23 +623,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * dim_D + p];
-        const float a1 = smem[1024 + (e / 64 + 4) * dim_D + p];
-        const float a2 = smem[1024 + (e / 64 + 8) * dim_D + p];
-        const float a3 = smem[1024 + (e / 64 + 12) * dim_D + p];
-        const float b0 = smem[14336 + p * dim_H + e % 64];
-        const float b1 = smem[14336 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[14336 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[14336 + p * dim_H + e % 64 + 192];
+        const float a0 = smem[1024 + (e / 64) * 128 + p];
+        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[15360 + p * dim_H + e % 64];
+        const float b1 = smem[15360 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[15360 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[15360 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -752,36 +638,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_1 = acc1_1 + a1 * b1;
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 40960 + 36864 + (e / 64) * dim_H + e % 64] = acc0_0;
-      scratch[bh * 40960 + 36864 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      scratch[bh * 40960 + 36864 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
-      scratch[bh * 40960 + 36864 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
-      scratch[bh * 40960 + 36864 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      scratch[bh * 40960 + 36864 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      scratch[bh * 40960 + 36864 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
-      scratch[bh * 40960 + 36864 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
-      scratch[bh * 40960 + 36864 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      scratch[bh * 40960 + 36864 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      scratch[bh * 40960 + 36864 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
-      scratch[bh * 40960 + 36864 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
-      scratch[bh * 40960 + 36864 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      scratch[bh * 40960 + 36864 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
-      scratch[bh * 40960 + 36864 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
-      scratch[bh * 40960 + 36864 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
+      scratch[bh * 40960 + 36864 + (e / 64) * 512 + e % 64] = acc0_0;
+      scratch[bh * 40960 + 36864 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      scratch[bh * 40960 + 36864 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      scratch[bh * 40960 + 36864 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 40960 + 36864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
-    __syncthreads();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -790,23 +659,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_1 = 0.0f;
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (p <= e / 64 ? 1.0f : 0.0f);
-        const float a1 = (p <= e / 64 + 4 ? 1.0f : 0.0f);
-        const float a2 = (p <= e / 64 + 8 ? 1.0f : 0.0f);
-        const float a3 = (p <= e / 64 + 12 ? 1.0f : 0.0f);
-        const float b0 = smem[6144 + p * dim_H + e % 64];
-        const float b1 = smem[6144 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[6144 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[6144 + p * dim_H + e % 64 + 192];
+        const float a0 = (p <= (e / 64) * 2 ? 1.0f : 0.0f);
+        const float a1 = (p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f);
+        const float b0 = smem[7168 + p * dim_H + e % 64];
+        const float b1 = smem[7168 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[7168 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[7168 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -815,58 +674,42 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_1 = acc1_1 + a1 * b1;
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[2048 + (e / 64) * dim_H + e % 64] = acc0_0;
-      smem[2048 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      smem[2048 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
-      smem[2048 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
-      smem[2048 + (e / 64 + 4) * dim_H + e % 64] = acc1_0;
-      smem[2048 + (e / 64 + 4) * dim_H + e % 64 + 64] = acc1_1;
-      smem[2048 + (e / 64 + 4) * dim_H + e % 64 + 128] = acc1_2;
-      smem[2048 + (e / 64 + 4) * dim_H + e % 64 + 192] = acc1_3;
-      smem[2048 + (e / 64 + 8) * dim_H + e % 64] = acc2_0;
-      smem[2048 + (e / 64 + 8) * dim_H + e % 64 + 64] = acc2_1;
-      smem[2048 + (e / 64 + 8) * dim_H + e % 64 + 128] = acc2_2;
-      smem[2048 + (e / 64 + 8) * dim_H + e % 64 + 192] = acc2_3;
-      smem[2048 + (e / 64 + 12) * dim_H + e % 64] = acc3_0;
-      smem[2048 + (e / 64 + 12) * dim_H + e % 64 + 64] = acc3_1;
-      smem[2048 + (e / 64 + 12) * dim_H + e % 64 + 128] = acc3_2;
-      smem[2048 + (e / 64 + 12) * dim_H + e % 64 + 192] = acc3_3;
+      smem[3072 + (e / 64) * 512 + e % 64] = acc0_0;
+      smem[3072 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      smem[3072 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      smem[3072 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      smem[3072 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[3072 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      smem[3072 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      smem[3072 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v9 = scale[min(position + e / dim_H, dim_K - 1)];
-      smem[2048 + e] = scratch[bh * 40960 + 36864 + e] - v9 * (smem[51904 + e] + scratch[bh * 40960 + 32768 + e]) + (smem[51392 + e % dim_H] - v9 * (smem[51648 + e % dim_H] + smem[2048 + e]));
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v10 = scale[min(position + e / dim_H, dim_K - 1)];
+      smem[3072 + e] = scratch[bh * 40960 + 36864 + e] - v10 * (smem[53728 + e] + scratch[bh * 40960 + 32768 + e]) + (smem[50144 + e % dim_H] - v10 * (smem[50400 + e % dim_H] + smem[3072 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 4096; e += 256) {
-      const float v10 = smem[2048 + e];
-      smem[2048 + e] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
+    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+      const float v11 = smem[3072 + e];
+      smem[3072 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[2048 + (e / 32) * dim_H + p];
-          const float a1 = smem[2048 + (e / 32 + 8) * dim_H + p];
+          const float a0 = smem[3072 + (e / 32) * 512 + p];
+          const float a1 = smem[3072 + ((e / 32) * 2 + 1) * dim_H + p];
           const float b0 = out_accum_W2[bh * 16384 + p * dim_D + e % 32];
           const float b1 = out_accum_W2[bh * 16384 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -875,33 +718,33 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[6400 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[6400 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[6400 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[6400 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[50656 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[50656 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[50656 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[50656 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2048 + (e / 16) * dim_H + p];
-        const float b0 = smem[10240 + (e % 16) * dim_H + p];
+        const float a0 = smem[3072 + (e / 16) * dim_H + p];
+        const float b0 = smem[11264 + (e % 16) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[6144 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[49888 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[6144 + (e / 32) * dim_K + p]);
-        const float a1 = ((p <= e / 32 + 8 ? 1.0f : 0.0f) * smem[6144 + (e / 32 + 8) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[49888 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[49888 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[p * dim_D + e % 32];
         const float b1 = smem[p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -909,44 +752,43 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[7424 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[7424 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[7424 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[7424 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[51680 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[51680 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[51680 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[51680 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * dim_H + p];
-        const float a1 = smem[2048 + (e / 32 + 8) * dim_H + p];
-        const float b0 = smem[30720 + p * dim_D + e % 32];
-        const float b1 = smem[30720 + p * dim_D + e % 32 + 32];
+        const float a0 = smem[3072 + (e / 32) * 512 + p];
+        const float a1 = smem[3072 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[31744 + p * dim_D + e % 32];
+        const float b1 = smem[31744 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[8448 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[8448 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[8448 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[8448 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[52704 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[52704 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[52704 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[52704 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
-        const float a1 = (p <= e / 32 + 8 ? 1.0f : 0.0f);
+        const float a0 = (p <= (e / 32) * 2 ? 1.0f : 0.0f);
+        const float a1 = (p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f);
         const float b0 = smem[p * dim_D + e % 32];
         const float b1 = smem[p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -954,26 +796,26 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * dim_D + e % 32] = acc0_0;
-      smem[2048 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[2048 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      smem[48128 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[48128 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[48128 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[48128 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v11 = scale[min(position + e / dim_D, dim_K - 1)];
-      smem[2048 + e] = smem[8448 + e] - v11 * (smem[6400 + e] + smem[7424 + e]) + (smem[51264 + e % dim_D] - v11 * (smem[51328 + e % dim_D] + smem[2048 + e]));
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v12 = scale[min(position + e / dim_D, dim_K - 1)];
+      smem[48128 + e] = smem[52704 + e] - v12 * (smem[50656 + e] + smem[51680 + e]) + (smem[49248 + e % dim_D] - v12 * (smem[49312 + e % dim_D] + smem[48128 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[2048 + e * dim_D + p];
+        acc = acc + smem[48128 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -981,24 +823,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[49152 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[2048 + e] = smem[2048 + e] - smem[e / dim_D] * 0.015625f;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      smem[48128 + e] = smem[48128 + e] - smem[49152 + e / dim_D] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 16; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v12 = smem[2048 + e * dim_D + p];
-        acc = acc + v12 * v12;
+        const float v14 = smem[48128 + e * dim_D + p];
+        acc = acc + v14 * v14;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1006,50 +848,51 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[49168 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[48128 + e] * (1.0f / sqrtf(smem[49168 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
+    __syncthreads();
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 16384; e += 256) {
-      const float v13 = out_accum_W1[bh * 16384 + e] + scratch[bh * 40960 + 16384 + e];
-      const float next_state = smem[14336 + e] - commit * v13;
-      const float next_accum = keep * v13;
-      smem[14336 + e] = next_state;
+    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+      const float v15 = out_accum_W1[bh * 16384 + e] + scratch[bh * 40960 + 16384 + e];
+      const float next_state = smem[15360 + e] - commit * v15;
+      const float next_accum = keep * v15;
+      smem[15360 + e] = next_state;
       out_accum_W1[bh * 16384 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v14 = smem[51648 + e] + smem[47104 + e];
-      const float next_state = smem[51392 + e] - commit * v14;
-      const float next_accum = keep * v14;
-      smem[51392 + e] = next_state;
-      smem[51648 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      const float v16 = smem[50400 + e] + smem[49376 + e];
+      const float next_state = smem[50144 + e] - commit * v16;
+      const float next_accum = keep * v16;
+      smem[50144 + e] = next_state;
+      smem[50400 + e] = next_accum;
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 16384; e += 256) {
-      const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 40960 + e];
-      const float next_state = smem[30720 + e] - commit * v15;
-      const float next_accum = keep * v15;
-      smem[30720 + e] = next_state;
+    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+      const float v17 = out_accum_W2[bh * 16384 + e] + scratch[bh * 40960 + e];
+      const float next_state = smem[31744 + e] - commit * v17;
+      const float next_accum = keep * v17;
+      smem[31744 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v16 = smem[51328 + e] + smem[51200 + e];
-      const float next_state = smem[51264 + e] - commit * v16;
-      const float next_accum = keep * v16;
-      smem[51264 + e] = next_state;
-      smem[51328 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v18 = smem[49312 + e] + smem[49184 + e];
+      const float next_state = smem[49248 + e] - commit * v18;
+      const float next_accum = keep * v18;
+      smem[49248 + e] = next_state;
+      smem[49312 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1059,18 +902,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W1[bh * 16384 + e] = smem[14336 + e];
+    out_state_W1[bh * 16384 + e] = smem[15360 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    out_state_b1[bh * 256 + e] = smem[51392 + e];
-    out_accum_b1[bh * 256 + e] = smem[51648 + e];
+    out_state_b1[bh * 256 + e] = smem[50144 + e];
+    out_accum_b1[bh * 256 + e] = smem[50400 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W2[bh * 16384 + e] = smem[30720 + e];
+    out_state_W2[bh * 16384 + e] = smem[31744 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b2[bh * 64 + e] = smem[51264 + e];
-    out_accum_b2[bh * 64 + e] = smem[51328 + e];
+    out_state_b2[bh * 64 + e] = smem[49248 + e];
+    out_accum_b2[bh * 64 + e] = smem[49312 + e];
   }
 }
 
@@ -1103,7 +946,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     float* __restrict__ out_accum_W2,       // [B, H, 256, 64]
     float* __restrict__ out_accum_b2,       // [B, H, 64]
     float* __restrict__ scratch) {          // [B, H, 32768]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 51776 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 52032 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -1122,8 +965,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     smem[33920 + e] = accum_W1[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    smem[51264 + e] = state_b1[bh * 256 + e];
-    smem[51520 + e] = accum_b1[bh * 256 + e];
+    smem[51520 + e] = state_b1[bh * 256 + e];
+    smem[51776 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
     smem[17280 + e] = state_W2[bh * 16384 + e];
@@ -1146,7 +989,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -1155,7 +998,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1164,7 +1007,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1187,19 +1030,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v0 = smem[384 + e] + smem[51264 + e % dim_H];
+      const float v0 = smem[384 + e] + smem[51520 + e % dim_H];
       smem[50496 + e] = v0 * v0;
     }
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[33664 + e] = (smem[384 + e] + smem[51264 + e % dim_H]) * 0.5f;
+      smem[33664 + e] = (smem[384 + e] + smem[51520 + e % dim_H]) * 0.5f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v1 = smem[384 + e] + smem[51264 + e % dim_H];
+      const float v1 = smem[384 + e] + smem[51520 + e % dim_H];
       smem[50752 + e] = tanhf((v1 + smem[50496 + e] * v1 * 0.044715f) * 0.7978845608028654f);
     }
     __syncthreads();
@@ -1211,20 +1054,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[640 + p];
-        const float b0 = smem[17280 + p * dim_D + e % 64];
+        const float b0 = smem[17280 + p * dim_D + e % 32];
+        const float b1 = smem[17280 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[e % 64] = acc0_0;
+      smem[e % 32] = acc0_0;
+      smem[e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[p] + smem[50368 + p]);
@@ -1235,24 +1082,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[64 + e] = acc;
+        smem[66 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[e] = smem[e] + smem[50368 + e % dim_D] - smem[64] * 0.015625f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[e] = smem[e] + smem[50368 + e % dim_D] - smem[66] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[p];
-        acc = acc + v2 * v2;
+        const float v3 = smem[p];
+        acc = acc + v3 * v3;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1263,30 +1110,30 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         smem[64 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       smem[64 + e] = sqrtf(smem[64 + e] * 0.015625f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
-      smem[66 + e] = (1.0f / smem[64 + e]);
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+      smem[67 + e] = (1.0f / smem[64 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v3 = param_gamma[h * 64 + e % dim_D];
-      smem[192 + e] = smem[65] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[e] * smem[66] * v3 + param_beta[h * 64 + e % dim_D] - smem[192 + e]) * 2.0f * v3;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v4 = param_gamma[h * 64 + e % dim_D];
+      smem[192 + e] = smem[65] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[e] * smem[67] * v4 + param_beta[h * 64 + e % dim_D] - smem[192 + e]) * 2.0f * v4;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p] * smem[p];
@@ -1297,21 +1144,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[65 + e] = acc;
+        smem[68 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v4 = smem[66];
-      smem[e] = smem[192 + e] * v4 + (-(smem[65] * (v4 * v4))) * 0.5f / smem[64] * 0.015625f * smem[e] * 2.0f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v5 = smem[67];
+      smem[e] = smem[192 + e] * v5 + (-(smem[68] * (v5 * v5))) * 0.5f / smem[64] * 0.015625f * smem[e] * 2.0f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[p]);
@@ -1322,19 +1169,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[64 + e] = acc;
+        smem[69 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[e] = smem[e] + smem[64] * 0.015625f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[e] = smem[e] + smem[69] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[e];
@@ -1354,7 +1201,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -1372,10 +1219,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[640 + p * dim_H + e / 16];
-        const float a1 = smem[640 + p * dim_H + e / 16 + 64];
-        const float a2 = smem[640 + p * dim_H + e / 16 + 128];
-        const float a3 = smem[640 + p * dim_H + e / 16 + 192];
+        const float a0 = smem[640 + p * dim_H + (e / 16) * 4];
+        const float a1 = smem[640 + p * dim_H + (e / 16) * 4 + 1];
+        const float a2 = smem[640 + p * dim_H + (e / 16) * 4 + 2];
+        const float a3 = smem[640 + p * dim_H + (e / 16) * 4 + 3];
         const float b0 = smem[p * dim_D + e % 16];
         const float b1 = smem[p * dim_D + e % 16 + 16];
         const float b2 = smem[p * dim_D + e % 16 + 32];
@@ -1397,52 +1244,52 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 32768 + (e / 16) * dim_D + e % 16] = acc0_0;
-      scratch[bh * 32768 + (e / 16) * dim_D + e % 16 + 16] = acc0_1;
-      scratch[bh * 32768 + (e / 16) * dim_D + e % 16 + 32] = acc0_2;
-      scratch[bh * 32768 + (e / 16) * dim_D + e % 16 + 48] = acc0_3;
-      scratch[bh * 32768 + (e / 16 + 64) * dim_D + e % 16] = acc1_0;
-      scratch[bh * 32768 + (e / 16 + 64) * dim_D + e % 16 + 16] = acc1_1;
-      scratch[bh * 32768 + (e / 16 + 64) * dim_D + e % 16 + 32] = acc1_2;
-      scratch[bh * 32768 + (e / 16 + 64) * dim_D + e % 16 + 48] = acc1_3;
-      scratch[bh * 32768 + (e / 16 + 128) * dim_D + e % 16] = acc2_0;
-      scratch[bh * 32768 + (e / 16 + 128) * dim_D + e % 16 + 16] = acc2_1;
-      scratch[bh * 32768 + (e / 16 + 128) * dim_D + e % 16 + 32] = acc2_2;
-      scratch[bh * 32768 + (e / 16 + 128) * dim_D + e % 16 + 48] = acc2_3;
-      scratch[bh * 32768 + (e / 16 + 192) * dim_D + e % 16] = acc3_0;
-      scratch[bh * 32768 + (e / 16 + 192) * dim_D + e % 16 + 16] = acc3_1;
-      scratch[bh * 32768 + (e / 16 + 192) * dim_D + e % 16 + 32] = acc3_2;
-      scratch[bh * 32768 + (e / 16 + 192) * dim_D + e % 16 + 48] = acc3_3;
+      scratch[bh * 32768 + (e / 16) * 256 + e % 16] = acc0_0;
+      scratch[bh * 32768 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
+      scratch[bh * 32768 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
+      scratch[bh * 32768 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
+      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
+      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
+      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v5 = smem[50752 + e];
-      smem[33664 + e] = smem[51008 + e] * smem[33664 + e] * (1.0f - v5 * v5) * 0.7978845608028654f;
+      const float v6 = smem[50752 + e];
+      smem[33664 + e] = smem[51008 + e] * smem[33664 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v6 = smem[33664 + e];
-      const float v7 = v6 * 0.044715f;
-      const float v8 = smem[384 + e] + smem[51264 + e % dim_H];
-      smem[384 + e] = smem[51008 + e] * (1.0f + smem[50752 + e]) * 0.5f + v6 + v7 * smem[50496 + e] + v7 * v8 * v8 * 2.0f;
+      const float v7 = smem[33664 + e];
+      const float v8 = v7 * 0.044715f;
+      const float v9 = smem[384 + e] + smem[51520 + e % dim_H];
+      smem[384 + e] = smem[51008 + e] * (1.0f + smem[50752 + e]) * 0.5f + v7 + v8 * smem[50496 + e] + v8 * v9 * v9 * 2.0f;
     }
     __syncthreads();
 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[384 + e];
       }
-      smem[33664 + e] = acc;
+      smem[50496 + e] = acc;
     }
 
     // [64, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -1460,10 +1307,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + e / 64];
-        const float a1 = smem[128 + p * dim_D + e / 64 + 16];
-        const float a2 = smem[128 + p * dim_D + e / 64 + 32];
-        const float a3 = smem[128 + p * dim_D + e / 64 + 48];
+        const float a0 = smem[128 + p * dim_D + (e / 64) * 4];
+        const float a1 = smem[128 + p * dim_D + (e / 64) * 4 + 1];
+        const float a2 = smem[128 + p * dim_D + (e / 64) * 4 + 2];
+        const float a3 = smem[128 + p * dim_D + (e / 64) * 4 + 3];
         const float b0 = smem[384 + p * dim_H + e % 64];
         const float b1 = smem[384 + p * dim_H + e % 64 + 64];
         const float b2 = smem[384 + p * dim_H + e % 64 + 128];
@@ -1485,26 +1332,26 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      scratch[bh * 32768 + 16384 + (e / 64) * dim_H + e % 64] = acc0_0;
-      scratch[bh * 32768 + 16384 + (e / 64) * dim_H + e % 64 + 64] = acc0_1;
-      scratch[bh * 32768 + 16384 + (e / 64) * dim_H + e % 64 + 128] = acc0_2;
-      scratch[bh * 32768 + 16384 + (e / 64) * dim_H + e % 64 + 192] = acc0_3;
-      scratch[bh * 32768 + 16384 + (e / 64 + 16) * dim_H + e % 64] = acc1_0;
-      scratch[bh * 32768 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 64] = acc1_1;
-      scratch[bh * 32768 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 128] = acc1_2;
-      scratch[bh * 32768 + 16384 + (e / 64 + 16) * dim_H + e % 64 + 192] = acc1_3;
-      scratch[bh * 32768 + 16384 + (e / 64 + 32) * dim_H + e % 64] = acc2_0;
-      scratch[bh * 32768 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 64] = acc2_1;
-      scratch[bh * 32768 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 128] = acc2_2;
-      scratch[bh * 32768 + 16384 + (e / 64 + 32) * dim_H + e % 64 + 192] = acc2_3;
-      scratch[bh * 32768 + 16384 + (e / 64 + 48) * dim_H + e % 64] = acc3_0;
-      scratch[bh * 32768 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 64] = acc3_1;
-      scratch[bh * 32768 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 128] = acc3_2;
-      scratch[bh * 32768 + 16384 + (e / 64 + 48) * dim_H + e % 64 + 192] = acc3_3;
+      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + e % 64] = acc0_0;
+      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + e % 64 + 64] = acc0_1;
+      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + e % 64 + 128] = acc0_2;
+      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + e % 64 + 192] = acc0_3;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64] = acc2_0;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 64] = acc2_1;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 128] = acc2_2;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 192] = acc2_3;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64] = acc3_0;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 64] = acc3_1;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 128] = acc3_2;
+      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 192] = acc3_3;
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1523,18 +1370,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[50496 + e % 256] = acc0_0;
+      smem[50752 + e % 256] = acc0_0;
     }
 
     // [1, 1] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[192] = acc0_0;
+      smem[33664] = acc0_0;
     }
     __syncthreads();
 
@@ -1542,11 +1389,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[192 + p]);
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[33664 + p]);
         const float b0 = smem[384 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[50752 + e % 256] = acc0_0;
+      smem[51008 + e % 256] = acc0_0;
     }
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -1557,9 +1404,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
         const float b0 = smem[896 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[51008 + e % 256] = acc0_0;
+      smem[51264 + e % 256] = acc0_0;
     }
-    __syncthreads();
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
@@ -1575,91 +1421,106 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v9 = scale[min(position, dim_K - 1)];
-      smem[128 + e] = smem[51008 + e] - v9 * (smem[50496 + e] + smem[50752 + e]) + (smem[51264 + e % dim_H] - v9 * (smem[51520 + e % dim_H] + smem[128 + e]));
+      const float v10 = scale[min(position, dim_K - 1)];
+      smem[128 + e] = smem[51264 + e] - v10 * (smem[50752 + e] + smem[51008 + e]) + (smem[51520 + e % dim_H] - v10 * (smem[51776 + e % dim_H] + smem[128 + e]));
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v10 = smem[128 + e];
-      smem[128 + e] = v10 * 0.5f * (1.0f + tanhf((v10 + v10 * v10 * v10 * 0.044715f) * 0.7978845608028654f));
+      const float v11 = smem[128 + e];
+      smem[128 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
     }
     __syncthreads();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[128 + p];
-          const float b0 = out_accum_W2[bh * 16384 + p * dim_D + e % 64];
+          const float b0 = out_accum_W2[bh * 16384 + p * dim_D + e % 32];
+          const float b1 = out_accum_W2[bh * 16384 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[385 + e % 64] = acc0_0;
+      smem[451 + e % 32] = acc0_0;
+      smem[451 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 1] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
         const float b0 = smem[640 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[384] = acc0_0;
+      smem[448] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[384 + p]);
-        const float b0 = smem[p * dim_D + e % 64];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[448 + p]);
+        const float b0 = smem[p * dim_D + e % 32];
+        const float b1 = smem[p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[449 + e % 64] = acc0_0;
+      smem[515 + e % 32] = acc0_0;
+      smem[515 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[17280 + p * dim_D + e % 64];
+        const float b0 = smem[17280 + p * dim_D + e % 32];
+        const float b1 = smem[17280 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[513 + e % 64] = acc0_0;
+      smem[33664 + e % 32] = acc0_0;
+      smem[33664 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[p * dim_D + e % 64];
+        const float b0 = smem[p * dim_D + e % 32];
+        const float b1 = smem[p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[128 + e % 64] = acc0_0;
+      smem[384 + e % 32] = acc0_0;
+      smem[384 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v11 = scale[min(position, dim_K - 1)];
-      smem[128 + e] = smem[513 + e] - v11 * (smem[385 + e] + smem[449 + e]) + (smem[50368 + e % dim_D] - v11 * (smem[50432 + e % dim_D] + smem[128 + e]));
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      const float v12 = scale[min(position, dim_K - 1)];
+      smem[384 + e] = smem[33664 + e] - v12 * (smem[451 + e] + smem[515 + e]) + (smem[50368 + e % dim_D] - v12 * (smem[50432 + e % dim_D] + smem[384 + e]));
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[128 + p];
+        acc = acc + smem[384 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1667,24 +1528,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[449 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < 64; e += 256) {
-      smem[128 + e] = smem[128 + e] - smem[0] * 0.015625f;
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+      smem[384 + e] = smem[384 + e] - smem[449] * 0.015625f;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 1; e += 8) {
+    // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
+    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v12 = smem[128 + p];
-        acc = acc + v12 * v12;
+        const float v14 = smem[384 + p];
+        acc = acc + v14 * v14;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1692,48 +1553,49 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[450 + e] = acc;
       }
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[128 + e] * (1.0f / sqrtf(smem[0] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[384 + e] * (1.0f / sqrtf(smem[450] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 16384; e += 256) {
-      const float v13 = smem[33920 + e] + scratch[bh * 32768 + 16384 + e];
-      const float next_state = smem[896 + e] - commit * v13;
-      const float next_accum = keep * v13;
+    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+      const float v15 = smem[33920 + e] + scratch[bh * 32768 + 16384 + e];
+      const float next_state = smem[896 + e] - commit * v15;
+      const float next_accum = keep * v15;
       smem[896 + e] = next_state;
       smem[33920 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v14 = smem[51520 + e] + smem[33664 + e];
-      const float next_state = smem[51264 + e] - commit * v14;
-      const float next_accum = keep * v14;
-      smem[51264 + e] = next_state;
-      smem[51520 + e] = next_accum;
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+      const float v16 = smem[51776 + e] + smem[50496 + e];
+      const float next_state = smem[51520 + e] - commit * v16;
+      const float next_accum = keep * v16;
+      smem[51520 + e] = next_state;
+      smem[51776 + e] = next_accum;
     }
+    __syncthreads();
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 16384; e += 256) {
-      const float v15 = out_accum_W2[bh * 16384 + e] + scratch[bh * 32768 + e];
-      const float next_state = smem[17280 + e] - commit * v15;
-      const float next_accum = keep * v15;
+    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+      const float v17 = out_accum_W2[bh * 16384 + e] + scratch[bh * 32768 + e];
+      const float next_state = smem[17280 + e] - commit * v17;
+      const float next_accum = keep * v17;
       smem[17280 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 64; e += 256) {
-      const float v16 = smem[50432 + e] + smem[50304 + e];
-      const float next_state = smem[50368 + e] - commit * v16;
-      const float next_accum = keep * v16;
+    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+      const float v18 = smem[50432 + e] + smem[50304 + e];
+      const float next_state = smem[50368 + e] - commit * v18;
+      const float next_accum = keep * v18;
       smem[50368 + e] = next_state;
       smem[50432 + e] = next_accum;
     }
@@ -1749,8 +1611,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     out_accum_W1[bh * 16384 + e] = smem[33920 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    out_state_b1[bh * 256 + e] = smem[51264 + e];
-    out_accum_b1[bh * 256 + e] = smem[51520 + e];
+    out_state_b1[bh * 256 + e] = smem[51520 + e];
+    out_accum_b1[bh * 256 + e] = smem[51776 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
     out_state_W2[bh * 16384 + e] = smem[17280 + e];
@@ -1767,8 +1629,8 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 224000;
-constexpr size_t kDecodeSharedBytes = 207104;
+constexpr size_t kSharedBytes = 231296;
+constexpr size_t kDecodeSharedBytes = 208128;
 constexpr size_t kScratchFloats = 40960;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -1865,8 +1727,8 @@ extern "C" int tttc_ttt_mlp_forward(const tttc_ttt_mlp_args* a, cudaStream_t str
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 224000) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)224000);
+  if ((size_t)available < 231296) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)231296);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 8) in order.
 // Forms: W primal, b dual-elementwise.
-// Shared memory: 80256 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 81280 bytes per block; global scratch: 0 bytes per block.
 // W: state in shared memory, accumulator in shared memory.
 // b: state in shared memory, accumulator in shared memory.
 
@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     float* __restrict__ out_state_b,    // [B, H, 32]
     float* __restrict__ out_accum_W,    // [B, H, 32, 32]
     float* __restrict__ out_accum_b) {  // [B, H, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 20064 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 20320 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -55,8 +55,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   const unsigned dim_D = 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
-    smem[18016 + e] = state_W[bh * 1024 + e];
-    smem[19040 + e] = accum_W[bh * 1024 + e];
+    smem[18272 + e] = state_W[bh * 1024 + e];
+    smem[19296 + e] = accum_W[bh * 1024 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
     smem[16672 + e] = state_b[bh * 32 + e];
@@ -74,7 +74,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     const float keep = (ends ? 0.0f : 1.0f);
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 8; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < tid / 32 + 1; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -101,24 +101,24 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     }
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v0 = smem[18016 + (e % dim_D) * dim_D + p];
+        const float v0 = smem[18272 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[256 + e] = acc;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       smem[256 + e] = sqrtf(smem[256 + e] * 0.03125f * 32.0f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       smem[776 + e] = (1.0f / smem[256 + e]);
     }
     __syncthreads();
@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[520 + (e / 32) * dim_D + p];
-        const float b0 = (smem[18016 + p * dim_D + e % 32] * smem[776 + (e / 32) * dim_D + p]);
+        const float b0 = (smem[18272 + p * dim_D + e % 32] * smem[776 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[1032 + (e / 32) * dim_D + e % 32] = acc0_0;
@@ -136,13 +136,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       smem[e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[16672 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
     // [32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 4 + tid % 32; e < (tid / 32) * 4 + 4; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[p * dim_D + e];
@@ -214,29 +214,29 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // [8, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18016 + (e % dim_D) * dim_D + p];
+        acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18272 + (e % dim_D) * dim_D + p];
       }
       smem[512 + e] = acc;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 8192; e += 256) {
+    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
       const float v1 = smem[776 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
-      smem[8448 + e] = smem[8448 + e] * v1 + (-(smem[512 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18016 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
+      smem[8448 + e] = smem[8448 + e] * v1 + (-(smem[512 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
     // [32, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[8448 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
       }
-      smem[16992 + e] = acc;
+      smem[17248 + e] = acc;
     }
 
     // Stage the view q for this chunk.
@@ -249,28 +249,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     }
 
     // [8, 1024] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 512; e += 256) {
+    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
       float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= e / 256 ? 1.0f : 0.0f);
-        const float a1 = (p <= e / 256 + 2 ? 1.0f : 0.0f);
-        const float a2 = (p <= e / 256 + 4 ? 1.0f : 0.0f);
-        const float a3 = (p <= e / 256 + 6 ? 1.0f : 0.0f);
         const float b0 = smem[8448 + p * 1024 + e % 256];
         const float b1 = smem[8448 + p * 1024 + e % 256 + 256];
         const float b2 = smem[8448 + p * 1024 + e % 256 + 512];
@@ -279,58 +264,34 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
         acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
       }
       smem[256 + (e / 256) * 1024 + e % 256] = acc0_0;
       smem[256 + (e / 256) * 1024 + e % 256 + 256] = acc0_1;
       smem[256 + (e / 256) * 1024 + e % 256 + 512] = acc0_2;
       smem[256 + (e / 256) * 1024 + e % 256 + 768] = acc0_3;
-      smem[256 + (e / 256 + 2) * 1024 + e % 256] = acc1_0;
-      smem[256 + (e / 256 + 2) * 1024 + e % 256 + 256] = acc1_1;
-      smem[256 + (e / 256 + 2) * 1024 + e % 256 + 512] = acc1_2;
-      smem[256 + (e / 256 + 2) * 1024 + e % 256 + 768] = acc1_3;
-      smem[256 + (e / 256 + 4) * 1024 + e % 256] = acc2_0;
-      smem[256 + (e / 256 + 4) * 1024 + e % 256 + 256] = acc2_1;
-      smem[256 + (e / 256 + 4) * 1024 + e % 256 + 512] = acc2_2;
-      smem[256 + (e / 256 + 4) * 1024 + e % 256 + 768] = acc2_3;
-      smem[256 + (e / 256 + 6) * 1024 + e % 256] = acc3_0;
-      smem[256 + (e / 256 + 6) * 1024 + e % 256 + 256] = acc3_1;
-      smem[256 + (e / 256 + 6) * 1024 + e % 256 + 512] = acc3_2;
-      smem[256 + (e / 256 + 6) * 1024 + e % 256 + 768] = acc3_3;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 8192; e += 256) {
-      smem[256 + e] = smem[18016 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * (smem[19040 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[256 + e]);
+    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+      smem[256 + e] = smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * (smem[19296 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[256 + e]);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float v2 = smem[256 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
         acc = acc + v2 * v2;
       }
-      smem[8448 + e] = acc;
+      smem[16992 + e] = acc;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 8192; e += 256) {
-      smem[256 + e] = smem[256 + e] * (1.0f / sqrtf(smem[8448 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
+    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+      smem[256 + e] = smem[256 + e] * (1.0f / sqrtf(smem[16992 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
 
@@ -344,37 +305,36 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       }
       smem[8448 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
-    __syncthreads();
 
     // [8, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 256; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[8704 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[8448 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[16704 + e % dim_D] + smem[256 + e]));
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[8448 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[16704 + e % dim_D] + smem[8704 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v3 = smem[19040 + e] + smem[16992 + e];
-      const float next_state = smem[18016 + e] - commit * v3;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v3 = smem[19296 + e] + smem[17248 + e];
+      const float next_state = smem[18272 + e] - commit * v3;
       const float next_accum = keep * v3;
-      smem[18016 + e] = next_state;
-      smem[19040 + e] = next_accum;
+      smem[18272 + e] = next_state;
+      smem[19296 + e] = next_accum;
     }
     __syncthreads();
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 4 + tid % 32; e < (tid / 32) * 4 + 4; e += 32) {
       const float v4 = smem[16704 + e] + smem[16640 + e];
       const float next_state = smem[16672 + e] - commit * v4;
       const float next_accum = keep * v4;
@@ -389,8 +349,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 1024; e += 256) {
-    out_state_W[bh * 1024 + e] = smem[18016 + e];
-    out_accum_W[bh * 1024 + e] = smem[19040 + e];
+    out_state_W[bh * 1024 + e] = smem[18272 + e];
+    out_accum_W[bh * 1024 + e] = smem[19296 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
     out_state_b[bh * 32 + e] = smem[16672 + e];
@@ -447,7 +407,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     const float keep = (ends ? 0.0f : 1.0f);
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid; e < 1; e += 256) {
+    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -465,7 +425,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -474,32 +434,24 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     }
 
     // [1, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 32; e += 8) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc = 0.0f;
-      for (unsigned p = tid % 32; p < dim_D; p += 32) {
+      for (unsigned p = 0; p < dim_D; p += 1) {
         const float v0 = smem[3232 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
-      if (tid % 32 == 0) {
-        smem[32 + e] = acc;
-      }
+      smem[32 + e] = acc;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       smem[32 + e] = sqrtf(smem[32 + e] * 0.03125f * 32.0f + 0.000001f);
     }
-    __syncthreads();
+    __syncwarp();
 
     // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       smem[97 + e] = (1.0f / smem[32 + e]);
     }
     __syncthreads();
@@ -517,13 +469,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // [1, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       smem[e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[129 + e] + smem[2144 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
     // [32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 4 + tid % 32; e < (tid / 32) * 4 + 4; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[e];
@@ -580,7 +532,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // [32, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 1024; e += 256) {
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[1056 + (e / dim_D) * dim_D + e % dim_D];
@@ -632,8 +584,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = tid / 32; e < 32; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v2 = smem[32 + (e % dim_D) * dim_D + p];
-        acc = acc + v2 * v2;
+        const float v3 = smem[32 + (e % dim_D) * dim_D + p];
+        acc = acc + v3 * v3;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -662,40 +614,39 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       }
       smem[1056 + e % 32] = acc0_0;
     }
-    __syncthreads();
 
     // [1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 32; e += 256) {
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[32 + e % 32] = acc0_0;
+      smem[1088 + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < count * dim_D; e += 256) {
-      output[(bh * T + token) * dim_D + e] = smem[1056 + e] + (smem[2144 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2176 + e % dim_D] + smem[32 + e]));
+    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, count * dim_D); e += 32) {
+      output[(bh * T + token) * dim_D + e] = smem[1056 + e] + (smem[2144 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2176 + e % dim_D] + smem[1088 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 1024; e += 256) {
-      const float v3 = smem[4256 + e] + smem[2208 + e];
-      const float next_state = smem[3232 + e] - commit * v3;
-      const float next_accum = keep * v3;
+    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+      const float v4 = smem[4256 + e] + smem[2208 + e];
+      const float next_state = smem[3232 + e] - commit * v4;
+      const float next_accum = keep * v4;
       smem[3232 + e] = next_state;
       smem[4256 + e] = next_accum;
     }
     __syncthreads();
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
-    for (unsigned e = tid; e < 32; e += 256) {
-      const float v4 = smem[2176 + e] + smem[2080 + e];
-      const float next_state = smem[2144 + e] - commit * v4;
-      const float next_accum = keep * v4;
+    for (unsigned e = (tid / 32) * 4 + tid % 32; e < (tid / 32) * 4 + 4; e += 32) {
+      const float v5 = smem[2176 + e] + smem[2080 + e];
+      const float next_state = smem[2144 + e] - commit * v5;
+      const float next_accum = keep * v5;
       smem[2144 + e] = next_state;
       smem[2176 + e] = next_accum;
     }
@@ -722,7 +673,7 @@ namespace {
 
 constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 80256;
+constexpr size_t kSharedBytes = 81280;
 constexpr size_t kDecodeSharedBytes = 21120;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
@@ -805,8 +756,8 @@ extern "C" int tttc_weightnorm_linear_forward(const tttc_weightnorm_linear_args*
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 80256) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)80256);
+  if ((size_t)available < 81280) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)81280);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_weightnorm_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

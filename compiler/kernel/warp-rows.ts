@@ -1,0 +1,47 @@
+/**
+ * The loops of a stage whose rows warps own (compiler/schedule/warp-rows.ts): warp w takes a
+ * contiguous span of the stage's elements (its rows), its lanes every `lanes`-th of them, so a
+ * later stage that reads the same rows in the same warp needs only a warp barrier before it.
+ */
+import type { WarpRows } from '../schedule/kernel.ts';
+import { add, div, min, mod, mul } from './affine.ts';
+import { type Expr, type Stmt, int, name } from './ir.ts';
+
+const tid = name('tid');
+
+/** This invocation's warp and its lane in it. */
+export const warpOf = (rows: WarpRows): Expr => div(tid, rows.lanes);
+export const laneOf = (rows: WarpRows): Expr => mod(tid, rows.lanes);
+
+/**
+ * `body(e)` for the elements e < total of this warp's span: `perWarp` consecutive elements from
+ * warp × perWarp (the warps past the last row have none).
+ */
+export function warpSpan(rows: WarpRows, perWarp: number, total: Expr | number, body: Stmt[]): Stmt {
+  const from = mul(warpOf(rows), perWarp);
+  const end = add(from, int(perWarp));
+  const whole = typeof total === 'number' && total === rows.warps * perWarp;
+  return {
+    kind: 'for',
+    counter: 'e',
+    from: add(from, laneOf(rows)),
+    to: whole ? end : min(end, typeof total === 'number' ? int(total) : total),
+    step: int(rows.lanes),
+    body,
+  };
+}
+
+/** `body(r)` for each of this warp's rows r < rows, every lane taking part (a row reduced by shuffles). */
+export function warpRowsLoop(rows: WarpRows, body: Stmt[]): Stmt {
+  const from = mul(warpOf(rows), rows.rowsPerWarp);
+  const end = add(from, int(rows.rowsPerWarp));
+  const whole = rows.rows === rows.warps * rows.rowsPerWarp;
+  return {
+    kind: 'for',
+    counter: 'e',
+    from,
+    to: whole ? end : min(end, int(rows.rows)),
+    step: int(1),
+    body,
+  };
+}
