@@ -105,6 +105,20 @@ describe.each(SPECS)('backward kernels of %s', (spec) => {
   });
 });
 
+/** The CUDA backward (sm_90, f32) through cuda-cpu against the f64 reference backward: outputs and gradients. */
+async function expectCudaBackwardMatches(
+  c: Compiled,
+  named: Map<string, Tensor>,
+  ct: Parameters<typeof referenceGradients>[2],
+): Promise<void> {
+  const want = referenceGradients(c, named, ct);
+  const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, { arch: 'sm_90', dtype: 'f32' }));
+  const inputs = innerLoopInputs(c.signature, named);
+  const got = await loop.run(inputs, innerLoopCotangents(c.signature, inputs, ct));
+  expectClose(innerLoopOutputTensors(got.outputs), want.outputs, 'outputs');
+  expectClose(gradientTensors(got.grads, named), want.grads, 'gradients');
+}
+
 /**
  * The non-causal reading (read: after: every token reads the end of its mini-batch) through
  * cuda-cpu, from start 0 where its calls start (4 + 4 + 4 + 1 tokens). Its WGSL backward is printed
@@ -116,12 +130,7 @@ describe('backward kernels of rules/ttt_mlp_noncausal.ttt', () => {
     const named = randomInputs(c.chunk, { ...CALL, start: 0, seed: 13 });
     named.get('lr')!.data.forEach((x, i, a) => (a[i] = 0.3 * x));
     const ct = randomCotangents(c, named, 14);
-    const want = referenceGradients(c, named, ct);
-    const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, { arch: 'sm_90', dtype: 'f32' }));
-    const inputs = innerLoopInputs(c.signature, named);
-    const got = await loop.run(inputs, innerLoopCotangents(c.signature, inputs, ct));
-    expectClose(innerLoopOutputTensors(got.outputs), want.outputs, 'outputs');
-    expectClose(gradientTensors(got.grads, named), want.grads, 'gradients');
+    await expectCudaBackwardMatches(c, named, ct);
   });
 });
 
@@ -146,11 +155,6 @@ describe.each(Object.entries(UNUSUAL_SPECS))('CUDA backward of %s', (_, text) =>
     const c = r.compiled;
     const named = randomInputs(c.chunk, { B: 2, H: 1, T: 2 * c.chunk.K + 3, start: 1, accum: true, seed: 5 });
     const ct = randomCotangents(c, named, 6);
-    const want = referenceGradients(c, named, ct);
-    const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, { arch: 'sm_90', dtype: 'f32' }));
-    const inputs = innerLoopInputs(c.signature, named);
-    const got = await loop.run(inputs, innerLoopCotangents(c.signature, inputs, ct));
-    expectClose(innerLoopOutputTensors(got.outputs), want.outputs, 'outputs');
-    expectClose(gradientTensors(got.grads, named), want.grads, 'gradients');
+    await expectCudaBackwardMatches(c, named, ct);
   });
 });
