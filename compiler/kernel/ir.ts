@@ -308,3 +308,21 @@ export function exprKey(e: Expr): string {
     }
   }
 }
+
+/** The names a body's expressions read. */
+export function namesRead(body: readonly Stmt[]): Set<string> {
+  const used = new Set<string>();
+  const pending: Stmt[] = [...body];
+  const exprs: Expr[] = [];
+  while (pending.length > 0) {
+    const s = pending.pop()!;
+    exprs.push(...statementExprs(s));
+    pending.push(...nested(s));
+  }
+  while (exprs.length > 0) {
+    const x = exprs.pop()!;
+    if (x.kind === 'name') used.add(x.name);
+    exprs.push(...operands(x));
+  }
+  return used;
+}

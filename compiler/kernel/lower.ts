@@ -36,7 +36,7 @@ import {
 } from './ir.ts';
 import { layOutOnChip, onChipElement } from './banks.ts';
 import { lowerTensorCoreProduct } from './mma.ts';
-import { warpRowsLoop, warpSpan } from './warp-rows.ts';
+import { warpConstants, warpRowsLoop, warpSpan } from './warp-rows.ts';
 import { shareValues } from './share.ts';
 import { type DimNames, Index, LITERALS } from './tensor-index.ts';
 import { Values } from './values.ts';
@@ -132,7 +132,9 @@ export class Lowering {
   }
 
   kernel(): Kernel {
-    const body = this.body();
+    const lowered = this.body();
+    const lanes = this.features.lanes;
+    const body = lanes ? [...warpConstants(lowered, lanes), ...lowered] : lowered;
     const onChip = layOutOnChip(body, { swizzle: !this.features.rowMajorOnChip });
     return {
       invocations: this.k.invocations,

@@ -11,6 +11,7 @@ import { LITERALS, Index } from './tensor-index.ts';
 import { add, div, mod, mul } from './affine.ts';
 import { type Expr, type Stmt, assign, compare, float, int, name, variable } from './ir.ts';
 import { MMA_TILE, WARP_LANES } from '../schedule/tensor-cores.ts';
+import { LANE as lane, WARP } from './warp-rows.ts';
 import type { TensorCorePlan } from '../schedule/kernel.ts';
 
 export interface TensorCoreProduct {
@@ -46,8 +47,6 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   const tiles = [...p.shape.slice(0, r - 2), Math.ceil(m / MMA_TILE.m), Math.ceil(n / MMA_TILE.n)];
   const tileCount = tiles.reduce((x, y) => x * y, 1);
 
-  const tid = name('tid');
-  const lane = name('lane');
   const e = name('e');
   const x = name('x');
   const at = Index.flat(tiles, name('tile'), LITERALS).dims();
@@ -56,7 +55,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   const col0 = mul(at[r - 1], MMA_TILE.n);
   const k0 = slabs > 1 ? name('k0') : int(0);
   // This warp's slice: A's rows, then B's columns, each `rowStride` bf16 elements apart.
-  const slice = add(int(p.staging * 2), mul(div(tid, WARP_LANES), plan.warpElements));
+  const slice = add(int(p.staging * 2), mul(WARP, plan.warpElements));
   const aRow = (i: Expr) => add(slice, mul(i, plan.rowStride));
   const bRow = (j: Expr) => add(slice, mul(add(int(MMA_TILE.m), j), plan.rowStride));
   const within = (i: Expr, extent: number, padded: boolean) => (padded ? compare('<', i, int(extent)) : undefined);
@@ -133,11 +132,10 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   return {
     kind: 'for',
     counter: 'tile',
-    from: div(tid, WARP_LANES),
+    from: WARP,
     to: int(tileCount),
     step: int(invocations / WARP_LANES),
     body: [
-      { kind: 'let', name: 'lane', type: 'index', value: mod(tid, WARP_LANES), mutable: false },
       { kind: 'fragment', name: 'fa', role: 'a' },
       { kind: 'fragment', name: 'fb', role: 'b' },
       { kind: 'fragment', name: 'fc', role: 'c' },

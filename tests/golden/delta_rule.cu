@@ -47,6 +47,9 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
   const unsigned dim_K = 16;
   // The spec's `dim D`.
   const unsigned dim_D = 64;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[3072 + e] = state_S[bh * 4096 + e];
@@ -65,7 +68,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -74,7 +77,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -83,7 +86,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -93,7 +96,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -116,13 +119,13 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[1024 + e] = smem[e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[11264 + e] - smem[1024 + e]) * 2.0f;
     }
     __syncthreads();
 
     // [64, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -184,7 +187,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -194,7 +197,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -218,7 +221,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     }
 
     // [16, 16] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
@@ -230,7 +233,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -252,7 +255,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     }
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -275,13 +278,13 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
+    for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[13568 + e] - (smem[11520 + e] + smem[12544 + e]);
     }
     __syncthreads();
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v0 = smem[7168 + e] + smem[14592 + e];
       const float next_state = smem[3072 + e] - commit * v0;
       const float next_accum = keep * v0;
@@ -324,6 +327,9 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
   const unsigned chunk_rows = 1;
   // The spec's `dim D`.
   const unsigned dim_D = 64;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[192 + e] = state_S[bh * 4096 + e];
@@ -342,7 +348,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -351,7 +357,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -360,7 +366,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -370,7 +376,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -386,13 +392,13 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[64 + e] = smem[0] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[8384 + e] - smem[64 + e]) * 2.0f;
     }
     __syncthreads();
 
     // [64, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -454,7 +460,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -464,7 +470,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -481,7 +487,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     }
 
     // [1, 1] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
@@ -493,7 +499,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
@@ -508,7 +514,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     }
 
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -524,13 +530,13 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[8513 + e] - (smem[8385 + e] + smem[8449 + e]);
     }
     __syncthreads();
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v0 = smem[4288 + e] + smem[8577 + e];
       const float next_state = smem[192 + e] - commit * v0;
       const float next_accum = keep * v0;

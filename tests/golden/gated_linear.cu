@@ -53,6 +53,9 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
   const unsigned dim_K = 16;
   // The spec's `dim D`.
   const unsigned dim_D = 64;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[3072 + e] = state_W[bh * 4096 + e];
@@ -75,7 +78,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -84,7 +87,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -93,7 +96,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -103,7 +106,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -127,7 +130,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[1024 + e * dim_D + p];
@@ -145,31 +148,31 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     __syncwarp();
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       smem[e] = sqrtf(smem[e] * 0.015625f * 64.0f + 0.000001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       smem[32 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[12288 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] * smem[32 + e / dim_D] * smem[14400 + e % dim_D] - smem[12288 + e]) * 2.0f;
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[7168 + e] = smem[12288 + e] * (smem[1024 + e] * smem[32 + e / dim_D]);
     }
     __syncthreads();
 
     // [64] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[7168 + p * dim_D + e];
@@ -178,14 +181,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[13312 + e] = smem[12288 + e] * smem[14400 + e % dim_D] * smem[1024 + e];
     }
     __syncwarp();
 
     // [16] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[13312 + e * dim_D + p];
@@ -202,14 +205,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v2 = smem[32 + e / dim_D];
       smem[1024 + e] = smem[12288 + e] * smem[14400 + e % dim_D] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 64.0f * 0.015625f * smem[1024 + e] * 2.0f;
     }
     __syncthreads();
 
     // [64, 64] product, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -271,7 +274,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -281,7 +284,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -305,7 +308,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // [16, 16] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
@@ -317,7 +320,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -340,7 +343,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -363,14 +366,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[2048 + e] = smem[1024 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[12544 + e] + smem[2048 + e]);
     }
     __syncthreads();
 
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v4 = smem[2048 + e * dim_D + p];
@@ -387,7 +390,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -410,12 +413,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
+    for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f * 64.0f + 0.000001f)) * (smem[14400 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[14464 + e % dim_D] + smem[16 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v5 = smem[8192 + e] + smem[14528 + e];
       const float next_state = smem[3072 + e] - commit * v5;
       const float next_accum = keep * v5;
@@ -425,7 +428,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     __syncthreads();
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v6 = smem[14464 + e] + smem[14336 + e];
       const float next_state = smem[14400 + e] - commit * v6;
       const float next_accum = keep * v6;
@@ -477,6 +480,9 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
   const unsigned chunk_rows = 1;
   // The spec's `dim D`.
   const unsigned dim_D = 64;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[256 + e] = state_W[bh * 4096 + e];
@@ -499,7 +505,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -508,7 +514,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -517,7 +523,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -527,7 +533,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -544,7 +550,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[64 + p];
@@ -562,31 +568,31 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       smem[e] = sqrtf(smem[e] * 0.015625f * 64.0f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       smem[2 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[4352 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[64 + e] * smem[2] * smem[8832 + e % dim_D] - smem[4352 + e]) * 2.0f;
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[192 + e] = smem[4352 + e] * (smem[64 + e] * smem[2]);
     }
     __syncthreads();
 
     // [64] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[192 + e];
@@ -595,14 +601,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[4416 + e] = smem[4352 + e] * smem[8832 + e % dim_D] * smem[64 + e];
     }
     __syncwarp();
 
     // [1] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[4416 + p];
@@ -619,14 +625,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v2 = smem[2];
       smem[64 + e] = smem[4352 + e] * smem[8832 + e % dim_D] * v2 + (-(smem[1] * (v2 * v2))) * 0.5f / smem[0] * 64.0f * 0.015625f * smem[64 + e] * 2.0f;
     }
     __syncthreads();
 
     // [64, 64] product, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -688,7 +694,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -698,7 +704,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -715,7 +721,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // [1, 1] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
@@ -727,7 +733,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
@@ -742,7 +748,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -758,14 +764,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[8704 + e] = smem[4352 + e] - scale[min(position, dim_K - 1)] * (smem[8640 + e] + smem[8704 + e]);
     }
     __syncwarp();
 
     // [1] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v4 = smem[8704 + p];
@@ -782,7 +788,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
@@ -798,13 +804,13 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[8704 + e] * (1.0f / sqrtf(smem[4417] * 0.015625f * 64.0f + 0.000001f)) * (smem[8832 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8896 + e % dim_D] + smem[8768 + e]));
     }
     __syncthreads();
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v5 = smem[4480 + e] + smem[8960 + e];
       const float next_state = smem[256 + e] - commit * v5;
       const float next_accum = keep * v5;
@@ -813,7 +819,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v6 = smem[8896 + e] + smem[8576 + e];
       const float next_state = smem[8832 + e] - commit * v6;
       const float next_accum = keep * v6;

@@ -56,6 +56,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
   const unsigned dim_D = 64;
   // The spec's `dim H`.
   const unsigned dim_H = 128;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
@@ -79,7 +82,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -88,7 +91,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -98,7 +101,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -135,19 +138,19 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
       smem[4096 + e] = expf((-smem[39168 + e]));
     }
     __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
       smem[41216 + e] = (1.0f / (1.0f + smem[4096 + e]));
     }
     __syncwarp();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -171,7 +174,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[e * dim_D + p];
@@ -189,19 +192,19 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       smem[1024 + e] = sqrtf(smem[1024 + e] * 0.015625f + 0.00001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       smem[1040 + e] = (1.0f / smem[1024 + e]);
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v2 = param_g[h * 64 + e % dim_D];
       smem[3072 + e] = (e / dim_D < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[2048 + e] + smem[e] * smem[1040 + e / dim_D] * v2 - smem[3072 + e]) * 2.0f * v2;
     }
@@ -209,7 +212,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
     // [16] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[3072 + e * dim_D + p] * smem[e * dim_D + p];
@@ -226,14 +229,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v3 = smem[1040 + e / dim_D];
       smem[e] = smem[3072 + e] * v3 + (-(smem[1056 + e / dim_D] * (v3 * v3))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[e] * 2.0f;
     }
     __syncwarp();
 
     // [16, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -270,7 +273,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncthreads();
 
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -332,7 +335,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
 
     // [16, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
       const float v4 = smem[43264 + e];
       const float v5 = smem[41216 + e];
       smem[4096 + e] = v4 * v5 + (-((-(v4 * smem[39168 + e] * (v5 * v5))) * smem[4096 + e]));
@@ -340,7 +343,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncthreads();
 
     // [64, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -402,7 +405,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -412,7 +415,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -450,7 +453,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 16) * dim_D + p];
@@ -462,7 +465,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncthreads();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -499,7 +502,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncthreads();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -536,20 +539,20 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
       smem[2048 + e] = smem[4096 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[43264 + e] + smem[2048 + e]);
     }
     __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
       const float v6 = smem[2048 + e];
       smem[2048 + e] = v6 * (1.0f / (1.0f + expf((-v6))));
     }
     __syncthreads();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -573,7 +576,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2048 + (e / 16) * dim_H + p];
@@ -585,7 +588,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -608,7 +611,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -631,14 +634,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[38912 + e] = smem[e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[4352 + e] + smem[38912 + e]);
     }
     __syncthreads();
 
     // [16] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v8 = smem[38912 + e * dim_D + p];
@@ -656,12 +659,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
+    for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[38912 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+    for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
       const float v9 = smem[22528 + e] + scratch[bh * 8192 + e];
       const float next_state = smem[6144 + e] - commit * v9;
       const float next_accum = keep * v9;
@@ -670,7 +673,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+    for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
       const float v10 = smem[30720 + e] + smem[45312 + e];
       const float next_state = smem[14336 + e] - commit * v10;
       const float next_accum = keep * v10;
@@ -724,6 +727,9 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
   const unsigned dim_D = 64;
   // The spec's `dim H`.
   const unsigned dim_H = 128;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
@@ -747,7 +753,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -756,7 +762,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -790,7 +796,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -807,7 +813,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[p];
@@ -825,19 +831,19 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       smem[64 + e] = sqrtf(smem[64 + e] * 0.015625f + 0.00001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       smem[65 + e] = (1.0f / smem[64 + e]);
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v2 = param_g[h * 64 + e % dim_D];
       smem[192 + e] = (0 < count ? 1.0f : 0.0f) * 0.05f * 0.5f * (smem[128 + e] + smem[e] * smem[65] * v2 - smem[192 + e]) * 2.0f * v2;
     }
@@ -845,7 +851,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p] * smem[p];
@@ -862,7 +868,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v3 = smem[65];
       smem[e] = smem[192 + e] * v3 + (-(smem[66] * (v3 * v3))) * 0.5f / smem[64] * 0.015625f * smem[e] * 2.0f;
     }
@@ -880,7 +886,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -951,7 +957,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // [64, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -1013,7 +1019,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1036,7 +1042,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
@@ -1084,7 +1090,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -1101,7 +1107,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
@@ -1113,7 +1119,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
@@ -1128,7 +1134,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -1144,14 +1150,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[16832 + e] = smem[256 + e] - scale[min(position, dim_K - 1)] * (smem[16768 + e] + smem[16832 + e]);
     }
     __syncwarp();
 
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v8 = smem[16832 + p];
@@ -1169,12 +1175,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[16832 + e] * (1.0f / sqrtf(smem[321] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+    for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
       const float v9 = smem[16896 + e] + smem[41857 + e];
       const float next_state = smem[384 + e] - commit * v9;
       const float next_accum = keep * v9;
@@ -1184,7 +1190,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
-    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+    for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
       const float v10 = smem[25088 + e] + smem[33665 + e];
       const float next_state = smem[8576 + e] - commit * v10;
       const float next_accum = keep * v10;

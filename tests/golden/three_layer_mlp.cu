@@ -67,6 +67,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   const unsigned dim_D = 32;
   // The spec's `dim H`.
   const unsigned dim_H = 64;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
@@ -98,7 +101,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid / 32 + tid % 32; e < tid / 32 + 1; e += 32) {
+    for (unsigned e = warp + lane; e < warp + 1; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -107,7 +110,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -116,7 +119,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -126,7 +129,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -142,13 +145,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       smem[2304 + e] = tanhf(smem[2304 + e] + smem[21008 + e % dim_H]);
     }
     __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -164,13 +167,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       smem[3328 + e] = tanhf(smem[3328 + e]);
     }
     __syncwarp();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[3328 + (e / 32) * dim_H + p];
@@ -183,7 +186,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
+    for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[e * dim_D + p];
@@ -200,14 +203,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       smem[e] = smem[e] - smem[784 + e / dim_D] * 0.03125f;
     }
     __syncwarp();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
+    for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[e * dim_D + p];
@@ -225,19 +228,19 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid / 32 + tid % 32; e < tid / 32 + 1; e += 32) {
+    for (unsigned e = warp + lane; e < warp + 1; e += 32) {
       smem[768 + e] = sqrtf(smem[768 + e] * 0.03125f + 0.000001f);
     }
     __syncwarp();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid / 32 + tid % 32; e < tid / 32 + 1; e += 32) {
+    for (unsigned e = warp + lane; e < warp + 1; e += 32) {
       smem[792 + e] = (1.0f / smem[768 + e]);
     }
     __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       const float v2 = param_gamma[h * 32 + e % dim_D];
       smem[816 + e] = smem[776 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[e] * smem[792 + e / dim_D] * v2 + param_beta[h * 32 + e % dim_D] - smem[816 + e]) * 2.0f * v2;
     }
@@ -245,7 +248,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
+    for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[816 + e * dim_D + p] * smem[e * dim_D + p];
@@ -262,7 +265,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       const float v3 = smem[792 + e / dim_D];
       smem[e] = smem[816 + e] * v3 + (-(smem[800 + e / dim_D] * (v3 * v3))) * 0.5f / smem[768 + e / dim_D] * 0.03125f * smem[e] * 2.0f;
     }
@@ -270,7 +273,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
+    for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[e * dim_D + p]);
@@ -287,13 +290,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       smem[e] = smem[e] + smem[808 + e / dim_D] * 0.03125f;
     }
     __syncwarp();
 
     // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -309,7 +312,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -345,14 +348,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       const float v4 = smem[3328 + e];
       smem[256 + e] = smem[256 + e] * (1.0f - v4 * v4);
     }
     __syncwarp();
 
     // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -368,7 +371,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -430,14 +433,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       const float v5 = smem[2304 + e];
       smem[2816 + e] = smem[2816 + e] * (1.0f - v5 * v5);
     }
     __syncthreads();
 
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[2816 + p * dim_H + e];
@@ -446,7 +449,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // [32, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -482,7 +485,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -492,7 +495,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -509,7 +512,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[768 + (e / 8) * dim_D + p];
@@ -521,7 +524,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
@@ -536,7 +539,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -551,7 +554,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
@@ -567,14 +570,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       const float v6 = scale[min(position + e / dim_H, dim_K - 1)];
       smem[1024 + e] = tanhf(smem[22416 + e] - v6 * (smem[21392 + e] + smem[21904 + e]) + (smem[21008 + e % dim_H] - v6 * (smem[21072 + e % dim_H] + smem[1024 + e])));
     }
     __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -591,7 +594,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 8] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1024 + (e / 8) * dim_H + p];
@@ -603,7 +606,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
@@ -618,7 +621,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -634,13 +637,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       smem[1536 + e] = tanhf(smem[23440 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[22928 + e] + smem[1536 + e]));
     }
     __syncwarp();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
@@ -653,7 +656,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 8] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1536 + (e / 8) * dim_H + p];
@@ -665,7 +668,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[20944 + (e / 32) * dim_K + p]);
@@ -676,7 +679,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1536 + (e / 32) * dim_H + p];
@@ -688,14 +691,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       smem[20224 + e] = smem[20480 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[21136 + e] + smem[20224 + e]);
     }
     __syncwarp();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
+    for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[20224 + e * dim_D + p];
@@ -712,14 +715,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       smem[20224 + e] = smem[20224 + e] - smem[20736 + e / dim_D] * 0.03125f;
     }
     __syncwarp();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < tid / 32 + 1; e += 1) {
+    for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v8 = smem[20224 + e * dim_D + p];
@@ -737,13 +740,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, count * dim_D); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[768 + e] + smem[20224 + e] * (1.0f / sqrtf(smem[20744 + e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
     __syncthreads();
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
       const float v9 = smem[12032 + e] + smem[26000 + e];
       const float next_state = smem[3840 + e] - commit * v9;
       const float next_accum = keep * v9;
@@ -752,7 +755,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v10 = smem[21072 + e] + smem[20752 + e];
       const float next_state = smem[21008 + e] - commit * v10;
       const float next_accum = keep * v10;
@@ -761,7 +764,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v11 = smem[16128 + e] + smem[28048 + e];
       const float next_state = smem[7936 + e] - commit * v11;
       const float next_accum = keep * v11;
@@ -770,7 +773,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
       const float v12 = smem[14080 + e] + smem[23952 + e];
       const float next_state = smem[5888 + e] - commit * v12;
       const float next_accum = keep * v12;
@@ -842,6 +845,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
   const unsigned dim_D = 32;
   // The spec's `dim H`.
   const unsigned dim_H = 64;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
@@ -873,7 +879,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -882,7 +888,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -891,7 +897,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -901,7 +907,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -917,13 +923,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[288 + e] = tanhf(smem[288 + e] + smem[17349 + e % dim_H]);
     }
     __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -939,13 +945,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[416 + e] = tanhf(smem[416 + e]);
     }
     __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[416 + p];
@@ -958,7 +964,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[p];
@@ -975,14 +981,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       smem[e] = smem[e] - smem[98] * 0.03125f;
     }
     __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[p];
@@ -1000,19 +1006,19 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       smem[96 + e] = sqrtf(smem[96 + e] * 0.03125f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       smem[99 + e] = (1.0f / smem[96 + e]);
     }
     __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       const float v2 = param_gamma[h * 32 + e % dim_D];
       smem[102 + e] = smem[97] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[256 + e] + smem[e] * smem[99] * v2 + param_beta[h * 32 + e % dim_D] - smem[102 + e]) * 2.0f * v2;
     }
@@ -1020,7 +1026,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[102 + p] * smem[p];
@@ -1037,7 +1043,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       const float v3 = smem[99];
       smem[e] = smem[102 + e] * v3 + (-(smem[100] * (v3 * v3))) * 0.5f / smem[96] * 0.03125f * smem[e] * 2.0f;
     }
@@ -1045,7 +1051,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[p]);
@@ -1062,13 +1068,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       smem[e] = smem[e] + smem[101] * 0.03125f;
     }
     __syncwarp();
 
     // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -1084,7 +1090,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncthreads();
 
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -1120,14 +1126,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v4 = smem[416 + e];
       smem[32 + e] = smem[32 + e] * (1.0f - v4 * v4);
     }
     __syncwarp();
 
     // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -1143,7 +1149,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncthreads();
 
     // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -1205,14 +1211,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v5 = smem[288 + e];
       smem[352 + e] = smem[352 + e] * (1.0f - v5 * v5);
     }
     __syncthreads();
 
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[352 + e];
@@ -1221,7 +1227,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [32, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -1257,7 +1263,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1267,7 +1273,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -1284,7 +1290,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[96 + p];
@@ -1296,7 +1302,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
@@ -1311,7 +1317,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -1326,7 +1332,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
@@ -1342,14 +1348,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v6 = scale[min(position, dim_K - 1)];
       smem[128 + e] = tanhf(smem[17157 + e] - v6 * (smem[17029 + e] + smem[17093 + e]) + (smem[17349 + e % dim_H] - v6 * (smem[17413 + e % dim_H] + smem[128 + e])));
     }
     __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -1366,7 +1372,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
@@ -1378,7 +1384,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
@@ -1393,7 +1399,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -1409,13 +1415,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[192 + e] = tanhf(smem[17285 + e] - scale[min(position, dim_K - 1)] * (smem[17221 + e] + smem[192 + e]));
     }
     __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
@@ -1428,7 +1434,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
@@ -1440,7 +1446,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16930 + p]);
@@ -1451,7 +1457,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
@@ -1463,14 +1469,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       smem[480 + e] = smem[8704 + e] - scale[min(position, dim_K - 1)] * (smem[16933 + e] + smem[480 + e]);
     }
     __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[480 + p];
@@ -1487,14 +1493,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       smem[480 + e] = smem[480 + e] - smem[16931] * 0.03125f;
     }
     __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v8 = smem[480 + p];
@@ -1512,13 +1518,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, count * dim_D); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[96 + e] + smem[480 + e] * (1.0f / sqrtf(smem[16932] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
     __syncthreads();
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
       const float v9 = smem[8736 + e] + smem[19525 + e];
       const float next_state = smem[512 + e] - commit * v9;
       const float next_accum = keep * v9;
@@ -1527,7 +1533,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v10 = smem[17413 + e] + smem[16965 + e];
       const float next_state = smem[17349 + e] - commit * v10;
       const float next_accum = keep * v10;
@@ -1536,7 +1542,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v11 = smem[12832 + e] + smem[21573 + e];
       const float next_state = smem[4608 + e] - commit * v11;
       const float next_accum = keep * v11;
@@ -1545,7 +1551,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
       const float v12 = smem[10784 + e] + smem[17477 + e];
       const float next_state = smem[2560 + e] - commit * v12;
       const float next_accum = keep * v12;

@@ -55,6 +55,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
   const unsigned dim_K = 16;
   // The spec's `dim D`.
   const unsigned dim_D = 64;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
@@ -78,7 +81,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -87,7 +90,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -96,7 +99,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -106,7 +109,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -130,7 +133,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[1024 + e * dim_D + p] + smem[11328 + p]);
@@ -147,14 +150,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[1024 + e] = smem[1024 + e] + smem[11328 + e % dim_D] - smem[e / dim_D] * 0.015625f;
     }
     __syncwarp();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[1024 + e * dim_D + p];
@@ -172,19 +175,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       smem[32 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v2 = param_gamma[h * 64 + e % dim_D];
       smem[11456 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[1024 + e] * smem[32 + e / dim_D] * v2 + param_beta[h * 64 + e % dim_D] - smem[11456 + e]) * 2.0f * v2;
     }
@@ -192,7 +195,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[11456 + e * dim_D + p] * smem[1024 + e * dim_D + p];
@@ -209,7 +212,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v3 = smem[32 + e / dim_D];
       smem[1024 + e] = smem[11456 + e] * v3 + (-(smem[16 + e / dim_D] * (v3 * v3))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[1024 + e] * 2.0f;
     }
@@ -217,7 +220,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[1024 + e * dim_D + p]);
@@ -234,13 +237,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[1024 + e] = smem[1024 + e] + smem[e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[1024 + p * dim_D + e];
@@ -249,7 +252,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // [64, 64] product, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -311,7 +314,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -321,7 +324,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -345,7 +348,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
@@ -357,7 +360,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -379,7 +382,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -402,7 +405,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -425,7 +428,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v4 = scale[min(position + e / dim_D, dim_K - 1)];
       smem[2048 + e] = smem[13760 + e] - v4 * (smem[11712 + e] + smem[12736 + e]) + (smem[11328 + e % dim_D] - v4 * (smem[11392 + e % dim_D] + smem[2048 + e]));
     }
@@ -433,7 +436,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[2048 + e * dim_D + p];
@@ -450,14 +453,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[2048 + e] = smem[2048 + e] - smem[1024 + e / dim_D] * 0.015625f;
     }
     __syncwarp();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v6 = smem[2048 + e * dim_D + p];
@@ -475,12 +478,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
+    for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[e] + smem[2048 + e] * (1.0f / sqrtf(smem[1024 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v7 = smem[7168 + e] + smem[14784 + e];
       const float next_state = smem[3072 + e] - commit * v7;
       const float next_accum = keep * v7;
@@ -489,7 +492,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v8 = smem[11392 + e] + smem[11264 + e];
       const float next_state = smem[11328 + e] - commit * v8;
       const float next_accum = keep * v8;
@@ -543,6 +546,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
   const unsigned chunk_rows = 1;
   // The spec's `dim D`.
   const unsigned dim_D = 64;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
@@ -566,7 +572,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -575,7 +581,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -584,7 +590,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -594,7 +600,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -611,7 +617,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[64 + p] + smem[8707 + p]);
@@ -628,14 +634,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[64 + e] = smem[64 + e] + smem[8707 + e % dim_D] - smem[2] * 0.015625f;
     }
     __syncwarp();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[64 + p];
@@ -653,19 +659,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       smem[3 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v2 = param_gamma[h * 64 + e % dim_D];
       smem[192 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[64 + e] * smem[3] * v2 + param_beta[h * 64 + e % dim_D] - smem[192 + e]) * 2.0f * v2;
     }
@@ -673,7 +679,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p] * smem[64 + p];
@@ -690,7 +696,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v3 = smem[3];
       smem[64 + e] = smem[192 + e] * v3 + (-(smem[4] * (v3 * v3))) * 0.5f / smem[0] * 0.015625f * smem[64 + e] * 2.0f;
     }
@@ -698,7 +704,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[64 + p]);
@@ -715,13 +721,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[64 + e] = smem[64 + e] + smem[5] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[64 + e];
@@ -730,7 +736,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [64, 64] product, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -792,7 +798,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -802,7 +808,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -819,7 +825,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 1] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
@@ -831,7 +837,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
@@ -846,7 +852,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -861,7 +867,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
@@ -877,7 +883,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v4 = scale[min(position, dim_K - 1)];
       smem[192 + e] = smem[8643 + e] - v4 * (smem[8515 + e] + smem[8579 + e]) + (smem[8707 + e % dim_D] - v4 * (smem[8771 + e % dim_D] + smem[192 + e]));
     }
@@ -885,7 +891,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p];
@@ -902,14 +908,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[192 + e] = smem[192 + e] - smem[8449] * 0.015625f;
     }
     __syncwarp();
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v6 = smem[192 + p];
@@ -927,13 +933,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[e] + smem[192 + e] * (1.0f / sqrtf(smem[8450] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
     __syncthreads();
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v7 = smem[4352 + e] + smem[8835 + e];
       const float next_state = smem[256 + e] - commit * v7;
       const float next_accum = keep * v7;
@@ -942,7 +948,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v8 = smem[8771 + e] + smem[8451 + e];
       const float next_state = smem[8707 + e] - commit * v8;
       const float next_accum = keep * v8;

@@ -68,6 +68,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   const unsigned dim_D = 64;
   // The spec's `dim H`.
   const unsigned dim_H = 256;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
@@ -99,7 +102,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -108,7 +111,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -117,7 +120,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -127,7 +130,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -164,32 +167,32 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v0 = smem[7168 + e] + smem[50144 + e % dim_H];
       smem[50656 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       smem[3072 + e] = (smem[7168 + e] + smem[50144 + e % dim_H]) * 0.5f;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v1 = smem[7168 + e] + smem[50144 + e % dim_H];
       scratch[bh * 40960 + 16384 + e] = tanhf((v1 + smem[50656 + e] * v1 * 0.044715f) * 0.7978845608028654f);
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       smem[11264 + e] = smem[3072 + e] * (1.0f + scratch[bh * 40960 + 16384 + e]);
     }
     __syncwarp();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -213,7 +216,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[e * dim_D + p] + smem[49248 + p]);
@@ -230,14 +233,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[e] = smem[e] + smem[49248 + e % dim_D] - smem[1056 + e / dim_D] * 0.015625f;
     }
     __syncwarp();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v3 = smem[e * dim_D + p];
@@ -255,19 +258,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       smem[1024 + e] = sqrtf(smem[1024 + e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 2 + tid % 32; e < (tid / 32) * 2 + 2; e += 32) {
+    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       smem[1072 + e] = (1.0f / smem[1024 + e]);
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v4 = param_gamma[h * 64 + e % dim_D];
       smem[48128 + e] = smem[1040 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[e] * smem[1072 + e / dim_D] * v4 + param_beta[h * 64 + e % dim_D] - smem[48128 + e]) * 2.0f * v4;
     }
@@ -275,7 +278,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[48128 + e * dim_D + p] * smem[e * dim_D + p];
@@ -292,7 +295,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v5 = smem[1072 + e / dim_D];
       smem[e] = smem[48128 + e] * v5 + (-(smem[1088 + e / dim_D] * (v5 * v5))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[e] * 2.0f;
     }
@@ -300,7 +303,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[e * dim_D + p]);
@@ -317,13 +320,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[e] = smem[e] + smem[1104 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[p * dim_D + e];
@@ -332,7 +335,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [16, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -368,7 +371,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -431,14 +434,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v6 = scratch[bh * 40960 + 16384 + e];
       smem[3072 + e] = scratch[bh * 40960 + 20480 + e] * smem[3072 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v7 = smem[3072 + e];
       const float v8 = v7 * 0.044715f;
       const float v9 = smem[7168 + e] + smem[50144 + e % dim_H];
@@ -447,7 +450,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[7168 + p * dim_H + e];
@@ -456,7 +459,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [64, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -518,7 +521,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -528,7 +531,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -566,7 +569,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[1024 + (e / 16) * dim_D + p];
@@ -578,7 +581,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -614,7 +617,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -650,7 +653,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < (tid / 32) * 64 + 64; e += 32) {
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -687,21 +690,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v10 = scale[min(position + e / dim_H, dim_K - 1)];
       smem[3072 + e] = scratch[bh * 40960 + 36864 + e] - v10 * (smem[53728 + e] + scratch[bh * 40960 + 32768 + e]) + (smem[50144 + e % dim_H] - v10 * (smem[50400 + e % dim_H] + smem[3072 + e]));
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = (tid / 32) * 512 + tid % 32; e < (tid / 32) * 512 + 512; e += 32) {
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v11 = smem[3072 + e];
       smem[3072 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
     }
     __syncwarp();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -725,7 +728,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[3072 + (e / 16) * dim_H + p];
@@ -737,7 +740,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -759,7 +762,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -781,7 +784,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -804,7 +807,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v12 = scale[min(position + e / dim_D, dim_K - 1)];
       smem[48128 + e] = smem[52704 + e] - v12 * (smem[50656 + e] + smem[51680 + e]) + (smem[49248 + e % dim_D] - v12 * (smem[49312 + e % dim_D] + smem[48128 + e]));
     }
@@ -812,7 +815,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[48128 + e * dim_D + p];
@@ -829,14 +832,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       smem[48128 + e] = smem[48128 + e] - smem[49152 + e / dim_D] * 0.015625f;
     }
     __syncwarp();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = (tid / 32) * 2; e < (tid / 32) * 2 + 2; e += 1) {
+    for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v14 = smem[48128 + e * dim_D + p];
@@ -854,13 +857,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < min((tid / 32) * 128 + 128, count * dim_D); e += 32) {
+    for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[48128 + e] * (1.0f / sqrtf(smem[49168 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
     __syncthreads();
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+    for (unsigned e = warp * 2048 + lane; e < warp * 2048 + 2048; e += 32) {
       const float v15 = out_accum_W1[bh * 16384 + e] + scratch[bh * 40960 + 16384 + e];
       const float next_state = smem[15360 + e] - commit * v15;
       const float next_accum = keep * v15;
@@ -869,7 +872,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       const float v16 = smem[50400 + e] + smem[49376 + e];
       const float next_state = smem[50144 + e] - commit * v16;
       const float next_accum = keep * v16;
@@ -878,7 +881,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+    for (unsigned e = warp * 2048 + lane; e < warp * 2048 + 2048; e += 32) {
       const float v17 = out_accum_W2[bh * 16384 + e] + scratch[bh * 40960 + e];
       const float next_state = smem[31744 + e] - commit * v17;
       const float next_accum = keep * v17;
@@ -887,7 +890,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v18 = smem[49312 + e] + smem[49184 + e];
       const float next_state = smem[49248 + e] - commit * v18;
       const float next_accum = keep * v18;
@@ -958,6 +961,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
   const unsigned dim_D = 64;
   // The spec's `dim H`.
   const unsigned dim_H = 256;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
@@ -989,7 +995,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -998,7 +1004,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // Stage the view k for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1007,7 +1013,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1054,7 +1060,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -1071,7 +1077,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[p] + smem[50368 + p]);
@@ -1088,14 +1094,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[e] = smem[e] + smem[50368 + e % dim_D] - smem[66] * 0.015625f;
     }
     __syncwarp();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v3 = smem[p];
@@ -1113,19 +1119,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       smem[64 + e] = sqrtf(smem[64 + e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       smem[67 + e] = (1.0f / smem[64 + e]);
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v4 = param_gamma[h * 64 + e % dim_D];
       smem[192 + e] = smem[65] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[e] * smem[67] * v4 + param_beta[h * 64 + e % dim_D] - smem[192 + e]) * 2.0f * v4;
     }
@@ -1133,7 +1139,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p] * smem[p];
@@ -1150,7 +1156,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v5 = smem[67];
       smem[e] = smem[192 + e] * v5 + (-(smem[68] * (v5 * v5))) * 0.5f / smem[64] * 0.015625f * smem[e] * 2.0f;
     }
@@ -1158,7 +1164,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[p]);
@@ -1175,13 +1181,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[e] = smem[e] + smem[69] * 0.015625f;
     }
     __syncthreads();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[e];
@@ -1201,7 +1207,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -1280,7 +1286,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[384 + e];
@@ -1289,7 +1295,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [64, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -1351,7 +1357,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // Stage the view q for this chunk.
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1374,7 +1380,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
@@ -1434,7 +1440,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -1451,7 +1457,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[128 + p];
@@ -1463,7 +1469,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
@@ -1478,7 +1484,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -1493,7 +1499,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
@@ -1509,7 +1515,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v12 = scale[min(position, dim_K - 1)];
       smem[384 + e] = smem[33664 + e] - v12 * (smem[451 + e] + smem[515 + e]) + (smem[50368 + e % dim_D] - v12 * (smem[50432 + e % dim_D] + smem[384 + e]));
     }
@@ -1517,7 +1523,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[384 + p];
@@ -1534,14 +1540,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, 64); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       smem[384 + e] = smem[384 + e] - smem[449] * 0.015625f;
     }
     __syncwarp();
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < min(tid / 32 + 1, 1); e += 1) {
+    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v14 = smem[384 + p];
@@ -1559,12 +1565,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = (tid / 32) * 64 + tid % 32; e < min((tid / 32) * 64 + 64, count * dim_D); e += 32) {
+    for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[384 + e] * (1.0f / sqrtf(smem[450] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+    for (unsigned e = warp * 2048 + lane; e < warp * 2048 + 2048; e += 32) {
       const float v15 = smem[33920 + e] + scratch[bh * 32768 + 16384 + e];
       const float next_state = smem[896 + e] - commit * v15;
       const float next_accum = keep * v15;
@@ -1573,7 +1579,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       const float v16 = smem[51776 + e] + smem[50496 + e];
       const float next_state = smem[51520 + e] - commit * v16;
       const float next_accum = keep * v16;
@@ -1583,7 +1589,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 2048 + tid % 32; e < (tid / 32) * 2048 + 2048; e += 32) {
+    for (unsigned e = warp * 2048 + lane; e < warp * 2048 + 2048; e += 32) {
       const float v17 = out_accum_W2[bh * 16384 + e] + scratch[bh * 32768 + e];
       const float next_state = smem[17280 + e] - commit * v17;
       const float next_accum = keep * v17;
@@ -1592,7 +1598,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 8 + tid % 32; e < (tid / 32) * 8 + 8; e += 32) {
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v18 = smem[50432 + e] + smem[50304 + e];
       const float next_state = smem[50368 + e] - commit * v18;
       const float next_accum = keep * v18;

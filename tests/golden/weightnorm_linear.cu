@@ -53,6 +53,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   const unsigned dim_K = 8;
   // The spec's `dim D`.
   const unsigned dim_D = 32;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
     smem[18272 + e] = state_W[bh * 1024 + e];
@@ -74,7 +77,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     const float keep = (ends ? 0.0f : 1.0f);
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid / 32 + tid % 32; e < tid / 32 + 1; e += 32) {
+    for (unsigned e = warp + lane; e < warp + 1; e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -92,7 +95,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -101,7 +104,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     }
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float v0 = smem[18272 + (e % dim_D) * dim_D + p];
@@ -112,13 +115,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncwarp();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       smem[256 + e] = sqrtf(smem[256 + e] * 0.03125f * 32.0f + 0.000001f);
     }
     __syncwarp();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       smem[776 + e] = (1.0f / smem[256 + e]);
     }
     __syncthreads();
@@ -136,13 +139,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       smem[e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[16672 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
     // [32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 4 + tid % 32; e < (tid / 32) * 4 + 4; e += 32) {
+    for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[p * dim_D + e];
@@ -214,7 +217,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // [8, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18272 + (e % dim_D) * dim_D + p];
@@ -224,14 +227,14 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncwarp();
 
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+    for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
       const float v1 = smem[776 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
       smem[8448 + e] = smem[8448 + e] * v1 + (-(smem[512 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
     // [32, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[8448 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
@@ -249,7 +252,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     }
 
     // [8, 1024] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 256 + tid % 32; e < (tid / 32) * 256 + 256; e += 32) {
+    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -273,13 +276,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncwarp();
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+    for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
       smem[256 + e] = smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * (smem[19296 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[256 + e]);
     }
     __syncwarp();
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float v2 = smem[256 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
@@ -290,7 +293,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncwarp();
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 1024 + tid % 32; e < (tid / 32) * 1024 + 1024; e += 32) {
+    for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
       smem[256 + e] = smem[256 + e] * (1.0f / sqrtf(smem[16992 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
@@ -307,7 +310,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     }
 
     // [8, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < (tid / 32) * 32 + 32; e += 32) {
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
@@ -319,12 +322,12 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, count * dim_D); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[8448 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[16704 + e % dim_D] + smem[8704 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v3 = smem[19296 + e] + smem[17248 + e];
       const float next_state = smem[18272 + e] - commit * v3;
       const float next_accum = keep * v3;
@@ -334,7 +337,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 4 + tid % 32; e < (tid / 32) * 4 + 4; e += 32) {
+    for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
       const float v4 = smem[16704 + e] + smem[16640 + e];
       const float next_state = smem[16672 + e] - commit * v4;
       const float next_accum = keep * v4;
@@ -386,6 +389,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
   const unsigned chunk_rows = 1;
   // The spec's `dim D`.
   const unsigned dim_D = 32;
+  // This invocation's warp, and its lane in the warp.
+  const unsigned warp = tid / 32;
+  const unsigned lane = tid % 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
     smem[3232 + e] = state_W[bh * 1024 + e];
@@ -407,7 +413,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     const float keep = (ends ? 0.0f : 1.0f);
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = tid / 32 + tid % 32; e < min(tid / 32 + 1, 1); e += 32) {
+    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -425,7 +431,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     }
 
     // Stage the view v for this chunk.
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -434,7 +440,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     }
 
     // [1, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float v0 = smem[3232 + (e % dim_D) * dim_D + p];
@@ -445,13 +451,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncwarp();
 
     // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       smem[32 + e] = sqrtf(smem[32 + e] * 0.03125f * 32.0f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       smem[97 + e] = (1.0f / smem[32 + e]);
     }
     __syncthreads();
@@ -469,13 +475,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // [1, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       smem[e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[129 + e] + smem[2144 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
     // [32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 4 + tid % 32; e < (tid / 32) * 4 + 4; e += 32) {
+    for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[e];
@@ -532,7 +538,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // [32, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[1056 + (e / dim_D) * dim_D + e % dim_D];
@@ -616,7 +622,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     }
 
     // [1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, 32); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
@@ -628,12 +634,12 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = (tid / 32) * 32 + tid % 32; e < min((tid / 32) * 32 + 32, count * dim_D); e += 32) {
+    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
       output[(bh * T + token) * dim_D + e] = smem[1056 + e] + (smem[2144 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2176 + e % dim_D] + smem[1088 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 128 + tid % 32; e < (tid / 32) * 128 + 128; e += 32) {
+    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v4 = smem[4256 + e] + smem[2208 + e];
       const float next_state = smem[3232 + e] - commit * v4;
       const float next_accum = keep * v4;
@@ -643,7 +649,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
-    for (unsigned e = (tid / 32) * 4 + tid % 32; e < (tid / 32) * 4 + 4; e += 32) {
+    for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
       const float v5 = smem[2176 + e] + smem[2080 + e];
       const float next_state = smem[2144 + e] - commit * v5;
       const float next_accum = keep * v5;
