@@ -17,6 +17,7 @@ import { compile } from '../api/index.ts';
 import type { OnChipLayout } from '../compiler/kernel/ir.ts';
 import { lowerKernel } from '../compiler/kernel/lower.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
+import { acrossWarps } from '../compiler/schedule/barriers.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { archOf } from '../targets/cuda/arch.ts';
@@ -170,7 +171,7 @@ for (const spec of specs) {
           ? checked.compiled.variants.map((v) => {
               const k = (dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, archOf(arch).limits);
               const lowered = lowerKernel(k, checked.compiled.signature, source.split('\n'), CUDA_FEATURES);
-              const barriers = k.barriers.filter((b) => b === 'workgroup' || b === 'storage').length;
+              const barriers = k.barriers.filter(acrossWarps).length;
               return [v.name, { barriers, banks: lowered.onChip }];
             })
           : [],

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Builder, type Program } from '../compiler/ir/ir.ts';
-import { type MemoryMap, placeBarriers } from '../compiler/schedule/barriers.ts';
+import { acrossWarps, type Barrier, type MemoryMap, placeBarriers } from '../compiler/schedule/barriers.ts';
 import type { Placement, Stage } from '../compiler/schedule/kernel.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
@@ -117,7 +117,7 @@ describe('barriers between stages whose rows warps own', () => {
 describe('TTT-Linear needs at most 12 block barriers per mini-batch', () => {
   const c = compileExample('ttt_linear.ttt');
   const prefill = c.variants.find((v) => v.name === 'prefill')!.chunk;
-  const blockBarriers = (b: readonly string[]) => b.filter((x) => x === 'workgroup' || x === 'storage').length;
+  const blockBarriers = (b: readonly Barrier[]) => b.filter(acrossWarps).length;
   for (const arch of ['sm_80', 'sm_90'])
     for (const [dtype, plan] of [
       ['f32', schedule],

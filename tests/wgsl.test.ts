@@ -47,16 +47,19 @@ const SIZES = [
 ];
 const sizesOf = (example: number) => SIZES.filter((_, i) => i !== example % SIZES.length);
 
-describe.each(exampleFiles.map((spec, i) => [spec, i] as const))('WGSL kernel of %s against the f64 reference', (spec, i) => {
-  for (const s of sizesOf(i)) {
-    it(`D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}${s.accum ? ' with a carried accumulator' : ''}`, async () => {
-      const c = compileExample(spec, 'auto', { D: s.D, K: s.K });
-      const named = randomInputs(c.chunk, { ...s, seed: s.D + s.K });
-      const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
-      expectMatches(await runWgsl(c, named), want, spec);
-    });
-  }
-});
+describe.each(exampleFiles.map((spec, i) => [spec, i] as const))(
+  'WGSL kernel of %s against the f64 reference',
+  (spec, i) => {
+    for (const s of sizesOf(i)) {
+      it(`D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}${s.accum ? ' with a carried accumulator' : ''}`, async () => {
+        const c = compileExample(spec, 'auto', { D: s.D, K: s.K });
+        const named = randomInputs(c.chunk, { ...s, seed: s.D + s.K });
+        const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
+        expectMatches(await runWgsl(c, named), want, spec);
+      });
+    }
+  },
+);
 
 describe('WGSL kernels on the published reference vectors', () => {
   for (const file of REFERENCE_FILES) {

@@ -6,7 +6,7 @@
 import type { CheckedLayer } from '../check/checked.ts';
 import { dimConstant } from '../../core/mangle.ts';
 import { dim } from './affine.ts';
-import { type DimConstant, type Expr, type Stmt, int, nested, operands, statementExprs } from './ir.ts';
+import { type DimConstant, type Expr, type Stmt, everyExpr, int } from './ir.ts';
 import type { DimNames } from './tensor-index.ts';
 
 export class KernelDims {
@@ -43,19 +43,7 @@ export class KernelDims {
 
   /** The constants `body` reads, to declare: the mini-batch, rows per chunk, then the spec's in order. */
   declared(body: readonly Stmt[]): DimConstant[] {
-    const used = new Set<string>();
-    const pending: Stmt[] = [...body];
-    const exprs: Expr[] = [];
-    while (pending.length > 0) {
-      const s = pending.pop()!;
-      exprs.push(...statementExprs(s));
-      pending.push(...nested(s));
-    }
-    while (exprs.length > 0) {
-      const x = exprs.pop()!;
-      if (x.kind === 'dim') used.add(x.name);
-      exprs.push(...operands(x));
-    }
+    const used = new Set(everyExpr(body).flatMap((x) => (x.kind === 'dim' ? [x.name] : [])));
     return this.all
       .filter((d) => used.has(d.expr.name))
       .map((d) => ({ name: d.expr.name, value: d.expr.value, note: d.note }));

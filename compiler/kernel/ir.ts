@@ -309,9 +309,8 @@ export function exprKey(e: Expr): string {
   }
 }
 
-/** The names a body's expressions read. */
-export function namesRead(body: readonly Stmt[]): Set<string> {
-  const used = new Set<string>();
+/** Every expression of a body, nested statements' and operands' included (iteratively: bodies can be thousands deep). */
+export function everyExpr(body: readonly Stmt[]): Expr[] {
   const pending: Stmt[] = [...body];
   const exprs: Expr[] = [];
   while (pending.length > 0) {
@@ -319,10 +318,11 @@ export function namesRead(body: readonly Stmt[]): Set<string> {
     exprs.push(...statementExprs(s));
     pending.push(...nested(s));
   }
-  while (exprs.length > 0) {
-    const x = exprs.pop()!;
-    if (x.kind === 'name') used.add(x.name);
-    exprs.push(...operands(x));
-  }
-  return used;
+  for (let i = 0; i < exprs.length; i++) exprs.push(...operands(exprs[i]));
+  return exprs;
+}
+
+/** The names a body's expressions read. */
+export function namesRead(body: readonly Stmt[]): Set<string> {
+  return new Set(everyExpr(body).flatMap((x) => (x.kind === 'name' ? [x.name] : [])));
 }

@@ -110,6 +110,8 @@ export class Lowering {
   private named = 0;
   /** Per chain of buffers shared in place (by its first node): whether its nodes agree on rows and columns. */
   private chainsAgree: Map<number, boolean> | undefined;
+  /** Each stage's index, for the stages' warp rows. */
+  private stageIndex: Map<Stage, number> | undefined;
 
   constructor(
     protected readonly k: ScheduledKernel,
@@ -133,8 +135,7 @@ export class Lowering {
 
   kernel(): Kernel {
     const lowered = this.body();
-    const lanes = this.features.lanes;
-    const body = lanes ? [...warpConstants(lowered, lanes), ...lowered] : lowered;
+    const body = [...warpConstants(lowered, this.features.lanes), ...lowered];
     const onChip = layOutOnChip(body, { swizzle: !this.features.rowMajorOnChip });
     return {
       invocations: this.k.invocations,
@@ -242,7 +243,9 @@ export class Lowering {
 
   /** The warps that own a stage's rows, if any (compiler/schedule/warp-rows.ts). */
   protected warpRows(s: Stage): WarpRows | undefined {
-    return this.k.warpRows?.get(this.k.stages.indexOf(s));
+    if (!this.k.warpRows) return undefined;
+    this.stageIndex ??= new Map(this.k.stages.map((stage, i) => [stage, i]));
+    return this.k.warpRows.get(this.stageIndex.get(s)!);
   }
 
   /** `body(e)` for every element e < n of a stage: by the warps owning its rows where it has them. */

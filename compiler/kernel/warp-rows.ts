@@ -16,9 +16,10 @@ export const WARP = name(WARP_NAME);
 export const LANE = name(LANE_NAME);
 
 /** `const warp = tid / lanes` and `const lane = tid % lanes`, for those of the two that `body` reads. */
-export function warpConstants(body: readonly Stmt[], lanes: number): Stmt[] {
+export function warpConstants(body: readonly Stmt[], lanes: number | undefined): Stmt[] {
   const used = namesRead(body);
   if (!used.has(WARP_NAME) && !used.has(LANE_NAME)) return [];
+  if (!lanes) throw new Error('a kernel with warp-level loops was lowered for a target without warps');
   return [
     comment("This invocation's warp, and its lane in the warp."),
     ...(used.has(WARP_NAME) ? [constant(WARP_NAME, 'index', div(tid, lanes))] : []),

@@ -26,6 +26,9 @@ export interface Range {
 
 export type Barrier = 'none' | 'warp' | 'workgroup' | 'storage';
 
+/** Whether a barrier orders every warp of the workgroup (a warp barrier orders one warp's lanes alone). */
+export const acrossWarps = (b: Barrier): boolean => b === 'workgroup' || b === 'storage';
+
 const overlaps = (a: Range, b: Range) => a.space === b.space && a.from < b.to && b.from < a.to;
 /** Two accesses to the same elements by the same warps: only lanes of one warp can conflict. */
 const local = (a: Range, b: Range) => a.warps !== undefined && a.warps === b.warps;

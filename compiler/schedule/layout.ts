@@ -5,7 +5,7 @@
  */
 import type { ChunkProgram } from '../dualform/derive.ts';
 import { type Program, size } from '../ir/ir.ts';
-import { type MemoryMap, placeBarriers } from './barriers.ts';
+import { acrossWarps, type MemoryMap, placeBarriers } from './barriers.ts';
 import type { Carried, Home, Homes, Placement, ScheduledKernel, Stage, TargetLimits, WarpRows } from './kernel.ts';
 import { chooseWarpRows } from './warp-rows.ts';
 import { inPlaceOperands } from './in-place.ts';
@@ -214,7 +214,7 @@ function heldThrough(
   const barriers = placeBarriers(memoryMap(chunk, p, buffers, homes, plan.homeKey, warpRows), plan.stages);
   return (lastRead) => {
     let i = lastRead;
-    while (barriers[i] !== 'workgroup' && barriers[i] !== 'storage') i++;
+    while (!acrossWarps(barriers[i])) i++;
     return i;
   };
 }

@@ -10,7 +10,7 @@ import type { ChunkProgram } from '../dualform/derive.ts';
 import type { ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts';
 import { size } from '../ir/ir.ts';
 import { stageReads } from './reads.ts';
-import type { Barrier } from './barriers.ts';
+import { acrossWarps } from './barriers.ts';
 import { residentWorkgroups, synchronise } from './layout.ts';
 import { homeKey, schedule } from './schedule.ts';
 
@@ -103,9 +103,6 @@ function firstGap(spans: readonly Span[], floats: number): number {
   }
   return offset;
 }
-
-/** Whether a barrier orders every warp (a warp barrier orders one warp's lanes alone). */
-const acrossWarps = (b: Barrier) => b === 'workgroup' || b === 'storage';
 
 /** The first stage of the barrier interval holding `stage`: the stages no barrier separates run together. */
 function intervalStart(k: ScheduledKernel, stage: number): number {
