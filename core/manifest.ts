@@ -6,20 +6,39 @@
 import type { Layout } from './packing.ts';
 import type { KernelSignature } from './signature.ts';
 
-export interface WgslKernelManifest {
+/**
+ * The pipeline-overridable constant a subgroup variant of a kernel reads as its lanes per row sum:
+ * a power of two, at most 32 and at most the adapter's smallest subgroup.
+ */
+export const SUBGROUP_WIDTH = 'subgroup_width';
+
+/** One compute shader and the global scratch each of its workgroups needs (0: no scratch buffer bound). */
+export interface WgslShader {
+  code: string;
+  scratchFloats: number;
+}
+
+/**
+ * A kernel's WGSL: `code` runs on any adapter; `subgroup`, where present, is the same kernel with
+ * its row sums split across subgroup lanes, for a device with the `subgroups` feature (its
+ * SUBGROUP_WIDTH must be set). Same bindings (scratch as its own `scratchFloats` says) and results.
+ */
+export interface WgslSource extends WgslShader {
+  subgroup?: WgslShader;
+}
+
+export interface WgslKernelManifest extends WgslSource {
   signature: KernelSignature;
   /** The compute shader; its buffer offsets are the layout's. */
   code: string;
   layout: Layout;
-  /** Floats of global scratch per workgroup; 0 when the kernel binds no scratch buffer. */
-  scratchFloats: number;
   /** The device limits the kernel was scheduled for: an adapter must offer at least these. */
   scheduledFor: { workgroupBytes: number; invocations: number };
   /**
    * The same kernel for calls of one token (decode): its mini-batch program has one row, not K,
    * so a token does not pay for a whole mini-batch. Same layout and limits.
    */
-  decode?: { code: string; scratchFloats: number };
+  decode?: WgslSource;
 }
 
 /**
@@ -32,7 +51,7 @@ export interface WgslBackwardManifest {
   layout: Layout;
   /** Rows per chunk: with K and the call's start and T, the chunks a call walks (core/walk.ts). */
   rows: number;
-  forward: { code: string; scratchFloats: number };
-  backward: { code: string; scratchFloats: number };
+  forward: WgslSource;
+  backward: WgslSource;
   scheduledFor: { workgroupBytes: number; invocations: number };
 }

@@ -73,9 +73,15 @@ describe('tttc usage', () => {
     expect(JSON.parse(r.out)).toEqual({
       ok: true,
       diagnostics: [],
-      written: ['ttt_linear.ir.txt', 'ttt_linear.wgsl', 'ttt_linear.checkpoints.wgsl', 'ttt_linear.backward.wgsl'].map(
-        (f) => join(dir, f),
-      ),
+      written: [
+        'ttt_linear.ir.txt',
+        'ttt_linear.wgsl',
+        'ttt_linear.subgroups.wgsl',
+        'ttt_linear.checkpoints.wgsl',
+        'ttt_linear.checkpoints.subgroups.wgsl',
+        'ttt_linear.backward.wgsl',
+        'ttt_linear.backward.subgroups.wgsl',
+      ].map((f) => join(dir, f)),
     });
   });
 

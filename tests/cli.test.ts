@@ -82,9 +82,12 @@ describe('tttc', () => {
     const r = await tttc('compile', example('ttt_linear.ttt'), '--target', 'ir,wgsl', '--out', dir);
     expect(r.code).toBe(0);
     expect(readdirSync(dir).sort()).toEqual([
+      'ttt_linear.backward.subgroups.wgsl',
       'ttt_linear.backward.wgsl',
+      'ttt_linear.checkpoints.subgroups.wgsl',
       'ttt_linear.checkpoints.wgsl',
       'ttt_linear.ir.txt',
+      'ttt_linear.subgroups.wgsl',
       'ttt_linear.wgsl',
     ]);
     for (const f of ['ttt_linear.wgsl', 'ttt_linear.checkpoints.wgsl', 'ttt_linear.backward.wgsl'])

@@ -121,7 +121,10 @@ beforeAll(() => {
     // Every accepted spec must render; a throw here fails the test with the spec in hand.
     const manifest = wgslManifest(result.compiled);
     const cuda = renderCuda(result.compiled, { arch: 'sm_90', dtype: 'f32' });
-    const wgsl = [manifest.code, ...(manifest.decode ? [manifest.decode.code] : [])];
+    const wgsl = [manifest, ...(manifest.decode ? [manifest.decode] : [])].flatMap((k) => [
+      k.code,
+      ...(k.subgroup ? [k.subgroup.code] : []),
+    ]);
     const source = cuda.files.find((f) => f.path.endsWith('.cu'))!.contents;
     cudaFiles.set(source, cuda.files);
     accepted.push({ spec: text, wgsl, cuda: source });
@@ -135,7 +138,7 @@ describe(`mutants of the examples and unusual specs`, () => {
     expect(accepted.length).toBeGreaterThan(100);
   });
 
-  it('Dawn accepts the WGSL of every accepted mutant', async () => {
+  it('Dawn accepts the WGSL of every accepted mutant, portable and subgroup variants', async () => {
     const { device } = await getGPUDevice();
     const distinct = new Map<string, string>();
     for (const a of accepted) for (const code of a.wgsl) if (!distinct.has(code)) distinct.set(code, a.spec);

@@ -39,6 +39,9 @@ describe('generated code matches tests/golden/', () => {
   for (const name of exampleFiles) {
     const stem = name.replace(/\.ttt$/, '');
     it(`${stem}.wgsl`, () => expectGolden(`${stem}.wgsl`, renderWgsl(compile(name)).code));
+    if (name === 'ttt_linear.ttt')
+      it(`${stem}.subgroups.wgsl`, () =>
+        expectGolden(`${stem}.subgroups.wgsl`, renderWgsl(compile(name)).subgroup!.code));
     it(`${stem}.cu`, () => {
       const cuda = renderCuda(compile(name), { arch: 'sm_90', dtype: 'f32' });
       expectGolden(`${stem}.cu`, cuda.files.find((f) => f.path === cuda.api.source)!.contents);

@@ -14,9 +14,16 @@ import { compileExample, exampleFiles } from './support/specs.ts';
 /** The f32 kernel's tolerance against the f64 reference (relative error). */
 const TOL = 1e-5;
 
-async function runWgsl(c: Compiled, named: Map<string, Tensor>) {
-  const loop = await webgpuInnerLoop(c);
+/**
+ * The kernel's outputs; `portable` runs its portable code even where the adapter has subgroups
+ * (the default is the subgroup variant wherever there is one: tests/subgroups.test.ts).
+ */
+async function runWgsl(c: Compiled, named: Map<string, Tensor>, portable = false) {
+  const ctx = await getGPUDevice();
+  const loop = await webgpuInnerLoop(c, portable ? { ...ctx, subgroupWidth: 0 } : ctx);
   expect(loop.warnings, 'Dawn compilation messages').toEqual([]);
+  if (portable) expect(loop.subgroupWidth).toBe(0);
+  else if (ctx.subgroupWidth && loop.manifest.subgroup) expect(loop.subgroupWidth).toBe(ctx.subgroupWidth);
   return innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named), { poison: true }));
 }
 
@@ -39,6 +46,7 @@ afterAll(() => console.log(`WGSL kernels ran on: ${adapter}`));
  * Three sizes that together cover each D in {32, 64, 128} and each K in {8, 16, 32}. Each example
  * runs two of them, a different two per example, so every size runs on most examples: each
  * distinct kernel costs SwiftShader seconds of pipeline compilation, almost all of a test's time.
+ * The first runs the portable code, the second the subgroup variant (where the adapter has subgroups).
  */
 const SIZES = [
   { D: 32, K: 8, B: 2, H: 3, T: 21, start: 0, accum: false },
@@ -50,14 +58,15 @@ const sizesOf = (example: number) => SIZES.filter((_, i) => i !== example % SIZE
 describe.each(exampleFiles.map((spec, i) => [spec, i] as const))(
   'WGSL kernel of %s against the f64 reference',
   (spec, i) => {
-    for (const s of sizesOf(i)) {
-      it(`D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}${s.accum ? ' with a carried accumulator' : ''}`, async () => {
+    sizesOf(i).forEach((s, j) => {
+      const portable = j === 0;
+      it(`D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}${s.accum ? ' with a carried accumulator' : ''}${portable ? ', portable code' : ''}`, async () => {
         const c = compileExample(spec, 'auto', { D: s.D, K: s.K });
         const named = randomInputs(c.chunk, { ...s, seed: s.D + s.K });
         const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
-        expectMatches(await runWgsl(c, named), want, spec);
+        expectMatches(await runWgsl(c, named, portable), want, spec);
       });
-    }
+    });
   },
 );
 

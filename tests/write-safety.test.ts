@@ -146,9 +146,12 @@ describe('compile writes all files or none', () => {
     const r = await tttc('compile', spec, '--target', 'wgsl,ir,wgsl', '--out', dir);
     expect(r.code, r.err).toBe(0);
     expect(readdirSync(dir).sort()).toEqual([
+      'ttt_linear.backward.subgroups.wgsl',
       'ttt_linear.backward.wgsl',
+      'ttt_linear.checkpoints.subgroups.wgsl',
       'ttt_linear.checkpoints.wgsl',
       'ttt_linear.ir.txt',
+      'ttt_linear.subgroups.wgsl',
       'ttt_linear.wgsl',
     ]);
   });

@@ -85,7 +85,16 @@ export interface KernelFeatures {
    * read inside an unrolled loop costs an address register per iteration (see CUDA_FEATURES).
    */
   rowMajorOnChip?: boolean;
+  /**
+   * Lane exchange in groups whose width is known only at run time (WebGPU subgroups): `width`
+   * names it, a power of two at most `max`; the target binds it, as 1 where its lanes cannot
+   * exchange (every row is then summed by one lane). Row sums split across a group's lanes.
+   */
+  runtimeLanes?: { width: string; max: number };
 }
+
+/** WebGPU's smallest subgroup: a row of fewer terms than this is summed by one lane. */
+const MIN_RUNTIME_LANES = 4;
 
 export function lowerKernel(
   k: ScheduledKernel,
@@ -529,8 +538,11 @@ export class Lowering {
     const perLane = [...accumulate(int(0), 1), write(acc)];
     if (owners && (owners.rowElements > 1 || terms < owners.lanes))
       return [warpSpan(owners, owners.rowsPerWarp * owners.rowElements, elements, perLane)];
-    const lanes = owners?.lanes ?? this.features.lanes;
     const invocations = this.k.invocations;
+    const runtime = this.features.runtimeLanes;
+    if (!owners && runtime && terms >= MIN_RUNTIME_LANES && elements < invocations && invocations % runtime.max === 0)
+      return this.runtimeLanesSum(elements, terms, value, write, runtime);
+    const lanes = owners?.lanes ?? this.features.lanes;
     if (!lanes || (!owners && (terms < lanes || elements >= invocations || invocations % lanes !== 0)))
       return [this.elements(elements, perLane)];
     const lane = mod(tid, lanes);
@@ -552,6 +564,65 @@ export class Lowering {
         from: div(tid, lanes),
         to: int(elements),
         step: int(invocations / lanes),
+        body: rowSum,
+      },
+    ];
+  }
+
+  /**
+   * A sum stage over groups of lanes whose width is a run-time value (KernelFeatures.runtimeLanes):
+   * lane l of a group takes terms l, l + width, ... and a butterfly of exchanges combines them.
+   * Every lane of a group runs the same trips (a term past the row is skipped inside the trip),
+   * so the lanes that exchange are together at each exchange.
+   */
+  private runtimeLanesSum(
+    elements: number,
+    terms: number,
+    value: Expr,
+    write: (value: Expr) => Stmt,
+    runtime: { width: string; max: number },
+  ): Stmt[] {
+    const width = name(runtime.width);
+    const lane = mod(tid, width);
+    const acc = name('acc');
+    const term = name('p');
+    const butterfly: Stmt[] = [];
+    for (let m = runtime.max / 2; m >= 1; m /= 2)
+      butterfly.push({
+        kind: 'if',
+        condition: compare('<', int(m), width),
+        body: [assign('acc', floatOp('+', acc, { kind: 'shuffle-xor', x: acc, mask: m, width: runtime.max }))],
+      });
+    const rowSum: Stmt[] = [
+      variable('acc', 'float', float(0)),
+      {
+        kind: 'for',
+        counter: 'trip',
+        from: int(0),
+        to: this.names(terms),
+        step: width,
+        body: [
+          constant('p', 'index', add(name('trip'), lane)),
+          {
+            kind: 'if',
+            condition: compare('<', term, this.names(terms)),
+            body: this.shared([assign('acc', floatOp('+', acc, value))]),
+          },
+        ],
+      },
+      ...butterfly,
+      { kind: 'if', condition: compare('==', lane, int(0)), body: [write(acc)] },
+    ];
+    return [
+      comment(
+        `${runtime.width} lanes per element: lane l sums terms l, l + ${runtime.width}, ...; exchanges then combine the lanes.`,
+      ),
+      {
+        kind: 'for',
+        counter: 'e',
+        from: div(tid, width),
+        to: int(elements),
+        step: div(int(this.k.invocations), width),
         body: rowSum,
       },
     ];

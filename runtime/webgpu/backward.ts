@@ -14,7 +14,7 @@ import type { InnerLoopCotangents, InnerLoopGradients, InnerLoopInputs, InnerLoo
 import { deviceLimits, type GPUContext, getGPUDevice } from './device.ts';
 import { callBuffers, LimitError } from './call-buffers.ts';
 import { packStates, packTokens, packWeights } from './pack.ts';
-import { computePipeline, workgroupGrid } from './pipelines.ts';
+import { type ChosenShader, computePipeline, shaderFor, workgroupGrid } from './pipelines.ts';
 
 export interface BackwardResult {
   outputs: InnerLoopOutputs;
@@ -26,15 +26,25 @@ export function checkpointFloats(manifest: WgslBackwardManifest, start: number, 
   return chunks(start, T, manifest.signature.K, manifest.rows).length * stateFloats(manifest.layout);
 }
 
+/** A kernel's chosen shader (pipelines.ts shaderFor) and its pipeline. */
+interface BuiltShader extends ChosenShader {
+  pipeline: GPUComputePipeline;
+}
+
 export class WebGPUInnerLoopBackward {
   private constructor(
     readonly manifest: WgslBackwardManifest,
     readonly ctx: GPUContext,
-    private readonly forward: GPUComputePipeline,
-    private readonly backward: GPUComputePipeline,
+    private readonly forward: BuiltShader,
+    private readonly backward: BuiltShader,
     /** Dawn's warnings about the generated WGSL (expected to be none). */
     readonly warnings: string[],
   ) {}
+
+  /** Lanes per row sum of the two kernels: a subgroup variant's width, or 0 for portable code. */
+  get subgroupWidths(): { forward: number; backward: number } {
+    return { forward: this.forward.subgroupWidth, backward: this.backward.subgroupWidth };
+  }
 
   static async fromManifest(manifest: WgslBackwardManifest, ctx?: GPUContext): Promise<WebGPUInnerLoopBackward> {
     const context = ctx ?? (await getGPUDevice());
@@ -50,6 +60,8 @@ export class WebGPUInnerLoopBackward {
         `the ${name} backward kernels were scheduled for ${workgroupBytes} bytes of workgroup storage and ${invocations} invocations; the adapter offers ${limits.maxComputeWorkgroupStorageSize} and ${limits.maxComputeInvocationsPerWorkgroup}`,
       );
     const scratch = (floats: number): GPUBufferBindingType[] => (floats > 0 ? ['storage'] : []);
+    const forward = shaderFor(context, manifest.forward);
+    const backward = shaderFor(context, manifest.backward);
     const ro = 'read-only-storage' as const;
     const forwardBindings: GPUBufferBindingType[] = [
       'uniform',
@@ -58,7 +70,7 @@ export class WebGPUInnerLoopBackward {
       ro,
       'storage',
       'storage',
-      ...scratch(manifest.forward.scratchFloats),
+      ...scratch(forward.scratchFloats),
       'storage',
     ];
     const backwardBindings: GPUBufferBindingType[] = [
@@ -69,7 +81,7 @@ export class WebGPUInnerLoopBackward {
       ro,
       'storage',
       'storage',
-      ...scratch(manifest.backward.scratchFloats),
+      ...scratch(backward.scratchFloats),
     ];
     const most = Math.max(forwardBindings.length, backwardBindings.length) - 1;
     if (most > limits.maxStorageBuffersPerShaderStage)
@@ -77,10 +89,16 @@ export class WebGPUInnerLoopBackward {
         `the ${name} backward kernels need ${most} storage buffers per stage; the adapter allows ${limits.maxStorageBuffersPerShaderStage}`,
       );
     const [f, b] = await Promise.all([
-      computePipeline(device, manifest.forward.code, `${name}.checkpoints.wgsl`, forwardBindings),
-      computePipeline(device, manifest.backward.code, `${name}.backward.wgsl`, backwardBindings),
+      computePipeline(device, forward.code, `${name}.checkpoints.wgsl`, forwardBindings, forward.subgroupWidth),
+      computePipeline(device, backward.code, `${name}.backward.wgsl`, backwardBindings, backward.subgroupWidth),
     ]);
-    return new WebGPUInnerLoopBackward(manifest, context, f.pipeline, b.pipeline, [...f.messages, ...b.messages]);
+    return new WebGPUInnerLoopBackward(
+      manifest,
+      context,
+      { ...forward, pipeline: f.pipeline },
+      { ...backward, pipeline: b.pipeline },
+      [...f.messages, ...b.messages],
+    );
   }
 
   /** The call and the gradients of its inputs; `poison` NaN-fills every buffer the kernels write first. */
@@ -124,7 +142,7 @@ export class WebGPUInnerLoopBackward {
       storage(label, sizes[label], GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
     const [groupsX, groupsY] = workgroupGrid(BH);
     const uniformBuffer = uniforms({ B, H, T, start: inp.start });
-    const scratchFloats = Math.max(this.manifest.forward.scratchFloats, this.manifest.backward.scratchFloats);
+    const scratchFloats = Math.max(this.forward.scratchFloats, this.backward.scratchFloats);
     const scratch =
       scratchFloats > 0 ? storage('scratch', BH * scratchFloats, 0, { count: BH, unit: 'sequence-head' }) : undefined;
     const tokenBuffer = upload('tokens', tokens);
@@ -142,7 +160,7 @@ export class WebGPUInnerLoopBackward {
       upload('state_in', packStates(layout, BH, inp)),
       out.out,
       out.stateOut,
-      ...(this.manifest.forward.scratchFloats > 0 ? [scratch!] : []),
+      ...(this.forward.scratchFloats > 0 ? [scratch!] : []),
       out.checkpoints,
     ];
     const backwardBuffers = [
@@ -151,12 +169,12 @@ export class WebGPUInnerLoopBackward {
       out.checkpoints,
       out.gradTokens,
       out.gradOut,
-      ...(this.manifest.backward.scratchFloats > 0 ? [scratch!] : []),
+      ...(this.backward.scratchFloats > 0 ? [scratch!] : []),
     ];
     if (poison)
       for (const b of Object.values(out)) device.queue.writeBuffer(b, 0, new Float32Array(b.size / 4).fill(Number.NaN));
     const encoder = device.createCommandEncoder();
-    for (const [pipeline, buffers] of [
+    for (const [{ pipeline }, buffers] of [
       [this.forward, forwardBuffers],
       [this.backward, backwardBuffers],
     ] as const) {

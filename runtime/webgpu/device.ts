@@ -7,11 +7,30 @@ export interface GPUContext {
   adapter: GPUAdapter;
   /** Human-readable adapter, e.g. "SwiftShader driver 5.0.0"; worth printing next to timings. */
   adapterName: string;
+  /**
+   * Lanes per row sum for kernels with a subgroup variant (core/manifest.ts WgslSource); 0 runs
+   * every kernel's portable code. A copy of the context with another value changes what the
+   * kernels built from it use (0 turns subgroups off; a width above the adapter's subgroups makes
+   * the kernels' own check fall back to one lane per row).
+   */
+  subgroupWidth: number;
 }
 
 export interface GPUDeviceOptions {
   /** Only the first call's options matter: the device is created once and cached. */
   powerPreference?: GPUPowerPreference;
+  /** Whether kernels may use subgroups where the adapter has them (default true). */
+  subgroups?: boolean;
+}
+
+/** The widest row sum a subgroup variant splits (core/manifest.ts SUBGROUP_WIDTH). */
+const MAX_SUBGROUP_WIDTH = 32;
+
+/** The largest power of two at most the adapter's smallest subgroup and 32; 0 without subgroups. */
+export function subgroupWidthOf(adapter: GPUAdapter): number {
+  const smallest = (adapter.info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize;
+  if (!adapter.features.has('subgroups') || !smallest || smallest < 1) return 0;
+  return Math.min(MAX_SUBGROUP_WIDTH, 2 ** Math.floor(Math.log2(smallest)));
 }
 
 /**
@@ -52,8 +71,10 @@ export function deviceLimits(device: GPUDevice): KernelLimits {
 async function createContext(options: GPUDeviceOptions): Promise<GPUContext> {
   const adapter = await requestAdapter({ powerPreference: options.powerPreference });
   const requiredLimits = Object.fromEntries(KERNEL_LIMITS.map((name) => [name, adapter.limits[name]]));
-  const device = await adapter.requestDevice({ requiredLimits });
-  const context = { device, adapter, adapterName: describeAdapter(adapter.info) };
+  const subgroupWidth = options.subgroups === false ? 0 : subgroupWidthOf(adapter);
+  const requiredFeatures: GPUFeatureName[] = subgroupWidth ? ['subgroups' as GPUFeatureName] : [];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  const context = { device, adapter, adapterName: describeAdapter(adapter.info), subgroupWidth };
   // A lost or destroyed device is useless; the next call makes a fresh one. (Only the cached
   // device can be lost here: a new one is created only after the cache was cleared.)
   void device.lost.then(() => {

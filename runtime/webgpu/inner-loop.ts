@@ -9,9 +9,9 @@ import type { Tensor } from '../../core/tensor.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import { callBuffers, LimitError } from './call-buffers.ts';
 import { deviceLimits, type GPUContext, getGPUDevice, type KernelLimits } from './device.ts';
-import type { WgslKernelManifest } from '../../core/manifest.ts';
+import type { WgslKernelManifest, WgslSource } from '../../core/manifest.ts';
 import { packStates, packTokens, packWeights } from './pack.ts';
-import { computePipeline, workgroupGrid } from './pipelines.ts';
+import { computePipeline, shaderFor, workgroupGrid } from './pipelines.ts';
 
 /** Told the name and wall time in ms of each phase of a run. */
 export type PhaseListener = (name: string, ms: number) => void;
@@ -60,9 +60,12 @@ interface Kernel {
   pipeline: GPUComputePipeline;
   scratchFloats: number;
   messages: string[];
+  /** Lanes per row sum when the subgroup variant was built; 0 for the portable code. */
+  subgroupWidth: number;
 }
 
-async function buildKernel(device: GPUDevice, code: string, scratchFloats: number, label: string): Promise<Kernel> {
+async function buildKernel(ctx: GPUContext, source: WgslSource, label: string): Promise<Kernel> {
+  const shader = shaderFor(ctx, source);
   const bindings: GPUBufferBindingType[] = [
     'uniform',
     'read-only-storage',
@@ -71,9 +74,9 @@ async function buildKernel(device: GPUDevice, code: string, scratchFloats: numbe
     'storage',
     'storage',
   ];
-  if (scratchFloats > 0) bindings.push('storage');
-  const { pipeline, messages } = await computePipeline(device, code, label, bindings);
-  return { pipeline, scratchFloats, messages };
+  if (shader.scratchFloats > 0) bindings.push('storage');
+  const { pipeline, messages } = await computePipeline(ctx.device, shader.code, label, bindings, shader.subgroupWidth);
+  return { pipeline, scratchFloats: shader.scratchFloats, messages, subgroupWidth: shader.subgroupWidth };
 }
 
 export class WebGPUInnerLoop {
@@ -87,6 +90,11 @@ export class WebGPUInnerLoop {
     private readonly prefill: Kernel,
   ) {}
 
+  /** Lanes per row sum of the prefill kernel: its subgroup variant's width, or 0 for its portable code. */
+  get subgroupWidth(): number {
+    return this.prefill.subgroupWidth;
+  }
+
   /** Dawn's warnings about the generated WGSL of the kernels built so far (expected to be none). */
   get warnings(): string[] {
     return [...this.prefill.messages, ...this.decodeMessages];
@@ -97,7 +105,7 @@ export class WebGPUInnerLoop {
     const context = ctx ?? (await getGPUDevice());
     checkLimits(manifest, deviceLimits(context.device));
     const name = manifest.signature.layer;
-    const prefill = await buildKernel(context.device, manifest.code, manifest.scratchFloats, `${name}.wgsl`);
+    const prefill = await buildKernel(context, manifest, `${name}.wgsl`);
     return new WebGPUInnerLoop(manifest, context, prefill);
   }
 
@@ -105,12 +113,7 @@ export class WebGPUInnerLoop {
   private async kernelFor(T: number): Promise<Kernel> {
     const { decode } = this.manifest;
     if (T !== 1 || !decode) return this.prefill;
-    this.decode ??= buildKernel(
-      this.ctx.device,
-      decode.code,
-      decode.scratchFloats,
-      `${this.manifest.signature.layer}.decode.wgsl`,
-    ).then((kernel) => {
+    this.decode ??= buildKernel(this.ctx, decode, `${this.manifest.signature.layer}.decode.wgsl`).then((kernel) => {
       this.decodeMessages = kernel.messages;
       return kernel;
     });

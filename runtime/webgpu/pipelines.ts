@@ -2,12 +2,16 @@
  * Compute pipelines, built once per device and WGSL source and then reused: compiling a shader is
  * the slow part of a first dispatch, and a layer dispatches the same kernels for every token.
  */
+import { SUBGROUP_WIDTH, type WgslShader, type WgslSource } from '../../core/manifest.ts';
+import type { GPUContext } from './device.ts';
 import { compileShader } from './shader.ts';
 
 export interface CachedPipeline {
   pipeline: GPUComputePipeline;
   /** Dawn's warnings and infos about the source (generated code is expected to have none). */
   messages: string[];
+  /** Lanes per row sum of a subgroup variant; 0 for portable code. */
+  subgroupWidth: number;
 }
 
 const cache = new WeakMap<GPUDevice, Map<string, Promise<CachedPipeline>>>();
@@ -21,6 +25,18 @@ export function workgroupGrid(groups: number): [number, number] {
   return [x, Math.ceil(groups / x)];
 }
 
+/** The shader of a kernel that runs on this context, and its subgroup width (0: the portable code). */
+export interface ChosenShader extends WgslShader {
+  subgroupWidth: number;
+}
+
+/** A kernel's subgroup variant where it has one and the context uses subgroups, else its portable code. */
+export function shaderFor(ctx: GPUContext, source: WgslSource): ChosenShader {
+  const width = source.subgroup ? ctx.subgroupWidth : 0;
+  const shader = width ? source.subgroup! : source;
+  return { code: shader.code, scratchFloats: shader.scratchFloats, subgroupWidth: width };
+}
+
 /**
  * The pipeline for `code` with an explicit layout of one bind group whose bindings have the given
  * types, in binding order (an 'auto' layout would drop bindings a kernel happens not to read), or
@@ -31,13 +47,15 @@ export function computePipeline(
   code: string,
   label: string,
   bindings?: readonly GPUBufferBindingType[],
+  /** The subgroup width a subgroup variant is built for; 0 for portable code. */
+  subgroupWidth = 0,
 ): Promise<CachedPipeline> {
   let perDevice = cache.get(device);
   if (!perDevice) cache.set(device, (perDevice = new Map()));
-  const key = `${bindings?.join(',') ?? 'auto'}\n${code}`;
+  const key = `${bindings?.join(',') ?? 'auto'}\n${subgroupWidth}\n${code}`;
   let found = perDevice.get(key);
   if (!found) {
-    found = build(device, code, label, bindings);
+    found = build(device, code, label, bindings, subgroupWidth);
     found.catch(() => perDevice.delete(key));
     perDevice.set(key, found);
   }
@@ -49,6 +67,7 @@ async function build(
   code: string,
   label: string,
   bindings: readonly GPUBufferBindingType[] | undefined,
+  subgroupWidth: number,
 ): Promise<CachedPipeline> {
   const shader = await compileShader(device, code, label);
   const layout = bindings
@@ -67,7 +86,11 @@ async function build(
   const pipeline = await device.createComputePipelineAsync({
     label,
     layout,
-    compute: { module: shader.module, entryPoint: 'main' },
+    compute: {
+      module: shader.module,
+      entryPoint: 'main',
+      ...(subgroupWidth ? { constants: { [SUBGROUP_WIDTH]: subgroupWidth } } : {}),
+    },
   });
-  return { pipeline, messages: shader.messages };
+  return { pipeline, messages: shader.messages, subgroupWidth };
 }

@@ -11,7 +11,7 @@ import type { Compiled } from '../../compiler/pipeline.ts';
 import { specHeadDim } from '../../runtime/layer/config.ts';
 import { weightNameMap } from '../../runtime/layer/weights.ts';
 import { optimizerState } from '../../core/update-rule.ts';
-import type { WgslBackwardManifest, WgslKernelManifest } from '../../core/manifest.ts';
+import type { WgslBackwardManifest, WgslKernelManifest, WgslShader, WgslSource } from '../../core/manifest.ts';
 import { WEBGPU_DEFAULT_LIMITS, wgslManifest } from '../wgsl/render.ts';
 import { wgslBackwardManifest } from '../wgsl/backward.ts';
 import { commentText, templateLiteral } from '../text.ts';
@@ -85,33 +85,34 @@ function header(compiled: Compiled, manifest: WgslKernelManifest, moduleName: st
   ].join('\n');
 }
 
+/** A kernel's WGSL as object-literal entries: its scratch and code, and its subgroup variant's. */
+function sourceEntries(k: WgslSource): Record<string, WriterFunction | string> {
+  const shader = (x: WgslShader) => ({ scratchFloats: String(x.scratchFloats), code: templateLiteral(x.code) });
+  return { ...shader(k), ...(k.subgroup && { subgroup: Writers.object(shader(k.subgroup)) }) };
+}
+
 /** The manifest as an object literal: plain data, with the WGSL last and readable as a template literal. */
 function manifestLiteral(manifest: WgslKernelManifest): WriterFunction {
-  const { signature, layout, scratchFloats, scheduledFor, code, decode } = manifest;
+  const { signature, layout, scheduledFor, decode } = manifest;
   return Writers.object({
     signature: JSON.stringify(signature),
     layout: JSON.stringify(layout),
-    scratchFloats: String(scratchFloats),
     scheduledFor: JSON.stringify(scheduledFor),
-    code: templateLiteral(code),
-    ...(decode && {
-      decode: Writers.object({ scratchFloats: String(decode.scratchFloats), code: templateLiteral(decode.code) }),
-    }),
+    ...sourceEntries(manifest),
+    ...(decode && { decode: Writers.object(sourceEntries(decode)) }),
   });
 }
 
 /** The backward manifest as an object literal, its two WGSL kernels readable as template literals. */
 function backwardManifestLiteral(manifest: WgslBackwardManifest): WriterFunction {
   const { signature, layout, rows, forward, backward, scheduledFor } = manifest;
-  const kernel = (k: { code: string; scratchFloats: number }) =>
-    Writers.object({ scratchFloats: String(k.scratchFloats), code: templateLiteral(k.code) });
   return Writers.object({
     signature: JSON.stringify(signature),
     layout: JSON.stringify(layout),
     rows: String(rows),
     scheduledFor: JSON.stringify(scheduledFor),
-    forward: kernel(forward),
-    backward: kernel(backward),
+    forward: Writers.object(sourceEntries(forward)),
+    backward: Writers.object(sourceEntries(backward)),
   });
 }
 

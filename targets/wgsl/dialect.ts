@@ -32,6 +32,8 @@ export const wgsl: Dialect = {
   loop: (name, from, to, step = '1') =>
     `for (var ${name}: u32 = ${from}; ${name} < ${to}; ${name} = ${name} + ${step})`,
   min: (a, b) => `min(${a}, ${b})`,
+  // Groups of lanes are aligned blocks of one subgroup (checked by the kernel's prologue, entry.ts).
+  shuffleXor: (x, mask) => `subgroupShuffleXor(${x}, ${mask}u)`,
   barrier: (storage) => (storage ? 'storageBarrier();\nworkgroupBarrier();' : 'workgroupBarrier();'),
 };
 
