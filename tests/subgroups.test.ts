@@ -18,7 +18,7 @@ import {
   innerLoopInputs,
   innerLoopOutputTensors,
 } from '../runtime/inner-loop.ts';
-import { type GPUContext, getGPUDevice } from '../runtime/webgpu/device.ts';
+import { type GPUContext, getGPUDevice, subgroupWidthOf } from '../runtime/webgpu/device.ts';
 import { renderWgsl } from '../targets/wgsl/render.ts';
 import { renderWgslBackward } from '../targets/wgsl/backward.ts';
 import { randomInputs } from './support/inputs.ts';
@@ -41,6 +41,16 @@ const bitwiseEqual = (a: Map<string, Tensor>, b: Map<string, Tensor>) =>
   [...a].every(([n, t]) => t.data.every((x, i) => Object.is(x, b.get(n)!.data[i])));
 
 describe('subgroup variants', () => {
+  it("take the largest power of two within the adapter's smallest subgroup and 32", () => {
+    const adapter = (features: string[], subgroupMinSize?: number) =>
+      ({ features: new Set(features), info: { subgroupMinSize } }) as unknown as GPUAdapter;
+    expect(subgroupWidthOf(adapter(['subgroups'], 4))).toBe(4);
+    expect(subgroupWidthOf(adapter(['subgroups'], 12))).toBe(8);
+    expect(subgroupWidthOf(adapter(['subgroups'], 64))).toBe(32);
+    expect(subgroupWidthOf(adapter([], 32))).toBe(0);
+    expect(subgroupWidthOf(adapter(['subgroups']))).toBe(0);
+  });
+
   it('are printed beside the portable code, which uses no subgroups; the paper layers have them forward and backward', () => {
     for (const spec of exampleFiles) {
       const c = compileExample(spec);
