@@ -47,7 +47,8 @@ export interface PrintedKernel {
 /**
  * A kernel's portable WGSL and, where its row sums can split across subgroup lanes, its subgroup
  * variant. Both share one schedule unless the portable one leaves no room for the subgroup check's
- * workgroup variable; the variant is then scheduled for that much less.
+ * workgroup variable; the variant is then scheduled for that much less. A kernel whose lowering
+ * with subgroups exchanges no lanes is its portable code, so it is lowered once.
  */
 export function wgslVariants<K extends { workgroupFloats: number; scratchFloats: number }>(
   limits: TargetLimits,
@@ -55,16 +56,18 @@ export function wgslVariants<K extends { workgroupFloats: number; scratchFloats:
   print: (kernel: K, features: KernelFeatures) => PrintedKernel,
 ): { kernel: K; source: WgslSource } {
   const kernel = scheduleFor(limits);
-  const plain = print(kernel, {});
+  const first = print(kernel, WGSL_SUBGROUP_FEATURES);
+  if (!exchangesLanes(first.lowered))
+    return { kernel, source: { code: first.code, scratchFloats: kernel.scratchFloats } };
   const roomy = limits.workgroupBytes - kernel.workgroupFloats * 4 >= SUBGROUP_WORKGROUP_BYTES;
   const subgroupKernel = roomy
     ? kernel
     : scheduleFor({ ...limits, workgroupBytes: limits.workgroupBytes - SUBGROUP_WORKGROUP_BYTES });
-  const subgroup = print(subgroupKernel, WGSL_SUBGROUP_FEATURES);
+  const subgroup = roomy ? first : print(subgroupKernel, WGSL_SUBGROUP_FEATURES);
   return {
     kernel,
     source: {
-      code: plain.code,
+      code: print(kernel, {}).code,
       scratchFloats: kernel.scratchFloats,
       ...(exchangesLanes(subgroup.lowered)
         ? { subgroup: { code: subgroup.code, scratchFloats: subgroupKernel.scratchFloats } }
