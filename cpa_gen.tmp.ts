@@ -1,0 +1,10 @@
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { compileSpec } from '/work/wt/cpasync/compiler/pipeline.ts';
+import { renderCuda } from '/work/wt/cpasync/targets/cuda/render.ts';
+const [file, arch, dtype, out] = process.argv.slice(2);
+const c = compileSpec(readFileSync(file, 'utf8'), { file });
+if (!c.ok) throw new Error('no');
+const k = renderCuda(c.compiled, { arch, dtype: dtype as 'f32' | 'bf16' });
+mkdirSync(out, { recursive: true });
+for (const f of k.files) writeFileSync(`${out}/${f.path}`, f.contents);
+console.log(k.sharedBytes, k.kernel.prefetch);
