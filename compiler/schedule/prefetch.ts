@@ -83,6 +83,12 @@ export function withPrefetch(k: ScheduledKernel, limits: TargetLimits): Schedule
   return { ...k, workgroupFloats, prefetch: slots };
 }
 
+/** Block barriers per chunk the read-ahead adds: one after the wait at the chunk's start, one before copies that start at its end. */
+export function prefetchBarriers(k: ScheduledKernel): number {
+  if (!k.prefetch) return 0;
+  return 1 + ([...k.prefetch.values()].some((s) => s.issueAfter === undefined) ? 1 : 0);
+}
+
 /** The on-chip memory a stage reads or writes: its buffers, and its tensor-core staging. */
 function stageSpans(k: ScheduledKernel, i: number): Span[] {
   const s = k.stages[i];

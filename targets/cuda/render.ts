@@ -123,16 +123,20 @@ export function renderPreamble(
   }
 }
 
-export function renderCuda(compiled: Compiled, options: TargetOptions): CudaKernel {
+export function renderCuda(
+  compiled: Compiled,
+  options: TargetOptions,
+  /** `prefetch: false` stages every input from global memory, as a baseline for the static report. */
+  plan: { prefetch: boolean } = { prefetch: true },
+): CudaKernel {
   const arch = archOf(options.arch);
   const api = apiOf(stem(compiled));
   // bf16 operands put the products that fit on tensor cores; f32 keeps every product on FFMA. Each
   // kernel reads its per-token inputs ahead with cp.async where that keeps its blocks per SM.
-  const scheduled = (v: Compiled['variants'][number]) =>
-    withPrefetch(
-      options.dtype === 'bf16' ? scheduleWithTensorCores(v.chunk, arch.limits) : schedule(v.chunk, arch.limits),
-      arch.limits,
-    );
+  const scheduled = (v: Compiled['variants'][number]) => {
+    const k = options.dtype === 'bf16' ? scheduleWithTensorCores(v.chunk, arch.limits) : schedule(v.chunk, arch.limits);
+    return plan.prefetch ? withPrefetch(k, arch.limits) : k;
+  };
   const variants: HostKernel[] = compiled.variants.map((v) => ({
     variant: v.name,
     name: v.name === 'decode' ? api.decodeKernel : api.kernel,
