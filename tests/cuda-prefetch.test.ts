@@ -136,11 +136,17 @@ describe("nvcc: TTT-Linear's sm_80 prefill copies ahead with cp.async", () => {
     async (dtype) => {
       const { ptx, log, kernel } = await nvccBuild({ arch: 'sm_80', dtype });
       expect(log).not.toMatch(/warning/i);
-      const entry = ptx.split(/\.entry /).slice(1).find((b) => b.includes(`${kernel}j`));
+      const entry = ptx
+        .split(/\.entry /)
+        .slice(1)
+        .find((b) => b.includes(`${kernel}j`));
       expect(entry, kernel).toBeDefined();
       expect(entry).toMatch(/cp\.async\.cg\.shared\.global/);
       expect(entry).toMatch(/cp\.async\.wait_group 0/);
-      const report = log.split(/Compiling entry function /).slice(1).find((b) => b.includes(`${kernel}j`));
+      const report = log
+        .split(/Compiling entry function /)
+        .slice(1)
+        .find((b) => b.includes(`${kernel}j`));
       expect(report).toMatch(/0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads/);
     },
     300_000,
