@@ -1,7 +1,8 @@
 /**
- * Per-token inputs read ahead with cp.async (compiler/schedule/prefetch.ts): for every example and
- * rule example, f32 and bf16, sm_80 and sm_90, the plan costs no block per SM, stays within the
- * block's limit and gives each input a 16-byte-aligned slot of its own, and decode reads nothing
+ * Per-token inputs read ahead with cp.async (compiler/schedule/prefetch.ts): for every example,
+ * rule example and a few random rule combinations, f32 and bf16, sm_80 and sm_90, the plan costs no block per SM, stays within the
+ * block's limit and gives each input a 16-byte-aligned slot of its own (its buffer, or apart from
+ * it), and decode reads nothing
  * ahead; nvcc puts cp.async in the PTX of TTT-Linear's sm_80 prefill, without spills; through
  * cuda-cpu, whose cp.async lands only at the wait that covers it (tttc_cuda_cpu_mma.h), the
  * kernels go wrong with their wait removed and match the f64 reference with every tensor taken as
@@ -33,6 +34,7 @@ import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import { randomInputs } from './support/inputs.ts';
+import { randomRuleSpec } from './support/rule-spec.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
 
 const execFileAsync = promisify(execFile);
@@ -49,13 +51,18 @@ const specs = ['examples', 'examples/rules'].flatMap((d) =>
     .map((f) => join(d, f)),
 );
 
+/** Random rule combinations (tests/support/rule-spec.ts), whose small buffers fall at unaligned offsets. */
+const RANDOM_RULES = Array.from({ length: 12 }, (_, i) => `random rule ${i + 1}`);
+
 function compiled(spec: string): Compiled {
-  const r = compileSpec(readFileSync(join(repoRoot, spec), 'utf8'), { file: spec.split('/').pop()! });
+  const random = /^random rule (\d+)$/.exec(spec);
+  const text = random ? randomRuleSpec(Number(random[1])) : readFileSync(join(repoRoot, spec), 'utf8');
+  const r = compileSpec(text, { file: random ? 'random.ttt' : spec.split('/').pop()! });
   if (!r.ok) throw new Error(`${spec} does not compile`);
   return r.compiled;
 }
 
-describe.each(specs)('the read-ahead plan of %s', (spec) => {
+describe.each([...specs, ...RANDOM_RULES])('the read-ahead plan of %s', (spec) => {
   for (const arch of ARCHS)
     for (const dtype of DTYPES)
       it(`${arch} ${dtype}: no block per SM lost, within the limit, slots apart and aligned`, () => {
@@ -75,6 +82,13 @@ describe.each(specs)('the read-ahead plan of %s', (spec) => {
             from: s.offset,
             to: s.offset + size(k.program.nodes[id].shape),
           }));
+          for (const [id, s] of k.prefetch ?? []) {
+            // Its own buffer or apart from it: other threads' staging would overwrite a slot partly over it.
+            const own = k.buffers.get(id)!;
+            const n = size(k.program.nodes[id].shape);
+            if (own.space === 'workgroup' && own.offset !== s.offset)
+              expect(own.offset + n <= s.offset || s.offset + n <= own.offset).toBe(true);
+          }
           for (const [i, a] of slots.entries()) {
             expect(a.from % 4).toBe(0);
             expect(a.to).toBeLessThanOrEqual(k.workgroupFloats);

@@ -65,9 +65,10 @@ export function withPrefetch(k: ScheduledKernel, limits: TargetLimits): Schedule
     for (const issueAfter of [...blockBarriers.filter((b) => b >= stage), undefined]) {
       const inFlight = issueAfter === undefined ? [] : touched.slice(issueAfter + 1).flat();
       const busy = [...homes, ...taken, ...ahead, ...inFlight];
-      const free = (span: Span) => span.from % COPY_FLOATS === 0 && !busy.some((b) => overlaps(b, span));
-      // Its own buffer, else the first gap, else new memory within the limits.
-      const offset = ownSpan && free(ownSpan) ? ownSpan.from : firstGap(busy, floats);
+      // Its own buffer (its stage then copies each element onto itself), else the first gap apart
+      // from it (a slot partly over it would be overwritten by other threads' staging), else new memory.
+      const ownFree = ownSpan && ownSpan.from % COPY_FLOATS === 0 && !busy.some((b) => overlaps(b, ownSpan));
+      const offset = ownFree ? ownSpan.from : firstGap(ownSpan ? [...busy, ownSpan] : busy, floats);
       const end = Math.max(workgroupFloats, offset + floats);
       if (end > workgroupFloats && (end * 4 > limits.workgroupBytes || residentWorkgroups(limits, end * 4) < blocks)) {
         if (issueAfter !== undefined) continue;
