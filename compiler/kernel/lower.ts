@@ -337,22 +337,26 @@ export class Lowering {
    * as 0).
    */
   private prefetchRows(first: Expr, chunk: string, which: (issueAfter?: number) => boolean): Stmt[] {
-    const e = name('e');
     const rows = name('ahead_rows');
     const inputs = this.prefetched().filter((x) => which(x.issueAfter));
     if (inputs.length === 0) return [];
+    // Each invocation's copies are unrolled (a handful: a slot holds one chunk's rows), each
+    // guarded by the rows the call has; a loop kept its counter and addresses live (ptxas: a
+    // block per SM fewer on one example).
+    const step = this.k.invocations * ASYNC_COPY_FLOATS;
     const copies = inputs.map(({ port, node, slot }): Stmt => {
-      const width = this.names(size(this.k.program.nodes[node].shape.slice(1)));
-      const source = add(mul(add(mul(bh, uniform('T')), first), width), e);
-      const loop: Stmt = {
-        kind: 'for',
-        counter: 'e',
-        from: mul(tid, ASYNC_COPY_FLOATS),
-        to: mul(rows, width),
-        step: int(this.k.invocations * ASYNC_COPY_FLOATS),
-        body: [{ kind: 'async-copy', index: add(int(slot), e), source: { kind: 'port', port }, sourceIndex: source }],
-      };
-      return { kind: 'if', condition: name(alignedName(port)), body: [loop] };
+      const shape = this.k.program.nodes[node].shape;
+      const width = this.names(size(shape.slice(1)));
+      const unrolled = [...Array(Math.ceil(size(shape) / step)).keys()].map((i): Stmt => {
+        const e = add(mul(tid, ASYNC_COPY_FLOATS), int(i * step));
+        const source = add(mul(add(mul(bh, uniform('T')), first), width), e);
+        return {
+          kind: 'if',
+          condition: compare('<', e, mul(rows, width)),
+          body: [{ kind: 'async-copy', index: add(int(slot), e), source: { kind: 'port', port }, sourceIndex: source }],
+        };
+      });
+      return { kind: 'if', condition: name(alignedName(port)), body: unrolled };
     });
     return [
       comment(

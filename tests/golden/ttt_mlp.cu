@@ -101,13 +101,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   if (0 < T) {
     const unsigned ahead_rows = min(chunk_rows, T);
     if (aligned_view_k) {
-      for (unsigned e = tid * 4; e < ahead_rows * dim_D; e += 1024) {
-        tttc_cp_async_16(&smem[54752 + e], &view_k[(bh * T) * dim_D + e]);
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[54752 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_v) {
-      for (unsigned e = tid * 4; e < ahead_rows * dim_D; e += 1024) {
-        tttc_cp_async_16(&smem[55776 + e], &view_v[(bh * T) * dim_D + e]);
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[55776 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -892,13 +892,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     if (token + count < T) {
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_k) {
-        for (unsigned e = tid * 4; e < ahead_rows * dim_D; e += 1024) {
-          tttc_cp_async_16(&smem[54752 + e], &view_k[(bh * T + token + count) * dim_D + e]);
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[54752 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
       if (aligned_view_v) {
-        for (unsigned e = tid * 4; e < ahead_rows * dim_D; e += 1024) {
-          tttc_cp_async_16(&smem[55776 + e], &view_v[(bh * T + token + count) * dim_D + e]);
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[55776 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }

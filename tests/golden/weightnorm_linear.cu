@@ -78,18 +78,18 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   if (0 < T) {
     const unsigned ahead_rows = min(chunk_rows, T);
     if (aligned_view_k) {
-      for (unsigned e = tid * 4; e < ahead_rows * dim_D; e += 1024) {
-        tttc_cp_async_16(&smem[20320 + e], &view_k[(bh * T) * dim_D + e]);
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[20320 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_v) {
-      for (unsigned e = tid * 4; e < ahead_rows * dim_D; e += 1024) {
-        tttc_cp_async_16(&smem[20576 + e], &view_v[(bh * T) * dim_D + e]);
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[20576 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_q) {
-      for (unsigned e = tid * 4; e < ahead_rows * dim_D; e += 1024) {
-        tttc_cp_async_16(&smem[20832 + e], &view_q[(bh * T) * dim_D + e]);
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[20832 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -162,13 +162,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     if (token + count < T) {
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_k) {
-        for (unsigned e = tid * 4; e < ahead_rows * dim_D; e += 1024) {
-          tttc_cp_async_16(&smem[20320 + e], &view_k[(bh * T + token + count) * dim_D + e]);
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[20320 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
       if (aligned_view_v) {
-        for (unsigned e = tid * 4; e < ahead_rows * dim_D; e += 1024) {
-          tttc_cp_async_16(&smem[20576 + e], &view_v[(bh * T + token + count) * dim_D + e]);
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[20576 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
@@ -350,8 +350,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     if (token + count < T) {
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_q) {
-        for (unsigned e = tid * 4; e < ahead_rows * dim_D; e += 1024) {
-          tttc_cp_async_16(&smem[20832 + e], &view_q[(bh * T + token + count) * dim_D + e]);
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[20832 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
