@@ -2,8 +2,10 @@
  * A static report per generated CUDA kernel (no GPU): every example compiled for cuda through the
  * compiler API, for sm_80 and sm_90 and f32 and bf16 operands; per kernel (prefill and decode) the
  * registers, spills, stack and shared memory from `ptxas -v` and the launcher, blocks per SM by the
- * occupancy rules, barriers per mini-batch from the generated source, and instruction counts from
- * the PTX. nvcc outputs are cached by source digest, so a rerun is fast.
+ * occupancy rules, barriers per mini-batch from the generated source, instruction counts from the
+ * PTX, and which per-token inputs the kernel reads ahead with cp.async (compiler/schedule/prefetch.ts);
+ * for TTT-Linear and TTT-MLP also the registers, shared memory and blocks per SM of the same kernel
+ * without the read-ahead. nvcc outputs are cached by source digest, so a rerun is fast.
  *
  *   npm run report:cuda [-- --out build/cuda-report.json]
  */
@@ -18,10 +20,12 @@ import type { OnChipLayout } from '../compiler/kernel/ir.ts';
 import { lowerKernel } from '../compiler/kernel/lower.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { acrossWarps } from '../compiler/schedule/barriers.ts';
+import { prefetchBarriers, withPrefetch } from '../compiler/schedule/prefetch.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { archOf } from '../targets/cuda/arch.ts';
 import { CUDA_FEATURES } from '../targets/cuda/kernel.ts';
+import { renderCuda } from '../targets/cuda/render.ts';
 import { ARCHS, type Occupancy, occupancy } from './cuda-occupancy.ts';
 import {
   type Barriers,
@@ -39,6 +43,8 @@ const cacheDir = join(root, 'node_modules/.cache/tttc/cuda-report');
 const DTYPES = ['f32', 'bf16'] as const;
 /** At most this many nvcc processes at once (the machine is shared). */
 const PARALLEL = 2;
+/** The layers whose kernels are also built without the read-ahead, to show what it costs. */
+const BASELINES = new Set(['examples/ttt_linear.ttt', 'examples/ttt_mlp.ttt']);
 
 const outArg = process.argv.indexOf('--out');
 const outPath = resolve(root, outArg > 0 ? process.argv[outArg + 1] : 'build/cuda-report.json');
@@ -55,6 +61,10 @@ interface KernelReport extends Resources, Barriers {
   scheduledBarriers: number;
   /** Shared-memory bank conflicts from the kernel IR (compiler/kernel/banks.ts), row-major and with the chosen layouts. */
   banks?: OnChipLayout;
+  /** The per-token inputs (program keys) the kernel copies ahead with cp.async while the chunk before computes. */
+  prefetch: string[];
+  /** The same kernel staging every input from global memory (BASELINES only). */
+  withoutPrefetch?: { registers: number; dynamicSharedBytes: number; blocks: number; spillStores: number };
   occupancy: Occupancy;
   ptx: Counts;
   /** SASS counts when cuobjdump is on the machine. */
@@ -169,22 +179,50 @@ for (const spec of specs) {
       const scheduled = new Map(
         checked.ok
           ? checked.compiled.variants.map((v) => {
-              const k = (dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, archOf(arch).limits);
+              const limits = archOf(arch).limits;
+              const k = withPrefetch((dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, limits), limits);
               const lowered = lowerKernel(k, checked.compiled.signature, source.split('\n'), CUDA_FEATURES);
-              const barriers = k.barriers.filter(acrossWarps).length;
-              return [v.name, { barriers, banks: lowered.onChip }];
+              const barriers = k.barriers.filter(acrossWarps).length + prefetchBarriers(k);
+              const prefetch = [...(k.prefetch?.keys() ?? [])].map((id) => {
+                const op = k.program.nodes[id].op;
+                return op.kind === 'input' ? op.name : `%${id}`;
+              });
+              return [v.name, { barriers, banks: lowered.onChip, prefetch }];
             })
           : [],
       );
+      // The baseline: the same kernels with every input staged from global memory.
+      const baseline =
+        checked.ok && BASELINES.has(spec)
+          ? renderCuda(checked.compiled, { arch, dtype }, { prefetch: false }).files.filter((f) =>
+              /\.(cu|cuh|h)$/.test(f.path),
+            )
+          : undefined;
       jobs.push(async () => {
         const result = await nvcc(files, cu.path, arch);
         const resources = ptxasResources(result.ptxasLog);
+        const before = baseline && ptxasResources((await nvcc(baseline, cu.path, arch)).ptxasLog);
+        const beforeLaunches = baseline && launches(baseline.find((f) => f.path === cu.path)!.contents);
         return [...launches(cu.contents)].map(([kernel, launch]): KernelReport => {
           const r = resources.get(kernel);
           const counts = result.counts[kernel];
           if (!r || !counts) throw new Error(`${spec} ${arch} ${dtype}: nvcc reported nothing for ${kernel}`);
           const shared = r.staticSharedBytes + launch.dynamicSharedBytes;
           const variant = kernel.endsWith('_decode_kernel') ? 'decode' : 'prefill';
+          const b = before?.get(kernel);
+          const bLaunch = beforeLaunches?.get(kernel);
+          const withoutPrefetch = b &&
+            bLaunch && {
+              registers: b.registers,
+              dynamicSharedBytes: bLaunch.dynamicSharedBytes,
+              blocks: occupancy(
+                ARCHS[arch],
+                bLaunch.threads,
+                b.registers,
+                b.staticSharedBytes + bLaunch.dynamicSharedBytes,
+              ).blocks,
+              spillStores: b.spillStores,
+            };
           return {
             example: spec,
             arch,
@@ -196,6 +234,8 @@ for (const spec of specs) {
             ...barriers(cu.contents, kernel),
             scheduledBarriers: scheduled.get(variant)?.barriers ?? -1,
             banks: scheduled.get(variant)?.banks,
+            prefetch: scheduled.get(variant)?.prefetch ?? [],
+            ...(withoutPrefetch && { withoutPrefetch }),
             occupancy: occupancy(ARCHS[arch], launch.threads, r.registers, shared),
             ptx: counts,
             ...(result.sass?.[kernel] && { sass: result.sass[kernel] }),
@@ -231,6 +271,7 @@ const header = [
   'cvt.bf16',
   'bank worst',
   'wavefronts/req',
+  'read ahead',
 ];
 const rows = kernels.map((k) => [
   k.example.replace(/^examples\//, ''),
@@ -259,6 +300,7 @@ const rows = kernels.map((k) => [
   k.banks
     ? `${k.banks.rowMajor.wavefrontsPerRequest.toFixed(2)} -> ${k.banks.chosen.wavefrontsPerRequest.toFixed(2)}`
     : '?',
+  k.prefetch.length ? k.prefetch.join(' ') : '-',
 ]);
 const table = [header, ...rows];
 const widths = header.map((_, i) => Math.max(...table.map((r) => r[i].length)));
@@ -267,6 +309,16 @@ console.log(`static CUDA report (no GPU): ${nvccVersion}; ${jobs.length} nvcc bu
 console.log(line(header));
 console.log(line(widths.map((w) => '-'.repeat(w))));
 for (const r of rows) console.log(line(r));
+console.log('read ahead (cp.async), without -> with: registers, dynamic shared memory (KB), blocks per SM');
+for (const k of kernels)
+  if (k.withoutPrefetch) {
+    const w = k.withoutPrefetch;
+    console.log(
+      `  ${k.example.replace(/^examples\//, '')} ${k.arch} ${k.dtype} ${k.variant}: regs ${w.registers} -> ${k.registers}, ` +
+        `smem ${kb(w.dynamicSharedBytes)} -> ${kb(k.dynamicSharedBytes)}, blocks/SM ${w.blocks} -> ${k.occupancy.blocks}` +
+        (k.prefetch.length ? ` (reads ${k.prefetch.join(', ')} ahead)` : ' (reads nothing ahead)'),
+    );
+  }
 for (const s of skipped) console.log(`skipped ${s.example} ${s.arch} ${s.dtype}: ${s.code} ${s.reason}`);
 console.log(
   withSass
@@ -288,6 +340,8 @@ writeFileSync(
         'perMinibatch: __syncthreads() in the generated mini-batch loop (the kernel outermost while), each counted once; warpPerMinibatch: __syncwarp() there (the warp barriers between stages whose rows warps own, and those inside tensor-core products); scheduledBarriers: the stages with a block barrier in compiler/schedule (ScheduledKernel.barriers)',
       occupancy:
         'CUDA occupancy calculator rules: warps, registers (256 per warp unit), shared memory (128-byte unit + 1 KB reserved per block), 32 blocks',
+      prefetch:
+        'prefetch: the per-token inputs whose next chunk the kernel copies to shared memory with cp.async while the current one computes (compiler/schedule/prefetch.ts); withoutPrefetch: registers, dynamic shared memory and blocks per SM of the same kernel with every input staged from global memory',
       bankConflicts:
         'banks: from the kernel IR (compiler/kernel/banks.ts) for a 32-lane warp and 32 banks of 4 bytes; worst: the most wavefronts one request phase takes; wavefrontsPerRequest: wavefronts per conflict-free wavefront, weighted by how often a warp makes each request per chunk; rowMajor: every shared buffer row-major; chosen: with the swizzles listed',
       archs: ARCHS,

@@ -19,6 +19,8 @@ const execFileAsync = promisify(execFile);
 const FIXTURE = readFileSync(new URL('./fixtures/mma.cu', import.meta.url), 'utf8');
 const SEEDS = [1, 2, 3, 4];
 
+const CP_ASYNC_FIXTURE = readFileSync(new URL('./fixtures/cp_async.cu', import.meta.url), 'utf8');
+
 /** The fixture (or a variant of it) and the header in a cache folder named by their digest and the build's. */
 function sourceDir(build: string, fixture = FIXTURE): string {
   const digest = createHash('sha256').update(JSON.stringify({ build, fixture, MMA_HEADER })).digest('hex').slice(0, 24);
@@ -29,7 +31,7 @@ function sourceDir(build: string, fixture = FIXTURE): string {
   return dir;
 }
 
-/** The fixture built for the CPU with g++ in `mode`, cached by a digest of sources, headers and flags. */
+/** A fixture built for the CPU with g++ in `mode`, cached by a digest of sources, headers and flags. */
 async function buildCpu(mode: CudaCpuMode, fixture = FIXTURE): Promise<string> {
   const headers = ['tttc_cuda_cpu.h', 'tttc_cuda_cpu_mma.h'].map((h) => readFileSync(join(INCLUDE_DIR, h), 'utf8'));
   const flags = ['-std=c++17', '-Wall', '-Wextra', '-Werror', '-DTTTC_CUDA_CPU_ARCH=80', ...MODE_FLAGS[mode]];
@@ -155,6 +157,21 @@ describe('tensor-core products on the CPU (tttc_cuda_cpu_mma.h)', () => {
     },
     120_000,
   );
+
+  it('a copy lands only at the wait that covers its group', async () => {
+    const executable = await buildCpu('fast', CP_ASYNC_FIXTURE);
+    const { stdout } = await execFileAsync(executable, [], { maxBuffer: 1 << 24 });
+    // 32 threads, each 4 floats of 1s in its first group and 4 of 2s in its second.
+    expect(stdout).toBe('before 0 0\nwait1 128 0\nwait0 128 256\n');
+  }, 120_000);
+
+  it('the 64x64 product without its cp.async wait reads unstaged operands and fails the check', async () => {
+    const withoutWait = FIXTURE.replace('tttc_cp_async_wait<0>();\n  __syncthreads();', '__syncthreads();');
+    expect(withoutWait).not.toBe(FIXTURE);
+    const { stdout } = await execFileAsync(await buildCpu('fast', withoutWait), ['7'], { maxBuffer: 1 << 24 });
+    const tiled = parseCases(stdout).find((c) => c.name === 'tiled_64')!;
+    expect(() => check(tiled)).toThrow(/tiled_64 D/);
+  }, 120_000);
 
   it('ThreadSanitizer sees ldmatrix read what other warps staged without a barrier', async () => {
     const run = execFileAsync(unsynchronised, ['11'], { maxBuffer: 1 << 24 });

@@ -91,6 +91,8 @@ const BF16: RequestShape = { bf16: true, words: 1, lanes: LANES };
 /** ldmatrix: .x4 takes a 16-byte row address from each of 32 lanes, .x2 from 16. */
 const LDMATRIX_X4: RequestShape = { bf16: true, words: 4, lanes: LANES };
 const LDMATRIX_X2: RequestShape = { bf16: true, words: 4, lanes: 16 };
+/** cp.async: 16 bytes from each of 32 lanes. */
+const ASYNC_COPY: RequestShape = { bf16: false, words: 4, lanes: LANES };
 
 /** Wavefronts summed over requests (each weighted by how often a warp makes it per chunk). */
 interface Tally {
@@ -195,6 +197,9 @@ class Accesses {
           break;
         case 'load-fragment':
           this.request(s.index, s.role === 'a' ? LDMATRIX_X4 : LDMATRIX_X2, samples);
+          break;
+        case 'async-copy':
+          this.request(s.index, ASYNC_COPY, samples);
           break;
         case 'for':
           this.statements(

@@ -51,6 +51,8 @@ export type Expr =
   | { kind: 'shuffle-xor'; x: Expr; mask: number; width: number }
   /** This lane's element `element` of an accumulator fragment (see FragmentRole). */
   | { kind: 'fragment-element'; fragment: string; element: number }
+  /** Whether a global buffer's first element lies at a multiple of `bytes` (known only at run time). */
+  | { kind: 'aligned'; buffer: Buffer; bytes: number }
   | OnChipElement;
 
 /**
@@ -107,7 +109,20 @@ export type Stmt =
    */
   | { kind: 'load-fragment'; fragment: string; role: 'a' | 'b'; index: Expr; transpose: boolean }
   /** Warp-collective: `c += a b` on tensor cores. */
-  | { kind: 'mma'; c: string; a: string; b: string };
+  | { kind: 'mma'; c: string; a: string; b: string }
+  /**
+   * Starts copying ASYNC_COPY_FLOATS floats (16 bytes) from global `source` at element
+   * `sourceIndex` to on-chip element `index`, both 16-byte aligned; nothing may read the copy before
+   * an `async-wait` that covers its group, followed by a barrier for the other invocations.
+   */
+  | { kind: 'async-copy'; index: Expr; source: Buffer; sourceIndex: Expr }
+  /** Closes the group of this invocation's async copies started since the last commit. */
+  | { kind: 'async-commit' }
+  /** Waits until at most `pending` of this invocation's committed groups are still in flight. */
+  | { kind: 'async-wait'; pending: number };
+
+/** Floats one async copy moves: 16 bytes. */
+export const ASYNC_COPY_FLOATS = 4;
 
 /** A named compile-time constant and what it is, for the comment above its declaration. */
 export interface DimConstant {
@@ -226,6 +241,8 @@ export function statementExprs(s: Stmt): Expr[] {
       return [s.index, s.value];
     case 'load-fragment':
       return [s.index];
+    case 'async-copy':
+      return [s.index, s.sourceIndex];
     default:
       return [];
   }
@@ -276,6 +293,8 @@ export function mapOperands(e: Expr, f: (x: Expr) => Expr): Expr {
   }
 }
 
+const bufferKey = (b: Buffer) => (b.kind === 'port' ? `${b.port.io}.${b.port.role}.${b.port.name}` : b.kind);
+
 /** A key equal for structurally equal expressions. */
 export function exprKey(e: Expr): string {
   switch (e.kind) {
@@ -288,11 +307,10 @@ export function exprKey(e: Expr): string {
       return `${e.kind}:${e.name}`;
     case 'fragment-element':
       return `${e.fragment}[${e.element}]`;
-    case 'load': {
-      const b = e.buffer;
-      const where = b.kind === 'port' ? `${b.port.io}.${b.port.role}.${b.port.name}` : b.kind;
-      return `${where}[${exprKey(e.index)}]`;
-    }
+    case 'load':
+      return `${bufferKey(e.buffer)}[${exprKey(e.index)}]`;
+    case 'aligned':
+      return `aligned${e.bytes}(${bufferKey(e.buffer)})`;
     default: {
       const tag =
         'op' in e

@@ -6,14 +6,16 @@
  * The kernel's own values: `bh` (the workgroup's sequence-head), `tid` (the invocation), the
  * uniforms `T`, `start`, `H`, and the dims it declares; the target binds them.
  */
-import { chunkInputKey } from '../../core/mangle.ts';
+import { chunkInputKey, identifier } from '../../core/mangle.ts';
+import { WALK_STEP } from '../../core/walk.ts';
 import { type Shape, showShape, size } from '../../core/shape.ts';
 import type { KernelSignature, Port } from '../../core/signature.ts';
 import { WALK } from '../dualform/derive.ts';
 import type { Carried, Home, Placement, ScheduledKernel, Stage, WarpRows } from '../schedule/kernel.ts';
-import { add, div, mod, mul, sub } from './affine.ts';
+import { add, div, min, mod, mul, sub } from './affine.ts';
 import { KernelDims } from './dims.ts';
 import {
+  ASYNC_COPY_FLOATS,
   type Buffer,
   type Expr,
   type Kernel,
@@ -40,7 +42,7 @@ import { warpConstants, warpRowsLoop, warpSpan } from './warp-rows.ts';
 import { shareValues } from './share.ts';
 import { type DimNames, Index, LITERALS } from './tensor-index.ts';
 import { Values } from './values.ts';
-import { lowerWalk, WALK_NAMES, type WalkInputs } from './walk.ts';
+import { lowerWalk, WALK_NAMES, walkExpr, type WalkInputs } from './walk.ts';
 
 const bh = name('bh');
 const tid = name('tid');
@@ -53,6 +55,10 @@ const commit = name(WALK.commit);
 const keep = name(WALK.keep);
 /** True unless the chunk starts a mini-batch after another ended it (then every accumulator is zero). */
 const ACCUM_LIVE = 'accum_live';
+/** Bytes every async copy's addresses are a multiple of. */
+const ASYNC_COPY_BYTES = ASYNC_COPY_FLOATS * 4;
+/** Whether a port read ahead has its base 16-byte aligned, so its rows can be copied ahead. */
+const alignedName = (port: Port) => `aligned_${identifier(port)}`;
 
 /** The ports of a signature by role, direction and name. */
 class Ports {
@@ -283,6 +289,7 @@ export class Lowering {
       );
     }
     out.push(barrier(true), blank);
+    out.push(...this.prefetchPrologue());
     out.push(comment('Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.'));
     out.push(...this.walk(this.chunk()));
     const onChip = [...this.k.states].filter(([, h]) => this.carried.some((role) => h[role]!.space !== 'global'));
@@ -300,6 +307,77 @@ export class Lowering {
       );
     }
     return out;
+  }
+
+  /** The ports read ahead, by input node (schedule/prefetch.ts). */
+  private prefetched(): { port: Port; node: number; slot: number; issueAfter?: number }[] {
+    return [...(this.k.prefetch ?? [])].map(([node, { offset, issueAfter }]) => {
+      const op = this.k.program.nodes[node].op;
+      const port = op.kind === 'input' ? this.ports.ofInput(op.name) : undefined;
+      if (!port) throw new Error(`the prefetched node %${node} is not an input port`);
+      return { port, node, slot: offset, issueAfter };
+    });
+  }
+
+  /** Which ports can be read ahead (their base 16-byte aligned), and the copies of the first chunk. */
+  private prefetchPrologue(): Stmt[] {
+    const ports = this.prefetched();
+    if (ports.length === 0) return [];
+    return [
+      comment(
+        "Inputs read ahead: while a chunk computes, the next one's rows copy to shared memory 16 bytes " +
+          'at a time where a tensor starts 16-byte aligned (else they are read from global memory when staged).',
+      ),
+      ...ports.map(({ port }) =>
+        constant(alignedName(port), 'bool', {
+          kind: 'aligned',
+          buffer: { kind: 'port', port },
+          bytes: ASYNC_COPY_BYTES,
+        }),
+      ),
+      ...this.prefetchRows(walkExpr(WALK_STEP.init.token, this.walkInputs()), 'the first chunk', () => true),
+      blank,
+    ];
+  }
+
+  /**
+   * The async copies of the rows of the chunk that starts at token `first`, of each input `which`
+   * takes, to its slot, as one commit group; rows past the call are not copied (the stage reads them
+   * as 0).
+   */
+  private prefetchRows(first: Expr, chunk: string, which: (issueAfter?: number) => boolean): Stmt[] {
+    const rows = name('ahead_rows');
+    const inputs = this.prefetched().filter((x) => which(x.issueAfter));
+    if (inputs.length === 0) return [];
+    // Each invocation's copies are unrolled (a handful: a slot holds one chunk's rows), each
+    // guarded by the rows the call has; a loop kept its counter and addresses live (ptxas: a
+    // block per SM fewer on one example).
+    const step = this.k.invocations * ASYNC_COPY_FLOATS;
+    const copies = inputs.map(({ port, node, slot }): Stmt => {
+      const shape = this.k.program.nodes[node].shape;
+      const width = this.names(size(shape.slice(1)));
+      const unrolled = [...Array(Math.ceil(size(shape) / step)).keys()].map((i): Stmt => {
+        const e = add(mul(tid, ASYNC_COPY_FLOATS), int(i * step));
+        const source = add(mul(add(mul(bh, uniform('T')), first), width), e);
+        return {
+          kind: 'if',
+          condition: compare('<', e, mul(rows, width)),
+          body: [{ kind: 'async-copy', index: add(int(slot), e), source: { kind: 'port', port }, sourceIndex: source }],
+        };
+      });
+      return { kind: 'if', condition: name(alignedName(port)), body: unrolled };
+    });
+    return [
+      comment(
+        `Start copying the rows of ${chunk} ahead: ${inputs.map((x) => `the ${x.port.role} ${x.port.name}`).join(', ')}.`,
+      ),
+      {
+        kind: 'if',
+        condition: compare('<', first, uniform('T')),
+        body: [constant('ahead_rows', 'index', min(this.dims.rows, sub(uniform('T'), first))), ...copies],
+      },
+      { kind: 'async-commit' },
+    ];
   }
 
   /** The chunks of the call, each processed by `chunk`. */
@@ -323,12 +401,29 @@ export class Lowering {
       const live: Expr = { kind: 'or', a: compare('==', token, int(0)), b: compare('!=', position, int(0)) };
       out.push(constant(ACCUM_LIVE, 'bool', live));
     }
+    const prefetch = this.k.prefetch;
+    if (prefetch)
+      out.push(
+        blank,
+        comment(
+          "This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.",
+        ),
+        { kind: 'async-wait', pending: 0 },
+        barrier(false),
+      );
+    // The next chunk's copies overwrite a slot once every warp has staged this chunk from it.
+    const next = (at?: number) =>
+      this.prefetchRows(walkExpr(WALK_STEP.next.token, this.walkInputs()), 'the next chunk', (i) => i === at);
     this.k.stages.forEach((s, i) => {
       out.push(blank, ...this.stage(s));
       const b = this.k.barriers[i];
       if (b === 'warp') out.push({ kind: 'warp-barrier' });
       else if (b !== 'none') out.push(barrier(b === 'storage'));
+      const copies = next(i);
+      if (copies.length > 0) out.push(blank, ...copies);
     });
+    const last = next(undefined);
+    if (last.length > 0) out.push(blank, barrier(false), ...last);
     return out;
   }
 
@@ -389,11 +484,21 @@ export class Lowering {
       if (!port) throw new Error(`the buffered input ${op.name} is not a port`);
       const r = div(e, width);
       const global = add(mul(add(add(mul(bh, uniform('T')), token), r), width), mod(e, width));
+      const slot = this.k.prefetch?.get(s.node)?.offset;
+      // A port read ahead is staged from its slot, where its base let the rows be copied.
+      const read =
+        slot === undefined
+          ? load({ kind: 'port', port }, global)
+          : select(
+              name(alignedName(port)),
+              load({ kind: 'workgroup' }, add(int(slot), e)),
+              load({ kind: 'port', port }, global),
+            );
       return [
-        comment(`Stage the ${port.role} ${port.name} for this chunk.`),
+        comment(`Stage the ${port.role} ${port.name} for this chunk${slot === undefined ? '' : ', read ahead'}.`),
         this.stageElements(s, size(node.shape), [
           variable('x', 'float', float(0)),
-          { kind: 'if', condition: compare('<', r, count), body: [assign('x', load({ kind: 'port', port }, global))] },
+          { kind: 'if', condition: compare('<', r, count), body: [assign('x', read)] },
           target(Index.flat(node.shape, e, this.names), name('x')),
         ]),
       ];

@@ -84,6 +84,18 @@ export interface ScheduledKernel {
   inPlace: ReadonlyMap<number, number>;
   /** Products a target computes on tensor cores (schedule/tensor-cores.ts); absent: none. */
   tensorCores?: TensorCorePlan;
+  /** Per-token inputs read ahead into on-chip slots while the chunk before computes (schedule/prefetch.ts); absent: none. */
+  prefetch?: PrefetchPlan;
+}
+
+/** The staged inputs whose next chunk is copied ahead asynchronously, by input node. */
+export type PrefetchPlan = ReadonlyMap<number, PrefetchSlot>;
+
+export interface PrefetchSlot {
+  /** Where the slot starts in on-chip memory (floats, a multiple of 4: 16 bytes). */
+  offset: number;
+  /** The stage after whose block barrier the next chunk's copies start (every warp has staged this chunk's by then); absent: at the chunk's end, after a barrier of their own. */
+  issueAfter?: number;
 }
 
 /**

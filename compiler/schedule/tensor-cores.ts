@@ -58,6 +58,9 @@ function plan(k: ScheduledKernel): { products: number[]; sizing: Sizing } | unde
 /** Floats of on-chip memory the warps' staging slices take. */
 const stagingFloats = (k: ScheduledKernel, s: Sizing) => ((k.invocations / WARP_LANES) * s.warpElements) / 2;
 
+/** Floats of on-chip memory the staging of each product of a kernel's tensor-core plan takes. */
+export const tensorCoreStagingFloats = (k: ScheduledKernel): number => stagingFloats(k, k.tensorCores!);
+
 interface Span {
   from: number;
   to: number;

@@ -13,6 +13,18 @@ export interface FragmentSpelling {
   element(fragment: string, element: number): string;
 }
 
+/** How a language with asynchronous global-to-on-chip copies spells them (16 bytes each). */
+export interface AsyncCopySpelling {
+  /** Starts the copy to the on-chip element `shared` from the global element `global` (both spelt as array elements). */
+  copy(shared: string, global: string): string;
+  /** Closes this invocation's group of copies. */
+  commit: string;
+  /** Waits until at most `pending` groups are in flight. */
+  wait(pending: number): string;
+  /** Whether the array's first element lies at a multiple of `bytes`. */
+  aligned(array: string, bytes: number): string;
+}
+
 export interface Dialect {
   /** The type of loop counters and indices. */
   indexType: string;
@@ -37,4 +49,6 @@ export interface Dialect {
   shuffleXor?(x: string, mask: number, width: number): string;
   /** Tensor-core fragments; absent where the language has none (the scheduler then plans no such product). */
   fragments?: FragmentSpelling;
+  /** Asynchronous copies; absent where the language has none (the CUDA renderer alone plans them). */
+  asyncCopy?: AsyncCopySpelling;
 }

@@ -105,6 +105,17 @@ export class Printer {
       case 'mma':
         L.line(this.fragments().statement(s, (e) => this.value(e)));
         return;
+      case 'async-copy':
+        L.line(
+          this.asyncCopy().copy(this.element({ kind: 'workgroup' }, s.index), this.element(s.source, s.sourceIndex)),
+        );
+        return;
+      case 'async-commit':
+        L.line(this.asyncCopy().commit);
+        return;
+      case 'async-wait':
+        L.line(this.asyncCopy().wait(s.pending));
+        return;
     }
     this.statements(s.body, L);
     L.close();
@@ -156,9 +167,18 @@ export class Printer {
         return d.shuffleXor(this.expr(e.x), e.mask, e.width);
       case 'fragment-element':
         return this.fragments().element(e.fragment, e.element);
+      case 'aligned': {
+        if (e.buffer.kind !== 'port') throw new Error('only a port has a base address to check');
+        return this.asyncCopy().aligned(this.memory.port(e.buffer.port, { kind: 'int', value: 0 }).array, e.bytes);
+      }
       case 'on-chip-element':
         return this.expr(laidOut(e));
     }
+  }
+
+  private asyncCopy(): NonNullable<Dialect['asyncCopy']> {
+    if (!this.d.asyncCopy) throw new Error('this kernel language has no asynchronous copies');
+    return this.d.asyncCopy;
   }
 
   private fragments(): NonNullable<Dialect['fragments']> {

@@ -38,6 +38,13 @@ export const cuda: Dialect = {
   // __syncwarp orders the memory accesses of a warp's lanes, as __syncthreads does a block's.
   warpBarrier: '__syncwarp();',
   shuffleXor: (x, mask, width) => `__shfl_xor_sync(0xffffffffu, ${x}, ${mask}, ${width})`,
+  // cp.async through tttc_mma.cuh (./mma.ts), which the renderer includes when a kernel reads ahead.
+  asyncCopy: {
+    copy: (shared, global) => `tttc_cp_async_16(&${shared}, &${global});`,
+    commit: 'tttc_cp_async_commit();',
+    wait: (pending) => `tttc_cp_async_wait<${pending}>();`,
+    aligned: (array, bytes) => `reinterpret_cast<uintptr_t>(${array}) % ${bytes} == 0`,
+  },
 };
 
 /** The device helper that rounds a matmul operand to bf16 (declared in the generated .cu). */

@@ -12,6 +12,7 @@ import { type HostKernel, renderHost } from './host.ts';
 import { renderKernel } from './kernel.ts';
 import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
 import { scheduleWithTensorCores } from '../../compiler/schedule/tensor-cores.ts';
+import { withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { renderPython } from './python.ts';
 import { renderTorchSource } from './torch.ts';
 import { backwardApi } from './backward-api.ts';
@@ -28,6 +29,9 @@ export interface CudaKernel {
   sharedBytes: number;
   files: GeneratedFile[];
 }
+
+/** Whether a kernel calls the device functions of tttc_mma.cuh: tensor-core products, cp.async. */
+const usesDeviceHelpers = (k: ScheduledKernel) => k.tensorCores !== undefined || k.prefetch !== undefined;
 
 /** Where the scheduler keeps a state or accumulator between mini-batches. */
 const where = (h: Home) => (h.space === 'global' ? 'in place in its global output' : 'in shared memory');
@@ -55,7 +59,7 @@ function renderSource(
     api,
     arch,
     dtype,
-    variants.some((v) => v.kernel.tensorCores),
+    variants.some((v) => usesDeviceHelpers(v.kernel)),
   );
   for (const v of variants) {
     renderKernel(
@@ -79,8 +83,8 @@ export function renderPreamble(
   api: CudaApi,
   arch: Arch,
   dtype: TargetOptions['dtype'],
-  /** Whether a kernel of the file runs products on tensor cores (through tttc_mma.cuh). */
-  tensorCores: boolean,
+  /** Whether a kernel of the file calls tttc_mma.cuh (tensor cores, cp.async). */
+  deviceHelpers: boolean,
 ): void {
   L.line(
     '',
@@ -94,7 +98,7 @@ export function renderPreamble(
     ...(dtype === 'bf16' ? ['#include <cuda_bf16.h>'] : []),
     '',
     `#include "${api.header}"`,
-    ...(tensorCores ? [`#include "${MMA_HEADER_FILE}"`] : []),
+    ...(deviceHelpers ? [`#include "${MMA_HEADER_FILE}"`] : []),
     '',
     "// Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which",
     '// has no `extern __shared__`, can give each thread block its own.',
@@ -119,25 +123,33 @@ export function renderPreamble(
   }
 }
 
-export function renderCuda(compiled: Compiled, options: TargetOptions): CudaKernel {
+export function renderCuda(
+  compiled: Compiled,
+  options: TargetOptions,
+  /** `prefetch: false` stages every input from global memory, as a baseline for the static report. */
+  plan: { prefetch: boolean } = { prefetch: true },
+): CudaKernel {
   const arch = archOf(options.arch);
   const api = apiOf(stem(compiled));
-  // bf16 operands put the products that fit on tensor cores; f32 keeps every product on FFMA.
-  const scheduled = (v: Compiled['variants'][number]) =>
-    options.dtype === 'bf16' ? scheduleWithTensorCores(v.chunk, arch.limits) : schedule(v.chunk, arch.limits);
+  // bf16 operands put the products that fit on tensor cores; f32 keeps every product on FFMA. Each
+  // kernel reads its per-token inputs ahead with cp.async where that keeps its blocks per SM.
+  const scheduled = (v: Compiled['variants'][number]) => {
+    const k = options.dtype === 'bf16' ? scheduleWithTensorCores(v.chunk, arch.limits) : schedule(v.chunk, arch.limits);
+    return plan.prefetch ? withPrefetch(k, arch.limits) : k;
+  };
   const variants: HostKernel[] = compiled.variants.map((v) => ({
     variant: v.name,
     name: v.name === 'decode' ? api.decodeKernel : api.kernel,
     kernel: scheduled(v),
   }));
-  const tensorCores = variants.some((v) => v.kernel.tensorCores);
+  const deviceHelpers = variants.some((v) => usesDeviceHelpers(v.kernel));
   const kernel = variants[0].kernel;
   const scratchFloats = Math.max(...variants.map((v) => v.kernel.scratchFloats));
   const tensors = allPorts(compiled.signature);
   const files: GeneratedFile[] = [
     { path: api.source, contents: renderSource(compiled, variants, tensors, api, arch, options.dtype) },
     { path: api.header, contents: renderHeader(compiled, scratchFloats, api, arch, options.dtype, tensors) },
-    ...(tensorCores ? [{ path: MMA_HEADER_FILE, contents: MMA_HEADER }] : []),
+    ...(deviceHelpers ? [{ path: MMA_HEADER_FILE, contents: MMA_HEADER }] : []),
     { path: api.torchSource, contents: renderTorchSource(compiled, api, tensors, backwardApi(compiled)) },
     { path: api.python, contents: renderPython(compiled, scratchFloats, api, arch, options.dtype) },
   ];

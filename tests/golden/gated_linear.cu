@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include "gated_linear.h"
+#include "tttc_mma.cuh"
 
 // Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which
 // has no `extern __shared__`, can give each thread block its own.
@@ -51,6 +52,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 16;
   // The spec's `dim D`.
   const unsigned dim_D = 64;
   // This invocation's warp, and its lane in the warp.
@@ -67,6 +70,25 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
   }
   __syncthreads();
 
+  // Inputs read ahead: while a chunk computes, the next one's rows copy to shared memory 16 bytes at a time where a tensor starts 16-byte aligned (else they are read from global memory when staged).
+  const bool aligned_view_k = reinterpret_cast<uintptr_t>(view_k) % 16 == 0;
+  const bool aligned_view_v = reinterpret_cast<uintptr_t>(view_v) % 16 == 0;
+  // Start copying the rows of the first chunk ahead: the view k, the view v.
+  if (0 < T) {
+    const unsigned ahead_rows = min(chunk_rows, T);
+    if (aligned_view_k) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[13312 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+    if (aligned_view_v) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[14528 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+  }
+  tttc_cp_async_commit();
+
   // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
@@ -77,6 +99,10 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
+    // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
+    tttc_cp_async_wait<0>();
+    __syncthreads();
+
     // Stage the rate lr for this chunk.
     for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       float x = 0.0f;
@@ -86,20 +112,20 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       smem[16 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_k ? smem[13312 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[2048 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_v ? smem[14528 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[12288 + e] = x;
     }
@@ -371,6 +397,17 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
     __syncthreads();
 
+    // Start copying the rows of the next chunk ahead: the view k.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_k) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[13312 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
+
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
@@ -426,6 +463,17 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       smem[8192 + e] = next_accum;
     }
     __syncthreads();
+
+    // Start copying the rows of the next chunk ahead: the view v.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_v) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[14528 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {

@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, W2 dual-matmul.
-// Shared memory: 214016 bytes per block; global scratch: 32768 bytes per block.
+// Shared memory: 226304 bytes per block; global scratch: 32768 bytes per block.
 // W1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in shared memory.
 
@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include "silu_rmsnorm_mlp.h"
+#include "tttc_mma.cuh"
 
 // Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which
 // has no `extern __shared__`, can give each thread block its own.
@@ -46,12 +47,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     float* __restrict__ out_accum_W1,    // [B, H, 64, 128]
     float* __restrict__ out_accum_W2,    // [B, H, 128, 64]
     float* __restrict__ scratch) {       // [B, H, 8192]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 53504 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 56576 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 16;
   // The spec's `dim D`.
   const unsigned dim_D = 64;
   // The spec's `dim H`.
@@ -71,6 +74,31 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
   }
   __syncthreads();
 
+  // Inputs read ahead: while a chunk computes, the next one's rows copy to shared memory 16 bytes at a time where a tensor starts 16-byte aligned (else they are read from global memory when staged).
+  const bool aligned_view_k = reinterpret_cast<uintptr_t>(view_k) % 16 == 0;
+  const bool aligned_view_v = reinterpret_cast<uintptr_t>(view_v) % 16 == 0;
+  const bool aligned_view_q = reinterpret_cast<uintptr_t>(view_q) % 16 == 0;
+  // Start copying the rows of the first chunk ahead: the view k, the view v, the view q.
+  if (0 < T) {
+    const unsigned ahead_rows = min(chunk_rows, T);
+    if (aligned_view_k) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[53504 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+    if (aligned_view_v) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[54528 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+    if (aligned_view_q) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[55552 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+  }
+  tttc_cp_async_commit();
+
   // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
@@ -81,20 +109,24 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
-    // Stage the view k for this chunk.
+    // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
+    tttc_cp_async_wait<0>();
+    __syncthreads();
+
+    // Stage the view k for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_k ? smem[53504 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[2048 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_v ? smem[54528 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[3072 + e] = x;
     }
@@ -272,6 +304,22 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
     __syncthreads();
 
+    // Start copying the rows of the next chunk ahead: the view k, the view v.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_k) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[53504 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+      if (aligned_view_v) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[54528 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
+
     // [128, 64] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       float acc0_0 = 0.0f;
@@ -404,11 +452,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       scratch[bh * 8192 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 96] = acc3_3;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_q ? smem[55552 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[1024 + e] = x;
     }
@@ -463,6 +511,17 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       smem[38912 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncthreads();
+
+    // Start copying the rows of the next chunk ahead: the view q.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_q) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[55552 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
@@ -1220,7 +1279,7 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 214016;
+constexpr size_t kSharedBytes = 226304;
 constexpr size_t kDecodeSharedBytes = 200196;
 constexpr size_t kScratchFloats = 8192;  // per (sequence, head)
 
@@ -1308,8 +1367,8 @@ extern "C" int tttc_silu_rmsnorm_mlp_forward(const tttc_silu_rmsnorm_mlp_args* a
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 214016) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)214016);
+  if ((size_t)available < 226304) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)226304);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_silu_rmsnorm_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 8) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, W3 dual-matmul.
-// Shared memory: 128576 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 131648 bytes per block; global scratch: 0 bytes per block.
 // W1: state in shared memory, accumulator in shared memory.
 // b1: state in shared memory, accumulator in shared memory.
 // W2: state in shared memory, accumulator in shared memory.
@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 
 #include "three_layer_mlp.h"
+#include "tttc_mma.cuh"
 
 // Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which
 // has no `extern __shared__`, can give each thread block its own.
@@ -57,12 +58,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W2,       // [B, H, 64, 64]
     float* __restrict__ out_accum_W3) {     // [B, H, 64, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 32144 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 32912 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 8;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 8;
   // The spec's `dim D`.
   const unsigned dim_D = 32;
   // The spec's `dim H`.
@@ -90,6 +93,31 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   }
   __syncthreads();
 
+  // Inputs read ahead: while a chunk computes, the next one's rows copy to shared memory 16 bytes at a time where a tensor starts 16-byte aligned (else they are read from global memory when staged).
+  const bool aligned_view_k = reinterpret_cast<uintptr_t>(view_k) % 16 == 0;
+  const bool aligned_view_v = reinterpret_cast<uintptr_t>(view_v) % 16 == 0;
+  const bool aligned_view_q = reinterpret_cast<uintptr_t>(view_q) % 16 == 0;
+  // Start copying the rows of the first chunk ahead: the view k, the view v, the view q.
+  if (0 < T) {
+    const unsigned ahead_rows = min(chunk_rows, T);
+    if (aligned_view_k) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[32144 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+    if (aligned_view_v) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[32400 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+    if (aligned_view_q) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[32656 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+  }
+  tttc_cp_async_commit();
+
   // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
@@ -100,6 +128,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
+    // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
+    tttc_cp_async_wait<0>();
+    __syncthreads();
+
     // Stage the rate lr for this chunk.
     for (unsigned e = warp + lane; e < warp + 1; e += 32) {
       float x = 0.0f;
@@ -109,20 +141,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       smem[776 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk, read ahead.
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_k ? smem[32144 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[2048 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk, read ahead.
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_v ? smem[32400 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[816 + e] = x;
     }
@@ -311,6 +343,22 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
     __syncthreads();
 
+    // Start copying the rows of the next chunk ahead: the view k, the view v.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_k) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[32144 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+      if (aligned_view_v) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[32400 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
+
     // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
@@ -484,11 +532,11 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       smem[26000 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 32] = acc3_1;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk, read ahead.
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_q ? smem[32656 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[768 + e] = x;
     }
@@ -744,6 +792,17 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       output[(bh * T + token) * dim_D + e] = smem[768 + e] + smem[20224 + e] * (1.0f / sqrtf(smem[20744 + e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
     __syncthreads();
+
+    // Start copying the rows of the next chunk ahead: the view q.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_q) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[32656 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
     for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
@@ -1589,7 +1648,7 @@ namespace {
 
 constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 128576;
+constexpr size_t kSharedBytes = 131648;
 constexpr size_t kDecodeSharedBytes = 102676;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
@@ -1682,8 +1741,8 @@ extern "C" int tttc_three_layer_mlp_forward(const tttc_three_layer_mlp_args* a, 
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 128576) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)128576);
+  if ((size_t)available < 131648) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)131648);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_three_layer_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 
 #include "ttt_mlp.h"
+#include "tttc_mma.cuh"
 
 // Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which
 // has no `extern __shared__`, can give each thread block its own.
@@ -64,6 +65,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 16;
   // The spec's `dim D`.
   const unsigned dim_D = 64;
   // The spec's `dim H`.
@@ -91,6 +94,25 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   }
   __syncthreads();
 
+  // Inputs read ahead: while a chunk computes, the next one's rows copy to shared memory 16 bytes at a time where a tensor starts 16-byte aligned (else they are read from global memory when staged).
+  const bool aligned_view_k = reinterpret_cast<uintptr_t>(view_k) % 16 == 0;
+  const bool aligned_view_v = reinterpret_cast<uintptr_t>(view_v) % 16 == 0;
+  // Start copying the rows of the first chunk ahead: the view k, the view v.
+  if (0 < T) {
+    const unsigned ahead_rows = min(chunk_rows, T);
+    if (aligned_view_k) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[54752 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+    if (aligned_view_v) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[55776 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+  }
+  tttc_cp_async_commit();
+
   // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
@@ -101,6 +123,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
+    // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
+    tttc_cp_async_wait<0>();
+    __syncthreads();
+
     // Stage the rate lr for this chunk.
     for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       float x = 0.0f;
@@ -110,20 +136,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       smem[1040 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_k ? smem[54752 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[2048 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_v ? smem[55776 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[48128 + e] = x;
     }
@@ -861,6 +887,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[48128 + e] * (1.0f / sqrtf(smem[49168 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
     __syncthreads();
+
+    // Start copying the rows of the next chunk ahead: the view k, the view v.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_k) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[54752 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+      if (aligned_view_v) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[55776 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = warp * 2048 + lane; e < warp * 2048 + 2048; e += 32) {

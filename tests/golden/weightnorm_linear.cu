@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 8) in order.
 // Forms: W primal, b dual-elementwise.
-// Shared memory: 81280 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 84352 bytes per block; global scratch: 0 bytes per block.
 // W: state in shared memory, accumulator in shared memory.
 // b: state in shared memory, accumulator in shared memory.
 
@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include "weightnorm_linear.h"
+#include "tttc_mma.cuh"
 
 // Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which
 // has no `extern __shared__`, can give each thread block its own.
@@ -45,12 +46,14 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     float* __restrict__ out_state_b,    // [B, H, 32]
     float* __restrict__ out_accum_W,    // [B, H, 32, 32]
     float* __restrict__ out_accum_b) {  // [B, H, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 20320 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 21088 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 8;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 8;
   // The spec's `dim D`.
   const unsigned dim_D = 32;
   // This invocation's warp, and its lane in the warp.
@@ -67,6 +70,31 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   }
   __syncthreads();
 
+  // Inputs read ahead: while a chunk computes, the next one's rows copy to shared memory 16 bytes at a time where a tensor starts 16-byte aligned (else they are read from global memory when staged).
+  const bool aligned_view_k = reinterpret_cast<uintptr_t>(view_k) % 16 == 0;
+  const bool aligned_view_v = reinterpret_cast<uintptr_t>(view_v) % 16 == 0;
+  const bool aligned_view_q = reinterpret_cast<uintptr_t>(view_q) % 16 == 0;
+  // Start copying the rows of the first chunk ahead: the view k, the view v, the view q.
+  if (0 < T) {
+    const unsigned ahead_rows = min(chunk_rows, T);
+    if (aligned_view_k) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[20320 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+    if (aligned_view_v) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[20576 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+    if (aligned_view_q) {
+      if (tid * 4 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[20832 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
+      }
+    }
+  }
+  tttc_cp_async_commit();
+
   // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
@@ -75,6 +103,10 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+
+    // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
+    tttc_cp_async_wait<0>();
+    __syncthreads();
 
     // Stage the rate lr for this chunk.
     for (unsigned e = warp + lane; e < warp + 1; e += 32) {
@@ -85,20 +117,20 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       smem[512 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk, read ahead.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_k ? smem[20320 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[520 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk, read ahead.
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_v ? smem[20576 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[e] = x;
     }
@@ -125,6 +157,22 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       smem[776 + e] = (1.0f / smem[256 + e]);
     }
     __syncthreads();
+
+    // Start copying the rows of the next chunk ahead: the view k, the view v.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_k) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[20320 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+      if (aligned_view_v) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[20576 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
 
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
@@ -242,11 +290,11 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       smem[17248 + e] = acc;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk, read ahead.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+        x = (aligned_view_q ? smem[20832 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[16736 + e] = x;
     }
@@ -297,6 +345,17 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       smem[256 + e] = smem[256 + e] * (1.0f / sqrtf(smem[16992 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
+
+    // Start copying the rows of the next chunk ahead: the view q.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_q) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[20832 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
 
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
@@ -679,7 +738,7 @@ namespace {
 
 constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 81280;
+constexpr size_t kSharedBytes = 84352;
 constexpr size_t kDecodeSharedBytes = 21120;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
@@ -762,8 +821,8 @@ extern "C" int tttc_weightnorm_linear_forward(const tttc_weightnorm_linear_args*
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 81280) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)81280);
+  if ((size_t)available < 84352) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)84352);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_weightnorm_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

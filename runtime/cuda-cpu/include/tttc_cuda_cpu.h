@@ -34,6 +34,7 @@
 
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #define TTTC_CUDA_CPU 1
 #ifndef TTTC_CUDA_CPU_ARCH
@@ -264,12 +265,21 @@ inline ucontext_t* target(Context& to) { return &to.uc; }
 inline void switch_context(Context& from, ucontext_t* to) { swapcontext(&from.uc, to); }
 #endif
 
+/* One 16-byte cp.async (tttc_cuda_cpu_mma.h), performed when a wait covers its group. */
+struct AsyncCopy {
+  void* shared;
+  const void* global;
+};
+
 struct Fiber {
   Context context;
   uint3 index;
   unsigned linear;
   bool done;
   char* stack;
+  /* This thread's cp.async copies: those issued since its last commit, then its committed groups, oldest first. */
+  std::vector<AsyncCopy> async_open;
+  std::vector<std::vector<AsyncCopy>> async_groups;
 #ifdef TTTC_CUDA_CPU_TSAN
   void* tsan;
 #endif
@@ -549,6 +559,8 @@ inline bool run_block(Block& b, char* stacks) {
     f.index = {t % d.x, t / d.x % d.y, t / (d.x * d.y)};
     f.linear = t;
     f.done = false;
+    f.async_open.clear();
+    f.async_groups.clear();
     f.stack = stacks + (size_t)t * kStackBytes;
     new_context(f.context, f.stack, kStackBytes, fiber_start);
 #ifdef TTTC_CUDA_CPU_ASAN

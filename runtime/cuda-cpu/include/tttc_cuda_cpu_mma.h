@@ -28,9 +28,11 @@
  *              the final normalisation); a k loop of s mma steps accumulates s such errors.
  * A GPU check of a kernel should allow the hardware bound, which covers the emulation.
  *
- * cp.async is emulated as the plain copy it performs, done when issued; commit and wait are then
- * no-ops. That is one legal timing of the asynchronous copy, so a kernel that reads a buffer
- * before waiting for its group is not caught here.
+ * cp.async is emulated at the latest moment the PTX ISA allows: a copy is only recorded when
+ * issued (its addresses checked), commit closes the thread's group, and wait_group N performs the
+ * copies of every committed group but the N newest, in order. Neither a barrier nor the copy's
+ * own thread reading the destination makes it land, so a kernel that reads a buffer before
+ * waiting for its group reads what was there before: a missing wait shows as wrong results.
  */
 #ifndef TTTC_CUDA_CPU_MMA_H
 #define TTTC_CUDA_CPU_MMA_H
@@ -128,15 +130,29 @@ inline void tttc_mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const 
   for (unsigned i = 0; i < 4; i++) d[i] = out[i];
 }
 
-/* ---- cp.async: 16-byte global-to-shared copies, complete when issued (see above) --------------- */
+/* ---- cp.async: 16-byte global-to-shared copies, performed by the wait that covers them (above) -- */
 
 inline void tttc_cp_async_16(void* shared, const void* global) {
   ::tttc_cpu::check_aligned16("cp.async shared address", shared);
   ::tttc_cpu::check_aligned16("cp.async global address", global);
-  memcpy(shared, global, 16);
+  ::tttc_cpu::block();  // a device built-in: only inside a launch
+  ::tttc_cpu::tl_fiber->async_open.push_back({shared, global});
 }
-inline void tttc_cp_async_commit() {}
+inline void tttc_cp_async_commit() {
+  ::tttc_cpu::block();
+  ::tttc_cpu::Fiber& f = *::tttc_cpu::tl_fiber;
+  f.async_groups.push_back(std::move(f.async_open));
+  f.async_open.clear();
+}
 template <int pending>
-inline void tttc_cp_async_wait() {}
+inline void tttc_cp_async_wait() {
+  static_assert(pending >= 0, "cp.async.wait_group takes a count of groups left pending");
+  ::tttc_cpu::block();
+  auto& groups = ::tttc_cpu::tl_fiber->async_groups;
+  const size_t done = groups.size() > (size_t)pending ? groups.size() - pending : 0;
+  for (size_t g = 0; g < done; g++)
+    for (const ::tttc_cpu::AsyncCopy& c : groups[g]) memcpy(c.shared, c.global, 16);
+  groups.erase(groups.begin(), groups.begin() + done);
+}
 
 #endif /* TTTC_CUDA_CPU_MMA_H */

@@ -1,0 +1,126 @@
+/**
+ * Reading the next chunk's per-token inputs ahead, for a target with asynchronous global-to-on-chip
+ * copies (CUDA's cp.async): while a chunk computes, the rows of the next one copy into a slot of
+ * on-chip memory, and the next chunk stages them from there instead of from global memory (a wait
+ * and a block barrier at each chunk's start make every thread's copies visible). Decided from
+ * sizes, stages and the on-chip limits alone:
+ *
+ * - an input qualifies when it is staged (a buffered input of the chunk program: a view, a rate)
+ *   and its rows are whole 16-byte copies (a multiple of 4 floats); the chunk's rows are then
+ *   contiguous in global memory, and every copy's address is 16-byte aligned where the port's
+ *   base is (the kernel checks that at run time, and stages from global memory where it is not);
+ * - its copies start after a block barrier at or after its stage (every warp has staged the current
+ *   chunk from the slot by then), as a commit group of their own;
+ * - its slot is on-chip memory that nothing touches while the copies may be in flight or the data
+ *   waits: no stage after that barrier, and in the next chunk no stage up to the block barrier after
+ *   its own stage, but its own stage, touches it (homes on chip and tensor-core staging count). That
+ *   may be its own buffer (the stage then copies each element onto itself, and zeroes rows past
+ *   the chunk), a gap between buffers, or, failing those, new memory after the scheduled memory,
+ *   as long as the block stays within the target's limit and keeps every block per SM it had
+ *   (`TargetLimits.multiprocessor`). The earliest barrier with such a slot is taken; an input with
+ *   none is staged from global memory as before.
+ *
+ * A chunk of one row (decode) is left as it is: a call there is usually one token.
+ */
+import { size } from '../ir/ir.ts';
+import { acrossWarps } from './barriers.ts';
+import type { PrefetchSlot, ScheduledKernel, TargetLimits } from './kernel.ts';
+import { residentWorkgroups } from './layout.ts';
+import { stageReads } from './reads.ts';
+import { tensorCoreStagingFloats } from './tensor-cores.ts';
+
+/** Floats per 16-byte copy. */
+const COPY_FLOATS = 4;
+
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+
+interface Span {
+  from: number;
+  to: number;
+}
+
+const overlaps = (a: Span, b: Span) => a.from < b.to && b.from < a.to;
+
+/** The kernel with the inputs it can read ahead planned (`prefetch`), or unchanged when none can. */
+export function withPrefetch(k: ScheduledKernel, limits: TargetLimits): ScheduledKernel {
+  if (k.chunk.rows <= 1) return k;
+  const nodes = k.program.nodes;
+  const touched = k.stages.map((_, i) => stageSpans(k, i));
+  const homes = homeSpans(k);
+  const blocks = residentWorkgroups(limits, k.workgroupFloats * 4);
+  const blockBarriers = k.barriers.flatMap((b, i) => (acrossWarps(b) ? [i] : []));
+  const slots = new Map<number, PrefetchSlot>();
+  const taken: Span[] = [];
+  let workgroupFloats = k.workgroupFloats;
+  k.stages.forEach((s, stage) => {
+    if (s.kind !== 'compute' || nodes[s.node].op.kind !== 'input') return;
+    const shape = nodes[s.node].shape;
+    if (shape[0] !== k.chunk.rows || size(shape.slice(1)) % COPY_FLOATS !== 0) return;
+    const floats = size(shape);
+    const own = k.buffers.get(s.node)!;
+    const ownSpan = own.space === 'workgroup' ? { from: own.offset, to: own.offset + floats } : undefined;
+    // The next chunk stages it up to the block barrier after its stage (the end of the chunk without one).
+    const staged = blockBarriers.find((b) => b >= stage) ?? k.stages.length - 1;
+    const ahead = touched.slice(0, staged + 1).flatMap((spans, i) => (i === stage ? [] : spans));
+    for (const issueAfter of [...blockBarriers.filter((b) => b >= stage), undefined]) {
+      const inFlight = issueAfter === undefined ? [] : touched.slice(issueAfter + 1).flat();
+      const busy = [...homes, ...taken, ...ahead, ...inFlight];
+      // Its own buffer (its stage then copies each element onto itself), else the first gap apart
+      // from it (a slot partly over it would be overwritten by other threads' staging), else new memory.
+      const ownFree = ownSpan && ownSpan.from % COPY_FLOATS === 0 && !busy.some((b) => overlaps(b, ownSpan));
+      const offset = ownFree ? ownSpan.from : firstGap(ownSpan ? [...busy, ownSpan] : busy, floats);
+      const end = Math.max(workgroupFloats, offset + floats);
+      if (end > workgroupFloats && (end * 4 > limits.workgroupBytes || residentWorkgroups(limits, end * 4) < blocks)) {
+        if (issueAfter !== undefined) continue;
+        return;
+      }
+      slots.set(s.node, { offset, ...(issueAfter === undefined ? {} : { issueAfter }) });
+      taken.push({ from: offset, to: offset + floats });
+      workgroupFloats = end;
+      return;
+    }
+  });
+  if (slots.size === 0) return k;
+  return { ...k, workgroupFloats, prefetch: slots };
+}
+
+/** Block barriers per chunk the read-ahead adds: one after the wait at the chunk's start, one before copies that start at its end. */
+export function prefetchBarriers(k: ScheduledKernel): number {
+  if (!k.prefetch) return 0;
+  return 1 + ([...k.prefetch.values()].some((s) => s.issueAfter === undefined) ? 1 : 0);
+}
+
+/** The on-chip memory a stage reads or writes: its buffers, and its tensor-core staging. */
+function stageSpans(k: ScheduledKernel, i: number): Span[] {
+  const s = k.stages[i];
+  const ids = stageReads(s, k.program, (x) => k.buffers.has(x)).filter((x) => k.buffers.has(x));
+  if (s.kind === 'compute') ids.push(s.node);
+  const spans: Span[] = [];
+  for (const id of ids) {
+    const p = k.buffers.get(id)!;
+    if (p.space === 'workgroup') spans.push({ from: p.offset, to: p.offset + size(k.program.nodes[id].shape) });
+  }
+  const staging = s.kind === 'compute' ? k.tensorCores?.products.get(s.node) : undefined;
+  if (staging !== undefined) spans.push({ from: staging, to: staging + tensorCoreStagingFloats(k) });
+  return spans;
+}
+
+/** The homes kept on chip: busy throughout. */
+function homeSpans(k: ScheduledKernel): Span[] {
+  const stateSize = new Map(k.chunk.layer.states.map((st) => [st.name, size(st.shape)]));
+  const out: Span[] = [];
+  for (const [state, homes] of k.states)
+    for (const h of Object.values(homes))
+      if (h.space === 'workgroup') out.push({ from: h.offset, to: h.offset + stateSize.get(state)! });
+  return out;
+}
+
+/** The lowest 16-byte-aligned offset where `floats` fit beside every busy span (possibly past the end). */
+function firstGap(spans: readonly Span[], floats: number): number {
+  let offset = 0;
+  for (const b of [...spans].sort((x, y) => x.from - y.from)) {
+    if (offset + floats <= b.from) break;
+    offset = Math.max(offset, roundUp(b.to, COPY_FLOATS));
+  }
+  return offset;
+}

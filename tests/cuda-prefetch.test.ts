@@ -1,0 +1,210 @@
+/**
+ * Per-token inputs read ahead with cp.async (compiler/schedule/prefetch.ts): for every example,
+ * rule example and a few random rule combinations, f32 and bf16, sm_80 and sm_90, the plan costs no block per SM, stays within the
+ * block's limit and gives each input a 16-byte-aligned slot of its own (its buffer, or apart from
+ * it), and decode reads nothing
+ * ahead; nvcc puts cp.async in the PTX of TTT-Linear's sm_80 prefill, without spills; through
+ * cuda-cpu, whose cp.async lands only at the wait that covers it (tttc_cuda_cpu_mma.h), the
+ * kernels go wrong with their wait removed and match the f64 reference with every tensor taken as
+ * misaligned (rows staged from global memory). Every example's kernels against the reference, on
+ * T that is not a multiple of K, are in tests/cuda-cpu.test.ts and tests/cuda-mma-kernels.test.ts.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import type { Compiled } from '../compiler/pipeline.ts';
+import { compileSpec } from '../compiler/pipeline.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
+import type { ScheduledKernel } from '../compiler/schedule/kernel.ts';
+import { residentWorkgroups } from '../compiler/schedule/layout.ts';
+import { withPrefetch } from '../compiler/schedule/prefetch.ts';
+import { schedule } from '../compiler/schedule/schedule.ts';
+import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
+import { size } from '../core/shape.ts';
+import { relativeError, type Tensor } from '../core/tensor.ts';
+import { cacheRoot } from '../runtime/cuda-cpu/build.ts';
+import type { CudaCpuProgram } from '../runtime/cuda-cpu/program.ts';
+import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
+import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+import { archOf } from '../targets/cuda/arch.ts';
+import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import { renderCuda } from '../targets/cuda/render.ts';
+import type { TargetOptions } from '../targets/target.ts';
+import { randomInputs } from './support/inputs.ts';
+import { randomRuleSpec } from './support/rule-spec.ts';
+import { compileExample, repoRoot } from './support/specs.ts';
+
+const execFileAsync = promisify(execFile);
+const ARCHS = ['sm_80', 'sm_90'] as const;
+const DTYPES = ['f32', 'bf16'] as const;
+/** As tests/cuda-cpu.test.ts. */
+const TOL = 1e-5;
+const BF16_TOL = 3e-2;
+
+const specs = ['examples', 'examples/rules'].flatMap((d) =>
+  readdirSync(join(repoRoot, d))
+    .filter((f) => f.endsWith('.ttt'))
+    .sort()
+    .map((f) => join(d, f)),
+);
+
+/** Random rule combinations (tests/support/rule-spec.ts), whose small buffers fall at unaligned offsets. */
+const RANDOM_RULES = Array.from({ length: 12 }, (_, i) => `random rule ${i + 1}`);
+
+function compiled(spec: string): Compiled {
+  const random = /^random rule (\d+)$/.exec(spec);
+  const text = random ? randomRuleSpec(Number(random[1])) : readFileSync(join(repoRoot, spec), 'utf8');
+  const r = compileSpec(text, { file: random ? 'random.ttt' : spec.split('/').pop()! });
+  if (!r.ok) throw new Error(`${spec} does not compile`);
+  return r.compiled;
+}
+
+describe.each([...specs, ...RANDOM_RULES])('the read-ahead plan of %s', (spec) => {
+  for (const arch of ARCHS)
+    for (const dtype of DTYPES)
+      it(`${arch} ${dtype}: no block per SM lost, within the limit, slots apart and aligned`, () => {
+        const limits = archOf(arch).limits;
+        for (const v of compiled(spec).variants) {
+          const plain: ScheduledKernel = (dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, limits);
+          const k = withPrefetch(plain, limits);
+          if (v.chunk.rows === 1) {
+            expect(k, 'decode reads nothing ahead').toBe(plain);
+            continue;
+          }
+          expect(k.workgroupFloats * 4).toBeLessThanOrEqual(limits.workgroupBytes);
+          expect(residentWorkgroups(limits, k.workgroupFloats * 4)).toBe(
+            residentWorkgroups(limits, plain.workgroupFloats * 4),
+          );
+          const slots = [...(k.prefetch ?? [])].map(([id, s]) => ({
+            from: s.offset,
+            to: s.offset + size(k.program.nodes[id].shape),
+          }));
+          for (const [id, s] of k.prefetch ?? []) {
+            // Its own buffer or apart from it: other threads' staging would overwrite a slot partly over it.
+            const own = k.buffers.get(id)!;
+            const n = size(k.program.nodes[id].shape);
+            if (own.space === 'workgroup' && own.offset !== s.offset)
+              expect(own.offset + n <= s.offset || s.offset + n <= own.offset).toBe(true);
+          }
+          for (const [i, a] of slots.entries()) {
+            expect(a.from % 4).toBe(0);
+            expect(a.to).toBeLessThanOrEqual(k.workgroupFloats);
+            for (const b of slots.slice(i + 1)) expect(a.to <= b.from || b.to <= a.from).toBe(true);
+          }
+        }
+      });
+});
+
+describe('TTT-Linear and TTT-MLP read ahead', () => {
+  it.each(ARCHS.flatMap((arch) => DTYPES.map((dtype) => [arch, dtype] as const)))('%s %s', (arch, dtype) => {
+    for (const spec of ['examples/ttt_linear.ttt', 'examples/ttt_mlp.ttt']) {
+      const k = renderCuda(compiled(spec), { arch, dtype }).kernel;
+      expect(k.prefetch?.size, spec).toBeGreaterThan(0);
+    }
+  });
+});
+
+/** Warnings are errors everywhere, as in tests/cuda.test.ts. */
+const STRICT = ['-Werror', 'all-warnings', '-Xptxas', '-v,-Werror', '-Xcompiler', '-Wall,-Wextra,-Werror'];
+
+/** The PTX and ptxas log of TTT-Linear's kernels, cached by a digest of the files and flags. */
+async function nvccBuild(options: TargetOptions): Promise<{ ptx: string; log: string; kernel: string }> {
+  const cuda = renderCuda(compileExample('ttt_linear.ttt'), options);
+  const flags = ['-c', '-O3', `-gencode=arch=compute_${options.arch.slice(3)},code=${options.arch}`, ...STRICT];
+  const digest = createHash('sha256')
+    .update(JSON.stringify({ flags, files: cuda.files.map((f) => [f.path, f.contents]) }))
+    .digest('hex')
+    .slice(0, 24);
+  const dir = join(cacheRoot(), 'cuda-prefetch', digest);
+  const read = () => {
+    const ptx = readdirSync(dir).find((f) => f.endsWith('.ptx'))!;
+    const log = readFileSync(join(dir, 'nvcc.log'), 'utf8');
+    return { ptx: readFileSync(join(dir, ptx), 'utf8'), log, kernel: cuda.api.kernel };
+  };
+  if (existsSync(join(dir, 'nvcc.log'))) return read();
+  const work = `${dir}.${process.pid}`;
+  mkdirSync(work, { recursive: true });
+  try {
+    for (const f of cuda.files) writeFileSync(join(work, f.path), f.contents);
+    const { stdout, stderr } = await execFileAsync(
+      'nvcc',
+      [...flags, '--keep', '--keep-dir', work, '-o', join(work, 'kernel.o'), join(work, cuda.api.source)],
+      { cwd: work, maxBuffer: 1 << 24 },
+    );
+    writeFileSync(join(work, 'nvcc.log'), stdout + stderr);
+    for (const f of readdirSync(work)) if (!f.endsWith('.ptx') && f !== 'nvcc.log') rmSync(join(work, f));
+    renameSync(work, dir);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return read();
+}
+
+// nvcc is required (.ci/run puts it on PATH): without it these fail rather than skip.
+describe("nvcc: TTT-Linear's sm_80 prefill copies ahead with cp.async", () => {
+  it.each(DTYPES)(
+    '%s: cp.async and its wait in the PTX, no spills, no warnings',
+    async (dtype) => {
+      const { ptx, log, kernel } = await nvccBuild({ arch: 'sm_80', dtype });
+      expect(log).not.toMatch(/warning/i);
+      const entry = ptx
+        .split(/\.entry /)
+        .slice(1)
+        .find((b) => b.includes(`${kernel}j`));
+      expect(entry, kernel).toBeDefined();
+      expect(entry).toMatch(/cp\.async\.cg\.shared\.global/);
+      expect(entry).toMatch(/cp\.async\.wait_group 0/);
+      const report = log
+        .split(/Compiling entry function /)
+        .slice(1)
+        .find((b) => b.includes(`${kernel}j`));
+      expect(report).toMatch(/0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads/);
+    },
+    300_000,
+  );
+});
+
+/** A partial first mini-batch and a partial last one: T is not a multiple of K. */
+const SIZE = { D: 64, K: 16, B: 1, H: 2, T: 37, start: 5, accum: true, seed: 5 };
+
+/** The program with its kernel source rewritten (which must change it). */
+function edited(p: CudaCpuProgram, edit: (source: string) => string): CudaCpuProgram {
+  const files = p.files.map((f) => (f.path === p.source ? { ...f, contents: edit(f.contents) } : f));
+  expect(files.map((f) => f.contents)).not.toEqual(p.files.map((f) => f.contents));
+  return { ...p, files };
+}
+
+async function worstError(c: Compiled, program: CudaCpuProgram, named: Map<string, Tensor>): Promise<number> {
+  const loop = await CudaCpuInnerLoop.create(program, 'fast');
+  const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named)));
+  const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
+  let worst = 0;
+  for (const [name, w] of want) {
+    const e = relativeError(got.get(name)!.data, w.data);
+    worst = Math.max(worst, Number.isNaN(e) ? Infinity : e);
+  }
+  return worst;
+}
+
+describe.each(['ttt_linear.ttt', 'ttt_mlp.ttt'])('the read-ahead of %s on the CPU', (spec) => {
+  for (const dtype of DTYPES) {
+    const tol = dtype === 'f32' ? TOL : BF16_TOL;
+    it(`sm_80 ${dtype}: without its wait the kernel reads stale rows and is caught`, async () => {
+      const c = compileExample(spec, 'auto', { D: SIZE.D, K: SIZE.K });
+      const program = cudaCpuProgram(c, { arch: 'sm_80', dtype });
+      const withoutWait = edited(program, (s) => s.replaceAll('tttc_cp_async_wait<0>();', ''));
+      expect(await worstError(c, withoutWait, randomInputs(c.chunk, SIZE))).toBeGreaterThan(100 * tol);
+    }, 300_000);
+
+    it(`sm_80 ${dtype}: with every tensor taken as misaligned, rows staged from global memory still match`, async () => {
+      const c = compileExample(spec, 'auto', { D: SIZE.D, K: SIZE.K });
+      const misaligned = edited(cudaCpuProgram(c, { arch: 'sm_80', dtype }), (s) =>
+        s.replace(/reinterpret_cast<uintptr_t>\(\w+\) % 16 == 0/g, 'false'),
+      );
+      expect(await worstError(c, misaligned, randomInputs(c.chunk, SIZE))).toBeLessThan(tol);
+    }, 300_000);
+  }
+});
