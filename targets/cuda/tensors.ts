@@ -39,6 +39,16 @@ export function portNote(p: Port): string {
   }[p.role];
 }
 
+/**
+ * The element type of a tensor's field in the C header: float, or the bits of a bf16 (`uint16_t`,
+ * so the header stays plain C; the launcher passes them to the kernel as `__nv_bfloat16`).
+ */
+export const fieldElement = (p: Port): string => (p.bf16 ? 'uint16_t' : 'float');
+
+/** The generated files' note on bf16 I/O, when the tensor list stores some tensors as bf16. */
+export const ioNote = (tensors: readonly Port[]): string =>
+  tensors.some((t) => t.bf16) ? ', bf16 views and output in global memory' : '';
+
 /** The launcher's count of the chunks a call walks (the checkpoints' leading axis), computed from `T` and `start`. */
 export const CHUNKS = 'chunks';
 
