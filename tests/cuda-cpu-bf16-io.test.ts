@@ -10,9 +10,10 @@ import type { Compiled } from '../compiler/pipeline.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
-import { type InnerLoopInputs, innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import type { TargetOptions } from '../targets/target.ts';
+import { expectBf16OutputWithin, roundedViews } from './support/bf16-io.ts';
 import { randomInputs } from './support/inputs.ts';
 import { compileExample } from './support/specs.ts';
 
@@ -21,39 +22,6 @@ const TOL = 1e-5;
 /** bf16 matmul operands' tolerance, as tests/cuda-cpu.test.ts (derived there). */
 const BF16_TOL = 3e-2;
 const ARCHS = ['sm_80', 'sm_90'] as const;
-
-/** The call's inputs with every view rounded to bf16: what the kernel reads once they are stored as bf16. */
-function roundedViews(inputs: InnerLoopInputs): InnerLoopInputs {
-  const views = new Map([...inputs.views].map(([n, t]) => [n, { shape: t.shape, data: t.data.map(roundBf16) }]));
-  return { ...inputs, views };
-}
-
-/**
- * The output, element by element. The kernel computes y32 from the bf16 views as the f32-I/O
- * kernel would from the same values (a bf16 widens to f32 exactly), so y32 = ref + e with the
- * kernel's own error e, which its tolerance bounds in norm: ‖e‖₂ ≤ tol·‖ref‖₂, hence every
- * |e_i| ≤ tol·‖ref‖₂. The store rounds y32 once to bf16 (8 significant bits), to nearest even:
- * off by at most half an ulp, and an ulp of x in [2^m, 2^(m+1)) is 2^(m-7), so the error is at most
- * 2^-8·|y32_i| ≤ 2^-8·(|ref_i| + |e_i|) (the unit roundoff 2^-8; 2^-9 only at the top of a binade).
- * Together:
- *   |y_i − ref_i| ≤ 2^-8·|ref_i| + (1 + 2^-8)·tol·‖ref‖₂.
- * No slack beyond the kernel's tolerance: views read as anything but their bf16 values (the states
- * check says so too) or an output rounded twice breaks it on some element of a random call.
- */
-function expectOutputWithin(got: Tensor, want: Tensor, tol: number, label: string): void {
-  expect(got.shape, label).toEqual(want.shape);
-  let norm = 0;
-  for (const w of want.data) norm += w * w;
-  norm = Math.sqrt(norm);
-  let worst = -Infinity;
-  for (let i = 0; i < want.data.length; i++) {
-    const bound = 2 ** -8 * Math.abs(want.data[i]) + (1 + 2 ** -8) * tol * norm;
-    worst = Math.max(worst, Math.abs(got.data[i] - want.data[i]) - bound);
-    // Stored as bf16: each value is one (NaN here would be an element the kernel never wrote).
-    if (roundBf16(got.data[i]) !== got.data[i]) expect.fail(`${label}: output[${i}] = ${got.data[i]} is not a bf16`);
-  }
-  expect(worst, `${label}: the largest excess over the bound`).toBeLessThanOrEqual(0);
-}
 
 /** Runs the bf16-I/O kernel on `named` (the runtime rounds the views as it stores them) and checks it. */
 async function expectBf16Io(c: Compiled, named: Map<string, Tensor>, options: TargetOptions): Promise<void> {
@@ -72,7 +40,7 @@ async function expectBf16Io(c: Compiled, named: Map<string, Tensor>, options: Ta
     const g = got.get(name);
     expect(g, `${label}: ${name}`).toBeDefined();
     // States, accumulators and optimizer states stay f32: the kernel's own tolerance, on the rounded views.
-    if (name === 'output') expectOutputWithin(g!, w, tol, label);
+    if (name === 'output') expectBf16OutputWithin(g!, w, tol, label);
     else expect(relativeError(g!.data, w.data), `${label}: ${name}`).toBeLessThan(tol);
   }
 }
