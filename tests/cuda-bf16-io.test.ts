@@ -1,9 +1,8 @@
 /**
  * bf16 I/O (`io: 'bf16'`) through nvcc, on a machine with nvcc and no GPU: every example's kernels
  * built for sm_80 and sm_90 with their views and output stored as bf16, with no warning from nvcc,
- * ptxas or the host compiler, and no local memory (stack or spills) in any kernel where the same
- * kernel with f32 I/O has none. tests/cuda.test.ts builds the f32-I/O kernels; these builds are
- * the targeted check of the option.
+ * ptxas or the host compiler, and no local memory (no stack frame, no spills) in any kernel, as
+ * with f32 I/O (tests/cuda.test.ts and `npm run report:cuda` build those).
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,12 +51,8 @@ describe('bf16 I/O kernels build with nvcc without a warning or a spill', { time
   for (const { spec, dtype } of cases)
     for (const arch of ['sm_80', 'sm_90'])
       it(`${spec} ${arch} ${dtype} operands`, async () => {
-        const bf16 = await build(spec, { arch, dtype, io: 'bf16' });
-        const f32 = await build(spec, { arch, dtype });
-        expect([...bf16.keys()].sort()).toEqual([...f32.keys()].sort());
-        for (const [kernel, r] of bf16) {
-          if (localBytes(f32.get(kernel)!) === 0) expect(localBytes(r), `${kernel}: stack and spills`).toBe(0);
-          else expect(localBytes(r), kernel).toBeLessThanOrEqual(localBytes(f32.get(kernel)!));
-        }
+        const kernels = await build(spec, { arch, dtype, io: 'bf16' });
+        expect(kernels.size).toBeGreaterThan(0);
+        for (const [kernel, r] of kernels) expect(localBytes(r), `${kernel}: stack and spills`).toBe(0);
       });
 });

@@ -4,7 +4,7 @@
  * PyTorch wrapper, all spelt by core/mangle.ts so they cannot disagree.
  */
 import { size } from '../../core/shape.ts';
-import type { Port } from '../../core/signature.ts';
+import { elementBytes, type Port } from '../../core/signature.ts';
 import { identifier } from '../../core/mangle.ts';
 
 /** What a port holds, for the header's field comments. */
@@ -59,4 +59,20 @@ export function elementCount(p: Port, args: string): string {
   const lead = p.lead.map((a) => (a === 'C' ? CHUNKS : `${args}${a}`));
   const factors = [...lead, ...(n > 1 || p.lead.length === 0 ? [String(n)] : [])];
   return `(size_t)${factors.join(' * ')}`;
+}
+
+/**
+ * Bytes one (sequence, head) of a call reads and writes in global memory per token: its tensors
+ * with a token axis (views, rates, a rule's per-token inputs, the output), each element as stored.
+ * States, params and accumulators are read and written once per call, not per token.
+ */
+export function bytesPerToken(tensors: readonly Port[]): { read: number; written: number } {
+  let read = 0;
+  let written = 0;
+  for (const p of tensors.filter((t) => t.lead.includes('T'))) {
+    const bytes = size(p.shape) * elementBytes(p);
+    if (p.io === 'in') read += bytes;
+    else written += bytes;
+  }
+  return { read, written };
 }
