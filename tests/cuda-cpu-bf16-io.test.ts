@@ -9,6 +9,7 @@ import { roundBf16 } from '../compiler/ir/execute.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
+import type { CudaCpuMode } from '../runtime/cuda-cpu/build.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
@@ -24,14 +25,19 @@ const BF16_TOL = 3e-2;
 const ARCHS = ['sm_80', 'sm_90'] as const;
 
 /** Runs the bf16-I/O kernel on `named` (the runtime rounds the views as it stores them) and checks it. */
-async function expectBf16Io(c: Compiled, named: Map<string, Tensor>, options: TargetOptions): Promise<void> {
+async function expectBf16Io(
+  c: Compiled,
+  named: Map<string, Tensor>,
+  options: TargetOptions,
+  mode: CudaCpuMode = 'fast',
+): Promise<void> {
   const label = `${c.file.split('/').pop()} ${options.arch} ${options.dtype}`;
   const program = cudaCpuProgram(c, { ...options, io: 'bf16' });
   expect(
     program.tensors.filter((t) => t.bf16).map((t) => t.role),
     'the views and the output are the bf16 tensors',
   ).toEqual([...c.signature.inputs.filter((p) => p.role === 'view').map(() => 'view'), 'output']);
-  const loop = await CudaCpuInnerLoop.create(program);
+  const loop = await CudaCpuInnerLoop.create(program, mode);
   const inputs = innerLoopInputs(c.signature, named);
   const got = innerLoopOutputTensors(await loop.run(inputs));
   const want = innerLoopOutputTensors(runReference(c.chunk, roundedViews(inputs)));
@@ -60,6 +66,14 @@ describe('bf16 I/O of an update rule on the CPU: per-token decay and rates stay 
     const c = compileExample('rules/gated_deltanet.ttt', 'auto', { D: 32, K: 8 });
     const named = randomInputs(c.chunk, { B: 2, H: 1, T: 21, start: 3, accum: true, seed: 9 });
     await expectBf16Io(c, named, { arch: 'sm_90', dtype: 'f32' });
+  });
+});
+
+describe('bf16 I/O under AddressSanitizer: no access outside the 2-byte tensors', () => {
+  it('ttt_mlp.ttt, sm_80, f32 operands', async () => {
+    const c = compileExample('ttt_mlp.ttt', 'auto', { D: 32, K: 8 });
+    const named = randomInputs(c.chunk, { B: 2, H: 1, T: 13, start: 6, accum: true, seed: 5 });
+    await expectBf16Io(c, named, { arch: 'sm_80', dtype: 'f32' }, 'asan');
   });
 });
 
