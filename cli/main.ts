@@ -68,9 +68,11 @@ ${COMMON}`,
                      CUDA built as host C++ and run on the CPU)
   --arch ARCH        cuda-cpu: the CUDA architecture to generate for and emulate (default sm_90)
   --dtype DTYPE      cuda-cpu: matmul operands, f32 (default) or bf16
+  --io IO            cuda-cpu: global I/O, f32 (default) or bf16 (views rounded to bf16 as they are
+                     stored, output rounded to bf16; forward only)
   --verbose          print phase timings on stderr (always on a terminal)
 ${COMMON}`,
-    valued: ['form', 'inputs', 'out', 'backend', 'cotangents', 'arch', 'dtype'],
+    valued: ['form', 'inputs', 'out', 'backend', 'cotangents', 'arch', 'dtype', 'io'],
     flags: ['verbose'],
     positional: 1,
     load: () => import('./run.ts').then((m) => m.runCommand),

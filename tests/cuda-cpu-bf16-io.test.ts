@@ -2,9 +2,14 @@
  * bf16 I/O (`io: 'bf16'`) on the CPU runtime: the generated CUDA with its views and output stored
  * as bf16 against the f64 reference run on the bf16-rounded views, for TTT-Linear and TTT-MLP
  * (f32 and bf16 matmul operands, sm_80 and sm_90) and one update rule whose per-token decay and
- * rates stay f32. Builds are cached like tests/cuda-cpu.test.ts's.
+ * rates stay f32; under AddressSanitizer; bitwise against the f32-I/O kernel rounded; and through
+ * `tttc run --backend cuda-cpu --io bf16`. Builds are cached like tests/cuda-cpu.test.ts's.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { main } from '../cli/main.ts';
 import { roundBf16 } from '../compiler/ir/execute.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
@@ -12,11 +17,13 @@ import { relativeError, type Tensor } from '../core/tensor.ts';
 import type { CudaCpuMode } from '../runtime/cuda-cpu/build.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+import { toSafeTensors } from '../runtime/named-tensors.ts';
+import { readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import { expectBf16OutputWithin, roundedViews } from './support/bf16-io.ts';
 import { randomInputs } from './support/inputs.ts';
-import { compileExample } from './support/specs.ts';
+import { compileExample, repoRoot } from './support/specs.ts';
 
 /** The f32 kernel's tolerance against the f64 reference (relative error), as tests/cuda-cpu.test.ts. */
 const TOL = 1e-5;
@@ -87,5 +94,35 @@ describe('bf16 I/O: the output is the f32-I/O kernel output rounded once to bf16
     const [f32, bf16] = [await run('f32'), await run('bf16')];
     expect([...bf16.output.data]).toEqual([...f32.output.data].map(roundBf16));
     for (const [name, t] of f32.states) expect([...bf16.states.get(name)!.data], name).toEqual([...t.data]);
+  });
+});
+
+describe('tttc run --backend cuda-cpu --io bf16', () => {
+  it('writes the bf16 output (as F32 values) of the bf16-I/O kernel; refuses --cotangents and an unknown --io', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tttc-cuda-cpu-bf16-io-cli-'));
+    const spec = join(repoRoot, 'examples', 'ttt_linear.ttt');
+    const c = compileExample('ttt_linear.ttt', 'auto', { D: 32, K: 8 });
+    const named = randomInputs(c.chunk, { B: 1, H: 2, T: 9, start: 2, seed: 7 });
+    await writeSafetensorsFile(join(dir, 'in.safetensors'), toSafeTensors(named, 'F32'));
+    let out = '';
+    const io = { out: (t: string) => (out += t), err: (t: string) => (out += t) };
+    const args = ['-D', 'D=32', '-D', 'K=8', '--inputs', join(dir, 'in.safetensors'), '--backend', 'cuda-cpu'];
+    const code = await main(['run', spec, ...args, '--io', 'bf16', '--out', join(dir, 'out.safetensors')], io);
+    expect(code, out).toBe(0);
+    const file = await readSafetensorsFile(join(dir, 'out.safetensors'));
+    // The inputs file holds the views as F32: the run rounds them to bf16 as it stores them.
+    const want = innerLoopOutputTensors(runReference(c.chunk, roundedViews(innerLoopInputs(c.signature, named))));
+    expectBf16OutputWithin(
+      { shape: file.get('output').shape, data: toFloat64(file.get('output')) },
+      want.get('output')!,
+      TOL,
+      'run output',
+    );
+    const bad = await main(['run', spec, ...args, '--io', 'f16', '--out', join(dir, 'x.safetensors')], io);
+    expect(bad).not.toBe(0);
+    expect(out).toContain("--io must be f32 or bf16, got 'f16'");
+    const backward = ['--io', 'bf16', '--cotangents', join(dir, 'in.safetensors'), '--out', join(dir, 'y.safetensors')];
+    expect(await main(['run', spec, ...args, ...backward], io)).not.toBe(0);
+    expect(out).toContain('--io bf16 runs the forward only');
   });
 });
