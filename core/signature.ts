@@ -94,13 +94,17 @@ export const ruleTokenPorts = (s: KernelSignature) =>
 export type Io = 'f32' | 'bf16';
 
 /**
- * The roles stored as bf16 under `io: 'bf16'`. A rule's per-token rates, decay and momentum stay
- * f32: one value per token (under 1% of a token's bytes at D = 64), and decay and momentum near 1
- * would lose their meaning (bf16's spacing below 1 is 2^-8: a retention of 0.999 rounds to 1).
+ * The roles stored as bf16 under `io: 'bf16'`. The per-token lr and a rule's rates, decay and
+ * momentum stay f32: each is one value per token (4 of TTT-Linear's 1,028 bytes per token at
+ * D = 64), and a decay or momentum near 1 would lose its meaning (bf16's spacing below 1 is 2^-8:
+ * a retention of 0.999 rounds to 1).
  */
 const BF16_IO_ROLES: ReadonlySet<Role> = new Set(['view', 'output']);
 
-/** The ports with those `io` stores as bf16 marked: the one place every consumer reads it from. */
+/**
+ * The ports, with those that `io` stores as bf16 marked: the one place that decides it; the kernel
+ * parameters, launcher, header, bindings, CPU runtime and report read the mark.
+ */
 export const withIo = (ports: readonly Port[], io: Io): Port[] =>
   ports.map((p) => (io === 'bf16' && !p.grad && BF16_IO_ROLES.has(p.role) ? { ...p, bf16: true } : p));
 
