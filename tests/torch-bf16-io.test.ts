@@ -44,13 +44,15 @@ describe('the generated PyTorch binding with bf16 I/O on CPU tensors', { timeout
       start: inputs.start,
     };
     const casePath = join(bf16Dir, 'bf16-io-case.json');
-    writeFileSync(casePath, JSON.stringify({ inputs: input, expected: byName(expected) }));
+    const width = c.layer.dims.get('D')! * 2;
+    writeFileSync(casePath, JSON.stringify({ inputs: input, expected: byName(expected), width }));
 
     const result = JSON.parse(runTorchPython('tests/torch/bf16_io_binding.py', f32Dir, bf16Dir, stem(c), casePath)) as {
       output: { dtype: string; shape: number[]; data: number[] };
       errors: Record<string, number | null>;
       messages: Record<string, string | null>;
       training: Record<string, Record<string, boolean>>;
+      layer: { inference: number; training: number; dtype: string; 'finite gradients': boolean };
     };
     expect(result.output.dtype).toBe('torch.bfloat16');
     expectBf16OutputWithin(result.output, expected.get('output')!, TOL, 'output');
@@ -68,6 +70,17 @@ describe('the generated PyTorch binding with bf16 I/O on CPU tensors', { timeout
       const t = result.training[backward];
       expect(Object.keys(t).length, backward).toBeGreaterThan(4);
       for (const [name, same] of Object.entries(t)) expect(same, `${backward}: ${name}`).toBe(true);
+    }
+
+    // The whole layer with the same weights: its views and inner output rounded to bf16 (2^-8
+    // relative each, as bf16 matmul operands are), so within the bf16 operands' tolerance of
+    // tests/cuda-cpu.test.ts (3e-2), and not equal (the rounding happened).
+    const { layer } = result;
+    expect(layer.dtype).toBe('torch.float32');
+    expect(layer['finite gradients']).toBe(true);
+    for (const e of [layer.inference, layer.training]) {
+      expect(e).toBeLessThan(3e-2);
+      expect(e).toBeGreaterThan(0);
     }
   });
 });

@@ -8,7 +8,9 @@ one JSON object: the bf16 module's output (its dtype and values), the relative e
 and accumulators, the messages of calls with float32 views or outputs, and, for each backward
 (fused float32, unfused float64), whether training through the bf16 module gives what the f32
 module gives on the same bf16 values with its output rounded to bf16: output and every gradient
-bitwise (the view gradients rounded to bf16, as autograd casts them).
+bitwise (the view gradients rounded to bf16, as autograd casts them). Last, the whole layer
+(STEM_layer.py) of both, with the same weights: the bf16 one's relative difference from the f32
+one, in inference and in training, and whether every weight got a finite gradient.
 """
 
 import importlib.util
@@ -122,6 +124,24 @@ def main():
             **{k: same(got_grads[k], cast[k]) for k in cast},
         }
 
+    layers = {}
+    for label, module_dir in (("f32", f32_dir), ("bf16", bf16_dir)):
+        torch.manual_seed(1)
+        layers[label] = load(f"{module_dir}/{stem}_layer.py", f"{stem}_layer_{label}").Layer(
+            width=case["width"], base_lr=1.0, use_gate=True
+        )
+    x = torch.randn(2, 9, case["width"])
+    with torch.no_grad():
+        inference = relative_error(layers["bf16"](x), {"data": layers["f32"](x).flatten().tolist()})
+    trained_out = layers["bf16"](x)
+    trained_out.square().mean().backward()
+    layer = {
+        "inference": inference,
+        "training": relative_error(trained_out, {"data": layers["f32"](x).flatten().tolist()}),
+        "dtype": str(trained_out.dtype),
+        "finite gradients": all(p.grad is not None and bool(p.grad.isfinite().all()) for p in layers["bf16"].parameters()),
+    }
+
     print(
         json.dumps(
             {
@@ -129,6 +149,7 @@ def main():
                 "errors": errors,
                 "messages": messages,
                 "training": training,
+                "layer": layer,
             }
         )
     )
