@@ -115,7 +115,10 @@ function summarise(c: Compiled): LayerSummary {
 }
 
 /** Checks a spec and summarises it, as `tttc check` does. Throws OptionError for bad options. */
-export function check(source: string, options: Omit<CompileOptions, 'targets' | 'arch' | 'dtype'> = {}): CheckOutput {
+export function check(
+  source: string,
+  options: Omit<CompileOptions, 'targets' | 'arch' | 'dtype' | 'io'> = {},
+): CheckOutput {
   const o = resolveOptions(options);
   const result = compileSpec(source, { file: o.file, overrides: o.defines, form: o.form });
   const diagnostics = result.diagnostics.map(toDiagnostic);
@@ -137,6 +140,6 @@ export async function compile(source: string, options: CompileOptions = {}): Pro
   );
   if (refusals.length) return { ok: false, diagnostics: [...diagnostics, ...refusals.map(toDiagnostic)], files: [] };
   const files: GeneratedFile[] = [];
-  for (const t of targets) files.push(...(await t.emit(result.compiled, { arch: o.arch, dtype: o.dtype })));
+  for (const t of targets) files.push(...(await t.emit(result.compiled, { arch: o.arch, dtype: o.dtype, io: o.io })));
   return { ok: true, diagnostics, files };
 }

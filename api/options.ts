@@ -1,5 +1,6 @@
 /** The compiler API's options, checked and given their defaults; the CLI's flags map onto these. */
 import type { FormRequest } from '../compiler/dualform/forms.ts';
+import type { Io } from '../core/signature.ts';
 import { TARGET_NAMES } from '../targets/index.ts';
 
 export interface CompileOptions {
@@ -13,6 +14,11 @@ export interface CompileOptions {
   arch?: string;
   /** Matmul operands: `f32` (default) or `bf16` (CUDA; f32 state and accumulation). */
   dtype?: 'f32' | 'bf16';
+  /**
+   * Global I/O: `f32` (default), or `bf16` (CUDA): views and the output are stored as bf16, widened
+   * to f32 on load and rounded to nearest even on store; states, params and arithmetic stay f32.
+   */
+  io?: Io;
   /** Per-state form: `auto` (default), `dual` or `primal`. */
   form?: FormRequest;
 }
@@ -28,6 +34,7 @@ export interface ResolvedOptions {
   targets: string[];
   arch: string;
   dtype: 'f32' | 'bf16';
+  io: Io;
   form: FormRequest;
 }
 
@@ -40,11 +47,19 @@ export function resolveOptions(options: CompileOptions): ResolvedOptions {
   if (!/^sm_\d+a?$/.test(arch)) throw new OptionError(`arch must look like sm_80 or sm_90, got '${arch}'`);
   const dtype = options.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'bf16') throw new OptionError(`dtype must be f32 or bf16, got '${dtype}'`);
+  const io = options.io ?? 'f32';
+  if (io !== 'f32' && io !== 'bf16') throw new OptionError(`io must be f32 or bf16, got '${io}'`);
+  // WGSL kernels read and write f32 (WGSL has no bf16 type); refused rather than silently ignored.
+  const f32Only = targets.filter((t) => t === 'wgsl' || t === 'ts');
+  if (io === 'bf16' && f32Only.length)
+    throw new OptionError(
+      `io bf16 is for the cuda target; WGSL kernels (target ${f32Only.join(', ')}) read and write f32: compile them without it`,
+    );
   const form = options.form ?? 'auto';
   if (!['auto', 'dual', 'primal'].includes(form))
     throw new OptionError(`form must be auto, dual or primal, got '${form}'`);
   const defines = new Map(options.defines instanceof Map ? options.defines : Object.entries(options.defines ?? {}));
   for (const [name, value] of defines)
     if (!Number.isSafeInteger(value)) throw new OptionError(`define ${name} must be an integer, got ${value}`);
-  return { file: options.file ?? 'layer.ttt', defines, targets, arch, dtype, form };
+  return { file: options.file ?? 'layer.ttt', defines, targets, arch, dtype, io, form };
 }

@@ -88,6 +88,7 @@ export async function compileCommand(a: ParsedArgs, io: CliIO): Promise<number> 
     targets,
     arch: a.options.get('arch'),
     dtype: a.options.get('dtype') as CompileOptions['dtype'],
+    io: a.options.get('io') as CompileOptions['io'],
   });
   const dir = a.options.get('out') ?? 'build';
   const written = result.ok ? await writeAllOrNone(dir, result.files, [file]) : [];

@@ -45,9 +45,11 @@ ${COMMON}`,
   --out DIR          output folder (default build); every file is written or none
   --arch ARCH        CUDA architecture: sm_80 or sm_90 (default sm_90)
   --dtype DTYPE      matmul operands: f32 (default) or bf16 (CUDA; f32 state and accumulation)
+  --io IO            global I/O: f32 (default) or bf16 (CUDA: views and output stored as bf16,
+                     states, params, rates and arithmetic f32; refused with wgsl and ts)
   --json             print the files written and the diagnostics as JSON
 ${COMMON}`,
-    valued: ['form', 'target', 'out', 'arch', 'dtype'],
+    valued: ['form', 'target', 'out', 'arch', 'dtype', 'io'],
     flags: ['json'],
     positional: 1,
     load: () => import('./commands.ts').then((m) => m.compileCommand),
@@ -66,9 +68,11 @@ ${COMMON}`,
                      CUDA built as host C++ and run on the CPU)
   --arch ARCH        cuda-cpu: the CUDA architecture to generate for and emulate (default sm_90)
   --dtype DTYPE      cuda-cpu: matmul operands, f32 (default) or bf16
+  --io IO            cuda-cpu: global I/O, f32 (default) or bf16 (views rounded to bf16 as they are
+                     stored, output rounded to bf16; forward only)
   --verbose          print phase timings on stderr (always on a terminal)
 ${COMMON}`,
-    valued: ['form', 'inputs', 'out', 'backend', 'cotangents', 'arch', 'dtype'],
+    valued: ['form', 'inputs', 'out', 'backend', 'cotangents', 'arch', 'dtype', 'io'],
     flags: ['verbose'],
     positional: 1,
     load: () => import('./run.ts').then((m) => m.runCommand),

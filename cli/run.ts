@@ -27,6 +27,13 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   if (!backend) throw new UsageError(`unknown backend '${backendName}'; backends: ${[...BACKENDS.keys()].join(', ')}`);
   const dtype = a.options.get('dtype') ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${dtype}'`);
+  const ioOption = a.options.get('io') ?? 'f32';
+  if (ioOption !== 'f32' && ioOption !== 'bf16') throw new UsageError(`--io must be f32 or bf16, got '${ioOption}'`);
+  // The backward kernels read and write f32; a bf16-I/O forward is for inference.
+  if (ioOption === 'bf16' && cotangentsFile)
+    throw new UsageError(
+      '--io bf16 runs the forward only: the backward reads and writes f32; drop --cotangents or --io',
+    );
   const arch = a.options.get('arch') ?? 'sm_90';
   if (!/^sm_\d+a?$/.test(arch)) throw new UsageError(`--arch must look like sm_80 or sm_90, got '${arch}'`);
   const c = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
@@ -62,7 +69,7 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   } else {
     const onPhase = (name: string, ms: number) => progress.report(`  ${name}: ${ms.toFixed(1)} ms`);
     const result = await progress.time(`set-up and run (${backendName})`, () =>
-      backend.run(c, named, { arch, dtype, onPhase }),
+      backend.run(c, named, { arch, dtype, io: ioOption, onPhase }),
     );
     tensors = innerLoopOutputTensors(result);
   }

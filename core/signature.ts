@@ -48,6 +48,11 @@ export interface Port {
   lead: readonly Axis[];
   /** The shape after the leading axes. */
   shape: Shape;
+  /**
+   * Stored in global memory as bf16 (`io: 'bf16'`, CUDA; marked by `withIo`): widened to f32 where
+   * read, rounded to nearest even where written. Absent: f32.
+   */
+  bf16?: true;
 }
 
 export type Rate = { kind: 'token' } | { kind: 'constant'; value: number };
@@ -81,6 +86,30 @@ export const scalePort = (s: KernelSignature): Port | undefined => withRole(s.in
 /** The per-token [B, H, T] inputs of an update rule: per-state rates, decay, momentum. */
 export const ruleTokenPorts = (s: KernelSignature) =>
   s.inputs.filter((p) => p.role === 'state-rate' || p.role === 'decay' || p.role === 'momentum');
+
+/**
+ * How a call's tensors are stored in global memory: `f32`, or `bf16` for the per-token views and
+ * the output, the tensors whose bytes grow with T and bound a long call; everything else stays f32.
+ */
+export type Io = 'f32' | 'bf16';
+
+/**
+ * The roles stored as bf16 under `io: 'bf16'`. The per-token lr and a rule's rates, decay and
+ * momentum stay f32: each is one value per token (4 of TTT-Linear's 1,028 bytes per token at
+ * D = 64), and a decay or momentum near 1 would lose its meaning (bf16's spacing below 1 is 2^-8:
+ * a retention of 0.999 rounds to 1).
+ */
+const BF16_IO_ROLES: ReadonlySet<Role> = new Set(['view', 'output']);
+
+/**
+ * The ports, with those that `io` stores as bf16 marked: the one place that decides it; the kernel
+ * parameters, launcher, header, bindings, CPU runtime and report read the mark.
+ */
+export const withIo = (ports: readonly Port[], io: Io): Port[] =>
+  ports.map((p) => (io === 'bf16' && !p.grad && BF16_IO_ROLES.has(p.role) ? { ...p, bf16: true } : p));
+
+/** Bytes of one element of the port in global memory. */
+export const elementBytes = (p: Port): number => (p.bf16 ? 2 : 4);
 
 /** Every port, inputs then outputs: the order of kernel parameters and launcher fields. */
 export const allPorts = (s: KernelSignature): Port[] => [...s.inputs, ...s.outputs];

@@ -12,8 +12,11 @@ import type { Tensor } from '../core/tensor.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
-import { renderCuda } from '../targets/cuda/render.ts';
-import type { TargetOptions } from '../targets/target.ts';
+import { apiOf } from '../targets/cuda/api.ts';
+import { cudaTarget } from '../targets/cuda/target.ts';
+import { stem, type TargetOptions } from '../targets/target.ts';
+import { roundBf16 } from '../compiler/ir/execute.ts';
+import type { Io } from '../core/signature.ts';
 import { randomInputs } from '../tests/support/inputs.ts';
 import { loadReference, REFERENCE_FILES } from '../tests/support/reference-vectors.ts';
 import { compileExample, exampleFiles } from '../tests/support/specs.ts';
@@ -42,6 +45,8 @@ interface Case {
   module: string;
   start: number;
   tolerance: number;
+  /** The output's tolerance, where it differs (a bf16 output: rounded once more). */
+  outputTolerance?: number;
   /** Also check that token-by-token decode reproduces this prefill. */
   decode: boolean;
   inputs: Record<string, FileEntry>;
@@ -55,21 +60,23 @@ const out = values.out!;
 rmSync(out, { recursive: true, force: true });
 const modules = new Map<string, string>();
 
-/** Generates a kernel once per (spec, sizes, dtype) and returns its Python module's path. */
-function kernel(
+/** Generates a kernel once per (spec, sizes, dtype, io) and returns its Python module's path. */
+async function kernel(
   spec: string,
   D: number,
   K: number,
   dtype: TargetOptions['dtype'],
-): { module: string; compiled: Compiled } {
+  io: Io = 'f32',
+): Promise<{ module: string; compiled: Compiled }> {
   const compiled = compileExample(spec, 'auto', { D, K });
-  const id = `${spec.replace(/\.ttt$/, '')}-D${D}-K${K}-${dtype}`;
+  const id = `${spec.replace(/\.ttt$/, '')}-D${D}-K${K}-${dtype}${io === 'bf16' ? '-io-bf16' : ''}`;
   if (!modules.has(id)) {
-    const cuda = renderCuda(compiled, { arch: values.arch!, dtype });
+    // Every file of `tttc compile --target cuda`: the binding builds the fused backward's source too.
+    const files = await cudaTarget.emit(compiled, { arch: values.arch!, dtype, io });
     const dir = join(out, 'kernels', id);
     mkdirSync(dir, { recursive: true });
-    for (const f of cuda.files) writeFileSync(join(dir, f.path), f.contents);
-    modules.set(id, relative(out, join(dir, cuda.api.python)));
+    for (const f of files) writeFileSync(join(dir, f.path), f.contents);
+    modules.set(id, relative(out, join(dir, apiOf(stem(compiled)).python)));
   }
   return { module: modules.get(id)!, compiled };
 }
@@ -108,7 +115,7 @@ function addCase(
 
 for (const spec of exampleFiles) {
   for (const s of SIZES) {
-    const { module, compiled } = kernel(spec, s.D, s.K, 'f32');
+    const { module, compiled } = await kernel(spec, s.D, s.K, 'f32');
     const named = toF32(randomInputs(compiled.chunk, { ...s, seed: s.D + s.K }));
     const want = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(compiled.signature, named)));
     addCase(
@@ -128,7 +135,7 @@ for (const spec of exampleFiles) {
 for (const file of REFERENCE_FILES) {
   const ref = await loadReference(file);
   const spec = ref.kind === 'linear' ? 'ttt_linear.ttt' : 'ttt_mlp.ttt';
-  const { module } = kernel(spec, Number(ref.metadata.head_dim), Number(ref.metadata.mini_batch_size), 'f32');
+  const { module } = await kernel(spec, Number(ref.metadata.head_dim), Number(ref.metadata.mini_batch_size), 'f32');
   addCase(
     { name: `${file} (${spec})`, module, start: 0, tolerance: F32_TOLERANCE, decode: false },
     ref.inputs,
@@ -138,7 +145,7 @@ for (const file of REFERENCE_FILES) {
 
 {
   const s = SIZES[1];
-  const { module, compiled } = kernel('ttt_linear.ttt', s.D, s.K, 'bf16');
+  const { module, compiled } = await kernel('ttt_linear.ttt', s.D, s.K, 'bf16');
   const named = toF32(randomInputs(compiled.chunk, { ...s, seed: 7 }));
   const want = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(compiled.signature, named)));
   addCase(
@@ -147,6 +154,31 @@ for (const file of REFERENCE_FILES) {
       module,
       start: s.start,
       tolerance: BF16_TOLERANCE,
+      decode: false,
+    },
+    named,
+    want,
+  );
+}
+
+// bf16 I/O: the views as bf16 (gpu_check.py casts them, exactly: they are rounded here) and a bf16
+// output. States keep the f32 tolerance; the output, rounded once to bf16 (unit roundoff 2^-8),
+// within 2^-8 + (1 + 2^-8)·tol in norm (tests/support/bf16-io.ts derives it per element). No
+// decode check: prefill and decode may round a few elements to neighbouring bf16 values.
+for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt']) {
+  const s = SIZES[1];
+  const { module, compiled } = await kernel(spec, s.D, s.K, 'f32', 'bf16');
+  const named = toF32(randomInputs(compiled.chunk, { ...s, seed: 9 }));
+  const rounded = innerLoopInputs(compiled.signature, named);
+  for (const [n, t] of rounded.views) named.set(n, { shape: t.shape, data: t.data.map(roundBf16) });
+  const want = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(compiled.signature, named)));
+  addCase(
+    {
+      name: `${spec} io bf16 D=${s.D} K=${s.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}`,
+      module,
+      start: s.start,
+      tolerance: F32_TOLERANCE,
+      outputTolerance: 2 ** -8 + (1 + 2 ** -8) * F32_TOLERANCE,
       decode: false,
     },
     named,

@@ -1,5 +1,6 @@
 /** What every code-generation target provides to `tttc compile`. */
 import type { Compiled } from '../compiler/pipeline.ts';
+import type { Io } from '../core/signature.ts';
 
 export interface GeneratedFile {
   /** Path relative to the output folder. */
@@ -12,6 +13,8 @@ export interface TargetOptions {
   arch: string;
   /** Matmul operand precision: `f32`, or `bf16` with f32 state and accumulation. */
   dtype: 'f32' | 'bf16';
+  /** Global I/O (CUDA): `f32` (absent), or `bf16` views and output (core/signature.ts `withIo`). */
+  io?: Io;
 }
 
 export interface Target {

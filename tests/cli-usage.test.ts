@@ -43,6 +43,8 @@ describe('tttc usage', () => {
       [['check', spec, '--json=yes'], '--json takes no value'],
       [['check', spec, '--form', 'dual', '--form', 'primal'], '--form given twice'],
       [['compile', spec, '--arch', 'sm80'], 'arch must look like sm_80'],
+      [['compile', spec, '--target', 'cuda', '--io', 'f16'], "io must be f32 or bf16, got 'f16'"],
+      [['compile', spec, '--target', 'cuda,wgsl', '--io', 'bf16'], 'io bf16 is for the cuda target; WGSL kernels'],
     ];
     for (const [argv, message] of cases) {
       const r = await tttc(...argv);

@@ -46,5 +46,12 @@ describe('generated code matches tests/golden/', () => {
       const cuda = renderCuda(compile(name), { arch: 'sm_90', dtype: 'f32' });
       expectGolden(`${stem}.cu`, cuda.files.find((f) => f.path === cuda.api.source)!.contents);
     });
+    // bf16 I/O (views and output stored as bf16): the kernel's loads and stores and the header's fields.
+    if (name === 'ttt_linear.ttt')
+      it(`${stem}.bf16-io.cu and .h`, () => {
+        const cuda = renderCuda(compile(name), { arch: 'sm_90', dtype: 'f32', io: 'bf16' });
+        expectGolden(`${stem}.bf16-io.cu`, cuda.files.find((f) => f.path === cuda.api.source)!.contents);
+        expectGolden(`${stem}.bf16-io.h`, cuda.files.find((f) => f.path === cuda.api.header)!.contents);
+      });
   }
 });

@@ -43,7 +43,8 @@ def build_all(paths: list[pathlib.Path]) -> None:
 def outputs(module, B: int, H: int, T: int, device: str) -> tuple:
     """An (output, states, accums) triple for `out=`, NaN-filled so an unwritten element shows."""
 
-    def nan(*shape):
-        return torch.full(shape, float("nan"), device=device)
+    def nan(*shape, dtype=torch.float32):
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
 
-    return (nan(B, H, T, *module.OUTPUT), {n: nan(B, H, *s) for n, s in module.STATES.items()}, {n: nan(B, H, *s) for n, s in module.STATES.items()})
+    # The output as the kernel stores it: bf16 under --io bf16.
+    return (nan(B, H, T, *module.OUTPUT, dtype=module.OUTPUT_DTYPES[0]), {n: nan(B, H, *s) for n, s in module.STATES.items()}, {n: nan(B, H, *s) for n, s in module.STATES.items()})

@@ -41,8 +41,16 @@ interface Span {
 
 const overlaps = (a: Span, b: Span) => a.from < b.to && b.from < a.to;
 
-/** The kernel with the inputs it can read ahead planned (`prefetch`), or unchanged when none can. */
-export function withPrefetch(k: ScheduledKernel, limits: TargetLimits): ScheduledKernel {
+/**
+ * The kernel with the inputs it can read ahead planned (`prefetch`), or unchanged when none can.
+ * `copyable` says which inputs (by chunk-program key) global memory holds as f32, so that a 16-byte
+ * copy lands as the floats a stage reads (a tensor stored as bf16 is widened by its loads instead).
+ */
+export function withPrefetch(
+  k: ScheduledKernel,
+  limits: TargetLimits,
+  copyable: (input: string) => boolean = () => true,
+): ScheduledKernel {
   if (k.chunk.rows <= 1) return k;
   const nodes = k.program.nodes;
   const touched = k.stages.map((_, i) => stageSpans(k, i));
@@ -53,7 +61,9 @@ export function withPrefetch(k: ScheduledKernel, limits: TargetLimits): Schedule
   const taken: Span[] = [];
   let workgroupFloats = k.workgroupFloats;
   k.stages.forEach((s, stage) => {
-    if (s.kind !== 'compute' || nodes[s.node].op.kind !== 'input') return;
+    if (s.kind !== 'compute') return;
+    const op = nodes[s.node].op;
+    if (op.kind !== 'input' || !copyable(op.name)) return;
     const shape = nodes[s.node].shape;
     if (shape[0] !== k.chunk.rows || size(shape.slice(1)) % COPY_FLOATS !== 0) return;
     const floats = size(shape);

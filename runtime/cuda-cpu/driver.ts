@@ -15,7 +15,7 @@ export function driverSource(p: CudaCpuProgram): string {
     '  tttc_cpu_driver::Files files(argv[1], argv[2]);',
     `  ${p.argsType} args = {};`,
     ...sizes,
-    ...p.tensors.map((t) => `  args.${t.field} = files.next(${t.written});`),
+    ...p.tensors.map((t) => `  args.${t.field} = files.${t.bf16 ? 'next_bf16' : 'next'}(${t.written});`),
     `  args.${p.scratch.bytes} = ${p.scratch.size}(files.B, files.H);`,
     `  args.${p.scratch.pointer} = files.scratch(args.${p.scratch.bytes});`,
     `  if (${p.forward}(&args, nullptr) != 0) {`,

@@ -12,6 +12,7 @@ import type { Tensor } from '../../core/tensor.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import { type Built, buildProgram, type CudaCpuMode } from './build.ts';
 import type { CudaCpuProgram, CudaTensorField } from './program.ts';
+import { bf16Bits, fromBf16Bits } from './bf16.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -80,7 +81,7 @@ export async function runDriver(
     if (!x) throw new CudaCpuRunError(`the CUDA launcher takes ${t.role} '${t.name}', which the inputs lack`);
     if (x.data.length !== n)
       throw new CudaCpuRunError(`${t.role} '${t.name}' has ${x.data.length} values, expected ${n}`);
-    chunks.push(Buffer.from(Float32Array.from(x.data).buffer));
+    chunks.push(Buffer.from((t.bf16 ? bf16Bits(x.data) : Float32Array.from(x.data)).buffer));
   }
   const dir = mkdtempSync(join(tmpdir(), 'tttc-cuda-cpu-'));
   try {
@@ -96,17 +97,22 @@ export async function runDriver(
       const x = e as { stderr?: string; message: string };
       throw new CudaCpuRunError(`${program.source} (${mode}) failed on the CPU:\n${x.stderr || x.message}`);
     }
-    const bytes = readFileSync(output);
-    const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    // Copied: the typed arrays below need the file's bytes at offsets aligned to their elements.
+    const bytes = new Uint8Array(readFileSync(output)).buffer;
     const written = new Map<CudaTensorField, Tensor>();
     let offset = 0;
     for (const t of program.tensors) {
       if (!t.written) continue;
       const s = shape(t);
       const n = size(s);
-      if (offset + n > values.length) throw new CudaCpuRunError(`the driver wrote ${values.length} values, too few`);
-      written.set(t, { shape: s, data: Float64Array.from(values.subarray(offset, offset + n)) });
-      offset += n;
+      const width = t.bf16 ? 2 : 4;
+      if (offset + n * width > bytes.byteLength)
+        throw new CudaCpuRunError(`the driver wrote ${bytes.byteLength} bytes, too few`);
+      const data = t.bf16
+        ? fromBf16Bits(new Uint16Array(bytes.slice(offset, offset + n * 2)))
+        : Float64Array.from(new Float32Array(bytes.slice(offset, offset + n * 4)));
+      written.set(t, { shape: s, data });
+      offset += n * width;
     }
     return written;
   } finally {

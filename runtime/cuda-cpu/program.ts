@@ -37,6 +37,8 @@ export interface CudaTensorField {
   lead: readonly Axis[];
   shape: readonly number[];
   written: boolean;
+  /** Stored as bf16 (io bf16): passed as bf16 bits, rounded to nearest even; absent: float32. */
+  bf16?: true;
   /** For a cotangent or gradient: the call's tensor it belongs to. */
   of?: { role: Role; name: string };
 }

@@ -31,6 +31,10 @@ export interface Memory {
   /** The array holding a port, and where in it the port's flat element `index` is. */
   port(port: Port, index: Expr): { array: string; index: Expr };
   uniform(name: Uniform): string;
+  /** A port's element as the kernel reads it (widened to float where global memory holds bf16); absent: as is. */
+  read?(port: Port, element: string): string;
+  /** The value stored into a port's element (rounded where global memory holds bf16); absent: as is. */
+  written?(port: Port, value: string): string;
 }
 
 export class Printer {
@@ -78,9 +82,13 @@ export class Printer {
       case 'assign':
         L.line(`${s.name} = ${this.value(s.value)};`);
         return;
-      case 'store':
-        L.line(`${this.element(s.buffer, s.index)} = ${this.value(s.value)};`);
+      case 'store': {
+        const value = this.value(s.value);
+        const stored =
+          s.buffer.kind === 'port' && this.memory.written ? this.memory.written(s.buffer.port, value) : value;
+        L.line(`${this.element(s.buffer, s.index)} = ${stored};`);
         return;
+      }
       case 'for': {
         const step = s.step.kind === 'int' && s.step.value === 1 ? undefined : this.expr(s.step);
         L.open(d.loop(s.counter, this.expr(s.from), this.expr(s.to), step));
@@ -134,8 +142,10 @@ export class Printer {
         return e.name;
       case 'uniform':
         return this.memory.uniform(e.name);
-      case 'load':
-        return this.element(e.buffer, e.index);
+      case 'load': {
+        const element = this.element(e.buffer, e.index);
+        return e.buffer.kind === 'port' && this.memory.read ? this.memory.read(e.buffer.port, element) : element;
+      }
       case 'index': {
         const [a, b] = [laidOut(e.a), laidOut(e.b)];
         // Products, quotients, remainders and XORs wrap a compound operand, and a XOR is wrapped

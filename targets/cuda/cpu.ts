@@ -29,7 +29,13 @@ export function cudaCpuProgram(compiled: Compiled, options: TargetOptions): Cuda
 
 /** A launcher field as the CPU runtime fills it: which tensor of the call it holds. */
 export function tensorField(p: Port): CudaTensorField {
-  const field = { field: identifier(p), lead: p.lead, shape: p.shape, written: p.io === 'out' };
+  const field = {
+    field: identifier(p),
+    lead: p.lead,
+    shape: p.shape,
+    written: p.io === 'out',
+    ...(p.bf16 ? { bf16: true as const } : {}),
+  };
   if (p.grad)
     return {
       role: p.io === 'in' ? 'cotangent' : 'gradient',

@@ -11,7 +11,7 @@ import type { CudaApi } from './api.ts';
 import { SCALAR_PARAMETERS } from './kernel.ts';
 import { identifier } from '../../core/mangle.ts';
 import type { Port } from '../../core/signature.ts';
-import { CHUNKS, elementCount } from './tensors.ts';
+import { CHUNKS, elementCount, fieldElement } from './tensors.ts';
 
 /** Comma-separated items in lines of at most `width` characters (one item may exceed it). */
 function wrap(items: readonly string[], width: number): string[] {
@@ -25,6 +25,12 @@ function wrap(items: readonly string[], width: number): string[] {
     } else line = line ? `${line} ${text}` : text;
   }
   return [...lines, line];
+}
+
+/** The launcher's field of a tensor as the kernel's parameter: bf16 bits (the header's uint16_t) as `__nv_bfloat16`. */
+function kernelArgument(t: Port): string {
+  const field = `a->${identifier(t)}`;
+  return t.bf16 ? `reinterpret_cast<${t.io === 'out' ? '' : 'const '}__nv_bfloat16*>(${field})` : field;
 }
 
 /** A `__global__` function of the .cu and its schedule. */
@@ -172,7 +178,9 @@ function renderLauncher(
     L.line(`const size_t ${CHUNKS} = ${countChunks}(a->T, a->start);`);
   L.open('const Extent tensors[] =');
   for (const t of tensors)
-    L.line(`{"${identifier(t)}", a->${identifier(t)}, ${elementCount(t, 'a->')} * sizeof(float), ${t.io === 'out'}},`);
+    L.line(
+      `{"${identifier(t)}", a->${identifier(t)}, ${elementCount(t, 'a->')} * sizeof(${fieldElement(t)}), ${t.io === 'out'}},`,
+    );
   if (usesScratch) L.line('{"scratch", a->scratch, scratch_bytes, true},');
   L.close(';');
   L.open('for (const Extent& t : tensors)');
@@ -211,7 +219,7 @@ function renderLauncher(
   const launch = (v: HostKernel, suffix = '') => {
     const args = [
       ...SCALAR_PARAMETERS.map((p) => `(unsigned)a->${p}`),
-      ...(v.tensors ?? tensors).map((t) => `a->${identifier(t)}`),
+      ...(v.tensors ?? tensors).map((t) => kernelArgument(t)),
       ...(v.kernel.scratchFloats > 0 ? ['a->scratch'] : []),
     ];
     // cudaLaunchKernelEx rather than `<<<>>>`: plain C++, so the CPU runtime (runtime/cuda-cpu) builds it too.

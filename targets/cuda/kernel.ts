@@ -24,18 +24,33 @@ export const CUDA_FEATURES: KernelFeatures = { lanes: WARP, rowMajorOnChip: true
 /** The kernel's scalar parameters, before its tensors. */
 export const SCALAR_PARAMETERS = ['H', 'T', 'start'] as const;
 
-/** Every port is a kernel parameter of its own; the uniforms are the scalar parameters. */
-const memory: Memory = {
-  // One block per sequence-head: the grid is B·H blocks.
-  uniform: (n) => (n === 'BH' ? 'gridDim.x' : n),
-  port: (p, index) => ({ array: identifier(p), index }),
-};
+/**
+ * Every port is a kernel parameter of its own; the uniforms are the scalar parameters. A port the
+ * tensor list stores as bf16 is widened to f32 where read (exactly) and rounded to nearest even
+ * where written; the kernel IR's ports are the signature's, so they are matched by parameter name.
+ */
+function memoryOf(tensors: readonly Port[]): Memory {
+  const bf16 = new Set(tensors.filter((t) => t.bf16).map((t) => identifier(t)));
+  return {
+    // One block per sequence-head: the grid is B·H blocks.
+    uniform: (n) => (n === 'BH' ? 'gridDim.x' : n),
+    port: (p, index) => ({ array: identifier(p), index }),
+    read: (p, element) => (bf16.has(identifier(p)) ? `__bfloat162float(${element})` : element),
+    written: (p, value) => (bf16.has(identifier(p)) ? `__float2bfloat16_rn(${value})` : value),
+  };
+}
+
+/** A port's element type in global memory. */
+export const elementType = (t: Port) => (t.bf16 ? '__nv_bfloat16' : 'float');
 
 /** Parameter declarations, each with its shape as a comment. */
 function parameters(kernel: ScheduledKernel, tensors: readonly Port[]): [string, string][] {
   const list: [string, string][] = SCALAR_PARAMETERS.map((p) => [`const unsigned ${p}`, '']);
   for (const t of tensors)
-    list.push([`${t.io === 'out' ? 'float' : 'const float'}* __restrict__ ${identifier(t)}`, showPortShape(t)]);
+    list.push([
+      `${t.io === 'out' ? '' : 'const '}${elementType(t)}* __restrict__ ${identifier(t)}`,
+      `${showPortShape(t)}${t.bf16 ? ', bf16' : ''}`,
+    ]);
   if (kernel.scratchFloats > 0)
     list.push([`float* __restrict__ ${SCRATCH_ARRAY}`, `[B, H, ${kernel.scratchFloats}]: a slice per block`]);
   return list;
@@ -79,6 +94,6 @@ export function renderKernel(
     );
   body.line('// One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.');
   body.line('const size_t bh = blockIdx.x;', 'const unsigned tid = threadIdx.x;');
-  new Printer(dialect, memory).kernel(lowered, body);
+  new Printer(dialect, memoryOf(tensors)).kernel(lowered, body);
   L.line(...indent(body), '}');
 }

@@ -4,7 +4,7 @@
  * PyTorch wrapper, all spelt by core/mangle.ts so they cannot disagree.
  */
 import { size } from '../../core/shape.ts';
-import type { Port } from '../../core/signature.ts';
+import { elementBytes, type Port } from '../../core/signature.ts';
 import { identifier } from '../../core/mangle.ts';
 
 /** What a port holds, for the header's field comments. */
@@ -39,6 +39,16 @@ export function portNote(p: Port): string {
   }[p.role];
 }
 
+/**
+ * The element type of a tensor's field in the C header: float, or the bits of a bf16 (`uint16_t`,
+ * so the header stays plain C; the launcher passes them to the kernel as `__nv_bfloat16`).
+ */
+export const fieldElement = (p: Port): string => (p.bf16 ? 'uint16_t' : 'float');
+
+/** The generated files' note on bf16 I/O, when the tensor list stores some tensors as bf16. */
+export const ioNote = (tensors: readonly Port[]): string =>
+  tensors.some((t) => t.bf16) ? ', bf16 views and output in global memory' : '';
+
 /** The launcher's count of the chunks a call walks (the checkpoints' leading axis), computed from `T` and `start`. */
 export const CHUNKS = 'chunks';
 
@@ -49,4 +59,20 @@ export function elementCount(p: Port, args: string): string {
   const lead = p.lead.map((a) => (a === 'C' ? CHUNKS : `${args}${a}`));
   const factors = [...lead, ...(n > 1 || p.lead.length === 0 ? [String(n)] : [])];
   return `(size_t)${factors.join(' * ')}`;
+}
+
+/**
+ * Bytes one (sequence, head) of a call reads and writes in global memory per token: its tensors
+ * with a token axis (views, rates, a rule's per-token inputs, the output), each element as stored.
+ * States, params and accumulators are read and written once per call, not per token.
+ */
+export function bytesPerToken(tensors: readonly Port[]): { read: number; written: number } {
+  let read = 0;
+  let written = 0;
+  for (const p of tensors.filter((t) => t.lead.includes('T'))) {
+    const bytes = size(p.shape) * elementBytes(p);
+    if (p.io === 'in') read += bytes;
+    else written += bytes;
+  }
+  return { read, written };
 }

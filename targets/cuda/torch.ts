@@ -41,7 +41,12 @@ function renderBinding(L: Lines, b: Binding): void {
     `args.H = static_cast<int>(${sized}.size(1));`,
     `args.T = static_cast<int>(${sized}.size(2));`,
     'args.start = static_cast<int>(start);',
-    ...b.tensors.map((t) => `args.${identifier(t)} = ${identifier(t)}.data_ptr<float>();`),
+    // A bf16 tensor's data as the header's bf16 bits; data_ptr<T> checks the tensor's dtype.
+    ...b.tensors.map((t) =>
+      t.bf16
+        ? `args.${identifier(t)} = reinterpret_cast<uint16_t*>(${identifier(t)}.data_ptr<at::BFloat16>());`
+        : `args.${identifier(t)} = ${identifier(t)}.data_ptr<float>();`,
+    ),
     ...(b.scratch.given
       ? []
       : [

@@ -175,10 +175,14 @@ class Layer(nn.Module):
         H = self.heads
         projections = {"q": self.q_proj, "k": self.k_proj, "v": self.v_proj}
         cos, sin = _rope_table(self.rope_theta, x.device)
+        inner_loop = _inner_loop()
+        # The binding takes each view as its kernel stores it (bf16 under --io bf16): a differentiable
+        # cast, none for float32.
+        stored = dict(zip(inner_loop.VIEWS, inner_loop.INPUT_DTYPES))
         views = {}
         for v in VIEWS:
             y = projections[v](x).reshape(B, T, H, D).transpose(1, 2)
-            views[v] = (_rope(y, cos, sin) if v in ROTATED else y).contiguous()
+            views[v] = (_rope(y, cos, sin) if v in ROTATED else y).to(stored[v]).contiguous()
         call = dict(views=views, start=0)
         if HAS_LR:
             z = torch.einsum("btc,hc->bht", x, self.learnable_ttt_lr_weight.reshape(H, C))
@@ -189,7 +193,8 @@ class Layer(nn.Module):
         if PARAMS:
             call["params"] = {n: getattr(self, w).reshape(H, *s) for n, (w, _, s) in PARAMS.items()}
         call["states"] = {n: getattr(self, w).reshape(H, *s) for n, (w, _, s) in STATES.items()}
-        inner = _inner_loop().forward(**call)[0]
+        # The output as float32 for the post-norm (widened from bf16 under --io bf16).
+        inner = inner_loop.forward(**call)[0].float()
         y = self.post_norm(inner.transpose(1, 2).reshape(B, T, C))
         if self.use_gate:
             y = _gelu_tanh(self.g_proj(x)) * y

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { cacheRoot, INCLUDE_DIR } from '../../runtime/cuda-cpu/build.ts';
 import { cudaTarget } from '../../targets/cuda/target.ts';
+import type { TargetOptions } from '../../targets/target.ts';
 import { pythonWithTorch } from './python.ts';
 import { repoRoot } from './specs.ts';
 
@@ -26,8 +27,11 @@ function writeWhole(path: string, contents: string): void {
  * The folder of the generated files, named by a digest of the C++ sources alone, so that a change
  * to the Python modules (rewritten when they differ) does not rebuild the extension.
  */
-export async function torchModuleDir(c: Compiled): Promise<string> {
-  const files = await cudaTarget.emit(c, { arch: 'sm_90', dtype: 'f32' });
+export async function torchModuleDir(
+  c: Compiled,
+  options: TargetOptions = { arch: 'sm_90', dtype: 'f32' },
+): Promise<string> {
+  const files = await cudaTarget.emit(c, options);
   const sources = files.filter((f) => !f.path.endsWith('.py'));
   const digest = createHash('sha256').update(JSON.stringify(sources)).digest('hex').slice(0, 16);
   const dir = join(cacheRoot(), 'torch-modules', digest);

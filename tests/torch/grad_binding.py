@@ -71,8 +71,8 @@ def poison(layer):
     """Fill every tensor the kernels write (outputs, checkpoints, gradients) with NaN before they run."""
     fresh = layer._empty
 
-    def poisoned(*shape, device):
-        return fresh(*shape, device=device).fill_(math.nan)
+    def poisoned(*shape, device, **dtype):
+        return fresh(*shape, device=device, **dtype).fill_(math.nan)
 
     layer._empty = poisoned
 

@@ -1,9 +1,10 @@
 /* tttc cuda-cpu: what a generated driver's main() needs to run a launcher on tensors from a file.
  *
  * Input file: "TTCI", int32 B, H, T, start, then for each of the launcher's tensors in the driver's
- * order a uint64 element count, followed by that many float32 values for a tensor the kernel reads
- * (none for one it writes). Output file: the written tensors' float32 values, in the same order.
- * Every tensor gets its own exact-size device allocation; written ones start as NaN. */
+ * order a uint64 element count, followed by that many float32 values (bf16 bits, uint16, for a
+ * tensor the driver takes with next_bf16) for a tensor the kernel reads (none for one it writes).
+ * Output file: the written tensors' values, in the same order and types. Every tensor gets its own
+ * exact-size device allocation; written ones start as NaN. */
 #ifndef TTTC_CUDA_CPU_DRIVER_H
 #define TTTC_CUDA_CPU_DRIVER_H
 
@@ -22,8 +23,10 @@ namespace tttc_cpu_driver {
 }
 
 struct Tensor {
-  float* data;
+  void* data;
   size_t count;
+  /* Bytes per element: 4 (float32) or 2 (bf16 bits). */
+  size_t width;
   bool written;
 };
 
@@ -49,20 +52,18 @@ class Files {
 
   /* The next tensor: read for an input, NaN for one the kernel writes. */
   float* next(bool written) {
-    if (count_ == kMaxTensors) die("too many tensors", "");
-    uint64_t n;
-    read(&n, sizeof n);
-    Tensor& t = tensors_[count_++];
-    t = {device(n), (size_t)n, written};
-    if (written) {
-      fill_nan(t.data, t.count);
-    } else {
-      float* host = static_cast<float*>(malloc(n * sizeof(float) + 1));
-      read(host, n * sizeof(float));
-      cudaMemcpy(t.data, host, n * sizeof(float), cudaMemcpyHostToDevice);
-      free(host);
-    }
-    return t.data;
+    Tensor& t = take(written, sizeof(float));
+    if (written) fill_nan(static_cast<float*>(t.data), t.count);
+    return static_cast<float*>(t.data);
+  }
+
+  /* The next tensor, stored as bf16 bits: read for an input, NaN (0x7fc0) for one the kernel writes. */
+  uint16_t* next_bf16(bool written) {
+    Tensor& t = take(written, sizeof(uint16_t));
+    uint16_t* data = static_cast<uint16_t*>(t.data);
+    if (written)
+      for (size_t i = 0; i < t.count; i++) data[i] = 0x7fc0u;
+    return data;
   }
 
   /* Workspace of `bytes`, NaN-filled like an output; NULL when none is needed. */
@@ -70,9 +71,9 @@ class Files {
     if (bytes == 0) return nullptr;
     if (count_ == kMaxTensors) die("too many tensors", "");
     Tensor& t = tensors_[count_++];
-    t = {device(bytes / sizeof(float)), bytes / sizeof(float), false};
-    fill_nan(t.data, t.count);
-    return t.data;
+    t = {device(bytes), bytes / sizeof(float), sizeof(float), false};
+    fill_nan(static_cast<float*>(t.data), t.count);
+    return static_cast<float*>(t.data);
   }
 
   void write_outputs() {
@@ -80,7 +81,7 @@ class Files {
     if (!out) die("cannot write ", out_path_);
     for (unsigned i = 0; i < count_; i++) {
       const Tensor& t = tensors_[i];
-      if (t.written && fwrite(t.data, sizeof(float), t.count, out) != t.count) die("cannot write ", out_path_);
+      if (t.written && fwrite(t.data, t.width, t.count, out) != t.count) die("cannot write ", out_path_);
     }
     if (fclose(out) != 0) die("cannot write ", out_path_);
   }
@@ -93,10 +94,25 @@ class Files {
   void read(void* p, size_t bytes) {
     if (fread(p, 1, bytes, in_) != bytes) die("the input file ends early", "");
   }
-  static float* device(size_t n) {
+  /* The next tensor's allocation, its values read from the file when the kernel reads it. */
+  Tensor& take(bool written, size_t width) {
+    if (count_ == kMaxTensors) die("too many tensors", "");
+    uint64_t n;
+    read(&n, sizeof n);
+    Tensor& t = tensors_[count_++];
+    t = {device(n * width), (size_t)n, width, written};
+    if (!written) {
+      void* host = malloc(n * width + 1);
+      read(host, n * width);
+      cudaMemcpy(t.data, host, n * width, cudaMemcpyHostToDevice);
+      free(host);
+    }
+    return t;
+  }
+  static void* device(size_t bytes) {
     void* p = nullptr;
-    if (cudaMalloc(&p, n * sizeof(float)) != cudaSuccess) die("out of memory", "");
-    return static_cast<float*>(p);
+    if (cudaMalloc(&p, bytes) != cudaSuccess) die("out of memory", "");
+    return p;
   }
   static void fill_nan(float* p, size_t n) {
     for (size_t i = 0; i < n; i++) p[i] = NAN;

@@ -1,0 +1,58 @@
+/**
+ * bf16 I/O (`io: 'bf16'`) through nvcc, on a machine with nvcc and no GPU: every example's kernels
+ * built for sm_80 and sm_90 with their views and output stored as bf16, with no warning from nvcc,
+ * ptxas or the host compiler, and no local memory (no stack frame, no spills) in any kernel, as
+ * with f32 I/O (tests/cuda.test.ts and `npm run report:cuda` build those).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ptxasResources, type Resources } from '../bench/cuda-kernels.ts';
+import { renderCuda } from '../targets/cuda/render.ts';
+import type { TargetOptions } from '../targets/target.ts';
+import { compileExample, exampleFiles } from './support/specs.ts';
+
+const execFileAsync = promisify(execFile);
+const work = mkdtempSync(join(tmpdir(), 'tttc-cuda-bf16-io-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** Warnings are errors everywhere, as tests/cuda.test.ts builds. */
+const STRICT = ['-Werror', 'all-warnings', '-Xptxas', '-v,-Werror', '-Xcompiler', '-Wall,-Wextra,-Werror'];
+
+/** nvcc's -v report per kernel of `spec` generated with `options`; fails the test with nvcc's output. */
+async function build(spec: string, options: TargetOptions): Promise<Map<string, Resources>> {
+  const cuda = renderCuda(compileExample(spec), options);
+  const dir = mkdtempSync(join(work, 'k-'));
+  for (const f of cuda.files) writeFileSync(join(dir, f.path), f.contents);
+  const gencode = `-gencode=arch=compute_${options.arch.slice(3)},code=${options.arch}`;
+  const args = ['-c', '-O3', gencode, ...STRICT, '-o', join(dir, 'k.o'), join(dir, cuda.api.source)];
+  try {
+    const { stdout, stderr } = await execFileAsync('nvcc', args, { cwd: dir, maxBuffer: 1 << 24 });
+    expect(stdout + stderr).not.toMatch(/warning/i);
+    return ptxasResources(stderr + stdout);
+  } catch (e) {
+    const x = e as { stdout?: string; stderr?: string; message: string };
+    throw new Error(
+      `nvcc failed on ${spec} ${options.arch} ${options.dtype} io ${options.io}:\n${x.stderr ?? x.message}`,
+    );
+  }
+}
+
+const localBytes = (r: Resources) => r.stackBytes + r.spillStores + r.spillLoads;
+
+describe('bf16 I/O kernels build with nvcc without a warning or a spill', { timeout: 300_000 }, () => {
+  const cases = [
+    ...exampleFiles.map((spec) => ({ spec, dtype: 'f32' as const })),
+    { spec: 'ttt_linear.ttt', dtype: 'bf16' as const },
+  ];
+  for (const { spec, dtype } of cases)
+    for (const arch of ['sm_80', 'sm_90'])
+      it(`${spec} ${arch} ${dtype} operands`, async () => {
+        const kernels = await build(spec, { arch, dtype, io: 'bf16' });
+        expect(kernels.size).toBeGreaterThan(0);
+        for (const [kernel, r] of kernels) expect(localBytes(r), `${kernel}: stack and spills`).toBe(0);
+      });
+});
