@@ -28,8 +28,8 @@ import { UNUSUAL_SPECS } from './specs/unusual.ts';
 /** The f32 kernel's tolerance against the f64 reference (relative error), as for WGSL. */
 const TOL = 1e-5;
 /**
- * bf16 operands keep 8 significant bits: each rounding is off by up to 2^-9 ≈ 2e-3 (relative), a
- * product of two rounded operands by up to 4e-3, and a mini-batch chains a few matmuls (forward,
+ * bf16 operands keep 8 significant bits: each rounding is off by up to 2^-8 ≈ 3.9e-3 (relative, half
+ * an ulp at the bottom of a binade), a product of two rounded operands by up to 7.8e-3, and a mini-batch chains a few matmuls (forward,
  * gradient, update) whose errors add; states and accumulators carry them across mini-batches.
  * 3e-2 is about eight bf16 ulps at unit scale; measured: 2.5e-3 (gated_linear) to 1.6e-2
  * (three_layer_mlp, three matmuls deep). The floor shows the operands really were rounded (an f32

@@ -8,13 +8,13 @@
  * Builds are cached by digest (the cuda-cpu ones shared with tests/cuda-cpu.test.ts).
  *
  * Tolerances. A bf16 kernel rounds each product operand to bf16 (8 significant bits, unit
- * roundoff u = 2^-9) and accumulates in f32. The reference run with precision 'bf16' does exactly
+ * roundoff u = 2^-8) and accumulates in f32. The reference run with precision 'bf16' does exactly
  * that in exact arithmetic with f32 values (compiler/ir/execute.ts), so
  *  - its distance from the f64 reference, e_model, is the error bf16 operand rounding causes for
  *    these inputs (measured 2e-4 to 1.6e-2 over the examples' outputs, states and accumulators);
  *  - the kernel differs from it only by f32 summation order (n 2^-24 relative for a contraction
  *    of n <= 256: 1.5e-5) and by operands whose f32 value lands on the other side of a bf16
- *    rounding boundary than the model's: a fraction of about n 2^-24 / 2^-9 = n 2^-15 of them
+ *    rounding boundary than the model's: a fraction of at most about n 2^-24 / 2^-9 = n 2^-15 of them
  *    (<= 2^-7), each off by one bf16 ulp (2^-8), which moves a product by about
  *    2^-8 sqrt(n 2^-15) <= 3.5e-4 (relative, root-mean-square as relativeError measures).
  *    MODEL_TOL = 2^-11 = 4.9e-4 allows that for one product with the rest of the chain on top;
