@@ -298,6 +298,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[(e / 32) * 128 + p];
           const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
@@ -431,6 +432,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[1024 + (e / 32) * 256 + p];
           const float a1 = smem[1024 + ((e / 32) * 2 + 1) * dim_H + p];

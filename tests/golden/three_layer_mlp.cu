@@ -362,6 +362,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[(e / 32) * dim_D + p];
           const float b0 = (accum_live ? accum_W1[bh * 2048 + p * dim_H + e % 32] : 0.0f);
@@ -445,6 +446,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[256 + (e / 32) * dim_H + p];
           const float b0 = (accum_live ? accum_W2[bh * 4096 + p * dim_H + e % 32] : 0.0f);
@@ -510,6 +512,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[1536 + (e / 32) * dim_H + p];
           const float b0 = (accum_live ? accum_W3[bh * 2048 + p * dim_D + e % 32] : 0.0f);

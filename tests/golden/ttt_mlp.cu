@@ -414,6 +414,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[33088 + (e / 64) * 128 + p];
           const float a1 = smem[33088 + ((e / 64) * 2 + 1) * dim_D + p];
@@ -584,6 +585,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[36160 + (e / 32) * 512 + p];
           const float a1 = smem[36160 + ((e / 32) * 2 + 1) * dim_H + p];
@@ -1210,6 +1212,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[192 + p];
           const float b0 = out_accum_W2[bh * 16384 + p * dim_D + e % 32];
