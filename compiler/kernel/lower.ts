@@ -26,6 +26,7 @@ import {
   constant,
   everyExpr,
   float,
+  nested,
   floatOp,
   int,
   load,
@@ -64,6 +65,11 @@ const LAST_CHUNK = 'last_chunk';
  */
 function rolledWhereGlobal(body: readonly Stmt[]): { rolled?: true } {
   return everyExpr(body).some((x) => x.kind === 'load' && x.buffer.kind !== 'workgroup') ? { rolled: true } : {};
+}
+
+/** Whether statements store to global memory (a port or scratch), in any nested statement. */
+function storesGlobal(body: readonly Stmt[]): boolean {
+  return body.some((s) => (s.kind === 'store' && s.buffer.kind !== 'workgroup') || storesGlobal(nested(s)));
 }
 
 /** The ports of a signature by role, direction and name. */
@@ -382,14 +388,17 @@ export class Lowering {
         ['accum', s.accumNode],
         ...(opt === undefined ? [] : [['opt', opt] as [Carried, number]]),
       ];
-      return [
-        this.describe(s.stateNode, `Update ${s.state} and ${what}`),
-        this.stageElements(s, n, [
-          ...this.updateProducts(s.state, e),
-          ...this.shared(roles.map(([role, id]) => constant(next(role), 'float', this.values.value(id, index)))),
-          ...roles.map(([role]) => this.writeHome(h[role]!, s.state, role, e, name(next(role)))),
-        ]),
+      const body = [
+        ...this.updateProducts(s.state, e),
+        ...this.shared(roles.map(([role, id]) => constant(next(role), 'float', this.values.value(id, index)))),
+        ...roles.map(([role]) => this.writeHome(h[role]!, s.state, role, e, name(next(role)))),
       ];
+      const loop = this.stageElements(s, n, body);
+      // An update touching global memory (a carried value read from or written to its port) stays
+      // rolled too: unrolled, even a loop of one iteration per lane cost gated_linear 99 -> 136
+      // registers on sm_90.
+      const rolled = loop.kind === 'for' && (rolledWhereGlobal(body).rolled || storesGlobal(body));
+      return [this.describe(s.stateNode, `Update ${s.state} and ${what}`), rolled ? { ...loop, rolled } : loop];
     }
     const node = nodes[s.node];
     if (s.kind === 'output') {

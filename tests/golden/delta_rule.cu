@@ -223,6 +223,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     __syncthreads();
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
+    #pragma unroll 1
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
       float product19 = 0.0f;

@@ -356,6 +356,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product56 = 0.0f;
@@ -373,6 +374,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     __syncthreads();
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v6 = (accum_live ? accum_s[bh * 64 + e] : 0.0f) + smem[10240 + e];
       const float next_state = smem[10304 + e] - commit * v6;

@@ -539,6 +539,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncthreads();
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
+    #pragma unroll 1
     for (unsigned e = tid; e < 8192; e += 256) {
       // Element e of the [64, 128] product, summed here rather than buffered, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product72 = 0.0f;
@@ -555,6 +556,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
 
     // Update W2 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
+    #pragma unroll 1
     for (unsigned e = tid; e < 8192; e += 256) {
       // Element e of the [128, 64] product, summed here rather than buffered, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product62 = 0.0f;

@@ -613,6 +613,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = tid; e < 2048; e += 256) {
       // Element e of the [32, 64] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product93 = 0.0f;
@@ -629,6 +630,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v10 = (accum_live ? accum_b1[bh * 64 + e] : 0.0f) + smem[12032 + e];
       const float next_state = smem[12160 + e] - commit * v10;
@@ -640,6 +642,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product87 = 0.0f;
@@ -656,6 +659,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = tid; e < 2048; e += 256) {
       // Element e of the [64, 32] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product79 = 0.0f;

@@ -421,6 +421,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product70 = 0.0f;
@@ -437,6 +438,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v8 = (accum_live ? accum_b1[bh * 64 + e] : 0.0f) + smem[8224 + e];
       const float next_state = smem[8288 + e] - commit * v8;

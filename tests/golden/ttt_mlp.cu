@@ -739,6 +739,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = tid; e < 16384; e += 256) {
       // Element e of the [64, 256] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product111 = 0.0f;
@@ -755,6 +756,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       const float v16 = (accum_live ? accum_b1[bh * 256 + e] : 0.0f) + smem[48512 + e];
       const float next_state = smem[32832 + e] - commit * v16;
@@ -766,6 +768,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = tid; e < 16384; e += 256) {
       // Element e of the [256, 64] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product92 = 0.0f;
@@ -783,6 +786,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       const float v18 = (accum_live ? accum_b2[bh * 64 + e] : 0.0f) + smem[48448 + e];
       const float next_state = smem[32768 + e] - commit * v18;
@@ -1363,6 +1367,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = tid; e < 16384; e += 256) {
       // Element e of the [256, 64] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product92 = 0.0f;

@@ -328,6 +328,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v3 = (accum_live ? accum_W[bh * 1024 + e] : 0.0f) + smem[16960 + e];
       const float next_state = smem[17984 + e] - commit * v3;
@@ -340,6 +341,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
       const float v4 = (accum_live ? accum_b[bh * 32 + e] : 0.0f) + smem[16640 + e];
       const float next_state = smem[16672 + e] - commit * v4;
