@@ -58,13 +58,18 @@ const ACCUM_LIVE = 'accum_live';
 /** True for the call's last chunk, which writes the carried values no chunk hands on (Home `ports`). */
 const LAST_CHUNK = 'last_chunk';
 
+/** Whether statements load from global memory (a port or scratch), in any nested statement. */
+function loadsGlobal(body: readonly Stmt[]): boolean {
+  return everyExpr(body).some((x) => x.kind === 'load' && x.buffer.kind !== 'workgroup');
+}
+
 /**
  * A contraction loop reading global memory (an operand in a port or in scratch) is kept rolled:
  * unrolled, nvcc issues every iteration's global loads at once and holds them all in registers
  * (TTT-Linear's product with its accumulator, read from its input port: 124 -> 230 registers).
  */
 function rolledWhereGlobal(body: readonly Stmt[]): { rolled?: true } {
-  return everyExpr(body).some((x) => x.kind === 'load' && x.buffer.kind !== 'workgroup') ? { rolled: true } : {};
+  return loadsGlobal(body) ? { rolled: true } : {};
 }
 
 /** Whether statements store to global memory (a port or scratch), in any nested statement. */
@@ -346,7 +351,8 @@ export class Lowering {
     const passed = [...this.k.states.values()].some((h) => this.carried.some((role) => h[role]!.space === 'ports'));
     if (passed || this.k.stages.some((s) => s.kind === 'compute' && this.readsAccum(s.node))) {
       // A chunk that starts a mini-batch after another ended it finds every accumulator at zero,
-      // so products with an accumulator are skipped (their result is zero) on a full prefill.
+      // so products with an accumulator are skipped (their result is zero) on a full prefill, and
+      // an accumulator passed through its ports is read from its input only where this holds.
       const live: Expr = { kind: 'or', a: compare('==', token, int(0)), b: compare('!=', position, int(0)) };
       out.push(constant(ACCUM_LIVE, 'bool', live));
     }
@@ -397,7 +403,7 @@ export class Lowering {
       // An update touching global memory (a carried value read from or written to its port) stays
       // rolled too: unrolled, even a loop of one iteration per lane cost gated_linear 99 -> 136
       // registers on sm_90.
-      const rolled = loop.kind === 'for' && (rolledWhereGlobal(body).rolled || storesGlobal(body));
+      const rolled = loop.kind === 'for' && (loadsGlobal(body) || storesGlobal(body));
       return [this.describe(s.stateNode, `Update ${s.state} and ${what}`), rolled ? { ...loop, rolled } : loop];
     }
     const node = nodes[s.node];

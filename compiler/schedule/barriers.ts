@@ -44,7 +44,10 @@ export interface MemoryMap {
   warpRows: ReadonlyMap<number, WarpRows>;
 }
 
-/** The memory a buffer or home occupies; none for a value read from its input port and written once, after the loop reads it last. */
+/**
+ * The memory a buffer or home occupies; none for a value passed through its ports, read from an
+ * input the kernel never writes and written to an output it never reads.
+ */
 function rangeOf(p: Placement | Home, elements: number, name: string): Range[] {
   if (p.space === 'ports') return [];
   if (p.space === 'global') return [{ space: `global:${name}`, from: 0, to: elements }];
