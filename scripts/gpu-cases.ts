@@ -15,7 +15,7 @@ import { runReference } from '../compiler/reference/inner-loop.ts';
 import { apiOf } from '../targets/cuda/api.ts';
 import { cudaTarget } from '../targets/cuda/target.ts';
 import { stem, type TargetOptions } from '../targets/target.ts';
-import { roundBf16 } from '../compiler/ir/execute.ts';
+import { roundBf16 } from '../core/bf16.ts';
 import type { Io } from '../core/signature.ts';
 import { randomInputs } from '../tests/support/inputs.ts';
 import { loadReference, REFERENCE_FILES } from '../tests/support/reference-vectors.ts';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../cli/main.ts';
-import { roundBf16 } from '../compiler/ir/execute.ts';
+import { roundBf16 } from '../core/bf16.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';

@@ -208,6 +208,28 @@ describe('the C-like printer', () => {
     expect(new Printer(wgsl, m).expr(sum)).toBe('(acc + subgroupShuffleXor(acc, 16u))');
   });
 
+  it('keeps a rolled loop rolled where the language unrolls loops (CUDA), and prints it plainly elsewhere', () => {
+    const loop: Stmt = {
+      kind: 'for',
+      counter: 'p',
+      from: int(0),
+      to: K,
+      step: int(1),
+      body: [assign('acc', floatOp('+', name('acc'), load({ kind: 'port', port }, name('p'))))],
+      rolled: true,
+    };
+    const print = (d: typeof wgsl) => {
+      const L = new Lines();
+      new Printer(
+        d,
+        memory((n) => n),
+      ).kernel({ ...kernel, body: [loop], onChip: layOutOnChip([loop]) }, L);
+      return L.toString();
+    };
+    expect(print(cuda)).toContain('#pragma unroll 1\nfor (unsigned p = 0; p < dim_K; p += 1) {');
+    expect(print(wgsl)).not.toContain('pragma');
+  });
+
   it('names a value a group of statements reads twice, once', () => {
     const v = floatOp('*', load({ kind: 'workgroup' }, e), float(3));
     const group = shareValues([store({ kind: 'workgroup' }, e, floatOp('+', v, v))], () => 'v0');

@@ -12,6 +12,7 @@ import {
   size,
 } from './ir.ts';
 import { strides, type Tensor } from '../../core/tensor.ts';
+import { roundBf16 } from '../../core/bf16.ts';
 
 export function evalUnary(fn: UnaryFn, x: number): number {
   return fn === 'erf' ? erf(x) : evalElementary(fn, x);
@@ -164,18 +165,6 @@ function evalNode(n: Node, vals: Tensor[], inputs: ReadonlyMap<string, Tensor>):
  * and f32 accumulation computes, up to the order of its sums).
  */
 export type Precision = 'f64' | 'f32' | 'bf16';
-
-const bits = new Uint32Array(1);
-const asFloat = new Float32Array(bits.buffer);
-
-/** `x` rounded to f32 and then to bfloat16 (8 significant bits), to nearest even. */
-export function roundBf16(x: number): number {
-  asFloat[0] = x;
-  if (!Number.isFinite(asFloat[0])) return asFloat[0];
-  const b = bits[0];
-  bits[0] = (b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000;
-  return asFloat[0];
-}
 
 /** The values a node reads: for a product in `bf16`, its operands rounded. */
 function operandsOf(n: Node, vals: Tensor[], precision: Precision): Tensor[] {

@@ -46,11 +46,11 @@ class CheckpointLowering extends Lowering {
 
   protected override walk(chunk: Stmt[]): Stmt[] {
     const next = assign(CHUNK_INDEX, add(name(CHUNK_INDEX), int(1)));
-    return [variable(CHUNK_INDEX, 'index', int(0)), ...super.walk([...this.save(), ...chunk, next])];
+    return [variable(CHUNK_INDEX, 'index', int(0)), ...super.walk([...chunk, next])];
   }
 
   /** Every carried value, element by element from the invocation that updates it (no barrier needed). */
-  private save(): Stmt[] {
+  protected override chunkStart(): Stmt[] {
     const e = name('e');
     const out: Stmt[] = [comment('Save what this chunk starts from, for the backward.')];
     for (const [state, homes] of this.k.states) {

@@ -90,8 +90,12 @@ export type Stmt =
   | { kind: 'let'; name: string; type: Type; value: Expr; mutable: boolean }
   | { kind: 'assign'; name: string; value: Expr }
   | { kind: 'store'; buffer: Buffer; index: Expr; value: Expr }
-  /** `for (counter = from; counter < to; counter += step)`; a loop over invocations starts at `tid` and steps by their count. */
-  | { kind: 'for'; counter: string; from: Expr; to: Expr; step: Expr; body: Stmt[] }
+  /**
+   * `for (counter = from; counter < to; counter += step)`; a loop over invocations starts at `tid`
+   * and steps by their count. `rolled`: the target should not unroll it (a loop reading global
+   * memory every iteration, whose unrolled loads a compiler would hold in registers all at once).
+   */
+  | { kind: 'for'; counter: string; from: Expr; to: Expr; step: Expr; body: Stmt[]; rolled?: boolean }
   | { kind: 'while'; condition: Expr; body: Stmt[] }
   | { kind: 'if'; condition: Expr; body: Stmt[] }
   /** Every invocation waits for the others; `storage` when global memory written before is read after. */

@@ -26,7 +26,9 @@ import {
   comment,
   compare,
   constant,
+  everyExpr,
   float,
+  nested,
   floatOp,
   int,
   load,
@@ -59,6 +61,27 @@ const ACCUM_LIVE = 'accum_live';
 const ASYNC_COPY_BYTES = ASYNC_COPY_FLOATS * 4;
 /** Whether a port read ahead has its base 16-byte aligned, so its rows can be copied ahead. */
 const alignedName = (port: Port) => `aligned_${identifier(port)}`;
+/** True for the call's last chunk, which writes the carried values no chunk hands on (Home `ports`). */
+const LAST_CHUNK = 'last_chunk';
+
+/** Whether statements load from global memory (a port or scratch), in any nested statement. */
+function loadsGlobal(body: readonly Stmt[]): boolean {
+  return everyExpr(body).some((x) => x.kind === 'load' && x.buffer.kind !== 'workgroup');
+}
+
+/**
+ * A contraction loop reading global memory (an operand in a port or in scratch) is kept rolled:
+ * unrolled, nvcc issues every iteration's global loads at once and holds them all in registers
+ * (TTT-Linear's product with its accumulator, read from its input port: 124 -> 230 registers).
+ */
+function rolledWhereGlobal(body: readonly Stmt[]): { rolled?: true } {
+  return loadsGlobal(body) ? { rolled: true } : {};
+}
+
+/** Whether statements store to global memory (a port or scratch), in any nested statement. */
+function storesGlobal(body: readonly Stmt[]): boolean {
+  return body.some((s) => (s.kind === 'store' && s.buffer.kind !== 'workgroup') || storesGlobal(nested(s)));
+}
 
 /** The ports of a signature by role, direction and name. */
 class Ports {
@@ -136,7 +159,7 @@ export class Lowering {
   ) {
     this.ports = new Ports(signature);
     this.values = new Values(k.program, {
-      isBuffered: (id) => k.buffers.has(id),
+      isBuffered: (id) => k.buffers.has(id) || (k.updateProducts?.has(id) ?? false),
       buffer: (id, at) => this.placeNode(id, at),
       input: (key, index) => this.input(key, index),
     });
@@ -195,28 +218,45 @@ export class Lowering {
       : load({ kind: 'scratch' }, add(add(mul(bh, this.k.scratchFloats), int(p.offset)), at.flat()));
   }
 
-  /** Element `at` of a buffered node. */
+  /** Element `at` of a buffered node; a product computed in an update stage is the value that stage named. */
   protected placeNode(id: number, at: Index): Expr {
+    if (this.k.updateProducts?.has(id)) return name(`product${id}`);
     return this.place(this.k.buffers.get(id)!, at, this.layoutName(id));
   }
 
-  /** Where a carried value lives: its buffer on chip or in scratch, or in place in its output port. */
-  private home(h: Home, state: string, kind: Carried, flat: Expr): { buffer: Buffer; index: Expr } {
-    if (h.space === 'global')
-      return { buffer: this.ports.get(kind, 'out', state), index: add(mul(bh, this.stateSize.get(state)!), flat) };
+  /**
+   * Where a carried value lives: its buffer on chip or in scratch, or in place in its output port;
+   * one passed from the call's input to its output (`ports`) is written to the output and read from
+   * the input.
+   */
+  private home(h: Home, state: string, kind: Carried, flat: Expr, io: 'in' | 'out'): { buffer: Buffer; index: Expr } {
+    if (h.space === 'global' || h.space === 'ports')
+      return {
+        buffer: this.ports.get(kind, h.space === 'ports' ? io : 'out', state),
+        index: add(mul(bh, this.stateSize.get(state)!), flat),
+      };
     const at = this.place(h, Index.flat(this.stateShape.get(state)!, flat, this.names), `${state}.${kind}`);
     if (at.kind !== 'load') throw new Error('a placement is a load');
     return { buffer: at.buffer, index: at.index };
   }
 
+  /** A carried value as the chunk starts from it: one passed from the call's input is zero after the first chunk. */
   protected readHome(h: Home, state: string, kind: Carried, flat: Expr): Expr {
-    const at = this.home(h, state, kind, flat);
-    return load(at.buffer, at.index);
+    const at = this.home(h, state, kind, flat, 'in');
+    const value = load(at.buffer, at.index);
+    return h.space === 'ports' ? select(name(ACCUM_LIVE), value, float(0)) : value;
   }
 
+  /** A carried value after the chunk: one passed to the call's output is written by the last chunk alone. */
   private writeHome(h: Home, state: string, kind: Carried, flat: Expr, value: Expr): Stmt {
-    const at = this.home(h, state, kind, flat);
-    return store(at.buffer, at.index, value);
+    const at = this.home(h, state, kind, flat, 'out');
+    const write = store(at.buffer, at.index, value);
+    return h.space === 'ports' ? { kind: 'if', condition: name(LAST_CHUNK), body: [write] } : write;
+  }
+
+  /** Whether a carried value is kept in a buffer of its own (on chip or in scratch) between chunks. */
+  private static kept(h: Home): boolean {
+    return h.space === 'workgroup' || h.space === 'scratch';
   }
 
   protected input(key: string, index: Index): Expr {
@@ -279,12 +319,12 @@ export class Lowering {
     for (const [state, h] of this.k.states) {
       const n = this.stateSize.get(state)!;
       const src = add(mul(bh, n), e);
+      const roles = this.carried.filter((role) => h[role]!.space !== 'ports');
+      if (roles.length === 0) continue;
       out.push(
         this.elements(
           n,
-          this.carried.map((role) =>
-            this.writeHome(h[role]!, state, role, e, load(this.ports.get(role, 'in', state), src)),
-          ),
+          roles.map((role) => this.writeHome(h[role]!, state, role, e, load(this.ports.get(role, 'in', state), src))),
         ),
       );
     }
@@ -292,7 +332,7 @@ export class Lowering {
     out.push(...this.prefetchPrologue());
     out.push(comment('Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.'));
     out.push(...this.walk(this.chunk()));
-    const onChip = [...this.k.states].filter(([, h]) => this.carried.some((role) => h[role]!.space !== 'global'));
+    const onChip = [...this.k.states].filter(([, h]) => this.carried.some((role) => Lowering.kept(h[role]!)));
     if (onChip.length) out.push(blank, comment('Write back the state kept on chip.'));
     for (const [state, h] of onChip) {
       const n = this.stateSize.get(state)!;
@@ -301,7 +341,7 @@ export class Lowering {
         this.elements(
           n,
           this.carried
-            .filter((role) => h[role]!.space !== 'global')
+            .filter((role) => Lowering.kept(h[role]!))
             .map((role) => store(this.ports.get(role, 'out', state), dst, this.readHome(h[role]!, state, role, e))),
         ),
       );
@@ -395,12 +435,16 @@ export class Lowering {
       constant(WALK.commit, 'float', select(ends, this.commitScale(), float(0))),
       constant(WALK.keep, 'float', select(ends, float(0), float(1))),
     ];
-    if (this.k.stages.some((s) => s.kind === 'compute' && this.readsAccum(s.node))) {
+    const passed = [...this.k.states.values()].some((h) => this.carried.some((role) => h[role]!.space === 'ports'));
+    if (passed || this.k.stages.some((s) => s.kind === 'compute' && this.readsAccum(s.node))) {
       // A chunk that starts a mini-batch after another ended it finds every accumulator at zero,
-      // so products with an accumulator are skipped (their result is zero) on a full prefill.
+      // so products with an accumulator are skipped (their result is zero) on a full prefill, and
+      // an accumulator passed through its ports is read from its input only where this holds.
       const live: Expr = { kind: 'or', a: compare('==', token, int(0)), b: compare('!=', position, int(0)) };
       out.push(constant(ACCUM_LIVE, 'bool', live));
     }
+    if (passed) out.push(constant(LAST_CHUNK, 'bool', compare('==', add(token, count), uniform('T'))));
+    out.push(...this.chunkStart());
     const prefetch = this.k.prefetch;
     if (prefetch)
       out.push(
@@ -427,6 +471,11 @@ export class Lowering {
     return out;
   }
 
+  /** Statements at the start of each chunk, after the walk's factors (a variant's own; none here). */
+  protected chunkStart(): Stmt[] {
+    return [];
+  }
+
   private commitScale(): Expr {
     const s = this.k.chunk.layer.update.scale;
     if (s.kind === 'position') return load(this.ports.get('scale', 'in', 'scale'), sub(this.K, int(1)));
@@ -449,13 +498,17 @@ export class Lowering {
         ['accum', s.accumNode],
         ...(opt === undefined ? [] : [['opt', opt] as [Carried, number]]),
       ];
-      return [
-        this.describe(s.stateNode, `Update ${s.state} and ${what}`),
-        this.stageElements(s, n, [
-          ...this.shared(roles.map(([role, id]) => constant(next(role), 'float', this.values.value(id, index)))),
-          ...roles.map(([role]) => this.writeHome(h[role]!, s.state, role, e, name(next(role)))),
-        ]),
+      const body = [
+        ...this.updateProducts(s.state, e),
+        ...this.shared(roles.map(([role, id]) => constant(next(role), 'float', this.values.value(id, index)))),
+        ...roles.map(([role]) => this.writeHome(h[role]!, s.state, role, e, name(next(role)))),
       ];
+      const loop = this.stageElements(s, n, body);
+      // An update touching global memory (a carried value read from or written to its port) stays
+      // rolled too: unrolled, even a loop of one iteration per lane cost gated_linear 99 -> 136
+      // registers on sm_90.
+      const rolled = loop.kind === 'for' && (loadsGlobal(body) || storesGlobal(body));
+      return [this.describe(s.stateNode, `Update ${s.state} and ${what}`), rolled ? { ...loop, rolled } : loop];
     }
     const node = nodes[s.node];
     if (s.kind === 'output') {
@@ -570,6 +623,7 @@ export class Lowering {
       to: this.names(a.shape[r - 1]),
       step: int(1),
       body: step,
+      ...rolledWhereGlobal(step),
     };
     const body: Stmt[] = [
       ...tile.map(([i, j]) => variable(acc(i, j), 'float', float(0))),
@@ -579,6 +633,46 @@ export class Lowering {
     if (!owners) return this.elements(size(blocks), body);
     // A warp's rows are consecutive rows of tiles: consecutive blocks.
     return warpSpan(owners, (owners.rowsPerWarp / rows) * blocks[r - 1], size(blocks), body);
+  }
+
+  /**
+   * Element `e` of each product the update of `state` computes where it reads it (a gradient of
+   * the state's shape), as `product<id>`: one term per row of the chunk, with no buffer for it.
+   */
+  private updateProducts(state: string, e: Expr): Stmt[] {
+    const out: Stmt[] = [];
+    for (const [id, of] of this.k.updateProducts ?? []) {
+      if (of !== state) continue;
+      const n = this.k.program.nodes[id];
+      const [a, b] = n.args.map((x) => this.k.program.nodes[x]);
+      const r = n.shape.length;
+      const at = Index.flat(n.shape, e, this.names).dims();
+      const [batch, row, col] = [at.slice(0, r - 2), at[r - 2], at[r - 1]];
+      const p = name('p');
+      const acc = `product${id}`;
+      const operand = (x: Expr): Expr => ({ kind: 'operand', x });
+      const term = floatOp(
+        '*',
+        operand(this.values.value(a.id, Index.dims(a.shape, [...batch, row, p], this.names))),
+        operand(this.values.value(b.id, Index.dims(b.shape, [...batch, p, col], this.names))),
+      );
+      const body = this.shared([assign(acc, floatOp('+', name(acc), term))]);
+      const loop: Stmt = {
+        kind: 'for',
+        counter: 'p',
+        from: int(0),
+        to: this.names(a.shape[r - 1]),
+        step: int(1),
+        body,
+        ...rolledWhereGlobal(body),
+      };
+      out.push(
+        this.describe(id, `Element e of the ${showShape(n.shape)} product, summed here rather than buffered`),
+        variable(acc, 'float', float(0)),
+        this.readsAccum(id) ? { kind: 'if', condition: name(ACCUM_LIVE), body: [loop] } : loop,
+      );
+    }
+    return out;
   }
 
   /** A product on tensor cores, each warp computing 16x8 tiles of the result (see ./mma.ts). */

@@ -44,9 +44,14 @@ export interface MemoryMap {
   warpRows: ReadonlyMap<number, WarpRows>;
 }
 
-function rangeOf(p: Placement | Home, elements: number, name: string): Range {
-  if (p.space === 'global') return { space: `global:${name}`, from: 0, to: elements };
-  return { space: p.space, from: p.offset, to: p.offset + elements };
+/**
+ * The memory a buffer or home occupies; none for a value passed through its ports, read from an
+ * input the kernel never writes and written to an output it never reads.
+ */
+function rangeOf(p: Placement | Home, elements: number, name: string): Range[] {
+  if (p.space === 'ports') return [];
+  if (p.space === 'global') return [{ space: `global:${name}`, from: 0, to: elements }];
+  return [{ space: p.space, from: p.offset, to: p.offset + elements }];
 }
 
 /** The range as the warps owning its rows touch it: `rowElements` elements a row. */
@@ -64,23 +69,22 @@ export function accesses(m: MemoryMap, s: Stage, rows?: WarpRows): { reads: Rang
     const placed = m.buffers.get(id);
     const key = n.op.kind === 'input' ? n.op.name : '';
     const home = m.homeInputs.get(key);
-    let r: Range | undefined;
+    let r: Range[] = [];
     if (placed) r = rangeOf(placed, size(n.shape), '');
     else if (home) r = rangeOf(m.homes.get(home.name)![home.kind]!, m.stateSize.get(home.name)!, key);
-    if (!r) continue;
-    reads.push(rows && aligned.get(id) ? byWarps(r, rows, size(n.shape) / n.shape[0]) : r);
+    for (const x of r) reads.push(rows && aligned.get(id) ? byWarps(x, rows, size(n.shape) / n.shape[0]) : x);
   }
   const written = (r: Range) => (rows ? byWarps(r, rows, rows.rowElements) : r);
   if (s.kind === 'compute')
-    return { reads, writes: [written(rangeOf(m.buffers.get(s.node)!, size(m.program.nodes[s.node].shape), ''))] };
+    return { reads, writes: rangeOf(m.buffers.get(s.node)!, size(m.program.nodes[s.node].shape), '').map(written) };
   if (s.kind === 'output') return { reads, writes: [] };
   // Two gradients of one port (a row's scale and the commit's) are added to the same elements.
   if (s.kind === 'gradient') return { reads, writes: [{ space: `gradient:${s.port}`, from: 0, to: 1 }] };
   const h = m.homes.get(s.state)!;
   const n = m.stateSize.get(s.state)!;
   const key = (role: Carried) => programKey({ role, name: s.state });
-  const writes = [rangeOf(h.state, n, key('state')), rangeOf(h.accum, n, key('accum'))];
-  if (h.opt) writes.push(rangeOf(h.opt, n, key('opt')));
+  const writes = [...rangeOf(h.state, n, key('state')), ...rangeOf(h.accum, n, key('accum'))];
+  if (h.opt) writes.push(...rangeOf(h.opt, n, key('opt')));
   return { reads, writes: writes.map(written) };
 }
 

@@ -33,8 +33,14 @@ export interface Placement {
   offset: number;
 }
 
-/** The state and accumulator of one state tensor: on chip, or in place in the output buffers. */
-export type Home = Placement | { space: 'global' };
+/**
+ * Where one carried value of a state tensor lives between chunks: on chip, in place in its output
+ * buffer (`global`), or nowhere (`ports`): a value that no chunk but the first starts from and no
+ * chunk but the last hands on (an accumulator when every chunk but the last ends a mini-batch) is
+ * read from its input port by the first chunk, is zero in the others, and is written to its output
+ * port by the last.
+ */
+export type Home = Placement | { space: 'global' } | { space: 'ports' };
 
 /** What a state tensor carries between chunks: the state, its accumulator, and a rule's optimizer state. */
 export type Carried = 'state' | 'accum' | 'opt';
@@ -82,6 +88,12 @@ export interface ScheduledKernel {
    * must index its buffer alike.
    */
   inPlace: ReadonlyMap<number, number>;
+  /**
+   * Products computed where a state's update stage reads them, element by element, instead of into
+   * a buffer (a gradient as large as its state, read once by the update), with the state they
+   * update; absent: none.
+   */
+  updateProducts?: ReadonlyMap<number, string>;
   /** Products a target computes on tensor cores (schedule/tensor-cores.ts); absent: none. */
   tensorCores?: TensorCorePlan;
   /** Per-token inputs read ahead into on-chip slots while the chunk before computes (schedule/prefetch.ts); absent: none. */

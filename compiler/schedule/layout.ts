@@ -24,10 +24,13 @@ export interface KernelPlan {
   carried: readonly Carried[];
   /** The program input a carried value's home holds. */
   homeKey: (kind: Carried, state: string) => HomeKey;
+  /** Carried values no chunk hands to the next (their home is `ports`, see Home); absent: none. */
+  passed?: readonly Carried[];
 }
 
 export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, plan: KernelPlan): ScheduledKernel {
   const { buffered, stages, carried, homeKey } = plan;
+  const kept = carried.filter((kind) => !plan.passed?.includes(kind));
   // A buffer lives from its stage to the last stage that reads it, through inlined nodes.
   const stageOf = new Map<number, number>();
   stages.forEach((s, i) => {
@@ -47,14 +50,15 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     new Set(chunk.layer.states.flatMap((s) => carried.map((kind) => homeKey(kind, s.name)))),
   );
   const homeIntervals: Interval[] = chunk.layer.states.flatMap((s) =>
-    carried.map((kind) => ({ key: homeKey(kind, s.name), elements: size(s.shape), from: 0, to: stages.length })),
+    kept.map((kind) => ({ key: homeKey(kind, s.name), elements: size(s.shape), from: 0, to: stages.length })),
   );
   /**
    * Places every buffer and home, each buffer held to `to(its last read)`; a buffer written over
    * its operand's (`over`) takes that buffer, so a chain is one interval. On chip by reads per
-   * element; what does not fit goes to scratch.
+   * element, or the carried values first (`homesFirst`: a home in global memory is read and
+   * written back every chunk); what does not fit goes to scratch.
    */
-  const placeAll = (over: ReadonlyMap<number, number>, to: (lastRead: number) => number) => {
+  const placeAll = (over: ReadonlyMap<number, number>, to: (lastRead: number) => number, homesFirst: boolean) => {
     const holder = (id: number): number => {
       let at = id;
       while (over.has(at)) at = over.get(at)!;
@@ -73,12 +77,15 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     const readsOf = (iv: Interval) =>
       typeof iv.key === 'string' ? (reads.get(iv.key) ?? 0) : groups.get(iv.key)!.reads;
     const density = (iv: Interval) => readsOf(iv) / iv.elements;
+    const isHome = (iv: Interval) => (homesFirst && typeof iv.key === 'string' ? 1 : 0);
     const candidates = [...groups.values(), ...homeIntervals].sort(
-      (a, b) => density(b) - density(a) || a.elements - b.elements,
+      (a, b) => isHome(b) - isHome(a) || density(b) - density(a) || a.elements - b.elements,
     );
     const chip = new Arena(Math.floor(limits.workgroupBytes / F32_BYTES));
     const placements = new Map<number, Placement>();
-    const homePlaces = new Map<string, Home>();
+    const homePlaces = new Map<string, Home>(
+      chunk.layer.states.flatMap((s) => (plan.passed ?? []).map((kind) => [homeKey(kind, s.name), { space: 'ports' }])),
+    );
     const spilled: Interval[] = [];
     for (const iv of candidates) {
       const offset = chip.place(iv);
@@ -92,27 +99,31 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     for (const [key, offset] of scratch.offsets) placements.set(key, { space: 'scratch', offset });
     const buffers = new Map<number, Placement>([...buffered].map((id) => [id, placements.get(holder(id))!]));
     const inPlace = new Map([...over].flat().map((id) => [id, holder(id)]));
-    return { buffers, homePlaces, workgroupFloats: chip.used, scratchFloats: scratch.used, inPlace };
+    const globalHomes = homeIntervals.filter((iv) => homePlaces.get(iv.key as string)!.space === 'global');
+    const globalFloats = scratch.used + globalHomes.reduce((n, iv) => n + iv.elements, 0);
+    return { buffers, homePlaces, workgroupFloats: chip.used, scratchFloats: scratch.used, globalFloats, inPlace };
   };
-  // In place where it leaves the smaller scratch slice (then on-chip use): a longer interval for
-  // the chain can fragment the packing more than the buffer it saves.
+  // In place or apart, homes first or not: whichever leaves the least global memory read and
+  // written per chunk (then on-chip use): a longer interval for a chain can fragment the packing
+  // more than the buffer it saves, and a home is worth more on chip than its reads alone say.
   const overOperands = inPlaceOperands(p, stages, (x) => buffered.has(x), lastRead);
-  const place = (to: (lastRead: number) => number) => {
-    const inPlace = placeAll(overOperands, to);
-    const apart = placeAll(new Map(), to);
-    const smaller =
-      apart.scratchFloats < inPlace.scratchFloats ||
-      (apart.scratchFloats === inPlace.scratchFloats && apart.workgroupFloats < inPlace.workgroupFloats);
-    return smaller ? apart : inPlace;
-  };
+  const place = (to: (lastRead: number) => number) =>
+    [overOperands, new Map<number, number>()]
+      .flatMap((over) => [false, true].map((homesFirst) => placeAll(over, to, homesFirst)))
+      .reduce((best, x) =>
+        x.globalFloats < best.globalFloats ||
+        (x.globalFloats === best.globalFloats && x.workgroupFloats < best.workgroupFloats)
+          ? x
+          : best,
+      );
   // Where warps own rows, memory held to the next block barrier saves the barriers sharing it
-  // sooner would need, unless it costs scratch (global memory) or resident workgroups.
+  // sooner would need, unless it costs global memory or resident workgroups.
   const plain = place((i) => i);
   const warpRows = chooseWarpRows(p, stages, (id) => buffered.has(id), limits.invocations, limits.lanes);
   const held = warpRows.size > 0 ? place(heldThrough(chunk, p, plan, warpRows)) : plain;
   const resident = (floats: number) => residentWorkgroups(limits, floats * F32_BYTES);
   const { buffers, homePlaces, workgroupFloats, scratchFloats, inPlace } =
-    held.scratchFloats <= plain.scratchFloats && resident(held.workgroupFloats) >= resident(plain.workgroupFloats)
+    held.globalFloats <= plain.globalFloats && resident(held.workgroupFloats) >= resident(plain.workgroupFloats)
       ? held
       : plain;
   const homes = new Map<string, Homes>(
@@ -141,6 +152,29 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     inPlace,
   };
   return { ...laidOut, ...synchronise(laidOut, limits.lanes, homeKey) };
+}
+
+/** Floats of global memory a chunk reads and writes back: the scratch slice and the homes kept in place in global memory. */
+function globalFloats(k: ScheduledKernel): number {
+  let floats = k.scratchFloats;
+  for (const s of k.chunk.layer.states)
+    for (const h of Object.values(k.states.get(s.name)!)) if (h.space === 'global') floats += size(s.shape);
+  return floats;
+}
+
+/**
+ * Whether schedule `a` of a chunk is better than `b`: more workgroups resident per multiprocessor,
+ * then less global memory read and written per chunk, then fewer workgroup barriers.
+ */
+export function betterSchedule(a: ScheduledKernel, b: ScheduledKernel, limits: TargetLimits): boolean {
+  const cost = (k: ScheduledKernel) => [
+    -residentWorkgroups(limits, k.workgroupFloats * F32_BYTES),
+    globalFloats(k),
+    k.barriers.filter(acrossWarps).length,
+  ];
+  const [x, y] = [cost(a), cost(b)];
+  const i = x.findIndex((v, j) => v !== y[j]);
+  return i >= 0 && x[i] < y[i];
 }
 
 /** Workgroups that on-chip memory lets a multiprocessor hold at once; unbounded where the target does not say. */
@@ -208,7 +242,12 @@ function heldThrough(
   const homes = new Map(
     chunk.layer.states.map((s) => [
       s.name,
-      Object.fromEntries(plan.carried.map((kind) => [kind, own(size(s.shape))])) as Homes,
+      Object.fromEntries(
+        plan.carried.map((kind): [Carried, Home] => [
+          kind,
+          plan.passed?.includes(kind) ? { space: 'ports' } : own(size(s.shape)),
+        ]),
+      ) as Homes,
     ]),
   );
   const barriers = placeBarriers(memoryMap(chunk, p, buffers, homes, plan.homeKey, warpRows), plan.stages);

@@ -1,11 +1,12 @@
 /** From the derived mini-batch program and a target's limits to a scheduled kernel. */
 import { programKey } from '../../core/mangle.ts';
-import type { ChunkProgram } from '../dualform/derive.ts';
+import { type ChunkProgram, WALK } from '../dualform/derive.ts';
 import { assertKernelRenders } from './rule-support.ts';
 import { chooseBuffers } from './fusion.ts';
 import { ruleTokenRoles } from '../signature.ts';
 import type { Carried, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
-import { layOut } from './layout.ts';
+import { betterSchedule, layOut } from './layout.ts';
+import { type Program, sameShape } from '../ir/ir.ts';
 import type { HomeKey } from './traffic.ts';
 
 /** Scheduled kernels by program and limits: every target of one compile schedules a variant once. */
@@ -42,13 +43,96 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKerne
     programKey({ role: 'rate', name: 'lr' }),
     ...ruleTokenRoles(chunk.layer).map(([role, name]) => programKey({ role, name })),
   ]);
-  const buffered = chooseBuffers(p, new Set(p.outputs.map((o) => o.node)), perToken, limits.workgroupBytes / 4);
+  const outputs = new Set(p.outputs.map((o) => o.node));
+  const buffered = chooseBuffers(p, outputs, perToken, limits.workgroupBytes / 4);
+  const passed = passedCarried(chunk, updates);
 
   // Stages: buffered nodes in program order (already topological), then the writes.
-  const stages: Stage[] = [
-    ...p.nodes.filter((n) => buffered.has(n.id)).map((n) => ({ kind: 'compute' as const, node: n.id })),
-  ];
-  stages.push({ kind: 'output', node: outputNode }, ...updates.map((u) => ({ kind: 'update' as const, ...u })));
+  const withBuffers = (nodes: ReadonlySet<number>) => {
+    const stages: Stage[] = [
+      ...p.nodes.filter((n) => nodes.has(n.id)).map((n) => ({ kind: 'compute' as const, node: n.id })),
+    ];
+    stages.push({ kind: 'output', node: outputNode }, ...updates.map((u) => ({ kind: 'update' as const, ...u })));
+    return layOut(chunk, p, limits, { buffered: nodes, stages, carried, homeKey, passed });
+  };
+  const plain = withBuffers(buffered);
+  const inUpdates = updateProducts(p, buffered, outputs, updates, chunk.layer.states);
+  if (inUpdates.size === 0) return plain;
+  const fused = {
+    ...withBuffers(new Set([...buffered].filter((id) => !inUpdates.has(id)))),
+    updateProducts: inUpdates,
+  };
+  return betterSchedule(fused, plain, limits) ? fused : plain;
+}
 
-  return layOut(chunk, p, limits, { buffered, stages, carried, homeKey });
+/**
+ * Products that a state's update stage can compute element by element where it reads them, with
+ * the state: the product has the state's shape and is read only through elementwise nodes of that
+ * shape inlined into the one update (a gradient read once, to update its state). Computed there,
+ * it needs no buffer as large as the state (on chip, or in global scratch when it does not fit),
+ * at the cost of a contraction without register tiles.
+ */
+function updateProducts(
+  p: Program,
+  buffered: ReadonlySet<number>,
+  outputs: ReadonlySet<number>,
+  updates: readonly { state: string; stateNode: number; accumNode: number; optNode?: number }[],
+  states: readonly { name: string; shape: readonly number[] }[],
+): Map<number, string> {
+  const users: number[][] = p.nodes.map(() => []);
+  for (const n of p.nodes) for (const a of n.args) users[a].push(n.id);
+  const updateOf = new Map<number, string>();
+  for (const u of updates)
+    for (const id of [u.stateNode, u.accumNode, u.optNode]) if (id !== undefined) updateOf.set(id, u.state);
+  const shapeOf = new Map(states.map((s) => [s.name, s.shape]));
+  const found = new Map<number, string>();
+  for (const n of p.nodes) {
+    if (n.op.kind !== 'matmul') continue;
+    const reached = new Set<string>();
+    let elementwise = true;
+    const pending = [n.id];
+    const seen = new Set<number>();
+    while (elementwise && pending.length > 0) {
+      const id = pending.pop()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const state = updateOf.get(id);
+      if (state !== undefined) reached.add(state);
+      else if (outputs.has(id)) elementwise = false;
+      for (const u of users[id]) {
+        const un = p.nodes[u];
+        const kind = un.op.kind;
+        if (buffered.has(u) || (kind !== 'unary' && kind !== 'binary') || !sameShape(un.shape, n.shape))
+          elementwise = false;
+        pending.push(u);
+      }
+    }
+    const [state] = reached;
+    if (elementwise && reached.size === 1 && sameShape(shapeOf.get(state)!, n.shape)) found.set(n.id, state);
+  }
+  return found;
+}
+
+/**
+ * The carried values no chunk hands to the next: where a chunk holds a whole mini-batch, the walk
+ * (core/walk.ts) ends a mini-batch with every chunk but the last, so an accumulator the program
+ * resets there (`keep · …`, keep = 0 when the chunk ends it) starts every chunk but the first at
+ * zero and is needed only by the first chunk (from its input) and after the last (its output).
+ */
+function passedCarried(chunk: ChunkProgram, updates: readonly { accumNode: number }[]): Carried[] {
+  if (chunk.rows < chunk.K) return [];
+  const nodes = chunk.program.nodes;
+  const isKeep = (id: number): boolean => {
+    const n = nodes[id];
+    if (n.op.kind === 'expand') return isKeep(n.args[0]);
+    return n.op.kind === 'input' && n.op.name === WALK.keep;
+  };
+  const resets = (id: number) => {
+    const n = nodes[id];
+    return (
+      (n.op.kind === 'binary' && n.op.fn === 'mul' && n.args.some(isKeep)) ||
+      (n.op.kind === 'const' && n.op.value === 0)
+    );
+  };
+  return updates.every((u) => resets(u.accumNode)) ? ['accum'] : [];
 }

@@ -11,7 +11,7 @@ import type { ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts'
 import { size } from '../ir/ir.ts';
 import { stageReads } from './reads.ts';
 import { acrossWarps } from './barriers.ts';
-import { residentWorkgroups, synchronise } from './layout.ts';
+import { betterSchedule, synchronise } from './layout.ts';
 import { homeKey, schedule } from './schedule.ts';
 
 /** The mma shape: output rows, output columns, contraction per instruction. */
@@ -157,21 +157,10 @@ export function scheduleWithTensorCores(chunk: ChunkProgram, limits: TargetLimit
     (room > 0 ? placed(schedule(chunk, { ...l, workgroupBytes: room }), limits) : undefined) ??
     schedule(chunk, l);
   // The scheduler counts resident blocks without the staging, which may fit a gap or not: schedule
-  // also as if each block took it whole, and keep whichever leaves more blocks per SM, then less
-  // scratch, then fewer block barriers.
+  // also as if each block took it whole, and keep the better (layout.ts: more blocks per SM, then
+  // less global memory, then fewer block barriers).
   const m = limits.multiprocessor;
   const options = [withStaging(limits)];
   if (m) options.push(withStaging({ ...limits, multiprocessor: { ...m, reservedBytes: m.reservedBytes + staging } }));
-  const blockBarriers = (k: ScheduledKernel) => k.barriers.filter(acrossWarps).length;
-  const cost = (k: ScheduledKernel) => [
-    -residentWorkgroups(limits, k.workgroupFloats * 4),
-    k.scratchFloats,
-    blockBarriers(k),
-  ];
-  const better = (a: ScheduledKernel, b: ScheduledKernel) => {
-    const [x, y] = [cost(a), cost(b)];
-    const i = x.findIndex((v, j) => v !== y[j]);
-    return i >= 0 && x[i] < y[i];
-  };
-  return options.reduce((best, k) => (better(k, best) ? k : best));
+  return options.reduce((best, k) => (betterSchedule(k, best, limits) ? k : best));
 }

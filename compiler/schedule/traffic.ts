@@ -40,7 +40,11 @@ export function readsPerChunk(
       const node = p.nodes[id];
       if (buffered.has(id) && !(s.kind === 'compute' && s.node === id)) add(id, n);
       else if (node.op.kind === 'input' && homes.has(node.op.name)) add(node.op.name, n);
-      else for (const a of node.args) evaluate(a, n);
+      else if (node.op.kind === 'matmul') {
+        // A product computed where it is read (in a state's update) reads its operands once per term.
+        const inner = p.nodes[node.args[0]].shape.at(-1)!;
+        for (const a of node.args) evaluate(a, n * inner);
+      } else for (const a of node.args) evaluate(a, n);
     }
   }
   return reads;

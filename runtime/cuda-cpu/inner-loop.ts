@@ -12,7 +12,7 @@ import type { Tensor } from '../../core/tensor.ts';
 import type { InnerLoopInputs, InnerLoopOutputs } from '../inner-loop.ts';
 import { type Built, buildProgram, type CudaCpuMode } from './build.ts';
 import type { CudaCpuProgram, CudaTensorField } from './program.ts';
-import { bf16Bits, fromBf16Bits } from './bf16.ts';
+import { bf16Bits, fromBf16Bits } from '../../core/bf16.ts';
 
 const execFileAsync = promisify(execFile);
 

@@ -38,6 +38,8 @@ export interface Dialect {
   variable(name: string, type: string, value: string): string;
   /** `for (i = from; i < to; i += step)` header, without the brace. */
   loop(name: string, from: string, to: string, step?: string): string;
+  /** The line before a loop the kernel keeps rolled (`Stmt` for `rolled`); absent: the language does not unroll. */
+  rolledLoop?: string;
   min(a: string, b: string): string;
   /** Barrier after a stage; `storage` when global memory written in it is read next. */
   barrier(storage: boolean): string;

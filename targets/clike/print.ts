@@ -91,6 +91,7 @@ export class Printer {
       }
       case 'for': {
         const step = s.step.kind === 'int' && s.step.value === 1 ? undefined : this.expr(s.step);
+        if (s.rolled && d.rolledLoop) L.line(d.rolledLoop);
         L.open(d.loop(s.counter, this.expr(s.from), this.expr(s.to), step));
         break;
       }

@@ -37,6 +37,7 @@ export const cuda: Dialect = {
   barrier: () => '__syncthreads();',
   // __syncwarp orders the memory accesses of a warp's lanes, as __syncthreads does a block's.
   warpBarrier: '__syncwarp();',
+  rolledLoop: '#pragma unroll 1',
   shuffleXor: (x, mask, width) => `__shfl_xor_sync(0xffffffffu, ${x}, ${mask}, ${width})`,
   // cp.async through tttc_mma.cuh (./mma.ts), which the renderer includes when a kernel reads ahead.
   asyncCopy: {

@@ -36,7 +36,12 @@ export interface CudaKernel {
 const usesDeviceHelpers = (k: ScheduledKernel) => k.tensorCores !== undefined || k.prefetch !== undefined;
 
 /** Where the scheduler keeps a state or accumulator between mini-batches. */
-const where = (h: Home) => (h.space === 'global' ? 'in place in its global output' : 'in shared memory');
+const where = (h: Home) =>
+  h.space === 'global'
+    ? 'in place in its global output'
+    : h.space === 'ports'
+      ? 'read from its input by the first chunk, written to its output by the last'
+      : 'in shared memory';
 
 function renderSource(
   compiled: Compiled,

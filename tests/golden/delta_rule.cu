@@ -2,8 +2,8 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: S dual-matmul.
-// Shared memory: 74752 bytes per block; global scratch: 0 bytes per block.
-// S: state in shared memory, accumulator in shared memory.
+// Shared memory: 45120 bytes per block; global scratch: 0 bytes per block.
+// S: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 
 #include <climits>
 #include <cstdarg>
@@ -40,7 +40,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     float* __restrict__ output,         // [B, H, T, 64]
     float* __restrict__ out_state_S,    // [B, H, 64, 64]
     float* __restrict__ out_accum_S) {  // [B, H, 64, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 18688 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 11280 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -55,8 +55,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
   const unsigned lane = tid % 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
-    smem[3072 + e] = state_S[bh * 4096 + e];
-    smem[7168 + e] = accum_S[bh * 4096 + e];
+    smem[2048 + e] = state_S[bh * 4096 + e];
   }
   __syncthreads();
 
@@ -68,12 +67,12 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     const unsigned ahead_rows = min(chunk_rows, T);
     if (aligned_view_k) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[12288 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[9232 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_v) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[13312 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[10256 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -88,6 +87,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
     const float commit = (ends ? 1.0f : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
+    const bool last_chunk = token + count == T;
 
     // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
     tttc_cp_async_wait<0>();
@@ -99,25 +99,25 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[e] = x;
+      smem[7168 + e] = x;
     }
 
     // Stage the view k for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_k ? smem[12288 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_k ? smem[9232 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
-      smem[2048 + e] = x;
+      smem[1024 + e] = x;
     }
 
     // Stage the view v for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_v ? smem[13312 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_v ? smem[10256 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
-      smem[1024 + e] = x;
+      smem[6144 + e] = x;
     }
     __syncwarp();
 
@@ -128,88 +128,25 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * 128 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
-        const float b0 = smem[3072 + p * dim_D + e % 32];
-        const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
+        const float a0 = smem[1024 + (e / 32) * 128 + p];
+        const float a1 = smem[1024 + ((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[2048 + p * dim_D + e % 32];
+        const float b1 = smem[2048 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[11264 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[11264 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[11264 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[11264 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[7184 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[7184 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[7184 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[7184 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[1024 + e] = smem[e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[11264 + e] - smem[1024 + e]) * 2.0f;
-    }
-    __syncthreads();
-
-    // [64, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + (e / 16) * 4];
-        const float a1 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
-        const float a2 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
-        const float a3 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
-        const float b0 = smem[1024 + p * dim_D + e % 16];
-        const float b1 = smem[1024 + p * dim_D + e % 16 + 16];
-        const float b2 = smem[1024 + p * dim_D + e % 16 + 32];
-        const float b3 = smem[1024 + p * dim_D + e % 16 + 48];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      smem[14592 + (e / 16) * 256 + e % 16] = acc0_0;
-      smem[14592 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
-      smem[14592 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
-      smem[14592 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
-      smem[14592 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
-      smem[14592 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
-      smem[14592 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
-      smem[14592 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
-      smem[14592 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
-      smem[14592 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
-      smem[14592 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
-      smem[14592 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
-      smem[14592 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
-      smem[14592 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
-      smem[14592 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
-      smem[14592 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
+      smem[6144 + e] = smem[7168 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[7184 + e] - smem[6144 + e]) * 2.0f;
     }
 
     // Stage the view q for this chunk.
@@ -229,32 +166,34 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[(e / 32) * 128 + p];
           const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
-          const float b0 = smem[7168 + p * dim_D + e % 32];
-          const float b1 = smem[7168 + p * dim_D + e % 32 + 32];
+          const float b0 = (accum_live ? accum_S[bh * 4096 + p * dim_D + e % 32] : 0.0f);
+          const float b1 = (accum_live ? accum_S[bh * 4096 + p * dim_D + e % 32 + 32] : 0.0f);
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[11520 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[11520 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[11520 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[11520 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[8208 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[8208 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[8208 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[8208 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
+    __syncthreads();
 
     // [16, 16] product, from line 10: output(q: [D]) = q @ S
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
-        const float b0 = smem[2048 + (e % 16) * dim_D + p];
+        const float b0 = smem[1024 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[11264 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[7168 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncwarp();
 
@@ -265,19 +204,19 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11264 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11264 + ((e / 32) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[1024 + p * dim_D + e % 32];
-        const float b1 = smem[1024 + p * dim_D + e % 32 + 32];
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[7168 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[7168 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[6144 + p * dim_D + e % 32];
+        const float b1 = smem[6144 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[12544 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[12544 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[12544 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[12544 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[9232 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[9232 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[9232 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[9232 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
@@ -289,23 +228,23 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 32) * 128 + p];
         const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
-        const float b0 = smem[3072 + p * dim_D + e % 32];
-        const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
+        const float b0 = smem[2048 + p * dim_D + e % 32];
+        const float b1 = smem[2048 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[13568 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[13568 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[13568 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[13568 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[10256 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[10256 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[10256 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[10256 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
     for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[13568 + e] - (smem[11520 + e] + smem[12544 + e]);
+      output[(bh * T + token) * dim_D + e] = smem[10256 + e] - (smem[8208 + e] + smem[9232 + e]);
     }
     __syncthreads();
 
@@ -314,24 +253,32 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_k) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[12288 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[9232 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
       if (aligned_view_v) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[13312 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[10256 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
     tttc_cp_async_commit();
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
-    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v0 = smem[7168 + e] + smem[14592 + e];
-      const float next_state = smem[3072 + e] - commit * v0;
+    #pragma unroll 1
+    for (unsigned e = tid; e < 4096; e += 256) {
+      // Element e of the [64, 64] product, summed here rather than buffered, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
+      float product19 = 0.0f;
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        product19 = product19 + smem[1024 + p * dim_D + e / dim_D] * smem[6144 + p * dim_D + e % dim_D];
+      }
+      const float v0 = (accum_live ? accum_S[bh * 4096 + e] : 0.0f) + product19;
+      const float next_state = smem[2048 + e] - commit * v0;
       const float next_accum = keep * v0;
-      smem[3072 + e] = next_state;
-      smem[7168 + e] = next_accum;
+      smem[2048 + e] = next_state;
+      if (last_chunk) {
+        out_accum_S[bh * 4096 + e] = next_accum;
+      }
     }
     __syncthreads();
 
@@ -341,8 +288,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 4096; e += 256) {
-    out_state_S[bh * 4096 + e] = smem[3072 + e];
-    out_accum_S[bh * 4096 + e] = smem[7168 + e];
+    out_state_S[bh * 4096 + e] = smem[2048 + e];
   }
 }
 
@@ -359,7 +305,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     float* __restrict__ output,         // [B, H, T, 64]
     float* __restrict__ out_state_S,    // [B, H, 64, 64]
     float* __restrict__ out_accum_S) {  // [B, H, 64, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 12673 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 8577 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -374,7 +320,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
   const unsigned lane = tid % 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
-    smem[192 + e] = state_S[bh * 4096 + e];
+    smem[128 + e] = state_S[bh * 4096 + e];
     smem[4288 + e] = accum_S[bh * 4096 + e];
   }
   __syncthreads();
@@ -395,7 +341,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[e] = x;
+      smem[8384 + e] = x;
     }
 
     // Stage the view k for this chunk.
@@ -404,7 +350,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[128 + e] = x;
+      smem[64 + e] = x;
     }
 
     // Stage the view v for this chunk.
@@ -413,7 +359,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[64 + e] = x;
+      smem[4224 + e] = x;
     }
     __syncwarp();
 
@@ -422,83 +368,20 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[128 + p];
-        const float b0 = smem[192 + p * dim_D + e % 32];
-        const float b1 = smem[192 + p * dim_D + e % 32 + 32];
+        const float a0 = smem[64 + p];
+        const float b0 = smem[128 + p * dim_D + e % 32];
+        const float b1 = smem[128 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[8384 + e % 32] = acc0_0;
-      smem[8384 + e % 32 + 32] = acc0_1;
+      smem[8385 + e % 32] = acc0_0;
+      smem[8385 + e % 32 + 32] = acc0_1;
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[64 + e] = smem[0] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[8384 + e] - smem[64 + e]) * 2.0f;
-    }
-    __syncthreads();
-
-    // [64, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + (e / 16) * 4];
-        const float a1 = smem[128 + p * dim_D + (e / 16) * 4 + 1];
-        const float a2 = smem[128 + p * dim_D + (e / 16) * 4 + 2];
-        const float a3 = smem[128 + p * dim_D + (e / 16) * 4 + 3];
-        const float b0 = smem[64 + p * dim_D + e % 16];
-        const float b1 = smem[64 + p * dim_D + e % 16 + 16];
-        const float b2 = smem[64 + p * dim_D + e % 16 + 32];
-        const float b3 = smem[64 + p * dim_D + e % 16 + 48];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      smem[8577 + (e / 16) * 256 + e % 16] = acc0_0;
-      smem[8577 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
-      smem[8577 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
-      smem[8577 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
-      smem[8577 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
-      smem[8577 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
-      smem[8577 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
-      smem[8577 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
-      smem[8577 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
-      smem[8577 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
-      smem[8577 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
-      smem[8577 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
-      smem[8577 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
-      smem[8577 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
-      smem[8577 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
-      smem[8577 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
+      smem[4224 + e] = smem[8384] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[8385 + e] - smem[4224 + e]) * 2.0f;
     }
 
     // Stage the view q for this chunk.
@@ -524,16 +407,17 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
           acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[8385 + e % 32] = acc0_0;
-      smem[8385 + e % 32 + 32] = acc0_1;
+      smem[8449 + e % 32] = acc0_0;
+      smem[8449 + e % 32 + 32] = acc0_1;
     }
+    __syncthreads();
 
     // [1, 1] product, from line 10: output(q: [D]) = q @ S
     for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[128 + p];
+        const float b0 = smem[64 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[8384] = acc0_0;
@@ -546,13 +430,13 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8384 + p]);
-        const float b0 = smem[64 + p * dim_D + e % 32];
-        const float b1 = smem[64 + p * dim_D + e % 32 + 32];
+        const float b0 = smem[4224 + p * dim_D + e % 32];
+        const float b1 = smem[4224 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[8449 + e % 32] = acc0_0;
-      smem[8449 + e % 32 + 32] = acc0_1;
+      smem[8385 + e % 32] = acc0_0;
+      smem[8385 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
@@ -561,8 +445,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[192 + p * dim_D + e % 32];
-        const float b1 = smem[192 + p * dim_D + e % 32 + 32];
+        const float b0 = smem[128 + p * dim_D + e % 32];
+        const float b1 = smem[128 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
@@ -573,16 +457,21 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
 
     // Write this chunk's output rows, from line 10: output(q: [D]) = q @ S
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[8513 + e] - (smem[8385 + e] + smem[8449 + e]);
+      output[(bh * T + token) * dim_D + e] = smem[8513 + e] - (smem[8449 + e] + smem[8385 + e]);
     }
     __syncthreads();
 
     // Update S and its accumulator, from line 11: update sgd(lr: token, scale: none)
-    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v0 = smem[4288 + e] + smem[8577 + e];
-      const float next_state = smem[192 + e] - commit * v0;
+    for (unsigned e = tid; e < 4096; e += 256) {
+      // Element e of the [64, 64] product, summed here rather than buffered, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
+      float product19 = 0.0f;
+      for (unsigned p = 0; p < 1; p += 1) {
+        product19 = product19 + smem[64 + p * dim_D + e / dim_D] * smem[4224 + p * dim_D + e % dim_D];
+      }
+      const float v0 = smem[4288 + e] + product19;
+      const float next_state = smem[128 + e] - commit * v0;
       const float next_accum = keep * v0;
-      smem[192 + e] = next_state;
+      smem[128 + e] = next_state;
       smem[4288 + e] = next_accum;
     }
     __syncthreads();
@@ -593,7 +482,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 4096; e += 256) {
-    out_state_S[bh * 4096 + e] = smem[192 + e];
+    out_state_S[bh * 4096 + e] = smem[128 + e];
     out_accum_S[bh * 4096 + e] = smem[4288 + e];
   }
 }
@@ -604,8 +493,8 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 74752;
-constexpr size_t kDecodeSharedBytes = 50692;
+constexpr size_t kSharedBytes = 45120;
+constexpr size_t kDecodeSharedBytes = 34308;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -674,22 +563,6 @@ extern "C" int tttc_delta_rule_forward(const tttc_delta_rule_args* a, cudaStream
         return fail(TTTC_ERROR_OVERLAP, "%s and %s overlap; a tensor the kernel writes must not share memory with another", t.name, u.name);
       }
     }
-  }
-
-  // Above 48 KB of dynamic shared memory a kernel must opt in, on each device.
-  int device = 0, available = 0;
-  if (const cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return cuda_failed(e, "cudaGetDevice");
-  if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
-    return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
-  }
-  if ((size_t)available < 74752) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)74752);
-  }
-  if (const cudaError_t e = cudaFuncSetAttribute(tttc_delta_rule_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
-    return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
-  }
-  if (const cudaError_t e = cudaFuncSetAttribute(tttc_delta_rule_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kDecodeSharedBytes); e != cudaSuccess) {
-    return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
   }
 
   // A call of one token runs the one-row kernel: it does not pay for a whole mini-batch.

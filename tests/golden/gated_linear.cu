@@ -2,9 +2,9 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W dual-matmul, s dual-elementwise.
-// Shared memory: 74496 bytes per block; global scratch: 0 bytes per block.
-// W: state in shared memory, accumulator in shared memory.
-// s: state in shared memory, accumulator in shared memory.
+// Shared memory: 45568 bytes per block; global scratch: 0 bytes per block.
+// W: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// s: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 
 #include <climits>
 #include <cstdarg>
@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     float* __restrict__ out_state_s,    // [B, H, 64]
     float* __restrict__ out_accum_W,    // [B, H, 64, 64]
     float* __restrict__ out_accum_s) {  // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 18624 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 11392 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -61,12 +61,10 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
   const unsigned lane = tid % 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
-    smem[3072 + e] = state_W[bh * 4096 + e];
-    smem[8192 + e] = accum_W[bh * 4096 + e];
+    smem[2048 + e] = state_W[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[14400 + e] = state_s[bh * 64 + e];
-    smem[14464 + e] = accum_s[bh * 64 + e];
+    smem[10304 + e] = state_s[bh * 64 + e];
   }
   __syncthreads();
 
@@ -78,12 +76,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     const unsigned ahead_rows = min(chunk_rows, T);
     if (aligned_view_k) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[13312 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[9216 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_v) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[14528 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[10368 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -98,6 +96,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
+    const bool last_chunk = token + count == T;
 
     // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
     tttc_cp_async_wait<0>();
@@ -116,18 +115,18 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_k ? smem[13312 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_k ? smem[9216 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
-      smem[2048 + e] = x;
+      smem[1024 + e] = x;
     }
 
     // Stage the view v for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_v ? smem[14528 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_v ? smem[10368 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
-      smem[12288 + e] = x;
+      smem[8192 + e] = x;
     }
     __syncwarp();
 
@@ -138,19 +137,19 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * 128 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
-        const float b0 = smem[3072 + p * dim_D + e % 32];
-        const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
+        const float a0 = smem[1024 + (e / 32) * 128 + p];
+        const float a1 = smem[1024 + ((e / 32) * 2 + 1) * dim_D + p];
+        const float b0 = smem[2048 + p * dim_D + e % 32];
+        const float b1 = smem[2048 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[1024 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[6144 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[6144 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[6144 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[6144 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
@@ -159,7 +158,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v1 = smem[1024 + e * dim_D + p];
+        const float v1 = smem[6144 + e * dim_D + p];
         acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -187,13 +186,13 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[12288 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] * smem[32 + e / dim_D] * smem[14400 + e % dim_D] - smem[12288 + e]) * 2.0f;
+      smem[8192 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[6144 + e] * smem[32 + e / dim_D] * smem[10304 + e % dim_D] - smem[8192 + e]) * 2.0f;
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[7168 + e] = smem[12288 + e] * (smem[1024 + e] * smem[32 + e / dim_D]);
+      smem[7168 + e] = smem[8192 + e] * (smem[6144 + e] * smem[32 + e / dim_D]);
     }
     __syncthreads();
 
@@ -203,12 +202,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[7168 + p * dim_D + e];
       }
-      smem[14336 + e] = acc;
+      smem[10240 + e] = acc;
     }
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[13312 + e] = smem[12288 + e] * smem[14400 + e % dim_D] * smem[1024 + e];
+      smem[9216 + e] = smem[8192 + e] * smem[10304 + e % dim_D] * smem[6144 + e];
     }
     __syncwarp();
 
@@ -217,7 +216,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[13312 + e * dim_D + p];
+        acc = acc + smem[9216 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -233,71 +232,9 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v2 = smem[32 + e / dim_D];
-      smem[1024 + e] = smem[12288 + e] * smem[14400 + e % dim_D] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 64.0f * 0.015625f * smem[1024 + e] * 2.0f;
+      smem[6144 + e] = smem[8192 + e] * smem[10304 + e % dim_D] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 64.0f * 0.015625f * smem[6144 + e] * 2.0f;
     }
     __syncthreads();
-
-    // [64, 64] product, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + (e / 16) * 4];
-        const float a1 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
-        const float a2 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
-        const float a3 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
-        const float b0 = smem[1024 + p * dim_D + e % 16];
-        const float b1 = smem[1024 + p * dim_D + e % 16 + 16];
-        const float b2 = smem[1024 + p * dim_D + e % 16 + 32];
-        const float b3 = smem[1024 + p * dim_D + e % 16 + 48];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      smem[14528 + (e / 16) * 256 + e % 16] = acc0_0;
-      smem[14528 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
-      smem[14528 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
-      smem[14528 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
-      smem[14528 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
-      smem[14528 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
-      smem[14528 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
-      smem[14528 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
-      smem[14528 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
-      smem[14528 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
-      smem[14528 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
-      smem[14528 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
-      smem[14528 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
-      smem[14528 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
-      smem[14528 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
-      smem[14528 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
-    }
 
     // Stage the view q for this chunk.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
@@ -316,21 +253,22 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[(e / 32) * 128 + p];
           const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
-          const float b0 = smem[8192 + p * dim_D + e % 32];
-          const float b1 = smem[8192 + p * dim_D + e % 32 + 32];
+          const float b0 = (accum_live ? accum_W[bh * 4096 + p * dim_D + e % 32] : 0.0f);
+          const float b1 = (accum_live ? accum_W[bh * 4096 + p * dim_D + e % 32 + 32] : 0.0f);
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[12544 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[12544 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[12544 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[12544 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[9216 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[9216 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[9216 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[9216 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
@@ -338,12 +276,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
-        const float b0 = smem[2048 + (e % 16) * dim_D + p];
+        const float b0 = smem[1024 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[12288 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[8192 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
@@ -352,19 +290,19 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[12288 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[12288 + ((e / 32) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[1024 + p * dim_D + e % 32];
-        const float b1 = smem[1024 + p * dim_D + e % 32 + 32];
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[8192 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[8192 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[6144 + p * dim_D + e % 32];
+        const float b1 = smem[6144 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[2048 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[10368 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[10368 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[10368 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[10368 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncthreads();
 
@@ -377,23 +315,23 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 32) * 128 + p];
         const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
-        const float b0 = smem[3072 + p * dim_D + e % 32];
-        const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
+        const float b0 = smem[2048 + p * dim_D + e % 32];
+        const float b1 = smem[2048 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[1024 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[8192 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[8192 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[8192 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[8192 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[2048 + e] = smem[1024 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[12544 + e] + smem[2048 + e]);
+      smem[10368 + e] = smem[8192 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[9216 + e] + smem[10368 + e]);
     }
     __syncthreads();
 
@@ -402,7 +340,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_k) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[13312 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[9216 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
@@ -413,7 +351,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v4 = smem[2048 + e * dim_D + p];
+        const float v4 = smem[10368 + e * dim_D + p];
         acc = acc + v4 * v4;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -442,25 +380,33 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[16 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[16 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[16 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[16 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[8192 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[8192 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[8192 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[8192 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[2048 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f * 64.0f + 0.000001f)) * (smem[14400 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[14464 + e % dim_D] + smem[16 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[10368 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f * 64.0f + 0.000001f)) * (smem[10304 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * ((accum_live ? accum_s[bh * 64 + e % dim_D] : 0.0f) + smem[8192 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v5 = smem[8192 + e] + smem[14528 + e];
-      const float next_state = smem[3072 + e] - commit * v5;
+    #pragma unroll 1
+    for (unsigned e = tid; e < 4096; e += 256) {
+      // Element e of the [64, 64] product, summed here rather than buffered, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product56 = 0.0f;
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        product56 = product56 + smem[1024 + p * dim_D + e / dim_D] * smem[6144 + p * dim_D + e % dim_D];
+      }
+      const float v5 = (accum_live ? accum_W[bh * 4096 + e] : 0.0f) + product56;
+      const float next_state = smem[2048 + e] - commit * v5;
       const float next_accum = keep * v5;
-      smem[3072 + e] = next_state;
-      smem[8192 + e] = next_accum;
+      smem[2048 + e] = next_state;
+      if (last_chunk) {
+        out_accum_W[bh * 4096 + e] = next_accum;
+      }
     }
     __syncthreads();
 
@@ -469,19 +415,22 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_v) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[14528 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[10368 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
     tttc_cp_async_commit();
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
-      const float v6 = smem[14464 + e] + smem[14336 + e];
-      const float next_state = smem[14400 + e] - commit * v6;
+      const float v6 = (accum_live ? accum_s[bh * 64 + e] : 0.0f) + smem[10240 + e];
+      const float next_state = smem[10304 + e] - commit * v6;
       const float next_accum = keep * v6;
-      smem[14400 + e] = next_state;
-      smem[14464 + e] = next_accum;
+      smem[10304 + e] = next_state;
+      if (last_chunk) {
+        out_accum_s[bh * 64 + e] = next_accum;
+      }
     }
     __syncthreads();
 
@@ -491,12 +440,10 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 4096; e += 256) {
-    out_state_W[bh * 4096 + e] = smem[3072 + e];
-    out_accum_W[bh * 4096 + e] = smem[8192 + e];
+    out_state_W[bh * 4096 + e] = smem[2048 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_s[bh * 64 + e] = smem[14400 + e];
-    out_accum_s[bh * 64 + e] = smem[14464 + e];
+    out_state_s[bh * 64 + e] = smem[10304 + e];
   }
 }
 
@@ -518,7 +465,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     float* __restrict__ out_state_s,    // [B, H, 64]
     float* __restrict__ out_accum_W,    // [B, H, 64, 64]
     float* __restrict__ out_accum_s) {  // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 13056 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 8900 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -534,11 +481,11 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[256 + e] = state_W[bh * 4096 + e];
-    smem[4480 + e] = accum_W[bh * 4096 + e];
+    smem[4481 + e] = accum_W[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[8832 + e] = state_s[bh * 64 + e];
-    smem[8896 + e] = accum_s[bh * 64 + e];
+    smem[8772 + e] = state_s[bh * 64 + e];
+    smem[8836 + e] = accum_s[bh * 64 + e];
   }
   __syncthreads();
 
@@ -558,7 +505,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[1 + e] = x;
+      smem[e] = x;
     }
 
     // Stage the view k for this chunk.
@@ -567,7 +514,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[128 + e] = x;
+      smem[64 + e] = x;
     }
 
     // Stage the view v for this chunk.
@@ -576,7 +523,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[4352 + e] = x;
+      smem[4353 + e] = x;
     }
     __syncwarp();
 
@@ -585,14 +532,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[128 + p];
+        const float a0 = smem[64 + p];
         const float b0 = smem[256 + p * dim_D + e % 32];
         const float b1 = smem[256 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[64 + e % 32] = acc0_0;
-      smem[64 + e % 32 + 32] = acc0_1;
+      smem[128 + e % 32] = acc0_0;
+      smem[128 + e % 32 + 32] = acc0_1;
     }
     __syncwarp();
 
@@ -601,7 +548,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v1 = smem[64 + p];
+        const float v1 = smem[128 + p];
         acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -610,32 +557,32 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[4352 + e] = acc;
       }
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
-      smem[e] = sqrtf(smem[e] * 0.015625f * 64.0f + 0.000001f);
+      smem[4352 + e] = sqrtf(smem[4352 + e] * 0.015625f * 64.0f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
-      smem[2 + e] = (1.0f / smem[e]);
+      smem[8577 + e] = (1.0f / smem[4352 + e]);
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[4352 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[64 + e] * smem[2] * smem[8832 + e % dim_D] - smem[4352 + e]) * 2.0f;
+      smem[4353 + e] = smem[0] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] * smem[8577] * smem[8772 + e % dim_D] - smem[4353 + e]) * 2.0f;
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[192 + e] = smem[4352 + e] * (smem[64 + e] * smem[2]);
+      smem[192 + e] = smem[4353 + e] * (smem[128 + e] * smem[8577]);
     }
     __syncthreads();
 
@@ -645,12 +592,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[192 + e];
       }
-      smem[8576 + e] = acc;
+      smem[8580 + e] = acc;
     }
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[4416 + e] = smem[4352 + e] * smem[8832 + e % dim_D] * smem[64 + e];
+      smem[4417 + e] = smem[4353 + e] * smem[8772 + e % dim_D] * smem[128 + e];
     }
     __syncwarp();
 
@@ -659,7 +606,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[4416 + p];
+        acc = acc + smem[4417 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -667,78 +614,15 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1 + e] = acc;
+        smem[8578 + e] = acc;
       }
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      const float v2 = smem[2];
-      smem[64 + e] = smem[4352 + e] * smem[8832 + e % dim_D] * v2 + (-(smem[1] * (v2 * v2))) * 0.5f / smem[0] * 64.0f * 0.015625f * smem[64 + e] * 2.0f;
-    }
-    __syncthreads();
-
-    // [64, 64] product, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + (e / 16) * 4];
-        const float a1 = smem[128 + p * dim_D + (e / 16) * 4 + 1];
-        const float a2 = smem[128 + p * dim_D + (e / 16) * 4 + 2];
-        const float a3 = smem[128 + p * dim_D + (e / 16) * 4 + 3];
-        const float b0 = smem[64 + p * dim_D + e % 16];
-        const float b1 = smem[64 + p * dim_D + e % 16 + 16];
-        const float b2 = smem[64 + p * dim_D + e % 16 + 32];
-        const float b3 = smem[64 + p * dim_D + e % 16 + 48];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      smem[8960 + (e / 16) * 256 + e % 16] = acc0_0;
-      smem[8960 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
-      smem[8960 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
-      smem[8960 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
-      smem[8960 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
-      smem[8960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
-      smem[8960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
-      smem[8960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
-      smem[8960 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
-      smem[8960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
-      smem[8960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
-      smem[8960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
-      smem[8960 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
-      smem[8960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
-      smem[8960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
-      smem[8960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
+      const float v2 = smem[8577];
+      smem[128 + e] = smem[4353 + e] * smem[8772 + e % dim_D] * v2 + (-(smem[8578] * (v2 * v2))) * 0.5f / smem[4352] * 64.0f * 0.015625f * smem[128 + e] * 2.0f;
     }
 
     // Stage the view q for this chunk.
@@ -758,14 +642,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[p];
-          const float b0 = smem[4480 + p * dim_D + e % 32];
-          const float b1 = smem[4480 + p * dim_D + e % 32 + 32];
+          const float b0 = smem[4481 + p * dim_D + e % 32];
+          const float b1 = smem[4481 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[8640 + e % 32] = acc0_0;
-      smem[8640 + e % 32 + 32] = acc0_1;
+      smem[8644 + e % 32] = acc0_0;
+      smem[8644 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 1] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
@@ -773,26 +657,26 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[128 + p];
+        const float b0 = smem[64 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[4416] = acc0_0;
+      smem[8579] = acc0_0;
     }
-    __syncwarp();
+    __syncthreads();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[4416 + p]);
-        const float b0 = smem[64 + p * dim_D + e % 32];
-        const float b1 = smem[64 + p * dim_D + e % 32 + 32];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8579 + p]);
+        const float b0 = smem[128 + p * dim_D + e % 32];
+        const float b1 = smem[128 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[8704 + e % 32] = acc0_0;
-      smem[8704 + e % 32 + 32] = acc0_1;
+      smem[4417 + e % 32] = acc0_0;
+      smem[4417 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
@@ -813,7 +697,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[8704 + e] = smem[4352 + e] - scale[min(position, dim_K - 1)] * (smem[8640 + e] + smem[8704 + e]);
+      smem[4417 + e] = smem[4352 + e] - scale[min(position, dim_K - 1)] * (smem[8644 + e] + smem[4417 + e]);
     }
     __syncwarp();
 
@@ -822,7 +706,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v4 = smem[8704 + p];
+        const float v4 = smem[4417 + p];
         acc = acc + v4 * v4;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -831,7 +715,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[4417 + e] = acc;
+        smem[4416 + e] = acc;
       }
     }
 
@@ -846,33 +730,38 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[8768 + e % 32] = acc0_0;
-      smem[8768 + e % 32 + 32] = acc0_1;
+      smem[8708 + e % 32] = acc0_0;
+      smem[8708 + e % 32 + 32] = acc0_1;
     }
     __syncwarp();
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[8704 + e] * (1.0f / sqrtf(smem[4417] * 0.015625f * 64.0f + 0.000001f)) * (smem[8832 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8896 + e % dim_D] + smem[8768 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[4417 + e] * (1.0f / sqrtf(smem[4416] * 0.015625f * 64.0f + 0.000001f)) * (smem[8772 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8836 + e % dim_D] + smem[8708 + e]));
     }
     __syncthreads();
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v5 = smem[4480 + e] + smem[8960 + e];
+    for (unsigned e = tid; e < 4096; e += 256) {
+      // Element e of the [64, 64] product, summed here rather than buffered, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product56 = 0.0f;
+      for (unsigned p = 0; p < 1; p += 1) {
+        product56 = product56 + smem[64 + p * dim_D + e / dim_D] * smem[128 + p * dim_D + e % dim_D];
+      }
+      const float v5 = smem[4481 + e] + product56;
       const float next_state = smem[256 + e] - commit * v5;
       const float next_accum = keep * v5;
       smem[256 + e] = next_state;
-      smem[4480 + e] = next_accum;
+      smem[4481 + e] = next_accum;
     }
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
-      const float v6 = smem[8896 + e] + smem[8576 + e];
-      const float next_state = smem[8832 + e] - commit * v6;
+      const float v6 = smem[8836 + e] + smem[8580 + e];
+      const float next_state = smem[8772 + e] - commit * v6;
       const float next_accum = keep * v6;
-      smem[8832 + e] = next_state;
-      smem[8896 + e] = next_accum;
+      smem[8772 + e] = next_state;
+      smem[8836 + e] = next_accum;
     }
     __syncthreads();
 
@@ -883,11 +772,11 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 4096; e += 256) {
     out_state_W[bh * 4096 + e] = smem[256 + e];
-    out_accum_W[bh * 4096 + e] = smem[4480 + e];
+    out_accum_W[bh * 4096 + e] = smem[4481 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_s[bh * 64 + e] = smem[8832 + e];
-    out_accum_s[bh * 64 + e] = smem[8896 + e];
+    out_state_s[bh * 64 + e] = smem[8772 + e];
+    out_accum_s[bh * 64 + e] = smem[8836 + e];
   }
 }
 
@@ -897,8 +786,8 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 74496;
-constexpr size_t kDecodeSharedBytes = 52224;
+constexpr size_t kSharedBytes = 45568;
+constexpr size_t kDecodeSharedBytes = 35600;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -972,22 +861,6 @@ extern "C" int tttc_gated_linear_forward(const tttc_gated_linear_args* a, cudaSt
         return fail(TTTC_ERROR_OVERLAP, "%s and %s overlap; a tensor the kernel writes must not share memory with another", t.name, u.name);
       }
     }
-  }
-
-  // Above 48 KB of dynamic shared memory a kernel must opt in, on each device.
-  int device = 0, available = 0;
-  if (const cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return cuda_failed(e, "cudaGetDevice");
-  if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
-    return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
-  }
-  if ((size_t)available < 74496) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)74496);
-  }
-  if (const cudaError_t e = cudaFuncSetAttribute(tttc_gated_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
-    return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
-  }
-  if (const cudaError_t e = cudaFuncSetAttribute(tttc_gated_linear_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kDecodeSharedBytes); e != cudaSuccess) {
-    return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
   }
 
   // A call of one token runs the one-row kernel: it does not pay for a whole mini-batch.

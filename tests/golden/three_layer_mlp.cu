@@ -2,11 +2,11 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 8) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, W3 dual-matmul.
-// Shared memory: 131648 bytes per block; global scratch: 0 bytes per block.
-// W1: state in shared memory, accumulator in shared memory.
-// b1: state in shared memory, accumulator in shared memory.
-// W2: state in shared memory, accumulator in shared memory.
-// W3: state in shared memory, accumulator in shared memory.
+// Shared memory: 56064 bytes per block; global scratch: 0 bytes per block.
+// W1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// b1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// W2: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// W3: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 
 #include <climits>
 #include <cstdarg>
@@ -58,7 +58,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W2,       // [B, H, 64, 64]
     float* __restrict__ out_accum_W3) {     // [B, H, 64, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 32912 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 14016 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -77,19 +77,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 2048; e += 256) {
     smem[3840 + e] = state_W1[bh * 2048 + e];
-    smem[12032 + e] = accum_W1[bh * 2048 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[21008 + e] = state_b1[bh * 64 + e];
-    smem[21072 + e] = accum_b1[bh * 64 + e];
+    smem[12160 + e] = state_b1[bh * 64 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[7936 + e] = state_W2[bh * 4096 + e];
-    smem[16128 + e] = accum_W2[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
     smem[5888 + e] = state_W3[bh * 2048 + e];
-    smem[14080 + e] = accum_W3[bh * 2048 + e];
   }
   __syncthreads();
 
@@ -102,17 +98,17 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     const unsigned ahead_rows = min(chunk_rows, T);
     if (aligned_view_k) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[32144 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[13248 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_v) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[32400 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[13504 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_q) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[32656 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[13760 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -127,6 +123,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
+    const bool last_chunk = token + count == T;
 
     // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
     tttc_cp_async_wait<0>();
@@ -138,14 +135,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[776 + e] = x;
+      smem[8 + e] = x;
     }
 
     // Stage the view k for this chunk, read ahead.
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_k ? smem[32144 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_k ? smem[13248 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[2048 + e] = x;
     }
@@ -154,9 +151,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_v ? smem[32400 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_v ? smem[13504 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
-      smem[816 + e] = x;
+      smem[24 + e] = x;
     }
     __syncwarp();
 
@@ -178,7 +175,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
 
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
-      smem[2304 + e] = tanhf(smem[2304 + e] + smem[21008 + e % dim_H]);
+      smem[2304 + e] = tanhf(smem[2304 + e] + smem[12160 + e % dim_H]);
     }
     __syncwarp();
 
@@ -193,14 +190,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[3328 + (e / 32) * dim_H + e % 32] = acc0_0;
-      smem[3328 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
+      smem[2816 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[2816 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
     __syncwarp();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
-      smem[3328 + e] = tanhf(smem[3328 + e]);
+      smem[2816 + e] = tanhf(smem[2816 + e]);
     }
     __syncwarp();
 
@@ -208,11 +205,11 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[3328 + (e / 32) * dim_H + p];
+        const float a0 = smem[2816 + (e / 32) * dim_H + p];
         const float b0 = smem[5888 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[(e / 32) * dim_D + e % 32] = acc0_0;
+      smem[768 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncwarp();
 
@@ -221,7 +218,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[e * dim_D + p];
+        acc = acc + smem[768 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -229,14 +226,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[784 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      smem[e] = smem[e] - smem[784 + e / dim_D] * 0.03125f;
+      smem[768 + e] = smem[768 + e] - smem[e / dim_D] * 0.03125f;
     }
     __syncwarp();
 
@@ -245,7 +242,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v1 = smem[e * dim_D + p];
+        const float v1 = smem[768 + e * dim_D + p];
         acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -254,27 +251,27 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[768 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncwarp();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp + lane; e < warp + 1; e += 32) {
-      smem[768 + e] = sqrtf(smem[768 + e] * 0.03125f + 0.000001f);
+      smem[e] = sqrtf(smem[e] * 0.03125f + 0.000001f);
     }
     __syncwarp();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp + lane; e < warp + 1; e += 32) {
-      smem[792 + e] = (1.0f / smem[768 + e]);
+      smem[16 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       const float v2 = param_gamma[h * 32 + e % dim_D];
-      smem[816 + e] = smem[776 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[e] * smem[792 + e / dim_D] * v2 + param_beta[h * 32 + e % dim_D] - smem[816 + e]) * 2.0f * v2;
+      smem[24 + e] = smem[8 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[768 + e] * smem[16 + e / dim_D] * v2 + param_beta[h * 32 + e % dim_D] - smem[24 + e]) * 2.0f * v2;
     }
     __syncwarp();
 
@@ -283,7 +280,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[816 + e * dim_D + p] * smem[e * dim_D + p];
+        acc = acc + smem[24 + e * dim_D + p] * smem[768 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -291,15 +288,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[800 + e] = acc;
+        smem[8 + e] = acc;
       }
     }
     __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      const float v3 = smem[792 + e / dim_D];
-      smem[e] = smem[816 + e] * v3 + (-(smem[800 + e / dim_D] * (v3 * v3))) * 0.5f / smem[768 + e / dim_D] * 0.03125f * smem[e] * 2.0f;
+      const float v3 = smem[16 + e / dim_D];
+      smem[768 + e] = smem[24 + e] * v3 + (-(smem[8 + e / dim_D] * (v3 * v3))) * 0.5f / smem[e / dim_D] * 0.03125f * smem[768 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -308,7 +305,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[e * dim_D + p]);
+        acc = acc + (-smem[768 + e * dim_D + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -316,299 +313,25 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[808 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      smem[e] = smem[e] + smem[808 + e / dim_D] * 0.03125f;
+      smem[768 + e] = smem[768 + e] + smem[e / dim_D] * 0.03125f;
     }
     __syncwarp();
 
     // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 32) * dim_D + p];
-        const float b0 = smem[5888 + (e % 32) * dim_D + p];
-        const float b1 = smem[5888 + (e % 32 + 32) * dim_D + p];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-      }
-      smem[256 + (e / 32) * dim_H + e % 32] = acc0_0;
-      smem[256 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
-    }
-    __syncthreads();
-
-    // Start copying the rows of the next chunk ahead: the view k, the view v.
-    if (token + count < T) {
-      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
-      if (aligned_view_k) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[32144 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-      if (aligned_view_v) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[32400 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-    }
-    tttc_cp_async_commit();
-
-    // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[3328 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[3328 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[3328 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[3328 + p * dim_H + (e / 16) * 4 + 3];
-        const float b0 = smem[p * dim_D + e % 16];
-        const float b1 = smem[p * dim_D + e % 16 + 16];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-      }
-      smem[23952 + (e / 16) * 128 + e % 16] = acc0_0;
-      smem[23952 + (e / 16) * 128 + e % 16 + 16] = acc0_1;
-      smem[23952 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
-      smem[23952 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
-      smem[23952 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
-      smem[23952 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
-      smem[23952 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
-      smem[23952 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
-    }
-
-    // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
-      const float v4 = smem[3328 + e];
-      smem[256 + e] = smem[256 + e] * (1.0f - v4 * v4);
-    }
-    __syncwarp();
-
-    // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[256 + (e / 32) * dim_H + p];
-        const float b0 = smem[7936 + (e % 32) * dim_H + p];
-        const float b1 = smem[7936 + (e % 32 + 32) * dim_H + p];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-      }
-      smem[2816 + (e / 32) * dim_H + e % 32] = acc0_0;
-      smem[2816 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
-    }
-    __syncthreads();
-
-    // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2304 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[2304 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[2304 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[2304 + p * dim_H + (e / 16) * 4 + 3];
-        const float b0 = smem[256 + p * dim_H + e % 16];
-        const float b1 = smem[256 + p * dim_H + e % 16 + 16];
-        const float b2 = smem[256 + p * dim_H + e % 16 + 32];
-        const float b3 = smem[256 + p * dim_H + e % 16 + 48];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      smem[28048 + (e / 16) * 256 + e % 16] = acc0_0;
-      smem[28048 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
-      smem[28048 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
-      smem[28048 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
-      smem[28048 + ((e / 16) * 4 + 1) * dim_H + e % 16] = acc1_0;
-      smem[28048 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 16] = acc1_1;
-      smem[28048 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 32] = acc1_2;
-      smem[28048 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 48] = acc1_3;
-      smem[28048 + ((e / 16) * 4 + 2) * dim_H + e % 16] = acc2_0;
-      smem[28048 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 16] = acc2_1;
-      smem[28048 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 32] = acc2_2;
-      smem[28048 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 48] = acc2_3;
-      smem[28048 + ((e / 16) * 4 + 3) * dim_H + e % 16] = acc3_0;
-      smem[28048 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 16] = acc3_1;
-      smem[28048 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 32] = acc3_2;
-      smem[28048 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 48] = acc3_3;
-    }
-
-    // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
-      const float v5 = smem[2304 + e];
-      smem[2816 + e] = smem[2816 + e] * (1.0f - v5 * v5);
-    }
-    __syncthreads();
-
-    // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
-      float acc = 0.0f;
-      for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[2816 + p * dim_H + e];
-      }
-      smem[20752 + e] = acc;
-    }
-
-    // [32, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + (e / 32) * 4];
-        const float a1 = smem[2048 + p * dim_D + (e / 32) * 4 + 1];
-        const float a2 = smem[2048 + p * dim_D + (e / 32) * 4 + 2];
-        const float a3 = smem[2048 + p * dim_D + (e / 32) * 4 + 3];
-        const float b0 = smem[2816 + p * dim_H + e % 32];
-        const float b1 = smem[2816 + p * dim_H + e % 32 + 32];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-      }
-      smem[26000 + (e / 32) * 256 + e % 32] = acc0_0;
-      smem[26000 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
-      smem[26000 + ((e / 32) * 4 + 1) * dim_H + e % 32] = acc1_0;
-      smem[26000 + ((e / 32) * 4 + 1) * dim_H + e % 32 + 32] = acc1_1;
-      smem[26000 + ((e / 32) * 4 + 2) * dim_H + e % 32] = acc2_0;
-      smem[26000 + ((e / 32) * 4 + 2) * dim_H + e % 32 + 32] = acc2_1;
-      smem[26000 + ((e / 32) * 4 + 3) * dim_H + e % 32] = acc3_0;
-      smem[26000 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 32] = acc3_1;
-    }
-
-    // Stage the view q for this chunk, read ahead.
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float x = 0.0f;
-      if (e / dim_D < count) {
-        x = (aligned_view_q ? smem[32656 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
-      }
-      smem[768 + e] = x;
-    }
-    __syncwarp();
-
-    // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      if (accum_live) {
-        for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[768 + (e / 32) * dim_D + p];
-          const float b0 = smem[12032 + p * dim_H + e % 32];
-          const float b1 = smem[12032 + p * dim_H + e % 32 + 32];
-          acc0_0 = acc0_0 + a0 * b0;
-          acc0_1 = acc0_1 + a0 * b1;
-        }
-      }
-      smem[21392 + (e / 32) * dim_H + e % 32] = acc0_0;
-      smem[21392 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
-    }
-
-    // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
-      float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[768 + (e / 8) * dim_D + p];
-        const float b0 = smem[2048 + (e % 8) * dim_D + p];
-        acc0_0 = acc0_0 + a0 * b0;
-      }
-      smem[20816 + (e / 8) * dim_K + e % 8] = acc0_0;
-    }
-    __syncwarp();
-
-    // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[20816 + (e / 32) * dim_K + p]);
-        const float b0 = smem[2816 + p * dim_H + e % 32];
-        const float b1 = smem[2816 + p * dim_H + e % 32 + 32];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-      }
-      smem[21904 + (e / 32) * dim_H + e % 32] = acc0_0;
-      smem[21904 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
-    }
-
-    // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[768 + (e / 32) * dim_D + p];
-        const float b0 = smem[3840 + p * dim_H + e % 32];
-        const float b1 = smem[3840 + p * dim_H + e % 32 + 32];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-      }
-      smem[22416 + (e / 32) * dim_H + e % 32] = acc0_0;
-      smem[22416 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
-    }
-
-    // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
-        const float b0 = smem[2816 + p * dim_H + e % 32];
-        const float b1 = smem[2816 + p * dim_H + e % 32 + 32];
+        const float b0 = smem[5888 + (e % 32) * dim_D + p];
+        const float b1 = smem[5888 + (e % 32 + 32) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
@@ -617,10 +340,163 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     }
     __syncwarp();
 
+    // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
+      const float v4 = smem[2816 + e];
+      smem[1024 + e] = smem[1024 + e] * (1.0f - v4 * v4);
+    }
+    __syncwarp();
+
+    // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      for (unsigned p = 0; p < dim_H; p += 1) {
+        const float a0 = smem[1024 + (e / 32) * dim_H + p];
+        const float b0 = smem[7936 + (e % 32) * dim_H + p];
+        const float b1 = smem[7936 + (e % 32 + 32) * dim_H + p];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+      }
+      smem[3328 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[3328 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
+    }
+    __syncwarp();
+
+    // [8, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
+      const float v5 = smem[2304 + e];
+      smem[3328 + e] = smem[3328 + e] * (1.0f - v5 * v5);
+    }
+    __syncthreads();
+
+    // Start copying the rows of the next chunk ahead: the view k, the view v.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_k) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[13248 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+      if (aligned_view_v) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[13504 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
+
+    // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+      float acc = 0.0f;
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        acc = acc + smem[3328 + p * dim_H + e];
+      }
+      smem[12032 + e] = acc;
+    }
+
+    // Stage the view q for this chunk, read ahead.
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+      float x = 0.0f;
+      if (e / dim_D < count) {
+        x = (aligned_view_q ? smem[13760 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+      }
+      smem[e] = x;
+    }
+    __syncwarp();
+
+    // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      if (accum_live) {
+        #pragma unroll 1
+        for (unsigned p = 0; p < dim_D; p += 1) {
+          const float a0 = smem[(e / 32) * dim_D + p];
+          const float b0 = (accum_live ? accum_W1[bh * 2048 + p * dim_H + e % 32] : 0.0f);
+          const float b1 = (accum_live ? accum_W1[bh * 2048 + p * dim_H + e % 32 + 32] : 0.0f);
+          acc0_0 = acc0_0 + a0 * b0;
+          acc0_1 = acc0_1 + a0 * b1;
+        }
+      }
+      smem[1536 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[1536 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
+    }
+
+    // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
+    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+      float acc0_0 = 0.0f;
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 8) * dim_D + p];
+        const float b0 = smem[2048 + (e % 8) * dim_D + p];
+        acc0_0 = acc0_0 + a0 * b0;
+      }
+      smem[256 + (e / 8) * dim_K + e % 8] = acc0_0;
+    }
+    __syncwarp();
+
+    // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[256 + (e / 32) * dim_K + p]);
+        const float b0 = smem[3328 + p * dim_H + e % 32];
+        const float b1 = smem[3328 + p * dim_H + e % 32 + 32];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+      }
+      smem[12224 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[12224 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
+    }
+
+    // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[(e / 32) * dim_D + p];
+        const float b0 = smem[3840 + p * dim_H + e % 32];
+        const float b1 = smem[3840 + p * dim_H + e % 32 + 32];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+      }
+      smem[12736 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[12736 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
+    }
+    __syncthreads();
+
+    // Start copying the rows of the next chunk ahead: the view q.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_q) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[13760 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
+
+    // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
+    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+      float acc0_0 = 0.0f;
+      float acc0_1 = 0.0f;
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
+        const float b0 = smem[3328 + p * dim_H + e % 32];
+        const float b1 = smem[3328 + p * dim_H + e % 32 + 32];
+        acc0_0 = acc0_0 + a0 * b0;
+        acc0_1 = acc0_1 + a0 * b1;
+      }
+      smem[256 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
+    }
+    __syncwarp();
+
     // [8, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
       const float v6 = scale[min(position + e / dim_H, dim_K - 1)];
-      smem[1024 + e] = tanhf(smem[22416 + e] - v6 * (smem[21392 + e] + smem[21904 + e]) + (smem[21008 + e % dim_H] - v6 * (smem[21072 + e % dim_H] + smem[1024 + e])));
+      smem[256 + e] = tanhf(smem[12736 + e] - v6 * (smem[1536 + e] + smem[12224 + e]) + (smem[12160 + e % dim_H] - v6 * ((accum_live ? accum_b1[bh * 64 + e % dim_H] : 0.0f) + smem[256 + e])));
     }
     __syncwarp();
 
@@ -629,27 +505,28 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[1024 + (e / 32) * dim_H + p];
-          const float b0 = smem[16128 + p * dim_H + e % 32];
-          const float b1 = smem[16128 + p * dim_H + e % 32 + 32];
+          const float a0 = smem[256 + (e / 32) * dim_H + p];
+          const float b0 = (accum_live ? accum_W2[bh * 4096 + p * dim_H + e % 32] : 0.0f);
+          const float b1 = (accum_live ? accum_W2[bh * 4096 + p * dim_H + e % 32 + 32] : 0.0f);
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[22928 + (e / 32) * dim_H + e % 32] = acc0_0;
-      smem[22928 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
+      smem[12224 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[12224 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
 
     // [8, 8] product, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[1024 + (e / 8) * dim_H + p];
+        const float a0 = smem[256 + (e / 8) * dim_H + p];
         const float b0 = smem[2304 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[20880 + (e / 8) * dim_K + e % 8] = acc0_0;
+      smem[12096 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     __syncwarp();
 
@@ -658,9 +535,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[20880 + (e / 32) * dim_K + p]);
-        const float b0 = smem[256 + p * dim_H + e % 32];
-        const float b1 = smem[256 + p * dim_H + e % 32 + 32];
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[12096 + (e / 32) * dim_K + p]);
+        const float b0 = smem[1024 + p * dim_H + e % 32];
+        const float b1 = smem[1024 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
@@ -673,34 +550,35 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[1024 + (e / 32) * dim_H + p];
+        const float a0 = smem[256 + (e / 32) * dim_H + p];
         const float b0 = smem[7936 + p * dim_H + e % 32];
         const float b1 = smem[7936 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[23440 + (e / 32) * dim_H + e % 32] = acc0_0;
-      smem[23440 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
+      smem[12736 + (e / 32) * dim_H + e % 32] = acc0_0;
+      smem[12736 + (e / 32) * dim_H + e % 32 + 32] = acc0_1;
     }
     __syncwarp();
 
     // [8, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
-      smem[1536 + e] = tanhf(smem[23440 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[22928 + e] + smem[1536 + e]));
+      smem[1536 + e] = tanhf(smem[12736 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[12224 + e] + smem[1536 + e]));
     }
-    __syncwarp();
+    __syncthreads();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_H; p += 1) {
           const float a0 = smem[1536 + (e / 32) * dim_H + p];
-          const float b0 = smem[14080 + p * dim_D + e % 32];
+          const float b0 = (accum_live ? accum_W3[bh * 2048 + p * dim_D + e % 32] : 0.0f);
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[21136 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[12224 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
 
     // [8, 8] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
@@ -708,10 +586,10 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1536 + (e / 8) * dim_H + p];
-        const float b0 = smem[3328 + (e % 8) * dim_H + p];
+        const float b0 = smem[2816 + (e % 8) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[20944 + (e / 8) * dim_K + e % 8] = acc0_0;
+      smem[512 + (e / 8) * dim_K + e % 8] = acc0_0;
     }
     __syncwarp();
 
@@ -719,12 +597,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[20944 + (e / 32) * dim_K + p]);
-        const float b0 = smem[p * dim_D + e % 32];
+        const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[512 + (e / 32) * dim_K + p]);
+        const float b0 = smem[768 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[20224 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
+    __syncthreads();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
@@ -734,22 +613,22 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
         const float b0 = smem[5888 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[20480 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[512 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      smem[20224 + e] = smem[20480 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[21136 + e] + smem[20224 + e]);
+      smem[256 + e] = smem[512 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[12224 + e] + smem[256 + e]);
     }
-    __syncwarp();
+    __syncthreads();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
     for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[20224 + e * dim_D + p];
+        acc = acc + smem[256 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -757,14 +636,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[20736 + e] = acc;
+        smem[512 + e] = acc;
       }
     }
     __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      smem[20224 + e] = smem[20224 + e] - smem[20736 + e / dim_D] * 0.03125f;
+      smem[256 + e] = smem[256 + e] - smem[512 + e / dim_D] * 0.03125f;
     }
     __syncwarp();
 
@@ -773,7 +652,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
     for (unsigned e = warp; e < warp + 1; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v8 = smem[20224 + e * dim_D + p];
+        const float v8 = smem[256 + e * dim_D + p];
         acc = acc + v8 * v8;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -782,62 +661,77 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[20744 + e] = acc;
+        smem[512 + e] = acc;
       }
     }
     __syncwarp();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[768 + e] + smem[20224 + e] * (1.0f / sqrtf(smem[20744 + e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[256 + e] * (1.0f / sqrtf(smem[512 + e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
-    __syncthreads();
-
-    // Start copying the rows of the next chunk ahead: the view q.
-    if (token + count < T) {
-      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
-      if (aligned_view_q) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[32656 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-    }
-    tttc_cp_async_commit();
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
-      const float v9 = smem[12032 + e] + smem[26000 + e];
+    #pragma unroll 1
+    for (unsigned e = tid; e < 2048; e += 256) {
+      // Element e of the [32, 64] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product93 = 0.0f;
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        product93 = product93 + smem[2048 + p * dim_D + e / dim_H] * smem[3328 + p * dim_H + e % dim_H];
+      }
+      const float v9 = (accum_live ? accum_W1[bh * 2048 + e] : 0.0f) + product93;
       const float next_state = smem[3840 + e] - commit * v9;
       const float next_accum = keep * v9;
       smem[3840 + e] = next_state;
-      smem[12032 + e] = next_accum;
+      if (last_chunk) {
+        out_accum_W1[bh * 2048 + e] = next_accum;
+      }
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
-      const float v10 = smem[21072 + e] + smem[20752 + e];
-      const float next_state = smem[21008 + e] - commit * v10;
+      const float v10 = (accum_live ? accum_b1[bh * 64 + e] : 0.0f) + smem[12032 + e];
+      const float next_state = smem[12160 + e] - commit * v10;
       const float next_accum = keep * v10;
-      smem[21008 + e] = next_state;
-      smem[21072 + e] = next_accum;
+      smem[12160 + e] = next_state;
+      if (last_chunk) {
+        out_accum_b1[bh * 64 + e] = next_accum;
+      }
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v11 = smem[16128 + e] + smem[28048 + e];
+    #pragma unroll 1
+    for (unsigned e = tid; e < 4096; e += 256) {
+      // Element e of the [64, 64] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product87 = 0.0f;
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        product87 = product87 + smem[2304 + p * dim_H + e / dim_H] * smem[1024 + p * dim_H + e % dim_H];
+      }
+      const float v11 = (accum_live ? accum_W2[bh * 4096 + e] : 0.0f) + product87;
       const float next_state = smem[7936 + e] - commit * v11;
       const float next_accum = keep * v11;
       smem[7936 + e] = next_state;
-      smem[16128 + e] = next_accum;
+      if (last_chunk) {
+        out_accum_W2[bh * 4096 + e] = next_accum;
+      }
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
-      const float v12 = smem[14080 + e] + smem[23952 + e];
+    #pragma unroll 1
+    for (unsigned e = tid; e < 2048; e += 256) {
+      // Element e of the [64, 32] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product79 = 0.0f;
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        product79 = product79 + smem[2816 + p * dim_H + e / dim_D] * smem[768 + p * dim_D + e % dim_D];
+      }
+      const float v12 = (accum_live ? accum_W3[bh * 2048 + e] : 0.0f) + product79;
       const float next_state = smem[5888 + e] - commit * v12;
       const float next_accum = keep * v12;
       smem[5888 + e] = next_state;
-      smem[14080 + e] = next_accum;
+      if (last_chunk) {
+        out_accum_W3[bh * 2048 + e] = next_accum;
+      }
     }
     __syncthreads();
 
@@ -848,19 +742,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 2048; e += 256) {
     out_state_W1[bh * 2048 + e] = smem[3840 + e];
-    out_accum_W1[bh * 2048 + e] = smem[12032 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[21008 + e];
-    out_accum_b1[bh * 64 + e] = smem[21072 + e];
+    out_state_b1[bh * 64 + e] = smem[12160 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
     out_state_W2[bh * 4096 + e] = smem[7936 + e];
-    out_accum_W2[bh * 4096 + e] = smem[16128 + e];
   }
   for (unsigned e = tid; e < 2048; e += 256) {
     out_state_W3[bh * 2048 + e] = smem[5888 + e];
-    out_accum_W3[bh * 2048 + e] = smem[14080 + e];
   }
 }
 
@@ -892,7 +782,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W2,       // [B, H, 64, 64]
     float* __restrict__ out_accum_W3) {     // [B, H, 64, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 25669 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 17477 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -943,7 +833,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[97 + e] = x;
+      smem[1 + e] = x;
     }
 
     // Stage the view k for this chunk.
@@ -961,7 +851,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[102 + e] = x;
+      smem[6 + e] = x;
     }
     __syncwarp();
 
@@ -998,14 +888,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[416 + e % 32] = acc0_0;
-      smem[416 + e % 32 + 32] = acc0_1;
+      smem[352 + e % 32] = acc0_0;
+      smem[352 + e % 32 + 32] = acc0_1;
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 16: let h2 = tanh(h1 @ W2)
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[416 + e] = tanhf(smem[416 + e]);
+      smem[352 + e] = tanhf(smem[352 + e]);
     }
     __syncwarp();
 
@@ -1013,11 +903,11 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[416 + p];
+        const float a0 = smem[352 + p];
         const float b0 = smem[2560 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[e % 32] = acc0_0;
+      smem[96 + e % 32] = acc0_0;
     }
     __syncwarp();
 
@@ -1026,7 +916,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[p];
+        acc = acc + smem[96 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1034,14 +924,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[98 + e] = acc;
+        smem[2 + e] = acc;
       }
     }
     __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
-      smem[e] = smem[e] - smem[98] * 0.03125f;
+      smem[96 + e] = smem[96 + e] - smem[2] * 0.03125f;
     }
     __syncwarp();
 
@@ -1050,7 +940,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v1 = smem[p];
+        const float v1 = smem[96 + p];
         acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -1059,27 +949,27 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[96 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
-      smem[96 + e] = sqrtf(smem[96 + e] * 0.03125f + 0.000001f);
+      smem[e] = sqrtf(smem[e] * 0.03125f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
-      smem[99 + e] = (1.0f / smem[96 + e]);
+      smem[3 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       const float v2 = param_gamma[h * 32 + e % dim_D];
-      smem[102 + e] = smem[97] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[256 + e] + smem[e] * smem[99] * v2 + param_beta[h * 32 + e % dim_D] - smem[102 + e]) * 2.0f * v2;
+      smem[6 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[256 + e] + smem[96 + e] * smem[3] * v2 + param_beta[h * 32 + e % dim_D] - smem[6 + e]) * 2.0f * v2;
     }
     __syncwarp();
 
@@ -1088,7 +978,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[102 + p] * smem[p];
+        acc = acc + smem[6 + p] * smem[96 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1096,15 +986,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[100 + e] = acc;
+        smem[4 + e] = acc;
       }
     }
     __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
-      const float v3 = smem[99];
-      smem[e] = smem[102 + e] * v3 + (-(smem[100] * (v3 * v3))) * 0.5f / smem[96] * 0.03125f * smem[e] * 2.0f;
+      const float v3 = smem[3];
+      smem[96 + e] = smem[6 + e] * v3 + (-(smem[4] * (v3 * v3))) * 0.5f / smem[0] * 0.03125f * smem[96 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -1113,7 +1003,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[p]);
+        acc = acc + (-smem[96 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1121,14 +1011,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[101 + e] = acc;
+        smem[5 + e] = acc;
       }
     }
     __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
-      smem[e] = smem[e] + smem[101] * 0.03125f;
+      smem[96 + e] = smem[96 + e] + smem[5] * 0.03125f;
     }
     __syncwarp();
 
@@ -1137,57 +1027,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[p];
+        const float a0 = smem[96 + p];
         const float b0 = smem[2560 + (e % 32) * dim_D + p];
         const float b1 = smem[2560 + (e % 32 + 32) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[32 + e % 32] = acc0_0;
-      smem[32 + e % 32 + 32] = acc0_1;
+      smem[128 + e % 32] = acc0_0;
+      smem[128 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
-
-    // [64, 32] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[416 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[416 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[416 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[416 + p * dim_H + (e / 16) * 4 + 3];
-        const float b0 = smem[p * dim_D + e % 16];
-        const float b1 = smem[p * dim_D + e % 16 + 16];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-      }
-      smem[17477 + (e / 16) * 128 + e % 16] = acc0_0;
-      smem[17477 + (e / 16) * 128 + e % 16 + 16] = acc0_1;
-      smem[17477 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
-      smem[17477 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
-      smem[17477 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
-      smem[17477 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
-      smem[17477 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
-      smem[17477 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
-    }
+    __syncwarp();
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      const float v4 = smem[416 + e];
-      smem[32 + e] = smem[32 + e] * (1.0f - v4 * v4);
+      const float v4 = smem[352 + e];
+      smem[128 + e] = smem[128 + e] * (1.0f - v4 * v4);
     }
     __syncwarp();
 
@@ -1196,83 +1050,21 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[32 + p];
+        const float a0 = smem[128 + p];
         const float b0 = smem[4608 + (e % 32) * dim_H + p];
         const float b1 = smem[4608 + (e % 32 + 32) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[352 + e % 32] = acc0_0;
-      smem[352 + e % 32 + 32] = acc0_1;
+      smem[416 + e % 32] = acc0_0;
+      smem[416 + e % 32 + 32] = acc0_1;
     }
-    __syncthreads();
-
-    // [64, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[288 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[288 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[288 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[288 + p * dim_H + (e / 16) * 4 + 3];
-        const float b0 = smem[32 + p * dim_H + e % 16];
-        const float b1 = smem[32 + p * dim_H + e % 16 + 16];
-        const float b2 = smem[32 + p * dim_H + e % 16 + 32];
-        const float b3 = smem[32 + p * dim_H + e % 16 + 48];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      smem[21573 + (e / 16) * 256 + e % 16] = acc0_0;
-      smem[21573 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
-      smem[21573 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
-      smem[21573 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
-      smem[21573 + ((e / 16) * 4 + 1) * dim_H + e % 16] = acc1_0;
-      smem[21573 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 16] = acc1_1;
-      smem[21573 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 32] = acc1_2;
-      smem[21573 + ((e / 16) * 4 + 1) * dim_H + e % 16 + 48] = acc1_3;
-      smem[21573 + ((e / 16) * 4 + 2) * dim_H + e % 16] = acc2_0;
-      smem[21573 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 16] = acc2_1;
-      smem[21573 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 32] = acc2_2;
-      smem[21573 + ((e / 16) * 4 + 2) * dim_H + e % 16 + 48] = acc2_3;
-      smem[21573 + ((e / 16) * 4 + 3) * dim_H + e % 16] = acc3_0;
-      smem[21573 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 16] = acc3_1;
-      smem[21573 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 32] = acc3_2;
-      smem[21573 + ((e / 16) * 4 + 3) * dim_H + e % 16 + 48] = acc3_3;
-    }
+    __syncwarp();
 
     // [1, 64] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v5 = smem[288 + e];
-      smem[352 + e] = smem[352 + e] * (1.0f - v5 * v5);
+      smem[416 + e] = smem[416 + e] * (1.0f - v5 * v5);
     }
     __syncthreads();
 
@@ -1280,45 +1072,9 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        acc = acc + smem[352 + e];
+        acc = acc + smem[416 + e];
       }
       smem[16965 + e] = acc;
-    }
-
-    // [32, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[256 + p * dim_D + (e / 32) * 4];
-        const float a1 = smem[256 + p * dim_D + (e / 32) * 4 + 1];
-        const float a2 = smem[256 + p * dim_D + (e / 32) * 4 + 2];
-        const float a3 = smem[256 + p * dim_D + (e / 32) * 4 + 3];
-        const float b0 = smem[352 + p * dim_H + e % 32];
-        const float b1 = smem[352 + p * dim_H + e % 32 + 32];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-      }
-      smem[19525 + (e / 32) * 256 + e % 32] = acc0_0;
-      smem[19525 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
-      smem[19525 + ((e / 32) * 4 + 1) * dim_H + e % 32] = acc1_0;
-      smem[19525 + ((e / 32) * 4 + 1) * dim_H + e % 32 + 32] = acc1_1;
-      smem[19525 + ((e / 32) * 4 + 2) * dim_H + e % 32] = acc2_0;
-      smem[19525 + ((e / 32) * 4 + 2) * dim_H + e % 32 + 32] = acc2_1;
-      smem[19525 + ((e / 32) * 4 + 3) * dim_H + e % 32] = acc3_0;
-      smem[19525 + ((e / 32) * 4 + 3) * dim_H + e % 32 + 32] = acc3_1;
     }
 
     // Stage the view q for this chunk.
@@ -1327,7 +1083,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[96 + e] = x;
+      smem[e] = x;
     }
     __syncwarp();
 
@@ -1337,7 +1093,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[96 + p];
+          const float a0 = smem[p];
           const float b0 = smem[8736 + p * dim_H + e % 32];
           const float b1 = smem[8736 + p * dim_H + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -1352,7 +1108,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[96 + p];
+        const float a0 = smem[p];
         const float b0 = smem[256 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
@@ -1366,8 +1122,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16928 + p]);
-        const float b0 = smem[352 + p * dim_H + e % 32];
-        const float b1 = smem[352 + p * dim_H + e % 32 + 32];
+        const float b0 = smem[416 + p * dim_H + e % 32];
+        const float b1 = smem[416 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
@@ -1380,7 +1136,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[96 + p];
+        const float a0 = smem[p];
         const float b0 = smem[512 + p * dim_H + e % 32];
         const float b1 = smem[512 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1396,20 +1152,20 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[352 + p * dim_H + e % 32];
-        const float b1 = smem[352 + p * dim_H + e % 32 + 32];
+        const float b0 = smem[416 + p * dim_H + e % 32];
+        const float b1 = smem[416 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[128 + e % 32] = acc0_0;
-      smem[128 + e % 32 + 32] = acc0_1;
+      smem[32 + e % 32] = acc0_0;
+      smem[32 + e % 32 + 32] = acc0_1;
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 15: let h1 = tanh(x @ W1 + b1)
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v6 = scale[min(position, dim_K - 1)];
-      smem[128 + e] = tanhf(smem[17157 + e] - v6 * (smem[17029 + e] + smem[17093 + e]) + (smem[17349 + e % dim_H] - v6 * (smem[17413 + e % dim_H] + smem[128 + e])));
+      smem[32 + e] = tanhf(smem[17157 + e] - v6 * (smem[17029 + e] + smem[17093 + e]) + (smem[17349 + e % dim_H] - v6 * (smem[17413 + e % dim_H] + smem[32 + e])));
     }
     __syncwarp();
 
@@ -1419,7 +1175,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_1 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[128 + p];
+          const float a0 = smem[32 + p];
           const float b0 = smem[12832 + p * dim_H + e % 32];
           const float b1 = smem[12832 + p * dim_H + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
@@ -1434,7 +1190,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[128 + p];
+        const float a0 = smem[32 + p];
         const float b0 = smem[288 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
@@ -1448,8 +1204,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16929 + p]);
-        const float b0 = smem[32 + p * dim_H + e % 32];
-        const float b1 = smem[32 + p * dim_H + e % 32 + 32];
+        const float b0 = smem[128 + p * dim_H + e % 32];
+        const float b1 = smem[128 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
@@ -1462,7 +1218,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[128 + p];
+        const float a0 = smem[32 + p];
         const float b0 = smem[4608 + p * dim_H + e % 32];
         const float b1 = smem[4608 + p * dim_H + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1497,7 +1253,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
-        const float b0 = smem[416 + p];
+        const float b0 = smem[352 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[16930] = acc0_0;
@@ -1509,7 +1265,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16930 + p]);
-        const float b0 = smem[p * dim_D + e % 32];
+        const float b0 = smem[96 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[480 + e % 32] = acc0_0;
@@ -1578,13 +1334,18 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[96 + e] + smem[480 + e] * (1.0f / sqrtf(smem[16932] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[480 + e] * (1.0f / sqrtf(smem[16932] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
     __syncthreads();
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
-      const float v9 = smem[8736 + e] + smem[19525 + e];
+    for (unsigned e = tid; e < 2048; e += 256) {
+      // Element e of the [32, 64] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product93 = 0.0f;
+      for (unsigned p = 0; p < 1; p += 1) {
+        product93 = product93 + smem[256 + p * dim_D + e / dim_H] * smem[416 + p * dim_H + e % dim_H];
+      }
+      const float v9 = smem[8736 + e] + product93;
       const float next_state = smem[512 + e] - commit * v9;
       const float next_accum = keep * v9;
       smem[512 + e] = next_state;
@@ -1601,8 +1362,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // Update W2 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v11 = smem[12832 + e] + smem[21573 + e];
+    for (unsigned e = tid; e < 4096; e += 256) {
+      // Element e of the [64, 64] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product87 = 0.0f;
+      for (unsigned p = 0; p < 1; p += 1) {
+        product87 = product87 + smem[288 + p * dim_H + e / dim_H] * smem[128 + p * dim_H + e % dim_H];
+      }
+      const float v11 = smem[12832 + e] + product87;
       const float next_state = smem[4608 + e] - commit * v11;
       const float next_accum = keep * v11;
       smem[4608 + e] = next_state;
@@ -1610,8 +1376,13 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // Update W3 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
-      const float v12 = smem[10784 + e] + smem[17477 + e];
+    for (unsigned e = tid; e < 2048; e += 256) {
+      // Element e of the [64, 32] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product79 = 0.0f;
+      for (unsigned p = 0; p < 1; p += 1) {
+        product79 = product79 + smem[352 + p * dim_H + e / dim_D] * smem[96 + p * dim_D + e % dim_D];
+      }
+      const float v12 = smem[10784 + e] + product79;
       const float next_state = smem[2560 + e] - commit * v12;
       const float next_accum = keep * v12;
       smem[2560 + e] = next_state;
@@ -1648,8 +1419,8 @@ namespace {
 
 constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 131648;
-constexpr size_t kDecodeSharedBytes = 102676;
+constexpr size_t kSharedBytes = 56064;
+constexpr size_t kDecodeSharedBytes = 69908;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -1741,8 +1512,8 @@ extern "C" int tttc_three_layer_mlp_forward(const tttc_three_layer_mlp_args* a, 
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 131648) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)131648);
+  if ((size_t)available < 69908) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)69908);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_three_layer_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

@@ -2,9 +2,9 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise.
-// Shared memory: 75520 bytes per block; global scratch: 0 bytes per block.
-// W1: state in shared memory, accumulator in shared memory.
-// b1: state in shared memory, accumulator in shared memory.
+// Shared memory: 54912 bytes per block; global scratch: 0 bytes per block.
+// W1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// b1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 
 #include <climits>
 #include <cstdarg>
@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     float* __restrict__ out_state_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W1,       // [B, H, 64, 64]
     float* __restrict__ out_accum_b1) {     // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 18880 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 13728 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -65,11 +65,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[3072 + e] = state_W1[bh * 4096 + e];
-    smem[7168 + e] = accum_W1[bh * 4096 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[11328 + e] = state_b1[bh * 64 + e];
-    smem[11392 + e] = accum_b1[bh * 64 + e];
+    smem[8288 + e] = state_b1[bh * 64 + e];
   }
   __syncthreads();
 
@@ -81,12 +79,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     const unsigned ahead_rows = min(chunk_rows, T);
     if (aligned_view_k) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[12480 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[11680 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_v) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[13504 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[12704 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -101,6 +99,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
+    const bool last_chunk = token + count == T;
 
     // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
     tttc_cp_async_wait<0>();
@@ -119,18 +118,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_k ? smem[12480 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_k ? smem[11680 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
-      smem[2048 + e] = x;
+      smem[1024 + e] = x;
     }
 
     // Stage the view v for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_v ? smem[13504 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_v ? smem[12704 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
-      smem[11456 + e] = x;
+      smem[7168 + e] = x;
     }
     __syncwarp();
 
@@ -141,8 +140,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 32) * 128 + p];
-        const float a1 = smem[2048 + ((e / 32) * 2 + 1) * dim_D + p];
+        const float a0 = smem[1024 + (e / 32) * 128 + p];
+        const float a1 = smem[1024 + ((e / 32) * 2 + 1) * dim_D + p];
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -150,10 +149,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1024 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[1024 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[1024 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[2048 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[2048 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[2048 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
@@ -162,7 +161,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[1024 + e * dim_D + p] + smem[11328 + p]);
+        acc = acc + (smem[2048 + e * dim_D + p] + smem[8288 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -170,14 +169,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[32 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[1024 + e] = smem[1024 + e] + smem[11328 + e % dim_D] - smem[e / dim_D] * 0.015625f;
+      smem[2048 + e] = smem[2048 + e] + smem[8288 + e % dim_D] - smem[32 + e / dim_D] * 0.015625f;
     }
     __syncwarp();
 
@@ -186,7 +185,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v1 = smem[1024 + e * dim_D + p];
+        const float v1 = smem[2048 + e * dim_D + p];
         acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -208,14 +207,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
-      smem[32 + e] = (1.0f / smem[e]);
+      smem[48 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v2 = param_gamma[h * 64 + e % dim_D];
-      smem[11456 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[1024 + e] * smem[32 + e / dim_D] * v2 + param_beta[h * 64 + e % dim_D] - smem[11456 + e]) * 2.0f * v2;
+      smem[7168 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] + smem[2048 + e] * smem[48 + e / dim_D] * v2 + param_beta[h * 64 + e % dim_D] - smem[7168 + e]) * 2.0f * v2;
     }
     __syncwarp();
 
@@ -224,7 +223,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[11456 + e * dim_D + p] * smem[1024 + e * dim_D + p];
+        acc = acc + smem[7168 + e * dim_D + p] * smem[2048 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -232,15 +231,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[16 + e] = acc;
+        smem[64 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v3 = smem[32 + e / dim_D];
-      smem[1024 + e] = smem[11456 + e] * v3 + (-(smem[16 + e / dim_D] * (v3 * v3))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[1024 + e] * 2.0f;
+      const float v3 = smem[48 + e / dim_D];
+      smem[2048 + e] = smem[7168 + e] * v3 + (-(smem[64 + e / dim_D] * (v3 * v3))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[2048 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -249,7 +248,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[1024 + e * dim_D + p]);
+        acc = acc + (-smem[2048 + e * dim_D + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -257,86 +256,40 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[e] = acc;
+        smem[80 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[1024 + e] = smem[1024 + e] + smem[e / dim_D] * 0.015625f;
+      smem[2048 + e] = smem[2048 + e] + smem[80 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
+
+    // Start copying the rows of the next chunk ahead: the view k, the view v.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_k) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[11680 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+      if (aligned_view_v) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[12704 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[1024 + p * dim_D + e];
+        acc = acc + smem[2048 + p * dim_D + e];
       }
-      smem[11264 + e] = acc;
-    }
-
-    // [64, 64] product, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + (e / 16) * 4];
-        const float a1 = smem[2048 + p * dim_D + (e / 16) * 4 + 1];
-        const float a2 = smem[2048 + p * dim_D + (e / 16) * 4 + 2];
-        const float a3 = smem[2048 + p * dim_D + (e / 16) * 4 + 3];
-        const float b0 = smem[1024 + p * dim_D + e % 16];
-        const float b1 = smem[1024 + p * dim_D + e % 16 + 16];
-        const float b2 = smem[1024 + p * dim_D + e % 16 + 32];
-        const float b3 = smem[1024 + p * dim_D + e % 16 + 48];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      smem[14784 + (e / 16) * 256 + e % 16] = acc0_0;
-      smem[14784 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
-      smem[14784 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
-      smem[14784 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
-      smem[14784 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
-      smem[14784 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
-      smem[14784 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
-      smem[14784 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
-      smem[14784 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
-      smem[14784 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
-      smem[14784 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
-      smem[14784 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
-      smem[14784 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
-      smem[14784 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
-      smem[14784 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
-      smem[14784 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
+      smem[8224 + e] = acc;
     }
 
     // Stage the view q for this chunk.
@@ -356,21 +309,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_D; p += 1) {
           const float a0 = smem[(e / 32) * 128 + p];
           const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
-          const float b0 = smem[7168 + p * dim_D + e % 32];
-          const float b1 = smem[7168 + p * dim_D + e % 32 + 32];
+          const float b0 = (accum_live ? accum_W1[bh * 4096 + p * dim_D + e % 32] : 0.0f);
+          const float b1 = (accum_live ? accum_W1[bh * 4096 + p * dim_D + e % 32 + 32] : 0.0f);
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[11712 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[11712 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[11712 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[11712 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[8608 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[8608 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[8608 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[8608 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
@@ -378,10 +332,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
-        const float b0 = smem[2048 + (e % 16) * dim_D + p];
+        const float b0 = smem[1024 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[11456 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[8352 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncwarp();
 
@@ -392,19 +346,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[11456 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[11456 + ((e / 32) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[1024 + p * dim_D + e % 32];
-        const float b1 = smem[1024 + p * dim_D + e % 32 + 32];
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[8352 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[8352 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[2048 + p * dim_D + e % 32];
+        const float b1 = smem[2048 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[12736 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[12736 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[12736 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[12736 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[9632 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[9632 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[9632 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[9632 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
@@ -423,12 +377,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[13760 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[13760 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[13760 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[13760 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[10656 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[10656 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[10656 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[10656 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
-    __syncthreads();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
@@ -439,49 +392,33 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 32) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[1024 + p * dim_D + e % 32];
-        const float b1 = smem[1024 + p * dim_D + e % 32 + 32];
+        const float b0 = smem[2048 + p * dim_D + e % 32];
+        const float b1 = smem[2048 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[2048 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[2048 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[2048 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[7168 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[7168 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[7168 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[7168 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v4 = scale[min(position + e / dim_D, dim_K - 1)];
-      smem[2048 + e] = smem[13760 + e] - v4 * (smem[11712 + e] + smem[12736 + e]) + (smem[11328 + e % dim_D] - v4 * (smem[11392 + e % dim_D] + smem[2048 + e]));
+      smem[7168 + e] = smem[10656 + e] - v4 * (smem[8608 + e] + smem[9632 + e]) + (smem[8288 + e % dim_D] - v4 * ((accum_live ? accum_b1[bh * 64 + e % dim_D] : 0.0f) + smem[7168 + e]));
     }
-    __syncthreads();
-
-    // Start copying the rows of the next chunk ahead: the view k, the view v.
-    if (token + count < T) {
-      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
-      if (aligned_view_k) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[12480 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-      if (aligned_view_v) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[13504 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-    }
-    tttc_cp_async_commit();
+    __syncwarp();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[2048 + e * dim_D + p];
+        acc = acc + smem[7168 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -489,14 +426,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1024 + e] = acc;
+        smem[8192 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[2048 + e] = smem[2048 + e] - smem[1024 + e / dim_D] * 0.015625f;
+      smem[7168 + e] = smem[7168 + e] - smem[8192 + e / dim_D] * 0.015625f;
     }
     __syncwarp();
 
@@ -505,7 +442,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v6 = smem[2048 + e * dim_D + p];
+        const float v6 = smem[7168 + e * dim_D + p];
         acc = acc + v6 * v6;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -514,32 +451,44 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1024 + e] = acc;
+        smem[8208 + e] = acc;
       }
     }
     __syncwarp();
 
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[e] + smem[2048 + e] * (1.0f / sqrtf(smem[1024 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[7168 + e] * (1.0f / sqrtf(smem[8208 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
+    __syncthreads();
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v7 = smem[7168 + e] + smem[14784 + e];
+    #pragma unroll 1
+    for (unsigned e = tid; e < 4096; e += 256) {
+      // Element e of the [64, 64] product, summed here rather than buffered, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product70 = 0.0f;
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        product70 = product70 + smem[1024 + p * dim_D + e / dim_D] * smem[2048 + p * dim_D + e % dim_D];
+      }
+      const float v7 = (accum_live ? accum_W1[bh * 4096 + e] : 0.0f) + product70;
       const float next_state = smem[3072 + e] - commit * v7;
       const float next_accum = keep * v7;
       smem[3072 + e] = next_state;
-      smem[7168 + e] = next_accum;
+      if (last_chunk) {
+        out_accum_W1[bh * 4096 + e] = next_accum;
+      }
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
-      const float v8 = smem[11392 + e] + smem[11264 + e];
-      const float next_state = smem[11328 + e] - commit * v8;
+      const float v8 = (accum_live ? accum_b1[bh * 64 + e] : 0.0f) + smem[8224 + e];
+      const float next_state = smem[8288 + e] - commit * v8;
       const float next_accum = keep * v8;
-      smem[11328 + e] = next_state;
-      smem[11392 + e] = next_accum;
+      smem[8288 + e] = next_state;
+      if (last_chunk) {
+        out_accum_b1[bh * 64 + e] = next_accum;
+      }
     }
     __syncthreads();
 
@@ -550,11 +499,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_kernel(
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 4096; e += 256) {
     out_state_W1[bh * 4096 + e] = smem[3072 + e];
-    out_accum_W1[bh * 4096 + e] = smem[7168 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b1[bh * 64 + e] = smem[11328 + e];
-    out_accum_b1[bh * 64 + e] = smem[11392 + e];
+    out_state_b1[bh * 64 + e] = smem[8288 + e];
   }
 }
 
@@ -578,7 +525,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     float* __restrict__ out_state_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W1,       // [B, H, 64, 64]
     float* __restrict__ out_accum_b1) {     // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 12931 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 8835 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -628,7 +575,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[128 + e] = x;
+      smem[64 + e] = x;
     }
 
     // Stage the view v for this chunk.
@@ -646,14 +593,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[128 + p];
+        const float a0 = smem[64 + p];
         const float b0 = smem[256 + p * dim_D + e % 32];
         const float b1 = smem[256 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[64 + e % 32] = acc0_0;
-      smem[64 + e % 32 + 32] = acc0_1;
+      smem[128 + e % 32] = acc0_0;
+      smem[128 + e % 32 + 32] = acc0_1;
     }
     __syncwarp();
 
@@ -662,7 +609,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[64 + p] + smem[8707 + p]);
+        acc = acc + (smem[128 + p] + smem[8707 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -677,7 +624,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[64 + e] = smem[64 + e] + smem[8707 + e % dim_D] - smem[2] * 0.015625f;
+      smem[128 + e] = smem[128 + e] + smem[8707 + e % dim_D] - smem[2] * 0.015625f;
     }
     __syncwarp();
 
@@ -686,7 +633,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v1 = smem[64 + p];
+        const float v1 = smem[128 + p];
         acc = acc + v1 * v1;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -715,7 +662,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v2 = param_gamma[h * 64 + e % dim_D];
-      smem[192 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[64 + e] * smem[3] * v2 + param_beta[h * 64 + e % dim_D] - smem[192 + e]) * 2.0f * v2;
+      smem[192 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[64 + e] + smem[128 + e] * smem[3] * v2 + param_beta[h * 64 + e % dim_D] - smem[192 + e]) * 2.0f * v2;
     }
     __syncwarp();
 
@@ -724,7 +671,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[192 + p] * smem[64 + p];
+        acc = acc + smem[192 + p] * smem[128 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -740,7 +687,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v3 = smem[3];
-      smem[64 + e] = smem[192 + e] * v3 + (-(smem[4] * (v3 * v3))) * 0.5f / smem[0] * 0.015625f * smem[64 + e] * 2.0f;
+      smem[128 + e] = smem[192 + e] * v3 + (-(smem[4] * (v3 * v3))) * 0.5f / smem[0] * 0.015625f * smem[128 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -749,7 +696,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[64 + p]);
+        acc = acc + (-smem[128 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -764,7 +711,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[64 + e] = smem[64 + e] + smem[5] * 0.015625f;
+      smem[128 + e] = smem[128 + e] + smem[5] * 0.015625f;
     }
     __syncthreads();
 
@@ -772,71 +719,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        acc = acc + smem[64 + e];
+        acc = acc + smem[128 + e];
       }
       smem[8451 + e] = acc;
-    }
-
-    // [64, 64] product, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + (e / 16) * 4];
-        const float a1 = smem[128 + p * dim_D + (e / 16) * 4 + 1];
-        const float a2 = smem[128 + p * dim_D + (e / 16) * 4 + 2];
-        const float a3 = smem[128 + p * dim_D + (e / 16) * 4 + 3];
-        const float b0 = smem[64 + p * dim_D + e % 16];
-        const float b1 = smem[64 + p * dim_D + e % 16 + 16];
-        const float b2 = smem[64 + p * dim_D + e % 16 + 32];
-        const float b3 = smem[64 + p * dim_D + e % 16 + 48];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      smem[8835 + (e / 16) * 256 + e % 16] = acc0_0;
-      smem[8835 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
-      smem[8835 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
-      smem[8835 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
-      smem[8835 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
-      smem[8835 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
-      smem[8835 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
-      smem[8835 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
-      smem[8835 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
-      smem[8835 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
-      smem[8835 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
-      smem[8835 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
-      smem[8835 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
-      smem[8835 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
-      smem[8835 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
-      smem[8835 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
     }
 
     // Stage the view q for this chunk.
@@ -871,7 +756,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
-        const float b0 = smem[128 + p];
+        const float b0 = smem[64 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[8448] = acc0_0;
@@ -884,8 +769,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8448 + p]);
-        const float b0 = smem[64 + p * dim_D + e % 32];
-        const float b1 = smem[64 + p * dim_D + e % 32 + 32];
+        const float b0 = smem[128 + p * dim_D + e % 32];
+        const float b1 = smem[128 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
@@ -914,8 +799,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[64 + p * dim_D + e % 32];
-        const float b1 = smem[64 + p * dim_D + e % 32 + 32];
+        const float b0 = smem[128 + p * dim_D + e % 32];
+        const float b1 = smem[128 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
@@ -981,8 +866,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncthreads();
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v7 = smem[4352 + e] + smem[8835 + e];
+    for (unsigned e = tid; e < 4096; e += 256) {
+      // Element e of the [64, 64] product, summed here rather than buffered, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product70 = 0.0f;
+      for (unsigned p = 0; p < 1; p += 1) {
+        product70 = product70 + smem[64 + p * dim_D + e / dim_D] * smem[128 + p * dim_D + e % dim_D];
+      }
+      const float v7 = smem[4352 + e] + product70;
       const float next_state = smem[256 + e] - commit * v7;
       const float next_accum = keep * v7;
       smem[256 + e] = next_state;
@@ -1020,8 +910,8 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 75520;
-constexpr size_t kDecodeSharedBytes = 51724;
+constexpr size_t kSharedBytes = 54912;
+constexpr size_t kDecodeSharedBytes = 35340;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -1105,13 +995,10 @@ extern "C" int tttc_ttt_linear_forward(const tttc_ttt_linear_args* a, cudaStream
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 75520) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)75520);
+  if ((size_t)available < 54912) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)54912);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
-    return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
-  }
-  if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_linear_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kDecodeSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
   }
 

@@ -2,11 +2,11 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, b2 dual-elementwise.
-// Shared memory: 231296 bytes per block; global scratch: 163840 bytes per block.
-// W1: state in shared memory, accumulator in place in its global output.
-// b1: state in shared memory, accumulator in shared memory.
-// W2: state in shared memory, accumulator in place in its global output.
-// b2: state in shared memory, accumulator in shared memory.
+// Shared memory: 230656 bytes per block; global scratch: 16384 bytes per block.
+// W1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// b1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// W2: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// b2: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 
 #include <climits>
 #include <cstdarg>
@@ -17,7 +17,6 @@
 #include <cuda_runtime.h>
 
 #include "ttt_mlp.h"
-#include "tttc_mma.cuh"
 
 // Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which
 // has no `extern __shared__`, can give each thread block its own.
@@ -58,15 +57,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     float* __restrict__ out_accum_b1,       // [B, H, 256]
     float* __restrict__ out_accum_W2,       // [B, H, 256, 64]
     float* __restrict__ out_accum_b2,       // [B, H, 64]
-    float* __restrict__ scratch) {          // [B, H, 40960]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 57824 floats, placed by the scheduler
+    float* __restrict__ scratch) {          // [B, H, 4096]: a slice per block
+  TTTC_DYNAMIC_SHARED(float, smem);  // 57664 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
-  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
-  const unsigned chunk_rows = 16;
   // The spec's `dim D`.
   const unsigned dim_D = 64;
   // The spec's `dim H`.
@@ -77,41 +74,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[15360 + e] = state_W1[bh * 16384 + e];
-    out_accum_W1[bh * 16384 + e] = accum_W1[bh * 16384 + e];
+    smem[e] = state_W1[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    smem[50144 + e] = state_b1[bh * 256 + e];
-    smem[50400 + e] = accum_b1[bh * 256 + e];
+    smem[32832 + e] = state_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[31744 + e] = state_W2[bh * 16384 + e];
-    out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
+    smem[16384 + e] = state_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[49248 + e] = state_b2[bh * 64 + e];
-    smem[49312 + e] = accum_b2[bh * 64 + e];
+    smem[32768 + e] = state_b2[bh * 64 + e];
   }
   __syncthreads();
-
-  // Inputs read ahead: while a chunk computes, the next one's rows copy to shared memory 16 bytes at a time where a tensor starts 16-byte aligned (else they are read from global memory when staged).
-  const bool aligned_view_k = reinterpret_cast<uintptr_t>(view_k) % 16 == 0;
-  const bool aligned_view_v = reinterpret_cast<uintptr_t>(view_v) % 16 == 0;
-  // Start copying the rows of the first chunk ahead: the view k, the view v.
-  if (0 < T) {
-    const unsigned ahead_rows = min(chunk_rows, T);
-    if (aligned_view_k) {
-      if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[54752 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
-      }
-    }
-    if (aligned_view_v) {
-      if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[55776 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
-      }
-    }
-  }
-  tttc_cp_async_commit();
 
   // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
@@ -122,10 +96,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
-
-    // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
-    tttc_cp_async_wait<0>();
-    __syncthreads();
+    const bool last_chunk = token + count == T;
 
     // Stage the rate lr for this chunk.
     for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
@@ -133,25 +104,25 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[1040 + e] = x;
+      smem[33104 + e] = x;
     }
 
-    // Stage the view k for this chunk, read ahead.
+    // Stage the view k for this chunk.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_k ? smem[54752 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2048 + e] = x;
+      smem[35136 + e] = x;
     }
 
-    // Stage the view v for this chunk, read ahead.
+    // Stage the view v for this chunk.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_v ? smem[55776 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[48128 + e] = x;
+      smem[48448 + e] = x;
     }
     __syncwarp();
 
@@ -166,12 +137,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2048 + (e / 64) * 128 + p];
-        const float a1 = smem[2048 + ((e / 64) * 2 + 1) * dim_D + p];
-        const float b0 = smem[15360 + p * dim_H + e % 64];
-        const float b1 = smem[15360 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[15360 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[15360 + p * dim_H + e % 64 + 192];
+        const float a0 = smem[35136 + (e / 64) * 128 + p];
+        const float a1 = smem[35136 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[p * dim_H + e % 64];
+        const float b1 = smem[p * dim_H + e % 64 + 64];
+        const float b2 = smem[p * dim_H + e % 64 + 128];
+        const float b3 = smem[p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -181,39 +152,39 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[7168 + (e / 64) * 512 + e % 64] = acc0_0;
-      smem[7168 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
-      smem[7168 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
-      smem[7168 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
-      smem[7168 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
-      smem[7168 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      smem[7168 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      smem[7168 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
+      smem[44352 + (e / 64) * 512 + e % 64] = acc0_0;
+      smem[44352 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      smem[44352 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      smem[44352 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      smem[44352 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[44352 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      smem[44352 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      smem[44352 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v0 = smem[7168 + e] + smem[50144 + e % dim_H];
-      smem[50656 + e] = v0 * v0;
+      const float v0 = smem[44352 + e] + smem[32832 + e % dim_H];
+      smem[49472 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      smem[3072 + e] = (smem[7168 + e] + smem[50144 + e % dim_H]) * 0.5f;
-    }
-    __syncwarp();
-
-    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v1 = smem[7168 + e] + smem[50144 + e % dim_H];
-      scratch[bh * 40960 + 16384 + e] = tanhf((v1 + smem[50656 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+      smem[36160 + e] = (smem[44352 + e] + smem[32832 + e % dim_H]) * 0.5f;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      smem[11264 + e] = smem[3072 + e] * (1.0f + scratch[bh * 40960 + 16384 + e]);
+      const float v1 = smem[44352 + e] + smem[32832 + e % dim_H];
+      smem[53568 + e] = tanhf((v1 + smem[49472 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+    }
+    __syncwarp();
+
+    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
+      smem[40256 + e] = smem[36160 + e] * (1.0f + smem[53568 + e]);
     }
     __syncwarp();
 
@@ -224,19 +195,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[11264 + (e / 32) * 512 + p];
-        const float a1 = smem[11264 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[31744 + p * dim_D + e % 32];
-        const float b1 = smem[31744 + p * dim_D + e % 32 + 32];
+        const float a0 = smem[40256 + (e / 32) * 512 + p];
+        const float a1 = smem[40256 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[16384 + p * dim_D + e % 32];
+        const float b1 = smem[16384 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[(e / 32) * 128 + e % 32] = acc0_0;
-      smem[(e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[34112 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[34112 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[34112 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[34112 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
@@ -245,7 +216,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[e * dim_D + p] + smem[49248 + p]);
+        acc = acc + (smem[34112 + e * dim_D + p] + smem[32768 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -253,14 +224,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1056 + e] = acc;
+        smem[33088 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[e] = smem[e] + smem[49248 + e % dim_D] - smem[1056 + e / dim_D] * 0.015625f;
+      smem[34112 + e] = smem[34112 + e] + smem[32768 + e % dim_D] - smem[33088 + e / dim_D] * 0.015625f;
     }
     __syncwarp();
 
@@ -269,7 +240,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v3 = smem[e * dim_D + p];
+        const float v3 = smem[34112 + e * dim_D + p];
         acc = acc + v3 * v3;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -278,27 +249,27 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1024 + e] = acc;
+        smem[33088 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
-      smem[1024 + e] = sqrtf(smem[1024 + e] * 0.015625f + 0.000001f);
+      smem[33088 + e] = sqrtf(smem[33088 + e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
-      smem[1072 + e] = (1.0f / smem[1024 + e]);
+      smem[33120 + e] = (1.0f / smem[33088 + e]);
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v4 = param_gamma[h * 64 + e % dim_D];
-      smem[48128 + e] = smem[1040 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[e] * smem[1072 + e / dim_D] * v4 + param_beta[h * 64 + e % dim_D] - smem[48128 + e]) * 2.0f * v4;
+      smem[48448 + e] = smem[33104 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[35136 + e] + smem[34112 + e] * smem[33120 + e / dim_D] * v4 + param_beta[h * 64 + e % dim_D] - smem[48448 + e]) * 2.0f * v4;
     }
     __syncwarp();
 
@@ -307,7 +278,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[48128 + e * dim_D + p] * smem[e * dim_D + p];
+        acc = acc + smem[48448 + e * dim_D + p] * smem[34112 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -315,15 +286,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1088 + e] = acc;
+        smem[33104 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v5 = smem[1072 + e / dim_D];
-      smem[e] = smem[48128 + e] * v5 + (-(smem[1088 + e / dim_D] * (v5 * v5))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[e] * 2.0f;
+      const float v5 = smem[33120 + e / dim_D];
+      smem[34112 + e] = smem[48448 + e] * v5 + (-(smem[33104 + e / dim_D] * (v5 * v5))) * 0.5f / smem[33088 + e / dim_D] * 0.015625f * smem[34112 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -332,7 +303,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[e * dim_D + p]);
+        acc = acc + (-smem[34112 + e * dim_D + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -340,14 +311,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[1104 + e] = acc;
+        smem[33088 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[e] = smem[e] + smem[1104 + e / dim_D] * 0.015625f;
+      smem[34112 + e] = smem[34112 + e] + smem[33088 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
@@ -355,9 +326,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[p * dim_D + e];
+        acc = acc + smem[34112 + p * dim_D + e];
       }
-      smem[49184 + e] = acc;
+      smem[48448 + e] = acc;
     }
 
     // [16, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -371,12 +342,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[(e / 64) * 128 + p];
-        const float a1 = smem[((e / 64) * 2 + 1) * dim_D + p];
-        const float b0 = smem[31744 + (e % 64) * dim_D + p];
-        const float b1 = smem[31744 + (e % 64 + 64) * dim_D + p];
-        const float b2 = smem[31744 + (e % 64 + 128) * dim_D + p];
-        const float b3 = smem[31744 + (e % 64 + 192) * dim_D + p];
+        const float a0 = smem[34112 + (e / 64) * 128 + p];
+        const float a1 = smem[34112 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[16384 + (e % 64) * dim_D + p];
+        const float b1 = smem[16384 + (e % 64 + 64) * dim_D + p];
+        const float b2 = smem[16384 + (e % 64 + 128) * dim_D + p];
+        const float b3 = smem[16384 + (e % 64 + 192) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -386,92 +357,30 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      scratch[bh * 40960 + 20480 + (e / 64) * 512 + e % 64] = acc0_0;
-      scratch[bh * 40960 + 20480 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
-      scratch[bh * 40960 + 20480 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
-      scratch[bh * 40960 + 20480 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
-      scratch[bh * 40960 + 20480 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
-      scratch[bh * 40960 + 20480 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      scratch[bh * 40960 + 20480 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      scratch[bh * 40960 + 20480 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
-    }
-
-    // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[11264 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[11264 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[11264 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[11264 + p * dim_H + (e / 16) * 4 + 3];
-        const float b0 = smem[p * dim_D + e % 16];
-        const float b1 = smem[p * dim_D + e % 16 + 16];
-        const float b2 = smem[p * dim_D + e % 16 + 32];
-        const float b3 = smem[p * dim_D + e % 16 + 48];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      scratch[bh * 40960 + (e / 16) * 256 + e % 16] = acc0_0;
-      scratch[bh * 40960 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
-      scratch[bh * 40960 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
-      scratch[bh * 40960 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
-      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
-      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
-      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
-      scratch[bh * 40960 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
-      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
-      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
-      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
-      scratch[bh * 40960 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
-      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
-      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
-      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
-      scratch[bh * 40960 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
+      scratch[bh * 4096 + (e / 64) * 512 + e % 64] = acc0_0;
+      scratch[bh * 4096 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      scratch[bh * 4096 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      scratch[bh * 4096 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      scratch[bh * 4096 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 4096 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 4096 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 4096 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v6 = scratch[bh * 40960 + 16384 + e];
-      smem[3072 + e] = scratch[bh * 40960 + 20480 + e] * smem[3072 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
+      const float v6 = smem[53568 + e];
+      smem[36160 + e] = scratch[bh * 4096 + e] * smem[36160 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v7 = smem[3072 + e];
+      const float v7 = smem[36160 + e];
       const float v8 = v7 * 0.044715f;
-      const float v9 = smem[7168 + e] + smem[50144 + e % dim_H];
-      smem[7168 + e] = scratch[bh * 40960 + 20480 + e] * (1.0f + scratch[bh * 40960 + 16384 + e]) * 0.5f + v7 + v8 * smem[50656 + e] + v8 * v9 * v9 * 2.0f;
+      const float v9 = smem[44352 + e] + smem[32832 + e % dim_H];
+      smem[44352 + e] = scratch[bh * 4096 + e] * (1.0f + smem[53568 + e]) * 0.5f + v7 + v8 * smem[49472 + e] + v8 * v9 * v9 * 2.0f;
     }
     __syncthreads();
 
@@ -479,71 +388,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[7168 + p * dim_H + e];
+        acc = acc + smem[44352 + p * dim_H + e];
       }
-      smem[49376 + e] = acc;
-    }
-
-    // [64, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = smem[2048 + p * dim_D + (e / 64) * 4];
-        const float a1 = smem[2048 + p * dim_D + (e / 64) * 4 + 1];
-        const float a2 = smem[2048 + p * dim_D + (e / 64) * 4 + 2];
-        const float a3 = smem[2048 + p * dim_D + (e / 64) * 4 + 3];
-        const float b0 = smem[7168 + p * dim_H + e % 64];
-        const float b1 = smem[7168 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[7168 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[7168 + p * dim_H + e % 64 + 192];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + e % 64] = acc0_0;
-      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + e % 64 + 64] = acc0_1;
-      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + e % 64 + 128] = acc0_2;
-      scratch[bh * 40960 + 16384 + (e / 64) * 1024 + e % 64 + 192] = acc0_3;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64] = acc1_0;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 192] = acc1_3;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64] = acc2_0;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 64] = acc2_1;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 128] = acc2_2;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 192] = acc2_3;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64] = acc3_0;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 64] = acc3_1;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 128] = acc3_2;
-      scratch[bh * 40960 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 192] = acc3_3;
+      smem[48512 + e] = acc;
     }
 
     // Stage the view q for this chunk.
@@ -552,7 +399,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[1024 + e] = x;
+      smem[33088 + e] = x;
     }
     __syncwarp();
 
@@ -567,13 +414,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[1024 + (e / 64) * 128 + p];
-          const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
-          const float b0 = out_accum_W1[bh * 16384 + p * dim_H + e % 64];
-          const float b1 = out_accum_W1[bh * 16384 + p * dim_H + e % 64 + 64];
-          const float b2 = out_accum_W1[bh * 16384 + p * dim_H + e % 64 + 128];
-          const float b3 = out_accum_W1[bh * 16384 + p * dim_H + e % 64 + 192];
+          const float a0 = smem[33088 + (e / 64) * 128 + p];
+          const float a1 = smem[33088 + ((e / 64) * 2 + 1) * dim_D + p];
+          const float b0 = (accum_live ? accum_W1[bh * 16384 + p * dim_H + e % 64] : 0.0f);
+          const float b1 = (accum_live ? accum_W1[bh * 16384 + p * dim_H + e % 64 + 64] : 0.0f);
+          const float b2 = (accum_live ? accum_W1[bh * 16384 + p * dim_H + e % 64 + 128] : 0.0f);
+          const float b3 = (accum_live ? accum_W1[bh * 16384 + p * dim_H + e % 64 + 192] : 0.0f);
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc0_2 = acc0_2 + a0 * b2;
@@ -584,25 +432,25 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc1_3 = acc1_3 + a1 * b3;
         }
       }
-      smem[53728 + (e / 64) * 512 + e % 64] = acc0_0;
-      smem[53728 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
-      smem[53728 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
-      smem[53728 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
-      smem[53728 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
-      smem[53728 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      smem[53728 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      smem[53728 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
+      smem[48768 + (e / 64) * 512 + e % 64] = acc0_0;
+      smem[48768 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      smem[48768 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      smem[48768 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      smem[48768 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[48768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      smem[48768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      smem[48768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 16) * dim_D + p];
-        const float b0 = smem[2048 + (e % 16) * dim_D + p];
+        const float a0 = smem[33088 + (e / 16) * dim_D + p];
+        const float b0 = smem[35136 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[49632 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[36160 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncwarp();
 
@@ -617,12 +465,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[49632 + (e / 64) * 32 + p]);
-        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[49632 + ((e / 64) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[7168 + p * dim_H + e % 64];
-        const float b1 = smem[7168 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[7168 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[7168 + p * dim_H + e % 64 + 192];
+        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[36160 + (e / 64) * 32 + p]);
+        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[36160 + ((e / 64) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[44352 + p * dim_H + e % 64];
+        const float b1 = smem[44352 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[44352 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[44352 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -632,14 +480,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      scratch[bh * 40960 + 32768 + (e / 64) * 512 + e % 64] = acc0_0;
-      scratch[bh * 40960 + 32768 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
-      scratch[bh * 40960 + 32768 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
-      scratch[bh * 40960 + 32768 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
-      scratch[bh * 40960 + 32768 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
-      scratch[bh * 40960 + 32768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      scratch[bh * 40960 + 32768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      scratch[bh * 40960 + 32768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
+      smem[52864 + (e / 64) * 512 + e % 64] = acc0_0;
+      smem[52864 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      smem[52864 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      smem[52864 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      smem[52864 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[52864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      smem[52864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      smem[52864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -653,12 +501,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[1024 + (e / 64) * 128 + p];
-        const float a1 = smem[1024 + ((e / 64) * 2 + 1) * dim_D + p];
-        const float b0 = smem[15360 + p * dim_H + e % 64];
-        const float b1 = smem[15360 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[15360 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[15360 + p * dim_H + e % 64 + 192];
+        const float a0 = smem[33088 + (e / 64) * 128 + p];
+        const float a1 = smem[33088 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float b0 = smem[p * dim_H + e % 64];
+        const float b1 = smem[p * dim_H + e % 64 + 64];
+        const float b2 = smem[p * dim_H + e % 64 + 128];
+        const float b3 = smem[p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -668,15 +516,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      scratch[bh * 40960 + 36864 + (e / 64) * 512 + e % 64] = acc0_0;
-      scratch[bh * 40960 + 36864 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
-      scratch[bh * 40960 + 36864 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
-      scratch[bh * 40960 + 36864 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
-      scratch[bh * 40960 + 36864 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
-      scratch[bh * 40960 + 36864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      scratch[bh * 40960 + 36864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      scratch[bh * 40960 + 36864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
+      scratch[bh * 4096 + (e / 64) * 512 + e % 64] = acc0_0;
+      scratch[bh * 4096 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      scratch[bh * 4096 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      scratch[bh * 4096 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      scratch[bh * 4096 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      scratch[bh * 4096 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      scratch[bh * 4096 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      scratch[bh * 4096 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
+    __syncthreads();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 64 + lane; e < warp * 64 + 64; e += 32) {
@@ -691,10 +540,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 64) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[7168 + p * dim_H + e % 64];
-        const float b1 = smem[7168 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[7168 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[7168 + p * dim_H + e % 64 + 192];
+        const float b0 = smem[44352 + p * dim_H + e % 64];
+        const float b1 = smem[44352 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[44352 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[44352 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -704,30 +553,30 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[3072 + (e / 64) * 512 + e % 64] = acc0_0;
-      smem[3072 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
-      smem[3072 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
-      smem[3072 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
-      smem[3072 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
-      smem[3072 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      smem[3072 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      smem[3072 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
+      smem[36160 + (e / 64) * 512 + e % 64] = acc0_0;
+      smem[36160 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      smem[36160 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      smem[36160 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      smem[36160 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[36160 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      smem[36160 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      smem[36160 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v10 = scale[min(position + e / dim_H, dim_K - 1)];
-      smem[3072 + e] = scratch[bh * 40960 + 36864 + e] - v10 * (smem[53728 + e] + scratch[bh * 40960 + 32768 + e]) + (smem[50144 + e % dim_H] - v10 * (smem[50400 + e % dim_H] + smem[3072 + e]));
+      smem[36160 + e] = scratch[bh * 4096 + e] - v10 * (smem[48768 + e] + smem[52864 + e]) + (smem[32832 + e % dim_H] - v10 * ((accum_live ? accum_b1[bh * 256 + e % dim_H] : 0.0f) + smem[36160 + e]));
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v11 = smem[3072 + e];
-      smem[3072 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
+      const float v11 = smem[36160 + e];
+      smem[36160 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
     }
-    __syncwarp();
+    __syncthreads();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
@@ -736,32 +585,33 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[3072 + (e / 32) * 512 + p];
-          const float a1 = smem[3072 + ((e / 32) * 2 + 1) * dim_H + p];
-          const float b0 = out_accum_W2[bh * 16384 + p * dim_D + e % 32];
-          const float b1 = out_accum_W2[bh * 16384 + p * dim_D + e % 32 + 32];
+          const float a0 = smem[36160 + (e / 32) * 512 + p];
+          const float a1 = smem[36160 + ((e / 32) * 2 + 1) * dim_H + p];
+          const float b0 = (accum_live ? accum_W2[bh * 16384 + p * dim_D + e % 32] : 0.0f);
+          const float b1 = (accum_live ? accum_W2[bh * 16384 + p * dim_D + e % 32 + 32] : 0.0f);
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
           acc1_0 = acc1_0 + a1 * b0;
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[50656 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[50656 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[50656 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[50656 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[49024 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[49024 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[49024 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[49024 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[3072 + (e / 16) * dim_H + p];
-        const float b0 = smem[11264 + (e % 16) * dim_H + p];
+        const float a0 = smem[36160 + (e / 16) * dim_H + p];
+        const float b0 = smem[40256 + (e % 16) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[49888 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[48768 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncwarp();
 
@@ -772,19 +622,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[49888 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[49888 + ((e / 32) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[p * dim_D + e % 32];
-        const float b1 = smem[p * dim_D + e % 32 + 32];
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[48768 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[48768 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[34112 + p * dim_D + e % 32];
+        const float b1 = smem[34112 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[51680 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[51680 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[51680 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[51680 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[50048 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[50048 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[50048 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[50048 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -794,20 +644,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[3072 + (e / 32) * 512 + p];
-        const float a1 = smem[3072 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[31744 + p * dim_D + e % 32];
-        const float b1 = smem[31744 + p * dim_D + e % 32 + 32];
+        const float a0 = smem[36160 + (e / 32) * 512 + p];
+        const float a1 = smem[36160 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float b0 = smem[16384 + p * dim_D + e % 32];
+        const float b1 = smem[16384 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[52704 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[52704 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[52704 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[52704 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[51072 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[51072 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[51072 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[51072 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
+    __syncthreads();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
@@ -818,24 +669,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 32) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[p * dim_D + e % 32];
-        const float b1 = smem[p * dim_D + e % 32 + 32];
+        const float b0 = smem[34112 + p * dim_D + e % 32];
+        const float b1 = smem[34112 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[48128 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[48128 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[48128 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[48128 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[36160 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[36160 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[36160 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[36160 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v12 = scale[min(position + e / dim_D, dim_K - 1)];
-      smem[48128 + e] = smem[52704 + e] - v12 * (smem[50656 + e] + smem[51680 + e]) + (smem[49248 + e % dim_D] - v12 * (smem[49312 + e % dim_D] + smem[48128 + e]));
+      smem[36160 + e] = smem[51072 + e] - v12 * (smem[49024 + e] + smem[50048 + e]) + (smem[32768 + e % dim_D] - v12 * ((accum_live ? accum_b2[bh * 64 + e % dim_D] : 0.0f) + smem[36160 + e]));
     }
     __syncwarp();
 
@@ -844,7 +695,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[48128 + e * dim_D + p];
+        acc = acc + smem[36160 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -852,14 +703,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[49152 + e] = acc;
+        smem[37184 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[48128 + e] = smem[48128 + e] - smem[49152 + e / dim_D] * 0.015625f;
+      smem[36160 + e] = smem[36160 + e] - smem[37184 + e / dim_D] * 0.015625f;
     }
     __syncwarp();
 
@@ -868,7 +719,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v14 = smem[48128 + e * dim_D + p];
+        const float v14 = smem[36160 + e * dim_D + p];
         acc = acc + v14 * v14;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -877,67 +728,73 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[49168 + e] = acc;
+        smem[37184 + e] = acc;
       }
     }
     __syncwarp();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[1024 + e] + smem[48128 + e] * (1.0f / sqrtf(smem[49168 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[33088 + e] + smem[36160 + e] * (1.0f / sqrtf(smem[37184 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
-    __syncthreads();
-
-    // Start copying the rows of the next chunk ahead: the view k, the view v.
-    if (token + count < T) {
-      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
-      if (aligned_view_k) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[54752 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-      if (aligned_view_v) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[55776 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-    }
-    tttc_cp_async_commit();
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 2048 + lane; e < warp * 2048 + 2048; e += 32) {
-      const float v15 = out_accum_W1[bh * 16384 + e] + scratch[bh * 40960 + 16384 + e];
-      const float next_state = smem[15360 + e] - commit * v15;
+    #pragma unroll 1
+    for (unsigned e = tid; e < 16384; e += 256) {
+      // Element e of the [64, 256] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product111 = 0.0f;
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        product111 = product111 + smem[35136 + p * dim_D + e / dim_H] * smem[44352 + p * dim_H + e % dim_H];
+      }
+      const float v15 = (accum_live ? accum_W1[bh * 16384 + e] : 0.0f) + product111;
+      const float next_state = smem[e] - commit * v15;
       const float next_accum = keep * v15;
-      smem[15360 + e] = next_state;
-      out_accum_W1[bh * 16384 + e] = next_accum;
+      smem[e] = next_state;
+      if (last_chunk) {
+        out_accum_W1[bh * 16384 + e] = next_accum;
+      }
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      const float v16 = smem[50400 + e] + smem[49376 + e];
-      const float next_state = smem[50144 + e] - commit * v16;
+      const float v16 = (accum_live ? accum_b1[bh * 256 + e] : 0.0f) + smem[48512 + e];
+      const float next_state = smem[32832 + e] - commit * v16;
       const float next_accum = keep * v16;
-      smem[50144 + e] = next_state;
-      smem[50400 + e] = next_accum;
+      smem[32832 + e] = next_state;
+      if (last_chunk) {
+        out_accum_b1[bh * 256 + e] = next_accum;
+      }
     }
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 2048 + lane; e < warp * 2048 + 2048; e += 32) {
-      const float v17 = out_accum_W2[bh * 16384 + e] + scratch[bh * 40960 + e];
-      const float next_state = smem[31744 + e] - commit * v17;
+    #pragma unroll 1
+    for (unsigned e = tid; e < 16384; e += 256) {
+      // Element e of the [256, 64] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product92 = 0.0f;
+      for (unsigned p = 0; p < dim_K; p += 1) {
+        product92 = product92 + smem[40256 + p * dim_H + e / dim_D] * smem[34112 + p * dim_D + e % dim_D];
+      }
+      const float v17 = (accum_live ? accum_W2[bh * 16384 + e] : 0.0f) + product92;
+      const float next_state = smem[16384 + e] - commit * v17;
       const float next_accum = keep * v17;
-      smem[31744 + e] = next_state;
-      out_accum_W2[bh * 16384 + e] = next_accum;
+      smem[16384 + e] = next_state;
+      if (last_chunk) {
+        out_accum_W2[bh * 16384 + e] = next_accum;
+      }
     }
+    __syncthreads();
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
-      const float v18 = smem[49312 + e] + smem[49184 + e];
-      const float next_state = smem[49248 + e] - commit * v18;
+      const float v18 = (accum_live ? accum_b2[bh * 64 + e] : 0.0f) + smem[48448 + e];
+      const float next_state = smem[32768 + e] - commit * v18;
       const float next_accum = keep * v18;
-      smem[49248 + e] = next_state;
-      smem[49312 + e] = next_accum;
+      smem[32768 + e] = next_state;
+      if (last_chunk) {
+        out_accum_b2[bh * 64 + e] = next_accum;
+      }
     }
     __syncthreads();
 
@@ -947,18 +804,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W1[bh * 16384 + e] = smem[15360 + e];
+    out_state_W1[bh * 16384 + e] = smem[e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    out_state_b1[bh * 256 + e] = smem[50144 + e];
-    out_accum_b1[bh * 256 + e] = smem[50400 + e];
+    out_state_b1[bh * 256 + e] = smem[32832 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W2[bh * 16384 + e] = smem[31744 + e];
+    out_state_W2[bh * 16384 + e] = smem[16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b2[bh * 64 + e] = smem[49248 + e];
-    out_accum_b2[bh * 64 + e] = smem[49312 + e];
+    out_state_b2[bh * 64 + e] = smem[32768 + e];
   }
 }
 
@@ -989,9 +844,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     float* __restrict__ out_accum_W1,       // [B, H, 64, 256]
     float* __restrict__ out_accum_b1,       // [B, H, 256]
     float* __restrict__ out_accum_W2,       // [B, H, 256, 64]
-    float* __restrict__ out_accum_b2,       // [B, H, 64]
-    float* __restrict__ scratch) {          // [B, H, 32768]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 52032 floats, placed by the scheduler
+    float* __restrict__ out_accum_b2) {     // [B, H, 64]
+  TTTC_DYNAMIC_SHARED(float, smem);  // 52099 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -1009,20 +863,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
   const unsigned h = bh % H;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[896 + e] = state_W1[bh * 16384 + e];
-    smem[33920 + e] = accum_W1[bh * 16384 + e];
+    smem[1024 + e] = state_W1[bh * 16384 + e];
+    smem[33792 + e] = accum_W1[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    smem[51520 + e] = state_b1[bh * 256 + e];
-    smem[51776 + e] = accum_b1[bh * 256 + e];
+    smem[51587 + e] = state_b1[bh * 256 + e];
+    smem[51843 + e] = accum_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    smem[17280 + e] = state_W2[bh * 16384 + e];
+    smem[17408 + e] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[50368 + e] = state_b2[bh * 64 + e];
-    smem[50432 + e] = accum_b2[bh * 64 + e];
+    smem[50435 + e] = state_b2[bh * 64 + e];
+    smem[50499 + e] = accum_b2[bh * 64 + e];
   }
   __syncthreads();
 
@@ -1042,7 +896,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[65 + e] = x;
+      smem[1 + e] = x;
     }
 
     // Stage the view k for this chunk.
@@ -1060,7 +914,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[192 + e] = x;
+      smem[960 + e] = x;
     }
     __syncthreads();
 
@@ -1069,35 +923,35 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
-        const float b0 = smem[896 + p * dim_H + e % 256];
+        const float b0 = smem[1024 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[384 + e % 256] = acc0_0;
+      smem[704 + e % 256] = acc0_0;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v0 = smem[384 + e] + smem[51520 + e % dim_H];
-      smem[50496 + e] = v0 * v0;
+      const float v0 = smem[704 + e] + smem[51587 + e % dim_H];
+      smem[50563 + e] = v0 * v0;
     }
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[33664 + e] = (smem[384 + e] + smem[51520 + e % dim_H]) * 0.5f;
-    }
-    __syncthreads();
-
-    // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
-      const float v1 = smem[384 + e] + smem[51520 + e % dim_H];
-      smem[50752 + e] = tanhf((v1 + smem[50496 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+      smem[192 + e] = (smem[704 + e] + smem[51587 + e % dim_H]) * 0.5f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      smem[640 + e] = smem[33664 + e] * (1.0f + smem[50752 + e]);
+      const float v1 = smem[704 + e] + smem[51587 + e % dim_H];
+      smem[50819 + e] = tanhf((v1 + smem[50563 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+    }
+    __syncthreads();
+
+    // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
+    for (unsigned e = tid; e < 256; e += 256) {
+      smem[448 + e] = smem[192 + e] * (1.0f + smem[50819 + e]);
     }
     __syncthreads();
 
@@ -1106,14 +960,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[640 + p];
-        const float b0 = smem[17280 + p * dim_D + e % 32];
-        const float b1 = smem[17280 + p * dim_D + e % 32 + 32];
+        const float a0 = smem[448 + p];
+        const float b0 = smem[17408 + p * dim_D + e % 32];
+        const float b1 = smem[17408 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[e % 32] = acc0_0;
-      smem[e % 32 + 32] = acc0_1;
+      smem[64 + e % 32] = acc0_0;
+      smem[64 + e % 32 + 32] = acc0_1;
     }
     __syncwarp();
 
@@ -1122,7 +976,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[p] + smem[50368 + p]);
+        acc = acc + (smem[64 + p] + smem[50435 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1130,14 +984,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[66 + e] = acc;
+        smem[2 + e] = acc;
       }
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[e] = smem[e] + smem[50368 + e % dim_D] - smem[66] * 0.015625f;
+      smem[64 + e] = smem[64 + e] + smem[50435 + e % dim_D] - smem[2] * 0.015625f;
     }
     __syncwarp();
 
@@ -1146,7 +1000,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v3 = smem[p];
+        const float v3 = smem[64 + p];
         acc = acc + v3 * v3;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -1155,27 +1009,27 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[64 + e] = acc;
+        smem[e] = acc;
       }
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
-      smem[64 + e] = sqrtf(smem[64 + e] * 0.015625f + 0.000001f);
+      smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
-      smem[67 + e] = (1.0f / smem[64 + e]);
+      smem[3 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v4 = param_gamma[h * 64 + e % dim_D];
-      smem[192 + e] = smem[65] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[e] * smem[67] * v4 + param_beta[h * 64 + e % dim_D] - smem[192 + e]) * 2.0f * v4;
+      smem[960 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[64 + e] * smem[3] * v4 + param_beta[h * 64 + e % dim_D] - smem[960 + e]) * 2.0f * v4;
     }
     __syncwarp();
 
@@ -1184,7 +1038,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[192 + p] * smem[p];
+        acc = acc + smem[960 + p] * smem[64 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1192,15 +1046,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[68 + e] = acc;
+        smem[4 + e] = acc;
       }
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      const float v5 = smem[67];
-      smem[e] = smem[192 + e] * v5 + (-(smem[68] * (v5 * v5))) * 0.5f / smem[64] * 0.015625f * smem[e] * 2.0f;
+      const float v5 = smem[3];
+      smem[64 + e] = smem[960 + e] * v5 + (-(smem[4] * (v5 * v5))) * 0.5f / smem[0] * 0.015625f * smem[64 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -1209,7 +1063,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[p]);
+        acc = acc + (-smem[64 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1217,14 +1071,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[69 + e] = acc;
+        smem[5 + e] = acc;
       }
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[e] = smem[e] + smem[69] * 0.015625f;
+      smem[64 + e] = smem[64 + e] + smem[5] * 0.015625f;
     }
     __syncthreads();
 
@@ -1232,98 +1086,36 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        acc = acc + smem[e];
+        acc = acc + smem[64 + e];
       }
-      smem[50304 + e] = acc;
+      smem[50179 + e] = acc;
     }
 
     // [1, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[p];
-        const float b0 = smem[17280 + (e % 256) * dim_D + p];
+        const float a0 = smem[64 + p];
+        const float b0 = smem[17408 + (e % 256) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[51008 + e % 256] = acc0_0;
-    }
-
-    // [256, 64] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[640 + p * dim_H + (e / 16) * 4];
-        const float a1 = smem[640 + p * dim_H + (e / 16) * 4 + 1];
-        const float a2 = smem[640 + p * dim_H + (e / 16) * 4 + 2];
-        const float a3 = smem[640 + p * dim_H + (e / 16) * 4 + 3];
-        const float b0 = smem[p * dim_D + e % 16];
-        const float b1 = smem[p * dim_D + e % 16 + 16];
-        const float b2 = smem[p * dim_D + e % 16 + 32];
-        const float b3 = smem[p * dim_D + e % 16 + 48];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      scratch[bh * 32768 + (e / 16) * 256 + e % 16] = acc0_0;
-      scratch[bh * 32768 + (e / 16) * 256 + e % 16 + 16] = acc0_1;
-      scratch[bh * 32768 + (e / 16) * 256 + e % 16 + 32] = acc0_2;
-      scratch[bh * 32768 + (e / 16) * 256 + e % 16 + 48] = acc0_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + e % 16] = acc1_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 16] = acc1_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 32] = acc1_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 1) * dim_D + e % 16 + 48] = acc1_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + e % 16] = acc2_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 16] = acc2_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 32] = acc2_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 2) * dim_D + e % 16 + 48] = acc2_3;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + e % 16] = acc3_0;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 16] = acc3_1;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 32] = acc3_2;
-      scratch[bh * 32768 + ((e / 16) * 4 + 3) * dim_D + e % 16 + 48] = acc3_3;
+      smem[51075 + e % 256] = acc0_0;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v6 = smem[50752 + e];
-      smem[33664 + e] = smem[51008 + e] * smem[33664 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
+      const float v6 = smem[50819 + e];
+      smem[192 + e] = smem[51075 + e] * smem[192 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v7 = smem[33664 + e];
+      const float v7 = smem[192 + e];
       const float v8 = v7 * 0.044715f;
-      const float v9 = smem[384 + e] + smem[51520 + e % dim_H];
-      smem[384 + e] = smem[51008 + e] * (1.0f + smem[50752 + e]) * 0.5f + v7 + v8 * smem[50496 + e] + v8 * v9 * v9 * 2.0f;
+      const float v9 = smem[704 + e] + smem[51587 + e % dim_H];
+      smem[704 + e] = smem[51075 + e] * (1.0f + smem[50819 + e]) * 0.5f + v7 + v8 * smem[50563 + e] + v8 * v9 * v9 * 2.0f;
     }
     __syncthreads();
 
@@ -1331,71 +1123,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        acc = acc + smem[384 + e];
+        acc = acc + smem[704 + e];
       }
-      smem[50496 + e] = acc;
-    }
-
-    // [64, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      float acc0_0 = 0.0f;
-      float acc0_1 = 0.0f;
-      float acc0_2 = 0.0f;
-      float acc0_3 = 0.0f;
-      float acc1_0 = 0.0f;
-      float acc1_1 = 0.0f;
-      float acc1_2 = 0.0f;
-      float acc1_3 = 0.0f;
-      float acc2_0 = 0.0f;
-      float acc2_1 = 0.0f;
-      float acc2_2 = 0.0f;
-      float acc2_3 = 0.0f;
-      float acc3_0 = 0.0f;
-      float acc3_1 = 0.0f;
-      float acc3_2 = 0.0f;
-      float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = smem[128 + p * dim_D + (e / 64) * 4];
-        const float a1 = smem[128 + p * dim_D + (e / 64) * 4 + 1];
-        const float a2 = smem[128 + p * dim_D + (e / 64) * 4 + 2];
-        const float a3 = smem[128 + p * dim_D + (e / 64) * 4 + 3];
-        const float b0 = smem[384 + p * dim_H + e % 64];
-        const float b1 = smem[384 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[384 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[384 + p * dim_H + e % 64 + 192];
-        acc0_0 = acc0_0 + a0 * b0;
-        acc0_1 = acc0_1 + a0 * b1;
-        acc0_2 = acc0_2 + a0 * b2;
-        acc0_3 = acc0_3 + a0 * b3;
-        acc1_0 = acc1_0 + a1 * b0;
-        acc1_1 = acc1_1 + a1 * b1;
-        acc1_2 = acc1_2 + a1 * b2;
-        acc1_3 = acc1_3 + a1 * b3;
-        acc2_0 = acc2_0 + a2 * b0;
-        acc2_1 = acc2_1 + a2 * b1;
-        acc2_2 = acc2_2 + a2 * b2;
-        acc2_3 = acc2_3 + a2 * b3;
-        acc3_0 = acc3_0 + a3 * b0;
-        acc3_1 = acc3_1 + a3 * b1;
-        acc3_2 = acc3_2 + a3 * b2;
-        acc3_3 = acc3_3 + a3 * b3;
-      }
-      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + e % 64] = acc0_0;
-      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + e % 64 + 64] = acc0_1;
-      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + e % 64 + 128] = acc0_2;
-      scratch[bh * 32768 + 16384 + (e / 64) * 1024 + e % 64 + 192] = acc0_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64] = acc1_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 1) * dim_H + e % 64 + 192] = acc1_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64] = acc2_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 64] = acc2_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 128] = acc2_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 2) * dim_H + e % 64 + 192] = acc2_3;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64] = acc3_0;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 64] = acc3_1;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 128] = acc3_2;
-      scratch[bh * 32768 + 16384 + ((e / 64) * 4 + 3) * dim_H + e % 64 + 192] = acc3_3;
+      smem[50563 + e] = acc;
     }
 
     // Stage the view q for this chunk.
@@ -1404,7 +1134,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[64 + e] = x;
+      smem[e] = x;
     }
     __syncthreads();
 
@@ -1413,23 +1143,23 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[64 + p];
-          const float b0 = smem[33920 + p * dim_H + e % 256];
+          const float a0 = smem[p];
+          const float b0 = smem[33792 + p * dim_H + e % 256];
           acc0_0 = acc0_0 + a0 * b0;
         }
       }
-      smem[50752 + e % 256] = acc0_0;
+      smem[50819 + e % 256] = acc0_0;
     }
 
     // [1, 1] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[64 + p];
+        const float a0 = smem[p];
         const float b0 = smem[128 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[33664] = acc0_0;
+      smem[960] = acc0_0;
     }
     __syncthreads();
 
@@ -1437,22 +1167,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[33664 + p]);
-        const float b0 = smem[384 + p * dim_H + e % 256];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[960 + p]);
+        const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[51008 + e % 256] = acc0_0;
+      smem[51075 + e % 256] = acc0_0;
     }
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[64 + p];
-        const float b0 = smem[896 + p * dim_H + e % 256];
+        const float a0 = smem[p];
+        const float b0 = smem[1024 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[51264 + e % 256] = acc0_0;
+      smem[51331 + e % 256] = acc0_0;
     }
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -1460,24 +1190,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[384 + p * dim_H + e % 256];
+        const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[128 + e % 256] = acc0_0;
+      smem[192 + e % 256] = acc0_0;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
       const float v10 = scale[min(position, dim_K - 1)];
-      smem[128 + e] = smem[51264 + e] - v10 * (smem[50752 + e] + smem[51008 + e]) + (smem[51520 + e % dim_H] - v10 * (smem[51776 + e % dim_H] + smem[128 + e]));
+      smem[192 + e] = smem[51331 + e] - v10 * (smem[50819 + e] + smem[51075 + e]) + (smem[51587 + e % dim_H] - v10 * (smem[51843 + e % dim_H] + smem[192 + e]));
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = tid; e < 256; e += 256) {
-      const float v11 = smem[128 + e];
-      smem[128 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
+      const float v11 = smem[192 + e];
+      smem[192 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
     }
     __syncthreads();
 
@@ -1486,27 +1216,28 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
+        #pragma unroll 1
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[128 + p];
+          const float a0 = smem[192 + p];
           const float b0 = out_accum_W2[bh * 16384 + p * dim_D + e % 32];
           const float b1 = out_accum_W2[bh * 16384 + p * dim_D + e % 32 + 32];
           acc0_0 = acc0_0 + a0 * b0;
           acc0_1 = acc0_1 + a0 * b1;
         }
       }
-      smem[451 + e % 32] = acc0_0;
-      smem[451 + e % 32 + 32] = acc0_1;
+      smem[50243 + e % 32] = acc0_0;
+      smem[50243 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 1] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[128 + p];
-        const float b0 = smem[640 + p];
+        const float a0 = smem[192 + p];
+        const float b0 = smem[448 + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[448] = acc0_0;
+      smem[50176] = acc0_0;
     }
     __syncwarp();
 
@@ -1515,14 +1246,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
-        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[448 + p]);
-        const float b0 = smem[p * dim_D + e % 32];
-        const float b1 = smem[p * dim_D + e % 32 + 32];
+        const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[50176 + p]);
+        const float b0 = smem[64 + p * dim_D + e % 32];
+        const float b1 = smem[64 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[515 + e % 32] = acc0_0;
-      smem[515 + e % 32 + 32] = acc0_1;
+      smem[50307 + e % 32] = acc0_0;
+      smem[50307 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -1530,14 +1261,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[128 + p];
-        const float b0 = smem[17280 + p * dim_D + e % 32];
-        const float b1 = smem[17280 + p * dim_D + e % 32 + 32];
+        const float a0 = smem[192 + p];
+        const float b0 = smem[17408 + p * dim_D + e % 32];
+        const float b1 = smem[17408 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[33664 + e % 32] = acc0_0;
-      smem[33664 + e % 32 + 32] = acc0_1;
+      smem[50371 + e % 32] = acc0_0;
+      smem[50371 + e % 32 + 32] = acc0_1;
     }
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -1546,20 +1277,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[p * dim_D + e % 32];
-        const float b1 = smem[p * dim_D + e % 32 + 32];
+        const float b0 = smem[64 + p * dim_D + e % 32];
+        const float b1 = smem[64 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
       }
-      smem[384 + e % 32] = acc0_0;
-      smem[384 + e % 32 + 32] = acc0_1;
+      smem[960 + e % 32] = acc0_0;
+      smem[960 + e % 32 + 32] = acc0_1;
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v12 = scale[min(position, dim_K - 1)];
-      smem[384 + e] = smem[33664 + e] - v12 * (smem[451 + e] + smem[515 + e]) + (smem[50368 + e % dim_D] - v12 * (smem[50432 + e % dim_D] + smem[384 + e]));
+      smem[960 + e] = smem[50371 + e] - v12 * (smem[50243 + e] + smem[50307 + e]) + (smem[50435 + e % dim_D] - v12 * (smem[50499 + e % dim_D] + smem[960 + e]));
     }
     __syncwarp();
 
@@ -1568,7 +1299,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[384 + p];
+        acc = acc + smem[960 + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -1576,14 +1307,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[449 + e] = acc;
+        smem[50177 + e] = acc;
       }
     }
     __syncwarp();
 
     // [1, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[384 + e] = smem[384 + e] - smem[449] * 0.015625f;
+      smem[960 + e] = smem[960 + e] - smem[50177] * 0.015625f;
     }
     __syncwarp();
 
@@ -1592,7 +1323,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v14 = smem[384 + p];
+        const float v14 = smem[960 + p];
         acc = acc + v14 * v14;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -1601,51 +1332,62 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[450 + e] = acc;
+        smem[50178 + e] = acc;
       }
     }
     __syncwarp();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[64 + e] + smem[384 + e] * (1.0f / sqrtf(smem[450] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[960 + e] * (1.0f / sqrtf(smem[50178] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 2048 + lane; e < warp * 2048 + 2048; e += 32) {
-      const float v15 = smem[33920 + e] + scratch[bh * 32768 + 16384 + e];
-      const float next_state = smem[896 + e] - commit * v15;
+    for (unsigned e = tid; e < 16384; e += 256) {
+      // Element e of the [64, 256] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product111 = 0.0f;
+      for (unsigned p = 0; p < 1; p += 1) {
+        product111 = product111 + smem[128 + p * dim_D + e / dim_H] * smem[704 + p * dim_H + e % dim_H];
+      }
+      const float v15 = smem[33792 + e] + product111;
+      const float next_state = smem[1024 + e] - commit * v15;
       const float next_accum = keep * v15;
-      smem[896 + e] = next_state;
-      smem[33920 + e] = next_accum;
+      smem[1024 + e] = next_state;
+      smem[33792 + e] = next_accum;
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      const float v16 = smem[51776 + e] + smem[50496 + e];
-      const float next_state = smem[51520 + e] - commit * v16;
+      const float v16 = smem[51843 + e] + smem[50563 + e];
+      const float next_state = smem[51587 + e] - commit * v16;
       const float next_accum = keep * v16;
-      smem[51520 + e] = next_state;
-      smem[51776 + e] = next_accum;
+      smem[51587 + e] = next_state;
+      smem[51843 + e] = next_accum;
     }
     __syncthreads();
 
     // Update W2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 2048 + lane; e < warp * 2048 + 2048; e += 32) {
-      const float v17 = out_accum_W2[bh * 16384 + e] + scratch[bh * 32768 + e];
-      const float next_state = smem[17280 + e] - commit * v17;
+    #pragma unroll 1
+    for (unsigned e = tid; e < 16384; e += 256) {
+      // Element e of the [256, 64] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+      float product92 = 0.0f;
+      for (unsigned p = 0; p < 1; p += 1) {
+        product92 = product92 + smem[448 + p * dim_H + e / dim_D] * smem[64 + p * dim_D + e % dim_D];
+      }
+      const float v17 = out_accum_W2[bh * 16384 + e] + product92;
+      const float next_state = smem[17408 + e] - commit * v17;
       const float next_accum = keep * v17;
-      smem[17280 + e] = next_state;
+      smem[17408 + e] = next_state;
       out_accum_W2[bh * 16384 + e] = next_accum;
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
-      const float v18 = smem[50432 + e] + smem[50304 + e];
-      const float next_state = smem[50368 + e] - commit * v18;
+      const float v18 = smem[50499 + e] + smem[50179 + e];
+      const float next_state = smem[50435 + e] - commit * v18;
       const float next_accum = keep * v18;
-      smem[50368 + e] = next_state;
-      smem[50432 + e] = next_accum;
+      smem[50435 + e] = next_state;
+      smem[50499 + e] = next_accum;
     }
     __syncthreads();
 
@@ -1655,19 +1397,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W1[bh * 16384 + e] = smem[896 + e];
-    out_accum_W1[bh * 16384 + e] = smem[33920 + e];
+    out_state_W1[bh * 16384 + e] = smem[1024 + e];
+    out_accum_W1[bh * 16384 + e] = smem[33792 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    out_state_b1[bh * 256 + e] = smem[51520 + e];
-    out_accum_b1[bh * 256 + e] = smem[51776 + e];
+    out_state_b1[bh * 256 + e] = smem[51587 + e];
+    out_accum_b1[bh * 256 + e] = smem[51843 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
-    out_state_W2[bh * 16384 + e] = smem[17280 + e];
+    out_state_W2[bh * 16384 + e] = smem[17408 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b2[bh * 64 + e] = smem[50368 + e];
-    out_accum_b2[bh * 64 + e] = smem[50432 + e];
+    out_state_b2[bh * 64 + e] = smem[50435 + e];
+    out_accum_b2[bh * 64 + e] = smem[50499 + e];
   }
 }
 
@@ -1677,9 +1419,9 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 231296;
-constexpr size_t kDecodeSharedBytes = 208128;
-constexpr size_t kScratchFloats = 40960;  // per (sequence, head)
+constexpr size_t kSharedBytes = 230656;
+constexpr size_t kDecodeSharedBytes = 208396;
+constexpr size_t kScratchFloats = 4096;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
 
@@ -1775,8 +1517,8 @@ extern "C" int tttc_ttt_mlp_forward(const tttc_ttt_mlp_args* a, cudaStream_t str
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 231296) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)231296);
+  if ((size_t)available < 230656) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)230656);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
@@ -1796,8 +1538,7 @@ extern "C" int tttc_ttt_mlp_forward(const tttc_ttt_mlp_args* a, cudaStream_t str
         (unsigned)a->H, (unsigned)a->T, (unsigned)a->start, a->view_k, a->view_v, a->view_q, a->lr,
         a->scale, a->param_gamma, a->param_beta, a->state_W1, a->state_b1, a->state_W2, a->state_b2,
         a->accum_W1, a->accum_b1, a->accum_W2, a->accum_b2, a->output, a->out_state_W1, a->out_state_b1,
-        a->out_state_W2, a->out_state_b2, a->out_accum_W1, a->out_accum_b1, a->out_accum_W2,
-        a->out_accum_b2, a->scratch);
+        a->out_state_W2, a->out_state_b2, a->out_accum_W1, a->out_accum_b1, a->out_accum_W2, a->out_accum_b2);
     if (launched != cudaSuccess) return cuda_failed(launched, "launching the kernel");
   }
   else {

@@ -2,9 +2,9 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 8) in order.
 // Forms: W primal, b dual-elementwise.
-// Shared memory: 84352 bytes per block; global scratch: 0 bytes per block.
-// W: state in shared memory, accumulator in shared memory.
-// b: state in shared memory, accumulator in shared memory.
+// Shared memory: 76032 bytes per block; global scratch: 0 bytes per block.
+// W: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// b: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 
 #include <climits>
 #include <cstdarg>
@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     float* __restrict__ out_state_b,    // [B, H, 32]
     float* __restrict__ out_accum_W,    // [B, H, 32, 32]
     float* __restrict__ out_accum_b) {  // [B, H, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 21088 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 19008 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -61,12 +61,10 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
   const unsigned lane = tid % 32;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
-    smem[18272 + e] = state_W[bh * 1024 + e];
-    smem[19296 + e] = accum_W[bh * 1024 + e];
+    smem[17984 + e] = state_W[bh * 1024 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
     smem[16672 + e] = state_b[bh * 32 + e];
-    smem[16704 + e] = accum_b[bh * 32 + e];
   }
   __syncthreads();
 
@@ -79,17 +77,17 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     const unsigned ahead_rows = min(chunk_rows, T);
     if (aligned_view_k) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[20320 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[8704 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_v) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[20576 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[8960 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_q) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[20832 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[16704 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -103,6 +101,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     const bool ends = position + count == dim_K;
     const float commit = (ends ? scale[dim_K - 1] : 0.0f);
     const float keep = (ends ? 0.0f : 1.0f);
+    const bool accum_live = token == 0 || position != 0;
+    const bool last_chunk = token + count == T;
 
     // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
     tttc_cp_async_wait<0>();
@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_k ? smem[20320 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_k ? smem[8704 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[520 + e] = x;
     }
@@ -130,7 +130,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_v ? smem[20576 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_v ? smem[8960 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[e] = x;
     }
@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v0 = smem[18272 + (e % dim_D) * dim_D + p];
+        const float v0 = smem[17984 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[256 + e] = acc;
@@ -158,28 +158,12 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     }
     __syncthreads();
 
-    // Start copying the rows of the next chunk ahead: the view k, the view v.
-    if (token + count < T) {
-      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
-      if (aligned_view_k) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[20320 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-      if (aligned_view_v) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[20576 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-    }
-    tttc_cp_async_commit();
-
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[520 + (e / 32) * dim_D + p];
-        const float b0 = (smem[18272 + p * dim_D + e % 32] * smem[776 + (e / 32) * dim_D + p]);
+        const float b0 = (smem[17984 + p * dim_D + e % 32] * smem[776 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[1032 + (e / 32) * dim_D + e % 32] = acc0_0;
@@ -268,7 +252,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18272 + (e % dim_D) * dim_D + p];
+        acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[17984 + (e % dim_D) * dim_D + p];
       }
       smem[512 + e] = acc;
     }
@@ -277,7 +261,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
       const float v1 = smem[776 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
-      smem[8448 + e] = smem[8448 + e] * v1 + (-(smem[512 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
+      smem[8448 + e] = smem[8448 + e] * v1 + (-(smem[512 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[17984 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
@@ -287,16 +271,16 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[8448 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
       }
-      smem[17248 + e] = acc;
+      smem[16960 + e] = acc;
     }
 
     // Stage the view q for this chunk, read ahead.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_q ? smem[20832 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_q ? smem[16704 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
-      smem[16736 + e] = x;
+      smem[16704 + e] = x;
     }
 
     // [8, 1024] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
@@ -325,9 +309,25 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
-      smem[256 + e] = smem[18272 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * (smem[19296 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[256 + e]);
+      smem[256 + e] = smem[17984 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * ((accum_live ? accum_W[bh * 1024 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] : 0.0f) + smem[256 + e]);
     }
-    __syncwarp();
+    __syncthreads();
+
+    // Start copying the rows of the next chunk ahead: the view k, the view v.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_k) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[8704 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+      if (aligned_view_v) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[8960 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
@@ -336,13 +336,25 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         const float v2 = smem[256 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
         acc = acc + v2 * v2;
       }
-      smem[16992 + e] = acc;
+      smem[8448 + e] = acc;
     }
     __syncwarp();
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
-      smem[256 + e] = smem[256 + e] * (1.0f / sqrtf(smem[16992 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
+      smem[256 + e] = smem[256 + e] * (1.0f / sqrtf(smem[8448 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
+    }
+    __syncthreads();
+
+    // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
+    for (unsigned e = tid; e < 256; e += 256) {
+      float acc0_0 = 0.0f;
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float a0 = smem[16704 + (e / 32) * dim_D + p];
+        const float b0 = smem[256 + (e / 32) * 1024 + p * dim_D + e % 32];
+        acc0_0 = acc0_0 + a0 * b0;
+      }
+      smem[8448 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
 
@@ -351,22 +363,11 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_q) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[20832 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[16704 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
     tttc_cp_async_commit();
-
-    // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 256; e += 256) {
-      float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[16736 + (e / 32) * dim_D + p];
-        const float b0 = smem[256 + (e / 32) * 1024 + p * dim_D + e % 32];
-        acc0_0 = acc0_0 + a0 * b0;
-      }
-      smem[8448 + (e / 32) * dim_D + e % 32] = acc0_0;
-    }
 
     // [8, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
@@ -376,32 +377,38 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[8704 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[256 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
-    __syncthreads();
+    __syncwarp();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[8448 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[16704 + e % dim_D] + smem[8704 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[8448 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * ((accum_live ? accum_b[bh * 32 + e % dim_D] : 0.0f) + smem[256 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v3 = smem[19296 + e] + smem[17248 + e];
-      const float next_state = smem[18272 + e] - commit * v3;
+      const float v3 = (accum_live ? accum_W[bh * 1024 + e] : 0.0f) + smem[16960 + e];
+      const float next_state = smem[17984 + e] - commit * v3;
       const float next_accum = keep * v3;
-      smem[18272 + e] = next_state;
-      smem[19296 + e] = next_accum;
+      smem[17984 + e] = next_state;
+      if (last_chunk) {
+        out_accum_W[bh * 1024 + e] = next_accum;
+      }
     }
     __syncthreads();
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
+    #pragma unroll 1
     for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
-      const float v4 = smem[16704 + e] + smem[16640 + e];
+      const float v4 = (accum_live ? accum_b[bh * 32 + e] : 0.0f) + smem[16640 + e];
       const float next_state = smem[16672 + e] - commit * v4;
       const float next_accum = keep * v4;
       smem[16672 + e] = next_state;
-      smem[16704 + e] = next_accum;
+      if (last_chunk) {
+        out_accum_b[bh * 32 + e] = next_accum;
+      }
     }
     __syncthreads();
 
@@ -411,12 +418,10 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 1024; e += 256) {
-    out_state_W[bh * 1024 + e] = smem[18272 + e];
-    out_accum_W[bh * 1024 + e] = smem[19296 + e];
+    out_state_W[bh * 1024 + e] = smem[17984 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
     out_state_b[bh * 32 + e] = smem[16672 + e];
-    out_accum_b[bh * 32 + e] = smem[16704 + e];
   }
 }
 
@@ -738,7 +743,7 @@ namespace {
 
 constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 84352;
+constexpr size_t kSharedBytes = 76032;
 constexpr size_t kDecodeSharedBytes = 21120;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
@@ -821,8 +826,8 @@ extern "C" int tttc_weightnorm_linear_forward(const tttc_weightnorm_linear_args*
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 84352) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)84352);
+  if ((size_t)available < 76032) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)76032);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_weightnorm_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

@@ -1,6 +1,6 @@
 /** Checking a kernel's output stored as bf16 (`io: 'bf16'`) against the f64 reference. */
 import { expect } from 'vitest';
-import { roundBf16 } from '../../compiler/ir/execute.ts';
+import { roundBf16 } from '../../core/bf16.ts';
 import type { InnerLoopInputs } from '../../runtime/inner-loop.ts';
 
 /** The call's inputs with every view rounded to bf16: what the kernel reads once they are stored as bf16. */
