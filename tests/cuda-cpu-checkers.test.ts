@@ -166,7 +166,13 @@ describe('the generated launcher on the emulated device', () => {
     const program = { ...cudaCpuProgram(c, { arch: 'sm_90', dtype: 'f32' }), arch: 'sm_80' };
     const loop = await CudaCpuInnerLoop.create(program);
     const inputs = innerLoopInputs(c.signature, randomInputs(c.chunk, { B: 1, H: 1, T: 1, seed: 1 }));
-    await expect(loop.run(inputs)).rejects.toThrow(/offers 166912 bytes of shared memory per block; .* needs 230400/);
+    const error = await loop.run(inputs).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    const needs = /offers 166912 bytes of shared memory per block; .* needs (\d+)/.exec(error ?? '');
+    expect(needs, error).not.toBeNull();
+    expect(Number(needs![1])).toBeGreaterThan(166912);
   });
 });
 
