@@ -8,7 +8,8 @@
  */
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { type KernelFeatures, lowerKernel } from '../compiler/kernel/lower.ts';
+import type { KernelFeatures } from '../compiler/kernel/features.ts';
+import { lowerKernel } from '../compiler/kernel/lower.ts';
 import type { OnChipLayout } from '../compiler/kernel/ir.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import type { TargetLimits } from '../compiler/schedule/kernel.ts';

@@ -11,7 +11,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loopGlobalTraffic } from '../compiler/kernel/loop-traffic.ts';
-import { type KernelFeatures, lowerKernel } from '../compiler/kernel/lower.ts';
+import type { KernelFeatures } from '../compiler/kernel/features.ts';
+import { lowerKernel } from '../compiler/kernel/lower.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { acrossWarps } from '../compiler/schedule/barriers.ts';
 import type { TargetLimits } from '../compiler/schedule/kernel.ts';

@@ -31,7 +31,8 @@ import {
   store,
   uniform,
 } from './ir.ts';
-import { type KernelFeatures, Lowering } from './lower.ts';
+import type { KernelFeatures } from './features.ts';
+import { Lowering } from './lower.ts';
 import { lowerReverseWalk } from './reverse-walk.ts';
 import { Index } from './tensor-index.ts';
 import { WALK_NAMES } from './walk.ts';

@@ -10,7 +10,8 @@ import { checkpointingSignature } from '../backward/signature.ts';
 import type { Carried, ScheduledKernel } from '../schedule/kernel.ts';
 import { add, mul } from './affine.ts';
 import { type Expr, type Kernel, type Stmt, assign, comment, int, name, store, uniform, variable } from './ir.ts';
-import { type KernelFeatures, Lowering } from './lower.ts';
+import type { KernelFeatures } from './features.ts';
+import { Lowering } from './lower.ts';
 
 /** The kernel's count of the chunks it has walked (forward) or has left (backward). */
 export const CHUNK_INDEX = 'chunk_index';

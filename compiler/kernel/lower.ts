@@ -6,16 +6,13 @@
  * The kernel's own values: `bh` (the workgroup's sequence-head), `tid` (the invocation), the
  * uniforms `T`, `start`, `H`, and the dims it declares; the target binds them.
  */
-import { chunkInputKey, identifier } from '../../core/mangle.ts';
-import { WALK_STEP } from '../../core/walk.ts';
 import { type Shape, showShape, size } from '../../core/shape.ts';
-import type { KernelSignature, Port } from '../../core/signature.ts';
+import type { KernelSignature } from '../../core/signature.ts';
 import { WALK } from '../dualform/derive.ts';
 import type { Carried, Home, Placement, ScheduledKernel, Stage, WarpRows } from '../schedule/kernel.ts';
-import { add, div, min, mod, mul, sub } from './affine.ts';
+import { add, div, mod, mul, sub } from './affine.ts';
 import { KernelDims } from './dims.ts';
 import {
-  ASYNC_COPY_FLOATS,
   type Buffer,
   type Expr,
   type Kernel,
@@ -40,11 +37,15 @@ import {
 } from './ir.ts';
 import { layOutOnChip, onChipElement } from './banks.ts';
 import { lowerTensorCoreProduct } from './mma.ts';
-import { warpConstants, warpRowsLoop, warpSpan } from './warp-rows.ts';
+import { warpConstants, warpSpan } from './warp-rows.ts';
 import { shareValues } from './share.ts';
 import { type DimNames, Index, LITERALS } from './tensor-index.ts';
 import { Values } from './values.ts';
-import { lowerWalk, WALK_NAMES, walkExpr, type WalkInputs } from './walk.ts';
+import { lowerWalk, WALK_NAMES, type WalkInputs } from './walk.ts';
+import type { KernelFeatures } from './features.ts';
+import { Ports } from './ports.ts';
+import { ReadAhead } from './read-ahead.ts';
+import { lowerSum, type SumContext } from './sums.ts';
 
 const bh = name('bh');
 const tid = name('tid');
@@ -57,10 +58,6 @@ const commit = name(WALK.commit);
 const keep = name(WALK.keep);
 /** True unless the chunk starts a mini-batch after another ended it (then every accumulator is zero). */
 const ACCUM_LIVE = 'accum_live';
-/** Bytes every async copy's addresses are a multiple of. */
-const ASYNC_COPY_BYTES = ASYNC_COPY_FLOATS * 4;
-/** Whether a port read ahead has its base 16-byte aligned, so its rows can be copied ahead. */
-const alignedName = (port: Port) => `aligned_${identifier(port)}`;
 /** True for the call's last chunk, which writes the carried values no chunk hands on (Home `ports`). */
 const LAST_CHUNK = 'last_chunk';
 
@@ -82,48 +79,6 @@ function rolledWhereGlobal(body: readonly Stmt[]): { rolled?: true } {
 function storesGlobal(body: readonly Stmt[]): boolean {
   return body.some((s) => (s.kind === 'store' && s.buffer.kind !== 'workgroup') || storesGlobal(nested(s)));
 }
-
-/** The ports of a signature by role, direction and name. */
-class Ports {
-  private readonly byKey: Map<string, Port>;
-  constructor(private readonly sig: KernelSignature) {
-    this.byKey = new Map(sig.inputs.map((p) => [chunkInputKey(p), p]));
-  }
-  /** Inputs then outputs: the kernel's global buffers. */
-  all(): Port[] {
-    return [...this.sig.inputs, ...this.sig.outputs];
-  }
-  /** The input port a mini-batch program input reads; none for the walk's own inputs. */
-  ofInput(key: string): Port | undefined {
-    return this.byKey.get(key);
-  }
-  get(role: Port['role'], io: Port['io'], name: string): Buffer {
-    const list = io === 'in' ? this.sig.inputs : this.sig.outputs;
-    const port = list.find((x) => x.role === role && x.name === name);
-    if (!port) throw new Error(`the kernel signature has no ${io} ${role} ${name}`);
-    return { kind: 'port', port };
-  }
-}
-
-/** What the target's invocations can do beyond the C-like basics. */
-export interface KernelFeatures {
-  /** Invocations in a group that exchange values by lane shuffles (a CUDA warp: 32); absent: none. */
-  lanes?: number;
-  /**
-   * Keep every on-chip buffer row-major rather than XOR-swizzled against bank conflicts: a swizzle
-   * read inside an unrolled loop costs an address register per iteration (see CUDA_FEATURES).
-   */
-  rowMajorOnChip?: boolean;
-  /**
-   * Lane exchange in groups whose width is known only at run time (WebGPU subgroups): `width`
-   * names it, a power of two at most `max`; the target binds it, as 1 where its lanes cannot
-   * exchange (every row is then summed by one lane). Row sums split across a group's lanes.
-   */
-  runtimeLanes?: { width: string; max: number };
-}
-
-/** WebGPU's smallest subgroup: a row of fewer terms than this is summed by one lane. */
-const MIN_RUNTIME_LANES = 4;
 
 export function lowerKernel(
   k: ScheduledKernel,
@@ -150,6 +105,7 @@ export class Lowering {
   private chainsAgree: Map<number, boolean> | undefined;
   /** Each stage's index, for the stages' warp rows. */
   private stageIndex: Map<Stage, number> | undefined;
+  private readonly readAhead: ReadAhead;
 
   constructor(
     protected readonly k: ScheduledKernel,
@@ -168,6 +124,7 @@ export class Lowering {
     this.dims = new KernelDims(k.chunk.layer, k.chunk.rows);
     this.K = this.dims.K;
     this.names = this.dims.names;
+    this.readAhead = new ReadAhead(k, this.ports, this.names, this.walkInputs());
     this.carried = k.chunk.layer.update.rules.momentum ? ['state', 'accum', 'opt'] : ['state', 'accum'];
   }
 
@@ -329,7 +286,7 @@ export class Lowering {
       );
     }
     out.push(barrier(true), blank);
-    out.push(...this.prefetchPrologue());
+    out.push(...this.readAhead.prologue());
     out.push(comment('Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.'));
     out.push(...this.walk(this.chunk()));
     const onChip = [...this.k.states].filter(([, h]) => this.carried.some((role) => Lowering.kept(h[role]!)));
@@ -347,77 +304,6 @@ export class Lowering {
       );
     }
     return out;
-  }
-
-  /** The ports read ahead, by input node (schedule/prefetch.ts). */
-  private prefetched(): { port: Port; node: number; slot: number; issueAfter?: number }[] {
-    return [...(this.k.prefetch ?? [])].map(([node, { offset, issueAfter }]) => {
-      const op = this.k.program.nodes[node].op;
-      const port = op.kind === 'input' ? this.ports.ofInput(op.name) : undefined;
-      if (!port) throw new Error(`the prefetched node %${node} is not an input port`);
-      return { port, node, slot: offset, issueAfter };
-    });
-  }
-
-  /** Which ports can be read ahead (their base 16-byte aligned), and the copies of the first chunk. */
-  private prefetchPrologue(): Stmt[] {
-    const ports = this.prefetched();
-    if (ports.length === 0) return [];
-    return [
-      comment(
-        "Inputs read ahead: while a chunk computes, the next one's rows copy to shared memory 16 bytes " +
-          'at a time where a tensor starts 16-byte aligned (else they are read from global memory when staged).',
-      ),
-      ...ports.map(({ port }) =>
-        constant(alignedName(port), 'bool', {
-          kind: 'aligned',
-          buffer: { kind: 'port', port },
-          bytes: ASYNC_COPY_BYTES,
-        }),
-      ),
-      ...this.prefetchRows(walkExpr(WALK_STEP.init.token, this.walkInputs()), 'the first chunk', () => true),
-      blank,
-    ];
-  }
-
-  /**
-   * The async copies of the rows of the chunk that starts at token `first`, of each input `which`
-   * takes, to its slot, as one commit group; rows past the call are not copied (the stage reads them
-   * as 0).
-   */
-  private prefetchRows(first: Expr, chunk: string, which: (issueAfter?: number) => boolean): Stmt[] {
-    const rows = name('ahead_rows');
-    const inputs = this.prefetched().filter((x) => which(x.issueAfter));
-    if (inputs.length === 0) return [];
-    // Each invocation's copies are unrolled (a handful: a slot holds one chunk's rows), each
-    // guarded by the rows the call has; a loop kept its counter and addresses live (ptxas: a
-    // block per SM fewer on one example).
-    const step = this.k.invocations * ASYNC_COPY_FLOATS;
-    const copies = inputs.map(({ port, node, slot }): Stmt => {
-      const shape = this.k.program.nodes[node].shape;
-      const width = this.names(size(shape.slice(1)));
-      const unrolled = [...Array(Math.ceil(size(shape) / step)).keys()].map((i): Stmt => {
-        const e = add(mul(tid, ASYNC_COPY_FLOATS), int(i * step));
-        const source = add(mul(add(mul(bh, uniform('T')), first), width), e);
-        return {
-          kind: 'if',
-          condition: compare('<', e, mul(rows, width)),
-          body: [{ kind: 'async-copy', index: add(int(slot), e), source: { kind: 'port', port }, sourceIndex: source }],
-        };
-      });
-      return { kind: 'if', condition: name(alignedName(port)), body: unrolled };
-    });
-    return [
-      comment(
-        `Start copying the rows of ${chunk} ahead: ${inputs.map((x) => `the ${x.port.role} ${x.port.name}`).join(', ')}.`,
-      ),
-      {
-        kind: 'if',
-        condition: compare('<', first, uniform('T')),
-        body: [constant('ahead_rows', 'index', min(this.dims.rows, sub(uniform('T'), first))), ...copies],
-      },
-      { kind: 'async-commit' },
-    ];
   }
 
   /** The chunks of the call, each processed by `chunk`. */
@@ -445,28 +331,16 @@ export class Lowering {
     }
     if (passed) out.push(constant(LAST_CHUNK, 'bool', compare('==', add(token, count), uniform('T'))));
     out.push(...this.chunkStart());
-    const prefetch = this.k.prefetch;
-    if (prefetch)
-      out.push(
-        blank,
-        comment(
-          "This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.",
-        ),
-        { kind: 'async-wait', pending: 0 },
-        barrier(false),
-      );
-    // The next chunk's copies overwrite a slot once every warp has staged this chunk from it.
-    const next = (at?: number) =>
-      this.prefetchRows(walkExpr(WALK_STEP.next.token, this.walkInputs()), 'the next chunk', (i) => i === at);
+    out.push(...this.readAhead.chunkStart());
     this.k.stages.forEach((s, i) => {
       out.push(blank, ...this.stage(s));
       const b = this.k.barriers[i];
       if (b === 'warp') out.push({ kind: 'warp-barrier' });
       else if (b !== 'none') out.push(barrier(b === 'storage'));
-      const copies = next(i);
+      const copies = this.readAhead.next(i);
       if (copies.length > 0) out.push(blank, ...copies);
     });
-    const last = next(undefined);
+    const last = this.readAhead.next();
     if (last.length > 0) out.push(blank, barrier(false), ...last);
     return out;
   }
@@ -537,18 +411,11 @@ export class Lowering {
       if (!port) throw new Error(`the buffered input ${op.name} is not a port`);
       const r = div(e, width);
       const global = add(mul(add(add(mul(bh, uniform('T')), token), r), width), mod(e, width));
-      const slot = this.k.prefetch?.get(s.node)?.offset;
-      // A port read ahead is staged from its slot, where its base let the rows be copied.
-      const read =
-        slot === undefined
-          ? load({ kind: 'port', port }, global)
-          : select(
-              name(alignedName(port)),
-              load({ kind: 'workgroup' }, add(int(slot), e)),
-              load({ kind: 'port', port }, global),
-            );
+      const read = this.readAhead.staged(s.node, port, global, e);
       return [
-        comment(`Stage the ${port.role} ${port.name} for this chunk${slot === undefined ? '' : ', read ahead'}.`),
+        comment(
+          `Stage the ${port.role} ${port.name} for this chunk${this.k.prefetch?.has(s.node) ? ', read ahead' : ''}.`,
+        ),
         this.stageElements(s, size(node.shape), [
           variable('x', 'float', float(0)),
           { kind: 'if', condition: compare('<', r, count), body: [assign('x', read)] },
@@ -566,7 +433,8 @@ export class Lowering {
           : this.matmul(s.node, target, this.warpRows(s)),
       ];
     const index = Index.flat(node.shape, e, this.names);
-    if (op.kind === 'sum') return [head, ...this.sum(s.node, index, (value) => target(index, value), this.warpRows(s))];
+    if (op.kind === 'sum')
+      return [head, ...lowerSum(this.sumContext(), s.node, index, (value) => target(index, value), this.warpRows(s))];
     const value = this.values.value(s.node, index, true);
     return [head, this.stageElements(s, size(node.shape), this.shared([target(index, value)]))];
   }
@@ -691,6 +559,19 @@ export class Lowering {
     });
   }
 
+  /** What a sum stage's lowering reads of this kernel (sums.ts). */
+  private sumContext(): SumContext {
+    return {
+      program: this.k.program,
+      invocations: this.k.invocations,
+      values: this.values,
+      names: this.names,
+      features: this.features,
+      shared: (group) => this.shared(group),
+      elements: (n, body) => this.elements(n, body),
+    };
+  }
+
   /** Whether a product reads an accumulator as an operand directly (not through a buffer). */
   private readsAccum(id: number): boolean {
     const n = this.k.program.nodes[id];
@@ -699,131 +580,5 @@ export class Lowering {
       const op = this.k.program.nodes[x].op;
       return op.kind === 'input' && !this.k.buffers.has(x) && this.ports.ofInput(op.name)?.role === 'accum';
     });
-  }
-
-  /**
-   * A sum stage: every element of the result, the sum of the reduced axes at its index. With lane
-   * shuffles and a long reduction over fewer elements than there are invocations, a group of lanes
-   * sums each element (each lane every `lanes`-th term, then a butterfly of shuffles), so the
-   * invocations that one-element-per-invocation would leave idle share the work.
-   */
-  private sum(id: number, index: Index, write: (value: Expr) => Stmt, owners?: WarpRows): Stmt[] {
-    const n = this.k.program.nodes[id];
-    if (n.op.kind !== 'sum') throw new Error(`node %${id} is not a sum`);
-    const axes = n.op.axes;
-    const x = this.k.program.nodes[n.args[0]];
-    const reducedShape = axes.map((a) => x.shape[a]);
-    const reduced = Index.flat(reducedShape, name('p'), this.names).dims();
-    const kept = index.dims();
-    const source: Expr[] = [];
-    let ki = 0;
-    let ri = 0;
-    for (let a = 0; a < x.shape.length; a++) source.push(axes.includes(a) ? reduced[ri++] : kept[ki++]);
-    const value = this.values.value(x.id, Index.dims(x.shape, source, this.names));
-    const terms = size(reducedShape);
-    const elements = size(n.shape);
-    const acc = name('acc');
-    const accumulate = (from: Expr, step: number): Stmt[] => [
-      variable('acc', 'float', float(0)),
-      {
-        kind: 'for',
-        counter: 'p',
-        from,
-        to: this.names(terms),
-        step: int(step),
-        body: this.shared([assign('acc', floatOp('+', acc, value))]),
-      },
-    ];
-    const perLane = [...accumulate(int(0), 1), write(acc)];
-    if (owners && (owners.rowElements > 1 || terms < owners.lanes))
-      return [warpSpan(owners, owners.rowsPerWarp * owners.rowElements, elements, perLane)];
-    const invocations = this.k.invocations;
-    const runtime = this.features.runtimeLanes;
-    if (!owners && runtime && terms >= MIN_RUNTIME_LANES && elements < invocations && invocations % runtime.max === 0)
-      return this.runtimeLanesSum(elements, terms, value, write, runtime);
-    const lanes = owners?.lanes ?? this.features.lanes;
-    if (!lanes || (!owners && (terms < lanes || elements >= invocations || invocations % lanes !== 0)))
-      return [this.elements(elements, perLane)];
-    const lane = mod(tid, lanes);
-    const butterfly: Stmt[] = [];
-    for (let m = lanes / 2; m >= 1; m /= 2)
-      butterfly.push(assign('acc', floatOp('+', acc, { kind: 'shuffle-xor', x: acc, mask: m, width: lanes })));
-    const rowSum: Stmt[] = [
-      ...accumulate(lane, lanes),
-      ...butterfly,
-      { kind: 'if', condition: compare('==', lane, int(0)), body: [write(acc)] },
-    ];
-    const how = `lane l sums terms l, l + ${lanes}, ...; shuffles then combine the lanes.`;
-    if (owners) return [comment(`Each row by the warp that owns it: ${how}`), warpRowsLoop(owners, rowSum)];
-    return [
-      comment(`${lanes} lanes per element: ${how}`),
-      {
-        kind: 'for',
-        counter: 'e',
-        from: div(tid, lanes),
-        to: int(elements),
-        step: int(invocations / lanes),
-        body: rowSum,
-      },
-    ];
-  }
-
-  /**
-   * A sum stage over groups of lanes whose width is a run-time value (KernelFeatures.runtimeLanes):
-   * lane l of a group takes terms l, l + width, ... and a butterfly of exchanges combines them.
-   * Every lane of a group runs the same trips (a term past the row is skipped inside the trip),
-   * so the lanes that exchange are together at each exchange.
-   */
-  private runtimeLanesSum(
-    elements: number,
-    terms: number,
-    value: Expr,
-    write: (value: Expr) => Stmt,
-    runtime: { width: string; max: number },
-  ): Stmt[] {
-    const width = name(runtime.width);
-    const lane = mod(tid, width);
-    const acc = name('acc');
-    const term = name('p');
-    const butterfly: Stmt[] = [];
-    for (let m = runtime.max / 2; m >= 1; m /= 2)
-      butterfly.push({
-        kind: 'if',
-        condition: compare('<', int(m), width),
-        body: [assign('acc', floatOp('+', acc, { kind: 'shuffle-xor', x: acc, mask: m, width: runtime.max }))],
-      });
-    const rowSum: Stmt[] = [
-      variable('acc', 'float', float(0)),
-      {
-        kind: 'for',
-        counter: 'trip',
-        from: int(0),
-        to: this.names(terms),
-        step: width,
-        body: [
-          constant('p', 'index', add(name('trip'), lane)),
-          {
-            kind: 'if',
-            condition: compare('<', term, this.names(terms)),
-            body: this.shared([assign('acc', floatOp('+', acc, value))]),
-          },
-        ],
-      },
-      ...butterfly,
-      { kind: 'if', condition: compare('==', lane, int(0)), body: [write(acc)] },
-    ];
-    return [
-      comment(
-        `${runtime.width} lanes per element: lane l sums terms l, l + ${runtime.width}, ...; exchanges then combine the lanes.`,
-      ),
-      {
-        kind: 'for',
-        counter: 'e',
-        from: div(tid, width),
-        to: int(elements),
-        step: div(int(this.k.invocations), width),
-        body: rowSum,
-      },
-    ];
   }
 }

@@ -1,6 +1,7 @@
 /** The `__global__` function: one thread block per (sequence, head) runs the shared C-like body. */
 import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
-import { type KernelFeatures, lowerKernel } from '../../compiler/kernel/lower.ts';
+import type { KernelFeatures } from '../../compiler/kernel/features.ts';
+import { lowerKernel } from '../../compiler/kernel/lower.ts';
 import type { Kernel } from '../../compiler/kernel/ir.ts';
 import type { Dialect } from '../clike/dialect.ts';
 import { Lines } from '../clike/lines.ts';

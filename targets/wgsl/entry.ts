@@ -5,7 +5,7 @@
  */
 import type { Kernel } from '../../compiler/kernel/ir.ts';
 import { everyExpr } from '../../compiler/kernel/ir.ts';
-import type { KernelFeatures } from '../../compiler/kernel/lower.ts';
+import type { KernelFeatures } from '../../compiler/kernel/features.ts';
 import type { TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { SUBGROUP_WIDTH, type WgslSource } from '../../core/manifest.ts';
 import { Lines } from '../clike/lines.ts';

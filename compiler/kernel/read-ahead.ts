@@ -1,0 +1,156 @@
+/**
+ * The lowering of a kernel's read-ahead (compiler/schedule/prefetch.ts): each port read ahead has
+ * its base checked for 16-byte alignment once; the first chunk's rows are copied before the walk;
+ * each chunk waits for its copies at its start and starts the next chunk's after the barrier the
+ * plan chose; a stage of such a port reads its slot where the base let the rows be copied.
+ */
+import { identifier } from '../../core/mangle.ts';
+import { size } from '../../core/shape.ts';
+import type { Port } from '../../core/signature.ts';
+import { WALK_STEP } from '../../core/walk.ts';
+import type { ScheduledKernel } from '../schedule/kernel.ts';
+import { add, min, mul, sub } from './affine.ts';
+import {
+  ASYNC_COPY_FLOATS,
+  type Expr,
+  type Stmt,
+  barrier,
+  blank,
+  comment,
+  compare,
+  constant,
+  int,
+  load,
+  name,
+  select,
+  uniform,
+} from './ir.ts';
+import type { Ports } from './ports.ts';
+import type { DimNames } from './tensor-index.ts';
+import { walkExpr, type WalkInputs } from './walk.ts';
+
+const bh = name('bh');
+const tid = name('tid');
+
+/** Bytes every async copy's addresses are a multiple of. */
+const ASYNC_COPY_BYTES = ASYNC_COPY_FLOATS * 4;
+/** Whether a port read ahead has its base 16-byte aligned, so its rows can be copied ahead. */
+const alignedName = (port: Port) => `aligned_${identifier(port)}`;
+
+interface ReadAheadPort {
+  port: Port;
+  node: number;
+  slot: number;
+  /** The stage after whose barrier the next chunk's copies start; absent: at the chunk's end. */
+  issueAfter?: number;
+}
+
+export class ReadAhead {
+  private readonly inputs: ReadAheadPort[];
+
+  constructor(
+    private readonly k: ScheduledKernel,
+    ports: Ports,
+    private readonly names: DimNames,
+    private readonly walk: WalkInputs,
+  ) {
+    this.inputs = [...(k.prefetch ?? [])].map(([node, { offset, issueAfter }]) => {
+      const op = k.program.nodes[node].op;
+      const port = op.kind === 'input' ? ports.ofInput(op.name) : undefined;
+      if (!port) throw new Error(`the prefetched node %${node} is not an input port`);
+      return { port, node, slot: offset, issueAfter };
+    });
+  }
+
+  /** Which ports can be read ahead (their base 16-byte aligned), and the copies of the first chunk. */
+  prologue(): Stmt[] {
+    if (this.inputs.length === 0) return [];
+    return [
+      comment(
+        "Inputs read ahead: while a chunk computes, the next one's rows copy to shared memory 16 bytes " +
+          'at a time where a tensor starts 16-byte aligned (else they are read from global memory when staged).',
+      ),
+      ...this.inputs.map(({ port }) =>
+        constant(alignedName(port), 'bool', {
+          kind: 'aligned',
+          buffer: { kind: 'port', port },
+          bytes: ASYNC_COPY_BYTES,
+        }),
+      ),
+      ...this.copies(walkExpr(WALK_STEP.init.token, this.walk), 'the first chunk', () => true),
+      blank,
+    ];
+  }
+
+  /** At a chunk's start: its copies have landed, for every thread. */
+  chunkStart(): Stmt[] {
+    if (this.inputs.length === 0) return [];
+    return [
+      blank,
+      comment(
+        "This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.",
+      ),
+      { kind: 'async-wait', pending: 0 },
+      barrier(false),
+    ];
+  }
+
+  /**
+   * The next chunk's copies that start after stage `stage`'s barrier (absent: at the chunk's end),
+   * once every warp has staged this chunk from their slots.
+   */
+  next(stage?: number): Stmt[] {
+    return this.copies(walkExpr(WALK_STEP.next.token, this.walk), 'the next chunk', (at) => at === stage);
+  }
+
+  /** Element `e` of the chunk's rows of input `node` as its stage reads it: from its slot where it was read ahead. */
+  staged(node: number, port: Port, global: Expr, e: Expr): Expr {
+    const slot = this.k.prefetch?.get(node)?.offset;
+    if (slot === undefined) return load({ kind: 'port', port }, global);
+    return select(
+      name(alignedName(port)),
+      load({ kind: 'workgroup' }, add(int(slot), e)),
+      load({ kind: 'port', port }, global),
+    );
+  }
+
+  /**
+   * The async copies of the rows of the chunk that starts at token `first`, of each input `which`
+   * takes, to its slot, as one commit group; rows past the call are not copied (the stage reads them
+   * as 0).
+   */
+  private copies(first: Expr, chunk: string, which: (issueAfter?: number) => boolean): Stmt[] {
+    const rows = name('ahead_rows');
+    const inputs = this.inputs.filter((x) => which(x.issueAfter));
+    if (inputs.length === 0) return [];
+    // Each invocation's copies are unrolled (a handful: a slot holds one chunk's rows), each
+    // guarded by the rows the call has; a loop kept its counter and addresses live (ptxas: a
+    // block per SM fewer on one example).
+    const step = this.k.invocations * ASYNC_COPY_FLOATS;
+    const copies = inputs.map(({ port, node, slot }): Stmt => {
+      const shape = this.k.program.nodes[node].shape;
+      const width = this.names(size(shape.slice(1)));
+      const unrolled = [...Array(Math.ceil(size(shape) / step)).keys()].map((i): Stmt => {
+        const e = add(mul(tid, ASYNC_COPY_FLOATS), int(i * step));
+        const source = add(mul(add(mul(bh, uniform('T')), first), width), e);
+        return {
+          kind: 'if',
+          condition: compare('<', e, mul(rows, width)),
+          body: [{ kind: 'async-copy', index: add(int(slot), e), source: { kind: 'port', port }, sourceIndex: source }],
+        };
+      });
+      return { kind: 'if', condition: name(alignedName(port)), body: unrolled };
+    });
+    return [
+      comment(
+        `Start copying the rows of ${chunk} ahead: ${inputs.map((x) => `the ${x.port.role} ${x.port.name}`).join(', ')}.`,
+      ),
+      {
+        kind: 'if',
+        condition: compare('<', first, uniform('T')),
+        body: [constant('ahead_rows', 'index', min(this.walk.rows, sub(uniform('T'), first))), ...copies],
+      },
+      { kind: 'async-commit' },
+    ];
+  }
+}
