@@ -27,19 +27,11 @@ import { acrossWarps } from './barriers.ts';
 import type { PrefetchSlot, ScheduledKernel, TargetLimits } from './kernel.ts';
 import { residentWorkgroups } from './layout.ts';
 import { stageReads } from './reads.ts';
+import { firstGap, homeSpans, overlaps, type Span } from './spans.ts';
 import { tensorCoreStagingFloats } from './tensor-cores.ts';
 
 /** Floats per 16-byte copy. */
 const COPY_FLOATS = 4;
-
-const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
-
-interface Span {
-  from: number;
-  to: number;
-}
-
-const overlaps = (a: Span, b: Span) => a.from < b.to && b.from < a.to;
 
 /**
  * The kernel with the inputs it can read ahead planned (`prefetch`), or unchanged when none can.
@@ -113,24 +105,4 @@ function stageSpans(k: ScheduledKernel, i: number): Span[] {
   const staging = s.kind === 'compute' ? k.tensorCores?.products.get(s.node) : undefined;
   if (staging !== undefined) spans.push({ from: staging, to: staging + tensorCoreStagingFloats(k) });
   return spans;
-}
-
-/** The homes kept on chip: busy throughout. */
-function homeSpans(k: ScheduledKernel): Span[] {
-  const stateSize = new Map(k.chunk.layer.states.map((st) => [st.name, size(st.shape)]));
-  const out: Span[] = [];
-  for (const [state, homes] of k.states)
-    for (const h of Object.values(homes))
-      if (h.space === 'workgroup') out.push({ from: h.offset, to: h.offset + stateSize.get(state)! });
-  return out;
-}
-
-/** The lowest 16-byte-aligned offset where `floats` fit beside every busy span (possibly past the end). */
-function firstGap(spans: readonly Span[], floats: number): number {
-  let offset = 0;
-  for (const b of [...spans].sort((x, y) => x.from - y.from)) {
-    if (offset + floats <= b.from) break;
-    offset = Math.max(offset, roundUp(b.to, COPY_FLOATS));
-  }
-  return offset;
 }

@@ -13,6 +13,7 @@ import { stageReads } from './reads.ts';
 import { acrossWarps } from './barriers.ts';
 import { betterSchedule, synchronise } from './layout.ts';
 import { homeKey, schedule } from './schedule.ts';
+import { firstGap, homeSpans, type Span } from './spans.ts';
 
 /** The mma shape: output rows, output columns, contraction per instruction. */
 export const MMA_TILE = { m: 16, n: 8, k: 16 } as const;
@@ -61,11 +62,6 @@ const stagingFloats = (k: ScheduledKernel, s: Sizing) => ((k.invocations / WARP_
 /** Floats of on-chip memory the staging of each product of a kernel's tensor-core plan takes. */
 export const tensorCoreStagingFloats = (k: ScheduledKernel): number => stagingFloats(k, k.tensorCores!);
 
-interface Span {
-  from: number;
-  to: number;
-}
-
 /**
  * On-chip memory in use while a stage runs, as seen by any warp: the homes kept on chip, and each
  * buffer live at some stage with no barrier between it and this one (another warp may still be
@@ -90,21 +86,8 @@ function busy(k: ScheduledKernel, stage: number): Span[] {
     if (p.space === 'workgroup' && l.from <= hi && lo <= l.to)
       out.push({ from: p.offset, to: p.offset + size(k.program.nodes[id].shape) });
   }
-  const stateSize = new Map(k.chunk.layer.states.map((st) => [st.name, size(st.shape)]));
-  for (const [state, homes] of k.states)
-    for (const h of Object.values(homes))
-      if (h.space === 'workgroup') out.push({ from: h.offset, to: h.offset + stateSize.get(state)! });
+  out.push(...homeSpans(k));
   return out;
-}
-
-/** The lowest 16-byte-aligned offset where `floats` fit beside every busy span. */
-function firstGap(spans: readonly Span[], floats: number): number {
-  let offset = 0;
-  for (const b of [...spans].sort((x, y) => x.from - y.from)) {
-    if (offset + floats <= b.from) break;
-    offset = Math.max(offset, roundUp(b.to, 4));
-  }
-  return offset;
 }
 
 /** The first stage of the barrier interval holding `stage`: the stages no barrier separates run together. */
