@@ -1,7 +1,7 @@
 /**
  * The CUDA target, on a machine with nvcc and no GPU: every example's kernel built for sm_80 and
  * sm_90 with no warning from nvcc, ptxas or the host compiler (registers, spills and shared memory
- * go to build/cuda-report.json and a printed table); the launcher's argument checks run from a C
+ * go to build/cuda-builds.json and a printed table); the launcher's argument checks run from a C
  * driver; the PyTorch binding's Python compiles. scripts/gpu-check.sh runs the kernels on a GPU.
  */
 import { execFile } from 'node:child_process';
@@ -158,7 +158,7 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
   if (report.length === 0) return;
   mkdirSync(join(repoRoot, 'build'), { recursive: true });
-  writeFileSync(join(repoRoot, 'build', 'cuda-report.json'), JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(join(repoRoot, 'build', 'cuda-builds.json'), JSON.stringify(report, null, 2) + '\n');
   const columns: [string, (r: ReportRow) => string | number][] = [
     ['kernel', (r) => `${r.spec} ${r.arch} ${r.dtype}`],
     ['regs', (r) => r.registers],
@@ -172,7 +172,7 @@ afterAll(() => {
   const cells = [columns.map(([h]) => h), ...report.map((r) => columns.map(([, f]) => String(f(r))))];
   const widths = columns.map((_, i) => Math.max(...cells.map((row) => row[i].length)));
   console.log(
-    `CUDA kernels (nvcc -c, ${CONCURRENT_BUILDS} at a time; build/cuda-report.json):\n${cells.map((row) => row.map((c, i) => c.padEnd(widths[i])).join('  ')).join('\n')}`,
+    `CUDA kernels (nvcc -c, ${CONCURRENT_BUILDS} at a time; build/cuda-builds.json):\n${cells.map((row) => row.map((c, i) => c.padEnd(widths[i])).join('  ')).join('\n')}`,
   );
 });
 
