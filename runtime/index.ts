@@ -33,7 +33,7 @@ export {
   writeSafetensors,
   writeSafetensorsFile,
 } from './safetensors.ts';
-export { type GPUContext, getGPUDevice } from './webgpu/device.ts';
+export { type GPUContext, type GPUDeviceOptions, getGPUDevice } from './webgpu/device.ts';
 export { LimitError, WebGPUInnerLoop } from './webgpu/inner-loop.ts';
 export { type BackwardResult, checkpointFloats, WebGPUInnerLoopBackward } from './webgpu/backward.ts';
 export type { WgslBackwardManifest, WgslKernelManifest } from '../core/manifest.ts';
