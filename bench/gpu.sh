@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The GPU benchmark in one command: tttc's generated CUDA kernels for TTT-Linear and TTT-MLP
-# (D = 64, K = 16, f32 and bf16 matmul operands) timed against the paper's dual form in plain
+# (D = 64, K = 16; f32 matmul operands, bf16 operands, and bf16 operands with bf16 views and
+# output in device memory) timed against the paper's dual form in plain
 # PyTorch and PyTorch's causal SDPA, each kernel set against its floor. bench/gpu/README.md has
 # the details, the time it takes, and how to split it over several calls.
 #
-#   bench/gpu.sh --prepare [DIR]   generate the four kernels into DIR (default build/bench-gpu)
+#   bench/gpu.sh --prepare [DIR]   generate the six kernels into DIR (default build/bench-gpu)
 #                                  for TTTC_ARCH (default: this machine's GPU, else sm_90); needs
 #                                  node and this repository's `npm ci`
 #   bench/gpu.sh OUT [OPTIONS]     on the GPU: generate the kernels first if they are missing and
@@ -24,15 +25,24 @@ kernels="$(absolute "${TTTC_BENCH_KERNELS:-$PWD/build/bench-gpu}")"
 
 gpu_arch() { echo "sm_$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d '.[:space:]')"; }
 
+# Each configuration (bench/gpu/floors.py CONFIGS) and its compile options.
+configs=(
+  "f32:--dtype f32"
+  "bf16:--dtype bf16"
+  "bf16-io:--dtype bf16 --io bf16"
+)
+
 prepare() {
-  local dir="$1" arch="$2"
+  local dir="$1" arch="$2" config name options
   rm -rf "$dir"
   for layer in linear mlp; do
-    for dtype in f32 bf16; do
-      ./bin/tttc.mjs compile "examples/ttt_$layer.ttt" --target cuda --arch "$arch" --dtype "$dtype" -D D=64 -D K=16 --out "$dir/$layer-$dtype" >/dev/null
+    for config in "${configs[@]}"; do
+      name="${config%%:*}"
+      read -ra options <<<"${config#*:}"
+      ./bin/tttc.mjs compile "examples/ttt_$layer.ttt" --target cuda --arch "$arch" "${options[@]}" -D D=64 -D K=16 --out "$dir/$layer-$name" >/dev/null
     done
   done
-  echo "generated the TTT-Linear and TTT-MLP kernels (f32, bf16) for $arch in $dir"
+  echo "generated the TTT-Linear and TTT-MLP kernels (${configs[*]%%:*}) for $arch in $dir"
 }
 
 if [[ "${1:-}" == "--prepare" ]]; then
@@ -45,7 +55,7 @@ if [[ "${1:-}" == "--prepare" ]]; then
 fi
 
 if [[ $# -lt 1 || "$1" == -* ]]; then
-  sed -n '2,16p' "${BASH_SOURCE[0]}" >&2
+  sed -n '2,17p' "${BASH_SOURCE[0]}" >&2
   exit 2
 fi
 out="$(absolute "$1")"

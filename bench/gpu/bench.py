@@ -4,16 +4,20 @@ paper's dual form in plain PyTorch (bench/gpu/dual_form.py) and PyTorch's causal
 attention, and sets each kernel against its floor (bench/gpu/floors.py).
 
     python3 bench/gpu/bench.py --kernels DIR --out results.json [--svg plot.svg]
-        [--layers linear mlp] [--dtypes f32 bf16] [--tokens 2048 8192 32768] [--heads 64 512]
+        [--layers linear mlp] [--dtypes f32 bf16 bf16-io] [--tokens 2048 8192 32768] [--heads 64 512]
         [--runs 20] [--warmup 3] [--copies 3]
 
 DIR holds the kernels `bench/gpu.sh --prepare DIR` generates; bench/gpu.sh runs both steps.
-Sizes: D = 64, K = 16, 16 heads (B = B·H / 16). Operands per case:
+Sizes: D = 64, K = 16, 16 heads (B = B·H / 16). Configurations (floors.CONFIGS):
 - f32: the kernel with f32 matmul operands; the dual form and SDPA in float32, TF32 off.
 - bf16: the kernel with bf16 matmul operands (its tensors stay float32: the binding takes
   float32 and keeps f32 state and accumulation); the dual form under torch.autocast(bfloat16),
   as a PyTorch user would run it; SDPA on bfloat16 q, k, v.
-Each output is checked against the float32 dual form on the same inputs (relative error).
+- bf16-io: the kernel with bf16 matmul operands and bf16 views and output in device memory
+  (--io bf16), fed bf16 copies of the same q, k, v (rounded once, before any timing); lr, state
+  and accumulation stay float32. Its dual form and SDPA are the bf16 case's, not timed twice.
+Each output is checked against the float32 dual form on the same (unrounded) inputs (relative
+error).
 The results file is rewritten after every (B·H, T), so a run cut short keeps what it finished.
 """
 
@@ -39,27 +43,37 @@ import timing  # noqa: E402
 D, K, HEADS = 64, 16, 16
 DEVICE = "cuda"  # check_bench_cpu.py runs this file's orchestration on "cpu"
 BASE_LR = {"linear": 1.0, "mlp": 0.1}  # the paper's inner learning rates (semantics.md §1)
-DTYPES = ("f32", "bf16")  # bf16 last: its SDPA converts the shared inputs in place
+# In this order: f32 before the bf16 operands, whose SDPA may convert the shared inputs in place.
+DTYPES = tuple(floors.CONFIGS)
 # Above these, a relative error against the f32 dual form is flagged (METHOD.md: f32 lands far
-# under 1e-3, bf16 operands between 1e-3 and 1e-2; a long sequence compounds rounding).
-ERROR_BOUNDS = {"f32": 1e-3, "bf16": 5e-2}
+# under 1e-3, bf16 operands between 1e-3 and 1e-2; a long sequence compounds rounding). bf16 I/O
+# adds two roundings to bf16 (8 significant bits, each off by up to 2⁻⁸ ≈ 3.9e-3 relative):
+# q, k, v on the way in (the bf16 kernel already rounds them where they are matmul operands;
+# what is new is their elementwise uses, e.g. the reconstruction target) and the output on the
+# way out (at most 2⁻⁸ of its norm). Hence the bf16 bound plus 2 · 2⁻⁸, rounded up.
+ERROR_BOUNDS = {"f32": 1e-3, "bf16": 5e-2, "bf16-io": 6e-2}
 
 
 @dataclasses.dataclass
 class Workload:
     """One layer's inputs for one (B, H, T): q, k, v and lr per input copy, shared parameters and
-    initial state, as random as a trained model's (nothing zero: zeros hide unwritten outputs)."""
+    initial state, as random as a trained model's (nothing zero: zeros hide unwritten outputs).
+    rounded: the bf16 copies of q, k, v per input copy, for kernels that store views as bf16
+    (empty when no such kernel runs)."""
 
     layer: str
     views: list[dict[str, torch.Tensor]]
+    rounded: list[dict[str, torch.Tensor]]
     lrs: list[torch.Tensor]
     scale: torch.Tensor
     params: dict[str, torch.Tensor]
     states: dict[str, torch.Tensor]
 
     def kernel(self, module, i: int, accums: dict, out: tuple) -> None:
-        v = self.views[i]
-        module.forward(views={n: v[n] for n in module.VIEWS}, lr=self.lrs[i], scale=self.scale, params=self.params, states=self.states, accums=accums, start=0, out=out)
+        """One call, each view in the dtype the kernel stores it in (no conversion timed)."""
+        stored = {torch.float32: self.views, torch.bfloat16: self.rounded}
+        views = {n: stored[dtype][i][n] for n, dtype in kernels.view_dtypes(module).items()}
+        module.forward(views=views, lr=self.lrs[i], scale=self.scale, params=self.params, states=self.states, accums=accums, start=0, out=out)
 
     def dual_form(self, i: int, out: torch.Tensor, bf16: bool) -> None:
         v = self.views[i]
@@ -69,7 +83,8 @@ class Workload:
     def one_block(self) -> Workload:
         """The first (sequence, head) alone: one block of the kernel, to time the sequential chain."""
         one = lambda t: t[:1, :1].contiguous()  # noqa: E731
-        return Workload(self.layer, [{n: one(t) for n, t in v.items()} for v in self.views], [one(t) for t in self.lrs], self.scale, {n: p[:1].contiguous() for n, p in self.params.items()}, {n: one(s) for n, s in self.states.items()})
+        first = lambda copies: [{n: one(t) for n, t in v.items()} for v in copies]  # noqa: E731
+        return Workload(self.layer, first(self.views), first(self.rounded), [one(t) for t in self.lrs], self.scale, {n: p[:1].contiguous() for n, p in self.params.items()}, {n: one(s) for n, s in self.states.items()})
 
 
 def random_views(B: int, H: int, T: int, copies: int) -> list[dict[str, torch.Tensor]]:
@@ -77,11 +92,16 @@ def random_views(B: int, H: int, T: int, copies: int) -> list[dict[str, torch.Te
     return [{**{n: torch.randn(B, H, T, D, device=DEVICE) for n in ("q", "k", "v")}, "gate": torch.sigmoid(torch.randn(B, H, T, device=DEVICE)) / D} for _ in range(copies)]
 
 
-def workload(layer: str, views: list[dict], scale: torch.Tensor) -> Workload:
+def rounded_views(views: list[dict]) -> list[dict[str, torch.Tensor]]:
+    """q, k, v of each input copy rounded to bfloat16, as a model with bf16 activations holds them."""
+    return [{n: v[n].to(torch.bfloat16) for n in ("q", "k", "v")} for v in views]
+
+
+def workload(layer: str, views: list[dict], rounded: list[dict], scale: torch.Tensor) -> Workload:
     B, H = views[0]["q"].shape[:2]
     params = {"gamma": 1 + 0.1 * torch.randn(H, D, device=DEVICE), "beta": 0.1 * torch.randn(H, D, device=DEVICE)}
     states = {n: 0.02 * torch.randn(B, H, *s, device=DEVICE) for n, s in floors.state_shapes(layer, D).items()}
-    return Workload(layer, views, [BASE_LR[layer] * v["gate"] for v in views], scale, params, states)
+    return Workload(layer, views, rounded, [BASE_LR[layer] * v["gate"] for v in views], scale, params, states)
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -92,10 +112,11 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return (diff / norm).sqrt().item()
 
 
-def bytes_needed(BH: int, T: int, copies: int) -> int:
-    """Device memory a (B·H, T) group holds at its peak: the input copies, four [B, H, T, D]
-    outputs (kernel, dual form, its f32 reference, SDPA) and the dual form's E matrices."""
-    return 4 * BH * T * (copies * (3 * D + 1) + 4 * D + K)
+def bytes_needed(BH: int, T: int, copies: int, rounded: bool) -> int:
+    """Device memory a (B·H, T) group holds at its peak: the input copies (and their bf16 q, k, v
+    when rounded), four float32 [B, H, T, D] outputs (kernel, dual form, its f32 reference, SDPA)
+    and the dual form's E matrices."""
+    return BH * T * (4 * copies * (3 * D + 1) + 2 * copies * 3 * D * rounded + 4 * (4 * D + K))
 
 
 def attempt(case: dict, name: str, measure):
@@ -108,13 +129,19 @@ def attempt(case: dict, name: str, measure):
         return None
 
 
-def measure_layer(case: dict, module, w: Workload, reference: torch.Tensor, args) -> None:
-    """Times the kernel and the dual form for one case, then checks both outputs on copy 0."""
-    B, H, T, bf16 = case["B"], case["H"], case["T"], case["dtype"] == "bf16"
+def operands(case: dict) -> str:
+    return floors.CONFIGS[case["dtype"]].operands
+
+
+def measure_layer(case: dict, module, w: Workload, reference: torch.Tensor, args, dual: bool) -> None:
+    """Times the kernel, and the dual form when dual, for one case, then checks both outputs on copy 0."""
+    B, H, T, bf16 = case["B"], case["H"], case["T"], operands(case) == "bf16"
     accums = {n: torch.zeros(B, H, *s, device=DEVICE) for n, s in module.STATES.items()}  # start = 0: nothing accumulated
     out = kernels.outputs(module, B, H, T, DEVICE)
-    dual_out = torch.empty(B, H, T, D, device=DEVICE)
-    runs = {"tttc": (lambda i: w.kernel(module, i, accums, out), out[0]), "dual_form": (lambda i: w.dual_form(i, dual_out, bf16), dual_out)}
+    runs = {"tttc": (lambda i: w.kernel(module, i, accums, out), out[0])}
+    if dual:
+        dual_out = torch.empty(B, H, T, D, device=DEVICE)
+        runs["dual_form"] = (lambda i: w.dual_form(i, dual_out, bf16), dual_out)
     for name, (call, result) in runs.items():
         t = attempt(case, name, lambda: timing.time_ms(call, args.copies, args.runs, args.warmup))
         if t is None:
@@ -125,7 +152,7 @@ def measure_layer(case: dict, module, w: Workload, reference: torch.Tensor, args
             call(0)
             case["errors"][name] = relative_error(result, reference)
         error = case["errors"].get(name)
-        print(f"  {case['layer']:6} {case['dtype']:4} B·H={case['BH']:<4} T={T:<6} {name:9} {t['median_ms']:10.3f} ms  error {'-' if error is None else f'{error:.1e}'}", flush=True)
+        print(f"  {case['layer']:6} {case['dtype']:7} B·H={case['BH']:<4} T={T:<6} {name:9} {t['median_ms']:10.3f} ms  error {'-' if error is None else f'{error:.1e}'}", flush=True)
 
 
 def measure_chain(module, w: Workload, args) -> dict:
@@ -135,49 +162,77 @@ def measure_chain(module, w: Workload, args) -> dict:
     return timing.time_ms(lambda i: one.kernel(module, i, accums, out), args.copies, args.runs, args.warmup)
 
 
-def measure_sdpa(cases: list[dict], views: list[dict], args) -> None:
-    """Causal attention over the same q, k, v ([B, H, T, 64]) in each case's dtype."""
-    for dtype in (d for d in DTYPES if d in args.dtypes):
-        of_dtype = [c for c in cases if c["dtype"] == dtype]
-        if dtype == "bf16":
+def share_dual_form(case: dict, timed: dict) -> None:
+    """The dual form of a case with the same layer and operands as timed, copied rather than timed again."""
+    for part in ("times", "errors"):
+        if "dual_form" in timed[part]:
+            case[part]["dual_form"] = timed[part]["dual_form"]
+    case["notes"]["dual_form"] = timed["notes"].get("dual_form", f"the {timed['dtype']} case's (same operands), not timed again")
+
+
+def measure_sdpa(cases: list[dict], views: list[dict], rounded: list[dict], args) -> None:
+    """Causal attention over the same q, k, v ([B, H, T, 64]) once per operand type, shared by the
+    cases with those operands."""
+    for dtype in dict.fromkeys(operands(c) for c in cases):
+        of_dtype = [c for c in cases if operands(c) == dtype]
+        if dtype == "bf16" and not rounded:
             for v in views:  # in place, freeing each float32 tensor as its copy is made
-                v.update({n: v[n].to(torch.bfloat16) for n in ("q", "k", "v")})
-        t = attempt(of_dtype[0], "sdpa", lambda: timing.time_ms(lambda i: F.scaled_dot_product_attention(views[i]["q"], views[i]["k"], views[i]["v"], is_causal=True), args.copies, args.runs, args.warmup))
+                v.update(rounded_views([v])[0])
+        inputs = rounded if dtype == "bf16" and rounded else views
+        t = attempt(of_dtype[0], "sdpa", lambda: timing.time_ms(lambda i: F.scaled_dot_product_attention(inputs[i]["q"], inputs[i]["k"], inputs[i]["v"], is_causal=True), args.copies, args.runs, args.warmup))
         for c in of_dtype:
             if t is None:
                 c["notes"]["sdpa"] = of_dtype[0]["notes"]["sdpa"]
             else:
                 c["times"]["sdpa"] = t
+            if c["dtype"] != of_dtype[0]["dtype"]:
+                c["notes"].setdefault("sdpa", f"the {of_dtype[0]['dtype']} case's (same operands), not timed again")
         if t is not None:
-            print(f"  sdpa   {dtype:4} B·H={of_dtype[0]['BH']:<4} T={of_dtype[0]['T']:<6} {'':9} {t['median_ms']:10.3f} ms", flush=True)
+            print(f"  sdpa   {dtype:7} B·H={of_dtype[0]['BH']:<4} T={of_dtype[0]['T']:<6} {'':9} {t['median_ms']:10.3f} ms", flush=True)
+
+
+def skip(cases: list[dict], why: str) -> None:
+    for c in cases:
+        c["notes"]["all"] = f"skipped: {why}"
+        print(f"  {c['layer']:6} {c['dtype']:7} B·H={c['BH']:<4} T={c['T']:<6} skipped: {why}", flush=True)
 
 
 def run_group(BH: int, T: int, modules: dict, chains: dict, args) -> list[dict]:
-    """Every case of one (B·H, T): both layers and dtypes share one set of input copies."""
+    """Every case of one (B·H, T): both layers and all configurations share one set of input copies."""
     B, H = BH // HEADS, HEADS
     cases = [{"layer": l, "dtype": d, "B": B, "H": H, "BH": BH, "T": T, "times": {}, "chain": None, "errors": {}, "notes": {}} for l in args.layers for d in args.dtypes]
+    io_bf16 = [c for c in cases if floors.CONFIGS[c["dtype"]].io_bytes == 2]
     torch.cuda.empty_cache()
-    need, (free, _) = bytes_needed(BH, T, args.copies), torch.cuda.mem_get_info()
+    free = torch.cuda.mem_get_info()[0]
+    if io_bf16 and bytes_needed(BH, T, args.copies, True) > 0.9 * free:
+        skip(io_bf16, f"its bf16 copies of q, k, v need about {bytes_needed(BH, T, args.copies, True) / 2**30:.1f} GiB in all, {free / 2**30:.1f} GiB free")
+        io_bf16 = []
+    need = bytes_needed(BH, T, args.copies, bool(io_bf16))
     if need > 0.9 * free:
-        for c in cases:
-            c["notes"]["all"] = f"skipped: needs about {need / 2**30:.0f} GiB, {free / 2**30:.0f} GiB free"
+        skip([c for c in cases if "all" not in c["notes"]], f"needs about {need / 2**30:.0f} GiB, {free / 2**30:.0f} GiB free")
         return cases
+    running = [c for c in cases if "all" not in c["notes"]]
     scale = torch.tensor([1.0 / (i + 1) for i in range(K)], device=DEVICE)  # the learned offset at its initial 0
     views = random_views(B, H, T, args.copies)
+    rounded = rounded_views(views) if io_bf16 else []  # once per copy, before any timing
     for layer in args.layers:
-        w = workload(layer, views, scale)
+        w = workload(layer, views, rounded, scale)
         reference = torch.empty(B, H, T, D, device=DEVICE)
         w.dual_form(0, reference, bf16=False)
-        for c in (c for c in cases if c["layer"] == layer):
+        of_layer = [c for c in running if c["layer"] == layer]
+        for c in of_layer:
             module = modules[(layer, c["dtype"])]
-            measure_layer(c, module, w, reference, args)
+            timed = next(o for o in of_layer if operands(o) == operands(c))  # the first with these operands times the dual form
+            measure_layer(c, module, w, reference, args, dual=timed is c)
+            if timed is not c:
+                share_dual_form(c, timed)
             key = (layer, c["dtype"], T)
             if key not in chains:
                 chains[key] = attempt(c, "chain", lambda: measure_chain(module, w, args))
             c["chain"] = chains[key]
         del w, reference
     torch.cuda.empty_cache()
-    measure_sdpa(cases, views, args)
+    measure_sdpa(running, views, rounded, args)
     return cases
 
 

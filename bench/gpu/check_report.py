@@ -30,7 +30,7 @@ def fake_results(tokens: list[int]) -> dict:
     """Every case at the given T with invented times that grow with the work, SDPA skipped once."""
     cases = []
     for layer in floors.LAYERS:
-        for dtype in ("f32", "bf16"):
+        for dtype in floors.CONFIGS:
             for BH in (64, 512):
                 for T in tokens:
                     work = BH * T * (1 if layer == "linear" else 8) * 1e-6
@@ -61,6 +61,12 @@ def main() -> int:
     check(math.isclose(f["memory_ms"], f["bytes"] / 3e12 * 1e3) and math.isclose(f["compute_ms"], f["flops"] / 50e12 * 1e3), "memory and compute bounds divide by the ceilings", failures)
     check(f["bound"] == "chain" and f["floor_ms"] == 2.0, "a measured chain above both bounds sets the floor", failures)
     check(floors.macs_per_token("mlp", D, K) == 28 * D * D + 15 * K * D, "TTT-MLP: 28D² + 15KD multiply-adds per token", failures)
+    # bf16 I/O: q, k, v and the output at 2 bytes (4·64·2 = 512 B a token), lr and the state at 4;
+    # the compute bound at the bf16 operand rate, as for bf16 operands with float32 I/O.
+    io = floors.floor("linear", "bf16-io", D, K, 64, 2048, CEILINGS, None)
+    check(io["bytes"] == 64 * (2048 * (256 * 2 + 4) + 2 * 4160 * 4), f"linear bf16-io bytes {io['bytes']}", failures)
+    bf16 = floors.floor("linear", "bf16", D, K, 64, 2048, CEILINGS, None)
+    check(io["compute_ms"] == bf16["compute_ms"] and io["memory_ms"] < bf16["memory_ms"], "bf16-io: the bf16 compute bound, a lower memory bound", failures)
     g = floors.floor("mlp", "bf16", D, K, 512, 32768, CEILINGS, None)
     check("chain_ms" not in g and g["floor_ms"] == max(g["memory_ms"], g["compute_ms"]), "without a chain, the floor is the larger hardware bound", failures)
 
@@ -69,13 +75,13 @@ def main() -> int:
         report.write(results, out / name, out / f"{name}.svg")
     merged = report.merge([json.loads((out / n).read_text()) for n in ("part-1.json", "part-2.json")])
     report.write(merged, out / "results.json", out / "tokens-per-second.svg")
-    check(len(merged["cases"]) == 24 and merged["sizes"]["T"] == [2048, 8192, 32768], "merge joins the parts' cases and sizes", failures)
+    check(len(merged["cases"]) == 36 and merged["sizes"]["T"] == [2048, 8192, 32768], "merge joins the parts' cases and sizes", failures)
     case = merged["cases"][0]
     check(math.isclose(case["ratios"]["speedup_vs_dual_form"], case["times"]["dual_form"]["median_ms"] / case["times"]["tttc"]["median_ms"]), "speedup = other's time / the kernel's", failures)
     check(math.isclose(case["tokens_per_s"]["tttc"], case["BH"] * case["T"] / (case["times"]["tttc"]["median_ms"] * 1e-3)), "tokens/s = B·H·T / time", failures)
     svg = ET.parse(out / "tokens-per-second.svg").getroot()
     lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
-    check(len(lines) == 8 * 4, f"SVG parses; {len(lines)} lines in 8 panels (tttc, dual form, SDPA, floor)", failures)
+    check(len(lines) == 12 * 4, f"SVG parses; {len(lines)} lines in 12 panels (tttc, dual form, SDPA, floor)", failures)
     try:
         report.merge([short, {**long, "device": "Other GPU"}])
         check(False, "merge refuses results from two devices", failures)

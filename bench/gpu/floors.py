@@ -1,8 +1,8 @@
 """The least time a TTT inner-loop kernel can take for one benchmark case: three lower bounds.
 
-- memory: the bytes that must cross device memory once (views, learning rates and the output
-  as the generated binding takes them, float32; the state read at the start and written at the
-  end) over the measured copy bandwidth;
+- memory: the bytes that must cross device memory once (views and the output as the kernel stores
+  them, 4 or 2 bytes an element; learning rates float32; the state read at the start and written
+  at the end, float32) over the measured copy bandwidth;
 - compute: the multiply-adds of the dual form's matmuls (counted below from bench/gpu/dual_form.py;
   check_dual_form.py checks the count against the matmuls it runs) over the measured matmul rate
   of the case's operand type (f32 with TF32 off, or bf16);
@@ -15,8 +15,22 @@ O(D) per token against O(D²) for the matmuls. Pure Python, so it runs without a
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 LAYERS = ("linear", "mlp")
-FLOAT_BYTES = 4  # the binding takes and returns float32 tensors, bf16 kernels included
+FLOAT_BYTES = 4  # learning rates and states: float32 in every configuration
+
+
+class Config(NamedTuple):
+    """One kernel configuration the benchmark times."""
+
+    operands: str  # matmul operand type: the compute ceiling's, and the dual form's and SDPA's beside it
+    io_bytes: int  # bytes per element of the views (q, k, v) and the output in device memory
+
+
+# f32 and bf16 operands with float32 views and output; then bf16 operands with the views and the
+# output stored as bf16 (tttc compile --dtype bf16 --io bf16).
+CONFIGS = {"f32": Config("f32", 4), "bf16": Config("bf16", 4), "bf16-io": Config("bf16", 2)}
 
 
 def state_shapes(layer: str, D: int) -> dict[str, tuple[int, ...]]:
@@ -43,11 +57,12 @@ def macs_per_token(layer: str, D: int, K: int) -> int:
     return 3 * D * hidden + dual_matmul_macs(D, hidden, K) + dual_matmul_macs(hidden, D, K)
 
 
-def bytes_moved(layer: str, D: int, BH: int, T: int) -> int:
-    """q, k, v and lr read, the output written, the state read once and written once."""
+def bytes_moved(layer: str, D: int, BH: int, T: int, io_bytes: int) -> int:
+    """q, k, v read and the output written at io_bytes an element (4: float32, 2: bf16); lr read,
+    the state read once and written once, at 4."""
     state = sum(_size(s) for s in state_shapes(layer, D).values())
-    per_head = T * (3 * D + 1 + D) + 2 * state
-    return BH * per_head * FLOAT_BYTES
+    per_head = T * (3 * D + D) * io_bytes + (T + 2 * state) * FLOAT_BYTES
+    return BH * per_head
 
 
 def _size(shape: tuple[int, ...]) -> int:
@@ -58,15 +73,17 @@ def _size(shape: tuple[int, ...]) -> int:
 
 
 def floor(layer: str, dtype: str, D: int, K: int, BH: int, T: int, ceilings: dict, chain_ms: float | None) -> dict:
-    """The three bounds in milliseconds, the largest of them, and which one it is.
+    """The three bounds in milliseconds, the largest of them, and which one it is, for the
+    configuration named dtype (a key of CONFIGS).
 
     ceilings: {"bandwidth_GBps": ..., "matmul_TFLOPs": {"f32": ..., "bf16": ...}}. chain_ms is
     None when it was not measured; the floor is then the larger of the other two."""
-    nbytes = bytes_moved(layer, D, BH, T)
+    config = CONFIGS[dtype]
+    nbytes = bytes_moved(layer, D, BH, T, config.io_bytes)
     flops = 2 * macs_per_token(layer, D, K) * BH * T
     bounds = {
         "memory": nbytes / (ceilings["bandwidth_GBps"] * 1e9) * 1e3,
-        "compute": flops / (ceilings["matmul_TFLOPs"][dtype] * 1e12) * 1e3,
+        "compute": flops / (ceilings["matmul_TFLOPs"][config.operands] * 1e12) * 1e3,
     }
     if chain_ms is not None:
         bounds["chain"] = chain_ms

@@ -1,5 +1,6 @@
 """tttc's generated CUDA kernels, as `bench/gpu.sh --prepare DIR` lays them out:
-DIR/<layer>-<dtype>/ttt_<layer>.py beside its .cu and _torch.cpp (tttc compile --target cuda)."""
+DIR/<layer>-<config>/ttt_<layer>.py beside its .cu and _torch.cpp (tttc compile --target cuda;
+config: a key of floors.CONFIGS)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import re
 import torch
 
 
-def module_path(root: pathlib.Path, layer: str, dtype: str) -> pathlib.Path:
-    return root / f"{layer}-{dtype}" / f"ttt_{layer}.py"
+def module_path(root: pathlib.Path, layer: str, config: str) -> pathlib.Path:
+    return root / f"{layer}-{config}" / f"ttt_{layer}.py"
 
 
 def load(path: pathlib.Path):
@@ -38,6 +39,12 @@ def build_all(paths: list[pathlib.Path]) -> None:
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for path in pool.map(_build, [str(p) for p in paths]):
             print(f"built {path}", flush=True)
+
+
+def view_dtypes(module) -> dict:
+    """Each view's dtype as the kernel stores it (bf16 under --io bf16): INPUT_DTYPES lists the
+    views first, in VIEWS order."""
+    return dict(zip(module.VIEWS, module.INPUT_DTYPES))
 
 
 def outputs(module, B: int, H: int, T: int, device: str) -> tuple:

@@ -28,10 +28,11 @@ def _series(cases: list[dict], implementations: dict) -> dict[str, list[tuple[in
     return {name: points for name, points in lines.items() if points}
 
 
-def tokens_per_second_svg(results: dict, implementations: dict) -> str:
+def tokens_per_second_svg(results: dict, implementations: dict, config_order: dict) -> str:
+    """config_order: each configuration's (dtype's) column position, f32 first."""
     cases = results["cases"]
     layers = sorted({c["layer"] for c in cases})
-    columns = sorted({(c["dtype"], c["BH"]) for c in cases}, key=lambda k: (k[0] != "f32", k[1]))
+    columns = sorted({(c["dtype"], c["BH"]) for c in cases}, key=lambda k: (config_order[k[0]], k[1]))
     panels = {(c["layer"], c["dtype"], c["BH"]) for c in cases}
     Ts = sorted({c["T"] for c in cases})
     series = {key: _series([c for c in cases if (c["layer"], c["dtype"], c["BH"]) == key], implementations) for key in panels}

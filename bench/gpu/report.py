@@ -25,6 +25,8 @@ IMPLEMENTATIONS = {
     "dual_form": "PyTorch dual form",
     "sdpa": "PyTorch SDPA (causal)",
 }
+# Configurations in table and plot order: f32, bf16 operands, bf16 operands and I/O.
+CONFIG_ORDER = {name: i for i, name in enumerate(floors.CONFIGS)}
 
 
 def finish_case(case: dict, ceilings: dict, D: int, K: int) -> dict:
@@ -59,12 +61,12 @@ def _ratio(case: dict, name: str) -> str:
 
 def table(results: dict) -> str:
     """One line per case; ×dual and ×sdpa are speedups of the kernel, /floor its distance from the floor."""
-    header = f"{'layer':6} {'dtype':5} {'B·H':>4} {'T':>6} | {'tttc ms':>9} {'dual ms':>9} {'sdpa ms':>9} | {'×dual':>7} {'×sdpa':>7} | {'floor ms':>9} {'bound':7} {'/floor':>7} {'/hw':>7} | {'err tttc':>8}"
+    header = f"{'layer':6} {'dtype':7} {'B·H':>4} {'T':>6} | {'tttc ms':>9} {'dual ms':>9} {'sdpa ms':>9} | {'×dual':>7} {'×sdpa':>7} | {'floor ms':>9} {'bound':7} {'/floor':>7} {'/hw':>7} | {'err tttc':>8}"
     lines = [f"{results['device']}: D = {results['sizes']['D']}, K = {results['sizes']['K']}, {results['sizes']['heads']} heads", header, "-" * len(header)]
-    for c in sorted(results["cases"], key=lambda c: (c["layer"], c["dtype"] != "f32", c["BH"], c["T"])):
+    for c in sorted(results["cases"], key=lambda c: (c["layer"], CONFIG_ORDER[c["dtype"]], c["BH"], c["T"])):
         err = c.get("errors", {}).get("tttc")
         lines.append(
-            f"{c['layer']:6} {c['dtype']:5} {c['BH']:>4} {c['T']:>6} | {_ms(c, 'tttc'):>9} {_ms(c, 'dual_form'):>9} {_ms(c, 'sdpa'):>9} | "
+            f"{c['layer']:6} {c['dtype']:7} {c['BH']:>4} {c['T']:>6} | {_ms(c, 'tttc'):>9} {_ms(c, 'dual_form'):>9} {_ms(c, 'sdpa'):>9} | "
             f"{_ratio(c, 'speedup_vs_dual_form'):>7} {_ratio(c, 'speedup_vs_sdpa'):>7} | {c['floor']['floor_ms']:>9.3f} {c['floor']['bound']:7} "
             f"{_ratio(c, 'over_floor'):>7} {_ratio(c, 'over_hardware_floor'):>7} | {'-' if err is None else f'{err:.1e}':>8}"
         )
@@ -76,7 +78,7 @@ def write(results: dict, json_path: pathlib.Path, svg_path: pathlib.Path) -> Non
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     svg_path.parent.mkdir(parents=True, exist_ok=True)
-    svg_path.write_text(plot.tokens_per_second_svg(results, IMPLEMENTATIONS))
+    svg_path.write_text(plot.tokens_per_second_svg(results, IMPLEMENTATIONS, CONFIG_ORDER))
 
 
 def merge(parts: list[dict]) -> dict:
