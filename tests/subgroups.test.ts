@@ -68,7 +68,7 @@ describe('subgroup variants', () => {
   });
 
   describe.each(['ttt_linear.ttt', 'ttt_mlp.ttt'])('%s', (spec) => {
-    const c = compileExample(spec, 'auto', { D: 32, K: 8 });
+    const c = compileExample(spec, 'auto', { D: 16, K: 8 });
     const named = randomInputs(c.chunk, { B: 2, H: 2, T: 21, start: 3, accum: true, seed: 9 });
     const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
 
