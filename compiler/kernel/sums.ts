@@ -81,27 +81,40 @@ export function lowerSum(
   if (!lanes || (!owners && (terms < lanes || elements >= invocations || invocations % lanes !== 0)))
     return [c.elements(elements, perLane)];
   const lane = mod(tid, lanes);
-  const butterfly: Stmt[] = [];
-  for (let m = lanes / 2; m >= 1; m /= 2)
-    butterfly.push(assign('acc', floatOp('+', acc, { kind: 'shuffle-xor', x: acc, mask: m, width: lanes })));
   const rowSum: Stmt[] = [
     ...accumulate(lane, lanes),
-    ...butterfly,
+    ...butterfly(int(lanes), lanes),
     { kind: 'if', condition: compare('==', lane, int(0)), body: [write(acc)] },
   ];
   const how = `lane l sums terms l, l + ${lanes}, ...; shuffles then combine the lanes.`;
   if (owners) return [comment(`Each row by the warp that owns it: ${how}`), warpRowsLoop(owners, rowSum)];
-  return [
-    comment(`${lanes} lanes per element: ${how}`),
-    {
-      kind: 'for',
-      counter: 'e',
-      from: div(tid, lanes),
-      to: int(elements),
-      step: int(invocations / lanes),
-      body: rowSum,
-    },
-  ];
+  return [comment(`${lanes} lanes per element: ${how}`), groupPerElement(int(lanes), elements, invocations, rowSum)];
+}
+
+/**
+ * `acc` summed over the `width` lanes of a group (at most `max`) by a butterfly of exchanges; a
+ * step whose mask a run-time width may not reach is guarded by it.
+ */
+function butterfly(width: Expr, max: number): Stmt[] {
+  const acc = name('acc');
+  const steps: Stmt[] = [];
+  for (let m = max / 2; m >= 1; m /= 2) {
+    const step = assign('acc', floatOp('+', acc, { kind: 'shuffle-xor', x: acc, mask: m, width: max }));
+    steps.push(width.kind === 'int' ? step : { kind: 'if', condition: compare('<', int(m), width), body: [step] });
+  }
+  return steps;
+}
+
+/** `body` for each element e < elements by the group of `width` lanes that e falls to. */
+function groupPerElement(width: Expr, elements: number, invocations: number, body: Stmt[]): Stmt {
+  return {
+    kind: 'for',
+    counter: 'e',
+    from: div(tid, width),
+    to: int(elements),
+    step: div(int(invocations), width),
+    body,
+  };
 }
 
 /**
@@ -121,14 +134,6 @@ function runtimeLanesSum(
   const width = name(runtime.width);
   const lane = mod(tid, width);
   const acc = name('acc');
-  const term = name('p');
-  const butterfly: Stmt[] = [];
-  for (let m = runtime.max / 2; m >= 1; m /= 2)
-    butterfly.push({
-      kind: 'if',
-      condition: compare('<', int(m), width),
-      body: [assign('acc', floatOp('+', acc, { kind: 'shuffle-xor', x: acc, mask: m, width: runtime.max }))],
-    });
   const rowSum: Stmt[] = [
     variable('acc', 'float', float(0)),
     {
@@ -141,25 +146,18 @@ function runtimeLanesSum(
         constant('p', 'index', add(name('trip'), lane)),
         {
           kind: 'if',
-          condition: compare('<', term, c.names(terms)),
+          condition: compare('<', name('p'), c.names(terms)),
           body: c.shared([assign('acc', floatOp('+', acc, value))]),
         },
       ],
     },
-    ...butterfly,
+    ...butterfly(width, runtime.max),
     { kind: 'if', condition: compare('==', lane, int(0)), body: [write(acc)] },
   ];
   return [
     comment(
       `${runtime.width} lanes per element: lane l sums terms l, l + ${runtime.width}, ...; exchanges then combine the lanes.`,
     ),
-    {
-      kind: 'for',
-      counter: 'e',
-      from: div(tid, width),
-      to: int(elements),
-      step: div(int(c.invocations), width),
-      body: rowSum,
-    },
+    groupPerElement(width, elements, c.invocations, rowSum),
   ];
 }

@@ -47,7 +47,8 @@ function checkLimits(manifest: WgslKernelManifest, limits: KernelLimits): void {
       `${name} was scheduled for ${invocations} invocations per workgroup; the adapter offers ${maxInvocations(limits)}: ${rerender}`,
     );
   }
-  const buffers = Math.max(manifest.scratchFloats, manifest.decode?.scratchFloats ?? 0) > 0 ? 6 : 5;
+  const shaders = [manifest, manifest.decode].flatMap((k) => (k ? [k, ...(k.subgroup ? [k.subgroup] : [])] : []));
+  const buffers = shaders.some((k) => k.scratchFloats > 0) ? 6 : 5;
   if (buffers > limits.maxStorageBuffersPerShaderStage) {
     throw new LimitError(
       `${name} needs ${buffers} storage buffers per stage; the adapter allows ${limits.maxStorageBuffersPerShaderStage}`,

@@ -10,8 +10,6 @@ export interface CachedPipeline {
   pipeline: GPUComputePipeline;
   /** Dawn's warnings and infos about the source (generated code is expected to have none). */
   messages: string[];
-  /** Lanes per row sum of a subgroup variant; 0 for portable code. */
-  subgroupWidth: number;
 }
 
 const cache = new WeakMap<GPUDevice, Map<string, Promise<CachedPipeline>>>();
@@ -92,5 +90,5 @@ async function build(
       ...(subgroupWidth ? { constants: { [SUBGROUP_WIDTH]: subgroupWidth } } : {}),
     },
   });
-  return { pipeline, messages: shader.messages, subgroupWidth };
+  return { pipeline, messages: shader.messages };
 }
