@@ -71,7 +71,7 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
     lowerBackwardKernel(backwardKernel, backward, sig, lines, CUDA_FEATURES),
   ];
   variants.forEach((v, i) => {
-    renderKernel(L, v.name, v.kernel, sig, v.tensors!, dialect, lines, lowered[i]);
+    renderKernel(L, v.name, v.kernel, sig, v.tensors!, dialect, arch, lines, lowered[i]);
     L.line('');
   });
   const count = new Lines();

@@ -77,6 +77,7 @@ function renderSource(
       compiled.signature,
       tensors,
       dtype === 'bf16' ? cudaBf16 : cuda,
+      arch,
       compiled.text.split('\n'),
     );
     L.line('');
