@@ -122,7 +122,10 @@ describe('the bound on the bf16 gradients', () => {
     // Only the gradient stores (`grad_out_...[i] = __float2bfloat16_rn(...)`) truncate.
     const truncating = program.files.map((f) =>
       f.path === program.source
-        ? { ...f, contents: f.contents.replace(/(grad_out_\w+\[[^\n]*\] = )__float2bfloat16_rn\(/g, '$1__float2bfloat16_rz(') }
+        ? {
+            ...f,
+            contents: f.contents.replace(/(grad_out_\w+\[[^\n]*\] = )__float2bfloat16_rn\(/g, '$1__float2bfloat16_rz('),
+          }
         : f,
     );
     expect(truncating.find((f) => f.path === program.source)!.contents).toContain('__float2bfloat16_rz(');

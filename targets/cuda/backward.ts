@@ -60,7 +60,8 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
     '// walks the chunks in reverse from those checkpoints, one thread block per (sequence, head).',
   );
   // Both kernels keep every product on FFMA: the backward's schedules plan no tensor cores yet.
-  renderPreamble(L, api, arch, options.dtype, false, tensors.some((t) => t.bf16));
+  const bf16Io = tensors.some((t) => t.bf16);
+  renderPreamble(L, api, arch, options.dtype, false, bf16Io);
   const lowered = [
     lowerCheckpointingKernel(forwardKernel, sig, lines, CUDA_FEATURES),
     lowerBackwardKernel(backwardKernel, backward, sig, lines, CUDA_FEATURES),
