@@ -2,10 +2,15 @@
  * The fused backward with bf16 I/O (`io: 'bf16'`) on the CPU runtime: the checkpointing forward and
  * the backward kernel read the views and the output's cotangent as bf16 and write the output and
  * the views' gradients as bf16, the rest f32. Against the f64 reference backward run on the
- * bf16-rounded views and cotangent, for TTT-Linear and TTT-MLP; and the same check fails once the
- * gradients' stores truncate instead of rounding to nearest even.
+ * bf16-rounded views and cotangent, for TTT-Linear and TTT-MLP, and through `tttc run --backend
+ * cuda-cpu --io bf16 --cotangents`; and the same check fails once the gradients' stores truncate
+ * instead of rounding to nearest even.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { main } from '../cli/main.ts';
 import { roundBf16 } from '../core/bf16.ts';
 import { runKey } from '../core/mangle.ts';
 import { viewPorts } from '../core/signature.ts';
@@ -22,11 +27,13 @@ import {
   innerLoopInputs,
   innerLoopOutputTensors,
 } from '../runtime/inner-loop.ts';
+import { toSafeTensors } from '../runtime/named-tensors.ts';
+import { readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
 import { cudaCpuBackwardProgram } from '../targets/cuda/cpu.ts';
 import { expectBf16OutputWithin, roundedViews } from './support/bf16-io.ts';
 import { randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
-import { compileExample } from './support/specs.ts';
+import { compileExample, repoRoot } from './support/specs.ts';
 
 /** The f32 backward kernels' tolerance against the f64 reference, as tests/backward-kernels.test.ts. */
 const TOL = 1e-4;
@@ -133,5 +140,29 @@ describe('the bound on the bf16 gradients', () => {
     const want = referenceOnRounded(k);
     for (const name of viewGradients(k.c))
       expect(() => expectBf16OutputWithin(got.grads.get(name)!, want.grads.get(name)!, TOL, name), name).toThrow();
+  });
+});
+
+describe('tttc run --backend cuda-cpu --io bf16 --cotangents', () => {
+  it("writes the bf16-I/O backward's gradients (as F32 values) within the bound", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tttc-cuda-cpu-bf16-io-backward-cli-'));
+    // The case and sizes of the TTT-Linear test above, so the build is shared.
+    const k = randomCase('ttt_linear.ttt', 11);
+    await writeSafetensorsFile(join(dir, 'in.safetensors'), toSafeTensors(k.named, 'F32'));
+    await writeSafetensorsFile(join(dir, 'ct.safetensors'), toSafeTensors(k.ct, 'F32'));
+    let log = '';
+    const io = { out: (t: string) => (log += t), err: (t: string) => (log += t) };
+    const spec = join(repoRoot, 'examples', 'ttt_linear.ttt');
+    const args = ['-D', 'D=8', '-D', 'K=4', '--backend', 'cuda-cpu', '--arch', 'sm_90', '--io', 'bf16'];
+    const files = ['--inputs', join(dir, 'in.safetensors'), '--cotangents', join(dir, 'ct.safetensors')];
+    const code = await main(['run', spec, ...args, ...files, '--out', join(dir, 'out.safetensors')], io);
+    expect(code, log).toBe(0);
+    const file = await readSafetensorsFile(join(dir, 'out.safetensors'));
+    // The files hold F32 values: the run rounds the views and the output's cotangent as it stores them.
+    const want = referenceOnRounded(k);
+    const got = new Map(
+      [...want.grads.keys()].map((n) => [n, { shape: file.get(n).shape, data: toFloat64(file.get(n)) }]),
+    );
+    expectWithin(got, want.grads, viewGradients(k.c), 'run gradients');
   });
 });
