@@ -30,6 +30,7 @@ import {
 import { toSafeTensors } from '../runtime/named-tensors.ts';
 import { readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
 import { cudaCpuBackwardProgram } from '../targets/cuda/cpu.ts';
+import { bytesPerToken, trainingTensors } from '../targets/cuda/tensors.ts';
 import { expectBf16OutputWithin, roundedViews } from './support/bf16-io.ts';
 import { randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
@@ -164,5 +165,17 @@ describe('tttc run --backend cuda-cpu --io bf16 --cotangents', () => {
       [...want.grads.keys()].map((n) => [n, { shape: file.get(n).shape, data: toFloat64(file.get(n)) }]),
     );
     expectWithin(got, want.grads, viewGradients(k.c), 'run gradients');
+  });
+});
+
+describe("the backward kernel's global memory per token", () => {
+  it('ttt_linear.ttt at D = 64: the views, the cotangent of the output and the views gradients at 2 bytes', () => {
+    const c = compileExample('ttt_linear.ttt', 'auto', { D: 64, K: 16 });
+    const D = 64;
+    // Read: the views k, v, q and the output's cotangent (D each) and lr (1); written: the
+    // gradients of the views and of lr. lr and its gradient stay 4 bytes.
+    const bytes = (element: number) => ({ read: 4 * D * element + 4, written: 3 * D * element + 4 });
+    expect(bytesPerToken(trainingTensors(c.signature, 'f32').backward)).toEqual(bytes(4));
+    expect(bytesPerToken(trainingTensors(c.signature, 'bf16').backward)).toEqual(bytes(2));
   });
 });

@@ -86,8 +86,9 @@ export function elementCount(p: Port, args: string): string {
 
 /**
  * Bytes one (sequence, head) of a call reads and writes in global memory per token: its tensors
- * with a token axis (views, rates, a rule's per-token inputs, the output), each element as stored.
- * States, params and accumulators are read and written once per call, not per token.
+ * with a token axis (views, rates, a rule's per-token inputs, the output; a backward's cotangent of
+ * the output and gradients of the per-token inputs), each element as stored. States, params,
+ * accumulators and checkpoints are read and written once per call or chunk, not per token.
  */
 export function bytesPerToken(tensors: readonly Port[]): { read: number; written: number } {
   let read = 0;
