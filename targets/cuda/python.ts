@@ -112,8 +112,8 @@ torch ops), for layers whose derivatives overflow float32 where the forward does
       ? `
 The fused backward's kernels read and write bf16 as the forward does: the views and the output's
 cotangent as bf16, the views' gradients written as bf16 (the views' dtype, as autograd expects);
-the gradients of the other inputs stay float32. The float64 backward reads the same tensors and
-returns float32 gradients, as for float32 views.`
+the gradients of the other inputs stay float32. The float64 backward widens what it reads and
+returns float32 gradients, as for float32 views; autograd rounds the views' to bf16.`
       : ''
   }
 
