@@ -51,7 +51,8 @@ function renderBinding(L: Lines, b: Binding): void {
       ? []
       : [
           `const size_t scratch_bytes = ${b.scratch.bytes}(args.B, args.H);`,
-          `const torch::Tensor scratch = torch::empty({static_cast<int64_t>(scratch_bytes / sizeof(float))}, ${sized}.options());`,
+          // float32 on the call's device, whatever the dtype of the tensor the sizes come from (bf16 under bf16 I/O).
+          `const torch::Tensor scratch = torch::empty({static_cast<int64_t>(scratch_bytes / sizeof(float))}, ${sized}.options().dtype(torch::kFloat32));`,
         ]),
     'args.scratch = scratch.numel() > 0 ? scratch.data_ptr<float>() : nullptr;',
     'args.scratch_bytes = static_cast<size_t>(scratch.numel()) * sizeof(float);',
