@@ -58,6 +58,9 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
    * element, or the carried values first (`homesFirst`: a home in global memory is read and
    * written back every chunk); what does not fit goes to scratch.
    */
+  // The four placements below often spill the same buffers (no chain to write in place, homes that
+  // fit either way), and packing thousands of them (a deep spec) takes seconds: pack each set once.
+  const packed = new Map<string, ReturnType<typeof packScratch>>();
   const placeAll = (over: ReadonlyMap<number, number>, to: (lastRead: number) => number, homesFirst: boolean) => {
     const holder = (id: number): number => {
       let at = id;
@@ -95,7 +98,9 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
       } else if (typeof iv.key === 'string') homePlaces.set(iv.key, { space: 'workgroup', offset });
       else placements.set(iv.key, { space: 'workgroup', offset });
     }
-    const scratch = packScratch(spilled);
+    const spilledKey = spilled.map((iv) => `${iv.key}:${iv.elements}:${iv.from}:${iv.to}`).join();
+    const scratch = packed.get(spilledKey) ?? packScratch(spilled);
+    packed.set(spilledKey, scratch);
     for (const [key, offset] of scratch.offsets) placements.set(key, { space: 'scratch', offset });
     const buffers = new Map<number, Placement>([...buffered].map((id) => [id, placements.get(holder(id))!]));
     const inPlace = new Map([...over].flat().map((id) => [id, holder(id)]));
