@@ -4,8 +4,10 @@
  * operands' elements (any inlined expression, as the register-tiled loop would read them), store
  * them as bf16 in the warp's own slice of on-chip memory (A's 16 rows, then B's 8 columns as rows,
  * both running along the contraction), and the warp loads fragments with ldmatrix and accumulates
- * with mma in f32. Only the warp exchanges data there, so warp barriers suffice; rows and columns
- * past the product's extents are staged as zeros and never stored.
+ * with mma in f32, then runs the caller's statements on each element of the accumulator (an
+ * epilogue: a store, or a whole update of a state's element). Only the warp exchanges data there,
+ * so warp barriers suffice; rows and columns past the product's extents are staged as zeros and
+ * never reach the epilogue.
  */
 import { LITERALS, Index } from './tensor-index.ts';
 import { add, div, mod, mul } from './affine.ts';
@@ -23,8 +25,12 @@ export interface TensorCoreProduct {
   /** A's element at (batch, row, p) and B's at (batch, p, col): the operands as the product reads them. */
   a(batch: Expr[], row: Expr, p: Expr): Expr;
   b(batch: Expr[], p: Expr, col: Expr): Expr;
-  /** Stores the product's element at (batch, row, col). */
-  store(batch: Expr[], row: Expr, col: Expr, value: Expr): Stmt;
+  /**
+   * What becomes of the product's element at (batch, row, col), run on each accumulator element in
+   * registers: stored to the product's buffer, or the per-element statements of the stage that
+   * reads it (a state's update).
+   */
+  epilogue(batch: Expr[], row: Expr, col: Expr, value: Expr): Stmt[];
   /** Names the values a group of statements reads more than once. */
   shared(group: Stmt[]): Stmt[];
   /** When present, the product is zero unless this holds (it is the same for every invocation). */
@@ -119,16 +125,23 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
       ? [{ kind: 'for', counter: 'k0', from: int(0), to: int(slabs * slab), step: int(slab), body: slabBody }]
       : slabBody;
 
-  // Accumulator element i of lane l: row l / 4 (+ 8 for i >= 2), column 2 (l % 4) + i % 2.
-  const stores = range(4).flatMap((i) => {
-    const row = add(add(row0, div(lane, 4)), int(8 * Math.floor(i / 2)));
-    const col = add(add(col0, mul(mod(lane, 4), 2)), int(i % 2));
-    const value: Expr = { kind: 'fragment-element', fragment: 'fc', element: i };
-    return guarded(
+  // Accumulator element i of lane l: row l / 4 (+ 8 for i >= 2), column 2 (l % 4) + i % 2. A loop
+  // (nvcc unrolls it), so that each element's statements have a scope of their own.
+  const i = name('i');
+  const row = add(add(row0, div(lane, 4)), mul(div(i, 2), 8));
+  const col = add(add(col0, mul(mod(lane, 4), 2)), mod(i, 2));
+  const value: Expr = { kind: 'fragment-element', fragment: 'fc', element: i };
+  const epilogue: Stmt = {
+    kind: 'for',
+    counter: 'i',
+    from: int(0),
+    to: int(4),
+    step: int(1),
+    body: guarded(
       [within(row, m, m % MMA_TILE.m !== 0), within(col, n, n % MMA_TILE.n !== 0)],
-      [p.store(batch, row, col, value)],
-    );
-  });
+      p.epilogue(batch, row, col, value),
+    ),
+  };
   return {
     kind: 'for',
     counter: 'tile',
@@ -140,7 +153,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
       { kind: 'fragment', name: 'fb', role: 'b' },
       { kind: 'fragment', name: 'fc', role: 'c' },
       ...(p.live ? [{ kind: 'if' as const, condition: p.live, body: accumulate }] : accumulate),
-      ...stores,
+      epilogue,
     ],
   };
 }
