@@ -2,7 +2,8 @@
  * The generated bf16 CUDA with its products on tensor cores (compiler/schedule/tensor-cores.ts,
  * compiler/kernel/mma.ts): every example run through cuda-cpu for sm_80 and sm_90 against the f64
  * reference and against the reference with bf16 product operands; padded tiles (K = 8 rows in a
- * 16-row tile, an 8-long contraction in a 16-long step); f32 kernels keep FFMA products; and nvcc
+ * 16-row tile, an 8-long contraction in a 16-long step); the update stages of TTT-Linear and TTT-MLP
+ * update their state from the accumulators of their gradient products; f32 kernels keep FFMA products; and nvcc
  * -Werror builds TTT-Linear and TTT-MLP with mma.sync and ldmatrix in the PTX and no spills; the
  * staging runs clean under AddressSanitizer and ThreadSanitizer.
  * Builds are cached by digest (the cuda-cpu ones shared with tests/cuda-cpu.test.ts).
@@ -141,6 +142,30 @@ describe('tensor-core staging under the sanitizers', () => {
   for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
     for (const mode of ['asan', 'tsan'] as const)
       it(`${spec}, sm_90, D=32 K=8: ${mode} clean`, () => checkAgainstReferences(spec, 'sm_90', PADDED, mode));
+});
+
+describe('the state updated in place from the accumulator of its gradient product', () => {
+  // TTT-Linear's W1 and TTT-MLP's W1 and W2 update stages compute their gradient product where
+  // they read it (ScheduledKernel.updateProducts): on tensor cores, each warp updates its tiles of
+  // the state, and the prefill kernel has no loop summing a product element by element left.
+  for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
+    for (const arch of ARCHS)
+      it(`${spec} ${arch}`, () => {
+        const cuda = renderCuda(compileExample(spec), { arch, dtype: 'bf16' });
+        const k = cuda.kernel;
+        const updates = [...(k.updateProducts ?? [])];
+        expect(updates.length).toBeGreaterThan(0);
+        for (const [id] of updates) expect(k.tensorCores?.products.has(id), `product %${id}`).toBe(true);
+        const source = cuda.files.find((f) => f.path === cuda.api.source)!.contents;
+        const prefill = source.slice(
+          source.indexOf(`${cuda.api.kernel}(`),
+          source.indexOf(`${cuda.api.decodeKernel}(`),
+        );
+        expect(prefill).not.toMatch(/summed here rather than buffered/);
+        expect(prefill).not.toMatch(/product\d+ = product\d+ \+/);
+        for (const [, state] of updates)
+          expect(prefill).toContain(`product on tensor cores, each element updating ${state}'s element in registers`);
+      });
 });
 
 describe('f32 kernels keep FFMA products', () => {

@@ -6,7 +6,7 @@
  * The kernel's own values: `bh` (the workgroup's sequence-head), `tid` (the invocation), the
  * uniforms `T`, `start`, `H`, and the dims it declares; the target binds them.
  */
-import { type Shape, sameShape, showShape, size } from '../../core/shape.ts';
+import { type Shape, showShape, size } from '../../core/shape.ts';
 import type { KernelSignature } from '../../core/signature.ts';
 import { WALK } from '../dualform/derive.ts';
 import type { Carried, Home, Placement, ScheduledKernel, Stage, WarpRows } from '../schedule/kernel.ts';
@@ -36,13 +36,7 @@ import {
   variable,
 } from './ir.ts';
 import { layOutOnChip, onChipElement } from './banks.ts';
-import {
-  type TensorCoreContext,
-  tensorCoreProduct,
-  tensorCoreUpdate,
-  tensorCoreUpdateProduct,
-  updateProductName,
-} from './tensor-core-stages.ts';
+import * as tensorCores from './tensor-core-stages.ts';
 import { warpConstants, warpSpan } from './warp-rows.ts';
 import { shareValues } from './share.ts';
 import { type DimNames, Index, LITERALS } from './tensor-index.ts';
@@ -183,14 +177,14 @@ export class Lowering {
 
   /** Element `at` of a buffered node; a product computed in an update stage is the value that stage named. */
   protected placeNode(id: number, at: Index): Expr {
-    if (this.k.updateProducts?.has(id)) return name(updateProductName(id));
+    if (this.k.updateProducts?.has(id)) return name(tensorCores.updateProductName(id));
     return this.place(this.k.buffers.get(id)!, at, this.layoutName(id));
   }
 
   /**
    * Where a carried value lives: its buffer on chip or in scratch, or in place in its output port;
    * one passed from the call's input to its output (`ports`) is written to the output and read from
-   * the input.
+   * the input. `at` is the element, an index into the state's shape.
    */
   private home(h: Home, state: string, kind: Carried, at: Index, io: 'in' | 'out'): { buffer: Buffer; index: Expr } {
     if (h.space === 'global' || h.space === 'ports')
@@ -198,8 +192,7 @@ export class Lowering {
         buffer: this.ports.get(kind, h.space === 'ports' ? io : 'out', state),
         index: add(mul(bh, this.stateSize.get(state)!), at.flat()),
       };
-    const shape = this.stateShape.get(state)!;
-    const placed = this.place(h, sameShape(at.shape, shape) ? at : at.reshaped(shape), `${state}.${kind}`);
+    const placed = this.place(h, at, `${state}.${kind}`);
     if (placed.kind !== 'load') throw new Error('a placement is a load');
     return { buffer: placed.buffer, index: placed.index };
   }
@@ -247,7 +240,8 @@ export class Lowering {
       case 'state':
       case 'accum':
       case 'opt':
-        return this.readHome(this.k.states.get(port.name)![port.role]!, port.name, port.role, index);
+        const at = this.stateIndex(port.name, index.flat());
+        return this.readHome(this.k.states.get(port.name)![port.role]!, port.name, port.role, at);
     }
     throw new Error(`the ${port.role} ${port.name} has no inline reading`);
   }
@@ -288,14 +282,13 @@ export class Lowering {
     for (const [state, h] of this.k.states) {
       const n = this.stateSize.get(state)!;
       const src = add(mul(bh, n), e);
+      const at = this.stateIndex(state, e);
       const roles = this.carried.filter((role) => h[role]!.space !== 'ports');
       if (roles.length === 0) continue;
       out.push(
         this.elements(
           n,
-          roles.map((role) =>
-            this.writeHome(h[role]!, state, role, this.stateIndex(state, e), load(this.ports.get(role, 'in', state), src)),
-          ),
+          roles.map((role) => this.writeHome(h[role]!, state, role, at, load(this.ports.get(role, 'in', state), src))),
         ),
       );
     }
@@ -308,14 +301,13 @@ export class Lowering {
     for (const [state, h] of onChip) {
       const n = this.stateSize.get(state)!;
       const dst = add(mul(bh, n), e);
+      const at = this.stateIndex(state, e);
       out.push(
         this.elements(
           n,
           this.carried
             .filter((role) => Lowering.kept(h[role]!))
-            .map((role) =>
-              store(this.ports.get(role, 'out', state), dst, this.readHome(h[role]!, state, role, this.stateIndex(state, e))),
-            ),
+            .map((role) => store(this.ports.get(role, 'out', state), dst, this.readHome(h[role]!, state, role, at))),
         ),
       );
     }
@@ -421,7 +413,7 @@ export class Lowering {
       return [
         head,
         this.k.tensorCores?.products.has(s.node)
-          ? tensorCoreProduct(this.tensorCores(), s.node, (at, value) => [target(at, value)])
+          ? tensorCores.product(this.tensorCoreContext(), s.node, (at, value) => [target(at, value)])
           : this.matmul(s.node, target, this.warpRows(s)),
       ];
     const index = Index.flat(node.shape, e, this.names);
@@ -438,31 +430,23 @@ export class Lowering {
    */
   private update(s: Extract<Stage, { kind: 'update' }>): Stmt[] {
     const what = s.optNode === undefined ? 'its accumulator' : 'its accumulator and optimizer state';
-    const head = this.describe(s.stateNode, `Update ${s.state} and ${what}`);
+    const out = [this.describe(s.stateNode, `Update ${s.state} and ${what}`)];
     const e = name('e');
-    const product = tensorCoreUpdateProduct(this.k, s.state);
-    const shape = this.k.program.nodes[product ?? s.stateNode].shape;
+    const product = tensorCores.updateProduct(this.k, s.state);
+    if (product !== undefined)
+      out.push(this.describe(product, `The product on tensor cores, each element updating ${s.state}'s in registers`));
     const loop =
       product === undefined
         ? this.stageElements(s, this.stateSize.get(s.state)!, [
             ...this.updateProducts(s.state, e),
             ...this.updateElement(s, this.stateIndex(s.state, e)),
           ])
-        : tensorCoreUpdate(this.tensorCores(), product, (at) => this.updateElement(s, at));
+        : tensorCores.update(this.tensorCoreContext(), product, (at) => this.updateElement(s, at));
     // An update touching global memory (a carried value read from or written to its port) stays
     // rolled too: unrolled, even a loop of one iteration per lane cost gated_linear 99 -> 136
     // registers on sm_90.
     const rolled = loop.kind === 'for' && (loadsGlobal([loop]) || storesGlobal([loop]));
-    const body = rolled ? { ...loop, rolled } : loop;
-    if (product === undefined) return [head, body];
-    return [
-      head,
-      this.describe(
-        product,
-        `The ${showShape(shape)} product on tensor cores, each element updating ${s.state}'s element in registers`,
-      ),
-      body,
-    ];
+    return [...out, rolled ? { ...loop, rolled } : loop];
   }
 
   /** The statements that update element `at` of a state; every new value is computed before any is stored (each reads the old ones). */
@@ -558,7 +542,7 @@ export class Lowering {
       const at = Index.flat(n.shape, e, this.names).dims();
       const [batch, row, col] = [at.slice(0, r - 2), at[r - 2], at[r - 1]];
       const p = name('p');
-      const acc = updateProductName(id);
+      const acc = tensorCores.updateProductName(id);
       const operand = (x: Expr): Expr => ({ kind: 'operand', x });
       const term = floatOp(
         '*',
@@ -585,7 +569,7 @@ export class Lowering {
   }
 
   /** What a tensor-core stage's lowering reads of this kernel (./tensor-core-stages.ts). */
-  private tensorCores(): TensorCoreContext {
+  private tensorCoreContext(): tensorCores.TensorCoreContext {
     return {
       k: this.k,
       values: this.values,

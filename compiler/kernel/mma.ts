@@ -25,6 +25,8 @@ export interface TensorCoreProduct {
   /** A's element at (batch, row, p) and B's at (batch, p, col): the operands as the product reads them. */
   a(batch: Expr[], row: Expr, p: Expr): Expr;
   b(batch: Expr[], p: Expr, col: Expr): Expr;
+  /** Whether each operand is read transposed: its rows (A) or columns (B) run along memory, not the contraction. */
+  transposed: { a: boolean; b: boolean };
   /**
    * What becomes of the product's element at (batch, row, col), run on each accumulator element in
    * registers: stored to the product's buffer, or the per-element statements of the stage that
@@ -82,10 +84,11 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
         ]
       : p.shared([{ kind: 'store-bf16', index: at, value }]),
   });
-  // A: consecutive lanes take consecutive contraction columns of a row (A's rows are contiguous);
-  // B: consecutive lanes take consecutive output columns of a contraction row (B's rows are).
-  const [ai, aq] = [div(e, slab), mod(e, slab)];
-  const [bj, bq] = [mod(e, MMA_TILE.n), div(e, MMA_TILE.n)];
+  // Consecutive lanes take consecutive elements along the axis that runs along memory: A's
+  // contraction columns of a row and B's output columns of a contraction row, or, for an operand
+  // read transposed, A's rows of a contraction column and B's contraction rows of a column.
+  const [ai, aq] = p.transposed.a ? [mod(e, MMA_TILE.m), div(e, MMA_TILE.m)] : [div(e, slab), mod(e, slab)];
+  const [bj, bq] = p.transposed.b ? [div(e, slab), mod(e, slab)] : [mod(e, MMA_TILE.n), div(e, MMA_TILE.n)];
   const stageA = stage(
     MMA_TILE.m * slab,
     [within(add(row0, ai), m, m % MMA_TILE.m !== 0), within(add(k0, aq), p.contraction, padK)],

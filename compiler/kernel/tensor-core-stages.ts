@@ -25,12 +25,19 @@ export interface TensorCoreContext {
 /** The name under which an update stage reads its product's element (`product<id>`). */
 export const updateProductName = (id: number): string => `product${id}`;
 
+/**
+ * Whether a product's operand is the transpose of its last two axes (of a buffer, or of values
+ * inlined element by element): its elements then run along memory across the contraction.
+ */
+function transposed(c: TensorCoreContext, id: number): boolean {
+  const op = c.k.program.nodes[id].op;
+  if (op.kind !== 'transpose') return false;
+  const r = op.perm.length;
+  return op.perm.every((axis, i) => (i < r - 2 ? axis === i : axis === 2 * r - 3 - i));
+}
+
 /** Product `id` on tensor cores, `epilogue` taking each element of the result at its index. */
-export function tensorCoreProduct(
-  c: TensorCoreContext,
-  id: number,
-  epilogue: (at: Index, value: Expr) => Stmt[],
-): Stmt {
+export function product(c: TensorCoreContext, id: number, epilogue: (at: Index, value: Expr) => Stmt[]): Stmt {
   const n = c.k.program.nodes[id];
   const [a, b] = n.args.map((x) => c.k.program.nodes[x]);
   return lowerTensorCoreProduct(c.k.tensorCores!, c.k.invocations, {
@@ -39,6 +46,7 @@ export function tensorCoreProduct(
     staging: c.k.tensorCores!.products.get(id)!,
     a: (batch, row, p) => c.values.value(a.id, Index.dims(a.shape, [...batch, row, p], c.names)),
     b: (batch, p, col) => c.values.value(b.id, Index.dims(b.shape, [...batch, p, col], c.names)),
+    transposed: { a: transposed(c, a.id), b: transposed(c, b.id) },
     epilogue: (batch, row, col, value) => epilogue(Index.dims(n.shape, [...batch, row, col], c.names), value),
     shared: (group) => c.shared(group),
     live: c.live(id),
@@ -46,7 +54,7 @@ export function tensorCoreProduct(
 }
 
 /** The product the update of `state` computes on tensor cores, if it has one there. */
-export function tensorCoreUpdateProduct(k: ScheduledKernel, state: string): number | undefined {
+export function updateProduct(k: ScheduledKernel, state: string): number | undefined {
   for (const [id, of] of k.updateProducts ?? []) if (of === state && k.tensorCores?.products.has(id)) return id;
   return undefined;
 }
@@ -57,9 +65,6 @@ export function tensorCoreUpdateProduct(k: ScheduledKernel, state: string): numb
  * update of the state's element there (`update`: its new state, accumulator and optimizer state,
  * each written to its home), so the state is updated in place from the accumulator.
  */
-export function tensorCoreUpdate(c: TensorCoreContext, id: number, update: (at: Index) => Stmt[]): Stmt {
-  return tensorCoreProduct(c, id, (at, value) => [
-    constant(updateProductName(id), 'float', value),
-    ...update(at),
-  ]);
+export function update(c: TensorCoreContext, id: number, update: (at: Index) => Stmt[]): Stmt {
+  return product(c, id, (at, value) => [constant(updateProductName(id), 'float', value), ...update(at)]);
 }
