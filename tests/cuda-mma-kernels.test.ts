@@ -164,7 +164,9 @@ describe('the state updated in place from the accumulator of its gradient produc
         expect(prefill).not.toMatch(/summed here rather than buffered/);
         expect(prefill).not.toMatch(/product\d+ = product\d+ \+/);
         for (const [, state] of updates)
-          expect(prefill).toContain(`product on tensor cores, each element updating ${state}'s element in registers`);
+          expect(prefill).toContain(
+            `product on tensor cores: each warp updates its 16x8 tiles of ${state} in registers`,
+          );
       });
 });
 

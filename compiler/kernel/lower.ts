@@ -434,7 +434,12 @@ export class Lowering {
     const e = name('e');
     const product = tensorCores.updateProduct(this.k, s.state);
     if (product !== undefined)
-      out.push(this.describe(product, `The product on tensor cores, each element updating ${s.state}'s in registers`));
+      out.push(
+        this.describe(
+          product,
+          `Its product on tensor cores: each warp updates its 16x8 tiles of ${s.state} in registers`,
+        ),
+      );
     const loop =
       product === undefined
         ? this.stageElements(s, this.stateSize.get(s.state)!, [
