@@ -25,17 +25,6 @@ export interface TensorCoreContext {
 /** The name under which an update stage reads its product's element (`product<id>`). */
 export const updateProductName = (id: number): string => `product${id}`;
 
-/**
- * Whether a product's operand is the transpose of its last two axes (of a buffer, or of values
- * inlined element by element): its elements then run along memory across the contraction.
- */
-function transposed(c: TensorCoreContext, id: number): boolean {
-  const op = c.k.program.nodes[id].op;
-  if (op.kind !== 'transpose') return false;
-  const r = op.perm.length;
-  return op.perm.every((axis, i) => (i < r - 2 ? axis === i : axis === 2 * r - 3 - i));
-}
-
 /** Product `id` on tensor cores, `epilogue` taking each element of the result at its index. */
 export function product(c: TensorCoreContext, id: number, epilogue: (at: Index, value: Expr) => Stmt[]): Stmt {
   const n = c.k.program.nodes[id];
@@ -46,7 +35,6 @@ export function product(c: TensorCoreContext, id: number, epilogue: (at: Index, 
     staging: c.k.tensorCores!.products.get(id)!,
     a: (batch, row, p) => c.values.value(a.id, Index.dims(a.shape, [...batch, row, p], c.names)),
     b: (batch, p, col) => c.values.value(b.id, Index.dims(b.shape, [...batch, p, col], c.names)),
-    transposed: { a: transposed(c, a.id), b: transposed(c, b.id) },
     epilogue: (batch, row, col, value) => epilogue(Index.dims(n.shape, [...batch, row, col], c.names), value),
     shared: (group) => c.shared(group),
     live: c.live(id),

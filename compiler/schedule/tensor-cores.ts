@@ -14,13 +14,12 @@
  * stage theirs). Everything else keeps its register-tiled or per-element loop.
  */
 import type { ChunkProgram } from '../dualform/derive.ts';
-import type { ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts';
+import type { Carried, ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts';
 import { size } from '../ir/ir.ts';
 import { stageReads } from './reads.ts';
 import { acrossWarps } from './barriers.ts';
 import { betterSchedule, synchronise } from './layout.ts';
 import { homeKey, schedule } from './schedule.ts';
-import type { Carried } from './kernel.ts';
 import { firstGap, homeSpans, type Span } from './spans.ts';
 
 /** The mma shape: output rows, output columns, contraction per instruction. */
