@@ -3,7 +3,8 @@
  * compiler/kernel/mma.ts): every example run through cuda-cpu for sm_80 and sm_90 against the f64
  * reference and against the reference with bf16 product operands; padded tiles (K = 8 rows in a
  * 16-row tile, an 8-long contraction in a 16-long step); the update stages of TTT-Linear and TTT-MLP
- * update their state from the accumulators of their gradient products; f32 kernels keep FFMA products; and nvcc
+ * update their states from the accumulators of their gradient products, and titans_mlp_memory's
+ * (at D = 16) its optimizer state as well; f32 kernels keep FFMA products; and nvcc
  * -Werror builds TTT-Linear and TTT-MLP with mma.sync and ldmatrix in the PTX and no spills; the
  * staging runs clean under AddressSanitizer and ThreadSanitizer.
  * Builds are cached by digest (the cuda-cpu ones shared with tests/cuda-cpu.test.ts).
@@ -132,6 +133,16 @@ describe('padded tensor-core tiles on the CPU', () => {
   for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
     for (const size of [PADDED, ODD])
       it(`${spec}, sm_90, D=${size.D} K=${size.K}`, () => checkAgainstReferences(spec, 'sm_90', size));
+});
+
+/** Small and short enough that titans_mlp_memory's references stay finite (its state grows on random inputs); its update products still fill tiles. */
+const SMALL = { D: 16, K: 16, B: 1, H: 2, T: 19, start: 5, accum: true, seed: 7 };
+
+describe('an update with an optimizer state on tensor cores, on the CPU', () => {
+  // Momentum and decay: the epilogue on each accumulator element writes the state, the
+  // accumulator and the optimizer state.
+  it('rules/titans_mlp_memory.ttt, sm_90, D=16 K=16', () =>
+    checkAgainstReferences('rules/titans_mlp_memory.ttt', 'sm_90', SMALL));
 });
 
 describe('tensor-core staging under the sanitizers', () => {
