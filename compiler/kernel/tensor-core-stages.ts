@@ -50,9 +50,9 @@ export function updateProduct(k: ScheduledKernel, state: string): number | undef
 /**
  * A state's update with its product `id` on tensor cores: each warp takes tiles of the product
  * (the state's shape), and on each accumulator element, named as the update reads it, runs the
- * update of the state's element there (`update`: its new state, accumulator and optimizer state,
+ * update of the state's element there (`element`: its new state, accumulator and optimizer state,
  * each written to its home), so the state is updated in place from the accumulator.
  */
-export function update(c: TensorCoreContext, id: number, update: (at: Index) => Stmt[]): Stmt {
-  return product(c, id, (at, value) => [constant(updateProductName(id), 'float', value), ...update(at)]);
+export function update(c: TensorCoreContext, id: number, element: (at: Index) => Stmt[]): Stmt {
+  return product(c, id, (at, value) => [constant(updateProductName(id), 'float', value), ...element(at)]);
 }
