@@ -2,7 +2,9 @@
  * The generated bf16 CUDA with its products on tensor cores (compiler/schedule/tensor-cores.ts,
  * compiler/kernel/mma.ts): every example run through cuda-cpu for sm_80 and sm_90 against the f64
  * reference and against the reference with bf16 product operands; padded tiles (K = 8 rows in a
- * 16-row tile, an 8-long contraction in a 16-long step); f32 kernels keep FFMA products; and nvcc
+ * 16-row tile, an 8-long contraction in a 16-long step); the update stages of TTT-Linear and TTT-MLP
+ * update their states from the accumulators of their gradient products, and titans_mlp_memory's
+ * (at D = 16) its optimizer state as well; f32 kernels keep FFMA products; and nvcc
  * -Werror builds TTT-Linear and TTT-MLP with mma.sync and ldmatrix in the PTX and no spills; the
  * staging runs clean under AddressSanitizer and ThreadSanitizer.
  * Builds are cached by digest (the cuda-cpu ones shared with tests/cuda-cpu.test.ts).
@@ -133,6 +135,16 @@ describe('padded tensor-core tiles on the CPU', () => {
       it(`${spec}, sm_90, D=${size.D} K=${size.K}`, () => checkAgainstReferences(spec, 'sm_90', size));
 });
 
+/** Small and short enough that titans_mlp_memory's references stay finite (its state grows on random inputs); its update products still fill tiles. */
+const SMALL = { D: 16, K: 16, B: 1, H: 2, T: 19, start: 5, accum: true, seed: 7 };
+
+describe('an update with an optimizer state on tensor cores, on the CPU', () => {
+  // Momentum and decay: the epilogue on each accumulator element writes the state, the
+  // accumulator and the optimizer state.
+  it('rules/titans_mlp_memory.ttt, sm_90, D=16 K=16', () =>
+    checkAgainstReferences('rules/titans_mlp_memory.ttt', 'sm_90', SMALL));
+});
+
 describe('tensor-core staging under the sanitizers', () => {
   // Staging slices inside the shared memory the kernel declares (AddressSanitizer: allocated at
   // exactly that size), and no lane overwriting rows another still loads (ThreadSanitizer, which
@@ -141,6 +153,32 @@ describe('tensor-core staging under the sanitizers', () => {
   for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
     for (const mode of ['asan', 'tsan'] as const)
       it(`${spec}, sm_90, D=32 K=8: ${mode} clean`, () => checkAgainstReferences(spec, 'sm_90', PADDED, mode));
+});
+
+describe('the state updated in place from the accumulator of its gradient product', () => {
+  // TTT-Linear's W1 and TTT-MLP's W1 and W2 update stages compute their gradient product where
+  // they read it (ScheduledKernel.updateProducts): on tensor cores, each warp updates its tiles of
+  // the state, and the prefill kernel has no loop summing a product element by element left.
+  for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
+    for (const arch of ARCHS)
+      it(`${spec} ${arch}`, () => {
+        const cuda = renderCuda(compileExample(spec), { arch, dtype: 'bf16' });
+        const k = cuda.kernel;
+        const updates = [...(k.updateProducts ?? [])];
+        expect(updates.length).toBeGreaterThan(0);
+        for (const [id] of updates) expect(k.tensorCores?.products.has(id), `product %${id}`).toBe(true);
+        const source = cuda.files.find((f) => f.path === cuda.api.source)!.contents;
+        const prefill = source.slice(
+          source.indexOf(`${cuda.api.kernel}(`),
+          source.indexOf(`${cuda.api.decodeKernel}(`),
+        );
+        expect(prefill).not.toMatch(/summed here rather than buffered/);
+        expect(prefill).not.toMatch(/product\d+ = product\d+ \+/);
+        for (const [, state] of updates)
+          expect(prefill).toContain(
+            `product on tensor cores: each warp updates its 16x8 tiles of ${state} in registers`,
+          );
+      });
 });
 
 describe('f32 kernels keep FFMA products', () => {

@@ -46,6 +46,12 @@ describe('generated code matches tests/golden/', () => {
       const cuda = renderCuda(compile(name), { arch: 'sm_90', dtype: 'f32' });
       expectGolden(`${stem}.cu`, cuda.files.find((f) => f.path === cuda.api.source)!.contents);
     });
+    // bf16 operands: the products on tensor cores, the state's update from its product's accumulator.
+    if (name === 'ttt_linear.ttt')
+      it(`${stem}.bf16.cu`, () => {
+        const cuda = renderCuda(compile(name), { arch: 'sm_90', dtype: 'bf16' });
+        expectGolden(`${stem}.bf16.cu`, cuda.files.find((f) => f.path === cuda.api.source)!.contents);
+      });
     // bf16 I/O (views and output stored as bf16): the kernel's loads and stores and the header's fields.
     if (name === 'ttt_linear.ttt')
       it(`${stem}.bf16-io.cu and .h`, () => {

@@ -152,6 +152,15 @@ function tally(t: Tally, index: Lanes, active: Uint8Array, shape: RequestShape, 
   t.ideal += weight * phases;
 }
 
+const EVERY_LANE = new Uint8Array(LANES).fill(1);
+
+/** Wavefronts of one request by every lane of a warp, of 4-byte words or (`bf16`) of bf16 elements. */
+export function requestWavefronts(index: Lanes, bf16: boolean): number {
+  const t = emptyTally();
+  tally(t, index, EVERY_LANE, bf16 ? BF16 : F32, 1);
+  return t.wavefronts;
+}
+
 /**
  * One request to a buffer whose layout is to be chosen, at one sample: the element is the last
  * term of its index (lower.ts adds it to the buffer's offset), so the address under a swizzle is

@@ -49,8 +49,8 @@ export type Expr =
   | { kind: 'operand'; x: Expr }
   /** Warp/subgroup exchange: `x` of the lane whose index is this lane's XOR `mask`. */
   | { kind: 'shuffle-xor'; x: Expr; mask: number; width: number }
-  /** This lane's element `element` of an accumulator fragment (see FragmentRole). */
-  | { kind: 'fragment-element'; fragment: string; element: number }
+  /** This lane's element `element` (0 to 3) of an accumulator fragment (see FragmentRole). */
+  | { kind: 'fragment-element'; fragment: string; element: Expr }
   /** Whether a global buffer's first element lies at a multiple of `bytes` (known only at run time). */
   | { kind: 'aligned'; buffer: Buffer; bytes: number }
   | OnChipElement;
@@ -219,6 +219,8 @@ export function operands(e: Expr): Expr[] {
     case 'operand':
     case 'shuffle-xor':
       return [e.x];
+    case 'fragment-element':
+      return [e.element];
     case 'select':
       return [e.condition, e.ifTrue, e.ifFalse];
     case 'on-chip-element':
@@ -276,6 +278,10 @@ export function mapOperands(e: Expr, f: (x: Expr) => Expr): Expr {
       const x = f(e.x);
       return x === e.x ? e : { ...e, x };
     }
+    case 'fragment-element': {
+      const element = f(e.element);
+      return element === e.element ? e : { ...e, element };
+    }
     case 'select': {
       const [condition, ifTrue, ifFalse] = [f(e.condition), f(e.ifTrue), f(e.ifFalse)];
       return condition === e.condition && ifTrue === e.ifTrue && ifFalse === e.ifFalse
@@ -310,7 +316,7 @@ export function exprKey(e: Expr): string {
     case 'uniform':
       return `${e.kind}:${e.name}`;
     case 'fragment-element':
-      return `${e.fragment}[${e.element}]`;
+      return `${e.fragment}[${exprKey(e.element)}]`;
     case 'load':
       return `${bufferKey(e.buffer)}[${exprKey(e.index)}]`;
     case 'aligned':

@@ -36,7 +36,7 @@ import {
   variable,
 } from './ir.ts';
 import { layOutOnChip, onChipElement } from './banks.ts';
-import { lowerTensorCoreProduct } from './mma.ts';
+import * as tensorCores from './tensor-core-stages.ts';
 import { warpConstants, warpSpan } from './warp-rows.ts';
 import { shareValues } from './share.ts';
 import { type DimNames, Index, LITERALS } from './tensor-index.ts';
@@ -177,36 +177,41 @@ export class Lowering {
 
   /** Element `at` of a buffered node; a product computed in an update stage is the value that stage named. */
   protected placeNode(id: number, at: Index): Expr {
-    if (this.k.updateProducts?.has(id)) return name(`product${id}`);
+    if (this.k.updateProducts?.has(id)) return name(tensorCores.updateProductName(id));
     return this.place(this.k.buffers.get(id)!, at, this.layoutName(id));
   }
 
   /**
    * Where a carried value lives: its buffer on chip or in scratch, or in place in its output port;
    * one passed from the call's input to its output (`ports`) is written to the output and read from
-   * the input.
+   * the input. `at` is the element, an index into the state's shape.
    */
-  private home(h: Home, state: string, kind: Carried, flat: Expr, io: 'in' | 'out'): { buffer: Buffer; index: Expr } {
+  private home(h: Home, state: string, kind: Carried, at: Index, io: 'in' | 'out'): { buffer: Buffer; index: Expr } {
     if (h.space === 'global' || h.space === 'ports')
       return {
         buffer: this.ports.get(kind, h.space === 'ports' ? io : 'out', state),
-        index: add(mul(bh, this.stateSize.get(state)!), flat),
+        index: add(mul(bh, this.stateSize.get(state)!), at.flat()),
       };
-    const at = this.place(h, Index.flat(this.stateShape.get(state)!, flat, this.names), `${state}.${kind}`);
-    if (at.kind !== 'load') throw new Error('a placement is a load');
-    return { buffer: at.buffer, index: at.index };
+    const placed = this.place(h, at, `${state}.${kind}`);
+    if (placed.kind !== 'load') throw new Error('a placement is a load');
+    return { buffer: placed.buffer, index: placed.index };
+  }
+
+  /** Element `flat` of a state, as an index into its shape. */
+  protected stateIndex(state: string, flat: Expr): Index {
+    return Index.flat(this.stateShape.get(state)!, flat, this.names);
   }
 
   /** A carried value as the chunk starts from it: one passed from the call's input is zero after the first chunk. */
-  protected readHome(h: Home, state: string, kind: Carried, flat: Expr): Expr {
-    const at = this.home(h, state, kind, flat, 'in');
+  protected readHome(h: Home, state: string, kind: Carried, element: Index): Expr {
+    const at = this.home(h, state, kind, element, 'in');
     const value = load(at.buffer, at.index);
     return h.space === 'ports' ? select(name(ACCUM_LIVE), value, float(0)) : value;
   }
 
   /** A carried value after the chunk: one passed to the call's output is written by the last chunk alone. */
-  private writeHome(h: Home, state: string, kind: Carried, flat: Expr, value: Expr): Stmt {
-    const at = this.home(h, state, kind, flat, 'out');
+  private writeHome(h: Home, state: string, kind: Carried, element: Index, value: Expr): Stmt {
+    const at = this.home(h, state, kind, element, 'out');
     const write = store(at.buffer, at.index, value);
     return h.space === 'ports' ? { kind: 'if', condition: name(LAST_CHUNK), body: [write] } : write;
   }
@@ -235,7 +240,8 @@ export class Lowering {
       case 'state':
       case 'accum':
       case 'opt':
-        return this.readHome(this.k.states.get(port.name)![port.role]!, port.name, port.role, index.flat());
+        const at = this.stateIndex(port.name, index.flat());
+        return this.readHome(this.k.states.get(port.name)![port.role]!, port.name, port.role, at);
     }
     throw new Error(`the ${port.role} ${port.name} has no inline reading`);
   }
@@ -276,12 +282,13 @@ export class Lowering {
     for (const [state, h] of this.k.states) {
       const n = this.stateSize.get(state)!;
       const src = add(mul(bh, n), e);
+      const at = this.stateIndex(state, e);
       const roles = this.carried.filter((role) => h[role]!.space !== 'ports');
       if (roles.length === 0) continue;
       out.push(
         this.elements(
           n,
-          roles.map((role) => this.writeHome(h[role]!, state, role, e, load(this.ports.get(role, 'in', state), src))),
+          roles.map((role) => this.writeHome(h[role]!, state, role, at, load(this.ports.get(role, 'in', state), src))),
         ),
       );
     }
@@ -294,12 +301,13 @@ export class Lowering {
     for (const [state, h] of onChip) {
       const n = this.stateSize.get(state)!;
       const dst = add(mul(bh, n), e);
+      const at = this.stateIndex(state, e);
       out.push(
         this.elements(
           n,
           this.carried
             .filter((role) => Lowering.kept(h[role]!))
-            .map((role) => store(this.ports.get(role, 'out', state), dst, this.readHome(h[role]!, state, role, e))),
+            .map((role) => store(this.ports.get(role, 'out', state), dst, this.readHome(h[role]!, state, role, at))),
         ),
       );
     }
@@ -359,31 +367,7 @@ export class Lowering {
   protected stage(s: Stage): Stmt[] {
     const nodes = this.k.program.nodes;
     const e = name('e');
-    if (s.kind === 'update') {
-      const n = this.stateSize.get(s.state)!;
-      const h = this.k.states.get(s.state)!;
-      const opt = s.optNode;
-      const what = opt === undefined ? 'its accumulator' : 'its accumulator and optimizer state';
-      const index = Index.flat(nodes[s.stateNode].shape, e, this.names);
-      const next = (role: Carried) => `next_${role}`;
-      // Every new value is computed before any is stored: each reads the old ones.
-      const roles: [Carried, number][] = [
-        ['state', s.stateNode],
-        ['accum', s.accumNode],
-        ...(opt === undefined ? [] : [['opt', opt] as [Carried, number]]),
-      ];
-      const body = [
-        ...this.updateProducts(s.state, e),
-        ...this.shared(roles.map(([role, id]) => constant(next(role), 'float', this.values.value(id, index)))),
-        ...roles.map(([role]) => this.writeHome(h[role]!, s.state, role, e, name(next(role)))),
-      ];
-      const loop = this.stageElements(s, n, body);
-      // An update touching global memory (a carried value read from or written to its port) stays
-      // rolled too: unrolled, even a loop of one iteration per lane cost gated_linear 99 -> 136
-      // registers on sm_90.
-      const rolled = loop.kind === 'for' && (loadsGlobal(body) || storesGlobal(body));
-      return [this.describe(s.stateNode, `Update ${s.state} and ${what}`), rolled ? { ...loop, rolled } : loop];
-    }
+    if (s.kind === 'update') return this.update(s);
     const node = nodes[s.node];
     if (s.kind === 'output') {
       const width = this.names(size(node.shape.slice(1)));
@@ -429,7 +413,7 @@ export class Lowering {
       return [
         head,
         this.k.tensorCores?.products.has(s.node)
-          ? this.tensorCoreProduct(s.node, target)
+          ? tensorCores.product(this.tensorCoreContext(), s.node, (at, value) => [target(at, value)])
           : this.matmul(s.node, target, this.warpRows(s)),
       ];
     const index = Index.flat(node.shape, e, this.names);
@@ -437,6 +421,52 @@ export class Lowering {
       return [head, ...lowerSum(this.sumContext(), s.node, index, (value) => target(index, value), this.warpRows(s))];
     const value = this.values.value(s.node, index, true);
     return [head, this.stageElements(s, size(node.shape), this.shared([target(index, value)]))];
+  }
+
+  /**
+   * A state's update: the new state, accumulator and optimizer state of every element, from the
+   * products the update computes (on tensor cores, whose warps then update the state's tiles from
+   * their accumulators, or element by element).
+   */
+  private update(s: Extract<Stage, { kind: 'update' }>): Stmt[] {
+    const what = s.optNode === undefined ? 'its accumulator' : 'its accumulator and optimizer state';
+    const out = [this.describe(s.stateNode, `Update ${s.state} and ${what}`)];
+    const e = name('e');
+    const product = tensorCores.updateProduct(this.k, s.state);
+    if (product !== undefined)
+      out.push(
+        this.describe(
+          product,
+          `Its product on tensor cores: each warp updates its 16x8 tiles of ${s.state} in registers`,
+        ),
+      );
+    const loop =
+      product === undefined
+        ? this.stageElements(s, this.stateSize.get(s.state)!, [
+            ...this.updateProducts(s.state, e),
+            ...this.updateElement(s, this.stateIndex(s.state, e)),
+          ])
+        : tensorCores.update(this.tensorCoreContext(), product, (at) => this.updateElement(s, at));
+    // An update touching global memory (a carried value read from or written to its port) stays
+    // rolled too: unrolled, even a loop of one iteration per lane cost gated_linear 99 -> 136
+    // registers on sm_90.
+    const rolled = loop.kind === 'for' && (loadsGlobal([loop]) || storesGlobal([loop]));
+    return [...out, rolled ? { ...loop, rolled } : loop];
+  }
+
+  /** The statements that update element `at` of a state; every new value is computed before any is stored (each reads the old ones). */
+  private updateElement(s: Extract<Stage, { kind: 'update' }>, at: Index): Stmt[] {
+    const h = this.k.states.get(s.state)!;
+    const next = (role: Carried) => `next_${role}`;
+    const roles: [Carried, number][] = [
+      ['state', s.stateNode],
+      ['accum', s.accumNode],
+      ...(s.optNode === undefined ? [] : [['opt', s.optNode] as [Carried, number]]),
+    ];
+    return [
+      ...this.shared(roles.map(([role, id]) => constant(next(role), 'float', this.values.value(id, at)))),
+      ...roles.map(([role]) => this.writeHome(h[role]!, s.state, role, at, name(next(role)))),
+    ];
   }
 
   /**
@@ -517,7 +547,7 @@ export class Lowering {
       const at = Index.flat(n.shape, e, this.names).dims();
       const [batch, row, col] = [at.slice(0, r - 2), at[r - 2], at[r - 1]];
       const p = name('p');
-      const acc = `product${id}`;
+      const acc = tensorCores.updateProductName(id);
       const operand = (x: Expr): Expr => ({ kind: 'operand', x });
       const term = floatOp(
         '*',
@@ -543,20 +573,15 @@ export class Lowering {
     return out;
   }
 
-  /** A product on tensor cores, each warp computing 16x8 tiles of the result (see ./mma.ts). */
-  private tensorCoreProduct(id: number, target: (at: Index, value: Expr) => Stmt): Stmt {
-    const n = this.k.program.nodes[id];
-    const [a, b] = n.args.map((x) => this.k.program.nodes[x]);
-    return lowerTensorCoreProduct(this.k.tensorCores!, this.k.invocations, {
-      shape: n.shape,
-      contraction: a.shape[a.shape.length - 1],
-      staging: this.k.tensorCores!.products.get(id)!,
-      a: (batch, row, p) => this.values.value(a.id, Index.dims(a.shape, [...batch, row, p], this.names)),
-      b: (batch, p, col) => this.values.value(b.id, Index.dims(b.shape, [...batch, p, col], this.names)),
-      store: (batch, row, col, value) => target(Index.dims(n.shape, [...batch, row, col], this.names), value),
+  /** What a tensor-core stage's lowering reads of this kernel (./tensor-core-stages.ts). */
+  private tensorCoreContext(): tensorCores.TensorCoreContext {
+    return {
+      k: this.k,
+      values: this.values,
+      names: this.names,
       shared: (group) => this.shared(group),
-      live: this.readsAccum(id) ? name(ACCUM_LIVE) : undefined,
-    });
+      live: (id) => (this.readsAccum(id) ? name(ACCUM_LIVE) : undefined),
+    };
   }
 
   /** What a sum stage's lowering reads of this kernel (sums.ts). */

@@ -4,12 +4,16 @@
  * operands' elements (any inlined expression, as the register-tiled loop would read them), store
  * them as bf16 in the warp's own slice of on-chip memory (A's 16 rows, then B's 8 columns as rows,
  * both running along the contraction), and the warp loads fragments with ldmatrix and accumulates
- * with mma in f32. Only the warp exchanges data there, so warp barriers suffice; rows and columns
- * past the product's extents are staged as zeros and never stored.
+ * with mma in f32, then runs the caller's statements on each element of the accumulator (an
+ * epilogue: a store, or a whole update of a state's element). Only the warp exchanges data there,
+ * so warp barriers suffice; rows and columns past the product's extents are staged as zeros and
+ * never reach the epilogue.
  */
 import { LITERALS, Index } from './tensor-index.ts';
 import { add, div, mod, mul } from './affine.ts';
-import { type Expr, type Stmt, assign, compare, float, int, name, variable } from './ir.ts';
+import { type Expr, type Stmt, assign, compare, float, int, name, operands, variable } from './ir.ts';
+import { requestWavefronts } from './banks.ts';
+import { address, LANES, lanes, type Sample } from './lanes.ts';
 import { MMA_TILE, WARP_LANES } from '../schedule/tensor-cores.ts';
 import { LANE as lane, WARP } from './warp-rows.ts';
 import type { TensorCorePlan } from '../schedule/kernel.ts';
@@ -23,8 +27,12 @@ export interface TensorCoreProduct {
   /** A's element at (batch, row, p) and B's at (batch, p, col): the operands as the product reads them. */
   a(batch: Expr[], row: Expr, p: Expr): Expr;
   b(batch: Expr[], p: Expr, col: Expr): Expr;
-  /** Stores the product's element at (batch, row, col). */
-  store(batch: Expr[], row: Expr, col: Expr, value: Expr): Stmt;
+  /**
+   * What becomes of the product's element at (batch, row, col), run on each accumulator element in
+   * registers: stored to the product's buffer, or the per-element statements of the stage that
+   * reads it (a state's update).
+   */
+  epilogue(batch: Expr[], row: Expr, col: Expr, value: Expr): Stmt[];
   /** Names the values a group of statements reads more than once. */
   shared(group: Stmt[]): Stmt[];
   /** When present, the product is zero unless this holds (it is the same for every invocation). */
@@ -37,6 +45,42 @@ const range = (n: number) => [...Array(n).keys()];
 /** `body` when every condition holds (nested ifs: the kernel IR has no conjunction). */
 function guarded(conditions: (Expr | undefined)[], body: Stmt[]): Stmt[] {
   return conditions.reduceRight<Stmt[]>((inner, c) => (c ? [{ kind: 'if', condition: c, body: inner }] : inner), body);
+}
+
+/** One operand's staging: element `e` < `count` is `value` (zero unless `conditions` hold), stored as bf16 at `at`. */
+interface Staging {
+  count: number;
+  conditions: (Expr | undefined)[];
+  value: Expr;
+  at: Expr;
+}
+
+/**
+ * The staging whose first step (lanes at e = lane) takes the fewest wavefronts of on-chip memory,
+ * its operand's reads and its bf16 store together; the first on a tie.
+ */
+function cheapest(options: Staging[]): Staging {
+  const sample: Sample = {
+    env: new Map([['e', lanes((l) => l)]]),
+    active: new Uint8Array(LANES).fill(1),
+    weight: 1,
+    known: new Map(),
+  };
+  const cost = ({ value, at }: Staging) => {
+    const reads = new Set<Expr>();
+    const pending = [value];
+    while (pending.length > 0) {
+      const x = pending.pop()!;
+      if (reads.has(x)) continue;
+      if (x.kind === 'load' && x.buffer.kind === 'workgroup') reads.add(x);
+      pending.push(...operands(x));
+    }
+    let wavefronts = requestWavefronts(address(at, sample), true);
+    for (const x of reads) if (x.kind === 'load') wavefronts += requestWavefronts(address(x.index, sample), false);
+    return wavefronts;
+  };
+  const costs = options.map(cost);
+  return options[costs.indexOf(Math.min(...costs))];
 }
 
 export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number, p: TensorCoreProduct): Stmt {
@@ -62,7 +106,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   const padK = p.contraction % slab !== 0;
 
   /** `count` elements staged by the warp's lanes: element `e` is value(e) at staged position(e). */
-  const stage = (count: number, conditions: (Expr | undefined)[], value: Expr, at: Expr): Stmt => ({
+  const stage = ({ count, conditions, value, at }: Staging): Stmt => ({
     kind: 'for',
     counter: 'e',
     from: lane,
@@ -76,21 +120,31 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
         ]
       : p.shared([{ kind: 'store-bf16', index: at, value }]),
   });
-  // A: consecutive lanes take consecutive contraction columns of a row (A's rows are contiguous);
-  // B: consecutive lanes take consecutive output columns of a contraction row (B's rows are).
-  const [ai, aq] = [div(e, slab), mod(e, slab)];
-  const [bj, bq] = [mod(e, MMA_TILE.n), div(e, MMA_TILE.n)];
-  const stageA = stage(
-    MMA_TILE.m * slab,
-    [within(add(row0, ai), m, m % MMA_TILE.m !== 0), within(add(k0, aq), p.contraction, padK)],
-    p.a(batch, add(row0, ai), add(k0, aq)),
-    add(aRow(ai), aq),
+  // Consecutive lanes take consecutive elements of A's rows (contraction columns) or of its
+  // contraction columns (rows), and of B's contraction rows (output columns) or of its output
+  // columns (contraction rows): whichever order's reads take fewer wavefronts, which is the one
+  // that walks the operand along memory (an operand read transposed runs along the other axis).
+  const stageA = cheapest(
+    [
+      [div(e, slab), mod(e, slab)],
+      [mod(e, MMA_TILE.m), div(e, MMA_TILE.m)],
+    ].map(([ai, aq]) => ({
+      count: MMA_TILE.m * slab,
+      conditions: [within(add(row0, ai), m, m % MMA_TILE.m !== 0), within(add(k0, aq), p.contraction, padK)],
+      value: p.a(batch, add(row0, ai), add(k0, aq)),
+      at: add(aRow(ai), aq),
+    })),
   );
-  const stageB = stage(
-    MMA_TILE.n * slab,
-    [within(add(col0, bj), n, n % MMA_TILE.n !== 0), within(add(k0, bq), p.contraction, padK)],
-    p.b(batch, add(k0, bq), add(col0, bj)),
-    add(bRow(bj), bq),
+  const stageB = cheapest(
+    [
+      [mod(e, MMA_TILE.n), div(e, MMA_TILE.n)],
+      [div(e, slab), mod(e, slab)],
+    ].map(([bj, bq]) => ({
+      count: MMA_TILE.n * slab,
+      conditions: [within(add(col0, bj), n, n % MMA_TILE.n !== 0), within(add(k0, bq), p.contraction, padK)],
+      value: p.b(batch, add(k0, bq), add(col0, bj)),
+      at: add(bRow(bj), bq),
+    })),
   );
   // ldmatrix: lane l names row l % 16 of A at column 8 (l / 16) of the step, and row l % 8 of B
   // (transposed) at column 8 ((l / 8) % 2): the four and two 8x8 matrices of the fragments.
@@ -113,22 +167,29 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   ]);
   // The second warp barrier keeps the next slab's (or tile's, or product's) staging from
   // overwriting rows another lane has yet to load.
-  const slabBody: Stmt[] = [stageA, stageB, { kind: 'warp-barrier' }, ...steps, { kind: 'warp-barrier' }];
+  const slabBody: Stmt[] = [stage(stageA), stage(stageB), { kind: 'warp-barrier' }, ...steps, { kind: 'warp-barrier' }];
   const accumulate: Stmt[] =
     slabs > 1
       ? [{ kind: 'for', counter: 'k0', from: int(0), to: int(slabs * slab), step: int(slab), body: slabBody }]
       : slabBody;
 
-  // Accumulator element i of lane l: row l / 4 (+ 8 for i >= 2), column 2 (l % 4) + i % 2.
-  const stores = range(4).flatMap((i) => {
-    const row = add(add(row0, div(lane, 4)), int(8 * Math.floor(i / 2)));
-    const col = add(add(col0, mul(mod(lane, 4), 2)), int(i % 2));
-    const value: Expr = { kind: 'fragment-element', fragment: 'fc', element: i };
-    return guarded(
+  // Accumulator element i of lane l: row l / 4 (+ 8 for i >= 2), column 2 (l % 4) + i % 2. A loop
+  // (nvcc unrolls it), so that each element's statements have a scope of their own.
+  const i = name('i');
+  const row = add(add(row0, div(lane, 4)), mul(div(i, 2), 8));
+  const col = add(add(col0, mul(mod(lane, 4), 2)), mod(i, 2));
+  const value: Expr = { kind: 'fragment-element', fragment: 'fc', element: i };
+  const epilogue: Stmt = {
+    kind: 'for',
+    counter: 'i',
+    from: int(0),
+    to: int(4),
+    step: int(1),
+    body: guarded(
       [within(row, m, m % MMA_TILE.m !== 0), within(col, n, n % MMA_TILE.n !== 0)],
-      [p.store(batch, row, col, value)],
-    );
-  });
+      p.epilogue(batch, row, col, value),
+    ),
+  };
   return {
     kind: 'for',
     counter: 'tile',
@@ -140,7 +201,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
       { kind: 'fragment', name: 'fb', role: 'b' },
       { kind: 'fragment', name: 'fc', role: 'c' },
       ...(p.live ? [{ kind: 'if' as const, condition: p.live, body: accumulate }] : accumulate),
-      ...stores,
+      epilogue,
     ],
   };
 }

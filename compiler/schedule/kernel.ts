@@ -130,7 +130,7 @@ export interface WarpRows {
 
 /** Products on warp-level tensor cores, each warp staging its operands as bf16 in a slice of its own. */
 export interface TensorCorePlan {
-  /** The buffered products computed this way, each with where its warps' staging slices start in on-chip memory (floats, a multiple of 4: 16 bytes). */
+  /** The products computed this way (buffered, or in their state's update stage), each with where its warps' staging slices start in on-chip memory (floats, a multiple of 4: 16 bytes). */
   products: ReadonlyMap<number, number>;
   /** Contraction columns staged at once: a multiple of 16. */
   slab: number;

@@ -190,7 +190,8 @@ export function residentWorkgroups(limits: TargetLimits, bytes: number): number 
 
 /**
  * The warp rows (warp-rows.ts) and barriers (barriers.ts) of a laid-out kernel. `onTensorCores`:
- * products computed by warps on tensor-core tiles, which own no rows.
+ * the nodes whose stages warps compute on tensor-core tiles (a product, or the state of an update
+ * whose product is there), which own no rows.
  */
 export function synchronise(
   k: Omit<ScheduledKernel, 'barriers' | 'warpRows'>,

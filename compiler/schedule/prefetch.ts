@@ -28,7 +28,7 @@ import type { PrefetchSlot, ScheduledKernel, TargetLimits } from './kernel.ts';
 import { residentWorkgroups } from './layout.ts';
 import { stageReads } from './reads.ts';
 import { firstGap, homeSpans, overlaps, type Span } from './spans.ts';
-import { tensorCoreStagingFloats } from './tensor-cores.ts';
+import { stageStaging, tensorCoreStagingFloats } from './tensor-cores.ts';
 
 /** Floats per 16-byte copy. */
 const COPY_FLOATS = 4;
@@ -102,7 +102,7 @@ function stageSpans(k: ScheduledKernel, i: number): Span[] {
     const p = k.buffers.get(id)!;
     if (p.space === 'workgroup') spans.push({ from: p.offset, to: p.offset + size(k.program.nodes[id].shape) });
   }
-  const staging = s.kind === 'compute' ? k.tensorCores?.products.get(s.node) : undefined;
+  const staging = stageStaging(k, i);
   if (staging !== undefined) spans.push({ from: staging, to: staging + tensorCoreStagingFloats(k) });
   return spans;
 }

@@ -1,13 +1,20 @@
 /**
- * Which buffered products run on tensor cores (warp-level mma m16n8k16: 16x8 output tiles, the
- * contraction in steps of 16, bf16 operands, f32 accumulation), for a target that has them and
- * rounds products' operands to bf16 anyway. Decided from shapes and on-chip room alone: a product
+ * Which products run on tensor cores (warp-level mma m16n8k16: 16x8 output tiles, the contraction
+ * in steps of 16, bf16 operands, f32 accumulation), for a target that has them and rounds
+ * products' operands to bf16 anyway. Decided from shapes and on-chip room alone: a product
  * qualifies when padding its extents to the tile wastes at most half of each (padded rows and
  * columns are staged as zeros and never stored), and the warps' staging slices fit in on-chip
- * memory: in a gap no warp uses during the product where there is one, else after the buffers. Everything else keeps its register-tiled loop.
+ * memory: in a gap no warp uses during the product where there is one, else after the buffers.
+ *
+ * Both kinds of product qualify: a buffered one (its compute stage stores the tiles), and one a
+ * state's update stage computes where it reads it (`ScheduledKernel.updateProducts`), whose warps
+ * then take the state's tiles and update each element from the accumulator in registers. Such an
+ * update qualifies where the product is its state's only one (one tile loop per update) and its
+ * operands read none of the values the update writes (warps update their tiles while others still
+ * stage theirs). Everything else keeps its register-tiled or per-element loop.
  */
 import type { ChunkProgram } from '../dualform/derive.ts';
-import type { ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts';
+import type { Carried, ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts';
 import { size } from '../ir/ir.ts';
 import { stageReads } from './reads.ts';
 import { acrossWarps } from './barriers.ts';
@@ -38,12 +45,51 @@ export function productExtents(k: ScheduledKernel, id: number): { m: number; n: 
 
 type Sizing = Omit<TensorCorePlan, 'products'>;
 
+/** The index of the stage that computes a product: its own, or the update stage that reads it. */
+export function productStage(k: ScheduledKernel, id: number): number {
+  const state = k.updateProducts?.get(id);
+  return k.stages.findIndex((s) =>
+    state === undefined ? s.kind === 'compute' && s.node === id : s.kind === 'update' && s.state === state,
+  );
+}
+
+/** Where the tensor-core staging of a stage starts in on-chip memory (floats); undefined for a stage without. */
+export function stageStaging(k: ScheduledKernel, stage: number): number | undefined {
+  for (const [id, offset] of k.tensorCores?.products ?? []) if (productStage(k, id) === stage) return offset;
+  return undefined;
+}
+
+/**
+ * The update products that may run on tensor cores: each its state's only one, with operands that
+ * read (inline, through unbuffered nodes) none of the values that state's update writes.
+ */
+function updateCandidates(k: ScheduledKernel): number[] {
+  const byState = new Map<string, number[]>();
+  for (const [id, state] of k.updateProducts ?? []) byState.set(state, [...(byState.get(state) ?? []), id]);
+  const carried: Carried[] = ['state', 'accum', 'opt'];
+  return [...byState].flatMap(([state, ids]) => {
+    if (ids.length !== 1) return [];
+    const written = new Set(carried.map((kind) => homeKey(kind, state)));
+    const pending = [...k.program.nodes[ids[0]].args];
+    const seen = new Set<number>();
+    while (pending.length > 0) {
+      const id = pending.pop()!;
+      if (seen.has(id) || k.buffers.has(id)) continue;
+      seen.add(id);
+      const op = k.program.nodes[id].op;
+      if (op.kind === 'input' && written.has(op.name)) return [];
+      pending.push(...k.program.nodes[id].args);
+    }
+    return ids;
+  });
+}
+
 /** The products that qualify and the staging they need. */
 function plan(k: ScheduledKernel): { products: number[]; sizing: Sizing } | undefined {
   if (k.invocations % WARP_LANES !== 0) return undefined;
   const products: number[] = [];
   let contraction = 0;
-  for (const id of k.buffers.keys()) {
+  for (const id of [...k.buffers.keys(), ...updateCandidates(k)]) {
     if (k.program.nodes[id].op.kind !== 'matmul') continue;
     const e = productExtents(k, id);
     if (!fills(e.m, MMA_TILE.m) || !fills(e.n, MMA_TILE.n) || !fills(e.contraction, MMA_TILE.k)) continue;
@@ -105,15 +151,20 @@ function intervalStart(k: ScheduledKernel, stage: number): number {
 function placed(scheduled: ScheduledKernel, limits: TargetLimits): ScheduledKernel | undefined {
   const p = plan(scheduled);
   if (!p) return undefined;
-  // Warps own the products' tiles, not their rows: the rows and barriers around them change.
-  const k = { ...scheduled, ...synchronise(scheduled, limits.lanes, homeKey, new Set(p.products)) };
+  // Warps own the products' tiles (and an update's, its state's), not their rows: the rows and
+  // barriers around them change.
+  const updated = new Map(scheduled.stages.flatMap((s) => (s.kind === 'update' ? [[s.state, s.stateNode]] : [])));
+  const tiled = p.products.map((id) => {
+    const state = scheduled.updateProducts?.get(id);
+    return state === undefined ? id : updated.get(state)!;
+  });
+  const k = { ...scheduled, ...synchronise(scheduled, limits.lanes, homeKey, new Set(tiled)) };
   const floats = stagingFloats(k, p.sizing);
-  const stageOf = new Map(k.stages.flatMap((s, i) => (s.kind === 'compute' ? [[s.node, i] as const] : [])));
   const byInterval = new Map<number, number>();
   const products = new Map<number, number>();
   let workgroupFloats = k.workgroupFloats;
   for (const id of p.products) {
-    const stage = stageOf.get(id)!;
+    const stage = productStage(k, id);
     const lo = intervalStart(k, stage);
     const offset = byInterval.get(lo) ?? firstGap(busy(k, stage), floats);
     byInterval.set(lo, offset);

@@ -126,7 +126,8 @@ function candidate(
 
 /**
  * The stages whose rows warps own: those that can, linked by a row-keeping read to another that
- * can. `onTensorCores`: products computed by warps on tensor-core tiles, which own no rows.
+ * can. `onTensorCores`: the nodes whose stages warps compute on tensor-core tiles (a product, or
+ * the state of an update whose product is there), which own no rows.
  */
 export function chooseWarpRows(
   p: Program,

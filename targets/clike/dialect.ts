@@ -10,7 +10,7 @@ export interface FragmentSpelling {
   /** The statement as one line; `expr` spells its expressions. */
   statement(s: FragmentStmt, expr: (e: Expr) => string): string;
   /** This lane's element of an accumulator fragment. */
-  element(fragment: string, element: number): string;
+  element(fragment: string, element: string): string;
 }
 
 /** How a language with asynchronous global-to-on-chip copies spells them (16 bytes each). */

@@ -177,7 +177,7 @@ export class Printer {
         if (!d.shuffleXor) throw new Error('this kernel language has no lane exchange');
         return d.shuffleXor(this.expr(e.x), e.mask, e.width);
       case 'fragment-element':
-        return this.fragments().element(e.fragment, e.element);
+        return this.fragments().element(e.fragment, this.expr(e.element));
       case 'aligned': {
         if (e.buffer.kind !== 'port') throw new Error('only a port has a base address to check');
         return this.asyncCopy().aligned(this.memory.port(e.buffer.port, { kind: 'int', value: 0 }).array, e.bytes);
