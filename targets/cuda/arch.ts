@@ -62,13 +62,13 @@ export function archOf(name: string): Arch {
 const REGISTERS_PER_SM = 65536;
 /**
  * The fewest registers per thread the launch bounds may leave ptxas (256 threads: at most 3
- * blocks). At 64 (4 blocks) three_layer_mlp's sm_90 prefill spilled; at 80 no example's
- * mini-batch kernel does (`npm run report:cuda`).
+ * blocks). At 64 (4 blocks) three_layer_mlp's sm_90 prefill spilled; at 80 no example's prefill
+ * kernel does (`npm run report:cuda`).
  */
-export const REGISTER_FLOOR = 80;
+const REGISTER_FLOOR = 80;
 
 /**
- * The blocks per SM a kernel's `__launch_bounds__` asks ptxas to allow. A kernel that walks
+ * The blocks per SM a forward kernel's `__launch_bounds__` asks ptxas to allow. A kernel that walks
  * chunks of several rows asks for as many as its shared memory lets an SM hold (the scheduler laid
  * it out for that many), but never so many that a thread gets fewer than REGISTER_FLOOR
  * registers: without the bound ptxas spends registers freely, and they, not the scheduled shared

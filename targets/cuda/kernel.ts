@@ -8,7 +8,6 @@ import { Lines } from '../clike/lines.ts';
 import { type Memory, Printer, SCRATCH_ARRAY, WORKGROUP_ARRAY } from '../clike/print.ts';
 import { identifier } from '../../core/mangle.ts';
 import { WORKGROUP_BF16 } from './fragments.ts';
-import { type Arch, minBlocksPerSm } from './arch.ts';
 import { type KernelSignature, type Port, showPortShape } from '../../core/signature.ts';
 
 /** Threads of a warp, which exchange values by shuffles. */
@@ -72,14 +71,14 @@ export function renderKernel(
   signature: KernelSignature,
   tensors: readonly Port[],
   dialect: Dialect,
-  arch: Arch,
+  /** The blocks per SM its launch bounds ask ptxas to allow (arch.ts `minBlocksPerSm`). */
+  minBlocks: number,
   sourceLines: readonly string[],
   /** The kernel IR to print, when it is not the forward's (the checkpointing forward, the backward). */
   lowered: Kernel = lowerKernel(kernel, signature, sourceLines, CUDA_FEATURES),
 ): void {
-  // The blocks per SM the scheduled shared memory allows, so that registers do not lower them
-  // (arch.ts); `__launch_bounds__(256)` alone capped TTT-Linear at 40 registers and spilled.
-  L.line(`__global__ void __launch_bounds__(${kernel.invocations}, ${minBlocksPerSm(kernel, arch)}) ${name}(`);
+  // With a thread count alone (`__launch_bounds__(256)`) ptxas capped TTT-Linear at 40 registers and spilled.
+  L.line(`__global__ void __launch_bounds__(${kernel.invocations}, ${minBlocks}) ${name}(`);
   const params = parameters(kernel, tensors).map(([decl, comment], i, all) => [
     `${decl}${i === all.length - 1 ? ') {' : ','}`,
     comment,

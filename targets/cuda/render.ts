@@ -5,7 +5,7 @@ import { schedule } from '../../compiler/schedule/schedule.ts';
 import { Lines } from '../clike/lines.ts';
 import { stem, type GeneratedFile, type TargetOptions } from '../target.ts';
 import { apiOf, type CudaApi } from './api.ts';
-import { type Arch, archOf } from './arch.ts';
+import { type Arch, archOf, minBlocksPerSm } from './arch.ts';
 import { cuda, cudaBf16, ROUND_BF16 } from './dialect.ts';
 import { renderHeader } from './header.ts';
 import { ioNote, trainingTensors } from './tensors.ts';
@@ -77,7 +77,7 @@ function renderSource(
       compiled.signature,
       tensors,
       dtype === 'bf16' ? cudaBf16 : cuda,
-      arch,
+      minBlocksPerSm(v.kernel, arch),
       compiled.text.split('\n'),
     );
     L.line('');
