@@ -18,12 +18,17 @@ import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
-import type { ScheduledKernel } from '../compiler/schedule/kernel.ts';
+import type { ScheduledKernel, TargetLimits } from '../compiler/schedule/kernel.ts';
 import { residentWorkgroups } from '../compiler/schedule/layout.ts';
-import { withPrefetch } from '../compiler/schedule/prefetch.ts';
+import { deriveChunkBackward } from '../compiler/backward/derive.ts';
+import { backwardSignature } from '../compiler/backward/signature.ts';
+import { scheduleBackward } from '../compiler/schedule/backward.ts';
+import { tokenRows, withPrefetch } from '../compiler/schedule/prefetch.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
+import { chunkInputKey } from '../core/mangle.ts';
 import { size } from '../core/shape.ts';
+import { allPorts, elementBytes, withIo } from '../core/signature.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
 import { cacheRoot } from '../runtime/cuda-cpu/build.ts';
 import type { CudaCpuProgram } from '../runtime/cuda-cpu/program.ts';
@@ -40,6 +45,7 @@ import { compileExample, repoRoot } from './support/specs.ts';
 const execFileAsync = promisify(execFile);
 const ARCHS = ['sm_80', 'sm_90'] as const;
 const DTYPES = ['f32', 'bf16'] as const;
+const IOS = ['f32', 'bf16'] as const;
 /** As tests/cuda-cpu.test.ts. */
 const TOL = 1e-5;
 const BF16_TOL = 3e-2;
@@ -62,40 +68,80 @@ function compiled(spec: string): Compiled {
   return r.compiled;
 }
 
+/**
+ * A plan's soundness: the block keeps its blocks per SM and stays within the limit; each slot,
+ * sized in the bytes global memory holds its rows in (half the floats for bf16), is 16-byte
+ * aligned, within the block, apart from the others, and its input's own buffer or apart from it
+ * (other threads' staging would overwrite a slot partly over it; a bf16 slot is never its own buffer).
+ */
+function expectSoundPlan(plain: ScheduledKernel, k: ScheduledKernel, limits: TargetLimits, label: string): void {
+  expect(k.workgroupFloats * 4, label).toBeLessThanOrEqual(limits.workgroupBytes);
+  expect(residentWorkgroups(limits, k.workgroupFloats * 4), label).toBe(
+    residentWorkgroups(limits, plain.workgroupFloats * 4),
+  );
+  const slots = [...(k.prefetch ?? [])].map(([id, s]) => ({
+    from: s.offset,
+    to: s.offset + (size(k.program.nodes[id].shape) * s.elementBytes) / 4,
+  }));
+  for (const [id, s] of k.prefetch ?? []) {
+    const own = k.buffers.get(id)!;
+    const n = size(k.program.nodes[id].shape);
+    if (own.space === 'workgroup' && (own.offset !== s.offset || s.elementBytes !== 4))
+      expect(own.offset + n <= s.offset || s.offset + (n * s.elementBytes) / 4 <= own.offset, label).toBe(true);
+  }
+  for (const [i, a] of slots.entries()) {
+    expect(a.from % 4, label).toBe(0);
+    expect(a.to, label).toBeLessThanOrEqual(k.workgroupFloats);
+    for (const b of slots.slice(i + 1)) expect(a.to <= b.from || b.to <= a.from, label).toBe(true);
+  }
+}
+
+/** The input keys of the slots a plan gives, each with its element bytes. */
+const slotInputs = (k: ScheduledKernel) =>
+  [...(k.prefetch ?? [])].map(([id, s]) => {
+    const op = k.program.nodes[id].op;
+    return `${op.kind === 'input' ? op.name : `%${id}`}:${s.elementBytes}`;
+  });
+
 describe.each([...specs, ...RANDOM_RULES])('the read-ahead plan of %s', (spec) => {
   for (const arch of ARCHS)
     for (const dtype of DTYPES)
-      it(`${arch} ${dtype}: no block per SM lost, within the limit, slots apart and aligned`, () => {
+      it(`${arch} ${dtype}, f32 and bf16 I/O: no block per SM lost, within the limit, slots apart and aligned`, () => {
         const limits = archOf(arch).limits;
-        for (const v of compiled(spec).variants) {
+        const c = compiled(spec);
+        for (const v of c.variants) {
           const plain: ScheduledKernel = (dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, limits);
-          const k = withPrefetch(plain, limits);
-          if (v.chunk.rows === 1) {
-            expect(k, 'decode reads nothing ahead').toBe(plain);
-            continue;
-          }
-          expect(k.workgroupFloats * 4).toBeLessThanOrEqual(limits.workgroupBytes);
-          expect(residentWorkgroups(limits, k.workgroupFloats * 4)).toBe(
-            residentWorkgroups(limits, plain.workgroupFloats * 4),
-          );
-          const slots = [...(k.prefetch ?? [])].map(([id, s]) => ({
-            from: s.offset,
-            to: s.offset + size(k.program.nodes[id].shape),
-          }));
-          for (const [id, s] of k.prefetch ?? []) {
-            // Its own buffer or apart from it: other threads' staging would overwrite a slot partly over it.
-            const own = k.buffers.get(id)!;
-            const n = size(k.program.nodes[id].shape);
-            if (own.space === 'workgroup' && own.offset !== s.offset)
-              expect(own.offset + n <= s.offset || s.offset + n <= own.offset).toBe(true);
-          }
-          for (const [i, a] of slots.entries()) {
-            expect(a.from % 4).toBe(0);
-            expect(a.to).toBeLessThanOrEqual(k.workgroupFloats);
-            for (const b of slots.slice(i + 1)) expect(a.to <= b.from || b.to <= a.from).toBe(true);
+          for (const io of IOS) {
+            const tensors = withIo(allPorts(c.signature), io);
+            const k = withPrefetch(plain, limits, tokenRows(tensors));
+            if (v.chunk.rows === 1) {
+              expect(k, 'decode reads nothing ahead').toBe(plain);
+              continue;
+            }
+            expectSoundPlan(plain, k, limits, `${v.name} io ${io}`);
+            // Each slot holds its input as global memory does.
+            const bytes = new Map(tensors.map((t) => [chunkInputKey(t), elementBytes(t)]));
+            for (const [key, b] of slotInputs(k).map((x) => x.split(':')))
+              expect(Number(b), `${v.name} io ${io}: ${key}`).toBe(bytes.get(key));
           }
         }
       });
+});
+
+describe.each(specs)('the read-ahead plan of the backward of %s', (spec) => {
+  it.each(ARCHS)('%s: per-token inputs only (no checkpoint), no block per SM lost, slots apart and aligned', (arch) => {
+    const limits = archOf(arch).limits;
+    const c = compiled(spec);
+    const plain = scheduleBackward(deriveChunkBackward(c.chunk), limits);
+    const k = withPrefetch(plain, limits, tokenRows(allPorts(backwardSignature(c.signature))));
+    expectSoundPlan(plain, k, limits, 'backward');
+    const perToken = new Set(
+      backwardSignature(c.signature)
+        .inputs.filter((p) => p.lead.includes('T'))
+        .map(chunkInputKey),
+    );
+    for (const x of slotInputs(k)) expect(perToken.has(x.split(':')[0]), x).toBe(true);
+  });
 });
 
 /**

@@ -12,6 +12,7 @@ import { int, uniform } from '../../compiler/kernel/ir.ts';
 import { lowerChunkCount } from '../../compiler/kernel/reverse-walk.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { scheduleBackward } from '../../compiler/schedule/backward.ts';
+import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { schedule } from '../../compiler/schedule/schedule.ts';
 import { identifier } from '../../core/mangle.ts';
 import { allPorts, type Port } from '../../core/signature.ts';
@@ -25,7 +26,8 @@ import { cuda, cudaBf16 } from './dialect.ts';
 import { renderHeader } from './header.ts';
 import { type HostKernel, renderHost } from './host.ts';
 import { CUDA_FEATURES, renderKernel } from './kernel.ts';
-import { renderPreamble } from './render.ts';
+import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
+import { renderPreamble, usesDeviceHelpers } from './render.ts';
 import { CHUNKS } from './tensors.ts';
 
 export interface CudaBackward {
@@ -41,16 +43,15 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
   const sig = compiled.signature;
   const backward = deriveChunkBackward(compiled.chunk);
   const lines = compiled.text.split('\n');
-  const forwardKernel = schedule(compiled.chunk, arch.limits);
-  const backwardKernel = scheduleBackward(backward, arch.limits);
+  // Both kernels read their per-token inputs ahead with cp.async as the forward does (the backward
+  // the chunk before, as it walks in reverse), where that keeps their blocks per SM.
+  const forwardTensors = allPorts(checkpointingSignature(sig));
+  const backwardTensors = allPorts(backwardSignature(sig));
+  const forwardKernel = withPrefetch(schedule(compiled.chunk, arch.limits), arch.limits, tokenRows(forwardTensors));
+  const backwardKernel = withPrefetch(scheduleBackward(backward, arch.limits), arch.limits, tokenRows(backwardTensors));
   const variants: HostKernel[] = [
-    {
-      variant: 'checkpoints',
-      name: api.decodeKernel,
-      kernel: forwardKernel,
-      tensors: allPorts(checkpointingSignature(sig)),
-    },
-    { variant: 'backward', name: api.kernel, kernel: backwardKernel, tensors: allPorts(backwardSignature(sig)) },
+    { variant: 'checkpoints', name: api.decodeKernel, kernel: forwardKernel, tensors: forwardTensors },
+    { variant: 'backward', name: api.kernel, kernel: backwardKernel, tensors: backwardTensors },
   ];
   // The first kernel's spelling of a tensor both take wins: the checkpoints are written, then read.
   const byName = new Map<string, Port>();
@@ -65,7 +66,8 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
     '// walks the chunks in reverse from those checkpoints, one thread block per (sequence, head).',
   );
   // Both kernels keep every product on FFMA: the backward's schedules plan no tensor cores yet.
-  renderPreamble(L, api, arch, options.dtype, false);
+  const deviceHelpers = variants.some((v) => usesDeviceHelpers(v.kernel));
+  renderPreamble(L, api, arch, options.dtype, deviceHelpers);
   const lowered = [
     lowerCheckpointingKernel(forwardKernel, sig, lines, CUDA_FEATURES),
     lowerBackwardKernel(backwardKernel, backward, sig, lines, CUDA_FEATURES),
@@ -126,6 +128,7 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
           },
         ]),
       },
+      ...(deviceHelpers ? [{ path: MMA_HEADER_FILE, contents: MMA_HEADER }] : []),
     ],
   };
 }
