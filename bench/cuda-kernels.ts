@@ -46,8 +46,8 @@ export interface Barriers {
 }
 
 /**
- * Barriers per mini-batch of `kernel`, counted in the generated source: the kernel's outermost
- * `while` is its walk over the mini-batches.
+ * Barriers per mini-batch of `kernel`, counted in the generated source: the kernel's last outermost
+ * `while` is its walk over the mini-batches (a backward counts the chunks in one before it).
  */
 export function barriers(commented: string, kernel: string): Barriers {
   // Comments quote the spec, whose braces would unbalance the count.
@@ -55,7 +55,9 @@ export function barriers(commented: string, kernel: string): Barriers {
   const def = new RegExp(`__global__[^\\n]*\\b${kernel}\\(`).exec(source);
   if (!def) throw new Error(`the source does not define ${kernel}`);
   const body = braced(source, source.indexOf('{', def.index));
-  const loop = /\n(\s*)while \(/.exec(body);
+  const whiles = [...body.matchAll(/\n(\s*)while \(/g)];
+  const outermost = Math.min(...whiles.map((m) => m[1].length));
+  const loop = whiles.filter((m) => m[1].length === outermost).at(-1);
   if (!loop) return { perMinibatch: 0, warpPerMinibatch: 0, inInnerLoops: 0 };
   const inner = braced(body, body.indexOf('{', loop.index));
   let perMinibatch = 0;

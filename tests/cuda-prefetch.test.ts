@@ -1,13 +1,16 @@
 /**
  * Per-token inputs read ahead with cp.async (compiler/schedule/prefetch.ts): for every example,
- * rule example and a few random rule combinations, f32 and bf16, sm_80 and sm_90, the plan costs no block per SM, stays within the
- * block's limit and gives each input a 16-byte-aligned slot of its own (its buffer, or apart from
- * it), and decode reads nothing
- * ahead; nvcc puts cp.async in the PTX of TTT-Linear's sm_80 prefill, without spills; through
- * cuda-cpu, whose cp.async lands only at the wait that covers it (tttc_cuda_cpu_mma.h), the
- * kernels go wrong with their wait removed and match the f64 reference with every tensor taken as
- * misaligned (rows staged from global memory). Every example's kernels against the reference, on
- * T that is not a multiple of K, are in tests/cuda-cpu.test.ts and tests/cuda-mma-kernels.test.ts.
+ * rule example and a few random rule combinations, f32 and bf16 operands, f32 and bf16 I/O, sm_80
+ * and sm_90, the plan costs no block per SM, stays within the block's limit and gives each input a
+ * 16-byte-aligned slot of its own sized in the bytes global memory holds it in (its buffer, or
+ * apart from it), and decode reads nothing ahead; the backward's plan takes per-token inputs only.
+ * nvcc puts cp.async in the PTX of TTT-Linear's sm_80 prefill, without spills; through cuda-cpu,
+ * whose cp.async lands only at the wait that covers it (tttc_cuda_cpu_mma.h), the kernels go wrong
+ * with their wait removed and match the f64 reference with every tensor taken as misaligned (rows
+ * staged from global memory); so do the kernel reading bf16 views ahead and TTT-Linear's backward
+ * (the checkpointing forward and the backward kernel, each without its wait). Every example's
+ * kernels against the reference, on T that is not a multiple of K, are in tests/cuda-cpu.test.ts,
+ * tests/cuda-mma-kernels.test.ts, tests/cuda-cpu-bf16-io.test.ts and tests/backward-kernels.test.ts.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,10 +20,11 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
-import { runReference } from '../compiler/reference/inner-loop.ts';
+import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
 import type { ScheduledKernel, TargetLimits } from '../compiler/schedule/kernel.ts';
 import { residentWorkgroups } from '../compiler/schedule/layout.ts';
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
+import { runReferenceBackward } from '../compiler/reference/backward.ts';
 import { backwardSignature } from '../compiler/backward/signature.ts';
 import { scheduleBackward } from '../compiler/schedule/backward.ts';
 import { tokenRows, withPrefetch } from '../compiler/schedule/prefetch.ts';
@@ -28,17 +32,26 @@ import { schedule } from '../compiler/schedule/schedule.ts';
 import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { chunkInputKey } from '../core/mangle.ts';
 import { size } from '../core/shape.ts';
-import { allPorts, elementBytes, withIo } from '../core/signature.ts';
+import { allPorts, elementBytes, type Io, withIo } from '../core/signature.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
 import { cacheRoot } from '../runtime/cuda-cpu/build.ts';
 import type { CudaCpuProgram } from '../runtime/cuda-cpu/program.ts';
+import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
-import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+import {
+  gradientTensors,
+  innerLoopCotangents,
+  innerLoopInputs,
+  innerLoopOutputTensors,
+} from '../runtime/inner-loop.ts';
 import { archOf } from '../targets/cuda/arch.ts';
-import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import { renderCudaBackward } from '../targets/cuda/backward.ts';
+import { cudaCpuBackwardProgram, cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import type { TargetOptions } from '../targets/target.ts';
+import { expectBf16OutputWithin, roundedViews } from './support/bf16-io.ts';
 import { randomInputs } from './support/inputs.ts';
+import { normals, rng } from './support/random.ts';
 import { randomRuleSpec } from './support/rule-spec.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
 
@@ -234,10 +247,21 @@ function edited(p: CudaCpuProgram, edit: (source: string) => string): CudaCpuPro
   return { ...p, files };
 }
 
-async function worstError(c: Compiled, program: CudaCpuProgram, named: Map<string, Tensor>): Promise<number> {
+/** The largest relative error of the kernel's outputs against the f64 reference (on the views it stores, for bf16 I/O). */
+async function worstError(
+  c: Compiled,
+  program: CudaCpuProgram,
+  named: Map<string, Tensor>,
+  io: Io = 'f32',
+): Promise<number> {
   const loop = await CudaCpuInnerLoop.create(program, 'fast');
-  const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named)));
-  const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
+  const inputs = innerLoopInputs(c.signature, named);
+  const got = innerLoopOutputTensors(await loop.run(inputs));
+  const want = innerLoopOutputTensors(runReference(c.chunk, io === 'bf16' ? roundedViews(inputs) : inputs));
+  return worstOf(got, want);
+}
+
+function worstOf(got: Map<string, Tensor>, want: Map<string, Tensor>): number {
   let worst = 0;
   for (const [name, w] of want) {
     const e = relativeError(got.get(name)!.data, w.data);
@@ -265,4 +289,90 @@ describe.each(Object.entries(READ_AHEAD))('the read-ahead of %s on the CPU', (pa
       expect(await worstError(c, misaligned, randomInputs(c.chunk, SIZE))).toBeLessThan(tol);
     }, 300_000);
   }
+});
+
+/**
+ * Views stored as bf16 (`io: 'bf16'`) are copied ahead as bf16 and widened where staged: TTT-Linear
+ * (f32 operands) reads every view ahead so, matches the reference on the bf16 views (the output
+ * within the bound tests/support/bf16-io.ts derives, the states within the f32 tolerance), and
+ * goes wrong without its wait.
+ */
+describe('the read-ahead of bf16 views on the CPU', () => {
+  const c = compileExample('ttt_linear.ttt', 'auto', { D: SIZE.D, K: SIZE.K });
+  const options = { arch: 'sm_80', dtype: 'f32', io: 'bf16' } as const;
+  const named = randomInputs(c.chunk, SIZE);
+
+  it('sm_80 f32: every view read ahead as bf16, and the kernel matches the reference', async () => {
+    const k = renderCuda(c, options).kernel;
+    const views = c.signature.inputs.filter((p) => p.role === 'view').map(chunkInputKey);
+    const ahead = [...(k.prefetch ?? [])].flatMap(([id, s]) => {
+      const op = k.program.nodes[id].op;
+      return op.kind === 'input' && s.elementBytes === 2 ? [op.name] : [];
+    });
+    expect(ahead.sort()).toEqual(views.sort());
+    const loop = await CudaCpuInnerLoop.create(cudaCpuProgram(c, options), 'fast');
+    const inputs = innerLoopInputs(c.signature, named);
+    const got = innerLoopOutputTensors(await loop.run(inputs));
+    const want = innerLoopOutputTensors(runReference(c.chunk, roundedViews(inputs)));
+    for (const [name, w] of want)
+      if (name === 'output') expectBf16OutputWithin(got.get(name)!, w, TOL, 'bf16 I/O read ahead');
+      else expect(relativeError(got.get(name)!.data, w.data), name).toBeLessThan(TOL);
+  }, 300_000);
+
+  it('sm_80 f32: without its wait the kernel reads stale bf16 rows and is caught', async () => {
+    const withoutWait = edited(cudaCpuProgram(c, options), (s) => s.replaceAll('tttc_cp_async_wait<0>();', ''));
+    expect(await worstError(c, withoutWait, named, 'bf16')).toBeGreaterThan(100 * TOL);
+  }, 300_000);
+});
+
+/** As tests/backward-kernels.test.ts: the f32 backward's tolerance, its call (a partial last mini-batch, a nonzero start). */
+const BACKWARD_TOL = 1e-4;
+const BACKWARD_CALL = { B: 2, H: 2, T: 13, start: 2, accum: true, rates: 0.3, seed: 11 };
+
+/**
+ * The backward reads ahead too: the checkpointing forward the next chunk, the backward kernel the
+ * chunk before (it walks them in reverse). TTT-Linear's backward (D = 8, K = 4) matches the f64
+ * reference backward (tests/backward-kernels.test.ts runs every example's), and goes wrong with
+ * the wait removed from either kernel alone.
+ */
+describe("the read-ahead of TTT-Linear's backward on the CPU", () => {
+  const c = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
+  const options = { arch: 'sm_90', dtype: 'f32' } as const;
+  const named = randomInputs(c.chunk, BACKWARD_CALL);
+  const r = rng(12);
+  const inputs = innerLoopInputs(c.signature, named);
+  const checkpoints: Checkpoints = [];
+  const outputs = innerLoopOutputTensors(runReference(c.chunk, inputs, checkpoints));
+  const ct = new Map([...outputs].map(([n, t]) => [n, { shape: t.shape, data: normals(r, t.data.length) }]));
+  const cotangents = innerLoopCotangents(c.signature, inputs, ct);
+  const grads = runReferenceBackward(deriveChunkBackward(c.chunk), inputs, checkpoints, cotangents);
+  const want = new Map([...outputs, ...gradientTensors(grads, named)]);
+
+  async function backwardError(program: CudaCpuProgram): Promise<number> {
+    const got = await (await CudaCpuBackward.create(program)).run(inputs, cotangents);
+    return worstOf(new Map([...innerLoopOutputTensors(got.outputs), ...gradientTensors(got.grads, named)]), want);
+  }
+
+  it('sm_90 f32: both kernels read ahead, and the backward matches the reference', async () => {
+    const { checkpoints: forward, backward } = renderCudaBackward(c, options).kernels;
+    expect(forward.prefetch?.size, 'the checkpointing forward').toBeGreaterThan(0);
+    expect(backward.prefetch?.size, 'the backward').toBeGreaterThan(0);
+    expect(await backwardError(cudaCpuBackwardProgram(c, options))).toBeLessThan(BACKWARD_TOL);
+  }, 300_000);
+
+  it.each(['checkpoints', 'backward'] as const)(
+    'sm_90 f32: without the wait of the %s kernel alone, the gradients are caught',
+    async (which) => {
+      const api = renderCudaBackward(c, options).api;
+      const kernel = which === 'checkpoints' ? api.decodeKernel : api.kernel;
+      const withoutWait = edited(cudaCpuBackwardProgram(c, options), (s) => {
+        // The kernel's text: from its definition to the next kernel's (or the launcher's) start.
+        const from = s.indexOf(`${kernel}(`);
+        const to = s.indexOf('__global__', from) > 0 ? s.indexOf('__global__', from) : s.length;
+        return s.slice(0, from) + s.slice(from, to).replaceAll('tttc_cp_async_wait<0>();', '') + s.slice(to);
+      });
+      expect(await backwardError(withoutWait)).toBeGreaterThan(100 * BACKWARD_TOL);
+    },
+    300_000,
+  );
 });

@@ -12,6 +12,7 @@ import { int, uniform } from '../../compiler/kernel/ir.ts';
 import { lowerChunkCount } from '../../compiler/kernel/reverse-walk.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { scheduleBackward } from '../../compiler/schedule/backward.ts';
+import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
 import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { schedule } from '../../compiler/schedule/schedule.ts';
 import { identifier } from '../../core/mangle.ts';
@@ -34,10 +35,17 @@ export interface CudaBackward {
   api: BackwardApi;
   /** The launcher's tensors, in argument-struct order: every tensor either kernel reads or writes, once. */
   tensors: Port[];
+  /** The two kernels as scheduled: the checkpointing forward and the backward. */
+  kernels: { checkpoints: ScheduledKernel; backward: ScheduledKernel };
   files: GeneratedFile[];
 }
 
-export function renderCudaBackward(compiled: Compiled, options: TargetOptions): CudaBackward {
+export function renderCudaBackward(
+  compiled: Compiled,
+  options: TargetOptions,
+  /** `prefetch: false` stages every input from global memory, as a baseline for the static report. */
+  plan: { prefetch: boolean } = { prefetch: true },
+): CudaBackward {
   const arch = archOf(options.arch);
   const api = backwardApi(compiled);
   const sig = compiled.signature;
@@ -47,8 +55,10 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
   // the chunk before, as it walks in reverse), where that keeps their blocks per SM.
   const forwardTensors = allPorts(checkpointingSignature(sig));
   const backwardTensors = allPorts(backwardSignature(sig));
-  const forwardKernel = withPrefetch(schedule(compiled.chunk, arch.limits), arch.limits, tokenRows(forwardTensors));
-  const backwardKernel = withPrefetch(scheduleBackward(backward, arch.limits), arch.limits, tokenRows(backwardTensors));
+  const ahead = (k: ScheduledKernel, tensors: readonly Port[]) =>
+    plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k;
+  const forwardKernel = ahead(schedule(compiled.chunk, arch.limits), forwardTensors);
+  const backwardKernel = ahead(scheduleBackward(backward, arch.limits), backwardTensors);
   const variants: HostKernel[] = [
     { variant: 'checkpoints', name: api.decodeKernel, kernel: forwardKernel, tensors: forwardTensors },
     { variant: 'backward', name: api.kernel, kernel: backwardKernel, tensors: backwardTensors },
@@ -101,6 +111,7 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
   return {
     api,
     tensors,
+    kernels: { checkpoints: forwardKernel, backward: backwardKernel },
     files: [
       { path: api.source, contents: L.toString() },
       {
