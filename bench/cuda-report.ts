@@ -168,7 +168,7 @@ function sassCounts(sass: string): Record<string, { hmma: number; hgmma: number;
 async function nvcc(files: { path: string; contents: string }[], cu: string, arch: string): Promise<NvccResult> {
   const digest = createHash('sha256');
   for (const f of files) digest.update(f.path).update('\0').update(f.contents).update('\0');
-  digest.update(arch).update(nvccVersion).update(String(withSass));
+  digest.update(cu).update(arch).update(nvccVersion).update(String(withSass));
   const cached = join(cacheDir, `${digest.digest('hex')}.json`);
   if (existsSync(cached)) return JSON.parse(readFileSync(cached, 'utf8')) as NvccResult;
   const dir = mkdtempSync(join(tmpdir(), 'tttc-report-'));
