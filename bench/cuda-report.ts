@@ -8,7 +8,7 @@
  * forward and the backward), each with the registers, shared memory, blocks per SM and barriers of
  * the same kernel without the read-ahead. nvcc outputs are cached by source digest, so a rerun is fast. Per example,
  * the bytes a token reads and writes in global memory with f32 and with bf16 I/O (`--io bf16`),
- * from the signature.
+ * from the signature, for the forward and for the fused backward's backward kernel.
  *
  *   npm run report:cuda [-- --out build/cuda-report.json]
  */
@@ -34,7 +34,7 @@ import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { archOf } from '../targets/cuda/arch.ts';
 import { CUDA_FEATURES } from '../targets/cuda/kernel.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
-import { bytesPerToken } from '../targets/cuda/tensors.ts';
+import { bytesPerToken, trainingTensors } from '../targets/cuda/tensors.ts';
 import { allPorts, type Io, withIo } from '../core/signature.ts';
 import { ARCHS, type Occupancy, occupancy } from './cuda-occupancy.ts';
 import {
@@ -67,7 +67,7 @@ interface KernelReport extends Resources, Barriers {
   example: string;
   arch: string;
   dtype: string;
-  /** How the call's tensors are stored (`--io`); the backward's kernels are f32 I/O. */
+  /** How the call's tensors are stored (`--io`). */
   io: Io;
   kernel: string;
   variant: Variant;
@@ -212,10 +212,11 @@ const specs = ['examples', 'examples/rules'].flatMap((d) =>
     .map((f) => join(d, f)),
 );
 
-/** Global-memory bytes per token and (sequence, head), f32 vs bf16 I/O. */
+/** Global-memory bytes per token and (sequence, head), f32 vs bf16 I/O: the forward's and the backward kernel's. */
 interface TokenBytes {
   example: string;
   io: Record<Io, { read: number; written: number }>;
+  backward: Record<Io, { read: number; written: number }>;
 }
 
 const skipped: Skipped[] = [];
@@ -227,7 +228,12 @@ for (const spec of specs) {
   if (checked.ok) {
     const ports = allPorts(checked.compiled.signature);
     const io = (x: Io) => bytesPerToken(withIo(ports, x));
-    tokenBytes.push({ example: spec, io: { f32: io('f32'), bf16: io('bf16') } });
+    const backward = (x: Io) => bytesPerToken(trainingTensors(checked.compiled.signature, x).backward);
+    tokenBytes.push({
+      example: spec,
+      io: { f32: io('f32'), bf16: io('bf16') },
+      backward: { f32: backward('f32'), bf16: backward('bf16') },
+    });
   }
   for (const arch of Object.keys(ARCHS) as (keyof typeof ARCHS)[])
     for (const dtype of DTYPES)
@@ -260,9 +266,9 @@ for (const spec of specs) {
             baseline: BASELINES.has(spec) ? renderCuda(c, { arch, dtype, io }, { prefetch: false }).files : undefined,
           },
         ];
-        // The backward's kernels (f32 I/O only), for the layers also built without the read-ahead.
-        if (BASELINES.has(spec) && io === 'f32') {
-          const b = renderCudaBackward(c, { arch, dtype });
+        // The backward's kernels, for the layers also built without the read-ahead.
+        if (BASELINES.has(spec)) {
+          const b = renderCudaBackward(c, { arch, dtype, io });
           const { checkpoints, backward } = b.kernels;
           scheduled.set(
             b.api.decodeKernel,
@@ -275,7 +281,7 @@ for (const spec of specs) {
           );
           builds.push({
             cu: b.api.source,
-            baseline: renderCudaBackward(c, { arch, dtype }, { prefetch: false }).files,
+            baseline: renderCudaBackward(c, { arch, dtype, io }, { prefetch: false }).files,
           });
         }
         for (const build of builds) {
@@ -413,13 +419,11 @@ for (const k of kernels)
     );
   }
 console.log('\nglobal memory per token and (sequence, head), read + written bytes: f32 I/O -> bf16 I/O (--io bf16)');
-for (const t of tokenBytes) {
-  const { f32, bf16 } = t.io;
-  console.log(
-    `  ${t.example.replace(/^examples\//, '')}: ${f32.read} + ${f32.written} = ${f32.read + f32.written} -> ` +
-      `${bf16.read} + ${bf16.written} = ${bf16.read + bf16.written} (${((f32.read + f32.written) / (bf16.read + bf16.written)).toFixed(2)}x fewer)`,
-  );
-}
+const ioBytes = ({ f32, bf16 }: TokenBytes['io']) =>
+  `${f32.read} + ${f32.written} = ${f32.read + f32.written} -> ` +
+  `${bf16.read} + ${bf16.written} = ${bf16.read + bf16.written} (${((f32.read + f32.written) / (bf16.read + bf16.written)).toFixed(2)}x fewer)`;
+for (const t of tokenBytes)
+  console.log(`  ${t.example.replace(/^examples\//, '')}: ${ioBytes(t.io)}; backward kernel ${ioBytes(t.backward)}`);
 for (const s of skipped) console.log(`skipped ${s.example} ${s.arch} ${s.dtype}: ${s.code} ${s.reason}`);
 console.log(
   withSass
@@ -447,7 +451,7 @@ writeFileSync(
         'banks: from the kernel IR (compiler/kernel/banks.ts) for a 32-lane warp and 32 banks of 4 bytes; worst: the most wavefronts one request phase takes; wavefrontsPerRequest: wavefronts per conflict-free wavefront, weighted by how often a warp makes each request per chunk; rowMajor: every shared buffer row-major; chosen: with the swizzles listed',
       archs: ARCHS,
       globalBytesPerToken:
-        'per example, the bytes one (sequence, head) reads and writes in global memory per token (tensors with a token axis: views, rates, per-token rule inputs, the output), with f32 I/O and with --io bf16 (views and output as bf16); states and params are read and written once per call',
+        'per example, the bytes one (sequence, head) reads and writes in global memory per token (tensors with a token axis: views, rates, per-token rule inputs, the output), with f32 I/O and with --io bf16 (views and output as bf16); backward: the same for the backward kernel of the fused backward (views, rates and the cotangent of the output read, their gradients written; under --io bf16 the views, the cotangent and the gradients of the views as bf16; its checkpointing forward moves what io does per token); states and params are read and written once per call',
       tokenBytes,
       kernels,
       skipped,

@@ -68,8 +68,8 @@ ${COMMON}`,
                      CUDA built as host C++ and run on the CPU)
   --arch ARCH        cuda-cpu: the CUDA architecture to generate for and emulate (default sm_90)
   --dtype DTYPE      cuda-cpu: matmul operands, f32 (default) or bf16
-  --io IO            cuda-cpu: global I/O, f32 (default) or bf16 (views rounded to bf16 as they are
-                     stored, output rounded to bf16; forward only)
+  --io IO            cuda-cpu: global I/O, f32 (default) or bf16 (views and the output's cotangent
+                     rounded to bf16 as they are stored; output and view gradients rounded to bf16)
   --verbose          print phase timings on stderr (always on a terminal)
 ${COMMON}`,
     valued: ['form', 'inputs', 'out', 'backend', 'cotangents', 'arch', 'dtype', 'io'],

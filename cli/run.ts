@@ -29,11 +29,6 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   if (dtype !== 'f32' && dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${dtype}'`);
   const ioOption = a.options.get('io') ?? 'f32';
   if (ioOption !== 'f32' && ioOption !== 'bf16') throw new UsageError(`--io must be f32 or bf16, got '${ioOption}'`);
-  // The backward kernels read and write f32; a bf16-I/O forward is for inference.
-  if (ioOption === 'bf16' && cotangentsFile)
-    throw new UsageError(
-      '--io bf16 runs the forward only: the backward reads and writes f32; drop --cotangents or --io',
-    );
   const arch = a.options.get('arch') ?? 'sm_90';
   if (!/^sm_\d+a?$/.test(arch)) throw new UsageError(`--arch must look like sm_80 or sm_90, got '${arch}'`);
   const c = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
@@ -63,7 +58,7 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   let tensors: Map<string, Tensor>;
   if (cotangents) {
     const { outputs, grads } = await progress.time(`set-up, run and backward (${backendName})`, () =>
-      backend.backward!(c, named, cotangents, { arch, dtype }),
+      backend.backward!(c, named, cotangents, { arch, dtype, io: ioOption }),
     );
     tensors = new Map([...innerLoopOutputTensors(outputs), ...gradientTensors(grads, namedInputs)]);
   } else {

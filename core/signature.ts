@@ -98,15 +98,22 @@ export type Io = 'f32' | 'bf16';
  * momentum stay f32: each is one value per token (4 of TTT-Linear's 1,028 bytes per token at
  * D = 64), and a decay or momentum near 1 would lose its meaning (bf16's spacing below 1 is 2^-8:
  * a retention of 0.999 rounds to 1).
+ *
+ * A backward's cotangent or gradient port (`grad`) is stored as the port it belongs to: the
+ * output's cotangent and the views' gradients are bf16, as autograd hands and expects them for
+ * bf16 tensors (a gradient has its tensor's dtype). Each view gradient row is written once, from
+ * f32, so it is rounded once. The gradients of states, params, the scale and the rates stay f32,
+ * as those tensors do; the params' and the scale's are sums over tokens, which bf16 would lose.
  */
 const BF16_IO_ROLES: ReadonlySet<Role> = new Set(['view', 'output']);
 
 /**
- * The ports, with those that `io` stores as bf16 marked: the one place that decides it; the kernel
- * parameters, launcher, header, bindings, CPU runtime and report read the mark.
+ * The ports, with those that `io` stores as bf16 marked: the one place that decides it, for the
+ * forward's ports and the training kernels' (compiler/backward/signature.ts) alike; the kernel
+ * parameters, launchers, headers, bindings, CPU runtime and report read the mark.
  */
 export const withIo = (ports: readonly Port[], io: Io): Port[] =>
-  ports.map((p) => (io === 'bf16' && !p.grad && BF16_IO_ROLES.has(p.role) ? { ...p, bf16: true } : p));
+  ports.map((p) => (io === 'bf16' && BF16_IO_ROLES.has(p.role) ? { ...p, bf16: true } : p));
 
 /** Bytes of one element of the port in global memory. */
 export const elementBytes = (p: Port): number => (p.bf16 ? 2 : 4);

@@ -2,7 +2,9 @@
  * bf16 I/O (`io: 'bf16'`) through nvcc, on a machine with nvcc and no GPU: every example's kernels
  * built (for sm_80 or sm_90 in turn, TTT-Linear for both) with their views and output stored as bf16, with no warning from nvcc,
  * ptxas or the host compiler, and no local memory (no stack frame, no spills) in any kernel, as
- * with f32 I/O (tests/cuda.test.ts and `npm run report:cuda` build those).
+ * with f32 I/O (tests/cuda.test.ts and `npm run report:cuda` build those). The fused backward's
+ * kernels with bf16 I/O (bf16 views, output, output cotangent and view gradients) likewise, for
+ * TTT-Linear on both archs at the sizes tests/cuda-cpu-bf16-io-backward.test.ts runs.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +13,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ptxasResources, type Resources } from '../bench/cuda-kernels.ts';
+import { renderCudaBackward } from '../targets/cuda/backward.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
+import type { GeneratedFile } from '../targets/target.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import { compileExample, exampleFiles } from './support/specs.ts';
 
@@ -23,8 +27,13 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 const STRICT = ['-Werror', 'all-warnings', '-Xptxas', '-v,-Werror', '-Xcompiler', '-Wall,-Wextra,-Werror'];
 
 /** nvcc's -v report per kernel of `spec` generated with `options`; fails the test with nvcc's output. */
-async function build(spec: string, options: TargetOptions): Promise<Map<string, Resources>> {
-  const cuda = renderCuda(compileExample(spec), options);
+async function build(
+  spec: string,
+  options: TargetOptions,
+  render: (o: TargetOptions) => { files: GeneratedFile[]; api: { source: string } } = (o) =>
+    renderCuda(compileExample(spec), o),
+): Promise<Map<string, Resources>> {
+  const cuda = render(options);
   const dir = mkdtempSync(join(work, 'k-'));
   for (const f of cuda.files) writeFileSync(join(dir, f.path), f.contents);
   const gencode = `-gencode=arch=compute_${options.arch.slice(3)},code=${options.arch}`;
@@ -56,6 +65,18 @@ describe('bf16 I/O kernels build with nvcc without a warning or a spill', { time
     it(`${spec} ${arch} ${dtype} operands`, async () => {
       const kernels = await build(spec, { arch, dtype, io: 'bf16' });
       expect(kernels.size).toBeGreaterThan(0);
+      for (const [kernel, r] of kernels) expect(localBytes(r), `${kernel}: stack and spills`).toBe(0);
+    });
+});
+
+describe('the bf16-I/O fused backward builds with nvcc without a warning or a spill', { timeout: 300_000 }, () => {
+  const c = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
+  for (const arch of ['sm_80', 'sm_90'])
+    it(`ttt_linear.ttt ${arch}, D=8 K=4`, async () => {
+      const kernels = await build('ttt_linear.ttt', { arch, dtype: 'f32', io: 'bf16' }, (o) =>
+        renderCudaBackward(c, o),
+      );
+      expect(kernels.size, 'the checkpointing forward and the backward kernel').toBe(2);
       for (const [kernel, r] of kernels) expect(localBytes(r), `${kernel}: stack and spills`).toBe(0);
     });
 });

@@ -1,9 +1,11 @@
 /**
  * The generated PyTorch binding with bf16 I/O (`io: 'bf16'`) on CPU tensors: tests/torch/
  * bf16_io_binding.py runs the module on bf16 views (the .cu built as host C++, as in
- * tests/torch-cpu.test.ts), refuses float32 views and outputs, and trains through it (both
- * backwards, which run in float32) to the same results as the io f32 module on the same bf16
- * values. Module folders are shared with the other torch tests (support/torch-module.ts).
+ * tests/torch-cpu.test.ts), refuses float32 views and outputs, and trains through it to the same
+ * results as the io f32 module on the same bf16 values: the fused backward's kernels reading the
+ * bf16 views and output cotangent and writing bf16 view gradients, and the unfused float64 one,
+ * each with no cast of the views before the call. Module folders are shared with the other torch
+ * tests (support/torch-module.ts).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,6 +71,7 @@ describe('the generated PyTorch binding with bf16 I/O on CPU tensors', { timeout
     for (const backward of ['fused', 'unfused']) {
       const t = result.training[backward];
       expect(Object.keys(t).length, backward).toBeGreaterThan(4);
+      expect(t['no widening copy'], `${backward}: the call takes the bf16 views as they are`).toBe(true);
       for (const [name, same] of Object.entries(t)) expect(same, `${backward}: ${name}`).toBe(true);
     }
 

@@ -1,6 +1,8 @@
 /** What the scheduler may use per thread block on each CUDA architecture `--arch` names. */
 import type { TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { WARP_LANES } from '../../compiler/schedule/tensor-cores.ts';
+import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
+import { residentWorkgroups } from '../../compiler/schedule/layout.ts';
 
 export const THREADS = 256;
 
@@ -54,4 +56,28 @@ export function archOf(name: string): Arch {
       multiprocessor: { bytes: PER_SM_KB[name] * 1024, granule: 128, reservedBytes: 1024 },
     },
   };
+}
+
+/** 32-bit registers per SM on every architecture the target knows (sm_80 to sm_90). */
+const REGISTERS_PER_SM = 65536;
+/**
+ * The fewest registers per thread the launch bounds may leave ptxas (256 threads: at most 3
+ * blocks). At 64 (4 blocks) three_layer_mlp's sm_90 prefill spilled; at 80 no example's
+ * mini-batch kernel does (`npm run report:cuda`).
+ */
+export const REGISTER_FLOOR = 80;
+
+/**
+ * The blocks per SM a kernel's `__launch_bounds__` asks ptxas to allow. A kernel that walks
+ * chunks of several rows asks for as many as its shared memory lets an SM hold (the scheduler laid
+ * it out for that many), but never so many that a thread gets fewer than REGISTER_FLOOR
+ * registers: without the bound ptxas spends registers freely, and they, not the scheduled shared
+ * memory, decide the blocks per SM. A one-row kernel (decode) asks for one: it runs one token per
+ * launch, and under the same cap five of the examples' decode kernels spilled.
+ */
+export function minBlocksPerSm(kernel: ScheduledKernel, arch: Arch): number {
+  if (kernel.chunk.rows === 1) return 1;
+  const byShared = residentWorkgroups(arch.limits, kernel.workgroupFloats * 4);
+  const byFloor = Math.floor(REGISTERS_PER_SM / (kernel.invocations * REGISTER_FLOOR));
+  return Math.max(1, Math.min(byShared, byFloor));
 }

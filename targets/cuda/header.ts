@@ -53,8 +53,8 @@ export function renderHeader(
     ' * writes must not overlap any other. The launch is asynchronous on `stream`.',
     ...(bf16Io
       ? [
-          ' * Tensors marked bf16 (io bf16) hold bfloat16 bits (uint16_t): the kernel widens them to f32 when',
-          ' * it reads them and rounds the output to nearest even when it writes it.',
+          ' * Tensors marked bf16 (io bf16) hold bfloat16 bits (uint16_t): the kernels widen them to f32 when',
+          ' * they read them and round to nearest even what they write to them.',
         ]
       : []),
     ' */',

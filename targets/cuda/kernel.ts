@@ -8,6 +8,7 @@ import { Lines } from '../clike/lines.ts';
 import { type Memory, Printer, SCRATCH_ARRAY, WORKGROUP_ARRAY } from '../clike/print.ts';
 import { identifier } from '../../core/mangle.ts';
 import { WORKGROUP_BF16 } from './fragments.ts';
+import { type Arch, minBlocksPerSm } from './arch.ts';
 import { type KernelSignature, type Port, showPortShape } from '../../core/signature.ts';
 
 /** Threads of a warp, which exchange values by shuffles. */
@@ -71,13 +72,14 @@ export function renderKernel(
   signature: KernelSignature,
   tensors: readonly Port[],
   dialect: Dialect,
+  arch: Arch,
   sourceLines: readonly string[],
   /** The kernel IR to print, when it is not the forward's (the checkpointing forward, the backward). */
   lowered: Kernel = lowerKernel(kernel, signature, sourceLines, CUDA_FEATURES),
 ): void {
-  // One block per SM is enough (shared memory, not registers, limits the blocks per SM): it lets
-  // ptxas use up to 255 registers (with `__launch_bounds__(256)` alone it capped TTT-Linear at 40 and spilled).
-  L.line(`__global__ void __launch_bounds__(${kernel.invocations}, 1) ${name}(`);
+  // The blocks per SM the scheduled shared memory allows, so that registers do not lower them
+  // (arch.ts); `__launch_bounds__(256)` alone capped TTT-Linear at 40 registers and spilled.
+  L.line(`__global__ void __launch_bounds__(${kernel.invocations}, ${minBlocksPerSm(kernel, arch)}) ${name}(`);
   const params = parameters(kernel, tensors).map(([decl, comment], i, all) => [
     `${decl}${i === all.length - 1 ? ') {' : ','}`,
     comment,

@@ -10,12 +10,12 @@ import type { CudaApi } from './api.ts';
 import type { Arch } from './arch.ts';
 import { programKey, runKey } from '../../core/mangle.ts';
 import { outputPort, type Port, ruleTokenPorts } from '../../core/signature.ts';
-import { backwardSignature, CARRIED_ROLES } from '../../compiler/backward/signature.ts';
+import { CARRIED_ROLES } from '../../compiler/backward/signature.ts';
 import { layoutOf, stateFloats } from '../../core/packing.ts';
 import { backwardApi } from './backward-api.ts';
 import { stringText } from '../text.ts';
 import { MMA_HEADER_FILE } from './mma.ts';
-import { ioNote } from './tensors.ts';
+import { ioNote, type TrainingTensors } from './tensors.ts';
 import { backwardModule } from '../torch/backward.ts';
 
 const tuple = (s: readonly number[]) => (s.length === 1 ? `(${s[0]},)` : `(${s.join(', ')})`);
@@ -32,6 +32,8 @@ export function renderPython(
   dtype: string,
   /** The kernel's tensors in parameter order, bf16 ones marked (core/signature.ts `withIo`). */
   tensors: readonly Port[],
+  /** The fused backward's kernels' tensors, bf16 ones marked the same way. */
+  training: TrainingTensors,
 ): string {
   const L = compiled.layer;
   const K = compiled.chunk.K;
@@ -51,10 +53,12 @@ export function renderPython(
       : '';
   const backwardFile = backwardModule(compiled);
   const fused = backwardApi(compiled);
-  // The fused backward's gradients in kernel order: the input each belongs to, its leading axes, its shape.
-  const gradients = backwardSignature(sig).outputs.map(
-    (p) => `("${stringText(programKey(p))}", "${p.lead.join('')}", ${tuple(p.shape)})`,
-  );
+  const torchDtype = (p: Port) => (p.bf16 ? 'torch.bfloat16' : 'torch.float32');
+  // The fused backward's gradients in kernel order: the input each belongs to, its leading axes, its
+  // shape, how the kernel stores it.
+  const gradients = training.backward
+    .filter((p) => p.io === 'out')
+    .map((p) => `("${stringText(programKey(p))}", "${p.lead.join('')}", ${tuple(p.shape)}, ${torchDtype(p)})`);
   const layerText = stringText(L.name);
   const returned = opts.length ? 'output, states, accums, opts' : 'output, states, accums';
   const example: [string, string][] = [
@@ -78,7 +82,6 @@ export function renderPython(
   const major = Math.floor(arch.number / 10);
   const minor = arch.number % 10;
   const gencode = `arch=compute_${arch.number},code`;
-  const torchDtype = (p: Port) => (p.bf16 ? 'torch.bfloat16' : 'torch.float32');
   const dtypes = (io: Port['io']) =>
     `[${tensors
       .filter((p) => p.io === io)
@@ -107,9 +110,10 @@ them. torch.float64 runs ${backwardFile} (derived from the spec, unfused
 torch ops), for layers whose derivatives overflow float32 where the forward does not.${
     bf16Io
       ? `
-Both backwards read and write float32: a differentiable call widens the bf16 views to float32,
-runs in float32 and rounds the output to bf16, as the bf16-I/O kernel does; it does not save the
-bf16 kernel's memory traffic, only inference (no tensor requiring grad) does.`
+The fused backward's kernels read and write bf16 as the forward does: the views and the output's
+cotangent as bf16, the views' gradients written as bf16 (the views' dtype, as autograd expects);
+the gradients of the other inputs stay float32. The float64 backward widens what it reads and
+returns float32 gradients, as for float32 views; autograd rounds the views' to bf16.`
       : ''
   }
 
@@ -150,7 +154,8 @@ SCRATCH_FLOATS = ${scratchFloats}  # per (sequence, head)
 # launch per call); torch.float64 runs the unfused ${backwardFile}, for derivatives that overflow float32.
 BACKWARD_DTYPE = torch.float32
 # The fused backward: the checkpoints' floats per (chunk, sequence, head), the inputs it reads
-# (every input but the carried states), and the gradients it writes, in kernel order.
+# (every input but the carried states), and the gradients it writes, in kernel order (each with
+# the input's key, its leading axes, its shape and how the kernel stores it).
 CHECKPOINT_FLOATS = ${stateFloats(layoutOf(sig))}
 BACKWARD_INPUT_KEYS = ${keys(sig.inputs.filter((p) => !CARRIED_ROLES.has(p.role)))}
 GRADIENTS = [
@@ -244,13 +249,13 @@ def _empty(*shape, device, dtype=torch.float32):
     return torch.empty(shape, dtype=dtype, device=device)
 
 
-def _empty_outputs(B, H, T, device, output_dtype=OUTPUT_DTYPES[0]):
-    """The call's outputs in kernel order: output, states, accumulators${rule ? ', optimizer states' : ''}."""
+def _empty_outputs(B, H, T, device):
+    """The call's outputs in kernel order, each as the kernel stores it: output, states, accumulators${rule ? ', optimizer states' : ''}."""
     def empty(*shape):
         return _empty(*shape, device=device)
 
     return [
-        _empty(B, H, T, *OUTPUT, device=device, dtype=output_dtype),
+        _empty(B, H, T, *OUTPUT, device=device, dtype=OUTPUT_DTYPES[0]),
         *(empty(B, H, *s) for s in STATES.values()),
         *(empty(B, H, *s) for s in STATES.values()),${rule ? '\n        *(empty(B, H, *s) for s in OPTS.values()),' : ''}
     ]
@@ -277,17 +282,10 @@ def _extension_on(device):
 
 
 def _launch(inputs, outputs, start):
-    """Runs the fused kernel: reads inputs, writes outputs (both in kernel order). A tensor of
-    another dtype than the kernel stores (a float32 one of the differentiable path under bf16 I/O)
-    is converted on the way in and out."""
+    """Runs the fused kernel: reads inputs, writes outputs (both in kernel order, as it stores them)."""
     B, H = outputs[0].shape[:2]
     scratch = torch.empty(B * H * SCRATCH_FLOATS, dtype=torch.float32, device=outputs[0].device)
-    stored_inputs = [t.to(d) for t, d in zip(inputs, INPUT_DTYPES)]
-    stored_outputs = [t if t.dtype == d else torch.empty_like(t, dtype=d) for t, d in zip(outputs, OUTPUT_DTYPES)]
-    _extension_on(outputs[0].device).forward(*stored_inputs, *stored_outputs, scratch, start)
-    for t, stored in zip(outputs, stored_outputs):
-        if stored is not t:
-            t.copy_(stored)
+    _extension_on(outputs[0].device).forward(*inputs, *outputs, scratch, start)
 
 
 def _launch_checkpoints(inputs, outputs, start):
@@ -307,12 +305,12 @@ def _fused_backward(inputs, checkpoints, cotangents, start):
     B, H, T = inputs[0].shape[:3]
     device = inputs[0].device
     sizes = {"B": B, "H": H, "T": T}
-    grads = [_empty(*(sizes[a] for a in lead), *shape, device=device) for _, lead, shape in GRADIENTS]
+    grads = [_empty(*(sizes[a] for a in lead), *shape, device=device, dtype=d) for _, lead, shape, d in GRADIENTS]
     data = [keyed[k] for k in BACKWARD_INPUT_KEYS]
     # Autograd gives zeros for the outputs that were not used, possibly expanded: made contiguous here.
     _extension_on(device).backward(*data, checkpoints, *(c.contiguous() for c in cotangents), *grads, start)
     summed = {}
-    for (key, _, _), g in zip(GRADIENTS, grads):
+    for (key, _, _, _), g in zip(GRADIENTS, grads):
         extra = g.dim() - keyed[key].dim()
         summed[key] = g.sum(dim=tuple(range(extra))) if extra > 0 else g
     return summed
@@ -338,7 +336,7 @@ class _InnerLoop(torch.autograd.Function):
         if BACKWARD_DTYPE not in (torch.float32, torch.float64):
             raise ValueError(f"BACKWARD_DTYPE is {BACKWARD_DTYPE}; set torch.float32 (fused) or torch.float64 (unfused)")
         B, H, T = inputs[0].shape[:3]
-        outputs = _empty_outputs(B, H, T, inputs[0].device, torch.float32)
+        outputs = _empty_outputs(B, H, T, inputs[0].device)
         ctx.start = start
         ctx.fused = BACKWARD_DTYPE == torch.float32
         if ctx.fused:
@@ -358,7 +356,10 @@ class _InnerLoop(torch.autograd.Function):
             *inputs, checkpoints = ctx.saved_tensors
             grads = _fused_backward(inputs, checkpoints, cotangents, ctx.start)
         else:
-            keyed = dict(zip(INPUT_KEYS, ctx.saved_tensors)), dict(zip(OUTPUT_KEYS, cotangents))
+            # Widened to float32 (it computes in float64 either way), so that its gradients come back
+            # float32 and are rounded once to a bf16 view's dtype, as the io f32 module's would be.
+            widened = (t.float() for t in ctx.saved_tensors), (c.float() for c in cotangents)
+            keyed = dict(zip(INPUT_KEYS, widened[0])), dict(zip(OUTPUT_KEYS, widened[1]))
             grads = _backward_module().backward(*keyed, ctx.start, dtype=torch.float64)
         wanted = ctx.needs_input_grad[1:]
         return (None, *(grads.get(k) if need else None for k, need in zip(INPUT_KEYS, wanted)))
@@ -428,10 +429,9 @@ ${
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
         if out is not None:
             raise ValueError("out= writes in place, which autograd cannot follow: pass out=None when a tensor requires grad")
-        # The differentiable call runs in float32 (the backward's kernels read and write it): bf16
-        # views are widened, a differentiable cast, and the output rounded back to how it is stored.
-        results = _InnerLoop.apply(start, *(t.float() for t in inputs))
-        results = (results[0].to(OUTPUT_DTYPES[0]), *results[1:])
+        # The training kernels take the tensors as the forward's kernel stores them (bf16 views and
+        # output under bf16 I/O) and give the views' gradients in the views' dtype.
+        results = _InnerLoop.apply(start, *inputs)
     else:
         results = _empty_outputs(B, H, T, device) if out is None else _given_outputs(out, B, H, T, device)
         _launch(inputs, results, start)

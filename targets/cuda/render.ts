@@ -8,7 +8,7 @@ import { apiOf, type CudaApi } from './api.ts';
 import { type Arch, archOf } from './arch.ts';
 import { cuda, cudaBf16, ROUND_BF16 } from './dialect.ts';
 import { renderHeader } from './header.ts';
-import { ioNote } from './tensors.ts';
+import { ioNote, trainingTensors } from './tensors.ts';
 import { type HostKernel, renderHost } from './host.ts';
 import { renderKernel } from './kernel.ts';
 import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
@@ -76,6 +76,7 @@ function renderSource(
       compiled.signature,
       tensors,
       dtype === 'bf16' ? cudaBf16 : cuda,
+      arch,
       compiled.text.split('\n'),
     );
     L.line('');
@@ -143,7 +144,9 @@ export function renderCuda(
   // bf16 operands put the products that fit on tensor cores; f32 keeps every product on FFMA. Each
   // kernel reads its per-token inputs ahead with cp.async where that keeps its blocks per SM, as
   // global memory stores them (inputs stored as bf16, `io: bf16`, are widened where staged).
-  const tensors = withIo(allPorts(compiled.signature), options.io ?? 'f32');
+  const io = options.io ?? 'f32';
+  const tensors = withIo(allPorts(compiled.signature), io);
+  const training = trainingTensors(compiled.signature, io);
   const scheduled = (v: Compiled['variants'][number]) => {
     const k = options.dtype === 'bf16' ? scheduleWithTensorCores(v.chunk, arch.limits) : schedule(v.chunk, arch.limits);
     return plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k;
@@ -160,8 +163,11 @@ export function renderCuda(
     { path: api.source, contents: renderSource(compiled, variants, tensors, api, arch, options.dtype) },
     { path: api.header, contents: renderHeader(compiled, scratchFloats, api, arch, options.dtype, tensors) },
     ...(deviceHelpers ? [{ path: MMA_HEADER_FILE, contents: MMA_HEADER }] : []),
-    { path: api.torchSource, contents: renderTorchSource(compiled, api, tensors, backwardApi(compiled)) },
-    { path: api.python, contents: renderPython(compiled, scratchFloats, api, arch, options.dtype, tensors) },
+    { path: api.torchSource, contents: renderTorchSource(compiled, api, tensors, backwardApi(compiled), training) },
+    {
+      path: api.python,
+      contents: renderPython(compiled, scratchFloats, api, arch, options.dtype, tensors, training),
+    },
   ];
   return { api, arch, kernel, tensors, sharedBytes: kernel.workgroupFloats * 4, files };
 }

@@ -3,9 +3,28 @@
  * becomes a kernel parameter, a field of the launcher's argument struct and an argument of the
  * PyTorch wrapper, all spelt by core/mangle.ts so they cannot disagree.
  */
+import { backwardSignature, checkpointingSignature } from '../../compiler/backward/signature.ts';
 import { size } from '../../core/shape.ts';
-import { elementBytes, type Port } from '../../core/signature.ts';
+import { allPorts, elementBytes, type Io, type KernelSignature, type Port, withIo } from '../../core/signature.ts';
 import { identifier } from '../../core/mangle.ts';
+
+/** The tensors of the fused backward's two kernels, each in parameter order. */
+export interface TrainingTensors {
+  /** The forward that also saves its checkpoints. */
+  checkpoints: Port[];
+  /** The backward from those checkpoints. */
+  backward: Port[];
+}
+
+/**
+ * The training kernels' tensors as `io` stores them (core/signature.ts `withIo`): under bf16 I/O the
+ * views, the output, the output's cotangent and the views' gradients are bf16. The kernels, the
+ * launcher, its header, the PyTorch binding and the CPU runtime all take them from here.
+ */
+export const trainingTensors = (sig: KernelSignature, io: Io): TrainingTensors => ({
+  checkpoints: withIo(allPorts(checkpointingSignature(sig)), io),
+  backward: withIo(allPorts(backwardSignature(sig)), io),
+});
 
 /** What a port holds, for the header's field comments. */
 export function portNote(p: Port): string {
@@ -47,7 +66,11 @@ export const fieldElement = (p: Port): string => (p.bf16 ? 'uint16_t' : 'float')
 
 /** The generated files' note on bf16 I/O, when the tensor list stores some tensors as bf16. */
 export const ioNote = (tensors: readonly Port[]): string =>
-  tensors.some((t) => t.bf16) ? ', bf16 views and output in global memory' : '';
+  !tensors.some((t) => t.bf16)
+    ? ''
+    : tensors.some((t) => t.bf16 && t.grad)
+      ? ', bf16 views, output and their gradients in global memory'
+      : ', bf16 views and output in global memory';
 
 /** The launcher's count of the chunks a call walks (the checkpoints' leading axis), computed from `T` and `start`. */
 export const CHUNKS = 'chunks';
@@ -63,8 +86,9 @@ export function elementCount(p: Port, args: string): string {
 
 /**
  * Bytes one (sequence, head) of a call reads and writes in global memory per token: its tensors
- * with a token axis (views, rates, a rule's per-token inputs, the output), each element as stored.
- * States, params and accumulators are read and written once per call, not per token.
+ * with a token axis (views, rates, a rule's per-token inputs, the output; a backward's cotangent of
+ * the output and gradients of the per-token inputs), each element as stored. States, params,
+ * accumulators and checkpoints are read and written once per call or chunk, not per token.
  */
 export function bytesPerToken(tensors: readonly Port[]): { read: number; written: number } {
   let read = 0;

@@ -27,7 +27,7 @@
 #error "generated for sm_90 or later: regenerate with tttc compile --arch"
 #endif
 
-__global__ void __launch_bounds__(256, 1) tttc_delta_rule_kernel(
+__global__ void __launch_bounds__(256, 3) tttc_delta_rule_kernel(
     const unsigned H,
     const unsigned T,
     const unsigned start,

@@ -30,7 +30,7 @@
 #error "generated for sm_90 or later: regenerate with tttc compile --arch"
 #endif
 
-__global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_kernel(
+__global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     const unsigned H,
     const unsigned T,
     const unsigned start,

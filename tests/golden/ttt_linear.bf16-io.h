@@ -8,8 +8,8 @@
  *
  * Tensors are float32, row-major, contiguous and 4-byte aligned device memory; a tensor the kernel
  * writes must not overlap any other. The launch is asynchronous on `stream`.
- * Tensors marked bf16 (io bf16) hold bfloat16 bits (uint16_t): the kernel widens them to f32 when
- * it reads them and rounds the output to nearest even when it writes it.
+ * Tensors marked bf16 (io bf16) hold bfloat16 bits (uint16_t): the kernels widen them to f32 when
+ * they read them and round to nearest even what they write to them.
  */
 #ifndef TTTC_TTT_LINEAR_H
 #define TTTC_TTT_LINEAR_H

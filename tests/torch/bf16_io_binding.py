@@ -8,7 +8,9 @@ one JSON object: the bf16 module's output (its dtype and values), the relative e
 and accumulators, the messages of calls with float32 views or outputs, and, for each backward
 (fused float32, unfused float64), whether training through the bf16 module gives what the f32
 module gives on the same bf16 values with its output rounded to bf16: output and every gradient
-bitwise (the view gradients rounded to bf16, as autograd casts them). Last, the whole layer
+bitwise (the view gradients rounded to bf16: the bf16 module's fused backward writes them so,
+autograd casts the f32 module's), and the bf16 module's call takes its bf16 views with no cast in
+between (the kernels read them as stored). Last, the whole layer
 (STEM_layer.py) of both, with the same weights: the bf16 one's relative difference from the f32
 one, in inference and in training, and whether every weight got a finite gradient.
 """
@@ -49,9 +51,9 @@ def message(call):
 
 
 def trained(layer, inputs, bf16_views, weights):
-    """Output and gradients of one differentiable call: views from bf16 values (as bf16 leaves, or
-    float32 leaves of the same values), the loss a weighted sum of the output (rounded to bf16) and
-    the states after the call."""
+    """Output, gradients and the autograd nodes feeding the call of one differentiable call: views
+    from bf16 values (as bf16 leaves, or float32 leaves of the same values), the loss a weighted sum
+    of the output (rounded to bf16) and the states after the call."""
     views = {
         n: (tensor(t).to(torch.bfloat16) if bf16_views else tensor(t).to(torch.bfloat16).float()).requires_grad_(True)
         for n, t in inputs["views"].items()
@@ -67,6 +69,9 @@ def trained(layer, inputs, bf16_views, weights):
         accums={n: tensor(t) for n, t in inputs["accums"].items()},
         start=inputs["start"],
     )
+    # What the call's autograd node takes its inputs from: a cast of a view (ToCopyBackward0) would
+    # be a widening copy; leaves (AccumulateGrad) are read as given.
+    feeding = sorted({type(f).__name__ for f, _ in output.grad_fn.next_functions if f is not None})
     output = output.to(torch.bfloat16)
     loss = (output.float() * weights["output"]).sum()
     loss = loss + sum((states_out[n] * weights[n]).sum() for n in states_out)
@@ -74,7 +79,7 @@ def trained(layer, inputs, bf16_views, weights):
     grads = {f"view.{n}": t.grad for n, t in views.items()}
     grads.update({f"param.{n}": t.grad for n, t in params.items()})
     grads.update({f"state.{n}": t.grad for n, t in states.items()})
-    return output.detach(), grads
+    return output.detach(), grads, feeding
 
 
 def same(a, b):
@@ -116,12 +121,13 @@ def main():
     training = {}
     for label, dtype in (("fused", torch.float32), ("unfused", torch.float64)):
         f32.BACKWARD_DTYPE = bf16.BACKWARD_DTYPE = dtype
-        want_out, want_grads = trained(f32, inputs, False, weights)
-        got_out, got_grads = trained(bf16, inputs, True, weights)
+        want_out, want_grads, _ = trained(f32, inputs, False, weights)
+        got_out, got_grads, feeding = trained(bf16, inputs, True, weights)
         cast = {k: g.to(torch.bfloat16) if k.startswith("view.") else g for k, g in want_grads.items()}
         training[label] = {
             "output": same(got_out, want_out),
             **{k: same(got_grads[k], cast[k]) for k in cast},
+            "no widening copy": feeding == ["AccumulateGrad"],
         }
 
     layers = {}
