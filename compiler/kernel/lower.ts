@@ -43,7 +43,7 @@ import { type DimNames, Index, LITERALS } from './tensor-index.ts';
 import { Values } from './values.ts';
 import { type ChunkOrder, forwardOrder, lowerWalk, ROWS_COMMENT, WALK_NAMES, type WalkInputs } from './walk.ts';
 import type { KernelFeatures } from './features.ts';
-import { Ports } from './ports.ts';
+import { Ports, portText } from './ports.ts';
 import { ReadAhead } from './read-ahead.ts';
 import { lowerSum, type SumContext } from './sums.ts';
 
@@ -421,9 +421,7 @@ export class Lowering {
       const global = add(mul(add(add(mul(bh, uniform('T')), token), r), width), mod(e, width));
       const read = this.readAhead.staged(s.node, port, global, e);
       return [
-        comment(
-          `Stage the ${port.role} ${port.name} for this chunk${this.k.prefetch?.has(s.node) ? ', read ahead' : ''}.`,
-        ),
+        comment(`Stage ${portText(port)} for this chunk${this.k.prefetch?.has(s.node) ? ', read ahead' : ''}.`),
         this.stageElements(s, size(node.shape), [
           variable('x', 'float', float(0)),
           { kind: 'if', condition: compare('<', r, count), body: [assign('x', read)] },

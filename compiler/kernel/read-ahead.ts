@@ -30,7 +30,7 @@ import {
   select,
   uniform,
 } from './ir.ts';
-import type { Ports } from './ports.ts';
+import { type Ports, portText } from './ports.ts';
 import type { DimNames } from './tensor-index.ts';
 import type { ChunkOrder, WalkInputs } from './walk.ts';
 
@@ -148,9 +148,7 @@ export class ReadAhead {
       return { kind: 'if', condition: name(alignedName(port)), body: unrolled };
     });
     return [
-      comment(
-        `Start copying the rows of ${chunk} ahead: ${inputs.map((x) => `the ${x.port.role} ${x.port.name}`).join(', ')}.`,
-      ),
+      comment(`Start copying the rows of ${chunk} ahead: ${inputs.map((x) => portText(x.port)).join(', ')}.`),
       {
         kind: 'if',
         condition: at.exists,
