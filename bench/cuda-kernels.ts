@@ -16,13 +16,13 @@ function constant(source: string, name: string): number {
   return Number(m[1]);
 }
 
-/** Each kernel's launch, from the launcher's `cudaLaunchConfig_t` blocks. */
+/** Each kernel's launch, from the launcher's `cudaLaunchConfig_t` blocks (`launch`, or `launch_<kernel>` where a launcher runs two). */
 export function launches(source: string): Map<string, Launch> {
   const out = new Map<string, Launch>();
   const re =
-    /launch\.blockDim\s*=\s*dim3\((\w+)\);\s*launch\.dynamicSmemBytes\s*=\s*(\w+);[\s\S]*?cudaLaunchKernelEx\(&launch,\s*(\w+),/g;
+    /\b(launch\w*)\.blockDim\s*=\s*dim3\((\w+)\);\s*\1\.dynamicSmemBytes\s*=\s*(\w+);[\s\S]*?cudaLaunchKernelEx\(&\1,\s*(\w+),/g;
   for (const m of source.matchAll(re))
-    out.set(m[3], { threads: constant(source, m[1]), dynamicSharedBytes: constant(source, m[2]) });
+    out.set(m[4], { threads: constant(source, m[2]), dynamicSharedBytes: constant(source, m[3]) });
   return out;
 }
 
@@ -46,8 +46,8 @@ export interface Barriers {
 }
 
 /**
- * Barriers per mini-batch of `kernel`, counted in the generated source: the kernel's outermost
- * `while` is its walk over the mini-batches.
+ * Barriers per mini-batch of `kernel`, counted in the generated source: the kernel's last outermost
+ * `while` is its walk over the mini-batches (a backward counts the chunks in one before it).
  */
 export function barriers(commented: string, kernel: string): Barriers {
   // Comments quote the spec, whose braces would unbalance the count.
@@ -55,7 +55,9 @@ export function barriers(commented: string, kernel: string): Barriers {
   const def = new RegExp(`__global__[^\\n]*\\b${kernel}\\(`).exec(source);
   if (!def) throw new Error(`the source does not define ${kernel}`);
   const body = braced(source, source.indexOf('{', def.index));
-  const loop = /\n(\s*)while \(/.exec(body);
+  const whiles = [...body.matchAll(/\n([ \t]*)while \(/g)];
+  const outermost = Math.min(...whiles.map((m) => m[1].length));
+  const loop = whiles.filter((m) => m[1].length === outermost).at(-1);
   if (!loop) return { perMinibatch: 0, warpPerMinibatch: 0, inInnerLoops: 0 };
   const inner = braced(body, body.indexOf('{', loop.index));
   let perMinibatch = 0;

@@ -4,8 +4,9 @@
  * registers, spills, stack and shared memory from `ptxas -v` and the launcher, blocks per SM by the
  * occupancy rules, barriers per mini-batch from the generated source, instruction counts from the
  * PTX, and which per-token inputs the kernel reads ahead with cp.async (compiler/schedule/prefetch.ts);
- * for TTT-Linear and TTT-MLP also the registers, shared memory and blocks per SM of the same kernel
- * without the read-ahead. nvcc outputs are cached by source digest, so a rerun is fast. Per example,
+ * for TTT-Linear and TTT-MLP also their bf16-I/O kernels and their backward's (the checkpointing
+ * forward and the backward), each with the registers, shared memory, blocks per SM and barriers of
+ * the same kernel without the read-ahead. nvcc outputs are cached by source digest, so a rerun is fast. Per example,
  * the bytes a token reads and writes in global memory with f32 and with bf16 I/O (`--io bf16`),
  * from the signature, for the forward and for the fused backward's backward kernel.
  *
@@ -22,7 +23,12 @@ import type { OnChipLayout } from '../compiler/kernel/ir.ts';
 import { lowerKernel } from '../compiler/kernel/lower.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { acrossWarps } from '../compiler/schedule/barriers.ts';
-import { prefetchBarriers, withPrefetch } from '../compiler/schedule/prefetch.ts';
+import { prefetchBarriers, tokenRows, withPrefetch } from '../compiler/schedule/prefetch.ts';
+import type { ScheduledKernel } from '../compiler/schedule/kernel.ts';
+import { deriveChunkBackward } from '../compiler/backward/derive.ts';
+import { lowerBackwardKernel } from '../compiler/kernel/backward.ts';
+import { lowerCheckpointingKernel } from '../compiler/kernel/checkpoint.ts';
+import { renderCudaBackward } from '../targets/cuda/backward.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { archOf } from '../targets/cuda/arch.ts';
@@ -45,9 +51,13 @@ const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
 const cacheDir = join(root, 'node_modules/.cache/tttc/cuda-report');
 const DTYPES = ['f32', 'bf16'] as const;
+const IOS = ['f32', 'bf16'] as const;
 /** At most this many nvcc processes at once (the machine is shared). */
 const PARALLEL = 2;
-/** The layers whose kernels are also built without the read-ahead, to show what it costs. */
+/**
+ * The layers whose kernels are also built without the read-ahead, to show what it costs, and whose
+ * bf16-I/O forward and backward kernels (checkpointing forward and backward) are reported too.
+ */
 const BASELINES = new Set(['examples/ttt_linear.ttt', 'examples/ttt_mlp.ttt']);
 
 const outArg = process.argv.indexOf('--out');
@@ -57,8 +67,10 @@ interface KernelReport extends Resources, Barriers {
   example: string;
   arch: string;
   dtype: string;
+  /** How the call's tensors are stored (`--io`). */
+  io: Io;
   kernel: string;
-  variant: 'prefill' | 'decode';
+  variant: Variant;
   threads: number;
   dynamicSharedBytes: number;
   /** Block barriers the scheduler placed after the stages of one mini-batch (ScheduledKernel.barriers), to check the count in the source. */
@@ -68,11 +80,49 @@ interface KernelReport extends Resources, Barriers {
   /** The per-token inputs (program keys) the kernel copies ahead with cp.async while the chunk before computes. */
   prefetch: string[];
   /** The same kernel staging every input from global memory (BASELINES only). */
-  withoutPrefetch?: { registers: number; dynamicSharedBytes: number; blocks: number; spillStores: number };
+  withoutPrefetch?: {
+    registers: number;
+    dynamicSharedBytes: number;
+    blocks: number;
+    spillStores: number;
+    perMinibatch: number;
+  };
   occupancy: Occupancy;
   ptx: Counts;
   /** SASS counts when cuobjdump is on the machine. */
   sass?: { hmma: number; hgmma: number; ffma: number };
+}
+
+/** Which kernel: the forward's prefill and decode, the backward's checkpointing forward and backward. */
+type Variant = 'prefill' | 'decode' | 'checkpoints' | 'backward';
+const variantOf = (kernel: string): Variant =>
+  kernel.endsWith('_decode_kernel')
+    ? 'decode'
+    : kernel.endsWith('_checkpoints_kernel')
+      ? 'checkpoints'
+      : kernel.endsWith('_backward_kernel')
+        ? 'backward'
+        : 'prefill';
+
+/** What the report reads from a kernel's schedule. */
+interface Scheduled {
+  barriers: number;
+  banks: OnChipLayout;
+  prefetch: string[];
+}
+
+function described(k: ScheduledKernel, banks: OnChipLayout): Scheduled {
+  const prefetch = [...(k.prefetch ?? [])].map(([id, slot]) => {
+    const op = k.program.nodes[id].op;
+    return `${op.kind === 'input' ? op.name : `%${id}`}${slot.elementBytes === 2 ? ' (bf16)' : ''}`;
+  });
+  return { barriers: k.barriers.filter(acrossWarps).length + prefetchBarriers(k), banks, prefetch };
+}
+
+/** One .cu to build, and the same file without the read-ahead (BASELINES). */
+interface Build {
+  cu: string;
+  baseline?: { path: string; contents: string }[];
 }
 
 interface Skipped {
@@ -118,7 +168,7 @@ function sassCounts(sass: string): Record<string, { hmma: number; hgmma: number;
 async function nvcc(files: { path: string; contents: string }[], cu: string, arch: string): Promise<NvccResult> {
   const digest = createHash('sha256');
   for (const f of files) digest.update(f.path).update('\0').update(f.contents).update('\0');
-  digest.update(arch).update(nvccVersion).update(String(withSass));
+  digest.update(cu).update(arch).update(nvccVersion).update(String(withSass));
   const cached = join(cacheDir, `${digest.digest('hex')}.json`);
   if (existsSync(cached)) return JSON.parse(readFileSync(cached, 'utf8')) as NvccResult;
   const dir = mkdtempSync(join(tmpdir(), 'tttc-report-'));
@@ -186,85 +236,107 @@ for (const spec of specs) {
     });
   }
   for (const arch of Object.keys(ARCHS) as (keyof typeof ARCHS)[])
-    for (const dtype of DTYPES) {
-      const out = await compile(source, { file: basename(spec), targets: ['cuda'], arch, dtype });
-      if (!out.ok) {
-        const d = out.diagnostics.find((x) => x.severity === 'error');
-        skipped.push({ example: spec, arch, dtype, code: d?.code ?? '?', reason: d?.message ?? 'no diagnostic' });
-        continue;
+    for (const dtype of DTYPES)
+      for (const io of BASELINES.has(spec) ? IOS : (['f32'] as const)) {
+        const out = await compile(source, { file: basename(spec), targets: ['cuda'], arch, dtype, io });
+        if (!out.ok) {
+          const d = out.diagnostics.find((x) => x.severity === 'error');
+          skipped.push({ example: spec, arch, dtype, code: d?.code ?? '?', reason: d?.message ?? 'no diagnostic' });
+          continue;
+        }
+        if (!checked.ok) throw new Error(`${spec}: compiles through the API but not through compileSpec`);
+        const c = checked.compiled;
+        const files = out.files.filter((f) => /\.(cu|cuh|h)$/.test(f.path));
+        const limits = archOf(arch).limits;
+        const lines = source.split('\n');
+        // Per kernel name: the scheduler's block barriers, the kernel IR's bank conflicts and the
+        // inputs read ahead, as the renderers plan them (the forward's for this io, the backward's).
+        const forward = renderCuda(c, { arch, dtype, io });
+        const scheduled = new Map<string, Scheduled>(
+          c.variants.map((v) => {
+            const plain = (dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, limits);
+            const k = withPrefetch(plain, limits, tokenRows(forward.tensors));
+            const name = v.name === 'decode' ? forward.api.decodeKernel : forward.api.kernel;
+            return [name, described(k, lowerKernel(k, c.signature, lines, CUDA_FEATURES).onChip)];
+          }),
+        );
+        const builds: Build[] = [
+          {
+            cu: forward.api.source,
+            baseline: BASELINES.has(spec) ? renderCuda(c, { arch, dtype, io }, { prefetch: false }).files : undefined,
+          },
+        ];
+        // The backward's kernels, for the layers also built without the read-ahead.
+        if (BASELINES.has(spec)) {
+          const b = renderCudaBackward(c, { arch, dtype, io });
+          const { checkpoints, backward } = b.kernels;
+          scheduled.set(
+            b.api.decodeKernel,
+            described(checkpoints, lowerCheckpointingKernel(checkpoints, c.signature, lines, CUDA_FEATURES).onChip),
+          );
+          const derived = deriveChunkBackward(c.chunk);
+          scheduled.set(
+            b.api.kernel,
+            described(backward, lowerBackwardKernel(backward, derived, c.signature, lines, CUDA_FEATURES).onChip),
+          );
+          builds.push({
+            cu: b.api.source,
+            baseline: renderCudaBackward(c, { arch, dtype, io }, { prefetch: false }).files,
+          });
+        }
+        for (const build of builds) {
+          const cu = files.find((f) => f.path === build.cu);
+          if (!cu) throw new Error(`${spec}: the cuda target emitted no ${build.cu}`);
+          const baseline = build.baseline?.filter((f) => /\.(cu|cuh|h)$/.test(f.path));
+          jobs.push(async () => {
+            const result = await nvcc(files, cu.path, arch);
+            const resources = ptxasResources(result.ptxasLog);
+            const before = baseline && ptxasResources((await nvcc(baseline, cu.path, arch)).ptxasLog);
+            const baselineSource = baseline?.find((f) => f.path === cu.path)!.contents;
+            const beforeLaunches = baselineSource === undefined ? undefined : launches(baselineSource);
+            return [...launches(cu.contents)].map(([kernel, launch]): KernelReport => {
+              const r = resources.get(kernel);
+              const counts = result.counts[kernel];
+              if (!r || !counts) throw new Error(`${spec} ${arch} ${dtype}: nvcc reported nothing for ${kernel}`);
+              const shared = r.staticSharedBytes + launch.dynamicSharedBytes;
+              const b = before?.get(kernel);
+              const bLaunch = beforeLaunches?.get(kernel);
+              const withoutPrefetch = b &&
+                bLaunch && {
+                  registers: b.registers,
+                  dynamicSharedBytes: bLaunch.dynamicSharedBytes,
+                  blocks: occupancy(
+                    ARCHS[arch],
+                    bLaunch.threads,
+                    b.registers,
+                    b.staticSharedBytes + bLaunch.dynamicSharedBytes,
+                  ).blocks,
+                  spillStores: b.spillStores,
+                  perMinibatch: barriers(baselineSource!, kernel).perMinibatch,
+                };
+              const planned = scheduled.get(kernel);
+              return {
+                example: spec,
+                arch,
+                dtype,
+                io,
+                kernel,
+                variant: variantOf(kernel),
+                ...r,
+                ...launch,
+                ...barriers(cu.contents, kernel),
+                scheduledBarriers: planned?.barriers ?? -1,
+                banks: planned?.banks,
+                prefetch: planned?.prefetch ?? [],
+                ...(withoutPrefetch && { withoutPrefetch }),
+                occupancy: occupancy(ARCHS[arch], launch.threads, r.registers, shared),
+                ptx: counts,
+                ...(result.sass?.[kernel] && { sass: result.sass[kernel] }),
+              };
+            });
+          });
+        }
       }
-      const files = out.files.filter((f) => /\.(cu|cuh|h)$/.test(f.path));
-      const cu = files.find((f) => f.path.endsWith('.cu'));
-      if (!cu) throw new Error(`${spec}: the cuda target emitted no .cu file`);
-      // The scheduler's barriers and the kernel IR's bank conflicts per variant, for the launch's
-      // kernel name (`..._decode_kernel` for decode).
-      const scheduled = new Map(
-        checked.ok
-          ? checked.compiled.variants.map((v) => {
-              const limits = archOf(arch).limits;
-              const k = withPrefetch((dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, limits), limits);
-              const lowered = lowerKernel(k, checked.compiled.signature, source.split('\n'), CUDA_FEATURES);
-              const barriers = k.barriers.filter(acrossWarps).length + prefetchBarriers(k);
-              const prefetch = [...(k.prefetch?.keys() ?? [])].map((id) => {
-                const op = k.program.nodes[id].op;
-                return op.kind === 'input' ? op.name : `%${id}`;
-              });
-              return [v.name, { barriers, banks: lowered.onChip, prefetch }];
-            })
-          : [],
-      );
-      // The baseline: the same kernels with every input staged from global memory.
-      const baseline =
-        checked.ok && BASELINES.has(spec)
-          ? renderCuda(checked.compiled, { arch, dtype }, { prefetch: false }).files.filter((f) =>
-              /\.(cu|cuh|h)$/.test(f.path),
-            )
-          : undefined;
-      jobs.push(async () => {
-        const result = await nvcc(files, cu.path, arch);
-        const resources = ptxasResources(result.ptxasLog);
-        const before = baseline && ptxasResources((await nvcc(baseline, cu.path, arch)).ptxasLog);
-        const beforeLaunches = baseline && launches(baseline.find((f) => f.path === cu.path)!.contents);
-        return [...launches(cu.contents)].map(([kernel, launch]): KernelReport => {
-          const r = resources.get(kernel);
-          const counts = result.counts[kernel];
-          if (!r || !counts) throw new Error(`${spec} ${arch} ${dtype}: nvcc reported nothing for ${kernel}`);
-          const shared = r.staticSharedBytes + launch.dynamicSharedBytes;
-          const variant = kernel.endsWith('_decode_kernel') ? 'decode' : 'prefill';
-          const b = before?.get(kernel);
-          const bLaunch = beforeLaunches?.get(kernel);
-          const withoutPrefetch = b &&
-            bLaunch && {
-              registers: b.registers,
-              dynamicSharedBytes: bLaunch.dynamicSharedBytes,
-              blocks: occupancy(
-                ARCHS[arch],
-                bLaunch.threads,
-                b.registers,
-                b.staticSharedBytes + bLaunch.dynamicSharedBytes,
-              ).blocks,
-              spillStores: b.spillStores,
-            };
-          return {
-            example: spec,
-            arch,
-            dtype,
-            kernel,
-            variant,
-            ...r,
-            ...launch,
-            ...barriers(cu.contents, kernel),
-            scheduledBarriers: scheduled.get(variant)?.barriers ?? -1,
-            banks: scheduled.get(variant)?.banks,
-            prefetch: scheduled.get(variant)?.prefetch ?? [],
-            ...(withoutPrefetch && { withoutPrefetch }),
-            occupancy: occupancy(ARCHS[arch], launch.threads, r.registers, shared),
-            ptx: counts,
-            ...(result.sass?.[kernel] && { sass: result.sass[kernel] }),
-          };
-        });
-      });
-    }
 }
 
 const started = performance.now();
@@ -276,6 +348,7 @@ const header = [
   'example',
   'arch',
   'dtype',
+  'io',
   'kernel',
   'thr',
   'regs',
@@ -299,6 +372,7 @@ const rows = kernels.map((k) => [
   k.example.replace(/^examples\//, ''),
   k.arch,
   k.dtype,
+  k.io,
   k.variant,
   String(k.threads),
   String(k.registers),
@@ -331,13 +405,16 @@ console.log(`static CUDA report (no GPU): ${nvccVersion}; ${jobs.length} nvcc bu
 console.log(line(header));
 console.log(line(widths.map((w) => '-'.repeat(w))));
 for (const r of rows) console.log(line(r));
-console.log('read ahead (cp.async), without -> with: registers, dynamic shared memory (KB), blocks per SM');
+console.log(
+  'read ahead (cp.async), without -> with: registers, dynamic shared memory (KB), blocks per SM, block barriers per mini-batch, spill stores',
+);
 for (const k of kernels)
   if (k.withoutPrefetch) {
     const w = k.withoutPrefetch;
     console.log(
-      `  ${k.example.replace(/^examples\//, '')} ${k.arch} ${k.dtype} ${k.variant}: regs ${w.registers} -> ${k.registers}, ` +
-        `smem ${kb(w.dynamicSharedBytes)} -> ${kb(k.dynamicSharedBytes)}, blocks/SM ${w.blocks} -> ${k.occupancy.blocks}` +
+      `  ${k.example.replace(/^examples\//, '')} ${k.arch} ${k.dtype} io ${k.io} ${k.variant}: regs ${w.registers} -> ${k.registers}, ` +
+        `smem ${kb(w.dynamicSharedBytes)} -> ${kb(k.dynamicSharedBytes)}, blocks/SM ${w.blocks} -> ${k.occupancy.blocks}, ` +
+        `bar/mb ${w.perMinibatch} -> ${k.perMinibatch}, spills ${w.spillStores} -> ${k.spillStores}` +
         (k.prefetch.length ? ` (reads ${k.prefetch.join(', ')} ahead)` : ' (reads nothing ahead)'),
     );
   }
@@ -369,7 +446,7 @@ writeFileSync(
       occupancy:
         'CUDA occupancy calculator rules: warps, registers (256 per warp unit), shared memory (128-byte unit + 1 KB reserved per block), 32 blocks',
       prefetch:
-        'prefetch: the per-token inputs whose next chunk the kernel copies to shared memory with cp.async while the current one computes (compiler/schedule/prefetch.ts); withoutPrefetch: registers, dynamic shared memory and blocks per SM of the same kernel with every input staged from global memory',
+        'prefetch: the per-token inputs whose next chunk (the one before, in the backward) the kernel copies to shared memory with cp.async while the current one computes (compiler/schedule/prefetch.ts), marked (bf16) where the copies move bf16 rows the stage widens; withoutPrefetch: registers, dynamic shared memory, blocks per SM, spill stores and block barriers per mini-batch of the same kernel with every input staged from global memory',
       bankConflicts:
         'banks: from the kernel IR (compiler/kernel/banks.ts) for a 32-lane warp and 32 banks of 4 bytes; worst: the most wavefronts one request phase takes; wavefrontsPerRequest: wavefronts per conflict-free wavefront, weighted by how often a warp makes each request per chunk; rowMajor: every shared buffer row-major; chosen: with the swizzles listed',
       archs: ARCHS,

@@ -4,7 +4,8 @@
  * the views' gradients as bf16, the rest f32. Against the f64 reference backward run on the
  * bf16-rounded views and cotangent, for TTT-Linear and TTT-MLP, and through `tttc run --backend
  * cuda-cpu --io bf16 --cotangents`; and the same check fails once the gradients' stores truncate
- * instead of rounding to nearest even.
+ * instead of rounding to nearest even, and once the backward kernel, which reads its bf16 rows
+ * ahead with cp.async, no longer waits for them.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +30,7 @@ import {
 } from '../runtime/inner-loop.ts';
 import { toSafeTensors } from '../runtime/named-tensors.ts';
 import { readSafetensorsFile, toFloat64, writeSafetensorsFile } from '../runtime/safetensors.ts';
+import { renderCudaBackward } from '../targets/cuda/backward.ts';
 import { cudaCpuBackwardProgram } from '../targets/cuda/cpu.ts';
 import { bytesPerToken, trainingTensors } from '../targets/cuda/tensors.ts';
 import { expectBf16OutputWithin, roundedViews } from './support/bf16-io.ts';
@@ -141,6 +143,33 @@ describe('the bound on the bf16 gradients', () => {
     const want = referenceOnRounded(k);
     for (const name of viewGradients(k.c))
       expect(() => expectBf16OutputWithin(got.grads.get(name)!, want.grads.get(name)!, TOL, name), name).toThrow();
+  });
+});
+
+describe('the bf16-I/O backward reads its bf16 rows ahead (compiler/schedule/prefetch.ts)', () => {
+  it("as bf16 in both kernels, and the gradients fail the check without the backward kernel's wait", async () => {
+    const k = randomCase('ttt_linear.ttt', 11);
+    const options = { arch: 'sm_90', dtype: 'f32', io: 'bf16' } as const;
+    const { api, kernels } = renderCudaBackward(k.c, options);
+    for (const [which, kernel] of Object.entries(kernels)) {
+      const slots = [...(kernel.prefetch?.values() ?? [])];
+      expect(slots.length, which).toBeGreaterThan(0);
+      expect(
+        slots.every((s) => s.elementBytes === 2),
+        `${which}: every input read ahead is stored as bf16`,
+      ).toBe(true);
+    }
+    const program = cudaCpuBackwardProgram(k.c, options);
+    // The backward kernel is the file's last: its waits from its definition on.
+    const withoutWait = program.files.map((f) => {
+      if (f.path !== program.source) return f;
+      const from = f.contents.indexOf(`${api.kernel}(`);
+      const rest = f.contents.slice(from).replaceAll('tttc_cp_async_wait<0>();', '');
+      return { ...f, contents: f.contents.slice(0, from) + rest };
+    });
+    expect(withoutWait).not.toEqual(program.files);
+    const got = await run({ ...program, files: withoutWait }, k);
+    expect(() => expectWithin(got.grads, referenceOnRounded(k).grads, viewGradients(k.c), 'gradients')).toThrow();
   });
 });
 

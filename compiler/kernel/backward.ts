@@ -33,9 +33,9 @@ import {
 } from './ir.ts';
 import type { KernelFeatures } from './features.ts';
 import { Lowering } from './lower.ts';
-import { lowerReverseWalk } from './reverse-walk.ts';
+import { lowerReverseWalk, reverseOrder } from './reverse-walk.ts';
 import { Index } from './tensor-index.ts';
-import { WALK_NAMES } from './walk.ts';
+import { type ChunkOrder, ROWS_COMMENT, WALK_NAMES } from './walk.ts';
 
 const bh = name('bh');
 const e = name('e');
@@ -77,8 +77,13 @@ class BackwardLowering extends Lowering {
     return [comment('Gradients summed over the chunks start at zero.'), ...zero, ...super.body()];
   }
 
-  protected override walk(chunk: Stmt[]): Stmt[] {
-    return lowerReverseWalk(this.walkInputs(), chunk);
+  protected override walk(chunk: Stmt[], prologue: Stmt[]): Stmt[] {
+    return [ROWS_COMMENT, ...lowerReverseWalk(this.walkInputs(), chunk, prologue)];
+  }
+
+  /** The chunk read ahead is the one before: the walk runs in reverse. */
+  protected override chunkOrder(): ChunkOrder {
+    return reverseOrder();
   }
 
   /** A carried value at the chunk's start, read from its checkpoint. */

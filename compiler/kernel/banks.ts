@@ -247,6 +247,7 @@ class Accesses {
       seen.add(e);
       if (e.kind === 'on-chip-element') this.elements.add(e);
       if (e.kind === 'load' && e.buffer.kind === 'workgroup') this.request(e.index, F32, samples);
+      if (e.kind === 'load-bf16') this.request(e.index, BF16, samples);
       pending.push(...operands(e));
     }
   }

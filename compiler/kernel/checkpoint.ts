@@ -45,9 +45,9 @@ class CheckpointLowering extends Lowering {
     this.port = sig.outputs.find((p) => p.role === 'checkpoint')!;
   }
 
-  protected override walk(chunk: Stmt[]): Stmt[] {
+  protected override walk(chunk: Stmt[], prologue: Stmt[]): Stmt[] {
     const next = assign(CHUNK_INDEX, add(name(CHUNK_INDEX), int(1)));
-    return [variable(CHUNK_INDEX, 'index', int(0)), ...super.walk([...chunk, next])];
+    return [variable(CHUNK_INDEX, 'index', int(0)), ...super.walk([...chunk, next], prologue)];
   }
 
   /** Every carried value, element by element from the invocation that updates it (no barrier needed). */

@@ -53,6 +53,11 @@ export type Expr =
   | { kind: 'fragment-element'; fragment: string; element: Expr }
   /** Whether a global buffer's first element lies at a multiple of `bytes` (known only at run time). */
   | { kind: 'aligned'; buffer: Buffer; bytes: number }
+  /**
+   * The bf16 at bf16 element `index` of on-chip memory, widened to f32 (exactly): rows an
+   * `async-copy` landed as a port stored as bf16 holds them.
+   */
+  | { kind: 'load-bf16'; index: Expr }
   | OnChipElement;
 
 /**
@@ -115,9 +120,11 @@ export type Stmt =
   /** Warp-collective: `c += a b` on tensor cores. */
   | { kind: 'mma'; c: string; a: string; b: string }
   /**
-   * Starts copying ASYNC_COPY_FLOATS floats (16 bytes) from global `source` at element
-   * `sourceIndex` to on-chip element `index`, both 16-byte aligned; nothing may read the copy before
-   * an `async-wait` that covers its group, followed by a barrier for the other invocations.
+   * Starts copying ASYNC_COPY_BYTES bytes from global `source` at element `sourceIndex` (an element
+   * as global memory holds the port: a float, or a bf16 for a port stored as bf16) to on-chip float
+   * element `index`, both 16-byte aligned; the bytes land as they are (4 floats, or 8 bf16 that
+   * `load-bf16` reads). Nothing may read the copy before an `async-wait` that covers its group,
+   * followed by a barrier for the other invocations.
    */
   | { kind: 'async-copy'; index: Expr; source: Buffer; sourceIndex: Expr }
   /** Closes the group of this invocation's async copies started since the last commit. */
@@ -125,8 +132,8 @@ export type Stmt =
   /** Waits until at most `pending` of this invocation's committed groups are still in flight. */
   | { kind: 'async-wait'; pending: number };
 
-/** Floats one async copy moves: 16 bytes. */
-export const ASYNC_COPY_FLOATS = 4;
+/** Bytes one async copy moves. */
+export const ASYNC_COPY_BYTES = 16;
 
 /** A named compile-time constant and what it is, for the comment above its declaration. */
 export interface DimConstant {
@@ -208,6 +215,7 @@ export const barrier = (storage: boolean): Stmt => ({ kind: 'barrier', storage }
 export function operands(e: Expr): Expr[] {
   switch (e.kind) {
     case 'load':
+    case 'load-bf16':
       return [e.index];
     case 'index':
     case 'min':
@@ -260,7 +268,8 @@ export const nested = (s: Stmt): Stmt[] => (s.kind === 'for' || s.kind === 'whil
 /** The expression with each direct operand replaced by `f` of it (the same object when none changes). */
 export function mapOperands(e: Expr, f: (x: Expr) => Expr): Expr {
   switch (e.kind) {
-    case 'load': {
+    case 'load':
+    case 'load-bf16': {
       const index = f(e.index);
       return index === e.index ? e : { ...e, index };
     }

@@ -41,9 +41,9 @@ import { warpConstants, warpSpan } from './warp-rows.ts';
 import { shareValues } from './share.ts';
 import { type DimNames, Index, LITERALS } from './tensor-index.ts';
 import { Values } from './values.ts';
-import { lowerWalk, WALK_NAMES, type WalkInputs } from './walk.ts';
+import { type ChunkOrder, forwardOrder, lowerWalk, ROWS_COMMENT, WALK_NAMES, type WalkInputs } from './walk.ts';
 import type { KernelFeatures } from './features.ts';
-import { Ports } from './ports.ts';
+import { Ports, portText } from './ports.ts';
 import { ReadAhead } from './read-ahead.ts';
 import { lowerSum, type SumContext } from './sums.ts';
 
@@ -105,7 +105,7 @@ export class Lowering {
   private chainsAgree: Map<number, boolean> | undefined;
   /** Each stage's index, for the stages' warp rows. */
   private stageIndex: Map<Stage, number> | undefined;
-  private readonly readAhead: ReadAhead;
+  private ahead: ReadAhead | undefined;
 
   constructor(
     protected readonly k: ScheduledKernel,
@@ -124,7 +124,6 @@ export class Lowering {
     this.dims = new KernelDims(k.chunk.layer, k.chunk.rows);
     this.K = this.dims.K;
     this.names = this.dims.names;
-    this.readAhead = new ReadAhead(k, this.ports, this.names, this.walkInputs());
     this.carried = k.chunk.layer.update.rules.momentum ? ['state', 'accum', 'opt'] : ['state', 'accum'];
   }
 
@@ -293,9 +292,7 @@ export class Lowering {
       );
     }
     out.push(barrier(true), blank);
-    out.push(...this.readAhead.prologue());
-    out.push(comment('Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.'));
-    out.push(...this.walk(this.chunk()));
+    out.push(...this.walk(this.chunk(), this.readAhead.prologue()));
     const onChip = [...this.k.states].filter(([, h]) => this.carried.some((role) => Lowering.kept(h[role]!)));
     if (onChip.length) out.push(blank, comment('Write back the state kept on chip.'));
     for (const [state, h] of onChip) {
@@ -314,9 +311,20 @@ export class Lowering {
     return out;
   }
 
-  /** The chunks of the call, each processed by `chunk`. */
-  protected walk(chunk: Stmt[]): Stmt[] {
-    return lowerWalk(this.walkInputs(), chunk);
+  /** The chunks of the call, each processed by `chunk`, after `prologue` (the read-ahead's). */
+  protected walk(chunk: Stmt[], prologue: Stmt[]): Stmt[] {
+    return [...prologue, ROWS_COMMENT, ...lowerWalk(this.walkInputs(), chunk)];
+  }
+
+  /** The order in which `walk` takes the chunks, for the read-ahead. */
+  protected chunkOrder(): ChunkOrder {
+    return forwardOrder(this.walkInputs());
+  }
+
+  /** The read-ahead's statements (read-ahead.ts), for the order the walk takes the chunks in. */
+  private get readAhead(): ReadAhead {
+    this.ahead ??= new ReadAhead(this.k, this.ports, this.names, this.walkInputs(), this.chunkOrder());
+    return this.ahead;
   }
 
   protected walkInputs(): WalkInputs {
@@ -397,9 +405,7 @@ export class Lowering {
       const global = add(mul(add(add(mul(bh, uniform('T')), token), r), width), mod(e, width));
       const read = this.readAhead.staged(s.node, port, global, e);
       return [
-        comment(
-          `Stage the ${port.role} ${port.name} for this chunk${this.k.prefetch?.has(s.node) ? ', read ahead' : ''}.`,
-        ),
+        comment(`Stage ${portText(port)} for this chunk${this.k.prefetch?.has(s.node) ? ', read ahead' : ''}.`),
         this.stageElements(s, size(node.shape), [
           variable('x', 'float', float(0)),
           { kind: 'if', condition: compare('<', r, count), body: [assign('x', read)] },

@@ -3,6 +3,9 @@ import { chunkInputKey } from '../../core/mangle.ts';
 import type { KernelSignature, Port } from '../../core/signature.ts';
 import type { Buffer } from './ir.ts';
 
+/** A port as comments name it: `the view k`, `the rate lr`, `the cotangent of the output`. */
+export const portText = (p: Port): string => (p.grad ? `the cotangent of the ${p.name}` : `the ${p.role} ${p.name}`);
+
 /** The ports of a signature by role, direction and name. */
 export class Ports {
   private readonly byKey: Map<string, Port>;

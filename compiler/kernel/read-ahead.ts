@@ -1,17 +1,22 @@
 /**
  * The lowering of a kernel's read-ahead (compiler/schedule/prefetch.ts): each port read ahead has
- * its base checked for 16-byte alignment once; the first chunk's rows are copied before the walk;
- * each chunk waits for its copies at its start and starts the next chunk's after the barrier the
- * plan chose; a stage of such a port reads its slot where the base let the rows be copied.
+ * its base checked for 16-byte alignment once; the rows of the chunk the walk takes first are
+ * copied before the walk; each chunk waits for its copies at its start and starts those of the
+ * chunk the walk takes next (walk.ts's ChunkOrder: the following chunk forward, the one before in
+ * reverse) after the barrier the plan chose; a stage of such a port reads its slot where the base
+ * let the rows be copied.
+ *
+ * A slot holds the rows as global memory does (16-byte copies land as they are). Rows stored as
+ * bf16 are widened where the stage reads the slot into the input's f32 buffer: the copies then
+ * move half the bytes, and every other reader of the buffer stays f32.
  */
 import { identifier } from '../../core/mangle.ts';
 import { size } from '../../core/shape.ts';
 import type { Port } from '../../core/signature.ts';
-import { WALK_STEP } from '../../core/walk.ts';
-import type { ScheduledKernel } from '../schedule/kernel.ts';
+import type { PrefetchSlot, ScheduledKernel } from '../schedule/kernel.ts';
 import { add, min, mul, sub } from './affine.ts';
 import {
-  ASYNC_COPY_FLOATS,
+  ASYNC_COPY_BYTES,
   type Expr,
   type Stmt,
   barrier,
@@ -25,24 +30,19 @@ import {
   select,
   uniform,
 } from './ir.ts';
-import type { Ports } from './ports.ts';
+import { type Ports, portText } from './ports.ts';
 import type { DimNames } from './tensor-index.ts';
-import { walkExpr, type WalkInputs } from './walk.ts';
+import type { ChunkOrder, WalkInputs } from './walk.ts';
 
 const bh = name('bh');
 const tid = name('tid');
 
-/** Bytes every async copy's addresses are a multiple of. */
-const ASYNC_COPY_BYTES = ASYNC_COPY_FLOATS * 4;
 /** Whether a port read ahead has its base 16-byte aligned, so its rows can be copied ahead. */
 const alignedName = (port: Port) => `aligned_${identifier(port)}`;
 
-interface ReadAheadPort {
+interface ReadAheadPort extends PrefetchSlot {
   port: Port;
   node: number;
-  slot: number;
-  /** The stage after whose barrier the next chunk's copies start; absent: at the chunk's end. */
-  issueAfter?: number;
 }
 
 export class ReadAhead {
@@ -53,16 +53,17 @@ export class ReadAhead {
     ports: Ports,
     private readonly names: DimNames,
     private readonly walk: WalkInputs,
+    private readonly order: ChunkOrder,
   ) {
-    this.inputs = [...(k.prefetch ?? [])].map(([node, { offset, issueAfter }]) => {
+    this.inputs = [...(k.prefetch ?? [])].map(([node, slot]) => {
       const op = k.program.nodes[node].op;
       const port = op.kind === 'input' ? ports.ofInput(op.name) : undefined;
       if (!port) throw new Error(`the prefetched node %${node} is not an input port`);
-      return { port, node, slot: offset, issueAfter };
+      return { port, node, ...slot };
     });
   }
 
-  /** Which ports can be read ahead (their base 16-byte aligned), and the copies of the first chunk. */
+  /** Which ports can be read ahead (their base 16-byte aligned), and the copies of the chunk walked first. */
   prologue(): Stmt[] {
     if (this.inputs.length === 0) return [];
     return [
@@ -77,7 +78,7 @@ export class ReadAhead {
           bytes: ASYNC_COPY_BYTES,
         }),
       ),
-      ...this.copies(walkExpr(WALK_STEP.init.token, this.walk), 'the first chunk', () => true),
+      ...this.copies(this.order.first, 'the first chunk', () => true),
       blank,
     ];
   }
@@ -100,55 +101,58 @@ export class ReadAhead {
    * once every warp has staged this chunk from their slots.
    */
   next(stage?: number): Stmt[] {
-    return this.copies(walkExpr(WALK_STEP.next.token, this.walk), 'the next chunk', (at) => at === stage);
+    return this.copies(this.order.next, 'the next chunk', (at) => at === stage);
   }
 
   /** Element `e` of the chunk's rows of input `node` as its stage reads it: from its slot where it was read ahead. */
   staged(node: number, port: Port, global: Expr, e: Expr): Expr {
-    const slot = this.k.prefetch?.get(node)?.offset;
+    const slot = this.k.prefetch?.get(node);
     if (slot === undefined) return load({ kind: 'port', port }, global);
-    return select(
-      name(alignedName(port)),
-      load({ kind: 'workgroup' }, add(int(slot), e)),
-      load({ kind: 'port', port }, global),
-    );
+    // A bf16 slot is read as bf16 elements from on-chip memory's start: twice its float offset.
+    const copied: Expr =
+      slot.elementBytes === 2
+        ? { kind: 'load-bf16', index: add(int(slot.offset * 2), e) }
+        : load({ kind: 'workgroup' }, add(int(slot.offset), e));
+    return select(name(alignedName(port)), copied, load({ kind: 'port', port }, global));
   }
 
   /**
-   * The async copies of the rows of the chunk that starts at token `first`, of each input `which`
-   * takes, to its slot, as one commit group; rows past the call are not copied (the stage reads them
-   * as 0).
+   * The async copies of the rows of the chunk that starts at token `at.token` (where the call has
+   * it), of each input `which` takes, to its slot, as one commit group; rows past the call are not
+   * copied (the stage reads them as 0).
    */
-  private copies(first: Expr, chunk: string, which: (issueAfter?: number) => boolean): Stmt[] {
+  private copies(at: ChunkOrder['first'], chunk: string, which: (issueAfter?: number) => boolean): Stmt[] {
     const rows = name('ahead_rows');
     const inputs = this.inputs.filter((x) => which(x.issueAfter));
     if (inputs.length === 0) return [];
     // Each invocation's copies are unrolled (a handful: a slot holds one chunk's rows), each
     // guarded by the rows the call has; a loop kept its counter and addresses live (ptxas: a
     // block per SM fewer on one example).
-    const step = this.k.invocations * ASYNC_COPY_FLOATS;
-    const copies = inputs.map(({ port, node, slot }): Stmt => {
+    const copyFloats = ASYNC_COPY_BYTES / 4;
+    const copies = inputs.map(({ port, node, offset, elementBytes }): Stmt => {
       const shape = this.k.program.nodes[node].shape;
       const width = this.names(size(shape.slice(1)));
+      // Elements (as global memory holds them) per copy, and per round of every invocation's copy.
+      const perCopy = ASYNC_COPY_BYTES / elementBytes;
+      const step = this.k.invocations * perCopy;
       const unrolled = [...Array(Math.ceil(size(shape) / step)).keys()].map((i): Stmt => {
-        const e = add(mul(tid, ASYNC_COPY_FLOATS), int(i * step));
-        const source = add(mul(add(mul(bh, uniform('T')), first), width), e);
+        const e = add(mul(tid, perCopy), int(i * step));
+        const slot = add(int(offset), add(mul(tid, copyFloats), int(i * this.k.invocations * copyFloats)));
+        const source = add(mul(add(mul(bh, uniform('T')), at.token), width), e);
         return {
           kind: 'if',
           condition: compare('<', e, mul(rows, width)),
-          body: [{ kind: 'async-copy', index: add(int(slot), e), source: { kind: 'port', port }, sourceIndex: source }],
+          body: [{ kind: 'async-copy', index: slot, source: { kind: 'port', port }, sourceIndex: source }],
         };
       });
       return { kind: 'if', condition: name(alignedName(port)), body: unrolled };
     });
     return [
-      comment(
-        `Start copying the rows of ${chunk} ahead: ${inputs.map((x) => `the ${x.port.role} ${x.port.name}`).join(', ')}.`,
-      ),
+      comment(`Start copying the rows of ${chunk} ahead: ${inputs.map((x) => portText(x.port)).join(', ')}.`),
       {
         kind: 'if',
-        condition: compare('<', first, uniform('T')),
-        body: [constant('ahead_rows', 'index', min(this.walk.rows, sub(uniform('T'), first))), ...copies],
+        condition: at.exists,
+        body: [constant('ahead_rows', 'index', min(this.walk.rows, sub(uniform('T'), at.token))), ...copies],
       },
       { kind: 'async-commit' },
     ];

@@ -5,10 +5,13 @@
  */
 import { WALK_STEP, type WalkExpr, type WalkValue } from '../../core/walk.ts';
 import { add, min, mod, sub } from './affine.ts';
-import { type Expr, type Stmt, assign, blank, compare, constant, int, name, variable } from './ir.ts';
+import { type Expr, type Stmt, assign, blank, comment, compare, constant, int, name, variable } from './ir.ts';
 
 /** The kernel's spelling of the values the walk reads from the call and the program. */
 export type WalkInputs = Record<'start' | 'T' | 'K' | 'rows', Expr>;
+
+/** What a chunk's rows are, said where the walk starts. */
+export const ROWS_COMMENT = comment('Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.');
 
 /** The names the walk declares. */
 export const WALK_NAMES = { token: 'token', position: 'position', count: 'count', ends: 'ends' } as const;
@@ -32,6 +35,22 @@ export function walkExpr(e: WalkExpr, inputs: WalkInputs): Expr {
     case 'lt':
       return compare('<', a, b);
   }
+}
+
+/**
+ * The chunks in the order a walk takes them, as the read-ahead (read-ahead.ts) needs them: the
+ * first token of the chunk taken first and of the chunk taken after the current one, each with
+ * whether the call has that chunk.
+ */
+export interface ChunkOrder {
+  first: { token: Expr; exists: Expr };
+  next: { token: Expr; exists: Expr };
+}
+
+/** The forward walk's order: the call's first token first, then where each chunk ends. */
+export function forwardOrder(inputs: WalkInputs): ChunkOrder {
+  const at = (token: Expr) => ({ token, exists: compare('<', token, inputs.T) });
+  return { first: at(walkExpr(WALK_STEP.init.token, inputs)), next: at(walkExpr(WALK_STEP.next.token, inputs)) };
 }
 
 const reads = (e: WalkExpr, v: WalkValue): boolean =>

@@ -106,6 +106,11 @@ export type PrefetchPlan = ReadonlyMap<number, PrefetchSlot>;
 export interface PrefetchSlot {
   /** Where the slot starts in on-chip memory (floats, a multiple of 4: 16 bytes). */
   offset: number;
+  /**
+   * Bytes of one element in the slot, as global memory holds the input: 4 (f32, the stage copies
+   * the slot's floats), or 2 (bf16: the slot holds half as many floats, and the stage widens it).
+   */
+  elementBytes: number;
   /** The stage after whose block barrier the next chunk's copies start (every warp has staged this chunk's by then); absent: at the chunk's end, after a barrier of their own. */
   issueAfter?: number;
 }

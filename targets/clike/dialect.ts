@@ -13,7 +13,7 @@ export interface FragmentSpelling {
   element(fragment: string, element: string): string;
 }
 
-/** How a language with asynchronous global-to-on-chip copies spells them (16 bytes each). */
+/** How a language with asynchronous global-to-on-chip copies spells them (16 bytes each, landing as global memory holds them). */
 export interface AsyncCopySpelling {
   /** Starts the copy to the on-chip element `shared` from the global element `global` (both spelt as array elements). */
   copy(shared: string, global: string): string;
@@ -23,6 +23,8 @@ export interface AsyncCopySpelling {
   wait(pending: number): string;
   /** Whether the array's first element lies at a multiple of `bytes`. */
   aligned(array: string, bytes: number): string;
+  /** The on-chip bf16 element `index` (counted in bf16 from on-chip memory's start) as f32. */
+  readBf16(index: string): string;
 }
 
 export interface Dialect {

@@ -182,6 +182,8 @@ export class Printer {
         if (e.buffer.kind !== 'port') throw new Error('only a port has a base address to check');
         return this.asyncCopy().aligned(this.memory.port(e.buffer.port, { kind: 'int', value: 0 }).array, e.bytes);
       }
+      case 'load-bf16':
+        return this.asyncCopy().readBf16(this.expr(e.index));
       case 'on-chip-element':
         return this.expr(laidOut(e));
     }

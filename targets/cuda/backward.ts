@@ -11,6 +11,8 @@ import { int, uniform } from '../../compiler/kernel/ir.ts';
 import { lowerChunkCount } from '../../compiler/kernel/reverse-walk.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { scheduleBackward } from '../../compiler/schedule/backward.ts';
+import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
+import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { schedule } from '../../compiler/schedule/schedule.ts';
 import { identifier } from '../../core/mangle.ts';
 import type { Port } from '../../core/signature.ts';
@@ -24,25 +26,38 @@ import { cuda, cudaBf16 } from './dialect.ts';
 import { renderHeader } from './header.ts';
 import { type HostKernel, renderHost } from './host.ts';
 import { CUDA_FEATURES, renderKernel } from './kernel.ts';
-import { renderPreamble } from './render.ts';
+import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
+import { renderPreamble, usesDeviceHelpers } from './render.ts';
 import { CHUNKS, ioNote, trainingTensors } from './tensors.ts';
 
 export interface CudaBackward {
   api: BackwardApi;
   /** The launcher's tensors, in argument-struct order: every tensor either kernel reads or writes, once. */
   tensors: Port[];
+  /** The two kernels as scheduled: the checkpointing forward and the backward. */
+  kernels: { checkpoints: ScheduledKernel; backward: ScheduledKernel };
   files: GeneratedFile[];
 }
 
-export function renderCudaBackward(compiled: Compiled, options: TargetOptions): CudaBackward {
+export function renderCudaBackward(
+  compiled: Compiled,
+  options: TargetOptions,
+  /** `prefetch: false` stages every input from global memory, as a baseline for the static report. */
+  plan: { prefetch: boolean } = { prefetch: true },
+): CudaBackward {
   const arch = archOf(options.arch);
   const api = backwardApi(compiled);
   const sig = compiled.signature;
   const backward = deriveChunkBackward(compiled.chunk);
   const lines = compiled.text.split('\n');
-  const forwardKernel = schedule(compiled.chunk, arch.limits);
-  const backwardKernel = scheduleBackward(backward, arch.limits);
+  // Both kernels read their per-token inputs ahead with cp.async as the forward does (the backward
+  // the chunk before, as it walks in reverse), as global memory stores them, where that keeps
+  // their blocks per SM.
   const training = trainingTensors(sig, options.io ?? 'f32');
+  const ahead = (k: ScheduledKernel, tensors: readonly Port[]) =>
+    plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k;
+  const forwardKernel = ahead(schedule(compiled.chunk, arch.limits), training.checkpoints);
+  const backwardKernel = ahead(scheduleBackward(backward, arch.limits), training.backward);
   const variants: HostKernel[] = [
     { variant: 'checkpoints', name: api.decodeKernel, kernel: forwardKernel, tensors: training.checkpoints },
     { variant: 'backward', name: api.kernel, kernel: backwardKernel, tensors: training.backward },
@@ -60,15 +75,16 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
     '// walks the chunks in reverse from those checkpoints, one thread block per (sequence, head).',
   );
   // Both kernels keep every product on FFMA: the backward's schedules plan no tensor cores yet.
+  const deviceHelpers = variants.some((v) => usesDeviceHelpers(v.kernel));
   const bf16Io = tensors.some((t) => t.bf16);
-  renderPreamble(L, api, arch, options.dtype, false, bf16Io);
+  renderPreamble(L, api, arch, options.dtype, deviceHelpers, bf16Io);
   const lowered = [
     lowerCheckpointingKernel(forwardKernel, sig, lines, CUDA_FEATURES),
     lowerBackwardKernel(backwardKernel, backward, sig, lines, CUDA_FEATURES),
   ];
   variants.forEach((v, i) => {
-    // One block per SM at least: the static report covers the forward kernels only, and under the
-    // forward's bound (arch.ts minBlocksPerSm) three_layer_mlp's bf16 checkpointing kernel spilled.
+    // One block per SM at least: under the prefill's bound (arch.ts minBlocksPerSm) three_layer_mlp's
+    // bf16 checkpointing kernel spilled, and the static report covers only TTT-Linear's and TTT-MLP's.
     renderKernel(L, v.name, v.kernel, sig, v.tensors!, dialect, 1, lines, lowered[i]);
     L.line('');
   });
@@ -97,6 +113,7 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
   return {
     api,
     tensors,
+    kernels: { checkpoints: forwardKernel, backward: backwardKernel },
     files: [
       { path: api.source, contents: L.toString() },
       {
@@ -124,6 +141,7 @@ export function renderCudaBackward(compiled: Compiled, options: TargetOptions): 
           },
         ]),
       },
+      ...(deviceHelpers ? [{ path: MMA_HEADER_FILE, contents: MMA_HEADER }] : []),
     ],
   };
 }

@@ -2,7 +2,7 @@
 import type { UnaryFn } from '../../compiler/ir/ir.ts';
 import type { Dialect } from '../clike/dialect.ts';
 import { floatLiteral } from '../clike/literals.ts';
-import { cudaFragments } from './fragments.ts';
+import { cudaFragments, WORKGROUP_BF16 } from './fragments.ts';
 
 /** `0.5` → `0.5f`, `(-2.0)` → `(-2.0f)`: an unsuffixed literal would make the expression double. */
 export function cudaFloat(value: number): string {
@@ -45,6 +45,7 @@ export const cuda: Dialect = {
     commit: 'tttc_cp_async_commit();',
     wait: (pending) => `tttc_cp_async_wait<${pending}>();`,
     aligned: (array, bytes) => `reinterpret_cast<uintptr_t>(${array}) % ${bytes} == 0`,
+    readBf16: (index) => `__bfloat162float(${WORKGROUP_BF16}[${index}])`,
   },
 };
 

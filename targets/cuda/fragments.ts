@@ -5,7 +5,7 @@
 import type { FragmentSpelling } from '../clike/dialect.ts';
 import { WORKGROUP_ARRAY } from '../clike/print.ts';
 
-/** Shared memory seen as bf16 elements, declared by kernels that stage tensor-core operands. */
+/** Shared memory seen as bf16 elements, declared by kernels that stage tensor-core operands or read bf16 rows ahead. */
 export const WORKGROUP_BF16 = `${WORKGROUP_ARRAY}_bf16`;
 
 /** The b32 registers (two bf16 each) of an operand fragment, or the f32 elements of an accumulator. */

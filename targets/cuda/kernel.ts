@@ -90,10 +90,16 @@ export function renderKernel(
     body.line(
       `TTTC_DYNAMIC_SHARED(float, ${WORKGROUP_ARRAY});  // ${kernel.workgroupFloats} floats, placed by the scheduler`,
     );
-  if (kernel.tensorCores)
+  const bf16Slots = [...(kernel.prefetch?.values() ?? [])].some((s) => s.elementBytes === 2);
+  if (kernel.tensorCores || bf16Slots) {
+    const what = [
+      ...(kernel.tensorCores ? ['tensor-core operands, staged as bf16'] : []),
+      ...(bf16Slots ? ['bf16 rows read ahead'] : []),
+    ];
     body.line(
-      `__nv_bfloat16* const ${WORKGROUP_BF16} = reinterpret_cast<__nv_bfloat16*>(${WORKGROUP_ARRAY});  // tensor-core operands, staged as bf16`,
+      `__nv_bfloat16* const ${WORKGROUP_BF16} = reinterpret_cast<__nv_bfloat16*>(${WORKGROUP_ARRAY});  // ${what.join('; ')}`,
     );
+  }
   body.line('// One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.');
   body.line('const size_t bh = blockIdx.x;', 'const unsigned tid = threadIdx.x;');
   new Printer(dialect, memoryOf(tensors)).kernel(lowered, body);

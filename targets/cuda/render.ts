@@ -13,12 +13,11 @@ import { type HostKernel, renderHost } from './host.ts';
 import { renderKernel } from './kernel.ts';
 import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
 import { scheduleWithTensorCores } from '../../compiler/schedule/tensor-cores.ts';
-import { withPrefetch } from '../../compiler/schedule/prefetch.ts';
+import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { renderPython } from './python.ts';
 import { renderTorchSource } from './torch.ts';
 import { backwardApi } from './backward-api.ts';
 import { allPorts, type Port, withIo } from '../../core/signature.ts';
-import { chunkInputKey } from '../../core/mangle.ts';
 import { commentText } from '../text.ts';
 
 export interface CudaKernel {
@@ -33,7 +32,7 @@ export interface CudaKernel {
 }
 
 /** Whether a kernel calls the device functions of tttc_mma.cuh: tensor-core products, cp.async. */
-const usesDeviceHelpers = (k: ScheduledKernel) => k.tensorCores !== undefined || k.prefetch !== undefined;
+export const usesDeviceHelpers = (k: ScheduledKernel) => k.tensorCores !== undefined || k.prefetch !== undefined;
 
 /** Where the scheduler keeps a state or accumulator between mini-batches. */
 const where = (h: Home) =>
@@ -143,15 +142,14 @@ export function renderCuda(
   const arch = archOf(options.arch);
   const api = apiOf(stem(compiled));
   // bf16 operands put the products that fit on tensor cores; f32 keeps every product on FFMA. Each
-  // kernel reads its per-token inputs ahead with cp.async where that keeps its blocks per SM.
-  // Inputs stored as bf16 (`io: bf16`) are not copied ahead: their loads widen them to f32.
+  // kernel reads its per-token inputs ahead with cp.async where that keeps its blocks per SM, as
+  // global memory stores them (inputs stored as bf16, `io: bf16`, are widened where staged).
   const io = options.io ?? 'f32';
   const tensors = withIo(allPorts(compiled.signature), io);
   const training = trainingTensors(compiled.signature, io);
-  const stored16 = new Set(tensors.filter((t) => t.bf16).map(chunkInputKey));
   const scheduled = (v: Compiled['variants'][number]) => {
     const k = options.dtype === 'bf16' ? scheduleWithTensorCores(v.chunk, arch.limits) : schedule(v.chunk, arch.limits);
-    return plan.prefetch ? withPrefetch(k, arch.limits, (input) => !stored16.has(input)) : k;
+    return plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k;
   };
   const variants: HostKernel[] = compiled.variants.map((v) => ({
     variant: v.name,

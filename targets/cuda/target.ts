@@ -14,10 +14,15 @@ export const cudaTarget: Target = {
   name: 'cuda',
   description:
     'a fused CUDA kernel with a checked C launcher (.cu, .h), its fused backward, and a differentiable PyTorch binding (.py)',
-  emit: (compiled, options) => [
-    ...renderCuda(compiled, options).files,
-    ...renderCudaBackward(compiled, options).files,
-    { path: backwardModule(compiled), contents: renderTorchBackward(compiled) },
-    ...(fitsLayer(compiled) ? [{ path: layerModule(compiled), contents: renderTorchLayer(compiled) }] : []),
-  ],
+  emit: (compiled, options) => {
+    const forward = renderCuda(compiled, options).files;
+    const paths = new Set(forward.map((f) => f.path));
+    return [
+      ...forward,
+      // tttc_mma.cuh, where the forward's kernels and the backward's both call it, is emitted once.
+      ...renderCudaBackward(compiled, options).files.filter((f) => !paths.has(f.path)),
+      { path: backwardModule(compiled), contents: renderTorchBackward(compiled) },
+      ...(fitsLayer(compiled) ? [{ path: layerModule(compiled), contents: renderTorchLayer(compiled) }] : []),
+    ];
+  },
 };

@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation, bf16 views and output in global memory.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise.
-// Shared memory: 46720 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 52864 bytes per block; global scratch: 0 bytes per block.
 // W1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 // b1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 
@@ -16,6 +16,7 @@
 #include <cuda_bf16.h>
 
 #include "ttt_linear.h"
+#include "tttc_mma.cuh"
 
 // Dynamic shared memory, sized by the launch; a macro so that host C++ (tttc's CPU runtime), which
 // has no `extern __shared__`, can give each thread block its own.
@@ -48,12 +49,15 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     float* __restrict__ out_state_b1,          // [B, H, 64]
     float* __restrict__ out_accum_W1,          // [B, H, 64, 64]
     float* __restrict__ out_accum_b1) {        // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 11680 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 13216 floats, placed by the scheduler
+  __nv_bfloat16* const smem_bf16 = reinterpret_cast<__nv_bfloat16*>(smem);  // bf16 rows read ahead
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
   // Tokens per mini-batch (the spec's `minibatch K`).
   const unsigned dim_K = 16;
+  // Rows per chunk: at most this many tokens of one mini-batch are processed at once.
+  const unsigned chunk_rows = 16;
   // The spec's `dim D`.
   const unsigned dim_D = 64;
   // This invocation's warp, and its lane in the warp.
@@ -69,6 +73,31 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
   }
   __syncthreads();
 
+  // Inputs read ahead: while a chunk computes, the next one's rows copy to shared memory 16 bytes at a time where a tensor starts 16-byte aligned (else they are read from global memory when staged).
+  const bool aligned_view_k = reinterpret_cast<uintptr_t>(view_k) % 16 == 0;
+  const bool aligned_view_v = reinterpret_cast<uintptr_t>(view_v) % 16 == 0;
+  const bool aligned_view_q = reinterpret_cast<uintptr_t>(view_q) % 16 == 0;
+  // Start copying the rows of the first chunk ahead: the view k, the view v, the view q.
+  if (0 < T) {
+    const unsigned ahead_rows = min(chunk_rows, T);
+    if (aligned_view_k) {
+      if (tid * 8 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[11680 + tid * 4], &view_k[(bh * T) * dim_D + tid * 8]);
+      }
+    }
+    if (aligned_view_v) {
+      if (tid * 8 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[12192 + tid * 4], &view_v[(bh * T) * dim_D + tid * 8]);
+      }
+    }
+    if (aligned_view_q) {
+      if (tid * 8 < ahead_rows * dim_D) {
+        tttc_cp_async_16(&smem[12704 + tid * 4], &view_q[(bh * T) * dim_D + tid * 8]);
+      }
+    }
+  }
+  tttc_cp_async_commit();
+
   // Row r of a chunk holds token `token + r`, at mini-batch position `position + r`.
   unsigned token = 0;
   unsigned position = start;
@@ -80,6 +109,10 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     const bool accum_live = token == 0 || position != 0;
     const bool last_chunk = token + count == T;
 
+    // This chunk's rows read ahead have landed: each thread waits for its copies, the barrier for every thread's.
+    tttc_cp_async_wait<0>();
+    __syncthreads();
+
     // Stage the rate lr for this chunk.
     for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
       float x = 0.0f;
@@ -89,20 +122,20 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       smem[16 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = __bfloat162float(view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_k ? __bfloat162float(smem_bf16[23360 + e]) : __bfloat162float(view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]));
       }
       smem[1024 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = __bfloat162float(view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_v ? __bfloat162float(smem_bf16[24384 + e]) : __bfloat162float(view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]));
       }
       smem[7168 + e] = x;
     }
@@ -242,6 +275,22 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
     __syncthreads();
 
+    // Start copying the rows of the next chunk ahead: the view k, the view v.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_k) {
+        if (tid * 8 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[11680 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 8]);
+        }
+      }
+      if (aligned_view_v) {
+        if (tid * 8 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[12192 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 8]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
+
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
@@ -251,11 +300,11 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       smem[8224 + e] = acc;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = __bfloat162float(view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_q ? __bfloat162float(smem_bf16[25408 + e]) : __bfloat162float(view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]));
       }
       smem[e] = x;
     }
@@ -420,6 +469,17 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       output[(bh * T + token) * dim_D + e] = __float2bfloat16_rn(smem[e] + smem[7168 + e] * (1.0f / sqrtf(smem[8208 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D]);
     }
     __syncthreads();
+
+    // Start copying the rows of the next chunk ahead: the view q.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_q) {
+        if (tid * 8 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[12704 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 8]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     #pragma unroll 1
@@ -869,7 +929,7 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 46720;
+constexpr size_t kSharedBytes = 52864;
 constexpr size_t kDecodeSharedBytes = 35340;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
@@ -946,6 +1006,19 @@ extern "C" int tttc_ttt_linear_forward(const tttc_ttt_linear_args* a, cudaStream
         return fail(TTTC_ERROR_OVERLAP, "%s and %s overlap; a tensor the kernel writes must not share memory with another", t.name, u.name);
       }
     }
+  }
+
+  // Above 48 KB of dynamic shared memory a kernel must opt in, on each device.
+  int device = 0, available = 0;
+  if (const cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return cuda_failed(e, "cudaGetDevice");
+  if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
+    return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
+  }
+  if ((size_t)available < 52864) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)52864);
+  }
+  if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
+    return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
   }
 
   // A call of one token runs the one-row kernel: it does not pay for a whole mini-batch.
