@@ -102,7 +102,7 @@ class BackwardLowering extends Lowering {
     const op = s.kind === 'compute' ? this.k.program.nodes[s.node].op : undefined;
     if (s.kind !== 'compute' || op?.kind !== 'input' || !this.carriedKeys.has(op.name)) return super.stage(s);
     const shape = this.k.program.nodes[s.node].shape;
-    const at = this.placeNode(s.node, Index.flat(shape, e, this.names));
+    const at = this.places.node(s.node, Index.flat(shape, e, this.names));
     if (at.kind !== 'load') throw new Error('a placement is a load');
     const n = size(shape);
     return [

@@ -65,7 +65,7 @@ class CheckpointLowering extends Lowering {
             store(
               { kind: 'port', port: this.port },
               checkpointIndex(this.forward, kind, state, name(CHUNK_INDEX), name('bh'), e),
-              this.readHome(homes[kind]!, state, kind, this.stateIndex(state, e)),
+              this.places.readHome(homes[kind]!, state, kind, this.places.stateIndex(state, e)),
             ),
           ),
         ),

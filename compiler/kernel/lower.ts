@@ -6,10 +6,10 @@
  * The kernel's own values: `bh` (the workgroup's sequence-head), `tid` (the invocation), the
  * uniforms `T`, `start`, `H`, and the dims it declares; the target binds them.
  */
-import { type Shape, showShape, size } from '../../core/shape.ts';
+import { showShape, size } from '../../core/shape.ts';
 import type { KernelSignature } from '../../core/signature.ts';
 import { WALK } from '../dualform/derive.ts';
-import type { Carried, Home, Placement, ScheduledKernel, Stage, WarpRows } from '../schedule/kernel.ts';
+import type { Carried, ScheduledKernel, Stage, WarpRows } from '../schedule/kernel.ts';
 import { add, div, mod, mul, sub } from './affine.ts';
 import { KernelDims } from './dims.ts';
 import {
@@ -35,7 +35,7 @@ import {
   uniform,
   variable,
 } from './ir.ts';
-import { layOutOnChip, onChipElement } from './banks.ts';
+import { layOutOnChip } from './banks.ts';
 import * as tensorCores from './tensor-core-stages.ts';
 import { warpConstants, warpSpan } from './warp-rows.ts';
 import { shareValues } from './share.ts';
@@ -45,6 +45,7 @@ import { type ChunkOrder, forwardOrder, lowerWalk, ROWS_COMMENT, WALK_NAMES, typ
 import type { KernelFeatures } from './features.ts';
 import { Ports, portText } from './ports.ts';
 import { ReadAhead } from './read-ahead.ts';
+import { ACCUM_LIVE, LAST_CHUNK, Places } from './places.ts';
 import { lowerSum, type SumContext } from './sums.ts';
 
 const bh = name('bh');
@@ -56,10 +57,6 @@ const count = name(WALK_NAMES.count);
 const ends = name(WALK_NAMES.ends);
 const commit = name(WALK.commit);
 const keep = name(WALK.keep);
-/** True unless the chunk starts a mini-batch after another ended it (then every accumulator is zero). */
-const ACCUM_LIVE = 'accum_live';
-/** True for the call's last chunk, which writes the carried values no chunk hands on (Home `ports`). */
-const LAST_CHUNK = 'last_chunk';
 
 /** Whether statements load from global memory (a port or scratch), in any nested statement. */
 function loadsGlobal(body: readonly Stmt[]): boolean {
@@ -94,15 +91,13 @@ export function lowerKernel(
 export class Lowering {
   protected readonly values: Values;
   protected readonly stateSize: Map<string, number>;
-  private readonly stateShape: Map<string, Shape>;
+  protected readonly places: Places;
   private readonly ports: Ports;
   private readonly dims: KernelDims;
   protected readonly K: Expr;
   protected readonly names: DimNames;
   protected readonly carried: Carried[];
   private named = 0;
-  /** Per chain of buffers shared in place (by its first node): whether its nodes agree on rows and columns. */
-  private chainsAgree: Map<number, boolean> | undefined;
   /** Each stage's index, for the stages' warp rows. */
   private stageIndex: Map<Stage, number> | undefined;
   private ahead: ReadAhead | undefined;
@@ -116,14 +111,14 @@ export class Lowering {
     this.ports = new Ports(signature);
     this.values = new Values(k.program, {
       isBuffered: (id) => k.buffers.has(id) || (k.updateProducts?.has(id) ?? false),
-      buffer: (id, at) => this.placeNode(id, at),
+      buffer: (id, at) => this.places.node(id, at),
       input: (key, index) => this.input(key, index),
     });
     this.stateSize = new Map(k.chunk.layer.states.map((s) => [s.name, size(s.shape)]));
-    this.stateShape = new Map(k.chunk.layer.states.map((s) => [s.name, s.shape]));
     this.dims = new KernelDims(k.chunk.layer, k.chunk.rows);
     this.K = this.dims.K;
     this.names = this.dims.names;
+    this.places = new Places(k, this.ports, this.names);
     this.carried = k.chunk.layer.update.rules.momentum ? ['state', 'accum', 'opt'] : ['state', 'accum'];
   }
 
@@ -147,79 +142,6 @@ export class Lowering {
     return shareValues(group, () => `v${this.named++}`);
   }
 
-  /**
-   * The name under which a buffered node's on-chip layout is chosen. A chain sharing one buffer in
-   * place, where one stage reads element e and the next writes it, takes its first node's name
-   * when its nodes agree on rows and columns; otherwise it stays row-major (no name).
-   */
-  private layoutName(id: number): string | undefined {
-    const first = this.k.inPlace.get(id);
-    if (first === undefined) return `%${id}`;
-    if (!this.chainsAgree) {
-      const trailing = (n: number) => this.k.program.nodes[n].shape.slice(-2).join('x');
-      this.chainsAgree = new Map();
-      for (const [n, f] of this.k.inPlace)
-        this.chainsAgree.set(f, (this.chainsAgree.get(f) ?? true) && trailing(n) === trailing(f));
-    }
-    return this.chainsAgree.get(first) ? `%${first}` : undefined;
-  }
-
-  /**
-   * Element `at` of a buffer named `buffer`; on chip, its layout is chosen after lowering
-   * (banks.ts), or row-major for an unnamed buffer.
-   */
-  private place(p: Placement, at: Index, buffer: string | undefined): Expr {
-    return p.space === 'workgroup'
-      ? load({ kind: 'workgroup' }, add(int(p.offset), buffer === undefined ? at.flat() : onChipElement(buffer, at)))
-      : load({ kind: 'scratch' }, add(add(mul(bh, this.k.scratchFloats), int(p.offset)), at.flat()));
-  }
-
-  /** Element `at` of a buffered node; a product computed in an update stage is the value that stage named. */
-  protected placeNode(id: number, at: Index): Expr {
-    if (this.k.updateProducts?.has(id)) return name(tensorCores.updateProductName(id));
-    return this.place(this.k.buffers.get(id)!, at, this.layoutName(id));
-  }
-
-  /**
-   * Where a carried value lives: its buffer on chip or in scratch, or in place in its output port;
-   * one passed from the call's input to its output (`ports`) is written to the output and read from
-   * the input. `at` is the element, an index into the state's shape.
-   */
-  private home(h: Home, state: string, kind: Carried, at: Index, io: 'in' | 'out'): { buffer: Buffer; index: Expr } {
-    if (h.space === 'global' || h.space === 'ports')
-      return {
-        buffer: this.ports.get(kind, h.space === 'ports' ? io : 'out', state),
-        index: add(mul(bh, this.stateSize.get(state)!), at.flat()),
-      };
-    const placed = this.place(h, at, `${state}.${kind}`);
-    if (placed.kind !== 'load') throw new Error('a placement is a load');
-    return { buffer: placed.buffer, index: placed.index };
-  }
-
-  /** Element `flat` of a state, as an index into its shape. */
-  protected stateIndex(state: string, flat: Expr): Index {
-    return Index.flat(this.stateShape.get(state)!, flat, this.names);
-  }
-
-  /** A carried value as the chunk starts from it: one passed from the call's input is zero after the first chunk. */
-  protected readHome(h: Home, state: string, kind: Carried, element: Index): Expr {
-    const at = this.home(h, state, kind, element, 'in');
-    const value = load(at.buffer, at.index);
-    return h.space === 'ports' ? select(name(ACCUM_LIVE), value, float(0)) : value;
-  }
-
-  /** A carried value after the chunk: one passed to the call's output is written by the last chunk alone. */
-  private writeHome(h: Home, state: string, kind: Carried, element: Index, value: Expr): Stmt {
-    const at = this.home(h, state, kind, element, 'out');
-    const write = store(at.buffer, at.index, value);
-    return h.space === 'ports' ? { kind: 'if', condition: name(LAST_CHUNK), body: [write] } : write;
-  }
-
-  /** Whether a carried value is kept in a buffer of its own (on chip or in scratch) between chunks. */
-  private static kept(h: Home): boolean {
-    return h.space === 'workgroup' || h.space === 'scratch';
-  }
-
   protected input(key: string, index: Index): Expr {
     const port = this.ports.ofInput(key);
     if (!port) {
@@ -239,8 +161,8 @@ export class Lowering {
       case 'state':
       case 'accum':
       case 'opt':
-        const at = this.stateIndex(port.name, index.flat());
-        return this.readHome(this.k.states.get(port.name)![port.role]!, port.name, port.role, at);
+        const at = this.places.stateIndex(port.name, index.flat());
+        return this.places.readHome(this.k.states.get(port.name)![port.role]!, port.name, port.role, at);
     }
     throw new Error(`the ${port.role} ${port.name} has no inline reading`);
   }
@@ -281,30 +203,34 @@ export class Lowering {
     for (const [state, h] of this.k.states) {
       const n = this.stateSize.get(state)!;
       const src = add(mul(bh, n), e);
-      const at = this.stateIndex(state, e);
+      const at = this.places.stateIndex(state, e);
       const roles = this.carried.filter((role) => h[role]!.space !== 'ports');
       if (roles.length === 0) continue;
       out.push(
         this.elements(
           n,
-          roles.map((role) => this.writeHome(h[role]!, state, role, at, load(this.ports.get(role, 'in', state), src))),
+          roles.map((role) =>
+            this.places.writeHome(h[role]!, state, role, at, load(this.ports.get(role, 'in', state), src)),
+          ),
         ),
       );
     }
     out.push(barrier(true), blank);
     out.push(...this.walk(this.chunk(), this.readAhead.prologue()));
-    const onChip = [...this.k.states].filter(([, h]) => this.carried.some((role) => Lowering.kept(h[role]!)));
+    const onChip = [...this.k.states].filter(([, h]) => this.carried.some((role) => Places.kept(h[role]!)));
     if (onChip.length) out.push(blank, comment('Write back the state kept on chip.'));
     for (const [state, h] of onChip) {
       const n = this.stateSize.get(state)!;
       const dst = add(mul(bh, n), e);
-      const at = this.stateIndex(state, e);
+      const at = this.places.stateIndex(state, e);
       out.push(
         this.elements(
           n,
           this.carried
-            .filter((role) => Lowering.kept(h[role]!))
-            .map((role) => store(this.ports.get(role, 'out', state), dst, this.readHome(h[role]!, state, role, at))),
+            .filter((role) => Places.kept(h[role]!))
+            .map((role) =>
+              store(this.ports.get(role, 'out', state), dst, this.places.readHome(h[role]!, state, role, at)),
+            ),
         ),
       );
     }
@@ -391,7 +317,7 @@ export class Lowering {
       ];
     }
     const target = (index: Index, value: Expr): Stmt => {
-      const at = this.placeNode(s.node, index);
+      const at = this.places.node(s.node, index);
       if (at.kind !== 'load') throw new Error('a placement is a load');
       return store(at.buffer, at.index, value);
     };
@@ -450,7 +376,7 @@ export class Lowering {
       product === undefined
         ? this.stageElements(s, this.stateSize.get(s.state)!, [
             ...this.updateProducts(s.state, e),
-            ...this.updateElement(s, this.stateIndex(s.state, e)),
+            ...this.updateElement(s, this.places.stateIndex(s.state, e)),
           ])
         : tensorCores.update(this.tensorCoreContext(), product, (at) => this.updateElement(s, at));
     // An update touching global memory (a carried value read from or written to its port) stays
@@ -471,7 +397,7 @@ export class Lowering {
     ];
     return [
       ...this.shared(roles.map(([role, id]) => constant(next(role), 'float', this.values.value(id, at)))),
-      ...roles.map(([role]) => this.writeHome(h[role]!, s.state, role, at, name(next(role)))),
+      ...roles.map(([role]) => this.places.writeHome(h[role]!, s.state, role, at, name(next(role)))),
     ];
   }
 
