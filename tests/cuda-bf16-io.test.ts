@@ -4,7 +4,8 @@
  * ptxas or the host compiler, and no local memory (no stack frame, no spills) in any kernel, as
  * with f32 I/O (tests/cuda.test.ts and `npm run report:cuda` build those). The fused backward's
  * kernels with bf16 I/O (bf16 views, output, output cotangent and view gradients) likewise, for
- * TTT-Linear on both archs at the sizes tests/cuda-cpu-bf16-io-backward.test.ts runs.
+ * TTT-Linear: on sm_80 with f32 operands at the sizes tests/cuda-cpu-bf16-io-backward.test.ts
+ * runs, on sm_90 with bf16 operands on tensor cores.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,12 +71,16 @@ describe('bf16 I/O kernels build with nvcc without a warning or a spill', { time
 });
 
 describe('the bf16-I/O fused backward builds with nvcc without a warning or a spill', { timeout: 300_000 }, () => {
-  const c = compileExample('ttt_linear.ttt', 'auto', { D: 8, K: 4 });
-  for (const arch of ['sm_80', 'sm_90'])
-    it(`ttt_linear.ttt ${arch}, D=8 K=4`, async () => {
-      const kernels = await build('ttt_linear.ttt', { arch, dtype: 'f32', io: 'bf16' }, (o) =>
-        renderCudaBackward(c, o),
-      );
+  // f32 operands at the sizes cuda-cpu runs; bf16 operands at sizes whose products fill
+  // tensor-core tiles, so both training kernels run them there (tests/cuda-mma-backward.test.ts).
+  const cases = [
+    { arch: 'sm_80', dtype: 'f32' as const, D: 8, K: 4 },
+    { arch: 'sm_90', dtype: 'bf16' as const, D: 16, K: 16 },
+  ];
+  for (const { arch, dtype, D, K } of cases)
+    it(`ttt_linear.ttt ${arch} ${dtype} operands, D=${D} K=${K}`, async () => {
+      const c = compileExample('ttt_linear.ttt', 'auto', { D, K });
+      const kernels = await build('ttt_linear.ttt', { arch, dtype, io: 'bf16' }, (o) => renderCudaBackward(c, o));
       expect(kernels.size, 'the checkpointing forward and the backward kernel').toBe(2);
       for (const [kernel, r] of kernels) expect(localBytes(r), `${kernel}: stack and spills`).toBe(0);
     });

@@ -6,7 +6,7 @@
  * its values came by (`Gathered`).
  */
 import { type ChunkBackward, cotangentName, gradName } from '../backward/derive.ts';
-import { execute } from '../ir/execute.ts';
+import { execute, type Precision } from '../ir/execute.ts';
 import { size } from '../../core/shape.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import { optimizerState } from '../../core/update-rule.ts';
@@ -27,6 +27,8 @@ export function runReferenceBackward(
   inp: InnerLoopInputs,
   checkpoints: Checkpoints,
   cotangents: InnerLoopCotangents,
+  /** `bf16`: every value rounded to f32, and products' operands to bf16, as a bf16 kernel computes (compiler/ir/execute.ts). */
+  precision: Precision = 'f64',
 ): InnerLoopGradients {
   const chunk = backward.forward;
   const plan = planOf(chunk, inp);
@@ -70,7 +72,7 @@ export function runReferenceBackward(
       const named = new Map([...values(gathered), ...checkpoints[bh][i]]);
       named.set(cotangentName('output'), tokenRows(cotangents.output, bh, c, chunk.rows).value);
       for (const [n, t] of carried) named.set(cotangentName(n), t);
-      const result = execute(backward.program, named);
+      const result = execute(backward.program, named, precision);
       const next = new Map<string, Tensor>();
       for (const input of backward.differentiable) {
         const g = result.get(gradName(input))!;

@@ -17,6 +17,9 @@ import { assertKernelRenders } from './rule-support.ts';
 
 const scheduled = new WeakMap<ChunkBackward, Map<string, ScheduledKernel>>();
 
+/** The program input a backward kernel's carried cotangent is: the gradient of `state.S`, `accum.S`, `opt.S`. */
+export const backwardHomeKey = (kind: Carried, name: string) => chunkInputKey({ role: kind, name, grad: true });
+
 export function scheduleBackward(backward: ChunkBackward, limits: TargetLimits): ScheduledKernel {
   assertKernelRenders(backward.forward, 'fused backward kernel (WGSL, CUDA)');
   const byLimits = scheduled.get(backward) ?? new Map<string, ScheduledKernel>();
@@ -89,6 +92,5 @@ function scheduleOnce(backward: ChunkBackward, limits: TargetLimits): ScheduledK
       ...(carried.includes('opt') ? { optNode: node('opt') } : {}),
     });
   }
-  const homeKey = (kind: Carried, name: string) => chunkInputKey({ role: kind, name, grad: true });
-  return layOut(chunk, p, limits, { buffered, stages, carried, homeKey });
+  return layOut(chunk, p, limits, { buffered, stages, carried, homeKey: backwardHomeKey });
 }

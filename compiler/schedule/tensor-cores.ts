@@ -15,6 +15,7 @@
  */
 import type { ChunkProgram } from '../dualform/derive.ts';
 import type { Carried, ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts';
+import type { KernelPlan } from './layout.ts';
 import { size } from '../ir/ir.ts';
 import { stageReads } from './reads.ts';
 import { acrossWarps } from './barriers.ts';
@@ -148,7 +149,11 @@ function intervalStart(k: ScheduledKernel, stage: number): number {
  * between the scheduled buffers serves; products no barrier separates share one place (slices are
  * per warp, and a warp runs them in turn). Undefined when it does not fit.
  */
-function placed(scheduled: ScheduledKernel, limits: TargetLimits): ScheduledKernel | undefined {
+function placed(
+  scheduled: ScheduledKernel,
+  limits: TargetLimits,
+  key: KernelPlan['homeKey'],
+): ScheduledKernel | undefined {
   const p = plan(scheduled);
   if (!p) return undefined;
   // Warps own the products' tiles (and an update's, its state's), not their rows: the rows and
@@ -158,7 +163,7 @@ function placed(scheduled: ScheduledKernel, limits: TargetLimits): ScheduledKern
     const state = scheduled.updateProducts?.get(id);
     return state === undefined ? id : updated.get(state)!;
   });
-  const k = { ...scheduled, ...synchronise(scheduled, limits.lanes, homeKey, new Set(tiled)) };
+  const k = { ...scheduled, ...synchronise(scheduled, limits.lanes, key, new Set(tiled)) };
   const floats = stagingFloats(k, p.sizing);
   const byInterval = new Map<number, number>();
   const products = new Map<number, number>();
@@ -176,20 +181,31 @@ function placed(scheduled: ScheduledKernel, limits: TargetLimits): ScheduledKern
 }
 
 /**
- * The chunk scheduled with its qualifying products on tensor cores: the staging goes after the
- * scheduled buffers, and where on-chip memory is full, the buffers are scheduled again within
+ * The chunk scheduled with its qualifying products on tensor cores (see withTensorCores).
+ */
+export const scheduleWithTensorCores = (chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel =>
+  withTensorCores((l) => schedule(chunk, l), limits, homeKey);
+
+/**
+ * A kernel scheduled by `scheduleFor` (the forward's scheduler, or the backward's, whose carried
+ * values are keyed by `key`) with its qualifying products on tensor cores: the staging goes after
+ * the scheduled buffers, and where on-chip memory is full, the buffers are scheduled again within
  * what the staging leaves (the rest goes to scratch). Unchanged when no product qualifies.
  */
-export function scheduleWithTensorCores(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
-  const plain = schedule(chunk, limits);
+export function withTensorCores(
+  scheduleFor: (limits: TargetLimits) => ScheduledKernel,
+  limits: TargetLimits,
+  key: KernelPlan['homeKey'],
+): ScheduledKernel {
+  const plain = scheduleFor(limits);
   const p = plan(plain);
   if (!p) return plain;
   const staging = stagingFloats(plain, p.sizing) * 4;
   const room = limits.workgroupBytes - staging - 16;
   const withStaging = (l: TargetLimits) =>
-    placed(schedule(chunk, l), limits) ??
-    (room > 0 ? placed(schedule(chunk, { ...l, workgroupBytes: room }), limits) : undefined) ??
-    schedule(chunk, l);
+    placed(scheduleFor(l), limits, key) ??
+    (room > 0 ? placed(scheduleFor({ ...l, workgroupBytes: room }), limits, key) : undefined) ??
+    scheduleFor(l);
   // The scheduler counts resident blocks without the staging, which may fit a gap or not: schedule
   // also as if each block took it whole, and keep the better (layout.ts: more blocks per SM, then
   // less global memory, then fewer block barriers).

@@ -10,7 +10,8 @@ import { lowerCheckpointingKernel } from '../../compiler/kernel/checkpoint.ts';
 import { int, uniform } from '../../compiler/kernel/ir.ts';
 import { lowerChunkCount } from '../../compiler/kernel/reverse-walk.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
-import { scheduleBackward } from '../../compiler/schedule/backward.ts';
+import { backwardHomeKey, scheduleBackward } from '../../compiler/schedule/backward.ts';
+import { scheduleWithTensorCores, withTensorCores } from '../../compiler/schedule/tensor-cores.ts';
 import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
 import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { schedule } from '../../compiler/schedule/schedule.ts';
@@ -56,8 +57,18 @@ export function renderCudaBackward(
   const training = trainingTensors(sig, options.io ?? 'f32');
   const ahead = (k: ScheduledKernel, tensors: readonly Port[]) =>
     plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k;
-  const forwardKernel = ahead(schedule(compiled.chunk, arch.limits), training.checkpoints);
-  const backwardKernel = ahead(scheduleBackward(backward, arch.limits), training.backward);
+  // With bf16 operands both kernels run their qualifying products on tensor cores, as the forward does.
+  const bf16 = options.dtype === 'bf16';
+  const forwardKernel = ahead(
+    bf16 ? scheduleWithTensorCores(compiled.chunk, arch.limits) : schedule(compiled.chunk, arch.limits),
+    training.checkpoints,
+  );
+  const backwardKernel = ahead(
+    bf16
+      ? withTensorCores((l) => scheduleBackward(backward, l), arch.limits, backwardHomeKey)
+      : scheduleBackward(backward, arch.limits),
+    training.backward,
+  );
   const variants: HostKernel[] = [
     { variant: 'checkpoints', name: api.decodeKernel, kernel: forwardKernel, tensors: training.checkpoints },
     { variant: 'backward', name: api.kernel, kernel: backwardKernel, tensors: training.backward },
@@ -74,7 +85,6 @@ export function renderCudaBackward(
     `// ${api.decodeKernel} runs the forward and saves what each chunk starts from; ${api.kernel}`,
     '// walks the chunks in reverse from those checkpoints, one thread block per (sequence, head).',
   );
-  // Both kernels keep every product on FFMA: the backward's schedules plan no tensor cores yet.
   const deviceHelpers = variants.some((v) => usesDeviceHelpers(v.kernel));
   const bf16Io = tensors.some((t) => t.bf16);
   renderPreamble(L, api, arch, options.dtype, deviceHelpers, bf16Io);

@@ -1,0 +1,115 @@
+/**
+ * The training kernels with bf16 operands on tensor cores: the checkpointing forward and the fused
+ * backward plan their products as the forward does (compiler/schedule/tensor-cores.ts
+ * withTensorCores), run through cuda-cpu against the reference backward with bf16 product operands
+ * (every value rounded to f32, each product's operands to bf16: compiler/ir/execute.ts) and against
+ * the f64 reference backward, for outputs and the gradients of every input.
+ *
+ * Tolerance, as tests/cuda-mma-kernels.test.ts derives it for the forward: the kernels differ from
+ * the bf16 model only by f32 summation order and by operands whose f32 value lands on the other
+ * side of a bf16 rounding boundary than the model's. MODEL_TOL = 2^-11 covers the first with one
+ * flipped product; e_flip, the model's own change when its inputs and cotangents move by one f32
+ * ulp, measures how far later steps carry a flip. The kernels must be within MODEL_TOL + 4 e_flip
+ * of the model, and then within e_model + that of the f64 reference.
+ */
+import { describe, expect, it } from 'vitest';
+import { deriveChunkBackward } from '../compiler/backward/derive.ts';
+import type { Precision } from '../compiler/ir/execute.ts';
+import type { Compiled } from '../compiler/pipeline.ts';
+import { runReferenceBackward } from '../compiler/reference/backward.ts';
+import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
+import { relativeError, type Tensor } from '../core/tensor.ts';
+import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
+import {
+  gradientTensors,
+  innerLoopCotangents,
+  innerLoopInputs,
+  innerLoopOutputTensors,
+} from '../runtime/inner-loop.ts';
+import { renderCudaBackward } from '../targets/cuda/backward.ts';
+import { cudaCpuBackwardProgram } from '../targets/cuda/cpu.ts';
+import { randomInputs } from './support/inputs.ts';
+import { normals, rng } from './support/random.ts';
+import { compileExample } from './support/specs.ts';
+
+const MODEL_TOL = 2 ** -11;
+/** Products that fill 16x8 tiles (K = 16 rows), a partial trailing mini-batch, carried accumulators. */
+const SIZE = { D: 16, K: 16, B: 1, H: 2, T: 21, start: 3, accum: true, rates: 0.3 };
+
+/** Outputs and gradients of every input of the reference run at `precision`. */
+function reference(c: Compiled, named: Map<string, Tensor>, ct: Map<string, Tensor>, precision: Precision) {
+  const inputs = innerLoopInputs(c.signature, named);
+  const checkpoints: Checkpoints = [];
+  const outputs = innerLoopOutputTensors(runReference(c.chunk, inputs, checkpoints, precision));
+  const cotangents = innerLoopCotangents(c.signature, inputs, ct);
+  const grads = runReferenceBackward(deriveChunkBackward(c.chunk), inputs, checkpoints, cotangents, precision);
+  return new Map([...outputs, ...gradientTensors(grads, named)]);
+}
+
+/** The largest relative error over every tensor of `want`. */
+function worst(got: Map<string, Tensor>, want: Map<string, Tensor>): number {
+  let e = 0;
+  for (const [name, w] of want) {
+    const g = got.get(name);
+    expect(g?.shape, name).toEqual(w.shape);
+    const x = relativeError(g!.data, w.data);
+    expect(Number.isNaN(x), `${name} has NaN`).toBe(false);
+    e = Math.max(e, x);
+  }
+  return e;
+}
+
+/** Every value moved by one f32 ulp, alternately up and down. */
+const nudged = (m: Map<string, Tensor>, keep: (name: string) => boolean = () => false) =>
+  new Map(
+    [...m].map(([n, t]): [string, Tensor] => [
+      n,
+      keep(n) ? t : { shape: t.shape, data: t.data.map((x, i) => x * (1 + (i % 2 ? 1 : -1) * 2 ** -23)) },
+    ]),
+  );
+
+describe.each(['ttt_linear.ttt', 'ttt_mlp.ttt'])('bf16 training kernels of %s on tensor cores', (spec) => {
+  it('sm_90: every product of both kernels on tensor cores, within the bf16 bound of the references', async () => {
+    const c = compileExample(spec, 'auto', { D: SIZE.D, K: SIZE.K });
+    const options = { arch: 'sm_90', dtype: 'bf16' } as const;
+    const { kernels } = renderCudaBackward(c, options);
+    for (const [which, k] of Object.entries(kernels)) {
+      const products = [...k.buffers.keys()].filter((id) => k.program.nodes[id].op.kind === 'matmul');
+      expect(products.length, which).toBeGreaterThan(0);
+      for (const id of products) expect(k.tensorCores?.products.has(id), `${which} product %${id}`).toBe(true);
+    }
+
+    const named = randomInputs(c.chunk, { ...SIZE, seed: 5 });
+    const r = rng(6);
+    const outs = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
+    const ct = new Map(
+      [...outs].map(([n, t]): [string, Tensor] => [n, { shape: t.shape, data: normals(r, t.data.length) }]),
+    );
+    const f64 = reference(c, named, ct, 'f64');
+    const model = reference(c, named, ct, 'bf16');
+    const eModel = worst(model, f64);
+    const eFlip = worst(
+      reference(
+        c,
+        nudged(named, (n) => n === 'start'),
+        nudged(ct),
+        'bf16',
+      ),
+      model,
+    );
+    const bound = MODEL_TOL + 4 * eFlip;
+
+    const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, options));
+    const inputs = innerLoopInputs(c.signature, named);
+    const got = await loop.run(inputs, innerLoopCotangents(c.signature, inputs, ct));
+    const kernel = new Map([...innerLoopOutputTensors(got.outputs), ...gradientTensors(got.grads, named)]);
+    const eKernel = worst(kernel, model);
+    console.log(
+      `${spec} bf16 training kernels: ${eKernel.toExponential(1)} from the bf16 model, which is ${eModel.toExponential(1)} from f64 (e_flip ${eFlip.toExponential(1)})`,
+    );
+    expect(eKernel, `kernels vs the bf16-operand reference (e_model ${eModel}, e_flip ${eFlip})`).toBeLessThan(bound);
+    expect(worst(kernel, f64)).toBeLessThan(eModel + bound);
+    // The operands were rounded: the kernels are nearer the bf16 model than the f64 reference is.
+    expect(eKernel).toBeLessThan(eModel / 4);
+  });
+});
