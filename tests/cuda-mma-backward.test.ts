@@ -18,7 +18,7 @@ import type { Precision } from '../compiler/ir/execute.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { runReferenceBackward } from '../compiler/reference/backward.ts';
 import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
-import { relativeError, type Tensor } from '../core/tensor.ts';
+import type { Tensor } from '../core/tensor.ts';
 import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import {
   gradientTensors,
@@ -28,6 +28,7 @@ import {
 } from '../runtime/inner-loop.ts';
 import { renderCudaBackward } from '../targets/cuda/backward.ts';
 import { cudaCpuBackwardProgram } from '../targets/cuda/cpu.ts';
+import { nudged, worst } from './support/bf16-model.ts';
 import { randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
 import { compileExample } from './support/specs.ts';
@@ -45,28 +46,6 @@ function reference(c: Compiled, named: Map<string, Tensor>, ct: Map<string, Tens
   const grads = runReferenceBackward(deriveChunkBackward(c.chunk), inputs, checkpoints, cotangents, precision);
   return new Map([...outputs, ...gradientTensors(grads, named)]);
 }
-
-/** The largest relative error over every tensor of `want`. */
-function worst(got: Map<string, Tensor>, want: Map<string, Tensor>): number {
-  let e = 0;
-  for (const [name, w] of want) {
-    const g = got.get(name);
-    expect(g?.shape, name).toEqual(w.shape);
-    const x = relativeError(g!.data, w.data);
-    expect(Number.isNaN(x), `${name} has NaN`).toBe(false);
-    e = Math.max(e, x);
-  }
-  return e;
-}
-
-/** Every value moved by one f32 ulp, alternately up and down. */
-const nudged = (m: Map<string, Tensor>, keep: (name: string) => boolean = () => false) =>
-  new Map(
-    [...m].map(([n, t]): [string, Tensor] => [
-      n,
-      keep(n) ? t : { shape: t.shape, data: t.data.map((x, i) => x * (1 + (i % 2 ? 1 : -1) * 2 ** -23)) },
-    ]),
-  );
 
 describe.each(['ttt_linear.ttt', 'ttt_mlp.ttt'])('bf16 training kernels of %s on tensor cores', (spec) => {
   it('sm_90: every product of both kernels on tensor cores, within the bf16 bound of the references', async () => {
