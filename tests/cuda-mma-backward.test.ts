@@ -48,47 +48,50 @@ function reference(c: Compiled, named: Map<string, Tensor>, ct: Map<string, Tens
 }
 
 describe.each(['ttt_linear.ttt', 'ttt_mlp.ttt'])('bf16 training kernels of %s on tensor cores', (spec) => {
-  it('sm_90: every product of both kernels on tensor cores, within the bf16 bound of the references', async () => {
-    const c = compileExample(spec, 'auto', { D: SIZE.D, K: SIZE.K });
-    const options = { arch: 'sm_90', dtype: 'bf16' } as const;
-    const { kernels } = renderCudaBackward(c, options);
-    for (const [which, k] of Object.entries(kernels)) {
-      const products = [...k.buffers.keys()].filter((id) => k.program.nodes[id].op.kind === 'matmul');
-      expect(products.length, which).toBeGreaterThan(0);
-      for (const id of products) expect(k.tensorCores?.products.has(id), `${which} product %${id}`).toBe(true);
-    }
+  it.each(['sm_80', 'sm_90'])(
+    '%s: every product of both kernels on tensor cores, within the bf16 bound of the references',
+    async (arch) => {
+      const c = compileExample(spec, 'auto', { D: SIZE.D, K: SIZE.K });
+      const options = { arch, dtype: 'bf16' } as const;
+      const { kernels } = renderCudaBackward(c, options);
+      for (const [which, k] of Object.entries(kernels)) {
+        const products = [...k.buffers.keys()].filter((id) => k.program.nodes[id].op.kind === 'matmul');
+        expect(products.length, which).toBeGreaterThan(0);
+        for (const id of products) expect(k.tensorCores?.products.has(id), `${which} product %${id}`).toBe(true);
+      }
 
-    const named = randomInputs(c.chunk, { ...SIZE, seed: 5 });
-    const r = rng(6);
-    const outs = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
-    const ct = new Map(
-      [...outs].map(([n, t]): [string, Tensor] => [n, { shape: t.shape, data: normals(r, t.data.length) }]),
-    );
-    const f64 = reference(c, named, ct, 'f64');
-    const model = reference(c, named, ct, 'bf16');
-    const eModel = worst(model, f64);
-    const eFlip = worst(
-      reference(
-        c,
-        nudged(named, (n) => n === 'start'),
-        nudged(ct),
-        'bf16',
-      ),
-      model,
-    );
-    const bound = MODEL_TOL + 4 * eFlip;
+      const named = randomInputs(c.chunk, { ...SIZE, seed: 5 });
+      const r = rng(6);
+      const outs = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
+      const ct = new Map(
+        [...outs].map(([n, t]): [string, Tensor] => [n, { shape: t.shape, data: normals(r, t.data.length) }]),
+      );
+      const f64 = reference(c, named, ct, 'f64');
+      const model = reference(c, named, ct, 'bf16');
+      const eModel = worst(model, f64);
+      const eFlip = worst(
+        reference(
+          c,
+          nudged(named, (n) => n === 'start'),
+          nudged(ct),
+          'bf16',
+        ),
+        model,
+      );
+      const bound = MODEL_TOL + 4 * eFlip;
 
-    const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, options));
-    const inputs = innerLoopInputs(c.signature, named);
-    const got = await loop.run(inputs, innerLoopCotangents(c.signature, inputs, ct));
-    const kernel = new Map([...innerLoopOutputTensors(got.outputs), ...gradientTensors(got.grads, named)]);
-    const eKernel = worst(kernel, model);
-    console.log(
-      `${spec} bf16 training kernels: ${eKernel.toExponential(1)} from the bf16 model, which is ${eModel.toExponential(1)} from f64 (e_flip ${eFlip.toExponential(1)})`,
-    );
-    expect(eKernel, `kernels vs the bf16-operand reference (e_model ${eModel}, e_flip ${eFlip})`).toBeLessThan(bound);
-    expect(worst(kernel, f64)).toBeLessThan(eModel + bound);
-    // The operands were rounded: the kernels are nearer the bf16 model than the f64 reference is.
-    expect(eKernel).toBeLessThan(eModel / 4);
-  });
+      const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, options));
+      const inputs = innerLoopInputs(c.signature, named);
+      const got = await loop.run(inputs, innerLoopCotangents(c.signature, inputs, ct));
+      const kernel = new Map([...innerLoopOutputTensors(got.outputs), ...gradientTensors(got.grads, named)]);
+      const eKernel = worst(kernel, model);
+      console.log(
+        `${spec} ${arch} bf16 training kernels: ${eKernel.toExponential(1)} from the bf16 model, which is ${eModel.toExponential(1)} from f64 (e_flip ${eFlip.toExponential(1)})`,
+      );
+      expect(eKernel, `kernels vs the bf16-operand reference (e_model ${eModel}, e_flip ${eFlip})`).toBeLessThan(bound);
+      expect(worst(kernel, f64)).toBeLessThan(eModel + bound);
+      // The operands were rounded: the kernels are nearer the bf16 model than the f64 reference is.
+      expect(eKernel).toBeLessThan(eModel / 4);
+    },
+  );
 });
