@@ -30,11 +30,9 @@ import { randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
 import { compileExample } from './support/specs.ts';
 import { UNUSUAL_SPECS } from './specs/unusual.ts';
+import { STRICT } from './support/nvcc.ts';
 
 const execFileAsync = promisify(execFile);
-
-/** Warnings are errors everywhere: nvcc's front end, ptxas and the host compiler (as tests/cuda.test.ts). */
-const STRICT = ['-Werror', 'all-warnings', '-Xptxas', '-v,-Werror', '-Xcompiler', '-Wall,-Wextra,-Werror'];
 
 /** The f32 kernels' tolerance against the f64 reference (relative error per tensor). */
 const TOL = 1e-4;

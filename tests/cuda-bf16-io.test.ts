@@ -19,13 +19,11 @@ import { renderCuda } from '../targets/cuda/render.ts';
 import type { GeneratedFile } from '../targets/target.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import { compileExample, exampleFiles } from './support/specs.ts';
+import { strictFlags } from './support/nvcc.ts';
 
 const execFileAsync = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), 'tttc-cuda-bf16-io-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-/** Warnings are errors everywhere, as tests/cuda.test.ts builds. */
-const STRICT = ['-Werror', 'all-warnings', '-Xptxas', '-v,-Werror', '-Xcompiler', '-Wall,-Wextra,-Werror'];
 
 /** nvcc's -v report per kernel of `spec` generated with `options`; fails the test with nvcc's output. */
 async function build(
@@ -37,8 +35,7 @@ async function build(
   const cuda = render(options);
   const dir = mkdtempSync(join(work, 'k-'));
   for (const f of cuda.files) writeFileSync(join(dir, f.path), f.contents);
-  const gencode = `-gencode=arch=compute_${options.arch.slice(3)},code=${options.arch}`;
-  const args = ['-c', '-O3', gencode, ...STRICT, '-o', join(dir, 'k.o'), join(dir, cuda.api.source)];
+  const args = [...strictFlags(options.arch), '-o', join(dir, 'k.o'), join(dir, cuda.api.source)];
   try {
     const { stdout, stderr } = await execFileAsync('nvcc', args, { cwd: dir, maxBuffer: 1 << 24 });
     expect(stdout + stderr).not.toMatch(/warning/i);

@@ -34,17 +34,12 @@
  * and its output must be nearer the bf16 model than the f64 reference is, which shows its
  * operands really were rounded.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.ts';
 import type { Precision } from '../compiler/ir/execute.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
-import { cacheRoot, type CudaCpuMode } from '../runtime/cuda-cpu/build.ts';
+import type { CudaCpuMode } from '../runtime/cuda-cpu/build.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
@@ -52,9 +47,9 @@ import { MMA_HEADER_FILE } from '../targets/cuda/mma.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import { nudged, worst } from './support/bf16-model.ts';
 import { randomInputs } from './support/inputs.ts';
+import { cachedPtxBuild, strictFlags } from './support/nvcc.ts';
 import { compileExample, exampleFiles } from './support/specs.ts';
 
-const execFileAsync = promisify(execFile);
 const MODEL_TOL = 2 ** -11;
 const ARCHS = ['sm_80', 'sm_90'] as const;
 /** As the bf16 case of tests/cuda-cpu.test.ts (the same sources, so its builds are reused). */
@@ -182,40 +177,11 @@ describe('f32 kernels keep FFMA products', () => {
   });
 });
 
-/** Warnings are errors everywhere, as in tests/cuda.test.ts. */
-const STRICT = ['-Werror', 'all-warnings', '-Xptxas', '-v,-Werror', '-Xcompiler', '-Wall,-Wextra,-Werror'];
-
-/** nvcc's object, PTX and ptxas log for a bf16 kernel, cached by a digest of the files and flags. */
+/** The PTX and ptxas log of a bf16 kernel (cached). */
 async function nvccBuild(spec: string, arch: string): Promise<{ ptx: string; log: string; kernels: string[] }> {
   const cuda = renderCuda(compileExample(spec), { arch, dtype: 'bf16' });
-  const flags = ['-c', '-O3', `-gencode=arch=compute_${arch.slice(3)},code=${arch}`, ...STRICT];
-  const digest = createHash('sha256')
-    .update(JSON.stringify({ flags, files: cuda.files.map((f) => [f.path, f.contents]) }))
-    .digest('hex')
-    .slice(0, 24);
-  const dir = join(cacheRoot(), 'cuda-mma-kernels', digest);
-  const kernels = [cuda.api.kernel, cuda.api.decodeKernel];
-  const read = () => {
-    const ptx = readdirSync(dir).find((f) => f.endsWith('.ptx'))!;
-    return { ptx: readFileSync(join(dir, ptx), 'utf8'), log: readFileSync(join(dir, 'nvcc.log'), 'utf8'), kernels };
-  };
-  if (existsSync(join(dir, 'nvcc.log'))) return read();
-  const work = `${dir}.${process.pid}`;
-  mkdirSync(work, { recursive: true });
-  try {
-    for (const f of cuda.files) writeFileSync(join(work, f.path), f.contents);
-    const { stdout, stderr } = await execFileAsync(
-      'nvcc',
-      [...flags, '--keep', '--keep-dir', work, '-o', join(work, 'kernel.o'), join(work, cuda.api.source)],
-      { cwd: work, maxBuffer: 1 << 24 },
-    );
-    writeFileSync(join(work, 'nvcc.log'), stdout + stderr);
-    for (const f of readdirSync(work)) if (!f.endsWith('.ptx') && f !== 'nvcc.log') rmSync(join(work, f));
-    renameSync(work, dir);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-  return read();
+  const built = await cachedPtxBuild('cuda-mma-kernels', cuda.files, cuda.api.source, strictFlags(arch));
+  return { ...built, kernels: [cuda.api.kernel, cuda.api.decodeKernel] };
 }
 
 describe('nvcc -Werror builds the bf16 TTT-Linear and TTT-MLP with tensor-core products', () => {

@@ -12,11 +12,8 @@
  * kernels against the reference, on T that is not a multiple of K, are in tests/cuda-cpu.test.ts,
  * tests/cuda-mma-kernels.test.ts, tests/cuda-cpu-bf16-io.test.ts and tests/backward-kernels.test.ts.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
@@ -34,7 +31,6 @@ import { chunkInputKey } from '../core/mangle.ts';
 import { size } from '../core/shape.ts';
 import { allPorts, elementBytes, type Io, withIo } from '../core/signature.ts';
 import { relativeError, type Tensor } from '../core/tensor.ts';
-import { cacheRoot } from '../runtime/cuda-cpu/build.ts';
 import type { CudaCpuProgram } from '../runtime/cuda-cpu/program.ts';
 import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
@@ -53,9 +49,9 @@ import { expectBf16OutputWithin, roundedViews } from './support/bf16-io.ts';
 import { randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
 import { randomRuleSpec } from './support/rule-spec.ts';
+import { cachedPtxBuild, strictFlags } from './support/nvcc.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
 
-const execFileAsync = promisify(execFile);
 const ARCHS = ['sm_80', 'sm_90'] as const;
 const DTYPES = ['f32', 'bf16'] as const;
 const IOS = ['f32', 'bf16'] as const;
@@ -177,40 +173,11 @@ describe('TTT-Linear, TTT-MLP (bf16) and an f32 MLP read ahead', () => {
   });
 });
 
-/** Warnings are errors everywhere, as in tests/cuda.test.ts. */
-const STRICT = ['-Werror', 'all-warnings', '-Xptxas', '-v,-Werror', '-Xcompiler', '-Wall,-Wextra,-Werror'];
-
-/** The PTX and ptxas log of TTT-Linear's kernels, cached by a digest of the files and flags. */
+/** The PTX and ptxas log of TTT-Linear's kernels (cached). */
 async function nvccBuild(options: TargetOptions): Promise<{ ptx: string; log: string; kernel: string }> {
   const cuda = renderCuda(compileExample('ttt_linear.ttt'), options);
-  const flags = ['-c', '-O3', `-gencode=arch=compute_${options.arch.slice(3)},code=${options.arch}`, ...STRICT];
-  const digest = createHash('sha256')
-    .update(JSON.stringify({ flags, files: cuda.files.map((f) => [f.path, f.contents]) }))
-    .digest('hex')
-    .slice(0, 24);
-  const dir = join(cacheRoot(), 'cuda-prefetch', digest);
-  const read = () => {
-    const ptx = readdirSync(dir).find((f) => f.endsWith('.ptx'))!;
-    const log = readFileSync(join(dir, 'nvcc.log'), 'utf8');
-    return { ptx: readFileSync(join(dir, ptx), 'utf8'), log, kernel: cuda.api.kernel };
-  };
-  if (existsSync(join(dir, 'nvcc.log'))) return read();
-  const work = `${dir}.${process.pid}`;
-  mkdirSync(work, { recursive: true });
-  try {
-    for (const f of cuda.files) writeFileSync(join(work, f.path), f.contents);
-    const { stdout, stderr } = await execFileAsync(
-      'nvcc',
-      [...flags, '--keep', '--keep-dir', work, '-o', join(work, 'kernel.o'), join(work, cuda.api.source)],
-      { cwd: work, maxBuffer: 1 << 24 },
-    );
-    writeFileSync(join(work, 'nvcc.log'), stdout + stderr);
-    for (const f of readdirSync(work)) if (!f.endsWith('.ptx') && f !== 'nvcc.log') rmSync(join(work, f));
-    renameSync(work, dir);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-  return read();
+  const built = await cachedPtxBuild('cuda-prefetch', cuda.files, cuda.api.source, strictFlags(options.arch));
+  return { ...built, kernel: cuda.api.kernel };
 }
 
 // nvcc is required (.ci/run puts it on PATH): without it these fail rather than skip.

@@ -17,6 +17,7 @@ import type { TargetOptions } from '../targets/target.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { UNUSUAL_SPECS } from './specs/unusual.ts';
 import { compileExample, exampleFiles, repoRoot } from './support/specs.ts';
+import { STRICT } from './support/nvcc.ts';
 
 const execFileAsync = promisify(execFile);
 const ARCHS = ['sm_80', 'sm_90'];
@@ -58,8 +59,6 @@ async function inPool<T>(jobs: (() => Promise<T>)[], n: number): Promise<T[]> {
   return results;
 }
 
-/** Warnings are errors everywhere: nvcc's front end, ptxas and the host compiler. */
-const STRICT = ['-Werror', 'all-warnings', '-Xptxas', '-v,-Werror', '-Xcompiler', '-Wall,-Wextra,-Werror'];
 const gencode = (arch: string) => `-gencode=arch=compute_${arch.slice(3)},code=${arch}`;
 
 /** Writes a kernel's files to their own folder and returns it. */
