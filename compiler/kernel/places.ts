@@ -21,7 +21,6 @@ export const LAST_CHUNK = 'last_chunk';
 const bh = name('bh');
 
 export class Places {
-  private readonly stateSize: Map<string, number>;
   private readonly stateShape: Map<string, Shape>;
   /** Per chain of buffers shared in place (by its first node): whether its nodes agree on rows and columns. */
   private chainsAgree: Map<number, boolean> | undefined;
@@ -31,7 +30,6 @@ export class Places {
     private readonly ports: Ports,
     private readonly names: DimNames,
   ) {
-    this.stateSize = new Map(k.chunk.layer.states.map((s) => [s.name, size(s.shape)]));
     this.stateShape = new Map(k.chunk.layer.states.map((s) => [s.name, s.shape]));
   }
 
@@ -77,7 +75,7 @@ export class Places {
     if (h.space === 'global' || h.space === 'ports')
       return {
         buffer: this.ports.get(kind, h.space === 'ports' ? io : 'out', state),
-        index: add(mul(bh, this.stateSize.get(state)!), at.flat()),
+        index: add(mul(bh, size(this.stateShape.get(state)!)), at.flat()),
       };
     const placed = this.place(h, at, `${state}.${kind}`);
     if (placed.kind !== 'load') throw new Error('a placement is a load');
