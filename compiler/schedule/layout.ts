@@ -52,15 +52,15 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
   const homeIntervals: Interval[] = chunk.layer.states.flatMap((s) =>
     kept.map((kind) => ({ key: homeKey(kind, s.name), elements: size(s.shape), from: 0, to: stages.length })),
   );
+  // The four placements below often spill the same buffers (no chain to write in place, homes that
+  // fit either way), and packing thousands of them (a deep spec) takes seconds: pack each set once.
+  const packed = new Map<string, ReturnType<typeof packScratch>>();
   /**
    * Places every buffer and home, each buffer held to `to(its last read)`; a buffer written over
    * its operand's (`over`) takes that buffer, so a chain is one interval. On chip by reads per
    * element, or the carried values first (`homesFirst`: a home in global memory is read and
    * written back every chunk); what does not fit goes to scratch.
    */
-  // The four placements below often spill the same buffers (no chain to write in place, homes that
-  // fit either way), and packing thousands of them (a deep spec) takes seconds: pack each set once.
-  const packed = new Map<string, ReturnType<typeof packScratch>>();
   const placeAll = (over: ReadonlyMap<number, number>, to: (lastRead: number) => number, homesFirst: boolean) => {
     const holder = (id: number): number => {
       let at = id;

@@ -1,7 +1,6 @@
 /** What the scheduler may use per thread block on each CUDA architecture `--arch` names. */
-import type { TargetLimits } from '../../compiler/schedule/kernel.ts';
+import type { ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { WARP_LANES } from '../../compiler/schedule/tensor-cores.ts';
-import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
 import { residentWorkgroups } from '../../compiler/schedule/layout.ts';
 
 export const THREADS = 256;

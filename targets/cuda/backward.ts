@@ -11,10 +11,9 @@ import { int, uniform } from '../../compiler/kernel/ir.ts';
 import { lowerChunkCount } from '../../compiler/kernel/reverse-walk.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { backwardHomeKey, scheduleBackward } from '../../compiler/schedule/backward.ts';
-import { scheduleWithTensorCores, withTensorCores } from '../../compiler/schedule/tensor-cores.ts';
+import { withTensorCores } from '../../compiler/schedule/tensor-cores.ts';
 import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
 import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
-import { schedule } from '../../compiler/schedule/schedule.ts';
 import { identifier } from '../../core/mangle.ts';
 import type { Port } from '../../core/signature.ts';
 import { Lines } from '../clike/lines.ts';
@@ -28,7 +27,7 @@ import { renderHeader } from './header.ts';
 import { type HostKernel, renderHost } from './host.ts';
 import { CUDA_FEATURES, renderKernel } from './kernel.ts';
 import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
-import { renderPreamble, usesDeviceHelpers } from './render.ts';
+import { renderPreamble, scheduleForward, usesDeviceHelpers } from './render.ts';
 import { CHUNKS, ioNote, trainingTensors } from './tensors.ts';
 
 export interface CudaBackward {
@@ -58,13 +57,9 @@ export function renderCudaBackward(
   const ahead = (k: ScheduledKernel, tensors: readonly Port[]) =>
     plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k;
   // With bf16 operands both kernels run their qualifying products on tensor cores, as the forward does.
-  const bf16 = options.dtype === 'bf16';
-  const forwardKernel = ahead(
-    bf16 ? scheduleWithTensorCores(compiled.chunk, arch.limits) : schedule(compiled.chunk, arch.limits),
-    training.checkpoints,
-  );
+  const forwardKernel = ahead(scheduleForward(compiled.chunk, arch, options.dtype), training.checkpoints);
   const backwardKernel = ahead(
-    bf16
+    options.dtype === 'bf16'
       ? withTensorCores((l) => scheduleBackward(backward, l), arch.limits, backwardHomeKey)
       : scheduleBackward(backward, arch.limits),
     training.backward,

@@ -1,4 +1,5 @@
 /** The CUDA renderer: a scheduled inner-loop kernel as a .cu with its launcher, header and PyTorch binding. */
+import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import type { Home, ScheduledKernel } from '../../compiler/schedule/kernel.ts';
 import { schedule } from '../../compiler/schedule/schedule.ts';
@@ -30,6 +31,10 @@ export interface CudaKernel {
   sharedBytes: number;
   files: GeneratedFile[];
 }
+
+/** A forward chunk program scheduled for CUDA: with bf16 operands, its qualifying products on tensor cores. */
+export const scheduleForward = (chunk: ChunkProgram, arch: Arch, dtype: TargetOptions['dtype']): ScheduledKernel =>
+  dtype === 'bf16' ? scheduleWithTensorCores(chunk, arch.limits) : schedule(chunk, arch.limits);
 
 /** Whether a kernel calls the device functions of tttc_mma.cuh: tensor-core products, cp.async. */
 export const usesDeviceHelpers = (k: ScheduledKernel) => k.tensorCores !== undefined || k.prefetch !== undefined;
@@ -148,7 +153,7 @@ export function renderCuda(
   const tensors = withIo(allPorts(compiled.signature), io);
   const training = trainingTensors(compiled.signature, io);
   const scheduled = (v: Compiled['variants'][number]) => {
-    const k = options.dtype === 'bf16' ? scheduleWithTensorCores(v.chunk, arch.limits) : schedule(v.chunk, arch.limits);
+    const k = scheduleForward(v.chunk, arch, options.dtype);
     return plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k;
   };
   const variants: HostKernel[] = compiled.variants.map((v) => ({
