@@ -36,6 +36,13 @@ import { compileExample } from './support/specs.ts';
 const MODEL_TOL = 2 ** -11;
 /** Products that fill 16x8 tiles (K = 16 rows), a partial trailing mini-batch, carried accumulators. */
 const SIZE = { D: 16, K: 16, B: 1, H: 2, T: 21, start: 3, accum: true, rates: 0.3 };
+/** Tiles padded in rows (12 of 16) and contraction (24 of 32, 12 of 16). */
+const ODD = { D: 24, K: 12, B: 1, H: 2, T: 29, start: 7, accum: true, rates: 0.3 };
+const CASES = [
+  { arch: 'sm_80', size: SIZE },
+  { arch: 'sm_90', size: SIZE },
+  { arch: 'sm_90', size: ODD },
+];
 
 /** Outputs and gradients of every input of the reference run at `precision`. */
 function reference(c: Compiled, named: Map<string, Tensor>, ct: Map<string, Tensor>, precision: Precision) {
@@ -48,10 +55,10 @@ function reference(c: Compiled, named: Map<string, Tensor>, ct: Map<string, Tens
 }
 
 describe.each(['ttt_linear.ttt', 'ttt_mlp.ttt'])('bf16 training kernels of %s on tensor cores', (spec) => {
-  it.each(['sm_80', 'sm_90'])(
-    '%s: every product of both kernels on tensor cores, within the bf16 bound of the references',
-    async (arch) => {
-      const c = compileExample(spec, 'auto', { D: SIZE.D, K: SIZE.K });
+  it.each(CASES)(
+    '$arch, D=$size.D K=$size.K: every product of both kernels on tensor cores, within the bf16 bound of the references',
+    async ({ arch, size }) => {
+      const c = compileExample(spec, 'auto', { D: size.D, K: size.K });
       const options = { arch, dtype: 'bf16' } as const;
       const { kernels } = renderCudaBackward(c, options);
       for (const [which, k] of Object.entries(kernels)) {
@@ -60,7 +67,7 @@ describe.each(['ttt_linear.ttt', 'ttt_mlp.ttt'])('bf16 training kernels of %s on
         for (const id of products) expect(k.tensorCores?.products.has(id), `${which} product %${id}`).toBe(true);
       }
 
-      const named = randomInputs(c.chunk, { ...SIZE, seed: 5 });
+      const named = randomInputs(c.chunk, { ...size, seed: 5 });
       const r = rng(6);
       const outs = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
       const ct = new Map(
@@ -86,7 +93,7 @@ describe.each(['ttt_linear.ttt', 'ttt_mlp.ttt'])('bf16 training kernels of %s on
       const kernel = new Map([...innerLoopOutputTensors(got.outputs), ...gradientTensors(got.grads, named)]);
       const eKernel = worst(kernel, model);
       console.log(
-        `${spec} ${arch} bf16 training kernels: ${eKernel.toExponential(1)} from the bf16 model, which is ${eModel.toExponential(1)} from f64 (e_flip ${eFlip.toExponential(1)})`,
+        `${spec} ${arch} D=${size.D} K=${size.K} bf16 training kernels: ${eKernel.toExponential(1)} from the bf16 model, which is ${eModel.toExponential(1)} from f64 (e_flip ${eFlip.toExponential(1)})`,
       );
       expect(eKernel, `kernels vs the bf16-operand reference (e_model ${eModel}, e_flip ${eFlip})`).toBeLessThan(bound);
       expect(worst(kernel, f64)).toBeLessThan(eModel + bound);
