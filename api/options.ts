@@ -2,6 +2,7 @@
 import type { FormRequest } from '../compiler/dualform/forms.ts';
 import type { Io } from '../core/signature.ts';
 import { TARGET_NAMES } from '../targets/index.ts';
+import { MATMUL_PRECISION_CHOICES, MATMUL_PRECISIONS, type MatmulPrecision } from '../targets/target.ts';
 
 export interface CompileOptions {
   /** The spec's file name, used in diagnostics and generated code (default `layer.ttt`). */
@@ -12,8 +13,12 @@ export interface CompileOptions {
   targets?: readonly string[];
   /** CUDA architecture, e.g. `sm_80` or `sm_90` (default `sm_90`). */
   arch?: string;
-  /** Matmul operands: `f32` (default) or `bf16` (CUDA; f32 state and accumulation). */
-  dtype?: 'f32' | 'bf16';
+  /**
+   * Matmul operands (CUDA; f32 state and accumulation): `f32` (default), `bf16` (rounded, on
+   * tensor cores where a product fits), or `tf32x3` (tensor cores at f32's accuracy: each operand
+   * split into two tf32 parts, three mma per step).
+   */
+  dtype?: MatmulPrecision;
   /**
    * Global I/O: `f32` (default), or `bf16` (CUDA): views and the output are stored as bf16, widened
    * to f32 on load and rounded to nearest even on store; states, params and arithmetic stay f32.
@@ -33,7 +38,7 @@ export interface ResolvedOptions {
   defines: Map<string, number>;
   targets: string[];
   arch: string;
-  dtype: 'f32' | 'bf16';
+  dtype: MatmulPrecision;
   io: Io;
   form: FormRequest;
 }
@@ -46,7 +51,8 @@ export function resolveOptions(options: CompileOptions): ResolvedOptions {
   const arch = options.arch ?? 'sm_90';
   if (!/^sm_\d+a?$/.test(arch)) throw new OptionError(`arch must look like sm_80 or sm_90, got '${arch}'`);
   const dtype = options.dtype ?? 'f32';
-  if (dtype !== 'f32' && dtype !== 'bf16') throw new OptionError(`dtype must be f32 or bf16, got '${dtype}'`);
+  if (!MATMUL_PRECISIONS.includes(dtype))
+    throw new OptionError(`dtype must be ${MATMUL_PRECISION_CHOICES}, got '${dtype}'`);
   const io = options.io ?? 'f32';
   if (io !== 'f32' && io !== 'bf16') throw new OptionError(`io must be f32 or bf16, got '${io}'`);
   // WGSL kernels read and write f32 (WGSL has no bf16 type); refused rather than silently ignored.

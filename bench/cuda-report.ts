@@ -29,11 +29,9 @@ import { deriveChunkBackward } from '../compiler/backward/derive.ts';
 import { lowerBackwardKernel } from '../compiler/kernel/backward.ts';
 import { lowerCheckpointingKernel } from '../compiler/kernel/checkpoint.ts';
 import { renderCudaBackward } from '../targets/cuda/backward.ts';
-import { schedule } from '../compiler/schedule/schedule.ts';
-import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { archOf } from '../targets/cuda/arch.ts';
 import { CUDA_FEATURES } from '../targets/cuda/kernel.ts';
-import { renderCuda } from '../targets/cuda/render.ts';
+import { renderCuda, scheduleForward } from '../targets/cuda/render.ts';
 import { bytesPerToken, trainingTensors } from '../targets/cuda/tensors.ts';
 import { allPorts, type Io, withIo } from '../core/signature.ts';
 import { ARCHS, type Occupancy, occupancy } from './cuda-occupancy.ts';
@@ -51,6 +49,8 @@ const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
 const cacheDir = join(root, 'node_modules/.cache/tttc/cuda-report');
 const DTYPES = ['f32', 'bf16'] as const;
+/** tf32x3 (tensor cores at f32's accuracy), reported for the BASELINES layers with f32 I/O. */
+const SPLIT = 'tf32x3' as const;
 const IOS = ['f32', 'bf16'] as const;
 /** At most this many nvcc processes at once (the machine is shared). */
 const PARALLEL = 2;
@@ -236,8 +236,8 @@ for (const spec of specs) {
     });
   }
   for (const arch of Object.keys(ARCHS) as (keyof typeof ARCHS)[])
-    for (const dtype of DTYPES)
-      for (const io of BASELINES.has(spec) ? IOS : (['f32'] as const)) {
+    for (const dtype of BASELINES.has(spec) ? [...DTYPES, SPLIT] : DTYPES)
+      for (const io of !BASELINES.has(spec) || dtype === SPLIT ? (['f32'] as const) : IOS) {
         const out = await compile(source, { file: basename(spec), targets: ['cuda'], arch, dtype, io });
         if (!out.ok) {
           const d = out.diagnostics.find((x) => x.severity === 'error');
@@ -254,7 +254,7 @@ for (const spec of specs) {
         const forward = renderCuda(c, { arch, dtype, io });
         const scheduled = new Map<string, Scheduled>(
           c.variants.map((v) => {
-            const plain = (dtype === 'bf16' ? scheduleWithTensorCores : schedule)(v.chunk, limits);
+            const plain = scheduleForward(v.chunk, archOf(arch), dtype);
             const k = withPrefetch(plain, limits, tokenRows(forward.tensors));
             const name = v.name === 'decode' ? forward.api.decodeKernel : forward.api.kernel;
             return [name, described(k, lowerKernel(k, c.signature, lines, CUDA_FEATURES).onChip)];

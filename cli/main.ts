@@ -44,7 +44,9 @@ ${COMMON}`,
   --target LIST      comma list of targets: ir, wgsl, cuda, ts (default ir)
   --out DIR          output folder (default build); every file is written or none
   --arch ARCH        CUDA architecture: sm_80 or sm_90 (default sm_90)
-  --dtype DTYPE      matmul operands: f32 (default) or bf16 (CUDA; f32 state and accumulation)
+  --dtype DTYPE      matmul operands (CUDA; f32 state and accumulation): f32 (default), bf16
+                     (rounded; tensor cores where a product fits), or tf32x3 (tensor cores at
+                     f32's accuracy: operands split into two tf32 parts, three mma per step)
   --io IO            global I/O: f32 (default) or bf16 (CUDA: views and output stored as bf16,
                      states, params, rates and arithmetic f32; refused with wgsl and ts)
   --json             print the files written and the diagnostics as JSON
@@ -67,7 +69,7 @@ ${COMMON}`,
   --backend NAME     reference (f64 on the CPU, default), webgpu (f32), or cuda-cpu (the generated
                      CUDA built as host C++ and run on the CPU)
   --arch ARCH        cuda-cpu: the CUDA architecture to generate for and emulate (default sm_90)
-  --dtype DTYPE      cuda-cpu: matmul operands, f32 (default) or bf16
+  --dtype DTYPE      cuda-cpu: matmul operands, f32 (default), bf16 or tf32x3
   --io IO            cuda-cpu: global I/O, f32 (default) or bf16 (views and the output's cotangent
                      rounded to bf16 as they are stored; output and view gradients rounded to bf16)
   --verbose          print phase timings on stderr (always on a terminal)

@@ -14,6 +14,7 @@ import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
 import { BACKENDS } from './backends.ts';
+import { MATMUL_PRECISION_CHOICES, MATMUL_PRECISIONS, type MatmulPrecision } from '../targets/target.ts';
 import { phases } from './progress.ts';
 
 export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
@@ -25,8 +26,9 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   const backendName = a.options.get('backend') ?? 'reference';
   const backend = BACKENDS.get(backendName);
   if (!backend) throw new UsageError(`unknown backend '${backendName}'; backends: ${[...BACKENDS.keys()].join(', ')}`);
-  const dtype = a.options.get('dtype') ?? 'f32';
-  if (dtype !== 'f32' && dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${dtype}'`);
+  const dtype = (a.options.get('dtype') ?? 'f32') as MatmulPrecision;
+  if (!MATMUL_PRECISIONS.includes(dtype))
+    throw new UsageError(`--dtype must be ${MATMUL_PRECISION_CHOICES}, got '${dtype}'`);
   const ioOption = a.options.get('io') ?? 'f32';
   if (ioOption !== 'f32' && ioOption !== 'bf16') throw new UsageError(`--io must be f32 or bf16, got '${ioOption}'`);
   const arch = a.options.get('arch') ?? 'sm_90';

@@ -8,11 +8,22 @@ export interface GeneratedFile {
   contents: string;
 }
 
+/**
+ * What matmul operands a kernel computes with: `f32` (FFMA), `bf16` (every operand rounded to bf16,
+ * the products that fit on bf16 tensor cores), or `tf32x3` (f32 operands; the products that fit
+ * on tf32 tensor cores, each operand split into two tf32 parts and summed from three mma, which
+ * keeps f32's accuracy within a small factor; the rest on FFMA). State and accumulation are f32.
+ */
+export type MatmulPrecision = 'f32' | 'bf16' | 'tf32x3';
+export const MATMUL_PRECISIONS: readonly MatmulPrecision[] = ['f32', 'bf16', 'tf32x3'];
+/** The choices as an error message lists them: `f32, bf16 or tf32x3`. */
+export const MATMUL_PRECISION_CHOICES = `${MATMUL_PRECISIONS.slice(0, -1).join(', ')} or ${MATMUL_PRECISIONS.at(-1)}`;
+
 export interface TargetOptions {
   /** CUDA architecture, e.g. `sm_90`. */
   arch: string;
-  /** Matmul operand precision: `f32`, or `bf16` with f32 state and accumulation. */
-  dtype: 'f32' | 'bf16';
+  /** Matmul operand precision (MatmulPrecision; CUDA). */
+  dtype: MatmulPrecision;
   /** Global I/O (CUDA): `f32` (absent), or `bf16` views and output (core/signature.ts `withIo`). */
   io?: Io;
 }

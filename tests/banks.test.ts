@@ -84,7 +84,14 @@ describe('bank conflicts of hand-written accesses', () => {
   it('16-byte rows of ldmatrix: a quarter warp per phase, conflict-free when rows are padded by 16 bytes', () => {
     const rows = (stride: number): Stmt[] => [
       { kind: 'let', name: 'lane', type: 'index', value: mod(tid, 32), mutable: false },
-      { kind: 'load-fragment', fragment: 'fa', role: 'a', index: mul(mod(name('lane'), 16), stride), transpose: false },
+      {
+        kind: 'load-fragment',
+        fragment: 'fa',
+        role: 'a',
+        index: mul(mod(name('lane'), 16), stride),
+        elementBytes: 2,
+        transpose: false,
+      },
     ];
     // Rows of 16 bf16 (32 bytes): rows 0 and 4 of a phase share banks.
     expect(layOutOnChip(rows(16)).rowMajor).toMatchObject({ worst: 2, wavefrontsPerRequest: 2 });

@@ -1,10 +1,12 @@
 /**
  * Tensor-core products through tttc_mma.cuh (targets/cuda/mma.ts): a hand-written kernel
  * (tests/fixtures/mma.cu) multiplies a 16x16 bf16 A by a 16x8 B (ldmatrix, plain and transposed,
- * and A packed in registers) and a 64x64 by 64x64 (cp.async, ldmatrix x4 .trans, a k loop). nvcc
- * must put mma.sync and ldmatrix in its PTX for sm_80 and sm_90 without spills; on the CPU, through
- * tttc_cuda_cpu_mma.h, every product must agree with an f64 product of the bf16 operands within
- * the rounding the emulation documents, for several seeds, and run clean under AddressSanitizer.
+ * and A packed in registers), a 64x64 by 64x64 (cp.async, ldmatrix x4 .trans, a k loop), and a
+ * 16x8 f32 A by an 8x8 B on tf32 tensor cores (one mma on tf32-rounded operands, and the 3xTF32
+ * split). nvcc must put mma.sync and ldmatrix in its PTX for sm_80 and sm_90 without spills; on the
+ * CPU, through tttc_cuda_cpu_mma.h, every product must agree with an f64 product of the operands
+ * as the mma reads them within the rounding the emulation documents, for several seeds, and run
+ * clean under AddressSanitizer.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -81,16 +83,24 @@ function bf16(x: number): number {
   return bits[0];
 }
 
+/** What 3xTF32 may leave of a product term a·b: hi + lo is each operand within 2^-22, lo·lo is dropped. */
+const SPLIT_TERM = 3 * 2 ** -22 * (1 + 2 ** -10);
+
 /**
- * Checks D against the f64 product of the bf16-rounded operands. The emulation sums each mma's 16
- * exact products and C exactly and rounds once to f32 (u = 2^-24), so a k loop of s mma steps is
- * within s·u·(|C| + Σ|a·b|) of the exact result (each step's partial sum is bounded by that
- * magnitude), one step within u·|exact|; 2^-50 of the magnitude covers the f64 sums.
+ * Checks D against the f64 product of the operands as the mma reads them: A rounded to bf16 for
+ * the bf16 cases (B is printed rounded), as printed for `tf32_tile` (rounded to tf32 already),
+ * and the f32 operands themselves for `tf32x3_tile`. The emulation sums each mma's exact products
+ * and C exactly and rounds once to f32 (u = 2^-24), so a k loop of s mma steps is within
+ * s·u·(|C| + Σ|a·b|) of the exact result (each step's partial sum is bounded by that magnitude),
+ * one step within u·|exact|; the split's three mma add SPLIT_TERM·Σ|a·b| to three roundings;
+ * 2^-50 of the magnitude covers the f64 sums.
  */
 function check(c: Case): void {
   const u = 2 ** -24;
-  const steps = c.k / 16;
-  const a = c.a.map(bf16);
+  const tf32 = c.name.startsWith('tf32');
+  const split = c.name.startsWith('tf32x3');
+  const steps = c.k / (tf32 ? 8 : 16);
+  const a = tf32 ? c.a : c.a.map(bf16);
   let worst = 0;
   for (let i = 0; i < c.m; i++)
     for (let j = 0; j < c.n; j++) {
@@ -102,16 +112,28 @@ function check(c: Case): void {
         magnitude += Math.abs(p);
       }
       const got = c.d[i * c.n + j];
-      const bound = (steps === 1 ? u * Math.abs(exact) : steps * u * magnitude * (1 + 2 ** -20)) + 2 ** -50 * magnitude;
+      const rounding = split
+        ? (SPLIT_TERM + 3 * u * (1 + 2 ** -20)) * magnitude
+        : steps === 1
+          ? u * Math.abs(exact)
+          : steps * u * magnitude * (1 + 2 ** -20);
+      const bound = rounding + 2 ** -50 * magnitude;
       const error = Math.abs(got - exact);
       if (!(error <= bound))
         throw new Error(`${c.name} D[${i}][${j}] = ${got}, exact ${exact}, error ${error} > ${bound}`);
       worst = Math.max(worst, error / magnitude);
     }
-  expect(worst).toBeLessThan(steps * u);
+  expect(worst).toBeLessThan(split ? SPLIT_TERM + 3 * u : steps * u);
 }
 
-const CASES = ['tile_ldmatrix_b_n_major', 'tile_ldmatrix_b_k_major_trans', 'tile_packed_a', 'tiled_64'];
+const CASES = [
+  'tile_ldmatrix_b_n_major',
+  'tile_ldmatrix_b_k_major_trans',
+  'tile_packed_a',
+  'tf32_tile',
+  'tf32x3_tile',
+  'tiled_64',
+];
 
 describe('tensor-core products on the CPU (tttc_cuda_cpu_mma.h)', () => {
   let fast = '';
@@ -143,6 +165,9 @@ describe('tensor-core products on the CPU (tttc_cuda_cpu_mma.h)', () => {
     expect(packed.a.some((x) => bf16(x) !== x)).toBe(true);
     const off = { ...packed, d: packed.d.map((x, i) => (i === 0 ? x + Math.abs(x) * 1e-3 + 1e-3 : x)) };
     expect(() => check(off)).toThrow(/D\[0\]\[0\]/);
+    // One tf32 mma is no split: its result fails the split's bound on the same f32 operands.
+    const [single, split] = ['tf32_tile', 'tf32x3_tile'].map((name) => parseCases(stdout).find((c) => c.name === name)!);
+    expect(() => check({ ...split, d: single.d })).toThrow(/tf32x3_tile D/);
   });
 
   it.each([
@@ -194,6 +219,8 @@ describe('tensor-core products under nvcc', () => {
     });
     const text = readFileSync(ptx, 'utf8');
     expect(text).toContain('mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32');
+    expect(text).toContain('mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32');
+    expect(text).toContain('cvt.rna.tf32.f32');
     for (const op of ['ldmatrix.sync.aligned.m8n8.x4.shared.b16', 'ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16'])
       expect(text).toContain(op);
     expect(text).toContain('cp.async.cg.shared.global');

@@ -220,6 +220,6 @@ describe('tttc run --backend cuda-cpu', () => {
     }
     const bad = await main(['run', spec, ...args, '--dtype', 'f16', '--out', join(dir, 'x.safetensors')], io);
     expect(bad).not.toBe(0);
-    expect(out).toContain('--dtype must be f32 or bf16');
+    expect(out).toContain("--dtype must be f32, bf16 or tf32x3, got 'f16'");
   });
 });

@@ -7,6 +7,7 @@
  */
 import type { UnaryFn } from '../ir/ir.ts';
 import type { Port } from '../../core/signature.ts';
+import type { MmaOperands } from '../schedule/kernel.ts';
 
 /** The scalar types a kernel names: indices (unsigned), floats (f32) and conditions. */
 export type Type = 'index' | 'float' | 'bool';
@@ -82,9 +83,10 @@ export interface OnChipElement {
 }
 
 /**
- * A warp's share of one tensor-core product (mma m16n8k16, bf16 operands, f32 accumulation): `a`
- * a 16x16 operand tile, `b` a 16x8 one, `c` the 16x8 f32 accumulator; which lane holds what is
- * the target's fragment layout (targets/cuda/mma.ts).
+ * A warp's share of one tensor-core product (mma m16n8k16 on bf16, or m16n8k8 on tf32; f32
+ * accumulation): `a` a 16xk operand tile, `b` a kx8 one, `c` the 16x8 f32 accumulator, each four,
+ * two and four 32-bit registers; which lane holds what is the target's fragment layout
+ * (targets/cuda/mma.ts).
  */
 export type FragmentRole = 'a' | 'b' | 'c';
 
@@ -112,13 +114,14 @@ export type Stmt =
   /** Stores `value` rounded to bf16 in on-chip memory; `index` counts bf16 elements from its start. */
   | { kind: 'store-bf16'; index: Expr; value: Expr }
   /**
-   * Warp-collective: loads operand fragment `fragment` from bf16 rows in on-chip memory (ldmatrix),
-   * this lane naming the row that starts at bf16 element `index` (16-byte aligned); `transpose`
+   * Warp-collective: loads operand fragment `fragment` from 16-byte rows in on-chip memory
+   * (ldmatrix), this lane naming the row that starts at element `index` (16-byte aligned), counted
+   * in elements of `elementBytes` (bf16 or f32 staging) from on-chip memory's start; `transpose`
    * when the rows run along the product's contraction for `a` but across it for `b`.
    */
-  | { kind: 'load-fragment'; fragment: string; role: 'a' | 'b'; index: Expr; transpose: boolean }
-  /** Warp-collective: `c += a b` on tensor cores. */
-  | { kind: 'mma'; c: string; a: string; b: string }
+  | { kind: 'load-fragment'; fragment: string; role: 'a' | 'b'; index: Expr; elementBytes: 2 | 4; transpose: boolean }
+  /** Warp-collective: `c += a b` on tensor cores, the fragments holding `operands` (tf32x3: f32, split into three mma). */
+  | { kind: 'mma'; c: string; a: string; b: string; operands: MmaOperands }
   /**
    * Starts copying ASYNC_COPY_BYTES bytes from global `source` at element `sourceIndex` (an element
    * as global memory holds the port: a float, or a bf16 for a port stored as bf16) to on-chip float

@@ -2,9 +2,11 @@
  * A product on tensor cores (schedule/tensor-cores.ts chose it), as kernel-IR statements. Each
  * warp takes 16x8 output tiles in turn; per tile and contraction slab its lanes compute the
  * operands' elements (any inlined expression, as the register-tiled loop would read them), store
- * them as bf16 in the warp's own slice of on-chip memory (A's 16 rows, then B's 8 columns as rows,
- * both running along the contraction), and the warp loads fragments with ldmatrix and accumulates
- * with mma in f32, then runs the caller's statements on each element of the accumulator (an
+ * them in the warp's own slice of on-chip memory (A's 16 rows, then B's 8 columns as rows, both
+ * running along the contraction; as bf16, or as f32 for tf32x3, which splits them in registers),
+ * and the warp loads fragments with ldmatrix and accumulates with mma in f32 (the 16-byte rows
+ * ldmatrix reads are 8 bf16 or 4 f32, so one pattern of addresses serves both), then runs the
+ * caller's statements on each element of the accumulator (an
  * epilogue: a store, or a whole update of a state's element). Only the warp exchanges data there,
  * so warp barriers suffice; rows and columns past the product's extents are staged as zeros and
  * never reach the epilogue.
@@ -14,7 +16,7 @@ import { add, div, mod, mul } from './affine.ts';
 import { type Expr, type Stmt, assign, compare, float, int, name, operands, variable } from './ir.ts';
 import { requestWavefronts } from './banks.ts';
 import { address, LANES, lanes, type Sample } from './lanes.ts';
-import { MMA_TILE, WARP_LANES } from '../schedule/tensor-cores.ts';
+import { mmaTile, stagedBytes, WARP_LANES } from '../schedule/tensor-cores.ts';
 import { LANE as lane, WARP } from './warp-rows.ts';
 import type { TensorCorePlan } from '../schedule/kernel.ts';
 
@@ -47,7 +49,7 @@ function guarded(conditions: (Expr | undefined)[], body: Stmt[]): Stmt[] {
   return conditions.reduceRight<Stmt[]>((inner, c) => (c ? [{ kind: 'if', condition: c, body: inner }] : inner), body);
 }
 
-/** One operand's staging: element `e` < `count` is `value` (zero unless `conditions` hold), stored as bf16 at `at`. */
+/** One operand's staging: element `e` < `count` is `value` (zero unless `conditions` hold), staged at `at`. */
 interface Staging {
   count: number;
   conditions: (Expr | undefined)[];
@@ -59,7 +61,7 @@ interface Staging {
  * The staging whose first step (lanes at e = lane) takes the fewest wavefronts of on-chip memory,
  * its operand's reads and its bf16 store together; the first on a tie.
  */
-function cheapest(options: Staging[]): Staging {
+function cheapest(options: Staging[], bf16: boolean): Staging {
   const sample: Sample = {
     env: new Map([['e', lanes((l) => l)]]),
     active: new Uint8Array(LANES).fill(1),
@@ -75,7 +77,7 @@ function cheapest(options: Staging[]): Staging {
       if (x.kind === 'load' && x.buffer.kind === 'workgroup') reads.add(x);
       pending.push(...operands(x));
     }
-    let wavefronts = requestWavefronts(address(at, sample), true);
+    let wavefronts = requestWavefronts(address(at, sample), bf16);
     for (const x of reads) if (x.kind === 'load') wavefronts += requestWavefronts(address(x.index, sample), false);
     return wavefronts;
   };
@@ -86,6 +88,10 @@ function cheapest(options: Staging[]): Staging {
 export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number, p: TensorCoreProduct): Stmt {
   const r = p.shape.length;
   const [m, n] = [p.shape[r - 2], p.shape[r - 1]];
+  const MMA_TILE = mmaTile(plan.operands);
+  const elementBytes = stagedBytes(plan.operands);
+  /** Staged elements in one 16-byte row of an ldmatrix matrix. */
+  const matrixColumns = 16 / elementBytes;
   const slab = Math.min(plan.slab, roundUp(p.contraction, MMA_TILE.k));
   const slabs = Math.ceil(p.contraction / slab);
   const tiles = [...p.shape.slice(0, r - 2), Math.ceil(m / MMA_TILE.m), Math.ceil(n / MMA_TILE.n)];
@@ -98,13 +104,15 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   const row0 = mul(at[r - 2], MMA_TILE.m);
   const col0 = mul(at[r - 1], MMA_TILE.n);
   const k0 = slabs > 1 ? name('k0') : int(0);
-  // This warp's slice: A's rows, then B's columns, each `rowStride` bf16 elements apart.
-  const slice = add(int(p.staging * 2), mul(WARP, plan.warpElements));
+  // This warp's slice: A's rows, then B's columns, each `rowStride` staged elements apart.
+  const slice = add(int((p.staging * 4) / elementBytes), mul(WARP, plan.warpElements));
   const aRow = (i: Expr) => add(slice, mul(i, plan.rowStride));
   const bRow = (j: Expr) => add(slice, mul(add(int(MMA_TILE.m), j), plan.rowStride));
   const within = (i: Expr, extent: number, padded: boolean) => (padded ? compare('<', i, int(extent)) : undefined);
   const padK = p.contraction % slab !== 0;
 
+  const store = (index: Expr, value: Expr): Stmt =>
+    elementBytes === 2 ? { kind: 'store-bf16', index, value } : { kind: 'store', buffer: { kind: 'workgroup' }, index, value };
   /** `count` elements staged by the warp's lanes: element `e` is value(e) at staged position(e). */
   const stage = ({ count, conditions, value, at }: Staging): Stmt => ({
     kind: 'for',
@@ -116,9 +124,9 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
       ? [
           variable('x', 'float', float(0)),
           ...guarded(conditions, p.shared([assign('x', value)])),
-          { kind: 'store-bf16', index: at, value: x },
+          store(at, x),
         ]
-      : p.shared([{ kind: 'store-bf16', index: at, value }]),
+      : p.shared([store(at, value)]),
   });
   // Consecutive lanes take consecutive elements of A's rows (contraction columns) or of its
   // contraction columns (rows), and of B's contraction rows (output columns) or of its output
@@ -134,6 +142,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
       value: p.a(batch, add(row0, ai), add(k0, aq)),
       at: add(aRow(ai), aq),
     })),
+    elementBytes === 2,
   );
   const stageB = cheapest(
     [
@@ -145,25 +154,29 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
       value: p.b(batch, add(k0, bq), add(col0, bj)),
       at: add(bRow(bj), bq),
     })),
+    elementBytes === 2,
   );
-  // ldmatrix: lane l names row l % 16 of A at column 8 (l / 16) of the step, and row l % 8 of B
-  // (transposed) at column 8 ((l / 8) % 2): the four and two 8x8 matrices of the fragments.
+  // ldmatrix: lane l names row l % 16 of A at matrix column l / 16 of the step, and row l % 8 of B
+  // (transposed) at matrix column (l / 8) % 2: the four and two 8x8 (b16) matrices of the
+  // fragments. A tf32 fragment is the same registers: its matrix rows hold 4 f32 where bf16's hold 8.
   const steps = range(slab / MMA_TILE.k).flatMap((s): Stmt[] => [
     {
       kind: 'load-fragment',
       fragment: 'fa',
       role: 'a',
-      index: add(add(aRow(mod(lane, 16)), int(s * MMA_TILE.k)), mul(div(lane, 16), 8)),
+      index: add(add(aRow(mod(lane, 16)), int(s * MMA_TILE.k)), mul(div(lane, 16), matrixColumns)),
+      elementBytes,
       transpose: false,
     },
     {
       kind: 'load-fragment',
       fragment: 'fb',
       role: 'b',
-      index: add(add(bRow(mod(lane, 8)), int(s * MMA_TILE.k)), mul(mod(div(lane, 8), 2), 8)),
+      index: add(add(bRow(mod(lane, 8)), int(s * MMA_TILE.k)), mul(mod(div(lane, 8), 2), matrixColumns)),
+      elementBytes,
       transpose: false,
     },
-    { kind: 'mma', c: 'fc', a: 'fa', b: 'fb' },
+    { kind: 'mma', c: 'fc', a: 'fa', b: 'fb', operands: plan.operands },
   ]);
   // The second warp barrier keeps the next slab's (or tile's, or product's) staging from
   // overwriting rows another lane has yet to load.

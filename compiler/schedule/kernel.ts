@@ -134,13 +134,22 @@ export interface WarpRows {
 }
 
 /** Products on warp-level tensor cores, each warp staging its operands as bf16 in a slice of its own. */
+/**
+ * The operands of a tensor-core product: `bf16` (mma m16n8k16, operands rounded to bf16, f32
+ * accumulation), or `tf32x3` (mma m16n8k8 on tf32, each operand split into a high and a low tf32
+ * part and the product summed from three mma, hi hi + hi lo + lo hi: f32's accuracy within a small
+ * factor, staged as f32).
+ */
+export type MmaOperands = 'bf16' | 'tf32x3';
+
 export interface TensorCorePlan {
+  operands: MmaOperands;
   /** The products computed this way (buffered, or in their state's update stage), each with where its warps' staging slices start in on-chip memory (floats, a multiple of 4: 16 bytes). */
   products: ReadonlyMap<number, number>;
-  /** Contraction columns staged at once: a multiple of 16. */
+  /** Contraction columns staged at once: a multiple of the mma's contraction, 64 bytes at most. */
   slab: number;
-  /** bf16 elements between staged rows: the slab plus 8 (16 bytes), so ldmatrix's rows fall in distinct banks. */
+  /** Staged elements (bf16, or f32 for tf32x3) between staged rows: the slab plus 16 bytes, so ldmatrix's rows fall in distinct banks. */
   rowStride: number;
-  /** bf16 elements of each warp's slice: 16 rows of A, then 8 of B transposed. */
+  /** Staged elements of each warp's slice: 16 rows of A, then 8 of B transposed. */
   warpElements: number;
 }

@@ -1,7 +1,9 @@
 /**
- * Which products run on tensor cores (warp-level mma m16n8k16: 16x8 output tiles, the contraction
- * in steps of 16, bf16 operands, f32 accumulation), for a target that has them and rounds
- * products' operands to bf16 anyway. Decided from shapes and on-chip room alone: a product
+ * Which products run on tensor cores (warp-level mma: 16x8 output tiles, f32 accumulation; the
+ * contraction in steps of 16 on bf16 operands, or of 8 on tf32 ones split in three for f32
+ * accuracy, `MmaOperands`), for a target that has them and asks for such products (CUDA under
+ * `--dtype bf16`, which rounds every product's operands anyway, or `tf32x3`). Decided from
+ * shapes and on-chip room alone: a product
  * qualifies when padding its extents to the tile wastes at most half of each (padded rows and
  * columns are staged as zeros and never stored), and the warps' staging slices fit in on-chip
  * memory: in a gap no warp uses during the product where there is one, else after the buffers.
@@ -14,7 +16,7 @@
  * stage theirs). Everything else keeps its register-tiled or per-element loop.
  */
 import type { ChunkProgram } from '../dualform/derive.ts';
-import type { Carried, ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts';
+import type { Carried, MmaOperands, ScheduledKernel, TargetLimits, TensorCorePlan } from './kernel.ts';
 import type { KernelPlan } from './layout.ts';
 import { size } from '../ir/ir.ts';
 import { stageReads } from './reads.ts';
@@ -23,13 +25,15 @@ import { betterSchedule, synchronise } from './layout.ts';
 import { homeKey, schedule } from './schedule.ts';
 import { firstGap, homeSpans, type Span } from './spans.ts';
 
-/** The mma shape: output rows, output columns, contraction per instruction. */
-export const MMA_TILE = { m: 16, n: 8, k: 16 } as const;
+/** The mma shape: output rows, output columns, contraction per instruction (m16n8k16 bf16, m16n8k8 tf32). */
+export const mmaTile = (operands: MmaOperands) => ({ m: 16, n: 8, k: operands === 'bf16' ? 16 : 8 }) as const;
+/** Bytes of a staged operand element: bf16, or f32 (tf32x3 splits it in registers). */
+export const stagedBytes = (operands: MmaOperands): 2 | 4 => (operands === 'bf16' ? 2 : 4);
 export const WARP_LANES = 32;
-/** At most this many contraction columns are staged at once, so a warp's slice stays small. */
-const MAX_SLAB = 32;
-/** Padding after each staged row, in bf16 elements: 16 bytes, which keeps rows aligned for ldmatrix. */
-const ROW_PADDING = 8;
+/** At most this many bytes of contraction columns are staged at once, so a warp's slice stays small. */
+const MAX_SLAB_BYTES = 64;
+/** Padding after each staged row: 16 bytes, which keeps rows aligned for ldmatrix. */
+const ROW_PADDING_BYTES = 16;
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
@@ -86,25 +90,28 @@ function updateCandidates(k: ScheduledKernel): number[] {
 }
 
 /** The products that qualify and the staging they need. */
-function plan(k: ScheduledKernel): { products: number[]; sizing: Sizing } | undefined {
+function plan(k: ScheduledKernel, operands: MmaOperands): { products: number[]; sizing: Sizing } | undefined {
   if (k.invocations % WARP_LANES !== 0) return undefined;
+  const tile = mmaTile(operands);
   const products: number[] = [];
   let contraction = 0;
   for (const id of [...k.buffers.keys(), ...updateCandidates(k)]) {
     if (k.program.nodes[id].op.kind !== 'matmul') continue;
     const e = productExtents(k, id);
-    if (!fills(e.m, MMA_TILE.m) || !fills(e.n, MMA_TILE.n) || !fills(e.contraction, MMA_TILE.k)) continue;
+    if (!fills(e.m, tile.m) || !fills(e.n, tile.n) || !fills(e.contraction, tile.k)) continue;
     products.push(id);
     contraction = Math.max(contraction, e.contraction);
   }
   if (products.length === 0) return undefined;
-  const slab = Math.min(MAX_SLAB, roundUp(contraction, MMA_TILE.k));
-  const rowStride = slab + ROW_PADDING;
-  return { products, sizing: { slab, rowStride, warpElements: (MMA_TILE.m + MMA_TILE.n) * rowStride } };
+  const bytes = stagedBytes(operands);
+  const slab = Math.min(MAX_SLAB_BYTES / bytes, roundUp(contraction, tile.k));
+  const rowStride = slab + ROW_PADDING_BYTES / bytes;
+  return { products, sizing: { operands, slab, rowStride, warpElements: (tile.m + tile.n) * rowStride } };
 }
 
 /** Floats of on-chip memory the warps' staging slices take. */
-const stagingFloats = (k: ScheduledKernel, s: Sizing) => ((k.invocations / WARP_LANES) * s.warpElements) / 2;
+const stagingFloats = (k: ScheduledKernel, s: Sizing) =>
+  ((k.invocations / WARP_LANES) * s.warpElements * stagedBytes(s.operands)) / 4;
 
 /** Floats of on-chip memory the staging of each product of a kernel's tensor-core plan takes. */
 export const tensorCoreStagingFloats = (k: ScheduledKernel): number => stagingFloats(k, k.tensorCores!);
@@ -153,8 +160,9 @@ function placed(
   scheduled: ScheduledKernel,
   limits: TargetLimits,
   key: KernelPlan['homeKey'],
+  operands: MmaOperands,
 ): ScheduledKernel | undefined {
-  const p = plan(scheduled);
+  const p = plan(scheduled, operands);
   if (!p) return undefined;
   // Warps own the products' tiles (and an update's, its state's), not their rows: the rows and
   // barriers around them change.
@@ -183,8 +191,11 @@ function placed(
 /**
  * The chunk scheduled with its qualifying products on tensor cores (see withTensorCores).
  */
-export const scheduleWithTensorCores = (chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel =>
-  withTensorCores((l) => schedule(chunk, l), limits, homeKey);
+export const scheduleWithTensorCores = (
+  chunk: ChunkProgram,
+  limits: TargetLimits,
+  operands: MmaOperands = 'bf16',
+): ScheduledKernel => withTensorCores((l) => schedule(chunk, l), limits, homeKey, operands);
 
 /**
  * A kernel scheduled by `scheduleFor` (the forward's scheduler, or the backward's, whose carried
@@ -196,15 +207,16 @@ export function withTensorCores(
   scheduleFor: (limits: TargetLimits) => ScheduledKernel,
   limits: TargetLimits,
   key: KernelPlan['homeKey'],
+  operands: MmaOperands,
 ): ScheduledKernel {
   const plain = scheduleFor(limits);
-  const p = plan(plain);
+  const p = plan(plain, operands);
   if (!p) return plain;
   const staging = stagingFloats(plain, p.sizing) * 4;
   const room = limits.workgroupBytes - staging - 16;
   const withStaging = (l: TargetLimits) =>
-    placed(scheduleFor(l), limits, key) ??
-    (room > 0 ? placed(scheduleFor({ ...l, workgroupBytes: room }), limits, key) : undefined) ??
+    placed(scheduleFor(l), limits, key, operands) ??
+    (room > 0 ? placed(scheduleFor({ ...l, workgroupBytes: room }), limits, key, operands) : undefined) ??
     scheduleFor(l);
   // The scheduler counts resident blocks without the staging, which may fit a gap or not: schedule
   // also as if each block took it whole, and keep the better (layout.ts: more blocks per SM, then

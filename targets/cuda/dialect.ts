@@ -1,6 +1,8 @@
 /** CUDA C++'s spelling of the C-like kernel constructs: unsigned indices, f32 math, `__syncthreads`. */
 import type { UnaryFn } from '../../compiler/ir/ir.ts';
 import type { Dialect } from '../clike/dialect.ts';
+import type { MmaOperands } from '../../compiler/schedule/kernel.ts';
+import type { MatmulPrecision } from '../target.ts';
 import { floatLiteral } from '../clike/literals.ts';
 import { cudaFragments, WORKGROUP_BF16 } from './fragments.ts';
 
@@ -57,3 +59,10 @@ export const ROUND_BF16 = 'tttc_round_bf16';
  * the scheduler put on tensor cores stage their operands as bf16 (./fragments.ts).
  */
 export const cudaBf16: Dialect = { ...cuda, matmulOperand: (x) => `${ROUND_BF16}(${x})`, fragments: cudaFragments };
+
+/** The dialect of a matmul precision: tf32x3 keeps f32 operands, its products on tensor cores at f32's accuracy. */
+export const cudaDialect = (dtype: MatmulPrecision): Dialect =>
+  dtype === 'bf16' ? cudaBf16 : dtype === 'tf32x3' ? { ...cuda, fragments: cudaFragments } : cuda;
+
+/** The tensor-core operands a matmul precision asks for; undefined: every product on FFMA. */
+export const mmaOperands = (dtype: MatmulPrecision): MmaOperands | undefined => (dtype === 'f32' ? undefined : dtype);

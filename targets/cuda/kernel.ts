@@ -91,9 +91,10 @@ export function renderKernel(
       `TTTC_DYNAMIC_SHARED(float, ${WORKGROUP_ARRAY});  // ${kernel.workgroupFloats} floats, placed by the scheduler`,
     );
   const bf16Slots = [...(kernel.prefetch?.values() ?? [])].some((s) => s.elementBytes === 2);
-  if (kernel.tensorCores || bf16Slots) {
+  const bf16Staging = kernel.tensorCores?.operands === 'bf16';
+  if (bf16Staging || bf16Slots) {
     const what = [
-      ...(kernel.tensorCores ? ['tensor-core operands, staged as bf16'] : []),
+      ...(bf16Staging ? ['tensor-core operands, staged as bf16'] : []),
       ...(bf16Slots ? ['bf16 rows read ahead'] : []),
     ];
     body.line(

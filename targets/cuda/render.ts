@@ -7,7 +7,7 @@ import { Lines } from '../clike/lines.ts';
 import { stem, type GeneratedFile, type TargetOptions } from '../target.ts';
 import { apiOf, type CudaApi } from './api.ts';
 import { type Arch, archOf, minBlocksPerSm } from './arch.ts';
-import { cuda, cudaBf16, ROUND_BF16 } from './dialect.ts';
+import { cudaDialect, mmaOperands, ROUND_BF16 } from './dialect.ts';
 import { renderHeader } from './header.ts';
 import { ioNote, trainingTensors } from './tensors.ts';
 import { type HostKernel, renderHost } from './host.ts';
@@ -32,9 +32,11 @@ export interface CudaKernel {
   files: GeneratedFile[];
 }
 
-/** A forward chunk program scheduled for CUDA: with bf16 operands, its qualifying products on tensor cores. */
-export const scheduleForward = (chunk: ChunkProgram, arch: Arch, dtype: TargetOptions['dtype']): ScheduledKernel =>
-  dtype === 'bf16' ? scheduleWithTensorCores(chunk, arch.limits) : schedule(chunk, arch.limits);
+/** A forward chunk program scheduled for CUDA: under bf16 or tf32x3, its qualifying products on tensor cores. */
+export function scheduleForward(chunk: ChunkProgram, arch: Arch, dtype: TargetOptions['dtype']): ScheduledKernel {
+  const operands = mmaOperands(dtype);
+  return operands ? scheduleWithTensorCores(chunk, arch.limits, operands) : schedule(chunk, arch.limits);
+}
 
 /** Whether a kernel calls the device functions of tttc_mma.cuh: tensor-core products, cp.async. */
 export const usesDeviceHelpers = (k: ScheduledKernel) => k.tensorCores !== undefined || k.prefetch !== undefined;
@@ -80,7 +82,7 @@ function renderSource(
       v.kernel,
       compiled.signature,
       tensors,
-      dtype === 'bf16' ? cudaBf16 : cuda,
+      cudaDialect(dtype),
       minBlocksPerSm(v.kernel, arch),
       compiled.text.split('\n'),
     );

@@ -12,6 +12,9 @@
  *                   a[2] = A[g][2t+8..2t+9] a[3] = A[g+8][2t+8..2t+9]
  *   B 16x8 (col):   b[0] = B[2t..2t+1][g]   b[1] = B[2t+8..2t+9][g]
  *   C, D 16x8 f32:  c[0] = C[g][2t] c[1] = C[g][2t+1] c[2] = C[g+8][2t] c[3] = C[g+8][2t+1]
+ *   mma.m16n8k8 tf32, a b32 register holding one tf32 (C and D as above):
+ *   A 16x8 (row):   a[0] = A[g][t] a[1] = A[g+8][t] a[2] = A[g][t+4] a[3] = A[g+8][t+4]
+ *   B 8x8 (col):    b[0] = B[t][g] b[1] = B[t+4][g]
  *   ldmatrix m8n8 b16: lanes 8i..8i+7 give the addresses of rows 0..7 of matrix i (16 bytes each);
  *   r[i] of lane l = matrix i, row l/4, columns 2(l%4)..2(l%4)+1; with .trans, the transpose:
  *   rows 2(l%4)..2(l%4)+1 of column l/4. x1/x2/x4 load 1/2/4 matrices.
@@ -128,6 +131,74 @@ inline void tttc_mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const 
     out[i] = (float)sum;
   }
   for (unsigned i = 0; i < 4; i++) d[i] = out[i];
+}
+
+/* ---- mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32: D = A B + C ---------------------------
+ * A tensor core reads a tf32 operand's 19 high bits of its b32 register; the 8 products (exact in
+ * f64: 11-bit significands) and C are summed and rounded once, as the bf16 mma above. */
+
+namespace tttc_cpu {
+inline double tf32_value(uint32_t r) {
+  const uint32_t bits = r & 0xffffe000u;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+/* cvt.rna.tf32.f32: to 10 fraction bits, nearest with ties away from zero; infinities and NaN kept. */
+inline uint32_t tf32_rna(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) == 0x7f800000u) return u;
+  return (u + 0x1000u) & 0xffffe000u;
+}
+inline float bits_float(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+}  // namespace tttc_cpu
+
+inline uint32_t tttc_tf32_rna(float x) { return ::tttc_cpu::tf32_rna(x); }
+
+inline void tttc_mma_m16n8k8_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const float (&c)[4]) {
+  using namespace ::tttc_cpu;
+  uint32_t a0[kWarp], a1[kWarp], a2[kWarp], a3[kWarp], b0[kWarp], b1[kWarp];
+  gather_pairs(a[0], a[1], a0, a1);
+  gather_pairs(a[2], a[3], a2, a3);
+  gather_pairs(b[0], b[1], b0, b1);
+  /* A[row][k] and B[k][col] from the lanes that hold them (layouts in the comment above). */
+  auto A = [&](unsigned row, unsigned k) {
+    const unsigned src = (row % 8) * 4 + k % 4;
+    return tf32_value(row < 8 ? (k < 4 ? a0[src] : a2[src]) : (k < 4 ? a1[src] : a3[src]));
+  };
+  auto B = [&](unsigned k, unsigned col) { return tf32_value(k < 4 ? b0[col * 4 + k] : b1[col * 4 + k - 4]); };
+  const unsigned g = lane() / 4, t = lane() % 4;
+  float out[4];
+  for (unsigned i = 0; i < 4; i++) {
+    const unsigned row = g + 8 * (i / 2), col = 2 * t + i % 2;
+    double sum = c[i];
+    for (unsigned k = 0; k < 8; k++) sum += A(row, k) * B(k, col);
+    out[i] = (float)sum;
+  }
+  for (unsigned i = 0; i < 4; i++) d[i] = out[i];
+}
+
+/* 3xTF32, as tttc_mma.cuh defines it: each f32 operand split into hi and lo tf32, three mma. */
+template <int n>
+inline void tttc_split_tf32(const uint32_t (&x)[n], uint32_t (&hi)[n], uint32_t (&lo)[n]) {
+  using namespace ::tttc_cpu;
+  for (int i = 0; i < n; i++) {
+    hi[i] = tf32_rna(bits_float(x[i]));
+    lo[i] = tf32_rna(bits_float(x[i]) - bits_float(hi[i]));
+  }
+}
+inline void tttc_mma_m16n8k8_tf32x3(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const float (&c)[4]) {
+  uint32_t a_hi[4], a_lo[4], b_hi[2], b_lo[2];
+  tttc_split_tf32(a, a_hi, a_lo);
+  tttc_split_tf32(b, b_hi, b_lo);
+  tttc_mma_m16n8k8_tf32(d, a_lo, b_hi, c);
+  tttc_mma_m16n8k8_tf32(d, a_hi, b_lo, d);
+  tttc_mma_m16n8k8_tf32(d, a_hi, b_hi, d);
 }
 
 /* ---- cp.async: 16-byte global-to-shared copies, performed by the wait that covers them (above) -- */
