@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { formatDiagnostics } from '../compiler/diagnostics/diagnostic.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
+import type { TargetOptions } from '../targets/target.ts';
 import { renderWgsl } from '../targets/wgsl/render.ts';
 import { exampleFiles, repoRoot } from './support/specs.ts';
 
@@ -35,6 +36,17 @@ function expectGolden(path: string, contents: string): void {
   expect(contents, `tests/golden/${path} (TTTC_UPDATE_GOLDEN=1 regenerates)`).toBe(readFileSync(file, 'utf8'));
 }
 
+/**
+ * TTT-Linear's CUDA under other options: bf16 operands (the products on tensor cores, the state's
+ * update from its product's accumulator), tf32x3 (the same on tf32, staged as f32 and split in
+ * three mma), bf16 I/O (the kernel's loads and stores and the header's fields).
+ */
+const VARIANTS: { suffix: string; options: Partial<TargetOptions>; header: boolean }[] = [
+  { suffix: 'bf16', options: { dtype: 'bf16' }, header: false },
+  { suffix: 'tf32x3', options: { dtype: 'tf32x3' }, header: false },
+  { suffix: 'bf16-io', options: { io: 'bf16' }, header: true },
+];
+
 describe('generated code matches tests/golden/', () => {
   for (const name of exampleFiles) {
     const stem = name.replace(/\.ttt$/, '');
@@ -46,18 +58,12 @@ describe('generated code matches tests/golden/', () => {
       const cuda = renderCuda(compile(name), { arch: 'sm_90', dtype: 'f32' });
       expectGolden(`${stem}.cu`, cuda.files.find((f) => f.path === cuda.api.source)!.contents);
     });
-    // bf16 operands: the products on tensor cores, the state's update from its product's accumulator.
     if (name === 'ttt_linear.ttt')
-      it(`${stem}.bf16.cu`, () => {
-        const cuda = renderCuda(compile(name), { arch: 'sm_90', dtype: 'bf16' });
-        expectGolden(`${stem}.bf16.cu`, cuda.files.find((f) => f.path === cuda.api.source)!.contents);
-      });
-    // bf16 I/O (views and output stored as bf16): the kernel's loads and stores and the header's fields.
-    if (name === 'ttt_linear.ttt')
-      it(`${stem}.bf16-io.cu and .h`, () => {
-        const cuda = renderCuda(compile(name), { arch: 'sm_90', dtype: 'f32', io: 'bf16' });
-        expectGolden(`${stem}.bf16-io.cu`, cuda.files.find((f) => f.path === cuda.api.source)!.contents);
-        expectGolden(`${stem}.bf16-io.h`, cuda.files.find((f) => f.path === cuda.api.header)!.contents);
-      });
+      for (const v of VARIANTS)
+        it(`${stem}.${v.suffix}.cu${v.header ? ' and .h' : ''}`, () => {
+          const cuda = renderCuda(compile(name), { arch: 'sm_90', dtype: 'f32', ...v.options });
+          expectGolden(`${stem}.${v.suffix}.cu`, cuda.files.find((f) => f.path === cuda.api.source)!.contents);
+          if (v.header) expectGolden(`${stem}.${v.suffix}.h`, cuda.files.find((f) => f.path === cuda.api.header)!.contents);
+        });
   }
 });
