@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The GPU benchmark in one command: tttc's generated CUDA kernels for TTT-Linear and TTT-MLP
-# (D = 64, K = 16; f32 matmul operands, bf16 operands, and bf16 operands with bf16 views and
-# output in device memory) timed against the paper's dual form in plain
-# PyTorch and PyTorch's causal SDPA, each kernel set against its floor. bench/gpu/README.md has
-# the details, the time it takes, and how to split it over several calls.
+# (D = 64, K = 16; f32 matmul operands, f32 operands split over three tf32 tensor-core products
+# (tf32x3), bf16 operands, and bf16 operands with bf16 views and output in device memory) timed
+# against the paper's dual form in plain PyTorch and PyTorch's causal SDPA, each kernel set
+# against its floor. bench/gpu/README.md has the details, the time it takes, and how to split it
+# over several calls.
 #
-#   bench/gpu.sh --prepare [DIR]   generate the six kernels into DIR (default build/bench-gpu)
+#   bench/gpu.sh --prepare [DIR]   generate the eight kernels into DIR (default build/bench-gpu)
 #                                  for TTTC_ARCH (default: this machine's GPU, else sm_90); needs
 #                                  node and this repository's `npm ci`
 #   bench/gpu.sh OUT [OPTIONS]     on the GPU: generate the kernels first if they are missing and
@@ -28,6 +29,7 @@ gpu_arch() { echo "sm_$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader
 # Each configuration (bench/gpu/floors.py CONFIGS) and its compile options.
 configs=(
   "f32:--dtype f32"
+  "tf32x3:--dtype tf32x3"
   "bf16:--dtype bf16"
   "bf16-io:--dtype bf16 --io bf16"
 )
@@ -55,7 +57,7 @@ if [[ "${1:-}" == "--prepare" ]]; then
 fi
 
 if [[ $# -lt 1 || "$1" == -* ]]; then
-  sed -n '2,17p' "${BASH_SOURCE[0]}" >&2
+  sed -n '2,18p' "${BASH_SOURCE[0]}" >&2
   exit 2
 fi
 out="$(absolute "$1")"

@@ -4,12 +4,15 @@ paper's dual form in plain PyTorch (bench/gpu/dual_form.py) and PyTorch's causal
 attention, and sets each kernel against its floor (bench/gpu/floors.py).
 
     python3 bench/gpu/bench.py --kernels DIR --out results.json [--svg plot.svg]
-        [--layers linear mlp] [--dtypes f32 bf16 bf16-io] [--tokens 2048 8192 32768] [--heads 64 512]
-        [--runs 20] [--warmup 3] [--copies 3]
+        [--layers linear mlp] [--dtypes f32 tf32x3 bf16 bf16-io] [--tokens 2048 8192 32768]
+        [--heads 64 512] [--runs 20] [--warmup 3] [--copies 3]
 
 DIR holds the kernels `bench/gpu.sh --prepare DIR` generates; bench/gpu.sh runs both steps.
 Sizes: D = 64, K = 16, 16 heads (B = B·H / 16). Configurations (floors.CONFIGS):
 - f32: the kernel with f32 matmul operands; the dual form and SDPA in float32, TF32 off.
+- tf32x3: the kernel with f32 operands on tf32 tensor cores (--dtype tf32x3: each operand split
+  into a high and a low tf32 part, three mma per step), as accurate as f32; float32 tensors. Its
+  dual form and SDPA are the f32 case's, not timed twice.
 - bf16: the kernel with bf16 matmul operands (its tensors stay float32: the binding takes
   float32 and keeps f32 state and accumulation); the dual form under torch.autocast(bfloat16),
   as a PyTorch user would run it; SDPA on bfloat16 q, k, v.
@@ -43,15 +46,17 @@ import timing  # noqa: E402
 D, K, HEADS = 64, 16, 16
 DEVICE = "cuda"  # check_bench_cpu.py runs this file's orchestration on "cpu"
 BASE_LR = {"linear": 1.0, "mlp": 0.1}  # the paper's inner learning rates (semantics.md §1)
-# In this order: f32 before the bf16 operands, whose SDPA may convert the shared inputs in place.
+# In this order: the configurations with f32 baselines before the bf16 ones, whose SDPA may convert
+# the shared inputs in place.
 DTYPES = tuple(floors.CONFIGS)
 # Above these, a relative error against the f32 dual form is flagged (METHOD.md: f32 lands far
-# under 1e-3, bf16 operands between 1e-3 and 1e-2; a long sequence compounds rounding). bf16 I/O
-# adds two roundings to bf16 (8 significant bits, each off by up to 2⁻⁸ ≈ 3.9e-3 relative):
+# under 1e-3, bf16 operands between 1e-3 and 1e-2; a long sequence compounds rounding). tf32x3
+# has f32's bound: it must be as accurate as f32. bf16 I/O adds two roundings to bf16
+# (8 significant bits, each off by up to 2⁻⁸ ≈ 3.9e-3 relative):
 # q, k, v on the way in (the bf16 kernel already rounds them where they are matmul operands;
 # what is new is their elementwise uses, e.g. the reconstruction target) and the output on the
 # way out (at most 2⁻⁸ of its norm). Hence the bf16 bound plus 2 · 2⁻⁸, rounded up.
-ERROR_BOUNDS = {"f32": 1e-3, "bf16": 5e-2, "bf16-io": 6e-2}
+ERROR_BOUNDS = {"f32": 1e-3, "tf32x3": 1e-3, "bf16": 5e-2, "bf16-io": 6e-2}
 
 
 @dataclasses.dataclass
@@ -129,13 +134,19 @@ def attempt(case: dict, name: str, measure):
         return None
 
 
-def operands(case: dict) -> str:
-    return floors.CONFIGS[case["dtype"]].operands
+def baselines(case: dict) -> str:
+    """The type the case's dual form and SDPA run in; cases with the same one share them."""
+    return floors.CONFIGS[case["dtype"]].baselines
+
+
+def shared_note(timed: dict) -> str:
+    """The note on a case that shows timed's dual form or SDPA instead of timing its own."""
+    return f"the {timed['dtype']} case's (the same {baselines(timed)} baselines), not timed again"
 
 
 def measure_layer(case: dict, module, w: Workload, reference: torch.Tensor, args, dual: bool) -> None:
     """Times the kernel, and the dual form when dual, for one case, then checks both outputs on copy 0."""
-    B, H, T, bf16 = case["B"], case["H"], case["T"], operands(case) == "bf16"
+    B, H, T, bf16 = case["B"], case["H"], case["T"], baselines(case) == "bf16"
     accums = {n: torch.zeros(B, H, *s, device=DEVICE) for n, s in module.STATES.items()}  # start = 0: nothing accumulated
     out = kernels.outputs(module, B, H, T, DEVICE)
     runs = {"tttc": (lambda i: w.kernel(module, i, accums, out), out[0])}
@@ -163,18 +174,18 @@ def measure_chain(module, w: Workload, args) -> dict:
 
 
 def share_dual_form(case: dict, timed: dict) -> None:
-    """The dual form of a case with the same layer and operands as timed, copied rather than timed again."""
+    """The dual form of a case with the same layer and baselines as timed, copied rather than timed again."""
     for part in ("times", "errors"):
         if "dual_form" in timed[part]:
             case[part]["dual_form"] = timed[part]["dual_form"]
-    case["notes"]["dual_form"] = timed["notes"].get("dual_form", f"the {timed['dtype']} case's (same operands), not timed again")
+    case["notes"]["dual_form"] = timed["notes"].get("dual_form", shared_note(timed))
 
 
 def measure_sdpa(cases: list[dict], views: list[dict], rounded: list[dict], args) -> None:
-    """Causal attention over the same q, k, v ([B, H, T, 64]) once per operand type, shared by the
-    cases with those operands."""
-    for dtype in dict.fromkeys(operands(c) for c in cases):
-        of_dtype = [c for c in cases if operands(c) == dtype]
+    """Causal attention over the same q, k, v ([B, H, T, 64]) once per baseline type (float32 or
+    bf16), shared by the cases with those baselines."""
+    for dtype in dict.fromkeys(baselines(c) for c in cases):
+        of_dtype = [c for c in cases if baselines(c) == dtype]
         if dtype == "bf16" and not rounded:
             for v in views:  # in place, freeing each float32 tensor as its copy is made
                 v.update(rounded_views([v])[0])
@@ -186,7 +197,7 @@ def measure_sdpa(cases: list[dict], views: list[dict], rounded: list[dict], args
             else:
                 c["times"]["sdpa"] = t
             if c["dtype"] != of_dtype[0]["dtype"]:
-                c["notes"].setdefault("sdpa", f"the {of_dtype[0]['dtype']} case's (same operands), not timed again")
+                c["notes"].setdefault("sdpa", shared_note(of_dtype[0]))
         if t is not None:
             print(f"  sdpa   {dtype:7} B·H={of_dtype[0]['BH']:<4} T={of_dtype[0]['T']:<6} {'':9} {t['median_ms']:10.3f} ms", flush=True)
 
@@ -222,7 +233,7 @@ def run_group(BH: int, T: int, modules: dict, chains: dict, args) -> list[dict]:
         of_layer = [c for c in running if c["layer"] == layer]
         for c in of_layer:
             module = modules[(layer, c["dtype"])]
-            timed = next(o for o in of_layer if operands(o) == operands(c))  # the first with these operands times the dual form
+            timed = next(o for o in of_layer if baselines(o) == baselines(c))  # the first with these baselines times the dual form
             measure_layer(c, module, w, reference, args, dual=timed is c)
             if timed is not c:
                 share_dual_form(c, timed)
@@ -296,7 +307,7 @@ def main() -> int:
         "cases": [],
     }
     c = results["ceilings"]
-    print(f"{results['device']}: copy {c['bandwidth_GBps']:.0f} GB/s, matmul f32 {c['matmul_TFLOPs']['f32']:.1f} TFLOP/s, bf16 {c['matmul_TFLOPs']['bf16']:.0f} TFLOP/s ({time.time() - began:.0f} s)", flush=True)
+    print(f"{results['device']}: copy {c['bandwidth_GBps']:.0f} GB/s, matmul f32 {c['matmul_TFLOPs']['f32']:.1f} TFLOP/s, tf32 {c['matmul_TFLOPs']['tf32']:.0f} TFLOP/s, bf16 {c['matmul_TFLOPs']['bf16']:.0f} TFLOP/s ({time.time() - began:.0f} s)", flush=True)
     chains = {}
     for BH in args.heads:
         for T in args.tokens:

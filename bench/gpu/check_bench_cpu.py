@@ -11,8 +11,9 @@ measured ceilings by constants, and SDPA by plain causal attention where PyTorch
 
 With --kernels (from bench/gpu.sh --prepare), the generated bindings run as they are, on CPU
 tensors through cuda-cpu (their CPU extensions built with TTTC_CUDA_CPU_INCLUDE, default this
-repository's runtime/cuda-cpu/include): the bf16-io kernels take bf16 views and return a bf16
-output, and each kernel's error is held to bench.py's bounds.
+repository's runtime/cuda-cpu/include): the tf32x3 kernels' tensor-core products emulated, the
+bf16-io kernels taking bf16 views and returning a bf16 output, and each kernel's error is held to
+bench.py's bounds.
 
 Needs PyTorch (a CPU build will do); not part of the vitest suite. Exits 1 when it fails.
 """
@@ -114,24 +115,31 @@ def dry_run(kernel_dir: pathlib.Path, out: pathlib.Path, sizes: list[str]) -> tu
 
 
 def check_cases(cases: list[dict], real: bool) -> list[str]:
-    """Every case timed and checked; bf16-io sharing the bf16 case's dual form and SDPA."""
+    """Every case timed and checked; tf32x3 sharing the f32 case's dual form and SDPA, bf16-io
+    the bf16 case's."""
     problems = []
-    if len(cases) != 2 * 3 * 2 * 2:
-        problems.append(f"{len(cases)} cases, expected 24")
+    expected = len(floors.LAYERS) * len(bench.DTYPES) * 2 * 2
+    if len(cases) != expected:
+        problems.append(f"{len(cases)} cases, expected {expected}")
     by_key = {(c["layer"], c["dtype"], c["BH"], c["T"]): c for c in cases}
+    timer = {}  # the first configuration with each baseline type times its dual form and SDPA
+    for config in bench.DTYPES:
+        timer.setdefault(floors.CONFIGS[config].baselines, config)
     for c in cases:
         name = f"{c['layer']} {c['dtype']} B·H={c['BH']} T={c['T']}"
-        shared = c["dtype"] == "bf16-io"  # its dual form and SDPA are the bf16 case's
+        timed = timer[floors.CONFIGS[c["dtype"]].baselines]
+        shared = c["dtype"] != timed
         if set(c["times"]) != {"tttc", "dual_form", "sdpa"} or c["chain"] is None or set(c["notes"]) != ({"dual_form", "sdpa"} if shared else set()):
             problems.append(f"{name}: times {sorted(c['times'])}, chain {c['chain']}, notes {c['notes']}")
         if shared:
-            bf16 = by_key[(c["layer"], "bf16", c["BH"], c["T"])]
-            if any(c[part][n] != bf16[part][n] for part, n in (("times", "dual_form"), ("times", "sdpa"), ("errors", "dual_form"))):
-                problems.append(f"{name}: the dual form and SDPA are not the bf16 case's")
+            source = by_key[(c["layer"], timed, c["BH"], c["T"])]
+            same_times = all(c["times"][n] == source["times"][n] for n in ("dual_form", "sdpa"))
+            if not same_times or c["errors"].get("dual_form") != source["errors"].get("dual_form"):
+                problems.append(f"{name}: the dual form and SDPA are not the {timed} case's")
         error = c["errors"]["tttc"]
         if real:  # the kernels' own rounding: bench.py's bounds
             within = 0 < error < bench.ERROR_BOUNDS[c["dtype"]]
-        elif shared:  # views and output rounded to bf16 (2⁻⁸ each at most): a few 1e-3
+        elif floors.CONFIGS[c["dtype"]].io_bytes == 2:  # views and output rounded to bf16 (2⁻⁸ each at most): a few 1e-3
             within = 1e-4 < error < bench.ERROR_BOUNDS["bf16-io"]
         else:  # float64 against float32
             within = 0 < error < 1e-5
@@ -148,12 +156,13 @@ def check_cases(cases: list[dict], real: bool) -> list[str]:
 def check_memory_skip(kernel_dir: pathlib.Path, out: pathlib.Path) -> list[str]:
     """With room for everything but the bf16 copies of q, k, v, bf16-io is skipped with a note
     and the other configurations run."""
+    float32_io = {d for d in bench.DTYPES if floors.CONFIGS[d].io_bytes == 4}
     room = bench.bytes_needed(16, 32, 3, False) / 0.9 + 1
     torch.cuda.mem_get_info = lambda: (room, 80 * 2**30)
     status, cases = dry_run(kernel_dir, out, ["--tokens", "32", "--heads", "16", "--layers", "linear"])
     skipped = {c["dtype"] for c in cases if "all" in c["notes"] and not c["times"]}
     ran = {c["dtype"] for c in cases if "tttc" in c["times"]}
-    if status or skipped != {"bf16-io"} or ran != {"f32", "bf16"}:
+    if status or skipped != {"bf16-io"} or ran != float32_io:
         return [f"short of memory for the bf16 copies: status {status}, skipped {sorted(skipped)}, ran {sorted(ran)}"]
     return []
 
@@ -171,7 +180,7 @@ def main() -> int:
         stand_ins()
     bench.DEVICE = "cpu"
     bench.timing.time_ms = host_time_ms
-    bench.timing.measure_ceilings = lambda runs, warmup: {"bandwidth_GBps": 3000.0, "matmul_TFLOPs": {"f32": 50.0, "bf16": 800.0}}
+    bench.timing.measure_ceilings = lambda runs, warmup: {"bandwidth_GBps": 3000.0, "matmul_TFLOPs": {"f32": 50.0, "tf32": 400.0, "bf16": 800.0}}
     bench.describe_device = lambda: {"device": "CPU, cuda-cpu kernels" if args.kernels else "CPU stand-in"}
     torch.cuda.is_available = lambda: True
     torch.cuda.mem_get_info = lambda: (64 * 2**30, 80 * 2**30)

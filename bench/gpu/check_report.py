@@ -23,7 +23,8 @@ import floors  # noqa: E402
 import report  # noqa: E402
 
 D, K = 64, 16
-CEILINGS = {"bandwidth_GBps": 3000.0, "matmul_TFLOPs": {"f32": 50.0, "bf16": 800.0}}
+CEILINGS = {"bandwidth_GBps": 3000.0, "matmul_TFLOPs": {"f32": 50.0, "tf32": 400.0, "bf16": 800.0}}
+PANELS = len(floors.LAYERS) * len(floors.CONFIGS) * 2  # layers × configurations × B·H
 
 
 def fake_results(tokens: list[int]) -> dict:
@@ -67,6 +68,10 @@ def main() -> int:
     check(io["bytes"] == 64 * (2048 * (256 * 2 + 4) + 2 * 4160 * 4), f"linear bf16-io bytes {io['bytes']}", failures)
     bf16 = floors.floor("linear", "bf16", D, K, 64, 2048, CEILINGS, None)
     check(io["compute_ms"] == bf16["compute_ms"] and io["memory_ms"] < bf16["memory_ms"], "bf16-io: the bf16 compute bound, a lower memory bound", failures)
+    # tf32x3: f32's bytes; three tf32 matmuls per product, so a third of the tf32 rate.
+    x3 = floors.floor("linear", "tf32x3", D, K, 64, 2048, CEILINGS, None)
+    check(x3["bytes"] == f["bytes"] and x3["flops"] == f["flops"], "tf32x3: f32's bytes and FLOPs", failures)
+    check(math.isclose(x3["compute_ms"], x3["flops"] / (400e12 / 3) * 1e3), "tf32x3: the compute bound at a third of the tf32 rate", failures)
     g = floors.floor("mlp", "bf16", D, K, 512, 32768, CEILINGS, None)
     check("chain_ms" not in g and g["floor_ms"] == max(g["memory_ms"], g["compute_ms"]), "without a chain, the floor is the larger hardware bound", failures)
 
@@ -75,13 +80,13 @@ def main() -> int:
         report.write(results, out / name, out / f"{name}.svg")
     merged = report.merge([json.loads((out / n).read_text()) for n in ("part-1.json", "part-2.json")])
     report.write(merged, out / "results.json", out / "tokens-per-second.svg")
-    check(len(merged["cases"]) == 36 and merged["sizes"]["T"] == [2048, 8192, 32768], "merge joins the parts' cases and sizes", failures)
+    check(len(merged["cases"]) == PANELS * 3 and merged["sizes"]["T"] == [2048, 8192, 32768], "merge joins the parts' cases and sizes", failures)
     case = merged["cases"][0]
     check(math.isclose(case["ratios"]["speedup_vs_dual_form"], case["times"]["dual_form"]["median_ms"] / case["times"]["tttc"]["median_ms"]), "speedup = other's time / the kernel's", failures)
     check(math.isclose(case["tokens_per_s"]["tttc"], case["BH"] * case["T"] / (case["times"]["tttc"]["median_ms"] * 1e-3)), "tokens/s = B·H·T / time", failures)
     svg = ET.parse(out / "tokens-per-second.svg").getroot()
     lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
-    check(len(lines) == 12 * 4, f"SVG parses; {len(lines)} lines in 12 panels (tttc, dual form, SDPA, floor)", failures)
+    check(len(lines) == PANELS * 4, f"SVG parses; {len(lines)} lines in {PANELS} panels (tttc, dual form, SDPA, floor)", failures)
     try:
         report.merge([short, {**long, "device": "Other GPU"}])
         check(False, "merge refuses results from two devices", failures)

@@ -5,7 +5,8 @@
   at the end, float32) over the measured copy bandwidth;
 - compute: the multiply-adds of the dual form's matmuls (counted below from bench/gpu/dual_form.py;
   check_dual_form.py checks the count against the matmuls it runs) over the measured matmul rate
-  of the case's operand type (f32 with TF32 off, or bf16);
+  of the case's operand type (f32 with TF32 off, tf32, or bf16), divided by the matmuls at that
+  rate each product takes (three under tf32x3);
 - chain: mini-batches of one (sequence, head) run one after another, so no kernel beats the time
   one block alone takes for the same T; bench.py measures it at B·H = 1.
 
@@ -24,13 +25,22 @@ FLOAT_BYTES = 4  # learning rates and states: float32 in every configuration
 class Config(NamedTuple):
     """One kernel configuration the benchmark times."""
 
-    operands: str  # matmul operand type: the compute ceiling's, and the dual form's and SDPA's beside it
+    baselines: str  # the type the dual form and SDPA beside it run in: "f32" (TF32 off) or "bf16"
+    rate: str  # the measured matmul rate its compute bound divides by: "f32" (TF32 off), "tf32" or "bf16"
+    passes: int  # matmuls at that rate per product of the kernel
     io_bytes: int  # bytes per element of the views (q, k, v) and the output in device memory
 
 
-# f32 and bf16 operands with float32 views and output; then bf16 operands with the views and the
-# output stored as bf16 (tttc compile --dtype bf16 --io bf16).
-CONFIGS = {"f32": Config("f32", 4), "bf16": Config("bf16", 4), "bf16-io": Config("bf16", 2)}
+# f32 operands, on the CUDA cores and then on tf32 tensor cores (tttc compile --dtype tf32x3:
+# each operand split into a high and a low tf32 part, three mma per step, hi·hi + hi·lo + lo·hi,
+# so f32's accuracy and f32's baselines); bf16 operands; all with float32 views and output. Then
+# bf16 operands with the views and the output stored as bf16 (--dtype bf16 --io bf16).
+CONFIGS = {
+    "f32": Config("f32", "f32", 1, 4),
+    "tf32x3": Config("f32", "tf32", 3, 4),
+    "bf16": Config("bf16", "bf16", 1, 4),
+    "bf16-io": Config("bf16", "bf16", 1, 2),
+}
 
 
 def state_shapes(layer: str, D: int) -> dict[str, tuple[int, ...]]:
@@ -76,14 +86,14 @@ def floor(layer: str, dtype: str, D: int, K: int, BH: int, T: int, ceilings: dic
     """The three bounds in milliseconds, the largest of them, and which one it is, for the
     configuration named dtype (a key of CONFIGS).
 
-    ceilings: {"bandwidth_GBps": ..., "matmul_TFLOPs": {"f32": ..., "bf16": ...}}. chain_ms is
-    None when it was not measured; the floor is then the larger of the other two."""
+    ceilings: {"bandwidth_GBps": ..., "matmul_TFLOPs": {"f32": ..., "tf32": ..., "bf16": ...}}.
+    chain_ms is None when it was not measured; the floor is then the larger of the other two."""
     config = CONFIGS[dtype]
     nbytes = bytes_moved(layer, D, BH, T, config.io_bytes)
     flops = 2 * macs_per_token(layer, D, K) * BH * T
     bounds = {
         "memory": nbytes / (ceilings["bandwidth_GBps"] * 1e9) * 1e3,
-        "compute": flops / (ceilings["matmul_TFLOPs"][config.operands] * 1e12) * 1e3,
+        "compute": flops * config.passes / (ceilings["matmul_TFLOPs"][config.rate] * 1e12) * 1e3,
     }
     if chain_ms is not None:
         bounds["chain"] = chain_ms

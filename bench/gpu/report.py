@@ -25,7 +25,8 @@ IMPLEMENTATIONS = {
     "dual_form": "PyTorch dual form",
     "sdpa": "PyTorch SDPA (causal)",
 }
-# Configurations in table and plot order: f32, bf16 operands, bf16 operands and I/O.
+# Configurations in table and plot order (floors.CONFIGS): f32 operands, tf32x3, bf16 operands,
+# bf16 operands and I/O.
 CONFIG_ORDER = {name: i for i, name in enumerate(floors.CONFIGS)}
 
 

@@ -1,6 +1,7 @@
 """GPU timing as METHOD.md asks: CUDA events around each call, warm-up first, the median of many
 calls, and inputs rotated among several copies so that a later call cannot read what an earlier
-one left in L2. Also the two ceilings the floors divide by, measured on the card in hand."""
+one left in L2. Also the ceilings the floors divide by, measured on the card in hand: copy
+bandwidth and matmul rates."""
 
 from __future__ import annotations
 
@@ -39,13 +40,19 @@ def measure_bandwidth_GBps(runs: int, warmup: int) -> float:
     return 2 * n * 4 / (ms * 1e-3) / 1e9
 
 
-def measure_matmul_TFLOPs(dtype: torch.dtype, runs: int, warmup: int) -> float:
-    """An 8192³ product on random data (zeros run faster, METHOD.md), with TF32 off for float32."""
+def measure_matmul_TFLOPs(dtype: torch.dtype, runs: int, warmup: int, tf32: bool = False) -> float:
+    """An 8192³ product on random data (zeros run faster, METHOD.md); float32 with TF32 off, or
+    on when tf32 (PyTorch's setting restored afterwards)."""
     n = 8192
     a = torch.randn(n, n, device="cuda", dtype=dtype)
     b = torch.randn(n, n, device="cuda", dtype=dtype)
     c = torch.empty(n, n, device="cuda", dtype=dtype)
-    ms = time_ms(lambda _: torch.matmul(a, b, out=c), 1, runs, warmup)["median_ms"]
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        ms = time_ms(lambda _: torch.matmul(a, b, out=c), 1, runs, warmup)["median_ms"]
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
     return 2 * n**3 / (ms * 1e-3) / 1e12
 
 
@@ -54,6 +61,7 @@ def measure_ceilings(runs: int, warmup: int) -> dict:
         "bandwidth_GBps": measure_bandwidth_GBps(runs, warmup),
         "matmul_TFLOPs": {
             "f32": measure_matmul_TFLOPs(torch.float32, runs, warmup),
+            "tf32": measure_matmul_TFLOPs(torch.float32, runs, warmup, tf32=True),
             "bf16": measure_matmul_TFLOPs(torch.bfloat16, runs, warmup),
         },
     }
