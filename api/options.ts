@@ -28,6 +28,9 @@ export interface CompileOptions {
   form?: FormRequest;
 }
 
+/** The CUDA architecture a compile targets when none is given. */
+export const DEFAULT_ARCH = 'sm_90';
+
 /** A bad option (not a bad spec): an unknown target, a malformed arch, a non-integer define. */
 export class OptionError extends Error {
   override name = 'OptionError';
@@ -48,7 +51,7 @@ export function resolveOptions(options: CompileOptions): ResolvedOptions {
   if (targets.length === 0) throw new OptionError(`no targets given; targets: ${TARGET_NAMES.join(', ')}`);
   for (const t of targets)
     if (!TARGET_NAMES.includes(t)) throw new OptionError(`unknown target '${t}'; targets: ${TARGET_NAMES.join(', ')}`);
-  const arch = options.arch ?? 'sm_90';
+  const arch = options.arch ?? DEFAULT_ARCH;
   if (!/^sm_\d+a?$/.test(arch)) throw new OptionError(`arch must look like sm_80 or sm_90, got '${arch}'`);
   const dtype = options.dtype ?? 'f32';
   if (!MATMUL_PRECISIONS.includes(dtype))

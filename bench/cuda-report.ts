@@ -34,7 +34,7 @@ import { CUDA_FEATURES } from '../targets/cuda/kernel.ts';
 import { renderCuda, scheduleForward } from '../targets/cuda/render.ts';
 import { bytesPerToken, trainingTensors } from '../targets/cuda/tensors.ts';
 import { allPorts, type Io, withIo } from '../core/signature.ts';
-import { ARCHS, type Occupancy, occupancy } from './cuda-occupancy.ts';
+import { ARCHS, type Occupancy, occupancy } from '../targets/cuda/occupancy.ts';
 import {
   type Barriers,
   type Counts,
@@ -43,7 +43,7 @@ import {
   launches,
   ptxCounts,
   ptxasResources,
-} from './cuda-kernels.ts';
+} from '../targets/cuda/readback.ts';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');

@@ -9,6 +9,8 @@ import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
 import { writeAllOrNone } from './write.ts';
+import { cudaReport, formatCudaReport } from './cuda-report.ts';
+import { DEFAULT_ARCH } from '../api/options.ts';
 
 const shape = (s: readonly number[]) => `[${s.join(', ')}]`;
 
@@ -82,6 +84,9 @@ export function gradCommand(a: ParsedArgs, io: CliIO): number {
 export async function compileCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   const targets = (a.options.get('target') ?? 'ir').split(',').map((t) => t.trim());
   if (targets.some((t) => t === '')) throw new UsageError(`--target has an empty entry: '${a.options.get('target')}'`);
+  const report = a.flags.has('report');
+  if (report && !targets.includes('cuda'))
+    throw new UsageError('--report reads back the CUDA kernels: add cuda to --target');
   const { file, text } = readSpec(a.positional[0]);
   const result = await compile(text, {
     ...specOptions(a, file),
@@ -92,10 +97,14 @@ export async function compileCommand(a: ParsedArgs, io: CliIO): Promise<number> 
   });
   const dir = a.options.get('out') ?? 'build';
   const written = result.ok ? await writeAllOrNone(dir, result.files, [file]) : [];
-  if (a.flags.has('json')) io.out(JSON.stringify({ ok: result.ok, diagnostics: result.diagnostics, written }, null, 2));
+  const arch = a.options.get('arch') ?? DEFAULT_ARCH;
+  const kernels = report && result.ok ? await cudaReport(result.files, arch) : undefined;
+  if (a.flags.has('json'))
+    io.out(JSON.stringify({ ok: result.ok, diagnostics: result.diagnostics, written, report: kernels }, null, 2));
   else {
     reportDiagnostics(result.diagnostics, text, io);
     for (const path of written) io.out(`wrote ${path}`);
+    if (kernels) io.out(formatCudaReport(kernels).join('\n'));
   }
   return result.ok ? 0 : 1;
 }

@@ -49,10 +49,13 @@ ${COMMON}`,
                      f32's accuracy: operands split into two tf32 parts, three mma per step)
   --io IO            global I/O: f32 (default) or bf16 (CUDA: views and output stored as bf16,
                      states, params, rates and arithmetic f32; refused with wgsl and ts)
-  --json             print the files written and the diagnostics as JSON
+  --report           with cuda among the targets: each kernel's threads, shared memory, blocks per
+                     SM and barriers per mini-batch, read back from the generated code; with nvcc
+                     on PATH also its registers, spills and tensor-core instructions
+  --json             print the files written and the diagnostics (and the report) as JSON
 ${COMMON}`,
     valued: ['form', 'target', 'out', 'arch', 'dtype', 'io'],
-    flags: ['json'],
+    flags: ['json', 'report'],
     positional: 1,
     load: () => import('./commands.ts').then((m) => m.compileCommand),
   },

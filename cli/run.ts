@@ -14,6 +14,7 @@ import { type ParsedArgs, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
 import { BACKENDS } from './backends.ts';
+import { DEFAULT_ARCH } from '../api/options.ts';
 import { MATMUL_PRECISION_CHOICES, MATMUL_PRECISIONS, type MatmulPrecision } from '../targets/target.ts';
 import { phases } from './progress.ts';
 
@@ -31,7 +32,7 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
     throw new UsageError(`--dtype must be ${MATMUL_PRECISION_CHOICES}, got '${dtype}'`);
   const ioOption = a.options.get('io') ?? 'f32';
   if (ioOption !== 'f32' && ioOption !== 'bf16') throw new UsageError(`--io must be f32 or bf16, got '${ioOption}'`);
-  const arch = a.options.get('arch') ?? 'sm_90';
+  const arch = a.options.get('arch') ?? DEFAULT_ARCH;
   if (!/^sm_\d+a?$/.test(arch)) throw new UsageError(`--arch must look like sm_80 or sm_90, got '${arch}'`);
   const c = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
   if (!c) return 1;

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ptxasResources, type Resources } from '../bench/cuda-kernels.ts';
+import { ptxasResources, type Resources } from '../targets/cuda/readback.ts';
 import { renderCudaBackward } from '../targets/cuda/backward.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import type { GeneratedFile } from '../targets/target.ts';

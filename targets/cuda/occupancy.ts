@@ -4,7 +4,7 @@
  * Specifications per Compute Capability"; CUDA C++ Best Practices Guide, "Occupancy"): a block
  * is resident only when its warps, its registers and its shared memory all fit beside the others.
  */
-import { archOf } from '../targets/cuda/arch.ts';
+import { archOf } from './arch.ts';
 
 export interface ArchLimits {
   arch: string;
@@ -37,25 +37,30 @@ function shared(
   };
 }
 
+/** Threads and blocks per SM where they differ from sm_80's and sm_90's 2048 and 32 (sm_86, sm_89). */
+const SMALLER_SM: Record<string, { threadsPerSm: number; blocksPerSm: number }> = {
+  sm_86: { threadsPerSm: 1536, blocksPerSm: 16 },
+  sm_89: { threadsPerSm: 1536, blocksPerSm: 24 },
+};
+
+/**
+ * The limits of an arch `--arch` accepts: 64K registers per SM in every one; A100 (sm_80) has 164 KB
+ * shared memory per SM of which one block may opt in to 163 KB, H100/H200 (sm_90) 228 and 227 KB.
+ */
+export function occupancyLimits(arch: string): ArchLimits {
+  return {
+    arch,
+    registersPerSm: 65536,
+    registerUnit: 256,
+    ...shared(arch),
+    ...(SMALLER_SM[arch] ?? { threadsPerSm: 2048, blocksPerSm: 32 }),
+  };
+}
+
+/** The archs the static report covers. */
 export const ARCHS: Record<'sm_80' | 'sm_90', ArchLimits> = {
-  // A100: 64K registers, 164 KB shared memory per SM of which one block may opt in to 163 KB.
-  sm_80: {
-    arch: 'sm_80',
-    registersPerSm: 65536,
-    registerUnit: 256,
-    ...shared('sm_80'),
-    threadsPerSm: 2048,
-    blocksPerSm: 32,
-  },
-  // H100/H200: 64K registers, 228 KB shared memory per SM of which one block may opt in to 227 KB.
-  sm_90: {
-    arch: 'sm_90',
-    registersPerSm: 65536,
-    registerUnit: 256,
-    ...shared('sm_90'),
-    threadsPerSm: 2048,
-    blocksPerSm: 32,
-  },
+  sm_80: occupancyLimits('sm_80'),
+  sm_90: occupancyLimits('sm_90'),
 };
 
 export interface Occupancy {
