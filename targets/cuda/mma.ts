@@ -95,10 +95,7 @@ __device__ __forceinline__ void tttc_mma_m16n8k16_bf16(float (&d)[4], const uint
              "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
 }
 
-/* ---- 3xTF32: D = A B + C for A and B held as f32 (m16n8k8 fragments). Each operand x splits into
- * hi = tf32(x) and lo = tf32(x - hi), both rounded to nearest (ties away), so hi + lo is x within
- * 2^-22 |x|; D = C + lo_a hi_b + hi_a lo_b + hi_a hi_b, the small terms first, dropping lo_a lo_b
- * (at most 2^-22 |a b|): f32's accuracy within a small factor, at three tf32 mma per step ---- */
+/* ---- tf32: cvt.rna.tf32.f32 (nearest, ties away) and mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ---- */
 __device__ __forceinline__ uint32_t tttc_tf32_rna(float x) {
   uint32_t r = 0;
   TTTC_PTX("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
@@ -111,23 +108,6 @@ __device__ __forceinline__ void tttc_mma_m16n8k8_tf32(float (&d)[4], const uint3
            : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]),
              "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
-}
-template <int n>
-__device__ __forceinline__ void tttc_split_tf32(const uint32_t (&x)[n], uint32_t (&hi)[n], uint32_t (&lo)[n]) {
-#pragma unroll
-  for (int i = 0; i < n; i++) {
-    hi[i] = tttc_tf32_rna(__uint_as_float(x[i]));
-    lo[i] = tttc_tf32_rna(__uint_as_float(x[i]) - __uint_as_float(hi[i]));
-  }
-}
-__device__ __forceinline__ void tttc_mma_m16n8k8_tf32x3(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
-                                                        const float (&c)[4]) {
-  uint32_t a_hi[4], a_lo[4], b_hi[2], b_lo[2];
-  tttc_split_tf32(a, a_hi, a_lo);
-  tttc_split_tf32(b, b_hi, b_lo);
-  tttc_mma_m16n8k8_tf32(d, a_lo, b_hi, c);
-  tttc_mma_m16n8k8_tf32(d, a_hi, b_lo, d);
-  tttc_mma_m16n8k8_tf32(d, a_hi, b_hi, d);
 }
 
 /* ---- cp.async: 16 bytes from global to shared, in commit groups; wait<N> leaves N groups pending ---- */
@@ -142,5 +122,26 @@ __device__ __forceinline__ void tttc_cp_async_wait() {
 
 #undef TTTC_PTX
 #endif /* TTTC_CUDA_CPU */
+
+/* ---- 3xTF32, over the operations above (or their emulation): D = A B + C for A and B held as f32
+ * (m16n8k8 fragments). Each operand x splits into hi = tf32(x) and lo = tf32(x - hi), so hi + lo
+ * is x within 2^-22 |x|; D = C + lo_a hi_b + hi_a lo_b + hi_a hi_b, the small terms first, dropping
+ * lo_a lo_b (at most 2^-22 |a b|): f32's accuracy within a small factor, at three tf32 mma a step ---- */
+template <int n>
+__device__ __forceinline__ void tttc_split_tf32(const uint32_t (&x)[n], uint32_t (&hi)[n], uint32_t (&lo)[n]) {
+  for (int i = 0; i < n; i++) {
+    hi[i] = tttc_tf32_rna(__uint_as_float(x[i]));
+    lo[i] = tttc_tf32_rna(__uint_as_float(x[i]) - __uint_as_float(hi[i]));
+  }
+}
+__device__ __forceinline__ void tttc_mma_m16n8k8_tf32x3(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
+                                                        const float (&c)[4]) {
+  uint32_t a_hi[4], a_lo[4], b_hi[2], b_lo[2];
+  tttc_split_tf32(a, a_hi, a_lo);
+  tttc_split_tf32(b, b_hi, b_lo);
+  tttc_mma_m16n8k8_tf32(d, a_lo, b_hi, c);
+  tttc_mma_m16n8k8_tf32(d, a_hi, b_lo, d);
+  tttc_mma_m16n8k8_tf32(d, a_hi, b_hi, d);
+}
 #endif /* TTTC_MMA_CUH */
 `;

@@ -60,6 +60,21 @@ inline void check_aligned16(const char* what, const void* p) {
   abort();
 }
 
+/* D = A B + C on this lane's four accumulator elements (C, D layout above): the `depth` products
+ * and C summed in f64 and rounded once to f32. A(row, k) and B(k, col) read the gathered fragments. */
+template <class ElementA, class ElementB>
+inline void accumulate(float (&d)[4], const float (&c)[4], unsigned depth, ElementA A, ElementB B) {
+  const unsigned g = lane() / 4, t = lane() % 4;
+  float out[4];
+  for (unsigned i = 0; i < 4; i++) {
+    const unsigned row = g + 8 * (i / 2), col = 2 * t + i % 2;
+    double sum = c[i];
+    for (unsigned k = 0; k < depth; k++) sum += A(row, k) * B(k, col);
+    out[i] = (float)sum;
+  }
+  for (unsigned i = 0; i < 4; i++) d[i] = out[i];
+}
+
 inline float bf16_low(uint32_t r) { return bf16_to_float((uint16_t)(r & 0xffffu)); }
 inline float bf16_high(uint32_t r) { return bf16_to_float((uint16_t)(r >> 16)); }
 
@@ -122,39 +137,21 @@ inline void tttc_mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const 
     const uint32_t r = k < 8 ? b0[src] : b1[src];
     return (double)(k % 2 ? bf16_high(r) : bf16_low(r));
   };
-  const unsigned g = lane() / 4, t = lane() % 4;
-  float out[4];
-  for (unsigned i = 0; i < 4; i++) {
-    const unsigned row = g + 8 * (i / 2), col = 2 * t + i % 2;
-    double sum = c[i];
-    for (unsigned k = 0; k < 16; k++) sum += A(row, k) * B(k, col);
-    out[i] = (float)sum;
-  }
-  for (unsigned i = 0; i < 4; i++) d[i] = out[i];
+  accumulate(d, c, 16, A, B);
 }
 
 /* ---- mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32: D = A B + C ---------------------------
  * A tensor core reads a tf32 operand's 19 high bits of its b32 register; the 8 products (exact in
- * f64: 11-bit significands) and C are summed and rounded once, as the bf16 mma above. */
+ * f64: 11-bit significands) and C are summed and rounded once, as the bf16 mma above. 3xTF32
+ * (tttc_mma_m16n8k8_tf32x3) is tttc_mma.cuh's own, over these two functions. */
 
 namespace tttc_cpu {
-inline double tf32_value(uint32_t r) {
-  const uint32_t bits = r & 0xffffe000u;
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
+inline double tf32_value(uint32_t r) { return __uint_as_float(r & 0xffffe000u); }
 /* cvt.rna.tf32.f32: to 10 fraction bits, nearest with ties away from zero; infinities and NaN kept. */
 inline uint32_t tf32_rna(float x) {
-  uint32_t u;
-  memcpy(&u, &x, 4);
+  const uint32_t u = __float_as_uint(x);
   if ((u & 0x7f800000u) == 0x7f800000u) return u;
   return (u + 0x1000u) & 0xffffe000u;
-}
-inline float bits_float(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
 }
 }  // namespace tttc_cpu
 
@@ -172,33 +169,7 @@ inline void tttc_mma_m16n8k8_tf32(float (&d)[4], const uint32_t (&a)[4], const u
     return tf32_value(row < 8 ? (k < 4 ? a0[src] : a2[src]) : (k < 4 ? a1[src] : a3[src]));
   };
   auto B = [&](unsigned k, unsigned col) { return tf32_value(k < 4 ? b0[col * 4 + k] : b1[col * 4 + k - 4]); };
-  const unsigned g = lane() / 4, t = lane() % 4;
-  float out[4];
-  for (unsigned i = 0; i < 4; i++) {
-    const unsigned row = g + 8 * (i / 2), col = 2 * t + i % 2;
-    double sum = c[i];
-    for (unsigned k = 0; k < 8; k++) sum += A(row, k) * B(k, col);
-    out[i] = (float)sum;
-  }
-  for (unsigned i = 0; i < 4; i++) d[i] = out[i];
-}
-
-/* 3xTF32, as tttc_mma.cuh defines it: each f32 operand split into hi and lo tf32, three mma. */
-template <int n>
-inline void tttc_split_tf32(const uint32_t (&x)[n], uint32_t (&hi)[n], uint32_t (&lo)[n]) {
-  using namespace ::tttc_cpu;
-  for (int i = 0; i < n; i++) {
-    hi[i] = tf32_rna(bits_float(x[i]));
-    lo[i] = tf32_rna(bits_float(x[i]) - bits_float(hi[i]));
-  }
-}
-inline void tttc_mma_m16n8k8_tf32x3(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const float (&c)[4]) {
-  uint32_t a_hi[4], a_lo[4], b_hi[2], b_lo[2];
-  tttc_split_tf32(a, a_hi, a_lo);
-  tttc_split_tf32(b, b_hi, b_lo);
-  tttc_mma_m16n8k8_tf32(d, a_lo, b_hi, c);
-  tttc_mma_m16n8k8_tf32(d, a_hi, b_lo, d);
-  tttc_mma_m16n8k8_tf32(d, a_hi, b_hi, d);
+  accumulate(d, c, 8, A, B);
 }
 
 /* ---- cp.async: 16-byte global-to-shared copies, performed by the wait that covers them (above) -- */
