@@ -60,6 +60,19 @@ inline void check_aligned16(const char* what, const void* p) {
   abort();
 }
 
+/* Every lane's A and B fragment registers (a[i][lane], b[i][lane]), gathered for an mma. */
+struct Fragments {
+  uint32_t a[4][kWarp];
+  uint32_t b[2][kWarp];
+};
+inline Fragments gather_fragments(const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  Fragments f;
+  gather_pairs(a[0], a[1], f.a[0], f.a[1]);
+  gather_pairs(a[2], a[3], f.a[2], f.a[3]);
+  gather_pairs(b[0], b[1], f.b[0], f.b[1]);
+  return f;
+}
+
 /* D = A B + C on this lane's four accumulator elements (C, D layout above): the `depth` products
  * and C summed in f64 and rounded once to f32. A(row, k) and B(k, col) read the gathered fragments. */
 template <class ElementA, class ElementB>
@@ -122,19 +135,14 @@ inline void tttc_ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) { ::tttc_c
 
 inline void tttc_mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const float (&c)[4]) {
   using namespace ::tttc_cpu;
-  uint32_t a0[kWarp], a1[kWarp], a2[kWarp], a3[kWarp], b0[kWarp], b1[kWarp];
-  gather_pairs(a[0], a[1], a0, a1);
-  gather_pairs(a[2], a[3], a2, a3);
-  gather_pairs(b[0], b[1], b0, b1);
+  const Fragments f = gather_fragments(a, b);
   /* A[row][k] and B[k][col] from the lanes that hold them (layouts in the comment above). */
   auto A = [&](unsigned row, unsigned k) {
-    const unsigned src = (row % 8) * 4 + (k % 8) / 2;
-    const uint32_t r = row < 8 ? (k < 8 ? a0[src] : a2[src]) : (k < 8 ? a1[src] : a3[src]);
+    const uint32_t r = f.a[row / 8 + 2 * (k / 8)][(row % 8) * 4 + (k % 8) / 2];
     return (double)(k % 2 ? bf16_high(r) : bf16_low(r));
   };
   auto B = [&](unsigned k, unsigned col) {
-    const unsigned src = col * 4 + (k % 8) / 2;
-    const uint32_t r = k < 8 ? b0[src] : b1[src];
+    const uint32_t r = f.b[k / 8][col * 4 + (k % 8) / 2];
     return (double)(k % 2 ? bf16_high(r) : bf16_low(r));
   };
   accumulate(d, c, 16, A, B);
@@ -159,16 +167,10 @@ inline uint32_t tttc_tf32_rna(float x) { return ::tttc_cpu::tf32_rna(x); }
 
 inline void tttc_mma_m16n8k8_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const float (&c)[4]) {
   using namespace ::tttc_cpu;
-  uint32_t a0[kWarp], a1[kWarp], a2[kWarp], a3[kWarp], b0[kWarp], b1[kWarp];
-  gather_pairs(a[0], a[1], a0, a1);
-  gather_pairs(a[2], a[3], a2, a3);
-  gather_pairs(b[0], b[1], b0, b1);
+  const Fragments f = gather_fragments(a, b);
   /* A[row][k] and B[k][col] from the lanes that hold them (layouts in the comment above). */
-  auto A = [&](unsigned row, unsigned k) {
-    const unsigned src = (row % 8) * 4 + k % 4;
-    return tf32_value(row < 8 ? (k < 4 ? a0[src] : a2[src]) : (k < 4 ? a1[src] : a3[src]));
-  };
-  auto B = [&](unsigned k, unsigned col) { return tf32_value(k < 4 ? b0[col * 4 + k] : b1[col * 4 + k - 4]); };
+  auto A = [&](unsigned row, unsigned k) { return tf32_value(f.a[row / 8 + 2 * (k / 4)][(row % 8) * 4 + k % 4]); };
+  auto B = [&](unsigned k, unsigned col) { return tf32_value(f.b[k / 4][col * 4 + k % 4]); };
   accumulate(d, c, 8, A, B);
 }
 
