@@ -61,7 +61,18 @@ async function build(files: readonly GeneratedFile[], cu: string, arch: string):
     for (const f of files) await writeFile(join(dir, f.path), f.contents);
     const keep = join(dir, 'keep');
     await mkdir(keep);
-    const args = [`-arch=${arch}`, '-cubin', '-Xptxas', '-v', '--keep', '--keep-dir', keep, '-o', join(dir, 'k.cubin'), cu];
+    const args = [
+      `-arch=${arch}`,
+      '-cubin',
+      '-Xptxas',
+      '-v',
+      '--keep',
+      '--keep-dir',
+      keep,
+      '-o',
+      join(dir, 'k.cubin'),
+      cu,
+    ];
     const { stdout, stderr } = await run('nvcc', args, { cwd: dir, maxBuffer: 1 << 26 }).catch((e) => {
       throw new Error(`nvcc could not build ${cu} for ${arch}:\n${(e as { stderr?: string }).stderr ?? String(e)}`);
     });
@@ -137,7 +148,10 @@ export function formatCudaReport(r: CudaReport): string[] {
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [
     `CUDA kernels for ${r.arch}, read back from the generated code (nothing ran on a GPU):`,
     line(header),

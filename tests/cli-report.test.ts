@@ -35,7 +35,7 @@ function scheduled(): Map<string, ScheduledKernel> {
 }
 
 describe('tttc compile --report', () => {
-  it('reports every kernel with the scheduler\'s barriers and shared memory, and nvcc\'s registers', async () => {
+  it("reports every kernel with the scheduler's barriers and shared memory, and nvcc's registers", async () => {
     const r = await tttc('compile', spec, '--target', 'cuda', '--dtype', 'bf16', '--report', '--json', '--out', out());
     expect(r.code, r.err).toBe(0);
     const report = JSON.parse(r.out).report as CudaReport;

@@ -166,7 +166,9 @@ describe('tensor-core products on the CPU (tttc_cuda_cpu_mma.h)', () => {
     const off = { ...packed, d: packed.d.map((x, i) => (i === 0 ? x + Math.abs(x) * 1e-3 + 1e-3 : x)) };
     expect(() => check(off)).toThrow(/D\[0\]\[0\]/);
     // One tf32 mma is no split: its result fails the split's bound on the same f32 operands.
-    const [single, split] = ['tf32_tile', 'tf32x3_tile'].map((name) => parseCases(stdout).find((c) => c.name === name)!);
+    const [single, split] = ['tf32_tile', 'tf32x3_tile'].map((name) =>
+      parseCases(stdout).find((c) => c.name === name)!,
+    );
     expect(() => check({ ...split, d: single.d })).toThrow(/tf32x3_tile D/);
   });
 

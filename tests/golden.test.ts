@@ -63,7 +63,8 @@ describe('generated code matches tests/golden/', () => {
         it(`${stem}.${v.suffix}.cu${v.header ? ' and .h' : ''}`, () => {
           const cuda = renderCuda(compile(name), { arch: 'sm_90', dtype: 'f32', ...v.options });
           expectGolden(`${stem}.${v.suffix}.cu`, cuda.files.find((f) => f.path === cuda.api.source)!.contents);
-          if (v.header) expectGolden(`${stem}.${v.suffix}.h`, cuda.files.find((f) => f.path === cuda.api.header)!.contents);
+          if (v.header)
+            expectGolden(`${stem}.${v.suffix}.h`, cuda.files.find((f) => f.path === cuda.api.header)!.contents);
         });
   }
 });

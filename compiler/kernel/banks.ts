@@ -205,7 +205,11 @@ class Accesses {
           this.request(s.index, BF16, samples);
           break;
         case 'load-fragment':
-          this.request(s.index, { ...(s.role === 'a' ? LDMATRIX_X4 : LDMATRIX_X2), bf16: s.elementBytes === 2 }, samples);
+          this.request(
+            s.index,
+            { ...(s.role === 'a' ? LDMATRIX_X4 : LDMATRIX_X2), bf16: s.elementBytes === 2 },
+            samples,
+          );
           break;
         case 'async-copy':
           this.request(s.index, ASYNC_COPY, samples);

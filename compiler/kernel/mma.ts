@@ -112,7 +112,9 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   const padK = p.contraction % slab !== 0;
 
   const store = (index: Expr, value: Expr): Stmt =>
-    elementBytes === 2 ? { kind: 'store-bf16', index, value } : { kind: 'store', buffer: { kind: 'workgroup' }, index, value };
+    elementBytes === 2
+      ? { kind: 'store-bf16', index, value }
+      : { kind: 'store', buffer: { kind: 'workgroup' }, index, value };
   /** `count` elements staged by the warp's lanes: element `e` is value(e) at staged position(e). */
   const stage = ({ count, conditions, value, at }: Staging): Stmt => ({
     kind: 'for',
@@ -121,11 +123,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
     to: int(count),
     step: int(WARP_LANES),
     body: conditions.some((c) => c !== undefined)
-      ? [
-          variable('x', 'float', float(0)),
-          ...guarded(conditions, p.shared([assign('x', value)])),
-          store(at, x),
-        ]
+      ? [variable('x', 'float', float(0)), ...guarded(conditions, p.shared([assign('x', value)])), store(at, x)]
       : p.shared([store(at, value)]),
   });
   // Consecutive lanes take consecutive elements of A's rows (contraction columns) or of its
