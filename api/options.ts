@@ -60,6 +60,11 @@ export function resolveOptions(options: CompileOptions): ResolvedOptions {
   if (io !== 'f32' && io !== 'bf16') throw new OptionError(`io must be f32 or bf16, got '${io}'`);
   // WGSL kernels read and write f32 (WGSL has no bf16 type); refused rather than silently ignored.
   const f32Only = targets.filter((t) => t === 'wgsl' || t === 'ts');
+  // The matmul precision picks the CUDA kernels' products; with no CUDA target it would pick nothing.
+  if (dtype !== 'f32' && !targets.includes('cuda'))
+    throw new OptionError(
+      `dtype ${dtype} picks the cuda target's matmul operands; the targets ${targets.join(', ')} compute in f32: add cuda, or leave dtype out`,
+    );
   if (io === 'bf16' && f32Only.length)
     throw new OptionError(
       `io bf16 is for the cuda target; WGSL kernels (target ${f32Only.join(', ')}) read and write f32: compile them without it`,
