@@ -19,6 +19,8 @@ import { webgpuInnerLoop, webgpuInnerLoopBackward } from './link.ts';
 export interface Backend {
   /** The dtype the backend writes its results in. */
   dtype: 'F64' | 'F32';
+  /** Whether it runs the generated CUDA, which `--arch`, `--dtype` and `--io` choose. */
+  runsGeneratedCuda?: boolean;
   /**
    * `options` choose the generated code where a backend runs generated CUDA (`--arch`, `--dtype`);
    * `onPhase` hears of the phases a backend times apart (set-up, upload, kernels, download).
@@ -67,6 +69,7 @@ export const BACKENDS: ReadonlyMap<string, Backend> = new Map<string, Backend>([
     'cuda-cpu',
     {
       dtype: 'F32',
+      runsGeneratedCuda: true,
       run: async (c, inputs, options) => (await CudaCpuInnerLoop.create(cudaCpuProgram(c, options))).run(inputs),
       backward: async (c, inputs, cotangents, options) =>
         (await CudaCpuBackward.create(cudaCpuBackwardProgram(c, options))).run(inputs, cotangents),

@@ -27,6 +27,11 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   const backendName = a.options.get('backend') ?? 'reference';
   const backend = BACKENDS.get(backendName);
   if (!backend) throw new UsageError(`unknown backend '${backendName}'; backends: ${[...BACKENDS.keys()].join(', ')}`);
+  const codeOptions = ['arch', 'dtype', 'io'].filter((o) => a.options.has(o));
+  if (codeOptions.length > 0 && !backend.runsGeneratedCuda)
+    throw new UsageError(
+      `${codeOptions.map((o) => `--${o}`).join(', ')} choose the generated CUDA that --backend cuda-cpu runs; the ${backendName} backend runs none`,
+    );
   const dtype = (a.options.get('dtype') ?? 'f32') as MatmulPrecision;
   if (!MATMUL_PRECISIONS.includes(dtype))
     throw new UsageError(`--dtype must be ${MATMUL_PRECISION_CHOICES}, got '${dtype}'`);

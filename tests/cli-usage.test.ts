@@ -46,7 +46,14 @@ describe('tttc usage', () => {
       [['compile', spec, '--target', 'cuda', '--io', 'f16'], "io must be f32 or bf16, got 'f16'"],
       [['compile', spec, '--target', 'cuda,wgsl', '--io', 'bf16'], 'io bf16 is for the cuda target; WGSL kernels'],
       [['compile', spec, '--target', 'cuda', '--dtype', 'fp16'], "dtype must be f32, bf16 or tf32x3, got 'fp16'"],
-      [['compile', spec, '--target', 'wgsl', '--dtype', 'tf32x3'], "dtype tf32x3 picks the cuda target's matmul operands"],
+      [
+        ['compile', spec, '--target', 'wgsl', '--dtype', 'tf32x3'],
+        "dtype tf32x3 picks the cuda target's matmul operands",
+      ],
+      [
+        ['run', spec, '--inputs', 'in', '--out', 'out', '--backend', 'webgpu', '--dtype', 'bf16', '--arch', 'sm_80'],
+        '--arch, --dtype choose the generated CUDA that --backend cuda-cpu runs; the webgpu backend runs none',
+      ],
     ];
     for (const [argv, message] of cases) {
       const r = await tttc(...argv);
