@@ -59,7 +59,7 @@ interface Staging {
 
 /**
  * The staging whose first step (lanes at e = lane) takes the fewest wavefronts of on-chip memory,
- * its operand's reads and its bf16 store together; the first on a tie.
+ * its operand's reads and its store together; the first on a tie.
  */
 function cheapest(options: Staging[], bf16: boolean): Staging {
   const sample: Sample = {
@@ -88,26 +88,26 @@ function cheapest(options: Staging[], bf16: boolean): Staging {
 export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number, p: TensorCoreProduct): Stmt {
   const r = p.shape.length;
   const [m, n] = [p.shape[r - 2], p.shape[r - 1]];
-  const MMA_TILE = mmaTile(plan.operands);
+  const mma = mmaTile(plan.operands);
   const elementBytes = stagedBytes(plan.operands);
   /** Staged elements in one 16-byte row of an ldmatrix matrix. */
   const matrixColumns = 16 / elementBytes;
-  const slab = Math.min(plan.slab, roundUp(p.contraction, MMA_TILE.k));
+  const slab = Math.min(plan.slab, roundUp(p.contraction, mma.k));
   const slabs = Math.ceil(p.contraction / slab);
-  const tiles = [...p.shape.slice(0, r - 2), Math.ceil(m / MMA_TILE.m), Math.ceil(n / MMA_TILE.n)];
+  const tiles = [...p.shape.slice(0, r - 2), Math.ceil(m / mma.m), Math.ceil(n / mma.n)];
   const tileCount = tiles.reduce((x, y) => x * y, 1);
 
   const e = name('e');
   const x = name('x');
   const at = Index.flat(tiles, name('tile'), LITERALS).dims();
   const batch = at.slice(0, r - 2);
-  const row0 = mul(at[r - 2], MMA_TILE.m);
-  const col0 = mul(at[r - 1], MMA_TILE.n);
+  const row0 = mul(at[r - 2], mma.m);
+  const col0 = mul(at[r - 1], mma.n);
   const k0 = slabs > 1 ? name('k0') : int(0);
   // This warp's slice: A's rows, then B's columns, each `rowStride` staged elements apart.
   const slice = add(int((p.staging * 4) / elementBytes), mul(WARP, plan.warpElements));
   const aRow = (i: Expr) => add(slice, mul(i, plan.rowStride));
-  const bRow = (j: Expr) => add(slice, mul(add(int(MMA_TILE.m), j), plan.rowStride));
+  const bRow = (j: Expr) => add(slice, mul(add(int(mma.m), j), plan.rowStride));
   const within = (i: Expr, extent: number, padded: boolean) => (padded ? compare('<', i, int(extent)) : undefined);
   const padK = p.contraction % slab !== 0;
 
@@ -133,10 +133,10 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   const stageA = cheapest(
     [
       [div(e, slab), mod(e, slab)],
-      [mod(e, MMA_TILE.m), div(e, MMA_TILE.m)],
+      [mod(e, mma.m), div(e, mma.m)],
     ].map(([ai, aq]) => ({
-      count: MMA_TILE.m * slab,
-      conditions: [within(add(row0, ai), m, m % MMA_TILE.m !== 0), within(add(k0, aq), p.contraction, padK)],
+      count: mma.m * slab,
+      conditions: [within(add(row0, ai), m, m % mma.m !== 0), within(add(k0, aq), p.contraction, padK)],
       value: p.a(batch, add(row0, ai), add(k0, aq)),
       at: add(aRow(ai), aq),
     })),
@@ -144,11 +144,11 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   );
   const stageB = cheapest(
     [
-      [mod(e, MMA_TILE.n), div(e, MMA_TILE.n)],
+      [mod(e, mma.n), div(e, mma.n)],
       [div(e, slab), mod(e, slab)],
     ].map(([bj, bq]) => ({
-      count: MMA_TILE.n * slab,
-      conditions: [within(add(col0, bj), n, n % MMA_TILE.n !== 0), within(add(k0, bq), p.contraction, padK)],
+      count: mma.n * slab,
+      conditions: [within(add(col0, bj), n, n % mma.n !== 0), within(add(k0, bq), p.contraction, padK)],
       value: p.b(batch, add(k0, bq), add(col0, bj)),
       at: add(bRow(bj), bq),
     })),
@@ -157,12 +157,12 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   // ldmatrix: lane l names row l % 16 of A at matrix column l / 16 of the step, and row l % 8 of B
   // (transposed) at matrix column (l / 8) % 2: the four and two 8x8 (b16) matrices of the
   // fragments. A tf32 fragment is the same registers: its matrix rows hold 4 f32 where bf16's hold 8.
-  const steps = range(slab / MMA_TILE.k).flatMap((s): Stmt[] => [
+  const steps = range(slab / mma.k).flatMap((s): Stmt[] => [
     {
       kind: 'load-fragment',
       fragment: 'fa',
       role: 'a',
-      index: add(add(aRow(mod(lane, 16)), int(s * MMA_TILE.k)), mul(div(lane, 16), matrixColumns)),
+      index: add(add(aRow(mod(lane, 16)), int(s * mma.k)), mul(div(lane, 16), matrixColumns)),
       elementBytes,
       transpose: false,
     },
@@ -170,7 +170,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
       kind: 'load-fragment',
       fragment: 'fb',
       role: 'b',
-      index: add(add(bRow(mod(lane, 8)), int(s * MMA_TILE.k)), mul(mod(div(lane, 8), 2), matrixColumns)),
+      index: add(add(bRow(mod(lane, 8)), int(s * mma.k)), mul(mod(div(lane, 8), 2), matrixColumns)),
       elementBytes,
       transpose: false,
     },
@@ -197,7 +197,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
     to: int(4),
     step: int(1),
     body: guarded(
-      [within(row, m, m % MMA_TILE.m !== 0), within(col, n, n % MMA_TILE.n !== 0)],
+      [within(row, m, m % mma.m !== 0), within(col, n, n % mma.n !== 0)],
       p.epilogue(batch, row, col, value),
     ),
   };
