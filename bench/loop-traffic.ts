@@ -36,7 +36,7 @@ const targets: [string, TargetLimits, typeof schedule, KernelFeatures][] = [
   ['wgsl', WEBGPU_DEFAULT_LIMITS, schedule, {}],
   ...(['sm_80', 'sm_90'] as const).flatMap((arch): [string, TargetLimits, typeof schedule, KernelFeatures][] => [
     [`${arch} f32`, archOf(arch).limits, schedule, CUDA_FEATURES],
-    [`${arch} bf16`, archOf(arch).limits, scheduleWithTensorCores, CUDA_FEATURES],
+    [`${arch} bf16`, archOf(arch).limits, (c, l) => scheduleWithTensorCores(c, l), CUDA_FEATURES],
   ]),
 ];
 

@@ -45,7 +45,7 @@ import { type ChunkOrder, forwardOrder, lowerWalk, ROWS_COMMENT, WALK_NAMES, typ
 import type { KernelFeatures } from './features.ts';
 import { Ports, portText } from './ports.ts';
 import { ReadAhead } from './read-ahead.ts';
-import { ACCUM_LIVE, LAST_CHUNK, Places } from './places.ts';
+import { ACCUM_LIVE, LAST_CHUNK, PHASE, Places } from './places.ts';
 import { lowerSum, type SumContext } from './sums.ts';
 
 const bh = name('bh');
@@ -197,6 +197,11 @@ export class Lowering {
     const out: Stmt[] = [];
     // Only params are per head; declared without them, `h` would be unused (nvcc warns).
     if (this.k.chunk.layer.params.length > 0) out.push(constant('h', 'index', mod(bh, uniform('H'))));
+    if (this.pingPongs())
+      out.push(
+        comment('Homes kept in two slots: each chunk reads slot `phase` and its update writes the other.'),
+        variable(PHASE, 'index', int(0)),
+      );
     const what = this.carried.length > 2 ? 'state, accumulator and optimizer state' : 'state and accumulator';
     out.push(comment(`The ${what} start from the inputs.`));
     const e = name('e');
@@ -210,7 +215,7 @@ export class Lowering {
         this.elements(
           n,
           roles.map((role) =>
-            this.places.writeHome(h[role]!, state, role, at, load(this.ports.get(role, 'in', state), src)),
+            this.places.writeHome(h[role]!, state, role, at, load(this.ports.get(role, 'in', state), src), 'current'),
           ),
         ),
       );
@@ -284,7 +289,18 @@ export class Lowering {
     });
     const last = this.readAhead.next();
     if (last.length > 0) out.push(blank, barrier(false), ...last);
+    if (this.pingPongs())
+      out.push(
+        blank,
+        comment('The next chunk reads the slots this one wrote (after the barrier above).'),
+        assign(PHASE, sub(int(1), name(PHASE))),
+      );
     return out;
+  }
+
+  /** Whether a home takes two slots (OnChipHome `pingPong`), so the kernel keeps a phase. */
+  private pingPongs(): boolean {
+    return [...this.k.states.values()].some((h) => Object.values(h).some((x) => 'pingPong' in x && x.pingPong));
   }
 
   /** Statements at the start of each chunk, after the walk's factors (a variant's own; none here). */

@@ -6,7 +6,7 @@
  */
 import { type Shape, size } from '../../core/shape.ts';
 import type { Carried, Home, Placement, ScheduledKernel } from '../schedule/kernel.ts';
-import { add, mul } from './affine.ts';
+import { add, mul, sub } from './affine.ts';
 import { onChipElement } from './banks.ts';
 import { type Buffer, type Expr, type Stmt, float, int, load, name, select, store } from './ir.ts';
 import type { Ports } from './ports.ts';
@@ -17,6 +17,11 @@ import { type DimNames, Index } from './tensor-index.ts';
 export const ACCUM_LIVE = 'accum_live';
 /** True for the call's last chunk, which writes the carried values no chunk hands on (Home `ports`). */
 export const LAST_CHUNK = 'last_chunk';
+/** Which slot (0 or 1) of a ping-ponging home (OnChipHome `pingPong`) the chunk reads; its update writes the other. */
+export const PHASE = 'phase';
+
+/** The slot of a home an access takes: the one the chunk reads (`current`), or the one its update writes (`next`). */
+export type Slot = 'current' | 'next';
 
 const bh = name('bh');
 
@@ -54,9 +59,10 @@ export class Places {
    * Element `at` of a buffer named `buffer`; on chip, its layout is chosen after lowering
    * (banks.ts), or row-major for an unnamed buffer.
    */
-  private place(p: Placement, at: Index, buffer: string | undefined): Expr {
+  private place(p: Placement, at: Index, buffer: string | undefined, slotOffset: Expr = int(0)): Expr {
+    const start = add(int(p.offset), slotOffset);
     return p.space === 'workgroup'
-      ? load({ kind: 'workgroup' }, add(int(p.offset), buffer === undefined ? at.flat() : onChipElement(buffer, at)))
+      ? load({ kind: 'workgroup' }, add(start, buffer === undefined ? at.flat() : onChipElement(buffer, at)))
       : load({ kind: 'scratch' }, add(add(mul(bh, this.k.scratchFloats), int(p.offset)), at.flat()));
   }
 
@@ -71,13 +77,23 @@ export class Places {
    * one passed from the call's input to its output (`ports`) is written to the output and read from
    * the input. `at` is the element, an index into the state's shape.
    */
-  private home(h: Home, state: string, kind: Carried, at: Index, io: 'in' | 'out'): { buffer: Buffer; index: Expr } {
+  private home(
+    h: Home,
+    state: string,
+    kind: Carried,
+    at: Index,
+    io: 'in' | 'out',
+    slot: Slot,
+  ): { buffer: Buffer; index: Expr } {
     if (h.space === 'global' || h.space === 'ports')
       return {
         buffer: this.ports.get(kind, h.space === 'ports' ? io : 'out', state),
         index: add(mul(bh, size(this.stateShape.get(state)!)), at.flat()),
       };
-    const placed = this.place(h, at, `${state}.${kind}`);
+    const n = size(this.stateShape.get(state)!);
+    const phase = name(PHASE);
+    const slotOffset = !h.pingPong ? int(0) : mul(slot === 'current' ? phase : sub(int(1), phase), n);
+    const placed = this.place(h, at, `${state}.${kind}`, slotOffset);
     if (placed.kind !== 'load') throw new Error('a placement is a load');
     return { buffer: placed.buffer, index: placed.index };
   }
@@ -89,14 +105,17 @@ export class Places {
 
   /** A carried value as the chunk starts from it: one passed from the call's input is zero after the first chunk. */
   readHome(h: Home, state: string, kind: Carried, element: Index): Expr {
-    const at = this.home(h, state, kind, element, 'in');
+    const at = this.home(h, state, kind, element, 'in', 'current');
     const value = load(at.buffer, at.index);
     return h.space === 'ports' ? select(name(ACCUM_LIVE), value, float(0)) : value;
   }
 
-  /** A carried value after the chunk: one passed to the call's output is written by the last chunk alone. */
-  writeHome(h: Home, state: string, kind: Carried, element: Index, value: Expr): Stmt {
-    const at = this.home(h, state, kind, element, 'out');
+  /**
+   * A carried value after the chunk (`next`; `current`: the value the first chunk starts from):
+   * one passed to the call's output is written by the last chunk alone.
+   */
+  writeHome(h: Home, state: string, kind: Carried, element: Index, value: Expr, slot: Slot = 'next'): Stmt {
+    const at = this.home(h, state, kind, element, 'out', slot);
     const write = store(at.buffer, at.index, value);
     return h.space === 'ports' ? { kind: 'if', condition: name(LAST_CHUNK), body: [write] } : write;
   }

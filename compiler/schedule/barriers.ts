@@ -8,7 +8,15 @@
 import { programKey } from '../../core/mangle.ts';
 import type { Program } from '../ir/ir.ts';
 import { size } from '../ir/ir.ts';
-import type { Carried, Home, Homes, Placement, Stage, WarpRows } from './kernel.ts';
+import {
+  type Carried,
+  type Home,
+  type Homes,
+  homeFloats,
+  type Placement,
+  type Stage,
+  type WarpRows,
+} from './kernel.ts';
 import { stageReads } from './reads.ts';
 import { rowReads } from './warp-rows.ts';
 
@@ -54,6 +62,16 @@ function rangeOf(p: Placement | Home, elements: number, name: string): Range[] {
   return [{ space: p.space, from: p.offset, to: p.offset + elements }];
 }
 
+/**
+ * The memory an update writes of a home: where it ping-pongs, the slot after the one the chunk
+ * reads (which slot is which alternates from chunk to chunk, and the chunk's closing barrier
+ * orders one chunk's accesses before the next's, so within a chunk the two slots stay apart).
+ */
+function updatedRange(h: Home, elements: number, name: string): Range[] {
+  const shift = homeFloats(h, elements) - elements;
+  return rangeOf(h, elements, name).map((r) => ({ ...r, from: r.from + shift, to: r.to + shift }));
+}
+
 /** The range as the warps owning its rows touch it: `rowElements` elements a row. */
 const byWarps = (r: Range, rows: WarpRows, rowElements: number): Range => ({
   ...r,
@@ -83,8 +101,8 @@ export function accesses(m: MemoryMap, s: Stage, rows?: WarpRows): { reads: Rang
   const h = m.homes.get(s.state)!;
   const n = m.stateSize.get(s.state)!;
   const key = (role: Carried) => programKey({ role, name: s.state });
-  const writes = [...rangeOf(h.state, n, key('state')), ...rangeOf(h.accum, n, key('accum'))];
-  if (h.opt) writes.push(...rangeOf(h.opt, n, key('opt')));
+  const writes = [...updatedRange(h.state, n, key('state')), ...updatedRange(h.accum, n, key('accum'))];
+  if (h.opt) writes.push(...updatedRange(h.opt, n, key('opt')));
   return { reads, writes: writes.map(written) };
 }
 

@@ -40,7 +40,19 @@ export interface Placement {
  * read from its input port by the first chunk, is zero in the others, and is written to its output
  * port by the last.
  */
-export type Home = Placement | { space: 'global' } | { space: 'ports' };
+export type Home = OnChipHome | { space: 'global' } | { space: 'ports' };
+
+/**
+ * A home on chip: one slot of the state's size, updated in place, or two (`pingPong`): each chunk
+ * reads the slot the chunk before wrote and its update writes the other, so the update need not
+ * wait for every warp to finish reading the old value (a block barrier); the chunk's closing
+ * barrier orders one chunk's writes before the next one's reads.
+ */
+export type OnChipHome = Placement & { pingPong?: true };
+
+/** The floats a home takes in its space: two slots of the state's size where it ping-pongs. */
+export const homeFloats = (h: Home, stateSize: number): number =>
+  'pingPong' in h && h.pingPong ? 2 * stateSize : stateSize;
 
 /** What a state tensor carries between chunks: the state, its accumulator, and a rule's optimizer state. */
 export type Carried = 'state' | 'accum' | 'opt';

@@ -26,6 +26,8 @@ export interface KernelPlan {
   homeKey: (kind: Carried, state: string) => HomeKey;
   /** Carried values no chunk hands to the next (their home is `ports`, see Home); absent: none. */
   passed?: readonly Carried[];
+  /** States whose homes on chip take two slots (OnChipHome `pingPong`); absent: none. */
+  pingPong?: ReadonlySet<string>;
 }
 
 export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, plan: KernelPlan): ScheduledKernel {
@@ -49,9 +51,20 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     buffered,
     new Set(chunk.layer.states.flatMap((s) => carried.map((kind) => homeKey(kind, s.name)))),
   );
+  const slots = (state: string) => (plan.pingPong?.has(state) ? 2 : 1);
   const homeIntervals: Interval[] = chunk.layer.states.flatMap((s) =>
-    kept.map((kind) => ({ key: homeKey(kind, s.name), elements: size(s.shape), from: 0, to: stages.length })),
+    kept.map((kind) => ({
+      key: homeKey(kind, s.name),
+      elements: slots(s.name) * size(s.shape),
+      from: 0,
+      to: stages.length,
+    })),
   );
+  const stateOfHome = new Map(chunk.layer.states.flatMap((s) => kept.map((kind) => [homeKey(kind, s.name), s])));
+  const onChipHome = (key: string, offset: number): Home =>
+    slots(stateOfHome.get(key)!.name) === 2
+      ? { space: 'workgroup', offset, pingPong: true }
+      : { space: 'workgroup', offset };
   // The four placements below often spill the same buffers (no chain to write in place, homes that
   // fit either way), and packing thousands of them (a deep spec) takes seconds: pack each set once.
   const packed = new Map<string, ReturnType<typeof packScratch>>();
@@ -95,7 +108,7 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
       if (offset === undefined) {
         if (typeof iv.key === 'string') homePlaces.set(iv.key, { space: 'global' });
         else spilled.push(iv);
-      } else if (typeof iv.key === 'string') homePlaces.set(iv.key, { space: 'workgroup', offset });
+      } else if (typeof iv.key === 'string') homePlaces.set(iv.key, onChipHome(iv.key, offset));
       else placements.set(iv.key, { space: 'workgroup', offset });
     }
     const spilledKey = spilled.map((iv) => `${iv.key}:${iv.elements}:${iv.from}:${iv.to}`).join();
@@ -105,7 +118,9 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     const buffers = new Map<number, Placement>([...buffered].map((id) => [id, placements.get(holder(id))!]));
     const inPlace = new Map([...over].flat().map((id) => [id, holder(id)]));
     const globalHomes = homeIntervals.filter((iv) => homePlaces.get(iv.key as string)!.space === 'global');
-    const globalFloats = scratch.used + globalHomes.reduce((n, iv) => n + iv.elements, 0);
+    // A home in global memory is updated in place: one slot.
+    const globalFloats =
+      scratch.used + globalHomes.reduce((n, iv) => n + size(stateOfHome.get(iv.key as string)!.shape), 0);
     return { buffers, homePlaces, workgroupFloats: chip.used, scratchFloats: scratch.used, globalFloats, inPlace };
   };
   // In place or apart, homes first or not: whichever leaves the least global memory read and
@@ -160,7 +175,7 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
 }
 
 /** Floats of global memory a chunk reads and writes back: the scratch slice and the homes kept in place in global memory. */
-function globalFloats(k: ScheduledKernel): number {
+export function globalFloats(k: ScheduledKernel): number {
   let floats = k.scratchFloats;
   for (const s of k.chunk.layer.states)
     for (const h of Object.values(k.states.get(s.name)!)) if (h.space === 'global') floats += size(s.shape);
@@ -244,6 +259,8 @@ function heldThrough(
     offset += elements;
     return at;
   };
+  const ownHome = (state: string, elements: number): Home =>
+    plan.pingPong?.has(state) ? { ...own(2 * elements), pingPong: true } : own(elements);
   const buffers = new Map([...plan.buffered].map((id) => [id, own(size(p.nodes[id].shape))]));
   const homes = new Map(
     chunk.layer.states.map((s) => [
@@ -251,7 +268,7 @@ function heldThrough(
       Object.fromEntries(
         plan.carried.map((kind): [Carried, Home] => [
           kind,
-          plan.passed?.includes(kind) ? { space: 'ports' } : own(size(s.shape)),
+          plan.passed?.includes(kind) ? { space: 'ports' } : ownHome(s.name, size(s.shape)),
         ]),
       ) as Homes,
     ]),

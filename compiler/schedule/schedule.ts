@@ -5,21 +5,27 @@ import { assertKernelRenders } from './rule-support.ts';
 import { chooseBuffers } from './fusion.ts';
 import { ruleTokenRoles } from '../signature.ts';
 import type { Carried, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
-import { betterSchedule, layOut } from './layout.ts';
-import { type Program, sameShape } from '../ir/ir.ts';
+import { betterSchedule, globalFloats, layOut, residentWorkgroups } from './layout.ts';
+import { acrossWarps } from './barriers.ts';
+import { stageReads } from './reads.ts';
+import { type Program, sameShape, size } from '../ir/ir.ts';
 import type { HomeKey } from './traffic.ts';
 
 /** Scheduled kernels by program and limits: every target of one compile schedules a variant once. */
 const scheduled = new WeakMap<ChunkProgram, Map<string, ScheduledKernel>>();
 
-export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
+/**
+ * The chunk's kernel under a target's limits; `pingPong: false` keeps every home in one slot
+ * (for a caller that adds to the schedule and then compares, see tensor-cores.ts).
+ */
+export function schedule(chunk: ChunkProgram, limits: TargetLimits, pingPong = true): ScheduledKernel {
   assertKernelRenders(chunk, 'fused-kernel (WGSL, CUDA, TS)');
   const byLimits = scheduled.get(chunk) ?? new Map<string, ScheduledKernel>();
   scheduled.set(chunk, byLimits);
-  const key = JSON.stringify(limits);
+  const key = JSON.stringify({ limits, pingPong });
   const known = byLimits.get(key);
   if (known) return known;
-  const kernel = scheduleOnce(chunk, limits);
+  const kernel = scheduleOnce(chunk, limits, pingPong);
   byLimits.set(key, kernel);
   return kernel;
 }
@@ -27,7 +33,7 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits): ScheduledKe
 /** The program input a forward kernel's carried value is: `state.S`, `accum.S`, `opt.S`. */
 export const homeKey = (kind: Carried, name: string): HomeKey => programKey({ role: kind, name });
 
-function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKernel {
+function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits, pingPong: boolean): ScheduledKernel {
   const p = chunk.program;
   const out = (name: string) => p.outputs.find((o) => o.name === name)!.node;
   const outputNode = out(programKey({ role: 'output', name: 'output' }));
@@ -48,21 +54,81 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): ScheduledKerne
   const passed = passedCarried(chunk, updates);
 
   // Stages: buffered nodes in program order (already topological), then the writes.
-  const withBuffers = (nodes: ReadonlySet<number>) => {
+  const withBuffers = (nodes: ReadonlySet<number>, pingPong?: ReadonlySet<string>) => {
     const stages: Stage[] = [
       ...p.nodes.filter((n) => nodes.has(n.id)).map((n) => ({ kind: 'compute' as const, node: n.id })),
     ];
     stages.push({ kind: 'output', node: outputNode }, ...updates.map((u) => ({ kind: 'update' as const, ...u })));
-    return layOut(chunk, p, limits, { buffered: nodes, stages, carried, homeKey, passed });
+    return layOut(chunk, p, limits, { buffered: nodes, stages, carried, homeKey, passed, pingPong });
   };
-  const plain = withBuffers(buffered);
+  const plain: Relaid = (doubled) => withBuffers(buffered, doubled);
   const inUpdates = updateProducts(p, buffered, outputs, updates, chunk.layer.states);
-  if (inUpdates.size === 0) return plain;
-  const fused = {
-    ...withBuffers(new Set([...buffered].filter((id) => !inUpdates.has(id)))),
+  const fused: Relaid = (doubled) => ({
+    ...withBuffers(new Set([...buffered].filter((id) => !inUpdates.has(id))), doubled),
     updateProducts: inUpdates,
-  };
-  return betterSchedule(fused, plain, limits) ? fused : plain;
+  });
+  const [relaid, k] = inUpdates.size === 0 ? [plain, plain()] : chooseOf([fused, fused()], [plain, plain()], limits);
+  return pingPong ? withPingPong(k, relaid, limits) : k;
+}
+
+/** The better of two kernels (layout.ts, betterSchedule), with how to lay it out again. */
+function chooseOf(
+  a: [Relaid, ScheduledKernel],
+  b: [Relaid, ScheduledKernel],
+  limits: TargetLimits,
+): [Relaid, ScheduledKernel] {
+  return betterSchedule(a[1], b[1], limits) ? a : b;
+}
+
+/** A kernel laid out again with the on-chip homes of these states ping-ponging (kernel.ts, OnChipHome). */
+type Relaid = (pingPong?: ReadonlySet<string>) => ScheduledKernel;
+
+/**
+ * `k`, or `k` laid out again with the on-chip homes of some states ping-ponging where that saves
+ * block barriers (an update no longer waits for every warp to finish reading the value it
+ * replaces) without fewer workgroups resident per multiprocessor or more global memory: every
+ * state kept on chip, else the smaller half of them, and so on (a doubled home takes room).
+ */
+function withPingPong(k: ScheduledKernel, relaid: Relaid, limits: TargetLimits): ScheduledKernel {
+  const waits = k.stages.some((s, i) => s.kind === 'update' && i > 0 && acrossWarps(k.barriers[i - 1]));
+  if (!waits) return k;
+  const onChip = k.chunk.layer.states
+    .filter((s) => readBeforeUpdate(k, s.name))
+    .sort((x, y) => size(x.shape) - size(y.shape));
+  const blockBarriers = (x: ScheduledKernel) => x.barriers.filter(acrossWarps).length;
+  const resident = (x: ScheduledKernel) => residentWorkgroups(limits, x.workgroupFloats * 4);
+  for (let n = onChip.length; n > 0; n = Math.floor(n / 2)) {
+    const doubled = relaid(new Set(onChip.slice(0, n).map((s) => s.name)));
+    if (
+      blockBarriers(doubled) < blockBarriers(k) &&
+      resident(doubled) >= resident(k) &&
+      globalFloats(doubled) <= globalFloats(k)
+    )
+      return doubled;
+  }
+  return k;
+}
+
+/**
+ * Whether a stage other than a state's update reads one of its homes kept on chip: only then may
+ * the update wait for other warps' reads of the value it replaces, and two slots can help.
+ */
+function readBeforeUpdate(k: ScheduledKernel, state: string): boolean {
+  const homes = k.states.get(state)!;
+  const onChip = new Set(
+    (Object.keys(homes) as Carried[])
+      .filter((kind) => homes[kind]!.space === 'workgroup')
+      .map((kind) => homeKey(kind, state)),
+  );
+  const isBuffered = (id: number) => k.buffers.has(id);
+  return k.stages.some(
+    (s) =>
+      !(s.kind === 'update' && s.state === state) &&
+      stageReads(s, k.program, isBuffered).some((id) => {
+        const op = k.program.nodes[id].op;
+        return op.kind === 'input' && onChip.has(op.name);
+      }),
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 /** Ranges of on-chip memory (in floats) that a kernel's placements occupy, and free room among them. */
 import { size } from '../ir/ir.ts';
-import type { ScheduledKernel } from './kernel.ts';
+import { homeFloats, type ScheduledKernel } from './kernel.ts';
 
 /** Floats `from` up to (not including) `to`. */
 export interface Span {
@@ -18,7 +18,7 @@ export function homeSpans(k: ScheduledKernel): Span[] {
   const out: Span[] = [];
   for (const [state, homes] of k.states)
     for (const h of Object.values(homes))
-      if (h.space === 'workgroup') out.push({ from: h.offset, to: h.offset + stateSize.get(state)! });
+      if (h.space === 'workgroup') out.push({ from: h.offset, to: h.offset + homeFloats(h, stateSize.get(state)!) });
   return out;
 }
 

@@ -189,13 +189,21 @@ function placed(
 }
 
 /**
- * The chunk scheduled with its qualifying products on tensor cores (see withTensorCores).
+ * The chunk scheduled with its qualifying products on tensor cores (see withTensorCores). Homes in
+ * two slots (schedule.ts, withPingPong) are weighed with the staging in place: the block barriers
+ * they save without it may be ones the tensor-core stages need anyway, and they take room the
+ * staging could use.
  */
-export const scheduleWithTensorCores = (
+export function scheduleWithTensorCores(
   chunk: ChunkProgram,
   limits: TargetLimits,
   operands: MmaOperands = 'bf16',
-): ScheduledKernel => withTensorCores((l) => schedule(chunk, l), limits, homeKey, operands);
+): ScheduledKernel {
+  const [single, pingPong] = [false, true].map((doubled) =>
+    withTensorCores((l) => schedule(chunk, l, doubled), limits, homeKey, operands),
+  );
+  return betterSchedule(pingPong, single, limits) ? pingPong : single;
+}
 
 /**
  * A kernel scheduled by `scheduleFor` (the forward's scheduler, or the backward's, whose carried

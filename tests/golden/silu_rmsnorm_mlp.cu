@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, W2 dual-matmul.
-// Shared memory: 153664 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 219200 bytes per block; global scratch: 0 bytes per block.
 // W1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 // W2: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 
@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     float* __restrict__ out_state_W2,    // [B, H, 128, 64]
     float* __restrict__ out_accum_W1,    // [B, H, 64, 128]
     float* __restrict__ out_accum_W2) {  // [B, H, 128, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 38416 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 54800 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -62,12 +62,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
   const unsigned warp = tid / 32;
   const unsigned lane = tid % 32;
   const unsigned h = bh % H;
+  // Homes kept in two slots: each chunk reads slot `phase` and its update writes the other.
+  unsigned phase = 0;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[5120 + e] = state_W1[bh * 8192 + e];
+    smem[7168 + phase * 8192 + e] = state_W1[bh * 8192 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    smem[13312 + e] = state_W2[bh * 8192 + e];
+    smem[23552 + phase * 8192 + e] = state_W2[bh * 8192 + e];
   }
   __syncthreads();
 
@@ -80,17 +82,17 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     const unsigned ahead_rows = min(chunk_rows, T);
     if (aligned_view_k) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[35344 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[51728 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_v) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[36368 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[52752 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_q) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[37392 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[53776 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -115,7 +117,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_k ? smem[35344 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_k ? smem[51728 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[4096 + e] = x;
     }
@@ -124,7 +126,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_v ? smem[36368 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_v ? smem[52752 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[1072 + e] = x;
     }
@@ -143,10 +145,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[4096 + (e / 32) * 128 + p];
         const float a1 = smem[4096 + ((e / 32) * 2 + 1) * dim_D + p];
-        const float b0 = smem[5120 + p * dim_H + e % 32];
-        const float b1 = smem[5120 + p * dim_H + e % 32 + 32];
-        const float b2 = smem[5120 + p * dim_H + e % 32 + 64];
-        const float b3 = smem[5120 + p * dim_H + e % 32 + 96];
+        const float b0 = smem[7168 + phase * 8192 + p * dim_H + e % 32];
+        const float b1 = smem[7168 + phase * 8192 + p * dim_H + e % 32 + 32];
+        const float b2 = smem[7168 + phase * 8192 + p * dim_H + e % 32 + 64];
+        const float b3 = smem[7168 + phase * 8192 + p * dim_H + e % 32 + 96];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -156,26 +158,26 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[29200 + (e / 32) * 256 + e % 32] = acc0_0;
-      smem[29200 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
-      smem[29200 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
-      smem[29200 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
-      smem[29200 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
-      smem[29200 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
-      smem[29200 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
-      smem[29200 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
+      smem[45584 + (e / 32) * 256 + e % 32] = acc0_0;
+      smem[45584 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
+      smem[45584 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
+      smem[45584 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
+      smem[45584 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
+      smem[45584 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[45584 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
+      smem[45584 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
     }
     __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
-      smem[21504 + e] = expf((-smem[29200 + e]));
+      smem[5120 + e] = expf((-smem[45584 + e]));
     }
     __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
-      smem[31248 + e] = (1.0f / (1.0f + smem[21504 + e]));
+      smem[47632 + e] = (1.0f / (1.0f + smem[5120 + e]));
     }
     __syncwarp();
 
@@ -186,10 +188,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = (smem[29200 + (e / 32) * 256 + p] * smem[31248 + (e / 32) * 256 + p]);
-        const float a1 = (smem[29200 + ((e / 32) * 2 + 1) * dim_H + p] * smem[31248 + ((e / 32) * 2 + 1) * dim_H + p]);
-        const float b0 = smem[13312 + p * dim_D + e % 32];
-        const float b1 = smem[13312 + p * dim_D + e % 32 + 32];
+        const float a0 = (smem[45584 + (e / 32) * 256 + p] * smem[47632 + (e / 32) * 256 + p]);
+        const float a1 = (smem[45584 + ((e / 32) * 2 + 1) * dim_H + p] * smem[47632 + ((e / 32) * 2 + 1) * dim_H + p]);
+        const float b0 = smem[23552 + phase * 8192 + p * dim_D + e % 32];
+        const float b1 = smem[23552 + phase * 8192 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
@@ -278,10 +280,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[3072 + (e / 32) * 128 + p];
         const float a1 = smem[3072 + ((e / 32) * 2 + 1) * dim_D + p];
-        const float b0 = smem[13312 + (e % 32) * dim_D + p];
-        const float b1 = smem[13312 + (e % 32 + 32) * dim_D + p];
-        const float b2 = smem[13312 + (e % 32 + 64) * dim_D + p];
-        const float b3 = smem[13312 + (e % 32 + 96) * dim_D + p];
+        const float b0 = smem[23552 + phase * 8192 + (e % 32) * dim_D + p];
+        const float b1 = smem[23552 + phase * 8192 + (e % 32 + 32) * dim_D + p];
+        const float b2 = smem[23552 + phase * 8192 + (e % 32 + 64) * dim_D + p];
+        const float b3 = smem[23552 + phase * 8192 + (e % 32 + 96) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -291,29 +293,29 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[23552 + (e / 32) * 256 + e % 32] = acc0_0;
-      smem[23552 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
-      smem[23552 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
-      smem[23552 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
-      smem[23552 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
-      smem[23552 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
-      smem[23552 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
-      smem[23552 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
+      smem[39936 + (e / 32) * 256 + e % 32] = acc0_0;
+      smem[39936 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
+      smem[39936 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
+      smem[39936 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
     }
     __syncwarp();
 
     // [16, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
-      const float v4 = smem[23552 + e];
-      const float v5 = smem[31248 + e];
-      smem[21504 + e] = v4 * v5 + (-((-(v4 * smem[29200 + e] * (v5 * v5))) * smem[21504 + e]));
+      const float v4 = smem[39936 + e];
+      const float v5 = smem[47632 + e];
+      smem[5120 + e] = v4 * v5 + (-((-(v4 * smem[45584 + e] * (v5 * v5))) * smem[5120 + e]));
     }
 
     // Stage the view q for this chunk, read ahead.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_q ? smem[37392 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_q ? smem[53776 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       smem[e] = x;
     }
@@ -348,14 +350,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
           acc1_3 = acc1_3 + a1 * b3;
         }
       }
-      smem[33296 + (e / 32) * 256 + e % 32] = acc0_0;
-      smem[33296 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
-      smem[33296 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
-      smem[33296 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
-      smem[33296 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
-      smem[33296 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
-      smem[33296 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
-      smem[33296 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
+      smem[49680 + (e / 32) * 256 + e % 32] = acc0_0;
+      smem[49680 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
+      smem[49680 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
+      smem[49680 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
+      smem[49680 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
+      smem[49680 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[49680 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
+      smem[49680 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
     }
     __syncthreads();
 
@@ -364,17 +366,17 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_k) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[35344 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[51728 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
       if (aligned_view_v) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[36368 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[52752 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
       if (aligned_view_q) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[37392 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[53776 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
@@ -388,7 +390,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         const float b0 = smem[4096 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[26640 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[43024 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncwarp();
 
@@ -403,12 +405,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[26640 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[26640 + ((e / 32) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[21504 + p * dim_H + e % 32];
-        const float b1 = smem[21504 + p * dim_H + e % 32 + 32];
-        const float b2 = smem[21504 + p * dim_H + e % 32 + 64];
-        const float b3 = smem[21504 + p * dim_H + e % 32 + 96];
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[43024 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[43024 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[5120 + p * dim_H + e % 32];
+        const float b1 = smem[5120 + p * dim_H + e % 32 + 32];
+        const float b2 = smem[5120 + p * dim_H + e % 32 + 64];
+        const float b3 = smem[5120 + p * dim_H + e % 32 + 96];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -441,10 +443,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 32) * 128 + p];
         const float a1 = smem[((e / 32) * 2 + 1) * dim_D + p];
-        const float b0 = smem[5120 + p * dim_H + e % 32];
-        const float b1 = smem[5120 + p * dim_H + e % 32 + 32];
-        const float b2 = smem[5120 + p * dim_H + e % 32 + 64];
-        const float b3 = smem[5120 + p * dim_H + e % 32 + 96];
+        const float b0 = smem[7168 + phase * 8192 + p * dim_H + e % 32];
+        const float b1 = smem[7168 + phase * 8192 + p * dim_H + e % 32 + 32];
+        const float b2 = smem[7168 + phase * 8192 + p * dim_H + e % 32 + 64];
+        const float b3 = smem[7168 + phase * 8192 + p * dim_H + e % 32 + 96];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -454,20 +456,20 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[24576 + (e / 32) * 256 + e % 32] = acc0_0;
-      smem[24576 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
-      smem[24576 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
-      smem[24576 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
-      smem[24576 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
-      smem[24576 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
-      smem[24576 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
-      smem[24576 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
+      smem[40960 + (e / 32) * 256 + e % 32] = acc0_0;
+      smem[40960 + (e / 32) * 256 + e % 32 + 32] = acc0_1;
+      smem[40960 + (e / 32) * 256 + e % 32 + 64] = acc0_2;
+      smem[40960 + (e / 32) * 256 + e % 32 + 96] = acc0_3;
+      smem[40960 + ((e / 32) * 2 + 1) * dim_H + e % 32] = acc1_0;
+      smem[40960 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 32] = acc1_1;
+      smem[40960 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 64] = acc1_2;
+      smem[40960 + ((e / 32) * 2 + 1) * dim_H + e % 32 + 96] = acc1_3;
     }
     __syncwarp();
 
     // [16, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = warp * 256 + lane; e < warp * 256 + 256; e += 32) {
-      smem[1024 + e] = smem[24576 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[33296 + e] + smem[1024 + e]);
+      smem[1024 + e] = smem[40960 + e] - scale[min(position + e / dim_H, dim_K - 1)] * (smem[49680 + e] + smem[1024 + e]);
     }
     __syncwarp();
 
@@ -497,10 +499,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[27152 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[27152 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[27152 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[27152 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[43536 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[43536 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[43536 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[43536 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
@@ -508,10 +510,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1024 + (e / 16) * dim_H + p];
-        const float b0 = (smem[29200 + (e % 16) * dim_H + p] * smem[31248 + (e % 16) * dim_H + p]);
+        const float b0 = (smem[45584 + (e % 16) * dim_H + p] * smem[47632 + (e % 16) * dim_H + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[26896 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[43280 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncwarp();
 
@@ -522,8 +524,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[26896 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[26896 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[43280 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[43280 + ((e / 32) * 2 + 1) * dim_K + p]);
         const float b0 = smem[3072 + p * dim_D + e % 32];
         const float b1 = smem[3072 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -531,10 +533,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[28176 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[28176 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[28176 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[28176 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[44560 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[44560 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[44560 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[44560 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
@@ -546,23 +548,23 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1024 + (e / 32) * 256 + p];
         const float a1 = smem[1024 + ((e / 32) * 2 + 1) * dim_H + p];
-        const float b0 = smem[13312 + p * dim_D + e % 32];
-        const float b1 = smem[13312 + p * dim_D + e % 32 + 32];
+        const float b0 = smem[23552 + phase * 8192 + p * dim_D + e % 32];
+        const float b1 = smem[23552 + phase * 8192 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[23552 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[23552 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[23552 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[23552 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[39936 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[39936 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[39936 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[28176 + e] = smem[23552 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[27152 + e] + smem[28176 + e]);
+      smem[44560 + e] = smem[39936 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[43536 + e] + smem[44560 + e]);
     }
     __syncwarp();
 
@@ -571,7 +573,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v8 = smem[28176 + e * dim_D + p];
+        const float v8 = smem[44560 + e * dim_D + p];
         acc = acc + v8 * v8;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -580,16 +582,15 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[26624 + e] = acc;
+        smem[43008 + e] = acc;
       }
     }
     __syncwarp();
 
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[e] + smem[28176 + e] * (1.0f / sqrtf(smem[26624 + e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[44560 + e] * (1.0f / sqrtf(smem[43008 + e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
     }
-    __syncthreads();
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
     #pragma unroll 1
@@ -597,12 +598,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       // Element e of the [64, 128] product, summed here rather than buffered, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product72 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        product72 = product72 + smem[4096 + p * dim_D + e / dim_H] * smem[21504 + p * dim_H + e % dim_H];
+        product72 = product72 + smem[4096 + p * dim_D + e / dim_H] * smem[5120 + p * dim_H + e % dim_H];
       }
       const float v9 = (accum_live ? accum_W1[bh * 8192 + e] : 0.0f) + product72;
-      const float next_state = smem[5120 + e] - commit * v9;
+      const float next_state = smem[7168 + phase * 8192 + e] - commit * v9;
       const float next_accum = keep * v9;
-      smem[5120 + e] = next_state;
+      smem[7168 + (1 - phase) * 8192 + e] = next_state;
       if (last_chunk) {
         out_accum_W1[bh * 8192 + e] = next_accum;
       }
@@ -614,17 +615,20 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       // Element e of the [128, 64] product, summed here rather than buffered, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product62 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        product62 = product62 + (smem[29200 + p * dim_H + e / dim_D] * smem[31248 + p * dim_H + e / dim_D]) * smem[3072 + p * dim_D + e % dim_D];
+        product62 = product62 + (smem[45584 + p * dim_H + e / dim_D] * smem[47632 + p * dim_H + e / dim_D]) * smem[3072 + p * dim_D + e % dim_D];
       }
       const float v10 = (accum_live ? accum_W2[bh * 8192 + e] : 0.0f) + product62;
-      const float next_state = smem[13312 + e] - commit * v10;
+      const float next_state = smem[23552 + phase * 8192 + e] - commit * v10;
       const float next_accum = keep * v10;
-      smem[13312 + e] = next_state;
+      smem[23552 + (1 - phase) * 8192 + e] = next_state;
       if (last_chunk) {
         out_accum_W2[bh * 8192 + e] = next_accum;
       }
     }
     __syncthreads();
+
+    // The next chunk reads the slots this one wrote (after the barrier above).
+    phase = 1 - phase;
 
     token = token + count;
     position = (position + count) % dim_K;
@@ -632,10 +636,10 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W1[bh * 8192 + e] = smem[5120 + e];
+    out_state_W1[bh * 8192 + e] = smem[7168 + phase * 8192 + e];
   }
   for (unsigned e = tid; e < 8192; e += 256) {
-    out_state_W2[bh * 8192 + e] = smem[13312 + e];
+    out_state_W2[bh * 8192 + e] = smem[23552 + phase * 8192 + e];
   }
 }
 
@@ -1047,7 +1051,7 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 153664;
+constexpr size_t kSharedBytes = 219200;
 constexpr size_t kDecodeSharedBytes = 135176;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
@@ -1130,8 +1134,8 @@ extern "C" int tttc_silu_rmsnorm_mlp_forward(const tttc_silu_rmsnorm_mlp_args* a
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 153664) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)153664);
+  if ((size_t)available < 219200) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)219200);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_silu_rmsnorm_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

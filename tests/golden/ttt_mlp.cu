@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, b2 dual-elementwise.
-// Shared memory: 230656 bytes per block; global scratch: 16384 bytes per block.
+// Shared memory: 231936 bytes per block; global scratch: 16384 bytes per block.
 // W1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 // b1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 // W2: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
@@ -58,7 +58,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     float* __restrict__ out_accum_W2,       // [B, H, 256, 64]
     float* __restrict__ out_accum_b2,       // [B, H, 64]
     float* __restrict__ scratch) {          // [B, H, 4096]: a slice per block
-  TTTC_DYNAMIC_SHARED(float, smem);  // 57664 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 57984 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -72,18 +72,20 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   const unsigned warp = tid / 32;
   const unsigned lane = tid % 32;
   const unsigned h = bh % H;
+  // Homes kept in two slots: each chunk reads slot `phase` and its update writes the other.
+  unsigned phase = 0;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 16384; e += 256) {
     smem[e] = state_W1[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    smem[32832 + e] = state_b1[bh * 256 + e];
+    smem[32896 + phase * 256 + e] = state_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
     smem[16384 + e] = state_W2[bh * 16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    smem[32768 + e] = state_b2[bh * 64 + e];
+    smem[32768 + phase * 64 + e] = state_b2[bh * 64 + e];
   }
   __syncthreads();
 
@@ -104,7 +106,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e < count) {
         x = lr[bh * T + token + e];
       }
-      smem[33104 + e] = x;
+      smem[33424 + e] = x;
     }
 
     // Stage the view k for this chunk.
@@ -113,7 +115,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[35136 + e] = x;
+      smem[35456 + e] = x;
     }
 
     // Stage the view v for this chunk.
@@ -122,7 +124,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[48448 + e] = x;
+      smem[48768 + e] = x;
     }
     __syncwarp();
 
@@ -137,8 +139,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[35136 + (e / 64) * 128 + p];
-        const float a1 = smem[35136 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float a0 = smem[35456 + (e / 64) * 128 + p];
+        const float a1 = smem[35456 + ((e / 64) * 2 + 1) * dim_D + p];
         const float b0 = smem[p * dim_H + e % 64];
         const float b1 = smem[p * dim_H + e % 64 + 64];
         const float b2 = smem[p * dim_H + e % 64 + 128];
@@ -152,39 +154,39 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[44352 + (e / 64) * 512 + e % 64] = acc0_0;
-      smem[44352 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
-      smem[44352 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
-      smem[44352 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
-      smem[44352 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
-      smem[44352 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      smem[44352 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      smem[44352 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
+      smem[44672 + (e / 64) * 512 + e % 64] = acc0_0;
+      smem[44672 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      smem[44672 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      smem[44672 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      smem[44672 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[44672 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      smem[44672 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      smem[44672 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v0 = smem[44352 + e] + smem[32832 + e % dim_H];
-      smem[49472 + e] = v0 * v0;
+      const float v0 = smem[44672 + e] + smem[32896 + phase * 256 + e % dim_H];
+      smem[49792 + e] = v0 * v0;
     }
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      smem[36160 + e] = (smem[44352 + e] + smem[32832 + e % dim_H]) * 0.5f;
-    }
-    __syncwarp();
-
-    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v1 = smem[44352 + e] + smem[32832 + e % dim_H];
-      smem[53568 + e] = tanhf((v1 + smem[49472 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+      smem[36480 + e] = (smem[44672 + e] + smem[32896 + phase * 256 + e % dim_H]) * 0.5f;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      smem[40256 + e] = smem[36160 + e] * (1.0f + smem[53568 + e]);
+      const float v1 = smem[44672 + e] + smem[32896 + phase * 256 + e % dim_H];
+      smem[53888 + e] = tanhf((v1 + smem[49792 + e] * v1 * 0.044715f) * 0.7978845608028654f);
+    }
+    __syncwarp();
+
+    // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
+    for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
+      smem[40576 + e] = smem[36480 + e] * (1.0f + smem[53888 + e]);
     }
     __syncwarp();
 
@@ -195,8 +197,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[40256 + (e / 32) * 512 + p];
-        const float a1 = smem[40256 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float a0 = smem[40576 + (e / 32) * 512 + p];
+        const float a1 = smem[40576 + ((e / 32) * 2 + 1) * dim_H + p];
         const float b0 = smem[16384 + p * dim_D + e % 32];
         const float b1 = smem[16384 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -204,10 +206,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[34112 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[34112 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[34112 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[34112 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[34432 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[34432 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[34432 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[34432 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
@@ -216,7 +218,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (smem[34112 + e * dim_D + p] + smem[32768 + p]);
+        acc = acc + (smem[34432 + e * dim_D + p] + smem[32768 + phase * 64 + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -224,14 +226,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[33088 + e] = acc;
+        smem[33408 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[34112 + e] = smem[34112 + e] + smem[32768 + e % dim_D] - smem[33088 + e / dim_D] * 0.015625f;
+      smem[34432 + e] = smem[34432 + e] + smem[32768 + phase * 64 + e % dim_D] - smem[33408 + e / dim_D] * 0.015625f;
     }
     __syncwarp();
 
@@ -240,7 +242,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v3 = smem[34112 + e * dim_D + p];
+        const float v3 = smem[34432 + e * dim_D + p];
         acc = acc + v3 * v3;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -249,27 +251,27 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[33088 + e] = acc;
+        smem[33408 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
-      smem[33088 + e] = sqrtf(smem[33088 + e] * 0.015625f + 0.000001f);
+      smem[33408 + e] = sqrtf(smem[33408 + e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
-      smem[33120 + e] = (1.0f / smem[33088 + e]);
+      smem[33440 + e] = (1.0f / smem[33408 + e]);
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v4 = param_gamma[h * 64 + e % dim_D];
-      smem[48448 + e] = smem[33104 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[35136 + e] + smem[34112 + e] * smem[33120 + e / dim_D] * v4 + param_beta[h * 64 + e % dim_D] - smem[48448 + e]) * 2.0f * v4;
+      smem[48768 + e] = smem[33424 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[35456 + e] + smem[34432 + e] * smem[33440 + e / dim_D] * v4 + param_beta[h * 64 + e % dim_D] - smem[48768 + e]) * 2.0f * v4;
     }
     __syncwarp();
 
@@ -278,7 +280,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[48448 + e * dim_D + p] * smem[34112 + e * dim_D + p];
+        acc = acc + smem[48768 + e * dim_D + p] * smem[34432 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -286,15 +288,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[33104 + e] = acc;
+        smem[33424 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v5 = smem[33120 + e / dim_D];
-      smem[34112 + e] = smem[48448 + e] * v5 + (-(smem[33104 + e / dim_D] * (v5 * v5))) * 0.5f / smem[33088 + e / dim_D] * 0.015625f * smem[34112 + e] * 2.0f;
+      const float v5 = smem[33440 + e / dim_D];
+      smem[34432 + e] = smem[48768 + e] * v5 + (-(smem[33424 + e / dim_D] * (v5 * v5))) * 0.5f / smem[33408 + e / dim_D] * 0.015625f * smem[34432 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -303,7 +305,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + (-smem[34112 + e * dim_D + p]);
+        acc = acc + (-smem[34432 + e * dim_D + p]);
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -311,14 +313,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[33088 + e] = acc;
+        smem[33408 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[34112 + e] = smem[34112 + e] + smem[33088 + e / dim_D] * 0.015625f;
+      smem[34432 + e] = smem[34432 + e] + smem[33408 + e / dim_D] * 0.015625f;
     }
     __syncthreads();
 
@@ -326,9 +328,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[34112 + p * dim_D + e];
+        acc = acc + smem[34432 + p * dim_D + e];
       }
-      smem[48448 + e] = acc;
+      smem[48768 + e] = acc;
     }
 
     // [16, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -342,8 +344,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[34112 + (e / 64) * 128 + p];
-        const float a1 = smem[34112 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float a0 = smem[34432 + (e / 64) * 128 + p];
+        const float a1 = smem[34432 + ((e / 64) * 2 + 1) * dim_D + p];
         const float b0 = smem[16384 + (e % 64) * dim_D + p];
         const float b1 = smem[16384 + (e % 64 + 64) * dim_D + p];
         const float b2 = smem[16384 + (e % 64 + 128) * dim_D + p];
@@ -370,17 +372,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v6 = smem[53568 + e];
-      smem[36160 + e] = scratch[bh * 4096 + e] * smem[36160 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
+      const float v6 = smem[53888 + e];
+      smem[36480 + e] = scratch[bh * 4096 + e] * smem[36480 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v7 = smem[36160 + e];
+      const float v7 = smem[36480 + e];
       const float v8 = v7 * 0.044715f;
-      const float v9 = smem[44352 + e] + smem[32832 + e % dim_H];
-      smem[44352 + e] = scratch[bh * 4096 + e] * (1.0f + smem[53568 + e]) * 0.5f + v7 + v8 * smem[49472 + e] + v8 * v9 * v9 * 2.0f;
+      const float v9 = smem[44672 + e] + smem[32896 + phase * 256 + e % dim_H];
+      smem[44672 + e] = scratch[bh * 4096 + e] * (1.0f + smem[53888 + e]) * 0.5f + v7 + v8 * smem[49792 + e] + v8 * v9 * v9 * 2.0f;
     }
     __syncthreads();
 
@@ -388,9 +390,9 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[44352 + p * dim_H + e];
+        acc = acc + smem[44672 + p * dim_H + e];
       }
-      smem[48512 + e] = acc;
+      smem[48832 + e] = acc;
     }
 
     // Stage the view q for this chunk.
@@ -399,7 +401,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
-      smem[33088 + e] = x;
+      smem[33408 + e] = x;
     }
     __syncwarp();
 
@@ -416,8 +418,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (accum_live) {
         #pragma unroll 1
         for (unsigned p = 0; p < dim_D; p += 1) {
-          const float a0 = smem[33088 + (e / 64) * 128 + p];
-          const float a1 = smem[33088 + ((e / 64) * 2 + 1) * dim_D + p];
+          const float a0 = smem[33408 + (e / 64) * 128 + p];
+          const float a1 = smem[33408 + ((e / 64) * 2 + 1) * dim_D + p];
           const float b0 = (accum_live ? accum_W1[bh * 16384 + p * dim_H + e % 64] : 0.0f);
           const float b1 = (accum_live ? accum_W1[bh * 16384 + p * dim_H + e % 64 + 64] : 0.0f);
           const float b2 = (accum_live ? accum_W1[bh * 16384 + p * dim_H + e % 64 + 128] : 0.0f);
@@ -432,25 +434,25 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc1_3 = acc1_3 + a1 * b3;
         }
       }
-      smem[48768 + (e / 64) * 512 + e % 64] = acc0_0;
-      smem[48768 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
-      smem[48768 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
-      smem[48768 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
-      smem[48768 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
-      smem[48768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      smem[48768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      smem[48768 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
+      smem[49088 + (e / 64) * 512 + e % 64] = acc0_0;
+      smem[49088 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      smem[49088 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      smem[49088 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      smem[49088 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[49088 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      smem[49088 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      smem[49088 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[33088 + (e / 16) * dim_D + p];
-        const float b0 = smem[35136 + (e % 16) * dim_D + p];
+        const float a0 = smem[33408 + (e / 16) * dim_D + p];
+        const float b0 = smem[35456 + (e % 16) * dim_D + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[36160 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[36480 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncwarp();
 
@@ -465,12 +467,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[36160 + (e / 64) * 32 + p]);
-        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[36160 + ((e / 64) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[44352 + p * dim_H + e % 64];
-        const float b1 = smem[44352 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[44352 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[44352 + p * dim_H + e % 64 + 192];
+        const float a0 = ((p <= (e / 64) * 2 ? 1.0f : 0.0f) * smem[36480 + (e / 64) * 32 + p]);
+        const float a1 = ((p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f) * smem[36480 + ((e / 64) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[44672 + p * dim_H + e % 64];
+        const float b1 = smem[44672 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[44672 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[44672 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -480,14 +482,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[52864 + (e / 64) * 512 + e % 64] = acc0_0;
-      smem[52864 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
-      smem[52864 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
-      smem[52864 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
-      smem[52864 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
-      smem[52864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      smem[52864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      smem[52864 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
+      smem[53184 + (e / 64) * 512 + e % 64] = acc0_0;
+      smem[53184 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      smem[53184 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      smem[53184 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      smem[53184 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[53184 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      smem[53184 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      smem[53184 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
@@ -501,8 +503,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_2 = 0.0f;
       float acc1_3 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[33088 + (e / 64) * 128 + p];
-        const float a1 = smem[33088 + ((e / 64) * 2 + 1) * dim_D + p];
+        const float a0 = smem[33408 + (e / 64) * 128 + p];
+        const float a1 = smem[33408 + ((e / 64) * 2 + 1) * dim_D + p];
         const float b0 = smem[p * dim_H + e % 64];
         const float b1 = smem[p * dim_H + e % 64 + 64];
         const float b2 = smem[p * dim_H + e % 64 + 128];
@@ -540,10 +542,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 64) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 64) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[44352 + p * dim_H + e % 64];
-        const float b1 = smem[44352 + p * dim_H + e % 64 + 64];
-        const float b2 = smem[44352 + p * dim_H + e % 64 + 128];
-        const float b3 = smem[44352 + p * dim_H + e % 64 + 192];
+        const float b0 = smem[44672 + p * dim_H + e % 64];
+        const float b1 = smem[44672 + p * dim_H + e % 64 + 64];
+        const float b2 = smem[44672 + p * dim_H + e % 64 + 128];
+        const float b3 = smem[44672 + p * dim_H + e % 64 + 192];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
@@ -553,28 +555,28 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_2 = acc1_2 + a1 * b2;
         acc1_3 = acc1_3 + a1 * b3;
       }
-      smem[36160 + (e / 64) * 512 + e % 64] = acc0_0;
-      smem[36160 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
-      smem[36160 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
-      smem[36160 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
-      smem[36160 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
-      smem[36160 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
-      smem[36160 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
-      smem[36160 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
+      smem[36480 + (e / 64) * 512 + e % 64] = acc0_0;
+      smem[36480 + (e / 64) * 512 + e % 64 + 64] = acc0_1;
+      smem[36480 + (e / 64) * 512 + e % 64 + 128] = acc0_2;
+      smem[36480 + (e / 64) * 512 + e % 64 + 192] = acc0_3;
+      smem[36480 + ((e / 64) * 2 + 1) * dim_H + e % 64] = acc1_0;
+      smem[36480 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 64] = acc1_1;
+      smem[36480 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 128] = acc1_2;
+      smem[36480 + ((e / 64) * 2 + 1) * dim_H + e % 64 + 192] = acc1_3;
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
       const float v10 = scale[min(position + e / dim_H, dim_K - 1)];
-      smem[36160 + e] = scratch[bh * 4096 + e] - v10 * (smem[48768 + e] + smem[52864 + e]) + (smem[32832 + e % dim_H] - v10 * ((accum_live ? accum_b1[bh * 256 + e % dim_H] : 0.0f) + smem[36160 + e]));
+      smem[36480 + e] = scratch[bh * 4096 + e] - v10 * (smem[49088 + e] + smem[53184 + e]) + (smem[32896 + phase * 256 + e % dim_H] - v10 * ((accum_live ? accum_b1[bh * 256 + e % dim_H] : 0.0f) + smem[36480 + e]));
     }
     __syncwarp();
 
     // [16, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
     for (unsigned e = warp * 512 + lane; e < warp * 512 + 512; e += 32) {
-      const float v11 = smem[36160 + e];
-      smem[36160 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
+      const float v11 = smem[36480 + e];
+      smem[36480 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
     }
     __syncthreads();
 
@@ -587,8 +589,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       if (accum_live) {
         #pragma unroll 1
         for (unsigned p = 0; p < dim_H; p += 1) {
-          const float a0 = smem[36160 + (e / 32) * 512 + p];
-          const float a1 = smem[36160 + ((e / 32) * 2 + 1) * dim_H + p];
+          const float a0 = smem[36480 + (e / 32) * 512 + p];
+          const float a1 = smem[36480 + ((e / 32) * 2 + 1) * dim_H + p];
           const float b0 = (accum_live ? accum_W2[bh * 16384 + p * dim_D + e % 32] : 0.0f);
           const float b1 = (accum_live ? accum_W2[bh * 16384 + p * dim_D + e % 32 + 32] : 0.0f);
           acc0_0 = acc0_0 + a0 * b0;
@@ -597,21 +599,21 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
           acc1_1 = acc1_1 + a1 * b1;
         }
       }
-      smem[49024 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[49024 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[49024 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[49024 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[49344 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[49344 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[49344 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[49344 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[36160 + (e / 16) * dim_H + p];
-        const float b0 = smem[40256 + (e % 16) * dim_H + p];
+        const float a0 = smem[36480 + (e / 16) * dim_H + p];
+        const float b0 = smem[40576 + (e % 16) * dim_H + p];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[48768 + (e / 16) * dim_K + e % 16] = acc0_0;
+      smem[49088 + (e / 16) * dim_K + e % 16] = acc0_0;
     }
     __syncwarp();
 
@@ -622,19 +624,19 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[48768 + (e / 32) * 32 + p]);
-        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[48768 + ((e / 32) * 2 + 1) * dim_K + p]);
-        const float b0 = smem[34112 + p * dim_D + e % 32];
-        const float b1 = smem[34112 + p * dim_D + e % 32 + 32];
+        const float a0 = ((p <= (e / 32) * 2 ? 1.0f : 0.0f) * smem[49088 + (e / 32) * 32 + p]);
+        const float a1 = ((p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f) * smem[49088 + ((e / 32) * 2 + 1) * dim_K + p]);
+        const float b0 = smem[34432 + p * dim_D + e % 32];
+        const float b1 = smem[34432 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[50048 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[50048 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[50048 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[50048 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[50368 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[50368 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[50368 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[50368 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
@@ -644,8 +646,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
-        const float a0 = smem[36160 + (e / 32) * 512 + p];
-        const float a1 = smem[36160 + ((e / 32) * 2 + 1) * dim_H + p];
+        const float a0 = smem[36480 + (e / 32) * 512 + p];
+        const float a1 = smem[36480 + ((e / 32) * 2 + 1) * dim_H + p];
         const float b0 = smem[16384 + p * dim_D + e % 32];
         const float b1 = smem[16384 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -653,10 +655,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[51072 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[51072 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[51072 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[51072 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[51392 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[51392 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[51392 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[51392 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncthreads();
 
@@ -669,24 +671,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= (e / 32) * 2 ? 1.0f : 0.0f);
         const float a1 = (p <= (e / 32) * 2 + 1 ? 1.0f : 0.0f);
-        const float b0 = smem[34112 + p * dim_D + e % 32];
-        const float b1 = smem[34112 + p * dim_D + e % 32 + 32];
+        const float b0 = smem[34432 + p * dim_D + e % 32];
+        const float b1 = smem[34432 + p * dim_D + e % 32 + 32];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[36160 + (e / 32) * 128 + e % 32] = acc0_0;
-      smem[36160 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
-      smem[36160 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
-      smem[36160 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
+      smem[36480 + (e / 32) * 128 + e % 32] = acc0_0;
+      smem[36480 + (e / 32) * 128 + e % 32 + 32] = acc0_1;
+      smem[36480 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
+      smem[36480 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v12 = scale[min(position + e / dim_D, dim_K - 1)];
-      smem[36160 + e] = smem[51072 + e] - v12 * (smem[49024 + e] + smem[50048 + e]) + (smem[32768 + e % dim_D] - v12 * ((accum_live ? accum_b2[bh * 64 + e % dim_D] : 0.0f) + smem[36160 + e]));
+      smem[36480 + e] = smem[51392 + e] - v12 * (smem[49344 + e] + smem[50368 + e]) + (smem[32768 + phase * 64 + e % dim_D] - v12 * ((accum_live ? accum_b2[bh * 64 + e % dim_D] : 0.0f) + smem[36480 + e]));
     }
     __syncwarp();
 
@@ -695,7 +697,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[36160 + e * dim_D + p];
+        acc = acc + smem[36480 + e * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -703,14 +705,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[37184 + e] = acc;
+        smem[37504 + e] = acc;
       }
     }
     __syncwarp();
 
     // [16, 64] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[36160 + e] = smem[36160 + e] - smem[37184 + e / dim_D] * 0.015625f;
+      smem[36480 + e] = smem[36480 + e] - smem[37504 + e / dim_D] * 0.015625f;
     }
     __syncwarp();
 
@@ -719,7 +721,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     for (unsigned e = warp * 2; e < warp * 2 + 2; e += 1) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v14 = smem[36160 + e * dim_D + p];
+        const float v14 = smem[36480 + e * dim_D + p];
         acc = acc + v14 * v14;
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
@@ -728,14 +730,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
       if (tid % 32 == 0) {
-        smem[37184 + e] = acc;
+        smem[37504 + e] = acc;
       }
     }
     __syncwarp();
 
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[33088 + e] + smem[36160 + e] * (1.0f / sqrtf(smem[37184 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[33408 + e] + smem[36480 + e] * (1.0f / sqrtf(smem[37504 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
@@ -744,7 +746,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       // Element e of the [64, 256] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product111 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        product111 = product111 + smem[35136 + p * dim_D + e / dim_H] * smem[44352 + p * dim_H + e % dim_H];
+        product111 = product111 + smem[35456 + p * dim_D + e / dim_H] * smem[44672 + p * dim_H + e % dim_H];
       }
       const float v15 = (accum_live ? accum_W1[bh * 16384 + e] : 0.0f) + product111;
       const float next_state = smem[e] - commit * v15;
@@ -758,10 +760,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     #pragma unroll 1
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      const float v16 = (accum_live ? accum_b1[bh * 256 + e] : 0.0f) + smem[48512 + e];
-      const float next_state = smem[32832 + e] - commit * v16;
+      const float v16 = (accum_live ? accum_b1[bh * 256 + e] : 0.0f) + smem[48832 + e];
+      const float next_state = smem[32896 + phase * 256 + e] - commit * v16;
       const float next_accum = keep * v16;
-      smem[32832 + e] = next_state;
+      smem[32896 + (1 - phase) * 256 + e] = next_state;
       if (last_chunk) {
         out_accum_b1[bh * 256 + e] = next_accum;
       }
@@ -773,7 +775,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       // Element e of the [256, 64] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product92 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        product92 = product92 + smem[40256 + p * dim_H + e / dim_D] * smem[34112 + p * dim_D + e % dim_D];
+        product92 = product92 + smem[40576 + p * dim_H + e / dim_D] * smem[34432 + p * dim_D + e % dim_D];
       }
       const float v17 = (accum_live ? accum_W2[bh * 16384 + e] : 0.0f) + product92;
       const float next_state = smem[16384 + e] - commit * v17;
@@ -783,20 +785,22 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
         out_accum_W2[bh * 16384 + e] = next_accum;
       }
     }
-    __syncthreads();
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
     #pragma unroll 1
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
-      const float v18 = (accum_live ? accum_b2[bh * 64 + e] : 0.0f) + smem[48448 + e];
-      const float next_state = smem[32768 + e] - commit * v18;
+      const float v18 = (accum_live ? accum_b2[bh * 64 + e] : 0.0f) + smem[48768 + e];
+      const float next_state = smem[32768 + phase * 64 + e] - commit * v18;
       const float next_accum = keep * v18;
-      smem[32768 + e] = next_state;
+      smem[32768 + (1 - phase) * 64 + e] = next_state;
       if (last_chunk) {
         out_accum_b2[bh * 64 + e] = next_accum;
       }
     }
     __syncthreads();
+
+    // The next chunk reads the slots this one wrote (after the barrier above).
+    phase = 1 - phase;
 
     token = token + count;
     position = (position + count) % dim_K;
@@ -807,13 +811,13 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     out_state_W1[bh * 16384 + e] = smem[e];
   }
   for (unsigned e = tid; e < 256; e += 256) {
-    out_state_b1[bh * 256 + e] = smem[32832 + e];
+    out_state_b1[bh * 256 + e] = smem[32896 + phase * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
     out_state_W2[bh * 16384 + e] = smem[16384 + e];
   }
   for (unsigned e = tid; e < 64; e += 256) {
-    out_state_b2[bh * 64 + e] = smem[32768 + e];
+    out_state_b2[bh * 64 + e] = smem[32768 + phase * 64 + e];
   }
 }
 
@@ -1419,7 +1423,7 @@ namespace {
 
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 230656;
+constexpr size_t kSharedBytes = 231936;
 constexpr size_t kDecodeSharedBytes = 208396;
 constexpr size_t kScratchFloats = 4096;  // per (sequence, head)
 
@@ -1517,8 +1521,8 @@ extern "C" int tttc_ttt_mlp_forward(const tttc_ttt_mlp_args* a, cudaStream_t str
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 230656) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)230656);
+  if ((size_t)available < 231936) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)231936);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_mlp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");

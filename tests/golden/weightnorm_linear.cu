@@ -2,7 +2,7 @@
 // for sm_90, f32 matmul operands, f32 state and accumulation.
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 8) in order.
 // Forms: W primal, b dual-elementwise.
-// Shared memory: 76032 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 76160 bytes per block; global scratch: 0 bytes per block.
 // W: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 // b: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 
@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     float* __restrict__ out_state_b,    // [B, H, 32]
     float* __restrict__ out_accum_W,    // [B, H, 32, 32]
     float* __restrict__ out_accum_b) {  // [B, H, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 19008 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 19040 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -59,12 +59,14 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
   // This invocation's warp, and its lane in the warp.
   const unsigned warp = tid / 32;
   const unsigned lane = tid % 32;
+  // Homes kept in two slots: each chunk reads slot `phase` and its update writes the other.
+  unsigned phase = 0;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
-    smem[17984 + e] = state_W[bh * 1024 + e];
+    smem[18016 + e] = state_W[bh * 1024 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
-    smem[16672 + e] = state_b[bh * 32 + e];
+    smem[16672 + phase * 32 + e] = state_b[bh * 32 + e];
   }
   __syncthreads();
 
@@ -87,7 +89,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     }
     if (aligned_view_q) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[16704 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[16736 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -139,7 +141,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v0 = smem[17984 + (e % dim_D) * dim_D + p];
+        const float v0 = smem[18016 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[256 + e] = acc;
@@ -163,7 +165,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[520 + (e / 32) * dim_D + p];
-        const float b0 = (smem[17984 + p * dim_D + e % 32] * smem[776 + (e / 32) * dim_D + p]);
+        const float b0 = (smem[18016 + p * dim_D + e % 32] * smem[776 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[1032 + (e / 32) * dim_D + e % 32] = acc0_0;
@@ -172,7 +174,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
-      smem[e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[16672 + e % dim_D] - smem[e]) * 2.0f;
+      smem[e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[16672 + phase * 32 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
@@ -252,7 +254,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[17984 + (e % dim_D) * dim_D + p];
+        acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18016 + (e % dim_D) * dim_D + p];
       }
       smem[512 + e] = acc;
     }
@@ -261,7 +263,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
       const float v1 = smem[776 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
-      smem[8448 + e] = smem[8448 + e] * v1 + (-(smem[512 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[17984 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
+      smem[8448 + e] = smem[8448 + e] * v1 + (-(smem[512 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18016 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
@@ -271,16 +273,16 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[8448 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
       }
-      smem[16960 + e] = acc;
+      smem[16992 + e] = acc;
     }
 
     // Stage the view q for this chunk, read ahead.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_q ? smem[16704 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_q ? smem[16736 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
-      smem[16704 + e] = x;
+      smem[16736 + e] = x;
     }
 
     // [8, 1024] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
@@ -309,7 +311,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
-      smem[256 + e] = smem[17984 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * ((accum_live ? accum_W[bh * 1024 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] : 0.0f) + smem[256 + e]);
+      smem[256 + e] = smem[18016 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * ((accum_live ? accum_W[bh * 1024 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] : 0.0f) + smem[256 + e]);
     }
     __syncthreads();
 
@@ -350,7 +352,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     for (unsigned e = tid; e < 256; e += 256) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[16704 + (e / 32) * dim_D + p];
+        const float a0 = smem[16736 + (e / 32) * dim_D + p];
         const float b0 = smem[256 + (e / 32) * 1024 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
@@ -363,7 +365,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_q) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[16704 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[16736 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
@@ -383,34 +385,36 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[8448 + e] + (smem[16672 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * ((accum_live ? accum_b[bh * 32 + e % dim_D] : 0.0f) + smem[256 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[8448 + e] + (smem[16672 + phase * 32 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * ((accum_live ? accum_b[bh * 32 + e % dim_D] : 0.0f) + smem[256 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     #pragma unroll 1
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v3 = (accum_live ? accum_W[bh * 1024 + e] : 0.0f) + smem[16960 + e];
-      const float next_state = smem[17984 + e] - commit * v3;
+      const float v3 = (accum_live ? accum_W[bh * 1024 + e] : 0.0f) + smem[16992 + e];
+      const float next_state = smem[18016 + e] - commit * v3;
       const float next_accum = keep * v3;
-      smem[17984 + e] = next_state;
+      smem[18016 + e] = next_state;
       if (last_chunk) {
         out_accum_W[bh * 1024 + e] = next_accum;
       }
     }
-    __syncthreads();
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     #pragma unroll 1
     for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
       const float v4 = (accum_live ? accum_b[bh * 32 + e] : 0.0f) + smem[16640 + e];
-      const float next_state = smem[16672 + e] - commit * v4;
+      const float next_state = smem[16672 + phase * 32 + e] - commit * v4;
       const float next_accum = keep * v4;
-      smem[16672 + e] = next_state;
+      smem[16672 + (1 - phase) * 32 + e] = next_state;
       if (last_chunk) {
         out_accum_b[bh * 32 + e] = next_accum;
       }
     }
     __syncthreads();
+
+    // The next chunk reads the slots this one wrote (after the barrier above).
+    phase = 1 - phase;
 
     token = token + count;
     position = (position + count) % dim_K;
@@ -418,10 +422,10 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 1024; e += 256) {
-    out_state_W[bh * 1024 + e] = smem[17984 + e];
+    out_state_W[bh * 1024 + e] = smem[18016 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
-    out_state_b[bh * 32 + e] = smem[16672 + e];
+    out_state_b[bh * 32 + e] = smem[16672 + phase * 32 + e];
   }
 }
 
@@ -443,7 +447,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     float* __restrict__ out_state_b,    // [B, H, 32]
     float* __restrict__ out_accum_W,    // [B, H, 32, 32]
     float* __restrict__ out_accum_b) {  // [B, H, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 5280 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 5344 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -456,14 +460,16 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
   // This invocation's warp, and its lane in the warp.
   const unsigned warp = tid / 32;
   const unsigned lane = tid % 32;
+  // Homes kept in two slots: each chunk reads slot `phase` and its update writes the other.
+  unsigned phase = 0;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
-    smem[3232 + e] = state_W[bh * 1024 + e];
-    smem[4256 + e] = accum_W[bh * 1024 + e];
+    smem[3296 + e] = state_W[bh * 1024 + e];
+    smem[4320 + e] = accum_W[bh * 1024 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
-    smem[2144 + e] = state_b[bh * 32 + e];
-    smem[2176 + e] = accum_b[bh * 32 + e];
+    smem[2144 + phase * 32 + e] = state_b[bh * 32 + e];
+    smem[2208 + phase * 32 + e] = accum_b[bh * 32 + e];
   }
   __syncthreads();
 
@@ -507,7 +513,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v0 = smem[3232 + (e % dim_D) * dim_D + p];
+        const float v0 = smem[3296 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[32 + e] = acc;
@@ -531,7 +537,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[65 + p];
-        const float b0 = (smem[3232 + p * dim_D + e % 32] * smem[97 + p]);
+        const float b0 = (smem[3296 + p * dim_D + e % 32] * smem[97 + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
       smem[129 + e % 32] = acc0_0;
@@ -540,7 +546,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // [1, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
-      smem[e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[129 + e] + smem[2144 + e % dim_D] - smem[e]) * 2.0f;
+      smem[e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[129 + e] + smem[2144 + phase * 32 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
@@ -581,7 +587,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = tid / 32; e < 32; e += 8) {
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[1056 + (e % dim_D) * dim_D + p] * smem[3232 + (e % dim_D) * dim_D + p];
+        acc = acc + smem[1056 + (e % dim_D) * dim_D + p] * smem[3296 + (e % dim_D) * dim_D + p];
       }
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
       acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
@@ -597,7 +603,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // [1, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
       const float v1 = smem[97 + (e / dim_D) % dim_D];
-      smem[1056 + e] = smem[1056 + e] * v1 + (-(smem[64 + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[32 + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[3232 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
+      smem[1056 + e] = smem[1056 + e] * v1 + (-(smem[64 + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[32 + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[3296 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
@@ -607,7 +613,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[1056 + (e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2208 + e] = acc;
+      smem[2272 + e] = acc;
     }
 
     // Stage the view q for this chunk.
@@ -645,7 +651,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // [1, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[32 + e] = smem[3232 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[4256 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[32 + e]);
+      smem[32 + e] = smem[3296 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[4320 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[32 + e]);
     }
     __syncthreads();
 
@@ -699,28 +705,30 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[1056 + e] + (smem[2144 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2176 + e % dim_D] + smem[1088 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[1056 + e] + (smem[2144 + phase * 32 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2208 + phase * 32 + e % dim_D] + smem[1088 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v4 = smem[4256 + e] + smem[2208 + e];
-      const float next_state = smem[3232 + e] - commit * v4;
+      const float v4 = smem[4320 + e] + smem[2272 + e];
+      const float next_state = smem[3296 + e] - commit * v4;
       const float next_accum = keep * v4;
-      smem[3232 + e] = next_state;
-      smem[4256 + e] = next_accum;
+      smem[3296 + e] = next_state;
+      smem[4320 + e] = next_accum;
     }
-    __syncthreads();
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
-      const float v5 = smem[2176 + e] + smem[2080 + e];
-      const float next_state = smem[2144 + e] - commit * v5;
+      const float v5 = smem[2208 + phase * 32 + e] + smem[2080 + e];
+      const float next_state = smem[2144 + phase * 32 + e] - commit * v5;
       const float next_accum = keep * v5;
-      smem[2144 + e] = next_state;
-      smem[2176 + e] = next_accum;
+      smem[2144 + (1 - phase) * 32 + e] = next_state;
+      smem[2208 + (1 - phase) * 32 + e] = next_accum;
     }
     __syncthreads();
+
+    // The next chunk reads the slots this one wrote (after the barrier above).
+    phase = 1 - phase;
 
     token = token + count;
     position = (position + count) % dim_K;
@@ -728,12 +736,12 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 1024; e += 256) {
-    out_state_W[bh * 1024 + e] = smem[3232 + e];
-    out_accum_W[bh * 1024 + e] = smem[4256 + e];
+    out_state_W[bh * 1024 + e] = smem[3296 + e];
+    out_accum_W[bh * 1024 + e] = smem[4320 + e];
   }
   for (unsigned e = tid; e < 32; e += 256) {
-    out_state_b[bh * 32 + e] = smem[2144 + e];
-    out_accum_b[bh * 32 + e] = smem[2176 + e];
+    out_state_b[bh * 32 + e] = smem[2144 + phase * 32 + e];
+    out_accum_b[bh * 32 + e] = smem[2208 + phase * 32 + e];
   }
 }
 
@@ -743,8 +751,8 @@ namespace {
 
 constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
-constexpr size_t kSharedBytes = 76032;
-constexpr size_t kDecodeSharedBytes = 21120;
+constexpr size_t kSharedBytes = 76160;
+constexpr size_t kDecodeSharedBytes = 21376;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
@@ -826,8 +834,8 @@ extern "C" int tttc_weightnorm_linear_forward(const tttc_weightnorm_linear_args*
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 76032) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)76032);
+  if ((size_t)available < 76160) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)76160);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_weightnorm_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
