@@ -47,7 +47,9 @@ const where = (h: Home) =>
     ? 'in place in its global output'
     : h.space === 'ports'
       ? 'read from its input by the first chunk, written to its output by the last'
-      : 'in shared memory';
+      : h.pingPong
+        ? 'in shared memory (two slots, each chunk reading one and writing the other)'
+        : 'in shared memory';
 
 function renderSource(
   compiled: Compiled,

@@ -3,8 +3,8 @@
 // One thread block of 256 threads per (sequence, head) walks the mini-batches (K = 16) in order.
 // Forms: W1 dual-matmul, W2 dual-matmul.
 // Shared memory: 219200 bytes per block; global scratch: 0 bytes per block.
-// W1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
-// W2: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// W1: state in shared memory (two slots, each chunk reading one and writing the other), accumulator read from its input by the first chunk, written to its output by the last.
+// W2: state in shared memory (two slots, each chunk reading one and writing the other), accumulator read from its input by the first chunk, written to its output by the last.
 
 #include <climits>
 #include <cstdarg>

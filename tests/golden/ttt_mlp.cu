@@ -4,9 +4,9 @@
 // Forms: W1 dual-matmul, b1 dual-elementwise, W2 dual-matmul, b2 dual-elementwise.
 // Shared memory: 231936 bytes per block; global scratch: 16384 bytes per block.
 // W1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
-// b1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// b1: state in shared memory (two slots, each chunk reading one and writing the other), accumulator read from its input by the first chunk, written to its output by the last.
 // W2: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
-// b2: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// b2: state in shared memory (two slots, each chunk reading one and writing the other), accumulator read from its input by the first chunk, written to its output by the last.
 
 #include <climits>
 #include <cstdarg>

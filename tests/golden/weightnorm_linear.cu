@@ -4,7 +4,7 @@
 // Forms: W primal, b dual-elementwise.
 // Shared memory: 76160 bytes per block; global scratch: 0 bytes per block.
 // W: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
-// b: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
+// b: state in shared memory (two slots, each chunk reading one and writing the other), accumulator read from its input by the first chunk, written to its output by the last.
 
 #include <climits>
 #include <cstdarg>
