@@ -11,9 +11,12 @@ import type { Homes, ScheduledKernel } from '../compiler/schedule/kernel.ts';
 import { globalFloats, residentWorkgroups, synchronise } from '../compiler/schedule/layout.ts';
 import { homeKey, schedule } from '../compiler/schedule/schedule.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
-import { relativeError } from '../core/tensor.ts';
+import { relativeError, type Tensor } from '../core/tensor.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
+import { webgpuInnerLoop } from '../cli/link.ts';
+import { deviceLimits, getGPUDevice } from '../runtime/webgpu/device.ts';
+import { schedulingLimits } from '../runtime/webgpu/inner-loop.ts';
 import { archOf } from '../targets/cuda/arch.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { randomInputs } from './support/inputs.ts';
@@ -96,13 +99,34 @@ describe('kernels with homes in two slots on the CPU against the f64 reference',
       it(`f32, T = ${T} from start 3: within 1e-5`, async () => {
         const named = randomInputs(c.chunk, { B: 2, H: 2, T, start: 3, accum: true, seed: T });
         const loop = await CudaCpuInnerLoop.create(cudaCpuProgram(c, { arch, dtype: 'f32' }));
-        const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named)));
-        const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
-        for (const [name, w] of want) {
-          const e = relativeError(got.get(name)!.data, w.data);
-          expect(Number.isNaN(e), `${file}: ${name}`).toBe(false);
-          expect(e, `${file}: ${name}`).toBeLessThan(1e-5);
-        }
+        expectReference(c, named, innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named))), file);
       });
   });
 });
+
+describe('WGSL kernels with homes in two slots against the f64 reference', () => {
+  it('every example that doubles a home at D = 32, K = 8 on this adapter: T = 27 from start 3 (four chunks)', async () => {
+    const ctx = await getGPUDevice();
+    const limits = schedulingLimits(deviceLimits(ctx.device));
+    const doubled = exampleFiles
+      .map((file) => [file, compileExample(file, 'auto', { D: 32, K: 8 })] as const)
+      .filter(([, c]) => pingPongs(schedule(c.chunk, limits)));
+    expect(doubled.length).toBeGreaterThan(0);
+    for (const [file, c] of doubled) {
+      const named = randomInputs(c.chunk, { B: 2, H: 2, T: 27, start: 3, accum: true, seed: 27 });
+      const loop = await webgpuInnerLoop(c, ctx);
+      const got = innerLoopOutputTensors(await loop.run(innerLoopInputs(c.signature, named), { poison: true }));
+      expectReference(c, named, got, file);
+    }
+  }, 120_000);
+});
+
+/** Every output within 1e-5 (relative) of the f64 reference. */
+function expectReference(c: Compiled, named: Map<string, Tensor>, got: Map<string, Tensor>, what: string): void {
+  const want = innerLoopOutputTensors(runReference(c.chunk, innerLoopInputs(c.signature, named)));
+  for (const [name, w] of want) {
+    const e = relativeError(got.get(name)!.data, w.data);
+    expect(Number.isNaN(e), `${what}: ${name}`).toBe(false);
+    expect(e, `${what}: ${name}`).toBeLessThan(1e-5);
+  }
+}
