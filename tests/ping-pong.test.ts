@@ -70,7 +70,7 @@ describe('the scheduler doubles homes only where that pays', () => {
     }
   });
 
-  it('refused where it would cost a resident block: an update waits, yet every home keeps one slot', () => {
+  it('refused somewhere: an update waits at a block barrier, yet every home keeps one slot', () => {
     const refused = kernels.filter(({ c, arch }) => {
       const limits = archOf(arch).limits;
       const k = schedule(c.chunk, limits);

@@ -87,18 +87,19 @@ type Relaid = (pingPong?: ReadonlySet<string>) => ScheduledKernel;
  * `k`, or `k` laid out again with the on-chip homes of some states ping-ponging where that saves
  * block barriers (an update no longer waits for every warp to finish reading the value it
  * replaces) without fewer workgroups resident per multiprocessor or more global memory: every
- * state kept on chip, else the smaller half of them, and so on (a doubled home takes room).
+ * state whose home on chip another stage reads, else the smaller half of them, and so on (a
+ * doubled home takes room).
  */
 function withPingPong(k: ScheduledKernel, relaid: Relaid, limits: TargetLimits): ScheduledKernel {
   const waits = k.stages.some((s, i) => s.kind === 'update' && i > 0 && acrossWarps(k.barriers[i - 1]));
   if (!waits) return k;
-  const onChip = k.chunk.layer.states
+  const candidates = k.chunk.layer.states
     .filter((s) => readBeforeUpdate(k, s.name))
     .sort((x, y) => size(x.shape) - size(y.shape));
   const blockBarriers = (x: ScheduledKernel) => x.barriers.filter(acrossWarps).length;
   const resident = (x: ScheduledKernel) => residentWorkgroups(limits, x.workgroupFloats * 4);
-  for (let n = onChip.length; n > 0; n = Math.floor(n / 2)) {
-    const doubled = relaid(new Set(onChip.slice(0, n).map((s) => s.name)));
+  for (let n = candidates.length; n > 0; n = Math.floor(n / 2)) {
+    const doubled = relaid(new Set(candidates.slice(0, n).map((s) => s.name)));
     if (
       blockBarriers(doubled) < blockBarriers(k) &&
       resident(doubled) >= resident(k) &&
