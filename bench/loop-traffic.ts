@@ -3,8 +3,8 @@
  * example, variant (prefill, decode) and target (WebGPU's default limits; sm_80 and sm_90, f32
  * and bf16), the global buffers both read and written inside the loop (compiler/kernel/loop-traffic.ts),
  * the scratch and on-chip bytes per workgroup, workgroups per SM by shared memory, block barriers
- * per mini-batch, and where each carried value lives (state/accum/opt: w on chip, g in place in
- * global memory, p passed from the input port to the output port).
+ * per mini-batch, and where each carried value lives (state/accum/opt: w on chip, w2 on chip in
+ * two slots, g in place in global memory, p passed from the input port to the output port).
  *
  *   npx tsx bench/loop-traffic.ts [name filter]
  */
@@ -57,7 +57,7 @@ for (const spec of specs) {
         .map(
           ([s, h]) =>
             `${s}:${Object.entries(h)
-              .map(([role, x]) => `${role[0]}=${x.space[0]}`)
+              .map(([role, x]) => `${role[0]}=${x.space[0]}${'pingPong' in x && x.pingPong ? '2' : ''}`)
               .join(',')}`,
         )
         .join(' ');
