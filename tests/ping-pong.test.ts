@@ -18,6 +18,8 @@ import { webgpuInnerLoop } from '../cli/link.ts';
 import { deviceLimits, getGPUDevice } from '../runtime/webgpu/device.ts';
 import { schedulingLimits } from '../runtime/webgpu/inner-loop.ts';
 import { archOf } from '../targets/cuda/arch.ts';
+import { scheduleForward } from '../targets/cuda/render.ts';
+import { withTensorCores } from '../compiler/schedule/tensor-cores.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { randomInputs } from './support/inputs.ts';
 import { compileExample, exampleFiles } from './support/specs.ts';
@@ -51,13 +53,30 @@ describe('the scheduler doubles homes only where that pays', () => {
     let doubled = 0;
     for (const { what, c, arch } of kernels) {
       const limits = archOf(arch).limits;
-      const [k, single] = [schedule(c.chunk, limits), schedule(c.chunk, limits, false)];
+      const [k, single] = [schedule(c.chunk, limits), schedule(c.chunk, limits, 'never')];
       if (!pingPongs(k)) continue;
       doubled++;
       const resident = (x: ScheduledKernel) => residentWorkgroups(limits, x.workgroupFloats * 4);
       expect(blockBarriers(k), what).toBeLessThan(blockBarriers(single));
       expect(resident(k), what).toBeGreaterThanOrEqual(resident(single));
       expect(globalFloats(k), what).toBeLessThanOrEqual(globalFloats(single));
+    }
+    expect(doubled).toBeGreaterThan(0);
+  });
+
+  it('with tensor cores (bf16): the same against one slot with the staging placed, as many products on them', () => {
+    let doubled = 0;
+    for (const { what, c, arch } of kernels) {
+      const limits = archOf(arch).limits;
+      const k = scheduleForward(c.chunk, archOf(arch), 'bf16');
+      if (!pingPongs(k)) continue;
+      doubled++;
+      const single = withTensorCores((l) => schedule(c.chunk, l, 'never'), limits, homeKey, 'bf16');
+      const resident = (x: ScheduledKernel) => residentWorkgroups(limits, x.workgroupFloats * 4);
+      expect(blockBarriers(k), what).toBeLessThan(blockBarriers(single));
+      expect(resident(k), what).toBeGreaterThanOrEqual(resident(single));
+      expect(globalFloats(k), what).toBeLessThanOrEqual(globalFloats(single));
+      expect(k.tensorCores?.products.size ?? 0, what).toBeGreaterThanOrEqual(single.tensorCores?.products.size ?? 0);
     }
     expect(doubled).toBeGreaterThan(0);
   });

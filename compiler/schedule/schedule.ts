@@ -15,10 +15,15 @@ import type { HomeKey } from './traffic.ts';
 const scheduled = new WeakMap<ChunkProgram, Map<string, ScheduledKernel>>();
 
 /**
- * The chunk's kernel under a target's limits; `pingPong: false` keeps every home in one slot
- * (for a caller that adds to the schedule and then compares, see tensor-cores.ts).
+ * Which homes may take two slots (kernel.ts, OnChipHome `pingPong`; withPingPong below): where that
+ * saves block barriers at no cost in resident workgroups or global memory (`paying`); where it
+ * saves block barriers at no cost in global memory, whatever the resident workgroups, for a caller
+ * that adds to the kernel and weighs those itself (`fewer-barriers`, tensor-cores.ts); none (`never`).
  */
-export function schedule(chunk: ChunkProgram, limits: TargetLimits, pingPong = true): ScheduledKernel {
+export type TwoSlots = 'paying' | 'fewer-barriers' | 'never';
+
+/** The chunk's kernel under a target's limits. */
+export function schedule(chunk: ChunkProgram, limits: TargetLimits, pingPong: TwoSlots = 'paying'): ScheduledKernel {
   assertKernelRenders(chunk, 'fused-kernel (WGSL, CUDA, TS)');
   const byLimits = scheduled.get(chunk) ?? new Map<string, ScheduledKernel>();
   scheduled.set(chunk, byLimits);
@@ -33,7 +38,7 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits, pingPong = t
 /** The program input a forward kernel's carried value is: `state.S`, `accum.S`, `opt.S`. */
 export const homeKey = (kind: Carried, name: string): HomeKey => programKey({ role: kind, name });
 
-function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits, pingPong: boolean): ScheduledKernel {
+function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits, pingPong: TwoSlots): ScheduledKernel {
   const p = chunk.program;
   const out = (name: string) => p.outputs.find((o) => o.name === name)!.node;
   const outputNode = out(programKey({ role: 'output', name: 'output' }));
@@ -68,7 +73,7 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits, pingPong: boole
     updateProducts: inUpdates,
   });
   const [relaid, k] = inUpdates.size === 0 ? [plain, plain()] : chooseOf([fused, fused()], [plain, plain()], limits);
-  return pingPong ? withPingPong(k, relaid, limits) : k;
+  return pingPong === 'never' ? k : withPingPong(k, relaid, limits, pingPong === 'paying');
 }
 
 /** The better of two kernels (layout.ts, betterSchedule), with how to lay it out again. */
@@ -86,11 +91,16 @@ type Relaid = (pingPong?: ReadonlySet<string>) => ScheduledKernel;
 /**
  * `k`, or `k` laid out again with the on-chip homes of some states ping-ponging where that saves
  * block barriers (an update no longer waits for every warp to finish reading the value it
- * replaces) without fewer workgroups resident per multiprocessor or more global memory: every
+ * replaces) without more global memory or (`keepResident`) fewer workgroups resident per multiprocessor: every
  * state whose home on chip another stage reads, else the smaller half of them, and so on (a
  * doubled home takes room).
  */
-function withPingPong(k: ScheduledKernel, relaid: Relaid, limits: TargetLimits): ScheduledKernel {
+function withPingPong(
+  k: ScheduledKernel,
+  relaid: Relaid,
+  limits: TargetLimits,
+  keepResident: boolean,
+): ScheduledKernel {
   const waits = k.stages.some((s, i) => s.kind === 'update' && i > 0 && acrossWarps(k.barriers[i - 1]));
   if (!waits) return k;
   const candidates = k.chunk.layer.states
@@ -102,7 +112,7 @@ function withPingPong(k: ScheduledKernel, relaid: Relaid, limits: TargetLimits):
     const doubled = relaid(new Set(candidates.slice(0, n).map((s) => s.name)));
     if (
       blockBarriers(doubled) < blockBarriers(k) &&
-      resident(doubled) >= resident(k) &&
+      (!keepResident || resident(doubled) >= resident(k)) &&
       globalFloats(doubled) <= globalFloats(k)
     )
       return doubled;

@@ -190,19 +190,24 @@ function placed(
 
 /**
  * The chunk scheduled with its qualifying products on tensor cores (see withTensorCores). Homes in
- * two slots (schedule.ts, withPingPong) are weighed with the staging in place: the block barriers
- * they save without it may be ones the tensor-core stages need anyway, and they take room the
- * staging could use.
+ * two slots (schedule.ts, TwoSlots) are weighed with the staging in place: the block barriers they
+ * save without it may be ones the tensor-core stages need anyway, they take room the staging could
+ * use, and the resident blocks a schedule counts without the staging are not those with it. So
+ * the kernel is scheduled with one slot, with two where they pay, and with two wherever they save
+ * barriers, and the best kept (betterSchedule) of those with as many products on tensor cores.
  */
 export function scheduleWithTensorCores(
   chunk: ChunkProgram,
   limits: TargetLimits,
   operands: MmaOperands = 'bf16',
 ): ScheduledKernel {
-  const [single, pingPong] = [false, true].map((doubled) =>
-    withTensorCores((l) => schedule(chunk, l, doubled), limits, homeKey, operands),
+  const [single, ...doubled] = (['never', 'paying', 'fewer-barriers'] as const).map((slots) =>
+    withTensorCores((l) => schedule(chunk, l, slots), limits, homeKey, operands),
   );
-  return betterSchedule(pingPong, single, limits) ? pingPong : single;
+  const products = (k: ScheduledKernel) => k.tensorCores?.products.size ?? 0;
+  return doubled
+    .filter((k) => products(k) >= products(single))
+    .reduce((best, k) => (betterSchedule(k, best, limits) ? k : best), single);
 }
 
 /**
