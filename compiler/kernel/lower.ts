@@ -339,18 +339,33 @@ export class Lowering {
     };
     const op = node.op;
     if (op.kind === 'input') {
-      // Rows past the chunk's tokens read as 0, without touching memory out of range.
       const width = this.names(size(node.shape.slice(1)));
       const port = this.ports.ofInput(op.name);
       if (!port) throw new Error(`the buffered input ${op.name} is not a port`);
       const r = div(e, width);
-      const global = add(mul(add(add(mul(bh, uniform('T')), token), r), width), mod(e, width));
-      const read = this.readAhead.staged(s.node, port, global, e);
+      const ahead = this.k.prefetch?.has(s.node) ? ', read ahead' : '';
+      const repeat = port.role === 'view' ? "; rows past the chunk's tokens repeat its last" : '';
+      const staged = comment(`Stage ${portText(port)} for this chunk${ahead}${repeat}.`);
+      const global = (row: Expr) => add(mul(add(add(mul(bh, uniform('T')), token), row), width), mod(e, width));
+      // Rows past the chunk's tokens: a view repeats the chunk's last token, the per-token rates
+      // and gates read 0, and no read leaves the call's rows. Every update masks those rows out; a
+      // copy of a token keeps them finite wherever the tokens are, where zeros could make a padded
+      // row's loss singular (0.5 / sum(...) is inf at a zero row, and 0 · inf is NaN). The copy
+      // comes from global memory: a slot read ahead may be staged in place, and holds no rows past
+      // the call.
+      const last = load({ kind: 'port', port }, global(sub(count, int(1))));
+      const padded: Stmt[] =
+        port.role === 'view' ? [{ kind: 'if', condition: compare('<=', count, r), body: [assign('x', last)] }] : [];
       return [
-        comment(`Stage ${portText(port)} for this chunk${this.k.prefetch?.has(s.node) ? ', read ahead' : ''}.`),
+        staged,
         this.stageElements(s, size(node.shape), [
           variable('x', 'float', float(0)),
-          { kind: 'if', condition: compare('<', r, count), body: [assign('x', read)] },
+          {
+            kind: 'if',
+            condition: compare('<', r, count),
+            body: [assign('x', this.readAhead.staged(s.node, port, global(r), e))],
+          },
+          ...padded,
           target(Index.flat(node.shape, e, this.names), name('x')),
         ]),
       ];

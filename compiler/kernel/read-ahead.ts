@@ -119,7 +119,7 @@ export class ReadAhead {
   /**
    * The async copies of the rows of the chunk that starts at token `at.token` (where the call has
    * it), of each input `which` takes, to its slot, as one commit group; rows past the call are not
-   * copied (the stage reads them as 0).
+   * copied (the stage reads a view's last row there, a rate as 0).
    */
   private copies(at: ChunkOrder['first'], chunk: string, which: (issueAfter?: number) => boolean): Stmt[] {
     const rows = name('ahead_rows');

@@ -49,11 +49,21 @@ function gather(shape: readonly number[], tensor: Tensor, at: number, count: num
 
 const constant = (shape: readonly number[], data: Float64Array): Gathered => ({ value: { shape, data } });
 
-/** Tokens [c.token, c.token + c.count) of a [B, H, T, ...] tensor's `bh`-th sequence, as R rows. */
-export function tokenRows(t: Tensor, bh: number, c: Chunk, R: number): Gathered {
+/**
+ * Tokens [c.token, c.token + c.count) of a [B, H, T, ...] tensor's `bh`-th sequence, as R rows;
+ * rows past the chunk's tokens are 0, or with `repeatLast` (a view) copies of its last token, as
+ * the kernels stage them: masked out of every update either way, a copy keeps a loss that is
+ * singular at a zero row finite there.
+ */
+export function tokenRows(t: Tensor, bh: number, c: Chunk, R: number, repeatLast = false): Gathered {
   const [, , T, ...rest] = t.shape;
   const w = size(rest);
-  return gather([R, ...rest], t, (bh * T + c.token) * w, c.count * w);
+  const rows = gather([R, ...rest], t, (bh * T + c.token) * w, c.count * w);
+  if (repeatLast && c.count > 0) {
+    const last = rows.value.data.slice((c.count - 1) * w, c.count * w);
+    for (let r = c.count; r < R; r++) rows.value.data.set(last, r * w);
+  }
+  return rows;
 }
 
 /** The factor the state takes its accumulator with: scale_{K-1} when the chunk ends a mini-batch, else 0. */
@@ -75,7 +85,7 @@ export function chunkInputs(chunk: ChunkProgram, inp: InnerLoopInputs, bh: numbe
   if (inp.scale) named.set('scale', gather([R], inp.scale, c.position, c.count));
   named.set(WALK.commit, commitInput(chunk, inp, c));
   named.set(WALK.keep, constant([], Float64Array.of(c.ends ? 0 : 1)));
-  for (const v of chunk.layer.views) named.set(`view.${v.name}`, tokenRows(inp.views.get(v.name)!, bh, c, R));
+  for (const v of chunk.layer.views) named.set(`view.${v.name}`, tokenRows(inp.views.get(v.name)!, bh, c, R, true));
   if (inp.lr) named.set('lr', tokenRows(inp.lr, bh, c, R));
   // A rule's other per-token inputs (`lr.S`, `decay`, `momentum`), [B, H, T] each.
   for (const [name, t] of inp.tokens ?? []) named.set(name, tokenRows(t, bh, c, R));

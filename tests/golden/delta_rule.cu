@@ -102,20 +102,26 @@ __global__ void __launch_bounds__(256, 3) tttc_delta_rule_kernel(
       smem[7168 + e] = x;
     }
 
-    // Stage the view k for this chunk, read ahead.
+    // Stage the view k for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_k ? smem[9232 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[1024 + e] = x;
     }
 
-    // Stage the view v for this chunk, read ahead.
+    // Stage the view v for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_v ? smem[10256 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[6144 + e] = x;
     }
@@ -149,11 +155,14 @@ __global__ void __launch_bounds__(256, 3) tttc_delta_rule_kernel(
       smem[6144 + e] = smem[7168 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[7184 + e] - smem[6144 + e]) * 2.0f;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -344,20 +353,26 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       smem[8384 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[64 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[4224 + e] = x;
     }
@@ -384,11 +399,14 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       smem[4224 + e] = smem[8384] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[8385 + e] - smem[4224 + e]) * 2.0f;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }

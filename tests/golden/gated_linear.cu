@@ -111,20 +111,26 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
       smem[16 + e] = x;
     }
 
-    // Stage the view k for this chunk, read ahead.
+    // Stage the view k for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_k ? smem[9216 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[1024 + e] = x;
     }
 
-    // Stage the view v for this chunk, read ahead.
+    // Stage the view v for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_v ? smem[10368 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[8192 + e] = x;
     }
@@ -236,11 +242,14 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     }
     __syncthreads();
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -508,20 +517,26 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       smem[e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[64 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[4353 + e] = x;
     }
@@ -625,11 +640,14 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       smem[128 + e] = smem[4353 + e] * smem[8772 + e % dim_D] * v2 + (-(smem[8578] * (v2 * v2))) * 0.5f / smem[4352] * 64.0f * 0.015625f * smem[128 + e] * 2.0f;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }

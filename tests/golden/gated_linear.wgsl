@@ -54,20 +54,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       smem[16 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
+      if (count <= e / dim_D) {
+        x = tokens[(bh * u.T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + (count - 1)) * dim_D + e % dim_D];
       }
       scratch[bh * 3136 + e] = x;
     }
@@ -170,11 +176,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     storageBarrier();
     workgroupBarrier();
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[u.BHT * 128 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = tokens[u.BHT * 128 + (bh * u.T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] = x;
     }

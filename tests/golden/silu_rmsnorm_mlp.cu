@@ -113,20 +113,26 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     tttc_cp_async_wait<0>();
     __syncthreads();
 
-    // Stage the view k for this chunk, read ahead.
+    // Stage the view k for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_k ? smem[51728 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[4096 + e] = x;
     }
 
-    // Stage the view v for this chunk, read ahead.
+    // Stage the view v for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_v ? smem[52752 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[1072 + e] = x;
     }
@@ -311,11 +317,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
       smem[5120 + e] = v4 * v5 + (-((-(v4 * smem[45584 + e] * (v5 * v5))) * smem[5120 + e]));
     }
 
-    // Stage the view q for this chunk, read ahead.
+    // Stage the view q for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_q ? smem[53776 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -698,20 +707,26 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     const float keep = (ends ? 0.0f : 1.0f);
     const bool accum_live = token == 0 || position != 0;
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[33024 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[32771 + e] = x;
     }
@@ -839,11 +854,14 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       smem[33152 + e] = v4 * v5 + (-((-(v4 * smem[33410 + e] * (v5 * v5))) * smem[33152 + e]));
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[32768 + e] = x;
     }

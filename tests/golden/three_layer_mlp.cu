@@ -138,20 +138,26 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
       smem[8 + e] = x;
     }
 
-    // Stage the view k for this chunk, read ahead.
+    // Stage the view k for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_k ? smem[13248 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[2048 + e] = x;
     }
 
-    // Stage the view v for this chunk, read ahead.
+    // Stage the view v for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_v ? smem[13504 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[24 + e] = x;
     }
@@ -395,11 +401,14 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
       smem[12032 + e] = acc;
     }
 
-    // Stage the view q for this chunk, read ahead.
+    // Stage the view q for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_q ? smem[13760 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -836,20 +845,26 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       smem[1 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[256 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[6 + e] = x;
     }
@@ -1077,11 +1092,14 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       smem[16965 + e] = acc;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }

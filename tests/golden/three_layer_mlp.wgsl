@@ -63,20 +63,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       scratch[bh * 4928 + 1280 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
+      if (count <= e / dim_D) {
+        x = tokens[(bh * u.T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       scratch[bh * 4928 + 4096 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[u.BHT * 32 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = tokens[u.BHT * 32 + (bh * u.T + token + (count - 1)) * dim_D + e % dim_D];
       }
       scratch[bh * 4928 + 1024 + e] = x;
     }
@@ -292,11 +298,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       scratch[bh * 4928 + 4864 + e] = acc;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + (count - 1)) * dim_D + e % dim_D];
       }
       scratch[bh * 4928 + 4608 + e] = x;
     }

@@ -109,20 +109,26 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       smem[33424 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[35456 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[48768 + e] = x;
     }
@@ -395,11 +401,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       smem[48832 + e] = acc;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[33408 + e] = x;
     }
@@ -903,20 +912,26 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       smem[1 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[128 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[960 + e] = x;
     }
@@ -1132,11 +1147,14 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       smem[50563 + e] = acc;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }

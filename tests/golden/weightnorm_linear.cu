@@ -119,20 +119,26 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       smem[512 + e] = x;
     }
 
-    // Stage the view k for this chunk, read ahead.
+    // Stage the view k for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_k ? smem[8704 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[520 + e] = x;
     }
 
-    // Stage the view v for this chunk, read ahead.
+    // Stage the view v for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_v ? smem[8960 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -276,11 +282,14 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       smem[16992 + e] = acc;
     }
 
-    // Stage the view q for this chunk, read ahead.
+    // Stage the view q for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = tid; e < 256; e += 256) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_q ? smem[16736 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[16736 + e] = x;
     }
@@ -491,20 +500,26 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       smem[64 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
+      if (count <= e / dim_D) {
+        x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[65 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -616,11 +631,14 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       smem[2272 + e] = acc;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (unsigned e = tid; e < 32; e += 256) {
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[2112 + e] = x;
     }

@@ -56,20 +56,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       smem[512 + e] = x;
     }
 
-    // Stage the view k for this chunk.
+    // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
       }
+      if (count <= e / dim_D) {
+        x = tokens[(bh * u.T + token + (count - 1)) * dim_D + e % dim_D];
+      }
       smem[608 + e] = x;
     }
 
-    // Stage the view v for this chunk.
+    // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[u.BHT * 32 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = tokens[u.BHT * 32 + (bh * u.T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
     }
@@ -216,11 +222,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       smem[864 + e] = acc;
     }
 
-    // Stage the view q for this chunk.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     for (var e: u32 = tid; e < 256; e = e + 256) {
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
+      }
+      if (count <= e / dim_D) {
+        x = tokens[u.BHT * 64 + (bh * u.T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[256 + e] = x;
     }

@@ -1,0 +1,87 @@
+/**
+ * A chunk's rows past its tokens (the last chunk of a call, when T is not a multiple of the
+ * rows) are masked out of every update, but the kernels still compute them. With zeros there, a
+ * loss that is singular at a zero row made them inf (here 0.5 / sum(...) over a zero difference),
+ * and the mask's 0 · inf made NaN of every state; the reference's backward had NaN gradients the
+ * same way. Both now take a copy of the chunk's last token there. On a call whose last chunk is
+ * partial, CUDA on the CPU (forward and backward) and WGSL must match the f64 reference, and
+ * nothing may be NaN.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { webgpuInnerLoop } from '../cli/link.ts';
+import { deriveChunkBackward } from '../compiler/backward/derive.ts';
+import { compileSpec } from '../compiler/pipeline.ts';
+import { runReferenceBackward } from '../compiler/reference/backward.ts';
+import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
+import { relativeError, type Tensor } from '../core/tensor.ts';
+import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
+import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
+import {
+  gradientTensors,
+  innerLoopCotangents,
+  innerLoopInputs,
+  innerLoopOutputTensors,
+} from '../runtime/inner-loop.ts';
+import { cudaCpuBackwardProgram, cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import { randomInputs } from './support/inputs.ts';
+import { normals, rng } from './support/random.ts';
+import { repoRoot } from './support/specs.ts';
+
+const example = readFileSync(join(repoRoot, 'examples', 'silu_rmsnorm_mlp.ttt'), 'utf8');
+const spec = example.replace(/loss\(k: \[D\], v: \[D\]\) = .*/, 'loss(k: [D], v: [D]) = 0.5 / sum(square(f(k) - v))');
+
+function compiled() {
+  expect(spec).toContain('0.5 / sum(');
+  const r = compileSpec(spec, { file: 'singular.ttt', overrides: new Map([['D', 16]]) });
+  if (!r.ok) throw new Error('the singular-loss spec does not check');
+  return r.compiled;
+}
+
+/** Two full chunks and one of 3 tokens, from position 1. */
+const CALL = { B: 1, H: 2, T: 35, start: 1, accum: true, seed: 11 };
+
+function worst(got: Map<string, Tensor>, want: Map<string, Tensor>): number {
+  let e = 0;
+  for (const [name, w] of want) {
+    const x = relativeError(got.get(name)!.data, w.data);
+    expect(Number.isNaN(x), `${name} has NaN`).toBe(false);
+    e = Math.max(e, x);
+  }
+  return e;
+}
+
+describe('rows past a partial chunk with a loss singular at a zero row', () => {
+  it('CUDA on the CPU and WGSL match the f64 reference', async () => {
+    const c = compiled();
+    expect(CALL.T % c.chunk.K).not.toBe(0);
+    const inputs = innerLoopInputs(c.signature, randomInputs(c.chunk, CALL));
+    const want = innerLoopOutputTensors(runReference(c.chunk, inputs));
+    const cuda = await CudaCpuInnerLoop.create(cudaCpuProgram(c, { arch: 'sm_90', dtype: 'f32' }));
+    expect(worst(innerLoopOutputTensors(await cuda.run(inputs)), want)).toBeLessThan(1e-5);
+    const wgsl = await webgpuInnerLoop(c);
+    expect(worst(innerLoopOutputTensors(await wgsl.run(inputs)), want)).toBeLessThan(1e-5);
+  }, 120_000);
+
+  it('the CUDA backward matches the f64 reference backward', async () => {
+    const c = compiled();
+    const named = randomInputs(c.chunk, CALL);
+    const inputs = innerLoopInputs(c.signature, named);
+    const checkpoints: Checkpoints = [];
+    const outputs = innerLoopOutputTensors(runReference(c.chunk, inputs, checkpoints));
+    const r = rng(12);
+    const ct = new Map(
+      [...outputs].map(([n, t]): [string, Tensor] => [n, { shape: t.shape, data: normals(r, t.data.length) }]),
+    );
+    const cotangents = innerLoopCotangents(c.signature, inputs, ct);
+    const want = new Map([
+      ...outputs,
+      ...gradientTensors(runReferenceBackward(deriveChunkBackward(c.chunk), inputs, checkpoints, cotangents), named),
+    ]);
+    const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, { arch: 'sm_90', dtype: 'f32' }));
+    const got = await loop.run(inputs, cotangents);
+    const kernel = new Map([...innerLoopOutputTensors(got.outputs), ...gradientTensors(got.grads, named)]);
+    expect(worst(kernel, want)).toBeLessThan(1e-4);
+  }, 120_000);
+});
