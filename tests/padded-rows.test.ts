@@ -15,7 +15,7 @@ import { deriveChunkBackward } from '../compiler/backward/derive.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { runReferenceBackward } from '../compiler/reference/backward.ts';
 import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
-import { relativeError, type Tensor } from '../core/tensor.ts';
+import type { Tensor } from '../core/tensor.ts';
 import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import {
@@ -25,6 +25,7 @@ import {
   innerLoopOutputTensors,
 } from '../runtime/inner-loop.ts';
 import { cudaCpuBackwardProgram, cudaCpuProgram } from '../targets/cuda/cpu.ts';
+import { worst } from './support/bf16-model.ts';
 import { randomInputs } from './support/inputs.ts';
 import { normals, rng } from './support/random.ts';
 import { repoRoot } from './support/specs.ts';
@@ -41,16 +42,6 @@ function compiled() {
 
 /** Two full chunks and one of 3 tokens, from position 1. */
 const CALL = { B: 1, H: 2, T: 35, start: 1, accum: true, seed: 11 };
-
-function worst(got: Map<string, Tensor>, want: Map<string, Tensor>): number {
-  let e = 0;
-  for (const [name, w] of want) {
-    const x = relativeError(got.get(name)!.data, w.data);
-    expect(Number.isNaN(x), `${name} has NaN`).toBe(false);
-    e = Math.max(e, x);
-  }
-  return e;
-}
 
 describe('rows past a partial chunk with a loss singular at a zero row', () => {
   it('CUDA on the CPU and WGSL match the f64 reference', async () => {
