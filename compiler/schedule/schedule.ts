@@ -11,8 +11,10 @@ import { stageReads } from './reads.ts';
 import { type Program, sameShape, size } from '../ir/ir.ts';
 import type { HomeKey } from './traffic.ts';
 
-/** Scheduled kernels by program and limits: every target of one compile schedules a variant once. */
+/** Scheduled kernels by program, limits and TwoSlots: every target of one compile schedules a variant once. */
 const scheduled = new WeakMap<ChunkProgram, Map<string, ScheduledKernel>>();
+/** The one-slot kernel by program and limits, with its layouts in two slots: the TwoSlots modes share them. */
+const laidOut = new WeakMap<ChunkProgram, Map<string, { kernel: ScheduledKernel; relaid: Relaid }>>();
 
 /**
  * Which homes may take two slots (kernel.ts, OnChipHome `pingPong`; withPingPong below): where that
@@ -30,7 +32,13 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits, pingPong: Tw
   const key = JSON.stringify({ limits, pingPong });
   const known = byLimits.get(key);
   if (known) return known;
-  const kernel = scheduleOnce(chunk, limits, pingPong);
+  const layouts = laidOut.get(chunk) ?? new Map<string, { kernel: ScheduledKernel; relaid: Relaid }>();
+  laidOut.set(chunk, layouts);
+  const limitsKey = JSON.stringify(limits);
+  const single = layouts.get(limitsKey) ?? scheduleOnce(chunk, limits);
+  layouts.set(limitsKey, single);
+  const kernel =
+    pingPong === 'never' ? single.kernel : withPingPong(single.kernel, single.relaid, limits, pingPong === 'paying');
   byLimits.set(key, kernel);
   return kernel;
 }
@@ -38,7 +46,8 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits, pingPong: Tw
 /** The program input a forward kernel's carried value is: `state.S`, `accum.S`, `opt.S`. */
 export const homeKey = (kind: Carried, name: string): HomeKey => programKey({ role: kind, name });
 
-function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits, pingPong: TwoSlots): ScheduledKernel {
+/** The kernel with every home in one slot, and how to lay it out with some in two (memoised per set). */
+function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): { kernel: ScheduledKernel; relaid: Relaid } {
   const p = chunk.program;
   const out = (name: string) => p.outputs.find((o) => o.name === name)!.node;
   const outputNode = out(programKey({ role: 'output', name: 'output' }));
@@ -72,8 +81,16 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits, pingPong: TwoSl
     ...withBuffers(new Set([...buffered].filter((id) => !inUpdates.has(id))), doubled),
     updateProducts: inUpdates,
   });
-  const [relaid, k] = inUpdates.size === 0 ? [plain, plain()] : chooseOf([fused, fused()], [plain, plain()], limits);
-  return pingPong === 'never' ? k : withPingPong(k, relaid, limits, pingPong === 'paying');
+  const [layOutWith, kernel] =
+    inUpdates.size === 0 ? [plain, plain()] : chooseOf([fused, fused()], [plain, plain()], limits);
+  const doubled = new Map<string, ScheduledKernel>();
+  const relaid: Relaid = (states) => {
+    const key = [...(states ?? [])].sort().join();
+    const known = doubled.get(key) ?? layOutWith(states);
+    doubled.set(key, known);
+    return known;
+  };
+  return { kernel, relaid };
 }
 
 /** The better of two kernels (layout.ts, betterSchedule), with how to lay it out again. */

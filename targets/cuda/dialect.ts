@@ -60,9 +60,12 @@ export const ROUND_BF16 = 'tttc_round_bf16';
  */
 export const cudaBf16: Dialect = { ...cuda, matmulOperand: (x) => `${ROUND_BF16}(${x})`, fragments: cudaFragments };
 
-/** The dialect of a matmul precision: tf32x3 keeps f32 operands, its products on tensor cores at f32's accuracy. */
+/** As `cuda`, with f32 operands; products the scheduler put on tensor cores stage them as f32 and split them (tf32x3). */
+export const cudaTf32x3: Dialect = { ...cuda, fragments: cudaFragments };
+
+/** The dialect of a matmul precision. */
 export const cudaDialect = (dtype: MatmulPrecision): Dialect =>
-  dtype === 'bf16' ? cudaBf16 : dtype === 'tf32x3' ? { ...cuda, fragments: cudaFragments } : cuda;
+  dtype === 'bf16' ? cudaBf16 : dtype === 'tf32x3' ? cudaTf32x3 : cuda;
 
 /** The tensor-core operands a matmul precision asks for; undefined: every product on FFMA. */
 export const mmaOperands = (dtype: MatmulPrecision): MmaOperands | undefined => (dtype === 'f32' ? undefined : dtype);
