@@ -117,7 +117,7 @@ function summarise(c: Compiled): LayerSummary {
 /** Checks a spec and summarises it, as `tttc check` does. Throws OptionError for bad options. */
 export function check(
   source: string,
-  options: Omit<CompileOptions, 'targets' | 'arch' | 'dtype' | 'io'> = {},
+  options: Omit<CompileOptions, 'targets' | 'arch' | 'dtype' | 'io' | 'threads'> = {},
 ): CheckOutput {
   const o = resolveOptions(options);
   const result = compileSpec(source, { file: o.file, overrides: o.defines, form: o.form });
@@ -140,6 +140,7 @@ export async function compile(source: string, options: CompileOptions = {}): Pro
   );
   if (refusals.length) return { ok: false, diagnostics: [...diagnostics, ...refusals.map(toDiagnostic)], files: [] };
   const files: GeneratedFile[] = [];
-  for (const t of targets) files.push(...(await t.emit(result.compiled, { arch: o.arch, dtype: o.dtype, io: o.io })));
+  const emit = { arch: o.arch, dtype: o.dtype, io: o.io, ...(o.threads && { threads: o.threads }) };
+  for (const t of targets) files.push(...(await t.emit(result.compiled, emit)));
   return { ok: true, diagnostics, files };
 }

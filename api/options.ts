@@ -2,7 +2,12 @@
 import type { FormRequest } from '../compiler/dualform/forms.ts';
 import type { Io } from '../core/signature.ts';
 import { TARGET_NAMES } from '../targets/index.ts';
-import { MATMUL_PRECISION_CHOICES, MATMUL_PRECISIONS, type MatmulPrecision } from '../targets/target.ts';
+import {
+  MATMUL_PRECISION_CHOICES,
+  MATMUL_PRECISIONS,
+  type MatmulPrecision,
+  THREAD_CHOICES,
+} from '../targets/target.ts';
 
 export interface CompileOptions {
   /** The spec's file name, used in diagnostics and generated code (default `layer.ttt`). */
@@ -24,6 +29,11 @@ export interface CompileOptions {
    * to f32 on load and rounded to nearest even on store; states, params and arithmetic stay f32.
    */
   io?: Io;
+  /**
+   * Threads per block of the CUDA kernels that walk chunks (prefill, training): 32, 64, 128 or
+   * 256; default: the scheduler chooses from the sizes.
+   */
+  threads?: number;
   /** Per-state form: `auto` (default), `dual` or `primal`. */
   form?: FormRequest;
 }
@@ -43,6 +53,7 @@ export interface ResolvedOptions {
   arch: string;
   dtype: MatmulPrecision;
   io: Io;
+  threads?: number;
   form: FormRequest;
 }
 
@@ -69,11 +80,21 @@ export function resolveOptions(options: CompileOptions): ResolvedOptions {
     throw new OptionError(
       `io bf16 is for the cuda target; WGSL kernels (target ${f32Only.join(', ')}) read and write f32: compile them without it`,
     );
+  const threads = options.threads;
+  if (threads !== undefined) {
+    if (!THREAD_CHOICES.includes(threads))
+      throw new OptionError(`threads must be one of ${THREAD_CHOICES.join(', ')}, got '${threads}'`);
+    // Like dtype: the block size is the CUDA kernels'; a WGSL workgroup keeps the device's size.
+    if (!targets.includes('cuda'))
+      throw new OptionError(
+        `threads sets the cuda target's threads per block; the targets ${targets.join(', ')} have none: add cuda, or leave threads out`,
+      );
+  }
   const form = options.form ?? 'auto';
   if (!['auto', 'dual', 'primal'].includes(form))
     throw new OptionError(`form must be auto, dual or primal, got '${form}'`);
   const defines = new Map(options.defines instanceof Map ? options.defines : Object.entries(options.defines ?? {}));
   for (const [name, value] of defines)
     if (!Number.isSafeInteger(value)) throw new OptionError(`define ${name} must be an integer, got ${value}`);
-  return { file: options.file ?? 'layer.ttt', defines, targets, arch, dtype, io, form };
+  return { file: options.file ?? 'layer.ttt', defines, targets, arch, dtype, io, form, ...(threads && { threads }) };
 }

@@ -254,7 +254,7 @@ for (const spec of specs) {
         const forward = renderCuda(c, { arch, dtype, io });
         const scheduled = new Map<string, Scheduled>(
           c.variants.map((v) => {
-            const plain = scheduleForward(v.chunk, archOf(arch), dtype);
+            const plain = scheduleForward(v.chunk, archOf(arch), { dtype });
             const k = withPrefetch(plain, limits, tokenRows(forward.tensors));
             const name = v.name === 'decode' ? forward.api.decodeKernel : forward.api.kernel;
             return [name, described(k, lowerKernel(k, c.signature, lines, CUDA_FEATURES).onChip)];

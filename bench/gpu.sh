@@ -29,6 +29,7 @@ gpu_arch() { echo "sm_$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader
 # Each configuration (bench/gpu/floors.py CONFIGS) and its compile options.
 configs=(
   "f32:--dtype f32"
+  "f32-128:--dtype f32 --threads 128"
   "tf32x3:--dtype tf32x3"
   "bf16:--dtype bf16"
   "bf16-io:--dtype bf16 --io bf16"

@@ -1,6 +1,17 @@
 /** A small command-line parser: positional arguments, `--name value`, `--flag`, repeated `-D NAME=VALUE`. */
 
+import { THREAD_CHOICES } from '../targets/target.ts';
+
 export class UsageError extends Error {}
+
+/** `--threads N` (compile, run): one of THREAD_CHOICES, or absent. */
+export function threadsOption(a: ParsedArgs): number | undefined {
+  const text = a.options.get('threads');
+  if (text === undefined) return undefined;
+  if (!THREAD_CHOICES.includes(Number(text)) || !/^\d+$/.test(text))
+    throw new UsageError(`--threads must be one of ${THREAD_CHOICES.join(', ')}, got '${text}'`);
+  return Number(text);
+}
 
 export interface ParsedArgs {
   positional: string[];

@@ -5,7 +5,7 @@ import type { FormRequest } from '../compiler/dualform/forms.ts';
 import { gradientProgram } from '../compiler/autodiff/gradient-program.ts';
 import { printProgram } from '../compiler/ir/print.ts';
 import { type Diagnostic as SpanDiagnostic, formatDiagnostic } from '../compiler/diagnostics/diagnostic.ts';
-import { type ParsedArgs, UsageError } from './args.ts';
+import { type ParsedArgs, threadsOption, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
 import { writeAllOrNone } from './write.ts';
@@ -94,6 +94,7 @@ export async function compileCommand(a: ParsedArgs, io: CliIO): Promise<number> 
     arch: a.options.get('arch'),
     dtype: a.options.get('dtype') as CompileOptions['dtype'],
     io: a.options.get('io') as CompileOptions['io'],
+    threads: threadsOption(a),
   });
   const dir = a.options.get('out') ?? 'build';
   const written = result.ok ? await writeAllOrNone(dir, result.files, [file]) : [];

@@ -49,12 +49,14 @@ ${COMMON}`,
                      f32's accuracy: operands split into two tf32 parts, three mma per step)
   --io IO            global I/O: f32 (default) or bf16 (CUDA: views and output stored as bf16,
                      states, params, rates and arithmetic f32; refused with wgsl and ts)
+  --threads N        CUDA threads per block of the prefill and training kernels: 32, 64, 128 or
+                     256 (default: chosen by the scheduler from the sizes)
   --report           with cuda among the targets: each kernel's threads, shared memory, blocks per
                      SM and barriers per mini-batch, read back from the generated code; with nvcc
                      on PATH also its registers, spills and tensor-core instructions
   --json             print the files written and the diagnostics (and the report) as JSON
 ${COMMON}`,
-    valued: ['form', 'target', 'out', 'arch', 'dtype', 'io'],
+    valued: ['form', 'target', 'out', 'arch', 'dtype', 'io', 'threads'],
     flags: ['json', 'report'],
     positional: 1,
     load: () => import('./commands.ts').then((m) => m.compileCommand),
@@ -75,9 +77,10 @@ ${COMMON}`,
   --dtype DTYPE      cuda-cpu: matmul operands, f32 (default), bf16 or tf32x3
   --io IO            cuda-cpu: global I/O, f32 (default) or bf16 (views and the output's cotangent
                      rounded to bf16 as they are stored; output and view gradients rounded to bf16)
+  --threads N        cuda-cpu: threads per block, as tttc compile --threads takes them
   --verbose          print phase timings on stderr (always on a terminal)
 ${COMMON}`,
-    valued: ['form', 'inputs', 'out', 'backend', 'cotangents', 'arch', 'dtype', 'io'],
+    valued: ['form', 'inputs', 'out', 'backend', 'cotangents', 'arch', 'dtype', 'io', 'threads'],
     flags: ['verbose'],
     positional: 1,
     load: () => import('./run.ts').then((m) => m.runCommand),

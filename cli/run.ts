@@ -10,7 +10,7 @@ import {
 import { namedF64, toSafeTensors } from '../runtime/named-tensors.ts';
 import { checkOutputPath } from '../runtime/safe-write.ts';
 import { readSafetensorsFile, writeSafetensorsFile } from '../runtime/safetensors.ts';
-import { type ParsedArgs, UsageError } from './args.ts';
+import { type ParsedArgs, threadsOption, UsageError } from './args.ts';
 import type { CliIO } from './io.ts';
 import { loadSpec } from './load.ts';
 import { BACKENDS } from './backends.ts';
@@ -27,7 +27,7 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   const backendName = a.options.get('backend') ?? 'reference';
   const backend = BACKENDS.get(backendName);
   if (!backend) throw new UsageError(`unknown backend '${backendName}'; backends: ${[...BACKENDS.keys()].join(', ')}`);
-  const codeOptions = ['arch', 'dtype', 'io'].filter((o) => a.options.has(o));
+  const codeOptions = ['arch', 'dtype', 'io', 'threads'].filter((o) => a.options.has(o));
   if (codeOptions.length > 0 && !backend.runsGeneratedCuda)
     throw new UsageError(
       `${codeOptions.map((o) => `--${o}`).join(', ')} choose the generated CUDA that --backend cuda-cpu runs; the ${backendName} backend runs none`,
@@ -38,6 +38,7 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   const ioOption = a.options.get('io') ?? 'f32';
   if (ioOption !== 'f32' && ioOption !== 'bf16') throw new UsageError(`--io must be f32 or bf16, got '${ioOption}'`);
   const arch = a.options.get('arch') ?? DEFAULT_ARCH;
+  const threads = threadsOption(a);
   if (!/^sm_\d+a?$/.test(arch)) throw new UsageError(`--arch must look like sm_80 or sm_90, got '${arch}'`);
   const c = loadSpec(a.positional[0], a.defines, a.options.get('form'), io);
   if (!c) return 1;
@@ -66,13 +67,13 @@ export async function runCommand(a: ParsedArgs, io: CliIO): Promise<number> {
   let tensors: Map<string, Tensor>;
   if (cotangents) {
     const { outputs, grads } = await progress.time(`set-up, run and backward (${backendName})`, () =>
-      backend.backward!(c, named, cotangents, { arch, dtype, io: ioOption }),
+      backend.backward!(c, named, cotangents, { arch, dtype, io: ioOption, threads }),
     );
     tensors = new Map([...innerLoopOutputTensors(outputs), ...gradientTensors(grads, namedInputs)]);
   } else {
     const onPhase = (name: string, ms: number) => progress.report(`  ${name}: ${ms.toFixed(1)} ms`);
     const result = await progress.time(`set-up and run (${backendName})`, () =>
-      backend.run(c, named, { arch, dtype, io: ioOption, onPhase }),
+      backend.run(c, named, { arch, dtype, io: ioOption, threads, onPhase }),
     );
     tensors = innerLoopOutputTensors(result);
   }

@@ -26,7 +26,20 @@ export interface TargetOptions {
   dtype: MatmulPrecision;
   /** Global I/O (CUDA): `f32` (absent), or `bf16` views and output (core/signature.ts `withIo`). */
   io?: Io;
+  /**
+   * Threads per block of the CUDA kernels that walk chunks of several tokens (prefill, and the
+   * training kernels), one of THREAD_CHOICES; absent: the scheduler chooses from the sizes
+   * (compiler/schedule/workgroup-size.ts). The decode kernel keeps the most.
+   */
+  threads?: number;
 }
+
+/**
+ * The threads per block `threads` may fix: powers of two from a warp (warps split a block's rows
+ * and tensor-core tiles evenly) up to the most the scheduler weighs itself (above 256 the launch
+ * bounds would leave a thread too few registers).
+ */
+export const THREAD_CHOICES: readonly number[] = [32, 64, 128, 256];
 
 export interface Target {
   name: string;

@@ -68,7 +68,7 @@ describe('the scheduler doubles homes only where that pays', () => {
     let doubled = 0;
     for (const { what, c, arch } of kernels) {
       const limits = archOf(arch).limits;
-      const k = scheduleForward(c.chunk, archOf(arch), 'bf16');
+      const k = scheduleForward(c.chunk, archOf(arch), { dtype: 'bf16' });
       if (!pingPongs(k)) continue;
       doubled++;
       const single = withTensorCores((l) => schedule(c.chunk, l, 'never'), limits, homeKey, 'bf16');

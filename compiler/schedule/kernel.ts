@@ -19,11 +19,12 @@ export interface TargetLimits {
    */
   lanes?: number;
   /**
-   * The on-chip memory of one multiprocessor, which the workgroups resident on it share: `bytes`
-   * in all, each workgroup's rounded up to `granule` bytes plus `reservedBytes` (CUDA's shared
-   * memory per SM); absent where the target does not say.
+   * What one multiprocessor holds of the workgroups resident on it: on-chip memory, `bytes` in all,
+   * each workgroup's rounded up to `granule` bytes plus `reservedBytes` (CUDA's shared memory per
+   * SM); `invocations` in all (CUDA: as many as the registers allow at the fewest a thread may
+   * get); `workgroups` at most. Absent where the target does not say.
    */
-  multiprocessor?: { bytes: number; granule: number; reservedBytes: number };
+  multiprocessor?: { bytes: number; granule: number; reservedBytes: number; invocations: number; workgroups: number };
 }
 
 /** Where a buffer lives: on chip, or in this workgroup's slice of a global scratch buffer. */

@@ -1,9 +1,12 @@
 /** What the scheduler may use per thread block on each CUDA architecture `--arch` names. */
 import type { ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { WARP_LANES } from '../../compiler/schedule/tensor-cores.ts';
-import { residentWorkgroups } from '../../compiler/schedule/layout.ts';
+import { residentHeads } from '../../compiler/schedule/workgroup-size.ts';
 
-export const THREADS = 256;
+/** The most threads a block gives one (sequence, head); the scheduler may choose fewer (compiler/schedule/workgroup-size.ts). */
+export const MAX_THREADS = 256;
+/** Blocks an SM holds at most (sm_80 to sm_90). */
+const BLOCKS_PER_SM = 32;
 
 /** Dynamic shared memory a block may opt in to (cudaFuncAttributeMaxDynamicSharedMemorySize), in KB. */
 const OPT_IN_KB: Record<string, number> = {
@@ -50,9 +53,15 @@ export function archOf(name: string): Arch {
     number: Number(/\d+/.exec(name)![0]),
     limits: {
       workgroupBytes: kb * 1024,
-      invocations: THREADS,
+      invocations: MAX_THREADS,
       lanes: WARP_LANES,
-      multiprocessor: { bytes: PER_SM_KB[name] * 1024, granule: 128, reservedBytes: 1024 },
+      multiprocessor: {
+        bytes: PER_SM_KB[name] * 1024,
+        granule: 128,
+        reservedBytes: 1024,
+        invocations: Math.floor(REGISTERS_PER_SM / REGISTER_FLOOR),
+        workgroups: BLOCKS_PER_SM,
+      },
     },
   };
 }
@@ -62,21 +71,20 @@ const REGISTERS_PER_SM = 65536;
 /**
  * The fewest registers per thread the launch bounds may leave ptxas (256 threads: at most 3
  * blocks). At 64 (4 blocks) three_layer_mlp's sm_90 prefill spilled; at 80 no example's prefill
- * kernel does (`npm run report:cuda`).
+ * kernel does (`npm run report:cuda`). So an SM holds at most 819 threads of a forward kernel,
+ * whatever its block size.
  */
 const REGISTER_FLOOR = 80;
 
 /**
  * The blocks per SM a forward kernel's `__launch_bounds__` asks ptxas to allow. A kernel that walks
- * chunks of several rows asks for as many as its shared memory lets an SM hold (the scheduler laid
- * it out for that many), but never so many that a thread gets fewer than REGISTER_FLOOR
- * registers: without the bound ptxas spends registers freely, and they, not the scheduled shared
- * memory, decide the blocks per SM. A one-row kernel (decode) asks for one: it runs one token per
- * launch, and under the same cap five of the examples' decode kernels spilled.
+ * chunks of several rows asks for as many as its shared memory, its threads at the register floor
+ * and the SM's block slots let an SM hold (the scheduler laid it out for that many): without the
+ * bound ptxas spends registers freely, and they, not the scheduled shared memory, decide the
+ * blocks per SM. A one-row kernel (decode) asks for one: it runs one token per launch, and under
+ * the same cap five of the examples' decode kernels spilled.
  */
 export function minBlocksPerSm(kernel: ScheduledKernel, arch: Arch): number {
   if (kernel.chunk.rows === 1) return 1;
-  const byShared = residentWorkgroups(arch.limits, kernel.workgroupFloats * 4);
-  const byFloor = Math.floor(REGISTERS_PER_SM / (kernel.invocations * REGISTER_FLOOR));
-  return Math.max(1, Math.min(byShared, byFloor));
+  return residentHeads(arch.limits, kernel);
 }

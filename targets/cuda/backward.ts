@@ -27,7 +27,7 @@ import { renderHeader } from './header.ts';
 import { type HostKernel, renderHost } from './host.ts';
 import { CUDA_FEATURES, renderKernel } from './kernel.ts';
 import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
-import { renderPreamble, scheduleForward, usesDeviceHelpers } from './render.ts';
+import { inBlocks, renderPreamble, scheduleForward, usesDeviceHelpers } from './render.ts';
 import { CHUNKS, ioNote, trainingTensors } from './tensors.ts';
 
 export interface CudaBackward {
@@ -58,11 +58,16 @@ export function renderCudaBackward(
     plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k;
   // Under bf16 or tf32x3 both kernels run their qualifying products on tensor cores, as the forward does.
   const operands = mmaOperands(options.dtype);
-  const forwardKernel = ahead(scheduleForward(compiled.chunk, arch, options.dtype), training.checkpoints);
+  const forwardKernel = ahead(scheduleForward(compiled.chunk, arch, options), training.checkpoints);
   const backwardKernel = ahead(
-    operands
-      ? withTensorCores((l) => scheduleBackward(backward, l), arch.limits, backwardHomeKey, operands)
-      : scheduleBackward(backward, arch.limits),
+    inBlocks(
+      (limits) =>
+        operands
+          ? withTensorCores((l) => scheduleBackward(backward, l), limits, backwardHomeKey, operands)
+          : scheduleBackward(backward, limits),
+      arch,
+      options.threads,
+    ),
     training.backward,
   );
   const variants: HostKernel[] = [

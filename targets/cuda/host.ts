@@ -42,9 +42,13 @@ export interface HostKernel {
   tensors?: readonly Port[];
 }
 
+/** The constant holding one of a kernel's launch sizes: `kSharedBytes`, `kDecodeThreads`, ... */
+const launchConstant = (v: HostKernel, what: 'SharedBytes' | 'Threads') =>
+  v.variant === 'prefill' ? `k${what}` : `k${v.variant[0].toUpperCase()}${v.variant.slice(1)}${what}`;
 /** The constant holding a kernel's dynamic shared memory per block. */
-const sharedConstant = (v: HostKernel) =>
-  v.variant === 'prefill' ? 'kSharedBytes' : `k${v.variant[0].toUpperCase()}${v.variant.slice(1)}SharedBytes`;
+const sharedConstant = (v: HostKernel) => launchConstant(v, 'SharedBytes');
+/** The constant holding a kernel's threads per block (the scheduler's, compiler/schedule/workgroup-size.ts). */
+const threadsConstant = (v: HostKernel) => launchConstant(v, 'Threads');
 
 /** One more `extern "C"` launcher of the .cu: runs some of the kernels, in order, on the tensors they take. */
 export interface HostEntry {
@@ -83,7 +87,7 @@ export function renderHost(
     'namespace {',
     '',
     `constexpr int kMiniBatch = ${kernel.chunk.K};`,
-    `constexpr unsigned kThreads = ${kernel.invocations};`,
+    ...variants.map((v) => `constexpr unsigned ${threadsConstant(v)} = ${v.kernel.invocations};`),
     ...variants.map((v) => `constexpr size_t ${sharedConstant(v)} = ${v.kernel.workgroupFloats * 4};`),
     `constexpr size_t kScratchFloats = ${scratchFloats};  // per (sequence, head)`,
     '',
@@ -226,7 +230,7 @@ function renderLauncher(
     L.line(
       `cudaLaunchConfig_t launch${suffix} = {};`,
       `launch${suffix}.gridDim = dim3((unsigned)(a->B * a->H));`,
-      `launch${suffix}.blockDim = dim3(kThreads);`,
+      `launch${suffix}.blockDim = dim3(${threadsConstant(v)});`,
       `launch${suffix}.dynamicSmemBytes = ${sharedConstant(v)};`,
       `launch${suffix}.stream = stream;`,
       `const cudaError_t launched${suffix} = cudaLaunchKernelEx(&launch${suffix}, ${v.name},`,

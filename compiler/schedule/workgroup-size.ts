@@ -1,0 +1,220 @@
+/**
+ * How many invocations (threads) the workgroup of one (sequence, head) has, chosen from the sizes.
+ * A small head's stages have few elements each: a large workgroup leaves most of its invocations
+ * idle at every stage, and pays every block barrier for little work, while a smaller one lets a
+ * multiprocessor hold more heads at once, whose barriers then hide one another. A large head keeps
+ * the largest workgroup: its stages keep every invocation busy, and fewer invocations would only
+ * lengthen each head's walk.
+ *
+ * The choice comes from a static model of a multiprocessor's cycles per head and mini-batch
+ * (`cyclesPerHead`, `pathCycles`), weighed over workgroups of a warp, two, four and so on up to
+ * the target's limit. The model also sees what smaller workgroups gain in larger register tiles
+ * (schedule/tiles.ts): fewer loads from on-chip memory, whose bandwidth bounds a full
+ * multiprocessor. Its constants are round figures for sm_80 and sm_90 (FFMA and mma latencies,
+ * shared memory's bandwidth), not fitted to measurements: a target without a multiprocessor model
+ * (WGSL) keeps its limit, and a user who has timed the kernels on their GPU can fix the count
+ * instead (`threads` in the CUDA target's options).
+ */
+import { type Program, size } from '../ir/ir.ts';
+import { acrossWarps } from './barriers.ts';
+import type { ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
+import type { Tile } from './tiles.ts';
+import { residentWorkgroups } from './layout.ts';
+import { mmaTile, productExtents, productStage } from './tensor-cores.ts';
+
+/**
+ * Cycles an invocation spends per term (a load, an add or multiply) on its own path: a warp issues
+ * at most one instruction a cycle, and an FFMA's 4-cycle latency stalls it where its terms chain
+ * through one accumulator (a product's term is two loads and an FFMA).
+ */
+const CYCLES_PER_TERM = 2;
+/**
+ * Warp-wide terms a multiprocessor completes per cycle, all its workgroups together: bounded by
+ * shared memory's bandwidth (128 bytes a cycle, one warp-wide f32 load), as about two in three
+ * terms are loads.
+ */
+const TERMS_PER_CYCLE = 1.5;
+/** Cycles a warp waits at a block barrier beyond its own work: the barrier's latency and the skew of the warps' arrivals. */
+const BARRIER_CYCLES = 32;
+/** Cycles of one warp-level mma, as a warp's steps of one tile chain through its accumulator. */
+const MMA_CYCLES = 32;
+/**
+ * How much less regret a smaller workgroup must promise than the largest within it: the model's
+ * constants are round figures, so a difference of a few percent is within its error, and the
+ * larger workgroup walks each head faster.
+ */
+export const MARGIN = 1.25;
+
+/**
+ * The kernel of the workgroup size with the least regret over the grids it may be launched on: a
+ * grid of many heads keeps every multiprocessor full, and there the cycles per head count
+ * (`cyclesPerHead`); a grid of fewer heads than multiprocessors leaves one head on each, and
+ * there one head's walk counts (`pathCycles`). Each size is rated by the worse of its two ratios
+ * to the best size of each, and the largest kept whose rating is within MARGIN of the least. A
+ * kernel of one-row chunks (decode: one token per launch, whose time is its latency) keeps the
+ * target's limit, as does a target without a multiprocessor model.
+ */
+export function chooseWorkgroupSize(
+  scheduleAt: (limits: TargetLimits) => ScheduledKernel,
+  limits: TargetLimits,
+): ScheduledKernel {
+  const largest = scheduleAt(limits);
+  if (!limits.multiprocessor || !limits.lanes || largest.chunk.rows === 1) return largest;
+  const rated = workgroupSizes(limits).map((invocations) => {
+    const k = invocations === limits.invocations ? largest : scheduleAt({ ...limits, invocations });
+    return { k, full: cyclesPerHead(k, limits), alone: pathCycles(k, limits) };
+  });
+  const bestFull = Math.min(...rated.map((r) => r.full));
+  const bestAlone = Math.min(...rated.map((r) => r.alone));
+  const regret = (r: (typeof rated)[number]) => Math.max(r.full / bestFull, r.alone / bestAlone);
+  const least = Math.min(...rated.map(regret));
+  return rated.filter((r) => regret(r) <= least * MARGIN).at(-1)!.k;
+}
+
+/** The workgroup sizes weighed, smallest first: a warp, and twice as many up to the limit. */
+export function workgroupSizes(limits: TargetLimits): number[] {
+  const out: number[] = [];
+  for (let n = Math.min(limits.lanes ?? limits.invocations, limits.invocations); n <= limits.invocations; n *= 2)
+    out.push(n);
+  return out;
+}
+
+/**
+ * Workgroups a multiprocessor holds at once: as many as its on-chip memory, its invocations and
+ * its workgroup slots allow; unbounded where the target does not say.
+ */
+export function residentHeads(limits: TargetLimits, k: ScheduledKernel): number {
+  const m = limits.multiprocessor;
+  const byMemory = residentWorkgroups(limits, k.workgroupFloats * 4);
+  if (!m) return byMemory;
+  return Math.max(1, Math.min(byMemory, Math.floor(m.invocations / k.invocations), m.workgroups));
+}
+
+/**
+ * A multiprocessor's cycles per head and mini-batch with as many heads as it holds: they walk
+ * side by side, each taking its own path (pathCycles), unless the terms of all of them together
+ * take longer to complete.
+ */
+export function cyclesPerHead(k: ScheduledKernel, limits: TargetLimits): number {
+  const { path, terms } = walk(k, limits);
+  return Math.max(path / residentHeads(limits, k), terms / TERMS_PER_CYCLE);
+}
+
+/** One head's cycles per mini-batch, alone on a multiprocessor: its invocations' longest path, or its terms' time. */
+export function pathCycles(k: ScheduledKernel, limits: TargetLimits): number {
+  const { path, terms } = walk(k, limits);
+  return Math.max(path, terms / TERMS_PER_CYCLE);
+}
+
+/**
+ * A mini-batch of one head: its invocations' longest path in cycles (their share of every stage's
+ * elements, the block barriers), and its warp-wide terms (all its elements' terms over a warp's
+ * lanes; a tensor-core tile's instructions).
+ */
+function walk(k: ScheduledKernel, limits: TargetLimits): { path: number; terms: number } {
+  const lanes = limits.lanes ?? k.invocations;
+  const warps = Math.max(1, k.invocations / lanes);
+  const cost = termCosts(k.program, (id) => k.buffers.has(id));
+  const onTensorCores = tensorCoreStages(k);
+  // A block of one warp waits for no other warp at its barriers.
+  let path = warps > 1 ? k.barriers.filter(acrossWarps).length * BARRIER_CYCLES : 0;
+  let terms = 0;
+  k.stages.forEach((s, i) => {
+    const mma = onTensorCores.get(i);
+    if (mma) {
+      path += Math.ceil(mma.tiles / warps) * mma.tileCycles;
+      terms += mma.tiles * mma.tileInstructions;
+      return;
+    }
+    const rows = k.warpRows?.get(i);
+    const tile = rows?.tile ?? (s.kind === 'compute' ? k.tiles.get(s.node) : undefined);
+    const { elements, perElement } = stageWork(k, s, cost, tile);
+    const perTile = tile ? tile.rows * tile.cols : 1;
+    const share = rows
+      ? Math.ceil((rows.rowsPerWarp * rows.rowElements) / perTile / rows.lanes) * perTile
+      : Math.ceil(elements / perTile / k.invocations) * perTile;
+    path += share * perElement * CYCLES_PER_TERM;
+    terms += (elements * perElement) / lanes;
+  });
+  return { path, terms };
+}
+
+/**
+ * A stage's elements and the terms each costs, its inlined operands recomputed; a product computed
+ * in register tiles loads each operand element once for the tile's columns (A) or rows (B).
+ */
+function stageWork(
+  k: ScheduledKernel,
+  s: Stage,
+  cost: readonly number[],
+  tile: Tile | undefined,
+): { elements: number; perElement: number } {
+  const p = k.program;
+  if (s.kind === 'update') {
+    const roots = [s.stateNode, s.accumNode, ...(s.optNode === undefined ? [] : [s.optNode])];
+    return { elements: size(p.nodes[s.stateNode].shape), perElement: roots.reduce((t, id) => t + own(p, id, cost), 0) };
+  }
+  const n = p.nodes[s.node];
+  const perElement =
+    tile && n.op.kind === 'matmul'
+      ? p.nodes[n.args[0]].shape.at(-1)! * (cost[n.args[0]] / tile.cols + cost[n.args[1]] / tile.rows + 1)
+      : own(p, s.node, cost);
+  return { elements: size(n.shape), perElement };
+}
+
+/**
+ * Each node's terms per element as a reader computes it: a buffered node is one load, an inlined
+ * one its own terms (own) with its operands'. In node order, which is topological.
+ */
+function termCosts(p: Program, isBuffered: (id: number) => boolean): number[] {
+  const cost: number[] = [];
+  for (const n of p.nodes) cost[n.id] = isBuffered(n.id) ? 1 : own(p, n.id, cost);
+  return cost;
+}
+
+/** A node's terms per element given its operands' (`cost`): a product or sum repeats its operands' per term. */
+function own(p: Program, id: number, cost: readonly number[]): number {
+  const n = p.nodes[id];
+  const argCost = n.args.reduce((t, a) => t + cost[a], 0);
+  switch (n.op.kind) {
+    case 'const':
+    case 'tril':
+      return 0;
+    case 'input':
+      return 1;
+    case 'matmul':
+      return p.nodes[n.args[0]].shape.at(-1)! * (argCost + 1);
+    case 'sum':
+      return (size(p.nodes[n.args[0]].shape) / Math.max(1, size(n.shape))) * (argCost + 1);
+    case 'expand':
+    case 'reshape':
+    case 'transpose':
+      return argCost;
+    default:
+      return argCost + 1;
+  }
+}
+
+/** The stages whose product warps compute on tensor-core tiles: tiles, and a tile's cycles and instructions. */
+function tensorCoreStages(
+  k: ScheduledKernel,
+): Map<number, { tiles: number; tileCycles: number; tileInstructions: number }> {
+  const out = new Map<number, { tiles: number; tileCycles: number; tileInstructions: number }>();
+  const plan = k.tensorCores;
+  if (!plan) return out;
+  const t = mmaTile(plan.operands);
+  const mmas = plan.operands === 'tf32x3' ? 3 : 1;
+  for (const id of plan.products.keys()) {
+    const e = productExtents(k, id);
+    const batch = size(k.program.nodes[id].shape) / (e.m * e.n);
+    const steps = Math.ceil(e.contraction / t.k);
+    // A step stages its 16 + 8 operand rows (each lane a 32nd) and loads and multiplies the fragments.
+    const staged = ((t.m + t.n) * t.k) / 32;
+    out.set(productStage(k, id), {
+      tiles: batch * Math.ceil(e.m / t.m) * Math.ceil(e.n / t.n),
+      tileCycles: steps * (mmas * MMA_CYCLES + staged * CYCLES_PER_TERM),
+      tileInstructions: steps * (mmas + 2 + staged),
+    });
+  }
+  return out;
+}
