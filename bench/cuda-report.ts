@@ -24,7 +24,8 @@ import { lowerKernel } from '../compiler/kernel/lower.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
 import { acrossWarps } from '../compiler/schedule/barriers.ts';
 import { prefetchBarriers, tokenRows, withPrefetch } from '../compiler/schedule/prefetch.ts';
-import type { ScheduledKernel } from '../compiler/schedule/kernel.ts';
+import type { ScheduledKernel, TargetLimits } from '../compiler/schedule/kernel.ts';
+import { cyclesPerHead, pathCycles, residentHeads } from '../compiler/schedule/workgroup-size.ts';
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
 import { lowerBackwardKernel } from '../compiler/kernel/backward.ts';
 import { lowerCheckpointingKernel } from '../compiler/kernel/checkpoint.ts';
@@ -91,6 +92,15 @@ interface KernelReport extends Resources, Barriers {
   ptx: Counts;
   /** SASS counts when cuobjdump is on the machine. */
   sass?: { hmma: number; hgmma: number; ffma: number };
+  /** The scheduler's static model of an SM (compiler/schedule/workgroup-size.ts), in cycles per head and mini-batch. */
+  model?: Model;
+}
+
+/** The block-size model's cycles per head and mini-batch: with as many heads resident as fit, and alone on an SM. */
+interface Model {
+  full: number;
+  alone: number;
+  resident: number;
 }
 
 /** Which kernel: the forward's prefill and decode, the backward's checkpointing forward and backward. */
@@ -109,14 +119,20 @@ interface Scheduled {
   barriers: number;
   banks: OnChipLayout;
   prefetch: string[];
+  model: Model;
 }
 
-function described(k: ScheduledKernel, banks: OnChipLayout): Scheduled {
+function described(k: ScheduledKernel, banks: OnChipLayout, limits: TargetLimits): Scheduled {
   const prefetch = [...(k.prefetch ?? [])].map(([id, slot]) => {
     const op = k.program.nodes[id].op;
     return `${op.kind === 'input' ? op.name : `%${id}`}${slot.elementBytes === 2 ? ' (bf16)' : ''}`;
   });
-  return { barriers: k.barriers.filter(acrossWarps).length + prefetchBarriers(k), banks, prefetch };
+  const model = {
+    full: Math.round(cyclesPerHead(k, limits)),
+    alone: Math.round(pathCycles(k, limits)),
+    resident: residentHeads(limits, k),
+  };
+  return { barriers: k.barriers.filter(acrossWarps).length + prefetchBarriers(k), banks, prefetch, model };
 }
 
 /** One .cu to build, and the same file without the read-ahead (BASELINES). */
@@ -257,7 +273,7 @@ for (const spec of specs) {
             const plain = scheduleForward(v.chunk, archOf(arch), { dtype });
             const k = withPrefetch(plain, limits, tokenRows(forward.tensors));
             const name = v.name === 'decode' ? forward.api.decodeKernel : forward.api.kernel;
-            return [name, described(k, lowerKernel(k, c.signature, lines, CUDA_FEATURES).onChip)];
+            return [name, described(k, lowerKernel(k, c.signature, lines, CUDA_FEATURES).onChip, limits)];
           }),
         );
         const builds: Build[] = [
@@ -272,12 +288,20 @@ for (const spec of specs) {
           const { checkpoints, backward } = b.kernels;
           scheduled.set(
             b.api.decodeKernel,
-            described(checkpoints, lowerCheckpointingKernel(checkpoints, c.signature, lines, CUDA_FEATURES).onChip),
+            described(
+              checkpoints,
+              lowerCheckpointingKernel(checkpoints, c.signature, lines, CUDA_FEATURES).onChip,
+              limits,
+            ),
           );
           const derived = deriveChunkBackward(c.chunk);
           scheduled.set(
             b.api.kernel,
-            described(backward, lowerBackwardKernel(backward, derived, c.signature, lines, CUDA_FEATURES).onChip),
+            described(
+              backward,
+              lowerBackwardKernel(backward, derived, c.signature, lines, CUDA_FEATURES).onChip,
+              limits,
+            ),
           );
           builds.push({
             cu: b.api.source,
@@ -328,6 +352,7 @@ for (const spec of specs) {
                 scheduledBarriers: planned?.barriers ?? -1,
                 banks: planned?.banks,
                 prefetch: planned?.prefetch ?? [],
+                ...(planned && { model: planned.model }),
                 ...(withoutPrefetch && { withoutPrefetch }),
                 occupancy: occupancy(ARCHS[arch], launch.threads, r.registers, shared),
                 ptx: counts,

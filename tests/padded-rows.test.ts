@@ -11,23 +11,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { webgpuInnerLoop } from '../cli/link.ts';
-import { deriveChunkBackward } from '../compiler/backward/derive.ts';
 import { compileSpec } from '../compiler/pipeline.ts';
-import { runReferenceBackward } from '../compiler/reference/backward.ts';
-import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
-import type { Tensor } from '../core/tensor.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
-import {
-  gradientTensors,
-  innerLoopCotangents,
-  innerLoopInputs,
-  innerLoopOutputTensors,
-} from '../runtime/inner-loop.ts';
+import { gradientTensors, innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { cudaCpuBackwardProgram, cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { worst } from './support/bf16-model.ts';
 import { randomInputs } from './support/inputs.ts';
-import { normals, rng } from './support/random.ts';
+import { referenceBackward } from './support/reference-backward.ts';
 import { repoRoot } from './support/specs.ts';
 
 const example = readFileSync(join(repoRoot, 'examples', 'silu_rmsnorm_mlp.ttt'), 'utf8');
@@ -57,19 +49,7 @@ describe('rows past a partial chunk with a loss singular at a zero row', () => {
 
   it('the CUDA backward matches the f64 reference backward', async () => {
     const c = compiled();
-    const named = randomInputs(c.chunk, CALL);
-    const inputs = innerLoopInputs(c.signature, named);
-    const checkpoints: Checkpoints = [];
-    const outputs = innerLoopOutputTensors(runReference(c.chunk, inputs, checkpoints));
-    const r = rng(12);
-    const ct = new Map(
-      [...outputs].map(([n, t]): [string, Tensor] => [n, { shape: t.shape, data: normals(r, t.data.length) }]),
-    );
-    const cotangents = innerLoopCotangents(c.signature, inputs, ct);
-    const want = new Map([
-      ...outputs,
-      ...gradientTensors(runReferenceBackward(deriveChunkBackward(c.chunk), inputs, checkpoints, cotangents), named),
-    ]);
+    const { named, inputs, cotangents, want } = referenceBackward(c, CALL, 12);
     const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, { arch: 'sm_90', dtype: 'f32' }));
     const got = await loop.run(inputs, cotangents);
     const kernel = new Map([...innerLoopOutputTensors(got.outputs), ...gradientTensors(got.grads, named)]);

@@ -11,10 +11,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compile } from '../api/index.ts';
 import { OptionError } from '../api/options.ts';
-import { deriveChunkBackward } from '../compiler/backward/derive.ts';
 import type { Compiled } from '../compiler/pipeline.ts';
-import { runReferenceBackward } from '../compiler/reference/backward.ts';
-import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import type { ScheduledKernel, TargetLimits } from '../compiler/schedule/kernel.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import {
@@ -25,15 +23,9 @@ import {
   residentHeads,
   workgroupSizes,
 } from '../compiler/schedule/workgroup-size.ts';
-import type { Tensor } from '../core/tensor.ts';
 import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
-import {
-  gradientTensors,
-  innerLoopCotangents,
-  innerLoopInputs,
-  innerLoopOutputTensors,
-} from '../runtime/inner-loop.ts';
+import { gradientTensors, innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { archOf, minBlocksPerSm } from '../targets/cuda/arch.ts';
 import { cudaCpuBackwardProgram, cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
@@ -42,7 +34,7 @@ import type { TargetOptions } from '../targets/target.ts';
 import { worst } from './support/bf16-model.ts';
 import { tttc } from './support/cli.ts';
 import { randomInputs } from './support/inputs.ts';
-import { normals, rng } from './support/random.ts';
+import { referenceBackward } from './support/reference-backward.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
 
 /** A call that ends in a partial chunk, from a start inside the first mini-batch. */
@@ -59,19 +51,7 @@ async function forwardError(c: Compiled, options: TargetOptions): Promise<number
 }
 
 async function backwardError(c: Compiled, options: TargetOptions): Promise<number> {
-  const named = randomInputs(c.chunk, CALL);
-  const inputs = innerLoopInputs(c.signature, named);
-  const checkpoints: Checkpoints = [];
-  const outputs = innerLoopOutputTensors(runReference(c.chunk, inputs, checkpoints));
-  const r = rng(6);
-  const ct = new Map(
-    [...outputs].map(([n, t]): [string, Tensor] => [n, { shape: t.shape, data: normals(r, t.data.length) }]),
-  );
-  const cotangents = innerLoopCotangents(c.signature, inputs, ct);
-  const want = new Map([
-    ...outputs,
-    ...gradientTensors(runReferenceBackward(deriveChunkBackward(c.chunk), inputs, checkpoints, cotangents), named),
-  ]);
+  const { named, inputs, cotangents, want } = referenceBackward(c, CALL, 6);
   const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, options));
   const got = await loop.run(inputs, cotangents);
   return worst(new Map([...innerLoopOutputTensors(got.outputs), ...gradientTensors(got.grads, named)]), want);

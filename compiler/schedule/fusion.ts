@@ -11,7 +11,7 @@
 import { type Node, type Program, size } from '../ir/ir.ts';
 
 /** Rough cost of recomputing a node inline, in flops, when its buffered inputs are free to read. */
-function inlineCost(n: Node, cost: number[]): number {
+export function inlineCost(n: Node, cost: readonly number[]): number {
   switch (n.op.kind) {
     case 'const':
     case 'tril':

@@ -17,6 +17,7 @@
  */
 import { type Program, size } from '../ir/ir.ts';
 import { acrossWarps } from './barriers.ts';
+import { inlineCost } from './fusion.ts';
 import type { ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
 import type { Tile } from './tiles.ts';
 import { residentWorkgroups } from './layout.ts';
@@ -172,27 +173,16 @@ function termCosts(p: Program, isBuffered: (id: number) => boolean): number[] {
   return cost;
 }
 
-/** A node's terms per element given its operands' (`cost`): a product or sum repeats its operands' per term. */
+/**
+ * A node's terms per element given its operands' (`cost`): a product or sum repeats its operands'
+ * per term; anything else costs what recomputing it inline does (fusion.ts).
+ */
 function own(p: Program, id: number, cost: readonly number[]): number {
   const n = p.nodes[id];
-  const argCost = n.args.reduce((t, a) => t + cost[a], 0);
-  switch (n.op.kind) {
-    case 'const':
-    case 'tril':
-      return 0;
-    case 'input':
-      return 1;
-    case 'matmul':
-      return p.nodes[n.args[0]].shape.at(-1)! * (argCost + 1);
-    case 'sum':
-      return (size(p.nodes[n.args[0]].shape) / Math.max(1, size(n.shape))) * (argCost + 1);
-    case 'expand':
-    case 'reshape':
-    case 'transpose':
-      return argCost;
-    default:
-      return argCost + 1;
-  }
+  const terms = (reduced: number) => reduced * (n.args.reduce((t, a) => t + cost[a], 0) + 1);
+  if (n.op.kind === 'matmul') return terms(p.nodes[n.args[0]].shape.at(-1)!);
+  if (n.op.kind === 'sum') return terms(size(p.nodes[n.args[0]].shape) / Math.max(1, size(n.shape)));
+  return inlineCost(n, cost);
 }
 
 /** The stages whose product warps compute on tensor-core tiles: tiles, and a tile's cycles and instructions. */
