@@ -6,6 +6,7 @@
 import { size } from '../../core/shape.ts';
 import type { Program } from '../ir/ir.ts';
 import type { WarpRows } from '../schedule/kernel.ts';
+import { sumLanes } from '../schedule/sum-lanes.ts';
 import { add, div, mod } from './affine.ts';
 import type { KernelFeatures } from './features.ts';
 import { type Expr, type Stmt, assign, comment, compare, constant, float, floatOp, int, name, variable } from './ir.ts';
@@ -71,15 +72,17 @@ export function lowerSum(
     },
   ];
   const perLane = [...accumulate(int(0), 1), write(acc)];
-  if (owners && (owners.rowElements > 1 || terms < owners.lanes))
-    return [warpSpan(owners, owners.rowsPerWarp * owners.rowElements, elements, perLane)];
   const invocations = c.invocations;
   const runtime = c.features.runtimeLanes;
   if (!owners && runtime && terms >= MIN_RUNTIME_LANES && elements < invocations && invocations % runtime.max === 0)
     return runtimeLanesSum(c, elements, terms, value, write, runtime);
-  const lanes = owners?.lanes ?? c.features.lanes;
-  if (!lanes || (!owners && (terms < lanes || elements >= invocations || invocations % lanes !== 0)))
-    return [c.elements(elements, perLane)];
+  const lanes = sumLanes(terms, elements, invocations, c.features.lanes, owners);
+  if (lanes === 1)
+    return [
+      owners
+        ? warpSpan(owners, owners.rowsPerWarp * owners.rowElements, elements, perLane)
+        : c.elements(elements, perLane),
+    ];
   const lane = mod(tid, lanes);
   const rowSum: Stmt[] = [
     ...accumulate(lane, lanes),

@@ -18,7 +18,8 @@
 import { type Program, size } from '../ir/ir.ts';
 import { acrossWarps } from './barriers.ts';
 import { inlineCost } from './fusion.ts';
-import type { ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
+import type { ScheduledKernel, Stage, TargetLimits, WarpRows } from './kernel.ts';
+import { sumLanes } from './sum-lanes.ts';
 import type { Tile } from './tiles.ts';
 import { residentWorkgroups } from './layout.ts';
 import { mmaTile, productExtents, productStage } from './tensor-cores.ts';
@@ -37,6 +38,8 @@ const CYCLES_PER_TERM = 2;
 const TERMS_PER_CYCLE = 1.5;
 /** Cycles a warp waits at a block barrier beyond its own work: the barrier's latency and the skew of the warps' arrivals. */
 const BARRIER_CYCLES = 32;
+/** Terms one step of a butterfly of lane exchanges costs: the shuffle's latency and the add. */
+const TERMS_PER_EXCHANGE = 2;
 /** Cycles of one warp-level mma, as a warp's steps of one tile chain through its accumulator. */
 const MMA_CYCLES = 32;
 /**
@@ -131,13 +134,36 @@ function walk(k: ScheduledKernel, limits: TargetLimits): { path: number; terms: 
     const tile = rows?.tile ?? (s.kind === 'compute' ? k.tiles.get(s.node) : undefined);
     const { elements, perElement } = stageWork(k, s, cost, tile);
     const perTile = tile ? tile.rows * tile.cols : 1;
+    const summed = s.kind === 'compute' ? sumWork(k, s.node, elements, perElement, limits.lanes, rows) : undefined;
     const share = rows
-      ? Math.ceil((rows.rowsPerWarp * rows.rowElements) / perTile / rows.lanes) * perTile
-      : Math.ceil(elements / perTile / k.invocations) * perTile;
-    path += share * perElement * CYCLES_PER_TERM;
+      ? Math.ceil((rows.rowsPerWarp * rows.rowElements) / perTile / rows.lanes) * perTile * perElement
+      : Math.ceil(elements / perTile / k.invocations) * perTile * perElement;
+    path += (summed ?? share) * CYCLES_PER_TERM;
     terms += (elements * perElement) / lanes;
   });
   return { path, terms };
+}
+
+/**
+ * An invocation's terms in a sum stage whose elements groups of lanes share (sum-lanes.ts): its
+ * group's elements, each its share of the terms and a butterfly of exchanges; undefined where each
+ * element is one invocation's.
+ */
+function sumWork(
+  k: ScheduledKernel,
+  id: number,
+  elements: number,
+  perElement: number,
+  lanes: number | undefined,
+  rows: WarpRows | undefined,
+): number | undefined {
+  const n = k.program.nodes[id];
+  if (n.op.kind !== 'sum') return undefined;
+  const reduced = size(k.program.nodes[n.args[0]].shape) / Math.max(1, elements);
+  const width = sumLanes(reduced, elements, k.invocations, lanes, rows);
+  if (width === 1) return undefined;
+  const perGroup = Math.ceil(reduced / width) * (perElement / reduced) + Math.log2(width) * TERMS_PER_EXCHANGE;
+  return (rows ? rows.rowsPerWarp : Math.ceil(elements / (k.invocations / width))) * perGroup;
 }
 
 /**
