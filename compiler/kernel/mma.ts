@@ -130,11 +130,12 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   // contraction columns (rows), and of B's contraction rows (output columns) or of its output
   // columns (contraction rows): whichever order's reads take fewer wavefronts, which is the one
   // that walks the operand along memory (an operand read transposed runs along the other axis).
+  // A third order gives a warp's store 8 rows of 4 columns, the rows ldmatrix reads together,
+  // which fall in distinct banks: f32 rows (tf32x3) are 20 words apart, so a store of two 16-column
+  // rows puts 4 lanes of each in the same banks.
+  const quads = (rows: number): Expr[] => [mod(div(e, 4), rows), add(mul(div(e, 4 * rows), 4), mod(e, 4))];
   const stageA = cheapest(
-    [
-      [div(e, slab), mod(e, slab)],
-      [mod(e, mma.m), div(e, mma.m)],
-    ].map(([ai, aq]) => ({
+    [[div(e, slab), mod(e, slab)], [mod(e, mma.m), div(e, mma.m)], quads(mma.m)].map(([ai, aq]) => ({
       count: mma.m * slab,
       conditions: [within(add(row0, ai), m, m % mma.m !== 0), within(add(k0, aq), p.contraction, padK)],
       value: p.a(batch, add(row0, ai), add(k0, aq)),
@@ -143,10 +144,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
     elementBytes === 2,
   );
   const stageB = cheapest(
-    [
-      [mod(e, mma.n), div(e, mma.n)],
-      [div(e, slab), mod(e, slab)],
-    ].map(([bj, bq]) => ({
+    [[mod(e, mma.n), div(e, mma.n)], [div(e, slab), mod(e, slab)], quads(mma.n)].map(([bj, bq]) => ({
       count: mma.n * slab,
       conditions: [within(add(col0, bj), n, n % mma.n !== 0), within(add(k0, bq), p.contraction, padK)],
       value: p.b(batch, add(k0, bq), add(col0, bj)),

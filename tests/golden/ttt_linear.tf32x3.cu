@@ -443,7 +443,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (unsigned e = lane; e < 256; e += 32) {
-        smem[11680 + warp * 480 + (e / 16) * 20 + e % 16] = (e % 16 <= e / 16 ? 1.0f : 0.0f);
+        smem[11680 + warp * 480 + ((e / 4) % 16) * 20 + (e / 64) * 4 + e % 4] = ((e / 64) * 4 + e % 4 <= (e / 4) % 16 ? 1.0f : 0.0f);
       }
       for (unsigned e = lane; e < 128; e += 32) {
         smem[11680 + warp * 480 + (16 + e % 8) * 20 + e / 8] = smem[2048 + (e / 8) * dim_D + (tile % 8) * 8 + e % 8];
