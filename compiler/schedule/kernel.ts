@@ -111,6 +111,19 @@ export interface ScheduledKernel {
   tensorCores?: TensorCorePlan;
   /** Per-token inputs read ahead into on-chip slots while the chunk before computes (schedule/prefetch.ts); absent: none. */
   prefetch?: PrefetchPlan;
+  /**
+   * The workgroup sizes the scheduler weighed for this kernel (schedule/workgroup-size.ts), smallest
+   * first, each with its model's cycles per head and mini-batch; absent where the size was not
+   * chosen from them (fixed by the caller, or the target's limit kept).
+   */
+  blockSizes?: readonly RatedBlockSize[];
+}
+
+/** One workgroup size as the block-size model rates it: cycles of a multiprocessor per head and mini-batch, full of heads and with one alone. */
+export interface RatedBlockSize {
+  invocations: number;
+  full: number;
+  alone: number;
 }
 
 /** The staged inputs whose next chunk is copied ahead asynchronously, by input node. */

@@ -72,7 +72,8 @@ export function chooseWorkgroupSize(
   const bestAlone = Math.min(...rated.map((r) => r.alone));
   const regret = (r: (typeof rated)[number]) => Math.max(r.full / bestFull, r.alone / bestAlone);
   const least = Math.min(...rated.map(regret));
-  return rated.filter((r) => regret(r) <= least * MARGIN).at(-1)!.k;
+  const chosen = rated.filter((r) => regret(r) <= least * MARGIN).at(-1)!.k;
+  return { ...chosen, blockSizes: rated.map(({ k, full, alone }) => ({ invocations: k.invocations, full, alone })) };
 }
 
 /** The workgroup sizes weighed, smallest first: a warp, and twice as many up to the limit. */

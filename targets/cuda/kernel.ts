@@ -64,6 +64,22 @@ const indent = (lines: Lines) =>
     .split('\n')
     .map((l) => (l ? `  ${l}` : l));
 
+/** Why the kernel has its threads per block: the model's ratings where the scheduler chose them. */
+function blockSizeNote(k: ScheduledKernel): string[] {
+  const cycles = (x: number) => Math.round(x).toLocaleString('en-US');
+  if (k.blockSizes)
+    return [
+      `// ${k.invocations} threads a block, chosen by the scheduler's model of an SM (compiler/schedule/workgroup-size.ts),`,
+      '// in cycles per head and mini-batch with the SM full of heads / with one head alone:',
+      ...k.blockSizes.map(
+        (r) => `//   ${String(r.invocations).padStart(3)} threads: ${cycles(r.full)} / ${cycles(r.alone)}`,
+      ),
+    ];
+  if (k.chunk.rows === 1)
+    return [`// ${k.invocations} threads a block: one token a launch, whose latency is its time, takes the most.`];
+  return [`// ${k.invocations} threads a block, as the threads option fixes them.`];
+}
+
 export function renderKernel(
   L: Lines,
   name: string,
@@ -77,6 +93,7 @@ export function renderKernel(
   /** The kernel IR to print, when it is not the forward's (the checkpointing forward, the backward). */
   lowered: Kernel = lowerKernel(kernel, signature, sourceLines, CUDA_FEATURES),
 ): void {
+  L.line(...blockSizeNote(kernel));
   // With a thread count alone (`__launch_bounds__(256)`) ptxas capped TTT-Linear at 40 registers and spilled.
   L.line(`__global__ void __launch_bounds__(${kernel.invocations}, ${minBlocks}) ${name}(`);
   const params = parameters(kernel, tensors).map(([decl, comment], i, all) => [
