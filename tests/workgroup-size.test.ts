@@ -68,6 +68,7 @@ describe('kernels at every block size, on the CPU against the f64 reference', ()
         expect(source).toContain(`constexpr unsigned kThreads = ${threads};`);
         // The decode kernel runs one token per launch, which its latency decides: it keeps the most.
         expect(source).toContain('constexpr unsigned kDecodeThreads = 256;');
+        expect(source).toContain(`// ${threads} threads a block, as the threads option fixes them.`);
         expect(await forwardError(c, options)).toBeLessThan(1e-5);
       }, 120_000);
 
@@ -128,6 +129,18 @@ describe('the block size the scheduler chooses', () => {
   it('keeps the largest block for the examples at the benchmark sizes (D = 64, K = 16)', () => {
     for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
       expect(chooseWorkgroupSize(scheduleAt(compileExample(spec)), arch.limits).invocations, spec).toBe(256);
+  });
+
+  it('says in the generated code how it rated each size it weighed', () => {
+    const c = compileExample('ttt_linear.ttt', 'auto', { D: 4, K: 4 });
+    const chosen = chooseWorkgroupSize(scheduleAt(c), arch.limits);
+    const source = renderCuda(c, { arch: 'sm_90', dtype: 'f32' }).files.find((f) => f.path.endsWith('.cu'))!.contents;
+    expect(source).toContain(`// ${chosen.invocations} threads a block, chosen by the scheduler's model of an SM`);
+    for (const r of chosen.blockSizes!)
+      expect(source).toContain(
+        `threads: ${Math.round(r.full).toLocaleString('en-US')} / ${Math.round(r.alone).toLocaleString('en-US')}`,
+      );
+    expect(source).toContain('// 256 threads a block: one token a launch');
   });
 
   it('keeps the limit for a one-row (decode) kernel and for a target without a multiprocessor model', () => {
