@@ -60,19 +60,20 @@ const out = values.out!;
 rmSync(out, { recursive: true, force: true });
 const modules = new Map<string, string>();
 
-/** Generates a kernel once per (spec, sizes, dtype, io) and returns its Python module's path. */
+/** Generates a kernel once per (spec, sizes, dtype, io, threads) and returns its Python module's path. */
 async function kernel(
   spec: string,
   D: number,
   K: number,
   dtype: TargetOptions['dtype'],
   io: Io = 'f32',
+  threads?: number,
 ): Promise<{ module: string; compiled: Compiled }> {
   const compiled = compileExample(spec, 'auto', { D, K });
-  const id = `${spec.replace(/\.ttt$/, '')}-D${D}-K${K}-${dtype}${io === 'bf16' ? '-io-bf16' : ''}`;
+  const id = `${spec.replace(/\.ttt$/, '')}-D${D}-K${K}-${dtype}${io === 'bf16' ? '-io-bf16' : ''}${threads ? `-t${threads}` : ''}`;
   if (!modules.has(id)) {
     // Every file of `tttc compile --target cuda`: the binding builds the fused backward's source too.
-    const files = await cudaTarget.emit(compiled, { arch: values.arch!, dtype, io });
+    const files = await cudaTarget.emit(compiled, { arch: values.arch!, dtype, io, ...(threads && { threads }) });
     const dir = join(out, 'kernels', id);
     mkdirSync(dir, { recursive: true });
     for (const f of files) writeFileSync(join(dir, f.path), f.contents);
@@ -180,6 +181,35 @@ for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt']) {
       tolerance: F32_TOLERANCE,
       outputTolerance: 2 ** -8 + (1 + 2 ** -8) * F32_TOLERANCE,
       decode: false,
+    },
+    named,
+    want,
+  );
+}
+
+// Blocks other than 256 threads (compiler/schedule/workgroup-size.ts): fixed at one and two warps,
+// and the scheduler's own choice for heads smaller than a block (D = K = 4), so that a GPU checks
+// what cuda-cpu emulates of small blocks (a warp's barriers, shuffles and tensor-core fragments).
+const blockSizes = [
+  { spec: 'ttt_linear.ttt', D: 32, K: 8, dtype: 'f32', threads: 32 },
+  { spec: 'ttt_mlp.ttt', D: 32, K: 8, dtype: 'f32', threads: 64 },
+  { spec: 'ttt_linear.ttt', D: 32, K: 8, dtype: 'bf16', threads: 32 },
+  { spec: 'ttt_linear.ttt', D: 4, K: 4, dtype: 'f32' },
+  { spec: 'delta_rule.ttt', D: 4, K: 4, dtype: 'f32' },
+] as const;
+for (const b of blockSizes) {
+  const threads = 'threads' in b ? b.threads : undefined;
+  const { module, compiled } = await kernel(b.spec, b.D, b.K, b.dtype, 'f32', threads);
+  const s = { B: 2, H: 3, T: 21, start: 2, accum: true };
+  const named = toF32(randomInputs(compiled.chunk, { ...s, seed: b.D + (threads ?? 0) }));
+  const want = innerLoopOutputTensors(runReference(compiled.chunk, innerLoopInputs(compiled.signature, named)));
+  addCase(
+    {
+      name: `${b.spec} ${b.dtype} ${threads ? `${threads} threads` : 'threads chosen'} D=${b.D} K=${b.K} B=${s.B} H=${s.H} T=${s.T} start=${s.start}`,
+      module,
+      start: s.start,
+      tolerance: b.dtype === 'bf16' ? BF16_TOLERANCE : F32_TOLERANCE,
+      decode: b.dtype === 'f32',
     },
     named,
     want,
