@@ -1,7 +1,6 @@
 /**
  * A product on tensor cores (schedule/tensor-cores.ts chose it), as kernel-IR statements. Each
- * warp takes 16x8 output tiles in turn, a group of them side by side at a time (groupOf: A's rows
- * are staged and loaded once for the group); per tile and contraction slab its lanes compute the
+ * warp takes 16x8 output tiles in turn; per tile and contraction slab its lanes compute the
  * operands' elements (any inlined expression, as the register-tiled loop would read them), store
  * them in the warp's own slice of on-chip memory (A's 16 rows, then B's 8 columns as rows, both
  * running along the contraction; as bf16, or as f32 for tf32x3, which splits them in registers),
