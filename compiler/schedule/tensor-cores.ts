@@ -48,24 +48,6 @@ export function productExtents(k: ScheduledKernel, id: number): { m: number; n: 
   return { m: node.shape[r - 2], n: node.shape[r - 1], contraction: a.shape[r - 1] };
 }
 
-/**
- * The tiles a warp of this product takes at once: the plan's group, or fewer where the product
- * has too few tiles along its columns, or too few groups to keep every warp busy.
- */
-export function groupOf(
-  plan: Pick<TensorCorePlan, 'operands' | 'groupTiles'>,
-  shape: readonly number[],
-  warps: number,
-): number {
-  const r = shape.length;
-  const mma = mmaTile(plan.operands);
-  const others = shape.slice(0, r - 2).reduce((x, y) => x * y, 1) * Math.ceil(shape[r - 2] / mma.m);
-  const columns = Math.ceil(shape[r - 1] / mma.n);
-  let group = plan.groupTiles;
-  while (group > 1 && (group > columns || others * Math.ceil(columns / group) < warps)) group /= 2;
-  return group;
-}
-
 type Sizing = Omit<TensorCorePlan, 'products'>;
 
 /** The index of the stage that computes a product: its own, or the update stage that reads it. */
@@ -107,12 +89,8 @@ function updateCandidates(k: ScheduledKernel): number[] {
   });
 }
 
-/** The products that qualify and the staging they need, for warps that take `groupTiles` tiles at once. */
-function plan(
-  k: ScheduledKernel,
-  operands: MmaOperands,
-  groupTiles: number,
-): { products: number[]; sizing: Sizing } | undefined {
+/** The products that qualify and the staging they need. */
+function plan(k: ScheduledKernel, operands: MmaOperands): { products: number[]; sizing: Sizing } | undefined {
   if (k.invocations % WARP_LANES !== 0) return undefined;
   const tile = mmaTile(operands);
   const products: number[] = [];
@@ -128,13 +106,7 @@ function plan(
   const bytes = stagedBytes(operands);
   const slab = Math.min(MAX_SLAB_BYTES / bytes, roundUp(contraction, tile.k));
   const rowStride = slab + ROW_PADDING_BYTES / bytes;
-  // Slices as large as the largest group a product takes: none may take the one asked for.
-  const warps = k.invocations / WARP_LANES;
-  const used = Math.max(...products.map((id) => groupOf({ operands, groupTiles }, k.program.nodes[id].shape, warps)));
-  return {
-    products,
-    sizing: { operands, slab, rowStride, groupTiles: used, warpElements: (tile.m + tile.n * used) * rowStride },
-  };
+  return { products, sizing: { operands, slab, rowStride, warpElements: (tile.m + tile.n) * rowStride } };
 }
 
 /** Floats of on-chip memory the warps' staging slices take. */
@@ -189,9 +161,8 @@ function placed(
   limits: TargetLimits,
   key: KernelPlan['homeKey'],
   operands: MmaOperands,
-  groupTiles: number,
 ): ScheduledKernel | undefined {
-  const p = plan(scheduled, operands, groupTiles);
+  const p = plan(scheduled, operands);
   if (!p) return undefined;
   // Warps own the products' tiles (and an update's, its state's), not their rows: the rows and
   // barriers around them change.
@@ -240,20 +211,10 @@ export function scheduleWithTensorCores(
 }
 
 /**
- * Tiles a warp may take at once (TensorCorePlan.groupTiles), most first: a group stages A's rows
- * once for all its tiles, at the cost of B's rows for each in the warp's slice.
- */
-const GROUP_TILES = [4, 2, 1];
-
-/**
  * A kernel scheduled by `scheduleFor` (the forward's scheduler, or the backward's, whose carried
  * values are keyed by `key`) with its qualifying products on tensor cores: the staging goes after
  * the scheduled buffers, and where on-chip memory is full, the buffers are scheduled again within
- * what the staging leaves (the rest goes to scratch). Warps take up to 4, 2 or 1 tiles at once:
- * of the groups with the most products on tensor cores, the largest is kept unless a smaller one
- * is a better schedule (more blocks per SM, less global memory, fewer block barriers), since a
- * group saves staging but its slices take room.
- * Unchanged when no product qualifies.
+ * what the staging leaves (the rest goes to scratch). Unchanged when no product qualifies.
  */
 export function withTensorCores(
   scheduleFor: (limits: TargetLimits) => ScheduledKernel,
@@ -262,30 +223,13 @@ export function withTensorCores(
   operands: MmaOperands,
 ): ScheduledKernel {
   const plain = scheduleFor(limits);
-  // A group whose staging does not fit falls back to fewer products on tensor cores (or none):
-  // only those with the most are weighed.
-  const grouped = GROUP_TILES.map((group) => withGroups(plain, scheduleFor, limits, key, operands, group));
-  const products = (k: ScheduledKernel) => k.tensorCores?.products.size ?? 0;
-  const most = Math.max(...grouped.map(products));
-  return grouped.filter((k) => products(k) === most).reduce((best, k) => (betterSchedule(k, best, limits) ? k : best));
-}
-
-/** withTensorCores with warps taking up to `group` tiles at once. */
-function withGroups(
-  plain: ScheduledKernel,
-  scheduleFor: (limits: TargetLimits) => ScheduledKernel,
-  limits: TargetLimits,
-  key: KernelPlan['homeKey'],
-  operands: MmaOperands,
-  group: number,
-): ScheduledKernel {
-  const p = plan(plain, operands, group);
+  const p = plan(plain, operands);
   if (!p) return plain;
   const staging = stagingFloats(plain, p.sizing) * 4;
   const room = limits.workgroupBytes - staging - 16;
   const withStaging = (l: TargetLimits) =>
-    placed(scheduleFor(l), limits, key, operands, group) ??
-    (room > 0 ? placed(scheduleFor({ ...l, workgroupBytes: room }), limits, key, operands, group) : undefined) ??
+    placed(scheduleFor(l), limits, key, operands) ??
+    (room > 0 ? placed(scheduleFor({ ...l, workgroupBytes: room }), limits, key, operands) : undefined) ??
     scheduleFor(l);
   // The scheduler counts resident blocks without the staging, which may fit a gap or not: schedule
   // also as if each block took it whole, and keep the better (layout.ts: more blocks per SM, then
