@@ -25,7 +25,7 @@ import { compileSpec } from '../compiler/pipeline.ts';
 import { acrossWarps } from '../compiler/schedule/barriers.ts';
 import { prefetchBarriers, tokenRows, withPrefetch } from '../compiler/schedule/prefetch.ts';
 import type { ScheduledKernel, TargetLimits } from '../compiler/schedule/kernel.ts';
-import { cyclesPerHead, pathCycles, residentHeads } from '../compiler/schedule/workgroup-size.ts';
+import { rateBlockSize, residentHeads } from '../compiler/schedule/workgroup-size.ts';
 import { deriveChunkBackward } from '../compiler/backward/derive.ts';
 import { lowerBackwardKernel } from '../compiler/kernel/backward.ts';
 import { lowerCheckpointingKernel } from '../compiler/kernel/checkpoint.ts';
@@ -127,11 +127,8 @@ function described(k: ScheduledKernel, banks: OnChipLayout, limits: TargetLimits
     const op = k.program.nodes[id].op;
     return `${op.kind === 'input' ? op.name : `%${id}`}${slot.elementBytes === 2 ? ' (bf16)' : ''}`;
   });
-  const model = {
-    full: Math.round(cyclesPerHead(k, limits)),
-    alone: Math.round(pathCycles(k, limits)),
-    resident: residentHeads(limits, k),
-  };
+  const { full, alone } = rateBlockSize(k, limits);
+  const model = { full: Math.round(full), alone: Math.round(alone), resident: residentHeads(limits, k) };
   return { barriers: k.barriers.filter(acrossWarps).length + prefetchBarriers(k), banks, prefetch, model };
 }
 

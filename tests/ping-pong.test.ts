@@ -68,7 +68,8 @@ describe('the scheduler doubles homes only where that pays', () => {
     let doubled = 0;
     for (const { what, c, arch } of kernels) {
       const limits = archOf(arch).limits;
-      const k = scheduleForward(c.chunk, archOf(arch), { dtype: 'bf16' });
+      // In the blocks `single` has: the comparison is of slots, not of block sizes.
+      const k = scheduleForward(c.chunk, archOf(arch), { dtype: 'bf16', threads: limits.invocations });
       if (!pingPongs(k)) continue;
       doubled++;
       const single = withTensorCores((l) => schedule(c.chunk, l, 'never'), limits, homeKey, 'bf16');

@@ -17,9 +17,8 @@ import type { ScheduledKernel, TargetLimits } from '../compiler/schedule/kernel.
 import { schedule } from '../compiler/schedule/schedule.ts';
 import {
   chooseWorkgroupSize,
-  cyclesPerHead,
   MARGIN,
-  pathCycles,
+  rateBlockSize,
   residentHeads,
   workgroupSizes,
 } from '../compiler/schedule/workgroup-size.ts';
@@ -93,7 +92,7 @@ describe('the block size the scheduler chooses', () => {
   const rated = (c: Compiled) =>
     workgroupSizes(arch.limits).map((invocations) => {
       const k = schedule(c.chunk, { ...arch.limits, invocations });
-      return { k, full: cyclesPerHead(k, arch.limits), alone: pathCycles(k, arch.limits) };
+      return { k, ...rateBlockSize(k, arch.limits) };
     });
 
   it('weighs a warp, two, four and eight', () => {

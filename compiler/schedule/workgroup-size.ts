@@ -7,7 +7,7 @@
  * lengthen each head's walk.
  *
  * The choice comes from a static model of a multiprocessor's cycles per head and mini-batch
- * (`cyclesPerHead`, `pathCycles`), weighed over workgroups of a warp, two, four and so on up to
+ * (`rateBlockSize`), weighed over workgroups of a warp, two, four and so on up to
  * the target's limit. The model also sees what smaller workgroups gain in larger register tiles
  * (schedule/tiles.ts): fewer loads from on-chip memory, whose bandwidth bounds a full
  * multiprocessor. Its constants are round figures for sm_80 and sm_90 (FFMA and mma latencies,
@@ -18,7 +18,7 @@
 import { type Program, size } from '../ir/ir.ts';
 import { acrossWarps } from './barriers.ts';
 import { inlineCost } from './fusion.ts';
-import type { ScheduledKernel, Stage, TargetLimits, WarpRows } from './kernel.ts';
+import type { RatedBlockSize, ScheduledKernel, Stage, TargetLimits, WarpRows } from './kernel.ts';
 import { sumLanes } from './sum-lanes.ts';
 import type { Tile } from './tiles.ts';
 import { residentWorkgroups } from './layout.ts';
@@ -52,8 +52,8 @@ export const MARGIN = 1.25;
 /**
  * The kernel of the workgroup size with the least regret over the grids it may be launched on: a
  * grid of many heads keeps every multiprocessor full, and there the cycles per head count
- * (`cyclesPerHead`); a grid of fewer heads than multiprocessors leaves one head on each, and
- * there one head's walk counts (`pathCycles`). Each size is rated by the worse of its two ratios
+ * (`full`); a grid of fewer heads than multiprocessors leaves one head on each, and there one
+ * head's walk counts (`alone`). Each size is rated by the worse of its two ratios
  * to the best size of each, and the largest kept whose rating is within MARGIN of the least. A
  * kernel of one-row chunks (decode: one token per launch, whose time is its latency) keeps the
  * target's limit, as does a target without a multiprocessor model.
@@ -66,14 +66,14 @@ export function chooseWorkgroupSize(
   if (!limits.multiprocessor || !limits.lanes || largest.chunk.rows === 1) return largest;
   const rated = workgroupSizes(limits).map((invocations) => {
     const k = invocations === limits.invocations ? largest : scheduleAt({ ...limits, invocations });
-    return { k, full: cyclesPerHead(k, limits), alone: pathCycles(k, limits) };
+    return { k, ...rateBlockSize(k, limits) };
   });
   const bestFull = Math.min(...rated.map((r) => r.full));
   const bestAlone = Math.min(...rated.map((r) => r.alone));
   const regret = (r: (typeof rated)[number]) => Math.max(r.full / bestFull, r.alone / bestAlone);
   const least = Math.min(...rated.map(regret));
   const chosen = rated.filter((r) => regret(r) <= least * MARGIN).at(-1)!.k;
-  return { ...chosen, blockSizes: rated.map(({ k, full, alone }) => ({ invocations: k.invocations, full, alone })) };
+  return { ...chosen, blockSizes: rated.map(({ invocations, full, alone }) => ({ invocations, full, alone })) };
 }
 
 /** The workgroup sizes weighed, smallest first: a warp, and twice as many up to the limit. */
@@ -96,19 +96,18 @@ export function residentHeads(limits: TargetLimits, k: ScheduledKernel): number 
 }
 
 /**
- * A multiprocessor's cycles per head and mini-batch with as many heads as it holds: they walk
- * side by side, each taking its own path (pathCycles), unless the terms of all of them together
- * take longer to complete.
+ * The model's cycles of a multiprocessor per head and mini-batch. `alone`: one head on it, taking
+ * its invocations' longest path, or its terms' time. `full`: as many heads as it holds, walking
+ * side by side, each its own path, unless the terms of all of them together take longer.
  */
-export function cyclesPerHead(k: ScheduledKernel, limits: TargetLimits): number {
+export function rateBlockSize(k: ScheduledKernel, limits: TargetLimits): RatedBlockSize {
   const { path, terms } = walk(k, limits);
-  return Math.max(path / residentHeads(limits, k), terms / TERMS_PER_CYCLE);
-}
-
-/** One head's cycles per mini-batch, alone on a multiprocessor: its invocations' longest path, or its terms' time. */
-export function pathCycles(k: ScheduledKernel, limits: TargetLimits): number {
-  const { path, terms } = walk(k, limits);
-  return Math.max(path, terms / TERMS_PER_CYCLE);
+  const issue = terms / TERMS_PER_CYCLE;
+  return {
+    invocations: k.invocations,
+    full: Math.max(path / residentHeads(limits, k), issue),
+    alone: Math.max(path, issue),
+  };
 }
 
 /**

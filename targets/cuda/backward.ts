@@ -65,6 +65,7 @@ export function renderCudaBackward(
         operands
           ? withTensorCores((l) => scheduleBackward(backward, l), limits, backwardHomeKey, operands)
           : scheduleBackward(backward, limits),
+      compiled.chunk,
       arch,
       options.threads,
     ),

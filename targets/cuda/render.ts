@@ -45,24 +45,25 @@ export function scheduleForward(
   const operands = mmaOperands(options.dtype);
   return inBlocks(
     (limits) => (operands ? scheduleWithTensorCores(chunk, limits, operands) : schedule(chunk, limits)),
+    chunk,
     arch,
     options.threads,
   );
 }
 
 /**
- * A kernel scheduled in blocks of `threads` where the options fix them and the kernel walks
- * chunks of several rows, else in blocks of as many as the scheduler chooses (one-row chunks keep
- * the most).
+ * A kernel of `chunk` scheduled in blocks of `threads` where the options fix them and the chunk
+ * has several rows, else in blocks of as many as the scheduler chooses (one-row chunks keep the
+ * most).
  */
 export function inBlocks(
   scheduleAt: (limits: TargetLimits) => ScheduledKernel,
+  chunk: ChunkProgram,
   arch: Arch,
   threads: number | undefined,
 ): ScheduledKernel {
   if (threads === undefined) return chooseWorkgroupSize(scheduleAt, arch.limits);
-  const largest = scheduleAt(arch.limits);
-  return largest.chunk.rows === 1 ? largest : scheduleAt({ ...arch.limits, invocations: threads });
+  return scheduleAt(chunk.rows === 1 ? arch.limits : { ...arch.limits, invocations: threads });
 }
 
 /** Whether a kernel calls the device functions of tttc_mma.cuh: tensor-core products, cp.async. */
