@@ -1,6 +1,7 @@
 /**
  * A product on tensor cores (schedule/tensor-cores.ts chose it), as kernel-IR statements. Each
- * warp takes 16x8 output tiles in turn; per tile and contraction slab its lanes compute the
+ * warp takes 16x8 output tiles in turn, a group of them side by side at a time (groupOf: A's rows
+ * are staged and loaded once for the group); per tile and contraction slab its lanes compute the
  * operands' elements (any inlined expression, as the register-tiled loop would read them), store
  * them in the warp's own slice of on-chip memory (A's 16 rows, then B's 8 columns as rows, both
  * running along the contraction; as bf16, or as f32 for tf32x3, which splits them in registers),
@@ -13,10 +14,10 @@
  */
 import { LITERALS, Index } from './tensor-index.ts';
 import { add, div, mod, mul } from './affine.ts';
-import { type Expr, type Stmt, assign, compare, float, int, name, operands, variable } from './ir.ts';
+import { type Expr, type Stmt, assign, comment, compare, float, int, name, operands, variable } from './ir.ts';
 import { requestWavefronts } from './banks.ts';
 import { address, LANES, lanes, type Sample } from './lanes.ts';
-import { mmaTile, stagedBytes, WARP_LANES } from '../schedule/tensor-cores.ts';
+import { groupOf, mmaTile, stagedBytes, WARP_LANES } from '../schedule/tensor-cores.ts';
 import { LANE as lane, WARP } from './warp-rows.ts';
 import type { TensorCorePlan } from '../schedule/kernel.ts';
 
@@ -94,15 +95,21 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   const matrixColumns = 16 / elementBytes;
   const slab = Math.min(plan.slab, roundUp(p.contraction, mma.k));
   const slabs = Math.ceil(p.contraction / slab);
-  const tiles = [...p.shape.slice(0, r - 2), Math.ceil(m / mma.m), Math.ceil(n / mma.n)];
+  const warps = invocations / WARP_LANES;
+  const group = groupOf(plan, p.shape, warps);
+  /** Output columns of a warp's group of tiles. */
+  const groupColumns = mma.n * group;
+  const tiles = [...p.shape.slice(0, r - 2), Math.ceil(m / mma.m), Math.ceil(n / groupColumns)];
   const tileCount = tiles.reduce((x, y) => x * y, 1);
+  /** The accumulator of the group's tile t. */
+  const accumulator = (t: number) => (group === 1 ? 'fc' : `fc${t}`);
 
   const e = name('e');
   const x = name('x');
   const at = Index.flat(tiles, name('tile'), LITERALS).dims();
   const batch = at.slice(0, r - 2);
   const row0 = mul(at[r - 2], mma.m);
-  const col0 = mul(at[r - 1], mma.n);
+  const col0 = mul(at[r - 1], groupColumns);
   const k0 = slabs > 1 ? name('k0') : int(0);
   // This warp's slice: A's rows, then B's columns, each `rowStride` staged elements apart.
   const slice = add(int((p.staging * 4) / elementBytes), mul(WARP, plan.warpElements));
@@ -144,17 +151,20 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
     elementBytes === 2,
   );
   const stageB = cheapest(
-    [[mod(e, mma.n), div(e, mma.n)], [div(e, slab), mod(e, slab)], quads(mma.n)].map(([bj, bq]) => ({
-      count: mma.n * slab,
-      conditions: [within(add(col0, bj), n, n % mma.n !== 0), within(add(k0, bq), p.contraction, padK)],
-      value: p.b(batch, add(k0, bq), add(col0, bj)),
-      at: add(bRow(bj), bq),
-    })),
+    [[mod(e, groupColumns), div(e, groupColumns)], [div(e, slab), mod(e, slab)], quads(groupColumns)].map(
+      ([bj, bq]) => ({
+        count: groupColumns * slab,
+        conditions: [within(add(col0, bj), n, n % groupColumns !== 0), within(add(k0, bq), p.contraction, padK)],
+        value: p.b(batch, add(k0, bq), add(col0, bj)),
+        at: add(bRow(bj), bq),
+      }),
+    ),
     elementBytes === 2,
   );
   // ldmatrix: lane l names row l % 16 of A at matrix column l / 16 of the step, and row l % 8 of B
   // (transposed) at matrix column (l / 8) % 2: the four and two 8x8 (b16) matrices of the
   // fragments. A tf32 fragment is the same registers: its matrix rows hold 4 f32 where bf16's hold 8.
+  // A group's tiles share A's fragment; each loads B's from its own 8 rows of the slice.
   const steps = range(slab / mma.k).flatMap((s): Stmt[] => [
     {
       kind: 'load-fragment',
@@ -164,15 +174,20 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
       elementBytes,
       transpose: false,
     },
-    {
-      kind: 'load-fragment',
-      fragment: 'fb',
-      role: 'b',
-      index: add(add(bRow(mod(lane, 8)), int(s * mma.k)), mul(mod(div(lane, 8), 2), matrixColumns)),
-      elementBytes,
-      transpose: false,
-    },
-    { kind: 'mma', c: 'fc', a: 'fa', b: 'fb', operands: plan.operands },
+    ...range(group).flatMap((t): Stmt[] => [
+      {
+        kind: 'load-fragment',
+        fragment: 'fb',
+        role: 'b',
+        index: add(
+          add(bRow(add(mod(lane, 8), int(t * mma.n))), int(s * mma.k)),
+          mul(mod(div(lane, 8), 2), matrixColumns),
+        ),
+        elementBytes,
+        transpose: false,
+      },
+      { kind: 'mma', c: accumulator(t), a: 'fa', b: 'fb', operands: plan.operands },
+    ]),
   ]);
   // The second warp barrier keeps the next slab's (or tile's, or product's) staging from
   // overwriting rows another lane has yet to load.
@@ -186,19 +201,21 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   // (nvcc unrolls it), so that each element's statements have a scope of their own.
   const i = name('i');
   const row = add(add(row0, div(lane, 4)), mul(div(i, 2), 8));
-  const col = add(add(col0, mul(mod(lane, 4), 2)), mod(i, 2));
-  const value: Expr = { kind: 'fragment-element', fragment: 'fc', element: i };
-  const epilogue: Stmt = {
-    kind: 'for',
-    counter: 'i',
-    from: int(0),
-    to: int(4),
-    step: int(1),
-    body: guarded(
-      [within(row, m, m % mma.m !== 0), within(col, n, n % mma.n !== 0)],
-      p.epilogue(batch, row, col, value),
-    ),
-  };
+  const epilogue = range(group).map((t): Stmt => {
+    const col = add(add(add(col0, int(t * mma.n)), mul(mod(lane, 4), 2)), mod(i, 2));
+    const value: Expr = { kind: 'fragment-element', fragment: accumulator(t), element: i };
+    return {
+      kind: 'for',
+      counter: 'i',
+      from: int(0),
+      to: int(4),
+      step: int(1),
+      body: guarded(
+        [within(row, m, m % mma.m !== 0), within(col, n, n % groupColumns !== 0)],
+        p.epilogue(batch, row, col, value),
+      ),
+    };
+  });
   return {
     kind: 'for',
     counter: 'tile',
@@ -206,11 +223,18 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
     to: int(tileCount),
     step: int(invocations / WARP_LANES),
     body: [
+      ...(group > 1
+        ? [
+            comment(
+              `A warp's ${group} tiles side by side: A's rows staged and loaded once, B's 8 columns for each tile.`,
+            ),
+          ]
+        : []),
       { kind: 'fragment', name: 'fa', role: 'a' },
       { kind: 'fragment', name: 'fb', role: 'b' },
-      { kind: 'fragment', name: 'fc', role: 'c' },
+      ...range(group).map((t): Stmt => ({ kind: 'fragment', name: accumulator(t), role: 'c' })),
       ...(p.live ? [{ kind: 'if' as const, condition: p.live, body: accumulate }] : accumulate),
-      epilogue,
+      ...epilogue,
     ],
   };
 }

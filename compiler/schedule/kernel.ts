@@ -176,6 +176,12 @@ export interface TensorCorePlan {
   slab: number;
   /** Staged elements (bf16, or f32 for tf32x3) between staged rows: the slab plus 16 bytes, so ldmatrix's rows fall in distinct banks. */
   rowStride: number;
-  /** Staged elements of each warp's slice: 16 rows of A, then 8 of B transposed. */
+  /**
+   * Output tiles a warp computes at once, side by side along the output's columns, from one
+   * staging of A's 16 rows (each with B's 8 columns of its own); a product with too few tiles to
+   * keep every warp busy so takes fewer.
+   */
+  groupTiles: number;
+  /** Staged elements of each warp's slice: 16 rows of A, then 8 of B transposed for each tile of a group. */
   warpElements: number;
 }

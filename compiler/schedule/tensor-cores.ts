@@ -48,6 +48,24 @@ export function productExtents(k: ScheduledKernel, id: number): { m: number; n: 
   return { m: node.shape[r - 2], n: node.shape[r - 1], contraction: a.shape[r - 1] };
 }
 
+/**
+ * The tiles a warp of this product takes at once: the plan's group, or fewer where the product
+ * has too few tiles along its columns, or too few groups to keep every warp busy.
+ */
+export function groupOf(
+  plan: Pick<TensorCorePlan, 'operands' | 'groupTiles'>,
+  shape: readonly number[],
+  warps: number,
+): number {
+  const r = shape.length;
+  const mma = mmaTile(plan.operands);
+  const others = shape.slice(0, r - 2).reduce((x, y) => x * y, 1) * Math.ceil(shape[r - 2] / mma.m);
+  const columns = Math.ceil(shape[r - 1] / mma.n);
+  let group = plan.groupTiles;
+  while (group > 1 && (group > columns || others * Math.ceil(columns / group) < warps)) group /= 2;
+  return group;
+}
+
 type Sizing = Omit<TensorCorePlan, 'products'>;
 
 /** The index of the stage that computes a product: its own, or the update stage that reads it. */
@@ -89,8 +107,12 @@ function updateCandidates(k: ScheduledKernel): number[] {
   });
 }
 
-/** The products that qualify and the staging they need. */
-function plan(k: ScheduledKernel, operands: MmaOperands): { products: number[]; sizing: Sizing } | undefined {
+/** The products that qualify and the staging they need, for warps that take `groupTiles` tiles at once. */
+function plan(
+  k: ScheduledKernel,
+  operands: MmaOperands,
+  groupTiles: number,
+): { products: number[]; sizing: Sizing } | undefined {
   if (k.invocations % WARP_LANES !== 0) return undefined;
   const tile = mmaTile(operands);
   const products: number[] = [];
@@ -106,7 +128,13 @@ function plan(k: ScheduledKernel, operands: MmaOperands): { products: number[]; 
   const bytes = stagedBytes(operands);
   const slab = Math.min(MAX_SLAB_BYTES / bytes, roundUp(contraction, tile.k));
   const rowStride = slab + ROW_PADDING_BYTES / bytes;
-  return { products, sizing: { operands, slab, rowStride, warpElements: (tile.m + tile.n) * rowStride } };
+  // Slices as large as the largest group a product takes: none may take the one asked for.
+  const warps = k.invocations / WARP_LANES;
+  const used = Math.max(...products.map((id) => groupOf({ operands, groupTiles }, k.program.nodes[id].shape, warps)));
+  return {
+    products,
+    sizing: { operands, slab, rowStride, groupTiles: used, warpElements: (tile.m + tile.n * used) * rowStride },
+  };
 }
 
 /** Floats of on-chip memory the warps' staging slices take. */
@@ -151,6 +179,34 @@ function intervalStart(k: ScheduledKernel, stage: number): number {
   return lo;
 }
 
+/** Synchronised kernels by the scheduled kernel and its products on tensor cores: every group of tiles shares one. */
+const tiledKernels = new WeakMap<ScheduledKernel, Map<string, ScheduledKernel>>();
+
+/**
+ * The scheduled kernel synchronised with `products` on tensor cores. Warps own the products' tiles
+ * (and an update's, its state's), not their rows: the rows and barriers around them change.
+ */
+function withTiledProducts(
+  scheduled: ScheduledKernel,
+  limits: TargetLimits,
+  key: KernelPlan['homeKey'],
+  products: readonly number[],
+): ScheduledKernel {
+  const known = tiledKernels.get(scheduled) ?? new Map<string, ScheduledKernel>();
+  tiledKernels.set(scheduled, known);
+  const memoKey = JSON.stringify([limits.lanes, products]);
+  const hit = known.get(memoKey);
+  if (hit) return hit;
+  const updated = new Map(scheduled.stages.flatMap((s) => (s.kind === 'update' ? [[s.state, s.stateNode]] : [])));
+  const tiled = products.map((id) => {
+    const state = scheduled.updateProducts?.get(id);
+    return state === undefined ? id : updated.get(state)!;
+  });
+  const k = { ...scheduled, ...synchronise(scheduled, limits.lanes, key, new Set(tiled)) };
+  known.set(memoKey, k);
+  return k;
+}
+
 /**
  * Each product's staging placed in on-chip memory no warp can be using while it runs, so a gap
  * between the scheduled buffers serves; products no barrier separates share one place (slices are
@@ -161,17 +217,11 @@ function placed(
   limits: TargetLimits,
   key: KernelPlan['homeKey'],
   operands: MmaOperands,
+  groupTiles: number,
 ): ScheduledKernel | undefined {
-  const p = plan(scheduled, operands);
+  const p = plan(scheduled, operands, groupTiles);
   if (!p) return undefined;
-  // Warps own the products' tiles (and an update's, its state's), not their rows: the rows and
-  // barriers around them change.
-  const updated = new Map(scheduled.stages.flatMap((s) => (s.kind === 'update' ? [[s.state, s.stateNode]] : [])));
-  const tiled = p.products.map((id) => {
-    const state = scheduled.updateProducts?.get(id);
-    return state === undefined ? id : updated.get(state)!;
-  });
-  const k = { ...scheduled, ...synchronise(scheduled, limits.lanes, key, new Set(tiled)) };
+  const k = withTiledProducts(scheduled, limits, key, p.products);
   const floats = stagingFloats(k, p.sizing);
   const byInterval = new Map<number, number>();
   const products = new Map<number, number>();
@@ -195,41 +245,111 @@ function placed(
  * use, and the resident blocks a schedule counts without the staging are not those with it. So
  * the kernel is scheduled with one slot, with two where they pay, and with two wherever they save
  * barriers, and the best kept (betterSchedule) of those with as many products on tensor cores.
+ * Warps take one tile at a time, or, where `grouped`, groups of tiles (inTileGroups) once the
+ * slots are chosen.
  */
 export function scheduleWithTensorCores(
   chunk: ChunkProgram,
   limits: TargetLimits,
   operands: MmaOperands = 'bf16',
+  grouped = false,
 ): ScheduledKernel {
-  const [single, ...doubled] = (['never', 'paying', 'fewer-barriers'] as const).map((slots) =>
-    withTensorCores((l) => schedule(chunk, l, slots), limits, homeKey, operands),
+  const [single, ...doubled] = (['never', 'paying', 'fewer-barriers'] as const).map((slots) => {
+    const scheduleFor = (l: TargetLimits) => schedule(chunk, l, slots);
+    return { scheduleFor, kernel: withTensorCores(scheduleFor, limits, homeKey, operands) };
+  });
+  const best = doubled
+    .filter((k) => products(k.kernel) >= products(single.kernel))
+    .reduce((best, k) => (betterSchedule(k.kernel, best.kernel, limits) ? k : best), single);
+  if (!grouped) return best.kernel;
+  return inTileGroups(best.kernel, limits, (group) => withGroup(best.scheduleFor, limits, homeKey, operands, group));
+}
+
+/**
+ * A kernel chosen with its warps taking single tiles (`chosen`: its block size among others),
+ * scheduled again at its block size by `grouped`, which weighs groups of tiles; the block sizes
+ * weighed are kept. Weighing every group at every block size and under every other choice made
+ * rendering more than twice as slow.
+ */
+export function withTileGroupsAtSize(
+  chosen: ScheduledKernel,
+  limits: TargetLimits,
+  grouped: (limits: TargetLimits) => ScheduledKernel,
+): ScheduledKernel {
+  if (!chosen.tensorCores) return chosen;
+  const k = grouped({ ...limits, invocations: chosen.invocations });
+  return chosen.blockSizes ? { ...k, blockSizes: chosen.blockSizes } : k;
+}
+
+const products = (k: ScheduledKernel) => k.tensorCores?.products.size ?? 0;
+
+/**
+ * Tiles a warp may take at once (TensorCorePlan.groupTiles), most first: a group stages A's rows
+ * once for all its tiles, at the cost of B's rows for each in the warp's slice.
+ */
+const GROUP_TILES = [4, 2];
+
+/**
+ * `single`, a kernel whose warps take one tile at a time, or the same kernel scheduled by
+ * `inGroup` with its warps taking the largest group of tiles that keeps as many products on
+ * tensor cores and is as good a schedule (betterSchedule: blocks per SM, global memory, block
+ * barriers): a group saves staging, but its slices take room.
+ */
+function inTileGroups(
+  single: ScheduledKernel,
+  limits: TargetLimits,
+  inGroup: (groupTiles: number) => ScheduledKernel,
+): ScheduledKernel {
+  const plan = single.tensorCores;
+  if (!plan) return single;
+  const warps = single.invocations / WARP_LANES;
+  const useful = Math.max(
+    ...[...plan.products.keys()].map((id) =>
+      groupOf({ ...plan, groupTiles: GROUP_TILES[0] }, single.program.nodes[id].shape, warps),
+    ),
   );
-  const products = (k: ScheduledKernel) => k.tensorCores?.products.size ?? 0;
-  return doubled
-    .filter((k) => products(k) >= products(single))
-    .reduce((best, k) => (betterSchedule(k, best, limits) ? k : best), single);
+  for (const group of GROUP_TILES.filter((g) => g <= useful)) {
+    const k = inGroup(group);
+    if (products(k) >= products(single) && !betterSchedule(single, k, limits)) return k;
+  }
+  return single;
 }
 
 /**
  * A kernel scheduled by `scheduleFor` (the forward's scheduler, or the backward's, whose carried
  * values are keyed by `key`) with its qualifying products on tensor cores: the staging goes after
  * the scheduled buffers, and where on-chip memory is full, the buffers are scheduled again within
- * what the staging leaves (the rest goes to scratch). Unchanged when no product qualifies.
+ * what the staging leaves (the rest goes to scratch). Warps take one tile at a time, or, where
+ * `grouped`, groups of tiles (inTileGroups). Unchanged when no product qualifies.
  */
 export function withTensorCores(
   scheduleFor: (limits: TargetLimits) => ScheduledKernel,
   limits: TargetLimits,
   key: KernelPlan['homeKey'],
   operands: MmaOperands,
+  grouped = false,
+): ScheduledKernel {
+  const single = withGroup(scheduleFor, limits, key, operands, 1);
+  if (!grouped) return single;
+  return inTileGroups(single, limits, (group) => withGroup(scheduleFor, limits, key, operands, group));
+}
+
+/** withTensorCores with warps taking up to `groupTiles` tiles at once. */
+function withGroup(
+  scheduleFor: (limits: TargetLimits) => ScheduledKernel,
+  limits: TargetLimits,
+  key: KernelPlan['homeKey'],
+  operands: MmaOperands,
+  groupTiles: number,
 ): ScheduledKernel {
   const plain = scheduleFor(limits);
-  const p = plan(plain, operands);
+  const p = plan(plain, operands, groupTiles);
   if (!p) return plain;
   const staging = stagingFloats(plain, p.sizing) * 4;
   const room = limits.workgroupBytes - staging - 16;
   const withStaging = (l: TargetLimits) =>
-    placed(scheduleFor(l), limits, key, operands) ??
-    (room > 0 ? placed(scheduleFor({ ...l, workgroupBytes: room }), limits, key, operands) : undefined) ??
+    placed(scheduleFor(l), limits, key, operands, groupTiles) ??
+    (room > 0 ? placed(scheduleFor({ ...l, workgroupBytes: room }), limits, key, operands, groupTiles) : undefined) ??
     scheduleFor(l);
   // The scheduler counts resident blocks without the staging, which may fit a gap or not: schedule
   // also as if each block took it whole, and keep the better (layout.ts: more blocks per SM, then

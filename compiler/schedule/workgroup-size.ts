@@ -22,7 +22,7 @@ import type { RatedBlockSize, ScheduledKernel, Stage, TargetLimits, WarpRows } f
 import { sumLanes } from './sum-lanes.ts';
 import type { Tile } from './tiles.ts';
 import { residentWorkgroups } from './layout.ts';
-import { mmaTile, productExtents, productStage } from './tensor-cores.ts';
+import { groupOf, mmaTile, productExtents, productStage, WARP_LANES } from './tensor-cores.ts';
 
 /**
  * Cycles an invocation spends per term (a load, an add or multiply) on its own path: a warp issues
@@ -222,14 +222,17 @@ function tensorCoreStages(
   const mmas = plan.operands === 'tf32x3' ? 3 : 1;
   for (const id of plan.products.keys()) {
     const e = productExtents(k, id);
-    const batch = size(k.program.nodes[id].shape) / (e.m * e.n);
+    const shape = k.program.nodes[id].shape;
+    const batch = size(shape) / (e.m * e.n);
+    const group = groupOf(plan, shape, k.invocations / WARP_LANES);
     const steps = Math.ceil(e.contraction / t.k);
-    // A step stages its 16 + 8 operand rows (each lane a 32nd) and loads and multiplies the fragments.
-    const staged = ((t.m + t.n) * t.k) / 32;
+    // A step stages the group's 16 + 8 per tile operand rows (each lane a 32nd), and loads and
+    // multiplies the fragments: A's once, B's per tile.
+    const staged = ((t.m + t.n * group) * t.k) / 32;
     out.set(productStage(k, id), {
-      tiles: batch * Math.ceil(e.m / t.m) * Math.ceil(e.n / t.n),
-      tileCycles: steps * (mmas * MMA_CYCLES + staged * CYCLES_PER_TERM),
-      tileInstructions: steps * (mmas + 2 + staged),
+      tiles: batch * Math.ceil(e.m / t.m) * Math.ceil(e.n / (t.n * group)),
+      tileCycles: steps * (group * mmas * MMA_CYCLES + staged * CYCLES_PER_TERM),
+      tileInstructions: steps * (group * (mmas + 1) + 1 + staged),
     });
   }
   return out;

@@ -11,8 +11,8 @@ import { int, uniform } from '../../compiler/kernel/ir.ts';
 import { lowerChunkCount } from '../../compiler/kernel/reverse-walk.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { backwardHomeKey, scheduleBackward } from '../../compiler/schedule/backward.ts';
-import { withTensorCores } from '../../compiler/schedule/tensor-cores.ts';
-import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
+import { withTensorCores, withTileGroupsAtSize } from '../../compiler/schedule/tensor-cores.ts';
+import type { MmaOperands, ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { identifier } from '../../core/mangle.ts';
 import type { Port } from '../../core/signature.ts';
@@ -59,16 +59,16 @@ export function renderCudaBackward(
   // Under bf16 or tf32x3 both kernels run their qualifying products on tensor cores, as the forward does.
   const operands = mmaOperands(options.dtype);
   const forwardKernel = ahead(scheduleForward(compiled.chunk, arch, options), training.checkpoints);
+  const onTensorCores = (limits: TargetLimits, operands: MmaOperands, grouped = false) =>
+    withTensorCores((l) => scheduleBackward(backward, l), limits, backwardHomeKey, operands, grouped);
   const backwardKernel = ahead(
-    inBlocks(
-      (limits) =>
-        operands
-          ? withTensorCores((l) => scheduleBackward(backward, l), limits, backwardHomeKey, operands)
-          : scheduleBackward(backward, limits),
-      compiled.chunk,
-      arch,
-      options.threads,
-    ),
+    operands
+      ? withTileGroupsAtSize(
+          inBlocks((limits) => onTensorCores(limits, operands), compiled.chunk, arch, options.threads),
+          arch.limits,
+          (limits) => onTensorCores(limits, operands, true),
+        )
+      : inBlocks((limits) => scheduleBackward(backward, limits), compiled.chunk, arch, options.threads),
     training.backward,
   );
   const variants: HostKernel[] = [

@@ -74,6 +74,11 @@ function blockSizeNote(k: ScheduledKernel): string[] {
       ...k.blockSizes.map(
         (r) => `//   ${String(r.invocations).padStart(3)} threads: ${cycles(r.full)} / ${cycles(r.alone)}`,
       ),
+      ...((k.tensorCores?.groupTiles ?? 1) > 1
+        ? [
+            `// (weighed with warps taking one tensor-core tile at a time; this kernel's take up to ${k.tensorCores!.groupTiles})`,
+          ]
+        : []),
     ];
   if (k.chunk.rows === 1)
     return [`// ${k.invocations} threads a block: one token a launch, whose latency is its time, takes the most.`];

@@ -14,7 +14,7 @@ import { ioNote, trainingTensors } from './tensors.ts';
 import { type HostKernel, renderHost } from './host.ts';
 import { renderKernel } from './kernel.ts';
 import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
-import { scheduleWithTensorCores } from '../../compiler/schedule/tensor-cores.ts';
+import { scheduleWithTensorCores, withTileGroupsAtSize } from '../../compiler/schedule/tensor-cores.ts';
 import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { renderPython } from './python.ts';
 import { renderTorchSource } from './torch.ts';
@@ -35,7 +35,8 @@ export interface CudaKernel {
 
 /**
  * A forward chunk program scheduled for CUDA: under bf16 or tf32x3, its qualifying products on
- * tensor cores; in blocks of `threads`, or of as many as the scheduler chooses.
+ * tensor cores (its warps' groups of tiles chosen last); in blocks of `threads`, or of as many as
+ * the scheduler chooses.
  */
 export function scheduleForward(
   chunk: ChunkProgram,
@@ -43,12 +44,9 @@ export function scheduleForward(
   options: Pick<TargetOptions, 'dtype' | 'threads'>,
 ): ScheduledKernel {
   const operands = mmaOperands(options.dtype);
-  return inBlocks(
-    (limits) => (operands ? scheduleWithTensorCores(chunk, limits, operands) : schedule(chunk, limits)),
-    chunk,
-    arch,
-    options.threads,
-  );
+  if (!operands) return inBlocks((limits) => schedule(chunk, limits), chunk, arch, options.threads);
+  const chosen = inBlocks((limits) => scheduleWithTensorCores(chunk, limits, operands), chunk, arch, options.threads);
+  return withTileGroupsAtSize(chosen, arch.limits, (limits) => scheduleWithTensorCores(chunk, limits, operands, true));
 }
 
 /**

@@ -2,7 +2,7 @@
 // for sm_90, bf16 matmul operands, f32 state and accumulation.
 // One thread block per (sequence, head) walks the mini-batches (K = 16) in order: 256 threads (prefill), 256 threads (decode).
 // Forms: W1 dual-matmul, b1 dual-elementwise.
-// Shared memory: 74368 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 75392 bytes per block; global scratch: 0 bytes per block.
 // W1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 // b1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 
@@ -40,6 +40,7 @@ __device__ __forceinline__ float tttc_round_bf16(float x) {
 //    64 threads: 4,060 / 9,314
 //   128 threads: 4,060 / 4,962
 //   256 threads: 4,060 / 4,060
+// (weighed with warps taking one tensor-core tile at a time; this kernel's take up to 2)
 __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     const unsigned H,
     const unsigned T,
@@ -60,7 +61,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     float* __restrict__ out_state_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W1,       // [B, H, 64, 64]
     float* __restrict__ out_accum_b1) {     // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 18592 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 18848 floats, placed by the scheduler
   __nv_bfloat16* const smem_bf16 = reinterpret_cast<__nv_bfloat16*>(smem);  // tensor-core operands, staged as bf16
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
@@ -93,17 +94,17 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     const unsigned ahead_rows = min(chunk_rows, T);
     if (aligned_view_k) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[15520 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[16800 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_v) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[16544 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[17824 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_q) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[17568 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[13472 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -137,7 +138,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_k ? smem[15520 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_k ? smem[16800 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       if (count <= e / dim_D) {
         x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
@@ -149,7 +150,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_v ? smem[16544 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_v ? smem[17824 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       if (count <= e / dim_D) {
         x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
@@ -163,12 +164,12 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_k) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[15520 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[16800 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
       if (aligned_view_v) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[16544 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[17824 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
@@ -181,17 +182,17 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (unsigned k0 = 0; k0 < 64; k0 += 32) {
         for (unsigned e = lane; e < 512; e += 32) {
-          smem_bf16[16704 + warp * 960 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[1024 + (e / 32) * dim_D + k0 + e % 32]);
+          smem_bf16[16704 + warp * 1280 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[1024 + (e / 32) * dim_D + k0 + e % 32]);
         }
         for (unsigned e = lane; e < 256; e += 32) {
-          smem_bf16[16704 + warp * 960 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[3072 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
+          smem_bf16[16704 + warp * 1280 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[3072 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
         }
         __syncwarp();
-        tttc_ldmatrix_x4(fa, &smem_bf16[16704 + warp * 960 + (lane % 16) * 40 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[16704 + warp * 960 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+        tttc_ldmatrix_x4(fa, &smem_bf16[16704 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
+        tttc_ldmatrix_x2(fb, &smem_bf16[16704 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-        tttc_ldmatrix_x4(fa, &smem_bf16[16704 + warp * 960 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[16704 + warp * 960 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
+        tttc_ldmatrix_x4(fa, &smem_bf16[16704 + warp * 1280 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
+        tttc_ldmatrix_x2(fb, &smem_bf16[16704 + warp * 1280 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
         __syncwarp();
       }
@@ -325,7 +326,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_q ? smem[17568 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_q ? smem[13472 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       if (count <= e / dim_D) {
         x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
@@ -333,17 +334,6 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       smem[e] = x;
     }
     __syncthreads();
-
-    // Start copying the rows of the next chunk ahead: the view q.
-    if (token + count < T) {
-      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
-      if (aligned_view_q) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[17568 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-    }
-    tttc_cp_async_commit();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned tile = warp; tile < 8; tile += 8) {
@@ -353,17 +343,17 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       if (accum_live) {
         for (unsigned k0 = 0; k0 < 64; k0 += 32) {
           for (unsigned e = lane; e < 512; e += 32) {
-            smem_bf16[19264 + warp * 960 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[(e / 32) * dim_D + k0 + e % 32]);
+            smem_bf16[19264 + warp * 1280 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[(e / 32) * dim_D + k0 + e % 32]);
           }
           for (unsigned e = lane; e < 256; e += 32) {
-            smem_bf16[19264 + warp * 960 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16((accum_live ? accum_W1[bh * 4096 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8] : 0.0f));
+            smem_bf16[19264 + warp * 1280 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16((accum_live ? accum_W1[bh * 4096 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8] : 0.0f));
           }
           __syncwarp();
-          tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 960 + (lane % 16) * 40 + (lane / 16) * 8]);
-          tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 960 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+          tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
+          tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
           tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-          tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 960 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
-          tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 960 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
+          tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 1280 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
+          tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 1280 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
           tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
           __syncwarp();
         }
@@ -380,17 +370,17 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (unsigned k0 = 0; k0 < 64; k0 += 32) {
         for (unsigned e = lane; e < 512; e += 32) {
-          smem_bf16[19264 + warp * 960 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[(e / 32) * dim_D + k0 + e % 32]);
+          smem_bf16[19264 + warp * 1280 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[(e / 32) * dim_D + k0 + e % 32]);
         }
         for (unsigned e = lane; e < 256; e += 32) {
-          smem_bf16[19264 + warp * 960 + (16 + e / 32) * 40 + e % 32] = __float2bfloat16(smem[1024 + ((tile % 2) * 8 + e / 32) * dim_D + k0 + e % 32]);
+          smem_bf16[19264 + warp * 1280 + (16 + e / 32) * 40 + e % 32] = __float2bfloat16(smem[1024 + ((tile % 2) * 8 + e / 32) * dim_D + k0 + e % 32]);
         }
         __syncwarp();
-        tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 960 + (lane % 16) * 40 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 960 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+        tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
+        tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-        tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 960 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 960 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
+        tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 1280 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
+        tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 1280 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
         __syncwarp();
       }
@@ -406,14 +396,14 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (unsigned e = lane; e < 256; e += 32) {
-        smem_bf16[23360 + warp * 960 + (e / 16) * 40 + e % 16] = __float2bfloat16((e % 16 <= e / 16 ? 1.0f : 0.0f) * smem[8352 + (e / 16) * dim_K + e % 16]);
+        smem_bf16[23360 + warp * 1280 + (e / 16) * 40 + e % 16] = __float2bfloat16((e % 16 <= e / 16 ? 1.0f : 0.0f) * smem[8352 + (e / 16) * dim_K + e % 16]);
       }
       for (unsigned e = lane; e < 128; e += 32) {
-        smem_bf16[23360 + warp * 960 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[2048 + (e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
+        smem_bf16[23360 + warp * 1280 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[2048 + (e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
       }
       __syncwarp();
-      tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 960 + (lane % 16) * 40 + (lane / 16) * 8]);
-      tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 960 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+      tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
+      tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
       tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
       __syncwarp();
       for (unsigned i = 0; i < 4; i += 1) {
@@ -428,17 +418,17 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (unsigned k0 = 0; k0 < 64; k0 += 32) {
         for (unsigned e = lane; e < 512; e += 32) {
-          smem_bf16[23360 + warp * 960 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[(e / 32) * dim_D + k0 + e % 32]);
+          smem_bf16[23360 + warp * 1280 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[(e / 32) * dim_D + k0 + e % 32]);
         }
         for (unsigned e = lane; e < 256; e += 32) {
-          smem_bf16[23360 + warp * 960 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[3072 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
+          smem_bf16[23360 + warp * 1280 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[3072 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
         }
         __syncwarp();
-        tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 960 + (lane % 16) * 40 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 960 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+        tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
+        tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-        tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 960 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 960 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
+        tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
+        tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
         __syncwarp();
       }
@@ -453,14 +443,14 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (unsigned e = lane; e < 256; e += 32) {
-        smem_bf16[23360 + warp * 960 + (e / 16) * 40 + e % 16] = __float2bfloat16((e % 16 <= e / 16 ? 1.0f : 0.0f));
+        smem_bf16[23360 + warp * 1280 + (e / 16) * 40 + e % 16] = __float2bfloat16((e % 16 <= e / 16 ? 1.0f : 0.0f));
       }
       for (unsigned e = lane; e < 128; e += 32) {
-        smem_bf16[23360 + warp * 960 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[2048 + (e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
+        smem_bf16[23360 + warp * 1280 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[2048 + (e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
       }
       __syncwarp();
-      tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 960 + (lane % 16) * 40 + (lane / 16) * 8]);
-      tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 960 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+      tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
+      tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
       tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
       __syncwarp();
       for (unsigned i = 0; i < 4; i += 1) {
@@ -527,40 +517,65 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     // Its product on tensor cores: each warp updates its 16x8 tiles of W1 in registers, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     #pragma unroll 1
-    for (unsigned tile = warp; tile < 32; tile += 8) {
+    for (unsigned tile = warp; tile < 16; tile += 8) {
+      // A warp's 2 tiles side by side: A's rows staged and loaded once, B's 8 columns for each tile.
       uint32_t fa[4];
       uint32_t fb[2];
-      float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      float fc0[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      float fc1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (unsigned e = lane; e < 256; e += 32) {
-        smem_bf16[23360 + warp * 960 + (e % 16) * 40 + e / 16] = __float2bfloat16(smem[1024 + (e / 16) * dim_D + (tile / 8) * 16 + e % 16]);
+        smem_bf16[23360 + warp * 1280 + (e % 16) * 40 + e / 16] = __float2bfloat16(smem[1024 + (e / 16) * dim_D + (tile / 4) * 16 + e % 16]);
       }
-      for (unsigned e = lane; e < 128; e += 32) {
-        smem_bf16[23360 + warp * 960 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[2048 + (e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
+      for (unsigned e = lane; e < 256; e += 32) {
+        smem_bf16[23360 + warp * 1280 + (16 + e % 16) * 40 + e / 16] = __float2bfloat16(smem[2048 + (e / 16) * dim_D + (tile % 4) * 16 + e % 16]);
       }
       __syncwarp();
-      tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 960 + (lane % 16) * 40 + (lane / 16) * 8]);
-      tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 960 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
-      tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
+      tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
+      tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+      tttc_mma_m16n8k16_bf16(fc0, fa, fb, fc0);
+      tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8 + 8) * 40 + ((lane / 8) % 2) * 8]);
+      tttc_mma_m16n8k16_bf16(fc1, fa, fb, fc1);
       __syncwarp();
       for (unsigned i = 0; i < 4; i += 1) {
-        const float product70 = fc[i];
-        const float v7 = (accum_live ? accum_W1[bh * 4096 + ((tile / 8) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 8) * 8 + (lane % 4) * 2 + i % 2] : 0.0f) + product70;
-        const float next_state = smem[3072 + ((tile / 8) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 8) * 8 + (lane % 4) * 2 + i % 2] - commit * v7;
+        const float product70 = fc0[i];
+        const float v7 = (accum_live ? accum_W1[bh * 4096 + ((tile / 4) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 4) * 16 + (lane % 4) * 2 + i % 2] : 0.0f) + product70;
+        const float next_state = smem[3072 + ((tile / 4) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 4) * 16 + (lane % 4) * 2 + i % 2] - commit * v7;
         const float next_accum = keep * v7;
-        smem[3072 + ((tile / 8) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 8) * 8 + (lane % 4) * 2 + i % 2] = next_state;
+        smem[3072 + ((tile / 4) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 4) * 16 + (lane % 4) * 2 + i % 2] = next_state;
         if (last_chunk) {
-          out_accum_W1[bh * 4096 + ((tile / 8) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 8) * 8 + (lane % 4) * 2 + i % 2] = next_accum;
+          out_accum_W1[bh * 4096 + ((tile / 4) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 4) * 16 + (lane % 4) * 2 + i % 2] = next_accum;
+        }
+      }
+      for (unsigned i = 0; i < 4; i += 1) {
+        const float product70 = fc1[i];
+        const float v8 = (accum_live ? accum_W1[bh * 4096 + ((tile / 4) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 4) * 16 + 8 + (lane % 4) * 2 + i % 2] : 0.0f) + product70;
+        const float next_state = smem[3072 + ((tile / 4) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 4) * 16 + 8 + (lane % 4) * 2 + i % 2] - commit * v8;
+        const float next_accum = keep * v8;
+        smem[3072 + ((tile / 4) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 4) * 16 + 8 + (lane % 4) * 2 + i % 2] = next_state;
+        if (last_chunk) {
+          out_accum_W1[bh * 4096 + ((tile / 4) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 4) * 16 + 8 + (lane % 4) * 2 + i % 2] = next_accum;
         }
       }
     }
     __syncthreads();
 
+    // Start copying the rows of the next chunk ahead: the view q.
+    if (token + count < T) {
+      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_q) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[13472 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
+    }
+    tttc_cp_async_commit();
+
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
     #pragma unroll 1
     for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
-      const float v8 = (accum_live ? accum_b1[bh * 64 + e] : 0.0f) + smem[8224 + e];
-      const float next_state = smem[8288 + e] - commit * v8;
-      const float next_accum = keep * v8;
+      const float v9 = (accum_live ? accum_b1[bh * 64 + e] : 0.0f) + smem[8224 + e];
+      const float next_state = smem[8288 + e] - commit * v9;
+      const float next_accum = keep * v9;
       smem[8288 + e] = next_state;
       if (last_chunk) {
         out_accum_b1[bh * 64 + e] = next_accum;
@@ -997,7 +1012,7 @@ namespace {
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
 constexpr unsigned kDecodeThreads = 256;
-constexpr size_t kSharedBytes = 74368;
+constexpr size_t kSharedBytes = 75392;
 constexpr size_t kDecodeSharedBytes = 35340;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
@@ -1082,8 +1097,8 @@ extern "C" int tttc_ttt_linear_forward(const tttc_ttt_linear_args* a, cudaStream
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 74368) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)74368);
+  if ((size_t)available < 75392) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)75392);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
