@@ -13,11 +13,7 @@
  * of the model, and then within e_model + that of the f64 reference.
  */
 import { describe, expect, it } from 'vitest';
-import { deriveChunkBackward } from '../compiler/backward/derive.ts';
-import type { Precision } from '../compiler/ir/execute.ts';
-import type { Compiled } from '../compiler/pipeline.ts';
-import { runReferenceBackward } from '../compiler/reference/backward.ts';
-import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import type { Tensor } from '../core/tensor.ts';
 import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import {
@@ -28,12 +24,12 @@ import {
 } from '../runtime/inner-loop.ts';
 import { renderCudaBackward } from '../targets/cuda/backward.ts';
 import { cudaCpuBackwardProgram } from '../targets/cuda/cpu.ts';
-import { nudged, worst } from './support/bf16-model.ts';
+import { worst } from './support/bf16-model.ts';
 import { randomInputs } from './support/inputs.ts';
+import { bf16TrainingModel, referenceTraining } from './support/reference-backward.ts';
 import { normals, rng } from './support/random.ts';
 import { compileExample } from './support/specs.ts';
 
-const MODEL_TOL = 2 ** -11;
 /** Products that fill 16x8 tiles (K = 16 rows), a partial trailing mini-batch, carried accumulators. */
 const SIZE = { D: 16, K: 16, B: 1, H: 2, T: 21, start: 3, accum: true, rates: 0.3 };
 /** Tiles padded in rows (12 of 16) and contraction (24 of 32, 12 of 16). */
@@ -43,16 +39,6 @@ const CASES = [
   { arch: 'sm_90', size: SIZE },
   { arch: 'sm_90', size: ODD },
 ];
-
-/** Outputs and gradients of every input of the reference run at `precision`. */
-function reference(c: Compiled, named: Map<string, Tensor>, ct: Map<string, Tensor>, precision: Precision) {
-  const inputs = innerLoopInputs(c.signature, named);
-  const checkpoints: Checkpoints = [];
-  const outputs = innerLoopOutputTensors(runReference(c.chunk, inputs, checkpoints, precision));
-  const cotangents = innerLoopCotangents(c.signature, inputs, ct);
-  const grads = runReferenceBackward(deriveChunkBackward(c.chunk), inputs, checkpoints, cotangents, precision);
-  return new Map([...outputs, ...gradientTensors(grads, named)]);
-}
 
 describe.each(['ttt_linear.ttt', 'ttt_mlp.ttt'])('bf16 training kernels of %s on tensor cores', (spec) => {
   it.each(CASES)(
@@ -73,19 +59,9 @@ describe.each(['ttt_linear.ttt', 'ttt_mlp.ttt'])('bf16 training kernels of %s on
       const ct = new Map(
         [...outs].map(([n, t]): [string, Tensor] => [n, { shape: t.shape, data: normals(r, t.data.length) }]),
       );
-      const f64 = reference(c, named, ct, 'f64');
-      const model = reference(c, named, ct, 'bf16');
+      const f64 = referenceTraining(c, named, ct, 'f64');
+      const { model, eFlip, bound } = bf16TrainingModel(c, named, ct);
       const eModel = worst(model, f64);
-      const eFlip = worst(
-        reference(
-          c,
-          nudged(named, (n) => n === 'start'),
-          nudged(ct),
-          'bf16',
-        ),
-        model,
-      );
-      const bound = MODEL_TOL + 4 * eFlip;
 
       const loop = await CudaCpuBackward.create(cudaCpuBackwardProgram(c, options));
       const inputs = innerLoopInputs(c.signature, named);

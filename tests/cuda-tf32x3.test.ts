@@ -17,10 +17,7 @@
  * tolerance checks. Measured: TTT-Linear 1.0e-7 (f32 FFMA 1.1e-7), TTT-MLP 1.2e-7 (1.5e-7).
  */
 import { describe, expect, it } from 'vitest';
-import { deriveChunkBackward } from '../compiler/backward/derive.ts';
-import type { Compiled } from '../compiler/pipeline.ts';
-import { runReferenceBackward } from '../compiler/reference/backward.ts';
-import { type Checkpoints, runReference } from '../compiler/reference/inner-loop.ts';
+import { runReference } from '../compiler/reference/inner-loop.ts';
 import type { Tensor } from '../core/tensor.ts';
 import type { CudaCpuMode } from '../runtime/cuda-cpu/build.ts';
 import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
@@ -36,6 +33,7 @@ import { cudaCpuBackwardProgram, cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import { worst } from './support/bf16-model.ts';
 import { randomInputs } from './support/inputs.ts';
+import { referenceTraining } from './support/reference-backward.ts';
 import { cachedPtxBuild, strictFlags } from './support/nvcc.ts';
 import { normals, rng } from './support/random.ts';
 import { compileExample, exampleFiles } from './support/specs.ts';
@@ -86,20 +84,6 @@ describe('tf32x3 forward kernels on the CPU, within the f32 tolerance of the f64
     expect(await forwardError('ttt_mlp.ttt', 'sm_90', PADDED, 'asan')).toBeLessThan(FORWARD_TOL);
   });
 });
-
-/** Outputs and the gradients of every input, from the f64 reference. */
-function referenceTraining(c: Compiled, named: Map<string, Tensor>, ct: Map<string, Tensor>) {
-  const inputs = innerLoopInputs(c.signature, named);
-  const checkpoints: Checkpoints = [];
-  const outputs = innerLoopOutputTensors(runReference(c.chunk, inputs, checkpoints));
-  const grads = runReferenceBackward(
-    deriveChunkBackward(c.chunk),
-    inputs,
-    checkpoints,
-    innerLoopCotangents(c.signature, inputs, ct),
-  );
-  return new Map([...outputs, ...gradientTensors(grads, named)]);
-}
 
 /** Products that fill 16x8 tiles (K = 16 rows), a partial trailing mini-batch, carried accumulators. */
 const TRAINING = { D: 16, K: 16, B: 1, H: 2, T: 21, start: 3, accum: true, rates: 0.3 };
