@@ -190,10 +190,13 @@ for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt']) {
 // Blocks other than 256 threads (compiler/schedule/workgroup-size.ts): fixed at one and two warps,
 // and the scheduler's own choice for heads smaller than a block (D = K = 4), so that a GPU checks
 // what cuda-cpu emulates of small blocks (a warp's barriers, shuffles and tensor-core fragments).
+// TTT-Linear's bf16 warps there take tensor-core tiles in groups of 2, TTT-MLP's at D = K = 16 in
+// groups of 4 (compiler/schedule/tensor-cores.ts inTileGroups).
 const blockSizes = [
   { spec: 'ttt_linear.ttt', D: 32, K: 8, dtype: 'f32', threads: 32 },
   { spec: 'ttt_mlp.ttt', D: 32, K: 8, dtype: 'f32', threads: 64 },
   { spec: 'ttt_linear.ttt', D: 32, K: 8, dtype: 'bf16', threads: 32 },
+  { spec: 'ttt_mlp.ttt', D: 16, K: 16, dtype: 'bf16', threads: 32 },
   { spec: 'ttt_linear.ttt', D: 4, K: 4, dtype: 'f32' },
   { spec: 'delta_rule.ttt', D: 4, K: 4, dtype: 'f32' },
 ] as const;
