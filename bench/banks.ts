@@ -15,7 +15,7 @@ import { compileSpec } from '../compiler/pipeline.ts';
 import type { TargetLimits } from '../compiler/schedule/kernel.ts';
 import { kernelRuleRefusal } from '../compiler/schedule/rule-support.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
-import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
+import { scheduleWithTensorCores } from '../compiler/schedule/tensor-core-placement.ts';
 import { archOf } from '../targets/cuda/arch.ts';
 import { CUDA_FEATURES } from '../targets/cuda/kernel.ts';
 import { WEBGPU_DEFAULT_LIMITS } from '../targets/wgsl/render.ts';

@@ -18,7 +18,7 @@ import { acrossWarps } from '../compiler/schedule/barriers.ts';
 import type { TargetLimits } from '../compiler/schedule/kernel.ts';
 import { residentWorkgroups } from '../compiler/schedule/layout.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
-import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
+import { scheduleWithTensorCores } from '../compiler/schedule/tensor-core-placement.ts';
 import { archOf } from '../targets/cuda/arch.ts';
 import { CUDA_FEATURES } from '../targets/cuda/kernel.ts';
 import { WEBGPU_DEFAULT_LIMITS } from '../targets/wgsl/render.ts';

@@ -191,7 +191,7 @@ for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt']) {
 // and the scheduler's own choice for heads smaller than a block (D = K = 4), so that a GPU checks
 // what cuda-cpu emulates of small blocks (a warp's barriers, shuffles and tensor-core fragments).
 // TTT-Linear's bf16 warps there take tensor-core tiles in groups of 2, TTT-MLP's at D = K = 16 in
-// groups of 4 (compiler/schedule/tensor-cores.ts inTileGroups).
+// groups of 4 (compiler/schedule/tensor-core-placement.ts inTileGroups).
 const blockSizes = [
   { spec: 'ttt_linear.ttt', D: 32, K: 8, dtype: 'f32', threads: 32 },
   { spec: 'ttt_mlp.ttt', D: 32, K: 8, dtype: 'f32', threads: 64 },

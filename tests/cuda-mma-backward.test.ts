@@ -1,6 +1,6 @@
 /**
  * The training kernels with bf16 operands on tensor cores: the checkpointing forward and the fused
- * backward plan their products as the forward does (compiler/schedule/tensor-cores.ts
+ * backward plan their products as the forward does (compiler/schedule/tensor-core-placement.ts
  * withTensorCores), run through cuda-cpu against the reference backward with bf16 product operands
  * (every value rounded to f32, each product's operands to bf16: compiler/ir/execute.ts) and against
  * the f64 reference backward, for outputs and the gradients of every input.

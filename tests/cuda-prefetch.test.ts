@@ -26,7 +26,7 @@ import { backwardSignature } from '../compiler/backward/signature.ts';
 import { scheduleBackward } from '../compiler/schedule/backward.ts';
 import { tokenRows, withPrefetch } from '../compiler/schedule/prefetch.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
-import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
+import { scheduleWithTensorCores } from '../compiler/schedule/tensor-core-placement.ts';
 import { chunkInputKey } from '../core/mangle.ts';
 import { size } from '../core/shape.ts';
 import { allPorts, elementBytes, type Io, withIo } from '../core/signature.ts';

@@ -19,7 +19,7 @@ import { deviceLimits, getGPUDevice } from '../runtime/webgpu/device.ts';
 import { schedulingLimits } from '../runtime/webgpu/inner-loop.ts';
 import { archOf } from '../targets/cuda/arch.ts';
 import { scheduleForward } from '../targets/cuda/render.ts';
-import { withTensorCores } from '../compiler/schedule/tensor-cores.ts';
+import { withTensorCores } from '../compiler/schedule/tensor-core-placement.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { randomInputs } from './support/inputs.ts';
 import { compileExample, exampleFiles } from './support/specs.ts';

@@ -1,5 +1,5 @@
 /**
- * Tensor-core tiles in groups (compiler/schedule/tensor-cores.ts inTileGroups, compiler/kernel/mma.ts):
+ * Tensor-core tiles in groups (compiler/schedule/tensor-core-placement.ts inTileGroups, compiler/kernel/mma.ts):
  * a warp takes up to 4 output tiles of a product side by side, staging A's 16 rows and loading
  * their fragment once for all of them, with B's 8 columns staged for each. The block size and the
  * homes' slots are chosen with single tiles; the kernel kept then takes the largest group that
@@ -21,7 +21,8 @@ import type { Compiled } from '../compiler/pipeline.ts';
 import { runReference } from '../compiler/reference/inner-loop.ts';
 import type { MmaOperands, ScheduledKernel } from '../compiler/schedule/kernel.ts';
 import { betterSchedule } from '../compiler/schedule/layout.ts';
-import { groupOf, mmaTile, scheduleWithTensorCores, WARP_LANES } from '../compiler/schedule/tensor-cores.ts';
+import { scheduleWithTensorCores } from '../compiler/schedule/tensor-core-placement.ts';
+import { groupOf, mmaTile, WARP_LANES } from '../compiler/schedule/tensor-cores.ts';
 import type { Tensor } from '../core/tensor.ts';
 import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';
 import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
@@ -90,7 +91,6 @@ const CASES = [
   { spec: 'ttt_mlp.ttt', D: 16, threads: 32, dtype: 'bf16', groups: [4, 4, 4] },
   { spec: 'ttt_linear.ttt', D: 32, threads: 32, dtype: 'bf16', groups: [2, 2, 4] },
   { spec: 'ttt_mlp.ttt', D: 16, threads: 32, dtype: 'tf32x3', groups: [4, 4, 4] },
-  { spec: 'gated_linear.ttt', D: 32, threads: 64, dtype: 'tf32x3', groups: [2, 2, 2] },
 ] as const;
 
 /** The prefill's outputs, states and accumulators, then both training kernels' outputs and gradients. */

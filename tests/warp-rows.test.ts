@@ -10,7 +10,7 @@ import { Builder, type Program } from '../compiler/ir/ir.ts';
 import { acrossWarps, type Barrier, type MemoryMap, placeBarriers } from '../compiler/schedule/barriers.ts';
 import type { Placement, Stage } from '../compiler/schedule/kernel.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
-import { scheduleWithTensorCores } from '../compiler/schedule/tensor-cores.ts';
+import { scheduleWithTensorCores } from '../compiler/schedule/tensor-core-placement.ts';
 import { chooseWarpRows, rowReads } from '../compiler/schedule/warp-rows.ts';
 import { innerLoopCotangents, innerLoopInputs } from '../runtime/inner-loop.ts';
 import { CudaCpuBackward } from '../runtime/cuda-cpu/backward.ts';

@@ -20,7 +20,7 @@ const laidOut = new WeakMap<ChunkProgram, Map<string, { kernel: ScheduledKernel;
  * Which homes may take two slots (kernel.ts, OnChipHome `pingPong`; withPingPong below): where that
  * saves block barriers at no cost in resident workgroups or global memory (`paying`); where it
  * saves block barriers at no cost in global memory, whatever the resident workgroups, for a caller
- * that adds to the kernel and weighs those itself (`fewer-barriers`, tensor-cores.ts); none (`never`).
+ * that adds to the kernel and weighs those itself (`fewer-barriers`, tensor-core-placement.ts); none (`never`).
  */
 export type TwoSlots = 'paying' | 'fewer-barriers' | 'never';
 

@@ -11,7 +11,7 @@ import { int, uniform } from '../../compiler/kernel/ir.ts';
 import { lowerChunkCount } from '../../compiler/kernel/reverse-walk.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { backwardHomeKey, scheduleBackward } from '../../compiler/schedule/backward.ts';
-import { withTensorCores, withTileGroupsAtSize } from '../../compiler/schedule/tensor-cores.ts';
+import { withTensorCores, withTileGroupsAtSize } from '../../compiler/schedule/tensor-core-placement.ts';
 import type { MmaOperands, ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { identifier } from '../../core/mangle.ts';

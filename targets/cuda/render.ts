@@ -14,7 +14,7 @@ import { ioNote, trainingTensors } from './tensors.ts';
 import { type HostKernel, renderHost } from './host.ts';
 import { renderKernel } from './kernel.ts';
 import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
-import { scheduleWithTensorCores, withTileGroupsAtSize } from '../../compiler/schedule/tensor-cores.ts';
+import { scheduleWithTensorCores, withTileGroupsAtSize } from '../../compiler/schedule/tensor-core-placement.ts';
 import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { renderPython } from './python.ts';
 import { renderTorchSource } from './torch.ts';

@@ -1,0 +1,231 @@
+/**
+ * A kernel with its qualifying products on tensor cores (tensor-cores.ts says which, and the
+ * staging they need): each product's staging placed in on-chip memory no warp uses while it runs,
+ * the kernel scheduled again where the staging does not fit, the homes' slots weighed with the
+ * staging in place, and the warps' groups of tiles chosen last.
+ */
+import type { ChunkProgram } from '../dualform/derive.ts';
+import { size } from '../ir/ir.ts';
+import { acrossWarps } from './barriers.ts';
+import type { MmaOperands, ScheduledKernel, TargetLimits } from './kernel.ts';
+import { betterSchedule, type KernelPlan, synchronise } from './layout.ts';
+import { stageReads } from './reads.ts';
+import { homeKey, schedule } from './schedule.ts';
+import { firstGap, homeSpans, type Span } from './spans.ts';
+import { groupOf, plan, productStage, stagingFloats, WARP_LANES } from './tensor-cores.ts';
+
+/**
+ * On-chip memory in use while a stage runs, as seen by any warp: the homes kept on chip, and each
+ * buffer live at some stage with no barrier between it and this one (another warp may still be
+ * there).
+ */
+function busy(k: ScheduledKernel, stage: number): Span[] {
+  const lo = intervalStart(k, stage);
+  let hi = stage;
+  while (hi < k.stages.length - 1 && !acrossWarps(k.barriers[hi])) hi++;
+  const life = new Map<number, Span>();
+  k.stages.forEach((s, i) => {
+    const touched = stageReads(s, k.program, (x) => k.buffers.has(x)).filter((x) => k.buffers.has(x));
+    if (s.kind === 'compute') touched.push(s.node);
+    for (const id of touched) {
+      const l = life.get(id);
+      life.set(id, l ? { from: Math.min(l.from, i), to: Math.max(l.to, i) } : { from: i, to: i });
+    }
+  });
+  const out: Span[] = [];
+  for (const [id, l] of life) {
+    const p = k.buffers.get(id)!;
+    if (p.space === 'workgroup' && l.from <= hi && lo <= l.to)
+      out.push({ from: p.offset, to: p.offset + size(k.program.nodes[id].shape) });
+  }
+  out.push(...homeSpans(k));
+  return out;
+}
+
+/** The first stage of the barrier interval holding `stage`: the stages no barrier separates run together. */
+function intervalStart(k: ScheduledKernel, stage: number): number {
+  let lo = stage;
+  while (lo > 0 && !acrossWarps(k.barriers[lo - 1])) lo--;
+  return lo;
+}
+
+/** Synchronised kernels by the scheduled kernel and its products on tensor cores: every group of tiles shares one. */
+const tiledKernels = new WeakMap<ScheduledKernel, Map<string, ScheduledKernel>>();
+
+/**
+ * The scheduled kernel synchronised with `products` on tensor cores. Warps own the products' tiles
+ * (and an update's, its state's), not their rows: the rows and barriers around them change.
+ */
+function withTiledProducts(
+  scheduled: ScheduledKernel,
+  limits: TargetLimits,
+  key: KernelPlan['homeKey'],
+  products: readonly number[],
+): ScheduledKernel {
+  const known = tiledKernels.get(scheduled) ?? new Map<string, ScheduledKernel>();
+  tiledKernels.set(scheduled, known);
+  const memoKey = JSON.stringify([limits.lanes, products]);
+  const hit = known.get(memoKey);
+  if (hit) return hit;
+  const updated = new Map(scheduled.stages.flatMap((s) => (s.kind === 'update' ? [[s.state, s.stateNode]] : [])));
+  const tiled = products.map((id) => {
+    const state = scheduled.updateProducts?.get(id);
+    return state === undefined ? id : updated.get(state)!;
+  });
+  const k = { ...scheduled, ...synchronise(scheduled, limits.lanes, key, new Set(tiled)) };
+  known.set(memoKey, k);
+  return k;
+}
+
+/**
+ * Each product's staging placed in on-chip memory no warp can be using while it runs, so a gap
+ * between the scheduled buffers serves; products no barrier separates share one place (slices are
+ * per warp, and a warp runs them in turn). Undefined when it does not fit.
+ */
+function placed(
+  scheduled: ScheduledKernel,
+  limits: TargetLimits,
+  key: KernelPlan['homeKey'],
+  operands: MmaOperands,
+  groupTiles: number,
+): ScheduledKernel | undefined {
+  const p = plan(scheduled, operands, groupTiles);
+  if (!p) return undefined;
+  const k = withTiledProducts(scheduled, limits, key, p.products);
+  const floats = stagingFloats(k, p.sizing);
+  const byInterval = new Map<number, number>();
+  const products = new Map<number, number>();
+  let workgroupFloats = k.workgroupFloats;
+  for (const id of p.products) {
+    const stage = productStage(k, id);
+    const lo = intervalStart(k, stage);
+    const offset = byInterval.get(lo) ?? firstGap(busy(k, stage), floats);
+    byInterval.set(lo, offset);
+    products.set(id, offset);
+    workgroupFloats = Math.max(workgroupFloats, offset + floats);
+  }
+  if (workgroupFloats * 4 > limits.workgroupBytes) return undefined;
+  return { ...k, workgroupFloats, tensorCores: { products, ...p.sizing } };
+}
+
+/**
+ * The chunk scheduled with its qualifying products on tensor cores (see withTensorCores). Homes in
+ * two slots (schedule.ts, TwoSlots) are weighed with the staging in place: the block barriers they
+ * save without it may be ones the tensor-core stages need anyway, they take room the staging could
+ * use, and the resident blocks a schedule counts without the staging are not those with it. So
+ * the kernel is scheduled with one slot, with two where they pay, and with two wherever they save
+ * barriers, and the best kept (betterSchedule) of those with as many products on tensor cores.
+ * Warps take one tile at a time, or, where `grouped`, groups of tiles (inTileGroups) once the
+ * slots are chosen.
+ */
+export function scheduleWithTensorCores(
+  chunk: ChunkProgram,
+  limits: TargetLimits,
+  operands: MmaOperands = 'bf16',
+  grouped = false,
+): ScheduledKernel {
+  const [single, ...doubled] = (['never', 'paying', 'fewer-barriers'] as const).map((slots) => {
+    const scheduleFor = (l: TargetLimits) => schedule(chunk, l, slots);
+    return { scheduleFor, kernel: withTensorCores(scheduleFor, limits, homeKey, operands) };
+  });
+  const best = doubled
+    .filter((k) => products(k.kernel) >= products(single.kernel))
+    .reduce((best, k) => (betterSchedule(k.kernel, best.kernel, limits) ? k : best), single);
+  if (!grouped) return best.kernel;
+  return inTileGroups(best.kernel, limits, (group) => withGroup(best.scheduleFor, limits, homeKey, operands, group));
+}
+
+/**
+ * A kernel chosen with its warps taking single tiles (`chosen`: its block size among others),
+ * scheduled again at its block size by `grouped`, which weighs groups of tiles; the block sizes
+ * weighed are kept. Weighing every group at every block size and under every other choice made
+ * rendering more than twice as slow.
+ */
+export function withTileGroupsAtSize(
+  chosen: ScheduledKernel,
+  limits: TargetLimits,
+  grouped: (limits: TargetLimits) => ScheduledKernel,
+): ScheduledKernel {
+  if (!chosen.tensorCores) return chosen;
+  const k = grouped({ ...limits, invocations: chosen.invocations });
+  return chosen.blockSizes ? { ...k, blockSizes: chosen.blockSizes } : k;
+}
+
+const products = (k: ScheduledKernel) => k.tensorCores?.products.size ?? 0;
+
+/**
+ * Tiles a warp may take at once (TensorCorePlan.groupTiles), most first: a group stages A's rows
+ * once for all its tiles, at the cost of B's rows for each in the warp's slice.
+ */
+const GROUP_TILES = [4, 2];
+
+/**
+ * `single`, a kernel whose warps take one tile at a time, or the same kernel scheduled by
+ * `inGroup` with its warps taking the largest group of tiles that keeps as many products on
+ * tensor cores and is as good a schedule (betterSchedule: blocks per SM, global memory, block
+ * barriers): a group saves staging, but its slices take room.
+ */
+function inTileGroups(
+  single: ScheduledKernel,
+  limits: TargetLimits,
+  inGroup: (groupTiles: number) => ScheduledKernel,
+): ScheduledKernel {
+  const plan = single.tensorCores;
+  if (!plan) return single;
+  const warps = single.invocations / WARP_LANES;
+  const useful = Math.max(
+    ...[...plan.products.keys()].map((id) =>
+      groupOf({ ...plan, groupTiles: GROUP_TILES[0] }, single.program.nodes[id].shape, warps),
+    ),
+  );
+  for (const group of GROUP_TILES.filter((g) => g <= useful)) {
+    const k = inGroup(group);
+    if (products(k) >= products(single) && !betterSchedule(single, k, limits)) return k;
+  }
+  return single;
+}
+
+/**
+ * A kernel scheduled by `scheduleFor` (the forward's scheduler, or the backward's, whose carried
+ * values are keyed by `key`) with its qualifying products on tensor cores: the staging goes after
+ * the scheduled buffers, and where on-chip memory is full, the buffers are scheduled again within
+ * what the staging leaves (the rest goes to scratch). Warps take one tile at a time, or, where
+ * `grouped`, groups of tiles (inTileGroups). Unchanged when no product qualifies.
+ */
+export function withTensorCores(
+  scheduleFor: (limits: TargetLimits) => ScheduledKernel,
+  limits: TargetLimits,
+  key: KernelPlan['homeKey'],
+  operands: MmaOperands,
+  grouped = false,
+): ScheduledKernel {
+  const single = withGroup(scheduleFor, limits, key, operands, 1);
+  if (!grouped) return single;
+  return inTileGroups(single, limits, (group) => withGroup(scheduleFor, limits, key, operands, group));
+}
+
+/** withTensorCores with warps taking up to `groupTiles` tiles at once. */
+function withGroup(
+  scheduleFor: (limits: TargetLimits) => ScheduledKernel,
+  limits: TargetLimits,
+  key: KernelPlan['homeKey'],
+  operands: MmaOperands,
+  groupTiles: number,
+): ScheduledKernel {
+  const plain = scheduleFor(limits);
+  const p = plan(plain, operands, groupTiles);
+  if (!p) return plain;
+  const staging = stagingFloats(plain, p.sizing) * 4;
+  const room = limits.workgroupBytes - staging - 16;
+  const withStaging = (l: TargetLimits) =>
+    placed(scheduleFor(l), limits, key, operands, groupTiles) ??
+    (room > 0 ? placed(scheduleFor({ ...l, workgroupBytes: room }), limits, key, operands, groupTiles) : undefined) ??
+    scheduleFor(l);
+  // The scheduler counts resident blocks without the staging, which may fit a gap or not: schedule
+  // also as if each block took it whole, and keep the better (layout.ts: more blocks per SM, then
+  // less global memory, then fewer block barriers).
+  const m = limits.multiprocessor;
+  const options = [withStaging(limits)];
+  if (m) options.push(withStaging({ ...limits, multiprocessor: { ...m, reservedBytes: m.reservedBytes + staging } }));
+  return options.reduce((best, k) => (betterSchedule(k, best, limits) ? k : best));
+}
