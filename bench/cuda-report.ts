@@ -267,8 +267,8 @@ for (const spec of specs) {
         const forward = renderCuda(c, { arch, dtype, io });
         const scheduled = new Map<string, Scheduled>(
           c.variants.map((v) => {
-            const plain = scheduleForward(v.chunk, archOf(arch), { dtype });
-            const k = withPrefetch(plain, limits, tokenRows(forward.tensors));
+            const ahead = (k: ScheduledKernel) => withPrefetch(k, limits, tokenRows(forward.tensors));
+            const k = scheduleForward(v.chunk, archOf(arch), { dtype }, ahead);
             const name = v.name === 'decode' ? forward.api.decodeKernel : forward.api.kernel;
             return [name, described(k, lowerKernel(k, c.signature, lines, CUDA_FEATURES).onChip, limits)];
           }),

@@ -9,7 +9,8 @@
  * - the schedule, over examples, sizes and block sizes: the grouped kernel keeps every product
  *   the single-tile kernel has on tensor cores and is no worse a schedule (blocks per SM, global
  *   memory, block barriers); its slices hold 16 rows of A and 8 of B per tile of its group, as
- *   large as the largest group a product takes; groups of 2 and of 4 both occur;
+ *   large as the largest group a product takes; groups of 2 and of 4 both occur; a group whose
+ *   slices take the room of an input's read-ahead is not kept;
  * - the kernels, run on the CPU at sizes where warps take 2 and 4 tiles: the prefill and both
  *   training kernels. bf16 within tests/cuda-mma-kernels.test.ts's bound of the reference with
  *   bf16 product operands (MODEL_TOL + 4 e_flip, derived there), and nearer that model than the
@@ -35,7 +36,7 @@ import {
 import { archOf } from '../targets/cuda/arch.ts';
 import { renderCudaBackward } from '../targets/cuda/backward.ts';
 import { cudaCpuBackwardProgram, cudaCpuProgram } from '../targets/cuda/cpu.ts';
-import { scheduleForward } from '../targets/cuda/render.ts';
+import { renderCuda, scheduleForward } from '../targets/cuda/render.ts';
 import type { TargetOptions } from '../targets/target.ts';
 import { worst } from './support/bf16-model.ts';
 import { randomInputs } from './support/inputs.ts';
@@ -79,6 +80,17 @@ describe('the groups the scheduler keeps', () => {
         }
     expect([...seen].sort()).toEqual([1, 2, 4]);
   }, 120_000);
+
+  it("are not kept where their slices take the room of an input's read-ahead", () => {
+    // per_state_rates at its own sizes on sm_90: groups of 4 are as good a schedule, but leave no
+    // room to read q ahead.
+    const c = compileExample('rules/per_state_rates.ttt');
+    const options: TargetOptions = { arch: 'sm_90', dtype: 'bf16' };
+    expect(scheduleForward(c.chunk, arch, options).tensorCores?.groupTiles).toBe(4);
+    const rendered = renderCuda(c, options).kernel;
+    expect(rendered.tensorCores?.groupTiles).toBe(1);
+    expect(rendered.prefetch?.size).toBe(3);
+  });
 });
 
 const FORWARD_TOL = 1e-5;
@@ -89,7 +101,7 @@ const CALL = { B: 1, H: 2, T: 37, start: 5, accum: true, rates: 0.3, seed: 5 };
 /** Cases whose warps take groups, with the groups of the prefill, the checkpointing forward and the backward. */
 const CASES = [
   { spec: 'ttt_mlp.ttt', D: 16, threads: 32, dtype: 'bf16', groups: [4, 4, 4] },
-  { spec: 'ttt_linear.ttt', D: 32, threads: 32, dtype: 'bf16', groups: [2, 2, 4] },
+  { spec: 'gated_linear.ttt', D: 32, threads: 32, dtype: 'bf16', groups: [2, 2, 4] },
   { spec: 'ttt_mlp.ttt', D: 16, threads: 32, dtype: 'tf32x3', groups: [4, 4, 4] },
 ] as const;
 
@@ -109,7 +121,7 @@ describe('kernels whose warps take groups of tiles, on the CPU', () => {
       const c = compileExample(spec, 'auto', { D, K: 16 });
       const options: TargetOptions = { arch: 'sm_90', dtype, threads };
       const { kernels } = renderCudaBackward(c, options);
-      const planned = [scheduleForward(c.chunk, arch, options), kernels.checkpoints, kernels.backward];
+      const planned = [renderCuda(c, options).kernel, kernels.checkpoints, kernels.backward];
       expect(planned.map((k) => k.tensorCores?.groupTiles)).toEqual(groups);
 
       const named = randomInputs(c.chunk, CALL);

@@ -58,19 +58,20 @@ export function renderCudaBackward(
     plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k;
   // Under bf16 or tf32x3 both kernels run their qualifying products on tensor cores, as the forward does.
   const operands = mmaOperands(options.dtype);
-  const forwardKernel = ahead(scheduleForward(compiled.chunk, arch, options), training.checkpoints);
-  const onTensorCores = (limits: TargetLimits, operands: MmaOperands, grouped = false) =>
-    withTensorCores((l) => scheduleBackward(backward, l), limits, backwardHomeKey, operands, grouped);
-  const backwardKernel = ahead(
-    operands
-      ? withTileGroupsAtSize(
-          inBlocks((limits) => onTensorCores(limits, operands), compiled.chunk, arch, options.threads),
-          arch.limits,
-          (limits) => onTensorCores(limits, operands, true),
-        )
-      : inBlocks((limits) => scheduleBackward(backward, limits), compiled.chunk, arch, options.threads),
-    training.backward,
-  );
+  const forwardKernel = scheduleForward(compiled.chunk, arch, options, (k) => ahead(k, training.checkpoints));
+  const onTensorCores = (limits: TargetLimits, operands: MmaOperands, mostTiles = 1) =>
+    withTensorCores((l) => scheduleBackward(backward, l), limits, backwardHomeKey, operands, mostTiles);
+  const backwardKernel = operands
+    ? withTileGroupsAtSize(
+        inBlocks((limits) => onTensorCores(limits, operands), compiled.chunk, arch, options.threads),
+        arch.limits,
+        (limits, most) => onTensorCores(limits, operands, most),
+        (k) => ahead(k, training.backward),
+      )
+    : ahead(
+        inBlocks((limits) => scheduleBackward(backward, limits), compiled.chunk, arch, options.threads),
+        training.backward,
+      );
   const variants: HostKernel[] = [
     { variant: 'checkpoints', name: api.decodeKernel, kernel: forwardKernel, tensors: training.checkpoints },
     { variant: 'backward', name: api.kernel, kernel: backwardKernel, tensors: training.backward },

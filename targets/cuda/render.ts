@@ -36,17 +36,23 @@ export interface CudaKernel {
 /**
  * A forward chunk program scheduled for CUDA: under bf16 or tf32x3, its qualifying products on
  * tensor cores (its warps' groups of tiles chosen last); in blocks of `threads`, or of as many as
- * the scheduler chooses.
+ * the scheduler chooses; finished by `ahead` (the read-ahead the renderer plans).
  */
 export function scheduleForward(
   chunk: ChunkProgram,
   arch: Arch,
   options: Pick<TargetOptions, 'dtype' | 'threads'>,
+  ahead: (k: ScheduledKernel) => ScheduledKernel = (k) => k,
 ): ScheduledKernel {
   const operands = mmaOperands(options.dtype);
-  if (!operands) return inBlocks((limits) => schedule(chunk, limits), chunk, arch, options.threads);
+  if (!operands) return ahead(inBlocks((limits) => schedule(chunk, limits), chunk, arch, options.threads));
   const chosen = inBlocks((limits) => scheduleWithTensorCores(chunk, limits, operands), chunk, arch, options.threads);
-  return withTileGroupsAtSize(chosen, arch.limits, (limits) => scheduleWithTensorCores(chunk, limits, operands, true));
+  return withTileGroupsAtSize(
+    chosen,
+    arch.limits,
+    (limits, most) => scheduleWithTensorCores(chunk, limits, operands, most),
+    ahead,
+  );
 }
 
 /**
@@ -183,8 +189,8 @@ export function renderCuda(
   const tensors = withIo(allPorts(compiled.signature), io);
   const training = trainingTensors(compiled.signature, io);
   const scheduled = (v: Compiled['variants'][number]) => {
-    const k = scheduleForward(v.chunk, arch, options);
-    return plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k;
+    const ahead = (k: ScheduledKernel) => (plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k);
+    return scheduleForward(v.chunk, arch, options, ahead);
   };
   const variants: HostKernel[] = compiled.variants.map((v) => ({
     variant: v.name,
