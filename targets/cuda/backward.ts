@@ -97,7 +97,8 @@ export function renderCudaBackward(
   ];
   variants.forEach((v, i) => {
     // One block per SM at least: under the prefill's bound (arch.ts minBlocksPerSm) three_layer_mlp's
-    // bf16 checkpointing kernel spilled, and the static report covers only TTT-Linear's and TTT-MLP's.
+    // sm_90 tf32x3 checkpointing kernel spills (its bf16 one did before), and the static report
+    // covers only TTT-Linear's and TTT-MLP's.
     renderKernel(L, v.name, v.kernel, sig, v.tensors!, dialect, 1, lines, lowered[i]);
     L.line('');
   });
