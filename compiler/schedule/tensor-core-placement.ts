@@ -49,7 +49,10 @@ function intervalStart(k: ScheduledKernel, stage: number): number {
   return lo;
 }
 
-/** Synchronised kernels by the scheduled kernel and its products on tensor cores: every group of tiles shares one. */
+/**
+ * Synchronised kernels by the scheduled kernel and its products on tensor cores: every group of
+ * tiles shares one. A scheduled kernel comes from one scheduler, so one key names its homes.
+ */
 const tiledKernels = new WeakMap<ScheduledKernel, Map<string, ScheduledKernel>>();
 
 /**
@@ -115,14 +118,14 @@ function placed(
  * use, and the resident blocks a schedule counts without the staging are not those with it. So
  * the kernel is scheduled with one slot, with two where they pay, and with two wherever they save
  * barriers, and the best kept (betterSchedule) of those with as many products on tensor cores.
- * Warps take one tile at a time, or groups of up to `mostTiles` (inTileGroups) once the slots
- * are chosen.
+ * Warps take one tile at a time, or, where `groups` says which to keep, groups of tiles
+ * (inTileGroups) once the slots are chosen.
  */
 export function scheduleWithTensorCores(
   chunk: ChunkProgram,
   limits: TargetLimits,
   operands: MmaOperands = 'bf16',
-  mostTiles = 1,
+  groups?: KeepGroup,
 ): ScheduledKernel {
   const [single, ...doubled] = (['never', 'paying', 'fewer-barriers'] as const).map((slots) => {
     const scheduleFor = (l: TargetLimits) => schedule(chunk, l, slots);
@@ -131,39 +134,35 @@ export function scheduleWithTensorCores(
   const best = doubled
     .filter((k) => products(k.kernel) >= products(single.kernel))
     .reduce((best, k) => (betterSchedule(k.kernel, best.kernel, limits) ? k : best), single);
-  return inTileGroups(best.kernel, limits, mostTiles, (group) =>
+  return inTileGroups(best.kernel, limits, groups, (group) =>
     withGroup(best.scheduleFor, limits, homeKey, operands, group),
   );
 }
 
+/** Whether a kernel whose warps take groups of tiles may replace its single-tile kernel, besides the schedule's own tests. */
+export type KeepGroup = (grouped: ScheduledKernel) => boolean;
+
 /**
  * A kernel chosen with its warps taking single tiles (`chosen`: its block size among others),
- * scheduled again at its block size by `grouped` with groups of up to 4 tiles, then 2, each
- * finished by `ahead` (the read-ahead the renderer plans): the first whose warps take groups and
- * that reads as many inputs ahead as single tiles do is kept, else `chosen`, finished; the block
- * sizes weighed are kept. A group's larger slices can take the room a read-ahead had. Weighing
- * every group at every block size and under every other choice made rendering more than twice
- * as slow.
+ * finished by `ahead` (the read-ahead the renderer plans), or the same kernel scheduled again at
+ * its block size by `grouped` with groups of tiles where one reads as many inputs ahead once
+ * finished: a group's larger slices can take the room a read-ahead had. The block sizes weighed
+ * are kept. Weighing every group at every block size and under every other choice made rendering
+ * more than twice as slow.
  */
 export function withTileGroupsAtSize(
   chosen: ScheduledKernel,
   limits: TargetLimits,
-  grouped: (limits: TargetLimits, mostTiles: number) => ScheduledKernel,
+  grouped: (limits: TargetLimits, keep: KeepGroup) => ScheduledKernel,
   ahead: (k: ScheduledKernel) => ScheduledKernel = (k) => k,
 ): ScheduledKernel {
-  const single = ahead(chosen);
-  if (!chosen.tensorCores) return single;
-  const readAhead = (k: ScheduledKernel) => k.prefetch?.size ?? 0;
-  for (let most = GROUP_TILES[0]; most > 1;) {
-    const k = grouped({ ...limits, invocations: chosen.invocations }, most);
-    const tiles = k.tensorCores?.groupTiles ?? 1;
-    if (tiles === 1) break;
-    const finished = ahead(k);
-    if (readAhead(finished) >= readAhead(single))
-      return chosen.blockSizes ? { ...finished, blockSizes: chosen.blockSizes } : finished;
-    most = tiles / 2;
-  }
-  return single;
+  const finished = new Map<ScheduledKernel, ScheduledKernel>();
+  const finish = (k: ScheduledKernel) => finished.get(k) ?? finished.set(k, ahead(k)).get(k)!;
+  if (!chosen.tensorCores) return finish(chosen);
+  const readAhead = (k: ScheduledKernel) => finish(k).prefetch?.size ?? 0;
+  const k = grouped({ ...limits, invocations: chosen.invocations }, (g) => readAhead(g) >= readAhead(chosen));
+  if ((k.tensorCores?.groupTiles ?? 1) === 1) return finish(chosen);
+  return chosen.blockSizes ? { ...finish(k), blockSizes: chosen.blockSizes } : finish(k);
 }
 
 const products = (k: ScheduledKernel) => k.tensorCores?.products.size ?? 0;
@@ -176,27 +175,28 @@ const GROUP_TILES = [4, 2];
 
 /**
  * `single`, a kernel whose warps take one tile at a time, or the same kernel scheduled by
- * `inGroup` with its warps taking the largest group of tiles, up to `mostTiles`, that keeps as
- * many products on tensor cores and is as good a schedule (betterSchedule: blocks per SM, global
- * memory, block barriers): a group saves staging, but its slices take room.
+ * `inGroup` with its warps taking the largest group of tiles that keeps as many products on
+ * tensor cores, is as good a schedule (betterSchedule: blocks per SM, global memory, block
+ * barriers) and that `keep` accepts: a group saves staging, but its slices take room. Single
+ * tiles where `keep` is absent.
  */
 function inTileGroups(
   single: ScheduledKernel,
   limits: TargetLimits,
-  mostTiles: number,
+  keep: KeepGroup | undefined,
   inGroup: (groupTiles: number) => ScheduledKernel,
 ): ScheduledKernel {
   const plan = single.tensorCores;
-  if (!plan) return single;
+  if (!plan || !keep) return single;
   const warps = single.invocations / WARP_LANES;
   const useful = Math.max(
     ...[...plan.products.keys()].map((id) =>
       groupOf({ ...plan, groupTiles: GROUP_TILES[0] }, single.program.nodes[id].shape, warps),
     ),
   );
-  for (const group of GROUP_TILES.filter((g) => g <= Math.min(useful, mostTiles))) {
+  for (const group of GROUP_TILES.filter((g) => g <= useful)) {
     const k = inGroup(group);
-    if (products(k) >= products(single) && !betterSchedule(single, k, limits)) return k;
+    if (products(k) >= products(single) && !betterSchedule(single, k, limits) && keep(k)) return k;
   }
   return single;
 }
@@ -205,18 +205,18 @@ function inTileGroups(
  * A kernel scheduled by `scheduleFor` (the forward's scheduler, or the backward's, whose carried
  * values are keyed by `key`) with its qualifying products on tensor cores: the staging goes after
  * the scheduled buffers, and where on-chip memory is full, the buffers are scheduled again within
- * what the staging leaves (the rest goes to scratch). Warps take one tile at a time, or groups of
- * up to `mostTiles` (inTileGroups). Unchanged when no product qualifies.
+ * what the staging leaves (the rest goes to scratch). Warps take one tile at a time, or, where
+ * `groups` says which to keep, groups of tiles (inTileGroups). Unchanged when no product qualifies.
  */
 export function withTensorCores(
   scheduleFor: (limits: TargetLimits) => ScheduledKernel,
   limits: TargetLimits,
   key: KernelPlan['homeKey'],
   operands: MmaOperands,
-  mostTiles = 1,
+  groups?: KeepGroup,
 ): ScheduledKernel {
   const single = withGroup(scheduleFor, limits, key, operands, 1);
-  return inTileGroups(single, limits, mostTiles, (group) => withGroup(scheduleFor, limits, key, operands, group));
+  return inTileGroups(single, limits, groups, (group) => withGroup(scheduleFor, limits, key, operands, group));
 }
 
 /** withTensorCores with warps taking up to `groupTiles` tiles at once. */

@@ -11,7 +11,11 @@ import { int, uniform } from '../../compiler/kernel/ir.ts';
 import { lowerChunkCount } from '../../compiler/kernel/reverse-walk.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { backwardHomeKey, scheduleBackward } from '../../compiler/schedule/backward.ts';
-import { withTensorCores, withTileGroupsAtSize } from '../../compiler/schedule/tensor-core-placement.ts';
+import {
+  type KeepGroup,
+  withTensorCores,
+  withTileGroupsAtSize,
+} from '../../compiler/schedule/tensor-core-placement.ts';
 import type { MmaOperands, ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { identifier } from '../../core/mangle.ts';
@@ -59,13 +63,13 @@ export function renderCudaBackward(
   // Under bf16 or tf32x3 both kernels run their qualifying products on tensor cores, as the forward does.
   const operands = mmaOperands(options.dtype);
   const forwardKernel = scheduleForward(compiled.chunk, arch, options, (k) => ahead(k, training.checkpoints));
-  const onTensorCores = (limits: TargetLimits, operands: MmaOperands, mostTiles = 1) =>
-    withTensorCores((l) => scheduleBackward(backward, l), limits, backwardHomeKey, operands, mostTiles);
+  const onTensorCores = (limits: TargetLimits, operands: MmaOperands, groups?: KeepGroup) =>
+    withTensorCores((l) => scheduleBackward(backward, l), limits, backwardHomeKey, operands, groups);
   const backwardKernel = operands
     ? withTileGroupsAtSize(
         inBlocks((limits) => onTensorCores(limits, operands), compiled.chunk, arch, options.threads),
         arch.limits,
-        (limits, most) => onTensorCores(limits, operands, most),
+        (limits, keep) => onTensorCores(limits, operands, keep),
         (k) => ahead(k, training.backward),
       )
     : ahead(

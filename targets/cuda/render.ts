@@ -50,7 +50,7 @@ export function scheduleForward(
   return withTileGroupsAtSize(
     chosen,
     arch.limits,
-    (limits, most) => scheduleWithTensorCores(chunk, limits, operands, most),
+    (limits, keep) => scheduleWithTensorCores(chunk, limits, operands, keep),
     ahead,
   );
 }
