@@ -220,6 +220,9 @@ class Accesses {
             samples.flatMap((x) => iterations(s, x)),
           );
           break;
+        case 'block':
+          this.statements(s.body, samples);
+          break;
         case 'while':
           this.statements(
             s.body,

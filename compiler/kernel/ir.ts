@@ -105,6 +105,8 @@ export type Stmt =
   | { kind: 'for'; counter: string; from: Expr; to: Expr; step: Expr; body: Stmt[]; rolled?: boolean }
   | { kind: 'while'; condition: Expr; body: Stmt[] }
   | { kind: 'if'; condition: Expr; body: Stmt[] }
+  /** A scope of its own: its declarations end with it. */
+  | { kind: 'block'; body: Stmt[] }
   /** Every invocation waits for the others; `storage` when global memory written before is read after. */
   | { kind: 'barrier'; storage: boolean }
   /** The lanes of each warp wait for each other (on-chip memory one wrote is read by another). */
@@ -266,7 +268,8 @@ export function statementExprs(s: Stmt): Expr[] {
 }
 
 /** The statements nested in a statement. */
-export const nested = (s: Stmt): Stmt[] => (s.kind === 'for' || s.kind === 'while' || s.kind === 'if' ? s.body : []);
+export const nested = (s: Stmt): Stmt[] =>
+  s.kind === 'for' || s.kind === 'while' || s.kind === 'if' || s.kind === 'block' ? s.body : [];
 
 /** The expression with each direct operand replaced by `f` of it (the same object when none changes). */
 export function mapOperands(e: Expr, f: (x: Expr) => Expr): Expr {

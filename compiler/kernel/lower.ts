@@ -35,9 +35,10 @@ import {
   uniform,
   variable,
 } from './ir.ts';
+import { guardSinglePassLoops } from './single-pass.ts';
 import { layOutOnChip } from './banks.ts';
 import * as tensorCores from './tensor-core-stages.ts';
-import { warpConstants, warpSpan } from './warp-rows.ts';
+import { LANE_NAME, warpConstants, warpSpan } from './warp-rows.ts';
 import { shareValues } from './share.ts';
 import { type DimNames, Index, LITERALS } from './tensor-index.ts';
 import { Values } from './values.ts';
@@ -49,7 +50,8 @@ import { ACCUM_LIVE, LAST_CHUNK, PHASE, Places } from './places.ts';
 import { lowerSum, type SumContext } from './sums.ts';
 
 const bh = name('bh');
-const tid = name('tid');
+const TID_NAME = 'tid';
+const tid = name(TID_NAME);
 const h = name('h');
 const token = name(WALK_NAMES.token);
 const position = name(WALK_NAMES.position);
@@ -132,9 +134,15 @@ export class Lowering {
       ports: this.ports.all(),
       workgroupFloats: this.k.workgroupFloats,
       scratchFloats: this.k.scratchFloats,
-      body,
+      body: guardSinglePassLoops(body, this.ownValues()),
       onChip,
     };
+  }
+
+  /** How many values the kernel's own index names take: an invocation's, and its lane's in a warp. */
+  private ownValues(): Map<string, number> {
+    const lanes = this.features.lanes;
+    return new Map([[TID_NAME, this.k.invocations], ...(lanes ? [[LANE_NAME, lanes] as const] : [])]);
   }
 
   /** Named values for the statements of one group, each read more than once computed once. */

@@ -11,7 +11,7 @@ const tid = name('tid');
 
 /** The names of this invocation's warp and of its lane in it, declared at the kernel's top where read. */
 const WARP_NAME = 'warp';
-const LANE_NAME = 'lane';
+export const LANE_NAME = 'lane';
 export const WARP = name(WARP_NAME);
 export const LANE = name(LANE_NAME);
 

@@ -8,8 +8,9 @@ export class Lines {
     return this;
   }
 
+  /** `header {`, or a bare `{` without a header. */
   open(header: string): this {
-    this.line(`${header} {`);
+    this.line(header === '' ? '{' : `${header} {`);
     this.depth++;
     return this;
   }

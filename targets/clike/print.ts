@@ -101,6 +101,9 @@ export class Printer {
       case 'if':
         L.open(`if (${this.expr(s.condition)})`);
         break;
+      case 'block':
+        L.open('');
+        break;
       case 'barrier':
         L.line(...d.barrier(s.storage).split('\n'));
         return;

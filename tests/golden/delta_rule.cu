@@ -100,7 +100,8 @@ __global__ void __launch_bounds__(256, 3) tttc_delta_rule_kernel(
     __syncthreads();
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -134,7 +135,8 @@ __global__ void __launch_bounds__(256, 3) tttc_delta_rule_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -175,7 +177,8 @@ __global__ void __launch_bounds__(256, 3) tttc_delta_rule_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -201,7 +204,8 @@ __global__ void __launch_bounds__(256, 3) tttc_delta_rule_kernel(
     __syncthreads();
 
     // [16, 16] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
@@ -213,7 +217,8 @@ __global__ void __launch_bounds__(256, 3) tttc_delta_rule_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -235,7 +240,8 @@ __global__ void __launch_bounds__(256, 3) tttc_delta_rule_kernel(
     }
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -352,7 +358,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -386,7 +393,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -420,7 +428,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -438,7 +447,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncthreads();
 
     // [1, 1] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
@@ -450,10 +459,12 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8384 + p]);
         const float b0 = smem[4224 + p * dim_D + e % 32];
         const float b1 = smem[4224 + p * dim_D + e % 32 + 32];
@@ -465,7 +476,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     }
 
     // [1, 64] product, from line 10: output(q: [D]) = q @ S
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -490,7 +502,8 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
       float product19 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product19 = product19 + smem[64 + p * dim_D + e / dim_D] * smem[4224 + p * dim_D + e % dim_D];
       }
       const float v0 = smem[4288 + e] + product19;

@@ -43,7 +43,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let last_chunk: bool = token + count == u.T;
 
     // Stage the rate lr for this chunk.
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e < count) {
         x = tokens[u.BHT * 192 + bh * u.T + token + e];
@@ -77,7 +78,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -120,7 +122,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -144,7 +147,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 16] product, from line 10: output(q: [D]) = q @ S
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = smem[(e / 16) * dim_D + (p ^ ((e / 16) % 2))];
@@ -157,7 +161,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -181,7 +186,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 10: output(q: [D]) = q @ S
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;

@@ -69,7 +69,8 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[2048 + e] = state_W[bh * 4096 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[10304 + e] = state_s[bh * 64 + e];
   }
   __syncthreads();
@@ -109,7 +110,8 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     __syncthreads();
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -143,7 +145,8 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -185,13 +188,15 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     __syncwarp();
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[e] = sqrtf(smem[e] * 0.015625f * 64.0f + 0.000001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[32 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
@@ -209,7 +214,8 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     __syncthreads();
 
     // [64] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[7168 + p * dim_D + e];
@@ -262,7 +268,8 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -287,7 +294,8 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     }
 
     // [16, 16] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
@@ -299,7 +307,8 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -322,7 +331,8 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -380,7 +390,8 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     }
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -437,8 +448,8 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     tttc_cp_async_commit();
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    #pragma unroll 1
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v6 = (accum_live ? accum_s[bh * 64 + e] : 0.0f) + smem[10240 + e];
       const float next_state = smem[10304 + e] - commit * v6;
       const float next_accum = keep * v6;
@@ -457,7 +468,8 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
   for (unsigned e = tid; e < 4096; e += 256) {
     out_state_W[bh * 4096 + e] = smem[2048 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_s[bh * 64 + e] = smem[10304 + e];
   }
 }
@@ -499,7 +511,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     smem[256 + e] = state_W[bh * 4096 + e];
     smem[4481 + e] = accum_W[bh * 4096 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[8772 + e] = state_s[bh * 64 + e];
     smem[8836 + e] = accum_s[bh * 64 + e];
   }
@@ -516,7 +529,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -550,7 +564,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -567,7 +582,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[128 + p];
@@ -585,13 +601,15 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[4352 + e] = sqrtf(smem[4352 + e] * 0.015625f * 64.0f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[8577 + e] = (1.0f / smem[4352 + e]);
     }
     __syncwarp();
@@ -609,9 +627,10 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncthreads();
 
     // [64] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
         acc = acc + smem[192 + e];
       }
       smem[8580 + e] = acc;
@@ -625,7 +644,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1] sum, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[4417 + p];
@@ -661,7 +681,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -678,7 +699,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // [1, 1] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
@@ -690,10 +711,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     __syncthreads();
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8579 + p]);
         const float b0 = smem[128 + p * dim_D + e % 32];
         const float b1 = smem[128 + p * dim_D + e % 32 + 32];
@@ -705,7 +728,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -728,7 +752,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // [1] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v4 = smem[4417 + p];
@@ -745,10 +770,12 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[192 + p * dim_D + e % 32];
         const float b1 = smem[192 + p * dim_D + e % 32 + 32];
@@ -770,7 +797,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product56 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product56 = product56 + smem[64 + p * dim_D + e / dim_D] * smem[128 + p * dim_D + e % dim_D];
       }
       const float v5 = smem[4481 + e] + product56;
@@ -781,7 +809,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
 
     // Update s and its accumulator, from line 14: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v6 = smem[8836 + e] + smem[8580 + e];
       const float next_state = smem[8772 + e] - commit * v6;
       const float next_accum = keep * v6;
@@ -799,7 +828,8 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     out_state_W[bh * 4096 + e] = smem[256 + e];
     out_accum_W[bh * 4096 + e] = smem[4481 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_s[bh * 64 + e] = smem[8772 + e];
     out_accum_s[bh * 64 + e] = smem[8836 + e];
   }

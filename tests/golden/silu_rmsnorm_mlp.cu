@@ -145,7 +145,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -194,7 +195,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -236,13 +238,15 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[1024 + e] = sqrtf(smem[1024 + e] * 0.015625f + 0.00001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[1040 + e] = (1.0f / smem[1024 + e]);
     }
     __syncwarp();
@@ -280,7 +284,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -337,7 +342,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -398,7 +404,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     tttc_cp_async_commit();
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
@@ -410,7 +417,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -446,7 +454,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
 
     // [16, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
@@ -496,7 +505,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -521,7 +531,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
 
     // [16, 16] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1024 + (e / 16) * dim_H + p];
@@ -533,7 +544,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -555,7 +567,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
 
     // [16, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -740,7 +753,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 128; e += 256) {
+    if (tid < 128) {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[33024 + p];
@@ -752,19 +766,22 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 128; e += 256) {
+    if (tid < 128) {
+      const unsigned e = tid;
       smem[33152 + e] = expf((-smem[33410 + e]));
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 128; e += 256) {
+    if (tid < 128) {
+      const unsigned e = tid;
       smem[33538 + e] = (1.0f / (1.0f + smem[33152 + e]));
     }
     __syncthreads();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -781,7 +798,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[32960 + p];
@@ -799,13 +817,15 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[32768 + e] = sqrtf(smem[32768 + e] * 0.015625f + 0.00001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[32769 + e] = (1.0f / smem[32768 + e]);
     }
     __syncwarp();
@@ -819,7 +839,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1] sum, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[32771 + p] * smem[32960 + p];
@@ -843,7 +864,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 128] product, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 128; e += 256) {
+    if (tid < 128) {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[32960 + p];
@@ -855,7 +877,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 128] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 128; e += 256) {
+    if (tid < 128) {
+      const unsigned e = tid;
       const float v4 = smem[32832 + e];
       const float v5 = smem[33538 + e];
       smem[33152 + e] = v4 * v5 + (-((-(v4 * smem[33410 + e] * (v5 * v5))) * smem[33152 + e]));
@@ -875,7 +898,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 128; e += 256) {
+    if (tid < 128) {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
@@ -888,7 +912,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[32768 + p];
@@ -900,9 +924,11 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 128; e += 256) {
+    if (tid < 128) {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[33088 + p]);
         const float b0 = smem[33152 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
@@ -911,7 +937,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // [1, 128] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 128; e += 256) {
+    if (tid < 128) {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[32768 + p];
@@ -923,20 +950,23 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 128; e += 256) {
+    if (tid < 128) {
+      const unsigned e = tid;
       smem[32832 + e] = smem[33280 + e] - scale[min(position, dim_K - 1)] * (smem[33666 + e] + smem[32832 + e]);
     }
     __syncthreads();
 
     // [1, 128] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = tid; e < 128; e += 256) {
+    if (tid < 128) {
+      const unsigned e = tid;
       const float v6 = smem[32832 + e];
       smem[32832 + e] = v6 * (1.0f / (1.0f + expf((-v6))));
     }
     __syncthreads();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -953,7 +983,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[32832 + p];
@@ -965,10 +995,12 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[33280 + p]);
         const float b0 = smem[32960 + p * dim_D + e % 32];
         const float b1 = smem[32960 + p * dim_D + e % 32 + 32];
@@ -980,7 +1012,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -1003,7 +1036,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
 
     // [1] sum, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v8 = smem[33346 + p];
@@ -1029,7 +1063,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 8192; e += 256) {
       // Element e of the [64, 128] product, summed here rather than buffered, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product72 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product72 = product72 + smem[33024 + p * dim_D + e / dim_H] * smem[33152 + p * dim_H + e % dim_H];
       }
       const float v9 = smem[16384 + e] + product72;
@@ -1044,7 +1079,8 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 8192; e += 256) {
       // Element e of the [128, 64] product, summed here rather than buffered, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product62 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product62 = product62 + (smem[33410 + p * dim_H + e / dim_D] * smem[33538 + p * dim_H + e / dim_D]) * smem[32960 + p * dim_D + e % dim_D];
       }
       const float v10 = smem[24576 + e] + product62;

@@ -84,7 +84,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
   for (unsigned e = tid; e < 2048; e += 256) {
     smem[3840 + e] = state_W1[bh * 2048 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[12160 + e] = state_b1[bh * 64 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
@@ -136,7 +137,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp + lane; e < warp + 1; e += 32) {
+    if (lane < 1) {
+      const unsigned e = warp + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -145,7 +147,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     }
 
     // Stage the view k for this chunk, read ahead; rows past the chunk's tokens repeat its last.
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_k ? smem[13248 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
@@ -157,7 +160,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     }
 
     // Stage the view v for this chunk, read ahead; rows past the chunk's tokens repeat its last.
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_v ? smem[13504 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
@@ -170,7 +174,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -192,7 +197,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -214,7 +220,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[2816 + (e / 32) * dim_H + p];
@@ -244,7 +251,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       smem[768 + e] = smem[768 + e] - smem[e / dim_D] * 0.03125f;
     }
     __syncwarp();
@@ -269,19 +277,22 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp + lane; e < warp + 1; e += 32) {
+    if (lane < 1) {
+      const unsigned e = warp + lane;
       smem[e] = sqrtf(smem[e] * 0.03125f + 0.000001f);
     }
     __syncwarp();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp + lane; e < warp + 1; e += 32) {
+    if (lane < 1) {
+      const unsigned e = warp + lane;
       smem[16 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       const float v2 = param_gamma[h * 32 + e % dim_D];
       smem[24 + e] = smem[8 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[768 + e] * smem[16 + e / dim_D] * v2 + param_beta[h * 32 + e % dim_D] - smem[24 + e]) * 2.0f * v2;
     }
@@ -306,7 +317,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       const float v3 = smem[16 + e / dim_D];
       smem[768 + e] = smem[24 + e] * v3 + (-(smem[8 + e / dim_D] * (v3 * v3))) * 0.5f / smem[e / dim_D] * 0.03125f * smem[768 + e] * 2.0f;
     }
@@ -331,13 +343,15 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       smem[768 + e] = smem[768 + e] + smem[e / dim_D] * 0.03125f;
     }
     __syncwarp();
 
     // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -360,7 +374,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -399,7 +414,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     tttc_cp_async_commit();
 
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[3328 + p * dim_H + e];
@@ -408,7 +424,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     }
 
     // Stage the view q for this chunk, read ahead; rows past the chunk's tokens repeat its last.
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_q ? smem[13760 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
@@ -421,7 +438,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -439,7 +457,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 8) * dim_D + p];
@@ -451,7 +470,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
@@ -466,7 +486,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -493,7 +514,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     tttc_cp_async_commit();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
@@ -516,7 +538,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -534,7 +557,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 8] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[256 + (e / 8) * dim_H + p];
@@ -546,7 +570,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
@@ -561,7 +586,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -583,7 +609,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       if (accum_live) {
         #pragma unroll 1
@@ -597,7 +624,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     }
 
     // [8, 8] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1536 + (e / 8) * dim_H + p];
@@ -609,7 +637,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = ((p <= e / 32 ? 1.0f : 0.0f) * smem[512 + (e / 32) * dim_K + p]);
@@ -621,7 +650,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncthreads();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[1536 + (e / 32) * dim_H + p];
@@ -633,7 +663,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       smem[256 + e] = smem[512 + e] - scale[min(position + e / dim_D, dim_K - 1)] * (smem[12224 + e] + smem[256 + e]);
     }
     __syncthreads();
@@ -657,7 +688,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       smem[256 + e] = smem[256 + e] - smem[512 + e / dim_D] * 0.03125f;
     }
     __syncwarp();
@@ -682,7 +714,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, count * dim_D)) {
+      const unsigned e = warp * 32 + lane;
       output[(bh * T + token) * dim_D + e] = smem[e] + smem[256 + e] * (1.0f / sqrtf(smem[512 + e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
 
@@ -704,8 +737,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    #pragma unroll 1
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v10 = (accum_live ? accum_b1[bh * 64 + e] : 0.0f) + smem[12032 + e];
       const float next_state = smem[12160 + e] - commit * v10;
       const float next_accum = keep * v10;
@@ -758,7 +791,8 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
   for (unsigned e = tid; e < 2048; e += 256) {
     out_state_W1[bh * 2048 + e] = smem[3840 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_b1[bh * 64 + e] = smem[12160 + e];
   }
   for (unsigned e = tid; e < 4096; e += 256) {
@@ -819,7 +853,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     smem[512 + e] = state_W1[bh * 2048 + e];
     smem[8736 + e] = accum_W1[bh * 2048 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[17349 + e] = state_b1[bh * 64 + e];
     smem[17413 + e] = accum_b1[bh * 64 + e];
   }
@@ -844,7 +879,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -853,7 +889,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -865,7 +902,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -878,7 +916,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -900,7 +939,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -922,7 +962,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[352 + p];
@@ -935,7 +976,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[96 + p];
@@ -952,14 +994,16 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       smem[96 + e] = smem[96 + e] - smem[2] * 0.03125f;
     }
     __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[96 + p];
@@ -977,19 +1021,22 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[e] = sqrtf(smem[e] * 0.03125f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[3 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       const float v2 = param_gamma[h * 32 + e % dim_D];
       smem[6 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[256 + e] + smem[96 + e] * smem[3] * v2 + param_beta[h * 32 + e % dim_D] - smem[6 + e]) * 2.0f * v2;
     }
@@ -997,7 +1044,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[6 + p] * smem[96 + p];
@@ -1014,7 +1062,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       const float v3 = smem[3];
       smem[96 + e] = smem[6 + e] * v3 + (-(smem[4] * (v3 * v3))) * 0.5f / smem[0] * 0.03125f * smem[96 + e] * 2.0f;
     }
@@ -1022,7 +1071,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
 
     // [1] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[96 + p]);
@@ -1039,13 +1089,15 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       smem[96 + e] = smem[96 + e] + smem[5] * 0.03125f;
     }
     __syncwarp();
 
     // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -1068,7 +1120,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -1091,16 +1144,18 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncthreads();
 
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
         acc = acc + smem[416 + e];
       }
       smem[16965 + e] = acc;
     }
 
     // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -1113,7 +1168,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -1130,7 +1186,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
@@ -1142,10 +1198,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16928 + p]);
         const float b0 = smem[416 + p * dim_H + e % 32];
         const float b1 = smem[416 + p * dim_H + e % 32 + 32];
@@ -1157,7 +1215,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -1172,10 +1231,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[416 + p * dim_H + e % 32];
         const float b1 = smem[416 + p * dim_H + e % 32 + 32];
@@ -1195,7 +1256,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -1212,7 +1274,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[32 + p];
@@ -1224,10 +1286,12 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16929 + p]);
         const float b0 = smem[128 + p * dim_H + e % 32];
         const float b1 = smem[128 + p * dim_H + e % 32 + 32];
@@ -1239,7 +1303,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -1261,7 +1326,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_H; p += 1) {
@@ -1274,7 +1340,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
@@ -1286,9 +1352,11 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16930 + p]);
         const float b0 = smem[96 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1297,7 +1365,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // [1, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
@@ -1309,14 +1378,16 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       smem[480 + e] = smem[8704 + e] - scale[min(position, dim_K - 1)] * (smem[16933 + e] + smem[480 + e]);
     }
     __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[480 + p];
@@ -1333,14 +1404,16 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       smem[480 + e] = smem[480 + e] - smem[16931] * 0.03125f;
     }
     __syncwarp();
 
     // [1] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v8 = smem[480 + p];
@@ -1358,7 +1431,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, count * dim_D)) {
+      const unsigned e = warp * 32 + lane;
       output[(bh * T + token) * dim_D + e] = smem[e] + smem[480 + e] * (1.0f / sqrtf(smem[16932] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
     __syncthreads();
@@ -1367,7 +1441,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 2048; e += 256) {
       // Element e of the [32, 64] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product93 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product93 = product93 + smem[256 + p * dim_D + e / dim_H] * smem[416 + p * dim_H + e % dim_H];
       }
       const float v9 = smem[8736 + e] + product93;
@@ -1378,7 +1453,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v10 = smem[17413 + e] + smem[16965 + e];
       const float next_state = smem[17349 + e] - commit * v10;
       const float next_accum = keep * v10;
@@ -1390,7 +1466,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product87 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product87 = product87 + smem[288 + p * dim_H + e / dim_H] * smem[128 + p * dim_H + e % dim_H];
       }
       const float v11 = smem[12832 + e] + product87;
@@ -1404,7 +1481,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 2048; e += 256) {
       // Element e of the [64, 32] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product79 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product79 = product79 + smem[352 + p * dim_H + e / dim_D] * smem[96 + p * dim_D + e % dim_D];
       }
       const float v12 = smem[10784 + e] + product79;
@@ -1424,7 +1502,8 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     out_state_W1[bh * 2048 + e] = smem[512 + e];
     out_accum_W1[bh * 2048 + e] = smem[8736 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_b1[bh * 64 + e] = smem[17349 + e];
     out_accum_b1[bh * 64 + e] = smem[17413 + e];
   }

@@ -31,7 +31,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var e: u32 = tid; e < 2048; e = e + 256) {
     smem[e] = state_in[bh * 2048 + e];
   }
-  for (var e: u32 = tid; e < 64; e = e + 256) {
+  if (tid < 64) {
+    let e: u32 = tid;
     state_out[u.BH * 2048 + bh * 64 + e] = state_in[u.BH * 2048 + bh * 64 + e];
   }
   for (var e: u32 = tid; e < 4096; e = e + 256) {
@@ -55,7 +56,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let last_chunk: bool = token + count == u.T;
 
     // Stage the rate lr for this chunk.
-    for (var e: u32 = tid; e < 8; e = e + 256) {
+    if (tid < 8) {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e < count) {
         x = tokens[u.BHT * 96 + bh * u.T + token + e];
@@ -64,7 +66,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
@@ -76,7 +79,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[u.BHT * 32 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
@@ -90,7 +94,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
@@ -114,7 +119,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
@@ -138,7 +144,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
         let a0: f32 = scratch[bh * 4928 + 512 + (e / 32) * dim_H + p];
@@ -151,7 +158,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 8; e = e + 256) {
+    if (tid < 8) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + scratch[bh * 4928 + 4352 + e * dim_D + p];
@@ -162,14 +170,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       scratch[bh * 4928 + 4352 + e] = scratch[bh * 4928 + 4352 + e] - scratch[bh * 4928 + 1288 + e / dim_D] * 0.03125;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 8; e = e + 256) {
+    if (tid < 8) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let v0: f32 = scratch[bh * 4928 + 4352 + e * dim_D + p];
@@ -181,21 +191,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 8; e = e + 256) {
+    if (tid < 8) {
+      let e: u32 = tid;
       scratch[bh * 4928 + 1288 + e] = sqrt(scratch[bh * 4928 + 1288 + e] * 0.03125 + 0.000001);
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 8; e = e + 256) {
+    if (tid < 8) {
+      let e: u32 = tid;
       scratch[bh * 4928 + 1296 + e] = (1.0 / scratch[bh * 4928 + 1288 + e]);
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       let v1: f32 = weights[8 + h * 32 + e % dim_D];
       scratch[bh * 4928 + 1024 + e] = scratch[bh * 4928 + 1280 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (scratch[bh * 4928 + 4096 + e] + scratch[bh * 4928 + 4352 + e] * scratch[bh * 4928 + 1296 + e / dim_D] * v1 + weights[8 + u.H * 32 + h * 32 + e % dim_D] - scratch[bh * 4928 + 1024 + e]) * 2.0 * v1;
     }
@@ -203,7 +216,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 8; e = e + 256) {
+    if (tid < 8) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + scratch[bh * 4928 + 1024 + e * dim_D + p] * scratch[bh * 4928 + 4352 + e * dim_D + p];
@@ -214,7 +228,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       let v2: f32 = scratch[bh * 4928 + 1296 + e / dim_D];
       scratch[bh * 4928 + 4352 + e] = scratch[bh * 4928 + 1024 + e] * v2 + (-(scratch[bh * 4928 + 1280 + e / dim_D] * (v2 * v2))) * 0.5 / scratch[bh * 4928 + 1288 + e / dim_D] * 0.03125 * scratch[bh * 4928 + 4352 + e] * 2.0;
     }
@@ -222,7 +237,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 8; e = e + 256) {
+    if (tid < 8) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + (-scratch[bh * 4928 + 4352 + e * dim_D + p]);
@@ -233,14 +249,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       scratch[bh * 4928 + 4352 + e] = scratch[bh * 4928 + 4352 + e] + scratch[bh * 4928 + 1024 + e / dim_D] * 0.03125;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
@@ -265,7 +283,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 64] product, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
@@ -290,7 +309,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [64] sum, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 64; e = e + 256) {
+    if (tid < 64) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         acc = acc + scratch[bh * 4928 + 1536 + p * dim_H + e];
@@ -299,7 +319,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
@@ -313,7 +334,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       if (accum_live) {
@@ -330,7 +352,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [8, 8] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 64; e = e + 256) {
+    if (tid < 64) {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = scratch[bh * 4928 + 4608 + (e / 8) * dim_D + p];
@@ -343,7 +366,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
@@ -360,7 +384,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
@@ -375,7 +400,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [8, 64] product, from line 15: let h1 = tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
@@ -400,7 +426,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       if (accum_live) {
@@ -417,7 +444,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [8, 8] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (var e: u32 = tid; e < 64; e = e + 256) {
+    if (tid < 64) {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
         let a0: f32 = scratch[bh * 4928 + 3584 + (e / 8) * dim_H + p];
@@ -430,7 +458,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
@@ -447,7 +476,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 64] product, from line 16: let h2 = tanh(h1 @ W2)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc1_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
@@ -471,7 +501,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       if (accum_live) {
         for (var p: u32 = 0; p < dim_H; p = p + 1) {
@@ -484,7 +515,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [8, 8] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 64; e = e + 256) {
+    if (tid < 64) {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
         let a0: f32 = scratch[bh * 4928 + 2560 + (e / 8) * dim_H + p];
@@ -497,7 +529,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = (select(0.0, 1.0, p <= e / 32) * scratch[bh * 4928 + 3072 + (e / 32) * dim_K + p]);
@@ -510,7 +543,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] product, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
         let a0: f32 = scratch[bh * 4928 + 2560 + (e / 32) * dim_H + p];
@@ -523,14 +557,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       scratch[bh * 4928 + 2304 + e] = scratch[bh * 4928 + 3072 + e] - weights[min(position + e / dim_D, dim_K - 1)] * (scratch[bh * 4928 + 2048 + e] + scratch[bh * 4928 + 2304 + e]);
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 8; e = e + 256) {
+    if (tid < 8) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + scratch[bh * 4928 + 2304 + e * dim_D + p];
@@ -541,14 +577,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       scratch[bh * 4928 + 2304 + e] = scratch[bh * 4928 + 2304 + e] - scratch[bh * 4928 + 2048 + e / dim_D] * 0.03125;
     }
     storageBarrier();
     workgroupBarrier();
 
     // [8] sum, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
-    for (var e: u32 = tid; e < 8; e = e + 256) {
+    if (tid < 8) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let v6: f32 = scratch[bh * 4928 + 2304 + e * dim_D + p];
@@ -581,7 +619,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Update b1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
-    for (var e: u32 = tid; e < 64; e = e + 256) {
+    if (tid < 64) {
+      let e: u32 = tid;
       let v8: f32 = select(0.0, state_in[u.BH * 10304 + bh * 64 + e], accum_live) + scratch[bh * 4928 + 4864 + e];
       let next_state: f32 = state_out[u.BH * 2048 + bh * 64 + e] - commit * v8;
       let next_accum: f32 = keep * v8;

@@ -74,7 +74,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[3072 + e] = state_W1[bh * 4096 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[8288 + e] = state_b1[bh * 64 + e];
   }
   __syncthreads();
@@ -120,7 +121,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -154,7 +156,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -220,13 +223,15 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[48 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
@@ -304,7 +309,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     tttc_cp_async_commit();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[2048 + p * dim_D + e];
@@ -326,7 +332,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -351,7 +358,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
@@ -363,7 +371,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -385,7 +394,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -407,7 +417,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -514,8 +525,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    #pragma unroll 1
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v8 = (accum_live ? accum_b1[bh * 64 + e] : 0.0f) + smem[8224 + e];
       const float next_state = smem[8288 + e] - commit * v8;
       const float next_accum = keep * v8;
@@ -534,7 +545,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
   for (unsigned e = tid; e < 4096; e += 256) {
     out_state_W1[bh * 4096 + e] = smem[3072 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_b1[bh * 64 + e] = smem[8288 + e];
   }
 }
@@ -579,7 +591,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     smem[256 + e] = state_W1[bh * 4096 + e];
     smem[4352 + e] = accum_W1[bh * 4096 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[8707 + e] = state_b1[bh * 64 + e];
     smem[8771 + e] = accum_b1[bh * 64 + e];
   }
@@ -596,7 +609,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -630,7 +644,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -647,7 +662,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[128 + p] + smem[8707 + p]);
@@ -671,7 +687,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[128 + p];
@@ -689,13 +706,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[3 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
@@ -709,7 +728,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p] * smem[128 + p];
@@ -734,7 +754,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[128 + p]);
@@ -757,9 +778,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncthreads();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
         acc = acc + smem[128 + e];
       }
       smem[8451 + e] = acc;
@@ -779,7 +801,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -796,7 +819,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 1] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
@@ -808,10 +831,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8448 + p]);
         const float b0 = smem[128 + p * dim_D + e % 32];
         const float b1 = smem[128 + p * dim_D + e % 32 + 32];
@@ -823,7 +848,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -838,10 +864,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[128 + p * dim_D + e % 32];
         const float b1 = smem[128 + p * dim_D + e % 32 + 32];
@@ -862,7 +890,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p];
@@ -886,7 +915,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v6 = smem[192 + p];
@@ -913,7 +943,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product70 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product70 = product70 + smem[64 + p * dim_D + e / dim_D] * smem[128 + p * dim_D + e % dim_D];
       }
       const float v7 = smem[4352 + e] + product70;
@@ -924,7 +955,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v8 = smem[8771 + e] + smem[8451 + e];
       const float next_state = smem[8707 + e] - commit * v8;
       const float next_accum = keep * v8;
@@ -942,7 +974,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     out_state_W1[bh * 4096 + e] = smem[256 + e];
     out_accum_W1[bh * 4096 + e] = smem[4352 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_b1[bh * 64 + e] = smem[8707 + e];
     out_accum_b1[bh * 64 + e] = smem[8771 + e];
   }

@@ -80,7 +80,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[3072 + e] = state_W1[bh * 4096 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[8288 + e] = state_b1[bh * 64 + e];
   }
   __syncthreads();
@@ -126,7 +127,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -176,7 +178,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     tttc_cp_async_commit();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned tile = warp; tile < 8; tile += 8) {
+    if (warp < 8) {
+      const unsigned tile = warp;
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -246,13 +249,15 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[48 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
@@ -314,7 +319,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[2048 + p * dim_D + e];
@@ -336,7 +342,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned tile = warp; tile < 8; tile += 8) {
+    if (warp < 8) {
+      const unsigned tile = warp;
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -364,7 +371,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned tile = warp; tile < 2; tile += 8) {
+    if (warp < 2) {
+      const unsigned tile = warp;
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -391,7 +399,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned tile = warp; tile < 8; tile += 8) {
+    if (warp < 8) {
+      const unsigned tile = warp;
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -412,7 +421,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned tile = warp; tile < 8; tile += 8) {
+    if (warp < 8) {
+      const unsigned tile = warp;
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -438,7 +448,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned tile = warp; tile < 8; tile += 8) {
+    if (warp < 8) {
+      const unsigned tile = warp;
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -571,8 +582,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     tttc_cp_async_commit();
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    #pragma unroll 1
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v9 = (accum_live ? accum_b1[bh * 64 + e] : 0.0f) + smem[8224 + e];
       const float next_state = smem[8288 + e] - commit * v9;
       const float next_accum = keep * v9;
@@ -591,7 +602,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
   for (unsigned e = tid; e < 4096; e += 256) {
     out_state_W1[bh * 4096 + e] = smem[3072 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_b1[bh * 64 + e] = smem[8288 + e];
   }
 }
@@ -636,7 +648,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     smem[256 + e] = state_W1[bh * 4096 + e];
     smem[4352 + e] = accum_W1[bh * 4096 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[8707 + e] = state_b1[bh * 64 + e];
     smem[8771 + e] = accum_b1[bh * 64 + e];
   }
@@ -653,7 +666,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -687,7 +701,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -704,7 +719,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[128 + p] + smem[8707 + p]);
@@ -728,7 +744,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[128 + p];
@@ -746,13 +763,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[3 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
@@ -766,7 +785,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p] * smem[128 + p];
@@ -791,7 +811,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[128 + p]);
@@ -814,9 +835,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncthreads();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
         acc = acc + smem[128 + e];
       }
       smem[8451 + e] = acc;
@@ -836,7 +858,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -853,7 +876,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 1] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = tttc_round_bf16(smem[p]);
@@ -865,10 +888,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = tttc_round_bf16((p <= 0 ? 1.0f : 0.0f) * smem[8448 + p]);
         const float b0 = tttc_round_bf16(smem[128 + p * dim_D + e % 32]);
         const float b1 = tttc_round_bf16(smem[128 + p * dim_D + e % 32 + 32]);
@@ -880,7 +905,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -895,10 +921,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = tttc_round_bf16((p <= 0 ? 1.0f : 0.0f));
         const float b0 = tttc_round_bf16(smem[128 + p * dim_D + e % 32]);
         const float b1 = tttc_round_bf16(smem[128 + p * dim_D + e % 32 + 32]);
@@ -919,7 +947,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p];
@@ -943,7 +972,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v6 = smem[192 + p];
@@ -970,7 +1000,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product70 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product70 = product70 + tttc_round_bf16(smem[64 + p * dim_D + e / dim_D]) * tttc_round_bf16(smem[128 + p * dim_D + e % dim_D]);
       }
       const float v7 = smem[4352 + e] + product70;
@@ -981,7 +1012,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v8 = smem[8771 + e] + smem[8451 + e];
       const float next_state = smem[8707 + e] - commit * v8;
       const float next_accum = keep * v8;
@@ -999,7 +1031,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     out_state_W1[bh * 4096 + e] = smem[256 + e];
     out_accum_W1[bh * 4096 + e] = smem[4352 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_b1[bh * 64 + e] = smem[8707 + e];
     out_accum_b1[bh * 64 + e] = smem[8771 + e];
   }

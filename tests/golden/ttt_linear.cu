@@ -72,7 +72,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
   for (unsigned e = tid; e < 4096; e += 256) {
     smem[3072 + e] = state_W1[bh * 4096 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[8288 + e] = state_b1[bh * 64 + e];
   }
   __syncthreads();
@@ -112,7 +113,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncthreads();
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -146,7 +148,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -212,13 +215,15 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[48 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
@@ -296,7 +301,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     tttc_cp_async_commit();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[2048 + p * dim_D + e];
@@ -318,7 +324,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -343,7 +350,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[(e / 16) * dim_D + p];
@@ -355,7 +363,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -377,7 +386,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -399,7 +409,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -495,8 +506,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    #pragma unroll 1
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v8 = (accum_live ? accum_b1[bh * 64 + e] : 0.0f) + smem[8224 + e];
       const float next_state = smem[8288 + e] - commit * v8;
       const float next_accum = keep * v8;
@@ -515,7 +526,8 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
   for (unsigned e = tid; e < 4096; e += 256) {
     out_state_W1[bh * 4096 + e] = smem[3072 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_b1[bh * 64 + e] = smem[8288 + e];
   }
 }
@@ -560,7 +572,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     smem[256 + e] = state_W1[bh * 4096 + e];
     smem[4352 + e] = accum_W1[bh * 4096 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[8707 + e] = state_b1[bh * 64 + e];
     smem[8771 + e] = accum_b1[bh * 64 + e];
   }
@@ -577,7 +590,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -611,7 +625,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -628,7 +643,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[128 + p] + smem[8707 + p]);
@@ -652,7 +668,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v1 = smem[128 + p];
@@ -670,13 +687,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[3 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
@@ -690,7 +709,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p] * smem[128 + p];
@@ -715,7 +735,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[128 + p]);
@@ -738,9 +759,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncthreads();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
         acc = acc + smem[128 + e];
       }
       smem[8451 + e] = acc;
@@ -760,7 +782,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -777,7 +800,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 1] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
@@ -789,10 +812,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8448 + p]);
         const float b0 = smem[128 + p * dim_D + e % 32];
         const float b1 = smem[128 + p * dim_D + e % 32 + 32];
@@ -804,7 +829,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
@@ -819,10 +845,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // [1, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[128 + p * dim_D + e % 32];
         const float b1 = smem[128 + p * dim_D + e % 32 + 32];
@@ -843,7 +871,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[192 + p];
@@ -867,7 +896,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
 
     // [1] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v6 = smem[192 + p];
@@ -894,7 +924,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product70 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product70 = product70 + smem[64 + p * dim_D + e / dim_D] * smem[128 + p * dim_D + e % dim_D];
       }
       const float v7 = smem[4352 + e] + product70;
@@ -905,7 +936,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v8 = smem[8771 + e] + smem[8451 + e];
       const float next_state = smem[8707 + e] - commit * v8;
       const float next_accum = keep * v8;
@@ -923,7 +955,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     out_state_W1[bh * 4096 + e] = smem[256 + e];
     out_accum_W1[bh * 4096 + e] = smem[4352 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_b1[bh * 64 + e] = smem[8707 + e];
     out_accum_b1[bh * 64 + e] = smem[8771 + e];
   }

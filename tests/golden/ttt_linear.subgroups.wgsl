@@ -45,7 +45,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var e: u32 = tid; e < 4096; e = e + 256) {
     state_out[bh * 4096 + e] = state_in[bh * 4096 + e];
   }
-  for (var e: u32 = tid; e < 64; e = e + 256) {
+  if (tid < 64) {
+    let e: u32 = tid;
     smem[3152 + e] = state_in[u.BH * 4096 + bh * 64 + e];
   }
   storageBarrier();
@@ -63,7 +64,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let last_chunk: bool = token + count == u.T;
 
     // Stage the rate lr for this chunk.
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e < count) {
         x = tokens[u.BHT * 192 + bh * u.T + token + e];
@@ -98,7 +100,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -191,13 +194,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       smem[e] = sqrt(smem[e] * 0.015625 + 0.000001);
     }
     workgroupBarrier();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       smem[32 + e] = (1.0 / smem[e]);
     }
     workgroupBarrier();
@@ -331,7 +336,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -355,7 +361,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = smem[(e / 16) * dim_D + (p ^ ((e / 16) % 2))];
@@ -368,7 +375,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -390,7 +398,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -412,7 +421,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -537,7 +547,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (var e: u32 = tid; e < 64; e = e + 256) {
+    if (tid < 64) {
+      let e: u32 = tid;
       let v8: f32 = select(0.0, state_in[u.BH * 8256 + bh * 64 + e], accum_live) + smem[3088 + e];
       let next_state: f32 = smem[3152 + e] - commit * v8;
       let next_accum: f32 = keep * v8;
@@ -554,7 +565,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 
   // Write back the state kept on chip.
-  for (var e: u32 = tid; e < 64; e = e + 256) {
+  if (tid < 64) {
+    let e: u32 = tid;
     state_out[u.BH * 4096 + bh * 64 + e] = smem[3152 + e];
   }
 }

@@ -29,7 +29,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var e: u32 = tid; e < 4096; e = e + 256) {
     state_out[bh * 4096 + e] = state_in[bh * 4096 + e];
   }
-  for (var e: u32 = tid; e < 64; e = e + 256) {
+  if (tid < 64) {
+    let e: u32 = tid;
     state_out[u.BH * 4096 + bh * 64 + e] = state_in[u.BH * 4096 + bh * 64 + e];
   }
   storageBarrier();
@@ -47,7 +48,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let last_chunk: bool = token + count == u.T;
 
     // Stage the rate lr for this chunk.
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e < count) {
         x = tokens[u.BHT * 192 + bh * u.T + token + e];
@@ -81,7 +83,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -105,7 +108,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + (smem[2048 + e * dim_D + (p ^ (e % 16))] + state_out[u.BH * 4096 + bh * 64 + p]);
@@ -123,7 +127,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let v0: f32 = smem[2048 + e * dim_D + (p ^ (e % 16))];
@@ -134,13 +139,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       smem[e] = sqrt(smem[e] * 0.015625 + 0.000001);
     }
     workgroupBarrier();
 
     // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       smem[32 + e] = (1.0 / smem[e]);
     }
     workgroupBarrier();
@@ -153,7 +160,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + smem[3072 + e * dim_D + (p ^ (e % 16))] * smem[2048 + e * dim_D + (p ^ (e % 16))];
@@ -170,7 +178,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + (-smem[2048 + e * dim_D + (p ^ (e % 16))]);
@@ -186,7 +195,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [64] sum, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 64; e = e + 256) {
+    if (tid < 64) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         acc = acc + smem[2048 + p * dim_D + (e ^ (p % 16))];
@@ -209,7 +219,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -233,7 +244,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = smem[(e / 16) * dim_D + (p ^ ((e / 16) % 2))];
@@ -246,7 +258,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -268,7 +281,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -292,7 +306,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -323,7 +338,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + smem[3072 + e * dim_D + (p ^ (e % 16))];
@@ -341,7 +357,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let v4: f32 = smem[3072 + e * dim_D + (p ^ (e % 16))];
@@ -374,7 +391,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Update b1 and its accumulator, from line 17: update sgd(lr: token, scale: position)
-    for (var e: u32 = tid; e < 64; e = e + 256) {
+    if (tid < 64) {
+      let e: u32 = tid;
       let v6: f32 = select(0.0, state_in[u.BH * 8256 + bh * 64 + e], accum_live) + scratch[bh * 3136 + 3072 + e];
       let next_state: f32 = state_out[u.BH * 4096 + bh * 64 + e] - commit * v6;
       let next_accum: f32 = keep * v6;

@@ -84,13 +84,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   for (unsigned e = tid; e < 16384; e += 256) {
     smem[e] = state_W1[bh * 16384 + e];
   }
-  for (unsigned e = tid; e < 256; e += 256) {
+  {
+    const unsigned e = tid;
     smem[32896 + phase * 256 + e] = state_b1[bh * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
     smem[16384 + e] = state_W2[bh * 16384 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[32768 + phase * 64 + e] = state_b2[bh * 64 + e];
   }
   __syncthreads();
@@ -107,7 +109,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     const bool last_chunk = token + count == T;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -203,7 +206,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -269,13 +273,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[33408 + e] = sqrtf(smem[33408 + e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 2 + lane; e < warp * 2 + 2; e += 32) {
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
       smem[33440 + e] = (1.0f / smem[33408 + e]);
     }
     __syncwarp();
@@ -337,7 +343,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[34432 + p * dim_D + e];
@@ -399,7 +406,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[44672 + p * dim_H + e];
@@ -460,7 +468,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[33408 + (e / 16) * dim_D + p];
@@ -596,7 +605,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -621,7 +631,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[36480 + (e / 16) * dim_H + p];
@@ -633,7 +644,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncwarp();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -655,7 +667,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -678,7 +691,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     __syncthreads();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
@@ -773,8 +787,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    #pragma unroll 1
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       const float v16 = (accum_live ? accum_b1[bh * 256 + e] : 0.0f) + smem[48832 + e];
       const float next_state = smem[32896 + phase * 256 + e] - commit * v16;
       const float next_accum = keep * v16;
@@ -802,8 +816,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    #pragma unroll 1
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v18 = (accum_live ? accum_b2[bh * 64 + e] : 0.0f) + smem[48768 + e];
       const float next_state = smem[32768 + phase * 64 + e] - commit * v18;
       const float next_accum = keep * v18;
@@ -825,13 +839,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
   for (unsigned e = tid; e < 16384; e += 256) {
     out_state_W1[bh * 16384 + e] = smem[e];
   }
-  for (unsigned e = tid; e < 256; e += 256) {
+  {
+    const unsigned e = tid;
     out_state_b1[bh * 256 + e] = smem[32896 + phase * 256 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
     out_state_W2[bh * 16384 + e] = smem[16384 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_b2[bh * 64 + e] = smem[32768 + phase * 64 + e];
   }
 }
@@ -886,7 +902,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     smem[1024 + e] = state_W1[bh * 16384 + e];
     smem[33792 + e] = accum_W1[bh * 16384 + e];
   }
-  for (unsigned e = tid; e < 256; e += 256) {
+  {
+    const unsigned e = tid;
     smem[51587 + e] = state_b1[bh * 256 + e];
     smem[51843 + e] = accum_b1[bh * 256 + e];
   }
@@ -894,7 +911,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     smem[17408 + e] = state_W2[bh * 16384 + e];
     out_accum_W2[bh * 16384 + e] = accum_W2[bh * 16384 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     smem[50435 + e] = state_b2[bh * 64 + e];
     smem[50499 + e] = accum_b2[bh * 64 + e];
   }
@@ -911,7 +929,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     const bool accum_live = token == 0 || position != 0;
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -945,7 +964,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[128 + p];
@@ -957,32 +977,37 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       const float v0 = smem[704 + e] + smem[51587 + e % dim_H];
       smem[50563 + e] = v0 * v0;
     }
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       smem[192 + e] = (smem[704 + e] + smem[51587 + e % dim_H]) * 0.5f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       const float v1 = smem[704 + e] + smem[51587 + e % dim_H];
       smem[50819 + e] = tanhf((v1 + smem[50563 + e] * v1 * 0.044715f) * 0.7978845608028654f);
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       smem[448 + e] = smem[192 + e] * (1.0f + smem[50819 + e]);
     }
     __syncthreads();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -999,7 +1024,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (smem[64 + p] + smem[50435 + p]);
@@ -1023,7 +1049,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v3 = smem[64 + p];
@@ -1041,13 +1068,15 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[e] = sqrtf(smem[e] * 0.015625f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       smem[3 + e] = (1.0f / smem[e]);
     }
     __syncwarp();
@@ -1061,7 +1090,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[960 + p] * smem[64 + p];
@@ -1086,7 +1116,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + (-smem[64 + p]);
@@ -1109,16 +1140,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
         acc = acc + smem[64 + e];
       }
       smem[50179 + e] = acc;
     }
 
     // [1, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[64 + p];
@@ -1130,14 +1163,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       const float v6 = smem[50819 + e];
       smem[192 + e] = smem[51075 + e] * smem[192 + e] * (1.0f - v6 * v6) * 0.7978845608028654f;
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       const float v7 = smem[192 + e];
       const float v8 = v7 * 0.044715f;
       const float v9 = smem[704 + e] + smem[51587 + e % dim_H];
@@ -1146,9 +1181,10 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
         acc = acc + smem[704 + e];
       }
       smem[50563 + e] = acc;
@@ -1168,7 +1204,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       if (accum_live) {
         for (unsigned p = 0; p < dim_D; p += 1) {
@@ -1181,7 +1218,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
@@ -1193,9 +1230,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[960 + p]);
         const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1204,7 +1243,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[p];
@@ -1215,9 +1255,11 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [1, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1227,21 +1269,24 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       const float v10 = scale[min(position, dim_K - 1)];
       smem[192 + e] = smem[51331 + e] - v10 * (smem[50819 + e] + smem[51075 + e]) + (smem[51587 + e % dim_H] - v10 * (smem[51843 + e % dim_H] + smem[192 + e]));
     }
     __syncthreads();
 
     // [1, 256] elementwise, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       const float v11 = smem[192 + e];
       smem[192 + e] = v11 * 0.5f * (1.0f + tanhf((v11 + v11 * v11 * v11 * 0.044715f) * 0.7978845608028654f));
     }
     __syncthreads();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       if (accum_live) {
@@ -1259,7 +1304,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [1, 1] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
         const float a0 = smem[192 + p];
@@ -1271,10 +1316,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     __syncwarp();
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[50176 + p]);
         const float b0 = smem[64 + p * dim_D + e % 32];
         const float b1 = smem[64 + p * dim_D + e % 32 + 32];
@@ -1286,7 +1333,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       for (unsigned p = 0; p < dim_H; p += 1) {
@@ -1301,10 +1349,12 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // [1, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[64 + p * dim_D + e % 32];
         const float b1 = smem[64 + p * dim_D + e % 32 + 32];
@@ -1325,7 +1375,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         acc = acc + smem[960 + p];
@@ -1349,7 +1400,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
 
     // [1] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     // Each row by the warp that owns it: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = warp; e < min(warp + 1, 1); e += 1) {
+    if (warp < min(warp + 1, 1)) {
+      const unsigned e = warp;
       float acc = 0.0f;
       for (unsigned p = tid % 32; p < dim_D; p += 32) {
         const float v14 = smem[960 + p];
@@ -1375,7 +1427,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 16384; e += 256) {
       // Element e of the [64, 256] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product111 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product111 = product111 + smem[128 + p * dim_D + e / dim_H] * smem[704 + p * dim_H + e % dim_H];
       }
       const float v15 = smem[33792 + e] + product111;
@@ -1386,7 +1439,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       const float v16 = smem[51843 + e] + smem[50563 + e];
       const float next_state = smem[51587 + e] - commit * v16;
       const float next_accum = keep * v16;
@@ -1400,7 +1454,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 16384; e += 256) {
       // Element e of the [256, 64] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product92 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         product92 = product92 + smem[448 + p * dim_H + e / dim_D] * smem[64 + p * dim_D + e % dim_D];
       }
       const float v17 = out_accum_W2[bh * 16384 + e] + product92;
@@ -1411,7 +1466,8 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 8 + lane; e < warp * 8 + 8; e += 32) {
+    if (lane < 8) {
+      const unsigned e = warp * 8 + lane;
       const float v18 = smem[50499 + e] + smem[50179 + e];
       const float next_state = smem[50435 + e] - commit * v18;
       const float next_accum = keep * v18;
@@ -1429,14 +1485,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     out_state_W1[bh * 16384 + e] = smem[1024 + e];
     out_accum_W1[bh * 16384 + e] = smem[33792 + e];
   }
-  for (unsigned e = tid; e < 256; e += 256) {
+  {
+    const unsigned e = tid;
     out_state_b1[bh * 256 + e] = smem[51587 + e];
     out_accum_b1[bh * 256 + e] = smem[51843 + e];
   }
   for (unsigned e = tid; e < 16384; e += 256) {
     out_state_W2[bh * 16384 + e] = smem[17408 + e];
   }
-  for (unsigned e = tid; e < 64; e += 256) {
+  if (tid < 64) {
+    const unsigned e = tid;
     out_state_b2[bh * 64 + e] = smem[50435 + e];
     out_accum_b2[bh * 64 + e] = smem[50499 + e];
   }

@@ -31,13 +31,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var e: u32 = tid; e < 16384; e = e + 256) {
     state_out[bh * 16384 + e] = state_in[bh * 16384 + e];
   }
-  for (var e: u32 = tid; e < 256; e = e + 256) {
+  {
+    let e: u32 = tid;
     smem[64 + e] = state_in[u.BH * 16384 + bh * 256 + e];
   }
   for (var e: u32 = tid; e < 16384; e = e + 256) {
     state_out[u.BH * 16640 + bh * 16384 + e] = state_in[u.BH * 16640 + bh * 16384 + e];
   }
-  for (var e: u32 = tid; e < 64; e = e + 256) {
+  if (tid < 64) {
+    let e: u32 = tid;
     smem[e] = state_in[u.BH * 33024 + bh * 64 + e];
   }
   storageBarrier();
@@ -55,7 +57,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let last_chunk: bool = token + count == u.T;
 
     // Stage the rate lr for this chunk.
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e < count) {
         x = tokens[u.BHT * 192 + bh * u.T + token + e];
@@ -90,7 +93,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc0_2: f32 = 0.0;
@@ -182,7 +186,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -206,7 +211,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + (smem[1344 + e * dim_D + (p ^ (e % 16))] + smem[p]);
@@ -222,7 +228,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let v2: f32 = smem[1344 + e * dim_D + (p ^ (e % 16))];
@@ -233,13 +240,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       smem[320 + e] = sqrt(smem[320 + e] * 0.015625 + 0.000001);
     }
     workgroupBarrier();
 
     // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       smem[352 + e] = (1.0 / smem[320 + e]);
     }
     workgroupBarrier();
@@ -253,7 +262,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + scratch[bh * 24576 + 20480 + e * dim_D + p] * smem[1344 + e * dim_D + (p ^ (e % 16))];
@@ -272,7 +282,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + (-smem[1344 + e * dim_D + (p ^ (e % 16))]);
@@ -288,7 +299,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [64] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 64; e = e + 256) {
+    if (tid < 64) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         acc = acc + smem[1344 + p * dim_D + (e ^ (p % 16))];
@@ -297,7 +309,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 256] product, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc0_2: f32 = 0.0;
@@ -379,7 +392,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [256] sum, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         acc = acc + scratch[bh * 24576 + p * dim_H + e];
@@ -402,7 +416,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc0_2: f32 = 0.0;
@@ -466,7 +481,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 16] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = smem[320 + (e / 16) * dim_D + (p ^ ((e / 16) % 2))];
@@ -479,7 +495,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc0_2: f32 = 0.0;
@@ -541,7 +558,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc0_2: f32 = 0.0;
@@ -603,7 +621,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 256] product, from line 15: let h = gelu_tanh(x @ W1 + b1)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc0_2: f32 = 0.0;
@@ -683,7 +702,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -707,7 +727,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 16] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_H; p = p + 1) {
         let a0: f32 = scratch[bh * 24576 + 20480 + (e / 16) * dim_H + p];
@@ -720,7 +741,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -742,7 +764,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -764,7 +787,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [16, 64] product, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       var acc0_1: f32 = 0.0;
       var acc1_0: f32 = 0.0;
@@ -796,7 +820,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + scratch[bh * 24576 + 7168 + e * dim_D + p];
@@ -814,7 +839,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [16] sum, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
-    for (var e: u32 = tid; e < 16; e = e + 256) {
+    if (tid < 16) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let v12: f32 = scratch[bh * 24576 + 7168 + e * dim_D + p];
@@ -847,7 +873,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Update b1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       let v14: f32 = select(0.0, state_in[u.BH * 49472 + bh * 256 + e], accum_live) + smem[3472 + e];
       let next_state: f32 = smem[64 + e] - commit * v14;
       let next_accum: f32 = keep * v14;
@@ -874,7 +901,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Update b2 and its accumulator, from line 21: update sgd(lr: token, scale: position)
-    for (var e: u32 = tid; e < 64; e = e + 256) {
+    if (tid < 64) {
+      let e: u32 = tid;
       let v16: f32 = select(0.0, state_in[u.BH * 66112 + bh * 64 + e], accum_live) + smem[3408 + e];
       let next_state: f32 = smem[e] - commit * v16;
       let next_accum: f32 = keep * v16;
@@ -891,10 +919,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 
   // Write back the state kept on chip.
-  for (var e: u32 = tid; e < 256; e = e + 256) {
+  {
+    let e: u32 = tid;
     state_out[u.BH * 16384 + bh * 256 + e] = smem[64 + e];
   }
-  for (var e: u32 = tid; e < 64; e = e + 256) {
+  if (tid < 64) {
+    let e: u32 = tid;
     state_out[u.BH * 33024 + bh * 64 + e] = smem[e];
   }
 }

@@ -71,7 +71,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
   for (unsigned e = tid; e < 1024; e += 256) {
     smem[18016 + e] = state_W[bh * 1024 + e];
   }
-  for (unsigned e = tid; e < 32; e += 256) {
+  if (tid < 32) {
+    const unsigned e = tid;
     smem[16672 + phase * 32 + e] = state_b[bh * 32 + e];
   }
   __syncthreads();
@@ -117,7 +118,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp + lane; e < warp + 1; e += 32) {
+    if (lane < 1) {
+      const unsigned e = warp + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -126,7 +128,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     }
 
     // Stage the view k for this chunk, read ahead; rows past the chunk's tokens repeat its last.
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_k ? smem[8704 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
@@ -138,7 +141,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     }
 
     // Stage the view v for this chunk, read ahead; rows past the chunk's tokens repeat its last.
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_v ? smem[8960 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
@@ -150,7 +154,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     }
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float v0 = smem[18016 + (e % dim_D) * dim_D + p];
@@ -161,19 +166,22 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     __syncwarp();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       smem[256 + e] = sqrtf(smem[256 + e] * 0.03125f * 32.0f + 0.000001f);
     }
     __syncwarp();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       smem[776 + e] = (1.0f / smem[256 + e]);
     }
     __syncthreads();
 
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[520 + (e / 32) * dim_D + p];
@@ -185,13 +193,15 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       smem[e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[16672 + phase * 32 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
     // [32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
+    if (lane < 4) {
+      const unsigned e = warp * 4 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[p * dim_D + e];
@@ -217,7 +227,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = smem[520 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8];
         const float a1 = smem[520 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 8];
         const float a2 = smem[520 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 16];
@@ -263,7 +274,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // [8, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18016 + (e % dim_D) * dim_D + p];
@@ -289,7 +301,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     }
 
     // Stage the view q for this chunk, read ahead; rows past the chunk's tokens repeat its last.
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = (aligned_view_q ? smem[16736 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
@@ -347,7 +360,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     tttc_cp_async_commit();
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float v2 = smem[256 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
@@ -364,7 +378,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     __syncthreads();
 
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[16736 + (e / 32) * dim_D + p];
@@ -387,7 +402,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     tttc_cp_async_commit();
 
     // [8, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 32 + lane; e < warp * 32 + 32; e += 32) {
+    {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= e / 32 ? 1.0f : 0.0f);
@@ -399,7 +415,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     __syncwarp();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, count * dim_D)) {
+      const unsigned e = warp * 32 + lane;
       output[(bh * T + token) * dim_D + e] = smem[8448 + e] + (smem[16672 + phase * 32 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * ((accum_live ? accum_b[bh * 32 + e % dim_D] : 0.0f) + smem[256 + e]));
     }
 
@@ -416,8 +433,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     }
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
-    #pragma unroll 1
-    for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
+    if (lane < 4) {
+      const unsigned e = warp * 4 + lane;
       const float v4 = (accum_live ? accum_b[bh * 32 + e] : 0.0f) + smem[16640 + e];
       const float next_state = smem[16672 + phase * 32 + e] - commit * v4;
       const float next_accum = keep * v4;
@@ -439,7 +456,8 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
   for (unsigned e = tid; e < 1024; e += 256) {
     out_state_W[bh * 1024 + e] = smem[18016 + e];
   }
-  for (unsigned e = tid; e < 32; e += 256) {
+  if (tid < 32) {
+    const unsigned e = tid;
     out_state_b[bh * 32 + e] = smem[16672 + phase * 32 + e];
   }
 }
@@ -483,7 +501,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     smem[3296 + e] = state_W[bh * 1024 + e];
     smem[4320 + e] = accum_W[bh * 1024 + e];
   }
-  for (unsigned e = tid; e < 32; e += 256) {
+  if (tid < 32) {
+    const unsigned e = tid;
     smem[2144 + phase * 32 + e] = state_b[bh * 32 + e];
     smem[2208 + phase * 32 + e] = accum_b[bh * 32 + e];
   }
@@ -499,7 +518,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     const float keep = (ends ? 0.0f : 1.0f);
 
     // Stage the rate lr for this chunk.
-    for (unsigned e = warp + lane; e < min(warp + 1, 1); e += 32) {
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -508,7 +528,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     }
 
     // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
-    for (unsigned e = tid; e < 32; e += 256) {
+    if (tid < 32) {
+      const unsigned e = tid;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -520,7 +541,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     }
 
     // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -532,7 +554,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     }
 
     // [1, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float v0 = smem[3296 + (e % dim_D) * dim_D + p];
@@ -543,19 +566,22 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncwarp();
 
     // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       smem[32 + e] = sqrtf(smem[32 + e] * 0.03125f * 32.0f + 0.000001f);
     }
     __syncwarp();
 
     // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       smem[97 + e] = (1.0f / smem[32 + e]);
     }
     __syncthreads();
 
     // [1, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 32; e += 256) {
+    if (tid < 32) {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[65 + p];
@@ -567,27 +593,31 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // [1, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       smem[e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[129 + e] + smem[2144 + phase * 32 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
     // [32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
+    if (lane < 4) {
+      const unsigned e = warp * 4 + lane;
       float acc = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
         acc = acc + smem[e];
       }
       smem[2080 + e] = acc;
     }
 
     // [1, 32, 32] product, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = smem[65 + p * dim_D + (e / 16) % 16];
         const float a1 = smem[65 + p * dim_D + (e / 16) % 16 + 16];
         const float b0 = smem[p * dim_D + e % 16];
@@ -632,14 +662,15 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // [32, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float acc = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
         acc = acc + smem[1056 + (e / dim_D) * dim_D + e % dim_D];
       }
       smem[2272 + e] = acc;
     }
 
     // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
-    for (unsigned e = tid; e < 32; e += 256) {
+    if (tid < 32) {
+      const unsigned e = tid;
       float x = 0.0f;
       if (e / dim_D < count) {
         x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
@@ -651,12 +682,14 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     }
 
     // [1, 1024] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 256; e += 256) {
+    {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
       float acc0_3 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[1056 + p * 1024 + e % 256];
         const float b1 = smem[1056 + p * 1024 + e % 256 + 256];
@@ -706,7 +739,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // [1, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 32; e += 256) {
+    if (tid < 32) {
+      const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
         const float a0 = smem[2112 + p];
@@ -717,9 +751,11 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     }
 
     // [1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, 32); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
-      for (unsigned p = 0; p < 1; p += 1) {
+      if (0 < 1) {
+        const unsigned p = 0;
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -729,7 +765,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 32 + lane; e < min(warp * 32 + 32, count * dim_D); e += 32) {
+    if (warp * 32 + lane < min(warp * 32 + 32, count * dim_D)) {
+      const unsigned e = warp * 32 + lane;
       output[(bh * T + token) * dim_D + e] = smem[1056 + e] + (smem[2144 + phase * 32 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2208 + phase * 32 + e % dim_D] + smem[1088 + e]));
     }
 
@@ -743,7 +780,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     }
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
-    for (unsigned e = warp * 4 + lane; e < warp * 4 + 4; e += 32) {
+    if (lane < 4) {
+      const unsigned e = warp * 4 + lane;
       const float v5 = smem[2208 + phase * 32 + e] + smem[2080 + e];
       const float next_state = smem[2144 + phase * 32 + e] - commit * v5;
       const float next_accum = keep * v5;
@@ -764,7 +802,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     out_state_W[bh * 1024 + e] = smem[3296 + e];
     out_accum_W[bh * 1024 + e] = smem[4320 + e];
   }
-  for (unsigned e = tid; e < 32; e += 256) {
+  if (tid < 32) {
+    const unsigned e = tid;
     out_state_b[bh * 32 + e] = smem[2144 + phase * 32 + e];
     out_accum_b[bh * 32 + e] = smem[2208 + phase * 32 + e];
   }

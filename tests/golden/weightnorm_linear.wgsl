@@ -30,7 +30,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var e: u32 = tid; e < 1024; e = e + 256) {
     smem[1888 + phase * 1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))] = state_in[bh * 1024 + e];
   }
-  for (var e: u32 = tid; e < 32; e = e + 256) {
+  if (tid < 32) {
+    let e: u32 = tid;
     smem[544 + phase * 32 + e] = state_in[u.BH * 1024 + bh * 32 + e];
   }
   storageBarrier();
@@ -48,7 +49,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let last_chunk: bool = token + count == u.T;
 
     // Stage the rate lr for this chunk.
-    for (var e: u32 = tid; e < 8; e = e + 256) {
+    if (tid < 8) {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e < count) {
         x = tokens[u.BHT * 96 + bh * u.T + token + e];
@@ -57,7 +59,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Stage the view k for this chunk; rows past the chunk's tokens repeat its last.
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[(bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
@@ -69,7 +72,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[u.BHT * 32 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
@@ -81,7 +85,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let v0: f32 = smem[1888 + phase * 1024 + (((e % dim_D) * dim_D + p) / dim_D) * dim_D + ((((e % dim_D) * dim_D + p) % dim_D) ^ ((((e % dim_D) * dim_D + p) / dim_D) % 32))];
@@ -92,19 +97,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       smem[256 + e] = sqrt(smem[256 + e] * 0.03125 * 32.0 + 0.000001);
     }
     workgroupBarrier();
 
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       smem[864 + e] = (1.0 / smem[256 + e]);
     }
     workgroupBarrier();
 
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = smem[608 + (e / 32) * dim_D + p];
@@ -116,13 +124,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       smem[e] = smem[512 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1120 + e] + smem[544 + phase * 32 + e % dim_D] - smem[e]) * 2.0;
     }
     workgroupBarrier();
 
     // [32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 32; e = e + 256) {
+    if (tid < 32) {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         acc = acc + smem[p * dim_D + e];
@@ -148,7 +158,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      for (var p: u32 = 0; p < 1; p = p + 1) {
+      if (0 < 1) {
+        let p: u32 = 0;
         let a0: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8];
         let a1: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 8];
         let a2: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 16];
@@ -195,7 +206,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         acc = acc + scratch[bh * 16384 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[1888 + phase * 1024 + (((e % dim_D) * dim_D + p) / dim_D) * dim_D + ((((e % dim_D) * dim_D + p) % dim_D) ^ ((((e % dim_D) * dim_D + p) / dim_D) % 32))];
@@ -223,7 +235,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var x: f32 = 0.0;
       if (e / dim_D < count) {
         x = tokens[u.BHT * 64 + (bh * u.T + token + e / dim_D) * dim_D + e % dim_D];
@@ -306,7 +319,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let v2: f32 = scratch[bh * 16384 + 8192 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
@@ -325,7 +339,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
         let a0: f32 = smem[256 + (e / 32) * dim_D + p];
@@ -338,7 +353,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // [8, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (var e: u32 = tid; e < 256; e = e + 256) {
+    {
+      let e: u32 = tid;
       var acc0_0: f32 = 0.0;
       for (var p: u32 = 0; p < dim_K; p = p + 1) {
         let a0: f32 = select(0.0, 1.0, p <= e / 32);
@@ -366,7 +382,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
-    for (var e: u32 = tid; e < 32; e = e + 256) {
+    if (tid < 32) {
+      let e: u32 = tid;
       let v4: f32 = select(0.0, state_in[u.BH * 2080 + bh * 32 + e], accum_live) + smem[512 + e];
       let next_state: f32 = smem[544 + phase * 32 + e] - commit * v4;
       let next_accum: f32 = keep * v4;
@@ -388,7 +405,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var e: u32 = tid; e < 1024; e = e + 256) {
     state_out[bh * 1024 + e] = smem[1888 + phase * 1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 32))];
   }
-  for (var e: u32 = tid; e < 32; e = e + 256) {
+  if (tid < 32) {
+    let e: u32 = tid;
     state_out[u.BH * 1024 + bh * 32 + e] = smem[544 + phase * 32 + e];
   }
 }
