@@ -51,14 +51,10 @@ export function chooseBuffers(
   /** Elements that fit in on-chip memory: a larger buffer goes to global scratch. */
   onChipElements: number = Infinity,
 ): Set<number> {
-  const uses = new Array<number>(p.nodes.length).fill(0);
+  const uses = elementReads(p);
   const readInLoop = new Array<boolean>(p.nodes.length).fill(false);
-  for (const n of p.nodes) {
-    for (const a of n.args) {
-      uses[a]++;
-      if (n.op.kind === 'matmul' || n.op.kind === 'sum') readInLoop[a] = true;
-    }
-  }
+  for (const n of p.nodes)
+    for (const a of n.args) if (n.op.kind === 'matmul' || n.op.kind === 'sum') readInLoop[a] = true;
   for (const o of outputs) uses[o]++;
   const buffered = new Set<number>();
   const cost = new Array<number>(p.nodes.length).fill(0);
@@ -87,6 +83,25 @@ export function chooseBuffers(
     }
   }
   return buffered;
+}
+
+/**
+ * How many times each node's elements are read, were it inlined: once per reader, and once per
+ * element of a broadcast (expand) that reads it, through the reshapes and transposes between. A
+ * per-row value (a LayerNorm's reciprocal standard deviation) broadcast over a row's D elements
+ * would otherwise be recomputed D times: its square root and division with each element.
+ */
+function elementReads(p: Program): number[] {
+  const reads = new Array<number>(p.nodes.length).fill(0);
+  const users: number[][] = p.nodes.map(() => []);
+  for (const n of p.nodes) for (const a of n.args) users[a].push(n.id);
+  for (let id = p.nodes.length - 1; id >= 0; id--)
+    for (const u of users[id]) {
+      const kind = p.nodes[u].op.kind;
+      const passes = kind === 'expand' || kind === 'reshape' || kind === 'transpose';
+      reads[id] += passes ? (size(p.nodes[u].shape) / size(p.nodes[id].shape)) * Math.max(1, reads[u]) : 1;
+    }
+  return reads;
 }
 
 /**

@@ -29,10 +29,10 @@
 
 // 256 threads a block, chosen by the scheduler's model of an SM (compiler/schedule/workgroup-size.ts),
 // in cycles per head and mini-batch with the SM full of heads / with one head alone:
-//    32 threads: 16,747 / 50,242
-//    64 threads: 16,832 / 25,346
-//   128 threads: 18,198 / 18,198
-//   256 threads: 19,478 / 19,478
+//    32 threads: 16,684 / 50,058
+//    64 threads: 16,770 / 25,258
+//   128 threads: 18,135 / 18,135
+//   256 threads: 19,415 / 19,415
 __global__ void __launch_bounds__(256, 3) tttc_delta_rule_kernel(
     const unsigned H,
     const unsigned T,
@@ -156,11 +156,17 @@ __global__ void __launch_bounds__(256, 3) tttc_delta_rule_kernel(
       smem[7184 + ((e / 32) * 2 + 1) * dim_D + e % 32] = acc1_0;
       smem[7184 + ((e / 32) * 2 + 1) * dim_D + e % 32 + 32] = acc1_1;
     }
+
+    // [16] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      smem[7168 + e] = smem[7168 + e] * (e < count ? 1.0f : 0.0f) * 0.5f;
+    }
     __syncwarp();
 
     // [16, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[6144 + e] = smem[7168 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[7184 + e] - smem[6144 + e]) * 2.0f;
+      smem[6144 + e] = smem[7168 + e / dim_D] * (smem[7184 + e] - smem[6144 + e]) * 2.0f;
     }
 
     // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
@@ -407,11 +413,17 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       smem[8385 + e % 32] = acc0_0;
       smem[8385 + e % 32 + 32] = acc0_1;
     }
+
+    // [1] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      smem[8384 + e] = smem[8384 + e] * (0 < count ? 1.0f : 0.0f) * 0.5f;
+    }
     __syncwarp();
 
     // [1, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[4224 + e] = smem[8384] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[8385 + e] - smem[4224 + e]) * 2.0f;
+      smem[4224 + e] = smem[8384] * (smem[8385 + e] - smem[4224 + e]) * 2.0f;
     }
 
     // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.

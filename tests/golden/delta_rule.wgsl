@@ -99,12 +99,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       smem[3072 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
       smem[3072 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
+
+    // [16] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
+    if (tid < 16) {
+      let e: u32 = tid;
+      smem[e] = smem[e] * select(0.0, 1.0, e < count) * 0.5;
+    }
     storageBarrier();
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      smem[2048 + e] = smem[e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[3072 + e] - smem[2048 + e]) * 2.0;
+      smem[2048 + e] = smem[e / dim_D] * (smem[3072 + e] - smem[2048 + e]) * 2.0;
     }
     workgroupBarrier();
 

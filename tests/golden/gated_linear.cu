@@ -30,10 +30,10 @@
 
 // 256 threads a block, chosen by the scheduler's model of an SM (compiler/schedule/workgroup-size.ts),
 // in cycles per head and mini-batch with the SM full of heads / with one head alone:
-//    32 threads: 18,861 / 57,564
-//    64 threads: 18,946 / 29,124
-//   128 threads: 20,311 / 20,311
-//   256 threads: 21,677 / 21,677
+//    32 threads: 18,190 / 55,586
+//    64 threads: 18,275 / 28,170
+//   128 threads: 19,640 / 19,640
+//   256 threads: 21,006 / 21,006
 __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     const unsigned H,
     const unsigned T,
@@ -199,11 +199,17 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
       const unsigned e = warp * 2 + lane;
       smem[32 + e] = (1.0f / smem[e]);
     }
+
+    // [16] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      smem[16 + e] = smem[16 + e] * (e < count ? 1.0f : 0.0f) * 0.5f;
+    }
     __syncwarp();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      smem[8192 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[6144 + e] * smem[32 + e / dim_D] * smem[10304 + e % dim_D] - smem[8192 + e]) * 2.0f;
+      smem[8192 + e] = smem[16 + e / dim_D] * (smem[6144 + e] * smem[32 + e / dim_D] * smem[10304 + e % dim_D] - smem[8192 + e]) * 2.0f;
     }
     __syncwarp();
 
@@ -247,10 +253,17 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
     }
     __syncwarp();
 
+    // [16, 1] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      const float v2 = smem[32 + e];
+      smem[e] = (-(smem[16 + e] * (v2 * v2))) * 0.5f / smem[e] * 64.0f * 0.015625f;
+    }
+    __syncwarp();
+
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v2 = smem[32 + e / dim_D];
-      smem[6144 + e] = smem[8192 + e] * smem[10304 + e % dim_D] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5f / smem[e / dim_D] * 64.0f * 0.015625f * smem[6144 + e] * 2.0f;
+      smem[6144 + e] = smem[8192 + e] * smem[10304 + e % dim_D] * smem[32 + e / dim_D] + smem[e / dim_D] * smem[6144 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -388,6 +401,13 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
         smem[e] = acc;
       }
     }
+    __syncwarp();
+
+    // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      smem[e] = (1.0f / sqrtf(smem[e] * 0.015625f * 64.0f + 0.000001f));
+    }
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     {
@@ -415,7 +435,7 @@ __global__ void __launch_bounds__(256, 3) tttc_gated_linear_kernel(
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[10368 + e] * (1.0f / sqrtf(smem[e / dim_D] * 0.015625f * 64.0f + 0.000001f)) * (smem[10304 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * ((accum_live ? accum_s[bh * 64 + e % dim_D] : 0.0f) + smem[8192 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[10368 + e] * smem[e / dim_D] * (smem[10304 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * ((accum_live ? accum_s[bh * 64 + e % dim_D] : 0.0f) + smem[8192 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
@@ -612,11 +632,17 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       const unsigned e = warp + lane;
       smem[8577 + e] = (1.0f / smem[4352 + e]);
     }
+
+    // [1] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      smem[e] = smem[e] * (0 < count ? 1.0f : 0.0f) * 0.5f;
+    }
     __syncwarp();
 
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      smem[4353 + e] = smem[0] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] * smem[8577] * smem[8772 + e % dim_D] - smem[4353 + e]) * 2.0f;
+      smem[4353 + e] = smem[0] * (smem[128 + e] * smem[8577] * smem[8772 + e % dim_D] - smem[4353 + e]) * 2.0f;
     }
     __syncwarp();
 
@@ -661,10 +687,17 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     }
     __syncwarp();
 
+    // [1, 1] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      const float v2 = smem[8577 + e];
+      smem[4352 + e] = (-(smem[8578 + e] * (v2 * v2))) * 0.5f / smem[4352 + e] * 64.0f * 0.015625f;
+    }
+    __syncwarp();
+
     // [1, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      const float v2 = smem[8577];
-      smem[128 + e] = smem[4353 + e] * smem[8772 + e % dim_D] * v2 + (-(smem[8578] * (v2 * v2))) * 0.5f / smem[4352] * 64.0f * 0.015625f * smem[128 + e] * 2.0f;
+      smem[128 + e] = smem[4353 + e] * smem[8772 + e % dim_D] * smem[8577] + smem[4352] * smem[128 + e] * 2.0f;
     }
 
     // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
@@ -768,6 +801,13 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
         smem[4416 + e] = acc;
       }
     }
+    __syncwarp();
+
+    // [1, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      smem[4416 + e] = (1.0f / sqrtf(smem[4416 + e] * 0.015625f * 64.0f + 0.000001f));
+    }
 
     // [1, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
@@ -789,7 +829,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[4417 + e] * (1.0f / sqrtf(smem[4416] * 0.015625f * 64.0f + 0.000001f)) * (smem[8772 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8836 + e % dim_D] + smem[8708 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[4417 + e] * smem[4416] * (smem[8772 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[8836 + e % dim_D] + smem[8708 + e]));
     }
     __syncthreads();
 

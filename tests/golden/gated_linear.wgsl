@@ -131,11 +131,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let e: u32 = tid;
       smem[32 + e] = (1.0 / smem[e]);
     }
+
+    // [16] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (tid < 16) {
+      let e: u32 = tid;
+      smem[16 + e] = smem[16 + e] * select(0.0, 1.0, e < count) * 0.5;
+    }
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      scratch[bh * 3136 + e] = smem[16 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[32 + e / dim_D] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] - scratch[bh * 3136 + e]) * 2.0;
+      scratch[bh * 3136 + e] = smem[16 + e / dim_D] * (smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[32 + e / dim_D] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] - scratch[bh * 3136 + e]) * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -176,10 +182,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     storageBarrier();
     workgroupBarrier();
 
+    // [16, 1] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (tid < 16) {
+      let e: u32 = tid;
+      let v1: f32 = smem[32 + e];
+      smem[e] = (-(smem[16 + e] * (v1 * v1))) * 0.5 / smem[e] * 64.0 * 0.015625;
+    }
+    workgroupBarrier();
+
     // [16, 64] elementwise, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v1: f32 = smem[32 + e / dim_D];
-      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 3136 + e] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] * v1 + (-(smem[16 + e / dim_D] * (v1 * v1))) * 0.5 / smem[e / dim_D] * 64.0 * 0.015625 * smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 3136 + e] * state_out[u.BH * 4096 + bh * 64 + e % dim_D] * smem[32 + e / dim_D] + smem[e / dim_D] * smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -303,6 +316,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       smem[e] = acc;
     }
+    storageBarrier();
+    workgroupBarrier();
+
+    // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
+    if (tid < 16) {
+      let e: u32 = tid;
+      smem[e] = (1.0 / sqrt(smem[e] * 0.015625 * 64.0 + 0.000001));
+    }
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     {
@@ -331,7 +352,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = scratch[bh * 3136 + 1024 + e] * (1.0 / sqrt(smem[e / dim_D] * 0.015625 * 64.0 + 0.000001)) * (state_out[u.BH * 4096 + bh * 64 + e % dim_D] - weights[min(position + e / dim_D, dim_K - 1)] * (select(0.0, state_in[u.BH * 8256 + bh * 64 + e % dim_D], accum_live) + scratch[bh * 3136 + e]));
+      out[(bh * u.T + token) * dim_D + e] = scratch[bh * 3136 + 1024 + e] * smem[e / dim_D] * (state_out[u.BH * 4096 + bh * 64 + e % dim_D] - weights[min(position + e / dim_D, dim_K - 1)] * (select(0.0, state_in[u.BH * 8256 + bh * 64 + e % dim_D], accum_live) + scratch[bh * 3136 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)

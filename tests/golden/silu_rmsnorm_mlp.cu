@@ -30,10 +30,10 @@
 
 // 256 threads a block, chosen by the scheduler's model of an SM (compiler/schedule/workgroup-size.ts),
 // in cycles per head and mini-batch with the SM full of heads / with one head alone:
-//    32 threads: 157,032 / 157,032
-//    64 threads: 129,672 / 129,672
-//   128 threads: 90,161 / 90,161
-//   256 threads: 96,391 / 96,391
+//    32 threads: 155,362 / 155,362
+//    64 threads: 128,866 / 128,866
+//   128 threads: 89,595 / 89,595
+//   256 threads: 95,824 / 95,824
 __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     const unsigned H,
     const unsigned T,
@@ -276,10 +276,17 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
     __syncwarp();
 
+    // [16, 1] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      const float v3 = smem[1040 + e];
+      smem[1024 + e] = (-(smem[1056 + e] * (v3 * v3))) * 0.5f / smem[1024 + e] * 0.015625f;
+    }
+    __syncwarp();
+
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v3 = smem[1040 + e / dim_D];
-      smem[3072 + e] = smem[1072 + e] * v3 + (-(smem[1056 + e / dim_D] * (v3 * v3))) * 0.5f / smem[1024 + e / dim_D] * 0.015625f * smem[3072 + e] * 2.0f;
+      smem[3072 + e] = smem[1072 + e] * smem[1040 + e / dim_D] + smem[1024 + e / dim_D] * smem[3072 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -615,9 +622,16 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_kernel(
     }
     __syncwarp();
 
+    // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      smem[43008 + e] = (1.0f / sqrtf(smem[43008 + e] * 0.015625f + 0.00001f));
+    }
+    __syncwarp();
+
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[e] + smem[44560 + e] * (1.0f / sqrtf(smem[43008 + e / dim_D] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[44560 + e] * smem[43008 + e / dim_D] * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)
@@ -856,10 +870,17 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
     __syncwarp();
 
+    // [1, 1] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      const float v3 = smem[32769 + e];
+      smem[32768 + e] = (-(smem[32770 + e] * (v3 * v3))) * 0.5f / smem[32768 + e] * 0.015625f;
+    }
+    __syncwarp();
+
     // [1, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      const float v3 = smem[32769];
-      smem[32960 + e] = smem[32771 + e] * v3 + (-(smem[32770] * (v3 * v3))) * 0.5f / smem[32768] * 0.015625f * smem[32960 + e] * 2.0f;
+      smem[32960 + e] = smem[32771 + e] * smem[32769] + smem[32768] * smem[32960 + e] * 2.0f;
     }
     __syncthreads();
 
@@ -1054,9 +1075,16 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     }
     __syncwarp();
 
+    // [1, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      smem[33281 + e] = (1.0f / sqrtf(smem[33281 + e] * 0.015625f + 0.00001f));
+    }
+    __syncwarp();
+
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[32768 + e] + smem[33346 + e] * (1.0f / sqrtf(smem[33281] * 0.015625f + 0.00001f)) * param_g[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[32768 + e] + smem[33346 + e] * smem[33281] * param_g[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)

@@ -197,10 +197,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
 
+    // [16, 1] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (tid < 16) {
+      let e: u32 = tid;
+      let v2: f32 = smem[16 + e];
+      smem[e] = (-(smem[32 + e] * (v2 * v2))) * 0.5 / smem[e] * 0.015625;
+    }
+    workgroupBarrier();
+
     // [16, 64] elementwise, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v2: f32 = smem[16 + e / dim_D];
-      smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[48 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * v2 + (-(smem[32 + e / dim_D] * (v2 * v2))) * 0.5 / smem[e / dim_D] * 0.015625 * smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
+      smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[48 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[16 + e / dim_D] + smem[e / dim_D] * smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
     }
     workgroupBarrier();
 
@@ -519,9 +526,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     storageBarrier();
     workgroupBarrier();
 
+    // [16, 1] elementwise, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
+    if (tid < 16) {
+      let e: u32 = tid;
+      smem[1024 + e] = (1.0 / sqrt(smem[1024 + e] * 0.015625 + 0.00001));
+    }
+    workgroupBarrier();
+
     // Write this chunk's output rows, from line 12: fn f(x: [D]) -> [D] = x + rmsnorm(silu(x @ W1) @ W2, eps: 1e-5) * g
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + scratch[bh * 11264 + 7168 + e] * (1.0 / sqrt(smem[1024 + e / dim_D] * 0.015625 + 0.00001)) * weights[16 + h * 64 + e % dim_D];
+      out[(bh * u.T + token) * dim_D + e] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + scratch[bh * 11264 + 7168 + e] * smem[1024 + e / dim_D] * weights[16 + h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 16: update sgd(lr: 0.05, scale: position)

@@ -32,10 +32,10 @@
 
 // 256 threads a block, chosen by the scheduler's model of an SM (compiler/schedule/workgroup-size.ts),
 // in cycles per head and mini-batch with the SM full of heads / with one head alone:
-//    32 threads: 20,212 / 61,626
-//    64 threads: 21,694 / 33,250
-//   128 threads: 23,337 / 23,337
-//   256 threads: 26,046 / 26,046
+//    32 threads: 20,057 / 61,212
+//    64 threads: 21,540 / 33,076
+//   128 threads: 23,182 / 23,182
+//   256 threads: 25,892 / 25,892
 __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     const unsigned H,
     const unsigned T,
@@ -288,13 +288,19 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
       const unsigned e = warp + lane;
       smem[16 + e] = (1.0f / smem[e]);
     }
+
+    // [8] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (lane < 1) {
+      const unsigned e = warp + lane;
+      smem[8 + e] = smem[8 + e] * (e < count ? 1.0f : 0.0f) * 0.5f;
+    }
     __syncwarp();
 
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     {
       const unsigned e = warp * 32 + lane;
       const float v2 = param_gamma[h * 32 + e % dim_D];
-      smem[24 + e] = smem[8 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[2048 + e] + smem[768 + e] * smem[16 + e / dim_D] * v2 + param_beta[h * 32 + e % dim_D] - smem[24 + e]) * 2.0f * v2;
+      smem[24 + e] = smem[8 + e / dim_D] * (smem[2048 + e] + smem[768 + e] * smem[16 + e / dim_D] * v2 + param_beta[h * 32 + e % dim_D] - smem[24 + e]) * 2.0f * v2;
     }
     __syncwarp();
 
@@ -316,11 +322,18 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     }
     __syncwarp();
 
+    // [8, 1] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (lane < 1) {
+      const unsigned e = warp + lane;
+      const float v3 = smem[16 + e];
+      smem[e] = (-(smem[8 + e] * (v3 * v3))) * 0.5f / smem[e] * 0.03125f;
+    }
+    __syncwarp();
+
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     {
       const unsigned e = warp * 32 + lane;
-      const float v3 = smem[16 + e / dim_D];
-      smem[768 + e] = smem[24 + e] * v3 + (-(smem[8 + e / dim_D] * (v3 * v3))) * 0.5f / smem[e / dim_D] * 0.03125f * smem[768 + e] * 2.0f;
+      smem[768 + e] = smem[24 + e] * smem[16 + e / dim_D] + smem[e / dim_D] * smem[768 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -713,10 +726,17 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
     }
     __syncwarp();
 
+    // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
+    if (lane < 1) {
+      const unsigned e = warp + lane;
+      smem[512 + e] = (1.0f / sqrtf(smem[512 + e] * 0.03125f + 0.000001f));
+    }
+    __syncwarp();
+
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     if (warp * 32 + lane < min(warp * 32 + 32, count * dim_D)) {
       const unsigned e = warp * 32 + lane;
-      output[(bh * T + token) * dim_D + e] = smem[e] + smem[256 + e] * (1.0f / sqrtf(smem[512 + e / dim_D] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[256 + e] * smem[512 + e / dim_D] * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)
@@ -1032,13 +1052,19 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       const unsigned e = warp + lane;
       smem[3 + e] = (1.0f / smem[e]);
     }
+
+    // [1] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      smem[1 + e] = smem[1 + e] * (0 < count ? 1.0f : 0.0f) * 0.5f;
+    }
     __syncwarp();
 
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
       const unsigned e = warp * 32 + lane;
       const float v2 = param_gamma[h * 32 + e % dim_D];
-      smem[6 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[256 + e] + smem[96 + e] * smem[3] * v2 + param_beta[h * 32 + e % dim_D] - smem[6 + e]) * 2.0f * v2;
+      smem[6 + e] = smem[1] * (smem[256 + e] + smem[96 + e] * smem[3] * v2 + param_beta[h * 32 + e % dim_D] - smem[6 + e]) * 2.0f * v2;
     }
     __syncwarp();
 
@@ -1061,11 +1087,18 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
     __syncwarp();
 
+    // [1, 1] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      const float v3 = smem[3 + e];
+      smem[e] = (-(smem[4 + e] * (v3 * v3))) * 0.5f / smem[e] * 0.03125f;
+    }
+    __syncwarp();
+
     // [1, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
       const unsigned e = warp * 32 + lane;
-      const float v3 = smem[3];
-      smem[96 + e] = smem[6 + e] * v3 + (-(smem[4] * (v3 * v3))) * 0.5f / smem[0] * 0.03125f * smem[96 + e] * 2.0f;
+      smem[96 + e] = smem[6 + e] * smem[3] + smem[0] * smem[96 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -1430,10 +1463,17 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     }
     __syncwarp();
 
+    // [1, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      smem[16932 + e] = (1.0f / sqrtf(smem[16932 + e] * 0.03125f + 0.000001f));
+    }
+    __syncwarp();
+
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     if (warp * 32 + lane < min(warp * 32 + 32, count * dim_D)) {
       const unsigned e = warp * 32 + lane;
-      output[(bh * T + token) * dim_D + e] = smem[e] + smem[480 + e] * (1.0f / sqrtf(smem[16932] * 0.03125f + 0.000001f)) * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[480 + e] * smem[16932] * param_gamma[h * 32 + e % dim_D] + param_beta[h * 32 + e % dim_D];
     }
     __syncthreads();
 

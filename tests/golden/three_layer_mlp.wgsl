@@ -203,6 +203,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let e: u32 = tid;
       scratch[bh * 4928 + 1296 + e] = (1.0 / scratch[bh * 4928 + 1288 + e]);
     }
+
+    // [8] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (tid < 8) {
+      let e: u32 = tid;
+      scratch[bh * 4928 + 1280 + e] = scratch[bh * 4928 + 1280 + e] * select(0.0, 1.0, e < count) * 0.5;
+    }
     storageBarrier();
     workgroupBarrier();
 
@@ -210,7 +216,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     {
       let e: u32 = tid;
       let v1: f32 = weights[8 + h * 32 + e % dim_D];
-      scratch[bh * 4928 + 1024 + e] = scratch[bh * 4928 + 1280 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (scratch[bh * 4928 + 4096 + e] + scratch[bh * 4928 + 4352 + e] * scratch[bh * 4928 + 1296 + e / dim_D] * v1 + weights[8 + u.H * 32 + h * 32 + e % dim_D] - scratch[bh * 4928 + 1024 + e]) * 2.0 * v1;
+      scratch[bh * 4928 + 1024 + e] = scratch[bh * 4928 + 1280 + e / dim_D] * (scratch[bh * 4928 + 4096 + e] + scratch[bh * 4928 + 4352 + e] * scratch[bh * 4928 + 1296 + e / dim_D] * v1 + weights[8 + u.H * 32 + h * 32 + e % dim_D] - scratch[bh * 4928 + 1024 + e]) * 2.0 * v1;
     }
     storageBarrier();
     workgroupBarrier();
@@ -227,11 +233,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     storageBarrier();
     workgroupBarrier();
 
+    // [8, 1] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (tid < 8) {
+      let e: u32 = tid;
+      let v2: f32 = scratch[bh * 4928 + 1296 + e];
+      scratch[bh * 4928 + 1288 + e] = (-(scratch[bh * 4928 + 1280 + e] * (v2 * v2))) * 0.5 / scratch[bh * 4928 + 1288 + e] * 0.03125;
+    }
+    storageBarrier();
+    workgroupBarrier();
+
     // [8, 32] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     {
       let e: u32 = tid;
-      let v2: f32 = scratch[bh * 4928 + 1296 + e / dim_D];
-      scratch[bh * 4928 + 4352 + e] = scratch[bh * 4928 + 1024 + e] * v2 + (-(scratch[bh * 4928 + 1280 + e / dim_D] * (v2 * v2))) * 0.5 / scratch[bh * 4928 + 1288 + e / dim_D] * 0.03125 * scratch[bh * 4928 + 4352 + e] * 2.0;
+      scratch[bh * 4928 + 4352 + e] = scratch[bh * 4928 + 1024 + e] * scratch[bh * 4928 + 1296 + e / dim_D] + scratch[bh * 4928 + 1288 + e / dim_D] * scratch[bh * 4928 + 4352 + e] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -597,9 +611,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     storageBarrier();
     workgroupBarrier();
 
+    // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
+    if (tid < 8) {
+      let e: u32 = tid;
+      scratch[bh * 4928 + 2048 + e] = (1.0 / sqrt(scratch[bh * 4928 + 2048 + e] * 0.03125 + 0.000001));
+    }
+    storageBarrier();
+    workgroupBarrier();
+
     // Write this chunk's output rows, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = scratch[bh * 4928 + 4608 + e] + scratch[bh * 4928 + 2304 + e] * (1.0 / sqrt(scratch[bh * 4928 + 2048 + e / dim_D] * 0.03125 + 0.000001)) * weights[8 + h * 32 + e % dim_D] + weights[8 + u.H * 32 + h * 32 + e % dim_D];
+      out[(bh * u.T + token) * dim_D + e] = scratch[bh * 4928 + 4608 + e] + scratch[bh * 4928 + 2304 + e] * scratch[bh * 4928 + 2048 + e / dim_D] * weights[8 + h * 32 + e % dim_D] + weights[8 + u.H * 32 + h * 32 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 22: update sgd(lr: token, scale: position)

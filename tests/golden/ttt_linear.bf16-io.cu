@@ -31,10 +31,10 @@
 
 // 256 threads a block, chosen by the scheduler's model of an SM (compiler/schedule/workgroup-size.ts),
 // in cycles per head and mini-batch with the SM full of heads / with one head alone:
-//    32 threads: 19,351 / 59,994
-//    64 threads: 19,436 / 30,242
-//   128 threads: 20,802 / 20,802
-//   256 threads: 22,167 / 22,167
+//    32 threads: 18,722 / 58,140
+//    64 threads: 18,807 / 29,348
+//   128 threads: 20,173 / 20,173
+//   256 threads: 21,538 / 21,538
 __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     const unsigned H,
     const unsigned T,
@@ -234,12 +234,18 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       const unsigned e = warp * 2 + lane;
       smem[48 + e] = (1.0f / smem[e]);
     }
+
+    // [16] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      smem[16 + e] = smem[16 + e] * (e < count ? 1.0f : 0.0f) * 0.5f;
+    }
     __syncwarp();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v2 = param_gamma[h * 64 + e % dim_D];
-      smem[7168 + e] = smem[16 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1024 + e] + smem[2048 + e] * smem[48 + e / dim_D] * v2 + param_beta[h * 64 + e % dim_D] - smem[7168 + e]) * 2.0f * v2;
+      smem[7168 + e] = smem[16 + e / dim_D] * (smem[1024 + e] + smem[2048 + e] * smem[48 + e / dim_D] * v2 + param_beta[h * 64 + e % dim_D] - smem[7168 + e]) * 2.0f * v2;
     }
     __syncwarp();
 
@@ -261,10 +267,17 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
     __syncwarp();
 
+    // [16, 1] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      const float v3 = smem[48 + e];
+      smem[e] = (-(smem[64 + e] * (v3 * v3))) * 0.5f / smem[e] * 0.015625f;
+    }
+    __syncwarp();
+
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v3 = smem[48 + e / dim_D];
-      smem[2048 + e] = smem[7168 + e] * v3 + (-(smem[64 + e / dim_D] * (v3 * v3))) * 0.5f / smem[e / dim_D] * 0.015625f * smem[2048 + e] * 2.0f;
+      smem[2048 + e] = smem[7168 + e] * smem[48 + e / dim_D] + smem[e / dim_D] * smem[2048 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -490,9 +503,16 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
     __syncwarp();
 
+    // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      smem[8208 + e] = (1.0f / sqrtf(smem[8208 + e] * 0.015625f + 0.000001f));
+    }
+    __syncwarp();
+
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = __float2bfloat16_rn(smem[e] + smem[7168 + e] * (1.0f / sqrtf(smem[8208 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D]);
+      output[(bh * T + token) * dim_D + e] = __float2bfloat16_rn(smem[e] + smem[7168 + e] * smem[8208 + e / dim_D] * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D]);
     }
     __syncthreads();
 
@@ -717,12 +737,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       const unsigned e = warp + lane;
       smem[3 + e] = (1.0f / smem[e]);
     }
+
+    // [1] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      smem[1 + e] = smem[1 + e] * (0 < count ? 1.0f : 0.0f) * 0.5f;
+    }
     __syncwarp();
 
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v2 = param_gamma[h * 64 + e % dim_D];
-      smem[192 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[64 + e] + smem[128 + e] * smem[3] * v2 + param_beta[h * 64 + e % dim_D] - smem[192 + e]) * 2.0f * v2;
+      smem[192 + e] = smem[1] * (smem[64 + e] + smem[128 + e] * smem[3] * v2 + param_beta[h * 64 + e % dim_D] - smem[192 + e]) * 2.0f * v2;
     }
     __syncwarp();
 
@@ -745,10 +771,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
     __syncwarp();
 
+    // [1, 1] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      const float v3 = smem[3 + e];
+      smem[e] = (-(smem[4 + e] * (v3 * v3))) * 0.5f / smem[e] * 0.015625f;
+    }
+    __syncwarp();
+
     // [1, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      const float v3 = smem[3];
-      smem[128 + e] = smem[192 + e] * v3 + (-(smem[4] * (v3 * v3))) * 0.5f / smem[0] * 0.015625f * smem[128 + e] * 2.0f;
+      smem[128 + e] = smem[192 + e] * smem[3] + smem[0] * smem[128 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -933,9 +966,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     }
     __syncwarp();
 
+    // [1, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      smem[8450 + e] = (1.0f / sqrtf(smem[8450 + e] * 0.015625f + 0.000001f));
+    }
+    __syncwarp();
+
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = __float2bfloat16_rn(smem[e] + smem[192 + e] * (1.0f / sqrtf(smem[8450] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D]);
+      output[(bh * T + token) * dim_D + e] = __float2bfloat16_rn(smem[e] + smem[192 + e] * smem[8450] * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D]);
     }
     __syncthreads();
 

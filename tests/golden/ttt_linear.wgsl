@@ -150,12 +150,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let e: u32 = tid;
       smem[32 + e] = (1.0 / smem[e]);
     }
+
+    // [16] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (tid < 16) {
+      let e: u32 = tid;
+      smem[16 + e] = smem[16 + e] * select(0.0, 1.0, e < count) * 0.5;
+    }
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v1: f32 = weights[16 + h * 64 + e % dim_D];
-      smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[16 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[32 + e / dim_D] * v1 + weights[16 + u.H * 64 + h * 64 + e % dim_D] - smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))]) * 2.0 * v1;
+      smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[16 + e / dim_D] * (smem[1024 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[32 + e / dim_D] * v1 + weights[16 + u.H * 64 + h * 64 + e % dim_D] - smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))]) * 2.0 * v1;
     }
     workgroupBarrier();
 
@@ -170,10 +176,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
 
+    // [16, 1] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (tid < 16) {
+      let e: u32 = tid;
+      let v2: f32 = smem[32 + e];
+      smem[e] = (-(smem[16 + e] * (v2 * v2))) * 0.5 / smem[e] * 0.015625;
+    }
+    workgroupBarrier();
+
     // [16, 64] elementwise, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v2: f32 = smem[32 + e / dim_D];
-      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * v2 + (-(smem[16 + e / dim_D] * (v2 * v2))) * 0.5 / smem[e / dim_D] * 0.015625 * smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
+      smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[32 + e / dim_D] + smem[e / dim_D] * smem[2048 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
     }
     workgroupBarrier();
 
@@ -369,9 +382,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     storageBarrier();
     workgroupBarrier();
 
+    // [16, 1] elementwise, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
+    if (tid < 16) {
+      let e: u32 = tid;
+      scratch[bh * 3136 + e] = (1.0 / sqrt(scratch[bh * 3136 + e] * 0.015625 + 0.000001));
+    }
+    storageBarrier();
+    workgroupBarrier();
+
     // Write this chunk's output rows, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * (1.0 / sqrt(scratch[bh * 3136 + e / dim_D] * 0.015625 + 0.000001)) * weights[16 + h * 64 + e % dim_D] + weights[16 + u.H * 64 + h * 64 + e % dim_D];
+      out[(bh * u.T + token) * dim_D + e] = smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + smem[3072 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * scratch[bh * 3136 + e / dim_D] * weights[16 + h * 64 + e % dim_D] + weights[16 + u.H * 64 + h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 17: update sgd(lr: token, scale: position)

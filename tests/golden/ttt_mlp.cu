@@ -31,10 +31,10 @@
 
 // 256 threads a block, chosen by the scheduler's model of an SM (compiler/schedule/workgroup-size.ts),
 // in cycles per head and mini-batch with the SM full of heads / with one head alone:
-//    32 threads: 450,074 / 450,074
-//    64 threads: 225,890 / 225,890
-//   128 threads: 154,924 / 154,924
-//   256 threads: 166,188 / 166,188
+//    32 threads: 448,220 / 448,220
+//    64 threads: 224,996 / 224,996
+//   128 threads: 154,295 / 154,295
+//   256 threads: 165,559 / 165,559
 __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     const unsigned H,
     const unsigned T,
@@ -284,12 +284,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
       const unsigned e = warp * 2 + lane;
       smem[33440 + e] = (1.0f / smem[33408 + e]);
     }
+
+    // [16] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      smem[33424 + e] = smem[33424 + e] * (e < count ? 1.0f : 0.0f) * 0.5f;
+    }
     __syncwarp();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       const float v4 = param_gamma[h * 64 + e % dim_D];
-      smem[48768 + e] = smem[33424 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[35456 + e] + smem[34432 + e] * smem[33440 + e / dim_D] * v4 + param_beta[h * 64 + e % dim_D] - smem[48768 + e]) * 2.0f * v4;
+      smem[48768 + e] = smem[33424 + e / dim_D] * (smem[35456 + e] + smem[34432 + e] * smem[33440 + e / dim_D] * v4 + param_beta[h * 64 + e % dim_D] - smem[48768 + e]) * 2.0f * v4;
     }
     __syncwarp();
 
@@ -311,10 +317,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
     __syncwarp();
 
+    // [16, 1] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      const float v5 = smem[33440 + e];
+      smem[33408 + e] = (-(smem[33424 + e] * (v5 * v5))) * 0.5f / smem[33408 + e] * 0.015625f;
+    }
+    __syncwarp();
+
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v5 = smem[33440 + e / dim_D];
-      smem[34432 + e] = smem[48768 + e] * v5 + (-(smem[33424 + e / dim_D] * (v5 * v5))) * 0.5f / smem[33408 + e / dim_D] * 0.015625f * smem[34432 + e] * 2.0f;
+      smem[34432 + e] = smem[48768 + e] * smem[33440 + e / dim_D] + smem[33408 + e / dim_D] * smem[34432 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -764,9 +777,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_kernel(
     }
     __syncwarp();
 
+    // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
+    if (lane < 2) {
+      const unsigned e = warp * 2 + lane;
+      smem[37504 + e] = (1.0f / sqrtf(smem[37504 + e] * 0.015625f + 0.000001f));
+    }
+    __syncwarp();
+
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 128 + lane; e < min(warp * 128 + 128, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[33408 + e] + smem[36480 + e] * (1.0f / sqrtf(smem[37504 + e / dim_D] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[33408 + e] + smem[36480 + e] * smem[37504 + e / dim_D] * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)
@@ -1079,12 +1099,18 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       const unsigned e = warp + lane;
       smem[3 + e] = (1.0f / smem[e]);
     }
+
+    // [1] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      smem[1 + e] = smem[1 + e] * (0 < count ? 1.0f : 0.0f) * 0.5f;
+    }
     __syncwarp();
 
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
       const float v4 = param_gamma[h * 64 + e % dim_D];
-      smem[960 + e] = smem[1] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[128 + e] + smem[64 + e] * smem[3] * v4 + param_beta[h * 64 + e % dim_D] - smem[960 + e]) * 2.0f * v4;
+      smem[960 + e] = smem[1] * (smem[128 + e] + smem[64 + e] * smem[3] * v4 + param_beta[h * 64 + e % dim_D] - smem[960 + e]) * 2.0f * v4;
     }
     __syncwarp();
 
@@ -1107,10 +1133,17 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
     __syncwarp();
 
+    // [1, 1] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      const float v5 = smem[3 + e];
+      smem[e] = (-(smem[4 + e] * (v5 * v5))) * 0.5f / smem[e] * 0.015625f;
+    }
+    __syncwarp();
+
     // [1, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, 64); e += 32) {
-      const float v5 = smem[3];
-      smem[64 + e] = smem[960 + e] * v5 + (-(smem[4] * (v5 * v5))) * 0.5f / smem[0] * 0.015625f * smem[64 + e] * 2.0f;
+      smem[64 + e] = smem[960 + e] * smem[3] + smem[0] * smem[64 + e] * 2.0f;
     }
     __syncwarp();
 
@@ -1418,9 +1451,16 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     }
     __syncwarp();
 
+    // [1, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      smem[50178 + e] = (1.0f / sqrtf(smem[50178 + e] * 0.015625f + 0.000001f));
+    }
+    __syncwarp();
+
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (unsigned e = warp * 64 + lane; e < min(warp * 64 + 64, count * dim_D); e += 32) {
-      output[(bh * T + token) * dim_D + e] = smem[e] + smem[960 + e] * (1.0f / sqrtf(smem[50178] * 0.015625f + 0.000001f)) * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
+      output[(bh * T + token) * dim_D + e] = smem[e] + smem[960 + e] * smem[50178] * param_gamma[h * 64 + e % dim_D] + param_beta[h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)

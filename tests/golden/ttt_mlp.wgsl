@@ -251,12 +251,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let e: u32 = tid;
       smem[352 + e] = (1.0 / smem[320 + e]);
     }
+
+    // [16] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (tid < 16) {
+      let e: u32 = tid;
+      smem[336 + e] = smem[336 + e] * select(0.0, 1.0, e < count) * 0.5;
+    }
     workgroupBarrier();
 
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
       let v3: f32 = weights[16 + h * 64 + e % dim_D];
-      scratch[bh * 24576 + 20480 + e] = smem[336 + e / dim_D] * select(0.0, 1.0, e / dim_D < count) * 0.5 * (smem[2368 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[1344 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[352 + e / dim_D] * v3 + weights[16 + u.H * 64 + h * 64 + e % dim_D] - scratch[bh * 24576 + 20480 + e]) * 2.0 * v3;
+      scratch[bh * 24576 + 20480 + e] = smem[336 + e / dim_D] * (smem[2368 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] + smem[1344 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * smem[352 + e / dim_D] * v3 + weights[16 + u.H * 64 + h * 64 + e % dim_D] - scratch[bh * 24576 + 20480 + e]) * 2.0 * v3;
     }
     storageBarrier();
     workgroupBarrier();
@@ -273,10 +279,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     storageBarrier();
     workgroupBarrier();
 
+    // [16, 1] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (tid < 16) {
+      let e: u32 = tid;
+      let v4: f32 = smem[352 + e];
+      smem[320 + e] = (-(smem[336 + e] * (v4 * v4))) * 0.5 / smem[320 + e] * 0.015625;
+    }
+    workgroupBarrier();
+
     // [16, 64] elementwise, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v4: f32 = smem[352 + e / dim_D];
-      smem[1344 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 24576 + 20480 + e] * v4 + (-(smem[336 + e / dim_D] * (v4 * v4))) * 0.5 / smem[320 + e / dim_D] * 0.015625 * smem[1344 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
+      smem[1344 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = scratch[bh * 24576 + 20480 + e] * smem[352 + e / dim_D] + smem[320 + e / dim_D] * smem[1344 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] * 2.0;
     }
     storageBarrier();
     workgroupBarrier();
@@ -851,9 +864,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     storageBarrier();
     workgroupBarrier();
 
+    // [16, 1] elementwise, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
+    if (tid < 16) {
+      let e: u32 = tid;
+      smem[3392 + e] = (1.0 / sqrt(smem[3392 + e] * 0.015625 + 0.000001));
+    }
+    workgroupBarrier();
+
     // Write this chunk's output rows, from line 16: return x + layernorm(h @ W2 + b2) * gamma + beta
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = smem[320 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + scratch[bh * 24576 + 7168 + e] * (1.0 / sqrt(smem[3392 + e / dim_D] * 0.015625 + 0.000001)) * weights[16 + h * 64 + e % dim_D] + weights[16 + u.H * 64 + h * 64 + e % dim_D];
+      out[(bh * u.T + token) * dim_D + e] = smem[320 + (e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 2))] + scratch[bh * 24576 + 7168 + e] * smem[3392 + e / dim_D] * weights[16 + h * 64 + e % dim_D] + weights[16 + u.H * 64 + h * 64 + e % dim_D];
     }
 
     // Update W1 and its accumulator, from line 21: update sgd(lr: token, scale: position)

@@ -30,10 +30,10 @@
 
 // 256 threads a block, chosen by the scheduler's model of an SM (compiler/schedule/workgroup-size.ts),
 // in cycles per head and mini-batch with the SM full of heads / with one head alone:
-//    32 threads: 14,046 / 42,138
-//    64 threads: 14,056 / 21,402
-//   128 threads: 14,483 / 14,483
-//   256 threads: 15,358 / 15,358
+//    32 threads: 9,078 / 27,234
+//    64 threads: 9,086 / 13,954
+//   128 threads: 9,513 / 9,513
+//   256 threads: 10,388 / 10,388
 __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     const unsigned H,
     const unsigned T,
@@ -69,34 +69,28 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
   unsigned phase = 0;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
-    smem[18016 + e] = state_W[bh * 1024 + e];
+    smem[9824 + e] = state_W[bh * 1024 + e];
   }
   if (tid < 32) {
     const unsigned e = tid;
-    smem[16672 + phase * 32 + e] = state_b[bh * 32 + e];
+    smem[8736 + phase * 32 + e] = state_b[bh * 32 + e];
   }
   __syncthreads();
 
   // Inputs read ahead: while a chunk computes, the next one's rows copy to shared memory 16 bytes at a time where a tensor starts 16-byte aligned (else they are read from global memory when staged).
   const bool aligned_view_k = reinterpret_cast<uintptr_t>(view_k) % 16 == 0;
   const bool aligned_view_v = reinterpret_cast<uintptr_t>(view_v) % 16 == 0;
-  const bool aligned_view_q = reinterpret_cast<uintptr_t>(view_q) % 16 == 0;
-  // Start copying the rows of the first chunk ahead: the view k, the view v, the view q.
+  // Start copying the rows of the first chunk ahead: the view k, the view v.
   if (0 < T) {
     const unsigned ahead_rows = min(chunk_rows, T);
     if (aligned_view_k) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[8704 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[1024 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_v) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[8960 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
-      }
-    }
-    if (aligned_view_q) {
-      if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[16736 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[1280 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -132,12 +126,12 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       const unsigned e = tid;
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_k ? smem[8704 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_k ? smem[1024 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       if (count <= e / dim_D) {
         x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
-      smem[520 + e] = x;
+      smem[8800 + e] = x;
     }
 
     // Stage the view v for this chunk, read ahead; rows past the chunk's tokens repeat its last.
@@ -145,7 +139,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       const unsigned e = warp * 32 + lane;
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_v ? smem[8960 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_v ? smem[1280 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       if (count <= e / dim_D) {
         x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
@@ -158,7 +152,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v0 = smem[18016 + (e % dim_D) * dim_D + p];
+        const float v0 = smem[9824 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[256 + e] = acc;
@@ -175,7 +169,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     {
       const unsigned e = warp * 32 + lane;
-      smem[776 + e] = (1.0f / smem[256 + e]);
+      smem[9056 + e] = (1.0f / smem[256 + e]);
     }
     __syncthreads();
 
@@ -184,18 +178,24 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[520 + (e / 32) * dim_D + p];
-        const float b0 = (smem[18016 + p * dim_D + e % 32] * smem[776 + (e / 32) * dim_D + p]);
+        const float a0 = smem[8800 + (e / 32) * dim_D + p];
+        const float b0 = (smem[9824 + p * dim_D + e % 32] * smem[9056 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1032 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[520 + (e / 32) * dim_D + e % 32] = acc0_0;
+    }
+
+    // [8] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (lane < 1) {
+      const unsigned e = warp + lane;
+      smem[512 + e] = smem[512 + e] * (e < count ? 1.0f : 0.0f) * 0.5f;
     }
     __syncthreads();
 
     // [8, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     {
       const unsigned e = warp * 32 + lane;
-      smem[e] = smem[512 + e / dim_D] * (e / dim_D < count ? 1.0f : 0.0f) * 0.5f * (smem[1032 + e] + smem[16672 + phase * 32 + e % dim_D] - smem[e]) * 2.0f;
+      smem[e] = smem[512 + e / dim_D] * (smem[520 + e] + smem[8736 + phase * 32 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
@@ -206,7 +206,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       for (unsigned p = 0; p < dim_K; p += 1) {
         acc = acc + smem[p * dim_D + e];
       }
-      smem[16640 + e] = acc;
+      smem[8704 + e] = acc;
     }
 
     // [8, 32, 32] product, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -229,10 +229,10 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       float acc3_3 = 0.0f;
       if (0 < 1) {
         const unsigned p = 0;
-        const float a0 = smem[520 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8];
-        const float a1 = smem[520 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 8];
-        const float a2 = smem[520 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 16];
-        const float a3 = smem[520 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 24];
+        const float a0 = smem[8800 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8];
+        const float a1 = smem[8800 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 8];
+        const float a2 = smem[8800 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 16];
+        const float a3 = smem[8800 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 24];
         const float b0 = smem[(e / 64) * dim_D + p * dim_D + e % 8];
         const float b1 = smem[(e / 64) * dim_D + p * dim_D + e % 8 + 8];
         const float b2 = smem[(e / 64) * dim_D + p * dim_D + e % 8 + 16];
@@ -254,22 +254,22 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
         acc3_2 = acc3_2 + a3 * b2;
         acc3_3 = acc3_3 + a3 * b3;
       }
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8] = acc0_0;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 8] = acc0_1;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 16] = acc0_2;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 24] = acc0_3;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8] = acc1_0;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 8] = acc1_1;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 16] = acc1_2;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 24] = acc1_3;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8] = acc2_0;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 8] = acc2_1;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 16] = acc2_2;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 24] = acc2_3;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8] = acc3_0;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 8] = acc3_1;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 16] = acc3_2;
-      smem[8448 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 24] = acc3_3;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8] = acc0_0;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 8] = acc0_1;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 16] = acc0_2;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8) * dim_D + e % 8 + 24] = acc0_3;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8] = acc1_0;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 8] = acc1_1;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 16] = acc1_2;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 8) * dim_D + e % 8 + 24] = acc1_3;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8] = acc2_0;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 8] = acc2_1;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 16] = acc2_2;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 16) * dim_D + e % 8 + 24] = acc2_3;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8] = acc3_0;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 8] = acc3_1;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 16] = acc3_2;
+      smem[512 + (e / 64) * 1024 + ((e / 8) % 8 + 24) * dim_D + e % 8 + 24] = acc3_3;
     }
     __syncthreads();
 
@@ -278,16 +278,23 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        acc = acc + smem[8448 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[18016 + (e % dim_D) * dim_D + p];
+        acc = acc + smem[512 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p] * smem[9824 + (e % dim_D) * dim_D + p];
       }
-      smem[512 + e] = acc;
+      smem[8800 + e] = acc;
+    }
+    __syncwarp();
+
+    // [8, 32, 1] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    {
+      const unsigned e = warp * 32 + lane;
+      const float v1 = smem[9056 + e];
+      smem[256 + e] = (-(smem[8800 + e] * (v1 * v1))) * 0.5f / smem[256 + e] * 32.0f * 0.03125f;
     }
     __syncwarp();
 
     // [8, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
-      const float v1 = smem[776 + (e / 1024) * dim_D + (e / dim_D) % dim_D];
-      smem[8448 + e] = smem[8448 + e] * v1 + (-(smem[512 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[18016 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
+      smem[512 + e] = smem[512 + e] * smem[9056 + (e / 1024) * dim_D + (e / dim_D) % dim_D] + smem[256 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * smem[9824 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
@@ -295,22 +302,22 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
-        acc = acc + smem[8448 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
+        acc = acc + smem[512 + p * 1024 + (e / dim_D) * dim_D + e % dim_D];
       }
-      smem[16992 + e] = acc;
+      smem[8800 + e] = acc;
     }
 
-    // Stage the view q for this chunk, read ahead; rows past the chunk's tokens repeat its last.
+    // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
     {
       const unsigned e = tid;
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_q ? smem[16736 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D];
       }
       if (count <= e / dim_D) {
         x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
-      smem[16736 + e] = x;
+      smem[256 + e] = x;
     }
 
     // [8, 1024] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
@@ -321,25 +328,25 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       float acc0_3 = 0.0f;
       for (unsigned p = 0; p < dim_K; p += 1) {
         const float a0 = (p <= e / 256 ? 1.0f : 0.0f);
-        const float b0 = smem[8448 + p * 1024 + e % 256];
-        const float b1 = smem[8448 + p * 1024 + e % 256 + 256];
-        const float b2 = smem[8448 + p * 1024 + e % 256 + 512];
-        const float b3 = smem[8448 + p * 1024 + e % 256 + 768];
+        const float b0 = smem[512 + p * 1024 + e % 256];
+        const float b1 = smem[512 + p * 1024 + e % 256 + 256];
+        const float b2 = smem[512 + p * 1024 + e % 256 + 512];
+        const float b3 = smem[512 + p * 1024 + e % 256 + 768];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
         acc0_3 = acc0_3 + a0 * b3;
       }
-      smem[256 + (e / 256) * 1024 + e % 256] = acc0_0;
-      smem[256 + (e / 256) * 1024 + e % 256 + 256] = acc0_1;
-      smem[256 + (e / 256) * 1024 + e % 256 + 512] = acc0_2;
-      smem[256 + (e / 256) * 1024 + e % 256 + 768] = acc0_3;
+      smem[10848 + (e / 256) * 1024 + e % 256] = acc0_0;
+      smem[10848 + (e / 256) * 1024 + e % 256 + 256] = acc0_1;
+      smem[10848 + (e / 256) * 1024 + e % 256 + 512] = acc0_2;
+      smem[10848 + (e / 256) * 1024 + e % 256 + 768] = acc0_3;
     }
     __syncwarp();
 
     // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
-      smem[256 + e] = smem[18016 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * ((accum_live ? accum_W[bh * 1024 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] : 0.0f) + smem[256 + e]);
+      smem[10848 + e] = smem[9824 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position + e / 1024, dim_K - 1)] * ((accum_live ? accum_W[bh * 1024 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] : 0.0f) + smem[10848 + e]);
     }
     __syncthreads();
 
@@ -348,12 +355,12 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_k) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[8704 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[1024 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
       if (aligned_view_v) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[8960 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[1280 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
@@ -364,16 +371,17 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v2 = smem[256 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
+        const float v2 = smem[10848 + (e / dim_D) * 1024 + (e % dim_D) * dim_D + p];
         acc = acc + v2 * v2;
       }
-      smem[8448 + e] = acc;
+      smem[512 + e] = acc;
     }
     __syncwarp();
 
-    // [8, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = warp * 1024 + lane; e < warp * 1024 + 1024; e += 32) {
-      smem[256 + e] = smem[256 + e] * (1.0f / sqrtf(smem[8448 + (e / 1024) * dim_D + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
+    // [8, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
+    {
+      const unsigned e = warp * 32 + lane;
+      smem[512 + e] = (1.0f / sqrtf(smem[512 + e] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
 
@@ -382,24 +390,13 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[16736 + (e / 32) * dim_D + p];
-        const float b0 = smem[256 + (e / 32) * 1024 + p * dim_D + e % 32];
+        const float a0 = smem[256 + (e / 32) * dim_D + p];
+        const float b0 = (smem[10848 + (e / 32) * 1024 + p * dim_D + e % 32] * smem[512 + (e / 32) * dim_D + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[8448 + (e / 32) * dim_D + e % 32] = acc0_0;
+      smem[768 + (e / 32) * dim_D + e % 32] = acc0_0;
     }
     __syncthreads();
-
-    // Start copying the rows of the next chunk ahead: the view q.
-    if (token + count < T) {
-      const unsigned ahead_rows = min(chunk_rows, T - (token + count));
-      if (aligned_view_q) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[16736 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-    }
-    tttc_cp_async_commit();
 
     // [8, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     {
@@ -417,16 +414,16 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     if (warp * 32 + lane < min(warp * 32 + 32, count * dim_D)) {
       const unsigned e = warp * 32 + lane;
-      output[(bh * T + token) * dim_D + e] = smem[8448 + e] + (smem[16672 + phase * 32 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * ((accum_live ? accum_b[bh * 32 + e % dim_D] : 0.0f) + smem[256 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[768 + e] + (smem[8736 + phase * 32 + e % dim_D] - scale[min(position + e / dim_D, dim_K - 1)] * ((accum_live ? accum_b[bh * 32 + e % dim_D] : 0.0f) + smem[256 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     #pragma unroll 1
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v3 = (accum_live ? accum_W[bh * 1024 + e] : 0.0f) + smem[16992 + e];
-      const float next_state = smem[18016 + e] - commit * v3;
+      const float v3 = (accum_live ? accum_W[bh * 1024 + e] : 0.0f) + smem[8800 + e];
+      const float next_state = smem[9824 + e] - commit * v3;
       const float next_accum = keep * v3;
-      smem[18016 + e] = next_state;
+      smem[9824 + e] = next_state;
       if (last_chunk) {
         out_accum_W[bh * 1024 + e] = next_accum;
       }
@@ -435,10 +432,10 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     if (lane < 4) {
       const unsigned e = warp * 4 + lane;
-      const float v4 = (accum_live ? accum_b[bh * 32 + e] : 0.0f) + smem[16640 + e];
-      const float next_state = smem[16672 + phase * 32 + e] - commit * v4;
+      const float v4 = (accum_live ? accum_b[bh * 32 + e] : 0.0f) + smem[8704 + e];
+      const float next_state = smem[8736 + phase * 32 + e] - commit * v4;
       const float next_accum = keep * v4;
-      smem[16672 + (1 - phase) * 32 + e] = next_state;
+      smem[8736 + (1 - phase) * 32 + e] = next_state;
       if (last_chunk) {
         out_accum_b[bh * 32 + e] = next_accum;
       }
@@ -454,11 +451,11 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 1024; e += 256) {
-    out_state_W[bh * 1024 + e] = smem[18016 + e];
+    out_state_W[bh * 1024 + e] = smem[9824 + e];
   }
   if (tid < 32) {
     const unsigned e = tid;
-    out_state_b[bh * 32 + e] = smem[16672 + phase * 32 + e];
+    out_state_b[bh * 32 + e] = smem[8736 + phase * 32 + e];
   }
 }
 
@@ -481,7 +478,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     float* __restrict__ out_state_b,    // [B, H, 32]
     float* __restrict__ out_accum_W,    // [B, H, 32, 32]
     float* __restrict__ out_accum_b) {  // [B, H, 32]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 5344 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 5408 floats, placed by the scheduler
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
   const unsigned tid = threadIdx.x;
@@ -498,13 +495,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
   unsigned phase = 0;
   // The state and accumulator start from the inputs.
   for (unsigned e = tid; e < 1024; e += 256) {
-    smem[3296 + e] = state_W[bh * 1024 + e];
-    smem[4320 + e] = accum_W[bh * 1024 + e];
+    smem[3360 + e] = state_W[bh * 1024 + e];
+    smem[4384 + e] = accum_W[bh * 1024 + e];
   }
   if (tid < 32) {
     const unsigned e = tid;
-    smem[2144 + phase * 32 + e] = state_b[bh * 32 + e];
-    smem[2208 + phase * 32 + e] = accum_b[bh * 32 + e];
+    smem[1184 + phase * 32 + e] = state_b[bh * 32 + e];
+    smem[1248 + phase * 32 + e] = accum_b[bh * 32 + e];
   }
   __syncthreads();
 
@@ -537,7 +534,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       if (count <= e / dim_D) {
         x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
-      smem[65 + e] = x;
+      smem[1088 + e] = x;
     }
 
     // Stage the view v for this chunk; rows past the chunk's tokens repeat its last.
@@ -558,7 +555,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float v0 = smem[3296 + (e % dim_D) * dim_D + p];
+        const float v0 = smem[3360 + (e % dim_D) * dim_D + p];
         acc = acc + v0 * v0;
       }
       smem[32 + e] = acc;
@@ -575,7 +572,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
       const unsigned e = warp * 32 + lane;
-      smem[97 + e] = (1.0f / smem[32 + e]);
+      smem[1120 + e] = (1.0f / smem[32 + e]);
     }
     __syncthreads();
 
@@ -584,18 +581,24 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[65 + p];
-        const float b0 = (smem[3296 + p * dim_D + e % 32] * smem[97 + p]);
+        const float a0 = smem[1088 + p];
+        const float b0 = (smem[3360 + p * dim_D + e % 32] * smem[1120 + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[129 + e % 32] = acc0_0;
+      smem[65 + e % 32] = acc0_0;
+    }
+
+    // [1] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (warp + lane < min(warp + 1, 1)) {
+      const unsigned e = warp + lane;
+      smem[64 + e] = smem[64 + e] * (0 < count ? 1.0f : 0.0f) * 0.5f;
     }
     __syncthreads();
 
     // [1, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
       const unsigned e = warp * 32 + lane;
-      smem[e] = smem[64] * (0 < count ? 1.0f : 0.0f) * 0.5f * (smem[129 + e] + smem[2144 + phase * 32 + e % dim_D] - smem[e]) * 2.0f;
+      smem[e] = smem[64] * (smem[65 + e] + smem[1184 + phase * 32 + e % dim_D] - smem[e]) * 2.0f;
     }
     __syncthreads();
 
@@ -606,7 +609,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       if (0 < 1) {
         acc = acc + smem[e];
       }
-      smem[2080 + e] = acc;
+      smem[1152 + e] = acc;
     }
 
     // [1, 32, 32] product, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
@@ -618,8 +621,8 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       float acc1_1 = 0.0f;
       if (0 < 1) {
         const unsigned p = 0;
-        const float a0 = smem[65 + p * dim_D + (e / 16) % 16];
-        const float a1 = smem[65 + p * dim_D + (e / 16) % 16 + 16];
+        const float a0 = smem[1088 + p * dim_D + (e / 16) % 16];
+        const float a1 = smem[1088 + p * dim_D + (e / 16) % 16 + 16];
         const float b0 = smem[p * dim_D + e % 16];
         const float b1 = smem[p * dim_D + e % 16 + 16];
         acc0_0 = acc0_0 + a0 * b0;
@@ -627,35 +630,35 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[1056 + ((e / 16) % 16) * dim_D + e % 16] = acc0_0;
-      smem[1056 + ((e / 16) % 16) * dim_D + e % 16 + 16] = acc0_1;
-      smem[1056 + ((e / 16) % 16 + 16) * dim_D + e % 16] = acc1_0;
-      smem[1056 + ((e / 16) % 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
+      smem[64 + ((e / 16) % 16) * dim_D + e % 16] = acc0_0;
+      smem[64 + ((e / 16) % 16) * dim_D + e % 16 + 16] = acc0_1;
+      smem[64 + ((e / 16) % 16 + 16) * dim_D + e % 16] = acc1_0;
+      smem[64 + ((e / 16) % 16 + 16) * dim_D + e % 16 + 16] = acc1_1;
     }
     __syncthreads();
 
     // [1, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 32; e += 8) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
-      for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        acc = acc + smem[1056 + (e % dim_D) * dim_D + p] * smem[3296 + (e % dim_D) * dim_D + p];
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        acc = acc + smem[64 + (e % dim_D) * dim_D + p] * smem[3360 + (e % dim_D) * dim_D + p];
       }
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
-      if (tid % 32 == 0) {
-        smem[64 + e] = acc;
-      }
+      smem[1088 + e] = acc;
+    }
+    __syncwarp();
+
+    // [1, 32, 1] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
+      const float v1 = smem[1120 + e];
+      smem[32 + e] = (-(smem[1088 + e] * (v1 * v1))) * 0.5f / smem[32 + e] * 32.0f * 0.03125f;
     }
     __syncthreads();
 
     // [1, 32, 32] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = tid; e < 1024; e += 256) {
-      const float v1 = smem[97 + (e / dim_D) % dim_D];
-      smem[1056 + e] = smem[1056 + e] * v1 + (-(smem[64 + (e / dim_D) % dim_D] * (v1 * v1))) * 0.5f / smem[32 + (e / dim_D) % dim_D] * 32.0f * 0.03125f * smem[3296 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
+      smem[64 + e] = smem[64 + e] * smem[1120 + (e / dim_D) % dim_D] + smem[32 + (e / dim_D) % dim_D] * smem[3360 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] * 2.0f;
     }
     __syncthreads();
 
@@ -663,9 +666,9 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float acc = 0.0f;
       if (0 < 1) {
-        acc = acc + smem[1056 + (e / dim_D) * dim_D + e % dim_D];
+        acc = acc + smem[64 + (e / dim_D) * dim_D + e % dim_D];
       }
-      smem[2272 + e] = acc;
+      smem[1312 + e] = acc;
     }
 
     // Stage the view q for this chunk; rows past the chunk's tokens repeat its last.
@@ -678,7 +681,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       if (count <= e / dim_D) {
         x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
-      smem[2112 + e] = x;
+      smem[32 + e] = x;
     }
 
     // [1, 1024] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
@@ -691,50 +694,44 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       if (0 < 1) {
         const unsigned p = 0;
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
-        const float b0 = smem[1056 + p * 1024 + e % 256];
-        const float b1 = smem[1056 + p * 1024 + e % 256 + 256];
-        const float b2 = smem[1056 + p * 1024 + e % 256 + 512];
-        const float b3 = smem[1056 + p * 1024 + e % 256 + 768];
+        const float b0 = smem[64 + p * 1024 + e % 256];
+        const float b1 = smem[64 + p * 1024 + e % 256 + 256];
+        const float b2 = smem[64 + p * 1024 + e % 256 + 512];
+        const float b3 = smem[64 + p * 1024 + e % 256 + 768];
         acc0_0 = acc0_0 + a0 * b0;
         acc0_1 = acc0_1 + a0 * b1;
         acc0_2 = acc0_2 + a0 * b2;
         acc0_3 = acc0_3 + a0 * b3;
       }
-      smem[32 + e % 256] = acc0_0;
-      smem[32 + e % 256 + 256] = acc0_1;
-      smem[32 + e % 256 + 512] = acc0_2;
-      smem[32 + e % 256 + 768] = acc0_3;
+      smem[2336 + e % 256] = acc0_0;
+      smem[2336 + e % 256 + 256] = acc0_1;
+      smem[2336 + e % 256 + 512] = acc0_2;
+      smem[2336 + e % 256 + 768] = acc0_3;
     }
     __syncthreads();
 
     // [1, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     for (unsigned e = tid; e < 1024; e += 256) {
-      smem[32 + e] = smem[3296 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[4320 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[32 + e]);
+      smem[2336 + e] = smem[3360 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[4384 + ((e / dim_D) % dim_D) * dim_D + e % dim_D] + smem[2336 + e]);
     }
     __syncthreads();
 
     // [1, 32] sum, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    // 32 lanes per element: lane l sums terms l, l + 32, ...; shuffles then combine the lanes.
-    for (unsigned e = tid / 32; e < 32; e += 8) {
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
-      for (unsigned p = tid % 32; p < dim_D; p += 32) {
-        const float v3 = smem[32 + (e % dim_D) * dim_D + p];
-        acc = acc + v3 * v3;
+      for (unsigned p = 0; p < dim_D; p += 1) {
+        const float v2 = smem[2336 + (e % dim_D) * dim_D + p];
+        acc = acc + v2 * v2;
       }
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 16, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 8, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 4, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 2, 32);
-      acc = acc + __shfl_xor_sync(0xffffffffu, acc, 1, 32);
-      if (tid % 32 == 0) {
-        smem[1056 + e] = acc;
-      }
+      smem[64 + e] = acc;
     }
-    __syncthreads();
+    __syncwarp();
 
-    // [1, 32, 32] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
-    for (unsigned e = tid; e < 1024; e += 256) {
-      smem[32 + e] = smem[32 + e] * (1.0f / sqrtf(smem[1056 + (e / dim_D) % dim_D] * 0.03125f * 32.0f + 0.000001f));
+    // [1, 32, 1] elementwise, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
+    if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
+      const unsigned e = warp * 32 + lane;
+      smem[64 + e] = (1.0f / sqrtf(smem[64 + e] * 0.03125f * 32.0f + 0.000001f));
     }
     __syncthreads();
 
@@ -743,11 +740,11 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       const unsigned e = tid;
       float acc0_0 = 0.0f;
       for (unsigned p = 0; p < dim_D; p += 1) {
-        const float a0 = smem[2112 + p];
-        const float b0 = smem[32 + p * dim_D + e % 32];
+        const float a0 = smem[32 + p];
+        const float b0 = (smem[2336 + p * dim_D + e % 32] * smem[64 + p]);
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1056 + e % 32] = acc0_0;
+      smem[96 + e % 32] = acc0_0;
     }
 
     // [1, 32] product, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
@@ -760,33 +757,33 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
       }
-      smem[1088 + e % 32] = acc0_0;
+      smem[128 + e % 32] = acc0_0;
     }
     __syncthreads();
 
     // Write this chunk's output rows, from line 11: fn f(x: [D]) -> [D] = x @ l2norm(W) + b
     if (warp * 32 + lane < min(warp * 32 + 32, count * dim_D)) {
       const unsigned e = warp * 32 + lane;
-      output[(bh * T + token) * dim_D + e] = smem[1056 + e] + (smem[2144 + phase * 32 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[2208 + phase * 32 + e % dim_D] + smem[1088 + e]));
+      output[(bh * T + token) * dim_D + e] = smem[96 + e] + (smem[1184 + phase * 32 + e % dim_D] - scale[min(position, dim_K - 1)] * (smem[1248 + phase * 32 + e % dim_D] + smem[128 + e]));
     }
 
     // Update W and its accumulator, from line 15: update sgd(lr: token, scale: position)
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
-      const float v4 = smem[4320 + e] + smem[2272 + e];
-      const float next_state = smem[3296 + e] - commit * v4;
-      const float next_accum = keep * v4;
-      smem[3296 + e] = next_state;
-      smem[4320 + e] = next_accum;
+      const float v3 = smem[4384 + e] + smem[1312 + e];
+      const float next_state = smem[3360 + e] - commit * v3;
+      const float next_accum = keep * v3;
+      smem[3360 + e] = next_state;
+      smem[4384 + e] = next_accum;
     }
 
     // Update b and its accumulator, from line 15: update sgd(lr: token, scale: position)
     if (lane < 4) {
       const unsigned e = warp * 4 + lane;
-      const float v5 = smem[2208 + phase * 32 + e] + smem[2080 + e];
-      const float next_state = smem[2144 + phase * 32 + e] - commit * v5;
-      const float next_accum = keep * v5;
-      smem[2144 + (1 - phase) * 32 + e] = next_state;
-      smem[2208 + (1 - phase) * 32 + e] = next_accum;
+      const float v4 = smem[1248 + phase * 32 + e] + smem[1152 + e];
+      const float next_state = smem[1184 + phase * 32 + e] - commit * v4;
+      const float next_accum = keep * v4;
+      smem[1184 + (1 - phase) * 32 + e] = next_state;
+      smem[1248 + (1 - phase) * 32 + e] = next_accum;
     }
     __syncthreads();
 
@@ -799,13 +796,13 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
 
   // Write back the state kept on chip.
   for (unsigned e = tid; e < 1024; e += 256) {
-    out_state_W[bh * 1024 + e] = smem[3296 + e];
-    out_accum_W[bh * 1024 + e] = smem[4320 + e];
+    out_state_W[bh * 1024 + e] = smem[3360 + e];
+    out_accum_W[bh * 1024 + e] = smem[4384 + e];
   }
   if (tid < 32) {
     const unsigned e = tid;
-    out_state_b[bh * 32 + e] = smem[2144 + phase * 32 + e];
-    out_accum_b[bh * 32 + e] = smem[2208 + phase * 32 + e];
+    out_state_b[bh * 32 + e] = smem[1184 + phase * 32 + e];
+    out_accum_b[bh * 32 + e] = smem[1248 + phase * 32 + e];
   }
 }
 
@@ -817,7 +814,7 @@ constexpr int kMiniBatch = 8;
 constexpr unsigned kThreads = 256;
 constexpr unsigned kDecodeThreads = 256;
 constexpr size_t kSharedBytes = 76160;
-constexpr size_t kDecodeSharedBytes = 21376;
+constexpr size_t kDecodeSharedBytes = 21632;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
 thread_local char last_error[512] = "";
