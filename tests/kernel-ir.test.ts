@@ -25,6 +25,7 @@ import {
   variable,
 } from '../compiler/kernel/ir.ts';
 import { shareValues } from '../compiler/kernel/share.ts';
+import { guardSinglePassLoops } from '../compiler/kernel/single-pass.ts';
 import { lowerWalk, type WalkInputs } from '../compiler/kernel/walk.ts';
 import type { Port } from '../core/signature.ts';
 import { chunks } from '../core/walk.ts';
@@ -324,5 +325,93 @@ describe('the mini-batch walk is defined once', () => {
   it("the kernel's lowered walk visits the same chunks", () => {
     for (const [start, T, K, rows] of cases)
       expect(runLoweredWalk(start, T, K, rows)).toEqual(chunks(start, T, K, rows));
+  });
+});
+
+describe('loops that no invocation runs twice are guards', () => {
+  const [warp, lane, tid] = [name('warp'), name('lane'), name('tid')];
+  const values = new Map([
+    ['tid', 256],
+    ['lane', 32],
+  ]);
+  const body: Stmt[] = [store({ kind: 'workgroup' }, e, float(1))];
+  const loop = (from: Expr, to: Expr, step: number): Stmt => ({
+    kind: 'for',
+    counter: 'e',
+    from,
+    to,
+    step: int(step),
+    body,
+  });
+  const evalIndex = (x: Expr, env: Record<string, number>): number => {
+    if (x.kind === 'int' || x.kind === 'dim') return x.value;
+    if (x.kind === 'name') return env[x.name];
+    if (x.kind === 'min') return Math.min(evalIndex(x.a, env), evalIndex(x.b, env));
+    if (x.kind !== 'index') throw new Error(x.kind);
+    const [a, b] = [evalIndex(x.a, env), evalIndex(x.b, env)];
+    return { '+': a + b, '-': a - b, '*': a * b, '/': Math.floor(a / b), '%': a % b, '^': a ^ b }[x.op];
+  };
+  /** The elements each invocation stores to, running the statements as the kernel would. */
+  const stored = (stmts: readonly Stmt[], env: Record<string, number>): number[] => {
+    const out: number[] = [];
+    for (const s of stmts) {
+      if (s.kind === 'store') out.push(evalIndex(s.index, env));
+      if (s.kind === 'let') env = { ...env, [s.name]: evalIndex(s.value, env) };
+      if (s.kind === 'block') out.push(...stored(s.body, env));
+      if (s.kind === 'if' && s.condition.kind === 'compare') {
+        if (evalIndex(s.condition.a, env) < evalIndex(s.condition.b, env)) out.push(...stored(s.body, env));
+      }
+      if (s.kind === 'for')
+        for (let v = evalIndex(s.from, env); v < evalIndex(s.to, env); v += evalIndex(s.step, env))
+          out.push(...stored(s.body, { ...env, [s.counter]: v }));
+    }
+    return out;
+  };
+  const sameStores = (before: Stmt[], after: Stmt[]) => {
+    for (let t = 0; t < 256; t++) {
+      const env = { tid: t, warp: t >> 5, lane: t & 31, count: 11 };
+      expect(stored(after, env), `tid ${t}`).toEqual(stored(before, env));
+    }
+  };
+
+  it('guards a warp span of fewer elements than lanes, and gives its counter the first element', () => {
+    const before = [loop(add(mul(warp, 2), lane), add(mul(warp, 2), int(2)), 32)];
+    const after = guardSinglePassLoops(before, values);
+    expect(after[0]).toMatchObject({ kind: 'if', condition: compare('<', lane, int(2)) });
+    expect((after[0] as Stmt & { kind: 'if' }).body[0]).toEqual(constant('e', 'index', add(mul(warp, 2), lane)));
+    sameStores(before, after);
+  });
+
+  it('opens a bare scope where the guard always holds, and keeps a min bound whole', () => {
+    const whole = [loop(add(mul(warp, 32), lane), add(mul(warp, 32), int(32)), 32)];
+    expect(guardSinglePassLoops(whole, values)[0].kind).toBe('block');
+    sameStores(whole, guardSinglePassLoops(whole, values));
+    const partial = [loop(add(mul(warp, 32), lane), min(add(mul(warp, 32), int(32)), mul(name('count'), 4)), 32)];
+    const guarded = guardSinglePassLoops(partial, values);
+    expect(guarded[0]).toMatchObject({ kind: 'if', condition: { kind: 'compare', b: { kind: 'min' } } });
+    sameStores(partial, guarded);
+    const invocations = [loop(tid, int(64), 256)];
+    expect(guardSinglePassLoops(invocations, values)[0]).toMatchObject({ condition: compare('<', tid, int(64)) });
+    sameStores(invocations, guardSinglePassLoops(invocations, values));
+  });
+
+  it('leaves loops that may run twice, and loops from a constant, as loops', () => {
+    for (const l of [
+      loop(add(mul(warp, 64), lane), add(mul(warp, 64), int(64)), 32),
+      loop(tid, int(300), 256),
+      loop(lane, add(warp, int(2)), 32),
+      loop(int(0), int(1), 1),
+    ]) {
+      expect(guardSinglePassLoops([l], values)).toEqual([l]);
+    }
+  });
+
+  it('declares no counter the body does not read', () => {
+    const quiet = [{ ...loop(tid, int(16), 256), body: [barrier(false)] } as Stmt];
+    expect(guardSinglePassLoops(quiet, values)[0]).toEqual({
+      kind: 'if',
+      condition: compare('<', tid, int(16)),
+      body: [barrier(false)],
+    });
   });
 });

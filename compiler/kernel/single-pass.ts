@@ -65,7 +65,7 @@ function remainder(from: Expr, to: Expr, step: number): { from: Expr; limit: num
     own.splice(i, 1);
   }
   // A loop from a constant alone (`k0 = 0`) is the target compiler's to unroll.
-  if (limit > step || own.length === 0) return undefined;
+  if (limit > step || own.every((t) => t.kind === 'int')) return undefined;
   return { from: own.reduce((x, y) => add(x, y), int(0)), limit };
 }
 

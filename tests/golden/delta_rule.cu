@@ -475,8 +475,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8384 + p]);
         const float b0 = smem[4224 + p * dim_D + e % 32];
         const float b1 = smem[4224 + p * dim_D + e % 32 + 32];
@@ -514,8 +513,7 @@ __global__ void __launch_bounds__(256, 1) tttc_delta_rule_decode_kernel(
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 9: loss(k: [D], v: [D]) = 0.5 * sum(square(k @ S - v))
       float product19 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         product19 = product19 + smem[64 + p * dim_D + e / dim_D] * smem[4224 + p * dim_D + e % dim_D];
       }
       const float v0 = smem[4288 + e] + product19;

@@ -656,7 +656,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     if (lane < 8) {
       const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
-      if (0 < 1) {
+      for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[192 + e];
       }
       smem[8580 + e] = acc;
@@ -748,8 +748,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[8579 + p]);
         const float b0 = smem[128 + p * dim_D + e % 32];
         const float b1 = smem[128 + p * dim_D + e % 32 + 32];
@@ -814,8 +813,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[192 + p * dim_D + e % 32];
         const float b1 = smem[192 + p * dim_D + e % 32 + 32];
@@ -837,8 +835,7 @@ __global__ void __launch_bounds__(256, 1) tttc_gated_linear_decode_kernel(
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 12: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product56 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         product56 = product56 + smem[64 + p * dim_D + e / dim_D] * smem[128 + p * dim_D + e % dim_D];
       }
       const float v5 = smem[4481 + e] + product56;

@@ -948,8 +948,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     if (tid < 128) {
       const unsigned e = tid;
       float acc0_0 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[33088 + p]);
         const float b0 = smem[33152 + p * dim_H + e % 128];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1020,8 +1019,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[33280 + p]);
         const float b0 = smem[32960 + p * dim_D + e % 32];
         const float b1 = smem[32960 + p * dim_D + e % 32 + 32];
@@ -1091,8 +1089,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 8192; e += 256) {
       // Element e of the [64, 128] product, summed here rather than buffered, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product72 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         product72 = product72 + smem[33024 + p * dim_D + e / dim_H] * smem[33152 + p * dim_H + e % dim_H];
       }
       const float v9 = smem[16384 + e] + product72;
@@ -1107,8 +1104,7 @@ __global__ void __launch_bounds__(256, 1) tttc_silu_rmsnorm_mlp_decode_kernel(
     for (unsigned e = tid; e < 8192; e += 256) {
       // Element e of the [128, 64] product, summed here rather than buffered, from line 14: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product62 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         product62 = product62 + (smem[33410 + p * dim_H + e / dim_D] * smem[33538 + p * dim_H + e / dim_D]) * smem[32960 + p * dim_D + e % dim_D];
       }
       const float v10 = smem[24576 + e] + product62;

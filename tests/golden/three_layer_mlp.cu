@@ -1180,7 +1180,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     if (lane < 8) {
       const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
-      if (0 < 1) {
+      for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[416 + e];
       }
       smem[16965 + e] = acc;
@@ -1235,8 +1235,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16928 + p]);
         const float b0 = smem[416 + p * dim_H + e % 32];
         const float b1 = smem[416 + p * dim_H + e % 32 + 32];
@@ -1268,8 +1267,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[416 + p * dim_H + e % 32];
         const float b1 = smem[416 + p * dim_H + e % 32 + 32];
@@ -1323,8 +1321,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16929 + p]);
         const float b0 = smem[128 + p * dim_H + e % 32];
         const float b1 = smem[128 + p * dim_H + e % 32 + 32];
@@ -1388,8 +1385,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[16930 + p]);
         const float b0 = smem[96 + p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1481,8 +1477,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 2048; e += 256) {
       // Element e of the [32, 64] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product93 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         product93 = product93 + smem[256 + p * dim_D + e / dim_H] * smem[416 + p * dim_H + e % dim_H];
       }
       const float v9 = smem[8736 + e] + product93;
@@ -1506,8 +1501,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product87 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         product87 = product87 + smem[288 + p * dim_H + e / dim_H] * smem[128 + p * dim_H + e % dim_H];
       }
       const float v11 = smem[12832 + e] + product87;
@@ -1521,8 +1515,7 @@ __global__ void __launch_bounds__(256, 1) tttc_three_layer_mlp_decode_kernel(
     for (unsigned e = tid; e < 2048; e += 256) {
       // Element e of the [64, 32] product, summed here rather than buffered, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product79 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         product79 = product79 + smem[352 + p * dim_H + e / dim_D] * smem[96 + p * dim_D + e % dim_D];
       }
       const float v12 = smem[10784 + e] + product79;

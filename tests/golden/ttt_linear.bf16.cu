@@ -871,7 +871,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     if (lane < 8) {
       const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
-      if (0 < 1) {
+      for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[128 + e];
       }
       smem[8451 + e] = acc;
@@ -925,8 +925,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = tttc_round_bf16((p <= 0 ? 1.0f : 0.0f) * smem[8448 + p]);
         const float b0 = tttc_round_bf16(smem[128 + p * dim_D + e % 32]);
         const float b1 = tttc_round_bf16(smem[128 + p * dim_D + e % 32 + 32]);
@@ -958,8 +957,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = tttc_round_bf16((p <= 0 ? 1.0f : 0.0f));
         const float b0 = tttc_round_bf16(smem[128 + p * dim_D + e % 32]);
         const float b1 = tttc_round_bf16(smem[128 + p * dim_D + e % 32 + 32]);
@@ -1040,8 +1038,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_linear_decode_kernel(
     for (unsigned e = tid; e < 4096; e += 256) {
       // Element e of the [64, 64] product, summed here rather than buffered, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product70 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         product70 = product70 + tttc_round_bf16(smem[64 + p * dim_D + e / dim_D]) * tttc_round_bf16(smem[128 + p * dim_D + e % dim_D]);
       }
       const float v7 = smem[4352 + e] + product70;

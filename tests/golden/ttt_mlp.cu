@@ -1176,7 +1176,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     if (lane < 8) {
       const unsigned e = warp * 8 + lane;
       float acc = 0.0f;
-      if (0 < 1) {
+      for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[64 + e];
       }
       smem[50179 + e] = acc;
@@ -1217,7 +1217,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     {
       const unsigned e = warp * 32 + lane;
       float acc = 0.0f;
-      if (0 < 1) {
+      for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[704 + e];
       }
       smem[50563 + e] = acc;
@@ -1266,8 +1266,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     {
       const unsigned e = tid;
       float acc0_0 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[960 + p]);
         const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1291,8 +1290,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     {
       const unsigned e = tid;
       float acc0_0 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[704 + p * dim_H + e % 256];
         acc0_0 = acc0_0 + a0 * b0;
@@ -1353,8 +1351,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = ((p <= 0 ? 1.0f : 0.0f) * smem[50176 + p]);
         const float b0 = smem[64 + p * dim_D + e % 32];
         const float b1 = smem[64 + p * dim_D + e % 32 + 32];
@@ -1386,8 +1383,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
       float acc0_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[64 + p * dim_D + e % 32];
         const float b1 = smem[64 + p * dim_D + e % 32 + 32];
@@ -1467,8 +1463,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 16384; e += 256) {
       // Element e of the [64, 256] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product111 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         product111 = product111 + smem[128 + p * dim_D + e / dim_H] * smem[704 + p * dim_H + e % dim_H];
       }
       const float v15 = smem[33792 + e] + product111;
@@ -1494,8 +1489,7 @@ __global__ void __launch_bounds__(256, 1) tttc_ttt_mlp_decode_kernel(
     for (unsigned e = tid; e < 16384; e += 256) {
       // Element e of the [256, 64] product, summed here rather than buffered, from line 19: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
       float product92 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         product92 = product92 + smem[448 + p * dim_H + e / dim_D] * smem[64 + p * dim_D + e % dim_D];
       }
       const float v17 = out_accum_W2[bh * 16384 + e] + product92;

@@ -227,8 +227,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
       float acc3_1 = 0.0f;
       float acc3_2 = 0.0f;
       float acc3_3 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = smem[8800 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8];
         const float a1 = smem[8800 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 8];
         const float a2 = smem[8800 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 16];
@@ -606,7 +605,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     if (lane < 4) {
       const unsigned e = warp * 4 + lane;
       float acc = 0.0f;
-      if (0 < 1) {
+      for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[e];
       }
       smem[1152 + e] = acc;
@@ -619,8 +618,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       float acc0_1 = 0.0f;
       float acc1_0 = 0.0f;
       float acc1_1 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = smem[1088 + p * dim_D + (e / 16) % 16];
         const float a1 = smem[1088 + p * dim_D + (e / 16) % 16 + 16];
         const float b0 = smem[p * dim_D + e % 16];
@@ -665,7 +663,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     // [32, 32] sum, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float acc = 0.0f;
-      if (0 < 1) {
+      for (unsigned p = 0; p < 1; p += 1) {
         acc = acc + smem[64 + (e / dim_D) * dim_D + e % dim_D];
       }
       smem[1312 + e] = acc;
@@ -691,8 +689,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
       float acc0_1 = 0.0f;
       float acc0_2 = 0.0f;
       float acc0_3 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[64 + p * 1024 + e % 256];
         const float b1 = smem[64 + p * 1024 + e % 256 + 256];
@@ -751,8 +748,7 @@ __global__ void __launch_bounds__(256, 1) tttc_weightnorm_linear_decode_kernel(
     if (warp * 32 + lane < min(warp * 32 + 32, 32)) {
       const unsigned e = warp * 32 + lane;
       float acc0_0 = 0.0f;
-      if (0 < 1) {
-        const unsigned p = 0;
+      for (unsigned p = 0; p < 1; p += 1) {
         const float a0 = (p <= 0 ? 1.0f : 0.0f);
         const float b0 = smem[p * dim_D + e % 32];
         acc0_0 = acc0_0 + a0 * b0;

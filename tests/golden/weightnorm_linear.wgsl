@@ -164,8 +164,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc3_1: f32 = 0.0;
       var acc3_2: f32 = 0.0;
       var acc3_3: f32 = 0.0;
-      if (0 < 1) {
-        let p: u32 = 0;
+      for (var p: u32 = 0; p < 1; p = p + 1) {
         let a0: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8];
         let a1: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 8];
         let a2: f32 = smem[608 + (e / 64) * dim_D + p * dim_D + (e / 8) % 8 + 16];
