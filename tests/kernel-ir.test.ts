@@ -37,6 +37,16 @@ import { wgsl } from '../targets/wgsl/dialect.ts';
 const e = name('e');
 const p = name('p');
 
+/** An index expression's value, its names bound by `env`. */
+const evalIndex = (x: Expr, env: Record<string, number>): number => {
+  if (x.kind === 'int' || x.kind === 'dim') return x.value;
+  if (x.kind === 'name') return env[x.name];
+  if (x.kind === 'min') return Math.min(evalIndex(x.a, env), evalIndex(x.b, env));
+  if (x.kind !== 'index') throw new Error(x.kind);
+  const [a, b] = [evalIndex(x.a, env), evalIndex(x.b, env)];
+  return { '+': a + b, '-': a - b, '*': a * b, '/': Math.floor(a / b), '%': a % b, '^': a ^ b }[x.op];
+};
+
 describe('index arithmetic folds as it builds', () => {
   const print = (x: Expr) =>
     new Printer(cuda, { uniform: (n) => n, port: (_, index) => ({ array: 'a', index }) }).expr(x);
@@ -78,13 +88,6 @@ describe('index arithmetic folds as it builds', () => {
   });
 
   it('is evaluated as the integers it stands for', () => {
-    const evalIndex = (x: Expr, env: Record<string, number>): number => {
-      if (x.kind === 'int' || x.kind === 'dim') return x.value;
-      if (x.kind === 'name') return env[x.name];
-      if (x.kind !== 'index') throw new Error(x.kind);
-      const [a, b] = [evalIndex(x.a, env), evalIndex(x.b, env)];
-      return { '+': a + b, '-': a - b, '*': a * b, '/': Math.floor(a / b), '%': a % b, '^': a ^ b }[x.op];
-    };
     for (let v = 0; v < 300; v += 7) {
       const built = add(mul(add(mul(div(e, 32), 2), int(1)), 64), mod(div(mul(e, 6), 3), 5));
       const expected = ((Math.floor(v / 32) * 2 + 1) * 64 + (((v * 6) / 3) % 5)) | 0;
@@ -343,14 +346,6 @@ describe('loops that no invocation runs twice are guards', () => {
     step: int(step),
     body,
   });
-  const evalIndex = (x: Expr, env: Record<string, number>): number => {
-    if (x.kind === 'int' || x.kind === 'dim') return x.value;
-    if (x.kind === 'name') return env[x.name];
-    if (x.kind === 'min') return Math.min(evalIndex(x.a, env), evalIndex(x.b, env));
-    if (x.kind !== 'index') throw new Error(x.kind);
-    const [a, b] = [evalIndex(x.a, env), evalIndex(x.b, env)];
-    return { '+': a + b, '-': a - b, '*': a * b, '/': Math.floor(a / b), '%': a % b, '^': a ^ b }[x.op];
-  };
   /** The elements each invocation stores to, running the statements as the kernel would. */
   const stored = (stmts: readonly Stmt[], env: Record<string, number>): number[] => {
     const out: number[] = [];
