@@ -377,6 +377,14 @@ describe('loops that no invocation runs twice are guards', () => {
     sameStores(before, after);
   });
 
+  it('names the element a one-lane guard takes without the lane, which is 0 there', () => {
+    const before = [loop(add(warp, lane), add(warp, int(1)), 32)];
+    const after = guardSinglePassLoops(before, values);
+    expect(after[0]).toMatchObject({ kind: 'if', condition: compare('<', lane, int(1)) });
+    expect((after[0] as Stmt & { kind: 'if' }).body[0]).toEqual(constant('e', 'index', warp));
+    sameStores(before, after);
+  });
+
   it('opens a bare scope where the guard always holds, and keeps a min bound whole', () => {
     const whole = [loop(add(mul(warp, 32), lane), add(mul(warp, 32), int(32)), 32)];
     expect(guardSinglePassLoops(whole, values)[0].kind).toBe('block');

@@ -23,11 +23,11 @@ export function guardSinglePassLoops(
     if (s.kind !== 'for' && s.kind !== 'while' && s.kind !== 'if' && s.kind !== 'block') return s;
     const inner = guardSinglePassLoops(s.body, values);
     if (s.kind !== 'for') return { ...s, body: inner };
-    const condition = s.step.kind === 'int' ? onceCondition(s.from, s.to, s.step.value) : undefined;
-    if (!condition) return { ...s, body: inner };
-    const counter = namesRead(inner).has(s.counter) ? [constant(s.counter, 'index', s.from)] : [];
+    const once = s.step.kind === 'int' ? onceCondition(s.from, s.to, s.step.value) : undefined;
+    if (!once) return { ...s, body: inner };
+    const counter = namesRead(inner).has(s.counter) ? [constant(s.counter, 'index', once.counter)] : [];
     const body = [...counter, ...inner];
-    return always(condition, values) ? { kind: 'block', body } : { kind: 'if', condition, body };
+    return always(once.condition, values) ? { kind: 'block', body } : { kind: 'if', condition: once.condition, body };
   });
 }
 
@@ -38,22 +38,28 @@ function always(condition: Expr, values: ReadonlyMap<string, number>): boolean {
   return count !== undefined && count <= condition.b.value;
 }
 
-/** The condition under which the loop runs its one pass, or undefined where it may run more. */
-function onceCondition(from: Expr, to: Expr, step: number): Expr | undefined {
+/**
+ * The condition under which the loop runs its one pass, and the counter's value in it; undefined
+ * where it may run more. Under `lane < 1` the lane is 0, so `warp + lane` is `warp`.
+ */
+function onceCondition(from: Expr, to: Expr, step: number): { condition: Expr; counter: Expr } | undefined {
   if (to.kind === 'min') {
     const bounded = [to.a, to.b].some((bound) => remainder(from, bound, step) !== undefined);
-    return bounded ? compare('<', from, to) : undefined;
+    return bounded ? { condition: compare('<', from, to), counter: from } : undefined;
   }
   const rest = remainder(from, to, step);
-  return rest && compare('<', rest.from, int(rest.limit));
+  if (!rest) return undefined;
+  const zero = rest.limit === 1 && rest.from.kind === 'name';
+  return { condition: compare('<', rest.from, int(rest.limit)), counter: zero ? rest.shared : from };
 }
 
 /**
- * Where `to` is some of `from`'s terms plus a constant `limit` no larger than `step`: `from`
- * without those terms, and the limit.
+ * Where `to` is some of `from`'s terms (`shared`) plus a constant `limit` no larger than `step`:
+ * `from` without those terms, the terms, and the limit.
  */
-function remainder(from: Expr, to: Expr, step: number): { from: Expr; limit: number } | undefined {
+function remainder(from: Expr, to: Expr, step: number): { from: Expr; shared: Expr; limit: number } | undefined {
   const own = terms(from);
+  const shared: Expr[] = [];
   let limit = 0;
   for (const t of terms(to)) {
     if (t.kind === 'int') {
@@ -62,11 +68,12 @@ function remainder(from: Expr, to: Expr, step: number): { from: Expr; limit: num
     }
     const i = own.findIndex((o) => same(o, t));
     if (i < 0) return undefined;
-    own.splice(i, 1);
+    shared.push(...own.splice(i, 1));
   }
   // A loop from a constant alone (`k0 = 0`) is the target compiler's to unroll.
   if (limit > step || own.every((t) => t.kind === 'int')) return undefined;
-  return { from: own.reduce((x, y) => add(x, y), int(0)), limit };
+  const sum = (ts: Expr[]) => ts.reduce((x, y) => add(x, y), int(0));
+  return { from: sum(own), shared: sum(shared), limit };
 }
 
 /** The terms of a sum, left to right. */

@@ -138,7 +138,7 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
 
     // Stage the rate lr for this chunk.
     if (lane < 1) {
-      const unsigned e = warp + lane;
+      const unsigned e = warp;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -278,20 +278,20 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     if (lane < 1) {
-      const unsigned e = warp + lane;
+      const unsigned e = warp;
       smem[e] = sqrtf(smem[e] * 0.03125f + 0.000001f);
     }
     __syncwarp();
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     if (lane < 1) {
-      const unsigned e = warp + lane;
+      const unsigned e = warp;
       smem[16 + e] = (1.0f / smem[e]);
     }
 
     // [8] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     if (lane < 1) {
-      const unsigned e = warp + lane;
+      const unsigned e = warp;
       smem[8 + e] = smem[8 + e] * (e < count ? 1.0f : 0.0f) * 0.5f;
     }
     __syncwarp();
@@ -324,7 +324,7 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
 
     // [8, 1] elementwise, from line 20: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     if (lane < 1) {
-      const unsigned e = warp + lane;
+      const unsigned e = warp;
       const float v3 = smem[16 + e];
       smem[e] = (-(smem[8 + e] * (v3 * v3))) * 0.5f / smem[e] * 0.03125f;
     }
@@ -728,7 +728,7 @@ __global__ void __launch_bounds__(256, 3) tttc_three_layer_mlp_kernel(
 
     // [8, 1] elementwise, from line 17: return x + layernorm(h2 @ W3) * gamma + beta
     if (lane < 1) {
-      const unsigned e = warp + lane;
+      const unsigned e = warp;
       smem[512 + e] = (1.0f / sqrtf(smem[512 + e] * 0.03125f + 0.000001f));
     }
     __syncwarp();

@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
 
     // Stage the rate lr for this chunk.
     if (lane < 1) {
-      const unsigned e = warp + lane;
+      const unsigned e = warp;
       float x = 0.0f;
       if (e < count) {
         x = lr[bh * T + token + e];
@@ -187,7 +187,7 @@ __global__ void __launch_bounds__(256, 3) tttc_weightnorm_linear_kernel(
 
     // [8] elementwise, from line 13: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     if (lane < 1) {
-      const unsigned e = warp + lane;
+      const unsigned e = warp;
       smem[512 + e] = smem[512 + e] * (e < count ? 1.0f : 0.0f) * 0.5f;
     }
     __syncthreads();
