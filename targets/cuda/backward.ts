@@ -11,12 +11,8 @@ import { int, uniform } from '../../compiler/kernel/ir.ts';
 import { lowerChunkCount } from '../../compiler/kernel/reverse-walk.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
 import { backwardHomeKey, scheduleBackward } from '../../compiler/schedule/backward.ts';
-import {
-  type KeepGroup,
-  withTensorCores,
-  withTileGroupsAtSize,
-} from '../../compiler/schedule/tensor-core-placement.ts';
-import type { MmaOperands, ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
+import { withTensorCores } from '../../compiler/schedule/tensor-core-placement.ts';
+import type { ScheduledKernel } from '../../compiler/schedule/kernel.ts';
 import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { identifier } from '../../core/mangle.ts';
 import type { Port } from '../../core/signature.ts';
@@ -26,12 +22,12 @@ import type { GeneratedFile, TargetOptions } from '../target.ts';
 import { commentText } from '../text.ts';
 import { type BackwardApi, backwardApi } from './backward-api.ts';
 import { archOf } from './arch.ts';
-import { cudaDialect, mmaOperands } from './dialect.ts';
+import { cudaDialect } from './dialect.ts';
 import { renderHeader } from './header.ts';
 import { type HostKernel, renderHost } from './host.ts';
 import { CUDA_FEATURES, renderKernel } from './kernel.ts';
 import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
-import { inBlocks, renderPreamble, scheduleForward, usesDeviceHelpers } from './render.ts';
+import { renderPreamble, scheduleForward, scheduleInBlocks, usesDeviceHelpers } from './render.ts';
 import { CHUNKS, ioNote, trainingTensors } from './tensors.ts';
 
 export interface CudaBackward {
@@ -61,21 +57,16 @@ export function renderCudaBackward(
   const ahead = (k: ScheduledKernel, tensors: readonly Port[]) =>
     plan.prefetch ? withPrefetch(k, arch.limits, tokenRows(tensors)) : k;
   // Under bf16 or tf32x3 both kernels run their qualifying products on tensor cores, as the forward does.
-  const operands = mmaOperands(options.dtype);
   const forwardKernel = scheduleForward(compiled.chunk, arch, options, (k) => ahead(k, training.checkpoints));
-  const onTensorCores = (limits: TargetLimits, operands: MmaOperands, groups?: KeepGroup) =>
-    withTensorCores((l) => scheduleBackward(backward, l), limits, backwardHomeKey, operands, groups);
-  const backwardKernel = operands
-    ? withTileGroupsAtSize(
-        inBlocks((limits) => onTensorCores(limits, operands), compiled.chunk, arch, options.threads),
-        arch.limits,
-        (limits, keep) => onTensorCores(limits, operands, keep),
-        (k) => ahead(k, training.backward),
-      )
-    : ahead(
-        inBlocks((limits) => scheduleBackward(backward, limits), compiled.chunk, arch, options.threads),
-        training.backward,
-      );
+  const backwardKernel = scheduleInBlocks(
+    (limits) => scheduleBackward(backward, limits),
+    (limits, operands, keep) =>
+      withTensorCores((l) => scheduleBackward(backward, l), limits, backwardHomeKey, operands, keep),
+    compiled.chunk,
+    arch,
+    options,
+    (k) => ahead(k, training.backward),
+  );
   const variants: HostKernel[] = [
     { variant: 'checkpoints', name: api.decodeKernel, kernel: forwardKernel, tensors: training.checkpoints },
     { variant: 'backward', name: api.kernel, kernel: backwardKernel, tensors: training.backward },

@@ -1,7 +1,7 @@
 /** The CUDA renderer: a scheduled inner-loop kernel as a .cu with its launcher, header and PyTorch binding. */
 import type { ChunkProgram } from '../../compiler/dualform/derive.ts';
 import type { Compiled } from '../../compiler/pipeline.ts';
-import type { Home, ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
+import type { Home, MmaOperands, ScheduledKernel, TargetLimits } from '../../compiler/schedule/kernel.ts';
 import { chooseWorkgroupSize } from '../../compiler/schedule/workgroup-size.ts';
 import { schedule } from '../../compiler/schedule/schedule.ts';
 import { Lines } from '../clike/lines.ts';
@@ -14,7 +14,11 @@ import { ioNote, trainingTensors } from './tensors.ts';
 import { type HostKernel, renderHost } from './host.ts';
 import { renderKernel } from './kernel.ts';
 import { MMA_HEADER, MMA_HEADER_FILE } from './mma.ts';
-import { scheduleWithTensorCores, withTileGroupsAtSize } from '../../compiler/schedule/tensor-core-placement.ts';
+import {
+  type KeepGroup,
+  scheduleWithTensorCores,
+  withTileGroupsAtSize,
+} from '../../compiler/schedule/tensor-core-placement.ts';
 import { tokenRows, withPrefetch } from '../../compiler/schedule/prefetch.ts';
 import { renderPython } from './python.ts';
 import { renderTorchSource } from './torch.ts';
@@ -44,15 +48,33 @@ export function scheduleForward(
   options: Pick<TargetOptions, 'dtype' | 'threads'>,
   ahead: (k: ScheduledKernel) => ScheduledKernel = (k) => k,
 ): ScheduledKernel {
-  const operands = mmaOperands(options.dtype);
-  if (!operands) return ahead(inBlocks((limits) => schedule(chunk, limits), chunk, arch, options.threads));
-  const chosen = inBlocks((limits) => scheduleWithTensorCores(chunk, limits, operands), chunk, arch, options.threads);
-  return withTileGroupsAtSize(
-    chosen,
-    arch.limits,
-    (limits, keep) => scheduleWithTensorCores(chunk, limits, operands, keep),
+  return scheduleInBlocks(
+    (limits) => schedule(chunk, limits),
+    (limits, operands, keep) => scheduleWithTensorCores(chunk, limits, operands, keep),
+    chunk,
+    arch,
+    options,
     ahead,
   );
+}
+
+/**
+ * A kernel of `chunk` scheduled by `plain`, or under bf16 or tf32x3 by `onTensorCores`, in blocks
+ * (inBlocks), its warps' groups of tiles chosen last at the chosen block size, finished by `ahead`.
+ * The forward and the backward schedule this way, each with its own scheduler.
+ */
+export function scheduleInBlocks(
+  plain: (limits: TargetLimits) => ScheduledKernel,
+  onTensorCores: (limits: TargetLimits, operands: MmaOperands, keep?: KeepGroup) => ScheduledKernel,
+  chunk: ChunkProgram,
+  arch: Arch,
+  options: Pick<TargetOptions, 'dtype' | 'threads'>,
+  ahead: (k: ScheduledKernel) => ScheduledKernel,
+): ScheduledKernel {
+  const operands = mmaOperands(options.dtype);
+  if (!operands) return ahead(inBlocks(plain, chunk, arch, options.threads));
+  const chosen = inBlocks((limits) => onTensorCores(limits, operands), chunk, arch, options.threads);
+  return withTileGroupsAtSize(chosen, arch.limits, (limits, keep) => onTensorCores(limits, operands, keep), ahead);
 }
 
 /**
@@ -60,7 +82,7 @@ export function scheduleForward(
  * has several rows, else in blocks of as many as the scheduler chooses (one-row chunks keep the
  * most).
  */
-export function inBlocks(
+function inBlocks(
   scheduleAt: (limits: TargetLimits) => ScheduledKernel,
   chunk: ChunkProgram,
   arch: Arch,
