@@ -6,6 +6,7 @@ import { chooseBuffers } from './fusion.ts';
 import { ruleTokenRoles } from '../signature.ts';
 import type { Carried, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
 import { betterSchedule, globalFloats, layOut, residentWorkgroups } from './layout.ts';
+import { scratchTraffic, type Variant, withLessScratch } from './recompute.ts';
 import { acrossWarps } from './barriers.ts';
 import { stageReads } from './reads.ts';
 import { type Program, sameShape, size } from '../ir/ir.ts';
@@ -46,9 +47,47 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits, pingPong: Tw
 /** The program input a forward kernel's carried value is: `state.S`, `accum.S`, `opt.S`. */
 export const homeKey = (kind: Carried, name: string): HomeKey => programKey({ role: kind, name });
 
-/** The kernel with every home in one slot, and how to lay it out with some in two (memoised per set). */
+/**
+ * The program variant (recompute.ts) found for a chunk by the on-chip memory of a multiprocessor
+ * (or workgroup, where the target does not say): what overflows hardly depends on the block size,
+ * the room left beside tensor-core staging or the memory reserved, and the search schedules the
+ * kernel many times, so other limits only weigh the variant found under the first.
+ */
+const variants = new WeakMap<ChunkProgram, Map<string, Variant>>();
+
+/**
+ * The kernel with every home in one slot, and how to lay it out with some in two: of the chunk's
+ * program, or of that program with values computed again late and sums computed early
+ * (recompute.ts) where that moves less through global scratch at no cost in resident workgroups
+ * or scratch size.
+ */
 function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): { kernel: ScheduledKernel; relaid: Relaid } {
-  const p = chunk.program;
+  const resident = (k: ScheduledKernel) => residentWorkgroups(limits, k.workgroupFloats * 4);
+  const notWorse = (a: ScheduledKernel, b: ScheduledKernel) =>
+    resident(a) >= resident(b) && globalFloats(a) <= globalFloats(b);
+  const own: Variant = { program: chunk.program, buffered: new Set() };
+  const found = variants.get(chunk) ?? new Map<string, Variant>();
+  variants.set(chunk, found);
+  const key = String(limits.multiprocessor?.bytes ?? limits.workgroupBytes);
+  const known = found.get(key);
+  if (known) {
+    const plain = scheduleProgram(chunk, own, limits);
+    if (known === own) return plain;
+    const varied = scheduleProgram(chunk, known, limits);
+    const pays = notWorse(varied.kernel, plain.kernel) && scratchTraffic(varied.kernel) < scratchTraffic(plain.kernel);
+    return pays ? varied : plain;
+  }
+  const best = withLessScratch(own, (v) => scheduleProgram(chunk, v, limits), notWorse);
+  found.set(key, best.variant);
+  return best;
+}
+
+/** The kernel of one variant of the chunk's program (recompute.ts), as scheduleOnce. */
+function scheduleProgram(
+  chunk: ChunkProgram,
+  { program: p, buffered: more }: Variant,
+  limits: TargetLimits,
+): { kernel: ScheduledKernel; relaid: Relaid } {
   const out = (name: string) => p.outputs.find((o) => o.name === name)!.node;
   const outputNode = out(programKey({ role: 'output', name: 'output' }));
   const carried: Carried[] = chunk.layer.update.rules.momentum ? ['state', 'accum', 'opt'] : ['state', 'accum'];
@@ -64,8 +103,8 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): { kernel: Sche
     ...ruleTokenRoles(chunk.layer).map(([role, name]) => programKey({ role, name })),
   ]);
   const outputs = new Set(p.outputs.map((o) => o.node));
-  const buffered = chooseBuffers(p, outputs, perToken, limits.workgroupBytes / 4);
-  const passed = passedCarried(chunk, updates);
+  const buffered = new Set([...chooseBuffers(p, outputs, perToken, limits.workgroupBytes / 4), ...more]);
+  const passed = passedCarried(chunk, p, updates);
 
   // Stages: buffered nodes in program order (already topological), then the writes.
   const withBuffers = (nodes: ReadonlySet<number>, pingPong?: ReadonlySet<string>) => {
@@ -213,9 +252,9 @@ function updateProducts(
  * resets there (`keep · …`, keep = 0 when the chunk ends it) starts every chunk but the first at
  * zero and is needed only by the first chunk (from its input) and after the last (its output).
  */
-function passedCarried(chunk: ChunkProgram, updates: readonly { accumNode: number }[]): Carried[] {
+function passedCarried(chunk: ChunkProgram, p: Program, updates: readonly { accumNode: number }[]): Carried[] {
   if (chunk.rows < chunk.K) return [];
-  const nodes = chunk.program.nodes;
+  const nodes = p.nodes;
   const isKeep = (id: number): boolean => {
     const n = nodes[id];
     if (n.op.kind === 'expand') return isKeep(n.args[0]);
