@@ -63,8 +63,10 @@ const variants = new WeakMap<ChunkProgram, Map<string, Variant>>();
  */
 function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): { kernel: ScheduledKernel; relaid: Relaid } {
   const resident = (k: ScheduledKernel) => residentWorkgroups(limits, k.workgroupFloats * 4);
+  // A home moved to global memory would be read and written back every chunk: not a trade to make for scratch.
+  const homesInGlobal = (k: ScheduledKernel) => globalFloats(k) - k.scratchFloats;
   const notWorse = (a: ScheduledKernel, b: ScheduledKernel) =>
-    resident(a) >= resident(b) && globalFloats(a) <= globalFloats(b);
+    resident(a) >= resident(b) && globalFloats(a) <= globalFloats(b) && homesInGlobal(a) <= homesInGlobal(b);
   const own: Variant = { program: chunk.program, buffered: new Set() };
   const found = variants.get(chunk) ?? new Map<string, Variant>();
   variants.set(chunk, found);
