@@ -3,8 +3,10 @@
  * read early and again much later holds its buffer across every stage between; where those stages
  * are the ones that push buffers out to global scratch, computing the value a second time just
  * before its late readers frees that memory for the whole gap. The copy reads what the value was
- * computed from, which must then live that long instead: whether the trade pays is the layout's
- * to say, so each copy is tried and kept only where the kernel moves less through scratch.
+ * computed from, which must then live that long instead. The converse helps too: a sum of two
+ * products read only much later, computed into a buffer of its own as soon as they are, holds one
+ * value there where two were. Whether a trade pays is the layout's to say, so each is tried and
+ * kept only where the kernel moves less through scratch.
  */
 import { type Node, type Program, size } from '../ir/ir.ts';
 import { inlineCost } from './fusion.ts';
@@ -33,7 +35,7 @@ interface Move {
  * value, cheap to recompute, whose reads leave a gap over stages where scratch is live, split at
  * the compute stage that ends its longest such gap.
  */
-export function lateCopies(k: ScheduledKernel): (LateCopy & { frees: number })[] {
+function lateCopies(k: ScheduledKernel): (LateCopy & { frees: number })[] {
   const p = k.program;
   const isBuffered = (id: number) => k.buffers.has(id);
   const { stageOf, readAt, scratchLive } = lifetimes(k);
@@ -67,7 +69,7 @@ export function lateCopies(k: ScheduledKernel): (LateCopy & { frees: number })[]
  * often) that the stage reading it needs only much later, across stages where scratch is live.
  * Its own buffer, written over an operand's, holds one value where two were.
  */
-export function earlySums(k: ScheduledKernel): { node: number; frees: number }[] {
+function earlySums(k: ScheduledKernel): { node: number; frees: number }[] {
   const p = k.program;
   const { stageOf, readAt, scratchLive } = lifetimes(k);
   const isBuffered = (id: number) => k.buffers.has(id);
@@ -198,7 +200,7 @@ export interface Variant {
  * moves less through global scratch (scratchTraffic) without fewer resident workgroups or a larger
  * scratch slice (`notWorse`), or as much in less on-chip memory: a copy can free memory at the
  * peak that only another turns into less scratch (three values of one GELU). Each round keeps
- * the variant that pays most, until none does or nothing is in scratch.
+ * the first move that pays, until none does or nothing is in scratch.
  */
 export function withLessScratch<T extends { kernel: ScheduledKernel }>(
   first: Variant,
