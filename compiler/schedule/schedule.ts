@@ -58,15 +58,21 @@ const variants = new WeakMap<ChunkProgram, Map<string, Variant>>();
 /**
  * The kernel with every home in one slot, and how to lay it out with some in two: of the chunk's
  * program, or of that program with values computed again late and sums computed early
- * (recompute.ts) where that moves less through global scratch at no cost in resident workgroups
- * or scratch size.
+ * (recompute.ts) where that moves less through global scratch at no cost in resident workgroups,
+ * homes or scratch size, nor in block barriers unless the scratch slice shrinks.
  */
 function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): { kernel: ScheduledKernel; relaid: Relaid } {
   const resident = (k: ScheduledKernel) => residentWorkgroups(limits, k.workgroupFloats * 4);
   // A home moved to global memory would be read and written back every chunk: not a trade to make for scratch.
   const homesInGlobal = (k: ScheduledKernel) => globalFloats(k) - k.scratchFloats;
+  // As betterSchedule orders kernels, a smaller scratch slice may cost block barriers, and less
+  // through the same slice may not (a decode kernel's few floats are not worth a barrier).
+  const blockBarriers = (k: ScheduledKernel) => k.barriers.filter(acrossWarps).length;
   const notWorse = (a: ScheduledKernel, b: ScheduledKernel) =>
-    resident(a) >= resident(b) && globalFloats(a) <= globalFloats(b) && homesInGlobal(a) <= homesInGlobal(b);
+    resident(a) >= resident(b) &&
+    homesInGlobal(a) <= homesInGlobal(b) &&
+    (globalFloats(a) < globalFloats(b) ||
+      (globalFloats(a) === globalFloats(b) && blockBarriers(a) <= blockBarriers(b)));
   const own: Variant = { program: chunk.program, buffered: new Set() };
   const found = variants.get(chunk) ?? new Map<string, Variant>();
   variants.set(chunk, found);

@@ -306,22 +306,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     storageBarrier();
     workgroupBarrier();
 
-    // [16, 64] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
-    for (var e: u32 = tid; e < 1024; e = e + 256) {
-      let v2: f32 = scratch[bh * 3136 + 1024 + e];
-      smem[(e / dim_D) * dim_D + ((e % dim_D) ^ ((e / dim_D) % 16))] = v2 * v2;
-    }
-    storageBarrier();
-    workgroupBarrier();
-
     // [16] sum, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     if (tid < 16) {
       let e: u32 = tid;
       var acc: f32 = 0.0;
       for (var p: u32 = 0; p < dim_D; p = p + 1) {
-        acc = acc + smem[e * dim_D + (p ^ (e % 16))];
+        let v2: f32 = scratch[bh * 3136 + 1024 + e * dim_D + p];
+        acc = acc + v2 * v2;
       }
-      scratch[bh * 3136 + e] = acc;
+      smem[e] = acc;
     }
     storageBarrier();
     workgroupBarrier();
@@ -329,7 +322,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // [16, 1] elementwise, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     if (tid < 16) {
       let e: u32 = tid;
-      scratch[bh * 3136 + e] = (1.0 / sqrt(scratch[bh * 3136 + e] * 0.015625 * 64.0 + 0.000001));
+      smem[e] = (1.0 / sqrt(smem[e] * 0.015625 * 64.0 + 0.000001));
     }
 
     // [16, 64] product, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
@@ -349,17 +342,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1_0 = acc1_0 + a1 * b0;
         acc1_1 = acc1_1 + a1 * b1;
       }
-      smem[(e / 32) * dim_D + e % 32] = acc0_0;
-      smem[(e / 32) * dim_D + e % 32 + 32] = acc0_1;
-      smem[(e / 32 + 8) * dim_D + e % 32] = acc1_0;
-      smem[(e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
+      scratch[bh * 3136 + (e / 32) * dim_D + e % 32] = acc0_0;
+      scratch[bh * 3136 + (e / 32) * dim_D + e % 32 + 32] = acc0_1;
+      scratch[bh * 3136 + (e / 32 + 8) * dim_D + e % 32] = acc1_0;
+      scratch[bh * 3136 + (e / 32 + 8) * dim_D + e % 32 + 32] = acc1_1;
     }
     storageBarrier();
     workgroupBarrier();
 
     // Write this chunk's output rows, from line 10: fn f(x: [D]) -> [D] = l2norm(x @ W) * s
     for (var e: u32 = tid; e < count * dim_D; e = e + 256) {
-      out[(bh * u.T + token) * dim_D + e] = scratch[bh * 3136 + 1024 + e] * scratch[bh * 3136 + e / dim_D] * (state_out[u.BH * 4096 + bh * 64 + e % dim_D] - weights[min(position + e / dim_D, dim_K - 1)] * (select(0.0, state_in[u.BH * 8256 + bh * 64 + e % dim_D], accum_live) + smem[e]));
+      out[(bh * u.T + token) * dim_D + e] = scratch[bh * 3136 + 1024 + e] * smem[e / dim_D] * (state_out[u.BH * 4096 + bh * 64 + e % dim_D] - weights[min(position + e / dim_D, dim_K - 1)] * (select(0.0, state_in[u.BH * 8256 + bh * 64 + e % dim_D], accum_live) + scratch[bh * 3136 + e]));
     }
 
     // Update W and its accumulator, from line 14: update sgd(lr: token, scale: position)
