@@ -71,7 +71,7 @@ describe('recomputation where on-chip memory overflows', () => {
         for (const [name, t] of want) expect([...got.get(name)!.data], `${at}: ${name}`).toEqual([...t.data]);
       }
     }
-    // TTT-MLP, titans_mlp_memory, ttt_mlp_noncausal and gated_linear on WebGPU, at least.
+    // TTT-MLP, titans_mlp_memory, ttt_mlp_noncausal and lact_swiglu on sm_90, at least.
     expect(changed).toBeGreaterThanOrEqual(4);
   }, 120_000);
 
