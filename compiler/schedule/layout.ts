@@ -28,6 +28,11 @@ export interface KernelPlan {
   passed?: readonly Carried[];
   /** States whose homes on chip take two slots (OnChipHome `pingPong`); absent: none. */
   pingPong?: ReadonlySet<string>;
+  /**
+   * Only where memory goes, each buffer held to its last reader: no warp rows, tiles or barriers
+   * (`barriers` empty). A quick estimate that ranks program variants (recompute.ts).
+   */
+  estimate?: true;
 }
 
 export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, plan: KernelPlan): ScheduledKernel {
@@ -139,6 +144,7 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
   // Where warps own rows, memory held to the next block barrier saves the barriers sharing it
   // sooner would need, unless it costs global memory or resident workgroups.
   const plain = place((i) => i);
+  if (plan.estimate) return estimated(chunk, p, limits, plan, plain);
   const warpRows = chooseWarpRows(p, stages, (id) => buffered.has(id), limits.invocations, limits.lanes);
   const held = warpRows.size > 0 ? place(heldThrough(chunk, p, plan, warpRows)) : plain;
   const resident = (floats: number) => residentWorkgroups(limits, floats * F32_BYTES);
@@ -146,12 +152,7 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     held.globalFloats <= plain.globalFloats && resident(held.workgroupFloats) >= resident(plain.workgroupFloats)
       ? held
       : plain;
-  const homes = new Map<string, Homes>(
-    chunk.layer.states.map((s) => [
-      s.name,
-      Object.fromEntries(carried.map((kind) => [kind, homePlaces.get(homeKey(kind, s.name))!])) as Homes,
-    ]),
-  );
+  const homes = homesOf(chunk, plan, homePlaces);
 
   const tiles = new Map<number, Tile>();
   for (const n of p.nodes) {
@@ -172,6 +173,44 @@ export function layOut(chunk: ChunkProgram, p: Program, limits: TargetLimits, pl
     inPlace,
   };
   return { ...laidOut, ...synchronise(laidOut, limits.lanes, homeKey) };
+}
+
+/** Each state's homes, from where each carried value's home was placed. */
+function homesOf(chunk: ChunkProgram, plan: KernelPlan, placed: ReadonlyMap<string, Home>): Map<string, Homes> {
+  return new Map(
+    chunk.layer.states.map((s) => [
+      s.name,
+      Object.fromEntries(plan.carried.map((kind) => [kind, placed.get(plan.homeKey(kind, s.name))!])) as Homes,
+    ]),
+  );
+}
+
+/** The kernel of KernelPlan `estimate`: the placement, and no tiles or barriers. */
+function estimated(
+  chunk: ChunkProgram,
+  p: Program,
+  limits: TargetLimits,
+  plan: KernelPlan,
+  placed: Pick<ScheduledKernel, 'buffers' | 'workgroupFloats' | 'scratchFloats' | 'inPlace'> & {
+    homePlaces: ReadonlyMap<string, Home>;
+  },
+): ScheduledKernel {
+  const states = homesOf(chunk, plan, placed.homePlaces);
+  const { buffers, workgroupFloats, scratchFloats, inPlace } = placed;
+  const { invocations } = limits;
+  return {
+    chunk,
+    program: p,
+    invocations,
+    buffers,
+    states,
+    stages: plan.stages,
+    tiles: new Map(),
+    workgroupFloats,
+    scratchFloats,
+    inPlace,
+    barriers: [],
+  };
 }
 
 /** Floats of global memory a chunk reads and writes back: the scratch slice and the homes kept in place in global memory. */
