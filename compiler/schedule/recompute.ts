@@ -24,24 +24,18 @@ export interface LateCopy {
   from: number;
 }
 
-/** A change to a kernel's program worth trying, with the floats it frees times the stages with scratch live over which it frees them. */
-interface Move {
-  frees: number;
-  variant: () => Variant | undefined;
-}
-
 /**
  * The copies worth trying in a kernel with buffers in global scratch: each buffered elementwise
  * value, cheap to recompute, whose reads leave a gap over stages where scratch is live, split at
  * the compute stage that ends its longest such gap.
  */
-function lateCopies(k: ScheduledKernel): (LateCopy & { frees: number })[] {
+function lateCopies(k: ScheduledKernel): LateCopy[] {
   const p = k.program;
   const isBuffered = (id: number) => k.buffers.has(id);
   const { stageOf, readAt, scratchLive } = lifetimes(k);
   const outputs = new Set(p.outputs.map((o) => o.node));
   const cost = new Array<number>(p.nodes.length).fill(0);
-  const copies: (LateCopy & { frees: number })[] = [];
+  const copies: LateCopy[] = [];
   for (const n of p.nodes) {
     const own = inlineCost(n, cost);
     cost[n.id] = isBuffered(n.id) ? 1 : own;
@@ -58,7 +52,7 @@ function lateCopies(k: ScheduledKernel): (LateCopy & { frees: number })[] {
         split = stage.node;
       }
     }
-    if (split !== undefined) copies.push({ node: n.id, from: split, frees: size(n.shape) * widest });
+    if (split !== undefined) copies.push({ node: n.id, from: split });
   }
   return copies;
 }
@@ -69,7 +63,7 @@ function lateCopies(k: ScheduledKernel): (LateCopy & { frees: number })[] {
  * often) that the stage reading it needs only much later, across stages where scratch is live.
  * Its own buffer, written over an operand's, holds one value where two were.
  */
-function earlySums(k: ScheduledKernel): { node: number; frees: number }[] {
+function earlySums(k: ScheduledKernel): number[] {
   const p = k.program;
   const { stageOf, readAt, scratchLive } = lifetimes(k);
   const isBuffered = (id: number) => k.buffers.has(id);
@@ -82,10 +76,9 @@ function earlySums(k: ScheduledKernel): { node: number; frees: number }[] {
     const ready = Math.max(...n.args.map((a) => stageOf.get(a)!));
     const read = firstRead.get(n.id);
     if (read === undefined || n.args.some((a) => Math.max(...readAt.get(a)!) < read)) return [];
-    const over = scratchLive.slice(ready + 1, read + 1).filter(Boolean).length;
     const operands = n.args.reduce((sum, a) => sum + size(p.nodes[a].shape), 0);
-    const frees = (operands - size(n.shape)) * over;
-    return frees > 0 ? [{ node: n.id, frees }] : [];
+    const spans = scratchLive.slice(ready + 1, read + 1).some(Boolean);
+    return spans && operands > size(n.shape) ? [n.id] : [];
   });
 }
 
@@ -183,11 +176,10 @@ export function scratchTraffic(k: ScheduledKernel): number {
 }
 
 /**
- * Moves tried a round, those freeing most first, until one pays: each try schedules the kernel
- * again. How much a move frees ranks them only roughly (a value of 256 floats can be what lets a
- * product's buffer back on chip), so a round tries many.
+ * Moves scheduled in full a round, of those whose estimate (KernelPlan `estimate`: placement
+ * alone) moves less through scratch, the best estimates first, until one pays.
  */
-const TRIES_PER_ROUND = 16;
+const TRIES_PER_ROUND = 4;
 
 /** A program of the chunk and the nodes given buffers beyond those fusion chooses. */
 export interface Variant {
@@ -196,32 +188,40 @@ export interface Variant {
 }
 
 /**
- * The kernel of `first`'s variant, or of variants with late copies and early sums, where one
- * moves less through global scratch (scratchTraffic) without fewer resident workgroups or a larger
- * scratch slice (`notWorse`), or as much in less on-chip memory: a copy can free memory at the
- * peak that only another turns into less scratch (three values of one GELU). Each round keeps
- * the first move that pays, until none does or nothing is in scratch.
+ * The kernel `first` (scheduled from its variant), or of variants with late copies and early sums,
+ * where one moves less through global scratch (scratchTraffic) at no cost `notWorse` forbids, or
+ * as much in less on-chip memory: a copy can free memory at the peak that only another turns into
+ * less scratch (three values of one GELU). Every move is estimated (`estimate`: where memory
+ * goes, no barriers; undefined once the caller's budget is spent), and those whose estimate pays
+ * are scheduled in full, the best first. Each round keeps the first that pays, until none does or
+ * nothing is in scratch.
  */
 export function withLessScratch<T extends { kernel: ScheduledKernel }>(
-  first: Variant,
+  first: T & { variant: Variant },
   scheduleVariant: (v: Variant) => T,
+  estimate: (v: Variant) => ScheduledKernel | undefined,
   notWorse: (a: ScheduledKernel, b: ScheduledKernel) => boolean,
 ): T & { variant: Variant } {
   const fewer = (a: ScheduledKernel, b: ScheduledKernel) =>
     scratchTraffic(a) < scratchTraffic(b) ||
     (scratchTraffic(a) === scratchTraffic(b) && a.workgroupFloats < b.workgroupFloats);
-  let variant = first;
-  let best = scheduleVariant(first);
+  let { variant } = first;
+  let best: T = first;
   while (best.kernel.scratchFloats > 0) {
     const k = best.kernel;
+    const now = estimate(variant);
+    if (!now) break;
     const ranked = moves(k, variant)
-      .sort((a, b) => b.frees - a.frees)
+      .flatMap((v) => {
+        const e = estimate(v);
+        return e && notWorse(e, now) && fewer(e, now) ? [{ v, e }] : [];
+      })
+      .sort((a, b) => (fewer(a.e, b.e) ? -1 : fewer(b.e, a.e) ? 1 : 0))
       .slice(0, TRIES_PER_ROUND);
     let next: { variant: Variant; scheduled: T } | undefined;
-    for (const move of ranked) {
-      const v = move.variant();
-      const scheduled = v && scheduleVariant(v);
-      if (scheduled && notWorse(scheduled.kernel, k) && fewer(scheduled.kernel, k)) {
+    for (const { v } of ranked) {
+      const scheduled = scheduleVariant(v);
+      if (notWorse(scheduled.kernel, k) && fewer(scheduled.kernel, k)) {
         next = { variant: v, scheduled };
         break;
       }
@@ -232,19 +232,13 @@ export function withLessScratch<T extends { kernel: ScheduledKernel }>(
   return { ...best, variant };
 }
 
-/** The late copies and early sums of a kernel scheduled from `variant`. */
-function moves(k: ScheduledKernel, variant: Variant): Move[] {
+/** The variants of the late copies and early sums of a kernel scheduled from `variant`. */
+function moves(k: ScheduledKernel, variant: Variant): Variant[] {
   const isBuffered = (id: number) => k.buffers.has(id);
-  const copies = lateCopies(k).map((copy): Move => ({
-    frees: copy.frees,
-    variant: () => {
-      const c = withLateCopy(k.program, copy, isBuffered);
-      return c && { program: c.program, buffered: new Set([...variant.buffered].map((id) => c.renamed.get(id)!)) };
-    },
-  }));
-  const sums = earlySums(k).map((sum): Move => ({
-    frees: sum.frees,
-    variant: () => ({ program: k.program, buffered: new Set([...variant.buffered, sum.node]) }),
-  }));
+  const copies = lateCopies(k).flatMap((copy) => {
+    const c = withLateCopy(k.program, copy, isBuffered);
+    return c ? [{ program: c.program, buffered: new Set([...variant.buffered].map((id) => c.renamed.get(id)!)) }] : [];
+  });
+  const sums = earlySums(k).map((id) => ({ program: k.program, buffered: new Set([...variant.buffered, id]) }));
   return [...copies, ...sums];
 }

@@ -48,12 +48,17 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits, pingPong: Tw
 export const homeKey = (kind: Carried, name: string): HomeKey => programKey({ role: kind, name });
 
 /**
- * The program variant (recompute.ts) found for a chunk by the on-chip memory of a multiprocessor
- * (or workgroup, where the target does not say): what overflows hardly depends on the block size,
- * the room left beside tensor-core staging or the memory reserved, and the search schedules the
- * kernel many times, so other limits only weigh the variant found under the first.
+ * The program variants (recompute.ts) found for a chunk, by target (its warps and multiprocessor)
+ * and by the on-chip memory of the limits; what overflows hardly depends on the block size, so
+ * other block sizes only weigh the variant found. Less memory (the room beside tensor-core
+ * staging) searches on from the variant found with the most, which a target's kernels schedule
+ * first: so the moves found once are not searched for again, and no kernel depends on what else
+ * the compile scheduled before it.
  */
-const variants = new WeakMap<ChunkProgram, Map<string, Variant>>();
+const variants = new WeakMap<ChunkProgram, Map<string, Map<number, Variant>>>();
+
+/** Estimates (KernelPlan `estimate`: each a layout) one search may make. */
+const ESTIMATES_PER_SEARCH = 32;
 
 /**
  * The kernel with every home in one slot, and how to lay it out with some in two: of the chunk's
@@ -74,27 +79,38 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): { kernel: Sche
     (globalFloats(a) < globalFloats(b) ||
       (globalFloats(a) === globalFloats(b) && blockBarriers(a) <= blockBarriers(b)));
   const own: Variant = { program: chunk.program, buffered: new Set() };
-  const found = variants.get(chunk) ?? new Map<string, Variant>();
-  variants.set(chunk, found);
-  const key = String(limits.multiprocessor?.bytes ?? limits.workgroupBytes);
-  const known = found.get(key);
-  if (known) {
-    const plain = scheduleProgram(chunk, own, limits);
-    if (known === own) return plain;
-    const varied = scheduleProgram(chunk, known, limits);
-    const pays = notWorse(varied.kernel, plain.kernel) && scratchTraffic(varied.kernel) < scratchTraffic(plain.kernel);
-    return pays ? varied : plain;
-  }
-  const best = withLessScratch(own, (v) => scheduleProgram(chunk, v, limits), notWorse);
-  found.set(key, best.variant);
+  const byTarget = variants.get(chunk) ?? new Map<string, Map<number, Variant>>();
+  variants.set(chunk, byTarget);
+  const target = JSON.stringify([limits.lanes, limits.multiprocessor?.bytes]);
+  const found = byTarget.get(target) ?? new Map<number, Variant>();
+  byTarget.set(target, found);
+  const scheduleVariant = (v: Variant) => scheduleProgram(chunk, v, limits);
+  const plain = scheduleVariant(own);
+  /** The kernel of `v`, where it moves less through scratch than the chunk's own program at no cost. */
+  const weighed = (v: Variant | undefined) => {
+    if (v === undefined || v === own) return undefined;
+    const varied = scheduleVariant(v);
+    return notWorse(varied.kernel, plain.kernel) && scratchTraffic(varied.kernel) < scratchTraffic(plain.kernel)
+      ? { ...varied, variant: v }
+      : undefined;
+  };
+  const memory = limits.workgroupBytes;
+  if (found.has(memory)) return weighed(found.get(memory)) ?? plain;
+  const most = Math.max(...found.keys());
+  const seed = weighed(found.get(most)) ?? { ...plain, variant: own };
+  let left = ESTIMATES_PER_SEARCH;
+  const estimate = (v: Variant) => (left-- > 0 ? scheduleProgram(chunk, v, limits, true).kernel : undefined);
+  const best = withLessScratch(seed, scheduleVariant, estimate, notWorse);
+  found.set(memory, best.variant);
   return best;
 }
 
-/** The kernel of one variant of the chunk's program (recompute.ts), as scheduleOnce. */
+/** The kernel of one variant of the chunk's program (recompute.ts), as scheduleOnce; or where its memory goes (`estimate`, KernelPlan). */
 function scheduleProgram(
   chunk: ChunkProgram,
   { program: p, buffered: more }: Variant,
   limits: TargetLimits,
+  estimate?: true,
 ): { kernel: ScheduledKernel; relaid: Relaid } {
   const out = (name: string) => p.outputs.find((o) => o.name === name)!.node;
   const outputNode = out(programKey({ role: 'output', name: 'output' }));
@@ -120,7 +136,7 @@ function scheduleProgram(
       ...p.nodes.filter((n) => nodes.has(n.id)).map((n) => ({ kind: 'compute' as const, node: n.id })),
     ];
     stages.push({ kind: 'output', node: outputNode }, ...updates.map((u) => ({ kind: 'update' as const, ...u })));
-    return layOut(chunk, p, limits, { buffered: nodes, stages, carried, homeKey, passed, pingPong });
+    return layOut(chunk, p, limits, { buffered: nodes, stages, carried, homeKey, passed, pingPong, estimate });
   };
   const plain: Relaid = (doubled) => withBuffers(buffered, doubled);
   const inUpdates = updateProducts(p, buffered, outputs, updates, chunk.layer.states);
