@@ -32,7 +32,7 @@ export interface LateCopy {
 function lateCopies(k: ScheduledKernel): LateCopy[] {
   const p = k.program;
   const isBuffered = (id: number) => k.buffers.has(id);
-  const { stageOf, readAt, scratchLive } = lifetimes(k);
+  const { stageOf, readAt, scratchStages } = lifetimes(k);
   const outputs = new Set(p.outputs.map((o) => o.node));
   const cost = new Array<number>(p.nodes.length).fill(0);
   const copies: LateCopy[] = [];
@@ -46,7 +46,7 @@ function lateCopies(k: ScheduledKernel): LateCopy[] {
     for (let j = 1; j < reads.length; j++) {
       const [a, b] = [reads[j - 1], reads[j]];
       const stage = k.stages[b];
-      const over = scratchLive.slice(a + 1, b).filter(Boolean).length;
+      const over = scratchStages(a + 1, b);
       if (over > widest && stage.kind === 'compute') {
         widest = over;
         split = stage.node;
@@ -65,7 +65,7 @@ function lateCopies(k: ScheduledKernel): LateCopy[] {
  */
 function earlySums(k: ScheduledKernel): number[] {
   const p = k.program;
-  const { stageOf, readAt, scratchLive } = lifetimes(k);
+  const { stageOf, readAt, scratchStages } = lifetimes(k);
   const isBuffered = (id: number) => k.buffers.has(id);
   const firstRead = new Map<number, number>();
   k.stages.forEach((s, i) => {
@@ -77,20 +77,27 @@ function earlySums(k: ScheduledKernel): number[] {
     const read = firstRead.get(n.id);
     if (read === undefined || n.args.some((a) => Math.max(...readAt.get(a)!) < read)) return [];
     const operands = n.args.reduce((sum, a) => sum + size(p.nodes[a].shape), 0);
-    const spans = scratchLive.slice(ready + 1, read + 1).some(Boolean);
+    const spans = scratchStages(ready + 1, read + 1) > 0;
     return spans && operands > size(n.shape) ? [n.id] : [];
   });
 }
 
-/** Where each buffer is computed and read, and the stages at which some buffer in scratch is live. */
+/**
+ * Where each buffer is computed and read, and how many stages from `from` up to (not including)
+ * `to` have some buffer in scratch live.
+ */
 function lifetimes(k: ScheduledKernel) {
   const isBuffered = (id: number) => k.buffers.has(id);
   const stageOf = new Map<number, number>();
   const readAt = new Map<number, number[]>();
   k.stages.forEach((s, i) => {
     if (s.kind === 'compute') stageOf.set(s.node, i);
-    for (const id of stageReads(s, k.program, isBuffered))
-      if (isBuffered(id)) readAt.set(id, [...(readAt.get(id) ?? []), i]);
+    for (const id of stageReads(s, k.program, isBuffered)) {
+      if (!isBuffered(id)) continue;
+      const at = readAt.get(id);
+      if (at) at.push(i);
+      else readAt.set(id, [i]);
+    }
   });
   const scratchLive = new Array<boolean>(k.stages.length).fill(false);
   for (const [id, place] of k.buffers) {
@@ -99,7 +106,10 @@ function lifetimes(k: ScheduledKernel) {
     const to = Math.max(from, ...(readAt.get(id) ?? []));
     for (let i = from; i <= to; i++) scratchLive[i] = true;
   }
-  return { stageOf, readAt, scratchLive };
+  const before = [0];
+  for (const live of scratchLive) before.push(before[before.length - 1] + (live ? 1 : 0));
+  const scratchStages = (from: number, to: number) => (to > from ? before[to] - before[from] : 0);
+  return { stageOf, readAt, scratchStages };
 }
 
 /**
@@ -211,13 +221,14 @@ export function withLessScratch<T extends { kernel: ScheduledKernel }>(
     const k = best.kernel;
     const now = estimate(variant);
     if (!now) break;
-    const ranked = moves(k, variant)
-      .flatMap((v) => {
-        const e = estimate(v);
-        return e && notWorse(e, now) && fewer(e, now) ? [{ v, e }] : [];
-      })
-      .sort((a, b) => (fewer(a.e, b.e) ? -1 : fewer(b.e, a.e) ? 1 : 0))
-      .slice(0, TRIES_PER_ROUND);
+    const paying: { v: Variant; e: ScheduledKernel }[] = [];
+    for (const move of moves(k, variant)) {
+      const v = move();
+      const e = v && estimate(v);
+      if (v && !e) break;
+      if (e && notWorse(e, now) && fewer(e, now)) paying.push({ v: v!, e });
+    }
+    const ranked = paying.sort((a, b) => (fewer(a.e, b.e) ? -1 : fewer(b.e, a.e) ? 1 : 0)).slice(0, TRIES_PER_ROUND);
     let next: { variant: Variant; scheduled: T } | undefined;
     for (const { v } of ranked) {
       const scheduled = scheduleVariant(v);
@@ -232,13 +243,16 @@ export function withLessScratch<T extends { kernel: ScheduledKernel }>(
   return { ...best, variant };
 }
 
-/** The variants of the late copies and early sums of a kernel scheduled from `variant`. */
-function moves(k: ScheduledKernel, variant: Variant): Variant[] {
+/**
+ * The variants of the late copies and early sums of a kernel scheduled from `variant`, each made
+ * when called: a copy is a whole program, and a deep spec has thousands of candidates.
+ */
+function moves(k: ScheduledKernel, variant: Variant): (() => Variant | undefined)[] {
   const isBuffered = (id: number) => k.buffers.has(id);
-  const copies = lateCopies(k).flatMap((copy) => {
+  const copies = lateCopies(k).map((copy) => () => {
     const c = withLateCopy(k.program, copy, isBuffered);
-    return c ? [{ program: c.program, buffered: new Set([...variant.buffered].map((id) => c.renamed.get(id)!)) }] : [];
+    return c && { program: c.program, buffered: new Set([...variant.buffered].map((id) => c.renamed.get(id)!)) };
   });
-  const sums = earlySums(k).map((id) => ({ program: k.program, buffered: new Set([...variant.buffered, id]) }));
+  const sums = earlySums(k).map((id) => () => ({ program: k.program, buffered: new Set([...variant.buffered, id]) }));
   return [...copies, ...sums];
 }

@@ -57,8 +57,12 @@ export const homeKey = (kind: Carried, name: string): HomeKey => programKey({ ro
  */
 const variants = new WeakMap<ChunkProgram, Map<string, Map<number, Variant>>>();
 
-/** Estimates (KernelPlan `estimate`: each a layout) one search may make. */
+/**
+ * Estimates (KernelPlan `estimate`: each a layout) one search may make, and the program nodes
+ * they may lay out in all: a spec thousands of levels deep gets a few.
+ */
 const ESTIMATES_PER_SEARCH = 32;
+const ESTIMATED_NODES_PER_SEARCH = 32_000;
 
 /**
  * The kernel with every home in one slot, and how to lay it out with some in two: of the chunk's
@@ -98,7 +102,7 @@ function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): { kernel: Sche
   if (found.has(memory)) return weighed(found.get(memory)) ?? plain;
   const most = Math.max(...found.keys());
   const seed = weighed(found.get(most)) ?? { ...plain, variant: own };
-  let left = ESTIMATES_PER_SEARCH;
+  let left = Math.min(ESTIMATES_PER_SEARCH, Math.floor(ESTIMATED_NODES_PER_SEARCH / chunk.program.nodes.length));
   const estimate = (v: Variant) => (left-- > 0 ? scheduleProgram(chunk, v, limits, true).kernel : undefined);
   const best = withLessScratch(seed, scheduleVariant, estimate, notWorse);
   found.set(memory, best.variant);
