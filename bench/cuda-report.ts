@@ -74,6 +74,8 @@ interface KernelReport extends Resources, Barriers {
   variant: Variant;
   threads: number;
   dynamicSharedBytes: number;
+  /** Global scratch per block, written and read in the loop. */
+  scratchBytes: number;
   /** Block barriers the scheduler placed after the stages of one mini-batch (ScheduledKernel.barriers), to check the count in the source. */
   scheduledBarriers: number;
   /** Shared-memory bank conflicts from the kernel IR (compiler/kernel/banks.ts), row-major and with the chosen layouts. */
@@ -377,6 +379,7 @@ const header = [
   'spill',
   'stack',
   'smem KB (s+d)',
+  'scratch KB',
   'blk/SM',
   'limit',
   'bar/mb',
@@ -401,6 +404,7 @@ const rows = kernels.map((k) => [
   `${k.spillStores}/${k.spillLoads}`,
   String(k.stackBytes),
   `${kb(k.staticSharedBytes)}+${kb(k.dynamicSharedBytes)}`,
+  kb(k.scratchBytes),
   String(k.occupancy.blocks),
   k.occupancy.limiter,
   [

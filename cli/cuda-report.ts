@@ -32,6 +32,8 @@ export interface KernelReport {
   kernel: string;
   threads: number;
   dynamicSharedBytes: number;
+  /** Global scratch per block, written and read in the loop (0: everything on chip). */
+  scratchBytes: number;
   barriers: Barriers;
   /** What nvcc says, when it ran. */
   nvcc?: Resources & { ptx: Counts };
@@ -125,6 +127,7 @@ export function formatCudaReport(r: CudaReport): string[] {
     'kernel',
     'threads',
     'smem KB',
+    'scratch KB',
     'blocks/SM',
     'block barriers',
     'warp barriers',
@@ -134,6 +137,7 @@ export function formatCudaReport(r: CudaReport): string[] {
     k.kernel,
     String(k.threads),
     kb(k.dynamicSharedBytes + (k.nvcc?.staticSharedBytes ?? 0)),
+    kb(k.scratchBytes),
     `${k.occupancy.blocks} (${k.occupancy.limiter})`,
     String(k.barriers.perMinibatch),
     String(k.barriers.warpPerMinibatch),
@@ -156,7 +160,7 @@ export function formatCudaReport(r: CudaReport): string[] {
     `CUDA kernels for ${r.arch}, read back from the generated code (nothing ran on a GPU):`,
     line(header),
     ...rows.map(line),
-    "barriers: per mini-batch, in the kernel's loop over them, each counted once; blocks/SM: resident blocks and the limit that binds",
+    "barriers: per mini-batch, in the kernel's loop over them, each counted once; scratch: global memory a block writes and reads back in the loop; blocks/SM: resident blocks and the limit that binds",
     source,
   ];
 }

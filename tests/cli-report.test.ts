@@ -1,7 +1,8 @@
 /**
  * `tttc compile --target cuda --report`: every kernel of the forward and the fused backward, read
  * back from the generated files. Its barriers per mini-batch must be those the scheduler placed
- * (counted from the scheduled kernels, not the text), its dynamic shared memory the scheduler's,
+ * (counted from the scheduled kernels, not the text), its dynamic shared memory and global scratch
+ * the scheduler's,
  * and with nvcc (which .ci/run puts on PATH) its registers and instruction counts ptxas's and
  * the PTX's; without nvcc it says so and still reports the rest.
  */
@@ -14,6 +15,7 @@ import type { ScheduledKernel } from '../compiler/schedule/kernel.ts';
 import { prefetchBarriers } from '../compiler/schedule/prefetch.ts';
 import type { CudaReport } from '../cli/cuda-report.ts';
 import { renderCudaBackward } from '../targets/cuda/backward.ts';
+import { launches } from '../targets/cuda/readback.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import { tttc } from './support/cli.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
@@ -51,6 +53,7 @@ describe('tttc compile --report', () => {
       const got = report.kernels.find((x) => x.kernel === name)!;
       expect(got.barriers.perMinibatch, name).toBe(k.barriers.filter(acrossWarps).length + prefetchBarriers(k));
       expect(got.dynamicSharedBytes, name).toBe(k.workgroupFloats * 4);
+      expect(got.scratchBytes, name).toBe(k.scratchFloats * 4);
       expect(got.threads, name).toBe(k.invocations);
       expect(got.nvcc!.registers, name).toBeGreaterThan(0);
       expect(got.nvcc!.spillStores + got.nvcc!.spillLoads, name).toBe(0);
@@ -66,13 +69,32 @@ describe('tttc compile --report', () => {
     try {
       const r = await tttc('compile', spec, '--target', 'cuda', '--report', '--out', out());
       expect(r.code, r.err).toBe(0);
-      expect(r.out).toMatch(/^kernel +threads +smem KB +blocks\/SM +block barriers +warp barriers$/m);
+      expect(r.out).toMatch(/^kernel +threads +smem KB +scratch KB +blocks\/SM +block barriers +warp barriers$/m);
       const threads = renderCuda(compileExample('ttt_linear.ttt'), { arch: 'sm_90', dtype: 'f32' }).kernel.invocations;
       expect(r.out).toMatch(new RegExp(`^tttc_ttt_linear_kernel +${threads} `, 'm'));
       expect(r.out).toContain('nvcc is not on PATH: no registers, spills or instruction counts');
     } finally {
       process.env.PATH = path;
     }
+  });
+
+  it("reads each kernel's global scratch back from its parameters", () => {
+    // titans_mlp_memory's prefill keeps buffers in scratch on sm_90; its training kernels too.
+    const c = compileExample('rules/titans_mlp_memory.ttt');
+    const options = { arch: 'sm_90', dtype: 'f32' } as const;
+    const forward = renderCuda(c, options);
+    const backward = renderCudaBackward(c, options);
+    const planned = new Map([
+      [forward.api.kernel, forward.kernel],
+      [backward.api.decodeKernel, backward.kernels.checkpoints],
+      [backward.api.kernel, backward.kernels.backward],
+    ]);
+    const read = new Map([
+      ...launches(forward.files.find((f) => f.path === forward.api.source)!.contents),
+      ...launches(backward.files.find((f) => f.path === backward.api.source)!.contents),
+    ]);
+    expect(forward.kernel.scratchFloats).toBeGreaterThan(0);
+    for (const [name, k] of planned) expect(read.get(name)?.scratchBytes, name).toBe(k.scratchFloats * 4);
   });
 
   it('is refused without the cuda target', async () => {

@@ -1,12 +1,16 @@
 /**
  * What a generated CUDA file and nvcc say about each of its kernels: the launch (threads, dynamic
- * shared memory) read from the launcher's constants, block-wide barriers counted in the generated
- * source's mini-batch loop, ptxas's resource usage and instruction counts in the PTX.
+ * shared memory) read from the launcher's constants, its global scratch from its parameters,
+ * block-wide barriers counted in the generated source's mini-batch loop, ptxas's resource usage
+ * and instruction counts in the PTX.
  */
+import { SCRATCH_ARRAY } from '../clike/print.ts';
 
 export interface Launch {
   threads: number;
   dynamicSharedBytes: number;
+  /** Global scratch per block: its slice of the kernel's scratch parameter (0 without one), written and read in the loop. */
+  scratchBytes: number;
 }
 
 function constant(source: string, name: string): number {
@@ -22,8 +26,27 @@ export function launches(source: string): Map<string, Launch> {
   const re =
     /\b(launch\w*)\.blockDim\s*=\s*dim3\((\w+)\);\s*\1\.dynamicSmemBytes\s*=\s*(\w+);[\s\S]*?cudaLaunchKernelEx\(&\1,\s*(\w+),/g;
   for (const m of source.matchAll(re))
-    out.set(m[4], { threads: constant(source, m[2]), dynamicSharedBytes: constant(source, m[3]) });
+    out.set(m[4], {
+      threads: constant(source, m[2]),
+      dynamicSharedBytes: constant(source, m[3]),
+      scratchBytes: 4 * scratchFloats(source, m[4]),
+    });
   return out;
+}
+
+/** Where `kernel` is defined in `source`. */
+function definition(source: string, kernel: string): number {
+  const def = new RegExp(`__global__[^\\n]*\\b${kernel}\\(`).exec(source);
+  if (!def) throw new Error(`the source does not define ${kernel}`);
+  return def.index;
+}
+
+/** The floats of a kernel's slice of scratch, from its last parameter's comment (`[B, H, n]: a slice per block`). */
+function scratchFloats(source: string, kernel: string): number {
+  const at = definition(source, kernel);
+  const opening = source.slice(at, source.indexOf('\n', source.indexOf(') {', at)));
+  const m = new RegExp(`\\b${SCRATCH_ARRAY}\\) \\{\\s*// \\[B, H, (\\d+)\\]`).exec(opening);
+  return m ? Number(m[1]) : 0;
 }
 
 /** The text from `open` (the index of a `{`) to its matching `}`. */
@@ -52,9 +75,7 @@ export interface Barriers {
 export function barriers(commented: string, kernel: string): Barriers {
   // Comments quote the spec, whose braces would unbalance the count.
   const source = commented.replace(/\/\/[^\n]*/g, '');
-  const def = new RegExp(`__global__[^\\n]*\\b${kernel}\\(`).exec(source);
-  if (!def) throw new Error(`the source does not define ${kernel}`);
-  const body = braced(source, source.indexOf('{', def.index));
+  const body = braced(source, source.indexOf('{', definition(source, kernel)));
   const whiles = [...body.matchAll(/\n([ \t]*)while \(/g)];
   const outermost = Math.min(...whiles.map((m) => m[1].length));
   const loop = whiles.filter((m) => m[1].length === outermost).at(-1);
