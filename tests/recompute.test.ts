@@ -12,6 +12,7 @@ import type { ScheduledKernel, TargetLimits } from '../compiler/schedule/kernel.
 import { scratchTraffic, withLateCopy } from '../compiler/schedule/recompute.ts';
 import { schedule } from '../compiler/schedule/schedule.ts';
 import { archOf } from '../targets/cuda/arch.ts';
+import { renderCuda } from '../targets/cuda/render.ts';
 import { WEBGPU_DEFAULT_LIMITS } from '../targets/wgsl/render.ts';
 import { compileExample, exampleFiles } from './support/specs.ts';
 
@@ -113,4 +114,22 @@ describe('recomputation where on-chip memory overflows', () => {
     // Nothing reads the early product from `out` on: no copy.
     expect(withLateCopy(p, { node: early, from: out }, (id) => buffered.has(id))).toBeUndefined();
   });
+});
+
+describe('the program variants a compile finds', () => {
+  it('do not depend on what else it scheduled before', () => {
+    // The variant found under one target's memory is reused under its other limits: a kernel
+    // rendered after others of the same chunk must be the one rendered alone.
+    const options = [
+      { arch: 'sm_90', dtype: 'tf32x3' },
+      { arch: 'sm_80', dtype: 'f32' },
+      { arch: 'sm_90', dtype: 'bf16' },
+    ] as const;
+    const shared = compileExample('ttt_mlp.ttt');
+    const after = options.map((o) => renderCuda(shared, o).files.find((f) => f.path.endsWith('.cu'))!.contents);
+    for (const [i, o] of options.entries()) {
+      const alone = renderCuda(compileExample('ttt_mlp.ttt'), o).files.find((f) => f.path.endsWith('.cu'))!.contents;
+      expect(after[i] === alone, `${o.arch} ${o.dtype}`).toBe(true);
+    }
+  }, 60_000);
 });
