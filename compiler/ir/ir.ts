@@ -297,6 +297,13 @@ export function evalBinary(fn: BinaryFn, a: number, b: number): number {
   }
 }
 
+/** Each node's readers: the ids of the nodes that take it as an argument, in program order. */
+export function readersOf(p: Program): number[][] {
+  const readers: number[][] = p.nodes.map(() => []);
+  for (const n of p.nodes) for (const a of n.args) readers[a].push(n.id);
+  return readers;
+}
+
 /** Keep only nodes the outputs depend on (inputs always stay), renumbered in order. */
 export function prune(p: Program): Program {
   const live = new Set<number>();

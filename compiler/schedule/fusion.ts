@@ -8,7 +8,7 @@
  * rather than given a K×K slice of global scratch, provided the large buffers it reads are read
  * as late by something else anyway (so recomputing it does not keep them alive longer).
  */
-import { type Node, type Program, size } from '../ir/ir.ts';
+import { type Node, type Program, readersOf, size } from '../ir/ir.ts';
 
 /** Rough cost of recomputing a node inline, in flops, when its buffered inputs are free to read. */
 export function inlineCost(n: Node, cost: readonly number[]): number {
@@ -93,8 +93,7 @@ export function chooseBuffers(
  */
 function elementReads(p: Program): number[] {
   const reads = new Array<number>(p.nodes.length).fill(0);
-  const users: number[][] = p.nodes.map(() => []);
-  for (const n of p.nodes) for (const a of n.args) users[a].push(n.id);
+  const users = readersOf(p);
   for (let id = p.nodes.length - 1; id >= 0; id--)
     for (const u of users[id]) {
       const kind = p.nodes[u].op.kind;
@@ -117,8 +116,7 @@ function recomputedForMemory(
   buffered: ReadonlySet<number>,
   onChipElements: number,
 ): (n: Node) => boolean {
-  const users: number[][] = p.nodes.map(() => []);
-  for (const n of p.nodes) for (const a of n.args) users[a].push(n.id);
+  const users = readersOf(p);
   const bufferedAlways = (id: number) => p.nodes[id].op.kind === 'matmul' || p.nodes[id].op.kind === 'sum';
   const reach = new Array<number>(p.nodes.length).fill(-1);
   const through = (u: number) => (bufferedAlways(u) ? u : Math.max(u, reach[u]));

@@ -8,9 +8,11 @@
  * value there where two were. Whether a trade pays is the layout's to say, so each is tried and
  * kept only where the kernel moves less through scratch.
  */
-import { type Node, type Program, size } from '../ir/ir.ts';
+import { type Node, type Program, readersOf, size } from '../ir/ir.ts';
+import { acrossWarps } from './barriers.ts';
 import { inlineCost } from './fusion.ts';
-import type { ScheduledKernel } from './kernel.ts';
+import type { ScheduledKernel, TargetLimits } from './kernel.ts';
+import { globalFloats, residentWorkgroups } from './layout.ts';
 import { stageReads } from './reads.ts';
 
 /** Node kinds computed element by element from what they read, with nothing to keep but their inputs. */
@@ -29,10 +31,9 @@ export interface LateCopy {
  * value, cheap to recompute, whose reads leave a gap over stages where scratch is live, split at
  * the compute stage that ends its longest such gap.
  */
-function lateCopies(k: ScheduledKernel): LateCopy[] {
+function lateCopies(k: ScheduledKernel, { stageOf, readAt, scratchStages }: Lifetimes): LateCopy[] {
   const p = k.program;
   const isBuffered = (id: number) => k.buffers.has(id);
-  const { stageOf, readAt, scratchStages } = lifetimes(k);
   const outputs = new Set(p.outputs.map((o) => o.node));
   const cost = new Array<number>(p.nodes.length).fill(0);
   const copies: LateCopy[] = [];
@@ -63,14 +64,9 @@ function lateCopies(k: ScheduledKernel): LateCopy[] {
  * often) that the stage reading it needs only much later, across stages where scratch is live.
  * Its own buffer, written over an operand's, holds one value where two were.
  */
-function earlySums(k: ScheduledKernel): number[] {
+function earlySums(k: ScheduledKernel, { stageOf, readAt, firstRead, scratchStages }: Lifetimes): number[] {
   const p = k.program;
-  const { stageOf, readAt, scratchStages } = lifetimes(k);
   const isBuffered = (id: number) => k.buffers.has(id);
-  const firstRead = new Map<number, number>();
-  k.stages.forEach((s, i) => {
-    for (const id of stageReads(s, p, isBuffered)) if (!firstRead.has(id)) firstRead.set(id, i);
-  });
   return p.nodes.flatMap((n) => {
     if (isBuffered(n.id) || n.op.kind !== 'binary' || !n.args.every((a) => stageOf.has(a))) return [];
     const ready = Math.max(...n.args.map((a) => stageOf.get(a)!));
@@ -83,16 +79,26 @@ function earlySums(k: ScheduledKernel): number[] {
 }
 
 /**
- * Where each buffer is computed and read, and how many stages from `from` up to (not including)
- * `to` have some buffer in scratch live.
+ * Where each buffer is computed and read, the first stage that reads each node (through inlined
+ * ones too), and how many stages from `from` up to (not including) `to` have some buffer in
+ * scratch live.
  */
-function lifetimes(k: ScheduledKernel) {
+interface Lifetimes {
+  stageOf: ReadonlyMap<number, number>;
+  readAt: ReadonlyMap<number, number[]>;
+  firstRead: ReadonlyMap<number, number>;
+  scratchStages: (from: number, to: number) => number;
+}
+
+function lifetimes(k: ScheduledKernel): Lifetimes {
   const isBuffered = (id: number) => k.buffers.has(id);
   const stageOf = new Map<number, number>();
   const readAt = new Map<number, number[]>();
+  const firstRead = new Map<number, number>();
   k.stages.forEach((s, i) => {
     if (s.kind === 'compute') stageOf.set(s.node, i);
     for (const id of stageReads(s, k.program, isBuffered)) {
+      if (!firstRead.has(id)) firstRead.set(id, i);
       if (!isBuffered(id)) continue;
       const at = readAt.get(id);
       if (at) at.push(i);
@@ -109,7 +115,7 @@ function lifetimes(k: ScheduledKernel) {
   const before = [0];
   for (const live of scratchLive) before.push(before[before.length - 1] + (live ? 1 : 0));
   const scratchStages = (from: number, to: number) => (to > from ? before[to] - before[from] : 0);
-  return { stageOf, readAt, scratchStages };
+  return { stageOf, readAt, firstRead, scratchStages };
 }
 
 /**
@@ -125,8 +131,7 @@ export function withLateCopy(
 ): { program: Program; renamed: ReadonlyMap<number, number> } | undefined {
   const { node, from } = copy;
   const outputs = new Set(p.outputs.map((o) => o.node));
-  const users: number[][] = p.nodes.map(() => []);
-  for (const n of p.nodes) for (const a of n.args) users[a].push(n.id);
+  const users = readersOf(p);
   // The nodes before `from` whose value is `node`'s, or computed inline from it.
   const reaches = new Set([node]);
   for (let id = node + 1; id < from; id++) {
@@ -198,6 +203,72 @@ export interface Variant {
 }
 
 /**
+ * The program variants found for a chunk, by target (its warps and multiprocessor) and by the
+ * on-chip memory of the limits. What overflows hardly depends on the block size, so other block
+ * sizes only weigh the variant found. Less memory (the room beside tensor-core staging) searches
+ * on from the variant found with the most, which a target's kernels schedule first: the moves
+ * found once are not searched for again, and no kernel depends on what else the compile
+ * scheduled before it.
+ */
+const variants = new WeakMap<object, Map<string, Map<number, Variant>>>();
+
+/**
+ * Estimates (KernelPlan `estimate`: each a layout) one search may make, and the program nodes
+ * they may lay out in all: a spec thousands of levels deep gets a few.
+ */
+const ESTIMATES_PER_SEARCH = 32;
+const ESTIMATED_NODES_PER_SEARCH = 32_000;
+
+/**
+ * The kernel `schedule` lays out from `program` (of `source`, a chunk), or from a variant of it
+ * (withLessScratch) that moves less through global scratch at no cost in resident workgroups,
+ * homes kept on chip or scratch size, nor in block barriers unless the scratch slice shrinks.
+ * `schedule` with `estimate` set lays out memory alone (KernelPlan `estimate`).
+ */
+export function withRecomputation<T extends { kernel: ScheduledKernel }>(
+  source: object,
+  program: Program,
+  limits: TargetLimits,
+  schedule: (v: Variant, estimate?: true) => T,
+): T {
+  const resident = (k: ScheduledKernel) => residentWorkgroups(limits, k.workgroupFloats * 4);
+  // A home moved to global memory would be read and written back every chunk: not a trade to make for scratch.
+  const homesInGlobal = (k: ScheduledKernel) => globalFloats(k) - k.scratchFloats;
+  // As betterSchedule orders kernels, a smaller scratch slice may cost block barriers, and less
+  // through the same slice may not (a decode kernel's few floats are not worth a barrier).
+  const blockBarriers = (k: ScheduledKernel) => k.barriers.filter(acrossWarps).length;
+  const notWorse = (a: ScheduledKernel, b: ScheduledKernel) =>
+    resident(a) >= resident(b) &&
+    homesInGlobal(a) <= homesInGlobal(b) &&
+    (globalFloats(a) < globalFloats(b) ||
+      (globalFloats(a) === globalFloats(b) && blockBarriers(a) <= blockBarriers(b)));
+  const own: Variant = { program, buffered: new Set() };
+  const byTarget = variants.get(source) ?? new Map<string, Map<number, Variant>>();
+  variants.set(source, byTarget);
+  const target = JSON.stringify([limits.lanes, limits.multiprocessor?.bytes]);
+  const found = byTarget.get(target) ?? new Map<number, Variant>();
+  byTarget.set(target, found);
+  const plain = schedule(own);
+  /** The kernel of `v`, where it moves less through scratch than the program's own at no cost. */
+  const weighed = (v: Variant | undefined) => {
+    if (v === undefined || v === own) return undefined;
+    const varied = schedule(v);
+    return notWorse(varied.kernel, plain.kernel) && scratchTraffic(varied.kernel) < scratchTraffic(plain.kernel)
+      ? { ...varied, variant: v }
+      : undefined;
+  };
+  const memory = limits.workgroupBytes;
+  if (found.has(memory)) return weighed(found.get(memory)) ?? plain;
+  const most = found.size > 0 ? found.get(Math.max(...found.keys())) : undefined;
+  const seed = weighed(most) ?? { ...plain, variant: own };
+  let left = Math.min(ESTIMATES_PER_SEARCH, Math.floor(ESTIMATED_NODES_PER_SEARCH / program.nodes.length));
+  const estimate = (v: Variant) => (left-- > 0 ? schedule(v, true).kernel : undefined);
+  const best = withLessScratch(seed, schedule, estimate, notWorse);
+  found.set(memory, best.variant);
+  return best;
+}
+
+/**
  * The kernel `first` (scheduled from its variant), or of variants with late copies and early sums,
  * where one moves less through global scratch (scratchTraffic) at no cost `notWorse` forbids, or
  * as much in less on-chip memory: a copy can free memory at the peak that only another turns into
@@ -206,7 +277,7 @@ export interface Variant {
  * are scheduled in full, the best first. Each round keeps the first that pays, until none does or
  * nothing is in scratch.
  */
-export function withLessScratch<T extends { kernel: ScheduledKernel }>(
+function withLessScratch<T extends { kernel: ScheduledKernel }>(
   first: T & { variant: Variant },
   scheduleVariant: (v: Variant) => T,
   estimate: (v: Variant) => ScheduledKernel | undefined,
@@ -249,10 +320,14 @@ export function withLessScratch<T extends { kernel: ScheduledKernel }>(
  */
 function moves(k: ScheduledKernel, variant: Variant): (() => Variant | undefined)[] {
   const isBuffered = (id: number) => k.buffers.has(id);
-  const copies = lateCopies(k).map((copy) => () => {
+  const life = lifetimes(k);
+  const copies = lateCopies(k, life).map((copy) => () => {
     const c = withLateCopy(k.program, copy, isBuffered);
     return c && { program: c.program, buffered: new Set([...variant.buffered].map((id) => c.renamed.get(id)!)) };
   });
-  const sums = earlySums(k).map((id) => () => ({ program: k.program, buffered: new Set([...variant.buffered, id]) }));
+  const sums = earlySums(k, life).map((id) => () => ({
+    program: k.program,
+    buffered: new Set([...variant.buffered, id]),
+  }));
   return [...copies, ...sums];
 }

@@ -6,10 +6,10 @@ import { chooseBuffers } from './fusion.ts';
 import { ruleTokenRoles } from '../signature.ts';
 import type { Carried, ScheduledKernel, Stage, TargetLimits } from './kernel.ts';
 import { betterSchedule, globalFloats, layOut, residentWorkgroups } from './layout.ts';
-import { scratchTraffic, type Variant, withLessScratch } from './recompute.ts';
+import { type Variant, withRecomputation } from './recompute.ts';
 import { acrossWarps } from './barriers.ts';
 import { stageReads } from './reads.ts';
-import { type Program, sameShape, size } from '../ir/ir.ts';
+import { type Program, readersOf, sameShape, size } from '../ir/ir.ts';
 import type { HomeKey } from './traffic.ts';
 
 /** Scheduled kernels by program, limits and TwoSlots: every target of one compile schedules a variant once. */
@@ -48,65 +48,12 @@ export function schedule(chunk: ChunkProgram, limits: TargetLimits, pingPong: Tw
 export const homeKey = (kind: Carried, name: string): HomeKey => programKey({ role: kind, name });
 
 /**
- * The program variants (recompute.ts) found for a chunk, by target (its warps and multiprocessor)
- * and by the on-chip memory of the limits; what overflows hardly depends on the block size, so
- * other block sizes only weigh the variant found. Less memory (the room beside tensor-core
- * staging) searches on from the variant found with the most, which a target's kernels schedule
- * first: so the moves found once are not searched for again, and no kernel depends on what else
- * the compile scheduled before it.
- */
-const variants = new WeakMap<ChunkProgram, Map<string, Map<number, Variant>>>();
-
-/**
- * Estimates (KernelPlan `estimate`: each a layout) one search may make, and the program nodes
- * they may lay out in all: a spec thousands of levels deep gets a few.
- */
-const ESTIMATES_PER_SEARCH = 32;
-const ESTIMATED_NODES_PER_SEARCH = 32_000;
-
-/**
  * The kernel with every home in one slot, and how to lay it out with some in two: of the chunk's
- * program, or of that program with values computed again late and sums computed early
- * (recompute.ts) where that moves less through global scratch at no cost in resident workgroups,
- * homes or scratch size, nor in block barriers unless the scratch slice shrinks.
+ * program, or of a variant of it with values computed again late and sums computed early where
+ * that moves less through global scratch (recompute.ts).
  */
 function scheduleOnce(chunk: ChunkProgram, limits: TargetLimits): { kernel: ScheduledKernel; relaid: Relaid } {
-  const resident = (k: ScheduledKernel) => residentWorkgroups(limits, k.workgroupFloats * 4);
-  // A home moved to global memory would be read and written back every chunk: not a trade to make for scratch.
-  const homesInGlobal = (k: ScheduledKernel) => globalFloats(k) - k.scratchFloats;
-  // As betterSchedule orders kernels, a smaller scratch slice may cost block barriers, and less
-  // through the same slice may not (a decode kernel's few floats are not worth a barrier).
-  const blockBarriers = (k: ScheduledKernel) => k.barriers.filter(acrossWarps).length;
-  const notWorse = (a: ScheduledKernel, b: ScheduledKernel) =>
-    resident(a) >= resident(b) &&
-    homesInGlobal(a) <= homesInGlobal(b) &&
-    (globalFloats(a) < globalFloats(b) ||
-      (globalFloats(a) === globalFloats(b) && blockBarriers(a) <= blockBarriers(b)));
-  const own: Variant = { program: chunk.program, buffered: new Set() };
-  const byTarget = variants.get(chunk) ?? new Map<string, Map<number, Variant>>();
-  variants.set(chunk, byTarget);
-  const target = JSON.stringify([limits.lanes, limits.multiprocessor?.bytes]);
-  const found = byTarget.get(target) ?? new Map<number, Variant>();
-  byTarget.set(target, found);
-  const scheduleVariant = (v: Variant) => scheduleProgram(chunk, v, limits);
-  const plain = scheduleVariant(own);
-  /** The kernel of `v`, where it moves less through scratch than the chunk's own program at no cost. */
-  const weighed = (v: Variant | undefined) => {
-    if (v === undefined || v === own) return undefined;
-    const varied = scheduleVariant(v);
-    return notWorse(varied.kernel, plain.kernel) && scratchTraffic(varied.kernel) < scratchTraffic(plain.kernel)
-      ? { ...varied, variant: v }
-      : undefined;
-  };
-  const memory = limits.workgroupBytes;
-  if (found.has(memory)) return weighed(found.get(memory)) ?? plain;
-  const most = Math.max(...found.keys());
-  const seed = weighed(found.get(most)) ?? { ...plain, variant: own };
-  let left = Math.min(ESTIMATES_PER_SEARCH, Math.floor(ESTIMATED_NODES_PER_SEARCH / chunk.program.nodes.length));
-  const estimate = (v: Variant) => (left-- > 0 ? scheduleProgram(chunk, v, limits, true).kernel : undefined);
-  const best = withLessScratch(seed, scheduleVariant, estimate, notWorse);
-  found.set(memory, best.variant);
-  return best;
+  return withRecomputation(chunk, chunk.program, limits, (v, estimate) => scheduleProgram(chunk, v, limits, estimate));
 }
 
 /** The kernel of one variant of the chunk's program (recompute.ts), as scheduleOnce; or where its memory goes (`estimate`, KernelPlan). */
@@ -240,8 +187,7 @@ function updateProducts(
   updates: readonly { state: string; stateNode: number; accumNode: number; optNode?: number }[],
   states: readonly { name: string; shape: readonly number[] }[],
 ): Map<number, string> {
-  const users: number[][] = p.nodes.map(() => []);
-  for (const n of p.nodes) for (const a of n.args) users[a].push(n.id);
+  const users = readersOf(p);
   const updateOf = new Map<number, string>();
   for (const u of updates)
     for (const id of [u.stateNode, u.accumNode, u.optNode]) if (id !== undefined) updateOf.set(id, u.state);
