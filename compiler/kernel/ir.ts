@@ -122,6 +122,12 @@ export type Stmt =
    * when the rows run along the product's contraction for `a` but across it for `b`.
    */
   | { kind: 'load-fragment'; fragment: string; role: 'a' | 'b'; index: Expr; elementBytes: 2 | 4; transpose: boolean }
+  /**
+   * Sets b32 register `register` of operand fragment `fragment` from the elements the fragment's
+   * layout gives this lane there (tttc_mma.cuh): two values rounded to bf16 and packed, the first in
+   * the low half, or one f32 as it is (tf32x3 splits it in the mma).
+   */
+  | { kind: 'pack-fragment'; fragment: string; register: number; values: Expr[] }
   /** Warp-collective: `c += a b` on tensor cores, the fragments holding `operands` (tf32x3: f32, split into three mma). */
   | { kind: 'mma'; c: string; a: string; b: string; operands: MmaOperands }
   /**
@@ -260,6 +266,8 @@ export function statementExprs(s: Stmt): Expr[] {
       return [s.index, s.value];
     case 'load-fragment':
       return [s.index];
+    case 'pack-fragment':
+      return s.values;
     case 'async-copy':
       return [s.index, s.sourceIndex];
     default:

@@ -49,6 +49,8 @@ function rewriteStatement(s: Stmt, f: (e: Expr) => Expr): Stmt {
     case 'store':
     case 'store-bf16':
       return { ...s, index: f(s.index), value: f(s.value) };
+    case 'pack-fragment':
+      return { ...s, values: s.values.map(f) };
     default:
       return s;
   }

@@ -3,7 +3,10 @@ import type { UnaryFn } from '../../compiler/ir/ir.ts';
 import type { Expr, Stmt } from '../../compiler/kernel/ir.ts';
 
 /** The kernel IR's warp-level tensor-core statements. */
-export type FragmentStmt = Extract<Stmt, { kind: 'fragment' | 'store-bf16' | 'load-fragment' | 'mma' }>;
+export type FragmentStmt = Extract<
+  Stmt,
+  { kind: 'fragment' | 'store-bf16' | 'load-fragment' | 'pack-fragment' | 'mma' }
+>;
 
 /** How a language with tensor cores spells their statements. */
 export interface FragmentSpelling {

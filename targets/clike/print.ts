@@ -114,6 +114,7 @@ export class Printer {
       case 'fragment':
       case 'store-bf16':
       case 'load-fragment':
+      case 'pack-fragment':
       case 'mma':
         L.line(this.fragments().statement(s, (e) => this.value(e)));
         return;

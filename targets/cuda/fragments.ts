@@ -35,6 +35,11 @@ export const cudaFragments: FragmentSpelling = {
         const rows = s.elementBytes === 2 ? WORKGROUP_BF16 : WORKGROUP_ARRAY;
         return `tttc_ldmatrix_x${count}${s.transpose ? '_trans' : ''}(${s.fragment}, &${rows}[${expr(s.index)}]);`;
       }
+      case 'pack-fragment': {
+        const [lo, hi] = s.values.map(expr);
+        const bits = hi === undefined ? `__float_as_uint(${lo})` : `tttc_pack_bf16x2(${lo}, ${hi})`;
+        return `${s.fragment}[${s.register}] = ${bits};`;
+      }
       case 'mma':
         return `${MMA_FUNCTION[s.operands]}(${s.c}, ${s.a}, ${s.b}, ${s.c});`;
     }
