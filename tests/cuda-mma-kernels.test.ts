@@ -129,6 +129,42 @@ describe('an update with an optimizer state on tensor cores, on the CPU', () => 
     checkAgainstReferences('rules/titans_mlp_memory.ttt', 'sm_90', SMALL));
 });
 
+describe('operands staged or read in place', () => {
+  /** The prefill kernel's source (the text up to the decode kernel). */
+  const prefill = (spec: string, { D, K }: { D: number; K: number }, dtype: 'bf16' | 'tf32x3') => {
+    const cuda = renderCuda(compileExample(spec, 'auto', { D, K }), { arch: 'sm_90', dtype });
+    const source = cuda.files.find((f) => f.path === cuda.api.source)!.contents;
+    return source.slice(source.indexOf(`${cuda.api.kernel}(`), source.indexOf(`${cuda.api.decodeKernel}(`));
+  };
+  const pack = { bf16: 'tttc_pack_bf16x2(', tf32x3: '__float_as_uint(' } as const;
+
+  // So that the runs above (and tests/cuda-tf32x3.test.ts) check both ways on full and padded tiles.
+  for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
+    for (const dtype of ['bf16', 'tf32x3'] as const)
+      it(`${spec} ${dtype}: some operands staged, others read in place, on full and padded tiles`, () => {
+        for (const size of [SIZE, PADDED]) {
+          const source = prefill(spec, size, dtype);
+          expect(source, `D=${size.D}`).toContain(pack[dtype]);
+          expect(source, `D=${size.D}`).toMatch(/tttc_ldmatrix_x4\(fa/);
+        }
+        // Rows and contraction padded where read in place: an element past either is zero.
+        expect(prefill(spec, ODD, dtype)).toMatch(/float fa0(lo)? = 0\.0f;\n\s*if \(/);
+      });
+
+  it("TTT-Linear's x @ W1: x staged, W1's columns read in place", () => {
+    // The 8 rows of a fragment's A elements start 64 floats apart, in the same banks: read in
+    // place they take 8 wavefronts a request where the staging's rows take 1. B's 4 contraction
+    // rows a lane quad reads conflict either way, so B skips the store and ldmatrix.
+    const source = prefill('ttt_linear.ttt', SIZE, 'bf16');
+    const first = source.slice(source.indexOf('product, from line 12'));
+    const product = first.slice(0, first.indexOf('__syncthreads'));
+    expect(product).toContain("A staged in the warp's slice and loaded with ldmatrix, B read in place");
+    expect(product).toMatch(/tttc_ldmatrix_x4\(fa, /);
+    expect(product).toMatch(/fb\[0\] = tttc_pack_bf16x2\(smem\[/);
+    expect(product).not.toMatch(/ldmatrix_x2\(fb/);
+  });
+});
+
 describe('tensor-core staging under the sanitizers', () => {
   // Staging slices inside the shared memory the kernel declares (AddressSanitizer: allocated at
   // exactly that size), and no lane overwriting rows another still loads (ThreadSanitizer, which

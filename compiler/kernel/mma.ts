@@ -1,16 +1,24 @@
 /**
  * A product on tensor cores (schedule/tensor-cores.ts chose it), as kernel-IR statements. Each
- * warp takes 16x8 output tiles in turn, a group of them side by side at a time (groupOf: A's rows
- * are staged and loaded once for the group); per tile and contraction slab its lanes compute the
- * operands' elements (any inlined expression, as the register-tiled loop would read them), store
- * them in the warp's own slice of on-chip memory (A's 16 rows, then B's 8 columns as rows, both
- * running along the contraction; as bf16, or as f32 for tf32x3, which splits them in registers),
- * and the warp loads fragments with ldmatrix and accumulates with mma in f32 (the 16-byte rows
- * ldmatrix reads are 8 bf16 or 4 f32, so one pattern of addresses serves both), then runs the
- * caller's statements on each element of the accumulator (an
- * epilogue: a store, or a whole update of a state's element). Only the warp exchanges data there,
- * so warp barriers suffice; rows and columns past the product's extents are staged as zeros and
- * never reach the epilogue.
+ * warp takes 16x8 output tiles in turn, a group of them side by side at a time (groupOf: A's
+ * fragment is loaded once for the group); per tile and contraction step its lanes compute the
+ * operands' elements (any inlined expression, as the register-tiled loop would read them) and the
+ * warp accumulates with mma in f32, then runs the caller's statements on each element of the
+ * accumulator (an epilogue: a store, or a whole update of a state's element).
+ *
+ * Each operand reaches its fragment one of two ways, whichever takes fewer wavefronts of memory a
+ * step (on-chip memory's by its banks, global memory's by the lines it touches):
+ * - staged: the lanes store it, a contraction slab at a time, in the warp's own slice of on-chip
+ *   memory (A's 16 rows, then B's 8 columns as rows, both running along the contraction; as bf16,
+ *   or as f32 for tf32x3, which splits them in registers), and the warp loads fragments with
+ *   ldmatrix (the 16-byte rows it reads are 8 bf16 or 4 f32, so one pattern of addresses serves
+ *   both). Only the warp exchanges data there, so warp barriers suffice.
+ * - in place: each lane computes the elements its fragment registers hold and packs them there,
+ *   with no store, ldmatrix or barrier. It wins where the staging's reads conflict anyway (a
+ *   column of a row-major buffer: B of `x @ W`, either operand of a product along the tokens) or
+ *   read nothing (a mask computed from indices), and loses where a warp's lanes would read 8 rows
+ *   of a row-major buffer at the same column (A of `x @ W`).
+ * Rows and columns past the product's extents are zeros and never reach the epilogue.
  */
 import { LITERALS, Index } from './tensor-index.ts';
 import { add, div, mod, mul } from './affine.ts';
@@ -18,7 +26,7 @@ import { type Expr, type Stmt, assign, comment, compare, float, int, name, opera
 import { requestWavefronts } from './banks.ts';
 import { address, LANES, lanes, type Sample } from './lanes.ts';
 import { groupOf, mmaTile, stagedBytes, WARP_LANES } from '../schedule/tensor-cores.ts';
-import { LANE as lane, WARP } from './warp-rows.ts';
+import { LANE as lane, LANE_NAME, WARP } from './warp-rows.ts';
 import type { TensorCorePlan } from '../schedule/kernel.ts';
 
 export interface TensorCoreProduct {
@@ -58,33 +66,66 @@ interface Staging {
   at: Expr;
 }
 
+/** A warp at its first lanes: `e` and `lane` take the lane's number, every other name 0. */
+const firstLanes = (): Sample => ({
+  env: new Map([
+    ['e', lanes((l) => l)],
+    [LANE_NAME, lanes((l) => l)],
+  ]),
+  active: new Uint8Array(LANES).fill(1),
+  weight: 1,
+  known: new Map(),
+});
+
+/** Floats in a 128-byte line, what the L1 cache (the same memory as shared memory) serves in one wavefront. */
+const LINE_FLOATS = 32;
+
 /**
- * The staging whose first step (lanes at e = lane) takes the fewest wavefronts of on-chip memory,
- * its operand's reads and its store together; the first on a tie.
+ * Wavefronts the loads in `value` take when every lane of a warp computes it: on-chip memory's by
+ * its banks, global memory's one per 128-byte line the lanes touch (an f32 element's, which
+ * overcounts bf16 rows).
  */
-function cheapest(options: Staging[], bf16: boolean): Staging {
-  const sample: Sample = {
-    env: new Map([['e', lanes((l) => l)]]),
-    active: new Uint8Array(LANES).fill(1),
-    weight: 1,
-    known: new Map(),
-  };
-  const cost = ({ value, at }: Staging) => {
-    const reads = new Set<Expr>();
-    const pending = [value];
-    while (pending.length > 0) {
-      const x = pending.pop()!;
-      if (reads.has(x)) continue;
-      if (x.kind === 'load' && x.buffer.kind === 'workgroup') reads.add(x);
-      pending.push(...operands(x));
+function readWavefronts(value: Expr, sample: Sample): number {
+  const seen = new Set<Expr>();
+  const pending = [value];
+  let wavefronts = 0;
+  while (pending.length > 0) {
+    const x = pending.pop()!;
+    if (seen.has(x)) continue;
+    seen.add(x);
+    if (x.kind === 'load') {
+      const index = address(x.index, sample);
+      wavefronts +=
+        x.buffer.kind === 'workgroup'
+          ? requestWavefronts(index, false)
+          : new Set(Array.from(index, (i) => Math.floor(i / LINE_FLOATS))).size;
     }
-    let wavefronts = requestWavefronts(address(at, sample), bf16);
-    for (const x of reads) if (x.kind === 'load') wavefronts += requestWavefronts(address(x.index, sample), false);
-    return wavefronts;
-  };
-  const costs = options.map(cost);
+    pending.push(...operands(x));
+  }
+  return wavefronts;
+}
+
+/** Wavefronts of a staging's first step (lanes at e = lane): its operand's reads and its store. */
+const stagingWavefronts = ({ value, at }: Staging, bf16: boolean): number => {
+  const sample = firstLanes();
+  return requestWavefronts(address(at, sample), bf16) + readWavefronts(value, sample);
+};
+
+/** The staging whose first step takes the fewest wavefronts of memory; the first on a tie. */
+function cheapest(options: Staging[], bf16: boolean): Staging {
+  const costs = options.map((o) => stagingWavefronts(o, bf16));
   return options[costs.indexOf(Math.min(...costs))];
 }
+
+/** One element of an operand fragment read in place: its value, zero unless `conditions` hold. */
+interface FragmentElement {
+  conditions: (Expr | undefined)[];
+  value: Expr;
+}
+
+/** How an operand reaches its fragment, for the comment on each product. */
+const describeReads = (inPlace: boolean) =>
+  inPlace ? 'read in place into its fragment' : "staged in the warp's slice and loaded with ldmatrix";
 
 export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number, p: TensorCoreProduct): Stmt {
   const r = p.shape.length;
@@ -117,6 +158,51 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   const bRow = (j: Expr) => add(slice, mul(add(int(mma.m), j), plan.rowStride));
   const within = (i: Expr, extent: number, padded: boolean) => (padded ? compare('<', i, int(extent)) : undefined);
   const padK = p.contraction % slab !== 0;
+
+  // In place, lane l holds the elements of the fragment layout (tttc_mma.cuh; g = l / 4, q = l % 4):
+  // register j of A at row g (+ 8 for odd j) and of B at column g, their contraction index
+  // perRegister q (+ the step's second half from A's j = 2 and B's j = 1), two bf16 or one f32.
+  const perRegister = elementBytes === 2 ? 2 : 1;
+  const inStep = (kStep: Expr, half: number, h: number) =>
+    add(add(kStep, int((half * mma.k) / 2 + h)), mul(mod(lane, 4), perRegister));
+  const g = div(lane, 4);
+  const fragmentA = (kStep: Expr, kPadded = padK): FragmentElement[][] =>
+    range(4).map((j) => {
+      const row = add(add(row0, g), int(8 * (j % 2)));
+      return range(perRegister).map((h) => {
+        const k = inStep(kStep, Math.floor(j / 2), h);
+        return {
+          conditions: [within(row, m, m % mma.m !== 0), within(k, p.contraction, kPadded)],
+          value: p.a(batch, row, k),
+        };
+      });
+    });
+  const fragmentB = (kStep: Expr, t: number, kPadded = padK): FragmentElement[][] =>
+    range(2).map((j) => {
+      const col = add(add(col0, int(t * mma.n)), g);
+      return range(perRegister).map((h) => {
+        const k = inStep(kStep, j, h);
+        return {
+          conditions: [within(col, n, n % groupColumns !== 0), within(k, p.contraction, kPadded)],
+          value: p.b(batch, k, col),
+        };
+      });
+    });
+  /** A fragment's registers set from elements computed in place; a padded element is zero where it is out of range. */
+  const packed = (fragment: string, registers: FragmentElement[][]): Stmt[] => {
+    const padding: Stmt[] = [];
+    const packs = registers.map((elements, register): Stmt => {
+      const values = elements.map(({ conditions, value }, h) => {
+        if (conditions.every((c) => c === undefined)) return value;
+        const padded = `${fragment}${register}${perRegister === 1 ? '' : ['lo', 'hi'][h]}`;
+        padding.push(variable(padded, 'float', float(0)), ...guarded(conditions, p.shared([assign(padded, value)])));
+        return name(padded);
+      });
+      return { kind: 'pack-fragment', fragment, register, values };
+    });
+    // A block of its own: a slab's steps each declare their padded elements.
+    return padding.length > 0 ? [{ kind: 'block', body: [...padding, ...p.shared(packs)] }] : p.shared(packs);
+  };
 
   const store = (index: Expr, value: Expr): Stmt =>
     elementBytes === 2
@@ -161,40 +247,89 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
     ),
     elementBytes === 2,
   );
+  // Each operand is staged or read in place, whichever takes fewer wavefronts a step (in place on
+  // a tie: no stores, ldmatrix or warp barriers). Staged, a step stores the operand's rows (each
+  // request as the staging's first) and ldmatrix reads them, 128 bytes a phase; in place, each
+  // lane reads the elements its fragment registers hold.
+  const sample = firstLanes();
+  const inPlaceWavefronts = (registers: FragmentElement[][]) =>
+    registers.flat().reduce((w, x) => w + readWavefronts(x.value, sample), 0);
+  const stagedWavefronts = (staging: Staging, rows: number) =>
+    ((rows * mma.k) / WARP_LANES) * stagingWavefronts(staging, elementBytes === 2) +
+    (rows * mma.k * elementBytes) / 128;
+  const aInPlace = inPlaceWavefronts(fragmentA(k0)) <= stagedWavefronts(stageA, mma.m);
+  const bInPlace = inPlaceWavefronts(fragmentB(k0, 0)) <= stagedWavefronts(stageB, mma.n);
+
+  // Both in place, the contraction goes a step at a time: only a step past its end is padded.
+  const inPlace = aInPlace && bInPlace;
+  const slabStep = inPlace ? mma.k : slab;
+  const slabCount = Math.ceil(p.contraction / slabStep);
+  const kPadded = inPlace ? p.contraction % mma.k !== 0 : padK;
+  const kSlab = slabCount > 1 ? name('k0') : int(0);
+
   // ldmatrix: lane l names row l % 16 of A at matrix column l / 16 of the step, and row l % 8 of B
   // (transposed) at matrix column (l / 8) % 2: the four and two 8x8 (b16) matrices of the
   // fragments. A tf32 fragment is the same registers: its matrix rows hold 4 f32 where bf16's hold 8.
   // A group's tiles share A's fragment; each loads B's from its own 8 rows of the slice.
-  const steps = range(slab / mma.k).flatMap((s): Stmt[] => [
-    {
-      kind: 'load-fragment',
-      fragment: 'fa',
-      role: 'a',
-      index: add(add(aRow(mod(lane, 16)), int(s * mma.k)), mul(div(lane, 16), matrixColumns)),
-      elementBytes,
-      transpose: false,
-    },
+  const loadA = (s: number): Stmt[] =>
+    aInPlace
+      ? packed('fa', fragmentA(add(kSlab, int(s * mma.k)), kPadded))
+      : [
+          {
+            kind: 'load-fragment',
+            fragment: 'fa',
+            role: 'a',
+            index: add(add(aRow(mod(lane, 16)), int(s * mma.k)), mul(div(lane, 16), matrixColumns)),
+            elementBytes,
+            transpose: false,
+          },
+        ];
+  const loadB = (s: number, t: number): Stmt[] =>
+    bInPlace
+      ? packed('fb', fragmentB(add(kSlab, int(s * mma.k)), t, kPadded))
+      : [
+          {
+            kind: 'load-fragment',
+            fragment: 'fb',
+            role: 'b',
+            index: add(
+              add(bRow(add(mod(lane, 8), int(t * mma.n))), int(s * mma.k)),
+              mul(mod(div(lane, 8), 2), matrixColumns),
+            ),
+            elementBytes,
+            transpose: false,
+          },
+        ];
+  const step = (s: number): Stmt[] => [
+    ...loadA(s),
     ...range(group).flatMap((t): Stmt[] => [
-      {
-        kind: 'load-fragment',
-        fragment: 'fb',
-        role: 'b',
-        index: add(
-          add(bRow(add(mod(lane, 8), int(t * mma.n))), int(s * mma.k)),
-          mul(mod(div(lane, 8), 2), matrixColumns),
-        ),
-        elementBytes,
-        transpose: false,
-      },
+      ...loadB(s, t),
       { kind: 'mma', c: accumulator(t), a: 'fa', b: 'fb', operands: plan.operands },
     ]),
-  ]);
-  // The second warp barrier keeps the next slab's (or tile's, or product's) staging from
-  // overwriting rows another lane has yet to load.
-  const slabBody: Stmt[] = [stage(stageA), stage(stageB), { kind: 'warp-barrier' }, ...steps, { kind: 'warp-barrier' }];
+  ];
+  // Read in place, a slab is one step. Staged, the second warp barrier keeps the next slab's (or
+  // tile's, or product's) staging from overwriting rows another lane has yet to load.
+  const slabBody: Stmt[] = inPlace
+    ? step(0)
+    : [
+        ...(aInPlace ? [] : [stage(stageA)]),
+        ...(bInPlace ? [] : [stage(stageB)]),
+        { kind: 'warp-barrier' },
+        ...range(slab / mma.k).flatMap(step),
+        { kind: 'warp-barrier' },
+      ];
   const accumulate: Stmt[] =
-    slabs > 1
-      ? [{ kind: 'for', counter: 'k0', from: int(0), to: int(slabs * slab), step: int(slab), body: slabBody }]
+    slabCount > 1
+      ? [
+          {
+            kind: 'for',
+            counter: 'k0',
+            from: int(0),
+            to: int(slabCount * slabStep),
+            step: int(slabStep),
+            body: slabBody,
+          },
+        ]
       : slabBody;
 
   // Accumulator element i of lane l: row l / 4 (+ 8 for i >= 2), column 2 (l % 4) + i % 2. A loop
@@ -224,12 +359,9 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
     step: int(invocations / WARP_LANES),
     body: [
       ...(group > 1
-        ? [
-            comment(
-              `A warp's ${group} tiles side by side: A's rows staged and loaded once, B's 8 columns for each tile.`,
-            ),
-          ]
+        ? [comment(`A warp's ${group} tiles side by side: A's fragment loaded once, B's for each tile.`)]
         : []),
+      comment(`A ${describeReads(aInPlace)}, B ${describeReads(bInPlace)}.`),
       { kind: 'fragment', name: 'fa', role: 'a' },
       { kind: 'fragment', name: 'fb', role: 'b' },
       ...range(group).map((t): Stmt => ({ kind: 'fragment', name: accumulator(t), role: 'c' })),

@@ -180,6 +180,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
+      // A staged in the warp's slice and loaded with ldmatrix, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -187,15 +188,14 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
         for (unsigned e = lane; e < 512; e += 32) {
           smem_bf16[16704 + warp * 1280 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[1024 + (e / 32) * dim_D + k0 + e % 32]);
         }
-        for (unsigned e = lane; e < 256; e += 32) {
-          smem_bf16[16704 + warp * 1280 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[3072 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
-        }
         __syncwarp();
         tttc_ldmatrix_x4(fa, &smem_bf16[16704 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[16704 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+        fb[0] = tttc_pack_bf16x2(smem[3072 + (k0 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 1 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
+        fb[1] = tttc_pack_bf16x2(smem[3072 + (k0 + 8 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 9 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
         tttc_ldmatrix_x4(fa, &smem_bf16[16704 + warp * 1280 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[16704 + warp * 1280 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
+        fb[0] = tttc_pack_bf16x2(smem[3072 + (k0 + 16 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 17 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
+        fb[1] = tttc_pack_bf16x2(smem[3072 + (k0 + 24 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 25 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
         __syncwarp();
       }
@@ -357,6 +357,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
+      // A staged in the warp's slice and loaded with ldmatrix, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -365,15 +366,14 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
           for (unsigned e = lane; e < 512; e += 32) {
             smem_bf16[19264 + warp * 1280 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[(e / 32) * dim_D + k0 + e % 32]);
           }
-          for (unsigned e = lane; e < 256; e += 32) {
-            smem_bf16[19264 + warp * 1280 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16((accum_live ? accum_W1[bh * 4096 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8] : 0.0f));
-          }
           __syncwarp();
           tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
-          tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+          fb[0] = tttc_pack_bf16x2((accum_live ? accum_W1[bh * 4096 + (k0 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f), (accum_live ? accum_W1[bh * 4096 + (k0 + 1 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
+          fb[1] = tttc_pack_bf16x2((accum_live ? accum_W1[bh * 4096 + (k0 + 8 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f), (accum_live ? accum_W1[bh * 4096 + (k0 + 9 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
           tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
           tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 1280 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
-          tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 1280 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
+          fb[0] = tttc_pack_bf16x2((accum_live ? accum_W1[bh * 4096 + (k0 + 16 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f), (accum_live ? accum_W1[bh * 4096 + (k0 + 17 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
+          fb[1] = tttc_pack_bf16x2((accum_live ? accum_W1[bh * 4096 + (k0 + 24 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f), (accum_live ? accum_W1[bh * 4096 + (k0 + 25 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
           tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
           __syncwarp();
         }
@@ -386,6 +386,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 2) {
       const unsigned tile = warp;
+      // A staged in the warp's slice and loaded with ldmatrix, B staged in the warp's slice and loaded with ldmatrix.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -414,18 +415,17 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
+      // A staged in the warp's slice and loaded with ldmatrix, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (unsigned e = lane; e < 256; e += 32) {
         smem_bf16[23360 + warp * 1280 + (e / 16) * 40 + e % 16] = __float2bfloat16((e % 16 <= e / 16 ? 1.0f : 0.0f) * smem[8352 + (e / 16) * dim_K + e % 16]);
       }
-      for (unsigned e = lane; e < 128; e += 32) {
-        smem_bf16[23360 + warp * 1280 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[2048 + (e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
-      }
       __syncwarp();
       tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
-      tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+      fb[0] = tttc_pack_bf16x2(smem[2048 + (lane % 4) * 128 + (tile % 8) * 8 + lane / 4], smem[2048 + (1 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
+      fb[1] = tttc_pack_bf16x2(smem[2048 + (8 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[2048 + (9 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
       tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
       __syncwarp();
       for (unsigned i = 0; i < 4; i += 1) {
@@ -436,6 +436,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
+      // A staged in the warp's slice and loaded with ldmatrix, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -443,15 +444,14 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
         for (unsigned e = lane; e < 512; e += 32) {
           smem_bf16[23360 + warp * 1280 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[(e / 32) * dim_D + k0 + e % 32]);
         }
-        for (unsigned e = lane; e < 256; e += 32) {
-          smem_bf16[23360 + warp * 1280 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[3072 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
-        }
         __syncwarp();
         tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+        fb[0] = tttc_pack_bf16x2(smem[3072 + (k0 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 1 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
+        fb[1] = tttc_pack_bf16x2(smem[3072 + (k0 + 8 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 9 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
         tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
+        fb[0] = tttc_pack_bf16x2(smem[3072 + (k0 + 16 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 17 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
+        fb[1] = tttc_pack_bf16x2(smem[3072 + (k0 + 24 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 25 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
         __syncwarp();
       }
@@ -463,20 +463,17 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
+      // A read in place into its fragment, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (unsigned e = lane; e < 256; e += 32) {
-        smem_bf16[23360 + warp * 1280 + (e / 16) * 40 + e % 16] = __float2bfloat16((e % 16 <= e / 16 ? 1.0f : 0.0f));
-      }
-      for (unsigned e = lane; e < 128; e += 32) {
-        smem_bf16[23360 + warp * 1280 + (16 + e % 8) * 40 + e / 8] = __float2bfloat16(smem[2048 + (e / 8) * dim_D + (tile % 8) * 8 + e % 8]);
-      }
-      __syncwarp();
-      tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
-      tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+      fa[0] = tttc_pack_bf16x2(((lane % 4) * 2 <= lane / 4 ? 1.0f : 0.0f), (1 + (lane % 4) * 2 <= lane / 4 ? 1.0f : 0.0f));
+      fa[1] = tttc_pack_bf16x2(((lane % 4) * 2 <= lane / 4 + 8 ? 1.0f : 0.0f), (1 + (lane % 4) * 2 <= lane / 4 + 8 ? 1.0f : 0.0f));
+      fa[2] = tttc_pack_bf16x2((8 + (lane % 4) * 2 <= lane / 4 ? 1.0f : 0.0f), (9 + (lane % 4) * 2 <= lane / 4 ? 1.0f : 0.0f));
+      fa[3] = tttc_pack_bf16x2((8 + (lane % 4) * 2 <= lane / 4 + 8 ? 1.0f : 0.0f), (9 + (lane % 4) * 2 <= lane / 4 + 8 ? 1.0f : 0.0f));
+      fb[0] = tttc_pack_bf16x2(smem[2048 + (lane % 4) * 128 + (tile % 8) * 8 + lane / 4], smem[2048 + (1 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
+      fb[1] = tttc_pack_bf16x2(smem[2048 + (8 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[2048 + (9 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
       tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-      __syncwarp();
       for (unsigned i = 0; i < 4; i += 1) {
         smem[7168 + (lane / 4 + (i / 2) * 8) * dim_D + (tile % 8) * 8 + (lane % 4) * 2 + i % 2] = fc[i];
       }
@@ -549,24 +546,22 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // Its product on tensor cores: each warp updates its 16x8 tiles of W1 in registers, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     #pragma unroll 1
     for (unsigned tile = warp; tile < 16; tile += 8) {
-      // A warp's 2 tiles side by side: A's rows staged and loaded once, B's 8 columns for each tile.
+      // A warp's 2 tiles side by side: A's fragment loaded once, B's for each tile.
+      // A read in place into its fragment, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc0[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       float fc1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (unsigned e = lane; e < 256; e += 32) {
-        smem_bf16[23360 + warp * 1280 + (e % 16) * 40 + e / 16] = __float2bfloat16(smem[1024 + (e / 16) * dim_D + (tile / 4) * 16 + e % 16]);
-      }
-      for (unsigned e = lane; e < 256; e += 32) {
-        smem_bf16[23360 + warp * 1280 + (16 + e % 16) * 40 + e / 16] = __float2bfloat16(smem[2048 + (e / 16) * dim_D + (tile % 4) * 16 + e % 16]);
-      }
-      __syncwarp();
-      tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
-      tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+      fa[0] = tttc_pack_bf16x2(smem[1024 + (lane % 4) * 128 + (tile / 4) * 16 + lane / 4], smem[1024 + (1 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4]);
+      fa[1] = tttc_pack_bf16x2(smem[1024 + (lane % 4) * 128 + (tile / 4) * 16 + lane / 4 + 8], smem[1024 + (1 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4 + 8]);
+      fa[2] = tttc_pack_bf16x2(smem[1024 + (8 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4], smem[1024 + (9 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4]);
+      fa[3] = tttc_pack_bf16x2(smem[1024 + (8 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4 + 8], smem[1024 + (9 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4 + 8]);
+      fb[0] = tttc_pack_bf16x2(smem[2048 + (lane % 4) * 128 + (tile % 4) * 16 + lane / 4], smem[2048 + (1 + (lane % 4) * 2) * dim_D + (tile % 4) * 16 + lane / 4]);
+      fb[1] = tttc_pack_bf16x2(smem[2048 + (8 + (lane % 4) * 2) * dim_D + (tile % 4) * 16 + lane / 4], smem[2048 + (9 + (lane % 4) * 2) * dim_D + (tile % 4) * 16 + lane / 4]);
       tttc_mma_m16n8k16_bf16(fc0, fa, fb, fc0);
-      tttc_ldmatrix_x2(fb, &smem_bf16[23360 + warp * 1280 + (16 + lane % 8 + 8) * 40 + ((lane / 8) % 2) * 8]);
+      fb[0] = tttc_pack_bf16x2(smem[2048 + (lane % 4) * 128 + (tile % 4) * 16 + 8 + lane / 4], smem[2048 + (1 + (lane % 4) * 2) * dim_D + (tile % 4) * 16 + 8 + lane / 4]);
+      fb[1] = tttc_pack_bf16x2(smem[2048 + (8 + (lane % 4) * 2) * dim_D + (tile % 4) * 16 + 8 + lane / 4], smem[2048 + (9 + (lane % 4) * 2) * dim_D + (tile % 4) * 16 + 8 + lane / 4]);
       tttc_mma_m16n8k16_bf16(fc1, fa, fb, fc1);
-      __syncwarp();
       for (unsigned i = 0; i < 4; i += 1) {
         const float product70 = fc0[i];
         const float v7 = (accum_live ? accum_W1[bh * 4096 + ((tile / 4) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 4) * 16 + (lane % 4) * 2 + i % 2] : 0.0f) + product70;

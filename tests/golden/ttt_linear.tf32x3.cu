@@ -173,6 +173,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
+      // A staged in the warp's slice and loaded with ldmatrix, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -180,15 +181,14 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
         for (unsigned e = lane; e < 256; e += 32) {
           smem[8352 + warp * 640 + (e / 16) * 20 + e % 16] = smem[1024 + (e / 16) * dim_D + k0 + e % 16];
         }
-        for (unsigned e = lane; e < 128; e += 32) {
-          smem[8352 + warp * 640 + (16 + e % 8) * 20 + e / 8] = smem[3072 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8];
-        }
         __syncwarp();
         tttc_ldmatrix_x4(fa, &smem[8352 + warp * 640 + (lane % 16) * 20 + (lane / 16) * 4]);
-        tttc_ldmatrix_x2(fb, &smem[8352 + warp * 640 + (16 + lane % 8) * 20 + ((lane / 8) % 2) * 4]);
+        fb[0] = __float_as_uint(smem[3072 + (k0 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
+        fb[1] = __float_as_uint(smem[3072 + (k0 + 4 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
         tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
         tttc_ldmatrix_x4(fa, &smem[8352 + warp * 640 + (lane % 16) * 20 + 8 + (lane / 16) * 4]);
-        tttc_ldmatrix_x2(fb, &smem[8352 + warp * 640 + (16 + lane % 8) * 20 + 8 + ((lane / 8) % 2) * 4]);
+        fb[0] = __float_as_uint(smem[3072 + (k0 + 8 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
+        fb[1] = __float_as_uint(smem[3072 + (k0 + 12 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
         tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
         __syncwarp();
       }
@@ -350,6 +350,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
+      // A staged in the warp's slice and loaded with ldmatrix, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -358,15 +359,14 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
           for (unsigned e = lane; e < 256; e += 32) {
             smem[9632 + warp * 640 + (e / 16) * 20 + e % 16] = smem[(e / 16) * dim_D + k0 + e % 16];
           }
-          for (unsigned e = lane; e < 128; e += 32) {
-            smem[9632 + warp * 640 + (16 + e % 8) * 20 + e / 8] = (accum_live ? accum_W1[bh * 4096 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8] : 0.0f);
-          }
           __syncwarp();
           tttc_ldmatrix_x4(fa, &smem[9632 + warp * 640 + (lane % 16) * 20 + (lane / 16) * 4]);
-          tttc_ldmatrix_x2(fb, &smem[9632 + warp * 640 + (16 + lane % 8) * 20 + ((lane / 8) % 2) * 4]);
+          fb[0] = __float_as_uint((accum_live ? accum_W1[bh * 4096 + (k0 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
+          fb[1] = __float_as_uint((accum_live ? accum_W1[bh * 4096 + (k0 + 4 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
           tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
           tttc_ldmatrix_x4(fa, &smem[9632 + warp * 640 + (lane % 16) * 20 + 8 + (lane / 16) * 4]);
-          tttc_ldmatrix_x2(fb, &smem[9632 + warp * 640 + (16 + lane % 8) * 20 + 8 + ((lane / 8) % 2) * 4]);
+          fb[0] = __float_as_uint((accum_live ? accum_W1[bh * 4096 + (k0 + 8 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
+          fb[1] = __float_as_uint((accum_live ? accum_W1[bh * 4096 + (k0 + 12 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
           tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
           __syncwarp();
         }
@@ -379,6 +379,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 2) {
       const unsigned tile = warp;
+      // A staged in the warp's slice and loaded with ldmatrix, B staged in the warp's slice and loaded with ldmatrix.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -407,23 +408,19 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
+      // A read in place into its fragment, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (unsigned e = lane; e < 256; e += 32) {
-        smem[11680 + warp * 640 + (e / 16) * 20 + e % 16] = (e % 16 <= e / 16 ? 1.0f : 0.0f) * smem[8352 + (e / 16) * dim_K + e % 16];
+      for (unsigned k0 = 0; k0 < 16; k0 += 8) {
+        fa[0] = __float_as_uint((k0 + lane % 4 <= lane / 4 ? 1.0f : 0.0f) * smem[8352 + (lane / 4) * dim_K + k0 + lane % 4]);
+        fa[1] = __float_as_uint((k0 + lane % 4 <= lane / 4 + 8 ? 1.0f : 0.0f) * smem[8352 + (lane / 4 + 8) * dim_K + k0 + lane % 4]);
+        fa[2] = __float_as_uint((k0 + 4 + lane % 4 <= lane / 4 ? 1.0f : 0.0f) * smem[8352 + (lane / 4) * dim_K + k0 + 4 + lane % 4]);
+        fa[3] = __float_as_uint((k0 + 4 + lane % 4 <= lane / 4 + 8 ? 1.0f : 0.0f) * smem[8352 + (lane / 4 + 8) * dim_K + k0 + 4 + lane % 4]);
+        fb[0] = __float_as_uint(smem[2048 + (k0 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
+        fb[1] = __float_as_uint(smem[2048 + (k0 + 4 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
+        tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
       }
-      for (unsigned e = lane; e < 128; e += 32) {
-        smem[11680 + warp * 640 + (16 + e % 8) * 20 + e / 8] = smem[2048 + (e / 8) * dim_D + (tile % 8) * 8 + e % 8];
-      }
-      __syncwarp();
-      tttc_ldmatrix_x4(fa, &smem[11680 + warp * 640 + (lane % 16) * 20 + (lane / 16) * 4]);
-      tttc_ldmatrix_x2(fb, &smem[11680 + warp * 640 + (16 + lane % 8) * 20 + ((lane / 8) % 2) * 4]);
-      tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
-      tttc_ldmatrix_x4(fa, &smem[11680 + warp * 640 + (lane % 16) * 20 + 8 + (lane / 16) * 4]);
-      tttc_ldmatrix_x2(fb, &smem[11680 + warp * 640 + (16 + lane % 8) * 20 + 8 + ((lane / 8) % 2) * 4]);
-      tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
-      __syncwarp();
       for (unsigned i = 0; i < 4; i += 1) {
         smem[9632 + (lane / 4 + (i / 2) * 8) * dim_D + (tile % 8) * 8 + (lane % 4) * 2 + i % 2] = fc[i];
       }
@@ -432,6 +429,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
+      // A staged in the warp's slice and loaded with ldmatrix, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -439,15 +437,14 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
         for (unsigned e = lane; e < 256; e += 32) {
           smem[11680 + warp * 640 + (e / 16) * 20 + e % 16] = smem[(e / 16) * dim_D + k0 + e % 16];
         }
-        for (unsigned e = lane; e < 128; e += 32) {
-          smem[11680 + warp * 640 + (16 + e % 8) * 20 + e / 8] = smem[3072 + (k0 + e / 8) * dim_D + (tile % 8) * 8 + e % 8];
-        }
         __syncwarp();
         tttc_ldmatrix_x4(fa, &smem[11680 + warp * 640 + (lane % 16) * 20 + (lane / 16) * 4]);
-        tttc_ldmatrix_x2(fb, &smem[11680 + warp * 640 + (16 + lane % 8) * 20 + ((lane / 8) % 2) * 4]);
+        fb[0] = __float_as_uint(smem[3072 + (k0 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
+        fb[1] = __float_as_uint(smem[3072 + (k0 + 4 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
         tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
         tttc_ldmatrix_x4(fa, &smem[11680 + warp * 640 + (lane % 16) * 20 + 8 + (lane / 16) * 4]);
-        tttc_ldmatrix_x2(fb, &smem[11680 + warp * 640 + (16 + lane % 8) * 20 + 8 + ((lane / 8) % 2) * 4]);
+        fb[0] = __float_as_uint(smem[3072 + (k0 + 8 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
+        fb[1] = __float_as_uint(smem[3072 + (k0 + 12 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
         tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
         __syncwarp();
       }
@@ -459,23 +456,19 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
+      // A read in place into its fragment, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (unsigned e = lane; e < 256; e += 32) {
-        smem[11680 + warp * 640 + ((e / 4) % 16) * 20 + (e / 64) * 4 + e % 4] = ((e / 64) * 4 + e % 4 <= (e / 4) % 16 ? 1.0f : 0.0f);
+      for (unsigned k0 = 0; k0 < 16; k0 += 8) {
+        fa[0] = __float_as_uint((k0 + lane % 4 <= lane / 4 ? 1.0f : 0.0f));
+        fa[1] = __float_as_uint((k0 + lane % 4 <= lane / 4 + 8 ? 1.0f : 0.0f));
+        fa[2] = __float_as_uint((k0 + 4 + lane % 4 <= lane / 4 ? 1.0f : 0.0f));
+        fa[3] = __float_as_uint((k0 + 4 + lane % 4 <= lane / 4 + 8 ? 1.0f : 0.0f));
+        fb[0] = __float_as_uint(smem[2048 + (k0 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
+        fb[1] = __float_as_uint(smem[2048 + (k0 + 4 + lane % 4) * dim_D + (tile % 8) * 8 + lane / 4]);
+        tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
       }
-      for (unsigned e = lane; e < 128; e += 32) {
-        smem[11680 + warp * 640 + (16 + e % 8) * 20 + e / 8] = smem[2048 + (e / 8) * dim_D + (tile % 8) * 8 + e % 8];
-      }
-      __syncwarp();
-      tttc_ldmatrix_x4(fa, &smem[11680 + warp * 640 + (lane % 16) * 20 + (lane / 16) * 4]);
-      tttc_ldmatrix_x2(fb, &smem[11680 + warp * 640 + (16 + lane % 8) * 20 + ((lane / 8) % 2) * 4]);
-      tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
-      tttc_ldmatrix_x4(fa, &smem[11680 + warp * 640 + (lane % 16) * 20 + 8 + (lane / 16) * 4]);
-      tttc_ldmatrix_x2(fb, &smem[11680 + warp * 640 + (16 + lane % 8) * 20 + 8 + ((lane / 8) % 2) * 4]);
-      tttc_mma_m16n8k8_tf32x3(fc, fa, fb, fc);
-      __syncwarp();
       for (unsigned i = 0; i < 4; i += 1) {
         smem[7168 + (lane / 4 + (i / 2) * 8) * dim_D + (tile % 8) * 8 + (lane % 4) * 2 + i % 2] = fc[i];
       }
@@ -548,29 +541,24 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // Its product on tensor cores: each warp updates its 16x8 tiles of W1 in registers, from line 15: loss(k: [D], v: [D]) = 0.5 * sum(square(f(k) - v))
     #pragma unroll 1
     for (unsigned tile = warp; tile < 16; tile += 8) {
-      // A warp's 2 tiles side by side: A's rows staged and loaded once, B's 8 columns for each tile.
+      // A warp's 2 tiles side by side: A's fragment loaded once, B's for each tile.
+      // A read in place into its fragment, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc0[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       float fc1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (unsigned e = lane; e < 256; e += 32) {
-        smem[11680 + warp * 640 + (e % 16) * 20 + e / 16] = smem[1024 + (e / 16) * dim_D + (tile / 4) * 16 + e % 16];
+      for (unsigned k0 = 0; k0 < 16; k0 += 8) {
+        fa[0] = __float_as_uint(smem[1024 + (k0 + lane % 4) * dim_D + (tile / 4) * 16 + lane / 4]);
+        fa[1] = __float_as_uint(smem[1024 + (k0 + lane % 4) * dim_D + (tile / 4) * 16 + lane / 4 + 8]);
+        fa[2] = __float_as_uint(smem[1024 + (k0 + 4 + lane % 4) * dim_D + (tile / 4) * 16 + lane / 4]);
+        fa[3] = __float_as_uint(smem[1024 + (k0 + 4 + lane % 4) * dim_D + (tile / 4) * 16 + lane / 4 + 8]);
+        fb[0] = __float_as_uint(smem[2048 + (k0 + lane % 4) * dim_D + (tile % 4) * 16 + lane / 4]);
+        fb[1] = __float_as_uint(smem[2048 + (k0 + 4 + lane % 4) * dim_D + (tile % 4) * 16 + lane / 4]);
+        tttc_mma_m16n8k8_tf32x3(fc0, fa, fb, fc0);
+        fb[0] = __float_as_uint(smem[2048 + (k0 + lane % 4) * dim_D + (tile % 4) * 16 + 8 + lane / 4]);
+        fb[1] = __float_as_uint(smem[2048 + (k0 + 4 + lane % 4) * dim_D + (tile % 4) * 16 + 8 + lane / 4]);
+        tttc_mma_m16n8k8_tf32x3(fc1, fa, fb, fc1);
       }
-      for (unsigned e = lane; e < 256; e += 32) {
-        smem[11680 + warp * 640 + (16 + e % 16) * 20 + e / 16] = smem[2048 + (e / 16) * dim_D + (tile % 4) * 16 + e % 16];
-      }
-      __syncwarp();
-      tttc_ldmatrix_x4(fa, &smem[11680 + warp * 640 + (lane % 16) * 20 + (lane / 16) * 4]);
-      tttc_ldmatrix_x2(fb, &smem[11680 + warp * 640 + (16 + lane % 8) * 20 + ((lane / 8) % 2) * 4]);
-      tttc_mma_m16n8k8_tf32x3(fc0, fa, fb, fc0);
-      tttc_ldmatrix_x2(fb, &smem[11680 + warp * 640 + (16 + lane % 8 + 8) * 20 + ((lane / 8) % 2) * 4]);
-      tttc_mma_m16n8k8_tf32x3(fc1, fa, fb, fc1);
-      tttc_ldmatrix_x4(fa, &smem[11680 + warp * 640 + (lane % 16) * 20 + 8 + (lane / 16) * 4]);
-      tttc_ldmatrix_x2(fb, &smem[11680 + warp * 640 + (16 + lane % 8) * 20 + 8 + ((lane / 8) % 2) * 4]);
-      tttc_mma_m16n8k8_tf32x3(fc0, fa, fb, fc0);
-      tttc_ldmatrix_x2(fb, &smem[11680 + warp * 640 + (16 + lane % 8 + 8) * 20 + 8 + ((lane / 8) % 2) * 4]);
-      tttc_mma_m16n8k8_tf32x3(fc1, fa, fb, fc1);
-      __syncwarp();
       for (unsigned i = 0; i < 4; i += 1) {
         const float product70 = fc0[i];
         const float v7 = (accum_live ? accum_W1[bh * 4096 + ((tile / 4) * 16 + lane / 4 + (i / 2) * 8) * dim_D + (tile % 4) * 16 + (lane % 4) * 2 + i % 2] : 0.0f) + product70;
