@@ -44,6 +44,7 @@ import { CudaCpuInnerLoop } from '../runtime/cuda-cpu/inner-loop.ts';
 import { innerLoopInputs, innerLoopOutputTensors } from '../runtime/inner-loop.ts';
 import { cudaCpuProgram } from '../targets/cuda/cpu.ts';
 import { MMA_HEADER_FILE } from '../targets/cuda/mma.ts';
+import { renderCudaBackward } from '../targets/cuda/backward.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import { nudged, worst } from './support/bf16-model.ts';
 import { randomInputs } from './support/inputs.ts';
@@ -129,7 +130,7 @@ describe('an update with an optimizer state on tensor cores, on the CPU', () => 
     checkAgainstReferences('rules/titans_mlp_memory.ttt', 'sm_90', SMALL));
 });
 
-describe('operands staged or read in place', () => {
+describe("operands staged, read in place, or loaded from a view's copy", () => {
   /** The prefill kernel's source (the text up to the decode kernel). */
   const prefill = (spec: string, { D, K }: { D: number; K: number }, dtype: 'bf16' | 'tf32x3') => {
     const cuda = renderCuda(compileExample(spec, 'auto', { D, K }), { arch: 'sm_90', dtype });
@@ -137,31 +138,52 @@ describe('operands staged or read in place', () => {
     return source.slice(source.indexOf(`${cuda.api.kernel}(`), source.indexOf(`${cuda.api.decodeKernel}(`));
   };
   const pack = { bf16: 'tttc_pack_bf16x2(', tf32x3: '__float_as_uint(' } as const;
+  const STAGED = "staged in the warp's slice";
+  const COPY = "from the view's bf16 copy";
 
-  // So that the runs above (and tests/cuda-tf32x3.test.ts) check both ways on full and padded tiles.
+  // So that the runs above (and tests/cuda-tf32x3.test.ts) check every way on full and padded
+  // tiles: copies where views' rows fill the tiles and their room costs nothing (TTT-Linear at
+  // K = 16, below; TTT-MLP's memory is full), staging and reading in place elsewhere.
   for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
     for (const dtype of ['bf16', 'tf32x3'] as const)
-      it(`${spec} ${dtype}: some operands staged, others read in place, on full and padded tiles`, () => {
-        for (const size of [SIZE, PADDED]) {
-          const source = prefill(spec, size, dtype);
-          expect(source, `D=${size.D}`).toContain(pack[dtype]);
-          expect(source, `D=${size.D}`).toMatch(/tttc_ldmatrix_x4\(fa/);
-        }
+      it(`${spec} ${dtype}: every way an operand reaches its fragment, on full and padded tiles`, () => {
+        const full = prefill(spec, SIZE, dtype);
+        expect(full).toContain(pack[dtype]);
+        // Copies are bf16 (TTT-Linear's below); tf32x3 products stage the views as f32.
+        if (dtype === 'tf32x3') expect(full).not.toContain(COPY);
+        const padded = prefill(spec, PADDED, dtype);
+        expect(padded).toContain(pack[dtype]);
+        expect(padded).toContain(STAGED);
+        expect(padded).not.toContain(COPY);
         // Rows and contraction padded where read in place: an element past either is zero.
         expect(prefill(spec, ODD, dtype)).toMatch(/float fa0(lo)? = 0\.0f;\n\s*if \(/);
       });
 
-  it("TTT-Linear's x @ W1: x staged, W1's columns read in place", () => {
-    // The 8 rows of a fragment's A elements start 64 floats apart, in the same banks: read in
-    // place they take 8 wavefronts a request where the staging's rows take 1. B's 4 contraction
-    // rows a lane quad reads conflict either way, so B skips the store and ldmatrix.
+  it("TTT-Linear's x @ W1: x from its copy, W1's columns read in place", () => {
+    // Every warp takes the same 16 rows of x: the view's copy, written once when it is staged,
+    // replaces each warp's staging of them. W1 is a state, not a view: a request of its B
+    // elements reads 4 contraction rows in the same banks whether staged or read in place, so
+    // B skips the store and ldmatrix.
     const source = prefill('ttt_linear.ttt', SIZE, 'bf16');
     const first = source.slice(source.indexOf('product, from line 12'));
     const product = first.slice(0, first.indexOf('__syncthreads'));
-    expect(product).toContain("A staged in the warp's slice and loaded with ldmatrix, B read in place");
-    expect(product).toMatch(/tttc_ldmatrix_x4\(fa, /);
+    expect(product).toContain(`A loaded with ldmatrix ${COPY}, B read in place`);
+    expect(product).toMatch(/tttc_ldmatrix_x4\(fa, &smem_bf16\[\d+ \+ \(lane % 16\) \* 72 \+/);
     expect(product).toMatch(/fb\[0\] = tttc_pack_bf16x2\(smem\[/);
-    expect(product).not.toMatch(/ldmatrix_x2\(fb/);
+    expect(product).not.toMatch(/__syncwarp/);
+    // The view's staging writes the copy beside its f32 rows.
+    expect(source).toMatch(/smem_bf16\[\d+ \+ \(e \/ dim_D\) \* 72 \+ e % dim_D\] = __float2bfloat16\(x\);/);
+  });
+
+  it("the training kernels load a view's copy in all four orientations", () => {
+    // As A or B, the view or its transpose: ldmatrix x4, x4.trans, x2.trans and x2. Both
+    // training kernels of TTT-Linear at D = 16 (tests/cuda-mma-backward.test.ts runs them).
+    const c = compileExample('ttt_linear.ttt', 'auto', { D: 16, K: 16 });
+    const source = renderCudaBackward(c, { arch: 'sm_90', dtype: 'bf16' }).files.find((f) => f.path.endsWith('.cu'))!;
+    for (const load of ['x4(fa', 'x4_trans(fa', 'x2(fb', 'x2_trans(fb'])
+      expect(source.contents, load).toMatch(
+        new RegExp(`tttc_ldmatrix_${load.replace('(', '\\(')}, &smem_bf16\\[\\d+ \\+ \\(`),
+      );
   });
 });
 
@@ -173,6 +195,11 @@ describe('tensor-core staging under the sanitizers', () => {
   for (const spec of ['ttt_linear.ttt', 'ttt_mlp.ttt'])
     for (const mode of ['asan', 'tsan'] as const)
       it(`${spec}, sm_90, D=32 K=8: ${mode} clean`, () => checkAgainstReferences(spec, 'sm_90', PADDED, mode));
+  // The views' copies: inside the declared memory, written by the view's staging and read after
+  // its block barrier, and apart from the rows read ahead into slots while they are live.
+  for (const mode of ['asan', 'tsan'] as const)
+    it(`ttt_linear.ttt, sm_90, D=16 K=16, views' copies: ${mode} clean`, () =>
+      checkAgainstReferences('ttt_linear.ttt', 'sm_90', { ...SMALL, seed: 11 }, mode));
 });
 
 describe('the state updated in place from the accumulator of its gradient product', () => {

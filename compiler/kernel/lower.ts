@@ -375,6 +375,7 @@ export class Lowering {
           },
           ...padded,
           target(Index.flat(node.shape, e, this.names), name('x')),
+          ...this.copyOfView(s.node, r, mod(e, width), name('x')),
         ]),
       ];
     }
@@ -392,6 +393,13 @@ export class Lowering {
       return [head, ...lowerSum(this.sumContext(), s.node, index, (value) => target(index, value), this.warpRows(s))];
     const value = this.values.value(s.node, index, true);
     return [head, this.stageElements(s, size(node.shape), this.shared([target(index, value)]))];
+  }
+
+  /** The store of a view's element (row, col) in its bf16 copy for tensor-core operands, where it has one. */
+  private copyOfView(id: number, row: Expr, col: Expr, value: Expr): Stmt[] {
+    const copy = this.k.tensorCores?.copies?.get(id);
+    if (!copy) return [];
+    return [{ kind: 'store-bf16', index: add(add(int(copy.offset * 2), mul(row, copy.rowStride)), col), value }];
   }
 
   /**

@@ -6,8 +6,10 @@
  * warp accumulates with mma in f32, then runs the caller's statements on each element of the
  * accumulator (an epilogue: a store, or a whole update of a state's element).
  *
- * Each operand reaches its fragment one of two ways, whichever takes fewer wavefronts of memory a
- * step (on-chip memory's by its banks, global memory's by the lines it touches):
+ * A view a bf16 product takes as an operand (or its transpose) is loaded with ldmatrix from the
+ * view's bf16 copy (TensorCorePlan.copies), .trans where the copy's rows run across the fragment's.
+ * Any other operand reaches its fragment one of two ways, whichever takes fewer wavefronts of
+ * memory a step (on-chip memory's by its banks, global memory's by the lines it touches):
  * - staged: the lanes store it, a contraction slab at a time, in the warp's own slice of on-chip
  *   memory (A's 16 rows, then B's 8 columns as rows, both running along the contraction; as bf16,
  *   or as f32 for tf32x3, which splits them in registers), and the warp loads fragments with
@@ -48,6 +50,20 @@ export interface TensorCoreProduct {
   shared(group: Stmt[]): Stmt[];
   /** When present, the product is zero unless this holds (it is the same for every invocation). */
   live?: Expr;
+  /** A view's bf16 copy A or B is read from, where it has one (TensorCorePlan.copies). */
+  copyA?: CopiedOperand;
+  copyB?: CopiedOperand;
+}
+
+/**
+ * A view's copy as an operand reads it: rows `rowStride` bf16 elements apart from element `start`
+ * of on-chip memory; `transposed` where the operand is the view's transpose, so A's contraction or
+ * B's columns run down the copy's rows.
+ */
+export interface CopiedOperand {
+  start: number;
+  rowStride: number;
+  transposed: boolean;
 }
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
@@ -124,8 +140,15 @@ interface FragmentElement {
 }
 
 /** How an operand reaches its fragment, for the comment on each product. */
-const describeReads = (inPlace: boolean) =>
-  inPlace ? 'read in place into its fragment' : "staged in the warp's slice and loaded with ldmatrix";
+const describeReads = (way: OperandWay) =>
+  ({
+    'in place': 'read in place into its fragment',
+    staged: "staged in the warp's slice and loaded with ldmatrix",
+    copy: "loaded with ldmatrix from the view's bf16 copy",
+  })[way];
+
+/** How an operand reaches its fragment: staged, read in place, or loaded from a view's copy. */
+type OperandWay = 'staged' | 'in place' | 'copy';
 
 export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number, p: TensorCoreProduct): Stmt {
   const r = p.shape.length;
@@ -155,7 +178,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   // This warp's slice: A's rows, then B's columns, each `rowStride` staged elements apart.
   const slice = add(int((p.staging * 4) / elementBytes), mul(WARP, plan.warpElements));
   const aRow = (i: Expr) => add(slice, mul(i, plan.rowStride));
-  const bRow = (j: Expr) => add(slice, mul(add(int(mma.m), j), plan.rowStride));
+  const bRow = (j: Expr) => add(slice, mul(add(int(plan.aRows), j), plan.rowStride));
   const within = (i: Expr, extent: number, padded: boolean) => (padded ? compare('<', i, int(extent)) : undefined);
   const padK = p.contraction % slab !== 0;
 
@@ -257,49 +280,69 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   const stagedWavefronts = (staging: Staging, rows: number) =>
     ((rows * mma.k) / WARP_LANES) * stagingWavefronts(staging, elementBytes === 2) +
     (rows * mma.k * elementBytes) / 128;
-  const aInPlace = inPlaceWavefronts(fragmentA(k0)) <= stagedWavefronts(stageA, mma.m);
-  const bInPlace = inPlaceWavefronts(fragmentB(k0, 0)) <= stagedWavefronts(stageB, mma.n);
+  const way = (copy: CopiedOperand | undefined, inPlace: () => boolean): OperandWay =>
+    copy ? 'copy' : inPlace() ? 'in place' : 'staged';
+  const aWay = way(p.copyA, () => inPlaceWavefronts(fragmentA(k0)) <= stagedWavefronts(stageA, mma.m));
+  const bWay = way(p.copyB, () => inPlaceWavefronts(fragmentB(k0, 0)) <= stagedWavefronts(stageB, mma.n));
 
-  // Both in place, the contraction goes a step at a time: only a step past its end is padded.
-  const inPlace = aInPlace && bInPlace;
-  const slabStep = inPlace ? mma.k : slab;
+  // With nothing staged, the contraction goes a step at a time: only a step past its end is padded.
+  const unstaged = aWay !== 'staged' && bWay !== 'staged';
+  const slabStep = unstaged ? mma.k : slab;
   const slabCount = Math.ceil(p.contraction / slabStep);
-  const kPadded = inPlace ? p.contraction % mma.k !== 0 : padK;
+  const kPadded = unstaged ? p.contraction % mma.k !== 0 : padK;
   const kSlab = slabCount > 1 ? name('k0') : int(0);
 
+  const fragment = (role: 'a' | 'b', index: Expr, transpose: boolean): Stmt => ({
+    kind: 'load-fragment',
+    fragment: role === 'a' ? 'fa' : 'fb',
+    role,
+    index,
+    elementBytes,
+    transpose,
+  });
   // ldmatrix: lane l names row l % 16 of A at matrix column l / 16 of the step, and row l % 8 of B
   // (transposed) at matrix column (l / 8) % 2: the four and two 8x8 (b16) matrices of the
   // fragments. A tf32 fragment is the same registers: its matrix rows hold 4 f32 where bf16's hold 8.
   // A group's tiles share A's fragment; each loads B's from its own 8 rows of the slice.
-  const loadA = (s: number): Stmt[] =>
-    aInPlace
-      ? packed('fa', fragmentA(add(kSlab, int(s * mma.k)), kPadded))
-      : [
-          {
-            kind: 'load-fragment',
-            fragment: 'fa',
-            role: 'a',
-            index: add(add(aRow(mod(lane, 16)), int(s * mma.k)), mul(div(lane, 16), matrixColumns)),
-            elementBytes,
-            transpose: false,
-          },
-        ];
-  const loadB = (s: number, t: number): Stmt[] =>
-    bInPlace
-      ? packed('fb', fragmentB(add(kSlab, int(s * mma.k)), t, kPadded))
-      : [
-          {
-            kind: 'load-fragment',
-            fragment: 'fb',
-            role: 'b',
-            index: add(
-              add(bRow(add(mod(lane, 8), int(t * mma.n))), int(s * mma.k)),
-              mul(mod(div(lane, 8), 2), matrixColumns),
-            ),
-            elementBytes,
-            transpose: false,
-          },
-        ];
+  // From a view's copy the same matrices come from its rows (the operand the view) or, with
+  // .trans, from 8x8 blocks of its columns (the operand its transpose, whose contraction runs down
+  // the copy for A, whose columns do for B).
+  const fromCopy = (c: CopiedOperand, row: Expr, column: Expr) => add(add(int(c.start), mul(row, c.rowStride)), column);
+  const loadA = (s: number): Stmt[] => {
+    const kStep = add(kSlab, int(s * mma.k));
+    const c = p.copyA;
+    if (aWay === 'in place') return packed('fa', fragmentA(kStep, kPadded));
+    if (aWay === 'staged')
+      return [fragment('a', add(add(aRow(mod(lane, 16)), int(s * mma.k)), mul(div(lane, 16), matrixColumns)), false)];
+    return [
+      c!.transposed
+        ? fragment(
+            'a',
+            fromCopy(c!, add(add(kStep, mul(div(lane, 16), 8)), mod(lane, 8)), add(row0, mul(mod(div(lane, 8), 2), 8))),
+            true,
+          )
+        : fragment('a', fromCopy(c!, add(row0, mod(lane, 16)), add(kStep, mul(div(lane, 16), 8))), false),
+    ];
+  };
+  const loadB = (s: number, t: number): Stmt[] => {
+    const kStep = add(kSlab, int(s * mma.k));
+    const col = add(col0, int(t * mma.n));
+    const c = p.copyB;
+    if (bWay === 'in place') return packed('fb', fragmentB(kStep, t, kPadded));
+    if (bWay === 'staged')
+      return [
+        fragment(
+          'b',
+          add(add(bRow(add(mod(lane, 8), int(t * mma.n))), int(s * mma.k)), mul(mod(div(lane, 8), 2), matrixColumns)),
+          false,
+        ),
+      ];
+    return [
+      c!.transposed
+        ? fragment('b', fromCopy(c!, add(col, mod(lane, 8)), add(kStep, mul(mod(div(lane, 8), 2), 8))), false)
+        : fragment('b', fromCopy(c!, add(kStep, mod(lane, 16)), col), true),
+    ];
+  };
   const step = (s: number): Stmt[] => [
     ...loadA(s),
     ...range(group).flatMap((t): Stmt[] => [
@@ -309,11 +352,11 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
   ];
   // Read in place, a slab is one step. Staged, the second warp barrier keeps the next slab's (or
   // tile's, or product's) staging from overwriting rows another lane has yet to load.
-  const slabBody: Stmt[] = inPlace
+  const slabBody: Stmt[] = unstaged
     ? step(0)
     : [
-        ...(aInPlace ? [] : [stage(stageA)]),
-        ...(bInPlace ? [] : [stage(stageB)]),
+        ...(aWay === 'staged' ? [stage(stageA)] : []),
+        ...(bWay === 'staged' ? [stage(stageB)] : []),
         { kind: 'warp-barrier' },
         ...range(slab / mma.k).flatMap(step),
         { kind: 'warp-barrier' },
@@ -361,7 +404,7 @@ export function lowerTensorCoreProduct(plan: TensorCorePlan, invocations: number
       ...(group > 1
         ? [comment(`A warp's ${group} tiles side by side: A's fragment loaded once, B's for each tile.`)]
         : []),
-      comment(`A ${describeReads(aInPlace)}, B ${describeReads(bInPlace)}.`),
+      comment(`A ${describeReads(aWay)}, B ${describeReads(bWay)}.`),
       { kind: 'fragment', name: 'fa', role: 'a' },
       { kind: 'fragment', name: 'fb', role: 'b' },
       ...range(group).map((t): Stmt => ({ kind: 'fragment', name: accumulator(t), role: 'c' })),

@@ -7,7 +7,8 @@
  */
 import type { ScheduledKernel } from '../schedule/kernel.ts';
 import { type Expr, type Stmt, constant } from './ir.ts';
-import { lowerTensorCoreProduct } from './mma.ts';
+import { type CopiedOperand, lowerTensorCoreProduct } from './mma.ts';
+import { copiedOperand } from '../schedule/tensor-cores.ts';
 import { type DimNames, Index } from './tensor-index.ts';
 import type { Values } from './values.ts';
 
@@ -29,7 +30,14 @@ export const updateProductName = (id: number): string => `product${id}`;
 export function product(c: TensorCoreContext, id: number, epilogue: (at: Index, value: Expr) => Stmt[]): Stmt {
   const n = c.k.program.nodes[id];
   const [a, b] = n.args.map((x) => c.k.program.nodes[x]);
+  const copy = (role: 'a' | 'b'): CopiedOperand | undefined => {
+    const operand = copiedOperand(c.k, id, role);
+    const at = operand && c.k.tensorCores!.copies?.get(operand.node);
+    return at && { start: at.offset * 2, rowStride: at.rowStride, transposed: operand.transposed };
+  };
   return lowerTensorCoreProduct(c.k.tensorCores!, c.k.invocations, {
+    copyA: copy('a'),
+    copyB: copy('b'),
     shape: n.shape,
     contraction: a.shape[a.shape.length - 1],
     staging: c.k.tensorCores!.products.get(id)!,

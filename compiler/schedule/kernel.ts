@@ -182,6 +182,26 @@ export interface TensorCorePlan {
    * keep every warp busy so takes fewer.
    */
   groupTiles: number;
-  /** Staged elements of each warp's slice: 16 rows of A, then 8 of B transposed for each tile of a group. */
+  /** Rows of A at the start of each warp's slice: 16, or none where every product reads A from a view's copy. */
+  aRows: number;
+  /** Staged elements of each warp's slice: A's rows, then 8 of B transposed for each tile of a group (none where every product reads B from a view's copy). */
   warpElements: number;
+  /**
+   * Views whose chunk rows the block keeps a bf16 copy of, laid out for ldmatrix, by input node:
+   * their staging stage writes it beside the f32 rows, and the products that take the view (or
+   * its transpose) as an operand load fragments from it, where every warp would otherwise stage
+   * the same rows. Absent: none.
+   */
+  copies?: ReadonlyMap<number, OperandCopy>;
+}
+
+/** A view's bf16 copy for tensor-core operands (TensorCorePlan.copies). */
+export interface OperandCopy {
+  /** Where it starts in on-chip memory (floats, a multiple of 4: 16 bytes). */
+  offset: number;
+  /** bf16 elements between its rows: the row plus 16 bytes, so ldmatrix's 8 rows fall in distinct banks. */
+  rowStride: number;
+  /** The stages from the view's staging to the last product that reads the copy. */
+  from: number;
+  to: number;
 }

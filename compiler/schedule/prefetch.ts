@@ -37,7 +37,7 @@ import type { PrefetchSlot, ScheduledKernel, TargetLimits } from './kernel.ts';
 import { residentWorkgroups } from './layout.ts';
 import { stageReads } from './reads.ts';
 import { firstGap, homeSpans, overlaps, type Span } from './spans.ts';
-import { stageStaging, tensorCoreStagingFloats } from './tensor-cores.ts';
+import { copyFloats, stageStaging, tensorCoreStagingFloats } from './tensor-cores.ts';
 
 /** Bytes per async copy. */
 const COPY_BYTES = 16;
@@ -58,6 +58,7 @@ export function withPrefetch(
   if (k.chunk.rows <= 1) return k;
   const nodes = k.program.nodes;
   const touched = k.stages.map((_, i) => stageSpans(k, i));
+  const copies = k.stages.map((_, i) => copySpans(k, i));
   const homes = homeSpans(k);
   const blocks = residentWorkgroups(limits, k.workgroupFloats * 4);
   const blockBarriers = k.barriers.flatMap((b, i) => (acrossWarps(b) ? [i] : []));
@@ -77,9 +78,13 @@ export function withPrefetch(
     const ownSpan = own.space === 'workgroup' ? { from: own.offset, to: own.offset + size(shape) } : undefined;
     // The next chunk stages it up to the block barrier after its stage (the end of the chunk without one).
     const staged = blockBarriers.find((b) => b >= stage) ?? k.stages.length - 1;
-    const ahead = touched.slice(0, staged + 1).flatMap((spans, i) => (i === stage ? [] : spans));
+    const ahead = [
+      ...touched.slice(0, staged + 1).flatMap((spans, i) => (i === stage ? [] : spans)),
+      ...copies.slice(0, staged + 1).flat(),
+    ];
     for (const issueAfter of [...blockBarriers.filter((b) => b >= stage), undefined]) {
-      const inFlight = issueAfter === undefined ? [] : touched.slice(issueAfter + 1).flat();
+      const inFlight =
+        issueAfter === undefined ? [] : [...touched.slice(issueAfter + 1), ...copies.slice(issueAfter + 1)].flat();
       const busy = [...homes, ...taken, ...ahead, ...inFlight];
       // Its own buffer where the slot holds f32 (its stage then copies each element onto itself),
       // else the first gap apart from it (a slot partly over it would be overwritten by other
@@ -128,4 +133,14 @@ function stageSpans(k: ScheduledKernel, i: number): Span[] {
   const staging = stageStaging(k, i);
   if (staging !== undefined) spans.push({ from: staging, to: staging + tensorCoreStagingFloats(k) });
   return spans;
+}
+
+/**
+ * The views' copies live at a stage: each holds its rows from the view's staging (which writes it,
+ * so a slot may not lie under it even there) to the last product that reads it.
+ */
+function copySpans(k: ScheduledKernel, i: number): Span[] {
+  return [...(k.tensorCores?.copies ?? [])].flatMap(([node, c]) =>
+    c.from <= i && i <= c.to ? [{ from: c.offset, to: c.offset + copyFloats(k, node) }] : [],
+  );
 }

@@ -1,18 +1,28 @@
 /**
  * A kernel with its qualifying products on tensor cores (tensor-cores.ts says which, and the
- * staging they need): each product's staging placed in on-chip memory no warp uses while it runs,
- * the kernel scheduled again where the staging does not fit, the homes' slots weighed with the
- * staging in place, and the warps' groups of tiles chosen last.
+ * staging they need): each view's bf16 copy placed in on-chip memory no warp uses from the view's
+ * staging to its last product, each product's staging in memory no warp uses while it runs (nor a
+ * copy), the kernel scheduled again where they do not fit, the homes' slots weighed with them in
+ * place, and the warps' groups of tiles chosen last.
  */
 import type { ChunkProgram } from '../dualform/derive.ts';
 import { size } from '../ir/ir.ts';
 import { acrossWarps } from './barriers.ts';
-import type { MmaOperands, ScheduledKernel, TargetLimits } from './kernel.ts';
-import { betterSchedule, type KernelPlan, synchronise } from './layout.ts';
+import type { MmaOperands, OperandCopy, ScheduledKernel, TargetLimits } from './kernel.ts';
+import { betterSchedule, globalFloats, type KernelPlan, residentWorkgroups, synchronise } from './layout.ts';
 import { stageReads } from './reads.ts';
 import { homeKey, schedule } from './schedule.ts';
 import { firstGap, homeSpans, type Span } from './spans.ts';
-import { groupOf, plan, productStage, stagingFloats, WARP_LANES } from './tensor-cores.ts';
+import {
+  copiedOperand,
+  copyFloats,
+  copyRowStride,
+  groupOf,
+  plan,
+  productStage,
+  stagingFloats,
+  WARP_LANES,
+} from './tensor-cores.ts';
 
 /**
  * On-chip memory in use while a stage runs, as seen by any warp: the homes kept on chip, and each
@@ -21,8 +31,7 @@ import { groupOf, plan, productStage, stagingFloats, WARP_LANES } from './tensor
  */
 function busy(k: ScheduledKernel, stage: number): Span[] {
   const lo = intervalStart(k, stage);
-  let hi = stage;
-  while (hi < k.stages.length - 1 && !acrossWarps(k.barriers[hi])) hi++;
+  const hi = intervalEnd(k, stage);
   const life = new Map<number, Span>();
   k.stages.forEach((s, i) => {
     const touched = stageReads(s, k.program, (x) => k.buffers.has(x)).filter((x) => k.buffers.has(x));
@@ -40,6 +49,13 @@ function busy(k: ScheduledKernel, stage: number): Span[] {
   }
   out.push(...homeSpans(k));
   return out;
+}
+
+/** The last stage of the barrier interval holding `stage`. */
+function intervalEnd(k: ScheduledKernel, stage: number): number {
+  let hi = stage;
+  while (hi < k.stages.length - 1 && !acrossWarps(k.barriers[hi])) hi++;
+  return hi;
 }
 
 /** The first stage of the barrier interval holding `stage`: the stages no barrier separates run together. */
@@ -83,7 +99,8 @@ function withTiledProducts(
 /**
  * Each product's staging placed in on-chip memory no warp can be using while it runs, so a gap
  * between the scheduled buffers serves; products no barrier separates share one place (slices are
- * per warp, and a warp runs them in turn). Undefined when it does not fit.
+ * per warp, and a warp runs them in turn). `withCopies`: the views' copies first. Undefined when it
+ * does not fit.
  */
 function placed(
   scheduled: ScheduledKernel,
@@ -91,24 +108,45 @@ function placed(
   key: KernelPlan['homeKey'],
   operands: MmaOperands,
   groupTiles: number,
+  withCopies: boolean,
 ): ScheduledKernel | undefined {
-  const p = plan(scheduled, operands, groupTiles);
+  const p = plan(scheduled, operands, groupTiles, withCopies);
   if (!p) return undefined;
   const k = withTiledProducts(scheduled, limits, key, p.products);
+  let workgroupFloats = k.workgroupFloats;
+  // Each view's copy first, in memory no warp uses from the view's staging to the last product
+  // that reads it, apart from the other copies live then.
+  const copies = new Map<number, OperandCopy>();
+  const copySpans = (from: number, to: number): Span[] =>
+    [...copies].flatMap(([node, c]) =>
+      c.from <= to && from <= c.to ? [{ from: c.offset, to: c.offset + copyFloats(k, node) }] : [],
+    );
+  for (const node of p.copied) {
+    const from = k.stages.findIndex((s) => s.kind === 'compute' && s.node === node);
+    const to = Math.max(
+      ...p.products.flatMap((id) =>
+        (['a', 'b'] as const).some((role) => copiedOperand(k, id, role)?.node === node) ? [productStage(k, id)] : [],
+      ),
+    );
+    const spans = [...copySpans(from, to)];
+    for (let stage = from; stage <= to; stage++) spans.push(...busy(k, stage));
+    const offset = firstGap(spans, copyFloats(k, node));
+    copies.set(node, { offset, rowStride: copyRowStride(k.program.nodes[node].shape[1]), from, to });
+    workgroupFloats = Math.max(workgroupFloats, offset + copyFloats(k, node));
+  }
   const floats = stagingFloats(k, p.sizing);
   const byInterval = new Map<number, number>();
   const products = new Map<number, number>();
-  let workgroupFloats = k.workgroupFloats;
   for (const id of p.products) {
     const stage = productStage(k, id);
     const lo = intervalStart(k, stage);
-    const offset = byInterval.get(lo) ?? firstGap(busy(k, stage), floats);
+    const offset = byInterval.get(lo) ?? firstGap([...busy(k, stage), ...copySpans(lo, intervalEnd(k, stage))], floats);
     byInterval.set(lo, offset);
     products.set(id, offset);
     workgroupFloats = Math.max(workgroupFloats, offset + floats);
   }
   if (workgroupFloats * 4 > limits.workgroupBytes) return undefined;
-  return { ...k, workgroupFloats, tensorCores: { products, ...p.sizing } };
+  return { ...k, workgroupFloats, tensorCores: { products, ...p.sizing, ...(copies.size > 0 ? { copies } : {}) } };
 }
 
 /**
@@ -228,19 +266,38 @@ function withGroup(
   groupTiles: number,
 ): ScheduledKernel {
   const plain = scheduleFor(limits);
+  // The scheduler counts resident blocks without the staging, which may fit a gap or not: schedule
+  // also as if each block took it whole. The views' copies save every warp's staging of them but
+  // take room of their own: weigh the kernel without them too. The best is kept (layout.ts: more
+  // blocks per SM, then less global memory, then fewer block barriers), with copies on a tie.
+  const m = limits.multiprocessor;
+  const best = (options: ScheduledKernel[]) =>
+    options.reduce((best, k) => (betterSchedule(k, best, limits) ? k : best));
+  const scheduled = (copies: boolean): ScheduledKernel[] => {
+    const p = plan(plain, operands, groupTiles, copies);
+    if (!p) return [];
+    const staging = (stagingFloats(plain, p.sizing) + p.copied.reduce((t, node) => t + copyFloats(plain, node), 0)) * 4;
+    const room = limits.workgroupBytes - staging - 16;
+    const withStaging = (l: TargetLimits) =>
+      placed(scheduleFor(l), limits, key, operands, groupTiles, copies) ??
+      (room > 0
+        ? placed(scheduleFor({ ...l, workgroupBytes: room }), limits, key, operands, groupTiles, copies)
+        : undefined) ??
+      scheduleFor(l);
+    return m
+      ? [
+          withStaging(limits),
+          withStaging({ ...limits, multiprocessor: { ...m, reservedBytes: m.reservedBytes + staging } }),
+        ]
+      : [withStaging(limits)];
+  };
   const p = plan(plain, operands, groupTiles);
   if (!p) return plain;
-  const staging = stagingFloats(plain, p.sizing) * 4;
-  const room = limits.workgroupBytes - staging - 16;
-  const withStaging = (l: TargetLimits) =>
-    placed(scheduleFor(l), limits, key, operands, groupTiles) ??
-    (room > 0 ? placed(scheduleFor({ ...l, workgroupBytes: room }), limits, key, operands, groupTiles) : undefined) ??
-    scheduleFor(l);
-  // The scheduler counts resident blocks without the staging, which may fit a gap or not: schedule
-  // also as if each block took it whole, and keep the better (layout.ts: more blocks per SM, then
-  // less global memory, then fewer block barriers).
-  const m = limits.multiprocessor;
-  const options = [withStaging(limits)];
-  if (m) options.push(withStaging({ ...limits, multiprocessor: { ...m, reservedBytes: m.reservedBytes + staging } }));
-  return options.reduce((best, k) => (betterSchedule(k, best, limits) ? k : best));
+  if (p.copied.length === 0) return best(scheduled(false));
+  const copying = best(scheduled(true));
+  // Without copies a kernel holds no more blocks and no less scratch than with no staging at all.
+  const asPlain =
+    residentWorkgroups(limits, copying.workgroupFloats * 4) >= residentWorkgroups(limits, plain.workgroupFloats * 4) &&
+    globalFloats(copying) <= globalFloats(plain);
+  return asPlain ? copying : best([copying, ...scheduled(false)]);
 }

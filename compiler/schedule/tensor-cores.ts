@@ -15,10 +15,16 @@
  * operands read none of the values the update writes (warps update their tiles while others still
  * stage theirs). Everything else keeps its register-tiled or per-element loop.
  *
+ * A bf16 product that takes a view (or its transpose) as an operand reads it from the view's bf16
+ * copy (`copiedOperand`, TensorCorePlan.copies): the view's staging writes it once a chunk, laid
+ * out for ldmatrix, where each warp would stage the same rows of it again for every product.
+ * Where every product copies an operand, the warps' slices hold no rows of it.
+ *
  * Where the staging goes and how the kernel is scheduled around it: tensor-core-placement.ts.
  */
 import type { Carried, MmaOperands, ScheduledKernel, TensorCorePlan } from './kernel.ts';
 import { homeKey } from './schedule.ts';
+import { programKey } from '../../core/mangle.ts';
 
 /** The mma shape: output rows, output columns, contraction per instruction (m16n8k16 bf16, m16n8k8 tf32). */
 export const mmaTile = (operands: MmaOperands) => ({ m: 16, n: 8, k: operands === 'bf16' ? 16 : 8 }) as const;
@@ -102,12 +108,51 @@ function updateCandidates(k: ScheduledKernel): number[] {
   });
 }
 
-/** The products that qualify and the staging they need, for warps that take `groupTiles` tiles at once. */
+/**
+ * The view a product takes as an operand (`a` or `b`), itself or transposed, where it may be read
+ * from the view's bf16 copy (TensorCorePlan.copies): a bf16 product of two axes whose extents fill
+ * its tiles, and a view staged on chip whose rows are 16-byte multiples as bf16.
+ */
+export function copiedOperand(
+  k: ScheduledKernel,
+  id: number,
+  role: 'a' | 'b',
+): { node: number; transposed: boolean } | undefined {
+  const nodes = k.program.nodes;
+  const e = productExtents(k, id);
+  const tile = mmaTile('bf16');
+  if (nodes[id].shape.length !== 2 || e.m % tile.m !== 0 || e.n % tile.n !== 0 || e.contraction % tile.k !== 0)
+    return undefined;
+  const views = new Set(k.chunk.layer.views.map((v) => programKey({ role: 'view', name: v.name })));
+  const isView = (x: number) => {
+    const n = nodes[x];
+    return (
+      n.op.kind === 'input' &&
+      views.has(n.op.name) &&
+      n.shape.length === 2 &&
+      n.shape[0] === k.chunk.rows &&
+      n.shape[1] % 8 === 0 &&
+      k.buffers.get(x)?.space === 'workgroup'
+    );
+  };
+  const x = nodes[id].args[role === 'a' ? 0 : 1];
+  if (isView(x)) return { node: x, transposed: false };
+  const op = nodes[x].op;
+  if (op.kind === 'transpose' && op.perm.join() === '1,0' && isView(nodes[x].args[0]))
+    return { node: nodes[x].args[0], transposed: true };
+  return undefined;
+}
+
+/**
+ * The products that qualify and the staging they need, for warps that take `groupTiles` tiles at
+ * once; with `copies`, the views they read from copies (`copied`).
+ */
 export function plan(
   k: ScheduledKernel,
   operands: MmaOperands,
   groupTiles: number,
-): { products: number[]; sizing: Sizing } | undefined {
+  copies = true,
+): { products: number[]; sizing: Sizing; copied: number[] } | undefined {
   if (k.invocations % WARP_LANES !== 0) return undefined;
   const tile = mmaTile(operands);
   const products: number[] = [];
@@ -126,11 +171,28 @@ export function plan(
   // Slices as large as the largest group a product takes: none may take the one asked for.
   const warps = k.invocations / WARP_LANES;
   const used = Math.max(...products.map((id) => groupOf({ operands, groupTiles }, k.program.nodes[id].shape, warps)));
+  // Operands read from a view's copy need no room in the warps' slices.
+  const copiesOf = (role: 'a' | 'b') =>
+    products.map((id) => (copies && operands === 'bf16' ? copiedOperand(k, id, role) : undefined));
+  const [copiesA, copiesB] = [copiesOf('a'), copiesOf('b')];
+  const aRows = copiesA.every((c) => c) ? 0 : tile.m;
+  const bRows = copiesB.every((c) => c) ? 0 : tile.n * used;
+  const copied = [...new Set([...copiesA, ...copiesB].flatMap((c) => (c ? [c.node] : [])))];
   return {
     products,
-    sizing: { operands, slab, rowStride, groupTiles: used, warpElements: (tile.m + tile.n * used) * rowStride },
+    sizing: { operands, slab, rowStride, groupTiles: used, aRows, warpElements: (aRows + bRows) * rowStride },
+    copied,
   };
 }
+
+/** bf16 elements between the rows of a view's copy: its row and 16 bytes. */
+export const copyRowStride = (columns: number) => columns + ROW_PADDING_BYTES / 2;
+
+/** Floats of on-chip memory a view's copy takes. */
+export const copyFloats = (k: ScheduledKernel, node: number) => {
+  const [rows, columns] = k.program.nodes[node].shape;
+  return (rows * copyRowStride(columns)) / 2;
+};
 
 /** Floats of on-chip memory the warps' staging slices take. */
 export const stagingFloats = (k: ScheduledKernel, s: Sizing) =>

@@ -2,7 +2,7 @@
 // for sm_90, bf16 matmul operands, f32 state and accumulation.
 // One thread block per (sequence, head) walks the mini-batches (K = 16) in order: 256 threads (prefill), 256 threads (decode).
 // Forms: W1 dual-matmul, b1 dual-elementwise.
-// Shared memory: 75392 bytes per block; global scratch: 0 bytes per block.
+// Shared memory: 75904 bytes per block; global scratch: 0 bytes per block.
 // W1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 // b1: state in shared memory, accumulator read from its input by the first chunk, written to its output by the last.
 
@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     float* __restrict__ out_state_b1,       // [B, H, 64]
     float* __restrict__ out_accum_W1,       // [B, H, 64, 64]
     float* __restrict__ out_accum_b1) {     // [B, H, 64]
-  TTTC_DYNAMIC_SHARED(float, smem);  // 18848 floats, placed by the scheduler
+  TTTC_DYNAMIC_SHARED(float, smem);  // 18976 floats, placed by the scheduler
   __nv_bfloat16* const smem_bf16 = reinterpret_cast<__nv_bfloat16*>(smem);  // tensor-core operands, staged as bf16
   // One block per (sequence, head); the grid is B * H blocks along x, which allows 2^31 - 1.
   const size_t bh = blockIdx.x;
@@ -95,17 +95,17 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     const unsigned ahead_rows = min(chunk_rows, T);
     if (aligned_view_k) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[16800 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[17952 + tid * 4], &view_k[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_v) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[17824 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[7168 + tid * 4], &view_v[(bh * T) * dim_D + tid * 4]);
       }
     }
     if (aligned_view_q) {
       if (tid * 4 < ahead_rows * dim_D) {
-        tttc_cp_async_16(&smem[13472 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
+        tttc_cp_async_16(&smem[8352 + tid * 4], &view_q[(bh * T) * dim_D + tid * 4]);
       }
     }
   }
@@ -140,19 +140,20 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_k ? smem[16800 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_k ? smem[17952 + e] : view_k[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       if (count <= e / dim_D) {
         x = view_k[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[1024 + e] = x;
+      smem_bf16[23360 + (e / dim_D) * 72 + e % dim_D] = __float2bfloat16(x);
     }
 
     // Stage the view v for this chunk, read ahead; rows past the chunk's tokens repeat its last.
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_v ? smem[17824 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_v ? smem[7168 + e] : view_v[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       if (count <= e / dim_D) {
         x = view_v[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
@@ -161,17 +162,12 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
     __syncthreads();
 
-    // Start copying the rows of the next chunk ahead: the view k, the view v.
+    // Start copying the rows of the next chunk ahead: the view k.
     if (token + count < T) {
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
       if (aligned_view_k) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[16800 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
-        }
-      }
-      if (aligned_view_v) {
-        if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[17824 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[17952 + tid * 4], &view_k[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
@@ -180,24 +176,15 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
-      // A staged in the warp's slice and loaded with ldmatrix, B read in place into its fragment.
+      // A loaded with ldmatrix from the view's bf16 copy, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (unsigned k0 = 0; k0 < 64; k0 += 32) {
-        for (unsigned e = lane; e < 512; e += 32) {
-          smem_bf16[16704 + warp * 1280 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[1024 + (e / 32) * dim_D + k0 + e % 32]);
-        }
-        __syncwarp();
-        tttc_ldmatrix_x4(fa, &smem_bf16[16704 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
+      for (unsigned k0 = 0; k0 < 64; k0 += 16) {
+        tttc_ldmatrix_x4(fa, &smem_bf16[23360 + (lane % 16) * 72 + k0 + (lane / 16) * 8]);
         fb[0] = tttc_pack_bf16x2(smem[3072 + (k0 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 1 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
         fb[1] = tttc_pack_bf16x2(smem[3072 + (k0 + 8 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 9 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-        tttc_ldmatrix_x4(fa, &smem_bf16[16704 + warp * 1280 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
-        fb[0] = tttc_pack_bf16x2(smem[3072 + (k0 + 16 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 17 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
-        fb[1] = tttc_pack_bf16x2(smem[3072 + (k0 + 24 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 25 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
-        tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-        __syncwarp();
       }
       for (unsigned i = 0; i < 4; i += 1) {
         smem[2048 + (lane / 4 + (i / 2) * 8) * dim_D + (tile % 8) * 8 + (lane % 4) * 2 + i % 2] = fc[i];
@@ -345,37 +332,29 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     for (unsigned e = warp * 128 + lane; e < warp * 128 + 128; e += 32) {
       float x = 0.0f;
       if (e / dim_D < count) {
-        x = (aligned_view_q ? smem[13472 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
+        x = (aligned_view_q ? smem[8352 + e] : view_q[(bh * T + token + e / dim_D) * dim_D + e % dim_D]);
       }
       if (count <= e / dim_D) {
         x = view_q[(bh * T + token + (count - 1)) * dim_D + e % dim_D];
       }
       smem[e] = x;
+      smem_bf16[24512 + (e / dim_D) * 72 + e % dim_D] = __float2bfloat16(x);
     }
     __syncthreads();
 
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
-      // A staged in the warp's slice and loaded with ldmatrix, B read in place into its fragment.
+      // A loaded with ldmatrix from the view's bf16 copy, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       if (accum_live) {
-        for (unsigned k0 = 0; k0 < 64; k0 += 32) {
-          for (unsigned e = lane; e < 512; e += 32) {
-            smem_bf16[19264 + warp * 1280 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[(e / 32) * dim_D + k0 + e % 32]);
-          }
-          __syncwarp();
-          tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
+        for (unsigned k0 = 0; k0 < 64; k0 += 16) {
+          tttc_ldmatrix_x4(fa, &smem_bf16[24512 + (lane % 16) * 72 + k0 + (lane / 16) * 8]);
           fb[0] = tttc_pack_bf16x2((accum_live ? accum_W1[bh * 4096 + (k0 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f), (accum_live ? accum_W1[bh * 4096 + (k0 + 1 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
           fb[1] = tttc_pack_bf16x2((accum_live ? accum_W1[bh * 4096 + (k0 + 8 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f), (accum_live ? accum_W1[bh * 4096 + (k0 + 9 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
           tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-          tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 1280 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
-          fb[0] = tttc_pack_bf16x2((accum_live ? accum_W1[bh * 4096 + (k0 + 16 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f), (accum_live ? accum_W1[bh * 4096 + (k0 + 17 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
-          fb[1] = tttc_pack_bf16x2((accum_live ? accum_W1[bh * 4096 + (k0 + 24 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f), (accum_live ? accum_W1[bh * 4096 + (k0 + 25 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4] : 0.0f));
-          tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-          __syncwarp();
         }
       }
       for (unsigned i = 0; i < 4; i += 1) {
@@ -386,25 +365,14 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 16] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 2) {
       const unsigned tile = warp;
-      // A staged in the warp's slice and loaded with ldmatrix, B staged in the warp's slice and loaded with ldmatrix.
+      // A loaded with ldmatrix from the view's bf16 copy, B loaded with ldmatrix from the view's bf16 copy.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (unsigned k0 = 0; k0 < 64; k0 += 32) {
-        for (unsigned e = lane; e < 512; e += 32) {
-          smem_bf16[19264 + warp * 1280 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[(e / 32) * dim_D + k0 + e % 32]);
-        }
-        for (unsigned e = lane; e < 256; e += 32) {
-          smem_bf16[19264 + warp * 1280 + (16 + e / 32) * 40 + e % 32] = __float2bfloat16(smem[1024 + ((tile % 2) * 8 + e / 32) * dim_D + k0 + e % 32]);
-        }
-        __syncwarp();
-        tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 1280 + (16 + lane % 8) * 40 + ((lane / 8) % 2) * 8]);
+      for (unsigned k0 = 0; k0 < 64; k0 += 16) {
+        tttc_ldmatrix_x4(fa, &smem_bf16[24512 + (lane % 16) * 72 + k0 + (lane / 16) * 8]);
+        tttc_ldmatrix_x2(fb, &smem_bf16[23360 + ((tile % 2) * 8 + lane % 8) * 72 + k0 + ((lane / 8) % 2) * 8]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-        tttc_ldmatrix_x4(fa, &smem_bf16[19264 + warp * 1280 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
-        tttc_ldmatrix_x2(fb, &smem_bf16[19264 + warp * 1280 + (16 + lane % 8) * 40 + 16 + ((lane / 8) % 2) * 8]);
-        tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-        __syncwarp();
       }
       for (unsigned i = 0; i < 4; i += 1) {
         smem[8352 + (lane / 4 + (i / 2) * 8) * dim_K + (tile % 2) * 8 + (lane % 4) * 2 + i % 2] = fc[i];
@@ -420,10 +388,10 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (unsigned e = lane; e < 256; e += 32) {
-        smem_bf16[23360 + warp * 1280 + (e / 16) * 40 + e % 16] = __float2bfloat16((e % 16 <= e / 16 ? 1.0f : 0.0f) * smem[8352 + (e / 16) * dim_K + e % 16]);
+        smem_bf16[25664 + warp * 1280 + (e / 16) * 40 + e % 16] = __float2bfloat16((e % 16 <= e / 16 ? 1.0f : 0.0f) * smem[8352 + (e / 16) * dim_K + e % 16]);
       }
       __syncwarp();
-      tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
+      tttc_ldmatrix_x4(fa, &smem_bf16[25664 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
       fb[0] = tttc_pack_bf16x2(smem[2048 + (lane % 4) * 128 + (tile % 8) * 8 + lane / 4], smem[2048 + (1 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
       fb[1] = tttc_pack_bf16x2(smem[2048 + (8 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[2048 + (9 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
       tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
@@ -436,24 +404,15 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     // [16, 64] product, from line 12: return x + layernorm(x @ W1 + b1) * gamma + beta
     if (warp < 8) {
       const unsigned tile = warp;
-      // A staged in the warp's slice and loaded with ldmatrix, B read in place into its fragment.
+      // A loaded with ldmatrix from the view's bf16 copy, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (unsigned k0 = 0; k0 < 64; k0 += 32) {
-        for (unsigned e = lane; e < 512; e += 32) {
-          smem_bf16[23360 + warp * 1280 + (e / 32) * 40 + e % 32] = __float2bfloat16(smem[(e / 32) * dim_D + k0 + e % 32]);
-        }
-        __syncwarp();
-        tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + (lane / 16) * 8]);
+      for (unsigned k0 = 0; k0 < 64; k0 += 16) {
+        tttc_ldmatrix_x4(fa, &smem_bf16[24512 + (lane % 16) * 72 + k0 + (lane / 16) * 8]);
         fb[0] = tttc_pack_bf16x2(smem[3072 + (k0 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 1 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
         fb[1] = tttc_pack_bf16x2(smem[3072 + (k0 + 8 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 9 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
         tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-        tttc_ldmatrix_x4(fa, &smem_bf16[23360 + warp * 1280 + (lane % 16) * 40 + 16 + (lane / 16) * 8]);
-        fb[0] = tttc_pack_bf16x2(smem[3072 + (k0 + 16 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 17 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
-        fb[1] = tttc_pack_bf16x2(smem[3072 + (k0 + 24 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4], smem[3072 + (k0 + 25 + (lane % 4) * 2) * dim_D + (tile % 8) * 8 + lane / 4]);
-        tttc_mma_m16n8k16_bf16(fc, fa, fb, fc);
-        __syncwarp();
       }
       for (unsigned i = 0; i < 4; i += 1) {
         smem[10656 + (lane / 4 + (i / 2) * 8) * dim_D + (tile % 8) * 8 + (lane % 4) * 2 + i % 2] = fc[i];
@@ -547,15 +506,12 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     #pragma unroll 1
     for (unsigned tile = warp; tile < 16; tile += 8) {
       // A warp's 2 tiles side by side: A's fragment loaded once, B's for each tile.
-      // A read in place into its fragment, B read in place into its fragment.
+      // A loaded with ldmatrix from the view's bf16 copy, B read in place into its fragment.
       uint32_t fa[4];
       uint32_t fb[2];
       float fc0[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       float fc1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      fa[0] = tttc_pack_bf16x2(smem[1024 + (lane % 4) * 128 + (tile / 4) * 16 + lane / 4], smem[1024 + (1 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4]);
-      fa[1] = tttc_pack_bf16x2(smem[1024 + (lane % 4) * 128 + (tile / 4) * 16 + lane / 4 + 8], smem[1024 + (1 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4 + 8]);
-      fa[2] = tttc_pack_bf16x2(smem[1024 + (8 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4], smem[1024 + (9 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4]);
-      fa[3] = tttc_pack_bf16x2(smem[1024 + (8 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4 + 8], smem[1024 + (9 + (lane % 4) * 2) * dim_D + (tile / 4) * 16 + lane / 4 + 8]);
+      tttc_ldmatrix_x4_trans(fa, &smem_bf16[23360 + ((lane / 16) * 8 + lane % 8) * 72 + (tile / 4) * 16 + ((lane / 8) % 2) * 8]);
       fb[0] = tttc_pack_bf16x2(smem[2048 + (lane % 4) * 128 + (tile % 4) * 16 + lane / 4], smem[2048 + (1 + (lane % 4) * 2) * dim_D + (tile % 4) * 16 + lane / 4]);
       fb[1] = tttc_pack_bf16x2(smem[2048 + (8 + (lane % 4) * 2) * dim_D + (tile % 4) * 16 + lane / 4], smem[2048 + (9 + (lane % 4) * 2) * dim_D + (tile % 4) * 16 + lane / 4]);
       tttc_mma_m16n8k16_bf16(fc0, fa, fb, fc0);
@@ -585,12 +541,17 @@ __global__ void __launch_bounds__(256, 3) tttc_ttt_linear_kernel(
     }
     __syncthreads();
 
-    // Start copying the rows of the next chunk ahead: the view q.
+    // Start copying the rows of the next chunk ahead: the view v, the view q.
     if (token + count < T) {
       const unsigned ahead_rows = min(chunk_rows, T - (token + count));
+      if (aligned_view_v) {
+        if (tid * 4 < ahead_rows * dim_D) {
+          tttc_cp_async_16(&smem[7168 + tid * 4], &view_v[(bh * T + token + count) * dim_D + tid * 4]);
+        }
+      }
       if (aligned_view_q) {
         if (tid * 4 < ahead_rows * dim_D) {
-          tttc_cp_async_16(&smem[13472 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
+          tttc_cp_async_16(&smem[8352 + tid * 4], &view_q[(bh * T + token + count) * dim_D + tid * 4]);
         }
       }
     }
@@ -1077,7 +1038,7 @@ namespace {
 constexpr int kMiniBatch = 16;
 constexpr unsigned kThreads = 256;
 constexpr unsigned kDecodeThreads = 256;
-constexpr size_t kSharedBytes = 75392;
+constexpr size_t kSharedBytes = 75904;
 constexpr size_t kDecodeSharedBytes = 35340;
 constexpr size_t kScratchFloats = 0;  // per (sequence, head)
 
@@ -1162,8 +1123,8 @@ extern "C" int tttc_ttt_linear_forward(const tttc_ttt_linear_args* a, cudaStream
   if (const cudaError_t e = cudaDeviceGetAttribute(&available, cudaDevAttrMaxSharedMemoryPerBlockOptin, device); e != cudaSuccess) {
     return cuda_failed(e, "cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)");
   }
-  if ((size_t)available < 75392) {
-    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)75392);
+  if ((size_t)available < 75904) {
+    return fail(TTTC_ERROR_DEVICE, "device %d offers %d bytes of shared memory per block; this kernel, generated for sm_90, needs %zu", device, available, (size_t)75904);
   }
   if (const cudaError_t e = cudaFuncSetAttribute(tttc_ttt_linear_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSharedBytes); e != cudaSuccess) {
     return cuda_failed(e, "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
