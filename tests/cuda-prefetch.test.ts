@@ -51,6 +51,7 @@ import { normals, rng } from './support/random.ts';
 import { randomRuleSpec } from './support/rule-spec.ts';
 import { cachedPtxBuild, strictFlags } from './support/nvcc.ts';
 import { compileExample, repoRoot } from './support/specs.ts';
+import { expectCopiesApart } from './support/copies.ts';
 
 const ARCHS = ['sm_80', 'sm_90'] as const;
 const DTYPES = ['f32', 'bf16'] as const;
@@ -81,7 +82,9 @@ function compiled(spec: string): Compiled {
  * A plan's soundness: the block keeps its blocks per SM and stays within the limit; each slot,
  * sized in the bytes global memory holds its rows in (half the floats for bf16), is 16-byte
  * aligned, within the block, apart from the others, and its input's own buffer or apart from it
- * (other threads' staging would overwrite a slot partly over it; a bf16 slot is never its own buffer).
+ * (other threads' staging would overwrite a slot partly over it; a bf16 slot is never its own buffer);
+ * and the views' copies for tensor-core operands lie apart from the slots and all else live beside
+ * them (tests/support/copies.ts).
  */
 function expectSoundPlan(plain: ScheduledKernel, k: ScheduledKernel, limits: TargetLimits, label: string): void {
   expect(k.workgroupFloats * 4, label).toBeLessThanOrEqual(limits.workgroupBytes);
@@ -103,6 +106,7 @@ function expectSoundPlan(plain: ScheduledKernel, k: ScheduledKernel, limits: Tar
     expect(a.to, label).toBeLessThanOrEqual(k.workgroupFloats);
     for (const b of slots.slice(i + 1)) expect(a.to <= b.from || b.to <= a.from, label).toBe(true);
   }
+  expectCopiesApart(k, label);
 }
 
 /** The input keys of the slots a plan gives, each with its element bytes. */

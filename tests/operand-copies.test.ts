@@ -1,10 +1,8 @@
 /**
- * Views' bf16 copies for tensor-core operands (TensorCorePlan.copies, placed by
- * compiler/schedule/tensor-core-placement.ts): on every example and rule example's bf16 kernels,
- * forward and training, sm_80 and sm_90, each copy lies in the block's memory, 16-byte aligned,
- * and apart from everything else that holds data while it does: the homes, the buffers a stage of
- * its window touches, the other copies live then, the tensor-core staging of the products in its
- * window, and the slots that rows read ahead land in meanwhile. The end-to-end runs of
+ * Views' bf16 copies for tensor-core operands in the training kernels: on every example and rule
+ * example's bf16 checkpointing and backward kernels, sm_80 and sm_90, each copy lies apart from
+ * everything live beside it (tests/support/copies.ts; tests/cuda-prefetch.test.ts checks the
+ * forward kernels, random rule specs included). The end-to-end runs of
  * tests/cuda-mma-kernels.test.ts and tests/cuda-mma-backward.test.ts check what the copies compute.
  */
 import { readFileSync, readdirSync } from 'node:fs';
@@ -12,13 +10,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileSpec } from '../compiler/pipeline.ts';
 import type { ScheduledKernel } from '../compiler/schedule/kernel.ts';
-import { acrossWarps } from '../compiler/schedule/barriers.ts';
-import { stageReads } from '../compiler/schedule/reads.ts';
-import { homeSpans, overlaps, type Span } from '../compiler/schedule/spans.ts';
-import { copyFloats, productStage, tensorCoreStagingFloats } from '../compiler/schedule/tensor-cores.ts';
-import { size } from '../core/shape.ts';
 import { renderCudaBackward } from '../targets/cuda/backward.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
+import { expectCopiesApart } from './support/copies.ts';
 import { repoRoot } from './support/specs.ts';
 
 const specs = ['examples', 'examples/rules'].flatMap((d) =>
@@ -28,78 +22,30 @@ const specs = ['examples', 'examples/rules'].flatMap((d) =>
     .map((f) => join(d, f)),
 );
 
-/** The spans that must not overlap a copy live from stage `from` to `to`, each with what it is. */
-function neighbours(k: ScheduledKernel, node: number, from: number, to: number): [string, Span][] {
-  const out: [string, Span][] = homeSpans(k).map((s) => ['a home', s]);
-  for (let i = from; i <= to; i++) {
-    const s = k.stages[i];
-    const touched = stageReads(s, k.program, (x) => k.buffers.has(x)).filter((x) => k.buffers.has(x));
-    if (s.kind === 'compute') touched.push(s.node);
-    for (const id of touched) {
-      const p = k.buffers.get(id)!;
-      if (p.space === 'workgroup')
-        out.push([`buffer %${id} at stage ${i}`, { from: p.offset, to: p.offset + size(k.program.nodes[id].shape) }]);
-    }
-  }
-  for (const [id, offset] of k.tensorCores?.products ?? []) {
-    const stage = productStage(k, id);
-    if (from <= stage && stage <= to)
-      out.push([`the staging of %${id}`, { from: offset, to: offset + tensorCoreStagingFloats(k) }]);
-  }
-  for (const [other, c] of k.tensorCores?.copies ?? [])
-    if (other !== node && c.from <= to && from <= c.to)
-      out.push([`the copy of %${other}`, { from: c.offset, to: c.offset + copyFloats(k, other) }]);
-  // A slot holds rows landing for the next chunk from its copies' issue (after the block barrier
-  // `issueAfter`) to the chunk's end, and in the next chunk up to the block barrier after its
-  // input's staging, which reads it.
-  const blockBarriers = k.barriers.flatMap((b, i) => (acrossWarps(b) ? [i] : []));
-  for (const [id, slot] of k.prefetch ?? []) {
-    const stage = k.stages.findIndex((s) => s.kind === 'compute' && s.node === id);
-    const staged = blockBarriers.find((b) => b >= stage) ?? k.stages.length - 1;
-    const landing = from <= staged || (slot.issueAfter !== undefined && to > slot.issueAfter);
-    if (landing)
-      out.push([
-        `the slot of %${id}`,
-        { from: slot.offset, to: slot.offset + (size(k.program.nodes[id].shape) * slot.elementBytes) / 4 },
-      ]);
-  }
-  return out;
-}
+const compiled = (spec: string) => {
+  const r = compileSpec(readFileSync(join(repoRoot, spec), 'utf8'), { file: spec });
+  if (!r.ok) throw new Error(`${spec} does not compile`);
+  return r.compiled;
+};
 
-function expectCopiesApart(k: ScheduledKernel, label: string): void {
-  for (const [node, c] of k.tensorCores?.copies ?? []) {
-    const span = { from: c.offset, to: c.offset + copyFloats(k, node) };
-    expect(c.offset % 4, label).toBe(0);
-    expect(span.to, label).toBeLessThanOrEqual(k.workgroupFloats);
-    expect(k.stages[c.from], label).toMatchObject({ kind: 'compute', node });
-    for (const [what, other] of neighbours(k, node, c.from, c.to))
-      expect(overlaps(span, other), `${label}: the copy of %${node} over ${what}`).toBe(false);
-  }
-}
-
-describe("views' copies lie apart from everything live beside them", () => {
+describe("views' copies in the training kernels lie apart from everything live beside them", () => {
   it.each(specs)('%s', (spec) => {
-    const r = compileSpec(readFileSync(join(repoRoot, spec), 'utf8'), { file: spec });
-    if (!r.ok) throw new Error(`${spec} does not compile`);
-    for (const arch of ['sm_80', 'sm_90'] as const) {
-      const options = { arch, dtype: 'bf16' } as const;
-      expectCopiesApart(renderCuda(r.compiled, options).kernel, `${spec} ${arch} prefill`);
-      const { kernels } = renderCudaBackward(r.compiled, options);
-      for (const [which, k] of Object.entries(kernels)) expectCopiesApart(k, `${spec} ${arch} ${which}`);
-    }
+    const c = compiled(spec);
+    for (const arch of ['sm_80', 'sm_90'] as const)
+      for (const [which, k] of Object.entries(renderCudaBackward(c, { arch, dtype: 'bf16' }).kernels))
+        expectCopiesApart(k, `${spec} ${arch} ${which}`);
   });
+});
 
-  it('TTT-Linear keeps copies of k and q, in the prefill and the training kernels', () => {
-    const r = compileSpec(readFileSync(join(repoRoot, 'examples/ttt_linear.ttt'), 'utf8'), { file: 'ttt_linear.ttt' });
-    if (!r.ok) throw new Error('ttt_linear.ttt does not compile');
-    const options = { arch: 'sm_90', dtype: 'bf16' } as const;
-    const viewsCopied = (k: ScheduledKernel) =>
-      [...(k.tensorCores?.copies?.keys() ?? [])].map((id) => {
-        const op = k.program.nodes[id].op;
-        return op.kind === 'input' ? op.name : `%${id}`;
-      });
-    expect(viewsCopied(renderCuda(r.compiled, options).kernel).sort()).toEqual(['view.k', 'view.q']);
-    for (const k of Object.values(renderCudaBackward(r.compiled, options).kernels))
-      expect(viewsCopied(k).length).toBeGreaterThan(0);
-  });
+it('TTT-Linear keeps copies of k and q, in the prefill and the training kernels', () => {
+  const c = compiled('examples/ttt_linear.ttt');
+  const options = { arch: 'sm_90', dtype: 'bf16' } as const;
+  const viewsCopied = (k: ScheduledKernel) =>
+    [...(k.tensorCores?.copies?.keys() ?? [])].map((id) => {
+      const op = k.program.nodes[id].op;
+      return op.kind === 'input' ? op.name : `%${id}`;
+    });
+  expect(viewsCopied(renderCuda(c, options).kernel).sort()).toEqual(['view.k', 'view.q']);
+  for (const k of Object.values(renderCudaBackward(c, options).kernels))
+    expect(viewsCopied(k).length).toBeGreaterThan(0);
 });
