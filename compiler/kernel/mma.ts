@@ -24,11 +24,10 @@
  */
 import { LITERALS, Index } from './tensor-index.ts';
 import { add, div, mod, mul } from './affine.ts';
-import { type Expr, type Stmt, assign, comment, compare, float, int, name, operands, variable } from './ir.ts';
-import { requestWavefronts } from './banks.ts';
-import { address, LANES, lanes, type Sample } from './lanes.ts';
+import { type Expr, type Stmt, assign, comment, compare, float, int, name, variable } from './ir.ts';
+import { cheapest, firstLanes, readWavefronts, type Staging, stagingWavefronts } from './operand-cost.ts';
 import { groupOf, mmaTile, stagedBytes, WARP_LANES } from '../schedule/tensor-cores.ts';
-import { LANE as lane, LANE_NAME, WARP } from './warp-rows.ts';
+import { LANE as lane, WARP } from './warp-rows.ts';
 import type { TensorCorePlan } from '../schedule/kernel.ts';
 
 export interface TensorCoreProduct {
@@ -72,65 +71,6 @@ const range = (n: number) => [...Array(n).keys()];
 /** `body` when every condition holds (nested ifs: the kernel IR has no conjunction). */
 function guarded(conditions: (Expr | undefined)[], body: Stmt[]): Stmt[] {
   return conditions.reduceRight<Stmt[]>((inner, c) => (c ? [{ kind: 'if', condition: c, body: inner }] : inner), body);
-}
-
-/** One operand's staging: element `e` < `count` is `value` (zero unless `conditions` hold), staged at `at`. */
-interface Staging {
-  count: number;
-  conditions: (Expr | undefined)[];
-  value: Expr;
-  at: Expr;
-}
-
-/** A warp at its first lanes: `e` and `lane` take the lane's number, every other name 0. */
-const firstLanes = (): Sample => ({
-  env: new Map([
-    ['e', lanes((l) => l)],
-    [LANE_NAME, lanes((l) => l)],
-  ]),
-  active: new Uint8Array(LANES).fill(1),
-  weight: 1,
-  known: new Map(),
-});
-
-/** Floats in a 128-byte line, what the L1 cache (the same memory as shared memory) serves in one wavefront. */
-const LINE_FLOATS = 32;
-
-/**
- * Wavefronts the loads in `value` take when every lane of a warp computes it: on-chip memory's by
- * its banks, global memory's one per 128-byte line the lanes touch (an f32 element's, which
- * overcounts bf16 rows).
- */
-function readWavefronts(value: Expr, sample: Sample): number {
-  const seen = new Set<Expr>();
-  const pending = [value];
-  let wavefronts = 0;
-  while (pending.length > 0) {
-    const x = pending.pop()!;
-    if (seen.has(x)) continue;
-    seen.add(x);
-    if (x.kind === 'load') {
-      const index = address(x.index, sample);
-      wavefronts +=
-        x.buffer.kind === 'workgroup'
-          ? requestWavefronts(index, false)
-          : new Set(Array.from(index, (i) => Math.floor(i / LINE_FLOATS))).size;
-    }
-    pending.push(...operands(x));
-  }
-  return wavefronts;
-}
-
-/** Wavefronts of a staging's first step (lanes at e = lane): its operand's reads and its store. */
-const stagingWavefronts = ({ value, at }: Staging, bf16: boolean): number => {
-  const sample = firstLanes();
-  return requestWavefronts(address(at, sample), bf16) + readWavefronts(value, sample);
-};
-
-/** The staging whose first step takes the fewest wavefronts of memory; the first on a tie. */
-function cheapest(options: Staging[], bf16: boolean): Staging {
-  const costs = options.map((o) => stagingWavefronts(o, bf16));
-  return options[costs.indexOf(Math.min(...costs))];
 }
 
 /** One element of an operand fragment read in place: its value, zero unless `conditions` hold. */
