@@ -10,10 +10,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileSpec } from '../compiler/pipeline.ts';
 import type { ScheduledKernel } from '../compiler/schedule/kernel.ts';
+import { scheduleWithTensorCores } from '../compiler/schedule/tensor-core-placement.ts';
+import { archOf } from '../targets/cuda/arch.ts';
 import { renderCudaBackward } from '../targets/cuda/backward.ts';
 import { renderCuda } from '../targets/cuda/render.ts';
 import { expectCopiesApart } from './support/copies.ts';
-import { repoRoot } from './support/specs.ts';
+import { compileExample, repoRoot } from './support/specs.ts';
 
 const specs = ['examples', 'examples/rules'].flatMap((d) =>
   readdirSync(join(repoRoot, d))
@@ -48,4 +50,23 @@ it('TTT-Linear keeps copies of k and q, in the prefill and the training kernels'
   expect(viewsCopied(renderCuda(c, options).kernel).sort()).toEqual(['view.k', 'view.q']);
   for (const k of Object.values(renderCudaBackward(c, options).kernels))
     expect(viewsCopied(k).length).toBeGreaterThan(0);
+});
+
+describe('copies that do not fit leave the products on tensor cores', () => {
+  // Where the copies fit nowhere, the kernel is weighed without them: more room never takes a
+  // kernel's products off tensor cores. (Before, a kernel whose copies did not fit fell back to no
+  // tensor cores at all: TTT-Linear below 20 KB of shared memory on sm_90.)
+  it.each(['ttt_linear.ttt', 'delta_rule.ttt', 'gated_linear.ttt'])('%s, sm_90, 12 to 40 KB a block', (spec) => {
+    const c = compileExample(spec);
+    const limits = archOf('sm_90').limits;
+    const onTensorCores: boolean[] = [];
+    for (let kb = 12; kb <= 40; kb += 2)
+      onTensorCores.push(
+        scheduleWithTensorCores(c.chunk, { ...limits, workgroupBytes: kb * 1024 }).tensorCores !== undefined,
+      );
+    const first = onTensorCores.indexOf(true);
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(first, 'the least room with tensor cores (12 KB + 2 KB steps)').toBeLessThanOrEqual((16 - 12) / 2);
+    expect(onTensorCores.slice(first).every((x) => x)).toBe(true);
+  });
 });

@@ -278,26 +278,25 @@ function withGroup(
     if (!p) return [];
     const staging = (stagingFloats(plain, p.sizing) + p.copied.reduce((t, node) => t + copyFloats(plain, node), 0)) * 4;
     const room = limits.workgroupBytes - staging - 16;
+    // Without copies, a kernel whose staging fits nowhere keeps its products off tensor cores; with
+    // them, it is no option (the kernel without copies is weighed instead).
     const withStaging = (l: TargetLimits) =>
       placed(scheduleFor(l), limits, key, operands, groupTiles, copies) ??
       (room > 0
         ? placed(scheduleFor({ ...l, workgroupBytes: room }), limits, key, operands, groupTiles, copies)
         : undefined) ??
-      scheduleFor(l);
-    return m
-      ? [
-          withStaging(limits),
-          withStaging({ ...limits, multiprocessor: { ...m, reservedBytes: m.reservedBytes + staging } }),
-        ]
-      : [withStaging(limits)];
+      (copies ? undefined : scheduleFor(l));
+    const reserved = m && { ...limits, multiprocessor: { ...m, reservedBytes: m.reservedBytes + staging } };
+    return [withStaging(limits), ...(reserved ? [withStaging(reserved)] : [])].filter((k) => k !== undefined);
   };
   const p = plan(plain, operands, groupTiles);
   if (!p) return plain;
-  if (p.copied.length === 0) return best(scheduled(false));
-  const copying = best(scheduled(true));
+  const copying = p.copied.length > 0 ? scheduled(true) : [];
+  if (copying.length === 0) return best(scheduled(false));
+  const kept = best(copying);
   // Without copies a kernel holds no more blocks and no less scratch than with no staging at all.
   const asPlain =
-    residentWorkgroups(limits, copying.workgroupFloats * 4) >= residentWorkgroups(limits, plain.workgroupFloats * 4) &&
-    globalFloats(copying) <= globalFloats(plain);
-  return asPlain ? copying : best([copying, ...scheduled(false)]);
+    residentWorkgroups(limits, kept.workgroupFloats * 4) >= residentWorkgroups(limits, plain.workgroupFloats * 4) &&
+    globalFloats(kept) <= globalFloats(plain);
+  return asPlain ? kept : best([kept, ...scheduled(false)]);
 }
